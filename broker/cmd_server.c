@@ -1,0 +1,486 @@
+/*
+ * cmd_server.c - connection and server commands (see cmd_server.h).
+ *
+ * These run on the connection's I/O thread. CLIENT LIST asks every I/O
+ * thread for its own connections; INFO asks every shard for its queues.
+ */
+#include "cmd_server.h"
+
+#include "clock.h"
+#include "commands.h"
+#include "config.h"
+#include "conn.h"
+#include "io.h"
+#include "log.h"
+#include "msg.h"
+#include "server.h"
+
+#include <ctype.h>
+#include <event2/bufferevent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define SPOOL_VERSION "0.1.0"
+#define REDIS_COMPAT_VERSION "7.0.0"
+
+static bool arg_is(const struct msg *m, int i, const char *s)
+{
+    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
+}
+
+/* ---------------------------------------------------------- basics */
+
+void io_ping(struct conn *c, struct msg *m)
+{
+    if (m->req.argc > 2) {
+        conn_reply_error(c, m, "ERR wrong number of arguments for 'ping' command");
+        return;
+    }
+    if (m->req.argc == 2)
+        resp_add_bulk(&m->out, m->req.argv[1], m->req.len[1]);
+    else
+        resp_add_simple(&m->out, "PONG");
+    conn_reply(c, m);
+}
+
+void io_echo(struct conn *c, struct msg *m)
+{
+    resp_add_bulk(&m->out, m->req.argv[1], m->req.len[1]);
+    conn_reply(c, m);
+}
+
+void io_select(struct conn *c, struct msg *m)
+{
+    if (arg_is(m, 1, "0"))
+        conn_reply_ok(c, m);
+    else
+        conn_reply_error(c, m, "ERR DB index is out of range (spool has one database, 0)");
+}
+
+void io_quit(struct conn *c, struct msg *m)
+{
+    conn_reply_ok(c, m);
+    conn_close_after_reply(c);
+}
+
+void io_time(struct conn *c, struct msg *m)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%ld", (long)tv.tv_sec);
+    snprintf(b, sizeof b, "%ld", (long)tv.tv_usec);
+    resp_add_array(&m->out, 2);
+    resp_add_cstr(&m->out, a);
+    resp_add_cstr(&m->out, b);
+    conn_reply(c, m);
+}
+
+/* ------------------------------------------------------------- auth */
+
+static bool password_ok(const struct conn *c, const char *p, size_t n)
+{
+    const char *want = c->io->srv->cfg.requirepass;
+    size_t wn = strlen(want);
+    unsigned char diff = (unsigned char)(wn != n);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(p[i] ^ want[i % (wn ? wn : 1)]);
+    return diff == 0;
+}
+
+/* Returns NULL when user/pass are right, else the error to send. */
+static const char *check_auth(struct conn *c, const struct msg *m, int user_i, int pass_i)
+{
+    if (!c->io->srv->cfg.requirepass[0])
+        return "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+    if (user_i >= 0 && !arg_is(m, user_i, "default"))
+        return "WRONGPASS invalid username-password pair or user is disabled.";
+    if (!password_ok(c, m->req.argv[pass_i], m->req.len[pass_i]))
+        return "WRONGPASS invalid username-password pair or user is disabled.";
+    c->authed = true;
+    conn_apply_limits(c);
+    return NULL;
+}
+
+void io_auth(struct conn *c, struct msg *m)
+{
+    if (m->req.argc > 3) {
+        conn_reply_error(c, m, "ERR syntax error");
+        return;
+    }
+    const char *err = m->req.argc == 3 ? check_auth(c, m, 1, 2) : check_auth(c, m, -1, 1);
+    if (err) {
+        if (c->io->srv->cfg.requirepass[0])
+            log_info("client id=%llu addr=%s: AUTH failed", (unsigned long long)c->id, c->addr);
+        conn_reply_error(c, m, "%s", err);
+    } else {
+        conn_reply_ok(c, m);
+    }
+}
+
+static void add_kv_str(resp_buf *b, const char *k, const char *v)
+{
+    resp_add_cstr(b, k);
+    resp_add_cstr(b, v);
+}
+
+static void add_kv_int(resp_buf *b, const char *k, long long v)
+{
+    resp_add_cstr(b, k);
+    resp_add_int(b, v);
+}
+
+static bool valid_client_name(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '!' || s[i] > '~')
+            return false;
+    return true;
+}
+
+static int set_name(struct conn *c, const char *s, size_t n)
+{
+    if (!valid_client_name(s, n))
+        return -1;
+    free(c->name);
+    c->name = NULL;
+    if (n) {
+        c->name = strndup(s, n);
+        if (!c->name)
+            abort();
+    }
+    return 0;
+}
+
+void io_hello(struct conn *c, struct msg *m)
+{
+    int proto = c->proto;
+    int i = 1;
+    if (m->req.argc > 1) {
+        if (m->req.len[1] != 1 || (m->req.argv[1][0] != '2' && m->req.argv[1][0] != '3')) {
+            conn_reply_error(c, m, "NOPROTO unsupported protocol version");
+            return;
+        }
+        proto = m->req.argv[1][0] - '0';
+        i = 2;
+    }
+    const char *setname = NULL;
+    size_t setname_len = 0;
+    for (; i < m->req.argc; i++) {
+        if (arg_is(m, i, "AUTH") && i + 2 < m->req.argc) {
+            const char *err = check_auth(c, m, i + 1, i + 2);
+            if (err) {
+                conn_reply_error(c, m, "%s", err);
+                return;
+            }
+            i += 2;
+        } else if (arg_is(m, i, "SETNAME") && i + 1 < m->req.argc) {
+            setname = m->req.argv[i + 1];
+            setname_len = m->req.len[i + 1];
+            i++;
+        } else {
+            conn_reply_error(c, m, "ERR Syntax error in HELLO option '%.64s'", m->req.argv[i]);
+            return;
+        }
+    }
+    if (c->io->srv->cfg.requirepass[0] && !c->authed) {
+        conn_reply_error(c, m, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return;
+    }
+    if (setname && set_name(c, setname, setname_len) < 0) {
+        conn_reply_error(c, m, "ERR Client names cannot contain spaces, newlines or special characters.");
+        return;
+    }
+    c->proto = (uint8_t)proto;
+    resp_buf *b = &m->out;
+    resp_add_map(b, proto, 8);
+    add_kv_str(b, "server", "spool");
+    add_kv_str(b, "version", REDIS_COMPAT_VERSION);
+    add_kv_str(b, "spool_version", SPOOL_VERSION);
+    add_kv_int(b, "proto", proto);
+    add_kv_int(b, "id", (long long)c->id);
+    add_kv_str(b, "mode", "standalone");
+    add_kv_str(b, "role", "master");
+    resp_add_cstr(b, "modules");
+    resp_add_array(b, 0);
+    conn_reply(c, m);
+}
+
+/* ----------------------------------------------------------- CLIENT */
+
+static void client_line(resp_buf *b, const struct conn *c, int64_t now)
+{
+    resp_buf_printf(b, "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=0 sub=0 psub=0 multi=-1 cmd=%s user=default lib-name=%s lib-ver=%s resp=%d\n",
+                    (unsigned long long)c->id, c->addr, c->laddr,
+                    c->bev ? (int)bufferevent_getfd(c->bev) : -1, c->name ? c->name : "",
+                    (long long)((now - c->created_ms) / 1000), (long long)((now - c->last_ms) / 1000),
+                    c->blocked ? "b" : "N", c->lastcmd, c->lib_name, c->lib_ver, c->proto);
+}
+
+void peer_client_list(struct io_thread *io, struct msg *m)
+{
+    int64_t now = clock_mono_ms();
+    for (struct conn *c = io->conns; c; c = c->next)
+        client_line(&m->out, c, now);
+}
+
+static void finish_client_list(struct conn *c, struct slot *sl)
+{
+    resp_buf all;
+    resp_buf_init(&all);
+    for (int i = 0; i < sl->nparts; i++)
+        resp_buf_append(&all, sl->parts[i].data, sl->parts[i].len);
+    resp_add_verbatim(&sl->out, c->proto, "txt", all.data, all.len);
+    resp_buf_free(&all);
+}
+
+void io_client(struct conn *c, struct msg *m)
+{
+    if (arg_is(m, 1, "ID") && m->req.argc == 2) {
+        resp_add_int(&m->out, (long long)c->id);
+        conn_reply(c, m);
+    } else if (arg_is(m, 1, "SETNAME") && m->req.argc == 3) {
+        if (set_name(c, m->req.argv[2], m->req.len[2]) < 0)
+            conn_reply_error(c, m, "ERR Client names cannot contain spaces, newlines or special characters.");
+        else
+            conn_reply_ok(c, m);
+    } else if (arg_is(m, 1, "GETNAME") && m->req.argc == 2) {
+        if (c->name)
+            resp_add_cstr(&m->out, c->name);
+        else
+            resp_add_null(&m->out, c->proto);
+        conn_reply(c, m);
+    } else if (arg_is(m, 1, "SETINFO") && m->req.argc == 4) {
+        char *dst = arg_is(m, 2, "LIB-NAME") ? c->lib_name : arg_is(m, 2, "LIB-VER") ? c->lib_ver : NULL;
+        if (!dst) {
+            conn_reply_error(c, m, "ERR Unrecognized option '%.64s'", m->req.argv[2]);
+        } else if (!valid_client_name(m->req.argv[3], m->req.len[3])) {
+            conn_reply_error(c, m, "ERR %s cannot contain spaces, newlines or special characters.", m->req.argv[2]);
+        } else {
+            snprintf(dst, 32, "%.*s", (int)m->req.len[3], m->req.argv[3]);
+            conn_reply_ok(c, m);
+        }
+    } else if (arg_is(m, 1, "LIST") && m->req.argc == 2) {
+        conn_gather(c, m, false, finish_client_list);
+    } else if (arg_is(m, 1, "INFO") && m->req.argc == 2) {
+        resp_buf line;
+        resp_buf_init(&line);
+        client_line(&line, c, clock_mono_ms());
+        resp_add_verbatim(&m->out, c->proto, "txt", line.data, line.len);
+        resp_buf_free(&line);
+        conn_reply(c, m);
+    } else if ((arg_is(m, 1, "NO-EVICT") || arg_is(m, 1, "NO-TOUCH")) && m->req.argc == 3) {
+        conn_reply_ok(c, m);
+    } else {
+        conn_reply_error(c, m, "ERR unknown subcommand or wrong number of arguments for '%.64s'. Try CLIENT HELP.",
+                         m->req.argv[1]);
+    }
+}
+
+/* ------------------------------------------------------------- INFO */
+
+static long rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static bool want_section(const struct msg *m, const char *name, bool in_default)
+{
+    if (m->req.argc < 2)
+        return in_default;
+    for (int i = 1; i < m->req.argc; i++) {
+        if (arg_is(m, i, name) || arg_is(m, i, "all") || arg_is(m, i, "everything"))
+            return true;
+        if (arg_is(m, i, "default") && in_default)
+            return true;
+    }
+    return false;
+}
+
+static void finish_info(struct conn *c, struct slot *sl)
+{
+    struct server *srv = c->io->srv;
+    const struct msg *m = sl->req;
+    resp_buf t;
+    resp_buf_init(&t);
+    int64_t up = (clock_mono_ms() - srv->started_mono) / 1000;
+    if (want_section(m, "server", true))
+        resp_buf_printf(&t, "# Server\r\nredis_version:%s\r\nspool_version:%s\r\nredis_mode:standalone\r\n"
+                        "os:Linux\r\narch_bits:%d\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\nrun_id:%s\r\n"
+                        "tcp_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nio_threads:%d\r\n"
+                        "shards:%d\r\nconfig_file:%s\r\n\r\n",
+                        REDIS_COMPAT_VERSION, SPOOL_VERSION, (int)(sizeof(void *) * 8), (int)getpid(),
+                        srv->run_id, srv->port, (long long)up, (long long)(up / 86400), srv->nio,
+                        srv->nshards, srv->cfg.config_file);
+    if (want_section(m, "clients", true))
+        resp_buf_printf(&t, "# Clients\r\nconnected_clients:%ld\r\nblocked_clients:%ld\r\nmaxclients:%d\r\n\r\n",
+                        atomic_load(&srv->connected_clients), atomic_load(&srv->blocked_clients),
+                        srv->cfg.maxclients);
+    if (want_section(m, "memory", true)) {
+        long rss = rss_bytes();
+        resp_buf_printf(&t, "# Memory\r\nused_memory:%ld\r\nused_memory_rss:%ld\r\nmaxmemory:0\r\n\r\n", rss, rss);
+    }
+    if (want_section(m, "persistence", true))
+        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\n\r\n", config_fsync_name(srv->cfg.fsync));
+    if (want_section(m, "stats", true))
+        resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
+                        "rejected_connections:%llu\r\n\r\n",
+                        (unsigned long long)atomic_load(&srv->total_connections),
+                        (unsigned long long)atomic_load(&srv->total_commands),
+                        (unsigned long long)atomic_load(&srv->rejected_connections));
+    if (want_section(m, "replication", true))
+        resp_buf_printf(&t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    if (want_section(m, "keyspace", true)) {
+        resp_buf_printf(&t, "# Keyspace\r\n\r\n");
+    }
+    if (want_section(m, "queues", true)) {
+        resp_buf_printf(&t, "# Queues\r\njobs_ready:%lld\r\n", sl->num);
+        for (int i = 0; i < sl->nparts; i++)
+            resp_buf_append(&t, sl->parts[i].data, sl->parts[i].len);
+    }
+    resp_add_verbatim(&sl->out, c->proto, "txt", t.data, t.len);
+    resp_buf_free(&t);
+}
+
+void io_info(struct conn *c, struct msg *m)
+{
+    conn_gather(c, m, true, finish_info);
+}
+
+/* ---------------------------------------------------------- COMMAND */
+
+static void add_flag_names(resp_buf *b, int proto, int flags)
+{
+    const char *names[8];
+    size_t n = 0;
+    names[n++] = (flags & CMD_WRITE) ? "write" : (flags & CMD_READONLY) ? "readonly" : "fast";
+    if (flags & CMD_BLOCKING)
+        names[n++] = "blocking";
+    if (flags & CMD_NOAUTH)
+        names[n++] = "no_auth";
+    resp_add_set(b, proto, n);
+    for (size_t i = 0; i < n; i++)
+        resp_add_simple(b, names[i]);
+}
+
+static void add_command_info(resp_buf *b, int proto, const struct command *k)
+{
+    resp_add_array(b, 10);
+    resp_add_cstr(b, k->name);
+    resp_add_int(b, k->arity);
+    add_flag_names(b, proto, k->flags);
+    resp_add_int(b, k->first_key);
+    resp_add_int(b, k->last_key);
+    resp_add_int(b, k->key_step);
+    resp_add_set(b, proto, 0);
+    resp_add_set(b, proto, 0);
+    resp_add_array(b, 0);
+    resp_add_array(b, 0);
+}
+
+static void add_command_doc(resp_buf *b, int proto, const struct command *k)
+{
+    resp_add_cstr(b, k->name);
+    resp_add_map(b, proto, 3);
+    add_kv_str(b, "summary", k->summary ? k->summary : "");
+    add_kv_str(b, "since", "0.1.0");
+    add_kv_str(b, "group", (k->flags & (CMD_WRITE | CMD_READONLY | CMD_BLOCKING)) ? "list" : "connection");
+}
+
+void io_command(struct conn *c, struct msg *m)
+{
+    size_t n = commands_count();
+    if (m->req.argc == 1) {
+        resp_add_array(&m->out, n);
+        for (size_t i = 0; i < n; i++)
+            add_command_info(&m->out, c->proto, commands_at(i));
+    } else if (arg_is(m, 1, "COUNT") && m->req.argc == 2) {
+        resp_add_int(&m->out, (long long)n);
+    } else if (arg_is(m, 1, "INFO") || arg_is(m, 1, "DOCS")) {
+        bool docs = arg_is(m, 1, "DOCS");
+        size_t want = m->req.argc > 2 ? (size_t)(m->req.argc - 2) : n;
+        if (docs) {
+            size_t found = 0;
+            for (size_t i = 0; i < want; i++)
+                found += (m->req.argc > 2 ? commands_find(m->req.argv[i + 2], m->req.len[i + 2]) : commands_at(i)) != NULL;
+            resp_add_map(&m->out, c->proto, found);
+        } else {
+            resp_add_array(&m->out, want);
+        }
+        for (size_t i = 0; i < want; i++) {
+            const struct command *k = m->req.argc > 2 ? commands_find(m->req.argv[i + 2], m->req.len[i + 2])
+                                                      : commands_at(i);
+            if (docs && k)
+                add_command_doc(&m->out, c->proto, k);
+            else if (!docs && k)
+                add_command_info(&m->out, c->proto, k);
+            else if (!docs)
+                resp_add_null(&m->out, c->proto);
+        }
+    } else {
+        conn_reply_error(c, m, "ERR unknown subcommand '%.64s'. Try COMMAND HELP.", m->req.argv[1]);
+        return;
+    }
+    conn_reply(c, m);
+}
+
+/* ----------------------------------------------------------- CONFIG */
+
+struct cfg_collect {
+    resp_buf items;
+    size_t n;
+};
+
+static void collect(void *arg, const char *name, const char *value)
+{
+    struct cfg_collect *cc = arg;
+    resp_add_cstr(&cc->items, name);
+    resp_add_cstr(&cc->items, value);
+    cc->n++;
+}
+
+/* Settings Redis tools ask for, answered with what spool does. */
+static const char *const compat[][2] = {
+    { "save", "" }, { "appendonly", "no" }, { "maxmemory", "0" }, { "databases", "1" },
+};
+
+void io_config(struct conn *c, struct msg *m)
+{
+    if (!arg_is(m, 1, "GET")) {
+        if (arg_is(m, 1, "RESETSTAT") && m->req.argc == 2) {
+            conn_reply_ok(c, m);
+            return;
+        }
+        conn_reply_error(c, m, "ERR CONFIG %.32s is not supported: spool reads its settings at start-up (spoold --help lists them); queue settings change with QUEUE.CONFIG",
+                         m->req.argv[1]);
+        return;
+    }
+    if (m->req.argc < 3) {
+        conn_reply_error(c, m, "ERR wrong number of arguments for 'config|get' command");
+        return;
+    }
+    struct cfg_collect cc;
+    resp_buf_init(&cc.items);
+    cc.n = 0;
+    for (int i = 2; i < m->req.argc; i++) {
+        config_each(&c->io->srv->cfg, m->req.argv[i], collect, &cc);
+        for (size_t k = 0; k < sizeof compat / sizeof compat[0]; k++)
+            if (strcasecmp(m->req.argv[i], compat[k][0]) == 0)
+                collect(&cc, compat[k][0], compat[k][1]);
+    }
+    resp_add_map(&m->out, c->proto, cc.n);
+    resp_buf_append(&m->out, cc.items.data, cc.items.len);
+    resp_buf_free(&cc.items);
+    conn_reply(c, m);
+}

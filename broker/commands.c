@@ -1,0 +1,96 @@
+/*
+ * commands.c - the command table and its lookup (see commands.h).
+ *
+ * The table is sorted by name at start-up so lookups are a binary search.
+ */
+#include "commands.h"
+
+#include "cmd_list.h"
+#include "cmd_server.h"
+#include "shard.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define W CMD_WRITE
+#define R CMD_READONLY
+
+static struct command table[] = {
+    /* connection and server (I/O thread) */
+    { "ping", -1, CMD_FAST, 0, 0, 0, io_ping, NULL, NULL, "Answers PONG, or echoes its argument." },
+    { "echo", 2, CMD_FAST, 0, 0, 0, io_echo, NULL, NULL, "Returns its argument." },
+    { "hello", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, io_hello, NULL, NULL, "Chooses RESP2 or RESP3, optionally authenticates and names the connection." },
+    { "auth", -2, CMD_NOAUTH | CMD_FAST, 0, 0, 0, io_auth, NULL, NULL, "Authenticates the connection with the requirepass password." },
+    { "select", 2, CMD_FAST, 0, 0, 0, io_select, NULL, NULL, "Selects database 0 (the only one)." },
+    { "quit", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, io_quit, NULL, NULL, "Closes the connection after replying OK." },
+    { "client", -2, CMD_FAST, 0, 0, 0, io_client, NULL, peer_client_list, "CLIENT ID|SETNAME|GETNAME|LIST|INFO|SETINFO." },
+    { "info", -1, 0, 0, 0, 0, io_info, sh_info, NULL, "Server, client, memory and queue information in Redis INFO format." },
+    { "command", -1, 0, 0, 0, 0, io_command, NULL, NULL, "Describes the commands (COMMAND, COMMAND COUNT|INFO|DOCS)." },
+    { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
+    { "time", 1, CMD_FAST, 0, 0, 0, io_time, NULL, NULL, "The server time: seconds and microseconds." },
+    { "dbsize", 1, R, 0, 0, 0, io_dbsize, sh_dbsize, NULL, "The number of queues that have ready jobs." },
+    /* lists */
+    { "lpush", -3, W | CMD_LEFT, 1, 1, 1, io_push, sh_push, NULL, "Pushes jobs at the head of a queue; replies with its length." },
+    { "rpush", -3, W, 1, 1, 1, io_push, sh_push, NULL, "Pushes jobs at the tail of a queue; replies with its length." },
+    { "lpop", -2, W | CMD_LEFT, 1, 1, 1, io_pop, sh_pop, NULL, "Takes jobs from the head of a queue (at-most-once)." },
+    { "rpop", -2, W, 1, 1, 1, io_pop, sh_pop, NULL, "Takes jobs from the tail of a queue (at-most-once)." },
+    { "blpop", -3, W | CMD_LEFT | CMD_BLOCKING, 1, -2, 1, io_bpop, shard_bpop, NULL, "Takes a job from the head of the first non-empty queue, waiting up to timeout seconds." },
+    { "brpop", -3, W | CMD_BLOCKING, 1, -2, 1, io_bpop, shard_bpop, NULL, "Takes a job from the tail of the first non-empty queue, waiting up to timeout seconds." },
+    { "llen", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_llen, NULL, "The number of ready jobs in a queue." },
+    { "lrange", 4, R, 1, 1, 1, io_lrange, sh_lrange, NULL, "Peeks at ready jobs by index, without taking them." },
+    { "del", -2, W, 1, -1, 1, io_keys_sum, sh_del, NULL, "Purges the ready jobs of queues; replies with how many queues had any." },
+    { "exists", -2, R | CMD_FAST, 1, -1, 1, io_keys_sum, sh_exists, NULL, "Counts the given queues that have ready jobs." },
+    { "type", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_type, NULL, "list for a queue with ready jobs, none otherwise." },
+};
+
+#define NCMDS (sizeof table / sizeof table[0])
+
+static pthread_once_t sorted_once = PTHREAD_ONCE_INIT;
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct command *)a)->name, ((const struct command *)b)->name);
+}
+
+static void sort_table(void)
+{
+    qsort(table, NCMDS, sizeof table[0], by_name);
+}
+
+const struct command *commands_find(const char *name, size_t len)
+{
+    pthread_once(&sorted_once, sort_table);
+    char key[32];
+    if (len == 0 || len >= sizeof key)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        key[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    key[len] = '\0';
+    size_t lo = 0, hi = NCMDS;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(key, table[mid].name);
+        if (c == 0)
+            return &table[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+size_t commands_count(void)
+{
+    return NCMDS;
+}
+
+const struct command *commands_at(size_t i)
+{
+    pthread_once(&sorted_once, sort_table);
+    return i < NCMDS ? &table[i] : NULL;
+}

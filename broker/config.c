@@ -1,0 +1,297 @@
+/*
+ * config.c - the settings table and its parsers (see config.h).
+ */
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define SPOOL_VERSION_STRING "0.1.0"
+
+enum opt_type { OPT_INT, OPT_SIZE, OPT_STR, OPT_ENUM };
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t offset;
+    const char *defval;
+    int64_t min, max;              /* OPT_INT / OPT_SIZE */
+    const char *const *choices;    /* OPT_ENUM, NULL-terminated */
+    const char *help;
+};
+
+static const char *const fsync_choices[] = { "always", "batch", "off", NULL };
+static const char *const payload_choices[] = { "json", "raw", NULL };
+static const char *const level_choices[] = { "debug", "info", "warn", "error", NULL };
+
+#define OFF(f) offsetof(struct config, f)
+static const struct opt opts[] = {
+    { "port", OPT_INT, OFF(port), "7379", 0, 65535, NULL, "TCP port for RESP clients (0 = any free port)" },
+    { "bind", OPT_STR, OFF(bind), "127.0.0.1", 0, 0, NULL, "address to listen on" },
+    { "data-dir", OPT_STR, OFF(data_dir), "./spool-data", 0, 0, NULL, "directory for the shard journals" },
+    { "shards", OPT_INT, OFF(shards), "0", 0, 256, NULL, "shard threads (0 = one per core)" },
+    { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads (0 = one per core, at most 8)" },
+    { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
+    { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },
+    { "http-port", OPT_INT, OFF(http_port), "7380", 0, 65535, NULL, "HTTP admin port" },
+    { "payload", OPT_ENUM, OFF(payload), "json", 0, 0, payload_choices, "payload check: json|raw" },
+    { "max-payload", OPT_SIZE, OFF(max_payload), "1mb", 1, 512LL << 20, NULL, "largest job payload in bytes" },
+    { "proto-max-bulk-len", OPT_SIZE, OFF(proto_max_bulk_len), "512mb", 1024, 1LL << 32, NULL, "largest RESP bulk string" },
+    { "maxclients", OPT_INT, OFF(maxclients), "10000", 1, 1000000, NULL, "most client connections at once" },
+    { "client-output-limit", OPT_SIZE, OFF(client_output_limit), "64mb", 65536, 1LL << 40, NULL, "output buffer at which a client that does not read is disconnected" },
+    { "loglevel", OPT_ENUM, OFF(loglevel), "info", 0, 0, level_choices, "debug|info|warn|error" },
+    { "logfile", OPT_STR, OFF(logfile), "", 0, 0, NULL, "log file (empty = stderr)" },
+    { "port-file", OPT_STR, OFF(port_file), "", 0, 0, NULL, "write the bound port to this file once listening" },
+    { "config", OPT_STR, OFF(config_file), "", 0, 0, NULL, "config file of `name value` lines" },
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+const char *config_fsync_name(int mode)
+{
+    return fsync_choices[mode];
+}
+
+static const struct opt *find_opt(const char *name)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcasecmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/* "512mb", "1k", "100" -> bytes. */
+static int parse_size(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return -EINVAL;
+    int64_t mul = 1;
+    if (*end) {
+        if (!strcasecmp(end, "k") || !strcasecmp(end, "kb"))
+            mul = 1024;
+        else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb"))
+            mul = 1024 * 1024;
+        else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb"))
+            mul = 1024LL * 1024 * 1024;
+        else
+            return -EINVAL;
+    }
+    if (v > INT64_MAX / mul)
+        return -ERANGE;
+    *out = v * mul;
+    return 0;
+}
+
+static int set_opt(struct config *cfg, const struct opt *o, const char *val, FILE *err,
+                   const char *where)
+{
+    char *field = (char *)cfg + o->offset;
+    switch (o->type) {
+    case OPT_STR:
+        free(*(char **)field);
+        *(char **)field = strdup(val);
+        return 0;
+    case OPT_INT:
+    case OPT_SIZE: {
+        int64_t v;
+        int rc;
+        if (o->type == OPT_SIZE) {
+            rc = parse_size(val, &v);
+        } else {
+            char *end;
+            errno = 0;
+            long long l = strtoll(val, &end, 10);
+            rc = (errno || end == val || *end) ? -EINVAL : 0;
+            v = l;
+        }
+        if (rc < 0 || v < o->min || v > o->max) {
+            fprintf(err, "spoold: %s: bad value '%s' for %s: expected %s from %lld to %lld\n",
+                    where, val, o->name, o->type == OPT_SIZE ? "a size (e.g. 1mb)" : "a whole number",
+                    (long long)o->min, (long long)o->max);
+            return -1;
+        }
+        if (o->type == OPT_SIZE)
+            *(int64_t *)field = v;
+        else
+            *(int *)field = (int)v;
+        return 0;
+    }
+    case OPT_ENUM:
+        for (int i = 0; o->choices[i]; i++) {
+            if (strcasecmp(o->choices[i], val) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        }
+        fprintf(err, "spoold: %s: bad value '%s' for %s: expected one of", where, val, o->name);
+        for (int i = 0; o->choices[i]; i++)
+            fprintf(err, " %s", o->choices[i]);
+        fprintf(err, "\n");
+        return -1;
+    }
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+static int load_file(struct config *cfg, const char *path, const bool *given, FILE *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(err, "spoold: cannot open config file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *sp = s + strcspn(s, " \t");
+        char *val = "";
+        if (*sp) {
+            *sp = '\0';
+            val = trim(sp + 1);
+        }
+        size_t vn = strlen(val);
+        if (vn >= 2 && ((val[0] == '"' && val[vn - 1] == '"') || (val[0] == '\'' && val[vn - 1] == '\''))) {
+            val[vn - 1] = '\0';
+            val++;
+        }
+        char where[512];
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        const struct opt *o = find_opt(s);
+        if (!o || o->offset == OFF(config_file)) {
+            fprintf(err, "spoold: %s: unknown setting '%s' (see spoold --help)\n", where, s);
+            rc = -1;
+        } else if (!given[o - opts]) {
+            rc = set_opt(cfg, o, val, err, where);
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: spoold [--name value ...]\n\nSettings (also accepted as `name value` lines in --config FILE):\n");
+    for (size_t i = 0; i < NOPTS; i++)
+        fprintf(out, "  --%-20s %s (default: %s)\n", opts[i].name, opts[i].help,
+                opts[i].defval[0] ? opts[i].defval : "none");
+    fprintf(out, "  --help / --version\n");
+}
+
+int config_load(struct config *cfg, int argc, char **argv, FILE *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    bool given[NOPTS] = { false };
+    for (size_t i = 0; i < NOPTS; i++)
+        if (set_opt(cfg, &opts[i], opts[i].defval, err, "default") < 0)
+            return -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--version") || !strcmp(a, "-v")) {
+            printf("spoold %s\n", SPOOL_VERSION_STRING);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(err, "spoold: unexpected argument '%s' (settings are --name value; see spoold --help)\n", a);
+            return -1;
+        }
+        char name[64];
+        const char *val;
+        const char *eq = strchr(a, '=');
+        if (eq) {
+            snprintf(name, sizeof name, "%.*s", (int)(eq - a - 2), a + 2);
+            val = eq + 1;
+        } else {
+            snprintf(name, sizeof name, "%s", a + 2);
+            if (i + 1 >= argc) {
+                fprintf(err, "spoold: --%s needs a value (see spoold --help)\n", name);
+                return -1;
+            }
+            val = argv[++i];
+        }
+        const struct opt *o = find_opt(name);
+        if (!o) {
+            fprintf(err, "spoold: unknown option --%s (see spoold --help)\n", name);
+            return -1;
+        }
+        if (set_opt(cfg, o, val, err, "command line") < 0)
+            return -1;
+        given[o - opts] = true;
+    }
+    if (cfg->config_file[0] && load_file(cfg, cfg->config_file, given, err) < 0)
+        return -1;
+    if (cfg->shards == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->shards = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
+    }
+    if (cfg->io_threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->io_threads = n > 0 ? (int)(n > 8 ? 8 : n) : 1;
+    }
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].type == OPT_STR) {
+            free(*(char **)((char *)cfg + opts[i].offset));
+            *(char **)((char *)cfg + opts[i].offset) = NULL;
+        }
+}
+
+void config_each(const struct config *cfg, const char *pattern,
+                 void (*fn)(void *arg, const char *name, const char *value), void *arg)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+        if (fnmatch(pattern, o->name, FNM_CASEFOLD) != 0)
+            continue;
+        const char *field = (const char *)cfg + o->offset;
+        char buf[64];
+        const char *v = buf;
+        switch (o->type) {
+        case OPT_STR:
+            v = *(char *const *)field;
+            if (o->offset == OFF(requirepass) && v[0])
+                v = "(set)";
+            break;
+        case OPT_INT:
+            snprintf(buf, sizeof buf, "%d", *(const int *)field);
+            break;
+        case OPT_SIZE:
+            snprintf(buf, sizeof buf, "%lld", (long long)*(const int64_t *)field);
+            break;
+        case OPT_ENUM:
+            v = o->choices[*(const int *)field];
+            break;
+        }
+        fn(arg, o->name, v);
+    }
+}

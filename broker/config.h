@@ -1,0 +1,57 @@
+/*
+ * config.h - spoold's settings, from command-line flags and an optional
+ * config file.
+ *
+ * Flags are `--name value`; the config file takes the same names, one
+ * `name value` per line (`#` starts a comment). Flags given on the command
+ * line win over the file. The table in config.c is the single list of
+ * settings: parsing, `CONFIG GET` and `--help` all read it.
+ *
+ * Parsed once on the main thread before any other thread starts; read-only
+ * afterwards, so every thread may read it without locks.
+ */
+#ifndef SPOOL_CONFIG_H
+#define SPOOL_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum fsync_mode { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_OFF };
+enum payload_mode { PAYLOAD_JSON, PAYLOAD_RAW };
+
+struct config {
+    int port;
+    char *bind;
+    char *data_dir;
+    int shards;           /* 0 in the table means "number of cores" */
+    int io_threads;       /* 0 means "auto" */
+    int fsync;            /* enum fsync_mode */
+    char *requirepass;
+    int http_port;
+    int payload;          /* enum payload_mode */
+    int64_t max_payload;
+    int64_t proto_max_bulk_len;
+    int maxclients;
+    int64_t client_output_limit;
+    int loglevel;         /* enum log_level */
+    char *logfile;
+    char *port_file;
+    char *config_file;
+};
+
+/* Fills cfg from argv (and the file named by --config). On a bad value or
+ * an unknown name, prints a message that names the setting and what it
+ * accepts to err and returns -1. Returns 1 when --help/--version was
+ * printed (the caller exits 0), 0 otherwise. */
+int config_load(struct config *cfg, int argc, char **argv, FILE *err);
+void config_free(struct config *cfg);
+
+/* Calls fn for each setting whose name matches the glob pattern (Redis
+ * CONFIG GET semantics), with the value rendered as text. */
+void config_each(const struct config *cfg, const char *pattern,
+                 void (*fn)(void *arg, const char *name, const char *value), void *arg);
+
+const char *config_fsync_name(int mode);
+
+#endif

@@ -1,0 +1,657 @@
+/*
+ * conn.c - client connections: parsing, dispatch, reply ordering, blocking
+ * pops on the I/O side, and closing (see conn.h).
+ */
+#include "conn.h"
+
+#include "claim.h"
+#include "clock.h"
+#include "commands.h"
+#include "hash.h"
+#include "io.h"
+#include "log.h"
+#include "msg.h"
+#include "server.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define PIPELINE_MAX 1024            /* requests in flight per connection */
+#define OUT_PAUSE (1024 * 1024)      /* stop parsing above this much unsent output */
+#define IN_HIGH (4 * 1024 * 1024)    /* stop reading the socket above this much unparsed input */
+
+static void conn_free(struct conn *c);
+static void flush_slots(struct conn *c);
+static bool reap(struct conn *c);
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (!p) {
+        fputs("spoold: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+/* ------------------------------------------------------------- output */
+
+static void out_write(struct conn *c, resp_buf *b)
+{
+    if (c->closed || c->doomed || b->len == 0)
+        return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (b->len >= 16384) {
+        size_t n;
+        char *p = resp_buf_take(b, &n);
+        evbuffer_add_reference(out, p, n, (evbuffer_ref_cleanup_cb)(void (*)(void))free, NULL);
+    } else {
+        evbuffer_add(out, b->data, b->len);
+        resp_buf_reset(b);
+    }
+    size_t pending = evbuffer_get_length(out);
+    if ((int64_t)pending > c->io->srv->cfg.client_output_limit && !c->doomed) {
+        log_warn("client id=%llu addr=%s: output buffer over client-output-limit (%zu bytes); disconnecting it",
+                 (unsigned long long)c->id, c->addr, pending);
+        c->doomed = true; /* closed by the caller's caller, never under it */
+        return;
+    }
+    if (pending > OUT_PAUSE)
+        c->paused_out = true;
+}
+
+static struct slot *slot_new(struct conn *c, enum slot_kind kind)
+{
+    struct slot *sl = xcalloc(1, sizeof *sl);
+    sl->kind = kind;
+    if (c->slots_tail)
+        c->slots_tail->next = sl;
+    else
+        c->slots_head = sl;
+    c->slots_tail = sl;
+    c->nslots++;
+    return sl;
+}
+
+static void slot_free(struct slot *sl)
+{
+    resp_buf_free(&sl->out);
+    for (int i = 0; i < sl->nparts; i++)
+        resp_buf_free(&sl->parts[i]);
+    free(sl->parts);
+    msg_free(sl->req);
+    if (sl->claim)
+        claim_release(sl->claim);
+    free(sl->park_shards);
+    free(sl);
+}
+
+/* Writes every finished slot at the head of the FIFO. */
+static void flush_slots(struct conn *c)
+{
+    while (c->slots_head && c->slots_head->ready) {
+        struct slot *sl = c->slots_head;
+        c->slots_head = sl->next;
+        if (!c->slots_head)
+            c->slots_tail = NULL;
+        c->nslots--;
+        out_write(c, &sl->out);
+        slot_free(sl);
+    }
+}
+
+static void emit(struct conn *c, resp_buf *b)
+{
+    if (c->slots_head == NULL) {
+        out_write(c, b);
+        resp_buf_free(b);
+        return;
+    }
+    struct slot *sl = slot_new(c, SLOT_READY);
+    sl->out = *b;
+    resp_buf_init(b);
+    sl->ready = true;
+}
+
+void conn_reply(struct conn *c, struct msg *m)
+{
+    emit(c, &m->out);
+    msg_free(m);
+}
+
+void conn_reply_error(struct conn *c, struct msg *m, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    resp_buf_reset(&m->out);
+    resp_add_error(&m->out, buf);
+    conn_reply(c, m);
+}
+
+void conn_reply_ok(struct conn *c, struct msg *m)
+{
+    resp_add_simple(&m->out, "OK");
+    conn_reply(c, m);
+}
+
+static void error_now(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void error_now(struct conn *c, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    resp_buf b;
+    resp_buf_init(&b);
+    resp_add_error(&b, buf);
+    emit(c, &b);
+}
+
+/* ------------------------------------------------------------- routing */
+
+static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
+{
+    m->type = MSG_CMD;
+    m->origin = c->io->id;
+    m->conn = c;
+    m->proto = c->proto;
+    c->inflight++;
+    if (to_shard)
+        io_send_shard(c->io, k, m);
+    else
+        io_send_io(c->io, k, m);
+}
+
+void conn_route(struct conn *c, struct msg *m, int k)
+{
+    struct slot *sl = slot_new(c, SLOT_SINGLE);
+    sl->pending = 1;
+    m->slot = sl;
+    send_to(c, m, k, true);
+}
+
+void conn_route_key(struct conn *c, struct msg *m, int i)
+{
+    conn_route(c, m, shard_of(m->req.argv[i], m->req.len[i], c->io->srv->nshards));
+}
+
+static struct msg *msg_copy(const struct msg *src)
+{
+    struct msg *m = msg_new(src->type);
+    m->cmd = src->cmd;
+    m->req.argc = src->req.argc;
+    m->req.argv = xcalloc((size_t)src->req.argc + 1, sizeof(char *));
+    m->req.len = xcalloc((size_t)src->req.argc + 1, sizeof(size_t));
+    for (int i = 0; i < src->req.argc; i++) {
+        m->req.argv[i] = malloc(src->req.len[i] + 1);
+        if (!m->req.argv[i])
+            abort();
+        memcpy(m->req.argv[i], src->req.argv[i], src->req.len[i] + 1);
+        m->req.len[i] = src->req.len[i];
+    }
+    m->key_first = src->key_first;
+    m->key_last = src->key_last;
+    m->deadline = src->deadline;
+    m->bmode = src->bmode;
+    return m;
+}
+
+void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish)
+{
+    int n = to_shards ? c->io->srv->nshards : c->io->srv->nio;
+    struct slot *sl = slot_new(c, SLOT_GATHER);
+    sl->finish = finish;
+    sl->req = m;
+    sl->nparts = n;
+    sl->parts = xcalloc((size_t)n, sizeof *sl->parts);
+    sl->pending = n;
+    for (int k = 0; k < n; k++) {
+        struct msg *part = msg_copy(m);
+        part->slot = sl;
+        part->part = k;
+        send_to(c, part, k, to_shards);
+    }
+}
+
+static void gather_part(struct conn *c, struct slot *sl, struct msg *m)
+{
+    sl->num += m->num;
+    if (m->part >= 0 && m->part < sl->nparts) {
+        sl->parts[m->part] = m->out;
+        resp_buf_init(&m->out);
+    }
+    msg_free(m);
+    if (--sl->pending == 0) {
+        sl->finish(c, sl);
+        sl->ready = true;
+    }
+}
+
+/* ------------------------------------------------------- blocking pops */
+
+static int key_shard(const struct conn *c, const struct msg *m, int i)
+{
+    return shard_of(m->req.argv[i], m->req.len[i], c->io->srv->nshards);
+}
+
+/* Sends a TRY for the run of consecutive keys, starting at argv[from], that
+ * live on the same shard. */
+static void bpop_try(struct conn *c, struct slot *sl, struct msg *m, int from)
+{
+    int last = sl->key_last;
+    int k = key_shard(c, m, from);
+    int to = from + 1;
+    while (to < last && key_shard(c, m, to) == k)
+        to++;
+    m->bmode = BPOP_TRY;
+    m->key_first = from;
+    m->key_last = to;
+    m->empty = false;
+    m->slot = sl;
+    sl->pending = 1;
+    send_to(c, m, k, true);
+}
+
+/* Parks the pop on every shard that owns one of its keys. */
+static void bpop_park(struct conn *c, struct slot *sl, struct msg *m)
+{
+    int nshards = c->io->srv->nshards;
+    int *seen = xcalloc((size_t)nshards, sizeof *seen);
+    sl->park_shards = xcalloc((size_t)nshards, sizeof *sl->park_shards);
+    sl->npark = 0;
+    for (int i = m->key_first; i < m->key_last; i++) {
+        int k = key_shard(c, m, i);
+        if (!seen[k]) {
+            seen[k] = 1;
+            sl->park_shards[sl->npark++] = k;
+        }
+    }
+    free(seen);
+    sl->claim = claim_new(nshards, 1 + sl->npark);
+    sl->pending = 1;
+    for (int i = 0; i < sl->npark; i++) {
+        struct msg *p = (i == sl->npark - 1) ? m : msg_copy(m);
+        p->bmode = BPOP_PARK;
+        p->claim = sl->claim;
+        p->slot = sl;
+        send_to(c, p, sl->park_shards[i], true);
+    }
+    /* Only one reply can come back: the others are dropped by their shards. */
+    c->inflight -= sl->npark - 1;
+}
+
+void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadline)
+{
+    struct slot *sl = slot_new(c, SLOT_BPOP);
+    c->blocked = sl;
+    atomic_fetch_add(&c->io->srv->blocked_clients, 1);
+    sl->key_first = m->key_first = first;
+    sl->key_last = m->key_last = last;
+    m->deadline = deadline;
+    int k = key_shard(c, m, first);
+    bool one_shard = true;
+    for (int i = first + 1; i < last && one_shard; i++)
+        one_shard = key_shard(c, m, i) == k;
+    if (one_shard)
+        bpop_park(c, sl, m);
+    else
+        bpop_try(c, sl, m, first);
+}
+
+static void cancel_parked(struct conn *c, struct slot *sl)
+{
+    for (int i = 0; i < sl->npark; i++) {
+        struct msg *x = msg_new(MSG_CANCEL);
+        atomic_fetch_add(&sl->claim->refs, 1);
+        x->claim = sl->claim;
+        io_send_shard(c->io, sl->park_shards[i], x);
+    }
+}
+
+static void unblock(struct conn *c)
+{
+    if (!c->blocked)
+        return;
+    c->blocked = NULL;
+    atomic_fetch_sub(&c->io->srv->blocked_clients, 1);
+}
+
+static void bpop_reply(struct conn *c, struct slot *sl, struct msg *m)
+{
+    if (m->bmode == BPOP_TRY && m->empty) {
+        resp_buf_reset(&m->out);
+        if (m->key_last < sl->key_last) {
+            bpop_try(c, sl, m, m->key_last);
+        } else {
+            /* Park over every key again: each shard checks its own in order. */
+            m->key_first = sl->key_first;
+            m->key_last = sl->key_last;
+            bpop_park(c, sl, m);
+        }
+        return;
+    }
+    if (sl->claim) {
+        cancel_parked(c, sl);
+        claim_release(sl->claim);
+        sl->claim = NULL;
+    }
+    sl->out = m->out;
+    resp_buf_init(&m->out);
+    msg_free(m); /* the job was delivered: at-most-once, like Redis */
+    sl->ready = true;
+    sl->pending = 0;
+    unblock(c);
+}
+
+/* --------------------------------------------------------------- replies */
+
+static void return_job(struct conn *c, struct msg *m)
+{
+    log_info("returning a job to queue '%s': its client (id=%llu) disconnected before the delivery reached it",
+             m->job_queue, (unsigned long long)c->id);
+    struct msg *r = msg_new(MSG_RETURN);
+    r->job = m->job;
+    r->job_queue = m->job_queue;
+    r->job_left = m->job_left;
+    m->job = NULL;
+    m->job_queue = NULL;
+    io_send_shard(c->io, shard_of(r->job_queue, strlen(r->job_queue), c->io->srv->nshards), r);
+}
+
+void conn_on_reply(struct conn *c, struct msg *m)
+{
+    c->inflight--;
+    if (c->closed) {
+        if (m->job)
+            return_job(c, m);
+        msg_free(m);
+        if (c->inflight == 0)
+            conn_free(c);
+        return;
+    }
+    struct slot *sl = m->slot;
+    switch (sl->kind) {
+    case SLOT_SINGLE:
+        sl->out = m->out;
+        resp_buf_init(&m->out);
+        msg_free(m);
+        sl->ready = true;
+        break;
+    case SLOT_GATHER:
+        gather_part(c, sl, m);
+        break;
+    case SLOT_BPOP:
+        bpop_reply(c, sl, m);
+        break;
+    case SLOT_READY:
+        ASSERT(!"reply for a slot that was answered already");
+    }
+    flush_slots(c);
+    conn_process(c);
+}
+
+/* Closes a connection that conn_process or a reply marked doomed. */
+static bool reap(struct conn *c)
+{
+    if (c->closed)
+        return true;
+    if (c->doomed) {
+        conn_close(c, "output limit");
+        return true;
+    }
+    if (c->closing && !c->slots_head &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_close(c, "closed on request");
+        return true;
+    }
+    return false;
+}
+
+/* -------------------------------------------------------------- parsing */
+
+static void reply_unknown(struct conn *c, resp_cmd *cmd)
+{
+    char args[256];
+    size_t n = 0;
+    args[0] = '\0';
+    for (int i = 1; i < cmd->argc && n < sizeof args - 140; i++)
+        n += (size_t)snprintf(args + n, sizeof args - n, "'%.*s' ",
+                              (int)(cmd->len[i] > 128 ? 128 : cmd->len[i]), cmd->argv[i]);
+    error_now(c, "ERR unknown command '%.*s', with args beginning with: %s",
+              (int)(cmd->len[0] > 128 ? 128 : cmd->len[0]), cmd->argv[0], args);
+}
+
+static void dispatch(struct conn *c, resp_cmd *cmd)
+{
+    struct server *srv = c->io->srv;
+    atomic_fetch_add_explicit(&srv->total_commands, 1, memory_order_relaxed);
+    c->last_ms = clock_mono_ms();
+    const struct command *k = commands_find(cmd->argv[0], cmd->len[0]);
+    if (!k) {
+        if (srv->cfg.requirepass[0] && !c->authed)
+            error_now(c, "NOAUTH Authentication required.");
+        else
+            reply_unknown(c, cmd);
+        resp_cmd_free(cmd);
+        return;
+    }
+    snprintf(c->lastcmd, sizeof c->lastcmd, "%s", k->name);
+    if (srv->cfg.requirepass[0] && !c->authed && !(k->flags & CMD_NOAUTH)) {
+        error_now(c, "NOAUTH Authentication required.");
+        resp_cmd_free(cmd);
+        return;
+    }
+    if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
+        error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
+        resp_cmd_free(cmd);
+        return;
+    }
+    struct msg *m = msg_new(MSG_CMD);
+    m->req = *cmd;
+    memset(cmd, 0, sizeof *cmd);
+    m->cmd = k;
+    m->origin = c->io->id;
+    m->conn = c;
+    m->proto = c->proto;
+    k->io(c, m);
+}
+
+static bool can_parse(const struct conn *c)
+{
+    return !c->closed && !c->doomed && !c->closing && !c->blocked && !c->paused_out && c->nslots < PIPELINE_MAX;
+}
+
+void conn_process(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (can_parse(c)) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            break;
+        size_t used = 0;
+        resp_cmd cmd;
+        memset(&cmd, 0, sizeof cmd);
+        int rc = resp_req_feed(c->parser, v.iov_base, v.iov_len, &used, &cmd);
+        evbuffer_drain(in, used);
+        if (rc == RESP_OK) {
+            dispatch(c, &cmd);
+        } else if (rc == RESP_EPROTO) {
+            log_info("client id=%llu addr=%s: %s; closing the connection",
+                     (unsigned long long)c->id, c->addr, resp_req_error(c->parser));
+            error_now(c, "ERR %s", resp_req_error(c->parser));
+            conn_close_after_reply(c);
+            break;
+        } else if (used == 0) {
+            break;
+        }
+    }
+    io_flush(c->io);
+    reap(c);
+}
+
+void conn_close_after_reply(struct conn *c)
+{
+    c->closing = true;
+}
+
+/* -------------------------------------------------------------- events */
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    conn_process(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+    if (reap(c))
+        return;
+    if (c->paused_out && pending <= OUT_PAUSE / 4) {
+        c->paused_out = false;
+        conn_process(c);
+    }
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        conn_close(c, (what & BEV_EVENT_EOF) ? "client closed" : "socket error");
+}
+
+void conn_apply_limits(struct conn *c)
+{
+    struct config *cfg = &c->io->srv->cfg;
+    resp_limits lim = resp_limits_default();
+    lim.max_bulk = (uint64_t)cfg->proto_max_bulk_len;
+    if (cfg->requirepass[0] && !c->authed) {
+        /* Before AUTH a client gets only what AUTH/HELLO need. */
+        lim.max_args = 16;
+        lim.max_bulk = 16384;
+        lim.max_inline = 16384;
+    }
+    resp_req_set_limits(c->parser, &lim);
+}
+
+static void format_addr(int fd, char *out, size_t n, bool local)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int rc = local ? getsockname(fd, (struct sockaddr *)&ss, &sl)
+                   : getpeername(fd, (struct sockaddr *)&ss, &sl);
+    snprintf(out, n, "?");
+    if (rc < 0)
+        return;
+    char host[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        snprintf(out, n, "%s:%d", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        snprintf(out, n, "[%s]:%d", host, ntohs(a->sin6_port));
+    }
+}
+
+struct conn *conn_new(struct io_thread *io, int fd)
+{
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->io = io;
+    c->id = atomic_fetch_add(&io->srv->next_client_id, 1) + 1;
+    c->proto = 2;
+    c->authed = io->srv->cfg.requirepass[0] == '\0';
+    c->created_ms = c->last_ms = clock_mono_ms();
+    format_addr(fd, c->addr, sizeof c->addr, false);
+    format_addr(fd, c->laddr, sizeof c->laddr, true);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->parser = resp_req_new(NULL);
+    conn_apply_limits(c);
+    c->bev = bufferevent_socket_new(io->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev || !c->parser) {
+        log_error("cannot set up a connection from %s: out of memory", c->addr);
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        resp_req_free(c->parser);
+        free(c);
+        return NULL;
+    }
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, IN_HIGH);
+    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_PAUSE / 4, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->next = io->conns;
+    if (io->conns)
+        io->conns->prev = c;
+    io->conns = c;
+    io->nconns++;
+    atomic_fetch_add(&io->srv->connected_clients, 1);
+    atomic_fetch_add(&io->srv->total_connections, 1);
+    log_debug("client id=%llu connected from %s", (unsigned long long)c->id, c->addr);
+    return c;
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    log_debug("client id=%llu addr=%s: %s", (unsigned long long)c->id, c->addr, why);
+    struct slot *sl = c->blocked;
+    if (sl && sl->claim && claim_take(sl->claim)) {
+        /* Nobody will answer the parked pop now: withdraw it. */
+        cancel_parked(c, sl);
+        c->inflight--;
+    }
+    unblock(c);
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->io->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->io->nconns--;
+    atomic_fetch_sub(&c->io->srv->connected_clients, 1);
+    io_flush(c->io);
+    if (c->inflight == 0) {
+        conn_free(c);
+    } else {
+        c->zombie = true;
+        c->io->nzombies++;
+    }
+}
+
+static void conn_free(struct conn *c)
+{
+    struct io_thread *io = c->io;
+    if (c->zombie)
+        io->nzombies--;
+    while (c->slots_head) {
+        struct slot *sl = c->slots_head;
+        c->slots_head = sl->next;
+        slot_free(sl);
+    }
+    resp_req_free(c->parser);
+    free(c->name);
+    free(c);
+    io_conn_gone(io);
+}

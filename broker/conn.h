@@ -1,0 +1,115 @@
+/*
+ * conn.h - one client connection, owned by one I/O thread.
+ *
+ * Requests are parsed as bytes arrive and dispatched in order. Each request
+ * whose reply is not known at once gets a slot in the connection's FIFO of
+ * slots; replies are written strictly from the head of that FIFO, so a
+ * pipelined client sees replies in request order even when its requests ran
+ * on different shards. A reply that is known at once and has nothing ahead
+ * of it is written directly.
+ *
+ * A connection stops parsing (leaving bytes in its input buffer, whose read
+ * high-watermark then stops the socket reads) while it has a blocking
+ * command outstanding (Redis semantics), while too many of its requests are
+ * in flight, or while its output buffer is over the pause mark. A
+ * connection closed while messages about it are still at shards stays
+ * allocated, as a zombie, until the last of them has come back
+ * (c->inflight == 0); jobs delivered to it meanwhile are returned.
+ */
+#ifndef SPOOL_CONN_H
+#define SPOOL_CONN_H
+
+#include "resp.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct io_thread;
+struct msg;
+struct claim;
+struct conn;
+struct slot;
+
+typedef void (*gather_fn)(struct conn *c, struct slot *sl);
+
+enum slot_kind { SLOT_READY, SLOT_SINGLE, SLOT_GATHER, SLOT_BPOP };
+
+struct slot {
+    struct slot *next;
+    enum slot_kind kind;
+    bool ready;
+    int pending;             /* replies still expected */
+    resp_buf out;
+
+    /* SLOT_GATHER */
+    gather_fn finish;
+    struct msg *req;         /* the original request (argv for finish) */
+    long long num;           /* sum of the parts' numbers */
+    resp_buf *parts;         /* one per target, in target order */
+    int nparts;
+
+    /* SLOT_BPOP */
+    struct claim *claim;     /* while parked; the I/O thread's reference */
+    int *park_shards;        /* shards holding a waiter */
+    int npark;
+    int key_first, key_last; /* argv range of the keys */
+};
+
+struct conn {
+    struct io_thread *io;
+    struct bufferevent *bev;
+    struct conn *prev, *next;
+    uint64_t id;
+    char addr[64];
+    char laddr[64];
+    char *name;
+    char lastcmd[24];
+    char lib_name[32], lib_ver[32];
+    int64_t created_ms, last_ms;     /* monotonic */
+    resp_req_parser *parser;
+    uint8_t proto;
+    bool authed;
+    bool closing;                    /* close once replies are flushed */
+    bool closed;                     /* socket gone; zombie until inflight == 0 */
+    bool paused_out;
+    bool zombie;                     /* closed, waiting for in-flight replies */
+    bool doomed;                     /* over the output limit: close at the next safe point */
+    struct slot *slots_head, *slots_tail;
+    int nslots;
+    int inflight;                    /* messages expected back from other threads */
+    struct slot *blocked;            /* the outstanding blocking command */
+};
+
+/* Takes the accepted socket fd. */
+struct conn *conn_new(struct io_thread *io, int fd);
+/* Closes now (socket gone); frees when nothing is in flight. */
+void conn_close(struct conn *c, const char *why);
+/* Resumes parsing (after a reply unblocked or drained the connection). */
+void conn_process(struct conn *c);
+/* A MSG_REPLY for this connection (c may be a zombie). Takes m. */
+void conn_on_reply(struct conn *c, struct msg *m);
+
+/* ---- for command handlers on the I/O thread ---- */
+
+/* m->out holds the reply: send it in order. Frees m. */
+void conn_reply(struct conn *c, struct msg *m);
+void conn_reply_error(struct conn *c, struct msg *m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void conn_reply_ok(struct conn *c, struct msg *m);
+/* Sends m to shard k; its reply becomes the next reply in order. */
+void conn_route(struct conn *c, struct msg *m, int k);
+/* Sends m to the shard owning argv[i]. */
+void conn_route_key(struct conn *c, struct msg *m, int i);
+/* Sends a copy of m to every shard (to_shards) or every I/O thread; when all
+ * parts are back, finish(c, slot) writes slot->out. Frees nothing of m until
+ * then: slot->req keeps it. */
+void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish);
+/* Starts a blocking pop over argv[first..last) (see claim.h). */
+void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadline);
+/* Closes the connection once every reply before this point is written. */
+void conn_close_after_reply(struct conn *c);
+
+/* Limits of the request parser for this connection's auth state. */
+void conn_apply_limits(struct conn *c);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * io.c - the I/O thread loop and its inbox (see io.h).
+ *
+ * Stop sequence: on MSG_STOP the thread stops parsing on every connection
+ * (closing them once their in-flight replies are written), and leaves its
+ * loop when no connection is left, or after a grace period.
+ */
+#include "io.h"
+
+#include "commands.h"
+#include "conn.h"
+#include "log.h"
+#include "msg.h"
+#include "server.h"
+#include "shard.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STOP_GRACE_MS 5000
+
+void io_send_shard(struct io_thread *io, int k, struct msg *m)
+{
+    msg_batch_add(&io->to_shard[k], m);
+}
+
+void io_send_io(struct io_thread *io, int k, struct msg *m)
+{
+    msg_batch_add(&io->to_io[k], m);
+}
+
+void io_flush(struct io_thread *io)
+{
+    struct server *srv = io->srv;
+    for (int k = 0; k < srv->nshards; k++)
+        if (io->to_shard[k].head)
+            msg_batch_post(&io->to_shard[k], &srv->shards[k].inbox);
+    for (int k = 0; k < srv->nio; k++)
+        if (io->to_io[k].head)
+            msg_batch_post(&io->to_io[k], &srv->io[k].inbox);
+}
+
+static void maybe_leave(struct io_thread *io)
+{
+    if (io->stopping && io->nconns == 0 && io->nzombies == 0)
+        event_base_loopexit(io->base, NULL);
+}
+
+void io_conn_gone(struct io_thread *io)
+{
+    maybe_leave(io);
+}
+
+static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct io_thread *io = arg;
+    if (io->nconns)
+        log_warn("I/O thread %d: %ld connection(s) still busy after %d ms; closing them",
+                 io->id, io->nconns, STOP_GRACE_MS);
+    while (io->conns)
+        conn_close(io->conns, "server shutting down");
+    event_base_loopexit(io->base, NULL);
+}
+
+static void begin_stop(struct io_thread *io)
+{
+    io->stopping = true;
+    struct conn *c = io->conns;
+    while (c) {
+        struct conn *next = c->next;
+        if (c->blocked)
+            conn_close(c, "server shutting down");
+        else
+            conn_close_after_reply(c), conn_process(c);
+        c = next;
+    }
+    struct timeval tv = { STOP_GRACE_MS / 1000, (STOP_GRACE_MS % 1000) * 1000 };
+    io->stop_timer = evtimer_new(io->base, stop_timer_cb, io);
+    event_add(io->stop_timer, &tv);
+    maybe_leave(io);
+}
+
+static void io_drain(void *arg, struct msg *list)
+{
+    struct io_thread *io = arg;
+    while (list) {
+        struct msg *m = list;
+        list = m->next;
+        m->next = NULL;
+        switch (m->type) {
+        case MSG_CONN:
+            if (io->stopping)
+                close(m->fd);
+            else
+                conn_new(io, m->fd);
+            msg_free(m);
+            break;
+        case MSG_REPLY:
+            conn_on_reply(m->conn, m);
+            break;
+        case MSG_CMD:
+            /* A request gathered from every I/O thread (e.g. CLIENT LIST). */
+            m->cmd->peer(io, m);
+            m->type = MSG_REPLY;
+            io_send_io(io, m->origin, m);
+            break;
+        case MSG_STOP:
+            msg_free(m);
+            begin_stop(io);
+            break;
+        default:
+            log_error("I/O thread %d: unexpected message type %d", io->id, m->type);
+            msg_free(m);
+        }
+    }
+    io_flush(io);
+}
+
+int io_init(struct io_thread *io, struct server *srv, int id)
+{
+    memset(io, 0, sizeof *io);
+    io->id = id;
+    io->srv = srv;
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    io->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    io->to_shard = calloc((size_t)srv->nshards, sizeof *io->to_shard);
+    io->to_io = calloc((size_t)srv->nio, sizeof *io->to_io);
+    if (!io->base || !io->to_shard || !io->to_io)
+        return -ENOMEM;
+    return inbox_init(&io->inbox, io->base, io_drain, io);
+}
+
+static void *io_main(void *arg)
+{
+    struct io_thread *io = arg;
+    char name[16];
+    snprintf(name, sizeof name, "io-%d", io->id);
+    log_set_thread_name(name);
+    event_base_dispatch(io->base);
+    return NULL;
+}
+
+int io_start(struct io_thread *io)
+{
+    return -pthread_create(&io->thread, NULL, io_main, io);
+}
+
+void io_join(struct io_thread *io)
+{
+    pthread_join(io->thread, NULL);
+}
+
+void io_destroy(struct io_thread *io)
+{
+    inbox_discard(&io->inbox);
+    if (io->stop_timer)
+        event_free(io->stop_timer);
+    inbox_destroy(&io->inbox);
+    if (io->base)
+        event_base_free(io->base);
+    free(io->to_shard);
+    free(io->to_io);
+}

@@ -1,0 +1,79 @@
+/*
+ * msg.h - the one message type that crosses threads.
+ *
+ * Life of a command that touches queues:
+ *   I/O thread: parses the request, builds a MSG_CMD (owning the argv) and
+ *               posts it to the shard that owns the key.
+ *   shard:      runs the command, writes the encoded reply into m->out,
+ *               turns the message into MSG_REPLY and, once the turn's work
+ *               is committed, posts it back to m->origin's inbox.
+ *   I/O thread: puts the reply into its request slot and writes the
+ *               connection's replies in request order.
+ *
+ * conn and slot are opaque outside the I/O thread that owns them: shards
+ * carry them back, never dereference them. A job delivered by a blocking pop
+ * rides back in m->job so that, if the connection is gone by then, the I/O
+ * thread can post it home again (MSG_RETURN) instead of losing it.
+ */
+#ifndef SPOOL_MSG_H
+#define SPOOL_MSG_H
+
+#include "resp.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum msg_type {
+    MSG_CONN,    /* main -> io: a new client socket in fd */
+    MSG_CMD,     /* io -> shard or io -> io: run cmd; comes back as MSG_REPLY */
+    MSG_REPLY,   /* back to the origin I/O thread */
+    MSG_CANCEL,  /* io -> shard: forget the waiter of claim; no reply */
+    MSG_RETURN,  /* io -> shard: put job back at the end it was taken from; no reply */
+    MSG_STOP,    /* main -> thread: finish and leave the loop */
+};
+
+/* How a blocked pop is being handled. */
+enum bpop_mode {
+    BPOP_NONE = 0,
+    BPOP_TRY,    /* pop now from keys [key_first, key_last) or answer empty */
+    BPOP_PARK,   /* pop now if any of this shard's keys has a job, else wait */
+};
+
+struct command;
+struct claim;
+struct job;
+
+struct msg {
+    struct msg *next;
+    enum msg_type type;
+    int origin;                  /* I/O thread index the reply goes to */
+    void *conn;                  /* opaque: owned by the origin I/O thread */
+    void *slot;                  /* opaque: the request's reply slot */
+    uint8_t proto;               /* RESP version for encoding the reply */
+    const struct command *cmd;
+    resp_cmd req;                /* owned argv */
+    int part;                    /* fan-out: index of the part (shard or thread id) */
+
+    /* blocking pops */
+    enum bpop_mode bmode;
+    int key_first, key_last;     /* argv indices of the keys to look at */
+    struct claim *claim;         /* one reference, released by the shard */
+    int64_t deadline;            /* monotonic ms; 0 = forever */
+    bool empty;                  /* BPOP_TRY found nothing */
+
+    /* results */
+    resp_buf out;                /* the encoded reply, or a text part of a gather */
+    long long num;               /* numeric part of a gather */
+    struct job *job;             /* a delivered job (see above) */
+    char *job_queue;             /* its queue name (owned) */
+    bool job_left;               /* it was taken from the left end */
+
+    int fd;                      /* MSG_CONN */
+};
+
+struct msg *msg_new(enum msg_type type);
+/* Frees the message and everything it owns (argv, out, job, job_queue);
+ * drops its claim reference. */
+void msg_free(struct msg *m);
+
+#endif
