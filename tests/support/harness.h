@@ -1,0 +1,165 @@
+/*
+ * harness.h - start a real spoold and talk to it over loopback TCP.
+ *
+ * Used by the Criterion integration tests in tests/integration/. Each test
+ * runs in its own process (Criterion forks), starts its own spoold on an
+ * ephemeral port in a fresh temporary directory, and stops it at the end.
+ *
+ * Servers: spoold_start() forks/execs the binary named by $SPOOLD (or the
+ * compile-time SPOOLD_PATH), waits (with a deadline) for the port file that
+ * spoold writes once it listens, and fails the test with the server log if
+ * the server dies first. spoold_stop() requires a clean exit 0 on SIGTERM.
+ * A server that outlives a failed test is killed when the test process
+ * exits (PR_SET_PDEATHSIG, plus an atexit hook that also removes the
+ * temporary directory).
+ *
+ * Clients: a blocking client built on proto/resp.h. Every read has a
+ * deadline (SO_RCVTIMEO and poll), so no test hangs on a silent server.
+ * The cli_* calls that return a reply fail the test on timeout or EOF; the
+ * cli_try_* / cli_poll_* calls report those outcomes to the caller instead.
+ * Replies handed out are owned by the caller (resp_val_free), except that
+ * the expect_* helpers take ownership and free them.
+ *
+ * Everything here runs on the test's main thread.
+ */
+#ifndef SPOOL_TEST_HARNESS_H
+#define SPOOL_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "resp.h"
+
+#define HARNESS_IO_TIMEOUT_MS 10000   /* longest wait for any one reply */
+#define HARNESS_START_TIMEOUT_MS 10000
+#define HARNESS_STOP_TIMEOUT_MS 10000
+
+/* ---------------------------------------------------------------- server */
+
+typedef struct spoold {
+    pid_t pid;
+    int port;
+    char dir[256];      /* temporary directory, removed by spoold_stop */
+    char log_path[300];
+    bool running;
+} spoold;
+
+/* Starts spoold with the standard flags plus the extra arguments, a
+ * NULL-terminated list, e.g. spoold_start("--shards", "4", NULL). */
+spoold *spoold_start(const char *arg, ...);
+/* SIGTERM, wait for exit 0 (fails the test otherwise), remove the dir. */
+void spoold_stop(spoold *s);
+/* SIGKILL and reap; the directory is kept (for restart tests) until
+ * spoold_destroy(). */
+void spoold_kill9(spoold *s);
+/* Frees s and removes its directory; kills the process if still running. */
+void spoold_destroy(spoold *s);
+/* The server log (caller frees); "" when there is none. */
+char *spoold_log(const spoold *s);
+/* Path of the spoold binary under test. */
+const char *spoold_path(void);
+
+/* ---------------------------------------------------------------- client */
+
+typedef struct cli cli;
+
+cli *cli_connect(int port);          /* fails the test if it cannot connect */
+cli *cli_try_connect(int port);      /* NULL on failure */
+void cli_close(cli *c);              /* NULL is fine */
+int cli_fd(const cli *c);
+
+/* Sends one command (NULL-terminated C strings), does not wait. */
+void cli_send(cli *c, const char *arg0, ...);
+void cli_sendv(cli *c, int argc, const char *const *argv, const size_t *len);
+void cli_send_raw(cli *c, const void *p, size_t n);
+/* Sends, then reads the reply. */
+resp_val *cli_cmd(cli *c, const char *arg0, ...);
+resp_val *cli_cmdv(cli *c, int argc, const char *const *argv, const size_t *len);
+/* Next reply; fails the test on timeout, EOF or a reply-protocol error. */
+resp_val *cli_read(cli *c);
+/* Next reply within timeout_ms: 1 = *out set, 0 = nothing yet, -1 = the
+ * connection closed or broke. Never fails the test by itself. */
+int cli_poll_reply(cli *c, int timeout_ms, resp_val **out);
+/* Reads exactly strlen(expected) raw bytes and asserts they match. Only
+ * valid when no parsed bytes are pending in the client. */
+void cli_expect_raw(cli *c, const char *expected);
+/* True when the server closes the connection within timeout_ms (any bytes
+ * that arrive first are discarded). */
+bool cli_wait_closed(cli *c, int timeout_ms);
+/* Bytes received but not yet parsed into replies. */
+size_t cli_pending(const cli *c);
+
+/* Shorthands that append the NULL terminator. */
+#define CMD(c, ...) cli_cmd((c), __VA_ARGS__, (const char *)NULL)
+#define SEND(c, ...) cli_send((c), __VA_ARGS__, (const char *)NULL)
+
+/* ------------------------------------------------------- reply checks */
+
+/* Each takes ownership of v and frees it; a failure names the caller's
+ * file and line. */
+void expect_simple_at(const char *f, int l, resp_val *v, const char *s);
+void expect_int_at(const char *f, int l, resp_val *v, long long n);
+void expect_bulk_at(const char *f, int l, resp_val *v, const void *p, size_t n);
+void expect_null_at(const char *f, int l, resp_val *v);
+/* Error whose message (without '-') starts with prefix. */
+void expect_error_at(const char *f, int l, resp_val *v, const char *prefix);
+/* Array of bulk strings equal to the NULL-terminated list. */
+void expect_bulks_at(const char *f, int l, resp_val *v, ...);
+/* [key, elem] reply of BLPOP/BRPOP. */
+void expect_pop_at(const char *f, int l, resp_val *v, const char *key, const char *elem);
+
+#define expect_simple(v, s) expect_simple_at(__FILE__, __LINE__, (v), (s))
+#define expect_ok(v) expect_simple_at(__FILE__, __LINE__, (v), "OK")
+#define expect_int(v, n) expect_int_at(__FILE__, __LINE__, (v), (n))
+#define expect_bulk(v, s) expect_bulk_at(__FILE__, __LINE__, (v), (s), strlen(s))
+#define expect_bulk_n(v, p, n) expect_bulk_at(__FILE__, __LINE__, (v), (p), (n))
+#define expect_null(v) expect_null_at(__FILE__, __LINE__, (v))
+#define expect_error(v, p) expect_error_at(__FILE__, __LINE__, (v), (p))
+#define expect_bulks(v, ...) expect_bulks_at(__FILE__, __LINE__, (v), __VA_ARGS__, (const char *)NULL)
+#define expect_pop(v, k, e) expect_pop_at(__FILE__, __LINE__, (v), (k), (e))
+
+/* Reply type name, for messages. */
+const char *resp_type_name(resp_type t);
+/* A one-line description of v for failure messages (static buffer). */
+const char *resp_describe(const resp_val *v);
+
+/* ------------------------------------------------------- server state */
+
+/* Integer field from "INFO <section>" (e.g. "blocked_clients"); -1 when
+ * absent. */
+long long info_field(cli *c, const char *section, const char *field);
+/* Polls INFO clients until blocked_clients == n or the deadline passes;
+ * fails the test on timeout. */
+void wait_blocked_clients(cli *c, long long n, int timeout_ms);
+/* LLEN as a number. */
+long long llen(cli *c, const char *key);
+
+/* ---------------------------------------------------------------- time */
+
+long long now_ms(void);
+void sleep_ms(int ms); /* pause between polls only, never as the only wait */
+
+/* Polls cond every 5 ms until it is true; evaluates to whether it became
+ * true before timeout_ms passed. */
+#define wait_until(cond, timeout_ms)                                        \
+    ({                                                                      \
+        long long wu_deadline_ = now_ms() + (timeout_ms);                   \
+        bool wu_ok_ = false;                                                \
+        for (;;) {                                                          \
+            if (cond) { wu_ok_ = true; break; }                             \
+            if (now_ms() >= wu_deadline_) break;                            \
+            sleep_ms(5);                                                    \
+        }                                                                   \
+        wu_ok_;                                                             \
+    })
+
+/* ------------------------------------------------------ child processes */
+
+/* Runs argv (argv[0] is a path), captures stdout+stderr into *out (caller
+ * frees), kills it after timeout_ms. Returns the exit status (0..255), or
+ * -1 if it did not exit normally in time. */
+int run_capture(char *const argv[], char **out, int timeout_ms);
+
+#endif
