@@ -183,6 +183,86 @@ Test(blocking, blocked_connection_runs_no_further_commands)
     cli_close(w);
 }
 
+Test(blocking, one_push_of_several_jobs_serves_several_waiters)
+{
+    cli *w[3];
+    for (int i = 0; i < 3; i++)
+        w[i] = park("BRPOP", "q", "0", i);
+    /* The queue is z y x; each waiter, in arrival order, pops the tail. */
+    resp_val *v = CMD(ctl, "LPUSH", "q", JX, JY, JZ);
+    cr_assert(v->type == RESP_T_INT, "LPUSH: got %s", resp_describe(v));
+    resp_val_free(v);
+    expect_pop(cli_read(w[0]), "q", JX);
+    expect_pop(cli_read(w[1]), "q", JY);
+    expect_pop(cli_read(w[2]), "q", JZ);
+    cr_assert_eq(llen(ctl, "q"), 0);
+    for (int i = 0; i < 3; i++)
+        cli_close(w[i]);
+}
+
+Test(blocking, earliest_waiter_wins_even_when_waiting_on_several_keys)
+{
+    cli *multi = cli_connect(srv->port);
+    SEND(multi, "BRPOP", "k1", "k2", "0");
+    wait_blocked_clients(ctl, 1, 10000);
+    cli *single = park("BRPOP", "k2", "0", 1);
+    expect_push_len(CMD(ctl, "RPUSH", "k2", JX));
+    expect_pop(cli_read(multi), "k2", JX);
+    expect_no_reply(single, "second waiter on k2");
+    expect_push_len(CMD(ctl, "RPUSH", "k2", JY));
+    expect_pop(cli_read(single), "k2", JY);
+    cli_close(multi);
+    cli_close(single);
+}
+
+Test(blocking, key_listed_twice_delivers_once)
+{
+    cli *w = cli_connect(srv->port);
+    SEND(w, "BRPOP", "q", "q", "0");
+    wait_blocked_clients(ctl, 1, 10000);
+    resp_val *v = CMD(ctl, "RPUSH", "q", JX, JY);
+    cr_assert(v->type == RESP_T_INT && (v->integer == 1 || v->integer == 2),
+              "RPUSH of two jobs with one waiter: expected :2 (or :1), got %s", resp_describe(v));
+    resp_val_free(v);
+    expect_pop(cli_read(w), "q", JY);
+    expect_no_reply(w, "waiter that was already served");
+    cr_assert_eq(llen(ctl, "q"), 1);
+    expect_bulk(CMD(ctl, "LPOP", "q"), JX);
+    cli_close(w);
+}
+
+Test(blocking, del_leaves_waiters_blocked)
+{
+    cli *w = park("BRPOP", "q", "0", 0);
+    expect_int(CMD(ctl, "DEL", "q"), 0);
+    expect_no_reply(w, "waiter after DEL");
+    expect_push_len(CMD(ctl, "RPUSH", "q", JX));
+    expect_pop(cli_read(w), "q", JX);
+    cli_close(w);
+}
+
+Test(blocking, resp3_pop_reply_is_an_array)
+{
+    resp_val *hello = CMD(ctl, "HELLO", "3");
+    resp_val_free(hello);
+    expect_int(CMD(ctl, "RPUSH", "q", JX), 1);
+    SEND(ctl, "BRPOP", "q", "0");
+    cli_expect_raw(ctl, "*2\r\n$1\r\nq\r\n$11\r\n" JX "\r\n");
+}
+
+Test(blocking, timed_out_waiter_is_skipped_for_the_next)
+{
+    cli *quick = park("BRPOP", "q", "0.2", 0);
+    cli *patient = park("BRPOP", "q", "0", 1);
+    expect_null(cli_read(quick));
+    wait_blocked_clients(ctl, 1, 10000);
+    expect_push_len(CMD(ctl, "RPUSH", "q", JX));
+    expect_pop(cli_read(patient), "q", JX);
+    expect_no_reply(quick, "waiter that timed out");
+    cli_close(quick);
+    cli_close(patient);
+}
+
 /* ============================================================ timeouts */
 
 static void expect_nil_after(cli *w, const char *raw_nil, long long t0, long long min_ms,

@@ -365,6 +365,105 @@ Test(conn, ten_thousand_pipelined_pushes_and_pops, .timeout = 120)
     cr_assert_eq(llen(c, "q"), 0);
 }
 
+/* Pipelined requests to queues on several shards, mixed with commands the
+ * connection answers itself: replies still come back in request order. */
+Test(pipeline, replies_keep_order_across_shards, .timeout = 120)
+{
+    enum { N = 1600, KEYS = 16 };
+    spoold *s = spoold_start("--shards", "4", NULL);
+    cli *cl = cli_connect(s->port);
+    resp_buf b;
+    resp_buf_init(&b);
+    for (int i = 0; i < N; i++) {
+        char key[16], job[32], num[16];
+        snprintf(key, sizeof key, "k%d", i % KEYS);
+        snprintf(job, sizeof job, "{\"i\":%d}", i);
+        snprintf(num, sizeof num, "%d", i);
+        const char *push[] = { "RPUSH", key, job };
+        const char *echo[] = { "ECHO", num };
+        resp_add_commandv(&b, 3, push);
+        resp_add_commandv(&b, 2, echo);
+    }
+    cli_send_raw(cl, b.data, b.len);
+    resp_buf_free(&b);
+    for (int i = 0; i < N; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", i);
+        resp_val *v = cli_read(cl);
+        cr_assert(v->type == RESP_T_INT && v->integer == i / KEYS + 1,
+                  "reply to RPUSH #%d: expected :%d, got %s", i, i / KEYS + 1, resp_describe(v));
+        resp_val_free(v);
+        expect_bulk(cli_read(cl), num);
+    }
+    cli_close(cl);
+    spoold_stop(s);
+}
+
+/* Several connections push to one queue at once: every job arrives, and
+ * each connection's jobs keep their order. */
+Test(pipeline, concurrent_producers_keep_per_connection_order, .timeout = 120)
+{
+    enum { NC = 8, PER = 500 };
+    spoold *s = spoold_start("--io-threads", "4", "--shards", "4", NULL);
+    cli *p[NC];
+    for (int k = 0; k < NC; k++) {
+        p[k] = cli_connect(s->port);
+        resp_buf b;
+        resp_buf_init(&b);
+        for (int i = 0; i < PER; i++) {
+            char job[32];
+            snprintf(job, sizeof job, "{\"c\":%d,\"i\":%d}", k, i);
+            const char *argv[] = { "RPUSH", "q", job };
+            resp_add_commandv(&b, 3, argv);
+        }
+        cli_send_raw(p[k], b.data, b.len);
+        resp_buf_free(&b);
+    }
+    for (int k = 0; k < NC; k++) {
+        for (int i = 0; i < PER; i++) {
+            resp_val *v = cli_read(p[k]);
+            cr_assert(v->type == RESP_T_INT && v->integer >= i + 1 && v->integer <= NC * PER,
+                      "client %d push %d: got %s", k, i, resp_describe(v));
+            resp_val_free(v);
+        }
+        cli_close(p[k]);
+    }
+    cli *cl = cli_connect(s->port);
+    resp_val *all = CMD(cl, "LRANGE", "q", "0", "-1");
+    cr_assert(all->type == RESP_T_ARRAY && all->n == NC * PER, "LRANGE: got %s",
+              resp_describe(all));
+    int next[NC] = { 0 };
+    for (size_t j = 0; j < all->n; j++) {
+        int k = -1, i = -1;
+        cr_assert(sscanf(all->elem[j]->str, "{\"c\":%d,\"i\":%d}", &k, &i) == 2 && k >= 0 &&
+                  k < NC, "element %zu: %s", j, all->elem[j]->str);
+        cr_assert_eq(i, next[k], "client %d: job %d queued where %d was expected", k, i, next[k]);
+        next[k]++;
+    }
+    resp_val_free(all);
+    cli_close(cl);
+    spoold_stop(s);
+}
+
+Test(pipeline, client_closing_with_replies_pending_harms_no_one, .timeout = 120)
+{
+    spoold *s = spoold_start(NULL);
+    cli *bystander = cli_connect(s->port);
+    cli *quitter = cli_connect(s->port);
+    send_pipeline(quitter, true);
+    cli_close(quitter);
+    bool settled = wait_until(info_field(bystander, "clients", "connected_clients") == 1, 10000);
+    cr_assert(settled, "the closed client is still counted");
+    long long n1 = llen(bystander, "q");
+    cr_assert(n1 >= 0 && n1 <= PIPELINED, "LLEN q = %lld", n1);
+    resp_val *v = CMD(bystander, "RPUSH", "q", JA);
+    cr_assert(v->type == RESP_T_INT && v->integer > n1 && v->integer <= PIPELINED + 1,
+              "RPUSH after LLEN %lld: got %s", n1, resp_describe(v));
+    resp_val_free(v);
+    cli_close(bystander);
+    spoold_stop(s);
+}
+
 /* ============================================================ garbage */
 
 static void check_garbage(const char *garbage)

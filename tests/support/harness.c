@@ -223,25 +223,33 @@ static int read_port_file(spoold *s)
     return 1;
 }
 
-static void fail_early_exit(spoold *s, int status)
+static int exit_code(int status)
 {
-    s->running = false;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+static void fail_early_exit(spoold *s, int code)
+{
     char *log = spoold_log(s);
     cr_assert_fail("spoold (%s) exited before listening (%s %d); log:\n%s", spoold_path(),
-                   WIFEXITED(status) ? "exit status" : "signal",
-                   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), log);
+                   code >= 0 ? "exit status" : "signal", code >= 0 ? code : -code, log);
     free(log);
 }
 
-static void wait_listening(spoold *s)
+/* Waits for the port file: 0 = listening, otherwise the early exit code
+ * (see exit_code; 0 is reported as 256). Fails the test on timeout. */
+static int wait_listening(spoold *s)
 {
     long long deadline = now_ms() + HARNESS_START_TIMEOUT_MS;
     for (;;) {
         int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-            fail_early_exit(s, status);
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->running = false;
+            int code = exit_code(status);
+            return code == 0 ? 256 : code;
+        }
         if (read_port_file(s))
-            return;
+            return 0;
         if (now_ms() > deadline)
             break;
         sleep_ms(5);
@@ -250,6 +258,26 @@ static void wait_listening(spoold *s)
     cr_assert_fail("spoold did not write its port file within %d ms; log:\n%s",
                    HARNESS_START_TIMEOUT_MS, log);
     free(log);
+    return -1;
+}
+
+/* Forks/execs spoold in s->dir; returns as wait_listening. */
+static int launch(spoold *s, const char *arg, va_list ap)
+{
+    char *argv[MAX_ARGS];
+    char bufs[2][320];
+    char port_file[320];
+    snprintf(port_file, sizeof port_file, "%s/port", s->dir);
+    unlink(port_file);
+    build_argv(s, argv, bufs, arg, ap);
+    pid_t parent = getpid();
+    s->pid = fork();
+    cr_assert(s->pid >= 0, "harness: fork: %s", strerror(errno));
+    if (s->pid == 0)
+        child_exec(s, argv, parent);
+    s->running = true;
+    s->port = 0;
+    return wait_listening(s);
 }
 
 spoold *spoold_start(const char *arg, ...)
@@ -264,22 +292,34 @@ spoold *spoold_start(const char *arg, ...)
     char data[320];
     snprintf(data, sizeof data, "%s/data", s->dir);
     cr_assert(mkdir(data, 0700) == 0, "harness: mkdir %s: %s", data, strerror(errno));
-
-    char *argv[MAX_ARGS];
-    char bufs[2][320];
     va_list ap;
     va_start(ap, arg);
-    build_argv(s, argv, bufs, arg, ap);
+    int code = launch(s, arg, ap);
     va_end(ap);
-
-    pid_t parent = getpid();
-    s->pid = fork();
-    cr_assert(s->pid >= 0, "harness: fork: %s", strerror(errno));
-    if (s->pid == 0)
-        child_exec(s, argv, parent);
-    s->running = true;
-    wait_listening(s);
+    if (code != 0)
+        fail_early_exit(s, code);
     return s;
+}
+
+void spoold_restart(spoold *s, const char *arg, ...)
+{
+    cr_assert(!s->running, "harness: restart of a running spoold");
+    va_list ap;
+    va_start(ap, arg);
+    int code = launch(s, arg, ap);
+    va_end(ap);
+    if (code != 0)
+        fail_early_exit(s, code);
+}
+
+int spoold_restart_may_fail(spoold *s, const char *arg, ...)
+{
+    cr_assert(!s->running, "harness: restart of a running spoold");
+    va_list ap;
+    va_start(ap, arg);
+    int code = launch(s, arg, ap);
+    va_end(ap);
+    return code;
 }
 
 /* Waits for the process to exit: true with *status set, false on timeout. */
@@ -298,30 +338,49 @@ static bool reap(spoold *s, int timeout_ms, int *status)
     }
 }
 
-void spoold_stop(spoold *s)
+/* SIGTERM and wait: 0 = clean exit, 1 = bad exit status, 2 = had to kill. */
+static int terminate(spoold *s, int *code)
 {
     int status = 0;
-    bool exited = true;
-    if (s->running) {
-        kill(s->pid, SIGTERM);
-        exited = reap(s, HARNESS_STOP_TIMEOUT_MS, &status);
-        if (!exited) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, &status, 0);
-            s->running = false;
-        }
+    *code = 0;
+    if (!s->running)
+        return 0;
+    kill(s->pid, SIGTERM);
+    if (!reap(s, HARNESS_STOP_TIMEOUT_MS, &status)) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, &status, 0);
+        s->running = false;
+        return 2;
     }
-    char *log = spoold_log(s);
-    bool clean = exited && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    spoold_destroy(s);
-    if (!exited)
+    *code = exit_code(status);
+    return *code == 0 ? 0 : 1;
+}
+
+static void check_terminated(int how, int code, char *log)
+{
+    if (how == 2)
         cr_assert_fail("spoold did not exit within %d ms of SIGTERM; log:\n%s",
                        HARNESS_STOP_TIMEOUT_MS, log);
-    if (!clean)
+    if (how == 1)
         cr_assert_fail("spoold did not exit cleanly on SIGTERM (%s %d); log:\n%s",
                        code < 0 ? "signal" : "exit status", code < 0 ? -code : code, log);
     free(log);
+}
+
+void spoold_term(spoold *s)
+{
+    int code;
+    int how = terminate(s, &code);
+    check_terminated(how, code, spoold_log(s));
+}
+
+void spoold_stop(spoold *s)
+{
+    int code;
+    int how = terminate(s, &code);
+    char *log = spoold_log(s);
+    spoold_destroy(s);
+    check_terminated(how, code, log);
 }
 
 void spoold_kill9(spoold *s)

@@ -51,6 +51,14 @@ typedef struct spoold {
 spoold *spoold_start(const char *arg, ...);
 /* SIGTERM, wait for exit 0 (fails the test otherwise), remove the dir. */
 void spoold_stop(spoold *s);
+/* The same, but keeps s and its directory for spoold_restart(). */
+void spoold_term(spoold *s);
+/* Starts a stopped server again on the same data dir, with the standard
+ * flags plus these extra arguments; the port may change. */
+void spoold_restart(spoold *s, const char *arg, ...);
+/* The same, for a start that may be refused: 0 = listening, otherwise the
+ * exit status of the refused start (256 for a 0 exit, -N for signal N). */
+int spoold_restart_may_fail(spoold *s, const char *arg, ...);
 /* SIGKILL and reap; the directory is kept (for restart tests) until
  * spoold_destroy(). */
 void spoold_kill9(spoold *s);

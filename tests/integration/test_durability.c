@@ -1,0 +1,136 @@
+/*
+ * test_durability.c - pending jobs survive a restart of spoold: after a
+ * clean SIGTERM, and after kill -9 for every push that was acknowledged
+ * (a push is replied to only once its transaction committed, with the
+ * default --fsync always). Jobs popped before the crash stay gone, and a
+ * restart with another --shards count is refused rather than losing track
+ * of queues.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+TestSuite(durability, .timeout = 120);
+
+static void job_text(char *buf, size_t cap, int i)
+{
+    snprintf(buf, cap, "{\"n\":%d}", i);
+}
+
+/* Pushes jobs 0..n-1 to key in one pipelined write; checks each reply. */
+static void push_jobs(cli *c, const char *key, int n)
+{
+    resp_buf b;
+    resp_buf_init(&b);
+    for (int i = 0; i < n; i++) {
+        char job[32];
+        job_text(job, sizeof job, i);
+        const char *argv[] = { "RPUSH", key, job };
+        resp_add_commandv(&b, 3, argv);
+    }
+    cli_send_raw(c, b.data, b.len);
+    resp_buf_free(&b);
+    for (int i = 0; i < n; i++)
+        expect_int(cli_read(c), i + 1);
+}
+
+/* Asserts key holds exactly jobs from..to-1, in order. */
+static void expect_jobs(cli *c, const char *key, int from, int to)
+{
+    resp_val *v = CMD(c, "LRANGE", key, "0", "-1");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == (size_t)(to - from),
+              "%s after restart: expected %d jobs, got %s", key, to - from, resp_describe(v));
+    for (int i = from; i < to; i++) {
+        char job[32];
+        job_text(job, sizeof job, i);
+        cr_assert(strcmp(v->elem[i - from]->str, job) == 0, "%s[%d]: expected %s, got %s", key,
+                  i - from, job, v->elem[i - from]->str);
+    }
+    resp_val_free(v);
+}
+
+Test(durability, jobs_survive_a_clean_restart)
+{
+    spoold *s = spoold_start("--shards", "2", NULL);
+    cli *c = cli_connect(s->port);
+    push_jobs(c, "emails", 30);
+    push_jobs(c, "resize", 5);
+    push_jobs(c, "gone", 2);
+    expect_bulk(CMD(c, "LPOP", "emails"), "{\"n\":0}");
+    expect_int(CMD(c, "DEL", "gone"), 1);
+    cli_close(c);
+    spoold_term(s);
+
+    spoold_restart(s, "--shards", "2", NULL);
+    c = cli_connect(s->port);
+    expect_jobs(c, "emails", 1, 30);
+    expect_jobs(c, "resize", 0, 5);
+    expect_int(CMD(c, "EXISTS", "gone"), 0);
+    expect_int(CMD(c, "DBSIZE"), 2);
+    expect_int(CMD(c, "RPUSH", "resize", "{\"n\":5}"), 6);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(durability, acknowledged_jobs_survive_kill_9)
+{
+    spoold *s = spoold_start("--shards", "2", NULL);
+    cli *c = cli_connect(s->port);
+    push_jobs(c, "q", 200);
+    for (int i = 0; i < 50; i++) {
+        char job[32];
+        job_text(job, sizeof job, i);
+        expect_bulk(CMD(c, "LPOP", "q"), job);
+    }
+    cli_close(c);
+    spoold_kill9(s);
+
+    spoold_restart(s, "--shards", "2", NULL);
+    c = cli_connect(s->port);
+    cr_assert_eq(llen(c, "q"), 150);
+    expect_jobs(c, "q", 50, 200);
+    expect_bulk(CMD(c, "LPOP", "q"), "{\"n\":50}");
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(durability, blocking_pop_before_kill_9_stays_delivered)
+{
+    spoold *s = spoold_start(NULL);
+    cli *c = cli_connect(s->port);
+    push_jobs(c, "q", 3);
+    expect_pop(CMD(c, "BRPOP", "q", "0"), "q", "{\"n\":2}");
+    cli_close(c);
+    spoold_kill9(s);
+    spoold_restart(s, NULL);
+    c = cli_connect(s->port);
+    expect_jobs(c, "q", 0, 2);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(durability, other_shard_count_is_refused)
+{
+    spoold *s = spoold_start("--shards", "4", NULL);
+    cli *c = cli_connect(s->port);
+    push_jobs(c, "q", 3);
+    cli_close(c);
+    spoold_term(s);
+
+    int code = spoold_restart_may_fail(s, "--shards", "2", NULL);
+    char *log = spoold_log(s);
+    cr_assert(code > 0 && code < 256, "restart with --shards 2 over a 4-shard data dir: %s "
+              "(code %d); log:\n%s", code == 0 ? "accepted" : "did not exit with an error status",
+              code, log);
+    cr_assert(strstr(log, "shards"), "the refusal does not mention shards; log:\n%s", log);
+    free(log);
+
+    spoold_restart(s, "--shards", "4", NULL);
+    c = cli_connect(s->port);
+    expect_jobs(c, "q", 0, 3);
+    cli_close(c);
+    spoold_stop(s);
+}
