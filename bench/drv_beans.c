@@ -1,0 +1,287 @@
+/*
+ * drv_beans.c - the beanstalkd text-protocol driver (see driver.h).
+ *
+ *   set-up          producers: use <tube>; consumers: watch <tube>, ignore default
+ *   push            put <pri> <delay-s> <ttr> <bytes>\r\n<payload>\r\n -> INSERTED <id>
+ *   cycle-reliable  reserve-with-timeout <s> -> RESERVED <id> <bytes>\r\n<data>\r\n
+ *                   then delete <id> -> DELETED
+ *
+ * beanstalkd answers a connection's commands in order, so pipelining works
+ * as with RESP. Replies are lines; RESERVED carries a body. Bytes of an
+ * incomplete reply wait in c->in; complete replies are parsed straight from
+ * the read buffer when nothing is pending.
+ */
+#include "driver.h"
+
+#include "engine.h"
+#include "jobfmt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SETUP_TIMEOUT_MS 5000
+#define MAX_LINE 1024
+#define BEANS_PRI 1024
+#define BEANS_TTR 60
+#define STALE_DRAIN_MS 10000
+
+/* ------------------------------------------------------------ set-up */
+
+/* Sends a command line and reads one reply line (without CRLF) into
+ * line. For set-up only, when nothing else is in flight. */
+static int exchange(int fd, const char *cmd, char *line, size_t cap)
+{
+    if (bconn_send_all(fd, cmd, strlen(cmd), SETUP_TIMEOUT_MS) != 0)
+        return -1;
+    size_t n = 0;
+    while (n < 2 || memcmp(line + n - 2, "\r\n", 2) != 0) {
+        if (n + 1 >= cap)
+            return -1;
+        long r = bconn_recv_some(fd, line + n, 1, SETUP_TIMEOUT_MS);
+        if (r <= 0)
+            return -1;
+        n += (size_t)r;
+    }
+    line[n - 2] = 0;
+    return 0;
+}
+
+/* Sends cmd and checks the reply starts with want. */
+static int expect(int fd, const char *cmd, const char *want, char *err, size_t errlen)
+{
+    char line[MAX_LINE];
+    if (exchange(fd, cmd, line, sizeof line) != 0) {
+        snprintf(err, errlen, "beanstalkd did not answer '%.*s'", (int)strcspn(cmd, "\r"), cmd);
+        return -1;
+    }
+    if (strncmp(line, want, strlen(want)) != 0) {
+        snprintf(err, errlen, "beanstalkd answered '%s' to '%.*s'", line,
+                 (int)strcspn(cmd, "\r"), cmd);
+        return -1;
+    }
+    return 0;
+}
+
+static int watch_tube(int fd, const char *tube, char *err, size_t errlen)
+{
+    char cmd[MAX_LINE];
+    snprintf(cmd, sizeof cmd, "watch %s\r\n", tube);
+    if (expect(fd, cmd, "WATCHING", err, errlen) != 0)
+        return -1;
+    if (strcmp(tube, "default") == 0)
+        return 0;
+    return expect(fd, "ignore default\r\n", "WATCHING 1", err, errlen);
+}
+
+/* Reads and discards a job body of n bytes plus CRLF. */
+static int skip_body(int fd, long n)
+{
+    char buf[4096];
+    n += 2;
+    while (n > 0) {
+        long r = bconn_recv_some(fd, buf, (size_t)(n < (long)sizeof buf ? n : (long)sizeof buf),
+                                 SETUP_TIMEOUT_MS);
+        if (r <= 0)
+            return -1;
+        n -= r;
+    }
+    return 0;
+}
+
+/* Deletes the ready jobs an earlier run left in the tube (bounded in
+ * time); 0 when the tube is empty afterwards. */
+static int drain_stale(int fd, const char *tube, char *err, size_t errlen)
+{
+    char line[MAX_LINE], cmd[64];
+    long long gone = 0;
+    uint64_t deadline = mono_ns() + (uint64_t)STALE_DRAIN_MS * 1000000u;
+    while (mono_ns() < deadline) {
+        if (exchange(fd, "reserve-with-timeout 0\r\n", line, sizeof line) != 0)
+            break;
+        if (strcmp(line, "TIMED_OUT") == 0)
+            return 0;
+        unsigned long long id;
+        long bytes;
+        if (sscanf(line, "RESERVED %llu %ld", &id, &bytes) != 2 || skip_body(fd, bytes) != 0)
+            break;
+        snprintf(cmd, sizeof cmd, "delete %llu\r\n", id);
+        if (exchange(fd, cmd, line, sizeof line) != 0)
+            break;
+        gone++;
+    }
+    snprintf(err, errlen, "tube %s still holds jobs of an earlier run after deleting %lld; "
+             "restart beanstalkd or use another --queue", tube, gone);
+    return -1;
+}
+
+static int beans_prepare(const bench_cfg *cfg, char *err, size_t errlen)
+{
+    int fd = bconn_dial(cfg->host, cfg->port, err, errlen);
+    if (fd < 0)
+        return -1;
+    int rc = watch_tube(fd, cfg->queue, err, errlen);
+    if (rc == 0)
+        rc = drain_stale(fd, cfg->queue, err, errlen);
+    close(fd);
+    return rc;
+}
+
+static void beans_cleanup(const bench_cfg *cfg)
+{
+}
+
+static int beans_setup_conn(bconn *c, char *err, size_t errlen)
+{
+    char cmd[MAX_LINE];
+    if (c->role == ROLE_CONSUMER)
+        return watch_tube(c->fd, c->cfg->queue, err, errlen);
+    snprintf(cmd, sizeof cmd, "use %s\r\n", c->cfg->queue);
+    return expect(c->fd, cmd, "USING", err, errlen);
+}
+
+/* ---------------------------------------------------------- requests */
+
+static void beans_put_push(bconn *c, const char *payload, size_t len, uint64_t ts)
+{
+    resp_buf_printf(&c->out, "put %d %lld %d %zu\r\n", BEANS_PRI, c->cfg->delay_ms / 1000,
+                    BEANS_TTR, len);
+    resp_buf_append(&c->out, payload, len);
+    resp_buf_append(&c->out, "\r\n", 2);
+    bconn_expect(c, REQ_PUSH, ts);
+}
+
+static void beans_put_fetch(bconn *c)
+{
+    int s = (c->cfg->fetch_timeout_ms + 999) / 1000;
+    resp_buf_printf(&c->out, "reserve-with-timeout %d\r\n", s);
+    bconn_expect(c, REQ_FETCH, 0);
+}
+
+/* ----------------------------------------------------------- replies */
+
+static bool starts(const char *line, size_t n, const char *word)
+{
+    size_t w = strlen(word);
+    return n >= w && memcmp(line, word, w) == 0;
+}
+
+static void on_push_line(bconn *c, uint64_t ts, const char *line, size_t n)
+{
+    char msg[MAX_LINE];
+    snprintf(msg, sizeof msg, "%.*s", (int)n, line);
+    engine_push_done(c, ts, starts(line, n, "INSERTED "), msg);
+}
+
+static void on_reserved(bconn *c, unsigned long long id, const char *body, size_t len)
+{
+    uint64_t ts = engine_delivered(c, body, len);
+    resp_buf_printf(&c->out, "delete %llu\r\n", id);
+    bconn_expect(c, REQ_ACK, ts);
+    engine_fetch_next(c);
+}
+
+static void on_fetch_line(bconn *c, const char *line, size_t n)
+{
+    if (starts(line, n, "TIMED_OUT") || starts(line, n, "DEADLINE_SOON")) {
+        engine_fetch_empty(c);
+        engine_fetch_next(c);
+        return;
+    }
+    engine_fail(c, "beanstalkd answered '%.*s' to reserve-with-timeout", (int)n, line);
+}
+
+static void on_ack_line(bconn *c, uint64_t ts, const char *line, size_t n)
+{
+    if (starts(line, n, "DELETED"))
+        engine_ack_done(c, ts, true);
+    else if (starts(line, n, "NOT_FOUND"))
+        engine_ack_done(c, ts, false);
+    else
+        engine_fail(c, "beanstalkd answered '%.*s' to delete", (int)n, line);
+}
+
+/* Parses one reply at p (avail bytes). Returns the bytes it took, 0 when
+ * the reply is incomplete, -1 on failure. */
+static long one_reply(bconn *c, const char *p, size_t avail)
+{
+    const char *eol = memmem(p, avail, "\r\n", 2);
+    if (!eol) {
+        if (avail > MAX_LINE) {
+            engine_fail(c, "beanstalkd sent a reply line over %d bytes", MAX_LINE);
+            return -1;
+        }
+        return 0;
+    }
+    size_t n = (size_t)(eol - p), take = n + 2;
+    unsigned long long id = 0;
+    size_t bytes = 0;
+    bool reserved = starts(p, n, "RESERVED ");
+    if (reserved) {
+        if (sscanf(p, "RESERVED %llu %zu", &id, &bytes) != 2) {
+            engine_fail(c, "beanstalkd sent a malformed RESERVED line");
+            return -1;
+        }
+        if (avail < take + bytes + 2)
+            return 0;
+        take += bytes + 2;
+    }
+    req r;
+    if (bconn_take(c, &r) != 0) {
+        engine_fail(c, "beanstalkd sent a reply that answers no request: '%.*s'", (int)n, p);
+        return -1;
+    }
+    if (r.kind == REQ_PUSH)
+        on_push_line(c, r.ts, p, n);
+    else if (r.kind == REQ_FETCH && reserved)
+        on_reserved(c, id, eol + 2, bytes);
+    else if (r.kind == REQ_FETCH)
+        on_fetch_line(c, p, n);
+    else
+        on_ack_line(c, r.ts, p, n);
+    return (long)take;
+}
+
+/* Parses complete replies in p; returns the bytes consumed or -1. */
+static long parse_all(bconn *c, const char *p, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        long t = one_reply(c, p + off, len - off);
+        if (t < 0)
+            return -1;
+        if (t == 0)
+            break;
+        off += (size_t)t;
+    }
+    return (long)off;
+}
+
+static int beans_on_bytes(bconn *c, const char *buf, size_t len)
+{
+    if (c->in.len == 0) {
+        long used = parse_all(c, buf, len);
+        if (used < 0)
+            return -1;
+        resp_buf_append(&c->in, buf + used, len - (size_t)used);
+        return 0;
+    }
+    resp_buf_append(&c->in, buf, len);
+    long used = parse_all(c, c->in.data, c->in.len);
+    if (used < 0)
+        return -1;
+    memmove(c->in.data, c->in.data + used, c->in.len - (size_t)used);
+    c->in.len -= (size_t)used;
+    return 0;
+}
+
+const driver drv_beans = {
+    .prepare = beans_prepare,
+    .cleanup = beans_cleanup,
+    .setup_conn = beans_setup_conn,
+    .put_push = beans_put_push,
+    .put_fetch = beans_put_fetch,
+    .on_bytes = beans_on_bytes,
+};
