@@ -8,9 +8,9 @@
 #include "cmd_list.h"
 
 #include "clock.h"
+#include "cmd_job.h"
 #include "commands.h"
 #include "config.h"
-#include "hash.h"
 #include "conn.h"
 #include "io.h"
 #include "msg.h"
@@ -27,7 +27,7 @@
 
 /* ------------------------------------------------------------- numbers */
 
-static bool parse_ll(const char *s, size_t n, long long *out)
+bool parse_ll(const char *s, size_t n, long long *out)
 {
     if (n == 0 || n > 20)
         return false;
@@ -58,26 +58,8 @@ void io_key(struct conn *c, struct msg *m)
 
 void io_push(struct conn *c, struct msg *m)
 {
-    const struct config *cfg = &c->io->srv->cfg;
-    int n = m->req.argc - 2;
-    for (int i = 2; i < m->req.argc; i++) {
-        size_t len = m->req.len[i];
-        char which[48] = "";
-        if (n > 1)
-            snprintf(which, sizeof which, " (element %d)", i - 1);
-        if ((int64_t)len > cfg->max_payload) {
-            conn_reply_error(c, m, "TOOBIG payload%s is %zu bytes; the limit is %lld bytes (max-payload); nothing was pushed",
-                             which, len, (long long)cfg->max_payload);
-            return;
-        }
-        size_t at;
-        if (cfg->payload == PAYLOAD_JSON && !payload_is_json(m->req.argv[i], len, &at)) {
-            conn_reply_error(c, m, "BADJSON payload%s is not valid JSON at byte %zu; nothing was pushed (start spoold with --payload raw to accept any bytes)",
-                             which, at);
-            return;
-        }
-    }
-    conn_route_key(c, m, 1);
+    if (check_payloads(c, m, 2, m->req.argc))
+        conn_route_key(c, m, 1);
 }
 
 void io_pop(struct conn *c, struct msg *m)
@@ -155,20 +137,28 @@ void io_dbsize(struct conn *c, struct msg *m)
 
 /* --------------------------------------------------------- shard side */
 
+/* -FULL when q cannot take n more unfinished jobs. */
+bool shard_check_full(struct shard *s, struct msg *m, struct queue *q, size_t n)
+{
+    if (q->conf.maxlen == 0 || queue_unfinished(q) + n <= (size_t)q->conf.maxlen)
+        return false;
+    resp_buf_printf(&m->out, "-FULL queue '%.128s' has %zu unfinished jobs, its maxlen is %lld; nothing was pushed "
+                    "(raise it with QUEUE.CONFIG %.128s SET maxlen N, or let workers catch up)\r\n",
+                    q->name, queue_unfinished(q), (long long)q->conf.maxlen, q->name);
+    shard_reply(s, m);
+    shard_queue_gc(s, q);
+    return true;
+}
+
 void sh_push(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, true);
-    bool left = m->cmd->flags & CMD_LEFT; /* LPUSH, LPOP, BLPOP: the left end */
-    for (int i = 2; i < m->req.argc; i++) {
-        struct job *j = job_new(++s->next_id, m->req.argv[i], m->req.len[i]);
-        if (left)
-            jobq_push_left(&q->ready, j);
-        else
-            jobq_push_right(&q->ready, j);
-        q->pushed_total++;
-    }
-    resp_add_int(&m->out, (long long)q->ready.n);
-    shard_queue_changed(s, q);
+    if (shard_reject_payload(s, m, q, 2, m->req.argc) || shard_check_full(s, m, q, (size_t)(m->req.argc - 2)))
+        return;
+    struct push_opts o = { .retries = -1, .left = m->cmd->flags & CMD_LEFT };
+    for (int i = 2; i < m->req.argc; i++)
+        shard_job_push(s, q, m->req.argv[i], m->req.len[i], &o);
+    resp_add_int(&m->out, (long long)q->nready);
     shard_reply(s, m);
 }
 
@@ -177,7 +167,7 @@ void sh_pop(struct shard *s, struct msg *m)
     struct queue *q = shard_queue(s, m, 1, false);
     bool left = m->cmd->flags & CMD_LEFT;
     bool counted = m->req.argc == 3;
-    if (!q || q->ready.n == 0) {
+    if (!q || q->nready == 0 || q->paused) {
         if (counted)
             resp_add_null_array(&m->out, m->proto);
         else
@@ -186,15 +176,14 @@ void sh_pop(struct shard *s, struct msg *m)
         return;
     }
     size_t want = counted ? (size_t)arg_ll(m, 2) : 1;
-    if (want > q->ready.n)
-        want = q->ready.n;
+    if (want > q->nready)
+        want = q->nready;
     if (counted)
         resp_add_array(&m->out, want);
     for (size_t i = 0; i < want; i++) {
-        struct job *j = left ? jobq_pop_left(&q->ready) : jobq_pop_right(&q->ready);
+        struct job *j = queue_ready_peek(q, left);
         resp_add_bulk(&m->out, j->payload, j->len);
-        job_free(j);
-        q->popped_total++;
+        shard_job_popped(s, j);
     }
     shard_queue_gc(s, q);
     shard_reply(s, m);
@@ -203,7 +192,7 @@ void sh_pop(struct shard *s, struct msg *m)
 void sh_llen(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
-    resp_add_int(&m->out, q ? (long long)q->ready.n : 0);
+    resp_add_int(&m->out, q ? (long long)q->nready : 0);
     shard_reply(s, m);
 }
 
@@ -211,13 +200,14 @@ void sh_lrange(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
     size_t from, to;
-    if (!q || !queue_range(q->ready.n, arg_ll(m, 2), arg_ll(m, 3), &from, &to)) {
+    if (!q || !queue_range(q->nready, arg_ll(m, 2), arg_ll(m, 3), &from, &to)) {
         resp_add_array(&m->out, 0);
     } else {
         resp_add_array(&m->out, to - from + 1);
+        struct job *j = queue_ready_at(q, from);
         for (size_t i = from; i <= to; i++) {
-            const struct job *j = jobq_at(&q->ready, i);
             resp_add_bulk(&m->out, j->payload, j->len);
+            j = j->next ? j->next : (i < to ? queue_ready_at(q, i + 1) : NULL);
         }
     }
     shard_reply(s, m);
@@ -226,25 +216,36 @@ void sh_lrange(struct shard *s, struct msg *m)
 void sh_type(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
-    resp_add_simple(&m->out, q && q->ready.n ? "list" : "none");
+    resp_add_simple(&m->out, q && q->nready ? "list" : "none");
     shard_reply(s, m);
 }
 
-static bool mine(const struct shard *s, const struct msg *m, int i)
+/* Deletes q's jobs in state (or, with state < 0, in every state but
+ * reserved); returns how many. */
+long long shard_purge(struct shard *s, struct queue *q, int state)
 {
-    return shard_of(m->req.argv[i], m->req.len[i], s->srv->nshards) == s->id;
+    long long n = 0;
+    for (int st = 0; st < JOB_NSTATES; st++) {
+        if (state >= 0 ? st != state : st == JOB_RESERVED)
+            continue;
+        struct job *j;
+        while ((j = st == JOB_READY ? queue_ready_peek(q, false) : queue_list(q, st)->head)) {
+            shard_job_delete(s, j);
+            n++;
+        }
+    }
+    return n;
 }
 
 /* DEL and EXISTS go to every shard; each answers for the keys it owns. */
 void sh_del(struct shard *s, struct msg *m)
 {
     for (int i = 1; i < m->req.argc; i++) {
-        if (!mine(s, m, i))
+        if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
         struct queue *q = shard_queue(s, m, i, false);
-        if (q && q->ready.n) {
-            jobq_clear(&q->ready);
-            m->num++;
+        if (q) {
+            m->num += shard_purge(s, q, -1) > 0;
             shard_queue_gc(s, q);
         }
     }
@@ -254,17 +255,17 @@ void sh_del(struct shard *s, struct msg *m)
 void sh_exists(struct shard *s, struct msg *m)
 {
     for (int i = 1; i < m->req.argc; i++) {
-        if (!mine(s, m, i))
+        if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
         struct queue *q = shard_queue(s, m, i, false);
-        m->num += q && q->ready.n;
+        m->num += q && q->nready;
     }
     shard_reply(s, m);
 }
 
 static void count_nonempty(void *arg, struct queue *q)
 {
-    *(long long *)arg += q->ready.n > 0;
+    *(long long *)arg += q->nready > 0;
 }
 
 void sh_dbsize(struct shard *s, struct msg *m)
@@ -276,10 +277,13 @@ void sh_dbsize(struct shard *s, struct msg *m)
 static void info_line(void *arg, struct queue *q)
 {
     struct msg *m = arg;
-    resp_buf_printf(&m->out, "queue_%s:ready=%zu,waiters=%zu,pushed=%llu,popped=%llu\r\n",
-                    q->name, q->ready.n, q->nwaiters, (unsigned long long)q->pushed_total,
-                    (unsigned long long)q->popped_total);
-    m->num += (long long)q->ready.n;
+    resp_buf_printf(&m->out, "queue_%s:ready=%zu,reserved=%zu,delayed=%zu,done=%zu,dead=%zu,waiters=%zu,paused=%d,"
+                    "pushed=%llu,acked=%llu,popped=%llu,retried=%llu,expired=%llu,buried=%llu\r\n",
+                    q->name, q->nready, q->reserved.n, q->delayed.n, q->done.n, q->dead.n, q->nwaiters,
+                    q->paused, (unsigned long long)q->stats.pushed, (unsigned long long)q->stats.acked,
+                    (unsigned long long)q->stats.popped, (unsigned long long)q->stats.retried,
+                    (unsigned long long)q->stats.expired, (unsigned long long)q->stats.buried);
+    m->num += (long long)q->nready;
 }
 
 /* The # Queues lines of this shard; m->num = jobs ready here. */

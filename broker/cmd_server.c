@@ -13,6 +13,7 @@
 #include "io.h"
 #include "log.h"
 #include "msg.h"
+#include "pubsub.h"
 #include "server.h"
 
 #include <ctype.h>
@@ -40,43 +41,16 @@ void io_ping(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "ERR wrong number of arguments for 'ping' command");
         return;
     }
-    if (m->req.argc == 2)
+    if (pubsub_restricted(c)) {
+        /* RESP2 subscribed mode answers like a message. */
+        resp_add_array(&m->out, 2);
+        resp_add_cstr(&m->out, "pong");
+        resp_add_bulk(&m->out, m->req.argc == 2 ? m->req.argv[1] : "", m->req.argc == 2 ? m->req.len[1] : 0);
+    } else if (m->req.argc == 2) {
         resp_add_bulk(&m->out, m->req.argv[1], m->req.len[1]);
-    else
+    } else {
         resp_add_simple(&m->out, "PONG");
-    conn_reply(c, m);
-}
-
-void io_echo(struct conn *c, struct msg *m)
-{
-    resp_add_bulk(&m->out, m->req.argv[1], m->req.len[1]);
-    conn_reply(c, m);
-}
-
-void io_select(struct conn *c, struct msg *m)
-{
-    if (arg_is(m, 1, "0"))
-        conn_reply_ok(c, m);
-    else
-        conn_reply_error(c, m, "ERR DB index is out of range (spool has one database, 0)");
-}
-
-void io_quit(struct conn *c, struct msg *m)
-{
-    conn_reply_ok(c, m);
-    conn_close_after_reply(c);
-}
-
-void io_time(struct conn *c, struct msg *m)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    char a[32], b[32];
-    snprintf(a, sizeof a, "%ld", (long)tv.tv_sec);
-    snprintf(b, sizeof b, "%ld", (long)tv.tv_usec);
-    resp_add_array(&m->out, 2);
-    resp_add_cstr(&m->out, a);
-    resp_add_cstr(&m->out, b);
+    }
     conn_reply(c, m);
 }
 
@@ -484,3 +458,48 @@ void io_config(struct conn *c, struct msg *m)
     resp_buf_free(&cc.items);
     conn_reply(c, m);
 }
+
+void io_reset(struct conn *c, struct msg *m)
+{
+    pubsub_conn_gone(c);
+    set_name(c, "", 0);
+    c->proto = 2;
+    c->authed = c->io->srv->cfg.requirepass[0] == '\0';
+    conn_apply_limits(c);
+    resp_add_simple(&m->out, "RESET");
+    conn_reply(c, m);
+}
+
+void io_echo(struct conn *c, struct msg *m)
+{
+    resp_add_bulk(&m->out, m->req.argv[1], m->req.len[1]);
+    conn_reply(c, m);
+}
+
+void io_select(struct conn *c, struct msg *m)
+{
+    if (arg_is(m, 1, "0"))
+        conn_reply_ok(c, m);
+    else
+        conn_reply_error(c, m, "ERR DB index is out of range (spool has one database, 0)");
+}
+
+void io_quit(struct conn *c, struct msg *m)
+{
+    conn_reply_ok(c, m);
+    conn_close_after_reply(c);
+}
+
+void io_time(struct conn *c, struct msg *m)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%ld", (long)tv.tv_sec);
+    snprintf(b, sizeof b, "%ld", (long)tv.tv_usec);
+    resp_add_array(&m->out, 2);
+    resp_add_cstr(&m->out, a);
+    resp_add_cstr(&m->out, b);
+    conn_reply(c, m);
+}
+

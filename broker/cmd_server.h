@@ -20,6 +20,7 @@ void io_info(struct conn *c, struct msg *m);
 void io_command(struct conn *c, struct msg *m);
 void io_config(struct conn *c, struct msg *m);
 void io_time(struct conn *c, struct msg *m);
+void io_reset(struct conn *c, struct msg *m);
 
 void peer_client_list(struct io_thread *io, struct msg *m);
 

@@ -5,8 +5,11 @@
  */
 #include "commands.h"
 
+#include "cmd_job.h"
 #include "cmd_list.h"
+#include "cmd_queue.h"
 #include "cmd_server.h"
+#include "pubsub.h"
 #include "shard.h"
 
 #include <pthread.h>
@@ -19,12 +22,12 @@
 
 static struct command table[] = {
     /* connection and server (I/O thread) */
-    { "ping", -1, CMD_FAST, 0, 0, 0, io_ping, NULL, NULL, "Answers PONG, or echoes its argument." },
+    { "ping", -1, CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_ping, NULL, NULL, "Answers PONG, or echoes its argument." },
     { "echo", 2, CMD_FAST, 0, 0, 0, io_echo, NULL, NULL, "Returns its argument." },
     { "hello", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, io_hello, NULL, NULL, "Chooses RESP2 or RESP3, optionally authenticates and names the connection." },
     { "auth", -2, CMD_NOAUTH | CMD_FAST, 0, 0, 0, io_auth, NULL, NULL, "Authenticates the connection with the requirepass password." },
     { "select", 2, CMD_FAST, 0, 0, 0, io_select, NULL, NULL, "Selects database 0 (the only one)." },
-    { "quit", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, io_quit, NULL, NULL, "Closes the connection after replying OK." },
+    { "quit", -1, CMD_NOAUTH | CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_quit, NULL, NULL, "Closes the connection after replying OK." },
     { "client", -2, CMD_FAST, 0, 0, 0, io_client, NULL, peer_client_list, "CLIENT ID|SETNAME|GETNAME|LIST|INFO|SETINFO." },
     { "info", -1, 0, 0, 0, 0, io_info, sh_info, NULL, "Server, client, memory and queue information in Redis INFO format." },
     { "command", -1, 0, 0, 0, 0, io_command, NULL, NULL, "Describes the commands (COMMAND, COMMAND COUNT|INFO|DOCS)." },
@@ -43,6 +46,32 @@ static struct command table[] = {
     { "del", -2, W, 1, -1, 1, io_keys_sum, sh_del, NULL, "Purges the ready jobs of queues; replies with how many queues had any." },
     { "exists", -2, R | CMD_FAST, 1, -1, 1, io_keys_sum, sh_exists, NULL, "Counts the given queues that have ready jobs." },
     { "type", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_type, NULL, "list for a queue with ready jobs, none otherwise." },
+    { "reset", 1, CMD_NOAUTH | CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_reset, NULL, NULL, "Resets the connection: unsubscribes, RESP2, no name; AUTH again when a password is set." },
+    /* reliable jobs */
+    { "job.push", -3, W, 1, 1, 1, io_job_push, sh_job_push, NULL, "Pushes a job with options (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE); replies with its id." },
+    { "job.reserve", -3, W | CMD_BLOCKING | CMD_RESERVE, 0, 0, 0, io_job_reserve, shard_bpop, NULL, "Leases ready jobs from the first queue that has some, waiting up to TIMEOUT ms." },
+    { "job.ack", -2, W | CMD_FAST, 0, 0, 0, io_job_ids, sh_job_ack, NULL, "Acknowledges deliveries by receipt: their jobs are done." },
+    { "job.nack", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_nack, NULL, "Gives a delivery back as failed: retry after backoff (or DELAY), or dead." },
+    { "job.touch", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_touch, NULL, "Extends the lease of a delivery." },
+    { "job.get", 2, R | CMD_FAST, 0, 0, 0, io_job_id, sh_job_get, NULL, "The whole record of a job." },
+    { "job.del", -2, W, 0, 0, 0, io_job_ids, sh_job_del, NULL, "Deletes jobs in any state." },
+    { "job.retry", 2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_retry, NULL, "Makes a dead or delayed job ready now." },
+    /* queue administration */
+    { "queue.list", 1, R, 0, 0, 0, io_queue_list, sh_queue_list, NULL, "The names of all queues." },
+    { "queue.stats", 2, R, 1, 1, 1, io_key, sh_queue_stats, NULL, "Counts per state, totals, oldest ready age, paused." },
+    { "queue.peek", -2, R, 1, 1, 1, io_queue_key, sh_queue_peek, NULL, "Jobs of one state, with cursor paging." },
+    { "queue.pause", 2, W, 1, 1, 1, io_key, sh_queue_pause, NULL, "Stops deliveries from a queue (pushes still go in)." },
+    { "queue.resume", 2, W, 1, 1, 1, io_key, sh_queue_pause, NULL, "Resumes deliveries from a paused queue." },
+    { "queue.purge", -2, W, 1, 1, 1, io_queue_key, sh_queue_purge, NULL, "Deletes jobs of a queue (one state, or all but reserved)." },
+    { "queue.retry", 2, W, 1, 1, 1, io_key, sh_queue_retry, NULL, "Makes every dead job of a queue ready." },
+    { "queue.config", -3, W, 1, 1, 1, io_queue_key, sh_queue_config, NULL, "Reads or changes a queue's settings." },
+    /* pub/sub */
+    { "subscribe", -2, CMD_PUBSUB, 0, 0, 0, io_subscribe, NULL, NULL, "Listens to channels." },
+    { "unsubscribe", -1, CMD_PUBSUB, 0, 0, 0, io_unsubscribe, NULL, NULL, "Stops listening to channels." },
+    { "psubscribe", -2, CMD_PUBSUB, 0, 0, 0, io_psubscribe, NULL, NULL, "Listens to channels matching patterns." },
+    { "punsubscribe", -1, CMD_PUBSUB, 0, 0, 0, io_punsubscribe, NULL, NULL, "Stops listening to patterns." },
+    { "publish", 3, 0, 0, 0, 0, io_publish, NULL, peer_publish, "Sends a message to a channel; replies with how many received it." },
+    { "pubsub", -2, 0, 0, 0, 0, io_pubsub, NULL, peer_pubsub, "PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT." },
 };
 
 #define NCMDS (sizeof table / sizeof table[0])

@@ -24,6 +24,8 @@ enum cmd_flags {
     CMD_BLOCKING = 1 << 3,
     CMD_LEFT = 1 << 4,      /* LPUSH/LPOP/BLPOP: work on the left end */
     CMD_FAST = 1 << 5,
+    CMD_RESERVE = 1 << 6,   /* JOB.RESERVE: blocking pop that leases */
+    CMD_PUBSUB = 1 << 7,    /* allowed in RESP2 subscribed mode */
 };
 
 struct command {

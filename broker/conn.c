@@ -11,6 +11,8 @@
 #include "io.h"
 #include "log.h"
 #include "msg.h"
+#include "pubsub.h"
+#include "queue.h"
 #include "server.h"
 
 #include <event2/buffer.h>
@@ -109,6 +111,12 @@ static void flush_slots(struct conn *c)
     }
 }
 
+void conn_write_oob(struct conn *c, resp_buf *b)
+{
+    out_write(c, b);
+    resp_buf_reset(b);
+}
+
 static void emit(struct conn *c, resp_buf *b)
 {
     if (c->slots_head == NULL) {
@@ -205,6 +213,8 @@ static struct msg *msg_copy(const struct msg *src)
     m->key_first = src->key_first;
     m->key_last = src->key_last;
     m->deadline = src->deadline;
+    m->count = src->count;
+    m->lease = src->lease;
     m->bmode = src->bmode;
     return m;
 }
@@ -335,6 +345,13 @@ static void bpop_reply(struct conn *c, struct slot *sl, struct msg *m)
         resp_buf_reset(&m->out);
         if (m->key_last < sl->key_last) {
             bpop_try(c, sl, m, m->key_last);
+        } else if (m->deadline < 0) {
+            /* NOWAIT: every queue was empty. */
+            resp_add_null_array(&sl->out, c->proto);
+            msg_free(m);
+            sl->ready = true;
+            sl->pending = 0;
+            unblock(c);
         } else {
             /* Park over every key again: each shard checks its own in order. */
             m->key_first = sl->key_first;
@@ -358,25 +375,24 @@ static void bpop_reply(struct conn *c, struct slot *sl, struct msg *m)
 
 /* --------------------------------------------------------------- replies */
 
-static void return_job(struct conn *c, struct msg *m)
+/* The jobs in m were delivered to a client that has gone: send them home. */
+static void return_jobs(struct conn *c, struct msg *m)
 {
-    log_info("returning a job to queue '%s': its client (id=%llu) disconnected before the delivery reached it",
-             m->job_queue, (unsigned long long)c->id);
     struct msg *r = msg_new(MSG_RETURN);
-    r->job = m->job;
-    r->job_queue = m->job_queue;
-    r->job_left = m->job_left;
-    m->job = NULL;
-    m->job_queue = NULL;
-    io_send_shard(c->io, shard_of(r->job_queue, strlen(r->job_queue), c->io->srv->nshards), r);
+    r->jobs = m->jobs;
+    r->njobs = m->njobs;
+    r->jobs_left = m->jobs_left;
+    m->jobs = NULL;
+    m->njobs = 0;
+    io_send_shard(c->io, job_id_shard(r->jobs[0]), r);
 }
 
 void conn_on_reply(struct conn *c, struct msg *m)
 {
     c->inflight--;
     if (c->closed) {
-        if (m->job)
-            return_job(c, m);
+        if (m->njobs && (m->cmd->flags & CMD_BLOCKING))
+            return_jobs(c, m);
         msg_free(m);
         if (c->inflight == 0)
             conn_free(c);
@@ -451,6 +467,11 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
     snprintf(c->lastcmd, sizeof c->lastcmd, "%s", k->name);
     if (srv->cfg.requirepass[0] && !c->authed && !(k->flags & CMD_NOAUTH)) {
         error_now(c, "NOAUTH Authentication required.");
+        resp_cmd_free(cmd);
+        return;
+    }
+    if (pubsub_restricted(c) && !(k->flags & CMD_PUBSUB)) {
+        error_now(c, "ERR Can't execute '%s': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", k->name);
         resp_cmd_free(cmd);
         return;
     }
@@ -621,6 +642,7 @@ void conn_close(struct conn *c, const char *why)
         c->inflight--;
     }
     unblock(c);
+    pubsub_conn_gone(c);
     bufferevent_free(c->bev);
     c->bev = NULL;
     if (c->prev)

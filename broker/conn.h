@@ -55,6 +55,11 @@ struct slot {
     int key_first, key_last; /* argv range of the keys */
 };
 
+struct sub {
+    char *name;
+    size_t len;
+};
+
 struct conn {
     struct io_thread *io;
     struct bufferevent *bev;
@@ -78,6 +83,8 @@ struct conn {
     int nslots;
     int inflight;                    /* messages expected back from other threads */
     struct slot *blocked;            /* the outstanding blocking command */
+    struct sub *subs, *psubs;        /* pub/sub channels and patterns */
+    size_t nsubs, npsubs;
 };
 
 /* Takes the accepted socket fd. */
@@ -106,6 +113,8 @@ void conn_route_key(struct conn *c, struct msg *m, int i);
 void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish);
 /* Starts a blocking pop over argv[first..last) (see claim.h). */
 void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadline);
+/* Writes b now, outside the reply order (pub/sub messages); resets b. */
+void conn_write_oob(struct conn *c, resp_buf *b);
 /* Closes the connection once every reply before this point is written. */
 void conn_close_after_reply(struct conn *c);
 

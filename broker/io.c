@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "log.h"
 #include "msg.h"
+#include "pubsub.h"
 #include "server.h"
 #include "shard.h"
 
@@ -109,6 +110,10 @@ static void io_drain(void *arg, struct msg *list)
             m->cmd->peer(io, m);
             m->type = MSG_REPLY;
             io_send_io(io, m->origin, m);
+            break;
+        case MSG_PUBLISH:
+            pubsub_deliver(io, m);
+            msg_free(m);
             break;
         case MSG_STOP:
             msg_free(m);

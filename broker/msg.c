@@ -28,9 +28,7 @@ void msg_free(struct msg *m)
         return;
     resp_cmd_free(&m->req);
     resp_buf_free(&m->out);
-    if (m->job)
-        job_free(m->job);
-    free(m->job_queue);
+    free(m->jobs);
     if (m->claim)
         claim_release(m->claim);
     free(m);

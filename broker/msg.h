@@ -12,8 +12,9 @@
  *
  * conn and slot are opaque outside the I/O thread that owns them: shards
  * carry them back, never dereference them. A job delivered by a blocking pop
- * rides back in m->job so that, if the connection is gone by then, the I/O
- * thread can post it home again (MSG_RETURN) instead of losing it.
+ * rides back as its id in m->jobs so that, if the connection is gone by
+ * then, the I/O thread can post it home again (MSG_RETURN) instead of
+ * losing it.
  */
 #ifndef SPOOL_MSG_H
 #define SPOOL_MSG_H
@@ -28,7 +29,8 @@ enum msg_type {
     MSG_CMD,     /* io -> shard or io -> io: run cmd; comes back as MSG_REPLY */
     MSG_REPLY,   /* back to the origin I/O thread */
     MSG_CANCEL,  /* io -> shard: forget the waiter of claim; no reply */
-    MSG_RETURN,  /* io -> shard: put job back at the end it was taken from; no reply */
+    MSG_RETURN,  /* io -> shard: put delivered jobs back (their client is gone); no reply */
+    MSG_PUBLISH, /* shard/io -> io: deliver a pub/sub message to local subscribers; no reply */
     MSG_STOP,    /* main -> thread: finish and leave the loop */
 };
 
@@ -58,15 +60,19 @@ struct msg {
     enum bpop_mode bmode;
     int key_first, key_last;     /* argv indices of the keys to look at */
     struct claim *claim;         /* one reference, released by the shard */
-    int64_t deadline;            /* monotonic ms; 0 = forever */
+    int64_t deadline;            /* unix ms (clock_now_ms); 0 = forever */
+    int count;                   /* JOB.RESERVE COUNT */
+    int64_t lease;               /* JOB.RESERVE LEASE ms (0 = the job's/queue's) */
     bool empty;                  /* BPOP_TRY found nothing */
 
     /* results */
     resp_buf out;                /* the encoded reply, or a text part of a gather */
     long long num;               /* numeric part of a gather */
-    struct job *job;             /* a delivered job (see above) */
-    char *job_queue;             /* its queue name (owned) */
-    bool job_left;               /* it was taken from the left end */
+    uint64_t *jobs;              /* ids of delivered jobs (see above); owned */
+    int njobs;
+    bool jobs_left;              /* list pop from the left end (return them there) */
+
+    /* MSG_PUBLISH: channel in req.argv[1], message in req.argv[2] */
 
     int fd;                      /* MSG_CONN */
 };

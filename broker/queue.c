@@ -3,11 +3,16 @@
  */
 #include "queue.h"
 
+#include "config.h"
 #include "hash.h"
 
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void *xalloc(size_t n)
 {
@@ -19,14 +24,25 @@ static void *xalloc(size_t n)
     return p;
 }
 
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (!p) {
+        fputs("spoold: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
 /* ------------------------------------------------------------------ jobs */
 
 struct job *job_new(uint64_t id, const void *p, size_t n)
 {
-    struct job *j = xalloc(sizeof *j + n + 1);
+    struct job *j = xcalloc(1, sizeof *j);
+    tnode_init(&j->timer, 0);
     j->id = id;
     j->len = (uint32_t)n;
-    j->payload = (char *)(j + 1);
+    j->payload = xalloc(n + 1);
     memcpy(j->payload, p, n);
     j->payload[n] = '\0';
     return j;
@@ -34,64 +50,277 @@ struct job *job_new(uint64_t id, const void *p, size_t n)
 
 void job_free(struct job *j)
 {
+    if (!j)
+        return;
+    free(j->payload);
+    free(j->last_error);
+    free(j->unique);
     free(j);
 }
 
-/* ----------------------------------------------------------------- deque */
-
-static void jobq_grow(struct jobq *d)
+void job_set_str(char **field, const char *s, size_t n)
 {
-    size_t cap = d->cap ? d->cap * 2 : 8;
-    struct job **r = xalloc(cap * sizeof *r);
-    for (size_t i = 0; i < d->n; i++)
-        r[i] = jobq_at(d, i);
-    free(d->ring);
-    d->ring = r;
-    d->head = 0;
-    d->cap = cap;
+    free(*field);
+    *field = NULL;
+    if (s) {
+        *field = xalloc(n + 1);
+        memcpy(*field, s, n);
+        (*field)[n] = '\0';
+    }
 }
 
-void jobq_push_left(struct jobq *d, struct job *j)
+static const char *const state_names[JOB_NSTATES] = { "ready", "reserved", "delayed", "done", "dead" };
+
+const char *job_state_name(int state)
 {
-    if (d->n == d->cap)
-        jobq_grow(d);
-    d->head = (d->head - 1) & (d->cap - 1);
-    d->ring[d->head] = j;
-    d->n++;
+    return state >= 0 && state < JOB_NSTATES ? state_names[state] : "unknown";
 }
 
-void jobq_push_right(struct jobq *d, struct job *j)
+int job_state_parse(const char *s, size_t n)
 {
-    if (d->n == d->cap)
-        jobq_grow(d);
-    d->ring[(d->head + d->n) & (d->cap - 1)] = j;
-    d->n++;
+    for (int i = 0; i < JOB_NSTATES; i++)
+        if (strlen(state_names[i]) == n && strncasecmp(s, state_names[i], n) == 0)
+            return i;
+    return -1;
 }
 
-struct job *jobq_pop_left(struct jobq *d)
+void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1])
 {
-    if (d->n == 0)
-        return NULL;
-    struct job *j = d->ring[d->head];
-    d->head = (d->head + 1) & (d->cap - 1);
-    d->n--;
-    return j;
+    snprintf(out, JOB_ID_HEX + 1, "%016" PRIx64, id);
 }
 
-struct job *jobq_pop_right(struct jobq *d)
+static int hexval(char c)
 {
-    if (d->n == 0)
-        return NULL;
-    d->n--;
-    return d->ring[(d->head + d->n) & (d->cap - 1)];
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
-void jobq_clear(struct jobq *d)
+bool job_id_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt)
 {
-    for (size_t i = 0; i < d->n; i++)
-        job_free(jobq_at(d, i));
-    free(d->ring);
-    memset(d, 0, sizeof *d);
+    if (n < JOB_ID_HEX)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < JOB_ID_HEX; i++) {
+        int h = hexval(s[i]);
+        if (h < 0)
+            return false;
+        v = v << 4 | (uint64_t)h;
+    }
+    uint32_t a = 0;
+    if (n > JOB_ID_HEX) {
+        if (s[JOB_ID_HEX] != '-' || n == JOB_ID_HEX + 1 || n > JOB_ID_HEX + 11)
+            return false;
+        uint64_t acc = 0;
+        for (size_t i = JOB_ID_HEX + 1; i < n; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return false;
+            acc = acc * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (acc == 0 || acc > UINT32_MAX)
+            return false;
+        a = (uint32_t)acc;
+    }
+    *id = v;
+    *attempt = a;
+    return true;
+}
+
+/* ----------------------------------------------------------------- lists */
+
+void jlist_push_left(struct jlist *l, struct job *j)
+{
+    j->prev = NULL;
+    j->next = l->head;
+    if (l->head)
+        l->head->prev = j;
+    else
+        l->tail = j;
+    l->head = j;
+    l->n++;
+}
+
+void jlist_push_right(struct jlist *l, struct job *j)
+{
+    j->next = NULL;
+    j->prev = l->tail;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+    l->n++;
+}
+
+void jlist_unlink(struct jlist *l, struct job *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        l->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        l->tail = j->prev;
+    j->prev = j->next = NULL;
+    l->n--;
+}
+
+/* -------------------------------------------------------------- settings */
+
+struct qopt {
+    const char *name;
+    size_t off;
+    int64_t min, max;
+    const char *help;
+};
+
+#define QOFF(f) offsetof(struct qconf, f)
+static const struct qopt qopts[] = {
+    { "retries", QOFF(retries), 0, 1000, "a whole number from 0 to 1000" },
+    { "backoff", QOFF(backoff), 0, 86400000LL * 30, "milliseconds, from 0 to 30 days" },
+    { "backoff-max", QOFF(backoff_max), 0, 86400000LL * 30, "milliseconds, from 0 to 30 days" },
+    { "lease", QOFF(lease), 1, 86400000LL * 7, "milliseconds, from 1 to 7 days" },
+    { "maxlen", QOFF(maxlen), 0, INT64_MAX, "a whole number, 0 for no limit" },
+    { "payload", QOFF(payload), 0, 1, "json or raw" },
+    { "retention", QOFF(retention), 0, 86400000LL * 365, "milliseconds, from 0 to 1 year" },
+    { "retention-max", QOFF(retention_max), 0, 100000000, "a whole number from 0 to 100000000" },
+};
+#define NQOPTS (sizeof qopts / sizeof qopts[0])
+
+void qconf_defaults(struct qconf *c, int payload_mode)
+{
+    c->retries = 25;
+    c->backoff = 15000;
+    c->backoff_max = 3600000;
+    c->lease = 30000;
+    c->maxlen = 0;
+    c->payload = payload_mode;
+    c->retention = 3600000;
+    c->retention_max = 10000;
+}
+
+static const struct qopt *qopt_find(const char *name, size_t n)
+{
+    for (size_t i = 0; i < NQOPTS; i++)
+        if (strlen(qopts[i].name) == n && strncasecmp(qopts[i].name, name, n) == 0)
+            return &qopts[i];
+    return NULL;
+}
+
+size_t qconf_count(void)
+{
+    return NQOPTS;
+}
+
+const char *qconf_name(size_t i)
+{
+    return i < NQOPTS ? qopts[i].name : NULL;
+}
+
+int qconf_set(struct qconf *c, const char *name, size_t nlen, const char *val, size_t vlen,
+              const char **why)
+{
+    const struct qopt *o = qopt_find(name, nlen);
+    if (!o) {
+        *why = "unknown setting (settings: retries, backoff, backoff-max, lease, maxlen, payload, retention, retention-max)";
+        return -EINVAL;
+    }
+    int64_t v;
+    if (o->off == QOFF(payload)) {
+        if (vlen == 4 && strncasecmp(val, "json", 4) == 0)
+            v = PAYLOAD_JSON;
+        else if (vlen == 3 && strncasecmp(val, "raw", 3) == 0)
+            v = PAYLOAD_RAW;
+        else {
+            *why = o->help;
+            return -EINVAL;
+        }
+    } else {
+        char buf[32];
+        if (vlen == 0 || vlen >= sizeof buf) {
+            *why = o->help;
+            return -EINVAL;
+        }
+        memcpy(buf, val, vlen);
+        buf[vlen] = '\0';
+        char *end;
+        errno = 0;
+        long long l = strtoll(buf, &end, 10);
+        if (errno || *end || l < o->min || l > o->max) {
+            *why = o->help;
+            return -EINVAL;
+        }
+        v = l;
+    }
+    *(int64_t *)((char *)c + o->off) = v;
+    return 0;
+}
+
+static int render(const struct qopt *o, const struct qconf *c, char *buf, size_t cap)
+{
+    int64_t v = *(const int64_t *)((const char *)c + o->off);
+    if (o->off == QOFF(payload))
+        return snprintf(buf, cap, "%s", v == PAYLOAD_RAW ? "raw" : "json");
+    return snprintf(buf, cap, "%lld", (long long)v);
+}
+
+int qconf_get(const struct qconf *c, const char *name, size_t nlen, char *buf, size_t cap)
+{
+    const struct qopt *o = qopt_find(name, nlen);
+    if (!o)
+        return -EINVAL;
+    render(o, c, buf, cap);
+    return 0;
+}
+
+void qconf_format(const struct qconf *c, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NQOPTS && n < cap; i++) {
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s ", i ? " " : "", qopts[i].name);
+        if (n < cap)
+            n += (size_t)render(&qopts[i], c, buf + n, cap - n);
+    }
+}
+
+void qconf_parse(struct qconf *c, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *name = p;
+        while (*p && *p != ' ')
+            p++;
+        size_t nlen = (size_t)(p - name);
+        while (*p == ' ')
+            p++;
+        const char *val = p;
+        while (*p && *p != ' ')
+            p++;
+        const char *why;
+        if (nlen)
+            qconf_set(c, name, nlen, val, (size_t)(p - val), &why);
+    }
+}
+
+int64_t qconf_backoff(const struct qconf *c, uint32_t attempt, double rnd)
+{
+    if (attempt < 1)
+        attempt = 1;
+    double d = (double)c->backoff * pow(2.0, (double)(attempt - 1));
+    if (d > (double)c->backoff_max)
+        d = (double)c->backoff_max;
+    d *= 0.8 + 0.4 * rnd; /* +-20 % jitter so retries of a burst spread out */
+    if (d > (double)c->backoff_max)
+        d = (double)c->backoff_max;
+    return (int64_t)d;
 }
 
 /* --------------------------------------------------------------- waiters */
@@ -127,20 +356,310 @@ void queue_wait_unlink(struct wlink *l)
     l->q = NULL;
 }
 
+/* ----------------------------------------------------------------- queue */
+
+struct jlist *queue_list(struct queue *q, int state)
+{
+    switch (state) {
+    case JOB_DELAYED:
+        return &q->delayed;
+    case JOB_RESERVED:
+        return &q->reserved;
+    case JOB_DONE:
+        return &q->done;
+    case JOB_DEAD:
+        return &q->dead;
+    default:
+        return NULL;
+    }
+}
+
+size_t queue_count(const struct queue *q, int state)
+{
+    if (state == JOB_READY)
+        return q->nready;
+    return queue_list((struct queue *)q, state)->n;
+}
+
+size_t queue_unfinished(const struct queue *q)
+{
+    return q->nready + q->delayed.n + q->reserved.n;
+}
+
+bool queue_is_idle(const struct queue *q)
+{
+    return q->nready == 0 && q->delayed.n == 0 && q->reserved.n == 0 && q->done.n == 0 &&
+           q->dead.n == 0 && q->nwaiters == 0 && !q->conf_custom && !q->paused;
+}
+
+/* The level of priority pri, created if missing (levels stay sorted). */
+static struct plevel *level_get(struct queue *q, int16_t pri)
+{
+    int lo = 0, hi = q->nlevels;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (q->levels[mid].pri == pri)
+            return &q->levels[mid];
+        if (q->levels[mid].pri < pri)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (q->nlevels == q->caplevels) {
+        q->caplevels = q->caplevels ? q->caplevels * 2 : 2;
+        struct plevel *nl = realloc(q->levels, (size_t)q->caplevels * sizeof *nl);
+        if (!nl)
+            abort();
+        q->levels = nl;
+    }
+    memmove(&q->levels[lo + 1], &q->levels[lo], (size_t)(q->nlevels - lo) * sizeof *q->levels);
+    q->nlevels++;
+    memset(&q->levels[lo], 0, sizeof q->levels[lo]);
+    q->levels[lo].pri = pri;
+    return &q->levels[lo];
+}
+
+static struct plevel *level_find(const struct queue *q, int16_t pri)
+{
+    for (int i = 0; i < q->nlevels; i++)
+        if (q->levels[i].pri == pri)
+            return &q->levels[i];
+    return NULL;
+}
+
+/* Empty levels other than priority 0 are dropped so scans stay short. */
+static void level_trim(struct queue *q, struct plevel *lv)
+{
+    if (lv->l.n || lv->pri == 0)
+        return;
+    int i = (int)(lv - q->levels);
+    memmove(&q->levels[i], &q->levels[i + 1], (size_t)(q->nlevels - i - 1) * sizeof *q->levels);
+    q->nlevels--;
+}
+
+void queue_ready_add(struct queue *q, struct job *j, bool left)
+{
+    struct plevel *lv = level_get(q, j->priority);
+    if (q->nready == 0) {
+        j->pos = 0;
+        q->pos_lo = q->pos_hi = 0;
+    } else if (left) {
+        j->pos = --q->pos_lo;
+    } else {
+        j->pos = ++q->pos_hi;
+    }
+    if (left)
+        jlist_push_left(&lv->l, j);
+    else
+        jlist_push_right(&lv->l, j);
+    j->state = JOB_READY;
+    q->nready++;
+}
+
+void queue_ready_insert_pos(struct queue *q, struct job *j)
+{
+    struct plevel *lv = level_get(q, j->priority);
+    /* Recovery loads jobs in pos order, so this is an append in practice. */
+    struct job *after = lv->l.tail;
+    while (after && after->pos > j->pos)
+        after = after->prev;
+    if (!after) {
+        jlist_push_left(&lv->l, j);
+    } else if (after == lv->l.tail) {
+        jlist_push_right(&lv->l, j);
+    } else {
+        j->prev = after;
+        j->next = after->next;
+        after->next->prev = j;
+        after->next = j;
+        lv->l.n++;
+    }
+    if (q->nready == 0)
+        q->pos_lo = q->pos_hi = j->pos;
+    if (j->pos < q->pos_lo)
+        q->pos_lo = j->pos;
+    if (j->pos > q->pos_hi)
+        q->pos_hi = j->pos;
+    j->state = JOB_READY;
+    q->nready++;
+}
+
+struct job *queue_ready_peek(const struct queue *q, bool left)
+{
+    if (q->nready == 0)
+        return NULL;
+    if (left) {
+        for (int i = 0; i < q->nlevels; i++)
+            if (q->levels[i].l.n)
+                return q->levels[i].l.head;
+    } else {
+        for (int i = q->nlevels - 1; i >= 0; i--)
+            if (q->levels[i].l.n)
+                return q->levels[i].l.tail;
+    }
+    return NULL;
+}
+
+void queue_ready_remove(struct queue *q, struct job *j)
+{
+    struct plevel *lv = level_find(q, j->priority);
+    jlist_unlink(&lv->l, j);
+    q->nready--;
+    level_trim(q, lv);
+    if (q->nready == 0)
+        q->pos_lo = q->pos_hi = 0;
+}
+
+struct job *queue_ready_at(const struct queue *q, size_t i)
+{
+    if (i >= q->nready)
+        return NULL;
+    for (int k = 0; k < q->nlevels; k++) {
+        const struct jlist *l = &q->levels[k].l;
+        if (i >= l->n) {
+            i -= l->n;
+            continue;
+        }
+        struct job *j;
+        if (i < l->n / 2) {
+            j = l->head;
+            while (i--)
+                j = j->next;
+        } else {
+            j = l->tail;
+            for (size_t back = l->n - 1 - i; back; back--)
+                j = j->prev;
+        }
+        return j;
+    }
+    return NULL;
+}
+
+struct job *queue_ready_first_served(const struct queue *q)
+{
+    return queue_ready_peek(q, false);
+}
+
+struct job *queue_ready_next_served(const struct queue *q, const struct job *j)
+{
+    if (j->prev)
+        return j->prev;
+    for (int i = q->nlevels - 1; i >= 0; i--) {
+        if (q->levels[i].pri >= j->priority)
+            continue;
+        if (q->levels[i].l.n)
+            return q->levels[i].l.tail;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ unique keys */
+
+struct ustr {
+    struct ustr *next;
+    struct job *job;
+};
+
+static size_t ubucket(const struct queue *q, const char *key, size_t len)
+{
+    return (size_t)hash_bytes(key, len) & (q->nub - 1);
+}
+
+struct job *queue_unique_find(const struct queue *q, const char *key, size_t len)
+{
+    if (!q->nunique)
+        return NULL;
+    for (struct ustr *u = q->ubuckets[ubucket(q, key, len)]; u; u = u->next)
+        if (strlen(u->job->unique) == len && memcmp(u->job->unique, key, len) == 0)
+            return u->job;
+    return NULL;
+}
+
+void queue_unique_add(struct queue *q, struct job *j)
+{
+    if (!q->ubuckets) {
+        q->nub = 64;
+        q->ubuckets = xcalloc(q->nub, sizeof *q->ubuckets);
+    }
+    if (q->nunique >= q->nub * 2) {
+        size_t onb = q->nub;
+        struct ustr **ob = q->ubuckets;
+        q->nub *= 4;
+        q->ubuckets = xcalloc(q->nub, sizeof *q->ubuckets);
+        for (size_t i = 0; i < onb; i++) {
+            struct ustr *u = ob[i];
+            while (u) {
+                struct ustr *next = u->next;
+                size_t k = ubucket(q, u->job->unique, strlen(u->job->unique));
+                u->next = q->ubuckets[k];
+                q->ubuckets[k] = u;
+                u = next;
+            }
+        }
+        free(ob);
+    }
+    struct ustr *u = xalloc(sizeof *u);
+    u->job = j;
+    size_t k = ubucket(q, j->unique, strlen(j->unique));
+    u->next = q->ubuckets[k];
+    q->ubuckets[k] = u;
+    q->nunique++;
+}
+
+void queue_unique_remove(struct queue *q, struct job *j)
+{
+    if (!j->unique || !q->nunique)
+        return;
+    struct ustr **pp = &q->ubuckets[ubucket(q, j->unique, strlen(j->unique))];
+    for (; *pp; pp = &(*pp)->next) {
+        if ((*pp)->job == j) {
+            struct ustr *u = *pp;
+            *pp = u->next;
+            free(u);
+            q->nunique--;
+            return;
+        }
+    }
+}
+
 /* ----------------------------------------------------------------- table */
 
 void qtable_init(struct qtable *t)
 {
     t->nb = 64;
     t->n = 0;
-    t->b = calloc(t->nb, sizeof *t->b);
-    if (!t->b)
-        abort();
+    t->b = xcalloc(t->nb, sizeof *t->b);
+}
+
+static void jlist_free_all(struct jlist *l)
+{
+    struct job *j = l->head;
+    while (j) {
+        struct job *next = j->next;
+        job_free(j);
+        j = next;
+    }
+    memset(l, 0, sizeof *l);
 }
 
 static void queue_free(struct queue *q)
 {
-    jobq_clear(&q->ready);
+    for (int i = 0; i < q->nlevels; i++)
+        jlist_free_all(&q->levels[i].l);
+    free(q->levels);
+    jlist_free_all(&q->delayed);
+    jlist_free_all(&q->reserved);
+    jlist_free_all(&q->done);
+    jlist_free_all(&q->dead);
+    for (size_t i = 0; i < q->nub; i++) {
+        struct ustr *u = q->ubuckets[i];
+        while (u) {
+            struct ustr *next = u->next;
+            free(u);
+            u = next;
+        }
+    }
+    free(q->ubuckets);
     free(q->name);
     free(q);
 }
@@ -160,14 +679,14 @@ void qtable_free(struct qtable *t)
     t->nb = t->n = 0;
 }
 
-static size_t bucket(const struct qtable *t, const char *name, size_t len)
+static size_t bucket(size_t nb, const char *name, size_t len)
 {
-    return (size_t)(hash_bytes(name, len) >> 7) & (t->nb - 1);
+    return (size_t)(hash_bytes(name, len) >> 7) & (nb - 1);
 }
 
 struct queue *qtable_find(const struct qtable *t, const char *name, size_t len)
 {
-    for (struct queue *q = t->b[bucket(t, name, len)]; q; q = q->hnext)
+    for (struct queue *q = t->b[bucket(t->nb, name, len)]; q; q = q->hnext)
         if (q->namelen == len && memcmp(q->name, name, len) == 0)
             return q;
     return NULL;
@@ -178,14 +697,12 @@ static void qtable_rehash(struct qtable *t)
     size_t onb = t->nb;
     struct queue **ob = t->b;
     t->nb = onb * 2;
-    t->b = calloc(t->nb, sizeof *t->b);
-    if (!t->b)
-        abort();
+    t->b = xcalloc(t->nb, sizeof *t->b);
     for (size_t i = 0; i < onb; i++) {
         struct queue *q = ob[i];
         while (q) {
             struct queue *next = q->hnext;
-            size_t k = bucket(t, q->name, q->namelen);
+            size_t k = bucket(t->nb, q->name, q->namelen);
             q->hnext = t->b[k];
             t->b[k] = q;
             q = next;
@@ -194,20 +711,21 @@ static void qtable_rehash(struct qtable *t)
     free(ob);
 }
 
-struct queue *qtable_get(struct qtable *t, const char *name, size_t len)
+struct queue *qtable_get(struct qtable *t, const char *name, size_t len, const struct qconf *defaults)
 {
     struct queue *q = qtable_find(t, name, len);
     if (q)
         return q;
     if (t->n >= t->nb)
         qtable_rehash(t);
-    q = xalloc(sizeof *q);
-    memset(q, 0, sizeof *q);
+    q = xcalloc(1, sizeof *q);
     q->name = xalloc(len + 1);
     memcpy(q->name, name, len);
     q->name[len] = '\0';
     q->namelen = len;
-    size_t k = bucket(t, name, len);
+    q->conf = *defaults;
+    level_get(q, 0);
+    size_t k = bucket(t->nb, name, len);
     q->hnext = t->b[k];
     t->b[k] = q;
     t->n++;
@@ -216,9 +734,9 @@ struct queue *qtable_get(struct qtable *t, const char *name, size_t len)
 
 bool qtable_maybe_free(struct qtable *t, struct queue *q)
 {
-    if (q->ready.n || q->nwaiters || q->in_ready_list)
+    if (!queue_is_idle(q) || q->in_ready_list)
         return false;
-    struct queue **pp = &t->b[bucket(t, q->name, q->namelen)];
+    struct queue **pp = &t->b[bucket(t->nb, q->name, q->namelen)];
     while (*pp != q)
         pp = &(*pp)->hnext;
     *pp = q->hnext;
@@ -229,9 +747,82 @@ bool qtable_maybe_free(struct qtable *t, struct queue *q)
 
 void qtable_each(const struct qtable *t, void (*fn)(void *arg, struct queue *q), void *arg)
 {
-    for (size_t i = 0; i < t->nb; i++)
-        for (struct queue *q = t->b[i]; q; q = q->hnext)
+    for (size_t i = 0; i < t->nb; i++) {
+        struct queue *q = t->b[i];
+        while (q) {
+            struct queue *next = q->hnext;
             fn(arg, q);
+            q = next;
+        }
+    }
+}
+
+/* ------------------------------------------------------------- job table */
+
+void jtable_init(struct jtable *t)
+{
+    t->nb = 1024;
+    t->n = 0;
+    t->b = xcalloc(t->nb, sizeof *t->b);
+}
+
+void jtable_free(struct jtable *t)
+{
+    free(t->b);
+    t->b = NULL;
+    t->nb = t->n = 0;
+}
+
+static size_t jbucket(size_t nb, uint64_t id)
+{
+    uint64_t h = id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 20) & (nb - 1);
+}
+
+struct job *jtable_find(const struct jtable *t, uint64_t id)
+{
+    for (struct job *j = t->b[jbucket(t->nb, id)]; j; j = j->hnext)
+        if (j->id == id)
+            return j;
+    return NULL;
+}
+
+void jtable_add(struct jtable *t, struct job *j)
+{
+    if (t->n >= t->nb) {
+        size_t onb = t->nb;
+        struct job **ob = t->b;
+        t->nb *= 2;
+        t->b = xcalloc(t->nb, sizeof *t->b);
+        for (size_t i = 0; i < onb; i++) {
+            struct job *x = ob[i];
+            while (x) {
+                struct job *next = x->hnext;
+                size_t k = jbucket(t->nb, x->id);
+                x->hnext = t->b[k];
+                t->b[k] = x;
+                x = next;
+            }
+        }
+        free(ob);
+    }
+    size_t k = jbucket(t->nb, j->id);
+    j->hnext = t->b[k];
+    t->b[k] = j;
+    t->n++;
+}
+
+void jtable_remove(struct jtable *t, struct job *j)
+{
+    struct job **pp = &t->b[jbucket(t->nb, j->id)];
+    for (; *pp; pp = &(*pp)->hnext) {
+        if (*pp == j) {
+            *pp = j->hnext;
+            j->hnext = NULL;
+            t->n--;
+            return;
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- ranges */

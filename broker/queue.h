@@ -1,50 +1,128 @@
 /*
- * queue.h - the in-memory queue core: jobs, the ready deque, queue tables
- * and the per-queue FIFO of blocked waiters.
+ * queue.h - the in-memory queue core: jobs and their state machine, the
+ * ready list with priorities, per-state lists, queue settings, the job id
+ * table, unique keys, and the per-queue FIFO of blocked waiters.
  *
- * A queue is a Redis list of jobs: LPUSH adds at the left (head), RPUSH at
- * the right (tail); RPOP/BRPOP take from the right, so LPUSH + BRPOP is
- * FIFO exactly as in Redis. Index 0 of the deque is the leftmost element.
+ * The job state machine (values are stored in the journal: never renumber):
+ *
+ *     push ───────────────▶ READY ◀──────────── (run_at reached) ─── DELAYED
+ *     push DELAY/AT ──▶ DELAYED                                          ▲
+ *     READY ──reserve (attempt++, lease)──▶ RESERVED                     │
+ *     READY ──list pop (BRPOP/RPOP/LPOP)──▶ DONE                         │
+ *     RESERVED ──ack──▶ DONE                                             │
+ *     RESERVED ──nack / lease expiry, attempt <= retries──▶ (backoff) ───┘
+ *     RESERVED ──nack / lease expiry, attempt >  retries──▶ DEAD
+ *     RESERVED ──nack DEAD──▶ DEAD
+ *     DEAD, DELAYED ──retry──▶ READY          (dead: attempt reset to 0)
+ *     any ──delete / purge──▶ (gone)
+ *     DONE ──retention over──▶ (gone)
+ *
+ * The ready jobs of a queue form one Redis list: LPUSH adds at the left,
+ * RPUSH at the right, RPOP/BRPOP/JOB.RESERVE take from the right, so LPUSH +
+ * BRPOP is FIFO exactly as in Redis. Priorities split the list into levels,
+ * lower priorities to the left: the rightmost job of the highest level is
+ * served first; within a level the order is the list order. job->pos keeps
+ * that order across restarts (ascending from left to right).
  *
  * Owned by exactly one shard thread (shard = hash(name) % shards); nothing
- * here locks. A queue exists in its shard's table while it has jobs or
- * waiters; queue_maybe_free() drops it once it has neither.
- *
- * Waiters: every blocked pop parked on a queue is a struct wlink in that
- * queue's FIFO. A link knows its list, so unlinking is O(1).
+ * here locks. Deadlines (delays, leases, retention of done jobs) are
+ * job->timer nodes in the shard's heap; the shard arms and disarms them.
+ * A job is in exactly one list, the one of its state (ready: its level).
  */
 #ifndef SPOOL_QUEUE_H
 #define SPOOL_QUEUE_H
+
+#include "theap.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+enum job_state { JOB_READY = 0, JOB_RESERVED = 1, JOB_DELAYED = 2, JOB_DONE = 3, JOB_DEAD = 4 };
+#define JOB_NSTATES 5
+
+#define JOB_PRI_MIN (-1000)
+#define JOB_PRI_MAX 1000
+#define JOB_ID_HEX 16
+
+struct queue;
+
 struct job {
-    uint64_t id;       /* unique per shard, increasing in creation order */
-    uint32_t len;      /* payload length */
-    char *payload;     /* owned; NUL-terminated for convenience */
+    struct tnode timer;        /* delayed: run_at; reserved: lease_until; done: expiry */
+    struct job *prev, *next;   /* in the list of its state */
+    struct job *hnext;         /* id table chain */
+    struct queue *q;
+    uint64_t id;
+    int64_t pos;               /* list order among ready jobs */
+    int64_t run_at;            /* unix ms: when a delayed job becomes ready */
+    int64_t lease_until;       /* unix ms: end of the current lease */
+    int64_t created_at;
+    int64_t updated_at;
+    uint32_t attempt;          /* deliveries so far; a receipt names one */
+    uint32_t retries;          /* retries allowed after the first attempt */
+    uint32_t lease_ms;         /* lease of the current delivery */
+    uint32_t len;              /* payload length */
+    int16_t priority;
+    uint8_t state;             /* enum job_state */
+    char *payload;             /* owned; NULL while it lives only in the journal */
+    char *last_error;          /* owned, may be NULL */
+    char *unique;              /* owned, may be NULL */
 };
 
-/* Makes a job owning a copy of p[0..n). */
+/* Makes a READY-to-be-placed job owning a copy of p[0..n). */
 struct job *job_new(uint64_t id, const void *p, size_t n);
 void job_free(struct job *j);
+void job_set_str(char **field, const char *s, size_t n); /* NULL/0 clears */
+const char *job_state_name(int state);
+int job_state_parse(const char *s, size_t n); /* -1 when unknown */
 
-/* A ring buffer of job pointers. */
-struct jobq {
-    struct job **ring;
-    size_t head, n, cap; /* cap is a power of two */
+/* Ids: 16 hex digits; the low 10 bits name the shard. */
+void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1]);
+/* Parses an id or a receipt "<id>-<attempt>"; *attempt = 0 for a bare id.
+ * Returns false when s is neither. */
+bool job_id_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt);
+static inline int job_id_shard(uint64_t id) { return (int)(id & 0x3ff); }
+
+/* ------------------------------------------------------------- lists */
+
+struct jlist {
+    struct job *head, *tail;   /* head = left end */
+    size_t n;
 };
 
-void jobq_push_left(struct jobq *d, struct job *j);
-void jobq_push_right(struct jobq *d, struct job *j);
-struct job *jobq_pop_left(struct jobq *d);   /* NULL when empty */
-struct job *jobq_pop_right(struct jobq *d);
-static inline struct job *jobq_at(const struct jobq *d, size_t i)
-{
-    return d->ring[(d->head + i) & (d->cap - 1)];
-}
-void jobq_clear(struct jobq *d);             /* frees every job */
+void jlist_push_left(struct jlist *l, struct job *j);
+void jlist_push_right(struct jlist *l, struct job *j);
+void jlist_unlink(struct jlist *l, struct job *j);
+
+/* ----------------------------------------------------------- settings */
+
+struct qconf {
+    int64_t retries;
+    int64_t backoff;           /* ms, first retry delay */
+    int64_t backoff_max;       /* ms */
+    int64_t lease;             /* ms */
+    int64_t maxlen;            /* unfinished jobs; 0 = unlimited */
+    int64_t payload;           /* enum payload_mode */
+    int64_t retention;         /* ms done jobs are kept */
+    int64_t retention_max;     /* done jobs kept at most */
+};
+
+void qconf_defaults(struct qconf *c, int payload_mode);
+/* Sets one setting from text; returns 0, or -EINVAL with *why naming the problem. */
+int qconf_set(struct qconf *c, const char *name, size_t nlen, const char *val, size_t vlen,
+              const char **why);
+/* Renders one setting (name given) or, with name NULL, iterates all. */
+int qconf_get(const struct qconf *c, const char *name, size_t nlen, char *buf, size_t cap);
+size_t qconf_count(void);
+const char *qconf_name(size_t i);
+/* "name value name value ..." of every setting; for the journal. */
+void qconf_format(const struct qconf *c, char *buf, size_t cap);
+/* Parses qconf_format's text back (unknown names are ignored). */
+void qconf_parse(struct qconf *c, const char *text);
+/* Backoff for a failure on attempt n (1-based); rnd in [0,1). */
+int64_t qconf_backoff(const struct qconf *c, uint32_t attempt, double rnd);
+
+/* ------------------------------------------------------------ waiters */
 
 struct waiter;
 struct wlink {
@@ -53,23 +131,79 @@ struct wlink {
     struct queue *q;
 };
 
+/* -------------------------------------------------------------- queue */
+
+struct plevel {
+    int16_t pri;
+    struct jlist l;
+};
+
+struct ustr; /* unique-key table entry (queue.c) */
+
+struct queue_stats {
+    uint64_t pushed, acked, retried, expired, buried, popped;
+};
+
 struct queue {
     char *name;
     size_t namelen;
-    struct queue *hnext;     /* table chain */
-    struct jobq ready;
+    struct queue *hnext;       /* table chain */
+
+    struct plevel *levels;     /* ascending priority; served from the last */
+    int nlevels, caplevels;
+    size_t nready;
+    int64_t pos_lo, pos_hi;    /* list positions in use are within [pos_lo, pos_hi] */
+    struct jlist delayed, reserved, done, dead;
+
+    struct ustr **ubuckets;    /* unique key -> unfinished job */
+    size_t nub, nunique;
+
+    struct qconf conf;
+    bool conf_custom;          /* differs from the defaults: keep the queue */
+    bool paused;
+
     struct wlink *wait_head, *wait_tail;
     size_t nwaiters;
-    struct queue *ready_next; /* in the shard's list of queues to serve */
+    struct queue *ready_next;  /* in the shard's list of queues to serve */
     bool in_ready_list;
-    uint64_t pushed_total;
-    uint64_t popped_total;
+
+    struct queue_stats stats;
 };
 
 void queue_wait_append(struct queue *q, struct wlink *l);
 void queue_wait_unlink(struct wlink *l);
 
-/* A hash table of queues by name. */
+/* Counts by state. */
+size_t queue_count(const struct queue *q, int state);
+/* Unfinished jobs (ready + delayed + reserved), what maxlen limits. */
+size_t queue_unfinished(const struct queue *q);
+/* True when nothing keeps the queue: no jobs, no waiters, default settings,
+ * not paused. */
+bool queue_is_idle(const struct queue *q);
+
+/* Ready list. */
+void queue_ready_add(struct queue *q, struct job *j, bool left); /* sets state, pos */
+/* Re-inserts a job at a known position (recovery). */
+void queue_ready_insert_pos(struct queue *q, struct job *j);
+/* The job the next pop from that end takes, or NULL. */
+struct job *queue_ready_peek(const struct queue *q, bool left);
+void queue_ready_remove(struct queue *q, struct job *j);
+/* i-th ready job counting from the left (0-based); O(min(i, n - i)). */
+struct job *queue_ready_at(const struct queue *q, size_t i);
+/* Iterates ready jobs from the right (serving order). */
+struct job *queue_ready_first_served(const struct queue *q);
+struct job *queue_ready_next_served(const struct queue *q, const struct job *j);
+
+/* The list of a non-ready state. */
+struct jlist *queue_list(struct queue *q, int state);
+
+/* Unique keys: the unfinished job holding key, or NULL. */
+struct job *queue_unique_find(const struct queue *q, const char *key, size_t len);
+void queue_unique_add(struct queue *q, struct job *j);      /* j->unique set */
+void queue_unique_remove(struct queue *q, struct job *j);   /* no-op if not held by j */
+
+/* ------------------------------------------------------------- tables */
+
 struct qtable {
     struct queue **b;
     size_t nb, n;
@@ -79,12 +213,23 @@ void qtable_init(struct qtable *t);
 /* Frees every queue and its jobs (waiters must be gone already). */
 void qtable_free(struct qtable *t);
 struct queue *qtable_find(const struct qtable *t, const char *name, size_t len);
-/* Finds or creates. */
-struct queue *qtable_get(struct qtable *t, const char *name, size_t len);
-/* Removes and frees q if it has no jobs and no waiters; returns true if freed. */
+/* Finds or creates (a new queue gets conf = *defaults). */
+struct queue *qtable_get(struct qtable *t, const char *name, size_t len, const struct qconf *defaults);
+/* Removes and frees q if queue_is_idle(q) and not being served; true if freed. */
 bool qtable_maybe_free(struct qtable *t, struct queue *q);
-/* Iteration: calls fn for each queue (fn must not remove queues). */
 void qtable_each(const struct qtable *t, void (*fn)(void *arg, struct queue *q), void *arg);
+
+/* Jobs by id, for one shard. */
+struct jtable {
+    struct job **b;
+    size_t nb, n;
+};
+
+void jtable_init(struct jtable *t);
+void jtable_free(struct jtable *t);          /* frees the table, not the jobs */
+struct job *jtable_find(const struct jtable *t, uint64_t id);
+void jtable_add(struct jtable *t, struct job *j);
+void jtable_remove(struct jtable *t, struct job *j);
 
 /* Redis LRANGE index normalisation: fills [*from, *to] (inclusive) and
  * returns false when the range is empty. */

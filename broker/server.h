@@ -46,6 +46,7 @@ struct server {
     _Atomic uint64_t total_commands;
     _Atomic uint64_t rejected_connections;
     _Atomic uint64_t next_client_id;
+    _Atomic long subscriptions;       /* pub/sub channels + patterns, all clients */
 };
 
 int server_init(struct server *srv, int argc, char **argv);

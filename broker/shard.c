@@ -1,23 +1,30 @@
 /*
- * shard.c - the shard thread: its loop, turns, deadline heap, and the shard
- * side of blocking pops (see shard.h, claim.h).
+ * shard.c - the shard thread: its loop and turns, the job transitions, the
+ * deadline heap, and the shard side of blocking pops (see shard.h,
+ * queue.h for the state machine, claim.h for pops across shards).
  *
- * A waiter is one BLPOP/BRPOP parked in this shard: it holds the request
- * message (which becomes the reply), one wlink per key of this shard, and a
- * deadline node. Waiters are served at the end of each turn from the list of
- * queues that got jobs: for each such queue, oldest waiter first, while the
- * queue has jobs. A waiter whose claim was already taken elsewhere is
- * dropped without touching the queue.
+ * A waiter is one BLPOP/BRPOP/JOB.RESERVE parked in this shard: it holds
+ * the request message (which becomes the reply), one wlink per key of this
+ * shard, and a deadline node. Waiters are served at the end of each turn
+ * from the list of queues that got ready jobs: oldest waiter first, while
+ * the queue has jobs and is not paused. A waiter whose claim was already
+ * taken elsewhere is dropped without touching the queue.
+ *
+ * Every transition goes through shard_job_*: they keep the lists, the id
+ * table, unique keys, timers and counters consistent, journal the change,
+ * and queue the pub/sub event, which is posted only after the turn commits.
  */
 #include "shard.h"
 
 #include "claim.h"
+#include "clock.h"
 #include "commands.h"
+#include "config.h"
+#include "hash.h"
 #include "io.h"
 #include "log.h"
-#include "clock.h"
 #include "msg.h"
-#include "hash.h"
+#include "pubsub.h"
 #include "server.h"
 
 #include <errno.h>
@@ -26,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TK_WAITER = 1 };
+enum { TK_WAITER = 1, TK_JOB = 2 };
+
+#define ID_EPOCH_MS 1704067200000LL /* 2024-01-01: ids stay below 2^63 until 2093 */
 
 struct waiter {
     struct tnode timer;          /* first member: tnode* <-> waiter* */
@@ -39,11 +48,19 @@ static void shard_end_turn(struct shard *s);
 
 /* -------------------------------------------------------------- helpers */
 
+bool shard_owns(const struct shard *s, const char *name, size_t len)
+{
+    return shard_of(name, len, s->srv->nshards) == s->id;
+}
+
+struct queue *shard_queue_named(struct shard *s, const char *name, size_t len, bool create)
+{
+    return create ? qtable_get(&s->queues, name, len, &s->defaults) : qtable_find(&s->queues, name, len);
+}
+
 struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool create)
 {
-    const char *name = m->req.argv[i];
-    size_t len = m->req.len[i];
-    return create ? qtable_get(&s->queues, name, len) : qtable_find(&s->queues, name, len);
+    return shard_queue_named(s, m->req.argv[i], m->req.len[i], create);
 }
 
 void shard_reply(struct shard *s, struct msg *m)
@@ -54,7 +71,7 @@ void shard_reply(struct shard *s, struct msg *m)
 
 void shard_queue_changed(struct shard *s, struct queue *q)
 {
-    if (q->nwaiters == 0 || q->in_ready_list)
+    if (q->nwaiters == 0 || q->in_ready_list || q->nready == 0 || q->paused)
         return;
     q->in_ready_list = true;
     q->ready_next = s->ready_head;
@@ -65,6 +82,280 @@ void shard_queue_gc(struct shard *s, struct queue *q)
 {
     if (q && !s->stopping)
         qtable_maybe_free(&s->queues, q);
+}
+
+uint64_t shard_new_id(struct shard *s)
+{
+    int64_t ms = clock_now_ms() - ID_EPOCH_MS;
+    if (ms < 0)
+        ms = 0;
+    if (ms > s->id_ms) {
+        s->id_ms = ms;
+        s->id_seq = 0;
+    } else if (++s->id_seq > 0xfff) {
+        s->id_ms++; /* more than 4096 ids this millisecond: borrow the next one */
+        s->id_seq = 0;
+    }
+    return ((uint64_t)s->id_ms << 22) | ((uint64_t)s->id_seq << 10) | (uint64_t)s->id;
+}
+
+double shard_random(struct shard *s)
+{
+    /* xorshift64*: jitter only, not security */
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return (double)((s->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+/* ------------------------------------------------------- journal hooks */
+
+static void jr_insert(struct shard *s, const struct job *j) { (void)s; (void)j; }
+static void jr_update(struct shard *s, const struct job *j) { (void)s; (void)j; }
+static void jr_delete(struct shard *s, const struct job *j) { (void)s; (void)j; }
+
+void shard_queue_saved(struct shard *s, struct queue *q)
+{
+    struct qconf d = s->defaults;
+    q->conf_custom = memcmp(&d, &q->conf, sizeof d) != 0;
+}
+
+/* -------------------------------------------------------------- events */
+
+/* Queued per I/O thread and posted after the turn commits. */
+static void emit(struct shard *s, const struct job *j, const char *event)
+{
+    if (!pubsub_listening(s->srv))
+        return;
+    struct msg *m = pubsub_job_message(j, event);
+    int n = s->srv->nio;
+    for (int k = 0; k < n; k++)
+        msg_batch_add(&s->events[k], k == n - 1 ? m : pubsub_copy(m));
+}
+
+/* ---------------------------------------------------------- transitions */
+
+static void arm(struct shard *s, struct job *j, int64_t when)
+{
+    theap_remove(&s->timers, &j->timer);
+    j->timer.kind = TK_JOB;
+    j->timer.when = when;
+    theap_add(&s->timers, &j->timer);
+}
+
+/* Takes j out of whatever list its state keeps it in. */
+static void detach(struct shard *s, struct job *j)
+{
+    theap_remove(&s->timers, &j->timer);
+    if (j->state == JOB_READY)
+        queue_ready_remove(j->q, j);
+    else
+        jlist_unlink(queue_list(j->q, j->state), j);
+}
+
+static void release_unique(struct job *j)
+{
+    if (j->unique) {
+        queue_unique_remove(j->q, j);
+    }
+}
+
+static void drop(struct shard *s, struct job *j)
+{
+    jtable_remove(&s->jobs, j);
+    jr_delete(s, j);
+    job_free(j);
+}
+
+static void make_ready(struct shard *s, struct job *j, bool left)
+{
+    queue_ready_add(j->q, j, left);
+    shard_queue_changed(s, j->q);
+}
+
+/* done: kept for inspection for retention ms, at most retention-max. */
+static void finish(struct shard *s, struct job *j)
+{
+    struct queue *q = j->q;
+    release_unique(j);
+    if (q->conf.retention == 0 || q->conf.retention_max == 0) {
+        drop(s, j);
+        return;
+    }
+    j->state = JOB_DONE;
+    jlist_push_right(&q->done, j);
+    arm(s, j, j->updated_at + q->conf.retention);
+    jr_update(s, j);
+    while ((int64_t)q->done.n > q->conf.retention_max) {
+        struct job *old = q->done.head;
+        detach(s, old);
+        drop(s, old);
+    }
+}
+
+struct job *shard_job_push(struct shard *s, struct queue *q, const char *payload, size_t len,
+                           const struct push_opts *o)
+{
+    int64_t now = clock_now_ms();
+    struct job *j = job_new(shard_new_id(s), payload, len);
+    j->q = q;
+    j->priority = o->priority;
+    j->retries = (uint32_t)(o->retries >= 0 ? o->retries : q->conf.retries);
+    j->lease_ms = (uint32_t)o->lease_ms;
+    j->created_at = j->updated_at = now;
+    if (o->unique) {
+        job_set_str(&j->unique, o->unique, o->unique_len);
+        queue_unique_add(q, j);
+    }
+    jtable_add(&s->jobs, j);
+    q->stats.pushed++;
+    if (o->run_at > now) {
+        j->state = JOB_DELAYED;
+        j->run_at = o->run_at;
+        jlist_push_right(&q->delayed, j);
+        arm(s, j, j->run_at);
+    } else {
+        make_ready(s, j, o->left);
+    }
+    jr_insert(s, j);
+    emit(s, j, "pushed");
+    return j;
+}
+
+void shard_job_reserve(struct shard *s, struct job *j, int64_t lease_ms)
+{
+    struct queue *q = j->q;
+    detach(s, j);
+    if (lease_ms <= 0)
+        lease_ms = j->lease_ms ? j->lease_ms : q->conf.lease;
+    int64_t now = clock_now_ms();
+    j->state = JOB_RESERVED;
+    j->attempt++;
+    j->lease_ms = (uint32_t)lease_ms;
+    j->lease_until = now + lease_ms;
+    j->updated_at = now;
+    jlist_push_right(&q->reserved, j);
+    arm(s, j, j->lease_until);
+    jr_update(s, j);
+    emit(s, j, "reserved");
+}
+
+void shard_job_popped(struct shard *s, struct job *j)
+{
+    detach(s, j);
+    j->attempt++;
+    j->updated_at = clock_now_ms();
+    j->q->stats.popped++;
+    finish(s, j);
+}
+
+void shard_job_ack(struct shard *s, struct job *j)
+{
+    detach(s, j);
+    j->updated_at = clock_now_ms();
+    j->q->stats.acked++;
+    emit(s, j, "acked");
+    finish(s, j);
+}
+
+int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errlen,
+                   int64_t delay_ms, bool dead_now, const char *why)
+{
+    struct queue *q = j->q;
+    detach(s, j);
+    int64_t now = clock_now_ms();
+    j->updated_at = now;
+    if (err)
+        job_set_str(&j->last_error, err, errlen);
+    if (strcmp(why, "expired") == 0) {
+        q->stats.expired++;
+        emit(s, j, "expired");
+    }
+    if (dead_now || j->attempt > j->retries) {
+        j->state = JOB_DEAD;
+        release_unique(j);
+        jlist_push_right(&q->dead, j);
+        q->stats.buried++;
+        jr_update(s, j);
+        emit(s, j, "dead");
+        log_debug("job %016llx of queue '%s' is dead after %u attempt(s): %s",
+                  (unsigned long long)j->id, q->name, j->attempt, j->last_error ? j->last_error : why);
+        return JOB_DEAD;
+    }
+    if (delay_ms < 0)
+        delay_ms = qconf_backoff(&q->conf, j->attempt, shard_random(s));
+    q->stats.retried++;
+    if (delay_ms == 0) {
+        make_ready(s, j, true);
+    } else {
+        j->state = JOB_DELAYED;
+        j->run_at = now + delay_ms;
+        jlist_push_right(&q->delayed, j);
+        arm(s, j, j->run_at);
+    }
+    jr_update(s, j);
+    emit(s, j, "retried");
+    return JOB_DELAYED;
+}
+
+void shard_job_retry(struct shard *s, struct job *j)
+{
+    if (j->state == JOB_DEAD) {
+        j->attempt = 0;
+        if (j->unique && !queue_unique_find(j->q, j->unique, strlen(j->unique)))
+            queue_unique_add(j->q, j);
+        else if (j->unique)
+            job_set_str(&j->unique, NULL, 0); /* another job holds the key now */
+    }
+    detach(s, j);
+    j->updated_at = clock_now_ms();
+    j->run_at = 0;
+    make_ready(s, j, true);
+    jr_update(s, j);
+}
+
+void shard_job_return(struct shard *s, struct job *j, bool left)
+{
+    if (j->state == JOB_DONE) {
+        j->q->stats.popped--;
+        if (j->unique) {
+            if (!queue_unique_find(j->q, j->unique, strlen(j->unique)))
+                queue_unique_add(j->q, j);
+            else
+                job_set_str(&j->unique, NULL, 0);
+        }
+    } else if (j->state != JOB_RESERVED) {
+        return;
+    }
+    detach(s, j);
+    if (j->attempt)
+        j->attempt--; /* the delivery never reached anyone */
+    j->updated_at = clock_now_ms();
+    make_ready(s, j, left);
+    jr_update(s, j);
+}
+
+void shard_job_delete(struct shard *s, struct job *j)
+{
+    detach(s, j);
+    release_unique(j);
+    drop(s, j);
+}
+
+void shard_job_touch(struct shard *s, struct job *j, int64_t lease_ms)
+{
+    if (lease_ms <= 0)
+        lease_ms = j->lease_ms;
+    j->lease_until = clock_now_ms() + lease_ms;
+    j->updated_at = clock_now_ms();
+    arm(s, j, j->lease_until);
+    jr_update(s, j);
+}
+
+int shard_job_payload(struct shard *s, struct job *j)
+{
+    (void)s;
+    return j->payload ? 0 : -ENOENT;
 }
 
 void shard_encode_pop(struct msg *m, const struct queue *q, const struct job *j)
@@ -104,42 +395,110 @@ static void waiter_drop(struct shard *s, struct waiter *w)
     msg_free(waiter_remove(s, w));
 }
 
-static bool pop_left_for(const struct msg *m)
+static bool is_reserve(const struct msg *m)
 {
-    return m->cmd->flags & CMD_LEFT;
+    return m->cmd->flags & CMD_RESERVE;
 }
 
-/* Delivers a job of q to the request m (its claim is already ours). Leaves
- * q in the table even when it becomes empty: the caller collects it. */
-static void deliver(struct shard *s, struct msg *m, struct queue *q)
+static void note_job(struct msg *m, uint64_t id)
 {
-    bool left = pop_left_for(m);
-    struct job *j = left ? jobq_pop_left(&q->ready) : jobq_pop_right(&q->ready);
-    ASSERT(j != NULL);
-    q->popped_total++;
-    shard_encode_pop(m, q, j);
-    m->job = j;
-    m->job_left = left;
-    m->job_queue = strdup(q->name);
-    if (!m->job_queue)
-        abort();
+    if (m->njobs % 8 == 0) {
+        uint64_t *n = realloc(m->jobs, (size_t)(m->njobs + 8) * sizeof *n);
+        if (!n)
+            abort();
+        m->jobs = n;
+    }
+    m->jobs[m->njobs++] = id;
+}
+
+static void encode_reserved(struct msg *m, const struct job *j)
+{
+    char id[JOB_ID_HEX + 1], receipt[JOB_ID_HEX + 16];
+    job_id_format(j->id, id);
+    snprintf(receipt, sizeof receipt, "%s-%u", id, j->attempt);
+    resp_add_map(&m->out, m->proto, 6);
+    resp_add_cstr(&m->out, "id");
+    resp_add_cstr(&m->out, id);
+    resp_add_cstr(&m->out, "receipt");
+    resp_add_cstr(&m->out, receipt);
+    resp_add_cstr(&m->out, "queue");
+    resp_add_bulk(&m->out, j->q->name, j->q->namelen);
+    resp_add_cstr(&m->out, "payload");
+    resp_add_bulk(&m->out, j->payload, j->len);
+    resp_add_cstr(&m->out, "attempt");
+    resp_add_int(&m->out, j->attempt);
+    resp_add_cstr(&m->out, "lease_ms");
+    resp_add_int(&m->out, j->lease_ms);
+}
+
+/* Takes up to want jobs from q for the reserve request m. */
+static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int want, resp_buf *items)
+{
+    int n = 0;
+    resp_buf saved = m->out;
+    m->out = *items;
+    while (n < want && q->nready) {
+        struct job *j = queue_ready_peek(q, false);
+        if (shard_job_payload(s, j) < 0) {
+            log_error("job %016llx of queue '%s' has no payload in the journal; deleting it",
+                      (unsigned long long)j->id, q->name);
+            shard_job_delete(s, j);
+            continue;
+        }
+        shard_job_reserve(s, j, m->lease);
+        encode_reserved(m, j);
+        note_job(m, j->id);
+        n++;
+    }
+    *items = m->out;
+    m->out = saved;
+    return n;
+}
+
+/* Delivers from q to the request m (its claim, if any, is already ours).
+ * Reserve requests may take more from later queues of this shard (from
+ * key index next_key on). Leaves q in the table: the caller collects it. */
+static void deliver(struct shard *s, struct msg *m, struct queue *q, int next_key, int key_end)
+{
+    if (!is_reserve(m)) {
+        bool left = m->cmd->flags & CMD_LEFT;
+        struct job *j = queue_ready_peek(q, left);
+        shard_encode_pop(m, q, j);
+        note_job(m, j->id);
+        m->jobs_left = left;
+        shard_job_popped(s, j);
+        shard_reply(s, m);
+        return;
+    }
+    resp_buf items;
+    resp_buf_init(&items);
+    int want = m->count > 0 ? m->count : 1;
+    int got = take_reserve(s, m, q, want, &items);
+    for (int i = next_key; i < key_end && got < want; i++) {
+        if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
+            continue;
+        struct queue *o = shard_queue(s, m, i, false);
+        if (o && o != q && o->nready && !o->paused)
+            got += take_reserve(s, m, o, want - got, &items);
+    }
+    resp_add_array(&m->out, (size_t)got);
+    resp_buf_append(&m->out, items.data, items.len);
+    resp_buf_free(&items);
     shard_reply(s, m);
 }
 
-static bool key_is_mine(const struct shard *s, const struct msg *m, int i)
-{
-    return shard_of(m->req.argv[i], m->req.len[i], s->srv->nshards) == s->id;
-}
-
-/* First queue (in argument order) among this shard's keys that has a job. */
-static struct queue *first_ready(struct shard *s, struct msg *m, int from, int to, bool all)
+/* First queue (in argument order) among this shard's keys that has a job;
+ * *at is set to its key index. */
+static struct queue *first_ready(struct shard *s, struct msg *m, int from, int to, int *at)
 {
     for (int i = from; i < to; i++) {
-        if (!all && !key_is_mine(s, m, i))
+        if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
         struct queue *q = shard_queue(s, m, i, false);
-        if (q && q->ready.n)
+        if (q && q->nready && !q->paused) {
+            *at = i;
             return q;
+        }
     }
     return NULL;
 }
@@ -148,15 +507,14 @@ static void park(struct shard *s, struct msg *m)
 {
     int n = 0;
     for (int i = m->key_first; i < m->key_last; i++)
-        n += key_is_mine(s, m, i);
+        n += shard_owns(s, m->req.argv[i], m->req.len[i]);
     struct waiter *w = calloc(1, sizeof *w + (size_t)n * sizeof(struct wlink));
     if (!w)
         abort();
     tnode_init(&w->timer, TK_WAITER);
     w->m = m;
-    w->nlinks = 0;
     for (int i = m->key_first; i < m->key_last; i++) {
-        if (!key_is_mine(s, m, i))
+        if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
         struct queue *q = shard_queue(s, m, i, true);
         bool dup = false;
@@ -175,12 +533,19 @@ static void park(struct shard *s, struct msg *m)
     m->claim->waiters[s->id] = w;
 }
 
+static void answer_empty(struct shard *s, struct msg *m)
+{
+    resp_add_null_array(&m->out, m->proto);
+    shard_reply(s, m);
+}
+
 void shard_bpop(struct shard *s, struct msg *m)
 {
+    int at;
     if (m->bmode == BPOP_TRY) {
-        struct queue *q = first_ready(s, m, m->key_first, m->key_last, true);
+        struct queue *q = first_ready(s, m, m->key_first, m->key_last, &at);
         if (q) {
-            deliver(s, m, q);
+            deliver(s, m, q, at + 1, m->key_last);
             shard_queue_gc(s, q);
         } else {
             m->empty = true;
@@ -193,14 +558,21 @@ void shard_bpop(struct shard *s, struct msg *m)
         msg_free(m);
         return;
     }
-    struct queue *q = first_ready(s, m, m->key_first, m->key_last, false);
+    struct queue *q = first_ready(s, m, m->key_first, m->key_last, &at);
     if (q) {
         if (claim_take(m->claim)) {
-            deliver(s, m, q);
+            deliver(s, m, q, at + 1, m->key_last);
             shard_queue_gc(s, q);
         } else {
             msg_free(m);
         }
+        return;
+    }
+    if (m->deadline < 0) { /* NOWAIT */
+        if (claim_take(m->claim))
+            answer_empty(s, m);
+        else
+            msg_free(m);
         return;
     }
     park(s, m);
@@ -208,17 +580,17 @@ void shard_bpop(struct shard *s, struct msg *m)
 
 /* Serves waiters of queues that received jobs this turn, oldest waiter
  * first, while the queue has jobs. A queue being served keeps in_ready_list
- * set so that unlinking waiters never frees it under our feet. A job put
- * back meanwhile (MSG_RETURN) lists its queue again for another pass. */
+ * set so that unlinking waiters never frees it under our feet. */
 static void serve_queue(struct shard *s, struct queue *q)
 {
-    while (q->ready.n && q->wait_head) {
+    while (q->nready && q->wait_head && !q->paused) {
         struct waiter *w = q->wait_head->w;
         if (!claim_take(w->m->claim)) {
             waiter_drop(s, w);
             continue;
         }
-        deliver(s, waiter_remove(s, w), q);
+        struct msg *m = waiter_remove(s, w);
+        deliver(s, m, q, m->key_last, m->key_last);
     }
 }
 
@@ -246,9 +618,32 @@ static void expire_waiter(struct shard *s, struct waiter *w)
         waiter_drop(s, w);
         return;
     }
-    struct msg *m = waiter_remove(s, w);
-    resp_add_null_array(&m->out, m->proto);
-    shard_reply(s, m);
+    answer_empty(s, waiter_remove(s, w));
+}
+
+static void job_deadline(struct shard *s, struct job *j)
+{
+    struct queue *q = j->q;
+    switch (j->state) {
+    case JOB_DELAYED:
+        detach(s, j);
+        j->updated_at = clock_now_ms();
+        make_ready(s, j, true);
+        jr_update(s, j);
+        break;
+    case JOB_RESERVED:
+        log_debug("lease of job %016llx (queue '%s', attempt %u) expired", (unsigned long long)j->id,
+                  q->name, j->attempt);
+        shard_job_fail(s, j, "lease expired", 13, -1, false, "expired");
+        break;
+    case JOB_DONE:
+        detach(s, j);
+        drop(s, j);
+        shard_queue_gc(s, q);
+        break;
+    default:
+        break;
+    }
 }
 
 static void rearm_timer(struct shard *s)
@@ -262,7 +657,7 @@ static void rearm_timer(struct shard *s)
     }
     if (s->timer_at == t->when)
         return;
-    int64_t delta = t->when - clock_mono_ms();
+    int64_t delta = t->when - clock_now_ms();
     if (delta < 0)
         delta = 0;
     struct timeval tv = { (time_t)(delta / 1000), (suseconds_t)((delta % 1000) * 1000) };
@@ -270,16 +665,25 @@ static void rearm_timer(struct shard *s)
     s->timer_at = t->when;
 }
 
+#define TIMER_BATCH 10000 /* deadlines handled per turn, so a burst cannot starve the inbox */
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct shard *s = arg;
+    shard_tick(arg);
+}
+
+void shard_tick(struct shard *s)
+{
     s->timer_at = 0;
-    int64_t now = clock_mono_ms();
+    int64_t now = clock_now_ms();
     struct tnode *t;
-    while ((t = theap_min(&s->timers)) && t->when <= now) {
+    int n = 0;
+    while (n++ < TIMER_BATCH && (t = theap_min(&s->timers)) && t->when <= now) {
         theap_remove(&s->timers, t);
         if (t->kind == TK_WAITER)
             expire_waiter(s, (struct waiter *)t);
+        else
+            job_deadline(s, (struct job *)t);
     }
     shard_end_turn(s);
 }
@@ -296,15 +700,14 @@ static void handle_cancel(struct shard *s, struct msg *m)
 
 static void handle_return(struct shard *s, struct msg *m)
 {
-    struct queue *q = qtable_get(&s->queues, m->job_queue, strlen(m->job_queue));
-    if (m->job_left)
-        jobq_push_left(&q->ready, m->job);
-    else
-        jobq_push_right(&q->ready, m->job);
-    q->popped_total--;
-    m->job = NULL;
-    log_debug("job returned to queue '%s' (its client disconnected)", q->name);
-    shard_queue_changed(s, q);
+    for (int i = 0; i < m->njobs; i++) {
+        struct job *j = jtable_find(&s->jobs, m->jobs[i]);
+        if (!j)
+            continue;
+        log_info("job %016llx goes back to queue '%s': the client it was delivered to disconnected first",
+                 (unsigned long long)j->id, j->q->name);
+        shard_job_return(s, j, m->jobs_left);
+    }
     msg_free(m);
 }
 
@@ -315,6 +718,9 @@ static void shard_end_turn(struct shard *s)
     for (int i = 0; i < s->srv->nio; i++)
         if (s->replies[i].head)
             msg_batch_post(&s->replies[i], &s->srv->io[i].inbox);
+    for (int i = 0; i < s->srv->nio; i++)
+        if (s->events[i].head)
+            msg_batch_post(&s->events[i], &s->srv->io[i].inbox);
     rearm_timer(s);
 }
 
@@ -356,8 +762,11 @@ int shard_init(struct shard *s, struct server *srv, int id)
     memset(s, 0, sizeof *s);
     s->id = id;
     s->srv = srv;
+    s->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)clock_mono_us() << 8) ^ (uint64_t)id;
     qtable_init(&s->queues);
+    jtable_init(&s->jobs);
     theap_init(&s->timers);
+    qconf_defaults(&s->defaults, srv->cfg.payload);
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     s->base = event_base_new_with_config(ec);
@@ -366,9 +775,16 @@ int shard_init(struct shard *s, struct server *srv, int id)
         return -ENOMEM;
     s->timer_ev = evtimer_new(s->base, timer_cb, s);
     s->replies = calloc((size_t)srv->nio, sizeof *s->replies);
-    if (!s->timer_ev || !s->replies)
+    s->events = calloc((size_t)srv->nio, sizeof *s->events);
+    if (!s->timer_ev || !s->replies || !s->events)
         return -ENOMEM;
     return inbox_init(&s->inbox, s->base, shard_drain, s);
+}
+
+int shard_recover(struct shard *s)
+{
+    (void)s;
+    return 0;
 }
 
 static void *shard_main(void *arg)
@@ -377,6 +793,7 @@ static void *shard_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "shard-%d", s->id);
     log_set_thread_name(name);
+    rearm_timer(s);
     event_base_dispatch(s->base);
     return NULL;
 }
@@ -409,6 +826,7 @@ void shard_destroy(struct shard *s)
         qtable_each(&s->queues, free_waiters_of, s);
         qtable_free(&s->queues);
     }
+    jtable_free(&s->jobs);
     theap_free(&s->timers);
     inbox_discard(&s->inbox);
     inbox_destroy(&s->inbox);
@@ -417,4 +835,5 @@ void shard_destroy(struct shard *s)
     if (s->base)
         event_base_free(s->base);
     free(s->replies);
+    free(s->events);
 }

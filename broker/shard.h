@@ -1,17 +1,19 @@
 /*
- * shard.h - a shard thread: the only owner of its queues.
+ * shard.h - a shard thread: the only owner of its queues and jobs.
  *
  * Each shard runs its own event_base (EVENT_BASE_FLAG_NOLOCK). Work arrives
  * in its inbox as MSG_CMD messages from the I/O threads and is processed in
  * turns: a turn drains the whole inbox, runs each command, serves the
- * waiters of queues that received jobs, commits (the journal's per-turn
- * transaction goes here), and only then posts the replies back, batched per
- * I/O thread. Deadlines (blocking-pop timeouts) live in one heap per shard
- * driven by one libevent timer.
+ * waiters of queues that received jobs, commits the journal transaction,
+ * and only then posts the replies back, batched per I/O thread. Deadlines
+ * (blocking-pop timeouts, delays, leases, retention) live in one heap per
+ * shard driven by one libevent timer.
  *
- * Command handlers (cmd_*.c) run on the shard thread and use the calls
- * below; every MSG_CMD must end in exactly one of shard_reply() (the reply
- * goes back) or being parked as a waiter (shard_bpop()).
+ * The job transitions of queue.h are carried out here (shard_job_*), so
+ * that every one of them is journaled, counted, announced on pub/sub and
+ * serves waiters in one place. Command handlers (cmd_*.c) run on the shard
+ * thread and use the calls below; every MSG_CMD must end in exactly one of
+ * shard_reply() (the reply goes back) or being parked (shard_bpop()).
  */
 #ifndef SPOOL_SHARD_H
 #define SPOOL_SHARD_H
@@ -26,6 +28,7 @@
 
 struct server;
 struct msg;
+struct journal;
 
 struct shard {
     int id;
@@ -34,34 +37,89 @@ struct shard {
     struct event_base *base;
     struct inbox inbox;
     struct qtable queues;
+    struct jtable jobs;
     struct theap timers;
     struct event *timer_ev;
     int64_t timer_at;            /* when timer_ev fires, 0 = not armed */
     struct queue *ready_head;    /* queues that got jobs while they had waiters */
     struct msg_batch *replies;   /* per I/O thread, posted at the end of a turn */
-    uint64_t next_id;
+    struct msg_batch *events;    /* pub/sub events, per I/O thread, posted with the replies */
+    struct qconf defaults;       /* settings of a new queue */
+    struct journal *jr;          /* NULL when running without a journal (unit tests) */
+    int turn_err;                /* first journal error of this turn (negative errno) */
+    int64_t id_ms;               /* id generator: last millisecond used */
+    uint32_t id_seq;
+    uint64_t rng;
     bool stopping;
     uint64_t commands;           /* processed, for INFO */
 };
 
 int shard_init(struct shard *s, struct server *srv, int id);
+/* Opens the journal and loads what it holds (before shard_start). */
+int shard_recover(struct shard *s);
 int shard_start(struct shard *s);
 void shard_join(struct shard *s);
 void shard_destroy(struct shard *s);
+
+/* Handles every deadline that is due by clock_now_ms() and ends the turn
+ * (the timer calls it; unit tests call it after moving the fake clock). */
+void shard_tick(struct shard *s);
 
 /* ---- for command handlers, on the shard thread ---- */
 
 /* The queue named by argv[i] of m (created when create is true). */
 struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool create);
+struct queue *shard_queue_named(struct shard *s, const char *name, size_t len, bool create);
 /* Sends m back as the reply (after this turn commits). Takes ownership. */
 void shard_reply(struct shard *s, struct msg *m);
-/* A job was added to q: serve its waiters before the turn ends. */
-void shard_queue_changed(struct shard *s, struct queue *q);
-/* Drops q if it is empty and nobody waits on it. */
+/* Drops q if nothing keeps it (see queue_is_idle). */
 void shard_queue_gc(struct shard *s, struct queue *q);
-/* Runs a BLPOP/BRPOP message (TRY or PARK mode, see msg.h). */
+/* Runs a BLPOP/BRPOP/JOB.RESERVE message (TRY or PARK mode, see msg.h). */
 void shard_bpop(struct shard *s, struct msg *m);
-/* Encodes the [key, payload] reply of a pop delivered to m. */
+/* Journals q's settings and pause state. */
+void shard_queue_saved(struct shard *s, struct queue *q);
+/* A queue was resumed or otherwise may serve waiters now. */
+void shard_queue_changed(struct shard *s, struct queue *q);
+bool shard_owns(const struct shard *s, const char *name, size_t len);
+uint64_t shard_new_id(struct shard *s);
+double shard_random(struct shard *s);   /* in [0,1) */
+
+/* ---- job transitions (journaled, counted, announced) ---- */
+
+struct push_opts {
+    int64_t run_at;       /* unix ms; > now means delayed */
+    int16_t priority;
+    int64_t retries;      /* -1 = queue default */
+    int64_t lease_ms;     /* 0 = queue default */
+    const char *unique;
+    size_t unique_len;
+    bool left;            /* LPUSH/JOB.PUSH: left; RPUSH: right */
+};
+
+/* Creates a job in q from a payload (copied). */
+struct job *shard_job_push(struct shard *s, struct queue *q, const char *payload, size_t len,
+                           const struct push_opts *o);
+/* Takes the job out of the ready list and leases it (attempt++). */
+void shard_job_reserve(struct shard *s, struct job *j, int64_t lease_ms);
+/* A list pop delivered it: done at once (at-most-once). */
+void shard_job_popped(struct shard *s, struct job *j);
+void shard_job_ack(struct shard *s, struct job *j);
+/* A failed delivery: retry after delay_ms (< 0: backoff) or dead. Returns
+ * the new state (JOB_DELAYED or JOB_DEAD). why is "nack" or "expired". */
+int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errlen,
+                   int64_t delay_ms, bool dead_now, const char *why);
+/* Dead/delayed -> ready now. */
+void shard_job_retry(struct shard *s, struct job *j);
+/* A delivered job whose client vanished goes back to ready. */
+void shard_job_return(struct shard *s, struct job *j, bool left);
+/* Removes a job in any state. */
+void shard_job_delete(struct shard *s, struct job *j);
+/* Extends the lease of a reserved job. */
+void shard_job_touch(struct shard *s, struct job *j, int64_t lease_ms);
+/* Makes sure the payload is in memory (reads it from the journal). */
+int shard_job_payload(struct shard *s, struct job *j);
+
+/* Encodes the list-pop reply [key, payload] of a delivery to m. */
 void shard_encode_pop(struct msg *m, const struct queue *q, const struct job *j);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <errno.h>
 
 static struct job *mk(uint64_t id)
 {
@@ -22,62 +23,118 @@ static struct job *mk(uint64_t id)
     return job_new(id, buf, (size_t)n);
 }
 
-Test(jobq, lpush_rpop_is_fifo)
+static struct qconf defaults(void)
 {
-    struct jobq d = { 0 };
-    for (uint64_t i = 1; i <= 100; i++)
-        jobq_push_left(&d, mk(i));
-    cr_assert_eq(d.n, 100);
-    for (uint64_t i = 1; i <= 100; i++) {
-        struct job *j = jobq_pop_right(&d);
-        cr_assert_not_null(j);
-        cr_assert_eq(j->id, i);
+    struct qconf c;
+    qconf_defaults(&c, 0);
+    return c;
+}
+
+static struct queue *new_queue(struct qtable *t, const char *name)
+{
+    struct qconf d = defaults();
+    return qtable_get(t, name, strlen(name), &d);
+}
+
+static void drain(struct queue *q)
+{
+    struct job *j;
+    while ((j = queue_ready_peek(q, false))) {
+        queue_ready_remove(q, j);
         job_free(j);
     }
-    cr_assert_null(jobq_pop_right(&d));
-    jobq_clear(&d);
 }
 
-Test(jobq, rpush_rpop_is_lifo_and_index_zero_is_left)
+Test(ready, lpush_then_pop_right_is_fifo)
 {
-    struct jobq d = { 0 };
-    jobq_push_right(&d, mk(1));
-    jobq_push_right(&d, mk(2));
-    jobq_push_left(&d, mk(0));
-    cr_assert_eq(jobq_at(&d, 0)->id, 0);
-    cr_assert_eq(jobq_at(&d, 1)->id, 1);
-    cr_assert_eq(jobq_at(&d, 2)->id, 2);
-    struct job *j = jobq_pop_right(&d);
-    cr_assert_eq(j->id, 2);
-    job_free(j);
-    j = jobq_pop_left(&d);
-    cr_assert_eq(j->id, 0);
-    job_free(j);
-    jobq_clear(&d);
-    cr_assert_eq(d.n, 0);
-}
-
-Test(jobq, wraps_and_grows_keeping_order)
-{
-    struct jobq d = { 0 };
-    uint64_t next_in = 1, next_out = 1;
-    /* Interleave pushes and pops so the ring wraps many times while growing. */
-    for (int round = 0; round < 50; round++) {
-        for (int k = 0; k < 7; k++)
-            jobq_push_left(&d, mk(next_in++));
-        for (int k = 0; k < 5; k++) {
-            struct job *j = jobq_pop_right(&d);
-            cr_assert_eq(j->id, next_out++);
-            job_free(j);
-        }
+    struct qtable t;
+    qtable_init(&t);
+    struct queue *q = new_queue(&t, "q");
+    for (uint64_t i = 1; i <= 100; i++)
+        queue_ready_add(q, mk(i), true);
+    cr_assert_eq(q->nready, 100);
+    for (uint64_t i = 1; i <= 100; i++) {
+        struct job *j = queue_ready_peek(q, false);
+        cr_assert_not_null(j);
+        cr_assert_eq(j->id, i);
+        queue_ready_remove(q, j);
+        job_free(j);
     }
-    cr_assert_eq(d.n, next_in - next_out);
-    for (size_t i = 0; i < d.n; i++)
-        cr_assert_eq(jobq_at(&d, i)->id, next_in - 1 - i);
-    jobq_clear(&d);
+    cr_assert_null(queue_ready_peek(q, false));
+    qtable_free(&t);
 }
 
-Test(jobq, payload_is_copied_and_terminated)
+Test(ready, rpush_is_lifo_and_index_zero_is_left)
+{
+    struct qtable t;
+    qtable_init(&t);
+    struct queue *q = new_queue(&t, "q");
+    queue_ready_add(q, mk(1), false);
+    queue_ready_add(q, mk(2), false);
+    queue_ready_add(q, mk(0), true);
+    cr_assert_eq(queue_ready_at(q, 0)->id, 0);
+    cr_assert_eq(queue_ready_at(q, 1)->id, 1);
+    cr_assert_eq(queue_ready_at(q, 2)->id, 2);
+    cr_assert_null(queue_ready_at(q, 3));
+    cr_assert_eq(queue_ready_peek(q, false)->id, 2, "the right end is served first");
+    cr_assert_eq(queue_ready_peek(q, true)->id, 0);
+    cr_assert_lt(queue_ready_at(q, 0)->pos, queue_ready_at(q, 1)->pos, "pos ascends left to right");
+    cr_assert_lt(queue_ready_at(q, 1)->pos, queue_ready_at(q, 2)->pos);
+    drain(q);
+    qtable_free(&t);
+}
+
+Test(ready, higher_priority_first_fifo_within)
+{
+    struct qtable t;
+    qtable_init(&t);
+    struct queue *q = new_queue(&t, "q");
+    int16_t pri[] = { 0, 5, -3, 5, 0, 10 };
+    for (uint64_t i = 0; i < 6; i++) {
+        struct job *j = mk(i);
+        j->priority = pri[i];
+        queue_ready_add(q, j, true);
+    }
+    uint64_t want[] = { 5, 1, 3, 0, 4, 2 };
+    size_t k = 0;
+    for (struct job *j = queue_ready_first_served(q); j; j = queue_ready_next_served(q, j))
+        cr_assert_eq(j->id, want[k++], "serving order at %zu", k);
+    cr_assert_eq(k, 6);
+    cr_assert_eq(queue_ready_at(q, 0)->id, 2, "lowest priority is leftmost");
+    cr_assert_eq(queue_ready_at(q, 5)->id, 5, "highest priority is rightmost");
+    for (k = 0; k < 6; k++) {
+        struct job *j = queue_ready_peek(q, false);
+        cr_assert_eq(j->id, want[k]);
+        queue_ready_remove(q, j);
+        job_free(j);
+    }
+    cr_assert_eq(q->nlevels, 1, "empty levels other than 0 are dropped");
+    qtable_free(&t);
+}
+
+Test(ready, recovery_inserts_by_position)
+{
+    struct qtable t;
+    qtable_init(&t);
+    struct queue *q = new_queue(&t, "q");
+    int64_t pos[] = { 5, -2, 9, 0 };
+    for (uint64_t i = 0; i < 4; i++) {
+        struct job *j = mk(i);
+        j->pos = pos[i];
+        queue_ready_insert_pos(q, j);
+    }
+    cr_assert_eq(queue_ready_at(q, 0)->id, 1);
+    cr_assert_eq(queue_ready_at(q, 1)->id, 3);
+    cr_assert_eq(queue_ready_at(q, 2)->id, 0);
+    cr_assert_eq(queue_ready_at(q, 3)->id, 2);
+    struct job *j = mk(9);
+    queue_ready_add(q, j, true);
+    cr_assert_eq(j->pos, -3, "a left push goes left of every recovered job");
+    drain(q);
+    qtable_free(&t);
+}
+
+Test(jobs, payload_is_copied_and_terminated)
 {
     char src[] = "{\"a\":1}";
     struct job *j = job_new(7, src, 7);
@@ -85,6 +142,112 @@ Test(jobq, payload_is_copied_and_terminated)
     cr_assert_eq(j->len, 7);
     cr_assert_str_eq(j->payload, "{\"a\":1}");
     job_free(j);
+}
+
+Test(jobs, ids_and_receipts_parse)
+{
+    char hex[JOB_ID_HEX + 1];
+    job_id_format(0x0194f2a3b4c5d007ULL, hex);
+    cr_assert_str_eq(hex, "0194f2a3b4c5d007");
+    uint64_t id;
+    uint32_t a;
+    cr_assert(job_id_parse("0194f2a3b4c5d007", 16, &id, &a));
+    cr_assert_eq(id, 0x0194f2a3b4c5d007ULL);
+    cr_assert_eq(a, 0);
+    cr_assert(job_id_parse("0194f2a3b4c5d007-12", 19, &id, &a));
+    cr_assert_eq(a, 12);
+    cr_assert_eq(job_id_shard(id), 7);
+    cr_assert_not(job_id_parse("0194f2a3b4c5d00", 15, &id, &a));
+    cr_assert_not(job_id_parse("0194f2a3b4c5d00g", 16, &id, &a));
+    cr_assert_not(job_id_parse("0194f2a3b4c5d007-", 17, &id, &a));
+    cr_assert_not(job_id_parse("0194f2a3b4c5d007-0", 18, &id, &a));
+    cr_assert_not(job_id_parse("0194f2a3b4c5d007x1", 18, &id, &a));
+    cr_assert_not(job_id_parse("0194f2a3b4c5d007-99999999999", 28, &id, &a));
+}
+
+Test(qconf, set_get_format_parse)
+{
+    struct qconf c = defaults();
+    const char *why = NULL;
+    cr_assert_eq(qconf_set(&c, "lease", 5, "1500", 4, &why), 0);
+    cr_assert_eq(c.lease, 1500);
+    cr_assert_eq(qconf_set(&c, "payload", 7, "raw", 3, &why), 0);
+    cr_assert_eq(qconf_set(&c, "lease", 5, "0", 1, &why), -EINVAL);
+    cr_assert_not_null(why);
+    cr_assert_eq(qconf_set(&c, "retries", 7, "abc", 3, &why), -EINVAL);
+    cr_assert_eq(qconf_set(&c, "nope", 4, "1", 1, &why), -EINVAL);
+    cr_assert_eq(c.lease, 1500, "a refused value changes nothing");
+    char buf[512];
+    qconf_format(&c, buf, sizeof buf);
+    struct qconf back = defaults();
+    qconf_parse(&back, buf);
+    cr_assert_eq(memcmp(&back, &c, sizeof c), 0, "format/parse round trip: %s", buf);
+    cr_assert_eq(qconf_get(&c, "payload", 7, buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "raw");
+}
+
+Test(qconf, backoff_doubles_with_jitter_and_is_capped)
+{
+    struct qconf c = defaults();
+    c.backoff = 1000;
+    c.backoff_max = 60000;
+    for (uint32_t a = 1; a <= 30; a++) {
+        double base = 1000.0 * (double)(1ULL << (a - 1 > 20 ? 20 : a - 1));
+        if (base > 60000)
+            base = 60000;
+        int64_t lo = qconf_backoff(&c, a, 0.0), hi = qconf_backoff(&c, a, 0.999999);
+        cr_assert_geq(lo, (int64_t)(base * 0.8) - 1, "attempt %u low %lld", a, (long long)lo);
+        cr_assert_leq(hi, 60000, "never above backoff-max (attempt %u: %lld)", a, (long long)hi);
+        cr_assert_leq(hi, (int64_t)(base * 1.2) + 1);
+    }
+    cr_assert_eq(qconf_backoff(&c, 1, 0.5), 1000);
+    cr_assert_eq(qconf_backoff(&c, 3, 0.5), 4000);
+}
+
+Test(unique, keys_map_to_unfinished_jobs)
+{
+    struct qtable t;
+    qtable_init(&t);
+    struct queue *q = new_queue(&t, "q");
+    struct job *a = mk(1), *b = mk(2);
+    job_set_str(&a->unique, "k1", 2);
+    job_set_str(&b->unique, "k2", 2);
+    queue_unique_add(q, a);
+    queue_unique_add(q, b);
+    cr_assert_eq(queue_unique_find(q, "k1", 2), a);
+    cr_assert_eq(queue_unique_find(q, "k2", 2), b);
+    cr_assert_null(queue_unique_find(q, "k3", 2));
+    queue_unique_remove(q, a);
+    cr_assert_null(queue_unique_find(q, "k1", 2));
+    queue_unique_remove(q, b);
+    job_free(a);
+    job_free(b);
+    qtable_free(&t);
+}
+
+Test(jtable, find_add_remove_many)
+{
+    struct jtable t;
+    jtable_init(&t);
+    enum { N = 5000 };
+    static struct job *js[N];
+    for (int i = 0; i < N; i++) {
+        js[i] = mk((uint64_t)i * 1024 + 3);
+        jtable_add(&t, js[i]);
+    }
+    cr_assert_eq(t.n, N);
+    for (int i = 0; i < N; i += 2)
+        jtable_remove(&t, js[i]);
+    for (int i = 0; i < N; i++) {
+        struct job *f = jtable_find(&t, (uint64_t)i * 1024 + 3);
+        if (i % 2)
+            cr_assert_eq(f, js[i]);
+        else
+            cr_assert_null(f);
+    }
+    for (int i = 0; i < N; i++)
+        job_free(js[i]);
+    jtable_free(&t);
 }
 
 Test(range, redis_index_rules)
@@ -107,25 +270,27 @@ Test(range, redis_index_rules)
     cr_assert_not(queue_range(10, -1, -2, &f, &t));
 }
 
-Test(qtable, find_get_and_collect_empty_queues)
+Test(qtable, find_get_and_collect_idle_queues)
 {
     struct qtable t;
     qtable_init(&t);
     char name[32];
     for (int i = 0; i < 500; i++) {
-        int n = snprintf(name, sizeof name, "queue-%d", i);
-        struct queue *q = qtable_get(&t, name, (size_t)n);
-        jobq_push_left(&q->ready, mk((uint64_t)i));
+        snprintf(name, sizeof name, "queue-%d", i);
+        struct queue *q = new_queue(&t, name);
+        queue_ready_add(q, mk((uint64_t)i), true);
     }
     cr_assert_eq(t.n, 500);
     struct queue *q = qtable_find(&t, "queue-321", 9);
     cr_assert_not_null(q);
-    cr_assert_eq(jobq_at(&q->ready, 0)->id, 321);
+    cr_assert_eq(queue_ready_at(q, 0)->id, 321);
     cr_assert_null(qtable_find(&t, "queue-32x", 9));
-    cr_assert_null(qtable_find(&t, "queue-32", 7) == NULL ? NULL : qtable_find(&t, "nope", 4));
     cr_assert_not(qtable_maybe_free(&t, q), "a queue with jobs stays");
-    job_free(jobq_pop_right(&q->ready));
-    cr_assert(qtable_maybe_free(&t, q), "an empty queue with no waiters goes");
+    drain(q);
+    q->paused = true;
+    cr_assert_not(qtable_maybe_free(&t, q), "a paused queue stays");
+    q->paused = false;
+    cr_assert(qtable_maybe_free(&t, q), "an idle queue goes");
     cr_assert_null(qtable_find(&t, "queue-321", 9));
     cr_assert_eq(t.n, 499);
     qtable_free(&t);
@@ -135,8 +300,9 @@ Test(qtable, names_are_binary_safe)
 {
     struct qtable t;
     qtable_init(&t);
-    struct queue *a = qtable_get(&t, "a\0b", 3);
-    struct queue *b = qtable_get(&t, "a\0c", 3);
+    struct qconf d = defaults();
+    struct queue *a = qtable_get(&t, "a\0b", 3, &d);
+    struct queue *b = qtable_get(&t, "a\0c", 3, &d);
     cr_assert_neq(a, b);
     cr_assert_eq(qtable_find(&t, "a\0b", 3), a);
     qtable_free(&t);
@@ -146,7 +312,7 @@ Test(waiters, fifo_and_o1_unlink)
 {
     struct qtable t;
     qtable_init(&t);
-    struct queue *q = qtable_get(&t, "q", 1);
+    struct queue *q = new_queue(&t, "q");
     struct wlink l[3];
     memset(l, 0, sizeof l);
     for (int i = 0; i < 3; i++)

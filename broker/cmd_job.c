@@ -1,0 +1,485 @@
+/*
+ * cmd_job.c - JOB.* commands (see cmd_job.h, and docs/protocol.md for the
+ * contract: replies, receipts and errors).
+ *
+ * Receipts are "<id>-<attempt>": a job's attempt number names its current
+ * delivery, so a receipt of an earlier delivery is recognised as stale
+ * without keeping any history.
+ */
+#include "cmd_job.h"
+
+#include "clock.h"
+#include "cmd_list.h"
+#include "commands.h"
+#include "config.h"
+#include "conn.h"
+#include "io.h"
+#include "msg.h"
+#include "payload.h"
+#include "queue.h"
+#include "server.h"
+#include "shard.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static bool arg_is(const struct msg *m, int i, const char *s)
+{
+    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
+}
+
+static bool arg_num(const struct msg *m, int i, long long min, long long max, long long *out)
+{
+    long long v;
+    if (i >= m->req.argc || !parse_ll(m->req.argv[i], m->req.len[i], &v) || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* -------------------------------------------------------- payload check */
+
+/* With --payload json the I/O thread checks every payload; the shard
+ * accepts non-JSON only for a queue configured `payload raw`. The result
+ * rides in m->num: 0 = all valid, else (element << 32 | byte offset) + 1. */
+bool check_payloads(struct conn *c, struct msg *m, int first, int last)
+{
+    const struct config *cfg = &c->io->srv->cfg;
+    for (int i = first; i < last; i++) {
+        size_t len = m->req.len[i];
+        if ((int64_t)len > cfg->max_payload) {
+            char which[48] = "";
+            if (last - first > 1)
+                snprintf(which, sizeof which, " (element %d)", i - first + 1);
+            conn_reply_error(c, m, "TOOBIG payload%s is %zu bytes; the limit is %lld bytes (max-payload); nothing was pushed",
+                             which, len, (long long)cfg->max_payload);
+            return false;
+        }
+    }
+    m->num = 0;
+    if (cfg->payload != PAYLOAD_JSON)
+        return true;
+    for (int i = first; i < last; i++) {
+        size_t at;
+        if (!payload_is_json(m->req.argv[i], m->req.len[i], &at)) {
+            m->num = ((long long)(i - first) << 32 | (long long)at) + 1;
+            break;
+        }
+    }
+    return true;
+}
+
+/* Shard side: refuses the push if a payload is not JSON and q wants JSON. */
+bool shard_reject_payload(struct shard *s, struct msg *m, struct queue *q, int first, int last)
+{
+    if (q->conf.payload != PAYLOAD_JSON)
+        return false;
+    long long elem = -1, at = 0;
+    if (m->num) {
+        elem = (m->num - 1) >> 32;
+        at = (m->num - 1) & 0xffffffffLL;
+    } else if (s->srv->cfg.payload != PAYLOAD_JSON) {
+        /* The server does not check, but this queue does. */
+        for (int i = first; i < last && elem < 0; i++) {
+            size_t a;
+            if (!payload_is_json(m->req.argv[i], m->req.len[i], &a)) {
+                elem = i - first;
+                at = (long long)a;
+            }
+        }
+    }
+    if (elem < 0)
+        return false;
+    char which[48] = "";
+    if (last - first > 1)
+        snprintf(which, sizeof which, " (element %lld)", elem + 1);
+    resp_buf_reset(&m->out);
+    resp_buf_printf(&m->out, "-BADJSON payload%s is not valid JSON at byte %lld; nothing was pushed "
+                    "(queue '%.128s' takes JSON; QUEUE.CONFIG %.128s SET payload raw accepts any bytes)\r\n",
+                    which, at, q->name, q->name);
+    shard_reply(s, m);
+    shard_queue_gc(s, q);
+    return true;
+}
+
+/* ------------------------------------------------------------ JOB.PUSH */
+
+/* Parses the options after the payload; replies with an error and returns
+ * false when one is wrong. */
+static bool push_options(struct conn *c, struct msg *m, struct push_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->retries = -1;
+    o->left = true;
+    int64_t now = clock_now_ms();
+    for (int i = 3; i < m->req.argc; i += 2) {
+        long long v;
+        const char *opt = m->req.argv[i];
+        if (i + 1 >= m->req.argc) {
+            conn_reply_error(c, m, "ERR JOB.PUSH option '%.32s' needs a value", opt);
+            return false;
+        }
+        if (arg_is(m, i, "DELAY") && arg_num(m, i + 1, 0, 86400000LL * 3650, &v)) {
+            o->run_at = now + v;
+        } else if (arg_is(m, i, "AT") && arg_num(m, i + 1, 0, INT64_MAX / 2, &v)) {
+            o->run_at = v;
+        } else if (arg_is(m, i, "PRI") && arg_num(m, i + 1, JOB_PRI_MIN, JOB_PRI_MAX, &v)) {
+            o->priority = (int16_t)v;
+        } else if (arg_is(m, i, "RETRIES") && arg_num(m, i + 1, 0, 1000, &v)) {
+            o->retries = v;
+        } else if (arg_is(m, i, "LEASE") && arg_num(m, i + 1, 1, 86400000LL * 7, &v)) {
+            o->lease_ms = v;
+        } else if (arg_is(m, i, "UNIQUE") && m->req.len[i + 1] > 0 && m->req.len[i + 1] <= 1024) {
+            o->unique = m->req.argv[i + 1];
+            o->unique_len = m->req.len[i + 1];
+        } else if (arg_is(m, i, "DELAY") || arg_is(m, i, "AT") || arg_is(m, i, "PRI") || arg_is(m, i, "RETRIES") ||
+                   arg_is(m, i, "LEASE") || arg_is(m, i, "UNIQUE")) {
+            static const char *const what[][2] = {
+                { "DELAY", "milliseconds from 0 to 10 years" }, { "AT", "a Unix time in milliseconds" },
+                { "PRI", "a whole number from -1000 to 1000" }, { "RETRIES", "a whole number from 0 to 1000" },
+                { "LEASE", "milliseconds from 1 to 7 days" }, { "UNIQUE", "a key of 1 to 1024 bytes" },
+            };
+            const char *want = "";
+            for (size_t k = 0; k < sizeof what / sizeof what[0]; k++)
+                if (arg_is(m, i, what[k][0]))
+                    want = what[k][1];
+            conn_reply_error(c, m, "ERR JOB.PUSH %s: bad value '%.64s', expected %s", opt, m->req.argv[i + 1], want);
+            return false;
+        } else {
+            conn_reply_error(c, m, "ERR JOB.PUSH: unknown option '%.32s' (options: DELAY ms, AT unix-ms, PRI n, RETRIES n, LEASE ms, UNIQUE key)", opt);
+            return false;
+        }
+    }
+    return true;
+}
+
+void io_job_push(struct conn *c, struct msg *m)
+{
+    struct push_opts o;
+    if (!push_options(c, m, &o) || !check_payloads(c, m, 2, 3))
+        return;
+    conn_route_key(c, m, 1);
+}
+
+void sh_job_push(struct shard *s, struct msg *m)
+{
+    struct push_opts o;
+    /* Options were checked on the I/O thread; parse them again here. */
+    memset(&o, 0, sizeof o);
+    o.retries = -1;
+    o.left = true;
+    int64_t now = clock_now_ms();
+    for (int i = 3; i + 1 < m->req.argc; i += 2) {
+        long long v = 0;
+        parse_ll(m->req.argv[i + 1], m->req.len[i + 1], &v);
+        if (arg_is(m, i, "DELAY"))
+            o.run_at = now + v;
+        else if (arg_is(m, i, "AT"))
+            o.run_at = v;
+        else if (arg_is(m, i, "PRI"))
+            o.priority = (int16_t)v;
+        else if (arg_is(m, i, "RETRIES"))
+            o.retries = v;
+        else if (arg_is(m, i, "LEASE"))
+            o.lease_ms = v;
+        else if (arg_is(m, i, "UNIQUE")) {
+            o.unique = m->req.argv[i + 1];
+            o.unique_len = m->req.len[i + 1];
+        }
+    }
+    struct queue *q = shard_queue(s, m, 1, true);
+    if (shard_reject_payload(s, m, q, 2, 3))
+        return;
+    char id[JOB_ID_HEX + 1];
+    struct job *j = o.unique ? queue_unique_find(q, o.unique, o.unique_len) : NULL;
+    if (!j) {
+        if (shard_check_full(s, m, q, 1))
+            return;
+        j = shard_job_push(s, q, m->req.argv[2], m->req.len[2], &o);
+    }
+    job_id_format(j->id, id);
+    resp_add_cstr(&m->out, id);
+    shard_reply(s, m);
+}
+
+/* --------------------------------------------------------- JOB.RESERVE */
+
+void io_job_reserve(struct conn *c, struct msg *m)
+{
+    int64_t timeout = 0;
+    bool nowait = false;
+    long long v;
+    m->count = 1;
+    m->lease = 0;
+    int i = 1;
+    for (; i < m->req.argc && !arg_is(m, i, "FROM"); i++) {
+        if (arg_is(m, i, "NOWAIT")) {
+            nowait = true;
+        } else if (arg_is(m, i, "TIMEOUT") && arg_num(m, i + 1, 0, 86400000LL * 365, &v)) {
+            timeout = v;
+            i++;
+        } else if (arg_is(m, i, "COUNT") && arg_num(m, i + 1, 1, 1000, &v)) {
+            m->count = (int)v;
+            i++;
+        } else if (arg_is(m, i, "LEASE") && arg_num(m, i + 1, 1, 86400000LL * 7, &v)) {
+            m->lease = v;
+            i++;
+        } else {
+            conn_reply_error(c, m, "ERR JOB.RESERVE: bad option or value at '%.32s' (syntax: JOB.RESERVE [TIMEOUT ms] [COUNT 1-1000] [LEASE ms] [NOWAIT] FROM queue [queue ...])",
+                             m->req.argv[i]);
+            return;
+        }
+    }
+    if (i >= m->req.argc - 1) {
+        conn_reply_error(c, m, "ERR JOB.RESERVE needs FROM and at least one queue (JOB.RESERVE [TIMEOUT ms] [COUNT n] [LEASE ms] [NOWAIT] FROM queue [queue ...])");
+        return;
+    }
+    int64_t deadline = nowait ? -1 : timeout ? clock_now_ms() + timeout : 0;
+    conn_bpop(c, m, i + 1, m->req.argc, deadline);
+}
+
+/* ------------------------------------------------------ ids and receipts */
+
+static bool route_id(struct conn *c, struct msg *m, int i)
+{
+    uint64_t id;
+    uint32_t attempt;
+    if (!job_id_parse(m->req.argv[i], m->req.len[i], &id, &attempt)) {
+        conn_reply_error(c, m, "ERR '%.64s' is not a job id or receipt (16 hex digits, or <id>-<delivery> for a receipt)",
+                         m->req.argv[i]);
+        return false;
+    }
+    int k = job_id_shard(id);
+    if (k >= c->io->srv->nshards) {
+        conn_reply_error(c, m, "NOJOB no job %.16s: its id names shard %d, and this server has %d",
+                         m->req.argv[i], k, c->io->srv->nshards);
+        return false;
+    }
+    conn_route(c, m, k);
+    return true;
+}
+
+static void finish_sum(struct conn *c, struct slot *sl)
+{
+    resp_add_int(&sl->out, sl->num);
+}
+
+void io_job_ids(struct conn *c, struct msg *m)
+{
+    if (m->req.argc == 2) {
+        route_id(c, m, 1);
+        return;
+    }
+    for (int i = 1; i < m->req.argc; i++) {
+        uint64_t id;
+        uint32_t attempt;
+        if (!job_id_parse(m->req.argv[i], m->req.len[i], &id, &attempt)) {
+            conn_reply_error(c, m, "ERR '%.64s' is not a job id or receipt", m->req.argv[i]);
+            return;
+        }
+    }
+    conn_gather(c, m, true, finish_sum);
+}
+
+void io_job_id(struct conn *c, struct msg *m)
+{
+    long long v;
+    bool nack = arg_is(m, 0, "JOB.NACK"), touch = arg_is(m, 0, "JOB.TOUCH");
+    for (int i = 2; i < m->req.argc; i++) {
+        if (nack && arg_is(m, i, "DELAY") && arg_num(m, i + 1, 0, 86400000LL * 3650, &v)) {
+            i++;
+        } else if (nack && arg_is(m, i, "ERROR") && i + 1 < m->req.argc) {
+            i++;
+        } else if (nack && arg_is(m, i, "DEAD")) {
+        } else if (touch && arg_is(m, i, "LEASE") && arg_num(m, i + 1, 1, 86400000LL * 7, &v)) {
+            i++;
+        } else {
+            conn_reply_error(c, m, "ERR %s: bad option or value at '%.32s' (%s)", m->cmd->name, m->req.argv[i],
+                             nack ? "JOB.NACK receipt [DELAY ms] [ERROR text] [DEAD]"
+                             : touch ? "JOB.TOUCH receipt [LEASE ms]" : "it takes one id");
+            return;
+        }
+    }
+    route_id(c, m, 1);
+}
+
+/* Finds the job of argv[i]; with a receipt, checks it names the current,
+ * reserved delivery. On failure writes the error into m->out (when
+ * report) and returns NULL. */
+static struct job *resolve(struct shard *s, struct msg *m, int i, bool need_reserved, bool report)
+{
+    uint64_t id;
+    uint32_t attempt;
+    char hex[JOB_ID_HEX + 1];
+    if (!job_id_parse(m->req.argv[i], m->req.len[i], &id, &attempt) || job_id_shard(id) != s->id)
+        return NULL;
+    job_id_format(id, hex);
+    struct job *j = jtable_find(&s->jobs, id);
+    if (!j) {
+        if (report)
+            resp_buf_printf(&m->out, "-NOJOB no job %s (it never existed, or it finished and was removed)\r\n", hex);
+        return NULL;
+    }
+    if (attempt && attempt != j->attempt) {
+        if (report)
+            resp_buf_printf(&m->out, "-STALE receipt %s-%u is for delivery %u, but job %s is now on delivery %u "
+                            "(its lease expired and it was delivered again): do not act on it\r\n",
+                            hex, attempt, attempt, hex, j->attempt);
+        return NULL;
+    }
+    if (need_reserved && j->state != JOB_RESERVED) {
+        if (report)
+            resp_buf_printf(&m->out, "-STALE job %s is %s, not reserved%s\r\n", hex, job_state_name(j->state),
+                            j->state == JOB_DONE ? " (it was acked already)" : "");
+        return NULL;
+    }
+    return j;
+}
+
+void sh_job_ack(struct shard *s, struct msg *m)
+{
+    bool single = m->req.argc == 2;
+    for (int i = 1; i < m->req.argc; i++) {
+        struct job *j = resolve(s, m, i, true, single);
+        if (!j)
+            continue;
+        struct queue *q = j->q;
+        shard_job_ack(s, j);
+        shard_queue_gc(s, q);
+        m->num++;
+    }
+    if (single && m->out.len == 0)
+        resp_add_int(&m->out, m->num);
+    shard_reply(s, m);
+}
+
+void sh_job_nack(struct shard *s, struct msg *m)
+{
+    struct job *j = resolve(s, m, 1, true, true);
+    if (!j) {
+        shard_reply(s, m);
+        return;
+    }
+    long long delay = -1;
+    const char *err = NULL;
+    size_t errlen = 0;
+    bool dead = false;
+    for (int i = 2; i < m->req.argc; i++) {
+        if (arg_is(m, i, "DELAY")) {
+            i++;
+            parse_ll(m->req.argv[i], m->req.len[i], &delay);
+        } else if (arg_is(m, i, "ERROR")) {
+            i++;
+            err = m->req.argv[i];
+            errlen = m->req.len[i];
+        } else if (arg_is(m, i, "DEAD")) {
+            dead = true;
+        }
+    }
+    struct queue *q = j->q;
+    int st = shard_job_fail(s, j, err, errlen, delay, dead, "nack");
+    resp_add_simple(&m->out, st == JOB_DEAD ? "dead" : "retry");
+    shard_queue_gc(s, q);
+    shard_reply(s, m);
+}
+
+void sh_job_touch(struct shard *s, struct msg *m)
+{
+    struct job *j = resolve(s, m, 1, true, true);
+    if (j) {
+        long long lease = 0;
+        if (m->req.argc == 4)
+            parse_ll(m->req.argv[3], m->req.len[3], &lease);
+        shard_job_touch(s, j, lease);
+        resp_add_int(&m->out, j->lease_until);
+    }
+    shard_reply(s, m);
+}
+
+static void add_kv_int(resp_buf *b, const char *k, long long v)
+{
+    resp_add_cstr(b, k);
+    resp_add_int(b, v);
+}
+
+static void add_kv_opt(resp_buf *b, int proto, const char *k, const char *v)
+{
+    resp_add_cstr(b, k);
+    if (v)
+        resp_add_cstr(b, v);
+    else
+        resp_add_null(b, proto);
+}
+
+void encode_job(struct msg *m, const struct job *j)
+{
+    resp_buf *b = &m->out;
+    char id[JOB_ID_HEX + 1];
+    job_id_format(j->id, id);
+    resp_add_map(b, m->proto, 14);
+    resp_add_cstr(b, "id");
+    resp_add_cstr(b, id);
+    resp_add_cstr(b, "queue");
+    resp_add_bulk(b, j->q->name, j->q->namelen);
+    resp_add_cstr(b, "state");
+    resp_add_cstr(b, job_state_name(j->state));
+    resp_add_cstr(b, "payload");
+    if (j->payload)
+        resp_add_bulk(b, j->payload, j->len);
+    else
+        resp_add_null(b, m->proto);
+    add_kv_int(b, "priority", j->priority);
+    add_kv_int(b, "attempt", j->attempt);
+    add_kv_int(b, "retries", j->retries);
+    add_kv_int(b, "lease_ms", j->lease_ms ? j->lease_ms : j->q->conf.lease);
+    add_kv_int(b, "run_at", j->state == JOB_DELAYED ? j->run_at : 0);
+    add_kv_int(b, "lease_until", j->state == JOB_RESERVED ? j->lease_until : 0);
+    add_kv_int(b, "created_at", j->created_at);
+    add_kv_int(b, "updated_at", j->updated_at);
+    add_kv_opt(b, m->proto, "last_error", j->last_error);
+    add_kv_opt(b, m->proto, "unique", j->unique);
+}
+
+void sh_job_get(struct shard *s, struct msg *m)
+{
+    struct job *j = resolve(s, m, 1, false, false);
+    if (j && shard_job_payload(s, j) == 0)
+        encode_job(m, j);
+    else
+        resp_add_null(&m->out, m->proto);
+    shard_reply(s, m);
+}
+
+void sh_job_del(struct shard *s, struct msg *m)
+{
+    for (int i = 1; i < m->req.argc; i++) {
+        struct job *j = resolve(s, m, i, false, false);
+        if (!j)
+            continue;
+        struct queue *q = j->q;
+        shard_job_delete(s, j);
+        shard_queue_gc(s, q);
+        m->num++;
+    }
+    if (m->req.argc == 2)
+        resp_add_int(&m->out, m->num);
+    shard_reply(s, m);
+}
+
+void sh_job_retry(struct shard *s, struct msg *m)
+{
+    struct job *j = resolve(s, m, 1, false, true);
+    if (j && j->state != JOB_DEAD && j->state != JOB_DELAYED) {
+        char id[JOB_ID_HEX + 1];
+        job_id_format(j->id, id);
+        resp_buf_printf(&m->out, "-ERR job %s is %s; only dead or delayed jobs can be retried\r\n", id,
+                        job_state_name(j->state));
+    } else if (j) {
+        shard_job_retry(s, j);
+        resp_add_simple(&m->out, "OK");
+    }
+    shard_reply(s, m);
+}

@@ -1,0 +1,321 @@
+/*
+ * cmd_queue.c - queue administration commands (see cmd_queue.h and
+ * docs/protocol.md). Everything but QUEUE.LIST runs on the queue's shard.
+ */
+#include "cmd_queue.h"
+
+#include "clock.h"
+#include "cmd_job.h"
+#include "cmd_list.h"
+#include "commands.h"
+#include "conn.h"
+#include "msg.h"
+#include "queue.h"
+#include "shard.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static bool arg_is(const struct msg *m, int i, const char *s)
+{
+    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
+}
+
+/* ----------------------------------------------------------- QUEUE.LIST */
+
+static int cmp_names(const void *a, const void *b)
+{
+    const struct sub *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->name, y->name, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static void finish_list(struct conn *c, struct slot *sl)
+{
+    struct sub *v = NULL;
+    size_t n = 0, cap = 0;
+    for (int k = 0; k < sl->nparts; k++) {
+        const char *p = sl->parts[k].data, *end = p + sl->parts[k].len;
+        while (p && p < end) {
+            char *colon;
+            size_t len = strtoul(p, &colon, 10);
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                v = realloc(v, cap * sizeof *v);
+                if (!v)
+                    abort();
+            }
+            v[n++] = (struct sub){ colon + 1, len };
+            p = colon + 1 + len + 1;
+        }
+    }
+    if (n)
+        qsort(v, n, sizeof *v, cmp_names);
+    resp_add_array(&sl->out, n);
+    for (size_t i = 0; i < n; i++)
+        resp_add_bulk(&sl->out, v[i].name, v[i].len);
+    free(v);
+}
+
+void io_queue_list(struct conn *c, struct msg *m)
+{
+    conn_gather(c, m, true, finish_list);
+}
+
+static void list_one(void *arg, struct queue *q)
+{
+    struct msg *m = arg;
+    resp_buf_printf(&m->out, "%zu:", q->namelen);
+    resp_buf_append(&m->out, q->name, q->namelen);
+    resp_buf_append(&m->out, "\n", 1);
+}
+
+void sh_queue_list(struct shard *s, struct msg *m)
+{
+    qtable_each(&s->queues, list_one, m);
+    shard_reply(s, m);
+}
+
+/* ------------------------------------------------------- syntax checks */
+
+static bool check_peek(struct conn *c, struct msg *m)
+{
+    long long v;
+    for (int i = 2; i < m->req.argc; i += 2) {
+        if (i + 1 >= m->req.argc) {
+            conn_reply_error(c, m, "ERR QUEUE.PEEK option '%.32s' needs a value", m->req.argv[i]);
+            return false;
+        }
+        const char *val = m->req.argv[i + 1];
+        size_t vl = m->req.len[i + 1];
+        if (arg_is(m, i, "STATE") && job_state_parse(val, vl) >= 0)
+            continue;
+        if (arg_is(m, i, "COUNT") && parse_ll(val, vl, &v) && v >= 1 && v <= 1000)
+            continue;
+        uint64_t id;
+        uint32_t a;
+        if (arg_is(m, i, "AFTER") && job_id_parse(val, vl, &id, &a))
+            continue;
+        conn_reply_error(c, m, "ERR QUEUE.PEEK: bad option or value '%.32s %.64s' (QUEUE.PEEK queue [STATE ready|reserved|delayed|done|dead] [COUNT 1-1000] [AFTER id])",
+                         m->req.argv[i], val);
+        return false;
+    }
+    return true;
+}
+
+void io_queue_key(struct conn *c, struct msg *m)
+{
+    const char *name = m->cmd->name;
+    if (!strcmp(name, "queue.peek") && !check_peek(c, m))
+        return;
+    if (!strcmp(name, "queue.purge") && m->req.argc != 2 &&
+        !(m->req.argc == 4 && arg_is(m, 2, "STATE") && job_state_parse(m->req.argv[3], m->req.len[3]) >= 0)) {
+        conn_reply_error(c, m, "ERR QUEUE.PURGE queue [STATE ready|reserved|delayed|done|dead]");
+        return;
+    }
+    if (!strcmp(name, "queue.config")) {
+        bool get = arg_is(m, 2, "GET") && m->req.argc <= 4;
+        bool set = arg_is(m, 2, "SET") && m->req.argc >= 5 && (m->req.argc - 3) % 2 == 0;
+        if (!get && !set) {
+            conn_reply_error(c, m, "ERR QUEUE.CONFIG queue GET [name] | SET name value [name value ...]");
+            return;
+        }
+    }
+    conn_route_key(c, m, 1);
+}
+
+/* ---------------------------------------------------------- shard side */
+
+static void add_kv(resp_buf *b, const char *k, long long v)
+{
+    resp_add_cstr(b, k);
+    resp_add_int(b, v);
+}
+
+static int64_t oldest_ready_age(const struct queue *q)
+{
+    int64_t oldest = 0;
+    for (int i = 0; i < q->nlevels; i++) {
+        const struct job *j = q->levels[i].l.tail;
+        if (j && (oldest == 0 || j->updated_at < oldest))
+            oldest = j->updated_at;
+    }
+    return oldest ? clock_now_ms() - oldest : 0;
+}
+
+void sh_queue_stats(struct shard *s, struct msg *m)
+{
+    struct queue *q = shard_queue(s, m, 1, false);
+    struct queue empty;
+    if (!q) {
+        memset(&empty, 0, sizeof empty);
+        q = &empty;
+    }
+    resp_buf *b = &m->out;
+    resp_add_map(b, m->proto, 14);
+    add_kv(b, "ready", (long long)q->nready);
+    add_kv(b, "reserved", (long long)q->reserved.n);
+    add_kv(b, "delayed", (long long)q->delayed.n);
+    add_kv(b, "done", (long long)q->done.n);
+    add_kv(b, "dead", (long long)q->dead.n);
+    add_kv(b, "pushed", (long long)q->stats.pushed);
+    add_kv(b, "acked", (long long)q->stats.acked);
+    add_kv(b, "retried", (long long)q->stats.retried);
+    add_kv(b, "expired", (long long)q->stats.expired);
+    add_kv(b, "buried", (long long)q->stats.buried);
+    add_kv(b, "popped", (long long)q->stats.popped);
+    add_kv(b, "oldest_ready_age_ms", q == &empty ? 0 : oldest_ready_age(q));
+    add_kv(b, "waiters", (long long)q->nwaiters);
+    add_kv(b, "paused", q->paused);
+    shard_reply(s, m);
+}
+
+static int cmp_run_at(const void *a, const void *b)
+{
+    const struct job *x = *(const struct job *const *)a, *y = *(const struct job *const *)b;
+    return (x->run_at > y->run_at) - (x->run_at < y->run_at);
+}
+
+/* Jobs of one state in presentation order (delayed: by run time). The
+ * returned array is malloc'd. */
+static struct job **state_jobs(struct queue *q, int state, size_t *n)
+{
+    size_t cnt = queue_count(q, state), i = 0;
+    struct job **v = malloc((cnt ? cnt : 1) * sizeof *v);
+    if (!v)
+        abort();
+    if (state == JOB_READY) {
+        for (struct job *j = queue_ready_first_served(q); j; j = queue_ready_next_served(q, j))
+            v[i++] = j;
+    } else {
+        for (struct job *j = queue_list(q, state)->head; j; j = j->next)
+            v[i++] = j;
+        if (state == JOB_DELAYED)
+            qsort(v, i, sizeof *v, cmp_run_at);
+    }
+    *n = i;
+    return v;
+}
+
+void sh_queue_peek(struct shard *s, struct msg *m)
+{
+    int state = JOB_READY;
+    long long count = 10;
+    uint64_t after = 0;
+    bool has_after = false;
+    for (int i = 2; i + 1 < m->req.argc; i += 2) {
+        if (arg_is(m, i, "STATE"))
+            state = job_state_parse(m->req.argv[i + 1], m->req.len[i + 1]);
+        else if (arg_is(m, i, "COUNT"))
+            parse_ll(m->req.argv[i + 1], m->req.len[i + 1], &count);
+        else if (arg_is(m, i, "AFTER")) {
+            uint32_t a;
+            job_id_parse(m->req.argv[i + 1], m->req.len[i + 1], &after, &a);
+            has_after = true;
+        }
+    }
+    struct queue *q = shard_queue(s, m, 1, false);
+    size_t n = 0, start = 0;
+    struct job **v = q ? state_jobs(q, state, &n) : NULL;
+    if (has_after) {
+        while (start < n && v[start]->id != after)
+            start++;
+        if (start == n) {
+            char hex[JOB_ID_HEX + 1];
+            job_id_format(after, hex);
+            resp_buf_printf(&m->out, "-NOJOB job %s is not %s in queue '%.128s' any more; start again without AFTER\r\n",
+                            hex, job_state_name(state), m->req.argv[1]);
+            free(v);
+            shard_reply(s, m);
+            return;
+        }
+        start++;
+    }
+    size_t end = start + (size_t)count < n ? start + (size_t)count : n;
+    resp_add_array(&m->out, end - start);
+    for (size_t i = start; i < end; i++) {
+        shard_job_payload(s, v[i]);
+        encode_job(m, v[i]);
+    }
+    free(v);
+    shard_reply(s, m);
+}
+
+void sh_queue_pause(struct shard *s, struct msg *m)
+{
+    bool pause = !strcmp(m->cmd->name, "queue.pause");
+    struct queue *q = shard_queue(s, m, 1, true);
+    q->paused = pause;
+    shard_queue_saved(s, q);
+    if (!pause)
+        shard_queue_changed(s, q);
+    shard_queue_gc(s, q);
+    resp_add_simple(&m->out, "OK");
+    shard_reply(s, m);
+}
+
+void sh_queue_purge(struct shard *s, struct msg *m)
+{
+    struct queue *q = shard_queue(s, m, 1, false);
+    int state = m->req.argc == 4 ? job_state_parse(m->req.argv[3], m->req.len[3]) : -1;
+    long long n = q ? shard_purge(s, q, state) : 0;
+    shard_queue_gc(s, q);
+    resp_add_int(&m->out, n);
+    shard_reply(s, m);
+}
+
+void sh_queue_retry(struct shard *s, struct msg *m)
+{
+    struct queue *q = shard_queue(s, m, 1, false);
+    long long n = 0;
+    while (q && q->dead.head) {
+        shard_job_retry(s, q->dead.head);
+        n++;
+    }
+    resp_add_int(&m->out, n);
+    shard_reply(s, m);
+}
+
+void sh_queue_config(struct shard *s, struct msg *m)
+{
+    struct queue *q = shard_queue(s, m, 1, true);
+    char val[64];
+    if (arg_is(m, 2, "GET")) {
+        if (m->req.argc == 4) {
+            if (qconf_get(&q->conf, m->req.argv[3], m->req.len[3], val, sizeof val) < 0)
+                resp_buf_printf(&m->out, "-ERR unknown queue setting '%.64s' (settings: retries, backoff, backoff-max, lease, maxlen, payload, retention, retention-max)\r\n",
+                                m->req.argv[3]);
+            else
+                resp_add_cstr(&m->out, val);
+        } else {
+            resp_add_map(&m->out, m->proto, qconf_count());
+            for (size_t i = 0; i < qconf_count(); i++) {
+                const char *name = qconf_name(i);
+                qconf_get(&q->conf, name, strlen(name), val, sizeof val);
+                resp_add_cstr(&m->out, name);
+                resp_add_cstr(&m->out, val);
+            }
+        }
+    } else {
+        struct qconf next = q->conf;
+        const char *why = NULL;
+        int bad = -1;
+        for (int i = 3; i + 1 < m->req.argc && bad < 0; i += 2)
+            if (qconf_set(&next, m->req.argv[i], m->req.len[i], m->req.argv[i + 1], m->req.len[i + 1], &why) < 0)
+                bad = i;
+        if (bad >= 0) {
+            resp_buf_printf(&m->out, "-ERR QUEUE.CONFIG %.128s: %.64s '%.64s': %s; nothing was changed\r\n",
+                            q->name, m->req.argv[bad], m->req.argv[bad + 1], why);
+        } else {
+            q->conf = next;
+            shard_queue_saved(s, q);
+            resp_add_simple(&m->out, "OK");
+        }
+    }
+    shard_queue_gc(s, q);
+    shard_reply(s, m);
+}

@@ -1,0 +1,149 @@
+/*
+ * journal.h - a shard's SQLite journal (WAL mode): the durable copy of its
+ * queues and jobs.
+ *
+ * One database per shard (data-dir/shard-<k>.db), opened and used only by
+ * that shard's thread. The shard calls journal_begin() lazily at the first
+ * change of a turn, records every change that matters after a restart
+ * (job rows, queue settings and pause state), and calls journal_commit()
+ * once at the end of the turn, before any reply of that turn is released
+ * (group commit). If the commit fails, the transaction is rolled back, the
+ * shard answers that turn's commands with the error, and reloads its
+ * in-memory state from the journal, so memory always equals what is on disk.
+ *
+ * Durability modes: FSYNC_ALWAYS -> synchronous=FULL (a reply means the
+ * change is on disk), FSYNC_BATCH -> synchronous=NORMAL (survives a process
+ * crash, not a power cut), FSYNC_OFF -> synchronous=OFF (tests/benchmarks).
+ *
+ * Schema: migrations/NNNN_*.sql, embedded at build time, applied in order at
+ * open inside a transaction, tracked by PRAGMA user_version. A database
+ * newer than the binary is refused.
+ *
+ * Rows are written field by field (prepared statements, bound columns);
+ * nothing is ever memcpy'd to disk. Every function returns 0 or a negative
+ * errno-style code; journal_error() has the last SQLite message.
+ */
+#ifndef SPOOL_JOURNAL_H
+#define SPOOL_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct job;
+struct queue;
+struct journal;
+
+/* Opens (creating and migrating) the database at path. */
+int journal_open(struct journal **out, const char *path, int fsync_mode);
+void journal_close(struct journal *j);
+const char *journal_error(const struct journal *j);
+
+/* The schema version this binary writes (the number of the last migration). */
+int journal_schema_version(void);
+
+/* Transactions: begin is idempotent within a turn. */
+int journal_begin(struct journal *j);
+int journal_commit(struct journal *j);
+void journal_rollback(struct journal *j);
+bool journal_in_txn(const struct journal *j);
+
+/* Jobs. insert writes every field including the payload; update writes
+ * every field but the payload (state, pos, priority, attempt, retries,
+ * lease_ms, run_at, lease_until, updated_at, last_error, unique). */
+int journal_job_insert(struct journal *j, const struct job *job);
+int journal_job_update(struct journal *j, const struct job *job);
+int journal_job_delete(struct journal *j, uint64_t id);
+
+/* Reads a payload that is not kept in memory. *out is malloc'd (caller
+ * frees), NUL-terminated. -ENOENT when the job has no row. */
+int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len);
+
+/* Queue settings and pause state (one row per queue that has either). */
+int journal_queue_put(struct journal *j, const struct queue *q);
+int journal_queue_delete(struct journal *j, const char *name, size_t len);
+
+/* Key/value metadata (e.g. "shards" in shard-0.db). */
+int journal_meta_get(struct journal *j, const char *key, char *buf, size_t cap);
+int journal_meta_put(struct journal *j, const char *key, const char *value);
+
+/* Recovery, at start before the shard serves: calls fn for every stored row.
+ * Queues first; jobs in (queue, state, priority, pos, id) order. For jobs
+ * the callback receives a job filled from the row (payload included when
+ * with_payload is true, else job->payload == NULL): it takes ownership. */
+struct journal_queue_row {
+    const char *name;
+    size_t len;
+    const char *config;   /* "name value" pairs, space separated; may be "" */
+    bool paused;
+};
+int journal_load(struct journal *j, bool with_payload,
+                 int (*queue_fn)(void *arg, const struct journal_queue_row *row),
+                 int (*job_fn)(void *arg, struct job *job, const char *queue, size_t queue_len),
+                 void *arg);
+
+/* Writes the WAL back into the database when it has grown (call when idle). */
+void journal_checkpoint(struct journal *j);
+
+/* Fault injection seam for tests: the next n calls that write (insert,
+ * update, delete, queue_put, commit) fail with err (e.g. -ENOSPC). */
+void journal_fail_next(struct journal *j, int n, int err);
+
+/* ------------------------------------------------- details of the contract
+ *
+ * Error codes (journal_error() has a sentence a person can act on, naming
+ * the database file): -ENOSPC disk full; -EIO I/O error; -EBUSY the file is
+ * locked by another process; -EILSEQ the file is damaged or not a spool
+ * database (also a row whose values this spoold cannot represent); -EROFS /
+ * -EACCES not writable; -ENOMEM; -EEXIST a job id that already has a row;
+ * -EPROTO (open) the database is newer than this binary; -EINVAL bad
+ * arguments; -ENOENT no such row (update, payload, meta_get); -ERANGE
+ * (meta_get) the value does not fit in cap bytes.
+ *
+ * journal_open(): on failure other than -EINVAL/-ENOMEM, *out is still set
+ * (as sqlite3_open() does) to a journal that only carries the message: read
+ * journal_error(*out), then journal_close(*out). journal_close(NULL) is a
+ * no-op. -EPROTO's message reads "database <path> is at schema version N,
+ * newer than this spoold (M): upgrade spoold or use another --data-dir".
+ *
+ * Transactions: after a failed write the transaction is still open and the
+ * caller calls journal_rollback(). A failed journal_commit() has already
+ * rolled back (journal_rollback() is then a harmless no-op): when it
+ * returns an error, nothing of the turn is on disk. journal_commit() and
+ * journal_rollback() with no open transaction do nothing. Writes outside a
+ * transaction commit on their own (e.g. meta_put at start-up).
+ *
+ * Fault seam: journal_fail_next() counts insert, update, delete, queue_put,
+ * queue_delete, meta_put and commit (a commit only when a transaction is
+ * open). An injected write failure leaves SQLite untouched; an injected
+ * commit failure rolls the transaction back like a real one.
+ *
+ * journal_job_update() returns -ENOENT when the job has no row;
+ * journal_job_delete() of an id with no row succeeds (purges are idempotent).
+ * journal_load(): jobs come with job->q == NULL; job_fn owns the job even
+ * when it returns an error, and the first negative return of either
+ * callback stops the load and is returned. Callbacks must not call the
+ * journal. A NULL last_error or unique key loads as NULL, an empty one as
+ * an empty string. Without payloads, job->len is the stored length.
+ *
+ * journal_checkpoint() does nothing inside a transaction or when nothing was
+ * committed since the last checkpoint; SQLite also checkpoints on its own
+ * once a commit leaves the WAL over about 4 MiB (wal_autocheckpoint), so the
+ * WAL stays bounded even when the shard is never idle, and truncates it to
+ * 32 MiB (journal_size_limit) after a big transaction. A checkpoint writes
+ * and fsyncs the database file: call it after the shard has been idle for a
+ * while (e.g. a 1 s idle timer), not after every turn. */
+
+/* The migrations compiled into this binary (generated at build time from
+ * migrations/NNNN_name.sql by migrations/embed.py), in order:
+ * journal_migrations[i].version == i + 1, and journal_schema_version() ==
+ * journal_nmigrations. name is the file name without ".sql". */
+struct journal_migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+extern const struct journal_migration journal_migrations[];
+extern const int journal_nmigrations;
+
+#endif
