@@ -1,0 +1,111 @@
+/*
+ * job.c - spool_job: one job as a reply described it, owning copies of its
+ * strings and payload, plus the lazily parsed cJSON tree of the payload.
+ *
+ * A job is built from one element of a JOB.RESERVE or QUEUE.PEEK reply, or
+ * from a JOB.GET reply: a RESP3 map or a RESP2 flat field/value array (the
+ * reader's resp_val_get() handles both). Unknown fields are ignored, so a
+ * newer broker that adds fields does not break older clients. `id` and
+ * `payload` are required; everything else is optional.
+ */
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool get_str(const resp_val *v, const char *key, char **dst)
+{
+    bool err = false;
+    *dst = sdk_val_strdup(resp_val_get(v, key), &err);
+    return !err;
+}
+
+static bool get_ll(const resp_val *v, const char *key, long long *dst)
+{
+    const resp_val *f = resp_val_get(v, key);
+    if (!f || f->type == RESP_T_NULL) {
+        *dst = 0;
+        return true;
+    }
+    return sdk_val_to_ll(f, dst) == 0;
+}
+
+static bool get_payload(const resp_val *v, spool_job *j)
+{
+    const resp_val *f = resp_val_get(v, "payload");
+    if (!f || (f->type != RESP_T_BULK && f->type != RESP_T_SIMPLE))
+        return false;
+    j->payload = malloc(f->len + 1);
+    if (!j->payload)
+        return false;
+    memcpy(j->payload, f->str, f->len);
+    j->payload[f->len] = 0;
+    j->payload_len = f->len;
+    return true;
+}
+
+spool_job *sdk_job_from_val(const resp_val *v)
+{
+    if (!v || (v->type != RESP_T_MAP && v->type != RESP_T_ARRAY))
+        return NULL;
+    spool_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    bool ok = get_str(v, "id", &j->id) && j->id && get_payload(v, j) &&
+              get_str(v, "receipt", &j->receipt) && get_str(v, "queue", &j->queue) &&
+              get_str(v, "state", &j->state) && get_str(v, "last_error", &j->last_error) &&
+              get_str(v, "unique", &j->unique) && get_ll(v, "attempt", &j->attempt) &&
+              get_ll(v, "lease_ms", &j->lease_ms) && get_ll(v, "priority", &j->priority) &&
+              get_ll(v, "retries", &j->retries) && get_ll(v, "run_at", &j->run_at) &&
+              get_ll(v, "lease_until", &j->lease_until) &&
+              get_ll(v, "created_at", &j->created_at) &&
+              get_ll(v, "updated_at", &j->updated_at);
+    if (!ok) {
+        spool_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+const cJSON *spool_job_json(spool_job *job)
+{
+    if (!job->json_done_) {
+        job->json_ = cJSON_ParseWithLength(job->payload, job->payload_len);
+        job->json_done_ = true;
+    }
+    return job->json_;
+}
+
+const char *spool_job_json_str(spool_job *job, const char *name)
+{
+    const cJSON *root = spool_job_json(job);
+    if (!cJSON_IsObject(root))
+        return NULL;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, name);
+    return cJSON_IsString(f) ? f->valuestring : NULL;
+}
+
+void spool_job_free(spool_job *job)
+{
+    if (!job)
+        return;
+    free(job->id);
+    free(job->receipt);
+    free(job->queue);
+    free(job->payload);
+    free(job->state);
+    free(job->last_error);
+    free(job->unique);
+    cJSON_Delete(job->json_);
+    free(job);
+}
+
+void spool_jobs_free(spool_job **jobs, size_t n)
+{
+    if (!jobs)
+        return;
+    for (size_t i = 0; i < n; i++)
+        spool_job_free(jobs[i]);
+    free(jobs);
+}
