@@ -101,7 +101,7 @@ static int parse_timeout(const struct msg *m, int i, int64_t *deadline)
     if (d < 0)
         return -ERANGE;
     int64_t ms = (int64_t)ceil(d * 1000.0);
-    *deadline = ms == 0 ? 0 : clock_mono_ms() + ms;
+    *deadline = ms == 0 ? 0 : clock_now_ms() + ms;
     return 0;
 }
 

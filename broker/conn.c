@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,9 +388,24 @@ static void return_jobs(struct conn *c, struct msg *m)
     io_send_shard(c->io, job_id_shard(r->jobs[0]), r);
 }
 
+/* True when the client has closed its end: checked before a blocking pop
+ * hands it jobs, because the close may not have been seen yet when the
+ * reply is processed first in the same loop turn. */
+static bool peer_gone(const struct conn *c)
+{
+    char b;
+    ssize_t r = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 void conn_on_reply(struct conn *c, struct msg *m)
 {
     c->inflight--;
+    if (!c->closed && m->njobs && (m->cmd->flags & CMD_BLOCKING) && peer_gone(c)) {
+        c->inflight++; /* keep c allocated through the close */
+        conn_close(c, "client closed before its delivery");
+        c->inflight--;
+    }
     if (c->closed) {
         if (m->njobs && (m->cmd->flags & CMD_BLOCKING))
             return_jobs(c, m);

@@ -1,31 +1,214 @@
 /*
  * payload.c - see payload.h.
+ *
+ * cJSON decides whether a payload is valid. Its error position is only
+ * approximate, so when it refuses a payload a small recursive-descent
+ * scanner (RFC 8259 grammar, no allocation) finds the first byte that
+ * cannot be part of a valid document, which is what the error names.
  */
 #include "payload.h"
 
 #include <cjson/cJSON.h>
+
+#define MAX_DEPTH 1000 /* as cJSON's nesting limit */
+
+struct scan {
+    const char *p;
+    size_t n, i;
+    int depth;
+};
 
 static bool is_ws(char ch)
 {
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
 }
 
+static void skip_ws(struct scan *s)
+{
+    while (s->i < s->n && is_ws(s->p[s->i]))
+        s->i++;
+}
+
+static bool peek_is(const struct scan *s, char ch)
+{
+    return s->i < s->n && s->p[s->i] == ch;
+}
+
+static bool is_digit(const struct scan *s)
+{
+    return s->i < s->n && s->p[s->i] >= '0' && s->p[s->i] <= '9';
+}
+
+static bool literal(struct scan *s, const char *word)
+{
+    for (; *word; word++, s->i++)
+        if (s->i >= s->n || s->p[s->i] != *word)
+            return false;
+    return true;
+}
+
+static bool hex4(struct scan *s)
+{
+    for (int k = 0; k < 4; k++, s->i++) {
+        if (s->i >= s->n)
+            return false;
+        char c = s->p[s->i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
+}
+
+static bool string(struct scan *s)
+{
+    s->i++; /* opening quote */
+    while (s->i < s->n) {
+        unsigned char c = (unsigned char)s->p[s->i];
+        if (c == '"') {
+            s->i++;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c == '\\') {
+            s->i++;
+            if (s->i >= s->n)
+                return false;
+            char e = s->p[s->i];
+            if (e == 'u') {
+                s->i++;
+                if (!hex4(s))
+                    return false;
+                continue;
+            }
+            if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' && e != 't')
+                return false;
+        }
+        s->i++;
+    }
+    return false;
+}
+
+static bool number(struct scan *s)
+{
+    if (peek_is(s, '-'))
+        s->i++;
+    if (peek_is(s, '0'))
+        s->i++;
+    else if (is_digit(s))
+        while (is_digit(s))
+            s->i++;
+    else
+        return false;
+    if (peek_is(s, '.')) {
+        s->i++;
+        if (!is_digit(s))
+            return false;
+        while (is_digit(s))
+            s->i++;
+    }
+    if (peek_is(s, 'e') || peek_is(s, 'E')) {
+        s->i++;
+        if (peek_is(s, '+') || peek_is(s, '-'))
+            s->i++;
+        if (!is_digit(s))
+            return false;
+        while (is_digit(s))
+            s->i++;
+    }
+    return true;
+}
+
+static bool value(struct scan *s);
+
+/* Elements of an array (close ']') or members of an object (close '}'). */
+static bool container(struct scan *s, char close)
+{
+    if (++s->depth > MAX_DEPTH)
+        return false;
+    s->i++;
+    skip_ws(s);
+    if (peek_is(s, close)) {
+        s->i++;
+        s->depth--;
+        return true;
+    }
+    for (;;) {
+        skip_ws(s);
+        if (close == '}') {
+            if (!peek_is(s, '"') || !string(s))
+                return false;
+            skip_ws(s);
+            if (!peek_is(s, ':'))
+                return false;
+            s->i++;
+        }
+        if (!value(s))
+            return false;
+        skip_ws(s);
+        if (peek_is(s, ',')) {
+            s->i++;
+            continue;
+        }
+        if (peek_is(s, close)) {
+            s->i++;
+            s->depth--;
+            return true;
+        }
+        return false;
+    }
+}
+
+static bool value(struct scan *s)
+{
+    skip_ws(s);
+    if (s->i >= s->n)
+        return false;
+    switch (s->p[s->i]) {
+    case '{':
+        return container(s, '}');
+    case '[':
+        return container(s, ']');
+    case '"':
+        return string(s);
+    case 't':
+        return literal(s, "true");
+    case 'f':
+        return literal(s, "false");
+    case 'n':
+        return literal(s, "null");
+    default:
+        return number(s);
+    }
+}
+
+/* Offset of the first byte that makes p[0..n) invalid. */
+static size_t error_offset(const char *p, size_t n, size_t fallback)
+{
+    struct scan s = { p, n, 0, 0 };
+    if (value(&s)) {
+        skip_ws(&s);
+        if (s.i == n)
+            return fallback; /* the scanner accepts what cJSON refused */
+    }
+    return s.i > n ? n : s.i;
+}
+
 bool payload_is_json(const char *p, size_t n, size_t *err_at)
 {
     const char *end = NULL;
     cJSON *v = cJSON_ParseWithLengthOpts(p, n, &end, 0);
-    if (!v) {
-        size_t at = end && end >= p ? (size_t)(end - p) : 0;
-        *err_at = at > n ? n : at;
-        return false;
-    }
-    cJSON_Delete(v);
-    size_t at = (size_t)(end - p);
-    while (at < n && is_ws(p[at]))
-        at++;
-    if (at < n) {
+    if (v) {
+        cJSON_Delete(v);
+        size_t at = (size_t)(end - p);
+        while (at < n && is_ws(p[at]))
+            at++;
+        if (at == n)
+            return true;
         *err_at = at; /* something follows the value */
         return false;
     }
-    return true;
+    size_t approx = end && end >= p ? (size_t)(end - p) : 0;
+    *err_at = error_offset(p, n, approx > n ? n : approx);
+    return false;
 }

@@ -82,16 +82,34 @@ static int write_port_file(const char *path, int port)
     return 0;
 }
 
+/* Fills ss from --bind and --port (IPv4 or IPv6 literal). */
+static int bind_address(const struct server *srv, struct sockaddr_storage *ss, int *sslen)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, srv->cfg.bind, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)srv->cfg.port);
+        *sslen = sizeof *a4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, srv->cfg.bind, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)srv->cfg.port);
+        *sslen = sizeof *a6;
+        return 0;
+    }
+    return -EINVAL;
+}
+
 static int listen_on(struct server *srv)
 {
     struct sockaddr_storage ss;
-    int sslen = sizeof ss;
+    int sslen;
     char addr[300];
-    if (strchr(srv->cfg.bind, ':'))
-        snprintf(addr, sizeof addr, "[%s]:%d", srv->cfg.bind, srv->cfg.port);
-    else
-        snprintf(addr, sizeof addr, "%s:%d", srv->cfg.bind, srv->cfg.port);
-    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
+    snprintf(addr, sizeof addr, strchr(srv->cfg.bind, ':') ? "[%s]:%d" : "%s:%d", srv->cfg.bind, srv->cfg.port);
+    if (bind_address(srv, &ss, &sslen) < 0) {
         log_error("cannot listen: '%s' is not an IP address (set --bind to e.g. 127.0.0.1 or 0.0.0.0)", srv->cfg.bind);
         return -EINVAL;
     }

@@ -379,6 +379,22 @@ Test(payload, json_accepts_values_and_reports_the_failing_byte)
     cr_assert(payload_is_json("[1]garbage", 3, &at));
 }
 
+Test(payload, error_offset_names_the_first_bad_byte)
+{
+    static const struct { const char *in; size_t at; } cases[] = {
+        { "{oops}", 1 },          { "[1,2,]", 5 },     { "{\"a\" 1}", 5 },
+        { "[1 2]", 3 },           { "\"abc", 4 },      { "tru", 3 },
+        { "-", 1 },
+        { "{\"a\":1,}", 7 },      { "\"\\q\"", 2 },
+        { "{\"a\":[1,{\"b\":}]}", 13 }, { "  ]", 2 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t at = 999;
+        cr_assert_not(payload_is_json(cases[i].in, strlen(cases[i].in), &at), "%s accepted", cases[i].in);
+        cr_assert_eq(at, cases[i].at, "%s: error at %zu, expected %zu", cases[i].in, at, cases[i].at);
+    }
+}
+
 Test(config, defaults_flags_and_errors)
 {
     struct config cfg;
