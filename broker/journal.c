@@ -1,0 +1,871 @@
+/*
+ * journal.c - a shard's SQLite journal: one database per shard, WAL mode,
+ * group commit, embedded migrations, recovery reads and a fault seam.
+ *
+ * Who calls it: only the shard thread that opened it. The connection is
+ * opened with SQLITE_OPEN_NOMUTEX, so nothing here locks; sharing a struct
+ * journal between threads is a bug.
+ *
+ * Shape of a shard turn:
+ *
+ *     journal_begin()                 first change of the turn ("BEGIN")
+ *     journal_job_insert/update/...   one prepared statement per change
+ *     journal_commit()                "COMMIT": the durability point
+ *     ... only now release the turn's replies ...
+ *
+ * With synchronous=FULL (--fsync always) COMMIT in WAL mode fsyncs the WAL,
+ * so a reply sent after it is on disk; NORMAL (batch) fsyncs only at
+ * checkpoints; OFF never. A failed write leaves the transaction open for
+ * journal_rollback(); a failed commit rolls back before returning.
+ *
+ * Invariants:
+ * - every hot statement is prepared once at open (SQLITE_PREPARE_PERSISTENT)
+ *   and is reset with its bindings cleared after each use, so no statement
+ *   holds a read lock or points at caller memory between calls;
+ * - values are bound column by column; no struct is ever written as bytes;
+ * - the schema is exactly migrations 1..journal_user_version(): open applies
+ *   the missing ones, each in its own transaction with its user_version, and
+ *   refuses a database newer than the binary before changing anything in it;
+ * - every error leaves a sentence in j->err that names the file and says
+ *   what to do, and returns a negative errno-style code.
+ */
+#include "journal.h"
+
+#include "queue.h"
+
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JOURNAL_BUSY_TIMEOUT_MS 100
+/* SQLite checkpoints on its own when a commit leaves the WAL this many
+ * pages long (4 KiB pages: about 4 MiB), even if the shard is never idle. */
+#define JOURNAL_AUTOCHECKPOINT_PAGES 1000
+/* After a checkpoint the WAL file is truncated back to this size. */
+#define JOURNAL_SIZE_LIMIT (32LL * 1024 * 1024)
+#define JOURNAL_CONF_MAX 1024
+
+enum journal_stmt {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_JOB_INSERT,
+    ST_JOB_UPDATE,
+    ST_JOB_DELETE,
+    ST_PAYLOAD,
+    ST_QUEUE_PUT,
+    ST_QUEUE_DELETE,
+    ST_META_GET,
+    ST_META_PUT,
+    ST_LOAD_QUEUES,
+    ST_LOAD_JOBS,
+    ST_LOAD_JOBS_NOPAYLOAD,
+    ST_COUNT
+};
+
+/* Column order of both load statements; payload (or its length) is last. */
+#define JOB_COLUMNS \
+    "id, queue, state, pos, priority, attempt, retries, lease_ms, run_at, " \
+    "lease_until, created_at, updated_at, last_error, uniq"
+#define JOB_ORDER " FROM jobs ORDER BY queue, state, priority, pos, id"
+
+static const char *const journal_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_JOB_INSERT] =
+        "INSERT INTO jobs (id, queue, state, pos, priority, attempt, retries, lease_ms, "
+        "run_at, lease_until, created_at, updated_at, payload, last_error, uniq) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    [ST_JOB_UPDATE] =
+        "UPDATE jobs SET state = ?2, pos = ?3, priority = ?4, attempt = ?5, retries = ?6, "
+        "lease_ms = ?7, run_at = ?8, lease_until = ?9, updated_at = ?10, last_error = ?11, "
+        "uniq = ?12 WHERE id = ?1",
+    [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+    [ST_PAYLOAD] = "SELECT payload FROM jobs WHERE id = ?1",
+    [ST_QUEUE_PUT] =
+        "INSERT INTO queues (name, config, paused) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (name) DO UPDATE SET config = excluded.config, paused = excluded.paused",
+    [ST_QUEUE_DELETE] = "DELETE FROM queues WHERE name = ?1",
+    [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [ST_META_PUT] =
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [ST_LOAD_QUEUES] = "SELECT name, config, paused FROM queues ORDER BY name",
+    [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", payload" JOB_ORDER,
+    [ST_LOAD_JOBS_NOPAYLOAD] = "SELECT " JOB_COLUMNS ", length(payload)" JOB_ORDER,
+};
+
+struct journal {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *st[ST_COUNT];
+    bool dirty;               /* written since the last checkpoint */
+    int fail_n, fail_err;     /* fault seam */
+    char err[1024];
+};
+
+/* ---------------------------------------------------------------- errors */
+
+/* Writes the sentence for err into j->err. op names what was being done
+ * ("commit", "open", ...); detail is SQLite's message or NULL. */
+static int journal_set_error(struct journal *j, int err, const char *op, const char *detail)
+{
+    const char *p = j->path;
+    const char *d = detail ? detail : "";
+
+    switch (-err) {
+    case ENOSPC:
+        snprintf(j->err, sizeof j->err,
+                 "disk full writing %s (free space, then the shard retries)", p);
+        break;
+    case EIO:
+        snprintf(j->err, sizeof j->err,
+                 "I/O error on %s during %s: %s (check the disk and the kernel log; "
+                 "the shard retries)", p, op, d);
+        break;
+    case EBUSY:
+        snprintf(j->err, sizeof j->err,
+                 "%s is locked by another process during %s: %s (is another spoold "
+                 "using this --data-dir?)", p, op, d);
+        break;
+    case EILSEQ:
+        snprintf(j->err, sizeof j->err,
+                 "%s is damaged or is not a spool database (%s: %s): restore it from a "
+                 "backup or move it out of the --data-dir", p, op, d);
+        break;
+    case EROFS:
+    case EACCES:
+    case EPERM:
+        snprintf(j->err, sizeof j->err,
+                 "cannot write %s (%s: %s): check the permissions and free space of "
+                 "the --data-dir", p, op, d);
+        break;
+    case ENOENT:
+        snprintf(j->err, sizeof j->err, "cannot open %s (%s: %s): check that the "
+                 "--data-dir exists and is writable", p, op, d);
+        break;
+    case ENOMEM:
+        snprintf(j->err, sizeof j->err, "out of memory in the journal %s during %s", p, op);
+        break;
+    default:
+        snprintf(j->err, sizeof j->err, "journal %s: %s failed: %s", p, op, d);
+        break;
+    }
+    return err;
+}
+
+/* Maps a SQLite result code to -errno; see journal.h for the list. */
+static int journal_errno(sqlite3 *db, int rc)
+{
+    int sys = db ? sqlite3_system_errno(db) : 0;
+
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_IOERR:
+        if (rc == SQLITE_IOERR_NOMEM)
+            return -ENOMEM;
+        if (sys == ENOSPC || sys == EDQUOT)
+            return -ENOSPC;
+        return -EIO;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_FORMAT:
+        return -EILSEQ;
+    case SQLITE_READONLY:
+        return -EROFS;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return -EACCES;
+    case SQLITE_CANTOPEN:
+        return sys == EACCES || sys == EPERM || sys == EROFS ? -sys : -ENOENT;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_CONSTRAINT:
+        return -EEXIST;
+    case SQLITE_TOOBIG:
+        return -E2BIG;
+    default:
+        return -EIO;
+    }
+}
+
+/* Records the connection's last error (rc from the failing call). */
+static int journal_sqlite_error(struct journal *j, int rc, const char *op)
+{
+    const char *msg = j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc);
+
+    return journal_set_error(j, journal_errno(j->db, rc), op, msg);
+}
+
+/* The fault seam: true (with *err set) when this write must fail. */
+static bool journal_injected(struct journal *j, const char *op, int *err)
+{
+    if (j->fail_n <= 0)
+        return false;
+    j->fail_n--;
+    *err = journal_set_error(j, j->fail_err, op, "injected fault");
+    return true;
+}
+
+void journal_fail_next(struct journal *j, int n, int err)
+{
+    j->fail_n = n;
+    j->fail_err = err < 0 ? err : -err;
+}
+
+const char *journal_error(const struct journal *j)
+{
+    return j->err;
+}
+
+/* ------------------------------------------------------------ statements */
+
+static void journal_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Steps a statement that returns no row, then resets it. bound is the OR
+ * of the statement's sqlite3_bind_*() results: a failed bind (a value too
+ * big) must not run the statement with a NULL in its place. */
+static int journal_run_bound(struct journal *j, enum journal_stmt which, int bound,
+                             const char *op)
+{
+    sqlite3_stmt *st = j->st[which];
+    int rc = bound ? sqlite3_extended_errcode(j->db) : sqlite3_step(st);
+    int err = 0;
+
+    if (rc != SQLITE_DONE)
+        err = journal_sqlite_error(j, rc ? rc : SQLITE_ERROR, op);
+    else
+        j->dirty = true;
+    journal_done(st);
+    return err;
+}
+
+static int journal_run(struct journal *j, enum journal_stmt which, const char *op)
+{
+    return journal_run_bound(j, which, SQLITE_OK, op);
+}
+
+/* Binds n bytes as a BLOB; never NULL, also when n == 0. */
+static int journal_bind_blob(sqlite3_stmt *st, int col, const void *p, size_t n)
+{
+    return sqlite3_bind_blob64(st, col, n ? p : "", n, SQLITE_STATIC);
+}
+
+/* Binds an optional NUL-terminated string; NULL stays NULL. */
+static int journal_bind_opt(sqlite3_stmt *st, int col, const char *s, bool blob)
+{
+    if (!s)
+        return sqlite3_bind_null(st, col);
+    if (blob)
+        return journal_bind_blob(st, col, s, strlen(s));
+    return sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+}
+
+/* Executes SQL text with no result rows (pragmas, migrations). */
+static int journal_exec(struct journal *j, const char *sql, const char *op)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(j->db, sql, NULL, NULL, &msg);
+
+    if (rc != SQLITE_OK) {
+        int err = journal_errno(j->db, rc);
+        journal_set_error(j, err, op, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return err;
+    }
+    return 0;
+}
+
+/* Reads a one-row, one-column integer pragma. */
+static int journal_pragma_int(struct journal *j, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    if (rc != SQLITE_OK) {
+        int err = journal_sqlite_error(j, rc, sql);
+        sqlite3_finalize(st);
+        return err;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int journal_prepare_all(struct journal *j)
+{
+    for (int i = 0; i < ST_COUNT; i++) {
+        int rc = sqlite3_prepare_v3(j->db, journal_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &j->st[i], NULL);
+        if (rc != SQLITE_OK)
+            return journal_sqlite_error(j, rc, "preparing statements");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ migrations */
+
+int journal_schema_version(void)
+{
+    return journal_nmigrations;
+}
+
+/* Applies migration m and records its version, in one transaction. */
+static int journal_migrate_one(struct journal *j, const struct journal_migration *m)
+{
+    char op[128], ver[64];
+    int err;
+
+    snprintf(op, sizeof op, "migration %s", m->name);
+    snprintf(ver, sizeof ver, "PRAGMA user_version = %d", m->version);
+    err = journal_exec(j, "BEGIN IMMEDIATE", op);
+    if (err)
+        return err;
+    err = journal_exec(j, m->sql, op);
+    if (!err)
+        err = journal_exec(j, ver, op);
+    if (!err)
+        err = journal_exec(j, "COMMIT", op);
+    if (err && !sqlite3_get_autocommit(j->db))
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
+/* Refuses a database newer than this binary; must run before anything
+ * writes to the file. */
+static int journal_check_version(struct journal *j, int64_t *version)
+{
+    int err = journal_pragma_int(j, "PRAGMA user_version", version);
+
+    if (err)
+        return err;
+    if (*version > journal_nmigrations) {
+        snprintf(j->err, sizeof j->err,
+                 "database %s is at schema version %" PRId64 ", newer than this spoold (%d): "
+                 "upgrade spoold or use another --data-dir", j->path, *version,
+                 journal_nmigrations);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static int journal_migrate(struct journal *j, int64_t from)
+{
+    for (int i = (int)from; i < journal_nmigrations; i++) {
+        int err = journal_migrate_one(j, &journal_migrations[i]);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ open/close */
+
+static int journal_configure(struct journal *j, int fsync_mode)
+{
+    static const char *const sync_sql[] = {
+        "PRAGMA synchronous = FULL",    /* FSYNC_ALWAYS */
+        "PRAGMA synchronous = NORMAL",  /* FSYNC_BATCH */
+        "PRAGMA synchronous = OFF",     /* FSYNC_OFF */
+    };
+    char sql[128];
+    sqlite3_stmt *st = NULL;
+    bool wal = false;
+    int rc, err;
+
+    rc = sqlite3_prepare_v2(j->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        wal = mode && strcmp(mode, "wal") == 0;
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK) {
+        err = journal_sqlite_error(j, rc, "setting WAL mode");
+        sqlite3_finalize(st);
+        return err;
+    }
+    sqlite3_finalize(st);
+    if (!wal) {
+        snprintf(j->err, sizeof j->err, "%s cannot use WAL mode (a file system without "
+                 "shared memory?): put the --data-dir on a local disk", j->path);
+        return -EIO;
+    }
+    err = journal_exec(j, sync_sql[fsync_mode], "setting synchronous");
+    if (err)
+        return err;
+    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %lld",
+             JOURNAL_AUTOCHECKPOINT_PAGES, JOURNAL_SIZE_LIMIT);
+    return journal_exec(j, sql, "setting checkpoints");
+}
+
+static int journal_connect(struct journal *j)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(j->path, &j->db, flags, NULL);
+
+    if (rc != SQLITE_OK)
+        return journal_sqlite_error(j, rc, "open");
+    sqlite3_extended_result_codes(j->db, 1);
+    sqlite3_busy_timeout(j->db, JOURNAL_BUSY_TIMEOUT_MS);
+    return 0;
+}
+
+int journal_open(struct journal **out, const char *path, int fsync_mode)
+{
+    struct journal *j;
+    int64_t version = 0;
+    int err;
+
+    *out = NULL;
+    if (!path || fsync_mode < 0 || fsync_mode > 2)
+        return -EINVAL;
+    j = calloc(1, sizeof *j);
+    if (!j || !(j->path = strdup(path))) {
+        free(j);
+        return -ENOMEM;
+    }
+    err = journal_connect(j);
+    if (!err)
+        err = journal_check_version(j, &version);
+    if (!err)
+        err = journal_configure(j, fsync_mode);
+    if (!err)
+        err = journal_migrate(j, version);
+    if (!err)
+        err = journal_prepare_all(j);
+    if (err)
+        goto fail;
+    *out = j;
+    return 0;
+
+fail:
+    /* Like sqlite3_open(): the caller still gets the journal, holding only
+     * the message for journal_error(), and closes it. */
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(j->st[i]);
+        j->st[i] = NULL;
+    }
+    sqlite3_close(j->db);
+    j->db = NULL;
+    *out = j;
+    return err;
+}
+
+void journal_close(struct journal *j)
+{
+    if (!j)
+        return;
+    if (j->db && journal_in_txn(j))
+        journal_rollback(j);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(j->st[i]);
+    /* The last connection to close checkpoints the WAL and removes it. */
+    sqlite3_close(j->db);
+    free(j->path);
+    free(j);
+}
+
+/* ---------------------------------------------------------- transactions */
+
+bool journal_in_txn(const struct journal *j)
+{
+    return !sqlite3_get_autocommit(j->db);
+}
+
+int journal_begin(struct journal *j)
+{
+    if (journal_in_txn(j))
+        return 0;
+    return journal_run(j, ST_BEGIN, "begin");
+}
+
+int journal_commit(struct journal *j)
+{
+    int err;
+
+    if (!journal_in_txn(j))
+        return 0;
+    if (!journal_injected(j, "commit", &err))
+        err = journal_run(j, ST_COMMIT, "commit");
+    if (err) {
+        /* SQLite may have rolled back already (FULL, IOERR); make it so in
+         * every case, keeping the commit's message. */
+        if (journal_in_txn(j)) {
+            char keep[sizeof j->err];
+            memcpy(keep, j->err, sizeof keep);
+            journal_rollback(j);
+            memcpy(j->err, keep, sizeof keep);
+        }
+        return err;
+    }
+    return 0;
+}
+
+void journal_rollback(struct journal *j)
+{
+    if (!journal_in_txn(j))
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (j->st[i])
+            sqlite3_reset(j->st[i]);
+    if (journal_run(j, ST_ROLLBACK, "rollback") && journal_in_txn(j)) {
+        /* Rarely, ROLLBACK itself fails (an I/O error while undoing):
+         * try once more, outside the cached statement. */
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+}
+
+/* ------------------------------------------------------------------ jobs */
+
+int journal_job_insert(struct journal *j, const struct job *job)
+{
+    sqlite3_stmt *st = j->st[ST_JOB_INSERT];
+    int err, b = SQLITE_OK;
+
+    if (!job->q || (!job->payload && job->len))
+        return -EINVAL;
+    if (journal_injected(j, "insert", &err))
+        return err;
+    b |= sqlite3_bind_int64(st, 1, (sqlite3_int64)job->id);
+    b |= journal_bind_blob(st, 2, job->q->name, job->q->namelen);
+    b |= sqlite3_bind_int(st, 3, job->state);
+    b |= sqlite3_bind_int64(st, 4, job->pos);
+    b |= sqlite3_bind_int(st, 5, job->priority);
+    b |= sqlite3_bind_int64(st, 6, job->attempt);
+    b |= sqlite3_bind_int64(st, 7, job->retries);
+    b |= sqlite3_bind_int64(st, 8, job->lease_ms);
+    b |= sqlite3_bind_int64(st, 9, job->run_at);
+    b |= sqlite3_bind_int64(st, 10, job->lease_until);
+    b |= sqlite3_bind_int64(st, 11, job->created_at);
+    b |= sqlite3_bind_int64(st, 12, job->updated_at);
+    b |= journal_bind_blob(st, 13, job->payload, job->len);
+    b |= journal_bind_opt(st, 14, job->last_error, false);
+    b |= journal_bind_opt(st, 15, job->unique, true);
+    return journal_run_bound(j, ST_JOB_INSERT, b, "insert");
+}
+
+int journal_job_update(struct journal *j, const struct job *job)
+{
+    sqlite3_stmt *st = j->st[ST_JOB_UPDATE];
+    int err, b = SQLITE_OK;
+
+    if (journal_injected(j, "update", &err))
+        return err;
+    b |= sqlite3_bind_int64(st, 1, (sqlite3_int64)job->id);
+    b |= sqlite3_bind_int(st, 2, job->state);
+    b |= sqlite3_bind_int64(st, 3, job->pos);
+    b |= sqlite3_bind_int(st, 4, job->priority);
+    b |= sqlite3_bind_int64(st, 5, job->attempt);
+    b |= sqlite3_bind_int64(st, 6, job->retries);
+    b |= sqlite3_bind_int64(st, 7, job->lease_ms);
+    b |= sqlite3_bind_int64(st, 8, job->run_at);
+    b |= sqlite3_bind_int64(st, 9, job->lease_until);
+    b |= sqlite3_bind_int64(st, 10, job->updated_at);
+    b |= journal_bind_opt(st, 11, job->last_error, false);
+    b |= journal_bind_opt(st, 12, job->unique, true);
+    err = journal_run_bound(j, ST_JOB_UPDATE, b, "update");
+    if (!err && sqlite3_changes(j->db) == 0) {
+        snprintf(j->err, sizeof j->err, "journal %s: update of job %016" PRIx64
+                 " that has no row", j->path, job->id);
+        return -ENOENT;
+    }
+    return err;
+}
+
+int journal_job_delete(struct journal *j, uint64_t id)
+{
+    int err;
+
+    if (journal_injected(j, "delete", &err))
+        return err;
+    sqlite3_bind_int64(j->st[ST_JOB_DELETE], 1, (sqlite3_int64)id);
+    return journal_run(j, ST_JOB_DELETE, "delete");
+}
+
+int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len)
+{
+    sqlite3_stmt *st = j->st[ST_PAYLOAD];
+    int rc, err = 0;
+
+    *out = NULL;
+    *len = 0;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const void *p = sqlite3_column_blob(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        char *buf = malloc(n + 1);
+        if (!buf) {
+            err = -ENOMEM;
+            goto fail;
+        }
+        if (n)
+            memcpy(buf, p, n);
+        buf[n] = '\0';
+        *out = buf;
+        *len = n;
+    } else if (rc == SQLITE_DONE) {
+        snprintf(j->err, sizeof j->err, "journal %s: job %016" PRIx64 " has no row",
+                 j->path, id);
+        err = -ENOENT;
+    } else {
+        err = journal_sqlite_error(j, rc, "reading a payload");
+    }
+fail:
+    journal_done(st);
+    return err;
+}
+
+/* ---------------------------------------------------------------- queues */
+
+int journal_queue_put(struct journal *j, const struct queue *q)
+{
+    sqlite3_stmt *st = j->st[ST_QUEUE_PUT];
+    char conf[JOURNAL_CONF_MAX];
+    int err, b = SQLITE_OK;
+
+    if (journal_injected(j, "queue_put", &err))
+        return err;
+    conf[0] = '\0';
+    qconf_format(&q->conf, conf, sizeof conf);
+    b |= journal_bind_blob(st, 1, q->name, q->namelen);
+    b |= sqlite3_bind_text(st, 2, conf, -1, SQLITE_STATIC);
+    b |= sqlite3_bind_int(st, 3, q->paused ? 1 : 0);
+    return journal_run_bound(j, ST_QUEUE_PUT, b, "queue_put");
+}
+
+int journal_queue_delete(struct journal *j, const char *name, size_t len)
+{
+    int err;
+
+    if (journal_injected(j, "queue_delete", &err))
+        return err;
+    return journal_run_bound(j, ST_QUEUE_DELETE,
+                             journal_bind_blob(j->st[ST_QUEUE_DELETE], 1, name, len),
+                             "queue_delete");
+}
+
+/* ------------------------------------------------------------------ meta */
+
+int journal_meta_get(struct journal *j, const char *key, char *buf, size_t cap)
+{
+    sqlite3_stmt *st = j->st[ST_META_GET];
+    int rc, err = 0;
+
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        if (n >= cap) {
+            err = -ERANGE;
+        } else {
+            memcpy(buf, v ? (const char *)v : "", n);
+            buf[n] = '\0';
+        }
+    } else if (rc == SQLITE_DONE) {
+        err = -ENOENT;
+    } else {
+        err = journal_sqlite_error(j, rc, "meta_get");
+    }
+    journal_done(st);
+    return err;
+}
+
+int journal_meta_put(struct journal *j, const char *key, const char *value)
+{
+    sqlite3_stmt *st = j->st[ST_META_PUT];
+    int err, b = SQLITE_OK;
+
+    if (journal_injected(j, "meta_put", &err))
+        return err;
+    b |= sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    b |= sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    return journal_run_bound(j, ST_META_PUT, b, "meta_put");
+}
+
+/* ------------------------------------------------------------------ load */
+
+static int journal_load_queues(struct journal *j,
+                               int (*fn)(void *, const struct journal_queue_row *),
+                               void *arg)
+{
+    sqlite3_stmt *st = j->st[ST_LOAD_QUEUES];
+    int rc, err = 0;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct journal_queue_row row;
+        const void *name = sqlite3_column_blob(st, 0);
+        const unsigned char *conf = sqlite3_column_text(st, 1);
+
+        row.name = name ? name : "";
+        row.len = (size_t)sqlite3_column_bytes(st, 0);
+        row.config = conf ? (const char *)conf : "";
+        row.paused = sqlite3_column_int(st, 2) != 0;
+        if (fn && (err = fn(arg, &row)) < 0)
+            goto fail;
+    }
+    if (rc != SQLITE_DONE)
+        err = journal_sqlite_error(j, rc, "loading queues");
+fail:
+    journal_done(st);
+    return err < 0 ? err : 0;
+}
+
+/* A stored value this spoold cannot represent in struct job. */
+static int journal_bad_row(struct journal *j, uint64_t id, const char *col, int64_t v)
+{
+    snprintf(j->err, sizeof j->err, "%s is damaged or from another program: job %016" PRIx64
+             " has %s %" PRId64 ", outside what spoold stores; restore it from a backup "
+             "or move it out of the --data-dir", j->path, id, col, v);
+    return -EILSEQ;
+}
+
+/* Checks the integer columns of a job row against struct job's types. */
+static int journal_check_row(struct journal *j, sqlite3_stmt *st)
+{
+    static const struct { int col; const char *name; int64_t lo, hi; } cols[] = {
+        { 0, "id", 0, INT64_MAX },
+        { 2, "state", 0, JOB_NSTATES - 1 },
+        { 4, "priority", INT16_MIN, INT16_MAX },
+        { 5, "attempt", 0, UINT32_MAX },
+        { 6, "retries", 0, UINT32_MAX },
+        { 7, "lease_ms", 0, UINT32_MAX },
+    };
+    uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
+
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        int64_t v = sqlite3_column_int64(st, cols[i].col);
+        if (v < cols[i].lo || v > cols[i].hi)
+            return journal_bad_row(j, id, cols[i].name, v);
+    }
+    return 0;
+}
+
+/* Builds a job from the current row of a load statement; NULL on ENOMEM. */
+static struct job *journal_row_job(sqlite3_stmt *st, bool with_payload)
+{
+    uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
+    struct job *job;
+
+    if (with_payload) {
+        const void *p = sqlite3_column_blob(st, 14);
+        size_t n = (size_t)sqlite3_column_bytes(st, 14);
+        job = job_new(id, p ? p : "", n);
+    } else {
+        job = job_new(id, "", 0);
+        if (job) {
+            free(job->payload);
+            job->payload = NULL;
+            job->len = (uint32_t)sqlite3_column_int64(st, 14);
+        }
+    }
+    if (!job)
+        return NULL;
+    job->state = (uint8_t)sqlite3_column_int(st, 2);
+    job->pos = sqlite3_column_int64(st, 3);
+    job->priority = (int16_t)sqlite3_column_int(st, 4);
+    job->attempt = (uint32_t)sqlite3_column_int64(st, 5);
+    job->retries = (uint32_t)sqlite3_column_int64(st, 6);
+    job->lease_ms = (uint32_t)sqlite3_column_int64(st, 7);
+    job->run_at = sqlite3_column_int64(st, 8);
+    job->lease_until = sqlite3_column_int64(st, 9);
+    job->created_at = sqlite3_column_int64(st, 10);
+    job->updated_at = sqlite3_column_int64(st, 11);
+    if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+        const unsigned char *e = sqlite3_column_text(st, 12);
+        job_set_str(&job->last_error, e ? (const char *)e : "",
+                    (size_t)sqlite3_column_bytes(st, 12));
+    }
+    if (sqlite3_column_type(st, 13) != SQLITE_NULL) {
+        const void *u = sqlite3_column_blob(st, 13); /* NULL when empty */
+        job_set_str(&job->unique, u ? u : "", (size_t)sqlite3_column_bytes(st, 13));
+    }
+    return job;
+}
+
+static int journal_load_jobs(struct journal *j, bool with_payload,
+                             int (*fn)(void *, struct job *, const char *, size_t),
+                             void *arg)
+{
+    sqlite3_stmt *st = j->st[with_payload ? ST_LOAD_JOBS : ST_LOAD_JOBS_NOPAYLOAD];
+    int rc, err = 0;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *q = sqlite3_column_blob(st, 1);
+        size_t qlen = (size_t)sqlite3_column_bytes(st, 1);
+        int64_t plen = with_payload ? sqlite3_column_bytes(st, 14)
+                                    : sqlite3_column_int64(st, 14);
+        struct job *job;
+
+        if ((err = journal_check_row(j, st)) < 0)
+            goto fail;
+        if (plen < 0 || plen > UINT32_MAX) {
+            err = journal_bad_row(j, (uint64_t)sqlite3_column_int64(st, 0), "payload length", plen);
+            goto fail;
+        }
+        job = journal_row_job(st, with_payload);
+        if (!job) {
+            err = journal_set_error(j, -ENOMEM, "load", NULL);
+            goto fail;
+        }
+        if (!fn) {
+            job_free(job);
+            continue;
+        }
+        if ((err = fn(arg, job, q ? q : "", qlen)) < 0)
+            goto fail;
+    }
+    if (rc != SQLITE_DONE)
+        err = journal_sqlite_error(j, rc, "loading jobs");
+fail:
+    journal_done(st);
+    return err < 0 ? err : 0;
+}
+
+int journal_load(struct journal *j, bool with_payload,
+                 int (*queue_fn)(void *arg, const struct journal_queue_row *row),
+                 int (*job_fn)(void *arg, struct job *job, const char *queue, size_t queue_len),
+                 void *arg)
+{
+    int err = journal_load_queues(j, queue_fn, arg);
+
+    if (err)
+        return err;
+    return journal_load_jobs(j, with_payload, job_fn, arg);
+}
+
+/* ------------------------------------------------------------ checkpoint */
+
+void journal_checkpoint(struct journal *j)
+{
+    int rc;
+
+    if (!j->dirty || journal_in_txn(j))
+        return;
+    rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc == SQLITE_OK)
+        j->dirty = false;
+    else
+        journal_sqlite_error(j, rc, "checkpoint");
+}

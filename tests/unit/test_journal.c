@@ -1,0 +1,1010 @@
+/*
+ * test_journal.c - unit tests of the shard journal: schema creation and
+ * upgrade from the previous migration, refusal of a newer database, the row
+ * mapping of every job field (binary queue names, NULL vs empty strings,
+ * 1 MiB payloads, negative priorities, extreme values), recovery order,
+ * commit/rollback across close and reopen, payloads kept on disk, queue
+ * and meta rows, and failures: injected through journal_fail_next() and
+ * real ones (a file size limit, a file that is not a database).
+ *
+ * Each test runs in its own process with its own directory under /tmp.
+ */
+#include <criterion/criterion.h>
+
+#include "journal.h"
+#include "queue.h"
+
+#include <sqlite3.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------- fixtures */
+
+static char dir[64];
+static char path[128];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/spool-journal-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/shard-0.db", dir);
+}
+
+static void teardown(void)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[512];
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+TestSuite(journal, .init = setup, .fini = teardown);
+
+static struct journal *jopen(int mode)
+{
+    struct journal *j = NULL;
+    int rc = journal_open(&j, path, mode);
+    cr_assert_eq(rc, 0, "journal_open: %d %s", rc, j ? journal_error(j) : "");
+    return j;
+}
+
+static struct journal *jreopen(struct journal *j)
+{
+    journal_close(j);
+    return jopen(0);
+}
+
+/* A queue that only carries what the journal reads: name, conf, paused. */
+static struct queue *mkqueue(const char *name, size_t len)
+{
+    struct queue *q = calloc(1, sizeof *q);
+    q->name = malloc(len + 1);
+    memcpy(q->name, name, len);
+    q->name[len] = '\0';
+    q->namelen = len;
+    qconf_defaults(&q->conf, 0);
+    return q;
+}
+
+static void freequeue(struct queue *q)
+{
+    free(q->name);
+    free(q);
+}
+
+static struct job *mkjob(struct queue *q, uint64_t id, const char *payload)
+{
+    struct job *job = job_new(id, payload, strlen(payload));
+    job->q = q;
+    job->state = JOB_READY;
+    job->pos = (int64_t)id;
+    job->retries = 25;
+    job->lease_ms = 30000;
+    job->created_at = 1700000000000 + (int64_t)(id % 1000000);
+    job->updated_at = job->created_at;
+    return job;
+}
+
+static void insert_commit(struct journal *j, struct job *job)
+{
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, job), 0, "%s", journal_error(j));
+    cr_assert_eq(journal_commit(j), 0, "%s", journal_error(j));
+}
+
+/* Collects loaded rows. */
+struct loaded {
+    struct job *jobs[256];
+    char *queues[256];
+    size_t qlens[256];
+    int n;
+    struct journal_queue_row qrows[16];
+    char *qnames[16], *qconfs[16];
+    int nq;
+    int stop_at;              /* job_fn fails on this call (1-based), 0: never */
+};
+
+static int on_queue(void *arg, const struct journal_queue_row *row)
+{
+    struct loaded *l = arg;
+    cr_assert_lt(l->nq, 16);
+    l->qnames[l->nq] = malloc(row->len + 1);
+    memcpy(l->qnames[l->nq], row->name, row->len);
+    l->qconfs[l->nq] = strdup(row->config);
+    l->qrows[l->nq] = *row;
+    l->qrows[l->nq].name = l->qnames[l->nq];
+    l->qrows[l->nq].config = l->qconfs[l->nq];
+    l->nq++;
+    return 0;
+}
+
+static int on_job(void *arg, struct job *job, const char *queue, size_t len)
+{
+    struct loaded *l = arg;
+    cr_assert_lt(l->n, 256);
+    l->jobs[l->n] = job;
+    l->queues[l->n] = malloc(len + 1);
+    memcpy(l->queues[l->n], queue, len);
+    l->qlens[l->n] = len;
+    l->n++;
+    if (l->stop_at && l->n == l->stop_at)
+        return -ECANCELED;
+    return 0;
+}
+
+static void load(struct journal *j, bool with_payload, struct loaded *l)
+{
+    memset(l, 0, sizeof *l);
+    int rc = journal_load(j, with_payload, on_queue, on_job, l);
+    cr_assert_eq(rc, 0, "journal_load: %d %s", rc, journal_error(j));
+}
+
+static void loaded_free(struct loaded *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        job_free(l->jobs[i]);
+        free(l->queues[i]);
+    }
+    for (int i = 0; i < l->nq; i++) {
+        free(l->qnames[i]);
+        free(l->qconfs[i]);
+    }
+    memset(l, 0, sizeof *l);
+}
+
+/* Raw SQLite access to the same file, for what the API does not show. */
+static sqlite3 *raw_open(void)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    return db;
+}
+
+static int64_t raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, msg ? msg : "");
+}
+
+static int64_t count_jobs(struct journal *j)
+{
+    struct loaded l;
+    load(j, false, &l);
+    int n = l.n;
+    loaded_free(&l);
+    return n;
+}
+
+/* --------------------------------------------------------------- schema */
+
+Test(journal, migrations_are_numbered_in_order)
+{
+    cr_assert_geq(journal_nmigrations, 2);
+    cr_assert_eq(journal_schema_version(), journal_nmigrations);
+    for (int i = 0; i < journal_nmigrations; i++) {
+        cr_assert_eq(journal_migrations[i].version, i + 1);
+        cr_assert_not_null(strstr(journal_migrations[i].sql, "CREATE"));
+    }
+    cr_assert_str_eq(journal_migrations[0].name, "0001_init");
+}
+
+Test(journal, open_creates_schema_in_wal_mode)
+{
+    struct journal *j = jopen(0);
+    cr_assert_not(journal_in_txn(j));
+    journal_close(j);
+
+    sqlite3 *db = raw_open();
+    cr_assert_eq(raw_int(db, "PRAGMA user_version"), journal_schema_version());
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                             "AND name IN ('jobs', 'queues', 'meta')"), 3);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_load'"), 1);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    /* Opening again changes nothing. */
+    j = jopen(1);
+    journal_close(j);
+    db = raw_open();
+    cr_assert_eq(raw_int(db, "PRAGMA user_version"), journal_schema_version());
+    sqlite3_close(db);
+}
+
+Test(journal, upgrades_a_database_at_the_previous_version)
+{
+    int n = journal_schema_version();
+    char sql[64];
+
+    /* The database as the previous spoold left it, built from the same
+     * migration files, with a job in it. */
+    sqlite3 *db = raw_open();
+    raw_exec(db, "PRAGMA journal_mode = WAL");
+    for (int i = 0; i < n - 1; i++)
+        raw_exec(db, journal_migrations[i].sql);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", n - 1);
+    raw_exec(db, sql);
+    raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, "
+                 "payload) VALUES (7, CAST('mail' AS BLOB), 1, 1234, 1, 2, CAST('{}' AS BLOB))");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 0);
+    sqlite3_close(db);
+
+    struct journal *j = jopen(0);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(l.jobs[0]->id, 7);
+    cr_assert_eq(l.jobs[0]->state, JOB_RESERVED);
+    cr_assert_eq(l.jobs[0]->lease_until, 1234);
+    cr_assert_str_eq(l.jobs[0]->payload, "{}");
+    loaded_free(&l);
+    journal_close(j);
+
+    db = raw_open();
+    cr_assert_eq(raw_int(db, "PRAGMA user_version"), n);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 1);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
+    sqlite3_close(db);
+}
+
+Test(journal, refuses_a_newer_database_and_leaves_it_alone)
+{
+    int n = journal_schema_version();
+    char sql[64], want[512];
+
+    sqlite3 *db = raw_open();
+    raw_exec(db, "CREATE TABLE future (x)");
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", n + 1);
+    raw_exec(db, sql);
+    sqlite3_close(db);
+
+    struct journal *j = NULL;
+    cr_assert_eq(journal_open(&j, path, 0), -EPROTO);
+    cr_assert_not_null(j);
+    snprintf(want, sizeof want, "database %s is at schema version %d, newer than this "
+             "spoold (%d): upgrade spoold or use another --data-dir", path, n + 1, n);
+    cr_assert_str_eq(journal_error(j), want);
+    journal_close(j);
+
+    db = raw_open();
+    cr_assert_eq(raw_int(db, "PRAGMA user_version"), n + 1);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs'"), 0);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "delete");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+Test(journal, refuses_a_file_that_is_not_a_database)
+{
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 1000; i++)
+        fputs("this is not sqlite ", f);
+    fclose(f);
+
+    struct journal *j = NULL;
+    cr_assert_eq(journal_open(&j, path, 0), -EILSEQ);
+    cr_assert_not_null(strstr(journal_error(j), "is damaged or is not a spool database"),
+                      "%s", journal_error(j));
+    cr_assert_not_null(strstr(journal_error(j), path));
+    journal_close(j);
+}
+
+Test(journal, missing_data_dir_says_so)
+{
+    char p[256];
+    struct journal *j = NULL;
+    snprintf(p, sizeof p, "%s/nope/shard-0.db", dir);
+    cr_assert_eq(journal_open(&j, p, 0), -ENOENT);
+    cr_assert_not_null(strstr(journal_error(j), "check that the --data-dir exists"),
+                      "%s", journal_error(j));
+    journal_close(j);
+    cr_assert_eq(journal_open(&j, path, 7), -EINVAL);
+    cr_assert_null(j);
+}
+
+/* ------------------------------------------------------------- job rows */
+
+static void assert_same_job(const struct job *a, const struct job *b, bool payload)
+{
+    cr_assert_eq(a->id, b->id);
+    cr_assert_eq(a->state, b->state, "job %llu", (unsigned long long)a->id);
+    cr_assert_eq(a->pos, b->pos);
+    cr_assert_eq(a->priority, b->priority);
+    cr_assert_eq(a->attempt, b->attempt);
+    cr_assert_eq(a->retries, b->retries);
+    cr_assert_eq(a->lease_ms, b->lease_ms);
+    cr_assert_eq(a->run_at, b->run_at);
+    cr_assert_eq(a->lease_until, b->lease_until);
+    cr_assert_eq(a->created_at, b->created_at);
+    cr_assert_eq(a->updated_at, b->updated_at);
+    cr_assert_eq(a->len, b->len);
+    if (payload) {
+        cr_assert_not_null(b->payload);
+        cr_assert_eq(memcmp(a->payload, b->payload, a->len), 0);
+        cr_assert_eq(b->payload[b->len], '\0');
+    }
+    if (a->last_error)
+        cr_assert_str_eq(b->last_error, a->last_error);
+    else
+        cr_assert_null(b->last_error);
+    if (a->unique)
+        cr_assert_str_eq(b->unique, a->unique);
+    else
+        cr_assert_null(b->unique);
+}
+
+Test(journal, every_field_round_trips_through_a_reopen)
+{
+    static const char qname[] = { 'i', 'm', 'g', '\0', '\xff', ':' };
+    struct queue *q = mkqueue(qname, sizeof qname);
+    struct job *jobs[5];
+    struct journal *j = jopen(0);
+
+    /* 1: every field away from its default, extremes included. */
+    jobs[0] = mkjob(q, 1, "{\"to\":\"a@b\"}");
+    jobs[0]->state = JOB_RESERVED;
+    jobs[0]->pos = -5;
+    jobs[0]->priority = JOB_PRI_MIN;
+    jobs[0]->attempt = UINT32_MAX;
+    jobs[0]->retries = 7;
+    jobs[0]->lease_ms = UINT32_MAX;
+    jobs[0]->run_at = INT64_MAX;
+    jobs[0]->lease_until = INT64_MIN;
+    jobs[0]->created_at = 1;
+    jobs[0]->updated_at = -1;
+    job_set_str(&jobs[0]->last_error, "timeout: smtp 421", 17);
+    job_set_str(&jobs[0]->unique, "order-42", 8);
+    /* 2: empty strings are not NULL. */
+    jobs[1] = mkjob(q, 2, "");
+    jobs[1]->state = JOB_DEAD;
+    job_set_str(&jobs[1]->last_error, "", 0);
+    job_set_str(&jobs[1]->unique, "", 0);
+    /* 3: NULLs stay NULL; highest id; highest priority. */
+    jobs[2] = mkjob(q, UINT64_C(0x7fffffffffffffff), "[]");
+    jobs[2]->state = JOB_DELAYED;
+    jobs[2]->priority = JOB_PRI_MAX;
+    jobs[2]->run_at = 1700000009999;
+    /* 4: a 1 MiB payload holding every byte value. */
+    size_t big = 1 << 20;
+    char *p = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        p[i] = (char)(i * 7 + i / 256);
+    jobs[3] = job_new(3, p, big);
+    free(p);
+    jobs[3]->q = q;
+    jobs[3]->state = JOB_DONE;
+    jobs[3]->priority = -1;
+    /* 5: a unique key with a NUL inside is kept up to its NUL by
+     * job_set_str; what matters is that the journal keeps what it got. */
+    jobs[4] = mkjob(q, 5, "{}");
+    jobs[4]->state = JOB_READY;
+    jobs[4]->priority = -300;
+
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert(journal_in_txn(j));
+    cr_assert_eq(journal_begin(j), 0); /* idempotent */
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(journal_job_insert(j, jobs[i]), 0, "%s", journal_error(j));
+    cr_assert_eq(journal_commit(j), 0);
+    cr_assert_not(journal_in_txn(j));
+    j = jreopen(j);
+
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 5);
+    for (int i = 0; i < l.n; i++) {
+        cr_assert_eq(l.qlens[i], sizeof qname);
+        cr_assert_eq(memcmp(l.queues[i], qname, sizeof qname), 0);
+        cr_assert_null(l.jobs[i]->q);
+        int k = 0;
+        while (jobs[k]->id != l.jobs[i]->id)
+            k++;
+        assert_same_job(jobs[k], l.jobs[i], true);
+    }
+    cr_assert_eq(jobs[1]->len, 0);
+    loaded_free(&l);
+
+    for (int i = 0; i < 5; i++)
+        job_free(jobs[i]);
+    journal_close(j);
+    freequeue(q);
+}
+
+Test(journal, update_writes_every_field_but_the_payload)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct job *job = mkjob(q, 10, "{\"a\":1}");
+    struct journal *j = jopen(0);
+    insert_commit(j, job);
+
+    job->state = JOB_DELAYED;
+    job->pos = 99;
+    job->priority = -12;
+    job->attempt = 3;
+    job->retries = 4;
+    job->lease_ms = 1500;
+    job->run_at = 1700000100000;
+    job->lease_until = 1700000050000;
+    job->updated_at = 1700000060000;
+    job_set_str(&job->last_error, "boom", 4);
+    job_set_str(&job->unique, "u1", 2);
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_update(j, job), 0, "%s", journal_error(j));
+    cr_assert_eq(journal_commit(j), 0);
+
+    /* Clearing strings writes NULLs. */
+    job_set_str(&job->unique, NULL, 0);
+    cr_assert_eq(journal_job_update(j, job), 0); /* outside a transaction: autocommit */
+    j = jreopen(j);
+
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 1);
+    assert_same_job(job, l.jobs[0], true);
+    cr_assert_str_eq(l.jobs[0]->payload, "{\"a\":1}");
+    cr_assert_eq(l.jobs[0]->created_at, 1700000000010);
+    loaded_free(&l);
+
+    job->id = 11;
+    cr_assert_eq(journal_job_update(j, job), -ENOENT);
+    cr_assert_not_null(strstr(journal_error(j), "000000000000000b"), "%s", journal_error(j));
+    job_free(job);
+    journal_close(j);
+    freequeue(q);
+}
+
+Test(journal, delete_removes_the_row_and_is_idempotent)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct journal *j = jopen(0);
+    for (uint64_t id = 1; id <= 3; id++) {
+        struct job *job = mkjob(q, id, "{}");
+        insert_commit(j, job);
+        job_free(job);
+    }
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_delete(j, 2), 0);
+    cr_assert_eq(journal_job_delete(j, 2), 0);
+    cr_assert_eq(journal_job_delete(j, 999), 0);
+    cr_assert_eq(journal_commit(j), 0);
+    j = jreopen(j);
+
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 2);
+    cr_assert_eq(l.jobs[0]->id, 1);
+    cr_assert_eq(l.jobs[1]->id, 3);
+    loaded_free(&l);
+    char *out;
+    size_t len;
+    cr_assert_eq(journal_payload(j, 2, &out, &len), -ENOENT);
+    cr_assert_null(out);
+    journal_close(j);
+    freequeue(q);
+}
+
+Test(journal, a_duplicate_id_is_refused)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct job *job = mkjob(q, 1, "{}");
+    struct journal *j = jopen(0);
+    insert_commit(j, job);
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, job), -EEXIST);
+    journal_rollback(j);
+    job->q = NULL;
+    cr_assert_eq(journal_job_insert(j, job), -EINVAL);
+    job_free(job);
+    journal_close(j);
+    freequeue(q);
+}
+
+/* Sort key of journal_load: queue bytes (memcmp, then length), state,
+ * priority, pos, id. */
+static int load_cmp(const struct job *a, const struct job *b)
+{
+    size_t n = a->q->namelen < b->q->namelen ? a->q->namelen : b->q->namelen;
+    int c = memcmp(a->q->name, b->q->name, n);
+    if (c)
+        return c;
+    if (a->q->namelen != b->q->namelen)
+        return a->q->namelen < b->q->namelen ? -1 : 1;
+#define CMP(f) if (a->f != b->f) return a->f < b->f ? -1 : 1
+    CMP(state);
+    CMP(priority);
+    CMP(pos);
+    CMP(id);
+#undef CMP
+    return 0;
+}
+
+Test(journal, load_order_is_queue_state_priority_pos_id)
+{
+    struct queue *qs[3] = { mkqueue("b", 1), mkqueue("a", 1), mkqueue("a\0", 2) };
+    struct job *jobs[120];
+    struct journal *j = jopen(2);
+    unsigned seed = 12345;
+
+    cr_assert_eq(journal_begin(j), 0);
+    for (int i = 0; i < 120; i++) {
+        seed = seed * 1103515245 + 12345;
+        jobs[i] = mkjob(qs[(seed >> 8) % 3], (uint64_t)(1000 - i), "{}");
+        jobs[i]->state = (uint8_t)((seed >> 12) % JOB_NSTATES);
+        jobs[i]->priority = (int16_t)((int)((seed >> 16) % 5) - 2);
+        jobs[i]->pos = (int64_t)((seed >> 20) % 7) - 3; /* ties broken by id */
+        cr_assert_eq(journal_job_insert(j, jobs[i]), 0);
+    }
+    cr_assert_eq(journal_commit(j), 0);
+
+    struct loaded l;
+    load(j, false, &l);
+    cr_assert_eq(l.n, 120);
+    for (int i = 1; i < l.n; i++) {
+        struct job *a = NULL, *b = NULL;
+        for (int k = 0; k < 120; k++) {
+            if (jobs[k]->id == l.jobs[i - 1]->id)
+                a = jobs[k];
+            if (jobs[k]->id == l.jobs[i]->id)
+                b = jobs[k];
+        }
+        cr_assert_lt(load_cmp(a, b), 0, "rows %d and %d out of order", i - 1, i);
+        cr_assert_eq(l.qlens[i], b->q->namelen);
+        cr_assert_eq(memcmp(l.queues[i], b->q->name, b->q->namelen), 0);
+    }
+    loaded_free(&l);
+    for (int i = 0; i < 120; i++)
+        job_free(jobs[i]);
+    journal_close(j);
+    for (int i = 0; i < 3; i++)
+        freequeue(qs[i]);
+
+    /* The index serves that order: no sort step in the plan. */
+    sqlite3 *db = raw_open();
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id, length(payload) FROM jobs "
+                                        "ORDER BY queue, state, priority, pos, id", -1, &st, NULL),
+                 SQLITE_OK);
+    bool index = false;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *detail = (const char *)sqlite3_column_text(st, 3);
+        cr_assert_null(strstr(detail, "TEMP B-TREE"), "%s", detail);
+        index |= strstr(detail, "jobs_load") != NULL;
+    }
+    cr_assert(index);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+Test(journal, a_failing_callback_stops_the_load)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct journal *j = jopen(0);
+    cr_assert_eq(journal_begin(j), 0);
+    for (uint64_t id = 1; id <= 5; id++) {
+        struct job *job = mkjob(q, id, "{}");
+        cr_assert_eq(journal_job_insert(j, job), 0);
+        job_free(job);
+    }
+    cr_assert_eq(journal_commit(j), 0);
+
+    struct loaded l;
+    memset(&l, 0, sizeof l);
+    l.stop_at = 2;
+    cr_assert_eq(journal_load(j, true, on_queue, on_job, &l), -ECANCELED);
+    cr_assert_eq(l.n, 2);
+    loaded_free(&l);
+    /* The journal is usable afterwards (the statement was reset). */
+    cr_assert_eq(count_jobs(j), 5);
+    journal_close(j);
+    freequeue(q);
+}
+
+/* ------------------------------------------------------ payloads on disk */
+
+Test(journal, load_without_payloads_then_fetch_them)
+{
+    struct queue *q = mkqueue("img", 3);
+    struct journal *j = jopen(0);
+    size_t big = (1 << 20) + 3;
+    char *p = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        p[i] = (char)(i % 251);
+    struct job *a = job_new(1, p, big);
+    struct job *b = mkjob(q, 2, "");
+    a->q = q;
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, a), 0);
+    cr_assert_eq(journal_job_insert(j, b), 0);
+    cr_assert_eq(journal_commit(j), 0);
+    j = jreopen(j);
+
+    struct loaded l;
+    load(j, false, &l);
+    cr_assert_eq(l.n, 2);
+    cr_assert_null(l.jobs[0]->payload);
+    cr_assert_eq(l.jobs[0]->len, big);
+    cr_assert_null(l.jobs[1]->payload);
+    cr_assert_eq(l.jobs[1]->len, 0);
+    loaded_free(&l); /* job_free copes with payload == NULL */
+
+    char *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(journal_payload(j, 1, &out, &len), 0);
+    cr_assert_eq(len, big);
+    cr_assert_eq(memcmp(out, p, big), 0);
+    cr_assert_eq(out[len], '\0');
+    free(out);
+    cr_assert_eq(journal_payload(j, 2, &out, &len), 0);
+    cr_assert_eq(len, 0);
+    cr_assert_str_eq(out, "");
+    free(out);
+    cr_assert_eq(journal_payload(j, 3, &out, &len), -ENOENT);
+
+    free(p);
+    job_free(a);
+    job_free(b);
+    journal_close(j);
+    freequeue(q);
+}
+
+/* ---------------------------------------------------- queues and meta */
+
+Test(journal, queue_rows_round_trip)
+{
+    static const char bin[] = { 'q', '\0', '1' };
+    struct queue *a = mkqueue("emails", 6), *b = mkqueue(bin, sizeof bin);
+    const char *why = NULL;
+    struct journal *j = jopen(0);
+
+    cr_assert_eq(qconf_set(&a->conf, "retries", 7, "3", 1, &why), 0);
+    cr_assert_eq(qconf_set(&a->conf, "lease", 5, "5000", 4, &why), 0);
+    b->paused = true;
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_queue_put(j, a), 0);
+    cr_assert_eq(journal_queue_put(j, b), 0);
+    cr_assert_eq(journal_commit(j), 0);
+    a->paused = true; /* an update of the same row */
+    cr_assert_eq(journal_queue_put(j, a), 0);
+    j = jreopen(j);
+
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.nq, 2);
+    cr_assert_eq(l.n, 0);
+    /* ORDER BY name: "emails" < "q\0001" */
+    cr_assert_eq(l.qrows[0].len, 6);
+    cr_assert_eq(memcmp(l.qrows[0].name, "emails", 6), 0);
+    cr_assert(l.qrows[0].paused);
+    struct qconf c;
+    qconf_defaults(&c, 0);
+    qconf_parse(&c, l.qrows[0].config);
+    cr_assert_eq(memcmp(&c, &a->conf, sizeof c), 0, "config \"%s\"", l.qrows[0].config);
+    cr_assert_eq(c.retries, 3);
+    cr_assert_eq(c.lease, 5000);
+    cr_assert_eq(l.qrows[1].len, sizeof bin);
+    cr_assert_eq(memcmp(l.qrows[1].name, bin, sizeof bin), 0);
+    cr_assert(l.qrows[1].paused);
+    loaded_free(&l);
+
+    cr_assert_eq(journal_queue_delete(j, "emails", 6), 0);
+    cr_assert_eq(journal_queue_delete(j, "none", 4), 0);
+    j = jreopen(j);
+    load(j, true, &l);
+    cr_assert_eq(l.nq, 1);
+    cr_assert_eq(l.qrows[0].len, sizeof bin);
+    loaded_free(&l);
+    journal_close(j);
+    freequeue(a);
+    freequeue(b);
+}
+
+Test(journal, meta_get_and_put)
+{
+    struct journal *j = jopen(0);
+    char buf[16];
+    cr_assert_eq(journal_meta_get(j, "shards", buf, sizeof buf), -ENOENT);
+    cr_assert_eq(journal_meta_put(j, "shards", "4"), 0);
+    cr_assert_eq(journal_meta_put(j, "empty", ""), 0);
+    j = jreopen(j);
+    cr_assert_eq(journal_meta_get(j, "shards", buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "4");
+    cr_assert_eq(journal_meta_get(j, "empty", buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "");
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_meta_put(j, "shards", "0123456789abcdef"), 0);
+    cr_assert_eq(journal_commit(j), 0);
+    cr_assert_eq(journal_meta_get(j, "shards", buf, sizeof buf), -ERANGE);
+    char big[17];
+    cr_assert_eq(journal_meta_get(j, "shards", big, sizeof big), 0);
+    cr_assert_str_eq(big, "0123456789abcdef");
+    journal_close(j);
+}
+
+/* ------------------------------------------------ commit and rollback */
+
+Test(journal, rollback_discards_the_turn)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct job *keep = mkjob(q, 1, "{}"), *lose = mkjob(q, 2, "{}");
+    struct journal *j = jopen(0);
+    insert_commit(j, keep);
+
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, lose), 0);
+    keep->state = JOB_DONE;
+    cr_assert_eq(journal_job_update(j, keep), 0);
+    cr_assert_eq(journal_meta_put(j, "k", "v"), 0);
+    journal_rollback(j);
+    cr_assert_not(journal_in_txn(j));
+    journal_rollback(j); /* harmless twice */
+    cr_assert_eq(journal_commit(j), 0); /* nothing to commit */
+    j = jreopen(j);
+
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(l.jobs[0]->id, 1);
+    cr_assert_eq(l.jobs[0]->state, JOB_READY);
+    loaded_free(&l);
+    char buf[8];
+    cr_assert_eq(journal_meta_get(j, "k", buf, sizeof buf), -ENOENT);
+
+    /* Closing with an open transaction discards it too. */
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, lose), 0);
+    j = jreopen(j);
+    cr_assert_eq(count_jobs(j), 1);
+    job_free(keep);
+    job_free(lose);
+    journal_close(j);
+    freequeue(q);
+}
+
+Test(journal, commits_survive_reopen_in_every_fsync_mode)
+{
+    struct queue *q = mkqueue("mail", 4);
+    for (int mode = 0; mode <= 2; mode++) {
+        struct journal *j = jopen(mode);
+        struct job *job = mkjob(q, (uint64_t)mode + 1, "{}");
+        insert_commit(j, job);
+        job_free(job);
+        journal_checkpoint(j);
+        journal_close(j);
+    }
+    struct journal *j = jopen(0);
+    cr_assert_eq(count_jobs(j), 3);
+    journal_close(j);
+    freequeue(q);
+}
+
+Test(journal, checkpoint_moves_the_wal_into_the_database)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct journal *j = jopen(0);
+    for (uint64_t id = 1; id <= 50; id++) {
+        struct job *job = mkjob(q, id, "{\"pad\":\"................................\"}");
+        insert_commit(j, job);
+        job_free(job);
+    }
+    cr_assert_eq(journal_begin(j), 0);
+    journal_checkpoint(j); /* inside a transaction: does nothing */
+    journal_rollback(j);
+    journal_checkpoint(j);
+    journal_checkpoint(j); /* nothing new: does nothing */
+
+    /* Another connection sees every WAL frame checkpointed. */
+    sqlite3 *db = raw_open();
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(PASSIVE)", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_gt(sqlite3_column_int(st, 1), 0);
+    cr_assert_eq(sqlite3_column_int(st, 1), sqlite3_column_int(st, 2));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    journal_close(j);
+    freequeue(q);
+}
+
+/* ------------------------------------------------------------- faults */
+
+Test(journal, injected_disk_full_rolls_back_and_the_next_turn_works)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct job *a = mkjob(q, 1, "{}"), *b = mkjob(q, 2, "{}");
+    struct journal *j = jopen(0);
+    char want[256];
+
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, a), 0);
+    journal_fail_next(j, 1, -ENOSPC);
+    cr_assert_eq(journal_job_insert(j, b), -ENOSPC);
+    snprintf(want, sizeof want, "disk full writing %s (free space, then the shard retries)", path);
+    cr_assert_str_eq(journal_error(j), want);
+    cr_assert(journal_in_txn(j));
+    journal_rollback(j);
+    cr_assert_not(journal_in_txn(j));
+
+    /* The next turn works. */
+    insert_commit(j, b);
+    j = jreopen(j);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(l.jobs[0]->id, 2);
+    loaded_free(&l);
+    job_free(a);
+    job_free(b);
+    journal_close(j);
+    freequeue(q);
+}
+
+Test(journal, injected_commit_failure_leaves_nothing_on_disk)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct job *a = mkjob(q, 1, "{}");
+    struct journal *j = jopen(0);
+
+    /* A commit with no transaction open is not counted: the armed fault
+     * hits the next write. */
+    journal_fail_next(j, 1, -EIO);
+    cr_assert_eq(journal_commit(j), 0);
+    cr_assert_eq(journal_job_insert(j, a), -EIO);
+
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, a), 0);
+    journal_fail_next(j, 1, EIO); /* positive is taken as -EIO */
+    cr_assert_eq(journal_commit(j), -EIO);
+    cr_assert_not_null(strstr(journal_error(j), "I/O error on"), "%s", journal_error(j));
+    cr_assert_not(journal_in_txn(j));
+    journal_rollback(j); /* what the shard does: harmless */
+    cr_assert_eq(count_jobs(j), 0);
+    j = jreopen(j);
+    cr_assert_eq(count_jobs(j), 0);
+
+    insert_commit(j, a);
+    j = jreopen(j);
+    cr_assert_eq(count_jobs(j), 1);
+    job_free(a);
+    journal_close(j);
+    freequeue(q);
+}
+
+Test(journal, every_write_goes_through_the_seam)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct job *a = mkjob(q, 1, "{}"), *b = mkjob(q, 2, "{}");
+    struct journal *j = jopen(0);
+    insert_commit(j, a);
+    cr_assert_eq(journal_queue_put(j, q), 0);
+    cr_assert_eq(journal_meta_put(j, "k", "v"), 0);
+
+    journal_fail_next(j, 6, -ENOSPC);
+    cr_assert_eq(journal_job_insert(j, b), -ENOSPC);
+    a->state = JOB_DEAD;
+    cr_assert_eq(journal_job_update(j, a), -ENOSPC);
+    cr_assert_eq(journal_job_delete(j, 1), -ENOSPC);
+    q->paused = true;
+    cr_assert_eq(journal_queue_put(j, q), -ENOSPC);
+    cr_assert_eq(journal_queue_delete(j, "mail", 4), -ENOSPC);
+    cr_assert_eq(journal_meta_put(j, "k", "w"), -ENOSPC);
+    /* Six used up: writes work again, reads never counted. */
+    char buf[8];
+    cr_assert_eq(journal_meta_get(j, "k", buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "v");
+
+    j = jreopen(j);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(l.jobs[0]->state, JOB_READY);
+    cr_assert_eq(l.nq, 1);
+    cr_assert_not(l.qrows[0].paused);
+    loaded_free(&l);
+    cr_assert_eq(journal_job_insert(j, b), 0);
+    job_free(a);
+    job_free(b);
+    journal_close(j);
+    freequeue(q);
+}
+
+/* A real write failure: the file size limit stops the WAL from growing, as
+ * a full disk would; SQLite reports an I/O error at commit. Once the limit
+ * is lifted, the same turn commits. */
+Test(journal, a_real_write_failure_rolls_back_and_recovers)
+{
+    struct queue *q = mkqueue("img", 3);
+    struct journal *j = jopen(0);
+    struct job *small = mkjob(q, 1, "{}");
+    insert_commit(j, small);
+    journal_checkpoint(j);
+
+    size_t big = 4 << 20;
+    char *p = malloc(big);
+    memset(p, 'x', big);
+    struct job *job = job_new(2, p, big);
+    free(p);
+    job->q = q;
+
+    struct rlimit old, lim;
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 1 << 20;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+    cr_assert_eq(journal_begin(j), 0);
+    int rc = journal_job_insert(j, job);
+    if (rc == 0)
+        rc = journal_commit(j);
+    else
+        journal_rollback(j);
+    cr_log_info("size limit: %d %s", rc, journal_error(j));
+    cr_assert(rc == -EIO || rc == -ENOSPC, "rc %d: %s", rc, journal_error(j));
+    cr_assert_not_null(strstr(journal_error(j), path), "%s", journal_error(j));
+    cr_assert_not(journal_in_txn(j));
+    cr_assert_eq(count_jobs(j), 1);
+
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    insert_commit(j, job);
+    j = jreopen(j);
+    cr_assert_eq(count_jobs(j), 2);
+    job_free(small);
+    job_free(job);
+    journal_close(j);
+    freequeue(q);
+}
+
+Test(journal, a_row_this_spoold_cannot_represent_is_reported)
+{
+    struct journal *j = jopen(0);
+    journal_close(j);
+    sqlite3 *db = raw_open();
+    raw_exec(db, "INSERT INTO jobs (id, queue, state, created_at, updated_at, payload) "
+                 "VALUES (9, CAST('q' AS BLOB), 9, 0, 0, CAST('{}' AS BLOB))");
+    sqlite3_close(db);
+
+    j = jopen(0);
+    struct loaded l;
+    memset(&l, 0, sizeof l);
+    cr_assert_eq(journal_load(j, true, on_queue, on_job, &l), -EILSEQ);
+    cr_assert_not_null(strstr(journal_error(j), "has state 9"), "%s", journal_error(j));
+    cr_assert_eq(l.n, 0);
+    journal_close(j);
+}
