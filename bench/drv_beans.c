@@ -26,7 +26,8 @@
 #define MAX_LINE 1024
 #define BEANS_PRI 1024
 #define BEANS_TTR 60
-#define STALE_DRAIN_MS 10000
+#define STALE_DRAIN_MS 20000
+#define STALE_BATCH 256
 
 /* ------------------------------------------------------------ set-up */
 
@@ -76,45 +77,123 @@ static int watch_tube(int fd, const char *tube, char *err, size_t errlen)
     return expect(fd, "ignore default\r\n", "WATCHING 1", err, errlen);
 }
 
-/* Reads and discards a job body of n bytes plus CRLF. */
-static int skip_body(int fd, long n)
+/* A buffered reader for the set-up connection's replies. */
+typedef struct line_reader {
+    int fd;
+    char buf[64 * 1024];
+    size_t len, off;
+} line_reader;
+
+static int lr_fill(line_reader *lr)
 {
-    char buf[4096];
-    n += 2;
-    while (n > 0) {
-        long r = bconn_recv_some(fd, buf, (size_t)(n < (long)sizeof buf ? n : (long)sizeof buf),
-                                 SETUP_TIMEOUT_MS);
-        if (r <= 0)
-            return -1;
-        n -= r;
+    if (lr->off > 0) {
+        memmove(lr->buf, lr->buf + lr->off, lr->len - lr->off);
+        lr->len -= lr->off;
+        lr->off = 0;
     }
+    if (lr->len == sizeof lr->buf)
+        return -1;
+    long r = bconn_recv_some(lr->fd, lr->buf + lr->len, sizeof lr->buf - lr->len, SETUP_TIMEOUT_MS);
+    if (r <= 0)
+        return -1;
+    lr->len += (size_t)r;
     return 0;
 }
 
-/* Deletes the ready jobs an earlier run left in the tube (bounded in
- * time); 0 when the tube is empty afterwards. */
+/* The next reply line (NUL-terminated, without CRLF), or NULL. */
+static char *lr_line(line_reader *lr)
+{
+    for (;;) {
+        char *p = lr->buf + lr->off;
+        char *eol = memmem(p, lr->len - lr->off, "\r\n", 2);
+        if (eol) {
+            *eol = 0;
+            lr->off = (size_t)(eol + 2 - lr->buf);
+            return p;
+        }
+        if (lr_fill(lr) != 0)
+            return NULL;
+    }
+}
+
+/* Skips n body bytes plus CRLF. */
+static int lr_skip(line_reader *lr, size_t n)
+{
+    n += 2;
+    while (lr->len - lr->off < n) {
+        n -= lr->len - lr->off;
+        lr->off = lr->len;
+        if (lr_fill(lr) != 0)
+            return -1;
+    }
+    lr->off += n;
+    return 0;
+}
+
+/* Sends k copies of a reserve-with-timeout 0 and collects the ids of the
+ * jobs reserved. Returns how many, or -1. */
+static int reserve_batch(line_reader *lr, int k, unsigned long long *ids)
+{
+    static const char cmd[] = "reserve-with-timeout 0\r\n";
+    char out[sizeof cmd * STALE_BATCH];
+    for (int i = 0; i < k; i++)
+        memcpy(out + i * (sizeof cmd - 1), cmd, sizeof cmd - 1);
+    if (bconn_send_all(lr->fd, out, (size_t)k * (sizeof cmd - 1), SETUP_TIMEOUT_MS) != 0)
+        return -1;
+    int got = 0;
+    for (int i = 0; i < k; i++) {
+        char *line = lr_line(lr);
+        size_t bytes;
+        if (!line)
+            return -1;
+        if (sscanf(line, "RESERVED %llu %zu", &ids[got], &bytes) == 2) {
+            if (lr_skip(lr, bytes) != 0)
+                return -1;
+            got++;
+        }
+    }
+    return got;
+}
+
+static int delete_batch(line_reader *lr, int k, const unsigned long long *ids)
+{
+    resp_buf b;
+    resp_buf_init(&b);
+    for (int i = 0; i < k; i++)
+        resp_buf_printf(&b, "delete %llu\r\n", ids[i]);
+    int rc = bconn_send_all(lr->fd, b.data, b.len, SETUP_TIMEOUT_MS);
+    resp_buf_free(&b);
+    for (int i = 0; rc == 0 && i < k; i++)
+        if (!lr_line(lr))
+            rc = -1;
+    return rc;
+}
+
+/* Deletes the ready jobs an earlier run left in the tube (pipelined,
+ * bounded in time); 0 when the tube is empty afterwards. */
 static int drain_stale(int fd, const char *tube, char *err, size_t errlen)
 {
-    char line[MAX_LINE], cmd[64];
+    line_reader *lr = calloc(1, sizeof *lr);
+    unsigned long long ids[STALE_BATCH];
     long long gone = 0;
+    int rc = -1;
     uint64_t deadline = mono_ns() + (uint64_t)STALE_DRAIN_MS * 1000000u;
+    lr->fd = fd;
     while (mono_ns() < deadline) {
-        if (exchange(fd, "reserve-with-timeout 0\r\n", line, sizeof line) != 0)
+        int got = reserve_batch(lr, STALE_BATCH, ids);
+        if (got < 0 || delete_batch(lr, got, ids) != 0)
             break;
-        if (strcmp(line, "TIMED_OUT") == 0)
-            return 0;
-        unsigned long long id;
-        long bytes;
-        if (sscanf(line, "RESERVED %llu %ld", &id, &bytes) != 2 || skip_body(fd, bytes) != 0)
+        gone += got;
+        if (got < STALE_BATCH) {
+            rc = 0;
             break;
-        snprintf(cmd, sizeof cmd, "delete %llu\r\n", id);
-        if (exchange(fd, cmd, line, sizeof line) != 0)
-            break;
-        gone++;
+        }
     }
-    snprintf(err, errlen, "tube %s still holds jobs of an earlier run after deleting %lld; "
-             "restart beanstalkd or use another --queue", tube, gone);
-    return -1;
+    free(lr);
+    if (rc != 0)
+        snprintf(err, errlen, "tube %s still holds jobs of an earlier run after deleting %lld; "
+                 "restart beanstalkd or use another --queue", tube, gone);
+    return rc;
 }
 
 static int beans_prepare(const bench_cfg *cfg, char *err, size_t errlen)

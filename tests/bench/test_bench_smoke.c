@@ -1,0 +1,172 @@
+/*
+ * test_bench_smoke.c - CI smoke test of the benchmark tooling (issue 7).
+ *
+ * Checks that spool-bench's histogram and payload code are right, and that
+ * `bench/compare --quick` runs to the end against the spoold of this build
+ * and prints its table with a positive jobs/s for spool. It never checks a
+ * speed: CI machines differ. Peers (redis-server, beanstalkd) are used when
+ * installed and shown as n/a otherwise; the test installs nothing.
+ *
+ * compare is stopped with SIGTERM (it then stops the servers it started)
+ * if it overruns, and only SIGKILLed if it ignores that.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hist.h"
+#include "jobfmt.h"
+
+extern char **environ;
+
+#define COMPARE_TIMEOUT_MS 120000
+#define OUTPUT_MAX (1 << 20)
+
+/* ------------------------------------------------------------ histogram */
+
+Test(bench_hist, buckets_are_contiguous_and_close)
+{
+    for (uint64_t v = 0; v < 5000000; v += 7) {
+        unsigned i = hist_index(v);
+        cr_assert(i < HIST_BUCKETS);
+        uint64_t mid = hist_bucket_mid(i);
+        uint64_t err = mid > v ? mid - v : v - mid;
+        cr_assert(err * 64 <= v + 64, "value %llu reported as %llu",
+                  (unsigned long long)v, (unsigned long long)mid);
+    }
+    cr_assert(hist_index(UINT64_MAX) == HIST_BUCKETS - 1);
+}
+
+Test(bench_hist, quantiles_of_a_uniform_run)
+{
+    hist *h = malloc(sizeof *h);
+    hist_init(h);
+    for (uint64_t v = 1; v <= 100000; v++)
+        hist_add(h, v * 1000); /* 1 us .. 100 ms */
+    double p50 = (double)hist_quantile(h, 0.50), p99 = (double)hist_quantile(h, 0.99);
+    cr_assert(p50 > 50e6 * 0.98 && p50 < 50e6 * 1.02, "p50 %f", p50);
+    cr_assert(p99 > 99e6 * 0.98 && p99 < 99e6 * 1.02, "p99 %f", p99);
+    cr_assert(hist_quantile(h, 1.0) == 100000000ull);
+    cr_assert(h->count == 100000);
+    free(h);
+}
+
+/* -------------------------------------------------------------- payload */
+
+Test(bench_payload, exact_size_and_round_trip)
+{
+    char buf[512];
+    size_t n = jobfmt_build(buf, sizeof buf, 200, 123456, 987654321012ull);
+    cr_assert(n == 200, "length %zu", n);
+    cr_assert(buf[0] == '{' && buf[n - 1] == '}');
+    uint64_t num, ts;
+    cr_assert(jobfmt_parse(buf, n, &num, &ts) == 0);
+    cr_assert(num == 123456 && ts == 987654321012ull);
+    n = jobfmt_build(buf, sizeof buf, 5, 1, 2); /* smaller than the fields */
+    cr_assert(strcmp(buf, "{\"n\":1,\"t\":2,\"pad\":\"\"}") == 0, "%s", buf);
+    cr_assert(jobfmt_parse("{\"x\":1}", 7, &num, &ts) == -1);
+}
+
+/* -------------------------------------------------------------- compare */
+
+/* Runs argv with stdout captured (stderr to a file); SIGTERM after
+ * timeout_ms. Returns the exit status, -1 if it had to be stopped. */
+static int run_with_deadline(char *const argv[], char **out, int timeout_ms)
+{
+    int fds[2];
+    cr_assert(pipe2(fds, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    pid_t pid;
+    int err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    cr_assert(err == 0, "cannot start %s: %s", argv[0], strerror(err));
+
+    char *buf = calloc(1, OUTPUT_MAX + 1);
+    size_t len = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool stopped = false;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms > timeout_ms && !stopped) {
+            kill(pid, SIGTERM);
+            stopped = true;
+        }
+        struct pollfd p = { .fd = fds[0], .events = POLLIN };
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        ssize_t r = read(fds[0], buf + len, OUTPUT_MAX - len);
+        if (r <= 0 && !(r < 0 && errno == EINTR))
+            break;
+        if (r > 0)
+            len += (size_t)r;
+    }
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    *out = buf;
+    if (stopped)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* jobs/s of the first table row after the section title that starts with
+ * label; -1 when absent, 0 for n/a. */
+static double row_rate(const char *text, const char *section, const char *label)
+{
+    const char *s = strstr(text, section);
+    if (!s)
+        return -1;
+    const char *row = strstr(s, label);
+    if (!row)
+        return -1;
+    row += strlen(label);
+    while (*row == ' ')
+        row++;
+    if (strncmp(row, "n/a", 3) == 0)
+        return 0;
+    double v = 0;
+    for (; (*row >= '0' && *row <= '9') || *row == ','; row++)
+        if (*row != ',')
+            v = v * 10 + (*row - '0');
+    return v;
+}
+
+Test(bench_compare, quick_run_prints_the_table, .timeout = 180)
+{
+    char json[] = "/tmp/spool-bench-smoke.XXXXXX";
+    int jfd = mkstemp(json);
+    cr_assert(jfd >= 0);
+    close(jfd);
+    char *argv[] = { BENCH_COMPARE, "--quick", "--no-install", "--no-build",
+                     "--build", BUILD_ROOT, "--json", json, NULL };
+    char *out = NULL;
+    int rc = run_with_deadline(argv, &out, COMPARE_TIMEOUT_MS);
+    cr_log_info("%s", out);
+    cr_assert(rc == 0, "bench/compare --quick ended with %d:\n%s", rc, out);
+    cr_assert(strstr(out, "issue 7 targets") != NULL, "no targets section:\n%s", out);
+    double push = row_rate(out, "\npush: LPUSH", "spool --fsync always");
+    double pop = row_rate(out, "\ncycle-pop:", "spool --fsync always");
+    cr_assert(push > 0, "no spool push rate in:\n%s", out);
+    cr_assert(pop > 0, "no spool cycle-pop rate in:\n%s", out);
+    FILE *f = fopen(json, "r");
+    cr_assert(f != NULL, "compare wrote no JSON to %s", json);
+    fclose(f);
+    unlink(json);
+    free(out);
+}
