@@ -177,7 +177,7 @@ static long long push_allowance(bconn *c, uint64_t now, int *wait_ms)
         long long behind = (long long)due - (long long)c->sent;
         if (behind <= 0) {
             double ns = ((double)c->sent + 1.0 - due) / r->rate_per_ns;
-            int ms = (int)(ns / 1e6);
+            int ms = (int)(ns / 1e6) + 1; /* never spin: epoll waits whole ms */
             if (ms < *wait_ms)
                 *wait_ms = ms;
             return 0;
