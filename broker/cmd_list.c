@@ -182,7 +182,7 @@ void sh_pop(struct shard *s, struct msg *m)
         resp_add_array(&m->out, want);
     for (size_t i = 0; i < want; i++) {
         struct job *j = queue_ready_peek(q, left);
-        resp_add_bulk(&m->out, j->payload, j->len);
+        shard_add_payload(s, m, j);
         shard_job_popped(s, j);
     }
     shard_queue_gc(s, q);
@@ -206,7 +206,7 @@ void sh_lrange(struct shard *s, struct msg *m)
         resp_add_array(&m->out, to - from + 1);
         struct job *j = queue_ready_at(q, from);
         for (size_t i = from; i <= to; i++) {
-            resp_add_bulk(&m->out, j->payload, j->len);
+            shard_add_payload(s, m, j);
             j = j->next ? j->next : (i < to ? queue_ready_at(q, i + 1) : NULL);
         }
     }

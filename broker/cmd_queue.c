@@ -8,7 +8,11 @@
 #include "cmd_job.h"
 #include "cmd_list.h"
 #include "commands.h"
+#include "config.h"
 #include "conn.h"
+#include "io.h"
+#include "journal.h"
+#include "server.h"
 #include "msg.h"
 #include "queue.h"
 #include "shard.h"
@@ -317,5 +321,40 @@ void sh_queue_config(struct shard *s, struct msg *m)
         }
     }
     shard_queue_gc(s, q);
+    shard_reply(s, m);
+}
+
+/* ---------------------------------------------------------------- DEBUG */
+
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]: the next n journal writes of the
+ * queue's shard fail (tests of the disk-full path; needs
+ * --enable-debug-command yes). */
+void io_debug(struct conn *c, struct msg *m)
+{
+    long long n;
+    if (!c->io->srv->cfg.enable_debug) {
+        conn_reply_error(c, m, "ERR DEBUG is disabled; start spoold with --enable-debug-command yes (for tests only)");
+        return;
+    }
+    if (!arg_is(m, 1, "JOURNAL-FAIL") || m->req.argc < 4 || m->req.argc > 5 ||
+        !parse_ll(m->req.argv[3], m->req.len[3], &n) || n < 0 || n > 1000000 ||
+        (m->req.argc == 5 && !arg_is(m, 4, "ENOSPC") && !arg_is(m, 4, "EIO"))) {
+        conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]");
+        return;
+    }
+    conn_route_key(c, m, 2);
+}
+
+void sh_debug(struct shard *s, struct msg *m)
+{
+    long long n = 0;
+    parse_ll(m->req.argv[3], m->req.len[3], &n);
+    int err = m->req.argc == 5 && arg_is(m, 4, "EIO") ? -EIO : -ENOSPC;
+    if (!s->jr) {
+        resp_add_error(&m->out, "ERR this shard has no journal");
+    } else {
+        journal_fail_next(s->jr, (int)n, err);
+        resp_add_simple(&m->out, "OK");
+    }
     shard_reply(s, m);
 }

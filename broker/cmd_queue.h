@@ -20,4 +20,7 @@ void sh_queue_purge(struct shard *s, struct msg *m);
 void sh_queue_retry(struct shard *s, struct msg *m);
 void sh_queue_config(struct shard *s, struct msg *m);
 
+void io_debug(struct conn *c, struct msg *m);
+void sh_debug(struct shard *s, struct msg *m);
+
 #endif

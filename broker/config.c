@@ -30,6 +30,7 @@ struct opt {
 
 static const char *const fsync_choices[] = { "always", "batch", "off", NULL };
 static const char *const payload_choices[] = { "json", "raw", NULL };
+static const char *const yesno_choices[] = { "no", "yes", NULL };
 static const char *const level_choices[] = { "debug", "info", "warn", "error", NULL };
 
 #define OFF(f) offsetof(struct config, f)
@@ -44,9 +45,11 @@ static const struct opt opts[] = {
     { "http-port", OPT_INT, OFF(http_port), "7380", 0, 65535, NULL, "HTTP admin port" },
     { "payload", OPT_ENUM, OFF(payload), "json", 0, 0, payload_choices, "payload check: json|raw" },
     { "max-payload", OPT_SIZE, OFF(max_payload), "1mb", 1, 512LL << 20, NULL, "largest job payload in bytes" },
+    { "payload-memory", OPT_SIZE, OFF(payload_memory), "1gb", 0, 1LL << 40, NULL, "payloads kept in memory (all shards); beyond it they are read from the journal" },
     { "proto-max-bulk-len", OPT_SIZE, OFF(proto_max_bulk_len), "512mb", 1024, 1LL << 32, NULL, "largest RESP bulk string" },
     { "maxclients", OPT_INT, OFF(maxclients), "10000", 1, 1000000, NULL, "most client connections at once" },
     { "client-output-limit", OPT_SIZE, OFF(client_output_limit), "64mb", 65536, 1LL << 40, NULL, "output buffer at which a client that does not read is disconnected" },
+    { "enable-debug-command", OPT_ENUM, OFF(enable_debug), "no", 0, 0, yesno_choices, "allow DEBUG (fault injection for tests): no|yes" },
     { "loglevel", OPT_ENUM, OFF(loglevel), "info", 0, 0, level_choices, "debug|info|warn|error" },
     { "logfile", OPT_STR, OFF(logfile), "", 0, 0, NULL, "log file (empty = stderr)" },
     { "port-file", OPT_STR, OFF(port_file), "", 0, 0, NULL, "write the bound port to this file once listening" },

@@ -31,8 +31,10 @@ struct config {
     int http_port;
     int payload;          /* enum payload_mode */
     int64_t max_payload;
+    int64_t payload_memory;
     int64_t proto_max_bulk_len;
     int maxclients;
+    int enable_debug;     /* 0 no, 1 yes */
     int64_t client_output_limit;
     int loglevel;         /* enum log_level */
     char *logfile;

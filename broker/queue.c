@@ -642,11 +642,14 @@ static void jlist_free_all(struct jlist *l)
     memset(l, 0, sizeof *l);
 }
 
-static void queue_free(struct queue *q)
+void queue_clear_jobs(struct queue *q)
 {
     for (int i = 0; i < q->nlevels; i++)
         jlist_free_all(&q->levels[i].l);
-    free(q->levels);
+    q->nlevels = 0;
+    q->nready = 0;
+    q->pos_lo = q->pos_hi = 0;
+    level_get(q, 0);
     jlist_free_all(&q->delayed);
     jlist_free_all(&q->reserved);
     jlist_free_all(&q->done);
@@ -658,7 +661,15 @@ static void queue_free(struct queue *q)
             free(u);
             u = next;
         }
+        q->ubuckets[i] = NULL;
     }
+    q->nunique = 0;
+}
+
+static void queue_free(struct queue *q)
+{
+    queue_clear_jobs(q);
+    free(q->levels);
     free(q->ubuckets);
     free(q->name);
     free(q);

@@ -194,6 +194,10 @@ struct job *queue_ready_at(const struct queue *q, size_t i);
 struct job *queue_ready_first_served(const struct queue *q);
 struct job *queue_ready_next_served(const struct queue *q, const struct job *j);
 
+/* Frees every job of q (lists, levels, unique keys); keeps the queue, its
+ * settings and its waiters. */
+void queue_clear_jobs(struct queue *q);
+
 /* The list of a non-ready state. */
 struct jlist *queue_list(struct queue *q, int state);
 

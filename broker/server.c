@@ -182,6 +182,20 @@ static int prepare_data_dir(struct server *srv)
     return 0; /* fd stays open (and locked) for the life of the process */
 }
 
+/* A data dir with more shard files than --shards was made with more shards. */
+static int check_no_extra_shards(struct server *srv)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/shard-%d.db", srv->cfg.data_dir, srv->nshards);
+    if (access(path, F_OK) == 0) {
+        log_error("data directory %s has %s, so it was created with more than --shards %d: start spoold with the "
+                  "shard count it was created with (queues are placed on shards by name)",
+                  srv->cfg.data_dir, path, srv->nshards);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* -------------------------------------------------------------- lifecycle */
 
 static void make_run_id(char out[41])
@@ -232,6 +246,11 @@ int server_run(struct server *srv)
         return -ENOMEM;
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
+            return rc;
+    if ((rc = check_no_extra_shards(srv)) < 0)
+        return rc;
+    for (int i = 0; i < srv->nshards; i++)
+        if ((rc = shard_recover(&srv->shards[i])) < 0)
             return rc;
     for (int i = 0; i < srv->nio; i++)
         if ((rc = io_init(&srv->io[i], srv, i)) < 0)

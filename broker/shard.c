@@ -22,6 +22,7 @@
 #include "config.h"
 #include "hash.h"
 #include "io.h"
+#include "journal.h"
 #include "log.h"
 #include "msg.h"
 #include "pubsub.h"
@@ -110,14 +111,75 @@ double shard_random(struct shard *s)
 
 /* ------------------------------------------------------- journal hooks */
 
-static void jr_insert(struct shard *s, const struct job *j) { (void)s; (void)j; }
-static void jr_update(struct shard *s, const struct job *j) { (void)s; (void)j; }
-static void jr_delete(struct shard *s, const struct job *j) { (void)s; (void)j; }
+/* Every change of a turn goes into one transaction, begun at the first
+ * change; the first error is kept and fails the whole turn at its end. */
+static void jr_result(struct shard *s, int rc)
+{
+    if (rc < 0 && s->turn_err == 0) {
+        s->turn_err = rc;
+        log_error("journal of shard %d: %s", s->id, journal_error(s->jr));
+    }
+}
+
+static bool jr_ready(struct shard *s)
+{
+    if (!s->jr || s->turn_err)
+        return false;
+    jr_result(s, journal_begin(s->jr));
+    return s->turn_err == 0;
+}
+
+static void jr_insert(struct shard *s, const struct job *j)
+{
+    if (jr_ready(s))
+        jr_result(s, journal_job_insert(s->jr, j));
+}
+
+static void jr_update(struct shard *s, const struct job *j)
+{
+    if (jr_ready(s))
+        jr_result(s, journal_job_update(s->jr, j));
+}
+
+static void jr_delete(struct shard *s, const struct job *j)
+{
+    if (jr_ready(s))
+        jr_result(s, journal_job_delete(s->jr, j->id));
+}
 
 void shard_queue_saved(struct shard *s, struct queue *q)
 {
     struct qconf d = s->defaults;
     q->conf_custom = memcmp(&d, &q->conf, sizeof d) != 0;
+    if (!jr_ready(s))
+        return;
+    if (q->conf_custom || q->paused)
+        jr_result(s, journal_queue_put(s->jr, q));
+    else
+        jr_result(s, journal_queue_delete(s->jr, q->name, q->namelen));
+}
+
+/* ------------------------------------------------------ payload memory */
+
+/* Payloads stay in memory while the shard's share of payload-memory
+ * allows; beyond it, and for finished jobs, they live only in the journal
+ * and are read back when needed. */
+static void payload_drop(struct shard *s, struct job *j)
+{
+    if (!s->jr || !j->payload)
+        return;
+    s->payload_bytes -= j->len;
+    free(j->payload);
+    j->payload = NULL;
+}
+
+static void payload_account(struct shard *s, struct job *j)
+{
+    if (!j->payload)
+        return;
+    s->payload_bytes += j->len;
+    if (s->payload_bytes > s->payload_budget)
+        payload_drop(s, j); /* already journaled by the caller */
 }
 
 /* -------------------------------------------------------------- events */
@@ -164,6 +226,8 @@ static void drop(struct shard *s, struct job *j)
 {
     jtable_remove(&s->jobs, j);
     jr_delete(s, j);
+    if (j->payload && s->jr)
+        s->payload_bytes -= j->len;
     job_free(j);
 }
 
@@ -186,6 +250,7 @@ static void finish(struct shard *s, struct job *j)
     jlist_push_right(&q->done, j);
     arm(s, j, j->updated_at + q->conf.retention);
     jr_update(s, j);
+    payload_drop(s, j);
     while ((int64_t)q->done.n > q->conf.retention_max) {
         struct job *old = q->done.head;
         detach(s, old);
@@ -218,6 +283,7 @@ struct job *shard_job_push(struct shard *s, struct queue *q, const char *payload
         make_ready(s, j, o->left);
     }
     jr_insert(s, j);
+    payload_account(s, j);
     emit(s, j, "pushed");
     return j;
 }
@@ -277,6 +343,7 @@ int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errle
         jlist_push_right(&q->dead, j);
         q->stats.buried++;
         jr_update(s, j);
+        payload_drop(s, j);
         emit(s, j, "dead");
         log_debug("job %016llx of queue '%s' is dead after %u attempt(s): %s",
                   (unsigned long long)j->id, q->name, j->attempt, j->last_error ? j->last_error : why);
@@ -354,15 +421,39 @@ void shard_job_touch(struct shard *s, struct job *j, int64_t lease_ms)
 
 int shard_job_payload(struct shard *s, struct job *j)
 {
-    (void)s;
-    return j->payload ? 0 : -ENOENT;
+    if (j->payload)
+        return 0;
+    if (!s->jr)
+        return -ENOENT;
+    char *p = NULL;
+    size_t n = 0;
+    int rc = journal_payload(s->jr, j->id, &p, &n);
+    if (rc < 0) {
+        log_error("job %016llx: cannot read its payload from the journal: %s", (unsigned long long)j->id,
+                  journal_error(s->jr));
+        return rc;
+    }
+    /* Kept until the job finishes (delivery is imminent), even over budget:
+     * the budget only decides what new pushes keep in memory. */
+    j->payload = p;
+    j->len = (uint32_t)n;
+    s->payload_bytes += n;
+    return 0;
 }
 
-void shard_encode_pop(struct msg *m, const struct queue *q, const struct job *j)
+void shard_add_payload(struct shard *s, struct msg *m, struct job *j)
+{
+    if (shard_job_payload(s, j) == 0)
+        resp_add_bulk(&m->out, j->payload, j->len);
+    else
+        resp_add_null(&m->out, m->proto); /* logged by shard_job_payload */
+}
+
+void shard_encode_pop(struct shard *s, struct msg *m, const struct queue *q, struct job *j)
 {
     resp_add_array(&m->out, 2);
     resp_add_bulk(&m->out, q->name, q->namelen);
-    resp_add_bulk(&m->out, j->payload, j->len);
+    shard_add_payload(s, m, j);
 }
 
 /* -------------------------------------------------------------- waiters */
@@ -424,7 +515,7 @@ static void encode_reserved(struct msg *m, const struct job *j)
     resp_add_cstr(&m->out, "queue");
     resp_add_bulk(&m->out, j->q->name, j->q->namelen);
     resp_add_cstr(&m->out, "payload");
-    resp_add_bulk(&m->out, j->payload, j->len);
+    resp_add_bulk(&m->out, j->payload, j->len); /* loaded by take_reserve */
     resp_add_cstr(&m->out, "attempt");
     resp_add_int(&m->out, j->attempt);
     resp_add_cstr(&m->out, "lease_ms");
@@ -463,7 +554,7 @@ static void deliver(struct shard *s, struct msg *m, struct queue *q, int next_ke
     if (!is_reserve(m)) {
         bool left = m->cmd->flags & CMD_LEFT;
         struct job *j = queue_ready_peek(q, left);
-        shard_encode_pop(m, q, j);
+        shard_encode_pop(s, m, q, j);
         note_job(m, j->id);
         m->jobs_left = left;
         shard_job_popped(s, j);
@@ -711,10 +802,56 @@ static void handle_return(struct shard *s, struct msg *m)
     msg_free(m);
 }
 
+static void shard_reload(struct shard *s);
+
+/* The turn's transaction failed: it was rolled back, so every reply of the
+ * turn becomes the error (nothing it did was stored), its events are
+ * dropped, and memory is rebuilt from the journal to equal the disk again. */
+static void fail_turn(struct shard *s, int rc)
+{
+    char why[600];
+    snprintf(why, sizeof why, "ERR journal: %s; nothing of this command was stored, retry it",
+             journal_error(s->jr));
+    log_error("shard %d: a commit failed (%s); answering this turn's %s with the error and reloading from the journal",
+              s->id, strerror(-rc), "commands");
+    for (int i = 0; i < s->srv->nio; i++) {
+        for (struct msg *m = s->replies[i].head; m; m = m->next) {
+            resp_buf_reset(&m->out);
+            m->empty = false;
+            m->njobs = 0;
+            resp_add_error(&m->out, why);
+        }
+        while (s->events[i].head) {
+            struct msg *e = s->events[i].head;
+            s->events[i].head = e->next;
+            msg_free(e);
+        }
+        s->events[i].tail = NULL;
+        s->events[i].n = 0;
+    }
+    shard_reload(s);
+}
+
+static void commit_turn(struct shard *s)
+{
+    if (!s->jr || !journal_in_txn(s->jr)) {
+        s->turn_err = 0;
+        return;
+    }
+    int rc = s->turn_err ? s->turn_err : journal_commit(s->jr);
+    if (rc < 0) {
+        if (!s->turn_err)
+            log_error("journal of shard %d: %s", s->id, journal_error(s->jr));
+        journal_rollback(s->jr);
+        fail_turn(s, rc);
+    }
+    s->turn_err = 0;
+}
+
 static void shard_end_turn(struct shard *s)
 {
     serve_ready(s);
-    /* The journal commits this turn's changes here, before any reply. */
+    commit_turn(s); /* before any reply of the turn leaves */
     for (int i = 0; i < s->srv->nio; i++)
         if (s->replies[i].head)
             msg_batch_post(&s->replies[i], &s->srv->io[i].inbox);
@@ -767,6 +904,7 @@ int shard_init(struct shard *s, struct server *srv, int id)
     jtable_init(&s->jobs);
     theap_init(&s->timers);
     qconf_defaults(&s->defaults, srv->cfg.payload);
+    s->payload_budget = srv->cfg.payload_memory / (srv->nshards ? srv->nshards : 1);
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     s->base = event_base_new_with_config(ec);
@@ -781,10 +919,165 @@ int shard_init(struct shard *s, struct server *srv, int id)
     return inbox_init(&s->inbox, s->base, shard_drain, s);
 }
 
+/* ------------------------------------------------------------- recovery */
+
+struct load_counts {
+    struct shard *s;
+    size_t by_state[JOB_NSTATES];
+};
+
+static int load_queue(void *arg, const struct journal_queue_row *row)
+{
+    struct shard *s = ((struct load_counts *)arg)->s;
+    struct queue *q = shard_queue_named(s, row->name, row->len, true);
+    qconf_parse(&q->conf, row->config);
+    q->paused = row->paused;
+    struct qconf d = s->defaults;
+    q->conf_custom = memcmp(&d, &q->conf, sizeof d) != 0;
+    return 0;
+}
+
+/* Puts a job read from the journal where its state keeps it. Deadlines
+ * already past fire on the first timer turn (a lease that ran out while
+ * spoold was down counts as expired; a delay that passed makes it ready). */
+static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
+{
+    struct load_counts *lc = arg;
+    struct shard *s = lc->s;
+    struct queue *q = shard_queue_named(s, qname, qlen, true);
+    j->q = q;
+    jtable_add(&s->jobs, j);
+    int64_t idms = (int64_t)(j->id >> 22);
+    if (idms > s->id_ms)
+        s->id_ms = idms, s->id_seq = (uint32_t)((j->id >> 10) & 0xfff);
+    switch (j->state) {
+    case JOB_READY:
+        queue_ready_insert_pos(q, j);
+        break;
+    case JOB_DELAYED:
+        jlist_push_right(&q->delayed, j);
+        arm(s, j, j->run_at);
+        break;
+    case JOB_RESERVED:
+        jlist_push_right(&q->reserved, j);
+        arm(s, j, j->lease_until);
+        break;
+    case JOB_DONE:
+        jlist_push_right(&q->done, j);
+        arm(s, j, j->updated_at + q->conf.retention);
+        break;
+    default:
+        jlist_push_right(&q->dead, j);
+        break;
+    }
+    if (j->unique && j->state <= JOB_DELAYED && !queue_unique_find(q, j->unique, strlen(j->unique)))
+        queue_unique_add(q, j);
+    lc->by_state[j->state]++;
+    return 0;
+}
+
+static int load_all(struct shard *s, struct load_counts *lc)
+{
+    memset(lc, 0, sizeof *lc);
+    lc->s = s;
+    return journal_load(s->jr, false, load_queue, load_job, lc);
+}
+
+static int check_shard_count(struct shard *s)
+{
+    char have[32], want[32];
+    snprintf(want, sizeof want, "%d", s->srv->nshards);
+    int rc = journal_meta_get(s->jr, "shards", have, sizeof have);
+    if (rc == 0 && strcmp(have, want) != 0) {
+        log_error("data directory %s was created with %s shards, and spoold was started with --shards %s: "
+                  "start it with --shards %s (queues are placed on shards by name; another count would lose track of them)",
+                  s->srv->cfg.data_dir, have, want, have);
+        return -EINVAL;
+    }
+    if (rc == -ENOENT) {
+        if ((rc = journal_begin(s->jr)) == 0 && (rc = journal_meta_put(s->jr, "shards", want)) == 0)
+            rc = journal_commit(s->jr);
+        if (rc < 0)
+            log_error("shard %d: cannot record the shard count: %s", s->id, journal_error(s->jr));
+    }
+    return rc;
+}
+
 int shard_recover(struct shard *s)
 {
-    (void)s;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/shard-%d.db", s->srv->cfg.data_dir, s->id);
+    int rc = journal_open(&s->jr, path, s->srv->cfg.fsync);
+    if (rc < 0) {
+        log_error("cannot open the journal of shard %d: %s", s->id, s->jr ? journal_error(s->jr) : strerror(-rc));
+        journal_close(s->jr);
+        s->jr = NULL;
+        return rc;
+    }
+    if ((rc = check_shard_count(s)) < 0)
+        return rc;
+    int64_t t0 = clock_mono_ms();
+    struct load_counts lc;
+    if ((rc = load_all(s, &lc)) < 0) {
+        log_error("cannot load the journal of shard %d: %s", s->id, journal_error(s->jr));
+        return rc;
+    }
+    size_t total = 0;
+    for (int i = 0; i < JOB_NSTATES; i++)
+        total += lc.by_state[i];
+    log_info("shard %d recovered %zu job(s) in %lld ms: %zu ready, %zu reserved, %zu delayed, %zu done, %zu dead (%s)",
+             s->id, total, (long long)(clock_mono_ms() - t0), lc.by_state[JOB_READY], lc.by_state[JOB_RESERVED],
+             lc.by_state[JOB_DELAYED], lc.by_state[JOB_DONE], lc.by_state[JOB_DEAD], path);
     return 0;
+}
+
+static void rearm_waiters_of(void *arg, struct queue *q)
+{
+    struct shard *s = arg;
+    for (struct wlink *l = q->wait_head; l; l = l->next) {
+        struct waiter *w = l->w;
+        if (w->m->deadline > 0 && !tnode_armed(&w->timer)) {
+            w->timer.when = w->m->deadline;
+            theap_add(&s->timers, &w->timer);
+        }
+    }
+}
+
+static void reset_queue(void *arg, struct queue *q)
+{
+    struct shard *s = arg;
+    queue_clear_jobs(q);
+    q->conf = s->defaults;
+    q->conf_custom = false;
+    q->paused = false;
+}
+
+static void gc_queue(void *arg, struct queue *q)
+{
+    shard_queue_gc(arg, q);
+}
+
+/* Memory := journal, after a failed commit. Waiters stay parked. */
+static void shard_reload(struct shard *s)
+{
+    for (size_t i = 0; i < s->timers.n; i++)
+        s->timers.a[i]->idx = TNODE_NONE;
+    s->timers.n = 0;
+    s->ready_head = NULL;
+    qtable_each(&s->queues, reset_queue, s);
+    jtable_free(&s->jobs);
+    jtable_init(&s->jobs);
+    s->payload_bytes = 0;
+    qtable_each(&s->queues, rearm_waiters_of, s);
+    struct load_counts lc;
+    if (load_all(s, &lc) < 0)
+        log_error("shard %d: reloading the journal failed too: %s; this shard now serves only what it could read",
+                  s->id, journal_error(s->jr));
+    qtable_each(&s->queues, gc_queue, s);
+    struct queue *q;
+    for (size_t i = 0; i < s->queues.nb; i++)
+        for (q = s->queues.b[i]; q; q = q->hnext)
+            shard_queue_changed(s, q);
 }
 
 static void *shard_main(void *arg)
@@ -828,6 +1121,8 @@ void shard_destroy(struct shard *s)
     }
     jtable_free(&s->jobs);
     theap_free(&s->timers);
+    journal_close(s->jr);
+    s->jr = NULL;
     inbox_discard(&s->inbox);
     inbox_destroy(&s->inbox);
     if (s->timer_ev)

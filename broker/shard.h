@@ -47,6 +47,8 @@ struct shard {
     struct qconf defaults;       /* settings of a new queue */
     struct journal *jr;          /* NULL when running without a journal (unit tests) */
     int turn_err;                /* first journal error of this turn (negative errno) */
+    int64_t payload_bytes;       /* payloads held in memory */
+    int64_t payload_budget;      /* beyond it, new payloads live only in the journal */
     int64_t id_ms;               /* id generator: last millisecond used */
     uint32_t id_seq;
     uint64_t rng;
@@ -119,7 +121,10 @@ void shard_job_touch(struct shard *s, struct job *j, int64_t lease_ms);
 /* Makes sure the payload is in memory (reads it from the journal). */
 int shard_job_payload(struct shard *s, struct job *j);
 
+/* Appends j's payload to m's reply as a bulk string, reading it from the
+ * journal when it is not in memory. */
+void shard_add_payload(struct shard *s, struct msg *m, struct job *j);
 /* Encodes the list-pop reply [key, payload] of a delivery to m. */
-void shard_encode_pop(struct msg *m, const struct queue *q, const struct job *j);
+void shard_encode_pop(struct shard *s, struct msg *m, const struct queue *q, struct job *j);
 
 #endif
