@@ -326,6 +326,11 @@ typedef struct spool_worker_config {
     int log_level;              /* lowest level logged; 0 = SPOOL_LOG_DEBUG, so
                                    set SPOOL_LOG_INFO for less */
     const char *name;           /* client name prefix; NULL: "spool-worker" */
+    /* Optional, called on each worker thread when it starts and just before
+     * it exits, with handler_arg: set up and free per-thread resources (a
+     * CURL handle, vips_thread_shutdown(), ...). */
+    void (*thread_start)(int thread, void *arg);
+    void (*thread_stop)(int thread, void *arg);
 } spool_worker_config;
 
 typedef struct spool_worker_counters {

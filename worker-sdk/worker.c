@@ -298,10 +298,14 @@ static void *worker_main(void *arg)
 {
     wthread *t = arg;
     spool_worker *w = t->w;
+    if (w->cfg.thread_start)
+        w->cfg.thread_start(t->idx, w->cfg.handler_arg);
     while (!atomic_load(&w->stopping)) {
         if (ensure_connected(t))
             reserve_and_run(t);
     }
+    if (w->cfg.thread_stop)
+        w->cfg.thread_stop(t->idx, w->cfg.handler_arg);
     pthread_mutex_lock(&w->mu);
     w->live--;
     pthread_cond_broadcast(&w->cv);
