@@ -94,7 +94,7 @@ void sdk_worker_wait_locked(spool_worker *w, long long deadline)
     pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 }
 
-void sdk_worker_backoff(spool_worker *w, int n, unsigned *seed)
+void sdk_worker_backoff(spool_worker *w, int n, unsigned *seed, bool until_stop)
 {
     long long d = w->cfg.reconnect_min_ms;
     for (int i = 1; i < n && d < w->cfg.reconnect_max_ms; i++)
@@ -104,7 +104,7 @@ void sdk_worker_backoff(spool_worker *w, int n, unsigned *seed)
     d = d / 2 + (long long)(rand_r(seed) % (unsigned)(d / 2 + 1)); /* jitter: [d/2, d] */
     long long deadline = sdk_mono_ms() + d;
     pthread_mutex_lock(&w->mu);
-    while (!atomic_load(&w->stopping) && sdk_mono_ms() < deadline)
+    while ((!until_stop || !atomic_load(&w->stopping)) && sdk_mono_ms() < deadline)
         sdk_worker_wait_locked(w, deadline);
     pthread_mutex_unlock(&w->mu);
 }
@@ -216,7 +216,7 @@ static void finish(wthread *t, const spool_job *job, int result, const spool_ctx
         }
         sdk_worker_log(w, SPOOL_LOG_DEBUG, "job %s: sending the result failed (%s); retrying",
                    job->id, spool_errmsg(t->c));
-        sdk_worker_backoff(w, attempt, &t->seed);
+        sdk_worker_backoff(w, attempt, &t->seed, false); /* a stop does not cut it short */
         if (spool_reconnect(t->c) == 0)
             atomic_fetch_add(&w->n_reconnects, 1);
     }
@@ -254,7 +254,7 @@ static bool ensure_connected(wthread *t)
     if (spool_connected(t->c))
         return true;
     if (t->failures > 0)
-        sdk_worker_backoff(w, t->failures, &t->seed);
+        sdk_worker_backoff(w, t->failures, &t->seed, true);
     if (atomic_load(&w->stopping))
         return false;
     if (spool_reconnect(t->c) < 0) {
@@ -285,7 +285,7 @@ static void reserve_and_run(wthread *t)
         }
         /* the broker refused the reserve (auth, unknown command, ...): slow down */
         sdk_worker_log(w, SPOOL_LOG_ERROR, "thread %d: JOB.RESERVE failed: %s", t->idx, spool_errmsg(t->c));
-        sdk_worker_backoff(w, 6, &t->seed);
+        sdk_worker_backoff(w, 6, &t->seed, true);
         return;
     }
     if (n == 1) {

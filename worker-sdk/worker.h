@@ -87,8 +87,8 @@ void sdk_worker_log(spool_worker *w, int level, const char *fmt, ...)
 /* Creates a client for this worker without connecting it yet. */
 int sdk_worker_client(spool_worker *w, const char *role, int idx, spool_client **out);
 /* Sleeps for the reconnect backoff of the n-th consecutive failure (n >= 1),
- * with jitter, returning early on stop. */
-void sdk_worker_backoff(spool_worker *w, int n, unsigned *seed);
+ * with jitter; returns early on a stop when until_stop is set. */
+void sdk_worker_backoff(spool_worker *w, int n, unsigned *seed, bool until_stop);
 /* Waits on w->cv until the monotonic deadline (ms); mu must be held. */
 void sdk_worker_wait_locked(spool_worker *w, long long deadline);
 
