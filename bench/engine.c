@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -398,6 +399,53 @@ static void free_run(run *r)
 
 /* ====================================================== coordinator */
 
+/* CPU seconds used so far by this process. */
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds used so far by process pid (utime + stime from
+ * /proc/pid/stat); -1 when it cannot be read. */
+static double proc_cpu(int pid)
+{
+    char path[64], buf[1024];
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+typedef struct cpu_mark {
+    double self, server;
+} cpu_mark;
+
+static cpu_mark cpu_now(const run *r)
+{
+    cpu_mark m = { self_cpu(), proc_cpu(r->cfg->server_pid) };
+    return m;
+}
+
+static void cpu_report(const cpu_mark *a, const cpu_mark *b, double secs, bench_result *res)
+{
+    res->bench_cpu = secs > 0 ? (b->self - a->self) / secs : 0;
+    res->server_cpu = a->server >= 0 && b->server >= 0 && secs > 0
+                          ? (b->server - a->server) / secs : -1;
+}
+
 static void nap(void)
 {
     struct timespec ts = { 0, 1000000 };
@@ -414,10 +462,11 @@ static uint64_t finished_count(run *r)
 }
 
 /* Waits for the end of the window; fills the window figures. */
-static void wait_window(run *r, bench_result *res)
+static void wait_window(run *r, const cpu_mark *start, bench_result *res)
 {
     uint64_t deadline = r->t0 + (uint64_t)(r->cfg->duration_s * 1e9);
     uint64_t now = r->t0;
+    cpu_mark end = *start;
     while (phase_of(r) == PH_RUN) {
         nap();
         now = mono_ns();
@@ -425,10 +474,12 @@ static void wait_window(run *r, bench_result *res)
         if (now >= deadline || (r->cfg->jobs && fin >= (uint64_t)r->cfg->jobs)) {
             res->finished = fin;
             res->pushed = atomic_load(&r->push_ok);
+            end = cpu_now(r);
             atomic_store(&r->phase, PH_DRAIN);
         }
     }
     res->window_s = (double)(now - r->t0) / 1e9;
+    cpu_report(start, &end, res->window_s, res);
 }
 
 static bool drained(run *r)
@@ -485,10 +536,11 @@ int engine_run(const bench_cfg *cfg, const driver *drv, bench_result *res)
         free_run(&r);
         return res->status;
     }
+    cpu_mark start = cpu_now(&r);
     r.t0 = mono_ns();
     for (int i = 0; i < r.nworkers; i++)
         pthread_create(&r.workers[i].tid, NULL, worker_main, &r.workers[i]);
-    wait_window(&r, res);
+    wait_window(&r, &start, res);
     wait_drain(&r);
     for (int i = 0; i < r.nworkers; i++)
         pthread_join(r.workers[i].tid, NULL);

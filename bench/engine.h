@@ -46,6 +46,8 @@ typedef struct bench_result {
     uint64_t fetch_empty;  /* fetches that timed out */
     uint64_t dups;         /* a job number delivered twice */
     uint64_t undrained;    /* pushed OK but never finished */
+    double bench_cpu;      /* cores used by spool-bench over the window */
+    double server_cpu;     /* cores used by --server-pid over the window; -1 unknown */
     hist push_lat;         /* push written -> push answered */
     hist deliver_lat;      /* push written -> delivered to a consumer */
     hist cycle_lat;        /* push written -> ack answered */

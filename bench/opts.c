@@ -45,6 +45,7 @@ static const char usage_text[] =
     "  --fetch-timeout MS   blocking timeout of each consumer fetch (1000)\n"
     "  --push-cmd C         spool: lpush | job.push (job.push for cycle-reliable,\n"
     "                       lpush otherwise)\n"
+    "  --server-pid PID     also report the CPU time of that (local) server process\n"
     "  --json               print the result as one JSON object instead of a table\n"
     "  -q, --quiet          no progress lines on stderr\n"
     "\n"
@@ -53,7 +54,7 @@ static const char usage_text[] =
 
 enum {
     O_KIND = 256, O_HOST, O_PORT, O_QUEUE, O_RATE, O_DELAYED, O_BACKLOG,
-    O_DRAIN, O_FETCH_TIMEOUT, O_PUSH_CMD, O_JSON
+    O_DRAIN, O_FETCH_TIMEOUT, O_PUSH_CMD, O_JSON, O_SERVER_PID
 };
 
 static const struct option long_opts[] = {
@@ -75,6 +76,7 @@ static const struct option long_opts[] = {
     { "drain", required_argument, NULL, O_DRAIN },
     { "fetch-timeout", required_argument, NULL, O_FETCH_TIMEOUT },
     { "push-cmd", required_argument, NULL, O_PUSH_CMD },
+    { "server-pid", required_argument, NULL, O_SERVER_PID },
     { "json", no_argument, NULL, O_JSON },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -249,6 +251,7 @@ static int apply(bench_cfg *c, int opt, const char *a, int *push_cmd)
     case O_DRAIN: return num_dbl("drain", a, 0, 60, &c->drain_s);
     case O_FETCH_TIMEOUT: return num_int("fetch-timeout", a, 1, 60000, &c->fetch_timeout_ms);
     case O_PUSH_CMD: return pick("push-cmd", a, pcs, 2, push_cmd);
+    case O_SERVER_PID: return num_int("server-pid", a, 1, 1 << 30, &c->server_pid);
     case O_JSON: c->json = true; return 0;
     case 'q': c->quiet = true; return 0;
     default: return -1;

@@ -37,6 +37,7 @@ typedef struct bench_cfg {
     double drain_s;          /* after the window: how long to wait for the backlog to drain */
     int fetch_timeout_ms;    /* blocking timeout of each consumer fetch */
     long long delay_ms;      /* DELAY of every push (used by the delayed pre-load) */
+    int server_pid;          /* sample this process's CPU time over the window (0 = no) */
     bool native_push;        /* spool: JOB.PUSH instead of LPUSH */
     bool json;
     bool quiet;

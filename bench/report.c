@@ -85,6 +85,9 @@ void report_table(FILE *f, const bench_cfg *cfg, const preload_info *pre, const 
     table_lat_row(f, "push -> delivered", &res->deliver_lat);
     if (cfg->workload == WL_CYCLE_RELIABLE)
         table_lat_row(f, "push -> ack answered", &res->cycle_lat);
+    fprintf(f, "\n  CPU over the window: spool-bench %.0f%% of a core", res->bench_cpu * 100);
+    if (res->server_cpu >= 0)
+        fprintf(f, ", server %.0f%%", res->server_cpu * 100);
     fprintf(f, "\n  whole run: %llu pushed, %llu delivered, %llu acked; %llu duplicate(s), "
             "%llu not drained, %llu ack(s) refused, %llu empty fetch(es)\n",
             (unsigned long long)res->push_ok, (unsigned long long)res->delivered,
@@ -143,6 +146,9 @@ void report_json(FILE *f, const bench_cfg *cfg, const preload_info *pre, const b
             (unsigned long long)res->delivered, (unsigned long long)res->acked,
             (unsigned long long)res->ack_refused, (unsigned long long)res->fetch_empty,
             (unsigned long long)res->dups, (unsigned long long)res->undrained);
+    fprintf(f, ",\"bench_cpu\":%.3f", res->bench_cpu);
+    if (res->server_cpu >= 0)
+        fprintf(f, ",\"server_cpu\":%.3f", res->server_cpu);
     fputs(",\"latency_us\":{", f);
     json_hist(f, "push", &res->push_lat, false);
     json_hist(f, "delivery", &res->deliver_lat, true);
