@@ -885,3 +885,76 @@ int run_capture(char *const argv[], char **out, int timeout_ms)
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+/* ================================================== records and fields */
+
+long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const resp_val *resp_field(const resp_val *v, const char *name)
+{
+    bool ok = v && (v->type == RESP_T_MAP || v->type == RESP_T_ARRAY) && v->n % 2 == 0;
+    cr_assert(ok, "expected a map or a flat field/value array, got %s", resp_describe(v));
+    for (size_t i = 0; i + 1 < v->n; i += 2) {
+        const resp_val *k = v->elem[i];
+        if ((k->type == RESP_T_BULK || k->type == RESP_T_SIMPLE) && strcmp(k->str, name) == 0)
+            return v->elem[i + 1];
+    }
+    return NULL;
+}
+
+long long field_int_at(const char *f, int l, const resp_val *v, const char *name)
+{
+    const resp_val *x = resp_field(v, name);
+    if (!x)
+        cr_assert_fail("%s:%d: field '%s' missing", f, l, name);
+    if (x->type != RESP_T_INT)
+        cr_assert_fail("%s:%d: field '%s': expected an integer, got %s", f, l, name,
+                       resp_describe(x));
+    return x->integer;
+}
+
+const char *field_str_at(const char *f, int l, const resp_val *v, const char *name)
+{
+    const resp_val *x = resp_field(v, name);
+    if (!x)
+        cr_assert_fail("%s:%d: field '%s' missing", f, l, name);
+    if (x->type != RESP_T_BULK && x->type != RESP_T_SIMPLE)
+        cr_assert_fail("%s:%d: field '%s': expected a string, got %s", f, l, name,
+                       resp_describe(x));
+    return x->str;
+}
+
+void field_nil_at(const char *f, int l, const resp_val *v, const char *name)
+{
+    const resp_val *x = resp_field(v, name);
+    if (!x)
+        cr_assert_fail("%s:%d: field '%s' missing", f, l, name);
+    if (x->type != RESP_T_NULL)
+        cr_assert_fail("%s:%d: field '%s': expected nil, got %s", f, l, name, resp_describe(x));
+}
+
+void expect_error_has_at(const char *f, int l, resp_val *v, const char *prefix, const char *part)
+{
+    bool ok = v->type == RESP_T_ERROR && strncmp(v->str, prefix, strlen(prefix)) == 0 &&
+              strstr(v->str, part) != NULL;
+    if (!ok)
+        cr_assert_fail("%s:%d: expected error \"-%s...%s...\", got %s", f, l, prefix, part,
+                       resp_describe(v));
+    resp_val_free(v);
+}
+
+const char *resp_text_at(const char *f, int l, const resp_val *v, char *buf, size_t cap)
+{
+    if (v && (v->type == RESP_T_BULK || v->type == RESP_T_SIMPLE))
+        snprintf(buf, cap, "%s", v->str);
+    else if (v && v->type == RESP_T_INT)
+        snprintf(buf, cap, "%lld", v->integer);
+    else
+        cr_assert_fail("%s:%d: expected a string or integer, got %s", f, l, resp_describe(v));
+    return buf;
+}

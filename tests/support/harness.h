@@ -170,4 +170,28 @@ void sleep_ms(int ms); /* pause between polls only, never as the only wait */
  * -1 if it did not exit normally in time. */
 int run_capture(char *const argv[], char **out, int timeout_ms);
 
+/* ------------------------------------------------- records and fields */
+
+/* Wall-clock Unix milliseconds (the clock spoold stamps jobs with). */
+long long wall_ms(void);
+/* The value of field `name` in a RESP3 map or a RESP2 flat field/value
+ * array; NULL when the field is absent. Fails the test when v is neither. */
+const resp_val *resp_field(const resp_val *v, const char *name);
+/* Integer / string (bulk or simple) / nil field; each fails the test when
+ * the field is missing or of another type. */
+long long field_int_at(const char *f, int l, const resp_val *v, const char *name);
+const char *field_str_at(const char *f, int l, const resp_val *v, const char *name);
+void field_nil_at(const char *f, int l, const resp_val *v, const char *name);
+/* Error whose message starts with prefix and contains part. Takes v. */
+void expect_error_has_at(const char *f, int l, resp_val *v, const char *prefix, const char *part);
+/* A scalar (simple, bulk, integer) as text in buf; fails the test for
+ * other types. */
+const char *resp_text_at(const char *f, int l, const resp_val *v, char *buf, size_t cap);
+
+#define field_int(v, name) field_int_at(__FILE__, __LINE__, (v), (name))
+#define field_str(v, name) field_str_at(__FILE__, __LINE__, (v), (name))
+#define field_nil(v, name) field_nil_at(__FILE__, __LINE__, (v), (name))
+#define expect_error_has(v, p, part) expect_error_has_at(__FILE__, __LINE__, (v), (p), (part))
+#define resp_text(v, buf, cap) resp_text_at(__FILE__, __LINE__, (v), (buf), (cap))
+
 #endif
