@@ -21,11 +21,14 @@
 #include "opts.h"
 
 typedef struct driver {
-    /* Checks the server answers and empties the queue. 0, or -1 with a
-     * message in err. */
+    /* Checks the server answers and removes the queue's ready jobs (and
+     * Redis's processing list); delayed jobs stay, so --delayed can top
+     * them up instead of loading them again. 0, or -1 with a message. */
     int (*prepare)(const bench_cfg *cfg, char *err, size_t errlen);
-    /* Removes what the run left behind (best effort). */
+    /* Removes the ready jobs the run left behind (best effort). */
     void (*cleanup)(const bench_cfg *cfg);
+    /* Delayed jobs now in the queue (0 when unknown). */
+    long long (*delayed_count)(const bench_cfg *cfg);
     /* Per-connection set-up on the still-blocking socket (beanstalkd: use
      * or watch the tube). 0, or -1 with a message. */
     int (*setup_conn)(bconn *c, char *err, size_t errlen);

@@ -212,6 +212,35 @@ static void beans_cleanup(const bench_cfg *cfg)
 {
 }
 
+/* current-jobs-delayed from stats-tube (a YAML body). */
+static long long beans_delayed_count(const bench_cfg *cfg)
+{
+    char err[256], cmd[MAX_LINE];
+    long long n = 0;
+    int fd = bconn_dial(cfg->host, cfg->port, err, sizeof err);
+    if (fd < 0)
+        return 0;
+    line_reader *lr = calloc(1, sizeof *lr);
+    lr->fd = fd;
+    snprintf(cmd, sizeof cmd, "stats-tube %s\r\n", cfg->queue);
+    size_t bytes;
+    char *line = NULL;
+    if (bconn_send_all(fd, cmd, strlen(cmd), SETUP_TIMEOUT_MS) == 0)
+        line = lr_line(lr);
+    if (line && sscanf(line, "OK %zu", &bytes) == 1)
+        while (lr->len - lr->off < bytes + 2 && lr_fill(lr) == 0) {
+        }
+    if (line && lr->len - lr->off >= 2) {
+        lr->buf[lr->len - 1] = 0;
+        const char *p = strstr(lr->buf + lr->off, "current-jobs-delayed: ");
+        if (p)
+            n = atoll(p + strlen("current-jobs-delayed: "));
+    }
+    free(lr);
+    close(fd);
+    return n;
+}
+
 static int beans_setup_conn(bconn *c, char *err, size_t errlen)
 {
     char cmd[MAX_LINE];
@@ -359,6 +388,7 @@ static int beans_on_bytes(bconn *c, const char *buf, size_t len)
 const driver drv_beans = {
     .prepare = beans_prepare,
     .cleanup = beans_cleanup,
+    .delayed_count = beans_delayed_count,
     .setup_conn = beans_setup_conn,
     .put_push = beans_put_push,
     .put_fetch = beans_put_fetch,

@@ -75,18 +75,30 @@ static int run_ok(int fd, int argc, const char *const *argv, char *err, size_t e
 
 /* ------------------------------------------------------------ set-up */
 
+/* spool: QUEUE.PURGE q STATE ready keeps delayed jobs (DEL removes them
+ * too); a spool without QUEUE.* gets DEL. redis: DEL q q:processing. */
+static int purge_ready(int fd, const bench_cfg *cfg, char *err, size_t errlen)
+{
+    char pkey[512];
+    processing_key(cfg, pkey, sizeof pkey);
+    const char *del[] = { "DEL", cfg->queue, pkey };
+    if (cfg->kind == KIND_REDIS)
+        return run_ok(fd, 3, del, err, errlen);
+    const char *purge[] = { "QUEUE.PURGE", cfg->queue, "STATE", "ready" };
+    if (run_ok(fd, 4, purge, err, errlen) == 0)
+        return 0;
+    return run_ok(fd, 2, del, err, errlen);
+}
+
 static int resp_prepare(const bench_cfg *cfg, char *err, size_t errlen)
 {
     int fd = bconn_dial(cfg->host, cfg->port, err, errlen);
     if (fd < 0)
         return -1;
-    char pkey[512];
-    processing_key(cfg, pkey, sizeof pkey);
     const char *ping[] = { "PING" };
-    const char *del[] = { "DEL", cfg->queue, pkey };
     int rc = run_ok(fd, 1, ping, err, errlen);
     if (rc == 0)
-        rc = run_ok(fd, cfg->kind == KIND_REDIS ? 3 : 2, del, err, errlen);
+        rc = purge_ready(fd, cfg, err, errlen);
     close(fd);
     return rc;
 }
@@ -97,11 +109,25 @@ static void resp_cleanup(const bench_cfg *cfg)
     int fd = bconn_dial(cfg->host, cfg->port, err, sizeof err);
     if (fd < 0)
         return;
-    char pkey[512];
-    processing_key(cfg, pkey, sizeof pkey);
-    const char *del[] = { "DEL", cfg->queue, pkey };
-    resp_val_free(blocking_cmd(fd, cfg->kind == KIND_REDIS ? 3 : 2, del));
+    purge_ready(fd, cfg, err, sizeof err);
     close(fd);
+}
+
+static long long resp_delayed_count(const bench_cfg *cfg)
+{
+    char err[256];
+    if (cfg->kind != KIND_SPOOL)
+        return 0;
+    int fd = bconn_dial(cfg->host, cfg->port, err, sizeof err);
+    if (fd < 0)
+        return 0;
+    const char *stats[] = { "QUEUE.STATS", cfg->queue };
+    resp_val *v = blocking_cmd(fd, 2, stats);
+    close(fd);
+    const resp_val *d = v && v->type != RESP_T_ERROR ? resp_val_get(v, "delayed") : NULL;
+    long long n = d && d->type == RESP_T_INT ? d->integer : 0;
+    resp_val_free(v);
+    return n;
 }
 
 static int resp_setup_conn(bconn *c, char *err, size_t errlen)
@@ -285,6 +311,7 @@ static int resp_on_bytes(bconn *c, const char *buf, size_t len)
 const driver drv_resp = {
     .prepare = resp_prepare,
     .cleanup = resp_cleanup,
+    .delayed_count = resp_delayed_count,
     .setup_conn = resp_setup_conn,
     .put_push = resp_put_push,
     .put_fetch = resp_put_fetch,

@@ -68,8 +68,9 @@ static void table_head(FILE *f, const bench_cfg *cfg)
 void report_table(FILE *f, const bench_cfg *cfg, const preload_info *pre, const bench_result *res)
 {
     table_head(f, cfg);
-    if (pre->jobs > 0)
-        fprintf(f, "  pre-loaded %lld delayed jobs in %.2f s\n", pre->jobs, pre->seconds);
+    if (cfg->delayed > 0)
+        fprintf(f, "  %lld delayed jobs present (%lld pre-loaded now, in %.2f s)\n",
+                pre->present, pre->jobs, pre->seconds);
     if (res->status != 0) {
         fprintf(f, "  FAILED: %s\n", res->error);
         return;
@@ -114,9 +115,11 @@ static void json_cfg(FILE *f, const bench_cfg *cfg, const preload_info *pre)
     json_str(f, opts_fetch_name(cfg));
     fprintf(f, ",\"producers\":%d,\"consumers\":%d,\"depth\":%d,\"threads\":%d,"
             "\"payload_bytes\":%zu,\"duration_s\":%g,\"jobs_limit\":%lld,\"rate_target\":%g,"
-            "\"delayed\":%lld,\"delayed_load_s\":%.3f",
+            "\"delayed\":%lld,\"delayed_present\":%lld,\"delayed_loaded\":%lld,"
+            "\"delayed_load_s\":%.3f",
             cfg->producers, cfg->consumers, cfg->depth, cfg->threads, cfg->payload,
-            cfg->duration_s, cfg->jobs, cfg->rate, pre->jobs, pre->seconds);
+            cfg->duration_s, cfg->jobs, cfg->rate, cfg->delayed, pre->present, pre->jobs,
+            pre->seconds);
 }
 
 static void json_hist(FILE *f, const char *name, const hist *h, bool comma)
@@ -158,7 +161,7 @@ void report_json(FILE *f, const bench_cfg *cfg, const preload_info *pre, const b
 
 void report_json_status(FILE *f, const bench_cfg *cfg, const char *status, const char *reason)
 {
-    preload_info none = { 0, 0 };
+    preload_info none = { 0, 0, 0 };
     fputc('{', f);
     json_cfg(f, cfg, &none);
     fputs(",\"status\":", f);

@@ -12,7 +12,8 @@
 
 /* What happened before the measured run. */
 typedef struct preload_info {
-    long long jobs;    /* delayed jobs pre-loaded */
+    long long present; /* delayed jobs in the queue when the run began */
+    long long jobs;    /* of those, pre-loaded by this invocation */
     double seconds;    /* how long that took */
 } preload_info;
 
