@@ -253,6 +253,16 @@ static bool route_id(struct conn *c, struct msg *m, int i)
         return false;
     }
     int k = job_id_shard(id);
+    if (k >= c->io->srv->nshards && !strcmp(m->cmd->name, "job.del")) {
+        resp_add_int(&m->out, 0); /* no such job: none deleted */
+        conn_reply(c, m);
+        return false;
+    }
+    if (k >= c->io->srv->nshards && !strcmp(m->cmd->name, "job.get")) {
+        resp_add_null(&m->out, c->proto);
+        conn_reply(c, m);
+        return false;
+    }
     if (k >= c->io->srv->nshards) {
         conn_reply_error(c, m, "NOJOB no job %.16s: its id names shard %d, and this server has %d",
                          m->req.argv[i], k, c->io->srv->nshards);

@@ -72,7 +72,7 @@ static void json_str(resp_buf *b, const char *s, size_t n)
     resp_buf_append(b, "\"", 1);
 }
 
-struct msg *pubsub_job_message(const struct job *j, const char *event)
+struct msg *pubsub_job_message(const struct job *j, const char *event, const char *err, size_t errlen)
 {
     resp_buf ch, js;
     resp_buf_init(&ch);
@@ -85,9 +85,9 @@ struct msg *pubsub_job_message(const struct job *j, const char *event)
     json_str(&js, j->q->name, j->q->namelen);
     resp_buf_printf(&js, ",\"id\":\"%s\",\"attempt\":%u,\"time\":%lld", id, j->attempt,
                     (long long)clock_now_ms());
-    if (j->last_error && (!strcmp(event, "retried") || !strcmp(event, "dead"))) {
+    if (err) {
         resp_buf_append(&js, ",\"error\":", 9);
-        json_str(&js, j->last_error, strlen(j->last_error));
+        json_str(&js, err, errlen);
     }
     resp_buf_append(&js, "}", 1);
     struct msg *m = publish_msg(ch.data, ch.len, js.data, js.len);

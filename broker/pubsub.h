@@ -25,8 +25,9 @@ struct job;
 
 bool pubsub_listening(struct server *srv);
 
-/* Builds the MSG_PUBLISH for a job event (shard side). */
-struct msg *pubsub_job_message(const struct job *j, const char *event);
+/* Builds the MSG_PUBLISH for a job event (shard side); err (may be NULL)
+ * is the error given with this failure. */
+struct msg *pubsub_job_message(const struct job *j, const char *event, const char *err, size_t errlen);
 /* A copy of a MSG_PUBLISH (one per I/O thread). */
 struct msg *pubsub_copy(const struct msg *m);
 

@@ -185,14 +185,19 @@ static void payload_account(struct shard *s, struct job *j)
 /* -------------------------------------------------------------- events */
 
 /* Queued per I/O thread and posted after the turn commits. */
-static void emit(struct shard *s, const struct job *j, const char *event)
+static void emit_err(struct shard *s, const struct job *j, const char *event, const char *err, size_t errlen)
 {
     if (!pubsub_listening(s->srv))
         return;
-    struct msg *m = pubsub_job_message(j, event);
+    struct msg *m = pubsub_job_message(j, event, err, errlen);
     int n = s->srv->nio;
     for (int k = 0; k < n; k++)
         msg_batch_add(&s->events[k], k == n - 1 ? m : pubsub_copy(m));
+}
+
+static void emit(struct shard *s, const struct job *j, const char *event)
+{
+    emit_err(s, j, event, NULL, 0);
 }
 
 /* ---------------------------------------------------------- transitions */
@@ -344,7 +349,7 @@ int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errle
         q->stats.buried++;
         jr_update(s, j);
         payload_drop(s, j);
-        emit(s, j, "dead");
+        emit_err(s, j, "dead", err, errlen);
         log_debug("job %016llx of queue '%s' is dead after %u attempt(s): %s",
                   (unsigned long long)j->id, q->name, j->attempt, j->last_error ? j->last_error : why);
         return JOB_DEAD;
@@ -361,7 +366,7 @@ int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errle
         arm(s, j, j->run_at);
     }
     jr_update(s, j);
-    emit(s, j, "retried");
+    emit_err(s, j, "retried", err, errlen);
     return JOB_DELAYED;
 }
 
@@ -546,10 +551,10 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
     return n;
 }
 
-/* Delivers from q to the request m (its claim, if any, is already ours).
- * Reserve requests may take more from later queues of this shard (from
- * key index next_key on). Leaves q in the table: the caller collects it. */
-static void deliver(struct shard *s, struct msg *m, struct queue *q, int next_key, int key_end)
+/* Delivers from q to the request m (its claim, if any, is already ours):
+ * one job for a list pop, up to COUNT jobs of q for a reserve. Leaves q in
+ * the table: the caller collects it. */
+static void deliver(struct shard *s, struct msg *m, struct queue *q)
 {
     if (!is_reserve(m)) {
         bool left = m->cmd->flags & CMD_LEFT;
@@ -565,31 +570,21 @@ static void deliver(struct shard *s, struct msg *m, struct queue *q, int next_ke
     resp_buf_init(&items);
     int want = m->count > 0 ? m->count : 1;
     int got = take_reserve(s, m, q, want, &items);
-    for (int i = next_key; i < key_end && got < want; i++) {
-        if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
-            continue;
-        struct queue *o = shard_queue(s, m, i, false);
-        if (o && o != q && o->nready && !o->paused)
-            got += take_reserve(s, m, o, want - got, &items);
-    }
     resp_add_array(&m->out, (size_t)got);
     resp_buf_append(&m->out, items.data, items.len);
     resp_buf_free(&items);
     shard_reply(s, m);
 }
 
-/* First queue (in argument order) among this shard's keys that has a job;
- * *at is set to its key index. */
-static struct queue *first_ready(struct shard *s, struct msg *m, int from, int to, int *at)
+/* First queue (in argument order) among this shard's keys that has a job. */
+static struct queue *first_ready(struct shard *s, struct msg *m, int from, int to)
 {
     for (int i = from; i < to; i++) {
         if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
         struct queue *q = shard_queue(s, m, i, false);
-        if (q && q->nready && !q->paused) {
-            *at = i;
+        if (q && q->nready && !q->paused)
             return q;
-        }
     }
     return NULL;
 }
@@ -632,11 +627,10 @@ static void answer_empty(struct shard *s, struct msg *m)
 
 void shard_bpop(struct shard *s, struct msg *m)
 {
-    int at;
     if (m->bmode == BPOP_TRY) {
-        struct queue *q = first_ready(s, m, m->key_first, m->key_last, &at);
+        struct queue *q = first_ready(s, m, m->key_first, m->key_last);
         if (q) {
-            deliver(s, m, q, at + 1, m->key_last);
+            deliver(s, m, q);
             shard_queue_gc(s, q);
         } else {
             m->empty = true;
@@ -649,10 +643,10 @@ void shard_bpop(struct shard *s, struct msg *m)
         msg_free(m);
         return;
     }
-    struct queue *q = first_ready(s, m, m->key_first, m->key_last, &at);
+    struct queue *q = first_ready(s, m, m->key_first, m->key_last);
     if (q) {
         if (claim_take(m->claim)) {
-            deliver(s, m, q, at + 1, m->key_last);
+            deliver(s, m, q);
             shard_queue_gc(s, q);
         } else {
             msg_free(m);
@@ -681,7 +675,7 @@ static void serve_queue(struct shard *s, struct queue *q)
             continue;
         }
         struct msg *m = waiter_remove(s, w);
-        deliver(s, m, q, m->key_last, m->key_last);
+        deliver(s, m, q);
     }
 }
 
