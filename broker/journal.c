@@ -863,7 +863,10 @@ void journal_checkpoint(struct journal *j)
 
     if (!j->dirty || journal_in_txn(j))
         return;
-    rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    /* TRUNCATE also gives back the space of a WAL that one big transaction
+     * (a purge of a long queue) made large; nothing else reads this file,
+     * so it never waits. */
+    rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     if (rc == SQLITE_OK)
         j->dirty = false;
     else

@@ -757,6 +757,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     shard_tick(arg);
 }
 
+/* Once a second, between turns: fold the WAL back into the database. */
+static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct shard *s = arg;
+    if (s->jr)
+        journal_checkpoint(s->jr);
+}
+
 void shard_tick(struct shard *s)
 {
     s->timer_at = 0;
@@ -906,6 +914,10 @@ int shard_init(struct shard *s, struct server *srv, int id)
     if (!s->base)
         return -ENOMEM;
     s->timer_ev = evtimer_new(s->base, timer_cb, s);
+    s->ckpt_ev = event_new(s->base, -1, EV_PERSIST, checkpoint_cb, s);
+    struct timeval second = { 1, 0 };
+    if (s->ckpt_ev)
+        event_add(s->ckpt_ev, &second);
     s->replies = calloc((size_t)srv->nio, sizeof *s->replies);
     s->events = calloc((size_t)srv->nio, sizeof *s->events);
     if (!s->timer_ev || !s->replies || !s->events)
@@ -1121,6 +1133,8 @@ void shard_destroy(struct shard *s)
     inbox_destroy(&s->inbox);
     if (s->timer_ev)
         event_free(s->timer_ev);
+    if (s->ckpt_ev)
+        event_free(s->ckpt_ev);
     if (s->base)
         event_base_free(s->base);
     free(s->replies);

@@ -40,6 +40,7 @@ struct shard {
     struct jtable jobs;
     struct theap timers;
     struct event *timer_ev;
+    struct event *ckpt_ev;       /* idle WAL checkpoint, once a second */
     int64_t timer_at;            /* when timer_ev fires, 0 = not armed */
     struct queue *ready_head;    /* queues that got jobs while they had waiters */
     struct msg_batch *replies;   /* per I/O thread, posted at the end of a turn */
