@@ -269,6 +269,38 @@ int spool_job_retry(spool_client *c, const char *id);
 /* JOB.DEL id...: the number that existed. */
 long long spool_job_delete(spool_client *c, const char *const *ids, size_t n);
 
+/* ---------------------------------------------------------------- pub/sub */
+
+/* A connection listening to pub/sub channels, e.g. the job lifecycle
+ * events spoold publishes as JSON on "spool:events:<queue>" (see
+ * docs/protocol.md). It has its own connection (always RESP2) and takes no
+ * other commands. When its connection breaks, spool_next_message() returns
+ * the code and the subscriber stays closed: open a new one (events
+ * published in between are lost, as with any pub/sub). */
+typedef struct spool_subscriber spool_subscriber;
+
+typedef struct spool_message {
+    char *channel;   /* the channel it was published on */
+    char *pattern;   /* the pattern that matched (PSUBSCRIBE), else NULL */
+    char *data;      /* NUL-terminated; may contain NULs: use len */
+    size_t len;
+} spool_message;
+
+/* Connects (opt as for spool_connect; its protocol is ignored), then
+ * SUBSCRIBE channels[0..nchannels) and PSUBSCRIBE patterns[0..npatterns)
+ * (glob patterns, e.g. "spool:events:*"); returns once the server has
+ * confirmed them all. On failure *out is still set when allocation worked,
+ * so spool_subscriber_errmsg(*out) can say why; close it either way. */
+int spool_subscribe(spool_subscriber **out, const spool_options *opt,
+                    const char *const *channels, size_t nchannels,
+                    const char *const *patterns, size_t npatterns);
+/* The next message: 1 with *msg set (caller-owned, spool_message_free),
+ * 0 when none came within timeout_ms (< 0: wait forever), or a code. */
+int spool_next_message(spool_subscriber *s, int timeout_ms, spool_message **msg);
+void spool_message_free(spool_message *m);   /* NULL is fine */
+const char *spool_subscriber_errmsg(const spool_subscriber *s);
+void spool_subscriber_close(spool_subscriber *s); /* NULL is fine */
+
 /* ---------------------------------------------------------- worker runtime */
 
 typedef struct spool_worker spool_worker;

@@ -1,0 +1,166 @@
+/*
+ * rawinfo.c - see rawinfo.h. Blocking socket with send/receive timeouts;
+ * one request at a time; the reply reader bounds every length.
+ */
+#include "rawinfo.h"
+
+#include "resp.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define IO_TIMEOUT_S 10
+
+/* ============================================================ the socket */
+
+static int dial(const char *endpoint, char *err, size_t errlen)
+{
+    char host[300];
+    const char *colon = strrchr(endpoint, ':');
+    if (!colon) {
+        snprintf(err, errlen, "bad endpoint %s", endpoint);
+        return -1;
+    }
+    bool v6 = endpoint[0] == '[';
+    snprintf(host, sizeof host, "%.*s", (int)(colon - endpoint - 2 * v6), endpoint + v6);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+    int g = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (g != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(g));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        snprintf(err, errlen, "cannot connect to %s: %s", endpoint, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* Sends argv and reads one reply (caller frees): 0, or -1 with err. */
+static int call(int fd, resp_reader *rd, int argc, const char *const *argv, resp_val **out,
+                char *err, size_t errlen)
+{
+    resp_buf b;
+    resp_buf_init(&b);
+    resp_add_commandv(&b, argc, argv);
+    ssize_t w = send(fd, b.data, b.len, MSG_NOSIGNAL);
+    bool sent = w == (ssize_t)b.len;
+    resp_buf_free(&b);
+    if (!sent) {
+        snprintf(err, errlen, "sending %s failed: %s", argv[0], strerror(errno));
+        return -1;
+    }
+    char buf[16384];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) {
+            snprintf(err, errlen, "no reply to %s: %s", argv[0], n == 0 ? "connection closed" : strerror(errno));
+            return -1;
+        }
+        size_t off = 0;
+        while (off < (size_t)n) {
+            size_t used = 0;
+            int r = resp_reader_feed(rd, buf + off, (size_t)n - off, &used, out);
+            off += used;
+            if (r == RESP_EPROTO) {
+                snprintf(err, errlen, "%s", resp_reader_error(rd));
+                return -1;
+            }
+            if (r == RESP_OK)
+                return 0; /* nothing follows a single request's reply */
+        }
+    }
+}
+
+/* ================================================================ auth */
+
+static void percent_decode(char *s)
+{
+    char *o = s;
+    for (; *s; s++) {
+        if (s[0] == '%' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2])) {
+            char hex[3] = { s[1], s[2], 0 };
+            *o++ = (char)strtol(hex, NULL, 16);
+            s += 2;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = '\0';
+}
+
+/* user and pass from "scheme://[user]:pass@host": true when a password is there. */
+static bool url_password(const char *url, char *user, char *pass, size_t cap)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    const char *at = p ? strrchr(p + 3, '@') : NULL;
+    const char *colon = at ? memchr(p + 3, ':', (size_t)(at - p - 3)) : NULL;
+    if (!colon)
+        return false;
+    snprintf(user, cap, "%.*s", (int)(colon - p - 3), p + 3);
+    snprintf(pass, cap, "%.*s", (int)(at - colon - 1), colon + 1);
+    percent_decode(user);
+    percent_decode(pass);
+    if (!*user)
+        snprintf(user, cap, "default");
+    return true;
+}
+
+/* =============================================================== fetch */
+
+static int reply_text(resp_val *v, char **text, char *err, size_t errlen)
+{
+    if (v->type == RESP_T_ERROR)
+        snprintf(err, errlen, "%s", v->str);
+    else if (v->type != RESP_T_BULK)
+        snprintf(err, errlen, "INFO replied with something other than text");
+    else
+        *text = strdup(v->str);
+    return *text ? 0 : -1;
+}
+
+int rawinfo_fetch(const char *endpoint, const char *url, const char *section, char **text,
+                  char *err, size_t errlen)
+{
+    *text = NULL;
+    int fd = dial(endpoint, err, errlen);
+    if (fd < 0)
+        return -1;
+    resp_reader *rd = resp_reader_new(NULL);
+    resp_val *v = NULL;
+    char user[256], pass[256];
+    int rc = 0;
+    if (url_password(url, user, pass, sizeof user)) {
+        const char *auth[] = { "AUTH", user, pass };
+        rc = call(fd, rd, 3, auth, &v, err, errlen);
+        if (rc == 0 && v->type == RESP_T_ERROR)
+            rc = -1, snprintf(err, errlen, "%s", v->str);
+        resp_val_free(v);
+        v = NULL;
+    }
+    const char *info[] = { "INFO", section };
+    if (rc == 0)
+        rc = call(fd, rd, section ? 2 : 1, info, &v, err, errlen);
+    if (rc == 0)
+        rc = reply_text(v, text, err, errlen);
+    resp_val_free(v);
+    resp_reader_free(rd);
+    close(fd);
+    return rc;
+}

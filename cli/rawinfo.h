@@ -1,0 +1,18 @@
+/*
+ * rawinfo.h - INFO over a connection of the CLI's own. libspool has no
+ * call for INFO (nor a raw command call), so `spool info` opens one more
+ * short-lived connection to the endpoint the SDK client resolved, with
+ * proto/resp.h for the wire: AUTH when the URL carries a password, then
+ * INFO [section], then close.
+ */
+#ifndef SPOOL_CLI_RAWINFO_H
+#define SPOOL_CLI_RAWINFO_H
+
+#include <stddef.h>
+
+/* endpoint: "host:port" or "[v6]:port"; url: for the password, may be
+ * NULL. 0 with *text (caller frees), or -1 with the reason in err. */
+int rawinfo_fetch(const char *endpoint, const char *url, const char *section, char **text,
+                  char *err, size_t errlen);
+
+#endif
