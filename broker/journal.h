@@ -68,7 +68,7 @@ int journal_meta_get(struct journal *j, const char *key, char *buf, size_t cap);
 int journal_meta_put(struct journal *j, const char *key, const char *value);
 
 /* Recovery, at start before the shard serves: calls fn for every stored row.
- * Queues first; jobs in (queue, state, priority, pos, id) order. For jobs
+ * Queues first; jobs in id order (the caller orders ready lists by pos). For jobs
  * the callback receives a job filled from the row (payload included when
  * with_payload is true, else job->payload == NULL): it takes ownership. */
 struct journal_queue_row {

@@ -930,6 +930,8 @@ int shard_init(struct shard *s, struct server *srv, int id)
 struct load_counts {
     struct shard *s;
     size_t by_state[JOB_NSTATES];
+    struct job **ready;          /* ready jobs, placed after the load in list order */
+    size_t nready, capready;
 };
 
 static int load_queue(void *arg, const struct journal_queue_row *row)
@@ -958,7 +960,14 @@ static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
         s->id_ms = idms, s->id_seq = (uint32_t)((j->id >> 10) & 0xfff);
     switch (j->state) {
     case JOB_READY:
-        queue_ready_insert_pos(q, j);
+        if (lc->nready == lc->capready) {
+            lc->capready = lc->capready ? lc->capready * 2 : 1024;
+            struct job **r = realloc(lc->ready, lc->capready * sizeof *r);
+            if (!r)
+                abort();
+            lc->ready = r;
+        }
+        lc->ready[lc->nready++] = j;
         break;
     case JOB_DELAYED:
         jlist_push_right(&q->delayed, j);
@@ -982,11 +991,30 @@ static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
     return 0;
 }
 
+/* List order of ready jobs: by queue, then priority, then pos. */
+static int ready_order(const void *a, const void *b)
+{
+    const struct job *x = *(const struct job *const *)a, *y = *(const struct job *const *)b;
+    if (x->q != y->q)
+        return (uintptr_t)x->q < (uintptr_t)y->q ? -1 : 1;
+    if (x->priority != y->priority)
+        return x->priority < y->priority ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Jobs come in id order; ready lists are rebuilt in their own order after
+ * one sort, so each insertion is an append. */
 static int load_all(struct shard *s, struct load_counts *lc)
 {
     memset(lc, 0, sizeof *lc);
     lc->s = s;
-    return journal_load(s->jr, false, load_queue, load_job, lc);
+    int rc = journal_load(s->jr, false, load_queue, load_job, lc);
+    qsort(lc->ready, lc->nready, sizeof *lc->ready, ready_order);
+    for (size_t i = 0; i < lc->nready; i++)
+        queue_ready_insert_pos(lc->ready[i]->q, lc->ready[i]);
+    free(lc->ready);
+    lc->ready = NULL;
+    return rc;
 }
 
 static int check_shard_count(struct shard *s)
