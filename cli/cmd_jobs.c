@@ -113,7 +113,12 @@ static int fetch_jobs(cli_ctx *x, const page_req *r, spool_job ***out, size_t *n
     return CLI_OK;
 }
 
-/* The time that matters for a job in its state. */
+/* The time that matters for a job in its state, and its column's name. */
+static const struct { const char *state, *column; } when_columns[] = {
+    { "ready", "READY SINCE" }, { "reserved", "LEASE ENDS" }, { "delayed", "RUNS" },
+    { "done", "DONE" },         { "dead", "DIED" },
+};
+
 static long long state_time(const spool_job *j)
 {
     if (!j->state)
@@ -122,14 +127,21 @@ static long long state_time(const spool_job *j)
         return j->run_at;
     if (!strcmp(j->state, "reserved"))
         return j->lease_until;
-    if (!strcmp(j->state, "ready"))
-        return 0;
     return j->updated_at;
 }
 
-static void jobs_table(spool_job **jobs, size_t n, long long now)
+static const char *when_column(const char *state)
 {
-    char spec[] = "ID,>PRI,>ATTEMPT,CREATED,WHEN,LAST ERROR,PAYLOAD";
+    for (size_t i = 0; i < sizeof when_columns / sizeof when_columns[0]; i++)
+        if (!strcmp(when_columns[i].state, state))
+            return when_columns[i].column;
+    return "WHEN";
+}
+
+static void jobs_table(const char *state, spool_job **jobs, size_t n, long long now)
+{
+    char spec[128];
+    snprintf(spec, sizeof spec, "ID,>PRI,>ATTEMPT,CREATED,%s,LAST ERROR,PAYLOAD", when_column(state));
     table t;
     table_init(&t, spec);
     for (size_t i = 0; i < n; i++) {
@@ -158,7 +170,7 @@ static void jobs_human(const page_req *r, spool_job **jobs, size_t n)
     }
     printf("%s%zu %s%s job%s in %s%s\n", fmt_c(FMT_BOLD), n, fmt_c(fmt_state_color(r->state)), r->state,
            n == 1 ? "" : "s", r->queue, fmt_c(FMT_RESET));
-    jobs_table(jobs, n, fmt_now_ms());
+    jobs_table(r->state, jobs, n, fmt_now_ms());
     if ((long long)n == r->limit)
         printf("more may follow: spool jobs %s --state %s --limit %lld --after %s\n", r->queue, r->state,
                r->limit, jobs[n - 1]->id);
