@@ -199,6 +199,7 @@ void sh_job_push(struct shard *s, struct msg *m)
         if (shard_check_full(s, m, q, 1))
             return;
         j = shard_job_push(s, q, m->req.argv[2], m->req.len[2], &o);
+        m->req.argv[2] = NULL; /* the job owns the payload now */
     }
     job_id_format(j->id, id);
     resp_add_cstr(&m->out, id);

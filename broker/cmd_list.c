@@ -156,8 +156,10 @@ void sh_push(struct shard *s, struct msg *m)
     if (shard_reject_payload(s, m, q, 2, m->req.argc) || shard_check_full(s, m, q, (size_t)(m->req.argc - 2)))
         return;
     struct push_opts o = { .retries = -1, .left = m->cmd->flags & CMD_LEFT };
-    for (int i = 2; i < m->req.argc; i++)
+    for (int i = 2; i < m->req.argc; i++) {
         shard_job_push(s, q, m->req.argv[i], m->req.len[i], &o);
+        m->req.argv[i] = NULL; /* the job owns the payload now */
+    }
     resp_add_int(&m->out, (long long)q->nready);
     shard_reply(s, m);
 }

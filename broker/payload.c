@@ -1,10 +1,15 @@
 /*
  * payload.c - see payload.h.
  *
- * cJSON decides whether a payload is valid. Its error position is only
- * approximate, so when it refuses a payload a small recursive-descent
- * scanner (RFC 8259 grammar, no allocation) finds the first byte that
- * cannot be part of a valid document, which is what the error names.
+ * cJSON decides whether a payload is valid. A small recursive-descent
+ * scanner (RFC 8259 grammar, no allocation) runs first: when it accepts a
+ * payload that has nothing cJSON might judge differently (\u escapes, whose
+ * surrogates cJSON checks, and numbers of 64 characters or more, which
+ * older cJSON releases cut short), cJSON would accept it too, and building its tree is skipped: the
+ * scanner is several times cheaper on the hot path. Everything else goes
+ * to cJSON; when cJSON refuses, the scanner's stop position names the
+ * first byte that cannot be part of a valid document (cJSON's own position
+ * is only approximate).
  */
 #include "payload.h"
 
@@ -16,6 +21,7 @@ struct scan {
     const char *p;
     size_t n, i;
     int depth;
+    bool ask_cjson; /* met something cJSON handles its own way */
 };
 
 static bool is_ws(char ch)
@@ -76,6 +82,7 @@ static bool string(struct scan *s)
                 return false;
             char e = s->p[s->i];
             if (e == 'u') {
+                s->ask_cjson = true;
                 s->i++;
                 if (!hex4(s))
                     return false;
@@ -91,6 +98,7 @@ static bool string(struct scan *s)
 
 static bool number(struct scan *s)
 {
+    size_t start = s->i;
     if (peek_is(s, '-'))
         s->i++;
     if (peek_is(s, '0'))
@@ -116,6 +124,8 @@ static bool number(struct scan *s)
         while (is_digit(s))
             s->i++;
     }
+    if (s->i - start >= 64)
+        s->ask_cjson = true;
     return true;
 }
 
@@ -182,20 +192,22 @@ static bool value(struct scan *s)
     }
 }
 
-/* Offset of the first byte that makes p[0..n) invalid. */
-static size_t error_offset(const char *p, size_t n, size_t fallback)
+/* Runs the scanner: true when p[0..n) is one valid document; s->i is where
+ * it stopped. */
+static bool scan_all(struct scan *s)
 {
-    struct scan s = { p, n, 0, 0 };
-    if (value(&s)) {
-        skip_ws(&s);
-        if (s.i == n)
-            return fallback; /* the scanner accepts what cJSON refused */
-    }
-    return s.i > n ? n : s.i;
+    if (!value(s))
+        return false;
+    skip_ws(s);
+    return s->i == s->n;
 }
 
 bool payload_is_json(const char *p, size_t n, size_t *err_at)
 {
+    struct scan s = { p, n, 0, 0, false };
+    bool scanned = scan_all(&s);
+    if (scanned && !s.ask_cjson)
+        return true;
     const char *end = NULL;
     cJSON *v = cJSON_ParseWithLengthOpts(p, n, &end, 0);
     if (v) {
@@ -209,6 +221,7 @@ bool payload_is_json(const char *p, size_t n, size_t *err_at)
         return false;
     }
     size_t approx = end && end >= p ? (size_t)(end - p) : 0;
-    *err_at = error_offset(p, n, approx > n ? n : approx);
+    /* Where the scanner stopped, unless it accepted what cJSON refused. */
+    *err_at = scanned ? (approx > n ? n : approx) : (s.i > n ? n : s.i);
     return false;
 }

@@ -48,6 +48,21 @@ struct job *job_new(uint64_t id, const void *p, size_t n)
     return j;
 }
 
+struct job *job_new_owned(uint64_t id, char *p, size_t n)
+{
+    struct job *j = xcalloc(1, sizeof *j);
+    tnode_init(&j->timer, 0);
+    j->id = id;
+    j->len = (uint32_t)n;
+    if (n > 1024) {
+        /* The parser may have grown the buffer past n: give the rest back. */
+        char *fit = realloc(p, n + 1);
+        p = fit ? fit : p;
+    }
+    j->payload = p;
+    return j;
+}
+
 void job_free(struct job *j)
 {
     if (!j)

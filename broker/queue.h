@@ -71,6 +71,8 @@ struct job {
 
 /* Makes a READY-to-be-placed job owning a copy of p[0..n). */
 struct job *job_new(uint64_t id, const void *p, size_t n);
+/* The same, taking ownership of p (malloc'd, p[n] == 0). */
+struct job *job_new_owned(uint64_t id, char *p, size_t n);
 void job_free(struct job *j);
 void job_set_str(char **field, const char *s, size_t n); /* NULL/0 clears */
 const char *job_state_name(int state);

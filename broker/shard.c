@@ -263,11 +263,11 @@ static void finish(struct shard *s, struct job *j)
     }
 }
 
-struct job *shard_job_push(struct shard *s, struct queue *q, const char *payload, size_t len,
+struct job *shard_job_push(struct shard *s, struct queue *q, char *payload, size_t len,
                            const struct push_opts *o)
 {
     int64_t now = clock_now_ms();
-    struct job *j = job_new(shard_new_id(s), payload, len);
+    struct job *j = job_new_owned(shard_new_id(s), payload, len);
     j->q = q;
     j->priority = o->priority;
     j->retries = (uint32_t)(o->retries >= 0 ? o->retries : q->conf.retries);

@@ -99,8 +99,9 @@ struct push_opts {
     bool left;            /* LPUSH/JOB.PUSH: left; RPUSH: right */
 };
 
-/* Creates a job in q from a payload (copied). */
-struct job *shard_job_push(struct shard *s, struct queue *q, const char *payload, size_t len,
+/* Creates a job in q; takes ownership of payload (malloc'd, with a NUL at
+ * payload[len], as the request parser hands arguments out). */
+struct job *shard_job_push(struct shard *s, struct queue *q, char *payload, size_t len,
                            const struct push_opts *o);
 /* Takes the job out of the ready list and leases it (attempt++). */
 void shard_job_reserve(struct shard *s, struct job *j, int64_t lease_ms);

@@ -59,7 +59,7 @@ static struct job *push(struct queue *q, int64_t run_at, int64_t retries, const 
 {
     struct push_opts o = { .run_at = run_at, .retries = retries, .left = true,
                            .unique = unique, .unique_len = unique ? strlen(unique) : 0 };
-    return shard_job_push(&sh, q, "{}", 2, &o);
+    return shard_job_push(&sh, q, strdup("{}"), 2, &o);
 }
 
 static void advance(int64_t ms)

@@ -395,6 +395,24 @@ Test(payload, error_offset_names_the_first_bad_byte)
     }
 }
 
+Test(payload, cjson_decides_what_the_scanner_would_pass)
+{
+    size_t at = 999;
+    /* A lone surrogate escape: well-formed to the grammar, refused by cJSON. */
+    cr_assert_not(payload_is_json("\"\\ud800\"", 8, &at));
+    /* Valid escapes still pass. */
+    cr_assert(payload_is_json("\"\\u00e9\\n\"", 10, &at));
+    /* cJSON accepts some things RFC 8259 does not; it decides. */
+    cr_assert(payload_is_json("[1.e5]", 6, &at));
+    /* A 100-digit number goes to cJSON, which takes it. */
+    char big[100];
+    memset(big, '7', sizeof big);
+    cr_assert(payload_is_json(big, sizeof big, &at));
+    big[50] = 'x';
+    cr_assert_not(payload_is_json(big, sizeof big, &at));
+    cr_assert_eq(at, 50, "at %zu", at);
+}
+
 Test(config, defaults_flags_and_errors)
 {
     struct config cfg;
