@@ -170,6 +170,8 @@ struct queue {
     bool in_ready_list;
 
     struct queue_stats stats;
+    struct queue_stats stats_saved; /* as they were before turn stats_turn */
+    uint64_t stats_turn;
 };
 
 void queue_wait_append(struct queue *q, struct wlink *l);

@@ -159,6 +159,17 @@ void shard_queue_saved(struct shard *s, struct queue *q)
         jr_result(s, journal_queue_delete(s->jr, q->name, q->namelen));
 }
 
+/* The totals of q, saved first if this turn had not touched them yet, so
+ * that a failed turn can give them back (see shard_reload). */
+static struct queue_stats *qstats(struct shard *s, struct queue *q)
+{
+    if (q->stats_turn != s->turn) {
+        q->stats_saved = q->stats;
+        q->stats_turn = s->turn;
+    }
+    return &q->stats;
+}
+
 /* ------------------------------------------------------ payload memory */
 
 /* Payloads stay in memory while the shard's share of payload-memory
@@ -278,7 +289,7 @@ struct job *shard_job_push(struct shard *s, struct queue *q, char *payload, size
         queue_unique_add(q, j);
     }
     jtable_add(&s->jobs, j);
-    q->stats.pushed++;
+    qstats(s, q)->pushed++;
     if (o->run_at > now) {
         j->state = JOB_DELAYED;
         j->run_at = o->run_at;
@@ -316,7 +327,7 @@ void shard_job_popped(struct shard *s, struct job *j)
     detach(s, j);
     j->attempt++;
     j->updated_at = clock_now_ms();
-    j->q->stats.popped++;
+    qstats(s, j->q)->popped++;
     finish(s, j);
 }
 
@@ -324,7 +335,7 @@ void shard_job_ack(struct shard *s, struct job *j)
 {
     detach(s, j);
     j->updated_at = clock_now_ms();
-    j->q->stats.acked++;
+    qstats(s, j->q)->acked++;
     emit(s, j, "acked");
     finish(s, j);
 }
@@ -339,14 +350,14 @@ int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errle
     if (err)
         job_set_str(&j->last_error, err, errlen);
     if (strcmp(why, "expired") == 0) {
-        q->stats.expired++;
+        qstats(s, q)->expired++;
         emit(s, j, "expired");
     }
     if (dead_now || j->attempt > j->retries) {
         j->state = JOB_DEAD;
         release_unique(j);
         jlist_push_right(&q->dead, j);
-        q->stats.buried++;
+        qstats(s, q)->buried++;
         jr_update(s, j);
         payload_drop(s, j);
         emit_err(s, j, "dead", err, errlen);
@@ -356,7 +367,7 @@ int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errle
     }
     if (delay_ms < 0)
         delay_ms = qconf_backoff(&q->conf, j->attempt, shard_random(s));
-    q->stats.retried++;
+    qstats(s, q)->retried++;
     if (delay_ms == 0) {
         make_ready(s, j, true);
     } else {
@@ -389,7 +400,7 @@ void shard_job_retry(struct shard *s, struct job *j)
 void shard_job_return(struct shard *s, struct job *j, bool left)
 {
     if (j->state == JOB_DONE) {
-        j->q->stats.popped--;
+        qstats(s, j->q)->popped--;
         if (j->unique) {
             if (!queue_unique_find(j->q, j->unique, strlen(j->unique)))
                 queue_unique_add(j->q, j);
@@ -854,6 +865,7 @@ static void shard_end_turn(struct shard *s)
 {
     serve_ready(s);
     commit_turn(s); /* before any reply of the turn leaves */
+    s->turn++;
     for (int i = 0; i < s->srv->nio; i++)
         if (s->replies[i].head)
             msg_batch_post(&s->replies[i], &s->srv->io[i].inbox);
@@ -902,6 +914,7 @@ int shard_init(struct shard *s, struct server *srv, int id)
     s->id = id;
     s->srv = srv;
     s->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)clock_mono_us() << 8) ^ (uint64_t)id;
+    s->turn = 1; /* a new queue's stats_turn is 0: nothing to save yet */
     qtable_init(&s->queues);
     jtable_init(&s->jobs);
     theap_init(&s->timers);
@@ -1081,6 +1094,8 @@ static void reset_queue(void *arg, struct queue *q)
 {
     struct shard *s = arg;
     queue_clear_jobs(q);
+    if (q->stats_turn == s->turn)
+        q->stats = q->stats_saved;
     q->conf = s->defaults;
     q->conf_custom = false;
     q->paused = false;

@@ -48,6 +48,7 @@ struct shard {
     struct qconf defaults;       /* settings of a new queue */
     struct journal *jr;          /* NULL when running without a journal (unit tests) */
     int turn_err;                /* first journal error of this turn (negative errno) */
+    uint64_t turn;               /* counts turns (queue totals are saved per turn) */
     int64_t payload_bytes;       /* payloads held in memory */
     int64_t payload_budget;      /* beyond it, new payloads live only in the journal */
     int64_t id_ms;               /* id generator: last millisecond used */
