@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -872,4 +873,140 @@ Test(cli, top_refreshes_with_rates)
     expect_has(r.out, "spool top");
     expect_has(r.out, "emails");
     run_free(&r);
+}
+
+/* ============================================================ on a terminal */
+
+/* spool on a pseudo-terminal (stdin, stdout and stderr), as a person runs
+ * it: confirmations are asked, top redraws and reads keys, colour is on
+ * unless NO_COLOR. */
+typedef struct term {
+    pid_t pid;
+    int fd;
+    resp_buf seen;
+} term;
+
+static void term_start(term *t, bool no_color, const char *arg0, ...)
+{
+    char *argv[MAX_ARGS + 4];
+    int n = 0;
+    argv[n++] = (char *)spool_path();
+    argv[n++] = "--url";
+    argv[n++] = (char *)url();
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a && n < MAX_ARGS; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n] = NULL;
+    t->pid = forkpty(&t->fd, NULL, NULL, NULL);
+    cr_assert(t->pid >= 0, "forkpty: %s", strerror(errno));
+    if (t->pid == 0) {
+        if (no_color)
+            setenv("NO_COLOR", "1", 1);
+        else
+            unsetenv("NO_COLOR");
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    resp_buf_init(&t->seen);
+}
+
+/* Reads what the terminal shows for at most ms: false once it closed. */
+static bool term_read(term *t, int ms)
+{
+    struct pollfd p = { .fd = t->fd, .events = POLLIN };
+    int r = poll(&p, 1, ms);
+    if (r <= 0)
+        return r == 0;
+    bool open = pump(t->fd, &t->seen);
+    resp_buf_append(&t->seen, "", 1);
+    t->seen.len--; /* keep it a C string */
+    return open;
+}
+
+/* Reads the terminal until its output contains text (true) or the deadline. */
+static bool term_wait_for(term *t, const char *text)
+{
+    long long deadline = now_ms() + EVENT_WAIT_MS;
+    for (;;) {
+        if (t->seen.data && strstr(t->seen.data, text))
+            return true;
+        if (now_ms() >= deadline || !term_read(t, 50))
+            return t->seen.data && strstr(t->seen.data, text);
+    }
+}
+
+/* The exit status within the deadline (the terminal is drained meanwhile
+ * so the child never blocks writing to it). */
+static int term_exit(term *t)
+{
+    int st = 0;
+    bool done = wait_until((term_read(t, 20), waitpid(t->pid, &st, WNOHANG) == t->pid), EVENT_WAIT_MS);
+    if (!done) {
+        kill(t->pid, SIGKILL);
+        waitpid(t->pid, &st, 0);
+    }
+    for (int i = 0; i < 1000 && term_read(t, 0); i++)
+        ; /* what is left in the terminal (bounded: it may never report EOF) */
+    close(t->fd);
+    return done && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void term_free(term *t)
+{
+    resp_buf_free(&t->seen);
+}
+
+Test(cli, purge_asks_on_a_terminal)
+{
+    char id[64];
+    push("emails", "{}", id);
+    push("emails", "{}", id);
+    term t;
+    term_start(&t, true, "purge", "emails", NULL);
+    cr_assert(term_wait_for(&t, "Delete 2 unreserved jobs of 'emails'? [y/N]"), "no question: %s", t.seen.data);
+    cr_assert(write(t.fd, "n\n", 2) == 2);
+    cr_assert_eq(term_exit(&t), 1, "a no must refuse: %s", t.seen.data);
+    term_free(&t);
+    cr_assert_eq(llen(c, "emails"), 2);
+
+    term_start(&t, true, "purge", "emails", NULL);
+    cr_assert(term_wait_for(&t, "[y/N]"), "no question: %s", t.seen.data);
+    cr_assert(write(t.fd, "y\n", 2) == 2);
+    cr_assert(term_wait_for(&t, "purged 2 jobs from emails"), "not purged: %s", t.seen.data);
+    cr_assert_eq(term_exit(&t), 0);
+    term_free(&t);
+    cr_assert_eq(llen(c, "emails"), 0);
+}
+
+Test(cli, colour_on_a_terminal_unless_no_color)
+{
+    char id[64];
+    make_dead("emails", "{}", "boom", id);
+    term t;
+    term_start(&t, false, "jobs", "emails", "--state", "dead", NULL);
+    cr_assert(term_wait_for(&t, "boom"));
+    cr_assert_eq(term_exit(&t), 0);
+    cr_assert(strstr(t.seen.data, "\033[31m") != NULL, "no colour on a terminal: %s", t.seen.data);
+    term_free(&t);
+
+    term_start(&t, true, "jobs", "emails", "--state", "dead", NULL);
+    cr_assert(term_wait_for(&t, "boom"));
+    cr_assert_eq(term_exit(&t), 0);
+    cr_assert(strchr(t.seen.data, '\033') == NULL, "colour despite NO_COLOR: %s", t.seen.data);
+    term_free(&t);
+}
+
+Test(cli, top_quits_on_q)
+{
+    char id[64];
+    push("emails", "{}", id);
+    term t;
+    term_start(&t, true, "top", "--interval", "100ms", NULL);
+    cr_assert(term_wait_for(&t, "(q to quit)"), "top drew nothing: %s", t.seen.data);
+    cr_assert(term_wait_for(&t, "emails"));
+    cr_assert(write(t.fd, "q", 1) == 1);
+    cr_assert_eq(term_exit(&t), 0, "top did not quit on q");
+    term_free(&t);
 }
