@@ -324,6 +324,24 @@ void sh_queue_config(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+static void admin_record(void *arg, struct queue *q)
+{
+    struct msg *m = arg;
+    resp_buf_printf(&m->out, "%zu:", q->namelen);
+    resp_buf_append(&m->out, q->name, q->namelen);
+    resp_buf_printf(&m->out, " %zu %zu %zu %zu %zu %llu %llu %llu %llu %llu %llu %d %zu %lld\n", q->nready,
+                    q->reserved.n, q->delayed.n, q->done.n, q->dead.n, (unsigned long long)q->stats.pushed,
+                    (unsigned long long)q->stats.acked, (unsigned long long)q->stats.retried,
+                    (unsigned long long)q->stats.expired, (unsigned long long)q->stats.buried,
+                    (unsigned long long)q->stats.popped, q->paused, q->nwaiters, (long long)oldest_ready_age(q));
+}
+
+void sh_admin_stats(struct shard *s, struct msg *m)
+{
+    qtable_each(&s->queues, admin_record, m);
+    shard_reply(s, m);
+}
+
 /* ---------------------------------------------------------------- DEBUG */
 
 /* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]: the next n journal writes of the

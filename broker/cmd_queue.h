@@ -21,6 +21,15 @@ void sh_queue_retry(struct shard *s, struct msg *m);
 void sh_queue_config(struct shard *s, struct msg *m);
 
 void io_debug(struct conn *c, struct msg *m);
+
+/* For the HTTP admin: one record per queue of this shard,
+ * "<namelen>:<name> v0 v1 ... v13\n", values in enum qstat order. */
+enum qstat {
+    QSTAT_READY, QSTAT_RESERVED, QSTAT_DELAYED, QSTAT_DONE, QSTAT_DEAD, QSTAT_PUSHED,
+    QSTAT_ACKED, QSTAT_RETRIED, QSTAT_EXPIRED, QSTAT_BURIED, QSTAT_POPPED, QSTAT_PAUSED,
+    QSTAT_WAITERS, QSTAT_OLDEST, QSTAT_COUNT
+};
+void sh_admin_stats(struct shard *s, struct msg *m);
 void sh_debug(struct shard *s, struct msg *m);
 
 #endif

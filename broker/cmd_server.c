@@ -257,18 +257,6 @@ void io_client(struct conn *c, struct msg *m)
 
 /* ------------------------------------------------------------- INFO */
 
-static long rss_bytes(void)
-{
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return rss * sysconf(_SC_PAGESIZE);
-}
-
 static bool want_section(const struct msg *m, const char *name, bool in_default)
 {
     if (m->req.argc < 2)
@@ -302,7 +290,7 @@ static void finish_info(struct conn *c, struct slot *sl)
                         atomic_load(&srv->connected_clients), atomic_load(&srv->blocked_clients),
                         srv->cfg.maxclients);
     if (want_section(m, "memory", true)) {
-        long rss = rss_bytes();
+        long rss = server_rss_bytes();
         resp_buf_printf(&t, "# Memory\r\nused_memory:%ld\r\nused_memory_rss:%ld\r\nmaxmemory:0\r\n\r\n", rss, rss);
     }
     if (want_section(m, "persistence", true))

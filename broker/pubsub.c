@@ -10,6 +10,7 @@
 #include "msg.h"
 #include "queue.h"
 #include "server.h"
+#include "textfmt.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
@@ -55,23 +56,6 @@ struct msg *pubsub_copy(const struct msg *m)
     return publish_msg(m->req.argv[1], m->req.len[1], m->req.argv[2], m->req.len[2]);
 }
 
-static void json_str(resp_buf *b, const char *s, size_t n)
-{
-    resp_buf_append(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            char e[2] = { '\\', (char)ch };
-            resp_buf_append(b, e, 2);
-        } else if (ch < 0x20) {
-            resp_buf_printf(b, "\\u%04x", ch);
-        } else {
-            resp_buf_append(b, &s[i], 1);
-        }
-    }
-    resp_buf_append(b, "\"", 1);
-}
-
 struct msg *pubsub_job_message(const struct job *j, const char *event, const char *err, size_t errlen)
 {
     resp_buf ch, js;
@@ -82,12 +66,12 @@ struct msg *pubsub_job_message(const struct job *j, const char *event, const cha
     char id[JOB_ID_HEX + 1];
     job_id_format(j->id, id);
     resp_buf_printf(&js, "{\"event\":\"%s\",\"queue\":", event);
-    json_str(&js, j->q->name, j->q->namelen);
+    text_json_str(&js, j->q->name, j->q->namelen);
     resp_buf_printf(&js, ",\"id\":\"%s\",\"attempt\":%u,\"time\":%lld", id, j->attempt,
                     (long long)clock_now_ms());
     if (err) {
         resp_buf_append(&js, ",\"error\":", 9);
-        json_str(&js, err, errlen);
+        text_json_str(&js, err, errlen);
     }
     resp_buf_append(&js, "}", 1);
     struct msg *m = publish_msg(ch.data, ch.len, js.data, js.len);

@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "io.h"
 #include "log.h"
+#include "http.h"
 #include "msg.h"
 #include "shard.h"
 
@@ -131,10 +132,38 @@ static int listen_on(struct server *srv)
     return 0;
 }
 
+long server_rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+/* Messages to the main thread: shards' replies to HTTP admin requests. */
+static void main_drain(void *arg, struct msg *list)
+{
+    struct server *srv = arg;
+    while (list) {
+        struct msg *m = list;
+        list = m->next;
+        m->next = NULL;
+        if (m->type == MSG_REPLY)
+            http_on_reply(srv, m);
+        else
+            msg_free(m);
+    }
+}
+
 /* --------------------------------------------------------------- signals */
 
 static void stop_all(struct server *srv)
 {
+    http_stop(srv);
     if (srv->listener) {
         evconnlistener_free(srv->listener);
         srv->listener = NULL;
@@ -244,6 +273,9 @@ int server_run(struct server *srv)
     srv->io = calloc((size_t)srv->nio, sizeof *srv->io);
     if (!srv->base || !srv->shards || !srv->io)
         return -ENOMEM;
+    if ((rc = inbox_init(&srv->main_inbox, srv->base, main_drain, srv)) < 0)
+        return rc;
+    srv->main_inbox_ready = true;
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
             return rc;
@@ -256,6 +288,8 @@ int server_run(struct server *srv)
         if ((rc = io_init(&srv->io[i], srv, i)) < 0)
             return rc;
     if ((rc = listen_on(srv)) < 0)
+        return rc;
+    if ((rc = http_start(srv)) < 0)
         return rc;
     srv->accept_retry = evtimer_new(srv->base, accept_retry_cb, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
@@ -304,6 +338,11 @@ void server_free(struct server *srv)
     free(srv->shards);
     if (srv->listener)
         evconnlistener_free(srv->listener);
+    http_stop(srv);
+    if (srv->main_inbox_ready) {
+        inbox_discard(&srv->main_inbox);
+        inbox_destroy(&srv->main_inbox);
+    }
     struct event *evs[] = { srv->sig_term, srv->sig_int, srv->sig_hup, srv->accept_retry };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])

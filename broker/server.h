@@ -15,8 +15,10 @@
 #define SPOOL_SERVER_H
 
 #include "config.h"
+#include "inbox.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct shard;
@@ -24,6 +26,7 @@ struct io_thread;
 struct event_base;
 struct evconnlistener;
 struct event;
+struct evhttp;
 
 struct server {
     struct config cfg;
@@ -34,8 +37,11 @@ struct server {
     struct event_base *base;
     struct evconnlistener *listener;
     struct event *sig_term, *sig_int, *sig_hup, *accept_retry;
+    struct evhttp *http;              /* HTTP admin, or NULL */
+    struct inbox main_inbox;          /* replies to the main thread (origin == nio) */
     int port;                         /* the bound port */
     int next_io;
+    bool main_inbox_ready;
     int64_t started_ms;               /* wall clock */
     int64_t started_mono;
     char run_id[41];
@@ -52,5 +58,7 @@ struct server {
 int server_init(struct server *srv, int argc, char **argv);
 int server_run(struct server *srv);
 void server_free(struct server *srv);
+/* Resident memory of this process, in bytes. */
+long server_rss_bytes(void);
 
 #endif

@@ -827,13 +827,15 @@ static void fail_turn(struct shard *s, int rc)
              journal_error(s->jr));
     log_error("shard %d: a commit failed (%s); answering this turn's %s with the error and reloading from the journal",
               s->id, strerror(-rc), "commands");
-    for (int i = 0; i < s->srv->nio; i++) {
+    for (int i = 0; i <= s->srv->nio; i++) {
         for (struct msg *m = s->replies[i].head; m; m = m->next) {
             resp_buf_reset(&m->out);
             m->empty = false;
             m->njobs = 0;
             resp_add_error(&m->out, why);
         }
+        if (i == s->srv->nio)
+            break; /* no events go to the main thread */
         while (s->events[i].head) {
             struct msg *e = s->events[i].head;
             s->events[i].head = e->next;
@@ -866,9 +868,9 @@ static void shard_end_turn(struct shard *s)
     serve_ready(s);
     commit_turn(s); /* before any reply of the turn leaves */
     s->turn++;
-    for (int i = 0; i < s->srv->nio; i++)
+    for (int i = 0; i <= s->srv->nio; i++)
         if (s->replies[i].head)
-            msg_batch_post(&s->replies[i], &s->srv->io[i].inbox);
+            msg_batch_post(&s->replies[i], i < s->srv->nio ? &s->srv->io[i].inbox : &s->srv->main_inbox);
     for (int i = 0; i < s->srv->nio; i++)
         if (s->events[i].head)
             msg_batch_post(&s->events[i], &s->srv->io[i].inbox);
@@ -931,7 +933,7 @@ int shard_init(struct shard *s, struct server *srv, int id)
     struct timeval second = { 1, 0 };
     if (s->ckpt_ev)
         event_add(s->ckpt_ev, &second);
-    s->replies = calloc((size_t)srv->nio, sizeof *s->replies);
+    s->replies = calloc((size_t)srv->nio + 1, sizeof *s->replies); /* + the main thread */
     s->events = calloc((size_t)srv->nio, sizeof *s->events);
     if (!s->timer_ev || !s->replies || !s->events)
         return -ENOMEM;

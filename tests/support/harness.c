@@ -189,7 +189,7 @@ static int build_argv(const spoold *s, char **argv, char bufs[][320], const char
 {
     int n = 0;
     argv[n++] = (char *)spoold_path();
-    const char *fixed[] = { "--port", "0", "--bind", "127.0.0.1", "--loglevel", "warn" };
+    const char *fixed[] = { "--port", "0", "--bind", "127.0.0.1", "--loglevel", "warn", "--http-port", "0" };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         argv[n++] = (char *)fixed[i];
     snprintf(bufs[0], 320, "%s/data", s->dir);

@@ -1,0 +1,279 @@
+/*
+ * http.c - see http.h.
+ */
+#include "http.h"
+
+#include "clock.h"
+#include "cmd_queue.h"
+#include "commands.h"
+#include "inbox.h"
+#include "log.h"
+#include "msg.h"
+#include "server.h"
+#include "shard.h"
+#include "textfmt.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum http_kind { H_METRICS, H_QUEUES };
+
+struct http_call {
+    struct evhttp_request *req;
+    enum http_kind kind;
+    int pending;
+    resp_buf *parts; /* one per shard */
+};
+
+/* One queue's figures as a shard reports them (see sh_admin_stats). */
+struct qfig {
+    const char *name;
+    size_t len;
+    long long v[QSTAT_COUNT];
+};
+
+static const struct command admin_stats_cmd = {
+    .name = "admin-stats", .arity = 1, .shard = sh_admin_stats,
+};
+
+/* ------------------------------------------------------------- parsing */
+
+static int cmp_fig(const void *a, const void *b)
+{
+    const struct qfig *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->name, y->name, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Reads the shards' records into one sorted array (malloc'd). */
+static struct qfig *collect(struct http_call *hc, int nparts, size_t *out_n)
+{
+    struct qfig *v = NULL;
+    size_t n = 0, cap = 0;
+    for (int k = 0; k < nparts; k++) {
+        const char *p = hc->parts[k].data, *end = p + hc->parts[k].len;
+        while (p && p < end) {
+            char *colon;
+            size_t len = strtoul(p, &colon, 10);
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                v = realloc(v, cap * sizeof *v);
+                if (!v)
+                    abort();
+            }
+            struct qfig *f = &v[n++];
+            f->name = colon + 1;
+            f->len = len;
+            char *q = (char *)f->name + len;
+            for (int i = 0; i < QSTAT_COUNT; i++)
+                f->v[i] = strtoll(q, &q, 10);
+            p = strchr(q, '\n');
+            p = p ? p + 1 : end;
+        }
+    }
+    if (n)
+        qsort(v, n, sizeof *v, cmp_fig);
+    *out_n = n;
+    return v;
+}
+
+/* ----------------------------------------------------------- rendering */
+
+static const char *const stat_names[QSTAT_COUNT] = {
+    "ready", "reserved", "delayed", "done", "dead", "pushed", "acked", "retried",
+    "expired", "buried", "popped", "paused", "waiters", "oldest_ready_age_ms",
+};
+
+static void render_queues(resp_buf *b, const struct qfig *v, size_t n)
+{
+    resp_buf_append(b, "{\"queues\":[", 11);
+    for (size_t i = 0; i < n; i++) {
+        resp_buf_append(b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+        text_json_str(b, v[i].name, v[i].len);
+        for (int k = 0; k < QSTAT_COUNT; k++) {
+            if (k == QSTAT_PAUSED)
+                resp_buf_printf(b, ",\"paused\":%s", v[i].v[k] ? "true" : "false");
+            else
+                resp_buf_printf(b, ",\"%s\":%lld", stat_names[k], v[i].v[k]);
+        }
+        resp_buf_append(b, "}", 1);
+    }
+    resp_buf_append(b, "]}\n", 3);
+}
+
+static void metric_head(resp_buf *b, const char *name, const char *type, const char *help)
+{
+    resp_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void queue_metric(resp_buf *b, const char *metric, const struct qfig *f, const char *state,
+                         long long v)
+{
+    resp_buf_printf(b, "%s{queue=\"", metric);
+    text_prom_label(b, f->name, f->len);
+    if (state)
+        resp_buf_printf(b, "\",state=\"%s", state);
+    resp_buf_printf(b, "\"} %lld\n", v);
+}
+
+static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v, size_t n)
+{
+    metric_head(b, "spool_up", "gauge", "1 while spoold serves.");
+    resp_buf_printf(b, "spool_up 1\n");
+    metric_head(b, "spool_uptime_seconds", "gauge", "Seconds since spoold started.");
+    resp_buf_printf(b, "spool_uptime_seconds %lld\n", (long long)((clock_mono_ms() - srv->started_mono) / 1000));
+    metric_head(b, "spool_connected_clients", "gauge", "Client connections.");
+    resp_buf_printf(b, "spool_connected_clients %ld\n", atomic_load(&srv->connected_clients));
+    metric_head(b, "spool_blocked_clients", "gauge", "Clients waiting in BRPOP/BLPOP/JOB.RESERVE.");
+    resp_buf_printf(b, "spool_blocked_clients %ld\n", atomic_load(&srv->blocked_clients));
+    metric_head(b, "spool_connections_received_total", "counter", "Connections accepted.");
+    resp_buf_printf(b, "spool_connections_received_total %llu\n",
+                    (unsigned long long)atomic_load(&srv->total_connections));
+    metric_head(b, "spool_commands_processed_total", "counter", "Commands processed.");
+    resp_buf_printf(b, "spool_commands_processed_total %llu\n",
+                    (unsigned long long)atomic_load(&srv->total_commands));
+    metric_head(b, "spool_memory_rss_bytes", "gauge", "Resident memory of spoold.");
+    resp_buf_printf(b, "spool_memory_rss_bytes %ld\n", server_rss_bytes());
+    metric_head(b, "spool_queue_jobs", "gauge", "Jobs of a queue by state.");
+    for (size_t i = 0; i < n; i++)
+        for (int k = QSTAT_READY; k <= QSTAT_DEAD; k++)
+            queue_metric(b, "spool_queue_jobs", &v[i], stat_names[k], v[i].v[k]);
+    static const struct { int k; const char *metric, *help; } totals[] = {
+        { QSTAT_PUSHED, "spool_queue_pushed_total", "Jobs pushed since spoold started." },
+        { QSTAT_ACKED, "spool_queue_acked_total", "Deliveries acknowledged." },
+        { QSTAT_RETRIED, "spool_queue_retried_total", "Retries scheduled." },
+        { QSTAT_EXPIRED, "spool_queue_expired_total", "Leases that expired." },
+        { QSTAT_BURIED, "spool_queue_dead_total", "Jobs that went dead." },
+        { QSTAT_POPPED, "spool_queue_popped_total", "Jobs taken by list pops." },
+    };
+    for (size_t t = 0; t < sizeof totals / sizeof totals[0]; t++) {
+        metric_head(b, totals[t].metric, "counter", totals[t].help);
+        for (size_t i = 0; i < n; i++)
+            queue_metric(b, totals[t].metric, &v[i], NULL, v[i].v[totals[t].k]);
+    }
+    metric_head(b, "spool_queue_paused", "gauge", "1 while a queue is paused.");
+    for (size_t i = 0; i < n; i++)
+        queue_metric(b, "spool_queue_paused", &v[i], NULL, v[i].v[QSTAT_PAUSED]);
+    metric_head(b, "spool_queue_waiters", "gauge", "Blocked consumers waiting on a queue.");
+    for (size_t i = 0; i < n; i++)
+        queue_metric(b, "spool_queue_waiters", &v[i], NULL, v[i].v[QSTAT_WAITERS]);
+    metric_head(b, "spool_queue_oldest_ready_age_seconds", "gauge", "Age of the oldest ready job.");
+    for (size_t i = 0; i < n; i++) {
+        resp_buf_printf(b, "spool_queue_oldest_ready_age_seconds{queue=\"");
+        text_prom_label(b, v[i].name, v[i].len);
+        resp_buf_printf(b, "\"} %.3f\n", (double)v[i].v[QSTAT_OLDEST] / 1000.0);
+    }
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void send_text(struct evhttp_request *req, int code, const char *reason, const char *type,
+                      const char *body, size_t len)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add(out, body, len);
+    evhttp_send_reply(req, code, reason, out);
+    evbuffer_free(out);
+}
+
+static void finish(struct server *srv, struct http_call *hc)
+{
+    size_t n;
+    struct qfig *v = collect(hc, srv->nshards, &n);
+    resp_buf b;
+    resp_buf_init(&b);
+    if (hc->kind == H_QUEUES) {
+        render_queues(&b, v, n);
+        send_text(hc->req, 200, "OK", "application/json", b.data, b.len);
+    } else {
+        render_metrics(srv, &b, v, n);
+        send_text(hc->req, 200, "OK", "text/plain; version=0.0.4", b.data, b.len);
+    }
+    resp_buf_free(&b);
+    free(v);
+    for (int k = 0; k < srv->nshards; k++)
+        resp_buf_free(&hc->parts[k]);
+    free(hc->parts);
+    free(hc);
+}
+
+void http_on_reply(struct server *srv, struct msg *m)
+{
+    struct http_call *hc = m->slot;
+    hc->parts[m->part] = m->out;
+    resp_buf_init(&m->out);
+    msg_free(m);
+    if (--hc->pending == 0)
+        finish(srv, hc);
+}
+
+static void ask_shards(struct server *srv, struct evhttp_request *req, enum http_kind kind)
+{
+    struct http_call *hc = calloc(1, sizeof *hc);
+    hc->parts = calloc((size_t)srv->nshards, sizeof *hc->parts);
+    if (!hc || !hc->parts)
+        abort();
+    hc->req = req;
+    hc->kind = kind;
+    hc->pending = srv->nshards;
+    for (int k = 0; k < srv->nshards; k++) {
+        struct msg *m = msg_new(MSG_CMD);
+        m->cmd = &admin_stats_cmd;
+        m->origin = srv->nio; /* the main thread */
+        m->slot = hc;
+        m->part = k;
+        inbox_post(&srv->shards[k].inbox, m);
+    }
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct server *srv = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        send_text(req, 405, "Method Not Allowed", "text/plain", "use GET\n", 8);
+    } else if (path && strcmp(path, "/healthz") == 0) {
+        send_text(req, 200, "OK", "text/plain", "ok\n", 3);
+    } else if (path && strcmp(path, "/metrics") == 0) {
+        ask_shards(srv, req, H_METRICS);
+    } else if (path && strcmp(path, "/api/queues") == 0) {
+        ask_shards(srv, req, H_QUEUES);
+    } else {
+        static const char msg[] = "not found: try /healthz, /metrics or /api/queues\n";
+        send_text(req, 404, "Not Found", "text/plain", msg, sizeof msg - 1);
+    }
+}
+
+int http_start(struct server *srv)
+{
+    if (srv->cfg.http_port == 0)
+        return 0;
+    srv->http = evhttp_new(srv->base);
+    if (!srv->http)
+        return -1;
+    evhttp_set_gencb(srv->http, on_request, srv);
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+    if (evhttp_bind_socket(srv->http, srv->cfg.bind, (uint16_t)srv->cfg.http_port) != 0) {
+        log_warn("HTTP admin is off: cannot listen on %s:%d (another spoold? choose --http-port, or 0 to turn it off)",
+                 srv->cfg.bind, srv->cfg.http_port);
+        evhttp_free(srv->http);
+        srv->http = NULL;
+        return 0;
+    }
+    log_info("HTTP admin on http://%s:%d/ (/healthz, /metrics, /api/queues)", srv->cfg.bind, srv->cfg.http_port);
+    return 0;
+}
+
+void http_stop(struct server *srv)
+{
+    if (srv->http)
+        evhttp_free(srv->http);
+    srv->http = NULL;
+}

@@ -1,0 +1,159 @@
+/*
+ * test_http.c - the HTTP admin endpoint of a real spoold: /healthz,
+ * /api/queues (parsed as JSON) and /metrics (Prometheus text), on a port
+ * of its own; a port that is taken leaves spoold serving RESP anyway.
+ */
+#include <criterion/criterion.h>
+
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A port that was free a moment ago. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* GET path; returns the status code (0 when nothing answers) and the body
+ * in *body (caller frees). */
+static int http_get(int port, const char *path, char **body)
+{
+    *body = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct timeval tv = { 5, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return 0;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (len + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    close(fd);
+    buf[len] = '\0';
+    int code = 0;
+    sscanf(buf, "HTTP/1.%*d %d", &code);
+    char *sep = strstr(buf, "\r\n\r\n");
+    *body = strdup(sep ? sep + 4 : "");
+    free(buf);
+    return code;
+}
+
+static spoold *start_with_http(int *http_port)
+{
+    char port[16];
+    *http_port = free_port();
+    snprintf(port, sizeof port, "%d", *http_port);
+    spoold *s = spoold_start("--http-port", port, NULL);
+    char *body = NULL;
+    bool up = wait_until((free(body), http_get(*http_port, "/healthz", &body) == 200), 5000);
+    cr_assert(up, "GET /healthz never answered 200");
+    cr_assert_str_eq(body, "ok\n");
+    free(body);
+    return s;
+}
+
+Test(http, api_queues_lists_every_queue_with_its_counts)
+{
+    int hp;
+    spoold *s = start_with_http(&hp);
+    cli *c = cli_connect(s->port);
+    for (int i = 0; i < 3; i++)
+        resp_val_free(CMD(c, "LPUSH", "emails", "{}"));
+    resp_val_free(CMD(c, "JOB.PUSH", "thumbs", "{}", "DELAY", "60000"));
+    resp_val_free(CMD(c, "QUEUE.PAUSE", "thumbs"));
+    resp_val_free(CMD(c, "LPUSH", "we\"ird", "{}"));
+
+    char *body;
+    cr_assert_eq(http_get(hp, "/api/queues", &body), 200);
+    cJSON *doc = cJSON_Parse(body);
+    cr_assert_not_null(doc, "not JSON: %s", body);
+    cJSON *qs = cJSON_GetObjectItem(doc, "queues");
+    cr_assert(cJSON_IsArray(qs));
+    cr_assert_eq(cJSON_GetArraySize(qs), 3, "%s", body);
+    cJSON *e = cJSON_GetArrayItem(qs, 0), *t = cJSON_GetArrayItem(qs, 1), *w = cJSON_GetArrayItem(qs, 2);
+    cr_assert_str_eq(cJSON_GetObjectItem(e, "name")->valuestring, "emails");
+    cr_assert_eq(cJSON_GetObjectItem(e, "ready")->valueint, 3);
+    cr_assert_eq(cJSON_GetObjectItem(e, "pushed")->valueint, 3);
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(e, "paused")));
+    cr_assert_str_eq(cJSON_GetObjectItem(t, "name")->valuestring, "thumbs");
+    cr_assert_eq(cJSON_GetObjectItem(t, "delayed")->valueint, 1);
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(t, "paused")));
+    cr_assert_str_eq(cJSON_GetObjectItem(w, "name")->valuestring, "we\"ird", "names are escaped");
+    cJSON_Delete(doc);
+    free(body);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(http, metrics_are_prometheus_text)
+{
+    int hp;
+    spoold *s = start_with_http(&hp);
+    cli *c = cli_connect(s->port);
+    resp_val_free(CMD(c, "LPUSH", "emails", "{}"));
+    resp_val_free(CMD(c, "LPUSH", "emails", "{}"));
+    resp_val_free(CMD(c, "RPOP", "emails"));
+
+    char *body;
+    cr_assert_eq(http_get(hp, "/metrics", &body), 200);
+    cr_assert_not_null(strstr(body, "# TYPE spool_queue_jobs gauge\n"), "%s", body);
+    cr_assert_not_null(strstr(body, "spool_queue_jobs{queue=\"emails\",state=\"ready\"} 1\n"), "%s", body);
+    cr_assert_not_null(strstr(body, "spool_queue_pushed_total{queue=\"emails\"} 2\n"), "%s", body);
+    cr_assert_not_null(strstr(body, "spool_queue_popped_total{queue=\"emails\"} 1\n"), "%s", body);
+    cr_assert_not_null(strstr(body, "spool_connected_clients 1\n"), "%s", body);
+    cr_assert_not_null(strstr(body, "spool_up 1\n"));
+    /* Every sample line is "name{labels} value" or "name value". */
+    for (char *line = strtok(body, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#')
+            continue;
+        char *sp = strrchr(line, ' ');
+        cr_assert_not_null(sp, "bad line: %s", line);
+        char *end;
+        strtod(sp + 1, &end);
+        cr_assert_eq(*end, '\0', "bad value in: %s", line);
+    }
+    free(body);
+    cr_assert_eq(http_get(hp, "/nope", &body), 404);
+    free(body);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(http, a_taken_http_port_leaves_resp_serving)
+{
+    int hp;
+    spoold *a = start_with_http(&hp);
+    char port[16];
+    snprintf(port, sizeof port, "%d", hp);
+    spoold *b = spoold_start("--http-port", port, NULL);
+    cli *c = cli_connect(b->port);
+    expect_simple(CMD(c, "PING"), "PONG");
+    cli_close(c);
+    spoold_stop(b);
+    spoold_stop(a);
+}
