@@ -311,7 +311,8 @@ static struct chan_count *collect(struct slot *sl, size_t *out_n)
             p = name + len + 1;
         }
     }
-    qsort(v, n, sizeof *v, cmp_chan);
+    if (n)
+        qsort(v, n, sizeof *v, cmp_chan);
     size_t u = 0;
     for (size_t i = 0; i < n; i++) {
         if (u && cmp_chan(&v[u - 1], &v[i]) == 0)

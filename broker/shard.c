@@ -1024,7 +1024,8 @@ static int load_all(struct shard *s, struct load_counts *lc)
     memset(lc, 0, sizeof *lc);
     lc->s = s;
     int rc = journal_load(s->jr, false, load_queue, load_job, lc);
-    qsort(lc->ready, lc->nready, sizeof *lc->ready, ready_order);
+    if (lc->nready)
+        qsort(lc->ready, lc->nready, sizeof *lc->ready, ready_order);
     for (size_t i = 0; i < lc->nready; i++)
         queue_ready_insert_pos(lc->ready[i]->q, lc->ready[i]);
     free(lc->ready);
