@@ -71,6 +71,8 @@ bconn *bconn_new(int fd, conn_role role, int index, const bench_cfg *cfg,
     c->fd = fd;
     c->role = role;
     c->index = index;
+    opts_queue_name(cfg, index % cfg->queues, c->queue, sizeof c->queue);
+    snprintf(c->pkey, sizeof c->pkey, "%s:processing", c->queue);
     c->cfg = cfg;
     c->drv = drv;
     c->ring_cap = ring_cap;

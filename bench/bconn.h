@@ -38,6 +38,8 @@ typedef struct bconn {
     int fd;
     conn_role role;
     int index;                  /* among the connections of its role */
+    char queue[256];            /* the queue it pushes to or takes from */
+    char pkey[300];             /* Redis: the queue's processing list */
     const bench_cfg *cfg;
     const struct driver *drv;
     struct worker *w;           /* the owning thread */

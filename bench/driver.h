@@ -21,14 +21,14 @@
 #include "opts.h"
 
 typedef struct driver {
-    /* Checks the server answers and removes the queue's ready jobs (and
+    /* Checks the server answers and removes queue's ready jobs (and
      * Redis's processing list); delayed jobs stay, so --delayed can top
      * them up instead of loading them again. 0, or -1 with a message. */
-    int (*prepare)(const bench_cfg *cfg, char *err, size_t errlen);
-    /* Removes the ready jobs the run left behind (best effort). */
-    void (*cleanup)(const bench_cfg *cfg);
-    /* Delayed jobs now in the queue (0 when unknown). */
-    long long (*delayed_count)(const bench_cfg *cfg);
+    int (*prepare)(const bench_cfg *cfg, const char *queue, char *err, size_t errlen);
+    /* Removes the ready jobs the run left in queue (best effort). */
+    void (*cleanup)(const bench_cfg *cfg, const char *queue);
+    /* Delayed jobs now in queue (0 when unknown). */
+    long long (*delayed_count)(const bench_cfg *cfg, const char *queue);
     /* Per-connection set-up on the still-blocking socket (beanstalkd: use
      * or watch the tube). 0, or -1 with a message. */
     int (*setup_conn)(bconn *c, char *err, size_t errlen);

@@ -196,24 +196,24 @@ static int drain_stale(int fd, const char *tube, char *err, size_t errlen)
     return rc;
 }
 
-static int beans_prepare(const bench_cfg *cfg, char *err, size_t errlen)
+static int beans_prepare(const bench_cfg *cfg, const char *queue, char *err, size_t errlen)
 {
     int fd = bconn_dial(cfg->host, cfg->port, err, errlen);
     if (fd < 0)
         return -1;
-    int rc = watch_tube(fd, cfg->queue, err, errlen);
+    int rc = watch_tube(fd, queue, err, errlen);
     if (rc == 0)
-        rc = drain_stale(fd, cfg->queue, err, errlen);
+        rc = drain_stale(fd, queue, err, errlen);
     close(fd);
     return rc;
 }
 
-static void beans_cleanup(const bench_cfg *cfg)
+static void beans_cleanup(const bench_cfg *cfg, const char *queue)
 {
 }
 
 /* current-jobs-delayed from stats-tube (a YAML body). */
-static long long beans_delayed_count(const bench_cfg *cfg)
+static long long beans_delayed_count(const bench_cfg *cfg, const char *queue)
 {
     char err[256], cmd[MAX_LINE];
     long long n = 0;
@@ -222,7 +222,7 @@ static long long beans_delayed_count(const bench_cfg *cfg)
         return 0;
     line_reader *lr = calloc(1, sizeof *lr);
     lr->fd = fd;
-    snprintf(cmd, sizeof cmd, "stats-tube %s\r\n", cfg->queue);
+    snprintf(cmd, sizeof cmd, "stats-tube %s\r\n", queue);
     size_t bytes;
     char *line = NULL;
     if (bconn_send_all(fd, cmd, strlen(cmd), SETUP_TIMEOUT_MS) == 0)
@@ -245,8 +245,8 @@ static int beans_setup_conn(bconn *c, char *err, size_t errlen)
 {
     char cmd[MAX_LINE];
     if (c->role == ROLE_CONSUMER)
-        return watch_tube(c->fd, c->cfg->queue, err, errlen);
-    snprintf(cmd, sizeof cmd, "use %s\r\n", c->cfg->queue);
+        return watch_tube(c->fd, c->queue, err, errlen);
+    snprintf(cmd, sizeof cmd, "use %s\r\n", c->queue);
     return expect(c->fd, cmd, "USING", err, errlen);
 }
 

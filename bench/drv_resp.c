@@ -24,9 +24,9 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static void processing_key(const bench_cfg *cfg, char *buf, size_t n)
+static void processing_key(const char *queue, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s:processing", cfg->queue);
+    snprintf(buf, n, "%s:processing", queue);
 }
 
 static void put_cmd(bconn *c, int argc, const char *const *argv, const size_t *len)
@@ -77,20 +77,20 @@ static int run_ok(int fd, int argc, const char *const *argv, char *err, size_t e
 
 /* spool: QUEUE.PURGE q STATE ready keeps delayed jobs (DEL removes them
  * too); a spool without QUEUE.* gets DEL. redis: DEL q q:processing. */
-static int purge_ready(int fd, const bench_cfg *cfg, char *err, size_t errlen)
+static int purge_ready(int fd, const bench_cfg *cfg, const char *queue, char *err, size_t errlen)
 {
     char pkey[512];
-    processing_key(cfg, pkey, sizeof pkey);
-    const char *del[] = { "DEL", cfg->queue, pkey };
+    processing_key(queue, pkey, sizeof pkey);
+    const char *del[] = { "DEL", queue, pkey };
     if (cfg->kind == KIND_REDIS)
         return run_ok(fd, 3, del, err, errlen);
-    const char *purge[] = { "QUEUE.PURGE", cfg->queue, "STATE", "ready" };
+    const char *purge[] = { "QUEUE.PURGE", queue, "STATE", "ready" };
     if (run_ok(fd, 4, purge, err, errlen) == 0)
         return 0;
     return run_ok(fd, 2, del, err, errlen);
 }
 
-static int resp_prepare(const bench_cfg *cfg, char *err, size_t errlen)
+static int resp_prepare(const bench_cfg *cfg, const char *queue, char *err, size_t errlen)
 {
     int fd = bconn_dial(cfg->host, cfg->port, err, errlen);
     if (fd < 0)
@@ -98,22 +98,22 @@ static int resp_prepare(const bench_cfg *cfg, char *err, size_t errlen)
     const char *ping[] = { "PING" };
     int rc = run_ok(fd, 1, ping, err, errlen);
     if (rc == 0)
-        rc = purge_ready(fd, cfg, err, errlen);
+        rc = purge_ready(fd, cfg, queue, err, errlen);
     close(fd);
     return rc;
 }
 
-static void resp_cleanup(const bench_cfg *cfg)
+static void resp_cleanup(const bench_cfg *cfg, const char *queue)
 {
     char err[256];
     int fd = bconn_dial(cfg->host, cfg->port, err, sizeof err);
     if (fd < 0)
         return;
-    purge_ready(fd, cfg, err, sizeof err);
+    purge_ready(fd, cfg, queue, err, sizeof err);
     close(fd);
 }
 
-static long long resp_delayed_count(const bench_cfg *cfg)
+static long long resp_delayed_count(const bench_cfg *cfg, const char *queue)
 {
     char err[256];
     if (cfg->kind != KIND_SPOOL)
@@ -121,7 +121,7 @@ static long long resp_delayed_count(const bench_cfg *cfg)
     int fd = bconn_dial(cfg->host, cfg->port, err, sizeof err);
     if (fd < 0)
         return 0;
-    const char *stats[] = { "QUEUE.STATS", cfg->queue };
+    const char *stats[] = { "QUEUE.STATS", queue };
     resp_val *v = blocking_cmd(fd, 2, stats);
     close(fd);
     const resp_val *d = v && v->type != RESP_T_ERROR ? resp_val_get(v, "delayed") : NULL;
@@ -142,9 +142,9 @@ static void resp_put_push(bconn *c, const char *payload, size_t len, uint64_t ts
 {
     const bench_cfg *cfg = c->cfg;
     char delay[32];
-    const char *argv[5] = { cfg->native_push ? "JOB.PUSH" : "LPUSH", cfg->queue, payload,
+    const char *argv[5] = { cfg->native_push ? "JOB.PUSH" : "LPUSH", c->queue, payload,
                             "DELAY", delay };
-    size_t lens[5] = { strlen(argv[0]), strlen(cfg->queue), len, 5, 0 };
+    size_t lens[5] = { strlen(argv[0]), strlen(c->queue), len, 5, 0 };
     int argc = 3;
     if (cfg->delay_ms > 0) {
         lens[4] = (size_t)snprintf(delay, sizeof delay, "%lld", cfg->delay_ms);
@@ -157,18 +157,17 @@ static void resp_put_push(bconn *c, const char *payload, size_t len, uint64_t ts
 static void resp_put_fetch(bconn *c)
 {
     const bench_cfg *cfg = c->cfg;
-    char secs[32], ms[32], pkey[512];
+    char secs[32], ms[32];
     snprintf(secs, sizeof secs, "%.3f", cfg->fetch_timeout_ms / 1000.0);
     snprintf(ms, sizeof ms, "%d", cfg->fetch_timeout_ms);
     if (cfg->workload == WL_CYCLE_POP) {
-        const char *argv[] = { "BRPOP", cfg->queue, secs };
+        const char *argv[] = { "BRPOP", c->queue, secs };
         resp_add_commandv(&c->out, 3, argv);
     } else if (cfg->kind == KIND_SPOOL) {
-        const char *argv[] = { "JOB.RESERVE", "TIMEOUT", ms, "FROM", cfg->queue };
+        const char *argv[] = { "JOB.RESERVE", "TIMEOUT", ms, "FROM", c->queue };
         resp_add_commandv(&c->out, 5, argv);
     } else {
-        processing_key(cfg, pkey, sizeof pkey);
-        const char *argv[] = { "BLMOVE", cfg->queue, pkey, "RIGHT", "LEFT", secs };
+        const char *argv[] = { "BLMOVE", c->queue, c->pkey, "RIGHT", "LEFT", secs };
         resp_add_commandv(&c->out, 6, argv);
     }
     bconn_expect(c, REQ_FETCH, 0);
@@ -184,10 +183,8 @@ static void put_ack_spool(bconn *c, const resp_val *receipt, uint64_t ts)
 
 static void put_lrem(bconn *c, const resp_val *payload, uint64_t ts)
 {
-    char pkey[512];
-    processing_key(c->cfg, pkey, sizeof pkey);
-    const char *argv[] = { "LREM", pkey, "1", payload->str };
-    size_t lens[] = { 4, strlen(pkey), 1, payload->len };
+    const char *argv[] = { "LREM", c->pkey, "1", payload->str };
+    size_t lens[] = { 4, strlen(c->pkey), 1, payload->len };
     put_cmd(c, 4, argv, lens);
     bconn_expect(c, REQ_ACK, ts);
 }

@@ -29,6 +29,8 @@ static const char usage_text[] =
     "  --host H             server address                        (127.0.0.1)\n"
     "  --port P             server port    (7379 spool, 6379 redis, 11300 beanstalkd)\n"
     "  --queue Q            queue / list key / tube               (bench)\n"
+    "  --queues N           spread the load over N queues Q-0 .. Q-(N-1): producer i\n"
+    "                       pushes to and consumer i takes from queue i mod N (1)\n"
     "  -P, --producers N    producer connections                  (16)\n"
     "  -C, --consumers N    consumer connections (cycle workloads) (16)\n"
     "  -d, --depth N        pushes in flight per producer (pipelining) (1)\n"
@@ -54,7 +56,7 @@ static const char usage_text[] =
     "command or failed during the run, 4 workload not supported by that kind.\n";
 
 enum {
-    O_KIND = 256, O_HOST, O_PORT, O_QUEUE, O_RATE, O_DELAYED, O_BACKLOG,
+    O_KIND = 256, O_HOST, O_PORT, O_QUEUE, O_QUEUES, O_RATE, O_DELAYED, O_BACKLOG,
     O_DRAIN, O_FETCH_TIMEOUT, O_PUSH_CMD, O_JSON, O_SERVER_PID
 };
 
@@ -64,6 +66,7 @@ static const struct option long_opts[] = {
     { "host", required_argument, NULL, O_HOST },
     { "port", required_argument, NULL, O_PORT },
     { "queue", required_argument, NULL, O_QUEUE },
+    { "queues", required_argument, NULL, O_QUEUES },
     { "producers", required_argument, NULL, 'P' },
     { "consumers", required_argument, NULL, 'C' },
     { "depth", required_argument, NULL, 'd' },
@@ -85,6 +88,14 @@ static const struct option long_opts[] = {
 };
 
 /* ------------------------------------------------------------- names */
+
+void opts_queue_name(const bench_cfg *cfg, int i, char *buf, size_t n)
+{
+    if (cfg->queues <= 1)
+        snprintf(buf, n, "%s", cfg->queue);
+    else
+        snprintf(buf, n, "%s-%d", cfg->queue, i);
+}
 
 const char *opts_kind_name(bench_kind k)
 {
@@ -181,6 +192,7 @@ static void defaults(bench_cfg *c)
     c->workload = WL_PUSH;
     c->host = "127.0.0.1";
     c->queue = "bench";
+    c->queues = 1;
     c->producers = 16;
     c->consumers = 16;
     c->depth = 1;
@@ -234,7 +246,14 @@ static int apply(bench_cfg *c, int opt, const char *a, int *push_cmd)
         return 0;
     case O_HOST: c->host = a; return 0;
     case O_PORT: c->port = a; return 0;
-    case O_QUEUE: c->queue = a; return 0;
+    case O_QUEUE:
+        if (strlen(a) == 0 || strlen(a) > 200 || strpbrk(a, " \r\n")) {
+            fprintf(stderr, "spool-bench: --queue wants 1 to 200 characters without spaces\n");
+            return -1;
+        }
+        c->queue = a;
+        return 0;
+    case O_QUEUES: return num_int("queues", a, 1, 1000, &c->queues);
     case 'P': return num_int("producers", a, 1, 1000, &c->producers);
     case 'C': return num_int("consumers", a, 1, 1000, &c->consumers);
     case 'd': return num_int("depth", a, 1, 100000, &c->depth);

@@ -23,7 +23,8 @@ typedef struct bench_cfg {
     bench_workload workload;
     const char *host;
     const char *port;
-    const char *queue;       /* queue / list key / beanstalkd tube */
+    const char *queue;       /* queue / list key / beanstalkd tube (the prefix when queues > 1) */
+    int queues;              /* spread over this many queues: <queue>-0 ... */
     int producers;
     int consumers;
     int depth;               /* pushes in flight per producer connection */
@@ -46,6 +47,10 @@ typedef struct bench_cfg {
 /* Parses argv into *cfg. Returns 0, or 1 after printing usage (--help) or
  * an error message to stderr (the caller exits with status 1 or 0). */
 int opts_parse(int argc, char **argv, bench_cfg *cfg, bool *help);
+
+/* Name of queue i (0 <= i < cfg->queues): cfg->queue itself when there is
+ * one queue, else "<queue>-<i>". */
+void opts_queue_name(const bench_cfg *cfg, int i, char *buf, size_t n);
 
 const char *opts_kind_name(bench_kind k);
 const char *opts_workload_name(bench_workload w);

@@ -60,6 +60,8 @@ static void table_head(FILE *f, const bench_cfg *cfg)
             cfg->workload == WL_PUSH ? "" : " -> ", opts_fetch_name(cfg));
     fprintf(f, "  %d producer(s) x depth %d, %d consumer(s), %zu-byte payloads, %d thread(s)",
             cfg->producers, cfg->depth, cfg->consumers, cfg->payload, cfg->threads);
+    if (cfg->queues > 1)
+        fprintf(f, ", %d queues", cfg->queues);
     if (cfg->rate > 0)
         fprintf(f, ", target %.0f pushes/s", cfg->rate);
     fputc('\n', f);
@@ -113,11 +115,13 @@ static void json_cfg(FILE *f, const bench_cfg *cfg, const preload_info *pre)
     json_str(f, opts_push_name(cfg));
     fputs(",\"fetch_cmd\":", f);
     json_str(f, opts_fetch_name(cfg));
-    fprintf(f, ",\"producers\":%d,\"consumers\":%d,\"depth\":%d,\"threads\":%d,"
+    fprintf(f, ",\"queue\":");
+    json_str(f, cfg->queue);
+    fprintf(f, ",\"queues\":%d,\"producers\":%d,\"consumers\":%d,\"depth\":%d,\"threads\":%d,"
             "\"payload_bytes\":%zu,\"duration_s\":%g,\"jobs_limit\":%lld,\"rate_target\":%g,"
             "\"delayed\":%lld,\"delayed_present\":%lld,\"delayed_loaded\":%lld,"
             "\"delayed_load_s\":%.3f",
-            cfg->producers, cfg->consumers, cfg->depth, cfg->threads, cfg->payload,
+            cfg->queues, cfg->producers, cfg->consumers, cfg->depth, cfg->threads, cfg->payload,
             cfg->duration_s, cfg->jobs, cfg->rate, cfg->delayed, pre->present, pre->jobs,
             pre->seconds);
 }

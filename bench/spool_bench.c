@@ -47,16 +47,49 @@ static void progress(const bench_cfg *cfg, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Tops the queue up to cfg->delayed jobs delayed by an hour. */
+/* Delayed jobs over all the queues. */
+static long long delayed_total(const bench_cfg *cfg, const driver *drv)
+{
+    char q[256];
+    long long n = 0;
+    for (int i = 0; i < cfg->queues; i++) {
+        opts_queue_name(cfg, i, q, sizeof q);
+        n += drv->delayed_count(cfg, q);
+    }
+    return n;
+}
+
+/* Removes the ready jobs of every queue; 0 or -1 with err set. */
+static int prepare_all(const bench_cfg *cfg, const driver *drv, char *err, size_t errlen)
+{
+    char q[256];
+    for (int i = 0; i < cfg->queues; i++) {
+        opts_queue_name(cfg, i, q, sizeof q);
+        if (drv->prepare(cfg, q, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void cleanup_all(const bench_cfg *cfg, const driver *drv)
+{
+    char q[256];
+    for (int i = 0; i < cfg->queues; i++) {
+        opts_queue_name(cfg, i, q, sizeof q);
+        drv->cleanup(cfg, q);
+    }
+}
+
+/* Tops the queues up to cfg->delayed jobs delayed by an hour in all. */
 static int preload(const bench_cfg *cfg, const driver *drv, preload_info *pre, bench_result *res)
 {
-    long long have = drv->delayed_count(cfg);
+    long long have = delayed_total(cfg, drv);
     pre->present = have;
     if (have >= cfg->delayed)
         return 0;
     bench_cfg p = *cfg;
     p.workload = WL_PUSH;
-    p.producers = PRELOAD_CONNS;
+    p.producers = cfg->queues > PRELOAD_CONNS ? cfg->queues : PRELOAD_CONNS;
     p.consumers = 0;
     p.depth = PRELOAD_DEPTH;
     p.threads = 1;
@@ -94,7 +127,7 @@ static int bench(const bench_cfg *cfg)
     if (why)
         return fail_early(cfg, 4, "unsupported", why);
     char err[512];
-    if (drv->prepare(cfg, err, sizeof err) != 0)
+    if (prepare_all(cfg, drv, err, sizeof err) != 0)
         return fail_early(cfg, strncmp(err, "cannot", 6) == 0 ? 2 : 3, "error", err);
     preload_info pre = { 0, 0, 0 };
     bench_result *res = malloc(sizeof *res);
@@ -107,7 +140,7 @@ static int bench(const bench_cfg *cfg)
         progress(cfg, "spool-bench: measuring for up to %.1f s...\n", cfg->duration_s);
         rc = engine_run(cfg, drv, res);
     }
-    drv->cleanup(cfg);
+    cleanup_all(cfg, drv);
     if (cfg->json)
         report_json(stdout, cfg, &pre, res);
     else
