@@ -16,6 +16,8 @@
 #include "msg.h"
 #include "queue.h"
 #include "shard.h"
+#include "textfmt.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,35 +32,10 @@ static bool arg_is(const struct msg *m, int i, const char *s)
 
 /* ----------------------------------------------------------- QUEUE.LIST */
 
-static int cmp_names(const void *a, const void *b)
-{
-    const struct sub *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->name, y->name, n);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
 static void finish_list(struct conn *c, struct slot *sl)
 {
-    struct sub *v = NULL;
-    size_t n = 0, cap = 0;
-    for (int k = 0; k < sl->nparts; k++) {
-        const char *p = sl->parts[k].data, *end = p + sl->parts[k].len;
-        while (p && p < end) {
-            char *colon;
-            size_t len = strtoul(p, &colon, 10);
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                v = realloc(v, cap * sizeof *v);
-                if (!v)
-                    abort();
-            }
-            v[n++] = (struct sub){ colon + 1, len };
-            p = colon + 1 + len + 1;
-        }
-    }
-    if (n)
-        qsort(v, n, sizeof *v, cmp_names);
+    size_t n;
+    struct name_rec *v = text_name_recs(sl->parts, sl->nparts, &n);
     resp_add_array(&sl->out, n);
     for (size_t i = 0; i < n; i++)
         resp_add_bulk(&sl->out, v[i].name, v[i].len);
@@ -73,8 +50,7 @@ void io_queue_list(struct conn *c, struct msg *m)
 static void list_one(void *arg, struct queue *q)
 {
     struct msg *m = arg;
-    resp_buf_printf(&m->out, "%zu:", q->namelen);
-    resp_buf_append(&m->out, q->name, q->namelen);
+    text_name_put(&m->out, q->name, q->namelen);
     resp_buf_append(&m->out, "\n", 1);
 }
 
@@ -189,9 +165,7 @@ static int cmp_run_at(const void *a, const void *b)
 static struct job **state_jobs(struct queue *q, int state, size_t *n)
 {
     size_t cnt = queue_count(q, state), i = 0;
-    struct job **v = malloc((cnt ? cnt : 1) * sizeof *v);
-    if (!v)
-        abort();
+    struct job **v = xmalloc((cnt ? cnt : 1) * sizeof *v);
     if (state == JOB_READY) {
         for (struct job *j = queue_ready_first_served(q); j; j = queue_ready_next_served(q, j))
             v[i++] = j;
@@ -327,8 +301,7 @@ void sh_queue_config(struct shard *s, struct msg *m)
 static void admin_record(void *arg, struct queue *q)
 {
     struct msg *m = arg;
-    resp_buf_printf(&m->out, "%zu:", q->namelen);
-    resp_buf_append(&m->out, q->name, q->namelen);
+    text_name_put(&m->out, q->name, q->namelen);
     resp_buf_printf(&m->out, " %zu %zu %zu %zu %zu %llu %llu %llu %llu %llu %llu %d %zu %lld\n", q->nready,
                     q->reserved.n, q->delayed.n, q->done.n, q->dead.n, (unsigned long long)q->stats.pushed,
                     (unsigned long long)q->stats.acked, (unsigned long long)q->stats.retried,

@@ -14,6 +14,7 @@
 #include "pubsub.h"
 #include "queue.h"
 #include "server.h"
+#include "xalloc.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -35,16 +36,6 @@
 static void conn_free(struct conn *c);
 static void flush_slots(struct conn *c);
 static bool reap(struct conn *c);
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (!p) {
-        fputs("spoold: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
 
 /* ------------------------------------------------------------- output */
 

@@ -12,6 +12,7 @@
 #include "server.h"
 #include "shard.h"
 #include "textfmt.h"
+#include "xalloc.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -43,42 +44,20 @@ static const struct command admin_stats_cmd = {
 
 /* ------------------------------------------------------------- parsing */
 
-static int cmp_fig(const void *a, const void *b)
-{
-    const struct qfig *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->name, y->name, n);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
 /* Reads the shards' records into one sorted array (malloc'd). */
 static struct qfig *collect(struct http_call *hc, int nparts, size_t *out_n)
 {
-    struct qfig *v = NULL;
-    size_t n = 0, cap = 0;
-    for (int k = 0; k < nparts; k++) {
-        const char *p = hc->parts[k].data, *end = p + hc->parts[k].len;
-        while (p && p < end) {
-            char *colon;
-            size_t len = strtoul(p, &colon, 10);
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                v = realloc(v, cap * sizeof *v);
-                if (!v)
-                    abort();
-            }
-            struct qfig *f = &v[n++];
-            f->name = colon + 1;
-            f->len = len;
-            char *q = (char *)f->name + len;
-            for (int i = 0; i < QSTAT_COUNT; i++)
-                f->v[i] = strtoll(q, &q, 10);
-            p = strchr(q, '\n');
-            p = p ? p + 1 : end;
-        }
+    size_t n;
+    struct name_rec *r = text_name_recs(hc->parts, nparts, &n);
+    struct qfig *v = xcalloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        v[i].name = r[i].name;
+        v[i].len = r[i].len;
+        char *q = (char *)r[i].rest;
+        for (int k = 0; k < QSTAT_COUNT; k++)
+            v[i].v[k] = strtoll(q, &q, 10);
     }
-    if (n)
-        qsort(v, n, sizeof *v, cmp_fig);
+    free(r);
     *out_n = n;
     return v;
 }

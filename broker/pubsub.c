@@ -11,6 +11,7 @@
 #include "queue.h"
 #include "server.h"
 #include "textfmt.h"
+#include "xalloc.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
@@ -96,9 +97,7 @@ static bool add_sub(struct conn *c, bool pattern, const char *s, size_t len)
     size_t *n = pattern ? &c->npsubs : &c->nsubs;
     if (find_sub(*v, *n, s, len) >= 0)
         return false;
-    struct sub *nv = realloc(*v, (*n + 1) * sizeof **v);
-    if (!nv)
-        abort();
+    struct sub *nv = xrealloc(*v, (*n + 1) * sizeof **v);
     *v = nv;
     nv[*n].name = malloc(len + 1);
     if (!nv[*n].name)
@@ -259,8 +258,8 @@ static bool arg_is(const struct msg *m, int i, const char *s)
     return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
 }
 
-/* Each I/O thread answers with text lines "<count> <channel>\n" for
- * CHANNELS/NUMSUB and its pattern count in num for NUMPAT. */
+/* Each I/O thread answers with one name record per subscription for
+ * CHANNELS/NUMSUB (textfmt.h) and its pattern count in num for NUMPAT. */
 void peer_pubsub(struct io_thread *io, struct msg *m)
 {
     bool channels = arg_is(m, 1, "CHANNELS"), numsub = arg_is(m, 1, "NUMSUB");
@@ -270,55 +269,28 @@ void peer_pubsub(struct io_thread *io, struct msg *m)
             const struct sub *s = &c->subs[i];
             if (channels && m->req.argc > 2 && !glob_match(m->req.argv[2], s->name))
                 continue;
-            if (numsub || channels)
-                resp_buf_printf(&m->out, "%zu:%.*s\n", s->len, (int)s->len, s->name);
-        }
-    }
-}
-
-struct chan_count {
-    char *name;
-    size_t len;
-    long long n;
-};
-
-static int cmp_chan(const void *a, const void *b)
-{
-    const struct chan_count *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->name, y->name, n);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
-/* Parses the parts' "<len>:<name>\n" records into sorted unique counts. */
-static struct chan_count *collect(struct slot *sl, size_t *out_n)
-{
-    struct chan_count *v = NULL;
-    size_t n = 0, cap = 0;
-    for (int k = 0; k < sl->nparts; k++) {
-        const char *p = sl->parts[k].data, *end = p + sl->parts[k].len;
-        while (p && p < end) {
-            char *colon;
-            size_t len = strtoul(p, &colon, 10);
-            const char *name = colon + 1;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                v = realloc(v, cap * sizeof *v);
-                if (!v)
-                    abort();
+            if (numsub || channels) {
+                text_name_put(&m->out, s->name, s->len);
+                resp_buf_append(&m->out, "\n", 1);
             }
-            v[n++] = (struct chan_count){ (char *)name, len, 1 };
-            p = name + len + 1;
         }
     }
-    if (n)
-        qsort(v, n, sizeof *v, cmp_chan);
-    size_t u = 0;
+}
+
+/* The subscriptions of every I/O thread, one entry per channel with its
+ * subscriber count (records arrive sorted, one per subscription). */
+static struct name_rec *collect(struct slot *sl, long long **counts, size_t *out_n)
+{
+    size_t n, u = 0;
+    struct name_rec *v = text_name_recs(sl->parts, sl->nparts, &n);
+    *counts = xcalloc(n ? n : 1, sizeof **counts);
     for (size_t i = 0; i < n; i++) {
-        if (u && cmp_chan(&v[u - 1], &v[i]) == 0)
-            v[u - 1].n++;
-        else
-            v[u++] = v[i];
+        if (u && text_name_cmp(&v[u - 1], &v[i]) == 0) {
+            (*counts)[u - 1]++;
+        } else {
+            v[u] = v[i];
+            (*counts)[u++] = 1;
+        }
     }
     *out_n = u;
     return v;
@@ -332,7 +304,8 @@ static void finish_pubsub(struct conn *c, struct slot *sl)
         return;
     }
     size_t n;
-    struct chan_count *v = collect(sl, &n);
+    long long *counts;
+    struct name_rec *v = collect(sl, &counts, &n);
     if (arg_is(m, 1, "CHANNELS")) {
         resp_add_array(&sl->out, n);
         for (size_t i = 0; i < n; i++)
@@ -340,15 +313,14 @@ static void finish_pubsub(struct conn *c, struct slot *sl)
     } else {
         resp_add_map(&sl->out, c->proto, (size_t)(m->req.argc - 2));
         for (int i = 2; i < m->req.argc; i++) {
-            long long cnt = 0;
-            struct chan_count key = { m->req.argv[i], m->req.len[i], 0 };
-            struct chan_count *f = n ? bsearch(&key, v, n, sizeof *v, cmp_chan) : NULL;
-            if (f)
-                cnt = f->n;
+            struct name_rec key = { m->req.argv[i], m->req.len[i], NULL };
+            struct name_rec *f = n ? bsearch(&key, v, n, sizeof *v, text_name_cmp) : NULL;
+            long long cnt = f ? counts[f - v] : 0;
             resp_add_bulk(&sl->out, m->req.argv[i], m->req.len[i]);
             resp_add_int(&sl->out, cnt);
         }
     }
+    free(counts);
     free(v);
 }
 

@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "hash.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -14,26 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-static void *xalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (!p) {
-        fputs("spoold: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (!p) {
-        fputs("spoold: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
 /* ------------------------------------------------------------------ jobs */
 
 struct job *job_new(uint64_t id, const void *p, size_t n)
@@ -42,7 +23,7 @@ struct job *job_new(uint64_t id, const void *p, size_t n)
     tnode_init(&j->timer, 0);
     j->id = id;
     j->len = (uint32_t)n;
-    j->payload = xalloc(n + 1);
+    j->payload = xmalloc(n + 1);
     memcpy(j->payload, p, n);
     j->payload[n] = '\0';
     return j;
@@ -78,7 +59,7 @@ void job_set_str(char **field, const char *s, size_t n)
     free(*field);
     *field = NULL;
     if (s) {
-        *field = xalloc(n + 1);
+        *field = xmalloc(n + 1);
         memcpy(*field, s, n);
         (*field)[n] = '\0';
     }
@@ -613,7 +594,7 @@ void queue_unique_add(struct queue *q, struct job *j)
         }
         free(ob);
     }
-    struct ustr *u = xalloc(sizeof *u);
+    struct ustr *u = xmalloc(sizeof *u);
     u->job = j;
     size_t k = ubucket(q, j->unique, strlen(j->unique));
     u->next = q->ubuckets[k];
@@ -745,7 +726,7 @@ struct queue *qtable_get(struct qtable *t, const char *name, size_t len, const s
     if (t->n >= t->nb)
         qtable_rehash(t);
     q = xcalloc(1, sizeof *q);
-    q->name = xalloc(len + 1);
+    q->name = xmalloc(len + 1);
     memcpy(q->name, name, len);
     q->name[len] = '\0';
     q->namelen = len;

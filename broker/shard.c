@@ -27,6 +27,7 @@
 #include "msg.h"
 #include "pubsub.h"
 #include "server.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -510,9 +511,7 @@ static bool is_reserve(const struct msg *m)
 static void note_job(struct msg *m, uint64_t id)
 {
     if (m->njobs % 8 == 0) {
-        uint64_t *n = realloc(m->jobs, (size_t)(m->njobs + 8) * sizeof *n);
-        if (!n)
-            abort();
+        uint64_t *n = xrealloc(m->jobs, (size_t)(m->njobs + 8) * sizeof *n);
         m->jobs = n;
     }
     m->jobs[m->njobs++] = id;
@@ -605,9 +604,7 @@ static void park(struct shard *s, struct msg *m)
     int n = 0;
     for (int i = m->key_first; i < m->key_last; i++)
         n += shard_owns(s, m->req.argv[i], m->req.len[i]);
-    struct waiter *w = calloc(1, sizeof *w + (size_t)n * sizeof(struct wlink));
-    if (!w)
-        abort();
+    struct waiter *w = xcalloc(1, sizeof *w + (size_t)n * sizeof(struct wlink));
     tnode_init(&w->timer, TK_WAITER);
     w->m = m;
     for (int i = m->key_first; i < m->key_last; i++) {
@@ -979,9 +976,7 @@ static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
     case JOB_READY:
         if (lc->nready == lc->capready) {
             lc->capready = lc->capready ? lc->capready * 2 : 1024;
-            struct job **r = realloc(lc->ready, lc->capready * sizeof *r);
-            if (!r)
-                abort();
+            struct job **r = xrealloc(lc->ready, lc->capready * sizeof *r);
             lc->ready = r;
         }
         lc->ready[lc->nready++] = j;
