@@ -8,7 +8,7 @@
  *     long coverage-guided runs over tests/fuzz/corpus.
  *   - test_fuzz (Criterion, any compiler; run by scripts/test): a bounded,
  *     deterministic mutation loop over the same corpus calling the same
- *     function, SPOOL_FUZZ_ITERS iterations (default 20000).
+ *     function, SPOOL_FUZZ_ITERS iterations (default 200000).
  */
 #include "resp.h"
 

@@ -105,7 +105,7 @@ Test(fuzz, mutated_corpus_never_breaks_the_parsers, .timeout = 600)
 {
     load_corpus();
     const char *env = getenv("SPOOL_FUZZ_ITERS");
-    long iters = env ? atol(env) : 20000;
+    long iters = env ? atol(env) : 200000;
     static uint8_t buf[MAX_LEN];
     for (int k = 0; k < nseeds; k++)
         cr_assert_eq(spool_fuzz_one(seeds[k], seed_len[k]), 0);
