@@ -393,6 +393,13 @@ static int journal_configure(struct journal *j, int fsync_mode)
     bool wal = false;
     int rc, err;
 
+    /* One connection, one thread, and the data dir's LOCK keeps other
+     * spoolds out: exclusive locking lets SQLite keep the WAL index in heap
+     * memory and skip the file locks and shared memory of every
+     * transaction (set before WAL mode, so no -shm file is ever used). */
+    err = journal_exec(j, "PRAGMA locking_mode = EXCLUSIVE", "setting exclusive locking");
+    if (err)
+        return err;
     rc = sqlite3_prepare_v2(j->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *mode = (const char *)sqlite3_column_text(st, 0);

@@ -817,6 +817,7 @@ Test(journal, checkpoint_moves_the_wal_into_the_database)
     struct stat stw;
     cr_assert_eq(stat(wal, &stw), 0);
     cr_assert_eq(stw.st_size, 0, "WAL still holds %lld bytes", (long long)stw.st_size);
+    journal_close(j); /* spoold holds its databases exclusively while open */
     sqlite3 *db = raw_open();
     sqlite3_stmt *st;
     cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM jobs", -1, &st, NULL), SQLITE_OK);
@@ -824,7 +825,6 @@ Test(journal, checkpoint_moves_the_wal_into_the_database)
     cr_assert_eq(sqlite3_column_int(st, 0), 50);
     sqlite3_finalize(st);
     sqlite3_close(db);
-    journal_close(j);
     freequeue(q);
 }
 
