@@ -39,15 +39,34 @@ static bool reap(struct conn *c);
 
 /* ------------------------------------------------------------- output */
 
+static void free_ref(const void *data, size_t len, void *extra)
+{
+    free((void *)data);
+}
+
+/* Replies collect in the output buffer; the I/O thread writes each dirty
+ * connection once per callback (conn_flush_dirty), with one writev. The
+ * bufferevent's write event is enabled only while a write left bytes
+ * behind, so a connection that keeps up costs no epoll changes. */
+static void mark_dirty(struct conn *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->io->dirty;
+    c->io->dirty = c;
+}
+
 static void out_write(struct conn *c, resp_buf *b)
 {
     if (c->closed || c->doomed || b->len == 0)
         return;
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    mark_dirty(c);
     if (b->len >= 16384) {
         size_t n;
         char *p = resp_buf_take(b, &n);
-        evbuffer_add_reference(out, p, n, (evbuffer_ref_cleanup_cb)(void (*)(void))free, NULL);
+        evbuffer_add_reference(out, p, n, free_ref, NULL);
     } else {
         evbuffer_add(out, b->data, b->len);
         resp_buf_reset(b);
@@ -379,9 +398,11 @@ static void return_jobs(struct conn *c, struct msg *m)
     io_send_shard(c->io, job_id_shard(r->jobs[0]), r);
 }
 
-/* True when the client has closed its end: checked before a blocking pop
- * hands it jobs, because the close may not have been seen yet when the
- * reply is processed first in the same loop turn. */
+/* True when the client has closed its end: checked before a blocking list
+ * pop hands it a job, because the close may not have been seen yet when
+ * the reply is processed first in the same loop turn, and a list pop is
+ * final (at-most-once). A JOB.RESERVE delivery skips the check (a syscall
+ * per delivery): if it reaches a dead socket, its lease brings it back. */
 static bool peer_gone(const struct conn *c)
 {
     char b;
@@ -392,7 +413,8 @@ static bool peer_gone(const struct conn *c)
 void conn_on_reply(struct conn *c, struct msg *m)
 {
     c->inflight--;
-    if (!c->closed && m->njobs && (m->cmd->flags & CMD_BLOCKING) && peer_gone(c)) {
+    if (!c->closed && m->njobs && (m->cmd->flags & CMD_BLOCKING) && !(m->cmd->flags & CMD_RESERVE) &&
+        peer_gone(c)) {
         c->inflight++; /* keep c allocated through the close */
         conn_close(c, "client closed before its delivery");
         c->inflight--;
@@ -537,20 +559,70 @@ void conn_close_after_reply(struct conn *c)
 
 /* -------------------------------------------------------------- events */
 
+/* Writes what c has to send; leaves the rest to the write event. Returns
+ * true when c was paused for output and may parse again. */
+static bool flush_out(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0)
+        return false;
+    /* A socket bufferevent keeps its output frozen at the front so that only
+     * it drains it; write the way its own write callback does. */
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+    int err = errno;
+    evbuffer_freeze(out, 1);
+    if (n < 0 && err != EAGAIN && err != EINTR) {
+        c->doomed = true; /* the socket is gone; the read side will say so too */
+        return false;
+    }
+    size_t left = evbuffer_get_length(out);
+    if (left)
+        bufferevent_enable(c->bev, EV_WRITE);
+    if (c->paused_out && left <= OUT_PAUSE / 4) {
+        c->paused_out = false;
+        return true;
+    }
+    return false;
+}
+
+void conn_flush_dirty(struct io_thread *io)
+{
+    while (io->dirty) {
+        struct conn *c = io->dirty;
+        io->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (c->closed)
+            continue;
+        if (flush_out(c))
+            conn_process(c); /* may list c again, and ends with reap() */
+        else
+            reap(c);
+    }
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
-    conn_process(arg);
+    struct conn *c = arg;
+    struct io_thread *io = c->io;
+    conn_process(c);
+    conn_flush_dirty(io);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+    if (pending == 0)
+        bufferevent_disable(bev, EV_WRITE);
     if (reap(c))
         return;
     if (c->paused_out && pending <= OUT_PAUSE / 4) {
+        struct io_thread *io = c->io;
         c->paused_out = false;
         conn_process(c);
+        conn_flush_dirty(io);
     }
 }
 
@@ -624,7 +696,7 @@ struct conn *conn_new(struct io_thread *io, int fd)
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, IN_HIGH);
     bufferevent_setwatermark(c->bev, EV_WRITE, OUT_PAUSE / 4, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ); /* EV_WRITE only while output is left over */
     c->next = io->conns;
     if (io->conns)
         io->conns->prev = c;
@@ -674,6 +746,12 @@ static void conn_free(struct conn *c)
     struct io_thread *io = c->io;
     if (c->zombie)
         io->nzombies--;
+    for (struct conn **pp = &io->dirty; *pp; pp = &(*pp)->dirty_next) {
+        if (*pp == c) {
+            *pp = c->dirty_next;
+            break;
+        }
+    }
     while (c->slots_head) {
         struct slot *sl = c->slots_head;
         c->slots_head = sl->next;

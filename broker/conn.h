@@ -78,6 +78,8 @@ struct conn {
     bool closed;                     /* socket gone; zombie until inflight == 0 */
     bool paused_out;
     bool zombie;                     /* closed, waiting for in-flight replies */
+    bool dirty;                      /* has output to write (in io->dirty) */
+    struct conn *dirty_next;
     bool doomed;                     /* over the output limit: close at the next safe point */
     struct slot *slots_head, *slots_tail;
     int nslots;
@@ -91,6 +93,9 @@ struct conn {
 struct conn *conn_new(struct io_thread *io, int fd);
 /* Closes now (socket gone); frees when nothing is in flight. */
 void conn_close(struct conn *c, const char *why);
+/* Writes the output of every connection of io that has some (once per
+ * loop callback). */
+void conn_flush_dirty(struct io_thread *io);
 /* Resumes parsing (after a reply unblocked or drained the connection). */
 void conn_process(struct conn *c);
 /* A MSG_REPLY for this connection (c may be a zombie). Takes m. */

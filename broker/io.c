@@ -124,6 +124,7 @@ static void io_drain(void *arg, struct msg *list)
             msg_free(m);
         }
     }
+    conn_flush_dirty(io);
     io_flush(io);
 }
 

@@ -32,6 +32,7 @@ struct io_thread {
     struct conn *conns;           /* doubly linked through conn->prev/next */
     long nconns;
     long nzombies;                /* closed connections with replies still due */
+    struct conn *dirty;           /* connections with output to write */
     bool stopping;
     struct event *stop_timer;
 };

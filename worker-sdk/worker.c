@@ -190,13 +190,25 @@ static void count_result(wthread *t, const spool_job *job, int result, int rc)
     }
 }
 
+/* After a resent ACK is refused as stale: did the first one, whose reply
+ * the broken connection swallowed, go through? It did when the job is done
+ * on this very delivery. */
+static bool earlier_ack_landed(wthread *t, const spool_job *job)
+{
+    spool_job *now = NULL;
+    bool done = spool_job_get(t->c, job->id, &now) == 0 && now && now->state &&
+                strcmp(now->state, "done") == 0 && now->attempt == job->attempt;
+    spool_job_free(now);
+    return done;
+}
+
 /* Sends the result, reconnecting as needed, until the lease would be over. */
 static void finish(wthread *t, const spool_job *job, int result, const spool_ctx *ctx)
 {
     spool_worker *w = t->w;
     for (int attempt = 1;; attempt++) {
         int rc = send_result(t, job, result, ctx);
-        if (rc >= 0) {
+        if (rc >= 0 || (rc == SPOOL_ESTALE && attempt > 1 && result == SPOOL_DONE && earlier_ack_landed(t, job))) {
             count_result(t, job, result, rc);
             return;
         }
