@@ -768,16 +768,16 @@ void qtable_each(const struct qtable *t, void (*fn)(void *arg, struct queue *q),
 
 void jtable_init(struct jtable *t)
 {
+    memset(t, 0, sizeof *t);
     t->nb = 1024;
-    t->n = 0;
     t->b = xcalloc(t->nb, sizeof *t->b);
 }
 
 void jtable_free(struct jtable *t)
 {
     free(t->b);
-    t->b = NULL;
-    t->nb = t->n = 0;
+    free(t->old);
+    memset(t, 0, sizeof *t);
 }
 
 static size_t jbucket(size_t nb, uint64_t id)
@@ -786,49 +786,73 @@ static size_t jbucket(size_t nb, uint64_t id)
     return (size_t)(h >> 20) & (nb - 1);
 }
 
+#define JTABLE_STEP 64 /* old buckets moved per add or remove */
+
+static void jtable_step(struct jtable *t)
+{
+    for (int k = 0; k < JTABLE_STEP && t->old; k++) {
+        if (t->moved == t->oldnb) {
+            free(t->old);
+            t->old = NULL;
+            break;
+        }
+        struct job *j = t->old[t->moved];
+        t->old[t->moved++] = NULL;
+        while (j) {
+            struct job *next = j->hnext;
+            size_t i = jbucket(t->nb, j->id);
+            j->hnext = t->b[i];
+            t->b[i] = j;
+            j = next;
+        }
+    }
+}
+
+static struct job **jtable_slot(const struct jtable *t, uint64_t id)
+{
+    struct job **pp = &t->b[jbucket(t->nb, id)];
+    for (; *pp; pp = &(*pp)->hnext)
+        if ((*pp)->id == id)
+            return pp;
+    if (t->old) {
+        pp = &t->old[jbucket(t->oldnb, id)];
+        for (; *pp; pp = &(*pp)->hnext)
+            if ((*pp)->id == id)
+                return pp;
+    }
+    return NULL;
+}
+
 struct job *jtable_find(const struct jtable *t, uint64_t id)
 {
-    for (struct job *j = t->b[jbucket(t->nb, id)]; j; j = j->hnext)
-        if (j->id == id)
-            return j;
-    return NULL;
+    struct job **pp = jtable_slot(t, id);
+    return pp ? *pp : NULL;
 }
 
 void jtable_add(struct jtable *t, struct job *j)
 {
-    if (t->n >= t->nb) {
-        size_t onb = t->nb;
-        struct job **ob = t->b;
+    if (!t->old && t->n >= t->nb) {
+        t->old = t->b;
+        t->oldnb = t->nb;
+        t->moved = 0;
         t->nb *= 2;
         t->b = xcalloc(t->nb, sizeof *t->b);
-        for (size_t i = 0; i < onb; i++) {
-            struct job *x = ob[i];
-            while (x) {
-                struct job *next = x->hnext;
-                size_t k = jbucket(t->nb, x->id);
-                x->hnext = t->b[k];
-                t->b[k] = x;
-                x = next;
-            }
-        }
-        free(ob);
     }
-    size_t k = jbucket(t->nb, j->id);
-    j->hnext = t->b[k];
-    t->b[k] = j;
+    jtable_step(t);
+    size_t i = jbucket(t->nb, j->id);
+    j->hnext = t->b[i];
+    t->b[i] = j;
     t->n++;
 }
 
 void jtable_remove(struct jtable *t, struct job *j)
 {
-    struct job **pp = &t->b[jbucket(t->nb, j->id)];
-    for (; *pp; pp = &(*pp)->hnext) {
-        if (*pp == j) {
-            *pp = j->hnext;
-            j->hnext = NULL;
-            t->n--;
-            return;
-        }
+    jtable_step(t);
+    struct job **pp = jtable_slot(t, j->id);
+    if (pp && *pp == j) {
+        *pp = j->hnext;
+        j->hnext = NULL;
+        t->n--;
     }
 }
 

@@ -227,10 +227,14 @@ struct queue *qtable_get(struct qtable *t, const char *name, size_t len, const s
 bool qtable_maybe_free(struct qtable *t, struct queue *q);
 void qtable_each(const struct qtable *t, void (*fn)(void *arg, struct queue *q), void *arg);
 
-/* Jobs by id, for one shard. */
+/* Jobs by id, for one shard. Grows incrementally (as Redis's dict does):
+ * while old is set, every add and remove first moves a few of its buckets
+ * into b, so no single call ever relinks millions of jobs. */
 struct jtable {
     struct job **b;
     size_t nb, n;
+    struct job **old;   /* the table being emptied into b, or NULL */
+    size_t oldnb, moved;
 };
 
 void jtable_init(struct jtable *t);

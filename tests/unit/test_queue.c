@@ -270,6 +270,37 @@ Test(range, redis_index_rules)
     cr_assert_not(queue_range(10, -1, -2, &f, &t));
 }
 
+Test(jtable, grows_incrementally_with_removals_mid_way)
+{
+    struct jtable t;
+    jtable_init(&t);
+    enum { N = 100000 };
+    struct job **js = calloc(N, sizeof *js);
+    int calls_mid_move = 0;
+    for (int i = 0; i < N; i++) {
+        js[i] = mk((uint64_t)i * 1024 + 5);
+        jtable_add(&t, js[i]);
+        if (i % 7 == 3) { /* remove an older one while a move is under way */
+            jtable_remove(&t, js[i / 2]);
+            job_free(js[i / 2]);
+            js[i / 2] = NULL;
+        }
+        calls_mid_move += t.old != NULL;
+    }
+    cr_assert_gt(calls_mid_move, 100, "a table that grew is emptied over many calls, not at once");
+    size_t live = 0;
+    for (int i = 0; i < N; i++) {
+        struct job *f = jtable_find(&t, (uint64_t)i * 1024 + 5);
+        cr_assert_eq(f, js[i], "job %d", i);
+        live += js[i] != NULL;
+    }
+    cr_assert_eq(t.n, live);
+    for (int i = 0; i < N; i++)
+        job_free(js[i]);
+    free(js);
+    jtable_free(&t);
+}
+
 Test(qtable, find_get_and_collect_idle_queues)
 {
     struct qtable t;
