@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -81,6 +82,7 @@ void log_close(void)
 void log_set_thread_name(const char *name)
 {
     snprintf(thread_name, sizeof thread_name, "%s", name);
+    pthread_setname_np(pthread_self(), thread_name); /* for top -H, perf, gdb */
 }
 
 int log_enabled(enum log_level level)
