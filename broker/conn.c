@@ -312,13 +312,20 @@ static void bpop_park(struct conn *c, struct slot *sl, struct msg *m)
     }
     /* Only one reply can come back: the others are dropped by their shards. */
     c->inflight -= sl->npark - 1;
+    /* Counted as blocked (INFO blocked_clients, what tests and operators
+     * watch) only once the waiter is on its way to every shard: a pop
+     * posted later by anyone is queued behind it. */
+    io_flush(c->io);
+    if (!c->blocked_counted) {
+        c->blocked_counted = true;
+        atomic_fetch_add(&c->io->srv->blocked_clients, 1);
+    }
 }
 
 void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadline)
 {
     struct slot *sl = slot_new(c, SLOT_BPOP);
     c->blocked = sl;
-    atomic_fetch_add(&c->io->srv->blocked_clients, 1);
     sl->key_first = m->key_first = first;
     sl->key_last = m->key_last = last;
     m->deadline = deadline;
@@ -347,7 +354,9 @@ static void unblock(struct conn *c)
     if (!c->blocked)
         return;
     c->blocked = NULL;
-    atomic_fetch_sub(&c->io->srv->blocked_clients, 1);
+    if (c->blocked_counted)
+        atomic_fetch_sub(&c->io->srv->blocked_clients, 1);
+    c->blocked_counted = false;
 }
 
 static void bpop_reply(struct conn *c, struct slot *sl, struct msg *m)

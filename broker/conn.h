@@ -85,6 +85,7 @@ struct conn {
     int nslots;
     int inflight;                    /* messages expected back from other threads */
     struct slot *blocked;            /* the outstanding blocking command */
+    bool blocked_counted;            /* parked, and counted in blocked_clients */
     struct sub *subs, *psubs;        /* pub/sub channels and patterns */
     size_t nsubs, npsubs;
 };

@@ -24,19 +24,8 @@
 static spoold *srv;
 static cli *c;
 
-static void start_default(void)
-{
-    srv = spoold_start(NULL);
-    c = cli_connect(srv->port);
-}
-
-static void stop_default(void)
-{
-    cli_close(c);
-    c = NULL;
-    spoold_stop(srv);
-    srv = NULL;
-}
+static void start_default(void) { fixture_start(&srv, &c); }
+static void stop_default(void) { fixture_stop(&srv, &c); }
 
 TestSuite(lists, .init = start_default, .fini = stop_default, .timeout = 60);
 

@@ -958,3 +958,19 @@ const char *resp_text_at(const char *f, int l, const resp_val *v, char *buf, siz
         cr_assert_fail("%s:%d: expected a string or integer, got %s", f, l, resp_describe(v));
     return buf;
 }
+
+/* ------------------------------------------------------------ fixture */
+
+void fixture_start(spoold **srv, cli **c)
+{
+    *srv = spoold_start(NULL);
+    *c = cli_connect((*srv)->port);
+}
+
+void fixture_stop(spoold **srv, cli **c)
+{
+    cli_close(*c);
+    *c = NULL;
+    spoold_stop(*srv);
+    *srv = NULL;
+}

@@ -147,6 +147,11 @@ long long llen(cli *c, const char *key);
 /* ---------------------------------------------------------------- time */
 
 long long now_ms(void);
+
+/* The common suite fixture: a spoold with default settings and one
+ * client connected to it; stop closes both and clears the pointers. */
+void fixture_start(spoold **srv, cli **c);
+void fixture_stop(spoold **srv, cli **c);
 void sleep_ms(int ms); /* pause between polls only, never as the only wait */
 
 /* Polls cond every 5 ms until it is true; evaluates to whether it became
