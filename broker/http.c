@@ -247,6 +247,9 @@ int http_start(struct server *srv)
         return 0;
     }
     log_info("HTTP admin on http://%s:%d/ (/healthz, /metrics, /api/queues)", srv->cfg.bind, srv->cfg.http_port);
+    if (srv->cfg.requirepass[0] && strncmp(srv->cfg.bind, "127.", 4) != 0 && strcmp(srv->cfg.bind, "::1") != 0)
+        log_warn("the HTTP admin has no password and listens on %s: it shows queue names and counts to anyone "
+                 "who can reach it (set --http-port 0, or keep --bind on loopback behind a proxy)", srv->cfg.bind);
     return 0;
 }
 
