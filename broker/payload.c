@@ -10,10 +10,17 @@
  * to cJSON; when cJSON refuses, the scanner's stop position names the
  * first byte that cannot be part of a valid document (cJSON's own position
  * is only approximate).
+ *
+ * cJSON writes a global error position on every parse, so calls into it are
+ * serialised by cjson_lock (a leaf lock; docs/threads.md). They are rare:
+ * the scanner settles nearly every payload.
  */
 #include "payload.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
+
+static pthread_mutex_t cjson_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define MAX_DEPTH 1000 /* as cJSON's nesting limit */
 
@@ -209,9 +216,12 @@ bool payload_is_json(const char *p, size_t n, size_t *err_at)
     if (scanned && !s.ask_cjson)
         return true;
     const char *end = NULL;
+    pthread_mutex_lock(&cjson_lock);
     cJSON *v = cJSON_ParseWithLengthOpts(p, n, &end, 0);
-    if (v) {
-        cJSON_Delete(v);
+    bool ok = v != NULL;
+    cJSON_Delete(v);
+    pthread_mutex_unlock(&cjson_lock);
+    if (ok) {
         size_t at = (size_t)(end - p);
         while (at < n && is_ws(p[at]))
             at++;

@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,10 +69,17 @@ spool_job *sdk_job_from_val(const resp_val *v)
     return j;
 }
 
+/* cJSON records the position of its last parse error in a global, so
+ * worker threads parsing at the same time would race on it: parses take
+ * this lock (held for nothing else). */
+static pthread_mutex_t cjson_lock = PTHREAD_MUTEX_INITIALIZER;
+
 const cJSON *spool_job_json(spool_job *job)
 {
     if (!job->json_done_) {
+        pthread_mutex_lock(&cjson_lock);
         job->json_ = cJSON_ParseWithLength(job->payload, job->payload_len);
+        pthread_mutex_unlock(&cjson_lock);
         job->json_done_ = true;
     }
     return job->json_;
