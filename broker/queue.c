@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "hash.h"
+#include "resp.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -85,24 +86,13 @@ void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1])
     snprintf(out, JOB_ID_HEX + 1, "%016" PRIx64, id);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool job_id_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt)
 {
     if (n < JOB_ID_HEX)
         return false;
     uint64_t v = 0;
     for (size_t i = 0; i < JOB_ID_HEX; i++) {
-        int h = hexval(s[i]);
+        int h = resp_hex_value(s[i]);
         if (h < 0)
             return false;
         v = v << 4 | (uint64_t)h;

@@ -655,7 +655,7 @@ static bool ends_word(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static int hex_val(char c)
+int resp_hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -693,8 +693,8 @@ static size_t unquote(char quote, const char *s, const char *close, char *d)
         } else if (quote == '\'') {
             *d++ = s[1] == '\'' ? '\'' : '\\';
             s += s[1] == '\'' ? 2 : 1;
-        } else if (s[1] == 'x' && s + 3 < close && hex_val(s[2]) >= 0 && hex_val(s[3]) >= 0) {
-            *d++ = (char)(hex_val(s[2]) * 16 + hex_val(s[3]));
+        } else if (s[1] == 'x' && s + 3 < close && resp_hex_value(s[2]) >= 0 && resp_hex_value(s[3]) >= 0) {
+            *d++ = (char)(resp_hex_value(s[2]) * 16 + resp_hex_value(s[3]));
             s += 4;
         } else {
             switch (s[1]) {

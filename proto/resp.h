@@ -199,6 +199,10 @@ int resp_reader_feed(resp_reader *r, const char *buf, size_t len,
                      size_t *consumed, resp_val **out);
 const char *resp_reader_error(const resp_reader *r);
 
+/* The value of one hex digit (0-9, a-f, A-F), or -1 for any other byte;
+ * inline requests ("\x41") and job ids share it. */
+int resp_hex_value(char c);
+
 /* Convenience for tests and the CLI: map lookup by key (MAP, or a flat
  * ARRAY of key/value pairs). Returns NULL when absent. */
 const resp_val *resp_val_get(const resp_val *map, const char *key);
