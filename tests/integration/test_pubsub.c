@@ -90,46 +90,12 @@ static void expect_silence(cli *cl, int ms, const char *who)
               r > 0 ? resp_describe(v) : "connection closed");
 }
 
-/* A job id from JOB.PUSH. */
-typedef struct { char s[48]; } jid;
-
-static jid push_at(const char *f, int l, cli *cl, const char *q, const char *payload, ...)
-{
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = "JOB.PUSH";
-    argv[n++] = q;
-    argv[n++] = payload;
-    va_list ap;
-    va_start(ap, payload);
-    for (const char *a = va_arg(ap, const char *); a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = a;
-    va_end(ap);
-    resp_val *v = cli_cmdv(cl, n, argv, NULL);
-    if (v->type != RESP_T_BULK || v->len != 16)
-        cr_assert_fail("%s:%d: JOB.PUSH %s: expected a job id, got %s", f, l, q, resp_describe(v));
-    jid id;
-    snprintf(id.s, sizeof id.s, "%s", v->str);
-    resp_val_free(v);
-    return id;
-}
-
-#define PUSH(cl, q, p) push_at(__FILE__, __LINE__, (cl), (q), (p), (const char *)NULL)
-#define PUSHO(cl, q, p, ...) push_at(__FILE__, __LINE__, (cl), (q), (p), __VA_ARGS__, (const char *)NULL)
-
 static void reserve_receipt(cli *cl, const char *q, char *receipt, size_t cap)
 {
     resp_val *v = CMD(cl, "JOB.RESERVE", "NOWAIT", "FROM", q);
     cr_assert(v->type == RESP_T_ARRAY && v->n == 1, "JOB.RESERVE NOWAIT FROM %s: %s", q,
               resp_describe(v));
     snprintf(receipt, cap, "%s", field_str(v->elem[0], "receipt"));
-    resp_val_free(v);
-}
-
-static void expect_word(resp_val *v, const char *w)
-{
-    bool ok = (v->type == RESP_T_SIMPLE || v->type == RESP_T_BULK) && strcmp(v->str, w) == 0;
-    cr_assert(ok, "expected \"%s\", got %s", w, resp_describe(v));
     resp_val_free(v);
 }
 

@@ -19,6 +19,7 @@
 #define JB "{\"job\":\"b\"}"
 #define JC "{\"job\":\"c\"}"
 #define ABSENCE_MS 200
+#define expect_no_reply(w, who) expect_no_reply_for((w), ABSENCE_MS, (who))
 
 static spoold *srv;
 static cli *c;
@@ -29,32 +30,6 @@ static void stop_default(void) { fixture_stop(&srv, &c); }
 TestSuite(queues, .init = start_default, .fini = stop_default, .timeout = 60);
 
 /* ============================================================ helpers */
-
-typedef struct { char s[48]; } jid;
-
-static jid push_at(const char *f, int l, cli *cl, const char *q, const char *payload, ...)
-{
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = "JOB.PUSH";
-    argv[n++] = q;
-    argv[n++] = payload;
-    va_list ap;
-    va_start(ap, payload);
-    for (const char *a = va_arg(ap, const char *); a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = a;
-    va_end(ap);
-    resp_val *v = cli_cmdv(cl, n, argv, NULL);
-    if (v->type != RESP_T_BULK || v->len != 16)
-        cr_assert_fail("%s:%d: JOB.PUSH %s: expected a job id, got %s", f, l, q, resp_describe(v));
-    jid id;
-    snprintf(id.s, sizeof id.s, "%s", v->str);
-    resp_val_free(v);
-    return id;
-}
-
-#define PUSH(cl, q, p) push_at(__FILE__, __LINE__, (cl), (q), (p), (const char *)NULL)
-#define PUSHO(cl, q, p, ...) push_at(__FILE__, __LINE__, (cl), (q), (p), __VA_ARGS__, (const char *)NULL)
 
 typedef struct { char id[48]; char receipt[64]; } rjob;
 
@@ -73,54 +48,6 @@ static rjob reserve_at(const char *f, int l, cli *cl, const char *q)
 }
 
 #define RESERVE1(cl, q) reserve_at(__FILE__, __LINE__, (cl), (q))
-
-/* A JOB.RESERVE NOWAIT that must find nothing. */
-static void expect_nothing_at(const char *f, int l, cli *cl, const char *q)
-{
-    resp_val *v = CMD(cl, "JOB.RESERVE", "NOWAIT", "FROM", q);
-    if (v->type != RESP_T_NULL)
-        cr_assert_fail("%s:%d: JOB.RESERVE NOWAIT FROM %s: expected nil, got %s", f, l, q,
-                       resp_describe(v));
-    resp_val_free(v);
-}
-
-#define EXPECT_NOTHING(cl, q) expect_nothing_at(__FILE__, __LINE__, (cl), (q))
-
-static long long stat_of(cli *cl, const char *q, const char *name)
-{
-    resp_val *v = CMD(cl, "QUEUE.STATS", q);
-    long long n = field_int(v, name);
-    resp_val_free(v);
-    return n;
-}
-
-static const char *state_of(cli *cl, const char *id)
-{
-    static char buf[32];
-    resp_val *v = CMD(cl, "JOB.GET", id);
-    if (v->type == RESP_T_NULL)
-        snprintf(buf, sizeof buf, "nil");
-    else
-        snprintf(buf, sizeof buf, "%s", field_str(v, "state"));
-    resp_val_free(v);
-    return buf;
-}
-
-#define EXPECT_STATE(cl, id, s)                                                             \
-    do {                                                                                    \
-        const char *st_ = state_of((cl), (id));                                             \
-        cr_assert_str_eq(st_, (s), "job %s: state %s, expected %s", (id), st_, (s));        \
-    } while (0)
-
-static void expect_word_at(const char *f, int l, resp_val *v, const char *w)
-{
-    bool ok = (v->type == RESP_T_SIMPLE || v->type == RESP_T_BULK) && strcmp(v->str, w) == 0;
-    if (!ok)
-        cr_assert_fail("%s:%d: expected \"%s\", got %s", f, l, w, resp_describe(v));
-    resp_val_free(v);
-}
-
-#define expect_word(v, w) expect_word_at(__FILE__, __LINE__, (v), (w))
 
 /* Pushes a job and buries it (RETRIES 0, reserve, nack); returns its id. */
 static jid make_dead(cli *cl, const char *q, const char *payload)
@@ -163,14 +90,6 @@ static int peek_ids_at(const char *f, int l, resp_val *v, const char *state, jid
 }
 
 #define PEEK_IDS(v, st, out, max) peek_ids_at(__FILE__, __LINE__, (v), (st), (out), (max))
-
-static void expect_no_reply(cli *w, const char *who)
-{
-    resp_val *v = NULL;
-    int r = cli_poll_reply(w, ABSENCE_MS, &v);
-    cr_assert(r == 0, "%s: expected no reply, got %s", who,
-              r > 0 ? resp_describe(v) : "connection closed");
-}
 
 /* ========================================================== QUEUE.LIST */
 

@@ -25,6 +25,7 @@
 #define JD "{\"job\":\"d\"}"
 #define JE "{\"job\":\"e\"}"
 #define ABSENCE_MS 200
+#define expect_no_reply(w, who) expect_no_reply_for((w), ABSENCE_MS, (who))
 
 static spoold *srv;
 static cli *c;
@@ -35,8 +36,6 @@ static void stop_default(void) { fixture_stop(&srv, &c); }
 TestSuite(reliable, .init = start_default, .fini = stop_default, .timeout = 60);
 
 /* ============================================================ helpers */
-
-typedef struct { char s[48]; } jid;
 
 typedef struct job {
     char id[48];
@@ -56,32 +55,6 @@ static bool is_job_id(const char *s)
             return false;
     return true;
 }
-
-/* JOB.PUSH q payload [options…] NULL: asserts a 16-hex id and returns it. */
-static jid push_at(const char *f, int l, cli *cl, const char *q, const char *payload, ...)
-{
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = "JOB.PUSH";
-    argv[n++] = q;
-    argv[n++] = payload;
-    va_list ap;
-    va_start(ap, payload);
-    for (const char *a = va_arg(ap, const char *); a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = a;
-    va_end(ap);
-    resp_val *v = cli_cmdv(cl, n, argv, NULL);
-    if (v->type != RESP_T_BULK || !is_job_id(v->str))
-        cr_assert_fail("%s:%d: JOB.PUSH %s: expected a 16-hex-digit id, got %s", f, l, q,
-                       resp_describe(v));
-    jid id;
-    snprintf(id.s, sizeof id.s, "%s", v->str);
-    resp_val_free(v);
-    return id;
-}
-
-#define PUSH(cl, q, p) push_at(__FILE__, __LINE__, (cl), (q), (p), (const char *)NULL)
-#define PUSHO(cl, q, p, ...) push_at(__FILE__, __LINE__, (cl), (q), (p), __VA_ARGS__, (const char *)NULL)
 
 /* One job entry of a JOB.RESERVE reply: exactly the six fields. */
 static job parse_job_at(const char *f, int l, const resp_val *e)
@@ -139,17 +112,6 @@ static job reserve_one_at(const char *f, int l, cli *cl, const char *q)
 
 #define RESERVE1(cl, q) reserve_one_at(__FILE__, __LINE__, (cl), (q))
 
-static void expect_nothing_at(const char *f, int l, cli *cl, const char *q)
-{
-    job j[4];
-    int n = jobs_at(f, l, CMD(cl, "JOB.RESERVE", "NOWAIT", "FROM", q), j, 4);
-    if (n != -1)
-        cr_assert_fail("%s:%d: JOB.RESERVE NOWAIT FROM %s: expected nil, got %d job(s), first %s",
-                       f, l, q, n, n > 0 ? j[0].payload : "-");
-}
-
-#define EXPECT_NOTHING(cl, q) expect_nothing_at(__FILE__, __LINE__, (cl), (q))
-
 /* JOB.GET id: the record (caller frees), asserting its 14 fields. */
 static resp_val *get_at(const char *f, int l, cli *cl, const char *id)
 {
@@ -161,47 +123,9 @@ static resp_val *get_at(const char *f, int l, cli *cl, const char *id)
 
 #define GET(cl, id) get_at(__FILE__, __LINE__, (cl), (id))
 
-/* The state of a job, "nil" when JOB.GET says there is none. */
-static const char *state_of(cli *cl, const char *id)
-{
-    static char buf[32];
-    resp_val *v = CMD(cl, "JOB.GET", id);
-    if (v->type == RESP_T_NULL)
-        snprintf(buf, sizeof buf, "nil");
-    else
-        snprintf(buf, sizeof buf, "%s", field_str(v, "state"));
-    resp_val_free(v);
-    return buf;
-}
-
 static long long job_int(cli *cl, const char *id, const char *name)
 {
     resp_val *v = GET(cl, id);
-    long long n = field_int(v, name);
-    resp_val_free(v);
-    return n;
-}
-
-#define EXPECT_STATE(cl, id, s)                                                             \
-    do {                                                                                    \
-        const char *st_ = state_of((cl), (id));                                             \
-        cr_assert_str_eq(st_, (s), "job %s: state %s, expected %s", (id), st_, (s));        \
-    } while (0)
-
-/* A one-word reply (simple or bulk string), e.g. JOB.NACK's retry/dead. */
-static void expect_word_at(const char *f, int l, resp_val *v, const char *w)
-{
-    bool ok = (v->type == RESP_T_SIMPLE || v->type == RESP_T_BULK) && strcmp(v->str, w) == 0;
-    if (!ok)
-        cr_assert_fail("%s:%d: expected \"%s\", got %s", f, l, w, resp_describe(v));
-    resp_val_free(v);
-}
-
-#define expect_word(v, w) expect_word_at(__FILE__, __LINE__, (v), (w))
-
-static long long stat_of(cli *cl, const char *q, const char *name)
-{
-    resp_val *v = CMD(cl, "QUEUE.STATS", q);
     long long n = field_int(v, name);
     resp_val_free(v);
     return n;
@@ -212,14 +136,6 @@ static void hello3(cli *cl)
     resp_val *v = CMD(cl, "HELLO", "3");
     cr_assert(v->type == RESP_T_MAP, "HELLO 3: got %s", resp_describe(v));
     resp_val_free(v);
-}
-
-static void expect_no_reply(cli *w, const char *who)
-{
-    resp_val *v = NULL;
-    int r = cli_poll_reply(w, ABSENCE_MS, &v);
-    cr_assert(r == 0, "%s: expected no reply yet, got %s", who,
-              r > 0 ? resp_describe(v) : "connection closed");
 }
 
 /* ============================================================ JOB.PUSH */

@@ -974,3 +974,70 @@ void fixture_stop(spoold **srv, cli **c)
     spoold_stop(*srv);
     *srv = NULL;
 }
+
+/* ------------------------------------------------- reliable-job helpers */
+
+jid push_at(const char *f, int l, cli *cl, const char *q, const char *payload, ...)
+{
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = "JOB.PUSH";
+    argv[n++] = q;
+    argv[n++] = payload;
+    va_list ap;
+    va_start(ap, payload);
+    for (const char *a = va_arg(ap, const char *); a && n < 31; a = va_arg(ap, const char *))
+        argv[n++] = a;
+    va_end(ap);
+    resp_val *v = cli_cmdv(cl, n, argv, NULL);
+    if (v->type != RESP_T_BULK || v->len != 16)
+        cr_assert_fail("%s:%d: JOB.PUSH %s: expected a job id, got %s", f, l, q, resp_describe(v));
+    jid id;
+    snprintf(id.s, sizeof id.s, "%s", v->str);
+    resp_val_free(v);
+    return id;
+}
+
+void expect_nothing_at(const char *f, int l, cli *cl, const char *q)
+{
+    resp_val *v = CMD(cl, "JOB.RESERVE", "NOWAIT", "FROM", q);
+    if (v->type != RESP_T_NULL)
+        cr_assert_fail("%s:%d: JOB.RESERVE NOWAIT FROM %s: expected nil, got %s", f, l, q,
+                       resp_describe(v));
+    resp_val_free(v);
+}
+
+long long stat_of(cli *cl, const char *q, const char *name)
+{
+    resp_val *v = CMD(cl, "QUEUE.STATS", q);
+    long long n = field_int(v, name);
+    resp_val_free(v);
+    return n;
+}
+
+const char *state_of(cli *cl, const char *id)
+{
+    static char buf[32];
+    resp_val *v = CMD(cl, "JOB.GET", id);
+    if (v->type == RESP_T_NULL)
+        snprintf(buf, sizeof buf, "nil");
+    else
+        snprintf(buf, sizeof buf, "%s", field_str(v, "state"));
+    resp_val_free(v);
+    return buf;
+}
+
+void expect_word_at(const char *f, int l, resp_val *v, const char *w)
+{
+    bool ok = (v->type == RESP_T_SIMPLE || v->type == RESP_T_BULK) && strcmp(v->str, w) == 0;
+    if (!ok)
+        cr_assert_fail("%s:%d: expected \"%s\", got %s", f, l, w, resp_describe(v));
+    resp_val_free(v);
+}
+
+void expect_no_reply_for(cli *w, int ms, const char *who)
+{
+    resp_val *v = NULL;
+    int r = cli_poll_reply(w, ms, &v);
+    cr_assert(r == 0, "%s: expected no reply yet, got %s", who, r > 0 ? resp_describe(v) : "connection closed");
+}

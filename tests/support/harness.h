@@ -148,6 +148,32 @@ long long llen(cli *c, const char *key);
 
 long long now_ms(void);
 
+/* ------------------------------------------------- reliable-job helpers */
+
+/* A job id as JOB.PUSH returns it. */
+typedef struct { char s[48]; } jid;
+/* JOB.PUSH q payload [option value ...] NULL: asserts a 16-hex id. */
+jid push_at(const char *f, int l, cli *cl, const char *q, const char *payload, ...);
+#define PUSH(cl, q, p) push_at(__FILE__, __LINE__, (cl), (q), (p), (const char *)NULL)
+#define PUSHO(cl, q, p, ...) push_at(__FILE__, __LINE__, (cl), (q), (p), __VA_ARGS__, (const char *)NULL)
+/* A JOB.RESERVE NOWAIT FROM q that must find nothing (nil). */
+void expect_nothing_at(const char *f, int l, cli *cl, const char *q);
+#define EXPECT_NOTHING(cl, q) expect_nothing_at(__FILE__, __LINE__, (cl), (q))
+/* QUEUE.STATS q, one field. */
+long long stat_of(cli *cl, const char *q, const char *name);
+/* JOB.GET id's state, "nil" when there is no such job (static buffer). */
+const char *state_of(cli *cl, const char *id);
+#define EXPECT_STATE(cl, id, s)                                                             \
+    do {                                                                                    \
+        const char *st_ = state_of((cl), (id));                                             \
+        cr_assert_str_eq(st_, (s), "job %s: state %s, expected %s", (id), st_, (s));        \
+    } while (0)
+/* A one-word reply (simple or bulk string), e.g. JOB.NACK's retry/dead; frees v. */
+void expect_word_at(const char *f, int l, resp_val *v, const char *w);
+#define expect_word(v, w) expect_word_at(__FILE__, __LINE__, (v), (w))
+/* No reply arrives on w within ms (a waiter stays blocked). */
+void expect_no_reply_for(cli *w, int ms, const char *who);
+
 /* The common suite fixture: a spoold with default settings and one
  * client connected to it; stop closes both and clears the pointers. */
 void fixture_start(spoold **srv, cli **c);
