@@ -107,50 +107,60 @@ bool shard_reject_payload(struct shard *s, struct msg *m, struct queue *q, int f
 
 /* ------------------------------------------------------------ JOB.PUSH */
 
-/* Parses the options after the payload; replies with an error and returns
- * false when one is wrong. */
-static bool push_options(struct conn *c, struct msg *m, struct push_opts *o)
+/* The options of JOB.PUSH after the payload, one table for the check on
+ * the I/O thread and the parse on the shard. */
+static const struct push_opt {
+    const char *name;
+    long long min, max;
+    const char *want;
+} push_opts_table[] = {
+    { "DELAY", 0, 86400000LL * 3650, "milliseconds from 0 to 10 years" },
+    { "AT", 0, INT64_MAX / 2, "a Unix time in milliseconds" },
+    { "PRI", JOB_PRI_MIN, JOB_PRI_MAX, "a whole number from -1000 to 1000" },
+    { "RETRIES", 0, 1000, "a whole number from 0 to 1000" },
+    { "LEASE", 1, 86400000LL * 7, "milliseconds from 1 to 7 days" },
+    { "UNIQUE", 1, 1024, "a key of 1 to 1024 bytes without NUL bytes" },
+};
+
+/* Fills o from m's options; on a bad one writes the reason into err and
+ * returns false. */
+static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size_t cap)
 {
     memset(o, 0, sizeof *o);
     o->retries = -1;
     o->left = true;
     int64_t now = clock_now_ms();
     for (int i = 3; i < m->req.argc; i += 2) {
-        long long v;
-        const char *opt = m->req.argv[i];
-        if (i + 1 >= m->req.argc) {
-            conn_reply_error(c, m, "ERR JOB.PUSH option '%.32s' needs a value", opt);
+        const struct push_opt *po = NULL;
+        for (size_t k = 0; k < sizeof push_opts_table / sizeof push_opts_table[0]; k++)
+            if (arg_is(m, i, push_opts_table[k].name))
+                po = &push_opts_table[k];
+        if (!po) {
+            snprintf(err, cap, "ERR JOB.PUSH: unknown option '%.32s' (options: DELAY ms, AT unix-ms, PRI n, "
+                     "RETRIES n, LEASE ms, UNIQUE key)", m->req.argv[i]);
             return false;
         }
-        if (arg_is(m, i, "DELAY") && arg_num(m, i + 1, 0, 86400000LL * 3650, &v)) {
-            o->run_at = now + v;
-        } else if (arg_is(m, i, "AT") && arg_num(m, i + 1, 0, INT64_MAX / 2, &v)) {
-            o->run_at = v;
-        } else if (arg_is(m, i, "PRI") && arg_num(m, i + 1, JOB_PRI_MIN, JOB_PRI_MAX, &v)) {
-            o->priority = (int16_t)v;
-        } else if (arg_is(m, i, "RETRIES") && arg_num(m, i + 1, 0, 1000, &v)) {
-            o->retries = v;
-        } else if (arg_is(m, i, "LEASE") && arg_num(m, i + 1, 1, 86400000LL * 7, &v)) {
-            o->lease_ms = v;
-        } else if (arg_is(m, i, "UNIQUE") && m->req.len[i + 1] > 0 && m->req.len[i + 1] <= 1024) {
-            o->unique = m->req.argv[i + 1];
-            o->unique_len = m->req.len[i + 1];
-        } else if (arg_is(m, i, "DELAY") || arg_is(m, i, "AT") || arg_is(m, i, "PRI") || arg_is(m, i, "RETRIES") ||
-                   arg_is(m, i, "LEASE") || arg_is(m, i, "UNIQUE")) {
-            static const char *const what[][2] = {
-                { "DELAY", "milliseconds from 0 to 10 years" }, { "AT", "a Unix time in milliseconds" },
-                { "PRI", "a whole number from -1000 to 1000" }, { "RETRIES", "a whole number from 0 to 1000" },
-                { "LEASE", "milliseconds from 1 to 7 days" }, { "UNIQUE", "a key of 1 to 1024 bytes" },
-            };
-            const char *want = "";
-            for (size_t k = 0; k < sizeof what / sizeof what[0]; k++)
-                if (arg_is(m, i, what[k][0]))
-                    want = what[k][1];
-            conn_reply_error(c, m, "ERR JOB.PUSH %s: bad value '%.64s', expected %s", opt, m->req.argv[i + 1], want);
+        if (i + 1 >= m->req.argc) {
+            snprintf(err, cap, "ERR JOB.PUSH option '%s' needs a value", po->name);
             return false;
-        } else {
-            conn_reply_error(c, m, "ERR JOB.PUSH: unknown option '%.32s' (options: DELAY ms, AT unix-ms, PRI n, RETRIES n, LEASE ms, UNIQUE key)", opt);
+        }
+        const char *val = m->req.argv[i + 1];
+        size_t vlen = m->req.len[i + 1];
+        long long v = 0;
+        bool ok = po == &push_opts_table[5]
+                      ? vlen >= 1 && vlen <= 1024 && !memchr(val, 0, vlen)
+                      : arg_num(m, i + 1, po->min, po->max, &v);
+        if (!ok) {
+            snprintf(err, cap, "ERR JOB.PUSH %s: bad value '%.64s', expected %s", po->name, val, po->want);
             return false;
+        }
+        switch (po - push_opts_table) {
+        case 0: o->run_at = now + v; break;
+        case 1: o->run_at = v; break;
+        case 2: o->priority = (int16_t)v; break;
+        case 3: o->retries = v; break;
+        case 4: o->lease_ms = v; break;
+        default: o->unique = val; o->unique_len = vlen;
         }
     }
     return true;
@@ -159,37 +169,20 @@ static bool push_options(struct conn *c, struct msg *m, struct push_opts *o)
 void io_job_push(struct conn *c, struct msg *m)
 {
     struct push_opts o;
-    if (!push_options(c, m, &o) || !check_payloads(c, m, 2, 3))
+    char err[256];
+    if (!push_parse(m, &o, err, sizeof err)) {
+        conn_reply_error(c, m, "%s", err);
         return;
-    conn_route_key(c, m, 1);
+    }
+    if (check_payloads(c, m, 2, 3))
+        conn_route_key(c, m, 1);
 }
 
 void sh_job_push(struct shard *s, struct msg *m)
 {
     struct push_opts o;
-    /* Options were checked on the I/O thread; parse them again here. */
-    memset(&o, 0, sizeof o);
-    o.retries = -1;
-    o.left = true;
-    int64_t now = clock_now_ms();
-    for (int i = 3; i + 1 < m->req.argc; i += 2) {
-        long long v = 0;
-        parse_ll(m->req.argv[i + 1], m->req.len[i + 1], &v);
-        if (arg_is(m, i, "DELAY"))
-            o.run_at = now + v;
-        else if (arg_is(m, i, "AT"))
-            o.run_at = v;
-        else if (arg_is(m, i, "PRI"))
-            o.priority = (int16_t)v;
-        else if (arg_is(m, i, "RETRIES"))
-            o.retries = v;
-        else if (arg_is(m, i, "LEASE"))
-            o.lease_ms = v;
-        else if (arg_is(m, i, "UNIQUE")) {
-            o.unique = m->req.argv[i + 1];
-            o.unique_len = m->req.len[i + 1];
-        }
-    }
+    char err[256];
+    push_parse(m, &o, err, sizeof err); /* checked on the I/O thread already */
     struct queue *q = shard_queue(s, m, 1, true);
     if (shard_reject_payload(s, m, q, 2, 3))
         return;
