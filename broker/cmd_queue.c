@@ -160,23 +160,44 @@ static int cmp_run_at(const void *a, const void *b)
     return (x->run_at > y->run_at) - (x->run_at < y->run_at);
 }
 
-/* Jobs of one state in presentation order (delayed: by run time). The
- * returned array is malloc'd. */
-static struct job **state_jobs(struct queue *q, int state, size_t *n)
+/* Delayed jobs sorted by run time (malloc'd); the other states are walked
+ * in place, in the order they keep. */
+static struct job **delayed_sorted(struct queue *q, size_t *n)
 {
-    size_t cnt = queue_count(q, state), i = 0;
-    struct job **v = xmalloc((cnt ? cnt : 1) * sizeof *v);
-    if (state == JOB_READY) {
-        for (struct job *j = queue_ready_first_served(q); j; j = queue_ready_next_served(q, j))
-            v[i++] = j;
-    } else {
-        for (struct job *j = queue_list(q, state)->head; j; j = j->next)
-            v[i++] = j;
-        if (state == JOB_DELAYED)
-            qsort(v, i, sizeof *v, cmp_run_at);
-    }
+    size_t i = 0;
+    struct job **v = xmalloc((q->delayed.n ? q->delayed.n : 1) * sizeof *v);
+    for (struct job *j = q->delayed.head; j; j = j->next)
+        v[i++] = j;
+    qsort(v, i, sizeof *v, cmp_run_at);
     *n = i;
     return v;
+}
+
+static struct job *peek_first(const struct queue *q, int state)
+{
+    return state == JOB_READY ? queue_ready_first_served(q) : queue_list((struct queue *)q, state)->head;
+}
+
+static struct job *peek_next(const struct queue *q, const struct job *j)
+{
+    return j->state == JOB_READY ? queue_ready_next_served(q, j) : j->next;
+}
+
+/* Where a page starts: the first job of the state, or the one after the
+ * AFTER job (found by id, so paging costs no walk from the start). NULL
+ * with *gone set when the AFTER job left the state. */
+static struct job *page_start(struct shard *s, struct queue *q, int state, bool has_after, uint64_t after,
+                              bool *gone)
+{
+    *gone = false;
+    if (!has_after)
+        return peek_first(q, state);
+    struct job *j = jtable_find(&s->jobs, after);
+    if (!j || j->q != q || j->state != state) {
+        *gone = true;
+        return NULL;
+    }
+    return peek_next(q, j);
 }
 
 void sh_queue_peek(struct shard *s, struct msg *m)
@@ -184,7 +205,7 @@ void sh_queue_peek(struct shard *s, struct msg *m)
     int state = JOB_READY;
     long long count = 10;
     uint64_t after = 0;
-    bool has_after = false;
+    bool has_after = false, gone = false;
     for (int i = 2; i + 1 < m->req.argc; i += 2) {
         if (arg_is(m, i, "STATE"))
             state = job_state_parse(m->req.argv[i + 1], m->req.len[i + 1]);
@@ -197,29 +218,38 @@ void sh_queue_peek(struct shard *s, struct msg *m)
         }
     }
     struct queue *q = shard_queue(s, m, 1, false);
-    size_t n = 0, start = 0;
-    struct job **v = q ? state_jobs(q, state, &n) : NULL;
-    if (has_after) {
-        while (start < n && v[start]->id != after)
-            start++;
-        if (start == n) {
-            char hex[JOB_ID_HEX + 1];
-            job_id_format(after, hex);
-            resp_buf_printf(&m->out, "-NOJOB job %s is not %s in queue '%.128s' any more; start again without AFTER\r\n",
-                            hex, job_state_name(state), m->req.argv[1]);
-            free(v);
-            shard_reply(s, m);
-            return;
+    struct job *page[1000];
+    size_t n = 0;
+    if (q && state == JOB_DELAYED) {
+        size_t all, start = 0;
+        struct job **v = delayed_sorted(q, &all);
+        if (has_after) {
+            while (start < all && v[start]->id != after)
+                start++;
+            gone = start++ == all;
         }
-        start++;
+        while (!gone && start < all && n < (size_t)count)
+            page[n++] = v[start++];
+        free(v);
+    } else if (q) {
+        for (struct job *j = page_start(s, q, state, has_after, after, &gone); j && n < (size_t)count;
+             j = peek_next(q, j))
+            page[n++] = j;
+    } else {
+        gone = has_after;
     }
-    size_t end = start + (size_t)count < n ? start + (size_t)count : n;
-    resp_add_array(&m->out, end - start);
-    for (size_t i = start; i < end; i++) {
-        shard_job_payload(s, v[i]);
-        encode_job(m, v[i]);
+    if (gone) {
+        char hex[JOB_ID_HEX + 1];
+        job_id_format(after, hex);
+        resp_buf_printf(&m->out, "-NOJOB job %s is not %s in queue '%.128s' any more; start again without AFTER\r\n",
+                        hex, job_state_name(state), m->req.argv[1]);
+    } else {
+        resp_add_array(&m->out, n);
+        for (size_t i = 0; i < n; i++) {
+            shard_job_payload(s, page[i]);
+            encode_job(m, page[i]);
+        }
     }
-    free(v);
     shard_reply(s, m);
 }
 
