@@ -88,6 +88,8 @@ struct conn {
     bool blocked_counted;            /* parked, and counted in blocked_clients */
     struct sub *subs, *psubs;        /* pub/sub channels and patterns */
     size_t nsubs, npsubs;
+    struct conn *sub_prev, *sub_next; /* in io->subscribers while nsubs + npsubs > 0 */
+    bool sub_listed;
 };
 
 /* Takes the accepted socket fd. */

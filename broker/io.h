@@ -33,6 +33,7 @@ struct io_thread {
     long nconns;
     long nzombies;                /* closed connections with replies still due */
     struct conn *dirty;           /* connections with output to write */
+    struct conn *subscribers;     /* connections with pub/sub subscriptions */
     bool stopping;
     struct event *stop_timer;
 };

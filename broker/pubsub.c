@@ -91,6 +91,31 @@ static int find_sub(const struct sub *v, size_t n, const char *s, size_t len)
     return -1;
 }
 
+/* Connections with at least one subscription are also linked in their I/O
+ * thread's subscriber list, so delivery visits only them. */
+static void listed(struct conn *c, bool on)
+{
+    struct io_thread *io = c->io;
+    if (on == c->sub_listed)
+        return;
+    c->sub_listed = on;
+    if (on) {
+        c->sub_prev = NULL;
+        c->sub_next = io->subscribers;
+        if (io->subscribers)
+            io->subscribers->sub_prev = c;
+        io->subscribers = c;
+        return;
+    }
+    if (c->sub_prev)
+        c->sub_prev->sub_next = c->sub_next;
+    else
+        io->subscribers = c->sub_next;
+    if (c->sub_next)
+        c->sub_next->sub_prev = c->sub_prev;
+    c->sub_prev = c->sub_next = NULL;
+}
+
 static bool add_sub(struct conn *c, bool pattern, const char *s, size_t len)
 {
     struct sub **v = pattern ? &c->psubs : &c->subs;
@@ -99,14 +124,13 @@ static bool add_sub(struct conn *c, bool pattern, const char *s, size_t len)
         return false;
     struct sub *nv = xrealloc(*v, (*n + 1) * sizeof **v);
     *v = nv;
-    nv[*n].name = malloc(len + 1);
-    if (!nv[*n].name)
-        abort();
+    nv[*n].name = xmalloc(len + 1);
     memcpy(nv[*n].name, s, len);
     nv[*n].name[len] = '\0';
     nv[*n].len = len;
     (*n)++;
     atomic_fetch_add(&c->io->srv->subscriptions, 1);
+    listed(c, true);
     return true;
 }
 
@@ -120,6 +144,7 @@ static bool del_sub(struct conn *c, bool pattern, const char *s, size_t len)
     free(v[i].name);
     v[i] = v[--*n];
     atomic_fetch_sub(&c->io->srv->subscriptions, 1);
+    listed(c, c->nsubs + c->npsubs > 0);
     return true;
 }
 
@@ -209,9 +234,7 @@ long pubsub_deliver(struct io_thread *io, const struct msg *m)
     long receivers = 0;
     resp_buf b;
     resp_buf_init(&b);
-    for (struct conn *c = io->conns; c; c = c->next) {
-        if (total_subs(c) == 0)
-            continue;
+    for (struct conn *c = io->subscribers; c; c = c->sub_next) {
         if (find_sub(c->subs, c->nsubs, ch, chlen) >= 0) {
             resp_add_push(&b, c->proto, 3);
             resp_add_cstr(&b, "message");
@@ -263,7 +286,7 @@ static bool arg_is(const struct msg *m, int i, const char *s)
 void peer_pubsub(struct io_thread *io, struct msg *m)
 {
     bool channels = arg_is(m, 1, "CHANNELS"), numsub = arg_is(m, 1, "NUMSUB");
-    for (struct conn *c = io->conns; c; c = c->next) {
+    for (struct conn *c = io->subscribers; c; c = c->sub_next) {
         m->num += (long long)c->npsubs;
         for (size_t i = 0; i < c->nsubs; i++) {
             const struct sub *s = &c->subs[i];
