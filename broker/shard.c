@@ -27,6 +27,7 @@
 #include "msg.h"
 #include "pubsub.h"
 #include "server.h"
+#include "slot.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -1050,6 +1051,56 @@ static int check_shard_count(struct shard *s)
     return rc;
 }
 
+/* The placement rule (slot.h) is recorded in every shard's meta table. A
+ * data dir from before it placed queues by FNV-1a of the name: it is
+ * upgraded in place when every queue it holds is already on the shard the
+ * slot rule gives (always so with --shards 1), and refused otherwise,
+ * naming the queue, because moving a job to another shard would change its
+ * id (ids name their shard) and break the receipts workers hold. */
+struct misplaced {
+    struct shard *s;
+    struct queue *q;
+};
+
+static void find_misplaced(void *arg, struct queue *q)
+{
+    struct misplaced *mp = arg;
+    if (!mp->q && !shard_owns(mp->s, q->name, q->namelen))
+        mp->q = q;
+}
+
+static int check_placement(struct shard *s)
+{
+    char have[64];
+    int rc = journal_meta_get(s->jr, "placement", have, sizeof have);
+    if (rc == 0 && strcmp(have, SLOT_PLACEMENT) == 0)
+        return 0;
+    if (rc == 0) {
+        log_error("data directory %s places keys by '%s', which this spoold does not know (it places them by '%s'): "
+                  "use the spoold that wrote it, or another --data-dir", s->srv->cfg.data_dir, have, SLOT_PLACEMENT);
+        return -EINVAL;
+    }
+    if (rc != -ENOENT)
+        return rc;
+    struct misplaced mp = { s, NULL };
+    qtable_each(&s->queues, find_misplaced, &mp);
+    if (mp.q) {
+        log_error("data directory %s was written by an older spoold that placed queues by a hash of the name; this "
+                  "spoold places every key by its Redis Cluster slot (CRC16, {hash tags}), and queue '%s' would move "
+                  "from shard %d to shard %d, which would change its job ids: drain that queue with the older spoold "
+                  "first, or start this one with another --data-dir (docs/operations.md, 'Placement')",
+                  s->srv->cfg.data_dir, mp.q->name, s->id, shard_of(mp.q->name, mp.q->namelen, s->srv->nshards));
+        return -EINVAL;
+    }
+    if ((rc = journal_begin(s->jr)) == 0 && (rc = journal_meta_put(s->jr, "placement", SLOT_PLACEMENT)) == 0)
+        rc = journal_commit(s->jr);
+    if (rc < 0)
+        log_error("shard %d: cannot record the placement rule: %s", s->id, journal_error(s->jr));
+    else if (s->jobs.n)
+        log_info("shard %d: data directory upgraded to slot placement in place (every queue stays on its shard)", s->id);
+    return rc;
+}
+
 int shard_recover(struct shard *s)
 {
     char path[4096];
@@ -1069,6 +1120,8 @@ int shard_recover(struct shard *s)
         log_error("cannot load the journal of shard %d: %s", s->id, journal_error(s->jr));
         return rc;
     }
+    if ((rc = check_placement(s)) < 0)
+        return rc;
     size_t total = 0;
     for (int i = 0; i < JOB_NSTATES; i++)
         total += lc.by_state[i];
