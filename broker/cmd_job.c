@@ -14,6 +14,7 @@
 #include "config.h"
 #include "conn.h"
 #include "io.h"
+#include "kvcmd.h"
 #include "msg.h"
 #include "payload.h"
 #include "queue.h"
@@ -180,6 +181,8 @@ void io_job_push(struct conn *c, struct msg *m)
 
 void sh_job_push(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct push_opts o;
     char err[256];
     push_parse(m, &o, err, sizeof err); /* checked on the I/O thread already */

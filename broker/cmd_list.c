@@ -13,6 +13,7 @@
 #include "config.h"
 #include "conn.h"
 #include "io.h"
+#include "kvcmd.h"
 #include "msg.h"
 #include "payload.h"
 #include "queue.h"
@@ -152,6 +153,8 @@ bool shard_check_full(struct shard *s, struct msg *m, struct queue *q, size_t n)
 
 void sh_push(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, true);
     if (shard_reject_payload(s, m, q, 2, m->req.argc) || shard_check_full(s, m, q, (size_t)(m->req.argc - 2)))
         return;
@@ -166,6 +169,8 @@ void sh_push(struct shard *s, struct msg *m)
 
 void sh_pop(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, false);
     bool left = m->cmd->flags & CMD_LEFT;
     bool counted = m->req.argc == 3;
@@ -193,6 +198,8 @@ void sh_pop(struct shard *s, struct msg *m)
 
 void sh_llen(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, false);
     resp_add_int(&m->out, q ? (long long)q->nready : 0);
     shard_reply(s, m);
@@ -200,6 +207,8 @@ void sh_llen(struct shard *s, struct msg *m)
 
 void sh_lrange(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, false);
     size_t from, to;
     if (!q || !queue_range(q->nready, arg_ll(m, 2), arg_ll(m, 3), &from, &to)) {

@@ -6,9 +6,11 @@
 #include "commands.h"
 
 #include "cmd_job.h"
+#include "cmd_keys.h"
 #include "cmd_list.h"
 #include "cmd_queue.h"
 #include "cmd_server.h"
+#include "cmd_string.h"
 #include "pubsub.h"
 #include "shard.h"
 
@@ -33,7 +35,6 @@ static struct command table[] = {
     { "command", -1, 0, 0, 0, 0, io_command, NULL, NULL, "Describes the commands (COMMAND, COMMAND COUNT|INFO|DOCS)." },
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
     { "time", 1, CMD_FAST, 0, 0, 0, io_time, NULL, NULL, "The server time: seconds and microseconds." },
-    { "dbsize", 1, R, 0, 0, 0, io_dbsize, sh_dbsize, NULL, "The number of queues that have ready jobs." },
     /* lists */
     { "lpush", -3, W | CMD_LEFT, 1, 1, 1, io_push, sh_push, NULL, "Pushes jobs at the head of a queue; replies with its length." },
     { "rpush", -3, W, 1, 1, 1, io_push, sh_push, NULL, "Pushes jobs at the tail of a queue; replies with its length." },
@@ -43,10 +44,48 @@ static struct command table[] = {
     { "brpop", -3, W | CMD_BLOCKING, 1, -2, 1, io_bpop, shard_bpop, NULL, "Takes a job from the tail of the first non-empty queue, waiting up to timeout seconds." },
     { "llen", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_llen, NULL, "The number of ready jobs in a queue." },
     { "lrange", 4, R, 1, 1, 1, io_lrange, sh_lrange, NULL, "Peeks at ready jobs by index, without taking them." },
-    { "del", -2, W, 1, -1, 1, io_keys_sum, sh_del, NULL, "Purges the ready jobs of queues; replies with how many queues had any." },
-    { "exists", -2, R | CMD_FAST, 1, -1, 1, io_keys_sum, sh_exists, NULL, "Counts the given queues that have ready jobs." },
-    { "type", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_type, NULL, "list for a queue with ready jobs, none otherwise." },
     { "reset", 1, CMD_NOAUTH | CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_reset, NULL, NULL, "Resets the connection: unsubscribes, RESP2, no name; AUTH again when a password is set." },
+    /* keys of any type */
+    { "del", -2, W, 1, -1, 1, io_keys_count, sh_del_keys, NULL, "Deletes keys (a queue is purged); replies with how many existed." },
+    { "unlink", -2, W | CMD_FAST, 1, -1, 1, io_keys_count, sh_del_keys, NULL, "DEL." },
+    { "exists", -2, R | CMD_FAST, 1, -1, 1, io_keys_count, sh_exists_keys, NULL, "Counts the given keys that exist (a queue with ready jobs exists)." },
+    { "type", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_type_key, NULL, "string, hash, zset, list (a queue with ready jobs) or none." },
+    { "expire", -3, W | CMD_FAST, 1, 1, 1, io_key, sh_expire, NULL, "Sets a key's time to live in seconds." },
+    { "pexpire", -3, W | CMD_FAST, 1, 1, 1, io_key, sh_expire, NULL, "Sets a key's time to live in milliseconds." },
+    { "expireat", -3, W | CMD_FAST, 1, 1, 1, io_key, sh_expire, NULL, "Sets a key's expiry as a Unix time in seconds." },
+    { "pexpireat", -3, W | CMD_FAST, 1, 1, 1, io_key, sh_expire, NULL, "Sets a key's expiry as a Unix time in milliseconds." },
+    { "ttl", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_ttl, NULL, "Seconds to live (-1: no expiry, -2: no key)." },
+    { "pttl", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_ttl, NULL, "Milliseconds to live (-1: no expiry, -2: no key)." },
+    { "expiretime", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_ttl, NULL, "The expiry as a Unix time in seconds." },
+    { "pexpiretime", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_ttl, NULL, "The expiry as a Unix time in milliseconds." },
+    { "persist", 2, W | CMD_FAST, 1, 1, 1, io_key, sh_persist, NULL, "Removes a key's expiry." },
+    { "rename", 3, W, 1, 2, 1, io_same_shard, sh_rename, NULL, "Renames a key (both names on one shard)." },
+    { "renamenx", 3, W | CMD_FAST, 1, 2, 1, io_same_shard, sh_rename, NULL, "Renames a key if the new name is free." },
+    { "dbsize", 1, R | CMD_FAST, 0, 0, 0, io_all_shards_sum, sh_dbsize_keys, NULL, "The number of keys (queues with ready jobs included)." },
+    { "keys", 2, R, 0, 0, 0, io_keys, sh_keys, NULL, "The keys matching a glob pattern." },
+    { "scan", -2, R, 0, 0, 0, io_scan, sh_scan, NULL, "Iterates over the keys with a cursor (MATCH, COUNT, TYPE)." },
+    { "randomkey", 1, R, 0, 0, 0, io_randomkey, sh_randomkey, NULL, "A random key." },
+    { "flushdb", -1, W, 0, 0, 0, io_flushdb, sh_flushdb, NULL, "Deletes every string, hash and sorted set (queues stay)." },
+    { "flushall", -1, W, 0, 0, 0, io_flushdb, sh_flushdb, NULL, "FLUSHDB (spool has one database)." },
+    /* strings */
+    { "get", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_get, NULL, "The value of a string key." },
+    { "set", -3, W, 1, 1, 1, io_key, sh_set, NULL, "Sets a string (EX PX EXAT PXAT KEEPTTL NX XX GET)." },
+    { "setnx", 3, W | CMD_FAST, 1, 1, 1, io_key, sh_setnx, NULL, "Sets a string if the key does not exist." },
+    { "setex", 4, W, 1, 1, 1, io_key, sh_setex, NULL, "Sets a string with a time to live in seconds." },
+    { "psetex", 4, W, 1, 1, 1, io_key, sh_setex, NULL, "Sets a string with a time to live in milliseconds." },
+    { "getdel", 2, W | CMD_FAST, 1, 1, 1, io_key, sh_getdel, NULL, "Returns a string and deletes its key." },
+    { "getex", -2, W | CMD_FAST, 1, 1, 1, io_key, sh_getex, NULL, "Returns a string and changes its expiry." },
+    { "mget", -2, R | CMD_FAST, 1, -1, 1, io_mget, sh_mget, NULL, "The values of several string keys." },
+    { "mset", -3, W, 1, -1, 2, io_same_shard, sh_mset, NULL, "Sets several strings atomically (one shard)." },
+    { "msetnx", -3, W, 1, -1, 2, io_same_shard, sh_mset, NULL, "Sets several strings if none of the keys exists." },
+    { "incr", 2, W | CMD_FAST, 1, 1, 1, io_key, sh_incr, NULL, "Adds 1 to an integer string." },
+    { "decr", 2, W | CMD_FAST, 1, 1, 1, io_key, sh_incr, NULL, "Subtracts 1 from an integer string." },
+    { "incrby", 3, W | CMD_FAST, 1, 1, 1, io_key, sh_incrby, NULL, "Adds to an integer string." },
+    { "decrby", 3, W | CMD_FAST, 1, 1, 1, io_key, sh_incrby, NULL, "Subtracts from an integer string." },
+    { "incrbyfloat", 3, W | CMD_FAST, 1, 1, 1, io_key, sh_incrbyfloat, NULL, "Adds a float to a numeric string." },
+    { "append", 3, W | CMD_FAST, 1, 1, 1, io_key, sh_append, NULL, "Appends to a string; replies with its length." },
+    { "strlen", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_strlen, NULL, "The length of a string." },
+    { "getrange", 4, R, 1, 1, 1, io_key, sh_getrange, NULL, "A substring of a string." },
     /* reliable jobs */
     { "job.push", -3, W, 1, 1, 1, io_job_push, sh_job_push, NULL, "Pushes a job with options (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE); replies with its id." },
     { "job.reserve", -3, W | CMD_BLOCKING | CMD_RESERVE, 0, 0, 0, io_job_reserve, shard_bpop, NULL, "Leases ready jobs from the first queue that has some, waiting up to TIMEOUT ms." },

@@ -55,6 +55,7 @@ struct msg {
     const struct command *cmd;
     resp_cmd req;                /* owned argv */
     int part;                    /* fan-out: index of the part (shard or thread id) */
+    bool whole;                  /* multi-key command whose keys all live on this shard: reply in full */
 
     /* blocking pops */
     enum bpop_mode bmode;

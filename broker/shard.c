@@ -131,20 +131,35 @@ static bool jr_ready(struct shard *s)
     return s->turn_err == 0;
 }
 
+/* The keyspace journals through the same turn transaction. */
+static struct journal *ks_txn(void *arg)
+{
+    struct shard *s = arg;
+    return jr_ready(s) ? s->jr : NULL;
+}
+
+static void ks_result(void *arg, int rc)
+{
+    jr_result(arg, rc);
+}
+
 static void jr_insert(struct shard *s, const struct job *j)
 {
+    keyspace_touch(&s->ks, j->q->name, j->q->namelen); /* WATCH on a queue */
     if (jr_ready(s))
         jr_result(s, journal_job_insert(s->jr, j));
 }
 
 static void jr_update(struct shard *s, const struct job *j)
 {
+    keyspace_touch(&s->ks, j->q->name, j->q->namelen);
     if (jr_ready(s))
         jr_result(s, journal_job_update(s->jr, j));
 }
 
 static void jr_delete(struct shard *s, const struct job *j)
 {
+    keyspace_touch(&s->ks, j->q->name, j->q->namelen);
     if (jr_ready(s))
         jr_result(s, journal_job_delete(s->jr, j->id));
 }
@@ -743,23 +758,27 @@ static void job_deadline(struct shard *s, struct job *j)
 static void rearm_timer(struct shard *s)
 {
     struct tnode *t = theap_min(&s->timers);
-    if (!t) {
+    int64_t when = t ? t->when : 0, kv = keyspace_next_expiry(&s->ks);
+    if (kv && (!when || kv < when))
+        when = kv;
+    if (!when) {
         if (s->timer_at)
             event_del(s->timer_ev);
         s->timer_at = 0;
         return;
     }
-    if (s->timer_at == t->when)
+    if (s->timer_at == when)
         return;
-    int64_t delta = t->when - clock_now_ms();
+    int64_t delta = when - clock_now_ms();
     if (delta < 0)
         delta = 0;
     struct timeval tv = { (time_t)(delta / 1000), (suseconds_t)((delta % 1000) * 1000) };
     event_add(s->timer_ev, &tv);
-    s->timer_at = t->when;
+    s->timer_at = when;
 }
 
 #define TIMER_BATCH 10000 /* deadlines handled per turn, so a burst cannot starve the inbox */
+#define EXPIRE_BATCH 200  /* keys expired per turn by the active sweep */
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -789,6 +808,7 @@ void shard_tick(struct shard *s)
         else
             job_deadline(s, (struct job *)t);
     }
+    keyspace_expire_due(&s->ks, now, EXPIRE_BATCH);
     shard_end_turn(s);
 }
 
@@ -921,6 +941,8 @@ int shard_init(struct shard *s, struct server *srv, int id)
     jtable_init(&s->jobs);
     theap_init(&s->timers);
     qconf_defaults(&s->defaults, srv->cfg.payload);
+    struct ks_sink sink = { s, ks_txn, ks_result };
+    keyspace_init(&s->ks, &sink);
     s->payload_budget = srv->cfg.payload_memory / (srv->nshards ? srv->nshards : 1);
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
@@ -1122,6 +1144,10 @@ int shard_recover(struct shard *s)
     }
     if ((rc = check_placement(s)) < 0)
         return rc;
+    if ((rc = keyspace_open(&s->ks, s->jr, clock_now_ms())) < 0) {
+        log_error("cannot load the keys of shard %d: %s", s->id, journal_error(s->jr));
+        return rc;
+    }
     size_t total = 0;
     for (int i = 0; i < JOB_NSTATES; i++)
         total += lc.by_state[i];
@@ -1176,6 +1202,8 @@ static void shard_reload(struct shard *s)
         log_error("shard %d: reloading the journal failed too: %s; this shard now serves only what it could read",
                   s->id, journal_error(s->jr));
     qtable_each(&s->queues, gc_queue, s);
+    if (keyspace_reload(&s->ks, clock_now_ms()) < 0)
+        log_error("shard %d: reloading its keys failed too: %s", s->id, journal_error(s->jr));
     struct queue *q;
     for (size_t i = 0; i < s->queues.nb; i++)
         for (q = s->queues.b[i]; q; q = q->hnext)
@@ -1223,6 +1251,7 @@ void shard_destroy(struct shard *s)
     }
     jtable_free(&s->jobs);
     theap_free(&s->timers);
+    keyspace_free(&s->ks); /* its statements go before the journal */
     journal_close(s->jr);
     s->jr = NULL;
     inbox_discard(&s->inbox);

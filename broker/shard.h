@@ -19,6 +19,7 @@
 #define SPOOL_SHARD_H
 
 #include "inbox.h"
+#include "keyspace.h"
 #include "queue.h"
 #include "theap.h"
 
@@ -46,6 +47,7 @@ struct shard {
     struct msg_batch *replies;   /* per I/O thread, posted at the end of a turn */
     struct msg_batch *events;    /* pub/sub events, per I/O thread, posted with the replies */
     struct qconf defaults;       /* settings of a new queue */
+    struct keyspace ks;          /* strings, hashes, sorted sets (keyspace.h) */
     struct journal *jr;          /* NULL when running without a journal (unit tests) */
     int turn_err;                /* first journal error of this turn (negative errno) */
     uint64_t turn;               /* counts turns (queue totals are saved per turn) */

@@ -1,0 +1,424 @@
+/*
+ * keyspace.c - strings, hashes and sorted sets of one shard, with expiry
+ * and the journal rows behind them (see keyspace.h).
+ */
+#include "keyspace.h"
+
+#include "journal.h"
+#include "kvjournal.h"
+#include "log.h"
+#include "xalloc.h"
+#include "zset.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ks_watch {
+    uint64_t refs;
+    uint64_t version;
+};
+
+void keyspace_init(struct keyspace *ks, const struct ks_sink *sink)
+{
+    memset(ks, 0, sizeof *ks);
+    dict_init(&ks->keys);
+    dict_init(&ks->watched);
+    theap_init(&ks->expires);
+    if (sink)
+        ks->sink = *sink;
+}
+
+static void kv_free_value(struct kv *kv)
+{
+    free(kv->str);
+    kv->str = NULL;
+    kv->len = 0;
+    if (kv->hash) {
+        dict_free(kv->hash, free);
+        free(kv->hash);
+        kv->hash = NULL;
+    }
+    zset_free(kv->zset);
+    kv->zset = NULL;
+}
+
+static void free_kv(void *p)
+{
+    struct kv *kv = p;
+    kv_free_value(kv);
+    free(kv);
+}
+
+static void clear_memory(struct keyspace *ks)
+{
+    dict_free(&ks->keys, free_kv);
+    theap_free(&ks->expires);
+    theap_init(&ks->expires);
+    ks->bytes = 0;
+}
+
+void keyspace_free(struct keyspace *ks)
+{
+    clear_memory(ks);
+    dict_free(&ks->watched, free);
+    kvjournal_close(ks->kj);
+    ks->kj = NULL;
+}
+
+const char *keyspace_type_name(int type)
+{
+    switch (type) {
+    case KV_STRING:
+        return "string";
+    case KV_HASH:
+        return "hash";
+    case KV_ZSET:
+        return "zset";
+    default:
+        return "none";
+    }
+}
+
+size_t keyspace_kv_bytes(const struct kv *kv)
+{
+    size_t n = sizeof *kv + sizeof *kv->ent + kv->ent->klen + 1;
+    if (kv->type == KV_STRING)
+        n += kv->len + 1;
+    else if (kv->type == KV_HASH)
+        n += sizeof *kv->hash + kv->hash->nb * sizeof(void *) + kv->hash->n * (sizeof(struct dict_entry) + 48);
+    else if (kv->type == KV_ZSET)
+        n += zset_bytes(kv->zset);
+    return n;
+}
+
+/* ------------------------------------------------------------- journal */
+
+static struct kvjournal *txn(struct keyspace *ks)
+{
+    if (!ks->kj || !ks->sink.txn || !ks->sink.txn(ks->sink.arg))
+        return NULL;
+    return ks->kj;
+}
+
+static void result(struct keyspace *ks, int rc)
+{
+    if (rc < 0 && ks->sink.result)
+        ks->sink.result(ks->sink.arg, rc);
+}
+
+void keyspace_save(struct keyspace *ks, struct kv *kv)
+{
+    keyspace_touch(ks, kv->ent->key, kv->ent->klen);
+    struct kvjournal *kj = txn(ks);
+    if (kj)
+        result(ks, kvjournal_put(kj, kv->ent->key, kv->ent->klen, kv->type, kv->expire_at,
+                                 kv->type == KV_STRING ? (kv->str ? kv->str : "") : NULL, kv->len));
+}
+
+void keyspace_save_field(struct keyspace *ks, struct kv *kv, const char *f, size_t flen)
+{
+    keyspace_touch(ks, kv->ent->key, kv->ent->klen);
+    struct kvjournal *kj = txn(ks);
+    if (!kj)
+        return;
+    struct ks_bytes *v = keyspace_hget(kv, f, flen);
+    if (v)
+        result(ks, kvjournal_hash_put(kj, kv->ent->key, kv->ent->klen, f, flen, v->p, v->len));
+    else
+        result(ks, kvjournal_hash_delete(kj, kv->ent->key, kv->ent->klen, f, flen));
+}
+
+void keyspace_save_member(struct keyspace *ks, struct kv *kv, const char *m, size_t mlen)
+{
+    keyspace_touch(ks, kv->ent->key, kv->ent->klen);
+    struct kvjournal *kj = txn(ks);
+    if (!kj)
+        return;
+    double score;
+    if (zset_score(kv->zset, m, mlen, &score))
+        result(ks, kvjournal_zset_put(kj, kv->ent->key, kv->ent->klen, m, mlen, score));
+    else
+        result(ks, kvjournal_zset_delete(kj, kv->ent->key, kv->ent->klen, m, mlen));
+}
+
+/* ---------------------------------------------------------------- keys */
+
+static void forget(struct keyspace *ks, struct kv *kv)
+{
+    theap_remove(&ks->expires, &kv->timer);
+    ks->bytes -= (int64_t)keyspace_kv_bytes(kv);
+    dict_delete(&ks->keys, kv->ent);
+    free_kv(kv);
+}
+
+void keyspace_delete(struct keyspace *ks, struct kv *kv)
+{
+    keyspace_touch(ks, kv->ent->key, kv->ent->klen);
+    struct kvjournal *kj = txn(ks);
+    if (kj)
+        result(ks, kvjournal_delete(kj, kv->ent->key, kv->ent->klen));
+    forget(ks, kv);
+}
+
+static void expire_now(struct keyspace *ks, struct kv *kv)
+{
+    ks->expired++;
+    keyspace_delete(ks, kv);
+}
+
+struct kv *keyspace_find(struct keyspace *ks, const char *key, size_t len, int64_t now)
+{
+    struct dict_entry *e = dict_find(&ks->keys, key, len);
+    if (!e)
+        return NULL;
+    struct kv *kv = e->val;
+    if (kv->expire_at && kv->expire_at <= now) {
+        expire_now(ks, kv);
+        return NULL;
+    }
+    return kv;
+}
+
+/* LFU counter: logarithmic increments (factor 10, as Redis's default). */
+static void lfu_hit(struct kv *kv, int64_t now)
+{
+    if (kv->lfu == 255)
+        return;
+    double base = kv->lfu > 5 ? kv->lfu - 5 : 0;
+    double p = 1.0 / (base * 10 + 1);
+    uint64_t r = (uint64_t)now * 6364136223846793005ULL + (uint64_t)(uintptr_t)kv;
+    if ((double)(r >> 11) / 9007199254740992.0 < p)
+        kv->lfu++;
+}
+
+struct kv *keyspace_read(struct keyspace *ks, const char *key, size_t len, int64_t now)
+{
+    struct kv *kv = keyspace_find(ks, key, len, now);
+    if (!kv) {
+        ks->misses++;
+        return NULL;
+    }
+    ks->hits++;
+    kv->atime = now;
+    lfu_hit(kv, now);
+    return kv;
+}
+
+struct kv *keyspace_create(struct keyspace *ks, const char *key, size_t len, int type, int64_t now)
+{
+    struct kv *kv = xcalloc(1, sizeof *kv);
+    tnode_init(&kv->timer, 0);
+    kv->type = (uint8_t)type;
+    kv->atime = now;
+    kv->lfu = 5; /* new keys start above the floor, as in Redis */
+    if (type == KV_HASH) {
+        kv->hash = xmalloc(sizeof *kv->hash);
+        dict_init(kv->hash);
+    } else if (type == KV_ZSET) {
+        kv->zset = zset_new();
+    }
+    kv->ent = dict_add(&ks->keys, key, len, kv);
+    ks->bytes += (int64_t)keyspace_kv_bytes(kv);
+    return kv;
+}
+
+void keyspace_set_str(struct keyspace *ks, struct kv *kv, char *p, size_t n)
+{
+    ks->bytes -= (int64_t)kv->len;
+    free(kv->str);
+    kv->str = p;
+    kv->len = n;
+    ks->bytes += (int64_t)n;
+}
+
+void keyspace_set_expire(struct keyspace *ks, struct kv *kv, int64_t at)
+{
+    theap_remove(&ks->expires, &kv->timer);
+    kv->expire_at = at;
+    if (at) {
+        kv->timer.when = at;
+        theap_add(&ks->expires, &kv->timer);
+    }
+}
+
+struct kv *keyspace_rename(struct keyspace *ks, struct kv *kv, const char *key, size_t len)
+{
+    keyspace_touch(ks, kv->ent->key, kv->ent->klen);
+    struct kvjournal *kj = txn(ks);
+    if (kj)
+        result(ks, kvjournal_delete(kj, kv->ent->key, kv->ent->klen));
+    dict_delete(&ks->keys, kv->ent);
+    kv->ent = dict_add(&ks->keys, key, len, kv);
+    ks->bytes += (int64_t)len;
+    keyspace_save(ks, kv);
+    if (kv->type == KV_HASH) {
+        for (size_t i = 0; i < kv->hash->nb; i++)
+            for (struct dict_entry *e = kv->hash->b[i]; e; e = e->next)
+                keyspace_save_field(ks, kv, e->key, e->klen);
+    } else if (kv->type == KV_ZSET) {
+        for (struct znode *n = zset_at(kv->zset, 0); n; n = zset_next(n))
+            keyspace_save_member(ks, kv, n->member, n->mlen);
+    }
+    return kv;
+}
+
+/* --------------------------------------------------------------- hashes */
+
+struct ks_bytes *keyspace_hget(const struct kv *kv, const char *f, size_t flen)
+{
+    struct dict_entry *e = dict_find(kv->hash, f, flen);
+    return e ? e->val : NULL;
+}
+
+bool keyspace_hset(struct keyspace *ks, struct kv *kv, const char *f, size_t flen, const char *v, size_t vlen)
+{
+    struct ks_bytes *b = xmalloc(sizeof *b + vlen + 1);
+    b->len = vlen;
+    memcpy(b->p, v, vlen);
+    b->p[vlen] = '\0';
+    struct dict_entry *e = dict_find(kv->hash, f, flen);
+    if (e) {
+        ks->bytes += (int64_t)vlen - (int64_t)((struct ks_bytes *)e->val)->len;
+        free(e->val);
+        e->val = b;
+        return false;
+    }
+    dict_add(kv->hash, f, flen, b);
+    ks->bytes += (int64_t)(vlen + flen + sizeof(struct dict_entry) + 48);
+    return true;
+}
+
+bool keyspace_hdel(struct keyspace *ks, struct kv *kv, const char *f, size_t flen)
+{
+    struct dict_entry *e = dict_find(kv->hash, f, flen);
+    if (!e)
+        return false;
+    ks->bytes -= (int64_t)(((struct ks_bytes *)e->val)->len + flen + sizeof(struct dict_entry) + 48);
+    free(e->val);
+    dict_delete(kv->hash, e);
+    return true;
+}
+
+/* --------------------------------------------------------------- expiry */
+
+int keyspace_expire_due(struct keyspace *ks, int64_t now, int budget)
+{
+    int n = 0;
+    struct tnode *t;
+    while (n < budget && (t = theap_min(&ks->expires)) && t->when <= now) {
+        expire_now(ks, (struct kv *)t);
+        n++;
+    }
+    return n;
+}
+
+int64_t keyspace_next_expiry(const struct keyspace *ks)
+{
+    struct tnode *t = theap_min(&ks->expires);
+    return t ? t->when : 0;
+}
+
+/* ---------------------------------------------------------------- WATCH */
+
+uint64_t keyspace_watch(struct keyspace *ks, const char *name, size_t len)
+{
+    struct dict_entry *e = dict_find(&ks->watched, name, len);
+    if (!e)
+        e = dict_add(&ks->watched, name, len, xcalloc(1, sizeof(struct ks_watch)));
+    struct ks_watch *w = e->val;
+    w->refs++;
+    return w->version;
+}
+
+uint64_t keyspace_watch_version(const struct keyspace *ks, const char *name, size_t len)
+{
+    struct dict_entry *e = dict_find(&ks->watched, name, len);
+    return e ? ((struct ks_watch *)e->val)->version : UINT64_MAX;
+}
+
+void keyspace_unwatch(struct keyspace *ks, const char *name, size_t len)
+{
+    struct dict_entry *e = dict_find(&ks->watched, name, len);
+    if (!e)
+        return;
+    struct ks_watch *w = e->val;
+    if (--w->refs == 0) {
+        free(w);
+        dict_delete(&ks->watched, e);
+    }
+}
+
+void keyspace_touch(struct keyspace *ks, const char *name, size_t len)
+{
+    if (!ks->watched.n)
+        return;
+    struct dict_entry *e = dict_find(&ks->watched, name, len);
+    if (e)
+        ((struct ks_watch *)e->val)->version++;
+}
+
+/* ------------------------------------------------------------- recovery */
+
+static int load_key(void *arg, const char *key, size_t klen, int type, int64_t expire_at, const char *value,
+                    size_t vlen)
+{
+    struct keyspace *ks = arg;
+    if (type < KV_STRING || type > KV_ZSET || dict_find(&ks->keys, key, klen))
+        return -EILSEQ;
+    struct kv *kv = keyspace_create(ks, key, klen, type, 0);
+    if (type == KV_STRING) {
+        char *p = xmalloc(vlen + 1);
+        memcpy(p, value ? value : "", vlen);
+        p[vlen] = '\0';
+        keyspace_set_str(ks, kv, p, vlen);
+    }
+    keyspace_set_expire(ks, kv, expire_at);
+    return 0;
+}
+
+static struct kv *loaded(struct keyspace *ks, const char *key, size_t klen, int type)
+{
+    struct dict_entry *e = dict_find(&ks->keys, key, klen);
+    struct kv *kv = e ? e->val : NULL;
+    return kv && kv->type == type ? kv : NULL;
+}
+
+static int load_field(void *arg, const char *key, size_t klen, const char *f, size_t flen, const char *v, size_t vlen)
+{
+    struct kv *kv = loaded(arg, key, klen, KV_HASH);
+    if (kv)
+        keyspace_hset(arg, kv, f, flen, v, vlen);
+    return 0; /* a field of a key that expired at start was deleted with it */
+}
+
+static int load_member(void *arg, const char *key, size_t klen, const char *m, size_t mlen, double score)
+{
+    struct keyspace *ks = arg;
+    struct kv *kv = loaded(ks, key, klen, KV_ZSET);
+    if (kv) {
+        ks->bytes -= (int64_t)zset_bytes(kv->zset);
+        zset_set(kv->zset, m, mlen, score);
+        ks->bytes += (int64_t)zset_bytes(kv->zset);
+    }
+    return 0;
+}
+
+static const struct kvjournal_load_fns load_fns = { load_key, load_field, load_member };
+
+int keyspace_open(struct keyspace *ks, struct journal *jr, int64_t now)
+{
+    int rc = kvjournal_open(&ks->kj, jr);
+    if (rc < 0)
+        return rc;
+    return keyspace_reload(ks, now);
+}
+
+int keyspace_reload(struct keyspace *ks, int64_t now)
+{
+    clear_memory(ks);
+    dict_init(&ks->keys);
+    if (!ks->kj)
+        return 0;
+    return kvjournal_load(ks->kj, now, &load_fns, ks);
+}
