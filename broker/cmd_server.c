@@ -7,6 +7,7 @@
 #include "cmd_server.h"
 
 #include "clock.h"
+#include "cmd_multi.h"
 #include "commands.h"
 #include "config.h"
 #include "conn.h"
@@ -450,6 +451,7 @@ void io_config(struct conn *c, struct msg *m)
 void io_reset(struct conn *c, struct msg *m)
 {
     pubsub_conn_gone(c);
+    multi_reset(c);
     set_name(c, "", 0);
     c->proto = 2;
     c->authed = c->io->srv->cfg.requirepass[0] == '\0';

@@ -263,6 +263,8 @@ void sh_getex(struct shard *s, struct msg *m)
 void sh_mget(struct shard *s, struct msg *m)
 {
     int64_t now = clock_now_ms();
+    if (m->whole)
+        resp_add_array(&m->out, (size_t)(m->req.argc - 1));
     for (int i = 1; i < m->req.argc; i++) {
         if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
@@ -355,7 +357,7 @@ void sh_incrby(struct shard *s, struct msg *m)
 void sh_incrbyfloat(struct shard *s, struct msg *m)
 {
     long double by, v = 0;
-    if (!kvcmd_long_double(m->req.argv[2], m->req.len[2], &by) || isinf(by)) {
+    if (!kvcmd_long_double(m->req.argv[2], m->req.len[2], &by)) {
         kvcmd_fail(s, m, KV_ERR_FLOAT);
         return;
     }

@@ -8,6 +8,7 @@
 #include "cmd_job.h"
 #include "cmd_keys.h"
 #include "cmd_list.h"
+#include "cmd_multi.h"
 #include "cmd_queue.h"
 #include "cmd_server.h"
 #include "cmd_string.h"
@@ -67,6 +68,12 @@ static struct command table[] = {
     { "randomkey", 1, R, 0, 0, 0, io_randomkey, sh_randomkey, NULL, "A random key." },
     { "flushdb", -1, W, 0, 0, 0, io_flushdb, sh_flushdb, NULL, "Deletes every string, hash and sorted set (queues stay)." },
     { "flushall", -1, W, 0, 0, 0, io_flushdb, sh_flushdb, NULL, "FLUSHDB (spool has one database)." },
+    /* transactions */
+    { "multi", 1, CMD_TXCTL | CMD_FAST, 0, 0, 0, io_multi, NULL, NULL, "Starts a transaction." },
+    { "exec", 1, CMD_TXCTL, 0, 0, 0, io_exec, sh_exec, NULL, "Runs the queued commands atomically on their shard." },
+    { "discard", 1, CMD_TXCTL | CMD_FAST, 0, 0, 0, io_discard, NULL, NULL, "Drops the queued commands." },
+    { "watch", -2, CMD_TXCTL | CMD_FAST, 1, -1, 1, io_watch, sh_watch, NULL, "EXEC runs only if these keys did not change." },
+    { "unwatch", -1, CMD_TXCTL | CMD_FAST, 0, 0, 0, io_unwatch, sh_unwatch, NULL, "Forgets the watched keys." },
     /* strings */
     { "get", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_get, NULL, "The value of a string key." },
     { "set", -3, W, 1, 1, 1, io_key, sh_set, NULL, "Sets a string (EX PX EXAT PXAT KEEPTTL NX XX GET)." },

@@ -6,6 +6,7 @@
 
 #include "claim.h"
 #include "clock.h"
+#include "cmd_multi.h"
 #include "commands.h"
 #include "hash.h"
 #include "io.h"
@@ -143,6 +144,10 @@ static void emit(struct conn *c, resp_buf *b)
 
 void conn_reply(struct conn *c, struct msg *m)
 {
+    if (c->capture) {
+        multi_capture_reply(c, m); /* queued inside MULTI: the reply is kept for EXEC */
+        return;
+    }
     emit(c, &m->out);
     msg_free(m);
 }
@@ -196,9 +201,19 @@ static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
 
 void conn_route(struct conn *c, struct msg *m, int k)
 {
+    if (c->capture) {
+        multi_capture_route(c, m, k);
+        return;
+    }
     struct slot *sl = slot_new(c, SLOT_SINGLE);
     sl->pending = 1;
     m->slot = sl;
+    send_to(c, m, k, true);
+}
+
+void conn_post(struct conn *c, struct msg *m, int k)
+{
+    m->slot = NULL;
     send_to(c, m, k, true);
 }
 
@@ -230,8 +245,27 @@ static struct msg *msg_copy(const struct msg *src)
     return m;
 }
 
+void conn_route_finish(struct conn *c, struct msg *m, int k, gather_fn finish)
+{
+    struct slot *sl = slot_new(c, SLOT_GATHER);
+    sl->finish = finish;
+    sl->req = m;
+    sl->nparts = 1;
+    sl->parts = xcalloc(1, sizeof *sl->parts);
+    sl->pending = 1;
+    struct msg *part = msg_copy(m);
+    part->slot = sl;
+    part->part = 0;
+    part->whole = m->whole;
+    send_to(c, part, k, true);
+}
+
 void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish)
 {
+    if (c->capture) {
+        multi_capture_gather(c, m, to_shards);
+        return;
+    }
     int n = to_shards ? c->io->srv->nshards : c->io->srv->nio;
     struct slot *sl = slot_new(c, SLOT_GATHER);
     sl->finish = finish;
@@ -437,6 +471,12 @@ void conn_on_reply(struct conn *c, struct msg *m)
         return;
     }
     struct slot *sl = m->slot;
+    if (!sl) { /* conn_post: nobody waits for this reply */
+        msg_free(m);
+        if (!c->closed)
+            conn_process(c);
+        return;
+    }
     switch (sl->kind) {
     case SLOT_SINGLE:
         sl->out = m->out;
@@ -495,6 +535,7 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
     c->last_ms = clock_mono_ms();
     const struct command *k = commands_find(cmd->argv[0], cmd->len[0]);
     if (!k) {
+        multi_flag_error(c);
         if (srv->cfg.requirepass[0] && !c->authed)
             error_now(c, "NOAUTH Authentication required.");
         else
@@ -514,6 +555,7 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
         return;
     }
     if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
+        multi_flag_error(c);
         error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
         resp_cmd_free(cmd);
         return;
@@ -525,6 +567,10 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
     m->origin = c->io->id;
     m->conn = c;
     m->proto = c->proto;
+    if (c->multi && !(k->flags & CMD_TXCTL)) {
+        multi_queue(c, m); /* inside MULTI: checked and kept for EXEC */
+        return;
+    }
     k->io(c, m);
 }
 
@@ -731,6 +777,7 @@ void conn_close(struct conn *c, const char *why)
     }
     unblock(c);
     pubsub_conn_gone(c);
+    multi_reset(c); /* may post an UNWATCH to a shard: c stays a zombie until it is back */
     bufferevent_free(c->bev);
     c->bev = NULL;
     if (c->prev)

@@ -90,6 +90,9 @@ struct conn {
     size_t nsubs, npsubs;
     struct conn *sub_prev, *sub_next; /* in io->subscribers while nsubs + npsubs > 0 */
     bool sub_listed;
+    struct multi *multi;             /* between MULTI and EXEC/DISCARD (cmd_multi.c) */
+    struct watch *watch;             /* WATCHed keys (cmd_multi.c) */
+    bool capture;                    /* queueing inside MULTI: routes and replies are kept */
 };
 
 /* Takes the accepted socket fd. */
@@ -113,6 +116,11 @@ void conn_reply_error(struct conn *c, struct msg *m, const char *fmt, ...)
 void conn_reply_ok(struct conn *c, struct msg *m);
 /* Sends m to shard k; its reply becomes the next reply in order. */
 void conn_route(struct conn *c, struct msg *m, int k);
+/* Sends m to shard k; when its reply is back, finish(c, slot) writes
+ * slot->out from slot->parts[0] (and slot->req, which keeps m's argv). */
+void conn_route_finish(struct conn *c, struct msg *m, int k, gather_fn finish);
+/* Sends m to shard k for its effect only: its reply is dropped. */
+void conn_post(struct conn *c, struct msg *m, int k);
 /* Sends m to the shard owning argv[i]. */
 void conn_route_key(struct conn *c, struct msg *m, int i);
 /* Sends a copy of m to every shard (to_shards) or every I/O thread; when all

@@ -68,6 +68,10 @@ struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool crea
 
 void shard_reply(struct shard *s, struct msg *m)
 {
+    if (s->capture) {
+        s->captured = m; /* a command inside EXEC: its reply goes into EXEC's */
+        return;
+    }
     m->type = MSG_REPLY;
     msg_batch_add(&s->replies[m->origin], m);
 }

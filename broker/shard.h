@@ -59,6 +59,8 @@ struct shard {
     uint64_t rng;
     bool stopping;
     uint64_t commands;           /* processed, for INFO */
+    bool capture;                /* running EXEC's commands: shard_reply keeps the message */
+    struct msg *captured;
 };
 
 int shard_init(struct shard *s, struct server *srv, int id);
