@@ -357,15 +357,12 @@ void sh_incrby(struct shard *s, struct msg *m)
 void sh_incrbyfloat(struct shard *s, struct msg *m)
 {
     long double by, v = 0;
-    if (!kvcmd_long_double(m->req.argv[2], m->req.len[2], &by)) {
-        kvcmd_fail(s, m, KV_ERR_FLOAT);
-        return;
-    }
-    bool err;
+    bool err; /* Redis's order: the key's type, its value, then the increment */
     struct kv *kv = kvcmd_write(s, m, 1, KV_STRING, &err);
     if (err)
         return;
-    if (kv && (!kvcmd_long_double(kv->str, kv->len, &v) || isinf(v))) {
+    if ((kv && (!kvcmd_long_double(kv->str, kv->len, &v) || isinf(v))) ||
+        !kvcmd_long_double(m->req.argv[2], m->req.len[2], &by)) {
         kvcmd_fail(s, m, KV_ERR_FLOAT);
         return;
     }

@@ -5,6 +5,7 @@
  */
 #include "commands.h"
 
+#include "cmd_hash.h"
 #include "cmd_job.h"
 #include "cmd_keys.h"
 #include "cmd_list.h"
@@ -12,6 +13,7 @@
 #include "cmd_queue.h"
 #include "cmd_server.h"
 #include "cmd_string.h"
+#include "cmd_zset.h"
 #include "pubsub.h"
 #include "shard.h"
 
@@ -93,6 +95,43 @@ static struct command table[] = {
     { "append", 3, W | CMD_FAST, 1, 1, 1, io_key, sh_append, NULL, "Appends to a string; replies with its length." },
     { "strlen", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_strlen, NULL, "The length of a string." },
     { "getrange", 4, R, 1, 1, 1, io_key, sh_getrange, NULL, "A substring of a string." },
+    /* hashes */
+    { "hset", -4, W | CMD_FAST, 1, 1, 1, io_key, sh_hset, NULL, "Sets hash fields; replies with how many were new." },
+    { "hmset", -4, W | CMD_FAST, 1, 1, 1, io_key, sh_hset, NULL, "Sets hash fields (replies OK)." },
+    { "hsetnx", 4, W | CMD_FAST, 1, 1, 1, io_key, sh_hsetnx, NULL, "Sets a hash field if it does not exist." },
+    { "hget", 3, R | CMD_FAST, 1, 1, 1, io_key, sh_hget, NULL, "The value of a hash field." },
+    { "hmget", -3, R | CMD_FAST, 1, 1, 1, io_key, sh_hmget, NULL, "The values of hash fields." },
+    { "hgetall", 2, R, 1, 1, 1, io_key, sh_hgetall, NULL, "Every field and value of a hash." },
+    { "hkeys", 2, R, 1, 1, 1, io_key, sh_hgetall, NULL, "The fields of a hash." },
+    { "hvals", 2, R, 1, 1, 1, io_key, sh_hgetall, NULL, "The values of a hash." },
+    { "hdel", -3, W | CMD_FAST, 1, 1, 1, io_key, sh_hdel, NULL, "Deletes hash fields; replies with how many existed." },
+    { "hexists", 3, R | CMD_FAST, 1, 1, 1, io_key, sh_hexists, NULL, "Whether a hash field exists." },
+    { "hlen", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_hlen, NULL, "The number of fields of a hash." },
+    { "hstrlen", 3, R | CMD_FAST, 1, 1, 1, io_key, sh_hstrlen, NULL, "The length of a hash field's value." },
+    { "hincrby", 4, W | CMD_FAST, 1, 1, 1, io_key, sh_hincrby, NULL, "Adds to an integer hash field." },
+    { "hincrbyfloat", 4, W | CMD_FAST, 1, 1, 1, io_key, sh_hincrbyfloat, NULL, "Adds a float to a hash field." },
+    { "hscan", -3, R, 1, 1, 1, io_key, sh_hscan, NULL, "Iterates over a hash's fields with a cursor." },
+    /* sorted sets */
+    { "zadd", -4, W | CMD_FAST, 1, 1, 1, io_key, sh_zadd, NULL, "Adds members with scores (NX XX GT LT CH INCR)." },
+    { "zincrby", 4, W | CMD_FAST, 1, 1, 1, io_key, sh_zincrby, NULL, "Adds to a member's score." },
+    { "zscore", 3, R | CMD_FAST, 1, 1, 1, io_key, sh_zscore, NULL, "A member's score." },
+    { "zmscore", -3, R | CMD_FAST, 1, 1, 1, io_key, sh_zmscore, NULL, "The scores of members." },
+    { "zrank", 3, R | CMD_FAST, 1, 1, 1, io_key, sh_zrank, NULL, "A member's rank, lowest score first." },
+    { "zrevrank", 3, R | CMD_FAST, 1, 1, 1, io_key, sh_zrank, NULL, "A member's rank, highest score first." },
+    { "zcard", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_zcard, NULL, "The number of members." },
+    { "zcount", 4, R | CMD_FAST, 1, 1, 1, io_key, sh_zcount, NULL, "The number of members with scores in a range." },
+    { "zrange", -4, R, 1, 1, 1, io_key, sh_zrange, NULL, "Members by rank, score (BYSCORE) or name (BYLEX); REV, LIMIT, WITHSCORES." },
+    { "zrevrange", -4, R, 1, 1, 1, io_key, sh_zrange, NULL, "Members by rank, highest score first." },
+    { "zrangebyscore", -4, R, 1, 1, 1, io_key, sh_zrange, NULL, "Members with scores in a range." },
+    { "zrevrangebyscore", -4, R, 1, 1, 1, io_key, sh_zrange, NULL, "Members with scores in a range, highest first." },
+    { "zrangebylex", -4, R, 1, 1, 1, io_key, sh_zrange, NULL, "Members in a name range (equal scores)." },
+    { "zrevrangebylex", -4, R, 1, 1, 1, io_key, sh_zrange, NULL, "Members in a name range, last first." },
+    { "zrem", -3, W | CMD_FAST, 1, 1, 1, io_key, sh_zrem, NULL, "Removes members." },
+    { "zremrangebyscore", 4, W, 1, 1, 1, io_key, sh_zremrange, NULL, "Removes the members with scores in a range." },
+    { "zremrangebyrank", 4, W, 1, 1, 1, io_key, sh_zremrange, NULL, "Removes the members in a rank range." },
+    { "zpopmin", -2, W | CMD_FAST, 1, 1, 1, io_key, sh_zpop, NULL, "Takes the members with the lowest scores." },
+    { "zpopmax", -2, W | CMD_FAST, 1, 1, 1, io_key, sh_zpop, NULL, "Takes the members with the highest scores." },
+    { "zscan", -3, R, 1, 1, 1, io_key, sh_zscan, NULL, "Iterates over a sorted set's members with a cursor." },
     /* reliable jobs */
     { "job.push", -3, W, 1, 1, 1, io_job_push, sh_job_push, NULL, "Pushes a job with options (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE); replies with its id." },
     { "job.reserve", -3, W | CMD_BLOCKING | CMD_RESERVE, 0, 0, 0, io_job_reserve, shard_bpop, NULL, "Leases ready jobs from the first queue that has some, waiting up to TIMEOUT ms." },

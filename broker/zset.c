@@ -314,3 +314,21 @@ struct znode *zset_last_lex(const struct zset *z, const char *m, size_t mlen, bo
             x = x->level[i].fwd;
     return x == z->head ? NULL : x;
 }
+
+struct scan_arg {
+    void (*fn)(void *arg, const struct znode *n);
+    void *arg;
+};
+
+static void scan_one(void *arg, struct dict_entry *e)
+{
+    struct scan_arg *a = arg;
+    a->fn(a->arg, e->val);
+}
+
+unsigned long long zset_scan(const struct zset *z, unsigned long long cursor,
+                             void (*fn)(void *arg, const struct znode *n), void *arg)
+{
+    struct scan_arg a = { fn, arg };
+    return dict_scan(&z->byname, cursor, scan_one, &a);
+}

@@ -57,5 +57,8 @@ struct znode *zset_first_lex(const struct zset *z, const char *m, size_t mlen, b
 struct znode *zset_last_lex(const struct zset *z, const char *m, size_t mlen, bool exclusive);
 /* Rank of a node (0-based, ascending). */
 size_t zset_node_rank(const struct zset *z, const struct znode *n);
+/* One step of a cursor walk over the members (dict_scan's guarantees). */
+unsigned long long zset_scan(const struct zset *z, unsigned long long cursor,
+                             void (*fn)(void *arg, const struct znode *n), void *arg);
 
 #endif
