@@ -41,6 +41,8 @@ static struct kv *create(struct shard *s, struct msg *m, bool *created)
 /* HSET key field value [field value ...] / HMSET (replies OK) */
 void sh_hset(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     bool hmset = m->cmd->name[1] == 'm';
     if (m->req.argc % 2 != 0) {
         kvcmd_fail(s, m, "ERR wrong number of arguments for '%s' command", hmset ? "hmset" : "hset");
@@ -66,6 +68,8 @@ void sh_hset(struct shard *s, struct msg *m)
 /* HSETNX key field value */
 void sh_hsetnx(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     bool created;
     struct kv *kv = create(s, m, &created);
     if (!kv)
@@ -189,6 +193,8 @@ void sh_hstrlen(struct shard *s, struct msg *m)
 /* HINCRBY key field increment */
 void sh_hincrby(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     long long by, v = 0;
     if (!kvcmd_ll(m, 3, &by)) {
         kvcmd_fail(s, m, KV_ERR_INT);
@@ -222,6 +228,8 @@ void sh_hincrby(struct shard *s, struct msg *m)
 /* HINCRBYFLOAT key field increment */
 void sh_hincrbyfloat(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     long double by, v = 0;
     if (!kvcmd_long_double(m->req.argv[3], m->req.len[3], &by)) {
         kvcmd_fail(s, m, KV_ERR_FLOAT);

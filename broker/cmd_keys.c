@@ -349,6 +349,18 @@ void sh_rename(struct shard *s, struct msg *m)
         kvcmd_reply_ok(s, m);
 }
 
+/* INFO, shard side: a first line with this shard's keyspace figures (read
+ * by cmd_server.c's finish_info, see KEYS_INFO_FMT), then its queues. */
+void sh_info_keys(struct shard *s, struct msg *m)
+{
+    struct keyspace *ks = &s->ks;
+    resp_buf_printf(&m->out, KEYS_INFO_FMT "\r\n", (unsigned long long)ks->keys.n,
+                    (unsigned long long)ks->expires.n, (unsigned long long)ks->hits, (unsigned long long)ks->misses,
+                    (unsigned long long)ks->expired, (unsigned long long)ks->evicted,
+                    (unsigned long long)(ks->bytes > 0 ? ks->bytes : 0));
+    sh_info(s, m);
+}
+
 /* -------------------------------------------------------- whole keyspace */
 
 static void count_ready(void *arg, struct queue *q)

@@ -7,6 +7,7 @@
 #include "cmd_server.h"
 
 #include "clock.h"
+#include "cmd_keys.h"
 #include "cmd_multi.h"
 #include "commands.h"
 #include "config.h"
@@ -16,6 +17,7 @@
 #include "msg.h"
 #include "pubsub.h"
 #include "server.h"
+#include "xalloc.h"
 
 #include <ctype.h>
 #include <event2/bufferevent.h>
@@ -271,12 +273,32 @@ static bool want_section(const struct msg *m, const char *name, bool in_default)
     return false;
 }
 
+/* Sums the keyspace line each shard's part starts with (cmd_keys.h) and
+ * returns where the queue lines of that part begin. */
+static size_t keyspace_line(const resp_buf *part, unsigned long long sum[KEYS_INFO_FIELDS])
+{
+    unsigned long long v[KEYS_INFO_FIELDS] = { 0 };
+    const char *nl = part->len ? memchr(part->data, '\n', part->len) : NULL;
+    if (!nl || part->len < 3 || memcmp(part->data, "kv:", 3) != 0 ||
+        sscanf(part->data, KEYS_INFO_FMT, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) != KEYS_INFO_FIELDS)
+        return 0;
+    for (int i = 0; i < KEYS_INFO_FIELDS; i++)
+        sum[i] += v[i];
+    return (size_t)(nl - part->data) + 1;
+}
+
 static void finish_info(struct conn *c, struct slot *sl)
 {
     struct server *srv = c->io->srv;
     const struct msg *m = sl->req;
     resp_buf t;
     resp_buf_init(&t);
+    unsigned long long kv[KEYS_INFO_FIELDS] = { 0 };
+    size_t *skip = xcalloc((size_t)sl->nparts, sizeof *skip);
+    for (int i = 0; i < sl->nparts; i++)
+        skip[i] = keyspace_line(&sl->parts[i], kv);
+    static const char *const policies[] = { "noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu",
+                                            "volatile-lfu", "volatile-ttl", "allkeys-random", "volatile-random" };
     int64_t up = (clock_mono_ms() - srv->started_mono) / 1000;
     if (want_section(m, "server", true))
         resp_buf_printf(&t, "# Server\r\nredis_version:%s\r\nspool_version:%s\r\nredis_mode:standalone\r\n"
@@ -292,26 +314,33 @@ static void finish_info(struct conn *c, struct slot *sl)
                         srv->cfg.maxclients);
     if (want_section(m, "memory", true)) {
         long rss = server_rss_bytes();
-        resp_buf_printf(&t, "# Memory\r\nused_memory:%ld\r\nused_memory_rss:%ld\r\nmaxmemory:0\r\n\r\n", rss, rss);
+        resp_buf_printf(&t, "# Memory\r\nused_memory:%ld\r\nused_memory_rss:%ld\r\nused_memory_keyspace:%llu\r\n"
+                        "maxmemory:%lld\r\nmaxmemory_policy:%s\r\n\r\n", rss, rss, kv[6],
+                        (long long)srv->cfg.maxmemory, policies[srv->cfg.maxmemory_policy]);
     }
     if (want_section(m, "persistence", true))
         resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\n\r\n", config_fsync_name(srv->cfg.fsync));
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
-                        "rejected_connections:%llu\r\n\r\n",
+                        "rejected_connections:%llu\r\nexpired_keys:%llu\r\nevicted_keys:%llu\r\n"
+                        "keyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n\r\n",
                         (unsigned long long)atomic_load(&srv->total_connections),
                         (unsigned long long)atomic_load(&srv->total_commands),
-                        (unsigned long long)atomic_load(&srv->rejected_connections));
+                        (unsigned long long)atomic_load(&srv->rejected_connections), kv[4], kv[5], kv[2], kv[3]);
     if (want_section(m, "replication", true))
         resp_buf_printf(&t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
     if (want_section(m, "keyspace", true)) {
-        resp_buf_printf(&t, "# Keyspace\r\n\r\n");
+        resp_buf_printf(&t, "# Keyspace\r\n");
+        if (kv[0]) /* strings, hashes, sorted sets; queues are in # Queues */
+            resp_buf_printf(&t, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", kv[0], kv[1]);
+        resp_buf_printf(&t, "\r\n");
     }
     if (want_section(m, "queues", true)) {
         resp_buf_printf(&t, "# Queues\r\njobs_ready:%lld\r\n", sl->num);
         for (int i = 0; i < sl->nparts; i++)
-            resp_buf_append(&t, sl->parts[i].data, sl->parts[i].len);
+            resp_buf_append(&t, sl->parts[i].data + skip[i], sl->parts[i].len - skip[i]);
     }
+    free(skip);
     resp_add_verbatim(&sl->out, c->proto, "txt", t.data, t.len);
     resp_buf_free(&t);
 }
@@ -415,7 +444,7 @@ static void collect(void *arg, const char *name, const char *value)
 
 /* Settings Redis tools ask for, answered with what spool does. */
 static const char *const compat[][2] = {
-    { "save", "" }, { "appendonly", "no" }, { "maxmemory", "0" }, { "databases", "1" },
+    { "save", "" }, { "appendonly", "no" }, { "databases", "1" },
 };
 
 void io_config(struct conn *c, struct msg *m)

@@ -109,6 +109,8 @@ void sh_get(struct shard *s, struct msg *m)
 /* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL] */
 void sh_set(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     bool nx = false, xx = false, get = false, keepttl = false;
     int unit = EXP_NONE;
     long long amount = 0;
@@ -167,6 +169,8 @@ void sh_set(struct shard *s, struct msg *m)
 /* SETNX key value */
 void sh_setnx(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     bool err;
     struct kv *kv = kvcmd_write(s, m, 1, KV_NONE, &err);
     if (err)
@@ -179,6 +183,8 @@ void sh_setnx(struct shard *s, struct msg *m)
 /* SETEX key seconds value / PSETEX key milliseconds value */
 void sh_setex(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     bool ms = m->req.len[0] == 6; /* psetex */
     long long v;
     if (!kvcmd_ll(m, 2, &v)) {
@@ -281,6 +287,8 @@ void sh_mget(struct shard *s, struct msg *m)
  * keys on this shard (the I/O thread checked). */
 void sh_mset(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     bool nx = m->req.len[0] == 6; /* msetnx */
     if (m->req.argc % 2 == 0) {
         kvcmd_fail(s, m, "ERR wrong number of arguments for '%s' command", nx ? "msetnx" : "mset");
@@ -334,12 +342,16 @@ static void incr_by(struct shard *s, struct msg *m, long long by)
 /* INCR key / DECR key */
 void sh_incr(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     incr_by(s, m, m->req.argv[0][0] == 'd' || m->req.argv[0][0] == 'D' ? -1 : 1);
 }
 
 /* INCRBY key increment / DECRBY key decrement */
 void sh_incrby(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     long long by;
     if (!kvcmd_ll(m, 2, &by)) {
         kvcmd_fail(s, m, KV_ERR_INT);
@@ -356,6 +368,8 @@ void sh_incrby(struct shard *s, struct msg *m)
 /* INCRBYFLOAT key increment */
 void sh_incrbyfloat(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     long double by, v = 0;
     bool err; /* Redis's order: the key's type, its value, then the increment */
     struct kv *kv = kvcmd_write(s, m, 1, KV_STRING, &err);
@@ -384,6 +398,8 @@ void sh_incrbyfloat(struct shard *s, struct msg *m)
 /* APPEND key value */
 void sh_append(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     bool err;
     struct kv *kv = kvcmd_write(s, m, 1, KV_STRING, &err);
     if (err)

@@ -77,6 +77,8 @@ enum { ZA_NX = 1, ZA_XX = 2, ZA_GT = 4, ZA_LT = 8, ZA_CH = 16, ZA_INCR = 32 };
 /* ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...] */
 void sh_zadd(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     int f = 0, i = 2;
     static const struct { const char *w; int f; } opts[] = {
         { "NX", ZA_NX }, { "XX", ZA_XX }, { "GT", ZA_GT }, { "LT", ZA_LT }, { "CH", ZA_CH }, { "INCR", ZA_INCR },
@@ -178,6 +180,8 @@ void sh_zadd(struct shard *s, struct msg *m)
 /* ZINCRBY key increment member */
 void sh_zincrby(struct shard *s, struct msg *m)
 {
+    if (!kvcmd_admit(s, m))
+        return;
     double by, cur = 0;
     if (!kvcmd_double(m, 2, &by)) {
         kvcmd_fail(s, m, KV_ERR_FLOAT);

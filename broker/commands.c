@@ -34,7 +34,7 @@ static struct command table[] = {
     { "select", 2, CMD_FAST, 0, 0, 0, io_select, NULL, NULL, "Selects database 0 (the only one)." },
     { "quit", -1, CMD_NOAUTH | CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_quit, NULL, NULL, "Closes the connection after replying OK." },
     { "client", -2, CMD_FAST, 0, 0, 0, io_client, NULL, peer_client_list, "CLIENT ID|SETNAME|GETNAME|LIST|INFO|SETINFO." },
-    { "info", -1, 0, 0, 0, 0, io_info, sh_info, NULL, "Server, client, memory and queue information in Redis INFO format." },
+    { "info", -1, 0, 0, 0, 0, io_info, sh_info_keys, NULL, "Server, client, memory and queue information in Redis INFO format." },
     { "command", -1, 0, 0, 0, 0, io_command, NULL, NULL, "Describes the commands (COMMAND, COMMAND COUNT|INFO|DOCS)." },
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
     { "time", 1, CMD_FAST, 0, 0, 0, io_time, NULL, NULL, "The server time: seconds and microseconds." },

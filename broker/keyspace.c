@@ -4,6 +4,7 @@
  */
 #include "keyspace.h"
 
+#include "config.h"
 #include "journal.h"
 #include "kvjournal.h"
 #include "log.h"
@@ -27,6 +28,7 @@ void keyspace_init(struct keyspace *ks, const struct ks_sink *sink)
     theap_init(&ks->expires);
     if (sink)
         ks->sink = *sink;
+    ks->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)ks;
 }
 
 static void kv_free_value(struct kv *kv)
@@ -317,6 +319,75 @@ int64_t keyspace_next_expiry(const struct keyspace *ks)
 {
     struct tnode *t = theap_min(&ks->expires);
     return t ? t->when : 0;
+}
+
+/* ------------------------------------------------------------- eviction */
+
+#define EVICT_SAMPLES 5
+
+static uint64_t next_rand(struct keyspace *ks)
+{
+    ks->rng ^= ks->rng >> 12;
+    ks->rng ^= ks->rng << 25;
+    ks->rng ^= ks->rng >> 27;
+    return ks->rng * 2685821657736338717ULL;
+}
+
+/* Lower is evicted first. */
+static double evict_rank(const struct kv *kv, int policy, int64_t now)
+{
+    switch (policy) {
+    case EVICT_ALLKEYS_LFU:
+    case EVICT_VOLATILE_LFU: {
+        double decay = (double)(now - kv->atime) / 60000.0; /* one step per idle minute */
+        return (double)kv->lfu - decay;
+    }
+    case EVICT_VOLATILE_TTL:
+        return (double)kv->expire_at;
+    case EVICT_ALLKEYS_RANDOM:
+    case EVICT_VOLATILE_RANDOM:
+        return 0;
+    default:
+        return (double)kv->atime;
+    }
+}
+
+static struct kv *sample(struct keyspace *ks, bool volatile_only)
+{
+    if (volatile_only) {
+        if (!ks->expires.n)
+            return NULL;
+        return (struct kv *)ks->expires.a[next_rand(ks) % ks->expires.n];
+    }
+    struct dict_entry *e = dict_random(&ks->keys, next_rand(ks));
+    return e ? e->val : NULL;
+}
+
+bool keyspace_evict(struct keyspace *ks, int64_t budget, int policy, int64_t now)
+{
+    bool volatile_only = policy == EVICT_VOLATILE_LRU || policy == EVICT_VOLATILE_LFU ||
+                         policy == EVICT_VOLATILE_TTL || policy == EVICT_VOLATILE_RANDOM;
+    if (policy == EVICT_NONE)
+        return false;
+    while (ks->bytes > budget) {
+        struct kv *best = NULL;
+        double best_rank = 0;
+        for (int i = 0; i < EVICT_SAMPLES; i++) {
+            struct kv *kv = sample(ks, volatile_only);
+            if (!kv)
+                break;
+            double r = evict_rank(kv, policy, now);
+            if (!best || r < best_rank) {
+                best = kv;
+                best_rank = r;
+            }
+        }
+        if (!best)
+            return false;
+        ks->evicted++;
+        keyspace_delete(ks, best);
+    }
+    return true;
 }
 
 /* ---------------------------------------------------------------- WATCH */

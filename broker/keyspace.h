@@ -89,6 +89,7 @@ struct keyspace {
     struct kvjournal *kj;        /* NULL when running without a journal */
     int64_t bytes;               /* estimate of the memory values use */
     uint64_t hits, misses, expired, evicted;
+    uint64_t rng;                /* eviction sampling */
 };
 
 void keyspace_init(struct keyspace *ks, const struct ks_sink *sink);
@@ -121,6 +122,11 @@ struct ks_bytes *keyspace_hget(const struct kv *kv, const char *f, size_t flen);
 /* Sets a field; returns true when it is new. Copies value. */
 bool keyspace_hset(struct keyspace *ks, struct kv *kv, const char *f, size_t flen, const char *v, size_t vlen);
 bool keyspace_hdel(struct keyspace *ks, struct kv *kv, const char *f, size_t flen);
+
+/* Evicts keys chosen by policy (enum evict_policy of config.h; sampled:
+ * the best of a few random keys, as Redis does) until the values take at
+ * most budget bytes. False when nothing more can be evicted. */
+bool keyspace_evict(struct keyspace *ks, int64_t budget, int policy, int64_t now);
 
 /* Deletes due keys, at most budget; returns how many. */
 int keyspace_expire_due(struct keyspace *ks, int64_t now, int budget);

@@ -5,6 +5,8 @@
 
 #include "clock.h"
 #include "cmd_list.h"
+#include "config.h"
+#include "server.h"
 #include "msg.h"
 #include "queue.h"
 #include "shard.h"
@@ -108,6 +110,20 @@ bool kvcmd_queue_refused(struct shard *s, struct msg *m, int i)
     if (!keyspace_find(&s->ks, m->req.argv[i], m->req.len[i], clock_now_ms()))
         return false;
     return kvcmd_fail(s, m, KS_WRONGTYPE);
+}
+
+bool kvcmd_admit(struct shard *s, struct msg *m)
+{
+    const struct config *cfg = &s->srv->cfg;
+    if (cfg->maxmemory == 0)
+        return true;
+    int64_t budget = cfg->maxmemory / s->srv->nshards;
+    if (s->ks.bytes <= budget || keyspace_evict(&s->ks, budget, cfg->maxmemory_policy, clock_now_ms()))
+        return true;
+    kvcmd_fail(s, m, "OOM command not allowed when used memory > 'maxmemory'. (keys on this shard take %lld bytes "
+               "of its %lld; raise maxmemory, choose an evicting maxmemory-policy, or delete keys)",
+               (long long)s->ks.bytes, (long long)budget);
+    return false;
 }
 
 /* -------------------------------------------------------------- numbers */

@@ -37,6 +37,11 @@ bool kvcmd_is_queue(struct shard *s, const char *key, size_t len);
  * argv[i] names a keyspace key. */
 bool kvcmd_queue_refused(struct shard *s, struct msg *m, int i);
 
+/* Before a command that may grow the keyspace: true when it may run
+ * (evicting keys first as maxmemory-policy says); false after answering
+ * -OOM when the shard's share of maxmemory is used up. */
+bool kvcmd_admit(struct shard *s, struct msg *m);
+
 /* Replies with an error (the message includes its prefix) and returns true. */
 bool kvcmd_fail(struct shard *s, struct msg *m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void kvcmd_reply_int(struct shard *s, struct msg *m, long long v);
