@@ -247,18 +247,19 @@ Test(journal, open_creates_schema_in_wal_mode)
     sqlite3_close(db);
 }
 
-Test(journal, upgrades_a_database_at_the_previous_version)
+Test(journal, upgrades_a_database_at_an_older_version)
 {
-    int n = journal_schema_version();
+    int n = journal_schema_version(), old = 2;
     char sql[64];
 
-    /* The database as the previous spoold left it, built from the same
-     * migration files, with a job in it. */
+    /* The database as an older spoold (schema 2, still with the load index
+     * that 0003 drops) left it, built from the same migration files, with a
+     * job in it. */
     sqlite3 *db = raw_open();
     raw_exec(db, "PRAGMA journal_mode = WAL");
-    for (int i = 0; i < n - 1; i++)
+    for (int i = 0; i < old; i++)
         raw_exec(db, journal_migrations[i].sql);
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", n - 1);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
     raw_exec(db, sql);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, "
                  "payload) VALUES (7, CAST('mail' AS BLOB), 1, 1234, 1, 2, CAST('{}' AS BLOB))");
@@ -283,6 +284,8 @@ Test(journal, upgrades_a_database_at_the_previous_version)
                  "the upgrade applied 0003");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 1);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('kv', 'kv_hash', 'kv_zset')"), 3,
+                 "the upgrade applied 0004 (the keyspace tables)");
     sqlite3_close(db);
 }
 
