@@ -96,11 +96,67 @@ size_t keyspace_kv_bytes(const struct kv *kv)
 
 /* ------------------------------------------------------------- journal */
 
+#define LOG_SLACK 10000 /* rows the log may hold beyond twice the live state */
+
 static struct kvjournal *txn(struct keyspace *ks)
 {
     if (!ks->kj || !ks->sink.txn || !ks->sink.txn(ks->sink.arg))
         return NULL;
     return ks->kj;
+}
+
+static int log_key(struct kvjournal *kj, struct kv *kv)
+{
+    int rc = kvjournal_put(kj, kv->ent->key, kv->ent->klen, kv->fresh, kv->type, kv->expire_at,
+                           kv->type == KV_STRING ? (kv->str ? kv->str : "") : NULL, kv->len);
+    if (rc == 0)
+        kv->fresh = false;
+    return rc;
+}
+
+struct snap {
+    struct kvjournal *kj;
+    int rc;
+    uint64_t rows;
+};
+
+static void snap_field(struct snap *sn, struct kv *kv, struct dict_entry *e)
+{
+    struct ks_bytes *v = e->val;
+    if (sn->rc == 0)
+        sn->rc = kvjournal_field(sn->kj, kv->ent->key, kv->ent->klen, e->key, e->klen, v->p, v->len);
+    sn->rows++;
+}
+
+static void snap_key(void *arg, struct dict_entry *e)
+{
+    struct snap *sn = arg;
+    struct kv *kv = e->val;
+    kv->fresh = true;
+    if (sn->rc == 0)
+        sn->rc = log_key(sn->kj, kv);
+    sn->rows++;
+    if (kv->type == KV_HASH) {
+        for (size_t i = 0; i < kv->hash->nb; i++)
+            for (struct dict_entry *f = kv->hash->b[i]; f; f = f->next)
+                snap_field(sn, kv, f);
+    } else if (kv->type == KV_ZSET) {
+        for (struct znode *n = zset_at(kv->zset, 0); n; n = zset_next(n)) {
+            if (sn->rc == 0)
+                sn->rc = kvjournal_member(sn->kj, kv->ent->key, kv->ent->klen, n->member, n->mlen, n->score, false);
+            sn->rows++;
+        }
+    }
+}
+
+/* Rewrites the log as a snapshot of memory (in the turn's transaction). */
+static int rewrite_log(struct keyspace *ks, struct kvjournal *kj)
+{
+    struct snap sn = { kj, kvjournal_clear(kj), 0 };
+    dict_each(&ks->keys, snap_key, &sn);
+    if (sn.rc == 0)
+        ks->snapshot_rows = sn.rows;
+    return sn.rc;
 }
 
 static void result(struct keyspace *ks, int rc)
@@ -109,13 +165,20 @@ static void result(struct keyspace *ks, int rc)
         ks->sink.result(ks->sink.arg, rc);
 }
 
+/* After a row was appended: the log may have grown enough to rewrite. */
+static void logged(struct keyspace *ks, struct kvjournal *kj, int rc)
+{
+    result(ks, rc);
+    if (rc == 0 && kvjournal_rows(kj) > 2 * ks->snapshot_rows + LOG_SLACK)
+        result(ks, rewrite_log(ks, kj));
+}
+
 void keyspace_save(struct keyspace *ks, struct kv *kv)
 {
     keyspace_touch(ks, kv->ent->key, kv->ent->klen);
     struct kvjournal *kj = txn(ks);
     if (kj)
-        result(ks, kvjournal_put(kj, kv->ent->key, kv->ent->klen, kv->type, kv->expire_at,
-                                 kv->type == KV_STRING ? (kv->str ? kv->str : "") : NULL, kv->len));
+        logged(ks, kj, log_key(kj, kv));
 }
 
 void keyspace_save_field(struct keyspace *ks, struct kv *kv, const char *f, size_t flen)
@@ -125,10 +188,7 @@ void keyspace_save_field(struct keyspace *ks, struct kv *kv, const char *f, size
     if (!kj)
         return;
     struct ks_bytes *v = keyspace_hget(kv, f, flen);
-    if (v)
-        result(ks, kvjournal_hash_put(kj, kv->ent->key, kv->ent->klen, f, flen, v->p, v->len));
-    else
-        result(ks, kvjournal_hash_delete(kj, kv->ent->key, kv->ent->klen, f, flen));
+    logged(ks, kj, kvjournal_field(kj, kv->ent->key, kv->ent->klen, f, flen, v ? v->p : NULL, v ? v->len : 0));
 }
 
 void keyspace_save_member(struct keyspace *ks, struct kv *kv, const char *m, size_t mlen)
@@ -137,11 +197,9 @@ void keyspace_save_member(struct keyspace *ks, struct kv *kv, const char *m, siz
     struct kvjournal *kj = txn(ks);
     if (!kj)
         return;
-    double score;
-    if (zset_score(kv->zset, m, mlen, &score))
-        result(ks, kvjournal_zset_put(kj, kv->ent->key, kv->ent->klen, m, mlen, score));
-    else
-        result(ks, kvjournal_zset_delete(kj, kv->ent->key, kv->ent->klen, m, mlen));
+    double score = 0;
+    bool there = zset_score(kv->zset, m, mlen, &score);
+    logged(ks, kj, kvjournal_member(kj, kv->ent->key, kv->ent->klen, m, mlen, score, !there));
 }
 
 /* ---------------------------------------------------------------- keys */
@@ -158,8 +216,14 @@ void keyspace_delete(struct keyspace *ks, struct kv *kv)
 {
     keyspace_touch(ks, kv->ent->key, kv->ent->klen);
     struct kvjournal *kj = txn(ks);
-    if (kj)
-        result(ks, kvjournal_delete(kj, kv->ent->key, kv->ent->klen));
+    const char *k = kv->ent->key;
+    size_t klen = kv->ent->klen;
+    if (kj) {
+        int rc = kvjournal_delete(kj, k, klen);
+        forget(ks, kv); /* before a rewrite the row may start, which must not see it */
+        logged(ks, kj, rc);
+        return;
+    }
     forget(ks, kv);
 }
 
@@ -214,6 +278,7 @@ struct kv *keyspace_create(struct keyspace *ks, const char *key, size_t len, int
     kv->type = (uint8_t)type;
     kv->atime = now;
     kv->lfu = 5; /* new keys start above the floor, as in Redis */
+    kv->fresh = true;
     if (type == KV_HASH) {
         kv->hash = xmalloc(sizeof *kv->hash);
         dict_init(kv->hash);
@@ -250,9 +315,11 @@ struct kv *keyspace_rename(struct keyspace *ks, struct kv *kv, const char *key, 
     struct kvjournal *kj = txn(ks);
     if (kj)
         result(ks, kvjournal_delete(kj, kv->ent->key, kv->ent->klen));
+    ks->bytes -= (int64_t)kv->ent->klen;
     dict_delete(&ks->keys, kv->ent);
     kv->ent = dict_add(&ks->keys, key, len, kv);
     ks->bytes += (int64_t)len;
+    kv->fresh = true; /* under its new name it starts empty on replay */
     keyspace_save(ks, kv);
     if (kv->type == KV_HASH) {
         for (size_t i = 0; i < kv->hash->nb; i++)
@@ -431,13 +498,27 @@ void keyspace_touch(struct keyspace *ks, const char *name, size_t len)
 
 /* ------------------------------------------------------------- recovery */
 
-static int load_key(void *arg, const char *key, size_t klen, int type, int64_t expire_at, const char *value,
-                    size_t vlen)
+static struct kv *loaded(struct keyspace *ks, const char *key, size_t klen, int type)
+{
+    struct dict_entry *e = dict_find(&ks->keys, key, klen);
+    struct kv *kv = e ? e->val : NULL;
+    return kv && (type == KV_NONE || kv->type == type) ? kv : NULL;
+}
+
+static int load_key(void *arg, const char *key, size_t klen, bool create, int type, int64_t expire_at,
+                    const char *value, size_t vlen)
 {
     struct keyspace *ks = arg;
-    if (type < KV_STRING || type > KV_ZSET || dict_find(&ks->keys, key, klen))
+    if (type < KV_STRING || type > KV_ZSET)
         return -EILSEQ;
-    struct kv *kv = keyspace_create(ks, key, klen, type, 0);
+    struct kv *kv = loaded(ks, key, klen, KV_NONE);
+    if (kv && (create || kv->type != type)) {
+        forget(ks, kv);
+        kv = NULL;
+    }
+    if (!kv)
+        kv = keyspace_create(ks, key, klen, type, 0);
+    kv->fresh = false;
     if (type == KV_STRING) {
         char *p = xmalloc(vlen + 1);
         memcpy(p, value ? value : "", vlen);
@@ -448,34 +529,65 @@ static int load_key(void *arg, const char *key, size_t klen, int type, int64_t e
     return 0;
 }
 
-static struct kv *loaded(struct keyspace *ks, const char *key, size_t klen, int type)
+static int load_del(void *arg, const char *key, size_t klen)
 {
-    struct dict_entry *e = dict_find(&ks->keys, key, klen);
-    struct kv *kv = e ? e->val : NULL;
-    return kv && kv->type == type ? kv : NULL;
+    struct kv *kv = loaded(arg, key, klen, KV_NONE);
+    if (kv)
+        forget(arg, kv);
+    return 0;
 }
 
 static int load_field(void *arg, const char *key, size_t klen, const char *f, size_t flen, const char *v, size_t vlen)
 {
     struct kv *kv = loaded(arg, key, klen, KV_HASH);
-    if (kv)
+    if (kv && v)
         keyspace_hset(arg, kv, f, flen, v, vlen);
-    return 0; /* a field of a key that expired at start was deleted with it */
-}
-
-static int load_member(void *arg, const char *key, size_t klen, const char *m, size_t mlen, double score)
-{
-    struct keyspace *ks = arg;
-    struct kv *kv = loaded(ks, key, klen, KV_ZSET);
-    if (kv) {
-        ks->bytes -= (int64_t)zset_bytes(kv->zset);
-        zset_set(kv->zset, m, mlen, score);
-        ks->bytes += (int64_t)zset_bytes(kv->zset);
-    }
+    else if (kv)
+        keyspace_hdel(arg, kv, f, flen);
     return 0;
 }
 
-static const struct kvjournal_load_fns load_fns = { load_key, load_field, load_member };
+static int load_member(void *arg, const char *key, size_t klen, const char *m, size_t mlen, double score, bool del)
+{
+    struct keyspace *ks = arg;
+    struct kv *kv = loaded(ks, key, klen, KV_ZSET);
+    if (!kv)
+        return 0;
+    ks->bytes -= (int64_t)zset_bytes(kv->zset);
+    if (del)
+        zset_del(kv->zset, m, mlen);
+    else
+        zset_set(kv->zset, m, mlen, score);
+    ks->bytes += (int64_t)zset_bytes(kv->zset);
+    return 0;
+}
+
+static const struct kvjournal_load_fns load_fns = { load_key, load_del, load_field, load_member };
+
+/* After the replay: keys whose expiry passed (also while spoold was down)
+ * go from memory; the log keeps their rows until the next rewrite, and a
+ * key created again under that name is logged as created, so nothing of
+ * the old one comes back. Empty hashes and sets (never kept) go too. */
+static void settle(struct keyspace *ks, int64_t now)
+{
+    size_t n = ks->keys.n, k = 0;
+    struct kv **dead = xmalloc((n ? n : 1) * sizeof *dead);
+    uint64_t rows = 0;
+    for (size_t b = 0; b < ks->keys.nb; b++) {
+        for (struct dict_entry *e = ks->keys.b[b]; e; e = e->next) {
+            struct kv *kv = e->val;
+            size_t items = kv->type == KV_HASH ? kv->hash->n : kv->type == KV_ZSET ? zset_len(kv->zset) : 0;
+            if ((kv->expire_at && kv->expire_at <= now) || (kv->type != KV_STRING && items == 0))
+                dead[k++] = kv;
+            else
+                rows += 1 + items;
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        forget(ks, dead[i]);
+    free(dead);
+    ks->snapshot_rows = rows;
+}
 
 int keyspace_open(struct keyspace *ks, struct journal *jr, int64_t now)
 {
@@ -491,5 +603,7 @@ int keyspace_reload(struct keyspace *ks, int64_t now)
     dict_init(&ks->keys);
     if (!ks->kj)
         return 0;
-    return kvjournal_load(ks->kj, now, &load_fns, ks);
+    int rc = kvjournal_load(ks->kj, &load_fns, ks);
+    settle(ks, now);
+    return rc;
 }

@@ -20,7 +20,10 @@
  *                        journal one hash field / sorted-set member;
  *   keyspace_delete()    removes a key (journaled).
  * Every journaled change goes through the sink (struct ks_sink): the
- * shard's transaction of the turn, begun at the first change. A command
+ * shard's transaction of the turn, begun at the first change. The journal
+ * is an append-only log (kvjournal.h); once it holds more than twice the
+ * rows of the live state (plus 10,000), the next change rewrites it as a
+ * snapshot of memory in the same transaction (one pass over the keys). A command
  * that changed memory must journal the change in the same call, so that a
  * failed commit (the shard reloads memory from the journal) loses nothing
  * that was replied to.
@@ -59,6 +62,7 @@ struct kv {
     struct dict_entry *ent;      /* its name: ent->key, ent->klen */
     uint8_t type;
     uint8_t lfu;                 /* logarithmic access counter (LFU) */
+    bool fresh;                  /* created, not yet journaled as created */
     int64_t expire_at;           /* Unix ms; 0 = none */
     int64_t atime;               /* last access, Unix ms (LRU) */
     char *str;                   /* KV_STRING: value, NUL at str[len] */
@@ -90,6 +94,7 @@ struct keyspace {
     int64_t bytes;               /* estimate of the memory values use */
     uint64_t hits, misses, expired, evicted;
     uint64_t rng;                /* eviction sampling */
+    uint64_t snapshot_rows;      /* rows of live state at the last load or log rewrite */
 };
 
 void keyspace_init(struct keyspace *ks, const struct ks_sink *sink);

@@ -1,5 +1,6 @@
 /*
- * kvjournal.c - keyspace rows in the shard journal (see kvjournal.h).
+ * kvjournal.c - the keyspace's append-only log in the shard journal (see
+ * kvjournal.h and migrations/0004_keyspace.sql).
  */
 #include "kvjournal.h"
 
@@ -11,36 +12,20 @@
 #include <errno.h>
 #include <stdlib.h>
 
-enum {
-    KS_PUT,
-    KS_DEL_KEY,
-    KS_DEL_FIELDS,
-    KS_DEL_MEMBERS,
-    KS_HPUT,
-    KS_HDEL,
-    KS_ZPUT,
-    KS_ZDEL,
-    KS_COUNT
-};
+enum { OP_CREATE = 1, OP_CHANGE, OP_DELETE, OP_FIELD, OP_FIELD_DEL, OP_MEMBER, OP_MEMBER_DEL };
+
+enum { KS_APPEND, KS_CLEAR, KS_COUNT };
 
 static const char *const kv_sql[KS_COUNT] = {
-    [KS_PUT] = "INSERT INTO kv (key, type, expire_at, value) VALUES (?1, ?2, ?3, ?4) "
-               "ON CONFLICT (key) DO UPDATE SET type = excluded.type, expire_at = excluded.expire_at, "
-               "value = excluded.value",
-    [KS_DEL_KEY] = "DELETE FROM kv WHERE key = ?1",
-    [KS_DEL_FIELDS] = "DELETE FROM kv_hash WHERE key = ?1",
-    [KS_DEL_MEMBERS] = "DELETE FROM kv_zset WHERE key = ?1",
-    [KS_HPUT] = "INSERT INTO kv_hash (key, field, value) VALUES (?1, ?2, ?3) "
-                "ON CONFLICT (key, field) DO UPDATE SET value = excluded.value",
-    [KS_HDEL] = "DELETE FROM kv_hash WHERE key = ?1 AND field = ?2",
-    [KS_ZPUT] = "INSERT INTO kv_zset (key, member, score) VALUES (?1, ?2, ?3) "
-                "ON CONFLICT (key, member) DO UPDATE SET score = excluded.score",
-    [KS_ZDEL] = "DELETE FROM kv_zset WHERE key = ?1 AND member = ?2",
+    [KS_APPEND] = "INSERT INTO kv_log (op, key, type, expire_at, name, value, score) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [KS_CLEAR] = "DELETE FROM kv_log",
 };
 
 struct kvjournal {
     struct journal *jr;
     sqlite3_stmt *st[KS_COUNT];
+    uint64_t rows;
 };
 
 int kvjournal_open(struct kvjournal **out, struct journal *jr)
@@ -67,138 +52,125 @@ void kvjournal_close(struct kvjournal *kj)
     free(kj);
 }
 
+uint64_t kvjournal_rows(const struct kvjournal *kj)
+{
+    return kj->rows;
+}
+
 static int bind_bytes(sqlite3_stmt *st, int col, const void *p, size_t n)
 {
     return sqlite3_bind_blob64(st, col, n ? p : "", n, SQLITE_STATIC);
 }
 
-int kvjournal_put(struct kvjournal *kj, const char *key, size_t klen, int type, int64_t expire_at,
+/* One row; unset columns keep their defaults (NULL name/value/score). */
+static int append(struct kvjournal *kj, int op, const char *key, size_t klen, int type, int64_t expire_at,
+                  const char *name, size_t nlen, const char *value, size_t vlen, const double *score)
+{
+    sqlite3_stmt *st = kj->st[KS_APPEND];
+    int b = sqlite3_bind_int(st, 1, op);
+    b |= bind_bytes(st, 2, key, klen);
+    b |= sqlite3_bind_int(st, 3, type);
+    b |= sqlite3_bind_int64(st, 4, expire_at);
+    b |= name ? bind_bytes(st, 5, name, nlen) : sqlite3_bind_null(st, 5);
+    b |= value ? bind_bytes(st, 6, value, vlen) : sqlite3_bind_null(st, 6);
+    b |= score ? sqlite3_bind_double(st, 7, *score) : sqlite3_bind_null(st, 7);
+    int rc = journal_write(kj->jr, st, b, "key write");
+    if (rc == 0)
+        kj->rows++;
+    return rc;
+}
+
+int kvjournal_put(struct kvjournal *kj, const char *key, size_t klen, bool create, int type, int64_t expire_at,
                   const char *value, size_t vlen)
 {
-    sqlite3_stmt *st = kj->st[KS_PUT];
-    int b = bind_bytes(st, 1, key, klen);
-    b |= sqlite3_bind_int(st, 2, type);
-    b |= sqlite3_bind_int64(st, 3, expire_at);
-    b |= value ? bind_bytes(st, 4, value, vlen) : sqlite3_bind_null(st, 4);
-    return journal_write(kj->jr, st, b, "key write");
+    return append(kj, create ? OP_CREATE : OP_CHANGE, key, klen, type, expire_at, NULL, 0, value, vlen, NULL);
 }
 
 int kvjournal_delete(struct kvjournal *kj, const char *key, size_t klen)
 {
-    static const int which[] = { KS_DEL_KEY, KS_DEL_FIELDS, KS_DEL_MEMBERS };
-    for (int i = 0; i < 3; i++) {
-        sqlite3_stmt *st = kj->st[which[i]];
-        int rc = journal_write(kj->jr, st, bind_bytes(st, 1, key, klen), "key delete");
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return append(kj, OP_DELETE, key, klen, 0, 0, NULL, 0, NULL, 0, NULL);
 }
 
-int kvjournal_hash_put(struct kvjournal *kj, const char *key, size_t klen, const char *field, size_t flen,
-                       const char *value, size_t vlen)
+int kvjournal_field(struct kvjournal *kj, const char *key, size_t klen, const char *f, size_t flen,
+                    const char *value, size_t vlen)
 {
-    sqlite3_stmt *st = kj->st[KS_HPUT];
-    int b = bind_bytes(st, 1, key, klen) | bind_bytes(st, 2, field, flen) | bind_bytes(st, 3, value, vlen);
-    return journal_write(kj->jr, st, b, "hash field write");
+    return append(kj, value ? OP_FIELD : OP_FIELD_DEL, key, klen, 0, 0, f, flen, value, vlen, NULL);
 }
 
-int kvjournal_hash_delete(struct kvjournal *kj, const char *key, size_t klen, const char *field, size_t flen)
+int kvjournal_member(struct kvjournal *kj, const char *key, size_t klen, const char *m, size_t mlen,
+                     double score, bool deleted)
 {
-    sqlite3_stmt *st = kj->st[KS_HDEL];
-    int b = bind_bytes(st, 1, key, klen) | bind_bytes(st, 2, field, flen);
-    return journal_write(kj->jr, st, b, "hash field delete");
+    return append(kj, deleted ? OP_MEMBER_DEL : OP_MEMBER, key, klen, 0, 0, m, mlen, NULL, 0,
+                  deleted ? NULL : &score);
 }
 
-int kvjournal_zset_put(struct kvjournal *kj, const char *key, size_t klen, const char *member, size_t mlen,
-                       double score)
+int kvjournal_clear(struct kvjournal *kj)
 {
-    sqlite3_stmt *st = kj->st[KS_ZPUT];
-    int b = bind_bytes(st, 1, key, klen) | bind_bytes(st, 2, member, mlen) | sqlite3_bind_double(st, 3, score);
-    return journal_write(kj->jr, st, b, "sorted set write");
-}
-
-int kvjournal_zset_delete(struct kvjournal *kj, const char *key, size_t klen, const char *member, size_t mlen)
-{
-    sqlite3_stmt *st = kj->st[KS_ZDEL];
-    int b = bind_bytes(st, 1, key, klen) | bind_bytes(st, 2, member, mlen);
-    return journal_write(kj->jr, st, b, "sorted set delete");
+    int rc = journal_write(kj->jr, kj->st[KS_CLEAR], 0, "key log rewrite");
+    if (rc == 0)
+        kj->rows = 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------- recovery */
 
-static int exec_now(struct kvjournal *kj, const char *sql, int64_t now)
+static const char *blob(sqlite3_stmt *st, int col, size_t *len)
+{
+    *len = (size_t)sqlite3_column_bytes(st, col);
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return NULL;
+    const char *p = sqlite3_column_blob(st, col);
+    return p ? p : "";
+}
+
+static int replay(const struct kvjournal_load_fns *fns, void *arg, sqlite3_stmt *st)
+{
+    int op = sqlite3_column_int(st, 0);
+    size_t kl, nl, vl;
+    const char *k = blob(st, 1, &kl);
+    const char *name = blob(st, 4, &nl);
+    const char *v = blob(st, 5, &vl);
+    if (!k)
+        return -EILSEQ;
+    switch (op) {
+    case OP_CREATE:
+    case OP_CHANGE:
+        return fns->key(arg, k, kl, op == OP_CREATE, sqlite3_column_int(st, 2), sqlite3_column_int64(st, 3), v, vl);
+    case OP_DELETE:
+        return fns->del(arg, k, kl);
+    case OP_FIELD:
+    case OP_FIELD_DEL:
+        if (!name || (op == OP_FIELD && !v))
+            return -EILSEQ;
+        return fns->field(arg, k, kl, name, nl, op == OP_FIELD ? v : NULL, vl);
+    case OP_MEMBER:
+    case OP_MEMBER_DEL:
+        if (!name)
+            return -EILSEQ;
+        return fns->member(arg, k, kl, name, nl, sqlite3_column_double(st, 6), op == OP_MEMBER_DEL);
+    default:
+        return -EILSEQ;
+    }
+}
+
+int kvjournal_load(struct kvjournal *kj, const struct kvjournal_load_fns *fns, void *arg)
 {
     sqlite3 *db = sqlite3_db_handle(kj->st[0]);
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, now);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : journal_read_error(kj->jr, rc, "expiring keys at start");
-}
-
-static int drop_expired(struct kvjournal *kj, int64_t now)
-{
-    static const char *const sql[] = {
-        "BEGIN",
-        "DELETE FROM kv_hash WHERE key IN (SELECT key FROM kv WHERE expire_at > 0 AND expire_at <= ?1)",
-        "DELETE FROM kv_zset WHERE key IN (SELECT key FROM kv WHERE expire_at > 0 AND expire_at <= ?1)",
-        "DELETE FROM kv WHERE expire_at > 0 AND expire_at <= ?1",
-        "COMMIT",
-    };
-    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
-        int rc = exec_now(kj, sql[i], now);
-        if (rc < 0) {
-            sqlite3_exec(sqlite3_db_handle(kj->st[0]), "ROLLBACK", NULL, NULL, NULL);
-            return rc;
-        }
-    }
-    return 0;
-}
-
-static int load_rows(struct kvjournal *kj, const char *sql, int kind, const struct kvjournal_load_fns *fns, void *arg)
-{
-    sqlite3 *db = sqlite3_db_handle(kj->st[0]);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db, "SELECT op, key, type, expire_at, name, value, score FROM kv_log ORDER BY seq",
+                                -1, &st, NULL);
     int err = 0;
+    kj->rows = 0;
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *k = sqlite3_column_blob(st, 0);
-        size_t kl = (size_t)sqlite3_column_bytes(st, 0);
-        const char *a = sqlite3_column_blob(st, 1);
-        size_t al = (size_t)sqlite3_column_bytes(st, 1);
-        if (kind == 0) {
-            const char *v = sqlite3_column_blob(st, 3);
-            size_t vl = (size_t)sqlite3_column_bytes(st, 3);
-            err = fns->key(arg, k, kl, sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2),
-                           sqlite3_column_type(st, 3) == SQLITE_NULL ? NULL : (v ? v : ""), vl);
-        } else if (kind == 1) {
-            const char *v = sqlite3_column_blob(st, 2);
-            err = fns->field(arg, k, kl, a ? a : "", al, v ? v : "", (size_t)sqlite3_column_bytes(st, 2));
-        } else {
-            err = fns->member(arg, k, kl, a ? a : "", al, sqlite3_column_double(st, 2));
-        }
-        if (err < 0)
+        if ((err = replay(fns, arg, st)) < 0)
             break;
+        kj->rows++;
         rc = SQLITE_OK;
     }
-    if (err == 0 && rc != SQLITE_DONE)
+    if (err == -EILSEQ)
+        err = journal_read_error(kj->jr, SQLITE_CORRUPT, "loading keys (a kv_log row this spoold cannot read)");
+    else if (err == 0 && rc != SQLITE_DONE)
         err = journal_read_error(kj->jr, rc, "loading keys");
     sqlite3_finalize(st);
     return err;
-}
-
-int kvjournal_load(struct kvjournal *kj, int64_t now, const struct kvjournal_load_fns *fns, void *arg)
-{
-    int rc = drop_expired(kj, now);
-    if (rc == 0)
-        rc = load_rows(kj, "SELECT key, type, expire_at, value FROM kv", 0, fns, arg);
-    if (rc == 0)
-        rc = load_rows(kj, "SELECT key, field, value FROM kv_hash", 1, fns, arg);
-    if (rc == 0)
-        rc = load_rows(kj, "SELECT key, member, score FROM kv_zset", 2, fns, arg);
-    return rc;
 }
