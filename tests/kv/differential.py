@@ -268,6 +268,36 @@ def run_cases(p, failures):
     return passed
 
 
+def scan_all(c, *opts):
+    cur, seen, calls = b'0', [], 0
+    while True:
+        cur, keys = c.execute_command('SCAN', cur, *opts)
+        seen += keys
+        calls += 1
+        if cur == b'0' or calls > 100000:
+            return seen
+
+
+def run_scan(p, failures):
+    """SCAN over both shards returns every key (order aside), with MATCH and
+    TYPE; compared with a full SCAN of redis-server."""
+    for c in (p.s, p.r):
+        c.execute_command('FLUSHALL')
+        for i in range(600):
+            c.execute_command('SET', 'key:%d' % i, 'v')
+        for i in range(50):
+            c.execute_command('HSET', 'hash:%d' % i, 'f', 'v')
+            c.execute_command('ZADD', 'zset:%d' % i, '1', 'm')
+    ok = True
+    for opts in ([], ['COUNT', '7'], ['MATCH', 'key:1*', 'COUNT', '13'], ['TYPE', 'hash'], ['TYPE', 'zset', 'COUNT', '3']):
+        a, b = scan_all(p.s, *opts), scan_all(p.r, *opts)
+        if set(a) != set(b):
+            ok = False
+            failures.append('scan %s: spool has %d keys (%d missing), redis %d' %
+                            (' '.join(opts), len(set(a)), len(set(b) - set(a)), len(set(b))))
+    return ok
+
+
 def random_step(rng, keys):
     k = rng.choice(keys)
     k2 = rng.choice(keys)
@@ -359,6 +389,7 @@ def main():
         sp, rd = start_servers(args.spoold, tmp)
         p = Pair(sp, rd)
         passed += run_cases(p, failures)
+        passed += run_scan(p, failures)
         if not args.only_cases:
             for seed in range(1, args.seeds + 1):
                 passed += run_random(p, seed, args.steps, failures, not args.no_multi)
@@ -369,7 +400,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     for f in failures:
         print('FAIL ' + f)
-    total = len(CASES) + (0 if args.only_cases else args.seeds)
+    total = len(CASES) + 1 + (0 if args.only_cases else args.seeds)
     print('%d passed, %d failed' % (passed, total - passed))
     return 1 if failures else 0
 
