@@ -268,6 +268,79 @@ def run_cases(p, failures):
     return passed
 
 
+class Raw:
+    """A raw RESP connection: the exact bytes of each reply, to compare
+    the RESP3 encodings redis-py (RESP2 only) cannot show."""
+
+    def __init__(self, kw):
+        import socket
+        if 'unix_socket_path' in kw:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(kw['unix_socket_path'])
+        else:
+            self.sock = socket.create_connection((kw['host'], kw['port']))
+        self.sock.settimeout(10)
+        self.buf = b''
+
+    def cmd(self, *args):
+        out = b'*%d\r\n' % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b'$%d\r\n%s\r\n' % (len(a), a)
+        self.sock.sendall(out)
+        return self.reply()
+
+    def line(self):
+        while b'\r\n' not in self.buf:
+            self.buf += self.sock.recv(65536)
+        ln, self.buf = self.buf.split(b'\r\n', 1)
+        return ln + b'\r\n'
+
+    def take(self, n):
+        while len(self.buf) < n:
+            self.buf += self.sock.recv(65536)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def reply(self):
+        ln = self.line()
+        t = ln[:1]
+        if t in (b'$', b'=', b'!') and ln[1:3] != b'-1':
+            return ln + self.take(int(ln[1:-2]) + 2)
+        if t in (b'*', b'~', b'>', b'%') and ln[1:3] != b'-1':
+            n = int(ln[1:-2]) * (2 if t == b'%' else 1)
+            return ln + b''.join(self.reply() for _ in range(n))
+        return ln
+
+
+RESP3_CASES = [
+    ['HSET', '{k}h', 'f', 'v'], ['HGETALL', '{k}h'], ['HGETALL', 'nope'],
+    ['ZADD', 'z', '1.5', 'a', '2', 'b'], ['ZRANGE', 'z', '0', '-1', 'WITHSCORES'], ['ZSCORE', 'z', 'a'],
+    ['ZMSCORE', 'z', 'a', 'x'], ['ZINCRBY', 'z', '1', 'a'], ['ZRANGEBYSCORE', 'z', '-inf', '+inf', 'WITHSCORES'],
+    ['ZPOPMIN', 'z', '1'], ['ZPOPMAX', 'z'], ['ZPOPMIN', 'nope'], ['ZADD', 'z', 'INCR', '1', 'q'],
+    ['ZADD', 'z', 'NX', 'INCR', '1', 'q'], ['ZSCORE', 'z', 'nope'],
+    ['SET', 'k', 'v'], ['GET', 'nope'], ['MGET', 'k', 'nope'], ['INCRBYFLOAT', 'f', '1.5'],
+    ['WATCH', 'k'], ['SET', 'k', 'w'], ['MULTI'], ['GET', 'k'], ['EXEC'],
+    ['MULTI'], ['GET', 'k'], ['HGETALL', '{k}h'], ['EXEC'], ['TTL', 'k'], ['TYPE', 'z'],
+]
+
+
+def run_resp3(sp, rd, failures):
+    """The same commands over RESP3 (HELLO 3): the reply bytes must be equal."""
+    s, r = Raw(sp.client_kw()), Raw(rd.client_kw())
+    s.cmd('HELLO', '3')
+    r.cmd('HELLO', '3')
+    s.cmd('FLUSHALL')
+    r.cmd('FLUSHALL')
+    ok = True
+    for args in RESP3_CASES:
+        a, b = s.cmd(*args), r.cmd(*args)
+        if a != b:
+            ok = False
+            failures.append('resp3: %s\n    spool: %r\n    redis: %r' % (' '.join(args), a, b))
+    return ok
+
+
 def scan_all(c, *opts):
     cur, seen, calls = b'0', [], 0
     while True:
@@ -390,6 +463,7 @@ def main():
         p = Pair(sp, rd)
         passed += run_cases(p, failures)
         passed += run_scan(p, failures)
+        passed += run_resp3(sp, rd, failures)
         if not args.only_cases:
             for seed in range(1, args.seeds + 1):
                 passed += run_random(p, seed, args.steps, failures, not args.no_multi)
@@ -400,7 +474,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     for f in failures:
         print('FAIL ' + f)
-    total = len(CASES) + 1 + (0 if args.only_cases else args.seeds)
+    total = len(CASES) + 2 + (0 if args.only_cases else args.seeds)
     print('%d passed, %d failed' % (passed, total - passed))
     return 1 if failures else 0
 
