@@ -607,11 +607,20 @@ static void deliver(struct shard *s, struct msg *m, struct queue *q)
 }
 
 /* First queue (in argument order) among this shard's keys that has a job. */
-static struct queue *first_ready(struct shard *s, struct msg *m, int from, int to)
+/* The first of this shard's keys, in argument order, that has ready jobs;
+ * NULL with *wrong set when a string, hash or sorted set comes first (as
+ * Redis, a blocking pop then answers WRONGTYPE). */
+static struct queue *first_ready(struct shard *s, struct msg *m, int from, int to, bool *wrong)
 {
+    int64_t now = clock_now_ms();
+    *wrong = false;
     for (int i = from; i < to; i++) {
         if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
+        if (keyspace_find(&s->ks, m->req.argv[i], m->req.len[i], now)) {
+            *wrong = true;
+            return NULL;
+        }
         struct queue *q = shard_queue(s, m, i, false);
         if (q && q->nready && !q->paused)
             return q;
@@ -655,9 +664,13 @@ static void answer_empty(struct shard *s, struct msg *m)
 
 void shard_bpop(struct shard *s, struct msg *m)
 {
+    bool wrong;
     if (m->bmode == BPOP_TRY) {
-        struct queue *q = first_ready(s, m, m->key_first, m->key_last);
-        if (q) {
+        struct queue *q = first_ready(s, m, m->key_first, m->key_last, &wrong);
+        if (wrong) {
+            resp_add_error(&m->out, KS_WRONGTYPE);
+            shard_reply(s, m);
+        } else if (q) {
             deliver(s, m, q);
             shard_queue_gc(s, q);
         } else {
@@ -671,7 +684,16 @@ void shard_bpop(struct shard *s, struct msg *m)
         msg_free(m);
         return;
     }
-    struct queue *q = first_ready(s, m, m->key_first, m->key_last);
+    struct queue *q = first_ready(s, m, m->key_first, m->key_last, &wrong);
+    if (wrong) {
+        if (claim_take(m->claim)) {
+            resp_add_error(&m->out, KS_WRONGTYPE);
+            shard_reply(s, m);
+        } else {
+            msg_free(m);
+        }
+        return;
+    }
     if (q) {
         if (claim_take(m->claim)) {
             deliver(s, m, q);

@@ -226,6 +226,9 @@ CASES = [
      ['ZRANGE', 's', '0', '-1'], ['ZSCORE', 's', 'a'], ['TYPE', 'z']],
     [['ZADD', 'game:leaderboard', '1000', 'user123'], ['ZADD', 'game:leaderboard', '1500', 'user7', '900', 'user9'],
      ['ZREVRANGE', 'game:leaderboard', '0', '9'], ['ZREVRANGE', 'game:leaderboard', '0', '9', 'WITHSCORES']],
+    # blocking pops meet the keyspace
+    [['SET', 's', 'v'], ['BLPOP', 's', '0.1'], ['BRPOP', 'nope', 's', '0.1'], ['RPUSH', '{b}l', '{}'],
+     ['BLPOP', '{b}l', 's', '0.1'], ['BLPOP', 'nope', '0.05'], ['LPUSH', 's', '{}'], ['LLEN', 's'], ['GET', '{b}l']],
     # keys
     [['SET', 'a', '1'], ['SET', 'b', '2'], ['DEL', 'a', 'b', 'c'], ['EXISTS', 'a'], ['SET', 'a', '1'],
      ['EXISTS', 'a', 'a', 'b'], ['UNLINK', 'a'], ['TYPE', 'a'], ['SET', 'a', 's'], ['TYPE', 'a']],
