@@ -32,7 +32,7 @@ static struct command table[] = {
     { "hello", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, io_hello, NULL, NULL, "Chooses RESP2 or RESP3, optionally authenticates and names the connection." },
     { "auth", -2, CMD_NOAUTH | CMD_FAST, 0, 0, 0, io_auth, NULL, NULL, "Authenticates the connection with the requirepass password." },
     { "select", 2, CMD_FAST, 0, 0, 0, io_select, NULL, NULL, "Selects database 0 (the only one)." },
-    { "quit", -1, CMD_NOAUTH | CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_quit, NULL, NULL, "Closes the connection after replying OK." },
+    { "quit", -1, CMD_NOAUTH | CMD_FAST | CMD_PUBSUB | CMD_TXCTL, 0, 0, 0, io_quit, NULL, NULL, "Closes the connection after replying OK." },
     { "client", -2, CMD_FAST, 0, 0, 0, io_client, NULL, peer_client_list, "CLIENT ID|SETNAME|GETNAME|LIST|INFO|SETINFO." },
     { "info", -1, 0, 0, 0, 0, io_info, sh_info_keys, NULL, "Server, client, memory and queue information in Redis INFO format." },
     { "command", -1, 0, 0, 0, 0, io_command, NULL, NULL, "Describes the commands (COMMAND, COMMAND COUNT|INFO|DOCS)." },
@@ -47,7 +47,7 @@ static struct command table[] = {
     { "brpop", -3, W | CMD_BLOCKING, 1, -2, 1, io_bpop, shard_bpop, NULL, "Takes a job from the tail of the first non-empty queue, waiting up to timeout seconds." },
     { "llen", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_llen, NULL, "The number of ready jobs in a queue." },
     { "lrange", 4, R, 1, 1, 1, io_lrange, sh_lrange, NULL, "Peeks at ready jobs by index, without taking them." },
-    { "reset", 1, CMD_NOAUTH | CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_reset, NULL, NULL, "Resets the connection: unsubscribes, RESP2, no name; AUTH again when a password is set." },
+    { "reset", 1, CMD_NOAUTH | CMD_FAST | CMD_PUBSUB | CMD_TXCTL, 0, 0, 0, io_reset, NULL, NULL, "Resets the connection: unsubscribes, RESP2, no name; AUTH again when a password is set." },
     /* keys of any type */
     { "del", -2, W, 1, -1, 1, io_keys_count, sh_del_keys, NULL, "Deletes keys (a queue is purged); replies with how many existed." },
     { "unlink", -2, W | CMD_FAST, 1, -1, 1, io_keys_count, sh_del_keys, NULL, "DEL." },
