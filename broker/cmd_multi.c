@@ -212,6 +212,11 @@ void multi_queue(struct conn *c, struct msg *m)
     say(c, "QUEUED", NULL);
 }
 
+int multi_queued(const struct conn *c)
+{
+    return c->multi ? c->multi->n : -1;
+}
+
 /* --------------------------------------------------------- the commands */
 
 /* MULTI */

@@ -25,6 +25,9 @@ void sh_exec(struct shard *s, struct msg *m);
 void sh_watch(struct shard *s, struct msg *m);
 void sh_unwatch(struct shard *s, struct msg *m);
 
+/* CLIENT LIST's multi=: commands queued since MULTI, -1 outside MULTI. */
+int multi_queued(const struct conn *c);
+
 /* hooks for conn.c */
 /* A command arrived between MULTI and EXEC: check it, keep it, answer QUEUED. */
 void multi_queue(struct conn *c, struct msg *m);

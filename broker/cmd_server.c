@@ -191,11 +191,13 @@ void io_hello(struct conn *c, struct msg *m)
 
 static void client_line(resp_buf *b, const struct conn *c, int64_t now)
 {
-    resp_buf_printf(b, "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=0 sub=%zu psub=%zu multi=-1 cmd=%s user=default lib-name=%s lib-ver=%s resp=%d\n",
+    int queued = multi_queued(c);
+    resp_buf_printf(b, "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=0 sub=%zu psub=%zu multi=%d cmd=%s user=default lib-name=%s lib-ver=%s resp=%d\n",
                     (unsigned long long)c->id, c->addr, c->laddr,
                     c->bev ? (int)bufferevent_getfd(c->bev) : -1, c->name ? c->name : "",
                     (long long)((now - c->created_ms) / 1000), (long long)((now - c->last_ms) / 1000),
-                    c->blocked ? "b" : (c->nsubs || c->npsubs) ? "P" : "N", c->nsubs, c->npsubs, c->lastcmd, c->lib_name, c->lib_ver, c->proto);
+                    c->blocked ? "b" : (c->nsubs || c->npsubs) ? "P" : queued >= 0 ? "x" : "N", c->nsubs, c->npsubs,
+                    queued, c->lastcmd, c->lib_name, c->lib_ver, c->proto);
 }
 
 void peer_client_list(struct io_thread *io, struct msg *m)
