@@ -74,15 +74,13 @@ static void del_member(struct shard *s, struct kv *kv, const char *mem, size_t l
 
 enum { ZA_NX = 1, ZA_XX = 2, ZA_GT = 4, ZA_LT = 8, ZA_CH = 16, ZA_INCR = 32 };
 
-/* ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...] */
-void sh_zadd(struct shard *s, struct msg *m)
+/* ZADD's options from argv[2]; *first: the first score. NULL or an error. */
+static const char *zadd_options(const struct msg *m, int *flags, int *first)
 {
-    if (!kvcmd_admit(s, m))
-        return;
-    int f = 0, i = 2;
     static const struct { const char *w; int f; } opts[] = {
         { "NX", ZA_NX }, { "XX", ZA_XX }, { "GT", ZA_GT }, { "LT", ZA_LT }, { "CH", ZA_CH }, { "INCR", ZA_INCR },
     };
+    int f = 0, i = 2;
     for (; i < m->req.argc; i++) {
         int hit = 0;
         for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++)
@@ -92,89 +90,95 @@ void sh_zadd(struct shard *s, struct msg *m)
             break;
         f |= hit;
     }
-    int npairs = (m->req.argc - i) / 2;
-    if ((m->req.argc - i) % 2 != 0 || npairs == 0) {
-        kvcmd_fail(s, m, KV_ERR_SYNTAX);
-        return;
+    *flags = f;
+    *first = i;
+    int rest = m->req.argc - i;
+    if (rest % 2 != 0 || rest == 0)
+        return KV_ERR_SYNTAX;
+    if ((f & ZA_NX) && (f & ZA_XX))
+        return "ERR XX and NX options at the same time are not compatible";
+    if (((f & ZA_GT) || (f & ZA_LT)) && ((f & ZA_NX) || ((f & ZA_GT) && (f & ZA_LT))))
+        return "ERR GT, LT, and/or NX options at the same time are not compatible";
+    if ((f & ZA_INCR) && rest > 2)
+        return "ERR INCR option supports a single increment-element pair";
+    for (int k = i; k < m->req.argc; k += 2) {
+        double d;
+        if (!kvcmd_double(m, k, &d))
+            return KV_ERR_FLOAT;
     }
-    if ((f & ZA_NX) && (f & ZA_XX)) {
-        kvcmd_fail(s, m, "ERR XX and NX options at the same time are not compatible");
+    return NULL;
+}
+
+struct zadd_result {
+    long long added, changed;
+    bool scored;                 /* INCR: a score to answer */
+    double score;
+};
+
+/* One score/member pair under the flags; false when INCR made a NaN. */
+static bool zadd_one(struct shard *s, struct kv *kv, int f, const char *mem, size_t len, double score,
+                     struct zadd_result *r)
+{
+    double cur;
+    bool exists = zset_score(kv->zset, mem, len, &cur);
+    if ((exists && (f & ZA_NX)) || (!exists && (f & ZA_XX)))
+        return true;
+    if (exists && (f & ZA_INCR))
+        score += cur;
+    if (isnan(score))
+        return false;
+    if (score == 0)
+        score = 0; /* -0 is kept and shown as 0, as Redis does */
+    if (exists && (((f & ZA_GT) && score <= cur) || ((f & ZA_LT) && score >= cur)))
+        return true;
+    r->scored = true;
+    r->score = score;
+    if (exists && score == cur)
+        return true;
+    set_member(s, kv, mem, len, score);
+    if (exists)
+        r->changed++;
+    else
+        r->added++;
+    return true;
+}
+
+/* ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...] */
+void sh_zadd(struct shard *s, struct msg *m)
+{
+    if (!kvcmd_admit(s, m))
         return;
-    }
-    if (((f & ZA_GT) && (f & ZA_NX)) || ((f & ZA_LT) && (f & ZA_NX)) || ((f & ZA_GT) && (f & ZA_LT))) {
-        kvcmd_fail(s, m, "ERR GT, LT, and/or NX options at the same time are not compatible");
+    int f, first;
+    const char *e = zadd_options(m, &f, &first);
+    if (e) {
+        kvcmd_fail(s, m, "%s", e);
         return;
-    }
-    if ((f & ZA_INCR) && npairs > 1) {
-        kvcmd_fail(s, m, "ERR INCR option supports a single increment-element pair");
-        return;
-    }
-    double *scores = xmalloc((size_t)npairs * sizeof *scores);
-    for (int k = 0; k < npairs; k++) {
-        if (!kvcmd_double(m, i + 2 * k, &scores[k])) {
-            free(scores);
-            kvcmd_fail(s, m, KV_ERR_FLOAT);
-            return;
-        }
-        if (scores[k] == 0)
-            scores[k] = 0; /* -0 is stored and shown as 0, as Redis does */
     }
     bool created, err;
     struct kv *kv = zwrite(s, m, !(f & ZA_XX), &created, &err);
-    if (!kv) {
-        free(scores);
-        if (!err) { /* XX on a missing key */
-            if (f & ZA_INCR)
-                kvcmd_reply_null(s, m);
-            else
-                kvcmd_reply_int(s, m, 0);
-        }
+    if (err)
         return;
-    }
-    if (created)
+    struct zadd_result r = { 0 };
+    if (kv && created)
         keyspace_save(&s->ks, kv);
-    long long added = 0, changed = 0;
-    double last = 0;
-    bool incr_done = false;
-    for (int k = 0; k < npairs; k++) {
-        const char *mem = m->req.argv[i + 2 * k + 1];
-        size_t len = m->req.len[i + 2 * k + 1];
-        double cur, score = scores[k];
-        bool exists = zset_score(kv->zset, mem, len, &cur);
-        if ((exists && (f & ZA_NX)) || (!exists && (f & ZA_XX)))
-            continue;
-        if (exists && (f & ZA_INCR)) {
-            score = cur + score;
-            if (isnan(score)) {
-                free(scores);
-                drop_if_empty(s, kv);
-                kvcmd_fail(s, m, "ERR resulting score is not a number (NaN)");
-                return;
-            }
+    for (int i = first; kv && i < m->req.argc; i += 2) {
+        double score;
+        kvcmd_double(m, i, &score);
+        if (!zadd_one(s, kv, f, m->req.argv[i + 1], m->req.len[i + 1], score, &r)) {
+            drop_if_empty(s, kv);
+            kvcmd_fail(s, m, "ERR resulting score is not a number (NaN)");
+            return;
         }
-        if (exists && (((f & ZA_GT) && score <= cur) || ((f & ZA_LT) && score >= cur)))
-            continue;
-        incr_done = true;
-        last = score;
-        if (exists && score == cur)
-            continue;
-        set_member(s, kv, mem, len, score);
-        if (exists)
-            changed++;
-        else
-            added++;
     }
-    free(scores);
     drop_if_empty(s, kv);
-    if (f & ZA_INCR) {
-        if (incr_done)
-            add_score(m, last);
-        else
-            resp_add_null(&m->out, m->proto);
+    if (!(f & ZA_INCR)) {
+        kvcmd_reply_int(s, m, (f & ZA_CH) ? r.added + r.changed : r.added);
+    } else if (r.scored) {
+        add_score(m, r.score);
         shard_reply(s, m);
-        return;
+    } else {
+        kvcmd_reply_null(s, m);
     }
-    kvcmd_reply_int(s, m, (f & ZA_CH) ? added + changed : added);
 }
 
 /* ZINCRBY key increment member */
