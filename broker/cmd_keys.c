@@ -193,70 +193,96 @@ static bool queue_no_expiry(struct shard *s, struct msg *m)
                       "and QUEUE.PURGE); only strings, hashes and sorted sets take a TTL", m->req.argv[1]);
 }
 
+enum { EX_NX = 1, EX_XX = 2, EX_GT = 4, EX_LT = 8 };
+
+/* The NX|XX|GT|LT options from argv[3]; NULL or the error (maybe
+ * written into bad). */
+static const char *expire_options(const struct msg *m, int *flags, char *bad, size_t cap)
+{
+    static const struct { const char *w; int f; } opts[] = { { "NX", EX_NX }, { "XX", EX_XX }, { "GT", EX_GT },
+                                                             { "LT", EX_LT } };
+    int f = 0;
+    for (int i = 3; i < m->req.argc; i++) {
+        int hit = 0;
+        for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++)
+            if (kvcmd_is(m, i, opts[k].w))
+                hit = opts[k].f;
+        if (!hit) {
+            snprintf(bad, cap, "ERR Unsupported option %.64s", m->req.argv[i]);
+            return bad;
+        }
+        f |= hit;
+    }
+    *flags = f;
+    if ((f & EX_NX) && (f & (EX_XX | EX_GT | EX_LT)))
+        return "ERR NX and XX, GT or LT options at the same time are not compatible";
+    if ((f & EX_GT) && (f & EX_LT))
+        return "ERR GT and LT options at the same time are not compatible";
+    return NULL;
+}
+
+/* The absolute expiry (Unix ms) argv[2] names for this command; false on
+ * an overflow. */
+static bool expire_when(const struct msg *m, long long v, int64_t now, long long *when)
+{
+    const char *name = m->cmd->name;
+    if (name[0] != 'p') {
+        if (v > LLONG_MAX / 1000 || v < LLONG_MIN / 1000)
+            return false;
+        v *= 1000;
+    }
+    if (!strstr(name, "at")) {
+        if (v > LLONG_MAX - now)
+            return false;
+        v += now;
+    }
+    *when = v;
+    return true;
+}
+
+/* Whether the options let a key with expiry cur (0 = none) take when; a
+ * key without expiry counts as an infinite TTL for GT/LT. */
+static bool expire_allowed(int f, int64_t cur, long long when)
+{
+    if ((f & EX_NX) && cur)
+        return false;
+    if ((f & EX_XX) && !cur)
+        return false;
+    if ((f & EX_GT) && (!cur || when <= cur))
+        return false;
+    return !((f & EX_LT) && cur && when >= cur);
+}
+
 /* EXPIRE key seconds [NX|XX|GT|LT] / PEXPIRE key ms [..] /
  * EXPIREAT key unix-s [..] / PEXPIREAT key unix-ms [..] */
 void sh_expire(struct shard *s, struct msg *m)
 {
-    const char *name = m->cmd->name;
-    bool ms = name[0] == 'p', at = strstr(name, "at") != NULL;
-    long long v;
+    long long v, when;
+    int f = 0;
     if (!kvcmd_ll(m, 2, &v)) {
         kvcmd_fail(s, m, KV_ERR_INT);
         return;
     }
-    bool nx = false, xx = false, gt = false, lt = false;
-    for (int i = 3; i < m->req.argc; i++) {
-        if (kvcmd_is(m, i, "NX"))
-            nx = true;
-        else if (kvcmd_is(m, i, "XX"))
-            xx = true;
-        else if (kvcmd_is(m, i, "GT"))
-            gt = true;
-        else if (kvcmd_is(m, i, "LT"))
-            lt = true;
-        else {
-            kvcmd_fail(s, m, "ERR Unsupported option %.64s", m->req.argv[i]);
-            return;
-        }
-    }
-    if (nx && (xx || gt || lt)) {
-        kvcmd_fail(s, m, "ERR NX and XX, GT or LT options at the same time are not compatible");
-        return;
-    }
-    if (gt && lt) {
-        kvcmd_fail(s, m, "ERR GT and LT options at the same time are not compatible");
+    char bad[96];
+    const char *e = expire_options(m, &f, bad, sizeof bad);
+    if (e) {
+        kvcmd_fail(s, m, "%s", e);
         return;
     }
     int64_t now = clock_now_ms();
-    long long when = v;
-    if (!ms) {
-        if (when > LLONG_MAX / 1000 || when < LLONG_MIN / 1000) {
-            kvcmd_fail(s, m, "ERR invalid expire time in '%s' command", name);
-            return;
-        }
-        when *= 1000;
-    }
-    if (!at) {
-        if (when > LLONG_MAX - now) {
-            kvcmd_fail(s, m, "ERR invalid expire time in '%s' command", name);
-            return;
-        }
-        when += now;
+    if (!expire_when(m, v, now, &when)) {
+        kvcmd_fail(s, m, "ERR invalid expire time in '%s' command", m->cmd->name);
+        return;
     }
     bool err;
     struct kv *kv = kvcmd_write(s, m, 1, KV_NONE, &err);
     if (err)
         return;
-    if (!kv) {
-        if (kvcmd_is_queue(s, m->req.argv[1], m->req.len[1]))
-            queue_no_expiry(s, m);
-        else
-            kvcmd_reply_int(s, m, 0);
+    if (!kv && kvcmd_is_queue(s, m->req.argv[1], m->req.len[1])) {
+        queue_no_expiry(s, m);
         return;
     }
-    /* a key without expiry counts as an infinite TTL for GT/LT */
-    if ((nx && kv->expire_at) || (xx && !kv->expire_at) || (gt && (!kv->expire_at || when <= kv->expire_at)) ||
-        (lt && kv->expire_at && when >= kv->expire_at)) {
+    if (!kv || !expire_allowed(f, kv->expire_at, when)) {
         kvcmd_reply_int(s, m, 0);
         return;
     }
