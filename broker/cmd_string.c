@@ -106,62 +106,71 @@ void sh_get(struct shard *s, struct msg *m)
         kvcmd_reply_bulk(s, m, kv->str, kv->len);
 }
 
+struct set_opts {
+    bool nx, xx, get, keepttl;
+    int64_t at;                  /* absolute expiry, 0 = none */
+};
+
+/* SET's options from argv[3]; NULL or the error. */
+static const char *set_options(const struct msg *m, struct set_opts *o)
+{
+    int unit = EXP_NONE;
+    long long amount = 0;
+    memset(o, 0, sizeof *o);
+    for (int i = 3; i < m->req.argc; i++) {
+        int w = expire_word(m, i);
+        if (kvcmd_is(m, i, "NX") && !o->xx) {
+            o->nx = true;
+        } else if (kvcmd_is(m, i, "XX") && !o->nx) {
+            o->xx = true;
+        } else if (kvcmd_is(m, i, "GET")) {
+            o->get = true;
+        } else if (kvcmd_is(m, i, "KEEPTTL") && unit == EXP_NONE) {
+            o->keepttl = true;
+        } else if (w != EXP_NONE && unit == EXP_NONE && !o->keepttl && i + 1 < m->req.argc) {
+            unit = w;
+            if (!kvcmd_ll(m, ++i, &amount))
+                return KV_ERR_INT;
+        } else {
+            return KV_ERR_SYNTAX;
+        }
+    }
+    if (unit != EXP_NONE && !expire_time(unit, amount, clock_now_ms(), &o->at))
+        return "ERR invalid expire time in 'set' command";
+    return NULL;
+}
+
 /* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL] */
 void sh_set(struct shard *s, struct msg *m)
 {
     if (!kvcmd_admit(s, m))
         return;
-    bool nx = false, xx = false, get = false, keepttl = false;
-    int unit = EXP_NONE;
-    long long amount = 0;
-    for (int i = 3; i < m->req.argc; i++) {
-        int w = expire_word(m, i);
-        if (kvcmd_is(m, i, "NX") && !xx)
-            nx = true;
-        else if (kvcmd_is(m, i, "XX") && !nx)
-            xx = true;
-        else if (kvcmd_is(m, i, "GET"))
-            get = true;
-        else if (kvcmd_is(m, i, "KEEPTTL") && unit == EXP_NONE)
-            keepttl = true;
-        else if (w != EXP_NONE && unit == EXP_NONE && !keepttl && i + 1 < m->req.argc) {
-            unit = w;
-            if (!kvcmd_ll(m, ++i, &amount)) {
-                kvcmd_fail(s, m, KV_ERR_INT);
-                return;
-            }
-        } else {
-            kvcmd_fail(s, m, KV_ERR_SYNTAX);
-            return;
-        }
-    }
-    int64_t now = clock_now_ms(), at = 0;
-    if (unit != EXP_NONE && !expire_time(unit, amount, now, &at)) {
-        kvcmd_fail(s, m, "ERR invalid expire time in 'set' command");
+    struct set_opts o;
+    const char *e = set_options(m, &o);
+    if (e) {
+        kvcmd_fail(s, m, "%s", e);
         return;
     }
     bool err;
     struct kv *kv = kvcmd_write(s, m, 1, KV_NONE, &err);
     if (err)
         return;
-    if (get && kv && kv->type != KV_STRING) {
+    if (o.get && kv && kv->type != KV_STRING) {
         kvcmd_fail(s, m, KS_WRONGTYPE);
         return;
     }
-    if (get) {
-        if (kv)
-            resp_add_bulk(&m->out, kv->str, kv->len);
-        else
-            resp_add_null(&m->out, m->proto);
-    }
-    if ((nx && kv) || (xx && !kv)) {
-        if (!get)
+    if (o.get && kv)
+        resp_add_bulk(&m->out, kv->str, kv->len);
+    else if (o.get)
+        resp_add_null(&m->out, m->proto);
+    if ((o.nx && kv) || (o.xx && !kv)) {
+        if (!o.get)
             resp_add_null(&m->out, m->proto);
         shard_reply(s, m);
         return;
     }
-    store(s, m->req.argv[1], m->req.len[1], kv, m->req.argv[2], m->req.len[2], keepttl ? -1 : at);
-    if (!get)
+    store(s, m->req.argv[1], m->req.len[1], kv, m->req.argv[2], m->req.len[2], o.keepttl ? -1 : o.at);
+    if (!o.get)
         resp_add_simple(&m->out, "OK");
     shard_reply(s, m);
 }
