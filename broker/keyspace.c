@@ -82,13 +82,23 @@ const char *keyspace_type_name(int type)
     }
 }
 
+/* What keyspace_hset() counts per field, summed. */
+static size_t hash_bytes_of(const struct dict *h)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->nb; i++)
+        for (struct dict_entry *e = h->b[i]; e; e = e->next)
+            n += ((struct ks_bytes *)e->val)->len + e->klen + sizeof(struct dict_entry) + 48;
+    return n;
+}
+
 size_t keyspace_kv_bytes(const struct kv *kv)
 {
     size_t n = sizeof *kv + sizeof *kv->ent + kv->ent->klen + 1;
     if (kv->type == KV_STRING)
         n += kv->len + 1;
     else if (kv->type == KV_HASH)
-        n += sizeof *kv->hash + kv->hash->nb * sizeof(void *) + kv->hash->n * (sizeof(struct dict_entry) + 48);
+        n += sizeof *kv->hash + hash_bytes_of(kv->hash);
     else if (kv->type == KV_ZSET)
         n += zset_bytes(kv->zset);
     return n;

@@ -210,3 +210,31 @@ Test(keyspace, lru_eviction_stays_under_budget_and_prefers_old_keys)
     cr_assert(!keyspace_evict(&ks, 0, EVICT_NONE, 2000));
     keyspace_free(&ks);
 }
+
+Test(keyspace, memory_estimate_returns_to_zero)
+{
+    struct keyspace ks;
+    keyspace_init(&ks, NULL);
+    struct kv *h = keyspace_create(&ks, "h", 1, KV_HASH, 0);
+    for (int i = 0; i < 100; i++) {
+        char f[16];
+        snprintf(f, sizeof f, "f%d", i);
+        keyspace_hset(&ks, h, f, strlen(f), "value", 5);
+    }
+    keyspace_hdel(&ks, h, "f1", 2);
+    struct kv *z = keyspace_create(&ks, "z", 1, KV_ZSET, 0);
+    for (int i = 0; i < 100; i++) {
+        char mem[16];
+        snprintf(mem, sizeof mem, "m%d", i);
+        ks.bytes -= (int64_t)zset_bytes(z->zset);
+        zset_set(z->zset, mem, strlen(mem), i);
+        ks.bytes += (int64_t)zset_bytes(z->zset);
+    }
+    put(&ks, "s", "a string value", 0, 0);
+    cr_assert_gt(ks.bytes, 0);
+    keyspace_delete(&ks, keyspace_find(&ks, "h", 1, 0));
+    keyspace_delete(&ks, keyspace_find(&ks, "z", 1, 0));
+    keyspace_delete(&ks, keyspace_find(&ks, "s", 1, 0));
+    cr_assert_eq(ks.bytes, 0, "%lld bytes left after every key went", (long long)ks.bytes);
+    keyspace_free(&ks);
+}
