@@ -334,3 +334,37 @@ Test(kv_crash, key_log_is_rewritten_and_replays)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* A failed commit answers the error, stores nothing and leaves memory
+ * equal to the journal: the key keeps its old value, a transaction with a
+ * push and a key applies neither. */
+Test(kv_crash, journal_fault_stores_nothing_of_keys_or_transactions)
+{
+    spoold *s = spoold_start("--shards", "1", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port);
+    expect_ok(CMD(c, "SET", "a", "1"));
+    expect_int(CMD(c, "HSET", "h", "f", "v"), 1);
+    expect_ok(CMD(c, "DEBUG", "JOURNAL-FAIL", "a", "1"));
+    expect_error(CMD(c, "SET", "a", "2"), "ERR journal");
+    expect_bulk(CMD(c, "GET", "a"), "1");
+    expect_ok(CMD(c, "DEBUG", "JOURNAL-FAIL", "a", "1"));
+    expect_error(CMD(c, "HSET", "h", "g", "w"), "ERR journal");
+    expect_int(CMD(c, "HLEN", "h"), 1);
+    expect_ok(CMD(c, "DEBUG", "JOURNAL-FAIL", "a", "1"));
+    expect_ok(CMD(c, "MULTI"));
+    expect_simple(CMD(c, "SET", "a", "3"), "QUEUED");
+    expect_simple(CMD(c, "LPUSH", "q", "{}"), "QUEUED");
+    expect_error(CMD(c, "EXEC"), "ERR journal");
+    expect_bulk(CMD(c, "GET", "a"), "1");
+    cr_assert_eq(llen(c, "q"), 0);
+    expect_ok(CMD(c, "SET", "a", "4"));
+    cli_close(c);
+    spoold_kill9(s);
+    spoold_restart(s, "--shards", "1", NULL);
+    c = cli_connect(s->port);
+    expect_bulk(CMD(c, "GET", "a"), "4");
+    expect_int(CMD(c, "HLEN", "h"), 1);
+    cr_assert_eq(llen(c, "q"), 0);
+    cli_close(c);
+    spoold_stop(s);
+}
