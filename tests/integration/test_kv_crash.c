@@ -12,6 +12,10 @@
  * (as many jobs in the queue as idempotency keys). A write that got no
  * answer (in flight at the kill) may have landed or not: its key is not
  * judged.
+ *
+ * Also: keys that expire while spoold is down are gone at start; the key
+ * log is rewritten as a snapshot and replays to the same state; a journal
+ * fault (DEBUG JOURNAL-FAIL) stores nothing of a key write or transaction.
  */
 #include <criterion/criterion.h>
 
