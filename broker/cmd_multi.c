@@ -62,6 +62,8 @@ struct watch {
     uint64_t *versions;
 };
 
+static const struct conn_tx tx_hooks;
+
 static void watch_free(struct watch *w)
 {
     if (!w)
@@ -129,7 +131,7 @@ static void send_unwatch(struct conn *c, struct msg *m, bool answer)
 
 /* ------------------------------------------------------------ queueing */
 
-void multi_flag_error(struct conn *c)
+static void multi_flag_error(struct conn *c)
 {
     if (c->multi)
         c->multi->aborted = true;
@@ -150,7 +152,7 @@ static void keep(struct multi *mu, struct msg *m)
     mu->q[mu->n++] = m;
 }
 
-void multi_capture_route(struct conn *c, struct msg *m, int k)
+static void multi_capture_route(struct conn *c, struct msg *m, int k)
 {
     struct multi *mu = c->multi;
     int fixed = mu->shard >= 0 ? mu->shard : c->watch ? c->watch->shard : -1;
@@ -162,7 +164,7 @@ void multi_capture_route(struct conn *c, struct msg *m, int k)
     keep(mu, m);
 }
 
-void multi_capture_gather(struct conn *c, struct msg *m, bool to_shards)
+static void multi_capture_gather(struct conn *c, struct msg *m, bool to_shards)
 {
     struct multi *mu = c->multi;
     int k = to_shards ? keys_shard(m, c->io->srv->nshards) : -2;
@@ -181,13 +183,13 @@ void multi_capture_gather(struct conn *c, struct msg *m, bool to_shards)
     multi_capture_route(c, m, k);
 }
 
-void multi_capture_reply(struct conn *c, struct msg *m)
+static void multi_capture_reply(struct conn *c, struct msg *m)
 {
     m->done = true;
     keep(c->multi, m);
 }
 
-void multi_queue(struct conn *c, struct msg *m)
+static void multi_queue(struct conn *c, struct msg *m)
 {
     struct multi *mu = c->multi;
     const struct command *k = m->cmd;
@@ -228,6 +230,7 @@ void io_multi(struct conn *c, struct msg *m)
     }
     c->multi = xcalloc(1, sizeof *c->multi);
     c->multi->shard = -1;
+    c->tx = &tx_hooks;
     conn_reply_ok(c, m);
 }
 
@@ -320,6 +323,7 @@ void io_watch(struct conn *c, struct msg *m)
         return;
     }
     m->part = k; /* finish_watch reads the shard from the request */
+    c->tx = &tx_hooks;
     conn_route_finish(c, m, k, finish_watch);
 }
 
@@ -339,6 +343,15 @@ void multi_reset(struct conn *c)
     if (c->watch)
         send_unwatch(c, msg_new(MSG_CMD), false);
 }
+
+static const struct conn_tx tx_hooks = {
+    .queue = multi_queue,
+    .flag_error = multi_flag_error,
+    .route = multi_capture_route,
+    .gather = multi_capture_gather,
+    .reply = multi_capture_reply,
+    .closed = multi_reset,
+};
 
 /* ----------------------------------------------------------- shard side */
 

@@ -28,18 +28,9 @@ void sh_unwatch(struct shard *s, struct msg *m);
 /* CLIENT LIST's multi=: commands queued since MULTI, -1 outside MULTI. */
 int multi_queued(const struct conn *c);
 
-/* hooks for conn.c */
-/* A command arrived between MULTI and EXEC: check it, keep it, answer QUEUED. */
-void multi_queue(struct conn *c, struct msg *m);
-/* An unknown command or a wrong arity inside MULTI: EXEC will abort. */
-void multi_flag_error(struct conn *c);
-/* While queueing (c->capture): the command's I/O handler routed m to shard
- * k, sent it to every shard, or answered it at once. Each takes m. */
-void multi_capture_route(struct conn *c, struct msg *m, int k);
-void multi_capture_gather(struct conn *c, struct msg *m, bool to_shards);
-void multi_capture_reply(struct conn *c, struct msg *m);
-/* The connection closes or RESETs: drop the transaction and the watches
- * (an UNWATCH goes to the shard that holds them). */
+/* RESET: drop the transaction and the watches (an UNWATCH goes to the
+ * shard that holds them). The connection's closing does the same through
+ * its hooks (struct conn_tx, set by MULTI and WATCH). */
 void multi_reset(struct conn *c);
 
 #endif

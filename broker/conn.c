@@ -6,7 +6,6 @@
 
 #include "claim.h"
 #include "clock.h"
-#include "cmd_multi.h"
 #include "commands.h"
 #include "hash.h"
 #include "io.h"
@@ -145,7 +144,7 @@ static void emit(struct conn *c, resp_buf *b)
 void conn_reply(struct conn *c, struct msg *m)
 {
     if (c->capture) {
-        multi_capture_reply(c, m); /* queued inside MULTI: the reply is kept for EXEC */
+        c->tx->reply(c, m); /* queued inside MULTI: the reply is kept for EXEC */
         return;
     }
     emit(c, &m->out);
@@ -202,7 +201,7 @@ static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
 void conn_route(struct conn *c, struct msg *m, int k)
 {
     if (c->capture) {
-        multi_capture_route(c, m, k);
+        c->tx->route(c, m, k);
         return;
     }
     struct slot *sl = slot_new(c, SLOT_SINGLE);
@@ -263,7 +262,7 @@ void conn_route_finish(struct conn *c, struct msg *m, int k, gather_fn finish)
 void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish)
 {
     if (c->capture) {
-        multi_capture_gather(c, m, to_shards);
+        c->tx->gather(c, m, to_shards);
         return;
     }
     int n = to_shards ? c->io->srv->nshards : c->io->srv->nio;
@@ -535,7 +534,8 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
     c->last_ms = clock_mono_ms();
     const struct command *k = commands_find(cmd->argv[0], cmd->len[0]);
     if (!k) {
-        multi_flag_error(c);
+        if (c->multi)
+            c->tx->flag_error(c);
         if (srv->cfg.requirepass[0] && !c->authed)
             error_now(c, "NOAUTH Authentication required.");
         else
@@ -555,7 +555,8 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
         return;
     }
     if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
-        multi_flag_error(c);
+        if (c->multi)
+            c->tx->flag_error(c);
         error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
         resp_cmd_free(cmd);
         return;
@@ -568,7 +569,7 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
     m->conn = c;
     m->proto = c->proto;
     if (c->multi && !(k->flags & CMD_TXCTL)) {
-        multi_queue(c, m); /* inside MULTI: checked and kept for EXEC */
+        c->tx->queue(c, m); /* inside MULTI: checked and kept for EXEC */
         return;
     }
     k->io(c, m);
@@ -777,7 +778,8 @@ void conn_close(struct conn *c, const char *why)
     }
     unblock(c);
     pubsub_conn_gone(c);
-    multi_reset(c); /* may post an UNWATCH to a shard: c stays a zombie until it is back */
+    if (c->tx)
+        c->tx->closed(c); /* may post an UNWATCH to a shard: c stays a zombie until it is back */
     bufferevent_free(c->bev);
     c->bev = NULL;
     if (c->prev)

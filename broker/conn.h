@@ -60,6 +60,22 @@ struct sub {
     size_t len;
 };
 
+/* A transaction of the connection (cmd_multi.c) hooks into it here, so
+ * that this runtime never calls up into the command layer. The hooks are
+ * set (c->tx) from MULTI or WATCH on. Between MULTI and EXEC dispatch
+ * hands each command to queue(); while a queued command's own I/O handler
+ * runs, c->capture is set and its routing or immediate reply goes to
+ * route(), gather() or reply() instead of out. closed() runs when the
+ * connection closes. Each of route/gather/reply/queue takes m. */
+struct conn_tx {
+    void (*queue)(struct conn *c, struct msg *m);
+    void (*flag_error)(struct conn *c);
+    void (*route)(struct conn *c, struct msg *m, int k);
+    void (*gather)(struct conn *c, struct msg *m, bool to_shards);
+    void (*reply)(struct conn *c, struct msg *m);
+    void (*closed)(struct conn *c);
+};
+
 struct conn {
     struct io_thread *io;
     struct bufferevent *bev;
@@ -90,9 +106,10 @@ struct conn {
     size_t nsubs, npsubs;
     struct conn *sub_prev, *sub_next; /* in io->subscribers while nsubs + npsubs > 0 */
     bool sub_listed;
+    const struct conn_tx *tx;        /* transaction hooks, or NULL (see struct conn_tx) */
     struct multi *multi;             /* between MULTI and EXEC/DISCARD (cmd_multi.c) */
     struct watch *watch;             /* WATCHed keys (cmd_multi.c) */
-    bool capture;                    /* queueing inside MULTI: routes and replies are kept */
+    bool capture;                    /* queueing inside MULTI: routes and replies go to tx */
 };
 
 /* Takes the accepted socket fd. */
