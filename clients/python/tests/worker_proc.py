@@ -11,8 +11,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from spool import Worker  # noqa: E402
+try:
+    from spool import Worker
+except ImportError:  # a checkout without an install
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from spool import Worker
 
 
 def main() -> int:
