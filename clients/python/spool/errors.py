@@ -6,7 +6,7 @@ and keeps the server's own words as the message.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 __all__ = [
     "SpoolError",
@@ -122,7 +122,7 @@ class BulkAddError(SpoolError):
     """Some jobs of `Queue.add_bulk` were refused. `results` has, per item,
     the Job pushed or the SpoolError that refused it."""
 
-    def __init__(self, message: str, results: list) -> None:
+    def __init__(self, message: str, results: "list[Any]") -> None:
         super().__init__(message)
         self.results = results
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ._conn import call, ms, pairs
 
@@ -145,7 +145,7 @@ class Job:
         for you. Returns the new lease_until (Unix ms)."""
         if not self.receipt:
             raise RuntimeError("job %s has no receipt" % self.id)
-        args = ["JOB.TOUCH", self.receipt]
+        args: List[Any] = ["JOB.TOUCH", self.receipt]
         if lease is not None:
             args += ["LEASE", ms(lease, "lease")]
         return int(call(self._client(), *args))

@@ -154,7 +154,7 @@ class Queue:
             return []
         pipe = self.client.pipeline(transaction=False)
         for args, _ in items:
-            pipe.execute_command(*args)
+            pipe.execute_command(*args)  # type: ignore[no-untyped-call]
         try:
             replies = pipe.execute(raise_on_error=False)
         except BaseException as e:

@@ -176,7 +176,7 @@ class Worker:
             raise RuntimeError("worker %s is already running" % self.name)
         self._running = True
         self._keeper_stop.clear()
-        previous: Dict[int, Any] = {}
+        previous: Dict[signal.Signals, Any] = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self._on_signal)
@@ -354,8 +354,9 @@ class Worker:
             try:
                 return call(self._client, "JOB.ACK", job.receipt, "RESULT", text, feature="JOB.ACK RESULT (issue 18)")
             except NotSupportedError:
-                if self._results_ok:
-                    self._results_ok = False
+                with self._count_mu:
+                    first, self._results_ok = self._results_ok, False
+                if first:
                     self.log.warning("%s: this spoold does not keep job results (JOB.ACK ... RESULT, issue 18);"
                                      " acknowledging without them from now on", self.name)
             except (StaleReceiptError, NoJobError, SpoolConnectionError):
