@@ -56,8 +56,11 @@ def make_client(kwargs: Mapping[str, Any], *, single: bool = False, socket_timeo
     kw["retry_on_timeout"] = False
     if name:
         kw["client_name"] = name
-    if single:
-        kw["single_connection_client"] = True
+    # single: one thread's private client. Not redis-py's
+    # single_connection_client, which connects in the constructor: a worker
+    # started before its broker must come up and wait, not crash. Each
+    # client has a pool of its own, so one thread reuses one connection.
+    del single
     if max_connections:
         kw["max_connections"] = max_connections
     return redis.Redis(**kw)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ._conn import ConnectionLike, connection_kwargs, make_client, map_error
+from .errors import SpoolConnectionError
 from .queue import Queue
 
 EVENTS = ("pushed", "reserved", "acked", "retried", "expired", "dead", "progress", "lease-expired")
@@ -53,6 +55,7 @@ class QueueEvents:
         self._listeners: Dict[str, List[Callable[[Event], None]]] = {}
         self._thread: Optional[threading.Thread] = None
         self._closed = threading.Event()
+        self._io = threading.Lock()  # redis-py's PubSub is not thread-safe
         try:
             self._pubsub.subscribe(*["spool:events:" + q for q in self.queues])
             # wait for the confirmations, so events after this call are seen
@@ -78,7 +81,10 @@ class QueueEvents:
         while not self._closed.is_set():
             left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                m = self._pubsub.get_message(timeout=min(left, 1.0))
+                with self._io:  # close() waits for this wait to end
+                    if self._closed.is_set():
+                        return None
+                    m = self._pubsub.get_message(timeout=min(left, 0.25))
             except BaseException as e:
                 if self._closed.is_set():
                     return None
@@ -90,8 +96,19 @@ class QueueEvents:
         return None
 
     def __iter__(self) -> Iterator[Event]:
+        """Events until close(). A broken connection is made again (with
+        backoff, subscriptions restored); events published meanwhile are
+        missed, as with any pub/sub."""
+        failures = 0
         while not self._closed.is_set():
-            ev = self.get(1.0)
+            try:
+                ev = self.get(1.0)
+            except SpoolConnectionError:
+                failures += 1
+                delay = min(5.0, 0.1 * 2 ** (failures - 1))
+                self._closed.wait(random.uniform(delay / 2, delay))
+                continue
+            failures = 0
             if ev is not None:
                 yield ev
 
@@ -111,13 +128,15 @@ class QueueEvents:
         return self
 
     def close(self) -> None:
+        """Stops following; an iteration in another thread ends within 0.25 s."""
         self._closed.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
-        try:
-            self._pubsub.close()
-        finally:
-            self._client.close()
+        with self._io:
+            try:
+                self._pubsub.close()
+            finally:
+                self._client.close()
 
 
 def _parse(data: str) -> Event:

@@ -53,3 +53,33 @@ def test_callbacks_on_a_background_thread(spoold, queue):
     finally:
         events.close()
     assert seen == [job.id]
+
+
+def test_iteration_survives_a_broker_restart(spoold, queue):
+    """Last in this module: it restarts the module's spoold."""
+    events = QueueEvents(queue)
+    got = []
+    t = threading.Thread(target=lambda: [got.append(e) for e in events], daemon=True)
+    t.start()
+    try:
+        first = queue.add({"n": 1})
+        wait_for(lambda: any(e.id == first.id for e in got), 10, "the first pushed event")
+        spoold.restart()
+
+        def pushed_after_restart():
+            job = queue.add({"n": 2})  # until the subscription is back, pushes go unheard
+            return any(e.id == job.id for e in list(got)) or wait_briefly(got, job.id)
+        wait_for(pushed_after_restart, 20, "an event after the restart", step=0.2)
+    finally:
+        events.close()
+        t.join(10)
+
+
+def wait_briefly(got, job_id):
+    import time
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:
+        if any(e.id == job_id for e in list(got)):
+            return True
+        time.sleep(0.02)
+    return False

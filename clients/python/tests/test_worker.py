@@ -251,3 +251,74 @@ def test_spoold_restart_mid_run_is_survived(spoold, qname, caplog):
     dups = sum(c - 1 for c in rec.seen.values())
     assert dups <= 4, "%d jobs ran twice (at most the 4 running at the restart may)" % dups
     assert w.counters.reconnects >= 1
+
+
+def test_stop_timeout_hands_back_a_job_still_running(spoold, queue):
+    job = queue.add({"slow": True}, attempts=5)
+    started = threading.Event()
+    release = threading.Event()
+
+    def handler(j):
+        started.set()
+        release.wait(20)
+        return "too late"
+
+    w = Worker(queue, handler, stop_timeout=0.3)
+    result = []
+    t = threading.Thread(target=lambda: result.append(w.run(handle_signals=False)))
+    t.start()
+    try:
+        wait_for(started.is_set, 10, "the handler to start")
+        w.stop()
+        wait_for(lambda: queue.get_job(job.id).state != "reserved", 10, "the job to be handed back")
+        got = queue.get_job(job.id)
+        assert got.state == "ready" and "handed back" in got.last_error
+    finally:
+        release.set()
+        t.join(20)
+    assert result == [False]
+    assert w.counters.handed_back == 1 and w.counters.done == 0
+    assert queue.get_job(job.id).state == "ready"  # the late result was dropped, not acked
+
+
+def test_a_lost_lease_drops_the_result(spoold, queue):
+    job = queue.add({"n": 1}, lease=0.6)
+
+    def handler(j):
+        wait_for(lambda: j.lease_lost, 10, "the keeper to notice the lost lease")
+        return "dropped"
+
+    w = Worker(queue, handler)
+    w.start()
+    try:
+        wait_for(lambda: queue.get_job(job.id) and queue.get_job(job.id).state == "reserved", 10, "the reserve")
+        assert queue.remove_job(job.id)  # an operator deletes the running job: TOUCH gets -NOJOB
+        wait_for(lambda: w.counters.lost >= 1, 10, "the job to count as lost")
+    finally:
+        w.close(10)
+    assert w.counters.done == 0 and w.counters.lost == 1
+
+
+def test_worker_waits_for_a_broker_that_is_not_up_yet(tmp_path, qname):
+    from conftest import Spoold
+    s = Spoold()
+    try:
+        # pick a port by starting once, then stop it: the worker starts first
+        s.start()
+        port = s.port
+        s.stop()
+        seen = []
+        w = Worker(qname, lambda j: seen.append(j.data), connection="spool://127.0.0.1:%d" % port,
+                   reconnect_min=0.05, reconnect_max=0.3)
+        w.start()
+        try:
+            s.start(port)
+            q = Queue(qname, connection=s.url)
+            q.add({"hello": 1})
+            wait_for(lambda: seen == [{"hello": 1}], 20, "the job after the broker came up")
+            q.close()
+        finally:
+            w.close(10)
+        assert w.counters.reconnects >= 1
+    finally:
+        s.cleanup()
