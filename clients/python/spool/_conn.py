@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from typing import Any, Dict, List, Mapping, Optional, Union
+from urllib.parse import urlsplit
 
 import redis
 import redis.exceptions as rex
@@ -10,6 +11,7 @@ import redis.exceptions as rex
 from .errors import AuthError, SpoolConnectionError, SpoolError, error_from_reply
 
 DEFAULT_URL = "spool://127.0.0.1:7379"
+DEFAULT_PORT = 7379
 
 #: What `connection=` accepts: a URL (`spool://[user:password@]host[:port]`,
 #: `redis://` too), a dict of redis.Redis keyword arguments, an existing
@@ -37,6 +39,8 @@ def connection_kwargs(connection: ConnectionLike) -> Dict[str, Any]:
         pool = redis.ConnectionPool.from_url(url)
         kw = dict(pool.connection_kwargs)
         kw.pop("connection_class", None)
+        if not url.startswith("unix://") and urlsplit(url).port is None:
+            kw["port"] = DEFAULT_PORT  # spool's port, not Redis's 6379
         return kw
     if isinstance(connection, Mapping):
         return dict(connection)
@@ -45,11 +49,15 @@ def connection_kwargs(connection: ConnectionLike) -> Dict[str, Any]:
 
 
 def make_client(kwargs: Mapping[str, Any], *, single: bool = False, socket_timeout: Optional[float] = 30.0,
-                max_connections: Optional[int] = None, name: Optional[str] = None) -> "redis.Redis[str]":
+                max_connections: Optional[int] = None, name: Optional[str] = None,
+                blocking: bool = False) -> "redis.Redis[str]":
     """A redis.Redis that decodes replies as UTF-8 (undecodable bytes kept as
-    surrogates) and never resends a command by itself."""
+    surrogates) and never resends a command by itself. `blocking`: the
+    client sends blocking commands, so `socket_timeout` is used as given,
+    whatever the connection settings say."""
     kw = dict(kwargs)
-    kw.setdefault("socket_timeout", socket_timeout)
+    if blocking or kw.get("socket_timeout") is None:
+        kw["socket_timeout"] = socket_timeout
     kw.setdefault("socket_connect_timeout", 5.0)
     kw["decode_responses"] = True
     kw["encoding_errors"] = "surrogateescape"

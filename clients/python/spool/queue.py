@@ -187,7 +187,7 @@ class Queue:
             args += ["TIMEOUT", ms(timeout, "timeout")]
         client = self.client
         if timeout is None or timeout > 20:
-            client = make_client(self._kwargs, single=True, socket_timeout=None)
+            client = make_client(self._kwargs, single=True, socket_timeout=None, blocking=True)
         try:
             reply = call(client, *args, feature="JOB.WAIT (issue 18)")
         finally:

@@ -247,7 +247,7 @@ class Worker:
 
     def _fetch_main(self, pool: ThreadPoolExecutor) -> None:
         client = make_client(self._kwargs, single=True, socket_timeout=self.reserve_timeout_ms / 1000 + 10,
-                             name=self.name + "-fetch")
+                             name=self.name + "-fetch", blocking=True)
         failures = 0
         had_work = False
         try:

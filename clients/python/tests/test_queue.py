@@ -210,3 +210,12 @@ def test_pending_issue18_progress(queue):
     finally:
         w.close(10)
     assert len(seen) == 1
+
+
+def test_connection_urls_default_to_spools_port():
+    from spool._conn import connection_kwargs
+    assert connection_kwargs("spool://broker") == {"host": "broker", "port": 7379}
+    assert connection_kwargs("spool://:pw@broker:7400") == {"host": "broker", "port": 7400, "password": "pw"}
+    assert connection_kwargs("spool://worker:p%40ss@[::1]")["password"] == "p@ss"
+    with pytest.raises(ValueError, match="spool://"):
+        connection_kwargs("http://broker")
