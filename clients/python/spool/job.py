@@ -67,11 +67,6 @@ class Job:
             self._data_done = True
         return self._data_cache
 
-    @property
-    def name(self) -> Optional[str]:
-        """The queue's name (BullMQ calls this `queueName`)."""
-        return self.queue_name
-
     def __repr__(self) -> str:
         extra = " state=%s" % self.state if self.state else ""
         if self.attempt is not None:
