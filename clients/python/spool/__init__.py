@@ -14,6 +14,7 @@ See docs/python.md.
 from .errors import (AuthError, BadJsonError, BulkAddError, CrossSlotError, NoJobError, NotSupportedError,
                      QueueFullError, ServerError, SpoolConnectionError, SpoolError, StaleReceiptError,
                      TooBigError, UnrecoverableError, WrongTypeError)
+from .batch import Batch
 from .events import Event, QueueEvents
 from .job import Job
 from .queue import Queue
@@ -22,7 +23,7 @@ from .worker import Worker, WorkerCounters
 __version__ = "0.1.0"
 
 __all__ = [
-    "Queue", "Worker", "WorkerCounters", "Job", "QueueEvents", "Event",
+    "Queue", "Worker", "WorkerCounters", "Job", "QueueEvents", "Event", "Batch",
     "SpoolError", "ServerError", "StaleReceiptError", "NoJobError", "QueueFullError", "BadJsonError",
     "TooBigError", "AuthError", "WrongTypeError", "CrossSlotError", "NotSupportedError",
     "SpoolConnectionError", "BulkAddError", "UnrecoverableError",

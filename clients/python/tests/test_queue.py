@@ -177,9 +177,17 @@ def test_pending_issue17_expires(queue):
         assert queue.get_job_counts()["ready"] == 0
 
 
-def test_pending_issue18_batch(queue):
-    r = _supported_or_refused(lambda: queue.add({}, batch="b-1"), "BATCH")
-    assert isinstance(r, Exception) or r.id  # a real broker needs an open batch id
+def test_pending_issue18_batch(spoold, queue):
+    from spool import Batch
+    b = _supported_or_refused(lambda: Batch.create(spoold.url, on_complete=(queue.name, {"all": "done"})), "BATCH")
+    if isinstance(b, NotSupportedError):
+        r = _supported_or_refused(lambda: queue.add({}, batch="b-1"), "BATCH")
+        assert isinstance(r, NotSupportedError)
+        assert queue.get_job_counts()["ready"] == 0
+    else:
+        job = b.add(queue.name, {"n": 1})
+        b.close()
+        assert queue.get_job(job.id).state == "ready"
 
 
 def test_pending_issue18_schedule(queue):
