@@ -15,6 +15,7 @@
 #include "msg.h"
 #include "pubsub.h"
 #include "server.h"
+#include "sysinfo.h"
 
 #include <ctype.h>
 #include <event2/bufferevent.h>
@@ -290,7 +291,7 @@ static void finish_info(struct conn *c, struct slot *sl)
                         atomic_load(&srv->connected_clients), atomic_load(&srv->blocked_clients),
                         srv->cfg.maxclients);
     if (want_section(m, "memory", true)) {
-        long rss = server_rss_bytes();
+        long rss = sysinfo_rss_bytes();
         resp_buf_printf(&t, "# Memory\r\nused_memory:%ld\r\nused_memory_rss:%ld\r\nmaxmemory:0\r\n\r\n", rss, rss);
     }
     if (want_section(m, "persistence", true))

@@ -132,18 +132,6 @@ static int listen_on(struct server *srv)
     return 0;
 }
 
-long server_rss_bytes(void)
-{
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return rss * sysconf(_SC_PAGESIZE);
-}
-
 /* Messages to the main thread: shards' replies to HTTP admin requests. */
 static void main_drain(void *arg, struct msg *list)
 {

@@ -58,7 +58,4 @@ struct server {
 int server_init(struct server *srv, int argc, char **argv);
 int server_run(struct server *srv);
 void server_free(struct server *srv);
-/* Resident memory of this process, in bytes. */
-long server_rss_bytes(void);
-
 #endif
