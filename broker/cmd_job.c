@@ -8,6 +8,7 @@
  */
 #include "cmd_job.h"
 
+#include "args.h"
 #include "clock.h"
 #include "cmd_list.h"
 #include "commands.h"
@@ -25,20 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static bool arg_is(const struct msg *m, int i, const char *s)
-{
-    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
-}
-
-static bool arg_num(const struct msg *m, int i, long long min, long long max, long long *out)
-{
-    long long v;
-    if (i >= m->req.argc || !parse_ll(m->req.argv[i], m->req.len[i], &v) || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
 
 /* -------------------------------------------------------- payload check */
 
@@ -149,7 +136,7 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
         long long v = 0;
         bool ok = po == &push_opts_table[5]
                       ? vlen >= 1 && vlen <= 1024 && !memchr(val, 0, vlen)
-                      : arg_num(m, i + 1, po->min, po->max, &v);
+                      : arg_range(m, i + 1, po->min, po->max, &v);
         if (!ok) {
             snprintf(err, cap, "ERR JOB.PUSH %s: bad value '%.64s', expected %s", po->name, val, po->want);
             return false;
@@ -212,13 +199,13 @@ void io_job_reserve(struct conn *c, struct msg *m)
     for (; i < m->req.argc && !arg_is(m, i, "FROM"); i++) {
         if (arg_is(m, i, "NOWAIT")) {
             nowait = true;
-        } else if (arg_is(m, i, "TIMEOUT") && arg_num(m, i + 1, 0, 86400000LL * 365, &v)) {
+        } else if (arg_is(m, i, "TIMEOUT") && arg_range(m, i + 1, 0, 86400000LL * 365, &v)) {
             timeout = v;
             i++;
-        } else if (arg_is(m, i, "COUNT") && arg_num(m, i + 1, 1, 1000, &v)) {
+        } else if (arg_is(m, i, "COUNT") && arg_range(m, i + 1, 1, 1000, &v)) {
             m->count = (int)v;
             i++;
-        } else if (arg_is(m, i, "LEASE") && arg_num(m, i + 1, 1, 86400000LL * 7, &v)) {
+        } else if (arg_is(m, i, "LEASE") && arg_range(m, i + 1, 1, 86400000LL * 7, &v)) {
             m->lease = v;
             i++;
         } else {
@@ -266,11 +253,6 @@ static bool route_id(struct conn *c, struct msg *m, int i)
     return true;
 }
 
-static void finish_sum(struct conn *c, struct slot *sl)
-{
-    resp_add_int(&sl->out, sl->num);
-}
-
 void io_job_ids(struct conn *c, struct msg *m)
 {
     if (m->req.argc == 2) {
@@ -285,7 +267,7 @@ void io_job_ids(struct conn *c, struct msg *m)
             return;
         }
     }
-    conn_gather(c, m, true, finish_sum);
+    conn_gather(c, m, true, conn_finish_sum);
 }
 
 void io_job_id(struct conn *c, struct msg *m)
@@ -293,12 +275,12 @@ void io_job_id(struct conn *c, struct msg *m)
     long long v;
     bool nack = arg_is(m, 0, "JOB.NACK"), touch = arg_is(m, 0, "JOB.TOUCH");
     for (int i = 2; i < m->req.argc; i++) {
-        if (nack && arg_is(m, i, "DELAY") && arg_num(m, i + 1, 0, 86400000LL * 3650, &v)) {
+        if (nack && arg_is(m, i, "DELAY") && arg_range(m, i + 1, 0, 86400000LL * 3650, &v)) {
             i++;
         } else if (nack && arg_is(m, i, "ERROR") && i + 1 < m->req.argc) {
             i++;
         } else if (nack && arg_is(m, i, "DEAD")) {
-        } else if (touch && arg_is(m, i, "LEASE") && arg_num(m, i + 1, 1, 86400000LL * 7, &v)) {
+        } else if (touch && arg_is(m, i, "LEASE") && arg_range(m, i + 1, 1, 86400000LL * 7, &v)) {
             i++;
         } else {
             conn_reply_error(c, m, "ERR %s: bad option or value at '%.32s' (%s)", m->cmd->name, m->req.argv[i],
@@ -374,7 +356,7 @@ void sh_job_nack(struct shard *s, struct msg *m)
     for (int i = 2; i < m->req.argc; i++) {
         if (arg_is(m, i, "DELAY")) {
             i++;
-            parse_ll(m->req.argv[i], m->req.len[i], &delay);
+            arg_ll(m, i, &delay);
         } else if (arg_is(m, i, "ERROR")) {
             i++;
             err = m->req.argv[i];
@@ -396,7 +378,7 @@ void sh_job_touch(struct shard *s, struct msg *m)
     if (j) {
         long long lease = 0;
         if (m->req.argc == 4)
-            parse_ll(m->req.argv[3], m->req.len[3], &lease);
+            arg_ll(m, 3, &lease);
         shard_job_touch(s, j, lease);
         resp_add_int(&m->out, j->lease_until);
     }

@@ -7,6 +7,7 @@
  */
 #include "cmd_list.h"
 
+#include "args.h"
 #include "clock.h"
 #include "cmd_job.h"
 #include "commands.h"
@@ -24,30 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ------------------------------------------------------------- numbers */
-
-bool parse_ll(const char *s, size_t n, long long *out)
-{
-    if (n == 0 || n > 20)
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end != s + n || (n > 1 && s[0] == '0') || (s[0] == '-' && n > 1 && s[1] == '0'))
-        return false;
-    if (s[0] == '+' || s[0] == ' ')
-        return false;
-    *out = v;
-    return true;
-}
-
-static long long arg_ll(const struct msg *m, int i)
-{
-    long long v = 0;
-    parse_ll(m->req.argv[i], m->req.len[i], &v);
-    return v;
-}
 
 /* ---------------------------------------------------------- I/O side */
 
@@ -70,7 +47,7 @@ void io_pop(struct conn *c, struct msg *m)
     }
     if (m->req.argc == 3) {
         long long v;
-        if (!parse_ll(m->req.argv[2], m->req.len[2], &v) || v < 0) {
+        if (!arg_ll(m, 2, &v) || v < 0) {
             conn_reply_error(c, m, "ERR value is out of range, must be positive");
             return;
         }
@@ -81,34 +58,17 @@ void io_pop(struct conn *c, struct msg *m)
 void io_lrange(struct conn *c, struct msg *m)
 {
     long long v;
-    if (!parse_ll(m->req.argv[2], m->req.len[2], &v) || !parse_ll(m->req.argv[3], m->req.len[3], &v)) {
+    if (!arg_ll(m, 2, &v) || !arg_ll(m, 3, &v)) {
         conn_reply_error(c, m, "ERR value is not an integer or out of range");
         return;
     }
     conn_route_key(c, m, 1);
 }
 
-/* Redis timeout syntax: seconds, decimals allowed, 0 = forever. */
-static int parse_timeout(const struct msg *m, int i, int64_t *deadline)
-{
-    const char *s = m->req.argv[i];
-    size_t n = m->req.len[i];
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (n == 0 || end != s + n || errno || isnan(d) || isinf(d))
-        return -EINVAL;
-    if (d < 0)
-        return -ERANGE;
-    int64_t ms = (int64_t)ceil(d * 1000.0);
-    *deadline = ms == 0 ? 0 : clock_now_ms() + ms;
-    return 0;
-}
-
 void io_bpop(struct conn *c, struct msg *m)
 {
     int64_t deadline;
-    int rc = parse_timeout(m, m->req.argc - 1, &deadline);
+    int rc = arg_timeout(m, m->req.argc - 1, &deadline);
     if (rc == -ERANGE) {
         conn_reply_error(c, m, "ERR timeout is negative");
         return;
@@ -120,19 +80,14 @@ void io_bpop(struct conn *c, struct msg *m)
     conn_bpop(c, m, 1, m->req.argc - 1, deadline);
 }
 
-static void finish_sum(struct conn *c, struct slot *sl)
-{
-    resp_add_int(&sl->out, sl->num);
-}
-
 void io_keys_sum(struct conn *c, struct msg *m)
 {
-    conn_gather(c, m, true, finish_sum);
+    conn_gather(c, m, true, conn_finish_sum);
 }
 
 void io_dbsize(struct conn *c, struct msg *m)
 {
-    conn_gather(c, m, true, finish_sum);
+    conn_gather(c, m, true, conn_finish_sum);
 }
 
 /* --------------------------------------------------------- shard side */
@@ -177,7 +132,10 @@ void sh_pop(struct shard *s, struct msg *m)
         shard_reply(s, m);
         return;
     }
-    size_t want = counted ? (size_t)arg_ll(m, 2) : 1;
+    long long count = 1;
+    if (counted)
+        arg_ll(m, 2, &count);   /* checked on the I/O thread */
+    size_t want = (size_t)count;
     if (want > q->nready)
         want = q->nready;
     if (counted)
@@ -202,7 +160,10 @@ void sh_lrange(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
     size_t from, to;
-    if (!q || !queue_range(q->nready, arg_ll(m, 2), arg_ll(m, 3), &from, &to)) {
+    long long start = 0, stop = 0;
+    arg_ll(m, 2, &start);   /* both checked on the I/O thread */
+    arg_ll(m, 3, &stop);
+    if (!q || !queue_range(q->nready, start, stop, &from, &to)) {
         resp_add_array(&m->out, 0);
     } else {
         resp_add_array(&m->out, to - from + 1);

@@ -37,6 +37,5 @@ struct queue;
 #include <stddef.h>
 bool shard_check_full(struct shard *s, struct msg *m, struct queue *q, size_t n);
 long long shard_purge(struct shard *s, struct queue *q, int state);
-bool parse_ll(const char *s, size_t n, long long *out);
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include "cmd_queue.h"
 
+#include "args.h"
 #include "clock.h"
 #include "cmd_job.h"
 #include "cmd_list.h"
@@ -24,11 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static bool arg_is(const struct msg *m, int i, const char *s)
-{
-    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
-}
 
 /* ----------------------------------------------------------- QUEUE.LIST */
 
@@ -74,7 +70,7 @@ static bool check_peek(struct conn *c, struct msg *m)
         size_t vl = m->req.len[i + 1];
         if (arg_is(m, i, "STATE") && job_state_parse(val, vl) >= 0)
             continue;
-        if (arg_is(m, i, "COUNT") && parse_ll(val, vl, &v) && v >= 1 && v <= 1000)
+        if (arg_is(m, i, "COUNT") && resp_parse_ll(val, vl, &v) == 0 && v >= 1 && v <= 1000)
             continue;
         uint64_t id;
         uint32_t a;
@@ -210,7 +206,7 @@ void sh_queue_peek(struct shard *s, struct msg *m)
         if (arg_is(m, i, "STATE"))
             state = job_state_parse(m->req.argv[i + 1], m->req.len[i + 1]);
         else if (arg_is(m, i, "COUNT"))
-            parse_ll(m->req.argv[i + 1], m->req.len[i + 1], &count);
+            arg_ll(m, i + 1, &count);
         else if (arg_is(m, i, "AFTER")) {
             uint32_t a;
             job_id_parse(m->req.argv[i + 1], m->req.len[i + 1], &after, &a);
@@ -358,7 +354,7 @@ void io_debug(struct conn *c, struct msg *m)
         return;
     }
     if (!arg_is(m, 1, "JOURNAL-FAIL") || m->req.argc < 4 || m->req.argc > 5 ||
-        !parse_ll(m->req.argv[3], m->req.len[3], &n) || n < 0 || n > 1000000 ||
+        !arg_ll(m, 3, &n) || n < 0 || n > 1000000 ||
         (m->req.argc == 5 && !arg_is(m, 4, "ENOSPC") && !arg_is(m, 4, "EIO"))) {
         conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]");
         return;
@@ -369,7 +365,7 @@ void io_debug(struct conn *c, struct msg *m)
 void sh_debug(struct shard *s, struct msg *m)
 {
     long long n = 0;
-    parse_ll(m->req.argv[3], m->req.len[3], &n);
+    arg_ll(m, 3, &n);
     int err = m->req.argc == 5 && arg_is(m, 4, "EIO") ? -EIO : -ENOSPC;
     if (!s->jr) {
         resp_add_error(&m->out, "ERR this shard has no journal");

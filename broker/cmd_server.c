@@ -6,6 +6,7 @@
  */
 #include "cmd_server.h"
 
+#include "args.h"
 #include "clock.h"
 #include "commands.h"
 #include "config.h"
@@ -28,11 +29,6 @@
 
 #define SPOOL_VERSION "0.1.0"
 #define REDIS_COMPAT_VERSION "7.0.0"
-
-static bool arg_is(const struct msg *m, int i, const char *s)
-{
-    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
-}
 
 /* ---------------------------------------------------------- basics */
 

@@ -119,6 +119,8 @@ void conn_route_key(struct conn *c, struct msg *m, int i);
  * parts are back, finish(c, slot) writes slot->out. Frees nothing of m until
  * then: slot->req keeps it. */
 void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish);
+/* A gather_fn: replies with the sum of the parts' numbers. */
+void conn_finish_sum(struct conn *c, struct slot *sl);
 /* Starts a blocking pop over argv[first..last) (see claim.h). */
 void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadline);
 /* Writes b now, outside the reply order (pub/sub messages); resets b. */

@@ -3,6 +3,7 @@
  */
 #include "pubsub.h"
 
+#include "args.h"
 #include "clock.h"
 #include "commands.h"
 #include "conn.h"
@@ -261,24 +262,14 @@ long pubsub_deliver(struct io_thread *io, const struct msg *m)
 
 /* ------------------------------------------------------- PUBLISH, PUBSUB */
 
-static void finish_sum(struct conn *c, struct slot *sl)
-{
-    resp_add_int(&sl->out, sl->num);
-}
-
 void io_publish(struct conn *c, struct msg *m)
 {
-    conn_gather(c, m, false, finish_sum);
+    conn_gather(c, m, false, conn_finish_sum);
 }
 
 void peer_publish(struct io_thread *io, struct msg *m)
 {
     m->num = pubsub_deliver(io, m);
-}
-
-static bool arg_is(const struct msg *m, int i, const char *s)
-{
-    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
 }
 
 /* Each I/O thread answers with one name record per subscription for
