@@ -8,6 +8,7 @@
  */
 #include "cmd_job.h"
 
+#include "admit.h"
 #include "args.h"
 #include "clock.h"
 #include "cmd_list.h"
@@ -26,71 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* -------------------------------------------------------- payload check */
-
-/* With --payload json the I/O thread checks every payload; the shard
- * accepts non-JSON only for a queue configured `payload raw`. The result
- * rides in m->num: 0 = all valid, else (element << 32 | byte offset) + 1. */
-bool check_payloads(struct conn *c, struct msg *m, int first, int last)
-{
-    const struct config *cfg = &c->io->srv->cfg;
-    for (int i = first; i < last; i++) {
-        size_t len = m->req.len[i];
-        if ((int64_t)len > cfg->max_payload) {
-            char which[48] = "";
-            if (last - first > 1)
-                snprintf(which, sizeof which, " (element %d)", i - first + 1);
-            conn_reply_error(c, m, "TOOBIG payload%s is %zu bytes; the limit is %lld bytes (max-payload); nothing was pushed",
-                             which, len, (long long)cfg->max_payload);
-            return false;
-        }
-    }
-    m->num = 0;
-    if (cfg->payload != PAYLOAD_JSON)
-        return true;
-    for (int i = first; i < last; i++) {
-        size_t at;
-        if (!payload_is_json(m->req.argv[i], m->req.len[i], &at)) {
-            m->num = ((long long)(i - first) << 32 | (long long)at) + 1;
-            break;
-        }
-    }
-    return true;
-}
-
-/* Shard side: refuses the push if a payload is not JSON and q wants JSON. */
-bool shard_reject_payload(struct shard *s, struct msg *m, struct queue *q, int first, int last)
-{
-    if (q->conf.payload != PAYLOAD_JSON)
-        return false;
-    long long elem = -1, at = 0;
-    if (m->num) {
-        elem = (m->num - 1) >> 32;
-        at = (m->num - 1) & 0xffffffffLL;
-    } else if (s->srv->cfg.payload != PAYLOAD_JSON) {
-        /* The server does not check, but this queue does. */
-        for (int i = first; i < last && elem < 0; i++) {
-            size_t a;
-            if (!payload_is_json(m->req.argv[i], m->req.len[i], &a)) {
-                elem = i - first;
-                at = (long long)a;
-            }
-        }
-    }
-    if (elem < 0)
-        return false;
-    char which[48] = "";
-    if (last - first > 1)
-        snprintf(which, sizeof which, " (element %lld)", elem + 1);
-    resp_buf_reset(&m->out);
-    resp_buf_printf(&m->out, "-BADJSON payload%s is not valid JSON at byte %lld; nothing was pushed "
-                    "(queue '%.128s' takes JSON; QUEUE.CONFIG %.128s SET payload raw accepts any bytes)\r\n",
-                    which, at, q->name, q->name);
-    shard_reply(s, m);
-    shard_queue_gc(s, q);
-    return true;
-}
 
 /* ------------------------------------------------------------ JOB.PUSH */
 
@@ -161,7 +97,7 @@ void io_job_push(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "%s", err);
         return;
     }
-    if (check_payloads(c, m, 2, 3))
+    if (admit_payloads(c, m, 2, 3))
         conn_route_key(c, m, 1);
 }
 
@@ -171,12 +107,12 @@ void sh_job_push(struct shard *s, struct msg *m)
     char err[256];
     push_parse(m, &o, err, sizeof err); /* checked on the I/O thread already */
     struct queue *q = shard_queue(s, m, 1, true);
-    if (shard_reject_payload(s, m, q, 2, 3))
+    if (admit_json(s, m, q, 2, 3))
         return;
     char id[JOB_ID_HEX + 1];
     struct job *j = o.unique ? queue_unique_find(q, o.unique, o.unique_len) : NULL;
     if (!j) {
-        if (shard_check_full(s, m, q, 1))
+        if (admit_room(s, m, q, 1))
             return;
         j = shard_job_push(s, q, m->req.argv[2], m->req.len[2], &o);
         m->req.argv[2] = NULL; /* the job owns the payload now */

@@ -7,6 +7,7 @@
  */
 #include "cmd_list.h"
 
+#include "admit.h"
 #include "args.h"
 #include "clock.h"
 #include "cmd_job.h"
@@ -35,7 +36,7 @@ void io_key(struct conn *c, struct msg *m)
 
 void io_push(struct conn *c, struct msg *m)
 {
-    if (check_payloads(c, m, 2, m->req.argc))
+    if (admit_payloads(c, m, 2, m->req.argc))
         conn_route_key(c, m, 1);
 }
 
@@ -92,23 +93,10 @@ void io_dbsize(struct conn *c, struct msg *m)
 
 /* --------------------------------------------------------- shard side */
 
-/* -FULL when q cannot take n more unfinished jobs. */
-bool shard_check_full(struct shard *s, struct msg *m, struct queue *q, size_t n)
-{
-    if (q->conf.maxlen == 0 || queue_unfinished(q) + n <= (size_t)q->conf.maxlen)
-        return false;
-    resp_buf_printf(&m->out, "-FULL queue '%.128s' has %zu unfinished jobs, its maxlen is %lld; nothing was pushed "
-                    "(raise it with QUEUE.CONFIG %.128s SET maxlen N, or let workers catch up)\r\n",
-                    q->name, queue_unfinished(q), (long long)q->conf.maxlen, q->name);
-    shard_reply(s, m);
-    shard_queue_gc(s, q);
-    return true;
-}
-
 void sh_push(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, true);
-    if (shard_reject_payload(s, m, q, 2, m->req.argc) || shard_check_full(s, m, q, (size_t)(m->req.argc - 2)))
+    if (admit_json(s, m, q, 2, m->req.argc) || admit_room(s, m, q, (size_t)(m->req.argc - 2)))
         return;
     struct push_opts o = { .retries = -1, .left = m->cmd->flags & CMD_LEFT };
     for (int i = 2; i < m->req.argc; i++) {
@@ -181,23 +169,6 @@ void sh_type(struct shard *s, struct msg *m)
     struct queue *q = shard_queue(s, m, 1, false);
     resp_add_simple(&m->out, q && q->nready ? "list" : "none");
     shard_reply(s, m);
-}
-
-/* Deletes q's jobs in state (or, with state < 0, in every state but
- * reserved); returns how many. */
-long long shard_purge(struct shard *s, struct queue *q, int state)
-{
-    long long n = 0;
-    for (int st = 0; st < JOB_NSTATES; st++) {
-        if (state >= 0 ? st != state : st == JOB_RESERVED)
-            continue;
-        struct job *j;
-        while ((j = st == JOB_READY ? queue_ready_peek(q, false) : queue_list(q, st)->head)) {
-            shard_job_delete(s, j);
-            n++;
-        }
-    }
-    return n;
 }
 
 /* DEL and EXISTS go to every shard; each answers for the keys it owns. */

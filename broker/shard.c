@@ -426,6 +426,23 @@ void shard_job_delete(struct shard *s, struct job *j)
     drop(s, j);
 }
 
+/* Deletes q's jobs in state (or, with state < 0, in every state but
+ * reserved); returns how many. */
+long long shard_purge(struct shard *s, struct queue *q, int state)
+{
+    long long n = 0;
+    for (int st = 0; st < JOB_NSTATES; st++) {
+        if (state >= 0 ? st != state : st == JOB_RESERVED)
+            continue;
+        struct job *j;
+        while ((j = st == JOB_READY ? queue_ready_peek(q, false) : queue_list(q, st)->head)) {
+            shard_job_delete(s, j);
+            n++;
+        }
+    }
+    return n;
+}
+
 void shard_job_touch(struct shard *s, struct job *j, int64_t lease_ms)
 {
     if (lease_ms <= 0)

@@ -120,6 +120,9 @@ void shard_job_retry(struct shard *s, struct job *j);
 void shard_job_return(struct shard *s, struct job *j, bool left);
 /* Removes a job in any state. */
 void shard_job_delete(struct shard *s, struct job *j);
+/* Deletes q's jobs in state (or, with state < 0, in every state but
+ * reserved); returns how many. */
+long long shard_purge(struct shard *s, struct queue *q, int state);
 /* Extends the lease of a reserved job. */
 void shard_job_touch(struct shard *s, struct job *j, int64_t lease_ms);
 /* Makes sure the payload is in memory (reads it from the journal). */
