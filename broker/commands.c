@@ -7,9 +7,9 @@
 
 #include "cmd_job.h"
 #include "cmd_list.h"
+#include "cmd_pubsub.h"
 #include "cmd_queue.h"
 #include "cmd_server.h"
-#include "pubsub.h"
 #include "shard.h"
 
 #include <pthread.h>

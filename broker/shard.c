@@ -20,12 +20,12 @@
 #include "clock.h"
 #include "commands.h"
 #include "config.h"
+#include "events.h"
 #include "hash.h"
 #include "io.h"
 #include "journal.h"
 #include "log.h"
 #include "msg.h"
-#include "pubsub.h"
 #include "server.h"
 #include "xalloc.h"
 
@@ -199,12 +199,12 @@ static void payload_account(struct shard *s, struct job *j)
 /* Queued per I/O thread and posted after the turn commits. */
 static void emit_err(struct shard *s, const struct job *j, const char *event, const char *err, size_t errlen)
 {
-    if (!pubsub_listening(s->srv))
+    if (!events_listening(s->srv))
         return;
-    struct msg *m = pubsub_job_message(j, event, err, errlen);
+    struct msg *m = events_job_message(j, event, err, errlen);
     int n = s->srv->nio;
     for (int k = 0; k < n; k++)
-        msg_batch_add(&s->events[k], k == n - 1 ? m : pubsub_copy(m));
+        msg_batch_add(&s->events[k], k == n - 1 ? m : events_copy(m));
 }
 
 static void emit(struct shard *s, const struct job *j, const char *event)
