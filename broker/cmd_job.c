@@ -12,7 +12,7 @@
 #include "args.h"
 #include "clock.h"
 #include "cmd_list.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
 #include "conn.h"
 #include "io.h"

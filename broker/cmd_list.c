@@ -11,7 +11,7 @@
 #include "args.h"
 #include "clock.h"
 #include "cmd_job.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
 #include "conn.h"
 #include "io.h"

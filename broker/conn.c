@@ -6,7 +6,7 @@
 
 #include "claim.h"
 #include "clock.h"
-#include "commands.h"
+#include "command.h"
 #include "hash.h"
 #include "io.h"
 #include "log.h"
@@ -165,8 +165,7 @@ void conn_reply_ok(struct conn *c, struct msg *m)
     conn_reply(c, m);
 }
 
-static void error_now(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void error_now(struct conn *c, const char *fmt, ...)
+void conn_error_now(struct conn *c, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -482,58 +481,6 @@ static bool reap(struct conn *c)
 
 /* -------------------------------------------------------------- parsing */
 
-static void reply_unknown(struct conn *c, resp_cmd *cmd)
-{
-    char args[256];
-    size_t n = 0;
-    args[0] = '\0';
-    for (int i = 1; i < cmd->argc && n < sizeof args - 140; i++)
-        n += (size_t)snprintf(args + n, sizeof args - n, "'%.*s' ",
-                              (int)(cmd->len[i] > 128 ? 128 : cmd->len[i]), cmd->argv[i]);
-    error_now(c, "ERR unknown command '%.*s', with args beginning with: %s",
-              (int)(cmd->len[0] > 128 ? 128 : cmd->len[0]), cmd->argv[0], args);
-}
-
-static void dispatch(struct conn *c, resp_cmd *cmd)
-{
-    struct server *srv = c->io->srv;
-    atomic_fetch_add_explicit(&srv->total_commands, 1, memory_order_relaxed);
-    c->last_ms = clock_mono_ms();
-    const struct command *k = commands_find(cmd->argv[0], cmd->len[0]);
-    if (!k) {
-        if (srv->cfg.requirepass[0] && !c->authed)
-            error_now(c, "NOAUTH Authentication required.");
-        else
-            reply_unknown(c, cmd);
-        resp_cmd_free(cmd);
-        return;
-    }
-    snprintf(c->lastcmd, sizeof c->lastcmd, "%s", k->name);
-    if (srv->cfg.requirepass[0] && !c->authed && !(k->flags & CMD_NOAUTH)) {
-        error_now(c, "NOAUTH Authentication required.");
-        resp_cmd_free(cmd);
-        return;
-    }
-    if (pubsub_restricted(c) && !(k->flags & CMD_PUBSUB)) {
-        error_now(c, "ERR Can't execute '%s': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", k->name);
-        resp_cmd_free(cmd);
-        return;
-    }
-    if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
-        error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
-        resp_cmd_free(cmd);
-        return;
-    }
-    struct msg *m = msg_new(MSG_CMD);
-    m->req = *cmd;
-    memset(cmd, 0, sizeof *cmd);
-    m->cmd = k;
-    m->origin = c->io->id;
-    m->conn = c;
-    m->proto = c->proto;
-    k->io(c, m);
-}
-
 static bool can_parse(const struct conn *c)
 {
     return !c->closed && !c->doomed && !c->closing && !c->blocked && !c->paused_out && c->nslots < PIPELINE_MAX;
@@ -552,11 +499,11 @@ void conn_process(struct conn *c)
         int rc = resp_req_feed(c->parser, v.iov_base, v.iov_len, &used, &cmd);
         evbuffer_drain(in, used);
         if (rc == RESP_OK) {
-            dispatch(c, &cmd);
+            c->io->srv->dispatch(c, &cmd);
         } else if (rc == RESP_EPROTO) {
             log_info("client id=%llu addr=%s: %s; closing the connection",
                      (unsigned long long)c->id, c->addr, resp_req_error(c->parser));
-            error_now(c, "ERR %s", resp_req_error(c->parser));
+            conn_error_now(c, "ERR %s", resp_req_error(c->parser));
             conn_close_after_reply(c);
             break;
         } else if (used == 0) {

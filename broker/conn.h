@@ -111,6 +111,9 @@ void conn_reply(struct conn *c, struct msg *m);
 void conn_reply_error(struct conn *c, struct msg *m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void conn_reply_ok(struct conn *c, struct msg *m);
+/* Writes an error reply for a request that never became a message (it
+ * takes its place in the reply order). */
+void conn_error_now(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sends m to shard k; its reply becomes the next reply in order. */
 void conn_route(struct conn *c, struct msg *m, int k);
 /* Sends m to the shard owning argv[i]. */

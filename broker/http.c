@@ -5,13 +5,13 @@
 
 #include "clock.h"
 #include "cmd_queue.h"
-#include "commands.h"
+#include "command.h"
 #include "inbox.h"
 #include "log.h"
 #include "msg.h"
 #include "server.h"
-#include "sysinfo.h"
 #include "shard.h"
+#include "sysinfo.h"
 #include "textfmt.h"
 #include "xalloc.h"
 

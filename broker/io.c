@@ -7,7 +7,7 @@
  */
 #include "io.h"
 
-#include "commands.h"
+#include "command.h"
 #include "conn.h"
 #include "log.h"
 #include "msg.h"

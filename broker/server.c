@@ -5,9 +5,10 @@
 #include "server.h"
 
 #include "clock.h"
+#include "commands.h"
+#include "http.h"
 #include "io.h"
 #include "log.h"
-#include "http.h"
 #include "msg.h"
 #include "shard.h"
 
@@ -244,6 +245,7 @@ int server_init(struct server *srv, int argc, char **argv)
     make_run_id(srv->run_id);
     srv->nshards = srv->cfg.shards;
     srv->nio = srv->cfg.io_threads;
+    srv->dispatch = commands_dispatch;
     return 0;
 }
 

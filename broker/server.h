@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "inbox.h"
+#include "resp.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,6 +28,7 @@ struct event_base;
 struct evconnlistener;
 struct event;
 struct evhttp;
+struct conn;
 
 struct server {
     struct config cfg;
@@ -38,6 +40,9 @@ struct server {
     struct evconnlistener *listener;
     struct event *sig_term, *sig_int, *sig_hup, *accept_retry;
     struct evhttp *http;              /* HTTP admin, or NULL */
+    /* Runs one parsed request (commands_dispatch): handed to the
+     * connections from above, so that conn.c does not call up. */
+    void (*dispatch)(struct conn *c, resp_cmd *cmd);
     struct inbox main_inbox;          /* replies to the main thread (origin == nio) */
     int port;                         /* the bound port */
     int next_io;

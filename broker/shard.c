@@ -18,7 +18,7 @@
 
 #include "claim.h"
 #include "clock.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
 #include "events.h"
 #include "hash.h"
