@@ -14,11 +14,11 @@
 #include "command.h"
 #include "config.h"
 #include "conn.h"
+#include "context.h"
 #include "io.h"
 #include "msg.h"
 #include "payload.h"
 #include "queue.h"
-#include "server.h"
 #include "shard.h"
 
 #include <errno.h>

@@ -11,11 +11,11 @@
 #include "commands.h"
 #include "config.h"
 #include "conn.h"
+#include "context.h"
 #include "io.h"
 #include "log.h"
 #include "msg.h"
 #include "pubsub.h"
-#include "server.h"
 #include "sysinfo.h"
 
 #include <ctype.h>

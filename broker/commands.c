@@ -15,10 +15,10 @@
 #include "cmd_server.h"
 #include "config.h"
 #include "conn.h"
+#include "context.h"
 #include "io.h"
 #include "msg.h"
 #include "pubsub.h"
-#include "server.h"
 #include "shard.h"
 
 #include <pthread.h>

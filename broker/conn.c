@@ -7,13 +7,13 @@
 #include "claim.h"
 #include "clock.h"
 #include "command.h"
+#include "context.h"
 #include "hash.h"
 #include "io.h"
 #include "log.h"
 #include "msg.h"
 #include "pubsub.h"
 #include "queue.h"
-#include "server.h"
 #include "xalloc.h"
 
 #include <event2/buffer.h>
@@ -188,9 +188,9 @@ static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
     m->proto = c->proto;
     c->inflight++;
     if (to_shard)
-        io_send_shard(c->io, k, m);
+        outbox_add(&c->io->out, ctx_shard(c->io->srv, k), m);
     else
-        io_send_io(c->io, k, m);
+        outbox_add(&c->io->out, ctx_io(c->io->srv, k), m);
 }
 
 void conn_route(struct conn *c, struct msg *m, int k)
@@ -320,7 +320,7 @@ static void bpop_park(struct conn *c, struct slot *sl, struct msg *m)
     /* Counted as blocked (INFO blocked_clients, what tests and operators
      * watch) only once the waiter is on its way to every shard: a pop
      * posted later by anyone is queued behind it. */
-    io_flush(c->io);
+    outbox_flush(&c->io->out);
     if (!c->blocked_counted) {
         c->blocked_counted = true;
         atomic_fetch_add(&c->io->srv->blocked_clients, 1);
@@ -350,7 +350,7 @@ static void cancel_parked(struct conn *c, struct slot *sl)
         struct msg *x = msg_new(MSG_CANCEL);
         atomic_fetch_add(&sl->claim->refs, 1);
         x->claim = sl->claim;
-        io_send_shard(c->io, sl->park_shards[i], x);
+        outbox_add(&c->io->out, ctx_shard(c->io->srv, sl->park_shards[i]), x);
     }
 }
 
@@ -409,7 +409,7 @@ static void return_jobs(struct conn *c, struct msg *m)
     r->jobs_left = m->jobs_left;
     m->jobs = NULL;
     m->njobs = 0;
-    io_send_shard(c->io, job_id_shard(r->jobs[0]), r);
+    outbox_add(&c->io->out, ctx_shard(c->io->srv, job_id_shard(r->jobs[0])), r);
 }
 
 /* True when the client has closed its end: checked before a blocking list
@@ -510,7 +510,7 @@ void conn_process(struct conn *c)
             break;
         }
     }
-    io_flush(c->io);
+    outbox_flush(&c->io->out);
     reap(c);
 }
 
@@ -694,7 +694,7 @@ void conn_close(struct conn *c, const char *why)
         c->next->prev = c->prev;
     c->io->nconns--;
     atomic_fetch_sub(&c->io->srv->connected_clients, 1);
-    io_flush(c->io);
+    outbox_flush(&c->io->out);
     if (c->inflight == 0) {
         conn_free(c);
     } else {

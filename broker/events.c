@@ -4,9 +4,9 @@
 #include "events.h"
 
 #include "clock.h"
+#include "context.h"
 #include "msg.h"
 #include "queue.h"
-#include "server.h"
 #include "textfmt.h"
 
 #include <stdatomic.h>

@@ -6,10 +6,10 @@
 #include "clock.h"
 #include "cmd_queue.h"
 #include "command.h"
+#include "context.h"
 #include "inbox.h"
 #include "log.h"
 #include "msg.h"
-#include "server.h"
 #include "shard.h"
 #include "sysinfo.h"
 #include "textfmt.h"
@@ -209,7 +209,7 @@ static void ask_shards(struct server *srv, struct evhttp_request *req, enum http
         m->origin = srv->nio; /* the main thread */
         m->slot = hc;
         m->part = k;
-        inbox_post(&srv->shards[k].inbox, m);
+        inbox_post(ctx_inbox(srv, ctx_shard(srv, k)), m);
     }
 }
 

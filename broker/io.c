@@ -12,8 +12,7 @@
 #include "log.h"
 #include "msg.h"
 #include "pubsub.h"
-#include "server.h"
-#include "shard.h"
+#include "context.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -25,27 +24,6 @@
 #include <unistd.h>
 
 #define STOP_GRACE_MS 5000
-
-void io_send_shard(struct io_thread *io, int k, struct msg *m)
-{
-    msg_batch_add(&io->to_shard[k], m);
-}
-
-void io_send_io(struct io_thread *io, int k, struct msg *m)
-{
-    msg_batch_add(&io->to_io[k], m);
-}
-
-void io_flush(struct io_thread *io)
-{
-    struct server *srv = io->srv;
-    for (int k = 0; k < srv->nshards; k++)
-        if (io->to_shard[k].head)
-            msg_batch_post(&io->to_shard[k], &srv->shards[k].inbox);
-    for (int k = 0; k < srv->nio; k++)
-        if (io->to_io[k].head)
-            msg_batch_post(&io->to_io[k], &srv->io[k].inbox);
-}
 
 static void maybe_leave(struct io_thread *io)
 {
@@ -109,7 +87,7 @@ static void io_drain(void *arg, struct msg *list)
             /* A request gathered from every I/O thread (e.g. CLIENT LIST). */
             m->cmd->peer(io, m);
             m->type = MSG_REPLY;
-            io_send_io(io, m->origin, m);
+            outbox_add(&io->out, ctx_io(io->srv, m->origin), m);
             break;
         case MSG_PUBLISH:
             pubsub_deliver(io, m);
@@ -125,7 +103,7 @@ static void io_drain(void *arg, struct msg *list)
         }
     }
     conn_flush_dirty(io);
-    io_flush(io);
+    outbox_flush(&io->out);
 }
 
 int io_init(struct io_thread *io, struct server *srv, int id)
@@ -137,11 +115,12 @@ int io_init(struct io_thread *io, struct server *srv, int id)
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     io->base = event_base_new_with_config(ec);
     event_config_free(ec);
-    io->to_shard = calloc((size_t)srv->nshards, sizeof *io->to_shard);
-    io->to_io = calloc((size_t)srv->nio, sizeof *io->to_io);
-    if (!io->base || !io->to_shard || !io->to_io)
+    if (!io->base || outbox_init(&io->out, srv->inboxes, ctx_inboxes(srv)) < 0)
         return -ENOMEM;
-    return inbox_init(&io->inbox, io->base, io_drain, io);
+    int rc = inbox_init(&io->inbox, io->base, io_drain, io);
+    if (rc == 0)
+        ctx_register(srv, ctx_io(srv, id), &io->inbox);
+    return rc;
 }
 
 static void *io_main(void *arg)
@@ -172,6 +151,5 @@ void io_destroy(struct io_thread *io)
     inbox_destroy(&io->inbox);
     if (io->base)
         event_base_free(io->base);
-    free(io->to_shard);
-    free(io->to_io);
+    outbox_destroy(&io->out);
 }

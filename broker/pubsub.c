@@ -4,9 +4,9 @@
 #include "pubsub.h"
 
 #include "conn.h"
+#include "context.h"
 #include "io.h"
 #include "msg.h"
-#include "server.h"
 #include "textfmt.h"
 #include "xalloc.h"
 

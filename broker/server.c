@@ -46,7 +46,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct msg *m = msg_new(MSG_CONN);
     m->fd = fd;
     int k = srv->next_io++ % srv->nio;
-    inbox_post(&srv->io[k].inbox, m);
+    inbox_post(ctx_inbox(srv, ctx_io(srv, k)), m);
 }
 
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -263,8 +263,11 @@ int server_run(struct server *srv)
     srv->io = calloc((size_t)srv->nio, sizeof *srv->io);
     if (!srv->base || !srv->shards || !srv->io)
         return -ENOMEM;
+    if ((rc = ctx_init(srv)) < 0)
+        return rc;
     if ((rc = inbox_init(&srv->main_inbox, srv->base, main_drain, srv)) < 0)
         return rc;
+    ctx_register(srv, ctx_io(srv, srv->nio), &srv->main_inbox);
     srv->main_inbox_ready = true;
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
@@ -305,11 +308,11 @@ int server_run(struct server *srv)
 
     /* Stop: I/O threads first (they need the shards for in-flight replies). */
     for (int i = 0; i < srv->nio; i++)
-        inbox_post(&srv->io[i].inbox, msg_new(MSG_STOP));
+        inbox_post(ctx_inbox(srv, ctx_io(srv, i)), msg_new(MSG_STOP));
     for (int i = 0; i < srv->nio; i++)
         io_join(&srv->io[i]);
     for (int i = 0; i < srv->nshards; i++)
-        inbox_post(&srv->shards[i].inbox, msg_new(MSG_STOP));
+        inbox_post(ctx_inbox(srv, ctx_shard(srv, i)), msg_new(MSG_STOP));
     for (int i = 0; i < srv->nshards; i++)
         shard_join(&srv->shards[i]);
     log_info("spoold stopped cleanly");
@@ -339,6 +342,7 @@ void server_free(struct server *srv)
             event_free(evs[i]);
     if (srv->base)
         event_base_free(srv->base);
+    ctx_free(srv);
     config_free(&srv->cfg);
     log_close();
 }

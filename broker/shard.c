@@ -20,13 +20,13 @@
 #include "clock.h"
 #include "command.h"
 #include "config.h"
+#include "context.h"
 #include "events.h"
 #include "hash.h"
 #include "io.h"
 #include "journal.h"
 #include "log.h"
 #include "msg.h"
-#include "server.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -886,10 +886,10 @@ static void shard_end_turn(struct shard *s)
     s->turn++;
     for (int i = 0; i <= s->srv->nio; i++)
         if (s->replies[i].head)
-            msg_batch_post(&s->replies[i], i < s->srv->nio ? &s->srv->io[i].inbox : &s->srv->main_inbox);
+            msg_batch_post(&s->replies[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
     for (int i = 0; i < s->srv->nio; i++)
         if (s->events[i].head)
-            msg_batch_post(&s->events[i], &s->srv->io[i].inbox);
+            msg_batch_post(&s->events[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
     rearm_timer(s);
 }
 
@@ -953,7 +953,10 @@ int shard_init(struct shard *s, struct server *srv, int id)
     s->events = calloc((size_t)srv->nio, sizeof *s->events);
     if (!s->timer_ev || !s->replies || !s->events)
         return -ENOMEM;
-    return inbox_init(&s->inbox, s->base, shard_drain, s);
+    int rc = inbox_init(&s->inbox, s->base, shard_drain, s);
+    if (rc == 0)
+        ctx_register(srv, ctx_shard(srv, id), &s->inbox);
+    return rc;
 }
 
 /* ------------------------------------------------------------- recovery */

@@ -33,6 +33,7 @@ static void setup(void)
     fclose(devnull);
     srv.nshards = 1;
     srv.nio = 1;
+    cr_assert_eq(ctx_init(&srv), 0);
     srv.io = calloc(1, sizeof *srv.io);
     cr_assert_eq(io_init(&srv.io[0], &srv, 0), 0);
     clock_set_source(fake_clock, NULL);
@@ -44,6 +45,7 @@ static void teardown(void)
     shard_destroy(&sh);
     io_destroy(&srv.io[0]);
     free(srv.io);
+    ctx_free(&srv);
     config_free(&srv.cfg);
     clock_set_source(NULL, NULL);
 }
