@@ -11,7 +11,6 @@
 #include "admit.h"
 #include "args.h"
 #include "clock.h"
-#include "cmd_list.h"
 #include "command.h"
 #include "config.h"
 #include "conn.h"

@@ -10,7 +10,6 @@
 #include "admit.h"
 #include "args.h"
 #include "clock.h"
-#include "cmd_job.h"
 #include "command.h"
 #include "config.h"
 #include "conn.h"

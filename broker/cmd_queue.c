@@ -7,7 +7,6 @@
 #include "args.h"
 #include "clock.h"
 #include "cmd_job.h"
-#include "cmd_list.h"
 #include "command.h"
 #include "config.h"
 #include "conn.h"

@@ -9,10 +9,9 @@
 #include "command.h"
 #include "context.h"
 #include "hash.h"
-#include "io.h"
+#include "iothread.h"
 #include "log.h"
 #include "msg.h"
-#include "pubsub.h"
 #include "queue.h"
 #include "xalloc.h"
 
@@ -548,6 +547,12 @@ static bool flush_out(struct conn *c)
     return false;
 }
 
+void conn_stop_when_idle(struct io_thread *io)
+{
+    if (io->stopping && io->nconns == 0 && io->nzombies == 0)
+        event_base_loopexit(io->base, NULL);
+}
+
 void conn_flush_dirty(struct io_thread *io)
 {
     while (io->dirty) {
@@ -683,7 +688,7 @@ void conn_close(struct conn *c, const char *why)
         c->inflight--;
     }
     unblock(c);
-    pubsub_conn_gone(c);
+    c->io->conn_gone(c);
     bufferevent_free(c->bev);
     c->bev = NULL;
     if (c->prev)
@@ -722,5 +727,5 @@ static void conn_free(struct conn *c)
     resp_req_free(c->parser);
     free(c->name);
     free(c);
-    io_conn_gone(io);
+    conn_stop_when_idle(io);
 }

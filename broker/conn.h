@@ -99,6 +99,9 @@ void conn_close(struct conn *c, const char *why);
 /* Writes the output of every connection of io that has some (once per
  * loop callback). */
 void conn_flush_dirty(struct io_thread *io);
+/* While the thread stops: leaves its loop once no connection (nor zombie)
+ * is left. */
+void conn_stop_when_idle(struct io_thread *io);
 /* Resumes parsing (after a reply unblocked or drained the connection). */
 void conn_process(struct conn *c);
 /* A MSG_REPLY for this connection (c may be a zombie). Takes m. */

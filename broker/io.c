@@ -25,17 +25,6 @@
 
 #define STOP_GRACE_MS 5000
 
-static void maybe_leave(struct io_thread *io)
-{
-    if (io->stopping && io->nconns == 0 && io->nzombies == 0)
-        event_base_loopexit(io->base, NULL);
-}
-
-void io_conn_gone(struct io_thread *io)
-{
-    maybe_leave(io);
-}
-
 static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct io_thread *io = arg;
@@ -62,7 +51,7 @@ static void begin_stop(struct io_thread *io)
     struct timeval tv = { STOP_GRACE_MS / 1000, (STOP_GRACE_MS % 1000) * 1000 };
     io->stop_timer = evtimer_new(io->base, stop_timer_cb, io);
     event_add(io->stop_timer, &tv);
-    maybe_leave(io);
+    conn_stop_when_idle(io);
 }
 
 static void io_drain(void *arg, struct msg *list)
@@ -111,6 +100,7 @@ int io_init(struct io_thread *io, struct server *srv, int id)
     memset(io, 0, sizeof *io);
     io->id = id;
     io->srv = srv;
+    io->conn_gone = pubsub_conn_gone;
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     io->base = event_base_new_with_config(ec);

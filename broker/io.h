@@ -12,7 +12,7 @@
 #ifndef SPOOL_IO_H
 #define SPOOL_IO_H
 
-#include "inbox.h"
+#include "iothread.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -21,28 +21,10 @@ struct server;
 struct conn;
 struct msg;
 
-struct io_thread {
-    int id;
-    struct server *srv;
-    pthread_t thread;
-    struct event_base *base;
-    struct inbox inbox;
-    struct outbox out;            /* to shards and I/O threads, flushed per callback */
-    struct conn *conns;           /* doubly linked through conn->prev/next */
-    long nconns;
-    long nzombies;                /* closed connections with replies still due */
-    struct conn *dirty;           /* connections with output to write */
-    struct conn *subscribers;     /* connections with pub/sub subscriptions */
-    bool stopping;
-    struct event *stop_timer;
-};
 
 int io_init(struct io_thread *io, struct server *srv, int id);
 int io_start(struct io_thread *io);
 void io_join(struct io_thread *io);
 void io_destroy(struct io_thread *io);
-
-/* Called by conn.c when a connection is freed (for the stop sequence). */
-void io_conn_gone(struct io_thread *io);
 
 #endif

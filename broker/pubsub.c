@@ -5,7 +5,7 @@
 
 #include "conn.h"
 #include "context.h"
-#include "io.h"
+#include "iothread.h"
 #include "msg.h"
 #include "textfmt.h"
 #include "xalloc.h"
