@@ -249,7 +249,23 @@ int server_init(struct server *srv, int argc, char **argv)
     return 0;
 }
 
-int server_run(struct server *srv)
+/* Stops the I/O threads first (they need the shards for in-flight
+ * replies), then the shards. */
+static void stop_threads(struct server *srv)
+{
+    for (int i = 0; i < srv->nio; i++)
+        inbox_post(ctx_inbox(srv, ctx_io(srv, i)), msg_new(MSG_STOP));
+    for (int i = 0; i < srv->nio; i++)
+        io_join(&srv->io[i]);
+    for (int i = 0; i < srv->nshards; i++)
+        inbox_post(ctx_inbox(srv, ctx_shard(srv, i)), msg_new(MSG_STOP));
+    for (int i = 0; i < srv->nshards; i++)
+        shard_join(&srv->shards[i]);
+}
+
+/* Creates the main loop, the address book, every thread's state and the
+ * listeners; loads every shard's journal. Starts no thread. */
+static int set_up(struct server *srv)
 {
     int rc = prepare_data_dir(srv);
     if (rc < 0)
@@ -284,6 +300,14 @@ int server_run(struct server *srv)
         return rc;
     if ((rc = http_start(srv)) < 0)
         return rc;
+    return 0;
+}
+
+int server_run(struct server *srv)
+{
+    int rc = set_up(srv);
+    if (rc < 0)
+        return rc;
     srv->accept_retry = evtimer_new(srv->base, accept_retry_cb, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
     srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
@@ -306,15 +330,7 @@ int server_run(struct server *srv)
 
     event_base_dispatch(srv->base);
 
-    /* Stop: I/O threads first (they need the shards for in-flight replies). */
-    for (int i = 0; i < srv->nio; i++)
-        inbox_post(ctx_inbox(srv, ctx_io(srv, i)), msg_new(MSG_STOP));
-    for (int i = 0; i < srv->nio; i++)
-        io_join(&srv->io[i]);
-    for (int i = 0; i < srv->nshards; i++)
-        inbox_post(ctx_inbox(srv, ctx_shard(srv, i)), msg_new(MSG_STOP));
-    for (int i = 0; i < srv->nshards; i++)
-        shard_join(&srv->shards[i]);
+    stop_threads(srv);
     log_info("spoold stopped cleanly");
     return 0;
 }
