@@ -73,7 +73,7 @@ bool admit_json(struct shard *s, struct msg *m, struct queue *q, int first, int 
                     "(queue '%.128s' takes JSON; QUEUE.CONFIG %.128s SET payload raw accepts any bytes)\r\n",
                     which, at, q->name, q->name);
     shard_reply(s, m);
-    shard_queue_gc(s, q);
+    store_queue_gc(&s->st, q);
     return true;
 }
 
@@ -86,7 +86,7 @@ bool admit_room(struct shard *s, struct msg *m, struct queue *q, size_t n)
                     "(raise it with QUEUE.CONFIG %.128s SET maxlen N, or let workers catch up)\r\n",
                     q->name, queue_unfinished(q), (long long)q->conf.maxlen, q->name);
     shard_reply(s, m);
-    shard_queue_gc(s, q);
+    store_queue_gc(&s->st, q);
     return true;
 }
 

@@ -113,7 +113,7 @@ void sh_job_push(struct shard *s, struct msg *m)
     if (!j) {
         if (admit_room(s, m, q, 1))
             return;
-        j = shard_job_push(s, q, m->req.argv[2], m->req.len[2], &o);
+        j = store_job_push(&s->st, q, m->req.argv[2], m->req.len[2], &o);
         m->req.argv[2] = NULL; /* the job owns the payload now */
     }
     job_id_format(j->id, id);
@@ -238,7 +238,7 @@ static struct job *resolve(struct shard *s, struct msg *m, int i, bool need_rese
     if (!job_id_parse(m->req.argv[i], m->req.len[i], &id, &attempt) || job_id_shard(id) != s->id)
         return NULL;
     job_id_format(id, hex);
-    struct job *j = jtable_find(&s->jobs, id);
+    struct job *j = jtable_find(&s->st.jobs, id);
     if (!j) {
         if (report)
             resp_buf_printf(&m->out, "-NOJOB no job %s (it never existed, or it finished and was removed)\r\n", hex);
@@ -268,8 +268,8 @@ void sh_job_ack(struct shard *s, struct msg *m)
         if (!j)
             continue;
         struct queue *q = j->q;
-        shard_job_ack(s, j);
-        shard_queue_gc(s, q);
+        store_job_ack(&s->st, j);
+        store_queue_gc(&s->st, q);
         m->num++;
     }
     if (single && m->out.len == 0)
@@ -301,9 +301,9 @@ void sh_job_nack(struct shard *s, struct msg *m)
         }
     }
     struct queue *q = j->q;
-    int st = shard_job_fail(s, j, err, errlen, delay, dead, "nack");
+    int st = store_job_fail(&s->st, j, err, errlen, delay, dead, "nack");
     resp_add_simple(&m->out, st == JOB_DEAD ? "dead" : "retry");
-    shard_queue_gc(s, q);
+    store_queue_gc(&s->st, q);
     shard_reply(s, m);
 }
 
@@ -314,7 +314,7 @@ void sh_job_touch(struct shard *s, struct msg *m)
         long long lease = 0;
         if (m->req.argc == 4)
             arg_ll(m, 3, &lease);
-        shard_job_touch(s, j, lease);
+        store_job_touch(&s->st, j, lease);
         resp_add_int(&m->out, j->lease_until);
     }
     shard_reply(s, m);
@@ -367,7 +367,7 @@ void encode_job(struct msg *m, const struct job *j)
 void sh_job_get(struct shard *s, struct msg *m)
 {
     struct job *j = resolve(s, m, 1, false, false);
-    if (j && shard_job_payload(s, j) == 0)
+    if (j && store_job_payload(&s->st, j) == 0)
         encode_job(m, j);
     else
         resp_add_null(&m->out, m->proto);
@@ -381,8 +381,8 @@ void sh_job_del(struct shard *s, struct msg *m)
         if (!j)
             continue;
         struct queue *q = j->q;
-        shard_job_delete(s, j);
-        shard_queue_gc(s, q);
+        store_job_delete(&s->st, j);
+        store_queue_gc(&s->st, q);
         m->num++;
     }
     if (m->req.argc == 2)
@@ -399,7 +399,7 @@ void sh_job_retry(struct shard *s, struct msg *m)
         resp_buf_printf(&m->out, "-ERR job %s is %s; only dead or delayed jobs can be retried\r\n", id,
                         job_state_name(j->state));
     } else if (j) {
-        shard_job_retry(s, j);
+        store_job_retry(&s->st, j);
         resp_add_simple(&m->out, "OK");
     }
     shard_reply(s, m);

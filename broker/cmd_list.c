@@ -99,7 +99,7 @@ void sh_push(struct shard *s, struct msg *m)
         return;
     struct push_opts o = { .retries = -1, .left = m->cmd->flags & CMD_LEFT };
     for (int i = 2; i < m->req.argc; i++) {
-        shard_job_push(s, q, m->req.argv[i], m->req.len[i], &o);
+        store_job_push(&s->st, q, m->req.argv[i], m->req.len[i], &o);
         m->req.argv[i] = NULL; /* the job owns the payload now */
     }
     resp_add_int(&m->out, (long long)q->nready);
@@ -129,10 +129,10 @@ void sh_pop(struct shard *s, struct msg *m)
         resp_add_array(&m->out, want);
     for (size_t i = 0; i < want; i++) {
         struct job *j = queue_ready_peek(q, left);
-        shard_add_payload(s, m, j);
-        shard_job_popped(s, j);
+        store_add_payload(&s->st, m, j);
+        store_job_popped(&s->st, j);
     }
-    shard_queue_gc(s, q);
+    store_queue_gc(&s->st, q);
     shard_reply(s, m);
 }
 
@@ -156,7 +156,7 @@ void sh_lrange(struct shard *s, struct msg *m)
         resp_add_array(&m->out, to - from + 1);
         struct job *j = queue_ready_at(q, from);
         for (size_t i = from; i <= to; i++) {
-            shard_add_payload(s, m, j);
+            store_add_payload(&s->st, m, j);
             j = j->next ? j->next : (i < to ? queue_ready_at(q, i + 1) : NULL);
         }
     }
@@ -178,8 +178,8 @@ void sh_del(struct shard *s, struct msg *m)
             continue;
         struct queue *q = shard_queue(s, m, i, false);
         if (q) {
-            m->num += shard_purge(s, q, -1) > 0;
-            shard_queue_gc(s, q);
+            m->num += store_purge(&s->st, q, -1) > 0;
+            store_queue_gc(&s->st, q);
         }
     }
     shard_reply(s, m);
@@ -203,7 +203,7 @@ static void count_nonempty(void *arg, struct queue *q)
 
 void sh_dbsize(struct shard *s, struct msg *m)
 {
-    qtable_each(&s->queues, count_nonempty, &m->num);
+    qtable_each(&s->st.queues, count_nonempty, &m->num);
     shard_reply(s, m);
 }
 
@@ -222,6 +222,6 @@ static void info_line(void *arg, struct queue *q)
 /* The # Queues lines of this shard; m->num = jobs ready here. */
 void sh_info(struct shard *s, struct msg *m)
 {
-    qtable_each(&s->queues, info_line, m);
+    qtable_each(&s->st.queues, info_line, m);
     shard_reply(s, m);
 }

@@ -51,7 +51,7 @@ static void list_one(void *arg, struct queue *q)
 
 void sh_queue_list(struct shard *s, struct msg *m)
 {
-    qtable_each(&s->queues, list_one, m);
+    qtable_each(&s->st.queues, list_one, m);
     shard_reply(s, m);
 }
 
@@ -187,7 +187,7 @@ static struct job *page_start(struct shard *s, struct queue *q, int state, bool 
     *gone = false;
     if (!has_after)
         return peek_first(q, state);
-    struct job *j = jtable_find(&s->jobs, after);
+    struct job *j = jtable_find(&s->st.jobs, after);
     if (!j || j->q != q || j->state != state) {
         *gone = true;
         return NULL;
@@ -241,7 +241,7 @@ void sh_queue_peek(struct shard *s, struct msg *m)
     } else {
         resp_add_array(&m->out, n);
         for (size_t i = 0; i < n; i++) {
-            shard_job_payload(s, page[i]);
+            store_job_payload(&s->st, page[i]);
             encode_job(m, page[i]);
         }
     }
@@ -253,10 +253,10 @@ void sh_queue_pause(struct shard *s, struct msg *m)
     bool pause = !strcmp(m->cmd->name, "queue.pause");
     struct queue *q = shard_queue(s, m, 1, true);
     q->paused = pause;
-    shard_queue_saved(s, q);
+    store_queue_saved(&s->st, q);
     if (!pause)
-        shard_queue_changed(s, q);
-    shard_queue_gc(s, q);
+        store_queue_changed(&s->st, q);
+    store_queue_gc(&s->st, q);
     resp_add_simple(&m->out, "OK");
     shard_reply(s, m);
 }
@@ -265,8 +265,8 @@ void sh_queue_purge(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
     int state = m->req.argc == 4 ? job_state_parse(m->req.argv[3], m->req.len[3]) : -1;
-    long long n = q ? shard_purge(s, q, state) : 0;
-    shard_queue_gc(s, q);
+    long long n = q ? store_purge(&s->st, q, state) : 0;
+    store_queue_gc(&s->st, q);
     resp_add_int(&m->out, n);
     shard_reply(s, m);
 }
@@ -276,7 +276,7 @@ void sh_queue_retry(struct shard *s, struct msg *m)
     struct queue *q = shard_queue(s, m, 1, false);
     long long n = 0;
     while (q && q->dead.head) {
-        shard_job_retry(s, q->dead.head);
+        store_job_retry(&s->st, q->dead.head);
         n++;
     }
     resp_add_int(&m->out, n);
@@ -315,11 +315,11 @@ void sh_queue_config(struct shard *s, struct msg *m)
                             q->name, m->req.argv[bad], m->req.argv[bad + 1], why);
         } else {
             q->conf = next;
-            shard_queue_saved(s, q);
+            store_queue_saved(&s->st, q);
             resp_add_simple(&m->out, "OK");
         }
     }
-    shard_queue_gc(s, q);
+    store_queue_gc(&s->st, q);
     shard_reply(s, m);
 }
 
@@ -336,7 +336,7 @@ static void admin_record(void *arg, struct queue *q)
 
 void sh_admin_stats(struct shard *s, struct msg *m)
 {
-    qtable_each(&s->queues, admin_record, m);
+    qtable_each(&s->st.queues, admin_record, m);
     shard_reply(s, m);
 }
 
@@ -366,10 +366,10 @@ void sh_debug(struct shard *s, struct msg *m)
     long long n = 0;
     arg_ll(m, 3, &n);
     int err = m->req.argc == 5 && arg_is(m, 4, "EIO") ? -EIO : -ENOSPC;
-    if (!s->jr) {
+    if (!s->st.jr) {
         resp_add_error(&m->out, "ERR this shard has no journal");
     } else {
-        journal_fail_next(s->jr, (int)n, err);
+        journal_fail_next(s->st.jr, (int)n, err);
         resp_add_simple(&m->out, "OK");
     }
     shard_reply(s, m);

@@ -54,14 +54,14 @@ TestSuite(jobs, .init = setup, .fini = teardown);
 
 static struct queue *queue(const char *name)
 {
-    return shard_queue_named(&sh, name, strlen(name), true);
+    return store_queue(&sh.st, name, strlen(name), true);
 }
 
 static struct job *push(struct queue *q, int64_t run_at, int64_t retries, const char *unique)
 {
     struct push_opts o = { .run_at = run_at, .retries = retries, .left = true,
                            .unique = unique, .unique_len = unique ? strlen(unique) : 0 };
-    return shard_job_push(&sh, q, strdup("{}"), 2, &o);
+    return store_job_push(&sh.st, q, strdup("{}"), 2, &o);
 }
 
 static void advance(int64_t ms)
@@ -77,18 +77,18 @@ Test(jobs, push_reserve_ack)
     cr_assert_eq(j->state, JOB_READY);
     cr_assert_eq(j->retries, 25, "queue default");
     cr_assert_eq(q->nready, 1);
-    shard_job_reserve(&sh, j, 0);
+    store_job_reserve(&sh.st, j, 0);
     cr_assert_eq(j->state, JOB_RESERVED);
     cr_assert_eq(j->attempt, 1);
     cr_assert_eq(j->lease_ms, 30000);
     cr_assert_eq(j->lease_until, fake_now + 30000);
     cr_assert_eq(q->nready, 0);
     cr_assert_eq(q->reserved.n, 1);
-    shard_job_ack(&sh, j);
+    store_job_ack(&sh.st, j);
     cr_assert_eq(j->state, JOB_DONE);
     cr_assert_eq(q->done.n, 1);
     cr_assert_eq(q->stats.acked, 1);
-    cr_assert_eq(jtable_find(&sh.jobs, j->id), j, "done jobs stay findable for inspection");
+    cr_assert_eq(jtable_find(&sh.st.jobs, j->id), j, "done jobs stay findable for inspection");
 }
 
 Test(jobs, delayed_push_becomes_ready_at_its_time)
@@ -108,8 +108,8 @@ Test(jobs, nack_with_retries_left_backs_off_then_ready)
     struct queue *q = queue("q");
     q->conf.backoff = 1000;
     struct job *j = push(q, 0, 3, NULL);
-    shard_job_reserve(&sh, j, 0);
-    int st = shard_job_fail(&sh, j, "smtp 451", 8, -1, false, "nack");
+    store_job_reserve(&sh.st, j, 0);
+    int st = store_job_fail(&sh.st, j, "smtp 451", 8, -1, false, "nack");
     cr_assert_eq(st, JOB_DELAYED);
     cr_assert_str_eq(j->last_error, "smtp 451");
     cr_assert_geq(j->run_at, fake_now + 800, "backoff lower bound (jitter -20%%)");
@@ -123,12 +123,12 @@ Test(jobs, nack_delay_overrides_backoff_and_zero_is_ready_now)
 {
     struct queue *q = queue("q");
     struct job *j = push(q, 0, 3, NULL);
-    shard_job_reserve(&sh, j, 0);
-    shard_job_fail(&sh, j, NULL, 0, 250, false, "nack");
+    store_job_reserve(&sh.st, j, 0);
+    store_job_fail(&sh.st, j, NULL, 0, 250, false, "nack");
     cr_assert_eq(j->run_at, fake_now + 250);
     advance(250);
-    shard_job_reserve(&sh, j, 0);
-    shard_job_fail(&sh, j, NULL, 0, 0, false, "nack");
+    store_job_reserve(&sh.st, j, 0);
+    store_job_fail(&sh.st, j, NULL, 0, 0, false, "nack");
     cr_assert_eq(j->state, JOB_READY);
 }
 
@@ -138,7 +138,7 @@ Test(jobs, lease_expiry_with_retries_left_never_goes_dead)
     q->conf.backoff = 10;
     struct job *j = push(q, 0, 2, NULL);
     for (uint32_t a = 1; a <= 2; a++) {
-        shard_job_reserve(&sh, j, 100);
+        store_job_reserve(&sh.st, j, 100);
         cr_assert_eq(j->attempt, a);
         advance(100);
         cr_assert_eq(j->state, JOB_DELAYED, "attempt %u of 3 expired: retried, not dead", a);
@@ -154,7 +154,7 @@ Test(jobs, lease_expiry_on_the_last_attempt_goes_dead)
 {
     struct queue *q = queue("q");
     struct job *j = push(q, 0, 0, NULL);
-    shard_job_reserve(&sh, j, 100);
+    store_job_reserve(&sh.st, j, 100);
     advance(99);
     cr_assert_eq(j->state, JOB_RESERVED);
     advance(1);
@@ -167,9 +167,9 @@ Test(jobs, touch_extends_the_lease)
 {
     struct queue *q = queue("q");
     struct job *j = push(q, 0, 0, NULL);
-    shard_job_reserve(&sh, j, 100);
+    store_job_reserve(&sh.st, j, 100);
     advance(80);
-    shard_job_touch(&sh, j, 100);
+    store_job_touch(&sh.st, j, 100);
     advance(80);
     cr_assert_eq(j->state, JOB_RESERVED, "touched at 80 ms: alive at 160 ms");
     advance(20);
@@ -180,10 +180,10 @@ Test(jobs, nack_dead_and_retry_brings_back_with_fresh_attempts)
 {
     struct queue *q = queue("q");
     struct job *j = push(q, 0, 5, NULL);
-    shard_job_reserve(&sh, j, 0);
-    cr_assert_eq(shard_job_fail(&sh, j, "bad address", 11, -1, true, "nack"), JOB_DEAD);
+    store_job_reserve(&sh.st, j, 0);
+    cr_assert_eq(store_job_fail(&sh.st, j, "bad address", 11, -1, true, "nack"), JOB_DEAD);
     cr_assert_eq(j->state, JOB_DEAD);
-    shard_job_retry(&sh, j);
+    store_job_retry(&sh.st, j);
     cr_assert_eq(j->state, JOB_READY);
     cr_assert_eq(j->attempt, 0);
     cr_assert_eq(q->dead.n, 0);
@@ -193,7 +193,7 @@ Test(jobs, retry_makes_a_delayed_job_ready_now)
 {
     struct queue *q = queue("q");
     struct job *j = push(q, fake_now + 60000, -1, NULL);
-    shard_job_retry(&sh, j);
+    store_job_retry(&sh.st, j);
     cr_assert_eq(j->state, JOB_READY);
     advance(60000);
     cr_assert_eq(j->state, JOB_READY, "its old deadline no longer fires");
@@ -205,19 +205,19 @@ Test(jobs, unique_key_released_when_the_job_finishes)
     struct queue *q = queue("q");
     struct job *j = push(q, 0, 0, "welcome");
     cr_assert_eq(queue_unique_find(q, "welcome", 7), j);
-    shard_job_reserve(&sh, j, 0);
+    store_job_reserve(&sh.st, j, 0);
     cr_assert_eq(queue_unique_find(q, "welcome", 7), j, "held while reserved");
-    shard_job_ack(&sh, j);
+    store_job_ack(&sh.st, j);
     cr_assert_null(queue_unique_find(q, "welcome", 7), "released when done");
 
     struct job *k = push(q, 0, 0, "welcome");
-    shard_job_reserve(&sh, k, 0);
-    shard_job_fail(&sh, k, NULL, 0, -1, false, "nack");
+    store_job_reserve(&sh.st, k, 0);
+    store_job_fail(&sh.st, k, NULL, 0, -1, false, "nack");
     cr_assert_eq(k->state, JOB_DEAD);
     cr_assert_null(queue_unique_find(q, "welcome", 7), "released when dead");
 
     struct job *l = push(q, fake_now + 1000, 0, "welcome");
-    shard_job_delete(&sh, l);
+    store_job_delete(&sh.st, l);
     cr_assert_null(queue_unique_find(q, "welcome", 7), "released when deleted");
 }
 
@@ -225,10 +225,10 @@ Test(jobs, list_pop_completes_and_return_undoes_it)
 {
     struct queue *q = queue("q");
     struct job *j = push(q, 0, -1, NULL);
-    shard_job_popped(&sh, j);
+    store_job_popped(&sh.st, j);
     cr_assert_eq(j->state, JOB_DONE);
     cr_assert_eq(q->stats.popped, 1);
-    shard_job_return(&sh, j, false);
+    store_job_return(&sh.st, j, false);
     cr_assert_eq(j->state, JOB_READY);
     cr_assert_eq(j->attempt, 0);
     cr_assert_eq(q->stats.popped, 0);
@@ -248,19 +248,19 @@ Test(jobs, done_jobs_are_pruned_by_age_and_count)
             first = j;
             first_id = j->id;
         }
-        shard_job_popped(&sh, j);
+        store_job_popped(&sh.st, j);
     }
     cr_assert_eq(q->done.n, 3, "retention-max caps the done list");
-    cr_assert_null(jtable_find(&sh.jobs, first_id), "the oldest went first");
+    cr_assert_null(jtable_find(&sh.st.jobs, first_id), "the oldest went first");
     advance(1000);
-    cr_assert_null(qtable_find(&sh.queues, "q", 1), "every done job aged out, and the idle queue was collected");
+    cr_assert_null(qtable_find(&sh.st.queues, "q", 1), "every done job aged out, and the idle queue was collected");
 }
 
 Test(jobs, ids_increase_and_name_the_shard)
 {
     uint64_t last = 0;
     for (int i = 0; i < 10000; i++) {
-        uint64_t id = shard_new_id(&sh);
+        uint64_t id = store_new_id(&sh.st);
         cr_assert_gt(id, last);
         cr_assert_eq(job_id_shard(id), 0);
         cr_assert_lt(id, 1ULL << 63);
