@@ -361,8 +361,7 @@ void shard_tick(struct shard *s)
     int64_t now = clock_now_ms();
     struct tnode *t;
     int n = 0;
-    while (n++ < TIMER_BATCH && (t = theap_min(&s->st.timers)) && t->when <= now) {
-        theap_remove(&s->st.timers, t);
+    while (n++ < TIMER_BATCH && (t = store_next_due(&s->st, now))) {
         if (t->kind == TK_WAITER)
             expire_waiter(s, (struct waiter *)t);
         else

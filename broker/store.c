@@ -521,6 +521,15 @@ void store_job_deadline(struct store *s, struct job *j)
 }
 
 
+struct tnode *store_next_due(struct store *s, int64_t now)
+{
+    struct tnode *t = theap_min(&s->timers);
+    if (!t || t->when > now)
+        return NULL;
+    theap_remove(&s->timers, t);
+    return t;
+}
+
 /* ------------------------------------------------------------- recovery */
 
 struct load_counts {

@@ -127,6 +127,10 @@ void store_job_touch(struct store *s, struct job *j, int64_t lease_ms);
  * expires, or a done job's retention is over. */
 void store_job_deadline(struct store *s, struct job *j);
 
+/* Takes the earliest node of the deadline heap if it is due by now, else
+ * NULL. The caller handles it by kind: TK_JOB with store_job_deadline. */
+struct tnode *store_next_due(struct store *s, int64_t now);
+
 /* ---- payloads ---- */
 
 /* Makes sure the payload is in memory (reads it from the journal). */
