@@ -8,7 +8,6 @@
 
 #include "args.h"
 #include "clock.h"
-#include "commands.h"
 #include "config.h"
 #include "conn.h"
 #include "context.h"
