@@ -88,6 +88,7 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
     return true;
 }
 
+/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key] */
 void io_job_push(struct conn *c, struct msg *m)
 {
     struct push_opts o;
@@ -100,6 +101,7 @@ void io_job_push(struct conn *c, struct msg *m)
         conn_route_key(c, m, 1);
 }
 
+/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key] */
 void sh_job_push(struct shard *s, struct msg *m)
 {
     struct push_opts o;
@@ -123,6 +125,7 @@ void sh_job_push(struct shard *s, struct msg *m)
 
 /* --------------------------------------------------------- JOB.RESERVE */
 
+/* JOB.RESERVE [TIMEOUT ms] [COUNT n] [LEASE ms] [NOWAIT] FROM queue [queue …] */
 void io_job_reserve(struct conn *c, struct msg *m)
 {
     int64_t timeout = 0;
@@ -188,6 +191,7 @@ static bool route_id(struct conn *c, struct msg *m, int i)
     return true;
 }
 
+/* JOB.ACK receipt [receipt …] | JOB.DEL id [id …] */
 void io_job_ids(struct conn *c, struct msg *m)
 {
     if (m->req.argc == 2) {
@@ -205,6 +209,7 @@ void io_job_ids(struct conn *c, struct msg *m)
     conn_gather(c, m, true, conn_finish_sum);
 }
 
+/* JOB.NACK receipt [DELAY ms] [ERROR text] [DEAD] | JOB.TOUCH receipt [LEASE ms] | JOB.GET id | JOB.RETRY id */
 void io_job_id(struct conn *c, struct msg *m)
 {
     long long v;
@@ -260,6 +265,7 @@ static struct job *resolve(struct shard *s, struct msg *m, int i, bool need_rese
     return j;
 }
 
+/* JOB.ACK receipt [receipt …] */
 void sh_job_ack(struct shard *s, struct msg *m)
 {
     bool single = m->req.argc == 2;
@@ -277,6 +283,7 @@ void sh_job_ack(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* JOB.NACK receipt [DELAY ms] [ERROR text] [DEAD] */
 void sh_job_nack(struct shard *s, struct msg *m)
 {
     struct job *j = resolve(s, m, 1, true, true);
@@ -307,6 +314,7 @@ void sh_job_nack(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* JOB.TOUCH receipt [LEASE ms] */
 void sh_job_touch(struct shard *s, struct msg *m)
 {
     struct job *j = resolve(s, m, 1, true, true);
@@ -364,6 +372,7 @@ void encode_job(struct msg *m, const struct job *j)
     add_kv_opt(b, m->proto, "unique", j->unique);
 }
 
+/* JOB.GET id */
 void sh_job_get(struct shard *s, struct msg *m)
 {
     struct job *j = resolve(s, m, 1, false, false);
@@ -374,6 +383,7 @@ void sh_job_get(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* JOB.DEL id [id …] */
 void sh_job_del(struct shard *s, struct msg *m)
 {
     for (int i = 1; i < m->req.argc; i++) {
@@ -390,6 +400,7 @@ void sh_job_del(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* JOB.RETRY id */
 void sh_job_retry(struct shard *s, struct msg *m)
 {
     struct job *j = resolve(s, m, 1, false, true);

@@ -28,17 +28,20 @@
 
 /* ---------------------------------------------------------- I/O side */
 
+/* LLEN key | TYPE key */
 void io_key(struct conn *c, struct msg *m)
 {
     conn_route_key(c, m, 1);
 }
 
+/* LPUSH key element [element …] | RPUSH key element [element …] */
 void io_push(struct conn *c, struct msg *m)
 {
     if (admit_payloads(c, m, 2, m->req.argc))
         conn_route_key(c, m, 1);
 }
 
+/* LPOP key [count] | RPOP key [count] */
 void io_pop(struct conn *c, struct msg *m)
 {
     if (m->req.argc > 3) {
@@ -55,6 +58,7 @@ void io_pop(struct conn *c, struct msg *m)
     conn_route_key(c, m, 1);
 }
 
+/* LRANGE key start stop */
 void io_lrange(struct conn *c, struct msg *m)
 {
     long long v;
@@ -65,6 +69,7 @@ void io_lrange(struct conn *c, struct msg *m)
     conn_route_key(c, m, 1);
 }
 
+/* BLPOP key [key …] timeout | BRPOP key [key …] timeout */
 void io_bpop(struct conn *c, struct msg *m)
 {
     int64_t deadline;
@@ -80,11 +85,13 @@ void io_bpop(struct conn *c, struct msg *m)
     conn_bpop(c, m, 1, m->req.argc - 1, deadline);
 }
 
+/* DEL key [key …] | EXISTS key [key …] */
 void io_keys_sum(struct conn *c, struct msg *m)
 {
     conn_gather(c, m, true, conn_finish_sum);
 }
 
+/* DBSIZE */
 void io_dbsize(struct conn *c, struct msg *m)
 {
     conn_gather(c, m, true, conn_finish_sum);
@@ -92,6 +99,7 @@ void io_dbsize(struct conn *c, struct msg *m)
 
 /* --------------------------------------------------------- shard side */
 
+/* LPUSH key element [element …] | RPUSH key element [element …] */
 void sh_push(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, true);
@@ -106,6 +114,7 @@ void sh_push(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* LPOP key [count] | RPOP key [count] */
 void sh_pop(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -136,6 +145,7 @@ void sh_pop(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* LLEN key */
 void sh_llen(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -143,6 +153,7 @@ void sh_llen(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* LRANGE key start stop */
 void sh_lrange(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -163,6 +174,7 @@ void sh_lrange(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* TYPE key */
 void sh_type(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -171,6 +183,7 @@ void sh_type(struct shard *s, struct msg *m)
 }
 
 /* DEL and EXISTS go to every shard; each answers for the keys it owns. */
+/* DEL key [key …] */
 void sh_del(struct shard *s, struct msg *m)
 {
     for (int i = 1; i < m->req.argc; i++) {
@@ -185,6 +198,7 @@ void sh_del(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* EXISTS key [key …] */
 void sh_exists(struct shard *s, struct msg *m)
 {
     for (int i = 1; i < m->req.argc; i++) {
@@ -201,6 +215,7 @@ static void count_nonempty(void *arg, struct queue *q)
     *(long long *)arg += q->nready > 0;
 }
 
+/* DBSIZE */
 void sh_dbsize(struct shard *s, struct msg *m)
 {
     qtable_each(&s->st.queues, count_nonempty, &m->num);
@@ -220,6 +235,7 @@ static void info_line(void *arg, struct queue *q)
 }
 
 /* The # Queues lines of this shard; m->num = jobs ready here. */
+/* INFO [section …] (the queues part) */
 void sh_info(struct shard *s, struct msg *m)
 {
     qtable_each(&s->st.queues, info_line, m);

@@ -67,18 +67,24 @@ static void unsubscribe(struct conn *c, struct msg *m, bool pattern)
     conn_reply(c, m);
 }
 
+/* SUBSCRIBE channel [channel …] */
 void io_subscribe(struct conn *c, struct msg *m) { subscribe(c, m, false); }
+/* PSUBSCRIBE pattern [pattern …] */
 void io_psubscribe(struct conn *c, struct msg *m) { subscribe(c, m, true); }
+/* UNSUBSCRIBE [channel …] */
 void io_unsubscribe(struct conn *c, struct msg *m) { unsubscribe(c, m, false); }
+/* PUNSUBSCRIBE [pattern …] */
 void io_punsubscribe(struct conn *c, struct msg *m) { unsubscribe(c, m, true); }
 
 /* ------------------------------------------------------- PUBLISH, PUBSUB */
 
+/* PUBLISH channel message */
 void io_publish(struct conn *c, struct msg *m)
 {
     conn_gather(c, m, false, conn_finish_sum);
 }
 
+/* PUBLISH channel message (on each I/O thread) */
 void peer_publish(struct io_thread *io, struct msg *m)
 {
     m->num = pubsub_deliver(io, m);
@@ -86,6 +92,7 @@ void peer_publish(struct io_thread *io, struct msg *m)
 
 /* Each I/O thread answers with one name record per subscription for
  * CHANNELS/NUMSUB (textfmt.h) and its pattern count in num for NUMPAT. */
+/* PUBSUB CHANNELS [pattern] | NUMSUB [channel …] | NUMPAT (on each I/O thread) */
 void peer_pubsub(struct io_thread *io, struct msg *m)
 {
     bool channels = arg_is(m, 1, "CHANNELS"), numsub = arg_is(m, 1, "NUMSUB");
@@ -140,6 +147,7 @@ static void finish_pubsub(struct conn *c, struct slot *sl)
     free(v);
 }
 
+/* PUBSUB CHANNELS [pattern] | NUMSUB [channel …] | NUMPAT */
 void io_pubsub(struct conn *c, struct msg *m)
 {
     if (!(arg_is(m, 1, "CHANNELS") && m->req.argc <= 3) && !arg_is(m, 1, "NUMSUB") &&

@@ -37,6 +37,7 @@ static void finish_list(struct conn *c, struct slot *sl)
     free(v);
 }
 
+/* QUEUE.LIST */
 void io_queue_list(struct conn *c, struct msg *m)
 {
     conn_gather(c, m, true, finish_list);
@@ -49,6 +50,7 @@ static void list_one(void *arg, struct queue *q)
     resp_buf_append(&m->out, "\n", 1);
 }
 
+/* QUEUE.LIST */
 void sh_queue_list(struct shard *s, struct msg *m)
 {
     qtable_each(&s->st.queues, list_one, m);
@@ -82,6 +84,7 @@ static bool check_peek(struct conn *c, struct msg *m)
     return true;
 }
 
+/* QUEUE.STATS|PEEK|PAUSE|RESUME|PURGE|RETRY|CONFIG queue … */
 void io_queue_key(struct conn *c, struct msg *m)
 {
     const char *name = m->cmd->name;
@@ -122,6 +125,7 @@ static int64_t oldest_ready_age(const struct queue *q)
     return oldest ? clock_now_ms() - oldest : 0;
 }
 
+/* QUEUE.STATS queue */
 void sh_queue_stats(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -195,6 +199,7 @@ static struct job *page_start(struct shard *s, struct queue *q, int state, bool 
     return peek_next(q, j);
 }
 
+/* QUEUE.PEEK queue [STATE s] [COUNT n] [AFTER id] */
 void sh_queue_peek(struct shard *s, struct msg *m)
 {
     int state = JOB_READY;
@@ -248,6 +253,7 @@ void sh_queue_peek(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* QUEUE.PAUSE queue | QUEUE.RESUME queue */
 void sh_queue_pause(struct shard *s, struct msg *m)
 {
     bool pause = !strcmp(m->cmd->name, "queue.pause");
@@ -261,6 +267,7 @@ void sh_queue_pause(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* QUEUE.PURGE queue [STATE s] */
 void sh_queue_purge(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -271,6 +278,7 @@ void sh_queue_purge(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* QUEUE.RETRY queue */
 void sh_queue_retry(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -283,6 +291,7 @@ void sh_queue_retry(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* QUEUE.CONFIG queue GET [name] | SET name value [name value …] */
 void sh_queue_config(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, true);
@@ -334,6 +343,7 @@ static void admin_record(void *arg, struct queue *q)
                     (unsigned long long)q->stats.popped, q->paused, q->nwaiters, (long long)oldest_ready_age(q));
 }
 
+/* (internal) the figures of this shard for the HTTP admin */
 void sh_admin_stats(struct shard *s, struct msg *m)
 {
     qtable_each(&s->st.queues, admin_record, m);
@@ -345,6 +355,7 @@ void sh_admin_stats(struct shard *s, struct msg *m)
 /* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]: the next n journal writes of the
  * queue's shard fail (tests of the disk-full path; needs
  * --enable-debug-command yes). */
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] */
 void io_debug(struct conn *c, struct msg *m)
 {
     long long n;
@@ -361,6 +372,7 @@ void io_debug(struct conn *c, struct msg *m)
     conn_route_key(c, m, 2);
 }
 
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] */
 void sh_debug(struct shard *s, struct msg *m)
 {
     long long n = 0;

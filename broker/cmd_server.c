@@ -31,6 +31,7 @@
 
 /* ---------------------------------------------------------- basics */
 
+/* PING [message] */
 void io_ping(struct conn *c, struct msg *m)
 {
     if (m->req.argc > 2) {
@@ -76,6 +77,7 @@ static const char *check_auth(struct conn *c, const struct msg *m, int user_i, i
     return NULL;
 }
 
+/* AUTH [username] password */
 void io_auth(struct conn *c, struct msg *m)
 {
     if (m->req.argc > 3) {
@@ -126,6 +128,7 @@ static int set_name(struct conn *c, const char *s, size_t n)
     return 0;
 }
 
+/* HELLO [protover [AUTH username password] [SETNAME name]] */
 void io_hello(struct conn *c, struct msg *m)
 {
     int proto = c->proto;
@@ -191,6 +194,7 @@ static void client_line(resp_buf *b, const struct conn *c, int64_t now)
                     c->blocked ? "b" : (c->nsubs || c->npsubs) ? "P" : "N", c->nsubs, c->npsubs, c->lastcmd, c->lib_name, c->lib_ver, c->proto);
 }
 
+/* CLIENT LIST (on each I/O thread) */
 void peer_client_list(struct io_thread *io, struct msg *m)
 {
     int64_t now = clock_mono_ms();
@@ -208,6 +212,7 @@ static void finish_client_list(struct conn *c, struct slot *sl)
     resp_buf_free(&all);
 }
 
+/* CLIENT ID | SETNAME name | GETNAME | LIST | INFO | SETINFO LIB-NAME|LIB-VER value | NO-EVICT|NO-TOUCH on|off */
 void io_client(struct conn *c, struct msg *m)
 {
     if (arg_is(m, 1, "ID") && m->req.argc == 2) {
@@ -311,6 +316,7 @@ static void finish_info(struct conn *c, struct slot *sl)
     resp_buf_free(&t);
 }
 
+/* INFO [section …] */
 void io_info(struct conn *c, struct msg *m)
 {
     conn_gather(c, m, true, finish_info);
@@ -336,6 +342,7 @@ static const char *const compat[][2] = {
     { "save", "" }, { "appendonly", "no" }, { "maxmemory", "0" }, { "databases", "1" },
 };
 
+/* CONFIG GET pattern [pattern …] | CONFIG RESETSTAT */
 void io_config(struct conn *c, struct msg *m)
 {
     if (!arg_is(m, 1, "GET")) {
@@ -366,6 +373,7 @@ void io_config(struct conn *c, struct msg *m)
     conn_reply(c, m);
 }
 
+/* RESET */
 void io_reset(struct conn *c, struct msg *m)
 {
     pubsub_conn_gone(c);
@@ -377,12 +385,14 @@ void io_reset(struct conn *c, struct msg *m)
     conn_reply(c, m);
 }
 
+/* ECHO message */
 void io_echo(struct conn *c, struct msg *m)
 {
     resp_add_bulk(&m->out, m->req.argv[1], m->req.len[1]);
     conn_reply(c, m);
 }
 
+/* SELECT index */
 void io_select(struct conn *c, struct msg *m)
 {
     if (arg_is(m, 1, "0"))
@@ -391,12 +401,14 @@ void io_select(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "ERR DB index is out of range (spool has one database, 0)");
 }
 
+/* QUIT */
 void io_quit(struct conn *c, struct msg *m)
 {
     conn_reply_ok(c, m);
     conn_close_after_reply(c);
 }
 
+/* TIME */
 void io_time(struct conn *c, struct msg *m)
 {
     struct timeval tv;
