@@ -1,6 +1,6 @@
 /*
  * worker.c - the worker runtime: spool_worker_new/run/stop/free and the
- * worker threads (see worker.h for the threads and what they share).
+ * worker threads (see worker_shared.h for the threads and what they share).
  *
  * A worker thread loops: (re)connect with exponential backoff and jitter,
  * JOB.RESERVE one job (blocking at most reserve_timeout_ms, so a stop is
