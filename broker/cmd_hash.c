@@ -10,9 +10,9 @@
  */
 #include "cmd_hash.h"
 
+#include "args.h"
 #include "clock.h"
-#include "cmd_list.h"
-#include "commands.h"
+#include "command.h"
 #include "kvcmd.h"
 #include "msg.h"
 #include "shard.h"
@@ -196,7 +196,7 @@ void sh_hincrby(struct shard *s, struct msg *m)
     if (!kvcmd_admit(s, m))
         return;
     long long by, v = 0;
-    if (!kvcmd_ll(m, 3, &by)) {
+    if (!arg_ll(m, 3, &by)) {
         kvcmd_fail(s, m, KV_ERR_INT);
         return;
     }
@@ -205,7 +205,7 @@ void sh_hincrby(struct shard *s, struct msg *m)
     if (!kv)
         return;
     struct ks_bytes *old = keyspace_hget(kv, m->req.argv[2], m->req.len[2]);
-    if (old && !parse_ll(old->p, old->len, &v)) {
+    if (old && resp_parse_ll(old->p, old->len, &v) != 0) {
         kvcmd_fail(s, m, "ERR hash value is not an integer");
         return;
     }
@@ -298,8 +298,8 @@ void sh_hscan(struct shard *s, struct msg *m)
             kvcmd_fail(s, m, KV_ERR_SYNTAX);
             return;
         }
-        if (kvcmd_is(m, i, "COUNT")) {
-            if (!kvcmd_ll(m, i + 1, &count)) {
+        if (arg_is(m, i, "COUNT")) {
+            if (!arg_ll(m, i + 1, &count)) {
                 kvcmd_fail(s, m, KV_ERR_INT);
                 return;
             }
@@ -307,7 +307,7 @@ void sh_hscan(struct shard *s, struct msg *m)
                 kvcmd_fail(s, m, KV_ERR_SYNTAX);
                 return;
             }
-        } else if (kvcmd_is(m, i, "MATCH")) {
+        } else if (arg_is(m, i, "MATCH")) {
             h.pat = m->req.argv[i + 1];
             h.plen = m->req.len[i + 1];
         } else {

@@ -14,16 +14,16 @@
  */
 #include "cmd_keys.h"
 
+#include "args.h"
 #include "clock.h"
-#include "cmd_list.h"
-#include "commands.h"
+#include "command.h"
 #include "conn.h"
 #include "hash.h"
 #include "io.h"
 #include "kvcmd.h"
 #include "msg.h"
 #include "queue.h"
-#include "server.h"
+#include "context.h"
 #include "shard.h"
 #include "zset.h"
 
@@ -156,8 +156,8 @@ void sh_del_keys(struct shard *s, struct msg *m)
         }
         struct queue *q = shard_queue(s, m, i, false);
         if (q) {
-            m->num += shard_purge(s, q, -1) > 0;
-            shard_queue_gc(s, q);
+            m->num += store_purge(&s->st, q, -1) > 0;
+            store_queue_gc(&s->st, q);
         }
     }
     reply_count(s, m);
@@ -205,7 +205,7 @@ static const char *expire_options(const struct msg *m, int *flags, char *bad, si
     for (int i = 3; i < m->req.argc; i++) {
         int hit = 0;
         for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++)
-            if (kvcmd_is(m, i, opts[k].w))
+            if (arg_is(m, i, opts[k].w))
                 hit = opts[k].f;
         if (!hit) {
             snprintf(bad, cap, "ERR Unsupported option %.64s", m->req.argv[i]);
@@ -259,7 +259,7 @@ void sh_expire(struct shard *s, struct msg *m)
 {
     long long v, when;
     int f = 0;
-    if (!kvcmd_ll(m, 2, &v)) {
+    if (!arg_ll(m, 2, &v)) {
         kvcmd_fail(s, m, KV_ERR_INT);
         return;
     }
@@ -375,18 +375,6 @@ void sh_rename(struct shard *s, struct msg *m)
         kvcmd_reply_ok(s, m);
 }
 
-/* INFO, shard side: a first line with this shard's keyspace figures (read
- * by cmd_server.c's finish_info, see KEYS_INFO_FMT), then its queues. */
-void sh_info_keys(struct shard *s, struct msg *m)
-{
-    struct keyspace *ks = &s->ks;
-    resp_buf_printf(&m->out, KEYS_INFO_FMT "\r\n", (unsigned long long)ks->keys.n,
-                    (unsigned long long)ks->expires.n, (unsigned long long)ks->hits, (unsigned long long)ks->misses,
-                    (unsigned long long)ks->expired, (unsigned long long)ks->evicted,
-                    (unsigned long long)(ks->bytes > 0 ? ks->bytes : 0));
-    sh_info(s, m);
-}
-
 /* -------------------------------------------------------- whole keyspace */
 
 static void count_ready(void *arg, struct queue *q)
@@ -398,7 +386,7 @@ static void count_ready(void *arg, struct queue *q)
 void sh_dbsize_keys(struct shard *s, struct msg *m)
 {
     m->num = (long long)s->ks.keys.n;
-    qtable_each(&s->queues, count_ready, &m->num);
+    qtable_each(&s->st.queues, count_ready, &m->num);
     shard_reply(s, m);
 }
 
@@ -479,7 +467,7 @@ void sh_keys(struct shard *s, struct msg *m)
 {
     struct key_list l = { .s = s, .m = m, .pat = m->req.argv[1], .plen = m->req.len[1] };
     dict_each(&s->ks.keys, list_entry, &l);
-    qtable_each(&s->queues, list_queue, &l);
+    qtable_each(&s->st.queues, list_queue, &l);
     m->num = (long long)list_emit(&l, &m->out, false);
     shard_reply(s, m);
 }
@@ -520,14 +508,14 @@ static const char *scan_options(const struct msg *m, long long *count, int *pat,
     for (int i = 2; i < m->req.argc; i += 2) {
         if (i + 1 >= m->req.argc)
             return KV_ERR_SYNTAX;
-        if (kvcmd_is(m, i, "COUNT")) {
-            if (!kvcmd_ll(m, i + 1, count))
+        if (arg_is(m, i, "COUNT")) {
+            if (!arg_ll(m, i + 1, count))
                 return KV_ERR_INT;
             if (*count < 1)
                 return KV_ERR_SYNTAX;
-        } else if (kvcmd_is(m, i, "MATCH")) {
+        } else if (arg_is(m, i, "MATCH")) {
             *pat = i + 1;
-        } else if (kvcmd_is(m, i, "TYPE")) {
+        } else if (arg_is(m, i, "TYPE")) {
             *type = i + 1;
         } else {
             return KV_ERR_SYNTAX;
@@ -574,7 +562,7 @@ void sh_scan(struct shard *s, struct msg *m)
     if (type)
         l.type = m->req.argv[type];
     if (inner == 0)
-        qtable_each(&s->queues, list_queue, &l);
+        qtable_each(&s->st.queues, list_queue, &l);
     long long visited = 0;
     do {
         inner = dict_scan(&s->ks.keys, inner, list_entry, &l);
@@ -597,7 +585,7 @@ void sh_randomkey(struct shard *s, struct msg *m)
 {
     int64_t now = clock_now_ms();
     for (int tries = 0; tries < 20 && s->ks.keys.n; tries++) {
-        struct dict_entry *e = dict_random(&s->ks.keys, (uint64_t)(shard_random(s) * 18446744073709551615.0));
+        struct dict_entry *e = dict_random(&s->ks.keys, (uint64_t)(store_random(&s->st) * 18446744073709551615.0));
         struct kv *kv = e->val;
         if (kv->expire_at && kv->expire_at <= now) {
             keyspace_find(&s->ks, e->key, e->klen, now); /* expires it */
@@ -644,7 +632,7 @@ static void finish_ok(struct conn *c, struct slot *sl)
 
 void io_flushdb(struct conn *c, struct msg *m)
 {
-    if (m->req.argc > 2 || (m->req.argc == 2 && !kvcmd_is(m, 1, "ASYNC") && !kvcmd_is(m, 1, "SYNC"))) {
+    if (m->req.argc > 2 || (m->req.argc == 2 && !arg_is(m, 1, "ASYNC") && !arg_is(m, 1, "SYNC"))) {
         conn_reply_error(c, m, KV_ERR_SYNTAX);
         return;
     }

@@ -33,13 +33,7 @@ void io_flushdb(struct conn *c, struct msg *m);
  * when they span shards, -2 when the command names no key. */
 int keys_shard(const struct msg *m, int nshards);
 
-/* INFO's per-shard keyspace line: keys, expires, hits, misses, expired,
- * evicted, bytes. */
-#define KEYS_INFO_FMT "kv:%llu,%llu,%llu,%llu,%llu,%llu,%llu"
-#define KEYS_INFO_FIELDS 7
-
 /* shard side */
-void sh_info_keys(struct shard *s, struct msg *m);
 void sh_del_keys(struct shard *s, struct msg *m);
 void sh_exists_keys(struct shard *s, struct msg *m);
 void sh_type_key(struct shard *s, struct msg *m);

@@ -32,13 +32,13 @@
 #include "cmd_multi.h"
 
 #include "cmd_keys.h"
-#include "commands.h"
+#include "command.h"
 #include "conn.h"
 #include "io.h"
 #include "keyspace.h"
 #include "log.h"
 #include "msg.h"
-#include "server.h"
+#include "context.h"
 #include "shard.h"
 #include "xalloc.h"
 
@@ -63,6 +63,13 @@ struct watch {
 };
 
 static const struct conn_tx tx_hooks;
+
+/* The UNWATCH a shard runs for DISCARD, UNWATCH, RESET, an aborted EXEC
+ * and a closing connection (the table's UNWATCH, without going up to the
+ * table from here). */
+static const struct command unwatch_cmd = {
+    "unwatch", -1, CMD_TXCTL | CMD_FAST, 0, 0, 0, io_unwatch, sh_unwatch, NULL, "Forgets the watched keys.",
+};
 
 static void watch_free(struct watch *w)
 {
@@ -119,7 +126,7 @@ static void send_unwatch(struct conn *c, struct msg *m, bool answer)
 {
     struct watch *w = c->watch;
     c->watch = NULL;
-    m->cmd = commands_find("unwatch", 7);
+    m->cmd = &unwatch_cmd;
     set_watch_args(m, "unwatch", w);
     int k = w->shard;
     watch_free(w);
@@ -131,7 +138,7 @@ static void send_unwatch(struct conn *c, struct msg *m, bool answer)
 
 /* ------------------------------------------------------------ queueing */
 
-static void multi_flag_error(struct conn *c)
+void multi_flag_error(struct conn *c)
 {
     if (c->multi)
         c->multi->aborted = true;
@@ -189,7 +196,7 @@ static void multi_capture_reply(struct conn *c, struct msg *m)
     keep(c->multi, m);
 }
 
-static void multi_queue(struct conn *c, struct msg *m)
+void multi_queue(struct conn *c, struct msg *m)
 {
     struct multi *mu = c->multi;
     const struct command *k = m->cmd;
@@ -345,8 +352,6 @@ void multi_reset(struct conn *c)
 }
 
 static const struct conn_tx tx_hooks = {
-    .queue = multi_queue,
-    .flag_error = multi_flag_error,
     .route = multi_capture_route,
     .gather = multi_capture_gather,
     .reply = multi_capture_reply,

@@ -28,6 +28,12 @@ void sh_unwatch(struct shard *s, struct msg *m);
 /* CLIENT LIST's multi=: commands queued since MULTI, -1 outside MULTI. */
 int multi_queued(const struct conn *c);
 
+/* For commands_dispatch: a command arrived between MULTI and EXEC (check
+ * it, keep it, answer QUEUED; takes m), or an unknown command or a wrong
+ * arity there (EXEC will answer EXECABORT). */
+void multi_queue(struct conn *c, struct msg *m);
+void multi_flag_error(struct conn *c);
+
 /* RESET: drop the transaction and the watches (an UNWATCH goes to the
  * shard that holds them). The connection's closing does the same through
  * its hooks (struct conn_tx, set by MULTI and WATCH). */

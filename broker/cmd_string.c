@@ -10,8 +10,8 @@
  */
 #include "cmd_string.h"
 
+#include "args.h"
 #include "clock.h"
-#include "cmd_list.h"
 #include "kvcmd.h"
 #include "msg.h"
 #include "shard.h"
@@ -80,13 +80,13 @@ static bool expire_time(int unit, long long v, int64_t now, int64_t *at)
 
 static int expire_word(const struct msg *m, int i)
 {
-    if (kvcmd_is(m, i, "EX"))
+    if (arg_is(m, i, "EX"))
         return EXP_EX;
-    if (kvcmd_is(m, i, "PX"))
+    if (arg_is(m, i, "PX"))
         return EXP_PX;
-    if (kvcmd_is(m, i, "EXAT"))
+    if (arg_is(m, i, "EXAT"))
         return EXP_EXAT;
-    if (kvcmd_is(m, i, "PXAT"))
+    if (arg_is(m, i, "PXAT"))
         return EXP_PXAT;
     return EXP_NONE;
 }
@@ -119,17 +119,17 @@ static const char *set_options(const struct msg *m, struct set_opts *o)
     memset(o, 0, sizeof *o);
     for (int i = 3; i < m->req.argc; i++) {
         int w = expire_word(m, i);
-        if (kvcmd_is(m, i, "NX") && !o->xx) {
+        if (arg_is(m, i, "NX") && !o->xx) {
             o->nx = true;
-        } else if (kvcmd_is(m, i, "XX") && !o->nx) {
+        } else if (arg_is(m, i, "XX") && !o->nx) {
             o->xx = true;
-        } else if (kvcmd_is(m, i, "GET")) {
+        } else if (arg_is(m, i, "GET")) {
             o->get = true;
-        } else if (kvcmd_is(m, i, "KEEPTTL") && unit == EXP_NONE) {
+        } else if (arg_is(m, i, "KEEPTTL") && unit == EXP_NONE) {
             o->keepttl = true;
         } else if (w != EXP_NONE && unit == EXP_NONE && !o->keepttl && i + 1 < m->req.argc) {
             unit = w;
-            if (!kvcmd_ll(m, ++i, &amount))
+            if (!arg_ll(m, ++i, &amount))
                 return KV_ERR_INT;
         } else {
             return KV_ERR_SYNTAX;
@@ -196,7 +196,7 @@ void sh_setex(struct shard *s, struct msg *m)
         return;
     bool ms = m->req.len[0] == 6; /* psetex */
     long long v;
-    if (!kvcmd_ll(m, 2, &v)) {
+    if (!arg_ll(m, 2, &v)) {
         kvcmd_fail(s, m, KV_ERR_INT);
         return;
     }
@@ -237,11 +237,11 @@ void sh_getex(struct shard *s, struct msg *m)
     long long amount = 0;
     for (int i = 2; i < m->req.argc; i++) {
         int w = expire_word(m, i);
-        if (kvcmd_is(m, i, "PERSIST") && unit == EXP_NONE && !persist) {
+        if (arg_is(m, i, "PERSIST") && unit == EXP_NONE && !persist) {
             persist = true;
         } else if (w != EXP_NONE && unit == EXP_NONE && !persist && i + 1 < m->req.argc) {
             unit = w;
-            if (!kvcmd_ll(m, ++i, &amount)) {
+            if (!arg_ll(m, ++i, &amount)) {
                 kvcmd_fail(s, m, KV_ERR_INT);
                 return;
             }
@@ -333,7 +333,7 @@ static void incr_by(struct shard *s, struct msg *m, long long by)
     if (err)
         return;
     long long v = 0;
-    if (kv && !parse_ll(kv->str, kv->len, &v)) {
+    if (kv && resp_parse_ll(kv->str, kv->len, &v) != 0) {
         kvcmd_fail(s, m, KV_ERR_INT);
         return;
     }
@@ -362,7 +362,7 @@ void sh_incrby(struct shard *s, struct msg *m)
     if (!kvcmd_admit(s, m))
         return;
     long long by;
-    if (!kvcmd_ll(m, 2, &by)) {
+    if (!arg_ll(m, 2, &by)) {
         kvcmd_fail(s, m, KV_ERR_INT);
         return;
     }
@@ -443,7 +443,7 @@ void sh_strlen(struct shard *s, struct msg *m)
 void sh_getrange(struct shard *s, struct msg *m)
 {
     long long a, b;
-    if (!kvcmd_ll(m, 2, &a) || !kvcmd_ll(m, 3, &b)) {
+    if (!arg_ll(m, 2, &a) || !arg_ll(m, 3, &b)) {
         kvcmd_fail(s, m, KV_ERR_INT);
         return;
     }

@@ -12,8 +12,9 @@
  */
 #include "cmd_zset.h"
 
+#include "args.h"
 #include "clock.h"
-#include "commands.h"
+#include "command.h"
 #include "kvcmd.h"
 #include "msg.h"
 #include "shard.h"
@@ -84,7 +85,7 @@ static const char *zadd_options(const struct msg *m, int *flags, int *first)
     for (; i < m->req.argc; i++) {
         int hit = 0;
         for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++)
-            if (kvcmd_is(m, i, opts[k].w))
+            if (arg_is(m, i, opts[k].w))
                 hit = opts[k].f;
         if (!hit)
             break;
@@ -103,7 +104,7 @@ static const char *zadd_options(const struct msg *m, int *flags, int *first)
         return "ERR INCR option supports a single increment-element pair";
     for (int k = i; k < m->req.argc; k += 2) {
         double d;
-        if (!kvcmd_double(m, k, &d))
+        if (!arg_double(m, k, &d))
             return KV_ERR_FLOAT;
     }
     return NULL;
@@ -163,7 +164,7 @@ void sh_zadd(struct shard *s, struct msg *m)
         keyspace_save(&s->ks, kv);
     for (int i = first; kv && i < m->req.argc; i += 2) {
         double score;
-        kvcmd_double(m, i, &score);
+        arg_double(m, i, &score);
         if (!zadd_one(s, kv, f, m->req.argv[i + 1], m->req.len[i + 1], score, &r)) {
             drop_if_empty(s, kv);
             kvcmd_fail(s, m, "ERR resulting score is not a number (NaN)");
@@ -187,7 +188,7 @@ void sh_zincrby(struct shard *s, struct msg *m)
     if (!kvcmd_admit(s, m))
         return;
     double by, cur = 0;
-    if (!kvcmd_double(m, 2, &by)) {
+    if (!arg_double(m, 2, &by)) {
         kvcmd_fail(s, m, KV_ERR_FLOAT);
         return;
     }
@@ -435,7 +436,7 @@ static const char *parse_bounds(const struct msg *m, int a, int b, struct range 
     } else if (r->by == BY_LEX) {
         if (!parse_lex_bound(m, a, &r->min, true) || !parse_lex_bound(m, b, &r->max, false))
             return "ERR min or max not valid string range item";
-    } else if (!kvcmd_ll(m, a, &r->start) || !kvcmd_ll(m, b, &r->stop)) {
+    } else if (!arg_ll(m, a, &r->start) || !arg_ll(m, b, &r->stop)) {
         return KV_ERR_INT;
     }
     return NULL;
@@ -446,18 +447,18 @@ static const char *parse_range_opts(const struct msg *m, int i, struct range *r,
 {
     bool limit = false;
     for (; i < m->req.argc; i++) {
-        if (kvcmd_is(m, i, "WITHSCORES")) {
+        if (arg_is(m, i, "WITHSCORES")) {
             r->withscores = true;
-        } else if (kvcmd_is(m, i, "LIMIT") && i + 2 < m->req.argc) {
-            if (!kvcmd_ll(m, i + 1, &r->offset) || !kvcmd_ll(m, i + 2, &r->count))
+        } else if (arg_is(m, i, "LIMIT") && i + 2 < m->req.argc) {
+            if (!arg_ll(m, i + 1, &r->offset) || !arg_ll(m, i + 2, &r->count))
                 return KV_ERR_INT;
             limit = true;
             i += 2;
-        } else if (zrange && kvcmd_is(m, i, "BYSCORE") && r->by == BY_RANK) {
+        } else if (zrange && arg_is(m, i, "BYSCORE") && r->by == BY_RANK) {
             r->by = BY_SCORE;
-        } else if (zrange && kvcmd_is(m, i, "BYLEX") && r->by == BY_RANK) {
+        } else if (zrange && arg_is(m, i, "BYLEX") && r->by == BY_RANK) {
             r->by = BY_LEX;
-        } else if (zrange && kvcmd_is(m, i, "REV")) {
+        } else if (zrange && arg_is(m, i, "REV")) {
             r->rev = true;
         } else {
             return KV_ERR_SYNTAX;
@@ -594,7 +595,7 @@ void sh_zpop(struct shard *s, struct msg *m)
         kvcmd_fail(s, m, KV_ERR_SYNTAX);
         return;
     }
-    if (m->req.argc == 3 && (!kvcmd_ll(m, 2, &count) || count < 0)) {
+    if (m->req.argc == 3 && (!arg_ll(m, 2, &count) || count < 0)) {
         kvcmd_fail(s, m, "ERR value is out of range, must be positive");
         return;
     }
@@ -667,8 +668,8 @@ void sh_zscan(struct shard *s, struct msg *m)
             kvcmd_fail(s, m, KV_ERR_SYNTAX);
             return;
         }
-        if (kvcmd_is(m, i, "COUNT")) {
-            if (!kvcmd_ll(m, i + 1, &count)) {
+        if (arg_is(m, i, "COUNT")) {
+            if (!arg_ll(m, i + 1, &count)) {
                 kvcmd_fail(s, m, KV_ERR_INT);
                 return;
             }
@@ -676,7 +677,7 @@ void sh_zscan(struct shard *s, struct msg *m)
                 kvcmd_fail(s, m, KV_ERR_SYNTAX);
                 return;
             }
-        } else if (kvcmd_is(m, i, "MATCH")) {
+        } else if (arg_is(m, i, "MATCH")) {
             z.pat = m->req.argv[i + 1];
             z.plen = m->req.len[i + 1];
         } else {

@@ -8,6 +8,7 @@
 #include "journal.h"
 #include "kvjournal.h"
 #include "log.h"
+#include "resp.h"
 #include "xalloc.h"
 #include "zset.h"
 
@@ -396,6 +397,14 @@ int64_t keyspace_next_expiry(const struct keyspace *ks)
 {
     struct tnode *t = theap_min(&ks->expires);
     return t ? t->when : 0;
+}
+
+void keyspace_info_line(const struct keyspace *ks, struct resp_buf *out)
+{
+    resp_buf_printf(out, KEYSPACE_INFO_FMT "\r\n", (unsigned long long)ks->keys.n,
+                    (unsigned long long)ks->expires.n, (unsigned long long)ks->hits, (unsigned long long)ks->misses,
+                    (unsigned long long)ks->expired, (unsigned long long)ks->evicted,
+                    (unsigned long long)(ks->bytes > 0 ? ks->bytes : 0));
 }
 
 /* ------------------------------------------------------------- eviction */

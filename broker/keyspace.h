@@ -144,6 +144,14 @@ uint64_t keyspace_watch_version(const struct keyspace *ks, const char *name, siz
 void keyspace_unwatch(struct keyspace *ks, const char *name, size_t len);
 void keyspace_touch(struct keyspace *ks, const char *name, size_t len);
 
+/* INFO: one line with this shard's figures (keys, keys with an expiry,
+ * hits, misses, expired, evicted, bytes), appended to out in
+ * KEYSPACE_INFO_FMT, for the I/O thread to sum over the shards. */
+#define KEYSPACE_INFO_FMT "kv:%llu,%llu,%llu,%llu,%llu,%llu,%llu"
+#define KEYSPACE_INFO_FIELDS 7
+struct resp_buf;
+void keyspace_info_line(const struct keyspace *ks, struct resp_buf *out);
+
 /* "string", "hash", "zset". */
 const char *keyspace_type_name(int type);
 /* Memory a key's value takes, estimated. */

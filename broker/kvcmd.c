@@ -4,9 +4,8 @@
 #include "kvcmd.h"
 
 #include "clock.h"
-#include "cmd_list.h"
 #include "config.h"
-#include "server.h"
+#include "context.h"
 #include "msg.h"
 #include "queue.h"
 #include "shard.h"
@@ -59,7 +58,7 @@ void kvcmd_reply_bulk(struct shard *s, struct msg *m, const char *p, size_t n)
 
 bool kvcmd_is_queue(struct shard *s, const char *key, size_t len)
 {
-    struct queue *q = shard_queue_named(s, key, len, false);
+    struct queue *q = store_queue(&s->st, key, len, false);
     return q && q->nready > 0;
 }
 
@@ -75,7 +74,7 @@ static struct kv *lookup(struct shard *s, struct msg *m, int i, int type, bool *
         return NULL;
     }
     if (!kv) {
-        struct queue *q = shard_queue_named(s, k, n, false);
+        struct queue *q = store_queue(&s->st, k, n, false);
         if (q && (reading ? q->nready > 0 : queue_unfinished(q) > 0)) {
             *err = kvcmd_fail(s, m, KS_WRONGTYPE);
             return NULL;
@@ -128,28 +127,6 @@ bool kvcmd_admit(struct shard *s, struct msg *m)
 
 /* -------------------------------------------------------------- numbers */
 
-bool kvcmd_ll(const struct msg *m, int i, long long *out)
-{
-    return parse_ll(m->req.argv[i], m->req.len[i], out);
-}
-
-bool kvcmd_double(const struct msg *m, int i, double *out)
-{
-    const char *p = m->req.argv[i];
-    size_t n = m->req.len[i];
-    if (n == 0 || n > 256 || isspace((unsigned char)p[0]))
-        return false;
-    char *end;
-    errno = 0;
-    double d = strtod(p, &end);
-    if (end != p + n || isnan(d))
-        return false;
-    if (errno == ERANGE && !isinf(d) && d != 0)
-        return false;
-    *out = d;
-    return true;
-}
-
 bool kvcmd_long_double(const char *p, size_t n, long double *out)
 {
     if (n == 0 || n > 256 || isspace((unsigned char)p[0]))
@@ -183,11 +160,6 @@ int kvcmd_format_ld(char *buf, size_t cap, long double v)
     if (n == 2 && strcmp(buf, "-0") == 0)
         n = snprintf(buf, cap, "0");
     return n;
-}
-
-bool kvcmd_is(const struct msg *m, int i, const char *word)
-{
-    return i < m->req.argc && strlen(word) == m->req.len[i] && strncasecmp(m->req.argv[i], word, m->req.len[i]) == 0;
 }
 
 /* ----------------------------------------------------------------- glob */

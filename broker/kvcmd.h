@@ -49,15 +49,10 @@ void kvcmd_reply_ok(struct shard *s, struct msg *m);
 void kvcmd_reply_null(struct shard *s, struct msg *m);
 void kvcmd_reply_bulk(struct shard *s, struct msg *m, const char *p, size_t n);
 
-/* Redis number syntax. */
-bool kvcmd_ll(const struct msg *m, int i, long long *out);
-/* A float: decimal or inf/+inf/-inf (any case); NaN refused. */
-bool kvcmd_double(const struct msg *m, int i, double *out);
+/* A number stored or given as bytes, as INCRBYFLOAT reads it. */
 bool kvcmd_long_double(const char *p, size_t n, long double *out);
 /* Formats v as Redis's INCRBYFLOAT does (%.17Lf, trailing zeros cut). */
 int kvcmd_format_ld(char *buf, size_t cap, long double v);
-/* Case-insensitive compare of argv[i] with an upper-case word. */
-bool kvcmd_is(const struct msg *m, int i, const char *word);
 /* Redis's glob match (* ? [a-z] [^a] \x), binary safe, for KEYS/SCAN MATCH. */
 bool kvcmd_glob(const char *pat, size_t plen, const char *s, size_t slen, bool nocase);
 
