@@ -381,13 +381,21 @@ static int journal_migrate(struct journal *j, int64_t from)
 
 /* ------------------------------------------------------------ open/close */
 
+static const char *const sync_sql[] = {
+    "PRAGMA synchronous = FULL",    /* FSYNC_ALWAYS */
+    "PRAGMA synchronous = NORMAL",  /* FSYNC_BATCH */
+    "PRAGMA synchronous = OFF",     /* FSYNC_OFF */
+};
+
+int journal_set_fsync(struct journal *j, int fsync_mode)
+{
+    if (fsync_mode < 0 || fsync_mode > 2)
+        return -EINVAL;
+    return journal_exec(j, sync_sql[fsync_mode], "setting synchronous");
+}
+
 static int journal_configure(struct journal *j, int fsync_mode)
 {
-    static const char *const sync_sql[] = {
-        "PRAGMA synchronous = FULL",    /* FSYNC_ALWAYS */
-        "PRAGMA synchronous = NORMAL",  /* FSYNC_BATCH */
-        "PRAGMA synchronous = OFF",     /* FSYNC_OFF */
-    };
     char sql[128];
     sqlite3_stmt *st = NULL;
     bool wal = false;
@@ -417,7 +425,9 @@ static int journal_configure(struct journal *j, int fsync_mode)
                  "shared memory?): put the --data-dir on a local disk", j->path);
         return -EIO;
     }
-    err = journal_exec(j, sync_sql[fsync_mode], "setting synchronous");
+    /* Migrations run with synchronous=FULL whatever the mode: a schema
+     * change is on disk before spoold serves from it. */
+    err = journal_set_fsync(j, 0);
     if (err)
         return err;
     snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %lld",
@@ -458,6 +468,8 @@ int journal_open(struct journal **out, const char *path, int fsync_mode)
         err = journal_configure(j, fsync_mode);
     if (!err)
         err = journal_migrate(j, version);
+    if (!err)
+        err = journal_set_fsync(j, fsync_mode);
     if (!err)
         err = journal_prepare_all(j);
     if (err)

@@ -16,7 +16,9 @@
  * crash, not a power cut), FSYNC_OFF -> synchronous=OFF (tests/benchmarks).
  *
  * Schema: migrations/NNNN_*.sql, embedded at build time, applied in order at
- * open inside a transaction, tracked by PRAGMA user_version. A database
+ * open inside a transaction (with synchronous=FULL in every mode, so a
+ * migration is on disk before anything is served from it), tracked by
+ * PRAGMA user_version. A database
  * newer than the binary is refused.
  *
  * Rows are written field by field (prepared statements, bound columns);
@@ -37,6 +39,9 @@ struct journal;
 /* Opens (creating and migrating) the database at path. */
 int journal_open(struct journal **out, const char *path, int fsync_mode);
 void journal_close(struct journal *j);
+/* Changes the durability mode (FSYNC_ALWAYS/BATCH/OFF) of an open journal,
+ * e.g. FSYNC_ALWAYS for the start-up writes, then the configured mode. */
+int journal_set_fsync(struct journal *j, int fsync_mode);
 const char *journal_error(const struct journal *j);
 
 /* The schema version this binary writes (the number of the last migration). */

@@ -1054,7 +1054,9 @@ int shard_recover(struct shard *s)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/shard-%d.db", s->srv->cfg.data_dir, s->id);
-    int rc = journal_open(&s->jr, path, s->srv->cfg.fsync);
+    /* FSYNC_ALWAYS until the shard count is recorded: start-up writes are
+     * durable in every mode (a power cut must not forget the shard count). */
+    int rc = journal_open(&s->jr, path, FSYNC_ALWAYS);
     if (rc < 0) {
         log_error("cannot open the journal of shard %d: %s", s->id, s->jr ? journal_error(s->jr) : strerror(-rc));
         journal_close(s->jr);
@@ -1063,6 +1065,10 @@ int shard_recover(struct shard *s)
     }
     if ((rc = check_shard_count(s)) < 0)
         return rc;
+    if ((rc = journal_set_fsync(s->jr, s->srv->cfg.fsync)) < 0) {
+        log_error("shard %d: %s", s->id, journal_error(s->jr));
+        return rc;
+    }
     int64_t t0 = clock_mono_ms();
     struct load_counts lc;
     if ((rc = load_all(s, &lc)) < 0) {
