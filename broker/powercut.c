@@ -4,9 +4,11 @@
  * model, the API and who calls it are in powercut.h.
  *
  * Locks, in the order they are taken:
- *   pc_rw   writer-preferring rwlock: every tracked operation holds it
- *           shared from before it touches the disk until its bookkeeping is
- *           done; powercut_cut() takes it exclusively and never lets go.
+ *   pc_rw   writer-preferring rwlock: every tracked write, truncate, open
+ *           and delete holds it shared from before it touches the disk
+ *           until its bookkeeping is done (a sync: only after the fsync
+ *           returned, to record it); powercut_cut() takes it exclusively
+ *           and never lets go.
  *   rec->mu one per tracked file: the thread writing or syncing the file
  *           (one shard thread, or the main thread for fsio files).
  *   pc_mu   leaf: the list of records and every record's entry flags
@@ -418,11 +420,15 @@ static int pc_truncate(sqlite3_file *f, sqlite3_int64 size)
 static int pc_sync(sqlite3_file *f, int flags)
 {
     struct pc_rec *r = REC(f);
+    int rc = REAL(f)->pMethods->xSync(REAL(f), flags);
     if (!r)
-        return REAL(f)->pMethods->xSync(REAL(f), flags);
+        return rc;
+    /* The seam is taken only after the sync returned: a cut during an fsync
+     * counts it as not done (the power went before it finished), and this
+     * thread then blocks here, so SQLite never sees the sync succeed. Only
+     * this thread changes r, so the cut reads it safely meanwhile. */
     pc_hold();
     pthread_mutex_lock(&r->mu);
-    int rc = REAL(f)->pMethods->xSync(REAL(f), flags);
     sqlite3_int64 size = 0;
     if (rc == SQLITE_OK && REAL(f)->pMethods->xFileSize(REAL(f), &size) == SQLITE_OK) {
         rec_synced(r, size);

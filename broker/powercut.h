@@ -46,10 +46,12 @@
  *
  * Cutting: powercut_cut() stops every tracked operation (a writer-preferring
  * rwlock: operations hold it shared, the cut takes it exclusively and never
- * gives it back, so a write or sync in progress finishes first and every
- * later one blocks), rewrites the files, removes the undurable entries,
- * writes one line to stderr with what it dropped, and calls _exit(86)
- * without replying to anyone.
+ * gives it back, so a write in progress finishes first and every later one
+ * blocks). A sync takes the lock only once the fsync returned, to record
+ * it: a cut during an fsync counts that sync as not done, and its thread
+ * blocks before SQLite (or fsio) learns it succeeded. The cut then rewrites
+ * the files, removes the undurable entries, logs one line with what it
+ * dropped, and calls _exit(86) without replying to anyone.
  *
  * Start-up cuts (no client is connected yet): the environment variable
  * SPOOL_POWER_CUT_AT=write:N|sync:N|read:N cuts right after the Nth tracked

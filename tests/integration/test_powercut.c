@@ -101,10 +101,16 @@ static int wait_exit(spoold *s)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+/* What the seam says it did at the cut (from the spoold log). */
+typedef struct cut_info {
+    long long dropped, torn;
+} cut_info;
+
 /* Sends DEBUG POWER-CUT [TORN] and checks that spoold ends with the seam's
  * exit code and no reply. */
-static void power_cut(spoold *s, bool torn)
+static cut_info power_cut(spoold *s, bool torn)
 {
+    cut_info ci = { 0, 0 };
     cli *c = cli_connect(s->port);
     if (torn)
         SEND(c, "DEBUG", "POWER-CUT", "TORN");
@@ -118,7 +124,15 @@ static void power_cut(spoold *s, bool torn)
     char *log = spoold_log(s);
     cr_assert(code == POWERCUT_EXIT, "spoold did not end with the power cut (exit %d); log:\n%s",
               code, log);
+    const char *line = strstr(log, "DEBUG POWER-CUT");
+    const char *p = line ? strstr(line, "last sync (") : NULL;
+    cr_assert(p, "the seam did not log the cut; log:\n%s", log);
+    sscanf(p, "last sync (%lld", &ci.dropped);
+    const char *t = strstr(p, "; ");
+    if (torn && t)
+        sscanf(t, "; %lld", &ci.torn);
     free(log);
+    return ci;
 }
 
 static void data_path(const spoold *s, const char *name, char *out, size_t cap)
@@ -454,6 +468,7 @@ typedef struct totals {
     int cuts;
     long pushes_ok, consumed, recovered, unanswered_stored, lost, undone;
     long long window_max; /* batch: oldest lost reply, ms before the cut */
+    long long dropped, torn; /* bytes the seam dropped / kept of torn writes */
 } totals;
 
 typedef struct verdict {
@@ -586,10 +601,13 @@ static void load_round(const char *fsync_mode, bool torn, int round, totals *tot
     rc.t0 = now_ms();
     pthread_barrier_wait(&rc.go);
 
-    long target = 20 + (long)(rnd() % 1500); /* acknowledged writes before the cut */
+    /* acknowledged writes before the cut; batch runs longer, past a few
+     * WAL checkpoints, to measure what it loses */
+    bool batch = strcmp(fsync_mode, "batch") == 0;
+    long target = batch ? 500 + (long)(rnd() % 7500) : 20 + (long)(rnd() % 1500);
     bool reached = wait_until(atomic_load(&rc.ops_ok) >= target, 20000);
     long at_cut = atomic_load(&rc.ops_ok);
-    power_cut(s, torn);
+    cut_info ci = power_cut(s, torn);
     long long t_cut = now_ms() - rc.t0;
     atomic_store(&rc.stop, true);
     for (int k = 0; k < NPROD; k++)
@@ -617,10 +635,13 @@ static void load_round(const char *fsync_mode, bool torn, int round, totals *tot
 
     fprintf(stderr, "power cut %d (fsync %s%s, after %ld acknowledged writes, %lld ms): pushes "
             "acknowledged %ld, consumed before the cut %ld (nacks %d), unanswered pushes %ld (%ld "
-            "stored), recovered and drained %ld, lost %ld, undone acks/pops/deletes %ld%s\n",
+            "stored), recovered and drained %ld, lost %ld, undone acks/pops/deletes %ld; the seam "
+            "dropped %lld unsynced byte(s)%s\n",
             round, fsync_mode, torn ? ", torn" : "", at_cut, t_cut, vd.pushes_ok, vd.consumed,
             cs[0].nacks, vd.unanswered, vd.unanswered_stored, vd.recovered, vd.lost, vd.undone,
-            "");
+            ci.dropped, torn ? " (a torn prefix of the last write kept)" : "");
+    tot->dropped += ci.dropped;
+    tot->torn += ci.torn;
     if (vd.lost || vd.undone)
         fprintf(stderr, "  oldest lost acknowledged write: replied %lld ms before the cut\n",
                 vd.window);
@@ -657,9 +678,10 @@ static void load_rounds(const char *fsync_mode, bool torn, int n)
     fprintf(stderr, "POWER-CUT%s summary (fsync %s): %d cut(s), %ld acknowledged pushes, %ld "
             "consumed before a cut, %ld jobs recovered after restarts, %ld unanswered pushes "
             "stored, %ld acknowledged pushes lost, %ld acknowledged acks/pops/deletes undone, "
-            "oldest loss %lld ms before its cut\n", torn ? " TORN" : "", fsync_mode, tot.cuts,
+            "oldest loss %lld ms before its cut; the seam dropped %lld unsynced byte(s) and kept "
+            "%lld byte(s) of torn writes\n", torn ? " TORN" : "", fsync_mode, tot.cuts,
             tot.pushes_ok, tot.consumed, tot.recovered, tot.unanswered_stored, tot.lost, tot.undone,
-            tot.window_max);
+            tot.window_max, tot.dropped, tot.torn);
 }
 
 Test(powercut, fsync_always_random_cuts_lose_nothing)
