@@ -106,6 +106,8 @@ struct journal {
     char *path;
     sqlite3_stmt *st[ST_COUNT];
     bool dirty;               /* written since the last checkpoint */
+    int fsync_mode;           /* FSYNC_ALWAYS (0), BATCH (1), OFF (2) */
+    bool unsynced;            /* batch: committed since the WAL was last synced */
     int fail_n, fail_err;     /* fault seam */
     char err[1024];
 };
@@ -391,7 +393,10 @@ int journal_set_fsync(struct journal *j, int fsync_mode)
 {
     if (fsync_mode < 0 || fsync_mode > 2)
         return -EINVAL;
-    return journal_exec(j, sync_sql[fsync_mode], "setting synchronous");
+    int err = journal_exec(j, sync_sql[fsync_mode], "setting synchronous");
+    if (!err)
+        j->fsync_mode = fsync_mode;
+    return err;
 }
 
 static int journal_configure(struct journal *j, int fsync_mode)
@@ -537,6 +542,26 @@ int journal_commit(struct journal *j)
         }
         return err;
     }
+    if (j->fsync_mode == 1)
+        j->unsynced = true;
+    return 0;
+}
+
+int journal_sync(struct journal *j)
+{
+    sqlite3_file *wal = NULL;
+
+    if (!j->unsynced || journal_in_txn(j))
+        return 0;
+    /* The WAL is append-only between checkpoints and every frame carries a
+     * checksum, so syncing it at any moment keeps a prefix of the commits:
+     * what synchronous=NORMAL does at checkpoints, only sooner. */
+    int rc = sqlite3_file_control(j->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+    if (rc == SQLITE_OK && wal && wal->pMethods)
+        rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK)
+        return journal_sqlite_error(j, rc, "syncing the WAL");
+    j->unsynced = false;
     return 0;
 }
 
@@ -887,7 +912,7 @@ void journal_checkpoint(struct journal *j)
      * so it never waits. */
     rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     if (rc == SQLITE_OK)
-        j->dirty = false;
+        j->dirty = j->unsynced = false; /* a checkpoint syncs the WAL first */
     else
         journal_sqlite_error(j, rc, "checkpoint");
 }

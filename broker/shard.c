@@ -772,6 +772,8 @@ static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
     struct shard *s = arg;
     if (s->jr && s->turns_seen == s->turn)
         journal_checkpoint(s->jr);
+    else if (s->jr && journal_sync(s->jr) < 0) /* --fsync batch: on disk within a second */
+        log_error("shard %d: %s", s->id, journal_error(s->jr));
     s->turns_seen = s->turn;
 }
 

@@ -700,6 +700,57 @@ Test(powercut, fsync_batch_loses_only_the_newest_writes)
     load_rounds("batch", false, n < 2 ? 2 : n);
 }
 
+/* A trickle that never leaves the shard idle (so no idle checkpoint) and
+ * never fills the WAL (so no automatic one): --fsync batch still syncs the
+ * WAL about once a second, so a cut loses only the last second. The pace
+ * comes from the server: a JOB.RESERVE TIMEOUT 20 on an empty queue. */
+Test(powercut, fsync_batch_trickle_loses_at_most_the_last_second)
+{
+    seed_once();
+    spoold *s = spoold_start("--shards", "1", "--fsync", "batch", "--enable-debug-command", "yes",
+                             NULL);
+    cli *c = cli_connect(s->port);
+    enum { MAXT = 1000 };
+    static long long t_ok[MAXT];
+    long long t0 = now_ms(), run_ms = 4000 + rnd() % 1000;
+    int n = 0;
+    while (n < MAXT && now_ms() - t0 < run_ms) {
+        char p[32];
+        snprintf(p, sizeof p, "{\"t\":%d}", n);
+        PUSH(c, "trickle", p);
+        t_ok[n++] = now_ms();
+        expect_null(CMD(c, "JOB.RESERVE", "TIMEOUT", "20", "FROM", "pace"));
+    }
+    cli_close(c);
+    power_cut(s, false);
+    long long t_cut = now_ms();
+    spoold_restart(s, "--shards", "1", "--fsync", "batch", NULL);
+    c = cli_connect(s->port);
+    resp_val *v = CMD(c, "JOB.RESERVE", "NOWAIT", "COUNT", "1000", "FROM", "trickle");
+    int kept = 0;
+    if (v->type == RESP_T_ARRAY) {
+        for (size_t i = 0; i < v->n; i++) {
+            int t = -1;
+            sscanf(field_str(v->elem[i], "payload"), "{\"t\":%d}", &t);
+            cr_assert_eq(t, kept, "after the cut, job %zu is {\"t\":%d}: the survivors are not "
+                         "the oldest pushes in order", i, t);
+            kept++;
+        }
+    } else {
+        cr_assert(v->type == RESP_T_NULL, "JOB.RESERVE: %s", resp_describe(v));
+    }
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+    long long window = kept < n ? t_cut - t_ok[kept] : 0;
+    fprintf(stderr, "trickle (fsync batch): %d pushes acknowledged over %lld ms, %d kept, %d lost, "
+            "the oldest lost one acknowledged %lld ms before the cut\n", n, run_ms, kept,
+            n - kept, window);
+    cr_assert(window <= 2500, "--fsync batch lost pushes acknowledged up to %lld ms before the "
+              "cut (%d of %d lost); the WAL should be synced about once a second", window,
+              n - kept, n);
+}
+
 /* ================================================== files spoold writes */
 
 /* The data dir spoold creates, its LOCK and the shard files and WAL: a cut
