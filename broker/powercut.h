@@ -41,8 +41,12 @@
  *   dirSync=1); the shim mirrors both. A rename's new name counts as a new
  *   entry (removed by a cut unless the directory was synced after it).
  * - not modelled: an unlink that was not followed by a directory sync is
- *   treated as done (a real disk may bring the file back); metadata other
- *   than size and names (modes, times); writes another process makes.
+ *   treated as done (a real disk may bring the file back; the only unlink
+ *   spoold's files see, SQLite removing the rollback journal of the first
+ *   "PRAGMA journal_mode = WAL", is followed by the directory sync of the
+ *   new WAL, as strace shows); metadata other than size and names (modes,
+ *   times); writes another process makes; reordering of unsynced writes
+ *   (a cut keeps none of them, or with TORN a prefix of the last one).
  *
  * Cutting: powercut_cut() stops every tracked operation (a writer-preferring
  * rwlock: operations hold it shared, the cut takes it exclusively and never
