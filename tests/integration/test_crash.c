@@ -17,10 +17,10 @@
  *   afterwards finds exactly what was acknowledged.
  * - A second spoold on the same data dir is refused (the LOCK file).
  *
- * The load threads use their own small client (below), not the harness
- * client: the harness fails the test on a broken connection and runs on the
- * main thread only, while here a broken connection is simply the end of a
- * thread's work.
+ * The load threads use their own small client (tests/support/tclient.h),
+ * not the harness client: the harness fails the test on a broken
+ * connection and runs on the main thread only, while here a broken
+ * connection is simply the end of a thread's work.
  */
 #include <criterion/criterion.h>
 
@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "tconn.h"
+#include "tclient.h"
 
 TestSuite(crash, .timeout = 240);
 

@@ -20,6 +20,7 @@
 #include <criterion/criterion.h>
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@
 #include <time.h>
 
 #include "harness.h"
-#include "tconn.h"
+#include "tclient.h"
 
 TestSuite(kv_crash, .timeout = 120);
 
@@ -58,6 +59,19 @@ struct worker {
 };
 
 static atomic_long acked_ops;
+
+/* tc_cmdv with NULL-terminated C string arguments. */
+static resp_val *tc_cmd(tconn *t, const char *arg0, ...)
+{
+    const char *argv[16];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a && argc < 16; a = va_arg(ap, const char *))
+        argv[argc++] = a;
+    va_end(ap);
+    return tc_cmdv(t, argc, argv);
+}
 
 static long long unix_ms(void)
 {

@@ -1,13 +1,13 @@
 /*
- * tconn.h - a small blocking RESP client for test threads.
+ * tclient.h - a small RESP client for load threads in integration tests.
  *
  * The harness client (harness.h) fails the test on a broken connection and
- * runs on the test's main thread only; load threads in crash tests use this
- * one instead, where a broken connection is simply the end of a thread's
- * work (spoold was killed). Every read has a deadline (TC_TIMEOUT_MS).
+ * runs on the main thread only; a load thread instead treats a broken
+ * connection as the end of its work (the server was killed or lost power).
+ * One tconn per thread; nothing here is shared.
  */
-#ifndef SPOOL_TEST_TCONN_H
-#define SPOOL_TEST_TCONN_H
+#ifndef SPOOL_TEST_TCLIENT_H
+#define SPOOL_TEST_TCLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,14 +24,12 @@ typedef struct tconn {
     bool timed_out; /* the last failure was a timeout, not a broken link */
 } tconn;
 
-/* NULL when the connection fails. */
+/* Connects to 127.0.0.1:port; NULL on failure. */
 tconn *tc_connect(int port);
-void tc_close(tconn *t);
+void tc_close(tconn *t); /* NULL is fine */
 /* Sends one command and reads its reply: NULL when the connection broke
  * (or no reply came within TC_TIMEOUT_MS, then timed_out is set). The
- * caller frees the reply (resp_val_free). */
+ * caller frees the reply. */
 resp_val *tc_cmdv(tconn *t, int argc, const char *const *argv);
-/* The same with NULL-terminated C string arguments. */
-resp_val *tc_cmd(tconn *t, const char *arg0, ...);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * tconn.c - a blocking RESP client for test threads (see tconn.h).
+ * tclient.c - the load threads' RESP client (see tclient.h).
  */
-#include "tconn.h"
+#include "tclient.h"
 
 #include "harness.h"
 
@@ -10,12 +10,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
 
 tconn *tc_connect(int port)
 {
@@ -104,16 +101,4 @@ resp_val *tc_cmdv(tconn *t, int argc, const char *const *argv)
             return NULL;
         t->len += (size_t)n;
     }
-}
-
-resp_val *tc_cmd(tconn *t, const char *arg0, ...)
-{
-    const char *argv[64];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, arg0);
-    for (const char *a = arg0; a && argc < 64; a = va_arg(ap, const char *))
-        argv[argc++] = a;
-    va_end(ap);
-    return tc_cmdv(t, argc, argv);
 }
