@@ -15,6 +15,7 @@
 #include "cmd_multi.h"
 #include "cmd_pubsub.h"
 #include "cmd_queue.h"
+#include "cmd_script.h"
 #include "cmd_server.h"
 #include "cmd_string.h"
 #include "cmd_zset.h"
@@ -162,6 +163,12 @@ static struct command table[] = {
     { "queue.retry", 2, W, 1, 1, 1, io_key, sh_queue_retry, NULL, "Makes every dead job of a queue ready." },
     { "queue.config", -3, W, 1, 1, 1, io_queue_key, sh_queue_config, NULL, "Reads or changes a queue's settings." },
     { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | POWER-CUT [TORN]: fault injection for tests." },
+    /* scripting */
+    { "eval", -3, W, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a Lua script atomically on the shard of its keys." },
+    { "evalsha", -3, W, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a cached Lua script by its SHA-1." },
+    { "eval_ro", -3, R, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a Lua script that may only read." },
+    { "evalsha_ro", -3, R, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a cached read-only Lua script by its SHA-1." },
+    { "script", -2, 0, 0, 0, 0, io_script, sh_script_load, NULL, "SCRIPT LOAD script | EXISTS sha1 … | FLUSH | KILL." },
     /* pub/sub */
     { "subscribe", -2, CMD_PUBSUB, 0, 0, 0, io_subscribe, NULL, NULL, "Listens to channels." },
     { "unsubscribe", -1, CMD_PUBSUB, 0, 0, 0, io_unsubscribe, NULL, NULL, "Stops listening to channels." },

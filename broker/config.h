@@ -41,6 +41,9 @@ struct config {
     int maxclients;
     int enable_debug;     /* 0 no, 1 yes */
     int64_t client_output_limit;
+    int busy_script_time;   /* ms a script runs before its shard answers -BUSY */
+    int64_t script_memory;  /* cap of each shard's Lua state */
+    int script_cache_size;  /* scripts EVAL keeps (LRU); SCRIPT LOAD's as many again */
     int loglevel;         /* enum log_level */
     char *logfile;
     char *port_file;

@@ -196,12 +196,28 @@ static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
         outbox_add(&c->io->out, ctx_io(c->io->srv, k), m);
 }
 
+#define BUSY_ERROR "BUSY a Lua script has run on this shard for longer than busy-script-time (%d ms); " \
+                   "SCRIPT KILL ends it if it has not written yet, or wait for it to finish"
+
+/* A shard busy with a long script: commands for it are answered -BUSY at
+ * once instead of waiting behind it (Redis does the same after its
+ * busy-reply-threshold). */
+static bool refuse_busy(struct conn *c, struct msg *m, int k)
+{
+    if (!ctx_script_busy(c->io->srv, k))
+        return false;
+    conn_reply_error(c, m, BUSY_ERROR, c->io->srv->cfg.busy_script_time);
+    return true;
+}
+
 void conn_route(struct conn *c, struct msg *m, int k)
 {
     if (c->capture) {
         c->tx->route(c, m, k);
         return;
     }
+    if (refuse_busy(c, m, k))
+        return;
     struct slot *sl = slot_new(c, SLOT_SINGLE);
     sl->pending = 1;
     m->slot = sl;
@@ -270,6 +286,9 @@ void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish
         return;
     }
     int n = to_shards ? c->io->srv->nshards : c->io->srv->nio;
+    for (int k = 0; to_shards && k < n; k++)
+        if (refuse_busy(c, m, k))
+            return;
     struct slot *sl = slot_new(c, SLOT_GATHER);
     sl->finish = finish;
     sl->req = m;

@@ -22,6 +22,7 @@
 #ifndef SPOOL_CONTEXT_H
 #define SPOOL_CONTEXT_H
 
+#include "clock.h"
 #include "config.h"
 #include "inbox.h"
 #include "resp.h"
@@ -37,6 +38,20 @@ struct evconnlistener;
 struct event;
 struct evhttp;
 struct conn;
+struct command;
+struct script_cache;
+
+/* A script running on a shard (script.h, cmd_script.c). The shard writes
+ * since (clock_mono_ms() at the script's start, 0 when none runs) and
+ * moves state IDLE -> CLEAN -> WROTE (its first write) -> IDLE; an I/O
+ * thread reads since to answer -BUSY once busy-script-time has passed,
+ * and SCRIPT KILL moves CLEAN -> KILL (compare-and-swap), which the
+ * script's hook sees. A script that wrote cannot be killed. */
+enum script_state { SCRIPT_IDLE, SCRIPT_CLEAN, SCRIPT_WROTE, SCRIPT_KILL };
+struct script_busy {
+    _Atomic int64_t since;
+    _Atomic int state;
+};
 
 struct server {
     struct config cfg;
@@ -51,6 +66,11 @@ struct server {
     /* Runs one parsed request (commands_dispatch): handed to the
      * connections from above, so that conn.c does not call up. */
     void (*dispatch)(struct conn *c, resp_cmd *cmd);
+    /* The command table's lookup (commands_find), for scripts' redis.call
+     * on the shard: handed down like dispatch. */
+    const struct command *(*find_command)(const char *name, size_t len);
+    struct script_cache *scripts;     /* script bodies by SHA-1 (scriptcache.h) */
+    struct script_busy *script_busy;  /* one per shard (see above) */
     struct inbox main_inbox;          /* replies to the main thread (origin == nio) */
     struct inbox **inboxes;           /* the address book (see above); ctx_inboxes() entries */
     int port;                         /* the bound port */
@@ -68,6 +88,16 @@ struct server {
     _Atomic uint64_t next_client_id;
     _Atomic long subscriptions;       /* pub/sub channels + patterns, all clients */
 };
+
+/* Whether shard k has run one script for busy-script-time or longer:
+ * then commands for it get -BUSY. */
+static inline bool ctx_script_busy(const struct server *srv, int k)
+{
+    if (!srv->script_busy)
+        return false;
+    int64_t since = atomic_load_explicit(&srv->script_busy[k].since, memory_order_relaxed);
+    return since && clock_mono_ms() - since >= srv->cfg.busy_script_time;
+}
 
 /* Allocates the address book for srv->nshards + srv->nio + 1 inboxes. */
 int ctx_init(struct server *srv);

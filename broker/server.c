@@ -12,6 +12,8 @@
 #include "log.h"
 #include "msg.h"
 #include "powercut.h"
+#include "scriptcache.h"
+#include "xalloc.h"
 #include "shard.h"
 
 #include <arpa/inet.h>
@@ -243,6 +245,9 @@ int server_init(struct server *srv, int argc, char **argv)
     srv->nshards = srv->cfg.shards;
     srv->nio = srv->cfg.io_threads;
     srv->dispatch = commands_dispatch;
+    srv->find_command = commands_find;
+    srv->scripts = scache_new((size_t)srv->cfg.script_cache_size, (size_t)srv->cfg.script_cache_size);
+    srv->script_busy = xcalloc((size_t)srv->nshards, sizeof *srv->script_busy);
     return 0;
 }
 
@@ -347,6 +352,8 @@ void server_free(struct server *srv)
             shard_destroy(&srv->shards[i]);
     free(srv->io);
     free(srv->shards);
+    scache_free(srv->scripts);
+    free(srv->script_busy);
     if (srv->listener)
         evconnlistener_free(srv->listener);
     http_stop(srv);

@@ -756,6 +756,8 @@ void shard_destroy(struct shard *s)
     s->st.stopping = true; /* no queue is collected while waiters are freed */
     if (s->st.queues.b)
         qtable_each(&s->st.queues, free_waiters_of, s);
+    if (s->scripting)
+        s->scripting_free(s->scripting);
     keyspace_free(&s->ks); /* its statements go before the store closes the journal */
     store_free(&s->st);
     inbox_discard(&s->inbox);

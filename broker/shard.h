@@ -53,6 +53,10 @@ struct shard {
     struct msg_batch *events;    /* pub/sub events, per I/O thread, posted with the replies */
     uint64_t turns_seen;         /* turn at the last idle check */
     uint64_t commands;           /* processed, for INFO */
+    /* The shard's Lua engine and what runs its redis.call (cmd_script.c
+     * sets it up on the first script; freed by scripting_free). */
+    void *scripting;
+    void (*scripting_free)(void *scripting);
     bool capture;                /* running EXEC's commands: shard_reply keeps the message */
     struct msg *captured;
 };
