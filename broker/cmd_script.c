@@ -449,8 +449,24 @@ void io_script(struct conn *c, struct msg *m)
         conn_reply_ok(c, m);
     } else if (arg_is(m, 1, "KILL") && m->req.argc == 2) {
         script_kill(c, m);
+    } else if (arg_is(m, 1, "HELP") && m->req.argc == 2) {
+        static const char *const lines[] = {
+            "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "EXISTS <sha1> [<sha1> ...]", "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]", "    Flush the Lua scripts cache.",
+            "KILL", "    Kill the currently executing Lua script (one that has not written).",
+            "LOAD <script>", "    Load a script into the scripts cache without executing it.",
+            "HELP", "    Print this help.",
+        };
+        size_t n = sizeof lines / sizeof lines[0];
+        resp_add_array(&m->out, n);
+        for (size_t i = 0; i < n; i++)
+            resp_add_simple(&m->out, lines[i]);
+        conn_reply(c, m);
+    } else if (arg_is(m, 1, "LOAD") || arg_is(m, 1, "EXISTS") || arg_is(m, 1, "FLUSH") || arg_is(m, 1, "KILL")) {
+        conn_reply_error(c, m, "ERR unknown subcommand or wrong number of arguments for '%.64s'. Try SCRIPT HELP.",
+                         m->req.argv[1]);
     } else {
-        conn_reply_error(c, m, "ERR unknown subcommand or wrong number of arguments for '%.64s'. "
-                               "Try SCRIPT LOAD|EXISTS|FLUSH|KILL.", m->req.argv[1]);
+        conn_reply_error(c, m, "ERR unknown subcommand '%.64s'. Try SCRIPT HELP.", m->req.argv[1]);
     }
 }

@@ -85,6 +85,14 @@ static void push_error_table(lua_State *L, const char *text, size_t len)
     lua_setfield(L, -2, "err");
 }
 
+/* Raises a string error without the position prefix (as Redis's C
+ * functions do). */
+static int raise_plain(lua_State *L, const char *text)
+{
+    lua_pushstring(L, text);
+    return lua_error(L);
+}
+
 static int raise_error(lua_State *L, const char *text)
 {
     push_error_table(L, text, strlen(text));
@@ -97,8 +105,10 @@ static int error_handler(lua_State *L)
 {
     if (!lua_istable(L, 1)) {
         const char *msg = lua_tostring(L, 1);
+        if (!msg)
+            msg = lua_isboolean(L, 1) ? (lua_toboolean(L, 1) ? "true" : "false") : luaL_typename(L, 1);
         lua_newtable(L);
-        lua_pushfstring(L, "ERR %s", msg ? msg : "(error object is not a string)");
+        lua_pushfstring(L, "ERR %s", msg);
         lua_setfield(L, -2, "err");
         lua_replace(L, 1);
     }
@@ -303,7 +313,7 @@ static int l_status_reply(lua_State *L)
 static int l_sha1hex(lua_State *L)
 {
     if (lua_gettop(L) != 1)
-        return luaL_error(L, "wrong number of arguments");
+        return raise_plain(L, "wrong number of arguments");
     size_t n;
     const char *s = lua_tolstring(L, 1, &n);
     char hex[SHA1_HEX + 1];
@@ -317,12 +327,12 @@ static int l_log(lua_State *L)
 {
     int argc = lua_gettop(L);
     if (argc < 2)
-        return luaL_error(L, "redis.log() requires two arguments or more.");
+        return raise_plain(L, "redis.log() requires two arguments or more.");
     if (!lua_isnumber(L, 1))
-        return luaL_error(L, "First argument must be a number (log level).");
+        return raise_plain(L, "First argument must be a number (log level).");
     int level = (int)lua_tonumber(L, 1);
     if (level < 0 || level > 3)
-        return luaL_error(L, "Invalid debug level.");
+        return raise_plain(L, "Invalid debug level.");
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (int i = 2; i <= argc; i++) {
@@ -394,13 +404,57 @@ static int safe_rawset(lua_State *L)
     lua_pushvalue(L, 1);
     lua_rawget(L, -2);
     if (lua_toboolean(L, -1))
-        return luaL_error(L, "Attempt to modify a readonly table");
+        return raise_plain(L, "Attempt to modify a readonly table");
     lua_pop(L, 2);
     luaL_checkany(L, 2);
     luaL_checkany(L, 3);
     lua_settop(L, 3);
     lua_rawset(L, 1);
     return 1;
+}
+
+static bool is_proxy(lua_State *L, int idx)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_PROXIES);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    bool yes = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return yes;
+}
+
+/* setmetatable on a protected table: Redis's readonly error. */
+static int safe_setmetatable(lua_State *L)
+{
+    if (lua_istable(L, 1) && is_proxy(L, 1))
+        return raise_plain(L, "Attempt to modify a readonly table");
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* pcall as Redis 7 wraps it: an error table comes back as its err
+ * string. */
+static int redis_pcall(lua_State *L)
+{
+    int argc = lua_gettop(L);
+    luaL_checkany(L, 1);
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    if (lua_pcall(L, argc - 1, LUA_MULTRET, 0) != 0) {
+        lua_remove(L, 1);
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "err");
+            if (lua_isstring(L, -1))
+                lua_replace(L, -2);
+            else
+                lua_pop(L, 1);
+        }
+        lua_pushboolean(L, 0);
+        lua_insert(L, 1);
+    }
+    return lua_gettop(L);
 }
 
 /* Replaces the table at the top with a read-only proxy of it. index_fn:
@@ -496,6 +550,11 @@ static void set_up_sandbox(lua_State *L)
     add_redis_table(L);
     lua_pushcfunction(L, safe_rawset);
     lua_setglobal(L, "rawset");
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, safe_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
+    lua_pushcfunction(L, redis_pcall);
+    lua_setglobal(L, "pcall");
     for (int i = 0; removed[i]; i++) {
         lua_pushnil(L);
         lua_setglobal(L, removed[i]);
@@ -634,7 +693,7 @@ static void set_array(lua_State *L, const char *name, int from, int to, char **a
     lua_setglobal(L, name);
 }
 
-static void encode(lua_State *L, resp_buf *out, int proto, int depth);
+static void encode(lua_State *L, resp_buf *out, int proto, int resp, int depth);
 
 /* A field of the table at idx, raw. */
 static int field(lua_State *L, int idx, const char *name)
@@ -644,7 +703,7 @@ static int field(lua_State *L, int idx, const char *name)
     return lua_type(L, -1);
 }
 
-static void encode_table(lua_State *L, resp_buf *out, int proto, int depth)
+static void encode_table(lua_State *L, resp_buf *out, int proto, int resp, int depth)
 {
     int t = lua_gettop(L);
     if (field(L, t, "err") == LUA_TSTRING) {
@@ -696,9 +755,9 @@ static void encode_table(lua_State *L, resp_buf *out, int proto, int depth)
         lua_pushnil(L);
         while (lua_next(L, m)) {
             lua_pushvalue(L, -2);
-            encode(L, out, proto, depth + 1);   /* the key */
+            encode(L, out, proto, resp, depth + 1);   /* the key */
             if (kind == 1)
-                encode(L, out, proto, depth + 1); /* the value */
+                encode(L, out, proto, resp, depth + 1); /* the value */
             else
                 lua_pop(L, 1);
         }
@@ -719,12 +778,12 @@ static void encode_table(lua_State *L, resp_buf *out, int proto, int depth)
     resp_add_array(out, n);
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, t, (int)i + 1);
-        encode(L, out, proto, depth + 1);
+        encode(L, out, proto, resp, depth + 1);
     }
 }
 
 /* Encodes and pops the value at the top (Redis's Lua-to-reply rules). */
-static void encode(lua_State *L, resp_buf *out, int proto, int depth)
+static void encode(lua_State *L, resp_buf *out, int proto, int resp, int depth)
 {
     if (depth > 64 || !lua_checkstack(L, 8)) {
         lua_pop(L, 1);
@@ -739,7 +798,8 @@ static void encode(lua_State *L, resp_buf *out, int proto, int depth)
         break;
     }
     case LUA_TBOOLEAN:
-        if (proto == 3)
+        /* as Redis 7.0: the script's redis.setresp decides, not the client */
+        if (resp == 3)
             resp_add_bool(out, proto, lua_toboolean(L, -1));
         else if (lua_toboolean(L, -1))
             resp_add_int(out, 1);
@@ -750,7 +810,7 @@ static void encode(lua_State *L, resp_buf *out, int proto, int depth)
         resp_add_int(out, (long long)lua_tonumber(L, -1));
         break;
     case LUA_TTABLE:
-        encode_table(L, out, proto, depth);
+        encode_table(L, out, proto, resp, depth);
         break;
     default:
         resp_add_null(out, proto);
@@ -807,7 +867,7 @@ void script_run(struct script_engine *e, const char *sha, int nkeys, int n, char
     if (rc != 0)
         reply_error(e, rc, out);
     else
-        encode(L, out, proto, 0);
+        encode(L, out, proto, e->resp, 0);
     lua_settop(L, 0);
     e->sha = NULL;
     if (rc == LUA_ERRMEM || e->mem > e->cap / 2)
