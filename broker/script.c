@@ -212,6 +212,54 @@ static void push_value(lua_State *L, const resp_val *v, int resp)
 
 /* --------------------------------------------------------- redis.call */
 
+static int push_protected(lua_State *L)
+{
+    push_value(L, lua_touserdata(L, 1), (int)lua_tointeger(L, 2));
+    return 1;
+}
+
+static void free_args(char **argv, size_t *lens, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(argv[i]);
+    free(argv);
+    free(lens);
+}
+
+/* The call's arguments as strings (numbers rendered with %.17g, as Redis
+ * does: an integral 3.0 is "3"); false when one is neither. */
+static bool collect_args(lua_State *L, int argc, char ***argvp, size_t **lensp)
+{
+    char **argv = calloc((size_t)argc + 1, sizeof *argv);
+    size_t *lens = calloc((size_t)argc + 1, sizeof *lens);
+    if (!argv || !lens)
+        abort();
+    for (int i = 0; i < argc; i++) {
+        char num[64];
+        const char *p = NULL;
+        size_t n = 0;
+        if (lua_type(L, i + 1) == LUA_TNUMBER) {
+            n = (size_t)snprintf(num, sizeof num, "%.17g", (double)lua_tonumber(L, i + 1));
+            p = num;
+        } else if (lua_type(L, i + 1) == LUA_TSTRING) {
+            p = lua_tolstring(L, i + 1, &n);
+        }
+        if (!p) {
+            free_args(argv, lens, i);
+            return false;
+        }
+        argv[i] = malloc(n + 1);
+        if (!argv[i])
+            abort();
+        memcpy(argv[i], p, n);
+        argv[i][n] = '\0';
+        lens[i] = n;
+    }
+    *argvp = argv;
+    *lensp = lens;
+    return true;
+}
+
 static int do_call(lua_State *L, bool raise)
 {
     struct script_engine *e = engine_of(L);
@@ -220,44 +268,15 @@ static int do_call(lua_State *L, bool raise)
     int argc = lua_gettop(L);
     if (argc == 0)
         return raise_error(L, "ERR Please specify at least one argument for this redis lib call");
-    char **argv = calloc((size_t)argc + 1, sizeof *argv);
-    size_t *lens = calloc((size_t)argc + 1, sizeof *lens);
-    if (!argv || !lens) {
-        free(argv);
-        free(lens);
-        return luaL_error(L, "not enough memory");
-    }
-    for (int i = 0; i < argc; i++) {
-        char num[64];
-        const char *p = NULL;
-        size_t n = 0;
-        if (lua_type(L, i + 1) == LUA_TNUMBER) {
-            /* Redis renders numbers with %.17g (an integral 3.0 as "3") */
-            lua_Number d = lua_tonumber(L, i + 1);
-            n = (size_t)snprintf(num, sizeof num, "%.17g", (double)d);
-            p = num;
-        } else if (lua_type(L, i + 1) == LUA_TSTRING) {
-            p = lua_tolstring(L, i + 1, &n);
-        }
-        if (!p) {
-            for (int j = 0; j < i; j++)
-                free(argv[j]);
-            free(argv);
-            free(lens);
-            return raise_error(L, "ERR Lua redis lib command arguments must be strings or integers");
-        }
-        argv[i] = malloc(n + 1);
-        memcpy(argv[i], p, n);
-        argv[i][n] = '\0';
-        lens[i] = n;
-    }
+    char **argv;
+    size_t *lens;
+    if (!collect_args(L, argc, &argv, &lens))
+        return raise_error(L, "ERR Lua redis lib command arguments must be strings or integers");
+    lua_pushcfunction(L, push_protected); /* before the reply exists: this may raise */
     resp_buf out;
     resp_buf_init(&out);
     e->host.call(e->host.arg, argc, argv, lens, e->resp, e->readonly, &out);
-    for (int i = 0; i < argc; i++)
-        free(argv[i]);
-    free(argv);
-    free(lens);
+    free_args(argv, lens, argc);
     resp_reader *rd = resp_reader_new(NULL);
     resp_val *v = NULL;
     size_t used = 0;
@@ -269,9 +288,13 @@ static int do_call(lua_State *L, bool raise)
         return raise_error(L, "ERR the command's reply could not be read back");
     }
     bool failed = v->type == RESP_T_ERROR;
-    push_value(L, v, e->resp);
+    /* converted under pcall, so that running out of script-memory midway
+     * cannot leak the reply */
+    lua_pushlightuserdata(L, v);
+    lua_pushinteger(L, e->resp);
+    int prc = lua_pcall(L, 2, 1, 0);
     resp_val_free(v);
-    if (failed && raise)
+    if (prc != 0 || (failed && raise))
         return lua_error(L);
     return 1;
 }
@@ -703,69 +726,60 @@ static int field(lua_State *L, int idx, const char *name)
     return lua_type(L, -1);
 }
 
-static void encode_table(lua_State *L, resp_buf *out, int proto, int resp, int depth)
+/* {err=}, {ok=}, {double=}, {big_number=}: writes the reply and returns
+ * true, or false when t is none of them. */
+static bool encode_tagged(lua_State *L, int t, resp_buf *out, int proto)
 {
-    int t = lua_gettop(L);
+    bool done = true;
     if (field(L, t, "err") == LUA_TSTRING) {
         resp_add_error(out, lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return;
-    }
-    lua_pop(L, 1);
-    if (field(L, t, "ok") == LUA_TSTRING) {
+    } else if (lua_pop(L, 1), field(L, t, "ok") == LUA_TSTRING) {
         resp_add_simple(out, lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return;
-    }
-    lua_pop(L, 1);
-    if (field(L, t, "double") == LUA_TNUMBER) {
+    } else if (lua_pop(L, 1), field(L, t, "double") == LUA_TNUMBER) {
         resp_add_double(out, proto, lua_tonumber(L, -1));
-        lua_pop(L, 1);
-        return;
-    }
-    lua_pop(L, 1);
-    if (field(L, t, "big_number") == LUA_TSTRING) {
+    } else if (lua_pop(L, 1), field(L, t, "big_number") == LUA_TSTRING) {
         size_t n;
-        const char *s = lua_tolstring(L, -1, &n);
+        const char *p = lua_tolstring(L, -1, &n);
         if (proto == 3)
-            resp_buf_printf(out, "(%.*s\r\n", (int)n, s);
+            resp_buf_printf(out, "(%.*s\r\n", (int)n, p);
         else
-            resp_add_bulk(out, s, n);
-        lua_pop(L, 1);
-        return;
+            resp_add_bulk(out, p, n);
+    } else {
+        done = false;
     }
     lua_pop(L, 1);
-    int kind = field(L, t, "map") == LUA_TTABLE ? 1 : 0;
-    if (!kind) {
+    return done;
+}
+
+/* {map=} or {set=} (the inner table at the top, popped). */
+static void encode_map_or_set(lua_State *L, resp_buf *out, int proto, int resp, int depth, bool map)
+{
+    int m = lua_gettop(L);
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, m)) {
+        n++;
         lua_pop(L, 1);
-        kind = field(L, t, "set") == LUA_TTABLE ? 2 : 0;
     }
-    if (kind) {
-        int m = lua_gettop(L);
-        size_t n = 0;
-        lua_pushnil(L);
-        while (lua_next(L, m)) {
-            n++;
+    if (map)
+        resp_add_map(out, proto, n);
+    else
+        resp_add_set(out, proto, n);
+    lua_pushnil(L);
+    while (lua_next(L, m)) {
+        lua_pushvalue(L, -2);
+        encode(L, out, proto, resp, depth + 1);     /* the key */
+        if (map)
+            encode(L, out, proto, resp, depth + 1); /* the value */
+        else
             lua_pop(L, 1);
-        }
-        if (kind == 1)
-            resp_add_map(out, proto, n);
-        else
-            resp_add_set(out, proto, n);
-        lua_pushnil(L);
-        while (lua_next(L, m)) {
-            lua_pushvalue(L, -2);
-            encode(L, out, proto, resp, depth + 1);   /* the key */
-            if (kind == 1)
-                encode(L, out, proto, resp, depth + 1); /* the value */
-            else
-                lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-        return;
     }
     lua_pop(L, 1);
-    /* an array: up to the first nil */
+}
+
+/* An array: the elements up to the first nil. */
+static void encode_array(lua_State *L, int t, resp_buf *out, int proto, int resp, int depth)
+{
     size_t n = 0;
     for (;;) {
         lua_rawgeti(L, t, (int)n + 1);
@@ -780,6 +794,24 @@ static void encode_table(lua_State *L, resp_buf *out, int proto, int resp, int d
         lua_rawgeti(L, t, (int)i + 1);
         encode(L, out, proto, resp, depth + 1);
     }
+}
+
+static void encode_table(lua_State *L, resp_buf *out, int proto, int resp, int depth)
+{
+    int t = lua_gettop(L);
+    if (encode_tagged(L, t, out, proto))
+        return;
+    if (field(L, t, "map") == LUA_TTABLE) {
+        encode_map_or_set(L, out, proto, resp, depth, true);
+        return;
+    }
+    lua_pop(L, 1);
+    if (field(L, t, "set") == LUA_TTABLE) {
+        encode_map_or_set(L, out, proto, resp, depth, false);
+        return;
+    }
+    lua_pop(L, 1);
+    encode_array(L, t, out, proto, resp, depth);
 }
 
 /* Encodes and pops the value at the top (Redis's Lua-to-reply rules). */

@@ -76,6 +76,11 @@ static void fake_call(void *arg, int argc, char **argv, size_t *lens, int proto,
         resp_add_error(out, "WRONGTYPE Operation against a key holding the wrong kind of value");
     else if (!strcmp(argv[0], "nil"))
         resp_add_null(out, 2);
+    else if (!strcmp(argv[0], "big")) {
+        resp_add_array(out, 20000);
+        for (int i = 0; i < 20000; i++)
+            resp_add_bulk(out, "0123456789abcdef0123456789abcdef", 32);
+    }
     else
         resp_buf_printf(out, "*3\r\n:7\r\n$2\r\nhi\r\n+OK\r\n");
 }
@@ -167,4 +172,11 @@ Test(engine, compiled_functions_are_bounded_and_synced)
     cr_assert_leq(e.nfuncs, e.max_funcs);
     script_sync(&e, 99);
     cr_assert_eq(e.nfuncs, 0);
+}
+
+Test(engine, running_out_of_memory_while_converting_a_reply)
+{
+    const char *r = run("local t = {} for i = 1, 1000 do t[i] = redis.call('big') end");
+    cr_assert(strstr(r, "not enough memory") != NULL, "%s", r);
+    cr_assert_str_eq(run("return #redis.call('big')"), ":20000\r\n");
 }
