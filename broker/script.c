@@ -20,6 +20,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <lua-bitop.h>
 #include <lua-cjson.h>
 
 #include <errno.h>
@@ -570,6 +571,9 @@ static void set_up_sandbox(lua_State *L)
     lua_pushcfunction(L, luaopen_cjson);
     lua_call(L, 0, 1);
     lua_setglobal(L, "cjson");
+    lua_pushcfunction(L, luaopen_bit);
+    lua_pushstring(L, "bit");
+    lua_call(L, 1, 0); /* registers the global bit */
     add_redis_table(L);
     lua_pushcfunction(L, safe_rawset);
     lua_setglobal(L, "rawset");
@@ -582,7 +586,7 @@ static void set_up_sandbox(lua_State *L)
         lua_pushnil(L);
         lua_setglobal(L, removed[i]);
     }
-    static const char *const libs[] = { "redis", "cjson", "string", "table", "math", "coroutine", NULL };
+    static const char *const libs[] = { "redis", "cjson", "bit", "string", "table", "math", "coroutine", NULL };
     for (int i = 0; libs[i]; i++) {
         lua_getglobal(L, libs[i]);
         make_proxy(L, false);

@@ -11,9 +11,9 @@
  *
  * What a script sees is what Redis 7.0 gives it: KEYS, ARGV, redis.call,
  * redis.pcall, redis.error_reply, redis.status_reply, redis.sha1hex,
- * redis.log (LOG_DEBUG..LOG_WARNING), redis.setresp, cjson (Debian's
- * lua-cjson 2.1, the library Redis embeds) and the base, table, string and
- * math libraries. Not there: os, io, loadfile, dofile, require, package,
+ * redis.log (LOG_DEBUG..LOG_WARNING), redis.setresp, cjson and bit
+ * (Debian's lua-cjson 2.1 and LuaBitOp 1.0.2, the libraries Redis embeds)
+ * and the base, table, string and math libraries. Not there: os, io, loadfile, dofile, require, package,
  * setfenv, debug. The globals and the library tables are read-only
  * (writing one raises "Attempt to modify a readonly table"; reading a
  * global that does not exist raises "Script attempted to access
