@@ -15,6 +15,7 @@
 #include "msg.h"
 #include "pubsub.h"
 #include "server.h"
+#include "syncvfs.h"
 
 #include <ctype.h>
 #include <event2/bufferevent.h>
@@ -294,7 +295,8 @@ static void finish_info(struct conn *c, struct slot *sl)
         resp_buf_printf(&t, "# Memory\r\nused_memory:%ld\r\nused_memory_rss:%ld\r\nmaxmemory:0\r\n\r\n", rss, rss);
     }
     if (want_section(m, "persistence", true))
-        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\n\r\n", config_fsync_name(srv->cfg.fsync));
+        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\n\r\n",
+                        config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs());
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
                         "rejected_connections:%llu\r\n\r\n",
