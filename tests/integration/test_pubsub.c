@@ -620,5 +620,8 @@ Test(pubsub, publish_to_an_events_channel_counts_its_subscribers)
     cr_assert(v->type == RESP_T_ARRAY && v->n == 2, "NUMSUB: %s", resp_describe(v));
     cr_assert_eq(field_int(v, "spool:events:q"), 1);
     resp_val_free(v);
+    expect_int(CMD(c, "PUBLISH", "spool:events:q", "hello"), 1);
+    expect_frame(cli_read(s), A2, "sss", "message", "spool:events:q", "hello");
+    expect_int(CMD(c, "PUBLISH", "spool:events:other", "hello"), 0);
     cli_close(s);
 }
