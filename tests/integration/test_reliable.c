@@ -482,27 +482,32 @@ Test(reliable, queues_served_in_argument_order)
     EXPECT_NOTHING(c, "q2");
 }
 
+/* COUNT takes from the first queue that has jobs only (docs/protocol.md). */
+static void count_takes_from_one_queue(cli *cl)
+{
+    PUSH(cl, "q1", JA);
+    PUSH(cl, "q2", JB);
+    PUSH(cl, "q2", JC);
+    job j[3];
+    int n = JOBS(CMD(cl, "JOB.RESERVE", "COUNT", "3", "NOWAIT", "FROM", "q1", "q2"), j, 3);
+    cr_assert_eq(n, 1, "COUNT 3 over q1 (1 job) and q2 (2 jobs): got %d jobs, expected q1's one", n);
+    cr_assert_str_eq(j[0].queue, "q1", "first job from %s, expected q1", j[0].queue);
+    cr_assert_eq(stat_of(cl, "q2", "ready"), 2, "q2 was topped up from");
+    n = JOBS(CMD(cl, "JOB.RESERVE", "COUNT", "3", "NOWAIT", "FROM", "q1", "q2"), j, 3);
+    cr_assert_eq(n, 2, "then q2's two: got %d", n);
+    cr_assert_str_eq(j[0].queue, "q2");
+    cr_assert_str_eq(j[1].queue, "q2");
+}
+
 Test(reliable, count_over_several_queues_keeps_argument_order)
 {
-    /* COUNT takes from the first queue that has jobs only (docs/protocol.md),
-     * whether the queues share a shard ({t} tags) or not. */
-    static const char *const names[][2] = { { "q1", "q2" }, { "{t}q1", "{t}q2" } };
-    for (int k = 0; k < 2; k++) {
-        const char *q1 = names[k][0], *q2 = names[k][1];
-        PUSH(c, q1, JA);
-        PUSH(c, q2, JB);
-        PUSH(c, q2, JC);
-        job j[3];
-        int n = JOBS(CMD(c, "JOB.RESERVE", "COUNT", "3", "NOWAIT", "FROM", q1, q2), j, 3);
-        cr_assert_eq(n, 1, "COUNT 3 over %s (1 job) and %s (2 jobs): got %d jobs, expected %s's one", q1, q2, n,
-                     q1);
-        cr_assert_str_eq(j[0].queue, q1, "first job from %s, expected %s", j[0].queue, q1);
-        cr_assert_eq(stat_of(c, q2, "ready"), 2, "%s was topped up from", q2);
-        n = JOBS(CMD(c, "JOB.RESERVE", "COUNT", "3", "NOWAIT", "FROM", q1, q2), j, 3);
-        cr_assert_eq(n, 2, "then %s's two: got %d", q2, n);
-        cr_assert_str_eq(j[0].queue, q2);
-        cr_assert_str_eq(j[1].queue, q2);
-    }
+    count_takes_from_one_queue(c);
+    /* the same with both queues on one shard */
+    spoold *one = spoold_start("--shards", "1", NULL);
+    cli *cl = cli_connect(one->port);
+    count_takes_from_one_queue(cl);
+    cli_close(cl);
+    spoold_stop(one);
 }
 
 Test(reliable, blocked_reserve_woken_by_job_push_from_another_client)
