@@ -188,6 +188,8 @@ def run_mutant(slot, m, binaries, baseline):
     rel, pos = locate(slot.src, m)
     if rel is None:
         return "not applied", pos, 0
+    if rel != m["file"]:
+        m["found"] = rel  # the table shows where the text is now
     path = os.path.join(slot.src, rel)
     with open(path) as f:
         orig = f.read()
@@ -272,14 +274,17 @@ def main(argv):
     for t in threads:
         t.join()
     wid = max([len(m["id"]) for m in mutants] + [2])
-    wfile = max([len(m["file"]) for m in mutants] + [4])
+    for m in mutants:
+        if "found" in m:
+            m["shown"] = f"{m['found']} (listed as {m['file']})"
+    wfile = max([len(m.get("shown", m["file"])) for m in mutants] + [4])
     print()
     print(f"{'id':<{wid}}  {'file':<{wfile}}  {'result':<11}  killed by / reason")
     killed = 0
     for m in mutants:
         st, why, _ = results.get(m["id"], ("error", "not run", 0))
         killed += st == "killed"
-        print(f"{m['id']:<{wid}}  {m['file']:<{wfile}}  {st:<11}  {why}")
+        print(f"{m['id']:<{wid}}  {m.get('shown', m['file']):<{wfile}}  {st:<11}  {why}")
     n = len(mutants)
     score = 100.0 * killed / n if n else 100.0
     print(f"score: {killed} of {n} killed ({score:.0f} %) in {time.time() - t_start:.0f} s")
