@@ -249,7 +249,10 @@ void io_client(struct conn *c, struct msg *m)
         resp_buf_free(&line);
         conn_reply(c, m);
     } else if ((arg_is(m, 1, "NO-EVICT") || arg_is(m, 1, "NO-TOUCH")) && m->req.argc == 3) {
-        conn_reply_ok(c, m);
+        if (arg_is(m, 2, "on") || arg_is(m, 2, "off"))
+            conn_reply_ok(c, m); /* spool evicts nothing and keeps no LRU: accepted for clients that set it */
+        else
+            conn_reply_error(c, m, "ERR CLIENT %s takes on or off, not '%.64s'", m->req.argv[1], m->req.argv[2]);
     } else {
         conn_reply_error(c, m, "ERR unknown subcommand or wrong number of arguments for '%.64s'. Try CLIENT HELP.",
                          m->req.argv[1]);

@@ -95,6 +95,7 @@ Test(documented, client_no_evict_and_no_touch_take_on_or_off)
     expect_ok(CMD(c, "CLIENT", "NO-EVICT", "off"));
     expect_ok(CMD(c, "CLIENT", "NO-TOUCH", "on"));
     expect_error(CMD(c, "CLIENT", "NO-EVICT"), "ERR ");
+    expect_error(CMD(c, "CLIENT", "NO-EVICT", "maybe"), "ERR CLIENT NO-EVICT takes on or off");
     expect_simple(CMD(c, "PING"), "PONG");
 }
 
