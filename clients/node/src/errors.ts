@@ -102,6 +102,7 @@ export function isUnknownCommandOrOption(message: string): boolean {
   return /^ERR (unknown command|unknown subcommand)/i.test(message) ||
     /unknown option/i.test(message) ||
     /bad option or value at/i.test(message) ||
+    /^ERR wrong number of arguments/i.test(message) ||
     /is not a job id or receipt/i.test(message);
 }
 

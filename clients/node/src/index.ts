@@ -15,5 +15,5 @@ export { createConnection, DEFAULT_URL } from './connection.js';
 export type { ConnectionOptions } from './connection.js';
 export {
   SpoolError, StaleReceiptError, NoJobError, QueueFullError, BadJsonError, PayloadTooBigError, AuthError,
-  WrongTypeError, UnsupportedFeatureError, SpoolArgumentError, JobFailedError, UnrecoverableError,
+  WrongTypeError, UnsupportedFeatureError, SpoolArgumentError, JobFailedError, UnrecoverableError, toSpoolError,
 } from './errors.js';

@@ -350,7 +350,7 @@ export class Worker<DataType = unknown, ResultType = unknown> extends EventEmitt
       } catch (err) {
         if (err instanceof UnsupportedFeatureError) {
           if ((this.resultSupported as boolean | undefined) !== false)
-            this.log('warn', `this spoold does not store job results (${err.requires}): jobs are acked without their results from now on`);
+            this.log('warn', `this spoold refuses JOB.ACK … RESULT (it needs ${err.requires}): jobs are acked without their results from now on`);
           this.resultSupported = false;
         } else if (err instanceof SpoolError && !(err instanceof StaleReceiptError) && !(err instanceof NoJobError)) {
           this.log('warn', `job ${job.id}: result refused (${err.message}); acked without it`);
