@@ -123,6 +123,7 @@ export class Job<DataType = unknown, ResultType = unknown> {
    */
   async waitUntilFinished(_queueEvents?: unknown, ttl?: number): Promise<ResultType> {
     const conn = this.conn.duplicate({ maxRetriesPerRequest: 1, autoResendUnfulfilledCommands: false });
+    conn.on('error', () => undefined); /* the wait's own rejection reports it */
     try {
       const args: (string | number)[] = ['JOB.WAIT', this.id];
       if (ttl !== undefined && ttl > 0)

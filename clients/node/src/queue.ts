@@ -10,6 +10,7 @@
  * in flight when it broke: a push may or may not have been stored then, and
  * `jobId` (UNIQUE) is how to make a repeated add harmless.
  */
+import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { call, createConnection, isRedisInstance, pairs } from './connection.js';
 import type { ConnectionOptions } from './connection.js';
@@ -64,7 +65,7 @@ export function spoolState(state: string): string {
   return s;
 }
 
-export class Queue<DataType = unknown, ResultType = unknown> {
+export class Queue<DataType = unknown, ResultType = unknown> extends EventEmitter {
   readonly name: string;
   readonly opts: QueueOptions;
   /** The connection commands go on. */
@@ -72,12 +73,19 @@ export class Queue<DataType = unknown, ResultType = unknown> {
   private readonly ownsClient: boolean;
 
   constructor(name: string, opts: QueueOptions = {}) {
+    super();
     if (typeof name !== 'string' || name.length === 0)
       throw new SpoolArgumentError('a Queue needs a name (a non-empty string)');
     this.name = name;
     this.opts = opts;
     this.ownsClient = !isRedisInstance(opts.connection);
     this.client = this.ownsClient ? createConnection(opts.connection, false) : (opts.connection as Redis);
+    // Connection errors reach the calls that were refused; 'error' listeners see them too.
+    if (this.ownsClient)
+      this.client.on('error', (err: Error) => {
+        if (this.listenerCount('error') > 0)
+          this.emit('error', err);
+      });
   }
 
   /** Resolves once the connection is up. */
