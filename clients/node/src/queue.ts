@@ -173,8 +173,10 @@ export class Queue<DataType = unknown, ResultType = unknown> extends EventEmitte
       done: Number(r.done ?? 0), dead: Number(r.dead ?? 0),
       waiting: Number(r.ready ?? 0), active: Number(r.reserved ?? 0), completed: Number(r.done ?? 0), failed: Number(r.dead ?? 0),
     };
-    if (r.expired_jobs !== undefined)
-      all.expired = Number(r.expired_jobs);
+    // Since spool issue 17, `expired` counts jobs in the expired state and
+    // lease expiries are `lease_expired`; before, `expired` counted lease expiries.
+    if (r.lease_expired !== undefined)
+      all.expired = Number(r.expired ?? 0);
     if (types.length === 0)
       return all;
     const some = {} as JobCounts;

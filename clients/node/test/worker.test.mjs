@@ -1,7 +1,7 @@
 // Worker against a real spoold: exactly-once over 1,000 jobs at concurrency
 // 10, retries then dead with the handler's error text, UnrecoverableError,
-// a lease kept alive for 3x its length, a lost lease, results acked on a
-// spoold without JOB.ACK … RESULT, events, graceful and forced close.
+// a lease kept alive for 3x its length, a lost lease, events, graceful and
+// forced close. (Results: pending-features.test.mjs.)
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue, Worker, QueueEvents, UnrecoverableError } from '../dist/esm/index.js';
@@ -115,7 +115,8 @@ describe('Worker', () => {
     const rec = await jobGet(raw, job.id);
     assert.equal(Number(rec.attempt), 1, 'delivered once');
     assert.ok(w.counters.touches >= 3, `touches ${w.counters.touches}`);
-    assert.equal((await stats(raw, 'w-lease')).expired, 0);
+    const st = await stats(raw, 'w-lease');
+    assert.equal(st.lease_expired ?? st.expired, 0, 'no lease expired');
     await q.close();
   });
 
@@ -137,25 +138,6 @@ describe('Worker', () => {
     assert.equal(w.counters.lost, 1);
     assert.deepEqual(completed, [[2, 'run 2']]);
     assert.equal(Number((await jobGet(raw, job.id)).attempt), 2);
-    await q.close();
-  });
-
-  test('results: acked on a spoold without JOB.ACK … RESULT, logged once, never redelivered', async () => {
-    const q = new Queue('w-result', { connection: s.connection() });
-    const jobs = await q.addBulk([{ data: 1 }, { data: 2 }, { data: 3 }]);
-    const logs = [];
-    const results = [];
-    const w = new Worker('w-result', async (j) => ({ doubled: j.data * 2 }),
-      { connection: s.connection(), log: (level, m) => logs.push([level, m]) });
-    w.on('completed', (j, r) => results.push(r.doubled));
-    await waitFor(async () => (await q.getJobCounts()).done === 3, { what: 'done' });
-    await w.close();
-    assert.deepEqual(results.sort(), [2, 4, 6]);
-    const warned = logs.filter(([l, m]) => l === 'warn' && /RESULT/.test(m));
-    assert.equal(warned.length, 1, JSON.stringify(logs));
-    assert.match(warned[0][1], /issue 18/);
-    for (const j of jobs)
-      assert.equal(Number((await jobGet(raw, j.id)).attempt), 1);
     await q.close();
   });
 
