@@ -9,8 +9,8 @@
  * `dead`, `progress`, … with the parsed message), and, where BullMQ has the
  * same event, under BullMQ's name with BullMQ's argument shape:
  *   pushed -> added, reserved -> active, acked -> completed { jobId, returnvalue },
- *   retried -> retrying { jobId, failedReason }, dead -> failed { jobId, failedReason },
- *   progress -> progress { jobId, data }.
+ *   dead -> failed { jobId, failedReason }, progress -> progress { jobId, data }.
+ * (A retry has no BullMQ event of its own: listen to spool's `retried`.)
  * Every message is also emitted as 'event'. Events published while nobody
  * listened are not kept (pub/sub).
  */
@@ -41,7 +41,6 @@ const BULL_NAMES: Record<string, string> = {
   pushed: 'added',
   reserved: 'active',
   acked: 'completed',
-  retried: 'retrying',
   dead: 'failed',
   progress: 'progress',
 };
