@@ -146,3 +146,61 @@ Test(kv, watch_aborts_exec_after_another_client_writes)
     expect_bulk(CMD(c, "GET", "{w}k"), "5");
     cli_close(other);
 }
+
+/* The active sweep deletes expired keys nobody reads again (DBSIZE does not
+ * touch keys). */
+Test(kv, active_expiry_deletes_keys_nobody_reads)
+{
+    for (int i = 0; i < 50; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "t%d", i);
+        expect_ok(CMD(c, "SET", k, "v", "PX", "50"));
+    }
+    expect_ok(CMD(c, "SET", "stays", "v"));
+    cr_assert(wait_until(({
+        resp_val *n = CMD(c, "DBSIZE");
+        long long keys = n->integer;
+        resp_val_free(n);
+        keys == 1;
+    }), 5000), "expired keys were not swept");
+    cr_assert_geq(info_field(c, "stats", "expired_keys"), 50);
+}
+
+/* maxmemory: noeviction refuses writes with -OOM (reads and deletes run);
+ * allkeys-lru evicts instead and never refuses. */
+Test(kv_memory, maxmemory_noeviction_and_lru, .timeout = 60)
+{
+    char val[200];
+    memset(val, 'x', sizeof val - 1);
+    val[sizeof val - 1] = '\0';
+    const char *policies[] = { "noeviction", "allkeys-lru" };
+    for (int p = 0; p < 2; p++) {
+        spoold *s = spoold_start("--shards", "1", "--maxmemory", "64kb", "--maxmemory-policy", policies[p], NULL);
+        cli *cl = cli_connect(s->port);
+        int oom = 0;
+        for (int i = 0; i < 1000; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "c%d", i);
+            resp_val *v = CMD(cl, "SET", k, val);
+            if (v->type == RESP_T_ERROR) {
+                cr_assert(strncmp(v->str, "OOM", 3) == 0, "SET: %s", v->str);
+                oom++;
+            }
+            resp_val_free(v);
+        }
+        if (p == 0) {
+            cr_assert_gt(oom, 500, "noeviction: only %d of 1000 SETs were refused at 64kb", oom);
+            expect_bulk(CMD(cl, "GET", "c0"), val);
+            expect_int(CMD(cl, "DEL", "c0"), 1);
+            expect_int(CMD(cl, "LPUSH", "jobs", "{}"), 1); /* jobs are not keyspace memory */
+        } else {
+            cr_assert_eq(oom, 0, "allkeys-lru refused %d SETs", oom);
+            cr_assert_gt(info_field(cl, "stats", "evicted_keys"), 500);
+            resp_val *n = CMD(cl, "DBSIZE");
+            cr_assert_lt(n->integer, 500);
+            resp_val_free(n);
+        }
+        cli_close(cl);
+        spoold_stop(s);
+    }
+}
