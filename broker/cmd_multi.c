@@ -209,6 +209,16 @@ void multi_queue(struct conn *c, struct msg *m)
         say(c, NULL, e);
         return;
     }
+    /* the command's own keys first: on two shards, or not on the
+     * transaction's, it is refused before its handler runs */
+    int ks = keys_shard(m, c->io->srv->nshards);
+    int fixed = mu->shard >= 0 ? mu->shard : c->watch ? c->watch->shard : -1;
+    if (ks == -1 || (ks >= 0 && fixed >= 0 && ks != fixed)) {
+        mu->aborted = true;
+        msg_free(m);
+        say(c, NULL, KEYS_CROSSSLOT);
+        return;
+    }
     mu->err[0] = '\0';
     c->capture = true;
     k->io(c, m); /* ends in multi_capture_*: m is kept or freed */
