@@ -117,7 +117,7 @@ done:
     return text;
 }
 
-TestSuite(engine, .init = setup, .fini = teardown);
+TestSuite(engine, .init = setup, .fini = teardown, .timeout = 20);
 
 Test(engine, replies_to_lua_and_back)
 {
