@@ -286,9 +286,11 @@ static void info_line(void *arg, struct queue *q)
                     (unsigned long long)q->stats.popped, (unsigned long long)q->stats.retried,
                     (unsigned long long)q->stats.expired, (unsigned long long)q->stats.buried);
     m->num += (long long)q->nready;
+    m->keys += q->nready > 0; /* a list key exists while it has elements, as DBSIZE counts */
 }
 
-/* The # Queues lines of this shard; m->num = jobs ready here. */
+/* The # Queues lines of this shard; m->num = jobs ready here, m->keys =
+ * queues that exist as keys (DBSIZE's count). */
 void sh_info(struct shard *s, struct msg *m)
 {
     qtable_each(&s->queues, info_line, m);

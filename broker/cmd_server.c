@@ -17,6 +17,7 @@
 #include "server.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
 #include <event2/bufferevent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,9 +304,8 @@ static void finish_info(struct conn *c, struct slot *sl)
                         (unsigned long long)atomic_load(&srv->rejected_connections));
     if (want_section(m, "replication", true))
         resp_buf_printf(&t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
-    if (want_section(m, "keyspace", true)) {
-        resp_buf_printf(&t, "# Keyspace\r\n\r\n");
-    }
+    if (want_section(m, "keyspace", true))
+        resp_buf_printf(&t, "# Keyspace\r\ndb0:keys=%lld,expires=0,avg_ttl=0\r\n\r\n", sl->keys);
     if (want_section(m, "queues", true)) {
         resp_buf_printf(&t, "# Queues\r\njobs_ready:%lld\r\n", sl->num);
         for (int i = 0; i < sl->nparts; i++)
@@ -414,7 +414,8 @@ static void collect(void *arg, const char *name, const char *value)
 
 /* Settings Redis tools ask for, answered with what spool does. */
 static const char *const compat[][2] = {
-    { "save", "" }, { "appendonly", "no" }, { "maxmemory", "0" }, { "databases", "1" },
+    { "save", "" }, { "appendonly", "no" }, { "maxmemory", "0" }, { "maxmemory-policy", "noeviction" },
+    { "databases", "1" },
 };
 
 void io_config(struct conn *c, struct msg *m)
@@ -438,7 +439,7 @@ void io_config(struct conn *c, struct msg *m)
     for (int i = 2; i < m->req.argc; i++) {
         config_each(&c->io->srv->cfg, m->req.argv[i], collect, &cc);
         for (size_t k = 0; k < sizeof compat / sizeof compat[0]; k++)
-            if (strcasecmp(m->req.argv[i], compat[k][0]) == 0)
+            if (fnmatch(m->req.argv[i], compat[k][0], FNM_CASEFOLD) == 0)
                 collect(&cc, compat[k][0], compat[k][1]);
     }
     resp_add_map(&m->out, c->proto, cc.n);

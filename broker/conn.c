@@ -250,6 +250,7 @@ void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish
 static void gather_part(struct conn *c, struct slot *sl, struct msg *m)
 {
     sl->num += m->num;
+    sl->keys += m->keys;
     if (m->part >= 0 && m->part < sl->nparts) {
         sl->parts[m->part] = m->out;
         resp_buf_init(&m->out);

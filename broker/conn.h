@@ -45,6 +45,7 @@ struct slot {
     gather_fn finish;
     struct msg *req;         /* the original request (argv for finish) */
     long long num;           /* sum of the parts' numbers */
+    long long keys;          /* sum of the parts' keys (msg.h) */
     resp_buf *parts;         /* one per target, in target order */
     int nparts;
 

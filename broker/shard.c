@@ -396,6 +396,7 @@ void shard_job_retry(struct shard *s, struct job *j)
     j->run_at = 0;
     make_ready(s, j, true);
     jr_update(s, j);
+    emit(s, j, "retried"); /* JOB.RETRY / QUEUE.RETRY: spool tail sees it */
 }
 
 void shard_job_return(struct shard *s, struct job *j, bool left)
