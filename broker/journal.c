@@ -452,10 +452,12 @@ int journal_open(struct journal **out, const char *path, int fsync_mode)
         return -ENOMEM;
     }
     err = journal_connect(j);
-    if (!err)
-        err = journal_check_version(j, &version);
+    /* Exclusive locking before anything reads the file: a read in WAL mode
+     * before it would make SQLite create the -shm file after all. */
     if (!err)
         err = journal_configure(j, fsync_mode);
+    if (!err)
+        err = journal_check_version(j, &version);
     if (!err)
         err = journal_migrate(j, version);
     if (!err)
