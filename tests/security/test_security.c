@@ -1,0 +1,220 @@
+/*
+ * test_security.c - what keeps spoold safe to expose, against a real
+ * spoold per test (tests/support/harness.h):
+ *
+ *   protected mode  with no password, a client from a non-loopback address
+ *                   gets -DENIED naming the three ways out and is closed;
+ *                   loopback clients, a password or --protected-mode no
+ *                   let it in. The non-loopback client connects from the
+ *                   machine's own non-loopback address (getifaddrs) to
+ *                   spoold bound on 0.0.0.0; the decision function is
+ *                   also tested as a unit, so the rule is checked on a
+ *                   machine without such an address too.
+ */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "harness.h"
+#include "protect.h"
+
+TestSuite(protected, .timeout = 60);
+
+/* ============================================================ helpers */
+
+/* The first IPv4 address of an interface that is up and not loopback;
+ * false when the machine has none. */
+static bool non_loopback_ipv4(struct in_addr *out)
+{
+    struct ifaddrs *ifs = NULL, *i;
+    bool found = false;
+    if (getifaddrs(&ifs) < 0)
+        return false;
+    for (i = ifs; i && !found; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_UP) ||
+            (i->ifa_flags & IFF_LOOPBACK))
+            continue;
+        *out = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+        found = (ntohl(out->s_addr) >> 24) != 127;
+    }
+    freeifaddrs(ifs);
+    return found;
+}
+
+/* A TCP socket bound to `from`, connected to to:port; -1 on failure. */
+static int connect_from(struct in_addr from, struct in_addr to, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr = from };
+    struct sockaddr_in b = { .sin_family = AF_INET, .sin_addr = to, .sin_port = htons((uint16_t)port) };
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        connect(fd, (struct sockaddr *)&b, sizeof b) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends PING and reads until EOF or timeout: what came back (caller
+ * frees); *closed says whether the server closed the connection. */
+static char *ping_and_read(int fd, bool *closed)
+{
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    ssize_t w = write(fd, ping, sizeof ping - 1);
+    (void)w;
+    size_t cap = 4096, len = 0;
+    char *buf = calloc(1, cap + 1);
+    long long deadline = now_ms() + 5000;
+    *closed = false;
+    while (now_ms() < deadline) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+            *closed = true;
+            break;
+        }
+        if (n > 0)
+            len += (size_t)n;
+        if (len >= cap)
+            break;
+        if (len >= 7 && !strncmp(buf, "+PONG\r\n", 7))
+            break; /* served: no need to wait */
+        if (len > 0 && buf[0] == '-' && strncmp(buf, "-DENIED", 7) != 0 && strstr(buf, "\r\n"))
+            break; /* another error (NOAUTH): served */
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* ================================================ protected mode: unit */
+
+static struct sockaddr_in v4(const char *ip)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    cr_assert(inet_pton(AF_INET, ip, &a.sin_addr) == 1);
+    return a;
+}
+
+static struct sockaddr_in6 v6(const char *ip)
+{
+    struct sockaddr_in6 a = { .sin6_family = AF_INET6 };
+    cr_assert(inet_pton(AF_INET6, ip, &a.sin6_addr) == 1);
+    return a;
+}
+
+Test(protected, decision_follows_password_mode_and_address)
+{
+    struct config cfg = { .protected_mode = 1, .requirepass = "", .bind = "0.0.0.0" };
+    struct sockaddr_in lo = v4("127.0.0.1"), lo2 = v4("127.8.9.10"), lan = v4("192.0.2.2"), pub = v4("8.8.8.8");
+    struct sockaddr_in6 lo6 = v6("::1"), mapped = v6("::ffff:127.0.0.1"), lan6 = v6("2001:db8::1"),
+                        mapped_lan = v6("::ffff:10.0.0.1");
+    cr_assert_not(protect_refuses(&cfg, (struct sockaddr *)&lo));
+    cr_assert_not(protect_refuses(&cfg, (struct sockaddr *)&lo2));
+    cr_assert_not(protect_refuses(&cfg, (struct sockaddr *)&lo6));
+    cr_assert_not(protect_refuses(&cfg, (struct sockaddr *)&mapped));
+    cr_assert(protect_refuses(&cfg, (struct sockaddr *)&lan));
+    cr_assert(protect_refuses(&cfg, (struct sockaddr *)&pub));
+    cr_assert(protect_refuses(&cfg, (struct sockaddr *)&lan6));
+    cr_assert(protect_refuses(&cfg, (struct sockaddr *)&mapped_lan));
+    cr_assert(protect_active_beyond_loopback(&cfg));
+    cfg.requirepass = "s3cret";
+    cr_assert_not(protect_refuses(&cfg, (struct sockaddr *)&lan));
+    cr_assert_not(protect_active_beyond_loopback(&cfg));
+    cfg.requirepass = "";
+    cfg.protected_mode = 0;
+    cr_assert_not(protect_refuses(&cfg, (struct sockaddr *)&lan6));
+    cr_assert_not(protect_active_beyond_loopback(&cfg));
+    cfg.protected_mode = 1;
+    cfg.bind = "127.0.0.1";
+    cr_assert_not(protect_active_beyond_loopback(&cfg));
+    cfg.bind = "::1";
+    cr_assert_not(protect_active_beyond_loopback(&cfg));
+    const char *msg = protect_denied_reply();
+    cr_assert(!strncmp(msg, "-DENIED ", 8));
+    cr_assert(strstr(msg, "--bind 127.0.0.1") && strstr(msg, "--requirepass") && strstr(msg, "--protected-mode no"),
+              "the three ways out: %s", msg);
+    cr_assert(!strchr(msg, '\n') || strchr(msg, '\n') == msg + strlen(msg) - 1, "one line: %s", msg);
+}
+
+/* ========================================= protected mode: a real spoold */
+
+static void expect_denied(spoold *s, struct in_addr lan)
+{
+    int fd = connect_from(lan, lan, s->port);
+    cr_assert(fd >= 0, "cannot connect from %s: %s", inet_ntoa(lan), strerror(errno));
+    bool closed;
+    char *got = ping_and_read(fd, &closed);
+    close(fd);
+    cr_assert(!strncmp(got, "-DENIED ", 8), "expected -DENIED, got: %s", got);
+    cr_assert(strstr(got, "--protected-mode no") && strstr(got, "--requirepass"), "%s", got);
+    cr_assert(closed, "the connection stayed open after -DENIED");
+    free(got);
+}
+
+static void expect_served(spoold *s, struct in_addr lan, const char *want)
+{
+    int fd = connect_from(lan, lan, s->port);
+    cr_assert(fd >= 0, "cannot connect from %s: %s", inet_ntoa(lan), strerror(errno));
+    bool closed;
+    char *got = ping_and_read(fd, &closed);
+    close(fd);
+    cr_assert(!strncmp(got, want, strlen(want)), "expected %s, got: %s", want, got);
+    free(got);
+}
+
+Test(protected, a_non_loopback_client_is_denied_without_a_password)
+{
+    struct in_addr lan;
+    if (!non_loopback_ipv4(&lan))
+        cr_skip_test("this machine has no non-loopback IPv4 address (the unit test covers the rule)");
+    spoold *s = spoold_start("--bind", "0.0.0.0", NULL);
+    expect_denied(s, lan);
+    expect_denied(s, lan); /* every time, not once */
+    cli *c = cli_connect(s->port); /* loopback is served */
+    expect_simple(CMD(c, "PING"), "PONG");
+    cr_assert(info_field(c, "stats", "rejected_connections") >= 2);
+    cli_close(c);
+    char *log = spoold_log(s);
+    cr_assert(strstr(log, "protected mode"), "no protected-mode warning in the log:\n%s", log);
+    free(log);
+    spoold_stop(s);
+}
+
+Test(protected, a_password_lets_other_addresses_in)
+{
+    struct in_addr lan;
+    if (!non_loopback_ipv4(&lan))
+        cr_skip_test("this machine has no non-loopback IPv4 address (the unit test covers the rule)");
+    spoold *s = spoold_start("--bind", "0.0.0.0", "--requirepass", "s3cret", NULL);
+    expect_served(s, lan, "-NOAUTH");
+    spoold_stop(s);
+}
+
+Test(protected, protected_mode_no_lets_other_addresses_in)
+{
+    struct in_addr lan;
+    if (!non_loopback_ipv4(&lan))
+        cr_skip_test("this machine has no non-loopback IPv4 address (the unit test covers the rule)");
+    spoold *s = spoold_start("--bind", "0.0.0.0", "--protected-mode", "no", NULL);
+    expect_served(s, lan, "+PONG");
+    cli *c = cli_connect(s->port);
+    resp_val *v = CMD(c, "CONFIG", "GET", "protected-mode");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 2 && !strcmp(v->elem[1]->str, "no"), "%s", resp_describe(v));
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+}
