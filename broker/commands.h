@@ -26,6 +26,7 @@ enum cmd_flags {
     CMD_FAST = 1 << 5,
     CMD_RESERVE = 1 << 6,   /* JOB.RESERVE: blocking pop that leases */
     CMD_PUBSUB = 1 << 7,    /* allowed in RESP2 subscribed mode */
+    CMD_BIGREPLY = 1 << 8,  /* the reply grows with the data: runs alone (conn.c) */
 };
 
 struct command {

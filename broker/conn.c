@@ -519,6 +519,7 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
         resp_cmd_free(cmd);
         return;
     }
+    c->alone = (k->flags & CMD_BIGREPLY) != 0;
     struct msg *m = msg_new(MSG_CMD);
     m->req = *cmd;
     memset(cmd, 0, sizeof *cmd);
@@ -529,15 +530,62 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
     k->io(c, m);
 }
 
+/* Output is bounded before it is built: small replies may be in flight
+ * together (up to PIPELINE_MAX), but a command whose reply grows with the
+ * data (CMD_BIGREPLY: LRANGE, LPOP n, QUEUE.PEEK, JOB.GET ...) runs alone:
+ * it waits until every earlier request has been answered, and nothing
+ * after it runs until its reply is in the output buffer. There the soft
+ * limit (OUT_PAUSE unsent bytes) stops execution until the client reads,
+ * so a client that pipelines 150 LRANGEs and reads nothing holds at most
+ * OUT_PAUSE plus one reply, not 150 of them; client-output-limit is the
+ * hard limit that disconnects (pub/sub messages are not paused). */
 static bool can_parse(const struct conn *c)
 {
-    return !c->closed && !c->doomed && !c->closing && !c->blocked && !c->paused_out && c->nslots < PIPELINE_MAX;
+    return !c->closed && !c->doomed && !c->closing && !c->blocked && !c->paused_out &&
+           c->nslots < PIPELINE_MAX && !(c->alone && c->nslots > 0) && !c->penalty;
+}
+
+/* Names the setting behind a size refusal of the parser. */
+static const char *limit_hint(const struct conn *c, const char *err)
+{
+    bool pre_auth = c->io->srv->cfg.requirepass[0] && !c->authed;
+    if (pre_auth && (strstr(err, "bulk length") || strstr(err, "too big")))
+        return " (before AUTH a request may carry 16 arguments of 16 KiB at most)";
+    if (strstr(err, "invalid bulk length"))
+        return " (an argument may be at most proto-max-bulk-len bytes; a job payload at most max-payload)";
+    if (strstr(err, "request too big"))
+        return " (proto-max-request caps all arguments of one command together; push fewer jobs per command)";
+    return "";
+}
+
+static bool big_reply(const resp_cmd *cmd)
+{
+    const struct command *k = commands_find(cmd->argv[0], cmd->len[0]);
+    return k && (k->flags & CMD_BIGREPLY);
+}
+
+/* Runs the held command once nothing else is in flight; false while it
+ * must wait. */
+static bool run_held(struct conn *c)
+{
+    if (c->nslots > 0)
+        return false;
+    resp_cmd cmd = c->held;
+    memset(&c->held, 0, sizeof c->held);
+    c->has_held = false;
+    dispatch(c, &cmd);
+    return true;
 }
 
 void conn_process(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (can_parse(c)) {
+        if (c->has_held) {
+            if (!run_held(c))
+                break;
+            continue;
+        }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
             break;
@@ -546,12 +594,15 @@ void conn_process(struct conn *c)
         memset(&cmd, 0, sizeof cmd);
         int rc = resp_req_feed(c->parser, v.iov_base, v.iov_len, &used, &cmd);
         evbuffer_drain(in, used);
-        if (rc == RESP_OK) {
+        if (rc == RESP_OK && c->nslots > 0 && big_reply(&cmd)) {
+            c->held = cmd; /* runs when the requests before it are answered */
+            c->has_held = true;
+        } else if (rc == RESP_OK) {
             dispatch(c, &cmd);
         } else if (rc == RESP_EPROTO) {
             log_info("client id=%llu addr=%s: %s; closing the connection",
                      (unsigned long long)c->id, c->addr, resp_req_error(c->parser));
-            error_now(c, "ERR %s", resp_req_error(c->parser));
+            error_now(c, "ERR %s%s", resp_req_error(c->parser), limit_hint(c, resp_req_error(c->parser)));
             conn_close_after_reply(c);
             break;
         } else if (used == 0) {
@@ -648,11 +699,13 @@ void conn_apply_limits(struct conn *c)
     struct config *cfg = &c->io->srv->cfg;
     resp_limits lim = resp_limits_default();
     lim.max_bulk = (uint64_t)cfg->proto_max_bulk_len;
+    lim.max_request = (uint64_t)cfg->proto_max_request;
     if (cfg->requirepass[0] && !c->authed) {
         /* Before AUTH a client gets only what AUTH/HELLO need. */
         lim.max_args = 16;
         lim.max_bulk = 16384;
         lim.max_inline = 16384;
+        lim.max_request = 65536;
     }
     resp_req_set_limits(c->parser, &lim);
 }
@@ -768,6 +821,7 @@ static void conn_free(struct conn *c)
         slot_free(sl);
     }
     resp_req_free(c->parser);
+    resp_cmd_free(&c->held);
     free(c->name);
     free(c);
     io_conn_gone(io);

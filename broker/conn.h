@@ -82,6 +82,12 @@ struct conn {
     bool dirty;                      /* has output to write (in io->dirty) */
     struct conn *dirty_next;
     bool doomed;                     /* over the output limit: close at the next safe point */
+    bool alone;                      /* a CMD_BIGREPLY command is in flight: parse nothing more */
+    bool has_held;                   /* held: a CMD_BIGREPLY command waiting for the others */
+    resp_cmd held;
+    bool penalty;                    /* after a failed AUTH: parse nothing until penalty_ev */
+    struct event *penalty_ev;
+    unsigned auth_fails;
     struct slot *slots_head, *slots_tail;
     int nslots;
     int inflight;                    /* messages expected back from other threads */

@@ -218,3 +218,195 @@ Test(protected, protected_mode_no_lets_other_addresses_in)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* ======================================================= memory limits */
+
+TestSuite(limits, .timeout = 120);
+
+/* A field of /proc/PID/status in kB ("VmHWM", "VmRSS"); -1 if absent. */
+static long status_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':')
+            kb = strtol(line + n + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* The highest VmHWM seen while polling for ms milliseconds (an observation
+ * window: the test fails as soon as the bound is passed). */
+static long watch_hwm_mb(pid_t pid, int ms, long bound_mb)
+{
+    long long end = now_ms() + ms;
+    long peak = 0;
+    while (now_ms() < end) {
+        long mb = status_kb(pid, "VmHWM") / 1024;
+        peak = mb > peak ? mb : peak;
+        if (peak >= bound_mb)
+            break;
+        sleep_ms(5);
+    }
+    return peak;
+}
+
+/* A JSON string payload of exactly n bytes. */
+static char *json_blob(size_t n)
+{
+    char *p = malloc(n + 1);
+    memset(p, 'a', n);
+    p[0] = p[n - 1] = '"';
+    p[n] = '\0';
+    return p;
+}
+
+enum { BIG_JOBS = 10, PIPELINED_LRANGES = 150, BIG_JOB = (1 << 20) - 64, HWM_BOUND_MB = 400 };
+
+/* Issue 14, finding 1: ten 1 MiB jobs, then 150 pipelined LRANGE big 0 -1
+ * that the client does not read. Each reply is 10 MiB; before the fix all
+ * 150 were built (1.3 GB RSS) before client-output-limit was looked at.
+ * Now one runs at a time and execution stops at the soft limit until the
+ * client reads; every reply still arrives, in order, once it does. */
+Test(limits, pipelined_big_replies_do_not_grow_memory)
+{
+    spoold *s = spoold_start(NULL);
+    cli *c = cli_connect(s->port);
+    char *blob = json_blob(BIG_JOB);
+    for (int i = 0; i < BIG_JOBS; i++)
+        expect_int(CMD(c, "RPUSH", "big", blob), i + 1);
+    free(blob);
+    long base = status_kb(s->pid, "VmHWM") / 1024;
+    cli *greedy = cli_connect(s->port);
+    resp_buf b;
+    resp_buf_init(&b);
+    for (int i = 0; i < PIPELINED_LRANGES; i++) {
+        const char *argv[] = { "LRANGE", "big", "0", "-1" };
+        resp_add_commandv(&b, 4, argv);
+    }
+    cli_send_raw(greedy, b.data, b.len);
+    resp_buf_free(&b);
+    long peak = watch_hwm_mb(s->pid, 3000, HWM_BOUND_MB);
+    cr_log_info("VmHWM: %ld MB after the pushes, %ld MB while 150 LRANGEs wait unread", base, peak);
+    cr_assert_lt(peak, HWM_BOUND_MB, "spoold grew to %ld MB VmHWM (bound %d MB)", peak, HWM_BOUND_MB);
+    expect_simple(CMD(c, "PING"), "PONG"); /* others are served meanwhile */
+    for (int i = 0; i < PIPELINED_LRANGES; i++) {
+        resp_val *v = cli_read(greedy);
+        cr_assert(v->type == RESP_T_ARRAY && v->n == BIG_JOBS, "reply %d: %s", i, resp_describe(v));
+        cr_assert_eq(v->elem[9]->len, (size_t)BIG_JOB);
+        resp_val_free(v);
+    }
+    long after = status_kb(s->pid, "VmHWM") / 1024;
+    cr_log_info("VmHWM %ld MB after reading all 150 replies", after);
+    cr_assert_lt(after, HWM_BOUND_MB, "spoold grew to %ld MB VmHWM while the replies were read", after);
+    cli_close(greedy);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* A reply that alone would pass client-output-limit is refused before it
+ * is built, with the numbers and what to ask instead. */
+Test(limits, lrange_over_the_output_limit_is_refused_before_it_is_built)
+{
+    spoold *s = spoold_start("--client-output-limit", "4mb", NULL);
+    cli *c = cli_connect(s->port);
+    char *blob = json_blob(BIG_JOB);
+    for (int i = 0; i < 5; i++)
+        expect_int(CMD(c, "RPUSH", "big", blob), i + 1);
+    free(blob);
+    expect_error_has(CMD(c, "LRANGE", "big", "0", "-1"), "ERR", "client-output-limit");
+    resp_val *v = CMD(c, "LRANGE", "big", "0", "1");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 2, "%s", resp_describe(v));
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* Reads from fd until EOF (or 10 s): the bytes (caller frees). */
+static char *read_to_eof(int fd)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    long long deadline = now_ms() + 10000;
+    while (now_ms() < deadline && len < cap) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Issue 14, finding 2: RPUSH q with 4 bulks of 286 MB took 1.2 GB before
+ * -TOOBIG. The bulk length is now checked against proto-max-bulk-len
+ * (twice max-payload by default) at its header, before anything is read. */
+Test(limits, a_huge_bulk_is_refused_at_its_header)
+{
+    spoold *s = spoold_start(NULL);
+    cli *c = cli_connect(s->port);
+    static const char head[] = "*6\r\n$5\r\nRPUSH\r\n$1\r\nq\r\n$299892736\r\n";
+    cli_send_raw(c, head, sizeof head - 1);
+    char *got = read_to_eof(cli_fd(c));
+    cr_assert(!strncmp(got, "-ERR Protocol error: invalid bulk length", 40), "got: %s", got);
+    cr_assert(strstr(got, "proto-max-bulk-len"), "no hint naming the setting: %s", got);
+    free(got);
+    cli_close(c);
+    c = cli_connect(s->port);
+    resp_val *v = CMD(c, "CONFIG", "GET", "proto-max-bulk-len");
+    cr_assert_str_eq(v->elem[1]->str, "2097152", "default: twice max-payload");
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* proto-max-request caps a whole request: 40 arguments of 2 MB each are
+ * refused at the argument that passes 64 MB, and spoold never held more. */
+Test(limits, a_request_over_proto_max_request_is_refused)
+{
+    spoold *s = spoold_start("--payload", "raw", NULL);
+    cli *c = cli_connect(s->port);
+    enum { N = 40, LEN = 2 << 20 };
+    char *chunk = malloc(LEN + 32);
+    memset(chunk, 'x', LEN + 32);
+    char hdr[64];
+    int n = snprintf(hdr, sizeof hdr, "*%d\r\n$5\r\nRPUSH\r\n$1\r\nq\r\n", N + 2);
+    cli_send_raw(c, hdr, (size_t)n);
+    int sent = 0;
+    for (; sent < N; sent++) {
+        n = snprintf(hdr, sizeof hdr, "$%d\r\n", LEN);
+        if (send(cli_fd(c), hdr, (size_t)n, MSG_NOSIGNAL) != n)
+            break;
+        memcpy(chunk + LEN, "\r\n", 2);
+        size_t off = 0;
+        while (off < LEN + 2) {
+            ssize_t w = send(cli_fd(c), chunk + off, LEN + 2 - off, MSG_NOSIGNAL);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        if (off < LEN + 2)
+            break; /* the server closed the connection */
+    }
+    free(chunk);
+    char *got = read_to_eof(cli_fd(c));
+    cr_assert(strstr(got, "-ERR Protocol error: request too big (over 67108864 bytes in all)"), "sent %d, got: %s",
+              sent, got);
+    cr_assert(strstr(got, "proto-max-request"), "%s", got);
+    free(got);
+    cli_close(c);
+    long hwm = status_kb(s->pid, "VmHWM") / 1024;
+    cr_log_info("VmHWM %ld MB after a refused 80 MB request", hwm);
+    cr_assert_lt(hwm, 200);
+    c = cli_connect(s->port);
+    cr_assert_eq(llen(c, "q"), 0);
+    cli_close(c);
+    spoold_stop(s);
+}
