@@ -72,10 +72,11 @@ static const char *check_auth(struct conn *c, const struct msg *m, int user_i, i
 {
     if (!c->io->srv->cfg.requirepass[0])
         return "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
-    if (user_i >= 0 && !arg_is(m, user_i, "default"))
+    if ((user_i >= 0 && !arg_is(m, user_i, "default")) ||
+        !password_ok(c, m->req.argv[pass_i], m->req.len[pass_i])) {
+        conn_auth_failed(c); /* counted, and this connection waits before its next request */
         return "WRONGPASS invalid username-password pair or user is disabled.";
-    if (!password_ok(c, m->req.argv[pass_i], m->req.len[pass_i]))
-        return "WRONGPASS invalid username-password pair or user is disabled.";
+    }
     c->authed = true;
     conn_apply_limits(c);
     return NULL;
@@ -298,10 +299,12 @@ static void finish_info(struct conn *c, struct slot *sl)
         resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\n\r\n", config_fsync_name(srv->cfg.fsync));
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
-                        "rejected_connections:%llu\r\n\r\n",
+                        "rejected_connections:%llu\r\nacl_access_denied_auth:%llu\r\nidle_clients_closed:%llu\r\n\r\n",
                         (unsigned long long)atomic_load(&srv->total_connections),
                         (unsigned long long)atomic_load(&srv->total_commands),
-                        (unsigned long long)atomic_load(&srv->rejected_connections));
+                        (unsigned long long)atomic_load(&srv->rejected_connections),
+                        (unsigned long long)atomic_load(&srv->auth_failures),
+                        (unsigned long long)atomic_load(&srv->idle_closed));
     if (want_section(m, "replication", true))
         resp_buf_printf(&t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
     if (want_section(m, "keyspace", true))

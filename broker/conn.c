@@ -710,6 +710,78 @@ void conn_apply_limits(struct conn *c)
     resp_req_set_limits(c->parser, &lim);
 }
 
+/* ------------------------------------------------------------- timeouts */
+
+static bool idle_exempt(const struct conn *c)
+{
+    return c->closed || c->blocked || c->nsubs || c->npsubs || c->nslots || c->inflight;
+}
+
+void conn_sweep(struct io_thread *io)
+{
+    const struct config *cfg = &io->srv->cfg;
+    int64_t now = clock_mono_ms();
+    for (struct conn *c = io->conns, *next; c; c = next) {
+        next = c->next;
+        if (idle_exempt(c))
+            continue;
+        int64_t idle = now - c->last_ms;
+        const char *why = NULL;
+        if (!c->authed && idle >= CONN_UNAUTH_TIMEOUT_MS)
+            why = "not authenticated within 10 s";
+        else if (cfg->timeout > 0 && idle >= (int64_t)cfg->timeout * 1000)
+            why = "idle timeout";
+        if (!why)
+            continue;
+        log_info("client id=%llu addr=%s: %s; closing the connection", (unsigned long long)c->id, c->addr, why);
+        atomic_fetch_add(&io->srv->idle_closed, 1);
+        conn_close(c, why);
+    }
+}
+
+/* ------------------------------------------------------------ AUTH delay */
+
+static void penalty_over(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct io_thread *io = c->io;
+    c->penalty = false;
+    if (c->closed)
+        return;
+    conn_process(c);
+    conn_flush_dirty(io);
+}
+
+/* The wait before the server-wide schedule allows another failure. */
+static int64_t global_turn(struct server *srv, int64_t now)
+{
+    int64_t prev = atomic_load(&srv->auth_next_slot), next;
+    do
+        next = (prev > now ? prev : now) + CONN_AUTH_SPACING_MS;
+    while (!atomic_compare_exchange_weak(&srv->auth_next_slot, &prev, next));
+    return next - CONN_AUTH_SPACING_MS - now;
+}
+
+void conn_auth_failed(struct conn *c)
+{
+    struct server *srv = c->io->srv;
+    atomic_fetch_add(&srv->auth_failures, 1);
+    c->auth_fails++;
+    int64_t delay = 100LL << (c->auth_fails > 5 ? 5 : c->auth_fails - 1);
+    if (delay > 2000)
+        delay = 2000;
+    int64_t turn = global_turn(srv, clock_mono_ms());
+    if (turn > delay)
+        delay = turn;
+    if (!c->penalty_ev)
+        c->penalty_ev = evtimer_new(c->io->base, penalty_over, c);
+    if (!c->penalty_ev)
+        return;
+    struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
+    c->penalty = true;
+    event_add(c->penalty_ev, &tv);
+}
+
 static void format_addr(int fd, char *out, size_t n, bool local)
 {
     struct sockaddr_storage ss;
@@ -777,6 +849,10 @@ void conn_close(struct conn *c, const char *why)
         return;
     c->closed = true;
     log_debug("client id=%llu addr=%s: %s", (unsigned long long)c->id, c->addr, why);
+    if (c->penalty_ev) {
+        event_free(c->penalty_ev);
+        c->penalty_ev = NULL;
+    }
     struct slot *sl = c->blocked;
     if (sl && sl->claim && claim_take(sl->claim)) {
         /* Nobody will answer the parked pop now: withdraw it. */

@@ -136,4 +136,20 @@ void conn_close_after_reply(struct conn *c);
 /* Limits of the request parser for this connection's auth state. */
 void conn_apply_limits(struct conn *c);
 
+/* Idle timeouts, called once a second by the I/O thread: closes a client
+ * idle for `timeout` seconds (when set), and one that has not
+ * authenticated within CONN_UNAUTH_TIMEOUT_MS of its last command while a
+ * password is required. Blocked clients, subscribers and clients waiting
+ * for replies are never idle. */
+#define CONN_UNAUTH_TIMEOUT_MS 10000
+void conn_sweep(struct io_thread *io);
+
+/* A failed AUTH: counted (INFO acl_access_denied_auth), and the connection
+ * parses nothing more for a while: 100 ms doubling per failure up to 2 s,
+ * and never sooner than its turn in a server-wide schedule of one failure
+ * per CONN_AUTH_SPACING_MS, so that many connections guessing together
+ * get no further than one. */
+#define CONN_AUTH_SPACING_MS 10
+void conn_auth_failed(struct conn *c);
+
 #endif

@@ -36,6 +36,7 @@ struct io_thread {
     struct conn *subscribers;     /* connections with pub/sub subscriptions */
     bool stopping;
     struct event *stop_timer;
+    struct event *sweep_timer;    /* once a second: idle timeouts (conn_sweep) */
 };
 
 int io_init(struct io_thread *io, struct server *srv, int id);

@@ -410,3 +410,137 @@ Test(limits, a_request_over_proto_max_request_is_refused)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* ===================================================== idle timeouts */
+
+TestSuite(timeouts, .timeout = 120);
+
+Test(timeouts, an_idle_client_is_closed_after_timeout_seconds)
+{
+    spoold *s = spoold_start("--timeout", "1", NULL);
+    cli *idle = cli_connect(s->port), *blocked = cli_connect(s->port), *sub = cli_connect(s->port);
+    cli *c = cli_connect(s->port);
+    expect_simple(CMD(idle, "PING"), "PONG");
+    SEND(blocked, "BRPOP", "q", "0");
+    wait_blocked_clients(c, 1, 5000);
+    resp_val *v = CMD(sub, "SUBSCRIBE", "news");
+    resp_val_free(v);
+    long long t0 = now_ms();
+    cr_assert(cli_wait_closed(idle, 5000), "an idle client stayed connected past --timeout 1");
+    cr_assert_geq(now_ms() - t0, 500, "closed too early");
+    /* blocked clients and subscribers are not idle (Redis's rule); c was
+     * idle too, so it is replaced */
+    expect_no_reply_for(blocked, 1500, "a blocked client");
+    cli_close(c);
+    c = cli_connect(s->port);
+    cr_assert_geq(info_field(c, "stats", "idle_clients_closed"), 2);
+    expect_int(CMD(c, "RPUSH", "q", "{}"), 1);
+    expect_pop(cli_read(blocked), "q", "{}");
+    expect_int(CMD(c, "PUBLISH", "news", "hi"), 1);
+    v = cli_read(sub);
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 3, "%s", resp_describe(v));
+    resp_val_free(v);
+    cli_close(idle);
+    cli_close(blocked);
+    cli_close(sub);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(timeouts, an_unauthenticated_client_is_closed_after_10_seconds, .timeout = 60)
+{
+    spoold *s = spoold_start("--requirepass", "s3cret", NULL);
+    cli *anon = cli_connect(s->port), *ok = cli_connect(s->port);
+    expect_ok(CMD(ok, "AUTH", "s3cret"));
+    long long t0 = now_ms();
+    cr_assert(cli_wait_closed(anon, 20000), "an unauthenticated client stayed connected");
+    long long took = now_ms() - t0;
+    cr_assert(took >= 9000 && took <= 13000, "closed after %lld ms, expected about 10 s", took);
+    expect_simple(CMD(ok, "PING"), "PONG"); /* timeout 0: an authenticated client stays */
+    cli_close(anon);
+    cli_close(ok);
+    spoold_stop(s);
+}
+
+/* ====================================================== AUTH slow-down */
+
+TestSuite(auth, .timeout = 120);
+
+/* Replies that arrive on c within ms (each freed); -1 if c closed. */
+static int replies_within(cli *c, int ms)
+{
+    long long end = now_ms() + ms;
+    int n = 0;
+    for (;;) {
+        long long left = end - now_ms();
+        if (left <= 0)
+            return n;
+        resp_val *v = NULL;
+        int rc = cli_poll_reply(c, (int)left, &v);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            return n;
+        resp_val_free(v);
+        n++;
+    }
+}
+
+static void send_wrong_auths(cli *c, int n)
+{
+    resp_buf b;
+    resp_buf_init(&b);
+    for (int i = 0; i < n; i++) {
+        const char *argv[] = { "AUTH", "guess" };
+        resp_add_commandv(&b, 2, argv);
+    }
+    cli_send_raw(c, b.data, b.len);
+    resp_buf_free(&b);
+}
+
+/* Issue 14: 16,579 AUTH guesses per second on one connection. Each failure
+ * now holds the connection's next request back (100 ms, doubling to 2 s). */
+Test(auth, failed_auth_slows_the_connection_down)
+{
+    spoold *s = spoold_start("--requirepass", "s3cret", NULL);
+    cli *c = cli_connect(s->port);
+    send_wrong_auths(c, 100);
+    int got = replies_within(c, 2000);
+    cr_log_info("%d of 100 pipelined wrong AUTHs answered in 2 s", got);
+    cr_assert(got >= 1 && got <= 5, "%d wrong AUTHs answered in 2 s", got);
+    cli *admin = cli_connect(s->port);
+    expect_ok(CMD(admin, "AUTH", "s3cret")); /* a right password is not slowed */
+    long long failures = info_field(admin, "stats", "acl_access_denied_auth");
+    cr_assert(failures >= got && failures <= got + 1, "acl_access_denied_auth %lld, %d answered", failures, got);
+    cli_close(c);
+    cli_close(admin);
+    spoold_stop(s);
+}
+
+/* Many connections guessing at once share one schedule: one failure per
+ * 10 ms in the whole server (100 connections alone would get 5 each in
+ * 2 s, 500 in all). */
+Test(auth, many_connections_share_one_failure_rate)
+{
+    enum { CONNS = 100, EACH = 10 };
+    spoold *s = spoold_start("--requirepass", "s3cret", NULL);
+    cli *c[CONNS];
+    for (int i = 0; i < CONNS; i++)
+        c[i] = cli_connect(s->port);
+    for (int i = 0; i < CONNS; i++)
+        send_wrong_auths(c[i], EACH);
+    long long t0 = now_ms();
+    cli *admin = cli_connect(s->port);
+    expect_ok(CMD(admin, "AUTH", "s3cret"));
+    while (now_ms() - t0 < 2000)
+        sleep_ms(50); /* an observation window of 2 s, not a wait for state */
+    long long failures = info_field(admin, "stats", "acl_access_denied_auth");
+    long long elapsed = now_ms() - t0;
+    cr_log_info("%lld failed AUTHs in %lld ms over %d connections", failures, elapsed, CONNS);
+    cr_assert(failures >= CONNS && failures <= CONNS + elapsed / 10 + 50,
+              "%lld failures in %lld ms: more than one per 10 ms", failures, elapsed);
+    for (int i = 0; i < CONNS; i++)
+        cli_close(c[i]);
+    cli_close(admin);
+    spoold_stop(s);
+}
