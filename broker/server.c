@@ -9,6 +9,7 @@
 #include "log.h"
 #include "http.h"
 #include "msg.h"
+#include "notify.h"
 #include "protect.h"
 #include "shard.h"
 
@@ -212,6 +213,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     log_info("%s received: no longer accepting connections; finishing in-flight work",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    notify_send("STOPPING=1");
     stop_all(srv);
 }
 
@@ -341,6 +343,12 @@ int server_run(struct server *srv)
                  "others get -DENIED (set --requirepass, or --protected-mode no behind a firewall)", srv->cfg.bind);
     if (srv->cfg.port_file[0] && (rc = write_port_file(srv->cfg.port_file, srv->port)) < 0)
         log_error("cannot write the port file %s: %s", srv->cfg.port_file, strerror(-rc));
+    char ready[200];
+    snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %s:%d\nMAINPID=%d", srv->cfg.bind, srv->port,
+             (int)getpid());
+    if ((rc = notify_send(ready)) < 0)
+        log_warn("cannot tell the service manager that spoold is ready (NOTIFY_SOCKET=%s): %s",
+                 getenv("NOTIFY_SOCKET"), strerror(-rc));
 
     event_base_dispatch(srv->base);
 
