@@ -99,7 +99,7 @@ echo "sample config: accepted by spoold --config"
 runtime=$(sed -n '/^FROM debian:12-slim/,$p' "$src/Dockerfile")
 for bin in "$spoold" "$(find_one /bin/spool)"; do
   for lib in $(readelf -d "$bin" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
-    case $lib in libc.so.*|libm.so.*|ld-linux*) continue ;; esac
+    case $lib in libc.so.*|libm.so.*|ld-linux*|libasan.so.*|libubsan.so.*|libtsan.so.*) continue ;; esac # sanitizer builds
     pkg=$(dpkg -S "*/$lib" 2>/dev/null | head -1 | cut -d: -f1)
     [ -n "$pkg" ] || fail "no Debian package provides $lib"
     echo "$runtime" | grep -q "[[:space:]]$pkg\b" || fail "the Dockerfile's runtime stage does not install $pkg ($lib, needed by $(basename "$bin"))"
