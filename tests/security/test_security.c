@@ -562,3 +562,36 @@ Test(auth, many_connections_share_one_failure_rate)
     cli_close(admin);
     spoold_stop(s);
 }
+
+/* The request limits follow max-payload, and settings that contradict one
+ * another stop spoold at start with what to change. */
+Test(limits, request_limits_follow_max_payload_and_must_fit_together)
+{
+    spoold *s = spoold_start("--max-payload", "10mb", NULL);
+    cli *c = cli_connect(s->port);
+    resp_val *v = CMD(c, "CONFIG", "GET", "proto-max-*");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 4, "%s", resp_describe(v));
+    for (size_t i = 0; i < v->n; i += 2) {
+        if (!strcmp(v->elem[i]->str, "proto-max-bulk-len"))
+            cr_assert_str_eq(v->elem[i + 1]->str, "20971520", "twice max-payload");
+        else
+            cr_assert_str_eq(v->elem[i + 1]->str, "67108864");
+    }
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+
+    const char *bad[][5] = {
+        { "--proto-max-bulk-len", "1mb", "--max-payload", "2mb", "raise proto-max-bulk-len" },
+        { "--proto-max-request", "1mb", NULL, NULL, "raise proto-max-request" },
+    };
+    for (size_t i = 0; i < 2; i++) {
+        char *argv[] = { (char *)spoold_path(), "--port", "0", "--data-dir", "/nonexistent/spool-test",
+                         (char *)bad[i][0], (char *)bad[i][1], (char *)bad[i][2], (char *)bad[i][3], NULL };
+        char *out = NULL;
+        int rc = run_capture(argv, &out, 10000);
+        cr_assert_eq(rc, 1, "spoold %s %s exited %d: %s", bad[i][0], bad[i][1], rc, out);
+        cr_assert(strstr(out, bad[i][4]), "no '%s' in: %s", bad[i][4], out);
+        free(out);
+    }
+}
