@@ -37,8 +37,8 @@ static struct command table[] = {
     /* lists */
     { "lpush", -3, W | CMD_LEFT, 1, 1, 1, io_push, sh_push, NULL, "Pushes jobs at the head of a queue; replies with its length." },
     { "rpush", -3, W, 1, 1, 1, io_push, sh_push, NULL, "Pushes jobs at the tail of a queue; replies with its length." },
-    { "lpop", -2, W | CMD_LEFT | CMD_BIGREPLY, 1, 1, 1, io_pop, sh_pop, NULL, "Takes jobs from the head of a queue (at-most-once)." },
-    { "rpop", -2, W | CMD_BIGREPLY, 1, 1, 1, io_pop, sh_pop, NULL, "Takes jobs from the tail of a queue (at-most-once)." },
+    { "lpop", -2, W | CMD_LEFT | CMD_ONEPAYLOAD, 1, 1, 1, io_pop, sh_pop, NULL, "Takes jobs from the head of a queue (at-most-once)." },
+    { "rpop", -2, W | CMD_ONEPAYLOAD, 1, 1, 1, io_pop, sh_pop, NULL, "Takes jobs from the tail of a queue (at-most-once)." },
     { "blpop", -3, W | CMD_LEFT | CMD_BLOCKING, 1, -2, 1, io_bpop, shard_bpop, NULL, "Takes a job from the head of the first non-empty queue, waiting up to timeout seconds." },
     { "brpop", -3, W | CMD_BLOCKING, 1, -2, 1, io_bpop, shard_bpop, NULL, "Takes a job from the tail of the first non-empty queue, waiting up to timeout seconds." },
     { "llen", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_llen, NULL, "The number of ready jobs in a queue." },
@@ -53,7 +53,7 @@ static struct command table[] = {
     { "job.ack", -2, W | CMD_FAST, 0, 0, 0, io_job_ids, sh_job_ack, NULL, "Acknowledges deliveries by receipt: their jobs are done." },
     { "job.nack", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_nack, NULL, "Gives a delivery back as failed: retry after backoff (or DELAY), or dead." },
     { "job.touch", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_touch, NULL, "Extends the lease of a delivery." },
-    { "job.get", 2, R | CMD_FAST | CMD_BIGREPLY, 0, 0, 0, io_job_id, sh_job_get, NULL, "The whole record of a job." },
+    { "job.get", 2, R | CMD_FAST | CMD_ONEPAYLOAD, 0, 0, 0, io_job_id, sh_job_get, NULL, "The whole record of a job." },
     { "job.del", -2, W, 0, 0, 0, io_job_ids, sh_job_del, NULL, "Deletes jobs in any state." },
     { "job.retry", 2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_retry, NULL, "Makes a dead or delayed job ready now." },
     /* queue administration */

@@ -92,6 +92,9 @@ static struct slot *slot_new(struct conn *c, enum slot_kind kind)
         c->slots_head = sl;
     c->slots_tail = sl;
     c->nslots++;
+    sl->reserved = c->reserve_next;
+    c->reserved += sl->reserved;
+    c->reserve_next = 0;
     return sl;
 }
 
@@ -117,6 +120,7 @@ static void flush_slots(struct conn *c)
         if (!c->slots_head)
             c->slots_tail = NULL;
         c->nslots--;
+        c->reserved -= sl->reserved;
         out_write(c, &sl->out);
         slot_free(sl);
     }
@@ -489,6 +493,12 @@ static void reply_unknown(struct conn *c, resp_cmd *cmd)
               (int)(cmd->len[0] > 128 ? 128 : cmd->len[0]), cmd->argv[0], args);
 }
 
+/* A reply that grows with the data: the command runs alone (see below). */
+static bool runs_alone(const struct command *k, const resp_cmd *cmd)
+{
+    return (k->flags & CMD_BIGREPLY) || ((k->flags & CMD_ONEPAYLOAD) && cmd->argc > 2);
+}
+
 static void dispatch(struct conn *c, resp_cmd *cmd)
 {
     struct server *srv = c->io->srv;
@@ -519,7 +529,8 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
         resp_cmd_free(cmd);
         return;
     }
-    c->alone = (k->flags & CMD_BIGREPLY) != 0;
+    c->alone = runs_alone(k, cmd);
+    c->reserve_next = (k->flags & CMD_ONEPAYLOAD) && !c->alone ? srv->cfg.max_payload : 0;
     struct msg *m = msg_new(MSG_CMD);
     m->req = *cmd;
     memset(cmd, 0, sizeof *cmd);
@@ -528,17 +539,22 @@ static void dispatch(struct conn *c, resp_cmd *cmd)
     m->conn = c;
     m->proto = c->proto;
     k->io(c, m);
+    c->reserve_next = 0; /* answered at once: nothing was in flight */
 }
 
-/* Output is bounded before it is built: small replies may be in flight
- * together (up to PIPELINE_MAX), but a command whose reply grows with the
- * data (CMD_BIGREPLY: LRANGE, LPOP n, QUEUE.PEEK, JOB.GET ...) runs alone:
- * it waits until every earlier request has been answered, and nothing
- * after it runs until its reply is in the output buffer. There the soft
- * limit (OUT_PAUSE unsent bytes) stops execution until the client reads,
- * so a client that pipelines 150 LRANGEs and reads nothing holds at most
- * OUT_PAUSE plus one reply, not 150 of them; client-output-limit is the
- * hard limit that disconnects (pub/sub messages are not paused). */
+/* Output is bounded before it is built. Small replies may be in flight
+ * together (up to PIPELINE_MAX). A reply that holds one payload (LPOP,
+ * RPOP, JOB.GET: CMD_ONEPAYLOAD) reserves max-payload bytes until it is
+ * written out, and such requests run side by side only while their
+ * reservations stay within client-output-limit. A reply that grows with
+ * the data (CMD_BIGREPLY: LRANGE, QUEUE.PEEK, QUEUE.LIST, INFO, and LPOP
+ * key n) runs alone: it waits until every earlier request has been
+ * answered, and nothing after it runs until its reply is in the output
+ * buffer. There the soft limit (OUT_PAUSE unsent bytes) stops execution
+ * until the client reads, so a client that pipelines 150 LRANGEs and
+ * reads nothing holds at most OUT_PAUSE plus one reply, not 150 of them;
+ * client-output-limit is the hard limit that disconnects (pub/sub
+ * messages are not paused). */
 static bool can_parse(const struct conn *c)
 {
     return !c->closed && !c->doomed && !c->closing && !c->blocked && !c->paused_out &&
@@ -558,17 +574,23 @@ static const char *limit_hint(const struct conn *c, const char *err)
     return "";
 }
 
-static bool big_reply(const resp_cmd *cmd)
+/* Whether cmd may be dispatched now, given what is in flight. */
+static bool has_room(const struct conn *c, const resp_cmd *cmd)
 {
     const struct command *k = commands_find(cmd->argv[0], cmd->len[0]);
-    return k && (k->flags & CMD_BIGREPLY);
+    if (!k || c->nslots == 0)
+        return true;
+    if (runs_alone(k, cmd))
+        return false;
+    return !(k->flags & CMD_ONEPAYLOAD) ||
+           c->reserved + c->io->srv->cfg.max_payload <= c->io->srv->cfg.client_output_limit;
 }
 
-/* Runs the held command once nothing else is in flight; false while it
- * must wait. */
+/* Runs the held command once there is room for its reply; false while
+ * it must wait. */
 static bool run_held(struct conn *c)
 {
-    if (c->nslots > 0)
+    if (!has_room(c, &c->held))
         return false;
     resp_cmd cmd = c->held;
     memset(&c->held, 0, sizeof c->held);
@@ -594,8 +616,8 @@ void conn_process(struct conn *c)
         memset(&cmd, 0, sizeof cmd);
         int rc = resp_req_feed(c->parser, v.iov_base, v.iov_len, &used, &cmd);
         evbuffer_drain(in, used);
-        if (rc == RESP_OK && c->nslots > 0 && big_reply(&cmd)) {
-            c->held = cmd; /* runs when the requests before it are answered */
+        if (rc == RESP_OK && !has_room(c, &cmd)) {
+            c->held = cmd; /* runs when the replies before it make room */
             c->has_held = true;
         } else if (rc == RESP_OK) {
             dispatch(c, &cmd);

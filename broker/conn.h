@@ -39,6 +39,7 @@ struct slot {
     enum slot_kind kind;
     bool ready;
     int pending;             /* replies still expected */
+    int64_t reserved;        /* counted in conn->reserved until written out */
     resp_buf out;
 
     /* SLOT_GATHER */
@@ -83,7 +84,9 @@ struct conn {
     struct conn *dirty_next;
     bool doomed;                     /* over the output limit: close at the next safe point */
     bool alone;                      /* a CMD_BIGREPLY command is in flight: parse nothing more */
-    bool has_held;                   /* held: a CMD_BIGREPLY command waiting for the others */
+    bool has_held;                   /* held: a command waiting for output room (conn.c) */
+    int64_t reserved;                /* worst-case bytes of replies in flight (CMD_ONEPAYLOAD) */
+    int64_t reserve_next;            /* what the next slot created reserves */
     resp_cmd held;
     bool penalty;                    /* after a failed AUTH: parse nothing until penalty_ev */
     struct event *penalty_ev;

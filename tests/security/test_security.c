@@ -595,3 +595,42 @@ Test(limits, request_limits_follow_max_payload_and_must_fit_together)
         free(out);
     }
 }
+
+/* Single-payload replies (LPOP, RPOP, JOB.GET) run side by side only while
+ * max-payload per reply in flight fits client-output-limit: 200 pipelined
+ * LPOPs of 1 MiB jobs, unread, hold about 64 of them, not 200. Payloads
+ * live only in the journal here (payload-memory 0), so what grows is the
+ * replies. */
+Test(limits, pipelined_pops_of_big_jobs_are_bounded_too)
+{
+    enum { N = 200 };
+    spoold *s = spoold_start("--fsync", "off", "--payload-memory", "0", NULL);
+    cli *c = cli_connect(s->port);
+    char *blob = json_blob(BIG_JOB);
+    for (int i = 0; i < N; i++)
+        expect_int(CMD(c, "RPUSH", "big", blob), i + 1);
+    free(blob);
+    long base = status_kb(s->pid, "VmHWM") / 1024;
+    cli *greedy = cli_connect(s->port);
+    resp_buf b;
+    resp_buf_init(&b);
+    for (int i = 0; i < N; i++) {
+        const char *argv[] = { "LPOP", "big" };
+        resp_add_commandv(&b, 2, argv);
+    }
+    cli_send_raw(greedy, b.data, b.len);
+    resp_buf_free(&b);
+    long bound = base + bound_for(s->pid, 110);
+    long peak = watch_hwm_mb(s->pid, 3000, bound);
+    cr_log_info("VmHWM: %ld MB after the pushes, %ld MB while %d LPOPs of 1 MiB wait unread", base, peak, N);
+    cr_assert_lt(peak, bound, "spoold grew from %ld to %ld MB VmHWM", base, peak);
+    for (int i = 0; i < N; i++) {
+        resp_val *v = cli_read(greedy);
+        cr_assert(v->type == RESP_T_BULK && v->len == (size_t)BIG_JOB, "reply %d: %s", i, resp_describe(v));
+        resp_val_free(v);
+    }
+    cr_assert_eq(llen(c, "big"), 0);
+    cli_close(greedy);
+    cli_close(c);
+    spoold_stop(s);
+}
