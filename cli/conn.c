@@ -83,6 +83,9 @@ int cli_connect_error(cli_ctx *x, int rc, const char *msg)
                         "spool://:PASSWORD@host:port)", cli_url_shown(x), reason(msg));
     if (rc == SPOOL_ENOMEM)
         return cli_fail(CLI_REFUSED, "out of memory");
+    const char *denied = strstr(msg, "DENIED ");
+    if (denied) /* protected mode: spoold's own words say what to change */
+        return cli_fail(CLI_REFUSED, "%s refused the connection: %s", cli_url_shown(x), denied + 7);
     return cli_fail(CLI_NOCONN, "cannot connect to %s: %s — is spoold running? (set --url or SPOOL_URL)",
                     cli_url_shown(x), reason(msg));
 }

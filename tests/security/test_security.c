@@ -184,6 +184,16 @@ Test(protected, a_non_loopback_client_is_denied_without_a_password)
     spoold *s = spoold_start("--bind", "0.0.0.0", NULL);
     expect_denied(s, lan);
     expect_denied(s, lan); /* every time, not once */
+    /* the CLI passes spoold's words on, and says it was refused (exit 1) */
+    char url[64];
+    snprintf(url, sizeof url, "spool://%s:%d", inet_ntoa(lan), s->port);
+    char *argv[] = { SPOOL_CLI_PATH, "--url", url, "ping", NULL };
+    char *out = NULL;
+    int rc = run_capture(argv, &out, 10000);
+    cr_assert_eq(rc, 1, "spool ping from %s exited %d: %s", url, rc, out);
+    cr_assert(strstr(out, "refused the connection: spoold is running in protected mode") &&
+              strstr(out, "--protected-mode no") && !strstr(out, "is spoold running?"), "%s", out);
+    free(out);
     cli *c = cli_connect(s->port); /* loopback is served */
     expect_simple(CMD(c, "PING"), "PONG");
     cr_assert(info_field(c, "stats", "rejected_connections") >= 2);
