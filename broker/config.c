@@ -49,6 +49,7 @@ static const struct opt opts[] = {
     { "proto-max-bulk-len", OPT_SIZE, OFF(proto_max_bulk_len), "0", 0, 1LL << 32, NULL, "largest RESP bulk string (0 = twice max-payload, at least 1mb)" },
     { "proto-max-request", OPT_SIZE, OFF(proto_max_request), "64mb", 1024, 1LL << 34, NULL, "largest request: all arguments of one command together" },
     { "protected-mode", OPT_ENUM, OFF(protected_mode), "yes", 0, 0, yesno_choices, "with no password, serve only loopback clients: yes|no" },
+    { "request-timeout", OPT_INT, OFF(request_timeout), "60", 0, 100000000, NULL, "close a client whose started request is not complete after this many seconds (0 = never)" },
     { "timeout", OPT_INT, OFF(timeout), "0", 0, 100000000, NULL, "close a client idle this many seconds (0 = never; unauthenticated: 10 s)" },
     { "maxclients", OPT_INT, OFF(maxclients), "10000", 1, 1000000, NULL, "most client connections at once" },
     { "client-output-limit", OPT_SIZE, OFF(client_output_limit), "64mb", 65536, 1LL << 40, NULL, "output buffer at which a client that does not read is disconnected" },

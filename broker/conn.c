@@ -616,6 +616,8 @@ void conn_process(struct conn *c)
         memset(&cmd, 0, sizeof cmd);
         int rc = resp_req_feed(c->parser, v.iov_base, v.iov_len, &used, &cmd);
         evbuffer_drain(in, used);
+        if (rc == RESP_OK)
+            c->partial_since = 0; /* a request arrived whole: the clock restarts */
         if (rc == RESP_OK && !has_room(c, &cmd)) {
             c->held = cmd; /* runs when the replies before it make room */
             c->has_held = true;
@@ -631,6 +633,13 @@ void conn_process(struct conn *c)
             break;
         }
     }
+    /* a request half received while spoold waits for the client: timed
+     * from the first of its bytes that came after the last whole request
+     * (conn_sweep); not while spoold holds the connection back */
+    if (!can_parse(c) || resp_req_pending(c->parser) == 0)
+        c->partial_since = 0;
+    else if (c->partial_since == 0)
+        c->partial_since = clock_mono_ms();
     io_flush(c->io);
     reap(c);
 }
@@ -753,12 +762,23 @@ void conn_sweep(struct io_thread *io)
             why = "not authenticated within 10 s";
         else if (cfg->timeout > 0 && idle >= (int64_t)cfg->timeout * 1000)
             why = "idle timeout";
+        if (!why && !c->closing && c->partial_since && cfg->request_timeout > 0 &&
+            now - c->partial_since >= (int64_t)cfg->request_timeout * 1000) {
+            log_info("client id=%llu addr=%s: request not complete within %d s; closing the connection",
+                     (unsigned long long)c->id, c->addr, cfg->request_timeout);
+            atomic_fetch_add(&io->srv->idle_closed, 1);
+            error_now(c, "ERR request not complete within %d s (request-timeout); closing the connection",
+                      cfg->request_timeout);
+            conn_close_after_reply(c); /* once the error is written (below) */
+            continue;
+        }
         if (!why)
             continue;
         log_info("client id=%llu addr=%s: %s; closing the connection", (unsigned long long)c->id, c->addr, why);
         atomic_fetch_add(&io->srv->idle_closed, 1);
         conn_close(c, why);
     }
+    conn_flush_dirty(io);
 }
 
 /* ------------------------------------------------------------ AUTH delay */

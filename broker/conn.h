@@ -91,6 +91,7 @@ struct conn {
     bool penalty;                    /* after a failed AUTH: parse nothing until penalty_ev */
     struct event *penalty_ev;
     unsigned auth_fails;
+    int64_t partial_since;           /* monotonic ms: a request began arriving and is not complete */
     struct slot *slots_head, *slots_tail;
     int nslots;
     int inflight;                    /* messages expected back from other threads */
@@ -140,10 +141,11 @@ void conn_close_after_reply(struct conn *c);
 void conn_apply_limits(struct conn *c);
 
 /* Idle timeouts, called once a second by the I/O thread: closes a client
- * idle for `timeout` seconds (when set), and one that has not
- * authenticated within CONN_UNAUTH_TIMEOUT_MS of its last command while a
- * password is required. Blocked clients, subscribers and clients waiting
- * for replies are never idle. */
+ * idle for `timeout` seconds (when set), one that has not authenticated
+ * within CONN_UNAUTH_TIMEOUT_MS of its last command while a password is
+ * required, and one whose started request has not arrived whole within
+ * `request-timeout` seconds (slowly sent requests). Blocked clients,
+ * subscribers and clients waiting for replies are never idle. */
 #define CONN_UNAUTH_TIMEOUT_MS 10000
 void conn_sweep(struct io_thread *io);
 

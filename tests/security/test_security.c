@@ -644,3 +644,26 @@ Test(limits, pipelined_pops_of_big_jobs_are_bounded_too)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* A request whose first bytes came but whose rest never does (slowloris)
+ * is answered with an error and closed after request-timeout; a client
+ * that sends whole requests, however slowly, is not. */
+Test(timeouts, a_half_sent_request_is_closed_after_request_timeout)
+{
+    spoold *s = spoold_start("--request-timeout", "1", NULL);
+    cli *slow = cli_connect(s->port), *steady = cli_connect(s->port);
+    static const char half[] = "*2\r\n$4\r\nECHO\r\n$10\r\nabc";
+    cli_send_raw(slow, half, sizeof half - 1);
+    long long t0 = now_ms();
+    for (int i = 0; i < 6; i++) { /* whole requests, 300 ms apart */
+        expect_simple(CMD(steady, "PING"), "PONG");
+        sleep_ms(300); /* pacing a client, not waiting for state */
+    }
+    cr_assert(cli_wait_closed(slow, 5000), "a half-sent request kept its connection open");
+    long long took = now_ms() - t0;
+    cr_assert(took >= 900 && took <= 4000, "closed after %lld ms, expected about 1 s", took);
+    expect_simple(CMD(steady, "PING"), "PONG");
+    cli_close(slow);
+    cli_close(steady);
+    spoold_stop(s);
+}
