@@ -251,8 +251,9 @@ static long status_kb(pid_t pid, const char *field)
 
 /* Memory bounds are for a normal build; a spoold built with
  * AddressSanitizer (scripts/test's second pass) keeps freed blocks in
- * quarantine and maps shadow memory, so its bounds are three times as
- * large (the unbounded behaviour these tests catch is far above either). */
+ * quarantine, and one built with ThreadSanitizer or ASan maps shadow
+ * memory, so their bounds are three times as large (the unbounded
+ * behaviour these tests catch is far above either). */
 static long bound_for(pid_t pid, long mb)
 {
     char path[64], line[512];
@@ -260,7 +261,7 @@ static long bound_for(pid_t pid, long mb)
     FILE *f = fopen(path, "r");
     bool asan = false;
     while (f && !asan && fgets(line, sizeof line, f))
-        asan = strstr(line, "libasan") != NULL;
+        asan = strstr(line, "libasan") || strstr(line, "libtsan");
     if (f)
         fclose(f);
     return asan ? mb * 3 : mb;
