@@ -27,6 +27,7 @@
 struct io_thread;
 struct msg;
 struct claim;
+struct command;
 struct conn;
 struct slot;
 
@@ -88,6 +89,7 @@ struct conn {
     int64_t reserved;                /* worst-case bytes of replies in flight (CMD_ONEPAYLOAD) */
     int64_t reserve_next;            /* what the next slot created reserves */
     resp_cmd held;
+    const struct command *held_cmd;  /* the table entry of held */
     bool penalty;                    /* after a failed AUTH: parse nothing until penalty_ev */
     struct event *penalty_ev;
     unsigned auth_fails;
@@ -110,6 +112,9 @@ void conn_close(struct conn *c, const char *why);
 /* Writes the output of every connection of io that has some (once per
  * loop callback). */
 void conn_flush_dirty(struct io_thread *io);
+/* While the thread stops: leaves its loop once no connection (nor zombie)
+ * is left. */
+void conn_stop_when_idle(struct io_thread *io);
 /* Resumes parsing (after a reply unblocked or drained the connection). */
 void conn_process(struct conn *c);
 /* A MSG_REPLY for this connection (c may be a zombie). Takes m. */
@@ -122,6 +127,9 @@ void conn_reply(struct conn *c, struct msg *m);
 void conn_reply_error(struct conn *c, struct msg *m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void conn_reply_ok(struct conn *c, struct msg *m);
+/* Writes an error reply for a request that never became a message (it
+ * takes its place in the reply order). */
+void conn_error_now(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sends m to shard k; its reply becomes the next reply in order. */
 void conn_route(struct conn *c, struct msg *m, int k);
 /* Sends m to the shard owning argv[i]. */
@@ -130,12 +138,27 @@ void conn_route_key(struct conn *c, struct msg *m, int i);
  * parts are back, finish(c, slot) writes slot->out. Frees nothing of m until
  * then: slot->req keeps it. */
 void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish);
+/* A gather_fn: replies with the sum of the parts' numbers. */
+void conn_finish_sum(struct conn *c, struct slot *sl);
 /* Starts a blocking pop over argv[first..last) (see claim.h). */
 void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadline);
 /* Writes b now, outside the reply order (pub/sub messages); resets b. */
 void conn_write_oob(struct conn *c, resp_buf *b);
 /* Closes the connection once every reply before this point is written. */
 void conn_close_after_reply(struct conn *c);
+
+/* ---- for the dispatcher (commands_dispatch), the output policy ---- */
+
+/* Whether command k (cmd) may run now, given the replies in flight
+ * (conn.c explains the policy); true for an unknown command. */
+bool conn_has_room(const struct conn *c, const struct command *k, const resp_cmd *cmd);
+/* Parks cmd (taking its contents) until conn_has_room allows it; the
+ * connection parses nothing more meanwhile and then dispatches it again. */
+void conn_hold(struct conn *c, const struct command *k, resp_cmd *cmd);
+/* Around the io() handler of k: whether it runs alone, and what the slot
+ * it creates reserves for its reply (CMD_ONEPAYLOAD). */
+void conn_command_begin(struct conn *c, const struct command *k, int argc);
+void conn_command_end(struct conn *c);
 
 /* Limits of the request parser for this connection's auth state. */
 void conn_apply_limits(struct conn *c);
