@@ -18,9 +18,10 @@ static int handler(spool_job *job, spool_ctx *ctx, void *arg)
     spool_worker *w = *(spool_worker **)arg;
     printf("hello: job %s says %s\n", job->id, spool_job_json_str(job, "greeting"));
     fflush(stdout);
-    /* Counted here, not with the done counter: with two threads the third
-     * job can start before the second one's ack is counted. */
-    if (atomic_fetch_add(&handled, 1) == 2) /* this is the third */
+    /* The third call stops the worker (a graceful stop lets the other
+     * thread's job finish). Counting calls, not "done": with two threads
+     * the third job can start before the second one is counted done. */
+    if (atomic_fetch_add(&handled, 1) + 1 == 3)
         spool_worker_stop(w);
     return SPOOL_OK;
 }
