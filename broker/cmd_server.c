@@ -22,6 +22,7 @@
 #include "xalloc.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
 #include <event2/bufferevent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,10 +73,11 @@ static const char *check_auth(struct conn *c, const struct msg *m, int user_i, i
 {
     if (!c->io->srv->cfg.requirepass[0])
         return "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
-    if (user_i >= 0 && !arg_is(m, user_i, "default"))
+    if ((user_i >= 0 && !arg_is(m, user_i, "default")) ||
+        !password_ok(c, m->req.argv[pass_i], m->req.len[pass_i])) {
+        conn_auth_failed(c); /* counted, and this connection waits before its next request */
         return "WRONGPASS invalid username-password pair or user is disabled.";
-    if (!password_ok(c, m->req.argv[pass_i], m->req.len[pass_i]))
-        return "WRONGPASS invalid username-password pair or user is disabled.";
+    }
     c->authed = true;
     conn_apply_limits(c);
     return NULL;
@@ -330,19 +332,18 @@ static void finish_info(struct conn *c, struct slot *sl)
                         config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs());
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
-                        "rejected_connections:%llu\r\nexpired_keys:%llu\r\nevicted_keys:%llu\r\n"
-                        "keyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n\r\n",
+                        "rejected_connections:%llu\r\nacl_access_denied_auth:%llu\r\nidle_clients_closed:%llu\r\n"
+                        "expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n\r\n",
                         (unsigned long long)atomic_load(&srv->total_connections),
                         (unsigned long long)atomic_load(&srv->total_commands),
-                        (unsigned long long)atomic_load(&srv->rejected_connections), kv[4], kv[5], kv[2], kv[3]);
+                        (unsigned long long)atomic_load(&srv->rejected_connections),
+                        (unsigned long long)atomic_load(&srv->auth_failures),
+                        (unsigned long long)atomic_load(&srv->idle_closed), kv[4], kv[5], kv[2], kv[3]);
     if (want_section(m, "replication", true))
         resp_buf_printf(&t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
-    if (want_section(m, "keyspace", true)) {
-        resp_buf_printf(&t, "# Keyspace\r\n");
-        if (kv[0]) /* strings, hashes, sorted sets; queues are in # Queues */
-            resp_buf_printf(&t, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", kv[0], kv[1]);
-        resp_buf_printf(&t, "\r\n");
-    }
+    if (want_section(m, "keyspace", true)) /* queues with ready jobs, strings, hashes, sorted sets */
+        resp_buf_printf(&t, "# Keyspace\r\ndb0:keys=%llu,expires=%llu,avg_ttl=0\r\n\r\n",
+                        (unsigned long long)sl->keys + kv[0], kv[1]);
     if (want_section(m, "queues", true)) {
         resp_buf_printf(&t, "# Queues\r\njobs_ready:%lld\r\n", sl->num);
         for (int i = 0; i < sl->nparts; i++)
@@ -401,7 +402,7 @@ void io_config(struct conn *c, struct msg *m)
     for (int i = 2; i < m->req.argc; i++) {
         config_each(&c->io->srv->cfg, m->req.argv[i], collect, &cc);
         for (size_t k = 0; k < sizeof compat / sizeof compat[0]; k++)
-            if (strcasecmp(m->req.argv[i], compat[k][0]) == 0)
+            if (fnmatch(m->req.argv[i], compat[k][0], FNM_CASEFOLD) == 0)
                 collect(&cc, compat[k][0], compat[k][1]);
     }
     resp_add_map(&m->out, c->proto, cc.n);
