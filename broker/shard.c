@@ -765,14 +765,16 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     shard_tick(arg);
 }
 
-/* Checked once a second: after a second without a turn, fold the WAL back
- * into the database (under load SQLite's own checkpoints do that). */
+/* Checked once a second: after a second without a commit, fold the WAL
+ * back into the database (under load SQLite's own checkpoints do that).
+ * Read-only turns (the dashboard's sampler asks every second) do not
+ * count as activity. */
 static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct shard *s = arg;
-    if (s->jr && s->turns_seen == s->turn)
+    if (s->jr && s->commits_seen == s->commits)
         journal_checkpoint(s->jr);
-    s->turns_seen = s->turn;
+    s->commits_seen = s->commits;
 }
 
 void shard_tick(struct shard *s)
@@ -853,6 +855,7 @@ static void commit_turn(struct shard *s)
         return;
     }
     int rc = s->turn_err ? s->turn_err : journal_commit(s->jr);
+    s->commits++;
     if (rc < 0) {
         if (!s->turn_err)
             log_error("journal of shard %d: %s", s->id, journal_error(s->jr));

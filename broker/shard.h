@@ -49,7 +49,8 @@ struct shard {
     struct journal *jr;          /* NULL when running without a journal (unit tests) */
     int turn_err;                /* first journal error of this turn (negative errno) */
     uint64_t turn;               /* counts turns (queue totals are saved per turn) */
-    uint64_t turns_seen;         /* turn at the last idle check */
+    uint64_t commits;            /* turns that committed a transaction */
+    uint64_t commits_seen;       /* commits at the last idle check */
     int64_t payload_bytes;       /* payloads held in memory */
     int64_t payload_budget;      /* beyond it, new payloads live only in the journal */
     int64_t id_ms;               /* id generator: last millisecond used */
