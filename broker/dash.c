@@ -384,12 +384,15 @@ static void api_server(struct server *srv, struct evhttp_request *req)
 /* ---------------------------------------------------------- throughput */
 
 /* GET /api/throughput?queue=Q&since=S: seconds (S, last] (at most the
- * window), per series; the total without queue=. */
+ * window, and none before the first round), per series; the total
+ * without queue=. */
 static void api_throughput(struct evhttp_request *req, const struct evkeyvalq *q)
 {
     const char *name = evhttp_find_header(q, "queue"), *since = evhttp_find_header(q, "since");
     int idx = rates_find(D.rates, name, name ? strlen(name) : 0);
     int64_t end = rates_last(D.rates), start = end - RATES_SECONDS + 1;
+    if (start < rates_first(D.rates))
+        start = rates_first(D.rates);
     if (since) {
         char *e;
         long long s = strtoll(since, &e, 10);

@@ -27,7 +27,7 @@ struct rates {
     struct series **s;          /* s[0] = total, s[1..max] queues (NULL = never used) */
     struct prev *prev;          /* last round, sorted */
     size_t nprev;
-    int64_t last;
+    int64_t first, last;
     bool overflowed;
 };
 
@@ -169,11 +169,18 @@ void rates_sample(struct rates *r, int64_t now_s, const struct rates_row *rows, 
     r->prev = next;
     r->nprev = n;
     r->last = now_s;
+    if (!r->first)
+        r->first = now_s;
 }
 
 int64_t rates_last(const struct rates *r)
 {
     return r->last;
+}
+
+int64_t rates_first(const struct rates *r)
+{
+    return r->first;
 }
 
 void rates_at(const struct rates *r, int idx, int64_t sec, uint32_t out[RATE_NSERIES])

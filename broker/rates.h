@@ -56,8 +56,9 @@ void rates_free(struct rates *r);
 /* One round of totals taken at Unix second now_s (rows sorted, see above). */
 void rates_sample(struct rates *r, int64_t now_s, const struct rates_row *rows, size_t n);
 
-/* The second of the last round (0 before the first). */
+/* The second of the last round (0 before the first), and of the first. */
 int64_t rates_last(const struct rates *r);
+int64_t rates_first(const struct rates *r);
 /* Series index of a queue: 0 is the total; NULL name = the total; -1 when
  * the queue has no series. */
 int rates_find(const struct rates *r, const char *name, size_t len);
