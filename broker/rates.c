@@ -68,15 +68,23 @@ void rates_free(struct rates *r)
     free(r);
 }
 
+static size_t slot(int64_t sec)
+{
+    return (size_t)(((sec % RATES_SECONDS) + RATES_SECONDS) % RATES_SECONDS);
+}
+
 /* Moves a series' head to sec, clearing the seconds it skips. */
 static void advance(struct series *s, int64_t sec)
 {
     if (sec <= s->head)
         return;
-    int64_t from = s->head && sec - s->head < RATES_SECONDS ? s->head + 1 : sec - RATES_SECONDS + 1;
-    for (int64_t t = from; t <= sec; t++)
-        for (int k = 0; k < RATE_NSERIES; k++)
-            s->v[k][t % RATES_SECONDS] = 0;
+    if (!s->head || sec - s->head >= RATES_SECONDS) {
+        memset(s->v, 0, sizeof s->v);
+    } else {
+        for (int64_t t = s->head + 1; t <= sec; t++)
+            for (int k = 0; k < RATE_NSERIES; k++)
+                s->v[k][slot(t)] = 0;
+    }
     s->head = sec;
 }
 
@@ -85,8 +93,8 @@ static void add(struct series *s, int64_t sec, const uint64_t d[RATE_NSERIES])
     advance(s, sec);
     bool any = false;
     for (int k = 0; k < RATE_NSERIES; k++) {
-        uint64_t v = s->v[k][sec % RATES_SECONDS] + d[k];
-        s->v[k][sec % RATES_SECONDS] = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+        uint64_t v = s->v[k][slot(sec)] + d[k];
+        s->v[k][slot(sec)] = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
         any |= d[k] != 0;
     }
     if (any)
@@ -193,7 +201,7 @@ void rates_at(const struct rates *r, int idx, int64_t sec, uint32_t out[RATE_NSE
     if (sec <= 0 || sec > s->head || sec <= s->head - RATES_SECONDS || sec > r->last)
         return;
     for (int k = 0; k < RATE_NSERIES; k++)
-        out[k] = s->v[k][sec % RATES_SECONDS];
+        out[k] = s->v[k][slot(sec)];
 }
 
 bool rates_overflowed(const struct rates *r)
