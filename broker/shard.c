@@ -458,6 +458,11 @@ int shard_job_payload(struct shard *s, struct job *j)
     return 0;
 }
 
+void shard_job_payload_drop(struct shard *s, struct job *j)
+{
+    payload_drop(s, j);
+}
+
 void shard_add_payload(struct shard *s, struct msg *m, struct job *j)
 {
     if (shard_job_payload(s, j) == 0)

@@ -125,6 +125,10 @@ void shard_job_delete(struct shard *s, struct job *j);
 void shard_job_touch(struct shard *s, struct job *j, int64_t lease_ms);
 /* Makes sure the payload is in memory (reads it from the journal). */
 int shard_job_payload(struct shard *s, struct job *j);
+/* Forgets a payload that a read (QUEUE.PEEK, JOB.GET) loaded only to show
+ * it: the journal keeps it. Call it only when the job had no payload in
+ * memory before that read. */
+void shard_job_payload_drop(struct shard *s, struct job *j);
 
 /* Appends j's payload to m's reply as a bulk string, reading it from the
  * journal when it is not in memory. */
