@@ -268,6 +268,8 @@ int http_start(struct server *srv)
         return -1;
     evhttp_set_gencb(srv->http, on_request, srv);
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+    evhttp_set_max_headers_size(srv->http, 16384);
+    evhttp_set_max_body_size(srv->http, 65536); /* the dashboard's forms are small */
     int want = srv->cfg.http_port < 0 ? 0 : srv->cfg.http_port;
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(srv->http, srv->cfg.bind, (uint16_t)want);
     if (!bs) {

@@ -245,8 +245,20 @@ function na(what) {
   return h('span', { class: 'na' }, what + ' not available in this version');
 }
 
+/* Limits from a queue's settings, when this spoold has them. */
+function limitsOf(config) {
+  const parts = ['rate', 'concurrency', 'group-rate', 'group-concurrency']
+    .filter((k) => config[k] !== undefined && config[k] !== '0' && config[k] !== '')
+    .map((k) => k + ' ' + config[k]);
+  return parts.length ? parts.join(' · ') : 'none';
+}
+
 async function viewOverview(seq) {
   const ov = await api('/api/overview');
+  if (session.features.limits)
+    await Promise.all(ov.queues.slice(0, 50).map(async (q) => {
+      q.limits = limitsOf((await api('/api/queue?queue=' + encodeURIComponent(q.name))).config);
+    }));
   const totalChart = chartPanel(null, 'Throughput, all queues');
   await totalChart.refresh();
   if (seq !== renderSeq) return;
