@@ -384,7 +384,7 @@ async function viewQueue(seq, name, st, params) {
     h('div', { class: 'cards' }, ...STATES.map((k) => card(k, s[k], k === 'dead' ? 'dead' : '')),
       card('pushed', s.pushed), card('acked', s.acked), card('popped', s.popped), card('retried', s.retried),
       card('waiters', s.waiters)),
-    h('div', { class: 'actions', role: 'group', 'aria-label': 'Queue actions' }, pauseBtn, retryAll,
+    h('div', { class: 'actions act', role: 'group', 'aria-label': 'Queue actions' }, pauseBtn, retryAll,
       h('span', { class: 'row' }, purgeState, purge),
       session.features.redrive_rate ? null : h('span', { class: 'na' }, 'Paced redrive: not available in this version')));
   const tabs = h('nav', { class: 'tabs', 'aria-label': 'Job states' }, ...STATES.map((x) =>
@@ -454,7 +454,7 @@ function settingsPanel(name, info) {
     runAction(f.querySelector('button'), 'queue-config', Object.assign({ queue: name }, changed),
       () => 'Settings of ' + name + ' saved.');
   } }, ...fields, h('button', { type: 'submit', class: 'primary' }, 'Save settings'));
-  return h('section', { class: 'panel', 'aria-labelledby': 'settings-title' },
+  return h('section', { class: 'panel act', 'aria-labelledby': 'settings-title' },
     h('h2', { id: 'settings-title' }, 'Settings'),
     h('p', { class: 'muted' }, 'QUEUE.CONFIG: times in milliseconds; see docs/protocol.md.'), f);
 }
@@ -479,7 +479,7 @@ async function viewJob(seq, id) {
     ['Progress', job.progress !== undefined ? String(job.progress) : na('Progress')],
   ];
   for (const [k, v] of Object.entries(job)) if (!known.has(k)) rows.push([k, typeof v === 'object' ? JSON.stringify(v) : String(v)]);
-  const buttons = h('div', { class: 'actions', role: 'group', 'aria-label': 'Job actions' },
+  const buttons = h('div', { class: 'actions act', role: 'group', 'aria-label': 'Job actions' },
     job.state === 'dead' || job.state === 'delayed'
       ? h('button', { type: 'button', class: 'primary', id: 'job-retry', onclick: (e) =>
         runAction(e.currentTarget, 'job-retry', { id: job.id }, () => 'Job ' + job.id + ' is ready again.') }, 'Retry now')
@@ -537,7 +537,7 @@ async function viewServer(seq) {
     h('thead', {}, h('tr', {}, h('th', { class: 'l', scope: 'col' }, 'File'), h('th', { scope: 'col' }, 'Size'))),
     h('tbody', {}, ...s.disk.files.sort((a, b) => a.name.localeCompare(b.name)).map((f) => h('tr', {}, h('td', { class: 'l' }, f.name), h('td', {}, bytes(f.bytes))))));
   main().replaceChildren(h('h1', {}, 'Server'),
-    h('div', { class: 'cards' }, card('Uptime (s)', s.uptime_s), card('Shards', s.shards), card('Clients', s.clients.connected),
+    h('div', { class: 'cards' }, card('Uptime (min)', Math.floor(s.uptime_s / 60)), card('Shards', s.shards), card('Clients', s.clients.connected),
       card('Blocked', s.clients.blocked), card('Commands', s.clients.commands_processed)),
     h('section', { class: 'panel', 'aria-label': 'Process' }, h('h2', {}, 'Process'), kv([
       ['Version', s.version], ['PID', s.pid], ['Run id', h('code', {}, s.run_id)], ['Started', when(s.started_at)],
@@ -557,7 +557,7 @@ async function viewServer(seq) {
     const t = await api('/api/server');
     if (seq !== renderSeq) return;
     const v = document.querySelectorAll('.cards .card .v');
-    [t.uptime_s, t.shards, t.clients.connected, t.clients.blocked, t.clients.commands_processed].forEach((x, i) => { v[i].textContent = num(x); });
+    [Math.floor(t.uptime_s / 60), t.shards, t.clients.connected, t.clients.blocked, t.clients.commands_processed].forEach((x, i) => { v[i].textContent = num(x); });
   };
 }
 
@@ -617,6 +617,7 @@ async function start() {
     return;
   }
   $('#foot-version').textContent = 'spool ' + session.version;
+  document.body.classList.toggle('read-only', !session.can_act); /* read-only users see no buttons */
   $('#foot-user').textContent = '· signed in as ' + session.user + (session.auth === 'loopback' ? ' (loopback, no password set)' : '');
   $('#search').addEventListener('submit', (e) => {
     e.preventDefault();
