@@ -336,7 +336,7 @@ async function viewOverviewRefresh(seq, totalChart) {
 }
 
 function card(k, v, cls) {
-  return h('div', { class: 'card ' + (cls || '') }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, num(v)));
+  return h('div', { class: 'card ' + (cls || '') }, h('div', { class: 'k' }, k), h('div', { class: 'v', 'data-stat': k }, num(v)));
 }
 
 async function viewQueue(seq, name, st, params) {
@@ -388,11 +388,18 @@ async function viewQueue(seq, name, st, params) {
       h('span', { class: 'row' }, purgeState, purge),
       session.features.redrive_rate ? null : h('span', { class: 'na' }, 'Paced redrive: not available in this version')));
   const tabs = h('nav', { class: 'tabs', 'aria-label': 'Job states' }, ...STATES.map((x) =>
-    h('a', { href: queueHref(name, x), 'aria-current': x === st ? 'page' : null }, x + ' (' + num(s[x]) + ')')));
+    h('a', { href: queueHref(name, x), 'aria-current': x === st ? 'page' : null, 'data-tab': x }, x + ' (' + num(s[x]) + ')')));
   const browser = jobTable(page, st, name, filter);
   main().replaceChildren(head, tp, h('div', { id: 'job-browser' }, h('h2', { id: 'jobs-title' }, 'Jobs'), tabs,
     groups ? groupList(groups, name) : null, browser), settingsPanel(name, info));
-  return async () => { await tp.refresh(); };
+  return async () => {
+    const now = await api('/api/queue?queue=' + encodeURIComponent(name));
+    await tp.refresh();
+    if (seq !== renderSeq) return;
+    if (!!now.stats.paused !== paused) return render(); /* paused or resumed elsewhere: new buttons */
+    for (const el of document.querySelectorAll('.cards [data-stat]')) el.textContent = num(now.stats[el.dataset.stat]);
+    for (const a of document.querySelectorAll('[data-tab]')) a.textContent = a.dataset.tab + ' (' + num(now.stats[a.dataset.tab]) + ')';
+  };
 }
 
 function groupList(g, name) {
