@@ -1,0 +1,150 @@
+"""QueueEvents: the lifecycle events spoold publishes on spool:events:<queue>."""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+from ._conn import ConnectionLike, connection_kwargs, make_client, map_error
+from .errors import SpoolConnectionError
+from .queue import Queue
+
+EVENTS = ("pushed", "reserved", "acked", "retried", "expired", "dead", "progress", "lease-expired")
+
+
+@dataclass
+class Event:
+    """One event: `event` (pushed, reserved, acked, retried, expired, dead,
+    ...), `queue`, `id`, `attempt`, `time` (Unix ms), `error` when the failure
+    had one; `fields` holds everything the broker sent."""
+
+    event: str
+    queue: str
+    id: Optional[str]
+    attempt: Optional[int] = None
+    time: Optional[int] = None
+    error: Optional[str] = None
+    fields: Dict[str, Any] = field(default_factory=dict)
+
+
+class QueueEvents:
+    """Follows one queue's events (or several: a list of names, or a Queue).
+
+    >>> with QueueEvents("emails") as events:
+    ...     for ev in events:                 # blocks; ev.event == "acked", ...
+    ...         print(ev.event, ev.id)
+
+    or with callbacks on a background thread:
+    >>> events = QueueEvents("emails").on("dead", alert).start()
+
+    Events published while nobody listens are not kept (pub/sub). Subscribe
+    first (the constructor does), then act, to see every event of the act."""
+
+    def __init__(self, queue: Any, connection: ConnectionLike = None) -> None:
+        names = [queue] if isinstance(queue, (str, Queue)) else list(queue)
+        self.queues = [q.name if isinstance(q, Queue) else q for q in names]
+        if connection is None and isinstance(queue, Queue):
+            kwargs = dict(queue._kwargs)
+        else:
+            kwargs = connection_kwargs(connection)
+        self._client = make_client(kwargs, single=False, socket_timeout=None)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._listeners: Dict[str, List[Callable[[Event], None]]] = {}
+        self._thread: Optional[threading.Thread] = None
+        self._closed = threading.Event()
+        self._io = threading.Lock()  # redis-py's PubSub is not thread-safe
+        try:
+            self._pubsub.subscribe(*["spool:events:" + q for q in self.queues])
+            # wait for the confirmations, so events after this call are seen
+            pending = len(self.queues)
+            deadline = time.monotonic() + 10
+            while pending and time.monotonic() < deadline:
+                m = self._pubsub.parse_response(block=False, timeout=0.5)
+                if m and m[0] == "subscribe":
+                    pending -= 1
+        except BaseException as e:
+            raise map_error(e) from e
+
+    def __enter__(self) -> "QueueEvents":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def get(self, timeout: Optional[float] = None) -> Optional[Event]:
+        """The next event, waiting up to `timeout` seconds (None = forever);
+        None when none came."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed.is_set():
+            left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                with self._io:  # close() waits for this wait to end
+                    if self._closed.is_set():
+                        return None
+                    m = self._pubsub.get_message(timeout=min(left, 0.25))
+            except BaseException as e:
+                if self._closed.is_set():
+                    return None
+                raise map_error(e) from e
+            if m and m.get("type") == "message":
+                return _parse(m["data"])
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+        return None
+
+    def __iter__(self) -> Iterator[Event]:
+        """Events until close(). A broken connection is made again (with
+        backoff, subscriptions restored); events published meanwhile are
+        missed, as with any pub/sub."""
+        failures = 0
+        while not self._closed.is_set():
+            try:
+                ev = self.get(1.0)
+            except SpoolConnectionError:
+                failures += 1
+                delay = min(5.0, 0.1 * 2 ** (failures - 1))
+                self._closed.wait(random.uniform(delay / 2, delay))
+                continue
+            failures = 0
+            if ev is not None:
+                yield ev
+
+    def on(self, event: str, fn: Callable[[Event], None]) -> "QueueEvents":
+        """Calls fn(ev) for events named `event` ("*" for all), from start()'s thread."""
+        self._listeners.setdefault(event, []).append(fn)
+        return self
+
+    def start(self) -> "QueueEvents":
+        """Delivers events to the on() callbacks on a background thread."""
+        def loop() -> None:
+            for ev in self:
+                for fn in self._listeners.get(ev.event, []) + self._listeners.get("*", []):
+                    fn(ev)
+        self._thread = threading.Thread(target=loop, name="spool-events", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stops following; an iteration in another thread ends within 0.25 s."""
+        self._closed.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        with self._io:
+            try:
+                self._pubsub.close()
+            finally:
+                self._client.close()
+
+
+def _parse(data: str) -> Event:
+    try:
+        f = json.loads(data)
+    except ValueError:
+        f = {"event": "unknown", "raw": data}
+    if not isinstance(f, dict):
+        f = {"event": "unknown", "raw": data}
+    return Event(event=str(f.get("event")), queue=str(f.get("queue")), id=f.get("id"),
+                 attempt=f.get("attempt"), time=f.get("time"), error=f.get("error"), fields=f)
