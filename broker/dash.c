@@ -224,11 +224,14 @@ static void csrf_token(const char *user, const char *sid, char out[2 * SHA256_LE
 static bool csrf_ok(struct evhttp_request *req, const struct dash_who *who)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    /* The browser's Origin must name this host (http, or https behind a
+     * TLS proxy that keeps the Host header). */
     const char *origin = evhttp_find_header(in, "Origin"), *host = evhttp_find_header(in, "Host");
-    char want_origin[300];
-    snprintf(want_origin, sizeof want_origin, "http://%s", host ? host : "");
-    if (origin && strcmp(origin, want_origin) != 0) {
-        dreply_error(req, 403, "cross-site request refused: Origin %.128s is not %.128s", origin, want_origin);
+    const char *rest = !origin ? NULL : !strncmp(origin, "http://", 7) ? origin + 7
+                                      : !strncmp(origin, "https://", 8) ? origin + 8 : origin;
+    if (origin && (!host || strcmp(rest, host) != 0)) {
+        dreply_error(req, 403, "cross-site request refused: Origin %.128s is not this dashboard (Host %.128s)", origin,
+                     host ? host : "missing");
         return false;
     }
     char sid[SESSION_HEX + 1], want[2 * SHA256_LEN + 1];

@@ -140,11 +140,11 @@ function launch() {
   }).then((ctx) => Object.assign(ctx, { userDataDir }));
 }
 
-async function shot(page, name, selector) {
+async function shot(page, name, selector, viewportOnly) {
   fs.mkdirSync(ARTEFACTS, { recursive: true });
   const file = path.join(ARTEFACTS, name);
   if (selector) await page.locator(selector).screenshot({ path: file });
-  else await page.screenshot({ path: file, fullPage: true });
+  else await page.screenshot({ path: file, fullPage: !viewportOnly });
   if (process.env.SPOOL_UPDATE_DOCS === '1') {
     fs.mkdirSync(DOCS, { recursive: true });
     fs.copyFileSync(file, path.join(DOCS, name));
@@ -340,6 +340,8 @@ async function main() {
     await p2.goto(srv.url);
     await p2.locator('#queues').waitFor();
     const bg = await p2.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await p2.setViewportSize({ width: 1100, height: 560 });
+    await shot(p2, 'overview-dark.png', null, true);
     await p2.close();
     const [r, g, b] = bg.match(/\d+/g).map(Number);
     assert(r + g + b < 150, `dark background expected, got ${bg}`);

@@ -228,7 +228,16 @@ Test(dashboard, actions_need_the_csrf_token_of_their_session)
     r = http(hp, "POST", "/api/actions/queue-pause", extra, "queue=emails");
     cr_assert_eq(r.code, 403, "foreign origin: %d", r.code);
     res_free(&r);
+    snprintf(extra, sizeof extra, "%sX-CSRF-Token: %s\r\nOrigin: http://127.0.0.1:%d.evil.example\r\n", cookie, token, hp);
+    r = http(hp, "POST", "/api/actions/queue-pause", extra, "queue=emails");
+    cr_assert_eq(r.code, 403, "an origin that only starts like ours: %d", r.code);
+    res_free(&r);
     cr_assert_eq(stat_of(c, "emails", "paused"), 0, "a refused POST changed the queue");
+    /* Behind a TLS proxy that keeps the Host header, the origin is https. */
+    snprintf(extra, sizeof extra, "%sX-CSRF-Token: %s\r\nOrigin: https://127.0.0.1:%d\r\n", cookie, token, hp);
+    r = http(hp, "POST", "/api/actions/queue-resume", extra, "queue=emails");
+    cr_assert_eq(r.code, 200, "https origin of this host: %d %s", r.code, r.body);
+    res_free(&r);
 
     r = act(hp, cookie, token, "queue-pause", "queue=emails");
     cr_assert_eq(r.code, 200, "%s", r.body);
