@@ -253,38 +253,74 @@ function limitsOf(config) {
   return parts.length ? parts.join(' · ') : 'none';
 }
 
+const MAX_ROWS = 200; /* queue rows drawn at once; the filter finds the others */
+
+function stateBadge(q) {
+  return h('span', { class: 'badge ' + (q.paused ? 'paused' : 'active') }, q.paused ? 'paused' : 'active');
+}
+
+function deadCell(q) {
+  return q.dead ? h('a', { href: queueHref(q.name, 'dead'), class: 'num-dead' }, num(q.dead)) : '0';
+}
+
+function queueRow(q, limits) {
+  return h('tr', { 'data-queue': q.name },
+    h('td', { class: 'l' }, h('a', { href: queueHref(q.name) }, q.name)),
+    h('td', { 'data-col': 'ready' }, num(q.ready)),
+    h('td', { 'data-col': 'reserved' }, num(q.reserved)),
+    h('td', { 'data-col': 'delayed' }, num(q.delayed)),
+    h('td', { 'data-col': 'dead' }, deadCell(q)),
+    h('td', { 'data-col': 'done' }, num(q.done)),
+    h('td', { 'data-col': 'push-rate' }, rate(q.rate && q.rate.pushed)),
+    h('td', { 'data-col': 'ack-rate' }, rate(q.rate && q.rate.acked)),
+    h('td', { 'data-col': 'oldest', class: 'hide-narrow' }, ago(q.oldest_ready_age_ms)),
+    h('td', { 'data-col': 'state', class: 'l' }, stateBadge(q)),
+    h('td', { 'data-col': 'limits', class: 'l hide-narrow' }, limits ? (q.limits || '–') : h('span', { class: 'na' }, 'n/a')));
+}
+
+/* The queues the table shows: those whose name has the filter text, at
+ * most MAX_ROWS. */
+function visibleQueues(ov, filter) {
+  const f = filter.toLowerCase();
+  return ov.queues.filter((q) => !f || q.name.toLowerCase().includes(f)).slice(0, MAX_ROWS);
+}
+
+function fillQueues(body, note, ov, filter, limits) {
+  const shown = visibleQueues(ov, filter);
+  body.replaceChildren(...shown.map((q) => queueRow(q, limits)));
+  if (!ov.queues.length)
+    body.append(h('tr', {}, h('td', { colspan: 11, class: 'l muted' }, 'No queues yet. Push a job: redis-cli -p 7379 LPUSH emails \'{"to":"a@example.com"}\'')));
+  else if (!shown.length)
+    body.append(h('tr', {}, h('td', { colspan: 11, class: 'l muted' }, 'No queue name contains “' + filter + '”.')));
+  const matching = filter ? ov.queues.filter((q) => q.name.toLowerCase().includes(filter.toLowerCase())).length : ov.queues.length;
+  note.textContent = shown.length < matching ? `Showing ${shown.length} of ${matching} queues: filter by name to find the others.` : '';
+}
+
+function sums(ov) {
+  const sum = { ready: 0, reserved: 0, delayed: 0, dead: 0, done: 0 };
+  for (const q of ov.queues) for (const k of Object.keys(sum)) sum[k] += q[k];
+  return sum;
+}
+
 async function viewOverview(seq) {
-  const ov = await api('/api/overview');
-  if (session.features.limits)
+  let ov = await api('/api/overview');
+  const limits = session.features.limits;
+  if (limits)
     await Promise.all(ov.queues.slice(0, 50).map(async (q) => {
       q.limits = limitsOf((await api('/api/queue?queue=' + encodeURIComponent(q.name))).config);
     }));
   const totalChart = chartPanel(null, 'Throughput, all queues');
   await totalChart.refresh();
-  if (seq !== renderSeq) return;
+  if (seq !== renderSeq) return null;
+  const sum = sums(ov);
   const body = h('tbody', {});
-  const sum = { ready: 0, reserved: 0, delayed: 0, dead: 0, done: 0 };
-  const limits = session.features.limits;
-  for (const q of ov.queues) {
-    for (const k of Object.keys(sum)) sum[k] += q[k];
-    body.append(h('tr', { 'data-queue': q.name },
-      h('td', { class: 'l' }, h('a', { href: queueHref(q.name) }, q.name)),
-      h('td', { 'data-col': 'ready' }, num(q.ready)),
-      h('td', { 'data-col': 'reserved' }, num(q.reserved)),
-      h('td', { 'data-col': 'delayed' }, num(q.delayed)),
-      h('td', { 'data-col': 'dead' }, q.dead ? h('a', { href: queueHref(q.name, 'dead'), class: 'num-dead' }, num(q.dead)) : '0'),
-      h('td', { 'data-col': 'done' }, num(q.done)),
-      h('td', { 'data-col': 'push-rate' }, rate(q.rate && q.rate.pushed)),
-      h('td', { 'data-col': 'ack-rate' }, rate(q.rate && q.rate.acked)),
-      h('td', { 'data-col': 'oldest', class: 'hide-narrow' }, ago(q.oldest_ready_age_ms)),
-      h('td', { 'data-col': 'state', class: 'l' }, h('span', { class: 'badge ' + (q.paused ? 'paused' : 'active') }, q.paused ? 'paused' : 'active')),
-      h('td', { 'data-col': 'limits', class: 'l hide-narrow' }, limits ? (q.limits || '–') : h('span', { class: 'na' }, 'n/a'))));
-  }
-  if (!ov.queues.length)
-    body.append(h('tr', {}, h('td', { colspan: 11, class: 'l muted' }, 'No queues yet. Push a job: redis-cli -p 7379 LPUSH emails \'{"to":"a@example.com"}\'')));
-  const foot = h('tfoot', {}, h('tr', {}, h('td', { class: 'l' }, 'All ' + ov.queues.length + ' queues'),
+  const note = h('p', { class: 'muted', id: 'queues-note' });
+  const filterInput = h('input', { id: 'queue-filter', type: 'search', placeholder: 'name contains…', autocomplete: 'off' });
+  filterInput.addEventListener('input', () => fillQueues(body, note, ov, filterInput.value, limits));
+  fillQueues(body, note, ov, '', limits);
+  const foot = h('tfoot', {}, h('tr', {}, h('td', { class: 'l', id: 'queues-count' }, 'All ' + ov.queues.length + ' queues'),
     ...['ready', 'reserved', 'delayed', 'dead', 'done'].map((k) => h('td', { 'data-total': k }, num(sum[k]))),
-    h('td', {}, rate(ov.total && ov.total.pushed)), h('td', {}, rate(ov.total && ov.total.acked)),
+    h('td', { 'data-total': 'push-rate' }, rate(ov.total && ov.total.pushed)), h('td', { 'data-total': 'ack-rate' }, rate(ov.total && ov.total.acked)),
     h('td', { class: 'hide-narrow' }), h('td', {}), h('td', { class: 'hide-narrow' })));
   const table = h('table', { id: 'queues' },
     h('caption', {}, 'Queues: jobs per state, rates over the last ' + ov.rate_window_s + ' s' +
@@ -299,40 +335,41 @@ async function viewOverview(seq) {
     card('Queues', ov.queues.length), card('Ready', sum.ready), card('Reserved', sum.reserved),
     card('Delayed', sum.delayed), card('Dead', sum.dead, 'dead'),
     card('Clients', ov.connected_clients), card('Blocked', ov.blocked_clients));
-  main().replaceChildren(h('h1', {}, 'Queues'), cards, totalChart, h('div', { class: 'scroll' }, table));
-  return async () => {
-    if (seq === renderSeq) { await viewOverviewRefresh(seq, totalChart); }
-  };
-}
+  const filterRow = ov.queues.length > 10
+    ? h('div', { class: 'row' }, h('label', { for: 'queue-filter' }, 'Filter queues by name', filterInput)) : null;
+  main().replaceChildren(h('h1', {}, 'Queues'), cards, totalChart, filterRow, note, h('div', { class: 'scroll' }, table));
 
-async function viewOverviewRefresh(seq, totalChart) {
-  /* Re-render the table and cards in place, keep the chart and its data. */
-  const ov = await api('/api/overview');
-  await totalChart.refresh();
-  if (seq !== renderSeq) return;
-  const rows = new Map(ov.queues.map((q) => [q.name, q]));
-  const trs = [...document.querySelectorAll('#queues tbody tr[data-queue]')];
-  if (trs.length !== ov.queues.length || trs.some((tr) => !rows.has(tr.dataset.queue))) {
-    return render(); /* the set of queues changed */
-  }
-  const sum = { ready: 0, reserved: 0, delayed: 0, dead: 0, done: 0 };
-  for (const tr of trs) {
-    const q = rows.get(tr.dataset.queue);
-    for (const k of Object.keys(sum)) {
-      sum[k] += q[k];
-      const td = tr.querySelector(`[data-col="${k}"]`);
-      if (k === 'dead') td.replaceChildren(q.dead ? h('a', { href: queueHref(q.name, 'dead'), class: 'num-dead' }, num(q.dead)) : '0');
-      else td.textContent = num(q[k]);
+  /* Polling: new figures in place (focus and the filter stay). */
+  return async () => {
+    const next = await api('/api/overview');
+    await totalChart.refresh();
+    if (seq !== renderSeq) return;
+    const old = new Map(ov.queues.map((q) => [q.name, q]));
+    for (const q of next.queues) if (old.has(q.name)) q.limits = old.get(q.name).limits;
+    ov = next;
+    const shown = visibleQueues(ov, filterInput.value);
+    const trs = [...body.querySelectorAll('tr[data-queue]')];
+    if (trs.length !== shown.length || trs.some((tr, i) => tr.dataset.queue !== shown[i].name)) {
+      fillQueues(body, note, ov, filterInput.value, limits); /* the set of queues changed */
+    } else {
+      trs.forEach((tr, i) => {
+        const q = shown[i];
+        for (const k of ['ready', 'reserved', 'delayed', 'done']) tr.querySelector(`[data-col="${k}"]`).textContent = num(q[k]);
+        tr.querySelector('[data-col="dead"]').replaceChildren(deadCell(q));
+        tr.querySelector('[data-col="push-rate"]').textContent = rate(q.rate && q.rate.pushed);
+        tr.querySelector('[data-col="ack-rate"]').textContent = rate(q.rate && q.rate.acked);
+        tr.querySelector('[data-col="oldest"]').textContent = ago(q.oldest_ready_age_ms);
+        tr.querySelector('[data-col="state"]').replaceChildren(stateBadge(q));
+      });
     }
-    tr.querySelector('[data-col="push-rate"]').textContent = rate(q.rate && q.rate.pushed);
-    tr.querySelector('[data-col="ack-rate"]').textContent = rate(q.rate && q.rate.acked);
-    tr.querySelector('[data-col="oldest"]').textContent = ago(q.oldest_ready_age_ms);
-    tr.querySelector('[data-col="state"]').replaceChildren(h('span', { class: 'badge ' + (q.paused ? 'paused' : 'active') }, q.paused ? 'paused' : 'active'));
-  }
-  for (const k of Object.keys(sum)) document.querySelector(`[data-total="${k}"]`).textContent = num(sum[k]);
-  const cards = document.querySelectorAll('.cards .card .v');
-  const vals = [ov.queues.length, sum.ready, sum.reserved, sum.delayed, sum.dead, ov.connected_clients, ov.blocked_clients];
-  cards.forEach((c, i) => { c.textContent = num(vals[i]); });
+    const sum = sums(ov);
+    for (const k of Object.keys(sum)) document.querySelector(`[data-total="${k}"]`).textContent = num(sum[k]);
+    document.querySelector('[data-total="push-rate"]').textContent = rate(ov.total && ov.total.pushed);
+    document.querySelector('[data-total="ack-rate"]').textContent = rate(ov.total && ov.total.acked);
+    document.querySelector('#queues-count').textContent = 'All ' + ov.queues.length + ' queues';
+    const vals = [ov.queues.length, sum.ready, sum.reserved, sum.delayed, sum.dead, ov.connected_clients, ov.blocked_clients];
+    document.querySelectorAll('.cards .card .v').forEach((c, i) => { c.textContent = num(vals[i]); });
+  };
 }
 
 function card(k, v, cls) {

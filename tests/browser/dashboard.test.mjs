@@ -384,6 +384,24 @@ async function main() {
     assert(t.includes('not available in this version') && t.includes('webhooks'), 'workers page: ' + t);
   });
 
+  await test('many queues: 200 rows drawn, the filter finds the others', async () => {
+    for (let i = 0; i < 220; i++) await c.cmd('LPUSH', 'bulk-' + String(i).padStart(3, '0'), '{}');
+    await page.goto(srv.url + '#/server');
+    await page.locator('dl.kv').first().waitFor();
+    await page.goto(srv.url + '#/');
+    await page.locator('#queue-filter').waitFor();
+    const total = (await c.cmd('QUEUE.LIST')).length;
+    assert((await page.locator('#queues tbody tr[data-queue]').count()) === 200, 'not 200 rows');
+    const note = await page.locator('#queues-note').innerText();
+    assert(note.includes(`Showing 200 of ${total} queues`), `note: ${note}`);
+    await page.locator('#queue-filter').fill('bulk-21');
+    const rows = await page.locator('#queues tbody tr[data-queue]').evaluateAll((t) => t.map((r) => r.dataset.queue));
+    assert(JSON.stringify(rows) === JSON.stringify([...Array(10).keys()].map((i) => 'bulk-21' + i)), `filtered: ${rows}`);
+    await c.cmd('LPUSH', 'bulk-215', '{}');
+    await waitFor('the filtered row to follow', async () => (await page.locator('#queues tr[data-queue="bulk-215"] [data-col="ready"]').innerText()) === '2', 6000);
+    assert(await page.evaluate(() => document.activeElement.id === 'queue-filter'), 'polling took the focus from the filter');
+  });
+
   await test('no script errors on any page', async () => {
     assert(!errors.length, errors.join('\n'));
   });
