@@ -141,6 +141,29 @@ static bool loopback(const struct sockaddr *sa)
     return false;
 }
 
+/* Without a password the dashboard trusts loopback; a page of another
+ * site whose name was made to resolve to 127.0.0.1 (DNS rebinding) would
+ * be loopback too, but its requests name that site in Host. */
+static bool loopback_host(const char *host)
+{
+    if (!host)
+        return false;
+    size_t n = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":");
+    if (host[n] && host[n] != ':')
+        return false;
+    if (n == 9 && !strncasecmp(host, "localhost", 9))
+        return true;
+    if (n == 5 && !strncmp(host, "[::1]", 5))
+        return true;
+    struct in_addr a;
+    char ip[16];
+    if (n >= sizeof ip || strncmp(host, "127.", 4) != 0)
+        return false;
+    memcpy(ip, host, n);
+    ip[n] = '\0';
+    return inet_pton(AF_INET, ip, &a) == 1;
+}
+
 /* Fills who, or answers 401/403 and returns false. */
 static bool authorize(struct server *srv, struct evhttp_request *req, struct dash_who *who)
 {
@@ -153,11 +176,18 @@ static bool authorize(struct server *srv, struct evhttp_request *req, struct das
     snprintf(who->user, sizeof who->user, "default");
     const char *pass = srv->cfg.requirepass;
     if (!pass[0]) {
-        if (evcon && loopback(evhttp_connection_get_addr(evcon)))
-            return true;
-        dreply_error(req, 403, "the dashboard answers only loopback clients while spoold has no requirepass: "
-                     "set --requirepass to serve it to %s (user default)", who->peer);
-        return false;
+        const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+        if (!evcon || !loopback(evhttp_connection_get_addr(evcon))) {
+            dreply_error(req, 403, "the dashboard answers only loopback clients while spoold has no requirepass: "
+                         "set --requirepass to serve it to %s (user default)", who->peer);
+            return false;
+        }
+        if (!loopback_host(host)) {
+            dreply_error(req, 403, "Host '%.64s' is not a loopback name: without requirepass the dashboard is opened "
+                         "as http://127.0.0.1:<port>/ or http://localhost:<port>/", host ? host : "");
+            return false;
+        }
+        return true;
     }
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     char cred[512];

@@ -576,6 +576,9 @@ Test(dashboard, without_requirepass_only_loopback_is_served)
     r = http_at(ip, hp, "GET", "/metrics", NULL, NULL);
     cr_assert_eq(r.code, 200, "/metrics is not the dashboard's");
     res_free(&r);
+    r = http_at(ip, hp, "GET", "/api/queues", NULL, NULL);
+    cr_assert_eq(r.code, 200, "/metrics is not the dashboard's");
+    res_free(&r);
     r = http(hp, "GET", "/api/overview", NULL, NULL);
     cr_assert_eq(r.code, 200);
     res_free(&r);
@@ -649,5 +652,52 @@ Test(dashboard, looking_at_dead_jobs_does_not_keep_their_payloads_in_memory)
     cr_assert_lt(after - before, 8LL << 20, "RSS grew by %lld bytes after reading 20 MiB of dead payloads",
                  after - before);
     cli_close(c);
+    spoold_stop(s);
+}
+
+/* Without a password, loopback is trusted only under a loopback name: a
+ * site whose name resolves to 127.0.0.1 (DNS rebinding) sends its own. */
+Test(dashboard, without_requirepass_the_host_must_be_a_loopback_name)
+{
+    int hp;
+    spoold *s = start(&hp, NULL, NULL);
+    const char *bad[] = { "evil.example", "evil.example:80", "127.0.0.1.evil.example", "localhost.evil.example",
+                          "127.0.0.1evil", "" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)hp),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+        char req[256], buf[256] = "";
+        int n = snprintf(req, sizeof req, "GET /api/session HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", bad[i]);
+        cr_assert_eq(write(fd, req, (size_t)n), n);
+        struct timeval tv = { 5, 0 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        cr_assert_gt(read(fd, buf, sizeof buf - 1), 0);
+        close(fd);
+        int code = 0;
+        sscanf(buf, "HTTP/1.%*d %d", &code);
+        cr_assert_eq(code, 403, "Host '%s': %d", bad[i], code);
+    }
+    const char *good[] = { "localhost", "LOCALHOST:1234", "127.0.0.1", "127.1.2.3:80", "[::1]:7380" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char extra[128];
+        snprintf(extra, sizeof extra, "X-Ignored: %zu\r\n", i);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)hp),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+        char req[256], buf[256] = "";
+        int n = snprintf(req, sizeof req, "GET /api/session HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n%s\r\n", good[i],
+                         extra);
+        cr_assert_eq(write(fd, req, (size_t)n), n);
+        struct timeval tv = { 5, 0 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        cr_assert_gt(read(fd, buf, sizeof buf - 1), 0);
+        close(fd);
+        int code = 0;
+        sscanf(buf, "HTTP/1.%*d %d", &code);
+        cr_assert_eq(code, 200, "Host '%s': %d", good[i], code);
+    }
     spoold_stop(s);
 }
