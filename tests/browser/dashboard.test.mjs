@@ -294,6 +294,15 @@ async function main() {
       const r = await post(headers);
       assert(r.status === 403, `${what}: answered ${r.status}, expected 403`);
     }
+    // The same from inside the page: its cookie goes along, but without the
+    // token. Chromium reports the refusal on the console: not an app error.
+    const seen = errors.length;
+    const inPage = await page.evaluate(async (u) => (await fetch(u + 'api/actions/queue-pause', {
+      method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'queue=emails' })).status, srv.url);
+    assert(inPage === 403, `a POST from the page without the token answered ${inPage}`);
+    await waitFor('the console to report the refused request', async () => errors.length > seen);
+    assert(errors.slice(seen).every((e) => e.includes('403')), 'unexpected console errors: ' + errors.slice(seen));
+    errors.splice(seen);
     assert(fields(await c.cmd('QUEUE.STATS', 'emails')).paused === 0, 'a refused POST paused the queue');
     const r = await post({ Cookie: cookie, 'X-CSRF-Token': token });
     assert(r.status === 200, `the same POST with its token answered ${r.status}`);
