@@ -55,10 +55,6 @@ static struct {
     uint8_t secret[32];
 } D;
 
-static const struct command admin_stats_cmd = {
-    .name = "admin-stats", .arity = 1, .shard = sh_admin_stats,
-};
-
 /* -------------------------------------------------------------- helpers */
 
 static int random_bytes(void *p, size_t n)
@@ -316,21 +312,13 @@ static bool serve_asset(struct evhttp_request *req, const char *path)
 
 /* ------------------------------------------------------------- session */
 
-static bool has_setting(const char *name)
-{
-    for (size_t i = 0; i < qconf_count(); i++)
-        if (!strcmp(qconf_name(i), name))
-            return true;
-    return false;
-}
-
 static void features_json(resp_buf *b)
 {
     /* What this spoold can show; the pages say "not available in this
      * version" for the rest instead of inventing it. */
     resp_buf_printf(b, "{\"acl_users\":false,\"limits\":%s,\"workers\":false,\"schedules\":%s,"
                     "\"redrive_rate\":false,\"read_only_users\":false}",
-                    has_setting("rate") || has_setting("concurrency") ? "true" : "false",
+                    dapi_is_setting("rate") || dapi_is_setting("concurrency") ? "true" : "false",
                     commands_find("sched.list", 10) ? "true" : "false");
 }
 
@@ -477,13 +465,10 @@ static void sample_done(struct server *srv, void *arg, resp_buf *parts, int npar
     if (nparts == 0 || !D.rates)
         return;
     size_t n;
-    struct name_rec *r = text_name_recs(parts, nparts, &n);
+    struct dapi_row *r = dapi_rows(parts, nparts, &n);
     struct rates_row *rows = xcalloc(n ? n : 1, sizeof *rows);
     for (size_t i = 0; i < n; i++) {
-        long long v[QSTAT_COUNT];
-        char *p = (char *)r[i].rest;
-        for (int k = 0; k < QSTAT_COUNT; k++)
-            v[k] = strtoll(p, &p, 10);
+        const long long *v = r[i].v;
         rows[i].name = r[i].name;
         rows[i].len = r[i].len;
         rows[i].v[RATE_PUSHED] = (uint64_t)v[QSTAT_PUSHED];
@@ -500,7 +485,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     struct server *srv = arg;
     if (D.sampling)
         return; /* the shards are slow: skip a second rather than pile up */
-    if (admin_rpc_all(srv, &admin_stats_cmd, 1, (const char *const[]){ "admin-stats" }, NULL, sample_done, NULL) == 0)
+    if (admin_rpc_all(srv, &dapi_stats_cmd, 1, (const char *const[]){ "admin-stats" }, NULL, sample_done, NULL) == 0)
         D.sampling = true;
 }
 

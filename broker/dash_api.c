@@ -64,7 +64,7 @@ struct dq {
     char target[96];
 };
 
-static const struct command admin_stats_cmd = {
+const struct command dapi_stats_cmd = {
     .name = "admin-stats", .arity = 1, .shard = sh_admin_stats,
 };
 
@@ -216,11 +216,20 @@ static void job_summary(resp_buf *b, const resp_val *job)
 
 /* ------------------------------------------------------------ overview */
 
-struct qfig {
-    const char *name;
-    size_t len;
-    long long v[QSTAT_COUNT];
-};
+struct dapi_row *dapi_rows(const resp_buf *parts, int nparts, size_t *n)
+{
+    struct name_rec *r = text_name_recs(parts, nparts, n);
+    struct dapi_row *rows = xcalloc(*n ? *n : 1, sizeof *rows);
+    for (size_t i = 0; i < *n; i++) {
+        rows[i].name = r[i].name;
+        rows[i].len = r[i].len;
+        char *p = (char *)r[i].rest;
+        for (int k = 0; k < QSTAT_COUNT; k++)
+            rows[i].v[k] = strtoll(p, &p, 10);
+    }
+    free(r);
+    return rows;
+}
 
 static const char *const stat_names[QSTAT_COUNT] = {
     "ready", "reserved", "delayed", "done", "dead", "pushed", "acked", "retried",
@@ -258,7 +267,7 @@ static void overview_done(struct server *srv, void *arg, resp_buf *parts, int np
         return;
     }
     size_t n;
-    struct name_rec *r = text_name_recs(parts, nparts, &n);
+    struct dapi_row *r = dapi_rows(parts, nparts, &n);
     resp_buf b;
     resp_buf_init(&b);
     resp_buf_printf(&b, "{\"time\":%lld,\"rate_window_s\":%d,\"connected_clients\":%ld,\"blocked_clients\":%ld,"
@@ -269,9 +278,8 @@ static void overview_done(struct server *srv, void *arg, resp_buf *parts, int np
     for (size_t i = 0; i < n; i++) {
         resp_buf_append(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
         text_json_str(&b, r[i].name, r[i].len);
-        char *q = (char *)r[i].rest;
         for (int k = 0; k < QSTAT_COUNT; k++) {
-            long long v = strtoll(q, &q, 10);
+            long long v = r[i].v[k];
             if (k == QSTAT_PAUSED)
                 resp_buf_printf(&b, ",\"paused\":%s", v ? "true" : "false");
             else
@@ -293,7 +301,7 @@ void dapi_overview(struct server *srv, struct evhttp_request *req, const struct 
     struct overview *o = xcalloc(1, sizeof *o);
     o->req = req;
     o->rates = r;
-    if (admin_rpc_all(srv, &admin_stats_cmd, 1, (const char *const[]){ "admin-stats" }, NULL, overview_done, o) < 0) {
+    if (admin_rpc_all(srv, &dapi_stats_cmd, 1, (const char *const[]){ "admin-stats" }, NULL, overview_done, o) < 0) {
         dreply_error(req, 503, "spoold is busy with dashboard requests; try again in a moment");
         free(o);
     }
@@ -642,7 +650,7 @@ static void action_done(struct server *srv, void *arg, resp_buf *parts, int npar
     dq_free(d);
 }
 
-static bool known_setting(const char *name)
+bool dapi_is_setting(const char *name)
 {
     for (size_t i = 0; i < qconf_count(); i++)
         if (!strcmp(qconf_name(i), name))
@@ -673,7 +681,7 @@ static int queue_args(struct dq *d, const struct evkeyvalq *form, const char **a
         for (const struct evkeyval *kv = form->tqh_first; kv; kv = kv->next.tqe_next) {
             if (strncmp(kv->key, "set.", 4) != 0)
                 continue;
-            if (!known_setting(kv->key + 4) || !kv->value[0] || strlen(kv->value) > 64 || argc + 2 > cap) {
+            if (!dapi_is_setting(kv->key + 4) || !kv->value[0] || strlen(kv->value) > 64 || argc + 2 > cap) {
                 dreply_error(d->req, 400, "setting '%.64s' = '%.64s' is not a queue setting with a value of 1 to 64 bytes",
                              kv->key + 4, kv->value);
                 return -1;

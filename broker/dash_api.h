@@ -20,12 +20,20 @@
 #ifndef SPOOL_DASH_API_H
 #define SPOOL_DASH_API_H
 
+#include <stdbool.h>
+
 #define DAPI_PAGE 200
 #define DAPI_SCAN_MAX 5000
 #define DAPI_PREVIEW 160     /* payload bytes shown in job lists */
 
+#include "cmd_queue.h"
+#include "resp.h"
+
+#include <stddef.h>
+
 struct server;
 struct rates;
+struct command;
 struct evhttp_request;
 struct evkeyvalq;
 
@@ -41,6 +49,19 @@ void dapi_jobs(struct server *srv, struct evhttp_request *req, const struct evke
 void dapi_job(struct server *srv, struct evhttp_request *req, const struct evkeyvalq *q);
 void dapi_dead_groups(struct server *srv, struct evhttp_request *req, const struct evkeyvalq *q);
 /* name: the path tail after /api/actions/; form: the decoded POST body. */
+/* The command that asks a shard for every queue's figures (http.c's
+ * admin-stats), and its records of all shards as rows sorted by name
+ * (malloc'd; names point into parts). */
+extern const struct command dapi_stats_cmd;
+struct dapi_row {
+    const char *name;
+    size_t len;
+    long long v[QSTAT_COUNT];
+};
+struct dapi_row *dapi_rows(const resp_buf *parts, int nparts, size_t *n);
+
+/* True when name is a queue setting (QUEUE.CONFIG) of this spoold. */
+bool dapi_is_setting(const char *name);
 void dapi_action(struct server *srv, struct evhttp_request *req, const char *name, const struct evkeyvalq *form,
                  const struct dash_who *who);
 
