@@ -7,10 +7,9 @@
  */
 #include "admin_rpc.h"
 
+#include "context.h"
 #include "inbox.h"
 #include "msg.h"
-#include "server.h"
-#include "shard.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -82,7 +81,7 @@ int admin_rpc_shard(struct server *srv, int k, const struct command *cmd, int ar
     struct rpc_call *c = call_new(1, done, arg);
     if (!c)
         return -EBUSY;
-    inbox_post(&srv->shards[k].inbox, build(srv, cmd, argc, argv, len, c, 0));
+    inbox_post(ctx_inbox(srv, ctx_shard(srv, k)), build(srv, cmd, argc, argv, len, c, 0));
     return 0;
 }
 
@@ -93,7 +92,7 @@ int admin_rpc_all(struct server *srv, const struct command *cmd, int argc, const
     if (!c)
         return -EBUSY;
     for (int k = 0; k < srv->nshards; k++)
-        inbox_post(&srv->shards[k].inbox, build(srv, cmd, argc, argv, len, c, k));
+        inbox_post(ctx_inbox(srv, ctx_shard(srv, k)), build(srv, cmd, argc, argv, len, c, k));
     return 0;
 }
 

@@ -11,14 +11,15 @@
 #include "cmd_queue.h"
 #include "commands.h"
 #include "config.h"
+#include "context.h"
 #include "dash_api.h"
 #include "dash_assets.h"
 #include "dash_reply.h"
 #include "log.h"
 #include "queue.h"
 #include "rates.h"
-#include "server.h"
 #include "sha256.h"
+#include "sysinfo.h"
 #include "textfmt.h"
 #include "xalloc.h"
 
@@ -387,7 +388,7 @@ static void api_server(struct server *srv, struct evhttp_request *req)
     resp_buf_append(&b, ",\"disk\":", 8);
     disk_json(&b, c->data_dir);
     resp_buf_printf(&b, ",\"memory\":{\"rss_bytes\":%ld,\"rates_bytes\":%zu,\"payload_memory_limit\":%lld},",
-                    server_rss_bytes(), rates_memory(D.rates), (long long)c->payload_memory);
+                    sysinfo_rss_bytes(), rates_memory(D.rates), (long long)c->payload_memory);
     resp_buf_printf(&b, "\"clients\":{\"connected\":%ld,\"blocked\":%ld,\"maxclients\":%d,\"total_connections\":%llu,"
                     "\"rejected_connections\":%llu,\"commands_processed\":%llu},",
                     atomic_load(&srv->connected_clients), atomic_load(&srv->blocked_clients), c->maxclients,

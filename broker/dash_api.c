@@ -11,15 +11,14 @@
 
 #include "admin_rpc.h"
 #include "clock.h"
-#include "cmd_list.h"
 #include "cmd_queue.h"
 #include "commands.h"
+#include "context.h"
 #include "dash_reply.h"
 #include "hash.h"
 #include "log.h"
 #include "queue.h"
 #include "rates.h"
-#include "server.h"
 #include "textfmt.h"
 #include "xalloc.h"
 
@@ -518,7 +517,7 @@ static struct dq *jobs_request(struct server *srv, struct evhttp_request *req, c
         goto fail;
     const char *count = evhttp_find_header(q, "count"), *after = evhttp_find_header(q, "after");
     long long n;
-    if (count && (!parse_ll(count, strlen(count), &n) || n < 1 || n > 100)) {
+    if (count && (resp_parse_ll(count, strlen(count), &n) < 0 || n < 1 || n > 100)) {
         dreply_error(req, 400, "count '%.32s' must be a whole number from 1 to 100", count);
         goto fail;
     }
