@@ -46,6 +46,13 @@
 #endif
 
 #define SESSION_HEX 32
+/* Password guessing: a wrong password is answered AUTH_FAIL_DELAY_MS
+ * late, and all wrong ones together at most one per AUTH_FAIL_GAP_MS
+ * (as AUTH on the RESP port); past AUTH_FAIL_QUEUE waiting answers, every
+ * login gets 503 before its password is even looked at. */
+#define AUTH_FAIL_DELAY_MS 100
+#define AUTH_FAIL_GAP_MS 10
+#define AUTH_FAIL_QUEUE 1000
 #define BODY_MAX 65536
 #define COOKIE "spool_session"
 
@@ -54,6 +61,8 @@ static struct {
     struct event *tick;
     bool sampling;          /* a round is out at the shards */
     uint8_t secret[32];
+    int refusing;           /* 401s waiting for their time */
+    int64_t next_refusal;   /* mono ms: the earliest the next may go */
 } D;
 
 /* -------------------------------------------------------------- helpers */
@@ -161,6 +170,35 @@ static bool loopback_host(const char *host)
     return inet_pton(AF_INET, ip, &a) == 1;
 }
 
+static void send_401(struct evhttp_request *req)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                      "Basic realm=\"spool\", charset=\"UTF-8\"");
+    dreply_error(req, 401, "log in as user default with spoold's requirepass password");
+}
+
+static void refusal_due(evutil_socket_t fd, short what, void *arg)
+{
+    D.refusing--;
+    if (D.rates) /* else the dashboard stopped and evhttp freed the request */
+        send_401(arg);
+}
+
+/* A 401 for a wrong password, sent when its time comes. */
+static void refuse_later(struct server *srv, struct evhttp_request *req)
+{
+    int64_t now = clock_mono_ms(), at = now + AUTH_FAIL_DELAY_MS;
+    if (at < D.next_refusal)
+        at = D.next_refusal;
+    D.next_refusal = at + AUTH_FAIL_GAP_MS;
+    struct timeval tv = { (time_t)((at - now) / 1000), (suseconds_t)((at - now) % 1000 * 1000) };
+    if (event_base_once(srv->base, -1, EV_TIMEOUT, refusal_due, req, &tv) < 0) {
+        send_401(req);
+        return;
+    }
+    D.refusing++;
+}
+
 /* Fills who, or answers 401/403 and returns false. */
 static bool authorize(struct server *srv, struct evhttp_request *req, struct dash_who *who)
 {
@@ -187,6 +225,10 @@ static bool authorize(struct server *srv, struct evhttp_request *req, struct das
         return true;
     }
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (h && D.refusing >= AUTH_FAIL_QUEUE) {
+        dreply_error(req, 503, "too many wrong passwords are waiting for their answer; try again in a few seconds");
+        return false;
+    }
     char cred[512];
     if (h && strncasecmp(h, "Basic ", 6) == 0 && b64_decode(h + 6, cred, sizeof cred) > 0) {
         char *colon = strchr(cred, ':');
@@ -198,9 +240,10 @@ static bool authorize(struct server *srv, struct evhttp_request *req, struct das
             log_warn("dashboard: wrong user or password from %s (user '%.64s')", who->peer, cred);
         }
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                      "Basic realm=\"spool\", charset=\"UTF-8\"");
-    dreply_error(req, 401, "log in as user default with spoold's requirepass password");
+    if (h)
+        refuse_later(srv, req);
+    else
+        send_401(req); /* no guess made: the browser asks at once */
     return false;
 }
 

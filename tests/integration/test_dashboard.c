@@ -729,3 +729,44 @@ Test(dashboard, the_sampler_does_not_hold_off_the_idle_checkpoint)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* Guessing the password over HTTP is no faster than with AUTH: a wrong
+ * one is answered 100 ms late, and all of them together one per 10 ms. */
+Test(dashboard, wrong_passwords_are_answered_late_and_one_at_a_time)
+{
+    int hp;
+    spoold *s = start(&hp, "--requirepass", "hunter2");
+    enum { N = 20 };
+    int fds[N];
+    long long t0 = now_ms();
+    for (int i = 0; i < N; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)hp),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        cr_assert_eq(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        struct timeval tv = { 10, 0 };
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char req[256];
+        int n = snprintf(req, sizeof req, "GET /api/session HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
+                         "Authorization: Basic ZGVmYXVsdDp3cm9uZw==\r\n\r\n", hp); /* default:wrong */
+        cr_assert_eq(write(fds[i], req, (size_t)n), n);
+    }
+    long long first = 0;
+    for (int i = 0; i < N; i++) {
+        char buf[256] = "";
+        cr_assert_gt(read(fds[i], buf, sizeof buf - 1), 0, "no answer to guess %d", i);
+        close(fds[i]);
+        int code = 0;
+        sscanf(buf, "HTTP/1.%*d %d", &code);
+        cr_assert_eq(code, 401, "guess %d: %d", i, code);
+        if (i == 0)
+            first = now_ms() - t0;
+    }
+    long long all = now_ms() - t0;
+    cr_assert_geq(first, 95, "the first wrong password was answered after %lld ms", first);
+    cr_assert_geq(all, 95 + (N - 1) * 10 - 5, "%d wrong passwords were answered within %lld ms", N, all);
+    struct http_res r = http(hp, "GET", "/api/session", "Authorization: Basic ZGVmYXVsdDpodW50ZXIy\r\n", NULL);
+    cr_assert_eq(r.code, 200, "the right password still opens it");
+    res_free(&r);
+    spoold_stop(s);
+}
