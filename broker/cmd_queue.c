@@ -80,7 +80,7 @@ static bool check_peek(struct conn *c, struct msg *m)
         uint32_t a;
         if (arg_is(m, i, "AFTER") && job_id_parse(val, vl, &id, &a))
             continue;
-        conn_reply_error(c, m, "ERR QUEUE.PEEK: bad option or value '%.32s %.64s' (QUEUE.PEEK queue [STATE ready|reserved|delayed|done|dead] [COUNT 1-1000] [AFTER id])",
+        conn_reply_error(c, m, "ERR QUEUE.PEEK: bad option or value '%.32s %.64s' (QUEUE.PEEK queue [STATE ready|reserved|delayed|done|dead|expired] [COUNT 1-1000] [AFTER id])",
                          m->req.argv[i], val);
         return false;
     }
@@ -94,7 +94,7 @@ void io_queue_key(struct conn *c, struct msg *m)
         return;
     if (!strcmp(name, "queue.purge") && m->req.argc != 2 &&
         !(m->req.argc == 4 && arg_is(m, 2, "STATE") && job_state_parse(m->req.argv[3], m->req.len[3]) >= 0)) {
-        conn_reply_error(c, m, "ERR QUEUE.PURGE queue [STATE ready|reserved|delayed|done|dead]");
+        conn_reply_error(c, m, "ERR QUEUE.PURGE queue [STATE ready|reserved|delayed|done|dead|expired]");
         return;
     }
     if (!strcmp(name, "queue.config")) {
@@ -136,21 +136,28 @@ void sh_queue_stats(struct shard *s, struct msg *m)
         q = &empty;
     }
     resp_buf *b = &m->out;
-    resp_add_map(b, m->proto, 14);
+    resp_add_map(b, m->proto, 21);
     add_kv(b, "ready", (long long)q->nready);
     add_kv(b, "reserved", (long long)q->reserved.n);
     add_kv(b, "delayed", (long long)q->delayed.n);
     add_kv(b, "done", (long long)q->done.n);
     add_kv(b, "dead", (long long)q->dead.n);
+    add_kv(b, "expired", (long long)q->expired.n);
     add_kv(b, "pushed", (long long)q->stats.pushed);
     add_kv(b, "acked", (long long)q->stats.acked);
     add_kv(b, "retried", (long long)q->stats.retried);
-    add_kv(b, "expired", (long long)q->stats.expired);
+    add_kv(b, "lease_expired", (long long)q->stats.lease_expired);
     add_kv(b, "buried", (long long)q->stats.buried);
     add_kv(b, "popped", (long long)q->stats.popped);
+    add_kv(b, "expired_total", (long long)q->stats.expired);
     add_kv(b, "oldest_ready_age_ms", q == &empty ? 0 : oldest_ready_age(q));
     add_kv(b, "waiters", (long long)q->nwaiters);
     add_kv(b, "paused", q->paused);
+    add_kv(b, "throttled", (long long)queue_throttled(q));
+    add_kv(b, "groups", (long long)q->groups.n);
+    add_kv(b, "rate_limit", (long long)q->conf.rate.n);
+    add_kv(b, "rate_period_ms", (long long)q->conf.rate.per_ms);
+    add_kv(b, "concurrency_limit", (long long)q->conf.concurrency);
     shard_reply(s, m);
 }
 
@@ -295,7 +302,7 @@ void sh_queue_config(struct shard *s, struct msg *m)
     if (arg_is(m, 2, "GET")) {
         if (m->req.argc == 4) {
             if (qconf_get(&q->conf, m->req.argv[3], m->req.len[3], val, sizeof val) < 0)
-                resp_buf_printf(&m->out, "-ERR unknown queue setting '%.64s' (settings: retries, backoff, backoff-max, lease, maxlen, payload, retention, retention-max)\r\n",
+                resp_buf_printf(&m->out, "-ERR %s: '%.64s'\r\n", QCONF_NAMES_HELP,
                                 m->req.argv[3]);
             else
                 resp_add_cstr(&m->out, val);
@@ -332,11 +339,14 @@ static void admin_record(void *arg, struct queue *q)
 {
     struct msg *m = arg;
     text_name_put(&m->out, q->name, q->namelen);
-    resp_buf_printf(&m->out, " %zu %zu %zu %zu %zu %llu %llu %llu %llu %llu %llu %d %zu %lld\n", q->nready,
-                    q->reserved.n, q->delayed.n, q->done.n, q->dead.n, (unsigned long long)q->stats.pushed,
-                    (unsigned long long)q->stats.acked, (unsigned long long)q->stats.retried,
-                    (unsigned long long)q->stats.expired, (unsigned long long)q->stats.buried,
-                    (unsigned long long)q->stats.popped, q->paused, q->nwaiters, (long long)oldest_ready_age(q));
+    resp_buf_printf(&m->out, " %zu %zu %zu %zu %zu %zu %llu %llu %llu %llu %llu %llu %llu %d %zu %lld %zu %zu %lld %lld %lld\n",
+                    q->nready, q->reserved.n, q->delayed.n, q->done.n, q->dead.n, q->expired.n,
+                    (unsigned long long)q->stats.pushed, (unsigned long long)q->stats.acked,
+                    (unsigned long long)q->stats.retried, (unsigned long long)q->stats.lease_expired,
+                    (unsigned long long)q->stats.buried, (unsigned long long)q->stats.popped,
+                    (unsigned long long)q->stats.expired, q->paused, q->nwaiters, (long long)oldest_ready_age(q),
+                    queue_throttled(q), q->groups.n, (long long)q->conf.rate.n, (long long)q->conf.rate.per_ms,
+                    (long long)q->conf.concurrency);
 }
 
 void sh_admin_stats(struct shard *s, struct msg *m)

@@ -5,6 +5,7 @@
  */
 #include "commands.h"
 
+#include "cmd_flow.h"
 #include "cmd_job.h"
 #include "cmd_list.h"
 #include "cmd_queue.h"
@@ -65,6 +66,7 @@ static struct command table[] = {
     { "queue.purge", -2, W, 1, 1, 1, io_queue_key, sh_queue_purge, NULL, "Deletes jobs of a queue (one state, or all but reserved)." },
     { "queue.retry", 2, W, 1, 1, 1, io_key, sh_queue_retry, NULL, "Makes every dead job of a queue ready." },
     { "queue.config", -3, W, 1, 1, 1, io_queue_key, sh_queue_config, NULL, "Reads or changes a queue's settings." },
+    { "queue.groups", 2, R, 1, 1, 1, io_key, sh_queue_groups, NULL, "The fair groups of a queue with their ready and reserved counts." },
     { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]: fault injection for tests." },
     /* pub/sub */
     { "subscribe", -2, CMD_PUBSUB, 0, 0, 0, io_subscribe, NULL, NULL, "Listens to channels." },

@@ -65,8 +65,9 @@ static struct qfig *collect(struct http_call *hc, int nparts, size_t *out_n)
 /* ----------------------------------------------------------- rendering */
 
 static const char *const stat_names[QSTAT_COUNT] = {
-    "ready", "reserved", "delayed", "done", "dead", "pushed", "acked", "retried",
-    "expired", "buried", "popped", "paused", "waiters", "oldest_ready_age_ms",
+    "ready", "reserved", "delayed", "done", "dead", "expired", "pushed", "acked", "retried",
+    "lease_expired", "buried", "popped", "expired_total", "paused", "waiters", "oldest_ready_age_ms",
+    "throttled", "groups", "rate_limit", "rate_period_ms", "concurrency_limit",
 };
 
 static void render_queues(resp_buf *b, const struct qfig *v, size_t n)
@@ -121,13 +122,14 @@ static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v
     resp_buf_printf(b, "spool_memory_rss_bytes %ld\n", server_rss_bytes());
     metric_head(b, "spool_queue_jobs", "gauge", "Jobs of a queue by state.");
     for (size_t i = 0; i < n; i++)
-        for (int k = QSTAT_READY; k <= QSTAT_DEAD; k++)
+        for (int k = QSTAT_READY; k <= QSTAT_EXPIRED; k++)
             queue_metric(b, "spool_queue_jobs", &v[i], stat_names[k], v[i].v[k]);
     static const struct { int k; const char *metric, *help; } totals[] = {
         { QSTAT_PUSHED, "spool_queue_pushed_total", "Jobs pushed since spoold started." },
         { QSTAT_ACKED, "spool_queue_acked_total", "Deliveries acknowledged." },
         { QSTAT_RETRIED, "spool_queue_retried_total", "Retries scheduled." },
-        { QSTAT_EXPIRED, "spool_queue_expired_total", "Leases that expired." },
+        { QSTAT_LEASE_EXPIRED, "spool_queue_lease_expired_total", "Leases that expired." },
+        { QSTAT_EXPIRED_TOTAL, "spool_queue_expired_total", "Jobs that expired before delivery (EXPIRES)." },
         { QSTAT_BURIED, "spool_queue_dead_total", "Jobs that went dead." },
         { QSTAT_POPPED, "spool_queue_popped_total", "Jobs taken by list pops." },
     };
@@ -142,6 +144,23 @@ static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v
     metric_head(b, "spool_queue_waiters", "gauge", "Blocked consumers waiting on a queue.");
     for (size_t i = 0; i < n; i++)
         queue_metric(b, "spool_queue_waiters", &v[i], NULL, v[i].v[QSTAT_WAITERS]);
+    static const struct { int k; const char *metric, *help; } gauges[] = {
+        { QSTAT_THROTTLED, "spool_queue_throttled_waiters", "Waiters held back by the queue's rate or concurrency limit." },
+        { QSTAT_GROUPS, "spool_queue_groups", "Groups with ready or reserved jobs." },
+        { QSTAT_RATE_LIMIT, "spool_queue_rate_limit", "Deliveries allowed per rate period (0: no limit)." },
+        { QSTAT_CONCURRENCY_LIMIT, "spool_queue_concurrency_limit", "Most jobs reserved at once (0: no limit)." },
+    };
+    for (size_t t = 0; t < sizeof gauges / sizeof gauges[0]; t++) {
+        metric_head(b, gauges[t].metric, "gauge", gauges[t].help);
+        for (size_t i = 0; i < n; i++)
+            queue_metric(b, gauges[t].metric, &v[i], NULL, v[i].v[gauges[t].k]);
+    }
+    metric_head(b, "spool_queue_rate_period_seconds", "gauge", "The period of the queue's rate limit.");
+    for (size_t i = 0; i < n; i++) {
+        resp_buf_printf(b, "spool_queue_rate_period_seconds{queue=\"");
+        text_prom_label(b, v[i].name, v[i].len);
+        resp_buf_printf(b, "\"} %.3f\n", (double)v[i].v[QSTAT_RATE_PERIOD_MS] / 1000.0);
+    }
     metric_head(b, "spool_queue_oldest_ready_age_seconds", "gauge", "Age of the oldest ready job.");
     for (size_t i = 0; i < n; i++) {
         resp_buf_printf(b, "spool_queue_oldest_ready_age_seconds{queue=\"");

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "commands.h"
 #include "config.h"
+#include "flow.h"
 #include "hash.h"
 #include "io.h"
 #include "journal.h"
@@ -35,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TK_WAITER = 1, TK_JOB = 2 };
+enum { TK_WAITER = 1, TK_JOB = 2, TK_QUEUE = 3 };
 
 #define ID_EPOCH_MS 1704067200000LL /* 2024-01-01: ids stay below 2^63 until 2093 */
 
@@ -226,10 +227,15 @@ static void arm(struct shard *s, struct job *j, int64_t when)
 static void detach(struct shard *s, struct job *j)
 {
     theap_remove(&s->timers, &j->timer);
-    if (j->state == JOB_READY)
-        queue_ready_remove(j->q, j);
-    else
+    if (j->state == JOB_READY) {
+        flow_ready_remove(j->q, j);
+    } else {
         jlist_unlink(queue_list(j->q, j->state), j);
+        if (j->state == JOB_RESERVED) {
+            flow_unhold(j->q, j);
+            shard_queue_changed(s, j->q); /* a concurrency slot is free */
+        }
+    }
 }
 
 static void release_unique(struct job *j)
@@ -241,6 +247,7 @@ static void release_unique(struct job *j)
 
 static void drop(struct shard *s, struct job *j)
 {
+    flow_settle(j->q, j, clock_now_ms());
     jtable_remove(&s->jobs, j);
     jr_delete(s, j);
     if (j->payload && s->jr)
@@ -250,29 +257,47 @@ static void drop(struct shard *s, struct job *j)
 
 static void make_ready(struct shard *s, struct job *j, bool left)
 {
-    queue_ready_add(j->q, j, left);
+    flow_ready_add(j->q, j, left);
+    if (j->expires_at)
+        arm(s, j, j->expires_at);
     shard_queue_changed(s, j->q);
 }
 
-/* done: kept for inspection for retention ms, at most retention-max. */
-static void finish(struct shard *s, struct job *j)
+/* A delayed job wakes at its run_at, or at its expires_at if sooner. */
+static void make_delayed(struct shard *s, struct job *j)
+{
+    j->state = JOB_DELAYED;
+    jlist_push_right(&j->q->delayed, j);
+    arm(s, j, j->expires_at && j->expires_at < j->run_at ? j->expires_at : j->run_at);
+}
+
+/* done and expired: kept for inspection for retention ms, at most
+ * retention-max of each. */
+static void finish_as(struct shard *s, struct job *j, int state)
 {
     struct queue *q = j->q;
     release_unique(j);
+    flow_settle(q, j, j->updated_at);
     if (q->conf.retention == 0 || q->conf.retention_max == 0) {
         drop(s, j);
         return;
     }
-    j->state = JOB_DONE;
-    jlist_push_right(&q->done, j);
+    struct jlist *l = queue_list(q, state);
+    j->state = (uint8_t)state;
+    jlist_push_right(l, j);
     arm(s, j, j->updated_at + q->conf.retention);
     jr_update(s, j);
     payload_drop(s, j);
-    while ((int64_t)q->done.n > q->conf.retention_max) {
-        struct job *old = q->done.head;
+    while ((int64_t)l->n > q->conf.retention_max) {
+        struct job *old = l->head;
         detach(s, old);
         drop(s, old);
     }
+}
+
+static void finish(struct shard *s, struct job *j)
+{
+    finish_as(s, j, JOB_DONE);
 }
 
 struct job *shard_job_push(struct shard *s, struct queue *q, char *payload, size_t len,
@@ -285,6 +310,13 @@ struct job *shard_job_push(struct shard *s, struct queue *q, char *payload, size
     j->retries = (uint32_t)(o->retries >= 0 ? o->retries : q->conf.retries);
     j->lease_ms = (uint32_t)o->lease_ms;
     j->created_at = j->updated_at = now;
+    j->expires_at = o->expires_at ? o->expires_at : q->conf.expires ? now + q->conf.expires : 0;
+    char gbuf[GROUP_KEY_MAX + 1];
+    int glen = o->group ? -1 : flow_group_from(q, payload, len, gbuf, sizeof gbuf);
+    if (o->group || glen > 0) {
+        j->grouplen = (uint16_t)(o->group ? o->group_len : (size_t)glen);
+        job_set_str(&j->group, o->group ? o->group : gbuf, j->grouplen);
+    }
     if (o->unique) {
         job_set_str(&j->unique, o->unique, o->unique_len);
         queue_unique_add(q, j);
@@ -292,10 +324,8 @@ struct job *shard_job_push(struct shard *s, struct queue *q, char *payload, size
     jtable_add(&s->jobs, j);
     qstats(s, q)->pushed++;
     if (o->run_at > now) {
-        j->state = JOB_DELAYED;
         j->run_at = o->run_at;
-        jlist_push_right(&q->delayed, j);
-        arm(s, j, j->run_at);
+        make_delayed(s, j);
     } else {
         make_ready(s, j, o->left);
     }
@@ -305,13 +335,24 @@ struct job *shard_job_push(struct shard *s, struct queue *q, char *payload, size
     return j;
 }
 
+struct job *shard_job_next(struct shard *s, struct queue *q, bool left)
+{
+    int64_t now = clock_now_ms(), wake;
+    struct job *j;
+    while ((j = flow_next(q, left, now, &wake)) && j->expires_at && j->expires_at <= now)
+        shard_job_expire(s, j);
+    return j;
+}
+
 void shard_job_reserve(struct shard *s, struct job *j, int64_t lease_ms)
 {
     struct queue *q = j->q;
+    int64_t now = clock_now_ms();
+    flow_took(q, j, now);
     detach(s, j);
+    flow_hold(q, j);
     if (lease_ms <= 0)
         lease_ms = j->lease_ms ? j->lease_ms : q->conf.lease;
-    int64_t now = clock_now_ms();
     j->state = JOB_RESERVED;
     j->attempt++;
     j->lease_ms = (uint32_t)lease_ms;
@@ -325,6 +366,7 @@ void shard_job_reserve(struct shard *s, struct job *j, int64_t lease_ms)
 
 void shard_job_popped(struct shard *s, struct job *j)
 {
+    flow_took(j->q, j, clock_now_ms());
     detach(s, j);
     j->attempt++;
     j->updated_at = clock_now_ms();
@@ -350,13 +392,14 @@ int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errle
     j->updated_at = now;
     if (err)
         job_set_str(&j->last_error, err, errlen);
-    if (strcmp(why, "expired") == 0) {
-        qstats(s, q)->expired++;
-        emit(s, j, "expired");
+    if (strcmp(why, "lease-expired") == 0) {
+        qstats(s, q)->lease_expired++;
+        emit(s, j, "lease-expired");
     }
     if (dead_now || j->attempt > j->retries) {
         j->state = JOB_DEAD;
         release_unique(j);
+        flow_settle(q, j, now);
         jlist_push_right(&q->dead, j);
         qstats(s, q)->buried++;
         jr_update(s, j);
@@ -372,20 +415,31 @@ int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errle
     if (delay_ms == 0) {
         make_ready(s, j, true);
     } else {
-        j->state = JOB_DELAYED;
         j->run_at = now + delay_ms;
-        jlist_push_right(&q->delayed, j);
-        arm(s, j, j->run_at);
+        make_delayed(s, j);
+        flow_settle(q, j, now);
     }
     jr_update(s, j);
     emit_err(s, j, "retried", err, errlen);
     return JOB_DELAYED;
 }
 
+void shard_job_expire(struct shard *s, struct job *j)
+{
+    struct queue *q = j->q;
+    detach(s, j);
+    j->updated_at = clock_now_ms();
+    qstats(s, q)->expired++;
+    emit(s, j, "expired");
+    log_debug("job %016llx of queue '%s' expired before it was delivered", (unsigned long long)j->id, q->name);
+    finish_as(s, j, JOB_EXPIRED);
+}
+
 void shard_job_retry(struct shard *s, struct job *j)
 {
-    if (j->state == JOB_DEAD) {
+    if (j->state == JOB_DEAD || j->state == JOB_EXPIRED) {
         j->attempt = 0;
+        j->expires_at = 0;
         if (j->unique && !queue_unique_find(j->q, j->unique, strlen(j->unique)))
             queue_unique_add(j->q, j);
         else if (j->unique)
@@ -543,8 +597,8 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
     int n = 0;
     resp_buf saved = m->out;
     m->out = *items;
-    while (n < want && q->nready) {
-        struct job *j = queue_ready_peek(q, false);
+    struct job *j;
+    while (n < want && (j = shard_job_next(s, q, false))) {
         if (shard_job_payload(s, j) < 0) {
             log_error("job %016llx of queue '%s' has no payload in the journal; deleting it",
                       (unsigned long long)j->id, q->name);
@@ -561,6 +615,8 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
     return n;
 }
 
+static void answer_empty(struct shard *s, struct msg *m);
+
 /* Delivers from q to the request m (its claim, if any, is already ours):
  * one job for a list pop, up to COUNT jobs of q for a reserve. Leaves q in
  * the table: the caller collects it. */
@@ -568,7 +624,11 @@ static void deliver(struct shard *s, struct msg *m, struct queue *q)
 {
     if (!is_reserve(m)) {
         bool left = m->cmd->flags & CMD_LEFT;
-        struct job *j = queue_ready_peek(q, left);
+        struct job *j = shard_job_next(s, q, left);
+        if (!j) { /* the caller saw one: cannot happen, but never crash on it */
+            answer_empty(s, m);
+            return;
+        }
         shard_encode_pop(s, m, q, j);
         note_job(m, j->id);
         m->jobs_left = left;
@@ -593,7 +653,7 @@ static struct queue *first_ready(struct shard *s, struct msg *m, int from, int t
         if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
         struct queue *q = shard_queue(s, m, i, false);
-        if (q && q->nready && !q->paused)
+        if (q && q->nready && !q->paused && shard_job_next(s, q, m->cmd->flags & CMD_LEFT))
             return q;
     }
     return NULL;
@@ -619,6 +679,7 @@ static void park(struct shard *s, struct msg *m)
         w->links[w->nlinks].w = w;
         queue_wait_append(q, &w->links[w->nlinks]);
         w->nlinks++;
+        shard_queue_changed(s, q); /* jobs held back by a limit: serve_ready arms its wake-up */
     }
     if (m->deadline) {
         w->timer.when = m->deadline;
@@ -671,12 +732,35 @@ void shard_bpop(struct shard *s, struct msg *m)
     park(s, m);
 }
 
+/* Waiters of q wait for its limits, not for jobs: a rate limit wakes the
+ * queue when its next delivery is due (one node in the deadline heap per
+ * queue); a concurrency slot wakes it when a reserved job leaves (detach). */
+static void throttled(struct shard *s, struct queue *q)
+{
+    int64_t wake;
+    if (flow_next(q, false, clock_now_ms(), &wake) || wake == 0)
+        return;
+    if (tnode_armed(&q->flow_timer) && q->flow_timer.when <= wake)
+        return;
+    theap_remove(&s->timers, &q->flow_timer);
+    q->flow_timer.kind = TK_QUEUE;
+    q->flow_timer.when = wake;
+    theap_add(&s->timers, &q->flow_timer);
+}
+
+static void queue_wake(struct shard *s, struct tnode *t)
+{
+    struct queue *q = (struct queue *)(void *)((char *)t - offsetof(struct queue, flow_timer));
+    shard_queue_changed(s, q);
+    shard_queue_gc(s, q);
+}
+
 /* Serves waiters of queues that received jobs this turn, oldest waiter
  * first, while the queue has jobs. A queue being served keeps in_ready_list
  * set so that unlinking waiters never frees it under our feet. */
 static void serve_queue(struct shard *s, struct queue *q)
 {
-    while (q->nready && q->wait_head && !q->paused) {
+    while (q->wait_head && shard_job_next(s, q, q->wait_head->w->m->cmd->flags & CMD_LEFT)) {
         struct waiter *w = q->wait_head->w;
         if (!claim_take(w->m->claim)) {
             waiter_drop(s, w);
@@ -685,6 +769,8 @@ static void serve_queue(struct shard *s, struct queue *q)
         struct msg *m = waiter_remove(s, w);
         deliver(s, m, q);
     }
+    if (q->wait_head && q->nready && !q->paused)
+        throttled(s, q);
 }
 
 static void serve_ready(struct shard *s)
@@ -717,18 +803,33 @@ static void expire_waiter(struct shard *s, struct waiter *w)
 static void job_deadline(struct shard *s, struct job *j)
 {
     struct queue *q = j->q;
+    int64_t now = clock_now_ms();
     switch (j->state) {
+    case JOB_READY:
+        shard_job_expire(s, j); /* only expires_at arms a ready job */
+        shard_queue_gc(s, q);
+        break;
     case JOB_DELAYED:
+        if (j->expires_at && j->expires_at <= now) {
+            shard_job_expire(s, j);
+            shard_queue_gc(s, q);
+            break;
+        }
+        if (j->run_at > now) { /* woke for an expiry that is not due: cannot happen */
+            arm(s, j, j->run_at);
+            break;
+        }
         detach(s, j);
-        j->updated_at = clock_now_ms();
+        j->updated_at = now;
         make_ready(s, j, true);
         jr_update(s, j);
         break;
     case JOB_RESERVED:
         log_debug("lease of job %016llx (queue '%s', attempt %u) expired", (unsigned long long)j->id,
                   q->name, j->attempt);
-        shard_job_fail(s, j, "lease expired", 13, -1, false, "expired");
+        shard_job_fail(s, j, "lease expired", 13, -1, false, "lease-expired");
         break;
+    case JOB_EXPIRED:
     case JOB_DONE:
         detach(s, j);
         drop(s, j);
@@ -785,6 +886,8 @@ void shard_tick(struct shard *s)
         theap_remove(&s->timers, t);
         if (t->kind == TK_WAITER)
             expire_waiter(s, (struct waiter *)t);
+        else if (t->kind == TK_QUEUE)
+            queue_wake(s, t);
         else
             job_deadline(s, (struct job *)t);
     }
@@ -982,15 +1085,16 @@ static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
         lc->ready[lc->nready++] = j;
         break;
     case JOB_DELAYED:
-        jlist_push_right(&q->delayed, j);
-        arm(s, j, j->run_at);
+        make_delayed(s, j);
         break;
     case JOB_RESERVED:
         jlist_push_right(&q->reserved, j);
         arm(s, j, j->lease_until);
+        flow_hold(q, j);
         break;
     case JOB_DONE:
-        jlist_push_right(&q->done, j);
+    case JOB_EXPIRED:
+        jlist_push_right(queue_list(q, j->state), j);
         arm(s, j, j->updated_at + q->conf.retention);
         break;
     default:
@@ -1014,6 +1118,13 @@ static int ready_order(const void *a, const void *b)
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
+static void place_ready(struct shard *s, struct job *j)
+{
+    flow_ready_insert_pos(j->q, j);
+    if (j->expires_at)
+        arm(s, j, j->expires_at);
+}
+
 /* Jobs come in id order; ready lists are rebuilt in their own order after
  * one sort, so each insertion is an append. */
 static int load_all(struct shard *s, struct load_counts *lc)
@@ -1024,7 +1135,7 @@ static int load_all(struct shard *s, struct load_counts *lc)
     if (lc->nready)
         qsort(lc->ready, lc->nready, sizeof *lc->ready, ready_order);
     for (size_t i = 0; i < lc->nready; i++)
-        queue_ready_insert_pos(lc->ready[i]->q, lc->ready[i]);
+        place_ready(s, lc->ready[i]);
     free(lc->ready);
     lc->ready = NULL;
     return rc;

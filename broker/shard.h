@@ -98,6 +98,9 @@ struct push_opts {
     int64_t lease_ms;     /* 0 = queue default */
     const char *unique;
     size_t unique_len;
+    const char *group;    /* GROUP key; NULL = the queue's group-from, else default */
+    size_t group_len;
+    int64_t expires_at;   /* unix ms; 0 = the queue's expires (0 = never) */
     bool left;            /* LPUSH/JOB.PUSH: left; RPUSH: right */
 };
 
@@ -105,16 +108,25 @@ struct push_opts {
  * payload[len], as the request parser hands arguments out). */
 struct job *shard_job_push(struct shard *s, struct queue *q, char *payload, size_t len,
                            const struct push_opts *o);
-/* Takes the job out of the ready list and leases it (attempt++). */
+/* The job q delivers next from that end under its limits (flow.h), or
+ * NULL; ready jobs found past their expires_at are expired on the way. */
+struct job *shard_job_next(struct shard *s, struct queue *q, bool left);
+/* Takes the job (from shard_job_next) out of the ready list and leases it
+ * (attempt++); the queue's limiters count the delivery. */
 void shard_job_reserve(struct shard *s, struct job *j, int64_t lease_ms);
-/* A list pop delivered it: done at once (at-most-once). */
+/* A list pop delivered it: done at once (at-most-once); counted likewise. */
 void shard_job_popped(struct shard *s, struct job *j);
+/* A ready or delayed job reached its expires_at: state expired. */
+void shard_job_expire(struct shard *s, struct job *j);
 void shard_job_ack(struct shard *s, struct job *j);
 /* A failed delivery: retry after delay_ms (< 0: backoff) or dead. Returns
- * the new state (JOB_DELAYED or JOB_DEAD). why is "nack" or "expired". */
+ * the new state (JOB_DELAYED or JOB_DEAD). A delayed job whose expires_at
+ * comes before its run_at expires then instead. why is "nack" or
+ * "lease-expired". */
 int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errlen,
                    int64_t delay_ms, bool dead_now, const char *why);
-/* Dead/delayed -> ready now. */
+/* Dead/delayed/expired -> ready now (dead and expired: a fresh start,
+ * attempts and expires_at cleared). */
 void shard_job_retry(struct shard *s, struct job *j);
 /* A delivered job whose client vanished goes back to ready. */
 void shard_job_return(struct shard *s, struct job *j, bool left);
