@@ -94,8 +94,11 @@ int64_t rate_take(const struct rate *r, int64_t tat_us, int64_t now_ms)
 {
     if (!rate_set(r))
         return tat_us;
-    int64_t now_us = now_ms * 1000;
-    return (tat_us > now_us ? tat_us : now_us) + rate_interval_us(r);
+    /* The clock has whole milliseconds: a delivery made up to 999 us after
+     * its due time is treated as on time, so the pace does not drift (a
+     * busy 3/100ms limiter would otherwise lose most of a ms per delivery). */
+    int64_t floor_us = now_ms * 1000 - 999;
+    return (tat_us > floor_us ? tat_us : floor_us) + rate_interval_us(r);
 }
 
 int64_t rate_next_ms(const struct rate *r, int64_t tat_us)

@@ -11,7 +11,12 @@
  * the next delivery, in microseconds of the Unix clock:
  *
  *     allowed at now  iff  now >= tat
- *     on delivery:         tat = max(tat, now) + T
+ *     on delivery:         tat = max(tat, now - 999 us) + T
+ *
+ * (now is a whole millisecond; the 999 us keep a busy limiter from
+ * drifting behind its rate. With them, delivery k+1 is never before
+ * delivery k - 999 us + T, so N + 1 deliveries are never less than
+ * period - 999 us apart, which on a millisecond clock is a whole period.)
  *
  * A limiter that has been idle lets the next delivery through at once; a
  * busy one hands out exactly one delivery per T. Why no burst: "14/1s"
