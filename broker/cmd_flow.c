@@ -68,3 +68,115 @@ void sh_queue_groups(struct shard *s, struct msg *m)
     free(gv.v);
     shard_reply(s, m);
 }
+
+/* --------------------------------------------------------- QUEUE.WORKERS */
+
+struct worker {
+    const char *who;
+    const struct job **jobs;
+    size_t njobs, cap;
+    int64_t last;
+    bool waiting;
+};
+
+struct wset {
+    struct worker *v;
+    size_t n, cap;
+};
+
+static struct worker *worker_of(struct wset *ws, const char *who)
+{
+    for (size_t i = 0; i < ws->n; i++)
+        if (strcmp(ws->v[i].who, who) == 0)
+            return &ws->v[i];
+    if (ws->n == ws->cap) {
+        ws->cap = ws->cap ? ws->cap * 2 : 8;
+        ws->v = xrealloc(ws->v, ws->cap * sizeof *ws->v);
+    }
+    struct worker *w = &ws->v[ws->n++];
+    memset(w, 0, sizeof *w);
+    w->who = who;
+    return w;
+}
+
+static void add_waiting(void *arg, const char *who, int64_t since)
+{
+    struct worker *w = worker_of(arg, who);
+    w->waiting = true;
+    if (since > w->last)
+        w->last = since;
+}
+
+/* The value of "key=" in a holder string (up to the next " addr=" / " id="). */
+static void add_part(resp_buf *b, const char *who, const char *key, const char *stop)
+{
+    const char *p = strstr(who, key);
+    size_t n = 0;
+    if (p) {
+        p += strlen(key);
+        const char *e = stop ? strstr(p, stop) : NULL;
+        n = e ? (size_t)(e - p) : strlen(p);
+    }
+    resp_add_bulk(b, p ? p : "", n);
+}
+
+static int by_conn_id(const void *a, const void *b)
+{
+    const char *x = strstr(((const struct worker *)a)->who, " id="), *y = strstr(((const struct worker *)b)->who, " id=");
+    long long ix = x ? atoll(x + 4) : 0, iy = y ? atoll(y + 4) : 0;
+    return (ix > iy) - (ix < iy);
+}
+
+/* QUEUE.WORKERS queue
+ * An array of maps, one per client that holds reserved jobs of the queue
+ * or waits in JOB.RESERVE on it, by connection id: name, addr, id,
+ * waiting (0/1), last_active (unix ms: its latest reserve, touch or start
+ * of waiting), jobs (array of maps: id, lease_until, attempt). */
+void sh_queue_workers(struct shard *s, struct msg *m)
+{
+    struct queue *q = shard_queue(s, m, 1, false);
+    struct wset ws = { NULL, 0, 0 };
+    if (q) {
+        for (const struct job *j = q->reserved.head; j; j = j->next) {
+            struct worker *w = worker_of(&ws, j->holder ? j->holder : "name= addr= id=0");
+            if (w->njobs == w->cap) {
+                w->cap = w->cap ? w->cap * 2 : 4;
+                w->jobs = xrealloc(w->jobs, w->cap * sizeof *w->jobs);
+            }
+            w->jobs[w->njobs++] = j;
+            if (j->updated_at > w->last)
+                w->last = j->updated_at;
+        }
+        shard_each_waiter(s, q, add_waiting, &ws);
+    }
+    if (ws.n)
+        qsort(ws.v, ws.n, sizeof *ws.v, by_conn_id);
+    resp_buf *b = &m->out;
+    resp_add_array(b, ws.n);
+    for (size_t i = 0; i < ws.n; i++) {
+        struct worker *w = &ws.v[i];
+        resp_add_map(b, m->proto, 6);
+        resp_add_cstr(b, "name");
+        add_part(b, w->who, "name=", " addr=");
+        resp_add_cstr(b, "addr");
+        add_part(b, w->who, " addr=", " id=");
+        const char *id = strstr(w->who, " id=");
+        add_kv(b, "id", id ? atoll(id + 4) : 0);
+        add_kv(b, "waiting", w->waiting);
+        add_kv(b, "last_active", w->last);
+        resp_add_cstr(b, "jobs");
+        resp_add_array(b, w->njobs);
+        for (size_t k = 0; k < w->njobs; k++) {
+            char hex[JOB_ID_HEX + 1];
+            job_id_format(w->jobs[k]->id, hex);
+            resp_add_map(b, m->proto, 3);
+            resp_add_cstr(b, "id");
+            resp_add_cstr(b, hex);
+            add_kv(b, "lease_until", w->jobs[k]->lease_until);
+            add_kv(b, "attempt", w->jobs[k]->attempt);
+        }
+        free(w->jobs);
+    }
+    free(ws.v);
+    shard_reply(s, m);
+}

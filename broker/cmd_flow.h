@@ -11,6 +11,7 @@ struct shard;
 struct msg;
 
 void sh_queue_groups(struct shard *s, struct msg *m);
+void sh_queue_workers(struct shard *s, struct msg *m);
 
 
 #endif

@@ -236,6 +236,7 @@ void io_job_reserve(struct conn *c, struct msg *m)
         return;
     }
     int64_t deadline = nowait ? -1 : timeout ? clock_now_ms() + timeout : 0;
+    m->who = job_holder_format(c->name, c->addr, c->id);
     conn_bpop(c, m, i + 1, m->req.argc, deadline);
 }
 

@@ -10,6 +10,8 @@
 #include "commands.h"
 #include "config.h"
 #include "conn.h"
+#include "hash.h"
+#include "limits.h"
 #include "io.h"
 #include "journal.h"
 #include "server.h"
@@ -20,6 +22,7 @@
 #include "xalloc.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +83,38 @@ static bool check_peek(struct conn *c, struct msg *m)
         uint32_t a;
         if (arg_is(m, i, "AFTER") && job_id_parse(val, vl, &id, &a))
             continue;
-        conn_reply_error(c, m, "ERR QUEUE.PEEK: bad option or value '%.32s %.64s' (QUEUE.PEEK queue [STATE ready|reserved|delayed|done|dead|expired] [COUNT 1-1000] [AFTER id])",
+        if (arg_is(m, i, "ERROR") && vl >= 1 && vl <= 256 && !memchr(val, 0, vl))
+            continue;
+        conn_reply_error(c, m, "ERR QUEUE.PEEK: bad option or value '%.32s %.64s' (QUEUE.PEEK queue [STATE ready|reserved|delayed|done|dead|expired] [COUNT 1-1000] [AFTER id] [ERROR pattern])",
                          m->req.argv[i], val);
+        return false;
+    }
+    return true;
+}
+
+/* QUEUE.RETRY queue [ERROR pattern] [RATE n/period] [TO queue] */
+static bool check_retry(struct conn *c, struct msg *m)
+{
+    for (int i = 2; i < m->req.argc; i += 2) {
+        const char *val = i + 1 < m->req.argc ? m->req.argv[i + 1] : NULL;
+        size_t vl = val ? m->req.len[i + 1] : 0;
+        struct rate r;
+        const char *why = "";
+        if (val && arg_is(m, i, "ERROR") && vl >= 1 && vl <= 256 && !memchr(val, 0, vl))
+            continue;
+        if (val && arg_is(m, i, "RATE") && rate_parse(val, vl, &r, &why) == 0 && rate_set(&r))
+            continue;
+        if (val && arg_is(m, i, "TO") && vl >= 1) {
+            int nsh = c->io->srv->nshards;
+            if (shard_of(val, vl, nsh) == shard_of(m->req.argv[1], m->req.len[1], nsh))
+                continue;
+            conn_reply_error(c, m, "CROSSSLOT QUEUE.RETRY %.128s TO %.128s: the two queues live on different shards; "
+                             "retry into a queue on the same shard (with --shards 1 every queue is)",
+                             m->req.argv[1], val);
+            return false;
+        }
+        conn_reply_error(c, m, "ERR QUEUE.RETRY: bad option or value at '%.32s' (QUEUE.RETRY queue [ERROR pattern] "
+                         "[RATE n/period, e.g. 10/1s] [TO queue])", m->req.argv[i]);
         return false;
     }
     return true;
@@ -91,6 +124,8 @@ void io_queue_key(struct conn *c, struct msg *m)
 {
     const char *name = m->cmd->name;
     if (!strcmp(name, "queue.peek") && !check_peek(c, m))
+        return;
+    if (!strcmp(name, "queue.retry") && !check_retry(c, m))
         return;
     if (!strcmp(name, "queue.purge") && m->req.argc != 2 &&
         !(m->req.argc == 4 && arg_is(m, 2, "STATE") && job_state_parse(m->req.argv[3], m->req.len[3]) >= 0)) {
@@ -207,14 +242,24 @@ static struct job *page_start(struct shard *s, struct queue *q, int state, bool 
     return peek_next(q, j);
 }
 
+/* ERROR pattern: a glob (fnmatch, case-insensitive) over the job's
+ * last_error; a job with no error never matches. NULL matches all. */
+static bool error_matches(const struct job *j, const char *pattern)
+{
+    return !pattern || (j->last_error && fnmatch(pattern, j->last_error, FNM_CASEFOLD) == 0);
+}
+
 void sh_queue_peek(struct shard *s, struct msg *m)
 {
     int state = JOB_READY;
     long long count = 10;
     uint64_t after = 0;
     bool has_after = false, gone = false;
+    const char *pattern = NULL;
     for (int i = 2; i + 1 < m->req.argc; i += 2) {
-        if (arg_is(m, i, "STATE"))
+        if (arg_is(m, i, "ERROR"))
+            pattern = m->req.argv[i + 1];
+        else if (arg_is(m, i, "STATE"))
             state = job_state_parse(m->req.argv[i + 1], m->req.len[i + 1]);
         else if (arg_is(m, i, "COUNT"))
             parse_ll(m->req.argv[i + 1], m->req.len[i + 1], &count);
@@ -235,13 +280,15 @@ void sh_queue_peek(struct shard *s, struct msg *m)
                 start++;
             gone = start++ == all;
         }
-        while (!gone && start < all && n < (size_t)count)
-            page[n++] = v[start++];
+        for (; !gone && start < all && n < (size_t)count; start++)
+            if (error_matches(v[start], pattern))
+                page[n++] = v[start];
         free(v);
     } else if (q) {
         for (struct job *j = page_start(s, q, state, has_after, after, &gone); j && n < (size_t)count;
              j = peek_next(q, j))
-            page[n++] = j;
+            if (error_matches(j, pattern))
+                page[n++] = j;
     } else {
         gone = has_after;
     }
@@ -283,14 +330,40 @@ void sh_queue_purge(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* QUEUE.RETRY queue [ERROR pattern] [RATE n/period] [TO queue]: dead jobs
+ * (those whose last_error matches) go back, to queue or to another queue
+ * of this shard, all ready now or, with RATE, one every period/n (they
+ * wait as delayed jobs, so a restart keeps the schedule). */
 void sh_queue_retry(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
-    long long n = 0;
-    while (q && q->dead.head) {
-        shard_job_retry(s, q->dead.head);
-        n++;
+    const char *pattern = NULL;
+    struct rate r = { 0, 0 };
+    struct queue *to = q;
+    for (int i = 2; i + 1 < m->req.argc; i += 2) {
+        const char *why;
+        if (arg_is(m, i, "ERROR"))
+            pattern = m->req.argv[i + 1];
+        else if (arg_is(m, i, "RATE"))
+            rate_parse(m->req.argv[i + 1], m->req.len[i + 1], &r, &why);
+        else if (arg_is(m, i, "TO") && q && q->dead.n)
+            to = shard_queue(s, m, i + 1, true);
     }
+    long long n = 0;
+    int64_t now = clock_now_ms(), at_us = now * 1000;
+    struct job *j = q ? q->dead.head : NULL;
+    while (j) {
+        struct job *next = j->next;
+        if (error_matches(j, pattern) && shard_job_redrive(s, j, to, rate_set(&r) ? (at_us + 999) / 1000 : 0) == 0) {
+            n++;
+            if (rate_set(&r))
+                at_us += rate_interval_us(&r);
+        }
+        j = next;
+    }
+    if (to != q)
+        shard_queue_gc(s, to);
+    shard_queue_gc(s, q);
     resp_add_int(&m->out, n);
     shard_reply(s, m);
 }

@@ -69,6 +69,59 @@ void job_set_str(char **field, const char *s, size_t n)
     }
 }
 
+char *job_holder_format(const char *name, const char *addr, uint64_t conn_id)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "name=%.128s addr=%.64s id=%" PRIu64, name ? name : "", addr ? addr : "",
+                     conn_id);
+    for (int i = 5; i < n && strncmp(buf + i, " addr=", 6) != 0; i++)
+        if ((unsigned char)buf[i] <= ' ')
+            buf[i] = '_';
+    char *s = xmalloc((size_t)n + 1);
+    memcpy(s, buf, (size_t)n + 1);
+    return s;
+}
+
+/* Copies n bytes of s to out, tabs, newlines and other control bytes as spaces. */
+static size_t put_clean(char *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)s[i] < ' ' ? ' ' : s[i];
+    return n;
+}
+
+void job_history_add(struct job *j, int64_t at, const char *err, size_t errlen)
+{
+    const char *h = j->history ? j->history : "";
+    size_t lines = 0;
+    for (const char *p = h; *p; p++)
+        lines += *p == '\n';
+    if (*h && h[strlen(h) - 1] != '\n')
+        lines++;
+    while (lines >= JOB_HISTORY_MAX) { /* drop the oldest */
+        const char *nl = strchr(h, '\n');
+        h = nl ? nl + 1 : h + strlen(h);
+        lines--;
+    }
+    if (errlen > 1024)
+        errlen = 1024;
+    const char *who = j->holder ? j->holder : "";
+    size_t keep = strlen(h), wl = strlen(who);
+    char *out = xmalloc(keep + wl + errlen + 64);
+    size_t n = 0;
+    memcpy(out, h, keep);
+    n += keep;
+    if (n && out[n - 1] != '\n')
+        out[n++] = '\n';
+    n += (size_t)sprintf(out + n, "%u\t%lld\t", j->attempt, (long long)at);
+    n += put_clean(out + n, who, wl);
+    out[n++] = '\t';
+    n += put_clean(out + n, err ? err : "", err ? errlen : 0);
+    out[n] = '\0';
+    free(j->history);
+    j->history = out;
+}
+
 static const char *const state_names[JOB_NSTATES] = { "ready", "reserved", "delayed", "done", "dead", "expired" };
 
 const char *job_state_name(int state)

@@ -88,6 +88,15 @@ void job_set_str(char **field, const char *s, size_t n); /* NULL/0 clears */
 const char *job_state_name(int state);
 int job_state_parse(const char *s, size_t n); /* -1 when unknown */
 
+/* Who holds a job: "name=<client name> addr=<ip:port> id=<connection id>"
+ * (malloc'd; spaces and control bytes in the name become '_'). */
+char *job_holder_format(const char *name, const char *addr, uint64_t conn_id);
+/* Appends a failed attempt to j->history ("attempt\tms\tholder\terror"
+ * lines, tabs and newlines in the texts become spaces), keeping the last
+ * JOB_HISTORY_MAX. */
+#define JOB_HISTORY_MAX 25
+void job_history_add(struct job *j, int64_t at, const char *err, size_t errlen);
+
 /* Ids: 16 hex digits; the low 10 bits name the shard. */
 void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1]);
 /* Parses an id or a receipt "<id>-<attempt>"; *attempt = 0 for a bare id.

@@ -43,6 +43,7 @@ enum { TK_WAITER = 1, TK_JOB = 2, TK_QUEUE = 3 };
 struct waiter {
     struct tnode timer;          /* first member: tnode* <-> waiter* */
     struct msg *m;
+    int64_t since;               /* unix ms it parked */
     int nlinks;
     struct wlink links[];
 };
@@ -392,6 +393,7 @@ int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errle
     j->updated_at = now;
     if (err)
         job_set_str(&j->last_error, err, errlen);
+    job_history_add(j, now, err ? err : why, err ? errlen : strlen(why));
     if (strcmp(why, "lease-expired") == 0) {
         qstats(s, q)->lease_expired++;
         emit(s, j, "lease-expired");
@@ -450,6 +452,46 @@ void shard_job_retry(struct shard *s, struct job *j)
     j->run_at = 0;
     make_ready(s, j, true);
     jr_update(s, j);
+}
+
+int shard_job_redrive(struct shard *s, struct job *j, struct queue *to, int64_t run_at)
+{
+    if (to != j->q && shard_job_payload(s, j) < 0)
+        return -EIO;
+    struct queue *from = j->q;
+    detach(s, j);
+    flow_settle(from, j, clock_now_ms());
+    j->attempt = 0;
+    j->expires_at = 0;
+    j->updated_at = clock_now_ms();
+    j->run_at = 0;
+    if (to != from) {
+        jr_delete(s, j); /* the row names its queue: write it anew */
+        j->q = to;
+        j->lease_ms = 0; /* the new queue's lease */
+        job_set_str(&j->group, NULL, 0);
+        j->grouplen = 0;
+        if (j->unique && queue_unique_find(to, j->unique, strlen(j->unique)))
+            job_set_str(&j->unique, NULL, 0);
+        qstats(s, to)->pushed++;
+    } else if (j->unique && queue_unique_find(to, j->unique, strlen(j->unique))) {
+        job_set_str(&j->unique, NULL, 0);
+    }
+    if (j->unique)
+        queue_unique_add(to, j);
+    if (run_at > j->updated_at) {
+        j->run_at = run_at;
+        make_delayed(s, j);
+    } else {
+        make_ready(s, j, true);
+    }
+    if (to != from) {
+        jr_insert(s, j);
+        payload_drop(s, j);
+    } else {
+        jr_update(s, j);
+    }
+    return 0;
 }
 
 void shard_job_return(struct shard *s, struct job *j, bool left)
@@ -605,6 +647,8 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
             shard_job_delete(s, j);
             continue;
         }
+        if (m->who)
+            job_set_str(&j->holder, m->who, strlen(m->who));
         shard_job_reserve(s, j, m->lease);
         encode_reserved(m, j);
         note_job(m, j->id);
@@ -667,6 +711,7 @@ static void park(struct shard *s, struct msg *m)
     struct waiter *w = xcalloc(1, sizeof *w + (size_t)n * sizeof(struct wlink));
     tnode_init(&w->timer, TK_WAITER);
     w->m = m;
+    w->since = clock_now_ms();
     for (int i = m->key_first; i < m->key_last; i++) {
         if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
@@ -686,6 +731,14 @@ static void park(struct shard *s, struct msg *m)
         theap_add(&s->timers, &w->timer);
     }
     m->claim->waiters[s->id] = w;
+}
+
+void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, const char *who, int64_t since),
+                       void *arg)
+{
+    for (struct wlink *l = q->wait_head; l; l = l->next)
+        if (l->w->m->who && claim_is_open(l->w->m->claim))
+            fn(arg, l->w->m->who, l->w->since);
 }
 
 static void answer_empty(struct shard *s, struct msg *m)

@@ -81,6 +81,9 @@ void shard_reply(struct shard *s, struct msg *m);
 void shard_queue_gc(struct shard *s, struct queue *q);
 /* Runs a BLPOP/BRPOP/JOB.RESERVE message (TRY or PARK mode, see msg.h). */
 void shard_bpop(struct shard *s, struct msg *m);
+/* Calls fn for each JOB.RESERVE parked on q (who: msg.h's who). */
+void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, const char *who, int64_t since),
+                       void *arg);
 /* Journals q's settings and pause state. */
 void shard_queue_saved(struct shard *s, struct queue *q);
 /* A queue was resumed or otherwise may serve waiters now. */
@@ -128,6 +131,11 @@ int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errle
 /* Dead/delayed/expired -> ready now (dead and expired: a fresh start,
  * attempts and expires_at cleared). */
 void shard_job_retry(struct shard *s, struct job *j);
+/* QUEUE.RETRY of a dead job: to queue `to` (q itself, or another queue of
+ * this shard: the job moves, keeping its id and payload, losing its group),
+ * ready now or delayed until run_at; a fresh start (attempts, expiry). 0,
+ * or -EIO when its payload cannot be read to move it. */
+int shard_job_redrive(struct shard *s, struct job *j, struct queue *to, int64_t run_at);
 /* A delivered job whose client vanished goes back to ready. */
 void shard_job_return(struct shard *s, struct job *j, bool left);
 /* Removes a job in any state. */

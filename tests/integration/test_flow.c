@@ -529,6 +529,9 @@ Test(flow, limits_groups_and_expiries_survive_kill_9)
     resp_val *g = CMD(c, "JOB.GET", b.s);
     cr_assert_str_eq(field_str(g, "group"), "b");
     resp_val_free(g);
+    g = CMD(c, "JOB.GET", held[0].id);
+    cr_assert(strstr(field_str(g, "holder"), " id="), "the holder is journaled: %s", field_str(g, "holder"));
+    resp_val_free(g);
     /* The held job still counts against its group and the queue. */
     resp_val *gr = CMD(c, "QUEUE.GROUPS", "s");
     long long reserved = 0;
@@ -541,4 +544,166 @@ Test(flow, limits_groups_and_expiries_survive_kill_9)
     cr_assert_eq(n, 1, "concurrency 2 with one job held: one more, got %d", n);
     bool gone = wait_until(strcmp(state_of(c, soon.s), "expired") == 0, 5000);
     cr_assert(gone, "EXPIRES 1500 job is %s", state_of(c, soon.s));
+}
+
+/* ========================================================= who holds what */
+
+Test(flow, a_reservation_records_its_worker_and_queue_workers_lists_them)
+{
+    cli *w = cli_connect(srv->port);
+    expect_ok(CMD(w, "CLIENT", "SETNAME", "mailer-1"));
+    resp_val *idv = CMD(w, "CLIENT", "ID");
+    long long wid = idv->integer;
+    resp_val_free(idv);
+    jid a = PUSH(c, "h", "{}");
+    PUSH(c, "h", "{}");
+    fjob j[2];
+    cr_assert_eq(JOBS_OF(CMD(w, "JOB.RESERVE", "COUNT", "2", "LEASE", "60000", "FROM", "h"), j, 2), 2);
+    resp_val *g = CMD(c, "JOB.GET", a.s);
+    const char *holder = field_str(g, "holder");
+    char want[64];
+    snprintf(want, sizeof want, "id=%lld", wid);
+    cr_assert(strstr(holder, "name=mailer-1 ") && strstr(holder, "addr=127.0.0.1:") && strstr(holder, want),
+              "holder: %s", holder);
+    resp_val_free(g);
+
+    cli *idle = cli_connect(srv->port);
+    SEND(idle, "HELLO", "2", "SETNAME", "waiter-2");
+    resp_val_free(cli_read(idle));
+    SEND(idle, "JOB.RESERVE", "TIMEOUT", "10000", "FROM", "h");
+    wait_blocked_clients(c, 1, 10000);
+
+    resp_val *v = CMD(c, "QUEUE.WORKERS", "h");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 2, "QUEUE.WORKERS: %s", resp_describe(v));
+    cr_assert_str_eq(field_str(v->elem[0], "name"), "mailer-1");
+    cr_assert_eq(field_int(v->elem[0], "id"), wid);
+    cr_assert_eq(field_int(v->elem[0], "waiting"), 0);
+    cr_assert_geq(field_int(v->elem[0], "last_active"), wall_ms() - 10000);
+    const resp_val *jobs = resp_field(v->elem[0], "jobs");
+    cr_assert_eq(jobs->n, 2);
+    cr_assert_geq(field_int(jobs->elem[0], "lease_until"), wall_ms() + 50000);
+    cr_assert_str_eq(field_str(v->elem[1], "name"), "waiter-2");
+    cr_assert_eq(field_int(v->elem[1], "waiting"), 1);
+    cr_assert_eq(resp_field(v->elem[1], "jobs")->n, 0);
+    resp_val_free(v);
+
+    expect_int(CMD(w, "JOB.ACK", j[0].receipt, j[1].receipt), 2);
+    g = CMD(c, "JOB.GET", a.s);
+    field_nil(g, "holder"); /* a done job has no holder */
+    resp_val_free(g);
+    cli_close(idle);
+    cli_close(w);
+}
+
+Test(flow, failed_attempts_keep_their_error_time_and_worker)
+{
+    config(c, "h", "backoff", "0");
+    jid id = PUSHO(c, "h", "{}", "RETRIES", "30");
+    cli *w = cli_connect(srv->port);
+    expect_ok(CMD(w, "CLIENT", "SETNAME", "flaky"));
+    long long t0 = wall_ms();
+    for (int k = 1; k <= 27; k++) {
+        fjob j[1];
+        cr_assert_eq(JOBS_OF(CMD(w, "JOB.RESERVE", "NOWAIT", "FROM", "h"), j, 1), 1, "attempt %d", k);
+        char err[32];
+        snprintf(err, sizeof err, "450 try %d\tlater", k);
+        expect_word(CMD(w, "JOB.NACK", j[0].receipt, "DELAY", "0", "ERROR", err), "retry");
+    }
+    resp_val *g = CMD(c, "JOB.GET", id.s);
+    const resp_val *errs = resp_field(g, "errors");
+    cr_assert(errs && errs->type == RESP_T_ARRAY && errs->n == 25, "errors: %s", errs ? resp_describe(errs) : "-");
+    cr_assert_eq(field_int(errs->elem[0], "attempt"), 3, "the oldest two went");
+    cr_assert_str_eq(field_str(errs->elem[0], "error"), "450 try 3 later");
+    cr_assert_eq(field_int(errs->elem[24], "attempt"), 27);
+    cr_assert_geq(field_int(errs->elem[24], "time"), t0);
+    cr_assert(strstr(field_str(errs->elem[24], "worker"), "name=flaky "), "%s", field_str(errs->elem[24], "worker"));
+    resp_val_free(g);
+    cli_close(w);
+}
+
+Test(flow, a_lease_expiry_is_an_attempt_with_its_error_in_the_history)
+{
+    config(c, "h", "backoff", "0");
+    jid id = PUSH(c, "h", "{}");
+    fjob j[1];
+    cr_assert_eq(JOBS_OF(CMD(c, "JOB.RESERVE", "NOWAIT", "LEASE", "50", "FROM", "h"), j, 1), 1);
+    bool back = wait_until(stat_of(c, "h", "lease_expired") == 1, 5000);
+    cr_assert(back);
+    resp_val *g = CMD(c, "JOB.GET", id.s);
+    const resp_val *errs = resp_field(g, "errors");
+    cr_assert_eq(errs->n, 1);
+    cr_assert_str_eq(field_str(errs->elem[0], "error"), "lease expired");
+    resp_val_free(g);
+}
+
+/* =============================================== finding and redriving */
+
+static void bury(cli *cl, const char *q, const char *error, int n)
+{
+    for (int i = 0; i < n; i++) {
+        PUSHO(cl, q, "{}", "RETRIES", "0");
+        fjob j[1];
+        cr_assert_eq(JOBS_OF(CMD(cl, "JOB.RESERVE", "NOWAIT", "FROM", q), j, 1), 1);
+        expect_word(CMD(cl, "JOB.NACK", j[0].receipt, "ERROR", error), "dead");
+    }
+}
+
+Test(flow, peek_error_finds_failed_jobs_by_their_error_text)
+{
+    bury(c, "d", "550 no such user", 3);
+    bury(c, "d", "421 too many connections", 2);
+    resp_val *v = CMD(c, "QUEUE.PEEK", "d", "STATE", "dead", "ERROR", "421*");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 2, "%s", resp_describe(v));
+    for (size_t i = 0; i < v->n; i++)
+        cr_assert_str_eq(field_str(v->elem[i], "last_error"), "421 too many connections");
+    resp_val_free(v);
+    v = CMD(c, "QUEUE.PEEK", "d", "STATE", "dead", "ERROR", "*NO SUCH*", "COUNT", "2");
+    cr_assert_eq(v->n, 2, "case-insensitive glob, COUNT counts matches");
+    resp_val_free(v);
+    v = CMD(c, "QUEUE.PEEK", "d", "STATE", "dead", "ERROR", "nothing like it");
+    cr_assert_eq(v->n, 0);
+    resp_val_free(v);
+}
+
+Test(flow, queue_retry_redrives_by_error_gradually_and_to_another_queue)
+{
+    fixture_stop(&srv, &c);
+    srv = spoold_start("--shards", "1", NULL); /* every queue on one shard: TO works for any name */
+    c = cli_connect(srv->port);
+    bury(c, "d", "550 no such user", 2);
+    bury(c, "d", "421 busy", 4);
+    expect_int(CMD(c, "QUEUE.RETRY", "d", "ERROR", "550*"), 2);
+    cr_assert_eq(stat_of(c, "d", "ready"), 2);
+    cr_assert_eq(stat_of(c, "d", "dead"), 4);
+    expect_int(CMD(c, "QUEUE.RETRY", "d", "RATE", "2/1s", "TO", "d-again"), 4);
+    cr_assert_eq(stat_of(c, "d", "dead"), 0);
+    cr_assert_eq(stat_of(c, "d-again", "ready"), 1, "the first moves at once");
+    cr_assert_eq(stat_of(c, "d-again", "delayed"), 3, "the rest one every 500 ms");
+    long long t0 = now_ms();
+    bool all = wait_until(stat_of(c, "d-again", "ready") == 4, 5000);
+    long long took = now_ms() - t0;
+    cr_assert(all && took >= 1200, "4 jobs at 2/1s were all ready after %lld ms", took);
+    resp_val *p = CMD(c, "QUEUE.PEEK", "d-again", "COUNT", "1");
+    cr_assert_eq(field_int(p->elem[0], "attempt"), 0, "a redriven job starts afresh");
+    resp_val_free(p);
+    expect_error_has(CMD(c, "QUEUE.RETRY", "d", "RATE", "fast"), "ERR ", "RATE");
+    expect_error_has(CMD(c, "QUEUE.RETRY", "d", "SOON", "x"), "ERR ", "SOON");
+}
+
+Test(flow, queue_retry_to_a_queue_on_another_shard_is_refused_clearly)
+{
+    spoold *two = spoold_start("--shards", "2", NULL);
+    cli *t = cli_connect(two->port);
+    /* find a name on the other shard than "src" by trying a few */
+    const char *other = NULL;
+    static const char *names[] = { "a", "b", "c", "d", "e", "f", "g", "h" };
+    for (size_t i = 0; i < 8 && !other; i++) {
+        resp_val *v = CMD(t, "QUEUE.RETRY", "src", "TO", names[i]);
+        if (v->type == RESP_T_ERROR && strncmp(v->str, "CROSSSLOT ", 10) == 0)
+            other = names[i];
+        resp_val_free(v);
+    }
+    cr_assert_not_null(other, "no queue among 8 names lives on the other of 2 shards");
+    cli_close(t);
+    spoold_stop(two);
 }

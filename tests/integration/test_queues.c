@@ -707,6 +707,6 @@ Test(queues, queue_command_errors)
     expect_error(CMD(c, "QUEUE.PEEK", "q", "AFTER", "not-an-id"), "ERR ");
     expect_error(CMD(c, "QUEUE.PEEK", "q", "SORT", "x"), "ERR ");
     expect_error(CMD(c, "QUEUE.PAUSE", "a", "b"), "ERR wrong number of arguments for 'queue.pause' command");
-    expect_error(CMD(c, "QUEUE.RETRY", "a", "b"), "ERR wrong number of arguments for 'queue.retry' command");
+    expect_error_has(CMD(c, "QUEUE.RETRY", "a", "b"), "ERR QUEUE.RETRY", "bad option");
     expect_bulks(CMD(c, "QUEUE.LIST"), (const char *)NULL);
 }
