@@ -7,8 +7,10 @@
 #include "clock.h"
 #include "groups.h"
 #include "msg.h"
+#include "payload.h"
 #include "queue.h"
 #include "shard.h"
+#include "textfmt.h"
 #include "xalloc.h"
 
 #include <stdlib.h>
@@ -178,5 +180,80 @@ void sh_queue_workers(struct shard *s, struct msg *m)
         free(w->jobs);
     }
     free(ws.v);
+    shard_reply(s, m);
+}
+
+/* ------------------------------------------------------------ HTTP admin */
+
+static void json_kv_str(resp_buf *b, const char *k, const char *v, size_t n, bool comma)
+{
+    resp_buf_printf(b, "%s\"%s\":", comma ? "," : "", k);
+    if (v)
+        text_json_str(b, v, n);
+    else
+        resp_buf_append(b, "null", 4);
+}
+
+/* One failed attempt of job->history as a JSON object. */
+static void json_attempt(resp_buf *b, const char *line, size_t len, bool comma)
+{
+    const char *f[4] = { line, "", "", "" };
+    size_t fl[4] = { len, 0, 0, 0 };
+    for (int k = 1; k < 4; k++) {
+        const char *tab = memchr(f[k - 1], '\t', fl[k - 1]);
+        if (!tab)
+            break;
+        f[k] = tab + 1;
+        fl[k] = (size_t)(line + len - f[k]);
+        fl[k - 1] = (size_t)(tab - f[k - 1]);
+    }
+    resp_buf_printf(b, "%s{\"attempt\":%lld,\"time\":%lld", comma ? "," : "", atoll(f[0]), atoll(f[1]));
+    json_kv_str(b, "worker", f[2], fl[2], true);
+    json_kv_str(b, "error", f[3], fl[3], true);
+    resp_buf_append(b, "}", 1);
+}
+
+/* The HTTP admin's /api/jobs/<id> (m->num is the id): the job as one JSON
+ * object, with its failed attempts; nothing (an empty reply) when there
+ * is no such job. */
+void sh_admin_job(struct shard *s, struct msg *m)
+{
+    struct job *j = jtable_find(&s->jobs, (uint64_t)m->num);
+    if (!j || shard_job_payload(s, j) < 0) {
+        shard_reply(s, m);
+        return;
+    }
+    resp_buf *b = &m->out;
+    char id[JOB_ID_HEX + 1];
+    job_id_format(j->id, id);
+    resp_buf_printf(b, "{\"id\":\"%s\"", id);
+    json_kv_str(b, "queue", j->q->name, j->q->namelen, true);
+    resp_buf_printf(b, ",\"state\":\"%s\",\"priority\":%d,\"attempt\":%u,\"retries\":%u,\"lease_ms\":%u,"
+                    "\"run_at\":%lld,\"lease_until\":%lld,\"created_at\":%lld,\"updated_at\":%lld,\"expires_at\":%lld",
+                    job_state_name(j->state), j->priority, j->attempt, j->retries, j->lease_ms,
+                    (long long)(j->state == JOB_DELAYED ? j->run_at : 0),
+                    (long long)(j->state == JOB_RESERVED ? j->lease_until : 0), (long long)j->created_at,
+                    (long long)j->updated_at, (long long)j->expires_at);
+    json_kv_str(b, "group", j->group, j->grouplen, true);
+    const char *holder = j->state == JOB_RESERVED ? j->holder : NULL;
+    json_kv_str(b, "holder", holder, holder ? strlen(holder) : 0, true);
+    json_kv_str(b, "last_error", j->last_error, j->last_error ? strlen(j->last_error) : 0, true);
+    json_kv_str(b, "unique", j->unique, j->unique ? strlen(j->unique) : 0, true);
+    resp_buf_append(b, ",\"errors\":[", 11);
+    bool comma = false;
+    for (const char *p = j->history; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        json_attempt(b, p, len, comma);
+        comma = true;
+        p = end ? end + 1 : p + len;
+    }
+    resp_buf_append(b, "],\"payload\":", 12);
+    size_t at;
+    if (payload_is_json(j->payload, j->len, &at))
+        resp_buf_append(b, j->payload, j->len);
+    else
+        text_json_str(b, j->payload, j->len);
+    resp_buf_append(b, "}\n", 2);
     shard_reply(s, m);
 }

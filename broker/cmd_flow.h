@@ -12,6 +12,8 @@ struct msg;
 
 void sh_queue_groups(struct shard *s, struct msg *m);
 void sh_queue_workers(struct shard *s, struct msg *m);
+/* The HTTP admin's job record as JSON (m->num: the job id). */
+void sh_admin_job(struct shard *s, struct msg *m);
 
 
 #endif

@@ -282,14 +282,16 @@ void sh_dbsize(struct shard *s, struct msg *m)
 static void info_line(void *arg, struct queue *q)
 {
     struct msg *m = arg;
+    char rate[48];
+    rate_format(&q->conf.rate, rate, sizeof rate);
     resp_buf_printf(&m->out, "queue_%s:ready=%zu,reserved=%zu,delayed=%zu,done=%zu,dead=%zu,waiters=%zu,paused=%d,"
                     "pushed=%llu,acked=%llu,popped=%llu,retried=%llu,lease_expired=%llu,buried=%llu,expired=%zu,"
-                    "throttled=%zu\r\n",
+                    "throttled=%zu,groups=%zu,rate=%s,concurrency=%lld\r\n",
                     q->name, q->nready, q->reserved.n, q->delayed.n, q->done.n, q->dead.n, q->nwaiters,
                     q->paused, (unsigned long long)q->stats.pushed, (unsigned long long)q->stats.acked,
                     (unsigned long long)q->stats.popped, (unsigned long long)q->stats.retried,
                     (unsigned long long)q->stats.lease_expired, (unsigned long long)q->stats.buried,
-                    q->expired.n, queue_throttled(q));
+                    q->expired.n, queue_throttled(q), q->groups.n, rate, (long long)q->conf.concurrency);
     m->num += (long long)q->nready;
 }
 

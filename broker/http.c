@@ -4,6 +4,7 @@
 #include "http.h"
 
 #include "clock.h"
+#include "cmd_flow.h"
 #include "cmd_queue.h"
 #include "commands.h"
 #include "inbox.h"
@@ -22,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum http_kind { H_METRICS, H_QUEUES };
+enum http_kind { H_METRICS, H_QUEUES, H_JOB };
 
 struct http_call {
     struct evhttp_request *req;
@@ -40,6 +41,10 @@ struct qfig {
 
 static const struct command admin_stats_cmd = {
     .name = "admin-stats", .arity = 1, .shard = sh_admin_stats,
+};
+
+static const struct command admin_job_cmd = {
+    .name = "admin-job", .arity = 1, .shard = sh_admin_job,
 };
 
 /* ------------------------------------------------------------- parsing */
@@ -181,8 +186,26 @@ static void send_text(struct evhttp_request *req, int code, const char *reason, 
     evbuffer_free(out);
 }
 
+static void finish_job(struct http_call *hc)
+{
+    resp_buf *b = &hc->parts[0];
+    if (b->len) {
+        send_text(hc->req, 200, "OK", "application/json", b->data, b->len);
+    } else {
+        static const char msg[] = "{\"error\":\"no such job (it never existed, or it finished and was removed)\"}\n";
+        send_text(hc->req, 404, "Not Found", "application/json", msg, sizeof msg - 1);
+    }
+    resp_buf_free(b);
+    free(hc->parts);
+    free(hc);
+}
+
 static void finish(struct server *srv, struct http_call *hc)
 {
+    if (hc->kind == H_JOB) {
+        finish_job(hc);
+        return;
+    }
     size_t n;
     struct qfig *v = collect(hc, srv->nshards, &n);
     resp_buf b;
@@ -231,6 +254,32 @@ static void ask_shards(struct server *srv, struct evhttp_request *req, enum http
     }
 }
 
+/* /api/jobs/<id>: the job's record from its shard (ids name their shard). */
+static void ask_job(struct server *srv, struct evhttp_request *req, const char *idtext)
+{
+    uint64_t id;
+    uint32_t attempt;
+    if (!job_id_parse(idtext, strlen(idtext), &id, &attempt) || job_id_shard(id) >= srv->nshards) {
+        static const char msg[] = "{\"error\":\"not a job id of this server: /api/jobs/<16 hex digits>\"}\n";
+        send_text(req, 404, "Not Found", "application/json", msg, sizeof msg - 1);
+        return;
+    }
+    struct http_call *hc = calloc(1, sizeof *hc);
+    hc->parts = calloc(1, sizeof *hc->parts);
+    if (!hc || !hc->parts)
+        abort();
+    hc->req = req;
+    hc->kind = H_JOB;
+    hc->pending = 1;
+    struct msg *m = msg_new(MSG_CMD);
+    m->cmd = &admin_job_cmd;
+    m->origin = srv->nio;
+    m->slot = hc;
+    m->part = 0;
+    m->num = (long long)id;
+    inbox_post(&srv->shards[job_id_shard(id)].inbox, m);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct server *srv = arg;
@@ -243,8 +292,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         ask_shards(srv, req, H_METRICS);
     } else if (path && strcmp(path, "/api/queues") == 0) {
         ask_shards(srv, req, H_QUEUES);
+    } else if (path && strncmp(path, "/api/jobs/", 10) == 0) {
+        ask_job(srv, req, path + 10);
     } else {
-        static const char msg[] = "not found: try /healthz, /metrics or /api/queues\n";
+        static const char msg[] = "not found: try /healthz, /metrics, /api/queues or /api/jobs/<id>\n";
         send_text(req, 404, "Not Found", "text/plain", msg, sizeof msg - 1);
     }
 }
