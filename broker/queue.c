@@ -748,8 +748,7 @@ void queue_clear_jobs(struct queue *q)
     jlist_free_all(&q->done);
     jlist_free_all(&q->dead);
     jlist_free_all(&q->expired);
-    groups_clear(&q->groups);
-    q->rate_tat = 0;
+    groups_clear(&q->groups); /* the rate limiter's state stays: deliveries made stay made */
     for (size_t i = 0; i < q->nub; i++) {
         struct ustr *u = q->ubuckets[i];
         while (u) {
