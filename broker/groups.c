@@ -161,16 +161,18 @@ static void group_free(struct gtable *t, struct group *g)
         pp = &(*pp)->hnext;
     *pp = g->hnext;
     t->n--;
+    limiter_free(&g->lim);
     free(g);
 }
 
-void groups_drop(struct gtable *t, struct gnode *n, bool linger, int64_t now_us)
+void groups_drop(struct gtable *t, struct gnode *n, int64_t until_us, int64_t now_us)
 {
     struct group *g = n->g;
     n->g = NULL;
     if (!g || g->nready || g->nreserved || g->idle)
         return;
-    if (linger && g->tat > now_us) {
+    if (until_us > now_us) {
+        g->linger_until = until_us;
         g->idle = true;
         g->iprev = t->idle_tail;
         g->inext = NULL;
@@ -186,7 +188,7 @@ void groups_sweep(struct gtable *t, int64_t now_us)
     struct group *g = t->idle_head;
     while (g) {
         struct group *next = g->inext;
-        if (g->tat <= now_us) {
+        if (g->linger_until <= now_us) {
             if (g->iprev) g->iprev->inext = g->inext; else t->idle_head = g->inext;
             if (g->inext) g->inext->iprev = g->iprev; else t->idle_tail = g->iprev;
             group_free(t, g);
@@ -201,6 +203,7 @@ void groups_clear(struct gtable *t)
         struct group *g = t->b[i];
         while (g) {
             struct group *next = g->hnext;
+            limiter_free(&g->lim);
             free(g);
             g = next;
         }

@@ -21,7 +21,7 @@
  *
  * Lifetime: a group exists while it has ready or reserved jobs. With a
  * group rate, a group that just emptied lingers on the idle list until
- * its limiter state no longer matters (tat passed), so that draining a
+ * its limiter state no longer matters (linger_until), so that draining a
  * group and pushing to it again cannot beat its rate; groups_sweep()
  * frees those.
  *
@@ -31,6 +31,8 @@
  */
 #ifndef SPOOL_GROUPS_H
 #define SPOOL_GROUPS_H
+
+#include "limits.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,7 +56,8 @@ struct group {
     struct gnode *head, *tail;       /* ready jobs, serving order */
     size_t nready, nreserved;
     uint64_t delivered;              /* deliveries since the group appeared */
-    int64_t tat;                     /* group-rate limiter state (limits.h) */
+    struct limiter lim;              /* group-rate state (limits.h) */
+    int64_t linger_until;            /* us: on the idle list until then */
     bool in_ring, idle;
     size_t len;
     char key[];
@@ -78,9 +81,10 @@ void groups_ready_add(struct gtable *t, struct group *g, struct gnode *n, int16_
  * n->g stays set (the caller holds or drops it). */
 void groups_ready_remove(struct gtable *t, struct gnode *n);
 /* The job left ready/reserved for good: frees its group when nothing
- * keeps it (linger: keep it on the idle list until tat <= now_us). */
-void groups_drop(struct gtable *t, struct gnode *n, bool linger, int64_t now_us);
-/* Frees lingering groups whose tat has passed. */
+ * keeps it (until_us > now_us: keep it on the idle list until then, while
+ * its group-rate state can still hold a delivery back). */
+void groups_drop(struct gtable *t, struct gnode *n, int64_t until_us, int64_t now_us);
+/* Frees lingering groups whose linger_until has passed. */
 void groups_sweep(struct gtable *t, int64_t now_us);
 /* The ring moves past g (it was just served). */
 void groups_served(struct gtable *t, struct group *g);

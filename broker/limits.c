@@ -3,8 +3,11 @@
  */
 #include "limits.h"
 
+#include "xalloc.h"
+
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -85,23 +88,75 @@ int64_t rate_interval_us(const struct rate *r)
     return (period_us + r->n - 1) / r->n;
 }
 
-bool rate_allows(const struct rate *r, int64_t tat_us, int64_t now_ms)
+/* The window rule is kept for rates of up to RATE_LOG_MAX per period. */
+static bool windowed(const struct rate *r)
 {
-    return !rate_set(r) || now_ms * 1000 >= tat_us;
+    return r->n <= RATE_LOG_MAX;
 }
 
-int64_t rate_take(const struct rate *r, int64_t tat_us, int64_t now_ms)
+static int64_t oldest(const struct limiter *l)
+{
+    return l->ring[(l->head + l->cap - l->len) % l->cap];
+}
+
+static bool window_full(const struct rate *r, const struct limiter *l)
+{
+    return windowed(r) && l->ring && l->cap == (uint32_t)r->n && l->len == l->cap;
+}
+
+bool limiter_allows(const struct rate *r, const struct limiter *l, int64_t now_ms)
 {
     if (!rate_set(r))
-        return tat_us;
-    /* The clock has whole milliseconds: a delivery made up to 999 us after
-     * its due time is treated as on time, so the pace does not drift (a
-     * busy 3/100ms limiter would otherwise lose most of a ms per delivery). */
-    int64_t floor_us = now_ms * 1000 - 999;
-    return (tat_us > floor_us ? tat_us : floor_us) + rate_interval_us(r);
+        return true;
+    if (now_ms * 1000 < l->tat)
+        return false;
+    return !window_full(r, l) || oldest(l) <= now_ms - r->per_ms;
 }
 
-int64_t rate_next_ms(const struct rate *r, int64_t tat_us)
+void limiter_take(const struct rate *r, struct limiter *l, int64_t now_ms)
 {
-    return (tat_us + 999) / 1000;
+    if (!rate_set(r))
+        return;
+    int64_t t = rate_interval_us(r), now_us = now_ms * 1000;
+    /* late by less than the slack: keep the pace; else (idle) start from now */
+    l->tat = (l->tat >= now_us - (windowed(r) ? t : 999) ? l->tat : now_us) + t;
+    if (!windowed(r))
+        return;
+    if (l->cap != (uint32_t)r->n) { /* new, or the rate changed: a fresh window */
+        free(l->ring);
+        l->cap = (uint32_t)r->n;
+        l->ring = xcalloc(l->cap, sizeof *l->ring);
+        l->len = l->head = 0;
+    }
+    l->ring[l->head] = now_ms;
+    l->head = (l->head + 1) % l->cap;
+    if (l->len < l->cap)
+        l->len++;
+}
+
+int64_t limiter_next_ms(const struct rate *r, const struct limiter *l)
+{
+    int64_t at = (l->tat + 999) / 1000;
+    if (window_full(r, l) && oldest(l) + r->per_ms > at)
+        at = oldest(l) + r->per_ms;
+    return at;
+}
+
+int64_t limiter_busy_until_us(const struct rate *r, const struct limiter *l)
+{
+    if (!rate_set(r))
+        return 0;
+    int64_t until = l->tat;
+    if (l->ring && l->len) {
+        int64_t newest = l->ring[(l->head + l->cap - 1) % l->cap];
+        if ((newest + r->per_ms) * 1000 > until)
+            until = (newest + r->per_ms) * 1000;
+    }
+    return until;
+}
+
+void limiter_free(struct limiter *l)
+{
+    free(l->ring);
+    memset(l, 0, sizeof *l);
 }

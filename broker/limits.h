@@ -4,24 +4,30 @@
  * shard (through flow.c) keeps one limiter state per queue and per group.
  *
  * A rate "N/period" allows at most N deliveries in any interval of that
- * length. It is a GCRA (generic cell rate algorithm) with no burst
- * tolerance: deliveries are spread evenly, one every T = ceil(period / N)
- * (in microseconds), so N + 1 deliveries always span at least one whole
- * period. The state is one number, the theoretical arrival time (TAT) of
- * the next delivery, in microseconds of the Unix clock:
+ * length, spread evenly: one every T = ceil(period / N) (in microseconds).
+ * Two rules make it, each a limiter state of its own (struct limiter):
  *
- *     allowed at now  iff  now >= tat
- *     on delivery:         tat = max(tat, now - 999 us) + T
+ * 1. Pace (a GCRA, generic cell rate algorithm, without burst): the
+ *    theoretical arrival time tat of the next delivery, in microseconds of
+ *    the Unix clock.
+ *        allowed at now  iff  now >= tat
+ *        on delivery:         tat = (tat >= now - S ? tat : now) + T
+ *    S is the slack for late wake-ups: a delivery made up to S after its
+ *    due time does not push the next one later (the one after it may
+ *    come sooner), so the pace does not drift behind the rate when the
+ *    shard wakes a few ms late. An idle limiter lets the next delivery
+ *    through at once and the one after it T later.
+ * 2. Window (exactness): the times of the last N deliveries, a ring.
+ *        allowed at now  iff  fewer than N, or the oldest <= now - period
+ *    so no interval of the period ever holds more than N, whatever the
+ *    slack allowed.
  *
- * (now is a whole millisecond; the 999 us keep a busy limiter from
- * drifting behind its rate. With them, delivery k+1 is never before
- * delivery k - 999 us + T, so N + 1 deliveries are never less than
- * period - 999 us apart, which on a millisecond clock is a whole period.)
- *
- * A limiter that has been idle lets the next delivery through at once; a
- * busy one hands out exactly one delivery per T. Why no burst: "14/1s"
- * then means what an SMTP provider means by it, in every window, not 14
- * at once followed by 14 more one millisecond after the window turns.
+ * For N up to RATE_LOG_MAX the window is kept and S = T. Above it (very
+ * high rates, where one ring would cost megabytes per limiter) there is no
+ * window and S = 999 us: with a whole-millisecond clock that alone keeps
+ * N + 1 deliveries a whole period apart (delivery k + 1 is never before
+ * delivery k - 999 us + T), at the price of some drift when wake-ups are
+ * late. Changing a rate starts its window afresh.
  *
  * Settings text: "N/period" where period is a number (optional, default 1)
  * followed by a unit ms, s, m or h ("14/1s", "50/s", "3/100ms", "1000/1h");
@@ -51,13 +57,26 @@ int rate_parse(const char *s, size_t len, struct rate *out, const char **why);
 /* Writes "N/<period><unit>" (or "0") into buf; returns its length. */
 int rate_format(const struct rate *r, char *buf, size_t cap);
 
+#define RATE_LOG_MAX 4096
+
 /* Microseconds between two deliveries (ceil(period / N)). */
 int64_t rate_interval_us(const struct rate *r);
+
+/* One limiter's state (zeroed = idle). Owns its ring. */
+struct limiter {
+    int64_t tat;          /* us: the pace rule */
+    int64_t *ring;        /* ms of the last deliveries (the window rule), cap entries */
+    uint32_t cap, len, head;
+};
+
 /* True when a delivery at now_ms keeps the limit. */
-bool rate_allows(const struct rate *r, int64_t tat_us, int64_t now_ms);
-/* The state after a delivery at now_ms. */
-int64_t rate_take(const struct rate *r, int64_t tat_us, int64_t now_ms);
+bool limiter_allows(const struct rate *r, const struct limiter *l, int64_t now_ms);
+/* Counts a delivery at now_ms. */
+void limiter_take(const struct rate *r, struct limiter *l, int64_t now_ms);
 /* The first millisecond at which the limiter allows a delivery again. */
-int64_t rate_next_ms(const struct rate *r, int64_t tat_us);
+int64_t limiter_next_ms(const struct rate *r, const struct limiter *l);
+/* Until when (us) the state can still hold a delivery back; 0 = already not. */
+int64_t limiter_busy_until_us(const struct rate *r, const struct limiter *l);
+void limiter_free(struct limiter *l);
 
 #endif

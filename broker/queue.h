@@ -187,7 +187,7 @@ struct queue {
     int64_t pos_lo, pos_hi;    /* list positions in use are within [pos_lo, pos_hi] */
     struct jlist delayed, reserved, done, dead, expired;
     struct gtable groups;      /* fair groups (groups.h) */
-    int64_t rate_tat;          /* queue rate limiter state (limits.h) */
+    struct limiter rate_lim;   /* queue rate limiter state (limits.h) */
     struct tnode flow_timer;   /* armed while waiters wait for the rate limit */
 
     struct ustr **ubuckets;    /* unique key -> unfinished job */
