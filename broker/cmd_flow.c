@@ -10,6 +10,7 @@
 #include "payload.h"
 #include "queue.h"
 #include "shard.h"
+#include "store.h"
 #include "textfmt.h"
 #include "xalloc.h"
 
@@ -194,32 +195,13 @@ static void json_kv_str(resp_buf *b, const char *k, const char *v, size_t n, boo
         resp_buf_append(b, "null", 4);
 }
 
-/* One failed attempt of job->history as a JSON object. */
-static void json_attempt(resp_buf *b, const char *line, size_t len, bool comma)
-{
-    const char *f[4] = { line, "", "", "" };
-    size_t fl[4] = { len, 0, 0, 0 };
-    for (int k = 1; k < 4; k++) {
-        const char *tab = memchr(f[k - 1], '\t', fl[k - 1]);
-        if (!tab)
-            break;
-        f[k] = tab + 1;
-        fl[k] = (size_t)(line + len - f[k]);
-        fl[k - 1] = (size_t)(tab - f[k - 1]);
-    }
-    resp_buf_printf(b, "%s{\"attempt\":%lld,\"time\":%lld", comma ? "," : "", atoll(f[0]), atoll(f[1]));
-    json_kv_str(b, "worker", f[2], fl[2], true);
-    json_kv_str(b, "error", f[3], fl[3], true);
-    resp_buf_append(b, "}", 1);
-}
-
 /* The HTTP admin's /api/jobs/<id> (m->num is the id): the job as one JSON
  * object, with its failed attempts; nothing (an empty reply) when there
  * is no such job. */
 void sh_admin_job(struct shard *s, struct msg *m)
 {
-    struct job *j = jtable_find(&s->jobs, (uint64_t)m->num);
-    if (!j || shard_job_payload(s, j) < 0) {
+    struct job *j = jtable_find(&s->st.jobs, (uint64_t)m->num);
+    if (!j || store_job_payload(&s->st, j) < 0) {
         shard_reply(s, m);
         return;
     }
@@ -240,13 +222,13 @@ void sh_admin_job(struct shard *s, struct msg *m)
     json_kv_str(b, "last_error", j->last_error, j->last_error ? strlen(j->last_error) : 0, true);
     json_kv_str(b, "unique", j->unique, j->unique ? strlen(j->unique) : 0, true);
     resp_buf_append(b, ",\"errors\":[", 11);
+    struct job_attempt a;
     bool comma = false;
-    for (const char *p = j->history; p && *p;) {
-        const char *end = strchr(p, '\n');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        json_attempt(b, p, len, comma);
-        comma = true;
-        p = end ? end + 1 : p + len;
+    for (const char *p = j->history; (p = job_history_next(p, &a)); comma = true) {
+        resp_buf_printf(b, "%s{\"attempt\":%lld,\"time\":%lld", comma ? "," : "", a.attempt, a.time);
+        json_kv_str(b, "worker", a.worker, a.worker_len, true);
+        json_kv_str(b, "error", a.error, a.error_len, true);
+        resp_buf_append(b, "}", 1);
     }
     resp_buf_append(b, "],\"payload\":", 12);
     size_t at;

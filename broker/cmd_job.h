@@ -28,11 +28,4 @@ void sh_job_retry(struct shard *s, struct msg *m);
 
 /* The whole record as a map (flat array in RESP2): JOB.GET, QUEUE.PEEK. */
 void encode_job(struct msg *m, const struct job *j);
-/* Checks the push payloads of m (I/O side) when the server checks JSON. */
-bool check_payloads(struct conn *c, struct msg *m, int first, int last);
-/* Shard side: replies -BADJSON (and returns true) when q takes JSON and a
- * payload in argv[first..last) is not. */
-struct queue;
-bool shard_reject_payload(struct shard *s, struct msg *m, struct queue *q, int first, int last);
-
 #endif

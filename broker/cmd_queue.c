@@ -4,17 +4,17 @@
  */
 #include "cmd_queue.h"
 
+#include "args.h"
 #include "clock.h"
 #include "cmd_job.h"
-#include "cmd_list.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
 #include "conn.h"
+#include "context.h"
 #include "hash.h"
 #include "limits.h"
 #include "io.h"
 #include "journal.h"
-#include "server.h"
 #include "msg.h"
 #include "queue.h"
 #include "shard.h"
@@ -28,11 +28,6 @@
 #include <string.h>
 #include <strings.h>
 
-static bool arg_is(const struct msg *m, int i, const char *s)
-{
-    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
-}
-
 /* ----------------------------------------------------------- QUEUE.LIST */
 
 static void finish_list(struct conn *c, struct slot *sl)
@@ -45,6 +40,7 @@ static void finish_list(struct conn *c, struct slot *sl)
     free(v);
 }
 
+/* QUEUE.LIST */
 void io_queue_list(struct conn *c, struct msg *m)
 {
     conn_gather(c, m, true, finish_list);
@@ -57,9 +53,10 @@ static void list_one(void *arg, struct queue *q)
     resp_buf_append(&m->out, "\n", 1);
 }
 
+/* QUEUE.LIST */
 void sh_queue_list(struct shard *s, struct msg *m)
 {
-    qtable_each(&s->queues, list_one, m);
+    qtable_each(&s->st.queues, list_one, m);
     shard_reply(s, m);
 }
 
@@ -77,7 +74,7 @@ static bool check_peek(struct conn *c, struct msg *m)
         size_t vl = m->req.len[i + 1];
         if (arg_is(m, i, "STATE") && job_state_parse(val, vl) >= 0)
             continue;
-        if (arg_is(m, i, "COUNT") && parse_ll(val, vl, &v) && v >= 1 && v <= 1000)
+        if (arg_is(m, i, "COUNT") && resp_parse_ll(val, vl, &v) == 0 && v >= 1 && v <= 1000)
             continue;
         uint64_t id;
         uint32_t a;
@@ -120,6 +117,7 @@ static bool check_retry(struct conn *c, struct msg *m)
     return true;
 }
 
+/* QUEUE.STATS|PEEK|PAUSE|RESUME|PURGE|RETRY|CONFIG queue … */
 void io_queue_key(struct conn *c, struct msg *m)
 {
     const char *name = m->cmd->name;
@@ -162,6 +160,7 @@ static int64_t oldest_ready_age(const struct queue *q)
     return oldest ? clock_now_ms() - oldest : 0;
 }
 
+/* QUEUE.STATS queue */
 void sh_queue_stats(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -234,7 +233,7 @@ static struct job *page_start(struct shard *s, struct queue *q, int state, bool 
     *gone = false;
     if (!has_after)
         return peek_first(q, state);
-    struct job *j = jtable_find(&s->jobs, after);
+    struct job *j = jtable_find(&s->st.jobs, after);
     if (!j || j->q != q || j->state != state) {
         *gone = true;
         return NULL;
@@ -249,6 +248,7 @@ static bool error_matches(const struct job *j, const char *pattern)
     return !pattern || (j->last_error && fnmatch(pattern, j->last_error, FNM_CASEFOLD) == 0);
 }
 
+/* QUEUE.PEEK queue [STATE s] [COUNT n] [AFTER id] [ERROR pattern] */
 void sh_queue_peek(struct shard *s, struct msg *m)
 {
     int state = JOB_READY;
@@ -262,7 +262,7 @@ void sh_queue_peek(struct shard *s, struct msg *m)
         else if (arg_is(m, i, "STATE"))
             state = job_state_parse(m->req.argv[i + 1], m->req.len[i + 1]);
         else if (arg_is(m, i, "COUNT"))
-            parse_ll(m->req.argv[i + 1], m->req.len[i + 1], &count);
+            arg_ll(m, i + 1, &count);
         else if (arg_is(m, i, "AFTER")) {
             uint32_t a;
             job_id_parse(m->req.argv[i + 1], m->req.len[i + 1], &after, &a);
@@ -300,37 +300,40 @@ void sh_queue_peek(struct shard *s, struct msg *m)
     } else {
         resp_add_array(&m->out, n);
         for (size_t i = 0; i < n; i++) {
-            shard_job_payload(s, page[i]);
+            store_job_payload(&s->st, page[i]);
             encode_job(m, page[i]);
         }
     }
     shard_reply(s, m);
 }
 
+/* QUEUE.PAUSE queue | QUEUE.RESUME queue */
 void sh_queue_pause(struct shard *s, struct msg *m)
 {
     bool pause = !strcmp(m->cmd->name, "queue.pause");
     struct queue *q = shard_queue(s, m, 1, true);
     q->paused = pause;
-    shard_queue_saved(s, q);
+    store_queue_saved(&s->st, q);
     if (!pause)
-        shard_queue_changed(s, q);
-    shard_queue_gc(s, q);
+        store_queue_changed(&s->st, q);
+    store_queue_gc(&s->st, q);
     resp_add_simple(&m->out, "OK");
     shard_reply(s, m);
 }
 
+/* QUEUE.PURGE queue [STATE s] */
 void sh_queue_purge(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
     int state = m->req.argc == 4 ? job_state_parse(m->req.argv[3], m->req.len[3]) : -1;
-    long long n = q ? shard_purge(s, q, state) : 0;
-    shard_queue_gc(s, q);
+    long long n = q ? store_purge(&s->st, q, state) : 0;
+    store_queue_gc(&s->st, q);
     resp_add_int(&m->out, n);
     shard_reply(s, m);
 }
 
-/* QUEUE.RETRY queue [ERROR pattern] [RATE n/period] [TO queue]: dead jobs
+/* QUEUE.RETRY queue [ERROR pattern] [RATE n/period] [TO queue]
+ * Dead jobs
  * (those whose last_error matches) go back, to queue or to another queue
  * of this shard, all ready now or, with RATE, one every period/n (they
  * wait as delayed jobs, so a restart keeps the schedule). */
@@ -354,7 +357,7 @@ void sh_queue_retry(struct shard *s, struct msg *m)
     struct job *j = q ? q->dead.head : NULL;
     while (j) {
         struct job *next = j->next;
-        if (error_matches(j, pattern) && shard_job_redrive(s, j, to, rate_set(&r) ? (at_us + 999) / 1000 : 0) == 0) {
+        if (error_matches(j, pattern) && store_job_redrive(&s->st, j, to, rate_set(&r) ? (at_us + 999) / 1000 : 0) == 0) {
             n++;
             if (rate_set(&r))
                 at_us += rate_interval_us(&r);
@@ -362,12 +365,13 @@ void sh_queue_retry(struct shard *s, struct msg *m)
         j = next;
     }
     if (to != q)
-        shard_queue_gc(s, to);
-    shard_queue_gc(s, q);
+        store_queue_gc(&s->st, to);
+    store_queue_gc(&s->st, q);
     resp_add_int(&m->out, n);
     shard_reply(s, m);
 }
 
+/* QUEUE.CONFIG queue GET [name] | SET name value [name value …] */
 void sh_queue_config(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, true);
@@ -400,11 +404,11 @@ void sh_queue_config(struct shard *s, struct msg *m)
                             q->name, m->req.argv[bad], m->req.argv[bad + 1], why);
         } else {
             q->conf = next;
-            shard_queue_saved(s, q);
+            store_queue_saved(&s->st, q);
             resp_add_simple(&m->out, "OK");
         }
     }
-    shard_queue_gc(s, q);
+    store_queue_gc(&s->st, q);
     shard_reply(s, m);
 }
 
@@ -422,9 +426,10 @@ static void admin_record(void *arg, struct queue *q)
                     (long long)q->conf.concurrency);
 }
 
+/* (internal) the figures of this shard for the HTTP admin */
 void sh_admin_stats(struct shard *s, struct msg *m)
 {
-    qtable_each(&s->queues, admin_record, m);
+    qtable_each(&s->st.queues, admin_record, m);
     shard_reply(s, m);
 }
 
@@ -433,6 +438,7 @@ void sh_admin_stats(struct shard *s, struct msg *m)
 /* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]: the next n journal writes of the
  * queue's shard fail (tests of the disk-full path; needs
  * --enable-debug-command yes). */
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] */
 void io_debug(struct conn *c, struct msg *m)
 {
     long long n;
@@ -441,7 +447,7 @@ void io_debug(struct conn *c, struct msg *m)
         return;
     }
     if (!arg_is(m, 1, "JOURNAL-FAIL") || m->req.argc < 4 || m->req.argc > 5 ||
-        !parse_ll(m->req.argv[3], m->req.len[3], &n) || n < 0 || n > 1000000 ||
+        !arg_ll(m, 3, &n) || n < 0 || n > 1000000 ||
         (m->req.argc == 5 && !arg_is(m, 4, "ENOSPC") && !arg_is(m, 4, "EIO"))) {
         conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]");
         return;
@@ -449,15 +455,16 @@ void io_debug(struct conn *c, struct msg *m)
     conn_route_key(c, m, 2);
 }
 
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] */
 void sh_debug(struct shard *s, struct msg *m)
 {
     long long n = 0;
-    parse_ll(m->req.argv[3], m->req.len[3], &n);
+    arg_ll(m, 3, &n);
     int err = m->req.argc == 5 && arg_is(m, 4, "EIO") ? -EIO : -ENOSPC;
-    if (!s->jr) {
+    if (!s->st.jr) {
         resp_add_error(&m->out, "ERR this shard has no journal");
     } else {
-        journal_fail_next(s->jr, (int)n, err);
+        journal_fail_next(s->st.jr, (int)n, err);
         resp_add_simple(&m->out, "OK");
     }
     shard_reply(s, m);

@@ -122,6 +122,40 @@ void job_history_add(struct job *j, int64_t at, const char *err, size_t errlen)
     j->history = out;
 }
 
+const char *job_history_next(const char *p, struct job_attempt *a)
+{
+    if (!p || !*p)
+        return NULL;
+    const char *end = strchr(p, '\n');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *f[4] = { p, "", "", "" };
+    size_t fl[4] = { len, 0, 0, 0 };
+    for (int k = 1; k < 4; k++) {
+        const char *tab = memchr(f[k - 1], '\t', fl[k - 1]);
+        if (!tab)
+            break;
+        f[k] = tab + 1;
+        fl[k] = (size_t)(p + len - f[k]);
+        fl[k - 1] = (size_t)(tab - f[k - 1]);
+    }
+    a->attempt = strtoll(f[0], NULL, 10);
+    a->time = strtoll(f[1], NULL, 10);
+    a->worker = f[2];
+    a->worker_len = fl[2];
+    a->error = f[3];
+    a->error_len = fl[3];
+    return end ? end + 1 : p + len;
+}
+
+size_t job_history_count(const struct job *j)
+{
+    size_t n = 0;
+    struct job_attempt a;
+    for (const char *p = j->history; (p = job_history_next(p, &a));)
+        n++;
+    return n;
+}
+
 static const char *const state_names[JOB_NSTATES] = { "ready", "reserved", "delayed", "done", "dead", "expired" };
 
 const char *job_state_name(int state)

@@ -96,6 +96,16 @@ char *job_holder_format(const char *name, const char *addr, uint64_t conn_id);
  * JOB_HISTORY_MAX. */
 #define JOB_HISTORY_MAX 25
 void job_history_add(struct job *j, int64_t at, const char *err, size_t errlen);
+/* One failed attempt read back from j->history (texts point into it). */
+struct job_attempt {
+    long long attempt, time;
+    const char *worker, *error;
+    size_t worker_len, error_len;
+};
+/* Reads the attempt at line p (start with j->history); returns the next
+ * line, or NULL when p is NULL or at the end. */
+const char *job_history_next(const char *p, struct job_attempt *a);
+size_t job_history_count(const struct job *j);
 
 /* Ids: 16 hex digits; the low 10 bits name the shard. */
 void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1]);

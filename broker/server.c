@@ -5,9 +5,10 @@
 #include "server.h"
 
 #include "clock.h"
+#include "commands.h"
+#include "http.h"
 #include "io.h"
 #include "log.h"
-#include "http.h"
 #include "msg.h"
 #include "shard.h"
 
@@ -45,7 +46,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct msg *m = msg_new(MSG_CONN);
     m->fd = fd;
     int k = srv->next_io++ % srv->nio;
-    inbox_post(&srv->io[k].inbox, m);
+    inbox_post(ctx_inbox(srv, ctx_io(srv, k)), m);
 }
 
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -130,18 +131,6 @@ static int listen_on(struct server *srv)
     srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
     return 0;
-}
-
-long server_rss_bytes(void)
-{
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return rss * sysconf(_SC_PAGESIZE);
 }
 
 /* Messages to the main thread: shards' replies to HTTP admin requests. */
@@ -256,10 +245,27 @@ int server_init(struct server *srv, int argc, char **argv)
     make_run_id(srv->run_id);
     srv->nshards = srv->cfg.shards;
     srv->nio = srv->cfg.io_threads;
+    srv->dispatch = commands_dispatch;
     return 0;
 }
 
-int server_run(struct server *srv)
+/* Stops the I/O threads first (they need the shards for in-flight
+ * replies), then the shards. */
+static void stop_threads(struct server *srv)
+{
+    for (int i = 0; i < srv->nio; i++)
+        inbox_post(ctx_inbox(srv, ctx_io(srv, i)), msg_new(MSG_STOP));
+    for (int i = 0; i < srv->nio; i++)
+        io_join(&srv->io[i]);
+    for (int i = 0; i < srv->nshards; i++)
+        inbox_post(ctx_inbox(srv, ctx_shard(srv, i)), msg_new(MSG_STOP));
+    for (int i = 0; i < srv->nshards; i++)
+        shard_join(&srv->shards[i]);
+}
+
+/* Creates the main loop, the address book, every thread's state and the
+ * listeners; loads every shard's journal. Starts no thread. */
+static int set_up(struct server *srv)
 {
     int rc = prepare_data_dir(srv);
     if (rc < 0)
@@ -273,8 +279,11 @@ int server_run(struct server *srv)
     srv->io = calloc((size_t)srv->nio, sizeof *srv->io);
     if (!srv->base || !srv->shards || !srv->io)
         return -ENOMEM;
+    if ((rc = ctx_init(srv)) < 0)
+        return rc;
     if ((rc = inbox_init(&srv->main_inbox, srv->base, main_drain, srv)) < 0)
         return rc;
+    ctx_register(srv, ctx_io(srv, srv->nio), &srv->main_inbox);
     srv->main_inbox_ready = true;
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
@@ -290,6 +299,14 @@ int server_run(struct server *srv)
     if ((rc = listen_on(srv)) < 0)
         return rc;
     if ((rc = http_start(srv)) < 0)
+        return rc;
+    return 0;
+}
+
+int server_run(struct server *srv)
+{
+    int rc = set_up(srv);
+    if (rc < 0)
         return rc;
     srv->accept_retry = evtimer_new(srv->base, accept_retry_cb, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
@@ -313,15 +330,7 @@ int server_run(struct server *srv)
 
     event_base_dispatch(srv->base);
 
-    /* Stop: I/O threads first (they need the shards for in-flight replies). */
-    for (int i = 0; i < srv->nio; i++)
-        inbox_post(&srv->io[i].inbox, msg_new(MSG_STOP));
-    for (int i = 0; i < srv->nio; i++)
-        io_join(&srv->io[i]);
-    for (int i = 0; i < srv->nshards; i++)
-        inbox_post(&srv->shards[i].inbox, msg_new(MSG_STOP));
-    for (int i = 0; i < srv->nshards; i++)
-        shard_join(&srv->shards[i]);
+    stop_threads(srv);
     log_info("spoold stopped cleanly");
     return 0;
 }
@@ -349,6 +358,7 @@ void server_free(struct server *srv)
             event_free(evs[i]);
     if (srv->base)
         event_base_free(srv->base);
+    ctx_free(srv);
     config_free(&srv->cfg);
     log_close();
 }

@@ -1,7 +1,7 @@
 /*
  * test_flow.c - the flow-control core: rate parsing and the GCRA limiter
- * (limits.c), fair groups (groups.c), and the shard's use of both through
- * flow.c under a fake clock: limits on shard_job_next, group round-robin,
+ * (limits.c), fair groups (groups.c), and the store's use of both through
+ * flow.c under a fake clock: limits on store_job_next, group round-robin,
  * group-concurrency, expiring jobs and their retention.
  */
 #include <criterion/criterion.h>
@@ -10,11 +10,9 @@
 #include "config.h"
 #include "flow.h"
 #include "groups.h"
-#include "io.h"
 #include "limits.h"
 #include "queue.h"
-#include "server.h"
-#include "shard.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -231,35 +229,22 @@ Test(groups, a_rate_limited_group_lingers_until_its_state_no_longer_matters)
     free(a), free(b);
 }
 
-/* ======================================================= shard + flow */
+/* ======================================================= store + flow */
 
 static int64_t fake_now = 1800000000000LL;
 static int64_t fake_clock(void *arg) { return fake_now; }
 
-static struct server srv;
-static struct shard sh;
+static struct store sh;   /* no journal: memory only */
 
 static void setup(void)
 {
-    memset(&srv, 0, sizeof srv);
-    char *argv[] = { "spoold", NULL };
-    FILE *devnull = fopen("/dev/null", "w");
-    cr_assert_eq(config_load(&srv.cfg, 1, argv, devnull), 0);
-    fclose(devnull);
-    srv.nshards = 1;
-    srv.nio = 1;
-    srv.io = calloc(1, sizeof *srv.io);
-    cr_assert_eq(io_init(&srv.io[0], &srv, 0), 0);
     clock_set_source(fake_clock, NULL);
-    cr_assert_eq(shard_init(&sh, &srv, 0), 0);
+    store_init(&sh, 0, PAYLOAD_JSON, 1 << 30, 0x9E3779B97F4A7C15ULL);
 }
 
 static void teardown(void)
 {
-    shard_destroy(&sh);
-    io_destroy(&srv.io[0]);
-    free(srv.io);
-    config_free(&srv.cfg);
+    store_free(&sh);
     clock_set_source(NULL, NULL);
 }
 
@@ -267,7 +252,7 @@ TestSuite(flow, .init = setup, .fini = teardown);
 
 static struct queue *queue(const char *name)
 {
-    return shard_queue_named(&sh, name, strlen(name), true);
+    return store_queue(&sh, name, strlen(name), true);
 }
 
 static void set(struct queue *q, const char *name, const char *value)
@@ -280,13 +265,19 @@ static struct job *push(struct queue *q, const char *group, int64_t expires_at)
 {
     struct push_opts o = { .retries = -1, .left = true, .group = group, .group_len = group ? strlen(group) : 0,
                            .expires_at = expires_at };
-    return shard_job_push(&sh, q, strdup("{}"), 2, &o);
+    return store_job_push(&sh, q, strdup("{}"), 2, &o);
 }
 
+/* Moves the fake clock and fires what is due, as the shard's timer does
+ * (the queue wake-ups of TK_QUEUE nodes belong to the shard: skipped). */
 static void advance(int64_t ms)
 {
     fake_now += ms;
-    shard_tick(&sh);
+    struct tnode *t;
+    while ((t = store_next_due(&sh, clock_now_ms())))
+        if (t->kind == TK_JOB)
+            store_job_deadline(&sh, (struct job *)t);
+    sh.turn++;
 }
 
 Test(flow, rate_lets_one_job_through_per_interval)
@@ -295,14 +286,14 @@ Test(flow, rate_lets_one_job_through_per_interval)
     set(q, "rate", "4/1s");
     for (int i = 0; i < 3; i++)
         push(q, NULL, 0);
-    struct job *j = shard_job_next(&sh, q, false);
+    struct job *j = store_job_next(&sh, q, false);
     cr_assert_not_null(j);
-    shard_job_reserve(&sh, j, 0);
-    cr_assert_null(shard_job_next(&sh, q, false), "the next token is 250 ms away");
+    store_job_reserve(&sh, j, 0);
+    cr_assert_null(store_job_next(&sh, q, false), "the next token is 250 ms away");
     fake_now += 249;
-    cr_assert_null(shard_job_next(&sh, q, false));
+    cr_assert_null(store_job_next(&sh, q, false));
     fake_now += 1;
-    cr_assert_not_null(shard_job_next(&sh, q, false));
+    cr_assert_not_null(store_job_next(&sh, q, false));
 }
 
 Test(flow, concurrency_counts_reserved_jobs_and_frees_on_ack_nack_and_expiry)
@@ -312,22 +303,22 @@ Test(flow, concurrency_counts_reserved_jobs_and_frees_on_ack_nack_and_expiry)
     set(q, "backoff", "0");
     for (int i = 0; i < 5; i++)
         push(q, NULL, 0);
-    struct job *a = shard_job_next(&sh, q, false);
-    shard_job_reserve(&sh, a, 1000);
-    struct job *b = shard_job_next(&sh, q, false);
-    shard_job_reserve(&sh, b, 1000);
-    cr_assert_null(shard_job_next(&sh, q, false), "two reserved: full");
-    shard_job_ack(&sh, a);
-    struct job *c = shard_job_next(&sh, q, false);
+    struct job *a = store_job_next(&sh, q, false);
+    store_job_reserve(&sh, a, 1000);
+    struct job *b = store_job_next(&sh, q, false);
+    store_job_reserve(&sh, b, 1000);
+    cr_assert_null(store_job_next(&sh, q, false), "two reserved: full");
+    store_job_ack(&sh, a);
+    struct job *c = store_job_next(&sh, q, false);
     cr_assert_not_null(c, "an ack frees a slot");
-    shard_job_reserve(&sh, c, 1000);
-    shard_job_fail(&sh, b, "x", 1, 0, false, "nack");
-    cr_assert_not_null(shard_job_next(&sh, q, false), "a nack frees a slot");
-    shard_job_reserve(&sh, shard_job_next(&sh, q, false), 1000);
-    cr_assert_null(shard_job_next(&sh, q, false));
+    store_job_reserve(&sh, c, 1000);
+    store_job_fail(&sh, b, "x", 1, 0, false, "nack");
+    cr_assert_not_null(store_job_next(&sh, q, false), "a nack frees a slot");
+    store_job_reserve(&sh, store_job_next(&sh, q, false), 1000);
+    cr_assert_null(store_job_next(&sh, q, false));
     advance(1001);
     cr_assert_eq(q->stats.lease_expired, 2);
-    cr_assert_not_null(shard_job_next(&sh, q, false), "lease expiries free slots");
+    cr_assert_not_null(store_job_next(&sh, q, false), "lease expiries free slots");
 }
 
 Test(flow, groups_are_served_round_robin_with_group_concurrency)
@@ -339,13 +330,13 @@ Test(flow, groups_are_served_round_robin_with_group_concurrency)
     push(q, NULL, 0);
     char order[8] = "";
     for (int i = 0; i < 3; i++) {
-        struct job *j = shard_job_next(&sh, q, false);
+        struct job *j = store_job_next(&sh, q, false);
         strcat(order, j->group ? j->group : "-");
-        shard_job_reserve(&sh, j, 0);
+        store_job_reserve(&sh, j, 0);
     }
     cr_assert_str_eq(order, "AB-", "one from each group in turn");
     set(q, "group-concurrency", "1");
-    cr_assert_null(shard_job_next(&sh, q, false), "A already holds its one slot");
+    cr_assert_null(store_job_next(&sh, q, false), "A already holds its one slot");
     cr_assert_eq(q->groups.n, 3, "B and the default group are held by their reserved jobs");
 }
 
@@ -371,7 +362,7 @@ Test(flow, next_never_hands_out_a_job_past_its_expiry_even_before_the_timer)
     struct queue *q = queue("q");
     struct job *j = push(q, NULL, fake_now + 10);
     fake_now += 10; /* no tick yet */
-    cr_assert_null(shard_job_next(&sh, q, false));
+    cr_assert_null(store_job_next(&sh, q, false));
     cr_assert_eq(j->state, JOB_EXPIRED);
 }
 
@@ -382,11 +373,11 @@ Test(flow, the_queue_default_expires_applies_and_a_delayed_job_expires_first)
     struct job *j = push(q, NULL, 0);
     cr_assert_eq(j->expires_at, fake_now + 500);
     struct push_opts o = { .retries = -1, .left = true, .run_at = fake_now + 1000 };
-    struct job *d = shard_job_push(&sh, q, strdup("{}"), 2, &o);
+    struct job *d = store_job_push(&sh, q, strdup("{}"), 2, &o);
     advance(500);
     cr_assert_eq(j->state, JOB_EXPIRED);
     cr_assert_eq(d->state, JOB_EXPIRED, "due at 1000 ms, expired at 500 ms");
-    shard_job_retry(&sh, d);
+    store_job_retry(&sh, d);
     cr_assert_eq(d->state, JOB_READY, "an operator's retry gives an expired job a fresh start");
     cr_assert_eq(d->expires_at, 0);
 }
