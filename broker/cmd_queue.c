@@ -12,10 +12,11 @@
 #include "conn.h"
 #include "context.h"
 #include "hash.h"
-#include "limits.h"
+#include "rate.h"
 #include "io.h"
 #include "journal.h"
 #include "msg.h"
+#include "powercut.h"
 #include "queue.h"
 #include "shard.h"
 #include "textfmt.h"
@@ -437,8 +438,10 @@ void sh_admin_stats(struct shard *s, struct msg *m)
 
 /* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]: the next n journal writes of the
  * queue's shard fail (tests of the disk-full path; needs
- * --enable-debug-command yes). */
-/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] */
+ * --enable-debug-command yes).
+ * DEBUG POWER-CUT [TORN]: every file is left as a power cut would leave it
+ * (powercut.h) and the process ends at once, with no reply. */
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG POWER-CUT [TORN] */
 void io_debug(struct conn *c, struct msg *m)
 {
     long long n;
@@ -446,10 +449,17 @@ void io_debug(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "ERR DEBUG is disabled; start spoold with --enable-debug-command yes (for tests only)");
         return;
     }
+    if (arg_is(m, 1, "POWER-CUT")) {
+        if (m->req.argc > 3 || (m->req.argc == 3 && !arg_is(m, 2, "TORN"))) {
+            conn_reply_error(c, m, "ERR DEBUG POWER-CUT [TORN]");
+            return;
+        }
+        powercut_cut(m->req.argc == 3); /* does not return */
+    }
     if (!arg_is(m, 1, "JOURNAL-FAIL") || m->req.argc < 4 || m->req.argc > 5 ||
         !arg_ll(m, 3, &n) || n < 0 || n > 1000000 ||
         (m->req.argc == 5 && !arg_is(m, 4, "ENOSPC") && !arg_is(m, 4, "EIO"))) {
-        conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]");
+        conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG POWER-CUT [TORN]");
         return;
     }
     conn_route_key(c, m, 2);

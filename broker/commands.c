@@ -79,7 +79,7 @@ static struct command table[] = {
     { "queue.config", -3, W, 1, 1, 1, io_queue_key, sh_queue_config, NULL, "Reads or changes a queue's settings." },
     { "queue.workers", 2, R, 1, 1, 1, io_key, sh_queue_workers, NULL, "Who holds which jobs of a queue, and who waits on it." },
     { "queue.groups", 2, R, 1, 1, 1, io_key, sh_queue_groups, NULL, "The fair groups of a queue with their ready and reserved counts." },
-    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]: fault injection for tests." },
+    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | POWER-CUT [TORN]: fault injection for tests." },
     /* pub/sub */
     { "subscribe", -2, CMD_PUBSUB, 0, 0, 0, io_subscribe, NULL, NULL, "Listens to channels." },
     { "unsubscribe", -1, CMD_PUBSUB, 0, 0, 0, io_unsubscribe, NULL, NULL, "Stops listening to channels." },

@@ -4,7 +4,7 @@
 #include "flow.h"
 
 #include "groups.h"
-#include "limits.h"
+#include "rate.h"
 #include "payload.h"
 
 #include <stddef.h>
@@ -53,7 +53,7 @@ void flow_unhold(struct queue *q, struct job *j)
 void flow_settle(struct queue *q, struct job *j, int64_t now_ms)
 {
     if (j->gn.g)
-        groups_drop(&q->groups, &j->gn, limiter_busy_until_us(&q->conf.group_rate, &j->gn.g->lim), now_ms * 1000);
+        groups_drop(&q->groups, &j->gn, rate_busy_until_us(&q->conf.group_rate, &j->gn.g->lim), now_ms * 1000);
 }
 
 bool flow_limited(const struct queue *q)
@@ -66,7 +66,7 @@ static bool group_open(const struct queue *q, const struct group *g, int64_t now
 {
     if (q->conf.group_concurrency && (int64_t)g->nreserved >= q->conf.group_concurrency)
         return false;
-    return limiter_allows(&q->conf.group_rate, &g->lim, now_ms);
+    return rate_allows(&q->conf.group_rate, &g->lim, now_ms);
 }
 
 struct job *flow_next(struct queue *q, bool left, int64_t now_ms, int64_t *wake_ms)
@@ -76,8 +76,8 @@ struct job *flow_next(struct queue *q, bool left, int64_t now_ms, int64_t *wake_
         return NULL;
     if (q->conf.concurrency && (int64_t)q->reserved.n >= q->conf.concurrency)
         return NULL;
-    if (!limiter_allows(&q->conf.rate, &q->rate_lim, now_ms)) {
-        *wake_ms = limiter_next_ms(&q->conf.rate, &q->rate_lim);
+    if (!rate_allows(&q->conf.rate, &q->rate_lim, now_ms)) {
+        *wake_ms = rate_next_ms(&q->conf.rate, &q->rate_lim);
         return NULL;
     }
     struct gtable *t = &q->groups;
@@ -87,8 +87,8 @@ struct job *flow_next(struct queue *q, bool left, int64_t now_ms, int64_t *wake_
     for (size_t i = 0; i < t->nring; i++, g = g->rnext) {
         if (group_open(q, g, now_ms))
             return job_of(left ? g->tail : g->head);
-        if (!limiter_allows(&q->conf.group_rate, &g->lim, now_ms)) {
-            int64_t at = limiter_next_ms(&q->conf.group_rate, &g->lim);
+        if (!rate_allows(&q->conf.group_rate, &g->lim, now_ms)) {
+            int64_t at = rate_next_ms(&q->conf.group_rate, &g->lim);
             if (*wake_ms == 0 || at < *wake_ms)
                 *wake_ms = at;
         }
@@ -98,11 +98,11 @@ struct job *flow_next(struct queue *q, bool left, int64_t now_ms, int64_t *wake_
 
 void flow_took(struct queue *q, struct job *j, int64_t now_ms)
 {
-    limiter_take(&q->conf.rate, &q->rate_lim, now_ms);
+    rate_take(&q->conf.rate, &q->rate_lim, now_ms);
     struct group *g = j->gn.g;
     if (!g)
         return;
-    limiter_take(&q->conf.group_rate, &g->lim, now_ms);
+    rate_take(&q->conf.group_rate, &g->lim, now_ms);
     g->delivered++;
     groups_served(&q->groups, g);
 }

@@ -13,7 +13,7 @@
  *
  * What the limits count (docs/protocol.md has the user's version):
  * - rate, group-rate: deliveries, by JOB.RESERVE and by list pops alike,
- *   at most N in any interval of the period (limits.h). A delivery whose
+ *   at most N in any interval of the period (rate.h). A delivery whose
  *   client vanished and whose job comes back still counted.
  * - concurrency, group-concurrency: jobs in state reserved. A list pop is
  *   a delivery that finishes at once: it is let through only while a slot

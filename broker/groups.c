@@ -161,7 +161,7 @@ static void group_free(struct gtable *t, struct group *g)
         pp = &(*pp)->hnext;
     *pp = g->hnext;
     t->n--;
-    limiter_free(&g->lim);
+    rate_state_free(&g->lim);
     free(g);
 }
 
@@ -203,7 +203,7 @@ void groups_clear(struct gtable *t)
         struct group *g = t->b[i];
         while (g) {
             struct group *next = g->hnext;
-            limiter_free(&g->lim);
+            rate_state_free(&g->lim);
             free(g);
             g = next;
         }

@@ -32,7 +32,7 @@
 #ifndef SPOOL_GROUPS_H
 #define SPOOL_GROUPS_H
 
-#include "limits.h"
+#include "rate.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,7 +56,7 @@ struct group {
     struct gnode *head, *tail;       /* ready jobs, serving order */
     size_t nready, nreserved;
     uint64_t delivered;              /* deliveries since the group appeared */
-    struct limiter lim;              /* group-rate state (limits.h) */
+    struct rate_state lim;              /* group-rate state (rate.h) */
     int64_t linger_until;            /* us: on the idle list until then */
     bool in_ring, idle;
     size_t len;

@@ -798,7 +798,7 @@ void queue_clear_jobs(struct queue *q)
 static void queue_free(struct queue *q)
 {
     queue_clear_jobs(q);
-    limiter_free(&q->rate_lim);
+    rate_state_free(&q->rate_lim);
     free(q->levels);
     free(q->ubuckets);
     free(q->name);

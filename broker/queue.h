@@ -34,7 +34,7 @@
 #define SPOOL_QUEUE_H
 
 #include "groups.h"
-#include "limits.h"
+#include "rate.h"
 #include "theap.h"
 
 #include <stdbool.h>
@@ -136,7 +136,7 @@ struct qconf {
     int64_t payload;           /* enum payload_mode */
     int64_t retention;         /* ms done jobs are kept */
     int64_t retention_max;     /* done jobs kept at most */
-    /* flow control (docs/protocol.md, limits.h, flow.h) */
+    /* flow control (docs/protocol.md, rate.h, flow.h) */
     struct rate rate;          /* deliveries per period; n 0 = none */
     int64_t concurrency;       /* reserved jobs at once; 0 = no limit */
     int64_t expires;           /* ms after push a job expires; 0 = never */
@@ -197,7 +197,7 @@ struct queue {
     int64_t pos_lo, pos_hi;    /* list positions in use are within [pos_lo, pos_hi] */
     struct jlist delayed, reserved, done, dead, expired;
     struct gtable groups;      /* fair groups (groups.h) */
-    struct limiter rate_lim;   /* queue rate limiter state (limits.h) */
+    struct rate_state rate_lim;   /* queue rate limiter state (rate.h) */
     struct tnode flow_timer;   /* armed while waiters wait for the rate limit */
 
     struct ustr **ubuckets;    /* unique key -> unfinished job */

@@ -400,6 +400,8 @@ static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
     struct shard *s = arg;
     if (s->st.jr && s->turns_seen == s->st.turn)
         journal_checkpoint(s->st.jr);
+    else if (s->st.jr && journal_sync(s->st.jr) < 0) /* --fsync batch: on disk within a second */
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
     s->turns_seen = s->st.turn;
 }
 
@@ -594,7 +596,9 @@ int shard_recover(struct shard *s)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/shard-%d.db", s->srv->cfg.data_dir, s->id);
-    int rc = journal_open(&s->st.jr, path, s->srv->cfg.fsync);
+    /* FSYNC_ALWAYS until the shard count is recorded: start-up writes are
+     * durable in every mode (a power cut must not forget the shard count). */
+    int rc = journal_open(&s->st.jr, path, FSYNC_ALWAYS);
     if (rc < 0) {
         log_error("cannot open the journal of shard %d: %s", s->id, s->st.jr ? journal_error(s->st.jr) : strerror(-rc));
         journal_close(s->st.jr);
@@ -603,6 +607,10 @@ int shard_recover(struct shard *s)
     }
     if ((rc = check_shard_count(s)) < 0)
         return rc;
+    if ((rc = journal_set_fsync(s->st.jr, s->srv->cfg.fsync)) < 0) {
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+        return rc;
+    }
     int64_t t0 = clock_mono_ms();
     size_t by_state[JOB_NSTATES];
     if ((rc = store_load(&s->st, by_state)) < 0) {

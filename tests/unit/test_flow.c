@@ -1,6 +1,6 @@
 /*
  * test_flow.c - the flow-control core: rate parsing and the GCRA limiter
- * (limits.c), fair groups (groups.c), and the store's use of both through
+ * (rate.c), fair groups (groups.c), and the store's use of both through
  * flow.c under a fake clock: limits on store_job_next, group round-robin,
  * group-concurrency, expiring jobs and their retention.
  */
@@ -10,7 +10,7 @@
 #include "config.h"
 #include "flow.h"
 #include "groups.h"
-#include "limits.h"
+#include "rate.h"
 #include "queue.h"
 #include "store.h"
 
@@ -70,13 +70,13 @@ Test(limits, refuses_what_is_not_a_rate)
 static void paced(const char *spec, int64_t run_ms, int step)
 {
     struct rate r = parse_ok(spec);
-    struct limiter l = { 0 };
+    struct rate_state l = { 0 };
     int64_t t0 = 1700000000000LL;
     int64_t *at = malloc(sizeof *at * (size_t)((run_ms / r.per_ms + 2) * r.n + 8));
     size_t n = 0;
     for (int64_t t = t0; t < t0 + run_ms; t += step) {
-        while (limiter_allows(&r, &l, t)) {
-            limiter_take(&r, &l, t);
+        while (rate_allows(&r, &l, t)) {
+            rate_take(&r, &l, t);
             at[n++] = t;
         }
     }
@@ -88,7 +88,7 @@ static void paced(const char *spec, int64_t run_ms, int step)
     cr_assert_geq((int64_t)n, periods * r.n - (step > 1 ? r.n / 10 + 1 : r.n / 1000 + 1),
                   "%s (step %d): only %zu deliveries in %lld ms: the pace drifts", spec, step, n, (long long)run_ms);
     cr_assert_leq((int64_t)n, (periods + 1) * r.n);
-    limiter_free(&l);
+    rate_state_free(&l);
     free(at);
 }
 
@@ -113,26 +113,26 @@ Test(limits, late_wake_ups_do_not_slow_the_rate)
 Test(limits, an_idle_limiter_lets_the_next_delivery_through_at_once)
 {
     struct rate r = parse_ok("2/1s");
-    struct limiter l = { 0 };
-    limiter_take(&r, &l, 1000);
-    cr_assert_not(limiter_allows(&r, &l, 1499), "the next one is T = 500 ms later");
-    cr_assert_eq(limiter_next_ms(&r, &l), 1500);
-    cr_assert(limiter_allows(&r, &l, 1500));
-    cr_assert(limiter_allows(&r, &l, 90000), "idle for long: allowed");
-    limiter_take(&r, &l, 90000);
-    cr_assert_not(limiter_allows(&r, &l, 90499), "the state does not bank the idle time");
-    cr_assert_eq(limiter_next_ms(&r, &l), 90500);
-    limiter_take(&r, &l, 90900); /* 400 ms late */
-    cr_assert_eq(limiter_next_ms(&r, &l), 91000, "a late delivery does not push the pace back");
-    cr_assert(limiter_allows(&r, &l, 91000));
-    limiter_take(&r, &l, 91000);  /* catching up: 100 ms after the late one */
-    cr_assert_not(limiter_allows(&r, &l, 91500), "the pace allows it, the window does not: 3 in 1 s");
-    cr_assert_eq(limiter_next_ms(&r, &l), 91900, "due when the late one leaves the window");
-    cr_assert(limiter_allows(&r, &l, 91900));
-    cr_assert_eq(limiter_busy_until_us(&r, &l), 92000 * 1000LL);
+    struct rate_state l = { 0 };
+    rate_take(&r, &l, 1000);
+    cr_assert_not(rate_allows(&r, &l, 1499), "the next one is T = 500 ms later");
+    cr_assert_eq(rate_next_ms(&r, &l), 1500);
+    cr_assert(rate_allows(&r, &l, 1500));
+    cr_assert(rate_allows(&r, &l, 90000), "idle for long: allowed");
+    rate_take(&r, &l, 90000);
+    cr_assert_not(rate_allows(&r, &l, 90499), "the state does not bank the idle time");
+    cr_assert_eq(rate_next_ms(&r, &l), 90500);
+    rate_take(&r, &l, 90900); /* 400 ms late */
+    cr_assert_eq(rate_next_ms(&r, &l), 91000, "a late delivery does not push the pace back");
+    cr_assert(rate_allows(&r, &l, 91000));
+    rate_take(&r, &l, 91000);  /* catching up: 100 ms after the late one */
+    cr_assert_not(rate_allows(&r, &l, 91500), "the pace allows it, the window does not: 3 in 1 s");
+    cr_assert_eq(rate_next_ms(&r, &l), 91900, "due when the late one leaves the window");
+    cr_assert(rate_allows(&r, &l, 91900));
+    cr_assert_eq(rate_busy_until_us(&r, &l), 92000 * 1000LL);
     struct rate faster = parse_ok("3/1s");
-    cr_assert(limiter_allows(&faster, &l, 91500), "a new rate starts its window afresh");
-    limiter_free(&l);
+    cr_assert(rate_allows(&faster, &l, 91500), "a new rate starts its window afresh");
+    rate_state_free(&l);
 }
 
 /* ============================================================== groups */

@@ -1,7 +1,7 @@
 /*
- * limits.c - see limits.h.
+ * rate.c - see rate.h.
  */
-#include "limits.h"
+#include "rate.h"
 
 #include "xalloc.h"
 
@@ -94,17 +94,17 @@ static bool windowed(const struct rate *r)
     return r->n <= RATE_LOG_MAX;
 }
 
-static int64_t oldest(const struct limiter *l)
+static int64_t oldest(const struct rate_state *l)
 {
     return l->ring[(l->head + l->cap - l->len) % l->cap];
 }
 
-static bool window_full(const struct rate *r, const struct limiter *l)
+static bool window_full(const struct rate *r, const struct rate_state *l)
 {
     return windowed(r) && l->ring && l->cap == (uint32_t)r->n && l->len == l->cap;
 }
 
-bool limiter_allows(const struct rate *r, const struct limiter *l, int64_t now_ms)
+bool rate_allows(const struct rate *r, const struct rate_state *l, int64_t now_ms)
 {
     if (!rate_set(r))
         return true;
@@ -113,7 +113,7 @@ bool limiter_allows(const struct rate *r, const struct limiter *l, int64_t now_m
     return !window_full(r, l) || oldest(l) <= now_ms - r->per_ms;
 }
 
-void limiter_take(const struct rate *r, struct limiter *l, int64_t now_ms)
+void rate_take(const struct rate *r, struct rate_state *l, int64_t now_ms)
 {
     if (!rate_set(r))
         return;
@@ -134,7 +134,7 @@ void limiter_take(const struct rate *r, struct limiter *l, int64_t now_ms)
         l->len++;
 }
 
-int64_t limiter_next_ms(const struct rate *r, const struct limiter *l)
+int64_t rate_next_ms(const struct rate *r, const struct rate_state *l)
 {
     int64_t at = (l->tat + 999) / 1000;
     if (window_full(r, l) && oldest(l) + r->per_ms > at)
@@ -142,7 +142,7 @@ int64_t limiter_next_ms(const struct rate *r, const struct limiter *l)
     return at;
 }
 
-int64_t limiter_busy_until_us(const struct rate *r, const struct limiter *l)
+int64_t rate_busy_until_us(const struct rate *r, const struct rate_state *l)
 {
     if (!rate_set(r))
         return 0;
@@ -155,7 +155,7 @@ int64_t limiter_busy_until_us(const struct rate *r, const struct limiter *l)
     return until;
 }
 
-void limiter_free(struct limiter *l)
+void rate_state_free(struct rate_state *l)
 {
     free(l->ring);
     memset(l, 0, sizeof *l);

@@ -1,11 +1,11 @@
 /*
- * limits.h - the arithmetic of flow control: rate limits and their
+ * rate.h - the arithmetic of flow control: rate limits and their
  * settings text. No threads, no queues: numbers in, numbers out. The
  * shard (through flow.c) keeps one limiter state per queue and per group.
  *
  * A rate "N/period" allows at most N deliveries in any interval of that
  * length, spread evenly: one every T = ceil(period / N) (in microseconds).
- * Two rules make it, each a limiter state of its own (struct limiter):
+ * Two rules make it, both kept in one struct rate_state:
  *
  * 1. Pace (a GCRA, generic cell rate algorithm, without burst): the
  *    theoretical arrival time tat of the next delivery, in microseconds of
@@ -34,8 +34,8 @@
  * "0" (or "off") clears the limit. N is 1 to 1,000,000; the period 1 ms to
  * 24 h. rate_format() writes the same form back.
  */
-#ifndef SPOOL_LIMITS_H
-#define SPOOL_LIMITS_H
+#ifndef SPOOL_RATE_H
+#define SPOOL_RATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -63,20 +63,20 @@ int rate_format(const struct rate *r, char *buf, size_t cap);
 int64_t rate_interval_us(const struct rate *r);
 
 /* One limiter's state (zeroed = idle). Owns its ring. */
-struct limiter {
+struct rate_state {
     int64_t tat;          /* us: the pace rule */
     int64_t *ring;        /* ms of the last deliveries (the window rule), cap entries */
     uint32_t cap, len, head;
 };
 
 /* True when a delivery at now_ms keeps the limit. */
-bool limiter_allows(const struct rate *r, const struct limiter *l, int64_t now_ms);
+bool rate_allows(const struct rate *r, const struct rate_state *l, int64_t now_ms);
 /* Counts a delivery at now_ms. */
-void limiter_take(const struct rate *r, struct limiter *l, int64_t now_ms);
+void rate_take(const struct rate *r, struct rate_state *l, int64_t now_ms);
 /* The first millisecond at which the limiter allows a delivery again. */
-int64_t limiter_next_ms(const struct rate *r, const struct limiter *l);
+int64_t rate_next_ms(const struct rate *r, const struct rate_state *l);
 /* Until when (us) the state can still hold a delivery back; 0 = already not. */
-int64_t limiter_busy_until_us(const struct rate *r, const struct limiter *l);
-void limiter_free(struct limiter *l);
+int64_t rate_busy_until_us(const struct rate *r, const struct rate_state *l);
+void rate_state_free(struct rate_state *l);
 
 #endif
