@@ -306,14 +306,15 @@ static void finish(struct store *s, struct job *j)
 struct job *store_job_push(struct store *s, struct queue *q, char *payload, size_t len,
                            const struct push_opts *o)
 {
-    int64_t now = clock_now_ms();
+    int64_t now = clock_now_ms(); /* one read: a DELAY's run_at and created_at agree */
+    int64_t run_at = o->delay_ms > 0 ? now + o->delay_ms : o->run_at;
     struct job *j = job_new_owned(store_new_id(s), payload, len);
     j->q = q;
     j->priority = o->priority;
     j->retries = (uint32_t)(o->retries >= 0 ? o->retries : q->conf.retries);
     j->lease_ms = (uint32_t)o->lease_ms;
     j->created_at = j->updated_at = now;
-    j->expires_at = o->expires_at ? o->expires_at : q->conf.expires ? now + q->conf.expires : 0;
+    j->expires_at = o->expires_ms > 0 ? now + o->expires_ms : q->conf.expires ? now + q->conf.expires : 0;
     char gbuf[GROUP_KEY_MAX + 1];
     int glen = o->group ? -1 : flow_group_from(q, payload, len, gbuf, sizeof gbuf);
     if (o->group || glen > 0) {
@@ -326,8 +327,8 @@ struct job *store_job_push(struct store *s, struct queue *q, char *payload, size
     }
     jtable_add(&s->jobs, j);
     qstats(s, q)->pushed++;
-    if (o->run_at > now) {
-        j->run_at = o->run_at;
+    if (run_at > now) {
+        j->run_at = run_at;
         make_delayed(s, j);
     } else {
         make_ready(s, j, o->left);

@@ -98,6 +98,7 @@ double store_random(struct store *s);   /* in [0,1) */
 
 struct push_opts {
     int64_t run_at;       /* unix ms; > now means delayed */
+    int64_t delay_ms;     /* > 0: run_at = the push's own clock read + delay_ms */
     int16_t priority;
     int64_t retries;      /* -1 = queue default */
     int64_t lease_ms;     /* 0 = queue default */
@@ -105,7 +106,7 @@ struct push_opts {
     size_t unique_len;
     const char *group;    /* GROUP key; NULL = the queue's group-from, else default */
     size_t group_len;
-    int64_t expires_at;   /* unix ms; 0 = the queue's expires (0 = never) */
+    int64_t expires_ms;   /* > 0: expires this long after the push (its own clock read); 0 = the queue's expires (0 = never) */
     bool left;            /* LPUSH/JOB.PUSH: left; RPUSH: right */
 };
 

@@ -261,10 +261,10 @@ static void set(struct queue *q, const char *name, const char *value)
     cr_assert_eq(qconf_set(&q->conf, name, strlen(name), value, strlen(value), &why), 0, "%s %s", name, value);
 }
 
-static struct job *push(struct queue *q, const char *group, int64_t expires_at)
+static struct job *push(struct queue *q, const char *group, int64_t expires_ms)
 {
     struct push_opts o = { .retries = -1, .left = true, .group = group, .group_len = group ? strlen(group) : 0,
-                           .expires_at = expires_at };
+                           .expires_ms = expires_ms };
     return store_job_push(&sh, q, strdup("{}"), 2, &o);
 }
 
@@ -343,7 +343,7 @@ Test(flow, groups_are_served_round_robin_with_group_concurrency)
 Test(flow, a_ready_job_expires_at_its_time_and_is_kept_like_done)
 {
     struct queue *q = queue("q");
-    struct job *j = push(q, NULL, fake_now + 100);
+    struct job *j = push(q, NULL, 100);
     uint64_t id = j->id;
     advance(99);
     cr_assert_eq(j->state, JOB_READY);
@@ -360,7 +360,7 @@ Test(flow, a_ready_job_expires_at_its_time_and_is_kept_like_done)
 Test(flow, next_never_hands_out_a_job_past_its_expiry_even_before_the_timer)
 {
     struct queue *q = queue("q");
-    struct job *j = push(q, NULL, fake_now + 10);
+    struct job *j = push(q, NULL, 10);
     fake_now += 10; /* no tick yet */
     cr_assert_null(store_job_next(&sh, q, false));
     cr_assert_eq(j->state, JOB_EXPIRED);
