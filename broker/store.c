@@ -455,6 +455,7 @@ void store_job_retry(struct store *s, struct job *j)
     j->run_at = 0;
     make_ready(s, j, true);
     jr_update(s, j);
+    emit(s, j, "retried"); /* JOB.RETRY / QUEUE.RETRY: spool tail sees it */
 }
 
 int store_job_redrive(struct store *s, struct job *j, struct queue *to, int64_t run_at)
@@ -494,6 +495,7 @@ int store_job_redrive(struct store *s, struct job *j, struct queue *to, int64_t 
     } else {
         jr_update(s, j);
     }
+    emit(s, j, "retried"); /* as store_job_retry: spool tail sees it */
     return 0;
 }
 
