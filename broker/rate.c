@@ -94,6 +94,17 @@ static bool windowed(const struct rate *r)
     return r->n <= RATE_LOG_MAX;
 }
 
+/* How late a delivery may come and still keep the pace (rate.h): a
+ * quarter of the period, at least one interval, with the window; 999 us
+ * without it. */
+static int64_t slack_us(const struct rate *r)
+{
+    if (!windowed(r))
+        return 999;
+    int64_t quarter = r->per_ms * 1000 / 4, t = rate_interval_us(r);
+    return quarter > t ? quarter : t;
+}
+
 static int64_t oldest(const struct rate_state *l)
 {
     return l->ring[(l->head + l->cap - l->len) % l->cap];
@@ -119,7 +130,7 @@ void rate_take(const struct rate *r, struct rate_state *l, int64_t now_ms)
         return;
     int64_t t = rate_interval_us(r), now_us = now_ms * 1000;
     /* late by less than the slack: keep the pace; else (idle) start from now */
-    l->tat = (l->tat >= now_us - (windowed(r) ? t : 999) ? l->tat : now_us) + t;
+    l->tat = (l->tat >= now_us - slack_us(r) ? l->tat : now_us) + t;
     if (!windowed(r))
         return;
     if (l->cap != (uint32_t)r->n) { /* new, or the rate changed: a fresh window */

@@ -13,16 +13,18 @@
  *        allowed at now  iff  now >= tat
  *        on delivery:         tat = (tat >= now - S ? tat : now) + T
  *    S is the slack for late wake-ups: a delivery made up to S after its
- *    due time does not push the next one later (the one after it may
- *    come sooner), so the pace does not drift behind the rate when the
- *    shard wakes a few ms late. An idle limiter lets the next delivery
- *    through at once and the one after it T later.
+ *    due time does not push the next one later (the ones after it may
+ *    come sooner, catching up), so the pace does not drift behind the
+ *    rate when the shard wakes late or is starved of CPU for a while. An
+ *    idle limiter lets the next delivery through at once and the one
+ *    after it T later.
  * 2. Window (exactness): the times of the last N deliveries, a ring.
  *        allowed at now  iff  fewer than N, or the oldest <= now - period
  *    so no interval of the period ever holds more than N, whatever the
  *    slack allowed.
  *
- * For N up to RATE_LOG_MAX the window is kept and S = T. Above it (very
+ * For N up to RATE_LOG_MAX the window is kept and S = max(T, period/4)
+ * (a catch-up after a stall never beats the window). Above it (very
  * high rates, where one ring would cost megabytes per limiter) there is no
  * window and S = 999 us: with a whole-millisecond clock that alone keeps
  * N + 1 deliveries a whole period apart (delivery k + 1 is never before

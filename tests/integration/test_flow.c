@@ -110,13 +110,13 @@ Test(flow, rate_50_per_second_paces_200_jobs_to_20_eager_workers)
     config(c, "r", "rate", "50/1s");
     push_many(c, "r", NULL, RATE_JOBS);
     cli *w[RATE_WORKERS];
-    for (int i = 0; i < RATE_WORKERS; i++) {
+    for (int i = 0; i < RATE_WORKERS; i++)
         w[i] = cli_connect(srv->port);
-        SEND(w[i], "JOB.RESERVE", "TIMEOUT", "20000", "FROM", "r");
-    }
     long long at[RATE_JOBS]; /* server delivery times */
     int got = 0;
-    long long t0 = now_ms(), first = 0, last = 0;
+    long long t0 = now_ms(), w0 = wall_ms(), first = 0, last = 0;
+    for (int i = 0; i < RATE_WORKERS; i++)
+        SEND(w[i], "JOB.RESERVE", "TIMEOUT", "20000", "FROM", "r");
     while (got < RATE_JOBS && now_ms() - t0 < 20000) {
         bool any = false;
         for (int i = 0; i < RATE_WORKERS; i++) {
@@ -141,13 +141,14 @@ Test(flow, rate_50_per_second_paces_200_jobs_to_20_eager_workers)
             sleep_ms(1);
     }
     cr_assert_eq(got, RATE_JOBS, "only %d of %d jobs delivered in 20 s", got, RATE_JOBS);
-    long long took = last - t0;
-    cr_assert(took >= 3000 && took <= 5500, "200 jobs at 50/1s took %lld ms (want 3000..5500)", took);
-    cr_assert(last - first >= 3000, "first to last delivery: %lld ms", last - first);
-    cr_log_info("200 jobs at 50/1s to 20 workers: %lld ms from the start, %lld ms first to last", took,
-                last - first);
+    /* The broker's own delivery stamps decide (the test reads replies and
+     * asks JOB.GET after them, so its clock lags on a busy machine). */
     qsort(at, RATE_JOBS, sizeof at[0], cmp_ll);
-    cr_log_info("server delivery times: first to last %lld ms", at[RATE_JOBS - 1] - at[0]);
+    long long took = at[RATE_JOBS - 1] - w0;
+    cr_assert(took >= 3000 && took <= 5500, "200 jobs at 50/1s took %lld ms to be delivered (want 3000..5500)",
+              took);
+    cr_log_info("200 jobs at 50/1s to 20 workers: delivered over %lld ms (server stamps); the test saw the "
+                "last after %lld ms, %lld ms after the first", took, last - t0, last - first);
     for (int i = 0; i + 50 < RATE_JOBS; i++)
         cr_assert(at[i + 50] - at[i] >= 1000, "51 deliveries within %lld ms (from delivery %d): over 50/1s",
                   at[i + 50] - at[i], i);
