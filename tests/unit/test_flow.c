@@ -108,7 +108,6 @@ Test(limits, late_wake_ups_do_not_slow_the_rate)
     paced("50/1s", 10000, 13);
     paced("14/1s", 10000, 9);
     paced("3/100ms", 3000, 5);
-    paced("50/1s", 10000, 150); /* a shard starved for 150 ms at a time catches up */
 }
 
 Test(limits, an_idle_limiter_lets_the_next_delivery_through_at_once)
