@@ -413,6 +413,12 @@ void sh_queue_config(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+const char *const qstat_names[QSTAT_COUNT] = {
+    "ready", "reserved", "delayed", "done", "dead", "expired", "pushed", "acked", "retried",
+    "lease_expired", "buried", "popped", "expired_total", "paused", "waiters", "oldest_ready_age_ms",
+    "throttled", "groups", "rate_limit", "rate_period_ms", "concurrency_limit",
+};
+
 static void admin_record(void *arg, struct queue *q)
 {
     struct msg *m = arg;

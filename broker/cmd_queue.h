@@ -30,6 +30,8 @@ enum qstat {
     QSTAT_PAUSED, QSTAT_WAITERS, QSTAT_OLDEST, QSTAT_THROTTLED, QSTAT_GROUPS, QSTAT_RATE_LIMIT,
     QSTAT_RATE_PERIOD_MS, QSTAT_CONCURRENCY_LIMIT, QSTAT_COUNT
 };
+/* The field names of the values above, for the HTTP admin's JSON. */
+extern const char *const qstat_names[QSTAT_COUNT];
 void sh_admin_stats(struct shard *s, struct msg *m);
 void sh_debug(struct shard *s, struct msg *m);
 

@@ -70,12 +70,6 @@ static struct qfig *collect(struct http_call *hc, int nparts, size_t *out_n)
 
 /* ----------------------------------------------------------- rendering */
 
-static const char *const stat_names[QSTAT_COUNT] = {
-    "ready", "reserved", "delayed", "done", "dead", "expired", "pushed", "acked", "retried",
-    "lease_expired", "buried", "popped", "expired_total", "paused", "waiters", "oldest_ready_age_ms",
-    "throttled", "groups", "rate_limit", "rate_period_ms", "concurrency_limit",
-};
-
 static void render_queues(resp_buf *b, const struct qfig *v, size_t n)
 {
     resp_buf_append(b, "{\"queues\":[", 11);
@@ -86,7 +80,7 @@ static void render_queues(resp_buf *b, const struct qfig *v, size_t n)
             if (k == QSTAT_PAUSED)
                 resp_buf_printf(b, ",\"paused\":%s", v[i].v[k] ? "true" : "false");
             else
-                resp_buf_printf(b, ",\"%s\":%lld", stat_names[k], v[i].v[k]);
+                resp_buf_printf(b, ",\"%s\":%lld", qstat_names[k], v[i].v[k]);
         }
         resp_buf_append(b, "}", 1);
     }
@@ -129,7 +123,7 @@ static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v
     metric_head(b, "spool_queue_jobs", "gauge", "Jobs of a queue by state.");
     for (size_t i = 0; i < n; i++)
         for (int k = QSTAT_READY; k <= QSTAT_EXPIRED; k++)
-            queue_metric(b, "spool_queue_jobs", &v[i], stat_names[k], v[i].v[k]);
+            queue_metric(b, "spool_queue_jobs", &v[i], qstat_names[k], v[i].v[k]);
     static const struct { int k; const char *metric, *help; } totals[] = {
         { QSTAT_PUSHED, "spool_queue_pushed_total", "Jobs pushed since spoold started." },
         { QSTAT_ACKED, "spool_queue_acked_total", "Deliveries acknowledged." },
