@@ -107,7 +107,7 @@ static bool check_retry(struct conn *c, struct msg *m)
             if (shard_of(val, vl, nsh) == shard_of(m->req.argv[1], m->req.len[1], nsh))
                 continue;
             conn_reply_error(c, m, "CROSSSLOT QUEUE.RETRY %.128s TO %.128s: the two queues live on different shards; "
-                             "retry into a queue on the same shard (with --shards 1 every queue is)",
+                             "give them a common {hash tag} ({mail}:in and {mail}:again) or use --shards 1",
                              m->req.argv[1], val);
             return false;
         }

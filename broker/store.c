@@ -138,20 +138,39 @@ static bool jr_ready(struct store *s)
     return s->turn_err == 0;
 }
 
+struct journal *store_txn(struct store *s)
+{
+    return jr_ready(s) ? s->jr : NULL;
+}
+
+void store_txn_result(struct store *s, int rc)
+{
+    jr_result(s, rc);
+}
+
+static void touched(struct store *s, const struct job *j)
+{
+    if (s->touch)
+        s->touch(s->emit_arg, j->q);
+}
+
 static void jr_insert(struct store *s, const struct job *j)
 {
+    touched(s, j);
     if (jr_ready(s))
         jr_result(s, journal_job_insert(s->jr, j));
 }
 
 static void jr_update(struct store *s, const struct job *j)
 {
+    touched(s, j);
     if (jr_ready(s))
         jr_result(s, journal_job_update(s->jr, j));
 }
 
 static void jr_delete(struct store *s, const struct job *j)
 {
+    touched(s, j);
     if (jr_ready(s))
         jr_result(s, journal_job_delete(s->jr, j->id));
 }

@@ -249,18 +249,20 @@ Test(journal, open_creates_schema_in_wal_mode)
     sqlite3_close(db);
 }
 
-Test(journal, upgrades_a_database_at_an_earlier_version)
+Test(journal, upgrades_a_database_at_an_older_version)
 {
-    int n = journal_schema_version();
-    const int old = 2; /* before 0003 (load index) and 0004 (flow control columns) */
+    int n = journal_schema_version(), old = 2;
+    char sql[64];
 
-    /* The database as an earlier spoold left it, built from the same
-     * migration files, with a job in it. */
+    /* The database as an older spoold (schema 2, still with the load index
+     * that 0003 drops) left it, built from the same migration files, with a
+     * job in it. */
     sqlite3 *db = raw_open();
     raw_exec(db, "PRAGMA journal_mode = WAL");
     for (int i = 0; i < old; i++)
         raw_exec(db, journal_migrations[i].sql);
-    raw_exec(db, "PRAGMA user_version = 2");
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
+    raw_exec(db, sql);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, "
                  "payload) VALUES (7, CAST('mail' AS BLOB), 1, 1234, 1, 2, CAST('{}' AS BLOB))");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_load'"), 1,
@@ -275,7 +277,7 @@ Test(journal, upgrades_a_database_at_an_earlier_version)
     cr_assert_eq(l.jobs[0]->state, JOB_RESERVED);
     cr_assert_eq(l.jobs[0]->lease_until, 1234);
     cr_assert_str_eq(l.jobs[0]->payload, "{}");
-    cr_assert_eq(l.jobs[0]->expires_at, 0, "0004 gave the old job no expiry");
+    cr_assert_eq(l.jobs[0]->expires_at, 0, "0005 gave the old job no expiry");
     cr_assert_null(l.jobs[0]->group);
     loaded_free(&l);
     journal_close(j);
@@ -283,11 +285,13 @@ Test(journal, upgrades_a_database_at_an_earlier_version)
     db = raw_open();
     cr_assert_eq(raw_int(db, "PRAGMA user_version"), n);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name IN "
-                             "('expires_at', 'grp', 'holder', 'history')"), 4, "the upgrade applied 0004");
+                             "('expires_at', 'grp', 'holder', 'history')"), 4, "the upgrade applied 0005 (flow control)");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_load'"), 0,
                  "the upgrade applied 0003");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 1);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'kv_log'"), 1,
+                 "the upgrade applied 0004 (the key log)");
     sqlite3_close(db);
 }
 

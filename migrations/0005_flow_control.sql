@@ -1,4 +1,4 @@
--- 0004_flow_control.sql - what flow control keeps per job (issue 17;
+-- 0005_flow_control.sql - what flow control keeps per job (issue 17;
 -- broker/flow.h, docs/protocol.md "Flow control").
 --
 -- expires_at: Unix ms after which the job is never delivered (state 5,
