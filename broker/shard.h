@@ -82,5 +82,8 @@ void shard_reply(struct shard *s, struct msg *m);
 /* Runs a BLPOP/BRPOP/JOB.RESERVE message (TRY or PARK mode, see msg.h). */
 void shard_bpop(struct shard *s, struct msg *m);
 bool shard_owns(const struct shard *s, const char *name, size_t len);
+/* Calls fn for each JOB.RESERVE parked on q (who: msg.h's who). */
+void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, const char *who, int64_t since),
+                       void *arg);
 
 #endif
