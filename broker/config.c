@@ -53,6 +53,7 @@ static const struct opt opts[] = {
     { "timeout", OPT_INT, OFF(timeout), "0", 0, 100000000, NULL, "close a client idle this many seconds (0 = never; unauthenticated: 10 s)" },
     { "maxclients", OPT_INT, OFF(maxclients), "10000", 1, 1000000, NULL, "most client connections at once" },
     { "client-output-limit", OPT_SIZE, OFF(client_output_limit), "64mb", 65536, 1LL << 40, NULL, "output buffer at which a client that does not read is disconnected" },
+    { "recover", OPT_ENUM, OFF(recover), "no", 0, 0, yesno_choices, "start even though shard files are missing or their WAL was cut, accepting the loss (logged): no|yes; --recover alone means yes" },
     { "enable-debug-command", OPT_ENUM, OFF(enable_debug), "no", 0, 0, yesno_choices, "allow DEBUG (fault injection for tests): no|yes" },
     { "loglevel", OPT_ENUM, OFF(loglevel), "info", 0, 0, level_choices, "debug|info|warn|error" },
     { "logfile", OPT_STR, OFF(logfile), "", 0, 0, NULL, "log file (empty = stderr)" },
@@ -253,6 +254,11 @@ int config_load(struct config *cfg, int argc, char **argv, FILE *err)
         char name[64];
         const char *val;
         const char *eq = strchr(a, '=');
+        if (!strcmp(a, "--recover") && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) {
+            cfg->recover = 1; /* a flag: --recover alone */
+            given[find_opt("recover") - opts] = true;
+            continue;
+        }
         if (eq) {
             snprintf(name, sizeof name, "%.*s", (int)(eq - a - 2), a + 2);
             val = eq + 1;

@@ -39,6 +39,7 @@ struct config {
     int request_timeout;  /* seconds a started request may take to arrive; 0 = no limit */
     int maxclients;
     int enable_debug;     /* 0 no, 1 yes */
+    int recover;          /* 1: start on a damaged data dir, logging the loss */
     int64_t client_output_limit;
     int loglevel;         /* enum log_level */
     char *logfile;

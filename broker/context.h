@@ -59,6 +59,7 @@ struct server {
     int64_t started_ms;               /* wall clock */
     int64_t started_mono;
     char run_id[41];
+    char data_id[33];                 /* the data directory's identity (datadir.h MANIFEST) */
 
     _Atomic long connected_clients;
     _Atomic long blocked_clients;

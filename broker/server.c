@@ -6,6 +6,7 @@
 
 #include "clock.h"
 #include "commands.h"
+#include "datadir.h"
 #include "fsio.h"
 #include "http.h"
 #include "io.h"
@@ -241,6 +242,91 @@ static int check_no_extra_shards(struct server *srv)
     return 0;
 }
 
+/* -------------------------------------------------------------- manifest */
+
+static bool shard_file_exists(const struct server *srv, int k)
+{
+    char path[4096];
+    return datadir_shard_path(path, sizeof path, srv->cfg.data_dir, k, ".db") == 0 && access(path, F_OK) == 0;
+}
+
+/* A shard file the manifest lists is missing: refused unless --recover. */
+static int missing_shard(struct server *srv, int k, const char *why)
+{
+    const char *dir = srv->cfg.data_dir;
+    struct mark mk;
+    char jobs[96] = "";
+    if (datadir_mark_read(dir, k, &mk) == 0)
+        snprintf(jobs, sizeof jobs, " (it held %lld job(s) at its last commit mark)", (long long)mk.jobs);
+    if (!srv->cfg.recover) {
+        log_error("data directory %s: %s/shard-%d.db is missing%s%s: its queues and jobs would be lost. Put the file back "
+                  "(restore it from a backup: docs/operations.md, Backups and damage), or start with --recover to run "
+                  "shard %d empty and accept the loss", dir, dir, k, why, jobs, k);
+        return -ENOENT;
+    }
+    log_warn("--recover: %s/shard-%d.db is missing%s; shard %d starts empty%s", dir, k, why, k, jobs);
+    return 0;
+}
+
+/* Reads (or writes, for a new directory) the MANIFEST and checks that every
+ * shard file it names is there, before any shard file is opened (opening
+ * creates a missing one). */
+static int check_manifest(struct server *srv, struct manifest *m)
+{
+    const char *dir = srv->cfg.data_dir;
+    int rc = datadir_manifest_read(dir, m);
+    if (rc == -EILSEQ) {
+        log_error("%s/MANIFEST is damaged or not a spool manifest: restore it from a backup, or remove it and "
+                  "spoold writes a new one from the shard files (all of them must be there)", dir);
+        return rc;
+    }
+    if (rc < 0 && rc != -ENOENT) {
+        log_error("cannot read %s/MANIFEST: %s", dir, strerror(-rc));
+        return rc;
+    }
+    if (rc == 0) {
+        if (m->shards != srv->nshards) {
+            log_error("data directory %s was created with %d shards (its MANIFEST says so), and spoold was started "
+                      "with --shards %d: start it with --shards %d (queues are placed on shards by name; another "
+                      "count would lose track of them)", dir, m->shards, srv->nshards, m->shards);
+            return -EINVAL;
+        }
+        for (int k = 0; m->ready && k < m->shards; k++)
+            if (!shard_file_exists(srv, k) && (rc = missing_shard(srv, k, "")) < 0)
+                return rc;
+        return 0;
+    }
+    /* No manifest: a new directory, or one from before manifests. */
+    int have = 0;
+    for (int k = 0; k < srv->nshards; k++)
+        have += shard_file_exists(srv, k);
+    datadir_new_id(m->id);
+    m->shards = srv->nshards;
+    m->ready = false;
+    if (have > 0 && have < srv->nshards)
+        for (int k = 0; k < srv->nshards; k++)
+            if (!shard_file_exists(srv, k) &&
+                (rc = missing_shard(srv, k, " (the directory has no MANIFEST, and other shard files exist)")) < 0)
+                return rc;
+    if (have > 0)
+        log_info("data directory %s has no MANIFEST yet: writing one for its %d shard file(s)", dir, have);
+    if ((rc = datadir_manifest_write(dir, m)) < 0)
+        log_error("cannot write %s/MANIFEST: %s (is --data-dir writable?)", dir, strerror(-rc));
+    return rc;
+}
+
+/* Once every shard file exists and carries its identity. */
+static int manifest_ready(struct server *srv, struct manifest *m)
+{
+    if (m->ready)
+        return 0;
+    m->ready = true;
+    int rc = datadir_manifest_write(srv->cfg.data_dir, m);
+    if (rc < 0)
+        log_error("cannot write %s/MANIFEST: %s (is --data-dir writable?)", srv->cfg.data_dir, strerror(-rc));
+    return rc;
+}
+
 /* -------------------------------------------------------------- lifecycle */
 
 static void make_run_id(char out[41])
@@ -302,6 +388,10 @@ static int set_up(struct server *srv)
     }
     if ((rc = prepare_data_dir(srv)) < 0)
         return rc;
+    struct manifest man;
+    if ((rc = check_no_extra_shards(srv)) < 0 || (rc = check_manifest(srv, &man)) < 0)
+        return rc;
+    memcpy(srv->data_id, man.id, sizeof srv->data_id);
     signal(SIGPIPE, SIG_IGN);
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
@@ -320,11 +410,11 @@ static int set_up(struct server *srv)
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
             return rc;
-    if ((rc = check_no_extra_shards(srv)) < 0)
-        return rc;
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_recover(&srv->shards[i])) < 0)
             return rc;
+    if ((rc = manifest_ready(srv, &man)) < 0)
+        return rc;
     for (int i = 0; i < srv->nio; i++)
         if ((rc = io_init(&srv->io[i], srv, i)) < 0)
             return rc;
