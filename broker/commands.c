@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "cmd_job.h"
 #include "cmd_list.h"
+#include "cmd_backup.h"
 #include "cmd_pubsub.h"
 #include "cmd_queue.h"
 #include "cmd_server.h"
@@ -42,6 +43,7 @@ static struct command table[] = {
     { "client", -2, CMD_FAST, 0, 0, 0, io_client, NULL, peer_client_list, "CLIENT ID|SETNAME|GETNAME|LIST|INFO|SETINFO." },
     { "info", -1, 0 | CMD_BIGREPLY, 0, 0, 0, io_info, sh_info, NULL, "Server, client, memory and queue information in Redis INFO format." },
     { "command", -1, 0, 0, 0, 0, io_command, NULL, NULL, "Describes the commands (COMMAND, COMMAND COUNT|INFO|DOCS)." },
+    { "backup", 2, 0, 0, 0, 0, io_backup, sh_backup, NULL, "BACKUP dir: an online, consistent copy of every shard into a new directory (restore: stop spoold, copy the files in, start)." },
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
     { "time", 1, CMD_FAST, 0, 0, 0, io_time, NULL, NULL, "The server time: seconds and microseconds." },
     { "dbsize", 1, R, 0, 0, 0, io_dbsize, sh_dbsize, NULL, "The number of queues that have ready jobs." },
