@@ -45,7 +45,8 @@ struct shard {
     int64_t timer_at;            /* when timer_ev fires, 0 = not armed */
     struct msg_batch *replies;   /* per I/O thread, posted at the end of a turn */
     struct msg_batch *events;    /* pub/sub events, per I/O thread, posted with the replies */
-    uint64_t turns_seen;         /* turn at the last idle check */
+    uint64_t commits;            /* turns that committed a transaction */
+    uint64_t commits_seen;       /* commits at the last idle check */
     uint64_t commands;           /* processed, for INFO */
     struct journal_backup *backup; /* BACKUP in progress (shard_backup_start), or NULL */
     struct msg *backup_msg;      /* its request, answered when it ends */
