@@ -51,6 +51,7 @@ static const struct opt opts[] = {
     { "protected-mode", OPT_ENUM, OFF(protected_mode), "yes", 0, 0, yesno_choices, "with no password, serve only loopback clients: yes|no" },
     { "request-timeout", OPT_INT, OFF(request_timeout), "60", 0, 100000000, NULL, "close a client whose started request is not complete after this many seconds (0 = never)" },
     { "timeout", OPT_INT, OFF(timeout), "0", 0, 100000000, NULL, "close a client idle this many seconds (0 = never; unauthenticated: 10 s)" },
+    { "disk-reserve", OPT_SIZE, OFF(disk_reserve), "64mb", 0, 1LL << 50, NULL, "refuse pushes (-FULL) while the data directory's file system has less free space than this, so that reserve, ack and delete keep working (0 = never)" },
     { "maxclients", OPT_INT, OFF(maxclients), "10000", 1, 1000000, NULL, "most client connections at once" },
     { "client-output-limit", OPT_SIZE, OFF(client_output_limit), "64mb", 65536, 1LL << 40, NULL, "output buffer at which a client that does not read is disconnected" },
     { "recover", OPT_ENUM, OFF(recover), "no", 0, 0, yesno_choices, "start even though shard files are missing or their WAL was cut, accepting the loss (logged): no|yes; --recover alone means yes" },

@@ -38,6 +38,7 @@ struct config {
     int timeout;          /* idle seconds before a client is closed; 0 = never */
     int request_timeout;  /* seconds a started request may take to arrive; 0 = no limit */
     int maxclients;
+    int64_t disk_reserve; /* free bytes below which pushes are refused */
     int enable_debug;     /* 0 no, 1 yes */
     int recover;          /* 1: start on a damaged data dir, logging the loss */
     int64_t client_output_limit;

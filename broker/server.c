@@ -16,6 +16,7 @@
 #include "powercut.h"
 #include "protect.h"
 #include "shard.h"
+#include "sysinfo.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -79,6 +80,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     m->fd = fd;
     int k = srv->next_io++ % srv->nio;
     inbox_post(ctx_inbox(srv, ctx_io(srv, k)), m);
+}
+
+/* Once a second: free space where the data directory is (disk-reserve). */
+static void disk_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    ctx_disk_update(srv, sysinfo_disk_free(srv->cfg.data_dir));
 }
 
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -359,6 +367,8 @@ int server_init(struct server *srv, int argc, char **argv)
     srv->nshards = srv->cfg.shards;
     srv->nio = srv->cfg.io_threads;
     srv->dispatch = commands_dispatch;
+    atomic_store(&srv->disk_free_fake, -1);
+    atomic_store(&srv->disk_free, -1);
     return 0;
 }
 
@@ -431,6 +441,11 @@ int server_run(struct server *srv)
     if (rc < 0)
         return rc;
     srv->accept_retry = evtimer_new(srv->base, accept_retry_cb, srv);
+    srv->disk_ev = event_new(srv->base, -1, EV_PERSIST, disk_cb, srv);
+    struct timeval second = { 1, 0 };
+    if (srv->disk_ev)
+        event_add(srv->disk_ev, &second);
+    disk_cb(-1, 0, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
     srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
     srv->sig_hup = evsignal_new(srv->base, SIGHUP, signal_cb, srv);
@@ -447,6 +462,10 @@ int server_run(struct server *srv)
     log_info("spoold ready: listening on %s:%d, %d shard(s), %d I/O thread(s), data in %s, fsync %s, payload %s",
              srv->cfg.bind, srv->port, srv->nshards, srv->nio, srv->cfg.data_dir,
              config_fsync_name(srv->cfg.fsync), srv->cfg.payload ? "raw" : "json");
+    if (srv->cfg.disk_reserve > 0 && srv->cfg.disk_reserve < (int64_t)srv->nshards * (8LL << 20))
+        log_warn("disk-reserve %lld is less than 8 MiB per shard (%d shards): on a nearly full disk the shards' WALs "
+                 "(up to about 4 MiB each before a checkpoint) may not fit while queues are drained; set disk-reserve "
+                 "to at least %lldmb", (long long)srv->cfg.disk_reserve, srv->nshards, (long long)srv->nshards * 8);
     if (protect_active_beyond_loopback(&srv->cfg))
         log_warn("protected mode: listening on %s with no password, so only loopback clients are served; "
                  "others get -DENIED (set --requirepass, or --protected-mode no behind a firewall)", srv->cfg.bind);
@@ -483,7 +502,7 @@ void server_free(struct server *srv)
         inbox_discard(&srv->main_inbox);
         inbox_destroy(&srv->main_inbox);
     }
-    struct event *evs[] = { srv->sig_term, srv->sig_int, srv->sig_hup, srv->accept_retry };
+    struct event *evs[] = { srv->sig_term, srv->sig_int, srv->sig_hup, srv->accept_retry, srv->disk_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
