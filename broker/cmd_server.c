@@ -6,6 +6,7 @@
  */
 #include "cmd_server.h"
 
+#include "acl.h"
 #include "args.h"
 #include "clock.h"
 #include "config.h"
@@ -68,6 +69,19 @@ static bool password_ok(const struct conn *c, const char *p, size_t n)
 /* Returns NULL when user/pass are right, else the error to send. */
 static const char *check_auth(struct conn *c, const struct msg *m, int user_i, int pass_i)
 {
+    if (user_i >= 0 && !arg_is(m, user_i, "default")) { /* a named ACL user */
+        char name[ACL_NAME_MAX + 1];
+        size_t n = m->req.len[user_i];
+        if (n > ACL_NAME_MAX || !acl_auth((snprintf(name, sizeof name, "%.*s", (int)n, m->req.argv[user_i]), name),
+                                          m->req.argv[pass_i], m->req.len[pass_i])) {
+            conn_auth_failed(c);
+            return "WRONGPASS invalid username-password pair or user is disabled.";
+        }
+        c->authed = true;
+        snprintf(c->user, sizeof c->user, "%s", name);
+        conn_apply_limits(c);
+        return NULL;
+    }
     if (!c->io->srv->cfg.requirepass[0])
         return "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
     if ((user_i >= 0 && !arg_is(m, user_i, "default")) ||
@@ -76,6 +90,7 @@ static const char *check_auth(struct conn *c, const struct msg *m, int user_i, i
         return "WRONGPASS invalid username-password pair or user is disabled.";
     }
     c->authed = true;
+    c->user[0] = '\0';
     conn_apply_limits(c);
     return NULL;
 }

@@ -28,6 +28,7 @@ struct config {
     int io_threads;       /* 0 means "auto" */
     int fsync;            /* enum fsync_mode */
     char *requirepass;
+    char *aclfile;        /* ACL users, "" = none (acl.h) */
     int http_port;        /* 0 = off, -1 = any free port */
     int payload;          /* enum payload_mode */
     int64_t max_payload;

@@ -77,6 +77,7 @@ struct conn {
     resp_req_parser *parser;
     uint8_t proto;
     bool authed;
+    char user[65];                   /* ACL user (acl.h) after AUTH user pass; "" = default */
     bool closing;                    /* close once replies are flushed */
     bool closed;                     /* socket gone; zombie until inflight == 0 */
     bool paused_out;

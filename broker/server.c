@@ -4,6 +4,7 @@
  */
 #include "server.h"
 
+#include "acl.h"
 #include "clock.h"
 #include "commands.h"
 #include "datadir.h"
@@ -398,6 +399,11 @@ static int set_up(struct server *srv)
     }
     if ((rc = prepare_data_dir(srv)) < 0)
         return rc;
+    char aclerr[1200];
+    if (srv->cfg.aclfile[0] && acl_load_file(srv->cfg.aclfile, aclerr, sizeof aclerr) < 0) {
+        log_error("%s (fix the file, or start without --aclfile)", aclerr);
+        return -EINVAL;
+    }
     struct manifest man;
     if ((rc = check_no_extra_shards(srv)) < 0 || (rc = check_manifest(srv, &man)) < 0)
         return rc;
