@@ -302,10 +302,10 @@ static void finish_info(struct conn *c, struct slot *sl)
     if (want_section(m, "server", true))
         resp_buf_printf(&t, "# Server\r\nredis_version:%s\r\nspool_version:%s\r\nredis_mode:standalone\r\n"
                         "os:Linux\r\narch_bits:%d\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\nrun_id:%s\r\n"
-                        "tcp_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nio_threads:%d\r\n"
+                        "tcp_port:%d\r\ntls_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nio_threads:%d\r\n"
                         "shards:%d\r\nconfig_file:%s\r\n\r\n",
                         REDIS_COMPAT_VERSION, SPOOL_VERSION, (int)(sizeof(void *) * 8), (int)getpid(),
-                        srv->run_id, srv->port, (long long)up, (long long)(up / 86400), srv->nio,
+                        srv->run_id, srv->port, srv->tls_port, (long long)up, (long long)(up / 86400), srv->nio,
                         srv->nshards, srv->cfg.config_file);
     if (want_section(m, "clients", true))
         resp_buf_printf(&t, "# Clients\r\nconnected_clients:%ld\r\nblocked_clients:%ld\r\nmaxclients:%d\r\n\r\n",

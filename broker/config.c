@@ -31,6 +31,7 @@ struct opt {
 static const char *const fsync_choices[] = { "always", "batch", "off", NULL };
 static const char *const payload_choices[] = { "json", "raw", NULL };
 static const char *const yesno_choices[] = { "no", "yes", NULL };
+static const char *const tls_auth_choices[] = { "no", "optional", "yes", NULL };
 static const char *const level_choices[] = { "debug", "info", "warn", "error", NULL };
 
 #define OFF(f) offsetof(struct config, f)
@@ -49,6 +50,11 @@ static const struct opt opts[] = {
     { "proto-max-bulk-len", OPT_SIZE, OFF(proto_max_bulk_len), "0", 0, 1LL << 32, NULL, "largest RESP bulk string (0 = twice max-payload, at least 1mb)" },
     { "proto-max-request", OPT_SIZE, OFF(proto_max_request), "64mb", 1024, 1LL << 34, NULL, "largest request: all arguments of one command together" },
     { "aclfile", OPT_STR, OFF(aclfile), "", 0, 0, NULL, "ACL users file (`user NAME rules...` lines), read at start and by ACL LOAD, written by ACL SAVE (empty = none)" },
+    { "tls-port", OPT_INT, OFF(tls_port), "0", -1, 65535, NULL, "TCP port for TLS clients (0 = no TLS, -1 = any free port; see INFO server tls_port)" },
+    { "tls-cert-file", OPT_STR, OFF(tls_cert_file), "", 0, 0, NULL, "the server's certificate chain (PEM) for --tls-port" },
+    { "tls-key-file", OPT_STR, OFF(tls_key_file), "", 0, 0, NULL, "the private key (PEM) of --tls-cert-file" },
+    { "tls-ca-cert-file", OPT_STR, OFF(tls_ca_cert_file), "", 0, 0, NULL, "CA certificates (PEM) that client certificates are checked against" },
+    { "tls-auth-clients", OPT_ENUM, OFF(tls_auth_clients), "no", 0, 0, tls_auth_choices, "client certificates: no (not asked), optional (checked when sent), yes (required)" },
     { "protected-mode", OPT_ENUM, OFF(protected_mode), "yes", 0, 0, yesno_choices, "with no password, serve only loopback clients: yes|no" },
     { "request-timeout", OPT_INT, OFF(request_timeout), "60", 0, 100000000, NULL, "close a client whose started request is not complete after this many seconds (0 = never)" },
     { "timeout", OPT_INT, OFF(timeout), "0", 0, 100000000, NULL, "close a client idle this many seconds (0 = never; unauthenticated: 10 s)" },

@@ -28,7 +28,10 @@ struct config {
     int io_threads;       /* 0 means "auto" */
     int fsync;            /* enum fsync_mode */
     char *requirepass;
-    char *aclfile;        /* ACL users, "" = none (acl.h) */
+    char *aclfile;
+    int tls_port;         /* 0 = no TLS listener, -1 = any free port */
+    char *tls_cert_file, *tls_key_file, *tls_ca_cert_file;
+    int tls_auth_clients; /* enum tls_auth (tls.h): no, optional, yes */        /* ACL users, "" = none (acl.h) */
     int http_port;        /* 0 = off, -1 = any free port */
     int payload;          /* enum payload_mode */
     int64_t max_payload;

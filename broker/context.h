@@ -46,6 +46,9 @@ struct server {
     struct io_thread *io;
     struct event_base *base;
     struct evconnlistener *listener;
+    struct evconnlistener *tls_listener; /* --tls-port, or NULL */
+    void *tls_ctx;                    /* the SSL_CTX (tls.h), or NULL */
+    int tls_port;                     /* the bound TLS port, 0 = none */
     struct event *sig_term, *sig_int, *sig_hup, *accept_retry, *disk_ev;
     struct evhttp *http;              /* HTTP admin, or NULL */
     /* Runs one parsed request (commands_dispatch): handed to the

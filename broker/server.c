@@ -18,6 +18,7 @@
 #include "protect.h"
 #include "shard.h"
 #include "sysinfo.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,10 +62,22 @@ static void refuse_unprotected(struct server *srv, int fd, const struct sockaddr
     }
 }
 
+static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr *sa, bool tls);
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
                       void *arg)
 {
-    struct server *srv = arg;
+    accept_conn(arg, fd, sa, false);
+}
+
+static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
+                          void *arg)
+{
+    accept_conn(arg, fd, sa, true);
+}
+
+static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr *sa, bool tls)
+{
     if (protect_refuses(&srv->cfg, sa)) {
         refuse_unprotected(srv, fd, sa);
         return;
@@ -79,6 +92,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     struct msg *m = msg_new(MSG_CONN);
     m->fd = fd;
+    m->tls = tls;
     int k = srv->next_io++ % srv->nio;
     inbox_post(ctx_inbox(srv, ctx_io(srv, k)), m);
 }
@@ -119,21 +133,21 @@ static int write_port_file(const char *path, int port)
     return fsio_write_atomic(path, text, (size_t)n);
 }
 
-/* Fills ss from --bind and --port (IPv4 or IPv6 literal). */
-static int bind_address(const struct server *srv, struct sockaddr_storage *ss, int *sslen)
+/* Fills ss from --bind and port (IPv4 or IPv6 literal). */
+static int bind_address(const struct server *srv, int port, struct sockaddr_storage *ss, int *sslen)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
     if (inet_pton(AF_INET, srv->cfg.bind, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)srv->cfg.port);
+        a4->sin_port = htons((uint16_t)port);
         *sslen = sizeof *a4;
         return 0;
     }
     if (inet_pton(AF_INET6, srv->cfg.bind, &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)srv->cfg.port);
+        a6->sin6_port = htons((uint16_t)port);
         *sslen = sizeof *a6;
         return 0;
     }
@@ -146,7 +160,7 @@ static int listen_on(struct server *srv)
     int sslen;
     char addr[300];
     snprintf(addr, sizeof addr, strchr(srv->cfg.bind, ':') ? "[%s]:%d" : "%s:%d", srv->cfg.bind, srv->cfg.port);
-    if (bind_address(srv, &ss, &sslen) < 0) {
+    if (bind_address(srv, srv->cfg.port, &ss, &sslen) < 0) {
         log_error("cannot listen: '%s' is not an IP address (set --bind to e.g. 127.0.0.1 or 0.0.0.0)", srv->cfg.bind);
         return -EINVAL;
     }
@@ -165,6 +179,36 @@ static int listen_on(struct server *srv)
     getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &bl);
     srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
+/* --tls-port: the TLS context from the certificate files, and a listener
+ * whose connections the I/O threads wrap in TLS. */
+static int listen_tls(struct server *srv)
+{
+    char err[600];
+    if (tls_ctx_new(&srv->tls_ctx, srv->cfg.tls_cert_file, srv->cfg.tls_key_file, srv->cfg.tls_ca_cert_file,
+                    srv->cfg.tls_auth_clients, err, sizeof err) < 0) {
+        log_error("cannot serve TLS: %s", err);
+        return -EINVAL;
+    }
+    struct sockaddr_storage ss;
+    int sslen, port = srv->cfg.tls_port < 0 ? 0 : srv->cfg.tls_port;
+    bind_address(srv, port, &ss, &sslen);
+    srv->tls_listener = evconnlistener_new_bind(srv->base, accept_tls_cb, srv,
+                                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                                511, (struct sockaddr *)&ss, sslen);
+    if (!srv->tls_listener) {
+        int e = errno;
+        log_error("cannot listen for TLS on %s:%d: %s (choose another --tls-port)", srv->cfg.bind, port, strerror(e));
+        return -e;
+    }
+    evconnlistener_set_error_cb(srv->tls_listener, accept_error_cb);
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    getsockname(evconnlistener_get_fd(srv->tls_listener), (struct sockaddr *)&bound, &bl);
+    srv->tls_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                      : ((struct sockaddr_in *)&bound)->sin_port);
     return 0;
 }
 
@@ -191,6 +235,10 @@ static void stop_all(struct server *srv)
     if (srv->listener) {
         evconnlistener_free(srv->listener);
         srv->listener = NULL;
+    }
+    if (srv->tls_listener) {
+        evconnlistener_free(srv->tls_listener);
+        srv->tls_listener = NULL;
     }
     event_base_loopexit(srv->base, NULL);
 }
@@ -436,6 +484,8 @@ static int set_up(struct server *srv)
             return rc;
     if ((rc = listen_on(srv)) < 0)
         return rc;
+    if (srv->cfg.tls_port != 0 && (rc = listen_tls(srv)) < 0)
+        return rc;
     if ((rc = http_start(srv)) < 0)
         return rc;
     return 0;
@@ -465,6 +515,10 @@ int server_run(struct server *srv)
     for (int i = 0; i < srv->nio; i++)
         if ((rc = io_start(&srv->io[i])) < 0)
             return rc;
+    if (srv->tls_port)
+        log_info("TLS on %s:%d (client certificates: %s)", srv->cfg.bind, srv->tls_port,
+                 srv->cfg.tls_auth_clients == TLS_AUTH_YES ? "required"
+                 : srv->cfg.tls_auth_clients == TLS_AUTH_OPTIONAL ? "checked when sent" : "not asked for");
     log_info("spoold ready: listening on %s:%d, %d shard(s), %d I/O thread(s), data in %s, fsync %s, payload %s",
              srv->cfg.bind, srv->port, srv->nshards, srv->nio, srv->cfg.data_dir,
              config_fsync_name(srv->cfg.fsync), srv->cfg.payload ? "raw" : "json");
@@ -503,6 +557,9 @@ void server_free(struct server *srv)
     free(srv->shards);
     if (srv->listener)
         evconnlistener_free(srv->listener);
+    if (srv->tls_listener)
+        evconnlistener_free(srv->tls_listener);
+    tls_ctx_free(srv->tls_ctx);
     http_stop(srv);
     if (srv->main_inbox_ready) {
         inbox_discard(&srv->main_inbox);
