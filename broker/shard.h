@@ -9,6 +9,10 @@
  * (blocking-pop timeouts, delays, leases, retention) live in one heap per
  * shard driven by one libevent timer.
  *
+ * The keys other than queues are the keyspace's (keyspace.h, s->ks),
+ * journaled in the store's transaction of the turn; the timer also drives
+ * the keyspace's expiry sweep.
+ *
  * The job transitions are the store's (store.h, s->st): the shard runs
  * them on its thread, serves the waiters of the queues they made ready,
  * and posts their events after the commit. Command handlers (cmd_*.c) run
@@ -24,6 +28,7 @@
 #define SPOOL_SHARD_H
 
 #include "inbox.h"
+#include "keyspace.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -40,6 +45,7 @@ struct shard {
     struct event_base *base;
     struct inbox inbox;
     struct store st;             /* the queues and jobs; only this thread touches them */
+    struct keyspace ks;          /* strings, hashes, sorted sets (keyspace.h); journaled in st's transaction */
     struct event *timer_ev;
     struct event *ckpt_ev;       /* idle WAL checkpoint, once a second */
     int64_t timer_at;            /* when timer_ev fires, 0 = not armed */
@@ -55,6 +61,8 @@ struct shard {
     int mark_fd;                 /* shard-<k>.mark (datadir.h), valid when has_mark */
     bool has_mark;
     int64_t mark_commits;        /* the commit count the mark file holds */
+    bool capture;                /* running EXEC's commands: shard_reply keeps the message */
+    struct msg *captured;
 };
 
 int shard_init(struct shard *s, struct server *srv, int id);
@@ -87,5 +95,8 @@ void shard_reply(struct shard *s, struct msg *m);
 /* Runs a BLPOP/BRPOP/JOB.RESERVE message (TRY or PARK mode, see msg.h). */
 void shard_bpop(struct shard *s, struct msg *m);
 bool shard_owns(const struct shard *s, const char *name, size_t len);
+/* Calls fn for each JOB.RESERVE parked on q (who: msg.h's who). */
+void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, const char *who, int64_t since),
+                       void *arg);
 
 #endif
