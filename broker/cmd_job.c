@@ -9,6 +9,7 @@
 #include "cmd_job.h"
 
 #include "clock.h"
+#include "cmd_result.h"
 #include "cmd_list.h"
 #include "commands.h"
 #include "config.h"
@@ -273,6 +274,8 @@ static void finish_sum(struct conn *c, struct slot *sl)
 
 void io_job_ids(struct conn *c, struct msg *m)
 {
+    if (arg_is(m, 0, "JOB.ACK") && io_ack_result(c, m))
+        return;
     if (m->req.argc == 2) {
         route_id(c, m, 1);
         return;
@@ -313,7 +316,7 @@ void io_job_id(struct conn *c, struct msg *m)
 /* Finds the job of argv[i]; with a receipt, checks it names the current,
  * reserved delivery. On failure writes the error into m->out (when
  * report) and returns NULL. */
-static struct job *resolve(struct shard *s, struct msg *m, int i, bool need_reserved, bool report)
+struct job *job_resolve(struct shard *s, struct msg *m, int i, bool need_reserved, bool report)
 {
     uint64_t id;
     uint32_t attempt;
@@ -345,12 +348,15 @@ static struct job *resolve(struct shard *s, struct msg *m, int i, bool need_rese
 
 void sh_job_ack(struct shard *s, struct msg *m)
 {
-    bool single = m->req.argc == 2;
-    for (int i = 1; i < m->req.argc; i++) {
-        struct job *j = resolve(s, m, i, true, single);
+    bool with_result = m->req.argc == 4 && arg_is(m, 2, "RESULT");
+    bool single = m->req.argc == 2 || with_result;
+    for (int i = 1; i < (with_result ? 2 : m->req.argc); i++) {
+        struct job *j = job_resolve(s, m, i, true, single);
         if (!j)
             continue;
         struct queue *q = j->q;
+        if (with_result)
+            result_store(s, m, j);
         shard_job_ack(s, j);
         shard_queue_gc(s, q);
         m->num++;
@@ -362,7 +368,7 @@ void sh_job_ack(struct shard *s, struct msg *m)
 
 void sh_job_nack(struct shard *s, struct msg *m)
 {
-    struct job *j = resolve(s, m, 1, true, true);
+    struct job *j = job_resolve(s, m, 1, true, true);
     if (!j) {
         shard_reply(s, m);
         return;
@@ -392,7 +398,7 @@ void sh_job_nack(struct shard *s, struct msg *m)
 
 void sh_job_touch(struct shard *s, struct msg *m)
 {
-    struct job *j = resolve(s, m, 1, true, true);
+    struct job *j = job_resolve(s, m, 1, true, true);
     if (j) {
         long long lease = 0;
         if (m->req.argc == 4)
@@ -423,7 +429,7 @@ void encode_job(struct msg *m, const struct job *j)
     resp_buf *b = &m->out;
     char id[JOB_ID_HEX + 1];
     job_id_format(j->id, id);
-    resp_add_map(b, m->proto, 14);
+    resp_add_map(b, m->proto, 16);
     resp_add_cstr(b, "id");
     resp_add_cstr(b, id);
     resp_add_cstr(b, "queue");
@@ -445,11 +451,17 @@ void encode_job(struct msg *m, const struct job *j)
     add_kv_int(b, "updated_at", j->updated_at);
     add_kv_opt(b, m->proto, "last_error", j->last_error);
     add_kv_opt(b, m->proto, "unique", j->unique);
+    resp_add_cstr(b, "result");
+    if (j->result)
+        resp_add_bulk(b, j->result, j->result_len);
+    else
+        resp_add_null(b, m->proto);
+    add_kv_opt(b, m->proto, "progress", j->progress);
 }
 
 void sh_job_get(struct shard *s, struct msg *m)
 {
-    struct job *j = resolve(s, m, 1, false, false);
+    struct job *j = job_resolve(s, m, 1, false, false);
     if (j && shard_job_payload(s, j) == 0)
         encode_job(m, j);
     else
@@ -460,7 +472,7 @@ void sh_job_get(struct shard *s, struct msg *m)
 void sh_job_del(struct shard *s, struct msg *m)
 {
     for (int i = 1; i < m->req.argc; i++) {
-        struct job *j = resolve(s, m, i, false, false);
+        struct job *j = job_resolve(s, m, i, false, false);
         if (!j)
             continue;
         struct queue *q = j->q;
@@ -475,7 +487,7 @@ void sh_job_del(struct shard *s, struct msg *m)
 
 void sh_job_retry(struct shard *s, struct msg *m)
 {
-    struct job *j = resolve(s, m, 1, false, true);
+    struct job *j = job_resolve(s, m, 1, false, true);
     if (j && j->state != JOB_DEAD && j->state != JOB_DELAYED) {
         char id[JOB_ID_HEX + 1];
         job_id_format(j->id, id);

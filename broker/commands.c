@@ -7,6 +7,7 @@
 
 #include "cmd_job.h"
 #include "cmd_list.h"
+#include "cmd_result.h"
 #include "cmd_queue.h"
 #include "cmd_server.h"
 #include "pubsub.h"
@@ -50,11 +51,13 @@ static struct command table[] = {
     /* reliable jobs */
     { "job.push", -3, W, 1, 1, 1, io_job_push, sh_job_push, NULL, "Pushes a job with options (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE); replies with its id." },
     { "job.reserve", -3, W | CMD_BLOCKING | CMD_RESERVE, 0, 0, 0, io_job_reserve, shard_bpop, NULL, "Leases ready jobs from the first queue that has some, waiting up to TIMEOUT ms." },
-    { "job.ack", -2, W | CMD_FAST, 0, 0, 0, io_job_ids, sh_job_ack, NULL, "Acknowledges deliveries by receipt: their jobs are done." },
+    { "job.ack", -2, W | CMD_FAST, 0, 0, 0, io_job_ids, sh_job_ack, NULL, "Acknowledges deliveries by receipt: their jobs are done (JOB.ACK receipt RESULT value keeps a result)." },
     { "job.nack", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_nack, NULL, "Gives a delivery back as failed: retry after backoff (or DELAY), or dead." },
     { "job.touch", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_touch, NULL, "Extends the lease of a delivery." },
     { "job.get", 2, R | CMD_FAST, 0, 0, 0, io_job_id, sh_job_get, NULL, "The whole record of a job." },
     { "job.del", -2, W, 0, 0, 0, io_job_ids, sh_job_del, NULL, "Deletes jobs in any state." },
+    { "job.progress", 3, W | CMD_FAST, 0, 0, 0, io_job_progress, sh_job_progress, NULL, "Reports the progress of a reserved job (0-100 or a JSON object); publishes a progress event." },
+    { "job.wait", -2, R, 0, 0, 0, io_job_wait, sh_job_wait, NULL, "Waits until a job is done or dead and returns its record with its result; nil after TIMEOUT ms." },
     { "job.retry", 2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_retry, NULL, "Makes a dead or delayed job ready now." },
     /* queue administration */
     { "queue.list", 1, R, 0, 0, 0, io_queue_list, sh_queue_list, NULL, "The names of all queues." },

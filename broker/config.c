@@ -45,6 +45,7 @@ static const struct opt opts[] = {
     { "http-port", OPT_INT, OFF(http_port), "7380", 0, 65535, NULL, "HTTP admin port" },
     { "payload", OPT_ENUM, OFF(payload), "json", 0, 0, payload_choices, "payload check: json|raw" },
     { "max-payload", OPT_SIZE, OFF(max_payload), "1mb", 1, 512LL << 20, NULL, "largest job payload in bytes" },
+    { "max-result", OPT_SIZE, OFF(max_result), "64kb", 0, 512LL << 20, NULL, "largest job result (JOB.ACK … RESULT) and progress value in bytes" },
     { "payload-memory", OPT_SIZE, OFF(payload_memory), "1gb", 0, 1LL << 40, NULL, "payloads kept in memory (all shards); beyond it they are read from the journal" },
     { "proto-max-bulk-len", OPT_SIZE, OFF(proto_max_bulk_len), "512mb", 1024, 1LL << 32, NULL, "largest RESP bulk string" },
     { "maxclients", OPT_INT, OFF(maxclients), "10000", 1, 1000000, NULL, "most client connections at once" },

@@ -31,6 +31,7 @@ struct config {
     int http_port;
     int payload;          /* enum payload_mode */
     int64_t max_payload;
+    int64_t max_result;   /* JOB.ACK … RESULT and JOB.PROGRESS values */
     int64_t payload_memory;
     int64_t proto_max_bulk_len;
     int maxclients;

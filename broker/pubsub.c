@@ -59,6 +59,12 @@ struct msg *pubsub_copy(const struct msg *m)
 
 struct msg *pubsub_job_message(const struct job *j, const char *event, const char *err, size_t errlen)
 {
+    return pubsub_job_message_json(j, event, err, errlen, NULL, NULL);
+}
+
+struct msg *pubsub_job_message_json(const struct job *j, const char *event, const char *err, size_t errlen,
+                                    const char *key, const char *json)
+{
     resp_buf ch, js;
     resp_buf_init(&ch);
     resp_buf_init(&js);
@@ -74,6 +80,8 @@ struct msg *pubsub_job_message(const struct job *j, const char *event, const cha
         resp_buf_append(&js, ",\"error\":", 9);
         text_json_str(&js, err, errlen);
     }
+    if (key && json)
+        resp_buf_printf(&js, ",\"%s\":%s", key, json);
     resp_buf_append(&js, "}", 1);
     struct msg *m = publish_msg(ch.data, ch.len, js.data, js.len);
     resp_buf_free(&ch);

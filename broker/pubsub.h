@@ -28,6 +28,10 @@ bool pubsub_listening(struct server *srv);
 /* Builds the MSG_PUBLISH for a job event (shard side); err (may be NULL)
  * is the error given with this failure. */
 struct msg *pubsub_job_message(const struct job *j, const char *event, const char *err, size_t errlen);
+/* The same with one more field, key, whose value is the JSON text json
+ * (e.g. "progress" and the reported value). */
+struct msg *pubsub_job_message_json(const struct job *j, const char *event, const char *err, size_t errlen,
+                                    const char *key, const char *json);
 /* A copy of a MSG_PUBLISH (one per I/O thread). */
 struct msg *pubsub_copy(const struct msg *m);
 

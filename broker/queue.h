@@ -67,6 +67,10 @@ struct job {
     char *payload;             /* owned; NULL while it lives only in the journal */
     char *last_error;          /* owned, may be NULL */
     char *unique;              /* owned, may be NULL */
+    char *result;              /* owned, may be NULL: JOB.ACK … RESULT (result_len bytes) */
+    char *progress;            /* owned, may be NULL: the last JOB.PROGRESS value */
+    uint32_t result_len;
+    uint64_t batch;            /* the batch it counts in (batch.h); 0 = none */
 };
 
 /* Makes a READY-to-be-placed job owning a copy of p[0..n). */

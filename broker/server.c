@@ -4,6 +4,8 @@
  */
 #include "server.h"
 
+#include "cmd_result.h"
+
 #include "clock.h"
 #include "io.h"
 #include "log.h"
@@ -276,6 +278,7 @@ int server_run(struct server *srv)
     if ((rc = inbox_init(&srv->main_inbox, srv->base, main_drain, srv)) < 0)
         return rc;
     srv->main_inbox_ready = true;
+    shard_ext_register(&result_ext);
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
             return rc;

@@ -48,6 +48,26 @@ struct waiter {
 
 static void shard_end_turn(struct shard *s);
 
+/* ------------------------------------------------------------ extensions */
+
+#define SHARD_EXT_MAX 8
+static const struct shard_ext *exts[SHARD_EXT_MAX];
+static int nexts;
+
+void shard_ext_register(const struct shard_ext *e)
+{
+    for (int i = 0; i < nexts; i++)
+        if (exts[i] == e)
+            return;
+    if (nexts < SHARD_EXT_MAX)
+        exts[nexts++] = e;
+}
+
+#define EXT_EACH(hook, ...)                                   \
+    for (int ext_i_ = 0; ext_i_ < nexts; ext_i_++)            \
+        if (exts[ext_i_]->hook)                               \
+            exts[ext_i_]->hook(__VA_ARGS__)
+
 /* -------------------------------------------------------------- helpers */
 
 bool shard_owns(const struct shard *s, const char *name, size_t len)
@@ -130,6 +150,16 @@ static bool jr_ready(struct shard *s)
     return s->turn_err == 0;
 }
 
+bool shard_jr_begin(struct shard *s)
+{
+    return jr_ready(s);
+}
+
+void shard_jr_result(struct shard *s, int rc)
+{
+    jr_result(s, rc);
+}
+
 static void jr_insert(struct shard *s, const struct job *j)
 {
     if (jr_ready(s))
@@ -207,6 +237,17 @@ static void emit_err(struct shard *s, const struct job *j, const char *event, co
         msg_batch_add(&s->events[k], k == n - 1 ? m : pubsub_copy(m));
 }
 
+void shard_publish(struct shard *s, struct msg *m)
+{
+    if (!pubsub_listening(s->srv)) {
+        msg_free(m);
+        return;
+    }
+    int n = s->srv->nio;
+    for (int k = 0; k < n; k++)
+        msg_batch_add(&s->events[k], k == n - 1 ? m : pubsub_copy(m));
+}
+
 static void emit(struct shard *s, const struct job *j, const char *event)
 {
     emit_err(s, j, event, NULL, 0);
@@ -259,11 +300,12 @@ static void finish(struct shard *s, struct job *j)
 {
     struct queue *q = j->q;
     release_unique(j);
+    j->state = JOB_DONE;
+    EXT_EACH(job_finished, s, j, JOB_DONE);
     if (q->conf.retention == 0 || q->conf.retention_max == 0) {
         drop(s, j);
         return;
     }
-    j->state = JOB_DONE;
     jlist_push_right(&q->done, j);
     arm(s, j, j->updated_at + q->conf.retention);
     jr_update(s, j);
@@ -360,6 +402,7 @@ int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errle
         jlist_push_right(&q->dead, j);
         qstats(s, q)->buried++;
         jr_update(s, j);
+        EXT_EACH(job_finished, s, j, JOB_DEAD);
         payload_drop(s, j);
         emit_err(s, j, "dead", err, errlen);
         log_debug("job %016llx of queue '%s' is dead after %u attempt(s): %s",
@@ -421,6 +464,8 @@ void shard_job_return(struct shard *s, struct job *j, bool left)
 
 void shard_job_delete(struct shard *s, struct job *j)
 {
+    if (j->state != JOB_DONE && j->state != JOB_DEAD)
+        EXT_EACH(job_finished, s, j, SHARD_FINISHED_DELETED);
     detach(s, j);
     release_unique(j);
     drop(s, j);
@@ -850,6 +895,7 @@ static void commit_turn(struct shard *s)
 {
     if (!s->jr || !journal_in_txn(s->jr)) {
         s->turn_err = 0;
+        EXT_EACH(end_turn, s, true);
         return;
     }
     int rc = s->turn_err ? s->turn_err : journal_commit(s->jr);
@@ -857,7 +903,10 @@ static void commit_turn(struct shard *s)
         if (!s->turn_err)
             log_error("journal of shard %d: %s", s->id, journal_error(s->jr));
         journal_rollback(s->jr);
+        EXT_EACH(end_turn, s, false);
         fail_turn(s, rc);
+    } else {
+        EXT_EACH(end_turn, s, true);
     }
     s->turn_err = 0;
 }
@@ -1075,6 +1124,9 @@ int shard_recover(struct shard *s)
     log_info("shard %d recovered %zu job(s) in %lld ms: %zu ready, %zu reserved, %zu delayed, %zu done, %zu dead (%s)",
              s->id, total, (long long)(clock_mono_ms() - t0), lc.by_state[JOB_READY], lc.by_state[JOB_RESERVED],
              lc.by_state[JOB_DELAYED], lc.by_state[JOB_DONE], lc.by_state[JOB_DEAD], path);
+    for (int i = 0; i < nexts; i++)
+        if (exts[i]->recover && (rc = exts[i]->recover(s)) < 0)
+            return rc;
     return 0;
 }
 
@@ -1123,6 +1175,7 @@ static void shard_reload(struct shard *s)
         log_error("shard %d: reloading the journal failed too: %s; this shard now serves only what it could read",
                   s->id, journal_error(s->jr));
     qtable_each(&s->queues, gc_queue, s);
+    EXT_EACH(reload, s);
     struct queue *q;
     for (size_t i = 0; i < s->queues.nb; i++)
         for (q = s->queues.b[i]; q; q = q->hnext)
@@ -1168,6 +1221,7 @@ void shard_destroy(struct shard *s)
         qtable_each(&s->queues, free_waiters_of, s);
         qtable_free(&s->queues);
     }
+    EXT_EACH(destroy, s);
     jtable_free(&s->jobs);
     theap_free(&s->timers);
     journal_close(s->jr);

@@ -29,6 +29,9 @@
 struct server;
 struct msg;
 struct journal;
+struct jobwaits;
+struct scheds;
+struct batches;
 
 struct shard {
     int id;
@@ -57,7 +60,34 @@ struct shard {
     uint64_t rng;
     bool stopping;
     uint64_t commands;           /* processed, for INFO */
+    /* state of the features that hook in (struct shard_ext): JOB.WAIT
+     * waiters (jobwait.c), schedules (sched.c), batches (batch.c) */
+    struct jobwaits *waits;
+    struct scheds *scheds;
+    struct batches *batches;
 };
+
+/* Features with state of their own on each shard (job waits, schedules,
+ * batches) hook into the shard here, so the shard never calls up into
+ * them. Registered once at start-up, before any shard is initialised;
+ * every hook runs on the shard thread and may be NULL. */
+enum { SHARD_FINISHED_DELETED = -1 };
+struct shard_ext {
+    /* After the journal's jobs were loaded (shard_recover), before serving. */
+    int (*recover)(struct shard *s);
+    /* j just finished: how is JOB_DONE or JOB_DEAD, or SHARD_FINISHED_DELETED
+     * for an unfinished job being deleted. j is still whole (and may be
+     * freed right after the call). */
+    void (*job_finished)(struct shard *s, struct job *j, int how);
+    /* The turn's transaction committed (ok) or was rolled back; called
+     * after the commit and before the turn's replies are posted. */
+    void (*end_turn)(struct shard *s, bool ok);
+    /* Memory was reloaded from the journal after a failed commit. */
+    void (*reload)(struct shard *s);
+    void (*destroy)(struct shard *s);
+};
+void shard_ext_register(const struct shard_ext *e);
+
 
 int shard_init(struct shard *s, struct server *srv, int id);
 /* Opens the journal and loads what it holds (before shard_start). */
@@ -88,6 +118,15 @@ void shard_queue_changed(struct shard *s, struct queue *q);
 bool shard_owns(const struct shard *s, const char *name, size_t len);
 uint64_t shard_new_id(struct shard *s);
 double shard_random(struct shard *s);   /* in [0,1) */
+/* Begins the turn's transaction if needed; false when there is no journal
+ * or the turn already failed (nothing more is written). */
+bool shard_jr_begin(struct shard *s);
+/* Records the result of a journal write of this turn (the first error
+ * fails the turn's commit). */
+void shard_jr_result(struct shard *s, int rc);
+/* Queues a pub/sub message (pubsub.h) for every I/O thread, posted after
+ * the turn commits; takes ownership of m. No-op when nobody listens. */
+void shard_publish(struct shard *s, struct msg *m);
 
 /* ---- job transitions (journaled, counted, announced) ---- */
 

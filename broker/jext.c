@@ -1,0 +1,148 @@
+/*
+ * jext.c - statements on the journal's tables of migration 0004 (see
+ * jext.h). Statements are prepared per call: they run for results,
+ * progress reports, schedule ticks and batch notes, far less often than
+ * job writes, which keep journal.c's cached statements.
+ */
+#include "jext.h"
+
+#include "journal.h"
+#include "log.h"
+#include "queue.h"
+#include "shard.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int bind_all(sqlite3_stmt *st, const char *types, va_list ap)
+{
+    int rc = SQLITE_OK;
+    for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
+        int col = i + 1;
+        switch (types[i]) {
+        case 'i':
+            rc = sqlite3_bind_int64(st, col, va_arg(ap, int64_t));
+            break;
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            size_t n = va_arg(ap, size_t);
+            rc = p ? sqlite3_bind_blob64(st, col, n ? p : "", n, SQLITE_TRANSIENT) : sqlite3_bind_null(st, col);
+            break;
+        }
+        default: {
+            const char *t = va_arg(ap, const char *);
+            rc = t ? sqlite3_bind_text(st, col, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, col);
+        }
+        }
+    }
+    return rc;
+}
+
+static sqlite3_stmt *prepare(struct shard *s, const char *sql, const char *types, va_list ap, int *rc)
+{
+    sqlite3 *db = journal_sqlite(s->jr);
+    sqlite3_stmt *st = NULL;
+    *rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (*rc == SQLITE_OK)
+        *rc = bind_all(st, types, ap);
+    if (*rc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+void jext_write(struct shard *s, const char *sql, const char *types, ...)
+{
+    if (!shard_jr_begin(s))
+        return;
+    va_list ap;
+    va_start(ap, types);
+    int rc;
+    sqlite3_stmt *st = prepare(s, sql, types, ap, &rc);
+    va_end(ap);
+    if (st) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+            rc = SQLITE_OK;
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_OK)
+        shard_jr_result(s, journal_sqlite_fail(s->jr, rc, "write"));
+}
+
+sqlite3_stmt *jext_read(struct shard *s, const char *sql, const char *types, ...)
+{
+    if (!s->jr)
+        return NULL;
+    va_list ap;
+    va_start(ap, types);
+    int rc;
+    sqlite3_stmt *st = prepare(s, sql, types, ap, &rc);
+    va_end(ap);
+    if (!st)
+        log_error("shard %d: cannot read the journal: %s", s->id,
+                  sqlite3_errmsg(journal_sqlite(s->jr)));
+    return st;
+}
+
+char *jext_col_dup(sqlite3_stmt *st, int col, size_t *len)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    const void *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    if (n)
+        memcpy(out, p, n);
+    out[n] = '\0';
+    if (len)
+        *len = n;
+    return out;
+}
+
+void jext_job_result(struct shard *s, uint64_t id, const char *result, size_t len)
+{
+    jext_write(s, "UPDATE jobs SET result = ?1 WHERE id = ?2", "bi", result, len, (int64_t)id);
+}
+
+void jext_job_progress(struct shard *s, uint64_t id, const char *progress)
+{
+    jext_write(s, "UPDATE jobs SET progress = ?1 WHERE id = ?2", "bi", progress,
+               progress ? strlen(progress) : (size_t)0, (int64_t)id);
+}
+
+void jext_job_batch(struct shard *s, uint64_t id, uint64_t batch)
+{
+    jext_write(s, "UPDATE jobs SET batch = ?1 WHERE id = ?2", "ii", (int64_t)batch, (int64_t)id);
+}
+
+int jext_load_jobs(struct shard *s)
+{
+    sqlite3_stmt *st = jext_read(s, "SELECT id, result, progress, batch FROM jobs "
+                                    "WHERE result IS NOT NULL OR progress IS NOT NULL OR batch != 0", "");
+    if (!st)
+        return s->jr ? -EIO : 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct job *j = jtable_find(&s->jobs, (uint64_t)sqlite3_column_int64(st, 0));
+        if (!j)
+            continue;
+        size_t n = 0;
+        free(j->result);
+        j->result = jext_col_dup(st, 1, &n);
+        j->result_len = (uint32_t)n;
+        free(j->progress);
+        j->progress = jext_col_dup(st, 2, NULL);
+        j->batch = (uint64_t)sqlite3_column_int64(st, 3);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}

@@ -1,0 +1,43 @@
+/*
+ * jext.h - rows of the features that keep tables of their own in a shard's
+ * journal (job results and progress, schedules, batches; migration 0004).
+ *
+ * journal.c owns the job rows and their fixed set of prepared statements;
+ * these modules add a few statements of their own on the same SQLite
+ * connection, on the shard thread, inside the turn's transaction (begun
+ * lazily by shard_jr_begin). A failed write fails the whole turn exactly as
+ * a failed job write does (shard_jr_result): its replies become errors and
+ * memory is reloaded from the journal.
+ *
+ * Bind types, one letter per value: 'i' int64_t, 'b' blob (const void *,
+ * size_t; NULL = SQL NULL), 't' text (const char *, NUL-terminated; NULL =
+ * SQL NULL).
+ */
+#ifndef SPOOL_JEXT_H
+#define SPOOL_JEXT_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct shard;
+
+/* One statement that changes rows, in the turn's transaction. No-op
+ * without a journal or after the turn already failed. */
+void jext_write(struct shard *s, const char *sql, const char *types, ...);
+/* A statement that reads rows: step it with sqlite3_step() and finalize
+ * it. NULL without a journal or on error (logged). */
+sqlite3_stmt *jext_read(struct shard *s, const char *sql, const char *types, ...);
+
+/* Job columns of migration 0004. */
+void jext_job_result(struct shard *s, uint64_t id, const char *result, size_t len);
+void jext_job_progress(struct shard *s, uint64_t id, const char *progress);
+void jext_job_batch(struct shard *s, uint64_t id, uint64_t batch);
+/* Loads result, progress and batch into the jobs in memory (recovery). */
+int jext_load_jobs(struct shard *s);
+
+/* A blob column as a malloc'd NUL-terminated copy (NULL when SQL NULL). */
+char *jext_col_dup(sqlite3_stmt *st, int col, size_t *len);
+
+#endif
