@@ -8,6 +8,7 @@
 #include "cmd_job.h"
 #include "cmd_list.h"
 #include "cmd_result.h"
+#include "cmd_sched.h"
 #include "cmd_queue.h"
 #include "cmd_server.h"
 #include "pubsub.h"
@@ -59,6 +60,13 @@ static struct command table[] = {
     { "job.progress", 3, W | CMD_FAST, 0, 0, 0, io_job_progress, sh_job_progress, NULL, "Reports the progress of a reserved job (0-100 or a JSON object); publishes a progress event." },
     { "job.wait", -2, R, 0, 0, 0, io_job_wait, sh_job_wait, NULL, "Waits until a job is done or dead and returns its record with its result; nil after TIMEOUT ms." },
     { "job.retry", 2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_retry, NULL, "Makes a dead or delayed job ready now." },
+    /* schedules */
+    { "sched.set", -5, W, 2, 2, 1, io_sched_set, sh_sched_set, NULL, "Creates or replaces a durable schedule that pushes a job into a queue at every tick (cron, @daily, @every 15m)." },
+    { "sched.get", 2, R, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "A schedule: its spec, options, next run and history." },
+    { "sched.del", 2, W, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "Deletes a schedule; replies 1, or 0 when there was none." },
+    { "sched.list", -1, R, 0, 0, 0, io_sched_list, sh_sched_list, NULL, "Every schedule, or those of one queue." },
+    { "sched.pause", 2, W, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "Stops a schedule's ticks (missed ticks are not run later)." },
+    { "sched.resume", 2, W, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "Resumes a paused schedule from its next tick after now." },
     /* queue administration */
     { "queue.list", 1, R, 0, 0, 0, io_queue_list, sh_queue_list, NULL, "The names of all queues." },
     { "queue.stats", 2, R, 1, 1, 1, io_key, sh_queue_stats, NULL, "Counts per state, totals, oldest ready age, paused." },

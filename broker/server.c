@@ -5,6 +5,7 @@
 #include "server.h"
 
 #include "cmd_result.h"
+#include "schedule.h"
 
 #include "clock.h"
 #include "io.h"
@@ -279,6 +280,7 @@ int server_run(struct server *srv)
         return rc;
     srv->main_inbox_ready = true;
     shard_ext_register(&result_ext);
+    shard_ext_register(&schedule_ext);
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
             return rc;
