@@ -8,11 +8,13 @@
  */
 #include "cmd_job.h"
 
+#include "batch.h"
 #include "clock.h"
 #include "cmd_result.h"
 #include "cmd_list.h"
 #include "commands.h"
 #include "config.h"
+#include "hash.h"
 #include "conn.h"
 #include "io.h"
 #include "msg.h"
@@ -121,6 +123,7 @@ static const struct push_opt {
     { "RETRIES", 0, 1000, "a whole number from 0 to 1000" },
     { "LEASE", 1, 86400000LL * 7, "milliseconds from 1 to 7 days" },
     { "UNIQUE", 1, 1024, "a key of 1 to 1024 bytes without NUL bytes" },
+    { "BATCH", 0, 0, "a batch id (16 hex digits, from BATCH.NEW)" },
 };
 
 /* Fills o from m's options; on a bad one writes the reason into err and
@@ -138,7 +141,7 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
                 po = &push_opts_table[k];
         if (!po) {
             snprintf(err, cap, "ERR JOB.PUSH: unknown option '%.32s' (options: DELAY ms, AT unix-ms, PRI n, "
-                     "RETRIES n, LEASE ms, UNIQUE key)", m->req.argv[i]);
+                     "RETRIES n, LEASE ms, UNIQUE key, BATCH id)", m->req.argv[i]);
             return false;
         }
         if (i + 1 >= m->req.argc) {
@@ -148,9 +151,11 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
         const char *val = m->req.argv[i + 1];
         size_t vlen = m->req.len[i + 1];
         long long v = 0;
-        bool ok = po == &push_opts_table[5]
-                      ? vlen >= 1 && vlen <= 1024 && !memchr(val, 0, vlen)
-                      : arg_num(m, i + 1, po->min, po->max, &v);
+        uint64_t bid = 0;
+        uint32_t batt = 0;
+        bool ok = po == &push_opts_table[5]   ? vlen >= 1 && vlen <= 1024 && !memchr(val, 0, vlen)
+                  : po == &push_opts_table[6] ? job_id_parse(val, vlen, &bid, &batt) && batt == 0
+                                              : arg_num(m, i + 1, po->min, po->max, &v);
         if (!ok) {
             snprintf(err, cap, "ERR JOB.PUSH %s: bad value '%.64s', expected %s", po->name, val, po->want);
             return false;
@@ -161,6 +166,7 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
         case 2: o->priority = (int16_t)v; break;
         case 3: o->retries = v; break;
         case 4: o->lease_ms = v; break;
+        case 6: o->batch = bid; break;
         default: o->unique = val; o->unique_len = vlen;
         }
     }
@@ -175,7 +181,18 @@ void io_job_push(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "%s", err);
         return;
     }
-    if (check_payloads(c, m, 2, 3))
+    if (o.batch && job_id_shard(o.batch) >= c->io->srv->nshards) {
+        char hex[JOB_ID_HEX + 1];
+        job_id_format(o.batch, hex);
+        conn_reply_error(c, m, "NOJOB no batch %s: its id names shard %d, and this server has %d", hex,
+                         job_id_shard(o.batch), c->io->srv->nshards);
+        return;
+    }
+    if (!check_payloads(c, m, 2, 3))
+        return;
+    if (o.batch)
+        conn_route(c, m, job_id_shard(o.batch)); /* the batch's shard admits it first */
+    else
         conn_route_key(c, m, 1);
 }
 
@@ -184,17 +201,26 @@ void sh_job_push(struct shard *s, struct msg *m)
     struct push_opts o;
     char err[256];
     push_parse(m, &o, err, sizeof err); /* checked on the I/O thread already */
-    struct queue *q = shard_queue(s, m, 1, true);
-    if (shard_reject_payload(s, m, q, 2, 3))
+    if (o.batch && !m->batch_admitted) {
+        batch_admit(s, m, o.batch, shard_of(m->req.argv[1], m->req.len[1], s->srv->nshards));
         return;
+    }
+    struct queue *q = shard_queue(s, m, 1, true);
+    struct job *added = NULL;
+    if (shard_reject_payload(s, m, q, 2, 3) || (!(o.unique && queue_unique_find(q, o.unique, o.unique_len)) &&
+                                                shard_check_full(s, m, q, 1))) {
+        if (o.batch)
+            batch_pushed(s, o.batch, NULL);
+        return;
+    }
     char id[JOB_ID_HEX + 1];
     struct job *j = o.unique ? queue_unique_find(q, o.unique, o.unique_len) : NULL;
     if (!j) {
-        if (shard_check_full(s, m, q, 1))
-            return;
-        j = shard_job_push(s, q, m->req.argv[2], m->req.len[2], &o);
+        j = added = shard_job_push(s, q, m->req.argv[2], m->req.len[2], &o);
         m->req.argv[2] = NULL; /* the job owns the payload now */
     }
+    if (o.batch)
+        batch_pushed(s, o.batch, added);
     job_id_format(j->id, id);
     resp_add_cstr(&m->out, id);
     shard_reply(s, m);

@@ -5,6 +5,7 @@
  */
 #include "commands.h"
 
+#include "cmd_batch.h"
 #include "cmd_job.h"
 #include "cmd_list.h"
 #include "cmd_result.h"
@@ -50,7 +51,7 @@ static struct command table[] = {
     { "type", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_type, NULL, "list for a queue with ready jobs, none otherwise." },
     { "reset", 1, CMD_NOAUTH | CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_reset, NULL, NULL, "Resets the connection: unsubscribes, RESP2, no name; AUTH again when a password is set." },
     /* reliable jobs */
-    { "job.push", -3, W, 1, 1, 1, io_job_push, sh_job_push, NULL, "Pushes a job with options (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE); replies with its id." },
+    { "job.push", -3, W, 1, 1, 1, io_job_push, sh_job_push, NULL, "Pushes a job with options (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE, BATCH); replies with its id." },
     { "job.reserve", -3, W | CMD_BLOCKING | CMD_RESERVE, 0, 0, 0, io_job_reserve, shard_bpop, NULL, "Leases ready jobs from the first queue that has some, waiting up to TIMEOUT ms." },
     { "job.ack", -2, W | CMD_FAST, 0, 0, 0, io_job_ids, sh_job_ack, NULL, "Acknowledges deliveries by receipt: their jobs are done (JOB.ACK receipt RESULT value keeps a result)." },
     { "job.nack", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_nack, NULL, "Gives a delivery back as failed: retry after backoff (or DELAY), or dead." },
@@ -60,6 +61,10 @@ static struct command table[] = {
     { "job.progress", 3, W | CMD_FAST, 0, 0, 0, io_job_progress, sh_job_progress, NULL, "Reports the progress of a reserved job (0-100 or a JSON object); publishes a progress event." },
     { "job.wait", -2, R, 0, 0, 0, io_job_wait, sh_job_wait, NULL, "Waits until a job is done or dead and returns its record with its result; nil after TIMEOUT ms." },
     { "job.retry", 2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_retry, NULL, "Makes a dead or delayed job ready now." },
+    /* batches */
+    { "batch.new", -1, W, 0, 0, 0, io_batch_new, sh_batch_new, NULL, "Opens a batch with optional ON-SUCCESS, ON-COMPLETE and ON-DEATH callback jobs; replies with its id." },
+    { "batch.close", 2, W, 0, 0, 0, io_batch_id, sh_batch_id, NULL, "No more jobs join the batch; its callbacks fire once all have finished." },
+    { "batch.get", 2, R, 0, 0, 0, io_batch_id, sh_batch_id, NULL, "A batch's state, counts and callbacks." },
     /* schedules */
     { "sched.set", -5, W, 2, 2, 1, io_sched_set, sh_sched_set, NULL, "Creates or replaces a durable schedule that pushes a job into a queue at every tick (cron, @daily, @every 15m)." },
     { "sched.get", 2, R, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "A schedule: its spec, options, next run and history." },

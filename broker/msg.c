@@ -29,6 +29,7 @@ void msg_free(struct msg *m)
     resp_cmd_free(&m->req);
     resp_buf_free(&m->out);
     free(m->jobs);
+    free(m->note);
     if (m->claim)
         claim_release(m->claim);
     free(m);

@@ -44,6 +44,7 @@ enum bpop_mode {
 struct command;
 struct claim;
 struct job;
+struct bnote;
 
 struct msg {
     struct msg *next;
@@ -75,6 +76,10 @@ struct msg {
     /* MSG_PUBLISH: channel in req.argv[1], message in req.argv[2] */
 
     int fd;                      /* MSG_CONN */
+
+    /* batches (batch.h) */
+    bool batch_admitted;         /* JOB.PUSH … BATCH: the batch's home shard let it in */
+    struct bnote *note;          /* a note between shards: one malloc block, owned */
 };
 
 struct msg *msg_new(enum msg_type type);

@@ -4,6 +4,7 @@
  */
 #include "server.h"
 
+#include "batch.h"
 #include "cmd_result.h"
 #include "schedule.h"
 
@@ -281,6 +282,7 @@ int server_run(struct server *srv)
     srv->main_inbox_ready = true;
     shard_ext_register(&result_ext);
     shard_ext_register(&schedule_ext);
+    shard_ext_register(&batch_ext);
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
             return rc;

@@ -138,6 +138,7 @@ struct push_opts {
     const char *unique;
     size_t unique_len;
     bool left;            /* LPUSH/JOB.PUSH: left; RPUSH: right */
+    uint64_t batch;       /* JOB.PUSH … BATCH id (batch.h); 0 = none */
 };
 
 /* Creates a job in q; takes ownership of payload (malloc'd, with a NUL at

@@ -53,7 +53,7 @@ CREATE TABLE batches (
 -- written in the transaction of the change they report, sent after the
 -- commit, resent after a restart, deleted once the other shard confirmed.
 CREATE TABLE batch_outbox (
-    seq     INTEGER PRIMARY KEY,            -- increasing per shard
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT, -- increasing per shard, never reused
     dest    INTEGER NOT NULL,               -- shard it goes to
     kind    INTEGER NOT NULL,               -- batch.c enum note_kind
     batch   INTEGER NOT NULL,
