@@ -15,8 +15,10 @@
  * shard_ext) whenever a job becomes done or dead, or is deleted before it
  * finished: every waiter of that id is answered in that turn, so the reply
  * leaves after the commit that finished the job. A deleted job answers
- * -NOJOB. A waiter whose client disconnected is answered into the void at
- * its timeout or when the job finishes (the connection waits as a zombie).
+ * -NOJOB. Like a blocking pop, a waiter is parked with a claim
+ * (conn_park): it is answered only by whoever takes the claim, and a client
+ * that disconnects takes it and withdraws the waiter (MSG_CANCEL, the
+ * cancel hook), so nothing waits for a client that is gone.
  *
  * Results and progress live in the job (struct job: result, progress) and
  * in the job's row (jext.c), so they survive restarts, and leave with the
@@ -25,6 +27,7 @@
 #include "cmd_result.h"
 
 #include "clock.h"
+#include "claim.h"
 #include "cmd_job.h"
 #include "cmd_list.h"
 #include "commands.h"
@@ -67,8 +70,9 @@ static bool word(const struct msg *m, int i, const char *w)
     return i < m->req.argc && strlen(w) == m->req.len[i] && strncasecmp(m->req.argv[i], w, m->req.len[i]) == 0;
 }
 
-/* Routes m to the shard its job id (argv[1]) names; false when answered. */
-static bool route_job(struct conn *c, struct msg *m)
+/* Routes m to the shard its job id (argv[1]) names (parked there with a
+ * claim when park); false when answered. */
+static bool route_job_to(struct conn *c, struct msg *m, bool park)
 {
     uint64_t id;
     uint32_t attempt;
@@ -83,8 +87,16 @@ static bool route_job(struct conn *c, struct msg *m)
                          m->req.argv[1], k, c->io->srv->nshards);
         return false;
     }
-    conn_route(c, m, k);
+    if (park)
+        conn_park(c, m, k);
+    else
+        conn_route(c, m, k);
     return true;
+}
+
+static bool route_job(struct conn *c, struct msg *m)
+{
+    return route_job_to(c, m, false);
 }
 
 /* ------------------------------------------------------------- results */
@@ -186,12 +198,26 @@ void io_job_wait(struct conn *c, struct msg *m)
         return;
     }
     m->deadline = v > 0 ? clock_now_ms() + v : 0;
-    route_job(c, m);
+    route_job_to(c, m, true);
 }
 
 static struct jobwaits *waits_of(struct shard *s)
 {
     return s->waits;
+}
+
+/* Sends the reply of a JOB.WAIT unless its client was answered or left
+ * (the I/O thread took the claim): then it is only freed. */
+static void answer(struct shard *s, struct msg *m)
+{
+    if (m->claim) {
+        m->claim->parked = NULL;
+        if (!claim_take(m->claim)) {
+            msg_free(m);
+            return;
+        }
+    }
+    shard_reply(s, m);
 }
 
 static void encode_final(struct shard *s, struct msg *m, struct job *j)
@@ -217,6 +243,9 @@ void sh_job_wait(struct shard *s, struct msg *m)
         encode_final(s, m, j);
     } else if (!w) {
         resp_buf_printf(&m->out, "-ERR JOB.WAIT is not available on this shard\r\n");
+    } else if (m->claim && !claim_is_open(m->claim)) {
+        msg_free(m); /* its client left before it arrived */
+        return;
     } else {
         struct jwaiter *x = xcalloc(1, sizeof *x);
         tnode_init(&x->timer, 0);
@@ -230,9 +259,11 @@ void sh_job_wait(struct shard *s, struct msg *m)
             dtimer_add(&w->timer, &x->timer, m->deadline);
             dtimer_rearm(&w->timer);
         }
+        if (m->claim)
+            m->claim->parked = x;
         return;
     }
-    shard_reply(s, m);
+    answer(s, m);
 }
 
 static void unlink_waiter(struct jobwaits *w, struct jwaiter *x)
@@ -269,7 +300,7 @@ static void job_finished(struct shard *s, struct job *j, int how)
         } else {
             encode_final(s, x->m, j);
         }
-        shard_reply(s, x->m);
+        answer(s, x->m);
         free(x);
     }
 }
@@ -280,7 +311,19 @@ static void wait_expired(void *arg, struct tnode *t)
     struct jwaiter *x = (struct jwaiter *)t;
     unlink_waiter(s->waits, x);
     resp_add_null(&x->m->out, x->m->proto);
-    shard_reply(s, x->m);
+    answer(s, x->m);
+    free(x);
+}
+
+/* The client of a parked JOB.WAIT left (or was answered): forget it. */
+static void wait_cancel(struct shard *s, struct claim *claim)
+{
+    struct jwaiter *x = claim->parked;
+    claim->parked = NULL;
+    if (!x || !s->waits)
+        return;
+    unlink_waiter(s->waits, x);
+    msg_free(x->m);
     free(x);
 }
 
@@ -327,6 +370,7 @@ static void result_destroy(struct shard *s)
 const struct shard_ext result_ext = {
     .recover = result_recover,
     .job_finished = job_finished,
+    .cancel = wait_cancel,
     .reload = result_reload,
     .destroy = result_destroy,
 };

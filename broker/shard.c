@@ -843,6 +843,8 @@ static void handle_cancel(struct shard *s, struct msg *m)
     struct waiter *w = m->claim->waiters[s->id];
     if (w)
         waiter_drop(s, w);
+    else if (m->claim->parked)
+        EXT_EACH(cancel, s, m->claim);
     msg_free(m);
 }
 

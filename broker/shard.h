@@ -32,6 +32,7 @@ struct journal;
 struct jobwaits;
 struct scheds;
 struct batches;
+struct claim;
 
 struct shard {
     int id;
@@ -82,6 +83,9 @@ struct shard_ext {
     /* The turn's transaction committed (ok) or was rolled back; called
      * after the commit and before the turn's replies are posted. */
     void (*end_turn)(struct shard *s, bool ok);
+    /* The I/O thread withdrew a request parked with claim->parked set
+     * (its client disconnected, or it was answered). */
+    void (*cancel)(struct shard *s, struct claim *claim);
     /* Memory was reloaded from the journal after a failed commit. */
     void (*reload)(struct shard *s);
     void (*destroy)(struct shard *s);

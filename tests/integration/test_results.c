@@ -103,7 +103,7 @@ Test(results, wait_returns_the_result_acked_on_another_connection)
     jid id = PUSH(c, "thumbs", "{\"img\":2}");
     cli *waiter = cli_connect(srv->port);
     SEND(waiter, "JOB.WAIT", id.s, "TIMEOUT", "20000");
-    expect_no_reply_for(waiter, 200, "JOB.WAIT on a ready job");
+    wait_blocked_clients(c, 1, 5000); /* parked on the job's shard */
     cli *worker = cli_connect(srv->port);
     char r[64];
     reserve_one(worker, "thumbs", r, sizeof r);
@@ -170,6 +170,25 @@ Test(results, wait_sees_dead_and_deleted_jobs)
     expect_error_has(CMD(c, "JOB.WAIT", "nope"), "ERR", "not a job id");
     expect_error_has(CMD(c, "JOB.WAIT", a.s, "TIMEOUT", "-1"), "ERR", "JOB.WAIT");
     cli_close(w);
+}
+
+Test(results, a_waiter_that_disconnects_is_withdrawn)
+{
+    jid id = PUSH(c, "q", "{}");
+    cli *w = cli_connect(srv->port);
+    SEND(w, "JOB.WAIT", id.s);
+    wait_blocked_clients(c, 1, 5000);
+    cli_close(w);
+    wait_blocked_clients(c, 0, 5000);
+    cr_assert(wait_until(info_field(c, "clients", "connected_clients") == 1, 5000),
+              "the waiting connection is gone");
+    /* finishing the job now answers nobody and breaks nothing */
+    char r[64];
+    reserve_one(c, "q", r, sizeof r);
+    expect_int(CMD(c, "JOB.ACK", r, "RESULT", "\"late\""), 1);
+    resp_val *v = CMD(c, "JOB.WAIT", id.s, "TIMEOUT", "100");
+    cr_assert_str_eq(field_str(v, "result"), "\"late\"");
+    resp_val_free(v);
 }
 
 Test(results, results_and_progress_survive_a_restart)
