@@ -40,6 +40,7 @@ enum note_kind {
     NOTE_ACK = 10,    /* the receiver applied the source's notes up to seq */
     NOTE_UNPEND = 11, /* an admitted push did not add a job */
     NOTE_SYNC = 12,   /* the source has resent its whole outbox */
+    NOTE_RESEND = 13, /* the receiver lost notes (a failed turn): send them again */
 };
 
 struct bnote {
@@ -47,7 +48,7 @@ struct bnote {
     int src, dest;
     int64_t seq;
     uint64_t batch;
-    bool resent;
+    bool resent;      /* sent again at start: counted in no pending push */
     size_t qlen, plen;
     char data[];      /* queue NUL payload NUL (PUSH only) */
 };
@@ -57,12 +58,17 @@ struct batches {
     size_t n;
     struct dtimer timer;          /* removal of finished batches */
     int64_t *hwm;                 /* per source shard: last note applied */
+    bool *asked;                  /* per source shard: RESEND asked, not yet answered */
+    int64_t *next_seq;            /* per destination shard: last seq given */
     bool *synced;                 /* per source shard: SYNC received */
     int nsynced;
     struct msg *out_head, *out_tail; /* posted after the turn commits */
+    uint64_t *undo;               /* batches whose pending count an ADDED note of */
+    size_t nundo, capundo;        /*   this turn lowered (raised again on rollback) */
 };
 
 static void on_note(struct shard *s, struct msg *m);
+static int resend_to(struct shard *s, int dest, bool at_start);
 
 static const struct command note_cmd = {
     "batch.note", 0, 0, 0, 0, 0, NULL, on_note, NULL, "internal: a note between shards about batches",
@@ -129,9 +135,10 @@ static void post_after_commit(struct shard *s, struct msg *m)
 static void send_note(struct shard *s, int dest, int kind, uint64_t batch, const char *q, size_t qlen,
                       const char *p, size_t plen)
 {
-    jext_write(s, "INSERT INTO batch_outbox (dest, kind, batch, queue, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
-               "iiibb", (int64_t)dest, (int64_t)kind, (int64_t)batch, q, qlen, p, plen);
-    int64_t seq = jext_last_rowid(s);
+    int64_t seq = ++s->batches->next_seq[dest];
+    jext_write(s, "INSERT INTO batch_outbox (dest, seq, kind, batch, queue, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+               "iiiibb", (int64_t)dest, seq, (int64_t)kind, (int64_t)batch, q, qlen, p, plen);
+    jext_write(s, "INSERT OR REPLACE INTO batch_seq (dest, seq) VALUES (?1, ?2)", "ii", (int64_t)dest, seq);
     post_after_commit(s, note_msg(kind, s->id, dest, seq, batch, q, qlen, p, plen));
 }
 
@@ -343,8 +350,15 @@ static void apply_count(struct shard *s, const struct bnote *n)
     }
     if (n->kind == NOTE_ADDED) {
         b->total++;
-        if (!n->resent && b->pending > 0)
+        if (!n->resent && b->pending > 0) {
             b->pending--;
+            struct batches *bs = s->batches;
+            if (bs->nundo == bs->capundo) {
+                bs->capundo = bs->capundo ? bs->capundo * 2 : 16;
+                bs->undo = xrealloc(bs->undo, bs->capundo * sizeof *bs->undo);
+            }
+            bs->undo[bs->nundo++] = b->id;
+        }
     } else if (n->kind == NOTE_DONE) {
         b->done++;
     } else {
@@ -390,8 +404,21 @@ static void on_note(struct shard *s, struct msg *m)
                 evaluate_all(s);
         }
         break;
+    case NOTE_RESEND:
+        resend_to(s, n->src, false);
+        break;
     default:
-        if (n->seq > bs->hwm[n->src]) {
+        if (n->seq > bs->hwm[n->src] + 1) {
+            /* a note before it was lost with a failed turn here: it is
+             * still in the source's outbox; ask for all of them again */
+            if (!bs->asked[n->src]) {
+                bs->asked[n->src] = true;
+                post_now(s, note_msg(NOTE_RESEND, s->id, n->src, 0, 0, NULL, 0, NULL, 0));
+            }
+            break;
+        }
+        if (n->seq == bs->hwm[n->src] + 1) {
+            bs->asked[n->src] = false;
             if (n->kind >= NOTE_PUSH && n->kind < NOTE_PUSH + CB_COUNT)
                 push_callback(s, n);
             else
@@ -414,6 +441,12 @@ static void end_turn(struct shard *s, bool ok)
         return;
     struct msg *m = bs->out_head;
     bs->out_head = bs->out_tail = NULL;
+    for (size_t i = 0; !ok && i < bs->nundo; i++) {
+        struct batch *b = batch_find(s, bs->undo[i]);
+        if (b)
+            b->pending++; /* that ADDED note was rolled back: it comes again */
+    }
+    bs->nundo = 0;
     while (m) {
         struct msg *next = m->next;
         m->next = NULL;
@@ -499,22 +532,27 @@ static int load_inbox(struct shard *s)
     return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-/* Posts the whole outbox again, then SYNC to every shard. */
-static int resend(struct shard *s)
+/* Posts the outbox again, in seq order: the rows for dest (every row when
+ * dest < 0). at_start: notes from before a restart (no pending push counts
+ * them). */
+static int resend_to(struct shard *s, int dest, bool at_start)
 {
-    sqlite3_stmt *st = jext_read(s, "SELECT seq, dest, kind, batch, queue, payload FROM batch_outbox ORDER BY seq", "");
+    sqlite3_stmt *st = dest < 0 ? jext_read(s, "SELECT seq, dest, kind, batch, queue, payload FROM batch_outbox "
+                                               "ORDER BY dest, seq", "")
+                                : jext_read(s, "SELECT seq, dest, kind, batch, queue, payload FROM batch_outbox "
+                                               "WHERE dest = ?1 ORDER BY seq", "i", (int64_t)dest);
     if (!st)
         return s->jr ? -EIO : 0;
     int rc, n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int dest = (int)sqlite3_column_int64(st, 1);
-        if (dest < 0 || dest >= s->srv->nshards)
+        int to = (int)sqlite3_column_int64(st, 1);
+        if (to < 0 || to >= s->srv->nshards)
             continue;
         size_t qlen = 0, plen = 0;
         char *q = jext_col_dup(st, 4, &qlen), *p = jext_col_dup(st, 5, &plen);
-        struct msg *m = note_msg((int)sqlite3_column_int64(st, 2), s->id, dest, sqlite3_column_int64(st, 0),
+        struct msg *m = note_msg((int)sqlite3_column_int64(st, 2), s->id, to, sqlite3_column_int64(st, 0),
                                  (uint64_t)sqlite3_column_int64(st, 3), q, qlen, p, plen);
-        m->note->resent = true;
+        m->note->resent = at_start;
         free(q);
         free(p);
         post_now(s, m);
@@ -522,9 +560,23 @@ static int resend(struct shard *s)
     }
     sqlite3_finalize(st);
     if (n)
-        log_info("shard %d: %d batch note(s) sent again after the restart", s->id, n);
-    for (int k = 0; k < s->srv->nshards; k++)
-        post_now(s, note_msg(NOTE_SYNC, s->id, k, 0, 0, NULL, 0, NULL, 0));
+        log_info("shard %d: %d batch note(s) sent again%s", s->id, n, at_start ? " after the restart" : " on request");
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int load_seqs(struct shard *s)
+{
+    memset(s->batches->next_seq, 0, (size_t)s->srv->nshards * sizeof *s->batches->next_seq);
+    sqlite3_stmt *st = jext_read(s, "SELECT dest, seq FROM batch_seq", "");
+    if (!st)
+        return s->jr ? -EIO : 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t dest = sqlite3_column_int64(st, 0);
+        if (dest >= 0 && dest < s->srv->nshards)
+            s->batches->next_seq[dest] = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
@@ -533,14 +585,19 @@ static int batch_recover(struct shard *s)
     if (!s->batches) {
         struct batches *bs = xcalloc(1, sizeof *bs);
         bs->hwm = xcalloc((size_t)s->srv->nshards, sizeof *bs->hwm);
+        bs->asked = xcalloc((size_t)s->srv->nshards, sizeof *bs->asked);
+        bs->next_seq = xcalloc((size_t)s->srv->nshards, sizeof *bs->next_seq);
         bs->synced = xcalloc((size_t)s->srv->nshards, sizeof *bs->synced);
         dtimer_init(&bs->timer, s->base, remove_finished, after, s);
         s->batches = bs;
     }
     int rc;
-    if ((rc = load_batches(s)) < 0 || (rc = load_inbox(s)) < 0)
+    if ((rc = load_batches(s)) < 0 || (rc = load_inbox(s)) < 0 || (rc = load_seqs(s)) < 0 ||
+        (rc = resend_to(s, -1, true)) < 0)
         return rc;
-    return resend(s);
+    for (int k = 0; k < s->srv->nshards; k++)
+        post_now(s, note_msg(NOTE_SYNC, s->id, k, 0, 0, NULL, 0, NULL, 0));
+    return 0;
 }
 
 /* After a failed commit: counts and seqs as the journal has them; what is
@@ -556,7 +613,8 @@ static void batch_reload(struct shard *s)
             if (b->pending && k < n)
                 keep[k].id = b->id, keep[k++].pending = b->pending;
     drop_all(s);
-    if (load_batches(s) < 0 || load_inbox(s) < 0)
+    memset(s->batches->hwm, 0, (size_t)s->srv->nshards * sizeof *s->batches->hwm);
+    if (load_batches(s) < 0 || load_inbox(s) < 0 || load_seqs(s) < 0)
         log_error("shard %d: reloading the batches failed", s->id);
     for (size_t i = 0; i < k; i++) {
         struct batch *b = batch_find(s, keep[i].id);
@@ -564,6 +622,12 @@ static void batch_reload(struct shard *s)
             b->pending = keep[i].pending;
     }
     free(keep);
+    /* notes applied in the failed turn are gone: every shard sends what it
+     * has for us again (duplicates are recognised by their seq) */
+    for (int src = 0; src < s->srv->nshards; src++) {
+        s->batches->asked[src] = true;
+        post_now(s, note_msg(NOTE_RESEND, s->id, src, 0, 0, NULL, 0, NULL, 0));
+    }
 }
 
 static void batch_destroy(struct shard *s)
@@ -579,6 +643,9 @@ static void batch_destroy(struct shard *s)
     }
     dtimer_free(&bs->timer);
     free(bs->hwm);
+    free(bs->asked);
+    free(bs->next_seq);
+    free(bs->undo);
     free(bs->synced);
     free(bs);
     s->batches = NULL;

@@ -10,11 +10,14 @@
  *    was added to a batch, finished done, finished dead; a callback job to
  *    push) writes a note row into its own `batch_outbox` in the same
  *    transaction as the change it reports, and posts the note to the other
- *    shard only after that commit. Seqs increase per source shard and are
- *    never reused (AUTOINCREMENT).
- *  - The receiving shard applies a note and records the source's seq in
- *    `batch_inbox` in one transaction; a note at or below the recorded seq
- *    is a duplicate and is ignored. After its commit it confirms (an
+ *    shard only after that commit. Seqs count 1, 2, 3, ... per (source,
+ *    destination) pair, without gaps (batch_seq keeps the last one).
+ *  - The receiving shard applies a note whose seq is the next one after
+ *    the source's seq recorded in `batch_inbox`, and records it, in one
+ *    transaction; a note at or below it is a duplicate and is ignored; a
+ *    note beyond it means notes were lost in a failed turn: the receiver
+ *    asks the source to RESEND its outbox (so does a shard whose commit
+ *    failed, at once). After its commit the receiver confirms (an
  *    in-memory ack) and the source deletes its outbox rows up to that seq.
  *  - At start every shard posts its whole outbox again (resent notes),
  *    then a SYNC marker to every shard. A home shard judges completion only

@@ -88,11 +88,6 @@ sqlite3_stmt *jext_read(struct shard *s, const char *sql, const char *types, ...
     return st;
 }
 
-int64_t jext_last_rowid(struct shard *s)
-{
-    return s->jr ? (int64_t)sqlite3_last_insert_rowid(journal_sqlite(s->jr)) : 0;
-}
-
 char *jext_col_dup(sqlite3_stmt *st, int col, size_t *len)
 {
     if (sqlite3_column_type(st, col) == SQLITE_NULL) {

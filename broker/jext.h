@@ -30,9 +30,6 @@ void jext_write(struct shard *s, const char *sql, const char *types, ...);
  * it. NULL without a journal or on error (logged). */
 sqlite3_stmt *jext_read(struct shard *s, const char *sql, const char *types, ...);
 
-/* The rowid of the last row inserted on the shard's connection. */
-int64_t jext_last_rowid(struct shard *s);
-
 /* Job columns of migration 0004. */
 void jext_job_result(struct shard *s, uint64_t id, const char *result, size_t len);
 void jext_job_progress(struct shard *s, uint64_t id, const char *progress);

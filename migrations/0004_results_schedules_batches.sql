@@ -51,18 +51,29 @@ CREATE TABLE batches (
 
 -- Notes from this shard to another one (batch counting, callback pushes),
 -- written in the transaction of the change they report, sent after the
--- commit, resent after a restart, deleted once the other shard confirmed.
+-- commit, resent after a restart or on request, deleted once the other
+-- shard confirmed them. Seqs count 1, 2, 3, ... per destination shard.
 CREATE TABLE batch_outbox (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT, -- increasing per shard, never reused
     dest    INTEGER NOT NULL,               -- shard it goes to
+    seq     INTEGER NOT NULL,               -- per destination, without gaps
     kind    INTEGER NOT NULL,               -- batch.c enum note_kind
     batch   INTEGER NOT NULL,
     queue   BLOB,                           -- callback push: target queue
-    payload BLOB                            -- callback push: payload
+    payload BLOB,                           -- callback push: payload
+    PRIMARY KEY (dest, seq)
 );
 
--- Per source shard, the last note applied here (notes at or below it are
--- duplicates of a resend and are ignored).
+-- Per destination shard, the last seq given to a note (rows of the outbox
+-- are deleted once confirmed, so it is kept here).
+CREATE TABLE batch_seq (
+    dest INTEGER PRIMARY KEY,
+    seq  INTEGER NOT NULL
+);
+
+-- Per source shard, the last note applied here: a note applies only when
+-- its seq is the next one; lower seqs are duplicates of a resend, higher
+-- ones mean a note was lost in a failed turn, and the source is asked to
+-- send its outbox again.
 CREATE TABLE batch_inbox (
     src INTEGER PRIMARY KEY,
     seq INTEGER NOT NULL

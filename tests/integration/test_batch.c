@@ -245,3 +245,44 @@ Test(batch, edges)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* A commit that fails on the batch's shard loses the notes applied in that
+ * turn; they are still in the sending shard's outbox and come again. */
+Test(batch, a_failed_commit_on_the_batch_shard_loses_no_count)
+{
+    spoold *s = spoold_start("--shards", "2", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port);
+    char q[2][16], id[32];
+    queues_on_distinct_shards(c, q, 2);
+    NEW_BATCH(c, id, "ON-COMPLETE", "fin", "{}");
+    long long home = shard_of_id(id);
+    jid probe = PUSH(c, q[0], "{}");
+    const char *on_home = shard_of_id(probe.s) == home ? q[0] : q[1];
+    const char *elsewhere = on_home == q[0] ? q[1] : q[0];
+    expect_int(CMD(c, "JOB.DEL", probe.s), 1);
+    PUSHO(c, elsewhere, "{}", "BATCH", id);
+    PUSHO(c, elsewhere, "{}", "BATCH", id);
+    expect_ok(CMD(c, "BATCH.CLOSE", id));
+    /* the next commit of the batch's shard fails: the one applying the
+     * first DONE note */
+    expect_ok(CMD(c, "DEBUG", "JOURNAL-FAIL", on_home, "1", "EIO"));
+    cr_assert_eq(work(c, elsewhere, 1, 0), 1);
+    cr_assert(wait_until(({
+        resp_val *g = batch_get(c, id);
+        long long d = field_int(g, "done");
+        resp_val_free(g);
+        d == 1;
+    }), 5000), "the DONE note lost with the failed commit was sent again");
+    cr_assert_eq(work(c, elsewhere, 1, 0), 1);
+    cr_assert(wait_until(batch_is(c, id, "finished"), 5000), "the batch finished");
+    cr_assert(wait_until(llen(c, "fin") == 1, 5000));
+    resp_val *v = batch_get(c, id);
+    cr_assert_eq(field_int(v, "total"), 2);
+    cr_assert_eq(field_int(v, "done"), 2);
+    resp_val_free(v);
+    char *log = spoold_log(s);
+    cr_assert(strstr(log, "a commit failed"), "the injected fault hit a commit: %s", log);
+    free(log);
+    cli_close(c);
+    spoold_stop(s);
+}
