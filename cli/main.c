@@ -122,7 +122,8 @@ static const command commands[] = {
       "maxlen, payload, retention, retention-max (see docs/protocol.md).\n" },
     { "tail", cmd_tail, opts_tail, 0, -1, "tail [QUEUE...] [--count N]",
       "follow job lifecycle events live",
-      "Prints job events (pushed, reserved, acked, retried, expired, dead) as\n"
+      "Prints job events (pushed, reserved, acked, retried, expired, dead,\n"
+      "progress, scheduled, batch) as\n"
       "they happen, for the given queues or all of them. With --json, one\n"
       "JSON object per line. Ctrl-C stops.\n" },
     { "top", cmd_top, opts_top, 0, 0, "top [--interval DUR] [--iterations N]",
