@@ -1,8 +1,8 @@
 /*
  * jext.c - statements on the journal's tables of migration 0004 (see
- * jext.h). Statements are prepared per call: they run for results,
- * progress reports, schedule ticks and batch notes, far less often than
- * job writes, which keep journal.c's cached statements.
+ * jext.h). Writing statements are prepared once per shard and kept in a
+ * small cache keyed by their SQL text's address (every caller passes a
+ * constant); reads, which run at recovery only, are prepared per call.
  */
 #include "jext.h"
 
@@ -10,6 +10,7 @@
 #include "log.h"
 #include "queue.h"
 #include "shard.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -54,24 +55,81 @@ static sqlite3_stmt *prepare(struct shard *s, const char *sql, const char *types
     return st;
 }
 
+#define JEXT_CACHE 24
+
+struct jext_cache {
+    const char *sql[JEXT_CACHE];
+    sqlite3_stmt *st[JEXT_CACHE];
+    int n;
+};
+
+/* The cached statement for sql, prepared on first use (NULL on error). */
+static sqlite3_stmt *cached(struct shard *s, const char *sql, int *rc)
+{
+    if (!s->jext)
+        s->jext = xcalloc(1, sizeof *s->jext);
+    struct jext_cache *c = s->jext;
+    for (int i = 0; i < c->n; i++)
+        if (c->sql[i] == sql)
+            return c->st[i];
+    sqlite3_stmt *st = NULL;
+    *rc = sqlite3_prepare_v3(journal_sqlite(s->jr), sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (*rc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    if (c->n < JEXT_CACHE) {
+        c->sql[c->n] = sql;
+        c->st[c->n++] = st;
+    }
+    return st;
+}
+
+static bool is_cached(const struct shard *s, const sqlite3_stmt *st)
+{
+    for (int i = 0; s->jext && i < s->jext->n; i++)
+        if (s->jext->st[i] == st)
+            return true;
+    return false;
+}
+
 void jext_write(struct shard *s, const char *sql, const char *types, ...)
 {
     if (!shard_jr_begin(s))
         return;
-    va_list ap;
-    va_start(ap, types);
-    int rc;
-    sqlite3_stmt *st = prepare(s, sql, types, ap, &rc);
-    va_end(ap);
+    int rc = SQLITE_OK;
+    sqlite3_stmt *st = cached(s, sql, &rc);
     if (st) {
-        rc = sqlite3_step(st);
+        va_list ap;
+        va_start(ap, types);
+        rc = bind_all(st, types, ap);
+        va_end(ap);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
         if (rc == SQLITE_DONE || rc == SQLITE_ROW)
             rc = SQLITE_OK;
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (!is_cached(s, st))
+            sqlite3_finalize(st);
     }
     if (rc != SQLITE_OK)
         shard_jr_result(s, journal_sqlite_fail(s->jr, rc, "write"));
 }
+
+static void jext_close(struct shard *s)
+{
+    if (!s->jext)
+        return;
+    for (int i = 0; i < s->jext->n; i++)
+        sqlite3_finalize(s->jext->st[i]);
+    free(s->jext);
+    s->jext = NULL;
+}
+
+const struct shard_ext jext_ext = {
+    .destroy = jext_close,
+};
 
 sqlite3_stmt *jext_read(struct shard *s, const char *sql, const char *types, ...)
 {

@@ -22,9 +22,16 @@
 #include <stdint.h>
 
 struct shard;
+struct shard_ext;
+
+/* Finalizes the cached statements when the shard is destroyed (before its
+ * journal closes); registered after the features that write. */
+extern const struct shard_ext jext_ext;
 
 /* One statement that changes rows, in the turn's transaction. No-op
- * without a journal or after the turn already failed. */
+ * without a journal or after the turn already failed. sql must be a
+ * string constant: its prepared statement is cached per shard by the
+ * pointer. */
 void jext_write(struct shard *s, const char *sql, const char *types, ...);
 /* A statement that reads rows: step it with sqlite3_step() and finalize
  * it. NULL without a journal or on error (logged). */

@@ -6,6 +6,7 @@
 
 #include "batch.h"
 #include "cmd_result.h"
+#include "jext.h"
 #include "schedule.h"
 
 #include "clock.h"
@@ -283,6 +284,7 @@ int server_run(struct server *srv)
     shard_ext_register(&result_ext);
     shard_ext_register(&schedule_ext);
     shard_ext_register(&batch_ext);
+    shard_ext_register(&jext_ext); /* last: closes what the others wrote with */
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
             return rc;

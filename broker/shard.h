@@ -33,6 +33,7 @@ struct jobwaits;
 struct scheds;
 struct batches;
 struct claim;
+struct jext_cache;
 
 struct shard {
     int id;
@@ -66,6 +67,7 @@ struct shard {
     struct jobwaits *waits;
     struct scheds *scheds;
     struct batches *batches;
+    struct jext_cache *jext;     /* prepared statements of jext.c */
 };
 
 /* Features with state of their own on each shard (job waits, schedules,
