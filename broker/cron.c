@@ -560,10 +560,12 @@ static int64_t match_from(const struct cron_spec *c, int64_t L, int64_t limit_ye
             mi = 0, h++;
         if (h > 23)
             h = 0, d++;
-        if (d > days_in_month(y, mo))
-            d = 1, mo++;
         if (mo > 12)
             mo = 1, y++;
+        if (d > days_in_month(y, mo)) {
+            d = 1, mo++;
+            continue; /* the month may run over the year now */
+        }
         if (y > limit_year)
             return INT64_MIN;
         if (!(c->mon >> mo & 1)) {

@@ -196,3 +196,13 @@ Test(cron, zones_move_cron_ticks)
     expect_next("0 9 * * *", "Asia/Kolkata", "2026-07-01T00:00:00", "2026-07-01T03:30:00");
     expect_next("0 0 * * *", "Pacific/Auckland", "2026-07-01T00:00:00", "2026-07-01T12:00:00");
 }
+
+/* Regression: running over the last day of December looked up the length
+ * of month 13 before moving to January (an out-of-bounds read that ASan
+ * reports). */
+Test(cron, month_overflow_at_the_end_of_the_year)
+{
+    expect_next("0 0 1 1 *", "UTC", "2026-12-31T12:00:00", "2027-01-01T00:00:00");
+    expect_next("0 12 * * *", "UTC", "2026-12-31T12:00:00", "2027-01-01T12:00:00");
+    expect_next("0 0 30 2 *", "UTC", "2026-12-31T00:00:00", NULL);
+}
