@@ -17,7 +17,7 @@
 #include "jext.h"
 #include "log.h"
 #include "msg.h"
-#include "pubsub.h"
+#include "events.h"
 #include "queue.h"
 #include "resp.h"
 #include "server.h"
@@ -115,7 +115,7 @@ static struct msg *note_msg(int kind, int src, int dest, int64_t seq, uint64_t b
 
 static void post_now(struct shard *s, struct msg *m)
 {
-    inbox_post(&s->srv->shards[m->note->dest].inbox, m);
+    inbox_post(ctx_inbox(s->srv, ctx_shard(s->srv, m->note->dest)), m);
 }
 
 /* Posted once this turn has committed (dropped if it rolls back). */
@@ -195,7 +195,7 @@ struct batch *batch_new(struct shard *s, const char *const cb_q[CB_COUNT], const
 {
     struct batch *b = xcalloc(1, sizeof *b);
     tnode_init(&b->timer, 0);
-    b->id = shard_new_id(s);
+    b->id = store_new_id(&s->st);
     b->created_at = clock_now_ms();
     for (int i = 0; i < CB_COUNT; i++) {
         if (!cb_q[i])
@@ -283,7 +283,7 @@ void batch_admit(struct shard *s, struct msg *m, uint64_t id, int queue_shard)
     }
     b->pending++;
     m->batch_admitted = true;
-    inbox_post(&s->srv->shards[queue_shard].inbox, m);
+    inbox_post(ctx_inbox(s->srv, ctx_shard(s->srv, queue_shard)), m);
 }
 
 void batch_pushed(struct shard *s, uint64_t id, struct job *j)
@@ -318,9 +318,9 @@ static void push_callback(struct shard *s, const struct bnote *n)
     char key[80], hex[JOB_ID_HEX + 1];
     job_id_format(n->batch, hex);
     int klen = snprintf(key, sizeof key, "batch:%s:%s", hex, batch_cb_name(cb));
-    struct queue *qq = shard_queue_named(s, q, n->qlen, true);
+    struct queue *qq = store_queue(&s->st, q, n->qlen, true);
     if (queue_unique_find(qq, key, (size_t)klen)) {
-        shard_queue_gc(s, qq);
+        store_queue_gc(&s->st, qq);
         return; /* pushed already and not finished: never twice */
     }
     struct push_opts o = { 0 };
@@ -330,12 +330,12 @@ static void push_callback(struct shard *s, const struct bnote *n)
     o.unique_len = (size_t)klen;
     char *payload = xmalloc(n->plen + 1);
     memcpy(payload, p, n->plen + 1);
-    struct job *j = shard_job_push(s, qq, payload, n->plen, &o);
+    struct job *j = store_job_push(&s->st, qq, payload, n->plen, &o);
     resp_buf v;
     resp_buf_init(&v);
     resp_buf_printf(&v, "{\"id\":\"%s\",\"callback\":\"%s\"}", hex, batch_cb_name(cb));
     resp_buf_append(&v, "", 1);
-    shard_publish(s, pubsub_job_message_json(j, "batch", NULL, 0, "batch", v.data));
+    shard_publish(s, events_job_message_json(j, "batch", NULL, 0, "batch", v.data));
     resp_buf_free(&v);
 }
 
@@ -493,7 +493,7 @@ static int load_batches(struct shard *s)
     sqlite3_stmt *st = jext_read(s, "SELECT id, state, total, done, dead, fired, on_success, on_complete, on_death, "
                                     "created_at, updated_at FROM batches", "");
     if (!st)
-        return s->jr ? -EIO : 0;
+        return s->st.jr ? -EIO : 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct batch *b = xcalloc(1, sizeof *b);
@@ -521,7 +521,7 @@ static int load_inbox(struct shard *s)
 {
     sqlite3_stmt *st = jext_read(s, "SELECT src, seq FROM batch_inbox", "");
     if (!st)
-        return s->jr ? -EIO : 0;
+        return s->st.jr ? -EIO : 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t src = sqlite3_column_int64(st, 0);
@@ -542,7 +542,7 @@ static int resend_to(struct shard *s, int dest, bool at_start)
                                 : jext_read(s, "SELECT seq, dest, kind, batch, queue, payload FROM batch_outbox "
                                                "WHERE dest = ?1 ORDER BY seq", "i", (int64_t)dest);
     if (!st)
-        return s->jr ? -EIO : 0;
+        return s->st.jr ? -EIO : 0;
     int rc, n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int to = (int)sqlite3_column_int64(st, 1);
@@ -569,7 +569,7 @@ static int load_seqs(struct shard *s)
     memset(s->batches->next_seq, 0, (size_t)s->srv->nshards * sizeof *s->batches->next_seq);
     sqlite3_stmt *st = jext_read(s, "SELECT dest, seq FROM batch_seq", "");
     if (!st)
-        return s->jr ? -EIO : 0;
+        return s->st.jr ? -EIO : 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t dest = sqlite3_column_int64(st, 0);

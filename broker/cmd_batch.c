@@ -7,6 +7,7 @@
 #include "cmd_batch.h"
 
 #include "batch.h"
+#include "admit.h"
 #include "cmd_job.h"
 #include "commands.h"
 #include "config.h"
@@ -46,7 +47,7 @@ void io_batch_new(struct conn *c, struct msg *m)
             return;
         }
         seen |= 1 << k;
-        if (!check_payloads(c, m, i + 2, i + 3))
+        if (!admit_payloads(c, m, i + 2, i + 3))
             return;
         if (m->num) {
             conn_reply_error(c, m, "BADJSON the %s payload is not valid JSON at byte %lld; no batch was made",

@@ -8,19 +8,20 @@
  */
 #include "cmd_job.h"
 
+#include "admit.h"
+#include "args.h"
 #include "batch.h"
 #include "clock.h"
 #include "cmd_result.h"
-#include "cmd_list.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
 #include "hash.h"
 #include "conn.h"
+#include "context.h"
 #include "io.h"
 #include "msg.h"
 #include "payload.h"
 #include "queue.h"
-#include "server.h"
 #include "shard.h"
 
 #include <errno.h>
@@ -28,85 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static bool arg_is(const struct msg *m, int i, const char *s)
-{
-    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
-}
-
-static bool arg_num(const struct msg *m, int i, long long min, long long max, long long *out)
-{
-    long long v;
-    if (i >= m->req.argc || !parse_ll(m->req.argv[i], m->req.len[i], &v) || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* -------------------------------------------------------- payload check */
-
-/* With --payload json the I/O thread checks every payload; the shard
- * accepts non-JSON only for a queue configured `payload raw`. The result
- * rides in m->num: 0 = all valid, else (element << 32 | byte offset) + 1. */
-bool check_payloads(struct conn *c, struct msg *m, int first, int last)
-{
-    const struct config *cfg = &c->io->srv->cfg;
-    for (int i = first; i < last; i++) {
-        size_t len = m->req.len[i];
-        if ((int64_t)len > cfg->max_payload) {
-            char which[48] = "";
-            if (last - first > 1)
-                snprintf(which, sizeof which, " (element %d)", i - first + 1);
-            conn_reply_error(c, m, "TOOBIG payload%s is %zu bytes; the limit is %lld bytes (max-payload); nothing was pushed",
-                             which, len, (long long)cfg->max_payload);
-            return false;
-        }
-    }
-    m->num = 0;
-    if (cfg->payload != PAYLOAD_JSON)
-        return true;
-    for (int i = first; i < last; i++) {
-        size_t at;
-        if (!payload_is_json(m->req.argv[i], m->req.len[i], &at)) {
-            m->num = ((long long)(i - first) << 32 | (long long)at) + 1;
-            break;
-        }
-    }
-    return true;
-}
-
-/* Shard side: refuses the push if a payload is not JSON and q wants JSON. */
-bool shard_reject_payload(struct shard *s, struct msg *m, struct queue *q, int first, int last)
-{
-    if (q->conf.payload != PAYLOAD_JSON)
-        return false;
-    long long elem = -1, at = 0;
-    if (m->num) {
-        elem = (m->num - 1) >> 32;
-        at = (m->num - 1) & 0xffffffffLL;
-    } else if (s->srv->cfg.payload != PAYLOAD_JSON) {
-        /* The server does not check, but this queue does. */
-        for (int i = first; i < last && elem < 0; i++) {
-            size_t a;
-            if (!payload_is_json(m->req.argv[i], m->req.len[i], &a)) {
-                elem = i - first;
-                at = (long long)a;
-            }
-        }
-    }
-    if (elem < 0)
-        return false;
-    char which[48] = "";
-    if (last - first > 1)
-        snprintf(which, sizeof which, " (element %lld)", elem + 1);
-    resp_buf_reset(&m->out);
-    resp_buf_printf(&m->out, "-BADJSON payload%s is not valid JSON at byte %lld; nothing was pushed "
-                    "(queue '%.128s' takes JSON; QUEUE.CONFIG %.128s SET payload raw accepts any bytes)\r\n",
-                    which, at, q->name, q->name);
-    shard_reply(s, m);
-    shard_queue_gc(s, q);
-    return true;
-}
 
 /* ------------------------------------------------------------ JOB.PUSH */
 
@@ -155,7 +77,7 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
         uint32_t batt = 0;
         bool ok = po == &push_opts_table[5]   ? vlen >= 1 && vlen <= 1024 && !memchr(val, 0, vlen)
                   : po == &push_opts_table[6] ? job_id_parse(val, vlen, &bid, &batt) && batt == 0
-                                              : arg_num(m, i + 1, po->min, po->max, &v);
+                                              : arg_range(m, i + 1, po->min, po->max, &v);
         if (!ok) {
             snprintf(err, cap, "ERR JOB.PUSH %s: bad value '%.64s', expected %s", po->name, val, po->want);
             return false;
@@ -173,6 +95,7 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
     return true;
 }
 
+/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key] */
 void io_job_push(struct conn *c, struct msg *m)
 {
     struct push_opts o;
@@ -188,7 +111,7 @@ void io_job_push(struct conn *c, struct msg *m)
                          job_id_shard(o.batch), c->io->srv->nshards);
         return;
     }
-    if (!check_payloads(c, m, 2, 3))
+    if (!admit_payloads(c, m, 2, 3))
         return;
     if (o.batch)
         conn_route(c, m, job_id_shard(o.batch)); /* the batch's shard admits it first */
@@ -196,6 +119,7 @@ void io_job_push(struct conn *c, struct msg *m)
         conn_route_key(c, m, 1);
 }
 
+/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key] */
 void sh_job_push(struct shard *s, struct msg *m)
 {
     struct push_opts o;
@@ -207,8 +131,7 @@ void sh_job_push(struct shard *s, struct msg *m)
     }
     struct queue *q = shard_queue(s, m, 1, true);
     struct job *added = NULL;
-    if (shard_reject_payload(s, m, q, 2, 3) || (!(o.unique && queue_unique_find(q, o.unique, o.unique_len)) &&
-                                                shard_check_full(s, m, q, 1))) {
+    if (admit_json(s, m, q, 2, 3)) {
         if (o.batch)
             batch_pushed(s, o.batch, NULL);
         return;
@@ -216,7 +139,12 @@ void sh_job_push(struct shard *s, struct msg *m)
     char id[JOB_ID_HEX + 1];
     struct job *j = o.unique ? queue_unique_find(q, o.unique, o.unique_len) : NULL;
     if (!j) {
-        j = added = shard_job_push(s, q, m->req.argv[2], m->req.len[2], &o);
+        if (admit_room(s, m, q, 1)) {
+            if (o.batch)
+                batch_pushed(s, o.batch, NULL);
+            return;
+        }
+        j = added = store_job_push(&s->st, q, m->req.argv[2], m->req.len[2], &o);
         m->req.argv[2] = NULL; /* the job owns the payload now */
     }
     if (o.batch)
@@ -228,6 +156,7 @@ void sh_job_push(struct shard *s, struct msg *m)
 
 /* --------------------------------------------------------- JOB.RESERVE */
 
+/* JOB.RESERVE [TIMEOUT ms] [COUNT n] [LEASE ms] [NOWAIT] FROM queue [queue …] */
 void io_job_reserve(struct conn *c, struct msg *m)
 {
     int64_t timeout = 0;
@@ -239,13 +168,13 @@ void io_job_reserve(struct conn *c, struct msg *m)
     for (; i < m->req.argc && !arg_is(m, i, "FROM"); i++) {
         if (arg_is(m, i, "NOWAIT")) {
             nowait = true;
-        } else if (arg_is(m, i, "TIMEOUT") && arg_num(m, i + 1, 0, 86400000LL * 365, &v)) {
+        } else if (arg_is(m, i, "TIMEOUT") && arg_range(m, i + 1, 0, 86400000LL * 365, &v)) {
             timeout = v;
             i++;
-        } else if (arg_is(m, i, "COUNT") && arg_num(m, i + 1, 1, 1000, &v)) {
+        } else if (arg_is(m, i, "COUNT") && arg_range(m, i + 1, 1, 1000, &v)) {
             m->count = (int)v;
             i++;
-        } else if (arg_is(m, i, "LEASE") && arg_num(m, i + 1, 1, 86400000LL * 7, &v)) {
+        } else if (arg_is(m, i, "LEASE") && arg_range(m, i + 1, 1, 86400000LL * 7, &v)) {
             m->lease = v;
             i++;
         } else {
@@ -293,11 +222,7 @@ static bool route_id(struct conn *c, struct msg *m, int i)
     return true;
 }
 
-static void finish_sum(struct conn *c, struct slot *sl)
-{
-    resp_add_int(&sl->out, sl->num);
-}
-
+/* JOB.ACK receipt [receipt …] | JOB.DEL id [id …] */
 void io_job_ids(struct conn *c, struct msg *m)
 {
     if (arg_is(m, 0, "JOB.ACK") && io_ack_result(c, m))
@@ -314,20 +239,21 @@ void io_job_ids(struct conn *c, struct msg *m)
             return;
         }
     }
-    conn_gather(c, m, true, finish_sum);
+    conn_gather(c, m, true, conn_finish_sum);
 }
 
+/* JOB.NACK receipt [DELAY ms] [ERROR text] [DEAD] | JOB.TOUCH receipt [LEASE ms] | JOB.GET id | JOB.RETRY id */
 void io_job_id(struct conn *c, struct msg *m)
 {
     long long v;
     bool nack = arg_is(m, 0, "JOB.NACK"), touch = arg_is(m, 0, "JOB.TOUCH");
     for (int i = 2; i < m->req.argc; i++) {
-        if (nack && arg_is(m, i, "DELAY") && arg_num(m, i + 1, 0, 86400000LL * 3650, &v)) {
+        if (nack && arg_is(m, i, "DELAY") && arg_range(m, i + 1, 0, 86400000LL * 3650, &v)) {
             i++;
         } else if (nack && arg_is(m, i, "ERROR") && i + 1 < m->req.argc) {
             i++;
         } else if (nack && arg_is(m, i, "DEAD")) {
-        } else if (touch && arg_is(m, i, "LEASE") && arg_num(m, i + 1, 1, 86400000LL * 7, &v)) {
+        } else if (touch && arg_is(m, i, "LEASE") && arg_range(m, i + 1, 1, 86400000LL * 7, &v)) {
             i++;
         } else {
             conn_reply_error(c, m, "ERR %s: bad option or value at '%.32s' (%s)", m->cmd->name, m->req.argv[i],
@@ -350,7 +276,7 @@ struct job *job_resolve(struct shard *s, struct msg *m, int i, bool need_reserve
     if (!job_id_parse(m->req.argv[i], m->req.len[i], &id, &attempt) || job_id_shard(id) != s->id)
         return NULL;
     job_id_format(id, hex);
-    struct job *j = jtable_find(&s->jobs, id);
+    struct job *j = jtable_find(&s->st.jobs, id);
     if (!j) {
         if (report)
             resp_buf_printf(&m->out, "-NOJOB no job %s (it never existed, or it finished and was removed)\r\n", hex);
@@ -372,6 +298,7 @@ struct job *job_resolve(struct shard *s, struct msg *m, int i, bool need_reserve
     return j;
 }
 
+/* JOB.ACK receipt [receipt …] */
 void sh_job_ack(struct shard *s, struct msg *m)
 {
     bool with_result = m->req.argc == 4 && arg_is(m, 2, "RESULT");
@@ -383,8 +310,8 @@ void sh_job_ack(struct shard *s, struct msg *m)
         struct queue *q = j->q;
         if (with_result)
             result_store(s, m, j);
-        shard_job_ack(s, j);
-        shard_queue_gc(s, q);
+        store_job_ack(&s->st, j);
+        store_queue_gc(&s->st, q);
         m->num++;
     }
     if (single && m->out.len == 0)
@@ -392,6 +319,7 @@ void sh_job_ack(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* JOB.NACK receipt [DELAY ms] [ERROR text] [DEAD] */
 void sh_job_nack(struct shard *s, struct msg *m)
 {
     struct job *j = job_resolve(s, m, 1, true, true);
@@ -406,7 +334,7 @@ void sh_job_nack(struct shard *s, struct msg *m)
     for (int i = 2; i < m->req.argc; i++) {
         if (arg_is(m, i, "DELAY")) {
             i++;
-            parse_ll(m->req.argv[i], m->req.len[i], &delay);
+            arg_ll(m, i, &delay);
         } else if (arg_is(m, i, "ERROR")) {
             i++;
             err = m->req.argv[i];
@@ -416,20 +344,21 @@ void sh_job_nack(struct shard *s, struct msg *m)
         }
     }
     struct queue *q = j->q;
-    int st = shard_job_fail(s, j, err, errlen, delay, dead, "nack");
+    int st = store_job_fail(&s->st, j, err, errlen, delay, dead, "nack");
     resp_add_simple(&m->out, st == JOB_DEAD ? "dead" : "retry");
-    shard_queue_gc(s, q);
+    store_queue_gc(&s->st, q);
     shard_reply(s, m);
 }
 
+/* JOB.TOUCH receipt [LEASE ms] */
 void sh_job_touch(struct shard *s, struct msg *m)
 {
     struct job *j = job_resolve(s, m, 1, true, true);
     if (j) {
         long long lease = 0;
         if (m->req.argc == 4)
-            parse_ll(m->req.argv[3], m->req.len[3], &lease);
-        shard_job_touch(s, j, lease);
+            arg_ll(m, 3, &lease);
+        store_job_touch(&s->st, j, lease);
         resp_add_int(&m->out, j->lease_until);
     }
     shard_reply(s, m);
@@ -485,16 +414,18 @@ void encode_job(struct msg *m, const struct job *j)
     add_kv_opt(b, m->proto, "progress", j->progress);
 }
 
+/* JOB.GET id */
 void sh_job_get(struct shard *s, struct msg *m)
 {
     struct job *j = job_resolve(s, m, 1, false, false);
-    if (j && shard_job_payload(s, j) == 0)
+    if (j && store_job_payload(&s->st, j) == 0)
         encode_job(m, j);
     else
         resp_add_null(&m->out, m->proto);
     shard_reply(s, m);
 }
 
+/* JOB.DEL id [id …] */
 void sh_job_del(struct shard *s, struct msg *m)
 {
     for (int i = 1; i < m->req.argc; i++) {
@@ -502,8 +433,8 @@ void sh_job_del(struct shard *s, struct msg *m)
         if (!j)
             continue;
         struct queue *q = j->q;
-        shard_job_delete(s, j);
-        shard_queue_gc(s, q);
+        store_job_delete(&s->st, j);
+        store_queue_gc(&s->st, q);
         m->num++;
     }
     if (m->req.argc == 2)
@@ -511,6 +442,7 @@ void sh_job_del(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* JOB.RETRY id */
 void sh_job_retry(struct shard *s, struct msg *m)
 {
     struct job *j = job_resolve(s, m, 1, false, true);
@@ -520,7 +452,7 @@ void sh_job_retry(struct shard *s, struct msg *m)
         resp_buf_printf(&m->out, "-ERR job %s is %s; only dead or delayed jobs can be retried\r\n", id,
                         job_state_name(j->state));
     } else if (j) {
-        shard_job_retry(s, j);
+        store_job_retry(&s->st, j);
         resp_add_simple(&m->out, "OK");
     }
     shard_reply(s, m);

@@ -33,11 +33,4 @@ void encode_job(struct msg *m, const struct job *j);
  * reserved). On failure writes the error into m->out (when report) and
  * returns NULL. */
 struct job *job_resolve(struct shard *s, struct msg *m, int i, bool need_reserved, bool report);
-/* Checks the push payloads of m (I/O side) when the server checks JSON. */
-bool check_payloads(struct conn *c, struct msg *m, int first, int last);
-/* Shard side: replies -BADJSON (and returns true) when q takes JSON and a
- * payload in argv[first..last) is not. */
-struct queue;
-bool shard_reject_payload(struct shard *s, struct msg *m, struct queue *q, int first, int last);
-
 #endif

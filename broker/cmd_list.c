@@ -7,16 +7,17 @@
  */
 #include "cmd_list.h"
 
+#include "admit.h"
+#include "args.h"
 #include "clock.h"
-#include "cmd_job.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
 #include "conn.h"
+#include "context.h"
 #include "io.h"
 #include "msg.h"
 #include "payload.h"
 #include "queue.h"
-#include "server.h"
 #include "shard.h"
 
 #include <errno.h>
@@ -25,43 +26,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ------------------------------------------------------------- numbers */
-
-bool parse_ll(const char *s, size_t n, long long *out)
-{
-    if (n == 0 || n > 20)
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end != s + n || (n > 1 && s[0] == '0') || (s[0] == '-' && n > 1 && s[1] == '0'))
-        return false;
-    if (s[0] == '+' || s[0] == ' ')
-        return false;
-    *out = v;
-    return true;
-}
-
-static long long arg_ll(const struct msg *m, int i)
-{
-    long long v = 0;
-    parse_ll(m->req.argv[i], m->req.len[i], &v);
-    return v;
-}
-
 /* ---------------------------------------------------------- I/O side */
 
+/* LLEN key | TYPE key */
 void io_key(struct conn *c, struct msg *m)
 {
     conn_route_key(c, m, 1);
 }
 
+/* LPUSH key element [element …] | RPUSH key element [element …] */
 void io_push(struct conn *c, struct msg *m)
 {
-    if (check_payloads(c, m, 2, m->req.argc))
+    if (admit_payloads(c, m, 2, m->req.argc))
         conn_route_key(c, m, 1);
 }
 
+/* LPOP key [count] | RPOP key [count] */
 void io_pop(struct conn *c, struct msg *m)
 {
     if (m->req.argc > 3) {
@@ -70,7 +50,7 @@ void io_pop(struct conn *c, struct msg *m)
     }
     if (m->req.argc == 3) {
         long long v;
-        if (!parse_ll(m->req.argv[2], m->req.len[2], &v) || v < 0) {
+        if (!arg_ll(m, 2, &v) || v < 0) {
             conn_reply_error(c, m, "ERR value is out of range, must be positive");
             return;
         }
@@ -78,37 +58,22 @@ void io_pop(struct conn *c, struct msg *m)
     conn_route_key(c, m, 1);
 }
 
+/* LRANGE key start stop */
 void io_lrange(struct conn *c, struct msg *m)
 {
     long long v;
-    if (!parse_ll(m->req.argv[2], m->req.len[2], &v) || !parse_ll(m->req.argv[3], m->req.len[3], &v)) {
+    if (!arg_ll(m, 2, &v) || !arg_ll(m, 3, &v)) {
         conn_reply_error(c, m, "ERR value is not an integer or out of range");
         return;
     }
     conn_route_key(c, m, 1);
 }
 
-/* Redis timeout syntax: seconds, decimals allowed, 0 = forever. */
-static int parse_timeout(const struct msg *m, int i, int64_t *deadline)
-{
-    const char *s = m->req.argv[i];
-    size_t n = m->req.len[i];
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (n == 0 || end != s + n || errno || isnan(d) || isinf(d))
-        return -EINVAL;
-    if (d < 0)
-        return -ERANGE;
-    int64_t ms = (int64_t)ceil(d * 1000.0);
-    *deadline = ms == 0 ? 0 : clock_now_ms() + ms;
-    return 0;
-}
-
+/* BLPOP key [key …] timeout | BRPOP key [key …] timeout */
 void io_bpop(struct conn *c, struct msg *m)
 {
     int64_t deadline;
-    int rc = parse_timeout(m, m->req.argc - 1, &deadline);
+    int rc = arg_timeout(m, m->req.argc - 1, &deadline);
     if (rc == -ERANGE) {
         conn_reply_error(c, m, "ERR timeout is negative");
         return;
@@ -120,50 +85,36 @@ void io_bpop(struct conn *c, struct msg *m)
     conn_bpop(c, m, 1, m->req.argc - 1, deadline);
 }
 
-static void finish_sum(struct conn *c, struct slot *sl)
-{
-    resp_add_int(&sl->out, sl->num);
-}
-
+/* DEL key [key …] | EXISTS key [key …] */
 void io_keys_sum(struct conn *c, struct msg *m)
 {
-    conn_gather(c, m, true, finish_sum);
+    conn_gather(c, m, true, conn_finish_sum);
 }
 
+/* DBSIZE */
 void io_dbsize(struct conn *c, struct msg *m)
 {
-    conn_gather(c, m, true, finish_sum);
+    conn_gather(c, m, true, conn_finish_sum);
 }
 
 /* --------------------------------------------------------- shard side */
 
-/* -FULL when q cannot take n more unfinished jobs. */
-bool shard_check_full(struct shard *s, struct msg *m, struct queue *q, size_t n)
-{
-    if (q->conf.maxlen == 0 || queue_unfinished(q) + n <= (size_t)q->conf.maxlen)
-        return false;
-    resp_buf_printf(&m->out, "-FULL queue '%.128s' has %zu unfinished jobs, its maxlen is %lld; nothing was pushed "
-                    "(raise it with QUEUE.CONFIG %.128s SET maxlen N, or let workers catch up)\r\n",
-                    q->name, queue_unfinished(q), (long long)q->conf.maxlen, q->name);
-    shard_reply(s, m);
-    shard_queue_gc(s, q);
-    return true;
-}
-
+/* LPUSH key element [element …] | RPUSH key element [element …] */
 void sh_push(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, true);
-    if (shard_reject_payload(s, m, q, 2, m->req.argc) || shard_check_full(s, m, q, (size_t)(m->req.argc - 2)))
+    if (admit_json(s, m, q, 2, m->req.argc) || admit_room(s, m, q, (size_t)(m->req.argc - 2)))
         return;
     struct push_opts o = { .retries = -1, .left = m->cmd->flags & CMD_LEFT };
     for (int i = 2; i < m->req.argc; i++) {
-        shard_job_push(s, q, m->req.argv[i], m->req.len[i], &o);
+        store_job_push(&s->st, q, m->req.argv[i], m->req.len[i], &o);
         m->req.argv[i] = NULL; /* the job owns the payload now */
     }
     resp_add_int(&m->out, (long long)q->nready);
     shard_reply(s, m);
 }
 
+/* LPOP key [count] | RPOP key [count] */
 void sh_pop(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -177,20 +128,24 @@ void sh_pop(struct shard *s, struct msg *m)
         shard_reply(s, m);
         return;
     }
-    size_t want = counted ? (size_t)arg_ll(m, 2) : 1;
+    long long count = 1;
+    if (counted)
+        arg_ll(m, 2, &count);   /* checked on the I/O thread */
+    size_t want = (size_t)count;
     if (want > q->nready)
         want = q->nready;
     if (counted)
         resp_add_array(&m->out, want);
     for (size_t i = 0; i < want; i++) {
         struct job *j = queue_ready_peek(q, left);
-        shard_add_payload(s, m, j);
-        shard_job_popped(s, j);
+        store_add_payload(&s->st, m, j);
+        store_job_popped(&s->st, j);
     }
-    shard_queue_gc(s, q);
+    store_queue_gc(&s->st, q);
     shard_reply(s, m);
 }
 
+/* LLEN key */
 void sh_llen(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -198,23 +153,28 @@ void sh_llen(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* LRANGE key start stop */
 void sh_lrange(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
     size_t from, to;
-    if (!q || !queue_range(q->nready, arg_ll(m, 2), arg_ll(m, 3), &from, &to)) {
+    long long start = 0, stop = 0;
+    arg_ll(m, 2, &start);   /* both checked on the I/O thread */
+    arg_ll(m, 3, &stop);
+    if (!q || !queue_range(q->nready, start, stop, &from, &to)) {
         resp_add_array(&m->out, 0);
     } else {
         resp_add_array(&m->out, to - from + 1);
         struct job *j = queue_ready_at(q, from);
         for (size_t i = from; i <= to; i++) {
-            shard_add_payload(s, m, j);
+            store_add_payload(&s->st, m, j);
             j = j->next ? j->next : (i < to ? queue_ready_at(q, i + 1) : NULL);
         }
     }
     shard_reply(s, m);
 }
 
+/* TYPE key */
 void sh_type(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -222,24 +182,8 @@ void sh_type(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
-/* Deletes q's jobs in state (or, with state < 0, in every state but
- * reserved); returns how many. */
-long long shard_purge(struct shard *s, struct queue *q, int state)
-{
-    long long n = 0;
-    for (int st = 0; st < JOB_NSTATES; st++) {
-        if (state >= 0 ? st != state : st == JOB_RESERVED)
-            continue;
-        struct job *j;
-        while ((j = st == JOB_READY ? queue_ready_peek(q, false) : queue_list(q, st)->head)) {
-            shard_job_delete(s, j);
-            n++;
-        }
-    }
-    return n;
-}
-
 /* DEL and EXISTS go to every shard; each answers for the keys it owns. */
+/* DEL key [key …] */
 void sh_del(struct shard *s, struct msg *m)
 {
     for (int i = 1; i < m->req.argc; i++) {
@@ -247,13 +191,14 @@ void sh_del(struct shard *s, struct msg *m)
             continue;
         struct queue *q = shard_queue(s, m, i, false);
         if (q) {
-            m->num += shard_purge(s, q, -1) > 0;
-            shard_queue_gc(s, q);
+            m->num += store_purge(&s->st, q, -1) > 0;
+            store_queue_gc(&s->st, q);
         }
     }
     shard_reply(s, m);
 }
 
+/* EXISTS key [key …] */
 void sh_exists(struct shard *s, struct msg *m)
 {
     for (int i = 1; i < m->req.argc; i++) {
@@ -270,9 +215,10 @@ static void count_nonempty(void *arg, struct queue *q)
     *(long long *)arg += q->nready > 0;
 }
 
+/* DBSIZE */
 void sh_dbsize(struct shard *s, struct msg *m)
 {
-    qtable_each(&s->queues, count_nonempty, &m->num);
+    qtable_each(&s->st.queues, count_nonempty, &m->num);
     shard_reply(s, m);
 }
 
@@ -289,8 +235,9 @@ static void info_line(void *arg, struct queue *q)
 }
 
 /* The # Queues lines of this shard; m->num = jobs ready here. */
+/* INFO [section …] (the queues part) */
 void sh_info(struct shard *s, struct msg *m)
 {
-    qtable_each(&s->queues, info_line, m);
+    qtable_each(&s->st.queues, info_line, m);
     shard_reply(s, m);
 }

@@ -31,12 +31,4 @@ void sh_exists(struct shard *s, struct msg *m);
 void sh_dbsize(struct shard *s, struct msg *m);
 void sh_info(struct shard *s, struct msg *m);
 
-/* Shared with the QUEUE.* and JOB.* commands. */
-struct queue;
-#include <stdbool.h>
-#include <stddef.h>
-bool shard_check_full(struct shard *s, struct msg *m, struct queue *q, size_t n);
-long long shard_purge(struct shard *s, struct queue *q, int state);
-bool parse_ll(const char *s, size_t n, long long *out);
-
 #endif

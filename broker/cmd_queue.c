@@ -4,16 +4,17 @@
  */
 #include "cmd_queue.h"
 
+#include "args.h"
 #include "clock.h"
 #include "cmd_job.h"
-#include "cmd_list.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
 #include "conn.h"
+#include "context.h"
 #include "io.h"
 #include "journal.h"
-#include "server.h"
 #include "msg.h"
+#include "powercut.h"
 #include "queue.h"
 #include "shard.h"
 #include "textfmt.h"
@@ -24,11 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static bool arg_is(const struct msg *m, int i, const char *s)
-{
-    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
-}
 
 /* ----------------------------------------------------------- QUEUE.LIST */
 
@@ -42,6 +38,7 @@ static void finish_list(struct conn *c, struct slot *sl)
     free(v);
 }
 
+/* QUEUE.LIST */
 void io_queue_list(struct conn *c, struct msg *m)
 {
     conn_gather(c, m, true, finish_list);
@@ -54,9 +51,10 @@ static void list_one(void *arg, struct queue *q)
     resp_buf_append(&m->out, "\n", 1);
 }
 
+/* QUEUE.LIST */
 void sh_queue_list(struct shard *s, struct msg *m)
 {
-    qtable_each(&s->queues, list_one, m);
+    qtable_each(&s->st.queues, list_one, m);
     shard_reply(s, m);
 }
 
@@ -74,7 +72,7 @@ static bool check_peek(struct conn *c, struct msg *m)
         size_t vl = m->req.len[i + 1];
         if (arg_is(m, i, "STATE") && job_state_parse(val, vl) >= 0)
             continue;
-        if (arg_is(m, i, "COUNT") && parse_ll(val, vl, &v) && v >= 1 && v <= 1000)
+        if (arg_is(m, i, "COUNT") && resp_parse_ll(val, vl, &v) == 0 && v >= 1 && v <= 1000)
             continue;
         uint64_t id;
         uint32_t a;
@@ -87,6 +85,7 @@ static bool check_peek(struct conn *c, struct msg *m)
     return true;
 }
 
+/* QUEUE.STATS|PEEK|PAUSE|RESUME|PURGE|RETRY|CONFIG queue … */
 void io_queue_key(struct conn *c, struct msg *m)
 {
     const char *name = m->cmd->name;
@@ -127,6 +126,7 @@ static int64_t oldest_ready_age(const struct queue *q)
     return oldest ? clock_now_ms() - oldest : 0;
 }
 
+/* QUEUE.STATS queue */
 void sh_queue_stats(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
@@ -192,7 +192,7 @@ static struct job *page_start(struct shard *s, struct queue *q, int state, bool 
     *gone = false;
     if (!has_after)
         return peek_first(q, state);
-    struct job *j = jtable_find(&s->jobs, after);
+    struct job *j = jtable_find(&s->st.jobs, after);
     if (!j || j->q != q || j->state != state) {
         *gone = true;
         return NULL;
@@ -200,6 +200,7 @@ static struct job *page_start(struct shard *s, struct queue *q, int state, bool 
     return peek_next(q, j);
 }
 
+/* QUEUE.PEEK queue [STATE s] [COUNT n] [AFTER id] */
 void sh_queue_peek(struct shard *s, struct msg *m)
 {
     int state = JOB_READY;
@@ -210,7 +211,7 @@ void sh_queue_peek(struct shard *s, struct msg *m)
         if (arg_is(m, i, "STATE"))
             state = job_state_parse(m->req.argv[i + 1], m->req.len[i + 1]);
         else if (arg_is(m, i, "COUNT"))
-            parse_ll(m->req.argv[i + 1], m->req.len[i + 1], &count);
+            arg_ll(m, i + 1, &count);
         else if (arg_is(m, i, "AFTER")) {
             uint32_t a;
             job_id_parse(m->req.argv[i + 1], m->req.len[i + 1], &after, &a);
@@ -246,48 +247,52 @@ void sh_queue_peek(struct shard *s, struct msg *m)
     } else {
         resp_add_array(&m->out, n);
         for (size_t i = 0; i < n; i++) {
-            shard_job_payload(s, page[i]);
+            store_job_payload(&s->st, page[i]);
             encode_job(m, page[i]);
         }
     }
     shard_reply(s, m);
 }
 
+/* QUEUE.PAUSE queue | QUEUE.RESUME queue */
 void sh_queue_pause(struct shard *s, struct msg *m)
 {
     bool pause = !strcmp(m->cmd->name, "queue.pause");
     struct queue *q = shard_queue(s, m, 1, true);
     q->paused = pause;
-    shard_queue_saved(s, q);
+    store_queue_saved(&s->st, q);
     if (!pause)
-        shard_queue_changed(s, q);
-    shard_queue_gc(s, q);
+        store_queue_changed(&s->st, q);
+    store_queue_gc(&s->st, q);
     resp_add_simple(&m->out, "OK");
     shard_reply(s, m);
 }
 
+/* QUEUE.PURGE queue [STATE s] */
 void sh_queue_purge(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
     int state = m->req.argc == 4 ? job_state_parse(m->req.argv[3], m->req.len[3]) : -1;
-    long long n = q ? shard_purge(s, q, state) : 0;
-    shard_queue_gc(s, q);
+    long long n = q ? store_purge(&s->st, q, state) : 0;
+    store_queue_gc(&s->st, q);
     resp_add_int(&m->out, n);
     shard_reply(s, m);
 }
 
+/* QUEUE.RETRY queue */
 void sh_queue_retry(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
     long long n = 0;
     while (q && q->dead.head) {
-        shard_job_retry(s, q->dead.head);
+        store_job_retry(&s->st, q->dead.head);
         n++;
     }
     resp_add_int(&m->out, n);
     shard_reply(s, m);
 }
 
+/* QUEUE.CONFIG queue GET [name] | SET name value [name value …] */
 void sh_queue_config(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, true);
@@ -320,11 +325,11 @@ void sh_queue_config(struct shard *s, struct msg *m)
                             q->name, m->req.argv[bad], m->req.argv[bad + 1], why);
         } else {
             q->conf = next;
-            shard_queue_saved(s, q);
+            store_queue_saved(&s->st, q);
             resp_add_simple(&m->out, "OK");
         }
     }
-    shard_queue_gc(s, q);
+    store_queue_gc(&s->st, q);
     shard_reply(s, m);
 }
 
@@ -339,9 +344,10 @@ static void admin_record(void *arg, struct queue *q)
                     (unsigned long long)q->stats.popped, q->paused, q->nwaiters, (long long)oldest_ready_age(q));
 }
 
+/* (internal) the figures of this shard for the HTTP admin */
 void sh_admin_stats(struct shard *s, struct msg *m)
 {
-    qtable_each(&s->queues, admin_record, m);
+    qtable_each(&s->st.queues, admin_record, m);
     shard_reply(s, m);
 }
 
@@ -349,7 +355,10 @@ void sh_admin_stats(struct shard *s, struct msg *m)
 
 /* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]: the next n journal writes of the
  * queue's shard fail (tests of the disk-full path; needs
- * --enable-debug-command yes). */
+ * --enable-debug-command yes).
+ * DEBUG POWER-CUT [TORN]: every file is left as a power cut would leave it
+ * (powercut.h) and the process ends at once, with no reply. */
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG POWER-CUT [TORN] */
 void io_debug(struct conn *c, struct msg *m)
 {
     long long n;
@@ -357,24 +366,32 @@ void io_debug(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "ERR DEBUG is disabled; start spoold with --enable-debug-command yes (for tests only)");
         return;
     }
+    if (arg_is(m, 1, "POWER-CUT")) {
+        if (m->req.argc > 3 || (m->req.argc == 3 && !arg_is(m, 2, "TORN"))) {
+            conn_reply_error(c, m, "ERR DEBUG POWER-CUT [TORN]");
+            return;
+        }
+        powercut_cut(m->req.argc == 3); /* does not return */
+    }
     if (!arg_is(m, 1, "JOURNAL-FAIL") || m->req.argc < 4 || m->req.argc > 5 ||
-        !parse_ll(m->req.argv[3], m->req.len[3], &n) || n < 0 || n > 1000000 ||
+        !arg_ll(m, 3, &n) || n < 0 || n > 1000000 ||
         (m->req.argc == 5 && !arg_is(m, 4, "ENOSPC") && !arg_is(m, 4, "EIO"))) {
-        conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]");
+        conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG POWER-CUT [TORN]");
         return;
     }
     conn_route_key(c, m, 2);
 }
 
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] */
 void sh_debug(struct shard *s, struct msg *m)
 {
     long long n = 0;
-    parse_ll(m->req.argv[3], m->req.len[3], &n);
+    arg_ll(m, 3, &n);
     int err = m->req.argc == 5 && arg_is(m, 4, "EIO") ? -EIO : -ENOSPC;
-    if (!s->jr) {
+    if (!s->st.jr) {
         resp_add_error(&m->out, "ERR this shard has no journal");
     } else {
-        journal_fail_next(s->jr, (int)n, err);
+        journal_fail_next(s->st.jr, (int)n, err);
         resp_add_simple(&m->out, "OK");
     }
     shard_reply(s, m);

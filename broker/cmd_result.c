@@ -29,7 +29,7 @@
 #include "clock.h"
 #include "claim.h"
 #include "cmd_job.h"
-#include "cmd_list.h"
+#include "args.h"
 #include "commands.h"
 #include "config.h"
 #include "conn.h"
@@ -39,7 +39,7 @@
 #include "log.h"
 #include "msg.h"
 #include "payload.h"
-#include "pubsub.h"
+#include "events.h"
 #include "queue.h"
 #include "server.h"
 #include "shard.h"
@@ -180,7 +180,7 @@ void sh_job_progress(struct shard *s, struct msg *m)
     if (j) {
         job_set_str(&j->progress, m->req.argv[2], m->req.len[2]);
         jext_job_progress(s, j->id, j->progress);
-        shard_publish(s, pubsub_job_message_json(j, "progress", NULL, 0, "progress", j->progress));
+        shard_publish(s, events_job_message_json(j, "progress", NULL, 0, "progress", j->progress));
         resp_add_simple(&m->out, "OK");
     }
     shard_reply(s, m);
@@ -193,7 +193,7 @@ void io_job_wait(struct conn *c, struct msg *m)
 {
     long long v = 0;
     if (m->req.argc != 2 && !(m->req.argc == 4 && word(m, 2, "TIMEOUT") &&
-                              parse_ll(m->req.argv[3], m->req.len[3], &v) && v >= 0 && v <= 86400000LL * 365)) {
+                              arg_range(m, 3, 0, 86400000LL * 365, &v))) {
         conn_reply_error(c, m, "ERR JOB.WAIT: bad arguments (JOB.WAIT id [TIMEOUT ms], ms from 0 to 1 year; 0 or none waits until the job finishes)");
         return;
     }
@@ -222,7 +222,7 @@ static void answer(struct shard *s, struct msg *m)
 
 static void encode_final(struct shard *s, struct msg *m, struct job *j)
 {
-    if (shard_job_payload(s, j) < 0) {
+    if (store_job_payload(&s->st, j) < 0) {
         /* logged; the record goes out without its payload */
     }
     encode_job(m, j);
@@ -233,7 +233,7 @@ void sh_job_wait(struct shard *s, struct msg *m)
     uint64_t id;
     uint32_t attempt;
     job_id_parse(m->req.argv[1], m->req.len[1], &id, &attempt);
-    struct job *j = jtable_find(&s->jobs, id);
+    struct job *j = jtable_find(&s->st.jobs, id);
     char hex[JOB_ID_HEX + 1];
     job_id_format(id, hex);
     struct jobwaits *w = waits_of(s);

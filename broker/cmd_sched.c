@@ -10,8 +10,9 @@
  */
 #include "cmd_sched.h"
 
+#include "admit.h"
 #include "cmd_job.h"
-#include "cmd_list.h"
+#include "args.h"
 #include "commands.h"
 #include "config.h"
 #include "conn.h"
@@ -69,12 +70,10 @@ static bool parse_def(const struct msg *m, struct sched_def *d, char *err, size_
             d->unique = true;
         } else if (word(m, i, "TZ") && i + 1 < m->req.argc && strlen(m->req.argv[i + 1]) == m->req.len[i + 1]) {
             d->tz = m->req.argv[++i];
-        } else if (word(m, i, "PRI") && i + 1 < m->req.argc && parse_ll(m->req.argv[i + 1], m->req.len[i + 1], &v) &&
-                   v >= JOB_PRI_MIN && v <= JOB_PRI_MAX) {
+        } else if (word(m, i, "PRI") && arg_range(m, i + 1, JOB_PRI_MIN, JOB_PRI_MAX, &v)) {
             d->priority = (int16_t)v;
             i++;
-        } else if (word(m, i, "RETRIES") && i + 1 < m->req.argc &&
-                   parse_ll(m->req.argv[i + 1], m->req.len[i + 1], &v) && v >= 0 && v <= 1000) {
+        } else if (word(m, i, "RETRIES") && arg_range(m, i + 1, 0, 1000, &v)) {
             d->retries = v;
             i++;
         } else if (word(m, i, "CATCHUP") && (word(m, i + 1, "none") || word(m, i + 1, "one") || word(m, i + 1, "all"))) {
@@ -118,7 +117,7 @@ void io_sched_set(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "ERR SCHED.SET %.64s: %s", d.name, why);
         return;
     }
-    if (!check_payloads(c, m, 4, 5))
+    if (!admit_payloads(c, m, 4, 5))
         return;
     if (m->num) {
         conn_reply_error(c, m, "BADJSON schedule payload is not valid JSON at byte %lld; nothing was changed",
@@ -138,7 +137,7 @@ void sh_sched_set(struct shard *s, struct msg *m)
         shard_reply(s, m);
         return;
     }
-    struct queue *q = shard_queue_named(s, d.queue, d.qlen, true);
+    struct queue *q = store_queue(&s->st, d.queue, d.qlen, true);
     size_t at;
     if (q->conf.payload == PAYLOAD_JSON && !payload_is_json(d.payload, d.plen, &at)) {
         resp_buf_printf(&m->out, "-BADJSON schedule payload is not valid JSON at byte %zu (queue '%.128s' takes "
@@ -146,7 +145,7 @@ void sh_sched_set(struct shard *s, struct msg *m)
     } else if (schedule_set(s, &d, err, sizeof err) < 0) {
         resp_buf_printf(&m->out, "-ERR SCHED.SET: %s\r\n", err);
     }
-    shard_queue_gc(s, q);
+    store_queue_gc(&s->st, q);
     shard_reply(s, m);
 }
 

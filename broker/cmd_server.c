@@ -6,15 +6,16 @@
  */
 #include "cmd_server.h"
 
+#include "args.h"
 #include "clock.h"
-#include "commands.h"
 #include "config.h"
 #include "conn.h"
+#include "context.h"
 #include "io.h"
 #include "log.h"
 #include "msg.h"
 #include "pubsub.h"
-#include "server.h"
+#include "sysinfo.h"
 
 #include <ctype.h>
 #include <event2/bufferevent.h>
@@ -28,13 +29,9 @@
 #define SPOOL_VERSION "0.1.0"
 #define REDIS_COMPAT_VERSION "7.0.0"
 
-static bool arg_is(const struct msg *m, int i, const char *s)
-{
-    return i < m->req.argc && strlen(s) == m->req.len[i] && strncasecmp(m->req.argv[i], s, m->req.len[i]) == 0;
-}
-
 /* ---------------------------------------------------------- basics */
 
+/* PING [message] */
 void io_ping(struct conn *c, struct msg *m)
 {
     if (m->req.argc > 2) {
@@ -80,6 +77,7 @@ static const char *check_auth(struct conn *c, const struct msg *m, int user_i, i
     return NULL;
 }
 
+/* AUTH [username] password */
 void io_auth(struct conn *c, struct msg *m)
 {
     if (m->req.argc > 3) {
@@ -130,6 +128,7 @@ static int set_name(struct conn *c, const char *s, size_t n)
     return 0;
 }
 
+/* HELLO [protover [AUTH username password] [SETNAME name]] */
 void io_hello(struct conn *c, struct msg *m)
 {
     int proto = c->proto;
@@ -195,6 +194,7 @@ static void client_line(resp_buf *b, const struct conn *c, int64_t now)
                     c->blocked ? "b" : (c->nsubs || c->npsubs) ? "P" : "N", c->nsubs, c->npsubs, c->lastcmd, c->lib_name, c->lib_ver, c->proto);
 }
 
+/* CLIENT LIST (on each I/O thread) */
 void peer_client_list(struct io_thread *io, struct msg *m)
 {
     int64_t now = clock_mono_ms();
@@ -212,6 +212,7 @@ static void finish_client_list(struct conn *c, struct slot *sl)
     resp_buf_free(&all);
 }
 
+/* CLIENT ID | SETNAME name | GETNAME | LIST | INFO | SETINFO LIB-NAME|LIB-VER value | NO-EVICT|NO-TOUCH on|off */
 void io_client(struct conn *c, struct msg *m)
 {
     if (arg_is(m, 1, "ID") && m->req.argc == 2) {
@@ -290,7 +291,7 @@ static void finish_info(struct conn *c, struct slot *sl)
                         atomic_load(&srv->connected_clients), atomic_load(&srv->blocked_clients),
                         srv->cfg.maxclients);
     if (want_section(m, "memory", true)) {
-        long rss = server_rss_bytes();
+        long rss = sysinfo_rss_bytes();
         resp_buf_printf(&t, "# Memory\r\nused_memory:%ld\r\nused_memory_rss:%ld\r\nmaxmemory:0\r\n\r\n", rss, rss);
     }
     if (want_section(m, "persistence", true))
@@ -315,86 +316,10 @@ static void finish_info(struct conn *c, struct slot *sl)
     resp_buf_free(&t);
 }
 
+/* INFO [section …] */
 void io_info(struct conn *c, struct msg *m)
 {
     conn_gather(c, m, true, finish_info);
-}
-
-/* ---------------------------------------------------------- COMMAND */
-
-static void add_flag_names(resp_buf *b, int proto, int flags)
-{
-    const char *names[8];
-    size_t n = 0;
-    names[n++] = (flags & CMD_WRITE) ? "write" : (flags & CMD_READONLY) ? "readonly" : "fast";
-    if (flags & CMD_BLOCKING)
-        names[n++] = "blocking";
-    if (flags & CMD_NOAUTH)
-        names[n++] = "no_auth";
-    resp_add_set(b, proto, n);
-    for (size_t i = 0; i < n; i++)
-        resp_add_simple(b, names[i]);
-}
-
-static void add_command_info(resp_buf *b, int proto, const struct command *k)
-{
-    resp_add_array(b, 10);
-    resp_add_cstr(b, k->name);
-    resp_add_int(b, k->arity);
-    add_flag_names(b, proto, k->flags);
-    resp_add_int(b, k->first_key);
-    resp_add_int(b, k->last_key);
-    resp_add_int(b, k->key_step);
-    resp_add_set(b, proto, 0);
-    resp_add_set(b, proto, 0);
-    resp_add_array(b, 0);
-    resp_add_array(b, 0);
-}
-
-static void add_command_doc(resp_buf *b, int proto, const struct command *k)
-{
-    resp_add_cstr(b, k->name);
-    resp_add_map(b, proto, 3);
-    add_kv_str(b, "summary", k->summary ? k->summary : "");
-    add_kv_str(b, "since", "0.1.0");
-    add_kv_str(b, "group", (k->flags & (CMD_WRITE | CMD_READONLY | CMD_BLOCKING)) ? "list" : "connection");
-}
-
-void io_command(struct conn *c, struct msg *m)
-{
-    size_t n = commands_count();
-    if (m->req.argc == 1) {
-        resp_add_array(&m->out, n);
-        for (size_t i = 0; i < n; i++)
-            add_command_info(&m->out, c->proto, commands_at(i));
-    } else if (arg_is(m, 1, "COUNT") && m->req.argc == 2) {
-        resp_add_int(&m->out, (long long)n);
-    } else if (arg_is(m, 1, "INFO") || arg_is(m, 1, "DOCS")) {
-        bool docs = arg_is(m, 1, "DOCS");
-        size_t want = m->req.argc > 2 ? (size_t)(m->req.argc - 2) : n;
-        if (docs) {
-            size_t found = 0;
-            for (size_t i = 0; i < want; i++)
-                found += (m->req.argc > 2 ? commands_find(m->req.argv[i + 2], m->req.len[i + 2]) : commands_at(i)) != NULL;
-            resp_add_map(&m->out, c->proto, found);
-        } else {
-            resp_add_array(&m->out, want);
-        }
-        for (size_t i = 0; i < want; i++) {
-            const struct command *k = m->req.argc > 2 ? commands_find(m->req.argv[i + 2], m->req.len[i + 2])
-                                                      : commands_at(i);
-            if (docs && k)
-                add_command_doc(&m->out, c->proto, k);
-            else if (!docs && k)
-                add_command_info(&m->out, c->proto, k);
-            else if (!docs)
-                resp_add_null(&m->out, c->proto);
-        }
-    } else {
-        conn_reply_error(c, m, "ERR unknown subcommand '%.64s'. Try COMMAND HELP.", m->req.argv[1]);
-        return;
-    }
-    conn_reply(c, m);
 }
 
 /* ----------------------------------------------------------- CONFIG */
@@ -417,6 +342,7 @@ static const char *const compat[][2] = {
     { "save", "" }, { "appendonly", "no" }, { "maxmemory", "0" }, { "databases", "1" },
 };
 
+/* CONFIG GET pattern [pattern …] | CONFIG RESETSTAT */
 void io_config(struct conn *c, struct msg *m)
 {
     if (!arg_is(m, 1, "GET")) {
@@ -447,6 +373,7 @@ void io_config(struct conn *c, struct msg *m)
     conn_reply(c, m);
 }
 
+/* RESET */
 void io_reset(struct conn *c, struct msg *m)
 {
     pubsub_conn_gone(c);
@@ -458,12 +385,14 @@ void io_reset(struct conn *c, struct msg *m)
     conn_reply(c, m);
 }
 
+/* ECHO message */
 void io_echo(struct conn *c, struct msg *m)
 {
     resp_add_bulk(&m->out, m->req.argv[1], m->req.len[1]);
     conn_reply(c, m);
 }
 
+/* SELECT index */
 void io_select(struct conn *c, struct msg *m)
 {
     if (arg_is(m, 1, "0"))
@@ -472,12 +401,14 @@ void io_select(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "ERR DB index is out of range (spool has one database, 0)");
 }
 
+/* QUIT */
 void io_quit(struct conn *c, struct msg *m)
 {
     conn_reply_ok(c, m);
     conn_close_after_reply(c);
 }
 
+/* TIME */
 void io_time(struct conn *c, struct msg *m)
 {
     struct timeval tv;

@@ -17,7 +17,6 @@ void io_select(struct conn *c, struct msg *m);
 void io_quit(struct conn *c, struct msg *m);
 void io_client(struct conn *c, struct msg *m);
 void io_info(struct conn *c, struct msg *m);
-void io_command(struct conn *c, struct msg *m);
 void io_config(struct conn *c, struct msg *m);
 void io_time(struct conn *c, struct msg *m);
 void io_reset(struct conn *c, struct msg *m);

@@ -1,21 +1,32 @@
 /*
- * commands.c - the command table and its lookup (see commands.h).
+ * commands.c - the command table, its lookup, dispatch and COMMAND
+ * introspection (see commands.h).
  *
  * The table is sorted by name at start-up so lookups are a binary search.
  */
 #include "commands.h"
 
+#include "args.h"
+#include "clock.h"
 #include "cmd_batch.h"
 #include "cmd_job.h"
 #include "cmd_list.h"
+#include "cmd_pubsub.h"
 #include "cmd_result.h"
 #include "cmd_sched.h"
 #include "cmd_queue.h"
 #include "cmd_server.h"
+#include "config.h"
+#include "conn.h"
+#include "context.h"
+#include "io.h"
+#include "msg.h"
 #include "pubsub.h"
 #include "shard.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -81,7 +92,7 @@ static struct command table[] = {
     { "queue.purge", -2, W, 1, 1, 1, io_queue_key, sh_queue_purge, NULL, "Deletes jobs of a queue (one state, or all but reserved)." },
     { "queue.retry", 2, W, 1, 1, 1, io_key, sh_queue_retry, NULL, "Makes every dead job of a queue ready." },
     { "queue.config", -3, W, 1, 1, 1, io_queue_key, sh_queue_config, NULL, "Reads or changes a queue's settings." },
-    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]: fault injection for tests." },
+    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | POWER-CUT [TORN]: fault injection for tests." },
     /* pub/sub */
     { "subscribe", -2, CMD_PUBSUB, 0, 0, 0, io_subscribe, NULL, NULL, "Listens to channels." },
     { "unsubscribe", -1, CMD_PUBSUB, 0, 0, 0, io_unsubscribe, NULL, NULL, "Stops listening to channels." },
@@ -139,4 +150,139 @@ const struct command *commands_at(size_t i)
 {
     pthread_once(&sorted_once, sort_table);
     return i < NCMDS ? &table[i] : NULL;
+}
+
+/* --------------------------------------------------------- dispatch */
+
+static void reply_unknown(struct conn *c, resp_cmd *cmd)
+{
+    char args[256];
+    size_t n = 0;
+    args[0] = '\0';
+    for (int i = 1; i < cmd->argc && n < sizeof args - 140; i++)
+        n += (size_t)snprintf(args + n, sizeof args - n, "'%.*s' ",
+                              (int)(cmd->len[i] > 128 ? 128 : cmd->len[i]), cmd->argv[i]);
+    conn_error_now(c, "ERR unknown command '%.*s', with args beginning with: %s",
+              (int)(cmd->len[0] > 128 ? 128 : cmd->len[0]), cmd->argv[0], args);
+}
+
+/* Checks name, auth, subscribed mode and arity in one place (Redis's
+ * processCommand), then runs the io() handler. */
+void commands_dispatch(struct conn *c, resp_cmd *cmd)
+{
+    struct server *srv = c->io->srv;
+    atomic_fetch_add_explicit(&srv->total_commands, 1, memory_order_relaxed);
+    c->last_ms = clock_mono_ms();
+    const struct command *k = commands_find(cmd->argv[0], cmd->len[0]);
+    if (!k) {
+        if (srv->cfg.requirepass[0] && !c->authed)
+            conn_error_now(c, "NOAUTH Authentication required.");
+        else
+            reply_unknown(c, cmd);
+        resp_cmd_free(cmd);
+        return;
+    }
+    snprintf(c->lastcmd, sizeof c->lastcmd, "%s", k->name);
+    if (srv->cfg.requirepass[0] && !c->authed && !(k->flags & CMD_NOAUTH)) {
+        conn_error_now(c, "NOAUTH Authentication required.");
+        resp_cmd_free(cmd);
+        return;
+    }
+    if (pubsub_restricted(c) && !(k->flags & CMD_PUBSUB)) {
+        conn_error_now(c, "ERR Can't execute '%s': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", k->name);
+        resp_cmd_free(cmd);
+        return;
+    }
+    if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
+        conn_error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
+        resp_cmd_free(cmd);
+        return;
+    }
+    struct msg *m = msg_new(MSG_CMD);
+    m->req = *cmd;
+    memset(cmd, 0, sizeof *cmd);
+    m->cmd = k;
+    m->origin = c->io->id;
+    m->conn = c;
+    m->proto = c->proto;
+    k->io(c, m);
+}
+
+/* ---------------------------------------------------------- COMMAND */
+
+static void add_flag_names(resp_buf *b, int proto, int flags)
+{
+    const char *names[8];
+    size_t n = 0;
+    names[n++] = (flags & CMD_WRITE) ? "write" : (flags & CMD_READONLY) ? "readonly" : "fast";
+    if (flags & CMD_BLOCKING)
+        names[n++] = "blocking";
+    if (flags & CMD_NOAUTH)
+        names[n++] = "no_auth";
+    resp_add_set(b, proto, n);
+    for (size_t i = 0; i < n; i++)
+        resp_add_simple(b, names[i]);
+}
+
+static void add_command_info(resp_buf *b, int proto, const struct command *k)
+{
+    resp_add_array(b, 10);
+    resp_add_cstr(b, k->name);
+    resp_add_int(b, k->arity);
+    add_flag_names(b, proto, k->flags);
+    resp_add_int(b, k->first_key);
+    resp_add_int(b, k->last_key);
+    resp_add_int(b, k->key_step);
+    resp_add_set(b, proto, 0);
+    resp_add_set(b, proto, 0);
+    resp_add_array(b, 0);
+    resp_add_array(b, 0);
+}
+
+static void add_command_doc(resp_buf *b, int proto, const struct command *k)
+{
+    resp_add_cstr(b, k->name);
+    resp_add_map(b, proto, 3);
+    const char *group = (k->flags & (CMD_WRITE | CMD_READONLY | CMD_BLOCKING)) ? "list" : "connection";
+    const char *kv[] = { "summary", k->summary ? k->summary : "", "since", "0.1.0", "group", group };
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        resp_add_cstr(b, kv[i]);
+}
+
+/* COMMAND [COUNT | INFO [name …] | DOCS [name …]] */
+void io_command(struct conn *c, struct msg *m)
+{
+    size_t n = commands_count();
+    if (m->req.argc == 1) {
+        resp_add_array(&m->out, n);
+        for (size_t i = 0; i < n; i++)
+            add_command_info(&m->out, c->proto, commands_at(i));
+    } else if (arg_is(m, 1, "COUNT") && m->req.argc == 2) {
+        resp_add_int(&m->out, (long long)n);
+    } else if (arg_is(m, 1, "INFO") || arg_is(m, 1, "DOCS")) {
+        bool docs = arg_is(m, 1, "DOCS");
+        size_t want = m->req.argc > 2 ? (size_t)(m->req.argc - 2) : n;
+        if (docs) {
+            size_t found = 0;
+            for (size_t i = 0; i < want; i++)
+                found += (m->req.argc > 2 ? commands_find(m->req.argv[i + 2], m->req.len[i + 2]) : commands_at(i)) != NULL;
+            resp_add_map(&m->out, c->proto, found);
+        } else {
+            resp_add_array(&m->out, want);
+        }
+        for (size_t i = 0; i < want; i++) {
+            const struct command *k = m->req.argc > 2 ? commands_find(m->req.argv[i + 2], m->req.len[i + 2])
+                                                      : commands_at(i);
+            if (docs && k)
+                add_command_doc(&m->out, c->proto, k);
+            else if (!docs && k)
+                add_command_info(&m->out, c->proto, k);
+            else if (!docs)
+                resp_add_null(&m->out, c->proto);
+        }
+    } else {
+        conn_reply_error(c, m, "ERR unknown subcommand '%.64s'. Try COMMAND HELP.", m->req.argv[1]);
+        return;
+    }
+    conn_reply(c, m);
 }

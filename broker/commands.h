@@ -1,48 +1,35 @@
 /*
- * commands.h - the command table: name, arity, flags, and where it runs.
+ * commands.h - the command table, its dispatch and its introspection.
  *
- * Arity follows Redis: N means exactly N arguments (the name included),
- * -N means at least N. Arity, authentication and unknown names are checked
- * in one place (commands_dispatch, on the I/O thread) before any handler
- * runs. io() runs on the connection's I/O thread: it answers at once or
- * routes the command to shards; shard() runs on the shard that owns a key.
+ * Commands layer, I/O thread. The table ({name, arity, flags, keys,
+ * handlers, summary}, see command.h) is the only list of commands.
+ * commands_dispatch checks, in this one place and before any handler
+ * runs, the name, authentication, RESP2 subscribed mode and arity; COMMAND
+ * and COMMAND DOCS are built from the table. Calls down only: the cmd_*
+ * handlers, conn.c (replies), pubsub.c (subscribed mode).
+ *
+ * The connection does not include this file: the server hands
+ * commands_dispatch to it (srv->dispatch) when it starts.
  */
 #ifndef SPOOL_COMMANDS_H
 #define SPOOL_COMMANDS_H
 
+#include "command.h"
 #include "resp.h"
 
-struct conn;
-struct shard;
-struct msg;
-struct io_thread;
-
-enum cmd_flags {
-    CMD_NOAUTH = 1 << 0,    /* allowed before AUTH */
-    CMD_WRITE = 1 << 1,     /* changes queues */
-    CMD_READONLY = 1 << 2,
-    CMD_BLOCKING = 1 << 3,
-    CMD_LEFT = 1 << 4,      /* LPUSH/LPOP/BLPOP: work on the left end */
-    CMD_FAST = 1 << 5,
-    CMD_RESERVE = 1 << 6,   /* JOB.RESERVE: blocking pop that leases */
-    CMD_PUBSUB = 1 << 7,    /* allowed in RESP2 subscribed mode */
-};
-
-struct command {
-    const char *name;       /* lower case */
-    int arity;
-    int flags;
-    int first_key, last_key, key_step; /* for COMMAND; last_key -1 = last arg (-2: all but last) */
-    void (*io)(struct conn *c, struct msg *m);
-    void (*shard)(struct shard *s, struct msg *m);
-    void (*peer)(struct io_thread *io, struct msg *m); /* gathered from every I/O thread */
-    const char *summary;
-};
+#include <stddef.h>
 
 /* Looks up a command by name (any case); NULL when unknown. */
 const struct command *commands_find(const char *name, size_t len);
 /* Table access for COMMAND / COMMAND DOCS / COMMAND COUNT. */
 size_t commands_count(void);
 const struct command *commands_at(size_t i);
+
+/* Runs one parsed request of c: checks it, then hands it to the command's
+ * io() handler. Takes cmd's contents. */
+void commands_dispatch(struct conn *c, resp_cmd *cmd);
+
+/* COMMAND [COUNT | INFO [name …] | DOCS [name …]] */
+void io_command(struct conn *c, struct msg *m);
 
 #endif

@@ -6,14 +6,13 @@
 
 #include "claim.h"
 #include "clock.h"
-#include "commands.h"
+#include "command.h"
+#include "context.h"
 #include "hash.h"
-#include "io.h"
+#include "iothread.h"
 #include "log.h"
 #include "msg.h"
-#include "pubsub.h"
 #include "queue.h"
-#include "server.h"
 #include "xalloc.h"
 
 #include <event2/buffer.h>
@@ -165,8 +164,7 @@ void conn_reply_ok(struct conn *c, struct msg *m)
     conn_reply(c, m);
 }
 
-static void error_now(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void error_now(struct conn *c, const char *fmt, ...)
+void conn_error_now(struct conn *c, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -189,9 +187,9 @@ static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
     m->proto = c->proto;
     c->inflight++;
     if (to_shard)
-        io_send_shard(c->io, k, m);
+        outbox_add(&c->io->out, ctx_shard(c->io->srv, k), m);
     else
-        io_send_io(c->io, k, m);
+        outbox_add(&c->io->out, ctx_io(c->io->srv, k), m);
 }
 
 void conn_route(struct conn *c, struct msg *m, int k)
@@ -228,6 +226,12 @@ static struct msg *msg_copy(const struct msg *src)
     m->lease = src->lease;
     m->bmode = src->bmode;
     return m;
+}
+
+void conn_finish_sum(struct conn *c, struct slot *sl)
+{
+    (void)c;
+    resp_add_int(&sl->out, sl->num);
 }
 
 void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish)
@@ -315,7 +319,7 @@ static void bpop_park(struct conn *c, struct slot *sl, struct msg *m)
     /* Counted as blocked (INFO blocked_clients, what tests and operators
      * watch) only once the waiter is on its way to every shard: a pop
      * posted later by anyone is queued behind it. */
-    io_flush(c->io);
+    outbox_flush(&c->io->out);
     if (!c->blocked_counted) {
         c->blocked_counted = true;
         atomic_fetch_add(&c->io->srv->blocked_clients, 1);
@@ -353,7 +357,7 @@ void conn_park(struct conn *c, struct msg *m, int k)
     m->slot = sl;
     m->empty = false;
     send_to(c, m, k, true);
-    io_flush(c->io);
+    outbox_flush(&c->io->out);
     if (!c->blocked_counted) {
         c->blocked_counted = true;
         atomic_fetch_add(&c->io->srv->blocked_clients, 1);
@@ -366,7 +370,7 @@ static void cancel_parked(struct conn *c, struct slot *sl)
         struct msg *x = msg_new(MSG_CANCEL);
         atomic_fetch_add(&sl->claim->refs, 1);
         x->claim = sl->claim;
-        io_send_shard(c->io, sl->park_shards[i], x);
+        outbox_add(&c->io->out, ctx_shard(c->io->srv, sl->park_shards[i]), x);
     }
 }
 
@@ -425,7 +429,7 @@ static void return_jobs(struct conn *c, struct msg *m)
     r->jobs_left = m->jobs_left;
     m->jobs = NULL;
     m->njobs = 0;
-    io_send_shard(c->io, job_id_shard(r->jobs[0]), r);
+    outbox_add(&c->io->out, ctx_shard(c->io->srv, job_id_shard(r->jobs[0])), r);
 }
 
 /* True when the client has closed its end: checked before a blocking list
@@ -497,58 +501,6 @@ static bool reap(struct conn *c)
 
 /* -------------------------------------------------------------- parsing */
 
-static void reply_unknown(struct conn *c, resp_cmd *cmd)
-{
-    char args[256];
-    size_t n = 0;
-    args[0] = '\0';
-    for (int i = 1; i < cmd->argc && n < sizeof args - 140; i++)
-        n += (size_t)snprintf(args + n, sizeof args - n, "'%.*s' ",
-                              (int)(cmd->len[i] > 128 ? 128 : cmd->len[i]), cmd->argv[i]);
-    error_now(c, "ERR unknown command '%.*s', with args beginning with: %s",
-              (int)(cmd->len[0] > 128 ? 128 : cmd->len[0]), cmd->argv[0], args);
-}
-
-static void dispatch(struct conn *c, resp_cmd *cmd)
-{
-    struct server *srv = c->io->srv;
-    atomic_fetch_add_explicit(&srv->total_commands, 1, memory_order_relaxed);
-    c->last_ms = clock_mono_ms();
-    const struct command *k = commands_find(cmd->argv[0], cmd->len[0]);
-    if (!k) {
-        if (srv->cfg.requirepass[0] && !c->authed)
-            error_now(c, "NOAUTH Authentication required.");
-        else
-            reply_unknown(c, cmd);
-        resp_cmd_free(cmd);
-        return;
-    }
-    snprintf(c->lastcmd, sizeof c->lastcmd, "%s", k->name);
-    if (srv->cfg.requirepass[0] && !c->authed && !(k->flags & CMD_NOAUTH)) {
-        error_now(c, "NOAUTH Authentication required.");
-        resp_cmd_free(cmd);
-        return;
-    }
-    if (pubsub_restricted(c) && !(k->flags & CMD_PUBSUB)) {
-        error_now(c, "ERR Can't execute '%s': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", k->name);
-        resp_cmd_free(cmd);
-        return;
-    }
-    if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
-        error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
-        resp_cmd_free(cmd);
-        return;
-    }
-    struct msg *m = msg_new(MSG_CMD);
-    m->req = *cmd;
-    memset(cmd, 0, sizeof *cmd);
-    m->cmd = k;
-    m->origin = c->io->id;
-    m->conn = c;
-    m->proto = c->proto;
-    k->io(c, m);
-}
-
 static bool can_parse(const struct conn *c)
 {
     return !c->closed && !c->doomed && !c->closing && !c->blocked && !c->paused_out && c->nslots < PIPELINE_MAX;
@@ -567,18 +519,18 @@ void conn_process(struct conn *c)
         int rc = resp_req_feed(c->parser, v.iov_base, v.iov_len, &used, &cmd);
         evbuffer_drain(in, used);
         if (rc == RESP_OK) {
-            dispatch(c, &cmd);
+            c->io->srv->dispatch(c, &cmd);
         } else if (rc == RESP_EPROTO) {
             log_info("client id=%llu addr=%s: %s; closing the connection",
                      (unsigned long long)c->id, c->addr, resp_req_error(c->parser));
-            error_now(c, "ERR %s", resp_req_error(c->parser));
+            conn_error_now(c, "ERR %s", resp_req_error(c->parser));
             conn_close_after_reply(c);
             break;
         } else if (used == 0) {
             break;
         }
     }
-    io_flush(c->io);
+    outbox_flush(&c->io->out);
     reap(c);
 }
 
@@ -614,6 +566,12 @@ static bool flush_out(struct conn *c)
         return true;
     }
     return false;
+}
+
+void conn_stop_when_idle(struct io_thread *io)
+{
+    if (io->stopping && io->nconns == 0 && io->nzombies == 0)
+        event_base_loopexit(io->base, NULL);
 }
 
 void conn_flush_dirty(struct io_thread *io)
@@ -751,7 +709,7 @@ void conn_close(struct conn *c, const char *why)
         c->inflight--;
     }
     unblock(c);
-    pubsub_conn_gone(c);
+    c->io->conn_gone(c);
     bufferevent_free(c->bev);
     c->bev = NULL;
     if (c->prev)
@@ -762,7 +720,7 @@ void conn_close(struct conn *c, const char *why)
         c->next->prev = c->prev;
     c->io->nconns--;
     atomic_fetch_sub(&c->io->srv->connected_clients, 1);
-    io_flush(c->io);
+    outbox_flush(&c->io->out);
     if (c->inflight == 0) {
         conn_free(c);
     } else {
@@ -790,5 +748,5 @@ static void conn_free(struct conn *c)
     resp_req_free(c->parser);
     free(c->name);
     free(c);
-    io_conn_gone(io);
+    conn_stop_when_idle(io);
 }

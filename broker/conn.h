@@ -99,6 +99,9 @@ void conn_close(struct conn *c, const char *why);
 /* Writes the output of every connection of io that has some (once per
  * loop callback). */
 void conn_flush_dirty(struct io_thread *io);
+/* While the thread stops: leaves its loop once no connection (nor zombie)
+ * is left. */
+void conn_stop_when_idle(struct io_thread *io);
 /* Resumes parsing (after a reply unblocked or drained the connection). */
 void conn_process(struct conn *c);
 /* A MSG_REPLY for this connection (c may be a zombie). Takes m. */
@@ -111,6 +114,9 @@ void conn_reply(struct conn *c, struct msg *m);
 void conn_reply_error(struct conn *c, struct msg *m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void conn_reply_ok(struct conn *c, struct msg *m);
+/* Writes an error reply for a request that never became a message (it
+ * takes its place in the reply order). */
+void conn_error_now(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sends m to shard k; its reply becomes the next reply in order. */
 void conn_route(struct conn *c, struct msg *m, int k);
 /* Sends m to the shard owning argv[i]. */
@@ -119,6 +125,8 @@ void conn_route_key(struct conn *c, struct msg *m, int i);
  * parts are back, finish(c, slot) writes slot->out. Frees nothing of m until
  * then: slot->req keeps it. */
 void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish);
+/* A gather_fn: replies with the sum of the parts' numbers. */
+void conn_finish_sum(struct conn *c, struct slot *sl);
 /* Starts a blocking pop over argv[first..last) (see claim.h). */
 void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadline);
 /* Parks a blocking request on shard k with a claim (like a pop over one

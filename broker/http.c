@@ -5,12 +5,13 @@
 
 #include "clock.h"
 #include "cmd_queue.h"
-#include "commands.h"
+#include "command.h"
+#include "context.h"
 #include "inbox.h"
 #include "log.h"
 #include "msg.h"
-#include "server.h"
 #include "shard.h"
+#include "sysinfo.h"
 #include "textfmt.h"
 #include "xalloc.h"
 
@@ -118,7 +119,7 @@ static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v
     resp_buf_printf(b, "spool_commands_processed_total %llu\n",
                     (unsigned long long)atomic_load(&srv->total_commands));
     metric_head(b, "spool_memory_rss_bytes", "gauge", "Resident memory of spoold.");
-    resp_buf_printf(b, "spool_memory_rss_bytes %ld\n", server_rss_bytes());
+    resp_buf_printf(b, "spool_memory_rss_bytes %ld\n", sysinfo_rss_bytes());
     metric_head(b, "spool_queue_jobs", "gauge", "Jobs of a queue by state.");
     for (size_t i = 0; i < n; i++)
         for (int k = QSTAT_READY; k <= QSTAT_DEAD; k++)
@@ -208,7 +209,7 @@ static void ask_shards(struct server *srv, struct evhttp_request *req, enum http
         m->origin = srv->nio; /* the main thread */
         m->slot = hc;
         m->part = k;
-        inbox_post(&srv->shards[k].inbox, m);
+        inbox_post(ctx_inbox(srv, ctx_shard(srv, k)), m);
     }
 }
 

@@ -109,3 +109,31 @@ void msg_batch_post(struct msg_batch *b, struct inbox *ib)
     b->head = b->tail = NULL;
     b->n = 0;
 }
+
+/* -------------------------------------------------------------- outbox */
+
+int outbox_init(struct outbox *ob, struct inbox *const *book, int n)
+{
+    ob->batch = calloc((size_t)n, sizeof *ob->batch);
+    ob->book = book;
+    ob->n = n;
+    return ob->batch ? 0 : -ENOMEM;
+}
+
+void outbox_destroy(struct outbox *ob)
+{
+    free(ob->batch);
+    ob->batch = NULL;
+}
+
+void outbox_add(struct outbox *ob, int slot, struct msg *m)
+{
+    msg_batch_add(&ob->batch[slot], m);
+}
+
+void outbox_flush(struct outbox *ob)
+{
+    for (int k = 0; k < ob->n; k++)
+        if (ob->batch[k].head)
+            msg_batch_post(&ob->batch[k], ob->book[k]);
+}

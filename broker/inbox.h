@@ -9,6 +9,9 @@
  * poster must not touch it afterwards.
  *
  * Lock: inbox->lock is a leaf lock, held only to splice the list.
+ *
+ * Contracts layer: calls only msg.c and log.c. The outbox below is the
+ * sending side: what a thread posts during one callback, per destination.
  */
 #ifndef SPOOL_INBOX_H
 #define SPOOL_INBOX_H
@@ -50,5 +53,20 @@ struct msg_batch {
 };
 void msg_batch_add(struct msg_batch *b, struct msg *m);
 void msg_batch_post(struct msg_batch *b, struct inbox *ib);
+
+/* An outbox: one batch per slot of an address book of inboxes (context.h),
+ * filled during one loop callback and flushed once at its end, in slot
+ * order. The book may be filled after outbox_init; it is read at flush. */
+struct outbox {
+    struct msg_batch *batch;
+    struct inbox *const *book;
+    int n;
+};
+
+int outbox_init(struct outbox *ob, struct inbox *const *book, int n);
+void outbox_destroy(struct outbox *ob);
+/* Queues m for the inbox in slot; sent at the next outbox_flush. */
+void outbox_add(struct outbox *ob, int slot, struct msg *m);
+void outbox_flush(struct outbox *ob);
 
 #endif

@@ -7,13 +7,12 @@
  */
 #include "io.h"
 
-#include "commands.h"
+#include "command.h"
 #include "conn.h"
 #include "log.h"
 #include "msg.h"
 #include "pubsub.h"
-#include "server.h"
-#include "shard.h"
+#include "context.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -25,38 +24,6 @@
 #include <unistd.h>
 
 #define STOP_GRACE_MS 5000
-
-void io_send_shard(struct io_thread *io, int k, struct msg *m)
-{
-    msg_batch_add(&io->to_shard[k], m);
-}
-
-void io_send_io(struct io_thread *io, int k, struct msg *m)
-{
-    msg_batch_add(&io->to_io[k], m);
-}
-
-void io_flush(struct io_thread *io)
-{
-    struct server *srv = io->srv;
-    for (int k = 0; k < srv->nshards; k++)
-        if (io->to_shard[k].head)
-            msg_batch_post(&io->to_shard[k], &srv->shards[k].inbox);
-    for (int k = 0; k < srv->nio; k++)
-        if (io->to_io[k].head)
-            msg_batch_post(&io->to_io[k], &srv->io[k].inbox);
-}
-
-static void maybe_leave(struct io_thread *io)
-{
-    if (io->stopping && io->nconns == 0 && io->nzombies == 0)
-        event_base_loopexit(io->base, NULL);
-}
-
-void io_conn_gone(struct io_thread *io)
-{
-    maybe_leave(io);
-}
 
 static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -84,7 +51,7 @@ static void begin_stop(struct io_thread *io)
     struct timeval tv = { STOP_GRACE_MS / 1000, (STOP_GRACE_MS % 1000) * 1000 };
     io->stop_timer = evtimer_new(io->base, stop_timer_cb, io);
     event_add(io->stop_timer, &tv);
-    maybe_leave(io);
+    conn_stop_when_idle(io);
 }
 
 static void io_drain(void *arg, struct msg *list)
@@ -109,7 +76,7 @@ static void io_drain(void *arg, struct msg *list)
             /* A request gathered from every I/O thread (e.g. CLIENT LIST). */
             m->cmd->peer(io, m);
             m->type = MSG_REPLY;
-            io_send_io(io, m->origin, m);
+            outbox_add(&io->out, ctx_io(io->srv, m->origin), m);
             break;
         case MSG_PUBLISH:
             pubsub_deliver(io, m);
@@ -125,7 +92,7 @@ static void io_drain(void *arg, struct msg *list)
         }
     }
     conn_flush_dirty(io);
-    io_flush(io);
+    outbox_flush(&io->out);
 }
 
 int io_init(struct io_thread *io, struct server *srv, int id)
@@ -133,15 +100,17 @@ int io_init(struct io_thread *io, struct server *srv, int id)
     memset(io, 0, sizeof *io);
     io->id = id;
     io->srv = srv;
+    io->conn_gone = pubsub_conn_gone;
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     io->base = event_base_new_with_config(ec);
     event_config_free(ec);
-    io->to_shard = calloc((size_t)srv->nshards, sizeof *io->to_shard);
-    io->to_io = calloc((size_t)srv->nio, sizeof *io->to_io);
-    if (!io->base || !io->to_shard || !io->to_io)
+    if (!io->base || outbox_init(&io->out, srv->inboxes, ctx_inboxes(srv)) < 0)
         return -ENOMEM;
-    return inbox_init(&io->inbox, io->base, io_drain, io);
+    int rc = inbox_init(&io->inbox, io->base, io_drain, io);
+    if (rc == 0)
+        ctx_register(srv, ctx_io(srv, id), &io->inbox);
+    return rc;
 }
 
 static void *io_main(void *arg)
@@ -172,6 +141,5 @@ void io_destroy(struct io_thread *io)
     inbox_destroy(&io->inbox);
     if (io->base)
         event_base_free(io->base);
-    free(io->to_shard);
-    free(io->to_io);
+    outbox_destroy(&io->out);
 }

@@ -43,7 +43,7 @@ static int bind_all(sqlite3_stmt *st, const char *types, va_list ap)
 
 static sqlite3_stmt *prepare(struct shard *s, const char *sql, const char *types, va_list ap, int *rc)
 {
-    sqlite3 *db = journal_sqlite(s->jr);
+    sqlite3 *db = journal_sqlite(s->st.jr);
     sqlite3_stmt *st = NULL;
     *rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (*rc == SQLITE_OK)
@@ -73,7 +73,7 @@ static sqlite3_stmt *cached(struct shard *s, const char *sql, int *rc)
         if (c->sql[i] == sql)
             return c->st[i];
     sqlite3_stmt *st = NULL;
-    *rc = sqlite3_prepare_v3(journal_sqlite(s->jr), sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    *rc = sqlite3_prepare_v3(journal_sqlite(s->st.jr), sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (*rc != SQLITE_OK) {
         sqlite3_finalize(st);
         return NULL;
@@ -95,7 +95,7 @@ static bool is_cached(const struct shard *s, const sqlite3_stmt *st)
 
 void jext_write(struct shard *s, const char *sql, const char *types, ...)
 {
-    if (!shard_jr_begin(s))
+    if (!store_jr_begin(&s->st))
         return;
     int rc = SQLITE_OK;
     sqlite3_stmt *st = cached(s, sql, &rc);
@@ -114,7 +114,7 @@ void jext_write(struct shard *s, const char *sql, const char *types, ...)
             sqlite3_finalize(st);
     }
     if (rc != SQLITE_OK)
-        shard_jr_result(s, journal_sqlite_fail(s->jr, rc, "write"));
+        store_jr_result(&s->st, journal_sqlite_fail(s->st.jr, rc, "write"));
 }
 
 static void jext_close(struct shard *s)
@@ -133,7 +133,7 @@ const struct shard_ext jext_ext = {
 
 sqlite3_stmt *jext_read(struct shard *s, const char *sql, const char *types, ...)
 {
-    if (!s->jr)
+    if (!s->st.jr)
         return NULL;
     va_list ap;
     va_start(ap, types);
@@ -142,7 +142,7 @@ sqlite3_stmt *jext_read(struct shard *s, const char *sql, const char *types, ...
     va_end(ap);
     if (!st)
         log_error("shard %d: cannot read the journal: %s", s->id,
-                  sqlite3_errmsg(journal_sqlite(s->jr)));
+                  sqlite3_errmsg(journal_sqlite(s->st.jr)));
     return st;
 }
 
@@ -187,10 +187,10 @@ int jext_load_jobs(struct shard *s)
     sqlite3_stmt *st = jext_read(s, "SELECT id, result, progress, batch FROM jobs "
                                     "WHERE result IS NOT NULL OR progress IS NOT NULL OR batch != 0", "");
     if (!st)
-        return s->jr ? -EIO : 0;
+        return s->st.jr ? -EIO : 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct job *j = jtable_find(&s->jobs, (uint64_t)sqlite3_column_int64(st, 0));
+        struct job *j = jtable_find(&s->st.jobs, (uint64_t)sqlite3_column_int64(st, 0));
         if (!j)
             continue;
         size_t n = 0;

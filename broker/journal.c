@@ -106,6 +106,8 @@ struct journal {
     char *path;
     sqlite3_stmt *st[ST_COUNT];
     bool dirty;               /* written since the last checkpoint */
+    int fsync_mode;           /* FSYNC_ALWAYS (0), BATCH (1), OFF (2) */
+    bool unsynced;            /* batch: committed since the WAL was last synced */
     int fail_n, fail_err;     /* fault seam */
     char err[1024];
 };
@@ -391,13 +393,24 @@ static int journal_migrate(struct journal *j, int64_t from)
 
 /* ------------------------------------------------------------ open/close */
 
+static const char *const sync_sql[] = {
+    "PRAGMA synchronous = FULL",    /* FSYNC_ALWAYS */
+    "PRAGMA synchronous = NORMAL",  /* FSYNC_BATCH */
+    "PRAGMA synchronous = OFF",     /* FSYNC_OFF */
+};
+
+int journal_set_fsync(struct journal *j, int fsync_mode)
+{
+    if (fsync_mode < 0 || fsync_mode > 2)
+        return -EINVAL;
+    int err = journal_exec(j, sync_sql[fsync_mode], "setting synchronous");
+    if (!err)
+        j->fsync_mode = fsync_mode;
+    return err;
+}
+
 static int journal_configure(struct journal *j, int fsync_mode)
 {
-    static const char *const sync_sql[] = {
-        "PRAGMA synchronous = FULL",    /* FSYNC_ALWAYS */
-        "PRAGMA synchronous = NORMAL",  /* FSYNC_BATCH */
-        "PRAGMA synchronous = OFF",     /* FSYNC_OFF */
-    };
     char sql[128];
     sqlite3_stmt *st = NULL;
     bool wal = false;
@@ -427,7 +440,9 @@ static int journal_configure(struct journal *j, int fsync_mode)
                  "shared memory?): put the --data-dir on a local disk", j->path);
         return -EIO;
     }
-    err = journal_exec(j, sync_sql[fsync_mode], "setting synchronous");
+    /* Migrations run with synchronous=FULL whatever the mode: a schema
+     * change is on disk before spoold serves from it. */
+    err = journal_set_fsync(j, 0);
     if (err)
         return err;
     snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %lld",
@@ -468,6 +483,8 @@ int journal_open(struct journal **out, const char *path, int fsync_mode)
         err = journal_configure(j, fsync_mode);
     if (!err)
         err = journal_migrate(j, version);
+    if (!err)
+        err = journal_set_fsync(j, fsync_mode);
     if (!err)
         err = journal_prepare_all(j);
     if (err)
@@ -535,6 +552,26 @@ int journal_commit(struct journal *j)
         }
         return err;
     }
+    if (j->fsync_mode == 1)
+        j->unsynced = true;
+    return 0;
+}
+
+int journal_sync(struct journal *j)
+{
+    sqlite3_file *wal = NULL;
+
+    if (!j->unsynced || journal_in_txn(j))
+        return 0;
+    /* The WAL is append-only between checkpoints and every frame carries a
+     * checksum, so syncing it at any moment keeps a prefix of the commits:
+     * what synchronous=NORMAL does at checkpoints, only sooner. */
+    int rc = sqlite3_file_control(j->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+    if (rc == SQLITE_OK && wal && wal->pMethods)
+        rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK)
+        return journal_sqlite_error(j, rc, "syncing the WAL");
+    j->unsynced = false;
     return 0;
 }
 
@@ -885,7 +922,7 @@ void journal_checkpoint(struct journal *j)
      * so it never waits. */
     rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     if (rc == SQLITE_OK)
-        j->dirty = false;
+        j->dirty = j->unsynced = false; /* a checkpoint syncs the WAL first */
     else
         journal_sqlite_error(j, rc, "checkpoint");
 }

@@ -12,11 +12,15 @@
  * in-memory state from the journal, so memory always equals what is on disk.
  *
  * Durability modes: FSYNC_ALWAYS -> synchronous=FULL (a reply means the
- * change is on disk), FSYNC_BATCH -> synchronous=NORMAL (survives a process
- * crash, not a power cut), FSYNC_OFF -> synchronous=OFF (tests/benchmarks).
+ * change is on disk), FSYNC_BATCH -> synchronous=NORMAL plus
+ * journal_sync() about once a second (survives a process crash; a power cut
+ * loses at most the commits of the last second), FSYNC_OFF ->
+ * synchronous=OFF (tests/benchmarks).
  *
  * Schema: migrations/NNNN_*.sql, embedded at build time, applied in order at
- * open inside a transaction, tracked by PRAGMA user_version. A database
+ * open inside a transaction (with synchronous=FULL in every mode, so a
+ * migration is on disk before anything is served from it), tracked by
+ * PRAGMA user_version. A database
  * newer than the binary is refused.
  *
  * Rows are written field by field (prepared statements, bound columns);
@@ -37,6 +41,9 @@ struct journal;
 /* Opens (creating and migrating) the database at path. */
 int journal_open(struct journal **out, const char *path, int fsync_mode);
 void journal_close(struct journal *j);
+/* Changes the durability mode (FSYNC_ALWAYS/BATCH/OFF) of an open journal,
+ * e.g. FSYNC_ALWAYS for the start-up writes, then the configured mode. */
+int journal_set_fsync(struct journal *j, int fsync_mode);
 const char *journal_error(const struct journal *j);
 
 /* The schema version this binary writes (the number of the last migration). */
@@ -91,6 +98,11 @@ int journal_sqlite_fail(struct journal *j, int rc, const char *op);
 
 /* Writes the WAL back into the database when it has grown (call when idle). */
 void journal_checkpoint(struct journal *j);
+
+/* --fsync batch: fsyncs the WAL if a commit happened since it was last
+ * synced (call about once a second; a no-op in the other modes, inside a
+ * transaction, and when nothing is new). 0 or a negative errno code. */
+int journal_sync(struct journal *j);
 
 /* Fault injection seam for tests: the next n calls that write (insert,
  * update, delete, queue_put, commit) fail with err (e.g. -ENOSPC). */

@@ -4,7 +4,6 @@
 #include "msg.h"
 
 #include "claim.h"
-#include "queue.h"
 
 #include <stdio.h>
 #include <stdlib.h>

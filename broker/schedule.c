@@ -7,7 +7,7 @@
 #include "dtimer.h"
 #include "jext.h"
 #include "log.h"
-#include "pubsub.h"
+#include "events.h"
 #include "queue.h"
 #include "resp.h"
 #include "shard.h"
@@ -216,18 +216,18 @@ static void announce(struct shard *s, const struct sched *sc, const struct job *
     text_json_str(&v, sc->name, sc->namelen);
     resp_buf_printf(&v, ",\"tick\":%lld}", (long long)tick);
     resp_buf_append(&v, "", 1); /* NUL for the %s below */
-    shard_publish(s, pubsub_job_message_json(j, "scheduled", NULL, 0, "schedule", v.data));
+    shard_publish(s, events_job_message_json(j, "scheduled", NULL, 0, "schedule", v.data));
     resp_buf_free(&v);
 }
 
 /* Pushes the job of one tick (or skips it); true when pushed. */
 static bool push_tick(struct shard *s, struct sched *sc, int64_t tick)
 {
-    struct queue *q = shard_queue_named(s, sc->queue, sc->qlen, true);
+    struct queue *q = store_queue(&s->st, sc->queue, sc->qlen, true);
     char key[64 + 1100];
     int klen = snprintf(key, sizeof key, "sched:%.*s:%lld", (int)(sc->namelen > 1024 ? 1024 : sc->namelen),
                         sc->name, (long long)tick);
-    struct job *prev = sc->last_job ? jtable_find(&s->jobs, sc->last_job) : NULL;
+    struct job *prev = sc->last_job ? jtable_find(&s->st.jobs, sc->last_job) : NULL;
     const char *why = NULL;
     if (sc->unique && prev && prev->state != JOB_DONE && prev->state != JOB_DEAD)
         why = "its previous job is unfinished (UNIQUE)";
@@ -237,7 +237,7 @@ static bool push_tick(struct shard *s, struct sched *sc, int64_t tick)
         why = "that tick's job exists already";
     if (why) {
         log_info("schedule '%s': tick %lld skipped: %s", sc->name, (long long)tick, why);
-        shard_queue_gc(s, q);
+        store_queue_gc(&s->st, q);
         return false;
     }
     struct push_opts o = { 0 };
@@ -246,7 +246,7 @@ static bool push_tick(struct shard *s, struct sched *sc, int64_t tick)
     o.unique = key;
     o.unique_len = (size_t)klen;
     o.left = true;
-    struct job *j = shard_job_push(s, q, dup_n(sc->payload, sc->plen), sc->plen, &o);
+    struct job *j = store_job_push(&s->st, q, dup_n(sc->payload, sc->plen), sc->plen, &o);
     sc->last_job = j->id;
     announce(s, sc, j, tick);
     return true;
@@ -319,7 +319,7 @@ static int load(struct shard *s)
     sqlite3_stmt *st = jext_read(s, "SELECT name, queue, spec, payload, tz, priority, retries, uniq, catchup, "
                                     "paused, next_at, last_tick, last_job, runs, skipped, created_at FROM schedules", "");
     if (!st)
-        return s->jr ? -EIO : 0;
+        return s->st.jr ? -EIO : 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct sched *sc = xcalloc(1, sizeof *sc);

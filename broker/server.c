@@ -10,10 +10,13 @@
 #include "schedule.h"
 
 #include "clock.h"
+#include "commands.h"
+#include "fsio.h"
+#include "http.h"
 #include "io.h"
 #include "log.h"
-#include "http.h"
 #include "msg.h"
+#include "powercut.h"
 #include "shard.h"
 
 #include <arpa/inet.h>
@@ -50,7 +53,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct msg *m = msg_new(MSG_CONN);
     m->fd = fd;
     int k = srv->next_io++ % srv->nio;
-    inbox_post(&srv->io[k].inbox, m);
+    inbox_post(ctx_inbox(srv, ctx_io(srv, k)), m);
 }
 
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -77,15 +80,9 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 
 static int write_port_file(const char *path, int port)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -errno;
-    fprintf(f, "%d\n", port);
-    if (fclose(f) != 0 || rename(tmp, path) < 0)
-        return -errno;
-    return 0;
+    char text[32];
+    int n = snprintf(text, sizeof text, "%d\n", port);
+    return fsio_write_atomic(path, text, (size_t)n);
 }
 
 /* Fills ss from --bind and --port (IPv4 or IPv6 literal). */
@@ -137,18 +134,6 @@ static int listen_on(struct server *srv)
     return 0;
 }
 
-long server_rss_bytes(void)
-{
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return rss * sysconf(_SC_PAGESIZE);
-}
-
 /* Messages to the main thread: shards' replies to HTTP admin requests. */
 static void main_drain(void *arg, struct msg *list)
 {
@@ -197,16 +182,17 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static int prepare_data_dir(struct server *srv)
 {
     const char *dir = srv->cfg.data_dir;
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-        log_error("cannot create data directory %s: %s (set --data-dir to a writable directory)", dir, strerror(errno));
-        return -errno;
+    int rc = fsio_mkdir(dir, 0755); /* durable: the parent directory is synced */
+    if (rc < 0) {
+        log_error("cannot create data directory %s: %s (set --data-dir to a writable directory)", dir, strerror(-rc));
+        return rc;
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/LOCK", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        log_error("cannot open %s: %s (is --data-dir writable?)", path, strerror(errno));
-        return -errno;
+    int fd;
+    if ((rc = fsio_create(path, 0644, &fd)) < 0) {
+        log_error("cannot open %s: %s (is --data-dir writable?)", path, strerror(-rc));
+        return rc;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         log_error("data directory %s is in use by another spoold (its LOCK file is held); stop that one or choose another --data-dir", dir);
@@ -261,13 +247,35 @@ int server_init(struct server *srv, int argc, char **argv)
     make_run_id(srv->run_id);
     srv->nshards = srv->cfg.shards;
     srv->nio = srv->cfg.io_threads;
+    srv->dispatch = commands_dispatch;
     return 0;
 }
 
-int server_run(struct server *srv)
+/* Stops the I/O threads first (they need the shards for in-flight
+ * replies), then the shards. */
+static void stop_threads(struct server *srv)
 {
-    int rc = prepare_data_dir(srv);
-    if (rc < 0)
+    for (int i = 0; i < srv->nio; i++)
+        inbox_post(ctx_inbox(srv, ctx_io(srv, i)), msg_new(MSG_STOP));
+    for (int i = 0; i < srv->nio; i++)
+        io_join(&srv->io[i]);
+    for (int i = 0; i < srv->nshards; i++)
+        inbox_post(ctx_inbox(srv, ctx_shard(srv, i)), msg_new(MSG_STOP));
+    for (int i = 0; i < srv->nshards; i++)
+        shard_join(&srv->shards[i]);
+}
+
+/* Creates the main loop, the address book, every thread's state and the
+ * listeners; loads every shard's journal. Starts no thread. */
+static int set_up(struct server *srv)
+{
+    int rc;
+    /* Tests only: every file goes through the power-cut seam (DEBUG POWER-CUT). */
+    if (srv->cfg.enable_debug && (rc = powercut_enable()) < 0) {
+        log_error("cannot start the power-cut seam of --enable-debug-command: %s", strerror(-rc));
+        return rc;
+    }
+    if ((rc = prepare_data_dir(srv)) < 0)
         return rc;
     signal(SIGPIPE, SIG_IGN);
     struct event_config *ec = event_config_new();
@@ -278,8 +286,11 @@ int server_run(struct server *srv)
     srv->io = calloc((size_t)srv->nio, sizeof *srv->io);
     if (!srv->base || !srv->shards || !srv->io)
         return -ENOMEM;
+    if ((rc = ctx_init(srv)) < 0)
+        return rc;
     if ((rc = inbox_init(&srv->main_inbox, srv->base, main_drain, srv)) < 0)
         return rc;
+    ctx_register(srv, ctx_io(srv, srv->nio), &srv->main_inbox);
     srv->main_inbox_ready = true;
     shard_ext_register(&result_ext);
     shard_ext_register(&schedule_ext);
@@ -299,6 +310,14 @@ int server_run(struct server *srv)
     if ((rc = listen_on(srv)) < 0)
         return rc;
     if ((rc = http_start(srv)) < 0)
+        return rc;
+    return 0;
+}
+
+int server_run(struct server *srv)
+{
+    int rc = set_up(srv);
+    if (rc < 0)
         return rc;
     srv->accept_retry = evtimer_new(srv->base, accept_retry_cb, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
@@ -322,15 +341,7 @@ int server_run(struct server *srv)
 
     event_base_dispatch(srv->base);
 
-    /* Stop: I/O threads first (they need the shards for in-flight replies). */
-    for (int i = 0; i < srv->nio; i++)
-        inbox_post(&srv->io[i].inbox, msg_new(MSG_STOP));
-    for (int i = 0; i < srv->nio; i++)
-        io_join(&srv->io[i]);
-    for (int i = 0; i < srv->nshards; i++)
-        inbox_post(&srv->shards[i].inbox, msg_new(MSG_STOP));
-    for (int i = 0; i < srv->nshards; i++)
-        shard_join(&srv->shards[i]);
+    stop_threads(srv);
     log_info("spoold stopped cleanly");
     return 0;
 }
@@ -358,6 +369,7 @@ void server_free(struct server *srv)
             event_free(evs[i]);
     if (srv->base)
         event_base_free(srv->base);
+    ctx_free(srv);
     config_free(&srv->cfg);
     log_close();
 }

@@ -1,7 +1,7 @@
 /*
- * shard.c - the shard thread: its loop and turns, the job transitions, the
- * deadline heap, and the shard side of blocking pops (see shard.h,
- * queue.h for the state machine, claim.h for pops across shards).
+ * shard.c - the shard thread: its loop and turns, the deadline timer, and
+ * the shard side of blocking pops (see shard.h, store.h for the job
+ * transitions, claim.h for pops across shards).
  *
  * A waiter is one BLPOP/BRPOP/JOB.RESERVE parked in this shard: it holds
  * the request message (which becomes the reply), one wlink per key of this
@@ -10,23 +10,24 @@
  * the queue has jobs and is not paused. A waiter whose claim was already
  * taken elsewhere is dropped without touching the queue.
  *
- * Every transition goes through shard_job_*: they keep the lists, the id
- * table, unique keys, timers and counters consistent, journal the change,
- * and queue the pub/sub event, which is posted only after the turn commits.
+ * Every transition goes through store_job_* (store.c): they keep the lists,
+ * the id table, unique keys, deadlines and counters consistent, journal the
+ * change and announce the event through the store's emit hook; this file
+ * queues the event, and posts it only after the turn commits.
  */
 #include "shard.h"
 
 #include "claim.h"
 #include "clock.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
+#include "context.h"
+#include "events.h"
 #include "hash.h"
-#include "io.h"
 #include "journal.h"
 #include "log.h"
 #include "msg.h"
-#include "pubsub.h"
-#include "server.h"
+#include "store.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -34,10 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { TK_WAITER = 1, TK_JOB = 2 };
-
-#define ID_EPOCH_MS 1704067200000LL /* 2024-01-01: ids stay below 2^63 until 2093 */
 
 struct waiter {
     struct tnode timer;          /* first member: tnode* <-> waiter* */
@@ -68,6 +65,14 @@ void shard_ext_register(const struct shard_ext *e)
         if (exts[ext_i_]->hook)                               \
             exts[ext_i_]->hook(__VA_ARGS__)
 
+/* The store's finished hook: a job became done or dead, or is deleted
+ * before it finished. */
+static void ext_job_finished(void *arg, struct job *j, int how)
+{
+    struct shard *s = arg;
+    EXT_EACH(job_finished, s, j, how);
+}
+
 /* -------------------------------------------------------------- helpers */
 
 bool shard_owns(const struct shard *s, const char *name, size_t len)
@@ -75,14 +80,9 @@ bool shard_owns(const struct shard *s, const char *name, size_t len)
     return shard_of(name, len, s->srv->nshards) == s->id;
 }
 
-struct queue *shard_queue_named(struct shard *s, const char *name, size_t len, bool create)
-{
-    return create ? qtable_get(&s->queues, name, len, &s->defaults) : qtable_find(&s->queues, name, len);
-}
-
 struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool create)
 {
-    return shard_queue_named(s, m->req.argv[i], m->req.len[i], create);
+    return store_queue(&s->st, m->req.argv[i], m->req.len[i], create);
 }
 
 void shard_reply(struct shard *s, struct msg *m)
@@ -91,431 +91,30 @@ void shard_reply(struct shard *s, struct msg *m)
     msg_batch_add(&s->replies[m->origin], m);
 }
 
-void shard_queue_changed(struct shard *s, struct queue *q)
-{
-    if (q->nwaiters == 0 || q->in_ready_list || q->nready == 0 || q->paused)
-        return;
-    q->in_ready_list = true;
-    q->ready_next = s->ready_head;
-    s->ready_head = q;
-}
-
-void shard_queue_gc(struct shard *s, struct queue *q)
-{
-    if (q && !s->stopping)
-        qtable_maybe_free(&s->queues, q);
-}
-
-uint64_t shard_new_id(struct shard *s)
-{
-    int64_t ms = clock_now_ms() - ID_EPOCH_MS;
-    if (ms < 0)
-        ms = 0;
-    if (ms > s->id_ms) {
-        s->id_ms = ms;
-        s->id_seq = 0;
-    } else if (++s->id_seq > 0xfff) {
-        s->id_ms++; /* more than 4096 ids this millisecond: borrow the next one */
-        s->id_seq = 0;
-    }
-    return ((uint64_t)s->id_ms << 22) | ((uint64_t)s->id_seq << 10) | (uint64_t)s->id;
-}
-
-double shard_random(struct shard *s)
-{
-    /* xorshift64*: jitter only, not security */
-    s->rng ^= s->rng >> 12;
-    s->rng ^= s->rng << 25;
-    s->rng ^= s->rng >> 27;
-    return (double)((s->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
-}
-
-/* ------------------------------------------------------- journal hooks */
-
-/* Every change of a turn goes into one transaction, begun at the first
- * change; the first error is kept and fails the whole turn at its end. */
-static void jr_result(struct shard *s, int rc)
-{
-    if (rc < 0 && s->turn_err == 0) {
-        s->turn_err = rc;
-        log_error("journal of shard %d: %s", s->id, journal_error(s->jr));
-    }
-}
-
-static bool jr_ready(struct shard *s)
-{
-    if (!s->jr || s->turn_err)
-        return false;
-    jr_result(s, journal_begin(s->jr));
-    return s->turn_err == 0;
-}
-
-bool shard_jr_begin(struct shard *s)
-{
-    return jr_ready(s);
-}
-
-void shard_jr_result(struct shard *s, int rc)
-{
-    jr_result(s, rc);
-}
-
-static void jr_insert(struct shard *s, const struct job *j)
-{
-    if (jr_ready(s))
-        jr_result(s, journal_job_insert(s->jr, j));
-}
-
-static void jr_update(struct shard *s, const struct job *j)
-{
-    if (jr_ready(s))
-        jr_result(s, journal_job_update(s->jr, j));
-}
-
-static void jr_delete(struct shard *s, const struct job *j)
-{
-    if (jr_ready(s))
-        jr_result(s, journal_job_delete(s->jr, j->id));
-}
-
-void shard_queue_saved(struct shard *s, struct queue *q)
-{
-    struct qconf d = s->defaults;
-    q->conf_custom = memcmp(&d, &q->conf, sizeof d) != 0;
-    if (!jr_ready(s))
-        return;
-    if (q->conf_custom || q->paused)
-        jr_result(s, journal_queue_put(s->jr, q));
-    else
-        jr_result(s, journal_queue_delete(s->jr, q->name, q->namelen));
-}
-
-/* The totals of q, saved first if this turn had not touched them yet, so
- * that a failed turn can give them back (see shard_reload). */
-static struct queue_stats *qstats(struct shard *s, struct queue *q)
-{
-    if (q->stats_turn != s->turn) {
-        q->stats_saved = q->stats;
-        q->stats_turn = s->turn;
-    }
-    return &q->stats;
-}
-
-/* ------------------------------------------------------ payload memory */
-
-/* Payloads stay in memory while the shard's share of payload-memory
- * allows; beyond it, and for finished jobs, they live only in the journal
- * and are read back when needed. */
-static void payload_drop(struct shard *s, struct job *j)
-{
-    if (!s->jr || !j->payload)
-        return;
-    s->payload_bytes -= j->len;
-    free(j->payload);
-    j->payload = NULL;
-}
-
-static void payload_account(struct shard *s, struct job *j)
-{
-    if (!j->payload)
-        return;
-    s->payload_bytes += j->len;
-    if (s->payload_bytes > s->payload_budget)
-        payload_drop(s, j); /* already journaled by the caller */
-}
-
 /* -------------------------------------------------------------- events */
 
-/* Queued per I/O thread and posted after the turn commits. */
-static void emit_err(struct shard *s, const struct job *j, const char *event, const char *err, size_t errlen)
+/* The store's emit hook: events are queued per I/O thread and posted
+ * after the turn commits. */
+static void emit_event(void *arg, const struct job *j, const char *event, const char *err, size_t errlen)
 {
-    if (!pubsub_listening(s->srv))
+    struct shard *s = arg;
+    if (!events_listening(s->srv))
         return;
-    struct msg *m = pubsub_job_message(j, event, err, errlen);
+    struct msg *m = events_job_message(j, event, err, errlen);
     int n = s->srv->nio;
     for (int k = 0; k < n; k++)
-        msg_batch_add(&s->events[k], k == n - 1 ? m : pubsub_copy(m));
+        msg_batch_add(&s->events[k], k == n - 1 ? m : events_copy(m));
 }
 
 void shard_publish(struct shard *s, struct msg *m)
 {
-    if (!pubsub_listening(s->srv)) {
+    if (!events_listening(s->srv)) {
         msg_free(m);
         return;
     }
     int n = s->srv->nio;
     for (int k = 0; k < n; k++)
-        msg_batch_add(&s->events[k], k == n - 1 ? m : pubsub_copy(m));
-}
-
-static void emit(struct shard *s, const struct job *j, const char *event)
-{
-    emit_err(s, j, event, NULL, 0);
-}
-
-/* ---------------------------------------------------------- transitions */
-
-static void arm(struct shard *s, struct job *j, int64_t when)
-{
-    theap_remove(&s->timers, &j->timer);
-    j->timer.kind = TK_JOB;
-    j->timer.when = when;
-    theap_add(&s->timers, &j->timer);
-}
-
-/* Takes j out of whatever list its state keeps it in. */
-static void detach(struct shard *s, struct job *j)
-{
-    theap_remove(&s->timers, &j->timer);
-    if (j->state == JOB_READY)
-        queue_ready_remove(j->q, j);
-    else
-        jlist_unlink(queue_list(j->q, j->state), j);
-}
-
-static void release_unique(struct job *j)
-{
-    if (j->unique) {
-        queue_unique_remove(j->q, j);
-    }
-}
-
-static void drop(struct shard *s, struct job *j)
-{
-    jtable_remove(&s->jobs, j);
-    jr_delete(s, j);
-    if (j->payload && s->jr)
-        s->payload_bytes -= j->len;
-    job_free(j);
-}
-
-static void make_ready(struct shard *s, struct job *j, bool left)
-{
-    queue_ready_add(j->q, j, left);
-    shard_queue_changed(s, j->q);
-}
-
-/* done: kept for inspection for retention ms, at most retention-max. */
-static void finish(struct shard *s, struct job *j)
-{
-    struct queue *q = j->q;
-    release_unique(j);
-    j->state = JOB_DONE;
-    EXT_EACH(job_finished, s, j, JOB_DONE);
-    if (q->conf.retention == 0 || q->conf.retention_max == 0) {
-        drop(s, j);
-        return;
-    }
-    jlist_push_right(&q->done, j);
-    arm(s, j, j->updated_at + q->conf.retention);
-    jr_update(s, j);
-    payload_drop(s, j);
-    while ((int64_t)q->done.n > q->conf.retention_max) {
-        struct job *old = q->done.head;
-        detach(s, old);
-        drop(s, old);
-    }
-}
-
-struct job *shard_job_push(struct shard *s, struct queue *q, char *payload, size_t len,
-                           const struct push_opts *o)
-{
-    int64_t now = clock_now_ms();
-    struct job *j = job_new_owned(shard_new_id(s), payload, len);
-    j->q = q;
-    j->priority = o->priority;
-    j->retries = (uint32_t)(o->retries >= 0 ? o->retries : q->conf.retries);
-    j->lease_ms = (uint32_t)o->lease_ms;
-    j->created_at = j->updated_at = now;
-    if (o->unique) {
-        job_set_str(&j->unique, o->unique, o->unique_len);
-        queue_unique_add(q, j);
-    }
-    jtable_add(&s->jobs, j);
-    qstats(s, q)->pushed++;
-    if (o->run_at > now) {
-        j->state = JOB_DELAYED;
-        j->run_at = o->run_at;
-        jlist_push_right(&q->delayed, j);
-        arm(s, j, j->run_at);
-    } else {
-        make_ready(s, j, o->left);
-    }
-    jr_insert(s, j);
-    payload_account(s, j);
-    emit(s, j, "pushed");
-    return j;
-}
-
-void shard_job_reserve(struct shard *s, struct job *j, int64_t lease_ms)
-{
-    struct queue *q = j->q;
-    detach(s, j);
-    if (lease_ms <= 0)
-        lease_ms = j->lease_ms ? j->lease_ms : q->conf.lease;
-    int64_t now = clock_now_ms();
-    j->state = JOB_RESERVED;
-    j->attempt++;
-    j->lease_ms = (uint32_t)lease_ms;
-    j->lease_until = now + lease_ms;
-    j->updated_at = now;
-    jlist_push_right(&q->reserved, j);
-    arm(s, j, j->lease_until);
-    jr_update(s, j);
-    emit(s, j, "reserved");
-}
-
-void shard_job_popped(struct shard *s, struct job *j)
-{
-    detach(s, j);
-    j->attempt++;
-    j->updated_at = clock_now_ms();
-    qstats(s, j->q)->popped++;
-    finish(s, j);
-}
-
-void shard_job_ack(struct shard *s, struct job *j)
-{
-    detach(s, j);
-    j->updated_at = clock_now_ms();
-    qstats(s, j->q)->acked++;
-    emit(s, j, "acked");
-    finish(s, j);
-}
-
-int shard_job_fail(struct shard *s, struct job *j, const char *err, size_t errlen,
-                   int64_t delay_ms, bool dead_now, const char *why)
-{
-    struct queue *q = j->q;
-    detach(s, j);
-    int64_t now = clock_now_ms();
-    j->updated_at = now;
-    if (err)
-        job_set_str(&j->last_error, err, errlen);
-    if (strcmp(why, "expired") == 0) {
-        qstats(s, q)->expired++;
-        emit(s, j, "expired");
-    }
-    if (dead_now || j->attempt > j->retries) {
-        j->state = JOB_DEAD;
-        release_unique(j);
-        jlist_push_right(&q->dead, j);
-        qstats(s, q)->buried++;
-        jr_update(s, j);
-        EXT_EACH(job_finished, s, j, JOB_DEAD);
-        payload_drop(s, j);
-        emit_err(s, j, "dead", err, errlen);
-        log_debug("job %016llx of queue '%s' is dead after %u attempt(s): %s",
-                  (unsigned long long)j->id, q->name, j->attempt, j->last_error ? j->last_error : why);
-        return JOB_DEAD;
-    }
-    if (delay_ms < 0)
-        delay_ms = qconf_backoff(&q->conf, j->attempt, shard_random(s));
-    qstats(s, q)->retried++;
-    if (delay_ms == 0) {
-        make_ready(s, j, true);
-    } else {
-        j->state = JOB_DELAYED;
-        j->run_at = now + delay_ms;
-        jlist_push_right(&q->delayed, j);
-        arm(s, j, j->run_at);
-    }
-    jr_update(s, j);
-    emit_err(s, j, "retried", err, errlen);
-    return JOB_DELAYED;
-}
-
-void shard_job_retry(struct shard *s, struct job *j)
-{
-    if (j->state == JOB_DEAD) {
-        j->attempt = 0;
-        if (j->unique && !queue_unique_find(j->q, j->unique, strlen(j->unique)))
-            queue_unique_add(j->q, j);
-        else if (j->unique)
-            job_set_str(&j->unique, NULL, 0); /* another job holds the key now */
-    }
-    detach(s, j);
-    j->updated_at = clock_now_ms();
-    j->run_at = 0;
-    make_ready(s, j, true);
-    jr_update(s, j);
-}
-
-void shard_job_return(struct shard *s, struct job *j, bool left)
-{
-    if (j->state == JOB_DONE) {
-        qstats(s, j->q)->popped--;
-        if (j->unique) {
-            if (!queue_unique_find(j->q, j->unique, strlen(j->unique)))
-                queue_unique_add(j->q, j);
-            else
-                job_set_str(&j->unique, NULL, 0);
-        }
-    } else if (j->state != JOB_RESERVED) {
-        return;
-    }
-    detach(s, j);
-    if (j->attempt)
-        j->attempt--; /* the delivery never reached anyone */
-    j->updated_at = clock_now_ms();
-    make_ready(s, j, left);
-    jr_update(s, j);
-}
-
-void shard_job_delete(struct shard *s, struct job *j)
-{
-    if (j->state != JOB_DONE && j->state != JOB_DEAD)
-        EXT_EACH(job_finished, s, j, SHARD_FINISHED_DELETED);
-    detach(s, j);
-    release_unique(j);
-    drop(s, j);
-}
-
-void shard_job_touch(struct shard *s, struct job *j, int64_t lease_ms)
-{
-    if (lease_ms <= 0)
-        lease_ms = j->lease_ms;
-    j->lease_until = clock_now_ms() + lease_ms;
-    j->updated_at = clock_now_ms();
-    arm(s, j, j->lease_until);
-    jr_update(s, j);
-}
-
-int shard_job_payload(struct shard *s, struct job *j)
-{
-    if (j->payload)
-        return 0;
-    if (!s->jr)
-        return -ENOENT;
-    char *p = NULL;
-    size_t n = 0;
-    int rc = journal_payload(s->jr, j->id, &p, &n);
-    if (rc < 0) {
-        log_error("job %016llx: cannot read its payload from the journal: %s", (unsigned long long)j->id,
-                  journal_error(s->jr));
-        return rc;
-    }
-    /* Kept until the job finishes (delivery is imminent), even over budget:
-     * the budget only decides what new pushes keep in memory. */
-    j->payload = p;
-    j->len = (uint32_t)n;
-    s->payload_bytes += n;
-    return 0;
-}
-
-void shard_add_payload(struct shard *s, struct msg *m, struct job *j)
-{
-    if (shard_job_payload(s, j) == 0)
-        resp_add_bulk(&m->out, j->payload, j->len);
-    else
-        resp_add_null(&m->out, m->proto); /* logged by shard_job_payload */
-}
-
-void shard_encode_pop(struct shard *s, struct msg *m, const struct queue *q, struct job *j)
-{
-    resp_add_array(&m->out, 2);
-    resp_add_bulk(&m->out, q->name, q->namelen);
-    shard_add_payload(s, m, j);
+        msg_batch_add(&s->events[k], k == n - 1 ? m : events_copy(m));
 }
 
 /* -------------------------------------------------------------- waiters */
@@ -526,9 +125,9 @@ static void waiter_unlink(struct shard *s, struct waiter *w)
         struct queue *q = w->links[i].q;
         queue_wait_unlink(&w->links[i]);
         if (q)
-            shard_queue_gc(s, q);
+            store_queue_gc(&s->st, q);
     }
-    theap_remove(&s->timers, &w->timer);
+    theap_remove(&s->st.timers, &w->timer);
     if (w->m->claim && w->m->claim->waiters[s->id] == w)
         w->m->claim->waiters[s->id] = NULL;
 }
@@ -590,13 +189,13 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
     m->out = *items;
     while (n < want && q->nready) {
         struct job *j = queue_ready_peek(q, false);
-        if (shard_job_payload(s, j) < 0) {
+        if (store_job_payload(&s->st, j) < 0) {
             log_error("job %016llx of queue '%s' has no payload in the journal; deleting it",
                       (unsigned long long)j->id, q->name);
-            shard_job_delete(s, j);
+            store_job_delete(&s->st, j);
             continue;
         }
-        shard_job_reserve(s, j, m->lease);
+        store_job_reserve(&s->st, j, m->lease);
         encode_reserved(m, j);
         note_job(m, j->id);
         n++;
@@ -614,10 +213,10 @@ static void deliver(struct shard *s, struct msg *m, struct queue *q)
     if (!is_reserve(m)) {
         bool left = m->cmd->flags & CMD_LEFT;
         struct job *j = queue_ready_peek(q, left);
-        shard_encode_pop(s, m, q, j);
+        store_encode_pop(&s->st, m, q, j);
         note_job(m, j->id);
         m->jobs_left = left;
-        shard_job_popped(s, j);
+        store_job_popped(&s->st, j);
         shard_reply(s, m);
         return;
     }
@@ -667,7 +266,7 @@ static void park(struct shard *s, struct msg *m)
     }
     if (m->deadline) {
         w->timer.when = m->deadline;
-        theap_add(&s->timers, &w->timer);
+        theap_add(&s->st.timers, &w->timer);
     }
     m->claim->waiters[s->id] = w;
 }
@@ -684,7 +283,7 @@ void shard_bpop(struct shard *s, struct msg *m)
         struct queue *q = first_ready(s, m, m->key_first, m->key_last);
         if (q) {
             deliver(s, m, q);
-            shard_queue_gc(s, q);
+            store_queue_gc(&s->st, q);
         } else {
             m->empty = true;
             shard_reply(s, m);
@@ -700,7 +299,7 @@ void shard_bpop(struct shard *s, struct msg *m)
     if (q) {
         if (claim_take(m->claim)) {
             deliver(s, m, q);
-            shard_queue_gc(s, q);
+            store_queue_gc(&s->st, q);
         } else {
             msg_free(m);
         }
@@ -734,16 +333,16 @@ static void serve_queue(struct shard *s, struct queue *q)
 
 static void serve_ready(struct shard *s)
 {
-    while (s->ready_head) {
-        struct queue *list = s->ready_head;
-        s->ready_head = NULL;
+    while (s->st.ready_head) {
+        struct queue *list = s->st.ready_head;
+        s->st.ready_head = NULL;
         while (list) {
             struct queue *q = list;
             list = q->ready_next;
             q->ready_next = NULL;
             serve_queue(s, q);
             q->in_ready_list = false;
-            shard_queue_gc(s, q);
+            store_queue_gc(&s->st, q);
         }
     }
 }
@@ -759,34 +358,9 @@ static void expire_waiter(struct shard *s, struct waiter *w)
     answer_empty(s, waiter_remove(s, w));
 }
 
-static void job_deadline(struct shard *s, struct job *j)
-{
-    struct queue *q = j->q;
-    switch (j->state) {
-    case JOB_DELAYED:
-        detach(s, j);
-        j->updated_at = clock_now_ms();
-        make_ready(s, j, true);
-        jr_update(s, j);
-        break;
-    case JOB_RESERVED:
-        log_debug("lease of job %016llx (queue '%s', attempt %u) expired", (unsigned long long)j->id,
-                  q->name, j->attempt);
-        shard_job_fail(s, j, "lease expired", 13, -1, false, "expired");
-        break;
-    case JOB_DONE:
-        detach(s, j);
-        drop(s, j);
-        shard_queue_gc(s, q);
-        break;
-    default:
-        break;
-    }
-}
-
 static void rearm_timer(struct shard *s)
 {
-    struct tnode *t = theap_min(&s->timers);
+    struct tnode *t = theap_min(&s->st.timers);
     if (!t) {
         if (s->timer_at)
             event_del(s->timer_ev);
@@ -815,9 +389,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct shard *s = arg;
-    if (s->jr && s->turns_seen == s->turn)
-        journal_checkpoint(s->jr);
-    s->turns_seen = s->turn;
+    if (s->st.jr && s->turns_seen == s->st.turn)
+        journal_checkpoint(s->st.jr);
+    else if (s->st.jr && journal_sync(s->st.jr) < 0) /* --fsync batch: on disk within a second */
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+    s->turns_seen = s->st.turn;
 }
 
 void shard_tick(struct shard *s)
@@ -826,12 +402,11 @@ void shard_tick(struct shard *s)
     int64_t now = clock_now_ms();
     struct tnode *t;
     int n = 0;
-    while (n++ < TIMER_BATCH && (t = theap_min(&s->timers)) && t->when <= now) {
-        theap_remove(&s->timers, t);
+    while (n++ < TIMER_BATCH && (t = store_next_due(&s->st, now))) {
         if (t->kind == TK_WAITER)
             expire_waiter(s, (struct waiter *)t);
         else
-            job_deadline(s, (struct job *)t);
+            store_job_deadline(&s->st, (struct job *)t);
     }
     shard_end_turn(s);
 }
@@ -851,12 +426,12 @@ static void handle_cancel(struct shard *s, struct msg *m)
 static void handle_return(struct shard *s, struct msg *m)
 {
     for (int i = 0; i < m->njobs; i++) {
-        struct job *j = jtable_find(&s->jobs, m->jobs[i]);
+        struct job *j = jtable_find(&s->st.jobs, m->jobs[i]);
         if (!j)
             continue;
         log_info("job %016llx goes back to queue '%s': the client it was delivered to disconnected first",
                  (unsigned long long)j->id, j->q->name);
-        shard_job_return(s, j, m->jobs_left);
+        store_job_return(&s->st, j, m->jobs_left);
     }
     msg_free(m);
 }
@@ -870,7 +445,7 @@ static void fail_turn(struct shard *s, int rc)
 {
     char why[600];
     snprintf(why, sizeof why, "ERR journal: %s; nothing of this command was stored, retry it",
-             journal_error(s->jr));
+             journal_error(s->st.jr));
     log_error("shard %d: a commit failed (%s); answering this turn's %s with the error and reloading from the journal",
               s->id, strerror(-rc), "commands");
     for (int i = 0; i <= s->srv->nio; i++) {
@@ -895,35 +470,35 @@ static void fail_turn(struct shard *s, int rc)
 
 static void commit_turn(struct shard *s)
 {
-    if (!s->jr || !journal_in_txn(s->jr)) {
-        s->turn_err = 0;
+    if (!s->st.jr || !journal_in_txn(s->st.jr)) {
+        s->st.turn_err = 0;
         EXT_EACH(end_turn, s, true);
         return;
     }
-    int rc = s->turn_err ? s->turn_err : journal_commit(s->jr);
+    int rc = s->st.turn_err ? s->st.turn_err : journal_commit(s->st.jr);
     if (rc < 0) {
-        if (!s->turn_err)
-            log_error("journal of shard %d: %s", s->id, journal_error(s->jr));
-        journal_rollback(s->jr);
+        if (!s->st.turn_err)
+            log_error("journal of shard %d: %s", s->id, journal_error(s->st.jr));
+        journal_rollback(s->st.jr);
         EXT_EACH(end_turn, s, false);
         fail_turn(s, rc);
     } else {
         EXT_EACH(end_turn, s, true);
     }
-    s->turn_err = 0;
+    s->st.turn_err = 0;
 }
 
 static void shard_end_turn(struct shard *s)
 {
     serve_ready(s);
     commit_turn(s); /* before any reply of the turn leaves */
-    s->turn++;
+    s->st.turn++;
     for (int i = 0; i <= s->srv->nio; i++)
         if (s->replies[i].head)
-            msg_batch_post(&s->replies[i], i < s->srv->nio ? &s->srv->io[i].inbox : &s->srv->main_inbox);
+            msg_batch_post(&s->replies[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
     for (int i = 0; i < s->srv->nio; i++)
         if (s->events[i].head)
-            msg_batch_post(&s->events[i], &s->srv->io[i].inbox);
+            msg_batch_post(&s->events[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
     rearm_timer(s);
 }
 
@@ -946,7 +521,7 @@ static void shard_drain(void *arg, struct msg *list)
             handle_return(s, m);
             break;
         case MSG_STOP:
-            s->stopping = true;
+            s->st.stopping = true;
             event_base_loopexit(s->base, NULL);
             msg_free(m);
             break;
@@ -965,13 +540,12 @@ int shard_init(struct shard *s, struct server *srv, int id)
     memset(s, 0, sizeof *s);
     s->id = id;
     s->srv = srv;
-    s->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)clock_mono_us() << 8) ^ (uint64_t)id;
-    s->turn = 1; /* a new queue's stats_turn is 0: nothing to save yet */
-    qtable_init(&s->queues);
-    jtable_init(&s->jobs);
-    theap_init(&s->timers);
-    qconf_defaults(&s->defaults, srv->cfg.payload);
-    s->payload_budget = srv->cfg.payload_memory / (srv->nshards ? srv->nshards : 1);
+    store_init(&s->st, id, srv->cfg.payload, srv->cfg.payload_memory / (srv->nshards ? srv->nshards : 1),
+               0x9E3779B97F4A7C15ULL ^ ((uint64_t)clock_mono_us() << 8) ^ (uint64_t)id);
+    s->st.emit = emit_event;
+    s->st.emit_arg = s;
+    s->st.finished = ext_job_finished;
+    s->st.finished_arg = s;
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     s->base = event_base_new_with_config(ec);
@@ -987,105 +561,19 @@ int shard_init(struct shard *s, struct server *srv, int id)
     s->events = calloc((size_t)srv->nio, sizeof *s->events);
     if (!s->timer_ev || !s->replies || !s->events)
         return -ENOMEM;
-    return inbox_init(&s->inbox, s->base, shard_drain, s);
+    int rc = inbox_init(&s->inbox, s->base, shard_drain, s);
+    if (rc == 0)
+        ctx_register(srv, ctx_shard(srv, id), &s->inbox);
+    return rc;
 }
 
 /* ------------------------------------------------------------- recovery */
-
-struct load_counts {
-    struct shard *s;
-    size_t by_state[JOB_NSTATES];
-    struct job **ready;          /* ready jobs, placed after the load in list order */
-    size_t nready, capready;
-};
-
-static int load_queue(void *arg, const struct journal_queue_row *row)
-{
-    struct shard *s = ((struct load_counts *)arg)->s;
-    struct queue *q = shard_queue_named(s, row->name, row->len, true);
-    qconf_parse(&q->conf, row->config);
-    q->paused = row->paused;
-    struct qconf d = s->defaults;
-    q->conf_custom = memcmp(&d, &q->conf, sizeof d) != 0;
-    return 0;
-}
-
-/* Puts a job read from the journal where its state keeps it. Deadlines
- * already past fire on the first timer turn (a lease that ran out while
- * spoold was down counts as expired; a delay that passed makes it ready). */
-static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
-{
-    struct load_counts *lc = arg;
-    struct shard *s = lc->s;
-    struct queue *q = shard_queue_named(s, qname, qlen, true);
-    j->q = q;
-    jtable_add(&s->jobs, j);
-    int64_t idms = (int64_t)(j->id >> 22);
-    if (idms > s->id_ms)
-        s->id_ms = idms, s->id_seq = (uint32_t)((j->id >> 10) & 0xfff);
-    switch (j->state) {
-    case JOB_READY:
-        if (lc->nready == lc->capready) {
-            lc->capready = lc->capready ? lc->capready * 2 : 1024;
-            struct job **r = xrealloc(lc->ready, lc->capready * sizeof *r);
-            lc->ready = r;
-        }
-        lc->ready[lc->nready++] = j;
-        break;
-    case JOB_DELAYED:
-        jlist_push_right(&q->delayed, j);
-        arm(s, j, j->run_at);
-        break;
-    case JOB_RESERVED:
-        jlist_push_right(&q->reserved, j);
-        arm(s, j, j->lease_until);
-        break;
-    case JOB_DONE:
-        jlist_push_right(&q->done, j);
-        arm(s, j, j->updated_at + q->conf.retention);
-        break;
-    default:
-        jlist_push_right(&q->dead, j);
-        break;
-    }
-    if (j->unique && j->state <= JOB_DELAYED && !queue_unique_find(q, j->unique, strlen(j->unique)))
-        queue_unique_add(q, j);
-    lc->by_state[j->state]++;
-    return 0;
-}
-
-/* List order of ready jobs: by queue, then priority, then pos. */
-static int ready_order(const void *a, const void *b)
-{
-    const struct job *x = *(const struct job *const *)a, *y = *(const struct job *const *)b;
-    if (x->q != y->q)
-        return (uintptr_t)x->q < (uintptr_t)y->q ? -1 : 1;
-    if (x->priority != y->priority)
-        return x->priority < y->priority ? -1 : 1;
-    return (x->pos > y->pos) - (x->pos < y->pos);
-}
-
-/* Jobs come in id order; ready lists are rebuilt in their own order after
- * one sort, so each insertion is an append. */
-static int load_all(struct shard *s, struct load_counts *lc)
-{
-    memset(lc, 0, sizeof *lc);
-    lc->s = s;
-    int rc = journal_load(s->jr, false, load_queue, load_job, lc);
-    if (lc->nready)
-        qsort(lc->ready, lc->nready, sizeof *lc->ready, ready_order);
-    for (size_t i = 0; i < lc->nready; i++)
-        queue_ready_insert_pos(lc->ready[i]->q, lc->ready[i]);
-    free(lc->ready);
-    lc->ready = NULL;
-    return rc;
-}
 
 static int check_shard_count(struct shard *s)
 {
     char have[32], want[32];
     snprintf(want, sizeof want, "%d", s->srv->nshards);
-    int rc = journal_meta_get(s->jr, "shards", have, sizeof have);
+    int rc = journal_meta_get(s->st.jr, "shards", have, sizeof have);
     if (rc == 0 && strcmp(have, want) != 0) {
         log_error("data directory %s was created with %s shards, and spoold was started with --shards %s: "
                   "start it with --shards %s (queues are placed on shards by name; another count would lose track of them)",
@@ -1093,10 +581,10 @@ static int check_shard_count(struct shard *s)
         return -EINVAL;
     }
     if (rc == -ENOENT) {
-        if ((rc = journal_begin(s->jr)) == 0 && (rc = journal_meta_put(s->jr, "shards", want)) == 0)
-            rc = journal_commit(s->jr);
+        if ((rc = journal_begin(s->st.jr)) == 0 && (rc = journal_meta_put(s->st.jr, "shards", want)) == 0)
+            rc = journal_commit(s->st.jr);
         if (rc < 0)
-            log_error("shard %d: cannot record the shard count: %s", s->id, journal_error(s->jr));
+            log_error("shard %d: cannot record the shard count: %s", s->id, journal_error(s->st.jr));
     }
     return rc;
 }
@@ -1105,27 +593,33 @@ int shard_recover(struct shard *s)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/shard-%d.db", s->srv->cfg.data_dir, s->id);
-    int rc = journal_open(&s->jr, path, s->srv->cfg.fsync);
+    /* FSYNC_ALWAYS until the shard count is recorded: start-up writes are
+     * durable in every mode (a power cut must not forget the shard count). */
+    int rc = journal_open(&s->st.jr, path, FSYNC_ALWAYS);
     if (rc < 0) {
-        log_error("cannot open the journal of shard %d: %s", s->id, s->jr ? journal_error(s->jr) : strerror(-rc));
-        journal_close(s->jr);
-        s->jr = NULL;
+        log_error("cannot open the journal of shard %d: %s", s->id, s->st.jr ? journal_error(s->st.jr) : strerror(-rc));
+        journal_close(s->st.jr);
+        s->st.jr = NULL;
         return rc;
     }
     if ((rc = check_shard_count(s)) < 0)
         return rc;
+    if ((rc = journal_set_fsync(s->st.jr, s->srv->cfg.fsync)) < 0) {
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+        return rc;
+    }
     int64_t t0 = clock_mono_ms();
-    struct load_counts lc;
-    if ((rc = load_all(s, &lc)) < 0) {
-        log_error("cannot load the journal of shard %d: %s", s->id, journal_error(s->jr));
+    size_t by_state[JOB_NSTATES];
+    if ((rc = store_load(&s->st, by_state)) < 0) {
+        log_error("cannot load the journal of shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
     }
     size_t total = 0;
     for (int i = 0; i < JOB_NSTATES; i++)
-        total += lc.by_state[i];
+        total += by_state[i];
     log_info("shard %d recovered %zu job(s) in %lld ms: %zu ready, %zu reserved, %zu delayed, %zu done, %zu dead (%s)",
-             s->id, total, (long long)(clock_mono_ms() - t0), lc.by_state[JOB_READY], lc.by_state[JOB_RESERVED],
-             lc.by_state[JOB_DELAYED], lc.by_state[JOB_DONE], lc.by_state[JOB_DEAD], path);
+             s->id, total, (long long)(clock_mono_ms() - t0), by_state[JOB_READY], by_state[JOB_RESERVED],
+             by_state[JOB_DELAYED], by_state[JOB_DONE], by_state[JOB_DEAD], path);
     for (int i = 0; i < nexts; i++)
         if (exts[i]->recover && (rc = exts[i]->recover(s)) < 0)
             return rc;
@@ -1139,49 +633,31 @@ static void rearm_waiters_of(void *arg, struct queue *q)
         struct waiter *w = l->w;
         if (w->m->deadline > 0 && !tnode_armed(&w->timer)) {
             w->timer.when = w->m->deadline;
-            theap_add(&s->timers, &w->timer);
+            theap_add(&s->st.timers, &w->timer);
         }
     }
 }
 
-static void reset_queue(void *arg, struct queue *q)
-{
-    struct shard *s = arg;
-    queue_clear_jobs(q);
-    if (q->stats_turn == s->turn)
-        q->stats = q->stats_saved;
-    q->conf = s->defaults;
-    q->conf_custom = false;
-    q->paused = false;
-}
-
 static void gc_queue(void *arg, struct queue *q)
 {
-    shard_queue_gc(arg, q);
+    struct shard *s = arg;
+    store_queue_gc(&s->st, q);
 }
 
 /* Memory := journal, after a failed commit. Waiters stay parked. */
 static void shard_reload(struct shard *s)
 {
-    for (size_t i = 0; i < s->timers.n; i++)
-        s->timers.a[i]->idx = TNODE_NONE;
-    s->timers.n = 0;
-    s->ready_head = NULL;
-    qtable_each(&s->queues, reset_queue, s);
-    jtable_free(&s->jobs);
-    jtable_init(&s->jobs);
-    s->payload_bytes = 0;
-    qtable_each(&s->queues, rearm_waiters_of, s);
-    struct load_counts lc;
-    if (load_all(s, &lc) < 0)
+    store_reset(&s->st);
+    qtable_each(&s->st.queues, rearm_waiters_of, s);
+    if (store_load(&s->st, NULL) < 0)
         log_error("shard %d: reloading the journal failed too: %s; this shard now serves only what it could read",
-                  s->id, journal_error(s->jr));
-    qtable_each(&s->queues, gc_queue, s);
+                  s->id, journal_error(s->st.jr));
+    qtable_each(&s->st.queues, gc_queue, s);
     EXT_EACH(reload, s);
     struct queue *q;
-    for (size_t i = 0; i < s->queues.nb; i++)
-        for (q = s->queues.b[i]; q; q = q->hnext)
-            shard_queue_changed(s, q);
+    for (size_t i = 0; i < s->st.queues.nb; i++)
+        for (q = s->st.queues.b[i]; q; q = q->hnext)
+            store_queue_changed(&s->st, q);
 }
 
 static void *shard_main(void *arg)
@@ -1218,16 +694,11 @@ static void free_waiters_of(void *arg, struct queue *q)
 
 void shard_destroy(struct shard *s)
 {
-    s->stopping = true; /* no queue is collected while waiters are freed */
-    if (s->queues.b) {
-        qtable_each(&s->queues, free_waiters_of, s);
-        qtable_free(&s->queues);
-    }
-    EXT_EACH(destroy, s);
-    jtable_free(&s->jobs);
-    theap_free(&s->timers);
-    journal_close(s->jr);
-    s->jr = NULL;
+    s->st.stopping = true; /* no queue is collected while waiters are freed */
+    if (s->st.queues.b)
+        qtable_each(&s->st.queues, free_waiters_of, s);
+    EXT_EACH(destroy, s); /* before the store closes the journal */
+    store_free(&s->st);
     inbox_discard(&s->inbox);
     inbox_destroy(&s->inbox);
     if (s->timer_ev)

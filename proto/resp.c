@@ -38,10 +38,11 @@
  * full is finished in turn. Attribute frames (|) count their elements and
  * drop them, so the value after an attribute takes its place.
  *
- * Allocation failure: every allocation goes through xmalloc()/xrealloc(),
- * which print a message and abort().
+ * Allocation failure: every allocation goes through xmalloc()/xrealloc()
+ * (xalloc.h), which print a message and abort().
  */
 #include "resp.h"
+#include "xalloc.h"
 
 #include <limits.h>
 #include <math.h>
@@ -62,31 +63,6 @@ enum {
 };
 
 /* ------------------------------------------------------------ allocation */
-
-static void oom(size_t n) __attribute__((noreturn));
-static void oom(size_t n)
-{
-    fprintf(stderr, "spool: resp: out of memory allocating %zu bytes\n", n);
-    abort();
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-
-    if (!p)
-        oom(n);
-    return p;
-}
-
-static void *xrealloc(void *old, size_t n)
-{
-    void *p = realloc(old, n ? n : 1);
-
-    if (!p)
-        oom(n);
-    return p;
-}
 
 /* A NUL-terminated copy of n bytes. */
 static char *xmemdup(const char *s, size_t n)
@@ -150,7 +126,7 @@ static char *buf_space(resp_buf *b, size_t n)
     size_t need, cap;
 
     if (n >= SIZE_MAX - b->len)
-        oom(SIZE_MAX);
+        xalloc_oom(SIZE_MAX);
     need = b->len + n + 1;
     if (need > b->cap) {
         cap = b->cap ? b->cap : 64;
@@ -225,9 +201,7 @@ char *resp_buf_take(resp_buf *b, size_t *len)
 
 /* --------------------------------------------------------------- numbers */
 
-/* Strict decimal, like Redis's string2ll: optional '-', no '+', no spaces,
- * no leading zeros, no "-0", no overflow. */
-static int parse_ll(const char *s, size_t n, long long *out)
+int resp_parse_ll(const char *s, size_t n, long long *out)
 {
     unsigned long long v = 0, lim = LLONG_MAX;
     bool neg = false;
@@ -268,7 +242,7 @@ static int parse_header(const char *line, size_t n, long long *out)
 {
     if (n < 2 || line[n - 1] != '\r')
         return -1;
-    return parse_ll(line + 1, n - 2, out);
+    return resp_parse_ll(line + 1, n - 2, out);
 }
 
 /* Writes v in decimal at dst (room for 20 bytes); returns the length. */
@@ -1268,7 +1242,7 @@ static int rd_scalar(resp_reader *r, char t, const char *s, size_t n, resp_val *
         *out = val_str(RESP_T_BIGNUM, xmemdup(s, n), n);
         return STEP_NEXT;
     case ':':
-        if (parse_ll(s, n, &ll) < 0)
+        if (resp_parse_ll(s, n, &ll) < 0)
             return rd_fail(r, ERR_RD_INT);
         *out = val_new(RESP_T_INT);
         (*out)->integer = ll;
@@ -1294,7 +1268,7 @@ static int rd_bulk_hdr(resp_reader *r, char t, const char *s, size_t n, resp_val
 {
     long long len;
 
-    if (parse_ll(s, n, &len) < 0)
+    if (resp_parse_ll(s, n, &len) < 0)
         return rd_fail(r, ERR_BULK_LEN);
     if (len == -1 && t == '$') {
         *out = val_new(RESP_T_NULL);
@@ -1327,7 +1301,7 @@ static int rd_aggregate(resp_reader *r, char t, const char *s, size_t n, resp_va
     long long count;
     rd_frame *f;
 
-    if (parse_ll(s, n, &count) < 0)
+    if (resp_parse_ll(s, n, &count) < 0)
         return rd_fail(r, ERR_MB_LEN);
     if (count == -1 && t == '*') {
         *out = val_new(RESP_T_NULL);

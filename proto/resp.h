@@ -203,6 +203,11 @@ const char *resp_reader_error(const resp_reader *r);
  * inline requests ("\x41") and job ids share it. */
 int resp_hex_value(char c);
 
+/* Strict decimal, like Redis's string2ll: optional '-', no '+', no spaces,
+ * no leading zeros, no "-0", no overflow. 0 and *out set, or -1. The one
+ * number parser of the parser, the broker's arguments and the SDK. */
+int resp_parse_ll(const char *s, size_t n, long long *out);
+
 /* Convenience for tests and the CLI: map lookup by key (MAP, or a flat
  * ARRAY of key/value pairs). Returns NULL when absent. */
 const resp_val *resp_val_get(const resp_val *map, const char *key);

@@ -12,7 +12,7 @@
  * for want of a connection is retried soon (the client reconnects on the
  * next call), so a broker restart shorter than the lease loses nothing.
  */
-#include "worker.h"
+#include "keeper.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -93,7 +93,7 @@ static bool next_work_locked(spool_worker *w, work *out)
     }
     if (w->keeper_quit)
         return false;
-    sdk_worker_wait_locked(w, earliest < 0 ? now + 60000 : earliest);
+    sdk_wait_locked(w, earliest < 0 ? now + 60000 : earliest);
     out->kind = W_NONE;
     return true;
 }
@@ -117,9 +117,9 @@ static void touch_one(spool_worker *w, spool_client *c, const work *wk)
     pthread_mutex_unlock(&w->mu);
     if (rc == 0) {
         atomic_fetch_add(&w->n_touches, 1);
-        sdk_worker_log(w, SPOOL_LOG_DEBUG, "touched %s for %lld ms", wk->receipt, wk->lease_ms);
+        w->host.log(w, SPOOL_LOG_DEBUG, "touched %s for %lld ms", wk->receipt, wk->lease_ms);
     } else if (same) {
-        sdk_worker_log(w, rc == SPOOL_ESTALE || rc == SPOOL_ENOJOB ? SPOOL_LOG_WARN : SPOOL_LOG_DEBUG,
+        w->host.log(w, rc == SPOOL_ESTALE || rc == SPOOL_ENOJOB ? SPOOL_LOG_WARN : SPOOL_LOG_DEBUG,
                    "touch %s failed: %s", wk->receipt, spool_errmsg(c));
     }
 }
@@ -129,9 +129,9 @@ static void hand_back(spool_worker *w, spool_client *c, const work *wk)
     int rc = spool_nack(c, wk->receipt, 0, "worker stopping: handed back at the stop deadline", 0);
     if (rc >= 0) {
         atomic_fetch_add(&w->n_handed, 1);
-        sdk_worker_log(w, SPOOL_LOG_WARN, "handed back %s at the stop deadline", wk->receipt);
+        w->host.log(w, SPOOL_LOG_WARN, "handed back %s at the stop deadline", wk->receipt);
     } else {
-        sdk_worker_log(w, SPOOL_LOG_WARN, "could not hand back %s: %s (its lease will expire)",
+        w->host.log(w, SPOOL_LOG_WARN, "could not hand back %s: %s (its lease will expire)",
                    wk->receipt, spool_errmsg(c));
     }
 }
@@ -140,9 +140,9 @@ void *sdk_keeper_main(void *arg)
 {
     spool_worker *w = arg;
     spool_client *c = NULL;
-    if (sdk_worker_client(w, "keeper", 0, &c) < 0) {
+    if (w->host.client(w, "keeper", 0, &c) < 0) {
         spool_close(c);
-        sdk_worker_log(w, SPOOL_LOG_ERROR, "lease keeper: cannot create a client");
+        w->host.log(w, SPOOL_LOG_ERROR, "lease keeper: cannot create a client");
         return NULL;
     }
     pthread_mutex_lock(&w->mu);

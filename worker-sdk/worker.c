@@ -1,6 +1,6 @@
 /*
  * worker.c - the worker runtime: spool_worker_new/run/stop/free and the
- * worker threads (see worker.h for the threads and what they share).
+ * worker threads (see worker_shared.h for the threads and what they share).
  *
  * A worker thread loops: (re)connect with exponential backoff and jitter,
  * JOB.RESERVE one job (blocking at most reserve_timeout_ms, so a stop is
@@ -20,7 +20,7 @@
  * deadline the keeper hands back the jobs still running; the run thread
  * then waits for their handlers to return, dropping their results.
  */
-#include "worker.h"
+#include "keeper.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +47,8 @@ static void default_log(int level, const char *msg, void *arg)
     fprintf(stderr, "%s: %s: %s\n", tag, names[level < 0 ? 0 : level > 3 ? 3 : level], msg);
 }
 
-void sdk_worker_log(spool_worker *w, int level, const char *fmt, ...)
+static void sdk_worker_log(spool_worker *w, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void sdk_worker_log(spool_worker *w, int level, const char *fmt, ...)
 {
     if (level < w->cfg.log_level)
         return;
@@ -64,7 +65,7 @@ void sdk_worker_log(spool_worker *w, int level, const char *fmt, ...)
 
 /* ================================================================ helpers */
 
-int sdk_worker_client(spool_worker *w, const char *role, int idx, spool_client **out)
+static int sdk_worker_client(spool_worker *w, const char *role, int idx, spool_client **out)
 {
     char name[160];
     snprintf(name, sizeof name, "%s-%s-%d", w->name, role, idx);
@@ -77,24 +78,7 @@ int sdk_worker_client(spool_worker *w, const char *role, int idx, spool_client *
     return sdk_client_create(out, &o);
 }
 
-void sdk_worker_wait_locked(spool_worker *w, long long deadline)
-{
-    long long now = sdk_mono_ms();
-    if (deadline <= now)
-        return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long long ms = deadline - now;
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-}
-
-void sdk_worker_backoff(spool_worker *w, int n, unsigned *seed, bool until_stop)
+static void sdk_worker_backoff(spool_worker *w, int n, unsigned *seed, bool until_stop)
 {
     long long d = w->cfg.reconnect_min_ms;
     for (int i = 1; i < n && d < w->cfg.reconnect_max_ms; i++)
@@ -105,7 +89,7 @@ void sdk_worker_backoff(spool_worker *w, int n, unsigned *seed, bool until_stop)
     long long deadline = sdk_mono_ms() + d;
     pthread_mutex_lock(&w->mu);
     while ((!until_stop || !atomic_load(&w->stopping)) && sdk_mono_ms() < deadline)
-        sdk_worker_wait_locked(w, deadline);
+        sdk_wait_locked(w, deadline);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -411,6 +395,7 @@ int spool_worker_new(spool_worker **out, const spool_worker_config *cfg)
     if (!w)
         return SPOOL_ENOMEM;
     w->stop_pipe[0] = w->stop_pipe[1] = -1;
+    w->host = (struct worker_host){ .log = sdk_worker_log, .client = sdk_worker_client };
     int rc = copy_config(w, cfg);
     if (rc == 0)
         rc = init_sync(w);
@@ -567,7 +552,7 @@ static int drain(spool_worker *w)
             rc = SPOOL_ETIMEOUT;
             pthread_cond_broadcast(&w->cv);
         }
-        sdk_worker_wait_locked(w, w->handback ? sdk_mono_ms() + 1000 : deadline);
+        sdk_wait_locked(w, w->handback ? sdk_mono_ms() + 1000 : deadline);
     }
     w->keeper_quit = true;
     pthread_cond_broadcast(&w->cv);

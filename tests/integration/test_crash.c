@@ -17,10 +17,10 @@
  *   afterwards finds exactly what was acknowledged.
  * - A second spoold on the same data dir is refused (the LOCK file).
  *
- * The load threads use their own small client (below), not the harness
- * client: the harness fails the test on a broken connection and runs on the
- * main thread only, while here a broken connection is simply the end of a
- * thread's work.
+ * The load threads use their own small client (tests/support/tclient.h),
+ * not the harness client: the harness fails the test on a broken
+ * connection and runs on the main thread only, while here a broken
+ * connection is simply the end of a thread's work.
  */
 #include <criterion/criterion.h>
 
@@ -40,109 +40,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "tclient.h"
 
 TestSuite(crash, .timeout = 240);
-
-/* ------------------------------------------------ a client for threads */
-
-#define TC_TIMEOUT_MS 30000 /* a reply slower than this counts as a hang */
-
-typedef struct tconn {
-    int fd;
-    resp_reader *rd;
-    char *in;
-    size_t off, len, cap;
-    bool timed_out; /* the last failure was a timeout, not a broken link */
-} tconn;
-
-static tconn *tc_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return NULL;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return NULL;
-    }
-    tconn *t = calloc(1, sizeof *t);
-    t->fd = fd;
-    t->rd = resp_reader_new(NULL);
-    t->cap = 65536;
-    t->in = malloc(t->cap);
-    return t;
-}
-
-static void tc_close(tconn *t)
-{
-    if (!t)
-        return;
-    close(t->fd);
-    resp_reader_free(t->rd);
-    free(t->in);
-    free(t);
-}
-
-/* Sends one command and reads its reply: NULL when the connection broke
- * (or no reply came within TC_TIMEOUT_MS, then timed_out is set). */
-static resp_val *tc_cmdv(tconn *t, int argc, const char *const *argv)
-{
-    resp_buf b;
-    resp_buf_init(&b);
-    resp_add_commandv(&b, argc, argv);
-    size_t sent = 0;
-    while (sent < b.len) {
-        ssize_t w = send(t->fd, b.data + sent, b.len - sent, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            resp_buf_free(&b);
-            return NULL;
-        }
-        sent += (size_t)w;
-    }
-    resp_buf_free(&b);
-
-    long long deadline = now_ms() + TC_TIMEOUT_MS;
-    for (;;) {
-        if (t->len > t->off) {
-            size_t used = 0;
-            resp_val *v = NULL;
-            int r = resp_reader_feed(t->rd, t->in + t->off, t->len - t->off, &used, &v);
-            t->off += used;
-            if (t->off == t->len)
-                t->off = t->len = 0;
-            if (r == RESP_OK)
-                return v;
-            if (r < 0)
-                return NULL;
-        }
-        int left = (int)(deadline - now_ms());
-        if (left <= 0) {
-            t->timed_out = true;
-            return NULL;
-        }
-        struct pollfd pfd = { t->fd, POLLIN, 0 };
-        int p = poll(&pfd, 1, left);
-        if (p < 0 && errno == EINTR)
-            continue;
-        if (p <= 0)
-            continue;
-        if (t->cap - t->len < 4096) {
-            t->cap *= 2;
-            t->in = realloc(t->in, t->cap);
-        }
-        ssize_t n = recv(t->fd, t->in + t->len, t->cap - t->len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return NULL;
-        t->len += (size_t)n;
-    }
-}
 
 /* ------------------------------------------------------- small helpers */
 

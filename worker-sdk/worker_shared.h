@@ -1,6 +1,11 @@
 /*
- * worker.h - the internals of the worker runtime shared by worker.c (the
- * reserving threads and spool_worker_run) and keeper.c (the lease keeper).
+ * worker_shared.h - the state of a worker that worker.c (the reserving
+ * threads and spool_worker_run) and keeper.c (the lease keeper) share.
+ *
+ * worker.c is above keeper.c: it starts the keeper and calls its slot
+ * functions (keeper.h). The keeper calls nothing of worker.c; what it needs
+ * from the worker (a log line, a new client) it reaches through the small
+ * interface the worker hands it in w->host.
  *
  * Threads of one spool_worker:
  *   - the caller of spool_worker_run(): starts everything, waits for a
@@ -15,13 +20,14 @@
  * thread holds) and the stop flags, all under `mu`; counters are atomics.
  * Lock order: only `mu`; no call on the network is made while holding it.
  */
-#ifndef SPOOL_WORKER_H
-#define SPOOL_WORKER_H
+#ifndef SPOOL_WORKER_SHARED_H
+#define SPOOL_WORKER_SHARED_H
 
 #include "internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 enum slot_phase {
     SLOT_IDLE,      /* no job */
@@ -41,12 +47,21 @@ typedef struct slot {
     atomic_bool lost;       /* a TOUCH was refused: someone else may run it */
 } slot;
 
+/* What the keeper needs from the worker, handed to it by spool_worker_new. */
+struct worker_host {
+    void (*log)(spool_worker *w, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+    /* Creates a client for this worker without connecting it yet. */
+    int (*client)(spool_worker *w, const char *role, int idx, spool_client **out);
+};
+
 struct spool_worker {
     spool_worker_config cfg; /* copy; pointers below own the strings */
     char **queues;           /* NULL-terminated copy */
     size_t nqueues;
     char *url;
     char *name;
+
+    struct worker_host host;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;       /* CLOCK_MONOTONIC; broadcast on any change */
@@ -75,25 +90,22 @@ struct spool_ctx {
     const char *receipt;     /* the running delivery */
 };
 
-/* keeper.c */
-void *sdk_keeper_main(void *arg);
-/* A job is starting on slot s: register it for touches. */
-void sdk_slot_begin(spool_worker *w, slot *s, const spool_job *job);
-/* The handler returned: RUNNING -> FINISHING. False when the keeper has
- * handed the job back (the result must be dropped). */
-bool sdk_slot_handler_done(spool_worker *w, slot *s);
-/* The result was sent (or given up): back to idle. */
-void sdk_slot_end(spool_worker *w, slot *s);
-
-/* worker.c */
-void sdk_worker_log(spool_worker *w, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Creates a client for this worker without connecting it yet. */
-int sdk_worker_client(spool_worker *w, const char *role, int idx, spool_client **out);
-/* Sleeps for the reconnect backoff of the n-th consecutive failure (n >= 1),
- * with jitter; returns early on a stop when until_stop is set. */
-void sdk_worker_backoff(spool_worker *w, int n, unsigned *seed, bool until_stop);
 /* Waits on w->cv until the monotonic deadline (ms); mu must be held. */
-void sdk_worker_wait_locked(spool_worker *w, long long deadline);
+static inline void sdk_wait_locked(spool_worker *w, long long deadline)
+{
+    long long now = sdk_mono_ms();
+    if (deadline <= now)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long ms = deadline - now;
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+}
 
 #endif

@@ -1,0 +1,85 @@
+/*
+ * context.h - what every thread shares: struct server, and the address book
+ * of every thread's inbox.
+ *
+ * Contracts layer. Threads find each other only here: a shard, an I/O
+ * thread or the main thread reaches another thread by posting to
+ * ctx_inbox(srv, slot), never by reaching into that thread's struct. The
+ * slots of the book are
+ *
+ *     [0, nshards)                     the shard threads   ctx_shard(srv, k)
+ *     [nshards, nshards + nio)         the I/O threads     ctx_io(srv, k)
+ *     nshards + nio                    the main thread     ctx_io(srv, nio)
+ *
+ * (a message's origin is an I/O thread index, nio naming the main thread,
+ * so replies go to ctx_io(srv, m->origin)). Each thread registers its own
+ * inbox while it is set up, before any thread starts; afterwards the book
+ * is read-only. Everything in struct server is written before threads
+ * start and read-only afterwards, except the atomic counters.
+ *
+ * Calls down only: config.h, inbox.h.
+ */
+#ifndef SPOOL_CONTEXT_H
+#define SPOOL_CONTEXT_H
+
+#include "config.h"
+#include "inbox.h"
+#include "resp.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct shard;
+struct io_thread;
+struct event_base;
+struct evconnlistener;
+struct event;
+struct evhttp;
+struct conn;
+
+struct server {
+    struct config cfg;
+    int nshards;
+    struct shard *shards;
+    int nio;
+    struct io_thread *io;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct event *sig_term, *sig_int, *sig_hup, *accept_retry;
+    struct evhttp *http;              /* HTTP admin, or NULL */
+    /* Runs one parsed request (commands_dispatch): handed to the
+     * connections from above, so that conn.c does not call up. */
+    void (*dispatch)(struct conn *c, resp_cmd *cmd);
+    struct inbox main_inbox;          /* replies to the main thread (origin == nio) */
+    struct inbox **inboxes;           /* the address book (see above); ctx_inboxes() entries */
+    int port;                         /* the bound port */
+    int next_io;
+    bool main_inbox_ready;
+    int64_t started_ms;               /* wall clock */
+    int64_t started_mono;
+    char run_id[41];
+
+    _Atomic long connected_clients;
+    _Atomic long blocked_clients;
+    _Atomic uint64_t total_connections;
+    _Atomic uint64_t total_commands;
+    _Atomic uint64_t rejected_connections;
+    _Atomic uint64_t next_client_id;
+    _Atomic long subscriptions;       /* pub/sub channels + patterns, all clients */
+};
+
+/* Allocates the address book for srv->nshards + srv->nio + 1 inboxes. */
+int ctx_init(struct server *srv);
+void ctx_free(struct server *srv);
+/* Number of slots in the book. */
+static inline int ctx_inboxes(const struct server *srv) { return srv->nshards + srv->nio + 1; }
+/* The slot of shard k, of I/O thread k (k == nio: the main thread). */
+static inline int ctx_shard(const struct server *srv, int k) { (void)srv; return k; }
+static inline int ctx_io(const struct server *srv, int k) { return srv->nshards + k; }
+/* Records the inbox of slot (on the thread that sets it up). */
+void ctx_register(struct server *srv, int slot, struct inbox *ib);
+/* The inbox of slot. */
+static inline struct inbox *ctx_inbox(const struct server *srv, int slot) { return srv->inboxes[slot]; }
+
+#endif

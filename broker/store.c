@@ -1,0 +1,646 @@
+/*
+ * store.c - the jobs of one shard and every change of their state (see
+ * store.h).
+ */
+#include "store.h"
+
+#include "clock.h"
+#include "journal.h"
+#include "log.h"
+#include "msg.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ID_EPOCH_MS 1704067200000LL /* 2024-01-01: ids stay below 2^63 until 2093 */
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void reset_queue(void *arg, struct queue *q)
+{
+    struct store *s = arg;
+    queue_clear_jobs(q);
+    if (q->stats_turn == s->turn)
+        q->stats = q->stats_saved;
+    q->conf = s->defaults;
+    q->conf_custom = false;
+    q->paused = false;
+}
+
+void store_init(struct store *s, int id, int payload_mode, int64_t payload_budget, uint64_t seed)
+{
+    memset(s, 0, sizeof *s);
+    s->id = id;
+    s->rng = seed;
+    s->turn = 1; /* a new queue's stats_turn is 0: nothing to save yet */
+    qtable_init(&s->queues);
+    jtable_init(&s->jobs);
+    theap_init(&s->timers);
+    qconf_defaults(&s->defaults, payload_mode);
+    s->payload_budget = payload_budget;
+}
+
+void store_free(struct store *s)
+{
+    if (s->queues.b)
+        qtable_free(&s->queues);
+    jtable_free(&s->jobs);
+    theap_free(&s->timers);
+    journal_close(s->jr);
+    s->jr = NULL;
+}
+
+/* Memory forgets every job and queue setting (the journal is then loaded
+ * again, see store_load); queues, and the waiters they hold, stay. */
+void store_reset(struct store *s)
+{
+    for (size_t i = 0; i < s->timers.n; i++)
+        s->timers.a[i]->idx = TNODE_NONE;
+    s->timers.n = 0;
+    s->ready_head = NULL;
+    qtable_each(&s->queues, reset_queue, s);
+    jtable_free(&s->jobs);
+    jtable_init(&s->jobs);
+    s->payload_bytes = 0;
+}
+
+/* ------------------------------------------------------------- queues */
+
+struct queue *store_queue(struct store *s, const char *name, size_t len, bool create)
+{
+    return create ? qtable_get(&s->queues, name, len, &s->defaults) : qtable_find(&s->queues, name, len);
+}
+
+
+void store_queue_changed(struct store *s, struct queue *q)
+{
+    if (q->nwaiters == 0 || q->in_ready_list || q->nready == 0 || q->paused)
+        return;
+    q->in_ready_list = true;
+    q->ready_next = s->ready_head;
+    s->ready_head = q;
+}
+
+
+void store_queue_gc(struct store *s, struct queue *q)
+{
+    if (q && !s->stopping)
+        qtable_maybe_free(&s->queues, q);
+}
+
+
+uint64_t store_new_id(struct store *s)
+{
+    int64_t ms = clock_now_ms() - ID_EPOCH_MS;
+    if (ms < 0)
+        ms = 0;
+    if (ms > s->id_ms) {
+        s->id_ms = ms;
+        s->id_seq = 0;
+    } else if (++s->id_seq > 0xfff) {
+        s->id_ms++; /* more than 4096 ids this millisecond: borrow the next one */
+        s->id_seq = 0;
+    }
+    return ((uint64_t)s->id_ms << 22) | ((uint64_t)s->id_seq << 10) | (uint64_t)s->id;
+}
+
+
+double store_random(struct store *s)
+{
+    /* xorshift64*: jitter only, not security */
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return (double)((s->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+
+/* ------------------------------------------------------- journal hooks */
+
+/* Every change of a turn goes into one transaction, begun at the first
+ * change; the first error is kept and fails the whole turn at its end. */
+static void jr_result(struct store *s, int rc)
+{
+    if (rc < 0 && s->turn_err == 0) {
+        s->turn_err = rc;
+        log_error("journal of shard %d: %s", s->id, journal_error(s->jr));
+    }
+}
+
+static bool jr_ready(struct store *s)
+{
+    if (!s->jr || s->turn_err)
+        return false;
+    jr_result(s, journal_begin(s->jr));
+    return s->turn_err == 0;
+}
+
+bool store_jr_begin(struct store *s)
+{
+    return jr_ready(s);
+}
+
+void store_jr_result(struct store *s, int rc)
+{
+    jr_result(s, rc);
+}
+
+/* The finished hook (results, waits, batches hang on it). */
+static void finished(struct store *s, struct job *j, int how)
+{
+    if (s->finished)
+        s->finished(s->finished_arg, j, how);
+}
+
+static void jr_insert(struct store *s, const struct job *j)
+{
+    if (jr_ready(s))
+        jr_result(s, journal_job_insert(s->jr, j));
+}
+
+static void jr_update(struct store *s, const struct job *j)
+{
+    if (jr_ready(s))
+        jr_result(s, journal_job_update(s->jr, j));
+}
+
+static void jr_delete(struct store *s, const struct job *j)
+{
+    if (jr_ready(s))
+        jr_result(s, journal_job_delete(s->jr, j->id));
+}
+
+void store_queue_saved(struct store *s, struct queue *q)
+{
+    struct qconf d = s->defaults;
+    q->conf_custom = memcmp(&d, &q->conf, sizeof d) != 0;
+    if (!jr_ready(s))
+        return;
+    if (q->conf_custom || q->paused)
+        jr_result(s, journal_queue_put(s->jr, q));
+    else
+        jr_result(s, journal_queue_delete(s->jr, q->name, q->namelen));
+}
+
+/* The totals of q, saved first if this turn had not touched them yet, so
+ * that a failed turn can give them back (see shard_reload). */
+static struct queue_stats *qstats(struct store *s, struct queue *q)
+{
+    if (q->stats_turn != s->turn) {
+        q->stats_saved = q->stats;
+        q->stats_turn = s->turn;
+    }
+    return &q->stats;
+}
+
+/* ------------------------------------------------------ payload memory */
+
+/* Payloads stay in memory while the shard's share of payload-memory
+ * allows; beyond it, and for finished jobs, they live only in the journal
+ * and are read back when needed. */
+static void payload_drop(struct store *s, struct job *j)
+{
+    if (!s->jr || !j->payload)
+        return;
+    s->payload_bytes -= j->len;
+    free(j->payload);
+    j->payload = NULL;
+}
+
+static void payload_account(struct store *s, struct job *j)
+{
+    if (!j->payload)
+        return;
+    s->payload_bytes += j->len;
+    if (s->payload_bytes > s->payload_budget)
+        payload_drop(s, j); /* already journaled by the caller */
+}
+
+/* -------------------------------------------------------------- events */
+
+/* Announced through the hook the runtime set (nothing when it is NULL). */
+static void emit_err(struct store *s, const struct job *j, const char *event, const char *err, size_t errlen)
+{
+    if (s->emit)
+        s->emit(s->emit_arg, j, event, err, errlen);
+}
+
+static void emit(struct store *s, const struct job *j, const char *event)
+{
+    emit_err(s, j, event, NULL, 0);
+}
+
+/* ---------------------------------------------------------- transitions */
+
+static void arm(struct store *s, struct job *j, int64_t when)
+{
+    theap_remove(&s->timers, &j->timer);
+    j->timer.kind = TK_JOB;
+    j->timer.when = when;
+    theap_add(&s->timers, &j->timer);
+}
+
+/* Takes j out of whatever list its state keeps it in. */
+static void detach(struct store *s, struct job *j)
+{
+    theap_remove(&s->timers, &j->timer);
+    if (j->state == JOB_READY)
+        queue_ready_remove(j->q, j);
+    else
+        jlist_unlink(queue_list(j->q, j->state), j);
+}
+
+static void release_unique(struct job *j)
+{
+    if (j->unique) {
+        queue_unique_remove(j->q, j);
+    }
+}
+
+static void drop(struct store *s, struct job *j)
+{
+    jtable_remove(&s->jobs, j);
+    jr_delete(s, j);
+    if (j->payload && s->jr)
+        s->payload_bytes -= j->len;
+    job_free(j);
+}
+
+static void make_ready(struct store *s, struct job *j, bool left)
+{
+    queue_ready_add(j->q, j, left);
+    store_queue_changed(s, j->q);
+}
+
+/* done: kept for inspection for retention ms, at most retention-max. */
+static void finish(struct store *s, struct job *j)
+{
+    struct queue *q = j->q;
+    release_unique(j);
+    j->state = JOB_DONE;
+    finished(s, j, JOB_DONE);
+    if (q->conf.retention == 0 || q->conf.retention_max == 0) {
+        drop(s, j);
+        return;
+    }
+    jlist_push_right(&q->done, j);
+    arm(s, j, j->updated_at + q->conf.retention);
+    jr_update(s, j);
+    payload_drop(s, j);
+    while ((int64_t)q->done.n > q->conf.retention_max) {
+        struct job *old = q->done.head;
+        detach(s, old);
+        drop(s, old);
+    }
+}
+
+struct job *store_job_push(struct store *s, struct queue *q, char *payload, size_t len,
+                           const struct push_opts *o)
+{
+    int64_t now = clock_now_ms();
+    struct job *j = job_new_owned(store_new_id(s), payload, len);
+    j->q = q;
+    j->priority = o->priority;
+    j->retries = (uint32_t)(o->retries >= 0 ? o->retries : q->conf.retries);
+    j->lease_ms = (uint32_t)o->lease_ms;
+    j->created_at = j->updated_at = now;
+    if (o->unique) {
+        job_set_str(&j->unique, o->unique, o->unique_len);
+        queue_unique_add(q, j);
+    }
+    jtable_add(&s->jobs, j);
+    qstats(s, q)->pushed++;
+    if (o->run_at > now) {
+        j->state = JOB_DELAYED;
+        j->run_at = o->run_at;
+        jlist_push_right(&q->delayed, j);
+        arm(s, j, j->run_at);
+    } else {
+        make_ready(s, j, o->left);
+    }
+    jr_insert(s, j);
+    payload_account(s, j);
+    emit(s, j, "pushed");
+    return j;
+}
+
+void store_job_reserve(struct store *s, struct job *j, int64_t lease_ms)
+{
+    struct queue *q = j->q;
+    detach(s, j);
+    if (lease_ms <= 0)
+        lease_ms = j->lease_ms ? j->lease_ms : q->conf.lease;
+    int64_t now = clock_now_ms();
+    j->state = JOB_RESERVED;
+    j->attempt++;
+    j->lease_ms = (uint32_t)lease_ms;
+    j->lease_until = now + lease_ms;
+    j->updated_at = now;
+    jlist_push_right(&q->reserved, j);
+    arm(s, j, j->lease_until);
+    jr_update(s, j);
+    emit(s, j, "reserved");
+}
+
+void store_job_popped(struct store *s, struct job *j)
+{
+    detach(s, j);
+    j->attempt++;
+    j->updated_at = clock_now_ms();
+    qstats(s, j->q)->popped++;
+    finish(s, j);
+}
+
+void store_job_ack(struct store *s, struct job *j)
+{
+    detach(s, j);
+    j->updated_at = clock_now_ms();
+    qstats(s, j->q)->acked++;
+    emit(s, j, "acked");
+    finish(s, j);
+}
+
+int store_job_fail(struct store *s, struct job *j, const char *err, size_t errlen,
+                   int64_t delay_ms, bool dead_now, const char *why)
+{
+    struct queue *q = j->q;
+    detach(s, j);
+    int64_t now = clock_now_ms();
+    j->updated_at = now;
+    if (err)
+        job_set_str(&j->last_error, err, errlen);
+    if (strcmp(why, "expired") == 0) {
+        qstats(s, q)->expired++;
+        emit(s, j, "expired");
+    }
+    if (dead_now || j->attempt > j->retries) {
+        j->state = JOB_DEAD;
+        release_unique(j);
+        jlist_push_right(&q->dead, j);
+        qstats(s, q)->buried++;
+        jr_update(s, j);
+        finished(s, j, JOB_DEAD);
+        payload_drop(s, j);
+        emit_err(s, j, "dead", err, errlen);
+        log_debug("job %016llx of queue '%s' is dead after %u attempt(s): %s",
+                  (unsigned long long)j->id, q->name, j->attempt, j->last_error ? j->last_error : why);
+        return JOB_DEAD;
+    }
+    if (delay_ms < 0)
+        delay_ms = qconf_backoff(&q->conf, j->attempt, store_random(s));
+    qstats(s, q)->retried++;
+    if (delay_ms == 0) {
+        make_ready(s, j, true);
+    } else {
+        j->state = JOB_DELAYED;
+        j->run_at = now + delay_ms;
+        jlist_push_right(&q->delayed, j);
+        arm(s, j, j->run_at);
+    }
+    jr_update(s, j);
+    emit_err(s, j, "retried", err, errlen);
+    return JOB_DELAYED;
+}
+
+void store_job_retry(struct store *s, struct job *j)
+{
+    if (j->state == JOB_DEAD) {
+        j->attempt = 0;
+        if (j->unique && !queue_unique_find(j->q, j->unique, strlen(j->unique)))
+            queue_unique_add(j->q, j);
+        else if (j->unique)
+            job_set_str(&j->unique, NULL, 0); /* another job holds the key now */
+    }
+    detach(s, j);
+    j->updated_at = clock_now_ms();
+    j->run_at = 0;
+    make_ready(s, j, true);
+    jr_update(s, j);
+}
+
+void store_job_return(struct store *s, struct job *j, bool left)
+{
+    if (j->state == JOB_DONE) {
+        qstats(s, j->q)->popped--;
+        if (j->unique) {
+            if (!queue_unique_find(j->q, j->unique, strlen(j->unique)))
+                queue_unique_add(j->q, j);
+            else
+                job_set_str(&j->unique, NULL, 0);
+        }
+    } else if (j->state != JOB_RESERVED) {
+        return;
+    }
+    detach(s, j);
+    if (j->attempt)
+        j->attempt--; /* the delivery never reached anyone */
+    j->updated_at = clock_now_ms();
+    make_ready(s, j, left);
+    jr_update(s, j);
+}
+
+void store_job_delete(struct store *s, struct job *j)
+{
+    if (j->state != JOB_DONE && j->state != JOB_DEAD)
+        finished(s, j, STORE_FINISHED_DELETED);
+    detach(s, j);
+    release_unique(j);
+    drop(s, j);
+}
+
+/* Deletes q's jobs in state (or, with state < 0, in every state but
+ * reserved); returns how many. */
+long long store_purge(struct store *s, struct queue *q, int state)
+{
+    long long n = 0;
+    for (int st = 0; st < JOB_NSTATES; st++) {
+        if (state >= 0 ? st != state : st == JOB_RESERVED)
+            continue;
+        struct job *j;
+        while ((j = st == JOB_READY ? queue_ready_peek(q, false) : queue_list(q, st)->head)) {
+            store_job_delete(s, j);
+            n++;
+        }
+    }
+    return n;
+}
+
+void store_job_touch(struct store *s, struct job *j, int64_t lease_ms)
+{
+    if (lease_ms <= 0)
+        lease_ms = j->lease_ms;
+    j->lease_until = clock_now_ms() + lease_ms;
+    j->updated_at = clock_now_ms();
+    arm(s, j, j->lease_until);
+    jr_update(s, j);
+}
+
+int store_job_payload(struct store *s, struct job *j)
+{
+    if (j->payload)
+        return 0;
+    if (!s->jr)
+        return -ENOENT;
+    char *p = NULL;
+    size_t n = 0;
+    int rc = journal_payload(s->jr, j->id, &p, &n);
+    if (rc < 0) {
+        log_error("job %016llx: cannot read its payload from the journal: %s", (unsigned long long)j->id,
+                  journal_error(s->jr));
+        return rc;
+    }
+    /* Kept until the job finishes (delivery is imminent), even over budget:
+     * the budget only decides what new pushes keep in memory. */
+    j->payload = p;
+    j->len = (uint32_t)n;
+    s->payload_bytes += n;
+    return 0;
+}
+
+void store_add_payload(struct store *s, struct msg *m, struct job *j)
+{
+    if (store_job_payload(s, j) == 0)
+        resp_add_bulk(&m->out, j->payload, j->len);
+    else
+        resp_add_null(&m->out, m->proto); /* logged by store_job_payload */
+}
+
+void store_encode_pop(struct store *s, struct msg *m, const struct queue *q, struct job *j)
+{
+    resp_add_array(&m->out, 2);
+    resp_add_bulk(&m->out, q->name, q->namelen);
+    store_add_payload(s, m, j);
+}
+
+/* ------------------------------------------------------------- deadlines */
+
+void store_job_deadline(struct store *s, struct job *j)
+{
+    struct queue *q = j->q;
+    switch (j->state) {
+    case JOB_DELAYED:
+        detach(s, j);
+        j->updated_at = clock_now_ms();
+        make_ready(s, j, true);
+        jr_update(s, j);
+        break;
+    case JOB_RESERVED:
+        log_debug("lease of job %016llx (queue '%s', attempt %u) expired", (unsigned long long)j->id,
+                  q->name, j->attempt);
+        store_job_fail(s, j, "lease expired", 13, -1, false, "expired");
+        break;
+    case JOB_DONE:
+        detach(s, j);
+        drop(s, j);
+        store_queue_gc(s, q);
+        break;
+    default:
+        break;
+    }
+}
+
+
+struct tnode *store_next_due(struct store *s, int64_t now)
+{
+    struct tnode *t = theap_min(&s->timers);
+    if (!t || t->when > now)
+        return NULL;
+    theap_remove(&s->timers, t);
+    return t;
+}
+
+/* ------------------------------------------------------------- recovery */
+
+struct load_counts {
+    struct store *s;
+    size_t by_state[JOB_NSTATES];
+    struct job **ready;          /* ready jobs, placed after the load in list order */
+    size_t nready, capready;
+};
+
+static int load_queue(void *arg, const struct journal_queue_row *row)
+{
+    struct store *s = ((struct load_counts *)arg)->s;
+    struct queue *q = store_queue(s, row->name, row->len, true);
+    qconf_parse(&q->conf, row->config);
+    q->paused = row->paused;
+    struct qconf d = s->defaults;
+    q->conf_custom = memcmp(&d, &q->conf, sizeof d) != 0;
+    return 0;
+}
+
+/* Puts a job read from the journal where its state keeps it. Deadlines
+ * already past fire on the first timer turn (a lease that ran out while
+ * spoold was down counts as expired; a delay that passed makes it ready). */
+static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
+{
+    struct load_counts *lc = arg;
+    struct store *s = lc->s;
+    struct queue *q = store_queue(s, qname, qlen, true);
+    j->q = q;
+    jtable_add(&s->jobs, j);
+    int64_t idms = (int64_t)(j->id >> 22);
+    if (idms > s->id_ms)
+        s->id_ms = idms, s->id_seq = (uint32_t)((j->id >> 10) & 0xfff);
+    switch (j->state) {
+    case JOB_READY:
+        if (lc->nready == lc->capready) {
+            lc->capready = lc->capready ? lc->capready * 2 : 1024;
+            struct job **r = xrealloc(lc->ready, lc->capready * sizeof *r);
+            lc->ready = r;
+        }
+        lc->ready[lc->nready++] = j;
+        break;
+    case JOB_DELAYED:
+        jlist_push_right(&q->delayed, j);
+        arm(s, j, j->run_at);
+        break;
+    case JOB_RESERVED:
+        jlist_push_right(&q->reserved, j);
+        arm(s, j, j->lease_until);
+        break;
+    case JOB_DONE:
+        jlist_push_right(&q->done, j);
+        arm(s, j, j->updated_at + q->conf.retention);
+        break;
+    default:
+        jlist_push_right(&q->dead, j);
+        break;
+    }
+    if (j->unique && j->state <= JOB_DELAYED && !queue_unique_find(q, j->unique, strlen(j->unique)))
+        queue_unique_add(q, j);
+    lc->by_state[j->state]++;
+    return 0;
+}
+
+/* List order of ready jobs: by queue, then priority, then pos. */
+static int ready_order(const void *a, const void *b)
+{
+    const struct job *x = *(const struct job *const *)a, *y = *(const struct job *const *)b;
+    if (x->q != y->q)
+        return (uintptr_t)x->q < (uintptr_t)y->q ? -1 : 1;
+    if (x->priority != y->priority)
+        return x->priority < y->priority ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Jobs come in id order; ready lists are rebuilt in their own order after
+ * one sort, so each insertion is an append. */
+int store_load(struct store *s, size_t by_state[JOB_NSTATES])
+{
+    struct load_counts lc0, *lc = &lc0;
+    memset(lc, 0, sizeof *lc);
+    lc->s = s;
+    int rc = journal_load(s->jr, false, load_queue, load_job, lc);
+    if (lc->nready)
+        qsort(lc->ready, lc->nready, sizeof *lc->ready, ready_order);
+    for (size_t i = 0; i < lc->nready; i++)
+        queue_ready_insert_pos(lc->ready[i]->q, lc->ready[i]);
+    free(lc->ready);
+    lc->ready = NULL;
+    if (by_state)
+        memcpy(by_state, lc->by_state, sizeof lc->by_state);
+    return rc;
+}

@@ -1,0 +1,159 @@
+/*
+ * store.h - the jobs of one shard: every change of a job's state, in one
+ * place, with no thread and no socket.
+ *
+ * Core layer. A store owns its queues (qtable), its jobs (jtable), the
+ * deadlines of its jobs (a heap, shared with the shard's waiters), its
+ * journal connection, the payload memory accounting, the id generator and
+ * the loading of the journal on start and after a failed commit. Every
+ * transition below is journaled (into the turn's transaction, begun at the
+ * first change; the first error is kept in turn_err), counted in the
+ * queue's totals, and announced as a job event through the emit hook.
+ *
+ * The job state machine (DESIGN.md):
+ *
+ *     push ──▶ ready ──reserve──▶ reserved ──ack──▶ done ──retention──▶ gone
+ *       │        ▲  ▲                 │  └──fail (last attempt)──▶ dead
+ *       │        │  └──return─────────┘                              │
+ *       └─DELAY─▶ delayed ◀──fail / lease expiry──┘     retry ◀──────┘
+ *
+ * A list pop (store_job_popped) goes ready ──▶ done at once (at-most-once).
+ *
+ * Who calls it: the shard thread (shard.c, the cmd_* shard handlers) and
+ * unit tests, which drive it with a fake clock (clock_set_source) and a
+ * temporary journal. It may call only the ground and the core below it:
+ * queue, journal, msg (to encode a payload into a reply), clock, log.
+ * It never calls up: a queue that gets a ready job while it has waiters
+ * is put on ready_head for the shard to serve, and events go out through
+ * emit (NULL: no events).
+ */
+#ifndef SPOOL_STORE_H
+#define SPOOL_STORE_H
+
+#include "queue.h"
+#include "theap.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct journal;
+struct msg;
+
+enum { TK_WAITER = 1, TK_JOB = 2 };   /* kinds of the heap's nodes */
+
+struct store {
+    int id;                      /* the shard's number (ids carry it) */
+    struct qtable queues;
+    struct jtable jobs;
+    struct theap timers;         /* job deadlines and (TK_WAITER) the shard's waiters */
+    struct queue *ready_head;    /* queues that got jobs while they had waiters */
+    struct qconf defaults;       /* settings of a new queue */
+    struct journal *jr;          /* NULL when running without a journal (unit tests) */
+    int turn_err;                /* first journal error of this turn (negative errno) */
+    uint64_t turn;               /* counts turns (queue totals are saved per turn) */
+    int64_t payload_bytes;       /* payloads held in memory */
+    int64_t payload_budget;      /* beyond it, new payloads live only in the journal */
+    int64_t id_ms;               /* id generator: last millisecond used */
+    uint32_t id_seq;
+    uint64_t rng;
+    bool stopping;               /* no queue is collected while stopping */
+    /* Job events (pushed, reserved, acked, retried, expired, dead); err
+     * may be NULL. Set by the runtime; NULL: none. */
+    void (*emit)(void *arg, const struct job *j, const char *event, const char *err, size_t errlen);
+    void *emit_arg;
+    /* A job just finished: how is JOB_DONE or JOB_DEAD, or
+     * STORE_FINISHED_DELETED for an unfinished job being deleted; j is
+     * whole (its state set) and may be freed right after. Set by the
+     * runtime (the shard passes it on to its extensions); NULL: none. */
+    void (*finished)(void *arg, struct job *j, int how);
+    void *finished_arg;
+};
+
+enum { STORE_FINISHED_DELETED = -1 };
+
+void store_init(struct store *s, int id, int payload_mode, int64_t payload_budget, uint64_t seed);
+/* Frees every queue and job and closes the journal. */
+void store_free(struct store *s);
+/* Loads the journal (s->jr) into memory; by_state (may be NULL) gets the
+ * number of jobs per state. */
+int store_load(struct store *s, size_t by_state[JOB_NSTATES]);
+/* Memory forgets every job and queue setting before store_load after a
+ * failed commit; queues (and the waiters on them) stay. */
+void store_reset(struct store *s);
+
+/* ---- queues ---- */
+
+/* The queue named name (created with the defaults when create is true). */
+struct queue *store_queue(struct store *s, const char *name, size_t len, bool create);
+/* Drops q if nothing keeps it (see queue_is_idle). */
+void store_queue_gc(struct store *s, struct queue *q);
+/* Journals q's settings and pause state. */
+void store_queue_saved(struct store *s, struct queue *q);
+/* q may serve waiters now: put it on ready_head (once). */
+void store_queue_changed(struct store *s, struct queue *q);
+uint64_t store_new_id(struct store *s);
+/* Begins the turn's transaction if needed; false when there is no journal
+ * or the turn already failed (nothing more is written). For modules that
+ * write rows of their own (jext.c). */
+bool store_jr_begin(struct store *s);
+/* Records the result of such a write (the first error fails the turn). */
+void store_jr_result(struct store *s, int rc);
+double store_random(struct store *s);   /* in [0,1) */
+
+/* ---- job transitions (journaled, counted, announced) ---- */
+
+struct push_opts {
+    int64_t run_at;       /* unix ms; > now means delayed */
+    int16_t priority;
+    int64_t retries;      /* -1 = queue default */
+    int64_t lease_ms;     /* 0 = queue default */
+    const char *unique;
+    size_t unique_len;
+    bool left;            /* LPUSH/JOB.PUSH: left; RPUSH: right */
+    uint64_t batch;       /* JOB.PUSH … BATCH id (batch.h); 0 = none */
+};
+
+/* Creates a job in q; takes ownership of payload (malloc'd, with a NUL at
+ * payload[len], as the request parser hands arguments out). */
+struct job *store_job_push(struct store *s, struct queue *q, char *payload, size_t len,
+                           const struct push_opts *o);
+/* Takes the job out of the ready list and leases it (attempt++). */
+void store_job_reserve(struct store *s, struct job *j, int64_t lease_ms);
+/* A list pop delivered it: done at once (at-most-once). */
+void store_job_popped(struct store *s, struct job *j);
+void store_job_ack(struct store *s, struct job *j);
+/* A failed delivery: retry after delay_ms (< 0: backoff) or dead. Returns
+ * the new state (JOB_DELAYED or JOB_DEAD). why is "nack" or "expired". */
+int store_job_fail(struct store *s, struct job *j, const char *err, size_t errlen,
+                   int64_t delay_ms, bool dead_now, const char *why);
+/* Dead/delayed -> ready now. */
+void store_job_retry(struct store *s, struct job *j);
+/* A delivered job whose client vanished goes back to ready. */
+void store_job_return(struct store *s, struct job *j, bool left);
+/* Removes a job in any state. */
+void store_job_delete(struct store *s, struct job *j);
+/* Deletes q's jobs in state (or, with state < 0, in every state but
+ * reserved); returns how many. */
+long long store_purge(struct store *s, struct queue *q, int state);
+/* Extends the lease of a reserved job. */
+void store_job_touch(struct store *s, struct job *j, int64_t lease_ms);
+/* j's deadline (TK_JOB node of the heap) is due: a delay ends, a lease
+ * expires, or a done job's retention is over. */
+void store_job_deadline(struct store *s, struct job *j);
+
+/* Takes the earliest node of the deadline heap if it is due by now, else
+ * NULL. The caller handles it by kind: TK_JOB with store_job_deadline. */
+struct tnode *store_next_due(struct store *s, int64_t now);
+
+/* ---- payloads ---- */
+
+/* Makes sure the payload is in memory (reads it from the journal). */
+int store_job_payload(struct store *s, struct job *j);
+/* Appends j's payload to m's reply as a bulk string, reading it from the
+ * journal when it is not in memory. */
+void store_add_payload(struct store *s, struct msg *m, struct job *j);
+/* Encodes the list-pop reply [key, payload] of a delivery to m. */
+void store_encode_pop(struct store *s, struct msg *m, const struct queue *q, struct job *j);
+
+#endif

@@ -1,0 +1,19 @@
+/*
+ * sysinfo.c - process figures read from /proc (see sysinfo.h).
+ */
+#include "sysinfo.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+long sysinfo_rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}

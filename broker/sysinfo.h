@@ -1,0 +1,13 @@
+/*
+ * sysinfo.h - figures about this process that the operating system keeps
+ * (resident memory), for INFO and /metrics.
+ *
+ * Ground layer: calls nothing of the broker; safe from any thread.
+ */
+#ifndef SPOOL_SYSINFO_H
+#define SPOOL_SYSINFO_H
+
+/* Resident memory of this process, in bytes (0 when unknown). */
+long sysinfo_rss_bytes(void);
+
+#endif

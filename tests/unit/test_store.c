@@ -1,0 +1,332 @@
+/*
+ * test_store.c - the job state machine (store_job_* in broker/store.c)
+ * under a fake clock: every transition, backoff bounds, retry accounting,
+ * unique keys, retention of done jobs, and what the journal gives back.
+ * No thread, no event loop, no socket: a store is built alone over a
+ * journal in a temporary directory, transitions are called directly, and
+ * deadlines are fired with store_next_due() after moving the clock, each
+ * "turn" ending with a commit as the shard's would.
+ */
+#include <criterion/criterion.h>
+
+#include "clock.h"
+#include "config.h"
+#include "journal.h"
+#include "queue.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int64_t fake_now = 1800000000000LL;
+static int64_t fake_clock(void *arg) { return fake_now; }
+
+static struct config cfg;
+static struct store store;
+static char dir[64], path[128];
+
+static void open_store(struct store *s)
+{
+    store_init(s, 0, cfg.payload, cfg.payload_memory, 0x9E3779B97F4A7C15ULL);
+    int rc = journal_open(&s->jr, path, 0);
+    cr_assert_eq(rc, 0, "journal_open: %d %s", rc, s->jr ? journal_error(s->jr) : "");
+}
+
+static void setup(void)
+{
+    char *argv[] = { "spoold", NULL };
+    FILE *devnull = fopen("/dev/null", "w");
+    cr_assert_eq(config_load(&cfg, 1, argv, devnull), 0);
+    fclose(devnull);
+    strcpy(dir, "/tmp/spool-store-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/shard-0.db", dir);
+    clock_set_source(fake_clock, NULL);
+    open_store(&store);
+}
+
+static void teardown(void)
+{
+    store_free(&store);
+    config_free(&cfg);
+    clock_set_source(NULL, NULL);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* The end of a turn, as the shard ends it: commit what the turn changed. */
+static void end_turn(void)
+{
+    cr_assert_eq(store.turn_err, 0, "journal error in the turn: %s", journal_error(store.jr));
+    if (journal_in_txn(store.jr))
+        cr_assert_eq(journal_commit(store.jr), 0, "commit: %s", journal_error(store.jr));
+    store.turn++;
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+static struct queue *queue(const char *name)
+{
+    return store_queue(&store, name, strlen(name), true);
+}
+
+static struct job *push(struct queue *q, int64_t run_at, int64_t retries, const char *unique)
+{
+    struct push_opts o = { .run_at = run_at, .retries = retries, .left = true,
+                           .unique = unique, .unique_len = unique ? strlen(unique) : 0 };
+    return store_job_push(&store, q, strdup("{}"), 2, &o);
+}
+
+static void advance(int64_t ms)
+{
+    fake_now += ms;
+    struct tnode *t;
+    while ((t = store_next_due(&store, clock_now_ms())))
+        store_job_deadline(&store, (struct job *)t);
+    end_turn();
+}
+
+Test(store, push_reserve_ack)
+{
+    struct queue *q = queue("q");
+    struct job *j = push(q, 0, -1, NULL);
+    cr_assert_eq(j->state, JOB_READY);
+    cr_assert_eq(j->retries, 25, "queue default");
+    cr_assert_eq(q->nready, 1);
+    store_job_reserve(&store, j, 0);
+    cr_assert_eq(j->state, JOB_RESERVED);
+    cr_assert_eq(j->attempt, 1);
+    cr_assert_eq(j->lease_ms, 30000);
+    cr_assert_eq(j->lease_until, fake_now + 30000);
+    cr_assert_eq(q->nready, 0);
+    cr_assert_eq(q->reserved.n, 1);
+    store_job_ack(&store, j);
+    cr_assert_eq(j->state, JOB_DONE);
+    cr_assert_eq(q->done.n, 1);
+    cr_assert_eq(q->stats.acked, 1);
+    cr_assert_eq(jtable_find(&store.jobs, j->id), j, "done jobs stay findable for inspection");
+}
+
+Test(store, delayed_push_becomes_ready_at_its_time)
+{
+    struct queue *q = queue("q");
+    struct job *j = push(q, fake_now + 5000, -1, NULL);
+    cr_assert_eq(j->state, JOB_DELAYED);
+    advance(4999);
+    cr_assert_eq(j->state, JOB_DELAYED);
+    advance(1);
+    cr_assert_eq(j->state, JOB_READY);
+    cr_assert_eq(q->nready, 1);
+}
+
+Test(store, nack_with_retries_left_backs_off_then_ready)
+{
+    struct queue *q = queue("q");
+    q->conf.backoff = 1000;
+    struct job *j = push(q, 0, 3, NULL);
+    store_job_reserve(&store, j, 0);
+    int st = store_job_fail(&store, j, "smtp 451", 8, -1, false, "nack");
+    cr_assert_eq(st, JOB_DELAYED);
+    cr_assert_str_eq(j->last_error, "smtp 451");
+    cr_assert_geq(j->run_at, fake_now + 800, "backoff lower bound (jitter -20%%)");
+    cr_assert_leq(j->run_at, fake_now + 1200, "backoff upper bound (jitter +20%%)");
+    advance(1200);
+    cr_assert_eq(j->state, JOB_READY);
+    cr_assert_eq(q->stats.retried, 1);
+}
+
+Test(store, nack_delay_overrides_backoff_and_zero_is_ready_now)
+{
+    struct queue *q = queue("q");
+    struct job *j = push(q, 0, 3, NULL);
+    store_job_reserve(&store, j, 0);
+    store_job_fail(&store, j, NULL, 0, 250, false, "nack");
+    cr_assert_eq(j->run_at, fake_now + 250);
+    advance(250);
+    store_job_reserve(&store, j, 0);
+    store_job_fail(&store, j, NULL, 0, 0, false, "nack");
+    cr_assert_eq(j->state, JOB_READY);
+}
+
+Test(store, lease_expiry_with_retries_left_never_goes_dead)
+{
+    struct queue *q = queue("q");
+    q->conf.backoff = 10;
+    struct job *j = push(q, 0, 2, NULL);
+    for (uint32_t a = 1; a <= 2; a++) {
+        store_job_reserve(&store, j, 100);
+        cr_assert_eq(j->attempt, a);
+        advance(100);
+        cr_assert_eq(j->state, JOB_DELAYED, "attempt %u of 3 expired: retried, not dead", a);
+        cr_assert_str_eq(j->last_error, "lease expired");
+        advance(1000);
+        cr_assert_eq(j->state, JOB_READY);
+    }
+    cr_assert_eq(q->stats.expired, 2);
+    cr_assert_eq(q->dead.n, 0);
+}
+
+Test(store, lease_expiry_on_the_last_attempt_goes_dead)
+{
+    struct queue *q = queue("q");
+    struct job *j = push(q, 0, 0, NULL);
+    store_job_reserve(&store, j, 100);
+    advance(99);
+    cr_assert_eq(j->state, JOB_RESERVED);
+    advance(1);
+    cr_assert_eq(j->state, JOB_DEAD);
+    cr_assert_eq(q->dead.n, 1);
+    cr_assert_eq(q->stats.buried, 1);
+}
+
+Test(store, touch_extends_the_lease)
+{
+    struct queue *q = queue("q");
+    struct job *j = push(q, 0, 0, NULL);
+    store_job_reserve(&store, j, 100);
+    advance(80);
+    store_job_touch(&store, j, 100);
+    advance(80);
+    cr_assert_eq(j->state, JOB_RESERVED, "touched at 80 ms: alive at 160 ms");
+    advance(20);
+    cr_assert_eq(j->state, JOB_DEAD);
+}
+
+Test(store, nack_dead_and_retry_brings_back_with_fresh_attempts)
+{
+    struct queue *q = queue("q");
+    struct job *j = push(q, 0, 5, NULL);
+    store_job_reserve(&store, j, 0);
+    cr_assert_eq(store_job_fail(&store, j, "bad address", 11, -1, true, "nack"), JOB_DEAD);
+    cr_assert_eq(j->state, JOB_DEAD);
+    store_job_retry(&store, j);
+    cr_assert_eq(j->state, JOB_READY);
+    cr_assert_eq(j->attempt, 0);
+    cr_assert_eq(q->dead.n, 0);
+}
+
+Test(store, retry_makes_a_delayed_job_ready_now)
+{
+    struct queue *q = queue("q");
+    struct job *j = push(q, fake_now + 60000, -1, NULL);
+    store_job_retry(&store, j);
+    cr_assert_eq(j->state, JOB_READY);
+    advance(60000);
+    cr_assert_eq(j->state, JOB_READY, "its old deadline no longer fires");
+    cr_assert_eq(q->nready, 1);
+}
+
+Test(store, unique_key_released_when_the_job_finishes)
+{
+    struct queue *q = queue("q");
+    struct job *j = push(q, 0, 0, "welcome");
+    cr_assert_eq(queue_unique_find(q, "welcome", 7), j);
+    store_job_reserve(&store, j, 0);
+    cr_assert_eq(queue_unique_find(q, "welcome", 7), j, "held while reserved");
+    store_job_ack(&store, j);
+    cr_assert_null(queue_unique_find(q, "welcome", 7), "released when done");
+
+    struct job *k = push(q, 0, 0, "welcome");
+    store_job_reserve(&store, k, 0);
+    store_job_fail(&store, k, NULL, 0, -1, false, "nack");
+    cr_assert_eq(k->state, JOB_DEAD);
+    cr_assert_null(queue_unique_find(q, "welcome", 7), "released when dead");
+
+    struct job *l = push(q, fake_now + 1000, 0, "welcome");
+    store_job_delete(&store, l);
+    cr_assert_null(queue_unique_find(q, "welcome", 7), "released when deleted");
+}
+
+Test(store, list_pop_completes_and_return_undoes_it)
+{
+    struct queue *q = queue("q");
+    struct job *j = push(q, 0, -1, NULL);
+    store_job_popped(&store, j);
+    cr_assert_eq(j->state, JOB_DONE);
+    cr_assert_eq(q->stats.popped, 1);
+    store_job_return(&store, j, false);
+    cr_assert_eq(j->state, JOB_READY);
+    cr_assert_eq(j->attempt, 0);
+    cr_assert_eq(q->stats.popped, 0);
+    cr_assert_eq(queue_ready_peek(q, false), j, "back at the end it was taken from");
+}
+
+Test(store, done_jobs_are_pruned_by_age_and_count)
+{
+    struct queue *q = queue("q");
+    q->conf.retention = 1000;
+    q->conf.retention_max = 3;
+    struct job *first = NULL;
+    uint64_t first_id = 0;
+    for (int i = 0; i < 5; i++) {
+        struct job *j = push(q, 0, -1, NULL);
+        if (!first) {
+            first = j;
+            first_id = j->id;
+        }
+        store_job_popped(&store, j);
+    }
+    cr_assert_eq(q->done.n, 3, "retention-max caps the done list");
+    cr_assert_null(jtable_find(&store.jobs, first_id), "the oldest went first");
+    advance(1000);
+    cr_assert_null(qtable_find(&store.queues, "q", 1), "every done job aged out, and the idle queue was collected");
+}
+
+Test(store, ids_increase_and_name_the_shard)
+{
+    uint64_t last = 0;
+    for (int i = 0; i < 10000; i++) {
+        uint64_t id = store_new_id(&store);
+        cr_assert_gt(id, last);
+        cr_assert_eq(job_id_shard(id), 0);
+        cr_assert_lt(id, 1ULL << 63);
+        last = id;
+    }
+}
+
+Test(store, a_fresh_store_loads_what_the_journal_holds)
+{
+    struct queue *q = queue("q");
+    struct job *ready = push(q, 0, -1, "u1");
+    struct job *delayed = push(q, fake_now + 5000, -1, NULL);
+    struct job *reserved = push(q, 0, -1, NULL);
+    store_job_reserve(&store, reserved, 1000);
+    uint64_t ids[3] = { ready->id, delayed->id, reserved->id };
+    end_turn();
+    store_free(&store);
+    open_store(&store);
+    size_t by_state[JOB_NSTATES];
+    cr_assert_eq(store_load(&store, by_state), 0);
+    cr_assert_eq(by_state[JOB_READY], 1);
+    cr_assert_eq(by_state[JOB_DELAYED], 1);
+    cr_assert_eq(by_state[JOB_RESERVED], 1);
+    struct queue *back = qtable_find(&store.queues, "q", 1);
+    cr_assert_not_null(back);
+    cr_assert_eq(queue_ready_peek(back, false)->id, ids[0]);
+    cr_assert_not_null(queue_unique_find(back, "u1", 2), "the unique key is held again");
+    cr_assert_eq(jtable_find(&store.jobs, ids[1])->state, JOB_DELAYED);
+    cr_assert_eq(store_job_payload(&store, jtable_find(&store.jobs, ids[2])), 0);
+    cr_assert_eq(memcmp(jtable_find(&store.jobs, ids[2])->payload, "{}", 2), 0);
+    fake_now += 1; /* a restart takes longer than a millisecond */
+    cr_assert_gt(store_new_id(&store), ids[2], "ids go on after the loaded ones");
+    advance(999);
+    cr_assert_eq(jtable_find(&store.jobs, ids[2])->state, JOB_DELAYED, "its lease ran out while loaded: retried");
+}
+
+Test(store, purge_takes_one_state_or_all_but_reserved)
+{
+    struct queue *q = queue("q");
+    push(q, 0, -1, NULL);
+    push(q, fake_now + 5000, -1, NULL);
+    struct job *r = push(q, 0, -1, NULL);
+    store_job_reserve(&store, r, 0);
+    cr_assert_eq(store_purge(&store, q, JOB_DELAYED), 1);
+    cr_assert_eq(q->delayed.n, 0);
+    cr_assert_eq(q->nready, 1);
+    cr_assert_eq(store_purge(&store, q, -1), 1, "the reserved job stays");
+    cr_assert_eq(q->reserved.n, 1);
+    end_turn();
+}
