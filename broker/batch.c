@@ -10,7 +10,7 @@
 #include "batch.h"
 
 #include "clock.h"
-#include "commands.h"
+#include "command.h"
 #include "dtimer.h"
 #include "hash.h"
 #include "inbox.h"
@@ -20,7 +20,7 @@
 #include "events.h"
 #include "queue.h"
 #include "resp.h"
-#include "server.h"
+#include "context.h"
 #include "shard.h"
 #include "textfmt.h"
 #include "xalloc.h"

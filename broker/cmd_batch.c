@@ -9,13 +9,13 @@
 #include "batch.h"
 #include "admit.h"
 #include "cmd_job.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
 #include "conn.h"
 #include "io.h"
 #include "msg.h"
 #include "queue.h"
-#include "server.h"
+#include "context.h"
 #include "shard.h"
 
 #include <stdatomic.h>

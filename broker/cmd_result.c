@@ -30,7 +30,7 @@
 #include "claim.h"
 #include "cmd_job.h"
 #include "args.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
 #include "conn.h"
 #include "dtimer.h"
@@ -41,7 +41,7 @@
 #include "payload.h"
 #include "events.h"
 #include "queue.h"
-#include "server.h"
+#include "context.h"
 #include "shard.h"
 #include "xalloc.h"
 

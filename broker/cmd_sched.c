@@ -13,7 +13,7 @@
 #include "admit.h"
 #include "cmd_job.h"
 #include "args.h"
-#include "commands.h"
+#include "command.h"
 #include "config.h"
 #include "conn.h"
 #include "io.h"
@@ -21,7 +21,7 @@
 #include "payload.h"
 #include "queue.h"
 #include "schedule.h"
-#include "server.h"
+#include "context.h"
 #include "shard.h"
 
 #include <errno.h>
