@@ -308,9 +308,12 @@ void sh_job_ack(struct shard *s, struct msg *m)
         if (!j)
             continue;
         struct queue *q = j->q;
+        uint64_t id = j->id;
         if (with_result)
             result_store(s, m, j);
-        store_job_ack(&s->st, j);
+        store_job_ack(&s->st, j); /* may free j (retention 0) */
+        if (with_result)
+            result_settle(s, id);
         store_queue_gc(&s->st, q);
         m->num++;
     }
@@ -419,7 +422,7 @@ void sh_job_get(struct shard *s, struct msg *m)
 {
     struct job *j = job_resolve(s, m, 1, false, false);
     if (j && store_job_payload(&s->st, j) == 0)
-        encode_job(m, j);
+        result_encode_job(s, m, j);
     else
         resp_add_null(&m->out, m->proto);
     shard_reply(s, m);

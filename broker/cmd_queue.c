@@ -7,6 +7,7 @@
 #include "args.h"
 #include "clock.h"
 #include "cmd_job.h"
+#include "cmd_result.h"
 #include "command.h"
 #include "config.h"
 #include "conn.h"
@@ -248,7 +249,7 @@ void sh_queue_peek(struct shard *s, struct msg *m)
         resp_add_array(&m->out, n);
         for (size_t i = 0; i < n; i++) {
             store_job_payload(&s->st, page[i]);
-            encode_job(m, page[i]);
+            result_encode_job(s, m, page[i]);
         }
     }
     shard_reply(s, m);

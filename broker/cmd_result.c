@@ -20,9 +20,11 @@
  * that disconnects takes it and withdraws the waiter (MSG_CANCEL, the
  * cancel hook), so nothing waits for a client that is gone.
  *
- * Results and progress live in the job (struct job: result, progress) and
- * in the job's row (jext.c), so they survive restarts, and leave with the
- * job when retention removes it.
+ * Results and progress live in the job's row (jext.c), so they survive
+ * restarts and leave with the job when retention removes it. In memory a
+ * job keeps its progress (at most PROGRESS_MAX bytes) but not the result
+ * of a finished job (result_on_disk): up to max-result bytes times the
+ * done jobs a queue keeps would not fit; it is read back when shown.
  */
 #include "cmd_result.h"
 
@@ -51,6 +53,7 @@
 #include <strings.h>
 
 #define WAIT_BUCKETS 1024
+#define PROGRESS_MAX 4096 /* bytes of a progress value (it stays in memory with its job) */
 
 struct jwaiter {
     struct tnode timer;       /* first member */
@@ -132,6 +135,28 @@ void result_store(struct shard *s, struct msg *m, struct job *j)
     jext_job_result(s, j->id, j->result, j->result_len);
 }
 
+void result_settle(struct shard *s, uint64_t id)
+{
+    struct job *j = jtable_find(&s->st.jobs, id);
+    if (j && j->result && (j->state == JOB_DONE || j->state == JOB_DEAD)) {
+        free(j->result);
+        j->result = NULL;
+        j->result_on_disk = true; /* done jobs keep results on disk, not in memory */
+    }
+}
+
+void result_encode_job(struct shard *s, struct msg *m, struct job *j)
+{
+    bool fetched = false;
+    if (j->result_on_disk && !j->result)
+        fetched = jext_job_result_read(s, j) == 0;
+    encode_job(m, j);
+    if (fetched) {
+        free(j->result);
+        j->result = NULL;
+    }
+}
+
 /* ------------------------------------------------------------ progress */
 
 /* A number from 0 to 100, or a JSON object. */
@@ -161,9 +186,10 @@ void io_job_progress(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "ERR wrong number of arguments for 'job.progress' (JOB.PROGRESS receipt value)");
         return;
     }
-    if ((int64_t)m->req.len[2] > c->io->srv->cfg.max_result) {
-        conn_reply_error(c, m, "TOOBIG progress is %zu bytes; the limit is %lld bytes (max-result)", m->req.len[2],
-                         (long long)c->io->srv->cfg.max_result);
+    int64_t max = c->io->srv->cfg.max_result < PROGRESS_MAX ? c->io->srv->cfg.max_result : PROGRESS_MAX;
+    if ((int64_t)m->req.len[2] > max) {
+        conn_reply_error(c, m, "TOOBIG progress is %zu bytes; the limit is %lld bytes (a small JSON object; "
+                         "results go with JOB.ACK … RESULT)", m->req.len[2], (long long)max);
         return;
     }
     if (!progress_ok(m->req.argv[2], m->req.len[2])) {
@@ -225,7 +251,7 @@ static void encode_final(struct shard *s, struct msg *m, struct job *j)
     if (store_job_payload(&s->st, j) < 0) {
         /* logged; the record goes out without its payload */
     }
-    encode_job(m, j);
+    result_encode_job(s, m, j);
 }
 
 void sh_job_wait(struct shard *s, struct msg *m)

@@ -5,6 +5,7 @@
 #define SPOOL_CMD_RESULT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct conn;
 struct job;
@@ -24,5 +25,10 @@ void sh_job_progress(struct shard *s, struct msg *m);
 bool io_ack_result(struct conn *c, struct msg *m);
 /* Shard side: stores the value on j before it is acked. */
 void result_store(struct shard *s, struct msg *m, struct job *j);
+/* After the ack: the result of a finished job lives only in the journal. */
+void result_settle(struct shard *s, uint64_t id);
+/* encode_job() with the result read from the journal when it is there
+ * (JOB.GET, QUEUE.PEEK, JOB.WAIT). */
+void result_encode_job(struct shard *s, struct msg *m, struct job *j);
 
 #endif

@@ -182,9 +182,25 @@ void jext_job_batch(struct shard *s, uint64_t id, uint64_t batch)
     jext_write(s, "UPDATE jobs SET batch = ?1 WHERE id = ?2", "ii", (int64_t)batch, (int64_t)id);
 }
 
+int jext_job_result_read(struct shard *s, struct job *j)
+{
+    sqlite3_stmt *st = jext_read(s, "SELECT result FROM jobs WHERE id = ?1", "i", (int64_t)j->id);
+    if (!st)
+        return -EIO;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        size_t n = 0;
+        free(j->result);
+        j->result = jext_col_dup(st, 0, &n);
+        j->result_len = (uint32_t)n;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -ENOENT;
+}
+
 int jext_load_jobs(struct shard *s)
 {
-    sqlite3_stmt *st = jext_read(s, "SELECT id, result, progress, batch FROM jobs "
+    sqlite3_stmt *st = jext_read(s, "SELECT id, length(result), progress, batch FROM jobs "
                                     "WHERE result IS NOT NULL OR progress IS NOT NULL OR batch != 0", "");
     if (!st)
         return s->st.jr ? -EIO : 0;
@@ -193,10 +209,10 @@ int jext_load_jobs(struct shard *s)
         struct job *j = jtable_find(&s->st.jobs, (uint64_t)sqlite3_column_int64(st, 0));
         if (!j)
             continue;
-        size_t n = 0;
         free(j->result);
-        j->result = jext_col_dup(st, 1, &n);
-        j->result_len = (uint32_t)n;
+        j->result = NULL;
+        j->result_on_disk = sqlite3_column_type(st, 1) != SQLITE_NULL;
+        j->result_len = (uint32_t)sqlite3_column_int64(st, 1);
         free(j->progress);
         j->progress = jext_col_dup(st, 2, NULL);
         j->batch = (uint64_t)sqlite3_column_int64(st, 3);

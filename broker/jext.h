@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 struct shard;
+struct job;
 struct shard_ext;
 
 /* Finalizes the cached statements when the shard is destroyed (before its
@@ -41,8 +42,11 @@ sqlite3_stmt *jext_read(struct shard *s, const char *sql, const char *types, ...
 void jext_job_result(struct shard *s, uint64_t id, const char *result, size_t len);
 void jext_job_progress(struct shard *s, uint64_t id, const char *progress);
 void jext_job_batch(struct shard *s, uint64_t id, uint64_t batch);
-/* Loads result, progress and batch into the jobs in memory (recovery). */
+/* Loads progress and batch into the jobs in memory, and marks the jobs
+ * that have a result in the journal (recovery). */
 int jext_load_jobs(struct shard *s);
+/* Reads j's result from the journal into j->result (malloc'd). */
+int jext_job_result_read(struct shard *s, struct job *j);
 
 /* A blob column as a malloc'd NUL-terminated copy (NULL when SQL NULL). */
 char *jext_col_dup(sqlite3_stmt *st, int col, size_t *len);

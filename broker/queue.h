@@ -70,6 +70,7 @@ struct job {
     char *result;              /* owned, may be NULL: JOB.ACK … RESULT (result_len bytes) */
     char *progress;            /* owned, may be NULL: the last JOB.PROGRESS value */
     uint32_t result_len;
+    bool result_on_disk;       /* the result is only in the journal (read when shown) */
     uint64_t batch;            /* the batch it counts in (batch.h); 0 = none */
 };
 

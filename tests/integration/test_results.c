@@ -43,6 +43,16 @@ Test(results, ack_with_result_is_shown_by_job_get)
     resp_val_free(v);
     /* a second ack of the same delivery is refused, the result kept */
     expect_error(CMD(c, "JOB.ACK", r, "RESULT", "other"), "STALE");
+    /* a done job's result is read back from the journal each time it is shown */
+    for (int i = 0; i < 2; i++) {
+        v = CMD(c, "JOB.GET", id.s);
+        cr_assert_str_eq(field_str(v, "result"), "{\"url\":\"/t/1.png\"}");
+        resp_val_free(v);
+    }
+    v = CMD(c, "QUEUE.PEEK", "thumbs", "STATE", "done");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 1, "QUEUE.PEEK: %s", resp_describe(v));
+    cr_assert_str_eq(field_str(v->elem[0], "result"), "{\"url\":\"/t/1.png\"}");
+    resp_val_free(v);
 }
 
 Test(results, ack_result_shape_and_size_are_checked)
@@ -72,6 +82,12 @@ Test(results, progress_values_events_and_errors)
     expect_error_has(CMD(c, "JOB.PROGRESS", r, "101"), "ERR", "0 to 100");
     expect_error_has(CMD(c, "JOB.PROGRESS", r, "[1]"), "ERR", "JSON object");
     expect_error_has(CMD(c, "JOB.PROGRESS", r, "{bad"), "ERR", "JSON object");
+    char big[5000];
+    memset(big, ' ', sizeof big);
+    big[0] = '{';
+    big[sizeof big - 2] = '}';
+    big[sizeof big - 1] = '\0';
+    expect_error_has(CMD(c, "JOB.PROGRESS", r, big), "TOOBIG", "4096 bytes");
     char stale[64];
     snprintf(stale, sizeof stale, "%s-9", id.s);
     expect_error(CMD(c, "JOB.PROGRESS", stale, "1"), "STALE");
