@@ -1,7 +1,8 @@
 /*
  * dtimer.h - a deadline heap with one libevent timer of its own, for a
  * feature that keeps deadlines on a shard's event_base next to the shard's
- * own heap (JOB.WAIT timeouts in jobwait.c, schedule ticks in sched.c).
+ * own heap (JOB.WAIT timeouts in cmd_result.c, schedule ticks in schedule.c,
+ * removal of finished batches in batch.c).
  *
  * dtimer_add/remove change the heap; dtimer_rearm points the one timer at
  * the earliest deadline (call it after changes). When the timer fires,

@@ -5,8 +5,8 @@
  * journal.c owns the job rows and their fixed set of prepared statements;
  * these modules add a few statements of their own on the same SQLite
  * connection, on the shard thread, inside the turn's transaction (begun
- * lazily by shard_jr_begin). A failed write fails the whole turn exactly as
- * a failed job write does (shard_jr_result): its replies become errors and
+ * lazily by store_jr_begin). A failed write fails the whole turn exactly as
+ * a failed job write does (store_jr_result): its replies become errors and
  * memory is reloaded from the journal.
  *
  * Bind types, one letter per value: 'i' int64_t, 'b' blob (const void *,
