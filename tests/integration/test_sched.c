@@ -207,3 +207,36 @@ Test(sched, unique_skips_ticks_while_the_last_job_is_unfinished)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* CATCHUP one: a tick missed while spoold was down runs once after the
+ * restart, late (CATCHUP none would skip it: it is over 1 s late). */
+Test(sched, catchup_one_runs_a_missed_tick_late)
+{
+    spoold *s = spoold_start(NULL);
+    cli *c = cli_connect(s->port);
+    expect_ok(CMD(c, "SCHED.SET", "five", "fives", "*/5 * * * * *", "{}", "CATCHUP", "one"));
+    cr_assert(wait_until(llen(c, "fives") >= 1, 10000), "the first tick");
+    cli_close(c);
+    spoold_kill9(s);
+    long long t[16];
+    sleep_ms(6500); /* the outage: the next tick passes while spoold is down */
+    spoold_restart(s, NULL);
+    c = cli_connect(s->port);
+    int n = 0;
+    cr_assert(wait_until((n = ticks_of(c, "fives", "five", t, 16)) >= 3, 15000), "ticks after the restart");
+    cr_assert_eq(t[1] - t[0], 5000, "the missed tick ran (ticks %lld, %lld)", t[0], t[1]);
+    cr_assert_eq(t[2] - t[1], 5000);
+    resp_val *v = CMD(c, "QUEUE.PEEK", "fives", "COUNT", "16");
+    bool late = false;
+    for (size_t i = 0; i < v->n; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "sched:five:%lld", t[1]);
+        if (strcmp(field_str(v->elem[i], "unique"), want) == 0)
+            late = field_int(v->elem[i], "created_at") >= t[1] + 1000;
+    }
+    resp_val_free(v);
+    cr_assert(late, "the missed tick's job was pushed after the restart, more than 1 s late");
+    cr_assert_eq(sched_int(c, "five", "skipped"), 0);
+    cli_close(c);
+    spoold_stop(s);
+}
