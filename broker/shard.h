@@ -51,7 +51,8 @@ struct shard {
     int64_t timer_at;            /* when timer_ev fires, 0 = not armed */
     struct msg_batch *replies;   /* per I/O thread, posted at the end of a turn */
     struct msg_batch *events;    /* pub/sub events, per I/O thread, posted with the replies */
-    uint64_t turns_seen;         /* turn at the last idle check */
+    uint64_t commits;            /* turns that committed a transaction */
+    uint64_t commits_seen;       /* commits at the last idle check */
     uint64_t commands;           /* processed, for INFO */
     /* state of the features that hook in (struct shard_ext): JOB.WAIT
      * waiters (cmd_result.c), schedules (schedule.c), batches (batch.c) */
