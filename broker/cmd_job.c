@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "context.h"
 #include "io.h"
+#include "kvcmd.h"
 #include "msg.h"
 #include "payload.h"
 #include "queue.h"
@@ -121,6 +122,8 @@ void io_job_push(struct conn *c, struct msg *m)
 /* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key] */
 void sh_job_push(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct push_opts o;
     char err[256];
     push_parse(m, &o, err, sizeof err); /* checked on the I/O thread already */

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "context.h"
 #include "io.h"
+#include "kvcmd.h"
 #include "msg.h"
 #include "payload.h"
 #include "queue.h"
@@ -85,23 +86,13 @@ void io_bpop(struct conn *c, struct msg *m)
     conn_bpop(c, m, 1, m->req.argc - 1, deadline);
 }
 
-/* DEL key [key …] | EXISTS key [key …] */
-void io_keys_sum(struct conn *c, struct msg *m)
-{
-    conn_gather(c, m, true, conn_finish_sum);
-}
-
-/* DBSIZE */
-void io_dbsize(struct conn *c, struct msg *m)
-{
-    conn_gather(c, m, true, conn_finish_sum);
-}
-
 /* --------------------------------------------------------- shard side */
 
 /* LPUSH key element [element …] | RPUSH key element [element …] */
 void sh_push(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, true);
     if (admit_json(s, m, q, 2, m->req.argc) || admit_room(s, m, q, (size_t)(m->req.argc - 2)))
         return;
@@ -117,6 +108,8 @@ void sh_push(struct shard *s, struct msg *m)
 /* LPOP key [count] | RPOP key [count] */
 void sh_pop(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, false);
     bool left = m->cmd->flags & CMD_LEFT;
     bool counted = m->req.argc == 3;
@@ -148,6 +141,8 @@ void sh_pop(struct shard *s, struct msg *m)
 /* LLEN key */
 void sh_llen(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, false);
     resp_add_int(&m->out, q ? (long long)q->nready : 0);
     shard_reply(s, m);
@@ -168,6 +163,8 @@ static int64_t range_bytes(struct queue *q, size_t from, size_t to, int64_t limi
 /* LRANGE key start stop */
 void sh_lrange(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, false);
     size_t from, to;
     int64_t limit = s->srv->cfg.client_output_limit;
@@ -193,54 +190,6 @@ void sh_lrange(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
-/* TYPE key */
-void sh_type(struct shard *s, struct msg *m)
-{
-    struct queue *q = shard_queue(s, m, 1, false);
-    resp_add_simple(&m->out, q && q->nready ? "list" : "none");
-    shard_reply(s, m);
-}
-
-/* DEL and EXISTS go to every shard; each answers for the keys it owns. */
-/* DEL key [key …] */
-void sh_del(struct shard *s, struct msg *m)
-{
-    for (int i = 1; i < m->req.argc; i++) {
-        if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
-            continue;
-        struct queue *q = shard_queue(s, m, i, false);
-        if (q) {
-            m->num += store_purge(&s->st, q, -1) > 0;
-            store_queue_gc(&s->st, q);
-        }
-    }
-    shard_reply(s, m);
-}
-
-/* EXISTS key [key …] */
-void sh_exists(struct shard *s, struct msg *m)
-{
-    for (int i = 1; i < m->req.argc; i++) {
-        if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
-            continue;
-        struct queue *q = shard_queue(s, m, i, false);
-        m->num += q && q->nready;
-    }
-    shard_reply(s, m);
-}
-
-static void count_nonempty(void *arg, struct queue *q)
-{
-    *(long long *)arg += q->nready > 0;
-}
-
-/* DBSIZE */
-void sh_dbsize(struct shard *s, struct msg *m)
-{
-    qtable_each(&s->st.queues, count_nonempty, &m->num);
-    shard_reply(s, m);
-}
-
 static void info_line(void *arg, struct queue *q)
 {
     struct msg *m = arg;
@@ -259,6 +208,7 @@ static void info_line(void *arg, struct queue *q)
 /* INFO [section …] (the queues part) */
 void sh_info(struct shard *s, struct msg *m)
 {
+    keyspace_info_line(&s->ks, &m->out); /* first: finish_info reads it (keyspace.h) */
     qtable_each(&s->st.queues, info_line, m);
     shard_reply(s, m);
 }

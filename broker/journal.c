@@ -596,6 +596,36 @@ void journal_rollback(struct journal *j)
     }
 }
 
+/* ------------------------------------------- rows kept by other modules */
+
+int journal_prepare(struct journal *j, const char *sql, sqlite3_stmt **out)
+{
+    int rc = sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    return rc == SQLITE_OK ? 0 : journal_sqlite_error(j, rc, "preparing statements");
+}
+
+int journal_write(struct journal *j, sqlite3_stmt *st, int bound, const char *op)
+{
+    int err;
+    if (journal_injected(j, op, &err)) {
+        journal_done(st);
+        return err;
+    }
+    int rc = bound ? sqlite3_extended_errcode(j->db) : sqlite3_step(st);
+    err = 0;
+    if (rc != SQLITE_DONE)
+        err = journal_sqlite_error(j, rc ? rc : SQLITE_ERROR, op);
+    else
+        j->dirty = true;
+    journal_done(st);
+    return err;
+}
+
+int journal_read_error(struct journal *j, int rc, const char *op)
+{
+    return journal_sqlite_error(j, rc, op);
+}
+
 /* ------------------------------------------------------------------ jobs */
 
 int journal_job_insert(struct journal *j, const struct job *job)

@@ -56,6 +56,10 @@ struct msg {
     const struct command *cmd;
     resp_cmd req;                /* owned argv */
     int part;                    /* fan-out: index of the part (shard or thread id) */
+    bool whole;                  /* multi-key command whose keys all live on this shard: reply in full */
+    struct msg **subs;           /* EXEC: the queued commands, in order (owned) */
+    int nsubs;
+    bool done;                   /* EXEC part answered on the I/O thread already (out holds it) */
 
     /* blocking pops */
     enum bpop_mode bmode;

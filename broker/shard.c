@@ -27,6 +27,7 @@
 #include "journal.h"
 #include "log.h"
 #include "msg.h"
+#include "slot.h"
 #include "store.h"
 #include "xalloc.h"
 
@@ -87,6 +88,10 @@ struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool crea
 
 void shard_reply(struct shard *s, struct msg *m)
 {
+    if (s->capture) {
+        s->captured = m; /* a command inside EXEC: its reply goes into EXEC's */
+        return;
+    }
     m->type = MSG_REPLY;
     msg_batch_add(&s->replies[m->origin], m);
 }
@@ -115,6 +120,28 @@ void shard_publish(struct shard *s, struct msg *m)
     int n = s->srv->nio;
     for (int k = 0; k < n; k++)
         msg_batch_add(&s->events[k], k == n - 1 ? m : events_copy(m));
+}
+
+/* ------------------------------------------------------------ keyspace */
+
+/* The keyspace journals through the store's transaction of the turn. */
+static struct journal *ks_txn(void *arg)
+{
+    struct shard *s = arg;
+    return store_txn(&s->st);
+}
+
+static void ks_result(void *arg, int rc)
+{
+    struct shard *s = arg;
+    store_txn_result(&s->st, rc);
+}
+
+/* The store's touch hook: a queue's jobs changed (WATCH on a queue). */
+static void touch_queue(void *arg, const struct queue *q)
+{
+    struct shard *s = arg;
+    keyspace_touch(&s->ks, q->name, q->namelen);
 }
 
 /* -------------------------------------------------------------- waiters */
@@ -231,11 +258,20 @@ static void deliver(struct shard *s, struct msg *m, struct queue *q)
 }
 
 /* First queue (in argument order) among this shard's keys that has a job. */
-static struct queue *first_ready(struct shard *s, struct msg *m, int from, int to)
+/* The first of this shard's keys, in argument order, that has ready jobs;
+ * NULL with *wrong set when a string, hash or sorted set comes first (as
+ * Redis, a blocking pop then answers WRONGTYPE). */
+static struct queue *first_ready(struct shard *s, struct msg *m, int from, int to, bool *wrong)
 {
+    int64_t now = clock_now_ms();
+    *wrong = false;
     for (int i = from; i < to; i++) {
         if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
+        if (keyspace_find(&s->ks, m->req.argv[i], m->req.len[i], now)) {
+            *wrong = true;
+            return NULL;
+        }
         struct queue *q = shard_queue(s, m, i, false);
         if (q && q->nready && !q->paused)
             return q;
@@ -279,9 +315,13 @@ static void answer_empty(struct shard *s, struct msg *m)
 
 void shard_bpop(struct shard *s, struct msg *m)
 {
+    bool wrong;
     if (m->bmode == BPOP_TRY) {
-        struct queue *q = first_ready(s, m, m->key_first, m->key_last);
-        if (q) {
+        struct queue *q = first_ready(s, m, m->key_first, m->key_last, &wrong);
+        if (wrong) {
+            resp_add_error(&m->out, KS_WRONGTYPE);
+            shard_reply(s, m);
+        } else if (q) {
             deliver(s, m, q);
             store_queue_gc(&s->st, q);
         } else {
@@ -295,7 +335,16 @@ void shard_bpop(struct shard *s, struct msg *m)
         msg_free(m);
         return;
     }
-    struct queue *q = first_ready(s, m, m->key_first, m->key_last);
+    struct queue *q = first_ready(s, m, m->key_first, m->key_last, &wrong);
+    if (wrong) {
+        if (claim_take(m->claim)) {
+            resp_add_error(&m->out, KS_WRONGTYPE);
+            shard_reply(s, m);
+        } else {
+            msg_free(m);
+        }
+        return;
+    }
     if (q) {
         if (claim_take(m->claim)) {
             deliver(s, m, q);
@@ -358,26 +407,31 @@ static void expire_waiter(struct shard *s, struct waiter *w)
     answer_empty(s, waiter_remove(s, w));
 }
 
+/* Armed for the earliest of the job/waiter deadlines and the key expiries. */
 static void rearm_timer(struct shard *s)
 {
     struct tnode *t = theap_min(&s->st.timers);
-    if (!t) {
+    int64_t when = t ? t->when : 0, kv = keyspace_next_expiry(&s->ks);
+    if (kv && (!when || kv < when))
+        when = kv;
+    if (!when) {
         if (s->timer_at)
             event_del(s->timer_ev);
         s->timer_at = 0;
         return;
     }
-    if (s->timer_at == t->when)
+    if (s->timer_at == when)
         return;
-    int64_t delta = t->when - clock_now_ms();
+    int64_t delta = when - clock_now_ms();
     if (delta < 0)
         delta = 0;
     struct timeval tv = { (time_t)(delta / 1000), (suseconds_t)((delta % 1000) * 1000) };
     event_add(s->timer_ev, &tv);
-    s->timer_at = t->when;
+    s->timer_at = when;
 }
 
 #define TIMER_BATCH 10000 /* deadlines handled per turn, so a burst cannot starve the inbox */
+#define EXPIRE_BATCH 200  /* keys expired per turn by the active sweep */
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -410,6 +464,7 @@ void shard_tick(struct shard *s)
         else
             store_job_deadline(&s->st, (struct job *)t);
     }
+    keyspace_expire_due(&s->ks, now, EXPIRE_BATCH);
     shard_end_turn(s);
 }
 
@@ -546,9 +601,12 @@ int shard_init(struct shard *s, struct server *srv, int id)
     store_init(&s->st, id, srv->cfg.payload, srv->cfg.payload_memory / (srv->nshards ? srv->nshards : 1),
                0x9E3779B97F4A7C15ULL ^ ((uint64_t)clock_mono_us() << 8) ^ (uint64_t)id);
     s->st.emit = emit_event;
+    s->st.touch = touch_queue;
     s->st.emit_arg = s;
     s->st.finished = ext_job_finished;
     s->st.finished_arg = s;
+    struct ks_sink sink = { s, ks_txn, ks_result };
+    keyspace_init(&s->ks, &sink);
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     s->base = event_base_new_with_config(ec);
@@ -592,6 +650,50 @@ static int check_shard_count(struct shard *s)
     return rc;
 }
 
+struct misplaced {
+    struct shard *s;
+    struct queue *q;
+};
+
+static void find_misplaced(void *arg, struct queue *q)
+{
+    struct misplaced *mp = arg;
+    if (!mp->q && !shard_owns(mp->s, q->name, q->namelen))
+        mp->q = q;
+}
+
+static int check_placement(struct shard *s)
+{
+    char have[64];
+    int rc = journal_meta_get(s->st.jr, "placement", have, sizeof have);
+    if (rc == 0 && strcmp(have, SLOT_PLACEMENT) == 0)
+        return 0;
+    if (rc == 0) {
+        log_error("data directory %s places keys by '%s', which this spoold does not know (it places them by '%s'): "
+                  "use the spoold that wrote it, or another --data-dir", s->srv->cfg.data_dir, have, SLOT_PLACEMENT);
+        return -EINVAL;
+    }
+    if (rc != -ENOENT)
+        return rc;
+    struct misplaced mp = { s, NULL };
+    qtable_each(&s->st.queues, find_misplaced, &mp);
+    if (mp.q) {
+        log_error("data directory %s was written by an older spoold that placed queues by a hash of the name; this "
+                  "spoold places every key by its Redis Cluster slot (CRC16, {hash tags}), and queue '%s' would move "
+                  "from shard %d to shard %d, which would change its job ids: drain that queue with the older spoold "
+                  "first, or start this one with another --data-dir (docs/operations.md, 'Placement')",
+                  s->srv->cfg.data_dir, mp.q->name, s->id, shard_of(mp.q->name, mp.q->namelen, s->srv->nshards));
+        return -EINVAL;
+    }
+    if ((rc = journal_begin(s->st.jr)) == 0 && (rc = journal_meta_put(s->st.jr, "placement", SLOT_PLACEMENT)) == 0)
+        rc = journal_commit(s->st.jr);
+    if (rc < 0)
+        log_error("shard %d: cannot record the placement rule: %s", s->id, journal_error(s->st.jr));
+    else if (s->st.jobs.n)
+        log_info("shard %d: data directory upgraded to slot placement in place (every queue stays on its shard)", s->id);
+    return rc;
+}
+
 int shard_recover(struct shard *s)
 {
     char path[4096];
@@ -615,6 +717,12 @@ int shard_recover(struct shard *s)
     size_t by_state[JOB_NSTATES];
     if ((rc = store_load(&s->st, by_state)) < 0) {
         log_error("cannot load the journal of shard %d: %s", s->id, journal_error(s->st.jr));
+        return rc;
+    }
+    if ((rc = check_placement(s)) < 0)
+        return rc;
+    if ((rc = keyspace_open(&s->ks, s->st.jr, clock_now_ms())) < 0) {
+        log_error("cannot load the keys of shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
     }
     size_t total = 0;
@@ -657,6 +765,8 @@ static void shard_reload(struct shard *s)
                   s->id, journal_error(s->st.jr));
     qtable_each(&s->st.queues, gc_queue, s);
     EXT_EACH(reload, s);
+    if (keyspace_reload(&s->ks, clock_now_ms()) < 0)
+        log_error("shard %d: reloading its keys failed too: %s", s->id, journal_error(s->st.jr));
     struct queue *q;
     for (size_t i = 0; i < s->st.queues.nb; i++)
         for (q = s->st.queues.b[i]; q; q = q->hnext)
@@ -701,6 +811,7 @@ void shard_destroy(struct shard *s)
     if (s->st.queues.b)
         qtable_each(&s->st.queues, free_waiters_of, s);
     EXT_EACH(destroy, s); /* before the store closes the journal */
+    keyspace_free(&s->ks); /* its statements go before the store closes the journal */
     store_free(&s->st);
     inbox_discard(&s->inbox);
     inbox_destroy(&s->inbox);

@@ -9,6 +9,10 @@
  * (blocking-pop timeouts, delays, leases, retention) live in one heap per
  * shard driven by one libevent timer.
  *
+ * The keys other than queues are the keyspace's (keyspace.h, s->ks),
+ * journaled in the store's transaction of the turn; the timer also drives
+ * the keyspace's expiry sweep.
+ *
  * The job transitions are the store's (store.h, s->st): the shard runs
  * them on its thread, serves the waiters of the queues they made ready,
  * and posts their events after the commit. Command handlers (cmd_*.c) run
@@ -24,6 +28,7 @@
 #define SPOOL_SHARD_H
 
 #include "inbox.h"
+#include "keyspace.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -46,6 +51,7 @@ struct shard {
     struct event_base *base;
     struct inbox inbox;
     struct store st;             /* the queues and jobs; only this thread touches them */
+    struct keyspace ks;          /* strings, hashes, sorted sets (keyspace.h); journaled in st's transaction */
     struct event *timer_ev;
     struct event *ckpt_ev;       /* idle WAL checkpoint, once a second */
     int64_t timer_at;            /* when timer_ev fires, 0 = not armed */
@@ -60,6 +66,8 @@ struct shard {
     struct scheds *scheds;
     struct batches *batches;
     struct jext_cache *jext;     /* prepared statements of jext.c */
+    bool capture;                /* running EXEC's commands: shard_reply keeps the message */
+    struct msg *captured;
 };
 
 /* Features with state of their own on each shard (job waits, schedules,

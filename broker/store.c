@@ -147,6 +147,16 @@ void store_jr_result(struct store *s, int rc)
     jr_result(s, rc);
 }
 
+struct journal *store_txn(struct store *s)
+{
+    return jr_ready(s) ? s->jr : NULL;
+}
+
+void store_txn_result(struct store *s, int rc)
+{
+    jr_result(s, rc);
+}
+
 /* The finished hook (results, waits, batches hang on it). */
 static void finished(struct store *s, struct job *j, int how)
 {
@@ -154,20 +164,29 @@ static void finished(struct store *s, struct job *j, int how)
         s->finished(s->finished_arg, j, how);
 }
 
+static void touched(struct store *s, const struct job *j)
+{
+    if (s->touch)
+        s->touch(s->emit_arg, j->q);
+}
+
 static void jr_insert(struct store *s, const struct job *j)
 {
+    touched(s, j);
     if (jr_ready(s))
         jr_result(s, journal_job_insert(s->jr, j));
 }
 
 static void jr_update(struct store *s, const struct job *j)
 {
+    touched(s, j);
     if (jr_ready(s))
         jr_result(s, journal_job_update(s->jr, j));
 }
 
 static void jr_delete(struct store *s, const struct job *j)
 {
+    touched(s, j);
     if (jr_ready(s))
         jr_result(s, journal_job_delete(s->jr, j->id));
 }

@@ -61,6 +61,9 @@ struct store {
     /* Job events (pushed, reserved, acked, retried, expired, dead); err
      * may be NULL. Set by the runtime; NULL: none. */
     void (*emit)(void *arg, const struct job *j, const char *event, const char *err, size_t errlen);
+    /* Every journaled change of a queue's jobs (WATCH versions); gets
+     * emit_arg. NULL: none. */
+    void (*touch)(void *arg, const struct queue *q);
     void *emit_arg;
     /* A job just finished: how is JOB_DONE or JOB_DEAD, or
      * STORE_FINISHED_DELETED for an unfinished job being deleted; j is
@@ -81,6 +84,15 @@ int store_load(struct store *s, size_t by_state[JOB_NSTATES]);
 /* Memory forgets every job and queue setting before store_load after a
  * failed commit; queues (and the waiters on them) stay. */
 void store_reset(struct store *s);
+
+/* ---- the turn's transaction, for other journaled state (the keyspace) ---- */
+
+/* The journal with the turn's transaction begun, or NULL when nothing can
+ * be written (no journal, or the turn failed already). */
+struct journal *store_txn(struct store *s);
+/* Records the result of a write made through store_txn (the first error
+ * fails the turn). */
+void store_txn_result(struct store *s, int rc);
 
 /* ---- queues ---- */
 

@@ -248,18 +248,19 @@ Test(journal, open_creates_schema_in_wal_mode)
     sqlite3_close(db);
 }
 
-Test(journal, upgrades_a_database_at_the_previous_version)
+Test(journal, upgrades_a_database_at_an_older_version)
 {
-    int n = journal_schema_version();
+    int n = journal_schema_version(), old = 2;
     char sql[64];
 
-    /* The database as a spoold at schema version 2 left it, built from the
-     * same migration files, with a job in it. */
+    /* The database as an older spoold (schema 2, still with the load index
+     * that 0003 drops) left it, built from the same migration files, with a
+     * job in it. */
     sqlite3 *db = raw_open();
     raw_exec(db, "PRAGMA journal_mode = WAL");
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < old; i++)
         raw_exec(db, journal_migrations[i].sql);
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", 2);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
     raw_exec(db, sql);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, "
                  "payload) VALUES (7, CAST('mail' AS BLOB), 1, 1234, 1, 2, CAST('{}' AS BLOB))");
@@ -284,10 +285,12 @@ Test(journal, upgrades_a_database_at_the_previous_version)
                  "the upgrade applied 0003");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 1);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'kv_log'"), 1,
+                 "the upgrade applied 0004 (the key log)");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM jobs WHERE id = 7 AND result IS NULL AND batch = 0"), 1,
-                 "0004 added the result and batch columns");
+                 "0005 added the result and batch columns");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('schedules', 'batches', "
-                             "'batch_outbox', 'batch_inbox')"), 4, "0004 added its tables");
+                             "'batch_outbox', 'batch_inbox')"), 4, "0005 added its tables");
     sqlite3_close(db);
 }
 
