@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "context.h"
 #include "io.h"
+#include "jobrec.h"
 #include "kvcmd.h"
 #include "msg.h"
 #include "payload.h"
@@ -37,16 +38,19 @@
  * the I/O thread and the parse on the shard. */
 static const struct push_opt {
     const char *name;
-    long long min, max;
+    long long min, max;   /* a number, or (is_key) the key's length */
+    bool is_key;
     const char *want;
 } push_opts_table[] = {
-    { "DELAY", 0, 86400000LL * 3650, "milliseconds from 0 to 10 years" },
-    { "AT", 0, INT64_MAX / 2, "a Unix time in milliseconds" },
-    { "PRI", JOB_PRI_MIN, JOB_PRI_MAX, "a whole number from -1000 to 1000" },
-    { "RETRIES", 0, 1000, "a whole number from 0 to 1000" },
-    { "LEASE", 1, 86400000LL * 7, "milliseconds from 1 to 7 days" },
-    { "UNIQUE", 1, 1024, "a key of 1 to 1024 bytes without NUL bytes" },
-    { "BATCH", 0, 0, "a batch id (16 hex digits, from BATCH.NEW)" },
+    { "DELAY", 0, 86400000LL * 3650, false, "milliseconds from 0 to 10 years" },
+    { "AT", 0, INT64_MAX / 2, false, "a Unix time in milliseconds" },
+    { "PRI", JOB_PRI_MIN, JOB_PRI_MAX, false, "a whole number from -1000 to 1000" },
+    { "RETRIES", 0, 1000, false, "a whole number from 0 to 1000" },
+    { "LEASE", 1, 86400000LL * 7, false, "milliseconds from 1 to 7 days" },
+    { "UNIQUE", 1, 1024, true, "a key of 1 to 1024 bytes without NUL bytes" },
+    { "EXPIRES", 1, 86400000LL * 365, false, "milliseconds from 1 to 1 year (after the push)" },
+    { "GROUP", 1, GROUP_KEY_MAX, true, "a key of 1 to 256 bytes without NUL bytes" },
+    { "BATCH", 0, 0, false, "a batch id (16 hex digits, from BATCH.NEW)" },
 };
 
 /* Fills o from m's options; on a bad one writes the reason into err and
@@ -63,7 +67,7 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
                 po = &push_opts_table[k];
         if (!po) {
             snprintf(err, cap, "ERR JOB.PUSH: unknown option '%.32s' (options: DELAY ms, AT unix-ms, PRI n, "
-                     "RETRIES n, LEASE ms, UNIQUE key, BATCH id)", m->req.argv[i]);
+                     "RETRIES n, LEASE ms, UNIQUE key, EXPIRES ms, GROUP key, BATCH id)", m->req.argv[i]);
             return false;
         }
         if (i + 1 >= m->req.argc) {
@@ -75,8 +79,8 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
         long long v = 0;
         uint64_t bid = 0;
         uint32_t batt = 0;
-        bool ok = po == &push_opts_table[5]   ? vlen >= 1 && vlen <= 1024 && !memchr(val, 0, vlen)
-                  : po == &push_opts_table[6] ? job_id_parse(val, vlen, &bid, &batt) && batt == 0
+        bool ok = po->is_key ? vlen >= (size_t)po->min && vlen <= (size_t)po->max && !memchr(val, 0, vlen)
+                  : po == &push_opts_table[8] ? job_id_parse(val, vlen, &bid, &batt) && batt == 0
                                               : arg_range(m, i + 1, po->min, po->max, &v);
         if (!ok) {
             snprintf(err, cap, "ERR JOB.PUSH %s: bad value '%.64s', expected %s", po->name, val, po->want);
@@ -88,14 +92,17 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
         case 2: o->priority = (int16_t)v; break;
         case 3: o->retries = v; break;
         case 4: o->lease_ms = v; break;
-        case 6: o->batch = bid; break;
-        default: o->unique = val; o->unique_len = vlen;
+        case 5: o->unique = val; o->unique_len = vlen; break;
+        case 6: o->expires_ms = v; break; /* timed by the shard at the push */
+        case 7: o->group = val; o->group_len = vlen; break;
+        default: o->batch = bid;
         }
     }
     return true;
 }
 
-/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key] */
+/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key]
+ * [EXPIRES ms] [GROUP key] [BATCH id] */
 void io_job_push(struct conn *c, struct msg *m)
 {
     struct push_opts o;
@@ -119,7 +126,8 @@ void io_job_push(struct conn *c, struct msg *m)
         conn_route_key(c, m, 1);
 }
 
-/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key] */
+/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key]
+ * [EXPIRES ms] [GROUP key] [BATCH id] */
 void sh_job_push(struct shard *s, struct msg *m)
 {
     if (kvcmd_queue_refused(s, m, 1))
@@ -190,6 +198,7 @@ void io_job_reserve(struct conn *c, struct msg *m)
         return;
     }
     int64_t deadline = nowait ? -1 : timeout ? clock_now_ms() + timeout : 0;
+    m->who = job_holder_format(c->name, c->addr, c->id);
     conn_bpop(c, m, i + 1, m->req.argc, deadline);
 }
 
@@ -267,39 +276,6 @@ void io_job_id(struct conn *c, struct msg *m)
     route_id(c, m, 1);
 }
 
-/* Finds the job of argv[i]; with a receipt, checks it names the current,
- * reserved delivery. On failure writes the error into m->out (when
- * report) and returns NULL. */
-struct job *job_resolve(struct shard *s, struct msg *m, int i, bool need_reserved, bool report)
-{
-    uint64_t id;
-    uint32_t attempt;
-    char hex[JOB_ID_HEX + 1];
-    if (!job_id_parse(m->req.argv[i], m->req.len[i], &id, &attempt) || job_id_shard(id) != s->id)
-        return NULL;
-    job_id_format(id, hex);
-    struct job *j = jtable_find(&s->st.jobs, id);
-    if (!j) {
-        if (report)
-            resp_buf_printf(&m->out, "-NOJOB no job %s (it never existed, or it finished and was removed)\r\n", hex);
-        return NULL;
-    }
-    if (attempt && attempt != j->attempt) {
-        if (report)
-            resp_buf_printf(&m->out, "-STALE receipt %s-%u is for delivery %u, but job %s is now on delivery %u "
-                            "(its lease expired and it was delivered again): do not act on it\r\n",
-                            hex, attempt, attempt, hex, j->attempt);
-        return NULL;
-    }
-    if (need_reserved && j->state != JOB_RESERVED) {
-        if (report)
-            resp_buf_printf(&m->out, "-STALE job %s is %s, not reserved%s\r\n", hex, job_state_name(j->state),
-                            j->state == JOB_DONE ? " (it was acked already)" : "");
-        return NULL;
-    }
-    return j;
-}
-
 /* JOB.ACK receipt [receipt …] */
 void sh_job_ack(struct shard *s, struct msg *m)
 {
@@ -369,56 +345,6 @@ void sh_job_touch(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
-static void add_kv_int(resp_buf *b, const char *k, long long v)
-{
-    resp_add_cstr(b, k);
-    resp_add_int(b, v);
-}
-
-static void add_kv_opt(resp_buf *b, int proto, const char *k, const char *v)
-{
-    resp_add_cstr(b, k);
-    if (v)
-        resp_add_cstr(b, v);
-    else
-        resp_add_null(b, proto);
-}
-
-void encode_job(struct msg *m, const struct job *j)
-{
-    resp_buf *b = &m->out;
-    char id[JOB_ID_HEX + 1];
-    job_id_format(j->id, id);
-    resp_add_map(b, m->proto, 16);
-    resp_add_cstr(b, "id");
-    resp_add_cstr(b, id);
-    resp_add_cstr(b, "queue");
-    resp_add_bulk(b, j->q->name, j->q->namelen);
-    resp_add_cstr(b, "state");
-    resp_add_cstr(b, job_state_name(j->state));
-    resp_add_cstr(b, "payload");
-    if (j->payload)
-        resp_add_bulk(b, j->payload, j->len);
-    else
-        resp_add_null(b, m->proto);
-    add_kv_int(b, "priority", j->priority);
-    add_kv_int(b, "attempt", j->attempt);
-    add_kv_int(b, "retries", j->retries);
-    add_kv_int(b, "lease_ms", j->lease_ms ? j->lease_ms : j->q->conf.lease);
-    add_kv_int(b, "run_at", j->state == JOB_DELAYED ? j->run_at : 0);
-    add_kv_int(b, "lease_until", j->state == JOB_RESERVED ? j->lease_until : 0);
-    add_kv_int(b, "created_at", j->created_at);
-    add_kv_int(b, "updated_at", j->updated_at);
-    add_kv_opt(b, m->proto, "last_error", j->last_error);
-    add_kv_opt(b, m->proto, "unique", j->unique);
-    resp_add_cstr(b, "result");
-    if (j->result)
-        resp_add_bulk(b, j->result, j->result_len);
-    else
-        resp_add_null(b, m->proto);
-    add_kv_opt(b, m->proto, "progress", j->progress);
-}
-
 /* JOB.GET id */
 void sh_job_get(struct shard *s, struct msg *m)
 {
@@ -454,10 +380,10 @@ void sh_job_del(struct shard *s, struct msg *m)
 void sh_job_retry(struct shard *s, struct msg *m)
 {
     struct job *j = job_resolve(s, m, 1, false, true);
-    if (j && j->state != JOB_DEAD && j->state != JOB_DELAYED) {
+    if (j && j->state != JOB_DEAD && j->state != JOB_DELAYED && j->state != JOB_EXPIRED) {
         char id[JOB_ID_HEX + 1];
         job_id_format(j->id, id);
-        resp_buf_printf(&m->out, "-ERR job %s is %s; only dead or delayed jobs can be retried\r\n", id,
+        resp_buf_printf(&m->out, "-ERR job %s is %s; only dead, expired or delayed jobs can be retried\r\n", id,
                         job_state_name(j->state));
     } else if (j) {
         store_job_retry(&s->st, j);

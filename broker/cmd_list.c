@@ -113,27 +113,30 @@ void sh_pop(struct shard *s, struct msg *m)
     struct queue *q = shard_queue(s, m, 1, false);
     bool left = m->cmd->flags & CMD_LEFT;
     bool counted = m->req.argc == 3;
-    if (!q || q->nready == 0 || q->paused) {
-        if (counted)
-            resp_add_null_array(&m->out, m->proto);
-        else
-            resp_add_null(&m->out, m->proto);
-        shard_reply(s, m);
-        return;
-    }
     long long count = 1;
     if (counted)
         arg_ll(m, 2, &count);   /* checked on the I/O thread */
-    size_t want = (size_t)count;
-    if (want > q->nready)
-        want = q->nready;
-    if (counted)
-        resp_add_array(&m->out, want);
-    for (size_t i = 0; i < want; i++) {
-        struct job *j = queue_ready_peek(q, left);
+    size_t want = (size_t)count, got = 0;
+    resp_buf items;
+    resp_buf_init(&items);
+    resp_buf saved = m->out;
+    m->out = items;
+    struct job *j;
+    while (q && got < want && (j = store_job_next(&s->st, q, left))) { /* limits may stop it early */
         store_add_payload(&s->st, m, j);
         store_job_popped(&s->st, j);
+        got++;
     }
+    items = m->out;
+    m->out = saved;
+    if (got == 0 && counted)
+        resp_add_null_array(&m->out, m->proto);
+    else if (got == 0)
+        resp_add_null(&m->out, m->proto);
+    else if (counted)
+        resp_add_array(&m->out, got);
+    resp_buf_append(&m->out, items.data, items.len);
+    resp_buf_free(&items);
     store_queue_gc(&s->st, q);
     shard_reply(s, m);
 }
@@ -193,12 +196,16 @@ void sh_lrange(struct shard *s, struct msg *m)
 static void info_line(void *arg, struct queue *q)
 {
     struct msg *m = arg;
+    char rate[48];
+    rate_format(&q->conf.rate, rate, sizeof rate);
     resp_buf_printf(&m->out, "queue_%s:ready=%zu,reserved=%zu,delayed=%zu,done=%zu,dead=%zu,waiters=%zu,paused=%d,"
-                    "pushed=%llu,acked=%llu,popped=%llu,retried=%llu,expired=%llu,buried=%llu\r\n",
+                    "pushed=%llu,acked=%llu,popped=%llu,retried=%llu,lease_expired=%llu,buried=%llu,expired=%zu,"
+                    "throttled=%zu,groups=%zu,rate=%s,concurrency=%lld\r\n",
                     q->name, q->nready, q->reserved.n, q->delayed.n, q->done.n, q->dead.n, q->nwaiters,
                     q->paused, (unsigned long long)q->stats.pushed, (unsigned long long)q->stats.acked,
                     (unsigned long long)q->stats.popped, (unsigned long long)q->stats.retried,
-                    (unsigned long long)q->stats.expired, (unsigned long long)q->stats.buried);
+                    (unsigned long long)q->stats.lease_expired, (unsigned long long)q->stats.buried,
+                    q->expired.n, queue_throttled(q), q->groups.n, rate, (long long)q->conf.concurrency);
     m->num += (long long)q->nready;
     m->keys += q->nready > 0; /* a list key exists while it has elements, as DBSIZE counts */
 }

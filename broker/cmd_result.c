@@ -30,7 +30,7 @@
 
 #include "clock.h"
 #include "claim.h"
-#include "cmd_job.h"
+#include "jobrec.h"
 #include "args.h"
 #include "command.h"
 #include "config.h"
@@ -265,7 +265,7 @@ void sh_job_wait(struct shard *s, struct msg *m)
     struct jobwaits *w = waits_of(s);
     if (!j) {
         resp_buf_printf(&m->out, "-NOJOB no job %s (it never existed, or it finished and was removed)\r\n", hex);
-    } else if (j->state == JOB_DONE || j->state == JOB_DEAD) {
+    } else if (j->state == JOB_DONE || j->state == JOB_DEAD || j->state == JOB_EXPIRED) {
         encode_final(s, m, j);
     } else if (!w) {
         resp_buf_printf(&m->out, "-ERR JOB.WAIT is not available on this shard\r\n");

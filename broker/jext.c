@@ -1,5 +1,5 @@
 /*
- * jext.c - statements on the journal's tables of migration 0005 (see
+ * jext.c - statements on the journal's tables of migration 0006 (see
  * jext.h). Writing statements are prepared once per shard and kept in a
  * small cache keyed by their SQL text's address (every caller passes a
  * constant); reads, which run at recovery only, are prepared per call.

@@ -1,6 +1,6 @@
 /*
  * jext.h - rows of the features that keep tables of their own in a shard's
- * journal (job results and progress, schedules, batches; migration 0005).
+ * journal (job results and progress, schedules, batches; migration 0006).
  *
  * journal.c owns the job rows and their fixed set of prepared statements;
  * these modules add a few statements of their own on the same SQLite
@@ -38,7 +38,7 @@ void jext_write(struct shard *s, const char *sql, const char *types, ...);
  * it. NULL without a journal or on error (logged). */
 sqlite3_stmt *jext_read(struct shard *s, const char *sql, const char *types, ...);
 
-/* Job columns of migration 0005. */
+/* Job columns of migration 0006. */
 void jext_job_result(struct shard *s, uint64_t id, const char *result, size_t len);
 void jext_job_progress(struct shard *s, uint64_t id, const char *progress);
 void jext_job_batch(struct shard *s, uint64_t id, uint64_t batch);

@@ -68,6 +68,7 @@ struct msg {
     int64_t deadline;            /* unix ms (clock_now_ms); 0 = forever */
     int count;                   /* JOB.RESERVE COUNT */
     int64_t lease;               /* JOB.RESERVE LEASE ms (0 = the job's/queue's) */
+    char *who;                   /* JOB.RESERVE: "name=N addr=A id=I" of the client; owned */
     bool empty;                  /* BPOP_TRY found nothing */
 
     /* results */

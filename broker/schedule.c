@@ -229,7 +229,7 @@ static bool push_tick(struct shard *s, struct sched *sc, int64_t tick)
                         sc->name, (long long)tick);
     struct job *prev = sc->last_job ? jtable_find(&s->st.jobs, sc->last_job) : NULL;
     const char *why = NULL;
-    if (sc->unique && prev && prev->state != JOB_DONE && prev->state != JOB_DEAD)
+    if (sc->unique && prev && prev->state != JOB_DONE && prev->state != JOB_DEAD && prev->state != JOB_EXPIRED)
         why = "its previous job is unfinished (UNIQUE)";
     else if (q->conf.maxlen && (int64_t)queue_unfinished(q) >= q->conf.maxlen)
         why = "the queue is full (maxlen)";

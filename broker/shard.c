@@ -23,6 +23,7 @@
 #include "config.h"
 #include "context.h"
 #include "events.h"
+#include "flow.h"
 #include "hash.h"
 #include "journal.h"
 #include "log.h"
@@ -33,6 +34,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,7 @@
 struct waiter {
     struct tnode timer;          /* first member: tnode* <-> waiter* */
     struct msg *m;
+    int64_t since;               /* unix ms it parked */
     int nlinks;
     struct wlink links[];
 };
@@ -214,14 +217,16 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
     int n = 0;
     resp_buf saved = m->out;
     m->out = *items;
-    while (n < want && q->nready) {
-        struct job *j = queue_ready_peek(q, false);
+    struct job *j;
+    while (n < want && (j = store_job_next(&s->st, q, false))) {
         if (store_job_payload(&s->st, j) < 0) {
             log_error("job %016llx of queue '%s' has no payload in the journal; deleting it",
                       (unsigned long long)j->id, q->name);
             store_job_delete(&s->st, j);
             continue;
         }
+        if (m->who)
+            job_set_str(&j->holder, m->who, strlen(m->who));
         store_job_reserve(&s->st, j, m->lease);
         encode_reserved(m, j);
         note_job(m, j->id);
@@ -232,6 +237,8 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
     return n;
 }
 
+static void answer_empty(struct shard *s, struct msg *m);
+
 /* Delivers from q to the request m (its claim, if any, is already ours):
  * one job for a list pop, up to COUNT jobs of q for a reserve. Leaves q in
  * the table: the caller collects it. */
@@ -239,7 +246,11 @@ static void deliver(struct shard *s, struct msg *m, struct queue *q)
 {
     if (!is_reserve(m)) {
         bool left = m->cmd->flags & CMD_LEFT;
-        struct job *j = queue_ready_peek(q, left);
+        struct job *j = store_job_next(&s->st, q, left);
+        if (!j) { /* the caller saw one: cannot happen, but never crash on it */
+            answer_empty(s, m);
+            return;
+        }
         store_encode_pop(&s->st, m, q, j);
         note_job(m, j->id);
         m->jobs_left = left;
@@ -273,7 +284,7 @@ static struct queue *first_ready(struct shard *s, struct msg *m, int from, int t
             return NULL;
         }
         struct queue *q = shard_queue(s, m, i, false);
-        if (q && q->nready && !q->paused)
+        if (q && q->nready && !q->paused && store_job_next(&s->st, q, m->cmd->flags & CMD_LEFT))
             return q;
     }
     return NULL;
@@ -287,6 +298,7 @@ static void park(struct shard *s, struct msg *m)
     struct waiter *w = xcalloc(1, sizeof *w + (size_t)n * sizeof(struct wlink));
     tnode_init(&w->timer, TK_WAITER);
     w->m = m;
+    w->since = clock_now_ms();
     for (int i = m->key_first; i < m->key_last; i++) {
         if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
@@ -299,6 +311,7 @@ static void park(struct shard *s, struct msg *m)
         w->links[w->nlinks].w = w;
         queue_wait_append(q, &w->links[w->nlinks]);
         w->nlinks++;
+        store_queue_changed(&s->st, q); /* jobs held back by a limit: serve_ready arms its wake-up */
     }
     if (m->deadline) {
         w->timer.when = m->deadline;
@@ -311,6 +324,15 @@ static void answer_empty(struct shard *s, struct msg *m)
 {
     resp_add_null_array(&m->out, m->proto);
     shard_reply(s, m);
+}
+
+void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, const char *who, int64_t since),
+                       void *arg)
+{
+    (void)s;
+    for (struct wlink *l = q->wait_head; l; l = l->next)
+        if (l->w->m->who && claim_is_open(l->w->m->claim))
+            fn(arg, l->w->m->who, l->w->since);
 }
 
 void shard_bpop(struct shard *s, struct msg *m)
@@ -364,12 +386,36 @@ void shard_bpop(struct shard *s, struct msg *m)
     park(s, m);
 }
 
+/* Waiters of q wait for its limits, not for jobs: a rate limit wakes the
+ * queue when its next delivery is due (one node in the deadline heap per
+ * queue); a concurrency slot wakes it when a reserved job leaves (the
+ * store's detach). */
+static void throttled(struct shard *s, struct queue *q)
+{
+    int64_t wake;
+    if (flow_next(q, false, clock_now_ms(), &wake) || wake == 0)
+        return;
+    if (tnode_armed(&q->flow_timer) && q->flow_timer.when <= wake)
+        return;
+    theap_remove(&s->st.timers, &q->flow_timer);
+    q->flow_timer.kind = TK_QUEUE;
+    q->flow_timer.when = wake;
+    theap_add(&s->st.timers, &q->flow_timer);
+}
+
+static void queue_wake(struct shard *s, struct tnode *t)
+{
+    struct queue *q = (struct queue *)(void *)((char *)t - offsetof(struct queue, flow_timer));
+    store_queue_changed(&s->st, q);
+    store_queue_gc(&s->st, q);
+}
+
 /* Serves waiters of queues that received jobs this turn, oldest waiter
  * first, while the queue has jobs. A queue being served keeps in_ready_list
  * set so that unlinking waiters never frees it under our feet. */
 static void serve_queue(struct shard *s, struct queue *q)
 {
-    while (q->nready && q->wait_head && !q->paused) {
+    while (q->wait_head && store_job_next(&s->st, q, q->wait_head->w->m->cmd->flags & CMD_LEFT)) {
         struct waiter *w = q->wait_head->w;
         if (!claim_take(w->m->claim)) {
             waiter_drop(s, w);
@@ -378,6 +424,8 @@ static void serve_queue(struct shard *s, struct queue *q)
         struct msg *m = waiter_remove(s, w);
         deliver(s, m, q);
     }
+    if (q->wait_head && q->nready && !q->paused)
+        throttled(s, q);
 }
 
 static void serve_ready(struct shard *s)
@@ -461,6 +509,8 @@ void shard_tick(struct shard *s)
     while (n++ < TIMER_BATCH && (t = store_next_due(&s->st, now))) {
         if (t->kind == TK_WAITER)
             expire_waiter(s, (struct waiter *)t);
+        else if (t->kind == TK_QUEUE)
+            queue_wake(s, t);
         else
             store_job_deadline(&s->st, (struct job *)t);
     }

@@ -118,5 +118,8 @@ bool shard_owns(const struct shard *s, const char *name, size_t len);
  * the turn commits; takes ownership of m. No-op (m freed) when nobody
  * listens. */
 void shard_publish(struct shard *s, struct msg *m);
+/* Calls fn for each JOB.RESERVE parked on q (who: msg.h's who). */
+void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, const char *who, int64_t since),
+                       void *arg);
 
 #endif

@@ -1,4 +1,4 @@
--- 0005_results_schedules_batches.sql - job results and progress, durable
+-- 0006_results_schedules_batches.sql - job results and progress, durable
 -- schedules, and batches with their cross-shard counting (issue 18).
 --
 -- jobs.result / jobs.progress: JOB.ACK … RESULT and JOB.PROGRESS values;
