@@ -3,7 +3,7 @@
  * spoold (docs/protocol.md, "Results, progress and waiting"): JOB.ACK …
  * RESULT and its limits, JOB.PROGRESS values and its event, JOB.GET
  * showing both, JOB.WAIT answered by an ack on another connection, at once
- * for a finished job, nil after its timeout, for dead and deleted jobs, and
+ * for a finished job, nil after its timeout, for dead, expired and deleted jobs, and
  * results kept across a restart.
  */
 #include <criterion/criterion.h>
@@ -185,6 +185,33 @@ Test(results, wait_sees_dead_and_deleted_jobs)
     expect_error(CMD(c, "JOB.WAIT", b.s), "NOJOB");
     expect_error_has(CMD(c, "JOB.WAIT", "nope"), "ERR", "not a job id");
     expect_error_has(CMD(c, "JOB.WAIT", a.s, "TIMEOUT", "-1"), "ERR", "JOB.WAIT");
+    cli_close(w);
+}
+
+/* An expired job has finished: JOB.WAIT answers with its record, also when
+ * the queue keeps no finished jobs (the waiter is answered before the job
+ * is dropped). */
+Test(results, wait_returns_for_expired_jobs)
+{
+    jid a = PUSHO(c, "late", "{}", "EXPIRES", "200");
+    cli *w = cli_connect(srv->port);
+    SEND(w, "JOB.WAIT", a.s, "TIMEOUT", "20000");
+    resp_val *v = cli_read(w);
+    cr_assert_str_eq(field_str(v, "id"), a.s);
+    cr_assert_str_eq(field_str(v, "state"), "expired");
+    resp_val_free(v);
+    v = CMD(w, "JOB.WAIT", a.s, "TIMEOUT", "20000"); /* expired already: at once */
+    cr_assert_str_eq(field_str(v, "state"), "expired");
+    resp_val_free(v);
+
+    expect_ok(CMD(c, "QUEUE.CONFIG", "gone", "SET", "retention", "0"));
+    jid b = PUSHO(c, "gone", "{}", "EXPIRES", "200");
+    SEND(w, "JOB.WAIT", b.s, "TIMEOUT", "20000");
+    v = cli_read(w);
+    cr_assert_str_eq(field_str(v, "id"), b.s);
+    cr_assert_str_eq(field_str(v, "state"), "expired");
+    resp_val_free(v);
+    expect_error(CMD(c, "JOB.WAIT", b.s), "NOJOB"); /* not kept */
     cli_close(w);
 }
 
