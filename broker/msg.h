@@ -82,6 +82,7 @@ struct msg {
     /* MSG_PUBLISH: channel in req.argv[1], message in req.argv[2] */
 
     int fd;                      /* MSG_CONN */
+    bool tls;                    /* MSG_CONN: accepted on --tls-port */
 
     /* batches (batch.h) */
     bool batch_admitted;         /* JOB.PUSH … BATCH: the batch's home shard let it in */
