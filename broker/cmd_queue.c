@@ -7,6 +7,7 @@
 #include "args.h"
 #include "clock.h"
 #include "cmd_job.h"
+#include "cmd_result.h"
 #include "command.h"
 #include "config.h"
 #include "conn.h"
@@ -304,7 +305,7 @@ void sh_queue_peek(struct shard *s, struct msg *m)
         for (size_t i = 0; i < n; i++) {
             bool had = page[i]->payload != NULL; /* a look must not pin payloads in memory */
             store_job_payload(&s->st, page[i]);
-            encode_job(m, page[i]);
+            result_encode_job(s, m, page[i]);
             if (!had)
                 store_job_payload_drop(&s->st, page[i]);
         }

@@ -9,6 +9,7 @@
 #include "acl.h"
 #include "args.h"
 #include "clock.h"
+#include "cmd_batch.h"
 #include "cmd_flow.h"
 #include "cmd_hash.h"
 #include "cmd_job.h"
@@ -18,6 +19,8 @@
 #include "cmd_backup.h"
 #include "cmd_multi.h"
 #include "cmd_pubsub.h"
+#include "cmd_result.h"
+#include "cmd_sched.h"
 #include "cmd_queue.h"
 #include "cmd_script.h"
 #include "cmd_server.h"
@@ -153,14 +156,27 @@ static struct command table[] = {
     { "zpopmax", -2, W | CMD_FAST | CMD_BIGREPLY, 1, 1, 1, io_key, sh_zpop, NULL, "Takes the members with the highest scores." },
     { "zscan", -3, R | CMD_BIGREPLY, 1, 1, 1, io_key, sh_zscan, NULL, "Iterates over a sorted set's members with a cursor." },
     /* reliable jobs */
-    { "job.push", -3, W, 1, 1, 1, io_job_push, sh_job_push, NULL, "Pushes a job with options (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE); replies with its id." },
+    { "job.push", -3, W, 1, 1, 1, io_job_push, sh_job_push, NULL, "Pushes a job with options (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE, BATCH); replies with its id." },
     { "job.reserve", -3, W | CMD_BLOCKING | CMD_RESERVE, 0, 0, 0, io_job_reserve, shard_bpop, NULL, "Leases ready jobs from the first queue that has some, waiting up to TIMEOUT ms." },
-    { "job.ack", -2, W | CMD_FAST, 0, 0, 0, io_job_ids, sh_job_ack, NULL, "Acknowledges deliveries by receipt: their jobs are done." },
+    { "job.ack", -2, W | CMD_FAST, 0, 0, 0, io_job_ids, sh_job_ack, NULL, "Acknowledges deliveries by receipt: their jobs are done (JOB.ACK receipt RESULT value keeps a result)." },
     { "job.nack", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_nack, NULL, "Gives a delivery back as failed: retry after backoff (or DELAY), or dead." },
     { "job.touch", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_touch, NULL, "Extends the lease of a delivery." },
     { "job.get", 2, R | CMD_FAST | CMD_ONEPAYLOAD, 0, 0, 0, io_job_id, sh_job_get, NULL, "The whole record of a job." },
     { "job.del", -2, W, 0, 0, 0, io_job_ids, sh_job_del, NULL, "Deletes jobs in any state." },
+    { "job.progress", 3, W | CMD_FAST, 0, 0, 0, io_job_progress, sh_job_progress, NULL, "Reports the progress of a reserved job (0-100 or a JSON object); publishes a progress event." },
+    { "job.wait", -2, R | CMD_ONEPAYLOAD, 0, 0, 0, io_job_wait, sh_job_wait, NULL, "Waits until a job is done or dead and returns its record with its result; nil after TIMEOUT ms." },
     { "job.retry", 2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_retry, NULL, "Makes a dead or delayed job ready now." },
+    /* batches */
+    { "batch.new", -1, W, 0, 0, 0, io_batch_new, sh_batch_new, NULL, "Opens a batch with optional ON-SUCCESS, ON-COMPLETE and ON-DEATH callback jobs; replies with its id." },
+    { "batch.close", 2, W, 0, 0, 0, io_batch_id, sh_batch_id, NULL, "No more jobs join the batch; its callbacks fire once all have finished." },
+    { "batch.get", 2, R, 0, 0, 0, io_batch_id, sh_batch_id, NULL, "A batch's state, counts and callbacks." },
+    /* schedules */
+    { "sched.set", -5, W, 2, 2, 1, io_sched_set, sh_sched_set, NULL, "Creates or replaces a durable schedule that pushes a job into a queue at every tick (cron, @daily, @every 15m)." },
+    { "sched.get", 2, R | CMD_ONEPAYLOAD, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "A schedule: its spec, options, next run and history." },
+    { "sched.del", 2, W, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "Deletes a schedule; replies 1, or 0 when there was none." },
+    { "sched.list", -1, R | CMD_BIGREPLY, 0, 0, 0, io_sched_list, sh_sched_list, NULL, "Every schedule, or those of one queue." },
+    { "sched.pause", 2, W, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "Stops a schedule's ticks (missed ticks are not run later)." },
+    { "sched.resume", 2, W, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "Resumes a paused schedule from its next tick after now." },
     /* queue administration */
     { "queue.list", 1, R | CMD_BIGREPLY, 0, 0, 0, io_queue_list, sh_queue_list, NULL, "The names of all queues." },
     { "queue.stats", 2, R, 1, 1, 1, io_key, sh_queue_stats, NULL, "Counts per state, totals, oldest ready age, paused." },

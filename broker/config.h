@@ -38,6 +38,7 @@ struct config {
     int http_port;        /* 0 = off, -1 = any free port */
     int payload;          /* enum payload_mode */
     int64_t max_payload;
+    int64_t max_result;   /* JOB.ACK … RESULT and JOB.PROGRESS values */
     int64_t payload_memory;
     int64_t maxmemory;    /* bytes of keyspace values over all shards; 0 = no limit */
     int maxmemory_policy; /* enum evict_policy */

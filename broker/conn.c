@@ -406,6 +406,27 @@ void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadl
         bpop_try(c, sl, m, first);
 }
 
+void conn_park(struct conn *c, struct msg *m, int k)
+{
+    struct slot *sl = slot_new(c, SLOT_BPOP);
+    c->blocked = sl;
+    sl->park_shards = xcalloc(1, sizeof *sl->park_shards);
+    sl->park_shards[0] = k;
+    sl->npark = 1;
+    sl->claim = claim_new(c->io->srv->nshards, 2);
+    sl->pending = 1;
+    m->bmode = BPOP_PARK;
+    m->claim = sl->claim;
+    m->slot = sl;
+    m->empty = false;
+    send_to(c, m, k, true);
+    outbox_flush(&c->io->out);
+    if (!c->blocked_counted) {
+        c->blocked_counted = true;
+        atomic_fetch_add(&c->io->srv->blocked_clients, 1);
+    }
+}
+
 static void cancel_parked(struct conn *c, struct slot *sl)
 {
     for (int i = 0; i < sl->npark; i++) {

@@ -167,6 +167,10 @@ void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish
 void conn_finish_sum(struct conn *c, struct slot *sl);
 /* Starts a blocking pop over argv[first..last) (see claim.h). */
 void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadline);
+/* Parks a blocking request on shard k with a claim (like a pop over one
+ * shard): the shard answers only if it wins the claim, and a disconnect
+ * withdraws it (MSG_CANCEL). Used by JOB.WAIT. */
+void conn_park(struct conn *c, struct msg *m, int k);
 /* Writes b now, outside the reply order (pub/sub messages); resets b. */
 void conn_write_oob(struct conn *c, resp_buf *b);
 /* Closes the connection once every reply before this point is written. */

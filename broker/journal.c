@@ -240,6 +240,16 @@ const char *journal_error(const struct journal *j)
     return j->err;
 }
 
+void *journal_sqlite(struct journal *j)
+{
+    return j->db;
+}
+
+int journal_sqlite_fail(struct journal *j, int rc, const char *op)
+{
+    return journal_sqlite_error(j, rc, op);
+}
+
 /* ------------------------------------------------------------ statements */
 
 static void journal_done(sqlite3_stmt *st)

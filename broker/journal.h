@@ -95,6 +95,12 @@ int journal_load(struct journal *j, bool with_payload,
                  int (*job_fn)(void *arg, struct job *job, const char *queue, size_t queue_len),
                  void *arg);
 
+/* The SQLite connection (a sqlite3 *), for modules that keep tables of
+ * their own in the shard's database (jext.c); same thread rules. */
+void *journal_sqlite(struct journal *j);
+/* Records a failed SQLite call of such a module (rc: the SQLite code) as
+ * the journal's last error; returns the negative errno. */
+int journal_sqlite_fail(struct journal *j, int rc, const char *op);
 /* Online backup (SQLite's backup API) of this journal into a new file at
  * path, copied pages at a time between turns on the journal's own thread.
  * Changes the journal commits while a backup runs are copied too (SQLite

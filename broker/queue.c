@@ -52,6 +52,8 @@ void job_free(struct job *j)
     free(j->payload);
     free(j->last_error);
     free(j->unique);
+    free(j->result);
+    free(j->progress);
     free(j->group);
     free(j->holder);
     free(j->history);

@@ -73,6 +73,11 @@ struct job {
     char *payload;             /* owned; NULL while it lives only in the journal */
     char *last_error;          /* owned, may be NULL */
     char *unique;              /* owned, may be NULL */
+    char *result;              /* owned, may be NULL: JOB.ACK … RESULT (result_len bytes) */
+    char *progress;            /* owned, may be NULL: the last JOB.PROGRESS value */
+    uint32_t result_len;
+    bool result_on_disk;       /* the result is only in the journal (read when shown) */
+    uint64_t batch;            /* the batch it counts in (batch.h); 0 = none */
     char *group;               /* owned GROUP key, NULL = the default group */
     char *holder;              /* owned: "name addr id" of the reserving connection, or NULL */
     char *history;             /* owned: failed attempts, lines "attempt\tms\tholder\terror" */

@@ -4,6 +4,11 @@
  */
 #include "server.h"
 
+#include "batch.h"
+#include "cmd_result.h"
+#include "jext.h"
+#include "schedule.h"
+
 #include "acl.h"
 #include "clock.h"
 #include "commands.h"
@@ -476,6 +481,10 @@ static int set_up(struct server *srv)
         return rc;
     ctx_register(srv, ctx_io(srv, srv->nio), &srv->main_inbox);
     srv->main_inbox_ready = true;
+    shard_ext_register(&result_ext);
+    shard_ext_register(&schedule_ext);
+    shard_ext_register(&batch_ext);
+    shard_ext_register(&jext_ext); /* last: closes what the others wrote with */
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
             return rc;

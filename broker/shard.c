@@ -53,6 +53,34 @@ struct waiter {
 
 static void shard_end_turn(struct shard *s);
 
+/* ------------------------------------------------------------ extensions */
+
+#define SHARD_EXT_MAX 8
+static const struct shard_ext *exts[SHARD_EXT_MAX];
+static int nexts;
+
+void shard_ext_register(const struct shard_ext *e)
+{
+    for (int i = 0; i < nexts; i++)
+        if (exts[i] == e)
+            return;
+    if (nexts < SHARD_EXT_MAX)
+        exts[nexts++] = e;
+}
+
+#define EXT_EACH(hook, ...)                                   \
+    for (int ext_i_ = 0; ext_i_ < nexts; ext_i_++)            \
+        if (exts[ext_i_]->hook)                               \
+            exts[ext_i_]->hook(__VA_ARGS__)
+
+/* The store's finished hook: a job became done or dead, or is deleted
+ * before it finished. */
+static void ext_job_finished(void *arg, struct job *j, int how)
+{
+    struct shard *s = arg;
+    EXT_EACH(job_finished, s, j, how);
+}
+
 /* -------------------------------------------------------------- helpers */
 
 bool shard_owns(const struct shard *s, const char *name, size_t len)
@@ -85,6 +113,17 @@ static void emit_event(void *arg, const struct job *j, const char *event, const 
     if (!events_listening(s->srv))
         return;
     struct msg *m = events_job_message(j, event, err, errlen);
+    int n = s->srv->nio;
+    for (int k = 0; k < n; k++)
+        msg_batch_add(&s->events[k], k == n - 1 ? m : events_copy(m));
+}
+
+void shard_publish(struct shard *s, struct msg *m)
+{
+    if (!events_listening(s->srv)) {
+        msg_free(m);
+        return;
+    }
     int n = s->srv->nio;
     for (int k = 0; k < n; k++)
         msg_batch_add(&s->events[k], k == n - 1 ? m : events_copy(m));
@@ -508,6 +547,8 @@ static void handle_cancel(struct shard *s, struct msg *m)
     struct waiter *w = m->claim->waiters[s->id];
     if (w)
         waiter_drop(s, w);
+    else if (m->claim->parked)
+        EXT_EACH(cancel, s, m->claim);
     msg_free(m);
 }
 
@@ -560,6 +601,7 @@ static void commit_turn(struct shard *s)
 {
     if (!s->st.jr || !journal_in_txn(s->st.jr)) {
         s->st.turn_err = 0;
+        EXT_EACH(end_turn, s, true);
         return;
     }
     int rc = s->st.turn_err ? s->st.turn_err : journal_commit(s->st.jr);
@@ -568,9 +610,12 @@ static void commit_turn(struct shard *s)
         if (!s->st.turn_err)
             log_error("journal of shard %d: %s", s->id, journal_error(s->st.jr));
         journal_rollback(s->st.jr);
+        EXT_EACH(end_turn, s, false);
         fail_turn(s, rc);
-    } else if (s->srv->cfg.fsync != FSYNC_BATCH) {
-        write_mark(s); /* always: synced by the commit; off: as far as off goes */
+    } else {
+        if (s->srv->cfg.fsync != FSYNC_BATCH)
+            write_mark(s); /* always: synced by the commit; off: as far as off goes */
+        EXT_EACH(end_turn, s, true);
     }
     s->st.turn_err = 0;
 }
@@ -703,6 +748,8 @@ int shard_init(struct shard *s, struct server *srv, int id)
     s->st.emit = emit_event;
     s->st.touch = touch_queue;
     s->st.emit_arg = s;
+    s->st.finished = ext_job_finished;
+    s->st.finished_arg = s;
     struct ks_sink sink = { s, ks_txn, ks_result };
     keyspace_init(&s->ks, &sink);
     struct event_config *ec = event_config_new();
@@ -908,6 +955,9 @@ int shard_recover(struct shard *s)
     log_info("shard %d recovered %zu job(s) in %lld ms: %zu ready, %zu reserved, %zu delayed, %zu done, %zu dead (%s)",
              s->id, total, (long long)(clock_mono_ms() - t0), by_state[JOB_READY], by_state[JOB_RESERVED],
              by_state[JOB_DELAYED], by_state[JOB_DONE], by_state[JOB_DEAD], path);
+    for (int i = 0; i < nexts; i++)
+        if (exts[i]->recover && (rc = exts[i]->recover(s)) < 0)
+            return rc;
     return 0;
 }
 
@@ -938,6 +988,7 @@ static void shard_reload(struct shard *s)
         log_error("shard %d: reloading the journal failed too: %s; this shard now serves only what it could read",
                   s->id, journal_error(s->st.jr));
     qtable_each(&s->st.queues, gc_queue, s);
+    EXT_EACH(reload, s);
     if (keyspace_reload(&s->ks, clock_now_ms()) < 0)
         log_error("shard %d: reloading its keys failed too: %s", s->id, journal_error(s->st.jr));
     struct queue *q;
@@ -990,6 +1041,7 @@ void shard_destroy(struct shard *s)
         qtable_each(&s->st.queues, free_waiters_of, s);
     if (s->scripting)
         s->scripting_free(s->scripting);
+    EXT_EACH(destroy, s); /* before the store closes the journal */
     keyspace_free(&s->ks); /* its statements go before the store closes the journal */
     store_free(&s->st);
     inbox_discard(&s->inbox);

@@ -37,6 +37,12 @@
 
 struct server;
 struct msg;
+struct jobwaits;
+struct scheds;
+struct batches;
+struct claim;
+struct jext_cache;
+struct job;
 
 struct shard {
     int id;
@@ -58,6 +64,12 @@ struct shard {
      * sets it up on the first script; freed by scripting_free). */
     void *scripting;
     void (*scripting_free)(void *scripting);
+    /* state of the features that hook in (struct shard_ext): JOB.WAIT
+     * waiters (cmd_result.c), schedules (schedule.c), batches (batch.c) */
+    struct jobwaits *waits;
+    struct scheds *scheds;
+    struct batches *batches;
+    struct jext_cache *jext;     /* prepared statements of jext.c */
     struct journal_backup *backup; /* BACKUP in progress (shard_backup_start), or NULL */
     struct msg *backup_msg;      /* its request, answered when it ends */
     struct event *backup_ev;     /* steps it between turns */
@@ -68,6 +80,30 @@ struct shard {
     bool capture;                /* running EXEC's commands: shard_reply keeps the message */
     struct msg *captured;
 };
+
+/* Features with state of their own on each shard (job waits, schedules,
+ * batches) hook into the shard here, so the shard never calls up into
+ * them. Registered once at start-up, before any shard is initialised;
+ * every hook runs on the shard thread and may be NULL. */
+enum { SHARD_FINISHED_DELETED = STORE_FINISHED_DELETED };
+struct shard_ext {
+    /* After the journal's jobs were loaded (shard_recover), before serving. */
+    int (*recover)(struct shard *s);
+    /* j just finished: how is JOB_DONE or JOB_DEAD, or SHARD_FINISHED_DELETED
+     * for an unfinished job being deleted. j is still whole (and may be
+     * freed right after the call). */
+    void (*job_finished)(struct shard *s, struct job *j, int how);
+    /* The turn's transaction committed (ok) or was rolled back; called
+     * after the commit and before the turn's replies are posted. */
+    void (*end_turn)(struct shard *s, bool ok);
+    /* The I/O thread withdrew a request parked with claim->parked set
+     * (its client disconnected, or it was answered). */
+    void (*cancel)(struct shard *s, struct claim *claim);
+    /* Memory was reloaded from the journal after a failed commit. */
+    void (*reload)(struct shard *s);
+    void (*destroy)(struct shard *s);
+};
+void shard_ext_register(const struct shard_ext *e);
 
 int shard_init(struct shard *s, struct server *srv, int id);
 /* Opens the journal and loads what it holds (before shard_start). Checks
@@ -99,6 +135,10 @@ void shard_reply(struct shard *s, struct msg *m);
 /* Runs a BLPOP/BRPOP/JOB.RESERVE message (TRY or PARK mode, see msg.h). */
 void shard_bpop(struct shard *s, struct msg *m);
 bool shard_owns(const struct shard *s, const char *name, size_t len);
+/* Queues a pub/sub message (events.h) for every I/O thread, posted after
+ * the turn commits; takes ownership of m. No-op (m freed) when nobody
+ * listens. */
+void shard_publish(struct shard *s, struct msg *m);
 /* Calls fn for each JOB.RESERVE parked on q (who: msg.h's who). */
 void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, const char *who, int64_t since),
                        void *arg);

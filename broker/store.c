@@ -138,6 +138,16 @@ static bool jr_ready(struct store *s)
     return s->turn_err == 0;
 }
 
+bool store_jr_begin(struct store *s)
+{
+    return jr_ready(s);
+}
+
+void store_jr_result(struct store *s, int rc)
+{
+    jr_result(s, rc);
+}
+
 struct journal *store_txn(struct store *s)
 {
     return jr_ready(s) ? s->jr : NULL;
@@ -146,6 +156,13 @@ struct journal *store_txn(struct store *s)
 void store_txn_result(struct store *s, int rc)
 {
     jr_result(s, rc);
+}
+
+/* The finished hook (results, waits, batches hang on it). */
+static void finished(struct store *s, struct job *j, int how)
+{
+    if (s->finished)
+        s->finished(s->finished_arg, j, how);
 }
 
 static void touched(struct store *s, const struct job *j)
@@ -300,12 +317,13 @@ static void finish_as(struct store *s, struct job *j, int state)
     struct queue *q = j->q;
     release_unique(j);
     flow_settle(q, j, j->updated_at);
+    j->state = (uint8_t)state;
+    finished(s, j, state);
     if (q->conf.retention == 0 || q->conf.retention_max == 0) {
         drop(s, j);
         return;
     }
     struct jlist *l = queue_list(q, state);
-    j->state = (uint8_t)state;
     jlist_push_right(l, j);
     arm(s, j, j->updated_at + q->conf.retention);
     jr_update(s, j);
@@ -427,6 +445,7 @@ int store_job_fail(struct store *s, struct job *j, const char *err, size_t errle
         jlist_push_right(&q->dead, j);
         qstats(s, q)->buried++;
         jr_update(s, j);
+        finished(s, j, JOB_DEAD);
         payload_drop(s, j);
         emit_err(s, j, "dead", err, errlen);
         log_debug("job %016llx of queue '%s' is dead after %u attempt(s): %s",
@@ -541,6 +560,8 @@ void store_job_return(struct store *s, struct job *j, bool left)
 
 void store_job_delete(struct store *s, struct job *j)
 {
+    if (j->state != JOB_DONE && j->state != JOB_DEAD && j->state != JOB_EXPIRED)
+        finished(s, j, STORE_FINISHED_DELETED);
     detach(s, j);
     release_unique(j);
     drop(s, j);

@@ -75,5 +75,8 @@ int cmd_tail(cli_ctx *x);
 int cmd_ping(cli_ctx *x);
 int cmd_backup(cli_ctx *x);
 int cmd_info(cli_ctx *x);
+int cmd_schedules(cli_ctx *x);
+int cmd_batch(cli_ctx *x);
+int cmd_wait(cli_ctx *x);
 
 #endif

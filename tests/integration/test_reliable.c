@@ -112,12 +112,12 @@ static job reserve_one_at(const char *f, int l, cli *cl, const char *q)
 
 #define RESERVE1(cl, q) reserve_one_at(__FILE__, __LINE__, (cl), (q))
 
-/* JOB.GET id: the record (caller frees), asserting its 18 fields. */
+/* JOB.GET id: the record (caller frees), asserting its 20 fields. */
 static resp_val *get_at(const char *f, int l, cli *cl, const char *id)
 {
     resp_val *v = CMD(cl, "JOB.GET", id);
-    if (!(v->type == RESP_T_MAP || v->type == RESP_T_ARRAY) || v->n != 36)
-        cr_assert_fail("%s:%d: JOB.GET %s: expected 18 fields, got %s", f, l, id, resp_describe(v));
+    if (!(v->type == RESP_T_MAP || v->type == RESP_T_ARRAY) || v->n != 40)
+        cr_assert_fail("%s:%d: JOB.GET %s: expected 20 fields, got %s", f, l, id, resp_describe(v));
     return v;
 }
 

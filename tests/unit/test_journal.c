@@ -292,6 +292,10 @@ Test(journal, upgrades_a_database_at_an_older_version)
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'kv_log'"), 1,
                  "the upgrade applied 0004 (the key log)");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM jobs WHERE id = 7 AND result IS NULL AND batch = 0"), 1,
+                 "0006 added the result and batch columns");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('schedules', 'batches', "
+                             "'batch_outbox', 'batch_inbox')"), 4, "0006 added its tables");
     sqlite3_close(db);
 }
 
