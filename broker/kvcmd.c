@@ -21,13 +21,11 @@
 
 bool kvcmd_fail(struct shard *s, struct msg *m, const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     resp_buf_reset(&m->out);
-    resp_add_error(&m->out, buf);
+    va_start(ap, fmt);
+    resp_add_verror(&m->out, fmt, ap);
+    va_end(ap);
     shard_reply(s, m);
     return true;
 }
