@@ -19,6 +19,7 @@
 #include "powercut.h"
 #include "queue.h"
 #include "shard.h"
+#include "sysinfo.h"
 #include "textfmt.h"
 #include "xalloc.h"
 
@@ -465,10 +466,23 @@ void io_debug(struct conn *c, struct msg *m)
         }
         powercut_cut(m->req.argc == 3); /* does not return */
     }
+    if (arg_is(m, 1, "DISK-FREE")) {
+        /* DEBUG DISK-FREE bytes|OFF: pretend the data directory's file
+         * system has this much free space (OFF: measure it again). */
+        struct server *srv = c->io->srv;
+        if (m->req.argc != 3 || (!arg_is(m, 2, "OFF") && (!arg_ll(m, 2, &n) || n < 0))) {
+            conn_reply_error(c, m, "ERR DEBUG DISK-FREE bytes|OFF");
+            return;
+        }
+        atomic_store(&srv->disk_free_fake, arg_is(m, 2, "OFF") ? -1 : n);
+        ctx_disk_update(srv, sysinfo_disk_free(srv->cfg.data_dir));
+        conn_reply_ok(c, m);
+        return;
+    }
     if (!arg_is(m, 1, "JOURNAL-FAIL") || m->req.argc < 4 || m->req.argc > 5 ||
         !arg_ll(m, 3, &n) || n < 0 || n > 1000000 ||
         (m->req.argc == 5 && !arg_is(m, 4, "ENOSPC") && !arg_is(m, 4, "EIO"))) {
-        conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG POWER-CUT [TORN]");
+        conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG POWER-CUT [TORN] | DEBUG DISK-FREE bytes|OFF");
         return;
     }
     conn_route_key(c, m, 2);

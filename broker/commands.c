@@ -6,6 +6,7 @@
  */
 #include "commands.h"
 
+#include "acl.h"
 #include "args.h"
 #include "clock.h"
 #include "cmd_flow.h"
@@ -13,6 +14,8 @@
 #include "cmd_job.h"
 #include "cmd_keys.h"
 #include "cmd_list.h"
+#include "cmd_acl.h"
+#include "cmd_backup.h"
 #include "cmd_multi.h"
 #include "cmd_pubsub.h"
 #include "cmd_queue.h"
@@ -37,6 +40,8 @@
 #define W CMD_WRITE
 #define R CMD_READONLY
 
+static void io_acl_entry(struct conn *c, struct msg *m);
+
 static struct command table[] = {
     /* connection and server (I/O thread) */
     { "ping", -1, CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_ping, NULL, NULL, "Answers PONG, or echoes its argument." },
@@ -48,6 +53,8 @@ static struct command table[] = {
     { "client", -2, CMD_FAST, 0, 0, 0, io_client, NULL, peer_client_list, "CLIENT ID|SETNAME|GETNAME|LIST|INFO|SETINFO." },
     { "info", -1, 0 | CMD_BIGREPLY, 0, 0, 0, io_info, sh_info, NULL, "Server, client, memory and queue information in Redis INFO format." },
     { "command", -1, 0, 0, 0, 0, io_command, NULL, NULL, "Describes the commands (COMMAND, COMMAND COUNT|INFO|DOCS)." },
+    { "acl", -2, 0, 0, 0, 0, io_acl_entry, NULL, NULL, "ACL SETUSER|GETUSER|DELUSER|LIST|USERS|WHOAMI|CAT|SAVE|LOAD: named users with passwords, command, key and channel permissions." },
+    { "backup", 2, 0, 0, 0, 0, io_backup, sh_backup, NULL, "BACKUP dir: an online, consistent copy of every shard into a new directory (restore: stop spoold, copy the files in, start)." },
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
     { "time", 1, CMD_FAST, 0, 0, 0, io_time, NULL, NULL, "The server time: seconds and microseconds." },
     /* lists */
@@ -164,7 +171,7 @@ static struct command table[] = {
     { "queue.config", -3, W, 1, 1, 1, io_queue_key, sh_queue_config, NULL, "Reads or changes a queue's settings." },
     { "queue.workers", 2, R, 1, 1, 1, io_key, sh_queue_workers, NULL, "Who holds which jobs of a queue, and who waits on it." },
     { "queue.groups", 2, R, 1, 1, 1, io_key, sh_queue_groups, NULL, "The fair groups of a queue with their ready and reserved counts." },
-    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | POWER-CUT [TORN]: fault injection for tests." },
+    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | POWER-CUT [TORN] | DISK-FREE bytes|OFF: fault injection for tests." },
     /* pub/sub */
     { "subscribe", -2, CMD_PUBSUB, 0, 0, 0, io_subscribe, NULL, NULL, "Listens to channels." },
     { "unsubscribe", -1, CMD_PUBSUB, 0, 0, 0, io_unsubscribe, NULL, NULL, "Stops listening to channels." },
@@ -242,6 +249,94 @@ static void reply_unknown(struct conn *c, resp_cmd *cmd)
  * processCommand), then runs the io() handler. A command whose reply
  * finds no room yet among the replies in flight is held by the
  * connection, which dispatches it again later (conn.c: output bounds). */
+/* ------------------------------------------------------------------ ACL */
+
+/* ACL CAT category: the commands of a category (from this table); every
+ * other ACL subcommand is cmd_acl.c's. */
+static void io_acl_entry(struct conn *c, struct msg *m)
+{
+    if (!(arg_is(m, 1, "CAT") && m->req.argc == 3)) {
+        io_acl(c, m);
+        return;
+    }
+    int bit = 0;
+    for (int i = 0; acl_category_name(i); i++)
+        if (arg_is(m, 2, acl_category_name(i)))
+            bit = 1 << i;
+    bool all = arg_is(m, 2, "all");
+    if (!bit && !all) {
+        conn_reply_error(c, m, "ERR Unknown category '%.32s' (see ACL CAT)", m->req.argv[2]);
+        return;
+    }
+    resp_buf names;
+    resp_buf_init(&names);
+    size_t n = 0;
+    for (size_t i = 0; i < commands_count(); i++) {
+        const struct command *k = commands_at(i);
+        if (all || (acl_categories(k->name, k->flags) & bit)) {
+            resp_add_cstr(&names, k->name);
+            n++;
+        }
+    }
+    resp_add_array(&m->out, n);
+    resp_buf_append(&m->out, names.data, names.len);
+    resp_buf_free(&names);
+    conn_reply(c, m);
+}
+
+#define ACL_MAX_ARGS 256
+
+/* The argv indices of cmd's keys (the table's key positions; JOB.RESERVE:
+ * the queues after FROM) and of its channels. */
+static void command_keys(const struct command *k, const resp_cmd *cmd, int *keys, int *nkeys, int *chans,
+                         int *nchans, bool *patterns)
+{
+    *nkeys = *nchans = 0;
+    *patterns = false;
+    if (!strcmp(k->name, "job.reserve")) {
+        int i = 1;
+        while (i < cmd->argc && !(cmd->len[i] == 4 && !strncasecmp(cmd->argv[i], "FROM", 4)))
+            i++;
+        for (i++; i < cmd->argc && *nkeys < ACL_MAX_ARGS; i++)
+            keys[(*nkeys)++] = i;
+    } else if (k->first_key > 0) {
+        int last = k->last_key >= 0 ? k->last_key : cmd->argc + k->last_key;
+        for (int i = k->first_key; i <= last && i < cmd->argc && *nkeys < ACL_MAX_ARGS; i += k->key_step)
+            keys[(*nkeys)++] = i;
+    } else if (!strcmp(k->name, "publish")) {
+        chans[(*nchans)++] = 1;
+    } else if (!strcmp(k->name, "subscribe") || !strcmp(k->name, "psubscribe")) {
+        *patterns = k->name[0] == 'p';
+        for (int i = 1; i < cmd->argc && *nchans < ACL_MAX_ARGS; i++)
+            chans[(*nchans)++] = i;
+    }
+}
+
+/* A named ACL user may run this command on these keys and channels;
+ * false: the -NOPERM error is sent. */
+static bool acl_permits(struct conn *c, const struct command *k, const resp_cmd *cmd)
+{
+    int keys[ACL_MAX_ARGS], chans[ACL_MAX_ARGS], nk, nc, which;
+    bool patterns;
+    command_keys(k, cmd, keys, &nk, chans, &nc, &patterns);
+    const char *kp[ACL_MAX_ARGS], *cp[ACL_MAX_ARGS];
+    size_t kl[ACL_MAX_ARGS], cl[ACL_MAX_ARGS];
+    for (int i = 0; i < nk; i++)
+        kp[i] = cmd->argv[keys[i]], kl[i] = cmd->len[keys[i]];
+    for (int i = 0; i < nc; i++)
+        cp[i] = cmd->argv[chans[i]], cl[i] = cmd->len[chans[i]];
+    int rc = acl_check(c->user, k->name, acl_categories(k->name, k->flags), nk, kp, kl, nc, cp, cl, patterns, &which);
+    if (rc == -1)
+        conn_error_now(c, "NOPERM User %s has no permissions to run the '%s' command", c->user, k->name);
+    else if (rc == -2)
+        conn_error_now(c, "NOPERM No permissions to access a key: user %s may not use '%.*s' (see ACL GETUSER %s)",
+                       c->user, (int)(kl[which] > 128 ? 128 : kl[which]), kp[which], c->user);
+    else if (rc == -3)
+        conn_error_now(c, "NOPERM No permissions to access a channel: user %s may not use '%.*s' (see ACL GETUSER %s)",
+                       c->user, (int)(cl[which] > 128 ? 128 : cl[which]), cp[which], c->user);
+    return rc == 0;
+}
+
 void commands_dispatch(struct conn *c, resp_cmd *cmd)
 {
     struct server *srv = c->io->srv;
@@ -264,6 +359,10 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
     snprintf(c->lastcmd, sizeof c->lastcmd, "%s", k->name);
     if (srv->cfg.requirepass[0] && !c->authed && !(k->flags & CMD_NOAUTH)) {
         conn_error_now(c, "NOAUTH Authentication required.");
+        resp_cmd_free(cmd);
+        return;
+    }
+    if (c->user[0] && !(k->flags & CMD_NOAUTH) && !acl_permits(c, k, cmd)) {
         resp_cmd_free(cmd);
         return;
     }

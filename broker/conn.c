@@ -11,6 +11,7 @@
 #include "hash.h"
 #include "iothread.h"
 #include "log.h"
+#include "tls.h"
 #include "msg.h"
 #include "queue.h"
 #include "xalloc.h"
@@ -663,6 +664,13 @@ static bool flush_out(struct conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (evbuffer_get_length(out) == 0)
         return false;
+    if (c->tls) { /* the TLS bufferevent encrypts and writes, once writing is on */
+        bufferevent_enable(c->bev, EV_WRITE);
+        bool resume = c->paused_out && evbuffer_get_length(out) <= OUT_PAUSE / 4;
+        if (resume)
+            c->paused_out = false;
+        return resume;
+    }
     /* A socket bufferevent keeps its output frozen at the front so that only
      * it drains it; write the way its own write callback does. */
     evbuffer_unfreeze(out, 1);
@@ -856,7 +864,7 @@ static void format_addr(int fd, char *out, size_t n, bool local)
     }
 }
 
-struct conn *conn_new(struct io_thread *io, int fd)
+struct conn *conn_new(struct io_thread *io, int fd, bool tls)
 {
     struct conn *c = xcalloc(1, sizeof *c);
     c->io = io;
@@ -870,13 +878,15 @@ struct conn *conn_new(struct io_thread *io, int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->parser = resp_req_new(NULL);
     conn_apply_limits(c);
-    c->bev = bufferevent_socket_new(io->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->tls = tls;
+    c->bev = tls ? tls_bufferevent_new(io->base, fd, io->srv->tls_ctx)
+                 : bufferevent_socket_new(io->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev || !c->parser) {
         log_error("cannot set up a connection from %s: out of memory", c->addr);
         if (c->bev)
             bufferevent_free(c->bev);
-        else
-            evutil_closesocket(fd);
+        else if (!tls)
+            evutil_closesocket(fd); /* tls_bufferevent_new closed it */
         resp_req_free(c->parser);
         free(c);
         return NULL;

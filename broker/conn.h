@@ -90,6 +90,8 @@ struct conn {
     resp_req_parser *parser;
     uint8_t proto;
     bool authed;
+    bool tls;                        /* a --tls-port connection (bufferevent_openssl) */
+    char user[65];                   /* ACL user (acl.h) after AUTH user pass; "" = default */
     bool closing;                    /* close once replies are flushed */
     bool closed;                     /* socket gone; zombie until inflight == 0 */
     bool paused_out;
@@ -123,7 +125,8 @@ struct conn {
 };
 
 /* Takes the accepted socket fd. */
-struct conn *conn_new(struct io_thread *io, int fd);
+/* tls: wrap fd in TLS (srv->tls_ctx, tls.h). */
+struct conn *conn_new(struct io_thread *io, int fd, bool tls);
 /* Closes now (socket gone); frees when nothing is in flight. */
 void conn_close(struct conn *c, const char *why);
 /* Writes the output of every connection of io that has some (once per

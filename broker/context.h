@@ -46,7 +46,10 @@ struct server {
     struct io_thread *io;
     struct event_base *base;
     struct evconnlistener *listener;
-    struct event *sig_term, *sig_int, *sig_hup, *accept_retry;
+    struct evconnlistener *tls_listener; /* --tls-port, or NULL */
+    void *tls_ctx;                    /* the SSL_CTX (tls.h), or NULL */
+    int tls_port;                     /* the bound TLS port, 0 = none */
+    struct event *sig_term, *sig_int, *sig_hup, *accept_retry, *disk_ev;
     struct evhttp *http;              /* HTTP admin, or NULL */
     /* Runs one parsed request (commands_dispatch): handed to the
      * connections from above, so that conn.c does not call up. */
@@ -59,6 +62,7 @@ struct server {
     int64_t started_ms;               /* wall clock */
     int64_t started_mono;
     char run_id[41];
+    char data_id[33];                 /* the data directory's identity (datadir.h MANIFEST) */
 
     _Atomic long connected_clients;
     _Atomic long blocked_clients;
@@ -70,7 +74,17 @@ struct server {
     _Atomic uint64_t idle_closed;      /* clients closed by the idle timeouts */
     _Atomic uint64_t next_client_id;
     _Atomic long subscriptions;       /* pub/sub channels + patterns, all clients */
+    /* Disk pressure: the main thread measures free space once a second
+     * (ctx_disk_update); the push paths read disk_low (admit.c). */
+    _Atomic long long disk_free;      /* bytes free where the data directory is; -1 unknown */
+    _Atomic bool disk_low;            /* disk_free < disk-reserve: pushes are refused */
+    _Atomic long long disk_free_fake; /* DEBUG DISK-FREE: used instead of the measurement when >= 0 */
 };
+
+/* Records a measurement of free disk space (or the DEBUG DISK-FREE figure
+ * when one is set) and sets disk_low; logs when the state changes. Any
+ * thread. */
+void ctx_disk_update(struct server *srv, long long measured);
 
 /* Allocates the address book for srv->nshards + srv->nio + 1 inboxes. */
 int ctx_init(struct server *srv);

@@ -9,6 +9,7 @@
  */
 #include "dash_api.h"
 
+#include "acl.h"
 #include "admin_rpc.h"
 #include "clock.h"
 #include "cmd_queue.h"
@@ -687,6 +688,27 @@ static int queue_args(struct dq *d, const struct evkeyvalq *form, const char **a
     return argc;
 }
 
+bool dapi_permits(struct evhttp_request *req, const struct dash_who *who, const char *command, const char *key,
+                  size_t klen)
+{
+    if (!strcmp(who->user, "default"))
+        return true;
+    const struct command *k = commands_find(command, strlen(command));
+    int which;
+    int rc = k ? acl_check(who->user, k->name, acl_categories(k->name, k->flags), key ? 1 : 0, &key, &klen, 0, NULL,
+                           NULL, false, &which)
+               : -1;
+    if (rc == 0)
+        return true;
+    if (rc == -2)
+        dreply_error(req, 403, "user %s may not use queue '%.*s' (see ACL GETUSER %s)", who->user,
+                     (int)(klen > 128 ? 128 : klen), key, who->user);
+    else
+        dreply_error(req, 403, "user %s has no permission to run %s (see ACL GETUSER %s)", who->user, command,
+                     who->user);
+    return false;
+}
+
 void dapi_action(struct server *srv, struct evhttp_request *req, const char *name, const struct evkeyvalq *form,
                  const struct dash_who *who)
 {
@@ -713,6 +735,10 @@ void dapi_action(struct server *srv, struct evhttp_request *req, const char *nam
         }
         job_id_format(id, d->last);
         snprintf(d->target, sizeof d->target, "%s", d->last);
+        if (!dapi_permits(req, who, a->command, NULL, 0)) {
+            dq_free(d);
+            return;
+        }
         if (job_id_shard(id) >= srv->nshards) {
             dreply_error(req, 404, "no job %s: its id names shard %d, and this server has %d", d->last,
                          job_id_shard(id), srv->nshards);
@@ -723,7 +749,7 @@ void dapi_action(struct server *srv, struct evhttp_request *req, const char *nam
         dq_call(d, job_id_shard(id), a->command, 2, argv, len, action_done);
         return;
     }
-    if (!take_queue(d, form)) {
+    if (!take_queue(d, form) || !dapi_permits(req, who, a->command, d->queue, d->qlen)) {
         dq_free(d);
         return;
     }

@@ -280,7 +280,15 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
         send_text(req, 405, "Method Not Allowed", "text/plain", "use GET\n", 8);
     } else if (path && strcmp(path, "/healthz") == 0) {
-        send_text(req, 200, "OK", "text/plain", "ok\n", 3);
+        if (atomic_load(&srv->disk_low)) {
+            char text[300];
+            int n = snprintf(text, sizeof text, "disk low: %lld bytes free, below disk-reserve (%lld): pushes are "
+                             "refused, reserve/ack/delete work\n", atomic_load(&srv->disk_free),
+                             (long long)srv->cfg.disk_reserve);
+            send_text(req, 503, "Service Unavailable", "text/plain", text, (size_t)n);
+        } else {
+            send_text(req, 200, "OK", "text/plain", "ok\n", 3);
+        }
     } else if (path && strcmp(path, "/metrics") == 0) {
         ask_shards(srv, req, H_METRICS);
     } else if (path && strcmp(path, "/api/queues") == 0) {

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define JOURNAL_BUSY_TIMEOUT_MS 100
 /* SQLite checkpoints on its own when a commit leaves the WAL this many
@@ -63,6 +64,7 @@ enum journal_stmt {
     ST_QUEUE_DELETE,
     ST_META_GET,
     ST_META_PUT,
+    ST_COUNT_COMMIT,
     ST_LOAD_QUEUES,
     ST_LOAD_JOBS,
     ST_LOAD_JOBS_NOPAYLOAD,
@@ -99,6 +101,10 @@ static const char *const journal_sql[ST_COUNT] = {
     [ST_META_PUT] =
         "INSERT INTO meta (key, value) VALUES (?1, ?2) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    /* Every commit counts itself (datadir.h: the commit mark checks it). */
+    [ST_COUNT_COMMIT] =
+        "INSERT INTO meta (key, value) VALUES ('commits', '1') "
+        "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
     [ST_LOAD_QUEUES] = "SELECT name, config, paused FROM queues ORDER BY name",
     [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", payload" JOB_ORDER,
     [ST_LOAD_JOBS_NOPAYLOAD] = "SELECT " JOB_COLUMNS ", length(payload)" JOB_ORDER,
@@ -112,6 +118,7 @@ struct journal {
     int fsync_mode;           /* FSYNC_ALWAYS (0), BATCH (1), OFF (2) */
     bool unsynced;            /* batch: committed since the WAL was last synced */
     int fail_n, fail_err;     /* fault seam */
+    int64_t commits;          /* the "commits" meta row as of the last commit */
     char err[1024];
 };
 
@@ -455,6 +462,26 @@ static int journal_connect(struct journal *j)
     return 0;
 }
 
+/* The commit count this file holds (0 for a file from before the count). */
+static int journal_read_commits(struct journal *j)
+{
+    char buf[32];
+    int err = journal_meta_get(j, "commits", buf, sizeof buf);
+    if (err == -ENOENT)
+        return 0;
+    if (err)
+        return err;
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    if (*end || v < 0) {
+        snprintf(j->err, sizeof j->err, "%s has a damaged commit count (meta row 'commits' = '%s'): "
+                 "check it with spoold --check", j->path, buf);
+        return -EILSEQ;
+    }
+    j->commits = v;
+    return 0;
+}
+
 int journal_open(struct journal **out, const char *path, int fsync_mode)
 {
     struct journal *j;
@@ -486,6 +513,8 @@ int journal_open(struct journal **out, const char *path, int fsync_mode)
         err = journal_set_fsync(j, fsync_mode);
     if (!err)
         err = journal_prepare_all(j);
+    if (!err)
+        err = journal_read_commits(j);
     if (err)
         goto fail;
     *out = j;
@@ -538,8 +567,11 @@ int journal_commit(struct journal *j)
 
     if (!journal_in_txn(j))
         return 0;
-    if (!journal_injected(j, "commit", &err))
-        err = journal_run(j, ST_COMMIT, "commit");
+    if (!journal_injected(j, "commit", &err)) {
+        err = journal_run(j, ST_COUNT_COMMIT, "commit");
+        if (!err)
+            err = journal_run(j, ST_COMMIT, "commit");
+    }
     if (err) {
         /* SQLite may have rolled back already (FULL, IOERR); make it so in
          * every case, keeping the commit's message. */
@@ -553,7 +585,19 @@ int journal_commit(struct journal *j)
     }
     if (j->fsync_mode == 1)
         j->unsynced = true;
+    j->commits++;
     return 0;
+}
+
+int64_t journal_commits(const struct journal *j)
+{
+    return j->commits;
+}
+
+void journal_keep_wal(struct journal *j)
+{
+    if (j && j->db)
+        sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 }
 
 int journal_sync(struct journal *j)
@@ -960,6 +1004,90 @@ int journal_load(struct journal *j, bool with_payload,
 }
 
 /* ------------------------------------------------------------ checkpoint */
+
+/* ---------------------------------------------------------------- backup */
+
+struct journal_backup {
+    struct journal *j;
+    sqlite3 *dst;
+    sqlite3_backup *b;
+    char *path;
+    bool done;
+};
+
+int journal_backup_start(struct journal *j, const char *path, struct journal_backup **out)
+{
+    *out = NULL;
+    if (journal_in_txn(j))
+        return -EBUSY;
+    if (access(path, F_OK) == 0) {
+        snprintf(j->err, sizeof j->err, "%s already exists: back up into a new directory", path);
+        return -EEXIST;
+    }
+    struct journal_backup *b = calloc(1, sizeof *b);
+    if (!b || !(b->path = strdup(path))) {
+        free(b);
+        return -ENOMEM;
+    }
+    b->j = j;
+    int rc = sqlite3_open_v2(path, &b->dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(b->dst, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !(b->b = sqlite3_backup_init(b->dst, "main", j->db, "main")))
+        rc = sqlite3_errcode(b->dst);
+    if (rc != SQLITE_OK) {
+        int err = journal_sqlite_error(j, rc, "backup");
+        snprintf(j->err, sizeof j->err, "cannot back up %s into %s: %s", j->path, path,
+                 b->dst ? sqlite3_errmsg(b->dst) : "out of memory");
+        journal_backup_end(b);
+        return err;
+    }
+    *out = b;
+    return 0;
+}
+
+int journal_backup_step(struct journal_backup *b, int pages)
+{
+    int rc = sqlite3_backup_step(b->b, pages);
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return 1;
+    if (rc != SQLITE_DONE) {
+        int err = journal_sqlite_error(b->j, rc, "backup");
+        snprintf(b->j->err, sizeof b->j->err, "backup of %s into %s failed: %s", b->j->path, b->path,
+                 sqlite3_errstr(rc));
+        return err;
+    }
+    rc = sqlite3_backup_finish(b->b);
+    b->b = NULL;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_close(b->dst);
+    b->dst = NULL;
+    if (rc != SQLITE_OK) {
+        snprintf(b->j->err, sizeof b->j->err, "backup of %s into %s failed: %s", b->j->path, b->path,
+                 sqlite3_errstr(rc));
+        return -EIO;
+    }
+    b->done = true;
+    return 0;
+}
+
+void journal_backup_end(struct journal_backup *b)
+{
+    if (!b)
+        return;
+    if (b->b)
+        sqlite3_backup_finish(b->b);
+    if (b->dst)
+        sqlite3_close(b->dst);
+    if (!b->done) {
+        unlink(b->path);
+        char side[4200];
+        snprintf(side, sizeof side, "%s-journal", b->path);
+        unlink(side);
+    }
+    free(b->path);
+    free(b);
+}
 
 void journal_checkpoint(struct journal *j)
 {

@@ -81,6 +81,7 @@ struct msg {
     /* MSG_PUBLISH: channel in req.argv[1], message in req.argv[2] */
 
     int fd;                      /* MSG_CONN */
+    bool tls;                    /* MSG_CONN: accepted on --tls-port */
 };
 
 struct msg *msg_new(enum msg_type type);

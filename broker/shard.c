@@ -22,7 +22,9 @@
 #include "command.h"
 #include "config.h"
 #include "context.h"
+#include "datadir.h"
 #include "events.h"
+#include "fsio.h"
 #include "flow.h"
 #include "hash.h"
 #include "journal.h"
@@ -33,11 +35,13 @@
 #include "xalloc.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <event2/event.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct waiter {
     struct tnode timer;          /* first member: tnode* <-> waiter* */
@@ -447,6 +451,22 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     shard_tick(arg);
 }
 
+/* Records in shard-<k>.mark that the journal holds this many commits
+ * (datadir.h); called only once they are on disk as far as the --fsync
+ * mode promises. A failed write is logged: the next one may work. */
+static void write_mark(struct shard *s)
+{
+    if (!s->has_mark || !s->st.jr || journal_commits(s->st.jr) == s->mark_commits)
+        return;
+    struct mark mk = { .shard = s->id, .commits = journal_commits(s->st.jr), .jobs = (int64_t)s->st.jobs.n };
+    memcpy(mk.id, s->srv->data_id, sizeof mk.id);
+    int rc = datadir_mark_write(s->mark_fd, &mk);
+    if (rc < 0)
+        log_error("shard %d: cannot write %s/shard-%d.mark: %s", s->id, s->srv->cfg.data_dir, s->id, strerror(-rc));
+    else
+        s->mark_commits = mk.commits;
+}
+
 /* Checked once a second: after a second without a commit, fold the WAL
  * back into the database (under load SQLite's own checkpoints do that).
  * Read-only turns (the dashboard's sampler asks every second) do not
@@ -458,6 +478,8 @@ static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
         journal_checkpoint(s->st.jr);
     else if (s->st.jr && journal_sync(s->st.jr) < 0) /* --fsync batch: on disk within a second */
         log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+    else if (s->srv->cfg.fsync == FSYNC_BATCH)
+        write_mark(s); /* the WAL is synced: its commits are on disk */
     s->commits_seen = s->commits;
 }
 
@@ -547,6 +569,8 @@ static void commit_turn(struct shard *s)
             log_error("journal of shard %d: %s", s->id, journal_error(s->st.jr));
         journal_rollback(s->st.jr);
         fail_turn(s, rc);
+    } else if (s->srv->cfg.fsync != FSYNC_BATCH) {
+        write_mark(s); /* always: synced by the commit; off: as far as off goes */
     }
     s->st.turn_err = 0;
 }
@@ -596,6 +620,76 @@ static void shard_drain(void *arg, struct msg *list)
     shard_end_turn(s);
 }
 
+/* ---------------------------------------------------------------- backup */
+
+#define BACKUP_STEP_PAGES 1024 /* 4 MiB of 4 KiB pages per step */
+
+static void backup_answer(struct shard *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void backup_answer(struct shard *s, const char *fmt, ...)
+{
+    struct msg *m = s->backup_msg;
+    if (fmt) {
+        char text[1200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+        resp_buf_printf(&m->out, "%s", text);
+    }
+    m->keys = (long long)s->st.jobs.n;
+    journal_backup_end(s->backup);
+    s->backup = NULL;
+    s->backup_msg = NULL;
+    shard_reply(s, m);
+}
+
+static void backup_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct shard *s = arg;
+    if (!s->backup)
+        return;
+    int rc = journal_backup_step(s->backup, BACKUP_STEP_PAGES);
+    if (rc > 0) {
+        event_active(s->backup_ev, 0, 0); /* after the turns that are waiting */
+        return;
+    }
+    if (rc == 0 && rename(s->backup_tmp, s->backup_path) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = fsio_sync_dir(s->backup_path, 0);
+    if (rc < 0)
+        backup_answer(s, "shard %d: %s", s->id, rc == -EIO || rc == -ENOSPC || !s->st.jr ? strerror(-rc)
+                                                                                       : journal_error(s->st.jr));
+    else
+        backup_answer(s, NULL);
+    shard_end_turn(s); /* posts the answer */
+}
+
+void shard_backup_start(struct shard *s, struct msg *m, const char *dir)
+{
+    if (s->backup) {
+        resp_buf_printf(&m->out, "shard %d: a backup is already running (wait for it to finish)", s->id);
+        shard_reply(s, m);
+        return;
+    }
+    s->backup_msg = m;
+    snprintf(s->backup_path, sizeof s->backup_path, "%s/shard-%d.db", dir, s->id);
+    snprintf(s->backup_tmp, sizeof s->backup_tmp, "%s/shard-%d.db.tmp", dir, s->id);
+    if (access(s->backup_path, F_OK) == 0) {
+        backup_answer(s, "%s already exists: back up into a new directory", s->backup_path);
+        return;
+    }
+    unlink(s->backup_tmp); /* left by a backup cut short */
+    int rc = s->st.jr ? journal_backup_start(s->st.jr, s->backup_tmp, &s->backup) : -EINVAL;
+    if (rc < 0) {
+        backup_answer(s, "shard %d: %s", s->id, s->st.jr ? journal_error(s->st.jr) : "no journal");
+        return;
+    }
+    if (!s->backup_ev)
+        s->backup_ev = event_new(s->base, -1, 0, backup_cb, s);
+    event_active(s->backup_ev, 0, 0);
+}
+
 /* ------------------------------------------------------------- lifecycle */
 
 int shard_init(struct shard *s, struct server *srv, int id)
@@ -603,6 +697,7 @@ int shard_init(struct shard *s, struct server *srv, int id)
     memset(s, 0, sizeof *s);
     s->id = id;
     s->srv = srv;
+    s->mark_fd = -1;
     store_init(&s->st, id, srv->cfg.payload, srv->cfg.payload_memory / (srv->nshards ? srv->nshards : 1),
                0x9E3779B97F4A7C15ULL ^ ((uint64_t)clock_mono_us() << 8) ^ (uint64_t)id);
     s->st.emit = emit_event;
@@ -651,6 +746,70 @@ static int check_shard_count(struct shard *s)
             log_error("shard %d: cannot record the shard count: %s", s->id, journal_error(s->st.jr));
     }
     return rc;
+}
+
+/* The file must belong to this data directory and be shard k of it. A
+ * file without identity (new, or from before manifests) is given one. */
+static int check_identity(struct shard *s)
+{
+    const char *want = s->srv->data_id;
+    char id[64], k[32], want_k[32];
+    snprintf(want_k, sizeof want_k, "%d", s->id);
+    int a = journal_meta_get(s->st.jr, "dir_id", id, sizeof id);
+    int b = journal_meta_get(s->st.jr, "shard", k, sizeof k);
+    if (a == 0 && b == 0 && !strcmp(id, want) && !strcmp(k, want_k))
+        return 0;
+    if ((a < 0 && a != -ENOENT) || (b < 0 && b != -ENOENT)) {
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+        return a < 0 ? a : b;
+    }
+    if (a == 0 || b == 0) {
+        const char *dir = s->srv->cfg.data_dir;
+        if (!s->srv->cfg.recover) {
+            log_error("%s/shard-%d.db belongs to another data directory or shard (it is shard %s of directory %s; this "
+                      "is shard %d of %s, see MANIFEST): put this directory's own shard-%d.db back (restore it from a "
+                      "backup), or start with --recover to adopt the file as it is", dir, s->id, b == 0 ? k : "?",
+                      a == 0 ? id : "?", s->id, want, s->id);
+            return -EINVAL;
+        }
+        log_warn("--recover: adopting %s/shard-%d.db, which was shard %s of directory %s, as shard %d of this one",
+                 dir, s->id, b == 0 ? k : "?", a == 0 ? id : "?", s->id);
+    }
+    int rc = journal_begin(s->st.jr);
+    if (rc == 0 && (rc = journal_meta_put(s->st.jr, "dir_id", want)) == 0 &&
+        (rc = journal_meta_put(s->st.jr, "shard", want_k)) == 0)
+        rc = journal_commit(s->st.jr);
+    if (rc < 0) {
+        log_error("shard %d: cannot record its identity: %s", s->id, journal_error(s->st.jr));
+        journal_rollback(s->st.jr);
+    }
+    return rc;
+}
+
+/* The journal must hold every commit its mark recorded (datadir.h). */
+static int check_commits(struct shard *s, const struct mark *mk)
+{
+    int64_t have = journal_commits(s->st.jr);
+    const char *dir = s->srv->cfg.data_dir;
+    if (have >= mk->commits)
+        return 0;
+    int64_t lost = mk->commits - have, now = (int64_t)s->st.jobs.n;
+    int64_t missing = mk->jobs > now ? mk->jobs - now : 0;
+    if (!s->srv->cfg.recover) {
+        log_error("%s/shard-%d.db holds %lld commit(s), but %lld were on disk before (shard-%d.mark): the file or "
+                  "its WAL (shard-%d.db-wal) was removed, cut or damaged, and the last %lld commit(s) are lost; the "
+                  "shard held %lld job(s) then and %lld can be read now. Restore the data directory from a backup "
+                  "(docs/operations.md, Backups and damage), or start with --recover to accept the loss",
+                  dir, s->id, (long long)have, (long long)mk->commits, s->id, s->id, (long long)lost,
+                  (long long)mk->jobs, (long long)now);
+        journal_keep_wal(s->st.jr); /* leave the evidence as it was found */
+        return -EIO;
+    }
+    log_warn("--recover: shard %d accepts the loss of %lld commit(s): %lld job(s) could not be read (it held %lld "
+             "at its last commit mark, %lld were loaded)%s", s->id, (long long)lost, (long long)missing,
+             (long long)mk->jobs, (long long)now,
+             now > mk->jobs ? "; some acks or deletes were lost too, so those jobs will run again" : "");
+    return 0;
 }
 
 struct misplaced {
@@ -710,8 +869,13 @@ int shard_recover(struct shard *s)
         s->st.jr = NULL;
         return rc;
     }
-    if ((rc = check_shard_count(s)) < 0)
+    if ((rc = check_shard_count(s)) < 0 || (rc = check_identity(s)) < 0) {
+        journal_keep_wal(s->st.jr);
         return rc;
+    }
+    struct mark mk;
+    bool has_mk = datadir_mark_read(s->srv->cfg.data_dir, s->id, &mk) == 0 && mk.shard == s->id &&
+                  !strcmp(mk.id, s->srv->data_id);
     if ((rc = journal_set_fsync(s->st.jr, s->srv->cfg.fsync)) < 0) {
         log_error("shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
@@ -722,12 +886,22 @@ int shard_recover(struct shard *s)
         log_error("cannot load the journal of shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
     }
+    if (has_mk && (rc = check_commits(s, &mk)) < 0)
+        return rc;
     if ((rc = check_placement(s)) < 0)
         return rc;
     if ((rc = keyspace_open(&s->ks, s->st.jr, clock_now_ms())) < 0) {
         log_error("cannot load the keys of shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
     }
+    if ((rc = datadir_mark_open(s->srv->cfg.data_dir, s->id, &s->mark_fd)) < 0) {
+        log_error("cannot open %s/shard-%d.mark: %s (is --data-dir writable?)", s->srv->cfg.data_dir, s->id,
+                  strerror(-rc));
+        return rc;
+    }
+    s->has_mark = true;
+    s->mark_commits = -1;
+    write_mark(s);
     size_t total = 0;
     for (int i = 0; i < JOB_NSTATES; i++)
         total += by_state[i];
@@ -806,6 +980,11 @@ static void free_waiters_of(void *arg, struct queue *q)
 
 void shard_destroy(struct shard *s)
 {
+    if (s->backup) { /* stopped while copying: the partial file goes */
+        journal_backup_end(s->backup);
+        s->backup = NULL;
+        msg_free(s->backup_msg);
+    }
     s->st.stopping = true; /* no queue is collected while waiters are freed */
     if (s->st.queues.b)
         qtable_each(&s->st.queues, free_waiters_of, s);
@@ -819,6 +998,11 @@ void shard_destroy(struct shard *s)
         event_free(s->ckpt_ev);
     if (s->base)
         event_base_free(s->base);
+    if (s->backup_ev)
+        event_free(s->backup_ev);
+    if (s->has_mark)
+        close(s->mark_fd);
+    s->has_mark = false;
     free(s->replies);
     free(s->events);
 }

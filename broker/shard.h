@@ -54,16 +54,33 @@ struct shard {
     uint64_t commits;            /* turns that committed a transaction */
     uint64_t commits_seen;       /* commits at the last idle check */
     uint64_t commands;           /* processed, for INFO */
+    struct journal_backup *backup; /* BACKUP in progress (shard_backup_start), or NULL */
+    struct msg *backup_msg;      /* its request, answered when it ends */
+    struct event *backup_ev;     /* steps it between turns */
+    char backup_tmp[4096], backup_path[4096];
+    int mark_fd;                 /* shard-<k>.mark (datadir.h), valid when has_mark */
+    bool has_mark;
+    int64_t mark_commits;        /* the commit count the mark file holds */
     bool capture;                /* running EXEC's commands: shard_reply keeps the message */
     struct msg *captured;
 };
 
 int shard_init(struct shard *s, struct server *srv, int id);
-/* Opens the journal and loads what it holds (before shard_start). */
+/* Opens the journal and loads what it holds (before shard_start). Checks
+ * the file's identity (its meta rows dir_id and shard against srv->data_id
+ * and k) and that it holds every commit its mark recorded (datadir.h);
+ * either failing refuses the start, unless --recover, which logs the loss. */
 int shard_recover(struct shard *s);
 int shard_start(struct shard *s);
 void shard_join(struct shard *s);
 void shard_destroy(struct shard *s);
+
+/* BACKUP: copies this shard's journal into dir/shard-<k>.db (via
+ * shard-<k>.db.tmp, renamed once complete and synced), a few MiB per step
+ * between turns, so the shard keeps serving. Takes m and answers it as a
+ * gather part when done: m->keys = jobs at the end, m->out = an error
+ * sentence (empty on success). One backup at a time per shard. */
+void shard_backup_start(struct shard *s, struct msg *m, const char *dir);
 
 /* Handles every deadline that is due by clock_now_ms() and ends the turn
  * (the timer calls it; unit tests call it after moving the fake clock). */

@@ -150,6 +150,13 @@ static const command commands[] = {
       "the counters' deltas. q or Ctrl-C quits. With --json or when stdout is\n"
       "not a terminal, one JSON object (or table) per refresh.\n" },
     { "ping", cmd_ping, opts_none, 0, 0, "ping", "check that spoold answers", "" },
+    { "backup", cmd_backup, opts_none, 1, 1, "backup DIR",
+      "an online backup of every shard into a new directory",
+      "Asks spoold to copy every shard's journal into DIR (created; it must\n"
+      "not hold a backup yet), consistently and while it keeps serving. DIR\n"
+      "is on spoold's machine; a relative DIR is taken from the current\n"
+      "directory. Restore: stop spoold, empty its data directory, copy the\n"
+      "files of DIR into it, start (docs/operations.md, Backups and damage).\n" },
     { "info", cmd_info, opts_none, 0, 1, "info [SECTION]",
       "spoold's INFO (server, clients, memory, stats, queues, ...)", "" },
 };
