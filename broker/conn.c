@@ -157,13 +157,11 @@ void conn_reply(struct conn *c, struct msg *m)
 
 void conn_reply_error(struct conn *c, struct msg *m, const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     resp_buf_reset(&m->out);
-    resp_add_error(&m->out, buf);
+    va_start(ap, fmt);
+    resp_add_verror(&m->out, fmt, ap);
+    va_end(ap);
     conn_reply(c, m);
 }
 
@@ -175,14 +173,12 @@ void conn_reply_ok(struct conn *c, struct msg *m)
 
 void conn_error_now(struct conn *c, const char *fmt, ...)
 {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     resp_buf b;
     resp_buf_init(&b);
-    resp_add_error(&b, buf);
+    va_list ap;
+    va_start(ap, fmt);
+    resp_add_verror(&b, fmt, ap);
+    va_end(ap);
     emit(c, &b);
 }
 
