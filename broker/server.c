@@ -11,16 +11,19 @@
 
 #include "acl.h"
 #include "clock.h"
+#include "command.h"
 #include "commands.h"
 #include "datadir.h"
 #include "fsio.h"
 #include "http.h"
 #include "io.h"
+#include "journal.h"
 #include "log.h"
 #include "msg.h"
 #include "notify.h"
 #include "powercut.h"
 #include "protect.h"
+#include "replica.h"
 #include "scriptcache.h"
 #include "xalloc.h"
 #include "shard.h"
@@ -445,6 +448,68 @@ static void stop_threads(struct server *srv)
         shard_join(&srv->shards[i]);
 }
 
+/* A no-op command posted to every shard when the replication role
+ * changes: the shard's turn checks the role (shard.c, replica_gate). */
+static void wake_shard(struct shard *s, struct msg *m)
+{
+    (void)s;
+    msg_free(m);
+}
+
+static const struct command wake_cmd = { .name = "replica.wake", .shard = wake_shard };
+
+static void apply_shard(struct shard *s, struct msg *m)
+{
+    replica_apply_pending(s->srv->replica, s->id, s->st.jr);
+    msg_free(m);
+}
+
+static const struct command apply_cmd = { .name = "replica.apply", .shard = apply_shard };
+
+static void apply_on(void *arg, int k)
+{
+    struct server *srv = arg;
+    struct msg *m = msg_new(MSG_CMD);
+    m->cmd = &apply_cmd;
+    inbox_post(ctx_inbox(srv, ctx_shard(srv, k)), m);
+}
+
+static void wake_shards(void *arg)
+{
+    struct server *srv = arg;
+    for (int i = 0; i < srv->nshards; i++) {
+        struct msg *m = msg_new(MSG_CMD);
+        m->cmd = &wake_cmd;
+        inbox_post(ctx_inbox(srv, ctx_shard(srv, i)), m);
+    }
+}
+
+/* --replica-id: joins the replication group (replica.h) once every shard
+ * has recovered, and records each shard's changes from then on. */
+static int start_replica(struct server *srv)
+{
+    if (!srv->cfg.replica_id)
+        return 0;
+    struct replica_cfg rc = { .id = srv->cfg.replica_id, .peers = srv->cfg.replica_peers,
+                              .data_dir = srv->cfg.data_dir, .nshards = srv->nshards,
+                              .election_ms = srv->cfg.replica_election_ms, .wake = wake_shards, .apply = apply_on,
+                              .wake_arg = srv };
+    char err[600];
+    int r = replica_start(&srv->replica, &rc, err, sizeof err);
+    if (r < 0) {
+        log_error("%s", err);
+        return r;
+    }
+    for (int i = 0; i < srv->nshards; i++)
+        if ((r = replica_attach(srv->replica, i, srv->shards[i].st.jr)) < 0) {
+            log_error("replica: shard %d: %s", i, journal_error(srv->shards[i].st.jr));
+            return r;
+        }
+    log_info("replica %d: member of the group %s; serving once elected", srv->cfg.replica_id,
+             srv->cfg.replica_peers);
+    return 0;
+}
+
 /* Creates the main loop, the address book, every thread's state and the
  * listeners; loads every shard's journal. Starts no thread. */
 static int set_up(struct server *srv)
@@ -491,6 +556,8 @@ static int set_up(struct server *srv)
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_recover(&srv->shards[i])) < 0)
             return rc;
+    if ((rc = start_replica(srv)) < 0)
+        return rc;
     if ((rc = manifest_ready(srv, &man)) < 0)
         return rc;
     for (int i = 0; i < srv->nio; i++)
@@ -555,6 +622,12 @@ int server_run(struct server *srv)
     event_base_dispatch(srv->base);
 
     stop_threads(srv);
+    if (srv->replica) {
+        for (int i = 0; i < srv->nshards; i++)
+            replica_detach(srv->replica, i);
+        replica_stop(srv->replica);
+        srv->replica = NULL;
+    }
     log_info("spoold stopped cleanly");
     return 0;
 }
