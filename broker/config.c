@@ -44,7 +44,7 @@ static const struct opt opts[] = {
     { "shards", OPT_INT, OFF(shards), "0", 0, 256, NULL, "shard threads (0 = one per core)" },
     { "replica-id", OPT_INT, OFF(replica_id), "0", 0, 255, NULL, "this node's id in --replica-peers (0 = no replication; docs/cluster.md)" },
     { "replica-peers", OPT_STR, OFF(replica_peers), "", 0, 0, NULL, "the replication group: ID=RAFTHOST:PORT/HOST:PORT,… for each member (3 or 5)" },
-    { "replica-election-ms", OPT_INT, OFF(replica_election_ms), "500", 50, 60000, NULL, "Raft election timeout of the replication group, ms (failover takes about 2-3 times this)" },
+    { "replica-election-ms", OPT_INT, OFF(replica_election_ms), "400", 50, 60000, NULL, "Raft election timeout of the replication group, ms (failover takes about 2-3 times this)" },
     { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads (0 = one per core, at most 8)" },
     { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
     { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },

@@ -1,0 +1,319 @@
+"""A replication group of three spoold on loopback, driven by redis-py,
+while its leader is killed with SIGKILL (docs/cluster.md, "Replication").
+
+Checks: no acknowledged push lost, no acknowledged ack undone, every
+acknowledged job delivered; a follower redirects (-MOVED to the leader); a
+minority refuses writes; bad flags get a clear error. Prints the write
+pause at each failover and its p50/p99/max. Ends with "N passed, N failed".
+
+  /usr/bin/python3 failover.py --spoold PATH [--kills N] [--seconds S]
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import redis
+
+ELECTION_MS = 400
+LEASE_MS = 3000
+
+
+def free_port():
+    """A port free for the client and, 10000 above it, for Raft."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p + 10000 > 65535:
+            continue
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", p + 10000))
+            except OSError:
+                continue
+        return p
+    raise RuntimeError("no free port pair")
+
+
+class Group:
+    def __init__(self, spoold, root):
+        self.spoold, self.root = spoold, root
+        self.ports = {}
+        while len(self.ports) < 3:
+            p = free_port()
+            if p not in self.ports.values():
+                self.ports[len(self.ports) + 1] = p
+        self.peers = ",".join(f"{i}=127.0.0.1:{p + 10000}/127.0.0.1:{p}" for i, p in self.ports.items())
+        self.procs = {}
+
+    def start(self, i):
+        d = os.path.join(self.root, f"node-{i}")
+        os.makedirs(d, exist_ok=True)
+        log = open(os.path.join(self.root, f"node-{i}.log"), "ab")
+        self.procs[i] = subprocess.Popen(
+            [self.spoold, "--port", str(self.ports[i]), "--http-port", "0", "--data-dir", d, "--shards", "2",
+             "--io-threads", "1", "--replica-id", str(i), "--replica-peers", self.peers,
+             "--replica-election-ms", str(ELECTION_MS)], stdout=log, stderr=log)
+        log.close()
+
+    def kill(self, i, sig=signal.SIGKILL):
+        p = self.procs.pop(i)
+        p.send_signal(sig)
+        p.wait(timeout=30)
+
+    def stop_all(self):
+        for i in list(self.procs):
+            self.kill(i, signal.SIGTERM)
+
+    def client(self, i):
+        return redis.Redis(port=self.ports[i], socket_timeout=10, socket_connect_timeout=1)
+
+    def by_port(self, port):
+        return next(i for i, p in self.ports.items() if p == port)
+
+    def leader(self, deadline_s=15.0):
+        """The node that accepts a write now (polled with a deadline)."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            for i in list(self.procs):
+                try:
+                    self.client(i).execute_command("JOB.PUSH", "probe", "{}")
+                    return i
+                except (redis.ResponseError, redis.ConnectionError, redis.TimeoutError):
+                    pass
+            time.sleep(0.05)
+        raise AssertionError(f"no leader accepted a write within {deadline_s} s")
+
+
+class Client:
+    """Follows -MOVED, retries -CLUSTERDOWN and lost connections; tells
+    apart what is acknowledged from what has an unknown outcome."""
+
+    def __init__(self, group):
+        self.g, self.node = group, 1
+
+    def call(self, *args, deadline_s=20.0):
+        """Returns ("ok", reply) or ("unknown", error): the write may or may not have happened."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if self.node not in self.g.procs:
+                self.node = next(iter(self.g.procs))
+            try:
+                return "ok", self.g.client(self.node).execute_command(*args)
+            except redis.ResponseError as e:
+                msg = str(e)
+                if msg.startswith("MOVED "):
+                    self.node = self.g.by_port(int(msg.split()[2].rsplit(":", 1)[1]))
+                    continue
+                if "outcome unknown" in msg:
+                    return "unknown", msg
+                if msg.startswith("CLUSTERDOWN"):
+                    time.sleep(0.02)
+                    continue
+                raise
+            except (redis.ConnectionError, redis.TimeoutError) as e:
+                # sent (maybe) to a node that died: the outcome is unknown
+                nodes = sorted(self.g.procs)
+                self.node = nodes[(nodes.index(self.node) + 1) % len(nodes)] if self.node in nodes else nodes[0]
+                return "unknown", str(e)
+        raise AssertionError(f"{args[0]}: no node answered within {deadline_s} s")
+
+
+def reserved(reply):
+    """JOB.RESERVE's reply as a list of dicts."""
+    out = []
+    for r in reply or []:
+        it = iter(r)
+        out.append({(k.decode() if isinstance(k, bytes) else k): v for k, v in zip(it, it)})
+    return out
+
+
+class Load:
+    def __init__(self, group):
+        self.c = Client(group)
+        self.n = 0
+        self.acked_push = {}      # n -> id
+        self.unknown_push = set()
+        self.acked_ack = {}       # n -> time of the acknowledged ack
+        self.delivered = []       # (n, time)
+
+    def push(self):
+        self.n += 1
+        st, rep = self.c.call("JOB.PUSH", "jq", '{"n":%d}' % self.n)
+        if st == "ok":
+            self.acked_push[self.n] = rep
+        else:
+            self.unknown_push.add(self.n)
+        return st == "ok"
+
+    def consume(self):
+        st, rep = self.c.call("JOB.RESERVE", "NOWAIT", "LEASE", LEASE_MS, "FROM", "jq")
+        if st != "ok":
+            return
+        for j in reserved(rep):
+            n = int(j["payload"].decode().split(":")[1].rstrip("}"))
+            self.delivered.append((n, time.monotonic()))
+            st2, _ = self.c.call("JOB.ACK", j["receipt"])
+            if st2 == "ok":
+                self.acked_ack.setdefault(n, time.monotonic())
+
+    def step(self):
+        self.push()
+        if self.n % 2 == 0:
+            self.consume()
+
+    def drain(self, quiet_s):
+        """Consumes until the queue stayed empty for quiet_s (past every lease)."""
+        last = time.monotonic()
+        while time.monotonic() - last < quiet_s:
+            before = len(self.delivered)
+            self.consume()
+            if len(self.delivered) > before:
+                last = time.monotonic()
+            else:
+                time.sleep(0.05)
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round((len(v) - 1) * p)))] if v else 0.0
+
+
+class Suite:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"ok - {name}")
+        else:
+            self.failed += 1
+            print(f"not ok - {name}: {detail}")
+
+
+def failovers(suite, g, kills, seconds):
+    load = Load(g)
+    pauses = []
+    for k in range(kills):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            load.step()
+        victim = g.leader()
+        t_kill = time.monotonic()
+        g.kill(victim)
+        while not load.push():  # the write pause: from the kill to the next acknowledged push
+            pass
+        pauses.append(time.monotonic() - t_kill)
+        print(f"# failover {k + 1}: killed node {victim}, writes resumed after {pauses[-1] * 1000:.0f} ms")
+        g.start(victim)
+    load.drain(quiet_s=LEASE_MS / 1000 + 1.0)
+    seen = {n for n, _ in load.delivered}
+    lost = sorted(set(load.acked_push) - seen)
+    suite.check("every acknowledged push was delivered", not lost, f"{len(lost)} lost, e.g. {lost[:10]}")
+    undone = sorted({n for n, t in load.delivered if n in load.acked_ack and t > load.acked_ack[n]})
+    suite.check("no acknowledged ack undone (no redelivery after it)", not undone, f"redelivered: {undone[:10]}")
+    phantom = sorted(seen - set(load.acked_push) - load.unknown_push)
+    suite.check("nothing delivered that was never pushed", not phantom, f"{phantom[:10]}")
+    print(f"# {kills} kills, {load.n} pushes ({len(load.acked_push)} acknowledged, {len(load.unknown_push)} "
+          f"outcome unknown), {len(load.delivered)} deliveries, {len(load.acked_ack)} acks acknowledged")
+    print(f"# write pause at failover: p50 {pct(pauses, .5) * 1000:.0f} ms, p99 {pct(pauses, .99) * 1000:.0f} ms, "
+          f"max {max(pauses) * 1000:.0f} ms (election timeout {ELECTION_MS} ms)")
+    suite.check("writes resume within 3 s of a leader kill", max(pauses) < 3.0, f"max pause {max(pauses):.2f} s")
+
+
+def follower_and_minority(suite, g):
+    lead = g.leader()
+    other = next(i for i in g.procs if i != lead)
+    try:
+        g.client(other).execute_command("JOB.PUSH", "jq2", "{}")
+        suite.check("a follower redirects a write", False, "it accepted the write")
+    except redis.ResponseError as e:
+        suite.check("a follower redirects a write", str(e) == f"MOVED {slot_of('jq2')} 127.0.0.1:{g.ports[lead]}",
+                    str(e))
+    # Two of three gone: the one left is a minority and refuses writes.
+    for i in [i for i in list(g.procs) if i != other]:
+        g.kill(i)
+    end, last = time.monotonic() + 10, ""
+    while time.monotonic() < end:
+        try:
+            g.client(other).execute_command("JOB.PUSH", "jq2", "{}")
+            last = "accepted"
+        except redis.ResponseError as e:
+            last = str(e)
+            if last.startswith("CLUSTERDOWN no leader"):
+                break
+        time.sleep(0.1)
+    suite.check("a minority refuses writes (CLUSTERDOWN)", last.startswith("CLUSTERDOWN no leader"), last)
+
+
+def slot_of(key):
+    """Redis Cluster's slot of a key without a {tag} (CRC16/XMODEM mod 16384)."""
+    crc = 0
+    for b in key.encode():
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc % 16384
+
+
+def bad_flags(suite, spoold, root):
+    cases = [
+        (["--replica-id", "1"], "--replica-id and --replica-peers go together"),
+        (["--replica-id", "4", "--replica-peers", "1=127.0.0.1:1/127.0.0.1:2,2=127.0.0.1:3/127.0.0.1:4,"
+          "3=127.0.0.1:5/127.0.0.1:6"], "--replica-id 4 is not a member"),
+        (["--replica-id", "1", "--replica-peers", "1=127.0.0.1:1"], "is not ID=RAFTHOST:PORT/HOST:PORT"),
+        (["--replica-id", "1", "--replica-peers", "1=127.0.0.1:1/127.0.0.1:2,2=127.0.0.1:3/127.0.0.1:4"],
+         "a group has 1, 3 or 5 members"),
+    ]
+    for k, (flags, want) in enumerate(cases):
+        d = os.path.join(root, f"bad-{k}")
+        os.makedirs(d)
+        r = subprocess.run([spoold, "--port", "0", "--http-port", "0", "--data-dir", d] + flags,
+                           capture_output=True, timeout=30)
+        out = (r.stdout + r.stderr).decode(errors="replace")
+        suite.check(f"bad flags {' '.join(flags[:2])}...: refused, naming the problem", r.returncode != 0 and want in out,
+                    out.strip()[-300:])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spoold", required=True)
+    ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=1.5, help="load between kills")
+    a = ap.parse_args()
+    suite = Suite()
+    root = tempfile.mkdtemp(prefix="spool-replication-")
+    g = Group(a.spoold, root)
+    try:
+        bad_flags(suite, a.spoold, root)
+        for i in (1, 2, 3):
+            g.start(i)
+        g.leader()
+        failovers(suite, g, a.kills, a.seconds)
+        follower_and_minority(suite, g)
+    except Exception as e:  # a failed step fails the suite, with its reason
+        suite.check("the scenario ran to its end", False, repr(e))
+    finally:
+        g.stop_all()
+    if suite.failed:
+        for f in sorted(os.listdir(root)):
+            if f.endswith(".log"):
+                print(f"# --- {f} (last lines)")
+                with open(os.path.join(root, f), errors="replace") as fh:
+                    for line in fh.readlines()[-15:]:
+                        print("# " + line.rstrip())
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"{suite.passed} passed, {suite.failed} failed")
+    return 1 if suite.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
