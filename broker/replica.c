@@ -47,16 +47,20 @@ enum slot_state { SLOT_IDLE, SLOT_WAITING, SLOT_COMMITTED, SLOT_NOT_PROPOSED, SL
 
 struct shard_slot {
     sqlite3_session *sess;     /* on the shard's connection (shard thread) */
-    const void *in_cs;         /* an entry for the shard to apply (replica_apply_pending) */
-    int in_len, in_rc;
-    uint64_t in_index;
-    bool in_pending;
+    struct inbound *in_head, *in_tail; /* committed entries for the shard to apply (replica_apply_pending) */
     int64_t applied;           /* index of the last entry the database holds */
     bool applied_known;
     uint64_t seq;
     enum slot_state state;
     uint64_t index;
     pthread_cond_t cv;
+};
+
+struct inbound {
+    struct inbound *next;
+    uint64_t index;
+    int len;
+    char cs[]; /* the changeset */
 };
 
 struct submission {
@@ -95,7 +99,7 @@ struct replica {
     _Atomic int role;
     _Atomic uint64_t epoch;
     _Atomic unsigned leader_id;
-    _Atomic uint64_t applied_count, proposed_count;
+    _Atomic uint64_t applied_count, proposed_count, proposed_bytes;
 };
 
 /* ---------------------------------------------------------------- peers */
@@ -276,67 +280,76 @@ static int64_t read_applied(sqlite3 *db)
 
 static int new_session(struct replica *r, int k, struct journal *jr);
 
-/* Shard thread k (posted by the FSM through cfg.apply): applies the entry
- * waiting in its slot on the shard's own connection (the journal holds
- * the file exclusively), with its index, in one transaction. */
-void replica_apply_pending(struct replica *r, int k, struct journal *jr)
+/* Applies one entry on the shard's connection, with its index, in one
+ * transaction; entries the database holds already are skipped. */
+static void apply_one(struct replica *r, int k, struct journal *jr, const struct inbound *in)
 {
     struct shard_slot *sl = &r->slots[k];
-    pthread_mutex_lock(&r->mu);
-    bool have = sl->in_pending;
-    pthread_mutex_unlock(&r->mu);
-    if (!have)
-        return;
     sqlite3 *db = journal_sqlite(jr);
     if (!sl->applied_known) {
         sl->applied = read_applied(db);
         sl->applied_known = true;
     }
-    int rc = 0;
-    if ((int64_t)sl->in_index > sl->applied) {
-        if (journal_in_txn(jr))
-            journal_rollback(jr); /* a turn of a shard that does not lead: nothing of it counts */
-        rc = journal_begin(jr);
-        int src = rc == 0 ? sqlite3changeset_apply(db, sl->in_len, (void *)sl->in_cs, NULL, on_conflict, NULL)
-                          : SQLITE_ERROR;
-        if (src != SQLITE_OK || set_applied(db, (int64_t)sl->in_index) != SQLITE_OK ||
-            (rc = journal_commit(jr)) < 0) {
-            log_error("replica: shard %d cannot apply log entry %" PRIu64 ": %s", k, sl->in_index,
-                      src != SQLITE_OK ? sqlite3_errmsg(db) : journal_error(jr));
-            journal_rollback(jr);
-            rc = RAFT_IOERR;
-        } else {
-            sl->applied = (int64_t)sl->in_index;
-            atomic_fetch_add(&r->applied_count, 1);
-        }
-        new_session(r, k, jr); /* what was applied is not this node's to propose */
+    if ((int64_t)in->index <= sl->applied)
+        return;
+    if (journal_in_txn(jr))
+        journal_rollback(jr); /* a turn of a shard that does not lead: nothing of it counts */
+    int rc = journal_begin(jr);
+    int src = rc == 0 ? sqlite3changeset_apply(db, in->len, (void *)in->cs, NULL, on_conflict, NULL) : SQLITE_ERROR;
+    if (src != SQLITE_OK || set_applied(db, (int64_t)in->index) != SQLITE_OK || journal_commit(jr) < 0) {
+        /* The database would miss an entry the group holds: stop; a restart applies it from the log. */
+        log_error("replica: shard %d cannot apply log entry %" PRIu64 ": %s; stopping", k, in->index,
+                  src != SQLITE_OK ? sqlite3_errmsg(db) : journal_error(jr));
+        abort();
     }
-    pthread_mutex_lock(&r->mu);
-    sl->in_rc = rc;
-    sl->in_pending = false;
-    pthread_cond_signal(&sl->cv);
-    pthread_mutex_unlock(&r->mu);
+    sl->applied = (int64_t)in->index;
+    atomic_fetch_add(&r->applied_count, 1);
 }
 
-/* Raft thread: hands an entry of another proposer (or of this node before
- * it restarted) to its shard and waits until the shard applied it. */
-static int apply_on_shard(struct replica *r, int k, uint64_t index, const void *cs, int n)
+/* Shard thread k (a message posted through cfg.apply, and at the start of
+ * each of its turns): applies, in order, the committed entries the Raft
+ * thread queued for it, on the shard's own connection (the journal holds
+ * the file exclusively). */
+void replica_apply_pending(struct replica *r, int k, struct journal *jr)
 {
     struct shard_slot *sl = &r->slots[k];
     pthread_mutex_lock(&r->mu);
-    sl->in_cs = cs, sl->in_len = n, sl->in_index = index, sl->in_pending = true, sl->in_rc = 0;
+    struct inbound *list = sl->in_head;
+    sl->in_head = sl->in_tail = NULL;
+    pthread_mutex_unlock(&r->mu);
+    if (!list)
+        return;
+    while (list) {
+        struct inbound *in = list;
+        list = in->next;
+        apply_one(r, k, jr, in);
+        free(in);
+    }
+    new_session(r, k, jr); /* what was applied is not this node's to propose */
+}
+
+/* Raft thread: queues an entry of another proposer (or of this node
+ * before it restarted) for its shard, which applies it on its thread. The
+ * Raft thread does not wait: a follower keeps acknowledging appends. A
+ * new leader serves only after its barrier, when every earlier entry is
+ * queued, and a shard applies its queue before it looks at the role. */
+static int queue_for_shard(struct replica *r, int k, uint64_t index, const void *cs, int n)
+{
+    struct inbound *in = malloc(sizeof *in + (size_t)n);
+    if (!in)
+        return RAFT_NOMEM;
+    *in = (struct inbound){ .index = index, .len = n };
+    memcpy(in->cs, cs, (size_t)n);
+    struct shard_slot *sl = &r->slots[k];
+    pthread_mutex_lock(&r->mu);
+    if (sl->in_tail)
+        sl->in_tail->next = in;
+    else
+        sl->in_head = in;
+    sl->in_tail = in;
     pthread_mutex_unlock(&r->mu);
     r->cfg.apply(r->cfg.wake_arg, k);
-    pthread_mutex_lock(&r->mu);
-    while (sl->in_pending && !r->stopping) {
-        struct timespec until;
-        deadline_in(&until, 100);
-        pthread_cond_timedwait(&sl->cv, &r->mu, &until);
-    }
-    int rc = sl->in_pending ? RAFT_SHUTDOWN : sl->in_rc;
-    sl->in_pending = false;
-    pthread_mutex_unlock(&r->mu);
-    return rc;
+    return 0;
 }
 
 /* The FSM: runs on the Raft thread for every committed entry, in order. */
@@ -363,7 +376,7 @@ static int apply_entry(struct raft_fsm *fsm, const struct raft_buffer *buf, void
         return 0;
     }
     pthread_mutex_unlock(&r->mu);
-    return apply_on_shard(r, (int)h.shard, index, (const char *)buf->base + sizeof h, (int)h.len);
+    return queue_for_shard(r, (int)h.shard, index, (const char *)buf->base + sizeof h, (int)h.len);
 }
 
 /* No log compaction yet: the threshold is out of reach (docs/cluster.md),
@@ -439,6 +452,7 @@ static void on_async(uv_async_t *a)
             free(sub);
         } else {
             atomic_fetch_add(&r->proposed_count, 1);
+            atomic_fetch_add(&r->proposed_bytes, sub->buf.len);
         }
     }
     if (r->stopping && !r->closed) {
@@ -686,9 +700,17 @@ void replica_stop(struct replica *r)
     uv_async_send(&r->async);
     pthread_join(r->thread, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
+    uint64_t n = atomic_load(&r->proposed_count), bytes = atomic_load(&r->proposed_bytes);
+    log_info("replica %d: stopped; it proposed %" PRIu64 " turn(s) (%" PRIu64 " bytes, %.0f per entry) and applied %"
+             PRIu64 " from the log", r->cfg.id, n, bytes, n ? (double)bytes / (double)n : 0.0,
+             atomic_load(&r->applied_count));
     if (uv_loop_close(&r->loop) != 0)
         log_warn("replica %d: its event loop still had handles at exit", r->cfg.id);
     for (int k = 0; k < r->cfg.nshards; k++) {
+        for (struct inbound *in = r->slots[k].in_head, *next; in; in = next) {
+            next = in->next;
+            free(in); /* not applied: the log still holds them */
+        }
         pthread_cond_destroy(&r->slots[k].cv);
     }
     pthread_mutex_destroy(&r->mu);

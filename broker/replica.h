@@ -46,8 +46,8 @@ struct replica_cfg {
     /* Called on the Raft thread when the role changed (server.c wakes the
      * shards with it, so a promoted shard rebuilds at once). */
     void (*wake)(void *arg);
-    /* Called on the Raft thread: shard k must run replica_apply_pending
-     * (server.c posts it a message). */
+    /* Called on the Raft thread: shard k has entries to apply and must run
+     * replica_apply_pending (server.c posts it a message). */
     void (*apply)(void *arg, int shard);
     void *wake_arg;
 };
@@ -78,8 +78,9 @@ int replica_attach(struct replica *r, int shard, struct journal *jr);
  * -EAGAIN nothing was proposed (not the leader), -ETIMEDOUT or
  * -ECONNABORTED the outcome is unknown (proposed, leadership lost). */
 int replica_commit(struct replica *r, int shard, struct journal *jr, char *why, size_t cap);
-/* Shard thread k, when cfg.apply asked: applies the committed entry the
- * Raft thread waits on (a follower's journal stays warm this way). */
+/* Shard thread k, when cfg.apply asked and before it checks the role:
+ * applies the committed entries the Raft thread queued for it, in order
+ * (a follower's journal stays warm this way). */
 void replica_apply_pending(struct replica *r, int shard, struct journal *jr);
 /* Shard thread k, before its journal closes. */
 void replica_detach(struct replica *r, int shard);

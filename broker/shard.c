@@ -671,6 +671,7 @@ static bool replica_gate(struct shard *s)
     struct replica *r = s->srv->replica;
     if (!r)
         return true;
+    replica_apply_pending(r, s->id, s->st.jr); /* entries committed before this node led come first */
     bool lead = replica_role(r) == REPLICA_LEADER;
     uint64_t e = replica_epoch(r);
     if (e != s->rep_epoch && lead) {
