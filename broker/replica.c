@@ -186,8 +186,7 @@ void replica_refusal(const struct replica *r, int slot, char *buf, size_t cap)
     if (replica_role(r) == REPLICA_FOLLOWER && replica_leader_addr(r, addr, sizeof addr))
         snprintf(buf, cap, "MOVED %d %s", slot, addr);
     else
-        snprintf(buf, cap, "CLUSTERDOWN no leader in this replication group yet (an election is running, or this "
-                 "node is cut off from the majority); retry in a moment");
+        snprintf(buf, cap, "CLUSTERDOWN no leader in this replication group (election running); retry");
 }
 
 void replica_counts(const struct replica *r, uint64_t *applied, uint64_t *proposed)
