@@ -99,7 +99,7 @@ struct replica {
     _Atomic int role;
     _Atomic uint64_t epoch;
     _Atomic unsigned leader_id;
-    _Atomic uint64_t applied_count, proposed_count, proposed_bytes;
+    _Atomic uint64_t applied_count, proposed_count, proposed_bytes, applied_index, queued_count;
 };
 
 /* ---------------------------------------------------------------- peers */
@@ -189,10 +189,13 @@ void replica_refusal(const struct replica *r, int slot, char *buf, size_t cap)
         snprintf(buf, cap, "CLUSTERDOWN no leader in this replication group (election running); retry");
 }
 
-void replica_counts(const struct replica *r, uint64_t *applied, uint64_t *proposed)
+void replica_figures(const struct replica *r, struct replica_figures *f)
 {
-    *applied = atomic_load(&r->applied_count);
-    *proposed = atomic_load(&r->proposed_count);
+    f->applied_index = atomic_load(&r->applied_index);
+    f->applied = atomic_load(&r->applied_count);
+    f->queued = atomic_load(&r->queued_count);
+    f->proposed = atomic_load(&r->proposed_count);
+    f->proposed_bytes = atomic_load(&r->proposed_bytes);
 }
 
 static void set_role(struct replica *r, int role)
@@ -323,6 +326,7 @@ void replica_apply_pending(struct replica *r, int k, struct journal *jr)
         list = in->next;
         apply_one(r, k, jr, in);
         free(in);
+        atomic_fetch_sub(&r->queued_count, 1);
     }
     new_session(r, k, jr); /* what was applied is not this node's to propose */
 }
@@ -346,6 +350,7 @@ static int queue_for_shard(struct replica *r, int k, uint64_t index, const void 
     else
         sl->in_head = in;
     sl->in_tail = in;
+    atomic_fetch_add(&r->queued_count, 1);
     pthread_mutex_unlock(&r->mu);
     r->cfg.apply(r->cfg.wake_arg, k);
     return 0;
@@ -363,6 +368,7 @@ static int apply_entry(struct raft_fsm *fsm, const struct raft_buffer *buf, void
     if (h.magic != ENTRY_MAGIC || (int)h.shard >= r->cfg.nshards || h.len > buf->len - sizeof h)
         return 0; /* not a shard turn (or of a wider group): nothing to apply */
     uint64_t index = raft_last_applied(&r->raft) + 1;
+    atomic_store(&r->applied_index, index);
     struct shard_slot *sl = &r->slots[h.shard];
     pthread_mutex_lock(&r->mu);
     if (h.nonce == r->nonce && sl->state == SLOT_WAITING && sl->seq == h.seq) {

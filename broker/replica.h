@@ -87,8 +87,14 @@ void replica_detach(struct replica *r, int shard);
 /* Shard thread k: the turn was rolled back without replica_commit. */
 void replica_discard(struct replica *r, int shard, struct journal *jr);
 
-/* Figures for INFO / tests: entries this node applied from the log (as a
- * follower) and turns it committed through the log (as a leader). */
-void replica_counts(const struct replica *r, uint64_t *applied, uint64_t *proposed);
+/* Figures for INFO replication (any thread). */
+struct replica_figures {
+    uint64_t applied_index;  /* the last log entry the FSM saw */
+    uint64_t applied;        /* entries of others applied to the journals */
+    uint64_t queued;         /* entries waiting for their shard to apply them */
+    uint64_t proposed;       /* turns this node proposed as a leader */
+    uint64_t proposed_bytes;
+};
+void replica_figures(const struct replica *r, struct replica_figures *f);
 
 #endif

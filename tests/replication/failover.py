@@ -2,17 +2,20 @@
 while its leader is killed with SIGKILL (docs/cluster.md, "Replication").
 
 Checks: no acknowledged push lost, no acknowledged ack undone, every
-acknowledged job delivered; a follower redirects (-MOVED to the leader); a
-minority refuses writes; bad flags get a clear error. Prints the write
+acknowledged job delivered; every node's journal ends the same; a
+follower stopped with SIGSTOP does not stop writes; a node whose data dir
+was wiped rejoins and gets everything back; a follower redirects (-MOVED
+to the leader); a minority refuses writes; bad flags get a clear error. Prints the write
 pause at each failover and its p50/p99/max. Ends with "N passed, N failed".
 
-  /usr/bin/python3 failover.py --spoold PATH [--kills N] [--seconds S]
+  /usr/bin/python3 failover.py --spoold PATH [--kills N] [--seconds S] [--rounds R]
 """
 import argparse
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -228,6 +231,85 @@ def failovers(suite, g, kills, seconds):
     suite.check("writes resume within 3 s of a leader kill", max(pauses) < 3.0, f"max pause {max(pauses):.2f} s")
 
 
+def replication_info(g, i):
+    try:
+        info = g.client(i).info("replication")
+    except (redis.ConnectionError, redis.TimeoutError):
+        return None, None  # not listening yet
+    return info.get("replica_applied_index"), info.get("replica_entries_queued")
+
+
+def settle(g, deadline_s=20.0):
+    """Polls INFO replication until every running node applied the same last entry."""
+    end = time.monotonic() + deadline_s
+    seen = None
+    while time.monotonic() < end:
+        seen = {i: replication_info(g, i) for i in g.procs}
+        if len({v[0] for v in seen.values()}) == 1 and all(v[0] is not None and v[1] == 0 for v in seen.values()):
+            return True
+        time.sleep(0.05)
+    print(f"# not settled: {seen}")
+    return False
+
+
+def journal_rows(g, i):
+    rows = []
+    for k in range(2):
+        db = sqlite3.connect(os.path.join(g.root, f"node-{i}", f"shard-{k}.db"))
+        rows += db.execute("SELECT id, queue, state, attempt, payload FROM jobs ORDER BY id").fetchall()
+        rows += db.execute("SELECT name, config, paused FROM queues ORDER BY name").fetchall()
+        db.close()
+    return rows
+
+
+def journals_equal(suite, g, what):
+    """Stops the group once every node applied the log; every journal must hold the same jobs."""
+    settled = settle(g)
+    members = sorted(g.procs)
+    g.stop_all()
+    rows = {i: journal_rows(g, i) for i in members}
+    first = rows[members[0]]
+    diff = [i for i in members if rows[i] != first]
+    suite.check(f"{what}: every node's journal holds the same jobs ({len(first)} rows)", settled and not diff,
+                f"settled={settled}, nodes differing from node {members[0]}: {diff}")
+    for i in members:
+        g.start(i)
+    g.leader()
+
+
+def stalled_follower(suite, g, seconds):
+    """SIGSTOP a follower under load: writes go on (the other two are a majority)."""
+    load = Load(g)
+    lead = g.leader()
+    load.c.node = lead  # a client of the stopped node would wait for its socket timeout
+    f = next(i for i in g.procs if i != lead)
+    g.procs[f].send_signal(signal.SIGSTOP)
+    t0, worst, last = time.monotonic(), 0.0, time.monotonic()
+    try:
+        while time.monotonic() - t0 < seconds:
+            load.push()
+            now = time.monotonic()
+            worst, last = max(worst, now - last), now
+    finally:
+        g.procs[f].send_signal(signal.SIGCONT)
+    suite.check("a stopped follower (SIGSTOP) does not stop writes", worst < 1.0 and len(load.acked_push) > 10,
+                f"{len(load.acked_push)} pushes acknowledged, longest gap {worst:.2f} s")
+
+
+def wiped_node(suite, g, seconds):
+    """A follower loses its data dir and rejoins: the leader sends it the log again."""
+    lead = g.leader()
+    f = next(i for i in g.procs if i != lead)
+    g.kill(f)
+    shutil.rmtree(os.path.join(g.root, f"node-{f}"))
+    load = Load(g)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        load.step()
+    g.start(f)
+    journals_equal(suite, g, f"node {f} wiped and rejoined")
+
+
 def follower_and_minority(suite, g):
     lead = g.leader()
     other = next(i for i in g.procs if i != lead)
@@ -288,6 +370,7 @@ def main():
     ap.add_argument("--spoold", required=True)
     ap.add_argument("--kills", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=1.5, help="load between kills")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of a SIGSTOPped follower and a wiped node")
     a = ap.parse_args()
     suite = Suite()
     root = tempfile.mkdtemp(prefix="spool-replication-")
@@ -298,6 +381,10 @@ def main():
             g.start(i)
         g.leader()
         failovers(suite, g, a.kills, a.seconds)
+        journals_equal(suite, g, "after the leader kills")
+        for _ in range(a.rounds):
+            stalled_follower(suite, g, 3.0)
+            wiped_node(suite, g, a.seconds)
         follower_and_minority(suite, g)
     except Exception as e:  # a failed step fails the suite, with its reason
         suite.check("the scenario ran to its end", False, repr(e))
