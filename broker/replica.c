@@ -92,7 +92,8 @@ struct replica {
     struct raft_uv_transport tr;
     struct raft_fsm fsm;
     struct raft_barrier barrier;
-    bool barrier_pending, started, stopping, closed;
+    bool barrier_pending, started, closed;
+    _Atomic bool stopping;
     pthread_mutex_t mu;
     struct submission *subs; /* waiting for the Raft thread */
     struct shard_slot *slots;
@@ -374,8 +375,6 @@ static int apply_entry(struct raft_fsm *fsm, const struct raft_buffer *buf, void
     if (h.nonce == r->nonce && sl->state == SLOT_WAITING && sl->seq == h.seq) {
         sl->state = SLOT_COMMITTED; /* the waiting shard commits it on its own connection */
         sl->index = index;
-        sl->applied = (int64_t)index;
-        sl->applied_known = true;
         pthread_cond_signal(&sl->cv);
         pthread_mutex_unlock(&r->mu);
         return 0;
@@ -585,11 +584,15 @@ int replica_commit(struct replica *r, int k, struct journal *jr, char *why, size
                  "it may or may not take effect (retry it; JOB.PUSH ... UNIQUE makes a retried push safe)");
         return -ETIMEDOUT;
     }
-    if (n > 0 && set_applied(journal_sqlite(jr), (int64_t)sl->index) != SQLITE_OK) {
+    if (n == 0)
+        return 0;
+    if (set_applied(journal_sqlite(jr), (int64_t)sl->index) != SQLITE_OK) {
         log_error("replica: shard %d: cannot record log index %" PRIu64 " in its journal; stopping (Raft holds the "
                   "turn; a restart applies it from the log)", k, sl->index);
         abort();
     }
+    sl->applied = (int64_t)sl->index; /* shard thread only, like apply_one */
+    sl->applied_known = true;
     return 0;
 }
 
