@@ -510,6 +510,17 @@ static int start_replica(struct server *srv)
     return 0;
 }
 
+/* After the shards stopped: their sessions go, then the Raft thread. */
+static void stop_replica(struct server *srv)
+{
+    if (!srv->replica)
+        return;
+    for (int i = 0; i < srv->nshards; i++)
+        replica_detach(srv->replica, i);
+    replica_stop(srv->replica);
+    srv->replica = NULL;
+}
+
 /* Creates the main loop, the address book, every thread's state and the
  * listeners; loads every shard's journal. Starts no thread. */
 static int set_up(struct server *srv)
@@ -622,12 +633,7 @@ int server_run(struct server *srv)
     event_base_dispatch(srv->base);
 
     stop_threads(srv);
-    if (srv->replica) {
-        for (int i = 0; i < srv->nshards; i++)
-            replica_detach(srv->replica, i);
-        replica_stop(srv->replica);
-        srv->replica = NULL;
-    }
+    stop_replica(srv);
     log_info("spoold stopped cleanly");
     return 0;
 }
