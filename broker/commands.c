@@ -32,7 +32,9 @@
 #include "io.h"
 #include "msg.h"
 #include "pubsub.h"
+#include "replica.h"
 #include "shard.h"
+#include "slot.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -360,6 +362,24 @@ static bool acl_permits(struct conn *c, const struct command *k, const resp_cmd 
     return rc == 0;
 }
 
+/* Replication (replica.h): a node that does not lead sends writes,
+ * blocking commands and commands on keys to the leader (-MOVED), or asks
+ * for a retry during an election (-CLUSTERDOWN); key-less reads (INFO,
+ * DBSIZE, SCAN) answer here. */
+static bool replica_admit(struct conn *c, const struct command *k, const resp_cmd *cmd)
+{
+    struct replica *r = c->io->srv->replica;
+    if (!r || c->multi || replica_role(r) == REPLICA_LEADER)
+        return true;
+    bool keyed = k->first_key > 0 && cmd->argc > k->first_key;
+    if (!keyed && !(k->flags & (CMD_WRITE | CMD_BLOCKING)))
+        return true;
+    char text[300];
+    replica_refusal(r, keyed ? slot_of(cmd->argv[k->first_key], cmd->len[k->first_key]) : 0, text, sizeof text);
+    conn_error_now(c, "%s", text);
+    return false;
+}
+
 void commands_dispatch(struct conn *c, resp_cmd *cmd)
 {
     struct server *srv = c->io->srv;
@@ -397,6 +417,10 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
     if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
         multi_flag_error(c);
         conn_error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
+        resp_cmd_free(cmd);
+        return;
+    }
+    if (!replica_admit(c, k, cmd)) {
         resp_cmd_free(cmd);
         return;
     }

@@ -684,6 +684,14 @@ static bool replica_gate(struct shard *s)
     return lead;
 }
 
+/* Does this client command need the leader? Writes, blocking commands,
+ * transactions and commands on keys do; key-less reads (INFO, DBSIZE,
+ * SCAN, QUEUE.LIST) answer from this node's memory. */
+static bool needs_leader(const struct msg *m)
+{
+    return m->conn && ((m->cmd->flags & (CMD_WRITE | CMD_BLOCKING)) || m->cmd->first_key > 0 || m->nsubs > 0);
+}
+
 /* A client's command on a node that does not lead: -MOVED to the leader,
  * or -CLUSTERDOWN during an election. */
 static void replica_redirect(struct shard *s, struct msg *m)
@@ -706,7 +714,7 @@ static void shard_drain(void *arg, struct msg *list)
         switch (m->type) {
         case MSG_CMD:
             s->commands++;
-            if (!serve && m->conn)
+            if (!serve && needs_leader(m))
                 replica_redirect(s, m);
             else
                 m->cmd->shard(s, m);
