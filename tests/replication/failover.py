@@ -320,6 +320,19 @@ def follower_and_minority(suite, g):
     except redis.ResponseError as e:
         suite.check("a follower redirects a write", str(e) == f"MOVED {slot_of('jq2')} 127.0.0.1:{g.ports[lead]}",
                     str(e))
+    moved = f"MOVED 0 127.0.0.1:{g.ports[lead]}"
+    try:
+        g.client(other).execute_command("FLUSHALL")
+        suite.check("a follower redirects a key-less write (FLUSHALL)", False, "it answered OK")
+    except redis.ResponseError as e:
+        suite.check("a follower redirects a key-less write (FLUSHALL)", str(e) == moved, str(e))
+    tx = g.client(other).pipeline(transaction=True)
+    tx.set("txkey", "1")
+    try:
+        tx.execute()
+        suite.check("a follower redirects a transaction (EXEC)", False, "EXEC ran")
+    except redis.ResponseError as e:
+        suite.check("a follower redirects a transaction (EXEC)", str(e).startswith("MOVED "), str(e))
     # Two of three gone: the one left is a minority and refuses writes.
     for i in [i for i in list(g.procs) if i != other]:
         g.kill(i)
