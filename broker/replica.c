@@ -97,8 +97,7 @@ struct replica {
     pthread_mutex_t mu;
     struct submission *subs; /* waiting for the Raft thread */
     struct shard_slot *slots;
-    _Atomic int role;
-    _Atomic uint64_t epoch;
+    _Atomic uint64_t role_epoch; /* role in the low 2 bits, the count of role changes above: read as one */
     _Atomic unsigned leader_id;
     _Atomic uint64_t applied_count, proposed_count, proposed_bytes, applied_index, queued_count;
 };
@@ -164,12 +163,14 @@ static const struct peer *peer_by_id(const struct replica *r, unsigned id)
 
 int replica_role(const struct replica *r)
 {
-    return atomic_load(&r->role);
+    return (int)(atomic_load(&r->role_epoch) & 3);
 }
 
-uint64_t replica_epoch(const struct replica *r)
+int replica_role_epoch(const struct replica *r, uint64_t *epoch)
 {
-    return atomic_load(&r->epoch);
+    uint64_t v = atomic_load(&r->role_epoch);
+    *epoch = v >> 2;
+    return (int)(v & 3);
 }
 
 bool replica_leader_addr(const struct replica *r, char *buf, size_t cap)
@@ -201,10 +202,10 @@ void replica_figures(const struct replica *r, struct replica_figures *f)
 
 static void set_role(struct replica *r, int role)
 {
-    if (atomic_load(&r->role) == role)
+    uint64_t v = atomic_load(&r->role_epoch); /* only this thread writes it */
+    if ((int)(v & 3) == role)
         return;
-    atomic_store(&r->role, role);
-    atomic_fetch_add(&r->epoch, 1);
+    atomic_store(&r->role_epoch, (((v >> 2) + 1) << 2) | (uint64_t)role);
     log_info("replica %d: %s", r->cfg.id, role == REPLICA_LEADER ? "leads the group now (serving)"
                                           : role == REPLICA_FOLLOWER ? "follows" : "no leader known (election)");
     if (r->cfg.wake)
@@ -232,7 +233,7 @@ static void on_tick(uv_timer_t *t)
     atomic_store(&r->leader_id, (unsigned)id);
     int st = raft_state(&r->raft);
     if (st == RAFT_LEADER) {
-        if (atomic_load(&r->role) != REPLICA_LEADER && !r->barrier_pending) {
+        if (replica_role(r) != REPLICA_LEADER && !r->barrier_pending) {
             r->barrier.data = r;
             r->barrier_pending = raft_barrier(&r->raft, &r->barrier, barrier_done) == 0;
         }
@@ -283,37 +284,34 @@ static int64_t read_applied(sqlite3 *db)
 
 static int new_session(struct replica *r, int k, struct journal *jr);
 
-/* Applies one entry on the shard's connection, with its index, in one
- * transaction; entries the database holds already are skipped. */
-static void apply_one(struct replica *r, int k, struct journal *jr, const struct inbound *in)
+/* The database would miss an entry the group holds: stop; a restart
+ * applies it from the log. */
+static void apply_failed(int k, uint64_t index, const char *why)
+{
+    log_error("replica: shard %d cannot apply log entry %" PRIu64 ": %s; stopping", k, index, why);
+    abort();
+}
+
+/* Applies one entry's changeset in the open transaction; entries the
+ * database holds already are skipped. Returns whether it applied it. */
+static bool apply_one(struct replica *r, int k, struct journal *jr, const struct inbound *in)
 {
     struct shard_slot *sl = &r->slots[k];
     sqlite3 *db = journal_sqlite(jr);
-    if (!sl->applied_known) {
-        sl->applied = read_applied(db);
-        sl->applied_known = true;
-    }
     if ((int64_t)in->index <= sl->applied)
-        return;
-    if (journal_in_txn(jr))
-        journal_rollback(jr); /* a turn of a shard that does not lead: nothing of it counts */
-    int rc = journal_begin(jr);
-    int src = rc == 0 ? sqlite3changeset_apply(db, in->len, (void *)in->cs, NULL, on_conflict, NULL) : SQLITE_ERROR;
-    if (src != SQLITE_OK || set_applied(db, (int64_t)in->index) != SQLITE_OK || journal_commit(jr) < 0) {
-        /* The database would miss an entry the group holds: stop; a restart applies it from the log. */
-        log_error("replica: shard %d cannot apply log entry %" PRIu64 ": %s; stopping", k, in->index,
-                  src != SQLITE_OK ? sqlite3_errmsg(db) : journal_error(jr));
-        abort();
-    }
+        return false;
+    if (sqlite3changeset_apply(db, in->len, (void *)in->cs, NULL, on_conflict, NULL) != SQLITE_OK)
+        apply_failed(k, in->index, sqlite3_errmsg(db));
     sl->applied = (int64_t)in->index;
     atomic_fetch_add(&r->applied_count, 1);
+    return true;
 }
 
-/* Shard thread k (a message posted through cfg.apply, and at the start of
- * each of its turns): applies, in order, the committed entries the Raft
- * thread queued for it, on the shard's own connection (the journal holds
- * the file exclusively). */
-void replica_apply_pending(struct replica *r, int k, struct journal *jr)
+/* Shard thread k (at the start of each of its turns): applies, in order,
+ * the committed entries the Raft thread queued for it, on the shard's own
+ * connection (the journal holds the file exclusively), all in one
+ * transaction with the last one's index (one sync for a catch-up). */
+int replica_apply_pending(struct replica *r, int k, struct journal *jr)
 {
     struct shard_slot *sl = &r->slots[k];
     pthread_mutex_lock(&r->mu);
@@ -321,15 +319,29 @@ void replica_apply_pending(struct replica *r, int k, struct journal *jr)
     sl->in_head = sl->in_tail = NULL;
     pthread_mutex_unlock(&r->mu);
     if (!list)
-        return;
+        return 0;
+    if (!sl->applied_known) {
+        sl->applied = read_applied(journal_sqlite(jr));
+        sl->applied_known = true;
+    }
+    if (journal_in_txn(jr))
+        journal_rollback(jr); /* a turn of a shard that does not lead: nothing of it counts */
+    if (journal_begin(jr) < 0)
+        apply_failed(k, list->index, journal_error(jr));
+    int n = 0;
     while (list) {
         struct inbound *in = list;
         list = in->next;
-        apply_one(r, k, jr, in);
+        n += apply_one(r, k, jr, in);
         free(in);
         atomic_fetch_sub(&r->queued_count, 1);
     }
+    if (n && set_applied(journal_sqlite(jr), sl->applied) != SQLITE_OK)
+        apply_failed(k, (uint64_t)sl->applied, sqlite3_errmsg(journal_sqlite(jr)));
+    if (journal_commit(jr) < 0)
+        apply_failed(k, (uint64_t)sl->applied, journal_error(jr));
     new_session(r, k, jr); /* what was applied is not this node's to propose */
+    return n;
 }
 
 /* Raft thread: queues an entry of another proposer (or of this node

@@ -59,8 +59,9 @@ int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err
 void replica_stop(struct replica *r);
 
 int replica_role(const struct replica *r);
-/* Counts role changes; a shard that sees it move rebuilds or goes passive. */
-uint64_t replica_epoch(const struct replica *r);
+/* The role and the count of role changes, read together; a shard that
+ * sees the count move rebuilds (leader) or goes passive. */
+int replica_role_epoch(const struct replica *r, uint64_t *epoch);
 /* The client address ("host:port") of the current leader; false if none known. */
 bool replica_leader_addr(const struct replica *r, char *buf, size_t cap);
 /* The error a node that does not lead gives a command on slot: "MOVED
@@ -78,10 +79,12 @@ int replica_attach(struct replica *r, int shard, struct journal *jr);
  * -EAGAIN nothing was proposed (not the leader), -ETIMEDOUT or
  * -ECONNABORTED the outcome is unknown (proposed, leadership lost). */
 int replica_commit(struct replica *r, int shard, struct journal *jr, char *why, size_t cap);
-/* Shard thread k, when cfg.apply asked and before it checks the role:
- * applies the committed entries the Raft thread queued for it, in order
- * (a follower's journal stays warm this way). */
-void replica_apply_pending(struct replica *r, int shard, struct journal *jr);
+/* Shard thread k, at the start of each turn (cfg.apply posts it a message
+ * to start one): applies the committed entries the Raft thread queued for
+ * it, in order (a follower's journal stays warm this way); returns how
+ * many. A leader gets one only for its own turn given up as "outcome
+ * unknown" that committed after all: it must reload its memory. */
+int replica_apply_pending(struct replica *r, int shard, struct journal *jr);
 /* Shard thread k, before its journal closes. */
 void replica_detach(struct replica *r, int shard);
 /* Shard thread k: the turn was rolled back without replica_commit. */

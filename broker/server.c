@@ -448,8 +448,9 @@ static void stop_threads(struct server *srv)
         shard_join(&srv->shards[i]);
 }
 
-/* A no-op command posted to every shard when the replication role
- * changes: the shard's turn checks the role (shard.c, replica_gate). */
+/* A no-op command posted to a shard when the replication role changes or
+ * it has log entries to apply: its turn begins with both (shard.c,
+ * replica_gate). */
 static void wake_shard(struct shard *s, struct msg *m)
 {
     (void)s;
@@ -458,30 +459,19 @@ static void wake_shard(struct shard *s, struct msg *m)
 
 static const struct command wake_cmd = { .name = "replica.wake", .shard = wake_shard };
 
-static void apply_shard(struct shard *s, struct msg *m)
-{
-    replica_apply_pending(s->srv->replica, s->id, s->st.jr);
-    msg_free(m);
-}
-
-static const struct command apply_cmd = { .name = "replica.apply", .shard = apply_shard };
-
-static void apply_on(void *arg, int k)
+static void wake_shard_k(void *arg, int k)
 {
     struct server *srv = arg;
     struct msg *m = msg_new(MSG_CMD);
-    m->cmd = &apply_cmd;
+    m->cmd = &wake_cmd;
     inbox_post(ctx_inbox(srv, ctx_shard(srv, k)), m);
 }
 
 static void wake_shards(void *arg)
 {
     struct server *srv = arg;
-    for (int i = 0; i < srv->nshards; i++) {
-        struct msg *m = msg_new(MSG_CMD);
-        m->cmd = &wake_cmd;
-        inbox_post(ctx_inbox(srv, ctx_shard(srv, i)), m);
-    }
+    for (int i = 0; i < srv->nshards; i++)
+        wake_shard_k(srv, i);
 }
 
 /* --replica-id: joins the replication group (replica.h) once every shard
@@ -492,7 +482,7 @@ static int start_replica(struct server *srv)
         return 0;
     struct replica_cfg rc = { .id = srv->cfg.replica_id, .peers = srv->cfg.replica_peers,
                               .data_dir = srv->cfg.data_dir, .nshards = srv->nshards,
-                              .election_ms = srv->cfg.replica_election_ms, .wake = wake_shards, .apply = apply_on,
+                              .election_ms = srv->cfg.replica_election_ms, .wake = wake_shards, .apply = wake_shard_k,
                               .wake_arg = srv };
     char err[600];
     int r = replica_start(&srv->replica, &rc, err, sizeof err);

@@ -671,13 +671,16 @@ static bool replica_gate(struct shard *s)
     struct replica *r = s->srv->replica;
     if (!r)
         return true;
-    replica_apply_pending(r, s->id, s->st.jr); /* entries committed before this node led come first */
-    bool lead = replica_role(r) == REPLICA_LEADER;
-    uint64_t e = replica_epoch(r);
-    if (e != s->rep_epoch && lead) {
+    /* The role first: a leader's barrier follows every earlier entry, so
+     * once the role says leader they are all in the queue applied here. */
+    uint64_t e;
+    bool lead = replica_role_epoch(r, &e) == REPLICA_LEADER;
+    int applied = replica_apply_pending(r, s->id, s->st.jr);
+    if ((e != s->rep_epoch || applied > 0) && lead) {
         int64_t t0 = clock_mono_us();
         shard_reload(s);
-        log_info("shard %d: promoted: %zu job(s) rebuilt from the replicated journal in %.1f ms", s->id,
+        log_info("shard %d: %s: %zu job(s) rebuilt from the replicated journal in %.1f ms", s->id,
+                 applied > 0 ? "a turn given up as outcome unknown committed after all" : "promoted",
                  (size_t)s->st.jobs.n, (double)(clock_mono_us() - t0) / 1000.0);
     }
     s->rep_epoch = e;

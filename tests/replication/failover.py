@@ -240,7 +240,7 @@ def replication_info(g, i):
     return info.get("replica_applied_index"), info.get("replica_entries_queued")
 
 
-def settle(g, deadline_s=20.0):
+def settle(g, deadline_s=60.0):
     """Polls INFO replication until every running node applied the same last entry."""
     end = time.monotonic() + deadline_s
     seen = None
