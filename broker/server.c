@@ -11,6 +11,7 @@
 
 #include "acl.h"
 #include "clock.h"
+#include "cluster.h"
 #include "commands.h"
 #include "datadir.h"
 #include "fsio.h"
@@ -21,6 +22,7 @@
 #include "notify.h"
 #include "powercut.h"
 #include "protect.h"
+#include "queue.h"
 #include "scriptcache.h"
 #include "xalloc.h"
 #include "shard.h"
@@ -445,6 +447,26 @@ static void stop_threads(struct server *srv)
         shard_join(&srv->shards[i]);
 }
 
+/* Cluster mode: this node's id and slot map from data-dir/cluster.json;
+ * ids and receipts carry their slot's tag from now on. */
+static int open_cluster(struct server *srv)
+{
+    char err[600];
+    srv->cluster = xcalloc(1, sizeof *srv->cluster);
+    if (cluster_open(srv->cluster, srv->cfg.data_dir, srv->cfg.cluster_node_id, err, sizeof err) < 0) {
+        log_error("cluster mode: %s", err);
+        return -EINVAL;
+    }
+    job_id_tagging(true);
+    const struct cluster_map *m = cluster_current(srv->cluster);
+    if (m)
+        log_info("cluster mode: node %s, map epoch %llu with %d group(s)", srv->cluster->myid,
+                 (unsigned long long)m->epoch, m->ngroups);
+    else
+        log_info("cluster mode: node %s, no slot map yet (spool cluster create gives one)", srv->cluster->myid);
+    return 0;
+}
+
 /* Creates the main loop, the address book, every thread's state and the
  * listeners; loads every shard's journal. Starts no thread. */
 static int set_up(struct server *srv)
@@ -466,6 +488,8 @@ static int set_up(struct server *srv)
     if ((rc = check_no_extra_shards(srv)) < 0 || (rc = check_manifest(srv, &man)) < 0)
         return rc;
     memcpy(srv->data_id, man.id, sizeof srv->data_id);
+    if (srv->cfg.cluster && (rc = open_cluster(srv)) < 0)
+        return rc;
     signal(SIGPIPE, SIG_IGN);
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
@@ -588,6 +612,10 @@ void server_free(struct server *srv)
     if (srv->base)
         event_base_free(srv->base);
     ctx_free(srv);
+    if (srv->cluster) {
+        cluster_close(srv->cluster);
+        free(srv->cluster);
+    }
     config_free(&srv->cfg);
     log_close();
 }
