@@ -62,7 +62,6 @@ struct config {
     char *config_file;
     int cluster;          /* 0 no, 1 yes: cluster mode (cluster.h) */
     char *cluster_node_id;  /* "" = the stored one, or a new random id */
-    char *cluster_announce; /* host:port for spool cluster create; "" = the address it was given */
 };
 
 /* Fills cfg from argv (and the file named by --config). On a bad value or
