@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from ._conn import ConnectionLike, connection_kwargs, make_client, map_error
-from .errors import SpoolConnectionError
+from ._conn import CLUSTER_NODES, ConnectionLike, connection_kwargs, make_client, map_error
+from .errors import SpoolConnectionError, SpoolError
 from .queue import Queue
 
 EVENTS = ("pushed", "reserved", "acked", "retried", "expired", "dead", "progress", "lease-expired")
@@ -50,6 +50,9 @@ class QueueEvents:
             kwargs = dict(queue._kwargs)
         else:
             kwargs = connection_kwargs(connection)
+        if kwargs.get(CLUSTER_NODES):
+            raise SpoolError("QueueEvents: job events in cluster mode are not available yet (each node publishes "
+                             "the events of its own queues; docs/cluster.md): connect to the node of the queue")
         self._client = make_client(kwargs, single=False, socket_timeout=None)
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         self._listeners: Dict[str, List[Callable[[Event], None]]] = {}
