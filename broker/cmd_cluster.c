@@ -18,6 +18,7 @@
 #include "xalloc.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -501,7 +502,12 @@ void io_cluster(struct conn *c, struct msg *m)
                              arg_is(m, 1, "SLOTS") || arg_is(m, 1, "SHARDS") || arg_is(m, 1, "NODES") ||
                              arg_is(m, 1, "SETMAP") || arg_is(m, 1, "GETMAP") || arg_is(m, 1, "COUNTKEYSINSLOT") ||
                              arg_is(m, 1, "GETKEYSINSLOT"))) {
-        conn_reply_error(c, m, "ERR wrong number of arguments for 'cluster|%.32s' command", m->req.argv[1]);
+        char sub[32];
+        size_t i = 0;
+        for (; i < m->req.len[1] && i < sizeof sub - 1; i++)
+            sub[i] = (char)tolower((unsigned char)m->req.argv[1][i]);
+        sub[i] = '\0';
+        conn_reply_error(c, m, "ERR wrong number of arguments for 'cluster|%s' command", sub);
     } else {
         conn_reply_error(c, m, "ERR unknown subcommand '%.64s'. Try CLUSTER HELP.", m->req.argv[1]);
     }

@@ -502,7 +502,7 @@ void io_command(struct conn *c, struct msg *m)
 {
     size_t n = commands_count();
     if (arg_is(m, 1, "GETKEYS")) {
-        if (m->req.argc < 3)
+        if (m->req.argc < 4) /* as Redis: COMMAND GETKEYS name arg… */
             conn_reply_error(c, m, "ERR wrong number of arguments for 'command|getkeys' command");
         else
             command_getkeys(c, m);

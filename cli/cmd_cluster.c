@@ -17,6 +17,7 @@
 #include "rawinfo.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,7 +159,8 @@ static int cluster_create(cli_ctx *x)
     if (naddr < 1 || naddr % (int)(replicas + 1))
         return cli_fail(CLI_USAGE, "cluster create: %d node(s) do not make groups of %lld (--replicas %lld + 1)",
                         naddr, replicas + 1, replicas);
-    int ngroups = naddr / (int)(replicas + 1);
+    int ngroups = naddr / (int)(replicas + 1), first = 0;
+    double per = (double)SLOTS / ngroups, cursor = 0; /* redis-cli --cluster create's split */
     cJSON *map = cJSON_CreateObject(), *groups = cJSON_CreateArray(), *slots = cJSON_CreateArray();
     cJSON_AddNumberToObject(map, "epoch", 1);
     cJSON_AddItemToObject(map, "groups", groups);
@@ -175,8 +177,11 @@ static int cluster_create(cli_ctx *x)
             cJSON_AddItemToArray(nodes, n);
         }
         cJSON_AddItemToArray(groups, make_group(g, nodes));
-        int range[3] = { g * SLOTS / ngroups, (g + 1) * SLOTS / ngroups - 1, g };
+        int last = g == ngroups - 1 ? SLOTS - 1 : (int)lround(cursor + per - 1);
+        int range[3] = { first, last < first ? first : last, g };
         cJSON_AddItemToArray(slots, cJSON_CreateIntArray(range, 3));
+        first = range[1] + 1;
+        cursor += per;
     }
     int failed = push_map(x, map, NULL, 0);
     if (!failed)
@@ -297,7 +302,8 @@ static cJSON *move_map(const cJSON *prev, const int *list, int n, int to, const 
 }
 
 /* The slots to move: --range A-B (all must be the source's), else the
- * first --count N of the source. Returns how many, or -1 after printing. */
+ * first --count N of the source. Returns how many, or minus the exit code
+ * after printing why. */
 static int pick_slots(cli_ctx *x, const cJSON *map, int from, int *list)
 {
     int *owner = malloc(SLOTS * sizeof *owner), n = 0, a = 0, b = -1;
@@ -307,20 +313,20 @@ static int pick_slots(cli_ctx *x, const cJSON *map, int from, int *list)
     if ((!range) == (!count) || (range && (sscanf(range, "%d-%d", &a, &b) != 2 || a < 0 || b < a || b >= SLOTS)) ||
         (count && args_int(count, 1, SLOTS, &want) < 0)) {
         free(owner);
-        return cli_fail(CLI_USAGE, "cluster move-slots: give --count N (1..16384) or --range A-B (0 <= A <= B <= "
-                        "16383)"), -1;
+        return -cli_fail(CLI_USAGE, "cluster move-slots: give --count N (1..16384) or --range A-B (0 <= A <= B <= "
+                         "16383)");
     }
     for (int s = range ? a : 0; s < SLOTS && (range ? s <= b : n < want); s++) {
         if (owner[s] == from)
             list[n++] = s;
         else if (range) {
             free(owner);
-            return cli_fail(CLI_REFUSED, "cluster move-slots: slot %d is not the source group's", s), -1;
+            return -cli_fail(CLI_REFUSED, "cluster move-slots: slot %d is not the source group's", s);
         }
     }
     free(owner);
     if (n == 0)
-        return cli_fail(CLI_REFUSED, "cluster move-slots: the source group has no slots to move"), -1;
+        return -cli_fail(CLI_REFUSED, "cluster move-slots: the source group has no slots to move");
     return n;
 }
 
@@ -372,10 +378,10 @@ static int cluster_move(cli_ctx *x)
     int from = fname ? group_index(map, fname) : -1, to = tname ? group_index(map, tname) : -1;
     int *list = malloc(SLOTS * sizeof *list), n = -1, rc = CLI_REFUSED;
     if (from < 0 || to < 0 || from == to)
-        cli_fail(CLI_USAGE, "cluster move-slots: --from and --to must name two groups of the map (spool cluster info "
-                 "lists them)");
-    else
-        n = pick_slots(x, map, from, list);
+        rc = cli_fail(CLI_USAGE, "cluster move-slots: --from and --to must name two groups of the map (spool cluster "
+                      "info lists them)");
+    else if ((n = pick_slots(x, map, from, list)) < 0)
+        rc = -n;
     char src[300];
     int src_first[2] = { from, to }, dst_first[2] = { to, from };
     if (n > 0) {

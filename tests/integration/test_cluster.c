@@ -252,7 +252,7 @@ Test(cluster, replies_in_redis_formats)
     expect_bulks(CMD(c, "COMMAND", "GETKEYS", "JOB.RESERVE", "TIMEOUT", "5", "FROM", "a", "b"), "a", "b");
     expect_bulks(CMD(c, "COMMAND", "GETKEYS", "JOB.ACK", "r1", "RESULT", "x"), "r1");
     expect_bulks(CMD(c, "COMMAND", "GETKEYS", "EVAL", "return 1", "2", "k1", "k2", "arg"), "k1", "k2");
-    expect_error(CMD(c, "COMMAND", "GETKEYS", "PING"), "ERR The command has no key arguments");
+    expect_error(CMD(c, "COMMAND", "GETKEYS", "PING", "x"), "ERR The command has no key arguments");
     expect_error(CMD(c, "COMMAND", "GETKEYS", "NOSUCH", "x"), "ERR Invalid command specified");
     v = CMD(c, "COMMAND", "INFO", "job.get");
     cr_assert_eq(v->elem[0]->elem[3]->integer, 1, "JOB.GET declares its id as a key");
