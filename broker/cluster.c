@@ -467,14 +467,14 @@ enum cluster_verdict cluster_route(const struct cluster *cl, const struct cluste
         const struct cluster_node *target;
         if (asking && m->move_state[slot] == MOVE_MOVING && leads(cl, m, m->move_to[slot], &target))
             return ROUTE_SERVE;
-        return *to ? ROUTE_MOVED : ROUTE_TRYAGAIN;
+        return *to ? ROUTE_MOVED : ROUTE_NOLEADER;
     }
     if (m->move_state[slot] == MOVE_FROZEN)
         return ROUTE_TRYAGAIN;
     if (m->move_state[slot] == MOVE_MOVING) {
         int t = cluster_leader(cl, m, m->move_to[slot]);
         if (t < 0)
-            return ROUTE_TRYAGAIN;
+            return ROUTE_NOLEADER;
         *to = &m->groups[m->move_to[slot]].nodes[t];
         return ROUTE_ASK;
     }

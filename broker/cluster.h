@@ -108,11 +108,11 @@ int cluster_leader(const struct cluster *cl, const struct cluster_map *m, int g)
 /* The group whose node list holds this node, -1 none. */
 int cluster_my_group(const struct cluster *cl, const struct cluster_map *m);
 
-enum cluster_verdict { ROUTE_SERVE, ROUTE_MOVED, ROUTE_ASK, ROUTE_TRYAGAIN, ROUTE_DOWN };
+enum cluster_verdict { ROUTE_SERVE, ROUTE_MOVED, ROUTE_ASK, ROUTE_TRYAGAIN, ROUTE_NOLEADER, ROUTE_DOWN };
 /* Where a command for slot goes: SERVE here, MOVED or ASK to *to, TRYAGAIN
- * (the slot is frozen for a move), DOWN (no map, the slot is not
- * assigned, or its group has no known leader). asking: the client sent
- * ASKING just before. */
+ * (the slot is frozen for a move), NOLEADER (its group, or the group it
+ * moves to, has no known leader: an election runs), DOWN (no map, or the
+ * slot is not assigned). asking: the client sent ASKING just before. */
 enum cluster_verdict cluster_route(const struct cluster *cl, const struct cluster_map *m, int slot, bool asking,
                                    const struct cluster_node **to);
 

@@ -176,7 +176,9 @@ bool cluster_admit(struct conn *c, const struct command *k, const resp_cmd *cmd)
     case ROUTE_ASK:
         return refuse(c, "ASK %d %s:%d", slot, to->host, to->port);
     case ROUTE_TRYAGAIN:
-        return refuse(c, "TRYAGAIN slot %d is being moved (or its group has no leader yet); try again shortly", slot);
+        return refuse(c, "TRYAGAIN slot %d is being moved to another group; try again shortly", slot);
+    case ROUTE_NOLEADER:
+        return refuse(c, "CLUSTERDOWN no leader in this replication group (election running); retry");
     case ROUTE_DOWN:
         break;
     }
