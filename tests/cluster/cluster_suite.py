@@ -5,6 +5,7 @@ Each test prints "ok NAME" or "FAIL NAME: why"; the last line is
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import re
@@ -449,6 +450,7 @@ def main() -> int:
     ap.add_argument("--spool", required=True)
     ap.add_argument("-k", default="", help="run only tests whose name contains this")
     ARGS = ap.parse_args()
+    logging.getLogger("redis.cluster").setLevel(logging.CRITICAL)  # it logs every -ASK / -TRYAGAIN it follows
     passed = failed = 0
     sp = rd = None
     try:
