@@ -454,6 +454,11 @@ static bool word_is(const resp_val *v, const char *w)
     return v->type == RESP_T_ERROR && v->len > n && !strncmp(v->str, w, n) && v->str[n] == ' ';
 }
 
+bool sdk_is_redirect(const resp_val *v)
+{
+    return word_is(v, "MOVED") || word_is(v, "ASK") || word_is(v, "TRYAGAIN");
+}
+
 /* -MOVED slot host:port or -ASK slot host:port: the client moves its
  * connection to that node (credentials and settings stay). */
 static int follow(spool_client *c, const resp_val *v)

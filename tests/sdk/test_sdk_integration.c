@@ -959,6 +959,13 @@ Test(sdk_it, cluster_follows_moved_and_ask)
     cr_assert_eq(spool_ack(c, job->receipt), 0, "%s", spool_errmsg(c));
     spool_job_free(job);
     spool_close(c);
+    /* a pipeline whose pushes a redirects: each is sent again to b */
+    c = client_of(a);
+    char ids[3][SPOOL_ID_MAX];
+    push_n(c, "{foo}many", 3, ids);
+    cr_assert_eq(ids[2][0], '{', "%s", ids[2]);
+    cr_assert_eq(ready_on(b, "{foo}many"), 3, "the redirected pipeline landed on b once each");
+    spool_close(c);
     /* slot 5061 of a moving to b: a's -ASK sends the push to b with ASKING */
     cluster_map(a, b, 2, "[{\"slot\":5061,\"to\":1,\"state\":\"moving\"}]");
     c = client_of(a);
