@@ -288,6 +288,15 @@ def test_redirect_errors_match_redis(sp: SpoolCluster, rd: RedisClusterServers) 
     assert (t, v) == Raw(rd.ports[0]).cmd("MGET", "foo", "bar") == ("-", "CROSSSLOT Keys in request don't hash to the same slot")
 
 
+def test_redis_cli_cluster_check(sp: SpoolCluster) -> None:
+    """redis-cli --cluster check reads CLUSTER NODES and finds nothing wrong."""
+    r = subprocess.run(["redis-cli", "--cluster", "check", "127.0.0.1:%d" % sp.ports[0]], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for want in ("All nodes agree about slots configuration", "All 16384 slots covered"):
+        assert want in r.stdout, r.stdout
+
+
 def test_redis_cli_follows_moved(sp: SpoolCluster) -> None:
     for q, port in sp.names_on_every_node("cli-", 1).items():
         out = subprocess.run(["redis-cli", "-c", "-p", str(sp.ports[0]), "JOB.PUSH", q, '{"via":"redis-cli"}'],
@@ -437,7 +446,8 @@ def test_add_group_then_give_it_slots(sp: SpoolCluster) -> None:
     assert r.returncode == 0 and "running" in r.stdout, r.stdout + r.stderr
 
 
-TESTS = [test_replies_match_redis, test_redirect_errors_match_redis, test_redis_cli_follows_moved,
+TESTS = [test_replies_match_redis, test_redirect_errors_match_redis, test_redis_cli_cluster_check,
+         test_redis_cli_follows_moved,
          test_spool_cli_follows_moved, test_redis_py_cluster_push_reserve_ack,
          test_move_empty_slots_and_refuse_slots_with_data, test_moving_1000_slots_under_load_loses_nothing,
          test_add_group_then_give_it_slots]
