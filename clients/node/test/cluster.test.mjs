@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
-import { Queue, Worker } from '../dist/esm/index.js';
+import { Queue, QueueEvents, Worker } from '../dist/esm/index.js';
 import { waitFor } from './helpers.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -81,6 +81,7 @@ describe('spoold cluster through ioredis Cluster', () => {
       other.disconnect();
     }
     await assert.rejects(c.call('JOB.RESERVE', 'TIMEOUT', '10', 'FROM', 'raw-0', 'raw-1'), /CROSSSLOT/);
+    assert.throws(() => new QueueEvents('raw-0', { connection: c }), /connect QueueEvents to the node that serves the queue/);
     c.disconnect();
   });
 

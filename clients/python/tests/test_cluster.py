@@ -118,3 +118,20 @@ def test_queue_and_worker_on_a_cluster(nodes: List[int]) -> None:
     for q in queues:
         q.close()
     rc.close()
+
+
+def test_queue_events_on_the_node_of_the_queue(nodes: List[int]) -> None:
+    rc = RedisCluster(host="127.0.0.1", port=nodes[0])
+    table = owners(nodes[0])
+    names = spread("ev-", 6, table)
+    far, far_port = next((n, p) for n, p in names.items() if p != nodes[0])  # not on the startup node
+    other = next(n for n, p in names.items() if p != far_port)
+    q = spool.Queue(far, connection=rc)
+    with spool.QueueEvents(q) as events:
+        job = q.add({"n": 1})
+        ev = events.get(5)
+        assert ev is not None and ev.event == "pushed" and ev.id == job.id, ev
+    with pytest.raises(spool.SpoolError, match="must be served by one node"):
+        spool.QueueEvents([far, other], connection=rc)
+    q.close()
+    rc.close()
