@@ -74,6 +74,7 @@ struct server {
      * on the shard: handed down like dispatch. */
     const struct command *(*find_command)(const char *name, size_t len);
     struct replica *replica;          /* the replication group (replica.h), or NULL */
+    struct cluster *cluster;          /* the slot map in cluster mode (cluster.h), else NULL */
     struct script_cache *scripts;     /* script bodies by SHA-1 (scriptcache.h) */
     struct script_busy *script_busy;  /* one per shard (see above) */
     struct inbox main_inbox;          /* replies to the main thread (origin == nio) */

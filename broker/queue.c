@@ -6,6 +6,7 @@
 #include "config.h"
 #include "hash.h"
 #include "resp.h"
+#include "slot.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -178,8 +179,37 @@ void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1])
     snprintf(out, JOB_ID_HEX + 1, "%016" PRIx64, id);
 }
 
+static bool id_tags;
+
+void job_id_tagging(bool on)
+{
+    id_tags = on;
+}
+
+size_t job_id_text(const struct job *j, char out[JOB_ID_TEXT])
+{
+    size_t n = 0;
+    if (id_tags) {
+        char tag[SLOT_TAG_MAX + 1];
+        size_t tl = slot_tag(slot_of(j->q->name, j->q->namelen), tag);
+        out[n++] = '{';
+        memcpy(out + n, tag, tl);
+        n += tl;
+        out[n++] = '}';
+    }
+    job_id_format(j->id, out + n);
+    return n + JOB_ID_HEX;
+}
+
 bool job_id_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt)
 {
+    if (n > 2 && s[0] == '{') { /* a cluster-mode "{tag}" prefix */
+        const char *close = memchr(s + 1, '}', n - 1 < SLOT_TAG_MAX + 1 ? n - 1 : SLOT_TAG_MAX + 1);
+        if (!close || close == s + 1)
+            return false;
+        n -= (size_t)(close + 1 - s);
+        s = close + 1;
+    }
     if (n < JOB_ID_HEX)
         return false;
     uint64_t v = 0;

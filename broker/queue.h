@@ -117,6 +117,15 @@ void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1]);
 /* Parses an id or a receipt "<id>-<attempt>"; *attempt = 0 for a bare id.
  * Returns false when s is neither. */
 bool job_id_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt);
+/* Cluster mode: the ids and receipts clients see start with "{tag}", the
+ * hash tag of their queue's slot (slot_tag), so that a Redis Cluster
+ * client routes JOB.ACK receipt and JOB.GET id by it. Switched on once at
+ * start-up, before any thread runs; job_id_parse skips such a prefix. */
+void job_id_tagging(bool on);
+#define JOB_ID_TEXT (JOB_ID_HEX + 8)
+/* The id of j as a client sees it: "{tag}" + 16 hex digits with tagging
+ * on, the 16 hex digits without. Returns its length. */
+size_t job_id_text(const struct job *j, char out[JOB_ID_TEXT]);
 static inline int job_id_shard(uint64_t id) { return (int)(id & 0x3ff); }
 
 /* ------------------------------------------------------------- lists */

@@ -12,6 +12,7 @@
 #include "acl.h"
 #include "clock.h"
 #include "command.h"
+#include "cluster.h"
 #include "commands.h"
 #include "datadir.h"
 #include "fsio.h"
@@ -24,6 +25,7 @@
 #include "powercut.h"
 #include "protect.h"
 #include "replica.h"
+#include "queue.h"
 #include "scriptcache.h"
 #include "xalloc.h"
 #include "shard.h"
@@ -511,6 +513,50 @@ static void stop_replica(struct server *srv)
     srv->replica = NULL;
 }
 
+/* Cluster mode with replication: this node's own group is led by the Raft
+ * leader (replica.h); every other group by the node its map names. Called
+ * by routing on the I/O threads (replica_role and replica_leader_addr are
+ * thread-safe). */
+static int replica_leader_of(void *arg, const struct cluster_map *m, int g)
+{
+    struct server *srv = arg;
+    if (!srv->replica || g != cluster_my_group(srv->cluster, m))
+        return m->groups[g].leader;
+    int role = replica_role(srv->replica);
+    char leader[64] = "", addr[CLUSTER_HOST_MAX + 16];
+    if (role == REPLICA_FOLLOWER && !replica_leader_addr(srv->replica, leader, sizeof leader))
+        return -1;
+    const struct cluster_group *grp = &m->groups[g];
+    for (int i = 0; i < grp->nnodes; i++) {
+        snprintf(addr, sizeof addr, "%s:%d", grp->nodes[i].host, grp->nodes[i].port);
+        if (role == REPLICA_LEADER ? !strcmp(grp->nodes[i].id, srv->cluster->myid)
+                                   : role == REPLICA_FOLLOWER && !strcmp(addr, leader))
+            return i;
+    }
+    return -1;
+}
+
+/* Cluster mode: this node's id and slot map from data-dir/cluster.json;
+ * ids and receipts carry their slot's tag from now on. */
+static int open_cluster(struct server *srv)
+{
+    char err[600];
+    srv->cluster = xcalloc(1, sizeof *srv->cluster);
+    if (cluster_open(srv->cluster, srv->cfg.data_dir, srv->cfg.cluster_node_id, err, sizeof err) < 0) {
+        log_error("cluster mode: %s", err);
+        return -EINVAL;
+    }
+    job_id_tagging(true);
+    cluster_set_leader_hook(srv->cluster, replica_leader_of, srv); /* the map's leader without --replica-id */
+    const struct cluster_map *m = cluster_current(srv->cluster);
+    if (m)
+        log_info("cluster mode: node %s, map epoch %llu with %d group(s)", srv->cluster->myid,
+                 (unsigned long long)m->epoch, m->ngroups);
+    else
+        log_info("cluster mode: node %s, no slot map yet (spool cluster create gives one)", srv->cluster->myid);
+    return 0;
+}
+
 /* Creates the main loop, the address book, every thread's state and the
  * listeners; loads every shard's journal. Starts no thread. */
 static int set_up(struct server *srv)
@@ -532,6 +578,8 @@ static int set_up(struct server *srv)
     if ((rc = check_no_extra_shards(srv)) < 0 || (rc = check_manifest(srv, &man)) < 0)
         return rc;
     memcpy(srv->data_id, man.id, sizeof srv->data_id);
+    if (srv->cfg.cluster && (rc = open_cluster(srv)) < 0)
+        return rc;
     signal(SIGPIPE, SIG_IGN);
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
@@ -657,6 +705,10 @@ void server_free(struct server *srv)
     if (srv->base)
         event_base_free(srv->base);
     ctx_free(srv);
+    if (srv->cluster) {
+        cluster_close(srv->cluster);
+        free(srv->cluster);
+    }
     config_free(&srv->cfg);
     log_close();
 }

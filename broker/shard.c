@@ -198,8 +198,8 @@ static void note_job(struct msg *m, uint64_t id)
 
 static void encode_reserved(struct msg *m, const struct job *j)
 {
-    char id[JOB_ID_HEX + 1], receipt[JOB_ID_HEX + 16];
-    job_id_format(j->id, id);
+    char id[JOB_ID_TEXT], receipt[JOB_ID_TEXT + 16];
+    job_id_text(j, id);
     snprintf(receipt, sizeof receipt, "%s-%u", id, j->attempt);
     resp_add_map(&m->out, m->proto, 6);
     resp_add_cstr(&m->out, "id");

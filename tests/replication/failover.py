@@ -11,6 +11,8 @@ pause at each failover and its p50/p99/max. Ends with "N passed, N failed".
   /usr/bin/python3 failover.py --spoold PATH [--kills N] [--seconds S] [--rounds R]
 """
 import argparse
+import contextlib
+import io
 import os
 import shutil
 import signal
@@ -45,8 +47,10 @@ def free_port():
 
 
 class Group:
-    def __init__(self, spoold, root):
-        self.spoold, self.root = spoold, root
+    def __init__(self, spoold, root, spool_cli=None):
+        """spool_cli given: cluster mode (spoold --cluster yes, slot map made by spool cluster create)."""
+        self.spoold, self.root, self.spool_cli = spoold, root, spool_cli
+        self.cluster = spool_cli is not None
         self.ports = {}
         while len(self.ports) < 3:
             p = free_port()
@@ -62,8 +66,22 @@ class Group:
         self.procs[i] = subprocess.Popen(
             [self.spoold, "--port", str(self.ports[i]), "--http-port", "0", "--data-dir", d, "--shards", "2",
              "--io-threads", "1", "--replica-id", str(i), "--replica-peers", self.peers,
-             "--replica-election-ms", str(ELECTION_MS)], stdout=log, stderr=log)
+             "--replica-election-ms", str(ELECTION_MS)] + (["--cluster", "yes"] if self.cluster else []),
+            stdout=log, stderr=log)
         log.close()
+
+    def create_cluster(self):
+        """One group of the three, all 16384 slots (spool cluster create --replicas 2)."""
+        addrs = [f"127.0.0.1:{self.ports[i]}" for i in sorted(self.ports)]
+        end = time.monotonic() + 20
+        while True:
+            r = subprocess.run([self.spool_cli, "cluster", "create"] + addrs + ["--replicas", "2"],
+                               capture_output=True, text=True, timeout=30)
+            if r.returncode == 0:
+                return
+            if time.monotonic() > end:
+                raise AssertionError(f"spool cluster create failed: {r.stdout} {r.stderr}")
+            time.sleep(0.1)  # a node not listening yet
 
     def kill(self, i, sig=signal.SIGKILL):
         p = self.procs.pop(i)
@@ -128,6 +146,45 @@ class Client:
         raise AssertionError(f"{args[0]}: no node answered within {deadline_s} s")
 
 
+class ClusterClient:
+    """redis-py RedisCluster: it follows -MOVED and retries -CLUSTERDOWN
+    itself (a retried write may then be applied twice, which the checks
+    allow: they follow job ids). redis-py 4.3 does not recover its slot
+    table after a node died under it, so a connection error makes a new
+    client from the startup nodes (its own tracebacks are kept quiet)."""
+
+    def __init__(self, group):
+        self.g = group
+        self.rc = None
+
+    def _client(self):
+        from redis.cluster import ClusterNode, RedisCluster
+        if self.rc is None:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                self.rc = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in self.g.ports.values()],
+                                       socket_timeout=5, socket_connect_timeout=1)
+        return self.rc
+
+    def call(self, *args, deadline_s=20.0):
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            try:
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    return "ok", self._client().execute_command(*args)
+            except (redis.exceptions.ClusterDownError, redis.ResponseError) as e:
+                if "outcome unknown" in str(e):
+                    return "unknown", str(e)
+                if not isinstance(e, redis.exceptions.ClusterDownError) and not str(e).startswith("CLUSTERDOWN"):
+                    raise
+                time.sleep(0.05)
+            except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError,
+                    redis.exceptions.RedisClusterException, IndexError) as e:
+                # a node died under it (IndexError: redis-py 4.3's slot table lost the slot): maybe sent
+                self.rc = None
+                return "unknown", str(e)
+        raise AssertionError(f"{args[0]}: the cluster did not answer within {deadline_s} s")
+
+
 def reserved(reply):
     """JOB.RESERVE's reply as a list of dicts."""
     out = []
@@ -139,12 +196,12 @@ def reserved(reply):
 
 class Load:
     def __init__(self, group):
-        self.c = Client(group)
+        self.c = ClusterClient(group) if group.cluster else Client(group)
         self.n = 0
         self.acked_push = {}      # n -> id
         self.unknown_push = set()
-        self.acked_ack = {}       # n -> time of the acknowledged ack
-        self.delivered = []       # (n, time)
+        self.acked_ack = {}       # job id -> time of the acknowledged ack
+        self.delivered = []       # (n, job id, time)
 
     def push(self):
         self.n += 1
@@ -161,10 +218,10 @@ class Load:
             return
         for j in reserved(rep):
             n = int(j["payload"].decode().split(":")[1].rstrip("}"))
-            self.delivered.append((n, time.monotonic()))
+            self.delivered.append((n, j["id"], time.monotonic()))
             st2, _ = self.c.call("JOB.ACK", j["receipt"])
             if st2 == "ok":
-                self.acked_ack.setdefault(n, time.monotonic())
+                self.acked_ack.setdefault(j["id"], time.monotonic())
 
     def step(self):
         self.push()
@@ -217,10 +274,10 @@ def failovers(suite, g, kills, seconds, max_pause):
         print(f"# failover {k + 1}: killed node {victim}, writes resumed after {pauses[-1] * 1000:.0f} ms")
         g.start(victim)
     load.drain(quiet_s=LEASE_MS / 1000 + 1.0)
-    seen = {n for n, _ in load.delivered}
+    seen = {n for n, _, _ in load.delivered}
     lost = sorted(set(load.acked_push) - seen)
     suite.check("every acknowledged push was delivered", not lost, f"{len(lost)} lost, e.g. {lost[:10]}")
-    undone = sorted({n for n, t in load.delivered if n in load.acked_ack and t > load.acked_ack[n]})
+    undone = sorted({n for n, i, t in load.delivered if i in load.acked_ack and t > load.acked_ack[i]})
     suite.check("no acknowledged ack undone (no redelivery after it)", not undone, f"redelivered: {undone[:10]}")
     phantom = sorted(seen - set(load.acked_push) - load.unknown_push)
     suite.check("nothing delivered that was never pushed", not phantom, f"{phantom[:10]}")
@@ -302,7 +359,11 @@ def wiped_node(suite, g, seconds):
     lead = g.leader()
     f = next(i for i in g.procs if i != lead)
     g.kill(f)
-    shutil.rmtree(os.path.join(g.root, f"node-{f}"))
+    d = os.path.join(g.root, f"node-{f}")
+    for name in os.listdir(d):  # in cluster mode the node keeps its identity and map (cluster.json)
+        if name != "cluster.json":
+            p = os.path.join(d, name)
+            shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
     load = Load(g)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -321,18 +382,22 @@ def follower_and_minority(suite, g):
         suite.check("a follower redirects a write", str(e) == f"MOVED {slot_of('jq2')} 127.0.0.1:{g.ports[lead]}",
                     str(e))
     moved = f"MOVED 0 127.0.0.1:{g.ports[lead]}"
+    if g.cluster:  # no slot to name in a cluster client's map; redis-py drops the READONLY prefix
+        moved = f"this node does not lead its replication group: send 'flushall' to the leader " \
+                f"(127.0.0.1:{g.ports[lead]})"
     try:
         g.client(other).execute_command("FLUSHALL")
         suite.check("a follower redirects a key-less write (FLUSHALL)", False, "it answered OK")
     except redis.ResponseError as e:
-        suite.check("a follower redirects a key-less write (FLUSHALL)", str(e) == moved, str(e))
+        suite.check("a follower redirects a key-less write (FLUSHALL)", str(e).endswith(moved), str(e))
     tx = g.client(other).pipeline(transaction=True)
     tx.get("txkey")  # a read: only the shard's own refusal stops it (a write would also fail its commit)
     try:
         tx.execute()
         suite.check("a follower redirects a read-only transaction (EXEC)", False, "EXEC answered from the follower")
     except redis.ResponseError as e:
-        suite.check("a follower redirects a read-only transaction (EXEC)", str(e).startswith("MOVED "), str(e))
+        suite.check("a follower redirects a read-only transaction (EXEC)",
+                    str(e).startswith("MOVED ") or (g.cluster and "MOVED " in str(e)), str(e))
     # Two of three gone: the one left is a minority and refuses writes.
     for i in [i for i in list(g.procs) if i != other]:
         g.kill(i)
@@ -384,16 +449,19 @@ def main():
     ap.add_argument("--spoold", required=True)
     ap.add_argument("--kills", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=1.5, help="load between kills")
+    ap.add_argument("--spool", help="the spool CLI: run in cluster mode (spoold --cluster yes, redis-py RedisCluster)")
     ap.add_argument("--max-pause", type=float, default=3.0, help="the write pause allowed at a failover, s")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of a SIGSTOPped follower and a wiped node")
     a = ap.parse_args()
     suite = Suite()
     root = tempfile.mkdtemp(prefix="spool-replication-")
-    g = Group(a.spoold, root)
+    g = Group(a.spoold, root, a.spool)
     try:
         bad_flags(suite, a.spoold, root)
         for i in (1, 2, 3):
             g.start(i)
+        if g.cluster:
+            g.create_cluster()
         g.leader()
         failovers(suite, g, a.kills, a.seconds, a.max_pause)
         journals_equal(suite, g, "after the leader kills")
@@ -402,6 +470,8 @@ def main():
             wiped_node(suite, g, a.seconds)
         follower_and_minority(suite, g)
     except Exception as e:  # a failed step fails the suite, with its reason
+        import traceback
+        traceback.print_exc(file=sys.stdout)
         suite.check("the scenario ran to its end", False, repr(e))
     finally:
         g.stop_all()

@@ -16,7 +16,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { createConnection } from './connection.js';
+import { createConnection, isCluster } from './connection.js';
 import type { ConnectionOptions } from './connection.js';
 import { SpoolArgumentError } from './errors.js';
 import { decodePayload } from './job.js';
@@ -55,6 +55,10 @@ export class QueueEvents extends EventEmitter {
     super();
     if (typeof name !== 'string' || name.length === 0)
       throw new SpoolArgumentError('QueueEvents needs a queue name (a non-empty string)');
+    if (isCluster(opts.connection))
+      throw new SpoolArgumentError(`QueueEvents of '${name}': a Cluster connection cannot follow job events (each node ` +
+        'publishes the events of its own queues, and ioredis subscribes on any node): connect QueueEvents to the node ' +
+        'that serves the queue (CLUSTER SLOTS; docs/cluster.md)');
     this.name = name;
     this.channel = `spool:events:${name}`;
     this.sub = createConnection(opts.connection, true);
