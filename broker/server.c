@@ -605,9 +605,7 @@ static int set_up(struct server *srv)
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_recover(&srv->shards[i])) < 0)
             return rc;
-    if ((rc = start_replica(srv)) < 0)
-        return rc;
-    if ((rc = manifest_ready(srv, &man)) < 0)
+    if ((rc = start_replica(srv)) < 0 || (rc = manifest_ready(srv, &man)) < 0)
         return rc;
     for (int i = 0; i < srv->nio; i++)
         if ((rc = io_init(&srv->io[i], srv, i)) < 0)
