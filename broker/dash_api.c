@@ -628,7 +628,6 @@ static const struct action actions[] = {
     { "queue-config", "queue.config", DAPI_QUEUE, "changed the settings of queue" },
     { "sched-pause", "sched.pause", DAPI_SCHED, "paused schedule" },
     { "sched-resume", "sched.resume", DAPI_SCHED, "resumed schedule" },
-    { "sched-delete", "sched.del", DAPI_SCHED, "deleted schedule" },
 };
 #define NACTIONS (sizeof actions / sizeof actions[0])
 
@@ -652,14 +651,12 @@ static void action_done(struct server *srv, void *arg, resp_buf *parts, int npar
     const resp_buf *part = action_part(parts, nparts);
     resp_val *v = part ? admin_rpc_parse(part) : NULL;
     const char *outcome = !v ? "unreadable reply" : v->type == RESP_T_ERROR ? v->str : "ok";
-    bool none = v && v->type == RESP_T_INT && v->integer == 0 && strstr(d->act->command, ".del");
     if (!part) {
         outcome = "no such schedule";
         dreply_error(d->req, 404, "no schedule %s (the Schedules page lists them)", d->target);
-    } else if (none) {
-        outcome = d->act->target == DAPI_JOB ? "no such job" : "no such schedule";
-        dreply_error(d->req, 404, "no %s %s (it never existed, or it was removed)",
-                     d->act->target == DAPI_JOB ? "job" : "schedule", d->target);
+    } else if (v && v->type == RESP_T_INT && v->integer == 0 && !strcmp(d->act->command, "job.del")) {
+        outcome = "no such job";
+        dreply_error(d->req, 404, "no job %s (it never existed, or it finished and was removed)", d->target);
     } else if (v && v->type != RESP_T_ERROR) {
         resp_buf_append(&d->out, "{\"ok\":true,\"result\":", 20);
         djson_resp(&d->out, v);
@@ -868,7 +865,7 @@ void dapi_action(struct server *srv, struct evhttp_request *req, const char *nam
             a = &actions[i];
     if (!a) {
         dreply_error(req, 404, "no action '%.64s' (actions: job-retry, job-delete, queue-pause, queue-resume, "
-                     "queue-purge, queue-retry-dead, queue-config, sched-pause, sched-resume, sched-delete)", name);
+                     "queue-purge, queue-retry-dead, queue-config, sched-pause, sched-resume)", name);
         return;
     }
     struct dq *d = dq_new(srv, req);

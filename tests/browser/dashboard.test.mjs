@@ -198,10 +198,38 @@ async function main() {
     await shot(page, 'overview.png');
   });
 
-  await test('the overview follows new jobs within a few seconds (polling)', async () => {
+  await test('the overview follows new jobs live (Server-Sent Events), without polling or a reload', async () => {
+    await waitFor('the live stream to be open', async () => (await page.locator('#foot-updated').innerText()).includes('(live)'));
+    const asked = [];
+    const onReq = (r) => asked.push(new URL(r.url()).pathname);
+    page.on('request', onReq);
+    const marker = await page.evaluate(() => { window.__sameDoc = Math.random(); return window.__sameDoc; });
     const before = fields(await c.cmd('QUEUE.STATS', 'reports')).ready;
     await c.cmd('RPUSH', 'reports', '{"report":"monthly"}');
     await waitFor('the ready count of reports to grow', async () => Number(await cellText(page, 'reports', 'ready')) === before + 1, 6000);
+    await c.cmd('QUEUE.PAUSE', 'reports');
+    await waitFor('the paused state of reports to show', async () => (await cellText(page, 'reports', 'state')) === 'paused', 6000);
+    await waitFor('the paused card', async () => Number(await page.locator('[data-stat="Paused"]').innerText()) === 1, 6000);
+    await c.cmd('QUEUE.RESUME', 'reports');
+    await waitFor('the active state of reports to show', async () => (await cellText(page, 'reports', 'state')) === 'active', 6000);
+    page.off('request', onReq);
+    assert(await page.evaluate(() => window.__sameDoc) === marker, 'the page was reloaded');
+    assert(!asked.includes('/api/overview'), 'the page polled /api/overview although the stream was open: ' + asked.join(' '));
+  });
+
+  await test('the overview shows each queue\'s limits with their use now', async () => {
+    await c.cmd('QUEUE.CONFIG', 'webhooks', 'SET', 'concurrency', '2', 'rate', '10/1s');
+    await waitFor('the limits of webhooks', async () => (await cellText(page, 'webhooks', 'limits')).startsWith('concurrency 1/2 · rate 10/1s'), 6000);
+    await c.cmd('JOB.PUSH', 'webhooks', '{"url":"https://hooks.example.com/b","event":"order.shipped"}');
+    await c.cmd('JOB.RESERVE', 'LEASE', '600000', 'NOWAIT', 'FROM', 'webhooks');
+    await waitFor('concurrency 2/2', async () => (await cellText(page, 'webhooks', 'limits')).startsWith('concurrency 2/2'), 6000);
+    assert((await cellText(page, 'reports', 'limits')) === 'none', 'reports has no limits: ' + await cellText(page, 'reports', 'limits'));
+    await page.goto(srv.url + '#/queue/webhooks');
+    await page.locator('#queue-limits').waitFor();
+    const lim = await page.locator('#queue-limits').innerText();
+    assert(lim.includes('concurrency 2/2') && lim.includes('rate 10/1s'), 'queue page limits: ' + lim);
+    await page.goto(srv.url + '#/');
+    await page.locator('#queues').waitFor();
   });
 
   await test('the dead set lists errors, grouped and filtered', async () => {
@@ -326,8 +354,12 @@ async function main() {
     await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
     let total = 0;
     cdp.on('Network.loadingFinished', (e) => { total += e.encodedDataLength; });
-    await p2.goto(srv.url, { waitUntil: 'networkidle' });
+    // The live stream stays open (the network never goes idle): count what
+    // has finished once the page shows its figures and its chart.
+    await p2.goto(srv.url);
     await p2.locator('#queues').waitFor();
+    await p2.locator('svg.chart').first().waitFor();
+    await waitFor('the files and API answers to finish', async () => total > 10000);
     await p2.close();
     assert(total > 10000 && total < 200 * 1024, `transferred ${total} bytes`);
     console.log(`# first load transferred ${total} bytes`);
@@ -384,13 +416,84 @@ async function main() {
       assert(text.includes(want), `the server page lacks "${want}"`);
   });
 
-  await test('features this version lacks say so instead of showing invented data', async () => {
+  await test('workers page: who holds which job, since when, its lease; who waits', async () => {
+    const named = await Resp.connect(srv.port);
+    const waiter = await Resp.connect(srv.port);
+    try {
+      await named.cmd('CLIENT', 'SETNAME', 'renderer-7');
+      const id = await c.cmd('JOB.PUSH', 'renders', '{"scene":"intro","frames":[1,240]}');
+      const got = await named.cmd('JOB.RESERVE', 'LEASE', '120000', 'NOWAIT', 'FROM', 'renders');
+      assert(got && fields(got[0]).id === id, 'renderer-7 did not get the job: ' + JSON.stringify(got));
+      await waiter.cmd('CLIENT', 'SETNAME', 'idle-1');
+      const waiting = waiter.cmd('JOB.RESERVE', 'TIMEOUT', '30000', 'FROM', 'renders');
+      await page.goto(srv.url + '#/workers');
+      const sec = page.locator('section[data-queue="renders"]');
+      await sec.waitFor();
+      await waitFor('renderer-7 and the waiter', async () => {
+        const t = await sec.innerText();
+        return t.includes('renderer-7') && t.includes('idle-1') && t.includes(id) && /lease ends in (1|2) min/.test(t) && t.includes('waiting');
+      }, 6000);
+      const ws = (await page.locator('section[data-queue="webhooks"]').innerText());
+      assert(ws.includes('2 reserved (concurrency 2/2)'), 'webhooks section: ' + ws);
+      await shot(page, 'workers.png');
+      await page.locator(`section[data-queue="renders"] a[href="#/job/${id}"]`).click();
+      await waitFor('the job page with its holder', async () => (await page.locator('#job-holder').innerText()).includes('name=renderer-7'));
+      await c.cmd('JOB.PUSH', 'renders', '{"scene":"outro"}');
+      await waiting;
+    } finally {
+      named.close();
+      waiter.close();
+    }
+  });
+
+  await test('schedules page: spec, queue, next and last run, pause and resume from the page', async () => {
+    await c.cmd('SCHED.SET', 'nightly-report', 'reports', '0 3 * * *', '{"report":"nightly"}', 'TZ', 'Europe/Berlin');
+    await c.cmd('SCHED.SET', 'heartbeat', 'webhooks', '@every 15m', '{"url":"https://hooks.example.com/ping"}');
     await page.goto(srv.url + '#/schedules');
-    assert((await page.locator('main').innerText()).includes('not available in this version'), 'schedules page');
-    await page.goto(srv.url + '#/workers');
-    await page.locator('table').waitFor();
-    const t = await page.locator('main').innerText();
-    assert(t.includes('not available in this version') && t.includes('webhooks'), 'workers page: ' + t);
+    const row = page.locator('tr[data-schedule="nightly-report"]');
+    await row.waitFor();
+    const t = await row.innerText();
+    assert(t.includes('0 3 * * *') && t.includes('Europe/Berlin') && t.includes('reports') && /in \d/.test(t) && t.includes('never') && t.includes('active'), 'row: ' + t);
+    const hb = await page.locator('tr[data-schedule="heartbeat"] [data-col="next"]').innerText();
+    assert(/^in 1[45] min/.test(hb), 'heartbeat next run: ' + hb);
+    await shot(page, 'schedules.png');
+    await row.getByRole('button', { name: 'Pause schedule nightly-report' }).click();
+    await waitFor('SCHED.GET to say paused', async () => fields(await c.cmd('SCHED.GET', 'nightly-report')).paused === 1);
+    await waitFor('the row to show paused', async () => (await row.locator('[data-col="state"]').innerText()) === 'paused');
+    await row.getByRole('button', { name: 'Resume schedule nightly-report' }).click();
+    await waitFor('SCHED.GET to say active', async () => fields(await c.cmd('SCHED.GET', 'nightly-report')).paused === 0);
+    assert(log(srv).includes("dashboard: user 'default' from 127.0.0.1 resumed schedule 'nightly-report': ok"), 'the resume is not in the log');
+    assert((await page.locator('main').innerText()).includes('Running a tick at once not available in this version'), 'run-now is not said to be missing');
+  });
+
+  await test('live streams are capped: past the cap 503 with a message, and the page polls instead', async () => {
+    const server = async () => (await (await fetch(srv.url + 'api/server')).json()).live;
+    const base = (await server()).streams;
+    const max = (await server()).max_streams;
+    const held = [];
+    for (let i = base; i < max; i++) {
+      const ac = new AbortController();
+      const r = await fetch(srv.url + 'api/events', { signal: ac.signal });
+      assert(r.status === 200 && r.headers.get('content-type').startsWith('text/event-stream'), `stream ${i}: ${r.status}`);
+      held.push({ ac, reader: r.body.getReader() });
+    }
+    const first = new TextDecoder().decode((await held[0].reader.read()).value);
+    assert(first.includes('retry: 2000'), 'first chunk: ' + first);
+    const over = await fetch(srv.url + 'api/events');
+    const body = await over.json();
+    assert(over.status === 503 && body.error.includes('too many live dashboard streams') && body.error.includes(String(max)), `past the cap: ${over.status} ${JSON.stringify(body)}`);
+    const p2 = await ctx.newPage();
+    const seen = errors.length;
+    await p2.goto(srv.url + '#/');
+    await p2.locator('#queues tr[data-queue="reports"]').waitFor();
+    await waitFor('the footer to say polling', async () => (await p2.locator('#foot-updated').innerText()).includes('polling'));
+    const before = Number((await p2.locator('#queues tr[data-queue="reports"] [data-col="ready"]').innerText()).replace(/[^0-9]/g, ''));
+    await c.cmd('RPUSH', 'reports', '{"report":"polled"}');
+    await waitFor('the polled count to grow', async () => Number((await p2.locator('#queues tr[data-queue="reports"] [data-col="ready"]').innerText()).replace(/[^0-9]/g, '')) === before + 1, 6000);
+    await p2.close();
+    errors.splice(seen); /* chromium reports the refused stream (503) on the console */
+    for (const h2 of held) h2.ac.abort();
+    await waitFor('the streams to be closed when their clients went', async () => (await server()).streams <= base, 6000);
   });
 
   await test('many queues: 200 rows drawn, the filter finds the others', async () => {
@@ -460,6 +563,77 @@ async function main() {
     await p2.locator('#queues').waitFor();
     await ctx2.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });
+  });
+  await test('a read-only ACL user sees the figures but no buttons, and a forged POST is refused (403)', async () => {
+    const admin = await Resp.connect(locked.port);
+    await admin.cmd('AUTH', 's3cret pass');
+    await admin.cmd('ACL', 'SETUSER', 'viewer', 'on', '>look only', '+@read', '~*');
+    await admin.cmd('ACL', 'SETUSER', 'mailops', 'on', '>mail ops', '+@all', '~emails*');
+    const dead = await deadJob(admin, 'emails', '{"to":"frank@example.com"}', '550 no such user');
+    await deadJob(admin, 'reports', '{"report":"x"}', 'disk full');
+    await admin.cmd('SCHED.SET', 'nightly', 'reports', '0 3 * * *', '{}');
+    const open = async (user, pass) => {
+      const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-chromium-'));
+      const bctx = await chromium.launchPersistentContext(userDataDir, {
+        executablePath: '/usr/bin/chromium', headless: true,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        httpCredentials: { username: user, password: pass },
+      });
+      return Object.assign(bctx, { userDataDir, p: bctx.pages()[0] || (await bctx.newPage()) });
+    };
+    const v = await open('viewer', 'look only');
+    try {
+      const p = v.p;
+      await p.goto(locked.url + '#/queue/emails/dead');
+      await p.locator(`#jobs tr[data-job="${dead}"]`).waitFor();
+      assert(await p.locator('#no-actions').isVisible(), 'no "may look but not change" note');
+      for (const sel of ['#pause-toggle', '#purge-state', 'button:has-text("Retry all dead")', 'button:has-text("Save settings")'])
+        assert((await p.locator(sel).count()) === 0, `the read-only user sees ${sel}`);
+      assert((await p.locator('#foot-user').innerText()).includes('viewer (read only)'), 'footer: ' + await p.locator('#foot-user').innerText());
+      await p.goto(locked.url + '#/job/' + dead);
+      await p.locator('#job-error').waitFor();
+      assert((await p.locator('#job-retry, #job-delete').count()) === 0, 'the read-only user sees job buttons');
+      await p.goto(locked.url + '#/schedules');
+      await p.locator('tr[data-schedule="nightly"]').waitFor();
+      assert((await p.locator('tr[data-schedule="nightly"] button').count()) === 0, 'the read-only user sees schedule buttons');
+      // A forged POST with a valid token of the viewer's session: refused, named, logged.
+      const r = await p.evaluate(async (id) => {
+        const s = await (await fetch('/api/session')).json();
+        const res = await fetch('/api/actions/job-retry', { method: 'POST', headers: { 'X-CSRF-Token': s.csrf,
+          'Content-Type': 'application/x-www-form-urlencoded' }, body: 'id=' + id });
+        return { status: res.status, body: await res.json() };
+      }, dead);
+      assert(r.status === 403 && r.body.error.includes("user 'viewer' lacks the permission to run JOB.RETRY") && r.body.error.includes('+job.retry'),
+        'forged POST: ' + JSON.stringify(r));
+      assert(log(locked).includes("dashboard: user 'viewer' from 127.0.0.1 refused: user 'viewer' lacks the permission to run JOB.RETRY"), 'the refusal is not logged');
+      assert(fields(await admin.cmd('JOB.GET', dead)).state === 'dead', 'the forged retry changed the job');
+    } finally {
+      await v.close();
+      fs.rmSync(v.userDataDir, { recursive: true, force: true });
+    }
+    // A user whose keys cover emails* only: buttons there, none on reports.
+    const m = await open('mailops', 'mail ops');
+    try {
+      const p = m.p;
+      await p.goto(locked.url + '#/queue/emails');
+      await p.locator('#pause-toggle').waitFor();
+      await p.goto(locked.url + '#/queue/reports');
+      await p.locator('#no-actions').waitFor();
+      assert((await p.locator('#pause-toggle').count()) === 0, 'mailops sees the pause button of reports');
+      const r = await p.evaluate(async () => {
+        const s = await (await fetch('/api/session')).json();
+        const res = await fetch('/api/actions/queue-pause', { method: 'POST', headers: { 'X-CSRF-Token': s.csrf,
+          'Content-Type': 'application/x-www-form-urlencoded' }, body: 'queue=reports' });
+        return { status: res.status, body: await res.json() };
+      });
+      assert(r.status === 403 && r.body.error.includes("may not use queue 'reports'"), 'forged pause of reports: ' + JSON.stringify(r));
+      assert(fields(await admin.cmd('QUEUE.STATS', 'reports')).paused === 0, 'the forged pause paused reports');
+    } finally {
+      await m.close();
+      fs.rmSync(m.userDataDir, { recursive: true, force: true });
+      admin.close();
+    }
   });
   await stopSpoold(locked);
 
