@@ -891,10 +891,18 @@ Test(dashboard, workers_show_who_holds_what_and_who_waits)
     jid id = PUSHO(c, "thumbs", "{}", "PRI", "0");
     resp_val_free(CMD(w, "JOB.RESERVE", "LEASE", "60000", "NOWAIT", "FROM", "thumbs"));
     resp_val_free(CMD(c, "LPUSH", "idle", "{}")); /* a queue nobody works on */
+    cli *waiter = cli_connect(s->port);
+    expect_word(CMD(waiter, "CLIENT", "SETNAME", "poller-1"), "OK");
+    cli_send(waiter, "JOB.RESERVE", "TIMEOUT", "30000", "FROM", "waited-on", (const char *)NULL);
+    cr_assert(wait_until(stat_of(c, "waited-on", "waiters") == 1, 5000), "the waiter never waited");
     struct http_res r = http(hp, "GET", "/api/workers", NULL, NULL);
     cr_assert_eq(r.code, 200, "%s", r.body);
     cJSON *doc = json_of(&r), *qs = cJSON_GetObjectItem(doc, "queues");
-    cr_assert_eq(cJSON_GetArraySize(qs), 1, "only thumbs has workers: %s", r.body);
+    cr_assert_eq(cJSON_GetArraySize(qs), 2, "thumbs and waited-on have workers: %s", r.body);
+    cJSON *wq = cJSON_GetArrayItem(qs, 1), *ww = cJSON_GetArrayItem(cJSON_GetObjectItem(wq, "workers"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(wq, "name")->valuestring, "waited-on", "%s", r.body);
+    cr_assert_str_eq(cJSON_GetObjectItem(ww, "name")->valuestring, "poller-1", "%s", r.body);
+    cr_assert_eq(jint(ww, "waiting"), 1, "%s", r.body);
     cJSON *q = cJSON_GetArrayItem(qs, 0);
     cr_assert_str_eq(cJSON_GetObjectItem(q, "name")->valuestring, "thumbs");
     cr_assert_eq(jint(q, "reserved"), 1);
@@ -906,6 +914,7 @@ Test(dashboard, workers_show_who_holds_what_and_who_waits)
     cr_assert(lease > 59000 && lease <= 60000, "the lease runs 60 s from the reserve, not %lld ms", lease);
     cJSON_Delete(doc);
     res_free(&r);
+    cli_close(waiter);
     cli_close(w);
     cli_close(c);
     spoold_stop(s);
