@@ -332,7 +332,7 @@ function sums(ov) {
 }
 
 async function viewOverview(seq) {
-  let ov = await api('/api/overview');
+  const ov = await api('/api/overview');
   const totalChart = chartPanel(null, 'Throughput, all queues');
   await totalChart.refresh();
   if (seq !== renderSeq) return null;
@@ -340,13 +340,24 @@ async function viewOverview(seq) {
   const body = h('tbody', {});
   const note = h('p', { class: 'muted', id: 'queues-note' });
   const filterInput = h('input', { id: 'queue-filter', type: 'search', placeholder: 'name contains…', autocomplete: 'off' });
-  filterInput.addEventListener('input', () => fillQueues(body, note, ov, filterInput.value));
   fillQueues(body, note, ov, '');
+  const table = queuesTable(ov, sum, body);
+  const cards = h('div', { class: 'cards' },
+    card('Queues', ov.queues.length), card('Ready', sum.ready), card('Reserved', sum.reserved),
+    card('Delayed', sum.delayed), card('Dead', sum.dead, 'dead'), card('Paused', sum.paused, 'paused-count'),
+    card('Clients', ov.connected_clients), card('Blocked', ov.blocked_clients));
+  const filterRow = ov.queues.length > 10
+    ? h('div', { class: 'row' }, h('label', { for: 'queue-filter' }, 'Filter queues by name', filterInput)) : null;
+  main().replaceChildren(h('h1', {}, 'Queues'), cards, totalChart, filterRow || '', note, h('div', { class: 'scroll' }, table));
+  return overviewUpdater(seq, ov, totalChart, body, note, filterInput);
+}
+
+function queuesTable(ov, sum, body) {
   const foot = h('tfoot', {}, h('tr', {}, h('td', { class: 'l', id: 'queues-count' }, 'All ' + ov.queues.length + ' queues'),
     ...['ready', 'reserved', 'delayed', 'dead', 'done'].map((k) => h('td', { 'data-total': k }, num(sum[k]))),
     h('td', { 'data-total': 'push-rate' }, rate(ov.total && ov.total.pushed)), h('td', { 'data-total': 'ack-rate' }, rate(ov.total && ov.total.acked)),
     h('td', { class: 'hide-narrow' }), h('td', {}), h('td', { class: 'hide-narrow' })));
-  const table = h('table', { id: 'queues' },
+  return h('table', { id: 'queues' },
     h('caption', {}, 'Queues: jobs per state, rates over the last ' + ov.rate_window_s + ' s; limits with their use now'),
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col', class: 'l' }, 'Queue'), h('th', { scope: 'col' }, 'Ready'), h('th', { scope: 'col' }, 'Reserved'),
@@ -354,16 +365,12 @@ async function viewOverview(seq) {
       h('th', { scope: 'col' }, 'Push/s'), h('th', { scope: 'col' }, 'Ack/s'), h('th', { scope: 'col', class: 'hide-narrow' }, 'Oldest ready'),
       h('th', { scope: 'col', class: 'l' }, 'State'), h('th', { scope: 'col', class: 'l hide-narrow' }, 'Limits'))),
     body, foot);
-  const cards = h('div', { class: 'cards' },
-    card('Queues', ov.queues.length), card('Ready', sum.ready), card('Reserved', sum.reserved),
-    card('Delayed', sum.delayed), card('Dead', sum.dead, 'dead'), card('Paused', sum.paused, 'paused-count'),
-    card('Clients', ov.connected_clients), card('Blocked', ov.blocked_clients));
-  const filterRow = ov.queues.length > 10
-    ? h('div', { class: 'row' }, h('label', { for: 'queue-filter' }, 'Filter queues by name', filterInput)) : null;
-  main().replaceChildren(h('h1', {}, 'Queues'), cards, totalChart, filterRow, note, h('div', { class: 'scroll' }, table));
+}
 
-  /* Live: new figures in place (focus and the filter stay); live is the
-   * event's overview, or null when polling. */
+/* Live: new figures in place (focus and the filter stay); live is the
+ * event's overview, or null when polling. */
+function overviewUpdater(seq, ov, totalChart, body, note, filterInput) {
+  filterInput.addEventListener('input', () => fillQueues(body, note, ov, filterInput.value));
   return async (live) => {
     const next = live || await api('/api/overview');
     await totalChart.refresh();
@@ -422,6 +429,36 @@ async function viewQueue(seq, name, st, params) {
   if (seq !== renderSeq) return null;
   const s = info.stats;
   const paused = !!s.paused;
+  const head = h('div', {},
+    h('p', { class: 'muted' }, h('a', { href: '#/' }, 'Queues'), ' › ', name),
+    h('h1', {}, name, ' ', h('span', { class: 'badge ' + (paused ? 'paused' : 'active') }, paused ? 'paused' : 'active')),
+    h('div', { class: 'cards' }, ...STATES.map((k) => card(k, s[k], k === 'dead' ? 'dead' : '')),
+      card('pushed', s.pushed), card('acked', s.acked), card('popped', s.popped), card('retried', s.retried),
+      card('waiters', s.waiters)),
+    h('p', { id: 'queue-limits' }, h('strong', {}, 'Limits: '), limitsOf(Object.assign({}, s, { rate: null })), groupLimits(info.config)),
+    queueActions(name, info));
+  const tabs = h('nav', { class: 'tabs', 'aria-label': 'Job states' }, ...STATES.map((x) =>
+    h('a', { href: queueHref(name, x), 'aria-current': x === st ? 'page' : null, 'data-tab': x }, x + ' (' + num(s[x]) + ')')));
+  const browser = jobTable(page, st, name, filter);
+  main().replaceChildren(head, tp, h('div', { id: 'job-browser' }, h('h2', { id: 'jobs-title' }, 'Jobs'), tabs,
+    groups ? groupList(groups, name) : null, browser), can(info.can, 'queue-config') ? settingsPanel(name, info) : '');
+  return async (live) => {
+    const row = live && live.queues.find((q) => q.name === name);
+    const now = row ? { stats: row } : await api('/api/queue?queue=' + encodeURIComponent(name));
+    await tp.refresh();
+    if (seq !== renderSeq) return;
+    if (!!now.stats.paused !== paused) return render(); /* paused or resumed elsewhere: new buttons */
+    for (const el of document.querySelectorAll('.cards [data-stat]')) el.textContent = num(now.stats[el.dataset.stat]);
+    for (const a of document.querySelectorAll('[data-tab]')) a.textContent = a.dataset.tab + ' (' + num(now.stats[a.dataset.tab]) + ')';
+    const lim = document.querySelector('#queue-limits');
+    if (lim) lim.replaceChildren(h('strong', {}, 'Limits: '), limitsOf(now.stats), groupLimits(info.config));
+  };
+}
+
+/* The buttons this user may use on the queue, or a note that it may not. */
+function queueActions(name, info) {
+  const s = info.stats;
+  const paused = !!s.paused;
   const may = (a) => can(info.can, a);
   const pauseBtn = !may(paused ? 'queue-resume' : 'queue-pause') ? null : h('button', { type: 'button', id: 'pause-toggle', onclick: (e) =>
     runAction(e.currentTarget, paused ? 'queue-resume' : 'queue-pause', { queue: name },
@@ -439,34 +476,11 @@ async function viewQueue(seq, name, st, params) {
     if (await confirmBox('Purge ' + name, `Delete the ${which === 'all' ? 'ready, delayed, done and dead' : which} jobs of this queue. This cannot be undone.`, name, 'Purge'))
       runAction(b, 'queue-purge', { queue: name, confirm: name, state: which }, (r) => r.result + ' job(s) of ' + name + ' deleted.');
   } }, 'Purge…');
-  const head = h('div', {},
-    h('p', { class: 'muted' }, h('a', { href: '#/' }, 'Queues'), ' › ', name),
-    h('h1', {}, name, ' ', h('span', { class: 'badge ' + (paused ? 'paused' : 'active') }, paused ? 'paused' : 'active')),
-    h('div', { class: 'cards' }, ...STATES.map((k) => card(k, s[k], k === 'dead' ? 'dead' : '')),
-      card('pushed', s.pushed), card('acked', s.acked), card('popped', s.popped), card('retried', s.retried),
-      card('waiters', s.waiters)),
-    h('p', { id: 'queue-limits' }, h('strong', {}, 'Limits: '), limitsOf(Object.assign({}, s, { rate: null })), groupLimits(info.config)),
-    pauseBtn || retryAll || purge
-      ? h('div', { class: 'actions act', role: 'group', 'aria-label': 'Queue actions' }, pauseBtn, retryAll,
-        purge ? h('span', { class: 'row' }, purgeState, purge) : null,
-        session.features.redrive_rate ? null : h('span', { class: 'na' }, 'Paced redrive: not available in this version'))
-      : h('p', { class: 'muted', id: 'no-actions' }, 'Your user (' + session.user + ') may look at this queue but not change it.'));
-  const tabs = h('nav', { class: 'tabs', 'aria-label': 'Job states' }, ...STATES.map((x) =>
-    h('a', { href: queueHref(name, x), 'aria-current': x === st ? 'page' : null, 'data-tab': x }, x + ' (' + num(s[x]) + ')')));
-  const browser = jobTable(page, st, name, filter);
-  main().replaceChildren(head, tp, h('div', { id: 'job-browser' }, h('h2', { id: 'jobs-title' }, 'Jobs'), tabs,
-    groups ? groupList(groups, name) : null, browser), may('queue-config') ? settingsPanel(name, info) : null);
-  return async (live) => {
-    const row = live && live.queues.find((q) => q.name === name);
-    const now = row ? { stats: row } : await api('/api/queue?queue=' + encodeURIComponent(name));
-    await tp.refresh();
-    if (seq !== renderSeq) return;
-    if (!!now.stats.paused !== paused) return render(); /* paused or resumed elsewhere: new buttons */
-    for (const el of document.querySelectorAll('.cards [data-stat]')) el.textContent = num(now.stats[el.dataset.stat]);
-    for (const a of document.querySelectorAll('[data-tab]')) a.textContent = a.dataset.tab + ' (' + num(now.stats[a.dataset.tab]) + ')';
-    const lim = document.querySelector('#queue-limits');
-    if (lim) lim.replaceChildren(h('strong', {}, 'Limits: '), limitsOf(now.stats), groupLimits(info.config));
-  };
+  if (!pauseBtn && !retryAll && !purge)
+    return h('p', { class: 'muted', id: 'no-actions' }, 'Your user (' + session.user + ') may look at this queue but not change it.');
+  return h('div', { class: 'actions act', role: 'group', 'aria-label': 'Queue actions' }, pauseBtn, retryAll,
+    purge ? h('span', { class: 'row' }, purgeState, purge) : null,
+    session.features.redrive_rate ? null : h('span', { class: 'na' }, 'Paced redrive: not available in this version'));
 }
 
 function groupLimits(config) {

@@ -123,6 +123,7 @@ async function seed(c, http) {
   await c.cmd('JOB.PUSH', 'emails', '{"to":"eve@example.com","template":"reminder"}', 'DELAY', '3600000');
   await c.cmd('JOB.PUSH', 'webhooks', '{"url":"https://hooks.example.com/a","event":"order.paid"}');
   await c.cmd('JOB.RESERVE', 'LEASE', '600000', 'NOWAIT', 'FROM', 'webhooks');
+  await c.cmd('QUEUE.CONFIG', 'webhooks', 'SET', 'concurrency', '2', 'rate', '10/1s');
   await c.cmd('RPUSH', 'reports', '{"report":"daily-sales"}', '{"report":"weekly-churn"}');
   return ids;
 }
@@ -182,6 +183,7 @@ async function main() {
     const names = (await c.cmd('QUEUE.LIST')).sort();
     const shown = await page.locator('#queues tbody tr[data-queue]').evaluateAll((trs) => trs.map((t) => t.dataset.queue).sort());
     assert(JSON.stringify(shown) === JSON.stringify(names), `queues shown ${shown}, QUEUE.LIST ${names}`);
+    assert(!(await page.locator('main').innerText()).includes('null'), 'the page shows "null"');
     for (const q of names) {
       const st = fields(await c.cmd('QUEUE.STATS', q));
       for (const k of ['ready', 'reserved', 'delayed', 'dead', 'done']) {
@@ -218,7 +220,6 @@ async function main() {
   });
 
   await test('the overview shows each queue\'s limits with their use now', async () => {
-    await c.cmd('QUEUE.CONFIG', 'webhooks', 'SET', 'concurrency', '2', 'rate', '10/1s');
     await waitFor('the limits of webhooks', async () => (await cellText(page, 'webhooks', 'limits')).startsWith('concurrency 1/2 · rate 10/1s'), 6000);
     await c.cmd('JOB.PUSH', 'webhooks', '{"url":"https://hooks.example.com/b","event":"order.shipped"}');
     await c.cmd('JOB.RESERVE', 'LEASE', '600000', 'NOWAIT', 'FROM', 'webhooks');
