@@ -452,9 +452,10 @@ static void api_server(struct server *srv, struct evhttp_request *req)
                     (unsigned long long)atomic_load(&srv->rejected_connections),
                     (unsigned long long)atomic_load(&srv->total_commands));
     resp_buf_printf(&b, "\"throughput\":{\"seconds\":%d,\"max_queues\":%d,\"overflowed\":%s},"
-                    "\"live\":{\"streams\":%d,\"max_streams\":%d,\"heartbeat_s\":%d},\"features\":",
+                    "\"live\":{\"streams\":%d,\"max_streams\":%d,\"heartbeat_s\":%d,\"skipped_events\":%llu},"
+                    "\"features\":",
                     RATES_SECONDS, RATES_MAX_QUEUES, rates_overflowed(D.rates) ? "true" : "false", dlive_count(),
-                    DLIVE_MAX, DLIVE_HEARTBEAT_S);
+                    DLIVE_MAX, DLIVE_HEARTBEAT_S, (unsigned long long)dlive_skipped());
     features_json(&b);
     resp_buf_append(&b, "}\n", 2);
     dreply_json(req, 200, &b);

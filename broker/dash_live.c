@@ -15,6 +15,7 @@
 #include "xalloc.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ static struct stream *streams;
 static int nstreams;
 static resp_buf last;        /* the latest overview JSON */
 static bool have_last;
+static uint64_t skipped;     /* events not sent to a backed-up stream */
 
 static void unlink_stream(struct stream *s)
 {
@@ -63,9 +65,23 @@ static void send_text(struct stream *s, const char *text, size_t n)
     s->last_write = clock_mono_ms();
 }
 
-/* One overview event: the JSON without its trailing newline. */
+/* Bytes waiting to go out to the stream's client. */
+static size_t backlog(const struct stream *s)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+/* One overview event: the JSON without its trailing newline. A client
+ * that does not read gets no more than DLIVE_BACKLOG_MAX bytes queued:
+ * past it, events are left out (each one is whole, so the next one sent
+ * after it catches up is complete). */
 static void send_overview(struct stream *s, const resp_buf *json)
 {
+    if (backlog(s) > DLIVE_BACKLOG_MAX) {
+        skipped++;
+        return;
+    }
     size_t n = json->len;
     while (n && json->data[n - 1] == '\n')
         n--;
@@ -141,6 +157,11 @@ void dlive_tick(int64_t now)
 int dlive_count(void)
 {
     return nstreams;
+}
+
+uint64_t dlive_skipped(void)
+{
+    return skipped;
 }
 
 void dlive_stop(void)

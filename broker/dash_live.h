@@ -11,7 +11,8 @@
  * A new stream gets the latest figures at once.
  *
  * Bounded: at most DLIVE_MAX streams; beyond, 503 with a message (the
- * page then polls). A stream ends when its client goes (evhttp's close
+ * page then polls). A client that does not read gets at most
+ * DLIVE_BACKLOG_MAX bytes queued; the events past it are left out. A stream ends when its client goes (evhttp's close
  * callback frees it) or when spoold stops (dlive_stop ends every stream
  * with its last chunk). Main thread only.
  */
@@ -24,6 +25,7 @@
 
 #define DLIVE_MAX 16
 #define DLIVE_HEARTBEAT_S 15
+#define DLIVE_BACKLOG_MAX (1 << 20) /* bytes queued for a stream's client */
 
 struct evhttp_request;
 
@@ -35,8 +37,10 @@ void dlive_open(struct evhttp_request *req);
 void dlive_publish(const resp_buf *json);
 /* Once a second: heartbeats to quiet streams (now: monotonic ms). */
 void dlive_tick(int64_t now);
-/* Streams open now. */
+/* Streams open now; events left out since start because their stream's
+ * client had DLIVE_BACKLOG_MAX bytes unread. */
 int dlive_count(void);
+uint64_t dlive_skipped(void);
 /* Ends every stream (before evhttp_free). */
 void dlive_stop(void);
 

@@ -970,10 +970,13 @@ Test(dashboard, schedules_listed_paused_and_resumed)
 
 /* ------------------------------------------------------- live streams */
 
-/* Opens GET /api/events and reads its head; *code: the status. */
-static int stream_open(int port, int *code)
+/* Opens GET /api/events and reads its head; *code: the status. rcvbuf:
+ * the socket's receive buffer (0: the system's). */
+static int stream_open_buf(int port, int *code, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     struct timeval tv = { 5, 0 };
@@ -997,13 +1000,22 @@ static int stream_open(int port, int *code)
     return fd;
 }
 
+static int stream_open(int port, int *code)
+{
+    return stream_open_buf(port, code, 0);
+}
+
 /* Reads the stream until its text has want (and, when also is set, that
  * too, after want); false when 5 s pass without it. */
 static bool stream_until(int fd, const char *want, const char *also)
 {
-    static char buf[1 << 20];
-    size_t len = 0;
-    while (len + 1 < sizeof buf) {
+    static char buf[4 << 20];
+    size_t len = 0, keep = 1 << 20;
+    for (;;) {
+        if (len + 1 == sizeof buf) { /* keep the last MiB (longer than any one event here) */
+            memmove(buf, buf + len - keep, keep);
+            len = keep;
+        }
         ssize_t got = read(fd, buf + len, sizeof buf - 1 - len);
         if (got <= 0)
             return false;
@@ -1013,7 +1025,6 @@ static bool stream_until(int fd, const char *want, const char *also)
         if (p && (!also || strstr(p, also)))
             return true;
     }
-    return false;
 }
 
 static long long live_streams(int hp)
@@ -1063,6 +1074,39 @@ Test(dashboard, live_events_follow_the_counts_and_are_capped)
     for (int i = 4; i < 16; i++)
         close(fds[i]);
     cr_assert(wait_until(live_streams(hp) == 0, 5000), "streams left: %lld", live_streams(hp));
+    cli_close(c);
+    spoold_stop(s);
+}
+
+static long long live_skipped(int hp)
+{
+    struct http_res r = http(hp, "GET", "/api/server", NULL, NULL);
+    cJSON *doc = json_of(&r);
+    long long n = jint(cJSON_GetObjectItem(doc, "live"), "skipped_events");
+    cJSON_Delete(doc);
+    res_free(&r);
+    return n;
+}
+
+Test(dashboard, a_stream_whose_client_does_not_read_is_bounded, .timeout = 120)
+{
+    int hp, code;
+    spoold *s = start(&hp, NULL, NULL);
+    cli *c = cli_connect(s->port);
+    char name[32];
+    for (int i = 0; i < 4000; i++) { /* events of about 1.7 MB each (a row is ~430 bytes) */
+        snprintf(name, sizeof name, "backlog-%04d", i);
+        resp_val_free(CMD(c, "LPUSH", name, "{}"));
+    }
+    int fd = stream_open_buf(hp, &code, 4096);
+    cr_assert_eq(code, 200);
+    /* It reads nothing: once the kernel's buffers are full, at most 1 MiB
+     * waits in spoold for it and the events past that are left out. */
+    cr_assert(wait_until(live_skipped(hp) > 0, 60000), "no event was left out for a client that does not read");
+    resp_val_free(CMD(c, "LPUSH", "after-the-gap", "{}"));
+    cr_assert(stream_until(fd, "\"name\":\"after-the-gap\",\"ready\":1,", NULL),
+              "the stream did not catch up with a whole event once its client read again");
+    close(fd);
     cli_close(c);
     spoold_stop(s);
 }
