@@ -1027,11 +1027,12 @@ static bool stream_until(int fd, const char *want, const char *also)
     }
 }
 
-static long long live_streams(int hp)
+/* A figure of /api/server's "live" member. */
+static long long live_figure(int hp, const char *name)
 {
     struct http_res r = http(hp, "GET", "/api/server", NULL, NULL);
     cJSON *doc = json_of(&r);
-    long long n = jint(cJSON_GetObjectItem(doc, "live"), "streams");
+    long long n = jint(cJSON_GetObjectItem(doc, "live"), name);
     cJSON_Delete(doc);
     res_free(&r);
     return n;
@@ -1067,25 +1068,15 @@ Test(dashboard, live_events_follow_the_counts_and_are_capped)
     /* A client that goes frees its stream. */
     for (int i = 0; i < 4; i++)
         close(fds[i]);
-    cr_assert(wait_until(live_streams(hp) == 12, 5000), "closed streams still counted: %lld", live_streams(hp));
+    cr_assert(wait_until(live_figure(hp, "streams") == 12, 5000), "closed streams still counted: %lld", live_figure(hp, "streams"));
     fd = stream_open(hp, &code);
     cr_assert_eq(code, 200, "a freed place was not reused");
     close(fd);
     for (int i = 4; i < 16; i++)
         close(fds[i]);
-    cr_assert(wait_until(live_streams(hp) == 0, 5000), "streams left: %lld", live_streams(hp));
+    cr_assert(wait_until(live_figure(hp, "streams") == 0, 5000), "streams left: %lld", live_figure(hp, "streams"));
     cli_close(c);
     spoold_stop(s);
-}
-
-static long long live_skipped(int hp)
-{
-    struct http_res r = http(hp, "GET", "/api/server", NULL, NULL);
-    cJSON *doc = json_of(&r);
-    long long n = jint(cJSON_GetObjectItem(doc, "live"), "skipped_events");
-    cJSON_Delete(doc);
-    res_free(&r);
-    return n;
 }
 
 Test(dashboard, a_stream_whose_client_does_not_read_is_bounded, .timeout = 120)
@@ -1102,7 +1093,7 @@ Test(dashboard, a_stream_whose_client_does_not_read_is_bounded, .timeout = 120)
     cr_assert_eq(code, 200);
     /* It reads nothing: once the kernel's buffers are full, at most 1 MiB
      * waits in spoold for it and the events past that are left out. */
-    cr_assert(wait_until(live_skipped(hp) > 0, 60000), "no event was left out for a client that does not read");
+    cr_assert(wait_until(live_figure(hp, "skipped_events") > 0, 60000), "no event was left out for a client that does not read");
     resp_val_free(CMD(c, "LPUSH", "after-the-gap", "{}"));
     cr_assert(stream_until(fd, "\"name\":\"after-the-gap\",\"ready\":1,", NULL),
               "the stream did not catch up with a whole event once its client read again");
