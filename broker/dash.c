@@ -368,7 +368,7 @@ static void features_json(resp_buf *b)
     /* What this spoold can show; the pages say "not available in this
      * version" for the rest instead of inventing it. */
     resp_buf_printf(b, "{\"acl_users\":true,\"limits\":%s,\"workers\":%s,\"schedules\":%s,"
-                    "\"redrive_rate\":false,\"read_only_users\":true,\"live\":true}",
+                    "\"redrive_rate\":true,\"read_only_users\":true,\"live\":true}",
                     dapi_is_setting("rate") || dapi_is_setting("concurrency") ? "true" : "false",
                     commands_find("queue.workers", 13) ? "true" : "false",
                     commands_find("sched.list", 10) ? "true" : "false");

@@ -19,6 +19,7 @@
 #include "hash.h"
 #include "log.h"
 #include "queue.h"
+#include "rate.h"
 #include "rates.h"
 #include "textfmt.h"
 #include "xalloc.h"
@@ -695,6 +696,17 @@ static int queue_args(struct dq *d, const struct evkeyvalq *form, const char **a
                 return -1;
             argv[argc] = "STATE", len[argc++] = 5;
             argv[argc] = job_state_name(d->state), len[argc] = strlen(argv[argc]), argc++;
+        }
+    } else if (!strcmp(name, "queue-retry-dead")) {
+        const char *pace = evhttp_find_header(form, "rate"), *why = "0 is no pace";
+        struct rate r;
+        if (pace && pace[0] && (rate_parse(pace, strlen(pace), &r, &why) < 0 || !rate_set(&r))) {
+            dreply_error(d->req, 400, "rate '%.32s' is not a pace N/period (10/1s, 100/1m): %s", pace, why);
+            return -1;
+        }
+        if (pace && pace[0]) {
+            argv[argc] = "RATE", len[argc++] = 4;
+            argv[argc] = pace, len[argc] = strlen(pace), argc++;
         }
     } else if (!strcmp(name, "queue-config")) {
         argv[argc] = "SET", len[argc++] = 3;

@@ -464,10 +464,13 @@ function queueActions(name, info) {
     runAction(e.currentTarget, paused ? 'queue-resume' : 'queue-pause', { queue: name },
       () => (paused ? 'Queue ' + name + ' resumed.' : 'Queue ' + name + ' paused: nothing is delivered from it until it is resumed.')) },
   paused ? 'Resume queue' : 'Pause queue');
-  const retryAll = !may('queue-retry-dead') ? null : h('button', { type: 'button', disabled: !s.dead, onclick: async (e) => {
-    const b = e.currentTarget;
-    if (await confirmBox('Retry every dead job', `All ${s.dead} dead jobs of ${name} become ready now.`, null, 'Retry all'))
-      runAction(b, 'queue-retry-dead', { queue: name }, (r) => r.result + ' dead job(s) of ' + name + ' are ready again.');
+  const pace = h('input', { id: 'redrive-rate', size: 7, placeholder: '10/1s', autocomplete: 'off', spellcheck: 'false' });
+  const retryAll = !may('queue-retry-dead') ? null : h('button', { type: 'button', id: 'retry-dead', disabled: !s.dead, onclick: async (e) => {
+    const b = e.currentTarget, rate = pace.value.trim();
+    const how = rate ? `the first becomes ready now, the others one at a time at ${rate} (they wait as delayed jobs)` : 'they become ready now';
+    if (await confirmBox('Retry every dead job', `All ${s.dead} dead jobs of ${name}: ${how}.`, null, 'Retry all'))
+      runAction(b, 'queue-retry-dead', Object.assign({ queue: name }, rate ? { rate } : {}),
+        (r) => r.result + ' dead job(s) of ' + name + (rate ? ' redriven at ' + rate + '.' : ' are ready again.'));
   } }, 'Retry all dead');
   const purgeState = h('select', { id: 'purge-state', 'aria-label': 'Jobs to purge' },
     h('option', { value: 'all' }, 'all but reserved'), ...STATES.map((x) => h('option', { value: x }, x)));
@@ -478,9 +481,9 @@ function queueActions(name, info) {
   } }, 'Purge…');
   if (!pauseBtn && !retryAll && !purge)
     return h('p', { class: 'muted', id: 'no-actions' }, 'Your user (' + session.user + ') may look at this queue but not change it.');
-  return h('div', { class: 'actions act', role: 'group', 'aria-label': 'Queue actions' }, pauseBtn, retryAll,
-    purge ? h('span', { class: 'row' }, purgeState, purge) : null,
-    session.features.redrive_rate ? null : h('span', { class: 'na' }, 'Paced redrive: not available in this version'));
+  return h('div', { class: 'actions act', role: 'group', 'aria-label': 'Queue actions' }, pauseBtn,
+    retryAll ? h('span', { class: 'row' }, retryAll, h('label', { for: 'redrive-rate' }, 'at a pace of (optional)', pace)) : null,
+    purge ? h('span', { class: 'row' }, purgeState, purge) : null);
 }
 
 function groupLimits(config) {

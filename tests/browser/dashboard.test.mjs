@@ -314,6 +314,23 @@ async function main() {
     await waitFor('dead thumbnails to be purged', async () => fields(await c.cmd('QUEUE.STATS', 'thumbnails')).dead === 0);
   });
 
+  await test('retry all dead at a pace: one ready now, the others delayed', async () => {
+    await deadJob(c, 'invoices', '{"invoice":7}', 'pdf renderer crashed');
+    await deadJob(c, 'invoices', '{"invoice":8}', 'pdf renderer crashed');
+    await page.goto(srv.url + '#/queue/invoices/dead');
+    await waitFor('the invoices page', async () => (await page.locator('h1').innerText()).startsWith('invoices'));
+    await page.getByLabel('at a pace of (optional)').fill('1/1h');
+    await page.locator('#retry-dead').click();
+    const question = await page.locator('#confirm-text').innerText();
+    assert(question.includes('one at a time at 1/1h'), 'the question does not name the pace: ' + question);
+    await page.locator('#confirm-ok').click();
+    await waitFor('one ready and one delayed', async () => {
+      const st = fields(await c.cmd('QUEUE.STATS', 'invoices'));
+      return st.ready === 1 && st.delayed === 1 && st.dead === 0;
+    });
+    await waitFor('the message', async () => (await page.locator('#status').innerText()).includes('2 dead job(s) of invoices redriven at 1/1h'));
+  });
+
   await test('a POST without a valid CSRF token is refused (403) and changes nothing', async () => {
     const post = (headers) => fetch(srv.url + 'api/actions/queue-pause', {
       method: 'POST', headers: Object.assign({ 'Content-Type': 'application/x-www-form-urlencoded' }, headers), body: 'queue=emails' });

@@ -771,6 +771,34 @@ Test(dashboard, wrong_passwords_are_answered_late_and_one_at_a_time)
     spoold_stop(s);
 }
 
+Test(dashboard, retry_all_dead_at_a_pace)
+{
+    int hp;
+    spoold *s = start(&hp, NULL, NULL);
+    cli *c = cli_connect(s->port);
+    for (int i = 0; i < 3; i++)
+        dead_job(c, "paced", "boom");
+    char cookie[128], token[80];
+    session(hp, NULL, cookie, sizeof cookie, token, sizeof token);
+    struct http_res r = act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=fast");
+    cr_assert_eq(r.code, 400, "%d %s", r.code, r.body);
+    cr_assert_not_null(strstr(r.body, "rate 'fast' is not a pace N/period"), "%s", r.body);
+    res_free(&r);
+    r = act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=0");
+    cr_assert_eq(r.code, 400, "a pace of 0: %d %s", r.code, r.body);
+    res_free(&r);
+    cr_assert_eq(stat_of(c, "paced", "dead"), 3, "a refused redrive changed the queue");
+    r = act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=1%2F1h");
+    cr_assert_eq(r.code, 200, "%d %s", r.code, r.body);
+    cr_assert_str_eq(r.body, "{\"ok\":true,\"result\":3}\n");
+    res_free(&r);
+    /* One every hour: the first now, the others wait as delayed jobs. */
+    cr_assert_eq(stat_of(c, "paced", "ready"), 1);
+    cr_assert_eq(stat_of(c, "paced", "delayed"), 2);
+    cli_close(c);
+    spoold_stop(s);
+}
+
 /* ------------------------------------------------ ACL users, per action */
 
 #define VIEWER "Authorization: Basic dmlld2VyOmxvb2s=\r\n"    /* viewer:look */
