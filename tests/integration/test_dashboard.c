@@ -154,6 +154,18 @@ static struct http_res act(int hp, const char *cookie, const char *token, const 
     return http(hp, "POST", path, extra, form);
 }
 
+/* POSTs an action; its status must be code and its body name needle
+ * (unless NULL). */
+static void expect_act(int hp, const char *cookie, const char *token, const char *name, const char *form, int code,
+                       const char *needle)
+{
+    struct http_res r = act(hp, cookie, token, name, form);
+    cr_assert_eq(r.code, code, "%s %s: %d %s", name, form, r.code, r.body);
+    if (needle)
+        cr_assert_not_null(strstr(r.body, needle), "%s %s: %s", name, form, r.body);
+    res_free(&r);
+}
+
 static jid dead_job(cli *c, const char *q, const char *err)
 {
     jid id = PUSHO(c, q, "{}", "RETRIES", "0");
@@ -343,8 +355,10 @@ Test(dashboard, queue_actions_purge_retry_dead_config)
     int hp;
     spoold *s = start(&hp, NULL, NULL);
     cli *c = cli_connect(s->port);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         dead_job(c, "emails", "boom");
+        dead_job(c, "paced", "boom");
+    }
     resp_val_free(CMD(c, "LPUSH", "emails", "{}"));
     char cookie[128], token[80];
     session(hp, NULL, cookie, sizeof cookie, token, sizeof token);
@@ -355,6 +369,14 @@ Test(dashboard, queue_actions_purge_retry_dead_config)
     res_free(&r);
     cr_assert_eq(stat_of(c, "emails", "dead"), 0);
     cr_assert_eq(stat_of(c, "emails", "ready"), 4);
+
+    /* With a pace: one every hour, the first now, the others delayed. */
+    expect_act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=fast", 400, "rate 'fast' is not a pace N/period");
+    expect_act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=0", 400, NULL);
+    cr_assert_eq(stat_of(c, "paced", "dead"), 3, "a refused redrive changed the queue");
+    expect_act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=1%2F1h", 200, "{\"ok\":true,\"result\":3}");
+    cr_assert_eq(stat_of(c, "paced", "ready"), 1);
+    cr_assert_eq(stat_of(c, "paced", "delayed"), 2);
 
     r = act(hp, cookie, token, "queue-purge", "queue=emails&confirm=email");
     cr_assert_eq(r.code, 400, "a wrong confirmation: %d", r.code);
@@ -771,34 +793,6 @@ Test(dashboard, wrong_passwords_are_answered_late_and_one_at_a_time)
     spoold_stop(s);
 }
 
-Test(dashboard, retry_all_dead_at_a_pace)
-{
-    int hp;
-    spoold *s = start(&hp, NULL, NULL);
-    cli *c = cli_connect(s->port);
-    for (int i = 0; i < 3; i++)
-        dead_job(c, "paced", "boom");
-    char cookie[128], token[80];
-    session(hp, NULL, cookie, sizeof cookie, token, sizeof token);
-    struct http_res r = act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=fast");
-    cr_assert_eq(r.code, 400, "%d %s", r.code, r.body);
-    cr_assert_not_null(strstr(r.body, "rate 'fast' is not a pace N/period"), "%s", r.body);
-    res_free(&r);
-    r = act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=0");
-    cr_assert_eq(r.code, 400, "a pace of 0: %d %s", r.code, r.body);
-    res_free(&r);
-    cr_assert_eq(stat_of(c, "paced", "dead"), 3, "a refused redrive changed the queue");
-    r = act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=1%2F1h");
-    cr_assert_eq(r.code, 200, "%d %s", r.code, r.body);
-    cr_assert_str_eq(r.body, "{\"ok\":true,\"result\":3}\n");
-    res_free(&r);
-    /* One every hour: the first now, the others wait as delayed jobs. */
-    cr_assert_eq(stat_of(c, "paced", "ready"), 1);
-    cr_assert_eq(stat_of(c, "paced", "delayed"), 2);
-    cli_close(c);
-    spoold_stop(s);
-}
-
 /* ------------------------------------------------ ACL users, per action */
 
 #define VIEWER "Authorization: Basic dmlld2VyOmxvb2s=\r\n"    /* viewer:look */
@@ -836,19 +830,12 @@ Test(dashboard, a_read_only_user_may_not_act_and_a_forged_post_is_refused)
 
     char ck[256], token[80], form[64];
     user_session(hp, VIEWER, ck, sizeof ck, token, sizeof token);
-    r = act(hp, ck, token, "queue-pause", "queue=emails");
-    cr_assert_eq(r.code, 403, "%d %s", r.code, r.body);
-    cr_assert_not_null(strstr(r.body, "user 'viewer' lacks the permission to run QUEUE.PAUSE on queue 'emails' "
-                                      "(it needs +queue.pause, or one of @write @admin"), "%s", r.body);
-    res_free(&r);
+    expect_act(hp, ck, token, "queue-pause", "queue=emails", 403,
+               "user 'viewer' lacks the permission to run QUEUE.PAUSE on queue 'emails' "
+               "(it needs +queue.pause, or one of @write @admin");
     snprintf(form, sizeof form, "id=%s", dead.s);
-    r = act(hp, ck, token, "job-retry", form);
-    cr_assert_eq(r.code, 403, "%d %s", r.code, r.body);
-    cr_assert_not_null(strstr(r.body, "JOB.RETRY"), "%s", r.body);
-    res_free(&r);
-    r = act(hp, ck, token, "sched-pause", "name=nightly");
-    cr_assert_eq(r.code, 403, "%d %s", r.code, r.body);
-    res_free(&r);
+    expect_act(hp, ck, token, "job-retry", form, 403, "JOB.RETRY");
+    expect_act(hp, ck, token, "sched-pause", "name=nightly", 403, "SCHED.PAUSE");
     cr_assert_eq(stat_of(c, "emails", "paused"), 0, "a refused POST paused the queue");
     cr_assert_eq(stat_of(c, "emails", "dead"), 1, "a refused POST retried the job");
     char *log = spoold_log(s);
@@ -881,24 +868,14 @@ Test(dashboard, a_user_acts_only_on_the_queues_its_keys_allow)
 
     char ck[256], token[80], form[64];
     user_session(hp, MAILOPS, ck, sizeof ck, token, sizeof token);
-    r = act(hp, ck, token, "queue-pause", "queue=reports");
-    cr_assert_eq(r.code, 403, "%d %s", r.code, r.body);
-    cr_assert_not_null(strstr(r.body, "user 'mailops' may not use queue 'reports'"), "%s", r.body);
-    res_free(&r);
+    expect_act(hp, ck, token, "queue-pause", "queue=reports", 403, "user 'mailops' may not use queue 'reports'");
     /* A job action looks up the job's queue first. */
     snprintf(form, sizeof form, "id=%s", theirs.s);
-    r = act(hp, ck, token, "job-delete", form);
-    cr_assert_eq(r.code, 403, "%d %s", r.code, r.body);
-    cr_assert_not_null(strstr(r.body, "may not use queue 'reports'"), "%s", r.body);
-    res_free(&r);
+    expect_act(hp, ck, token, "job-delete", form, 403, "may not use queue 'reports'");
     cr_assert_eq(stat_of(c, "reports", "dead"), 1, "a refused delete deleted the job");
     snprintf(form, sizeof form, "id=%s", mine.s);
-    r = act(hp, ck, token, "job-retry", form);
-    cr_assert_eq(r.code, 200, "%d %s", r.code, r.body);
-    res_free(&r);
-    r = act(hp, ck, token, "job-delete", "id=0000000000000001");
-    cr_assert_eq(r.code, 404, "a job that is not there: %d %s", r.code, r.body);
-    res_free(&r);
+    expect_act(hp, ck, token, "job-retry", form, 200, NULL);
+    expect_act(hp, ck, token, "job-delete", "id=0000000000000001", 404, "no job 0000000000000001");
     cr_assert_eq(stat_of(c, "emails", "ready"), 1);
     char *log = spoold_log(s);
     cr_assert_not_null(strstr(log, "dashboard: user 'mailops' from 127.0.0.1 refused: user 'mailops' may not use "
@@ -972,22 +949,15 @@ Test(dashboard, schedules_listed_paused_and_resumed)
     res_free(&r);
     char cookie[128], token[80];
     session(hp, NULL, cookie, sizeof cookie, token, sizeof token);
-    r = act(hp, cookie, token, "sched-pause", "name=b-hourly");
-    cr_assert_eq(r.code, 200, "%d %s", r.code, r.body);
-    res_free(&r);
+    expect_act(hp, cookie, token, "sched-pause", "name=b-hourly", 200, NULL);
     resp_val *v = CMD(c, "SCHED.GET", "b-hourly");
     cr_assert_eq(resp_val_get(v, "paused")->integer, 1, "the pause did not reach the schedule");
     resp_val_free(v);
-    r = act(hp, cookie, token, "sched-resume", "name=b-hourly");
-    cr_assert_eq(r.code, 200, "%d %s", r.code, r.body);
-    res_free(&r);
+    expect_act(hp, cookie, token, "sched-resume", "name=b-hourly", 200, NULL);
     v = CMD(c, "SCHED.GET", "b-hourly");
     cr_assert_eq(resp_val_get(v, "paused")->integer, 0, "the resume did not reach the schedule");
     resp_val_free(v);
-    r = act(hp, cookie, token, "sched-pause", "name=nope");
-    cr_assert_eq(r.code, 404, "%d %s", r.code, r.body);
-    cr_assert_not_null(strstr(r.body, "no schedule 'nope'"), "%s", r.body);
-    res_free(&r);
+    expect_act(hp, cookie, token, "sched-pause", "name=nope", 404, "no schedule 'nope'");
     resp_val_free(CMD(c, "SCHED.DEL", "c-every"));
     r = http(hp, "GET", "/api/schedules", NULL, NULL);
     cr_assert_null(strstr(r.body, "c-every"), "%s", r.body);
