@@ -5,7 +5,10 @@
  * TCP transport and the FSM (apply_entry); it alone calls libraft. A shard
  * thread hands it a turn's entry through the submission list (mutex) and
  * an uv_async, then waits on its slot's condition variable; the FSM (or
- * the apply callback, on failure) decides the slot and signals it.
+ * the apply callback, on failure) decides the slot and signals it. The
+ * FSM queues committed entries of other proposers for their shard, which
+ * applies them at the start of its next turn (replica_apply_pending); the
+ * Raft thread never waits for a shard.
  *
  * Entry: struct entry_head, then the SQLite changeset of the turn.
  */
@@ -92,7 +95,7 @@ struct replica {
     struct raft_uv_transport tr;
     struct raft_fsm fsm;
     struct raft_barrier barrier;
-    bool barrier_pending, started, closed;
+    bool barrier_pending, closed;
     _Atomic bool stopping;
     pthread_mutex_t mu;
     struct submission *subs; /* waiting for the Raft thread */
@@ -700,7 +703,6 @@ int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err
         free(r); /* what init_raft set up leaks on this path: the process is stopping */
         return rc;
     }
-    r->started = true;
     *out = r;
     return 0;
 }
