@@ -573,9 +573,15 @@ static enum slot_state propose(struct replica *r, int k, void *cs, int n)
     return st;
 }
 
+/* A turn whose entry was not proposed: nothing of it is stored. No slot to
+ * name (a turn holds many commands), so no -MOVED: a retry finds the
+ * leader through routing. */
 static int refuse(struct replica *r, char *why, size_t cap)
 {
-    replica_refusal(r, 0, why, cap);
+    char leader[64] = "none known yet";
+    replica_leader_addr(r, leader, sizeof leader);
+    snprintf(why, cap, "CLUSTERDOWN not stored: this node no longer leads its replication group (leader: %s); "
+             "retry", leader);
     return -EAGAIN;
 }
 
