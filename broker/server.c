@@ -12,6 +12,7 @@
 #include "acl.h"
 #include "clock.h"
 #include "cluster.h"
+#include "cluster_sync.h"
 #include "commands.h"
 #include "datadir.h"
 #include "fsio.h"
@@ -447,6 +448,9 @@ static void stop_threads(struct server *srv)
         shard_join(&srv->shards[i]);
 }
 
+/* How often a cluster node asks its peers for a newer map (cluster_sync.h). */
+#define CLUSTER_SYNC_MS 1000
+
 /* Cluster mode: this node's id and slot map from data-dir/cluster.json;
  * ids and receipts carry their slot's tag from now on. */
 static int open_cluster(struct server *srv)
@@ -553,6 +557,8 @@ int server_run(struct server *srv)
     for (int i = 0; i < srv->nio; i++)
         if ((rc = io_start(&srv->io[i])) < 0)
             return rc;
+    if (srv->cluster)
+        srv->cluster_sync = cluster_sync_start(srv->cluster, srv->cfg.requirepass, CLUSTER_SYNC_MS);
     if (srv->tls_port)
         log_info("TLS on %s:%d (client certificates: %s)", srv->cfg.bind, srv->tls_port,
                  srv->cfg.tls_auth_clients == TLS_AUTH_YES ? "required"
@@ -578,6 +584,8 @@ int server_run(struct server *srv)
 
     event_base_dispatch(srv->base);
 
+    cluster_sync_stop(srv->cluster_sync);
+    srv->cluster_sync = NULL;
     stop_threads(srv);
     log_info("spoold stopped cleanly");
     return 0;
@@ -612,6 +620,7 @@ void server_free(struct server *srv)
     if (srv->base)
         event_base_free(srv->base);
     ctx_free(srv);
+    cluster_sync_stop(srv->cluster_sync);
     if (srv->cluster) {
         cluster_close(srv->cluster);
         free(srv->cluster);
