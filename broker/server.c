@@ -456,6 +456,12 @@ static void stop_threads(struct server *srv)
 static int open_cluster(struct server *srv)
 {
     char err[600];
+    const char *ann = srv->cfg.cluster_announce, *colon = strrchr(ann, ':');
+    if (ann[0] && (!colon || colon == ann || atoi(colon + 1) < 1 || atoi(colon + 1) > 65535 ||
+                   strspn(colon + 1, "0123456789") != strlen(colon + 1) || strchr(ann, ' '))) {
+        log_error("cluster mode: --cluster-announce '%s' is not host:port (e.g. 10.0.0.5:7379)", ann);
+        return -EINVAL;
+    }
     srv->cluster = xcalloc(1, sizeof *srv->cluster);
     if (cluster_open(srv->cluster, srv->cfg.data_dir, srv->cfg.cluster_node_id, err, sizeof err) < 0) {
         log_error("cluster mode: %s", err);
