@@ -405,6 +405,109 @@ int acl_check(const char *name, const char *cmd, int cats, int nkeys, const char
     return rc;
 }
 
+/* -------------------------------------------------------------- commands */
+
+#define ACL_MAX_ARGS 256
+
+struct named {
+    int n;
+    const char *p[ACL_MAX_ARGS];
+    size_t len[ACL_MAX_ARGS];
+};
+
+static void name_arg(struct named *a, char *const *argv, const size_t *len, int i)
+{
+    if (a->n < ACL_MAX_ARGS) {
+        a->p[a->n] = argv[i];
+        a->len[a->n++] = len[i];
+    }
+}
+
+/* EVAL's numkeys (argv[2]) when it is a count the arguments hold, else 0
+ * (the command's own handler then answers the error). */
+static int eval_numkeys(int argc, char *const *argv, const size_t *len)
+{
+    if (argc < 3 || len[2] == 0 || len[2] > 9)
+        return 0;
+    int n = 0;
+    for (size_t i = 0; i < len[2]; i++) {
+        if (argv[2][i] < '0' || argv[2][i] > '9')
+            return 0;
+        n = n * 10 + (argv[2][i] - '0');
+    }
+    return n <= argc - 3 ? n : 0;
+}
+
+/* The keys k names: the table's key positions, JOB.RESERVE's queues after
+ * FROM, EVAL's KEYS. */
+static void command_keys(const struct command *k, int argc, char *const *argv, const size_t *len, struct named *a)
+{
+    if (!strcmp(k->name, "job.reserve")) {
+        int i = 1;
+        while (i < argc && !(len[i] == 4 && !strncasecmp(argv[i], "FROM", 4)))
+            i++;
+        for (i++; i < argc; i++)
+            name_arg(a, argv, len, i);
+    } else if (!strncmp(k->name, "eval", 4)) {
+        int nk = eval_numkeys(argc, argv, len);
+        for (int i = 3; i < 3 + nk; i++)
+            name_arg(a, argv, len, i);
+    } else if (k->first_key > 0) {
+        int last = k->last_key >= 0 ? k->last_key : argc + k->last_key;
+        for (int i = k->first_key; i <= last && i < argc; i += k->key_step)
+            name_arg(a, argv, len, i);
+    }
+}
+
+/* The channels k names (PUBLISH, SUBSCRIBE, PSUBSCRIBE: patterns). */
+static void command_channels(const struct command *k, int argc, char *const *argv, const size_t *len,
+                             struct named *a, bool *patterns)
+{
+    *patterns = !strcmp(k->name, "psubscribe");
+    if (!strcmp(k->name, "publish") && argc > 1)
+        name_arg(a, argv, len, 1);
+    else if (!strcmp(k->name, "subscribe") || *patterns)
+        for (int i = 1; i < argc; i++)
+            name_arg(a, argv, len, i);
+}
+
+int acl_check_command(const char *user, const struct command *k, int argc, char *const *argv, const size_t *len,
+                      char *err, size_t cap)
+{
+    struct named keys = { 0 }, chans = { 0 };
+    bool patterns;
+    command_keys(k, argc, argv, len, &keys);
+    command_channels(k, argc, argv, len, &chans, &patterns);
+    int which;
+    int rc = acl_check(user, k->name, acl_categories(k->name, k->flags), keys.n, keys.p, keys.len, chans.n, chans.p,
+                       chans.len, patterns, &which);
+    if (rc == -1)
+        snprintf(err, cap, "NOPERM User %s has no permissions to run the '%s' command", user, k->name);
+    else if (rc == -2)
+        acl_key_error(user, keys.p[which], keys.len[which], NULL, err, cap);
+    else if (rc == -3)
+        snprintf(err, cap, "NOPERM No permissions to access a channel: user %s may not use '%.*s' (see ACL GETUSER %s)",
+                 user, (int)(chans.len[which] > 128 ? 128 : chans.len[which]), chans.p[which], user);
+    return rc == 0 ? 0 : -1;
+}
+
+bool acl_key_allowed(const char *user, const char *key, size_t len)
+{
+    bool ok = false;
+    pthread_rwlock_rdlock(&lock);
+    int i = find_locked(user);
+    if (i >= 0 && users[i]->on)
+        ok = matches_any(users[i]->key, users[i]->nkey, key, len, false);
+    pthread_rwlock_unlock(&lock);
+    return ok;
+}
+
+void acl_key_error(const char *user, const char *key, size_t len, const char *why, char *err, size_t cap)
+{
+    snprintf(err, cap, "NOPERM No permissions to access a key: user %s may not use '%.*s'%s%s (see ACL GETUSER %s)",
+             user, (int)(len > 128 ? 128 : len), key, why ? " " : "", why ? why : "", user);
+}
+
 /* ------------------------------------------------------------- describe */
 
 static void describe_locked(const struct user *u, char *out, size_t cap)

@@ -55,6 +55,23 @@ bool acl_auth(const char *name, const char *pass, size_t n);
 int acl_check(const char *name, const char *cmd, int cats, int nkeys, const char *const *keys, const size_t *klen,
               int nchans, const char *const *chans, const size_t *clen, bool chan_patterns, int *which);
 
+struct command;
+/* The user may run command k with these arguments: the command by its
+ * name and categories, its keys (the table's key positions, JOB.RESERVE's
+ * queues after FROM, EVAL's KEYS) and its channels (PUBLISH, SUBSCRIBE,
+ * PSUBSCRIBE). 0, or -1 with the error reply (without '-': "NOPERM User u
+ * has no permissions to run the 'set' command", "NOPERM No permissions to
+ * access a key: user u may not use 'k' ...") in err. The dispatcher checks
+ * every command of a named user with it, scripts every redis.call. */
+int acl_check_command(const char *user, const struct command *k, int argc, char *const *argv, const size_t *len,
+                      char *err, size_t cap);
+/* The user (on) may name key (a job's queue, found by its receipt or id
+ * on the shard). */
+bool acl_key_allowed(const char *user, const char *key, size_t len);
+/* The -NOPERM text for a key the user may not use (why: e.g. "(the queue
+ * of job X)", or NULL), without '-'. */
+void acl_key_error(const char *user, const char *key, size_t len, const char *why, char *err, size_t cap);
+
 /* One line per user, "user NAME rules..." (ACL LIST and the ACL file);
  * calls fn for each. describe: the rules of one user (false: none). */
 void acl_each(void (*fn)(void *arg, const char *line), void *arg);

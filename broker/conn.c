@@ -261,6 +261,8 @@ static struct msg *msg_copy(const struct msg *src)
         m->who = xmalloc(n + 1);
         memcpy(m->who, src->who, n + 1);
     }
+    if (src->user)
+        m->user = xstrdup(src->user);
     return m;
 }
 
