@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct user {
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct user *users[MAX_USERS];
 static int nusers;
+static atomic_bool default_off; /* ACL SETUSER default off: every client must AUTH as a named user */
 
 /* ------------------------------------------------------------ categories */
 
@@ -251,16 +253,40 @@ static bool valid_name(const char *name)
     return true;
 }
 
+/* ACL SETUSER default on|off: the only rules the default user takes (its
+ * password is requirepass, and it may run every command). */
+static int setuser_default(int n, const char *const *rules, const size_t *lens, char *err, size_t cap)
+{
+    bool off = atomic_load(&default_off);
+    for (int k = 0; k < n; k++) {
+        if (lens[k] == 2 && !strncasecmp(rules[k], "on", 2)) {
+            off = false;
+        } else if (lens[k] == 3 && !strncasecmp(rules[k], "off", 3)) {
+            off = true;
+        } else {
+            snprintf(err, cap, "Error in ACL SETUSER modifier '%.*s': the user 'default' takes only 'on' and 'off' "
+                     "(its password is requirepass and it may run every command; add named users for anything "
+                     "narrower)", (int)(lens[k] > 64 ? 64 : lens[k]), rules[k]);
+            return -1;
+        }
+    }
+    atomic_store(&default_off, off);
+    return 0;
+}
+
+bool acl_default_off(void)
+{
+    return atomic_load(&default_off);
+}
+
 int acl_setuser(const char *name, int n, const char *const *rules, const size_t *lens, char *err, size_t cap)
 {
     if (!valid_name(name)) {
         snprintf(err, cap, "a user name is 1 to %d printable characters without spaces", ACL_NAME_MAX);
         return -1;
     }
-    if (!strcmp(name, "default")) {
-        snprintf(err, cap, "the user 'default' is set by requirepass and may run every command; add named users");
-        return -1;
-    }
+    if (!strcmp(name, "default"))
+        return setuser_default(n, rules, lens, err, cap);
     pthread_rwlock_wrlock(&lock);
     int i = find_locked(name);
     struct user *u;
@@ -601,6 +627,7 @@ int acl_load_file(const char *path, char *err, size_t cap)
         return -1;
     }
     /* Parse into a fresh table, then swap: all or nothing. */
+    bool was_off = atomic_exchange(&default_off, false);
     pthread_rwlock_wrlock(&lock);
     struct user *old[MAX_USERS];
     int nold = nusers;
@@ -642,6 +669,7 @@ int acl_load_file(const char *path, char *err, size_t cap)
     if (rc < 0) {
         memcpy(users, old, sizeof old);
         nusers = nold;
+        atomic_store(&default_off, was_off);
     }
     pthread_rwlock_unlock(&lock);
     return rc;
@@ -670,6 +698,8 @@ static void save_line(void *arg, const char *line)
 int acl_save_file(const char *path)
 {
     struct save_buf b = { 0 };
+    if (acl_default_off())
+        save_line(&b, "user default off");
     acl_each(save_line, &b);
     int rc = fsio_write_atomic(path, b.text ? b.text : "", b.len);
     free(b.text);

@@ -4,7 +4,8 @@
  * Redis rule syntax (ACL SETUSER name rule ...).
  *
  * The user "default" is not kept here: it is governed by requirepass and
- * may run everything (as before ACLs). Named users are added with
+ * may run everything (as before ACLs); it can be turned off (ACL SETUSER
+ * default off), and then only named users get in. Named users are added with
  * ACL SETUSER, from --aclfile at start, or ACL LOAD; they authenticate with
  * AUTH user pass or HELLO 3 AUTH user pass.
  *
@@ -43,6 +44,10 @@ const char *acl_category_name(int i);
 /* Creates or changes user name by the rules (all or nothing). 0, or -1
  * with a message in err naming the rule. */
 int acl_setuser(const char *name, int n, const char *const *rules, const size_t *lens, char *err, size_t cap);
+/* The user default is off (ACL SETUSER default off, or "user default off"
+ * in the ACL file): no connection is authenticated until it AUTHs as a
+ * named user. "default" takes only on and off; anything else is refused. */
+bool acl_default_off(void);
 /* 1 when deleted, 0 when there was no such user. */
 int acl_deluser(const char *name);
 bool acl_exists(const char *name);

@@ -31,6 +31,7 @@
 #include "context.h"
 #include "io.h"
 #include "msg.h"
+#include "protect.h"
 #include "pubsub.h"
 #include "shard.h"
 #include "xalloc.h"
@@ -331,7 +332,7 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
     c->last_ms = clock_mono_ms();
     if (!k) {
         multi_flag_error(c);
-        if (srv->cfg.requirepass[0] && !c->authed)
+        if (protect_auth_required(&srv->cfg) && !c->authed)
             conn_error_now(c, "NOAUTH Authentication required.");
         else
             reply_unknown(c, cmd);
@@ -339,7 +340,7 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
         return;
     }
     snprintf(c->lastcmd, sizeof c->lastcmd, "%s", k->name);
-    if (srv->cfg.requirepass[0] && !c->authed && !(k->flags & CMD_NOAUTH)) {
+    if (!c->authed && protect_auth_required(&srv->cfg) && !(k->flags & CMD_NOAUTH)) {
         conn_error_now(c, "NOAUTH Authentication required.");
         resp_cmd_free(cmd);
         return;
