@@ -267,33 +267,13 @@ static int http_get_as(int port, const char *path, const char *userpass)
     return code;
 }
 
-/* The HTTP port spoold wrote into path (polled with a deadline). */
-static int read_port_file(const char *path)
-{
-    int port = 0;
-    long long deadline = now_ms() + 5000;
-    while (port <= 0 && now_ms() < deadline) {
-        FILE *f = fopen(path, "r");
-        if (f) {
-            if (fscanf(f, "%d", &port) != 1)
-                port = 0;
-            fclose(f);
-        }
-        if (port <= 0)
-            sleep_ms(20);
-    }
-    unlink(path);
-    cr_assert_gt(port, 0, "no HTTP port in %s", path);
-    return port;
-}
-
 Test(acl, http_basic_named_users)
 {
     char hp[128];
     snprintf(hp, sizeof hp, "/tmp/spool-acl-http-%d", (int)getpid());
     unlink(hp);
     spoold *s = spoold_start("--requirepass", "adminpw", "--http-port", "-1", "--http-port-file", hp, NULL);
-    int port = read_port_file(hp);
+    int port = http_port_from_file(hp);
     cli *admin = as(s, "default", "adminpw");
     make_worker(admin);
     expect_simple(cli_cmd(admin, "ACL", "SETUSER", "viewer", "on", ">vpass", "allkeys", "+@read", NULL), "OK");
@@ -312,7 +292,7 @@ Test(acl, http_default_off_needs_a_named_user)
     snprintf(hp, sizeof hp, "/tmp/spool-acl-http-%d", (int)getpid());
     unlink(hp);
     spoold *s = spoold_start("--http-port", "-1", "--http-port-file", hp, NULL);
-    int port = read_port_file(hp);
+    int port = http_port_from_file(hp);
     cli *admin = cli_connect(s->port);
     expect_simple(cli_cmd(admin, "ACL", "SETUSER", "viewer", "on", ">vpass", "allkeys", "+@read", NULL), "OK");
     cr_expect_eq(http_get_as(port, "/api/overview", "default:"), 200, "loopback, default on, no password");
