@@ -157,89 +157,116 @@ static bool known_category(const char *s, size_t n)
     return false;
 }
 
-/* Applies one rule to u. */
-static int apply_rule(struct user *u, const char *r, size_t n, char *err, size_t cap)
+/* The one-word rules (on, off, nopass, resetpass, allcommands, nocommands,
+ * allkeys, resetkeys, allchannels, resetchannels, reset): 1 when r was one
+ * and is applied, 0 when r is no such word, -1 on an error. */
+static int apply_word(struct user *u, const char *r, size_t n, char *err, size_t cap)
 {
 #define IS(w) (n == sizeof(w) - 1 && !strncasecmp(r, w, n))
-    if (IS("on"))
-        u->on = true;
-    else if (IS("off"))
-        u->on = false;
-    else if (IS("nopass")) {
-        u->nopass = true;
-        u->npass = 0;
-    } else if (IS("resetpass")) {
-        u->nopass = false;
-        u->npass = 0;
-    } else if (IS("allcommands") || IS("+@all"))
-        return clear_items(u->cmd, &u->ncmd), add_item(u->cmd, &u->ncmd, "+@all", 5, err, cap);
+    int rc = 0;
+    if (IS("on") || IS("off"))
+        u->on = IS("on");
+    else if (IS("nopass") || IS("resetpass"))
+        u->nopass = IS("nopass"), u->npass = 0;
+    else if (IS("allcommands") || IS("+@all"))
+        clear_items(u->cmd, &u->ncmd), rc = add_item(u->cmd, &u->ncmd, "+@all", 5, err, cap);
     else if (IS("nocommands") || IS("-@all"))
         clear_items(u->cmd, &u->ncmd);
-    else if (IS("allkeys"))
-        return clear_items(u->key, &u->nkey), add_item(u->key, &u->nkey, "*", 1, err, cap);
-    else if (IS("resetkeys"))
-        clear_items(u->key, &u->nkey);
-    else if (IS("allchannels"))
-        return clear_items(u->chan, &u->nchan), add_item(u->chan, &u->nchan, "*", 1, err, cap);
-    else if (IS("resetchannels"))
-        clear_items(u->chan, &u->nchan);
+    else if (IS("allkeys") || IS("resetkeys"))
+        clear_items(u->key, &u->nkey), rc = IS("allkeys") ? add_item(u->key, &u->nkey, "*", 1, err, cap) : 0;
+    else if (IS("allchannels") || IS("resetchannels"))
+        clear_items(u->chan, &u->nchan), rc = IS("allchannels") ? add_item(u->chan, &u->nchan, "*", 1, err, cap) : 0;
     else if (IS("reset")) {
         u->on = u->nopass = false;
         u->npass = 0;
         clear_items(u->cmd, &u->ncmd);
         clear_items(u->key, &u->nkey);
         clear_items(u->chan, &u->nchan);
-    } else if (n >= 1 && r[0] == '>') {
-        if (u->npass >= MAX_ITEMS) {
-            snprintf(err, cap, "too many passwords (at most %d)", MAX_ITEMS);
-            return -1;
-        }
-        sha256(r + 1, n - 1, u->pass[u->npass++]);
-        u->nopass = false;
-    } else if (n >= 1 && r[0] == '<') {
-        unsigned char h[SHA256_LEN];
-        sha256(r + 1, n - 1, h);
-        for (int i = 0; i < u->npass; i++)
-            if (!memcmp(u->pass[i], h, SHA256_LEN)) {
-                memmove(u->pass[i], u->pass[i + 1], (size_t)(u->npass - i - 1) * SHA256_LEN);
-                u->npass--;
-                return 0;
-            }
-        snprintf(err, cap, "the user has no such password");
-        return -1;
-    } else if (n == 1 + 2 * SHA256_LEN && r[0] == '#') {
-        if (u->npass >= MAX_ITEMS) {
-            snprintf(err, cap, "too many passwords (at most %d)", MAX_ITEMS);
-            return -1;
-        }
-        for (int i = 0; i < SHA256_LEN; i++) {
-            int a = hexval(r[1 + 2 * i]), b = hexval(r[2 + 2 * i]);
-            if (a < 0 || b < 0) {
-                snprintf(err, cap, "'#' must be followed by 64 hex digits (a SHA-256 hash)");
-                return -1;
-            }
-            u->pass[u->npass][i] = (unsigned char)(a << 4 | b);
-        }
-        u->npass++;
-        u->nopass = false;
-    } else if (n >= 2 && (r[0] == '+' || r[0] == '-')) {
-        if (r[1] == '@' && !known_category(r + 2, n - 2)) {
-            snprintf(err, cap, "unknown category '%.*s' (see ACL CAT)", (int)(n - 2), r + 2);
-            return -1;
-        }
-        return add_item(u->cmd, &u->ncmd, r, n, err, cap);
-    } else if (n >= 1 && r[0] == '~') {
-        return add_item(u->key, &u->nkey, r + 1, n - 1, err, cap);
-    } else if (n >= 1 && r[0] == '&') {
-        return add_item(u->chan, &u->nchan, r + 1, n - 1, err, cap);
-    } else {
-        snprintf(err, cap, "unknown rule '%.*s' (on, off, >pass, <pass, #hash, nopass, resetpass, +@cat, -@cat, +cmd, "
-                 "-cmd, allcommands, nocommands, ~pattern, allkeys, resetkeys, &pattern, allchannels, resetchannels, "
-                 "reset)", (int)(n > 64 ? 64 : n), r);
+    } else
+        return 0;
+    return rc < 0 ? -1 : 1;
+#undef IS
+}
+
+/* >pass: adds a password (kept as its SHA-256). */
+static int add_password(struct user *u, const char *pass, size_t n, char *err, size_t cap)
+{
+    if (u->npass >= MAX_ITEMS) {
+        snprintf(err, cap, "too many passwords (at most %d)", MAX_ITEMS);
         return -1;
     }
+    sha256(pass, n, u->pass[u->npass++]);
+    u->nopass = false;
     return 0;
-#undef IS
+}
+
+/* <pass: removes a password. */
+static int remove_password(struct user *u, const char *pass, size_t n, char *err, size_t cap)
+{
+    unsigned char h[SHA256_LEN];
+    sha256(pass, n, h);
+    for (int i = 0; i < u->npass; i++)
+        if (!memcmp(u->pass[i], h, SHA256_LEN)) {
+            memmove(u->pass[i], u->pass[i + 1], (size_t)(u->npass - i - 1) * SHA256_LEN);
+            u->npass--;
+            return 0;
+        }
+    snprintf(err, cap, "the user has no such password");
+    return -1;
+}
+
+/* #<64 hex>: adds a password by its SHA-256. */
+static int add_password_hash(struct user *u, const char *hex, char *err, size_t cap)
+{
+    if (u->npass >= MAX_ITEMS) {
+        snprintf(err, cap, "too many passwords (at most %d)", MAX_ITEMS);
+        return -1;
+    }
+    for (int i = 0; i < SHA256_LEN; i++) {
+        int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+        if (a < 0 || b < 0) {
+            snprintf(err, cap, "'#' must be followed by 64 hex digits (a SHA-256 hash)");
+            return -1;
+        }
+        u->pass[u->npass][i] = (unsigned char)(a << 4 | b);
+    }
+    u->npass++;
+    u->nopass = false;
+    return 0;
+}
+
+/* +@cat, -@cat, +cmd, -cmd: kept in order (the last that matches decides). */
+static int add_command_rule(struct user *u, const char *r, size_t n, char *err, size_t cap)
+{
+    if (r[1] == '@' && !known_category(r + 2, n - 2)) {
+        snprintf(err, cap, "unknown category '%.*s' (see ACL CAT)", (int)(n - 2), r + 2);
+        return -1;
+    }
+    return add_item(u->cmd, &u->ncmd, r, n, err, cap);
+}
+
+/* Applies one rule to u. */
+static int apply_rule(struct user *u, const char *r, size_t n, char *err, size_t cap)
+{
+    int rc = apply_word(u, r, n, err, cap);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    if (n >= 1 && r[0] == '>')
+        return add_password(u, r + 1, n - 1, err, cap);
+    if (n >= 1 && r[0] == '<')
+        return remove_password(u, r + 1, n - 1, err, cap);
+    if (n == 1 + 2 * SHA256_LEN && r[0] == '#')
+        return add_password_hash(u, r + 1, err, cap);
+    if (n >= 2 && (r[0] == '+' || r[0] == '-'))
+        return add_command_rule(u, r, n, err, cap);
+    if (n >= 1 && r[0] == '~')
+        return add_item(u->key, &u->nkey, r + 1, n - 1, err, cap);
+    if (n >= 1 && r[0] == '&')
+        return add_item(u->chan, &u->nchan, r + 1, n - 1, err, cap);
+    snprintf(err, cap, "unknown rule '%.*s' (on, off, >pass, <pass, #hash, nopass, resetpass, +@cat, -@cat, +cmd, "
+             "-cmd, allcommands, nocommands, ~pattern, allkeys, resetkeys, &pattern, allchannels, resetchannels, "
+             "reset)", (int)(n > 64 ? 64 : n), r);
+    return -1;
 }
 
 static bool valid_name(const char *name)
