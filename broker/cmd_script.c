@@ -20,6 +20,12 @@
  * that run on every shard are refused. PUBLISH from a script reaches the
  * subscribers after the commit (like job events) and returns 0.
  *
+ * ACL: the script runs as the user that sent EVAL (m->user, copied by the
+ * dispatcher; NULL for default). Each redis.call is checked with
+ * acl_check_command before it runs, exactly as the dispatcher checks a
+ * request, and the call's message carries the user on, so that a receipt
+ * or job id it names is checked against its job's queue (jobrec.h).
+ *
  * SCRIPT EXISTS, FLUSH and KILL run on the I/O thread against the shared
  * cache (scriptcache.h) and the shards' busy entries (context.h); SCRIPT
  * LOAD compiles on a shard so a syntax error is reported at once.
