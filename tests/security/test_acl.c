@@ -409,3 +409,32 @@ Test(acl, receipts_of_other_queues_are_refused)
     cli_close(admin);
     spoold_stop(s);
 }
+
+/* SCHED.GET/DEL/PAUSE/RESUME name a schedule, not its queue: the shard
+ * checks the schedule's queue, as for receipts. */
+Test(acl, schedules_of_other_queues_are_refused)
+{
+    spoold *s = spoold_start("--shards", "2", NULL);
+    cli *admin = cli_connect(s->port);
+    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "mailer", "on", ">mp", "~emails", "-@all", "+sched.get",
+                          "+sched.del", "+sched.pause", "+sched.resume", NULL),
+                  "OK");
+    expect_simple(cli_cmd(admin, "SCHED.SET", "nightly", "images", "0 3 * * *", "{}", NULL), "OK");
+    expect_simple(cli_cmd(admin, "SCHED.SET", "mails", "emails", "0 4 * * *", "{}", NULL), "OK");
+    cli *w = as(s, "mailer", "mp");
+    const char *want = "'images' (the queue of this schedule)";
+    expect_error_has(cli_cmd(w, "SCHED.GET", "nightly", NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "SCHED.PAUSE", "nightly", NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "SCHED.DEL", "nightly", NULL), "NOPERM", want);
+    expect_simple(cli_cmd(w, "SCHED.PAUSE", "mails", NULL), "OK");
+    expect_int(cli_cmd(w, "SCHED.DEL", "mails", NULL), 1);
+    resp_val *v = cli_cmd(admin, "SCHED.GET", "nightly", NULL);
+    cr_assert(v->type == RESP_T_ARRAY, "the schedule is still there: %s", resp_describe(v));
+    for (size_t k = 0; k + 1 < v->n; k += 2)
+        if (!strcmp(v->elem[k]->str, "paused"))
+            cr_expect_eq(v->elem[k + 1]->integer, 0, "the refused SCHED.PAUSE paused it");
+    resp_val_free(v);
+    cli_close(w);
+    cli_close(admin);
+    spoold_stop(s);
+}
