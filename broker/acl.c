@@ -460,20 +460,33 @@ int acl_check(const char *name, const char *cmd, int cats, int nkeys, const char
 
 /* -------------------------------------------------------------- commands */
 
-#define ACL_MAX_ARGS 256
-
+/* The arguments a command names as keys or channels: at most argc of
+ * them, so every one is checked (no cap). */
 struct named {
     int n;
-    const char *p[ACL_MAX_ARGS];
-    size_t len[ACL_MAX_ARGS];
+    const char **p;
+    size_t *len;
 };
+
+static void named_init(struct named *a, int argc)
+{
+    a->n = 0;
+    a->p = malloc(((size_t)argc + 1) * sizeof *a->p);
+    a->len = malloc(((size_t)argc + 1) * sizeof *a->len);
+    if (!a->p || !a->len)
+        abort();
+}
+
+static void named_free(struct named *a)
+{
+    free(a->p);
+    free(a->len);
+}
 
 static void name_arg(struct named *a, char *const *argv, const size_t *len, int i)
 {
-    if (a->n < ACL_MAX_ARGS) {
-        a->p[a->n] = argv[i];
-        a->len[a->n++] = len[i];
-    }
+    a->p[a->n] = argv[i];
+    a->len[a->n++] = len[i];
 }
 
 /* EVAL's numkeys (argv[2]) when it is a count the arguments hold, else 0
@@ -527,8 +540,10 @@ static void command_channels(const struct command *k, int argc, char *const *arg
 int acl_check_command(const char *user, const struct command *k, int argc, char *const *argv, const size_t *len,
                       char *err, size_t cap)
 {
-    struct named keys = { 0 }, chans = { 0 };
+    struct named keys, chans;
     bool patterns;
+    named_init(&keys, argc);
+    named_init(&chans, argc);
     command_keys(k, argc, argv, len, &keys);
     command_channels(k, argc, argv, len, &chans, &patterns);
     int which;
@@ -541,6 +556,8 @@ int acl_check_command(const char *user, const struct command *k, int argc, char 
     else if (rc == -3)
         snprintf(err, cap, "NOPERM No permissions to access a channel: user %s may not use '%.*s' (see ACL GETUSER %s)",
                  user, (int)(chans.len[which] > 128 ? 128 : chans.len[which]), chans.p[which], user);
+    named_free(&keys);
+    named_free(&chans);
     return rc == 0 ? 0 : -1;
 }
 

@@ -438,3 +438,30 @@ Test(acl, schedules_of_other_queues_are_refused)
     cli_close(admin);
     spoold_stop(s);
 }
+
+/* Every key of a command is checked, however many it names (the 300th of
+ * an MGET too). */
+Test(acl, every_key_is_checked)
+{
+    spoold *s = spoold_start(NULL);
+    cli *admin = cli_connect(s->port);
+    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "reader", "on", ">rp", "+mget", "~allowed*", NULL), "OK");
+    cli *r = as(s, "reader", "rp");
+    enum { N = 300 };
+    const char *argv[N + 1];
+    size_t len[N + 1];
+    argv[0] = "MGET";
+    for (int i = 1; i <= N; i++)
+        argv[i] = i == N ? "denied" : "allowed1";
+    for (int i = 0; i <= N; i++)
+        len[i] = strlen(argv[i]);
+    expect_error_has(cli_cmdv(r, N + 1, argv, len), "NOPERM", "'denied'");
+    argv[N] = "allowed2";
+    len[N] = strlen(argv[N]);
+    resp_val *v = cli_cmdv(r, N + 1, argv, len);
+    cr_expect(v->type == RESP_T_ARRAY && v->n == N, "MGET of allowed keys: %s", resp_describe(v));
+    resp_val_free(v);
+    cli_close(r);
+    cli_close(admin);
+    spoold_stop(s);
+}
