@@ -325,6 +325,21 @@ static bool acl_permits(struct conn *c, const struct command *k, const resp_cmd 
     return false;
 }
 
+/* RESP2 subscribed mode and the arity; false: the error was sent. */
+static bool form_ok(struct conn *c, const struct command *k, const resp_cmd *cmd)
+{
+    if (pubsub_restricted(c) && !(k->flags & CMD_PUBSUB)) {
+        conn_error_now(c, "ERR Can't execute '%s': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", k->name);
+        return false;
+    }
+    if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
+        multi_flag_error(c);
+        conn_error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
+        return false;
+    }
+    return true;
+}
+
 void commands_dispatch(struct conn *c, resp_cmd *cmd)
 {
     struct server *srv = c->io->srv;
@@ -354,18 +369,7 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
         resp_cmd_free(cmd);
         return;
     }
-    if (pubsub_restricted(c) && !(k->flags & CMD_PUBSUB)) {
-        conn_error_now(c, "ERR Can't execute '%s': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", k->name);
-        resp_cmd_free(cmd);
-        return;
-    }
-    if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
-        multi_flag_error(c);
-        conn_error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
-        resp_cmd_free(cmd);
-        return;
-    }
-    if (!cluster_admit(c, k, cmd)) {
+    if (!form_ok(c, k, cmd) || !cluster_admit(c, k, cmd)) {
         resp_cmd_free(cmd);
         return;
     }
