@@ -43,6 +43,7 @@ static const struct {
     { "job.progress", 1, 1, 1, false, true },
     { "job.wait", 1, 1, 1, false, true },
     { "job.retry", 1, 1, 1, false, true },
+    { "sched.list", 1, 1, 1, false, false }, /* SCHED.LIST [queue]: the queue's node has its schedules */
     { "job.reserve", 0, 0, 0, true, false },
     { "eval", 0, 0, 0, true, false },
     { "evalsha", 0, 0, 0, true, false },

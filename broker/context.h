@@ -67,6 +67,7 @@ struct server {
     int tls_port;                     /* the bound TLS port, 0 = none */
     struct event *sig_term, *sig_int, *sig_hup, *accept_retry, *disk_ev;
     struct evhttp *http;              /* HTTP admin, or NULL */
+    void *http_tls_ctx;               /* its SSL_CTX when it serves HTTPS (admin-tls), or NULL */
     /* Runs one parsed request (commands_dispatch): handed to the
      * connections from above, so that conn.c does not call up. */
     void (*dispatch)(struct conn *c, resp_cmd *cmd);
@@ -75,6 +76,7 @@ struct server {
     const struct command *(*find_command)(const char *name, size_t len);
     struct replica *replica;          /* the replication group (replica.h), or NULL */
     struct cluster *cluster;          /* the slot map in cluster mode (cluster.h), else NULL */
+    struct cluster_sync *cluster_sync; /* its catch-up thread (cluster_sync.h), else NULL */
     struct script_cache *scripts;     /* script bodies by SHA-1 (scriptcache.h) */
     struct script_busy *script_busy;  /* one per shard (see above) */
     struct inbox main_inbox;          /* replies to the main thread (origin == nio) */

@@ -186,7 +186,9 @@ void job_id_tagging(bool on)
     id_tags = on;
 }
 
-size_t job_id_text(const struct job *j, char out[JOB_ID_TEXT])
+/* The "{tag}" of j's slot that starts its id and receipts in cluster
+ * mode ("" otherwise); returns its length (at most SLOT_TAG_MAX + 2). */
+static size_t job_id_tag(const struct job *j, char *out)
 {
     size_t n = 0;
     if (id_tags) {
@@ -197,20 +199,40 @@ size_t job_id_text(const struct job *j, char out[JOB_ID_TEXT])
         n += tl;
         out[n++] = '}';
     }
+    out[n] = '\0';
+    return n;
+}
+
+size_t job_id_text(const struct job *j, char out[JOB_ID_TEXT])
+{
+    size_t n = job_id_tag(j, out);
     job_id_format(j->id, out + n);
     return n + JOB_ID_HEX;
 }
 
+void job_receipt_text(const struct job *j, char out[JOB_RECEIPT_TEXT])
+{
+    size_t n = job_id_text(j, out);
+    snprintf(out + n, JOB_RECEIPT_TEXT - n, "-%u", j->attempt);
+}
+
+/* Skips a cluster-mode "{tag}" prefix of s (1 to SLOT_TAG_MAX bytes
+ * between the braces); false when s starts with a brace but no such tag. */
+static bool skip_tag(const char **s, size_t *n)
+{
+    if (*n <= 2 || (*s)[0] != '{')
+        return true;
+    const char *close = memchr(*s + 1, '}', *n - 1 < SLOT_TAG_MAX + 1 ? *n - 1 : SLOT_TAG_MAX + 1);
+    if (!close || close == *s + 1)
+        return false;
+    *n -= (size_t)(close + 1 - *s);
+    *s = close + 1;
+    return true;
+}
+
 bool job_id_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt)
 {
-    if (n > 2 && s[0] == '{') { /* a cluster-mode "{tag}" prefix */
-        const char *close = memchr(s + 1, '}', n - 1 < SLOT_TAG_MAX + 1 ? n - 1 : SLOT_TAG_MAX + 1);
-        if (!close || close == s + 1)
-            return false;
-        n -= (size_t)(close + 1 - s);
-        s = close + 1;
-    }
-    if (n < JOB_ID_HEX)
+    if (!skip_tag(&s, &n) || n < JOB_ID_HEX)
         return false;
     uint64_t v = 0;
     for (size_t i = 0; i < JOB_ID_HEX; i++) {

@@ -126,6 +126,9 @@ void job_id_tagging(bool on);
 /* The id of j as a client sees it: "{tag}" + 16 hex digits with tagging
  * on, the 16 hex digits without. Returns its length. */
 size_t job_id_text(const struct job *j, char out[JOB_ID_TEXT]);
+/* A receipt as a client sees it: "{tag}" + "<id>-<delivery>". */
+#define JOB_RECEIPT_TEXT (JOB_ID_TEXT + 12)
+void job_receipt_text(const struct job *j, char out[JOB_RECEIPT_TEXT]);
 static inline int job_id_shard(uint64_t id) { return (int)(id & 0x3ff); }
 
 /* ------------------------------------------------------------- lists */

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "command.h"
 #include "cluster.h"
+#include "cluster_sync.h"
 #include "commands.h"
 #include "datadir.h"
 #include "fsio.h"
@@ -536,11 +537,20 @@ static int replica_leader_of(void *arg, const struct cluster_map *m, int g)
     return -1;
 }
 
+/* How often a cluster node asks its peers for a newer map (cluster_sync.h). */
+#define CLUSTER_SYNC_MS 1000
+
 /* Cluster mode: this node's id and slot map from data-dir/cluster.json;
  * ids and receipts carry their slot's tag from now on. */
 static int open_cluster(struct server *srv)
 {
     char err[600];
+    const char *ann = srv->cfg.cluster_announce, *colon = strrchr(ann, ':');
+    if (ann[0] && (!colon || colon == ann || atoi(colon + 1) < 1 || atoi(colon + 1) > 65535 ||
+                   strspn(colon + 1, "0123456789") != strlen(colon + 1) || strchr(ann, ' '))) {
+        log_error("cluster mode: --cluster-announce '%s' is not host:port (e.g. 10.0.0.5:7379)", ann);
+        return -EINVAL;
+    }
     srv->cluster = xcalloc(1, sizeof *srv->cluster);
     if (cluster_open(srv->cluster, srv->cfg.data_dir, srv->cfg.cluster_node_id, err, sizeof err) < 0) {
         log_error("cluster mode: %s", err);
@@ -643,6 +653,8 @@ int server_run(struct server *srv)
     for (int i = 0; i < srv->nio; i++)
         if ((rc = io_start(&srv->io[i])) < 0)
             return rc;
+    if (srv->cluster)
+        srv->cluster_sync = cluster_sync_start(srv->cluster, srv->cfg.requirepass, CLUSTER_SYNC_MS);
     if (srv->tls_port)
         log_info("TLS on %s:%d (client certificates: %s)", srv->cfg.bind, srv->tls_port,
                  srv->cfg.tls_auth_clients == TLS_AUTH_YES ? "required"
@@ -668,6 +680,8 @@ int server_run(struct server *srv)
 
     event_base_dispatch(srv->base);
 
+    cluster_sync_stop(srv->cluster_sync);
+    srv->cluster_sync = NULL;
     stop_threads(srv);
     stop_replica(srv);
     log_info("spoold stopped cleanly");
@@ -703,6 +717,7 @@ void server_free(struct server *srv)
     if (srv->base)
         event_base_free(srv->base);
     ctx_free(srv);
+    cluster_sync_stop(srv->cluster_sync);
     if (srv->cluster) {
         cluster_close(srv->cluster);
         free(srv->cluster);

@@ -64,29 +64,44 @@ static void node_addr(const cJSON *node, char *out, size_t n)
              (int)cJSON_GetObjectItemCaseSensitive(node, "port")->valuedouble);
 }
 
-/* A new node for the map: its id (CLUSTER MYID), host and port from addr.
- * NULL after printing why (unreachable, not in cluster mode, in a map). */
-static cJSON *new_node(cli_ctx *x, const char *addr)
+/* The address the node at addr announces (--cluster-announce), else addr. */
+static void announced(cli_ctx *x, const char *addr, char *out, size_t n)
 {
-    const char *colon = strrchr(addr, ':');
+    const char *argv[] = { "CONFIG", "GET", "cluster-announce" };
+    char *text = NULL;
+    snprintf(out, n, "%s", addr);
+    if (node_call(x, addr, 3, argv, &text) == 0 && text && strchr(text, ':'))
+        snprintf(out, n, "%s", text);
+    free(text);
+}
+
+/* A new node for the map: its id (CLUSTER MYID), host and port from addr
+ * or from what it announces. NULL after printing why (unreachable, not in
+ * cluster mode, in a map). */
+static cJSON *new_node(cli_ctx *x, const char *given)
+{
+    const char *gc = strrchr(given, ':');
     long long port;
-    if (!colon || colon == addr || args_int(colon + 1, 1, 65535, &port) < 0) {
-        cli_fail(CLI_USAGE, "cluster: '%s' is not host:port", addr);
+    if (!gc || gc == given || args_int(gc + 1, 1, 65535, &port) < 0) {
+        cli_fail(CLI_USAGE, "cluster: '%s' is not host:port", given);
         return NULL;
     }
     bool failed;
-    cJSON *has = node_map(x, addr, &failed);
+    cJSON *has = node_map(x, given, &failed);
     if (failed || has) {
         if (has)
             cli_fail(CLI_REFUSED, "cluster: %s already belongs to a cluster (its map has epoch %lld); give nodes "
-                     "started with --cluster yes and a fresh data directory", addr, map_epoch(has));
+                     "started with --cluster yes and a fresh data directory", given, map_epoch(has));
         cJSON_Delete(has);
         return NULL;
     }
     const char *argv[] = { "CLUSTER", "MYID" };
-    char *id = NULL;
-    if (node_call(x, addr, 2, argv, &id) < 0)
+    char *id = NULL, addr[300];
+    if (node_call(x, given, 2, argv, &id) < 0)
         return NULL;
+    announced(x, given, addr, sizeof addr);
+    const char *colon = strrchr(addr, ':');
+    port = atoll(colon + 1); /* spoold checked it at start */
     cJSON *n = cJSON_CreateObject();
     cJSON_AddStringToObject(n, "id", id);
     char host[256];

@@ -133,6 +133,8 @@ static int reply_text(resp_val *v, char **text, char *err, size_t errlen)
         snprintf(num, sizeof num, "%lld", v->integer), *text = strdup(num);
     else if (v->type == RESP_T_NULL) /* CLUSTER GETMAP without a map */
         *text = strdup("");
+    else if ((v->type == RESP_T_ARRAY || v->type == RESP_T_MAP) && v->n == 2 && v->elem[1]->type == RESP_T_BULK)
+        *text = strdup(v->elem[1]->str); /* CONFIG GET of one setting: its value */
     else if (v->type != RESP_T_BULK && v->type != RESP_T_SIMPLE)
         snprintf(err, errlen, "the reply is something other than text");
     else

@@ -1275,6 +1275,28 @@ TestSuite(cli_cluster, .timeout = 120);
 /* spool with no --url: `spool cluster` names its nodes itself. */
 #define CLUSTER_RUN(...) spool_nourl("cluster", __VA_ARGS__, (const char *)NULL)
 
+Test(cli_cluster, create_uses_the_announced_address)
+{
+    spoold *a = spoold_start("--cluster", "yes", "--cluster-announce", "127.0.0.2:1", NULL);
+    spoold *b = spoold_start("--cluster", "yes", NULL);
+    char aa[32], ba[32];
+    snprintf(aa, sizeof aa, "127.0.0.1:%d", a->port);
+    snprintf(ba, sizeof ba, "127.0.0.1:%d", b->port);
+    run r = CLUSTER_RUN("create", aa, ba);
+    expect_status(r, 1); /* the map went to b, not to a, which announces an address nobody listens on */
+    run_free(&r);
+    cli *cb = cli_connect(b->port);
+    resp_val *v = CMD(cb, "CLUSTER", "NODES");
+    cr_assert(strstr(v->str, " 127.0.0.2:1@0 master - 0 0 1 connected 0-8191"), "%s", v->str);
+    resp_val_free(v);
+    cli_close(cb);
+    spoold_term(a);
+    int rc = spoold_restart_may_fail(a, "--cluster", "yes", "--cluster-announce", "nohost", NULL);
+    cr_assert_neq(rc, 0, "--cluster-announce without a port is refused");
+    spoold_destroy(a);
+    spoold_stop(b);
+}
+
 Test(cli_cluster, create_move_info)
 {
     spoold *a = spoold_start("--cluster", "yes", NULL), *b = spoold_start("--cluster", "yes", NULL);

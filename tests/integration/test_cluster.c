@@ -294,3 +294,53 @@ Test(cluster, standalone_has_no_cluster)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* The map of two real nodes: a serves 0..split, b the rest. */
+static void set_pair_map(spoold *a, spoold *b, int b_port, int epoch, int split, bool on_b)
+{
+    char map[1024];
+    snprintf(map, sizeof map,
+             "{\"epoch\":%d,\"groups\":[{\"name\":\"a\",\"nodes\":[{\"id\":\"" ME "\",\"host\":\"127.0.0.1\",\"port\":%d}]},"
+             "{\"name\":\"b\",\"nodes\":[{\"id\":\"" OTHER "\",\"host\":\"127.0.0.1\",\"port\":%d}]}],"
+             "\"slots\":[[0,%d,0],[%d,16383,1]]}", epoch, a->port, b_port, split, split + 1);
+    spoold *to[2] = { a, b };
+    for (int i = 0; i < (on_b ? 2 : 1); i++) {
+        cli *c = cli_connect(to[i]->port);
+        expect_int(CMD(c, "CLUSTER", "SETMAP", map), 1);
+        cli_close(c);
+    }
+}
+
+static bool has_epoch(int port, const char *want)
+{
+    cli *c = cli_connect(port);
+    resp_val *v = CMD(c, "CLUSTER", "INFO");
+    bool ok = v->type == RESP_T_BULK && strstr(v->str, want);
+    resp_val_free(v);
+    cli_close(c);
+    return ok;
+}
+
+Test(cluster, a_node_that_was_down_takes_the_newer_map_from_its_peers)
+{
+    spoold *a = start_node();
+    spoold *b = spoold_start("--cluster", "yes", "--cluster-node-id", OTHER, "--shards", "2", NULL);
+    set_pair_map(a, b, b->port, 1, 8191, true);
+    spoold_term(b);
+    set_pair_map(a, b, 1, 2, 99, false); /* while b is down: slots 100-8191 go to b */
+    spoold_restart(b, "--cluster", "yes", "--shards", "2", NULL);
+    long long deadline = now_ms() + 10000;
+    while (!has_epoch(b->port, "cluster_current_epoch:2\r\n"))
+        cr_assert(now_ms() < deadline, "b still has its old map after 10 s");
+    cli *c = cli_connect(b->port);
+    char moved[64];
+    snprintf(moved, sizeof moved, "MOVED 58 127.0.0.1:%d", a->port);
+    expect_error_text(CMD(c, "GET", "k126"), moved); /* slot 58 stays a's */
+    expect_null(CMD(c, "GET", "{bar}k")); /* slot 5061 is b's since epoch 2 */
+    cli_close(c);
+    char *log = spoold_log(b);
+    cr_assert(strstr(log, "took map epoch 2 from node " ME), "log: %s", log);
+    free(log);
+    spoold_stop(a);
+    spoold_stop(b);
+}

@@ -81,7 +81,20 @@ describe('spoold cluster through ioredis Cluster', () => {
       other.disconnect();
     }
     await assert.rejects(c.call('JOB.RESERVE', 'TIMEOUT', '10', 'FROM', 'raw-0', 'raw-1'), /CROSSSLOT/);
-    assert.throws(() => new QueueEvents('raw-0', { connection: c }), /connect QueueEvents to the node that serves the queue/);
+    c.disconnect();
+  });
+
+  test('QueueEvents on a Cluster connection hears the events of a queue on another node', async () => {
+    const c = newCluster();
+    const name = spreadNames('ev-', 6).find((n) => ownerOf(n) !== nodes[0]);
+    const events = new QueueEvents(name, { connection: c });
+    await events.waitUntilReady();
+    const heard = new Promise((resolve) => events.once('added', (args) => resolve(args.jobId)));
+    const q = new Queue(name, { connection: c });
+    const job = await q.add({ n: 1 });
+    assert.equal(await heard, job.id);
+    await events.close();
+    await q.close();
     c.disconnect();
   });
 

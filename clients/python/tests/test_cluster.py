@@ -135,3 +135,18 @@ def test_queue_events_on_the_node_of_the_queue(nodes: List[int]) -> None:
         spool.QueueEvents([far, other], connection=rc)
     q.close()
     rc.close()
+
+
+def test_schedules_route_by_their_queue(nodes: List[int]) -> None:
+    rc = RedisCluster(host="127.0.0.1", port=nodes[0], decode_responses=True)
+    table = owners(nodes[0])
+    far, port = next((n, p) for n, p in spread("sc-", 6, table).items() if p != nodes[0])
+    q = spool.Queue(far, connection=rc)
+    q.schedule("nightly-" + far, "@daily", {"n": 1})
+    listed = rc.execute_command("SCHED.LIST", far)
+    assert listed and "nightly-" + far in str(listed), listed
+    direct = redis.Redis(port=port, decode_responses=True)
+    assert "nightly-" + far in str(direct.execute_command("SCHED.GET", "nightly-" + far))
+    direct.close()
+    q.close()
+    rc.close()
