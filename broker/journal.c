@@ -565,6 +565,33 @@ int journal_sync(struct journal *j)
     return 0;
 }
 
+void *journal_wal(struct journal *j)
+{
+    sqlite3_file *wal = NULL;
+
+    if (!j->unsynced || journal_in_txn(j))
+        return NULL;
+    if (sqlite3_file_control(j->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+        !wal || !wal->pMethods)
+        return NULL;
+    return wal;
+}
+
+int journal_sync_wal(void *wal)
+{
+    sqlite3_file *f = wal;
+    int rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+    return rc == SQLITE_OK ? 0 : -rc; /* -SQLite code: journal_synced names it */
+}
+
+int journal_synced(struct journal *j, int rc)
+{
+    if (rc < 0)
+        return journal_sqlite_error(j, -rc, "syncing the WAL");
+    j->unsynced = false;
+    return 0;
+}
+
 void journal_rollback(struct journal *j)
 {
     if (!journal_in_txn(j))

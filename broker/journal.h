@@ -97,6 +97,24 @@ void journal_checkpoint(struct journal *j);
  * transaction, and when nothing is new). 0 or a negative errno code. */
 int journal_sync(struct journal *j);
 
+/* --fsync always, pipelined (shard.c and its sync thread, syncer.h): the
+ * journal runs in FSYNC_BATCH mode (synchronous=NORMAL: COMMIT writes the
+ * WAL without syncing it; a checkpoint syncs the WAL, then the database),
+ * and the shard has the WAL synced after each commit on another thread,
+ * releasing the commit's replies only when that sync returned:
+ *   journal_wal(j)          shard thread, after a commit: the WAL file, or
+ *                           NULL when nothing needs a sync
+ *   journal_sync_wal(wal)   any one thread: fdatasync of that file through
+ *                           SQLite's VFS (so the power-cut seam records it)
+ *   journal_synced(j, rc)   shard thread, once it returned: rc 0 marks the
+ *                           commits durable; rc < 0 leaves the message for
+ *                           journal_error()
+ * While journal_sync_wal() runs, the shard must not write to the journal
+ * (no commit, no checkpoint): statements of an open transaction are fine. */
+void *journal_wal(struct journal *j);
+int journal_sync_wal(void *wal);
+int journal_synced(struct journal *j, int rc);
+
 /* Fault injection seam for tests: the next n calls that write (insert,
  * update, delete, queue_put, commit) fail with err (e.g. -ENOSPC). */
 void journal_fail_next(struct journal *j, int n, int err);

@@ -57,10 +57,21 @@ struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool crea
     return store_queue(&s->st, m->req.argv[i], m->req.len[i], create);
 }
 
+/* A reply that promises nothing durable: a read, or a JOB.RESERVE (a lease
+ * lost in a power cut is delivered again after the restart: at-least-once
+ * holds). Pushes, pops, acks, nacks, deletes and every other write wait
+ * for their commit to be on disk. */
+static bool reply_is_early(const struct msg *m)
+{
+    if (!m->cmd)
+        return false;
+    return !(m->cmd->flags & CMD_WRITE) || (m->cmd->flags & CMD_RESERVE);
+}
+
 void shard_reply(struct shard *s, struct msg *m)
 {
     m->type = MSG_REPLY;
-    msg_batch_add(&s->replies[m->origin], m);
+    msg_batch_add(reply_is_early(m) ? &s->early[m->origin] : &s->replies[m->origin], m);
 }
 
 /* -------------------------------------------------------------- events */
@@ -350,6 +361,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct shard *s = arg;
+    if (s->sync_busy)
+        return; /* the syncer has the WAL: no write now */
     if (s->st.jr && s->turns_seen == s->st.turn)
         journal_checkpoint(s->st.jr);
     else if (s->st.jr && journal_sync(s->st.jr) < 0) /* --fsync batch: on disk within a second */
@@ -443,17 +456,74 @@ static void commit_turn(struct shard *s)
     s->st.turn_err = 0;
 }
 
+/* Posts the batches of replies (nio + 1 of them: the I/O threads and the
+ * main thread) and of events (nio). */
+static void post_batches(struct shard *s, struct msg_batch *replies, struct msg_batch *events)
+{
+    for (int i = 0; i <= s->srv->nio; i++)
+        if (replies[i].head)
+            msg_batch_post(&replies[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
+    for (int i = 0; events && i < s->srv->nio; i++)
+        if (events[i].head)
+            msg_batch_post(&events[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
+}
+
+/* Pipelined --fsync always, with no sync in flight: commits what the turns
+ * since the last commit did and hands the WAL to the syncer; their replies
+ * wait in fl_* for MSG_SYNCED. With nothing to commit (or a failed commit,
+ * whose replies are errors now) the replies leave at once. */
+static void start_commit(struct shard *s)
+{
+    bool had_txn = s->st.jr && journal_in_txn(s->st.jr);
+    commit_turn(s);
+    void *wal = had_txn ? journal_wal(s->st.jr) : NULL;
+    if (!wal) {
+        post_batches(s, s->replies, s->events);
+        return;
+    }
+    struct msg_batch *r = s->fl_replies, *e = s->fl_events;
+    s->fl_replies = s->replies;
+    s->fl_events = s->events;
+    s->replies = r; /* empty: they were posted when the last sync returned */
+    s->events = e;
+    s->sync_busy = true;
+    syncer_request(&s->sync, wal);
+}
+
+/* MSG_SYNCED: the sync of the last commit returned. Its replies leave (as
+ * errors if the sync failed: the change may not be on disk). */
+static void handle_synced(struct shard *s, struct msg *m)
+{
+    int rc = (int)m->num;
+    msg_free(m);
+    s->sync_busy = false;
+    if (journal_synced(s->st.jr, rc) < 0) {
+        char why[600];
+        snprintf(why, sizeof why, "ERR journal: %s; the change may not be on disk, check it and retry",
+                 journal_error(s->st.jr));
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+        for (int i = 0; i <= s->srv->nio; i++)
+            for (struct msg *r = s->fl_replies[i].head; r; r = r->next) {
+                resp_buf_reset(&r->out);
+                r->empty = false;
+                r->njobs = 0;
+                resp_add_error(&r->out, why);
+            }
+    }
+    post_batches(s, s->fl_replies, s->fl_events);
+}
+
 static void shard_end_turn(struct shard *s)
 {
     serve_ready(s);
-    commit_turn(s); /* before any reply of the turn leaves */
+    post_batches(s, s->early, NULL); /* they promise nothing durable */
+    if (!s->pipelined) {
+        commit_turn(s); /* before any reply of the turn leaves */
+        post_batches(s, s->replies, s->events);
+    } else if (!s->sync_busy) {
+        start_commit(s);
+    } /* else: the transaction stays open; committed when the sync returns */
     s->st.turn++;
-    for (int i = 0; i <= s->srv->nio; i++)
-        if (s->replies[i].head)
-            msg_batch_post(&s->replies[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
-    for (int i = 0; i < s->srv->nio; i++)
-        if (s->events[i].head)
-            msg_batch_post(&s->events[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
     rearm_timer(s);
 }
 
@@ -474,6 +544,9 @@ static void shard_drain(void *arg, struct msg *list)
             break;
         case MSG_RETURN:
             handle_return(s, m);
+            break;
+        case MSG_SYNCED:
+            handle_synced(s, m);
             break;
         case MSG_STOP:
             s->st.stopping = true;
@@ -511,8 +584,11 @@ int shard_init(struct shard *s, struct server *srv, int id)
     if (s->ckpt_ev)
         event_add(s->ckpt_ev, &second);
     s->replies = calloc((size_t)srv->nio + 1, sizeof *s->replies); /* + the main thread */
+    s->early = calloc((size_t)srv->nio + 1, sizeof *s->early);
+    s->fl_replies = calloc((size_t)srv->nio + 1, sizeof *s->fl_replies);
     s->events = calloc((size_t)srv->nio, sizeof *s->events);
-    if (!s->timer_ev || !s->replies || !s->events)
+    s->fl_events = calloc((size_t)srv->nio, sizeof *s->fl_events);
+    if (!s->timer_ev || !s->replies || !s->events || !s->early || !s->fl_replies || !s->fl_events)
         return -ENOMEM;
     int rc = inbox_init(&s->inbox, s->base, shard_drain, s);
     if (rc == 0)
@@ -557,7 +633,10 @@ int shard_recover(struct shard *s)
     }
     if ((rc = check_shard_count(s)) < 0)
         return rc;
-    if ((rc = journal_set_fsync(s->st.jr, s->srv->cfg.fsync)) < 0) {
+    /* --fsync always: COMMIT only writes the WAL (batch mode), and the
+     * syncer syncs it after every commit before the replies leave. */
+    s->pipelined = s->srv->cfg.fsync == FSYNC_ALWAYS;
+    if ((rc = journal_set_fsync(s->st.jr, s->pipelined ? FSYNC_BATCH : s->srv->cfg.fsync)) < 0) {
         log_error("shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
     }
@@ -609,6 +688,37 @@ static void shard_reload(struct shard *s)
             store_queue_changed(&s->st, q);
 }
 
+static void free_batches(struct msg_batch *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        while (b[i].head) {
+            struct msg *m = b[i].head;
+            b[i].head = m->next;
+            msg_free(m);
+        }
+        b[i].tail = NULL;
+        b[i].n = 0;
+    }
+}
+
+/* The loop has ended (MSG_STOP): the sync in flight finishes, what is
+ * still open is committed and synced here, on this thread. Nobody waits
+ * for the replies any more (the I/O threads are gone). */
+static void finish_pipeline(struct shard *s)
+{
+    syncer_stop(&s->sync);
+    s->sync_busy = false;
+    commit_turn(s);
+    if (s->st.jr && journal_sync(s->st.jr) < 0)
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+    int n = s->srv->nio;
+    free_batches(s->fl_replies, n + 1);
+    free_batches(s->replies, n + 1);
+    free_batches(s->early, n + 1);
+    free_batches(s->fl_events, n);
+    free_batches(s->events, n);
+}
+
 static void *shard_main(void *arg)
 {
     struct shard *s = arg;
@@ -617,11 +727,20 @@ static void *shard_main(void *arg)
     log_set_thread_name(name);
     rearm_timer(s);
     event_base_dispatch(s->base);
+    if (s->pipelined)
+        finish_pipeline(s);
     return NULL;
 }
 
 int shard_start(struct shard *s)
 {
+    if (s->pipelined && s->st.jr) {
+        int rc = syncer_start(&s->sync, &s->inbox, s->id);
+        if (rc < 0)
+            return rc;
+    } else {
+        s->pipelined = false;
+    }
     return -pthread_create(&s->thread, NULL, shard_main, s);
 }
 
@@ -657,4 +776,7 @@ void shard_destroy(struct shard *s)
         event_base_free(s->base);
     free(s->replies);
     free(s->events);
+    free(s->early);
+    free(s->fl_replies);
+    free(s->fl_events);
 }

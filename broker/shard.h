@@ -25,6 +25,7 @@
 
 #include "inbox.h"
 #include "store.h"
+#include "syncer.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -43,8 +44,17 @@ struct shard {
     struct event *timer_ev;
     struct event *ckpt_ev;       /* idle WAL checkpoint, once a second */
     int64_t timer_at;            /* when timer_ev fires, 0 = not armed */
-    struct msg_batch *replies;   /* per I/O thread, posted at the end of a turn */
+    struct msg_batch *replies;   /* per I/O thread: durable replies, posted once their commit is on disk */
     struct msg_batch *events;    /* pub/sub events, per I/O thread, posted with the replies */
+    struct msg_batch *early;     /* per I/O thread: replies that promise nothing durable
+                                  * (reads, JOB.RESERVE), posted at the end of the turn */
+    /* --fsync always: the commit is synced by the syncer while the shard
+     * runs on (see "Shard turns" in docs/threads.md) */
+    bool pipelined;
+    bool sync_busy;              /* a sync is in flight: no journal write until MSG_SYNCED */
+    struct syncer sync;
+    struct msg_batch *fl_replies; /* the replies and events of the commit being synced */
+    struct msg_batch *fl_events;
     uint64_t turns_seen;         /* turn at the last idle check */
     uint64_t commands;           /* processed, for INFO */
 };

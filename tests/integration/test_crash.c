@@ -938,8 +938,10 @@ Test(crash, journal_faults_store_nothing_and_recover)
     cr_assert_str_eq(job_state(c, id0, st, sizeof st), "done");
 
     /* --- a blocked waiter served while the disk is full: the delayed job
-     * becomes due, the turn that hands it to the waiter fails, the waiter
-     * gets the error and the job is ready afterwards */
+     * becomes due and the turn that hands it to the waiter fails. A
+     * JOB.RESERVE reply promises nothing durable, so it left before the
+     * commit: the waiter has the job, and since the lease was not stored
+     * the job is ready again afterwards (at-least-once: delivered again) */
     take_id(CMD(c, "JOB.PUSH", "fw", "{\"w\":1}", "DELAY", "1500"), id2, sizeof id2);
     cli *w = cli_connect(s->port);
     SEND(w, "JOB.RESERVE", "TIMEOUT", "20000", "FROM", "fw");
@@ -948,18 +950,19 @@ Test(crash, journal_faults_store_nothing_and_recover)
     resp_val *wr = NULL;
     int pr = cli_poll_reply(w, 15000, &wr);
     cr_assert(pr == 1, "the waiter got no reply (%d)", pr);
-    cr_assert(is_error_prefix(wr, "ERR journal: ") && strstr(wr->str, "disk full"),
-              "the waiter served during the fault got %s", resp_describe(wr));
+    cr_assert(wr->type == RESP_T_ARRAY && wr->n == 1, "the waiter served during the fault got %s",
+              resp_describe(wr));
+    cr_assert_str_eq(fstr(wr->elem[0], "id"), id2);
     resp_val_free(wr);
     cr_assert(wait_until(qstat(c, "fw", "ready") == 1, 5000),
-              "the job is not ready after the failed hand-off: %s", TEXT(c, "QUEUE.STATS", "fw"));
+              "the job is not ready after the failed commit of its lease: %s", TEXT(c, "QUEUE.STATS", "fw"));
     cr_assert_eq(qstat(c, "fw", "reserved"), 0);
     cr_assert_str_eq(job_state(c, id2, st, sizeof st), "ready");
-    /* the waiter's connection still works and can take it now */
+    /* the waiter's connection still works and gets it again */
     resp_val *wv = CMD(w, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "fw");
     cr_assert(wv->type == RESP_T_ARRAY && wv->n == 1, "%s", resp_describe(wv));
     cr_assert_str_eq(fstr(wv->elem[0], "id"), id2);
-    cr_assert_eq(fint(wv->elem[0], "attempt"), 1, "the failed hand-off counted as an attempt");
+    cr_assert_eq(fint(wv->elem[0], "attempt"), 1, "the lease that was not stored counted as an attempt");
     resp_val_free(wv);
     cli_close(w);
 

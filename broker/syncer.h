@@ -1,0 +1,47 @@
+/*
+ * syncer.h - a shard's sync thread: fdatasyncs the shard's WAL while the
+ * shard thread goes on with its next turn (--fsync always).
+ *
+ * Why: a commit's fsync takes a few hundred microseconds; done on the shard
+ * thread it stops every queue of the shard for that long. With the syncer,
+ * the shard commits (the WAL is written, not synced), hands the WAL to the
+ * syncer and keeps running commands into the next transaction; when the
+ * sync returned, the syncer posts MSG_SYNCED (m->num = 0 or the negative
+ * code) to the shard's inbox, and the shard releases the replies of that
+ * commit, then commits what piled up meanwhile and hands over the next
+ * sync. At most one sync is in flight per shard, and the shard writes
+ * nothing to the journal while it is (shard.c keeps to that), so a sync
+ * covers exactly the commits made before it began.
+ *
+ * API (one syncer per shard; only its shard calls it):
+ *   syncer_start(sy, done, id)  starts the thread; completions go to done
+ *   syncer_request(sy, wal)     syncs wal (journal_wal()) once; the caller
+ *                               waits for MSG_SYNCED before the next request
+ *   syncer_stop(sy)             lets a request in progress finish, joins
+ *
+ * Lock: sy->mu, a leaf, held only to hand a request over (docs/threads.md).
+ */
+#ifndef SPOOL_SYNCER_H
+#define SPOOL_SYNCER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+struct inbox;
+
+struct syncer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    void *wal;              /* mu: the pending request, NULL when none */
+    bool stop;              /* mu */
+    bool started;
+    int id;                 /* the shard's, for the thread name */
+    struct inbox *done;
+};
+
+int syncer_start(struct syncer *sy, struct inbox *done, int id);
+void syncer_request(struct syncer *sy, void *wal);
+void syncer_stop(struct syncer *sy);
+
+#endif
