@@ -57,6 +57,8 @@ enum journal_stmt {
     ST_JOB_INSERT,
     ST_JOB_UPDATE,
     ST_JOB_DELETE,
+    ST_PAYLOAD_INSERT,
+    ST_PAYLOAD_DELETE,
     ST_PAYLOAD,
     ST_QUEUE_PUT,
     ST_QUEUE_DELETE,
@@ -70,9 +72,10 @@ enum journal_stmt {
 
 /* Column order of both load statements; payload (or its length) is last. */
 #define JOB_COLUMNS \
-    "id, queue, state, pos, priority, attempt, retries, lease_ms, run_at, " \
-    "lease_until, created_at, updated_at, last_error, uniq"
-#define JOB_ORDER " FROM jobs ORDER BY id" /* rowid order: a plain table scan */
+    "j.id, j.queue, j.state, j.pos, j.priority, j.attempt, j.retries, j.lease_ms, j.run_at, " \
+    "j.lease_until, j.created_at, j.updated_at, j.last_error, j.uniq"
+/* rowid order: a plain scan of jobs, one rowid lookup of payloads per row */
+#define JOB_ORDER " FROM jobs j LEFT JOIN payloads p ON p.id = j.id ORDER BY j.id"
 
 static const char *const journal_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN",
@@ -80,14 +83,16 @@ static const char *const journal_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_JOB_INSERT] =
         "INSERT INTO jobs (id, queue, state, pos, priority, attempt, retries, lease_ms, "
-        "run_at, lease_until, created_at, updated_at, payload, last_error, uniq) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        "run_at, lease_until, created_at, updated_at, last_error, uniq) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15)",
     [ST_JOB_UPDATE] =
         "UPDATE jobs SET state = ?2, pos = ?3, priority = ?4, attempt = ?5, retries = ?6, "
         "lease_ms = ?7, run_at = ?8, lease_until = ?9, updated_at = ?10, last_error = ?11, "
         "uniq = ?12 WHERE id = ?1",
     [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
-    [ST_PAYLOAD] = "SELECT payload FROM jobs WHERE id = ?1",
+    [ST_PAYLOAD_INSERT] = "INSERT INTO payloads (id, body) VALUES (?1, ?2)",
+    [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1",
+    [ST_PAYLOAD] = "SELECT body FROM payloads WHERE id = ?1",
     [ST_QUEUE_PUT] =
         "INSERT INTO queues (name, config, paused) VALUES (?1, ?2, ?3) "
         "ON CONFLICT (name) DO UPDATE SET config = excluded.config, paused = excluded.paused",
@@ -97,8 +102,8 @@ static const char *const journal_sql[ST_COUNT] = {
         "INSERT INTO meta (key, value) VALUES (?1, ?2) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     [ST_LOAD_QUEUES] = "SELECT name, config, paused FROM queues ORDER BY name",
-    [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", payload" JOB_ORDER,
-    [ST_LOAD_JOBS_NOPAYLOAD] = "SELECT " JOB_COLUMNS ", length(payload)" JOB_ORDER,
+    [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", p.body" JOB_ORDER,
+    [ST_LOAD_JOBS_NOPAYLOAD] = "SELECT " JOB_COLUMNS ", length(p.body)" JOB_ORDER,
 };
 
 struct journal {
@@ -629,10 +634,15 @@ int journal_job_insert(struct journal *j, const struct job *job)
     b |= sqlite3_bind_int64(st, 10, job->lease_until);
     b |= sqlite3_bind_int64(st, 11, job->created_at);
     b |= sqlite3_bind_int64(st, 12, job->updated_at);
-    b |= journal_bind_blob(st, 13, job->payload, job->len);
     b |= journal_bind_opt(st, 14, job->last_error, false);
     b |= journal_bind_opt(st, 15, job->unique, true);
-    return journal_run_bound(j, ST_JOB_INSERT, b, "insert");
+    if ((err = journal_run_bound(j, ST_JOB_INSERT, b, "insert")) < 0)
+        return err;
+    /* The payload goes to its own row once; state changes never touch it. */
+    st = j->st[ST_PAYLOAD_INSERT];
+    b = sqlite3_bind_int64(st, 1, (sqlite3_int64)job->id);
+    b |= journal_bind_blob(st, 2, job->payload, job->len);
+    return journal_run_bound(j, ST_PAYLOAD_INSERT, b, "insert");
 }
 
 int journal_job_update(struct journal *j, const struct job *job)
@@ -670,7 +680,10 @@ int journal_job_delete(struct journal *j, uint64_t id)
     if (journal_injected(j, "delete", &err))
         return err;
     sqlite3_bind_int64(j->st[ST_JOB_DELETE], 1, (sqlite3_int64)id);
-    return journal_run(j, ST_JOB_DELETE, "delete");
+    if ((err = journal_run(j, ST_JOB_DELETE, "delete")) < 0)
+        return err;
+    sqlite3_bind_int64(j->st[ST_PAYLOAD_DELETE], 1, (sqlite3_int64)id);
+    return journal_run(j, ST_PAYLOAD_DELETE, "delete");
 }
 
 int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len)

@@ -55,9 +55,11 @@ int journal_commit(struct journal *j);
 void journal_rollback(struct journal *j);
 bool journal_in_txn(const struct journal *j);
 
-/* Jobs. insert writes every field including the payload; update writes
- * every field but the payload (state, pos, priority, attempt, retries,
- * lease_ms, run_at, lease_until, updated_at, last_error, unique). */
+/* Jobs. insert writes every field, and the payload into its own row
+ * (table payloads, migration 0004); update writes every field but the
+ * payload (state, pos, priority, attempt, retries, lease_ms, run_at,
+ * lease_until, updated_at, last_error, unique) and so never rewrites the
+ * payload; delete removes both rows. */
 int journal_job_insert(struct journal *j, const struct job *job);
 int journal_job_update(struct journal *j, const struct job *job);
 int journal_job_delete(struct journal *j, uint64_t id);

@@ -262,8 +262,8 @@ Test(journal, upgrades_a_database_at_the_previous_version)
     raw_exec(db, sql);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, "
                  "payload) VALUES (7, CAST('mail' AS BLOB), 1, 1234, 1, 2, CAST('{}' AS BLOB))");
-    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_load'"), 1,
-                 "the previous version still has the load index");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'payloads'"), 0,
+                 "the previous version has no payloads table");
     sqlite3_close(db);
 
     struct journal *j = jopen(0);
@@ -280,7 +280,11 @@ Test(journal, upgrades_a_database_at_the_previous_version)
     db = raw_open();
     cr_assert_eq(raw_int(db, "PRAGMA user_version"), n);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_load'"), 0,
-                 "the upgrade applied 0003");
+                 "the upgrade left the load index dropped");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM payloads WHERE id = 7 AND body = CAST('{}' AS BLOB)"), 1,
+                 "the upgrade applied 0004: the payload moved to its own table");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload'"), 0,
+                 "the upgrade applied 0004: jobs has no payload column");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 1);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
     sqlite3_close(db);
@@ -584,7 +588,8 @@ Test(journal, load_order_is_by_id)
     /* A plain scan of the table: no sort step, no index. */
     sqlite3 *db = raw_open();
     sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id, length(payload) FROM jobs ORDER BY id",
+    cr_assert_eq(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT j.id, length(p.body) FROM jobs j "
+                                    "LEFT JOIN payloads p ON p.id = j.id ORDER BY j.id",
                                     -1, &st, NULL), SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *detail = (const char *)sqlite3_column_text(st, 3);
@@ -982,8 +987,9 @@ Test(journal, a_row_this_spoold_cannot_represent_is_reported)
     struct journal *j = jopen(0);
     journal_close(j);
     sqlite3 *db = raw_open();
-    raw_exec(db, "INSERT INTO jobs (id, queue, state, created_at, updated_at, payload) "
-                 "VALUES (9, CAST('q' AS BLOB), 9, 0, 0, CAST('{}' AS BLOB))");
+    raw_exec(db, "INSERT INTO jobs (id, queue, state, created_at, updated_at) "
+                 "VALUES (9, CAST('q' AS BLOB), 9, 0, 0)");
+    raw_exec(db, "INSERT INTO payloads (id, body) VALUES (9, CAST('{}' AS BLOB))");
     sqlite3_close(db);
 
     j = jopen(0);
