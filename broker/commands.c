@@ -76,7 +76,7 @@ static struct command table[] = {
     { "queue.purge", -2, W, 1, 1, 1, io_queue_key, sh_queue_purge, NULL, "Deletes jobs of a queue (one state, or all but reserved)." },
     { "queue.retry", 2, W, 1, 1, 1, io_key, sh_queue_retry, NULL, "Makes every dead job of a queue ready." },
     { "queue.config", -3, W, 1, 1, 1, io_queue_key, sh_queue_config, NULL, "Reads or changes a queue's settings." },
-    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | POWER-CUT [TORN]: fault injection for tests." },
+    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | SYNC-DELAY queue ms | POWER-CUT [TORN]: fault injection for tests." },
     /* pub/sub */
     { "subscribe", -2, CMD_PUBSUB, 0, 0, 0, io_subscribe, NULL, NULL, "Listens to channels." },
     { "unsubscribe", -1, CMD_PUBSUB, 0, 0, 0, io_unsubscribe, NULL, NULL, "Stops listening to channels." },

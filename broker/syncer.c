@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
 
 static void *syncer_main(void *arg)
 {
@@ -28,6 +29,12 @@ static void *syncer_main(void *arg)
         if (!wal)
             break; /* stop, and nothing pending */
         pthread_mutex_unlock(&sy->mu);
+        int delay = atomic_load_explicit(&sy->delay_ms, memory_order_relaxed);
+        if (delay > 0) { /* DEBUG SYNC-DELAY: a slow disk */
+            struct timespec ts = { delay / 1000, (long)(delay % 1000) * 1000000L };
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        }
         struct msg *m = msg_new(MSG_SYNCED);
         m->num = journal_sync_wal(wal);
         pthread_mutex_lock(&sy->mu);
@@ -46,6 +53,7 @@ int syncer_start(struct syncer *sy, struct inbox *done, int id)
     sy->stop = false;
     sy->id = id;
     sy->done = done;
+    atomic_init(&sy->delay_ms, 0);
     pthread_mutex_init(&sy->mu, NULL);
     pthread_cond_init(&sy->cv, NULL);
     int rc = pthread_create(&sy->thread, NULL, syncer_main, sy);
@@ -56,6 +64,11 @@ int syncer_start(struct syncer *sy, struct inbox *done, int id)
     }
     sy->started = true;
     return 0;
+}
+
+void syncer_set_delay(struct syncer *sy, int ms)
+{
+    atomic_store_explicit(&sy->delay_ms, ms, memory_order_relaxed);
 }
 
 void syncer_request(struct syncer *sy, void *wal)

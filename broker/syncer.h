@@ -18,6 +18,7 @@
  *   syncer_request(sy, wal)     syncs wal (journal_wal()) once; the caller
  *                               waits for MSG_SYNCED before the next request
  *   syncer_stop(sy)             lets a request in progress finish, joins
+ *   syncer_set_delay(sy, ms)    tests only: each sync waits ms first
  *
  * Lock: sy->mu, a leaf, held only to hand a request over (docs/threads.md).
  */
@@ -25,6 +26,7 @@
 #define SPOOL_SYNCER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct inbox;
@@ -38,10 +40,14 @@ struct syncer {
     bool started;
     int id;                 /* the shard's, for the thread name */
     struct inbox *done;
+    atomic_int delay_ms;    /* test seam: DEBUG SYNC-DELAY, 0 normally */
 };
 
 int syncer_start(struct syncer *sy, struct inbox *done, int id);
 void syncer_request(struct syncer *sy, void *wal);
 void syncer_stop(struct syncer *sy);
+/* Test seam (DEBUG SYNC-DELAY): every sync from now on starts ms late, as
+ * on a slow disk; 0 turns it off. */
+void syncer_set_delay(struct syncer *sy, int ms);
 
 #endif

@@ -134,3 +134,60 @@ Test(durability, other_shard_count_is_refused)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* --fsync always with a slow disk (DEBUG SYNC-DELAY): a JOB.RESERVE reply
+ * promises nothing durable and leaves at once, while the shard's sync is
+ * still running; a push and an ack are answered only after the sync that
+ * covers them returned. Replies on one connection keep their order. */
+Test(durability, reserve_does_not_wait_for_the_sync_but_writes_do)
+{
+    spoold *s = spoold_start("--shards", "1", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port), *p = cli_connect(s->port), *w = cli_connect(s->port);
+    jid a = PUSH(c, "sd", "{\"a\":1}");
+    expect_simple(CMD(c, "DEBUG", "SYNC-DELAY", "sd", "1500"), "OK");
+
+    long long t0 = now_ms();
+    SEND(p, "JOB.PUSH", "sd", "{\"b\":2}");
+    resp_val *r = NULL;
+    /* the push's commit is being synced (1.5 s late): a reserve meanwhile
+     * is served by the same shard and answered well before that */
+    SEND(w, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "sd");
+    cr_assert_eq(cli_poll_reply(w, 1000, &r), 1, "the reserve waited for the sync");
+    long long t_reserve = now_ms() - t0;
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
+    cr_assert_str_eq(field_str_at(__FILE__, __LINE__, r->elem[0], "id"), a.s);
+    char receipt[64];
+    snprintf(receipt, sizeof receipt, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+
+    /* the ack waits for a sync too; on w it follows the reserve, in order */
+    SEND(w, "JOB.ACK", receipt);
+    SEND(w, "JOB.GET", a.s);
+    resp_val *pr = NULL;
+    cr_assert_eq(cli_poll_reply(p, 15000, &pr), 1, "the push got no reply");
+    long long t_push = now_ms() - t0;
+    cr_assert(pr->type == RESP_T_BULK || pr->type == RESP_T_SIMPLE, "%s", resp_describe(pr));
+    resp_val_free(pr);
+    cr_assert(t_push >= 1400, "the push was answered %lld ms after it was sent, before its sync "
+              "(delayed by 1500 ms) could have returned", t_push);
+    cr_assert(t_reserve < t_push, "reserve %lld ms, push %lld ms", t_reserve, t_push);
+    expect_simple(CMD(c, "DEBUG", "SYNC-DELAY", "sd", "0"), "OK");
+    expect_int(cli_read(w), 1);
+    resp_val *g = cli_read(w);
+    cr_assert_str_eq(field_str_at(__FILE__, __LINE__, g, "state"), "done");
+    resp_val_free(g);
+    cli_close(c);
+    cli_close(p);
+    cli_close(w);
+    spoold_stop(s);
+}
+
+Test(durability, sync_delay_needs_fsync_always)
+{
+    spoold *s = spoold_start("--fsync", "batch", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port);
+    expect_error_has(CMD(c, "DEBUG", "SYNC-DELAY", "sd", "10"), "ERR DEBUG SYNC-DELAY", "--fsync always");
+    expect_error_has(CMD(c, "DEBUG", "SYNC-DELAY", "sd", "-1"), "ERR DEBUG SYNC-DELAY", "0 to 60000");
+    cli_close(c);
+    spoold_stop(s);
+}
