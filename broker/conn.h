@@ -62,7 +62,10 @@ struct sub {
 
 struct conn {
     struct io_thread *io;
-    struct bufferevent *bev;
+    struct bufferevent *bev;         /* output and its errors */
+    struct event *rev;               /* reading: one read() per wake-up, no FIONREAD */
+    struct evbuffer *in;             /* what rev read and the parser has not taken yet */
+    bool read_paused;                /* over IN_HIGH of unparsed input: rev is off */
     struct conn *prev, *next;
     uint64_t id;
     char addr[64];
