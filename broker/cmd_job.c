@@ -51,7 +51,6 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
     memset(o, 0, sizeof *o);
     o->retries = -1;
     o->left = true;
-    int64_t now = clock_now_ms();
     for (int i = 3; i < m->req.argc; i += 2) {
         const struct push_opt *po = NULL;
         for (size_t k = 0; k < sizeof push_opts_table / sizeof push_opts_table[0]; k++)
@@ -77,8 +76,8 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
             return false;
         }
         switch (po - push_opts_table) {
-        case 0: o->run_at = now + v; break;
-        case 1: o->run_at = v; break;
+        case 0: o->delay_ms = v, o->run_at = 0; break; /* timed by the shard at the push */
+        case 1: o->run_at = v, o->delay_ms = 0; break;
         case 2: o->priority = (int16_t)v; break;
         case 3: o->retries = v; break;
         case 4: o->lease_ms = v; break;

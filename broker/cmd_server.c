@@ -15,6 +15,7 @@
 #include "log.h"
 #include "msg.h"
 #include "pubsub.h"
+#include "syncvfs.h"
 #include "sysinfo.h"
 
 #include <ctype.h>
@@ -249,7 +250,10 @@ void io_client(struct conn *c, struct msg *m)
         resp_buf_free(&line);
         conn_reply(c, m);
     } else if ((arg_is(m, 1, "NO-EVICT") || arg_is(m, 1, "NO-TOUCH")) && m->req.argc == 3) {
-        conn_reply_ok(c, m);
+        if (arg_is(m, 2, "on") || arg_is(m, 2, "off"))
+            conn_reply_ok(c, m); /* spool evicts nothing and keeps no LRU: accepted for clients that set it */
+        else
+            conn_reply_error(c, m, "ERR CLIENT %s takes on or off, not '%.64s'", m->req.argv[1], m->req.argv[2]);
     } else {
         conn_reply_error(c, m, "ERR unknown subcommand or wrong number of arguments for '%.64s'. Try CLIENT HELP.",
                          m->req.argv[1]);
@@ -295,7 +299,8 @@ static void finish_info(struct conn *c, struct slot *sl)
         resp_buf_printf(&t, "# Memory\r\nused_memory:%ld\r\nused_memory_rss:%ld\r\nmaxmemory:0\r\n\r\n", rss, rss);
     }
     if (want_section(m, "persistence", true))
-        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\n\r\n", config_fsync_name(srv->cfg.fsync));
+        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\n\r\n",
+                        config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs());
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
                         "rejected_connections:%llu\r\n\r\n",

@@ -32,6 +32,7 @@
 #include "journal.h"
 
 #include "queue.h"
+#include "syncvfs.h"
 
 #include <sqlite3.h>
 
@@ -448,7 +449,7 @@ static int journal_configure(struct journal *j, int fsync_mode)
 static int journal_connect(struct journal *j)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    int rc = sqlite3_open_v2(j->path, &j->db, flags, NULL);
+    int rc = sqlite3_open_v2(j->path, &j->db, flags, syncvfs_name()); /* counts syncs */
 
     if (rc != SQLITE_OK)
         return journal_sqlite_error(j, rc, "open");

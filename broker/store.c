@@ -281,7 +281,8 @@ static void finish(struct store *s, struct job *j)
 struct job *store_job_push(struct store *s, struct queue *q, char *payload, size_t len,
                            const struct push_opts *o)
 {
-    int64_t now = clock_now_ms();
+    int64_t now = clock_now_ms(); /* one read: a DELAY's run_at and created_at agree */
+    int64_t run_at = o->delay_ms > 0 ? now + o->delay_ms : o->run_at;
     struct job *j = job_new_owned(store_new_id(s), payload, len);
     j->q = q;
     j->priority = o->priority;
@@ -294,9 +295,9 @@ struct job *store_job_push(struct store *s, struct queue *q, char *payload, size
     }
     jtable_add(&s->jobs, j);
     qstats(s, q)->pushed++;
-    if (o->run_at > now) {
+    if (run_at > now) {
         j->state = JOB_DELAYED;
-        j->run_at = o->run_at;
+        j->run_at = run_at;
         jlist_push_right(&q->delayed, j);
         arm(s, j, j->run_at);
     } else {

@@ -91,6 +91,7 @@ double store_random(struct store *s);   /* in [0,1) */
 
 struct push_opts {
     int64_t run_at;       /* unix ms; > now means delayed */
+    int64_t delay_ms;     /* > 0: run_at = the push's own clock read + delay_ms */
     int16_t priority;
     int64_t retries;      /* -1 = queue default */
     int64_t lease_ms;     /* 0 = queue default */

@@ -107,20 +107,23 @@ static pid_t spawn(char **argv, const char *input, int *out_fd, int *err_fd)
 {
     int in[2] = { -1, -1 }, o[2], e[2];
     cr_assert(pipe2(o, O_CLOEXEC) == 0 && pipe2(e, O_CLOEXEC) == 0);
-    if (input)
+    if (input) {
+        /* The whole input goes into the pipe before the child exists, so no
+         * write can meet a child that already exited (EPIPE). */
+        size_t len = strlen(input);
+        cr_assert(len < 4096, "stdin input of %zu bytes does not fit the pipe at once", len);
         cr_assert(pipe2(in, O_CLOEXEC) == 0);
+        cr_assert(write(in[1], input, len) == (ssize_t)len);
+        close(in[1]);
+    }
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0)
         exec_child(argv, in[0], o[1], e[1]);
     close(o[1]);
     close(e[1]);
-    if (input) {
+    if (input)
         close(in[0]);
-        size_t len = strlen(input);
-        cr_assert(write(in[1], input, len) == (ssize_t)len);
-        close(in[1]);
-    }
     *out_fd = o[0];
     *err_fd = e[0];
     return pid;

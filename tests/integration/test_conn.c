@@ -276,8 +276,15 @@ Test(conn, config_get_returns_pairs)
               resp_describe(v));
     cr_assert(v->elem[0]->type == RESP_T_BULK && strcmp(v->elem[0]->str, "maxmemory") == 0,
               "CONFIG GET key: got %s", resp_describe(v->elem[0]));
-    cr_assert(v->elem[1]->type == RESP_T_BULK, "CONFIG GET value: got %s",
-              resp_describe(v->elem[1]));
+    cr_assert(v->elem[1]->type == RESP_T_BULK && strcmp(v->elem[1]->str, "0") == 0,
+              "CONFIG GET maxmemory: value %s, expected \"0\"", resp_describe(v->elem[1]));
+    resp_val_free(v);
+    v = CMD(c, "CONFIG", "GET", "fsync");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 2 && strcmp(v->elem[1]->str, "always") == 0,
+              "CONFIG GET fsync: %s", resp_describe(v));
+    resp_val_free(v);
+    v = CMD(c, "CONFIG", "GET", "no-such-setting");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 0, "CONFIG GET of an unknown name: %s", resp_describe(v));
     resp_val_free(v);
 }
 
@@ -533,6 +540,25 @@ Test(auth, commands_need_auth)
     expect_simple(CMD(cl, "PING"), "PONG");
     cr_assert_eq(llen(cl, "q"), 0, "a push refused with NOAUTH was stored");
     expect_int(CMD(cl, "LPUSH", "q", JA), 1);
+    cli_close(cl);
+    spoold_stop(s);
+}
+
+Test(auth, config_get_never_shows_the_password)
+{
+    spoold *s = start_with_password();
+    cli *cl = cli_connect(s->port);
+    expect_ok(CMD(cl, "AUTH", "secret"));
+    resp_val *v = CMD(cl, "CONFIG", "GET", "requirepass");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 2, "CONFIG GET requirepass: %s", resp_describe(v));
+    cr_assert_str_eq(v->elem[1]->str, "(set)", "CONFIG GET requirepass shows %s", v->elem[1]->str);
+    resp_val_free(v);
+    v = CMD(cl, "CONFIG", "GET", "*");
+    cr_assert(v->type == RESP_T_ARRAY && v->n >= 2, "CONFIG GET *: %s", resp_describe(v));
+    for (size_t i = 0; i < v->n; i++)
+        cr_assert(v->elem[i]->type != RESP_T_BULK || strstr(v->elem[i]->str, "secret") == NULL,
+                  "CONFIG GET * shows the password in element %zu", i);
+    resp_val_free(v);
     cli_close(cl);
     spoold_stop(s);
 }

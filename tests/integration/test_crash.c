@@ -585,13 +585,12 @@ Test(crash, delayed_job_fires_on_time_after_restart)
     spoold *s = spoold_start(NULL);
     cli *c = cli_connect(s->port);
     char id[32];
-    take_id(CMD(c, "JOB.PUSH", "later", "{\"at\":1}", "DELAY", "1500"), id, sizeof id);
+    take_id(CMD(c, "JOB.PUSH", "later", "{\"at\":1}", "DELAY", "3000"), id, sizeof id);
     resp_val *g = CMD(c, "JOB.GET", id);
     long long run_at = fint(g, "run_at");
     cr_assert_str_eq(fstr(g, "state"), "delayed");
     resp_val_free(g);
     cli_close(c);
-    sleep_ms(200); /* the moment of the restart, not a wait for state */
     spoold_term(s);
 
     spoold_restart(s, NULL);
@@ -612,6 +611,8 @@ Test(crash, delayed_job_fires_on_time_after_restart)
         early_checks++;
         sleep_ms(20);
     }
+    cr_assert_gt(early_checks, 0, "the restart took until %lld ms before run_at: nothing was checked early",
+                 run_at - unix_ms());
     /* ...and then on time (generous slack for a loaded machine). */
     resp_val *v = NULL;
     long long got_at = 0;
@@ -631,6 +632,73 @@ Test(crash, delayed_job_fires_on_time_after_restart)
     cr_assert(got_at >= run_at - 20, "delivered %lld ms before run_at", run_at - got_at);
     fprintf(stderr, "delayed job: %d early checks returned nothing; delivered %lld ms after "
                     "run_at\n", early_checks, got_at - run_at);
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* Deadlines that pass while spoold is down fire on the first turn after
+ * the restart. */
+static void wait_past(long long when)
+{
+    long long deadline = unix_ms() + 10000;
+    while (unix_ms() <= when && unix_ms() < deadline)
+        sleep_ms(10);
+    cr_assert_gt(unix_ms(), when, "the clock did not pass %lld", when);
+}
+
+Test(crash, lease_that_ran_out_while_down_expires_after_restart)
+{
+    spoold *s = spoold_start(NULL);
+    cli *c = cli_connect(s->port);
+    char id[32], got[32], receipt[48], st[16];
+    push_id(c, id, sizeof id, "leased", "{\"n\":1}");
+    reserve_one(c, "leased", "300", got, receipt, sizeof receipt);
+    cr_assert_str_eq(got, id);
+    resp_val *g = CMD(c, "JOB.GET", id);
+    long long lease_until = fint(g, "lease_until");
+    resp_val_free(g);
+    cli_close(c);
+    spoold_kill9(s);
+    wait_past(lease_until);
+
+    spoold_restart(s, NULL);
+    c = cli_connect(s->port);
+    long long deadline = unix_ms() + 5000;
+    while (strcmp(job_state(c, id, st, sizeof st), "reserved") == 0 && unix_ms() < deadline)
+        sleep_ms(10);
+    cr_assert_str_eq(st, "delayed", "job %s: state %s 5 s after a restart past its lease, expected delayed "
+                     "(expired, waiting for its retry)", id, st);
+    g = CMD(c, "JOB.GET", id);
+    cr_assert_eq(fint(g, "attempt"), 1);
+    resp_val_free(g);
+    cr_assert_eq(qstat(c, "leased", "reserved"), 0);
+    resp_val *v = CMD(c, "JOB.ACK", receipt);
+    cr_assert(is_error_prefix(v, "STALE"), "ACK of the expired delivery: %s", resp_describe(v));
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(crash, delay_that_ran_out_while_down_is_ready_after_restart)
+{
+    spoold *s = spoold_start(NULL);
+    cli *c = cli_connect(s->port);
+    char id[32];
+    take_id(CMD(c, "JOB.PUSH", "later", "{\"n\":2}", "DELAY", "300"), id, sizeof id);
+    resp_val *g = CMD(c, "JOB.GET", id);
+    long long run_at = fint(g, "run_at");
+    resp_val_free(g);
+    cli_close(c);
+    spoold_kill9(s);
+    wait_past(run_at);
+
+    spoold_restart(s, NULL);
+    c = cli_connect(s->port);
+    resp_val *v = CMD(c, "JOB.RESERVE", "TIMEOUT", "5000", "FROM", "later");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 1, "a job whose delay passed while spoold was down: %s",
+              resp_describe(v));
+    cr_assert_str_eq(fstr(v->elem[0], "id"), id);
     resp_val_free(v);
     cli_close(c);
     spoold_stop(s);

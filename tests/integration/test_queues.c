@@ -362,6 +362,64 @@ Test(queues, peek_each_state_in_its_order)
     expect_error_has(CMD(c, "QUEUE.PEEK", "q", "STATE", "sleeping"), "ERR ", "sleeping");
 }
 
+Test(queues, peek_after_in_delayed_pages_without_repeats)
+{
+    enum { N = 5 };
+    jid ids[N];
+    for (int i = 0; i < N; i++) {
+        char d[16];
+        snprintf(d, sizeof d, "%d", 50000 - i * 1000); /* run_at order is the reverse of push order */
+        ids[i] = PUSHO(c, "q", JA, "DELAY", d);
+    }
+    jid all[N];
+    int total = 0;
+    char after[48] = "";
+    for (int pages = 0; pages < 10; pages++) {
+        resp_val *v = after[0] ? CMD(c, "QUEUE.PEEK", "q", "STATE", "delayed", "COUNT", "2", "AFTER", after)
+                               : CMD(c, "QUEUE.PEEK", "q", "STATE", "delayed", "COUNT", "2");
+        jid page[2];
+        int n = PEEK_IDS(v, "delayed", page, 2);
+        if (n == 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            cr_assert(total < N, "paging the delayed jobs returned more than %d (a job came twice?)", N);
+            all[total++] = page[i];
+        }
+        snprintf(after, sizeof after, "%s", page[n - 1].s);
+    }
+    cr_assert_eq(total, N, "paged %d delayed jobs, expected %d", total, N);
+    for (int i = 0; i < N; i++)
+        cr_assert_str_eq(all[i].s, ids[N - 1 - i].s, "delayed position %d: %s, expected %s", i, all[i].s,
+                         ids[N - 1 - i].s);
+}
+
+Test(queues, del_purges_every_state_but_reserved)
+{
+    PUSH(c, "q", JA);
+    PUSHO(c, "q", JB, "DELAY", "60000");
+    make_dead(c, "q", JC);
+    jid done = PUSHO(c, "q", JA, "PRI", "500");
+    rjob d = RESERVE1(c, "q");
+    cr_assert_str_eq(d.id, done.s);
+    expect_int(CMD(c, "JOB.ACK", d.receipt), 1);
+    jid held = PUSHO(c, "q", JB, "PRI", "500");
+    rjob r = RESERVE1(c, "q");
+    cr_assert_str_eq(r.id, held.s);
+    cr_assert_eq(stat_of(c, "q", "ready"), 1);
+    cr_assert_eq(stat_of(c, "q", "delayed"), 1);
+    cr_assert_eq(stat_of(c, "q", "dead"), 1);
+    cr_assert_eq(stat_of(c, "q", "done"), 1);
+
+    expect_int(CMD(c, "DEL", "q"), 1);
+    cr_assert_eq(stat_of(c, "q", "ready"), 0, "DEL left ready jobs");
+    cr_assert_eq(stat_of(c, "q", "delayed"), 0, "DEL left delayed jobs");
+    cr_assert_eq(stat_of(c, "q", "dead"), 0, "DEL left dead jobs");
+    cr_assert_eq(stat_of(c, "q", "done"), 0, "DEL left done jobs");
+    cr_assert_eq(stat_of(c, "q", "reserved"), 1, "DEL took the job a worker holds");
+    EXPECT_STATE(c, held.s, "reserved");
+    expect_int(CMD(c, "JOB.ACK", r.receipt), 1);
+}
+
 Test(queues, peek_count_default_10)
 {
     for (int i = 0; i < 12; i++)

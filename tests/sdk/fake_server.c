@@ -148,6 +148,10 @@ static bool run_step(fake_server *f, const fake_step *s)
         f->cfd = -1;
         return !f->err[0];
     }
+    if (s->kind == FAKE_LATE) {
+        struct timespec ts = { FAKE_LATE_MS / 1000, (long)(FAKE_LATE_MS % 1000) * 1000000 };
+        nanosleep(&ts, NULL); /* the server blocks, as JOB.RESERVE TIMEOUT does */
+    }
     if (s->reply)
         write_reply(f, s->reply, s->chunk);
     if (s->kind == FAKE_CLOSE) {

@@ -22,8 +22,11 @@ typedef enum fake_kind {
     FAKE_REPLY,   /* read expect, write reply */
     FAKE_CLOSE,   /* (optionally read expect, write reply), then close the connection */
     FAKE_SILENT,  /* read expect, reply nothing; wait until the client hangs up */
-    FAKE_ACCEPT   /* accept the next connection (after a CLOSE) */
+    FAKE_ACCEPT,  /* accept the next connection (after a CLOSE) */
+    FAKE_LATE     /* read expect, hold the reply FAKE_LATE_MS (a server that blocks), write it */
 } fake_kind;
+
+#define FAKE_LATE_MS 250
 
 typedef struct fake_step {
     fake_kind kind;

@@ -652,7 +652,7 @@ Test(sdk_conn, a_blocking_reserve_waits_beyond_the_io_timeout)
     /* TIMEOUT 300 with an I/O timeout of 100: the reply after 250 ms is fine. */
     static const fake_step s[] = {
         FAKE_HANDSHAKE,
-        { FAKE_REPLY, "*5\r\n$11\r\nJOB.RESERVE\r\n$7\r\nTIMEOUT\r\n$3\r\n300\r\n$4\r\nFROM\r\n$1\r\nq\r\n",
+        { FAKE_LATE, "*5\r\n$11\r\nJOB.RESERVE\r\n$7\r\nTIMEOUT\r\n$3\r\n300\r\n$4\r\nFROM\r\n$1\r\nq\r\n",
           "*-1\r\n", 0 },
     };
     fake_server *f = fake_start(s, N(s));
@@ -660,7 +660,11 @@ Test(sdk_conn, a_blocking_reserve_waits_beyond_the_io_timeout)
     spool_client *c = NULL;
     cr_assert_eq(spool_connect(&c, &o), 0, "%s", spool_errmsg(c));
     spool_job *j = NULL;
+    long long t0 = sdk_mono_ms();
     cr_assert_eq(spool_reserve_one(c, "q", 300, &j), 0, "%s", spool_errmsg(c));
+    long long took = sdk_mono_ms() - t0;
+    cr_assert(j == NULL, "the fake server answered nil");
+    cr_assert_geq(took, 240, "the reply was held 250 ms, yet reserve returned after %lld ms", took);
     spool_close(c);
     fake_finish(f);
 }

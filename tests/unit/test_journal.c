@@ -13,6 +13,7 @@
 
 #include "journal.h"
 #include "queue.h"
+#include "syncvfs.h"
 
 #include <sqlite3.h>
 
@@ -799,6 +800,53 @@ Test(journal, commits_survive_reopen_in_every_fsync_mode)
     cr_assert_eq(count_jobs(j), 3);
     journal_close(j);
     freequeue(q);
+}
+
+/* The syncs a mode makes, counted by the journal's VFS (syncvfs.h): 20
+ * commits after the first (which creates the WAL), then a checkpoint. */
+static void count_syncs(int mode, uint64_t *commits, uint64_t *checkpoint)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct journal *j = jopen(mode);
+    struct job *job = mkjob(q, 1, "{}");
+    insert_commit(j, job);
+    job_free(job);
+    uint64_t before = syncvfs_syncs();
+    for (uint64_t id = 2; id <= 21; id++) {
+        job = mkjob(q, id, "{}");
+        insert_commit(j, job);
+        job_free(job);
+    }
+    *commits = syncvfs_syncs() - before;
+    before = syncvfs_syncs();
+    journal_checkpoint(j);
+    *checkpoint = syncvfs_syncs() - before;
+    journal_close(j);
+    freequeue(q);
+}
+
+Test(journal, fsync_always_syncs_every_commit)
+{
+    uint64_t commits, checkpoint;
+    count_syncs(0, &commits, &checkpoint);
+    cr_assert_geq(commits, 20, "--fsync always: %llu syncs for 20 commits, expected one per commit at least",
+                  (unsigned long long)commits);
+}
+
+Test(journal, fsync_batch_syncs_only_at_checkpoints)
+{
+    uint64_t commits, checkpoint;
+    count_syncs(1, &commits, &checkpoint);
+    cr_assert_eq(commits, 0, "--fsync batch: %llu syncs for 20 commits, expected none", (unsigned long long)commits);
+    cr_assert_gt(checkpoint, 0, "--fsync batch: a checkpoint made no sync");
+}
+
+Test(journal, fsync_off_never_syncs)
+{
+    uint64_t commits, checkpoint;
+    count_syncs(2, &commits, &checkpoint);
+    cr_assert_eq(commits + checkpoint, 0, "--fsync off: %llu syncs, expected none",
+                 (unsigned long long)(commits + checkpoint));
 }
 
 Test(journal, checkpoint_moves_the_wal_into_the_database)

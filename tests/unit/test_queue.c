@@ -204,6 +204,20 @@ Test(qconf, backoff_doubles_with_jitter_and_is_capped)
     cr_assert_eq(qconf_backoff(&c, 3, 0.5), 4000);
 }
 
+Test(qconf, backoff_jitter_spreads_retries_by_20_percent)
+{
+    struct qconf c = defaults();
+    c.backoff = 1000;
+    c.backoff_max = 60000;
+    cr_assert_eq(qconf_backoff(&c, 1, 0.0), 800, "rnd 0: 20 %% below");
+    cr_assert_eq(qconf_backoff(&c, 1, 0.25), 900);
+    cr_assert_eq(qconf_backoff(&c, 3, 0.75), 4400);
+    cr_assert_eq(qconf_backoff(&c, 1, 0.999999), 1199, "rnd near 1: up to 20 %% above");
+    /* jitter never lifts a capped delay above backoff-max */
+    cr_assert_eq(qconf_backoff(&c, 10, 0.999999), 60000);
+    cr_assert_eq(qconf_backoff(&c, 10, 0.0), 48000);
+}
+
 Test(unique, keys_map_to_unfinished_jobs)
 {
     struct qtable t;
