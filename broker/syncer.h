@@ -11,7 +11,10 @@
  * commit, then commits what piled up meanwhile and hands over the next
  * sync. At most one sync is in flight per shard, and the shard writes
  * nothing to the journal while it is (shard.c keeps to that), so a sync
- * covers exactly the commits made before it began.
+ * covers exactly the commits made before it began. (SQLite may spill pages
+ * of a large open transaction into the WAL meanwhile: frames without a
+ * commit mark, which recovery ignores until a later commit completes them,
+ * and that commit is synced by a later sync.)
  *
  * API (one syncer per shard; only its shard calls it):
  *   syncer_start(sy, done, id)  starts the thread; completions go to done
