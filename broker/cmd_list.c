@@ -153,16 +153,35 @@ void sh_llen(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* The reply size of LRANGE from..to, stopping once it passes limit. */
+static int64_t range_bytes(struct queue *q, size_t from, size_t to, int64_t limit)
+{
+    int64_t total = 16;
+    struct job *j = queue_ready_at(q, from);
+    for (size_t i = from; i <= to && total <= limit; i++) {
+        total += (int64_t)j->len + 16; /* "$len\r\n" ... "\r\n" */
+        j = j->next ? j->next : (i < to ? queue_ready_at(q, i + 1) : NULL);
+    }
+    return total;
+}
+
 /* LRANGE key start stop */
 void sh_lrange(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
     size_t from, to;
+    int64_t limit = s->srv->cfg.client_output_limit;
     long long start = 0, stop = 0;
     arg_ll(m, 2, &start);   /* both checked on the I/O thread */
     arg_ll(m, 3, &stop);
     if (!q || !queue_range(q->nready, start, stop, &from, &to)) {
         resp_add_array(&m->out, 0);
+    } else if (range_bytes(q, from, to, limit) > limit) {
+        /* refused before one byte of it is built */
+        resp_buf_printf(&m->out, "-ERR LRANGE %.128s %lld %lld: %zu jobs would make a reply larger than "
+                        "client-output-limit (%lld bytes); ask for fewer at a time (LRANGE %.128s %zu %zu)\r\n",
+                        q->name, start, stop, to - from + 1, (long long)limit, q->name, from,
+                        from + (to - from) / 2);
     } else {
         resp_add_array(&m->out, to - from + 1);
         struct job *j = queue_ready_at(q, from);
@@ -232,9 +251,11 @@ static void info_line(void *arg, struct queue *q)
                     (unsigned long long)q->stats.popped, (unsigned long long)q->stats.retried,
                     (unsigned long long)q->stats.expired, (unsigned long long)q->stats.buried);
     m->num += (long long)q->nready;
+    m->keys += q->nready > 0; /* a list key exists while it has elements, as DBSIZE counts */
 }
 
-/* The # Queues lines of this shard; m->num = jobs ready here. */
+/* The # Queues lines of this shard; m->num = jobs ready here, m->keys =
+ * queues that exist as keys (DBSIZE's count). */
 /* INFO [section …] (the queues part) */
 void sh_info(struct shard *s, struct msg *m)
 {

@@ -19,6 +19,7 @@
 #include "sysinfo.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
 #include <event2/bufferevent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,10 +70,11 @@ static const char *check_auth(struct conn *c, const struct msg *m, int user_i, i
 {
     if (!c->io->srv->cfg.requirepass[0])
         return "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
-    if (user_i >= 0 && !arg_is(m, user_i, "default"))
+    if ((user_i >= 0 && !arg_is(m, user_i, "default")) ||
+        !password_ok(c, m->req.argv[pass_i], m->req.len[pass_i])) {
+        conn_auth_failed(c); /* counted, and this connection waits before its next request */
         return "WRONGPASS invalid username-password pair or user is disabled.";
-    if (!password_ok(c, m->req.argv[pass_i], m->req.len[pass_i]))
-        return "WRONGPASS invalid username-password pair or user is disabled.";
+    }
     c->authed = true;
     conn_apply_limits(c);
     return NULL;
@@ -303,15 +305,16 @@ static void finish_info(struct conn *c, struct slot *sl)
                         config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs());
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
-                        "rejected_connections:%llu\r\n\r\n",
+                        "rejected_connections:%llu\r\nacl_access_denied_auth:%llu\r\nidle_clients_closed:%llu\r\n\r\n",
                         (unsigned long long)atomic_load(&srv->total_connections),
                         (unsigned long long)atomic_load(&srv->total_commands),
-                        (unsigned long long)atomic_load(&srv->rejected_connections));
+                        (unsigned long long)atomic_load(&srv->rejected_connections),
+                        (unsigned long long)atomic_load(&srv->auth_failures),
+                        (unsigned long long)atomic_load(&srv->idle_closed));
     if (want_section(m, "replication", true))
         resp_buf_printf(&t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
-    if (want_section(m, "keyspace", true)) {
-        resp_buf_printf(&t, "# Keyspace\r\n\r\n");
-    }
+    if (want_section(m, "keyspace", true))
+        resp_buf_printf(&t, "# Keyspace\r\ndb0:keys=%lld,expires=0,avg_ttl=0\r\n\r\n", sl->keys);
     if (want_section(m, "queues", true)) {
         resp_buf_printf(&t, "# Queues\r\njobs_ready:%lld\r\n", sl->num);
         for (int i = 0; i < sl->nparts; i++)
@@ -344,7 +347,8 @@ static void collect(void *arg, const char *name, const char *value)
 
 /* Settings Redis tools ask for, answered with what spool does. */
 static const char *const compat[][2] = {
-    { "save", "" }, { "appendonly", "no" }, { "maxmemory", "0" }, { "databases", "1" },
+    { "save", "" }, { "appendonly", "no" }, { "maxmemory", "0" }, { "maxmemory-policy", "noeviction" },
+    { "databases", "1" },
 };
 
 /* CONFIG GET pattern [pattern …] | CONFIG RESETSTAT */
@@ -369,7 +373,7 @@ void io_config(struct conn *c, struct msg *m)
     for (int i = 2; i < m->req.argc; i++) {
         config_each(&c->io->srv->cfg, m->req.argv[i], collect, &cc);
         for (size_t k = 0; k < sizeof compat / sizeof compat[0]; k++)
-            if (strcasecmp(m->req.argv[i], compat[k][0]) == 0)
+            if (fnmatch(m->req.argv[i], compat[k][0], FNM_CASEFOLD) == 0)
                 collect(&cc, compat[k][0], compat[k][1]);
     }
     resp_add_map(&m->out, c->proto, cc.n);

@@ -27,6 +27,9 @@ enum cmd_flags {
     CMD_FAST = 1 << 5,
     CMD_RESERVE = 1 << 6,   /* JOB.RESERVE: blocking pop that leases */
     CMD_PUBSUB = 1 << 7,    /* allowed in RESP2 subscribed mode */
+    CMD_BIGREPLY = 1 << 8,  /* the reply grows with the data: runs alone (conn.c) */
+    CMD_ONEPAYLOAD = 1 << 9, /* the reply holds at most one payload; with a count
+                                argument (LPOP key n) it grows with the data */
 };
 
 struct command {

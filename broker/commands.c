@@ -40,7 +40,7 @@ static struct command table[] = {
     { "select", 2, CMD_FAST, 0, 0, 0, io_select, NULL, NULL, "Selects database 0 (the only one)." },
     { "quit", -1, CMD_NOAUTH | CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_quit, NULL, NULL, "Closes the connection after replying OK." },
     { "client", -2, CMD_FAST, 0, 0, 0, io_client, NULL, peer_client_list, "CLIENT ID|SETNAME|GETNAME|LIST|INFO|SETINFO." },
-    { "info", -1, 0, 0, 0, 0, io_info, sh_info, NULL, "Server, client, memory and queue information in Redis INFO format." },
+    { "info", -1, 0 | CMD_BIGREPLY, 0, 0, 0, io_info, sh_info, NULL, "Server, client, memory and queue information in Redis INFO format." },
     { "command", -1, 0, 0, 0, 0, io_command, NULL, NULL, "Describes the commands (COMMAND, COMMAND COUNT|INFO|DOCS)." },
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
     { "time", 1, CMD_FAST, 0, 0, 0, io_time, NULL, NULL, "The server time: seconds and microseconds." },
@@ -48,12 +48,12 @@ static struct command table[] = {
     /* lists */
     { "lpush", -3, W | CMD_LEFT, 1, 1, 1, io_push, sh_push, NULL, "Pushes jobs at the head of a queue; replies with its length." },
     { "rpush", -3, W, 1, 1, 1, io_push, sh_push, NULL, "Pushes jobs at the tail of a queue; replies with its length." },
-    { "lpop", -2, W | CMD_LEFT, 1, 1, 1, io_pop, sh_pop, NULL, "Takes jobs from the head of a queue (at-most-once)." },
-    { "rpop", -2, W, 1, 1, 1, io_pop, sh_pop, NULL, "Takes jobs from the tail of a queue (at-most-once)." },
+    { "lpop", -2, W | CMD_LEFT | CMD_ONEPAYLOAD, 1, 1, 1, io_pop, sh_pop, NULL, "Takes jobs from the head of a queue (at-most-once)." },
+    { "rpop", -2, W | CMD_ONEPAYLOAD, 1, 1, 1, io_pop, sh_pop, NULL, "Takes jobs from the tail of a queue (at-most-once)." },
     { "blpop", -3, W | CMD_LEFT | CMD_BLOCKING, 1, -2, 1, io_bpop, shard_bpop, NULL, "Takes a job from the head of the first non-empty queue, waiting up to timeout seconds." },
     { "brpop", -3, W | CMD_BLOCKING, 1, -2, 1, io_bpop, shard_bpop, NULL, "Takes a job from the tail of the first non-empty queue, waiting up to timeout seconds." },
     { "llen", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_llen, NULL, "The number of ready jobs in a queue." },
-    { "lrange", 4, R, 1, 1, 1, io_lrange, sh_lrange, NULL, "Peeks at ready jobs by index, without taking them." },
+    { "lrange", 4, R | CMD_BIGREPLY, 1, 1, 1, io_lrange, sh_lrange, NULL, "Peeks at ready jobs by index, without taking them." },
     { "del", -2, W, 1, -1, 1, io_keys_sum, sh_del, NULL, "Purges the ready jobs of queues; replies with how many queues had any." },
     { "exists", -2, R | CMD_FAST, 1, -1, 1, io_keys_sum, sh_exists, NULL, "Counts the given queues that have ready jobs." },
     { "type", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_type, NULL, "list for a queue with ready jobs, none otherwise." },
@@ -64,13 +64,13 @@ static struct command table[] = {
     { "job.ack", -2, W | CMD_FAST, 0, 0, 0, io_job_ids, sh_job_ack, NULL, "Acknowledges deliveries by receipt: their jobs are done." },
     { "job.nack", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_nack, NULL, "Gives a delivery back as failed: retry after backoff (or DELAY), or dead." },
     { "job.touch", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_touch, NULL, "Extends the lease of a delivery." },
-    { "job.get", 2, R | CMD_FAST, 0, 0, 0, io_job_id, sh_job_get, NULL, "The whole record of a job." },
+    { "job.get", 2, R | CMD_FAST | CMD_ONEPAYLOAD, 0, 0, 0, io_job_id, sh_job_get, NULL, "The whole record of a job." },
     { "job.del", -2, W, 0, 0, 0, io_job_ids, sh_job_del, NULL, "Deletes jobs in any state." },
     { "job.retry", 2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_retry, NULL, "Makes a dead or delayed job ready now." },
     /* queue administration */
-    { "queue.list", 1, R, 0, 0, 0, io_queue_list, sh_queue_list, NULL, "The names of all queues." },
+    { "queue.list", 1, R | CMD_BIGREPLY, 0, 0, 0, io_queue_list, sh_queue_list, NULL, "The names of all queues." },
     { "queue.stats", 2, R, 1, 1, 1, io_key, sh_queue_stats, NULL, "Counts per state, totals, oldest ready age, paused." },
-    { "queue.peek", -2, R, 1, 1, 1, io_queue_key, sh_queue_peek, NULL, "Jobs of one state, with cursor paging." },
+    { "queue.peek", -2, R | CMD_BIGREPLY, 1, 1, 1, io_queue_key, sh_queue_peek, NULL, "Jobs of one state, with cursor paging." },
     { "queue.pause", 2, W, 1, 1, 1, io_key, sh_queue_pause, NULL, "Stops deliveries from a queue (pushes still go in)." },
     { "queue.resume", 2, W, 1, 1, 1, io_key, sh_queue_pause, NULL, "Resumes deliveries from a paused queue." },
     { "queue.purge", -2, W, 1, 1, 1, io_queue_key, sh_queue_purge, NULL, "Deletes jobs of a queue (one state, or all but reserved)." },
@@ -151,13 +151,19 @@ static void reply_unknown(struct conn *c, resp_cmd *cmd)
 }
 
 /* Checks name, auth, subscribed mode and arity in one place (Redis's
- * processCommand), then runs the io() handler. */
+ * processCommand), then runs the io() handler. A command whose reply
+ * finds no room yet among the replies in flight is held by the
+ * connection, which dispatches it again later (conn.c: output bounds). */
 void commands_dispatch(struct conn *c, resp_cmd *cmd)
 {
     struct server *srv = c->io->srv;
+    const struct command *k = commands_find(cmd->argv[0], cmd->len[0]);
+    if (!conn_has_room(c, k, cmd)) {
+        conn_hold(c, k, cmd); /* dispatched again once earlier replies make room */
+        return;
+    }
     atomic_fetch_add_explicit(&srv->total_commands, 1, memory_order_relaxed);
     c->last_ms = clock_mono_ms();
-    const struct command *k = commands_find(cmd->argv[0], cmd->len[0]);
     if (!k) {
         if (srv->cfg.requirepass[0] && !c->authed)
             conn_error_now(c, "NOAUTH Authentication required.");
@@ -189,7 +195,9 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
     m->origin = c->io->id;
     m->conn = c;
     m->proto = c->proto;
+    conn_command_begin(c, k, m->req.argc);
     k->io(c, m);
+    conn_command_end(c);
 }
 
 /* ---------------------------------------------------------- COMMAND */

@@ -42,11 +42,15 @@ static const struct opt opts[] = {
     { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads (0 = one per core, at most 8)" },
     { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
     { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },
-    { "http-port", OPT_INT, OFF(http_port), "7380", 0, 65535, NULL, "HTTP admin port" },
+    { "http-port", OPT_INT, OFF(http_port), "7380", 0, 65535, NULL, "HTTP admin port (0 = no HTTP admin)" },
     { "payload", OPT_ENUM, OFF(payload), "json", 0, 0, payload_choices, "payload check: json|raw" },
     { "max-payload", OPT_SIZE, OFF(max_payload), "1mb", 1, 512LL << 20, NULL, "largest job payload in bytes" },
     { "payload-memory", OPT_SIZE, OFF(payload_memory), "1gb", 0, 1LL << 40, NULL, "payloads kept in memory (all shards); beyond it they are read from the journal" },
-    { "proto-max-bulk-len", OPT_SIZE, OFF(proto_max_bulk_len), "512mb", 1024, 1LL << 32, NULL, "largest RESP bulk string" },
+    { "proto-max-bulk-len", OPT_SIZE, OFF(proto_max_bulk_len), "0", 0, 1LL << 32, NULL, "largest RESP bulk string (0 = twice max-payload, at least 1mb)" },
+    { "proto-max-request", OPT_SIZE, OFF(proto_max_request), "64mb", 1024, 1LL << 34, NULL, "largest request: all arguments of one command together" },
+    { "protected-mode", OPT_ENUM, OFF(protected_mode), "yes", 0, 0, yesno_choices, "with no password, serve only loopback clients: yes|no" },
+    { "request-timeout", OPT_INT, OFF(request_timeout), "60", 0, 100000000, NULL, "close a client whose started request is not complete after this many seconds (0 = never)" },
+    { "timeout", OPT_INT, OFF(timeout), "0", 0, 100000000, NULL, "close a client idle this many seconds (0 = never; unauthenticated: 10 s)" },
     { "maxclients", OPT_INT, OFF(maxclients), "10000", 1, 1000000, NULL, "most client connections at once" },
     { "client-output-limit", OPT_SIZE, OFF(client_output_limit), "64mb", 65536, 1LL << 40, NULL, "output buffer at which a client that does not read is disconnected" },
     { "enable-debug-command", OPT_ENUM, OFF(enable_debug), "no", 0, 0, yesno_choices, "allow DEBUG (fault injection for tests): no|yes" },
@@ -203,6 +207,28 @@ static void usage(FILE *out)
     fprintf(out, "  --help / --version\n");
 }
 
+/* The request limits must fit together and fit a payload. */
+static int check_limits(struct config *cfg, FILE *err)
+{
+    if (cfg->proto_max_bulk_len == 0) {
+        int64_t v = cfg->max_payload * 2;
+        cfg->proto_max_bulk_len = v < (1 << 20) ? (1 << 20) : v;
+    }
+    if (cfg->proto_max_bulk_len < cfg->max_payload) {
+        fprintf(err, "spoold: proto-max-bulk-len (%lld bytes) is smaller than max-payload (%lld bytes): a payload "
+                "that may be stored could not be sent; raise proto-max-bulk-len or leave it at 0 (twice max-payload)\n",
+                (long long)cfg->proto_max_bulk_len, (long long)cfg->max_payload);
+        return -1;
+    }
+    if (cfg->proto_max_request < cfg->proto_max_bulk_len) {
+        fprintf(err, "spoold: proto-max-request (%lld bytes) is smaller than proto-max-bulk-len (%lld bytes): "
+                "a request could not carry one argument that long; raise proto-max-request\n",
+                (long long)cfg->proto_max_request, (long long)cfg->proto_max_bulk_len);
+        return -1;
+    }
+    return 0;
+}
+
 int config_load(struct config *cfg, int argc, char **argv, FILE *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -257,7 +283,7 @@ int config_load(struct config *cfg, int argc, char **argv, FILE *err)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->io_threads = n > 0 ? (int)(n > 8 ? 8 : n) : 1;
     }
-    return 0;
+    return check_limits(cfg, err);
 }
 
 void config_free(struct config *cfg)

@@ -32,7 +32,11 @@ struct config {
     int payload;          /* enum payload_mode */
     int64_t max_payload;
     int64_t payload_memory;
-    int64_t proto_max_bulk_len;
+    int64_t proto_max_bulk_len; /* 0 in the table means "twice max-payload" */
+    int64_t proto_max_request;  /* all arguments of one request together */
+    int protected_mode;   /* 0 no, 1 yes: no password -> loopback clients only */
+    int timeout;          /* idle seconds before a client is closed; 0 = never */
+    int request_timeout;  /* seconds a started request may take to arrive; 0 = no limit */
     int maxclients;
     int enable_debug;     /* 0 no, 1 yes */
     int64_t client_output_limit;

@@ -92,6 +92,9 @@ static struct slot *slot_new(struct conn *c, enum slot_kind kind)
         c->slots_head = sl;
     c->slots_tail = sl;
     c->nslots++;
+    sl->reserved = c->reserve_next;
+    c->reserved += sl->reserved;
+    c->reserve_next = 0;
     return sl;
 }
 
@@ -117,6 +120,7 @@ static void flush_slots(struct conn *c)
         if (!c->slots_head)
             c->slots_tail = NULL;
         c->nslots--;
+        c->reserved -= sl->reserved;
         out_write(c, &sl->out);
         slot_free(sl);
     }
@@ -255,6 +259,7 @@ void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish
 static void gather_part(struct conn *c, struct slot *sl, struct msg *m)
 {
     sl->num += m->num;
+    sl->keys += m->keys;
     if (m->part >= 0 && m->part < sl->nparts) {
         sl->parts[m->part] = m->out;
         resp_buf_init(&m->out);
@@ -481,15 +486,98 @@ static bool reap(struct conn *c)
 
 /* -------------------------------------------------------------- parsing */
 
+/* A reply that grows with the data: the command runs alone (see below). */
+static bool runs_alone(const struct command *k, int argc)
+{
+    return (k->flags & CMD_BIGREPLY) || ((k->flags & CMD_ONEPAYLOAD) && argc > 2);
+}
+
+/* Output is bounded before it is built. Small replies may be in flight
+ * together (up to PIPELINE_MAX). A reply that holds one payload (LPOP,
+ * RPOP, JOB.GET: CMD_ONEPAYLOAD) reserves max-payload bytes until it is
+ * written out, and such requests run side by side only while their
+ * reservations stay within client-output-limit. A reply that grows with
+ * the data (CMD_BIGREPLY: LRANGE, QUEUE.PEEK, QUEUE.LIST, INFO, and LPOP
+ * key n) runs alone: it waits until every earlier request has been
+ * answered, and nothing after it runs until its reply is in the output
+ * buffer. There the soft limit (OUT_PAUSE unsent bytes) stops execution
+ * until the client reads, so a client that pipelines 150 LRANGEs and
+ * reads nothing holds at most OUT_PAUSE plus one reply, not 150 of them;
+ * client-output-limit is the hard limit that disconnects (pub/sub
+ * messages are not paused). The dispatcher (commands_dispatch) asks
+ * conn_has_room before it runs a command and parks it with conn_hold when
+ * there is none; conn_process runs it again once replies make room. */
 static bool can_parse(const struct conn *c)
 {
-    return !c->closed && !c->doomed && !c->closing && !c->blocked && !c->paused_out && c->nslots < PIPELINE_MAX;
+    return !c->closed && !c->doomed && !c->closing && !c->blocked && !c->paused_out &&
+           c->nslots < PIPELINE_MAX && !(c->alone && c->nslots > 0) && !c->penalty;
+}
+
+/* Names the setting behind a size refusal of the parser. */
+static const char *limit_hint(const struct conn *c, const char *err)
+{
+    bool pre_auth = c->io->srv->cfg.requirepass[0] && !c->authed;
+    if (pre_auth && (strstr(err, "bulk length") || strstr(err, "too big")))
+        return " (before AUTH a request may carry 16 arguments of 16 KiB at most)";
+    if (strstr(err, "invalid bulk length"))
+        return " (an argument may be at most proto-max-bulk-len bytes; a job payload at most max-payload)";
+    if (strstr(err, "request too big"))
+        return " (proto-max-request caps all arguments of one command together; push fewer jobs per command)";
+    return "";
+}
+
+bool conn_has_room(const struct conn *c, const struct command *k, const resp_cmd *cmd)
+{
+    if (!k || c->nslots == 0)
+        return true;
+    if (runs_alone(k, cmd->argc))
+        return false;
+    return !(k->flags & CMD_ONEPAYLOAD) ||
+           c->reserved + c->io->srv->cfg.max_payload <= c->io->srv->cfg.client_output_limit;
+}
+
+void conn_hold(struct conn *c, const struct command *k, resp_cmd *cmd)
+{
+    c->held = *cmd; /* runs when the replies before it make room */
+    memset(cmd, 0, sizeof *cmd);
+    c->held_cmd = k;
+    c->has_held = true;
+}
+
+void conn_command_begin(struct conn *c, const struct command *k, int argc)
+{
+    c->alone = runs_alone(k, argc);
+    c->reserve_next = (k->flags & CMD_ONEPAYLOAD) && !c->alone ? c->io->srv->cfg.max_payload : 0;
+}
+
+void conn_command_end(struct conn *c)
+{
+    c->reserve_next = 0; /* answered at once: nothing was in flight */
+}
+
+/* Runs the held command once there is room for its reply; false while
+ * it must wait. */
+static bool run_held(struct conn *c)
+{
+    if (!conn_has_room(c, c->held_cmd, &c->held))
+        return false;
+    resp_cmd cmd = c->held;
+    memset(&c->held, 0, sizeof c->held);
+    c->has_held = false;
+    c->held_cmd = NULL;
+    c->io->srv->dispatch(c, &cmd);
+    return true;
 }
 
 void conn_process(struct conn *c)
 {
     struct evbuffer *in = c->in;
     while (can_parse(c)) {
+        if (c->has_held) {
+            if (!run_held(c))
+                break;
+            continue;
+        }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
             break;
@@ -499,17 +587,25 @@ void conn_process(struct conn *c)
         int rc = resp_req_feed(c->parser, v.iov_base, v.iov_len, &used, &cmd);
         evbuffer_drain(in, used);
         if (rc == RESP_OK) {
-            c->io->srv->dispatch(c, &cmd);
+            c->partial_since = 0; /* a request arrived whole: the clock restarts */
+            c->io->srv->dispatch(c, &cmd); /* or held by it (conn_hold) */
         } else if (rc == RESP_EPROTO) {
             log_info("client id=%llu addr=%s: %s; closing the connection",
                      (unsigned long long)c->id, c->addr, resp_req_error(c->parser));
-            conn_error_now(c, "ERR %s", resp_req_error(c->parser));
+            conn_error_now(c, "ERR %s%s", resp_req_error(c->parser), limit_hint(c, resp_req_error(c->parser)));
             conn_close_after_reply(c);
             break;
         } else if (used == 0) {
             break;
         }
     }
+    /* a request half received while spoold waits for the client: timed
+     * from the first of its bytes that came after the last whole request
+     * (conn_sweep); not while spoold holds the connection back */
+    if (!can_parse(c) || resp_req_pending(c->parser) == 0)
+        c->partial_since = 0;
+    else if (c->partial_since == 0)
+        c->partial_since = clock_mono_ms();
     outbox_flush(&c->io->out);
     if (!c->closed && c->read_paused && evbuffer_get_length(in) < IN_HIGH) {
         c->read_paused = false;
@@ -635,13 +731,98 @@ void conn_apply_limits(struct conn *c)
     struct config *cfg = &c->io->srv->cfg;
     resp_limits lim = resp_limits_default();
     lim.max_bulk = (uint64_t)cfg->proto_max_bulk_len;
+    lim.max_request = (uint64_t)cfg->proto_max_request;
     if (cfg->requirepass[0] && !c->authed) {
         /* Before AUTH a client gets only what AUTH/HELLO need. */
         lim.max_args = 16;
         lim.max_bulk = 16384;
         lim.max_inline = 16384;
+        lim.max_request = 65536;
     }
     resp_req_set_limits(c->parser, &lim);
+}
+
+/* ------------------------------------------------------------- timeouts */
+
+static bool idle_exempt(const struct conn *c)
+{
+    return c->closed || c->blocked || c->nsubs || c->npsubs || c->nslots || c->inflight;
+}
+
+void conn_sweep(struct io_thread *io)
+{
+    const struct config *cfg = &io->srv->cfg;
+    int64_t now = clock_mono_ms();
+    for (struct conn *c = io->conns, *next; c; c = next) {
+        next = c->next;
+        if (idle_exempt(c))
+            continue;
+        int64_t idle = now - c->last_ms;
+        const char *why = NULL;
+        if (!c->authed && idle >= CONN_UNAUTH_TIMEOUT_MS)
+            why = "not authenticated within 10 s";
+        else if (cfg->timeout > 0 && idle >= (int64_t)cfg->timeout * 1000)
+            why = "idle timeout";
+        if (!why && !c->closing && c->partial_since && cfg->request_timeout > 0 &&
+            now - c->partial_since >= (int64_t)cfg->request_timeout * 1000) {
+            log_info("client id=%llu addr=%s: request not complete within %d s; closing the connection",
+                     (unsigned long long)c->id, c->addr, cfg->request_timeout);
+            atomic_fetch_add(&io->srv->idle_closed, 1);
+            conn_error_now(c, "ERR request not complete within %d s (request-timeout); closing the connection",
+                      cfg->request_timeout);
+            conn_close_after_reply(c); /* once the error is written (below) */
+            continue;
+        }
+        if (!why)
+            continue;
+        log_info("client id=%llu addr=%s: %s; closing the connection", (unsigned long long)c->id, c->addr, why);
+        atomic_fetch_add(&io->srv->idle_closed, 1);
+        conn_close(c, why);
+    }
+    conn_flush_dirty(io);
+}
+
+/* ------------------------------------------------------------ AUTH delay */
+
+static void penalty_over(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct io_thread *io = c->io;
+    c->penalty = false;
+    if (c->closed)
+        return;
+    conn_process(c);
+    conn_flush_dirty(io);
+}
+
+/* The wait before the server-wide schedule allows another failure. */
+static int64_t global_turn(struct server *srv, int64_t now)
+{
+    int64_t prev = atomic_load(&srv->auth_next_slot), next;
+    do
+        next = (prev > now ? prev : now) + CONN_AUTH_SPACING_MS;
+    while (!atomic_compare_exchange_weak(&srv->auth_next_slot, &prev, next));
+    return next - CONN_AUTH_SPACING_MS - now;
+}
+
+void conn_auth_failed(struct conn *c)
+{
+    struct server *srv = c->io->srv;
+    atomic_fetch_add(&srv->auth_failures, 1);
+    c->auth_fails++;
+    int64_t delay = 100LL << (c->auth_fails > 5 ? 5 : c->auth_fails - 1);
+    if (delay > 2000)
+        delay = 2000;
+    int64_t turn = global_turn(srv, clock_mono_ms());
+    if (turn > delay)
+        delay = turn;
+    if (!c->penalty_ev)
+        c->penalty_ev = evtimer_new(c->io->base, penalty_over, c);
+    if (!c->penalty_ev)
+        return;
+    struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
+    c->penalty = true;
+    event_add(c->penalty_ev, &tv);
 }
 
 static void format_addr(int fd, char *out, size_t n, bool local)
@@ -725,6 +906,10 @@ void conn_close(struct conn *c, const char *why)
         return;
     c->closed = true;
     log_debug("client id=%llu addr=%s: %s", (unsigned long long)c->id, c->addr, why);
+    if (c->penalty_ev) {
+        event_free(c->penalty_ev);
+        c->penalty_ev = NULL;
+    }
     struct slot *sl = c->blocked;
     if (sl && sl->claim && claim_take(sl->claim)) {
         /* Nobody will answer the parked pop now: withdraw it. */
@@ -773,6 +958,7 @@ static void conn_free(struct conn *c)
         slot_free(sl);
     }
     resp_req_free(c->parser);
+    resp_cmd_free(&c->held);
     free(c->name);
     free(c);
     conn_stop_when_idle(io);

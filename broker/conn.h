@@ -27,6 +27,7 @@
 struct io_thread;
 struct msg;
 struct claim;
+struct command;
 struct conn;
 struct slot;
 
@@ -39,12 +40,14 @@ struct slot {
     enum slot_kind kind;
     bool ready;
     int pending;             /* replies still expected */
+    int64_t reserved;        /* counted in conn->reserved until written out */
     resp_buf out;
 
     /* SLOT_GATHER */
     gather_fn finish;
     struct msg *req;         /* the original request (argv for finish) */
     long long num;           /* sum of the parts' numbers */
+    long long keys;          /* sum of the parts' keys (msg.h) */
     resp_buf *parts;         /* one per target, in target order */
     int nparts;
 
@@ -84,6 +87,16 @@ struct conn {
     bool dirty;                      /* has output to write (in io->dirty) */
     struct conn *dirty_next;
     bool doomed;                     /* over the output limit: close at the next safe point */
+    bool alone;                      /* a CMD_BIGREPLY command is in flight: parse nothing more */
+    bool has_held;                   /* held: a command waiting for output room (conn.c) */
+    int64_t reserved;                /* worst-case bytes of replies in flight (CMD_ONEPAYLOAD) */
+    int64_t reserve_next;            /* what the next slot created reserves */
+    resp_cmd held;
+    const struct command *held_cmd;  /* the table entry of held */
+    bool penalty;                    /* after a failed AUTH: parse nothing until penalty_ev */
+    struct event *penalty_ev;
+    unsigned auth_fails;
+    int64_t partial_since;           /* monotonic ms: a request began arriving and is not complete */
     struct slot *slots_head, *slots_tail;
     int nslots;
     int inflight;                    /* messages expected back from other threads */
@@ -137,7 +150,37 @@ void conn_write_oob(struct conn *c, resp_buf *b);
 /* Closes the connection once every reply before this point is written. */
 void conn_close_after_reply(struct conn *c);
 
+/* ---- for the dispatcher (commands_dispatch), the output policy ---- */
+
+/* Whether command k (cmd) may run now, given the replies in flight
+ * (conn.c explains the policy); true for an unknown command. */
+bool conn_has_room(const struct conn *c, const struct command *k, const resp_cmd *cmd);
+/* Parks cmd (taking its contents) until conn_has_room allows it; the
+ * connection parses nothing more meanwhile and then dispatches it again. */
+void conn_hold(struct conn *c, const struct command *k, resp_cmd *cmd);
+/* Around the io() handler of k: whether it runs alone, and what the slot
+ * it creates reserves for its reply (CMD_ONEPAYLOAD). */
+void conn_command_begin(struct conn *c, const struct command *k, int argc);
+void conn_command_end(struct conn *c);
+
 /* Limits of the request parser for this connection's auth state. */
 void conn_apply_limits(struct conn *c);
+
+/* Idle timeouts, called once a second by the I/O thread: closes a client
+ * idle for `timeout` seconds (when set), one that has not authenticated
+ * within CONN_UNAUTH_TIMEOUT_MS of its last command while a password is
+ * required, and one whose started request has not arrived whole within
+ * `request-timeout` seconds (slowly sent requests). Blocked clients,
+ * subscribers and clients waiting for replies are never idle. */
+#define CONN_UNAUTH_TIMEOUT_MS 10000
+void conn_sweep(struct io_thread *io);
+
+/* A failed AUTH: counted (INFO acl_access_denied_auth), and the connection
+ * parses nothing more for a while: 100 ms doubling per failure up to 2 s,
+ * and never sooner than its turn in a server-wide schedule of one failure
+ * per CONN_AUTH_SPACING_MS, so that many connections guessing together
+ * get no further than one. */
+#define CONN_AUTH_SPACING_MS 10
+void conn_auth_failed(struct conn *c);
 
 #endif

@@ -65,6 +65,9 @@ struct server {
     _Atomic uint64_t total_connections;
     _Atomic uint64_t total_commands;
     _Atomic uint64_t rejected_connections;
+    _Atomic uint64_t auth_failures;    /* failed AUTH / HELLO AUTH (INFO acl_access_denied_auth) */
+    _Atomic int64_t auth_next_slot;    /* monotonic ms: the next failed AUTH's turn (conn.c) */
+    _Atomic uint64_t idle_closed;      /* clients closed by the idle timeouts */
     _Atomic uint64_t next_client_id;
     _Atomic long subscriptions;       /* pub/sub channels + patterns, all clients */
 };

@@ -54,6 +54,13 @@ static void begin_stop(struct io_thread *io)
     conn_stop_when_idle(io);
 }
 
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct io_thread *io = arg;
+    if (!io->stopping)
+        conn_sweep(io);
+}
+
 static void io_drain(void *arg, struct msg *list)
 {
     struct io_thread *io = arg;
@@ -107,6 +114,10 @@ int io_init(struct io_thread *io, struct server *srv, int id)
     event_config_free(ec);
     if (!io->base || outbox_init(&io->out, srv->inboxes, ctx_inboxes(srv)) < 0)
         return -ENOMEM;
+    struct timeval second = { 1, 0 };
+    io->sweep_timer = event_new(io->base, -1, EV_PERSIST, sweep_cb, io);
+    if (!io->sweep_timer || event_add(io->sweep_timer, &second) < 0)
+        return -ENOMEM;
     int rc = inbox_init(&io->inbox, io->base, io_drain, io);
     if (rc == 0)
         ctx_register(srv, ctx_io(srv, id), &io->inbox);
@@ -138,6 +149,8 @@ void io_destroy(struct io_thread *io)
     inbox_discard(&io->inbox);
     if (io->stop_timer)
         event_free(io->stop_timer);
+    if (io->sweep_timer)
+        event_free(io->sweep_timer);
     inbox_destroy(&io->inbox);
     if (io->base)
         event_base_free(io->base);

@@ -38,6 +38,7 @@ struct io_thread {
      * above it. */
     void (*conn_gone)(struct conn *c);
     struct event *stop_timer;
+    struct event *sweep_timer;    /* once a second: idle timeouts (conn_sweep) */
 };
 
 #endif

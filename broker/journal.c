@@ -473,6 +473,12 @@ int journal_open(struct journal **out, const char *path, int fsync_mode)
         return -ENOMEM;
     }
     err = journal_connect(j);
+    /* Exclusive locking before anything reads the file (a read in WAL mode
+     * before it would make SQLite create the -shm file after all), but the
+     * version check before anything changes it (a newer file is left as
+     * it was). */
+    if (!err)
+        err = journal_exec(j, "PRAGMA locking_mode = EXCLUSIVE", "setting exclusive locking");
     if (!err)
         err = journal_check_version(j, &version);
     if (!err)

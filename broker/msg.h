@@ -69,6 +69,7 @@ struct msg {
     /* results */
     resp_buf out;                /* the encoded reply, or a text part of a gather */
     long long num;               /* numeric part of a gather */
+    long long keys;              /* second numeric part (INFO: keys for # Keyspace) */
     uint64_t *jobs;              /* ids of delivered jobs (see above); owned */
     int njobs;
     bool jobs_left;              /* list pop from the left end (return them there) */

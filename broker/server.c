@@ -11,7 +11,9 @@
 #include "io.h"
 #include "log.h"
 #include "msg.h"
+#include "notify.h"
 #include "powercut.h"
+#include "protect.h"
 #include "shard.h"
 
 #include <arpa/inet.h>
@@ -33,10 +35,37 @@
 
 /* ------------------------------------------------------------ accepting */
 
+/* Protected mode: one -DENIED line, then close. Logged at most once a
+ * minute (a scanner must not fill the log); counted in rejected_connections. */
+static void refuse_unprotected(struct server *srv, int fd, const struct sockaddr *sa)
+{
+    static int64_t last_log;
+    const char *msg = protect_denied_reply();
+    ssize_t w = write(fd, msg, strlen(msg));
+    (void)w;
+    close(fd);
+    atomic_fetch_add(&srv->rejected_connections, 1);
+    int64_t now = clock_mono_ms();
+    if (last_log == 0 || now - last_log >= 60000) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, sizeof host);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof host);
+        log_warn("protected mode: refused a client from %s (no password is set; set --requirepass, bind to "
+                 "loopback, or --protected-mode no); further refusals are logged once a minute", host);
+        last_log = now;
+    }
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
                       void *arg)
 {
     struct server *srv = arg;
+    if (protect_refuses(&srv->cfg, sa)) {
+        refuse_unprotected(srv, fd, sa);
+        return;
+    }
     if (atomic_load(&srv->connected_clients) >= srv->cfg.maxclients) {
         static const char msg[] = "-ERR max number of clients reached\r\n";
         ssize_t w = write(fd, msg, sizeof msg - 1);
@@ -169,6 +198,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     log_info("%s received: no longer accepting connections; finishing in-flight work",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    notify_send("STOPPING=1");
     stop_all(srv);
 }
 
@@ -327,8 +357,17 @@ int server_run(struct server *srv)
     log_info("spoold ready: listening on %s:%d, %d shard(s), %d I/O thread(s), data in %s, fsync %s, payload %s",
              srv->cfg.bind, srv->port, srv->nshards, srv->nio, srv->cfg.data_dir,
              config_fsync_name(srv->cfg.fsync), srv->cfg.payload ? "raw" : "json");
+    if (protect_active_beyond_loopback(&srv->cfg))
+        log_warn("protected mode: listening on %s with no password, so only loopback clients are served; "
+                 "others get -DENIED (set --requirepass, or --protected-mode no behind a firewall)", srv->cfg.bind);
     if (srv->cfg.port_file[0] && (rc = write_port_file(srv->cfg.port_file, srv->port)) < 0)
         log_error("cannot write the port file %s: %s", srv->cfg.port_file, strerror(-rc));
+    char ready[200];
+    snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %s:%d\nMAINPID=%d", srv->cfg.bind, srv->port,
+             (int)getpid());
+    if ((rc = notify_send(ready)) < 0)
+        log_warn("cannot tell the service manager that spoold is ready (NOTIFY_SOCKET=%s): %s",
+                 getenv("NOTIFY_SOCKET"), strerror(-rc));
 
     event_base_dispatch(srv->base);
 

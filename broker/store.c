@@ -400,6 +400,7 @@ void store_job_retry(struct store *s, struct job *j)
     j->run_at = 0;
     make_ready(s, j, true);
     jr_update(s, j);
+    emit(s, j, "retried"); /* JOB.RETRY / QUEUE.RETRY: spool tail sees it */
 }
 
 void store_job_return(struct store *s, struct job *j, bool left)

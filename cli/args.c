@@ -72,6 +72,14 @@ static int parse_opt(args *a, const arg_opt *opts, int argc, char **argv, int *i
     return set_opt(a, o, val);
 }
 
+/* "-5", "-1.5": a negative number is a value (spool config q retries -5
+ * then reaches spoold, which says what range it takes), not an option. */
+static bool negative_number(const char *s)
+{
+    return s[0] == '-' && (isdigit((unsigned char)s[1]) ||
+                           (s[1] == '.' && isdigit((unsigned char)s[2])));
+}
+
 int args_parse(args *a, const arg_opt *opts, int argc, char **argv)
 {
     memset(a, 0, sizeof *a);
@@ -83,7 +91,7 @@ int args_parse(args *a, const arg_opt *opts, int argc, char **argv)
         } else if (!only_pos && s[0] == '-' && s[1] == '-') {
             if (parse_opt(a, opts, argc, argv, &i) < 0)
                 return -1;
-        } else if (!only_pos && s[0] == '-' && s[1]) {
+        } else if (!only_pos && s[0] == '-' && s[1] && !negative_number(s)) {
             fprintf(stderr, "spool: unknown option '%s' (options are long: --name; see --help)\n", s);
             return -1;
         } else if (a->npos < ARGS_MAX_POS) {

@@ -152,7 +152,7 @@ static void jobs_table(const char *state, spool_job **jobs, size_t n, long long 
         fmt_duration(created, sizeof created, now - j->created_at);
         strcat(created, " ago");
         fmt_when(when, sizeof when, state_time(j), now);
-        fmt_preview(err, sizeof err, j->last_error ? j->last_error : "", j->last_error ? strlen(j->last_error) : 0, 40);
+        fmt_text(err, sizeof err, j->last_error, 40);
         fmt_preview(pay, sizeof pay, j->payload ? j->payload : "", j->payload_len, 50);
         const char *row[] = { j->id, pri, att, created, when, err, pay };
         table_add(&t, row);

@@ -49,6 +49,17 @@ static const char *reason(const char *msg)
     return p && p[1] == ' ' ? p + 2 : msg;
 }
 
+/* The SDK's "bad URL 'u': why (expected ...)" -> "why", so that the CLI's
+ * own message (which hides the password) does not say it all twice. */
+static const char *url_reason(const char *msg, char *buf, size_t cap)
+{
+    const char *p = strstr(msg, "': ");
+    p = p ? p + 3 : msg;
+    const char *end = strstr(p, " (expected");
+    snprintf(buf, cap, "%.*s", (int)(end ? (size_t)(end - p) : strlen(p)), p);
+    return buf;
+}
+
 /* ============================================================== connect */
 
 int cli_connect(cli_ctx *x)
@@ -63,14 +74,18 @@ int cli_connect(cli_ctx *x)
 
 int cli_connect_error(cli_ctx *x, int rc, const char *msg)
 {
+    char why[256];
     if (rc == SPOOL_EINVAL)
         return cli_fail(CLI_USAGE, "bad URL '%s': %s (expected spool://[user:password@]host[:port])",
-                        cli_url_shown(x), msg);
+                        cli_url_shown(x), url_reason(msg, why, sizeof why));
     if (rc == SPOOL_EAUTH)
         return cli_fail(CLI_REFUSED, "%s refused to authenticate: %s (put the password in the URL: "
                         "spool://:PASSWORD@host:port)", cli_url_shown(x), reason(msg));
     if (rc == SPOOL_ENOMEM)
         return cli_fail(CLI_REFUSED, "out of memory");
+    const char *denied = strstr(msg, "DENIED ");
+    if (denied) /* protected mode: spoold's own words say what to change */
+        return cli_fail(CLI_REFUSED, "%s refused the connection: %s", cli_url_shown(x), denied + 7);
     return cli_fail(CLI_NOCONN, "cannot connect to %s: %s — is spoold running? (set --url or SPOOL_URL)",
                     cli_url_shown(x), reason(msg));
 }

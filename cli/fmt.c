@@ -109,10 +109,36 @@ static void cut_chars(char *buf, size_t cap, size_t max)
         memcpy(buf + j, "\xe2\x80\xa6", 4);
 }
 
+cJSON *fmt_json_parse_whole(const char *text, size_t len)
+{
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    if (!j)
+        return NULL;
+    /* cJSON stops after the first value: "550 5.1.1 no such user" parses
+     * as the number 550. Only trailing white space may follow. */
+    for (const char *p = end; p && p < text + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            cJSON_Delete(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+char *fmt_text(char *buf, size_t cap, const char *text, size_t max)
+{
+    buf[0] = '\0';
+    if (text)
+        append_escaped(buf, cap, 0, text, strlen(text));
+    cut_chars(buf, cap, max);
+    return buf;
+}
+
 char *fmt_preview(char *buf, size_t cap, const char *payload, size_t len, size_t max)
 {
     buf[0] = '\0';
-    cJSON *j = cJSON_ParseWithLength(payload, len);
+    cJSON *j = fmt_json_parse_whole(payload, len);
     char *compact = j ? cJSON_PrintUnformatted(j) : NULL;
     if (compact)
         append_escaped(buf, cap, 0, compact, strlen(compact));

@@ -29,6 +29,12 @@ char *fmt_rate(char *buf, size_t cap, double per_sec);
 /* The payload on one line: compact JSON (or the raw text with control
  * characters escaped), cut to at most max characters with "…". */
 char *fmt_preview(char *buf, size_t cap, const char *payload, size_t len, size_t max);
+/* Plain text (an error message) on one line, control characters escaped,
+ * cut to at most max characters with "…". Never read as JSON. */
+char *fmt_text(char *buf, size_t cap, const char *text, size_t max);
+/* Parses text[0..len) as one JSON document, or NULL when it is not one
+ * (a valid prefix followed by more text is not: "550 5.1.1" is text). */
+cJSON *fmt_json_parse_whole(const char *text, size_t len);
 
 /* Colours: the escape sequence, or "" when colour is off. */
 typedef enum fmt_color { FMT_RESET, FMT_BOLD, FMT_DIM, FMT_RED, FMT_GREEN, FMT_YELLOW,

@@ -591,6 +591,9 @@ static int req_bulk_hdr(resp_req_parser *p, const char *buf, size_t len, size_t 
     if (rc < 0 || blen < 0 || (unsigned long long)blen > p->lim.max_bulk ||
         (unsigned long long)blen > SIZE_MAX - 2)
         return req_fail(p, ERR_BULK_LEN);
+    if (p->lim.max_request && (uint64_t)p->held + (uint64_t)blen > p->lim.max_request)
+        return req_fail(p, "Protocol error: request too big (over %llu bytes in all)",
+                        (unsigned long long)p->lim.max_request);
     bulk_begin(&p->bulk, (size_t)blen);
     p->state = RQ_BULK_DATA;
     return STEP_NEXT;

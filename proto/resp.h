@@ -59,6 +59,9 @@ typedef struct resp_limits {
     uint64_t max_bulk;   /* longest single argument */
     uint32_t max_args;   /* most arguments in one command */
     uint32_t max_inline; /* longest inline command line, and longest "*N"/"$N" header line */
+    uint64_t max_request; /* request parser: all bulk arguments of one command
+                             together, checked at each "$L" header before any
+                             of it is read; 0 = no cap beyond max_args x max_bulk */
 } resp_limits;
 
 /* The defaults above. */
@@ -116,6 +119,9 @@ int resp_req_feed(resp_req_parser *p, const char *buf, size_t len,
  *                                                one over max_bulk
  *   "Protocol error: unbalanced quotes in request"
  *   "Protocol error: bulk not followed by CRLF"  (spool's own; Redis skips 2 bytes)
+ *   "Protocol error: request too big (over N bytes in all)"  the "$L" that
+ *                                                would take the command's
+ *                                                arguments over max_request
  * A header line must end in CRLF; a bare LF makes the number invalid. */
 const char *resp_req_error(const resp_req_parser *p);
 

@@ -74,11 +74,26 @@ spool_job *sdk_job_from_val(const resp_val *v)
  * this lock (held for nothing else). */
 static pthread_mutex_t cjson_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* One whole JSON document or NULL: cJSON stops after the first value, so
+ * a raw payload "550 no such user" would otherwise read as the number 550. */
+static cJSON *parse_whole_locked(const char *text, size_t len)
+{
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    for (const char *p = end; j && p && p < text + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            cJSON_Delete(j);
+            j = NULL;
+        }
+    }
+    return j;
+}
+
 const cJSON *spool_job_json(spool_job *job)
 {
     if (!job->json_done_) {
         pthread_mutex_lock(&cjson_lock);
-        job->json_ = cJSON_ParseWithLength(job->payload, job->payload_len);
+        job->json_ = parse_whole_locked(job->payload, job->payload_len);
         pthread_mutex_unlock(&cjson_lock);
         job->json_done_ = true;
     }

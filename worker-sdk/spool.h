@@ -182,7 +182,8 @@ typedef struct spool_job {
     bool json_done_;      /* private */
 } spool_job;
 
-/* The payload parsed as JSON, or NULL when it is not valid JSON. Parsed on
+/* The payload parsed as JSON, or NULL when it is not valid JSON (all of it:
+ * a valid prefix followed by more text is not JSON). Parsed on
  * the first call; the tree belongs to the job (do not free it). */
 const cJSON *spool_job_json(spool_job *job);
 /* A string member of a JSON object payload, or NULL when the payload is not

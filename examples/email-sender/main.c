@@ -12,6 +12,9 @@
  *                   address rejected")
  *   a bad payload   fail, saying which field is wrong
  *
+ * A subject that is not plain ASCII is sent as RFC 2047 encoded-words
+ * (=?UTF-8?B?...?=), as mail readers expect; the body is UTF-8, 8bit.
+ *
  * Each message carries "X-Spool-Job: <job id>" and a Message-ID made from
  * the job id, so a receiving system can drop the duplicate a retry after a
  * lost acknowledgement may produce (at-least-once delivery).
@@ -88,6 +91,57 @@ static bool header_safe(const char *s)
     return !strpbrk(s, "\r\n");
 }
 
+/* ==================================================== RFC 2047 subject */
+
+/* True when s can go into a header as it is: printable ASCII only. */
+static bool header_ascii(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            return false;
+    return true;
+}
+
+static void base64(const unsigned char *in, size_t n, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
+                     (i + 2 < n ? in[i + 2] : 0);
+        out[o++] = tab[v >> 18 & 63];
+        out[o++] = tab[v >> 12 & 63];
+        out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = 0;
+}
+
+/* The Subject as a header value: ASCII as it is; anything else as RFC 2047
+ * encoded-words ("=?UTF-8?B?...?="), each at most 64 characters, split
+ * only between UTF-8 characters and folded onto continuation lines, so
+ * that every line stays under 76 characters. Caller frees. */
+#define WORD_BYTES 39 /* 52 base64 characters + 12 for "=?UTF-8?B?" "?=" */
+static char *encode_subject(const char *subject)
+{
+    if (header_ascii(subject))
+        return strdup(subject);
+    size_t n = strlen(subject);
+    char *out = malloc((n / WORD_BYTES + 1) * 72 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t at = 0; at < n;) {
+        size_t take = n - at < WORD_BYTES ? n - at : WORD_BYTES;
+        while (take < n - at && take > 1 && ((unsigned char)subject[at + take] & 0xC0) == 0x80)
+            take--; /* never cut a character in two */
+        char b64[WORD_BYTES / 3 * 4 + 8];
+        base64((const unsigned char *)subject + at, take, b64);
+        o += sprintf(o, "%s=?UTF-8?B?%s?=", at ? "\r\n " : "", b64);
+        at += take;
+    }
+    return out;
+}
+
 static char *build_message(const settings *s, const spool_job *job, const char *to,
                            const char *subject, const char *body, size_t *len)
 {
@@ -96,15 +150,20 @@ static char *build_message(const settings *s, const spool_job *job, const char *
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    char *subj = encode_subject(subject);
+    if (!subj)
+        return NULL;
 #define MESSAGE_FMT                                                                    \
     "Date: %s\r\nTo: <%s>\r\nFrom: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@spool>\r\n"     \
-    "X-Spool-Job: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n"
-    int n = snprintf(NULL, 0, MESSAGE_FMT, date, to, s->from, subject, job->id, job->id, body);
+    "X-Spool-Job: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"       \
+    "Content-Transfer-Encoding: 8bit\r\n\r\n%s\r\n"
+    int n = snprintf(NULL, 0, MESSAGE_FMT, date, to, s->from, subj, job->id, job->id, body);
     char *m = malloc((size_t)n + 1);
-    if (!m)
-        return NULL;
-    snprintf(m, (size_t)n + 1, MESSAGE_FMT, date, to, s->from, subject, job->id, job->id, body);
-    *len = (size_t)n;
+    if (m) {
+        snprintf(m, (size_t)n + 1, MESSAGE_FMT, date, to, s->from, subj, job->id, job->id, body);
+        *len = (size_t)n;
+    }
+    free(subj);
     return m;
 }
 

@@ -1013,3 +1013,85 @@ Test(cli, top_quits_on_q)
     cr_assert_eq(term_exit(&t), 0, "top did not quit on q");
     term_free(&t);
 }
+
+/* ========================================== papercuts found by a new user */
+
+/* An SMTP error starts with a number: it is text, not JSON ("550" alone). */
+Test(cli, jobs_shows_an_error_that_starts_with_a_number_whole)
+{
+    char id[64];
+    make_dead("emails", "{\"to\":\"dan@example.net\"}", "550 5.1.1 no such user", id);
+    run r = spool("jobs", "emails", "--state", "dead", NULL);
+    expect_status(r, 0);
+    expect_has(r.out, "550 5.1.1 no such user");
+    run_free(&r);
+    /* a raw payload with a valid JSON prefix is shown as text, too */
+    resp_val *v = CMD(c, "QUEUE.CONFIG", "rawq", "SET", "payload", "raw");
+    expect_ok(v);
+    push("rawq", "42 is the answer", id);
+    r = spool("jobs", "rawq", NULL);
+    expect_status(r, 0);
+    expect_has(r.out, "42 is the answer");
+    run_free(&r);
+    r = spool("show", id, "--json", NULL);
+    cJSON *j = json_of(&r);
+    cr_assert_str_eq(str(j, "payload"), "42 is the answer");
+    cJSON_Delete(j);
+    run_free(&r);
+}
+
+Test(cli, a_url_without_scheme_is_reported_once)
+{
+    run r = spool_nourl("--url", "127.0.0.1:7611", "ping", NULL);
+    expect_status(r, 2);
+    const char *first = strstr(r.err, "bad URL");
+    cr_assert(first, "no 'bad URL' in: %s", r.err);
+    cr_assert_null(strstr(first + 1, "bad URL"), "the error is printed twice: %s", r.err);
+    cr_assert_null(strstr(strstr(r.err, "(expected") + 1, "(expected"), "the hint is printed twice: %s", r.err);
+    expect_has(r.err, "no scheme");
+    expect_has(r.err, "spool://");
+    cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "more than one line: %s", r.err);
+    run_free(&r);
+}
+
+Test(cli, a_negative_number_is_a_value_not_an_option)
+{
+    char id[64];
+    push("emails", "{}", id);
+    run r = spool("config", "emails", "retries", "-5", NULL);
+    expect_status(r, 1); /* refused by spoold, which names the range */
+    expect_has(r.err, "retries");
+    expect_has(r.err, "0 to 1000");
+    run_free(&r);
+    r = spool("push", "emails", "{}", "--priority", "-5", "--json", NULL);
+    cJSON *j = json_of(&r);
+    cJSON_Delete(j);
+    run_free(&r);
+    r = spool("config", "emails", "-x", NULL);
+    expect_status(r, 2);
+    expect_has(r.err, "unknown option '-x'");
+    run_free(&r);
+}
+
+Test(cli, tail_sees_a_retry)
+{
+    char id[64], id2[64];
+    make_dead("emails", "{\"to\":\"dan@example.net\"}", "550 5.1.1 no such user", id);
+    make_dead("emails", "{\"to\":\"eve@example.net\"}", "550 5.1.1 no such user", id2);
+    child t;
+    tail_start(&t, "tail", "emails", "--json", NULL);
+    cr_assert(wait_until(publish_probe("spool:events:emails") == 1, EVENT_WAIT_MS), "tail never subscribed");
+    char *probe = tail_line(&t, now_ms() + EVENT_WAIT_MS);
+    cr_assert(probe && !strcmp(probe, PROBE), "expected the probe first, got %s", probe);
+    free(probe);
+    run r = spool("retry", id, NULL);
+    expect_status(r, 0);
+    run_free(&r);
+    expect_event(&t, "retried", id);
+    /* QUEUE.RETRY (spool retry --all-dead) announces each job it revives */
+    r = spool("retry", "--all-dead", "emails", "--yes", NULL);
+    expect_status(r, 0);
+    run_free(&r);
+    expect_event(&t, "retried", id2);
+    cr_assert_eq(tail_stop(&t), 0);
+}

@@ -288,6 +288,43 @@ Test(conn, config_get_returns_pairs)
     resp_val_free(v);
 }
 
+/* Redis tools (redis_exporter, RedisInsight) read the eviction policy;
+ * spool never evicts a job. */
+Test(conn, config_get_maxmemory_policy_is_noeviction)
+{
+    resp_val *v = CMD(c, "CONFIG", "GET", "maxmemory-policy");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 2, "CONFIG GET maxmemory-policy: got %s", resp_describe(v));
+    cr_assert_str_eq(v->elem[0]->str, "maxmemory-policy");
+    cr_assert_str_eq(v->elem[1]->str, "noeviction");
+    resp_val_free(v);
+    v = CMD(c, "CONFIG", "GET", "maxmemory*");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 4, "CONFIG GET maxmemory*: got %s", resp_describe(v));
+    bool zero = false;
+    for (size_t i = 0; i + 1 < v->n; i += 2)
+        zero |= !strcmp(v->elem[i]->str, "maxmemory") && !strcmp(v->elem[i + 1]->str, "0");
+    cr_assert(zero, "CONFIG GET maxmemory* lacks maxmemory 0: %s", resp_describe(v));
+    resp_val_free(v);
+}
+
+/* "# Keyspace" says db0:keys=N like Redis, N = DBSIZE (queues with jobs). */
+Test(conn, info_keyspace_counts_queues)
+{
+    resp_val *v = info(c, "keyspace");
+    cr_assert(strstr(v->str, "# Keyspace\r\ndb0:keys=0,expires=0,avg_ttl=0\r\n"), "INFO keyspace:\n%s", v->str);
+    resp_val_free(v);
+    expect_int(CMD(c, "RPUSH", "a", JA, JA), 2);
+    expect_int(CMD(c, "RPUSH", "b", JA), 1);
+    expect_int(CMD(c, "RPUSH", "{b}c", JA), 1);
+    v = info(c, "keyspace");
+    cr_assert(strstr(v->str, "db0:keys=3,expires=0,avg_ttl=0\r\n"), "INFO keyspace:\n%s", v->str);
+    resp_val_free(v);
+    expect_int(CMD(c, "DEL", "b"), 1);
+    expect_int(CMD(c, "DBSIZE"), 2);
+    v = info(c, NULL);
+    cr_assert(strstr(v->str, "db0:keys=2,expires=0,avg_ttl=0\r\n"), "INFO:\n%s", v->str);
+    resp_val_free(v);
+}
+
 /* ==================================================== TIME / DBSIZE */
 
 static long long bulk_number(const resp_val *v)

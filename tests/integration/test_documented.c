@@ -227,7 +227,8 @@ Test(settings, payloads_beyond_payload_memory_come_back_from_the_journal)
 
 Test(settings, a_bulk_over_proto_max_bulk_len_closes_with_an_error)
 {
-    spoold *s = spoold_start("--proto-max-bulk-len", "2048", "--max-payload", "4096", NULL);
+    /* max-payload under the limit: a proto-max-bulk-len below it refuses to start */
+    spoold *s = spoold_start("--proto-max-bulk-len", "2048", "--max-payload", "1024", NULL);
     cli *cl = cli_connect(s->port);
     char small[2001], big[3001];
     memset(small, 'a', sizeof small - 1);

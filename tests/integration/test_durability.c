@@ -7,6 +7,7 @@
  * of queues.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,48 @@ Test(durability, sync_delay_needs_fsync_always)
     cli *c = cli_connect(s->port);
     expect_error_has(CMD(c, "DEBUG", "SYNC-DELAY", "sd", "10"), "ERR DEBUG SYNC-DELAY", "--fsync always");
     expect_error_has(CMD(c, "DEBUG", "SYNC-DELAY", "sd", "-1"), "ERR DEBUG SYNC-DELAY", "0 to 60000");
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* Files in dir whose name ends in suffix. */
+static int files_ending(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    cr_assert(d, "cannot open %s", dir);
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t l = strlen(de->d_name), sl = strlen(suffix);
+        n += l > sl && !strcmp(de->d_name + l - sl, suffix);
+    }
+    closedir(d);
+    return n;
+}
+
+/* docs/operations.md: exclusive locking keeps the WAL index in memory, so
+ * no -shm file appears, on a fresh data dir or on a restart of one. */
+Test(durability, no_shm_file_on_start_or_restart)
+{
+    spoold *s = spoold_start("--shards", "2", NULL);
+    char data[400];
+    snprintf(data, sizeof data, "%s/data", s->dir);
+    cli *c = cli_connect(s->port);
+    push_jobs(c, "q", 3);
+    cr_assert_eq(files_ending(data, "-shm"), 0, "a -shm file on a fresh start");
+    cr_assert_eq(files_ending(data, "-wal"), 2);
+    cli_close(c);
+    spoold_kill9(s);
+    spoold_restart(s, "--shards", "2", NULL);
+    c = cli_connect(s->port);
+    cr_assert_eq(llen(c, "q"), 3);
+    push_jobs(c, "r", 2);
+    cr_assert_eq(files_ending(data, "-shm"), 0, "a -shm file after a restart");
+    cli_close(c);
+    spoold_term(s);
+    spoold_restart(s, "--shards", "2", NULL);
+    c = cli_connect(s->port);
+    cr_assert_eq(llen(c, "q"), 3);
+    cr_assert_eq(files_ending(data, "-shm"), 0, "a -shm file after a clean restart");
     cli_close(c);
     spoold_stop(s);
 }

@@ -282,6 +282,55 @@ Test(examples, email_sender_fails_a_5xx_with_the_server_text, .timeout = 120)
     mail_stop(&e);
 }
 
+/* The Subject header of a message as Python's email package decodes it
+ * (RFC 2047 encoded-words joined across folded lines); caller frees. */
+static char *decoded_subject(const char *eml_path)
+{
+    char *argv[] = { "/usr/bin/python3", "-c",
+                     "import sys, email, email.policy\n"
+                     "m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.default)\n"
+                     "raw = m.get('Subject', failobj=None)\n"
+                     "sys.stdout.buffer.write(str(raw).encode('utf-8'))\n",
+                     (char *)eml_path, NULL };
+    char *out = NULL;
+    int rc = run_capture(argv, &out, 20000);
+    cr_assert_eq(rc, 0, "python3 email parse failed: %s", out);
+    return out;
+}
+
+Test(examples, email_sender_encodes_a_utf8_subject, .timeout = 120)
+{
+    mail_env e;
+    mail_start(&e);
+    /* long enough for two encoded-words; ü, ß, ö and € are split nowhere */
+    const char *subject = "Grüße aus Köln: Ihre Bestellung über 42 € ist unterwegs, schönen Tag!";
+    char payload[400], id[SPOOL_ID_MAX];
+    snprintf(payload, sizeof payload, "{\"to\":\"ann@example.com\",\"subject\":\"%s\",\"body\":\"Grüße\"}",
+             subject);
+    cr_assert_eq(spool_push_str(e.c, "emails", payload, NULL, id), 0, "%s", spool_errmsg(e.c));
+    cr_assert(wait_until(count_files(e.maildir, ".eml") == 1, 30000), "no message; worker log:\n%s",
+              slurp(e.worker.log));
+    char path[400];
+    snprintf(path, sizeof path, "%s/1.eml", e.maildir);
+    char *m = slurp(path);
+    const char *h = strstr(m, "\r\nSubject: ");
+    cr_assert(h, "no Subject header:\n%s", m);
+    for (const unsigned char *p = (const unsigned char *)h + 2; *p && !(p[0] == '\r' && p[1] == '\n' && p[2] != ' '); p++)
+        cr_assert(*p < 0x80, "raw 8-bit byte in the Subject header:\n%s", m);
+    cr_assert(strstr(h, "=?UTF-8?B?"), "Subject is not an RFC 2047 encoded-word:\n%s", m);
+    for (const char *l = h + 2; l && *l != '\r'; l = strstr(l, "\r\n") ? strstr(l, "\r\n") + 2 : NULL) {
+        const char *end = strstr(l, "\r\n");
+        cr_assert(end && end - l <= 76, "a Subject line is longer than 76 characters:\n%s", m);
+        if (end[2] != ' ')
+            break;
+    }
+    char *got = decoded_subject(path);
+    cr_assert_str_eq(got, subject, "decoded Subject differs:\n%s", m);
+    free(got);
+    free(m);
+    mail_stop(&e);
+}
+
 /* ========================================================= image-resize */
 
 typedef struct img_env {

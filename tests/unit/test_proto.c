@@ -494,6 +494,27 @@ Test(req, limits_loosened_between_commands)
     resp_req_free(p);
 }
 
+/* max_request caps the sum of a command's arguments, at the "$L" header
+ * that would pass it, before any of that argument is read. */
+Test(req, request_size_is_capped_before_the_argument_is_read)
+{
+    static const char ok[] = "*3\r\n$4\r\nPUSH\r\n$1\r\nq\r\n$5\r\nhello\r\n";
+    static const char over[] = "*3\r\n$4\r\nPUSH\r\n$1\r\nq\r\n$6\r\n";
+    resp_limits lim = resp_limits_default();
+    lim.max_request = 10; /* 4 + 1 + 5 */
+    resp_req_parser *p = resp_req_new(&lim);
+    resp_cmd cmd;
+    size_t cons;
+
+    cr_assert_eq(resp_req_feed(p, ok, sizeof ok - 1, &cons, &cmd), RESP_OK);
+    cr_assert_eq(cmd.argc, 3);
+    resp_cmd_free(&cmd);
+    cr_assert_eq(resp_req_feed(p, over, sizeof over - 1, &cons, &cmd), RESP_EPROTO);
+    cr_assert_str_eq(resp_req_error(p), "Protocol error: request too big (over 10 bytes in all)");
+    cr_assert_lt(resp_req_pending(p), 8, "the parser kept %zu bytes", resp_req_pending(p));
+    resp_req_free(p);
+}
+
 /* A line of n bytes 'a' and CRLF. */
 static char *long_line(size_t n, size_t *len)
 {
