@@ -153,6 +153,16 @@ static void encode_reserved(struct msg *m, const struct job *j)
     resp_add_int(&m->out, j->lease_ms);
 }
 
+/* The reply of this delivery leaves before its commit (reply_is_early). */
+static void note_lent(struct shard *s, const struct job *j)
+{
+    if (s->nlent == s->caplent) {
+        s->caplent = s->caplent ? s->caplent * 2 : 64;
+        s->lent = xrealloc(s->lent, s->caplent * sizeof *s->lent);
+    }
+    s->lent[s->nlent++] = (struct lent){ j->id, j->attempt };
+}
+
 /* Takes up to want jobs from q for the reserve request m. */
 static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int want, resp_buf *items)
 {
@@ -168,6 +178,7 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
             continue;
         }
         store_job_reserve(&s->st, j, m->lease);
+        note_lent(s, j);
         encode_reserved(m, j);
         note_job(m, j->id);
         n++;
@@ -438,12 +449,20 @@ static void fail_turn(struct shard *s, int rc)
         s->events[i].n = 0;
     }
     shard_reload(s);
+    /* Deliveries already answered stay counted (in memory; the next one
+     * journals it), so their receipts are refused as stale from now on. */
+    for (size_t i = 0; i < s->nlent; i++) {
+        struct job *j = jtable_find(&s->st.jobs, s->lent[i].id);
+        if (j && j->attempt < s->lent[i].attempt)
+            j->attempt = s->lent[i].attempt;
+    }
 }
 
 static void commit_turn(struct shard *s)
 {
     if (!s->st.jr || !journal_in_txn(s->st.jr)) {
         s->st.turn_err = 0;
+        s->nlent = 0;
         return;
     }
     int rc = s->st.turn_err ? s->st.turn_err : journal_commit(s->st.jr);
@@ -454,6 +473,7 @@ static void commit_turn(struct shard *s)
         fail_turn(s, rc);
     }
     s->st.turn_err = 0;
+    s->nlent = 0;
 }
 
 /* Posts the batches of replies (nio + 1 of them: the I/O threads and the
@@ -777,6 +797,7 @@ void shard_destroy(struct shard *s)
     free(s->replies);
     free(s->events);
     free(s->early);
+    free(s->lent);
     free(s->fl_replies);
     free(s->fl_events);
 }

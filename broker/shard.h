@@ -57,6 +57,11 @@ struct shard {
     struct msg_batch *fl_events;
     uint64_t turns_seen;         /* turn at the last idle check */
     uint64_t commands;           /* processed, for INFO */
+    /* JOB.RESERVE deliveries answered before their commit (since the last
+     * one): if that commit fails, the reloaded jobs keep their delivery
+     * numbers, so a receipt of a lost lease never names the next delivery */
+    struct lent { uint64_t id; uint32_t attempt; } *lent;
+    size_t nlent, caplent;
 };
 
 int shard_init(struct shard *s, struct server *srv, int id);

@@ -1021,17 +1021,22 @@ Test(crash, journal_faults_store_nothing_and_recover)
     cr_assert(wr->type == RESP_T_ARRAY && wr->n == 1, "the waiter served during the fault got %s",
               resp_describe(wr));
     cr_assert_str_eq(fstr(wr->elem[0], "id"), id2);
+    char lost[48];
+    snprintf(lost, sizeof lost, "%s", fstr(wr->elem[0], "receipt"));
     resp_val_free(wr);
     cr_assert(wait_until(qstat(c, "fw", "ready") == 1, 5000),
               "the job is not ready after the failed commit of its lease: %s", TEXT(c, "QUEUE.STATS", "fw"));
     cr_assert_eq(qstat(c, "fw", "reserved"), 0);
     cr_assert_str_eq(job_state(c, id2, st, sizeof st), "ready");
-    /* the waiter's connection still works and gets it again */
+    /* the waiter's connection still works and gets it again, as the next
+     * delivery: the receipt of the lost lease is stale, not the new one's */
     resp_val *wv = CMD(w, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "fw");
     cr_assert(wv->type == RESP_T_ARRAY && wv->n == 1, "%s", resp_describe(wv));
     cr_assert_str_eq(fstr(wv->elem[0], "id"), id2);
-    cr_assert_eq(fint(wv->elem[0], "attempt"), 1, "the lease that was not stored counted as an attempt");
+    cr_assert_eq(fint(wv->elem[0], "attempt"), 2, "the delivery whose lease was lost does not count");
+    cr_assert_str_neq(fstr(wv->elem[0], "receipt"), lost, "the new delivery has the lost one's receipt");
     resp_val_free(wv);
+    expect_error_has(CMD(c, "JOB.ACK", lost), "STALE", "delivery 1");
     cli_close(w);
 
     /* --- the same for a BRPOP waiter */
