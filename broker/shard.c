@@ -57,15 +57,15 @@ struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool crea
     return store_queue(&s->st, m->req.argv[i], m->req.len[i], create);
 }
 
-/* A reply that promises nothing durable: a read, or a JOB.RESERVE (a lease
- * lost in a power cut is delivered again after the restart: at-least-once
- * holds). Pushes, pops, acks, nacks, deletes and every other write wait
- * for their commit to be on disk. */
+/* A reply that promises nothing durable: a command marked read-only, or a
+ * JOB.RESERVE (a lease lost in a power cut is delivered again after the
+ * restart: at-least-once holds). Everything else waits for its commit to
+ * be on disk: pushes, pops, acks, nacks, deletes, and any command not
+ * marked read-only (a transaction's EXEC, an admin command), so a new
+ * command is durable unless its table entry says otherwise. */
 static bool reply_is_early(const struct msg *m)
 {
-    if (!m->cmd)
-        return false;
-    return !(m->cmd->flags & CMD_WRITE) || (m->cmd->flags & CMD_RESERVE);
+    return m->cmd && (m->cmd->flags & (CMD_READONLY | CMD_RESERVE));
 }
 
 void shard_reply(struct shard *s, struct msg *m)
