@@ -375,10 +375,13 @@ void encode_job(struct msg *m, const struct job *j)
 void sh_job_get(struct shard *s, struct msg *m)
 {
     struct job *j = resolve(s, m, 1, false, false);
+    bool had = j && j->payload; /* a look must not pin the payload in memory */
     if (j && store_job_payload(&s->st, j) == 0)
         encode_job(m, j);
     else
         resp_add_null(&m->out, m->proto);
+    if (j && !had)
+        store_job_payload_drop(&s->st, j);
     shard_reply(s, m);
 }
 

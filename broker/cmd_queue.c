@@ -247,8 +247,11 @@ void sh_queue_peek(struct shard *s, struct msg *m)
     } else {
         resp_add_array(&m->out, n);
         for (size_t i = 0; i < n; i++) {
+            bool had = page[i]->payload != NULL; /* a look must not pin payloads in memory */
             store_job_payload(&s->st, page[i]);
             encode_job(m, page[i]);
+            if (!had)
+                store_job_payload_drop(&s->st, page[i]);
         }
     }
     shard_reply(s, m);

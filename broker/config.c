@@ -42,7 +42,7 @@ static const struct opt opts[] = {
     { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads (0 = one per core, at most 8)" },
     { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
     { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },
-    { "http-port", OPT_INT, OFF(http_port), "7380", 0, 65535, NULL, "HTTP admin port (0 = no HTTP admin)" },
+    { "http-port", OPT_INT, OFF(http_port), "7380", -1, 65535, NULL, "HTTP admin and dashboard port (0 = off, -1 = any free port)" },
     { "payload", OPT_ENUM, OFF(payload), "json", 0, 0, payload_choices, "payload check: json|raw" },
     { "max-payload", OPT_SIZE, OFF(max_payload), "1mb", 1, 512LL << 20, NULL, "largest job payload in bytes" },
     { "payload-memory", OPT_SIZE, OFF(payload_memory), "1gb", 0, 1LL << 40, NULL, "payloads kept in memory (all shards); beyond it they are read from the journal" },
@@ -57,6 +57,7 @@ static const struct opt opts[] = {
     { "loglevel", OPT_ENUM, OFF(loglevel), "info", 0, 0, level_choices, "debug|info|warn|error" },
     { "logfile", OPT_STR, OFF(logfile), "", 0, 0, NULL, "log file (empty = stderr)" },
     { "port-file", OPT_STR, OFF(port_file), "", 0, 0, NULL, "write the bound port to this file once listening" },
+    { "http-port-file", OPT_STR, OFF(http_port_file), "", 0, 0, NULL, "write the bound HTTP port to this file once listening" },
     { "config", OPT_STR, OFF(config_file), "", 0, 0, NULL, "config file of `name value` lines" },
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -28,7 +28,7 @@ struct config {
     int io_threads;       /* 0 means "auto" */
     int fsync;            /* enum fsync_mode */
     char *requirepass;
-    int http_port;
+    int http_port;        /* 0 = off, -1 = any free port */
     int payload;          /* enum payload_mode */
     int64_t max_payload;
     int64_t payload_memory;
@@ -43,6 +43,7 @@ struct config {
     int loglevel;         /* enum log_level */
     char *logfile;
     char *port_file;
+    char *http_port_file;
     char *config_file;
 };
 

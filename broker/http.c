@@ -3,10 +3,12 @@
  */
 #include "http.h"
 
+#include "admin_rpc.h"
 #include "clock.h"
 #include "cmd_queue.h"
 #include "command.h"
 #include "context.h"
+#include "dash.h"
 #include "inbox.h"
 #include "log.h"
 #include "msg.h"
@@ -18,6 +20,9 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +191,8 @@ static void finish(struct server *srv, struct http_call *hc)
 
 void http_on_reply(struct server *srv, struct msg *m)
 {
+    if (admin_rpc_on_reply(srv, m)) /* the dashboard's */
+        return;
     struct http_call *hc = m->slot;
     hc->parts[m->part] = m->out;
     resp_buf_init(&m->out);
@@ -217,7 +224,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
     struct server *srv = arg;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+    if (dash_handle(srv, req)) {
+        /* the dashboard: / and /api/ but the routes below */
+    } else if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
         send_text(req, 405, "Method Not Allowed", "text/plain", "use GET\n", 8);
     } else if (path && strcmp(path, "/healthz") == 0) {
         send_text(req, 200, "OK", "text/plain", "ok\n", 3);
@@ -226,9 +235,29 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (path && strcmp(path, "/api/queues") == 0) {
         ask_shards(srv, req, H_QUEUES);
     } else {
-        static const char msg[] = "not found: try /healthz, /metrics or /api/queues\n";
+        static const char msg[] = "not found: try / (the dashboard), /healthz, /metrics or /api/queues\n";
         send_text(req, 404, "Not Found", "text/plain", msg, sizeof msg - 1);
     }
+}
+
+/* The port the admin socket got (for --http-port -1). */
+static int bound_port(struct evhttp_bound_socket *bs)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void write_http_port(const char *path, int port)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) != 0)
+        log_error("cannot write the HTTP port file %s (http-port-file): %s", path, strerror(errno));
 }
 
 int http_start(struct server *srv)
@@ -240,23 +269,40 @@ int http_start(struct server *srv)
         return -1;
     evhttp_set_gencb(srv->http, on_request, srv);
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
-    if (evhttp_bind_socket(srv->http, srv->cfg.bind, (uint16_t)srv->cfg.http_port) != 0) {
+    evhttp_set_max_headers_size(srv->http, 16384);
+    evhttp_set_max_body_size(srv->http, 65536); /* the dashboard's forms are small */
+    int want = srv->cfg.http_port < 0 ? 0 : srv->cfg.http_port;
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(srv->http, srv->cfg.bind, (uint16_t)want);
+    if (!bs) {
         log_warn("HTTP admin is off: cannot listen on %s:%d (another spoold? choose --http-port, or 0 to turn it off)",
-                 srv->cfg.bind, srv->cfg.http_port);
+                 srv->cfg.bind, want);
         evhttp_free(srv->http);
         srv->http = NULL;
         return 0;
     }
-    log_info("HTTP admin on http://%s:%d/ (/healthz, /metrics, /api/queues)", srv->cfg.bind, srv->cfg.http_port);
+    int port = bound_port(bs);
+    if (dash_start(srv) < 0)
+        return -1;
+    /* A wildcard bind is reached on loopback from this machine. */
+    const char *host = !strcmp(srv->cfg.bind, "0.0.0.0") ? "127.0.0.1" : !strcmp(srv->cfg.bind, "::") ? "[::1]"
+                                                                                                      : srv->cfg.bind;
+    bool v6 = strchr(host, ':') && host[0] != '[';
+    log_info("dashboard on http://%s%s%s:%d/ (HTTP admin: /healthz, /metrics, /api/queues)", v6 ? "[" : "", host,
+             v6 ? "]" : "", port);
+    if (srv->cfg.http_port_file[0])
+        write_http_port(srv->cfg.http_port_file, port);
     if (srv->cfg.requirepass[0] && strncmp(srv->cfg.bind, "127.", 4) != 0 && strcmp(srv->cfg.bind, "::1") != 0)
-        log_warn("the HTTP admin has no password and listens on %s: it shows queue names and counts to anyone "
-                 "who can reach it (set --http-port 0, or keep --bind on loopback behind a proxy)", srv->cfg.bind);
+        log_warn("/metrics and /api/queues have no password and HTTP listens on %s: they show queue names and counts "
+                 "to anyone who can reach it (the dashboard asks for the password; set --http-port 0, or keep "
+                 "--bind on loopback behind a proxy)", srv->cfg.bind);
     return 0;
 }
 
 void http_stop(struct server *srv)
 {
-    if (srv->http)
+    if (srv->http) {
+        dash_stop(srv);
         evhttp_free(srv->http);
+    }
     srv->http = NULL;
 }

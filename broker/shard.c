@@ -367,18 +367,20 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     shard_tick(arg);
 }
 
-/* Checked once a second: after a second without a turn, fold the WAL back
- * into the database (under load SQLite's own checkpoints do that). */
+/* Checked once a second: after a second without a commit, fold the WAL
+ * back into the database (under load SQLite's own checkpoints do that).
+ * Read-only turns (the dashboard's sampler asks every second) do not
+ * count as activity. */
 static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct shard *s = arg;
     if (s->sync_busy)
         return; /* the syncer has the WAL: no write now */
-    if (s->st.jr && s->turns_seen == s->st.turn)
+    if (s->st.jr && s->commits_seen == s->commits)
         journal_checkpoint(s->st.jr);
     else if (s->st.jr && journal_sync(s->st.jr) < 0) /* --fsync batch: on disk within a second */
         log_error("shard %d: %s", s->id, journal_error(s->st.jr));
-    s->turns_seen = s->st.turn;
+    s->commits_seen = s->commits;
 }
 
 void shard_tick(struct shard *s)
@@ -466,6 +468,7 @@ static void commit_turn(struct shard *s)
         return;
     }
     int rc = s->st.turn_err ? s->st.turn_err : journal_commit(s->st.jr);
+    s->commits++;
     if (rc < 0) {
         if (!s->st.turn_err)
             log_error("journal of shard %d: %s", s->id, journal_error(s->st.jr));

@@ -55,7 +55,8 @@ struct shard {
     struct syncer sync;
     struct msg_batch *fl_replies; /* the replies and events of the commit being synced */
     struct msg_batch *fl_events;
-    uint64_t turns_seen;         /* turn at the last idle check */
+    uint64_t commits;            /* turns that committed a transaction */
+    uint64_t commits_seen;       /* commits at the last idle check */
     uint64_t commands;           /* processed, for INFO */
     /* JOB.RESERVE deliveries answered before their commit (since the last
      * one): if that commit fails, the reloaded jobs keep their delivery

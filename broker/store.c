@@ -458,6 +458,11 @@ void store_job_touch(struct store *s, struct job *j, int64_t lease_ms)
     jr_update(s, j);
 }
 
+void store_job_payload_drop(struct store *s, struct job *j)
+{
+    payload_drop(s, j);
+}
+
 int store_job_payload(struct store *s, struct job *j)
 {
     if (j->payload)

@@ -136,6 +136,10 @@ struct tnode *store_next_due(struct store *s, int64_t now);
 
 /* Makes sure the payload is in memory (reads it from the journal). */
 int store_job_payload(struct store *s, struct job *j);
+/* Forgets a payload that a read (QUEUE.PEEK, JOB.GET) loaded only to show
+ * it: the journal keeps it. Call it only when the job had no payload in
+ * memory before that read. */
+void store_job_payload_drop(struct store *s, struct job *j);
 /* Appends j's payload to m's reply as a bulk string, reading it from the
  * journal when it is not in memory. */
 void store_add_payload(struct store *s, struct msg *m, struct job *j);
