@@ -1,7 +1,7 @@
 /*
  * drv_resp.c - the RESP driver: spool and redis-server (see driver.h).
  *
- *   push            LPUSH q payload | JOB.PUSH q payload [DELAY ms]
+ *   push            LPUSH q payload | JOB.PUSH q payload [DELAY ms] [GROUP g<n>]
  *   cycle-pop       BRPOP q timeout-s
  *   cycle-reliable  spool: JOB.RESERVE TIMEOUT ms FROM q, then JOB.ACK receipt
  *                   redis: BLMOVE q q:processing RIGHT LEFT timeout-s, then
@@ -90,6 +90,18 @@ static int purge_ready(int fd, const bench_cfg *cfg, const char *queue, char *er
     return run_ok(fd, 2, del, err, errlen);
 }
 
+/* spool: QUEUE.CONFIG queue SET <cfg->queue_config words>. */
+static int queue_config(int fd, const bench_cfg *cfg, const char *queue, char *err, size_t errlen)
+{
+    char buf[512];
+    const char *argv[32] = { "QUEUE.CONFIG", queue, "SET" };
+    int argc = 3;
+    snprintf(buf, sizeof buf, "%s", cfg->queue_config);
+    for (char *w = strtok(buf, " "); w && argc < 32; w = strtok(NULL, " "))
+        argv[argc++] = w;
+    return run_ok(fd, argc, argv, err, errlen);
+}
+
 static int resp_prepare(const bench_cfg *cfg, const char *queue, char *err, size_t errlen)
 {
     int fd = bconn_dial(cfg->host, cfg->port, err, errlen);
@@ -99,6 +111,8 @@ static int resp_prepare(const bench_cfg *cfg, const char *queue, char *err, size
     int rc = run_ok(fd, 1, ping, err, errlen);
     if (rc == 0)
         rc = purge_ready(fd, cfg, queue, err, errlen);
+    if (rc == 0 && cfg->kind == KIND_SPOOL && cfg->queue_config)
+        rc = queue_config(fd, cfg, queue, err, errlen);
     close(fd);
     return rc;
 }
@@ -141,14 +155,23 @@ static int resp_setup_conn(bconn *c, char *err, size_t errlen)
 static void resp_put_push(bconn *c, const char *payload, size_t len, uint64_t ts)
 {
     const bench_cfg *cfg = c->cfg;
-    char delay[32];
-    const char *argv[5] = { cfg->native_push ? "JOB.PUSH" : "LPUSH", c->queue, payload,
-                            "DELAY", delay };
-    size_t lens[5] = { strlen(argv[0]), strlen(c->queue), len, 5, 0 };
+    char delay[32], group[32];
+    const char *argv[7] = { cfg->native_push ? "JOB.PUSH" : "LPUSH", c->queue, payload,
+                            "DELAY", delay, "GROUP", group };
+    size_t lens[7] = { strlen(argv[0]), strlen(c->queue), len, 5, 0, 5, 0 };
     int argc = 3;
     if (cfg->delay_ms > 0) {
         lens[4] = (size_t)snprintf(delay, sizeof delay, "%lld", cfg->delay_ms);
         argc = 5;
+    }
+    if (cfg->groups > 0 && cfg->native_push) {
+        if (argc == 3) { /* no DELAY: GROUP goes in its place */
+            argv[3] = "GROUP", argv[4] = group;
+            lens[3] = 5;
+        }
+        size_t *gl = argc == 3 ? &lens[4] : &lens[6];
+        *gl = (size_t)snprintf(group, sizeof group, "g%llu", (unsigned long long)(ts % (uint64_t)cfg->groups));
+        argc += 2;
     }
     put_cmd(c, argc, argv, lens);
     bconn_expect(c, REQ_PUSH, ts);

@@ -49,6 +49,9 @@ static const char usage_text[] =
     "  --push-cmd C         spool: lpush | job.push (job.push for cycle-reliable,\n"
     "                       lpush otherwise)\n"
     "  --server-pid PID     also report the CPU time of that (local) server process\n"
+    "  --queue-config S     spool: QUEUE.CONFIG every queue SET S before the run\n"
+    "                       (\"concurrency 1000\", \"rate 5000/1s\")\n"
+    "  --groups N           spool JOB.PUSH: GROUP g0 .. g(N-1), spread over the pushes\n"
     "  --json               print the result as one JSON object instead of a table\n"
     "  -q, --quiet          no progress lines on stderr\n"
     "\n"
@@ -57,7 +60,7 @@ static const char usage_text[] =
 
 enum {
     O_KIND = 256, O_HOST, O_PORT, O_QUEUE, O_QUEUES, O_RATE, O_DELAYED, O_BACKLOG,
-    O_DRAIN, O_FETCH_TIMEOUT, O_PUSH_CMD, O_JSON, O_SERVER_PID
+    O_DRAIN, O_FETCH_TIMEOUT, O_PUSH_CMD, O_JSON, O_SERVER_PID, O_QUEUE_CONFIG, O_GROUPS
 };
 
 static const struct option long_opts[] = {
@@ -81,6 +84,8 @@ static const struct option long_opts[] = {
     { "fetch-timeout", required_argument, NULL, O_FETCH_TIMEOUT },
     { "push-cmd", required_argument, NULL, O_PUSH_CMD },
     { "server-pid", required_argument, NULL, O_SERVER_PID },
+    { "queue-config", required_argument, NULL, O_QUEUE_CONFIG },
+    { "groups", required_argument, NULL, O_GROUPS },
     { "json", no_argument, NULL, O_JSON },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -272,6 +277,8 @@ static int apply(bench_cfg *c, int opt, const char *a, int *push_cmd)
     case O_FETCH_TIMEOUT: return num_int("fetch-timeout", a, 1, 60000, &c->fetch_timeout_ms);
     case O_PUSH_CMD: return pick("push-cmd", a, pcs, 2, push_cmd);
     case O_SERVER_PID: return num_int("server-pid", a, 1, 1 << 30, &c->server_pid);
+    case O_QUEUE_CONFIG: c->queue_config = a; return 0;
+    case O_GROUPS: return num_int("groups", a, 1, 1000000, &c->groups);
     case O_JSON: c->json = true; return 0;
     case 'q': c->quiet = true; return 0;
     default: return -1;

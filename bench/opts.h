@@ -39,6 +39,8 @@ typedef struct bench_cfg {
     int fetch_timeout_ms;    /* blocking timeout of each consumer fetch */
     long long delay_ms;      /* DELAY of every push (used by the delayed pre-load) */
     int server_pid;          /* sample this process's CPU time over the window (0 = no) */
+    const char *queue_config;/* spool: "name value ..." set with QUEUE.CONFIG before the run */
+    int groups;              /* spool JOB.PUSH: spread pushes over this many GROUP keys (0 = none) */
     bool native_push;        /* spool: JOB.PUSH instead of LPUSH */
     bool json;
     bool quiet;

@@ -7,6 +7,7 @@
 #include "msg.h"
 #include "resp.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -46,4 +47,21 @@ int arg_timeout(const struct msg *m, int i, int64_t *deadline)
     int64_t ms = (int64_t)ceil(d * 1000.0);
     *deadline = ms == 0 ? 0 : clock_now_ms() + ms;
     return 0;
+}
+
+bool arg_double(const struct msg *m, int i, double *out)
+{
+    const char *p = m->req.argv[i];
+    size_t n = m->req.len[i];
+    if (n == 0 || n > 256 || isspace((unsigned char)p[0]))
+        return false;
+    char *end;
+    errno = 0;
+    double d = strtod(p, &end);
+    if (end != p + n || isnan(d))
+        return false;
+    if (errno == ERANGE && !isinf(d) && d != 0)
+        return false;
+    *out = d;
+    return true;
 }

@@ -29,4 +29,8 @@ bool arg_range(const struct msg *m, int i, long long min, long long max, long lo
  * when negative, -EINVAL when it is no number. */
 int arg_timeout(const struct msg *m, int i, int64_t *deadline);
 
+/* argv[i] as a float: decimal, exponent, inf/+inf/-inf (any case); false
+ * when missing, NaN or no number. */
+bool arg_double(const struct msg *m, int i, double *out);
+
 #endif

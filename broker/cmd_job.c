@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "context.h"
 #include "io.h"
+#include "kvcmd.h"
 #include "msg.h"
 #include "payload.h"
 #include "queue.h"
@@ -33,15 +34,18 @@
  * the I/O thread and the parse on the shard. */
 static const struct push_opt {
     const char *name;
-    long long min, max;
+    long long min, max;   /* a number, or (is_key) the key's length */
+    bool is_key;
     const char *want;
 } push_opts_table[] = {
-    { "DELAY", 0, 86400000LL * 3650, "milliseconds from 0 to 10 years" },
-    { "AT", 0, INT64_MAX / 2, "a Unix time in milliseconds" },
-    { "PRI", JOB_PRI_MIN, JOB_PRI_MAX, "a whole number from -1000 to 1000" },
-    { "RETRIES", 0, 1000, "a whole number from 0 to 1000" },
-    { "LEASE", 1, 86400000LL * 7, "milliseconds from 1 to 7 days" },
-    { "UNIQUE", 1, 1024, "a key of 1 to 1024 bytes without NUL bytes" },
+    { "DELAY", 0, 86400000LL * 3650, false, "milliseconds from 0 to 10 years" },
+    { "AT", 0, INT64_MAX / 2, false, "a Unix time in milliseconds" },
+    { "PRI", JOB_PRI_MIN, JOB_PRI_MAX, false, "a whole number from -1000 to 1000" },
+    { "RETRIES", 0, 1000, false, "a whole number from 0 to 1000" },
+    { "LEASE", 1, 86400000LL * 7, false, "milliseconds from 1 to 7 days" },
+    { "UNIQUE", 1, 1024, true, "a key of 1 to 1024 bytes without NUL bytes" },
+    { "EXPIRES", 1, 86400000LL * 365, false, "milliseconds from 1 to 1 year (after the push)" },
+    { "GROUP", 1, GROUP_KEY_MAX, true, "a key of 1 to 256 bytes without NUL bytes" },
 };
 
 /* Fills o from m's options; on a bad one writes the reason into err and
@@ -58,7 +62,7 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
                 po = &push_opts_table[k];
         if (!po) {
             snprintf(err, cap, "ERR JOB.PUSH: unknown option '%.32s' (options: DELAY ms, AT unix-ms, PRI n, "
-                     "RETRIES n, LEASE ms, UNIQUE key)", m->req.argv[i]);
+                     "RETRIES n, LEASE ms, UNIQUE key, EXPIRES ms, GROUP key)", m->req.argv[i]);
             return false;
         }
         if (i + 1 >= m->req.argc) {
@@ -68,9 +72,8 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
         const char *val = m->req.argv[i + 1];
         size_t vlen = m->req.len[i + 1];
         long long v = 0;
-        bool ok = po == &push_opts_table[5]
-                      ? vlen >= 1 && vlen <= 1024 && !memchr(val, 0, vlen)
-                      : arg_range(m, i + 1, po->min, po->max, &v);
+        bool ok = po->is_key ? vlen >= (size_t)po->min && vlen <= (size_t)po->max && !memchr(val, 0, vlen)
+                             : arg_range(m, i + 1, po->min, po->max, &v);
         if (!ok) {
             snprintf(err, cap, "ERR JOB.PUSH %s: bad value '%.64s', expected %s", po->name, val, po->want);
             return false;
@@ -81,7 +84,9 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
         case 2: o->priority = (int16_t)v; break;
         case 3: o->retries = v; break;
         case 4: o->lease_ms = v; break;
-        default: o->unique = val; o->unique_len = vlen;
+        case 5: o->unique = val; o->unique_len = vlen; break;
+        case 6: o->expires_ms = v; break; /* timed by the shard at the push */
+        default: o->group = val; o->group_len = vlen;
         }
     }
     return true;
@@ -103,6 +108,8 @@ void io_job_push(struct conn *c, struct msg *m)
 /* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key] */
 void sh_job_push(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct push_opts o;
     char err[256];
     push_parse(m, &o, err, sizeof err); /* checked on the I/O thread already */
@@ -156,6 +163,7 @@ void io_job_reserve(struct conn *c, struct msg *m)
         return;
     }
     int64_t deadline = nowait ? -1 : timeout ? clock_now_ms() + timeout : 0;
+    m->who = job_holder_format(c->name, c->addr, c->id);
     conn_bpop(c, m, i + 1, m->req.argc, deadline);
 }
 
@@ -342,12 +350,31 @@ static void add_kv_opt(resp_buf *b, int proto, const char *k, const char *v)
         resp_add_null(b, proto);
 }
 
+/* "errors": the failed attempts, oldest first, each a map of attempt,
+ * time, worker, error (job->history's lines). */
+static void encode_history(struct msg *m, const struct job *j)
+{
+    resp_buf *b = &m->out;
+    resp_add_cstr(b, "errors");
+    resp_add_array(b, job_history_count(j));
+    struct job_attempt a;
+    for (const char *p = j->history; (p = job_history_next(p, &a));) {
+        resp_add_map(b, m->proto, 4);
+        add_kv_int(b, "attempt", a.attempt);
+        add_kv_int(b, "time", a.time);
+        resp_add_cstr(b, "worker");
+        resp_add_bulk(b, a.worker, a.worker_len);
+        resp_add_cstr(b, "error");
+        resp_add_bulk(b, a.error, a.error_len);
+    }
+}
+
 void encode_job(struct msg *m, const struct job *j)
 {
     resp_buf *b = &m->out;
     char id[JOB_ID_HEX + 1];
     job_id_format(j->id, id);
-    resp_add_map(b, m->proto, 14);
+    resp_add_map(b, m->proto, 18);
     resp_add_cstr(b, "id");
     resp_add_cstr(b, id);
     resp_add_cstr(b, "queue");
@@ -369,6 +396,14 @@ void encode_job(struct msg *m, const struct job *j)
     add_kv_int(b, "updated_at", j->updated_at);
     add_kv_opt(b, m->proto, "last_error", j->last_error);
     add_kv_opt(b, m->proto, "unique", j->unique);
+    add_kv_int(b, "expires_at", j->expires_at);
+    resp_add_cstr(b, "group");
+    if (j->group)
+        resp_add_bulk(b, j->group, j->grouplen);
+    else
+        resp_add_null(b, m->proto);
+    add_kv_opt(b, m->proto, "holder", j->state == JOB_RESERVED ? j->holder : NULL);
+    encode_history(m, j);
 }
 
 /* JOB.GET id */
@@ -406,10 +441,10 @@ void sh_job_del(struct shard *s, struct msg *m)
 void sh_job_retry(struct shard *s, struct msg *m)
 {
     struct job *j = resolve(s, m, 1, false, true);
-    if (j && j->state != JOB_DEAD && j->state != JOB_DELAYED) {
+    if (j && j->state != JOB_DEAD && j->state != JOB_DELAYED && j->state != JOB_EXPIRED) {
         char id[JOB_ID_HEX + 1];
         job_id_format(j->id, id);
-        resp_buf_printf(&m->out, "-ERR job %s is %s; only dead or delayed jobs can be retried\r\n", id,
+        resp_buf_printf(&m->out, "-ERR job %s is %s; only dead, expired or delayed jobs can be retried\r\n", id,
                         job_state_name(j->state));
     } else if (j) {
         store_job_retry(&s->st, j);

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "context.h"
 #include "io.h"
+#include "kvcmd.h"
 #include "msg.h"
 #include "payload.h"
 #include "queue.h"
@@ -85,23 +86,13 @@ void io_bpop(struct conn *c, struct msg *m)
     conn_bpop(c, m, 1, m->req.argc - 1, deadline);
 }
 
-/* DEL key [key …] | EXISTS key [key …] */
-void io_keys_sum(struct conn *c, struct msg *m)
-{
-    conn_gather(c, m, true, conn_finish_sum);
-}
-
-/* DBSIZE */
-void io_dbsize(struct conn *c, struct msg *m)
-{
-    conn_gather(c, m, true, conn_finish_sum);
-}
-
 /* --------------------------------------------------------- shard side */
 
 /* LPUSH key element [element …] | RPUSH key element [element …] */
 void sh_push(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, true);
     if (admit_json(s, m, q, 2, m->req.argc) || admit_room(s, m, q, (size_t)(m->req.argc - 2)))
         return;
@@ -117,30 +108,35 @@ void sh_push(struct shard *s, struct msg *m)
 /* LPOP key [count] | RPOP key [count] */
 void sh_pop(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, false);
     bool left = m->cmd->flags & CMD_LEFT;
     bool counted = m->req.argc == 3;
-    if (!q || q->nready == 0 || q->paused) {
-        if (counted)
-            resp_add_null_array(&m->out, m->proto);
-        else
-            resp_add_null(&m->out, m->proto);
-        shard_reply(s, m);
-        return;
-    }
     long long count = 1;
     if (counted)
         arg_ll(m, 2, &count);   /* checked on the I/O thread */
-    size_t want = (size_t)count;
-    if (want > q->nready)
-        want = q->nready;
-    if (counted)
-        resp_add_array(&m->out, want);
-    for (size_t i = 0; i < want; i++) {
-        struct job *j = queue_ready_peek(q, left);
+    size_t want = (size_t)count, got = 0;
+    resp_buf items;
+    resp_buf_init(&items);
+    resp_buf saved = m->out;
+    m->out = items;
+    struct job *j;
+    while (q && got < want && (j = store_job_next(&s->st, q, left))) { /* limits may stop it early */
         store_add_payload(&s->st, m, j);
         store_job_popped(&s->st, j);
+        got++;
     }
+    items = m->out;
+    m->out = saved;
+    if (got == 0 && counted)
+        resp_add_null_array(&m->out, m->proto);
+    else if (got == 0)
+        resp_add_null(&m->out, m->proto);
+    else if (counted)
+        resp_add_array(&m->out, got);
+    resp_buf_append(&m->out, items.data, items.len);
+    resp_buf_free(&items);
     store_queue_gc(&s->st, q);
     shard_reply(s, m);
 }
@@ -148,6 +144,8 @@ void sh_pop(struct shard *s, struct msg *m)
 /* LLEN key */
 void sh_llen(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, false);
     resp_add_int(&m->out, q ? (long long)q->nready : 0);
     shard_reply(s, m);
@@ -168,6 +166,8 @@ static int64_t range_bytes(struct queue *q, size_t from, size_t to, int64_t limi
 /* LRANGE key start stop */
 void sh_lrange(struct shard *s, struct msg *m)
 {
+    if (kvcmd_queue_refused(s, m, 1))
+        return;
     struct queue *q = shard_queue(s, m, 1, false);
     size_t from, to;
     int64_t limit = s->srv->cfg.client_output_limit;
@@ -193,63 +193,19 @@ void sh_lrange(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
-/* TYPE key */
-void sh_type(struct shard *s, struct msg *m)
-{
-    struct queue *q = shard_queue(s, m, 1, false);
-    resp_add_simple(&m->out, q && q->nready ? "list" : "none");
-    shard_reply(s, m);
-}
-
-/* DEL and EXISTS go to every shard; each answers for the keys it owns. */
-/* DEL key [key …] */
-void sh_del(struct shard *s, struct msg *m)
-{
-    for (int i = 1; i < m->req.argc; i++) {
-        if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
-            continue;
-        struct queue *q = shard_queue(s, m, i, false);
-        if (q) {
-            m->num += store_purge(&s->st, q, -1) > 0;
-            store_queue_gc(&s->st, q);
-        }
-    }
-    shard_reply(s, m);
-}
-
-/* EXISTS key [key …] */
-void sh_exists(struct shard *s, struct msg *m)
-{
-    for (int i = 1; i < m->req.argc; i++) {
-        if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
-            continue;
-        struct queue *q = shard_queue(s, m, i, false);
-        m->num += q && q->nready;
-    }
-    shard_reply(s, m);
-}
-
-static void count_nonempty(void *arg, struct queue *q)
-{
-    *(long long *)arg += q->nready > 0;
-}
-
-/* DBSIZE */
-void sh_dbsize(struct shard *s, struct msg *m)
-{
-    qtable_each(&s->st.queues, count_nonempty, &m->num);
-    shard_reply(s, m);
-}
-
 static void info_line(void *arg, struct queue *q)
 {
     struct msg *m = arg;
+    char rate[48];
+    rate_format(&q->conf.rate, rate, sizeof rate);
     resp_buf_printf(&m->out, "queue_%s:ready=%zu,reserved=%zu,delayed=%zu,done=%zu,dead=%zu,waiters=%zu,paused=%d,"
-                    "pushed=%llu,acked=%llu,popped=%llu,retried=%llu,expired=%llu,buried=%llu\r\n",
+                    "pushed=%llu,acked=%llu,popped=%llu,retried=%llu,lease_expired=%llu,buried=%llu,expired=%zu,"
+                    "throttled=%zu,groups=%zu,rate=%s,concurrency=%lld\r\n",
                     q->name, q->nready, q->reserved.n, q->delayed.n, q->done.n, q->dead.n, q->nwaiters,
                     q->paused, (unsigned long long)q->stats.pushed, (unsigned long long)q->stats.acked,
                     (unsigned long long)q->stats.popped, (unsigned long long)q->stats.retried,
-                    (unsigned long long)q->stats.expired, (unsigned long long)q->stats.buried);
+                    (unsigned long long)q->stats.lease_expired, (unsigned long long)q->stats.buried,
+                    q->expired.n, queue_throttled(q), q->groups.n, rate, (long long)q->conf.concurrency);
     m->num += (long long)q->nready;
     m->keys += q->nready > 0; /* a list key exists while it has elements, as DBSIZE counts */
 }
@@ -259,6 +215,7 @@ static void info_line(void *arg, struct queue *q)
 /* INFO [section …] (the queues part) */
 void sh_info(struct shard *s, struct msg *m)
 {
+    keyspace_info_line(&s->ks, &m->out); /* first: finish_info reads it (keyspace.h) */
     qtable_each(&s->st.queues, info_line, m);
     shard_reply(s, m);
 }

@@ -11,6 +11,8 @@
 #include "config.h"
 #include "conn.h"
 #include "context.h"
+#include "hash.h"
+#include "rate.h"
 #include "io.h"
 #include "journal.h"
 #include "msg.h"
@@ -21,6 +23,7 @@
 #include "xalloc.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +81,38 @@ static bool check_peek(struct conn *c, struct msg *m)
         uint32_t a;
         if (arg_is(m, i, "AFTER") && job_id_parse(val, vl, &id, &a))
             continue;
-        conn_reply_error(c, m, "ERR QUEUE.PEEK: bad option or value '%.32s %.64s' (QUEUE.PEEK queue [STATE ready|reserved|delayed|done|dead] [COUNT 1-1000] [AFTER id])",
+        if (arg_is(m, i, "ERROR") && vl >= 1 && vl <= 256 && !memchr(val, 0, vl))
+            continue;
+        conn_reply_error(c, m, "ERR QUEUE.PEEK: bad option or value '%.32s %.64s' (QUEUE.PEEK queue [STATE ready|reserved|delayed|done|dead|expired] [COUNT 1-1000] [AFTER id] [ERROR pattern])",
                          m->req.argv[i], val);
+        return false;
+    }
+    return true;
+}
+
+/* QUEUE.RETRY queue [ERROR pattern] [RATE n/period] [TO queue] */
+static bool check_retry(struct conn *c, struct msg *m)
+{
+    for (int i = 2; i < m->req.argc; i += 2) {
+        const char *val = i + 1 < m->req.argc ? m->req.argv[i + 1] : NULL;
+        size_t vl = val ? m->req.len[i + 1] : 0;
+        struct rate r;
+        const char *why = "";
+        if (val && arg_is(m, i, "ERROR") && vl >= 1 && vl <= 256 && !memchr(val, 0, vl))
+            continue;
+        if (val && arg_is(m, i, "RATE") && rate_parse(val, vl, &r, &why) == 0 && rate_set(&r))
+            continue;
+        if (val && arg_is(m, i, "TO") && vl >= 1) {
+            int nsh = c->io->srv->nshards;
+            if (shard_of(val, vl, nsh) == shard_of(m->req.argv[1], m->req.len[1], nsh))
+                continue;
+            conn_reply_error(c, m, "CROSSSLOT QUEUE.RETRY %.128s TO %.128s: the two queues live on different shards; "
+                             "give them a common {hash tag} ({mail}:in and {mail}:again) or use --shards 1",
+                             m->req.argv[1], val);
+            return false;
+        }
+        conn_reply_error(c, m, "ERR QUEUE.RETRY: bad option or value at '%.32s' (QUEUE.RETRY queue [ERROR pattern] "
+                         "[RATE n/period, e.g. 10/1s] [TO queue])", m->req.argv[i]);
         return false;
     }
     return true;
@@ -91,9 +124,11 @@ void io_queue_key(struct conn *c, struct msg *m)
     const char *name = m->cmd->name;
     if (!strcmp(name, "queue.peek") && !check_peek(c, m))
         return;
+    if (!strcmp(name, "queue.retry") && !check_retry(c, m))
+        return;
     if (!strcmp(name, "queue.purge") && m->req.argc != 2 &&
         !(m->req.argc == 4 && arg_is(m, 2, "STATE") && job_state_parse(m->req.argv[3], m->req.len[3]) >= 0)) {
-        conn_reply_error(c, m, "ERR QUEUE.PURGE queue [STATE ready|reserved|delayed|done|dead]");
+        conn_reply_error(c, m, "ERR QUEUE.PURGE queue [STATE ready|reserved|delayed|done|dead|expired]");
         return;
     }
     if (!strcmp(name, "queue.config")) {
@@ -136,21 +171,28 @@ void sh_queue_stats(struct shard *s, struct msg *m)
         q = &empty;
     }
     resp_buf *b = &m->out;
-    resp_add_map(b, m->proto, 14);
+    resp_add_map(b, m->proto, 21);
     add_kv(b, "ready", (long long)q->nready);
     add_kv(b, "reserved", (long long)q->reserved.n);
     add_kv(b, "delayed", (long long)q->delayed.n);
     add_kv(b, "done", (long long)q->done.n);
     add_kv(b, "dead", (long long)q->dead.n);
+    add_kv(b, "expired", (long long)q->expired.n);
     add_kv(b, "pushed", (long long)q->stats.pushed);
     add_kv(b, "acked", (long long)q->stats.acked);
     add_kv(b, "retried", (long long)q->stats.retried);
-    add_kv(b, "expired", (long long)q->stats.expired);
+    add_kv(b, "lease_expired", (long long)q->stats.lease_expired);
     add_kv(b, "buried", (long long)q->stats.buried);
     add_kv(b, "popped", (long long)q->stats.popped);
+    add_kv(b, "expired_total", (long long)q->stats.expired);
     add_kv(b, "oldest_ready_age_ms", q == &empty ? 0 : oldest_ready_age(q));
     add_kv(b, "waiters", (long long)q->nwaiters);
     add_kv(b, "paused", q->paused);
+    add_kv(b, "throttled", (long long)queue_throttled(q));
+    add_kv(b, "groups", (long long)q->groups.n);
+    add_kv(b, "rate_limit", (long long)q->conf.rate.n);
+    add_kv(b, "rate_period_ms", (long long)q->conf.rate.per_ms);
+    add_kv(b, "concurrency_limit", (long long)q->conf.concurrency);
     shard_reply(s, m);
 }
 
@@ -200,15 +242,25 @@ static struct job *page_start(struct shard *s, struct queue *q, int state, bool 
     return peek_next(q, j);
 }
 
-/* QUEUE.PEEK queue [STATE s] [COUNT n] [AFTER id] */
+/* ERROR pattern: a glob (fnmatch, case-insensitive) over the job's
+ * last_error; a job with no error never matches. NULL matches all. */
+static bool error_matches(const struct job *j, const char *pattern)
+{
+    return !pattern || (j->last_error && fnmatch(pattern, j->last_error, FNM_CASEFOLD) == 0);
+}
+
+/* QUEUE.PEEK queue [STATE s] [COUNT n] [AFTER id] [ERROR pattern] */
 void sh_queue_peek(struct shard *s, struct msg *m)
 {
     int state = JOB_READY;
     long long count = 10;
     uint64_t after = 0;
     bool has_after = false, gone = false;
+    const char *pattern = NULL;
     for (int i = 2; i + 1 < m->req.argc; i += 2) {
-        if (arg_is(m, i, "STATE"))
+        if (arg_is(m, i, "ERROR"))
+            pattern = m->req.argv[i + 1];
+        else if (arg_is(m, i, "STATE"))
             state = job_state_parse(m->req.argv[i + 1], m->req.len[i + 1]);
         else if (arg_is(m, i, "COUNT"))
             arg_ll(m, i + 1, &count);
@@ -229,13 +281,15 @@ void sh_queue_peek(struct shard *s, struct msg *m)
                 start++;
             gone = start++ == all;
         }
-        while (!gone && start < all && n < (size_t)count)
-            page[n++] = v[start++];
+        for (; !gone && start < all && n < (size_t)count; start++)
+            if (error_matches(v[start], pattern))
+                page[n++] = v[start];
         free(v);
     } else if (q) {
         for (struct job *j = page_start(s, q, state, has_after, after, &gone); j && n < (size_t)count;
              j = peek_next(q, j))
-            page[n++] = j;
+            if (error_matches(j, pattern))
+                page[n++] = j;
     } else {
         gone = has_after;
     }
@@ -282,15 +336,41 @@ void sh_queue_purge(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
-/* QUEUE.RETRY queue */
+/* QUEUE.RETRY queue [ERROR pattern] [RATE n/period] [TO queue]
+ * Dead jobs
+ * (those whose last_error matches) go back, to queue or to another queue
+ * of this shard, all ready now or, with RATE, one every period/n (they
+ * wait as delayed jobs, so a restart keeps the schedule). */
 void sh_queue_retry(struct shard *s, struct msg *m)
 {
     struct queue *q = shard_queue(s, m, 1, false);
-    long long n = 0;
-    while (q && q->dead.head) {
-        store_job_retry(&s->st, q->dead.head);
-        n++;
+    const char *pattern = NULL;
+    struct rate r = { 0, 0 };
+    struct queue *to = q;
+    for (int i = 2; i + 1 < m->req.argc; i += 2) {
+        const char *why;
+        if (arg_is(m, i, "ERROR"))
+            pattern = m->req.argv[i + 1];
+        else if (arg_is(m, i, "RATE"))
+            rate_parse(m->req.argv[i + 1], m->req.len[i + 1], &r, &why);
+        else if (arg_is(m, i, "TO") && q && q->dead.n)
+            to = shard_queue(s, m, i + 1, true);
     }
+    long long n = 0;
+    int64_t now = clock_now_ms(), at_us = now * 1000;
+    struct job *j = q ? q->dead.head : NULL;
+    while (j) {
+        struct job *next = j->next;
+        if (error_matches(j, pattern) && store_job_redrive(&s->st, j, to, rate_set(&r) ? (at_us + 999) / 1000 : 0) == 0) {
+            n++;
+            if (rate_set(&r))
+                at_us += rate_interval_us(&r);
+        }
+        j = next;
+    }
+    if (to != q)
+        store_queue_gc(&s->st, to);
+    store_queue_gc(&s->st, q);
     resp_add_int(&m->out, n);
     shard_reply(s, m);
 }
@@ -303,7 +383,7 @@ void sh_queue_config(struct shard *s, struct msg *m)
     if (arg_is(m, 2, "GET")) {
         if (m->req.argc == 4) {
             if (qconf_get(&q->conf, m->req.argv[3], m->req.len[3], val, sizeof val) < 0)
-                resp_buf_printf(&m->out, "-ERR unknown queue setting '%.64s' (settings: retries, backoff, backoff-max, lease, maxlen, payload, retention, retention-max)\r\n",
+                resp_buf_printf(&m->out, "-ERR %s: '%.64s'\r\n", QCONF_NAMES_HELP,
                                 m->req.argv[3]);
             else
                 resp_add_cstr(&m->out, val);
@@ -336,15 +416,24 @@ void sh_queue_config(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+const char *const qstat_names[QSTAT_COUNT] = {
+    "ready", "reserved", "delayed", "done", "dead", "expired", "pushed", "acked", "retried",
+    "lease_expired", "buried", "popped", "expired_total", "paused", "waiters", "oldest_ready_age_ms",
+    "throttled", "groups", "rate_limit", "rate_period_ms", "concurrency_limit",
+};
+
 static void admin_record(void *arg, struct queue *q)
 {
     struct msg *m = arg;
     text_name_put(&m->out, q->name, q->namelen);
-    resp_buf_printf(&m->out, " %zu %zu %zu %zu %zu %llu %llu %llu %llu %llu %llu %d %zu %lld\n", q->nready,
-                    q->reserved.n, q->delayed.n, q->done.n, q->dead.n, (unsigned long long)q->stats.pushed,
-                    (unsigned long long)q->stats.acked, (unsigned long long)q->stats.retried,
-                    (unsigned long long)q->stats.expired, (unsigned long long)q->stats.buried,
-                    (unsigned long long)q->stats.popped, q->paused, q->nwaiters, (long long)oldest_ready_age(q));
+    resp_buf_printf(&m->out, " %zu %zu %zu %zu %zu %zu %llu %llu %llu %llu %llu %llu %llu %d %zu %lld %zu %zu %lld %lld %lld\n",
+                    q->nready, q->reserved.n, q->delayed.n, q->done.n, q->dead.n, q->expired.n,
+                    (unsigned long long)q->stats.pushed, (unsigned long long)q->stats.acked,
+                    (unsigned long long)q->stats.retried, (unsigned long long)q->stats.lease_expired,
+                    (unsigned long long)q->stats.buried, (unsigned long long)q->stats.popped,
+                    (unsigned long long)q->stats.expired, q->paused, q->nwaiters, (long long)oldest_ready_age(q),
+                    queue_throttled(q), q->groups.n, (long long)q->conf.rate.n, (long long)q->conf.rate.per_ms,
+                    (long long)q->conf.concurrency);
 }
 
 /* (internal) the figures of this shard for the HTTP admin */

@@ -25,10 +25,13 @@ void io_debug(struct conn *c, struct msg *m);
 /* For the HTTP admin: one record per queue of this shard,
  * "<namelen>:<name> v0 v1 ... v13\n", values in enum qstat order. */
 enum qstat {
-    QSTAT_READY, QSTAT_RESERVED, QSTAT_DELAYED, QSTAT_DONE, QSTAT_DEAD, QSTAT_PUSHED,
-    QSTAT_ACKED, QSTAT_RETRIED, QSTAT_EXPIRED, QSTAT_BURIED, QSTAT_POPPED, QSTAT_PAUSED,
-    QSTAT_WAITERS, QSTAT_OLDEST, QSTAT_COUNT
+    QSTAT_READY, QSTAT_RESERVED, QSTAT_DELAYED, QSTAT_DONE, QSTAT_DEAD, QSTAT_EXPIRED, QSTAT_PUSHED,
+    QSTAT_ACKED, QSTAT_RETRIED, QSTAT_LEASE_EXPIRED, QSTAT_BURIED, QSTAT_POPPED, QSTAT_EXPIRED_TOTAL,
+    QSTAT_PAUSED, QSTAT_WAITERS, QSTAT_OLDEST, QSTAT_THROTTLED, QSTAT_GROUPS, QSTAT_RATE_LIMIT,
+    QSTAT_RATE_PERIOD_MS, QSTAT_CONCURRENCY_LIMIT, QSTAT_COUNT
 };
+/* The field names of the values above, for the HTTP admin's JSON. */
+extern const char *const qstat_names[QSTAT_COUNT];
 void sh_admin_stats(struct shard *s, struct msg *m);
 void sh_debug(struct shard *s, struct msg *m);
 

@@ -8,15 +8,18 @@
 
 #include "args.h"
 #include "clock.h"
+#include "cmd_multi.h"
 #include "config.h"
 #include "conn.h"
 #include "context.h"
 #include "io.h"
+#include "keyspace.h"
 #include "log.h"
 #include "msg.h"
 #include "pubsub.h"
 #include "syncvfs.h"
 #include "sysinfo.h"
+#include "xalloc.h"
 
 #include <ctype.h>
 #include <fnmatch.h>
@@ -190,11 +193,13 @@ void io_hello(struct conn *c, struct msg *m)
 
 static void client_line(resp_buf *b, const struct conn *c, int64_t now)
 {
-    resp_buf_printf(b, "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=0 sub=%zu psub=%zu multi=-1 cmd=%s user=default lib-name=%s lib-ver=%s resp=%d\n",
+    int queued = multi_queued(c);
+    resp_buf_printf(b, "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=0 sub=%zu psub=%zu multi=%d cmd=%s user=default lib-name=%s lib-ver=%s resp=%d\n",
                     (unsigned long long)c->id, c->addr, c->laddr,
                     c->bev ? (int)bufferevent_getfd(c->bev) : -1, c->name ? c->name : "",
                     (long long)((now - c->created_ms) / 1000), (long long)((now - c->last_ms) / 1000),
-                    c->blocked ? "b" : (c->nsubs || c->npsubs) ? "P" : "N", c->nsubs, c->npsubs, c->lastcmd, c->lib_name, c->lib_ver, c->proto);
+                    c->blocked ? "b" : (c->nsubs || c->npsubs) ? "P" : queued >= 0 ? "x" : "N", c->nsubs, c->npsubs,
+                    queued, c->lastcmd, c->lib_name, c->lib_ver, c->proto);
 }
 
 /* CLIENT LIST (on each I/O thread) */
@@ -277,12 +282,32 @@ static bool want_section(const struct msg *m, const char *name, bool in_default)
     return false;
 }
 
+/* Sums the keyspace line each shard's part starts with (keyspace.h) and
+ * returns where the queue lines of that part begin. */
+static size_t keyspace_line(const resp_buf *part, unsigned long long sum[KEYSPACE_INFO_FIELDS])
+{
+    unsigned long long v[KEYSPACE_INFO_FIELDS] = { 0 };
+    const char *nl = part->len ? memchr(part->data, '\n', part->len) : NULL;
+    if (!nl || part->len < 3 || memcmp(part->data, "kv:", 3) != 0 ||
+        sscanf(part->data, KEYSPACE_INFO_FMT, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) != KEYSPACE_INFO_FIELDS)
+        return 0;
+    for (int i = 0; i < KEYSPACE_INFO_FIELDS; i++)
+        sum[i] += v[i];
+    return (size_t)(nl - part->data) + 1;
+}
+
 static void finish_info(struct conn *c, struct slot *sl)
 {
     struct server *srv = c->io->srv;
     const struct msg *m = sl->req;
     resp_buf t;
     resp_buf_init(&t);
+    unsigned long long kv[KEYSPACE_INFO_FIELDS] = { 0 };
+    size_t *skip = xcalloc((size_t)sl->nparts, sizeof *skip);
+    for (int i = 0; i < sl->nparts; i++)
+        skip[i] = keyspace_line(&sl->parts[i], kv);
+    static const char *const policies[] = { "noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu",
+                                            "volatile-lfu", "volatile-ttl", "allkeys-random", "volatile-random" };
     int64_t up = (clock_mono_ms() - srv->started_mono) / 1000;
     if (want_section(m, "server", true))
         resp_buf_printf(&t, "# Server\r\nredis_version:%s\r\nspool_version:%s\r\nredis_mode:standalone\r\n"
@@ -298,28 +323,33 @@ static void finish_info(struct conn *c, struct slot *sl)
                         srv->cfg.maxclients);
     if (want_section(m, "memory", true)) {
         long rss = sysinfo_rss_bytes();
-        resp_buf_printf(&t, "# Memory\r\nused_memory:%ld\r\nused_memory_rss:%ld\r\nmaxmemory:0\r\n\r\n", rss, rss);
+        resp_buf_printf(&t, "# Memory\r\nused_memory:%ld\r\nused_memory_rss:%ld\r\nused_memory_keyspace:%llu\r\n"
+                        "maxmemory:%lld\r\nmaxmemory_policy:%s\r\n\r\n", rss, rss, kv[6],
+                        (long long)srv->cfg.maxmemory, policies[srv->cfg.maxmemory_policy]);
     }
     if (want_section(m, "persistence", true))
         resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\n\r\n",
                         config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs());
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
-                        "rejected_connections:%llu\r\nacl_access_denied_auth:%llu\r\nidle_clients_closed:%llu\r\n\r\n",
+                        "rejected_connections:%llu\r\nacl_access_denied_auth:%llu\r\nidle_clients_closed:%llu\r\n"
+                        "expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n\r\n",
                         (unsigned long long)atomic_load(&srv->total_connections),
                         (unsigned long long)atomic_load(&srv->total_commands),
                         (unsigned long long)atomic_load(&srv->rejected_connections),
                         (unsigned long long)atomic_load(&srv->auth_failures),
-                        (unsigned long long)atomic_load(&srv->idle_closed));
+                        (unsigned long long)atomic_load(&srv->idle_closed), kv[4], kv[5], kv[2], kv[3]);
     if (want_section(m, "replication", true))
         resp_buf_printf(&t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
-    if (want_section(m, "keyspace", true))
-        resp_buf_printf(&t, "# Keyspace\r\ndb0:keys=%lld,expires=0,avg_ttl=0\r\n\r\n", sl->keys);
+    if (want_section(m, "keyspace", true)) /* queues with ready jobs, strings, hashes, sorted sets */
+        resp_buf_printf(&t, "# Keyspace\r\ndb0:keys=%llu,expires=%llu,avg_ttl=0\r\n\r\n",
+                        (unsigned long long)sl->keys + kv[0], kv[1]);
     if (want_section(m, "queues", true)) {
         resp_buf_printf(&t, "# Queues\r\njobs_ready:%lld\r\n", sl->num);
         for (int i = 0; i < sl->nparts; i++)
-            resp_buf_append(&t, sl->parts[i].data, sl->parts[i].len);
+            resp_buf_append(&t, sl->parts[i].data + skip[i], sl->parts[i].len - skip[i]);
     }
+    free(skip);
     resp_add_verbatim(&sl->out, c->proto, "txt", t.data, t.len);
     resp_buf_free(&t);
 }
@@ -347,8 +377,7 @@ static void collect(void *arg, const char *name, const char *value)
 
 /* Settings Redis tools ask for, answered with what spool does. */
 static const char *const compat[][2] = {
-    { "save", "" }, { "appendonly", "no" }, { "maxmemory", "0" }, { "maxmemory-policy", "noeviction" },
-    { "databases", "1" },
+    { "save", "" }, { "appendonly", "no" }, { "databases", "1" },
 };
 
 /* CONFIG GET pattern [pattern …] | CONFIG RESETSTAT */
@@ -386,6 +415,7 @@ void io_config(struct conn *c, struct msg *m)
 void io_reset(struct conn *c, struct msg *m)
 {
     pubsub_conn_gone(c);
+    multi_reset(c);
     set_name(c, "", 0);
     c->proto = 2;
     c->authed = c->io->srv->cfg.requirepass[0] == '\0';

@@ -30,6 +30,7 @@ enum cmd_flags {
     CMD_BIGREPLY = 1 << 8,  /* the reply grows with the data: runs alone (conn.c) */
     CMD_ONEPAYLOAD = 1 << 9, /* the reply holds at most one payload; with a count
                                 argument (LPOP key n) it grows with the data */
+    CMD_TXCTL = 1 << 10,    /* MULTI EXEC DISCARD WATCH UNWATCH QUIT RESET: run, never queued */
 };
 
 struct command {

@@ -32,6 +32,8 @@ static const char *const fsync_choices[] = { "always", "batch", "off", NULL };
 static const char *const payload_choices[] = { "json", "raw", NULL };
 static const char *const yesno_choices[] = { "no", "yes", NULL };
 static const char *const level_choices[] = { "debug", "info", "warn", "error", NULL };
+static const char *const evict_choices[] = { "noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu",
+                                             "volatile-ttl", "allkeys-random", "volatile-random", NULL };
 
 #define OFF(f) offsetof(struct config, f)
 static const struct opt opts[] = {
@@ -46,6 +48,8 @@ static const struct opt opts[] = {
     { "payload", OPT_ENUM, OFF(payload), "json", 0, 0, payload_choices, "payload check: json|raw" },
     { "max-payload", OPT_SIZE, OFF(max_payload), "1mb", 1, 512LL << 20, NULL, "largest job payload in bytes" },
     { "payload-memory", OPT_SIZE, OFF(payload_memory), "1gb", 0, 1LL << 40, NULL, "payloads kept in memory (all shards); beyond it they are read from the journal" },
+    { "maxmemory", OPT_SIZE, OFF(maxmemory), "0", 0, 1LL << 50, NULL, "memory for strings, hashes and sorted sets over all shards (0 = no limit); jobs do not count" },
+    { "maxmemory-policy", OPT_ENUM, OFF(maxmemory_policy), "noeviction", 0, 0, evict_choices, "at maxmemory: noeviction (writes get -OOM) or which keys to evict, sampled as Redis does" },
     { "proto-max-bulk-len", OPT_SIZE, OFF(proto_max_bulk_len), "0", 0, 1LL << 32, NULL, "largest RESP bulk string (0 = twice max-payload, at least 1mb)" },
     { "proto-max-request", OPT_SIZE, OFF(proto_max_request), "64mb", 1024, 1LL << 34, NULL, "largest request: all arguments of one command together" },
     { "protected-mode", OPT_ENUM, OFF(protected_mode), "yes", 0, 0, yesno_choices, "with no password, serve only loopback clients: yes|no" },

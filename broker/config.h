@@ -19,6 +19,9 @@
 
 enum fsync_mode { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_OFF };
 enum payload_mode { PAYLOAD_JSON, PAYLOAD_RAW };
+/* maxmemory-policy, as in Redis (keyspace values only; jobs are never evicted). */
+enum evict_policy { EVICT_NONE, EVICT_ALLKEYS_LRU, EVICT_VOLATILE_LRU, EVICT_ALLKEYS_LFU, EVICT_VOLATILE_LFU,
+                    EVICT_VOLATILE_TTL, EVICT_ALLKEYS_RANDOM, EVICT_VOLATILE_RANDOM };
 
 struct config {
     int port;
@@ -32,6 +35,8 @@ struct config {
     int payload;          /* enum payload_mode */
     int64_t max_payload;
     int64_t payload_memory;
+    int64_t maxmemory;    /* bytes of keyspace values over all shards; 0 = no limit */
+    int maxmemory_policy; /* enum evict_policy */
     int64_t proto_max_bulk_len; /* 0 in the table means "twice max-payload" */
     int64_t proto_max_request;  /* all arguments of one request together */
     int protected_mode;   /* 0 no, 1 yes: no password -> loopback clients only */

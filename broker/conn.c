@@ -147,6 +147,10 @@ static void emit(struct conn *c, resp_buf *b)
 
 void conn_reply(struct conn *c, struct msg *m)
 {
+    if (c->capture) {
+        c->tx->reply(c, m); /* queued inside MULTI: the reply is kept for EXEC */
+        return;
+    }
     emit(c, &m->out);
     msg_free(m);
 }
@@ -199,9 +203,19 @@ static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
 
 void conn_route(struct conn *c, struct msg *m, int k)
 {
+    if (c->capture) {
+        c->tx->route(c, m, k);
+        return;
+    }
     struct slot *sl = slot_new(c, SLOT_SINGLE);
     sl->pending = 1;
     m->slot = sl;
+    send_to(c, m, k, true);
+}
+
+void conn_post(struct conn *c, struct msg *m, int k)
+{
+    m->slot = NULL;
     send_to(c, m, k, true);
 }
 
@@ -230,7 +244,27 @@ static struct msg *msg_copy(const struct msg *src)
     m->count = src->count;
     m->lease = src->lease;
     m->bmode = src->bmode;
+    if (src->who) {
+        size_t n = strlen(src->who);
+        m->who = xmalloc(n + 1);
+        memcpy(m->who, src->who, n + 1);
+    }
     return m;
+}
+
+void conn_route_finish(struct conn *c, struct msg *m, int k, gather_fn finish)
+{
+    struct slot *sl = slot_new(c, SLOT_GATHER);
+    sl->finish = finish;
+    sl->req = m;
+    sl->nparts = 1;
+    sl->parts = xcalloc(1, sizeof *sl->parts);
+    sl->pending = 1;
+    struct msg *part = msg_copy(m);
+    part->slot = sl;
+    part->part = 0;
+    part->whole = m->whole;
+    send_to(c, part, k, true);
 }
 
 void conn_finish_sum(struct conn *c, struct slot *sl)
@@ -241,6 +275,10 @@ void conn_finish_sum(struct conn *c, struct slot *sl)
 
 void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish)
 {
+    if (c->capture) {
+        c->tx->gather(c, m, to_shards);
+        return;
+    }
     int n = to_shards ? c->io->srv->nshards : c->io->srv->nio;
     struct slot *sl = slot_new(c, SLOT_GATHER);
     sl->finish = finish;
@@ -447,6 +485,12 @@ void conn_on_reply(struct conn *c, struct msg *m)
         return;
     }
     struct slot *sl = m->slot;
+    if (!sl) { /* conn_post: nobody waits for this reply */
+        msg_free(m);
+        if (!c->closed)
+            conn_process(c);
+        return;
+    }
     switch (sl->kind) {
     case SLOT_SINGLE:
         sl->out = m->out;
@@ -918,6 +962,8 @@ void conn_close(struct conn *c, const char *why)
     }
     unblock(c);
     c->io->conn_gone(c);
+    if (c->tx)
+        c->tx->closed(c); /* may post an UNWATCH to a shard: c stays a zombie until it is back */
     event_free(c->rev);
     c->rev = NULL;
     evbuffer_free(c->in);

@@ -63,6 +63,19 @@ struct sub {
     size_t len;
 };
 
+/* A transaction of the connection (cmd_multi.c) hooks into it here, so
+ * that this runtime never calls up into the command layer. The hooks are
+ * set (c->tx) from MULTI or WATCH on. While a command queued inside MULTI
+ * runs its own I/O handler, c->capture is set and its routing or immediate
+ * reply goes to route(), gather() or reply() instead of out (each takes
+ * m). closed() runs when the connection closes. */
+struct conn_tx {
+    void (*route)(struct conn *c, struct msg *m, int k);
+    void (*gather)(struct conn *c, struct msg *m, bool to_shards);
+    void (*reply)(struct conn *c, struct msg *m);
+    void (*closed)(struct conn *c);
+};
+
 struct conn {
     struct io_thread *io;
     struct bufferevent *bev;         /* output and its errors */
@@ -106,6 +119,10 @@ struct conn {
     size_t nsubs, npsubs;
     struct conn *sub_prev, *sub_next; /* in io->subscribers while nsubs + npsubs > 0 */
     bool sub_listed;
+    const struct conn_tx *tx;        /* transaction hooks, or NULL (see struct conn_tx) */
+    struct multi *multi;             /* between MULTI and EXEC/DISCARD (cmd_multi.c) */
+    struct watch *watch;             /* WATCHed keys (cmd_multi.c) */
+    bool capture;                    /* queueing inside MULTI: routes and replies go to tx */
 };
 
 /* Takes the accepted socket fd. */
@@ -135,6 +152,11 @@ void conn_reply_ok(struct conn *c, struct msg *m);
 void conn_error_now(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sends m to shard k; its reply becomes the next reply in order. */
 void conn_route(struct conn *c, struct msg *m, int k);
+/* Sends m to shard k; when its reply is back, finish(c, slot) writes
+ * slot->out from slot->parts[0] (and slot->req, which keeps m's argv). */
+void conn_route_finish(struct conn *c, struct msg *m, int k, gather_fn finish);
+/* Sends m to shard k for its effect only: its reply is dropped. */
+void conn_post(struct conn *c, struct msg *m, int k);
 /* Sends m to the shard owning argv[i]. */
 void conn_route_key(struct conn *c, struct msg *m, int i);
 /* Sends a copy of m to every shard (to_shards) or every I/O thread; when all

@@ -641,6 +641,8 @@ static bool owned(const char *path)
     for (size_t i = 0; i < sizeof legacy / sizeof legacy[0]; i++)
         if (!strcmp(path, legacy[i]))
             return false;
+    if (!strncmp(path, "/api/jobs/", 10))
+        return false; /* one job's record with its failed attempts (http.c) */
     if (!strncmp(path, "/api/", 5) || !strcmp(path, "/"))
         return true;
     for (int i = 0; i < dash_nassets; i++)

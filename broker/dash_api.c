@@ -30,10 +30,10 @@
 
 #define QUEUE_NAME_MAX 1024
 #define GROUPS_MAX 100
-#define GROUP_KEY_MAX 200
+#define DEAD_GROUP_KEY_MAX 200
 #define RATE_WINDOW 10 /* seconds averaged for the overview's rates */
 
-struct group {
+struct dead_group {
     char *error;         /* NULL: jobs without an error */
     long long count;
     char latest[JOB_ID_HEX + 1];
@@ -54,7 +54,7 @@ struct dq {
     int found;
     char last[JOB_ID_HEX + 1];
     resp_buf out;        /* JSON built so far */
-    struct group *g;
+    struct dead_group *g;
     size_t ng;
     long long other;     /* jobs past GROUPS_MAX distinct errors */
     /* actions */
@@ -230,11 +230,6 @@ struct dapi_row *dapi_rows(const resp_buf *parts, int nparts, size_t *n)
     return rows;
 }
 
-static const char *const stat_names[QSTAT_COUNT] = {
-    "ready", "reserved", "delayed", "done", "dead", "pushed", "acked", "retried",
-    "expired", "buried", "popped", "paused", "waiters", "oldest_ready_age_ms",
-};
-
 static void rate_json(resp_buf *b, const struct rates *r, int idx)
 {
     uint64_t sum[RATE_NSERIES] = { 0 };
@@ -282,7 +277,7 @@ static void overview_done(struct server *srv, void *arg, resp_buf *parts, int np
             if (k == QSTAT_PAUSED)
                 resp_buf_printf(&b, ",\"paused\":%s", v ? "true" : "false");
             else
-                resp_buf_printf(&b, ",\"%s\":%lld", stat_names[k], v);
+                resp_buf_printf(&b, ",\"%s\":%lld", qstat_names[k], v);
         }
         resp_buf_append(&b, ",\"rate\":", 8);
         rate_json(&b, o->rates, rates_find(o->rates, r[i].name, r[i].len));
@@ -381,8 +376,8 @@ static bool matches(const struct dq *d, const resp_val *job)
 static void group_add(struct dq *d, const resp_val *job)
 {
     const resp_val *e = field(job, "last_error"), *id = field(job, "id"), *at = field(job, "updated_at");
-    size_t n = e && e->str ? utf8_prefix(e->str, e->len, GROUP_KEY_MAX) : 0;
-    struct group *g = NULL;
+    size_t n = e && e->str ? utf8_prefix(e->str, e->len, DEAD_GROUP_KEY_MAX) : 0;
+    struct dead_group *g = NULL;
     for (size_t i = 0; i < d->ng && !g; i++) {
         bool none = !d->g[i].error;
         if ((none && !(e && e->str)) ||
@@ -413,7 +408,7 @@ static void group_add(struct dq *d, const resp_val *job)
 
 static int by_count(const void *a, const void *b)
 {
-    const struct group *x = a, *y = b;
+    const struct dead_group *x = a, *y = b;
     return (y->count > x->count) - (y->count < x->count);
 }
 

@@ -1,12 +1,14 @@
 /*
  * hash.h - the string hash used for queue routing and queue tables.
  *
- * shard_of() decides which shard owns a queue, and shard journals are laid
- * out by it, so this function is part of the on-disk format: never change
- * it without a migration. FNV-1a, 64 bit.
+ * hash_bytes() is FNV-1a, 64 bit, for in-memory tables. shard_of() decides
+ * which shard owns a key: by its Redis Cluster slot (slot.h), part of the
+ * on-disk format.
  */
 #ifndef SPOOL_HASH_H
 #define SPOOL_HASH_H
+
+#include "slot.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -24,7 +26,7 @@ static inline uint64_t hash_bytes(const void *p, size_t n)
 
 static inline int shard_of(const void *name, size_t len, int nshards)
 {
-    return (int)(hash_bytes(name, len) % (uint64_t)nshards);
+    return slot_shard(name, len, nshards);
 }
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "admin_rpc.h"
 #include "clock.h"
+#include "cmd_flow.h"
 #include "cmd_queue.h"
 #include "command.h"
 #include "context.h"
@@ -28,7 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum http_kind { H_METRICS, H_QUEUES };
+enum http_kind { H_METRICS, H_QUEUES, H_JOB };
 
 struct http_call {
     struct evhttp_request *req;
@@ -46,6 +47,10 @@ struct qfig {
 
 static const struct command admin_stats_cmd = {
     .name = "admin-stats", .arity = 1, .shard = sh_admin_stats,
+};
+
+static const struct command admin_job_cmd = {
+    .name = "admin-job", .arity = 1, .shard = sh_admin_job,
 };
 
 /* ------------------------------------------------------------- parsing */
@@ -70,11 +75,6 @@ static struct qfig *collect(struct http_call *hc, int nparts, size_t *out_n)
 
 /* ----------------------------------------------------------- rendering */
 
-static const char *const stat_names[QSTAT_COUNT] = {
-    "ready", "reserved", "delayed", "done", "dead", "pushed", "acked", "retried",
-    "expired", "buried", "popped", "paused", "waiters", "oldest_ready_age_ms",
-};
-
 static void render_queues(resp_buf *b, const struct qfig *v, size_t n)
 {
     resp_buf_append(b, "{\"queues\":[", 11);
@@ -85,7 +85,7 @@ static void render_queues(resp_buf *b, const struct qfig *v, size_t n)
             if (k == QSTAT_PAUSED)
                 resp_buf_printf(b, ",\"paused\":%s", v[i].v[k] ? "true" : "false");
             else
-                resp_buf_printf(b, ",\"%s\":%lld", stat_names[k], v[i].v[k]);
+                resp_buf_printf(b, ",\"%s\":%lld", qstat_names[k], v[i].v[k]);
         }
         resp_buf_append(b, "}", 1);
     }
@@ -127,13 +127,14 @@ static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v
     resp_buf_printf(b, "spool_memory_rss_bytes %ld\n", sysinfo_rss_bytes());
     metric_head(b, "spool_queue_jobs", "gauge", "Jobs of a queue by state.");
     for (size_t i = 0; i < n; i++)
-        for (int k = QSTAT_READY; k <= QSTAT_DEAD; k++)
-            queue_metric(b, "spool_queue_jobs", &v[i], stat_names[k], v[i].v[k]);
+        for (int k = QSTAT_READY; k <= QSTAT_EXPIRED; k++)
+            queue_metric(b, "spool_queue_jobs", &v[i], qstat_names[k], v[i].v[k]);
     static const struct { int k; const char *metric, *help; } totals[] = {
         { QSTAT_PUSHED, "spool_queue_pushed_total", "Jobs pushed since spoold started." },
         { QSTAT_ACKED, "spool_queue_acked_total", "Deliveries acknowledged." },
         { QSTAT_RETRIED, "spool_queue_retried_total", "Retries scheduled." },
-        { QSTAT_EXPIRED, "spool_queue_expired_total", "Leases that expired." },
+        { QSTAT_LEASE_EXPIRED, "spool_queue_lease_expired_total", "Leases that expired." },
+        { QSTAT_EXPIRED_TOTAL, "spool_queue_expired_total", "Jobs that expired before delivery (EXPIRES)." },
         { QSTAT_BURIED, "spool_queue_dead_total", "Jobs that went dead." },
         { QSTAT_POPPED, "spool_queue_popped_total", "Jobs taken by list pops." },
     };
@@ -148,6 +149,23 @@ static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v
     metric_head(b, "spool_queue_waiters", "gauge", "Blocked consumers waiting on a queue.");
     for (size_t i = 0; i < n; i++)
         queue_metric(b, "spool_queue_waiters", &v[i], NULL, v[i].v[QSTAT_WAITERS]);
+    static const struct { int k; const char *metric, *help; } gauges[] = {
+        { QSTAT_THROTTLED, "spool_queue_throttled_waiters", "Waiters held back by the queue's rate or concurrency limit." },
+        { QSTAT_GROUPS, "spool_queue_groups", "Groups with ready or reserved jobs." },
+        { QSTAT_RATE_LIMIT, "spool_queue_rate_limit", "Deliveries allowed per rate period (0: no limit)." },
+        { QSTAT_CONCURRENCY_LIMIT, "spool_queue_concurrency_limit", "Most jobs reserved at once (0: no limit)." },
+    };
+    for (size_t t = 0; t < sizeof gauges / sizeof gauges[0]; t++) {
+        metric_head(b, gauges[t].metric, "gauge", gauges[t].help);
+        for (size_t i = 0; i < n; i++)
+            queue_metric(b, gauges[t].metric, &v[i], NULL, v[i].v[gauges[t].k]);
+    }
+    metric_head(b, "spool_queue_rate_period_seconds", "gauge", "The period of the queue's rate limit.");
+    for (size_t i = 0; i < n; i++) {
+        resp_buf_printf(b, "spool_queue_rate_period_seconds{queue=\"");
+        text_prom_label(b, v[i].name, v[i].len);
+        resp_buf_printf(b, "\"} %.3f\n", (double)v[i].v[QSTAT_RATE_PERIOD_MS] / 1000.0);
+    }
     metric_head(b, "spool_queue_oldest_ready_age_seconds", "gauge", "Age of the oldest ready job.");
     for (size_t i = 0; i < n; i++) {
         resp_buf_printf(b, "spool_queue_oldest_ready_age_seconds{queue=\"");
@@ -168,8 +186,26 @@ static void send_text(struct evhttp_request *req, int code, const char *reason, 
     evbuffer_free(out);
 }
 
+static void finish_job(struct http_call *hc)
+{
+    resp_buf *b = &hc->parts[0];
+    if (b->len) {
+        send_text(hc->req, 200, "OK", "application/json", b->data, b->len);
+    } else {
+        static const char msg[] = "{\"error\":\"no such job (it never existed, or it finished and was removed)\"}\n";
+        send_text(hc->req, 404, "Not Found", "application/json", msg, sizeof msg - 1);
+    }
+    resp_buf_free(b);
+    free(hc->parts);
+    free(hc);
+}
+
 static void finish(struct server *srv, struct http_call *hc)
 {
+    if (hc->kind == H_JOB) {
+        finish_job(hc);
+        return;
+    }
     size_t n;
     struct qfig *v = collect(hc, srv->nshards, &n);
     resp_buf b;
@@ -220,6 +256,32 @@ static void ask_shards(struct server *srv, struct evhttp_request *req, enum http
     }
 }
 
+/* /api/jobs/<id>: the job's record from its shard (ids name their shard). */
+static void ask_job(struct server *srv, struct evhttp_request *req, const char *idtext)
+{
+    uint64_t id;
+    uint32_t attempt;
+    if (!job_id_parse(idtext, strlen(idtext), &id, &attempt) || job_id_shard(id) >= srv->nshards) {
+        static const char msg[] = "{\"error\":\"not a job id of this server: /api/jobs/<16 hex digits>\"}\n";
+        send_text(req, 404, "Not Found", "application/json", msg, sizeof msg - 1);
+        return;
+    }
+    struct http_call *hc = calloc(1, sizeof *hc);
+    hc->parts = calloc(1, sizeof *hc->parts);
+    if (!hc || !hc->parts)
+        abort();
+    hc->req = req;
+    hc->kind = H_JOB;
+    hc->pending = 1;
+    struct msg *m = msg_new(MSG_CMD);
+    m->cmd = &admin_job_cmd;
+    m->origin = srv->nio;
+    m->slot = hc;
+    m->part = 0;
+    m->num = (long long)id;
+    inbox_post(ctx_inbox(srv, ctx_shard(srv, job_id_shard(id))), m);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct server *srv = arg;
@@ -234,8 +296,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         ask_shards(srv, req, H_METRICS);
     } else if (path && strcmp(path, "/api/queues") == 0) {
         ask_shards(srv, req, H_QUEUES);
+    } else if (path && strncmp(path, "/api/jobs/", 10) == 0) {
+        ask_job(srv, req, path + 10);
     } else {
-        static const char msg[] = "not found: try / (the dashboard), /healthz, /metrics or /api/queues\n";
+        static const char msg[] = "not found: try / (the dashboard), /healthz, /metrics, /api/queues or /api/jobs/<id>\n";
         send_text(req, 404, "Not Found", "text/plain", msg, sizeof msg - 1);
     }
 }

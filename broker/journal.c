@@ -74,7 +74,9 @@ enum journal_stmt {
 /* Column order of both load statements; payload (or its length) is last. */
 #define JOB_COLUMNS \
     "j.id, j.queue, j.state, j.pos, j.priority, j.attempt, j.retries, j.lease_ms, j.run_at, " \
-    "j.lease_until, j.created_at, j.updated_at, j.last_error, j.uniq"
+    "j.lease_until, j.created_at, j.updated_at, j.last_error, j.uniq, j.expires_at, j.grp, " \
+    "j.holder, j.history"
+#define COL_PAYLOAD 18 /* after JOB_COLUMNS: p.body, or its length */
 /* rowid order: a plain scan of jobs, one rowid lookup of payloads per row */
 #define JOB_ORDER " FROM jobs j LEFT JOIN payloads p ON p.id = j.id ORDER BY j.id"
 
@@ -84,12 +86,13 @@ static const char *const journal_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_JOB_INSERT] =
         "INSERT INTO jobs (id, queue, state, pos, priority, attempt, retries, lease_ms, "
-        "run_at, lease_until, created_at, updated_at, last_error, uniq) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15)",
+        "run_at, lease_until, created_at, updated_at, last_error, uniq, expires_at, grp, "
+        "holder, history) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15, ?16, ?17, ?18, ?19)",
     [ST_JOB_UPDATE] =
         "UPDATE jobs SET state = ?2, pos = ?3, priority = ?4, attempt = ?5, retries = ?6, "
         "lease_ms = ?7, run_at = ?8, lease_until = ?9, updated_at = ?10, last_error = ?11, "
-        "uniq = ?12 WHERE id = ?1",
+        "uniq = ?12, expires_at = ?13, grp = ?14, holder = ?15, history = ?16 WHERE id = ?1",
     [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
     [ST_PAYLOAD_INSERT] = "INSERT INTO payloads (id, body) VALUES (?1, ?2)",
     [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1",
@@ -618,6 +621,36 @@ void journal_rollback(struct journal *j)
     }
 }
 
+/* ------------------------------------------- rows kept by other modules */
+
+int journal_prepare(struct journal *j, const char *sql, sqlite3_stmt **out)
+{
+    int rc = sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    return rc == SQLITE_OK ? 0 : journal_sqlite_error(j, rc, "preparing statements");
+}
+
+int journal_write(struct journal *j, sqlite3_stmt *st, int bound, const char *op)
+{
+    int err;
+    if (journal_injected(j, op, &err)) {
+        journal_done(st);
+        return err;
+    }
+    int rc = bound ? sqlite3_extended_errcode(j->db) : sqlite3_step(st);
+    err = 0;
+    if (rc != SQLITE_DONE)
+        err = journal_sqlite_error(j, rc ? rc : SQLITE_ERROR, op);
+    else
+        j->dirty = true;
+    journal_done(st);
+    return err;
+}
+
+int journal_read_error(struct journal *j, int rc, const char *op)
+{
+    return journal_sqlite_error(j, rc, op);
+}
+
 /* ------------------------------------------------------------------ jobs */
 
 int journal_job_insert(struct journal *j, const struct job *job)
@@ -643,6 +676,10 @@ int journal_job_insert(struct journal *j, const struct job *job)
     b |= sqlite3_bind_int64(st, 12, job->updated_at);
     b |= journal_bind_opt(st, 14, job->last_error, false);
     b |= journal_bind_opt(st, 15, job->unique, true);
+    b |= sqlite3_bind_int64(st, 16, job->expires_at);
+    b |= job->group ? journal_bind_blob(st, 17, job->group, job->grouplen) : sqlite3_bind_null(st, 17);
+    b |= journal_bind_opt(st, 18, job->holder, false);
+    b |= journal_bind_opt(st, 19, job->history, false);
     if ((err = journal_run_bound(j, ST_JOB_INSERT, b, "insert")) < 0)
         return err;
     /* The payload goes to its own row once; state changes never touch it. */
@@ -671,6 +708,10 @@ int journal_job_update(struct journal *j, const struct job *job)
     b |= sqlite3_bind_int64(st, 10, job->updated_at);
     b |= journal_bind_opt(st, 11, job->last_error, false);
     b |= journal_bind_opt(st, 12, job->unique, true);
+    b |= sqlite3_bind_int64(st, 13, job->expires_at);
+    b |= job->group ? journal_bind_blob(st, 14, job->group, job->grouplen) : sqlite3_bind_null(st, 14);
+    b |= journal_bind_opt(st, 15, job->holder, false);
+    b |= journal_bind_opt(st, 16, job->history, false);
     err = journal_run_bound(j, ST_JOB_UPDATE, b, "update");
     if (!err && sqlite3_changes(j->db) == 0) {
         snprintf(j->err, sizeof j->err, "journal %s: update of job %016" PRIx64
@@ -860,15 +901,15 @@ static struct job *journal_row_job(sqlite3_stmt *st, bool with_payload)
     struct job *job;
 
     if (with_payload) {
-        const void *p = sqlite3_column_blob(st, 14);
-        size_t n = (size_t)sqlite3_column_bytes(st, 14);
+        const void *p = sqlite3_column_blob(st, COL_PAYLOAD);
+        size_t n = (size_t)sqlite3_column_bytes(st, COL_PAYLOAD);
         job = job_new(id, p ? p : "", n);
     } else {
         job = job_new(id, "", 0);
         if (job) {
             free(job->payload);
             job->payload = NULL;
-            job->len = (uint32_t)sqlite3_column_int64(st, 14);
+            job->len = (uint32_t)sqlite3_column_int64(st, COL_PAYLOAD);
         }
     }
     if (!job)
@@ -892,6 +933,19 @@ static struct job *journal_row_job(sqlite3_stmt *st, bool with_payload)
         const void *u = sqlite3_column_blob(st, 13); /* NULL when empty */
         job_set_str(&job->unique, u ? u : "", (size_t)sqlite3_column_bytes(st, 13));
     }
+    job->expires_at = sqlite3_column_int64(st, 14);
+    if (sqlite3_column_type(st, 15) != SQLITE_NULL) {
+        const void *g = sqlite3_column_blob(st, 15);
+        size_t n = (size_t)sqlite3_column_bytes(st, 15);
+        if (n > GROUP_KEY_MAX)
+            n = GROUP_KEY_MAX;
+        job_set_str(&job->group, g ? g : "", n);
+        job->grouplen = (uint16_t)n;
+    }
+    if (sqlite3_column_type(st, 16) != SQLITE_NULL)
+        job_set_str(&job->holder, (const char *)sqlite3_column_text(st, 16), (size_t)sqlite3_column_bytes(st, 16));
+    if (sqlite3_column_type(st, 17) != SQLITE_NULL)
+        job_set_str(&job->history, (const char *)sqlite3_column_text(st, 17), (size_t)sqlite3_column_bytes(st, 17));
     return job;
 }
 
@@ -905,8 +959,8 @@ static int journal_load_jobs(struct journal *j, bool with_payload,
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const void *q = sqlite3_column_blob(st, 1);
         size_t qlen = (size_t)sqlite3_column_bytes(st, 1);
-        int64_t plen = with_payload ? sqlite3_column_bytes(st, 14)
-                                    : sqlite3_column_int64(st, 14);
+        int64_t plen = with_payload ? sqlite3_column_bytes(st, COL_PAYLOAD)
+                                    : sqlite3_column_int64(st, COL_PAYLOAD);
         struct job *job;
 
         if ((err = journal_check_row(j, st)) < 0)

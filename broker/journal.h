@@ -91,6 +91,18 @@ int journal_load(struct journal *j, bool with_payload,
                  int (*job_fn)(void *arg, struct job *job, const char *queue, size_t queue_len),
                  void *arg);
 
+/* For modules that keep rows of their own in the shard database (the
+ * keyspace, kvjournal.c), inside the same transactions. journal_prepare()
+ * prepares a statement the caller finalizes before journal_close().
+ * journal_write() steps a statement that returns no row (bound: the OR of
+ * its bind results), counts in the fault seam, and resets it; a failure
+ * leaves the sentence in journal_error(). journal_read_error() records a
+ * failed read (rc: SQLite's code) and returns its errno-style code. */
+struct sqlite3_stmt;
+int journal_prepare(struct journal *j, const char *sql, struct sqlite3_stmt **out);
+int journal_write(struct journal *j, struct sqlite3_stmt *st, int bound, const char *op);
+int journal_read_error(struct journal *j, int rc, const char *op);
+
 /* Writes the WAL back into the database when it has grown (call when idle). */
 void journal_checkpoint(struct journal *j);
 

@@ -28,6 +28,10 @@ void msg_free(struct msg *m)
     resp_cmd_free(&m->req);
     resp_buf_free(&m->out);
     free(m->jobs);
+    free(m->who);
+    for (int i = 0; i < m->nsubs; i++)
+        msg_free(m->subs[i]);
+    free(m->subs);
     if (m->claim)
         claim_release(m->claim);
     free(m);

@@ -56,6 +56,10 @@ struct msg {
     const struct command *cmd;
     resp_cmd req;                /* owned argv */
     int part;                    /* fan-out: index of the part (shard or thread id) */
+    bool whole;                  /* multi-key command whose keys all live on this shard: reply in full */
+    struct msg **subs;           /* EXEC: the queued commands, in order (owned) */
+    int nsubs;
+    bool done;                   /* EXEC part answered on the I/O thread already (out holds it) */
 
     /* blocking pops */
     enum bpop_mode bmode;
@@ -64,6 +68,7 @@ struct msg {
     int64_t deadline;            /* unix ms (clock_now_ms); 0 = forever */
     int count;                   /* JOB.RESERVE COUNT */
     int64_t lease;               /* JOB.RESERVE LEASE ms (0 = the job's/queue's) */
+    char *who;                   /* JOB.RESERVE: "name=N addr=A id=I" of the client; owned */
     bool empty;                  /* BPOP_TRY found nothing */
 
     /* results */

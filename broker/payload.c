@@ -19,6 +19,8 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 
 static pthread_mutex_t cjson_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -234,4 +236,23 @@ bool payload_is_json(const char *p, size_t n, size_t *err_at)
     /* Where the scanner stopped, unless it accepted what cJSON refused. */
     *err_at = scanned ? (approx > n ? n : approx) : (s.i > n ? n : s.i);
     return false;
+}
+
+int payload_json_field(const char *p, size_t n, const char *name, char *out, size_t cap)
+{
+    pthread_mutex_lock(&cjson_lock); /* a failed parse writes cJSON's global error position */
+    cJSON *root = cJSON_ParseWithLength(p, n);
+    pthread_mutex_unlock(&cjson_lock);
+    int len = -1;
+    const cJSON *f = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, name) : NULL;
+    if (cJSON_IsString(f) && strlen(f->valuestring) < cap) {
+        len = (int)strlen(f->valuestring);
+        memcpy(out, f->valuestring, (size_t)len + 1);
+    } else if (cJSON_IsNumber(f)) {
+        len = snprintf(out, cap, "%.17g", f->valuedouble);
+        if (len < 0 || (size_t)len >= cap)
+            len = -1;
+    }
+    cJSON_Delete(root);
+    return len;
 }

@@ -52,6 +52,9 @@ void job_free(struct job *j)
     free(j->payload);
     free(j->last_error);
     free(j->unique);
+    free(j->group);
+    free(j->holder);
+    free(j->history);
     free(j);
 }
 
@@ -66,7 +69,94 @@ void job_set_str(char **field, const char *s, size_t n)
     }
 }
 
-static const char *const state_names[JOB_NSTATES] = { "ready", "reserved", "delayed", "done", "dead" };
+char *job_holder_format(const char *name, const char *addr, uint64_t conn_id)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "name=%.128s addr=%.64s id=%" PRIu64, name ? name : "", addr ? addr : "",
+                     conn_id);
+    for (int i = 5; i < n && strncmp(buf + i, " addr=", 6) != 0; i++)
+        if ((unsigned char)buf[i] <= ' ')
+            buf[i] = '_';
+    char *s = xmalloc((size_t)n + 1);
+    memcpy(s, buf, (size_t)n + 1);
+    return s;
+}
+
+/* Copies n bytes of s to out, tabs, newlines and other control bytes as spaces. */
+static size_t put_clean(char *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)s[i] < ' ' ? ' ' : s[i];
+    return n;
+}
+
+void job_history_add(struct job *j, int64_t at, const char *err, size_t errlen)
+{
+    const char *h = j->history ? j->history : "";
+    size_t lines = 0;
+    for (const char *p = h; *p; p++)
+        lines += *p == '\n';
+    if (*h && h[strlen(h) - 1] != '\n')
+        lines++;
+    while (lines >= JOB_HISTORY_MAX) { /* drop the oldest */
+        const char *nl = strchr(h, '\n');
+        h = nl ? nl + 1 : h + strlen(h);
+        lines--;
+    }
+    if (errlen > 1024)
+        errlen = 1024;
+    const char *who = j->holder ? j->holder : "";
+    size_t keep = strlen(h), wl = strlen(who);
+    char *out = xmalloc(keep + wl + errlen + 64);
+    size_t n = 0;
+    memcpy(out, h, keep);
+    n += keep;
+    if (n && out[n - 1] != '\n')
+        out[n++] = '\n';
+    n += (size_t)sprintf(out + n, "%u\t%lld\t", j->attempt, (long long)at);
+    n += put_clean(out + n, who, wl);
+    out[n++] = '\t';
+    n += put_clean(out + n, err ? err : "", err ? errlen : 0);
+    out[n] = '\0';
+    free(j->history);
+    j->history = out;
+}
+
+const char *job_history_next(const char *p, struct job_attempt *a)
+{
+    if (!p || !*p)
+        return NULL;
+    const char *end = strchr(p, '\n');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *f[4] = { p, "", "", "" };
+    size_t fl[4] = { len, 0, 0, 0 };
+    for (int k = 1; k < 4; k++) {
+        const char *tab = memchr(f[k - 1], '\t', fl[k - 1]);
+        if (!tab)
+            break;
+        f[k] = tab + 1;
+        fl[k] = (size_t)(p + len - f[k]);
+        fl[k - 1] = (size_t)(tab - f[k - 1]);
+    }
+    a->attempt = strtoll(f[0], NULL, 10);
+    a->time = strtoll(f[1], NULL, 10);
+    a->worker = f[2];
+    a->worker_len = fl[2];
+    a->error = f[3];
+    a->error_len = fl[3];
+    return end ? end + 1 : p + len;
+}
+
+size_t job_history_count(const struct job *j)
+{
+    size_t n = 0;
+    struct job_attempt a;
+    for (const char *p = j->history; (p = job_history_next(p, &a));)
+        n++;
+    return n;
+}
+
+static const char *const state_names[JOB_NSTATES] = { "ready", "reserved", "delayed", "done", "dead", "expired" };
 
 const char *job_state_name(int state)
 {
@@ -158,23 +248,33 @@ void jlist_unlink(struct jlist *l, struct job *j)
 
 /* -------------------------------------------------------------- settings */
 
+enum qopt_kind { QO_NUM, QO_PAYLOAD, QO_RATE, QO_FIELD };
+
 struct qopt {
     const char *name;
     size_t off;
     int64_t min, max;
     const char *help;
+    int kind;
 };
 
 #define QOFF(f) offsetof(struct qconf, f)
 static const struct qopt qopts[] = {
-    { "retries", QOFF(retries), 0, 1000, "a whole number from 0 to 1000" },
-    { "backoff", QOFF(backoff), 0, 86400000LL * 30, "milliseconds, from 0 to 30 days" },
-    { "backoff-max", QOFF(backoff_max), 0, 86400000LL * 30, "milliseconds, from 0 to 30 days" },
-    { "lease", QOFF(lease), 1, 86400000LL * 7, "milliseconds, from 1 to 7 days" },
-    { "maxlen", QOFF(maxlen), 0, INT64_MAX, "a whole number, 0 for no limit" },
-    { "payload", QOFF(payload), 0, 1, "json or raw" },
-    { "retention", QOFF(retention), 0, 86400000LL * 365, "milliseconds, from 0 to 1 year" },
-    { "retention-max", QOFF(retention_max), 0, 100000000, "a whole number from 0 to 100000000" },
+    { "retries", QOFF(retries), 0, 1000, "a whole number from 0 to 1000", QO_NUM },
+    { "backoff", QOFF(backoff), 0, 86400000LL * 30, "milliseconds, from 0 to 30 days", QO_NUM },
+    { "backoff-max", QOFF(backoff_max), 0, 86400000LL * 30, "milliseconds, from 0 to 30 days", QO_NUM },
+    { "lease", QOFF(lease), 1, 86400000LL * 7, "milliseconds, from 1 to 7 days", QO_NUM },
+    { "maxlen", QOFF(maxlen), 0, INT64_MAX, "a whole number, 0 for no limit", QO_NUM },
+    { "payload", QOFF(payload), 0, 1, "json or raw", QO_PAYLOAD },
+    { "retention", QOFF(retention), 0, 86400000LL * 365, "milliseconds, from 0 to 1 year", QO_NUM },
+    { "retention-max", QOFF(retention_max), 0, 100000000, "a whole number from 0 to 100000000", QO_NUM },
+    { "rate", QOFF(rate), 0, 0, NULL, QO_RATE },
+    { "concurrency", QOFF(concurrency), 0, 1000000, "a whole number from 0 (no limit) to 1000000", QO_NUM },
+    { "expires", QOFF(expires), 0, 86400000LL * 365, "milliseconds from 0 (never) to 1 year", QO_NUM },
+    { "group-rate", QOFF(group_rate), 0, 0, NULL, QO_RATE },
+    { "group-concurrency", QOFF(group_concurrency), 0, 1000000, "a whole number from 0 (no limit) to 1000000", QO_NUM },
+    { "group-from", QOFF(group_from), 0, 63,
+      "a JSON field name of 1 to 63 letters, digits, '_', '-' or '.' (\"\" or - for none)", QO_FIELD },
 };
 #define NQOPTS (sizeof qopts / sizeof qopts[0])
 
@@ -188,6 +288,12 @@ void qconf_defaults(struct qconf *c, int payload_mode)
     c->payload = payload_mode;
     c->retention = 3600000;
     c->retention_max = 10000;
+    c->rate = (struct rate){ 0, 0 };
+    c->concurrency = 0;
+    c->expires = 0;
+    c->group_rate = (struct rate){ 0, 0 };
+    c->group_concurrency = 0;
+    memset(c->group_from, 0, sizeof c->group_from);
 }
 
 static const struct qopt *qopt_find(const char *name, size_t n)
@@ -208,15 +314,41 @@ const char *qconf_name(size_t i)
     return i < NQOPTS ? qopts[i].name : NULL;
 }
 
+/* group-from: a JSON field name, or "" / "-" for none. */
+static int field_set(char *dst, const char *val, size_t vlen, const struct qopt *o, const char **why)
+{
+    if (vlen == 1 && val[0] == '-')
+        vlen = 0;
+    if (vlen > (size_t)o->max) {
+        *why = o->help;
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < vlen; i++) {
+        char ch = val[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+              ch == '-' || ch == '.')) {
+            *why = o->help;
+            return -EINVAL;
+        }
+    }
+    memset(dst, 0, 64);
+    memcpy(dst, val, vlen);
+    return 0;
+}
+
 int qconf_set(struct qconf *c, const char *name, size_t nlen, const char *val, size_t vlen,
               const char **why)
 {
     const struct qopt *o = qopt_find(name, nlen);
     if (!o) {
-        *why = "unknown setting (settings: retries, backoff, backoff-max, lease, maxlen, payload, retention, retention-max)";
+        *why = QCONF_NAMES_HELP;
         return -EINVAL;
     }
     int64_t v;
+    if (o->kind == QO_RATE)
+        return rate_parse(val, vlen, (struct rate *)((char *)c + o->off), why);
+    if (o->kind == QO_FIELD)
+        return field_set(c->group_from, val, vlen, o, why);
     if (o->off == QOFF(payload)) {
         if (vlen == 4 && strncasecmp(val, "json", 4) == 0)
             v = PAYLOAD_JSON;
@@ -249,6 +381,10 @@ int qconf_set(struct qconf *c, const char *name, size_t nlen, const char *val, s
 
 static int render(const struct qopt *o, const struct qconf *c, char *buf, size_t cap)
 {
+    if (o->kind == QO_RATE)
+        return rate_format((const struct rate *)((const char *)c + o->off), buf, cap);
+    if (o->kind == QO_FIELD)
+        return snprintf(buf, cap, "%s", c->group_from);
     int64_t v = *(const int64_t *)((const char *)c + o->off);
     if (o->off == QOFF(payload))
         return snprintf(buf, cap, "%s", v == PAYLOAD_RAW ? "raw" : "json");
@@ -269,6 +405,8 @@ void qconf_format(const struct qconf *c, char *buf, size_t cap)
     size_t n = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < NQOPTS && n < cap; i++) {
+        if (qopts[i].kind == QO_FIELD && !c->group_from[0])
+            continue; /* an empty value would not parse back */
         n += (size_t)snprintf(buf + n, cap - n, "%s%s ", i ? " " : "", qopts[i].name);
         if (n < cap)
             n += (size_t)render(&qopts[i], c, buf + n, cap - n);
@@ -355,6 +493,8 @@ struct jlist *queue_list(struct queue *q, int state)
         return &q->done;
     case JOB_DEAD:
         return &q->dead;
+    case JOB_EXPIRED:
+        return &q->expired;
     default:
         return NULL;
     }
@@ -375,7 +515,8 @@ size_t queue_unfinished(const struct queue *q)
 bool queue_is_idle(const struct queue *q)
 {
     return q->nready == 0 && q->delayed.n == 0 && q->reserved.n == 0 && q->done.n == 0 &&
-           q->dead.n == 0 && q->nwaiters == 0 && !q->conf_custom && !q->paused;
+           q->dead.n == 0 && q->expired.n == 0 && q->nwaiters == 0 && !q->conf_custom && !q->paused &&
+           q->groups.n == 0 && !tnode_armed(&q->flow_timer);
 }
 
 /* The level of priority pri, created if missing (levels stay sorted). */
@@ -640,6 +781,8 @@ void queue_clear_jobs(struct queue *q)
     jlist_free_all(&q->reserved);
     jlist_free_all(&q->done);
     jlist_free_all(&q->dead);
+    jlist_free_all(&q->expired);
+    groups_clear(&q->groups); /* the rate limiter's state stays: deliveries made stay made */
     for (size_t i = 0; i < q->nub; i++) {
         struct ustr *u = q->ubuckets[i];
         while (u) {
@@ -655,6 +798,7 @@ void queue_clear_jobs(struct queue *q)
 static void queue_free(struct queue *q)
 {
     queue_clear_jobs(q);
+    rate_state_free(&q->rate_lim);
     free(q->levels);
     free(q->ubuckets);
     free(q->name);
@@ -721,6 +865,7 @@ struct queue *qtable_get(struct qtable *t, const char *name, size_t len, const s
     q->name[len] = '\0';
     q->namelen = len;
     q->conf = *defaults;
+    tnode_init(&q->flow_timer, 0);
     level_get(q, 0);
     size_t k = bucket(t->nb, name, len);
     q->hnext = t->b[k];

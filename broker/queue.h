@@ -15,7 +15,8 @@
  *     RESERVED ──nack DEAD──▶ DEAD
  *     DEAD, DELAYED ──retry──▶ READY          (dead: attempt reset to 0)
  *     any ──delete / purge──▶ (gone)
- *     DONE ──retention over──▶ (gone)
+ *     DONE, EXPIRED ──retention over──▶ (gone)
+ *     READY, DELAYED ──expires_at reached──▶ EXPIRED   (never delivered late)
  *
  * The ready jobs of a queue form one Redis list: LPUSH adds at the left,
  * RPUSH at the right, RPOP/BRPOP/JOB.RESERVE take from the right, so LPUSH +
@@ -32,14 +33,16 @@
 #ifndef SPOOL_QUEUE_H
 #define SPOOL_QUEUE_H
 
+#include "groups.h"
+#include "rate.h"
 #include "theap.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-enum job_state { JOB_READY = 0, JOB_RESERVED = 1, JOB_DELAYED = 2, JOB_DONE = 3, JOB_DEAD = 4 };
-#define JOB_NSTATES 5
+enum job_state { JOB_READY = 0, JOB_RESERVED = 1, JOB_DELAYED = 2, JOB_DONE = 3, JOB_DEAD = 4, JOB_EXPIRED = 5 };
+#define JOB_NSTATES 6
 
 #define JOB_PRI_MIN (-1000)
 #define JOB_PRI_MAX 1000
@@ -48,7 +51,8 @@ enum job_state { JOB_READY = 0, JOB_RESERVED = 1, JOB_DELAYED = 2, JOB_DONE = 3,
 struct queue;
 
 struct job {
-    struct tnode timer;        /* delayed: run_at; reserved: lease_until; done: expiry */
+    struct tnode timer;        /* delayed: min(run_at, expires_at); ready: expires_at;
+                                * reserved: lease_until; done, expired: retention */
     struct job *prev, *next;   /* in the list of its state */
     struct job *hnext;         /* id table chain */
     struct queue *q;
@@ -58,6 +62,8 @@ struct job {
     int64_t lease_until;       /* unix ms: end of the current lease */
     int64_t created_at;
     int64_t updated_at;
+    int64_t expires_at;        /* unix ms: not delivered after this; 0 = never */
+    struct gnode gn;           /* in its group (groups.h) while ready or reserved */
     uint32_t attempt;          /* deliveries so far; a receipt names one */
     uint32_t retries;          /* retries allowed after the first attempt */
     uint32_t lease_ms;         /* lease of the current delivery */
@@ -67,6 +73,10 @@ struct job {
     char *payload;             /* owned; NULL while it lives only in the journal */
     char *last_error;          /* owned, may be NULL */
     char *unique;              /* owned, may be NULL */
+    char *group;               /* owned GROUP key, NULL = the default group */
+    char *holder;              /* owned: "name addr id" of the reserving connection, or NULL */
+    char *history;             /* owned: failed attempts, lines "attempt\tms\tholder\terror" */
+    uint16_t grouplen;
 };
 
 /* Makes a READY-to-be-placed job owning a copy of p[0..n). */
@@ -77,6 +87,25 @@ void job_free(struct job *j);
 void job_set_str(char **field, const char *s, size_t n); /* NULL/0 clears */
 const char *job_state_name(int state);
 int job_state_parse(const char *s, size_t n); /* -1 when unknown */
+
+/* Who holds a job: "name=<client name> addr=<ip:port> id=<connection id>"
+ * (malloc'd; spaces and control bytes in the name become '_'). */
+char *job_holder_format(const char *name, const char *addr, uint64_t conn_id);
+/* Appends a failed attempt to j->history ("attempt\tms\tholder\terror"
+ * lines, tabs and newlines in the texts become spaces), keeping the last
+ * JOB_HISTORY_MAX. */
+#define JOB_HISTORY_MAX 25
+void job_history_add(struct job *j, int64_t at, const char *err, size_t errlen);
+/* One failed attempt read back from j->history (texts point into it). */
+struct job_attempt {
+    long long attempt, time;
+    const char *worker, *error;
+    size_t worker_len, error_len;
+};
+/* Reads the attempt at line p (start with j->history); returns the next
+ * line, or NULL when p is NULL or at the end. */
+const char *job_history_next(const char *p, struct job_attempt *a);
+size_t job_history_count(const struct job *j);
 
 /* Ids: 16 hex digits; the low 10 bits name the shard. */
 void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1]);
@@ -107,7 +136,18 @@ struct qconf {
     int64_t payload;           /* enum payload_mode */
     int64_t retention;         /* ms done jobs are kept */
     int64_t retention_max;     /* done jobs kept at most */
+    /* flow control (docs/protocol.md, rate.h, flow.h) */
+    struct rate rate;          /* deliveries per period; n 0 = none */
+    int64_t concurrency;       /* reserved jobs at once; 0 = no limit */
+    int64_t expires;           /* ms after push a job expires; 0 = never */
+    struct rate group_rate;    /* per group */
+    int64_t group_concurrency; /* per group; 0 = no limit */
+    char group_from[64];       /* JSON field naming the group; "" = none */
 };
+
+#define QCONF_NAMES_HELP                                                                              \
+    "unknown setting (settings: retries, backoff, backoff-max, lease, maxlen, payload, retention, "     \
+    "retention-max, rate, concurrency, expires, group-rate, group-concurrency, group-from)"
 
 void qconf_defaults(struct qconf *c, int payload_mode);
 /* Sets one setting from text; returns 0, or -EINVAL with *why naming the problem. */
@@ -143,7 +183,7 @@ struct plevel {
 struct ustr; /* unique-key table entry (queue.c) */
 
 struct queue_stats {
-    uint64_t pushed, acked, retried, expired, buried, popped;
+    uint64_t pushed, acked, retried, lease_expired, buried, popped, expired;
 };
 
 struct queue {
@@ -155,7 +195,10 @@ struct queue {
     int nlevels, caplevels;
     size_t nready;
     int64_t pos_lo, pos_hi;    /* list positions in use are within [pos_lo, pos_hi] */
-    struct jlist delayed, reserved, done, dead;
+    struct jlist delayed, reserved, done, dead, expired;
+    struct gtable groups;      /* fair groups (groups.h) */
+    struct rate_state rate_lim;   /* queue rate limiter state (rate.h) */
+    struct tnode flow_timer;   /* armed while waiters wait for the rate limit */
 
     struct ustr **ubuckets;    /* unique key -> unfinished job */
     size_t nub, nunique;
@@ -176,6 +219,12 @@ struct queue {
 
 void queue_wait_append(struct queue *q, struct wlink *l);
 void queue_wait_unlink(struct wlink *l);
+
+/* Waiters held back by the queue's limits (it has ready jobs). */
+static inline size_t queue_throttled(const struct queue *q)
+{
+    return q->nready && !q->paused ? q->nwaiters : 0;
+}
 
 /* Counts by state. */
 size_t queue_count(const struct queue *q, int state);

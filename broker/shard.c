@@ -23,15 +23,18 @@
 #include "config.h"
 #include "context.h"
 #include "events.h"
+#include "flow.h"
 #include "hash.h"
 #include "journal.h"
 #include "log.h"
 #include "msg.h"
+#include "slot.h"
 #include "store.h"
 #include "xalloc.h"
 
 #include <errno.h>
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +42,7 @@
 struct waiter {
     struct tnode timer;          /* first member: tnode* <-> waiter* */
     struct msg *m;
+    int64_t since;               /* unix ms it parked */
     int nlinks;
     struct wlink links[];
 };
@@ -70,6 +74,10 @@ static bool reply_is_early(const struct msg *m)
 
 void shard_reply(struct shard *s, struct msg *m)
 {
+    if (s->capture) {
+        s->captured = m; /* a command inside EXEC: its reply goes into EXEC's */
+        return;
+    }
     m->type = MSG_REPLY;
     msg_batch_add(reply_is_early(m) ? &s->early[m->origin] : &s->replies[m->origin], m);
 }
@@ -87,6 +95,28 @@ static void emit_event(void *arg, const struct job *j, const char *event, const 
     int n = s->srv->nio;
     for (int k = 0; k < n; k++)
         msg_batch_add(&s->events[k], k == n - 1 ? m : events_copy(m));
+}
+
+/* ------------------------------------------------------------ keyspace */
+
+/* The keyspace journals through the store's transaction of the turn. */
+static struct journal *ks_txn(void *arg)
+{
+    struct shard *s = arg;
+    return store_txn(&s->st);
+}
+
+static void ks_result(void *arg, int rc)
+{
+    struct shard *s = arg;
+    store_txn_result(&s->st, rc);
+}
+
+/* The store's touch hook: a queue's jobs changed (WATCH on a queue). */
+static void touch_queue(void *arg, const struct queue *q)
+{
+    struct shard *s = arg;
+    keyspace_touch(&s->ks, q->name, q->namelen);
 }
 
 /* -------------------------------------------------------------- waiters */
@@ -169,14 +199,16 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
     int n = 0;
     resp_buf saved = m->out;
     m->out = *items;
-    while (n < want && q->nready) {
-        struct job *j = queue_ready_peek(q, false);
+    struct job *j;
+    while (n < want && (j = store_job_next(&s->st, q, false))) {
         if (store_job_payload(&s->st, j) < 0) {
             log_error("job %016llx of queue '%s' has no payload in the journal; deleting it",
                       (unsigned long long)j->id, q->name);
             store_job_delete(&s->st, j);
             continue;
         }
+        if (m->who)
+            job_set_str(&j->holder, m->who, strlen(m->who));
         store_job_reserve(&s->st, j, m->lease);
         note_lent(s, j);
         encode_reserved(m, j);
@@ -188,6 +220,8 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
     return n;
 }
 
+static void answer_empty(struct shard *s, struct msg *m);
+
 /* Delivers from q to the request m (its claim, if any, is already ours):
  * one job for a list pop, up to COUNT jobs of q for a reserve. Leaves q in
  * the table: the caller collects it. */
@@ -195,7 +229,11 @@ static void deliver(struct shard *s, struct msg *m, struct queue *q)
 {
     if (!is_reserve(m)) {
         bool left = m->cmd->flags & CMD_LEFT;
-        struct job *j = queue_ready_peek(q, left);
+        struct job *j = store_job_next(&s->st, q, left);
+        if (!j) { /* the caller saw one: cannot happen, but never crash on it */
+            answer_empty(s, m);
+            return;
+        }
         store_encode_pop(&s->st, m, q, j);
         note_job(m, j->id);
         m->jobs_left = left;
@@ -214,13 +252,22 @@ static void deliver(struct shard *s, struct msg *m, struct queue *q)
 }
 
 /* First queue (in argument order) among this shard's keys that has a job. */
-static struct queue *first_ready(struct shard *s, struct msg *m, int from, int to)
+/* The first of this shard's keys, in argument order, that has ready jobs;
+ * NULL with *wrong set when a string, hash or sorted set comes first (as
+ * Redis, a blocking pop then answers WRONGTYPE). */
+static struct queue *first_ready(struct shard *s, struct msg *m, int from, int to, bool *wrong)
 {
+    int64_t now = clock_now_ms();
+    *wrong = false;
     for (int i = from; i < to; i++) {
         if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
+        if (keyspace_find(&s->ks, m->req.argv[i], m->req.len[i], now)) {
+            *wrong = true;
+            return NULL;
+        }
         struct queue *q = shard_queue(s, m, i, false);
-        if (q && q->nready && !q->paused)
+        if (q && q->nready && !q->paused && store_job_next(&s->st, q, m->cmd->flags & CMD_LEFT))
             return q;
     }
     return NULL;
@@ -234,6 +281,7 @@ static void park(struct shard *s, struct msg *m)
     struct waiter *w = xcalloc(1, sizeof *w + (size_t)n * sizeof(struct wlink));
     tnode_init(&w->timer, TK_WAITER);
     w->m = m;
+    w->since = clock_now_ms();
     for (int i = m->key_first; i < m->key_last; i++) {
         if (!shard_owns(s, m->req.argv[i], m->req.len[i]))
             continue;
@@ -246,6 +294,7 @@ static void park(struct shard *s, struct msg *m)
         w->links[w->nlinks].w = w;
         queue_wait_append(q, &w->links[w->nlinks]);
         w->nlinks++;
+        store_queue_changed(&s->st, q); /* jobs held back by a limit: serve_ready arms its wake-up */
     }
     if (m->deadline) {
         w->timer.when = m->deadline;
@@ -260,11 +309,24 @@ static void answer_empty(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, const char *who, int64_t since),
+                       void *arg)
+{
+    (void)s;
+    for (struct wlink *l = q->wait_head; l; l = l->next)
+        if (l->w->m->who && claim_is_open(l->w->m->claim))
+            fn(arg, l->w->m->who, l->w->since);
+}
+
 void shard_bpop(struct shard *s, struct msg *m)
 {
+    bool wrong;
     if (m->bmode == BPOP_TRY) {
-        struct queue *q = first_ready(s, m, m->key_first, m->key_last);
-        if (q) {
+        struct queue *q = first_ready(s, m, m->key_first, m->key_last, &wrong);
+        if (wrong) {
+            resp_add_error(&m->out, KS_WRONGTYPE);
+            shard_reply(s, m);
+        } else if (q) {
             deliver(s, m, q);
             store_queue_gc(&s->st, q);
         } else {
@@ -278,7 +340,16 @@ void shard_bpop(struct shard *s, struct msg *m)
         msg_free(m);
         return;
     }
-    struct queue *q = first_ready(s, m, m->key_first, m->key_last);
+    struct queue *q = first_ready(s, m, m->key_first, m->key_last, &wrong);
+    if (wrong) {
+        if (claim_take(m->claim)) {
+            resp_add_error(&m->out, KS_WRONGTYPE);
+            shard_reply(s, m);
+        } else {
+            msg_free(m);
+        }
+        return;
+    }
     if (q) {
         if (claim_take(m->claim)) {
             deliver(s, m, q);
@@ -298,12 +369,36 @@ void shard_bpop(struct shard *s, struct msg *m)
     park(s, m);
 }
 
+/* Waiters of q wait for its limits, not for jobs: a rate limit wakes the
+ * queue when its next delivery is due (one node in the deadline heap per
+ * queue); a concurrency slot wakes it when a reserved job leaves (the
+ * store's detach). */
+static void throttled(struct shard *s, struct queue *q)
+{
+    int64_t wake;
+    if (flow_next(q, false, clock_now_ms(), &wake) || wake == 0)
+        return;
+    if (tnode_armed(&q->flow_timer) && q->flow_timer.when <= wake)
+        return;
+    theap_remove(&s->st.timers, &q->flow_timer);
+    q->flow_timer.kind = TK_QUEUE;
+    q->flow_timer.when = wake;
+    theap_add(&s->st.timers, &q->flow_timer);
+}
+
+static void queue_wake(struct shard *s, struct tnode *t)
+{
+    struct queue *q = (struct queue *)(void *)((char *)t - offsetof(struct queue, flow_timer));
+    store_queue_changed(&s->st, q);
+    store_queue_gc(&s->st, q);
+}
+
 /* Serves waiters of queues that received jobs this turn, oldest waiter
  * first, while the queue has jobs. A queue being served keeps in_ready_list
  * set so that unlinking waiters never frees it under our feet. */
 static void serve_queue(struct shard *s, struct queue *q)
 {
-    while (q->nready && q->wait_head && !q->paused) {
+    while (q->wait_head && store_job_next(&s->st, q, q->wait_head->w->m->cmd->flags & CMD_LEFT)) {
         struct waiter *w = q->wait_head->w;
         if (!claim_take(w->m->claim)) {
             waiter_drop(s, w);
@@ -312,6 +407,8 @@ static void serve_queue(struct shard *s, struct queue *q)
         struct msg *m = waiter_remove(s, w);
         deliver(s, m, q);
     }
+    if (q->wait_head && q->nready && !q->paused)
+        throttled(s, q);
 }
 
 static void serve_ready(struct shard *s)
@@ -341,26 +438,31 @@ static void expire_waiter(struct shard *s, struct waiter *w)
     answer_empty(s, waiter_remove(s, w));
 }
 
+/* Armed for the earliest of the job/waiter deadlines and the key expiries. */
 static void rearm_timer(struct shard *s)
 {
     struct tnode *t = theap_min(&s->st.timers);
-    if (!t) {
+    int64_t when = t ? t->when : 0, kv = keyspace_next_expiry(&s->ks);
+    if (kv && (!when || kv < when))
+        when = kv;
+    if (!when) {
         if (s->timer_at)
             event_del(s->timer_ev);
         s->timer_at = 0;
         return;
     }
-    if (s->timer_at == t->when)
+    if (s->timer_at == when)
         return;
-    int64_t delta = t->when - clock_now_ms();
+    int64_t delta = when - clock_now_ms();
     if (delta < 0)
         delta = 0;
     struct timeval tv = { (time_t)(delta / 1000), (suseconds_t)((delta % 1000) * 1000) };
     event_add(s->timer_ev, &tv);
-    s->timer_at = t->when;
+    s->timer_at = when;
 }
 
 #define TIMER_BATCH 10000 /* deadlines handled per turn, so a burst cannot starve the inbox */
+#define EXPIRE_BATCH 200  /* keys expired per turn by the active sweep */
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -392,9 +494,12 @@ void shard_tick(struct shard *s)
     while (n++ < TIMER_BATCH && (t = store_next_due(&s->st, now))) {
         if (t->kind == TK_WAITER)
             expire_waiter(s, (struct waiter *)t);
+        else if (t->kind == TK_QUEUE)
+            queue_wake(s, t);
         else
             store_job_deadline(&s->st, (struct job *)t);
     }
+    keyspace_expire_due(&s->ks, now, EXPIRE_BATCH);
     shard_end_turn(s);
 }
 
@@ -594,7 +699,10 @@ int shard_init(struct shard *s, struct server *srv, int id)
     store_init(&s->st, id, srv->cfg.payload, srv->cfg.payload_memory / (srv->nshards ? srv->nshards : 1),
                0x9E3779B97F4A7C15ULL ^ ((uint64_t)clock_mono_us() << 8) ^ (uint64_t)id);
     s->st.emit = emit_event;
+    s->st.touch = touch_queue;
     s->st.emit_arg = s;
+    struct ks_sink sink = { s, ks_txn, ks_result };
+    keyspace_init(&s->ks, &sink);
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     s->base = event_base_new_with_config(ec);
@@ -641,6 +749,50 @@ static int check_shard_count(struct shard *s)
     return rc;
 }
 
+struct misplaced {
+    struct shard *s;
+    struct queue *q;
+};
+
+static void find_misplaced(void *arg, struct queue *q)
+{
+    struct misplaced *mp = arg;
+    if (!mp->q && !shard_owns(mp->s, q->name, q->namelen))
+        mp->q = q;
+}
+
+static int check_placement(struct shard *s)
+{
+    char have[64];
+    int rc = journal_meta_get(s->st.jr, "placement", have, sizeof have);
+    if (rc == 0 && strcmp(have, SLOT_PLACEMENT) == 0)
+        return 0;
+    if (rc == 0) {
+        log_error("data directory %s places keys by '%s', which this spoold does not know (it places them by '%s'): "
+                  "use the spoold that wrote it, or another --data-dir", s->srv->cfg.data_dir, have, SLOT_PLACEMENT);
+        return -EINVAL;
+    }
+    if (rc != -ENOENT)
+        return rc;
+    struct misplaced mp = { s, NULL };
+    qtable_each(&s->st.queues, find_misplaced, &mp);
+    if (mp.q) {
+        log_error("data directory %s was written by an older spoold that placed queues by a hash of the name; this "
+                  "spoold places every key by its Redis Cluster slot (CRC16, {hash tags}), and queue '%s' would move "
+                  "from shard %d to shard %d, which would change its job ids: drain that queue with the older spoold "
+                  "first, or start this one with another --data-dir (docs/operations.md, 'Placement')",
+                  s->srv->cfg.data_dir, mp.q->name, s->id, shard_of(mp.q->name, mp.q->namelen, s->srv->nshards));
+        return -EINVAL;
+    }
+    if ((rc = journal_begin(s->st.jr)) == 0 && (rc = journal_meta_put(s->st.jr, "placement", SLOT_PLACEMENT)) == 0)
+        rc = journal_commit(s->st.jr);
+    if (rc < 0)
+        log_error("shard %d: cannot record the placement rule: %s", s->id, journal_error(s->st.jr));
+    else if (s->st.jobs.n)
+        log_info("shard %d: data directory upgraded to slot placement in place (every queue stays on its shard)", s->id);
+    return rc;
+}
+
 int shard_recover(struct shard *s)
 {
     char path[4096];
@@ -656,17 +808,26 @@ int shard_recover(struct shard *s)
     }
     if ((rc = check_shard_count(s)) < 0)
         return rc;
-    /* --fsync always: COMMIT only writes the WAL (batch mode), and the
-     * syncer syncs it after every commit before the replies leave. */
-    s->pipelined = s->srv->cfg.fsync == FSYNC_ALWAYS;
-    if ((rc = journal_set_fsync(s->st.jr, s->pipelined ? FSYNC_BATCH : s->srv->cfg.fsync)) < 0) {
-        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
-        return rc;
-    }
     int64_t t0 = clock_mono_ms();
     size_t by_state[JOB_NSTATES];
     if ((rc = store_load(&s->st, by_state)) < 0) {
         log_error("cannot load the journal of shard %d: %s", s->id, journal_error(s->st.jr));
+        return rc;
+    }
+    if ((rc = check_placement(s)) < 0)
+        return rc;
+    if ((rc = keyspace_open(&s->ks, s->st.jr, clock_now_ms())) < 0) {
+        log_error("cannot load the keys of shard %d: %s", s->id, journal_error(s->st.jr));
+        return rc;
+    }
+    /* The start-up writes above (shard count, placement, keys that expired
+     * while down) were made with synchronous=FULL. From now on the
+     * configured mode; --fsync always: COMMIT only writes the WAL (batch
+     * mode), and the syncer syncs it after every commit before the
+     * replies leave. */
+    s->pipelined = s->srv->cfg.fsync == FSYNC_ALWAYS;
+    if ((rc = journal_set_fsync(s->st.jr, s->pipelined ? FSYNC_BATCH : s->srv->cfg.fsync)) < 0) {
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
     }
     size_t total = 0;
@@ -705,6 +866,8 @@ static void shard_reload(struct shard *s)
         log_error("shard %d: reloading the journal failed too: %s; this shard now serves only what it could read",
                   s->id, journal_error(s->st.jr));
     qtable_each(&s->st.queues, gc_queue, s);
+    if (keyspace_reload(&s->ks, clock_now_ms()) < 0)
+        log_error("shard %d: reloading its keys failed too: %s", s->id, journal_error(s->st.jr));
     struct queue *q;
     for (size_t i = 0; i < s->st.queues.nb; i++)
         for (q = s->st.queues.b[i]; q; q = q->hnext)
@@ -788,6 +951,7 @@ void shard_destroy(struct shard *s)
     s->st.stopping = true; /* no queue is collected while waiters are freed */
     if (s->st.queues.b)
         qtable_each(&s->st.queues, free_waiters_of, s);
+    keyspace_free(&s->ks); /* its statements go before the store closes the journal */
     store_free(&s->st);
     inbox_discard(&s->inbox);
     inbox_destroy(&s->inbox);

@@ -9,6 +9,10 @@
  * (blocking-pop timeouts, delays, leases, retention) live in one heap per
  * shard driven by one libevent timer.
  *
+ * The keys other than queues are the keyspace's (keyspace.h, s->ks),
+ * journaled in the store's transaction of the turn; the timer also drives
+ * the keyspace's expiry sweep.
+ *
  * The job transitions are the store's (store.h, s->st): the shard runs
  * them on its thread, serves the waiters of the queues they made ready,
  * and posts their events after the commit. Command handlers (cmd_*.c) run
@@ -24,6 +28,7 @@
 #define SPOOL_SHARD_H
 
 #include "inbox.h"
+#include "keyspace.h"
 #include "store.h"
 #include "syncer.h"
 
@@ -41,6 +46,7 @@ struct shard {
     struct event_base *base;
     struct inbox inbox;
     struct store st;             /* the queues and jobs; only this thread touches them */
+    struct keyspace ks;          /* strings, hashes, sorted sets (keyspace.h); journaled in st's transaction */
     struct event *timer_ev;
     struct event *ckpt_ev;       /* idle WAL checkpoint, once a second */
     int64_t timer_at;            /* when timer_ev fires, 0 = not armed */
@@ -63,6 +69,8 @@ struct shard {
      * numbers, so a receipt of a lost lease never names the next delivery */
     struct lent { uint64_t id; uint32_t attempt; } *lent;
     size_t nlent, caplent;
+    bool capture;                /* running EXEC's commands: shard_reply keeps the message */
+    struct msg *captured;
 };
 
 int shard_init(struct shard *s, struct server *srv, int id);
@@ -85,5 +93,8 @@ void shard_reply(struct shard *s, struct msg *m);
 /* Runs a BLPOP/BRPOP/JOB.RESERVE message (TRY or PARK mode, see msg.h). */
 void shard_bpop(struct shard *s, struct msg *m);
 bool shard_owns(const struct shard *s, const char *name, size_t len);
+/* Calls fn for each JOB.RESERVE parked on q (who: msg.h's who). */
+void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, const char *who, int64_t since),
+                       void *arg);
 
 #endif

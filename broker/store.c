@@ -5,6 +5,7 @@
 #include "store.h"
 
 #include "clock.h"
+#include "flow.h"
 #include "journal.h"
 #include "log.h"
 #include "msg.h"
@@ -137,20 +138,39 @@ static bool jr_ready(struct store *s)
     return s->turn_err == 0;
 }
 
+struct journal *store_txn(struct store *s)
+{
+    return jr_ready(s) ? s->jr : NULL;
+}
+
+void store_txn_result(struct store *s, int rc)
+{
+    jr_result(s, rc);
+}
+
+static void touched(struct store *s, const struct job *j)
+{
+    if (s->touch)
+        s->touch(s->emit_arg, j->q);
+}
+
 static void jr_insert(struct store *s, const struct job *j)
 {
+    touched(s, j);
     if (jr_ready(s))
         jr_result(s, journal_job_insert(s->jr, j));
 }
 
 static void jr_update(struct store *s, const struct job *j)
 {
+    touched(s, j);
     if (jr_ready(s))
         jr_result(s, journal_job_update(s->jr, j));
 }
 
 static void jr_delete(struct store *s, const struct job *j)
 {
+    touched(s, j);
     if (jr_ready(s))
         jr_result(s, journal_job_delete(s->jr, j->id));
 }
@@ -229,10 +249,15 @@ static void arm(struct store *s, struct job *j, int64_t when)
 static void detach(struct store *s, struct job *j)
 {
     theap_remove(&s->timers, &j->timer);
-    if (j->state == JOB_READY)
-        queue_ready_remove(j->q, j);
-    else
+    if (j->state == JOB_READY) {
+        flow_ready_remove(j->q, j);
+    } else {
         jlist_unlink(queue_list(j->q, j->state), j);
+        if (j->state == JOB_RESERVED) {
+            flow_unhold(j->q, j);
+            store_queue_changed(s, j->q); /* a concurrency slot is free */
+        }
+    }
 }
 
 static void release_unique(struct job *j)
@@ -244,6 +269,7 @@ static void release_unique(struct job *j)
 
 static void drop(struct store *s, struct job *j)
 {
+    flow_settle(j->q, j, clock_now_ms());
     jtable_remove(&s->jobs, j);
     jr_delete(s, j);
     if (j->payload && s->jr)
@@ -253,29 +279,47 @@ static void drop(struct store *s, struct job *j)
 
 static void make_ready(struct store *s, struct job *j, bool left)
 {
-    queue_ready_add(j->q, j, left);
+    flow_ready_add(j->q, j, left);
+    if (j->expires_at)
+        arm(s, j, j->expires_at);
     store_queue_changed(s, j->q);
 }
 
-/* done: kept for inspection for retention ms, at most retention-max. */
-static void finish(struct store *s, struct job *j)
+/* A delayed job wakes at its run_at, or at its expires_at if sooner. */
+static void make_delayed(struct store *s, struct job *j)
+{
+    j->state = JOB_DELAYED;
+    jlist_push_right(&j->q->delayed, j);
+    arm(s, j, j->expires_at && j->expires_at < j->run_at ? j->expires_at : j->run_at);
+}
+
+/* done and expired: kept for inspection for retention ms, at most
+ * retention-max of each. */
+static void finish_as(struct store *s, struct job *j, int state)
 {
     struct queue *q = j->q;
     release_unique(j);
+    flow_settle(q, j, j->updated_at);
     if (q->conf.retention == 0 || q->conf.retention_max == 0) {
         drop(s, j);
         return;
     }
-    j->state = JOB_DONE;
-    jlist_push_right(&q->done, j);
+    struct jlist *l = queue_list(q, state);
+    j->state = (uint8_t)state;
+    jlist_push_right(l, j);
     arm(s, j, j->updated_at + q->conf.retention);
     jr_update(s, j);
     payload_drop(s, j);
-    while ((int64_t)q->done.n > q->conf.retention_max) {
-        struct job *old = q->done.head;
+    while ((int64_t)l->n > q->conf.retention_max) {
+        struct job *old = l->head;
         detach(s, old);
         drop(s, old);
     }
+}
+
+static void finish(struct store *s, struct job *j)
+{
+    finish_as(s, j, JOB_DONE);
 }
 
 struct job *store_job_push(struct store *s, struct queue *q, char *payload, size_t len,
@@ -289,6 +333,13 @@ struct job *store_job_push(struct store *s, struct queue *q, char *payload, size
     j->retries = (uint32_t)(o->retries >= 0 ? o->retries : q->conf.retries);
     j->lease_ms = (uint32_t)o->lease_ms;
     j->created_at = j->updated_at = now;
+    j->expires_at = o->expires_ms > 0 ? now + o->expires_ms : q->conf.expires ? now + q->conf.expires : 0;
+    char gbuf[GROUP_KEY_MAX + 1];
+    int glen = o->group ? -1 : flow_group_from(q, payload, len, gbuf, sizeof gbuf);
+    if (o->group || glen > 0) {
+        j->grouplen = (uint16_t)(o->group ? o->group_len : (size_t)glen);
+        job_set_str(&j->group, o->group ? o->group : gbuf, j->grouplen);
+    }
     if (o->unique) {
         job_set_str(&j->unique, o->unique, o->unique_len);
         queue_unique_add(q, j);
@@ -296,10 +347,8 @@ struct job *store_job_push(struct store *s, struct queue *q, char *payload, size
     jtable_add(&s->jobs, j);
     qstats(s, q)->pushed++;
     if (run_at > now) {
-        j->state = JOB_DELAYED;
         j->run_at = run_at;
-        jlist_push_right(&q->delayed, j);
-        arm(s, j, j->run_at);
+        make_delayed(s, j);
     } else {
         make_ready(s, j, o->left);
     }
@@ -309,13 +358,24 @@ struct job *store_job_push(struct store *s, struct queue *q, char *payload, size
     return j;
 }
 
+struct job *store_job_next(struct store *s, struct queue *q, bool left)
+{
+    int64_t now = clock_now_ms(), wake;
+    struct job *j;
+    while ((j = flow_next(q, left, now, &wake)) && j->expires_at && j->expires_at <= now)
+        store_job_expire(s, j);
+    return j;
+}
+
 void store_job_reserve(struct store *s, struct job *j, int64_t lease_ms)
 {
     struct queue *q = j->q;
+    int64_t now = clock_now_ms();
+    flow_took(q, j, now);
     detach(s, j);
+    flow_hold(q, j);
     if (lease_ms <= 0)
         lease_ms = j->lease_ms ? j->lease_ms : q->conf.lease;
-    int64_t now = clock_now_ms();
     j->state = JOB_RESERVED;
     j->attempt++;
     j->lease_ms = (uint32_t)lease_ms;
@@ -329,6 +389,7 @@ void store_job_reserve(struct store *s, struct job *j, int64_t lease_ms)
 
 void store_job_popped(struct store *s, struct job *j)
 {
+    flow_took(j->q, j, clock_now_ms());
     detach(s, j);
     j->attempt++;
     j->updated_at = clock_now_ms();
@@ -354,13 +415,15 @@ int store_job_fail(struct store *s, struct job *j, const char *err, size_t errle
     j->updated_at = now;
     if (err)
         job_set_str(&j->last_error, err, errlen);
-    if (strcmp(why, "expired") == 0) {
-        qstats(s, q)->expired++;
-        emit(s, j, "expired");
+    job_history_add(j, now, err ? err : why, err ? errlen : strlen(why));
+    if (strcmp(why, "lease-expired") == 0) {
+        qstats(s, q)->lease_expired++;
+        emit(s, j, "lease-expired");
     }
     if (dead_now || j->attempt > j->retries) {
         j->state = JOB_DEAD;
         release_unique(j);
+        flow_settle(q, j, now);
         jlist_push_right(&q->dead, j);
         qstats(s, q)->buried++;
         jr_update(s, j);
@@ -376,20 +439,31 @@ int store_job_fail(struct store *s, struct job *j, const char *err, size_t errle
     if (delay_ms == 0) {
         make_ready(s, j, true);
     } else {
-        j->state = JOB_DELAYED;
         j->run_at = now + delay_ms;
-        jlist_push_right(&q->delayed, j);
-        arm(s, j, j->run_at);
+        make_delayed(s, j);
+        flow_settle(q, j, now);
     }
     jr_update(s, j);
     emit_err(s, j, "retried", err, errlen);
     return JOB_DELAYED;
 }
 
+void store_job_expire(struct store *s, struct job *j)
+{
+    struct queue *q = j->q;
+    detach(s, j);
+    j->updated_at = clock_now_ms();
+    qstats(s, q)->expired++;
+    emit(s, j, "expired");
+    log_debug("job %016llx of queue '%s' expired before it was delivered", (unsigned long long)j->id, q->name);
+    finish_as(s, j, JOB_EXPIRED);
+}
+
 void store_job_retry(struct store *s, struct job *j)
 {
-    if (j->state == JOB_DEAD) {
+    if (j->state == JOB_DEAD || j->state == JOB_EXPIRED) {
         j->attempt = 0;
+        j->expires_at = 0;
         if (j->unique && !queue_unique_find(j->q, j->unique, strlen(j->unique)))
             queue_unique_add(j->q, j);
         else if (j->unique)
@@ -401,6 +475,47 @@ void store_job_retry(struct store *s, struct job *j)
     make_ready(s, j, true);
     jr_update(s, j);
     emit(s, j, "retried"); /* JOB.RETRY / QUEUE.RETRY: spool tail sees it */
+}
+
+int store_job_redrive(struct store *s, struct job *j, struct queue *to, int64_t run_at)
+{
+    if (to != j->q && store_job_payload(s, j) < 0)
+        return -EIO;
+    struct queue *from = j->q;
+    detach(s, j);
+    flow_settle(from, j, clock_now_ms());
+    j->attempt = 0;
+    j->expires_at = 0;
+    j->updated_at = clock_now_ms();
+    j->run_at = 0;
+    if (to != from) {
+        jr_delete(s, j); /* the row names its queue: write it anew */
+        j->q = to;
+        j->lease_ms = 0; /* the new queue's lease */
+        job_set_str(&j->group, NULL, 0);
+        j->grouplen = 0;
+        if (j->unique && queue_unique_find(to, j->unique, strlen(j->unique)))
+            job_set_str(&j->unique, NULL, 0);
+        qstats(s, to)->pushed++;
+    } else if (j->unique && queue_unique_find(to, j->unique, strlen(j->unique))) {
+        job_set_str(&j->unique, NULL, 0);
+    }
+    if (j->unique)
+        queue_unique_add(to, j);
+    if (run_at > j->updated_at) {
+        j->run_at = run_at;
+        make_delayed(s, j);
+    } else {
+        make_ready(s, j, true);
+    }
+    if (to != from) {
+        jr_insert(s, j);
+        payload_drop(s, j);
+    } else {
+        jr_update(s, j);
+    }
+    emit(s, j, "retried"); /* as store_job_retry: spool tail sees it */
+    return 0;
 }
 
 void store_job_return(struct store *s, struct job *j, bool left)
@@ -505,18 +620,33 @@ void store_encode_pop(struct store *s, struct msg *m, const struct queue *q, str
 void store_job_deadline(struct store *s, struct job *j)
 {
     struct queue *q = j->q;
+    int64_t now = clock_now_ms();
     switch (j->state) {
+    case JOB_READY:
+        store_job_expire(s, j); /* only expires_at arms a ready job */
+        store_queue_gc(s, q);
+        break;
     case JOB_DELAYED:
+        if (j->expires_at && j->expires_at <= now) {
+            store_job_expire(s, j);
+            store_queue_gc(s, q);
+            break;
+        }
+        if (j->run_at > now) { /* woke for an expiry that is not due: cannot happen */
+            arm(s, j, j->run_at);
+            break;
+        }
         detach(s, j);
-        j->updated_at = clock_now_ms();
+        j->updated_at = now;
         make_ready(s, j, true);
         jr_update(s, j);
         break;
     case JOB_RESERVED:
         log_debug("lease of job %016llx (queue '%s', attempt %u) expired", (unsigned long long)j->id,
                   q->name, j->attempt);
-        store_job_fail(s, j, "lease expired", 13, -1, false, "expired");
+        store_job_fail(s, j, "lease expired", 13, -1, false, "lease-expired");
         break;
+    case JOB_EXPIRED:
     case JOB_DONE:
         detach(s, j);
         drop(s, j);
@@ -580,15 +710,16 @@ static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
         lc->ready[lc->nready++] = j;
         break;
     case JOB_DELAYED:
-        jlist_push_right(&q->delayed, j);
-        arm(s, j, j->run_at);
+        make_delayed(s, j);
         break;
     case JOB_RESERVED:
         jlist_push_right(&q->reserved, j);
         arm(s, j, j->lease_until);
+        flow_hold(q, j);
         break;
     case JOB_DONE:
-        jlist_push_right(&q->done, j);
+    case JOB_EXPIRED:
+        jlist_push_right(queue_list(q, j->state), j);
         arm(s, j, j->updated_at + q->conf.retention);
         break;
     default:
@@ -612,6 +743,13 @@ static int ready_order(const void *a, const void *b)
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
+static void place_ready(struct store *s, struct job *j)
+{
+    flow_ready_insert_pos(j->q, j);
+    if (j->expires_at)
+        arm(s, j, j->expires_at);
+}
+
 /* Jobs come in id order; ready lists are rebuilt in their own order after
  * one sort, so each insertion is an append. */
 int store_load(struct store *s, size_t by_state[JOB_NSTATES])
@@ -623,7 +761,7 @@ int store_load(struct store *s, size_t by_state[JOB_NSTATES])
     if (lc->nready)
         qsort(lc->ready, lc->nready, sizeof *lc->ready, ready_order);
     for (size_t i = 0; i < lc->nready; i++)
-        queue_ready_insert_pos(lc->ready[i]->q, lc->ready[i]);
+        place_ready(s, lc->ready[i]);
     free(lc->ready);
     lc->ready = NULL;
     if (by_state)

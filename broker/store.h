@@ -16,6 +16,12 @@
  *       │        ▲  ▲                 │  └──fail (last attempt)──▶ dead
  *       │        │  └──return─────────┘                              │
  *       └─DELAY─▶ delayed ◀──fail / lease expiry──┘     retry ◀──────┘
+ *     ready, delayed ──expires_at──▶ expired ──retention──▶ gone
+ *
+ * Which ready job a queue delivers next, under its limits and groups, is
+ * flow.h's business: store_job_next asks it, and every move in and out of
+ * the ready list and the reserved state goes through flow_* so that the
+ * limiters and the groups count right.
  *
  * A list pop (store_job_popped) goes ready ──▶ done at once (at-most-once).
  *
@@ -40,7 +46,8 @@
 struct journal;
 struct msg;
 
-enum { TK_WAITER = 1, TK_JOB = 2 };   /* kinds of the heap's nodes */
+enum { TK_WAITER = 1, TK_JOB = 2, TK_QUEUE = 3 };   /* kinds of the heap's nodes (TK_QUEUE: a
+                                                       queue's flow_timer, see flow.h) */
 
 struct store {
     int id;                      /* the shard's number (ids carry it) */
@@ -58,9 +65,12 @@ struct store {
     uint32_t id_seq;
     uint64_t rng;
     bool stopping;               /* no queue is collected while stopping */
-    /* Job events (pushed, reserved, acked, retried, expired, dead); err
-     * may be NULL. Set by the runtime; NULL: none. */
+    /* Job events (pushed, reserved, acked, retried, lease-expired, expired,
+     * dead); err may be NULL. Set by the runtime; NULL: none. */
     void (*emit)(void *arg, const struct job *j, const char *event, const char *err, size_t errlen);
+    /* Every journaled change of a queue's jobs (WATCH versions); gets
+     * emit_arg. NULL: none. */
+    void (*touch)(void *arg, const struct queue *q);
     void *emit_arg;
 };
 
@@ -73,6 +83,15 @@ int store_load(struct store *s, size_t by_state[JOB_NSTATES]);
 /* Memory forgets every job and queue setting before store_load after a
  * failed commit; queues (and the waiters on them) stay. */
 void store_reset(struct store *s);
+
+/* ---- the turn's transaction, for other journaled state (the keyspace) ---- */
+
+/* The journal with the turn's transaction begun, or NULL when nothing can
+ * be written (no journal, or the turn failed already). */
+struct journal *store_txn(struct store *s);
+/* Records the result of a write made through store_txn (the first error
+ * fails the turn). */
+void store_txn_result(struct store *s, int rc);
 
 /* ---- queues ---- */
 
@@ -97,6 +116,9 @@ struct push_opts {
     int64_t lease_ms;     /* 0 = queue default */
     const char *unique;
     size_t unique_len;
+    const char *group;    /* GROUP key; NULL = the queue's group-from, else default */
+    size_t group_len;
+    int64_t expires_ms;   /* > 0: expires this long after the push (its own clock read); 0 = the queue's expires (0 = never) */
     bool left;            /* LPUSH/JOB.PUSH: left; RPUSH: right */
 };
 
@@ -104,17 +126,31 @@ struct push_opts {
  * payload[len], as the request parser hands arguments out). */
 struct job *store_job_push(struct store *s, struct queue *q, char *payload, size_t len,
                            const struct push_opts *o);
-/* Takes the job out of the ready list and leases it (attempt++). */
+/* The job q delivers next from that end under its limits (flow.h), or
+ * NULL; ready jobs found past their expires_at are expired on the way. */
+struct job *store_job_next(struct store *s, struct queue *q, bool left);
+/* Takes the job (from store_job_next) out of the ready list and leases it
+ * (attempt++); the queue's limiters count the delivery. */
 void store_job_reserve(struct store *s, struct job *j, int64_t lease_ms);
-/* A list pop delivered it: done at once (at-most-once). */
+/* A list pop delivered it: done at once (at-most-once); counted likewise. */
 void store_job_popped(struct store *s, struct job *j);
+/* A ready or delayed job reached its expires_at: state expired. */
+void store_job_expire(struct store *s, struct job *j);
 void store_job_ack(struct store *s, struct job *j);
 /* A failed delivery: retry after delay_ms (< 0: backoff) or dead. Returns
- * the new state (JOB_DELAYED or JOB_DEAD). why is "nack" or "expired". */
+ * the new state (JOB_DELAYED or JOB_DEAD). A delayed job whose expires_at
+ * comes before its run_at expires then instead. why is "nack" or
+ * "lease-expired"; the attempt goes into the job's history. */
 int store_job_fail(struct store *s, struct job *j, const char *err, size_t errlen,
                    int64_t delay_ms, bool dead_now, const char *why);
-/* Dead/delayed -> ready now. */
+/* Dead/delayed/expired -> ready now (dead and expired: a fresh start,
+ * attempts and expires_at cleared). */
 void store_job_retry(struct store *s, struct job *j);
+/* QUEUE.RETRY of a dead job: to queue `to` (q itself, or another queue of
+ * this store: the job moves, keeping its id and payload, losing its group),
+ * ready now or delayed until run_at; a fresh start (attempts, expiry). 0,
+ * or -EIO when its payload cannot be read to move it. */
+int store_job_redrive(struct store *s, struct job *j, struct queue *to, int64_t run_at);
 /* A delivered job whose client vanished goes back to ready. */
 void store_job_return(struct store *s, struct job *j, bool left);
 /* Removes a job in any state. */
@@ -125,7 +161,8 @@ long long store_purge(struct store *s, struct queue *q, int state);
 /* Extends the lease of a reserved job. */
 void store_job_touch(struct store *s, struct job *j, int64_t lease_ms);
 /* j's deadline (TK_JOB node of the heap) is due: a delay ends, a lease
- * expires, or a done job's retention is over. */
+ * expires, a ready or delayed job expires, or a done or expired job's
+ * retention is over. */
 void store_job_deadline(struct store *s, struct job *j);
 
 /* Takes the earliest node of the deadline heap if it is due by now, else

@@ -61,6 +61,8 @@ int cmd_queues(cli_ctx *x);
 int cmd_stats(cli_ctx *x);
 int cmd_top(cli_ctx *x);
 int cmd_jobs(cli_ctx *x);
+int cmd_workers(cli_ctx *x);
+int cmd_groups(cli_ctx *x);
 int cmd_show(cli_ctx *x);
 int cmd_push(cli_ctx *x);
 int cmd_retry(cli_ctx *x);

@@ -17,7 +17,7 @@
 #define PEEK_PAGE 1000          /* QUEUE.PEEK's COUNT limit */
 #define MAX_STDIN_PAYLOAD (64u << 20)
 
-static const char *const states[] = { "ready", "reserved", "delayed", "done", "dead", NULL };
+static const char *const states[] = { "ready", "reserved", "delayed", "done", "dead", "expired", NULL };
 
 static bool valid_state(const char *s)
 {
@@ -57,13 +57,25 @@ static cJSON *job_json(spool_job *j)
         cJSON_AddNumberToObject(o, f[i].k, (double)f[i].v);
     add_str_or_null(o, "last_error", j->last_error);
     add_str_or_null(o, "unique", j->unique);
+    cJSON_AddNumberToObject(o, "expires_at", (double)j->expires_at);
+    add_str_or_null(o, "group", j->group);
+    add_str_or_null(o, "holder", j->holder);
+    cJSON *errs = cJSON_AddArrayToObject(o, "errors");
+    for (size_t i = 0; i < j->nerrors; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "attempt", (double)j->errors[i].attempt);
+        cJSON_AddNumberToObject(e, "time", (double)j->errors[i].time);
+        add_str_or_null(e, "worker", j->errors[i].worker);
+        add_str_or_null(e, "error", j->errors[i].error);
+        cJSON_AddItemToArray(errs, e);
+    }
     return o;
 }
 
 /* ================================================================= jobs */
 
 typedef struct page_req {
-    const char *queue, *state;
+    const char *queue, *state, *error;
     long long limit;
     const char *after;
 } page_req;
@@ -73,11 +85,12 @@ static int jobs_args(cli_ctx *x, page_req *r)
     r->queue = x->a->pos[0];
     r->state = args_get(x->a, "state");
     r->after = args_get(x->a, "after");
+    r->error = args_get(x->a, "error");
     r->limit = DEFAULT_LIMIT;
     if (!r->state)
-        r->state = "ready";
+        r->state = r->error ? "dead" : "ready"; /* failed jobs are what --error looks for */
     if (!valid_state(r->state))
-        return cli_fail(CLI_USAGE, "--state is one of ready, reserved, delayed, done, dead; not '%s'",
+        return cli_fail(CLI_USAGE, "--state is one of ready, reserved, delayed, done, dead, expired; not '%s'",
                         r->state);
     const char *l = args_get(x->a, "limit");
     if (l && args_int(l, 1, MAX_LIMIT, &r->limit) < 0)
@@ -96,8 +109,8 @@ static int fetch_jobs(cli_ctx *x, const page_req *r, spool_job ***out, size_t *n
     while ((long long)*n < r->limit) {
         long long want = r->limit - (long long)*n;
         spool_job **page = NULL;
-        int got = spool_queue_peek(x->c, r->queue, r->state, want > PEEK_PAGE ? PEEK_PAGE : (int)want,
-                                   after, &page);
+        spool_peek_opts po = { r->state, want > PEEK_PAGE ? PEEK_PAGE : (int)want, after, r->error };
+        int got = spool_queue_peek_opts(x->c, r->queue, &po, &page);
         if (got < 0 && got == SPOOL_ENOJOB)
             return cli_fail(CLI_REFUSED, "%s (the --after job is no longer %s; start again without --after)",
                             spool_errmsg(x->c), r->state);
@@ -116,7 +129,7 @@ static int fetch_jobs(cli_ctx *x, const page_req *r, spool_job ***out, size_t *n
 /* The time that matters for a job in its state, and its column's name. */
 static const struct { const char *state, *column; } when_columns[] = {
     { "ready", "READY SINCE" }, { "reserved", "LEASE ENDS" }, { "delayed", "RUNS" },
-    { "done", "DONE" },         { "dead", "DIED" },
+    { "done", "DONE" },         { "dead", "DIED" },   { "expired", "EXPIRED" },
 };
 
 static long long state_time(const spool_job *j)
@@ -254,10 +267,23 @@ static void show_human(spool_job *j)
     show_field("lease until", fmt_when(b, sizeof b, j->lease_until, now));
     show_field("lease", j->lease_ms > 0 ? fmt_duration(b, sizeof b, j->lease_ms) : NULL);
     show_field("unique", j->unique);
+    show_field("group", j->group);
+    show_field("expires", j->expires_at ? fmt_when(b, sizeof b, j->expires_at, now) : NULL);
+    show_field("held by", j->holder);
     if (j->last_error)
         printf("  %-12s %s%s%s\n", "last error", fmt_c(FMT_RED), j->last_error, fmt_c(FMT_RESET));
     else
         show_field("last error", NULL);
+    if (j->nerrors) {
+        printf("%sfailed attempts%s (oldest first, the last %zu kept)\n", fmt_c(FMT_BOLD), fmt_c(FMT_RESET),
+               j->nerrors);
+        for (size_t i = 0; i < j->nerrors; i++) {
+            const spool_attempt *a = &j->errors[i];
+            printf("  #%-3lld %-18s %s%s%s  (%s)\n", a->attempt, fmt_when(b, sizeof b, a->time, now),
+                   fmt_c(FMT_RED), a->error ? a->error : "", fmt_c(FMT_RESET),
+                   a->worker && *a->worker ? a->worker : "unknown worker");
+        }
+    }
     print_payload(j);
 }
 
@@ -333,6 +359,10 @@ static int push_opts(cli_ctx *x, spool_push_opts *o)
     if (ret)
         o->retries = v == 0 ? SPOOL_NO_RETRIES : (int)v;
     o->unique = args_get(x->a, "unique");
+    o->group = args_get(x->a, "group");
+    const char *exp = args_get(x->a, "expires");
+    if (exp && (args_duration_ms(exp, &o->expires_ms) < 0 || o->expires_ms <= 0))
+        return cli_fail(CLI_USAGE, "--expires takes a duration (10m, 30s, 500ms), not '%s'", exp);
     return CLI_OK;
 }
 
@@ -381,12 +411,15 @@ static int retry_all_dead(cli_ctx *x, const char *queue)
     int r = spool_queue_stats_get(x->c, queue, &st);
     if (r < 0)
         return cli_sdk_fail(x, r, "reading queue stats");
-    char q[512];
-    snprintf(q, sizeof q, "Make the %lld dead job%s of '%s' ready again", st.dead, st.dead == 1 ? "" : "s",
-             queue);
+    spool_retry_opts ro = { args_get(x->a, "error"), args_get(x->a, "rate"), args_get(x->a, "to") };
+    char q[1024];
+    snprintf(q, sizeof q, "Make %s%lld dead job%s of '%s'%s%s ready again%s%s%s%s",
+             ro.error ? "those of the " : "the ", st.dead, st.dead == 1 ? "" : "s", queue,
+             ro.error ? " whose error matches " : "", ro.error ? ro.error : "", ro.to ? " in queue " : "",
+             ro.to ? ro.to : "", ro.rate ? " at " : "", ro.rate ? ro.rate : "");
     if (!cli_confirm(x, q))
         return CLI_REFUSED;
-    long long n = spool_queue_retry(x->c, queue);
+    long long n = spool_queue_retry_opts(x->c, queue, &ro);
     if (n < 0)
         return cli_sdk_fail(x, (int)n, "retrying dead jobs");
     if (x->json) {
@@ -405,6 +438,8 @@ int cmd_retry(cli_ctx *x)
     const char *all = args_get(x->a, "all-dead");
     if ((all != NULL) == (x->a->npos == 1))
         return cli_fail(CLI_USAGE, "usage: spool retry ID | spool retry --all-dead QUEUE");
+    if (!all && (args_get(x->a, "error") || args_get(x->a, "rate") || args_get(x->a, "to")))
+        return cli_fail(CLI_USAGE, "--error, --rate and --to go with --all-dead QUEUE");
     if (all)
         return retry_all_dead(x, all);
     const char *id = x->a->pos[0];

@@ -83,11 +83,15 @@ static void print_stats(const char *queue, const spool_queue_stats *st)
     printf("  dead      %s%lld%s\n", st->dead ? fmt_c(FMT_RED) : "", st->dead,
            st->dead ? fmt_c(FMT_RESET) : "");
     printf("  done      %lld  (kept for the queue's retention)\n", st->done);
+    printf("  expired   %lld  (not delivered in time; kept like done)\n", st->expired);
     printf("totals since spoold started\n");
-    printf("  pushed    %lld\n  acked     %lld\n  retried   %lld\n  expired   %lld\n"
-           "  buried    %lld  (went dead)\n", st->pushed, st->acked, st->retried, st->expired,
-           st->buried);
-    printf("waiters     %lld\n", st->waiters);
+    printf("  pushed    %lld\n  acked     %lld\n  retried   %lld\n  lease expired %lld\n"
+           "  buried    %lld  (went dead)\n  expired   %lld\n", st->pushed, st->acked, st->retried,
+           st->lease_expired, st->buried, st->expired_total);
+    char limits[64];
+    printf("limits      %s\n", snap_limits(limits, sizeof limits, st));
+    printf("waiters     %lld%s\n", st->waiters, st->throttled ? "  (held back by the limits)" : "");
+    printf("groups      %lld\n", st->groups);
     printf("oldest ready %s\n", st->ready ? fmt_duration(age, sizeof age, st->oldest_ready_age_ms) : "-");
 }
 

@@ -173,6 +173,7 @@ fmt_color fmt_state_color(const char *state)
         { "ready", FMT_GREEN },   { "pushed", FMT_GREEN },   { "reserved", FMT_YELLOW },
         { "delayed", FMT_CYAN },  { "retried", FMT_CYAN },   { "expired", FMT_MAGENTA },
         { "dead", FMT_RED },      { "done", FMT_DIM },       { "acked", FMT_BLUE },
+        { "lease-expired", FMT_MAGENTA },
     };
     for (size_t i = 0; state && i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(map[i].name, state))

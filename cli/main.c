@@ -35,6 +35,7 @@ static const arg_opt opts_jobs[] = {
     { "state", "S", "ready (default), reserved, delayed, done or dead" },
     { "limit", "N", "at most N jobs (default 20, at most 100000)" },
     { "after", "ID", "start after this job id (the last id of the previous page)" },
+    { "error", "PATTERN", "only jobs whose last error matches the glob (case-insensitive); state dead unless --state" },
     { NULL, NULL, NULL },
 };
 static const arg_opt opts_push[] = {
@@ -43,10 +44,15 @@ static const arg_opt opts_push[] = {
     { "priority", "N", "-1000..1000, higher is served first (default 0)" },
     { "retries", "N", "retries after the first attempt (default: the queue's)" },
     { "unique", "KEY", "push nothing if an unfinished job with KEY exists; print its id" },
+    { "expires", "DUR", "not delivered later than DUR after the push: it expires instead (10m)" },
+    { "group", "KEY", "the job's fair group (round-robin, group-rate, group-concurrency)" },
     { NULL, NULL, NULL },
 };
 static const arg_opt opts_retry[] = {
     { "all-dead", "QUEUE", "every dead job of QUEUE becomes ready" },
+    { "error", "PATTERN", "with --all-dead: only jobs whose last error matches the glob" },
+    { "rate", "N/PERIOD", "with --all-dead: spread them, e.g. 10/1s" },
+    { "to", "QUEUE", "with --all-dead: into this queue (on the same shard) instead" },
     { "yes", NULL, "do not ask for confirmation (--all-dead)" },
     { NULL, NULL, NULL },
 };
@@ -75,29 +81,44 @@ static const command commands[] = {
     { "queues", cmd_queues, opts_queues, 0, 0, "queues [--rate-window DUR]",
       "every queue: counts per state, rates, oldest ready job, paused",
       "Lists every queue with its jobs per state, push and ack rates per second\n"
-      "(measured over --rate-window), the age of its oldest ready job, and\n"
+      "(measured over --rate-window), the age of its oldest ready job, its\n"
+      "rate and concurrency limits with the waiters they hold back, and\n"
       "whether it is paused.\n" },
     { "stats", cmd_stats, opts_none, 1, 1, "stats QUEUE",
       "one queue's counts and totals",
       "Shows the jobs of QUEUE per state, the totals since spoold started\n"
-      "(pushed, acked, retried, expired, buried), waiters and the oldest ready job.\n" },
-    { "jobs", cmd_jobs, opts_jobs, 1, 1, "jobs QUEUE [--state S] [--limit N] [--after ID]",
+      "(pushed, acked, retried, lease expiries, buried), waiters, the rate and\n"
+      "concurrency limits and the oldest ready job.\n" },
+    { "jobs", cmd_jobs, opts_jobs, 1, 1, "jobs QUEUE [--state S] [--limit N] [--after ID] [--error PATTERN]",
       "list jobs of a queue in one state",
       "Lists jobs of QUEUE in one state: ready jobs in serving order, delayed\n"
-      "jobs by run time, others in the order they entered the state.\n" },
+      "jobs by run time, others in the order they entered the state. With\n"
+      "--error, only those whose last error matches (dead ones by default).\n" },
+    { "workers", cmd_workers, opts_none, 1, 1, "workers QUEUE",
+      "who holds which jobs of a queue, and who waits on it",
+      "Lists the clients (name from CLIENT SETNAME, address, connection id)\n"
+      "that hold reserved jobs of QUEUE, with each job's lease deadline, and\n"
+      "those blocked in JOB.RESERVE on it, with their last activity.\n" },
+    { "groups", cmd_groups, opts_none, 1, 1, "groups QUEUE",
+      "the fair groups of a queue with their counts",
+      "Lists the groups of QUEUE that have ready or reserved jobs (\"\" is the\n"
+      "default group) with their ready and reserved jobs and deliveries.\n" },
     { "show", cmd_show, opts_none, 1, 1, "show ID",
       "one job's whole record, payload pretty-printed",
       "Shows every field of job ID (times relative and absolute) and its\n"
       "payload, pretty-printed when it is JSON.\n" },
     { "push", cmd_push, opts_push, 2, 2,
-      "push QUEUE JSON|- [--delay DUR] [--at TIME] [--priority N] [--retries N] [--unique KEY]",
+      "push QUEUE JSON|- [--delay DUR] [--at TIME] [--priority N] [--retries N] [--unique KEY] [--expires DUR] [--group KEY]",
       "push a job (payload from stdin with -)",
       "Pushes one job to QUEUE and prints its id. With - the payload is read\n"
       "from stdin.\n" },
-    { "retry", cmd_retry, opts_retry, 0, 1, "retry ID | --all-dead QUEUE [--yes]",
+    { "retry", cmd_retry, opts_retry, 0, 1,
+      "retry ID | --all-dead QUEUE [--error PATTERN] [--rate N/PERIOD] [--to QUEUE] [--yes]",
       "make a dead or delayed job ready now",
       "Makes job ID ready now (a dead job gets a fresh set of retries), or with\n"
-      "--all-dead every dead job of QUEUE (asks first on a terminal).\n" },
+      "--all-dead every dead job of QUEUE (asks first on a terminal): with\n"
+      "--error only those whose last error matches, with --rate gradually,\n"
+      "with --to into another queue.\n" },
     { "delete", cmd_delete, opts_yes, 1, -1, "delete ID... [--yes]",
       "delete jobs in any state",
       "Deletes the jobs, whatever their state. Asks first on a terminal;\n"
@@ -115,10 +136,12 @@ static const command commands[] = {
       "show or change a queue's settings",
       "Without NAME: every setting of QUEUE. With NAME: its value. With NAME\n"
       "and VALUE: changes it. Settings: retries, backoff, backoff-max, lease,\n"
-      "maxlen, payload, retention, retention-max (see docs/protocol.md).\n" },
+      "maxlen, payload, retention, retention-max, rate (14/1s), concurrency,\n"
+      "expires, group-rate, group-concurrency, group-from (docs/protocol.md).\n" },
     { "tail", cmd_tail, opts_tail, 0, -1, "tail [QUEUE...] [--count N]",
       "follow job lifecycle events live",
-      "Prints job events (pushed, reserved, acked, retried, expired, dead) as\n"
+      "Prints job events (pushed, reserved, acked, retried, lease-expired,\n"
+      "expired, dead) as\n"
       "they happen, for the given queues or all of them. With --json, one\n"
       "JSON object per line. Ctrl-C stops.\n" },
     { "top", cmd_top, opts_top, 0, 0, "top [--interval DUR] [--iterations N]",

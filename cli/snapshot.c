@@ -94,7 +94,10 @@ cJSON *snap_stats_json(const char *name, const spool_queue_stats *st)
         { "done", st->done },       { "dead", st->dead },         { "pushed", st->pushed },
         { "acked", st->acked },     { "retried", st->retried },   { "expired", st->expired },
         { "buried", st->buried },   { "oldest_ready_age_ms", st->oldest_ready_age_ms },
-        { "waiters", st->waiters },
+        { "waiters", st->waiters }, { "lease_expired", st->lease_expired },
+        { "expired_total", st->expired_total }, { "popped", st->popped }, { "throttled", st->throttled },
+        { "groups", st->groups },   { "rate_limit", st->rate_limit }, { "rate_period_ms", st->rate_period_ms },
+        { "concurrency_limit", st->concurrency_limit },
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         cJSON_AddNumberToObject(o, f[i].k, (double)f[i].v);
@@ -127,6 +130,28 @@ cJSON *snap_json(const snap *cur, const snap *prev)
 
 /* ================================================================ table */
 
+char *snap_limits(char *buf, size_t cap, const spool_queue_stats *st)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    if (st->rate_limit > 0) {
+        long long ms = st->rate_period_ms;
+        if (ms % 3600000 == 0)
+            n += (size_t)snprintf(buf, cap, "rate %lld/%lldh", st->rate_limit, ms / 3600000);
+        else if (ms % 60000 == 0)
+            n += (size_t)snprintf(buf, cap, "rate %lld/%lldm", st->rate_limit, ms / 60000);
+        else if (ms % 1000 == 0)
+            n += (size_t)snprintf(buf, cap, "rate %lld/%llds", st->rate_limit, ms / 1000);
+        else
+            n += (size_t)snprintf(buf, cap, "rate %lld/%lldms", st->rate_limit, ms);
+    }
+    if (st->concurrency_limit > 0 && n < cap)
+        snprintf(buf + n, cap - n, "%sconc %lld", n ? " " : "", st->concurrency_limit);
+    if (!buf[0])
+        snprintf(buf, cap, "-");
+    return buf;
+}
+
 static void add_row(table *t, const snap *cur, const snap *prev, size_t i)
 {
     const spool_queue_stats *st = &cur->q[i].st;
@@ -142,13 +167,18 @@ static void add_row(table *t, const snap *cur, const snap *prev, size_t i)
         fmt_duration(age, sizeof age, st->oldest_ready_age_ms);
     else
         snprintf(age, sizeof age, "-");
+    char limits[64], held[24];
+    snap_limits(limits, sizeof limits, st);
+    snprintf(held, sizeof held, "%lld", st->throttled);
     const char *row[] = { cur->q[i].name, num[0], num[1], num[2], num[3], num[4], pr, ar, age,
-                          st->paused ? "paused" : "" };
+                          limits, held, st->paused ? "paused" : "" };
     table_add(t, row);
+    if (st->throttled > 0)
+        table_color_last(t, 10, FMT_YELLOW);
     if (st->dead > 0)
         table_color_last(t, 4, FMT_RED);
     if (st->paused)
-        table_color_last(t, 9, FMT_YELLOW);
+        table_color_last(t, 11, FMT_YELLOW);
 }
 
 void snap_print(const snap *cur, const snap *prev, FILE *f)
@@ -157,7 +187,7 @@ void snap_print(const snap *cur, const snap *prev, FILE *f)
         fprintf(f, "no queues (push a job first: spool push QUEUE '{}')\n");
         return;
     }
-    char spec[] = "QUEUE,>READY,>RESERVED,>DELAYED,>DEAD,>DONE,>PUSH/S,>ACK/S,>OLDEST,PAUSED";
+    char spec[] = "QUEUE,>READY,>RESERVED,>DELAYED,>DEAD,>DONE,>PUSH/S,>ACK/S,>OLDEST,LIMITS,>THROTTLED,PAUSED";
     table t;
     table_init(&t, spec);
     for (size_t i = 0; i < cur->n; i++)

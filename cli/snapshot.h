@@ -33,4 +33,7 @@ cJSON *snap_json(const snap *cur, const snap *prev);
 /* The aligned table of cur, rates from prev (NULL: "-"). */
 void snap_print(const snap *cur, const snap *prev, FILE *f);
 
+/* "rate 14/1s conc 20", or "-" without limits. */
+char *snap_limits(char *buf, size_t cap, const spool_queue_stats *st);
+
 #endif

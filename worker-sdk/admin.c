@@ -9,6 +9,7 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,8 @@ int spool_queue_stats_get(spool_client *c, const char *queue, spool_queue_stats 
 #define F(x) { #x, offsetof(spool_queue_stats, x) }
         F(ready), F(reserved), F(delayed), F(done), F(dead), F(pushed), F(acked),
         F(retried), F(expired), F(buried), F(oldest_ready_age_ms), F(waiters),
+        F(lease_expired), F(expired_total), F(popped), F(throttled), F(groups),
+        F(rate_limit), F(rate_period_ms), F(concurrency_limit),
 #undef F
     };
     const char *argv[] = { "QUEUE.STATS", queue };
@@ -120,6 +123,17 @@ int spool_queue_stats_get(spool_client *c, const char *queue, spool_queue_stats 
 int spool_queue_peek(spool_client *c, const char *queue, const char *state, int count,
                      const char *after, spool_job ***jobs)
 {
+    spool_peek_opts o = { state, count, after, NULL };
+    return spool_queue_peek_opts(c, queue, &o, jobs);
+}
+
+int spool_queue_peek_opts(spool_client *c, const char *queue, const spool_peek_opts *opts,
+                          spool_job ***jobs)
+{
+    spool_peek_opts none = { 0 };
+    const spool_peek_opts *o = opts ? opts : &none;
+    const char *state = o->state, *after = o->after;
+    int count = o->count;
     *jobs = NULL;
     if (!queue)
         return sdk_client_fail(c, SPOOL_EINVAL, "peek: no queue");
@@ -138,6 +152,10 @@ int spool_queue_peek(spool_client *c, const char *queue, const char *state, int 
     if (after) {
         sdk_av_add(&a, "AFTER");
         sdk_av_add(&a, after);
+    }
+    if (o->error) {
+        sdk_av_add(&a, "ERROR");
+        sdk_av_add(&a, o->error);
     }
     resp_val *r = NULL;
     int rc = sdk_client_call(c, a.argc, a.argv, a.len, 0, &r);
@@ -189,6 +207,130 @@ long long spool_queue_retry(spool_client *c, const char *queue)
 {
     const char *argv[] = { "QUEUE.RETRY", queue };
     return queue ? call_int(c, 2, argv) : sdk_client_fail(c, SPOOL_EINVAL, "retry: no queue");
+}
+
+long long spool_queue_retry_opts(spool_client *c, const char *queue, const spool_retry_opts *opts)
+{
+    if (!queue)
+        return sdk_client_fail(c, SPOOL_EINVAL, "retry: no queue");
+    const char *argv[8] = { "QUEUE.RETRY", queue };
+    int n = 2;
+    if (opts && opts->error)
+        argv[n++] = "ERROR", argv[n++] = opts->error;
+    if (opts && opts->rate)
+        argv[n++] = "RATE", argv[n++] = opts->rate;
+    if (opts && opts->to)
+        argv[n++] = "TO", argv[n++] = opts->to;
+    return call_int(c, n, argv);
+}
+
+/* ================================================================ flow */
+
+/* The reply of a QUEUE.GROUPS/WORKERS call, checked to be an array. */
+static int call_list(spool_client *c, const char *cmd, const char *queue, resp_val **r)
+{
+    const char *argv[] = { cmd, queue };
+    if (!queue)
+        return sdk_client_fail(c, SPOOL_EINVAL, "%s: no queue", cmd);
+    int rc = sdk_client_call(c, 2, argv, NULL, 0, r);
+    if (rc == 0 && !is_list(*r)) {
+        resp_val_free(*r);
+        *r = NULL;
+        rc = sdk_client_fail(c, SPOOL_EPROTO, "%s replied with a non-array", cmd);
+    }
+    return rc;
+}
+
+static long long ll_of(const resp_val *v, const char *key)
+{
+    long long n = 0;
+    sdk_val_to_ll(resp_val_get(v, key), &n);
+    return n;
+}
+
+static char *str_of(const resp_val *v, const char *key)
+{
+    bool err = false;
+    char *s = sdk_val_strdup(resp_val_get(v, key), &err);
+    return s ? s : strdup("");
+}
+
+void spool_queue_groups_free(spool_group_info *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].group);
+    free(v);
+}
+
+int spool_queue_groups(spool_client *c, const char *queue, spool_group_info **out)
+{
+    resp_val *r = NULL;
+    *out = NULL;
+    int rc = call_list(c, "QUEUE.GROUPS", queue, &r);
+    if (rc < 0)
+        return rc;
+    spool_group_info *v = calloc(r->n + 1, sizeof *v);
+    if (!v) {
+        resp_val_free(r);
+        return sdk_client_fail(c, SPOOL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        v[i].group = str_of(r->elem[i], "group");
+        v[i].ready = ll_of(r->elem[i], "ready");
+        v[i].reserved = ll_of(r->elem[i], "reserved");
+        v[i].delivered = ll_of(r->elem[i], "delivered");
+    }
+    rc = (int)r->n;
+    resp_val_free(r);
+    *out = v;
+    return rc;
+}
+
+void spool_queue_workers_free(spool_queue_worker *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].name);
+        free(v[i].addr);
+        free(v[i].jobs);
+    }
+    free(v);
+}
+
+int spool_queue_workers(spool_client *c, const char *queue, spool_queue_worker **out)
+{
+    resp_val *r = NULL;
+    *out = NULL;
+    int rc = call_list(c, "QUEUE.WORKERS", queue, &r);
+    if (rc < 0)
+        return rc;
+    spool_queue_worker *v = calloc(r->n + 1, sizeof *v);
+    if (!v) {
+        resp_val_free(r);
+        return sdk_client_fail(c, SPOOL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        const resp_val *e = r->elem[i];
+        v[i].name = str_of(e, "name");
+        v[i].addr = str_of(e, "addr");
+        v[i].id = ll_of(e, "id");
+        v[i].waiting = ll_of(e, "waiting") != 0;
+        v[i].last_active = ll_of(e, "last_active");
+        const resp_val *jobs = resp_val_get(e, "jobs");
+        size_t nj = jobs && jobs->type == RESP_T_ARRAY ? jobs->n : 0;
+        v[i].jobs = calloc(nj + 1, sizeof *v[i].jobs);
+        for (size_t k = 0; v[i].jobs && k < nj; k++) {
+            char *id = str_of(jobs->elem[k], "id");
+            snprintf(v[i].jobs[k].id, sizeof v[i].jobs[k].id, "%s", id ? id : "");
+            free(id);
+            v[i].jobs[k].lease_until = ll_of(jobs->elem[k], "lease_until");
+            v[i].jobs[k].attempt = ll_of(jobs->elem[k], "attempt");
+            v[i].njobs++;
+        }
+    }
+    rc = (int)r->n;
+    resp_val_free(r);
+    *out = v;
+    return rc;
 }
 
 /* ================================================================ config */

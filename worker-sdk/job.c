@@ -46,6 +46,28 @@ static bool get_payload(const resp_val *v, spool_job *j)
     return true;
 }
 
+/* "errors": an array of maps attempt, time, worker, error. */
+static bool get_errors(const resp_val *v, spool_job *j)
+{
+    const resp_val *e = resp_val_get(v, "errors");
+    if (!e || e->type == RESP_T_NULL)
+        return true;
+    if (e->type != RESP_T_ARRAY)
+        return false;
+    if (e->n == 0)
+        return true;
+    j->errors = calloc(e->n, sizeof *j->errors);
+    if (!j->errors)
+        return false;
+    for (size_t i = 0; i < e->n; i++) {
+        spool_attempt *a = &j->errors[j->nerrors++];
+        if (!get_ll(e->elem[i], "attempt", &a->attempt) || !get_ll(e->elem[i], "time", &a->time) ||
+            !get_str(e->elem[i], "worker", &a->worker) || !get_str(e->elem[i], "error", &a->error))
+            return false;
+    }
+    return true;
+}
+
 spool_job *sdk_job_from_val(const resp_val *v)
 {
     if (!v || (v->type != RESP_T_MAP && v->type != RESP_T_ARRAY))
@@ -61,7 +83,8 @@ spool_job *sdk_job_from_val(const resp_val *v)
               get_ll(v, "retries", &j->retries) && get_ll(v, "run_at", &j->run_at) &&
               get_ll(v, "lease_until", &j->lease_until) &&
               get_ll(v, "created_at", &j->created_at) &&
-              get_ll(v, "updated_at", &j->updated_at);
+              get_ll(v, "updated_at", &j->updated_at) && get_ll(v, "expires_at", &j->expires_at) &&
+              get_str(v, "group", &j->group) && get_str(v, "holder", &j->holder) && get_errors(v, j);
     if (!ok) {
         spool_job_free(j);
         return NULL;
@@ -120,6 +143,13 @@ void spool_job_free(spool_job *job)
     free(job->state);
     free(job->last_error);
     free(job->unique);
+    free(job->group);
+    free(job->holder);
+    for (size_t i = 0; i < job->nerrors; i++) {
+        free(job->errors[i].worker);
+        free(job->errors[i].error);
+    }
+    free(job->errors);
     cJSON_Delete(job->json_);
     free(job);
 }

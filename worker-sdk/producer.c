@@ -50,6 +50,16 @@ static int push_args(spool_client *c, argvec *a, const char *queue, const char *
         sdk_av_add(a, "UNIQUE");
         sdk_av_add(a, o->unique);
     }
+    if (o->expires_ms < 0)
+        return sdk_client_fail(c, SPOOL_EINVAL, "push: negative expires_ms");
+    if (o->expires_ms > 0) {
+        sdk_av_add(a, "EXPIRES");
+        sdk_av_addll(a, o->expires_ms);
+    }
+    if (o->group) {
+        sdk_av_add(a, "GROUP");
+        sdk_av_add(a, o->group);
+    }
     return 0;
 }
 

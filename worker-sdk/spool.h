@@ -129,6 +129,9 @@ typedef struct spool_push_opts {
                           SPOOL_NO_RETRIES: one attempt only (RETRIES) */
     int64_t lease_ms;  /* > 0: lease per delivery (LEASE) */
     const char *unique;/* non-NULL: UNIQUE key */
+    int64_t expires_ms;/* > 0: not delivered later than this after the push (EXPIRES):
+                          the job goes to state expired instead */
+    const char *group; /* non-NULL: GROUP key (fair groups, group limits) */
 } spool_push_opts;
 
 #define SPOOL_NO_RETRIES (-1)
@@ -161,6 +164,14 @@ int spool_push_many(spool_client *c, const char *queue, spool_push_item *items, 
 
 typedef struct cJSON cJSON;
 
+/* One failed attempt of a job (JOB.GET "errors", oldest first). */
+typedef struct spool_attempt {
+    long long attempt;    /* the delivery that failed */
+    long long time;       /* Unix ms */
+    char *worker;         /* "name=N addr=A id=I" of the client that held it */
+    char *error;          /* the NACK's ERROR text, or "lease expired" */
+} spool_attempt;
+
 /* Fields are read-only for the caller. Fields that a reply did not carry
  * are 0 / NULL (JOB.RESERVE carries id, receipt, queue, payload, attempt,
  * lease_ms; JOB.GET and QUEUE.PEEK carry everything but receipt). */
@@ -172,7 +183,7 @@ typedef struct spool_job {
     size_t payload_len;
     long long attempt;
     long long lease_ms;
-    char *state;          /* ready|reserved|delayed|done|dead */
+    char *state;          /* ready|reserved|delayed|done|dead|expired */
     long long priority;
     long long retries;
     long long run_at, lease_until, created_at, updated_at; /* Unix ms, 0: unset */
@@ -180,6 +191,11 @@ typedef struct spool_job {
     char *unique;
     cJSON *json_;         /* private: spool_job_json() cache */
     bool json_done_;      /* private */
+    long long expires_at; /* Unix ms after which it is not delivered; 0: never */
+    char *group;          /* GROUP key; NULL: the default group */
+    char *holder;         /* reserved: "name=N addr=A id=I" of its worker */
+    spool_attempt *errors;/* failed attempts, oldest first (at most 25) */
+    size_t nerrors;
 } spool_job;
 
 /* The payload parsed as JSON, or NULL when it is not valid JSON (all of it:
@@ -234,9 +250,18 @@ int spool_touch(spool_client *c, const char *receipt, int64_t lease_ms, long lon
 
 typedef struct spool_queue_stats {
     long long ready, reserved, delayed, done, dead;         /* current counts */
-    long long pushed, acked, retried, expired, buried;      /* totals since start */
+    long long pushed, acked, retried, expired, buried;      /* totals since start;
+                                                               expired: jobs now in
+                                                               state expired (a count) */
     long long oldest_ready_age_ms, waiters;
     bool paused;
+    long long lease_expired;     /* total: leases that ran out */
+    long long expired_total;     /* total: jobs that expired (EXPIRES) */
+    long long popped;            /* total: list pops */
+    long long throttled;         /* waiters held back by rate/concurrency */
+    long long groups;            /* groups with ready or reserved jobs */
+    long long rate_limit, rate_period_ms; /* rate N per period; 0: none */
+    long long concurrency_limit; /* 0: none */
 } spool_queue_stats;
 
 int spool_queue_stats_get(spool_client *c, const char *queue, spool_queue_stats *out);
@@ -255,6 +280,53 @@ int spool_queue_resume(spool_client *c, const char *queue);
 long long spool_queue_purge(spool_client *c, const char *queue, const char *state);
 /* QUEUE.RETRY: the count of dead jobs made ready. */
 long long spool_queue_retry(spool_client *c, const char *queue);
+
+/* QUEUE.PEEK with every option; fields NULL / 0 are left out. error is a
+ * glob over last_error (QUEUE.PEEK ... ERROR pattern). */
+typedef struct spool_peek_opts {
+    const char *state;
+    int count;
+    const char *after;
+    const char *error;
+} spool_peek_opts;
+int spool_queue_peek_opts(spool_client *c, const char *queue, const spool_peek_opts *opts,
+                          spool_job ***jobs);
+
+/* QUEUE.RETRY queue [ERROR pattern] [RATE n/period] [TO queue]: only dead
+ * jobs whose last_error matches, spread at rate, moved to another queue
+ * (on the same shard). Fields NULL are left out. The count moved. */
+typedef struct spool_retry_opts {
+    const char *error;
+    const char *rate;   /* e.g. "10/1s" */
+    const char *to;
+} spool_retry_opts;
+long long spool_queue_retry_opts(spool_client *c, const char *queue, const spool_retry_opts *opts);
+
+/* QUEUE.GROUPS: one entry per group with ready or reserved jobs, sorted by
+ * key ("" is the default group). *out is caller-owned
+ * (spool_queue_groups_free); returns the count. */
+typedef struct spool_group_info {
+    char *group;
+    long long ready, reserved, delivered;
+} spool_group_info;
+int spool_queue_groups(spool_client *c, const char *queue, spool_group_info **out);
+void spool_queue_groups_free(spool_group_info *v, size_t n);
+
+/* QUEUE.WORKERS: the clients holding jobs of the queue or waiting on it. */
+typedef struct spool_held_job {
+    char id[SPOOL_ID_MAX];
+    long long lease_until, attempt;
+} spool_held_job;
+typedef struct spool_queue_worker {
+    char *name, *addr;
+    long long id;            /* connection id (CLIENT ID) */
+    bool waiting;            /* blocked in JOB.RESERVE on the queue */
+    long long last_active;   /* Unix ms */
+    spool_held_job *jobs;
+    size_t njobs;
+} spool_queue_worker;
+int spool_queue_workers(spool_client *c, const char *queue, spool_queue_worker **out);
+void spool_queue_workers_free(spool_queue_worker *v, size_t n);
 /* QUEUE.CONFIG queue GET: *pairs is a NULL-terminated vector name, value,
  * name, value, ... (spool_strv_free); returns the number of pairs. With
  * name set, only that setting (one pair). */

@@ -21,7 +21,10 @@
  *
  * Settings, flag or environment: --url / SPOOL_URL, --smtp / SMTP_URL
  * (smtp://127.0.0.1:25), --from / SMTP_FROM, --user / SMTP_USER,
- * --password / SMTP_PASSWORD, --threads N, --queue NAME, --timeout-ms.
+ * --password / SMTP_PASSWORD, --threads N, --queue NAME, --timeout-ms,
+ * --rate / SMTP_RATE: the provider's sending limit, e.g. 14/1s, set once on
+ * the queue at start (QUEUE.CONFIG emails SET rate 14/1s): the broker then
+ * paces every worker of the fleet together, however many there are.
  * Stops cleanly on SIGTERM/SIGINT (running sends finish first).
  *
  * Threads: the worker runtime's; each thread keeps its own CURL handle
@@ -40,7 +43,7 @@
 #define MAX_THREADS 64
 
 typedef struct settings {
-    const char *url, *smtp, *from, *user, *password, *queue;
+    const char *url, *smtp, *from, *user, *password, *queue, *rate;
     int threads;
     long timeout_ms;
 } settings;
@@ -267,8 +270,8 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: email-sender [--url spool://host:port] [--smtp smtp://host:port] "
                  "[--from addr] [--user u] [--password p] [--threads N] [--queue emails] "
-                 "[--timeout-ms MS]\n"
-                 "environment: SPOOL_URL, SMTP_URL, SMTP_FROM, SMTP_USER, SMTP_PASSWORD\n");
+                 "[--timeout-ms MS] [--rate N/PERIOD]\n"
+                 "environment: SPOOL_URL, SMTP_URL, SMTP_FROM, SMTP_USER, SMTP_PASSWORD, SMTP_RATE\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
@@ -276,6 +279,7 @@ static int parse_args(int argc, char **argv, settings *s)
     *s = (settings){ .url = env_or("SPOOL_URL", NULL), .smtp = env_or("SMTP_URL", "smtp://127.0.0.1:25"),
                      .from = env_or("SMTP_FROM", "spool@localhost"), .user = env_or("SMTP_USER", NULL),
                      .password = env_or("SMTP_PASSWORD", NULL), .queue = "emails", .threads = 4,
+                     .rate = env_or("SMTP_RATE", NULL),
                      .timeout_ms = 10000 };
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -296,6 +300,7 @@ static int parse_args(int argc, char **argv, settings *s)
         else if (!strcmp(f, "--queue")) s->queue = v;
         else if (!strcmp(f, "--threads")) s->threads = atoi(v);
         else if (!strcmp(f, "--timeout-ms")) s->timeout_ms = atol(v);
+        else if (!strcmp(f, "--rate")) s->rate = v;
         else {
             fprintf(stderr, "email-sender: unknown flag %s\n", f);
             usage(stderr);
@@ -309,6 +314,23 @@ static int parse_args(int argc, char **argv, settings *s)
     return 0;
 }
 
+/* --rate: the queue's delivery rate, set on the broker for the whole fleet. */
+static int set_rate(const settings *s)
+{
+    spool_client *c = NULL;
+    int rc = spool_connect_url(&c, s->url);
+    const char *pairs[] = { "rate", s->rate };
+    if (rc == 0)
+        rc = spool_queue_config_set(c, s->queue, pairs, 1);
+    if (rc < 0)
+        fprintf(stderr, "email-sender: cannot set rate %s on queue %s: %s\n", s->rate, s->queue,
+                c ? spool_errmsg(c) : spool_strerror(rc));
+    else
+        printf("email-sender: queue %s delivers at most %s\n", s->queue, s->rate);
+    spool_close(c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static app a;
@@ -318,6 +340,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "email-sender: curl_global_init failed\n");
         return 1;
     }
+    if (a.s.rate && set_rate(&a.s) < 0)
+        return 2;
     const char *queues[] = { a.s.queue, NULL };
     spool_worker_config cfg = {
         .url = a.s.url, .queues = queues, .handler = handle, .handler_arg = &a,

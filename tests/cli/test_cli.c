@@ -1095,3 +1095,110 @@ Test(cli, tail_sees_a_retry)
     expect_event(&t, "retried", id2);
     cr_assert_eq(tail_stop(&t), 0);
 }
+
+/* ============================================================ flow control */
+
+Test(cli, workers_lists_holders_and_waiters)
+{
+    char id[64];
+    push("mail", "{\"n\":1}", id);
+    cli *w = cli_connect(srv->port);
+    expect_ok(CMD(w, "CLIENT", "SETNAME", "smtp-7"));
+    resp_val *v = CMD(w, "JOB.RESERVE", "NOWAIT", "FROM", "mail");
+    cr_assert(v->type == RESP_T_ARRAY && v->n == 1, "%s", resp_describe(v));
+    resp_val_free(v);
+    run r = spool("workers", "mail", NULL);
+    expect_status(r, 0);
+    expect_has(r.out, "smtp-7");
+    expect_has(r.out, id);
+    expect_has(r.out, "busy");
+    run_free(&r);
+    r = spool("workers", "mail", "--json", NULL);
+    cJSON *j = json_of(&r);
+    const cJSON *ws = get(j, "workers");
+    cr_assert_eq(cJSON_GetArraySize(ws), 1);
+    const cJSON *w0 = cJSON_GetArrayItem(ws, 0);
+    cr_assert_str_eq(str(w0, "name"), "smtp-7");
+    cr_assert_str_eq(str(cJSON_GetArrayItem(get(w0, "jobs"), 0), "id"), id);
+    cJSON_Delete(j);
+    run_free(&r);
+    r = spool("show", id, NULL);
+    expect_has(r.out, "held by");
+    expect_has(r.out, "name=smtp-7");
+    run_free(&r);
+    r = spool("workers", "empty", NULL);
+    expect_status(r, 0);
+    expect_has(r.out, "no worker");
+    run_free(&r);
+    cli_close(w);
+}
+
+Test(cli, jobs_error_finds_failures_and_retry_redrives_them_by_error)
+{
+    char a[64], b[64], d[64];
+    make_dead("mail", "{\"n\":1}", "550 no such user", a);
+    make_dead("mail", "{\"n\":2}", "421 try later", b);
+    make_dead("mail", "{\"n\":3}", "421 try later", d);
+    run r = spool("jobs", "mail", "--error", "421*", "--json", NULL);
+    cJSON *j = json_of(&r);
+    cr_assert_str_eq(str(j, "state"), "dead");
+    cr_assert_eq(cJSON_GetArraySize(get(j, "jobs")), 2);
+    const cJSON *errs = get(cJSON_GetArrayItem(get(j, "jobs"), 0), "errors");
+    cr_assert_eq(cJSON_GetArraySize(errs), 1);
+    cr_assert_str_eq(str(cJSON_GetArrayItem(errs, 0), "error"), "421 try later");
+    cJSON_Delete(j);
+    run_free(&r);
+    r = spool("show", a, NULL);
+    expect_has(r.out, "failed attempts");
+    expect_has(r.out, "550 no such user");
+    run_free(&r);
+    r = spool("retry", "--all-dead", "mail", "--error", "421*", "--rate", "100/1s", "--yes", "--json", NULL);
+    j = json_of(&r);
+    cr_assert_eq(num(j, "retried"), 2);
+    cJSON_Delete(j);
+    run_free(&r);
+    r = spool("retry", a, "--error", "x", NULL);
+    expect_status(r, 2);
+    run_free(&r);
+}
+
+Test(cli, push_expires_and_group_and_queues_show_limits)
+{
+    run r = spool("push", "mail", "{}", "--expires", "10m", "--group", "tenant-1", NULL);
+    expect_status(r, 0);
+    char id[64];
+    snprintf(id, sizeof id, "%.16s", r.out);
+    run_free(&r);
+    r = spool("show", id, "--json", NULL);
+    cJSON *j = json_of(&r);
+    cr_assert_str_eq(str(j, "group"), "tenant-1");
+    cr_assert(num(j, "expires_at") > num(j, "created_at") + 590000);
+    cJSON_Delete(j);
+    run_free(&r);
+    r = spool("push", "mail", "{}", "--expires", "soon", NULL);
+    expect_status(r, 2);
+    run_free(&r);
+    r = spool("config", "mail", "rate", "14/1s", NULL);
+    expect_status(r, 0);
+    run_free(&r);
+    r = spool("config", "mail", "concurrency", "20", NULL);
+    expect_status(r, 0);
+    run_free(&r);
+    r = spool("queues", "--rate-window", "0", NULL);
+    expect_status(r, 0);
+    expect_has(r.out, "LIMITS");
+    expect_has(r.out, "rate 14/1s conc 20");
+    expect_has(r.out, "THROTTLED");
+    run_free(&r);
+    r = spool("stats", "mail", "--json", NULL);
+    j = json_of(&r);
+    cr_assert_eq(num(j, "rate_limit"), 14);
+    cr_assert_eq(num(j, "concurrency_limit"), 20);
+    cr_assert_eq(num(j, "lease_expired"), 0);
+    cJSON_Delete(j);
+    run_free(&r);
+    r = spool("groups", "mail", NULL);
+    expect_status(r, 0);
+    expect_has(r.out, "tenant-1");
+    run_free(&r);
+}

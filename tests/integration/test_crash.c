@@ -655,6 +655,10 @@ Test(crash, lease_that_ran_out_while_down_expires_after_restart)
     push_id(c, id, sizeof id, "leased", "{\"n\":1}");
     reserve_one(c, "leased", "300", got, receipt, sizeof receipt);
     cr_assert_str_eq(got, id);
+    /* the reserve was answered before its commit: a push on its shard,
+     * answered once on disk, makes sure the lease is stored before the kill */
+    char bar[32];
+    push_id(c, bar, sizeof bar, "{leased}barrier", "{}");
     resp_val *g = CMD(c, "JOB.GET", id);
     long long lease_until = fint(g, "lease_until");
     resp_val_free(g);
@@ -725,6 +729,8 @@ Test(crash, receipts_survive_kill_9)
     reserve_one(c, "leases", "60000", got, rb2, sizeof rb2);
     cr_assert_str_eq(got, idb, "expected b's second delivery, got %s", got);
     cr_assert_str_neq(rb1, rb2);
+    char bar[32]; /* the lease on disk before the kill (see above) */
+    push_id(c, bar, sizeof bar, "{leases}barrier", "{}");
 
     resp_val *g = CMD(c, "JOB.GET", ida);
     long long lease_until = fint(g, "lease_until");

@@ -316,7 +316,7 @@ Test(dashboard, job_actions_retry_and_delete)
     EXPECT_STATE(c, dead.s, "ready");
     r = act(hp, cookie, token, "job-retry", form);
     cr_assert_eq(r.code, 409, "retrying a ready job: %d %s", r.code, r.body);
-    cr_assert_not_null(strstr(r.body, "only dead or delayed jobs can be retried"), "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "only dead, expired or delayed jobs can be retried"), "%s", r.body);
     res_free(&r);
     r = act(hp, cookie, token, "job-delete", form);
     cr_assert_eq(r.code, 200, "%s", r.body);

@@ -157,3 +157,57 @@ Test(http, a_taken_http_port_leaves_resp_serving)
     spoold_stop(b);
     spoold_stop(a);
 }
+
+Test(http, api_jobs_shows_a_job_with_its_failed_attempts)
+{
+    int hp;
+    spoold *s = start_with_http(&hp);
+    cli *c = cli_connect(s->port);
+    expect_ok(CMD(c, "QUEUE.CONFIG", "mail", "SET", "backoff", "0", "rate", "14/1s", "concurrency", "3"));
+    expect_ok(CMD(c, "CLIENT", "SETNAME", "smtp-1"));
+    resp_val *p = CMD(c, "JOB.PUSH", "mail", "{\"to\":\"a@example.com\"}", "GROUP", "t1", "EXPIRES", "600000");
+    char id[32];
+    snprintf(id, sizeof id, "%s", p->str);
+    resp_val_free(p);
+    resp_val *r = CMD(c, "JOB.RESERVE", "NOWAIT", "FROM", "mail");
+    char receipt[48];
+    snprintf(receipt, sizeof receipt, "%s", field_str(r->elem[0], "receipt"));
+    resp_val_free(r);
+    resp_val_free(CMD(c, "JOB.NACK", receipt, "DELAY", "60000", "ERROR", "451 \"busy\"\ttry later"));
+
+    char path[64], *body;
+    snprintf(path, sizeof path, "/api/jobs/%s", id);
+    cr_assert_eq(http_get(hp, path, &body), 200, "%s", body);
+    cJSON *doc = cJSON_Parse(body);
+    cr_assert_not_null(doc, "not JSON: %s", body);
+    cr_assert_str_eq(cJSON_GetObjectItem(doc, "id")->valuestring, id);
+    cr_assert_str_eq(cJSON_GetObjectItem(doc, "state")->valuestring, "delayed");
+    cr_assert_str_eq(cJSON_GetObjectItem(doc, "group")->valuestring, "t1");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "payload"), "to")->valuestring, "a@example.com");
+    cJSON *errs = cJSON_GetObjectItem(doc, "errors");
+    cr_assert_eq(cJSON_GetArraySize(errs), 1, "%s", body);
+    cJSON *e = cJSON_GetArrayItem(errs, 0);
+    cr_assert_eq(cJSON_GetObjectItem(e, "attempt")->valueint, 1);
+    cr_assert_str_eq(cJSON_GetObjectItem(e, "error")->valuestring, "451 \"busy\" try later");
+    cr_assert_not_null(strstr(cJSON_GetObjectItem(e, "worker")->valuestring, "name=smtp-1 "));
+    cJSON_Delete(doc);
+    free(body);
+    cr_assert_eq(http_get(hp, "/api/jobs/0000000000000001", &body), 404);
+    free(body);
+    cr_assert_eq(http_get(hp, "/api/jobs/nope", &body), 404);
+    free(body);
+
+    cr_assert_eq(http_get(hp, "/metrics", &body), 200);
+    cr_assert_not_null(strstr(body, "spool_queue_rate_limit{queue=\"mail\"} 14\n"), "%s", body);
+    cr_assert_not_null(strstr(body, "spool_queue_rate_period_seconds{queue=\"mail\"} 1.000\n"), "%s", body);
+    cr_assert_not_null(strstr(body, "spool_queue_concurrency_limit{queue=\"mail\"} 3\n"), "%s", body);
+    cr_assert_not_null(strstr(body, "spool_queue_lease_expired_total{queue=\"mail\"} 0\n"), "%s", body);
+    cr_assert_not_null(strstr(body, "spool_queue_jobs{queue=\"mail\",state=\"expired\"} 0\n"), "%s", body);
+    free(body);
+    cr_assert_eq(http_get(hp, "/api/queues", &body), 200);
+    cr_assert_not_null(strstr(body, "\"rate_limit\":14"), "%s", body);
+    cr_assert_not_null(strstr(body, "\"lease_expired\":0"), "%s", body);
+    free(body);
+    cli_close(c);
+    spoold_stop(s);
+}

@@ -574,7 +574,7 @@ Test(pubsub, event_error_is_the_one_given_with_that_failure)
     cli_close(s);
 }
 
-Test(pubsub, expired_event_when_a_lease_runs_out)
+Test(pubsub, lease_expired_event_when_a_lease_runs_out)
 {
     cli *s = subscriber("spool:events:q");
     jid id = PUSHO(c, "q", JA, "LEASE", "200");
@@ -586,7 +586,7 @@ Test(pubsub, expired_event_when_a_lease_runs_out)
     CHECK_EVENT(e, "reserved", "q", id.s, 1);
     long long t0 = now_ms();
     e = NEXT_EVENT(s);
-    CHECK_EVENT(e, "expired", "q", id.s, 1);
+    CHECK_EVENT(e, "lease-expired", "q", id.s, 1);
     cr_assert_lt(now_ms() - t0, EVENT_WAIT_MS);
     expect_error(CMD(c, "JOB.ACK", r), "STALE ");
     cli_close(s);

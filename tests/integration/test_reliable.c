@@ -112,12 +112,12 @@ static job reserve_one_at(const char *f, int l, cli *cl, const char *q)
 
 #define RESERVE1(cl, q) reserve_one_at(__FILE__, __LINE__, (cl), (q))
 
-/* JOB.GET id: the record (caller frees), asserting its 14 fields. */
+/* JOB.GET id: the record (caller frees), asserting its 18 fields. */
 static resp_val *get_at(const char *f, int l, cli *cl, const char *id)
 {
     resp_val *v = CMD(cl, "JOB.GET", id);
-    if (!(v->type == RESP_T_MAP || v->type == RESP_T_ARRAY) || v->n != 28)
-        cr_assert_fail("%s:%d: JOB.GET %s: expected 14 fields, got %s", f, l, id, resp_describe(v));
+    if (!(v->type == RESP_T_MAP || v->type == RESP_T_ARRAY) || v->n != 36)
+        cr_assert_fail("%s:%d: JOB.GET %s: expected 18 fields, got %s", f, l, id, resp_describe(v));
     return v;
 }
 
@@ -719,7 +719,7 @@ Test(reliable, expired_lease_redelivers_and_first_workers_ack_is_stale)
     expect_int(CMD(b, "JOB.ACK", jb.receipt), 1);
     EXPECT_STATE(c, id.s, "done");
     expect_error(CMD(a, "JOB.ACK", ja.receipt), "STALE ");
-    cr_assert_eq(stat_of(c, "q", "expired"), 1);
+    cr_assert_eq(stat_of(c, "q", "lease_expired"), 1);
     cr_assert_eq(stat_of(c, "q", "acked"), 1);
     cr_assert_eq(stat_of(c, "q", "done"), 1);
     cli_close(a);
@@ -732,7 +732,7 @@ Test(reliable, lease_expiry_on_last_attempt_goes_dead)
     RESERVE1(c, "q");
     bool dead = wait_until(strcmp(state_of(c, id.s), "dead") == 0, 10000);
     cr_assert(dead, "a 200 ms lease on the last attempt: state %s after 10 s", state_of(c, id.s));
-    cr_assert_eq(stat_of(c, "q", "expired"), 1);
+    cr_assert_eq(stat_of(c, "q", "lease_expired"), 1);
     cr_assert_eq(stat_of(c, "q", "buried"), 1);
     cr_assert_eq(stat_of(c, "q", "dead"), 1);
 }
@@ -914,7 +914,7 @@ Test(reliable, touch_keeps_job_past_its_first_lease)
     }
     cr_assert_eq(job_int(c, id.s, "attempt"), 1);
     expect_int(CMD(c, "JOB.ACK", j.receipt), 1);
-    cr_assert_eq(stat_of(c, "q", "expired"), 0);
+    cr_assert_eq(stat_of(c, "q", "lease_expired"), 0);
 }
 
 Test(reliable, retry_brings_dead_and_delayed_jobs_back)
@@ -990,8 +990,9 @@ static void check_full_record(cli *cl)
     resp_val *g = GET(cl, id.s);
     static const char *names[] = { "id", "queue", "state", "payload", "priority", "attempt",
                                    "retries", "lease_ms", "run_at", "lease_until", "created_at",
-                                   "updated_at", "last_error", "unique" };
-    for (size_t i = 0; i < 14; i++)
+                                   "updated_at", "last_error", "unique", "expires_at", "group",
+                                   "holder", "errors" };
+    for (size_t i = 0; i < 18; i++)
         cr_assert(resp_field(g, names[i]), "JOB.GET: field '%s' missing", names[i]);
     cr_assert_str_eq(field_str(g, "id"), id.s);
     cr_assert_str_eq(field_str(g, "queue"), "q");
@@ -1010,6 +1011,11 @@ static void check_full_record(cli *cl)
     cr_assert_eq(field_int(g, "lease_until"), 0);
     field_nil(g, "last_error");
     cr_assert_str_eq(field_str(g, "unique"), "u1");
+    cr_assert_eq(field_int(g, "expires_at"), 0);
+    field_nil(g, "group");
+    field_nil(g, "holder");
+    cr_assert_eq(resp_field(g, "errors")->type, RESP_T_ARRAY);
+    cr_assert_eq(resp_field(g, "errors")->n, 0);
     resp_val_free(g);
 
     job j = RESERVE1(cl, "q");

@@ -151,7 +151,14 @@ typedef struct mail_env {
     child sink, worker;
 } mail_env;
 
+static void mail_start_rate(mail_env *e, const char *rate);
+
 static void mail_start(mail_env *e)
+{
+    mail_start_rate(e, NULL);
+}
+
+static void mail_start_rate(mail_env *e, const char *rate)
 {
     e->s = spoold_start(NULL);
     e->c = client_of(e->s, e->url, sizeof e->url);
@@ -169,7 +176,7 @@ static void mail_start(mail_env *e)
     const char *cfg[] = { "backoff", "100" };
     cr_assert_eq(spool_queue_config_set(e->c, "emails", cfg, 1), 0, "%s", spool_errmsg(e->c));
     char *wargv[] = { EMAIL_SENDER_PATH, "--url", e->url, "--smtp", smtp, "--threads", "2",
-                      "--from", "shop@example.com", NULL };
+                      "--from", "shop@example.com", rate ? "--rate" : NULL, (char *)rate, NULL };
     e->worker = spawn(e->dir, "email-sender", wargv);
 }
 
@@ -184,6 +191,20 @@ static void mail_stop(mail_env *e)
     spoold_stop(e->s);
     rm_rf(e->dir);
     free(e->dir);
+}
+
+/* QUEUE.CONFIG queue GET name: 0 with *out malloc'd. */
+static int config_value(spool_client *c, const char *queue, const char *name, char **out)
+{
+    char **pairs = NULL;
+    int n = spool_queue_config_get(c, queue, name, &pairs);
+    if (n < 1) {
+        spool_strv_free(pairs);
+        return -1;
+    }
+    *out = strdup(pairs[1]);
+    spool_strv_free(pairs);
+    return 0;
 }
 
 static int count_files(const char *dir, const char *suffix)
@@ -252,6 +273,43 @@ Test(examples, email_sender_delivers_every_message_once, .timeout = 120)
     }
     for (int i = 0; i <= NM; i++)
         cr_assert_eq(seen[i], 1, "job %d: %d messages", i, seen[i]);
+    mail_stop(&e);
+}
+
+Test(examples, email_sender_sends_at_its_rate_and_never_sends_an_expired_job, .timeout = 120)
+{
+    mail_env e;
+    mail_start_rate(&e, "20/1s");
+    char *rate = NULL;
+    bool set = wait_until((free(rate), rate = NULL, config_value(e.c, "emails", "rate", &rate) == 0 &&
+                           !strcmp(rate, "20/1s")), 10000);
+    cr_assert(set, "email-sender did not set the queue's rate (rate %s); log:\n%s", rate ? rate : "-",
+              slurp(e.worker.log));
+    free(rate);
+    cr_assert_eq(spool_queue_pause(e.c, "emails"), 0);
+    char late[SPOOL_ID_MAX];
+    spool_push_opts o = { .expires_ms = 100 };
+    cr_assert_eq(spool_push_str(e.c, "emails", "{\"to\":\"late@example.com\",\"subject\":\"Reset code\","
+                                "\"body\":\"492113\"}", &o, late), 0, "%s", spool_errmsg(e.c));
+    cr_assert(wait_until(stats(e.c, "emails").expired == 1, 10000), "the reset code did not expire");
+    enum { NM = 20 };
+    char id[SPOOL_ID_MAX];
+    for (int i = 0; i < NM; i++) {
+        char to[64];
+        snprintf(to, sizeof to, "user%d@example.com", i);
+        push_mail(e.c, to, id);
+    }
+    long long t0 = now_ms();
+    cr_assert_eq(spool_queue_resume(e.c, "emails"), 0);
+    bool all = wait_until(stats(e.c, "emails").done == NM, 60000);
+    long long took = now_ms() - t0;
+    cr_assert(all, "not all sent; log:\n%s", slurp(e.worker.log));
+    cr_assert_geq(took, (NM - 1) * 50 - 5, "20 messages at 20/1s took only %lld ms", took);
+    cr_assert_eq(count_files(e.maildir, ".eml"), NM, "the expired reset code was sent after all");
+    spool_job *j = NULL;
+    cr_assert_eq(spool_job_get(e.c, late, &j), 0);
+    cr_assert_str_eq(j->state, "expired");
+    spool_job_free(j);
     mail_stop(&e);
 }
 

@@ -124,6 +124,65 @@ Test(sdk_it, push_reserve_ack)
     spoold_stop(s);
 }
 
+Test(sdk_it, flow_control_options_and_views)
+{
+    spoold *s = spoold_start(NULL);
+    spool_client *c = client_of(s);
+    const char *set[] = { "rate", "100/1s", "concurrency", "5", "group-concurrency", "1" };
+    cr_assert_eq(spool_queue_config_set(c, "fc", set, 3), 0, "%s", spool_errmsg(c));
+    char id[SPOOL_ID_MAX];
+    spool_push_opts o = { .expires_ms = 600000, .group = "tenant-a" };
+    cr_assert_eq(spool_push_str(c, "fc", "{}", &o, id), 0, "%s", spool_errmsg(c));
+    spool_push_opts bad = { .expires_ms = -1 };
+    cr_assert_eq(spool_push_str(c, "fc", "{}", &bad, NULL), SPOOL_EINVAL);
+
+    spool_job *j = NULL;
+    cr_assert_eq(spool_reserve_one(c, "fc", 2000, &j), 1, "%s", spool_errmsg(c));
+    char receipt[SPOOL_ID_MAX];
+    snprintf(receipt, sizeof receipt, "%s", j->receipt);
+    spool_job_free(j);
+    cr_assert_eq(spool_job_get(c, id, &j), 0);
+    cr_assert_str_eq(j->group, "tenant-a");
+    cr_assert_gt(j->expires_at, 0);
+    cr_assert(j->holder && strstr(j->holder, " id="), "holder %s", j->holder ? j->holder : "(null)");
+    spool_job_free(j);
+
+    spool_queue_worker *w = NULL;
+    int n = spool_queue_workers(c, "fc", &w);
+    cr_assert_eq(n, 1, "%s", spool_errmsg(c));
+    cr_assert_eq(w[0].njobs, 1);
+    cr_assert_str_eq(w[0].jobs[0].id, id);
+    spool_queue_workers_free(w, (size_t)n);
+    spool_group_info *g = NULL;
+    n = spool_queue_groups(c, "fc", &g);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(g[0].group, "tenant-a");
+    cr_assert_eq(g[0].reserved, 1);
+    spool_queue_groups_free(g, (size_t)n);
+    spool_queue_stats st = stats_of(c, "fc");
+    cr_assert_eq(st.rate_limit, 100);
+    cr_assert_eq(st.rate_period_ms, 1000);
+    cr_assert_eq(st.concurrency_limit, 5);
+    cr_assert_eq(st.groups, 1);
+
+    cr_assert_eq(spool_nack(c, receipt, SPOOL_NACK_DEFAULT_DELAY, "bad address", SPOOL_NACK_DEAD),
+                 SPOOL_NACK_WENT_DEAD);
+    cr_assert_eq(spool_job_get(c, id, &j), 0);
+    cr_assert_eq(j->nerrors, 1);
+    cr_assert_str_eq(j->errors[0].error, "bad address");
+    cr_assert_eq(j->errors[0].attempt, 1);
+    spool_job_free(j);
+    spool_job **found = NULL;
+    spool_peek_opts po = { .state = "dead", .error = "bad*" };
+    n = spool_queue_peek_opts(c, "fc", &po, &found);
+    cr_assert_eq(n, 1, "%s", spool_errmsg(c));
+    spool_jobs_free(found, (size_t)n);
+    spool_retry_opts ro = { .error = "bad*", .rate = "10/1s" };
+    cr_assert_eq(spool_queue_retry_opts(c, "fc", &ro), 1, "%s", spool_errmsg(c));
+    spool_close(c);
+    spoold_stop(s);
+}
+
 Test(sdk_it, resp2_works_too)
 {
     spoold *s = spoold_start(NULL);

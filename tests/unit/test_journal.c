@@ -215,7 +215,8 @@ Test(journal, migrations_are_numbered_in_order)
     cr_assert_eq(journal_schema_version(), journal_nmigrations);
     for (int i = 0; i < journal_nmigrations; i++) {
         cr_assert_eq(journal_migrations[i].version, i + 1);
-        cr_assert(strstr(journal_migrations[i].sql, "CREATE") || strstr(journal_migrations[i].sql, "DROP"),
+        cr_assert(strstr(journal_migrations[i].sql, "CREATE") || strstr(journal_migrations[i].sql, "DROP") ||
+                      strstr(journal_migrations[i].sql, "ALTER"),
                   "migration %d changes nothing", i + 1);
     }
     cr_assert_str_eq(journal_migrations[0].name, "0001_init");
@@ -248,18 +249,19 @@ Test(journal, open_creates_schema_in_wal_mode)
     sqlite3_close(db);
 }
 
-Test(journal, upgrades_a_database_at_the_previous_version)
+Test(journal, upgrades_a_database_at_an_older_version)
 {
-    int n = journal_schema_version();
+    int n = journal_schema_version(), old = 2;
     char sql[64];
 
-    /* The database as the previous spoold left it, built from the same
-     * migration files, with a job in it. */
+    /* The database as an older spoold (schema 2, still with the load index
+     * that 0003 drops) left it, built from the same migration files, with a
+     * job in it. */
     sqlite3 *db = raw_open();
     raw_exec(db, "PRAGMA journal_mode = WAL");
-    for (int i = 0; i < n - 1; i++)
+    for (int i = 0; i < old; i++)
         raw_exec(db, journal_migrations[i].sql);
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", n - 1);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
     raw_exec(db, sql);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, "
                  "payload) VALUES (7, CAST('mail' AS BLOB), 1, 1234, 1, 2, CAST('{}' AS BLOB))");
@@ -275,11 +277,15 @@ Test(journal, upgrades_a_database_at_the_previous_version)
     cr_assert_eq(l.jobs[0]->state, JOB_RESERVED);
     cr_assert_eq(l.jobs[0]->lease_until, 1234);
     cr_assert_str_eq(l.jobs[0]->payload, "{}");
+    cr_assert_eq(l.jobs[0]->expires_at, 0, "0005 gave the old job no expiry");
+    cr_assert_null(l.jobs[0]->group);
     loaded_free(&l);
     journal_close(j);
 
     db = raw_open();
     cr_assert_eq(raw_int(db, "PRAGMA user_version"), n);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name IN "
+                             "('expires_at', 'grp', 'holder', 'history')"), 4, "the upgrade applied 0005 (flow control)");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_load'"), 0,
                  "the upgrade left the load index dropped");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM payloads WHERE id = 7 AND body = CAST('{}' AS BLOB)"), 1,
@@ -288,6 +294,8 @@ Test(journal, upgrades_a_database_at_the_previous_version)
                  "the upgrade applied 0004: jobs has no payload column");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 1);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'kv_log'"), 1,
+                 "the upgrade applied 0004 (the key log)");
     sqlite3_close(db);
 }
 
@@ -365,6 +373,20 @@ static void assert_same_job(const struct job *a, const struct job *b, bool paylo
     cr_assert_eq(a->created_at, b->created_at);
     cr_assert_eq(a->updated_at, b->updated_at);
     cr_assert_eq(a->len, b->len);
+    cr_assert_eq(a->expires_at, b->expires_at);
+    cr_assert_eq(a->grouplen, b->grouplen);
+    if (a->group)
+        cr_assert_eq(memcmp(a->group, b->group, a->grouplen), 0);
+    else
+        cr_assert_null(b->group);
+    if (a->holder)
+        cr_assert_str_eq(b->holder, a->holder);
+    else
+        cr_assert_null(b->holder);
+    if (a->history)
+        cr_assert_str_eq(b->history, a->history);
+    else
+        cr_assert_null(b->history);
     if (payload) {
         cr_assert_not_null(b->payload);
         cr_assert_eq(memcmp(a->payload, b->payload, a->len), 0);
@@ -475,6 +497,11 @@ Test(journal, update_writes_every_field_but_the_payload)
     job->updated_at = 1700000060000;
     job_set_str(&job->last_error, "boom", 4);
     job_set_str(&job->unique, "u1", 2);
+    job->expires_at = 1700000200000;
+    job_set_str(&job->group, "tenant-7", 8);
+    job->grouplen = 8;
+    job_set_str(&job->holder, "mailer 127.0.0.1:5000 12", 24);
+    { const char *h = "1\t1700000070000\tmailer 127.0.0.1:5000 12\t451 busy"; job_set_str(&job->history, h, strlen(h)); }
     cr_assert_eq(journal_begin(j), 0);
     cr_assert_eq(journal_job_update(j, job), 0, "%s", journal_error(j));
     cr_assert_eq(journal_commit(j), 0);

@@ -165,7 +165,7 @@ Test(store, lease_expiry_with_retries_left_never_goes_dead)
         advance(1000);
         cr_assert_eq(j->state, JOB_READY);
     }
-    cr_assert_eq(q->stats.expired, 2);
+    cr_assert_eq(q->stats.lease_expired, 2);
     cr_assert_eq(q->dead.n, 0);
 }
 

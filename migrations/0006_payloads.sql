@@ -1,4 +1,4 @@
--- 0004_payloads.sql - a payload is written once, at push.
+-- 0006_payloads.sql - a payload is written once, at push.
 --
 -- SQLite rewrites a whole row when one column changes, overflow pages
 -- included, so with the payload in jobs every reserve, ack, nack and retry

@@ -1,0 +1,241 @@
+/*
+ * kvcmd.c - shared pieces of the keyspace commands (see kvcmd.h).
+ */
+#include "kvcmd.h"
+
+#include "clock.h"
+#include "config.h"
+#include "context.h"
+#include "msg.h"
+#include "queue.h"
+#include "shard.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+bool kvcmd_fail(struct shard *s, struct msg *m, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    resp_buf_reset(&m->out);
+    resp_add_error(&m->out, buf);
+    shard_reply(s, m);
+    return true;
+}
+
+void kvcmd_reply_int(struct shard *s, struct msg *m, long long v)
+{
+    resp_add_int(&m->out, v);
+    shard_reply(s, m);
+}
+
+void kvcmd_reply_ok(struct shard *s, struct msg *m)
+{
+    resp_add_simple(&m->out, "OK");
+    shard_reply(s, m);
+}
+
+void kvcmd_reply_null(struct shard *s, struct msg *m)
+{
+    resp_add_null(&m->out, m->proto);
+    shard_reply(s, m);
+}
+
+void kvcmd_reply_bulk(struct shard *s, struct msg *m, const char *p, size_t n)
+{
+    resp_add_bulk(&m->out, p, n);
+    shard_reply(s, m);
+}
+
+bool kvcmd_is_queue(struct shard *s, const char *key, size_t len)
+{
+    struct queue *q = store_queue(&s->st, key, len, false);
+    return q && q->nready > 0;
+}
+
+static struct kv *lookup(struct shard *s, struct msg *m, int i, int type, bool *err, bool reading)
+{
+    const char *k = m->req.argv[i];
+    size_t n = m->req.len[i];
+    int64_t now = clock_now_ms();
+    struct kv *kv = reading ? keyspace_read(&s->ks, k, n, now) : keyspace_find(&s->ks, k, n, now);
+    *err = false;
+    if (kv && type != KV_NONE && kv->type != type) {
+        *err = kvcmd_fail(s, m, KS_WRONGTYPE);
+        return NULL;
+    }
+    if (!kv) {
+        struct queue *q = store_queue(&s->st, k, n, false);
+        if (q && (reading ? q->nready > 0 : queue_unfinished(q) > 0)) {
+            *err = kvcmd_fail(s, m, KS_WRONGTYPE);
+            return NULL;
+        }
+    }
+    return kv;
+}
+
+struct kv *kvcmd_read(struct shard *s, struct msg *m, int i, int type, bool *err)
+{
+    return lookup(s, m, i, type, err, true);
+}
+
+struct kv *kvcmd_write(struct shard *s, struct msg *m, int i, int type, bool *err)
+{
+    return lookup(s, m, i, type, err, false);
+}
+
+struct kv *kvcmd_write_create(struct shard *s, struct msg *m, int i, int type)
+{
+    bool err;
+    struct kv *kv = kvcmd_write(s, m, i, type, &err);
+    if (err)
+        return NULL;
+    if (!kv)
+        kv = keyspace_create(&s->ks, m->req.argv[i], m->req.len[i], type, clock_now_ms());
+    return kv;
+}
+
+bool kvcmd_queue_refused(struct shard *s, struct msg *m, int i)
+{
+    if (!keyspace_find(&s->ks, m->req.argv[i], m->req.len[i], clock_now_ms()))
+        return false;
+    return kvcmd_fail(s, m, KS_WRONGTYPE);
+}
+
+bool kvcmd_admit(struct shard *s, struct msg *m)
+{
+    const struct config *cfg = &s->srv->cfg;
+    if (cfg->maxmemory == 0)
+        return true;
+    int64_t budget = cfg->maxmemory / s->srv->nshards;
+    if (s->ks.bytes <= budget || keyspace_evict(&s->ks, budget, cfg->maxmemory_policy, clock_now_ms()))
+        return true;
+    kvcmd_fail(s, m, "OOM command not allowed when used memory > 'maxmemory'. (keys on this shard take %lld bytes "
+               "of its %lld; raise maxmemory, choose an evicting maxmemory-policy, or delete keys)",
+               (long long)s->ks.bytes, (long long)budget);
+    return false;
+}
+
+/* -------------------------------------------------------------- numbers */
+
+bool kvcmd_long_double(const char *p, size_t n, long double *out)
+{
+    if (n == 0 || n > 256 || isspace((unsigned char)p[0]))
+        return false;
+    char buf[260];
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    long double d = strtold(buf, &end);
+    if (end != buf + n || isnan(d) || errno == ERANGE)
+        return false;
+    *out = d;
+    return true;
+}
+
+int kvcmd_format_ld(char *buf, size_t cap, long double v)
+{
+    if (isinf(v))
+        return snprintf(buf, cap, "%s", v > 0 ? "inf" : "-inf");
+    int n = snprintf(buf, cap, "%.17Lf", v);
+    if (n < 0 || (size_t)n >= cap)
+        return snprintf(buf, cap, "%.17Lg", v);
+    if (strchr(buf, '.')) {
+        while (n > 0 && buf[n - 1] == '0')
+            n--;
+        if (n > 0 && buf[n - 1] == '.')
+            n--;
+        buf[n] = '\0';
+    }
+    if (n == 2 && strcmp(buf, "-0") == 0)
+        n = snprintf(buf, cap, "0");
+    return n;
+}
+
+/* ----------------------------------------------------------------- glob */
+
+static int fold(int c, bool nocase)
+{
+    return nocase ? tolower(c) : c;
+}
+
+bool kvcmd_glob(const char *p, size_t pl, const char *s, size_t sl, bool nocase)
+{
+    while (pl) {
+        switch (*p) {
+        case '*':
+            while (pl > 1 && p[1] == '*')
+                p++, pl--;
+            if (pl == 1)
+                return true;
+            for (size_t k = 0; k <= sl; k++)
+                if (kvcmd_glob(p + 1, pl - 1, s + k, sl - k, nocase))
+                    return true;
+            return false;
+        case '?':
+            if (!sl)
+                return false;
+            s++, sl--;
+            break;
+        case '[': {
+            if (!sl)
+                return false;
+            p++, pl--;
+            bool neg = pl && *p == '^';
+            if (neg)
+                p++, pl--;
+            bool match = false;
+            while (pl && *p != ']') {
+                if (*p == '\\' && pl >= 2) {
+                    p++, pl--;
+                    if (*p == *s)
+                        match = true;
+                } else if (pl >= 3 && p[1] == '-') {
+                    int a = fold((unsigned char)p[0], nocase), b = fold((unsigned char)p[2], nocase);
+                    int c = fold((unsigned char)*s, nocase);
+                    if (a > b) {
+                        int t = a;
+                        a = b;
+                        b = t;
+                    }
+                    if (c >= a && c <= b)
+                        match = true;
+                    p += 2, pl -= 2;
+                } else if (fold((unsigned char)*p, nocase) == fold((unsigned char)*s, nocase)) {
+                    match = true;
+                }
+                p++, pl--;
+            }
+            if (neg)
+                match = !match;
+            if (!match)
+                return false;
+            s++, sl--;
+            if (!pl) /* unterminated class: Redis stops at the end of the pattern */
+                return sl == 0;
+            break;
+        }
+        case '\\':
+            if (pl >= 2)
+                p++, pl--;
+            /* fall through */
+        default:
+            if (!sl || fold((unsigned char)*p, nocase) != fold((unsigned char)*s, nocase))
+                return false;
+            s++, sl--;
+            break;
+        }
+        p++, pl--;
+    }
+    return sl == 0;
+}
