@@ -20,6 +20,13 @@
 bool admit_payloads(struct conn *c, struct msg *m, int first, int last)
 {
     const struct config *cfg = &c->io->srv->cfg;
+    if (atomic_load(&c->io->srv->disk_low)) {
+        conn_reply_error(c, m, "FULL disk: %lld bytes free where the data directory is, below disk-reserve (%lld); "
+                         "pushes are refused so that reserve, ack and delete keep working: free disk space (or lower "
+                         "disk-reserve); nothing was pushed", atomic_load(&c->io->srv->disk_free),
+                         (long long)cfg->disk_reserve);
+        return false;
+    }
     for (int i = first; i < last; i++) {
         size_t len = m->req.len[i];
         if ((int64_t)len > cfg->max_payload) {

@@ -28,6 +28,8 @@ struct claim {
     _Atomic int state;
     _Atomic int refs;
     int nshards;
+    void *parked;               /* another kind of parked request (JOB.WAIT, cmd_result.c):
+                                   touched only by the one shard it is parked on */
     struct waiter *waiters[];
 };
 

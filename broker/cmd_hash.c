@@ -282,38 +282,18 @@ static void hscan_entry(void *arg, struct dict_entry *e)
 /* HSCAN key cursor [MATCH pattern] [COUNT n] */
 void sh_hscan(struct shard *s, struct msg *m)
 {
-    uint64_t cur = 0;
-    const char *p = m->req.argv[2];
-    for (size_t i = 0; i < m->req.len[2]; i++) {
-        if (p[i] < '0' || p[i] > '9' || m->req.len[2] > 19) {
-            kvcmd_fail(s, m, "ERR invalid cursor");
-            return;
-        }
-        cur = cur * 10 + (uint64_t)(p[i] - '0');
+    struct kvcmd_scan a;
+    const char *e = kvcmd_scan_args(m, 2, false, &a);
+    if (e) {
+        kvcmd_fail(s, m, "%s", e);
+        return;
     }
+    uint64_t cur = a.cursor;
+    long long count = a.count;
     struct hscan h = { .m = m };
-    long long count = 10;
-    for (int i = 3; i < m->req.argc; i += 2) {
-        if (i + 1 >= m->req.argc) {
-            kvcmd_fail(s, m, KV_ERR_SYNTAX);
-            return;
-        }
-        if (arg_is(m, i, "COUNT")) {
-            if (!arg_ll(m, i + 1, &count)) {
-                kvcmd_fail(s, m, KV_ERR_INT);
-                return;
-            }
-            if (count < 1) {
-                kvcmd_fail(s, m, KV_ERR_SYNTAX);
-                return;
-            }
-        } else if (arg_is(m, i, "MATCH")) {
-            h.pat = m->req.argv[i + 1];
-            h.plen = m->req.len[i + 1];
-        } else {
-            kvcmd_fail(s, m, KV_ERR_SYNTAX);
-            return;
-        }
+    if (a.pat) {
+        h.pat = m->req.argv[a.pat];
+        h.plen = m->req.len[a.pat];
     }
     bool err;
     struct kv *kv = kvcmd_read(s, m, 1, KV_HASH, &err);

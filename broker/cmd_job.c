@@ -10,12 +10,16 @@
 
 #include "admit.h"
 #include "args.h"
+#include "batch.h"
 #include "clock.h"
+#include "cmd_result.h"
 #include "command.h"
 #include "config.h"
+#include "hash.h"
 #include "conn.h"
 #include "context.h"
 #include "io.h"
+#include "jobrec.h"
 #include "kvcmd.h"
 #include "msg.h"
 #include "payload.h"
@@ -46,6 +50,7 @@ static const struct push_opt {
     { "UNIQUE", 1, 1024, true, "a key of 1 to 1024 bytes without NUL bytes" },
     { "EXPIRES", 1, 86400000LL * 365, false, "milliseconds from 1 to 1 year (after the push)" },
     { "GROUP", 1, GROUP_KEY_MAX, true, "a key of 1 to 256 bytes without NUL bytes" },
+    { "BATCH", 0, 0, false, "a batch id (16 hex digits, from BATCH.NEW)" },
 };
 
 /* Fills o from m's options; on a bad one writes the reason into err and
@@ -62,7 +67,7 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
                 po = &push_opts_table[k];
         if (!po) {
             snprintf(err, cap, "ERR JOB.PUSH: unknown option '%.32s' (options: DELAY ms, AT unix-ms, PRI n, "
-                     "RETRIES n, LEASE ms, UNIQUE key, EXPIRES ms, GROUP key)", m->req.argv[i]);
+                     "RETRIES n, LEASE ms, UNIQUE key, EXPIRES ms, GROUP key, BATCH id)", m->req.argv[i]);
             return false;
         }
         if (i + 1 >= m->req.argc) {
@@ -72,8 +77,11 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
         const char *val = m->req.argv[i + 1];
         size_t vlen = m->req.len[i + 1];
         long long v = 0;
+        uint64_t bid = 0;
+        uint32_t batt = 0;
         bool ok = po->is_key ? vlen >= (size_t)po->min && vlen <= (size_t)po->max && !memchr(val, 0, vlen)
-                             : arg_range(m, i + 1, po->min, po->max, &v);
+                  : po == &push_opts_table[8] ? job_id_parse(val, vlen, &bid, &batt) && batt == 0
+                                              : arg_range(m, i + 1, po->min, po->max, &v);
         if (!ok) {
             snprintf(err, cap, "ERR JOB.PUSH %s: bad value '%.64s', expected %s", po->name, val, po->want);
             return false;
@@ -86,13 +94,15 @@ static bool push_parse(const struct msg *m, struct push_opts *o, char *err, size
         case 4: o->lease_ms = v; break;
         case 5: o->unique = val; o->unique_len = vlen; break;
         case 6: o->expires_ms = v; break; /* timed by the shard at the push */
-        default: o->group = val; o->group_len = vlen;
+        case 7: o->group = val; o->group_len = vlen; break;
+        default: o->batch = bid;
         }
     }
     return true;
 }
 
-/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key] */
+/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key]
+ * [EXPIRES ms] [GROUP key] [BATCH id] */
 void io_job_push(struct conn *c, struct msg *m)
 {
     struct push_opts o;
@@ -101,11 +111,23 @@ void io_job_push(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "%s", err);
         return;
     }
-    if (admit_payloads(c, m, 2, 3))
+    if (o.batch && job_id_shard(o.batch) >= c->io->srv->nshards) {
+        char hex[JOB_ID_HEX + 1];
+        job_id_format(o.batch, hex);
+        conn_reply_error(c, m, "NOJOB no batch %s: its id names shard %d, and this server has %d", hex,
+                         job_id_shard(o.batch), c->io->srv->nshards);
+        return;
+    }
+    if (!admit_payloads(c, m, 2, 3))
+        return;
+    if (o.batch)
+        conn_route(c, m, job_id_shard(o.batch)); /* the batch's shard admits it first */
+    else
         conn_route_key(c, m, 1);
 }
 
-/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key] */
+/* JOB.PUSH queue payload [DELAY ms] [AT unix-ms] [PRI n] [RETRIES n] [LEASE ms] [UNIQUE key]
+ * [EXPIRES ms] [GROUP key] [BATCH id] */
 void sh_job_push(struct shard *s, struct msg *m)
 {
     if (kvcmd_queue_refused(s, m, 1))
@@ -113,17 +135,30 @@ void sh_job_push(struct shard *s, struct msg *m)
     struct push_opts o;
     char err[256];
     push_parse(m, &o, err, sizeof err); /* checked on the I/O thread already */
-    struct queue *q = shard_queue(s, m, 1, true);
-    if (admit_json(s, m, q, 2, 3))
+    if (o.batch && !m->batch_admitted) {
+        batch_admit(s, m, o.batch, shard_of(m->req.argv[1], m->req.len[1], s->srv->nshards));
         return;
+    }
+    struct queue *q = shard_queue(s, m, 1, true);
+    struct job *added = NULL;
+    if (admit_json(s, m, q, 2, 3)) {
+        if (o.batch)
+            batch_pushed(s, o.batch, NULL);
+        return;
+    }
     char id[JOB_ID_HEX + 1];
     struct job *j = o.unique ? queue_unique_find(q, o.unique, o.unique_len) : NULL;
     if (!j) {
-        if (admit_room(s, m, q, 1))
+        if (admit_room(s, m, q, 1)) {
+            if (o.batch)
+                batch_pushed(s, o.batch, NULL);
             return;
-        j = store_job_push(&s->st, q, m->req.argv[2], m->req.len[2], &o);
+        }
+        j = added = store_job_push(&s->st, q, m->req.argv[2], m->req.len[2], &o);
         m->req.argv[2] = NULL; /* the job owns the payload now */
     }
+    if (o.batch)
+        batch_pushed(s, o.batch, added);
     job_id_format(j->id, id);
     resp_add_cstr(&m->out, id);
     shard_reply(s, m);
@@ -201,6 +236,8 @@ static bool route_id(struct conn *c, struct msg *m, int i)
 /* JOB.ACK receipt [receipt …] | JOB.DEL id [id …] */
 void io_job_ids(struct conn *c, struct msg *m)
 {
+    if (arg_is(m, 0, "JOB.ACK") && io_ack_result(c, m))
+        return;
     if (m->req.argc == 2) {
         route_id(c, m, 1);
         return;
@@ -239,49 +276,22 @@ void io_job_id(struct conn *c, struct msg *m)
     route_id(c, m, 1);
 }
 
-/* Finds the job of argv[i]; with a receipt, checks it names the current,
- * reserved delivery. On failure writes the error into m->out (when
- * report) and returns NULL. */
-static struct job *resolve(struct shard *s, struct msg *m, int i, bool need_reserved, bool report)
-{
-    uint64_t id;
-    uint32_t attempt;
-    char hex[JOB_ID_HEX + 1];
-    if (!job_id_parse(m->req.argv[i], m->req.len[i], &id, &attempt) || job_id_shard(id) != s->id)
-        return NULL;
-    job_id_format(id, hex);
-    struct job *j = jtable_find(&s->st.jobs, id);
-    if (!j) {
-        if (report)
-            resp_buf_printf(&m->out, "-NOJOB no job %s (it never existed, or it finished and was removed)\r\n", hex);
-        return NULL;
-    }
-    if (attempt && attempt != j->attempt) {
-        if (report)
-            resp_buf_printf(&m->out, "-STALE receipt %s-%u is for delivery %u, but job %s is now on delivery %u "
-                            "(its lease expired and it was delivered again): do not act on it\r\n",
-                            hex, attempt, attempt, hex, j->attempt);
-        return NULL;
-    }
-    if (need_reserved && j->state != JOB_RESERVED) {
-        if (report)
-            resp_buf_printf(&m->out, "-STALE job %s is %s, not reserved%s\r\n", hex, job_state_name(j->state),
-                            j->state == JOB_DONE ? " (it was acked already)" : "");
-        return NULL;
-    }
-    return j;
-}
-
 /* JOB.ACK receipt [receipt …] */
 void sh_job_ack(struct shard *s, struct msg *m)
 {
-    bool single = m->req.argc == 2;
-    for (int i = 1; i < m->req.argc; i++) {
-        struct job *j = resolve(s, m, i, true, single);
+    bool with_result = m->req.argc == 4 && arg_is(m, 2, "RESULT");
+    bool single = m->req.argc == 2 || with_result;
+    for (int i = 1; i < (with_result ? 2 : m->req.argc); i++) {
+        struct job *j = job_resolve(s, m, i, true, single);
         if (!j)
             continue;
         struct queue *q = j->q;
-        store_job_ack(&s->st, j);
+        uint64_t id = j->id;
+        if (with_result)
+            result_store(s, m, j);
+        store_job_ack(&s->st, j); /* may free j (retention 0) */
+        if (with_result)
+            result_settle(s, id);
         store_queue_gc(&s->st, q);
         m->num++;
     }
@@ -293,7 +303,7 @@ void sh_job_ack(struct shard *s, struct msg *m)
 /* JOB.NACK receipt [DELAY ms] [ERROR text] [DEAD] */
 void sh_job_nack(struct shard *s, struct msg *m)
 {
-    struct job *j = resolve(s, m, 1, true, true);
+    struct job *j = job_resolve(s, m, 1, true, true);
     if (!j) {
         shard_reply(s, m);
         return;
@@ -324,7 +334,7 @@ void sh_job_nack(struct shard *s, struct msg *m)
 /* JOB.TOUCH receipt [LEASE ms] */
 void sh_job_touch(struct shard *s, struct msg *m)
 {
-    struct job *j = resolve(s, m, 1, true, true);
+    struct job *j = job_resolve(s, m, 1, true, true);
     if (j) {
         long long lease = 0;
         if (m->req.argc == 4)
@@ -335,84 +345,13 @@ void sh_job_touch(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
-static void add_kv_int(resp_buf *b, const char *k, long long v)
-{
-    resp_add_cstr(b, k);
-    resp_add_int(b, v);
-}
-
-static void add_kv_opt(resp_buf *b, int proto, const char *k, const char *v)
-{
-    resp_add_cstr(b, k);
-    if (v)
-        resp_add_cstr(b, v);
-    else
-        resp_add_null(b, proto);
-}
-
-/* "errors": the failed attempts, oldest first, each a map of attempt,
- * time, worker, error (job->history's lines). */
-static void encode_history(struct msg *m, const struct job *j)
-{
-    resp_buf *b = &m->out;
-    resp_add_cstr(b, "errors");
-    resp_add_array(b, job_history_count(j));
-    struct job_attempt a;
-    for (const char *p = j->history; (p = job_history_next(p, &a));) {
-        resp_add_map(b, m->proto, 4);
-        add_kv_int(b, "attempt", a.attempt);
-        add_kv_int(b, "time", a.time);
-        resp_add_cstr(b, "worker");
-        resp_add_bulk(b, a.worker, a.worker_len);
-        resp_add_cstr(b, "error");
-        resp_add_bulk(b, a.error, a.error_len);
-    }
-}
-
-void encode_job(struct msg *m, const struct job *j)
-{
-    resp_buf *b = &m->out;
-    char id[JOB_ID_HEX + 1];
-    job_id_format(j->id, id);
-    resp_add_map(b, m->proto, 18);
-    resp_add_cstr(b, "id");
-    resp_add_cstr(b, id);
-    resp_add_cstr(b, "queue");
-    resp_add_bulk(b, j->q->name, j->q->namelen);
-    resp_add_cstr(b, "state");
-    resp_add_cstr(b, job_state_name(j->state));
-    resp_add_cstr(b, "payload");
-    if (j->payload)
-        resp_add_bulk(b, j->payload, j->len);
-    else
-        resp_add_null(b, m->proto);
-    add_kv_int(b, "priority", j->priority);
-    add_kv_int(b, "attempt", j->attempt);
-    add_kv_int(b, "retries", j->retries);
-    add_kv_int(b, "lease_ms", j->lease_ms ? j->lease_ms : j->q->conf.lease);
-    add_kv_int(b, "run_at", j->state == JOB_DELAYED ? j->run_at : 0);
-    add_kv_int(b, "lease_until", j->state == JOB_RESERVED ? j->lease_until : 0);
-    add_kv_int(b, "created_at", j->created_at);
-    add_kv_int(b, "updated_at", j->updated_at);
-    add_kv_opt(b, m->proto, "last_error", j->last_error);
-    add_kv_opt(b, m->proto, "unique", j->unique);
-    add_kv_int(b, "expires_at", j->expires_at);
-    resp_add_cstr(b, "group");
-    if (j->group)
-        resp_add_bulk(b, j->group, j->grouplen);
-    else
-        resp_add_null(b, m->proto);
-    add_kv_opt(b, m->proto, "holder", j->state == JOB_RESERVED ? j->holder : NULL);
-    encode_history(m, j);
-}
-
 /* JOB.GET id */
 void sh_job_get(struct shard *s, struct msg *m)
 {
-    struct job *j = resolve(s, m, 1, false, false);
+    struct job *j = job_resolve(s, m, 1, false, false);
     bool had = j && j->payload; /* a look must not pin the payload in memory */
     if (j && store_job_payload(&s->st, j) == 0)
-        encode_job(m, j);
+        result_encode_job(s, m, j);
     else
         resp_add_null(&m->out, m->proto);
     if (j && !had)
@@ -424,7 +363,7 @@ void sh_job_get(struct shard *s, struct msg *m)
 void sh_job_del(struct shard *s, struct msg *m)
 {
     for (int i = 1; i < m->req.argc; i++) {
-        struct job *j = resolve(s, m, i, false, false);
+        struct job *j = job_resolve(s, m, i, false, false);
         if (!j)
             continue;
         struct queue *q = j->q;
@@ -440,7 +379,7 @@ void sh_job_del(struct shard *s, struct msg *m)
 /* JOB.RETRY id */
 void sh_job_retry(struct shard *s, struct msg *m)
 {
-    struct job *j = resolve(s, m, 1, false, true);
+    struct job *j = job_resolve(s, m, 1, false, true);
     if (j && j->state != JOB_DEAD && j->state != JOB_DELAYED && j->state != JOB_EXPIRED) {
         char id[JOB_ID_HEX + 1];
         job_id_format(j->id, id);

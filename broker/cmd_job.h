@@ -26,6 +26,4 @@ void sh_job_get(struct shard *s, struct msg *m);
 void sh_job_del(struct shard *s, struct msg *m);
 void sh_job_retry(struct shard *s, struct msg *m);
 
-/* The whole record as a map (flat array in RESP2): JOB.GET, QUEUE.PEEK. */
-void encode_job(struct msg *m, const struct job *j);
 #endif

@@ -484,75 +484,30 @@ void io_keys(struct conn *c, struct msg *m)
     conn_gather(c, m, true, finish_keys);
 }
 
-static bool parse_cursor(const struct msg *m, uint64_t *out)
-{
-    const char *p = m->req.argv[1];
-    size_t n = m->req.len[1];
-    if (n == 0 || n > 20)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9' || v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(p[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* Checks SCAN's options; fills count, pattern and type. */
-static const char *scan_options(const struct msg *m, long long *count, int *pat, int *type)
-{
-    *count = 10;
-    *pat = *type = 0;
-    for (int i = 2; i < m->req.argc; i += 2) {
-        if (i + 1 >= m->req.argc)
-            return KV_ERR_SYNTAX;
-        if (arg_is(m, i, "COUNT")) {
-            if (!arg_ll(m, i + 1, count))
-                return KV_ERR_INT;
-            if (*count < 1)
-                return KV_ERR_SYNTAX;
-        } else if (arg_is(m, i, "MATCH")) {
-            *pat = i + 1;
-        } else if (arg_is(m, i, "TYPE")) {
-            *type = i + 1;
-        } else {
-            return KV_ERR_SYNTAX;
-        }
-    }
-    return NULL;
-}
-
 void io_scan(struct conn *c, struct msg *m)
 {
-    uint64_t cur;
-    long long count;
-    int pat, type;
-    if (!parse_cursor(m, &cur)) {
-        conn_reply_error(c, m, "ERR invalid cursor");
-        return;
-    }
-    const char *e = scan_options(m, &count, &pat, &type);
+    struct kvcmd_scan a;
+    const char *e = kvcmd_scan_args(m, 1, true, &a);
     if (e) {
         conn_reply_error(c, m, "%s", e);
         return;
     }
     int n = c->io->srv->nshards;
-    conn_route(c, m, (int)(cur % (uint64_t)n));
+    conn_route(c, m, (int)(a.cursor % (uint64_t)n));
 }
 
 /* SCAN cursor [MATCH pattern] [COUNT n] [TYPE type] */
 void sh_scan(struct shard *s, struct msg *m)
 {
-    uint64_t cur = 0;
-    long long count;
-    int pat, type;
-    const char *e = scan_options(m, &count, &pat, &type);
-    if (!parse_cursor(m, &cur) || e) {
-        kvcmd_fail(s, m, "%s", e ? e : "ERR invalid cursor");
+    struct kvcmd_scan a;
+    const char *e = kvcmd_scan_args(m, 1, true, &a);
+    if (e) {
+        kvcmd_fail(s, m, "%s", e);
         return;
     }
+    uint64_t cur = a.cursor;
+    long long count = a.count;
+    int pat = a.pat, type = a.type;
     uint64_t n = (uint64_t)s->srv->nshards, inner = cur / n;
     struct key_list l = { .s = s, .m = m };
     if (pat) {

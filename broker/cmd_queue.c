@@ -7,6 +7,7 @@
 #include "args.h"
 #include "clock.h"
 #include "cmd_job.h"
+#include "cmd_result.h"
 #include "command.h"
 #include "config.h"
 #include "conn.h"
@@ -19,6 +20,7 @@
 #include "powercut.h"
 #include "queue.h"
 #include "shard.h"
+#include "sysinfo.h"
 #include "textfmt.h"
 #include "xalloc.h"
 
@@ -303,7 +305,7 @@ void sh_queue_peek(struct shard *s, struct msg *m)
         for (size_t i = 0; i < n; i++) {
             bool had = page[i]->payload != NULL; /* a look must not pin payloads in memory */
             store_job_payload(&s->st, page[i]);
-            encode_job(m, page[i]);
+            result_encode_job(s, m, page[i]);
             if (!had)
                 store_job_payload_drop(&s->st, page[i]);
         }
@@ -475,11 +477,24 @@ void io_debug(struct conn *c, struct msg *m)
         conn_route_key(c, m, 2);
         return;
     }
+    if (arg_is(m, 1, "DISK-FREE")) {
+        /* DEBUG DISK-FREE bytes|OFF: pretend the data directory's file
+         * system has this much free space (OFF: measure it again). */
+        struct server *srv = c->io->srv;
+        if (m->req.argc != 3 || (!arg_is(m, 2, "OFF") && (!arg_ll(m, 2, &n) || n < 0))) {
+            conn_reply_error(c, m, "ERR DEBUG DISK-FREE bytes|OFF");
+            return;
+        }
+        atomic_store(&srv->disk_free_fake, arg_is(m, 2, "OFF") ? -1 : n);
+        ctx_disk_update(srv, sysinfo_disk_free(srv->cfg.data_dir));
+        conn_reply_ok(c, m);
+        return;
+    }
     if (!arg_is(m, 1, "JOURNAL-FAIL") || m->req.argc < 4 || m->req.argc > 5 ||
         !arg_ll(m, 3, &n) || n < 0 || n > 1000000 ||
         (m->req.argc == 5 && !arg_is(m, 4, "ENOSPC") && !arg_is(m, 4, "EIO"))) {
         conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms | "
-                         "DEBUG POWER-CUT [TORN]");
+                         "DEBUG POWER-CUT [TORN] | DEBUG DISK-FREE bytes|OFF");
         return;
     }
     conn_route_key(c, m, 2);

@@ -6,6 +6,7 @@
  */
 #include "cmd_server.h"
 
+#include "acl.h"
 #include "args.h"
 #include "clock.h"
 #include "cmd_multi.h"
@@ -71,6 +72,19 @@ static bool password_ok(const struct conn *c, const char *p, size_t n)
 /* Returns NULL when user/pass are right, else the error to send. */
 static const char *check_auth(struct conn *c, const struct msg *m, int user_i, int pass_i)
 {
+    if (user_i >= 0 && !arg_is(m, user_i, "default")) { /* a named ACL user */
+        char name[ACL_NAME_MAX + 1];
+        size_t n = m->req.len[user_i];
+        if (n > ACL_NAME_MAX || !acl_auth((snprintf(name, sizeof name, "%.*s", (int)n, m->req.argv[user_i]), name),
+                                          m->req.argv[pass_i], m->req.len[pass_i])) {
+            conn_auth_failed(c);
+            return "WRONGPASS invalid username-password pair or user is disabled.";
+        }
+        c->authed = true;
+        snprintf(c->user, sizeof c->user, "%s", name);
+        conn_apply_limits(c);
+        return NULL;
+    }
     if (!c->io->srv->cfg.requirepass[0])
         return "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
     if ((user_i >= 0 && !arg_is(m, user_i, "default")) ||
@@ -79,6 +93,7 @@ static const char *check_auth(struct conn *c, const struct msg *m, int user_i, i
         return "WRONGPASS invalid username-password pair or user is disabled.";
     }
     c->authed = true;
+    c->user[0] = '\0';
     conn_apply_limits(c);
     return NULL;
 }
@@ -312,10 +327,10 @@ static void finish_info(struct conn *c, struct slot *sl)
     if (want_section(m, "server", true))
         resp_buf_printf(&t, "# Server\r\nredis_version:%s\r\nspool_version:%s\r\nredis_mode:standalone\r\n"
                         "os:Linux\r\narch_bits:%d\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\nrun_id:%s\r\n"
-                        "tcp_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nio_threads:%d\r\n"
+                        "tcp_port:%d\r\ntls_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nio_threads:%d\r\n"
                         "shards:%d\r\nconfig_file:%s\r\n\r\n",
                         REDIS_COMPAT_VERSION, SPOOL_VERSION, (int)(sizeof(void *) * 8), (int)getpid(),
-                        srv->run_id, srv->port, (long long)up, (long long)(up / 86400), srv->nio,
+                        srv->run_id, srv->port, srv->tls_port, (long long)up, (long long)(up / 86400), srv->nio,
                         srv->nshards, srv->cfg.config_file);
     if (want_section(m, "clients", true))
         resp_buf_printf(&t, "# Clients\r\nconnected_clients:%ld\r\nblocked_clients:%ld\r\nmaxclients:%d\r\n\r\n",
@@ -328,8 +343,11 @@ static void finish_info(struct conn *c, struct slot *sl)
                         (long long)srv->cfg.maxmemory, policies[srv->cfg.maxmemory_policy]);
     }
     if (want_section(m, "persistence", true))
-        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\n\r\n",
-                        config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs());
+        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\ndisk_free:%lld\r\n"
+                        "disk_reserve:%lld\r\ndisk_low:%d\r\n\r\n",
+                        config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs(),
+                        atomic_load(&srv->disk_free), (long long)srv->cfg.disk_reserve,
+                        (int)atomic_load(&srv->disk_low));
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
                         "rejected_connections:%llu\r\nacl_access_denied_auth:%llu\r\nidle_clients_closed:%llu\r\n"

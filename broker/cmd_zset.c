@@ -652,38 +652,18 @@ static void zscan_one(void *arg, const struct znode *x)
 /* ZSCAN key cursor [MATCH pattern] [COUNT n] */
 void sh_zscan(struct shard *s, struct msg *m)
 {
-    unsigned long long cur = 0;
-    const char *p = m->req.argv[2];
-    for (size_t i = 0; i < m->req.len[2]; i++) {
-        if (p[i] < '0' || p[i] > '9' || m->req.len[2] > 19) {
-            kvcmd_fail(s, m, "ERR invalid cursor");
-            return;
-        }
-        cur = cur * 10 + (unsigned long long)(p[i] - '0');
+    struct kvcmd_scan a;
+    const char *e = kvcmd_scan_args(m, 2, false, &a);
+    if (e) {
+        kvcmd_fail(s, m, "%s", e);
+        return;
     }
+    unsigned long long cur = a.cursor;
+    long long count = a.count;
     struct zscan z = { .m = m };
-    long long count = 10;
-    for (int i = 3; i < m->req.argc; i += 2) {
-        if (i + 1 >= m->req.argc) {
-            kvcmd_fail(s, m, KV_ERR_SYNTAX);
-            return;
-        }
-        if (arg_is(m, i, "COUNT")) {
-            if (!arg_ll(m, i + 1, &count)) {
-                kvcmd_fail(s, m, KV_ERR_INT);
-                return;
-            }
-            if (count < 1) {
-                kvcmd_fail(s, m, KV_ERR_SYNTAX);
-                return;
-            }
-        } else if (arg_is(m, i, "MATCH")) {
-            z.pat = m->req.argv[i + 1];
-            z.plen = m->req.len[i + 1];
-        } else {
-            kvcmd_fail(s, m, KV_ERR_SYNTAX);
-            return;
-        }
+    if (a.pat) {
+        z.pat = m->req.argv[a.pat];
+        z.plen = m->req.len[a.pat];
     }
     bool err;
     struct kv *kv = zread(s, m, &err);

@@ -6,16 +6,23 @@
  */
 #include "commands.h"
 
+#include "acl.h"
 #include "args.h"
 #include "clock.h"
+#include "cmd_batch.h"
 #include "cmd_flow.h"
 #include "cmd_hash.h"
 #include "cmd_job.h"
 #include "cmd_keys.h"
 #include "cmd_list.h"
+#include "cmd_acl.h"
+#include "cmd_backup.h"
 #include "cmd_multi.h"
 #include "cmd_pubsub.h"
+#include "cmd_result.h"
+#include "cmd_sched.h"
 #include "cmd_queue.h"
+#include "cmd_script.h"
 #include "cmd_server.h"
 #include "cmd_string.h"
 #include "cmd_zset.h"
@@ -37,6 +44,8 @@
 #define W CMD_WRITE
 #define R CMD_READONLY
 
+static void io_acl_entry(struct conn *c, struct msg *m);
+
 static struct command table[] = {
     /* connection and server (I/O thread) */
     { "ping", -1, CMD_FAST | CMD_PUBSUB, 0, 0, 0, io_ping, NULL, NULL, "Answers PONG, or echoes its argument." },
@@ -48,6 +57,8 @@ static struct command table[] = {
     { "client", -2, CMD_FAST, 0, 0, 0, io_client, NULL, peer_client_list, "CLIENT ID|SETNAME|GETNAME|LIST|INFO|SETINFO." },
     { "info", -1, 0 | CMD_BIGREPLY, 0, 0, 0, io_info, sh_info, NULL, "Server, client, memory and queue information in Redis INFO format." },
     { "command", -1, 0, 0, 0, 0, io_command, NULL, NULL, "Describes the commands (COMMAND, COMMAND COUNT|INFO|DOCS)." },
+    { "acl", -2, 0, 0, 0, 0, io_acl_entry, NULL, NULL, "ACL SETUSER|GETUSER|DELUSER|LIST|USERS|WHOAMI|CAT|SAVE|LOAD: named users with passwords, command, key and channel permissions." },
+    { "backup", 2, 0, 0, 0, 0, io_backup, sh_backup, NULL, "BACKUP dir: an online, consistent copy of every shard into a new directory (restore: stop spoold, copy the files in, start)." },
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
     { "time", 1, CMD_FAST, 0, 0, 0, io_time, NULL, NULL, "The server time: seconds and microseconds." },
     /* lists */
@@ -145,14 +156,27 @@ static struct command table[] = {
     { "zpopmax", -2, W | CMD_FAST | CMD_BIGREPLY, 1, 1, 1, io_key, sh_zpop, NULL, "Takes the members with the highest scores." },
     { "zscan", -3, R | CMD_BIGREPLY, 1, 1, 1, io_key, sh_zscan, NULL, "Iterates over a sorted set's members with a cursor." },
     /* reliable jobs */
-    { "job.push", -3, W, 1, 1, 1, io_job_push, sh_job_push, NULL, "Pushes a job with options (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE); replies with its id." },
+    { "job.push", -3, W, 1, 1, 1, io_job_push, sh_job_push, NULL, "Pushes a job with options (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE, BATCH); replies with its id." },
     { "job.reserve", -3, W | CMD_BLOCKING | CMD_RESERVE, 0, 0, 0, io_job_reserve, shard_bpop, NULL, "Leases ready jobs from the first queue that has some, waiting up to TIMEOUT ms." },
-    { "job.ack", -2, W | CMD_FAST, 0, 0, 0, io_job_ids, sh_job_ack, NULL, "Acknowledges deliveries by receipt: their jobs are done." },
+    { "job.ack", -2, W | CMD_FAST, 0, 0, 0, io_job_ids, sh_job_ack, NULL, "Acknowledges deliveries by receipt: their jobs are done (JOB.ACK receipt RESULT value keeps a result)." },
     { "job.nack", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_nack, NULL, "Gives a delivery back as failed: retry after backoff (or DELAY), or dead." },
     { "job.touch", -2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_touch, NULL, "Extends the lease of a delivery." },
     { "job.get", 2, R | CMD_FAST | CMD_ONEPAYLOAD, 0, 0, 0, io_job_id, sh_job_get, NULL, "The whole record of a job." },
     { "job.del", -2, W, 0, 0, 0, io_job_ids, sh_job_del, NULL, "Deletes jobs in any state." },
+    { "job.progress", 3, W | CMD_FAST, 0, 0, 0, io_job_progress, sh_job_progress, NULL, "Reports the progress of a reserved job (0-100 or a JSON object); publishes a progress event." },
+    { "job.wait", -2, R | CMD_ONEPAYLOAD | CMD_DURABLE, 0, 0, 0, io_job_wait, sh_job_wait, NULL, "Waits until a job is done or dead and returns its record with its result; nil after TIMEOUT ms." },
     { "job.retry", 2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_retry, NULL, "Makes a dead or delayed job ready now." },
+    /* batches */
+    { "batch.new", -1, W, 0, 0, 0, io_batch_new, sh_batch_new, NULL, "Opens a batch with optional ON-SUCCESS, ON-COMPLETE and ON-DEATH callback jobs; replies with its id." },
+    { "batch.close", 2, W, 0, 0, 0, io_batch_id, sh_batch_id, NULL, "No more jobs join the batch; its callbacks fire once all have finished." },
+    { "batch.get", 2, R, 0, 0, 0, io_batch_id, sh_batch_id, NULL, "A batch's state, counts and callbacks." },
+    /* schedules */
+    { "sched.set", -5, W, 2, 2, 1, io_sched_set, sh_sched_set, NULL, "Creates or replaces a durable schedule that pushes a job into a queue at every tick (cron, @daily, @every 15m)." },
+    { "sched.get", 2, R | CMD_ONEPAYLOAD, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "A schedule: its spec, options, next run and history." },
+    { "sched.del", 2, W, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "Deletes a schedule; replies 1, or 0 when there was none." },
+    { "sched.list", -1, R | CMD_BIGREPLY, 0, 0, 0, io_sched_list, sh_sched_list, NULL, "Every schedule, or those of one queue." },
+    { "sched.pause", 2, W, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "Stops a schedule's ticks (missed ticks are not run later)." },
+    { "sched.resume", 2, W, 0, 0, 0, io_sched_name, sh_sched_name, NULL, "Resumes a paused schedule from its next tick after now." },
     /* queue administration */
     { "queue.list", 1, R | CMD_BIGREPLY, 0, 0, 0, io_queue_list, sh_queue_list, NULL, "The names of all queues." },
     { "queue.stats", 2, R, 1, 1, 1, io_key, sh_queue_stats, NULL, "Counts per state, totals, oldest ready age, paused." },
@@ -164,7 +188,13 @@ static struct command table[] = {
     { "queue.config", -3, W, 1, 1, 1, io_queue_key, sh_queue_config, NULL, "Reads or changes a queue's settings." },
     { "queue.workers", 2, R, 1, 1, 1, io_key, sh_queue_workers, NULL, "Who holds which jobs of a queue, and who waits on it." },
     { "queue.groups", 2, R, 1, 1, 1, io_key, sh_queue_groups, NULL, "The fair groups of a queue with their ready and reserved counts." },
-    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | SYNC-DELAY queue ms | POWER-CUT [TORN]: fault injection for tests." },
+    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | SYNC-DELAY queue ms | POWER-CUT [TORN] | DISK-FREE bytes|OFF: fault injection for tests." },
+    /* scripting */
+    { "eval", -3, W, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a Lua script atomically on the shard of its keys." },
+    { "evalsha", -3, W, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a cached Lua script by its SHA-1." },
+    { "eval_ro", -3, R, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a Lua script that may only read." },
+    { "evalsha_ro", -3, R, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a cached read-only Lua script by its SHA-1." },
+    { "script", -2, 0, 0, 0, 0, io_script, sh_script_load, NULL, "SCRIPT LOAD script | EXISTS sha1 … | FLUSH | KILL." },
     /* pub/sub */
     { "subscribe", -2, CMD_PUBSUB, 0, 0, 0, io_subscribe, NULL, NULL, "Listens to channels." },
     { "unsubscribe", -1, CMD_PUBSUB, 0, 0, 0, io_unsubscribe, NULL, NULL, "Stops listening to channels." },
@@ -242,6 +272,94 @@ static void reply_unknown(struct conn *c, resp_cmd *cmd)
  * processCommand), then runs the io() handler. A command whose reply
  * finds no room yet among the replies in flight is held by the
  * connection, which dispatches it again later (conn.c: output bounds). */
+/* ------------------------------------------------------------------ ACL */
+
+/* ACL CAT category: the commands of a category (from this table); every
+ * other ACL subcommand is cmd_acl.c's. */
+static void io_acl_entry(struct conn *c, struct msg *m)
+{
+    if (!(arg_is(m, 1, "CAT") && m->req.argc == 3)) {
+        io_acl(c, m);
+        return;
+    }
+    int bit = 0;
+    for (int i = 0; acl_category_name(i); i++)
+        if (arg_is(m, 2, acl_category_name(i)))
+            bit = 1 << i;
+    bool all = arg_is(m, 2, "all");
+    if (!bit && !all) {
+        conn_reply_error(c, m, "ERR Unknown category '%.32s' (see ACL CAT)", m->req.argv[2]);
+        return;
+    }
+    resp_buf names;
+    resp_buf_init(&names);
+    size_t n = 0;
+    for (size_t i = 0; i < commands_count(); i++) {
+        const struct command *k = commands_at(i);
+        if (all || (acl_categories(k->name, k->flags) & bit)) {
+            resp_add_cstr(&names, k->name);
+            n++;
+        }
+    }
+    resp_add_array(&m->out, n);
+    resp_buf_append(&m->out, names.data, names.len);
+    resp_buf_free(&names);
+    conn_reply(c, m);
+}
+
+#define ACL_MAX_ARGS 256
+
+/* The argv indices of cmd's keys (the table's key positions; JOB.RESERVE:
+ * the queues after FROM) and of its channels. */
+static void command_keys(const struct command *k, const resp_cmd *cmd, int *keys, int *nkeys, int *chans,
+                         int *nchans, bool *patterns)
+{
+    *nkeys = *nchans = 0;
+    *patterns = false;
+    if (!strcmp(k->name, "job.reserve")) {
+        int i = 1;
+        while (i < cmd->argc && !(cmd->len[i] == 4 && !strncasecmp(cmd->argv[i], "FROM", 4)))
+            i++;
+        for (i++; i < cmd->argc && *nkeys < ACL_MAX_ARGS; i++)
+            keys[(*nkeys)++] = i;
+    } else if (k->first_key > 0) {
+        int last = k->last_key >= 0 ? k->last_key : cmd->argc + k->last_key;
+        for (int i = k->first_key; i <= last && i < cmd->argc && *nkeys < ACL_MAX_ARGS; i += k->key_step)
+            keys[(*nkeys)++] = i;
+    } else if (!strcmp(k->name, "publish")) {
+        chans[(*nchans)++] = 1;
+    } else if (!strcmp(k->name, "subscribe") || !strcmp(k->name, "psubscribe")) {
+        *patterns = k->name[0] == 'p';
+        for (int i = 1; i < cmd->argc && *nchans < ACL_MAX_ARGS; i++)
+            chans[(*nchans)++] = i;
+    }
+}
+
+/* A named ACL user may run this command on these keys and channels;
+ * false: the -NOPERM error is sent. */
+static bool acl_permits(struct conn *c, const struct command *k, const resp_cmd *cmd)
+{
+    int keys[ACL_MAX_ARGS], chans[ACL_MAX_ARGS], nk, nc, which;
+    bool patterns;
+    command_keys(k, cmd, keys, &nk, chans, &nc, &patterns);
+    const char *kp[ACL_MAX_ARGS], *cp[ACL_MAX_ARGS];
+    size_t kl[ACL_MAX_ARGS], cl[ACL_MAX_ARGS];
+    for (int i = 0; i < nk; i++)
+        kp[i] = cmd->argv[keys[i]], kl[i] = cmd->len[keys[i]];
+    for (int i = 0; i < nc; i++)
+        cp[i] = cmd->argv[chans[i]], cl[i] = cmd->len[chans[i]];
+    int rc = acl_check(c->user, k->name, acl_categories(k->name, k->flags), nk, kp, kl, nc, cp, cl, patterns, &which);
+    if (rc == -1)
+        conn_error_now(c, "NOPERM User %s has no permissions to run the '%s' command", c->user, k->name);
+    else if (rc == -2)
+        conn_error_now(c, "NOPERM No permissions to access a key: user %s may not use '%.*s' (see ACL GETUSER %s)",
+                       c->user, (int)(kl[which] > 128 ? 128 : kl[which]), kp[which], c->user);
+    else if (rc == -3)
+        conn_error_now(c, "NOPERM No permissions to access a channel: user %s may not use '%.*s' (see ACL GETUSER %s)",
+                       c->user, (int)(cl[which] > 128 ? 128 : cl[which]), cp[which], c->user);
+    return rc == 0;
+}
+
 void commands_dispatch(struct conn *c, resp_cmd *cmd)
 {
     struct server *srv = c->io->srv;
@@ -264,6 +382,10 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
     snprintf(c->lastcmd, sizeof c->lastcmd, "%s", k->name);
     if (srv->cfg.requirepass[0] && !c->authed && !(k->flags & CMD_NOAUTH)) {
         conn_error_now(c, "NOAUTH Authentication required.");
+        resp_cmd_free(cmd);
+        return;
+    }
+    if (c->user[0] && !(k->flags & CMD_NOAUTH) && !acl_permits(c, k, cmd)) {
         resp_cmd_free(cmd);
         return;
     }

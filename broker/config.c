@@ -31,6 +31,7 @@ struct opt {
 static const char *const fsync_choices[] = { "always", "batch", "off", NULL };
 static const char *const payload_choices[] = { "json", "raw", NULL };
 static const char *const yesno_choices[] = { "no", "yes", NULL };
+static const char *const tls_auth_choices[] = { "no", "optional", "yes", NULL };
 static const char *const level_choices[] = { "debug", "info", "warn", "error", NULL };
 static const char *const evict_choices[] = { "noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu",
                                              "volatile-ttl", "allkeys-random", "volatile-random", NULL };
@@ -47,17 +48,29 @@ static const struct opt opts[] = {
     { "http-port", OPT_INT, OFF(http_port), "7380", -1, 65535, NULL, "HTTP admin and dashboard port (0 = off, -1 = any free port)" },
     { "payload", OPT_ENUM, OFF(payload), "json", 0, 0, payload_choices, "payload check: json|raw" },
     { "max-payload", OPT_SIZE, OFF(max_payload), "1mb", 1, 512LL << 20, NULL, "largest job payload in bytes" },
+    { "max-result", OPT_SIZE, OFF(max_result), "64kb", 0, 512LL << 20, NULL, "largest job result (JOB.ACK … RESULT) and progress value in bytes" },
     { "payload-memory", OPT_SIZE, OFF(payload_memory), "1gb", 0, 1LL << 40, NULL, "payloads kept in memory (all shards); beyond it they are read from the journal" },
     { "maxmemory", OPT_SIZE, OFF(maxmemory), "0", 0, 1LL << 50, NULL, "memory for strings, hashes and sorted sets over all shards (0 = no limit); jobs do not count" },
     { "maxmemory-policy", OPT_ENUM, OFF(maxmemory_policy), "noeviction", 0, 0, evict_choices, "at maxmemory: noeviction (writes get -OOM) or which keys to evict, sampled as Redis does" },
     { "proto-max-bulk-len", OPT_SIZE, OFF(proto_max_bulk_len), "0", 0, 1LL << 32, NULL, "largest RESP bulk string (0 = twice max-payload, at least 1mb)" },
     { "proto-max-request", OPT_SIZE, OFF(proto_max_request), "64mb", 1024, 1LL << 34, NULL, "largest request: all arguments of one command together" },
+    { "aclfile", OPT_STR, OFF(aclfile), "", 0, 0, NULL, "ACL users file (`user NAME rules...` lines), read at start and by ACL LOAD, written by ACL SAVE (empty = none)" },
+    { "tls-port", OPT_INT, OFF(tls_port), "0", -1, 65535, NULL, "TCP port for TLS clients (0 = no TLS, -1 = any free port; see INFO server tls_port)" },
+    { "tls-cert-file", OPT_STR, OFF(tls_cert_file), "", 0, 0, NULL, "the server's certificate chain (PEM) for --tls-port" },
+    { "tls-key-file", OPT_STR, OFF(tls_key_file), "", 0, 0, NULL, "the private key (PEM) of --tls-cert-file" },
+    { "tls-ca-cert-file", OPT_STR, OFF(tls_ca_cert_file), "", 0, 0, NULL, "CA certificates (PEM) that client certificates are checked against" },
+    { "tls-auth-clients", OPT_ENUM, OFF(tls_auth_clients), "no", 0, 0, tls_auth_choices, "client certificates: no (not asked), optional (checked when sent), yes (required)" },
     { "protected-mode", OPT_ENUM, OFF(protected_mode), "yes", 0, 0, yesno_choices, "with no password, serve only loopback clients: yes|no" },
     { "request-timeout", OPT_INT, OFF(request_timeout), "60", 0, 100000000, NULL, "close a client whose started request is not complete after this many seconds (0 = never)" },
     { "timeout", OPT_INT, OFF(timeout), "0", 0, 100000000, NULL, "close a client idle this many seconds (0 = never; unauthenticated: 10 s)" },
+    { "disk-reserve", OPT_SIZE, OFF(disk_reserve), "64mb", 0, 1LL << 50, NULL, "refuse pushes (-FULL) while the data directory's file system has less free space than this, so that reserve, ack and delete keep working (0 = never)" },
     { "maxclients", OPT_INT, OFF(maxclients), "10000", 1, 1000000, NULL, "most client connections at once" },
     { "client-output-limit", OPT_SIZE, OFF(client_output_limit), "64mb", 65536, 1LL << 40, NULL, "output buffer at which a client that does not read is disconnected" },
+    { "recover", OPT_ENUM, OFF(recover), "no", 0, 0, yesno_choices, "start even though shard files are missing or their WAL was cut, accepting the loss (logged): no|yes; --recover alone means yes" },
     { "enable-debug-command", OPT_ENUM, OFF(enable_debug), "no", 0, 0, yesno_choices, "allow DEBUG (fault injection for tests): no|yes" },
+    { "busy-script-time", OPT_INT, OFF(busy_script_time), "5000", 1, 86400000, NULL, "ms a Lua script runs before other clients of its shard get -BUSY and SCRIPT KILL may end it" },
+    { "script-memory", OPT_SIZE, OFF(script_memory), "64mb", 1LL << 20, 1LL << 40, NULL, "memory cap of each shard's Lua state" },
+    { "script-cache-size", OPT_INT, OFF(script_cache_size), "500", 1, 1000000, NULL, "scripts EVAL keeps cached (least recently used go first); SCRIPT LOAD keeps as many again" },
     { "loglevel", OPT_ENUM, OFF(loglevel), "info", 0, 0, level_choices, "debug|info|warn|error" },
     { "logfile", OPT_STR, OFF(logfile), "", 0, 0, NULL, "log file (empty = stderr)" },
     { "port-file", OPT_STR, OFF(port_file), "", 0, 0, NULL, "write the bound port to this file once listening" },
@@ -258,6 +271,11 @@ int config_load(struct config *cfg, int argc, char **argv, FILE *err)
         char name[64];
         const char *val;
         const char *eq = strchr(a, '=');
+        if (!strcmp(a, "--recover") && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) {
+            cfg->recover = 1; /* a flag: --recover alone */
+            given[find_opt("recover") - opts] = true;
+            continue;
+        }
         if (eq) {
             snprintf(name, sizeof name, "%.*s", (int)(eq - a - 2), a + 2);
             val = eq + 1;

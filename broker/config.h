@@ -31,9 +31,14 @@ struct config {
     int io_threads;       /* 0 means "auto" */
     int fsync;            /* enum fsync_mode */
     char *requirepass;
+    char *aclfile;
+    int tls_port;         /* 0 = no TLS listener, -1 = any free port */
+    char *tls_cert_file, *tls_key_file, *tls_ca_cert_file;
+    int tls_auth_clients; /* enum tls_auth (tls.h): no, optional, yes */        /* ACL users, "" = none (acl.h) */
     int http_port;        /* 0 = off, -1 = any free port */
     int payload;          /* enum payload_mode */
     int64_t max_payload;
+    int64_t max_result;   /* JOB.ACK … RESULT and JOB.PROGRESS values */
     int64_t payload_memory;
     int64_t maxmemory;    /* bytes of keyspace values over all shards; 0 = no limit */
     int maxmemory_policy; /* enum evict_policy */
@@ -43,8 +48,13 @@ struct config {
     int timeout;          /* idle seconds before a client is closed; 0 = never */
     int request_timeout;  /* seconds a started request may take to arrive; 0 = no limit */
     int maxclients;
+    int64_t disk_reserve; /* free bytes below which pushes are refused */
     int enable_debug;     /* 0 no, 1 yes */
+    int recover;          /* 1: start on a damaged data dir, logging the loss */
     int64_t client_output_limit;
+    int busy_script_time;   /* ms a script runs before its shard answers -BUSY */
+    int64_t script_memory;  /* cap of each shard's Lua state */
+    int script_cache_size;  /* scripts EVAL keeps (LRU); SCRIPT LOAD's as many again */
     int loglevel;         /* enum log_level */
     char *logfile;
     char *port_file;

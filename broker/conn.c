@@ -11,6 +11,7 @@
 #include "hash.h"
 #include "iothread.h"
 #include "log.h"
+#include "tls.h"
 #include "msg.h"
 #include "queue.h"
 #include "xalloc.h"
@@ -157,13 +158,11 @@ void conn_reply(struct conn *c, struct msg *m)
 
 void conn_reply_error(struct conn *c, struct msg *m, const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     resp_buf_reset(&m->out);
-    resp_add_error(&m->out, buf);
+    va_start(ap, fmt);
+    resp_add_verror(&m->out, fmt, ap);
+    va_end(ap);
     conn_reply(c, m);
 }
 
@@ -175,14 +174,12 @@ void conn_reply_ok(struct conn *c, struct msg *m)
 
 void conn_error_now(struct conn *c, const char *fmt, ...)
 {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     resp_buf b;
     resp_buf_init(&b);
-    resp_add_error(&b, buf);
+    va_list ap;
+    va_start(ap, fmt);
+    resp_add_verror(&b, fmt, ap);
+    va_end(ap);
     emit(c, &b);
 }
 
@@ -201,12 +198,28 @@ static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
         outbox_add(&c->io->out, ctx_io(c->io->srv, k), m);
 }
 
+#define BUSY_ERROR "BUSY a Lua script has run on this shard for longer than busy-script-time (%d ms); " \
+                   "SCRIPT KILL ends it if it has not written yet, or wait for it to finish"
+
+/* A shard busy with a long script: commands for it are answered -BUSY at
+ * once instead of waiting behind it (Redis does the same after its
+ * busy-reply-threshold). */
+static bool refuse_busy(struct conn *c, struct msg *m, int k)
+{
+    if (!ctx_script_busy(c->io->srv, k))
+        return false;
+    conn_reply_error(c, m, BUSY_ERROR, c->io->srv->cfg.busy_script_time);
+    return true;
+}
+
 void conn_route(struct conn *c, struct msg *m, int k)
 {
     if (c->capture) {
         c->tx->route(c, m, k);
         return;
     }
+    if (refuse_busy(c, m, k))
+        return;
     struct slot *sl = slot_new(c, SLOT_SINGLE);
     sl->pending = 1;
     m->slot = sl;
@@ -280,6 +293,9 @@ void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish
         return;
     }
     int n = to_shards ? c->io->srv->nshards : c->io->srv->nio;
+    for (int k = 0; to_shards && k < n; k++)
+        if (refuse_busy(c, m, k))
+            return;
     struct slot *sl = slot_new(c, SLOT_GATHER);
     sl->finish = finish;
     sl->req = m;
@@ -385,6 +401,27 @@ void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadl
         bpop_park(c, sl, m);
     else
         bpop_try(c, sl, m, first);
+}
+
+void conn_park(struct conn *c, struct msg *m, int k)
+{
+    struct slot *sl = slot_new(c, SLOT_BPOP);
+    c->blocked = sl;
+    sl->park_shards = xcalloc(1, sizeof *sl->park_shards);
+    sl->park_shards[0] = k;
+    sl->npark = 1;
+    sl->claim = claim_new(c->io->srv->nshards, 2);
+    sl->pending = 1;
+    m->bmode = BPOP_PARK;
+    m->claim = sl->claim;
+    m->slot = sl;
+    m->empty = false;
+    send_to(c, m, k, true);
+    outbox_flush(&c->io->out);
+    if (!c->blocked_counted) {
+        c->blocked_counted = true;
+        atomic_fetch_add(&c->io->srv->blocked_clients, 1);
+    }
 }
 
 static void cancel_parked(struct conn *c, struct slot *sl)
@@ -672,6 +709,13 @@ static bool flush_out(struct conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (evbuffer_get_length(out) == 0)
         return false;
+    if (c->tls) { /* the TLS bufferevent encrypts and writes, once writing is on */
+        bufferevent_enable(c->bev, EV_WRITE);
+        bool resume = c->paused_out && evbuffer_get_length(out) <= OUT_PAUSE / 4;
+        if (resume)
+            c->paused_out = false;
+        return resume;
+    }
     /* A socket bufferevent keeps its output frozen at the front so that only
      * it drains it; write the way its own write callback does. */
     evbuffer_unfreeze(out, 1);
@@ -890,7 +934,43 @@ static void format_addr(int fd, char *out, size_t n, bool local)
     }
 }
 
-struct conn *conn_new(struct io_thread *io, int fd)
+/* TLS: the bufferevent reads and decrypts into its input buffer. */
+static void tls_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    conn_process(c);
+    conn_flush_dirty(c->io);
+}
+
+/* The bufferevent writes and reports errors. A plain socket is read by
+ * read_cb into c->in; a TLS one by the bufferevent, whose input is c->in.
+ * False when out of memory. */
+static bool setup_reading(struct conn *c, int fd)
+{
+    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_PAUSE / 4, 0);
+    if (c->tls) {
+        c->in = bufferevent_get_input(c->bev);
+        bufferevent_setcb(c->bev, tls_read_cb, write_cb, event_cb, c);
+        bufferevent_setwatermark(c->bev, EV_READ, 0, IN_HIGH);
+        bufferevent_enable(c->bev, EV_READ); /* EV_WRITE only while output is left over */
+        return true;
+    }
+    c->rev = event_new(c->io->base, fd, EV_READ | EV_PERSIST, read_cb, c);
+    c->in = evbuffer_new();
+    if (!c->rev || !c->in) {
+        if (c->rev)
+            event_free(c->rev);
+        if (c->in)
+            evbuffer_free(c->in);
+        return false;
+    }
+    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
+    bufferevent_disable(c->bev, EV_READ); /* EV_WRITE only while output is left over */
+    event_add(c->rev, NULL);
+    return true;
+}
+
+struct conn *conn_new(struct io_thread *io, int fd, bool tls)
 {
     struct conn *c = xcalloc(1, sizeof *c);
     c->io = io;
@@ -904,35 +984,26 @@ struct conn *conn_new(struct io_thread *io, int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->parser = resp_req_new(NULL);
     conn_apply_limits(c);
-    c->bev = bufferevent_socket_new(io->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->tls = tls;
+    c->bev = tls ? tls_bufferevent_new(io->base, fd, io->srv->tls_ctx)
+                 : bufferevent_socket_new(io->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev || !c->parser) {
         log_error("cannot set up a connection from %s: out of memory", c->addr);
         if (c->bev)
             bufferevent_free(c->bev);
-        else
-            evutil_closesocket(fd);
+        else if (!tls)
+            evutil_closesocket(fd); /* tls_bufferevent_new closed it */
         resp_req_free(c->parser);
         free(c);
         return NULL;
     }
-    c->rev = event_new(io->base, fd, EV_READ | EV_PERSIST, read_cb, c);
-    c->in = evbuffer_new();
-    if (!c->rev || !c->in) {
+    if (!setup_reading(c, fd)) {
         log_error("cannot set up a connection from %s: out of memory", c->addr);
-        if (c->rev)
-            event_free(c->rev);
-        if (c->in)
-            evbuffer_free(c->in);
         bufferevent_free(c->bev);
         resp_req_free(c->parser);
         free(c);
         return NULL;
     }
-    /* The bufferevent writes and reports errors; reading is read_cb's. */
-    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_PAUSE / 4, 0);
-    bufferevent_disable(c->bev, EV_READ); /* EV_WRITE only while output is left over */
-    event_add(c->rev, NULL);
     c->next = io->conns;
     if (io->conns)
         io->conns->prev = c;
@@ -964,9 +1035,11 @@ void conn_close(struct conn *c, const char *why)
     c->io->conn_gone(c);
     if (c->tx)
         c->tx->closed(c); /* may post an UNWATCH to a shard: c stays a zombie until it is back */
-    event_free(c->rev);
+    if (c->rev) { /* a plain socket: c->in is ours (a TLS one's is the bufferevent's) */
+        event_free(c->rev);
+        evbuffer_free(c->in);
+    }
     c->rev = NULL;
-    evbuffer_free(c->in);
     c->in = NULL;
     bufferevent_free(c->bev);
     c->bev = NULL;

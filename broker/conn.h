@@ -79,8 +79,8 @@ struct conn_tx {
 struct conn {
     struct io_thread *io;
     struct bufferevent *bev;         /* output and its errors */
-    struct event *rev;               /* reading: one read() per wake-up, no FIONREAD */
-    struct evbuffer *in;             /* what rev read and the parser has not taken yet */
+    struct event *rev;               /* reading a plain socket: one read() per wake-up, no FIONREAD (TLS: NULL) */
+    struct evbuffer *in;             /* what was read and the parser has not taken yet (TLS: the bufferevent's input) */
     bool read_paused;                /* over IN_HIGH of unparsed input: rev is off */
     struct conn *prev, *next;
     uint64_t id;
@@ -93,6 +93,8 @@ struct conn {
     resp_req_parser *parser;
     uint8_t proto;
     bool authed;
+    bool tls;                        /* a --tls-port connection (bufferevent_openssl) */
+    char user[65];                   /* ACL user (acl.h) after AUTH user pass; "" = default */
     bool closing;                    /* close once replies are flushed */
     bool closed;                     /* socket gone; zombie until inflight == 0 */
     bool paused_out;
@@ -126,7 +128,8 @@ struct conn {
 };
 
 /* Takes the accepted socket fd. */
-struct conn *conn_new(struct io_thread *io, int fd);
+/* tls: wrap fd in TLS (srv->tls_ctx, tls.h). */
+struct conn *conn_new(struct io_thread *io, int fd, bool tls);
 /* Closes now (socket gone); frees when nothing is in flight. */
 void conn_close(struct conn *c, const char *why);
 /* Writes the output of every connection of io that has some (once per
@@ -167,6 +170,10 @@ void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish
 void conn_finish_sum(struct conn *c, struct slot *sl);
 /* Starts a blocking pop over argv[first..last) (see claim.h). */
 void conn_bpop(struct conn *c, struct msg *m, int first, int last, int64_t deadline);
+/* Parks a blocking request on shard k with a claim (like a pop over one
+ * shard): the shard answers only if it wins the claim, and a disconnect
+ * withdraws it (MSG_CANCEL). Used by JOB.WAIT. */
+void conn_park(struct conn *c, struct msg *m, int k);
 /* Writes b now, outside the reply order (pub/sub messages); resets b. */
 void conn_write_oob(struct conn *c, resp_buf *b);
 /* Closes the connection once every reply before this point is written. */

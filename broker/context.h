@@ -22,6 +22,7 @@
 #ifndef SPOOL_CONTEXT_H
 #define SPOOL_CONTEXT_H
 
+#include "clock.h"
 #include "config.h"
 #include "inbox.h"
 #include "resp.h"
@@ -37,6 +38,20 @@ struct evconnlistener;
 struct event;
 struct evhttp;
 struct conn;
+struct command;
+struct script_cache;
+
+/* A script running on a shard (script.h, cmd_script.c). The shard writes
+ * since (clock_mono_ms() at the script's start, 0 when none runs) and
+ * moves state IDLE -> CLEAN -> WROTE (its first write) -> IDLE; an I/O
+ * thread reads since to answer -BUSY once busy-script-time has passed,
+ * and SCRIPT KILL moves CLEAN -> KILL (compare-and-swap), which the
+ * script's hook sees. A script that wrote cannot be killed. */
+enum script_state { SCRIPT_IDLE, SCRIPT_CLEAN, SCRIPT_WROTE, SCRIPT_KILL };
+struct script_busy {
+    _Atomic int64_t since;
+    _Atomic int state;
+};
 
 struct server {
     struct config cfg;
@@ -46,11 +61,19 @@ struct server {
     struct io_thread *io;
     struct event_base *base;
     struct evconnlistener *listener;
-    struct event *sig_term, *sig_int, *sig_hup, *accept_retry;
+    struct evconnlistener *tls_listener; /* --tls-port, or NULL */
+    void *tls_ctx;                    /* the SSL_CTX (tls.h), or NULL */
+    int tls_port;                     /* the bound TLS port, 0 = none */
+    struct event *sig_term, *sig_int, *sig_hup, *accept_retry, *disk_ev;
     struct evhttp *http;              /* HTTP admin, or NULL */
     /* Runs one parsed request (commands_dispatch): handed to the
      * connections from above, so that conn.c does not call up. */
     void (*dispatch)(struct conn *c, resp_cmd *cmd);
+    /* The command table's lookup (commands_find), for scripts' redis.call
+     * on the shard: handed down like dispatch. */
+    const struct command *(*find_command)(const char *name, size_t len);
+    struct script_cache *scripts;     /* script bodies by SHA-1 (scriptcache.h) */
+    struct script_busy *script_busy;  /* one per shard (see above) */
     struct inbox main_inbox;          /* replies to the main thread (origin == nio) */
     struct inbox **inboxes;           /* the address book (see above); ctx_inboxes() entries */
     int port;                         /* the bound port */
@@ -59,6 +82,7 @@ struct server {
     int64_t started_ms;               /* wall clock */
     int64_t started_mono;
     char run_id[41];
+    char data_id[33];                 /* the data directory's identity (datadir.h MANIFEST) */
 
     _Atomic long connected_clients;
     _Atomic long blocked_clients;
@@ -70,7 +94,27 @@ struct server {
     _Atomic uint64_t idle_closed;      /* clients closed by the idle timeouts */
     _Atomic uint64_t next_client_id;
     _Atomic long subscriptions;       /* pub/sub channels + patterns, all clients */
+    /* Disk pressure: the main thread measures free space once a second
+     * (ctx_disk_update); the push paths read disk_low (admit.c). */
+    _Atomic long long disk_free;      /* bytes free where the data directory is; -1 unknown */
+    _Atomic bool disk_low;            /* disk_free < disk-reserve: pushes are refused */
+    _Atomic long long disk_free_fake; /* DEBUG DISK-FREE: used instead of the measurement when >= 0 */
 };
+
+/* Whether shard k has run one script for busy-script-time or longer:
+ * then commands for it get -BUSY. */
+static inline bool ctx_script_busy(const struct server *srv, int k)
+{
+    if (!srv->script_busy)
+        return false;
+    int64_t since = atomic_load_explicit(&srv->script_busy[k].since, memory_order_relaxed);
+    return since && clock_mono_ms() - since >= srv->cfg.busy_script_time;
+}
+
+/* Records a measurement of free disk space (or the DEBUG DISK-FREE figure
+ * when one is set) and sets disk_low; logs when the state changes. Any
+ * thread. */
+void ctx_disk_update(struct server *srv, long long measured);
 
 /* Allocates the address book for srv->nshards + srv->nio + 1 inboxes. */
 int ctx_init(struct server *srv);

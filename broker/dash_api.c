@@ -9,6 +9,7 @@
  */
 #include "dash_api.h"
 
+#include "acl.h"
 #include "admin_rpc.h"
 #include "clock.h"
 #include "cmd_queue.h"
@@ -303,42 +304,46 @@ void dapi_overview(struct server *srv, struct evhttp_request *req, const struct 
 
 /* --------------------------------------------------------------- queue */
 
+/* The reply of d's one shard call: NULL, with d freed, when the call was
+ * cancelled at shutdown or the reply was an error (then answered). */
+static resp_val *dq_reply(struct dq *d, resp_buf *parts, int nparts)
+{
+    if (nparts == 0) { /* cancelled at shutdown */
+        dq_free(d);
+        return NULL;
+    }
+    resp_val *v = reply_or_error(d->req, &parts[0]);
+    if (!v)
+        dq_free(d);
+    return v;
+}
+
 static void queue_config_done(struct server *srv, void *arg, resp_buf *parts, int nparts)
 {
     struct dq *d = arg;
-    if (nparts == 0) { /* cancelled at shutdown */
-        dq_free(d);
+    resp_val *v = dq_reply(d, parts, nparts);
+    if (!v)
         return;
+    resp_buf_append(&d->out, ",\"config\":", 10);
+    djson_resp(&d->out, v);
+    resp_buf_append(&d->out, ",\"settings\":[", 13);
+    for (size_t i = 0; i < qconf_count(); i++) {
+        if (i)
+            resp_buf_append(&d->out, ",", 1);
+        text_json_str(&d->out, qconf_name(i), strlen(qconf_name(i)));
     }
-    resp_val *v = reply_or_error(d->req, &parts[0]);
-    if (v) {
-        resp_buf_append(&d->out, ",\"config\":", 10);
-        djson_resp(&d->out, v);
-        resp_buf_append(&d->out, ",\"settings\":[", 13);
-        for (size_t i = 0; i < qconf_count(); i++) {
-            if (i)
-                resp_buf_append(&d->out, ",", 1);
-            text_json_str(&d->out, qconf_name(i), strlen(qconf_name(i)));
-        }
-        resp_buf_append(&d->out, "]}\n", 3);
-        dreply_json(d->req, 200, &d->out);
-        resp_val_free(v);
-    }
+    resp_buf_append(&d->out, "]}\n", 3);
+    dreply_json(d->req, 200, &d->out);
+    resp_val_free(v);
     dq_free(d);
 }
 
 static void queue_stats_done(struct server *srv, void *arg, resp_buf *parts, int nparts)
 {
     struct dq *d = arg;
-    if (nparts == 0) { /* cancelled at shutdown */
-        dq_free(d);
+    resp_val *v = dq_reply(d, parts, nparts);
+    if (!v)
         return;
-    }
-    resp_val *v = reply_or_error(d->req, &parts[0]);
-    if (!v) {
-        dq_free(d);
-        return;
-    }
     resp_buf_append(&d->out, "{\"name\":", 8);
     text_json_str(&d->out, d->queue, d->qlen);
     resp_buf_append(&d->out, ",\"stats\":", 9);
@@ -452,15 +457,9 @@ static void finish_jobs(struct dq *d, bool more)
 static void peek_done(struct server *srv, void *arg, resp_buf *parts, int nparts)
 {
     struct dq *d = arg;
-    if (nparts == 0) { /* cancelled at shutdown */
-        dq_free(d);
+    resp_val *v = dq_reply(d, parts, nparts);
+    if (!v)
         return;
-    }
-    resp_val *v = reply_or_error(d->req, &parts[0]);
-    if (!v) {
-        dq_free(d);
-        return;
-    }
     bool stopped = false;
     for (size_t i = 0; i < v->n; i++) {
         const resp_val *job = v->elem[i], *id = field(job, "id");
@@ -564,14 +563,12 @@ void dapi_dead_groups(struct server *srv, struct evhttp_request *req, const stru
 static void job_done(struct server *srv, void *arg, resp_buf *parts, int nparts)
 {
     struct dq *d = arg;
-    if (nparts == 0) { /* cancelled at shutdown */
-        dq_free(d);
+    resp_val *v = dq_reply(d, parts, nparts);
+    if (!v)
         return;
-    }
-    resp_val *v = reply_or_error(d->req, &parts[0]);
-    if (v && v->type == RESP_T_NULL) {
+    if (v->type == RESP_T_NULL) {
         dreply_error(d->req, 404, "no job %s (it never existed, or it finished and was removed)", d->last);
-    } else if (v) {
+    } else {
         resp_buf_append(&d->out, "{\"job\":", 7);
         djson_resp(&d->out, v);
         resp_buf_append(&d->out, "}\n", 2);
@@ -691,6 +688,27 @@ static int queue_args(struct dq *d, const struct evkeyvalq *form, const char **a
     return argc;
 }
 
+bool dapi_permits(struct evhttp_request *req, const struct dash_who *who, const char *command, const char *key,
+                  size_t klen)
+{
+    if (!strcmp(who->user, "default"))
+        return true;
+    const struct command *k = commands_find(command, strlen(command));
+    int which;
+    int rc = k ? acl_check(who->user, k->name, acl_categories(k->name, k->flags), key ? 1 : 0, &key, &klen, 0, NULL,
+                           NULL, false, &which)
+               : -1;
+    if (rc == 0)
+        return true;
+    if (rc == -2)
+        dreply_error(req, 403, "user %s may not use queue '%.*s' (see ACL GETUSER %s)", who->user,
+                     (int)(klen > 128 ? 128 : klen), key, who->user);
+    else
+        dreply_error(req, 403, "user %s has no permission to run %s (see ACL GETUSER %s)", who->user, command,
+                     who->user);
+    return false;
+}
+
 void dapi_action(struct server *srv, struct evhttp_request *req, const char *name, const struct evkeyvalq *form,
                  const struct dash_who *who)
 {
@@ -717,6 +735,10 @@ void dapi_action(struct server *srv, struct evhttp_request *req, const char *nam
         }
         job_id_format(id, d->last);
         snprintf(d->target, sizeof d->target, "%s", d->last);
+        if (!dapi_permits(req, who, a->command, NULL, 0)) {
+            dq_free(d);
+            return;
+        }
         if (job_id_shard(id) >= srv->nshards) {
             dreply_error(req, 404, "no job %s: its id names shard %d, and this server has %d", d->last,
                          job_id_shard(id), srv->nshards);
@@ -727,7 +749,7 @@ void dapi_action(struct server *srv, struct evhttp_request *req, const char *nam
         dq_call(d, job_id_shard(id), a->command, 2, argv, len, action_done);
         return;
     }
-    if (!take_queue(d, form)) {
+    if (!take_queue(d, form) || !dapi_permits(req, who, a->command, d->queue, d->qlen)) {
         dq_free(d);
         return;
     }

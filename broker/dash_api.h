@@ -43,6 +43,11 @@ struct dash_who {
     char peer[64];
 };
 
+/* A named ACL user (who->user other than "default") may run command on
+ * key (NULL: no key); false: 403 answered, naming what is missing. */
+bool dapi_permits(struct evhttp_request *req, const struct dash_who *who, const char *command, const char *key,
+                  size_t klen);
+
 void dapi_overview(struct server *srv, struct evhttp_request *req, const struct rates *r);
 void dapi_queue(struct server *srv, struct evhttp_request *req, const struct evkeyvalq *q);
 void dapi_jobs(struct server *srv, struct evhttp_request *req, const struct evkeyvalq *q);

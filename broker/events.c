@@ -51,6 +51,12 @@ struct msg *events_copy(const struct msg *m)
 
 struct msg *events_job_message(const struct job *j, const char *event, const char *err, size_t errlen)
 {
+    return events_job_message_json(j, event, err, errlen, NULL, NULL);
+}
+
+struct msg *events_job_message_json(const struct job *j, const char *event, const char *err, size_t errlen,
+                                    const char *key, const char *json)
+{
     resp_buf ch, js;
     resp_buf_init(&ch);
     resp_buf_init(&js);
@@ -66,6 +72,8 @@ struct msg *events_job_message(const struct job *j, const char *event, const cha
         resp_buf_append(&js, ",\"error\":", 9);
         text_json_str(&js, err, errlen);
     }
+    if (key && json)
+        resp_buf_printf(&js, ",\"%s\":%s", key, json);
     resp_buf_append(&js, "}", 1);
     struct msg *m = publish_msg(ch.data, ch.len, js.data, js.len);
     resp_buf_free(&ch);

@@ -129,36 +129,25 @@ static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v
     for (size_t i = 0; i < n; i++)
         for (int k = QSTAT_READY; k <= QSTAT_EXPIRED; k++)
             queue_metric(b, "spool_queue_jobs", &v[i], qstat_names[k], v[i].v[k]);
-    static const struct { int k; const char *metric, *help; } totals[] = {
-        { QSTAT_PUSHED, "spool_queue_pushed_total", "Jobs pushed since spoold started." },
-        { QSTAT_ACKED, "spool_queue_acked_total", "Deliveries acknowledged." },
-        { QSTAT_RETRIED, "spool_queue_retried_total", "Retries scheduled." },
-        { QSTAT_LEASE_EXPIRED, "spool_queue_lease_expired_total", "Leases that expired." },
-        { QSTAT_EXPIRED_TOTAL, "spool_queue_expired_total", "Jobs that expired before delivery (EXPIRES)." },
-        { QSTAT_BURIED, "spool_queue_dead_total", "Jobs that went dead." },
-        { QSTAT_POPPED, "spool_queue_popped_total", "Jobs taken by list pops." },
+    static const struct { int k; const char *metric, *type, *help; } figures[] = {
+        { QSTAT_PUSHED, "spool_queue_pushed_total", "counter", "Jobs pushed since spoold started." },
+        { QSTAT_ACKED, "spool_queue_acked_total", "counter", "Deliveries acknowledged." },
+        { QSTAT_RETRIED, "spool_queue_retried_total", "counter", "Retries scheduled." },
+        { QSTAT_LEASE_EXPIRED, "spool_queue_lease_expired_total", "counter", "Leases that expired." },
+        { QSTAT_EXPIRED_TOTAL, "spool_queue_expired_total", "counter", "Jobs that expired before delivery (EXPIRES)." },
+        { QSTAT_BURIED, "spool_queue_dead_total", "counter", "Jobs that went dead." },
+        { QSTAT_POPPED, "spool_queue_popped_total", "counter", "Jobs taken by list pops." },
+        { QSTAT_PAUSED, "spool_queue_paused", "gauge", "1 while a queue is paused." },
+        { QSTAT_WAITERS, "spool_queue_waiters", "gauge", "Blocked consumers waiting on a queue." },
+        { QSTAT_THROTTLED, "spool_queue_throttled_waiters", "gauge", "Waiters held back by the queue's rate or concurrency limit." },
+        { QSTAT_GROUPS, "spool_queue_groups", "gauge", "Groups with ready or reserved jobs." },
+        { QSTAT_RATE_LIMIT, "spool_queue_rate_limit", "gauge", "Deliveries allowed per rate period (0: no limit)." },
+        { QSTAT_CONCURRENCY_LIMIT, "spool_queue_concurrency_limit", "gauge", "Most jobs reserved at once (0: no limit)." },
     };
-    for (size_t t = 0; t < sizeof totals / sizeof totals[0]; t++) {
-        metric_head(b, totals[t].metric, "counter", totals[t].help);
+    for (size_t t = 0; t < sizeof figures / sizeof figures[0]; t++) {
+        metric_head(b, figures[t].metric, figures[t].type, figures[t].help);
         for (size_t i = 0; i < n; i++)
-            queue_metric(b, totals[t].metric, &v[i], NULL, v[i].v[totals[t].k]);
-    }
-    metric_head(b, "spool_queue_paused", "gauge", "1 while a queue is paused.");
-    for (size_t i = 0; i < n; i++)
-        queue_metric(b, "spool_queue_paused", &v[i], NULL, v[i].v[QSTAT_PAUSED]);
-    metric_head(b, "spool_queue_waiters", "gauge", "Blocked consumers waiting on a queue.");
-    for (size_t i = 0; i < n; i++)
-        queue_metric(b, "spool_queue_waiters", &v[i], NULL, v[i].v[QSTAT_WAITERS]);
-    static const struct { int k; const char *metric, *help; } gauges[] = {
-        { QSTAT_THROTTLED, "spool_queue_throttled_waiters", "Waiters held back by the queue's rate or concurrency limit." },
-        { QSTAT_GROUPS, "spool_queue_groups", "Groups with ready or reserved jobs." },
-        { QSTAT_RATE_LIMIT, "spool_queue_rate_limit", "Deliveries allowed per rate period (0: no limit)." },
-        { QSTAT_CONCURRENCY_LIMIT, "spool_queue_concurrency_limit", "Most jobs reserved at once (0: no limit)." },
-    };
-    for (size_t t = 0; t < sizeof gauges / sizeof gauges[0]; t++) {
-        metric_head(b, gauges[t].metric, "gauge", gauges[t].help);
-        for (size_t i = 0; i < n; i++)
-            queue_metric(b, gauges[t].metric, &v[i], NULL, v[i].v[gauges[t].k]);
+            queue_metric(b, figures[t].metric, &v[i], NULL, v[i].v[figures[t].k]);
     }
     metric_head(b, "spool_queue_rate_period_seconds", "gauge", "The period of the queue's rate limit.");
     for (size_t i = 0; i < n; i++) {
@@ -291,7 +280,15 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
         send_text(req, 405, "Method Not Allowed", "text/plain", "use GET\n", 8);
     } else if (path && strcmp(path, "/healthz") == 0) {
-        send_text(req, 200, "OK", "text/plain", "ok\n", 3);
+        if (atomic_load(&srv->disk_low)) {
+            char text[300];
+            int n = snprintf(text, sizeof text, "disk low: %lld bytes free, below disk-reserve (%lld): pushes are "
+                             "refused, reserve/ack/delete work\n", atomic_load(&srv->disk_free),
+                             (long long)srv->cfg.disk_reserve);
+            send_text(req, 503, "Service Unavailable", "text/plain", text, (size_t)n);
+        } else {
+            send_text(req, 200, "OK", "text/plain", "ok\n", 3);
+        }
     } else if (path && strcmp(path, "/metrics") == 0) {
         ask_shards(srv, req, H_METRICS);
     } else if (path && strcmp(path, "/api/queues") == 0) {

@@ -73,7 +73,7 @@ static void io_drain(void *arg, struct msg *list)
             if (io->stopping)
                 close(m->fd);
             else
-                conn_new(io, m->fd);
+                conn_new(io, m->fd, m->tls);
             msg_free(m);
             break;
         case MSG_REPLY:

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define JOURNAL_BUSY_TIMEOUT_MS 100
 /* SQLite checkpoints on its own when a commit leaves the WAL this many
@@ -65,6 +66,7 @@ enum journal_stmt {
     ST_QUEUE_DELETE,
     ST_META_GET,
     ST_META_PUT,
+    ST_COUNT_COMMIT,
     ST_LOAD_QUEUES,
     ST_LOAD_JOBS,
     ST_LOAD_JOBS_NOPAYLOAD,
@@ -75,8 +77,8 @@ enum journal_stmt {
 #define JOB_COLUMNS \
     "j.id, j.queue, j.state, j.pos, j.priority, j.attempt, j.retries, j.lease_ms, j.run_at, " \
     "j.lease_until, j.created_at, j.updated_at, j.last_error, j.uniq, j.expires_at, j.grp, " \
-    "j.holder, j.history"
-#define COL_PAYLOAD 18 /* after JOB_COLUMNS: p.body, or its length */
+    "j.holder, j.history, j.token"
+#define COL_PAYLOAD 19 /* after JOB_COLUMNS: p.body, or its length */
 /* rowid order: a plain scan of jobs, one rowid lookup of payloads per row */
 #define JOB_ORDER " FROM jobs j LEFT JOIN payloads p ON p.id = j.id ORDER BY j.id"
 
@@ -87,12 +89,12 @@ static const char *const journal_sql[ST_COUNT] = {
     [ST_JOB_INSERT] =
         "INSERT INTO jobs (id, queue, state, pos, priority, attempt, retries, lease_ms, "
         "run_at, lease_until, created_at, updated_at, last_error, uniq, expires_at, grp, "
-        "holder, history) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15, ?16, ?17, ?18, ?19)",
+        "holder, history, token) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     [ST_JOB_UPDATE] =
         "UPDATE jobs SET state = ?2, pos = ?3, priority = ?4, attempt = ?5, retries = ?6, "
         "lease_ms = ?7, run_at = ?8, lease_until = ?9, updated_at = ?10, last_error = ?11, "
-        "uniq = ?12, expires_at = ?13, grp = ?14, holder = ?15, history = ?16 WHERE id = ?1",
+        "uniq = ?12, expires_at = ?13, grp = ?14, holder = ?15, history = ?16, token = ?17 WHERE id = ?1",
     [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
     [ST_PAYLOAD_INSERT] = "INSERT INTO payloads (id, body) VALUES (?1, ?2)",
     [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1",
@@ -105,6 +107,10 @@ static const char *const journal_sql[ST_COUNT] = {
     [ST_META_PUT] =
         "INSERT INTO meta (key, value) VALUES (?1, ?2) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    /* Every commit counts itself (datadir.h: the commit mark checks it). */
+    [ST_COUNT_COMMIT] =
+        "INSERT INTO meta (key, value) VALUES ('commits', '1') "
+        "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
     [ST_LOAD_QUEUES] = "SELECT name, config, paused FROM queues ORDER BY name",
     [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", p.body" JOB_ORDER,
     [ST_LOAD_JOBS_NOPAYLOAD] = "SELECT " JOB_COLUMNS ", length(p.body)" JOB_ORDER,
@@ -118,6 +124,7 @@ struct journal {
     int fsync_mode;           /* FSYNC_ALWAYS (0), BATCH (1), OFF (2) */
     bool unsynced;            /* batch: committed since the WAL was last synced */
     int fail_n, fail_err;     /* fault seam */
+    int64_t commits;          /* the "commits" meta row as of the last commit */
     char err[1024];
 };
 
@@ -237,6 +244,16 @@ void journal_fail_next(struct journal *j, int n, int err)
 const char *journal_error(const struct journal *j)
 {
     return j->err;
+}
+
+void *journal_sqlite(struct journal *j)
+{
+    return j->db;
+}
+
+int journal_sqlite_fail(struct journal *j, int rc, const char *op)
+{
+    return journal_sqlite_error(j, rc, op);
 }
 
 /* ------------------------------------------------------------ statements */
@@ -461,6 +478,26 @@ static int journal_connect(struct journal *j)
     return 0;
 }
 
+/* The commit count this file holds (0 for a file from before the count). */
+static int journal_read_commits(struct journal *j)
+{
+    char buf[32];
+    int err = journal_meta_get(j, "commits", buf, sizeof buf);
+    if (err == -ENOENT)
+        return 0;
+    if (err)
+        return err;
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    if (*end || v < 0) {
+        snprintf(j->err, sizeof j->err, "%s has a damaged commit count (meta row 'commits' = '%s'): "
+                 "check it with spoold --check", j->path, buf);
+        return -EILSEQ;
+    }
+    j->commits = v;
+    return 0;
+}
+
 int journal_open(struct journal **out, const char *path, int fsync_mode)
 {
     struct journal *j;
@@ -492,6 +529,8 @@ int journal_open(struct journal **out, const char *path, int fsync_mode)
         err = journal_set_fsync(j, fsync_mode);
     if (!err)
         err = journal_prepare_all(j);
+    if (!err)
+        err = journal_read_commits(j);
     if (err)
         goto fail;
     *out = j;
@@ -544,8 +583,11 @@ int journal_commit(struct journal *j)
 
     if (!journal_in_txn(j))
         return 0;
-    if (!journal_injected(j, "commit", &err))
-        err = journal_run(j, ST_COMMIT, "commit");
+    if (!journal_injected(j, "commit", &err)) {
+        err = journal_run(j, ST_COUNT_COMMIT, "commit");
+        if (!err)
+            err = journal_run(j, ST_COMMIT, "commit");
+    }
     if (err) {
         /* SQLite may have rolled back already (FULL, IOERR); make it so in
          * every case, keeping the commit's message. */
@@ -559,7 +601,19 @@ int journal_commit(struct journal *j)
     }
     if (j->fsync_mode == 1)
         j->unsynced = true;
+    j->commits++;
     return 0;
+}
+
+int64_t journal_commits(const struct journal *j)
+{
+    return j->commits;
+}
+
+void journal_keep_wal(struct journal *j)
+{
+    if (j && j->db)
+        sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 }
 
 int journal_sync(struct journal *j)
@@ -680,6 +734,7 @@ int journal_job_insert(struct journal *j, const struct job *job)
     b |= job->group ? journal_bind_blob(st, 17, job->group, job->grouplen) : sqlite3_bind_null(st, 17);
     b |= journal_bind_opt(st, 18, job->holder, false);
     b |= journal_bind_opt(st, 19, job->history, false);
+    b |= sqlite3_bind_int64(st, 20, job->token);
     if ((err = journal_run_bound(j, ST_JOB_INSERT, b, "insert")) < 0)
         return err;
     /* The payload goes to its own row once; state changes never touch it. */
@@ -712,6 +767,7 @@ int journal_job_update(struct journal *j, const struct job *job)
     b |= job->group ? journal_bind_blob(st, 14, job->group, job->grouplen) : sqlite3_bind_null(st, 14);
     b |= journal_bind_opt(st, 15, job->holder, false);
     b |= journal_bind_opt(st, 16, job->history, false);
+    b |= sqlite3_bind_int64(st, 17, job->token);
     err = journal_run_bound(j, ST_JOB_UPDATE, b, "update");
     if (!err && sqlite3_changes(j->db) == 0) {
         snprintf(j->err, sizeof j->err, "journal %s: update of job %016" PRIx64
@@ -883,6 +939,7 @@ static int journal_check_row(struct journal *j, sqlite3_stmt *st)
         { 5, "attempt", 0, UINT32_MAX },
         { 6, "retries", 0, UINT32_MAX },
         { 7, "lease_ms", 0, UINT32_MAX },
+        { 18, "token", 0, UINT32_MAX },
     };
     uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
 
@@ -918,6 +975,7 @@ static struct job *journal_row_job(sqlite3_stmt *st, bool with_payload)
     job->pos = sqlite3_column_int64(st, 3);
     job->priority = (int16_t)sqlite3_column_int(st, 4);
     job->attempt = (uint32_t)sqlite3_column_int64(st, 5);
+    job->token = (uint32_t)sqlite3_column_int64(st, 18);
     job->retries = (uint32_t)sqlite3_column_int64(st, 6);
     job->lease_ms = (uint32_t)sqlite3_column_int64(st, 7);
     job->run_at = sqlite3_column_int64(st, 8);
@@ -1001,6 +1059,90 @@ int journal_load(struct journal *j, bool with_payload,
 }
 
 /* ------------------------------------------------------------ checkpoint */
+
+/* ---------------------------------------------------------------- backup */
+
+struct journal_backup {
+    struct journal *j;
+    sqlite3 *dst;
+    sqlite3_backup *b;
+    char *path;
+    bool done;
+};
+
+int journal_backup_start(struct journal *j, const char *path, struct journal_backup **out)
+{
+    *out = NULL;
+    if (journal_in_txn(j))
+        return -EBUSY;
+    if (access(path, F_OK) == 0) {
+        snprintf(j->err, sizeof j->err, "%s already exists: back up into a new directory", path);
+        return -EEXIST;
+    }
+    struct journal_backup *b = calloc(1, sizeof *b);
+    if (!b || !(b->path = strdup(path))) {
+        free(b);
+        return -ENOMEM;
+    }
+    b->j = j;
+    int rc = sqlite3_open_v2(path, &b->dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(b->dst, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !(b->b = sqlite3_backup_init(b->dst, "main", j->db, "main")))
+        rc = sqlite3_errcode(b->dst);
+    if (rc != SQLITE_OK) {
+        int err = journal_sqlite_error(j, rc, "backup");
+        snprintf(j->err, sizeof j->err, "cannot back up %s into %s: %s", j->path, path,
+                 b->dst ? sqlite3_errmsg(b->dst) : "out of memory");
+        journal_backup_end(b);
+        return err;
+    }
+    *out = b;
+    return 0;
+}
+
+int journal_backup_step(struct journal_backup *b, int pages)
+{
+    int rc = sqlite3_backup_step(b->b, pages);
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return 1;
+    if (rc != SQLITE_DONE) {
+        int err = journal_sqlite_error(b->j, rc, "backup");
+        snprintf(b->j->err, sizeof b->j->err, "backup of %s into %s failed: %s", b->j->path, b->path,
+                 sqlite3_errstr(rc));
+        return err;
+    }
+    rc = sqlite3_backup_finish(b->b);
+    b->b = NULL;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_close(b->dst);
+    b->dst = NULL;
+    if (rc != SQLITE_OK) {
+        snprintf(b->j->err, sizeof b->j->err, "backup of %s into %s failed: %s", b->j->path, b->path,
+                 sqlite3_errstr(rc));
+        return -EIO;
+    }
+    b->done = true;
+    return 0;
+}
+
+void journal_backup_end(struct journal_backup *b)
+{
+    if (!b)
+        return;
+    if (b->b)
+        sqlite3_backup_finish(b->b);
+    if (b->dst)
+        sqlite3_close(b->dst);
+    if (!b->done) {
+        unlink(b->path);
+        char side[4200];
+        snprintf(side, sizeof side, "%s-journal", b->path);
+        unlink(side);
+    }
+    free(b->path);
+    free(b);
+}
 
 void journal_checkpoint(struct journal *j)
 {

@@ -46,6 +46,12 @@ void journal_close(struct journal *j);
 int journal_set_fsync(struct journal *j, int fsync_mode);
 const char *journal_error(const struct journal *j);
 
+/* Transactions committed into this file over its life (the "commits"
+ * meta row, which every journal_commit() increments in its transaction). */
+int64_t journal_commits(const struct journal *j);
+/* Closing will not checkpoint: a damaged WAL stays as it was found. */
+void journal_keep_wal(struct journal *j);
+
 /* The schema version this binary writes (the number of the last migration). */
 int journal_schema_version(void);
 
@@ -90,6 +96,26 @@ int journal_load(struct journal *j, bool with_payload,
                  int (*queue_fn)(void *arg, const struct journal_queue_row *row),
                  int (*job_fn)(void *arg, struct job *job, const char *queue, size_t queue_len),
                  void *arg);
+
+/* The SQLite connection (a sqlite3 *), for modules that keep tables of
+ * their own in the shard's database (jext.c); same thread rules. */
+void *journal_sqlite(struct journal *j);
+/* Records a failed SQLite call of such a module (rc: the SQLite code) as
+ * the journal's last error; returns the negative errno. */
+int journal_sqlite_fail(struct journal *j, int rc, const char *op);
+/* Online backup (SQLite's backup API) of this journal into a new file at
+ * path, copied pages at a time between turns on the journal's own thread.
+ * Changes the journal commits while a backup runs are copied too (SQLite
+ * restarts or updates the copy for writes through the same connection), so
+ * the file holds the journal as of the step that finished it: consistent.
+ * start: 0, or a negative errno-style code with journal_error() set (the
+ * destination exists: -EEXIST). step: 1 more to copy, 0 done (the file is
+ * complete and synced), negative on error. end frees b; a backup ended
+ * before step returned 0 removes its file. */
+struct journal_backup;
+int journal_backup_start(struct journal *j, const char *path, struct journal_backup **out);
+int journal_backup_step(struct journal_backup *b, int pages);
+void journal_backup_end(struct journal_backup *b);
 
 /* For modules that keep rows of their own in the shard database (the
  * keyspace, kvjournal.c), inside the same transactions. journal_prepare()

@@ -3,6 +3,7 @@
  */
 #include "kvcmd.h"
 
+#include "args.h"
 #include "clock.h"
 #include "config.h"
 #include "context.h"
@@ -21,15 +22,53 @@
 
 bool kvcmd_fail(struct shard *s, struct msg *m, const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     resp_buf_reset(&m->out);
-    resp_add_error(&m->out, buf);
+    va_start(ap, fmt);
+    resp_add_verror(&m->out, fmt, ap);
+    va_end(ap);
     shard_reply(s, m);
     return true;
+}
+
+static bool scan_cursor(const struct msg *m, int i, uint64_t *out)
+{
+    const char *p = m->req.argv[i];
+    size_t n = m->req.len[i];
+    if (n > 20)
+        return false;
+    uint64_t v = 0; /* "" is cursor 0, as in Redis */
+    for (size_t k = 0; k < n; k++) {
+        if (p[k] < '0' || p[k] > '9' || v > (UINT64_MAX - (uint64_t)(p[k] - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(p[k] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+const char *kvcmd_scan_args(const struct msg *m, int at, bool type_ok, struct kvcmd_scan *out)
+{
+    *out = (struct kvcmd_scan){ .count = 10 };
+    if (!scan_cursor(m, at, &out->cursor))
+        return KV_ERR_CURSOR;
+    for (int i = at + 1; i < m->req.argc; i += 2) {
+        if (i + 1 >= m->req.argc)
+            return KV_ERR_SYNTAX;
+        if (arg_is(m, i, "COUNT")) {
+            if (!arg_ll(m, i + 1, &out->count))
+                return KV_ERR_INT;
+            if (out->count < 1)
+                return KV_ERR_SYNTAX;
+        } else if (arg_is(m, i, "MATCH")) {
+            out->pat = i + 1;
+        } else if (type_ok && arg_is(m, i, "TYPE")) {
+            out->type = i + 1;
+        } else {
+            return KV_ERR_SYNTAX;
+        }
+    }
+    return NULL;
 }
 
 void kvcmd_reply_int(struct shard *s, struct msg *m, long long v)

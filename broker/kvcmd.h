@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct shard;
 struct msg;
@@ -42,6 +43,19 @@ bool kvcmd_queue_refused(struct shard *s, struct msg *m, int i);
  * -OOM when the shard's share of maxmemory is used up. */
 bool kvcmd_admit(struct shard *s, struct msg *m);
 
+/* The arguments of SCAN, HSCAN and ZSCAN: "cursor [MATCH pattern]
+ * [COUNT n]" from argv[at] on, and "[TYPE type]" too when type_ok. The
+ * cursor is decimal digits up to UINT64_MAX ("" is 0, as Redis reads it);
+ * COUNT is at least 1 (10 when absent); pat and type are argument indexes,
+ * 0 when absent. */
+struct kvcmd_scan {
+    uint64_t cursor;
+    long long count;
+    int pat, type;
+};
+/* NULL, or the error to send (the cursor is checked before the options). */
+const char *kvcmd_scan_args(const struct msg *m, int at, bool type_ok, struct kvcmd_scan *out);
+
 /* Replies with an error (the message includes its prefix) and returns true. */
 bool kvcmd_fail(struct shard *s, struct msg *m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void kvcmd_reply_int(struct shard *s, struct msg *m, long long v);
@@ -59,5 +73,6 @@ bool kvcmd_glob(const char *pat, size_t plen, const char *s, size_t slen, bool n
 #define KV_ERR_INT "ERR value is not an integer or out of range"
 #define KV_ERR_FLOAT "ERR value is not a valid float"
 #define KV_ERR_SYNTAX "ERR syntax error"
+#define KV_ERR_CURSOR "ERR invalid cursor"
 
 #endif

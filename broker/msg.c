@@ -28,6 +28,7 @@ void msg_free(struct msg *m)
     resp_cmd_free(&m->req);
     resp_buf_free(&m->out);
     free(m->jobs);
+    free(m->note);
     free(m->who);
     for (int i = 0; i < m->nsubs; i++)
         msg_free(m->subs[i]);

@@ -45,6 +45,7 @@ enum bpop_mode {
 struct command;
 struct claim;
 struct job;
+struct bnote;
 
 struct msg {
     struct msg *next;
@@ -82,6 +83,11 @@ struct msg {
     /* MSG_PUBLISH: channel in req.argv[1], message in req.argv[2] */
 
     int fd;                      /* MSG_CONN */
+    bool tls;                    /* MSG_CONN: accepted on --tls-port */
+
+    /* batches (batch.h) */
+    bool batch_admitted;         /* JOB.PUSH … BATCH: the batch's home shard let it in */
+    struct bnote *note;          /* a note between shards: one malloc block, owned */
 };
 
 struct msg *msg_new(enum msg_type type);

@@ -4,8 +4,15 @@
  */
 #include "server.h"
 
+#include "batch.h"
+#include "cmd_result.h"
+#include "jext.h"
+#include "schedule.h"
+
+#include "acl.h"
 #include "clock.h"
 #include "commands.h"
+#include "datadir.h"
 #include "fsio.h"
 #include "http.h"
 #include "io.h"
@@ -14,7 +21,11 @@
 #include "notify.h"
 #include "powercut.h"
 #include "protect.h"
+#include "scriptcache.h"
+#include "xalloc.h"
 #include "shard.h"
+#include "sysinfo.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,10 +69,22 @@ static void refuse_unprotected(struct server *srv, int fd, const struct sockaddr
     }
 }
 
+static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr *sa, bool tls);
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
                       void *arg)
 {
-    struct server *srv = arg;
+    accept_conn(arg, fd, sa, false);
+}
+
+static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
+                          void *arg)
+{
+    accept_conn(arg, fd, sa, true);
+}
+
+static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr *sa, bool tls)
+{
     if (protect_refuses(&srv->cfg, sa)) {
         refuse_unprotected(srv, fd, sa);
         return;
@@ -76,8 +99,16 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     struct msg *m = msg_new(MSG_CONN);
     m->fd = fd;
+    m->tls = tls;
     int k = srv->next_io++ % srv->nio;
     inbox_post(ctx_inbox(srv, ctx_io(srv, k)), m);
+}
+
+/* Once a second: free space where the data directory is (disk-reserve). */
+static void disk_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    ctx_disk_update(srv, sysinfo_disk_free(srv->cfg.data_dir));
 }
 
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -109,21 +140,21 @@ static int write_port_file(const char *path, int port)
     return fsio_write_atomic(path, text, (size_t)n);
 }
 
-/* Fills ss from --bind and --port (IPv4 or IPv6 literal). */
-static int bind_address(const struct server *srv, struct sockaddr_storage *ss, int *sslen)
+/* Fills ss from --bind and port (IPv4 or IPv6 literal). */
+static int bind_address(const struct server *srv, int port, struct sockaddr_storage *ss, int *sslen)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
     if (inet_pton(AF_INET, srv->cfg.bind, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)srv->cfg.port);
+        a4->sin_port = htons((uint16_t)port);
         *sslen = sizeof *a4;
         return 0;
     }
     if (inet_pton(AF_INET6, srv->cfg.bind, &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)srv->cfg.port);
+        a6->sin6_port = htons((uint16_t)port);
         *sslen = sizeof *a6;
         return 0;
     }
@@ -136,7 +167,7 @@ static int listen_on(struct server *srv)
     int sslen;
     char addr[300];
     snprintf(addr, sizeof addr, strchr(srv->cfg.bind, ':') ? "[%s]:%d" : "%s:%d", srv->cfg.bind, srv->cfg.port);
-    if (bind_address(srv, &ss, &sslen) < 0) {
+    if (bind_address(srv, srv->cfg.port, &ss, &sslen) < 0) {
         log_error("cannot listen: '%s' is not an IP address (set --bind to e.g. 127.0.0.1 or 0.0.0.0)", srv->cfg.bind);
         return -EINVAL;
     }
@@ -155,6 +186,36 @@ static int listen_on(struct server *srv)
     getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &bl);
     srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
+/* --tls-port: the TLS context from the certificate files, and a listener
+ * whose connections the I/O threads wrap in TLS. */
+static int listen_tls(struct server *srv)
+{
+    char err[600];
+    if (tls_ctx_new(&srv->tls_ctx, srv->cfg.tls_cert_file, srv->cfg.tls_key_file, srv->cfg.tls_ca_cert_file,
+                    srv->cfg.tls_auth_clients, err, sizeof err) < 0) {
+        log_error("cannot serve TLS: %s", err);
+        return -EINVAL;
+    }
+    struct sockaddr_storage ss;
+    int sslen, port = srv->cfg.tls_port < 0 ? 0 : srv->cfg.tls_port;
+    bind_address(srv, port, &ss, &sslen);
+    srv->tls_listener = evconnlistener_new_bind(srv->base, accept_tls_cb, srv,
+                                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                                511, (struct sockaddr *)&ss, sslen);
+    if (!srv->tls_listener) {
+        int e = errno;
+        log_error("cannot listen for TLS on %s:%d: %s (choose another --tls-port)", srv->cfg.bind, port, strerror(e));
+        return -e;
+    }
+    evconnlistener_set_error_cb(srv->tls_listener, accept_error_cb);
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    getsockname(evconnlistener_get_fd(srv->tls_listener), (struct sockaddr *)&bound, &bl);
+    srv->tls_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                      : ((struct sockaddr_in *)&bound)->sin_port);
     return 0;
 }
 
@@ -181,6 +242,10 @@ static void stop_all(struct server *srv)
     if (srv->listener) {
         evconnlistener_free(srv->listener);
         srv->listener = NULL;
+    }
+    if (srv->tls_listener) {
+        evconnlistener_free(srv->tls_listener);
+        srv->tls_listener = NULL;
     }
     event_base_loopexit(srv->base, NULL);
 }
@@ -241,6 +306,91 @@ static int check_no_extra_shards(struct server *srv)
     return 0;
 }
 
+/* -------------------------------------------------------------- manifest */
+
+static bool shard_file_exists(const struct server *srv, int k)
+{
+    char path[4096];
+    return datadir_shard_path(path, sizeof path, srv->cfg.data_dir, k, ".db") == 0 && access(path, F_OK) == 0;
+}
+
+/* A shard file the manifest lists is missing: refused unless --recover. */
+static int missing_shard(struct server *srv, int k, const char *why)
+{
+    const char *dir = srv->cfg.data_dir;
+    struct mark mk;
+    char jobs[96] = "";
+    if (datadir_mark_read(dir, k, &mk) == 0)
+        snprintf(jobs, sizeof jobs, " (it held %lld job(s) at its last commit mark)", (long long)mk.jobs);
+    if (!srv->cfg.recover) {
+        log_error("data directory %s: %s/shard-%d.db is missing%s%s: its queues and jobs would be lost. Put the file back "
+                  "(restore it from a backup: docs/operations.md, Backups and damage), or start with --recover to run "
+                  "shard %d empty and accept the loss", dir, dir, k, why, jobs, k);
+        return -ENOENT;
+    }
+    log_warn("--recover: %s/shard-%d.db is missing%s; shard %d starts empty%s", dir, k, why, k, jobs);
+    return 0;
+}
+
+/* Reads (or writes, for a new directory) the MANIFEST and checks that every
+ * shard file it names is there, before any shard file is opened (opening
+ * creates a missing one). */
+static int check_manifest(struct server *srv, struct manifest *m)
+{
+    const char *dir = srv->cfg.data_dir;
+    int rc = datadir_manifest_read(dir, m);
+    if (rc == -EILSEQ) {
+        log_error("%s/MANIFEST is damaged or not a spool manifest: restore it from a backup, or remove it and "
+                  "spoold writes a new one from the shard files (all of them must be there)", dir);
+        return rc;
+    }
+    if (rc < 0 && rc != -ENOENT) {
+        log_error("cannot read %s/MANIFEST: %s", dir, strerror(-rc));
+        return rc;
+    }
+    if (rc == 0) {
+        if (m->shards != srv->nshards) {
+            log_error("data directory %s was created with %d shards (its MANIFEST says so), and spoold was started "
+                      "with --shards %d: start it with --shards %d (queues are placed on shards by name; another "
+                      "count would lose track of them)", dir, m->shards, srv->nshards, m->shards);
+            return -EINVAL;
+        }
+        for (int k = 0; m->ready && k < m->shards; k++)
+            if (!shard_file_exists(srv, k) && (rc = missing_shard(srv, k, "")) < 0)
+                return rc;
+        return 0;
+    }
+    /* No manifest: a new directory, or one from before manifests. */
+    int have = 0;
+    for (int k = 0; k < srv->nshards; k++)
+        have += shard_file_exists(srv, k);
+    datadir_new_id(m->id);
+    m->shards = srv->nshards;
+    m->ready = false;
+    if (have > 0 && have < srv->nshards)
+        for (int k = 0; k < srv->nshards; k++)
+            if (!shard_file_exists(srv, k) &&
+                (rc = missing_shard(srv, k, " (the directory has no MANIFEST, and other shard files exist)")) < 0)
+                return rc;
+    if (have > 0)
+        log_info("data directory %s has no MANIFEST yet: writing one for its %d shard file(s)", dir, have);
+    if ((rc = datadir_manifest_write(dir, m)) < 0)
+        log_error("cannot write %s/MANIFEST: %s (is --data-dir writable?)", dir, strerror(-rc));
+    return rc;
+}
+
+/* Once every shard file exists and carries its identity. */
+static int manifest_ready(struct server *srv, struct manifest *m)
+{
+    if (m->ready)
+        return 0;
+    m->ready = true;
+    int rc = datadir_manifest_write(srv->cfg.data_dir, m);
+    if (rc < 0)
+        log_error("cannot write %s/MANIFEST: %s (is --data-dir writable?)", srv->cfg.data_dir, strerror(-rc));
+    return rc;
+}
+
 /* -------------------------------------------------------------- lifecycle */
 
 static void make_run_id(char out[41])
@@ -273,6 +423,11 @@ int server_init(struct server *srv, int argc, char **argv)
     srv->nshards = srv->cfg.shards;
     srv->nio = srv->cfg.io_threads;
     srv->dispatch = commands_dispatch;
+    srv->find_command = commands_find;
+    srv->scripts = scache_new((size_t)srv->cfg.script_cache_size, (size_t)srv->cfg.script_cache_size);
+    srv->script_busy = xcalloc((size_t)srv->nshards, sizeof *srv->script_busy);
+    atomic_store(&srv->disk_free_fake, -1);
+    atomic_store(&srv->disk_free, -1);
     return 0;
 }
 
@@ -302,6 +457,15 @@ static int set_up(struct server *srv)
     }
     if ((rc = prepare_data_dir(srv)) < 0)
         return rc;
+    char aclerr[1200];
+    if (srv->cfg.aclfile[0] && acl_load_file(srv->cfg.aclfile, aclerr, sizeof aclerr) < 0) {
+        log_error("%s (fix the file, or start without --aclfile)", aclerr);
+        return -EINVAL;
+    }
+    struct manifest man;
+    if ((rc = check_no_extra_shards(srv)) < 0 || (rc = check_manifest(srv, &man)) < 0)
+        return rc;
+    memcpy(srv->data_id, man.id, sizeof srv->data_id);
     signal(SIGPIPE, SIG_IGN);
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
@@ -317,18 +481,24 @@ static int set_up(struct server *srv)
         return rc;
     ctx_register(srv, ctx_io(srv, srv->nio), &srv->main_inbox);
     srv->main_inbox_ready = true;
+    shard_ext_register(&result_ext);
+    shard_ext_register(&schedule_ext);
+    shard_ext_register(&batch_ext);
+    shard_ext_register(&jext_ext); /* last: closes what the others wrote with */
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_init(&srv->shards[i], srv, i)) < 0)
             return rc;
-    if ((rc = check_no_extra_shards(srv)) < 0)
-        return rc;
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_recover(&srv->shards[i])) < 0)
             return rc;
+    if ((rc = manifest_ready(srv, &man)) < 0)
+        return rc;
     for (int i = 0; i < srv->nio; i++)
         if ((rc = io_init(&srv->io[i], srv, i)) < 0)
             return rc;
     if ((rc = listen_on(srv)) < 0)
+        return rc;
+    if (srv->cfg.tls_port != 0 && (rc = listen_tls(srv)) < 0)
         return rc;
     if ((rc = http_start(srv)) < 0)
         return rc;
@@ -341,6 +511,11 @@ int server_run(struct server *srv)
     if (rc < 0)
         return rc;
     srv->accept_retry = evtimer_new(srv->base, accept_retry_cb, srv);
+    srv->disk_ev = event_new(srv->base, -1, EV_PERSIST, disk_cb, srv);
+    struct timeval second = { 1, 0 };
+    if (srv->disk_ev)
+        event_add(srv->disk_ev, &second);
+    disk_cb(-1, 0, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
     srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
     srv->sig_hup = evsignal_new(srv->base, SIGHUP, signal_cb, srv);
@@ -354,9 +529,17 @@ int server_run(struct server *srv)
     for (int i = 0; i < srv->nio; i++)
         if ((rc = io_start(&srv->io[i])) < 0)
             return rc;
+    if (srv->tls_port)
+        log_info("TLS on %s:%d (client certificates: %s)", srv->cfg.bind, srv->tls_port,
+                 srv->cfg.tls_auth_clients == TLS_AUTH_YES ? "required"
+                 : srv->cfg.tls_auth_clients == TLS_AUTH_OPTIONAL ? "checked when sent" : "not asked for");
     log_info("spoold ready: listening on %s:%d, %d shard(s), %d I/O thread(s), data in %s, fsync %s, payload %s",
              srv->cfg.bind, srv->port, srv->nshards, srv->nio, srv->cfg.data_dir,
              config_fsync_name(srv->cfg.fsync), srv->cfg.payload ? "raw" : "json");
+    if (srv->cfg.disk_reserve > 0 && srv->cfg.disk_reserve < (int64_t)srv->nshards * (8LL << 20))
+        log_warn("disk-reserve %lld is less than 8 MiB per shard (%d shards): on a nearly full disk the shards' WALs "
+                 "(up to about 4 MiB each before a checkpoint) may not fit while queues are drained; set disk-reserve "
+                 "to at least %lldmb", (long long)srv->cfg.disk_reserve, srv->nshards, (long long)srv->nshards * 8);
     if (protect_active_beyond_loopback(&srv->cfg))
         log_warn("protected mode: listening on %s with no password, so only loopback clients are served; "
                  "others get -DENIED (set --requirepass, or --protected-mode no behind a firewall)", srv->cfg.bind);
@@ -386,14 +569,19 @@ void server_free(struct server *srv)
             shard_destroy(&srv->shards[i]);
     free(srv->io);
     free(srv->shards);
+    scache_free(srv->scripts);
+    free(srv->script_busy);
     if (srv->listener)
         evconnlistener_free(srv->listener);
+    if (srv->tls_listener)
+        evconnlistener_free(srv->tls_listener);
+    tls_ctx_free(srv->tls_ctx);
     http_stop(srv);
     if (srv->main_inbox_ready) {
         inbox_discard(&srv->main_inbox);
         inbox_destroy(&srv->main_inbox);
     }
-    struct event *evs[] = { srv->sig_term, srv->sig_int, srv->sig_hup, srv->accept_retry };
+    struct event *evs[] = { srv->sig_term, srv->sig_int, srv->sig_hup, srv->accept_retry, srv->disk_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);

@@ -22,7 +22,9 @@
 #include "command.h"
 #include "config.h"
 #include "context.h"
+#include "datadir.h"
 #include "events.h"
+#include "fsio.h"
 #include "flow.h"
 #include "hash.h"
 #include "journal.h"
@@ -33,11 +35,13 @@
 #include "xalloc.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <event2/event.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct waiter {
     struct tnode timer;          /* first member: tnode* <-> waiter* */
@@ -48,6 +52,34 @@ struct waiter {
 };
 
 static void shard_end_turn(struct shard *s);
+
+/* ------------------------------------------------------------ extensions */
+
+#define SHARD_EXT_MAX 8
+static const struct shard_ext *exts[SHARD_EXT_MAX];
+static int nexts;
+
+void shard_ext_register(const struct shard_ext *e)
+{
+    for (int i = 0; i < nexts; i++)
+        if (exts[i] == e)
+            return;
+    if (nexts < SHARD_EXT_MAX)
+        exts[nexts++] = e;
+}
+
+#define EXT_EACH(hook, ...)                                   \
+    for (int ext_i_ = 0; ext_i_ < nexts; ext_i_++)            \
+        if (exts[ext_i_]->hook)                               \
+            exts[ext_i_]->hook(__VA_ARGS__)
+
+/* The store's finished hook: a job became done or dead, or is deleted
+ * before it finished. */
+static void ext_job_finished(void *arg, struct job *j, int how)
+{
+    struct shard *s = arg;
+    EXT_EACH(job_finished, s, j, how);
+}
 
 /* -------------------------------------------------------------- helpers */
 
@@ -66,10 +98,11 @@ struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool crea
  * restart: at-least-once holds). Everything else waits for its commit to
  * be on disk: pushes, pops, acks, nacks, deletes, and any command not
  * marked read-only (a transaction's EXEC, an admin command), so a new
- * command is durable unless its table entry says otherwise. */
+ * command is durable unless its table entry says otherwise. A JOB.WAIT
+ * (CMD_DURABLE) reads, but tells that a job finished: it waits too. */
 static bool reply_is_early(const struct msg *m)
 {
-    return m->cmd && (m->cmd->flags & (CMD_READONLY | CMD_RESERVE));
+    return m->cmd && (m->cmd->flags & (CMD_READONLY | CMD_RESERVE)) && !(m->cmd->flags & CMD_DURABLE);
 }
 
 void shard_reply(struct shard *s, struct msg *m)
@@ -92,6 +125,17 @@ static void emit_event(void *arg, const struct job *j, const char *event, const 
     if (!events_listening(s->srv))
         return;
     struct msg *m = events_job_message(j, event, err, errlen);
+    int n = s->srv->nio;
+    for (int k = 0; k < n; k++)
+        msg_batch_add(&s->events[k], k == n - 1 ? m : events_copy(m));
+}
+
+void shard_publish(struct shard *s, struct msg *m)
+{
+    if (!events_listening(s->srv)) {
+        msg_free(m);
+        return;
+    }
     int n = s->srv->nio;
     for (int k = 0; k < n; k++)
         msg_batch_add(&s->events[k], k == n - 1 ? m : events_copy(m));
@@ -165,9 +209,9 @@ static void note_job(struct msg *m, uint64_t id)
 
 static void encode_reserved(struct msg *m, const struct job *j)
 {
-    char id[JOB_ID_HEX + 1], receipt[JOB_ID_HEX + 16];
+    char id[JOB_ID_HEX + 1], receipt[JOB_RECEIPT_MAX];
     job_id_format(j->id, id);
-    snprintf(receipt, sizeof receipt, "%s-%u", id, j->attempt);
+    job_receipt_format(j, receipt);
     resp_add_map(&m->out, m->proto, 6);
     resp_add_cstr(&m->out, "id");
     resp_add_cstr(&m->out, id);
@@ -181,16 +225,6 @@ static void encode_reserved(struct msg *m, const struct job *j)
     resp_add_int(&m->out, j->attempt);
     resp_add_cstr(&m->out, "lease_ms");
     resp_add_int(&m->out, j->lease_ms);
-}
-
-/* The reply of this delivery leaves before its commit (reply_is_early). */
-static void note_lent(struct shard *s, const struct job *j)
-{
-    if (s->nlent == s->caplent) {
-        s->caplent = s->caplent ? s->caplent * 2 : 64;
-        s->lent = xrealloc(s->lent, s->caplent * sizeof *s->lent);
-    }
-    s->lent[s->nlent++] = (struct lent){ j->id, j->attempt };
 }
 
 /* Takes up to want jobs from q for the reserve request m. */
@@ -210,7 +244,6 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
         if (m->who)
             job_set_str(&j->holder, m->who, strlen(m->who));
         store_job_reserve(&s->st, j, m->lease);
-        note_lent(s, j);
         encode_reserved(m, j);
         note_job(m, j->id);
         n++;
@@ -469,6 +502,22 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     shard_tick(arg);
 }
 
+/* Records in shard-<k>.mark that the journal holds this many commits
+ * (datadir.h); called only once they are on disk as far as the --fsync
+ * mode promises. A failed write is logged: the next one may work. */
+static void write_mark(struct shard *s)
+{
+    if (!s->has_mark || !s->st.jr || journal_commits(s->st.jr) == s->mark_commits)
+        return;
+    struct mark mk = { .shard = s->id, .commits = journal_commits(s->st.jr), .jobs = (int64_t)s->st.jobs.n };
+    memcpy(mk.id, s->srv->data_id, sizeof mk.id);
+    int rc = datadir_mark_write(s->mark_fd, &mk);
+    if (rc < 0)
+        log_error("shard %d: cannot write %s/shard-%d.mark: %s", s->id, s->srv->cfg.data_dir, s->id, strerror(-rc));
+    else
+        s->mark_commits = mk.commits;
+}
+
 /* Checked once a second: after a second without a commit, fold the WAL
  * back into the database (under load SQLite's own checkpoints do that).
  * Read-only turns (the dashboard's sampler asks every second) do not
@@ -482,6 +531,8 @@ static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
         journal_checkpoint(s->st.jr);
     else if (s->st.jr && journal_sync(s->st.jr) < 0) /* --fsync batch: on disk within a second */
         log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+    else if (s->srv->cfg.fsync == FSYNC_BATCH)
+        write_mark(s); /* the WAL is synced: its commits are on disk */
     s->commits_seen = s->commits;
 }
 
@@ -510,6 +561,8 @@ static void handle_cancel(struct shard *s, struct msg *m)
     struct waiter *w = m->claim->waiters[s->id];
     if (w)
         waiter_drop(s, w);
+    else if (m->claim->parked)
+        EXT_EACH(cancel, s, m->claim);
     msg_free(m);
 }
 
@@ -555,21 +608,14 @@ static void fail_turn(struct shard *s, int rc)
         s->events[i].tail = NULL;
         s->events[i].n = 0;
     }
-    shard_reload(s);
-    /* Deliveries already answered stay counted (in memory; the next one
-     * journals it), so their receipts are refused as stale from now on. */
-    for (size_t i = 0; i < s->nlent; i++) {
-        struct job *j = jtable_find(&s->st.jobs, s->lent[i].id);
-        if (j && j->attempt < s->lent[i].attempt)
-            j->attempt = s->lent[i].attempt;
-    }
+    shard_reload(s); /* a delivery answered in the failed turn keeps its token: its receipt is stale now */
 }
 
 static void commit_turn(struct shard *s)
 {
     if (!s->st.jr || !journal_in_txn(s->st.jr)) {
         s->st.turn_err = 0;
-        s->nlent = 0;
+        EXT_EACH(end_turn, s, true);
         return;
     }
     int rc = s->st.turn_err ? s->st.turn_err : journal_commit(s->st.jr);
@@ -578,10 +624,31 @@ static void commit_turn(struct shard *s)
         if (!s->st.turn_err)
             log_error("journal of shard %d: %s", s->id, journal_error(s->st.jr));
         journal_rollback(s->st.jr);
+        EXT_EACH(end_turn, s, false);
         fail_turn(s, rc);
+    } else {
+        if (s->srv->cfg.fsync != FSYNC_BATCH && !s->pipelined)
+            write_mark(s); /* always: synced by the commit; off: as far as off goes */
+        EXT_EACH(end_turn, s, true);
     }
     s->st.turn_err = 0;
-    s->nlent = 0;
+}
+
+void shard_post_durable(struct shard *s, struct inbox *to, struct msg *m)
+{
+    struct dposts *d = &s->dposts;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 16;
+        d->v = xrealloc(d->v, d->cap * sizeof *d->v);
+    }
+    d->v[d->n++] = (struct dpost){ to, m };
+}
+
+static void post_dposts(struct dposts *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        inbox_post(d->v[i].to, d->v[i].m);
+    d->n = 0;
 }
 
 /* Posts the batches of replies (nio + 1 of them: the I/O threads and the
@@ -606,9 +673,13 @@ static void start_commit(struct shard *s)
     commit_turn(s);
     void *wal = had_txn ? journal_wal(s->st.jr) : NULL;
     if (!wal) {
+        post_dposts(&s->dposts);
         post_batches(s, s->replies, s->events);
         return;
     }
+    struct dposts d = s->fl_dposts; /* empty, like fl_replies */
+    s->fl_dposts = s->dposts;
+    s->dposts = d;
     struct msg_batch *r = s->fl_replies, *e = s->fl_events;
     s->fl_replies = s->replies;
     s->fl_events = s->events;
@@ -637,7 +708,12 @@ static void handle_synced(struct shard *s, struct msg *m)
                 r->njobs = 0;
                 resp_add_error(&r->out, why);
             }
+    } else {
+        write_mark(s); /* no commit since this sync began: all of them are on disk */
     }
+    /* the notes go even after a failed sync: memory, which they describe,
+     * keeps the commit (a restart resends whatever outbox rows are left) */
+    post_dposts(&s->fl_dposts);
     post_batches(s, s->fl_replies, s->fl_events);
 }
 
@@ -647,6 +723,7 @@ static void shard_end_turn(struct shard *s)
     post_batches(s, s->early, NULL); /* they promise nothing durable */
     if (!s->pipelined) {
         commit_turn(s); /* before any reply of the turn leaves */
+        post_dposts(&s->dposts);
         post_batches(s, s->replies, s->events);
     } else if (!s->sync_busy) {
         start_commit(s);
@@ -689,6 +766,76 @@ static void shard_drain(void *arg, struct msg *list)
     shard_end_turn(s);
 }
 
+/* ---------------------------------------------------------------- backup */
+
+#define BACKUP_STEP_PAGES 1024 /* 4 MiB of 4 KiB pages per step */
+
+static void backup_answer(struct shard *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void backup_answer(struct shard *s, const char *fmt, ...)
+{
+    struct msg *m = s->backup_msg;
+    if (fmt) {
+        char text[1200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+        resp_buf_printf(&m->out, "%s", text);
+    }
+    m->keys = (long long)s->st.jobs.n;
+    journal_backup_end(s->backup);
+    s->backup = NULL;
+    s->backup_msg = NULL;
+    shard_reply(s, m);
+}
+
+static void backup_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct shard *s = arg;
+    if (!s->backup)
+        return;
+    int rc = journal_backup_step(s->backup, BACKUP_STEP_PAGES);
+    if (rc > 0) {
+        event_active(s->backup_ev, 0, 0); /* after the turns that are waiting */
+        return;
+    }
+    if (rc == 0 && rename(s->backup_tmp, s->backup_path) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = fsio_sync_dir(s->backup_path, 0);
+    if (rc < 0)
+        backup_answer(s, "shard %d: %s", s->id, rc == -EIO || rc == -ENOSPC || !s->st.jr ? strerror(-rc)
+                                                                                       : journal_error(s->st.jr));
+    else
+        backup_answer(s, NULL);
+    shard_end_turn(s); /* posts the answer */
+}
+
+void shard_backup_start(struct shard *s, struct msg *m, const char *dir)
+{
+    if (s->backup) {
+        resp_buf_printf(&m->out, "shard %d: a backup is already running (wait for it to finish)", s->id);
+        shard_reply(s, m);
+        return;
+    }
+    s->backup_msg = m;
+    snprintf(s->backup_path, sizeof s->backup_path, "%s/shard-%d.db", dir, s->id);
+    snprintf(s->backup_tmp, sizeof s->backup_tmp, "%s/shard-%d.db.tmp", dir, s->id);
+    if (access(s->backup_path, F_OK) == 0) {
+        backup_answer(s, "%s already exists: back up into a new directory", s->backup_path);
+        return;
+    }
+    unlink(s->backup_tmp); /* left by a backup cut short */
+    int rc = s->st.jr ? journal_backup_start(s->st.jr, s->backup_tmp, &s->backup) : -EINVAL;
+    if (rc < 0) {
+        backup_answer(s, "shard %d: %s", s->id, s->st.jr ? journal_error(s->st.jr) : "no journal");
+        return;
+    }
+    if (!s->backup_ev)
+        s->backup_ev = event_new(s->base, -1, 0, backup_cb, s);
+    event_active(s->backup_ev, 0, 0);
+}
+
 /* ------------------------------------------------------------- lifecycle */
 
 int shard_init(struct shard *s, struct server *srv, int id)
@@ -696,11 +843,14 @@ int shard_init(struct shard *s, struct server *srv, int id)
     memset(s, 0, sizeof *s);
     s->id = id;
     s->srv = srv;
+    s->mark_fd = -1;
     store_init(&s->st, id, srv->cfg.payload, srv->cfg.payload_memory / (srv->nshards ? srv->nshards : 1),
                0x9E3779B97F4A7C15ULL ^ ((uint64_t)clock_mono_us() << 8) ^ (uint64_t)id);
     s->st.emit = emit_event;
     s->st.touch = touch_queue;
     s->st.emit_arg = s;
+    s->st.finished = ext_job_finished;
+    s->st.finished_arg = s;
     struct ks_sink sink = { s, ks_txn, ks_result };
     keyspace_init(&s->ks, &sink);
     struct event_config *ec = event_config_new();
@@ -749,6 +899,70 @@ static int check_shard_count(struct shard *s)
     return rc;
 }
 
+/* The file must belong to this data directory and be shard k of it. A
+ * file without identity (new, or from before manifests) is given one. */
+static int check_identity(struct shard *s)
+{
+    const char *want = s->srv->data_id;
+    char id[64], k[32], want_k[32];
+    snprintf(want_k, sizeof want_k, "%d", s->id);
+    int a = journal_meta_get(s->st.jr, "dir_id", id, sizeof id);
+    int b = journal_meta_get(s->st.jr, "shard", k, sizeof k);
+    if (a == 0 && b == 0 && !strcmp(id, want) && !strcmp(k, want_k))
+        return 0;
+    if ((a < 0 && a != -ENOENT) || (b < 0 && b != -ENOENT)) {
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+        return a < 0 ? a : b;
+    }
+    if (a == 0 || b == 0) {
+        const char *dir = s->srv->cfg.data_dir;
+        if (!s->srv->cfg.recover) {
+            log_error("%s/shard-%d.db belongs to another data directory or shard (it is shard %s of directory %s; this "
+                      "is shard %d of %s, see MANIFEST): put this directory's own shard-%d.db back (restore it from a "
+                      "backup), or start with --recover to adopt the file as it is", dir, s->id, b == 0 ? k : "?",
+                      a == 0 ? id : "?", s->id, want, s->id);
+            return -EINVAL;
+        }
+        log_warn("--recover: adopting %s/shard-%d.db, which was shard %s of directory %s, as shard %d of this one",
+                 dir, s->id, b == 0 ? k : "?", a == 0 ? id : "?", s->id);
+    }
+    int rc = journal_begin(s->st.jr);
+    if (rc == 0 && (rc = journal_meta_put(s->st.jr, "dir_id", want)) == 0 &&
+        (rc = journal_meta_put(s->st.jr, "shard", want_k)) == 0)
+        rc = journal_commit(s->st.jr);
+    if (rc < 0) {
+        log_error("shard %d: cannot record its identity: %s", s->id, journal_error(s->st.jr));
+        journal_rollback(s->st.jr);
+    }
+    return rc;
+}
+
+/* The journal must hold every commit its mark recorded (datadir.h). */
+static int check_commits(struct shard *s, const struct mark *mk)
+{
+    int64_t have = journal_commits(s->st.jr);
+    const char *dir = s->srv->cfg.data_dir;
+    if (have >= mk->commits)
+        return 0;
+    int64_t lost = mk->commits - have, now = (int64_t)s->st.jobs.n;
+    int64_t missing = mk->jobs > now ? mk->jobs - now : 0;
+    if (!s->srv->cfg.recover) {
+        log_error("%s/shard-%d.db holds %lld commit(s), but %lld were on disk before (shard-%d.mark): the file or "
+                  "its WAL (shard-%d.db-wal) was removed, cut or damaged, and the last %lld commit(s) are lost; the "
+                  "shard held %lld job(s) then and %lld can be read now. Restore the data directory from a backup "
+                  "(docs/operations.md, Backups and damage), or start with --recover to accept the loss",
+                  dir, s->id, (long long)have, (long long)mk->commits, s->id, s->id, (long long)lost,
+                  (long long)mk->jobs, (long long)now);
+        journal_keep_wal(s->st.jr); /* leave the evidence as it was found */
+        return -EIO;
+    }
+    log_warn("--recover: shard %d accepts the loss of %lld commit(s): %lld job(s) could not be read (it held %lld "
+             "at its last commit mark, %lld were loaded)%s", s->id, (long long)lost, (long long)missing,
+             (long long)mk->jobs, (long long)now,
+             now > mk->jobs ? "; some acks or deletes were lost too, so those jobs will run again" : "");
+    return 0;
+}
+
 struct misplaced {
     struct shard *s;
     struct queue *q;
@@ -793,6 +1007,30 @@ static int check_placement(struct shard *s)
     return rc;
 }
 
+/* The start-up writes (shard count, placement, keys that expired while
+ * down) were made with synchronous=FULL. From now on the configured mode;
+ * --fsync always: COMMIT only writes the WAL (batch mode), and the syncer
+ * syncs it after every commit before the replies leave. Then the commit
+ * mark records what is on disk now. */
+static int serve_mode(struct shard *s)
+{
+    int rc;
+    s->pipelined = s->srv->cfg.fsync == FSYNC_ALWAYS;
+    if ((rc = journal_set_fsync(s->st.jr, s->pipelined ? FSYNC_BATCH : s->srv->cfg.fsync)) < 0) {
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+        return rc;
+    }
+    if ((rc = datadir_mark_open(s->srv->cfg.data_dir, s->id, &s->mark_fd)) < 0) {
+        log_error("cannot open %s/shard-%d.mark: %s (is --data-dir writable?)", s->srv->cfg.data_dir, s->id,
+                  strerror(-rc));
+        return rc;
+    }
+    s->has_mark = true;
+    s->mark_commits = -1;
+    write_mark(s);
+    return 0;
+}
+
 int shard_recover(struct shard *s)
 {
     char path[4096];
@@ -806,36 +1044,38 @@ int shard_recover(struct shard *s)
         s->st.jr = NULL;
         return rc;
     }
-    if ((rc = check_shard_count(s)) < 0)
+    if ((rc = check_shard_count(s)) < 0 || (rc = check_identity(s)) < 0) {
+        journal_keep_wal(s->st.jr);
         return rc;
+    }
+    struct mark mk;
+    bool has_mk = datadir_mark_read(s->srv->cfg.data_dir, s->id, &mk) == 0 && mk.shard == s->id &&
+                  !strcmp(mk.id, s->srv->data_id);
     int64_t t0 = clock_mono_ms();
     size_t by_state[JOB_NSTATES];
     if ((rc = store_load(&s->st, by_state)) < 0) {
         log_error("cannot load the journal of shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
     }
+    if (has_mk && (rc = check_commits(s, &mk)) < 0)
+        return rc;
     if ((rc = check_placement(s)) < 0)
         return rc;
     if ((rc = keyspace_open(&s->ks, s->st.jr, clock_now_ms())) < 0) {
         log_error("cannot load the keys of shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
     }
-    /* The start-up writes above (shard count, placement, keys that expired
-     * while down) were made with synchronous=FULL. From now on the
-     * configured mode; --fsync always: COMMIT only writes the WAL (batch
-     * mode), and the syncer syncs it after every commit before the
-     * replies leave. */
-    s->pipelined = s->srv->cfg.fsync == FSYNC_ALWAYS;
-    if ((rc = journal_set_fsync(s->st.jr, s->pipelined ? FSYNC_BATCH : s->srv->cfg.fsync)) < 0) {
-        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+    if ((rc = serve_mode(s)) < 0)
         return rc;
-    }
     size_t total = 0;
     for (int i = 0; i < JOB_NSTATES; i++)
         total += by_state[i];
     log_info("shard %d recovered %zu job(s) in %lld ms: %zu ready, %zu reserved, %zu delayed, %zu done, %zu dead (%s)",
              s->id, total, (long long)(clock_mono_ms() - t0), by_state[JOB_READY], by_state[JOB_RESERVED],
              by_state[JOB_DELAYED], by_state[JOB_DONE], by_state[JOB_DEAD], path);
+    for (int i = 0; i < nexts; i++)
+        if (exts[i]->recover && (rc = exts[i]->recover(s)) < 0)
+            return rc;
     return 0;
 }
 
@@ -866,6 +1106,7 @@ static void shard_reload(struct shard *s)
         log_error("shard %d: reloading the journal failed too: %s; this shard now serves only what it could read",
                   s->id, journal_error(s->st.jr));
     qtable_each(&s->st.queues, gc_queue, s);
+    EXT_EACH(reload, s);
     if (keyspace_reload(&s->ks, clock_now_ms()) < 0)
         log_error("shard %d: reloading its keys failed too: %s", s->id, journal_error(s->st.jr));
     struct queue *q;
@@ -897,6 +1138,14 @@ static void finish_pipeline(struct shard *s)
     commit_turn(s);
     if (s->st.jr && journal_sync(s->st.jr) < 0)
         log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+    else
+        write_mark(s);
+    /* notes for other shards stay in the outbox: resent at the next start */
+    for (size_t i = 0; i < s->dposts.n; i++)
+        msg_free(s->dposts.v[i].m);
+    for (size_t i = 0; i < s->fl_dposts.n; i++)
+        msg_free(s->fl_dposts.v[i].m);
+    s->dposts.n = s->fl_dposts.n = 0;
     int n = s->srv->nio;
     free_batches(s->fl_replies, n + 1);
     free_batches(s->replies, n + 1);
@@ -948,9 +1197,17 @@ static void free_waiters_of(void *arg, struct queue *q)
 
 void shard_destroy(struct shard *s)
 {
+    if (s->backup) { /* stopped while copying: the partial file goes */
+        journal_backup_end(s->backup);
+        s->backup = NULL;
+        msg_free(s->backup_msg);
+    }
     s->st.stopping = true; /* no queue is collected while waiters are freed */
     if (s->st.queues.b)
         qtable_each(&s->st.queues, free_waiters_of, s);
+    if (s->scripting)
+        s->scripting_free(s->scripting);
+    EXT_EACH(destroy, s); /* before the store closes the journal */
     keyspace_free(&s->ks); /* its statements go before the store closes the journal */
     store_free(&s->st);
     inbox_discard(&s->inbox);
@@ -961,10 +1218,16 @@ void shard_destroy(struct shard *s)
         event_free(s->ckpt_ev);
     if (s->base)
         event_base_free(s->base);
+    if (s->backup_ev)
+        event_free(s->backup_ev);
+    if (s->has_mark)
+        close(s->mark_fd);
+    s->has_mark = false;
     free(s->replies);
     free(s->events);
     free(s->early);
-    free(s->lent);
     free(s->fl_replies);
     free(s->fl_events);
+    free(s->dposts.v);
+    free(s->fl_dposts.v);
 }

@@ -38,6 +38,12 @@
 
 struct server;
 struct msg;
+struct jobwaits;
+struct scheds;
+struct batches;
+struct claim;
+struct jext_cache;
+struct job;
 
 struct shard {
     int id;
@@ -61,24 +67,74 @@ struct shard {
     struct syncer sync;
     struct msg_batch *fl_replies; /* the replies and events of the commit being synced */
     struct msg_batch *fl_events;
+    /* messages to other shards that may leave only once the commit they
+     * report is on disk (shard_post_durable): dposts of the commit being
+     * made, fl_dposts of the commit being synced */
+    struct dposts { struct dpost { struct inbox *to; struct msg *m; } *v; size_t n, cap; } dposts, fl_dposts;
     uint64_t commits;            /* turns that committed a transaction */
     uint64_t commits_seen;       /* commits at the last idle check */
     uint64_t commands;           /* processed, for INFO */
-    /* JOB.RESERVE deliveries answered before their commit (since the last
-     * one): if that commit fails, the reloaded jobs keep their delivery
-     * numbers, so a receipt of a lost lease never names the next delivery */
-    struct lent { uint64_t id; uint32_t attempt; } *lent;
-    size_t nlent, caplent;
+    /* The shard's Lua engine and what runs its redis.call (cmd_script.c
+     * sets it up on the first script; freed by scripting_free). */
+    void *scripting;
+    void (*scripting_free)(void *scripting);
+    /* state of the features that hook in (struct shard_ext): JOB.WAIT
+     * waiters (cmd_result.c), schedules (schedule.c), batches (batch.c) */
+    struct jobwaits *waits;
+    struct scheds *scheds;
+    struct batches *batches;
+    struct jext_cache *jext;     /* prepared statements of jext.c */
+    struct journal_backup *backup; /* BACKUP in progress (shard_backup_start), or NULL */
+    struct msg *backup_msg;      /* its request, answered when it ends */
+    struct event *backup_ev;     /* steps it between turns */
+    char backup_tmp[4096], backup_path[4096];
+    int mark_fd;                 /* shard-<k>.mark (datadir.h), valid when has_mark */
+    bool has_mark;
+    int64_t mark_commits;        /* the commit count the mark file holds */
     bool capture;                /* running EXEC's commands: shard_reply keeps the message */
     struct msg *captured;
 };
 
+/* Features with state of their own on each shard (job waits, schedules,
+ * batches) hook into the shard here, so the shard never calls up into
+ * them. Registered once at start-up, before any shard is initialised;
+ * every hook runs on the shard thread and may be NULL. */
+enum { SHARD_FINISHED_DELETED = STORE_FINISHED_DELETED };
+struct shard_ext {
+    /* After the journal's jobs were loaded (shard_recover), before serving. */
+    int (*recover)(struct shard *s);
+    /* j just finished: how is JOB_DONE or JOB_DEAD, or SHARD_FINISHED_DELETED
+     * for an unfinished job being deleted. j is still whole (and may be
+     * freed right after the call). */
+    void (*job_finished)(struct shard *s, struct job *j, int how);
+    /* The turn's transaction committed (ok) or was rolled back; called
+     * after the commit and before the turn's replies are posted. */
+    void (*end_turn)(struct shard *s, bool ok);
+    /* The I/O thread withdrew a request parked with claim->parked set
+     * (its client disconnected, or it was answered). */
+    void (*cancel)(struct shard *s, struct claim *claim);
+    /* Memory was reloaded from the journal after a failed commit. */
+    void (*reload)(struct shard *s);
+    void (*destroy)(struct shard *s);
+};
+void shard_ext_register(const struct shard_ext *e);
+
 int shard_init(struct shard *s, struct server *srv, int id);
-/* Opens the journal and loads what it holds (before shard_start). */
+/* Opens the journal and loads what it holds (before shard_start). Checks
+ * the file's identity (its meta rows dir_id and shard against srv->data_id
+ * and k) and that it holds every commit its mark recorded (datadir.h);
+ * either failing refuses the start, unless --recover, which logs the loss. */
 int shard_recover(struct shard *s);
 int shard_start(struct shard *s);
 void shard_join(struct shard *s);
 void shard_destroy(struct shard *s);
+
+/* BACKUP: copies this shard's journal into dir/shard-<k>.db (via
+ * shard-<k>.db.tmp, renamed once complete and synced), a few MiB per step
+ * between turns, so the shard keeps serving. Takes m and answers it as a
+ * gather part when done: m->keys = jobs at the end, m->out = an error
+ * sentence (empty on success). One backup at a time per shard. */
+void shard_backup_start(struct shard *s, struct msg *m, const char *dir);
 
 /* Handles every deadline that is due by clock_now_ms() and ends the turn
  * (the timer calls it; unit tests call it after moving the fake clock). */
@@ -90,9 +146,18 @@ void shard_tick(struct shard *s);
 struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool create);
 /* Sends m back as the reply (after this turn commits). Takes ownership. */
 void shard_reply(struct shard *s, struct msg *m);
+/* For the end_turn hook of a commit: posts m to inbox to once that commit
+ * is on disk (at once without the sync thread; with it, when the commit's
+ * sync returned), so a shard never hears of a change that a crash could
+ * still undo. Takes ownership of m. */
+void shard_post_durable(struct shard *s, struct inbox *to, struct msg *m);
 /* Runs a BLPOP/BRPOP/JOB.RESERVE message (TRY or PARK mode, see msg.h). */
 void shard_bpop(struct shard *s, struct msg *m);
 bool shard_owns(const struct shard *s, const char *name, size_t len);
+/* Queues a pub/sub message (events.h) for every I/O thread, posted after
+ * the turn commits; takes ownership of m. No-op (m freed) when nobody
+ * listens. */
+void shard_publish(struct shard *s, struct msg *m);
 /* Calls fn for each JOB.RESERVE parked on q (who: msg.h's who). */
 void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, const char *who, int64_t since),
                        void *arg);

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define ID_EPOCH_MS 1704067200000LL /* 2024-01-01: ids stay below 2^63 until 2093 */
 
@@ -35,6 +37,10 @@ void store_init(struct store *s, int id, int payload_mode, int64_t payload_budge
     memset(s, 0, sizeof *s);
     s->id = id;
     s->rng = seed;
+    /* tokens must differ from one start to the next: a delivery answered
+     * but lost in a crash is made again under the same number */
+    if (getrandom(&s->token_key, sizeof s->token_key, GRND_NONBLOCK) != (ssize_t)sizeof s->token_key)
+        s->token_key = seed ^ (uint64_t)time(NULL) ^ ((uint64_t)clock_mono_ms() << 20);
     s->turn = 1; /* a new queue's stats_turn is 0: nothing to save yet */
     qtable_init(&s->queues);
     jtable_init(&s->jobs);
@@ -117,6 +123,18 @@ double store_random(struct store *s)
     return (double)((s->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
+/* A delivery token: splitmix64 of a counter and a random key, never 0. */
+static uint32_t store_token(struct store *s)
+{
+    for (;;) {
+        uint64_t z = s->token_key + 0x9E3779B97F4A7C15ULL * ++s->token_ctr;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        if ((uint32_t)(z >> 32))
+            return (uint32_t)(z >> 32);
+    }
+}
 
 /* ------------------------------------------------------- journal hooks */
 
@@ -138,6 +156,16 @@ static bool jr_ready(struct store *s)
     return s->turn_err == 0;
 }
 
+bool store_jr_begin(struct store *s)
+{
+    return jr_ready(s);
+}
+
+void store_jr_result(struct store *s, int rc)
+{
+    jr_result(s, rc);
+}
+
 struct journal *store_txn(struct store *s)
 {
     return jr_ready(s) ? s->jr : NULL;
@@ -146,6 +174,13 @@ struct journal *store_txn(struct store *s)
 void store_txn_result(struct store *s, int rc)
 {
     jr_result(s, rc);
+}
+
+/* The finished hook (results, waits, batches hang on it). */
+static void finished(struct store *s, struct job *j, int how)
+{
+    if (s->finished)
+        s->finished(s->finished_arg, j, how);
 }
 
 static void touched(struct store *s, const struct job *j)
@@ -300,12 +335,13 @@ static void finish_as(struct store *s, struct job *j, int state)
     struct queue *q = j->q;
     release_unique(j);
     flow_settle(q, j, j->updated_at);
+    j->state = (uint8_t)state;
+    finished(s, j, state);
     if (q->conf.retention == 0 || q->conf.retention_max == 0) {
         drop(s, j);
         return;
     }
     struct jlist *l = queue_list(q, state);
-    j->state = (uint8_t)state;
     jlist_push_right(l, j);
     arm(s, j, j->updated_at + q->conf.retention);
     jr_update(s, j);
@@ -378,6 +414,7 @@ void store_job_reserve(struct store *s, struct job *j, int64_t lease_ms)
         lease_ms = j->lease_ms ? j->lease_ms : q->conf.lease;
     j->state = JOB_RESERVED;
     j->attempt++;
+    j->token = store_token(s);
     j->lease_ms = (uint32_t)lease_ms;
     j->lease_until = now + lease_ms;
     j->updated_at = now;
@@ -427,6 +464,7 @@ int store_job_fail(struct store *s, struct job *j, const char *err, size_t errle
         jlist_push_right(&q->dead, j);
         qstats(s, q)->buried++;
         jr_update(s, j);
+        finished(s, j, JOB_DEAD);
         payload_drop(s, j);
         emit_err(s, j, "dead", err, errlen);
         log_debug("job %016llx of queue '%s' is dead after %u attempt(s): %s",
@@ -541,6 +579,8 @@ void store_job_return(struct store *s, struct job *j, bool left)
 
 void store_job_delete(struct store *s, struct job *j)
 {
+    if (j->state != JOB_DONE && j->state != JOB_DEAD && j->state != JOB_EXPIRED)
+        finished(s, j, STORE_FINISHED_DELETED);
     detach(s, j);
     release_unique(j);
     drop(s, j);

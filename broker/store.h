@@ -64,6 +64,7 @@ struct store {
     int64_t id_ms;               /* id generator: last millisecond used */
     uint32_t id_seq;
     uint64_t rng;
+    uint64_t token_key, token_ctr; /* delivery tokens (receipts): a keyed counter */
     bool stopping;               /* no queue is collected while stopping */
     /* Job events (pushed, reserved, acked, retried, lease-expired, expired,
      * dead); err may be NULL. Set by the runtime; NULL: none. */
@@ -72,7 +73,15 @@ struct store {
      * emit_arg. NULL: none. */
     void (*touch)(void *arg, const struct queue *q);
     void *emit_arg;
+    /* A job just finished: how is JOB_DONE or JOB_DEAD, or
+     * STORE_FINISHED_DELETED for an unfinished job being deleted; j is
+     * whole (its state set) and may be freed right after. Set by the
+     * runtime (the shard passes it on to its extensions); NULL: none. */
+    void (*finished)(void *arg, struct job *j, int how);
+    void *finished_arg;
 };
+
+enum { STORE_FINISHED_DELETED = -1 };
 
 void store_init(struct store *s, int id, int payload_mode, int64_t payload_budget, uint64_t seed);
 /* Frees every queue and job and closes the journal. */
@@ -104,6 +113,12 @@ void store_queue_saved(struct store *s, struct queue *q);
 /* q may serve waiters now: put it on ready_head (once). */
 void store_queue_changed(struct store *s, struct queue *q);
 uint64_t store_new_id(struct store *s);
+/* Begins the turn's transaction if needed; false when there is no journal
+ * or the turn already failed (nothing more is written). For modules that
+ * write rows of their own (jext.c). */
+bool store_jr_begin(struct store *s);
+/* Records the result of such a write (the first error fails the turn). */
+void store_jr_result(struct store *s, int rc);
 double store_random(struct store *s);   /* in [0,1) */
 
 /* ---- job transitions (journaled, counted, announced) ---- */
@@ -120,6 +135,7 @@ struct push_opts {
     size_t group_len;
     int64_t expires_ms;   /* > 0: expires this long after the push (its own clock read); 0 = the queue's expires (0 = never) */
     bool left;            /* LPUSH/JOB.PUSH: left; RPUSH: right */
+    uint64_t batch;       /* JOB.PUSH … BATCH id (batch.h); 0 = none */
 };
 
 /* Creates a job in q; takes ownership of payload (malloc'd, with a NUL at

@@ -3,6 +3,8 @@
  */
 #include "sysinfo.h"
 
+#include <sys/statvfs.h>
+
 #include <stdio.h>
 #include <unistd.h>
 
@@ -16,4 +18,12 @@ long sysinfo_rss_bytes(void)
         fclose(f);
     }
     return rss * sysconf(_SC_PAGESIZE);
+}
+
+long long sysinfo_disk_free(const char *path)
+{
+    struct statvfs v;
+    if (statvfs(path, &v) < 0)
+        return -1;
+    return (long long)v.f_bavail * (long long)v.f_frsize;
 }

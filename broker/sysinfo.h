@@ -10,4 +10,8 @@
 /* Resident memory of this process, in bytes (0 when unknown). */
 long sysinfo_rss_bytes(void);
 
+/* Bytes an unprivileged writer may still use on the file system holding
+ * path (statvfs f_bavail * f_frsize); -1 when unknown. */
+long long sysinfo_disk_free(const char *path);
+
 #endif

@@ -73,6 +73,10 @@ int cmd_resume(cli_ctx *x);
 int cmd_config(cli_ctx *x);
 int cmd_tail(cli_ctx *x);
 int cmd_ping(cli_ctx *x);
+int cmd_backup(cli_ctx *x);
 int cmd_info(cli_ctx *x);
+int cmd_schedules(cli_ctx *x);
+int cmd_batch(cli_ctx *x);
+int cmd_wait(cli_ctx *x);
 
 #endif

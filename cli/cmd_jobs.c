@@ -57,6 +57,8 @@ static cJSON *job_json(spool_job *j)
         cJSON_AddNumberToObject(o, f[i].k, (double)f[i].v);
     add_str_or_null(o, "last_error", j->last_error);
     add_str_or_null(o, "unique", j->unique);
+    add_str_or_null(o, "result", j->result);
+    add_str_or_null(o, "progress", j->progress);
     cJSON_AddNumberToObject(o, "expires_at", (double)j->expires_at);
     add_str_or_null(o, "group", j->group);
     add_str_or_null(o, "holder", j->holder);
@@ -267,6 +269,8 @@ static void show_human(spool_job *j)
     show_field("lease until", fmt_when(b, sizeof b, j->lease_until, now));
     show_field("lease", j->lease_ms > 0 ? fmt_duration(b, sizeof b, j->lease_ms) : NULL);
     show_field("unique", j->unique);
+    show_field("progress", j->progress);
+    show_field("result", j->result);
     show_field("group", j->group);
     show_field("expires", j->expires_at ? fmt_when(b, sizeof b, j->expires_at, now) : NULL);
     show_field("held by", j->holder);

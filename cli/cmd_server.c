@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double mono_ms(void)
 {
@@ -90,6 +91,44 @@ int cmd_info(cli_ctx *x)
         for (char *p = text; *p; p++)
             if (*p != '\r')
                 putchar(*p);
+    }
+    free(text);
+    return CLI_OK;
+}
+
+/* ================================================================ backup */
+
+#define BACKUP_TIMEOUT_S 3600
+
+/* spool backup DIR: BACKUP with DIR made absolute against our working
+ * directory (spoold runs elsewhere; the path is on spoold's machine). */
+int cmd_backup(cli_ctx *x)
+{
+    int rc = cli_connect(x);
+    if (rc != CLI_OK)
+        return rc;
+    const char *dir = x->a->pos[0];
+    char abs[4096];
+    if (dir[0] != '/') {
+        char cwd[3800];
+        if (!getcwd(cwd, sizeof cwd))
+            return cli_fail(CLI_USAGE, "backup: cannot read the working directory to resolve '%s': give an absolute "
+                            "path", dir);
+        snprintf(abs, sizeof abs, "%s/%s", cwd, dir);
+        dir = abs;
+    }
+    const char *argv[] = { "BACKUP", dir };
+    char *text = NULL, err[1024];
+    if (rawinfo_command(spool_endpoint(x->c), x->url ? x->url : getenv("SPOOL_URL"), 2, argv, BACKUP_TIMEOUT_S,
+                        &text, err, sizeof err) < 0)
+        return cli_fail(CLI_REFUSED, "backup failed: %s", err);
+    if (x->json) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON_AddStringToObject(doc, "reply", text);
+        cJSON_AddStringToObject(doc, "dir", dir);
+        fmt_json_print(doc);
+    } else {
+        printf("%s\n", text);
     }
     free(text);
     return CLI_OK;

@@ -69,6 +69,10 @@ static const arg_opt opts_tail[] = {
     { "count", "N", "exit after N events" },
     { NULL, NULL, NULL },
 };
+static const arg_opt opts_wait[] = {
+    { "timeout", "DUR", "give up after DUR (default: wait until the job finishes)" },
+    { NULL, NULL, NULL },
+};
 static const arg_opt opts_top[] = {
     { "interval", "DUR", "refresh every DUR (default 1s; 100ms..60s)" },
     { "iterations", "N", "exit after N refreshes" },
@@ -141,7 +145,7 @@ static const command commands[] = {
     { "tail", cmd_tail, opts_tail, 0, -1, "tail [QUEUE...] [--count N]",
       "follow job lifecycle events live",
       "Prints job events (pushed, reserved, acked, retried, lease-expired,\n"
-      "expired, dead) as\n"
+      "expired, dead, progress, scheduled, batch) as\n"
       "they happen, for the given queues or all of them. With --json, one\n"
       "JSON object per line. Ctrl-C stops.\n" },
     { "top", cmd_top, opts_top, 0, 0, "top [--interval DUR] [--iterations N]",
@@ -149,7 +153,28 @@ static const command commands[] = {
       "Redraws the queue table every --interval with push and ack rates from\n"
       "the counters' deltas. q or Ctrl-C quits. With --json or when stdout is\n"
       "not a terminal, one JSON object (or table) per refresh.\n" },
+    { "schedules", cmd_schedules, opts_none, 0, 1, "schedules [QUEUE]",
+      "durable schedules with their next run times",
+      "Lists every schedule (or those of QUEUE): spec, time zone, next run,\n"
+      "last tick, jobs pushed and ticks skipped, catch-up mode. Paused\n"
+      "schedules show 'paused' as their next run.\n" },
+    { "batch", cmd_batch, opts_none, 1, 1, "batch ID",
+      "a batch's state, counts and callbacks",
+      "Shows batch ID: open, closed or finished; jobs added, done, dead and\n"
+      "unfinished; which callbacks were pushed.\n" },
+    { "wait", cmd_wait, opts_wait, 1, 1, "wait ID [--timeout DUR]",
+      "wait until a job is done or dead; print its result",
+      "Blocks until job ID is done or dead and prints its final state and\n"
+      "result (exit 1 when it died, did not finish within --timeout, or does\n"
+      "not exist).\n" },
     { "ping", cmd_ping, opts_none, 0, 0, "ping", "check that spoold answers", "" },
+    { "backup", cmd_backup, opts_none, 1, 1, "backup DIR",
+      "an online backup of every shard into a new directory",
+      "Asks spoold to copy every shard's journal into DIR (created; it must\n"
+      "not hold a backup yet), consistently and while it keeps serving. DIR\n"
+      "is on spoold's machine; a relative DIR is taken from the current\n"
+      "directory. Restore: stop spoold, empty its data directory, copy the\n"
+      "files of DIR into it, start (docs/operations.md, Backups and damage).\n" },
     { "info", cmd_info, opts_none, 0, 1, "info [SECTION]",
       "spoold's INFO (server, clients, memory, stats, queues, ...)", "" },
 };

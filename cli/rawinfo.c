@@ -20,7 +20,7 @@
 
 /* ============================================================ the socket */
 
-static int dial(const char *endpoint, char *err, size_t errlen)
+static int dial(const char *endpoint, int timeout_s, char *err, size_t errlen)
 {
     char host[300];
     const char *colon = strrchr(endpoint, ':');
@@ -37,7 +37,7 @@ static int dial(const char *endpoint, char *err, size_t errlen)
         return -1;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
+    struct timeval tv = { .tv_sec = timeout_s };
     if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -128,8 +128,8 @@ static int reply_text(resp_val *v, char **text, char *err, size_t errlen)
 {
     if (v->type == RESP_T_ERROR)
         snprintf(err, errlen, "%s", v->str);
-    else if (v->type != RESP_T_BULK)
-        snprintf(err, errlen, "INFO replied with something other than text");
+    else if (v->type != RESP_T_BULK && v->type != RESP_T_SIMPLE)
+        snprintf(err, errlen, "the reply is something other than text");
     else
         *text = strdup(v->str);
     return *text ? 0 : -1;
@@ -138,8 +138,15 @@ static int reply_text(resp_val *v, char **text, char *err, size_t errlen)
 int rawinfo_fetch(const char *endpoint, const char *url, const char *section, char **text,
                   char *err, size_t errlen)
 {
+    const char *info[] = { "INFO", section };
+    return rawinfo_command(endpoint, url, section ? 2 : 1, info, IO_TIMEOUT_S, text, err, errlen);
+}
+
+int rawinfo_command(const char *endpoint, const char *url, int argc, const char *const *argv, int timeout_s,
+                    char **text, char *err, size_t errlen)
+{
     *text = NULL;
-    int fd = dial(endpoint, err, errlen);
+    int fd = dial(endpoint, timeout_s, err, errlen);
     if (fd < 0)
         return -1;
     resp_reader *rd = resp_reader_new(NULL);
@@ -154,9 +161,8 @@ int rawinfo_fetch(const char *endpoint, const char *url, const char *section, ch
         resp_val_free(v);
         v = NULL;
     }
-    const char *info[] = { "INFO", section };
     if (rc == 0)
-        rc = call(fd, rd, section ? 2 : 1, info, &v, err, errlen);
+        rc = call(fd, rd, argc, argv, &v, err, errlen);
     if (rc == 0)
         rc = reply_text(v, text, err, errlen);
     resp_val_free(v);

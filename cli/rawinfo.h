@@ -1,5 +1,5 @@
 /*
- * rawinfo.h - INFO over a connection of the CLI's own. libspool has no
+ * rawinfo.h - INFO (and BACKUP) over a connection of the CLI's own. libspool has no
  * call for INFO (nor a raw command call), so `spool info` opens one more
  * short-lived connection to the endpoint the SDK client resolved, with
  * proto/resp.h for the wire: AUTH when the URL carries a password, then
@@ -14,5 +14,10 @@
  * NULL. 0 with *text (caller frees), or -1 with the reason in err. */
 int rawinfo_fetch(const char *endpoint, const char *url, const char *section, char **text,
                   char *err, size_t errlen);
+
+/* The same for any command whose reply is text (bulk or simple string):
+ * `spool backup` sends BACKUP dir this way, with a longer timeout. */
+int rawinfo_command(const char *endpoint, const char *url, int argc, const char *const *argv, int timeout_s,
+                    char **text, char *err, size_t errlen);
 
 #endif

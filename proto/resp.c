@@ -894,6 +894,14 @@ void resp_add_errorf(resp_buf *b, const char *fmt, ...)
     resp_buf_free(&tmp);
 }
 
+void resp_add_verror(resp_buf *b, const char *fmt, va_list ap)
+{
+    char msg[RESP_ERROR_MAX];
+
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    resp_add_error(b, msg);
+}
+
 void resp_add_int(resp_buf *b, long long v)
 {
     add_header_ll(b, ':', v);

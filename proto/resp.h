@@ -24,6 +24,7 @@
 #ifndef SPOOL_RESP_H
 #define SPOOL_RESP_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -139,6 +140,12 @@ void resp_add_error(resp_buf *b, const char *msg);              /* -msg (msg inc
  * resp_add_error: a leading '-' in msg is not doubled. */
 void resp_add_errorf(resp_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The same with a va_list, the message cut at RESP_ERROR_MAX - 1 bytes (so
+ * an error that names a long key stays short): the broker's
+ * conn_reply_error, conn_error_now and kvcmd_fail. */
+#define RESP_ERROR_MAX 1024
+void resp_add_verror(resp_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 void resp_add_int(resp_buf *b, long long v);                    /* :v */
 void resp_add_bulk(resp_buf *b, const void *p, size_t n);       /* $n */
 void resp_add_cstr(resp_buf *b, const char *s);                 /* bulk of strlen(s) */

@@ -83,8 +83,19 @@ spool_job *sdk_job_from_val(const resp_val *v)
               get_ll(v, "retries", &j->retries) && get_ll(v, "run_at", &j->run_at) &&
               get_ll(v, "lease_until", &j->lease_until) &&
               get_ll(v, "created_at", &j->created_at) &&
-              get_ll(v, "updated_at", &j->updated_at) && get_ll(v, "expires_at", &j->expires_at) &&
-              get_str(v, "group", &j->group) && get_str(v, "holder", &j->holder) && get_errors(v, j);
+              get_ll(v, "updated_at", &j->updated_at) && get_str(v, "progress", &j->progress) &&
+              get_ll(v, "expires_at", &j->expires_at) && get_str(v, "group", &j->group) &&
+              get_str(v, "holder", &j->holder) && get_errors(v, j);
+    const resp_val *res = resp_val_get(v, "result");
+    if (ok && res && (res->type == RESP_T_BULK || res->type == RESP_T_SIMPLE)) {
+        j->result = malloc(res->len + 1);
+        ok = j->result != NULL;
+        if (ok) {
+            memcpy(j->result, res->str, res->len);
+            j->result[res->len] = 0;
+            j->result_len = res->len;
+        }
+    }
     if (!ok) {
         spool_job_free(j);
         return NULL;
@@ -143,6 +154,8 @@ void spool_job_free(spool_job *job)
     free(job->state);
     free(job->last_error);
     free(job->unique);
+    free(job->result);
+    free(job->progress);
     free(job->group);
     free(job->holder);
     for (size_t i = 0; i < job->nerrors; i++) {

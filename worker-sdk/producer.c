@@ -2,7 +2,7 @@
  * producer.c - JOB.PUSH, one at a time or many pipelined in one round trip.
  *
  * Options map to the optional arguments of JOB.PUSH in a fixed order
- * (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE); unset options are not sent, so
+ * (DELAY, AT, PRI, RETRIES, LEASE, UNIQUE, BATCH); unset options are not sent, so
  * the queue's defaults apply. Options are checked here only for what the
  * wire needs (no negative delays); range checks are the broker's, whose
  * error text reaches the caller unchanged.
@@ -59,6 +59,10 @@ static int push_args(spool_client *c, argvec *a, const char *queue, const char *
     if (o->group) {
         sdk_av_add(a, "GROUP");
         sdk_av_add(a, o->group);
+    }
+    if (o->batch) {
+        sdk_av_add(a, "BATCH");
+        sdk_av_add(a, o->batch);
     }
     return 0;
 }

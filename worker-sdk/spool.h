@@ -132,6 +132,7 @@ typedef struct spool_push_opts {
     int64_t expires_ms;/* > 0: not delivered later than this after the push (EXPIRES):
                           the job goes to state expired instead */
     const char *group; /* non-NULL: GROUP key (fair groups, group limits) */
+    const char *batch; /* non-NULL: add the job to this open batch (BATCH) */
 } spool_push_opts;
 
 #define SPOOL_NO_RETRIES (-1)
@@ -189,6 +190,9 @@ typedef struct spool_job {
     long long run_at, lease_until, created_at, updated_at; /* Unix ms, 0: unset */
     char *last_error;
     char *unique;
+    char *result;         /* JOB.ACK … RESULT value (JOB.GET, JOB.WAIT), or NULL */
+    size_t result_len;
+    char *progress;       /* last JOB.PROGRESS value, or NULL */
     cJSON *json_;         /* private: spool_job_json() cache */
     bool json_done_;      /* private */
     long long expires_at; /* Unix ms after which it is not delivered; 0: never */
@@ -245,6 +249,78 @@ int spool_nack(spool_client *c, const char *receipt, int64_t delay_ms, const cha
 /* JOB.TOUCH receipt [LEASE ms]: extends the lease (lease_ms <= 0: the
  * delivery's lease). lease_until (may be NULL) gets the new deadline. */
 int spool_touch(spool_client *c, const char *receipt, int64_t lease_ms, long long *lease_until);
+
+/* ------------------------------------------------ results, progress, waits */
+
+/* JOB.ACK receipt RESULT value: acks and keeps value (len bytes, at most
+ * the server's max-result) with the done job. 0, SPOOL_ESTALE, ... */
+int spool_ack_result(spool_client *c, const char *receipt, const char *result, size_t len);
+/* JOB.PROGRESS receipt value: value is a number 0-100 ("42", "99.5") or a
+ * JSON object ("{\"page\":3}"). */
+int spool_job_progress(spool_client *c, const char *receipt, const char *value);
+/* JOB.WAIT id [TIMEOUT ms]: blocks until the job is done or dead. 1 with
+ * *job set (its final record, result included), 0 when timeout_ms passed
+ * first (timeout_ms 0: no limit), or a code (SPOOL_ENOJOB: no such job, or
+ * it was deleted). */
+int spool_job_wait(spool_client *c, const char *id, int timeout_ms, spool_job **job);
+
+/* -------------------------------------------------------------- schedules */
+
+typedef struct spool_sched_opts {
+    const char *tz;       /* zone of the system zoneinfo; NULL: UTC */
+    int priority;         /* PRI (0: default) */
+    int retries;          /* 0: the queue's default; n > 0: n; SPOOL_NO_RETRIES: none */
+    bool unique;          /* skip a tick while the last job is unfinished */
+    const char *catchup;  /* "none", "one" (NULL: the default) or "all" */
+} spool_sched_opts;
+
+/* SCHED.SET name queue spec payload [options]: creates or replaces the
+ * schedule. spec: a cron expression (5 or 6 fields), @hourly, @daily,
+ * @weekly, @monthly, @yearly, or "@every 15m". */
+int spool_sched_set(spool_client *c, const char *name, const char *queue, const char *spec,
+                    const char *payload, const spool_sched_opts *opts);
+
+typedef struct spool_schedule {
+    char *name, *queue, *spec, *tz, *payload, *catchup;
+    char *last_job;       /* id of the last job pushed, or NULL */
+    long long priority, retries, next_at, last_tick, runs, skipped, created_at;
+    bool unique, paused;
+} spool_schedule;
+
+/* SCHED.GET: 1 with *out set (spool_schedule_free), 0 when there is none. */
+int spool_sched_get(spool_client *c, const char *name, spool_schedule **out);
+/* SCHED.LIST [queue] (queue NULL: all): the count, *out an array of them
+ * (spool_schedules_free). */
+int spool_sched_list(spool_client *c, const char *queue, spool_schedule ***out);
+/* SCHED.DEL: 1 deleted, 0 there was none. */
+int spool_sched_del(spool_client *c, const char *name);
+int spool_sched_pause(spool_client *c, const char *name);
+int spool_sched_resume(spool_client *c, const char *name);
+void spool_schedule_free(spool_schedule *s);                 /* NULL is fine */
+void spool_schedules_free(spool_schedule **v, size_t n);
+
+/* ---------------------------------------------------------------- batches */
+
+typedef struct spool_batch_opts {
+    /* a callback job: queue and payload, both NULL when not wanted */
+    const char *on_success_queue, *on_success_payload;   /* all done */
+    const char *on_complete_queue, *on_complete_payload; /* all finished */
+    const char *on_death_queue, *on_death_payload;       /* the first dead job */
+} spool_batch_opts;
+
+/* BATCH.NEW: id receives the batch id. Add jobs with spool_push_opts.batch. */
+int spool_batch_new(spool_client *c, const spool_batch_opts *opts, char id[SPOOL_ID_MAX]);
+/* BATCH.CLOSE: no more jobs join; the callbacks fire once all finished. */
+int spool_batch_close(spool_client *c, const char *id);
+
+typedef struct spool_batch_info {
+    char state[16];       /* open, closed, finished */
+    long long total, done, dead, unfinished, pending, created_at, updated_at;
+    bool fired_success, fired_complete, fired_death;
+} spool_batch_info;
+
+/* BATCH.GET: 1 with *out filled, 0 when there is no such batch. */
+int spool_batch_get(spool_client *c, const char *id, spool_batch_info *out);
 
 /* ------------------------------------------------------------------ admin */
 
@@ -394,6 +470,12 @@ typedef int (*spool_handler)(spool_job *job, spool_ctx *ctx, void *arg);
 /* The error text recorded with a RETRY or FAIL (last_error). */
 void spool_ctx_set_error(spool_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* For SPOOL_DONE: the job's result (len bytes, at most the server's
+ * max-result), sent with the ack (JOB.ACK … RESULT). 0 or SPOOL_ENOMEM. */
+int spool_ctx_set_result(spool_ctx *ctx, const char *result, size_t len);
+/* Reports progress of the running job now (JOB.PROGRESS): a number 0-100
+ * ("40") or a JSON object. 0 or a code. */
+int spool_ctx_progress(spool_ctx *ctx, const char *value);
 /* For SPOOL_RETRY: run again after ms instead of the queue's backoff. */
 void spool_ctx_retry_in(spool_ctx *ctx, int64_t ms);
 /* True once the worker is stopping: a long handler may give up early and

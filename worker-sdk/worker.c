@@ -109,6 +109,26 @@ void spool_ctx_set_error(spool_ctx *ctx, const char *fmt, ...)
     ctx->has_error = true;
 }
 
+int spool_ctx_set_result(spool_ctx *ctx, const char *result, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return SPOOL_ENOMEM;
+    memcpy(copy, result, len);
+    copy[len] = '\0';
+    free(ctx->result);
+    ctx->result = copy;
+    ctx->result_len = len;
+    return 0;
+}
+
+int spool_ctx_progress(spool_ctx *ctx, const char *value)
+{
+    if (!ctx->receipt)
+        return SPOOL_EINVAL;
+    return spool_job_progress(ctx->c, ctx->receipt, value);
+}
+
 void spool_ctx_retry_in(spool_ctx *ctx, int64_t ms)
 {
     ctx->retry_ms = ms < 0 ? -1 : ms;
@@ -145,6 +165,8 @@ typedef struct wthread {
 static int send_result(wthread *t, const spool_job *job, int result, const spool_ctx *ctx)
 {
     const char *err = ctx->has_error ? ctx->error : NULL;
+    if (result == SPOOL_DONE && ctx->result)
+        return spool_ack_result(t->c, job->receipt, ctx->result, ctx->result_len);
     if (result == SPOOL_DONE)
         return spool_ack(t->c, job->receipt);
     if (result == SPOOL_FAIL) {
@@ -224,7 +246,8 @@ static void run_job(wthread *t, spool_job *job)
 {
     spool_worker *w = t->w;
     slot *s = &w->slots[t->idx];
-    spool_ctx ctx = { .w = w, .s = s, .thread = t->idx, .retry_ms = -1 };
+    spool_ctx ctx = { .w = w, .s = s, .thread = t->idx, .retry_ms = -1, .c = t->c,
+                     .receipt = job->receipt };
     sdk_slot_begin(w, s, job);
     sdk_worker_log(w, SPOOL_LOG_DEBUG, "job %s (attempt %lld) from %s", job->id, job->attempt, job->queue);
     int result = w->cfg.handler(job, &ctx, w->cfg.handler_arg);
@@ -240,6 +263,7 @@ static void run_job(wthread *t, spool_job *job)
     } else {
         finish(t, job, result, &ctx);
     }
+    free(ctx.result);
     sdk_slot_end(w, s);
 }
 

@@ -84,6 +84,10 @@ struct spool_ctx {
     char error[1024];
     bool has_error;
     long long retry_ms;      /* -1: the queue's backoff */
+    char *result;            /* spool_ctx_set_result(): sent with the ack; owned */
+    size_t result_len;
+    spool_client *c;         /* the worker thread's connection (progress reports) */
+    const char *receipt;     /* the running delivery */
 };
 
 /* Waits on w->cv until the monotonic deadline (ms); mu must be held. */

@@ -1014,6 +1014,71 @@ Test(cli, top_quits_on_q)
     term_free(&t);
 }
 
+/* ==================================================== schedules, batches, wait */
+
+Test(cli, schedules_batch_and_wait)
+{
+    run r = spool("schedules", NULL);
+    expect_status(r, 0);
+    expect_has(r.out, "no schedules");
+    run_free(&r);
+    expect_ok(CMD(c, "SCHED.SET", "nightly", "reports", "30 2 * * *", "{}", "TZ", "Europe/Berlin"));
+    expect_ok(CMD(c, "SCHED.SET", "often", "beats", "@every 15m", "{}", "CATCHUP", "all"));
+    expect_ok(CMD(c, "SCHED.PAUSE", "often"));
+    r = spool("schedules", NULL);
+    expect_status(r, 0);
+    expect_has(r.out, "NEXT RUN");
+    expect_has(r.out, "nightly  reports  30 2 * * *  Europe/Berlin  in ");
+    expect_has(r.out, "paused");
+    run_free(&r);
+    r = spool("schedules", "reports", "--json", NULL);
+    cJSON *j = json_of(&r);
+    cr_assert_eq(cJSON_GetArraySize(j), 1);
+    cr_assert_str_eq(str(cJSON_GetArrayItem(j, 0), "name"), "nightly");
+    cr_assert(num(cJSON_GetArrayItem(j, 0), "next_at") > 0);
+    cJSON_Delete(j);
+    run_free(&r);
+
+    char id[64], rcpt[64];
+    push("thumbs", "{\"img\":1}", id);
+    r = spool("wait", id, "--timeout", "100ms", NULL);
+    expect_status(r, 1);
+    expect_has(r.err, "did not finish within 100ms");
+    run_free(&r);
+    reserve_id("thumbs", id, rcpt);
+    expect_ok(CMD(c, "JOB.PROGRESS", rcpt, "75"));
+    expect_int(CMD(c, "JOB.ACK", rcpt, "RESULT", "{\"url\":\"/t/1.png\"}"), 1);
+    r = spool("wait", id, NULL);
+    expect_status(r, 0);
+    expect_has(r.out, "done result {\"url\":\"/t/1.png\"}");
+    run_free(&r);
+    r = spool("show", id, NULL);
+    expect_has(r.out, "progress     75");
+    expect_has(r.out, "result       {\"url\":\"/t/1.png\"}");
+    run_free(&r);
+    r = spool("wait", id, "--json", NULL);
+    j = json_of(&r);
+    cr_assert_str_eq(str(get(j, "result"), "url"), "/t/1.png");
+    cJSON_Delete(j);
+    run_free(&r);
+
+    resp_val *v = CMD(c, "BATCH.NEW", "ON-COMPLETE", "after", "{}");
+    char bid[64];
+    snprintf(bid, sizeof bid, "%s", v->str);
+    resp_val_free(v);
+    v = CMD(c, "JOB.PUSH", "pages", "{}", "BATCH", bid);
+    resp_val_free(v);
+    r = spool("batch", bid, NULL);
+    expect_status(r, 0);
+    expect_has(r.out, "open");
+    expect_has(r.out, "1 (0 done, 0 dead, 1 unfinished)");
+    run_free(&r);
+    r = spool("batch", "00000000000a0000", NULL);
+    expect_status(r, 1);
+    expect_has(r.err, "no batch");
+    run_free(&r);
+}
+
 /* ========================================== papercuts found by a new user */
 
 /* An SMTP error starts with a number: it is text, not JSON ("550" alone). */

@@ -183,6 +183,84 @@ Test(durability, reserve_does_not_wait_for_the_sync_but_writes_do)
     spoold_stop(s);
 }
 
+/* A JOB.RESERVE is answered before its commit is on disk. Lost in a kill
+ * -9, the job is delivered again after the restart under the same delivery
+ * number: the old receipt must not act on the new delivery (its token
+ * differs), the new one works, and the job was not lost (at-least-once). */
+Test(durability, receipt_of_a_reserve_lost_in_kill_9_is_stale_after_restart)
+{
+    spoold *s = spoold_start("--shards", "1", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port), *p = cli_connect(s->port);
+    jid a = PUSH(c, "lost", "{\"a\":1}");
+    expect_simple(CMD(c, "DEBUG", "SYNC-DELAY", "lost", "5000"), "OK");
+    /* a push's commit is being synced (5 s late): the reserve that follows
+     * goes into the next transaction, which cannot commit before that */
+    SEND(p, "JOB.PUSH", "lost", "{\"b\":2}");
+    bool pushed = wait_until(llen(c, "lost") == 2, 3000); /* a read: answered before the sync */
+    cr_assert(pushed, "the push did not reach the shard");
+    resp_val *r = CMD(c, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "lost");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
+    cr_assert_str_eq(field_str_at(__FILE__, __LINE__, r->elem[0], "id"), a.s);
+    cr_assert_eq(field_int_at(__FILE__, __LINE__, r->elem[0], "attempt"), 1);
+    char old[64];
+    snprintf(old, sizeof old, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+    resp_val *pr = NULL;
+    cr_assert_eq(cli_poll_reply(p, 0, &pr), 0, "the push was answered before its delayed sync");
+    cli_close(c);
+    cli_close(p);
+    spoold_kill9(s); /* before the sync returned: the reserve was never committed */
+
+    spoold_restart(s, "--shards", "1", NULL);
+    c = cli_connect(s->port);
+    r = CMD(c, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "lost");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "the job was lost: %s", resp_describe(r));
+    cr_assert_str_eq(field_str_at(__FILE__, __LINE__, r->elem[0], "id"), a.s);
+    cr_assert_eq(field_int_at(__FILE__, __LINE__, r->elem[0], "attempt"), 1, "delivered again as delivery 1");
+    char fresh[64];
+    snprintf(fresh, sizeof fresh, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+    cr_assert_str_neq(old, fresh, "the new delivery has the old receipt");
+
+    resp_val *e = CMD(c, "JOB.ACK", old);
+    expect_error_has(e, "STALE ", a.s);
+    e = CMD(c, "JOB.NACK", old);
+    expect_error_has(e, "STALE ", "JOB.RESERVE the job again");
+    expect_error_has(CMD(c, "JOB.TOUCH", old), "STALE ", old);
+    cr_assert_str_eq(state_of(c, a.s), "reserved", "a stale receipt changed the job");
+    expect_int(CMD(c, "JOB.ACK", fresh), 1);
+    cr_assert_str_eq(state_of(c, a.s), "done");
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* A reservation whose commit is on disk survives kill -9 with its receipt:
+ * the worker that holds it acks it after the restart. */
+Test(durability, receipt_of_a_committed_reserve_works_after_kill_9)
+{
+    spoold *s = spoold_start("--shards", "1", NULL);
+    cli *c = cli_connect(s->port);
+    jid a = PUSH(c, "kept", "{\"a\":1}");
+    resp_val *r = CMD(c, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "kept");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
+    char receipt[64];
+    snprintf(receipt, sizeof receipt, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+    /* a push on the same shard is answered after its commit, which follows
+     * the reserve's: the lease is on disk now */
+    PUSH(c, "kept", "{\"b\":2}");
+    cli_close(c);
+    spoold_kill9(s);
+
+    spoold_restart(s, "--shards", "1", NULL);
+    c = cli_connect(s->port);
+    cr_assert_str_eq(state_of(c, a.s), "reserved");
+    expect_int(CMD(c, "JOB.ACK", receipt), 1);
+    cr_assert_str_eq(state_of(c, a.s), "done");
+    cli_close(c);
+    spoold_stop(s);
+}
+
 Test(durability, sync_delay_needs_fsync_always)
 {
     spoold *s = spoold_start("--fsync", "batch", "--enable-debug-command", "yes", NULL);

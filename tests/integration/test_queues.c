@@ -76,8 +76,8 @@ static int peek_ids_at(const char *f, int l, resp_val *v, const char *state, jid
         cr_assert_fail("%s:%d: QUEUE.PEEK: %zu jobs, expected at most %d", f, l, v->n, max);
     for (size_t i = 0; i < v->n; i++) {
         const resp_val *e = v->elem[i];
-        if (!(e->type == RESP_T_MAP || e->type == RESP_T_ARRAY) || e->n != 36)
-            cr_assert_fail("%s:%d: QUEUE.PEEK entry %zu: expected a job record of 18 fields, got %s",
+        if (!(e->type == RESP_T_MAP || e->type == RESP_T_ARRAY) || e->n != 40)
+            cr_assert_fail("%s:%d: QUEUE.PEEK entry %zu: expected a job record of 20 fields, got %s",
                            f, l, i, resp_describe(e));
         const char *st = field_str_at(f, l, e, "state");
         if (strcmp(st, state) != 0)

@@ -182,7 +182,7 @@ CASES = [
      ['HGET', 'str', 'a'], ['GET', 'h'], ['HINCRBY', 'nh', 'big', '9223372036854775807'],
      ['HINCRBY', 'nh', 'big', '1'], ['EXISTS', 'nh']],
     [['HSET', 'h', 'f1', 'a', 'f2', 'b', 'g1', 'c'], ['HSCAN', 'h', '0', 'COUNT', '100'],
-     ['HSCAN', 'h', '0', 'MATCH', 'f*', 'COUNT', '100'], ['HSCAN', 'nope', '0'], ['HSCAN', 'h', 'x'],
+     ['HSCAN', 'h', '0', 'MATCH', 'f*', 'COUNT', '100'], ['HSCAN', 'nope', '0'], ['HSCAN', 'h', 'x'], ['HSCAN', 'h', ''],
      ['HSCAN', 'h', '0', 'COUNT', '0']],
     # sorted sets
     [['ZADD', 'z', '1', 'a', '2', 'b', '3', 'c'], ['ZADD', 'z', '1.5', 'a', '10', 'd'], ['ZCARD', 'z'],
@@ -222,7 +222,7 @@ CASES = [
      ['EXISTS', 'z'], ['ZPOPMIN', 'nope'], ['ZPOPMIN', 'z', '-1'], ['ZADD', 'z', '1', 'a'], ['ZPOPMIN', 'z', '0'],
      ['ZPOPMAX', 'z', 'x']],
     [['ZADD', 'z', '1', 'f1', '2', 'f2', '3', 'g1'], ['ZSCAN', 'z', '0', 'COUNT', '100'],
-     ['ZSCAN', 'z', '0', 'MATCH', 'f*'], ['ZSCAN', 'nope', '0'], ['SET', 's', 'v'], ['ZADD', 's', '1', 'a'],
+     ['ZSCAN', 'z', '0', 'MATCH', 'f*'], ['ZSCAN', 'nope', '0'], ['ZSCAN', 'z', ''], ['SET', 's', 'v'], ['ZADD', 's', '1', 'a'],
      ['ZRANGE', 's', '0', '-1'], ['ZSCORE', 's', 'a'], ['TYPE', 'z']],
     [['ZADD', 'game:leaderboard', '1000', 'user123'], ['ZADD', 'game:leaderboard', '1500', 'user7', '900', 'user9'],
      ['ZREVRANGE', 'game:leaderboard', '0', '9'], ['ZREVRANGE', 'game:leaderboard', '0', '9', 'WITHSCORES']],
@@ -399,7 +399,9 @@ def random_step(rng, keys):
         lambda: ['DEL', k, k2],
         lambda: ['EXISTS', k, k2],
         lambda: ['TYPE', k],
-        lambda: ['EXPIRE', k, rng.choice(['100', '1000', '-1'])] + rng.choice([[], ['NX'], ['XX'], ['GT'], ['LT']]),
+        # A TTL drawn from a wide range: two EXPIREs of one key with the same
+        # seconds would make GT/LT depend on the milliseconds between them.
+        lambda: ['EXPIRE', k, rng.choice([str(rng.randint(2, 999999)), '-1'])] + rng.choice([[], ['NX'], ['XX'], ['GT'], ['LT']]),
         lambda: ['PERSIST', k],
         lambda: ['TTL', k],
         lambda: ['RENAME', k, k2],

@@ -742,3 +742,160 @@ Test(sdk_worker, the_stop_deadline_hands_running_jobs_back)
     spool_close(c);
     spoold_stop(s);
 }
+
+/* ============================================ results, schedules, batches */
+
+typedef struct waiter_arg {
+    const char *url, *id;
+    int rc;
+    spool_job *job;
+} waiter_arg;
+
+static void *wait_main(void *arg)
+{
+    waiter_arg *a = arg;
+    spool_client *c = NULL;
+    if (spool_connect_url(&c, a->url) == 0)
+        a->rc = spool_job_wait(c, a->id, 20000, &a->job);
+    spool_close(c);
+    return NULL;
+}
+
+Test(sdk_it, ack_result_progress_and_wait)
+{
+    spoold *s = spoold_start(NULL);
+    spool_client *c = client_of(s);
+    char id[SPOOL_ID_MAX];
+    cr_assert_eq(spool_push_str(c, "thumbs", "{\"img\":1}", NULL, id), 0);
+    spool_job *j = NULL;
+    cr_assert_eq(spool_job_wait(c, id, 100, &j), 0, "a ready job: the wait times out");
+    cr_assert_null(j);
+    waiter_arg wa = { .url = url_of(s), .id = id };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, wait_main, &wa), 0);
+    cr_assert_eq(spool_reserve_one(c, "thumbs", 2000, &j), 1);
+    cr_assert_eq(spool_job_progress(c, j->receipt, "40"), 0, "%s", spool_errmsg(c));
+    cr_assert_eq(spool_job_progress(c, j->receipt, "140"), SPOOL_ESERVER);
+    cr_assert_eq(spool_ack_result(c, j->receipt, "{\"url\":\"/t/1.png\"}", 18), 0, "%s", spool_errmsg(c));
+    spool_job_free(j);
+    pthread_join(th, NULL);
+    cr_assert_eq(wa.rc, 1, "JOB.WAIT on the other connection");
+    cr_assert_str_eq(wa.job->state, "done");
+    cr_assert_str_eq(wa.job->result, "{\"url\":\"/t/1.png\"}");
+    cr_assert_eq(wa.job->result_len, 18);
+    cr_assert_str_eq(wa.job->progress, "40");
+    spool_job_free(wa.job);
+    cr_assert_eq(spool_job_wait(c, "00000000000a0000", 100, &j), SPOOL_ENOJOB);
+    spool_close(c);
+    spoold_stop(s);
+}
+
+Test(sdk_it, schedules)
+{
+    spoold *s = spoold_start(NULL);
+    spool_client *c = client_of(s);
+    spool_sched_opts o = { .tz = "America/New_York", .priority = 3, .unique = true, .catchup = "all" };
+    cr_assert_eq(spool_sched_set(c, "morning", "digest", "0 7 * * MON-FRI", "{}", &o), 0, "%s", spool_errmsg(c));
+    cr_assert_eq(spool_sched_set(c, "often", "beats", "@every 1s", "{}", NULL), 0);
+    cr_assert_eq(spool_sched_set(c, "bad", "beats", "@every never", "{}", NULL), SPOOL_ESERVER);
+    cr_assert(strstr(spool_errmsg(c), "@every needs a duration"), "%s", spool_errmsg(c));
+    spool_schedule *sc = NULL;
+    cr_assert_eq(spool_sched_get(c, "morning", &sc), 1, "%s", spool_errmsg(c));
+    cr_assert_str_eq(sc->queue, "digest");
+    cr_assert_str_eq(sc->tz, "America/New_York");
+    cr_assert_str_eq(sc->catchup, "all");
+    cr_assert(sc->unique && !sc->paused && sc->priority == 3 && sc->next_at > 0);
+    cr_assert_null(sc->last_job);
+    spool_schedule_free(sc);
+    spool_schedule **v = NULL;
+    cr_assert_eq(spool_sched_list(c, NULL, &v), 2);
+    spool_schedules_free(v, 2);
+    cr_assert_eq(spool_sched_pause(c, "often"), 0);
+    cr_assert_eq(spool_sched_resume(c, "often"), 0);
+    cr_assert(wait_until(({
+        spool_schedule *x = NULL;
+        bool ran = spool_sched_get(c, "often", &x) == 1 && x->runs >= 1 && x->last_job;
+        spool_schedule_free(x);
+        ran;
+    }), 5000), "the schedule pushed a job");
+    cr_assert_eq(spool_sched_del(c, "often"), 1);
+    cr_assert_eq(spool_sched_del(c, "often"), 0);
+    cr_assert_eq(spool_sched_get(c, "often", &sc), 0);
+    cr_assert_eq(spool_sched_pause(c, "often"), SPOOL_ESERVER);
+    spool_close(c);
+    spoold_stop(s);
+}
+
+Test(sdk_it, batches)
+{
+    spoold *s = spoold_start("--shards", "3", NULL);
+    spool_client *c = client_of(s);
+    spool_batch_opts bo = { .on_complete_queue = "after", .on_complete_payload = "{\"all\":1}",
+                            .on_death_queue = "deaths", .on_death_payload = "{}" };
+    char bid[SPOOL_ID_MAX];
+    cr_assert_eq(spool_batch_new(c, &bo, bid), 0, "%s", spool_errmsg(c));
+    spool_push_opts po = { .batch = bid };
+    const char *qs[] = { "pa", "pb", "pc", "pd" };
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(spool_push_str(c, qs[i], "{}", &po, NULL), 0, "%s", spool_errmsg(c));
+    spool_batch_info bi;
+    cr_assert_eq(spool_batch_get(c, bid, &bi), 1);
+    cr_assert_str_eq(bi.state, "open");
+    cr_assert_eq(bi.total, 4);
+    cr_assert_eq(spool_batch_close(c, bid), 0);
+    cr_assert_eq(spool_push_str(c, "pa", "{}", &po, NULL), SPOOL_ESERVER, "a closed batch takes no job");
+    for (int i = 0; i < 4; i++) {
+        spool_job *j = NULL;
+        cr_assert_eq(spool_reserve_one(c, qs[i], 2000, &j), 1);
+        cr_assert_eq(spool_ack(c, j->receipt), 0);
+        spool_job_free(j);
+    }
+    cr_assert(wait_until(spool_batch_get(c, bid, &bi) == 1 && bi.fired_complete, 5000), "ON-COMPLETE fired");
+    cr_assert_str_eq(bi.state, "finished");
+    cr_assert(!bi.fired_death && !bi.fired_success && bi.done == 4 && bi.unfinished == 0);
+    spool_job *cb = NULL;
+    cr_assert_eq(spool_reserve_one(c, "after", 2000, &cb), 1);
+    cr_assert_str_eq(cb->payload, "{\"all\":1}");
+    spool_job_free(cb);
+    cr_assert_eq(spool_batch_get(c, "00000000000a0000", &bi), 0);
+    spool_close(c);
+    spoold_stop(s);
+}
+
+static int result_handler(spool_job *job, spool_ctx *ctx, void *arg)
+{
+    (void)arg;
+    cr_assert_eq(spool_ctx_progress(ctx, "{\"step\":1}"), 0);
+    char r[64];
+    int n = snprintf(r, sizeof r, "{\"echo\":%s}", job->payload);
+    spool_ctx_set_result(ctx, r, (size_t)n);
+    return SPOOL_OK;
+}
+
+static void use_result_handler(spool_worker_config *cfg)
+{
+    cfg->handler = result_handler;
+}
+
+Test(sdk_worker, handler_results_and_progress_reach_the_job)
+{
+    spoold *s = spoold_start(NULL);
+    spool_client *c = client_of(s);
+    char id[SPOOL_ID_MAX];
+    cr_assert_eq(spool_push_str(c, "echo", "7", NULL, id), 0);
+    const char *qs[] = { "echo", NULL };
+    tally t;
+    tally_init(&t);
+    runner *r = worker_start(url_of(s), qs, 1, &t, use_result_handler);
+    spool_job *j = NULL;
+    cr_assert_eq(spool_job_wait(c, id, 10000, &j), 1, "%s", spool_errmsg(c));
+    cr_assert_str_eq(j->state, "done");
+    cr_assert_str_eq(j->result, "{\"echo\":7}");
+    cr_assert_str_eq(j->progress, "{\"step\":1}");
+    spool_job_free(j);
+    spool_worker_counters ct;
+    cr_assert_eq(worker_join(r, &ct), 0);
+    cr_assert_eq(ct.done, 1);
+    spool_close(c);
+    spoold_stop(s);
+}

@@ -289,14 +289,81 @@ Test(journal, upgrades_a_database_at_an_older_version)
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_load'"), 0,
                  "the upgrade left the load index dropped");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM payloads WHERE id = 7 AND body = CAST('{}' AS BLOB)"), 1,
-                 "the upgrade applied 0004: the payload moved to its own table");
+                 "the upgrade applied 0007: the payload moved to its own table");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload'"), 0,
-                 "the upgrade applied 0004: jobs has no payload column");
+                 "the upgrade applied 0007: jobs has no payload column");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 1);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'kv_log'"), 1,
                  "the upgrade applied 0004 (the key log)");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM jobs WHERE id = 7 AND result IS NULL AND batch = 0"), 1,
+                 "0006 added the result and batch columns");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('schedules', 'batches', "
+                             "'batch_outbox', 'batch_inbox')"), 4, "0006 added its tables");
     sqlite3_close(db);
+}
+
+Test(journal, upgrades_a_database_at_0006_to_payload_rows_and_tokens)
+{
+    int old = 6;
+    char sql[64];
+
+    /* A data directory as main's 0006 left it: a reserved job whose
+     * payload is in its row, with a result column. */
+    sqlite3 *db = raw_open();
+    raw_exec(db, "PRAGMA journal_mode = WAL");
+    for (int i = 0; i < old; i++)
+        raw_exec(db, journal_migrations[i].sql);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
+    raw_exec(db, sql);
+    raw_exec(db, "INSERT INTO jobs (id, queue, state, attempt, lease_until, created_at, updated_at, payload, "
+                 "progress) VALUES (9, CAST('mail' AS BLOB), 1, 2, 1234, 1, 2, CAST('{\"x\":1}' AS BLOB), "
+                 "CAST('50' AS BLOB))");
+    sqlite3_close(db);
+
+    struct journal *j = jopen(0);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(l.jobs[0]->id, 9);
+    cr_assert_eq(l.jobs[0]->attempt, 2);
+    cr_assert_eq(l.jobs[0]->token, 0, "a delivery made before tokens has none");
+    cr_assert_str_eq(l.jobs[0]->payload, "{\"x\":1}");
+    loaded_free(&l);
+    journal_close(j);
+
+    db = raw_open();
+    cr_assert_eq(raw_int(db, "PRAGMA user_version"), journal_schema_version());
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM payloads WHERE id = 9"), 1, "0007 moved the payload");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload'"), 0);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM jobs WHERE id = 9 AND token = 0 AND progress = CAST('50' AS BLOB)"),
+                 1, "0007 kept 0006's columns and added the token");
+    sqlite3_close(db);
+}
+
+Test(journal, keeps_the_delivery_token)
+{
+    struct journal *j = jopen(0);
+    struct queue *q = mkqueue("tq", 2);
+    struct job *job = mkjob(q, 11, "{}");
+    job->state = JOB_RESERVED;
+    job->attempt = 1;
+    job->token = 0xdeadbeef;
+    insert_commit(j, job);
+    job->attempt = 2;
+    job->token = 0x12345678;
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_update(j, job), 0);
+    cr_assert_eq(journal_commit(j), 0);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(l.jobs[0]->attempt, 2);
+    cr_assert_eq(l.jobs[0]->token, 0x12345678);
+    loaded_free(&l);
+    job_free(job);
+    freequeue(q);
+    journal_close(j);
 }
 
 Test(journal, refuses_a_newer_database_and_leaves_it_alone)

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "resp.h"
@@ -777,6 +778,30 @@ Test(enc, simple_and_error)
     ENC("-NOJOB no job 12345678901234567890 in queue emails-high-priority-eu-west\r\n",
         resp_add_errorf(&b, "NOJOB no job %s in queue %s", "12345678901234567890",
                         "emails-high-priority-eu-west"));
+}
+
+static void add_verror(resp_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    resp_add_verror(b, fmt, ap);
+    va_end(ap);
+}
+
+Test(enc, verror_cut_at_max)
+{
+    ENC("-ERR bad key 'k'\r\n", add_verror(&b, "ERR bad key '%s'", "k"));
+    char key[2000];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    resp_buf b;
+    resp_buf_init(&b);
+    add_verror(&b, "ERR bad key '%s'", key);
+    /* '-', RESP_ERROR_MAX - 1 bytes of message, CRLF */
+    cr_assert_eq(b.len, 1 + (RESP_ERROR_MAX - 1) + 2);
+    cr_assert(memcmp(b.data, "-ERR bad key 'kkk", 17) == 0);
+    cr_assert(memcmp(b.data + b.len - 3, "k\r\n", 3) == 0);
+    resp_buf_free(&b);
 }
 
 Test(enc, integers)

@@ -1,4 +1,5 @@
--- 0006_payloads.sql - a payload is written once, at push.
+-- 0007_payloads.sql - a payload is written once, at push; receipts carry
+-- a token of their delivery.
 --
 -- SQLite rewrites a whole row when one column changes, overflow pages
 -- included, so with the payload in jobs every reserve, ack, nack and retry
@@ -15,3 +16,10 @@ CREATE TABLE payloads (
 INSERT INTO payloads (id, body) SELECT id, payload FROM jobs;
 
 ALTER TABLE jobs DROP COLUMN payload;
+
+-- The token of a job's current delivery, part of its receipt
+-- ("<id>-<delivery>-<token>"): a JOB.RESERVE is answered before its commit
+-- is on disk, so a delivery lost in a crash is made again under the same
+-- delivery number after the restart; the new random token tells the two
+-- apart. 0: delivered before receipts carried a token.
+ALTER TABLE jobs ADD COLUMN token INTEGER NOT NULL DEFAULT 0;
