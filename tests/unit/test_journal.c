@@ -366,6 +366,54 @@ Test(journal, keeps_the_delivery_token)
     journal_close(j);
 }
 
+/* Write syscalls of this process so far (/proc/self/io syscw). */
+static long long write_calls(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    cr_assert_not_null(f, "/proc/self/io: %s", strerror(errno));
+    char line[128];
+    long long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "syscw: %lld", &n) == 1)
+            break;
+    fclose(f);
+    cr_assert_geq(n, 0, "no syscw in /proc/self/io");
+    return n;
+}
+
+Test(journal, writes_each_wal_frame_with_one_call)
+{
+    struct journal *j = jopen(1); /* batch: a commit syncs nothing */
+    struct queue *q = mkqueue("wq", 2);
+    char *big = malloc(40001);
+    memset(big, 'x', 40000);
+    big[40000] = '\0';
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct stat st0, st1;
+    struct job *first = mkjob(q, 1, "{}");
+    insert_commit(j, first); /* the WAL exists, with its header */
+    cr_assert_eq(stat(wal, &st0), 0);
+    long long w0 = write_calls();
+    struct job *jobs[20];
+    for (int i = 0; i < 20; i++) {
+        jobs[i] = mkjob(q, 100 + (uint64_t)i, big);
+        insert_commit(j, jobs[i]);
+    }
+    long long calls = write_calls() - w0;
+    cr_assert_eq(stat(wal, &st1), 0);
+    long long frames = (long long)(st1.st_size - st0.st_size) / (4096 + 24);
+    cr_assert_gt(frames, 200, "20 payloads of 40 KB: %lld frames", frames);
+    cr_assert_leq(calls, frames + 20, "%lld write calls for %lld WAL frames: a frame's header and page "
+                  "went out separately", calls, frames);
+    for (int i = 0; i < 20; i++)
+        job_free(jobs[i]);
+    job_free(first);
+    free(big);
+    freequeue(q);
+    journal_close(j);
+}
+
 Test(journal, refuses_a_newer_database_and_leaves_it_alone)
 {
     int n = journal_schema_version();
