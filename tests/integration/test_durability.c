@@ -261,6 +261,36 @@ Test(durability, receipt_of_a_committed_reserve_works_after_kill_9)
     spoold_stop(s);
 }
 
+/* JOB.WAIT reads, but tells that a job finished: with a slow disk its
+ * reply waits for the sync of the ack it reports, like the ack's own. */
+Test(durability, job_wait_reply_waits_for_the_sync_of_the_ack)
+{
+    spoold *s = spoold_start("--shards", "1", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port), *w = cli_connect(s->port), *a = cli_connect(s->port);
+    jid id = PUSH(c, "jw", "{}");
+    resp_val *r = CMD(c, "JOB.RESERVE", "NOWAIT", "FROM", "jw");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
+    char receipt[64];
+    snprintf(receipt, sizeof receipt, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+    SEND(w, "JOB.WAIT", id.s, "TIMEOUT", "20000");
+    wait_blocked_clients(c, 1, 10000);
+    expect_simple(CMD(c, "DEBUG", "SYNC-DELAY", "jw", "1500"), "OK");
+    SEND(a, "JOB.ACK", receipt);
+    resp_val *wr = NULL;
+    cr_assert_eq(cli_poll_reply(w, 1000, &wr), 0, "JOB.WAIT answered before the ack's commit was on disk: %s",
+                 wr ? resp_describe(wr) : "");
+    expect_int(cli_read(a), 1);
+    cr_assert_eq(cli_poll_reply(w, 10000, &wr), 1, "JOB.WAIT got no reply");
+    cr_assert_str_eq(field_str_at(__FILE__, __LINE__, wr, "state"), "done");
+    resp_val_free(wr);
+    expect_simple(CMD(c, "DEBUG", "SYNC-DELAY", "jw", "0"), "OK");
+    cli_close(c);
+    cli_close(w);
+    cli_close(a);
+    spoold_stop(s);
+}
+
 Test(durability, sync_delay_needs_fsync_always)
 {
     spoold *s = spoold_start("--fsync", "batch", "--enable-debug-command", "yes", NULL);
