@@ -499,6 +499,7 @@ static int load_batches(struct shard *s)
         struct batch *b = xcalloc(1, sizeof *b);
         tnode_init(&b->timer, 0);
         b->id = (uint64_t)sqlite3_column_int64(st, 0);
+        store_id_seen(&s->st, b->id); /* batch ids come from the job id generator */
         b->state = (int)sqlite3_column_int64(st, 1);
         b->total = sqlite3_column_int64(st, 2);
         b->done = sqlite3_column_int64(st, 3);

@@ -38,64 +38,101 @@ static bool one_text(sqlite3 *db, const char *sql, const char *bind, char *buf, 
     return rc == SQLITE_ROW || rc == SQLITE_DONE;
 }
 
-/* Checks shard k; prints its line; returns the number of problems. */
-static int check_shard(const char *dir, const struct manifest *m, int k, FILE *out)
+/* Opens shard k's file for checking; prints MISSING, CANNOT OPEN or
+ * DAMAGED and returns NULL when it is absent, does not open or fails
+ * SQLite's integrity check. */
+static sqlite3 *open_shard(const char *path, int k, FILE *out)
 {
-    char path[4096], buf[1024];
-    int problems = 0;
-    datadir_shard_path(path, sizeof path, dir, k, ".db");
+    char buf[1024];
     if (access(path, F_OK) != 0) {
         fprintf(out, "shard %d: MISSING %s: restore it from a backup, or start spoold with --recover to run it empty\n",
                 k, path);
-        return 1;
+        return NULL;
     }
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         fprintf(out, "shard %d: CANNOT OPEN %s: %s\n", k, path, db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
-        return 1;
+        return NULL;
     }
     sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     sqlite3_exec(db, "PRAGMA locking_mode = EXCLUSIVE", NULL, NULL, NULL); /* no -shm file */
     if (!one_text(db, "PRAGMA integrity_check", NULL, buf, sizeof buf) || strcmp(buf, "ok") != 0) {
         fprintf(out, "shard %d: DAMAGED %s: integrity_check says: %s\n", k, path, buf[0] ? buf : sqlite3_errmsg(db));
         sqlite3_close(db);
-        return 1;
+        return NULL;
     }
-    char id[64], sk[32], commits[32], want_k[32];
+    return db;
+}
+
+/* Whether the file is shard k of this directory (meta dir_id and shard);
+ * prints FOREIGN when not. *commits gets its commit count. */
+static int check_identity(sqlite3 *db, const struct manifest *m, int k, const char *path, int64_t *commits,
+                          FILE *out)
+{
+    char id[64], sk[32], cm[32], want_k[32];
     snprintf(want_k, sizeof want_k, "%d", k);
     one_text(db, "SELECT value FROM meta WHERE key = ?1", "dir_id", id, sizeof id);
     one_text(db, "SELECT value FROM meta WHERE key = ?1", "shard", sk, sizeof sk);
-    one_text(db, "SELECT value FROM meta WHERE key = ?1", "commits", commits, sizeof commits);
+    one_text(db, "SELECT value FROM meta WHERE key = ?1", "commits", cm, sizeof cm);
+    *commits = cm[0] ? strtoll(cm, NULL, 10) : 0;
     if ((id[0] && strcmp(id, m->id) != 0) || (sk[0] && strcmp(sk, want_k) != 0)) {
         fprintf(out, "shard %d: FOREIGN %s: it is shard %s of directory %s, not shard %d of %s\n", k, path,
                 sk[0] ? sk : "?", id[0] ? id : "?", k, m->id);
-        problems++;
+        return 1;
     }
-    int64_t have = commits[0] ? strtoll(commits, NULL, 10) : 0;
-    long long by_state[NSTATES] = { 0 }, total = 0;
+    return 0;
+}
+
+/* The jobs by state into by_state; returns them all. */
+static long long count_jobs(sqlite3 *db, long long by_state[NSTATES])
+{
+    long long total = 0;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT state, count(*) FROM jobs GROUP BY state", -1, &st, NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            int s = sqlite3_column_int(st, 0);
-            long long n = sqlite3_column_int64(st, 1);
-            if (s >= 0 && s < NSTATES)
-                by_state[s] = n;
-            total += n;
-        }
-        sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(db, "SELECT state, count(*) FROM jobs GROUP BY state", -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int s = sqlite3_column_int(st, 0);
+        long long n = sqlite3_column_int64(st, 1);
+        if (s >= 0 && s < NSTATES)
+            by_state[s] = n;
+        total += n;
     }
+    sqlite3_finalize(st);
+    return total;
+}
+
+/* Compares the commits the file holds with the shard's commit mark (the
+ * count on disk before); prints CUT when fewer. markinfo describes the mark. */
+static int check_mark(const char *dir, const struct manifest *m, int k, const char *path, int64_t have,
+                      long long total, char *markinfo, size_t cap, FILE *out)
+{
     struct mark mk;
-    char markinfo[160] = "no commit mark";
-    if (datadir_mark_read(dir, k, &mk) == 0 && mk.shard == k && !strcmp(mk.id, m->id)) {
-        snprintf(markinfo, sizeof markinfo, "mark %lld", (long long)mk.commits);
-        if (have < mk.commits) {
-            fprintf(out, "shard %d: CUT %s: it holds %lld commit(s) but %lld were on disk before (shard-%d.mark): the "
-                    "WAL was cut or damaged; the shard held %lld job(s) then, %lld can be read\n", k, path,
-                    (long long)have, (long long)mk.commits, k, (long long)mk.jobs, total);
-            problems++;
-        }
-    }
+    snprintf(markinfo, cap, "no commit mark");
+    if (datadir_mark_read(dir, k, &mk) != 0 || mk.shard != k || strcmp(mk.id, m->id) != 0)
+        return 0;
+    snprintf(markinfo, cap, "mark %lld", (long long)mk.commits);
+    if (have >= mk.commits)
+        return 0;
+    fprintf(out, "shard %d: CUT %s: it holds %lld commit(s) but %lld were on disk before (shard-%d.mark): the "
+            "WAL was cut or damaged; the shard held %lld job(s) then, %lld can be read\n", k, path,
+            (long long)have, (long long)mk.commits, k, (long long)mk.jobs, total);
+    return 1;
+}
+
+/* Checks shard k; prints its line; returns the number of problems. */
+static int check_shard(const char *dir, const struct manifest *m, int k, FILE *out)
+{
+    char path[4096], markinfo[160];
+    datadir_shard_path(path, sizeof path, dir, k, ".db");
+    sqlite3 *db = open_shard(path, k, out);
+    if (!db)
+        return 1;
+    int64_t have;
+    int problems = check_identity(db, m, k, path, &have, out);
+    long long by_state[NSTATES] = { 0 };
+    long long total = count_jobs(db, by_state);
+    problems += check_mark(dir, m, k, path, have, total, markinfo, sizeof markinfo, out);
     fprintf(out, "shard %d: %s, %lld job(s):", k, problems ? "DAMAGED" : "ok", total);
     for (int s = 0; s < NSTATES; s++)
         fprintf(out, " %lld %s%s", by_state[s], state_names[s], s + 1 < NSTATES ? "," : "");

@@ -212,34 +212,38 @@ static const struct {
     { "@hourly", "0 * * * *" },
 };
 
-int cron_parse(const char *spec, struct cron_spec *out, char *err, size_t cap)
+/* "@every <duration>" (spec at '@every'): at least a second. */
+static int parse_every(const char *spec, struct cron_spec *out, char *err, size_t cap)
 {
-    memset(out, 0, sizeof *out);
-    while (isspace((unsigned char)*spec))
-        spec++;
-    if (strncasecmp(spec, "@every", 6) == 0 && (spec[6] == ' ' || spec[6] == '\t')) {
-        const char *d = spec + 6;
-        while (isspace((unsigned char)*d))
-            d++;
-        char dur[64];
-        snprintf(dur, sizeof dur, "%s", d);
-        for (char *t = dur + strlen(dur); t > dur && isspace((unsigned char)t[-1]);)
-            *--t = '\0';
-        if (!cron_duration(dur, &out->every_ms) || out->every_ms < 1000) {
-            snprintf(err, cap, "@every needs a duration of at least 1s such as 1s, 15m, 1h30m or 2d, not '%.40s'", d);
-            return -EINVAL;
-        }
-        return 0;
-    }
-    if (spec[0] == '@') {
-        for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++)
-            if (strcasecmp(spec, macros[i].name) == 0)
-                return cron_parse(macros[i].expr, out, err, cap);
-        snprintf(err, cap, "unknown schedule '%.40s' (use @hourly, @daily, @weekly, @monthly, @yearly, @every 15m, "
-                 "or a cron expression)", spec);
+    const char *d = spec + 6;
+    while (isspace((unsigned char)*d))
+        d++;
+    char dur[64];
+    snprintf(dur, sizeof dur, "%s", d);
+    for (char *t = dur + strlen(dur); t > dur && isspace((unsigned char)t[-1]);)
+        *--t = '\0';
+    if (!cron_duration(dur, &out->every_ms) || out->every_ms < 1000) {
+        snprintf(err, cap, "@every needs a duration of at least 1s such as 1s, 15m, 1h30m or 2d, not '%.40s'", d);
         return -EINVAL;
     }
-    const char *b[7], *e[7];
+    return 0;
+}
+
+/* "@hourly" and the others: the cron expression they stand for. */
+static int parse_macro(const char *spec, struct cron_spec *out, char *err, size_t cap)
+{
+    for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++)
+        if (strcasecmp(spec, macros[i].name) == 0)
+            return cron_parse(macros[i].expr, out, err, cap);
+    snprintf(err, cap, "unknown schedule '%.40s' (use @hourly, @daily, @weekly, @monthly, @yearly, @every 15m, "
+             "or a cron expression)", spec);
+    return -EINVAL;
+}
+
+/* Splits spec at white space into at most 7 fields [b[i], e[i]); returns
+ * how many (7: too many). */
+static int split_fields(const char *spec, const char *b[7], const char *e[7])
+{
     int n = 0;
     const char *p = spec;
     while (*p && n < 7) {
@@ -250,6 +254,14 @@ int cron_parse(const char *spec, struct cron_spec *out, char *err, size_t cap)
         while (isspace((unsigned char)*p))
             p++;
     }
+    return n;
+}
+
+/* A cron expression of 5 fields (second 0) or 6 (seconds first). */
+static int parse_expr(const char *spec, struct cron_spec *out, char *err, size_t cap)
+{
+    const char *b[7], *e[7];
+    int n = split_fields(spec, b, e);
     if (n != 5 && n != 6) {
         snprintf(err, cap, "a cron expression has 5 fields (minute hour day-of-month month day-of-week) "
                  "or 6 with seconds first; '%.60s' has %d", spec, n);
@@ -273,6 +285,18 @@ int cron_parse(const char *spec, struct cron_spec *out, char *err, size_t cap)
     out->dom_any = any[3];
     out->dow_any = any[5];
     return 0;
+}
+
+int cron_parse(const char *spec, struct cron_spec *out, char *err, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    while (isspace((unsigned char)*spec))
+        spec++;
+    if (strncasecmp(spec, "@every", 6) == 0 && (spec[6] == ' ' || spec[6] == '\t'))
+        return parse_every(spec, out, err, cap);
+    if (spec[0] == '@')
+        return parse_macro(spec, out, err, cap);
+    return parse_expr(spec, out, err, cap);
 }
 
 /* --------------------------------------------------------------- zones */

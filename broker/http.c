@@ -107,7 +107,8 @@ static void queue_metric(resp_buf *b, const char *metric, const struct qfig *f, 
     resp_buf_printf(b, "\"} %lld\n", v);
 }
 
-static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v, size_t n)
+/* spoold's own figures: up, uptime, connections, commands, memory. */
+static void render_server_metrics(struct server *srv, resp_buf *b)
 {
     metric_head(b, "spool_up", "gauge", "1 while spoold serves.");
     resp_buf_printf(b, "spool_up 1\n");
@@ -125,42 +126,58 @@ static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v
                     (unsigned long long)atomic_load(&srv->total_commands));
     metric_head(b, "spool_memory_rss_bytes", "gauge", "Resident memory of spoold.");
     resp_buf_printf(b, "spool_memory_rss_bytes %ld\n", sysinfo_rss_bytes());
+}
+
+/* One figure of each queue as a metric of its own, in this order. */
+static const struct { int k; const char *metric, *type, *help; } queue_figures[] = {
+    { QSTAT_PUSHED, "spool_queue_pushed_total", "counter", "Jobs pushed since spoold started." },
+    { QSTAT_ACKED, "spool_queue_acked_total", "counter", "Deliveries acknowledged." },
+    { QSTAT_RETRIED, "spool_queue_retried_total", "counter", "Retries scheduled." },
+    { QSTAT_LEASE_EXPIRED, "spool_queue_lease_expired_total", "counter", "Leases that expired." },
+    { QSTAT_EXPIRED_TOTAL, "spool_queue_expired_total", "counter", "Jobs that expired before delivery (EXPIRES)." },
+    { QSTAT_BURIED, "spool_queue_dead_total", "counter", "Jobs that went dead." },
+    { QSTAT_POPPED, "spool_queue_popped_total", "counter", "Jobs taken by list pops." },
+    { QSTAT_PAUSED, "spool_queue_paused", "gauge", "1 while a queue is paused." },
+    { QSTAT_WAITERS, "spool_queue_waiters", "gauge", "Blocked consumers waiting on a queue." },
+    { QSTAT_THROTTLED, "spool_queue_throttled_waiters", "gauge", "Waiters held back by the queue's rate or concurrency limit." },
+    { QSTAT_GROUPS, "spool_queue_groups", "gauge", "Groups with ready or reserved jobs." },
+    { QSTAT_RATE_LIMIT, "spool_queue_rate_limit", "gauge", "Deliveries allowed per rate period (0: no limit)." },
+    { QSTAT_CONCURRENCY_LIMIT, "spool_queue_concurrency_limit", "gauge", "Most jobs reserved at once (0: no limit)." },
+};
+
+/* A figure in milliseconds of each queue, shown in seconds. */
+static void queue_seconds(resp_buf *b, const char *metric, const char *help, const struct qfig *v, size_t n, int k)
+{
+    metric_head(b, metric, "gauge", help);
+    for (size_t i = 0; i < n; i++) {
+        resp_buf_printf(b, "%s{queue=\"", metric);
+        text_prom_label(b, v[i].name, v[i].len);
+        resp_buf_printf(b, "\"} %.3f\n", (double)v[i].v[k] / 1000.0);
+    }
+}
+
+/* The queues' figures: jobs by state, the counters and gauges of
+ * queue_figures, then the two in seconds. */
+static void render_queue_metrics(resp_buf *b, const struct qfig *v, size_t n)
+{
     metric_head(b, "spool_queue_jobs", "gauge", "Jobs of a queue by state.");
     for (size_t i = 0; i < n; i++)
         for (int k = QSTAT_READY; k <= QSTAT_EXPIRED; k++)
             queue_metric(b, "spool_queue_jobs", &v[i], qstat_names[k], v[i].v[k]);
-    static const struct { int k; const char *metric, *type, *help; } figures[] = {
-        { QSTAT_PUSHED, "spool_queue_pushed_total", "counter", "Jobs pushed since spoold started." },
-        { QSTAT_ACKED, "spool_queue_acked_total", "counter", "Deliveries acknowledged." },
-        { QSTAT_RETRIED, "spool_queue_retried_total", "counter", "Retries scheduled." },
-        { QSTAT_LEASE_EXPIRED, "spool_queue_lease_expired_total", "counter", "Leases that expired." },
-        { QSTAT_EXPIRED_TOTAL, "spool_queue_expired_total", "counter", "Jobs that expired before delivery (EXPIRES)." },
-        { QSTAT_BURIED, "spool_queue_dead_total", "counter", "Jobs that went dead." },
-        { QSTAT_POPPED, "spool_queue_popped_total", "counter", "Jobs taken by list pops." },
-        { QSTAT_PAUSED, "spool_queue_paused", "gauge", "1 while a queue is paused." },
-        { QSTAT_WAITERS, "spool_queue_waiters", "gauge", "Blocked consumers waiting on a queue." },
-        { QSTAT_THROTTLED, "spool_queue_throttled_waiters", "gauge", "Waiters held back by the queue's rate or concurrency limit." },
-        { QSTAT_GROUPS, "spool_queue_groups", "gauge", "Groups with ready or reserved jobs." },
-        { QSTAT_RATE_LIMIT, "spool_queue_rate_limit", "gauge", "Deliveries allowed per rate period (0: no limit)." },
-        { QSTAT_CONCURRENCY_LIMIT, "spool_queue_concurrency_limit", "gauge", "Most jobs reserved at once (0: no limit)." },
-    };
-    for (size_t t = 0; t < sizeof figures / sizeof figures[0]; t++) {
-        metric_head(b, figures[t].metric, figures[t].type, figures[t].help);
+    for (size_t t = 0; t < sizeof queue_figures / sizeof queue_figures[0]; t++) {
+        metric_head(b, queue_figures[t].metric, queue_figures[t].type, queue_figures[t].help);
         for (size_t i = 0; i < n; i++)
-            queue_metric(b, figures[t].metric, &v[i], NULL, v[i].v[figures[t].k]);
+            queue_metric(b, queue_figures[t].metric, &v[i], NULL, v[i].v[queue_figures[t].k]);
     }
-    metric_head(b, "spool_queue_rate_period_seconds", "gauge", "The period of the queue's rate limit.");
-    for (size_t i = 0; i < n; i++) {
-        resp_buf_printf(b, "spool_queue_rate_period_seconds{queue=\"");
-        text_prom_label(b, v[i].name, v[i].len);
-        resp_buf_printf(b, "\"} %.3f\n", (double)v[i].v[QSTAT_RATE_PERIOD_MS] / 1000.0);
-    }
-    metric_head(b, "spool_queue_oldest_ready_age_seconds", "gauge", "Age of the oldest ready job.");
-    for (size_t i = 0; i < n; i++) {
-        resp_buf_printf(b, "spool_queue_oldest_ready_age_seconds{queue=\"");
-        text_prom_label(b, v[i].name, v[i].len);
-        resp_buf_printf(b, "\"} %.3f\n", (double)v[i].v[QSTAT_OLDEST] / 1000.0);
-    }
+    queue_seconds(b, "spool_queue_rate_period_seconds", "The period of the queue's rate limit.", v, n,
+                  QSTAT_RATE_PERIOD_MS);
+    queue_seconds(b, "spool_queue_oldest_ready_age_seconds", "Age of the oldest ready job.", v, n, QSTAT_OLDEST);
+}
+
+static void render_metrics(struct server *srv, resp_buf *b, const struct qfig *v, size_t n)
+{
+    render_server_metrics(srv, b);
+    render_queue_metrics(b, v, n);
 }
 
 /* ------------------------------------------------------------ requests */

@@ -208,62 +208,83 @@ static int fold(int c, bool nocase)
     return nocase ? tolower(c) : c;
 }
 
+/* Whether c falls in the range p[0]-p[2] of a class (either way round). */
+static bool glob_range(const char *p, unsigned char c, bool nocase)
+{
+    int a = fold((unsigned char)p[0], nocase), b = fold((unsigned char)p[2], nocase);
+    int x = fold(c, nocase);
+    if (a > b) {
+        int t = a;
+        a = b;
+        b = t;
+    }
+    return x >= a && x <= b;
+}
+
+/* Matches c against the class [...] whose body starts at *p (just after
+ * the '['); leaves *p on its ']' (or at the end of an unterminated
+ * pattern, *pl == 0). */
+static bool glob_class(const char **pp, size_t *plp, unsigned char c, bool nocase)
+{
+    const char *p = *pp;
+    size_t pl = *plp;
+    bool neg = pl && *p == '^';
+    if (neg)
+        p++, pl--;
+    bool match = false;
+    while (pl && *p != ']') {
+        if (*p == '\\' && pl >= 2) {
+            p++, pl--;
+            if ((unsigned char)*p == c)
+                match = true;
+        } else if (pl >= 3 && p[1] == '-') {
+            if (glob_range(p, c, nocase))
+                match = true;
+            p += 2, pl -= 2;
+        } else if (fold((unsigned char)*p, nocase) == fold(c, nocase)) {
+            match = true;
+        }
+        p++, pl--;
+    }
+    *pp = p;
+    *plp = pl;
+    return neg ? !match : match;
+}
+
+/* A run of '*' at p: whether the rest of the pattern matches some suffix of s. */
+static bool glob_star(const char *p, size_t pl, const char *s, size_t sl, bool nocase)
+{
+    while (pl > 1 && p[1] == '*')
+        p++, pl--;
+    if (pl == 1)
+        return true;
+    for (size_t k = 0; k <= sl; k++)
+        if (kvcmd_glob(p + 1, pl - 1, s + k, sl - k, nocase))
+            return true;
+    return false;
+}
+
 bool kvcmd_glob(const char *p, size_t pl, const char *s, size_t sl, bool nocase)
 {
     while (pl) {
         switch (*p) {
         case '*':
-            while (pl > 1 && p[1] == '*')
-                p++, pl--;
-            if (pl == 1)
-                return true;
-            for (size_t k = 0; k <= sl; k++)
-                if (kvcmd_glob(p + 1, pl - 1, s + k, sl - k, nocase))
-                    return true;
-            return false;
+            return glob_star(p, pl, s, sl, nocase);
         case '?':
             if (!sl)
                 return false;
             s++, sl--;
             break;
-        case '[': {
+        case '[':
             if (!sl)
                 return false;
             p++, pl--;
-            bool neg = pl && *p == '^';
-            if (neg)
-                p++, pl--;
-            bool match = false;
-            while (pl && *p != ']') {
-                if (*p == '\\' && pl >= 2) {
-                    p++, pl--;
-                    if (*p == *s)
-                        match = true;
-                } else if (pl >= 3 && p[1] == '-') {
-                    int a = fold((unsigned char)p[0], nocase), b = fold((unsigned char)p[2], nocase);
-                    int c = fold((unsigned char)*s, nocase);
-                    if (a > b) {
-                        int t = a;
-                        a = b;
-                        b = t;
-                    }
-                    if (c >= a && c <= b)
-                        match = true;
-                    p += 2, pl -= 2;
-                } else if (fold((unsigned char)*p, nocase) == fold((unsigned char)*s, nocase)) {
-                    match = true;
-                }
-                p++, pl--;
-            }
-            if (neg)
-                match = !match;
-            if (!match)
+            if (!glob_class(&p, &pl, (unsigned char)*s, nocase))
                 return false;
             s++, sl--;
             if (!pl) /* unterminated class: Redis stops at the end of the pattern */
                 return sl == 0;
             break;
-        }
         case '\\':
             if (pl >= 2)
                 p++, pl--;

@@ -113,6 +113,17 @@ uint64_t store_new_id(struct store *s)
     return ((uint64_t)s->id_ms << 22) | ((uint64_t)s->id_seq << 10) | (uint64_t)s->id;
 }
 
+/* The generator goes on after the highest id seen (millisecond, then the
+ * sequence in it), so a restart within the millisecond of the last pushes,
+ * or with a clock that stepped back, issues no id twice. Any order. */
+void store_id_seen(struct store *s, uint64_t id)
+{
+    int64_t ms = (int64_t)(id >> 22);
+    uint32_t seq = (uint32_t)((id >> 10) & 0xfff);
+    if (ms > s->id_ms || (ms == s->id_ms && seq > s->id_seq))
+        s->id_ms = ms, s->id_seq = seq;
+}
+
 
 double store_random(struct store *s)
 {
@@ -737,9 +748,7 @@ static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
     struct queue *q = store_queue(s, qname, qlen, true);
     j->q = q;
     jtable_add(&s->jobs, j);
-    int64_t idms = (int64_t)(j->id >> 22);
-    if (idms > s->id_ms)
-        s->id_ms = idms, s->id_seq = (uint32_t)((j->id >> 10) & 0xfff);
+    store_id_seen(s, j->id);
     switch (j->state) {
     case JOB_READY:
         if (lc->nready == lc->capready) {

@@ -112,7 +112,12 @@ void store_queue_gc(struct store *s, struct queue *q);
 void store_queue_saved(struct store *s, struct queue *q);
 /* q may serve waiters now: put it on ready_head (once). */
 void store_queue_changed(struct store *s, struct queue *q);
+/* A new id for a job or a batch: the millisecond since ID_EPOCH_MS, a
+ * sequence in it, the shard. */
 uint64_t store_new_id(struct store *s);
+/* An id read back from the journal (a job's, a batch's): later ids come
+ * after it, even within its millisecond. store_load calls it for jobs. */
+void store_id_seen(struct store *s, uint64_t id);
 /* Begins the turn's transaction if needed; false when there is no journal
  * or the turn already failed (nothing more is written). For modules that
  * write rows of their own (jext.c). */

@@ -554,6 +554,34 @@ Test(flow, limits_groups_and_expiries_survive_kill_9)
     cr_assert(gone, "EXPIRES 1500 job is %s", state_of(c, soon.s));
 }
 
+/* What a restart does to the rate limiters (docs/protocol.md, "Across
+ * restarts"): their state is not journaled, so every limiter, the queue's
+ * and each group's, starts idle: the first delivery after the start comes
+ * at once however long the pace had still to run, and the pace holds
+ * again from there. With 1/1h the held-back delivery would otherwise be
+ * an hour away, so no timing can blur the result. */
+Test(flow, a_restart_starts_the_rate_limiters_idle_then_paces_again)
+{
+    config(c, "r", "rate", "1/1h");
+    config(c, "g", "group-rate", "1/1h");
+    push_many(c, "r", NULL, 3);
+    push_many(c, "g", "acme", 3);
+    fjob j[3];
+    cr_assert_eq(reserve_nowait(c, "r", "3", j, 3), 1, "an idle limiter delivers one at once");
+    cr_assert_eq(reserve_nowait(c, "g", "3", j, 3), 1, "an idle group limiter delivers one at once");
+    cr_assert_eq(reserve_nowait(c, "r", "1", j, 1), 0, "the next delivery is an hour away");
+    cr_assert_eq(reserve_nowait(c, "g", "1", j, 1), 0, "the group's next delivery is an hour away");
+    cli_close(c);
+    c = NULL;
+    spoold_kill9(srv);
+    spoold_restart(srv, NULL);
+    c = cli_connect(srv->port);
+    cr_assert_eq(reserve_nowait(c, "r", "3", j, 3), 1, "after the restart the queue's limiter is idle: one at once");
+    cr_assert_eq(reserve_nowait(c, "g", "3", j, 3), 1, "after the restart the group's limiter is idle: one at once");
+    cr_assert_eq(reserve_nowait(c, "r", "1", j, 1), 0, "then the pace holds the queue again");
+    cr_assert_eq(reserve_nowait(c, "g", "1", j, 1), 0, "then the pace holds the group again");
+}
+
 /* ========================================================= who holds what */
 
 Test(flow, a_reservation_records_its_worker_and_queue_workers_lists_them)

@@ -1,41 +1,15 @@
-// Starts a spoold on port 0 in a temporary directory for one test file,
-// and stops it (by its pid) when the file is done.
+// Starts a spoold on port 0 in a temporary directory for one test file
+// (with two shards), and stops it when the file is done: the Node suites'
+// one module, tests/support/spoold.mjs, loaded with import() from CommonJS.
 'use strict';
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
+const { pathToFileURL } = require('node:url');
 
 async function startSpoold(extra = []) {
-  const bin = process.env.SPOOLD || path.resolve(__dirname, '../../build-test/broker/spoold');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-node-kv-'));
-  const portFile = path.join(dir, 'port');
-  fs.mkdirSync(path.join(dir, 'data'));
-  const args = ['--port', '0', '--port-file', portFile, '--data-dir', path.join(dir, 'data'),
-    '--http-port', '0', '--shards', '2', ...extra];
-  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr.on('data', (d) => { log += d; });
-  const deadline = Date.now() + 10000;
-  while (Date.now() < deadline) {
-    if (fs.existsSync(portFile)) {
-      const text = fs.readFileSync(portFile, 'utf8');
-      if (text.endsWith('\n')) {
-        return {
-          port: Number(text.trim()),
-          async stop() {
-            proc.kill('SIGTERM');
-            await new Promise((resolve) => (proc.exitCode !== null ? resolve() : proc.once('exit', resolve)));
-            fs.rmSync(dir, { recursive: true, force: true });
-          },
-        };
-      }
-    }
-    if (proc.exitCode !== null) throw new Error('spoold exited: ' + log);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  proc.kill('SIGKILL');
-  throw new Error('spoold did not listen within 10 s: ' + log);
+  const shared = pathToFileURL(path.join(__dirname, '../support/spoold.mjs')).href;
+  const { startSpoold: start } = await import(shared);
+  const s = await start({ args: ['--shards', '2', ...extra], prefix: 'spool-node-kv-' });
+  return { port: s.port, stop: s.close };
 }
 
 // CRC16/XMODEM slot of a key, honouring {hash tags}, as Redis Cluster does.
