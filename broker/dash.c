@@ -15,6 +15,8 @@
 #include "context.h"
 #include "dash_api.h"
 #include "dash_assets.h"
+#include "dash_live.h"
+#include "dash_pages.h"
 #include "dash_reply.h"
 #include "log.h"
 #include "queue.h"
@@ -365,9 +367,10 @@ static void features_json(resp_buf *b)
 {
     /* What this spoold can show; the pages say "not available in this
      * version" for the rest instead of inventing it. */
-    resp_buf_printf(b, "{\"acl_users\":false,\"limits\":%s,\"workers\":false,\"schedules\":%s,"
-                    "\"redrive_rate\":false,\"read_only_users\":false}",
+    resp_buf_printf(b, "{\"acl_users\":true,\"limits\":%s,\"workers\":%s,\"schedules\":%s,"
+                    "\"redrive_rate\":true,\"read_only_users\":true,\"live\":true}",
                     dapi_is_setting("rate") || dapi_is_setting("concurrency") ? "true" : "false",
+                    commands_find("queue.workers", 13) ? "true" : "false",
                     commands_find("sched.list", 10) ? "true" : "false");
 }
 
@@ -380,8 +383,13 @@ static void api_session(struct server *srv, struct evhttp_request *req, const st
     resp_buf_init(&b);
     resp_buf_append(&b, "{\"user\":", 8);
     text_json_str(&b, who->user, strlen(who->user));
-    resp_buf_printf(&b, ",\"csrf\":\"%s\",\"auth\":\"%s\",\"can_act\":true,\"version\":\"%s\",\"features\":", token,
+    resp_buf_printf(&b, ",\"csrf\":\"%s\",\"auth\":\"%s\",\"version\":\"%s\",\"can\":", token,
                     srv->cfg.requirepass[0] ? "password" : "loopback", SPOOL_BUILD_VERSION);
+    size_t at = b.len;
+    dapi_can_json(&b, who, DAPI_ANY, NULL, 0);
+    /* can_act: some action is allowed (else the pages show no buttons) */
+    bool any = memmem(b.data + at, b.len - at, "true", 4) != NULL;
+    resp_buf_printf(&b, ",\"can_act\":%s,\"features\":", any ? "true" : "false");
     features_json(&b);
     resp_buf_append(&b, "}\n", 2);
     dreply_json(req, 200, &b);
@@ -443,8 +451,11 @@ static void api_server(struct server *srv, struct evhttp_request *req)
                     (unsigned long long)atomic_load(&srv->total_connections),
                     (unsigned long long)atomic_load(&srv->rejected_connections),
                     (unsigned long long)atomic_load(&srv->total_commands));
-    resp_buf_printf(&b, "\"throughput\":{\"seconds\":%d,\"max_queues\":%d,\"overflowed\":%s},\"features\":",
-                    RATES_SECONDS, RATES_MAX_QUEUES, rates_overflowed(D.rates) ? "true" : "false");
+    resp_buf_printf(&b, "\"throughput\":{\"seconds\":%d,\"max_queues\":%d,\"overflowed\":%s},"
+                    "\"live\":{\"streams\":%d,\"max_streams\":%d,\"heartbeat_s\":%d,\"skipped_events\":%llu},"
+                    "\"features\":",
+                    RATES_SECONDS, RATES_MAX_QUEUES, rates_overflowed(D.rates) ? "true" : "false", dlive_count(),
+                    DLIVE_MAX, DLIVE_HEARTBEAT_S, (unsigned long long)dlive_skipped());
     features_json(&b);
     resp_buf_append(&b, "}\n", 2);
     dreply_json(req, 200, &b);
@@ -525,6 +536,13 @@ static void sample_done(struct server *srv, void *arg, resp_buf *parts, int npar
         rows[i].v[RATE_FAILED] = (uint64_t)(v[QSTAT_RETRIED] + v[QSTAT_BURIED]);
     }
     rates_sample(D.rates, clock_now_ms() / 1000, rows, n);
+    if (dlive_count()) { /* the live pages get the same figures as /api/overview */
+        resp_buf b;
+        resp_buf_init(&b);
+        dapi_overview_json(srv, &b, r, n, D.rates);
+        dlive_publish(&b);
+        resp_buf_free(&b);
+    }
     free(rows);
     free(r);
 }
@@ -532,6 +550,7 @@ static void sample_done(struct server *srv, void *arg, resp_buf *parts, int npar
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct server *srv = arg;
+    dlive_tick(clock_mono_ms());
     if (D.sampling)
         return; /* the shards are slow: skip a second rather than pile up */
     if (admin_rpc_all(srv, &dapi_stats_cmd, 1, (const char *const[]){ "admin-stats" }, NULL, sample_done, NULL) == 0)
@@ -557,6 +576,7 @@ int dash_start(struct server *srv)
 
 void dash_stop(struct server *srv)
 {
+    dlive_stop();
     admin_rpc_shutdown(srv);
     if (D.tick)
         event_free(D.tick);
@@ -626,13 +646,19 @@ static void route_get(struct server *srv, struct evhttp_request *req, const char
     else if (!strcmp(path, "/api/throughput"))
         api_throughput(req, &q);
     else if (!strcmp(path, "/api/queue"))
-        dapi_queue(srv, req, &q);
+        dapi_queue(srv, req, &q, who);
     else if (!strcmp(path, "/api/jobs"))
         dapi_jobs(srv, req, &q);
     else if (!strcmp(path, "/api/job"))
-        dapi_job(srv, req, &q);
+        dapi_job(srv, req, &q, who);
     else if (!strcmp(path, "/api/dead-groups"))
         dapi_dead_groups(srv, req, &q);
+    else if (!strcmp(path, "/api/workers"))
+        dpages_workers(srv, req);
+    else if (!strcmp(path, "/api/schedules"))
+        dpages_schedules(srv, req, who);
+    else if (!strcmp(path, "/api/events"))
+        dlive_open(req);
     else if (!strcmp(path, "/api/server"))
         api_server(srv, req);
     else if (!serve_asset(req, path))

@@ -19,10 +19,12 @@
 #include "hash.h"
 #include "log.h"
 #include "queue.h"
+#include "rate.h"
 #include "rates.h"
 #include "textfmt.h"
 #include "xalloc.h"
 
+#include <ctype.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
@@ -54,6 +56,7 @@ struct dq {
     int scanned;
     int found;
     char last[JOB_ID_HEX + 1];
+    uint64_t id;         /* a job action's job */
     resp_buf out;        /* JSON built so far */
     struct dead_group *g;
     size_t ng;
@@ -249,6 +252,30 @@ static void rate_json(resp_buf *b, const struct rates *r, int idx)
                     (double)sum[RATE_ACKED] / RATE_WINDOW, (double)sum[RATE_FAILED] / RATE_WINDOW);
 }
 
+void dapi_overview_json(struct server *srv, resp_buf *b, const struct dapi_row *r, size_t n, const struct rates *rates)
+{
+    resp_buf_printf(b, "{\"time\":%lld,\"rate_window_s\":%d,\"connected_clients\":%ld,\"blocked_clients\":%ld,"
+                    "\"total\":", (long long)clock_now_ms(), RATE_WINDOW, atomic_load(&srv->connected_clients),
+                    atomic_load(&srv->blocked_clients));
+    rate_json(b, rates, 0);
+    resp_buf_append(b, ",\"queues\":[", 11);
+    for (size_t i = 0; i < n; i++) {
+        resp_buf_append(b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+        text_json_str(b, r[i].name, r[i].len);
+        for (int k = 0; k < QSTAT_COUNT; k++) {
+            long long v = r[i].v[k];
+            if (k == QSTAT_PAUSED)
+                resp_buf_printf(b, ",\"paused\":%s", v ? "true" : "false");
+            else
+                resp_buf_printf(b, ",\"%s\":%lld", qstat_names[k], v);
+        }
+        resp_buf_append(b, ",\"rate\":", 8);
+        rate_json(b, rates, rates_find(rates, r[i].name, r[i].len));
+        resp_buf_append(b, "}", 1);
+    }
+    resp_buf_append(b, "]}\n", 3);
+}
+
 struct overview {
     struct evhttp_request *req;
     const struct rates *rates;
@@ -265,26 +292,7 @@ static void overview_done(struct server *srv, void *arg, resp_buf *parts, int np
     struct dapi_row *r = dapi_rows(parts, nparts, &n);
     resp_buf b;
     resp_buf_init(&b);
-    resp_buf_printf(&b, "{\"time\":%lld,\"rate_window_s\":%d,\"connected_clients\":%ld,\"blocked_clients\":%ld,"
-                    "\"total\":", (long long)clock_now_ms(), RATE_WINDOW, atomic_load(&srv->connected_clients),
-                    atomic_load(&srv->blocked_clients));
-    rate_json(&b, o->rates, 0);
-    resp_buf_append(&b, ",\"queues\":[", 11);
-    for (size_t i = 0; i < n; i++) {
-        resp_buf_append(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
-        text_json_str(&b, r[i].name, r[i].len);
-        for (int k = 0; k < QSTAT_COUNT; k++) {
-            long long v = r[i].v[k];
-            if (k == QSTAT_PAUSED)
-                resp_buf_printf(&b, ",\"paused\":%s", v ? "true" : "false");
-            else
-                resp_buf_printf(&b, ",\"%s\":%lld", qstat_names[k], v);
-        }
-        resp_buf_append(&b, ",\"rate\":", 8);
-        rate_json(&b, o->rates, rates_find(o->rates, r[i].name, r[i].len));
-        resp_buf_append(&b, "}", 1);
-    }
-    resp_buf_append(&b, "]}\n", 3);
+    dapi_overview_json(srv, &b, r, n, o->rates);
     dreply_json(o->req, 200, &b);
     resp_buf_free(&b);
     free(r);
@@ -332,7 +340,9 @@ static void queue_config_done(struct server *srv, void *arg, resp_buf *parts, in
             resp_buf_append(&d->out, ",", 1);
         text_json_str(&d->out, qconf_name(i), strlen(qconf_name(i)));
     }
-    resp_buf_append(&d->out, "]}\n", 3);
+    resp_buf_append(&d->out, "],\"can\":", 8);
+    dapi_can_json(&d->out, &d->who, DAPI_QUEUE, d->queue, d->qlen);
+    resp_buf_append(&d->out, "}\n", 2);
     dreply_json(d->req, 200, &d->out);
     resp_val_free(v);
     dq_free(d);
@@ -354,9 +364,10 @@ static void queue_stats_done(struct server *srv, void *arg, resp_buf *parts, int
     dq_call(d, queue_shard(d), "queue.config", 3, argv, len, queue_config_done);
 }
 
-void dapi_queue(struct server *srv, struct evhttp_request *req, const struct evkeyvalq *q)
+void dapi_queue(struct server *srv, struct evhttp_request *req, const struct evkeyvalq *q, const struct dash_who *who)
 {
     struct dq *d = dq_new(srv, req);
+    d->who = *who;
     if (!take_queue(d, q)) {
         dq_free(d);
         return;
@@ -569,8 +580,11 @@ static void job_done(struct server *srv, void *arg, resp_buf *parts, int nparts)
     if (v->type == RESP_T_NULL) {
         dreply_error(d->req, 404, "no job %s (it never existed, or it finished and was removed)", d->last);
     } else {
+        const resp_val *q = field(v, "queue");
         resp_buf_append(&d->out, "{\"job\":", 7);
         djson_resp(&d->out, v);
+        resp_buf_append(&d->out, ",\"can\":", 7);
+        dapi_can_json(&d->out, &d->who, DAPI_JOB, q && q->str ? q->str : "", q && q->str ? q->len : 0);
         resp_buf_append(&d->out, "}\n", 2);
         dreply_json(d->req, 200, &d->out);
     }
@@ -578,12 +592,13 @@ static void job_done(struct server *srv, void *arg, resp_buf *parts, int nparts)
     dq_free(d);
 }
 
-void dapi_job(struct server *srv, struct evhttp_request *req, const struct evkeyvalq *q)
+void dapi_job(struct server *srv, struct evhttp_request *req, const struct evkeyvalq *q, const struct dash_who *who)
 {
     uint64_t id;
     if (!take_id(req, evhttp_find_header(q, "id"), &id))
         return;
     struct dq *d = dq_new(srv, req);
+    d->who = *who;
     job_id_format(id, d->last);
     if (job_id_shard(id) >= srv->nshards) {
         dreply_error(req, 404, "no job %s: its id names shard %d, and this server has %d", d->last, job_id_shard(id),
@@ -597,24 +612,35 @@ void dapi_job(struct server *srv, struct evhttp_request *req, const struct evkey
 
 /* ------------------------------------------------------------- actions */
 
-enum target { T_ID, T_QUEUE };
-
 struct action {
     const char *name;     /* /api/actions/<name> */
     const char *command;  /* what runs on the shard */
-    enum target target;
+    enum dapi_target target;
     const char *verb;     /* for the log */
 };
 
 static const struct action actions[] = {
-    { "job-retry", "job.retry", T_ID, "retried job" },
-    { "job-delete", "job.del", T_ID, "deleted job" },
-    { "queue-pause", "queue.pause", T_QUEUE, "paused queue" },
-    { "queue-resume", "queue.resume", T_QUEUE, "resumed queue" },
-    { "queue-purge", "queue.purge", T_QUEUE, "purged queue" },
-    { "queue-retry-dead", "queue.retry", T_QUEUE, "retried every dead job of queue" },
-    { "queue-config", "queue.config", T_QUEUE, "changed the settings of queue" },
+    { "job-retry", "job.retry", DAPI_JOB, "retried job" },
+    { "job-delete", "job.del", DAPI_JOB, "deleted job" },
+    { "queue-pause", "queue.pause", DAPI_QUEUE, "paused queue" },
+    { "queue-resume", "queue.resume", DAPI_QUEUE, "resumed queue" },
+    { "queue-purge", "queue.purge", DAPI_QUEUE, "purged queue" },
+    { "queue-retry-dead", "queue.retry", DAPI_QUEUE, "retried every dead job of queue" },
+    { "queue-config", "queue.config", DAPI_QUEUE, "changed the settings of queue" },
+    { "sched-pause", "sched.pause", DAPI_SCHED, "paused schedule" },
+    { "sched-resume", "sched.resume", DAPI_SCHED, "resumed schedule" },
 };
+#define NACTIONS (sizeof actions / sizeof actions[0])
+
+/* The reply of an action: the one part that says something (a schedule
+ * command goes to every shard, and only the shard that has it answers). */
+static const resp_buf *action_part(const resp_buf *parts, int nparts)
+{
+    for (int k = 0; k < nparts; k++)
+        if (parts[k].len)
+            return &parts[k];
+    return NULL;
+}
 
 static void action_done(struct server *srv, void *arg, resp_buf *parts, int nparts)
 {
@@ -623,9 +649,13 @@ static void action_done(struct server *srv, void *arg, resp_buf *parts, int npar
         dq_free(d);
         return;
     }
-    resp_val *v = admin_rpc_parse(&parts[0]);
+    const resp_buf *part = action_part(parts, nparts);
+    resp_val *v = part ? admin_rpc_parse(part) : NULL;
     const char *outcome = !v ? "unreadable reply" : v->type == RESP_T_ERROR ? v->str : "ok";
-    if (v && v->type == RESP_T_INT && !strcmp(d->act->command, "job.del") && v->integer == 0) {
+    if (!part) {
+        outcome = "no such schedule";
+        dreply_error(d->req, 404, "no schedule %s (the Schedules page lists them)", d->target);
+    } else if (v && v->type == RESP_T_INT && v->integer == 0 && !strcmp(d->act->command, "job.del")) {
         outcome = "no such job";
         dreply_error(d->req, 404, "no job %s (it never existed, or it finished and was removed)", d->target);
     } else if (v && v->type != RESP_T_ERROR) {
@@ -667,6 +697,17 @@ static int queue_args(struct dq *d, const struct evkeyvalq *form, const char **a
             argv[argc] = "STATE", len[argc++] = 5;
             argv[argc] = job_state_name(d->state), len[argc] = strlen(argv[argc]), argc++;
         }
+    } else if (!strcmp(name, "queue-retry-dead")) {
+        const char *pace = evhttp_find_header(form, "rate"), *why = "0 is no pace";
+        struct rate r;
+        if (pace && pace[0] && (rate_parse(pace, strlen(pace), &r, &why) < 0 || !rate_set(&r))) {
+            dreply_error(d->req, 400, "rate '%.32s' is not a pace N/period (10/1s, 100/1m): %s", pace, why);
+            return -1;
+        }
+        if (pace && pace[0]) {
+            argv[argc] = "RATE", len[argc++] = 4;
+            argv[argc] = pace, len[argc] = strlen(pace), argc++;
+        }
     } else if (!strcmp(name, "queue-config")) {
         argv[argc] = "SET", len[argc++] = 3;
         for (const struct evkeyval *kv = form->tqh_first; kv; kv = kv->next.tqe_next) {
@@ -688,65 +729,166 @@ static int queue_args(struct dq *d, const struct evkeyvalq *form, const char **a
     return argc;
 }
 
+/* 0 when who may run command (on key, when not NULL); else acl_check's
+ * -1 (the command) or -2 (the key). The user default may do everything. */
+static int may(const struct dash_who *who, const char *command, const char *key, size_t klen)
+{
+    if (!strcmp(who->user, "default"))
+        return 0;
+    const struct command *k = commands_find(command, strlen(command));
+    int which;
+    return k ? acl_check(who->user, k->name, acl_categories(k->name, k->flags), key ? 1 : 0, &key, &klen, 0, NULL,
+                         NULL, false, &which)
+             : -1;
+}
+
+/* "+queue.pause, or one of @write @admin": what would allow command. */
+static void allowing(const char *command, char *out, size_t cap)
+{
+    const struct command *k = commands_find(command, strlen(command));
+    int cats = k ? acl_categories(k->name, k->flags) : 0;
+    int n = snprintf(out, cap, "+%s", command);
+    const char *sep = ", or one of ";
+    for (int i = 0; acl_category_name(i) && n > 0 && (size_t)n < cap; i++) {
+        if (!(cats & 1 << i))
+            continue;
+        n += snprintf(out + n, cap - (size_t)n, "%s@%s", sep, acl_category_name(i));
+        sep = " ";
+    }
+}
+
 bool dapi_permits(struct evhttp_request *req, const struct dash_who *who, const char *command, const char *key,
                   size_t klen)
 {
-    if (!strcmp(who->user, "default"))
-        return true;
-    const struct command *k = commands_find(command, strlen(command));
-    int which;
-    int rc = k ? acl_check(who->user, k->name, acl_categories(k->name, k->flags), key ? 1 : 0, &key, &klen, 0, NULL,
-                           NULL, false, &which)
-               : -1;
+    int rc = may(who, command, key, klen);
     if (rc == 0)
         return true;
-    if (rc == -2)
-        dreply_error(req, 403, "user %s may not use queue '%.*s' (see ACL GETUSER %s)", who->user,
-                     (int)(klen > 128 ? 128 : klen), key, who->user);
-    else
-        dreply_error(req, 403, "user %s has no permission to run %s (see ACL GETUSER %s)", who->user, command,
-                     who->user);
+    char msg[512], need[160];
+    int kn = (int)(klen > 128 ? 128 : klen);
+    if (rc == -2) {
+        snprintf(msg, sizeof msg, "user '%s' may not use queue '%.*s': no key pattern of the user matches it "
+                 "(add one with ACL SETUSER %s ~<pattern>; see ACL GETUSER %s)", who->user, kn, key, who->user,
+                 who->user);
+    } else {
+        char upper[64];
+        size_t i = 0;
+        for (; command[i] && i + 1 < sizeof upper; i++)
+            upper[i] = (char)toupper((unsigned char)command[i]);
+        upper[i] = '\0';
+        allowing(command, need, sizeof need);
+        snprintf(msg, sizeof msg, "user '%s' lacks the permission to run %s%s%.*s%s (it needs %s; see ACL GETUSER %s)",
+                 who->user, upper, key ? " on queue '" : "", key ? kn : 0, key ? key : "", key ? "'" : "", need,
+                 who->user);
+    }
+    log_warn("dashboard: user '%s' from %s refused: %s", who->user, who->peer, msg);
+    dreply_error(req, 403, "%s", msg);
     return false;
+}
+
+void dapi_can_json(resp_buf *b, const struct dash_who *who, enum dapi_target target, const char *key, size_t klen)
+{
+    resp_buf_append(b, "{", 1);
+    int n = 0;
+    for (size_t i = 0; i < NACTIONS; i++) {
+        if (target != DAPI_ANY && actions[i].target != target)
+            continue;
+        djson_key(b, actions[i].name, n++ == 0);
+        resp_buf_printf(b, "%s", may(who, actions[i].command, key, klen) == 0 ? "true" : "false");
+    }
+    resp_buf_append(b, "}", 1);
+}
+
+static void run_job_action(struct dq *d)
+{
+    const char *argv[] = { d->act->command, d->last };
+    size_t len[] = { strlen(d->act->command), JOB_ID_HEX };
+    dq_call(d, job_id_shard(d->id), d->act->command, 2, argv, len, action_done);
+}
+
+/* A named user's job action: the job's queue decides (its key patterns). */
+static void job_owner_done(struct server *srv, void *arg, resp_buf *parts, int nparts)
+{
+    struct dq *d = arg;
+    resp_val *v = dq_reply(d, parts, nparts);
+    if (!v)
+        return;
+    const resp_val *q = v->type == RESP_T_MAP ? field(v, "queue") : NULL;
+    if (!q || !q->str) {
+        dreply_error(d->req, 404, "no job %s (it never existed, or it finished and was removed)", d->last);
+        dq_free(d);
+    } else if (!dapi_permits(d->req, &d->who, d->act->command, q->str, q->len)) {
+        dq_free(d);
+    } else {
+        run_job_action(d);
+    }
+    resp_val_free(v);
+}
+
+static void job_action(struct server *srv, struct dq *d, const struct evkeyvalq *form)
+{
+    uint64_t id;
+    if (!take_id(d->req, evhttp_find_header(form, "id"), &id) ||
+        !dapi_permits(d->req, &d->who, d->act->command, NULL, 0)) {
+        dq_free(d);
+        return;
+    }
+    d->id = id;
+    job_id_format(id, d->last);
+    snprintf(d->target, sizeof d->target, "%s", d->last);
+    if (job_id_shard(id) >= srv->nshards) {
+        dreply_error(d->req, 404, "no job %s: its id names shard %d, and this server has %d", d->last,
+                     job_id_shard(id), srv->nshards);
+        dq_free(d);
+    } else if (strcmp(d->who.user, "default") != 0) {
+        const char *argv[] = { "job.get", d->last };
+        dq_call(d, job_id_shard(id), "job.get", 2, argv, NULL, job_owner_done);
+    } else {
+        run_job_action(d);
+    }
+}
+
+static void sched_action(struct server *srv, struct dq *d, const struct evkeyvalq *form)
+{
+    const char *name = evhttp_find_header(form, "name");
+    if (!name || !name[0] || strlen(name) > 200) {
+        dreply_error(d->req, 400, "give the schedule as name=NAME (1 to 200 bytes)");
+        dq_free(d);
+        return;
+    }
+    if (!dapi_permits(d->req, &d->who, d->act->command, NULL, 0)) {
+        dq_free(d);
+        return;
+    }
+    snprintf(d->target, sizeof d->target, "'%.90s'", name);
+    const char *argv[] = { d->act->command, name };
+    if (admin_rpc_all(srv, cmd(d->act->command), 2, argv, NULL, action_done, d) < 0) {
+        dreply_error(d->req, 503, "spoold is busy with %d dashboard requests; try again in a moment",
+                     ADMIN_RPC_MAX_PENDING);
+        dq_free(d);
+    }
 }
 
 void dapi_action(struct server *srv, struct evhttp_request *req, const char *name, const struct evkeyvalq *form,
                  const struct dash_who *who)
 {
     const struct action *a = NULL;
-    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+    for (size_t i = 0; i < NACTIONS; i++)
         if (!strcmp(actions[i].name, name))
             a = &actions[i];
     if (!a) {
         dreply_error(req, 404, "no action '%.64s' (actions: job-retry, job-delete, queue-pause, queue-resume, "
-                     "queue-purge, queue-retry-dead, queue-config)", name);
+                     "queue-purge, queue-retry-dead, queue-config, sched-pause, sched-resume)", name);
         return;
     }
     struct dq *d = dq_new(srv, req);
     d->act = a;
     d->who = *who;
-    const char *argv[64];
-    size_t len[64];
-    argv[0] = a->command, len[0] = strlen(a->command);
-    if (a->target == T_ID) {
-        uint64_t id;
-        if (!take_id(req, evhttp_find_header(form, "id"), &id)) {
-            dq_free(d);
-            return;
-        }
-        job_id_format(id, d->last);
-        snprintf(d->target, sizeof d->target, "%s", d->last);
-        if (!dapi_permits(req, who, a->command, NULL, 0)) {
-            dq_free(d);
-            return;
-        }
-        if (job_id_shard(id) >= srv->nshards) {
-            dreply_error(req, 404, "no job %s: its id names shard %d, and this server has %d", d->last,
-                         job_id_shard(id), srv->nshards);
-            dq_free(d);
-            return;
-        }
-        argv[1] = d->last, len[1] = JOB_ID_HEX;
-        dq_call(d, job_id_shard(id), a->command, 2, argv, len, action_done);
+    if (a->target == DAPI_JOB) {
+        job_action(srv, d, form);
+        return;
+    }
+    if (a->target == DAPI_SCHED) {
+        sched_action(srv, d, form);
         return;
     }
     if (!take_queue(d, form) || !dapi_permits(req, who, a->command, d->queue, d->qlen)) {
@@ -754,6 +896,9 @@ void dapi_action(struct server *srv, struct evhttp_request *req, const char *nam
         return;
     }
     snprintf(d->target, sizeof d->target, "'%.90s'", d->queue);
+    const char *argv[64];
+    size_t len[64];
+    argv[0] = a->command, len[0] = strlen(a->command);
     argv[1] = d->queue, len[1] = d->qlen;
     int argc = queue_args(d, form, argv, len, 64);
     if (argc < 0) {

@@ -2,7 +2,9 @@
  * No framework: views are functions that build DOM nodes with h(); every
  * text goes in through textContent, never as HTML. Routes are location
  * hashes (#/, #/queue/<name>/<state>, #/job/<id>, #/workers, #/schedules,
- * #/server). Live figures are polled every 2 s while the tab is visible. */
+ * #/server). Live figures come as Server-Sent Events from /api/events (one
+ * "overview" event when the figures change); when the stream cannot be had
+ * (the server's cap, a proxy), the page polls every 2 s while visible. */
 'use strict';
 
 const POLL_MS = 2000;
@@ -241,16 +243,39 @@ function queueHref(name, st) {
   return '#/queue/' + encodeURIComponent(name) + (st ? '/' + st : '');
 }
 
+/* May this user run the action? scope: the "can" of the queue, job or
+ * schedules answer (the ACL on that queue), else the session's (the
+ * commands alone). Buttons of actions it may not run are not drawn. */
+function can(scope, action) {
+  if (scope && action in scope) return !!scope[action];
+  return !!(session.can && session.can[action]);
+}
+
 function na(what) {
   return h('span', { class: 'na' }, what + ' not available in this version');
 }
 
-/* Limits from a queue's settings, when this spoold has them. */
-function limitsOf(config) {
-  const parts = ['rate', 'concurrency', 'group-rate', 'group-concurrency']
-    .filter((k) => config[k] !== undefined && config[k] !== '0' && config[k] !== '')
-    .map((k) => k + ' ' + config[k]);
+function period(ms) {
+  if (ms % 3600000 === 0) return ms / 3600000 + 'h';
+  if (ms % 60000 === 0) return ms / 60000 + 'm';
+  if (ms % 1000 === 0) return ms / 1000 + 's';
+  return ms + 'ms';
+}
+
+/* A queue's limits with their use now: reserved jobs against the
+ * concurrency limit, the acks per second beside the rate limit, and the
+ * waiters the limits hold back. q: a row of /api/overview (or QUEUE.STATS
+ * with the rates). */
+function limitsOf(q) {
+  const parts = [];
+  if (q.concurrency_limit) parts.push(`concurrency ${num(q.reserved)}/${num(q.concurrency_limit)}`);
+  if (q.rate_limit) parts.push(`rate ${num(q.rate_limit)}/${period(q.rate_period_ms)}` + (q.rate ? ` (acked ${rate(q.rate.acked)}/s)` : ''));
+  if (q.throttled) parts.push(`${num(q.throttled)} held back`);
   return parts.length ? parts.join(' · ') : 'none';
+}
+
+function limitsFull(q) {
+  return (q.concurrency_limit && q.reserved >= q.concurrency_limit) || q.throttled > 0;
 }
 
 const MAX_ROWS = 200; /* queue rows drawn at once; the filter finds the others */
@@ -263,7 +288,11 @@ function deadCell(q) {
   return q.dead ? h('a', { href: queueHref(q.name, 'dead'), class: 'num-dead' }, num(q.dead)) : '0';
 }
 
-function queueRow(q, limits) {
+function limitsCell(q) {
+  return h('span', { class: limitsFull(q) ? 'warn' : '' }, limitsOf(q));
+}
+
+function queueRow(q) {
   return h('tr', { 'data-queue': q.name },
     h('td', { class: 'l' }, h('a', { href: queueHref(q.name) }, q.name)),
     h('td', { 'data-col': 'ready' }, num(q.ready)),
@@ -275,7 +304,7 @@ function queueRow(q, limits) {
     h('td', { 'data-col': 'ack-rate' }, rate(q.rate && q.rate.acked)),
     h('td', { 'data-col': 'oldest', class: 'hide-narrow' }, ago(q.oldest_ready_age_ms)),
     h('td', { 'data-col': 'state', class: 'l' }, stateBadge(q)),
-    h('td', { 'data-col': 'limits', class: 'l hide-narrow' }, limits ? (q.limits || '–') : h('span', { class: 'na' }, 'n/a')));
+    h('td', { 'data-col': 'limits', class: 'l hide-narrow' }, limitsCell(q)));
 }
 
 /* The queues the table shows: those whose name has the filter text, at
@@ -285,9 +314,9 @@ function visibleQueues(ov, filter) {
   return ov.queues.filter((q) => !f || q.name.toLowerCase().includes(f)).slice(0, MAX_ROWS);
 }
 
-function fillQueues(body, note, ov, filter, limits) {
+function fillQueues(body, note, ov, filter) {
   const shown = visibleQueues(ov, filter);
-  body.replaceChildren(...shown.map((q) => queueRow(q, limits)));
+  body.replaceChildren(...shown.map((q) => queueRow(q)));
   if (!ov.queues.length)
     body.append(h('tr', {}, h('td', { colspan: 11, class: 'l muted' }, 'No queues yet. Push a job: redis-cli -p 7379 LPUSH emails \'{"to":"a@example.com"}\'')));
   else if (!shown.length)
@@ -299,16 +328,11 @@ function fillQueues(body, note, ov, filter, limits) {
 function sums(ov) {
   const sum = { ready: 0, reserved: 0, delayed: 0, dead: 0, done: 0 };
   for (const q of ov.queues) for (const k of Object.keys(sum)) sum[k] += q[k];
-  return sum;
+  return Object.assign(sum, { paused: ov.queues.filter((q) => q.paused).length });
 }
 
 async function viewOverview(seq) {
-  let ov = await api('/api/overview');
-  const limits = session.features.limits;
-  if (limits)
-    await Promise.all(ov.queues.slice(0, 50).map(async (q) => {
-      q.limits = limitsOf((await api('/api/queue?queue=' + encodeURIComponent(q.name))).config);
-    }));
+  const ov = await api('/api/overview');
   const totalChart = chartPanel(null, 'Throughput, all queues');
   await totalChart.refresh();
   if (seq !== renderSeq) return null;
@@ -316,41 +340,46 @@ async function viewOverview(seq) {
   const body = h('tbody', {});
   const note = h('p', { class: 'muted', id: 'queues-note' });
   const filterInput = h('input', { id: 'queue-filter', type: 'search', placeholder: 'name contains…', autocomplete: 'off' });
-  filterInput.addEventListener('input', () => fillQueues(body, note, ov, filterInput.value, limits));
-  fillQueues(body, note, ov, '', limits);
+  fillQueues(body, note, ov, '');
+  const table = queuesTable(ov, sum, body);
+  const cards = h('div', { class: 'cards' },
+    card('Queues', ov.queues.length), card('Ready', sum.ready), card('Reserved', sum.reserved),
+    card('Delayed', sum.delayed), card('Dead', sum.dead, 'dead'), card('Paused', sum.paused, 'paused-count'),
+    card('Clients', ov.connected_clients), card('Blocked', ov.blocked_clients));
+  const filterRow = ov.queues.length > 10
+    ? h('div', { class: 'row' }, h('label', { for: 'queue-filter' }, 'Filter queues by name', filterInput)) : null;
+  main().replaceChildren(h('h1', {}, 'Queues'), cards, totalChart, filterRow || '', note, h('div', { class: 'scroll' }, table));
+  return overviewUpdater(seq, ov, totalChart, body, note, filterInput);
+}
+
+function queuesTable(ov, sum, body) {
   const foot = h('tfoot', {}, h('tr', {}, h('td', { class: 'l', id: 'queues-count' }, 'All ' + ov.queues.length + ' queues'),
     ...['ready', 'reserved', 'delayed', 'dead', 'done'].map((k) => h('td', { 'data-total': k }, num(sum[k]))),
     h('td', { 'data-total': 'push-rate' }, rate(ov.total && ov.total.pushed)), h('td', { 'data-total': 'ack-rate' }, rate(ov.total && ov.total.acked)),
     h('td', { class: 'hide-narrow' }), h('td', {}), h('td', { class: 'hide-narrow' })));
-  const table = h('table', { id: 'queues' },
-    h('caption', {}, 'Queues: jobs per state, rates over the last ' + ov.rate_window_s + ' s' +
-      (limits ? '' : '. Rate and concurrency limits: not available in this version.')),
+  return h('table', { id: 'queues' },
+    h('caption', {}, 'Queues: jobs per state, rates over the last ' + ov.rate_window_s + ' s; limits with their use now'),
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col', class: 'l' }, 'Queue'), h('th', { scope: 'col' }, 'Ready'), h('th', { scope: 'col' }, 'Reserved'),
       h('th', { scope: 'col' }, 'Delayed'), h('th', { scope: 'col' }, 'Dead'), h('th', { scope: 'col' }, 'Done'),
       h('th', { scope: 'col' }, 'Push/s'), h('th', { scope: 'col' }, 'Ack/s'), h('th', { scope: 'col', class: 'hide-narrow' }, 'Oldest ready'),
       h('th', { scope: 'col', class: 'l' }, 'State'), h('th', { scope: 'col', class: 'l hide-narrow' }, 'Limits'))),
     body, foot);
-  const cards = h('div', { class: 'cards' },
-    card('Queues', ov.queues.length), card('Ready', sum.ready), card('Reserved', sum.reserved),
-    card('Delayed', sum.delayed), card('Dead', sum.dead, 'dead'),
-    card('Clients', ov.connected_clients), card('Blocked', ov.blocked_clients));
-  const filterRow = ov.queues.length > 10
-    ? h('div', { class: 'row' }, h('label', { for: 'queue-filter' }, 'Filter queues by name', filterInput)) : null;
-  main().replaceChildren(h('h1', {}, 'Queues'), cards, totalChart, filterRow, note, h('div', { class: 'scroll' }, table));
+}
 
-  /* Polling: new figures in place (focus and the filter stay). */
-  return async () => {
-    const next = await api('/api/overview');
+/* Live: new figures in place (focus and the filter stay); live is the
+ * event's overview, or null when polling. */
+function overviewUpdater(seq, ov, totalChart, body, note, filterInput) {
+  filterInput.addEventListener('input', () => fillQueues(body, note, ov, filterInput.value));
+  return async (live) => {
+    const next = live || await api('/api/overview');
     await totalChart.refresh();
     if (seq !== renderSeq) return;
-    const old = new Map(ov.queues.map((q) => [q.name, q]));
-    for (const q of next.queues) if (old.has(q.name)) q.limits = old.get(q.name).limits;
     ov = next;
     const shown = visibleQueues(ov, filterInput.value);
     const trs = [...body.querySelectorAll('tr[data-queue]')];
     if (trs.length !== shown.length || trs.some((tr, i) => tr.dataset.queue !== shown[i].name)) {
-      fillQueues(body, note, ov, filterInput.value, limits); /* the set of queues changed */
+      fillQueues(body, note, ov, filterInput.value); /* the set of queues changed */
     } else {
       trs.forEach((tr, i) => {
         const q = shown[i];
@@ -360,14 +389,15 @@ async function viewOverview(seq) {
         tr.querySelector('[data-col="ack-rate"]').textContent = rate(q.rate && q.rate.acked);
         tr.querySelector('[data-col="oldest"]').textContent = ago(q.oldest_ready_age_ms);
         tr.querySelector('[data-col="state"]').replaceChildren(stateBadge(q));
+        tr.querySelector('[data-col="limits"]').replaceChildren(limitsCell(q));
       });
     }
     const sum = sums(ov);
-    for (const k of Object.keys(sum)) document.querySelector(`[data-total="${k}"]`).textContent = num(sum[k]);
+    for (const k of ['ready', 'reserved', 'delayed', 'dead', 'done']) document.querySelector(`[data-total="${k}"]`).textContent = num(sum[k]);
     document.querySelector('[data-total="push-rate"]').textContent = rate(ov.total && ov.total.pushed);
     document.querySelector('[data-total="ack-rate"]').textContent = rate(ov.total && ov.total.acked);
     document.querySelector('#queues-count').textContent = 'All ' + ov.queues.length + ' queues';
-    const vals = [ov.queues.length, sum.ready, sum.reserved, sum.delayed, sum.dead, ov.connected_clients, ov.blocked_clients];
+    const vals = [ov.queues.length, sum.ready, sum.reserved, sum.delayed, sum.dead, sum.paused, ov.connected_clients, ov.blocked_clients];
     document.querySelectorAll('.cards .card .v').forEach((c, i) => { c.textContent = num(vals[i]); });
   };
 }
@@ -399,44 +429,68 @@ async function viewQueue(seq, name, st, params) {
   if (seq !== renderSeq) return null;
   const s = info.stats;
   const paused = !!s.paused;
-  const pauseBtn = h('button', { type: 'button', id: 'pause-toggle', onclick: (e) =>
-    runAction(e.currentTarget, paused ? 'queue-resume' : 'queue-pause', { queue: name },
-      () => (paused ? 'Queue ' + name + ' resumed.' : 'Queue ' + name + ' paused: nothing is delivered from it until it is resumed.')) },
-  paused ? 'Resume queue' : 'Pause queue');
-  const retryAll = h('button', { type: 'button', disabled: !s.dead, onclick: async (e) => {
-    const b = e.currentTarget;
-    if (await confirmBox('Retry every dead job', `All ${s.dead} dead jobs of ${name} become ready now.`, null, 'Retry all'))
-      runAction(b, 'queue-retry-dead', { queue: name }, (r) => r.result + ' dead job(s) of ' + name + ' are ready again.');
-  } }, 'Retry all dead');
-  const purgeState = h('select', { id: 'purge-state', 'aria-label': 'Jobs to purge' },
-    h('option', { value: 'all' }, 'all but reserved'), ...STATES.map((x) => h('option', { value: x }, x)));
-  const purge = h('button', { type: 'button', class: 'danger', onclick: async (e) => {
-    const b = e.currentTarget, which = purgeState.value;
-    if (await confirmBox('Purge ' + name, `Delete the ${which === 'all' ? 'ready, delayed, done and dead' : which} jobs of this queue. This cannot be undone.`, name, 'Purge'))
-      runAction(b, 'queue-purge', { queue: name, confirm: name, state: which }, (r) => r.result + ' job(s) of ' + name + ' deleted.');
-  } }, 'Purge…');
   const head = h('div', {},
     h('p', { class: 'muted' }, h('a', { href: '#/' }, 'Queues'), ' › ', name),
     h('h1', {}, name, ' ', h('span', { class: 'badge ' + (paused ? 'paused' : 'active') }, paused ? 'paused' : 'active')),
     h('div', { class: 'cards' }, ...STATES.map((k) => card(k, s[k], k === 'dead' ? 'dead' : '')),
       card('pushed', s.pushed), card('acked', s.acked), card('popped', s.popped), card('retried', s.retried),
       card('waiters', s.waiters)),
-    h('div', { class: 'actions act', role: 'group', 'aria-label': 'Queue actions' }, pauseBtn, retryAll,
-      h('span', { class: 'row' }, purgeState, purge),
-      session.features.redrive_rate ? null : h('span', { class: 'na' }, 'Paced redrive: not available in this version')));
+    h('p', { id: 'queue-limits' }, h('strong', {}, 'Limits: '), limitsOf(Object.assign({}, s, { rate: null })), groupLimits(info.config)),
+    queueActions(name, info));
   const tabs = h('nav', { class: 'tabs', 'aria-label': 'Job states' }, ...STATES.map((x) =>
     h('a', { href: queueHref(name, x), 'aria-current': x === st ? 'page' : null, 'data-tab': x }, x + ' (' + num(s[x]) + ')')));
   const browser = jobTable(page, st, name, filter);
   main().replaceChildren(head, tp, h('div', { id: 'job-browser' }, h('h2', { id: 'jobs-title' }, 'Jobs'), tabs,
-    groups ? groupList(groups, name) : null, browser), settingsPanel(name, info));
-  return async () => {
-    const now = await api('/api/queue?queue=' + encodeURIComponent(name));
+    groups ? groupList(groups, name) : null, browser), can(info.can, 'queue-config') ? settingsPanel(name, info) : '');
+  return async (live) => {
+    const row = live && live.queues.find((q) => q.name === name);
+    const now = row ? { stats: row } : await api('/api/queue?queue=' + encodeURIComponent(name));
     await tp.refresh();
     if (seq !== renderSeq) return;
     if (!!now.stats.paused !== paused) return render(); /* paused or resumed elsewhere: new buttons */
     for (const el of document.querySelectorAll('.cards [data-stat]')) el.textContent = num(now.stats[el.dataset.stat]);
     for (const a of document.querySelectorAll('[data-tab]')) a.textContent = a.dataset.tab + ' (' + num(now.stats[a.dataset.tab]) + ')';
+    const lim = document.querySelector('#queue-limits');
+    if (lim) lim.replaceChildren(h('strong', {}, 'Limits: '), limitsOf(now.stats), groupLimits(info.config));
   };
+}
+
+/* The buttons this user may use on the queue, or a note that it may not. */
+function queueActions(name, info) {
+  const s = info.stats;
+  const paused = !!s.paused;
+  const may = (a) => can(info.can, a);
+  const pauseBtn = !may(paused ? 'queue-resume' : 'queue-pause') ? null : h('button', { type: 'button', id: 'pause-toggle', onclick: (e) =>
+    runAction(e.currentTarget, paused ? 'queue-resume' : 'queue-pause', { queue: name },
+      () => (paused ? 'Queue ' + name + ' resumed.' : 'Queue ' + name + ' paused: nothing is delivered from it until it is resumed.')) },
+  paused ? 'Resume queue' : 'Pause queue');
+  const pace = h('input', { id: 'redrive-rate', size: 7, placeholder: '10/1s', autocomplete: 'off', spellcheck: 'false' });
+  const retryAll = !may('queue-retry-dead') ? null : h('button', { type: 'button', id: 'retry-dead', disabled: !s.dead, onclick: async (e) => {
+    const b = e.currentTarget, rate = pace.value.trim();
+    const how = rate ? `the first becomes ready now, the others one at a time at ${rate} (they wait as delayed jobs)` : 'they become ready now';
+    if (await confirmBox('Retry every dead job', `All ${s.dead} dead jobs of ${name}: ${how}.`, null, 'Retry all'))
+      runAction(b, 'queue-retry-dead', Object.assign({ queue: name }, rate ? { rate } : {}),
+        (r) => r.result + ' dead job(s) of ' + name + (rate ? ' redriven at ' + rate + '.' : ' are ready again.'));
+  } }, 'Retry all dead');
+  const purgeState = h('select', { id: 'purge-state', 'aria-label': 'Jobs to purge' },
+    h('option', { value: 'all' }, 'all but reserved'), ...STATES.map((x) => h('option', { value: x }, x)));
+  const purge = !may('queue-purge') ? null : h('button', { type: 'button', class: 'danger', onclick: async (e) => {
+    const b = e.currentTarget, which = purgeState.value;
+    if (await confirmBox('Purge ' + name, `Delete the ${which === 'all' ? 'ready, delayed, done and dead' : which} jobs of this queue. This cannot be undone.`, name, 'Purge'))
+      runAction(b, 'queue-purge', { queue: name, confirm: name, state: which }, (r) => r.result + ' job(s) of ' + name + ' deleted.');
+  } }, 'Purge…');
+  if (!pauseBtn && !retryAll && !purge)
+    return h('p', { class: 'muted', id: 'no-actions' }, 'Your user (' + session.user + ') may look at this queue but not change it.');
+  return h('div', { class: 'actions act', role: 'group', 'aria-label': 'Queue actions' }, pauseBtn,
+    retryAll ? h('span', { class: 'row' }, retryAll, h('label', { for: 'redrive-rate' }, 'at a pace of (optional)', pace)) : null,
+    purge ? h('span', { class: 'row' }, purgeState, purge) : null);
+}
+
+function groupLimits(config) {
+  const parts = ['group-rate', 'group-concurrency']
+    .filter((k) => config[k] !== undefined && config[k] !== '0' && config[k] !== '')
+    .map((k) => k + ' ' + config[k]);
+  return parts.length ? ' · per group: ' + parts.join(' · ') : '';
 }
 
 function groupList(g, name) {
@@ -504,10 +558,10 @@ function settingsPanel(name, info) {
 }
 
 async function viewJob(seq, id) {
-  const { job } = await api('/api/job?id=' + encodeURIComponent(id));
+  const { job, can: jobCan } = await api('/api/job?id=' + encodeURIComponent(id));
   if (seq !== renderSeq) return null;
   const known = new Set(['id', 'queue', 'state', 'payload', 'priority', 'attempt', 'retries', 'lease_ms', 'run_at',
-    'lease_until', 'created_at', 'updated_at', 'last_error', 'unique', 'errors', 'worker', 'result', 'progress']);
+    'lease_until', 'created_at', 'updated_at', 'last_error', 'unique', 'errors', 'worker', 'holder', 'result', 'progress']);
   const rows = [
     ['Queue', h('a', { href: queueHref(job.queue, job.state) }, job.queue)],
     ['State', h('span', { id: 'job-state', class: job.state === 'dead' ? 'dead' : '' }, job.state)],
@@ -517,18 +571,20 @@ async function viewJob(seq, id) {
     ['Runs at', job.run_at ? when(job.run_at) : '–'], ['Lease until', job.lease_until ? when(job.lease_until) : '–'],
     ['Unique key', job.unique === null ? '–' : job.unique],
     ['Last error', job.last_error === null ? '–' : h('span', { id: 'job-error', class: 'dead' }, job.last_error)],
-    ['Errors per attempt', Array.isArray(job.errors) ? h('ol', {}, ...job.errors.map((e) => h('li', {}, typeof e === 'string' ? e : JSON.stringify(e)))) : na('Per-attempt errors')],
-    ['Worker holding it', job.worker !== undefined ? String(job.worker) : na('Worker identity')],
-    ['Result', job.result !== undefined ? h('pre', {}, prettyPayload(job.result)) : na('Results')],
-    ['Progress', job.progress !== undefined ? String(job.progress) : na('Progress')],
+    ['Errors per attempt', Array.isArray(job.errors) ? (job.errors.length ? h('ol', { id: 'job-errors' }, ...job.errors.map((e) => h('li', {},
+      typeof e === 'string' ? e : [`attempt ${e.attempt}, ${when(e.time)}: `, h('span', { class: 'dead' }, e.error), e.worker ? h('span', { class: 'muted' }, ' (' + e.worker + ')') : null]))) : '–')
+      : na('Per-attempt errors')],
+    ['Worker holding it', job.holder !== undefined ? (job.holder === null ? '–' : h('span', { id: 'job-holder' }, job.holder)) : na('Worker identity')],
+    ['Result', job.result !== undefined ? (job.result === null ? '–' : h('pre', {}, prettyPayload(job.result))) : na('Results')],
+    ['Progress', job.progress !== undefined ? (job.progress === null ? '–' : String(job.progress)) : na('Progress')],
   ];
   for (const [k, v] of Object.entries(job)) if (!known.has(k)) rows.push([k, typeof v === 'object' ? JSON.stringify(v) : String(v)]);
   const buttons = h('div', { class: 'actions act', role: 'group', 'aria-label': 'Job actions' },
-    job.state === 'dead' || job.state === 'delayed'
+    (job.state === 'dead' || job.state === 'delayed') && can(jobCan, 'job-retry')
       ? h('button', { type: 'button', class: 'primary', id: 'job-retry', onclick: (e) =>
         runAction(e.currentTarget, 'job-retry', { id: job.id }, () => 'Job ' + job.id + ' is ready again.') }, 'Retry now')
       : null,
-    h('button', { type: 'button', class: 'danger', id: 'job-delete', onclick: async (e) => {
+    !can(jobCan, 'job-delete') ? null : h('button', { type: 'button', class: 'danger', id: 'job-delete', onclick: async (e) => {
       const b = e.currentTarget;
       if (await confirmBox('Delete job', 'Delete job ' + job.id + ' of ' + job.queue + '? This cannot be undone.', null, 'Delete')) {
         b.disabled = true;
@@ -548,29 +604,112 @@ async function viewJob(seq, id) {
   return null;
 }
 
-async function viewWorkers(seq) {
-  const ov = await api('/api/overview');
-  const held = ov.queues.filter((q) => q.reserved > 0).slice(0, 20);
-  const pages = await Promise.all(held.map((q) => api('/api/jobs?' + form({ queue: q.name, state: 'reserved', count: 50 }))));
-  if (seq !== renderSeq) return null;
-  const rows = pages.flatMap((p) => p.jobs.map((j) => h('tr', {},
-    h('td', { class: 'l' }, jobLink(j.id)), h('td', { class: 'l' }, h('a', { href: queueHref(p.queue, 'reserved') }, p.queue)),
-    h('td', {}, num(j.attempt)), h('td', {}, when(j.lease_until)), h('td', { class: 'l' }, na('Worker')))));
-  main().replaceChildren(h('h1', {}, 'Workers'),
-    h('p', {}, 'Who holds which job: this version of spoold does not record worker identities, so below are the reserved jobs and their leases. ',
-      h('span', { class: 'na' }, 'Workers: not available in this version.')),
-    h('div', { class: 'scroll' }, h('table', {}, h('caption', {}, 'Reserved jobs (up to 50 per queue)'),
-      h('thead', {}, h('tr', {}, h('th', { class: 'l', scope: 'col' }, 'Job'), h('th', { class: 'l', scope: 'col' }, 'Queue'),
-        h('th', { scope: 'col' }, 'Attempt'), h('th', { scope: 'col' }, 'Lease until'), h('th', { class: 'l', scope: 'col' }, 'Worker'))),
-      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 5, class: 'l muted' }, 'No job is reserved right now.'))))));
-  return null;
+/* In how long (or how long ago) a Unix ms time is, from now. */
+function inOrAgo(ms, now) {
+  if (!ms) return '–';
+  return ms >= now ? 'in ' + ago(ms - now + 999) : ago(now - ms) + ' ago';
 }
 
-async function viewSchedules() {
+const JOBS_SHOWN = 5; /* per worker; the queue's reserved tab lists all */
+
+function workerRows(q, now) {
+  return q.workers.map((w) => h('tr', { 'data-worker': w.id },
+    h('td', { class: 'l' }, w.name ? h('strong', {}, w.name) : h('span', { class: 'muted' }, '(no name)')),
+    h('td', { class: 'l hide-narrow' }, h('code', {}, w.addr || '–')),
+    h('td', { class: 'hide-narrow' }, w.id),
+    h('td', { class: 'l' }, w.jobs.length ? 'holds ' + w.jobs.length : '', w.jobs.length && w.waiting ? ', ' : '', w.waiting ? h('span', { class: 'badge active' }, 'waiting') : ''),
+    h('td', { title: when(w.last_active) }, inOrAgo(w.last_active, now)),
+    h('td', { class: 'l wrap' }, w.jobs.length ? h('ul', { class: 'plain' }, ...w.jobs.slice(0, JOBS_SHOWN).map((j) => h('li', {},
+      jobLink(j.id), ` attempt ${j.attempt}, lease `, h('span', { class: j.lease_until < now ? 'dead' : '', title: when(j.lease_until) },
+        j.lease_until < now ? 'ran out ' + ago(now - j.lease_until) + ' ago' : 'ends in ' + ago(j.lease_until - now + 999)))),
+      w.jobs.length > JOBS_SHOWN ? h('li', { class: 'muted' }, h('a', { href: queueHref(q.name, 'reserved') }, `and ${num(w.jobs.length - JOBS_SHOWN)} more`)) : null) : '–')));
+}
+
+function workersTable(q, now) {
+  const limit = q.concurrency_limit ? ` (concurrency ${num(q.reserved)}/${num(q.concurrency_limit)})` : '';
+  return h('section', { class: 'panel', 'data-queue': q.name, 'aria-label': 'Workers of ' + q.name },
+    h('h2', {}, h('a', { href: queueHref(q.name, 'reserved') }, q.name), ' ', q.paused ? h('span', { class: 'badge paused' }, 'paused') : null),
+    h('p', { class: 'muted' }, `${num(q.reserved)} reserved${limit}, ${num(q.waiters)} waiting` + (q.throttled ? `, ${num(q.throttled)} held back by the limits` : '')),
+    h('div', { class: 'scroll' }, h('table', { class: 'workers' },
+      h('caption', { class: 'sr' }, 'Workers of ' + q.name),
+      h('thead', {}, h('tr', {}, h('th', { class: 'l', scope: 'col' }, 'Worker'), h('th', { class: 'l hide-narrow', scope: 'col' }, 'Address'),
+        h('th', { scope: 'col', class: 'hide-narrow' }, 'Conn. id'), h('th', { class: 'l', scope: 'col' }, 'Doing'),
+        h('th', { scope: 'col' }, 'Last active'), h('th', { class: 'l', scope: 'col' }, 'Jobs and leases'))),
+      h('tbody', {}, q.workers.length ? workerRows(q, now)
+        : h('tr', {}, h('td', { colspan: 6, class: 'l muted' }, 'Jobs reserved by clients that are gone: they return when their leases run out.'))))));
+}
+
+async function viewWorkers(seq) {
+  const draw = (w) => {
+    const nw = w.queues.reduce((n, q) => n + q.workers.length, 0);
+    main().replaceChildren(...h('div', {}, h('h1', {}, 'Workers'),
+      h('p', {}, 'Who holds which job (by the name from CLIENT SETNAME, address and connection id), since when it was last active ' +
+        '(its latest reserve, touch, or start of waiting), and when each lease ends; and who waits in JOB.RESERVE.'),
+      h('div', { class: 'cards' }, card('Busy queues', w.queues.length), card('Workers', nw),
+        card('Jobs held', w.queues.reduce((n, q) => n + q.reserved, 0))),
+      w.queues.length ? w.queues.map((q) => workersTable(q, w.time))
+        : h('p', { class: 'muted', id: 'no-workers' }, 'No worker holds a job or waits for one right now.'),
+      w.more ? h('p', { class: 'muted' }, `${num(w.more)} more queues with workers (the ${w.limit} with the most reserved jobs are shown).`) : null).childNodes);
+  };
+  const w = await api('/api/workers');
+  if (seq !== renderSeq) return null;
+  draw(w);
+  return async () => {
+    const next = await api('/api/workers');
+    if (seq !== renderSeq) return;
+    const focus = document.activeElement && document.activeElement.getAttribute('href');
+    draw(next);
+    if (focus) { const el = main().querySelector(`a[href="${CSS.escape(focus)}"]`); if (el) el.focus(); }
+  };
+}
+
+function schedRow(sc, now, perm) {
+  const action = (label, name, done) => h('button', { type: 'button', 'data-action': name, 'aria-label': label + ' schedule ' + sc.name,
+    onclick: (e) => runAction(e.currentTarget, name, { name: sc.name }, done) }, label);
+  const buttons = [
+    sc.paused ? (can(perm, 'sched-resume') ? action('Resume', 'sched-resume', () => 'Schedule ' + sc.name + ' resumed: it ticks from its next time after now.') : null)
+      : (can(perm, 'sched-pause') ? action('Pause', 'sched-pause', () => 'Schedule ' + sc.name + ' paused: it does not tick until resumed.') : null),
+  ].filter(Boolean);
+  return h('tr', { 'data-schedule': sc.name },
+    h('td', { class: 'l' }, h('strong', {}, sc.name)),
+    h('td', { class: 'l' }, h('code', {}, sc.spec), sc.tz && sc.tz !== 'UTC' && !sc.spec.startsWith('@every') ? h('span', { class: 'muted' }, ' ' + sc.tz) : null),
+    h('td', { class: 'l' }, h('a', { href: queueHref(sc.queue) }, sc.queue)),
+    h('td', { 'data-col': 'next', title: when(sc.next_at) }, sc.paused ? '–' : inOrAgo(sc.next_at, now)),
+    h('td', { 'data-col': 'last', class: 'hide-narrow' }, sc.last_tick ? h('span', { title: when(sc.last_tick) }, inOrAgo(sc.last_tick, now)) : 'never',
+      sc.last_job ? [' ', jobLink(sc.last_job)] : null),
+    h('td', { class: 'hide-narrow' }, num(sc.runs) + (sc.skipped ? ` (${num(sc.skipped)} skipped)` : '')),
+    h('td', { class: 'l', 'data-col': 'state' }, h('span', { class: 'badge ' + (sc.paused ? 'paused' : 'active') }, sc.paused ? 'paused' : 'active')),
+    h('td', { class: 'l act' }, buttons.length ? h('span', { class: 'row' }, ...buttons) : h('span', { class: 'muted' }, '–')));
+}
+
+async function viewSchedules(seq) {
+  const r = await api('/api/schedules');
+  if (seq !== renderSeq) return null;
+  const anyAction = ['sched-pause', 'sched-resume'].some((a) => can(r.can, a));
+  const table = h('table', { id: 'schedules' },
+    h('caption', {}, 'Schedules (SCHED.LIST): each pushes one job into its queue at every tick'),
+    h('thead', {}, h('tr', {}, h('th', { class: 'l', scope: 'col' }, 'Name'), h('th', { class: 'l', scope: 'col' }, 'When'),
+      h('th', { class: 'l', scope: 'col' }, 'Queue'), h('th', { scope: 'col' }, 'Next run'), h('th', { scope: 'col', class: 'hide-narrow' }, 'Last run'),
+      h('th', { scope: 'col', class: 'hide-narrow' }, 'Runs'), h('th', { class: 'l', scope: 'col' }, 'State'),
+      h('th', { class: 'l act', scope: 'col' }, anyAction ? 'Actions' : ''))),
+    h('tbody', {}, r.schedules.length ? r.schedules.map((sc) => schedRow(sc, r.time, r.can))
+      : h('tr', {}, h('td', { colspan: 8, class: 'l muted' }, 'No schedules. Create one: redis-cli -p 7379 SCHED.SET nightly reports "0 3 * * *" \'{"report":"daily"}\''))));
   main().replaceChildren(h('h1', {}, 'Schedules'),
-    h('p', { class: 'na' }, 'Schedules (cron and EVERY jobs with their next run) are not available in this version of spoold.'),
-    h('p', {}, 'Delayed jobs (JOB.PUSH … DELAY/AT) are listed per queue under the ', h('em', {}, 'delayed'), ' tab.'));
-  return null;
+    h('div', { class: 'cards' }, card('Schedules', r.schedules.length), card('Paused', r.schedules.filter((x) => x.paused).length)),
+    h('div', { class: 'scroll' }, table),
+    h('p', { class: 'muted' }, 'Run now: ', na('Running a tick at once'), ' (spoold has no command for it; push the job with JOB.PUSH). ' +
+      'Resuming starts from the first tick after now; ticks missed while paused are not run.'));
+  return async () => {
+    const next = await api('/api/schedules');
+    if (seq !== renderSeq) return;
+    if (JSON.stringify(next.schedules.map((x) => [x.name, x.paused])) !== JSON.stringify(r.schedules.map((x) => [x.name, x.paused]))) return render();
+    for (const sc of next.schedules) {
+      const tr = main().querySelector(`tr[data-schedule="${CSS.escape(sc.name)}"]`);
+      if (!tr) continue;
+      const fresh = schedRow(sc, next.time, r.can);
+      for (const col of ['next', 'last']) tr.querySelector(`[data-col="${col}"]`).replaceWith(fresh.querySelector(`[data-col="${col}"]`));
+    }
+  };
 }
 
 async function viewServer(seq) {
@@ -596,7 +735,8 @@ async function viewServer(seq) {
       ['Connected', num(s.clients.connected) + ' of ' + num(s.clients.maxclients)], ['Blocked (waiting for jobs)', num(s.clients.blocked)],
       ['Connections accepted', num(s.clients.total_connections)], ['Refused (maxclients)', num(s.clients.rejected_connections)],
       ['Commands processed', num(s.clients.commands_processed)],
-      ['Users', session.features.acl_users ? 'see ACL' : h('span', {}, 'default only (', na('ACL users'), ')')]])));
+      ['Signed in as', session.user + (session.can_act ? '' : ' (read only: its ACL allows none of the actions)')],
+      ['Live dashboard streams', num(s.live.streams) + ' of ' + num(s.live.max_streams) + ' (Server-Sent Events; pages beyond poll)']])));
   return async () => {
     const t = await api('/api/server');
     if (seq !== renderSeq) return;
@@ -636,17 +776,63 @@ async function render() {
     main().replaceChildren(h('h1', {}, e.status === 404 ? 'Not found' : 'Could not load this page'),
       h('p', { class: 'msg bad', id: 'error' }, e.message), h('p', {}, h('a', { href: '#/' }, 'Back to the queues')));
   }
-  $('#foot-updated').textContent = '· updated ' + new Date().toLocaleTimeString();
+  updated();
+  /* The queues and queue pages take the live events' figures; the others
+   * poll (their times count down), as every page does without the stream. */
+  Object.assign(live, { seq, refresh, takesEvents: !parts[0] || parts[0] === 'queue' });
   if (refresh) schedule(seq, refresh);
+}
+
+function updated() {
+  $('#foot-updated').textContent = '· updated ' + new Date().toLocaleTimeString() +
+    (live.takesEvents && liveOpen() ? ' (live)' : ' (polling every 2 s)');
+}
+
+/* ---------------------------------------------------------------- live */
+
+const live = { es: null, seq: 0, refresh: null, takesEvents: false, busy: false, next: null };
+
+function liveOpen() {
+  return !!live.es && live.es.readyState === EventSource.OPEN;
+}
+
+/* Applies an overview event to the page (one at a time; the newest of
+ * those that came meanwhile goes next). */
+async function onLive(ov) {
+  if (live.busy) { live.next = ov; return; }
+  live.busy = true;
+  try {
+    if (live.takesEvents && live.refresh && live.seq === renderSeq && document.visibilityState === 'visible') {
+      await live.refresh(ov);
+      updated();
+    }
+  } catch (e) { say('Live update failed: ' + e.message, 'bad'); }
+  live.busy = false;
+  if (live.next) { const n = live.next; live.next = null; onLive(n); }
+}
+
+function startLive() {
+  if (!window.EventSource || !session.features.live) return;
+  const es = new EventSource('/api/events');
+  live.es = es;
+  es.addEventListener('overview', (e) => {
+    let ov;
+    try { ov = JSON.parse(e.data); } catch (err) { return; }
+    onLive(ov);
+  });
+  es.addEventListener('open', updated);
+  /* Closed for good (503: the server's cap, or an error status): polling
+   * goes on; while reconnecting, the browser retries by itself. */
+  es.addEventListener('error', () => { if (es.readyState === EventSource.CLOSED) live.es = null; updated(); });
 }
 
 function schedule(seq, refresh) {
   pollTimer = setTimeout(async () => {
     if (seq !== renderSeq) return;
-    if (document.visibilityState === 'visible') {
+    if (document.visibilityState === 'visible' && !(live.takesEvents && liveOpen())) {
       try {
-        await refresh();
-        $('#foot-updated').textContent = '· updated ' + new Date().toLocaleTimeString();
+        await refresh(null);
+        updated();
       } catch (e) { say('Live update failed: ' + e.message, 'bad'); }
     }
     if (seq === renderSeq) schedule(seq, refresh);
@@ -662,7 +848,9 @@ async function start() {
   }
   $('#foot-version').textContent = 'spool ' + session.version;
   document.body.classList.toggle('read-only', !session.can_act); /* read-only users see no buttons */
-  $('#foot-user').textContent = '· signed in as ' + session.user + (session.auth === 'loopback' ? ' (loopback, no password set)' : '');
+  startLive();
+  $('#foot-user').textContent = '· signed in as ' + session.user + (session.auth === 'loopback' ? ' (loopback, no password set)' : '') +
+    (session.can_act ? '' : ' (read only)');
   $('#search').addEventListener('submit', (e) => {
     e.preventDefault();
     const id = $('#search-id').value.trim().toLowerCase();

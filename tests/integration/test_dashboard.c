@@ -154,6 +154,18 @@ static struct http_res act(int hp, const char *cookie, const char *token, const 
     return http(hp, "POST", path, extra, form);
 }
 
+/* POSTs an action; its status must be code and its body name needle
+ * (unless NULL). */
+static void expect_act(int hp, const char *cookie, const char *token, const char *name, const char *form, int code,
+                       const char *needle)
+{
+    struct http_res r = act(hp, cookie, token, name, form);
+    cr_assert_eq(r.code, code, "%s %s: %d %s", name, form, r.code, r.body);
+    if (needle)
+        cr_assert_not_null(strstr(r.body, needle), "%s %s: %s", name, form, r.body);
+    res_free(&r);
+}
+
 static jid dead_job(cli *c, const char *q, const char *err)
 {
     jid id = PUSHO(c, q, "{}", "RETRIES", "0");
@@ -343,8 +355,10 @@ Test(dashboard, queue_actions_purge_retry_dead_config)
     int hp;
     spoold *s = start(&hp, NULL, NULL);
     cli *c = cli_connect(s->port);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         dead_job(c, "emails", "boom");
+        dead_job(c, "paced", "boom");
+    }
     resp_val_free(CMD(c, "LPUSH", "emails", "{}"));
     char cookie[128], token[80];
     session(hp, NULL, cookie, sizeof cookie, token, sizeof token);
@@ -355,6 +369,14 @@ Test(dashboard, queue_actions_purge_retry_dead_config)
     res_free(&r);
     cr_assert_eq(stat_of(c, "emails", "dead"), 0);
     cr_assert_eq(stat_of(c, "emails", "ready"), 4);
+
+    /* With a pace: one every hour, the first now, the others delayed. */
+    expect_act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=fast", 400, "rate 'fast' is not a pace N/period");
+    expect_act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=0", 400, NULL);
+    cr_assert_eq(stat_of(c, "paced", "dead"), 3, "a refused redrive changed the queue");
+    expect_act(hp, cookie, token, "queue-retry-dead", "queue=paced&rate=1%2F1h", 200, "{\"ok\":true,\"result\":3}");
+    cr_assert_eq(stat_of(c, "paced", "ready"), 1);
+    cr_assert_eq(stat_of(c, "paced", "delayed"), 2);
 
     r = act(hp, cookie, token, "queue-purge", "queue=emails&confirm=email");
     cr_assert_eq(r.code, 400, "a wrong confirmation: %d", r.code);
@@ -769,4 +791,327 @@ Test(dashboard, wrong_passwords_are_answered_late_and_one_at_a_time)
     cr_assert_eq(r.code, 200, "the right password still opens it");
     res_free(&r);
     spoold_stop(s);
+}
+
+/* ------------------------------------------------ ACL users, per action */
+
+#define VIEWER "Authorization: Basic dmlld2VyOmxvb2s=\r\n"    /* viewer:look */
+#define MAILOPS "Authorization: Basic bWFpbG9wczptYWls\r\n"   /* mailops:mail */
+
+/* The session of an ACL user: its auth line and cookie in ck, token. */
+static void user_session(int hp, const char *auth, char *ck, size_t cap, char *token, size_t tc)
+{
+    char cookie[128];
+    session(hp, auth, cookie, sizeof cookie, token, tc);
+    snprintf(ck, cap, "%s%s", auth, cookie);
+}
+
+Test(dashboard, a_read_only_user_may_not_act_and_a_forged_post_is_refused)
+{
+    int hp;
+    spoold *s = start(&hp, "--requirepass", "pw");
+    cli *c = cli_connect(s->port);
+    expect_word(CMD(c, "AUTH", "pw"), "OK");
+    expect_word(CMD(c, "ACL", "SETUSER", "viewer", "on", ">look", "+@read", "~*"), "OK");
+    jid dead = dead_job(c, "emails", "550 no such user");
+    struct http_res r = http(hp, "GET", "/api/session", VIEWER, NULL);
+    cr_assert_eq(r.code, 200, "%s", r.body);
+    cJSON *doc = json_of(&r), *can = cJSON_GetObjectItem(doc, "can"), *k;
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(doc, "can_act")), "%s", r.body);
+    cr_assert_eq(cJSON_GetArraySize(can), 9, "%s", r.body);
+    cJSON_ArrayForEach(k, can)
+        cr_assert(cJSON_IsFalse(k), "the viewer may %s: %s", k->string, r.body);
+    cJSON_Delete(doc);
+    res_free(&r);
+    r = http(hp, "GET", "/api/queue?queue=emails", VIEWER, NULL); /* it may look */
+    cr_assert_eq(r.code, 200, "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "\"can\":{\"queue-pause\":false,"), "%s", r.body);
+    res_free(&r);
+
+    char ck[256], token[80], form[64];
+    user_session(hp, VIEWER, ck, sizeof ck, token, sizeof token);
+    expect_act(hp, ck, token, "queue-pause", "queue=emails", 403,
+               "user 'viewer' lacks the permission to run QUEUE.PAUSE on queue 'emails' "
+               "(it needs +queue.pause, or one of @write @admin");
+    snprintf(form, sizeof form, "id=%s", dead.s);
+    expect_act(hp, ck, token, "job-retry", form, 403, "JOB.RETRY");
+    expect_act(hp, ck, token, "sched-pause", "name=nightly", 403, "SCHED.PAUSE");
+    cr_assert_eq(stat_of(c, "emails", "paused"), 0, "a refused POST paused the queue");
+    cr_assert_eq(stat_of(c, "emails", "dead"), 1, "a refused POST retried the job");
+    char *log = spoold_log(s);
+    cr_assert_not_null(strstr(log, "dashboard: user 'viewer' from 127.0.0.1 refused: user 'viewer' lacks the "
+                                   "permission to run QUEUE.PAUSE"), "%s", log);
+    free(log);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(dashboard, a_user_acts_only_on_the_queues_its_keys_allow)
+{
+    int hp;
+    spoold *s = start(&hp, "--requirepass", "pw");
+    cli *c = cli_connect(s->port);
+    expect_word(CMD(c, "AUTH", "pw"), "OK");
+    expect_word(CMD(c, "ACL", "SETUSER", "mailops", "on", ">mail", "+@all", "~emails*"), "OK");
+    jid mine = dead_job(c, "emails", "boom"), theirs = dead_job(c, "reports", "boom");
+    struct http_res r = http(hp, "GET", "/api/queue?queue=reports", MAILOPS, NULL);
+    cr_assert_not_null(strstr(r.body, "\"can\":{\"queue-pause\":false,"), "%s", r.body);
+    res_free(&r);
+    r = http(hp, "GET", "/api/queue?queue=emails", MAILOPS, NULL);
+    cr_assert_not_null(strstr(r.body, "\"can\":{\"queue-pause\":true,"), "%s", r.body);
+    res_free(&r);
+    char path[64];
+    snprintf(path, sizeof path, "/api/job?id=%s", theirs.s);
+    r = http(hp, "GET", path, MAILOPS, NULL);
+    cr_assert_not_null(strstr(r.body, "\"can\":{\"job-retry\":false,\"job-delete\":false}"), "%s", r.body);
+    res_free(&r);
+
+    char ck[256], token[80], form[64];
+    user_session(hp, MAILOPS, ck, sizeof ck, token, sizeof token);
+    expect_act(hp, ck, token, "queue-pause", "queue=reports", 403, "user 'mailops' may not use queue 'reports'");
+    /* A job action looks up the job's queue first. */
+    snprintf(form, sizeof form, "id=%s", theirs.s);
+    expect_act(hp, ck, token, "job-delete", form, 403, "may not use queue 'reports'");
+    cr_assert_eq(stat_of(c, "reports", "dead"), 1, "a refused delete deleted the job");
+    snprintf(form, sizeof form, "id=%s", mine.s);
+    expect_act(hp, ck, token, "job-retry", form, 200, NULL);
+    expect_act(hp, ck, token, "job-delete", "id=0000000000000001", 404, "no job 0000000000000001");
+    cr_assert_eq(stat_of(c, "emails", "ready"), 1);
+    char *log = spoold_log(s);
+    cr_assert_not_null(strstr(log, "dashboard: user 'mailops' from 127.0.0.1 refused: user 'mailops' may not use "
+                                   "queue 'reports'"), "%s", log);
+    free(log);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* --------------------------------------------------- workers, schedules */
+
+Test(dashboard, workers_show_who_holds_what_and_who_waits)
+{
+    int hp;
+    spoold *s = start(&hp, "--shards", "3");
+    cli *c = cli_connect(s->port), *w = cli_connect(s->port);
+    expect_word(CMD(w, "CLIENT", "SETNAME", "resizer-2"), "OK");
+    jid id = PUSHO(c, "thumbs", "{}", "PRI", "0");
+    resp_val_free(CMD(w, "JOB.RESERVE", "LEASE", "60000", "NOWAIT", "FROM", "thumbs"));
+    resp_val_free(CMD(c, "LPUSH", "idle", "{}")); /* a queue nobody works on */
+    cli *waiter = cli_connect(s->port);
+    expect_word(CMD(waiter, "CLIENT", "SETNAME", "poller-1"), "OK");
+    cli_send(waiter, "JOB.RESERVE", "TIMEOUT", "30000", "FROM", "waited-on", (const char *)NULL);
+    cr_assert(wait_until(stat_of(c, "waited-on", "waiters") == 1, 5000), "the waiter never waited");
+    struct http_res r = http(hp, "GET", "/api/workers", NULL, NULL);
+    cr_assert_eq(r.code, 200, "%s", r.body);
+    cJSON *doc = json_of(&r), *qs = cJSON_GetObjectItem(doc, "queues");
+    cr_assert_eq(cJSON_GetArraySize(qs), 2, "thumbs and waited-on have workers: %s", r.body);
+    cJSON *wq = cJSON_GetArrayItem(qs, 1), *ww = cJSON_GetArrayItem(cJSON_GetObjectItem(wq, "workers"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(wq, "name")->valuestring, "waited-on", "%s", r.body);
+    cr_assert_str_eq(cJSON_GetObjectItem(ww, "name")->valuestring, "poller-1", "%s", r.body);
+    cr_assert_eq(jint(ww, "waiting"), 1, "%s", r.body);
+    cJSON *q = cJSON_GetArrayItem(qs, 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(q, "name")->valuestring, "thumbs");
+    cr_assert_eq(jint(q, "reserved"), 1);
+    cJSON *wk = cJSON_GetArrayItem(cJSON_GetObjectItem(q, "workers"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(wk, "name")->valuestring, "resizer-2", "%s", r.body);
+    cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(wk, "jobs"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(job, "id")->valuestring, id.s);
+    long long lease = jint(job, "lease_until") - jint(wk, "last_active");
+    cr_assert(lease > 59000 && lease <= 60000, "the lease runs 60 s from the reserve, not %lld ms", lease);
+    cJSON_Delete(doc);
+    res_free(&r);
+    cli_close(waiter);
+    cli_close(w);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(dashboard, schedules_listed_paused_and_resumed)
+{
+    int hp;
+    spoold *s = start(&hp, "--shards", "3");
+    cli *c = cli_connect(s->port);
+    const char *names[] = { "b-hourly", "a-nightly", "c-every" }, *queues[] = { "reports", "emails", "pings" };
+    const char *specs[] = { "@hourly", "0 3 * * *", "@every 15m" };
+    for (int i = 0; i < 3; i++)
+        expect_word(CMD(c, "SCHED.SET", names[i], queues[i], specs[i], "{}"), "OK");
+    struct http_res r = http(hp, "GET", "/api/schedules", NULL, NULL);
+    cr_assert_eq(r.code, 200, "%s", r.body);
+    cJSON *doc = json_of(&r), *list = cJSON_GetObjectItem(doc, "schedules");
+    cr_assert_eq(cJSON_GetArraySize(list), 3, "%s", r.body);
+    const char *sorted[] = { "a-nightly", "b-hourly", "c-every" };
+    for (int i = 0; i < 3; i++) {
+        cJSON *sc = cJSON_GetArrayItem(list, i);
+        cr_assert_str_eq(cJSON_GetObjectItem(sc, "name")->valuestring, sorted[i], "%s", r.body);
+        cr_assert(jint(sc, "next_at") > jint(doc, "time"), "%s", r.body);
+    }
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "spec")->valuestring, "0 3 * * *");
+    cJSON_Delete(doc);
+    res_free(&r);
+    char cookie[128], token[80];
+    session(hp, NULL, cookie, sizeof cookie, token, sizeof token);
+    expect_act(hp, cookie, token, "sched-pause", "name=b-hourly", 200, NULL);
+    resp_val *v = CMD(c, "SCHED.GET", "b-hourly");
+    cr_assert_eq(resp_val_get(v, "paused")->integer, 1, "the pause did not reach the schedule");
+    resp_val_free(v);
+    expect_act(hp, cookie, token, "sched-resume", "name=b-hourly", 200, NULL);
+    v = CMD(c, "SCHED.GET", "b-hourly");
+    cr_assert_eq(resp_val_get(v, "paused")->integer, 0, "the resume did not reach the schedule");
+    resp_val_free(v);
+    expect_act(hp, cookie, token, "sched-pause", "name=nope", 404, "no schedule 'nope'");
+    resp_val_free(CMD(c, "SCHED.DEL", "c-every"));
+    r = http(hp, "GET", "/api/schedules", NULL, NULL);
+    cr_assert_null(strstr(r.body, "c-every"), "%s", r.body);
+    res_free(&r);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* ------------------------------------------------------- live streams */
+
+/* Opens GET /api/events and reads its head; *code: the status. rcvbuf:
+ * the socket's receive buffer (0: the system's). */
+static int stream_open_buf(int port, int *code, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    struct timeval tv = { 5, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    char head[2048];
+    size_t len = 0;
+    while (len + 1 < sizeof head && !memmem(head, len, "\r\n\r\n", 4)) {
+        ssize_t got = read(fd, head + len, 1);
+        cr_assert(got == 1, "the stream's head ended early");
+        len++;
+    }
+    head[len] = '\0';
+    *code = 0;
+    sscanf(head, "HTTP/1.%*d %d", code);
+    if (*code == 200)
+        cr_assert_not_null(strstr(head, "text/event-stream"), "%s", head);
+    return fd;
+}
+
+static int stream_open(int port, int *code)
+{
+    return stream_open_buf(port, code, 0);
+}
+
+/* Reads the stream until its text has want (and, when also is set, that
+ * too, after want); false when 5 s pass without it. */
+static bool stream_until(int fd, const char *want, const char *also)
+{
+    static char buf[4 << 20];
+    size_t len = 0, keep = 1 << 20;
+    for (;;) {
+        if (len + 1 == sizeof buf) { /* keep the last MiB (longer than any one event here) */
+            memmove(buf, buf + len - keep, keep);
+            len = keep;
+        }
+        ssize_t got = read(fd, buf + len, sizeof buf - 1 - len);
+        if (got <= 0)
+            return false;
+        len += (size_t)got;
+        buf[len] = '\0';
+        const char *p = strstr(buf, want);
+        if (p && (!also || strstr(p, also)))
+            return true;
+    }
+}
+
+/* A figure of /api/server's "live" member. */
+static long long live_figure(int hp, const char *name)
+{
+    struct http_res r = http(hp, "GET", "/api/server", NULL, NULL);
+    cJSON *doc = json_of(&r);
+    long long n = jint(cJSON_GetObjectItem(doc, "live"), name);
+    cJSON_Delete(doc);
+    res_free(&r);
+    return n;
+}
+
+Test(dashboard, live_events_follow_the_counts_and_are_capped)
+{
+    int hp, code;
+    spoold *s = start(&hp, NULL, NULL);
+    cli *c = cli_connect(s->port);
+    resp_val_free(CMD(c, "LPUSH", "live-q", "{}"));
+    int fd = stream_open(hp, &code);
+    cr_assert_eq(code, 200);
+    cr_assert(stream_until(fd, "event: overview\ndata: {\"time\":", "\"name\":\"live-q\",\"ready\":1,"),
+              "no overview event with live-q's one job");
+    resp_val_free(CMD(c, "LPUSH", "live-q", "{}"));
+    cr_assert(stream_until(fd, "\"name\":\"live-q\",\"ready\":2,", NULL), "the stream did not follow the push");
+    /* The cap: one more than it gets 503 and a message. */
+    int fds[64], n = 1;
+    fds[0] = fd;
+    for (; n < 64; n++) {
+        fds[n] = stream_open(hp, &code);
+        if (code != 200)
+            break;
+    }
+    cr_assert_eq(code, 503, "no cap after %d streams", n);
+    cr_assert_eq(n, 16, "the cap is 16 streams, the refusal came after %d", n);
+    close(fds[n]);
+    struct http_res r = http(hp, "GET", "/api/events", NULL, NULL);
+    cr_assert_eq(r.code, 503);
+    cr_assert_not_null(strstr(r.body, "too many live dashboard streams are open (16, the limit)"), "%s", r.body);
+    res_free(&r);
+    /* A client that goes frees its stream. */
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    cr_assert(wait_until(live_figure(hp, "streams") == 12, 5000), "closed streams still counted: %lld", live_figure(hp, "streams"));
+    fd = stream_open(hp, &code);
+    cr_assert_eq(code, 200, "a freed place was not reused");
+    close(fd);
+    for (int i = 4; i < 16; i++)
+        close(fds[i]);
+    cr_assert(wait_until(live_figure(hp, "streams") == 0, 5000), "streams left: %lld", live_figure(hp, "streams"));
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(dashboard, a_stream_whose_client_does_not_read_is_bounded, .timeout = 120)
+{
+    int hp, code;
+    spoold *s = start(&hp, NULL, NULL);
+    cli *c = cli_connect(s->port);
+    char name[32];
+    for (int i = 0; i < 4000; i++) { /* events of about 1.7 MB each (a row is ~430 bytes) */
+        snprintf(name, sizeof name, "backlog-%04d", i);
+        resp_val_free(CMD(c, "LPUSH", name, "{}"));
+    }
+    int fd = stream_open_buf(hp, &code, 4096);
+    cr_assert_eq(code, 200);
+    /* It reads nothing: once the kernel's buffers are full, at most 1 MiB
+     * waits in spoold for it and the events past that are left out. */
+    cr_assert(wait_until(live_figure(hp, "skipped_events") > 0, 60000), "no event was left out for a client that does not read");
+    resp_val_free(CMD(c, "LPUSH", "after-the-gap", "{}"));
+    cr_assert(stream_until(fd, "\"name\":\"after-the-gap\",\"ready\":1,", NULL),
+              "the stream did not catch up with a whole event once its client read again");
+    close(fd);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(dashboard, spoold_stops_cleanly_with_live_streams_open)
+{
+    int hp, code;
+    spoold *s = start(&hp, NULL, NULL);
+    int fd = stream_open(hp, &code);
+    cr_assert_eq(code, 200);
+    cr_assert(stream_until(fd, "event: overview", NULL), "no first event");
+    spoold_stop(s); /* requires exit 0 */
+    char buf[4096];
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof buf)) > 0)
+        ;
+    cr_assert_eq(got, 0, "the stream was not ended (read: %zd)", got);
+    close(fd);
 }
