@@ -9,8 +9,10 @@
 # no password, protected mode answers every client from outside the
 # container with -DENIED, so give it --requirepass (or, behind a firewall
 # only, --protected-mode no). Data lives in the volume /var/lib/spool.
-# The HTTP admin (7380) has no password and is off unless --http-port is
-# given.
+# The HTTP admin (7380) is off unless --http-port is given; its dashboard
+# asks for the requirepass password, /healthz and /metrics have none, and
+# with --tls-cert-file/--tls-key-file (mounted into the container) it serves
+# HTTPS (admin-tls auto).
 
 FROM debian:12 AS build
 RUN apt-get update \

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct user {
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct user *users[MAX_USERS];
 static int nusers;
+static atomic_bool default_off; /* ACL SETUSER default off: every client must AUTH as a named user */
 
 /* ------------------------------------------------------------ categories */
 
@@ -155,89 +157,116 @@ static bool known_category(const char *s, size_t n)
     return false;
 }
 
-/* Applies one rule to u. */
-static int apply_rule(struct user *u, const char *r, size_t n, char *err, size_t cap)
+/* The one-word rules (on, off, nopass, resetpass, allcommands, nocommands,
+ * allkeys, resetkeys, allchannels, resetchannels, reset): 1 when r was one
+ * and is applied, 0 when r is no such word, -1 on an error. */
+static int apply_word(struct user *u, const char *r, size_t n, char *err, size_t cap)
 {
 #define IS(w) (n == sizeof(w) - 1 && !strncasecmp(r, w, n))
-    if (IS("on"))
-        u->on = true;
-    else if (IS("off"))
-        u->on = false;
-    else if (IS("nopass")) {
-        u->nopass = true;
-        u->npass = 0;
-    } else if (IS("resetpass")) {
-        u->nopass = false;
-        u->npass = 0;
-    } else if (IS("allcommands") || IS("+@all"))
-        return clear_items(u->cmd, &u->ncmd), add_item(u->cmd, &u->ncmd, "+@all", 5, err, cap);
+    int rc = 0;
+    if (IS("on") || IS("off"))
+        u->on = IS("on");
+    else if (IS("nopass") || IS("resetpass"))
+        u->nopass = IS("nopass"), u->npass = 0;
+    else if (IS("allcommands") || IS("+@all"))
+        clear_items(u->cmd, &u->ncmd), rc = add_item(u->cmd, &u->ncmd, "+@all", 5, err, cap);
     else if (IS("nocommands") || IS("-@all"))
         clear_items(u->cmd, &u->ncmd);
-    else if (IS("allkeys"))
-        return clear_items(u->key, &u->nkey), add_item(u->key, &u->nkey, "*", 1, err, cap);
-    else if (IS("resetkeys"))
-        clear_items(u->key, &u->nkey);
-    else if (IS("allchannels"))
-        return clear_items(u->chan, &u->nchan), add_item(u->chan, &u->nchan, "*", 1, err, cap);
-    else if (IS("resetchannels"))
-        clear_items(u->chan, &u->nchan);
+    else if (IS("allkeys") || IS("resetkeys"))
+        clear_items(u->key, &u->nkey), rc = IS("allkeys") ? add_item(u->key, &u->nkey, "*", 1, err, cap) : 0;
+    else if (IS("allchannels") || IS("resetchannels"))
+        clear_items(u->chan, &u->nchan), rc = IS("allchannels") ? add_item(u->chan, &u->nchan, "*", 1, err, cap) : 0;
     else if (IS("reset")) {
         u->on = u->nopass = false;
         u->npass = 0;
         clear_items(u->cmd, &u->ncmd);
         clear_items(u->key, &u->nkey);
         clear_items(u->chan, &u->nchan);
-    } else if (n >= 1 && r[0] == '>') {
-        if (u->npass >= MAX_ITEMS) {
-            snprintf(err, cap, "too many passwords (at most %d)", MAX_ITEMS);
-            return -1;
-        }
-        sha256(r + 1, n - 1, u->pass[u->npass++]);
-        u->nopass = false;
-    } else if (n >= 1 && r[0] == '<') {
-        unsigned char h[SHA256_LEN];
-        sha256(r + 1, n - 1, h);
-        for (int i = 0; i < u->npass; i++)
-            if (!memcmp(u->pass[i], h, SHA256_LEN)) {
-                memmove(u->pass[i], u->pass[i + 1], (size_t)(u->npass - i - 1) * SHA256_LEN);
-                u->npass--;
-                return 0;
-            }
-        snprintf(err, cap, "the user has no such password");
-        return -1;
-    } else if (n == 1 + 2 * SHA256_LEN && r[0] == '#') {
-        if (u->npass >= MAX_ITEMS) {
-            snprintf(err, cap, "too many passwords (at most %d)", MAX_ITEMS);
-            return -1;
-        }
-        for (int i = 0; i < SHA256_LEN; i++) {
-            int a = hexval(r[1 + 2 * i]), b = hexval(r[2 + 2 * i]);
-            if (a < 0 || b < 0) {
-                snprintf(err, cap, "'#' must be followed by 64 hex digits (a SHA-256 hash)");
-                return -1;
-            }
-            u->pass[u->npass][i] = (unsigned char)(a << 4 | b);
-        }
-        u->npass++;
-        u->nopass = false;
-    } else if (n >= 2 && (r[0] == '+' || r[0] == '-')) {
-        if (r[1] == '@' && !known_category(r + 2, n - 2)) {
-            snprintf(err, cap, "unknown category '%.*s' (see ACL CAT)", (int)(n - 2), r + 2);
-            return -1;
-        }
-        return add_item(u->cmd, &u->ncmd, r, n, err, cap);
-    } else if (n >= 1 && r[0] == '~') {
-        return add_item(u->key, &u->nkey, r + 1, n - 1, err, cap);
-    } else if (n >= 1 && r[0] == '&') {
-        return add_item(u->chan, &u->nchan, r + 1, n - 1, err, cap);
-    } else {
-        snprintf(err, cap, "unknown rule '%.*s' (on, off, >pass, <pass, #hash, nopass, resetpass, +@cat, -@cat, +cmd, "
-                 "-cmd, allcommands, nocommands, ~pattern, allkeys, resetkeys, &pattern, allchannels, resetchannels, "
-                 "reset)", (int)(n > 64 ? 64 : n), r);
+    } else
+        return 0;
+    return rc < 0 ? -1 : 1;
+#undef IS
+}
+
+/* >pass: adds a password (kept as its SHA-256). */
+static int add_password(struct user *u, const char *pass, size_t n, char *err, size_t cap)
+{
+    if (u->npass >= MAX_ITEMS) {
+        snprintf(err, cap, "too many passwords (at most %d)", MAX_ITEMS);
         return -1;
     }
+    sha256(pass, n, u->pass[u->npass++]);
+    u->nopass = false;
     return 0;
-#undef IS
+}
+
+/* <pass: removes a password. */
+static int remove_password(struct user *u, const char *pass, size_t n, char *err, size_t cap)
+{
+    unsigned char h[SHA256_LEN];
+    sha256(pass, n, h);
+    for (int i = 0; i < u->npass; i++)
+        if (!memcmp(u->pass[i], h, SHA256_LEN)) {
+            memmove(u->pass[i], u->pass[i + 1], (size_t)(u->npass - i - 1) * SHA256_LEN);
+            u->npass--;
+            return 0;
+        }
+    snprintf(err, cap, "the user has no such password");
+    return -1;
+}
+
+/* #<64 hex>: adds a password by its SHA-256. */
+static int add_password_hash(struct user *u, const char *hex, char *err, size_t cap)
+{
+    if (u->npass >= MAX_ITEMS) {
+        snprintf(err, cap, "too many passwords (at most %d)", MAX_ITEMS);
+        return -1;
+    }
+    for (int i = 0; i < SHA256_LEN; i++) {
+        int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+        if (a < 0 || b < 0) {
+            snprintf(err, cap, "'#' must be followed by 64 hex digits (a SHA-256 hash)");
+            return -1;
+        }
+        u->pass[u->npass][i] = (unsigned char)(a << 4 | b);
+    }
+    u->npass++;
+    u->nopass = false;
+    return 0;
+}
+
+/* +@cat, -@cat, +cmd, -cmd: kept in order (the last that matches decides). */
+static int add_command_rule(struct user *u, const char *r, size_t n, char *err, size_t cap)
+{
+    if (r[1] == '@' && !known_category(r + 2, n - 2)) {
+        snprintf(err, cap, "unknown category '%.*s' (see ACL CAT)", (int)(n - 2), r + 2);
+        return -1;
+    }
+    return add_item(u->cmd, &u->ncmd, r, n, err, cap);
+}
+
+/* Applies one rule to u. */
+static int apply_rule(struct user *u, const char *r, size_t n, char *err, size_t cap)
+{
+    int rc = apply_word(u, r, n, err, cap);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    if (n >= 1 && r[0] == '>')
+        return add_password(u, r + 1, n - 1, err, cap);
+    if (n >= 1 && r[0] == '<')
+        return remove_password(u, r + 1, n - 1, err, cap);
+    if (n == 1 + 2 * SHA256_LEN && r[0] == '#')
+        return add_password_hash(u, r + 1, err, cap);
+    if (n >= 2 && (r[0] == '+' || r[0] == '-'))
+        return add_command_rule(u, r, n, err, cap);
+    if (n >= 1 && r[0] == '~')
+        return add_item(u->key, &u->nkey, r + 1, n - 1, err, cap);
+    if (n >= 1 && r[0] == '&')
+        return add_item(u->chan, &u->nchan, r + 1, n - 1, err, cap);
+    snprintf(err, cap, "unknown rule '%.*s' (on, off, >pass, <pass, #hash, nopass, resetpass, +@cat, -@cat, +cmd, "
+             "-cmd, allcommands, nocommands, ~pattern, allkeys, resetkeys, &pattern, allchannels, resetchannels, "
+             "reset)", (int)(n > 64 ? 64 : n), r);
+    return -1;
 }
 
 static bool valid_name(const char *name)
@@ -251,16 +280,40 @@ static bool valid_name(const char *name)
     return true;
 }
 
+/* ACL SETUSER default on|off: the only rules the default user takes (its
+ * password is requirepass, and it may run every command). */
+static int setuser_default(int n, const char *const *rules, const size_t *lens, char *err, size_t cap)
+{
+    bool off = atomic_load(&default_off);
+    for (int k = 0; k < n; k++) {
+        if (lens[k] == 2 && !strncasecmp(rules[k], "on", 2)) {
+            off = false;
+        } else if (lens[k] == 3 && !strncasecmp(rules[k], "off", 3)) {
+            off = true;
+        } else {
+            snprintf(err, cap, "Error in ACL SETUSER modifier '%.*s': the user 'default' takes only 'on' and 'off' "
+                     "(its password is requirepass and it may run every command; add named users for anything "
+                     "narrower)", (int)(lens[k] > 64 ? 64 : lens[k]), rules[k]);
+            return -1;
+        }
+    }
+    atomic_store(&default_off, off);
+    return 0;
+}
+
+bool acl_default_off(void)
+{
+    return atomic_load(&default_off);
+}
+
 int acl_setuser(const char *name, int n, const char *const *rules, const size_t *lens, char *err, size_t cap)
 {
     if (!valid_name(name)) {
         snprintf(err, cap, "a user name is 1 to %d printable characters without spaces", ACL_NAME_MAX);
         return -1;
     }
-    if (!strcmp(name, "default")) {
-        snprintf(err, cap, "the user 'default' is set by requirepass and may run every command; add named users");
-        return -1;
-    }
+    if (!strcmp(name, "default"))
+        return setuser_default(n, rules, lens, err, cap);
     pthread_rwlock_wrlock(&lock);
     int i = find_locked(name);
     struct user *u;
@@ -405,6 +458,126 @@ int acl_check(const char *name, const char *cmd, int cats, int nkeys, const char
     return rc;
 }
 
+/* -------------------------------------------------------------- commands */
+
+/* The arguments a command names as keys or channels: at most argc of
+ * them, so every one is checked (no cap). */
+struct named {
+    int n;
+    const char **p;
+    size_t *len;
+};
+
+static void named_init(struct named *a, int argc)
+{
+    a->n = 0;
+    a->p = malloc(((size_t)argc + 1) * sizeof *a->p);
+    a->len = malloc(((size_t)argc + 1) * sizeof *a->len);
+    if (!a->p || !a->len)
+        abort();
+}
+
+static void named_free(struct named *a)
+{
+    free(a->p);
+    free(a->len);
+}
+
+static void name_arg(struct named *a, char *const *argv, const size_t *len, int i)
+{
+    a->p[a->n] = argv[i];
+    a->len[a->n++] = len[i];
+}
+
+/* EVAL's numkeys (argv[2]) when it is a count the arguments hold, else 0
+ * (the command's own handler then answers the error). */
+static int eval_numkeys(int argc, char *const *argv, const size_t *len)
+{
+    if (argc < 3 || len[2] == 0 || len[2] > 9)
+        return 0;
+    int n = 0;
+    for (size_t i = 0; i < len[2]; i++) {
+        if (argv[2][i] < '0' || argv[2][i] > '9')
+            return 0;
+        n = n * 10 + (argv[2][i] - '0');
+    }
+    return n <= argc - 3 ? n : 0;
+}
+
+/* The keys k names: the table's key positions, JOB.RESERVE's queues after
+ * FROM, EVAL's KEYS. */
+static void command_keys(const struct command *k, int argc, char *const *argv, const size_t *len, struct named *a)
+{
+    if (!strcmp(k->name, "job.reserve")) {
+        int i = 1;
+        while (i < argc && !(len[i] == 4 && !strncasecmp(argv[i], "FROM", 4)))
+            i++;
+        for (i++; i < argc; i++)
+            name_arg(a, argv, len, i);
+    } else if (!strncmp(k->name, "eval", 4)) {
+        int nk = eval_numkeys(argc, argv, len);
+        for (int i = 3; i < 3 + nk; i++)
+            name_arg(a, argv, len, i);
+    } else if (k->first_key > 0) {
+        int last = k->last_key >= 0 ? k->last_key : argc + k->last_key;
+        for (int i = k->first_key; i <= last && i < argc; i += k->key_step)
+            name_arg(a, argv, len, i);
+    }
+}
+
+/* The channels k names (PUBLISH, SUBSCRIBE, PSUBSCRIBE: patterns). */
+static void command_channels(const struct command *k, int argc, char *const *argv, const size_t *len,
+                             struct named *a, bool *patterns)
+{
+    *patterns = !strcmp(k->name, "psubscribe");
+    if (!strcmp(k->name, "publish") && argc > 1)
+        name_arg(a, argv, len, 1);
+    else if (!strcmp(k->name, "subscribe") || *patterns)
+        for (int i = 1; i < argc; i++)
+            name_arg(a, argv, len, i);
+}
+
+int acl_check_command(const char *user, const struct command *k, int argc, char *const *argv, const size_t *len,
+                      char *err, size_t cap)
+{
+    struct named keys, chans;
+    bool patterns;
+    named_init(&keys, argc);
+    named_init(&chans, argc);
+    command_keys(k, argc, argv, len, &keys);
+    command_channels(k, argc, argv, len, &chans, &patterns);
+    int which;
+    int rc = acl_check(user, k->name, acl_categories(k->name, k->flags), keys.n, keys.p, keys.len, chans.n, chans.p,
+                       chans.len, patterns, &which);
+    if (rc == -1)
+        snprintf(err, cap, "NOPERM User %s has no permissions to run the '%s' command", user, k->name);
+    else if (rc == -2)
+        acl_key_error(user, keys.p[which], keys.len[which], NULL, err, cap);
+    else if (rc == -3)
+        snprintf(err, cap, "NOPERM No permissions to access a channel: user %s may not use '%.*s' (see ACL GETUSER %s)",
+                 user, (int)(chans.len[which] > 128 ? 128 : chans.len[which]), chans.p[which], user);
+    named_free(&keys);
+    named_free(&chans);
+    return rc == 0 ? 0 : -1;
+}
+
+bool acl_key_allowed(const char *user, const char *key, size_t len)
+{
+    bool ok = false;
+    pthread_rwlock_rdlock(&lock);
+    int i = find_locked(user);
+    if (i >= 0 && users[i]->on)
+        ok = matches_any(users[i]->key, users[i]->nkey, key, len, false);
+    pthread_rwlock_unlock(&lock);
+    return ok;
+}
+
+void acl_key_error(const char *user, const char *key, size_t len, const char *why, char *err, size_t cap)
+{
+    snprintf(err, cap, "NOPERM No permissions to access a key: user %s may not use '%.*s'%s%s (see ACL GETUSER %s)",
+             user, (int)(len > 128 ? 128 : len), key, why ? " " : "", why ? why : "", user);
+}
+
 /* ------------------------------------------------------------- describe */
 
 static void describe_locked(const struct user *u, char *out, size_t cap)
@@ -498,6 +671,7 @@ int acl_load_file(const char *path, char *err, size_t cap)
         return -1;
     }
     /* Parse into a fresh table, then swap: all or nothing. */
+    bool was_off = atomic_exchange(&default_off, false);
     pthread_rwlock_wrlock(&lock);
     struct user *old[MAX_USERS];
     int nold = nusers;
@@ -539,6 +713,7 @@ int acl_load_file(const char *path, char *err, size_t cap)
     if (rc < 0) {
         memcpy(users, old, sizeof old);
         nusers = nold;
+        atomic_store(&default_off, was_off);
     }
     pthread_rwlock_unlock(&lock);
     return rc;
@@ -567,6 +742,8 @@ static void save_line(void *arg, const char *line)
 int acl_save_file(const char *path)
 {
     struct save_buf b = { 0 };
+    if (acl_default_off())
+        save_line(&b, "user default off");
     acl_each(save_line, &b);
     int rc = fsio_write_atomic(path, b.text ? b.text : "", b.len);
     free(b.text);

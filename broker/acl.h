@@ -4,7 +4,8 @@
  * Redis rule syntax (ACL SETUSER name rule ...).
  *
  * The user "default" is not kept here: it is governed by requirepass and
- * may run everything (as before ACLs). Named users are added with
+ * may run everything (as before ACLs); it can be turned off (ACL SETUSER
+ * default off), and then only named users get in. Named users are added with
  * ACL SETUSER, from --aclfile at start, or ACL LOAD; they authenticate with
  * AUTH user pass or HELLO 3 AUTH user pass.
  *
@@ -43,6 +44,10 @@ const char *acl_category_name(int i);
 /* Creates or changes user name by the rules (all or nothing). 0, or -1
  * with a message in err naming the rule. */
 int acl_setuser(const char *name, int n, const char *const *rules, const size_t *lens, char *err, size_t cap);
+/* The user default is off (ACL SETUSER default off, or "user default off"
+ * in the ACL file): no connection is authenticated until it AUTHs as a
+ * named user. "default" takes only on and off; anything else is refused. */
+bool acl_default_off(void);
 /* 1 when deleted, 0 when there was no such user. */
 int acl_deluser(const char *name);
 bool acl_exists(const char *name);
@@ -54,6 +59,23 @@ bool acl_auth(const char *name, const char *pass, size_t n);
  * not allowed; *which = the index in keys/chans of the refused one. */
 int acl_check(const char *name, const char *cmd, int cats, int nkeys, const char *const *keys, const size_t *klen,
               int nchans, const char *const *chans, const size_t *clen, bool chan_patterns, int *which);
+
+struct command;
+/* The user may run command k with these arguments: the command by its
+ * name and categories, its keys (the table's key positions, JOB.RESERVE's
+ * queues after FROM, EVAL's KEYS) and its channels (PUBLISH, SUBSCRIBE,
+ * PSUBSCRIBE). 0, or -1 with the error reply (without '-': "NOPERM User u
+ * has no permissions to run the 'set' command", "NOPERM No permissions to
+ * access a key: user u may not use 'k' ...") in err. The dispatcher checks
+ * every command of a named user with it, scripts every redis.call. */
+int acl_check_command(const char *user, const struct command *k, int argc, char *const *argv, const size_t *len,
+                      char *err, size_t cap);
+/* The user (on) may name key (a job's queue, found by its receipt or id
+ * on the shard). */
+bool acl_key_allowed(const char *user, const char *key, size_t len);
+/* The -NOPERM text for a key the user may not use (why: e.g. "(the queue
+ * of job X)", or NULL), without '-'. */
+void acl_key_error(const char *user, const char *key, size_t len, const char *why, char *err, size_t cap);
 
 /* One line per user, "user NAME rules..." (ACL LIST and the ACL file);
  * calls fn for each. describe: the rules of one user (false: none). */

@@ -72,7 +72,7 @@ static void acl_cmd_getuser(struct conn *c, struct msg *m)
     }
     if (is_default) {
         memset(&v, 0, sizeof v);
-        v.on = true;
+        v.on = !acl_default_off();
         v.nopass = !c->io->srv->cfg.requirepass[0];
         snprintf(v.passwords, sizeof v.passwords, "%s", v.nopass ? "" : "(requirepass)");
         snprintf(v.commands, sizeof v.commands, "+@all");
@@ -137,6 +137,14 @@ static void collect_line(void *arg, const char *line)
     l->n++;
 }
 
+/* ACL LIST's line of the user default. */
+static const char *default_line(bool requirepass)
+{
+    if (acl_default_off())
+        return requirepass ? "user default off (requirepass) ~* &* +@all" : "user default off nopass ~* &* +@all";
+    return requirepass ? "user default on (requirepass) ~* &* +@all" : "user default on nopass ~* &* +@all";
+}
+
 /* ACL LIST | ACL USERS */
 static void acl_cmd_list(struct conn *c, struct msg *m, bool names_only)
 {
@@ -145,8 +153,7 @@ static void acl_cmd_list(struct conn *c, struct msg *m, bool names_only)
     if (names_only)
         resp_add_cstr(&l.items, "default");
     else
-        resp_add_cstr(&l.items, c->io->srv->cfg.requirepass[0] ? "user default on (requirepass) ~* &* +@all"
-                                                                  : "user default on nopass ~* &* +@all");
+        resp_add_cstr(&l.items, default_line(c->io->srv->cfg.requirepass[0] != '\0'));
     l.n = 1;
     acl_each(collect_line, &l);
     resp_add_array(&m->out, l.n);

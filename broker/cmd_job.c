@@ -233,6 +233,18 @@ static bool route_id(struct conn *c, struct msg *m, int i)
     return true;
 }
 
+/* The sum of the shards' counts, or the first shard's refusal (-NOPERM:
+ * that shard changed none of its jobs). */
+static void finish_sum_or_refusal(struct conn *c, struct slot *sl)
+{
+    for (int k = 0; k < sl->nparts; k++)
+        if (sl->parts[k].len && sl->parts[k].data[0] == '-') {
+            resp_buf_append(&sl->out, sl->parts[k].data, sl->parts[k].len);
+            return;
+        }
+    conn_finish_sum(c, sl);
+}
+
 /* JOB.ACK receipt [receipt …] | JOB.DEL id [id …] */
 void io_job_ids(struct conn *c, struct msg *m)
 {
@@ -250,7 +262,7 @@ void io_job_ids(struct conn *c, struct msg *m)
             return;
         }
     }
-    conn_gather(c, m, true, conn_finish_sum);
+    conn_gather(c, m, true, finish_sum_or_refusal);
 }
 
 /* JOB.NACK receipt [DELAY ms] [ERROR text] [DEAD] | JOB.TOUCH receipt [LEASE ms] | JOB.GET id | JOB.RETRY id */
@@ -281,6 +293,10 @@ void sh_job_ack(struct shard *s, struct msg *m)
 {
     bool with_result = m->req.argc == 4 && arg_is(m, 2, "RESULT");
     bool single = m->req.argc == 2 || with_result;
+    if (jobs_acl_refused(s, m, 1, with_result ? 2 : m->req.argc)) {
+        shard_reply(s, m);
+        return;
+    }
     for (int i = 1; i < (with_result ? 2 : m->req.argc); i++) {
         struct job *j = job_resolve(s, m, i, true, single);
         if (!j)
@@ -352,7 +368,7 @@ void sh_job_get(struct shard *s, struct msg *m)
     bool had = j && j->payload; /* a look must not pin the payload in memory */
     if (j && store_job_payload(&s->st, j) == 0)
         result_encode_job(s, m, j);
-    else
+    else if (m->out.len == 0) /* not refused (-NOPERM) */
         resp_add_null(&m->out, m->proto);
     if (j && !had)
         store_job_payload_drop(&s->st, j);
@@ -362,6 +378,10 @@ void sh_job_get(struct shard *s, struct msg *m)
 /* JOB.DEL id [id …] */
 void sh_job_del(struct shard *s, struct msg *m)
 {
+    if (jobs_acl_refused(s, m, 1, m->req.argc)) {
+        shard_reply(s, m);
+        return;
+    }
     for (int i = 1; i < m->req.argc; i++) {
         struct job *j = job_resolve(s, m, i, false, false);
         if (!j)

@@ -265,6 +265,8 @@ void sh_job_wait(struct shard *s, struct msg *m)
     struct jobwaits *w = waits_of(s);
     if (!j) {
         resp_buf_printf(&m->out, "-NOJOB no job %s (it never existed, or it finished and was removed)\r\n", hex);
+    } else if (job_acl_refused(m, j)) {
+        /* -NOPERM naming the job's queue */
     } else if (j->state == JOB_DONE || j->state == JOB_DEAD || j->state == JOB_EXPIRED) {
         encode_final(s, m, j);
     } else if (!w) {

@@ -10,6 +10,7 @@
  */
 #include "cmd_sched.h"
 
+#include "acl.h"
 #include "admit.h"
 #include "cmd_job.h"
 #include "args.h"
@@ -197,6 +198,11 @@ static void encode_sched(resp_buf *b, int proto, const struct sched *sc)
 static void finish_name(struct conn *c, struct slot *sl)
 {
     const struct msg *m = sl->req;
+    for (int k = 0; k < sl->nparts; k++)
+        if (sl->parts[k].len && sl->parts[k].data[0] == '-') { /* -NOPERM: the schedule's queue */
+            resp_buf_append(&sl->out, sl->parts[k].data, sl->parts[k].len);
+            return;
+        }
     if (word(m, 0, "SCHED.DEL")) {
         resp_add_int(&sl->out, sl->num);
         return;
@@ -220,10 +226,25 @@ void io_sched_name(struct conn *c, struct msg *m)
     conn_gather(c, m, true, finish_name);
 }
 
+/* A named ACL user may act on a schedule only when its key patterns allow
+ * the schedule's queue (the name does not carry it); true: refused, the
+ * -NOPERM error is in m->out. */
+static bool sched_acl_refused(struct msg *m, const struct sched *sc)
+{
+    if (!sc || !m->user || acl_key_allowed(m->user, sc->queue, sc->qlen))
+        return false;
+    char err[600];
+    acl_key_error(m->user, sc->queue, sc->qlen, "(the queue of this schedule)", err, sizeof err);
+    resp_add_error(&m->out, err);
+    return true;
+}
+
 void sh_sched_name(struct shard *s, struct msg *m)
 {
     struct sched *sc = schedule_find(s, m->req.argv[1], m->req.len[1]);
-    if (word(m, 0, "SCHED.DEL")) {
+    if (sched_acl_refused(m, sc)) {
+        /* nothing changes */
+    } else if (word(m, 0, "SCHED.DEL")) {
         m->num = schedule_del(s, m->req.argv[1], m->req.len[1]);
     } else if (sc && word(m, 0, "SCHED.GET")) {
         encode_sched(&m->out, m->proto, sc);

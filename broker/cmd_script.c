@@ -20,12 +20,19 @@
  * that run on every shard are refused. PUBLISH from a script reaches the
  * subscribers after the commit (like job events) and returns 0.
  *
+ * ACL: the script runs as the user that sent EVAL (m->user, copied by the
+ * dispatcher; NULL for default). Each redis.call is checked with
+ * acl_check_command before it runs, exactly as the dispatcher checks a
+ * request, and the call's message carries the user on, so that a receipt
+ * or job id it names is checked against its job's queue (jobrec.h).
+ *
  * SCRIPT EXISTS, FLUSH and KILL run on the I/O thread against the shared
  * cache (scriptcache.h) and the shards' busy entries (context.h); SCRIPT
  * LOAD compiles on a shard so a syntax error is reported at once.
  */
 #include "cmd_script.h"
 
+#include "acl.h"
 #include "args.h"
 #include "clock.h"
 #include "cmd_keys.h"
@@ -56,6 +63,7 @@ struct scripting {
     struct conn c;               /* stand-in connection in capture mode */
     struct msg *routed;          /* the command to run on this shard */
     struct msg *answered;        /* or its immediate answer */
+    const char *user;            /* the named ACL user running the script (EVAL's m->user), or NULL */
     char err[512];               /* or why it is refused */
 };
 
@@ -226,6 +234,11 @@ static void call_command(void *arg, int argc, char **argv, size_t *lens, int pro
         resp_add_error(out, "ERR This Redis command is not allowed from script");
         return;
     }
+    char err[600];
+    if (x->user && acl_check_command(x->user, k, argc, argv, lens, err, sizeof err) < 0) {
+        resp_add_error(out, err); /* the caller's rules hold inside its script, as in Redis */
+        return;
+    }
     if (k->flags & CMD_WRITE) {
         if (readonly) {
             resp_add_error(out, "ERR Write commands are not allowed from read-only scripts.");
@@ -237,6 +250,7 @@ static void call_command(void *arg, int argc, char **argv, size_t *lens, int pro
         }
     }
     struct msg *m = build(k, argc, argv, lens, proto);
+    m->user = x->user ? xstrdup(x->user) : NULL; /* a receipt's queue is checked on the shard too */
     m->conn = &x->c;
     x->routed = x->answered = NULL;
     x->err[0] = '\0';
@@ -380,8 +394,10 @@ void sh_eval(struct shard *s, struct msg *m)
     atomic_store(&busy->state, SCRIPT_CLEAN);
     int64_t now = clock_mono_ms();
     atomic_store(&busy->since, now ? now : 1);
+    x->user = m->user;
     script_run(&x->engine, sha, (int)nk, m->req.argc - 3, m->req.argv + 3, m->req.len + 3, m->proto, is_ro(m),
                &m->out);
+    x->user = NULL;
     atomic_store(&busy->since, 0);
     atomic_store(&busy->state, SCRIPT_IDLE);
     shard_reply(s, m);

@@ -17,6 +17,7 @@
 #include "keyspace.h"
 #include "log.h"
 #include "msg.h"
+#include "protect.h"
 #include "pubsub.h"
 #include "syncvfs.h"
 #include "sysinfo.h"
@@ -85,6 +86,10 @@ static const char *check_auth(struct conn *c, const struct msg *m, int user_i, i
         conn_apply_limits(c);
         return NULL;
     }
+    if (acl_default_off()) { /* only named users get in */
+        conn_auth_failed(c);
+        return "WRONGPASS invalid username-password pair or user is disabled.";
+    }
     if (!c->io->srv->cfg.requirepass[0])
         return "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
     if ((user_i >= 0 && !arg_is(m, user_i, "default")) ||
@@ -107,7 +112,7 @@ void io_auth(struct conn *c, struct msg *m)
     }
     const char *err = m->req.argc == 3 ? check_auth(c, m, 1, 2) : check_auth(c, m, -1, 1);
     if (err) {
-        if (c->io->srv->cfg.requirepass[0])
+        if (protect_auth_required(&c->io->srv->cfg))
             log_info("client id=%llu addr=%s: AUTH failed", (unsigned long long)c->id, c->addr);
         conn_reply_error(c, m, "%s", err);
     } else {
@@ -181,7 +186,7 @@ void io_hello(struct conn *c, struct msg *m)
             return;
         }
     }
-    if (c->io->srv->cfg.requirepass[0] && !c->authed) {
+    if (protect_auth_required(&c->io->srv->cfg) && !c->authed) {
         conn_reply_error(c, m, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         return;
     }
@@ -436,7 +441,7 @@ void io_reset(struct conn *c, struct msg *m)
     multi_reset(c);
     set_name(c, "", 0);
     c->proto = 2;
-    c->authed = c->io->srv->cfg.requirepass[0] == '\0';
+    c->authed = !protect_auth_required(&c->io->srv->cfg);
     conn_apply_limits(c);
     resp_add_simple(&m->out, "RESET");
     conn_reply(c, m);

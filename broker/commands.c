@@ -31,8 +31,10 @@
 #include "context.h"
 #include "io.h"
 #include "msg.h"
+#include "protect.h"
 #include "pubsub.h"
 #include "shard.h"
+#include "xalloc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -307,57 +309,15 @@ static void io_acl_entry(struct conn *c, struct msg *m)
     conn_reply(c, m);
 }
 
-#define ACL_MAX_ARGS 256
-
-/* The argv indices of cmd's keys (the table's key positions; JOB.RESERVE:
- * the queues after FROM) and of its channels. */
-static void command_keys(const struct command *k, const resp_cmd *cmd, int *keys, int *nkeys, int *chans,
-                         int *nchans, bool *patterns)
-{
-    *nkeys = *nchans = 0;
-    *patterns = false;
-    if (!strcmp(k->name, "job.reserve")) {
-        int i = 1;
-        while (i < cmd->argc && !(cmd->len[i] == 4 && !strncasecmp(cmd->argv[i], "FROM", 4)))
-            i++;
-        for (i++; i < cmd->argc && *nkeys < ACL_MAX_ARGS; i++)
-            keys[(*nkeys)++] = i;
-    } else if (k->first_key > 0) {
-        int last = k->last_key >= 0 ? k->last_key : cmd->argc + k->last_key;
-        for (int i = k->first_key; i <= last && i < cmd->argc && *nkeys < ACL_MAX_ARGS; i += k->key_step)
-            keys[(*nkeys)++] = i;
-    } else if (!strcmp(k->name, "publish")) {
-        chans[(*nchans)++] = 1;
-    } else if (!strcmp(k->name, "subscribe") || !strcmp(k->name, "psubscribe")) {
-        *patterns = k->name[0] == 'p';
-        for (int i = 1; i < cmd->argc && *nchans < ACL_MAX_ARGS; i++)
-            chans[(*nchans)++] = i;
-    }
-}
-
-/* A named ACL user may run this command on these keys and channels;
- * false: the -NOPERM error is sent. */
+/* A named ACL user may run this command on these keys and channels
+ * (acl_check_command); false: the -NOPERM error is sent. */
 static bool acl_permits(struct conn *c, const struct command *k, const resp_cmd *cmd)
 {
-    int keys[ACL_MAX_ARGS], chans[ACL_MAX_ARGS], nk, nc, which;
-    bool patterns;
-    command_keys(k, cmd, keys, &nk, chans, &nc, &patterns);
-    const char *kp[ACL_MAX_ARGS], *cp[ACL_MAX_ARGS];
-    size_t kl[ACL_MAX_ARGS], cl[ACL_MAX_ARGS];
-    for (int i = 0; i < nk; i++)
-        kp[i] = cmd->argv[keys[i]], kl[i] = cmd->len[keys[i]];
-    for (int i = 0; i < nc; i++)
-        cp[i] = cmd->argv[chans[i]], cl[i] = cmd->len[chans[i]];
-    int rc = acl_check(c->user, k->name, acl_categories(k->name, k->flags), nk, kp, kl, nc, cp, cl, patterns, &which);
-    if (rc == -1)
-        conn_error_now(c, "NOPERM User %s has no permissions to run the '%s' command", c->user, k->name);
-    else if (rc == -2)
-        conn_error_now(c, "NOPERM No permissions to access a key: user %s may not use '%.*s' (see ACL GETUSER %s)",
-                       c->user, (int)(kl[which] > 128 ? 128 : kl[which]), kp[which], c->user);
-    else if (rc == -3)
-        conn_error_now(c, "NOPERM No permissions to access a channel: user %s may not use '%.*s' (see ACL GETUSER %s)",
-                       c->user, (int)(cl[which] > 128 ? 128 : cl[which]), cp[which], c->user);
-    return rc == 0;
+    char err[600];
+    if (acl_check_command(c->user, k, cmd->argc, cmd->argv, cmd->len, err, sizeof err) == 0)
+        return true;
+    conn_error_now(c, "%s", err);
+    return false;
 }
 
 void commands_dispatch(struct conn *c, resp_cmd *cmd)
@@ -372,7 +332,7 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
     c->last_ms = clock_mono_ms();
     if (!k) {
         multi_flag_error(c);
-        if (srv->cfg.requirepass[0] && !c->authed)
+        if (protect_auth_required(&srv->cfg) && !c->authed)
             conn_error_now(c, "NOAUTH Authentication required.");
         else
             reply_unknown(c, cmd);
@@ -380,7 +340,7 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
         return;
     }
     snprintf(c->lastcmd, sizeof c->lastcmd, "%s", k->name);
-    if (srv->cfg.requirepass[0] && !c->authed && !(k->flags & CMD_NOAUTH)) {
+    if (!c->authed && protect_auth_required(&srv->cfg) && !(k->flags & CMD_NOAUTH)) {
         conn_error_now(c, "NOAUTH Authentication required.");
         resp_cmd_free(cmd);
         return;
@@ -407,6 +367,8 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
     m->origin = c->io->id;
     m->conn = c;
     m->proto = c->proto;
+    if (c->user[0])
+        m->user = xstrdup(c->user); /* for the shard's checks (a receipt's queue, redis.call) */
     if (c->multi && !(k->flags & CMD_TXCTL)) {
         multi_queue(c, m); /* inside MULTI: checked and kept for EXEC */
         return;

@@ -32,6 +32,7 @@ static const char *const fsync_choices[] = { "always", "batch", "off", NULL };
 static const char *const payload_choices[] = { "json", "raw", NULL };
 static const char *const yesno_choices[] = { "no", "yes", NULL };
 static const char *const tls_auth_choices[] = { "no", "optional", "yes", NULL };
+static const char *const admin_tls_choices[] = { "no", "yes", "auto", NULL };
 static const char *const level_choices[] = { "debug", "info", "warn", "error", NULL };
 static const char *const evict_choices[] = { "noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu",
                                              "volatile-ttl", "allkeys-random", "volatile-random", NULL };
@@ -60,6 +61,7 @@ static const struct opt opts[] = {
     { "tls-key-file", OPT_STR, OFF(tls_key_file), "", 0, 0, NULL, "the private key (PEM) of --tls-cert-file" },
     { "tls-ca-cert-file", OPT_STR, OFF(tls_ca_cert_file), "", 0, 0, NULL, "CA certificates (PEM) that client certificates are checked against" },
     { "tls-auth-clients", OPT_ENUM, OFF(tls_auth_clients), "no", 0, 0, tls_auth_choices, "client certificates: no (not asked), optional (checked when sent), yes (required)" },
+    { "admin-tls", OPT_ENUM, OFF(admin_tls), "auto", 0, 0, admin_tls_choices, "HTTP admin and dashboard over HTTPS with --tls-cert-file/--tls-key-file: auto (when tls-cert-file is set), yes, no" },
     { "protected-mode", OPT_ENUM, OFF(protected_mode), "yes", 0, 0, yesno_choices, "with no password, serve only loopback clients: yes|no" },
     { "request-timeout", OPT_INT, OFF(request_timeout), "60", 0, 100000000, NULL, "close a client whose started request is not complete after this many seconds (0 = never)" },
     { "timeout", OPT_INT, OFF(timeout), "0", 0, 100000000, NULL, "close a client idle this many seconds (0 = never; unauthenticated: 10 s)" },

@@ -34,7 +34,8 @@ struct config {
     char *aclfile;
     int tls_port;         /* 0 = no TLS listener, -1 = any free port */
     char *tls_cert_file, *tls_key_file, *tls_ca_cert_file;
-    int tls_auth_clients; /* enum tls_auth (tls.h): no, optional, yes */        /* ACL users, "" = none (acl.h) */
+    int tls_auth_clients; /* enum tls_auth (tls.h): no, optional, yes */
+    int admin_tls;        /* HTTP admin over HTTPS: 0 no, 1 yes, 2 auto (yes when tls-cert-file is set) */        /* ACL users, "" = none (acl.h) */
     int http_port;        /* 0 = off, -1 = any free port */
     int payload;          /* enum payload_mode */
     int64_t max_payload;

@@ -11,6 +11,7 @@
 #include "hash.h"
 #include "iothread.h"
 #include "log.h"
+#include "protect.h"
 #include "tls.h"
 #include "msg.h"
 #include "queue.h"
@@ -262,6 +263,8 @@ static struct msg *msg_copy(const struct msg *src)
         m->who = xmalloc(n + 1);
         memcpy(m->who, src->who, n + 1);
     }
+    if (src->user)
+        m->user = xstrdup(src->user);
     return m;
 }
 
@@ -597,7 +600,7 @@ static bool can_parse(const struct conn *c)
 /* Names the setting behind a size refusal of the parser. */
 static const char *limit_hint(const struct conn *c, const char *err)
 {
-    bool pre_auth = c->io->srv->cfg.requirepass[0] && !c->authed;
+    bool pre_auth = protect_auth_required(&c->io->srv->cfg) && !c->authed;
     if (pre_auth && (strstr(err, "bulk length") || strstr(err, "too big")))
         return " (before AUTH a request may carry 16 arguments of 16 KiB at most)";
     if (strstr(err, "invalid bulk length"))
@@ -820,7 +823,7 @@ void conn_apply_limits(struct conn *c)
     resp_limits lim = resp_limits_default();
     lim.max_bulk = (uint64_t)cfg->proto_max_bulk_len;
     lim.max_request = (uint64_t)cfg->proto_max_request;
-    if (cfg->requirepass[0] && !c->authed) {
+    if (protect_auth_required(cfg) && !c->authed) {
         /* Before AUTH a client gets only what AUTH/HELLO need. */
         lim.max_args = 16;
         lim.max_bulk = 16384;
@@ -976,7 +979,7 @@ struct conn *conn_new(struct io_thread *io, int fd, bool tls)
     c->io = io;
     c->id = atomic_fetch_add(&io->srv->next_client_id, 1) + 1;
     c->proto = 2;
-    c->authed = io->srv->cfg.requirepass[0] == '\0';
+    c->authed = !protect_auth_required(&io->srv->cfg);
     c->created_ms = c->last_ms = clock_mono_ms();
     format_addr(fd, c->addr, sizeof c->addr, false);
     format_addr(fd, c->laddr, sizeof c->laddr, true);

@@ -66,6 +66,7 @@ struct server {
     int tls_port;                     /* the bound TLS port, 0 = none */
     struct event *sig_term, *sig_int, *sig_hup, *accept_retry, *disk_ev;
     struct evhttp *http;              /* HTTP admin, or NULL */
+    void *http_tls_ctx;               /* its SSL_CTX when it serves HTTPS (admin-tls), or NULL */
     /* Runs one parsed request (commands_dispatch): handed to the
      * connections from above, so that conn.c does not call up. */
     void (*dispatch)(struct conn *c, resp_cmd *cmd);

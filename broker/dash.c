@@ -19,6 +19,7 @@
 #include "dash_pages.h"
 #include "dash_reply.h"
 #include "log.h"
+#include "protect.h"
 #include "queue.h"
 #include "rates.h"
 #include "sha256.h"
@@ -213,7 +214,7 @@ static bool authorize(struct server *srv, struct evhttp_request *req, struct das
     snprintf(who->peer, sizeof who->peer, "%s", addr ? addr : "?");
     snprintf(who->user, sizeof who->user, "default");
     const char *pass = srv->cfg.requirepass;
-    if (!pass[0]) {
+    if (!protect_auth_required(&srv->cfg)) {
         const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
         if (!evcon || !loopback(evhttp_connection_get_addr(evcon))) {
             dreply_error(req, 403, "the dashboard answers only loopback clients while spoold has no requirepass: "
@@ -237,7 +238,7 @@ static bool authorize(struct server *srv, struct evhttp_request *req, struct das
         char *colon = strchr(cred, ':');
         if (colon) {
             *colon = '\0';
-            bool ok = str_same(cred, "default") & str_same(colon + 1, pass);
+            bool ok = pass[0] && !acl_default_off() && (str_same(cred, "default") & str_same(colon + 1, pass));
             if (ok)
                 return true;
             if (strcmp(cred, "default") != 0 && acl_auth(cred, colon + 1, strlen(colon + 1))) {

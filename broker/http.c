@@ -16,6 +16,7 @@
 #include "shard.h"
 #include "sysinfo.h"
 #include "textfmt.h"
+#include "tls.h"
 #include "xalloc.h"
 
 #include <event2/buffer.h>
@@ -338,6 +339,37 @@ static void write_http_port(const char *path, int port)
         log_error("cannot write the HTTP port file %s (http-port-file): %s", path, strerror(errno));
 }
 
+/* ------------------------------------------------------------- HTTPS */
+
+/* admin-tls: yes, or auto with a certificate configured. */
+static bool admin_https(const struct config *cfg)
+{
+    return cfg->admin_tls == 1 || (cfg->admin_tls == 2 && cfg->tls_cert_file[0]);
+}
+
+static struct bufferevent *https_bev(struct event_base *base, void *arg)
+{
+    struct server *srv = arg;
+    return tls_http_bufferevent(base, srv->http_tls_ctx);
+}
+
+/* Makes the admin port serve HTTPS when admin-tls says so; a certificate
+ * or key that cannot be loaded refuses the start (naming the file). */
+static int https_setup(struct server *srv)
+{
+    if (!admin_https(&srv->cfg))
+        return 0;
+    char err[600];
+    if (tls_http_ctx_new(&srv->http_tls_ctx, srv->cfg.tls_cert_file, srv->cfg.tls_key_file, err, sizeof err) < 0) {
+        log_error("cannot serve the HTTP admin over HTTPS: %s", err);
+        return -EINVAL;
+    }
+    evhttp_set_bevcb(srv->http, https_bev, srv);
+    return 0;
+}
+
+/* ------------------------------------------------------------ start/stop */
+
 int http_start(struct server *srv)
 {
     if (srv->cfg.http_port == 0)
@@ -349,6 +381,12 @@ int http_start(struct server *srv)
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     evhttp_set_max_headers_size(srv->http, 16384);
     evhttp_set_max_body_size(srv->http, 65536); /* the dashboard's forms are small */
+    int rc = https_setup(srv);
+    if (rc < 0) {
+        evhttp_free(srv->http);
+        srv->http = NULL;
+        return rc;
+    }
     int want = srv->cfg.http_port < 0 ? 0 : srv->cfg.http_port;
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(srv->http, srv->cfg.bind, (uint16_t)want);
     if (!bs) {
@@ -365,8 +403,8 @@ int http_start(struct server *srv)
     const char *host = !strcmp(srv->cfg.bind, "0.0.0.0") ? "127.0.0.1" : !strcmp(srv->cfg.bind, "::") ? "[::1]"
                                                                                                       : srv->cfg.bind;
     bool v6 = strchr(host, ':') && host[0] != '[';
-    log_info("dashboard on http://%s%s%s:%d/ (HTTP admin: /healthz, /metrics, /api/queues)", v6 ? "[" : "", host,
-             v6 ? "]" : "", port);
+    log_info("dashboard on %s://%s%s%s:%d/ (HTTP admin: /healthz, /metrics, /api/queues)",
+             srv->http_tls_ctx ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "", port);
     if (srv->cfg.http_port_file[0])
         write_http_port(srv->cfg.http_port_file, port);
     if (srv->cfg.requirepass[0] && strncmp(srv->cfg.bind, "127.", 4) != 0 && strcmp(srv->cfg.bind, "::1") != 0)
@@ -383,4 +421,7 @@ void http_stop(struct server *srv)
         evhttp_free(srv->http);
     }
     srv->http = NULL;
+    if (srv->http_tls_ctx)
+        tls_ctx_free(srv->http_tls_ctx);
+    srv->http_tls_ctx = NULL;
 }

@@ -5,6 +5,7 @@
  */
 #include "jobrec.h"
 
+#include "acl.h"
 #include "msg.h"
 #include "queue.h"
 #include "shard.h"
@@ -30,6 +31,32 @@ static void stale_token(struct msg *m, const char *hex, int i, const struct job 
                     (int)m->req.len[i], m->req.argv[i], j->attempt, hex);
 }
 
+bool job_acl_refused(struct msg *m, const struct job *j)
+{
+    if (!m->user || acl_key_allowed(m->user, j->q->name, j->q->namelen))
+        return false;
+    char hex[JOB_ID_HEX + 1], why[64], err[600];
+    job_id_format(j->id, hex);
+    snprintf(why, sizeof why, "(the queue of job %s)", hex);
+    acl_key_error(m->user, j->q->name, j->q->namelen, why, err, sizeof err);
+    resp_add_error(&m->out, err);
+    return true;
+}
+
+bool jobs_acl_refused(struct shard *s, struct msg *m, int first, int last)
+{
+    for (int i = first; i < last; i++) {
+        uint64_t id;
+        uint32_t attempt;
+        if (!job_id_parse(m->req.argv[i], m->req.len[i], &id, &attempt) || job_id_shard(id) != s->id)
+            continue;
+        struct job *j = jtable_find(&s->st.jobs, id);
+        if (j && job_acl_refused(m, j))
+            return true;
+    }
+    return false;
+}
+
 /* Finds the job of argv[i]; with a receipt, checks it names the current,
  * reserved delivery (number and token). On failure writes the error into
  * m->out (when report) and returns NULL. */
@@ -47,6 +74,8 @@ struct job *job_resolve(struct shard *s, struct msg *m, int i, bool need_reserve
             resp_buf_printf(&m->out, "-NOJOB no job %s (it never existed, or it finished and was removed)\r\n", hex);
         return NULL;
     }
+    if (job_acl_refused(m, j))
+        return NULL;
     if (attempt && attempt != j->attempt) {
         if (report)
             resp_buf_printf(&m->out, "-STALE receipt %.*s is for delivery %u, but job %s is now on delivery %u "

@@ -18,5 +18,15 @@ void encode_job(struct msg *m, const struct job *j);
  * reserved). On failure writes the error into m->out (when report) and
  * returns NULL. */
 struct job *job_resolve(struct shard *s, struct msg *m, int i, bool need_reserved, bool report);
+/* A named ACL user's command (m->user) may act on a job only when the
+ * user's key patterns allow the job's queue: a receipt or id does not
+ * carry its queue, so this is checked here, on the job's shard, before
+ * anything changes. job_acl_refused writes the -NOPERM error naming the
+ * queue into m->out and returns true when refused (job_resolve calls it
+ * for every command that finds its job there); jobs_acl_refused does so
+ * for the first refused job of argv[first..last) that lives on this shard,
+ * so that a command naming several jobs changes none of them. */
+bool job_acl_refused(struct msg *m, const struct job *j);
+bool jobs_acl_refused(struct shard *s, struct msg *m, int first, int last);
 
 #endif

@@ -30,6 +30,7 @@ void msg_free(struct msg *m)
     free(m->jobs);
     free(m->note);
     free(m->who);
+    free(m->user);
     for (int i = 0; i < m->nsubs; i++)
         msg_free(m->subs[i]);
     free(m->subs);

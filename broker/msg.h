@@ -70,6 +70,8 @@ struct msg {
     int count;                   /* JOB.RESERVE COUNT */
     int64_t lease;               /* JOB.RESERVE LEASE ms (0 = the job's/queue's) */
     char *who;                   /* JOB.RESERVE: "name=N addr=A id=I" of the client; owned */
+    char *user;                  /* the named ACL user that sent it (NULL: default), for the checks only a
+                                    shard can make: a receipt's queue, a script's redis.call; owned */
     bool empty;                  /* BPOP_TRY found nothing */
 
     /* results */

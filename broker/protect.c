@@ -4,6 +4,7 @@
  */
 #include "protect.h"
 
+#include "acl.h"
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -27,9 +28,14 @@ bool protect_is_loopback(const struct sockaddr *sa)
     return sa->sa_family == AF_UNIX;
 }
 
+bool protect_auth_required(const struct config *cfg)
+{
+    return cfg->requirepass[0] || acl_default_off();
+}
+
 static bool protecting(const struct config *cfg)
 {
-    return cfg->protected_mode && !cfg->requirepass[0];
+    return cfg->protected_mode && !protect_auth_required(cfg);
 }
 
 bool protect_refuses(const struct config *cfg, const struct sockaddr *sa)

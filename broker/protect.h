@@ -9,8 +9,11 @@
  * the main thread, for each accepted socket, before the connection reaches
  * an I/O thread; it reads only the configuration (read-only after start).
  *
- * When ACL users exist, "no password" will mean "the default user has no
- * password and no other user exists"; today it is requirepass.
+ * "No password" means, as in Redis, that the default user needs none: no
+ * requirepass, and the default user is on. With requirepass set, or the
+ * default user off (ACL SETUSER default off: then the named ACL users,
+ * with their passwords, are the only way in), every client must
+ * authenticate, and protected mode lets every address through.
  */
 #ifndef SPOOL_PROTECT_H
 #define SPOOL_PROTECT_H
@@ -22,6 +25,10 @@ struct config;
 
 /* True for a loopback peer address (IPv4, IPv6 or IPv4-mapped IPv6). */
 bool protect_is_loopback(const struct sockaddr *sa);
+/* Clients must authenticate: requirepass is set or the default user is
+ * off. New connections start unauthenticated, under the pre-auth limits
+ * (16 small arguments, AUTH/HELLO/QUIT/RESET only, closed after 10 s). */
+bool protect_auth_required(const struct config *cfg);
 /* True when a client from sa must be refused. */
 bool protect_refuses(const struct config *cfg, const struct sockaddr *sa);
 /* True when the listening address reaches beyond loopback and protected

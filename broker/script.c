@@ -141,6 +141,56 @@ static void push_elements(lua_State *L, const resp_val *v, int resp)
     }
 }
 
+/* {field = the value on top of the stack}: {ok=..}, {double=..}, {big_number=..}, {map=..}, {set=..} */
+static void wrap_in_field(lua_State *L, const char *field)
+{
+    lua_newtable(L);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, field);
+}
+
+/* A RESP3 map: {map={k=v, ...}}. */
+static void push_map(lua_State *L, const resp_val *v, int resp)
+{
+    lua_createtable(L, 0, (int)(v->n / 2));
+    for (size_t i = 0; i + 1 < v->n; i += 2) {
+        push_value(L, v->elem[i], resp);
+        push_value(L, v->elem[i + 1], resp);
+        lua_rawset(L, -3);
+    }
+    wrap_in_field(L, "map");
+}
+
+/* A set: {set={m=true, ...}} under redis.setresp(3), else an array. */
+static void push_set(lua_State *L, const resp_val *v, int resp)
+{
+    if (resp != 3) {
+        push_elements(L, v, resp);
+        return;
+    }
+    lua_createtable(L, 0, (int)v->n);
+    for (size_t i = 0; i < v->n; i++) {
+        push_value(L, v->elem[i], resp);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    }
+    wrap_in_field(L, "set");
+}
+
+/* Null and booleans as Redis converts them: RESP3 nil and true/false;
+ * RESP2 false for null and 1/0 for a boolean. */
+static void push_null_or_bool(lua_State *L, const resp_val *v, int resp)
+{
+    if (v->type == RESP_T_NULL && resp == 3)
+        lua_pushnil(L);
+    else if (v->type == RESP_T_NULL)
+        lua_pushboolean(L, 0);
+    else if (resp == 3)
+        lua_pushboolean(L, v->integer != 0);
+    else
+        lua_pushnumber(L, v->integer ? 1 : 0);
+}
+
 static void push_value(lua_State *L, const resp_val *v, int resp)
 {
     if (!lua_checkstack(L, 4))
@@ -153,58 +203,29 @@ static void push_value(lua_State *L, const resp_val *v, int resp)
         lua_pushlstring(L, v->str, v->len);
         break;
     case RESP_T_SIMPLE:
-        lua_newtable(L);
         lua_pushlstring(L, v->str, v->len);
-        lua_setfield(L, -2, "ok");
+        wrap_in_field(L, "ok");
         break;
     case RESP_T_ERROR:
         push_error_table(L, v->str, v->len);
         break;
     case RESP_T_NULL:
-        if (resp == 3)
-            lua_pushnil(L);
-        else
-            lua_pushboolean(L, 0);
-        break;
     case RESP_T_BOOL:
-        if (resp == 3)
-            lua_pushboolean(L, v->integer != 0);
-        else
-            lua_pushnumber(L, v->integer ? 1 : 0);
+        push_null_or_bool(L, v, resp);
         break;
     case RESP_T_DOUBLE:
-        lua_newtable(L);
         lua_pushnumber(L, v->dbl);
-        lua_setfield(L, -2, "double");
+        wrap_in_field(L, "double");
         break;
     case RESP_T_BIGNUM:
-        lua_newtable(L);
         lua_pushlstring(L, v->str, v->len);
-        lua_setfield(L, -2, "big_number");
+        wrap_in_field(L, "big_number");
         break;
     case RESP_T_MAP:
-        lua_newtable(L);
-        lua_createtable(L, 0, (int)(v->n / 2));
-        for (size_t i = 0; i + 1 < v->n; i += 2) {
-            push_value(L, v->elem[i], resp);
-            push_value(L, v->elem[i + 1], resp);
-            lua_rawset(L, -3);
-        }
-        lua_setfield(L, -2, "map");
+        push_map(L, v, resp);
         break;
     case RESP_T_SET:
-        if (resp == 3) {
-            lua_newtable(L);
-            lua_createtable(L, 0, (int)v->n);
-            for (size_t i = 0; i < v->n; i++) {
-                push_value(L, v->elem[i], resp);
-                lua_pushboolean(L, 1);
-                lua_rawset(L, -3);
-            }
-            lua_setfield(L, -2, "set");
-            break;
-        }
-        push_elements(L, v, resp);
+        push_set(L, v, resp);
         break;
     default: /* ARRAY, PUSH */
         push_elements(L, v, resp);

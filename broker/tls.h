@@ -30,4 +30,12 @@ void tls_ctx_free(void *ctx);
  * (fd is then closed). */
 struct bufferevent *tls_bufferevent_new(struct event_base *base, int fd, void *ctx);
 
+/* The HTTP admin over HTTPS (admin-tls): a context with the same
+ * certificate and key (no client certificates: the dashboard asks for a
+ * password), whose port answers a plain HTTP request with a plain 400
+ * that says to use https:// (instead of a silent close); and the
+ * bufferevent evhttp wraps each accepted socket in (evhttp_set_bevcb). */
+int tls_http_ctx_new(void **ctx, const char *cert, const char *key, char *err, size_t cap);
+struct bufferevent *tls_http_bufferevent(struct event_base *base, void *ctx);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Prints what could not be had and aborts. */
 static inline void xalloc_oom(size_t n) __attribute__((noreturn));
@@ -29,5 +30,6 @@ static inline void *xalloc_check(void *p, size_t n)
 static inline void *xmalloc(size_t n) { return xalloc_check(malloc(n ? n : 1), n); }
 static inline void *xcalloc(size_t n, size_t size) { return xalloc_check(calloc(n ? n : 1, size ? size : 1), n * size); }
 static inline void *xrealloc(void *p, size_t n) { return xalloc_check(realloc(p, n ? n : 1), n); }
+static inline char *xstrdup(const char *s) { return xalloc_check(strdup(s), strlen(s) + 1); }
 
 #endif

@@ -271,8 +271,7 @@ async function main() {
     const mine = (got || []).map(fields).find((j) => j.id === ids.bob);
     assert(mine, `JOB.RESERVE did not deliver job ${ids.bob}`);
     assert(mine.attempt === 1, `delivered as attempt ${mine.attempt}, expected 1 (a retried dead job starts over)`);
-    // reads are answered before the retry's commit is synced; the log line follows the retry's own reply
-    await waitFor('the retry in the log', async () => log(srv).includes(`dashboard: user 'default' from 127.0.0.1 retried job ${ids.bob}: ok`));
+    await waitFor('the retry in the log', () => log(srv).includes(`dashboard: user 'default' from 127.0.0.1 retried job ${ids.bob}: ok`));
   });
 
   await test('pause a queue from the page: JOB.RESERVE gets nothing; resume: it gets a job', async () => {
@@ -460,8 +459,7 @@ async function main() {
     await waitFor('the row to show paused', async () => (await row.locator('[data-col="state"]').innerText()) === 'paused');
     await row.getByRole('button', { name: 'Resume schedule nightly-report' }).click();
     await waitFor('SCHED.GET to say active', async () => fields(await c.cmd('SCHED.GET', 'nightly-report')).paused === 0);
-    // SCHED.GET (a read) may see the resume before its commit is synced and its reply logged
-    await waitFor('the resume in the log', async () => log(srv).includes("dashboard: user 'default' from 127.0.0.1 resumed schedule 'nightly-report': ok"));
+    await waitFor('the resume in the log', () => log(srv).includes("dashboard: user 'default' from 127.0.0.1 resumed schedule 'nightly-report': ok"));
     assert((await page.locator('main').innerText()).includes('Running a tick at once not available in this version'), 'run-now is not said to be missing');
   });
 
@@ -640,7 +638,7 @@ async function main() {
       }, dead);
       assert(r.status === 403 && r.body.error.includes("user 'viewer' lacks the permission to run JOB.RETRY") && r.body.error.includes('+job.retry'),
         'forged POST: ' + JSON.stringify(r));
-      assert(log(locked).includes("dashboard: user 'viewer' from 127.0.0.1 refused: user 'viewer' lacks the permission to run JOB.RETRY"), 'the refusal is not logged');
+      await waitFor('the refusal in the log', () => log(locked).includes("dashboard: user 'viewer' from 127.0.0.1 refused: user 'viewer' lacks the permission to run JOB.RETRY"));
       assert(fields(await admin.cmd('JOB.GET', dead)).state === 'dead', 'the forged retry changed the job');
     } finally {
       await v.close();

@@ -231,6 +231,84 @@ def run_cache(p, failures):
     return passed
 
 
+# ------------------------------------------------------- ACL in scripts
+
+# The caller's ACL rules hold for every redis.call/redis.pcall. Users made
+# the same way on both servers; keys with one {hash tag} so that spool runs
+# the script on their shard. Redis 7.0 words the refusal "ERR The user
+# executing the script can't ..."; spool answers as Redis 7.2 does, -NOPERM
+# naming the user and the command or key (as its dispatcher does). Both
+# must refuse, change nothing, and give redis.pcall an error table.
+ACL_USERS = [
+    ('keyuser', ['on', '>kp', '+eval', '+set', '+get', '~{t}allowed*']),
+    ('cmduser', ['on', '>cp', '+eval', '-set', '+get', '~{t}allowed*']),
+    ('chanuser', ['on', '>hp', '+eval', '+publish', '&ok*']),
+]
+A, D = '{t}allowed1', '{t}denied'
+ACL_CASES = [
+    # (user, password, script, keys, args, spool's error must contain, or None: allowed)
+    ('keyuser', 'kp', "return redis.call('set', KEYS[1], 'v')", [A], [], None),
+    ('keyuser', 'kp', "return redis.call('set', ARGV[1], 'v')", [A], [D], ["NOPERM", "user keyuser", "'" + D + "'"]),
+    ('keyuser', 'kp', "return redis.call('get', ARGV[1])", [A], [D], ["NOPERM", "user keyuser", "'" + D + "'"]),
+    ('keyuser', 'kp', "local r = redis.pcall('set', ARGV[1], 'v') return r['err']", [A], [D],
+     ["NOPERM", "user keyuser", "'" + D + "'"]),
+    ('keyuser', 'kp', "return redis.call('del', ARGV[1])", [A], [D], ["NOPERM", "User keyuser", "'del' command"]),
+    ('keyuser', 'kp', "return redis.call('get', KEYS[1])", [D], [], ["NOPERM", "'" + D + "'"]),
+    ('cmduser', 'cp', "return redis.call('set', KEYS[1], 'v')", [A], [], ["NOPERM", "User cmduser", "'set' command"]),
+    ('cmduser', 'cp', "local r = redis.pcall('set', KEYS[1], 'v') return r['err']", [A], [],
+     ["NOPERM", "User cmduser", "'set' command"]),
+    ('cmduser', 'cp', "return redis.call('get', KEYS[1])", [A], [], None),
+    ('chanuser', 'hp', "return redis.call('publish', 'okx', 'm')", [], [], None),
+    ('chanuser', 'hp', "return redis.call('publish', 'other', 'm')", [], [], ["NOPERM", "user chanuser", "'other'"]),
+]
+
+
+def run_typed(c, args):
+    """As run(), with the NOPERM code redis-py takes off the text put back."""
+    try:
+        return c.execute_command(*args)
+    except redis.exceptions.NoPermissionError as e:
+        return ('ERR', 'NOPERM ' + str(e))
+    except redis.exceptions.ResponseError as e:
+        return ('ERR', str(e))
+
+
+def refusal_text(v):
+    """The text of an error reply, or of pcall's err field; None otherwise."""
+    if isinstance(v, tuple) and v[0] == 'ERR':
+        return v[1]
+    if isinstance(v, bytes) and v != b'OK':
+        return v.decode(errors='replace')
+    return None
+
+
+def run_acl(sp, rd, failures):
+    """Scripts of ACL users on both servers: allowed calls agree, denied ones
+    are refused by both and change nothing."""
+    admins = (sp.client(), rd.client())
+    for c in admins:
+        for name, rules in ACL_USERS:
+            c.execute_command('ACL', 'SETUSER', name, 'reset', *rules)
+        c.delete(A, D)
+        c.set(D, 'before')
+    passed = 0
+    for user, pw, script, keys, args, want in ACL_CASES:
+        name = 'ACL %s: EVAL %s %r %r' % (user, script, keys, args)
+        a, b = [run_typed(redis.Redis(username=user, password=pw, socket_timeout=10, **srv.client_kw()),
+                    args_of('EVAL', script, keys, args)) for srv in (sp, rd)]
+        if want is None:
+            passed += check(name, a, b, failures)
+            continue
+        ta, tb = refusal_text(a), refusal_text(b)
+        ok = ta is not None and tb is not None and all(w in ta for w in want)
+        ok = ok and ('NOPERM' in tb or "can't" in tb) and [c.get(D) for c in admins] == [b'before', b'before']
+        passed += 1 if ok else check(name, a, ('refused by both, naming %s; %s unchanged' % (want, D), b), failures)
+    for c in admins:
+        for name, _ in ACL_USERS:
+            c.execute_command('ACL', 'DELUSER', name)
+    return passed
+
+
 # ------------------------------------------------------------ spool only
 
 def spool_only(spoold, tmp, failures):
@@ -405,7 +483,8 @@ def main():
         passed += run_cases(p, failures)
         passed += run_resp3(sp, rd, failures)
         passed += run_cache(p, failures)
-        total = len(CASES) + len(EVAL_RO) + len(CASES) + 20
+        passed += run_acl(sp, rd, failures)
+        total = len(CASES) + len(EVAL_RO) + len(CASES) + 20 + len(ACL_CASES)
         sp.stop()
         rd.stop()
         sp = rd = None

@@ -273,26 +273,195 @@ Test(acl, http_basic_named_users)
     snprintf(hp, sizeof hp, "/tmp/spool-acl-http-%d", (int)getpid());
     unlink(hp);
     spoold *s = spoold_start("--requirepass", "adminpw", "--http-port", "-1", "--http-port-file", hp, NULL);
-    int port = 0;
-    long long deadline = now_ms() + 5000;
-    while (port <= 0 && now_ms() < deadline) {
-        FILE *f = fopen(hp, "r");
-        if (f) {
-            if (fscanf(f, "%d", &port) != 1)
-                port = 0;
-            fclose(f);
-        }
-        if (port <= 0)
-            sleep_ms(20);
-    }
-    unlink(hp);
-    cr_assert_gt(port, 0, "no HTTP port");
+    int port = http_port_from_file(hp);
     cli *admin = as(s, "default", "adminpw");
     make_worker(admin);
     expect_simple(cli_cmd(admin, "ACL", "SETUSER", "viewer", "on", ">vpass", "allkeys", "+@read", NULL), "OK");
     cr_expect_eq(http_get_as(port, "/api/overview", "default:adminpw"), 200);
     cr_expect_eq(http_get_as(port, "/api/overview", "viewer:vpass"), 200);
     cr_expect_eq(http_get_as(port, "/api/overview", "worker:wpass"), 403, "worker has no @read");
+    cli_close(admin);
+    spoold_stop(s);
+}
+
+/* The default user off and no requirepass: the dashboard no longer opens
+ * to loopback without a password; named users log in. */
+Test(acl, http_default_off_needs_a_named_user)
+{
+    char hp[128];
+    snprintf(hp, sizeof hp, "/tmp/spool-acl-http-%d", (int)getpid());
+    unlink(hp);
+    spoold *s = spoold_start("--http-port", "-1", "--http-port-file", hp, NULL);
+    int port = http_port_from_file(hp);
+    cli *admin = cli_connect(s->port);
+    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "viewer", "on", ">vpass", "allkeys", "+@read", NULL), "OK");
+    cr_expect_eq(http_get_as(port, "/api/overview", "default:"), 200, "loopback, default on, no password");
+    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "default", "off", NULL), "OK");
+    cr_expect_eq(http_get_as(port, "/api/overview", "default:"), 401, "the default user is off");
+    cr_expect_eq(http_get_as(port, "/api/overview", "viewer:vpass"), 200);
+    cli_close(admin);
+    spoold_stop(s);
+}
+
+/* ============================================================== scripts */
+
+/* A bulk reply that contains part (frees v). */
+static void expect_bulk_has(resp_val *v, const char *a, const char *b)
+{
+    cr_expect(v->type == RESP_T_BULK && strstr(v->str, a) && strstr(v->str, b), "expected a bulk with '%s' and '%s': %s",
+              a, b, resp_describe(v));
+    resp_val_free(v);
+}
+
+Test(acl, script_calls_keep_the_callers_rules)
+{
+    spoold *s = spoold_start("--shards", "1", NULL);
+    cli *admin = cli_connect(s->port);
+    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "keyuser", "on", ">kp", "+eval", "+set", "+get", "~allowed*", NULL),
+                  "OK");
+    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "cmduser", "on", ">cp", "+eval", "-set", "+get", "~allowed*", NULL),
+                  "OK");
+    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "chanuser", "on", ">hp", "+eval", "+publish", "&ok*", NULL), "OK");
+    expect_simple(cli_cmd(admin, "SET", "denied", "before", NULL), "OK");
+    cli *k = as(s, "keyuser", "kp");
+    expect_simple(cli_cmd(k, "EVAL", "return redis.call('set', KEYS[1], 'v')", "1", "allowed1", NULL), "OK");
+    expect_error_has(cli_cmd(k, "EVAL", "return redis.call('set', ARGV[1], 'v')", "1", "allowed1", "denied", NULL),
+                     "NOPERM", "user keyuser may not use 'denied'");
+    expect_error_has(cli_cmd(k, "EVAL", "return redis.call('get', ARGV[1])", "0", "denied", NULL), "NOPERM",
+                     "'denied'");
+    expect_bulk_has(cli_cmd(k, "EVAL", "return redis.pcall('set', ARGV[1], 'v')['err']", "0", "denied", NULL),
+                    "NOPERM", "'denied'");
+    expect_error_has(cli_cmd(k, "EVAL", "return redis.call('del', KEYS[1])", "1", "allowed1", NULL), "NOPERM",
+                     "User keyuser has no permissions to run the 'del' command");
+    /* EVAL's own KEYS are checked before the script runs */
+    expect_error_has(cli_cmd(k, "EVAL", "return 1", "1", "denied", NULL), "NOPERM", "'denied'");
+    cli *c = as(s, "cmduser", "cp");
+    expect_error_has(cli_cmd(c, "EVAL", "return redis.call('set', KEYS[1], 'v')", "1", "allowed2", NULL), "NOPERM",
+                     "User cmduser has no permissions to run the 'set' command");
+    expect_bulk(cli_cmd(c, "EVAL", "return redis.call('get', KEYS[1])", "1", "allowed1", NULL), "v");
+    cli *h = as(s, "chanuser", "hp");
+    expect_int(cli_cmd(h, "EVAL", "return redis.call('publish', 'okx', 'm')", "0", NULL), 0);
+    expect_error_has(cli_cmd(h, "EVAL", "return redis.call('publish', 'other', 'm')", "0", NULL), "NOPERM",
+                     "'other'");
+    expect_bulk(cli_cmd(admin, "GET", "denied", NULL), "before");
+    expect_null(cli_cmd(admin, "GET", "allowed2", NULL));
+    /* the default user's scripts run everything, as before */
+    expect_simple(cli_cmd(admin, "EVAL", "return redis.call('set', ARGV[1], 'x')", "0", "denied", NULL), "OK");
+    cli_close(h);
+    cli_close(c);
+    cli_close(k);
+    cli_close(admin);
+    spoold_stop(s);
+}
+
+/* ============================================================= receipts */
+
+/* The job id of a receipt (static buffer). */
+static const char *id_of(const char *receipt)
+{
+    static char id[32];
+    snprintf(id, sizeof id, "%.16s", receipt);
+    return id;
+}
+
+Test(acl, receipts_of_other_queues_are_refused)
+{
+    spoold *s = spoold_start("--shards", "1", NULL); /* one shard: JOB.ACK of two receipts is all or nothing */
+    cli *admin = cli_connect(s->port);
+    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "mailer", "on", ">mp", "~emails", "-@all", "+@job", "+job.get",
+                          "+job.del", "+job.retry", "+job.progress", "+job.wait", "+eval", "+multi", "+exec", NULL),
+                  "OK");
+    PUSH(admin, "images", "{\"n\":1}");
+    char img[64];
+    snprintf(img, sizeof img, "%s", reserve_receipt(admin, "images"));
+    const char *iid = id_of(img);
+    char iidb[32];
+    snprintf(iidb, sizeof iidb, "%s", iid);
+    cli *w = as(s, "mailer", "mp");
+    const char *want = "'images' (the queue of job";
+    expect_error_has(cli_cmd(w, "JOB.ACK", img, NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "JOB.NACK", img, "ERROR", "x", NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "JOB.TOUCH", img, NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "JOB.PROGRESS", img, "50", NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "JOB.GET", iidb, NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "JOB.DEL", iidb, NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "JOB.RETRY", iidb, NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "JOB.WAIT", iidb, "TIMEOUT", "10", NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "EVAL", "return redis.call('job.ack', ARGV[1])", "0", img, NULL), "NOPERM", want);
+    expect_simple(cli_cmd(w, "MULTI", NULL), "OK");
+    expect_simple(cli_cmd(w, "JOB.ACK", img, NULL), "QUEUED");
+    resp_val *v = cli_cmd(w, "EXEC", NULL);
+    cr_expect(v->type == RESP_T_ARRAY && v->n == 1 && v->elem[0]->type == RESP_T_ERROR &&
+                  strstr(v->elem[0]->str, "NOPERM"), "EXEC: %s", resp_describe(v));
+    resp_val_free(v);
+    /* its own queue's job works, and one refused receipt among several acks none */
+    PUSH(admin, "emails", "{\"n\":2}");
+    PUSH(admin, "emails", "{\"n\":3}");
+    char mine[64];
+    snprintf(mine, sizeof mine, "%s", reserve_receipt(w, "emails"));
+    expect_error_has(cli_cmd(w, "JOB.ACK", mine, img, NULL), "NOPERM", want);
+    char mid[32];
+    snprintf(mid, sizeof mid, "%s", id_of(mine));
+    EXPECT_STATE(admin, mid, "reserved");
+    expect_int(cli_cmd(w, "JOB.ACK", mine, NULL), 1);
+    cli_close(w);
+    EXPECT_STATE(admin, iidb, "reserved");
+    cli_close(admin);
+    spoold_stop(s);
+}
+
+/* SCHED.GET/DEL/PAUSE/RESUME name a schedule, not its queue: the shard
+ * checks the schedule's queue, as for receipts. */
+Test(acl, schedules_of_other_queues_are_refused)
+{
+    spoold *s = spoold_start("--shards", "2", NULL);
+    cli *admin = cli_connect(s->port);
+    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "mailer", "on", ">mp", "~emails", "-@all", "+sched.get",
+                          "+sched.del", "+sched.pause", "+sched.resume", NULL),
+                  "OK");
+    expect_simple(cli_cmd(admin, "SCHED.SET", "nightly", "images", "0 3 * * *", "{}", NULL), "OK");
+    expect_simple(cli_cmd(admin, "SCHED.SET", "mails", "emails", "0 4 * * *", "{}", NULL), "OK");
+    cli *w = as(s, "mailer", "mp");
+    const char *want = "'images' (the queue of this schedule)";
+    expect_error_has(cli_cmd(w, "SCHED.GET", "nightly", NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "SCHED.PAUSE", "nightly", NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "SCHED.DEL", "nightly", NULL), "NOPERM", want);
+    expect_simple(cli_cmd(w, "SCHED.PAUSE", "mails", NULL), "OK");
+    expect_int(cli_cmd(w, "SCHED.DEL", "mails", NULL), 1);
+    resp_val *v = cli_cmd(admin, "SCHED.GET", "nightly", NULL);
+    cr_assert(v->type == RESP_T_ARRAY, "the schedule is still there: %s", resp_describe(v));
+    for (size_t k = 0; k + 1 < v->n; k += 2)
+        if (!strcmp(v->elem[k]->str, "paused"))
+            cr_expect_eq(v->elem[k + 1]->integer, 0, "the refused SCHED.PAUSE paused it");
+    resp_val_free(v);
+    cli_close(w);
+    cli_close(admin);
+    spoold_stop(s);
+}
+
+/* Every key of a command is checked, however many it names (the 300th of
+ * an MGET too). */
+Test(acl, every_key_is_checked)
+{
+    spoold *s = spoold_start(NULL);
+    cli *admin = cli_connect(s->port);
+    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "reader", "on", ">rp", "+mget", "~allowed*", NULL), "OK");
+    cli *r = as(s, "reader", "rp");
+    enum { N = 300 };
+    const char *argv[N + 1];
+    size_t len[N + 1];
+    argv[0] = "MGET";
+    for (int i = 1; i <= N; i++)
+        argv[i] = i == N ? "denied" : "allowed1";
+    for (int i = 0; i <= N; i++)
+        len[i] = strlen(argv[i]);
+    expect_error_has(cli_cmdv(r, N + 1, argv, len), "NOPERM", "'denied'");
+    argv[N] = "allowed2";
+    len[N] = strlen(argv[N]);
+    resp_val *v = cli_cmdv(r, N + 1, argv, len);
+    cr_expect(v->type == RESP_T_ARRAY && v->n == N, "MGET of allowed keys: %s", resp_describe(v));
+    resp_val_free(v);
+    cli_close(r);
     cli_close(admin);
     spoold_stop(s);
 }

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "config.h"
 #include "harness.h"
 #include "protect.h"
@@ -150,6 +151,29 @@ Test(protected, decision_follows_password_mode_and_address)
     cr_assert(!strchr(msg, '\n') || strchr(msg, '\n') == msg + strlen(msg) - 1, "one line: %s", msg);
 }
 
+/* The default user turned off (ACL SETUSER default off): only named users
+ * get in, so, as with a password, every address may come and AUTH. */
+Test(protected, decision_follows_the_default_users_state)
+{
+    struct config cfg = { .protected_mode = 1, .requirepass = "", .bind = "0.0.0.0" };
+    struct sockaddr_in lan = v4("192.0.2.2");
+    char err[256];
+    const char *off[] = { "off" }, *on[] = { "on" };
+    size_t two[] = { 2 }, three[] = { 3 };
+    cr_assert_not(protect_auth_required(&cfg));
+    cr_assert_eq(acl_setuser("default", 1, off, three, err, sizeof err), 0, "%s", err);
+    cr_assert(protect_auth_required(&cfg));
+    cr_assert_not(protect_refuses(&cfg, (struct sockaddr *)&lan));
+    cr_assert_not(protect_active_beyond_loopback(&cfg));
+    cr_assert_eq(acl_setuser("default", 1, on, two, err, sizeof err), 0, "%s", err);
+    cr_assert_not(protect_auth_required(&cfg));
+    cr_assert(protect_refuses(&cfg, (struct sockaddr *)&lan));
+    const char *pass[] = { ">x" };
+    size_t plen[] = { 2 };
+    cr_assert_eq(acl_setuser("default", 1, pass, plen, err, sizeof err), -1);
+    cr_assert(strstr(err, "'on' and 'off'") && strstr(err, "requirepass"), "%s", err);
+}
+
 /* ========================================= protected mode: a real spoold */
 
 static void expect_denied(spoold *s, struct in_addr lan)
@@ -227,6 +251,59 @@ Test(protected, protected_mode_no_lets_other_addresses_in)
     resp_val_free(v);
     cli_close(c);
     spoold_stop(s);
+}
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s", path);
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* With the default user off, the named users are the way in: other
+ * addresses are served (to AUTH), nobody is authenticated before AUTH,
+ * and the state is live (ACL SETUSER default on brings protection back). */
+Test(protected, a_disabled_default_user_lets_other_addresses_in)
+{
+    struct in_addr lan;
+    if (!non_loopback_ipv4(&lan))
+        cr_skip_test("this machine has no non-loopback IPv4 address (the unit test covers the rule)");
+    char acl[96];
+    snprintf(acl, sizeof acl, "/tmp/spool-sec-%d.acl", (int)getpid());
+    write_text(acl, "user default off\nuser ops on >opspw ~* &* +@all\n");
+    spoold *s = spoold_start("--bind", "0.0.0.0", "--aclfile", acl, NULL);
+    expect_served(s, lan, "-NOAUTH");
+    cli *c = cli_connect(s->port);
+    expect_error(CMD(c, "PING"), "NOAUTH");
+    expect_error(CMD(c, "AUTH", "default", "x"), "WRONGPASS");
+    expect_ok(CMD(c, "AUTH", "ops", "opspw"));
+    expect_simple(CMD(c, "PING"), "PONG");
+    resp_val *v = CMD(c, "ACL", "LIST");
+    cr_assert(v->type == RESP_T_ARRAY && v->n >= 1 && strstr(v->elem[0]->str, "user default off"), "%s",
+              resp_describe(v));
+    resp_val_free(v);
+    expect_ok(CMD(c, "ACL", "SETUSER", "default", "on"));
+    expect_denied(s, lan);
+    expect_ok(CMD(c, "ACL", "SETUSER", "default", "off"));
+    expect_ok(CMD(c, "ACL", "SAVE"));
+    char *text = read_all(acl);
+    cr_assert(strstr(text, "user default off\n"), "ACL SAVE keeps the default user off:\n%s", text);
+    free(text);
+    cli_close(c);
+    spoold_stop(s);
+    unlink(acl);
 }
 
 /* ======================================================= memory limits */
@@ -666,5 +743,46 @@ Test(timeouts, a_half_sent_request_is_closed_after_request_timeout)
     expect_simple(CMD(steady, "PING"), "PONG");
     cli_close(slow);
     cli_close(steady);
+    spoold_stop(s);
+}
+
+/* The default user off: connections start unauthenticated, so the limits
+ * before AUTH hold as with requirepass (a request of at most 16 KiB
+ * arguments, wrong AUTHs slowed down, closed after 10 s without AUTH). */
+Test(auth, pre_auth_limits_hold_when_the_default_user_is_off, .timeout = 60)
+{
+    spoold *s = spoold_start(NULL);
+    cli *admin = cli_connect(s->port);
+    expect_ok(CMD(admin, "ACL", "SETUSER", "ops", "on", ">opspw", "~*", "+@all"));
+    expect_ok(CMD(admin, "ACL", "SETUSER", "default", "off"));
+    cli *anon = cli_connect(s->port);
+    long long t0 = now_ms();
+    cli *big = cli_connect(s->port);
+    static char blob[20000];
+    memset(blob, 'x', sizeof blob);
+    const char *argv[] = { "ECHO", blob };
+    size_t len[] = { 4, sizeof blob };
+    cli_sendv(big, 2, argv, len);
+    resp_val *v = cli_read(big);
+    cr_assert(v->type == RESP_T_ERROR && strstr(v->str, "before AUTH"), "a 20 KB argument before AUTH: %s",
+              resp_describe(v));
+    resp_val_free(v);
+    cr_assert(cli_wait_closed(big, 5000), "the connection stayed open");
+    cli *g = cli_connect(s->port);
+    send_wrong_auths(g, 20);
+    int got = replies_within(g, 1000);
+    cr_assert(got >= 1 && got <= 4, "%d wrong AUTHs answered in 1 s", got);
+    cli *ok = cli_connect(s->port);
+    expect_ok(CMD(ok, "AUTH", "ops", "opspw"));
+    cr_assert(cli_wait_closed(anon, 20000), "an unauthenticated client stayed connected");
+    long long took = now_ms() - t0;
+    cr_assert(took >= 9000 && took <= 13000, "closed after %lld ms, expected about 10 s", took);
+    expect_simple(CMD(ok, "PING"), "PONG");
+    expect_simple(CMD(admin, "PING"), "PONG"); /* authenticated before the default user went off: stays */
+    cli_close(g);
+    cli_close(big);
+    cli_close(anon);
+    cli_close(ok);
+    cli_close(admin);
     spoold_stop(s);
 }

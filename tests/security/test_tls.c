@@ -11,6 +11,12 @@
  *                    certificate is refused, one with a CA-signed
  *                    certificate is served
  *   bad_files        a missing key file refuses the start naming it
+ *   https_admin      admin-tls: the HTTP admin over HTTPS with the same
+ *                    files (Python's ssl trusting the test's CA): /healthz,
+ *                    /metrics, the dashboard's 401; plain HTTP on that port
+ *                    gets a plain 400 naming https://; admin-tls no keeps
+ *                    plain HTTP; admin-tls yes without a certificate
+ *                    refuses the start
  */
 #include <criterion/criterion.h>
 
@@ -201,6 +207,86 @@ Test(tls, bad_files, .init = make_certs, .fini = remove_certs)
                   0, "a missing key file must refuse the start");
     char *log = spoold_log(s);
     cr_expect(strstr(log, "--tls-key-file") && strstr(log, "/nonexistent/key.pem"), "the log:\n%s", log);
+    free(log);
+    spoold_destroy(s);
+}
+
+/* ========================================================= HTTPS admin */
+
+/* GET url with Python's ssl module trusting the test's CA: "status body"
+ * (caller frees); a plain http:// URL is fetched without TLS. */
+static char *fetch(const char *url)
+{
+    char ca[300];
+    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+    static const char code[] =
+        "import ssl, sys, urllib.request, urllib.error\n"
+        "ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+        "try:\n"
+        "    r = urllib.request.urlopen(sys.argv[2], context=ctx, timeout=10)\n"
+        "    print(r.status, r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code, e.read().decode())\n"
+        "except Exception as e:\n"
+        "    print('failed', type(e).__name__, e)\n";
+    char *argv[] = { PY, "-c", (char *)code, ca, (char *)url, NULL };
+    char *out = NULL;
+    run_capture(argv, &out, 30000);
+    return out;
+}
+
+static spoold *start_admin(const char *admin_tls, int *http_port)
+{
+    char cert[300], key[300], hp[300];
+    snprintf(cert, sizeof cert, "%s/srv.crt", dir);
+    snprintf(key, sizeof key, "%s/srv.key", dir);
+    snprintf(hp, sizeof hp, "%s/http.port", dir);
+    spoold *s = spoold_start("--tls-cert-file", cert, "--tls-key-file", key, "--http-port", "-1",
+                             "--http-port-file", hp, "--requirepass", "adminpw", admin_tls ? "--admin-tls" : NULL,
+                             admin_tls, NULL);
+    *http_port = http_port_from_file(hp);
+    return s;
+}
+
+Test(tls, https_admin, .init = make_certs, .fini = remove_certs)
+{
+    int port;
+    spoold *s = start_admin(NULL, &port); /* admin-tls auto: a certificate is set, so HTTPS */
+    char url[128];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/healthz", port);
+    char *out = fetch(url);
+    cr_expect(!strncmp(out, "200 ok", 6), "GET %s: %s", url, out);
+    free(out);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/metrics", port);
+    out = fetch(url);
+    cr_expect(!strncmp(out, "200 ", 4) && strstr(out, "spool_up 1"), "GET %s: %s", url, out);
+    free(out);
+    snprintf(url, sizeof url, "https://localhost:%d/api/overview", port);
+    out = fetch(url);
+    cr_expect(!strncmp(out, "401 ", 4), "the dashboard still asks for the password over HTTPS: %s", out);
+    free(out);
+    /* plain HTTP on the HTTPS port: a plain 400 that says to use https:// */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", port);
+    out = fetch(url);
+    cr_expect(!strncmp(out, "400 ", 4) && strstr(out, "https://"), "GET %s: %s", url, out);
+    free(out);
+    spoold_stop(s);
+    s = start_admin("no", &port); /* admin-tls no: plain HTTP, as before */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", port);
+    out = fetch(url);
+    cr_expect(!strncmp(out, "200 ok", 6), "admin-tls no, GET %s: %s", url, out);
+    free(out);
+    spoold_stop(s);
+}
+
+Test(tls, https_admin_needs_a_certificate, .init = make_certs, .fini = remove_certs)
+{
+    spoold *s = spoold_start(NULL);
+    spoold_term(s);
+    cr_assert_neq(spoold_restart_may_fail(s, "--http-port", "-1", "--admin-tls", "yes", NULL), 0,
+                  "admin-tls yes without a certificate must refuse the start");
+    char *log = spoold_log(s);
+    cr_expect(strstr(log, "admin-tls yes needs --tls-cert-file"), "the log:\n%s", log);
     free(log);
     spoold_destroy(s);
 }

@@ -61,6 +61,25 @@ void sleep_ms(int ms)
     }
 }
 
+int http_port_from_file(const char *path)
+{
+    int port = 0;
+    long long deadline = now_ms() + 5000;
+    while (port <= 0 && now_ms() < deadline) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fscanf(f, "%d", &port) != 1)
+                port = 0;
+            fclose(f);
+        }
+        if (port <= 0)
+            sleep_ms(20);
+    }
+    unlink(path);
+    cr_assert_gt(port, 0, "no HTTP port in %s", path);
+    return port;
+}
+
 /* ================================================================ files */
 
 static char *read_file_all(const char *path)

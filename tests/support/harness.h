@@ -147,6 +147,9 @@ long long llen(cli *c, const char *key);
 /* ---------------------------------------------------------------- time */
 
 long long now_ms(void);
+/* The port spoold wrote into an --http-port-file (polled with a deadline;
+ * the file is removed); fails the test when none comes. */
+int http_port_from_file(const char *path);
 
 /* ------------------------------------------------- reliable-job helpers */
 
