@@ -451,7 +451,7 @@ static void end_turn(struct shard *s, bool ok)
         struct msg *next = m->next;
         m->next = NULL;
         if (ok) {
-            post_now(s, m);
+            shard_post_durable(s, ctx_inbox(s->srv, ctx_shard(s->srv, m->note->dest)), m);
         } else {
             /* rolled back: the rows are gone, and a push that was to add a
              * job did not; its home shard stops waiting for it */

@@ -450,9 +450,11 @@ void sh_admin_stats(struct shard *s, struct msg *m)
 /* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO]: the next n journal writes of the
  * queue's shard fail (tests of the disk-full path; needs
  * --enable-debug-command yes).
+ * DEBUG SYNC-DELAY queue ms: with --fsync always, every WAL sync of the
+ * queue's shard starts ms late from now on, as on a slow disk (0: off).
  * DEBUG POWER-CUT [TORN]: every file is left as a power cut would leave it
  * (powercut.h) and the process ends at once, with no reply. */
-/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG POWER-CUT [TORN] */
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms | DEBUG POWER-CUT [TORN] */
 void io_debug(struct conn *c, struct msg *m)
 {
     long long n;
@@ -466,6 +468,14 @@ void io_debug(struct conn *c, struct msg *m)
             return;
         }
         powercut_cut(m->req.argc == 3); /* does not return */
+    }
+    if (arg_is(m, 1, "SYNC-DELAY")) {
+        if (m->req.argc != 4 || !arg_ll(m, 3, &n) || n < 0 || n > 60000) {
+            conn_reply_error(c, m, "ERR DEBUG SYNC-DELAY queue ms (0 to 60000)");
+            return;
+        }
+        conn_route_key(c, m, 2);
+        return;
     }
     if (arg_is(m, 1, "DISK-FREE")) {
         /* DEBUG DISK-FREE bytes|OFF: pretend the data directory's file
@@ -483,17 +493,28 @@ void io_debug(struct conn *c, struct msg *m)
     if (!arg_is(m, 1, "JOURNAL-FAIL") || m->req.argc < 4 || m->req.argc > 5 ||
         !arg_ll(m, 3, &n) || n < 0 || n > 1000000 ||
         (m->req.argc == 5 && !arg_is(m, 4, "ENOSPC") && !arg_is(m, 4, "EIO"))) {
-        conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG POWER-CUT [TORN] | DEBUG DISK-FREE bytes|OFF");
+        conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms | "
+                         "DEBUG POWER-CUT [TORN] | DEBUG DISK-FREE bytes|OFF");
         return;
     }
     conn_route_key(c, m, 2);
 }
 
-/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] */
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms */
 void sh_debug(struct shard *s, struct msg *m)
 {
     long long n = 0;
     arg_ll(m, 3, &n);
+    if (arg_is(m, 1, "SYNC-DELAY")) {
+        if (!s->pipelined)
+            resp_add_error(&m->out, "ERR DEBUG SYNC-DELAY needs --fsync always (this spoold has no sync thread)");
+        else {
+            syncer_set_delay(&s->sync, (int)n);
+            resp_add_simple(&m->out, "OK");
+        }
+        shard_reply(s, m);
+        return;
+    }
     int err = m->req.argc == 5 && arg_is(m, 4, "EIO") ? -EIO : -ENOSPC;
     if (!s->st.jr) {
         resp_add_error(&m->out, "ERR this shard has no journal");

@@ -31,6 +31,8 @@ enum cmd_flags {
     CMD_ONEPAYLOAD = 1 << 9, /* the reply holds at most one payload; with a count
                                 argument (LPOP key n) it grows with the data */
     CMD_TXCTL = 1 << 10,    /* MULTI EXEC DISCARD WATCH UNWATCH QUIT RESET: run, never queued */
+    CMD_DURABLE = 1 << 11,  /* read-only, but its reply reports a change (JOB.WAIT: the job
+                               finished), so it leaves only once that change is on disk */
 };
 
 struct command {

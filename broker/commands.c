@@ -173,7 +173,7 @@ static struct command table[] = {
     { "job.get", 2, R | CMD_FAST | CMD_ONEPAYLOAD, 0, 0, 0, io_job_id, sh_job_get, NULL, "The whole record of a job." },
     { "job.del", -2, W, 0, 0, 0, io_job_ids, sh_job_del, NULL, "Deletes jobs in any state." },
     { "job.progress", 3, W | CMD_FAST, 0, 0, 0, io_job_progress, sh_job_progress, NULL, "Reports the progress of a reserved job (0-100 or a JSON object); publishes a progress event." },
-    { "job.wait", -2, R | CMD_ONEPAYLOAD, 0, 0, 0, io_job_wait, sh_job_wait, NULL, "Waits until a job is done or dead and returns its record with its result; nil after TIMEOUT ms." },
+    { "job.wait", -2, R | CMD_ONEPAYLOAD | CMD_DURABLE, 0, 0, 0, io_job_wait, sh_job_wait, NULL, "Waits until a job is done or dead and returns its record with its result; nil after TIMEOUT ms." },
     { "job.retry", 2, W | CMD_FAST, 0, 0, 0, io_job_id, sh_job_retry, NULL, "Makes a dead or delayed job ready now." },
     /* batches */
     { "batch.new", -1, W, 0, 0, 0, io_batch_new, sh_batch_new, NULL, "Opens a batch with optional ON-SUCCESS, ON-COMPLETE and ON-DEATH callback jobs; replies with its id." },
@@ -197,7 +197,7 @@ static struct command table[] = {
     { "queue.config", -3, W, 1, 1, 1, io_queue_key, sh_queue_config, NULL, "Reads or changes a queue's settings." },
     { "queue.workers", 2, R, 1, 1, 1, io_key, sh_queue_workers, NULL, "Who holds which jobs of a queue, and who waits on it." },
     { "queue.groups", 2, R, 1, 1, 1, io_key, sh_queue_groups, NULL, "The fair groups of a queue with their ready and reserved counts." },
-    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | POWER-CUT [TORN] | DISK-FREE bytes|OFF: fault injection for tests." },
+    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | SYNC-DELAY queue ms | POWER-CUT [TORN] | DISK-FREE bytes|OFF: fault injection for tests." },
     /* scripting */
     { "eval", -3, W, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a Lua script atomically on the shard of its keys." },
     { "evalsha", -3, W, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a cached Lua script by its SHA-1." },

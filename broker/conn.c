@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define PIPELINE_MAX 1024            /* requests in flight per connection */
 #define OUT_PAUSE (1024 * 1024)      /* stop parsing above this much unsent output */
@@ -654,7 +655,7 @@ static bool run_held(struct conn *c)
 
 void conn_process(struct conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     while (can_parse(c)) {
         if (c->has_held) {
             if (!run_held(c))
@@ -690,6 +691,10 @@ void conn_process(struct conn *c)
     else if (c->partial_since == 0)
         c->partial_since = clock_mono_ms();
     outbox_flush(&c->io->out);
+    if (!c->closed && c->read_paused && evbuffer_get_length(in) < IN_HIGH) {
+        c->read_paused = false;
+        event_add(c->rev, NULL);
+    }
     reap(c);
 }
 
@@ -756,10 +761,35 @@ void conn_flush_dirty(struct io_thread *io)
     }
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+#define READ_CHUNK 16384 /* bytes per read(), as libevent's bufferevents read */
+
+/* The socket is readable: one read() into the input buffer, then parse.
+ * (A socket bufferevent would first ask ioctl(FIONREAD) how much there
+ * is: a syscall per read that this saves.) Above IN_HIGH of unparsed
+ * input, reading pauses until conn_process has drained it. */
+static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     struct io_thread *io = c->io;
+    struct evbuffer *in = c->in;
+    if (evbuffer_get_length(in) >= IN_HIGH) {
+        c->read_paused = true;
+        event_del(c->rev);
+        return;
+    }
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(in, READ_CHUNK, &v, 1) < 1)
+        return;
+    ssize_t n = read(fd, v.iov_base, v.iov_len);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        conn_close(c, n == 0 ? "client closed" : "socket error");
+        conn_flush_dirty(io);
+        return;
+    }
+    v.iov_len = (size_t)n;
+    evbuffer_commit_space(in, &v, 1);
     conn_process(c);
     conn_flush_dirty(io);
 }
@@ -907,6 +937,42 @@ static void format_addr(int fd, char *out, size_t n, bool local)
     }
 }
 
+/* TLS: the bufferevent reads and decrypts into its input buffer. */
+static void tls_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    conn_process(c);
+    conn_flush_dirty(c->io);
+}
+
+/* The bufferevent writes and reports errors. A plain socket is read by
+ * read_cb into c->in; a TLS one by the bufferevent, whose input is c->in.
+ * False when out of memory. */
+static bool setup_reading(struct conn *c, int fd)
+{
+    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_PAUSE / 4, 0);
+    if (c->tls) {
+        c->in = bufferevent_get_input(c->bev);
+        bufferevent_setcb(c->bev, tls_read_cb, write_cb, event_cb, c);
+        bufferevent_setwatermark(c->bev, EV_READ, 0, IN_HIGH);
+        bufferevent_enable(c->bev, EV_READ); /* EV_WRITE only while output is left over */
+        return true;
+    }
+    c->rev = event_new(c->io->base, fd, EV_READ | EV_PERSIST, read_cb, c);
+    c->in = evbuffer_new();
+    if (!c->rev || !c->in) {
+        if (c->rev)
+            event_free(c->rev);
+        if (c->in)
+            evbuffer_free(c->in);
+        return false;
+    }
+    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
+    bufferevent_disable(c->bev, EV_READ); /* EV_WRITE only while output is left over */
+    event_add(c->rev, NULL);
+    return true;
+}
+
 struct conn *conn_new(struct io_thread *io, int fd, bool tls)
 {
     struct conn *c = xcalloc(1, sizeof *c);
@@ -934,10 +1000,13 @@ struct conn *conn_new(struct io_thread *io, int fd, bool tls)
         free(c);
         return NULL;
     }
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, IN_HIGH);
-    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_PAUSE / 4, 0);
-    bufferevent_enable(c->bev, EV_READ); /* EV_WRITE only while output is left over */
+    if (!setup_reading(c, fd)) {
+        log_error("cannot set up a connection from %s: out of memory", c->addr);
+        bufferevent_free(c->bev);
+        resp_req_free(c->parser);
+        free(c);
+        return NULL;
+    }
     c->next = io->conns;
     if (io->conns)
         io->conns->prev = c;
@@ -969,6 +1038,12 @@ void conn_close(struct conn *c, const char *why)
     c->io->conn_gone(c);
     if (c->tx)
         c->tx->closed(c); /* may post an UNWATCH to a shard: c stays a zombie until it is back */
+    if (c->rev) { /* a plain socket: c->in is ours (a TLS one's is the bufferevent's) */
+        event_free(c->rev);
+        evbuffer_free(c->in);
+    }
+    c->rev = NULL;
+    c->in = NULL;
     bufferevent_free(c->bev);
     c->bev = NULL;
     if (c->prev)

@@ -78,7 +78,10 @@ struct conn_tx {
 
 struct conn {
     struct io_thread *io;
-    struct bufferevent *bev;
+    struct bufferevent *bev;         /* output and its errors */
+    struct event *rev;               /* reading a plain socket: one read() per wake-up, no FIONREAD (TLS: NULL) */
+    struct evbuffer *in;             /* what was read and the parser has not taken yet (TLS: the bufferevent's input) */
+    bool read_paused;                /* over IN_HIGH of unparsed input: rev is off */
     struct conn *prev, *next;
     uint64_t id;
     char addr[64];

@@ -13,6 +13,24 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A receipt of this job's delivery number whose token is not the
+ * delivery's: that delivery was answered, then lost in a crash or a failed
+ * commit, and the job was delivered again under the same number (or the
+ * receipt is of the old form, without a token). */
+static void stale_token(struct msg *m, const char *hex, int i, const struct job *j, uint32_t token)
+{
+    if (!token) {
+        resp_buf_printf(&m->out, "-STALE receipt %.*s has no delivery token, but delivery %u of job %s has one: "
+                        "use the receipt JOB.RESERVE returned for it\r\n",
+                        (int)m->req.len[i], m->req.argv[i], j->attempt, hex);
+        return;
+    }
+    resp_buf_printf(&m->out, "-STALE receipt %.*s is not the current delivery %u of job %s: that delivery was "
+                    "lost when spoold restarted (or a commit failed) before it was recorded, and the job was "
+                    "delivered again; do not act on it, JOB.RESERVE the job again\r\n",
+                    (int)m->req.len[i], m->req.argv[i], j->attempt, hex);
+}
+
 bool job_acl_refused(struct msg *m, const struct job *j)
 {
     if (!m->user || acl_key_allowed(m->user, j->q->name, j->q->namelen))
@@ -40,14 +58,14 @@ bool jobs_acl_refused(struct shard *s, struct msg *m, int first, int last)
 }
 
 /* Finds the job of argv[i]; with a receipt, checks it names the current,
- * reserved delivery. On failure writes the error into m->out (when
- * report) and returns NULL. */
+ * reserved delivery (number and token). On failure writes the error into
+ * m->out (when report) and returns NULL. */
 struct job *job_resolve(struct shard *s, struct msg *m, int i, bool need_reserved, bool report)
 {
     uint64_t id;
-    uint32_t attempt;
+    uint32_t attempt, token;
     char hex[JOB_ID_HEX + 1];
-    if (!job_id_parse(m->req.argv[i], m->req.len[i], &id, &attempt) || job_id_shard(id) != s->id)
+    if (!job_receipt_parse(m->req.argv[i], m->req.len[i], &id, &attempt, &token) || job_id_shard(id) != s->id)
         return NULL;
     job_id_format(id, hex);
     struct job *j = jtable_find(&s->st.jobs, id);
@@ -60,9 +78,14 @@ struct job *job_resolve(struct shard *s, struct msg *m, int i, bool need_reserve
         return NULL;
     if (attempt && attempt != j->attempt) {
         if (report)
-            resp_buf_printf(&m->out, "-STALE receipt %s-%u is for delivery %u, but job %s is now on delivery %u "
+            resp_buf_printf(&m->out, "-STALE receipt %.*s is for delivery %u, but job %s is now on delivery %u "
                             "(its lease expired and it was delivered again): do not act on it\r\n",
-                            hex, attempt, attempt, hex, j->attempt);
+                            (int)m->req.len[i], m->req.argv[i], attempt, hex, j->attempt);
+        return NULL;
+    }
+    if (attempt && token != j->token) {
+        if (report)
+            stale_token(m, hex, i, j, token);
         return NULL;
     }
     if (need_reserved && j->state != JOB_RESERVED) {

@@ -59,6 +59,8 @@ enum journal_stmt {
     ST_JOB_INSERT,
     ST_JOB_UPDATE,
     ST_JOB_DELETE,
+    ST_PAYLOAD_INSERT,
+    ST_PAYLOAD_DELETE,
     ST_PAYLOAD,
     ST_QUEUE_PUT,
     ST_QUEUE_DELETE,
@@ -73,10 +75,12 @@ enum journal_stmt {
 
 /* Column order of both load statements; payload (or its length) is last. */
 #define JOB_COLUMNS \
-    "id, queue, state, pos, priority, attempt, retries, lease_ms, run_at, " \
-    "lease_until, created_at, updated_at, last_error, uniq, expires_at, grp, holder, history"
-#define COL_PAYLOAD 18 /* after JOB_COLUMNS */
-#define JOB_ORDER " FROM jobs ORDER BY id" /* rowid order: a plain table scan */
+    "j.id, j.queue, j.state, j.pos, j.priority, j.attempt, j.retries, j.lease_ms, j.run_at, " \
+    "j.lease_until, j.created_at, j.updated_at, j.last_error, j.uniq, j.expires_at, j.grp, " \
+    "j.holder, j.history, j.token"
+#define COL_PAYLOAD 19 /* after JOB_COLUMNS: p.body, or its length */
+/* rowid order: a plain scan of jobs, one rowid lookup of payloads per row */
+#define JOB_ORDER " FROM jobs j LEFT JOIN payloads p ON p.id = j.id ORDER BY j.id"
 
 static const char *const journal_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN",
@@ -84,15 +88,17 @@ static const char *const journal_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_JOB_INSERT] =
         "INSERT INTO jobs (id, queue, state, pos, priority, attempt, retries, lease_ms, "
-        "run_at, lease_until, created_at, updated_at, payload, last_error, uniq, expires_at, grp, "
-        "holder, history) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+        "run_at, lease_until, created_at, updated_at, last_error, uniq, expires_at, grp, "
+        "holder, history, token) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     [ST_JOB_UPDATE] =
         "UPDATE jobs SET state = ?2, pos = ?3, priority = ?4, attempt = ?5, retries = ?6, "
         "lease_ms = ?7, run_at = ?8, lease_until = ?9, updated_at = ?10, last_error = ?11, "
-        "uniq = ?12, expires_at = ?13, grp = ?14, holder = ?15, history = ?16 WHERE id = ?1",
+        "uniq = ?12, expires_at = ?13, grp = ?14, holder = ?15, history = ?16, token = ?17 WHERE id = ?1",
     [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
-    [ST_PAYLOAD] = "SELECT payload FROM jobs WHERE id = ?1",
+    [ST_PAYLOAD_INSERT] = "INSERT INTO payloads (id, body) VALUES (?1, ?2)",
+    [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1",
+    [ST_PAYLOAD] = "SELECT body FROM payloads WHERE id = ?1",
     [ST_QUEUE_PUT] =
         "INSERT INTO queues (name, config, paused) VALUES (?1, ?2, ?3) "
         "ON CONFLICT (name) DO UPDATE SET config = excluded.config, paused = excluded.paused",
@@ -106,8 +112,8 @@ static const char *const journal_sql[ST_COUNT] = {
         "INSERT INTO meta (key, value) VALUES ('commits', '1') "
         "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
     [ST_LOAD_QUEUES] = "SELECT name, config, paused FROM queues ORDER BY name",
-    [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", payload" JOB_ORDER,
-    [ST_LOAD_JOBS_NOPAYLOAD] = "SELECT " JOB_COLUMNS ", length(payload)" JOB_ORDER,
+    [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", p.body" JOB_ORDER,
+    [ST_LOAD_JOBS_NOPAYLOAD] = "SELECT " JOB_COLUMNS ", length(p.body)" JOB_ORDER,
 };
 
 struct journal {
@@ -628,6 +634,33 @@ int journal_sync(struct journal *j)
     return 0;
 }
 
+void *journal_wal(struct journal *j)
+{
+    sqlite3_file *wal = NULL;
+
+    if (!j->unsynced || journal_in_txn(j))
+        return NULL;
+    if (sqlite3_file_control(j->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+        !wal || !wal->pMethods)
+        return NULL;
+    return wal;
+}
+
+int journal_sync_wal(void *wal)
+{
+    sqlite3_file *f = wal;
+    int rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+    return rc == SQLITE_OK ? 0 : -rc; /* -SQLite code: journal_synced names it */
+}
+
+int journal_synced(struct journal *j, int rc)
+{
+    if (rc < 0)
+        return journal_sqlite_error(j, -rc, "syncing the WAL");
+    j->unsynced = false;
+    return 0;
+}
+
 void journal_rollback(struct journal *j)
 {
     if (!journal_in_txn(j))
@@ -695,14 +728,20 @@ int journal_job_insert(struct journal *j, const struct job *job)
     b |= sqlite3_bind_int64(st, 10, job->lease_until);
     b |= sqlite3_bind_int64(st, 11, job->created_at);
     b |= sqlite3_bind_int64(st, 12, job->updated_at);
-    b |= journal_bind_blob(st, 13, job->payload, job->len);
     b |= journal_bind_opt(st, 14, job->last_error, false);
     b |= journal_bind_opt(st, 15, job->unique, true);
     b |= sqlite3_bind_int64(st, 16, job->expires_at);
     b |= job->group ? journal_bind_blob(st, 17, job->group, job->grouplen) : sqlite3_bind_null(st, 17);
     b |= journal_bind_opt(st, 18, job->holder, false);
     b |= journal_bind_opt(st, 19, job->history, false);
-    return journal_run_bound(j, ST_JOB_INSERT, b, "insert");
+    b |= sqlite3_bind_int64(st, 20, job->token);
+    if ((err = journal_run_bound(j, ST_JOB_INSERT, b, "insert")) < 0)
+        return err;
+    /* The payload goes to its own row once; state changes never touch it. */
+    st = j->st[ST_PAYLOAD_INSERT];
+    b = sqlite3_bind_int64(st, 1, (sqlite3_int64)job->id);
+    b |= journal_bind_blob(st, 2, job->payload, job->len);
+    return journal_run_bound(j, ST_PAYLOAD_INSERT, b, "insert");
 }
 
 int journal_job_update(struct journal *j, const struct job *job)
@@ -728,6 +767,7 @@ int journal_job_update(struct journal *j, const struct job *job)
     b |= job->group ? journal_bind_blob(st, 14, job->group, job->grouplen) : sqlite3_bind_null(st, 14);
     b |= journal_bind_opt(st, 15, job->holder, false);
     b |= journal_bind_opt(st, 16, job->history, false);
+    b |= sqlite3_bind_int64(st, 17, job->token);
     err = journal_run_bound(j, ST_JOB_UPDATE, b, "update");
     if (!err && sqlite3_changes(j->db) == 0) {
         snprintf(j->err, sizeof j->err, "journal %s: update of job %016" PRIx64
@@ -744,7 +784,10 @@ int journal_job_delete(struct journal *j, uint64_t id)
     if (journal_injected(j, "delete", &err))
         return err;
     sqlite3_bind_int64(j->st[ST_JOB_DELETE], 1, (sqlite3_int64)id);
-    return journal_run(j, ST_JOB_DELETE, "delete");
+    if ((err = journal_run(j, ST_JOB_DELETE, "delete")) < 0)
+        return err;
+    sqlite3_bind_int64(j->st[ST_PAYLOAD_DELETE], 1, (sqlite3_int64)id);
+    return journal_run(j, ST_PAYLOAD_DELETE, "delete");
 }
 
 int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len)
@@ -896,6 +939,7 @@ static int journal_check_row(struct journal *j, sqlite3_stmt *st)
         { 5, "attempt", 0, UINT32_MAX },
         { 6, "retries", 0, UINT32_MAX },
         { 7, "lease_ms", 0, UINT32_MAX },
+        { 18, "token", 0, UINT32_MAX },
     };
     uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
 
@@ -931,6 +975,7 @@ static struct job *journal_row_job(sqlite3_stmt *st, bool with_payload)
     job->pos = sqlite3_column_int64(st, 3);
     job->priority = (int16_t)sqlite3_column_int(st, 4);
     job->attempt = (uint32_t)sqlite3_column_int64(st, 5);
+    job->token = (uint32_t)sqlite3_column_int64(st, 18);
     job->retries = (uint32_t)sqlite3_column_int64(st, 6);
     job->lease_ms = (uint32_t)sqlite3_column_int64(st, 7);
     job->run_at = sqlite3_column_int64(st, 8);

@@ -61,9 +61,11 @@ int journal_commit(struct journal *j);
 void journal_rollback(struct journal *j);
 bool journal_in_txn(const struct journal *j);
 
-/* Jobs. insert writes every field including the payload; update writes
- * every field but the payload (state, pos, priority, attempt, retries,
- * lease_ms, run_at, lease_until, updated_at, last_error, unique). */
+/* Jobs. insert writes every field, and the payload into its own row
+ * (table payloads, migration 0004); update writes every field but the
+ * payload (state, pos, priority, attempt, retries, lease_ms, run_at,
+ * lease_until, updated_at, last_error, unique) and so never rewrites the
+ * payload; delete removes both rows. */
 int journal_job_insert(struct journal *j, const struct job *job);
 int journal_job_update(struct journal *j, const struct job *job);
 int journal_job_delete(struct journal *j, uint64_t id);
@@ -134,6 +136,24 @@ void journal_checkpoint(struct journal *j);
  * synced (call about once a second; a no-op in the other modes, inside a
  * transaction, and when nothing is new). 0 or a negative errno code. */
 int journal_sync(struct journal *j);
+
+/* --fsync always, pipelined (shard.c and its sync thread, syncer.h): the
+ * journal runs in FSYNC_BATCH mode (synchronous=NORMAL: COMMIT writes the
+ * WAL without syncing it; a checkpoint syncs the WAL, then the database),
+ * and the shard has the WAL synced after each commit on another thread,
+ * releasing the commit's replies only when that sync returned:
+ *   journal_wal(j)          shard thread, after a commit: the WAL file, or
+ *                           NULL when nothing needs a sync
+ *   journal_sync_wal(wal)   any one thread: fdatasync of that file through
+ *                           SQLite's VFS (so the power-cut seam records it)
+ *   journal_synced(j, rc)   shard thread, once it returned: rc 0 marks the
+ *                           commits durable; rc < 0 leaves the message for
+ *                           journal_error()
+ * While journal_sync_wal() runs, the shard must not write to the journal
+ * (no commit, no checkpoint): statements of an open transaction are fine. */
+void *journal_wal(struct journal *j);
+int journal_sync_wal(void *wal);
+int journal_synced(struct journal *j, int rc);
 
 /* Fault injection seam for tests: the next n calls that write (insert,
  * update, delete, queue_put, commit) fail with err (e.g. -ENOSPC). */

@@ -32,6 +32,7 @@ enum msg_type {
     MSG_RETURN,  /* io -> shard: put delivered jobs back (their client is gone); no reply */
     MSG_PUBLISH, /* shard/io -> io: deliver a pub/sub message to local subscribers; no reply */
     MSG_STOP,    /* main -> thread: finish and leave the loop */
+    MSG_SYNCED,  /* sync thread -> its shard: the WAL sync returned; num = 0 or -code */
 };
 
 /* How a blocked pop is being handled. */

@@ -10,7 +10,8 @@
  *           returned, to record it); powercut_cut() takes it exclusively
  *           and never lets go.
  *   rec->mu one per tracked file: the thread writing or syncing the file
- *           (one shard thread, or the main thread for fsio files).
+ *           (a shard thread or, with --fsync always, its sync thread,
+ *           never both at once; the main thread for fsio files).
  *   pc_mu   leaf: the list of records and every record's entry flags
  *           (entry_durable, deleted, dirsync_pending).
  * None is held while calling into another module. Only the cut and the
@@ -426,7 +427,8 @@ static int pc_sync(sqlite3_file *f, int flags)
     /* The seam is taken only after the sync returned: a cut during an fsync
      * counts it as not done (the power went before it finished), and this
      * thread then blocks here, so SQLite never sees the sync succeed. Only
-     * this thread changes r, so the cut reads it safely meanwhile. */
+     * this thread changes r meanwhile (a shard's sync thread syncs while
+     * the shard writes nothing), so the cut reads it safely. */
     pc_hold();
     pthread_mutex_lock(&r->mu);
     sqlite3_int64 size = 0;

@@ -212,8 +212,7 @@ size_t job_id_text(const struct job *j, char out[JOB_ID_TEXT])
 
 void job_receipt_text(const struct job *j, char out[JOB_RECEIPT_TEXT])
 {
-    size_t n = job_id_text(j, out);
-    snprintf(out + n, JOB_RECEIPT_TEXT - n, "-%u", j->attempt);
+    job_receipt_format(j, out + job_id_tag(j, out));
 }
 
 /* Skips a cluster-mode "{tag}" prefix of s (1 to SLOT_TAG_MAX bytes
@@ -230,34 +229,58 @@ static bool skip_tag(const char **s, size_t *n)
     return true;
 }
 
-bool job_id_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt)
+/* Reads n hex digits of s into *v. */
+static bool hex_digits(const char *s, size_t n, uint64_t *v)
 {
-    if (!skip_tag(&s, &n) || n < JOB_ID_HEX)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < JOB_ID_HEX; i++) {
+    *v = 0;
+    for (size_t i = 0; i < n; i++) {
         int h = resp_hex_value(s[i]);
         if (h < 0)
             return false;
-        v = v << 4 | (uint64_t)h;
+        *v = *v << 4 | (uint64_t)h;
     }
-    uint32_t a = 0;
-    if (n > JOB_ID_HEX) {
-        if (s[JOB_ID_HEX] != '-' || n == JOB_ID_HEX + 1 || n > JOB_ID_HEX + 11)
+    return true;
+}
+
+void job_receipt_format(const struct job *j, char out[JOB_RECEIPT_MAX])
+{
+    snprintf(out, JOB_RECEIPT_MAX, "%016" PRIx64 "-%u-%08" PRIx32, j->id, j->attempt, j->token);
+}
+
+bool job_receipt_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt, uint32_t *token)
+{
+    uint64_t v, t = 0;
+    if (!skip_tag(&s, &n) || n < JOB_ID_HEX || !hex_digits(s, JOB_ID_HEX, &v))
+        return false;
+    /* the token: the last 9 bytes "-xxxxxxxx" of a receipt with one */
+    size_t end = n;
+    if (n > JOB_ID_HEX + 10 && s[n - 9] == '-') {
+        if (!hex_digits(s + n - 8, 8, &t) || t == 0)
             return false;
-        uint64_t acc = 0;
-        for (size_t i = JOB_ID_HEX + 1; i < n; i++) {
+        end = n - 9;
+    }
+    uint64_t acc = 0;
+    if (end > JOB_ID_HEX) {
+        if (s[JOB_ID_HEX] != '-' || end == JOB_ID_HEX + 1 || end > JOB_ID_HEX + 11)
+            return false;
+        for (size_t i = JOB_ID_HEX + 1; i < end; i++) {
             if (s[i] < '0' || s[i] > '9')
                 return false;
             acc = acc * 10 + (uint64_t)(s[i] - '0');
         }
         if (acc == 0 || acc > UINT32_MAX)
             return false;
-        a = (uint32_t)acc;
     }
     *id = v;
-    *attempt = a;
+    *attempt = (uint32_t)acc;
+    *token = (uint32_t)t;
     return true;
+}
+
+bool job_id_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt)
+{
+    uint32_t token;
+    return job_receipt_parse(s, n, id, attempt, &token);
 }
 
 /* ----------------------------------------------------------------- lists */

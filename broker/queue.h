@@ -70,6 +70,8 @@ struct job {
     uint32_t len;              /* payload length */
     int16_t priority;
     uint8_t state;             /* enum job_state */
+    uint32_t token;            /* names the current delivery in its receipt: random, never 0
+                                * (0: delivered before receipts carried one) */
     char *payload;             /* owned; NULL while it lives only in the journal */
     char *last_error;          /* owned, may be NULL */
     char *unique;              /* owned, may be NULL */
@@ -114,9 +116,15 @@ size_t job_history_count(const struct job *j);
 
 /* Ids: 16 hex digits; the low 10 bits name the shard. */
 void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1]);
-/* Parses an id or a receipt "<id>-<attempt>"; *attempt = 0 for a bare id.
- * Returns false when s is neither. */
+/* Parses an id or a receipt; *attempt = 0 for a bare id. Returns false
+ * when s is neither. */
 bool job_id_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt);
+/* Receipts: "<id>-<delivery>-<token>", the token 8 hex digits (j->token);
+ * "<id>-<delivery>" (no token, *token = 0) is the form of deliveries made
+ * before receipts carried one. */
+#define JOB_RECEIPT_MAX (JOB_ID_HEX + 1 + 10 + 1 + 8 + 1)
+void job_receipt_format(const struct job *j, char out[JOB_RECEIPT_MAX]);
+bool job_receipt_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt, uint32_t *token);
 /* Cluster mode: the ids and receipts clients see start with "{tag}", the
  * hash tag of their queue's slot (slot_tag), so that a Redis Cluster
  * client routes JOB.ACK receipt and JOB.GET id by it. Switched on once at
@@ -126,8 +134,8 @@ void job_id_tagging(bool on);
 /* The id of j as a client sees it: "{tag}" + 16 hex digits with tagging
  * on, the 16 hex digits without. Returns its length. */
 size_t job_id_text(const struct job *j, char out[JOB_ID_TEXT]);
-/* A receipt as a client sees it: "{tag}" + "<id>-<delivery>". */
-#define JOB_RECEIPT_TEXT (JOB_ID_TEXT + 12)
+/* A receipt as a client sees it: "{tag}" + job_receipt_format's. */
+#define JOB_RECEIPT_TEXT (JOB_RECEIPT_MAX + 7)
 void job_receipt_text(const struct job *j, char out[JOB_RECEIPT_TEXT]);
 static inline int job_id_shard(uint64_t id) { return (int)(id & 0x3ff); }
 

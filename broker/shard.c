@@ -94,6 +94,18 @@ struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool crea
     return store_queue(&s->st, m->req.argv[i], m->req.len[i], create);
 }
 
+/* A reply that promises nothing durable: a command marked read-only, or a
+ * JOB.RESERVE (a lease lost in a power cut is delivered again after the
+ * restart: at-least-once holds). Everything else waits for its commit to
+ * be on disk: pushes, pops, acks, nacks, deletes, and any command not
+ * marked read-only (a transaction's EXEC, an admin command), so a new
+ * command is durable unless its table entry says otherwise. A JOB.WAIT
+ * (CMD_DURABLE) reads, but tells that a job finished: it waits too. */
+static bool reply_is_early(const struct msg *m)
+{
+    return m->cmd && (m->cmd->flags & (CMD_READONLY | CMD_RESERVE)) && !(m->cmd->flags & CMD_DURABLE);
+}
+
 void shard_reply(struct shard *s, struct msg *m)
 {
     if (s->capture) {
@@ -101,7 +113,7 @@ void shard_reply(struct shard *s, struct msg *m)
         return;
     }
     m->type = MSG_REPLY;
-    msg_batch_add(&s->replies[m->origin], m);
+    msg_batch_add(reply_is_early(m) ? &s->early[m->origin] : &s->replies[m->origin], m);
 }
 
 /* -------------------------------------------------------------- events */
@@ -514,6 +526,8 @@ static void write_mark(struct shard *s)
 static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct shard *s = arg;
+    if (s->sync_busy)
+        return; /* the syncer has the WAL: no write now */
     if (s->st.jr && s->commits_seen == s->commits)
         journal_checkpoint(s->st.jr);
     else if (s->st.jr && journal_sync(s->st.jr) < 0) /* --fsync batch: on disk within a second */
@@ -600,7 +614,8 @@ static void fail_turn(struct shard *s, int rc, const char *replica_why)
         s->events[i].n = 0;
     }
     if (!s->srv->replica || replica_role(s->srv->replica) == REPLICA_LEADER)
-        shard_reload(s); /* a shard that does not lead rebuilds when it is promoted (replica_gate) */
+        shard_reload(s); /* a delivery answered in the failed turn keeps its token: its receipt is stale now;
+                          a shard that does not lead rebuilds when it is promoted (replica_gate) */
 }
 
 /* Replication (replica.h): the one place a turn's commit waits for the
@@ -642,24 +657,108 @@ static void commit_turn(struct shard *s)
         EXT_EACH(end_turn, s, false);
         fail_turn(s, rc, why);
     } else {
-        if (s->srv->cfg.fsync != FSYNC_BATCH)
+        if (s->srv->cfg.fsync != FSYNC_BATCH && !s->pipelined)
             write_mark(s); /* always: synced by the commit; off: as far as off goes */
         EXT_EACH(end_turn, s, true);
     }
     s->st.turn_err = 0;
 }
 
+void shard_post_durable(struct shard *s, struct inbox *to, struct msg *m)
+{
+    struct dposts *d = &s->dposts;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 16;
+        d->v = xrealloc(d->v, d->cap * sizeof *d->v);
+    }
+    d->v[d->n++] = (struct dpost){ to, m };
+}
+
+static void post_dposts(struct dposts *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        inbox_post(d->v[i].to, d->v[i].m);
+    d->n = 0;
+}
+
+/* Posts the batches of replies (nio + 1 of them: the I/O threads and the
+ * main thread) and of events (nio). */
+static void post_batches(struct shard *s, struct msg_batch *replies, struct msg_batch *events)
+{
+    for (int i = 0; i <= s->srv->nio; i++)
+        if (replies[i].head)
+            msg_batch_post(&replies[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
+    for (int i = 0; events && i < s->srv->nio; i++)
+        if (events[i].head)
+            msg_batch_post(&events[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
+}
+
+/* Pipelined --fsync always, with no sync in flight: commits what the turns
+ * since the last commit did and hands the WAL to the syncer; their replies
+ * wait in fl_* for MSG_SYNCED. With nothing to commit (or a failed commit,
+ * whose replies are errors now) the replies leave at once. */
+static void start_commit(struct shard *s)
+{
+    bool had_txn = s->st.jr && journal_in_txn(s->st.jr);
+    commit_turn(s);
+    void *wal = had_txn ? journal_wal(s->st.jr) : NULL;
+    if (!wal) {
+        post_dposts(&s->dposts);
+        post_batches(s, s->replies, s->events);
+        return;
+    }
+    struct dposts d = s->fl_dposts; /* empty, like fl_replies */
+    s->fl_dposts = s->dposts;
+    s->dposts = d;
+    struct msg_batch *r = s->fl_replies, *e = s->fl_events;
+    s->fl_replies = s->replies;
+    s->fl_events = s->events;
+    s->replies = r; /* empty: they were posted when the last sync returned */
+    s->events = e;
+    s->sync_busy = true;
+    syncer_request(&s->sync, wal);
+}
+
+/* MSG_SYNCED: the sync of the last commit returned. Its replies leave (as
+ * errors if the sync failed: the change may not be on disk). */
+static void handle_synced(struct shard *s, struct msg *m)
+{
+    int rc = (int)m->num;
+    msg_free(m);
+    s->sync_busy = false;
+    if (journal_synced(s->st.jr, rc) < 0) {
+        char why[600];
+        snprintf(why, sizeof why, "ERR journal: %s; the change may not be on disk, check it and retry",
+                 journal_error(s->st.jr));
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+        for (int i = 0; i <= s->srv->nio; i++)
+            for (struct msg *r = s->fl_replies[i].head; r; r = r->next) {
+                resp_buf_reset(&r->out);
+                r->empty = false;
+                r->njobs = 0;
+                resp_add_error(&r->out, why);
+            }
+    } else {
+        write_mark(s); /* no commit since this sync began: all of them are on disk */
+    }
+    /* the notes go even after a failed sync: memory, which they describe,
+     * keeps the commit (a restart resends whatever outbox rows are left) */
+    post_dposts(&s->fl_dposts);
+    post_batches(s, s->fl_replies, s->fl_events);
+}
+
 static void shard_end_turn(struct shard *s)
 {
     serve_ready(s);
-    commit_turn(s); /* before any reply of the turn leaves */
+    post_batches(s, s->early, NULL); /* they promise nothing durable */
+    if (!s->pipelined) {
+        commit_turn(s); /* before any reply of the turn leaves */
+        post_dposts(&s->dposts);
+        post_batches(s, s->replies, s->events);
+    } else if (!s->sync_busy) {
+        start_commit(s);
+    } /* else: the transaction stays open; committed when the sync returns */
     s->st.turn++;
-    for (int i = 0; i <= s->srv->nio; i++)
-        if (s->replies[i].head)
-            msg_batch_post(&s->replies[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
-    for (int i = 0; i < s->srv->nio; i++)
-        if (s->events[i].head)
-            msg_batch_post(&s->events[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
     rearm_timer(s);
 }
 
@@ -730,6 +829,9 @@ static void shard_drain(void *arg, struct msg *list)
                 handle_return(s, m);
             else
                 msg_free(m); /* the leader's lease returns it */
+            break;
+        case MSG_SYNCED:
+            handle_synced(s, m);
             break;
         case MSG_STOP:
             s->st.stopping = true;
@@ -843,8 +945,11 @@ int shard_init(struct shard *s, struct server *srv, int id)
     if (s->ckpt_ev)
         event_add(s->ckpt_ev, &second);
     s->replies = calloc((size_t)srv->nio + 1, sizeof *s->replies); /* + the main thread */
+    s->early = calloc((size_t)srv->nio + 1, sizeof *s->early);
+    s->fl_replies = calloc((size_t)srv->nio + 1, sizeof *s->fl_replies);
     s->events = calloc((size_t)srv->nio, sizeof *s->events);
-    if (!s->timer_ev || !s->replies || !s->events)
+    s->fl_events = calloc((size_t)srv->nio, sizeof *s->fl_events);
+    if (!s->timer_ev || !s->replies || !s->events || !s->early || !s->fl_replies || !s->fl_events)
         return -ENOMEM;
     int rc = inbox_init(&s->inbox, s->base, shard_drain, s);
     if (rc == 0)
@@ -982,6 +1087,30 @@ static int check_placement(struct shard *s)
     return rc;
 }
 
+/* The start-up writes (shard count, placement, keys that expired while
+ * down) were made with synchronous=FULL. From now on the configured mode;
+ * --fsync always: COMMIT only writes the WAL (batch mode), and the syncer
+ * syncs it after every commit before the replies leave. Then the commit
+ * mark records what is on disk now. */
+static int serve_mode(struct shard *s)
+{
+    int rc;
+    s->pipelined = s->srv->cfg.fsync == FSYNC_ALWAYS;
+    if ((rc = journal_set_fsync(s->st.jr, s->pipelined ? FSYNC_BATCH : s->srv->cfg.fsync)) < 0) {
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+        return rc;
+    }
+    if ((rc = datadir_mark_open(s->srv->cfg.data_dir, s->id, &s->mark_fd)) < 0) {
+        log_error("cannot open %s/shard-%d.mark: %s (is --data-dir writable?)", s->srv->cfg.data_dir, s->id,
+                  strerror(-rc));
+        return rc;
+    }
+    s->has_mark = true;
+    s->mark_commits = -1;
+    write_mark(s);
+    return 0;
+}
+
 int shard_recover(struct shard *s)
 {
     char path[4096];
@@ -1002,10 +1131,6 @@ int shard_recover(struct shard *s)
     struct mark mk;
     bool has_mk = datadir_mark_read(s->srv->cfg.data_dir, s->id, &mk) == 0 && mk.shard == s->id &&
                   !strcmp(mk.id, s->srv->data_id);
-    if ((rc = journal_set_fsync(s->st.jr, s->srv->cfg.fsync)) < 0) {
-        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
-        return rc;
-    }
     int64_t t0 = clock_mono_ms();
     size_t by_state[JOB_NSTATES];
     if ((rc = store_load(&s->st, by_state)) < 0) {
@@ -1020,14 +1145,8 @@ int shard_recover(struct shard *s)
         log_error("cannot load the keys of shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
     }
-    if ((rc = datadir_mark_open(s->srv->cfg.data_dir, s->id, &s->mark_fd)) < 0) {
-        log_error("cannot open %s/shard-%d.mark: %s (is --data-dir writable?)", s->srv->cfg.data_dir, s->id,
-                  strerror(-rc));
+    if ((rc = serve_mode(s)) < 0)
         return rc;
-    }
-    s->has_mark = true;
-    s->mark_commits = -1;
-    write_mark(s);
     size_t total = 0;
     for (int i = 0; i < JOB_NSTATES; i++)
         total += by_state[i];
@@ -1076,6 +1195,45 @@ static void shard_reload(struct shard *s)
             store_queue_changed(&s->st, q);
 }
 
+static void free_batches(struct msg_batch *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        while (b[i].head) {
+            struct msg *m = b[i].head;
+            b[i].head = m->next;
+            msg_free(m);
+        }
+        b[i].tail = NULL;
+        b[i].n = 0;
+    }
+}
+
+/* The loop has ended (MSG_STOP): the sync in flight finishes, what is
+ * still open is committed and synced here, on this thread. Nobody waits
+ * for the replies any more (the I/O threads are gone). */
+static void finish_pipeline(struct shard *s)
+{
+    syncer_stop(&s->sync);
+    s->sync_busy = false;
+    commit_turn(s);
+    if (s->st.jr && journal_sync(s->st.jr) < 0)
+        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+    else
+        write_mark(s);
+    /* notes for other shards stay in the outbox: resent at the next start */
+    for (size_t i = 0; i < s->dposts.n; i++)
+        msg_free(s->dposts.v[i].m);
+    for (size_t i = 0; i < s->fl_dposts.n; i++)
+        msg_free(s->fl_dposts.v[i].m);
+    s->dposts.n = s->fl_dposts.n = 0;
+    int n = s->srv->nio;
+    free_batches(s->fl_replies, n + 1);
+    free_batches(s->replies, n + 1);
+    free_batches(s->early, n + 1);
+    free_batches(s->fl_events, n);
+    free_batches(s->events, n);
+}
+
 static void *shard_main(void *arg)
 {
     struct shard *s = arg;
@@ -1084,11 +1242,20 @@ static void *shard_main(void *arg)
     log_set_thread_name(name);
     rearm_timer(s);
     event_base_dispatch(s->base);
+    if (s->pipelined)
+        finish_pipeline(s);
     return NULL;
 }
 
 int shard_start(struct shard *s)
 {
+    if (s->pipelined && s->st.jr) {
+        int rc = syncer_start(&s->sync, &s->inbox, s->id);
+        if (rc < 0)
+            return rc;
+    } else {
+        s->pipelined = false;
+    }
     return -pthread_create(&s->thread, NULL, shard_main, s);
 }
 
@@ -1140,4 +1307,9 @@ void shard_destroy(struct shard *s)
     s->has_mark = false;
     free(s->replies);
     free(s->events);
+    free(s->early);
+    free(s->fl_replies);
+    free(s->fl_events);
+    free(s->dposts.v);
+    free(s->fl_dposts.v);
 }

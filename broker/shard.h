@@ -30,6 +30,7 @@
 #include "inbox.h"
 #include "keyspace.h"
 #include "store.h"
+#include "syncer.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -55,8 +56,21 @@ struct shard {
     struct event *timer_ev;
     struct event *ckpt_ev;       /* idle WAL checkpoint, once a second */
     int64_t timer_at;            /* when timer_ev fires, 0 = not armed */
-    struct msg_batch *replies;   /* per I/O thread, posted at the end of a turn */
+    struct msg_batch *replies;   /* per I/O thread: durable replies, posted once their commit is on disk */
     struct msg_batch *events;    /* pub/sub events, per I/O thread, posted with the replies */
+    struct msg_batch *early;     /* per I/O thread: replies that promise nothing durable
+                                  * (reads, JOB.RESERVE), posted at the end of the turn */
+    /* --fsync always: the commit is synced by the syncer while the shard
+     * runs on (see "Shard turns" in docs/threads.md) */
+    bool pipelined;
+    bool sync_busy;              /* a sync is in flight: no journal write until MSG_SYNCED */
+    struct syncer sync;
+    struct msg_batch *fl_replies; /* the replies and events of the commit being synced */
+    struct msg_batch *fl_events;
+    /* messages to other shards that may leave only once the commit they
+     * report is on disk (shard_post_durable): dposts of the commit being
+     * made, fl_dposts of the commit being synced */
+    struct dposts { struct dpost { struct inbox *to; struct msg *m; } *v; size_t n, cap; } dposts, fl_dposts;
     uint64_t commits;            /* turns that committed a transaction */
     uint64_t commits_seen;       /* commits at the last idle check */
     uint64_t commands;           /* processed, for INFO */
@@ -133,6 +147,11 @@ void shard_tick(struct shard *s);
 struct queue *shard_queue(struct shard *s, const struct msg *m, int i, bool create);
 /* Sends m back as the reply (after this turn commits). Takes ownership. */
 void shard_reply(struct shard *s, struct msg *m);
+/* For the end_turn hook of a commit: posts m to inbox to once that commit
+ * is on disk (at once without the sync thread; with it, when the commit's
+ * sync returned), so a shard never hears of a change that a crash could
+ * still undo. Takes ownership of m. */
+void shard_post_durable(struct shard *s, struct inbox *to, struct msg *m);
 /* Runs a BLPOP/BRPOP/JOB.RESERVE message (TRY or PARK mode, see msg.h). */
 void shard_bpop(struct shard *s, struct msg *m);
 bool shard_owns(const struct shard *s, const char *name, size_t len);

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define ID_EPOCH_MS 1704067200000LL /* 2024-01-01: ids stay below 2^63 until 2093 */
 
@@ -35,6 +37,10 @@ void store_init(struct store *s, int id, int payload_mode, int64_t payload_budge
     memset(s, 0, sizeof *s);
     s->id = id;
     s->rng = seed;
+    /* tokens must differ from one start to the next: a delivery answered
+     * but lost in a crash is made again under the same number */
+    if (getrandom(&s->token_key, sizeof s->token_key, GRND_NONBLOCK) != (ssize_t)sizeof s->token_key)
+        s->token_key = seed ^ (uint64_t)time(NULL) ^ ((uint64_t)clock_mono_ms() << 20);
     s->turn = 1; /* a new queue's stats_turn is 0: nothing to save yet */
     qtable_init(&s->queues);
     jtable_init(&s->jobs);
@@ -128,6 +134,18 @@ double store_random(struct store *s)
     return (double)((s->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
+/* A delivery token: splitmix64 of a counter and a random key, never 0. */
+static uint32_t store_token(struct store *s)
+{
+    for (;;) {
+        uint64_t z = s->token_key + 0x9E3779B97F4A7C15ULL * ++s->token_ctr;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        if ((uint32_t)(z >> 32))
+            return (uint32_t)(z >> 32);
+    }
+}
 
 /* ------------------------------------------------------- journal hooks */
 
@@ -407,6 +425,7 @@ void store_job_reserve(struct store *s, struct job *j, int64_t lease_ms)
         lease_ms = j->lease_ms ? j->lease_ms : q->conf.lease;
     j->state = JOB_RESERVED;
     j->attempt++;
+    j->token = store_token(s);
     j->lease_ms = (uint32_t)lease_ms;
     j->lease_until = now + lease_ms;
     j->updated_at = now;

@@ -64,6 +64,7 @@ struct store {
     int64_t id_ms;               /* id generator: last millisecond used */
     uint32_t id_seq;
     uint64_t rng;
+    uint64_t token_key, token_ctr; /* delivery tokens (receipts): a keyed counter */
     bool stopping;               /* no queue is collected while stopping */
     /* Job events (pushed, reserved, acked, retried, lease-expired, expired,
      * dead); err may be NULL. Set by the runtime; NULL: none. */

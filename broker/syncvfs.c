@@ -2,7 +2,8 @@
  * syncvfs.c - the counting VFS (see syncvfs.h).
  *
  * A file opened through it is the default VFS's file followed by a pointer
- * to it: every io method calls the real one; xSync also counts. Called from
+ * to it: every io method calls the real one; xSync also counts, and a WAL
+ * frame's header and page go out in one write (below). Called from
  * the shard threads (each with its own connections) and from tests.
  */
 #include "syncvfs.h"
@@ -11,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define SYNCVFS_NAME "spool-sync-count"
@@ -18,6 +20,7 @@
 struct sfile {
     sqlite3_file base;  /* methods: sfile_methods */
     sqlite3_file *real; /* the default VFS's file, right after this struct */
+    bool wal;           /* a WAL file: its frame headers are held (below) */
 };
 
 static sqlite3_vfs vfs;
@@ -28,24 +31,94 @@ static int registered;
 
 #define REAL(f) (((struct sfile *)(f))->real)
 
+/* A WAL frame is a 24-byte header and a page, which SQLite writes with two
+ * calls at consecutive offsets: two pwrite()s per page. The header is held
+ * back instead (per thread: a file is written by the one thread that owns
+ * its connection, while a shard's sync thread only syncs it) and written
+ * with its page in one pwrite(). Anything else done to the file by the
+ * thread holding a header writes the header first, so SQLite never sees
+ * the difference; a header is held only between SQLite's two calls. */
+#define FRAME_HDR 24
+#define PAGE_MAX 65536
+static __thread struct sfile *held_f;
+static __thread sqlite3_int64 held_off;
+static __thread unsigned char held_buf[FRAME_HDR + PAGE_MAX];
+
+/* Writes the header this thread holds for f, if any. */
+static int put_held(sqlite3_file *f)
+{
+    if (held_f != (struct sfile *)f)
+        return SQLITE_OK;
+    held_f = NULL;
+    return REAL(f)->pMethods->xWrite(REAL(f), held_buf, FRAME_HDR, held_off);
+}
+
+#define PUT_HELD(f)                    \
+    do {                               \
+        int put_rc_ = put_held(f);     \
+        if (put_rc_ != SQLITE_OK)      \
+            return put_rc_;            \
+    } while (0)
+
 static int s_close(sqlite3_file *f)
 {
+    int held_rc = put_held(f);
     int rc = REAL(f)->pMethods ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
-    return rc;
+    return held_rc != SQLITE_OK ? held_rc : rc;
 }
-static int s_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
-static int s_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xWrite(REAL(f), b, n, o); }
-static int s_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int s_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+    PUT_HELD(f);
+    return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int s_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+    if (held_f && held_f != (struct sfile *)f)
+        PUT_HELD((sqlite3_file *)held_f);
+    if (held_f) {
+        if (o == held_off + FRAME_HDR && n > 0 && n <= PAGE_MAX) { /* the page of the held header */
+            held_f = NULL;
+            memcpy(held_buf + FRAME_HDR, b, (size_t)n);
+            return REAL(f)->pMethods->xWrite(REAL(f), held_buf, FRAME_HDR + n, held_off);
+        }
+        PUT_HELD(f);
+    }
+    if (((struct sfile *)f)->wal && n == FRAME_HDR) {
+        held_f = (struct sfile *)f;
+        held_off = o;
+        memcpy(held_buf, b, FRAME_HDR);
+        return SQLITE_OK;
+    }
+    return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int s_truncate(sqlite3_file *f, sqlite3_int64 n)
+{
+    PUT_HELD(f);
+    return REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
 static int s_sync(sqlite3_file *f, int flags)
 {
+    PUT_HELD(f); /* only the holding thread sees its header */
     atomic_fetch_add_explicit(&syncs, 1, memory_order_relaxed);
     return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
-static int s_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int s_size(sqlite3_file *f, sqlite3_int64 *n)
+{
+    PUT_HELD(f);
+    return REAL(f)->pMethods->xFileSize(REAL(f), n);
+}
 static int s_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
-static int s_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int s_unlock(sqlite3_file *f, int l)
+{
+    PUT_HELD(f);
+    return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
 static int s_reserved(sqlite3_file *f, int *r) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r); }
-static int s_fcntl(sqlite3_file *f, int op, void *a) { return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int s_fcntl(sqlite3_file *f, int op, void *a)
+{
+    PUT_HELD(f);
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, a);
+}
 static int s_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
 static int s_devchar(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
 static int s_shmmap(sqlite3_file *f, int i, int sz, int ext, void volatile **p)
@@ -70,6 +143,7 @@ static int s_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, 
     (void)v;
     struct sfile *sf = (struct sfile *)f;
     sf->real = (sqlite3_file *)(sf + 1);
+    sf->wal = (flags & SQLITE_OPEN_WAL) != 0;
     int rc = real_vfs->xOpen(real_vfs, name, sf->real, flags, out);
     sf->base.pMethods = sf->real->pMethods && sf->real->pMethods->iVersion >= 3 ? &sfile_methods : NULL;
     if (rc == SQLITE_OK && !sf->base.pMethods) {

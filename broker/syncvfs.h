@@ -1,6 +1,7 @@
 /*
  * syncvfs.h - an SQLite VFS that passes everything to the default VFS and
- * counts the syncs (xSync calls on any file).
+ * counts the syncs (xSync calls on any file), and writes each WAL frame (its
+ * 24-byte header and its page, two xWrite calls of SQLite) with one write.
  *
  * The journal opens its databases through it, so how often a commit really
  * reaches the disk can be seen: INFO persistence shows the count as

@@ -24,7 +24,7 @@
  * Errors: every call returns 0 (or a count) on success and a negative
  * SPOOL_E* code on failure. spool_errmsg(client) then says what went
  * wrong; for errors the server sent it is the server's text, verbatim
- * (e.g. "STALE receipt 0194f2a3b4c5d007-1 is for delivery 1, ...").
+ * (e.g. "STALE receipt 0194f2a3b4c5d007-1-9c41e07a is for delivery 1, ...").
  *
  * Ownership: strings passed in are copied or used only during the call.
  * Objects handed out (spool_job, arrays of them, string vectors) belong to

@@ -292,3 +292,45 @@ Test(batch, a_failed_commit_on_the_batch_shard_loses_no_count)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* --fsync always with a slow disk on the job's shard: the ADDED note that
+ * tells the batch's shard about a push leaves only once the push's commit
+ * is on disk, so the batch never counts a job whose push a crash could
+ * still undo (and a note's seq is never given out twice). */
+Test(batch, a_note_waits_for_the_sync_of_its_commit)
+{
+    spoold *s = spoold_start("--shards", "2", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port), *p = cli_connect(s->port);
+    char q[2][16], id[32];
+    queues_on_distinct_shards(c, q, 2);
+    new_batch(c, id, sizeof id, (const char *)NULL);
+    long long home = shard_of_id(id);
+    jid probe = PUSH(c, q[0], "{}");
+    const char *elsewhere = shard_of_id(probe.s) == home ? q[1] : q[0];
+    expect_int(CMD(c, "JOB.DEL", probe.s), 1);
+    expect_ok(CMD(c, "DEBUG", "SYNC-DELAY", elsewhere, "1500"));
+    SEND(p, "JOB.PUSH", elsewhere, "{}", "BATCH", id);
+    resp_val *r = NULL;
+    int polls = 0;
+    while (cli_poll_reply(p, 50, &r) == 0) { /* the push waits for its sync */
+        resp_val *v = batch_get(c, id);
+        long long total = field_int(v, "total");
+        resp_val_free(v);
+        cr_assert_eq(total, 0, "the batch counted the job before its push's commit was on disk");
+        polls++;
+    }
+    cr_assert(r && r->type == RESP_T_BULK, "the push: %s", r ? resp_describe(r) : "no reply");
+    resp_val_free(r);
+    cr_assert_gt(polls, 5, "the push was answered before its delayed sync could return");
+    expect_ok(CMD(c, "DEBUG", "SYNC-DELAY", elsewhere, "0"));
+    bool counted = false;
+    for (long long t0 = now_ms(); !counted && now_ms() - t0 < 5000; sleep_ms(20)) {
+        resp_val *v = batch_get(c, id);
+        counted = field_int(v, "total") == 1;
+        resp_val_free(v);
+    }
+    cr_assert(counted, "the batch never counted the job");
+    cli_close(c);
+    cli_close(p);
+    spoold_stop(s);
+}

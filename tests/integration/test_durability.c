@@ -136,6 +136,171 @@ Test(durability, other_shard_count_is_refused)
     spoold_stop(s);
 }
 
+/* --fsync always with a slow disk (DEBUG SYNC-DELAY): a JOB.RESERVE reply
+ * promises nothing durable and leaves at once, while the shard's sync is
+ * still running; a push and an ack are answered only after the sync that
+ * covers them returned. Replies on one connection keep their order. */
+Test(durability, reserve_does_not_wait_for_the_sync_but_writes_do)
+{
+    spoold *s = spoold_start("--shards", "1", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port), *p = cli_connect(s->port), *w = cli_connect(s->port);
+    jid a = PUSH(c, "sd", "{\"a\":1}");
+    expect_simple(CMD(c, "DEBUG", "SYNC-DELAY", "sd", "1500"), "OK");
+
+    long long t0 = now_ms();
+    SEND(p, "JOB.PUSH", "sd", "{\"b\":2}");
+    resp_val *r = NULL;
+    /* the push's commit is being synced (1.5 s late): a reserve meanwhile
+     * is served by the same shard and answered well before that */
+    SEND(w, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "sd");
+    cr_assert_eq(cli_poll_reply(w, 1000, &r), 1, "the reserve waited for the sync");
+    long long t_reserve = now_ms() - t0;
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
+    cr_assert_str_eq(field_str_at(__FILE__, __LINE__, r->elem[0], "id"), a.s);
+    char receipt[64];
+    snprintf(receipt, sizeof receipt, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+
+    /* the ack waits for a sync too; on w it follows the reserve, in order */
+    SEND(w, "JOB.ACK", receipt);
+    SEND(w, "JOB.GET", a.s);
+    resp_val *pr = NULL;
+    cr_assert_eq(cli_poll_reply(p, 15000, &pr), 1, "the push got no reply");
+    long long t_push = now_ms() - t0;
+    cr_assert(pr->type == RESP_T_BULK || pr->type == RESP_T_SIMPLE, "%s", resp_describe(pr));
+    resp_val_free(pr);
+    cr_assert(t_push >= 1400, "the push was answered %lld ms after it was sent, before its sync "
+              "(delayed by 1500 ms) could have returned", t_push);
+    cr_assert(t_reserve < t_push, "reserve %lld ms, push %lld ms", t_reserve, t_push);
+    expect_simple(CMD(c, "DEBUG", "SYNC-DELAY", "sd", "0"), "OK");
+    expect_int(cli_read(w), 1);
+    resp_val *g = cli_read(w);
+    cr_assert_str_eq(field_str_at(__FILE__, __LINE__, g, "state"), "done");
+    resp_val_free(g);
+    cli_close(c);
+    cli_close(p);
+    cli_close(w);
+    spoold_stop(s);
+}
+
+/* A JOB.RESERVE is answered before its commit is on disk. Lost in a kill
+ * -9, the job is delivered again after the restart under the same delivery
+ * number: the old receipt must not act on the new delivery (its token
+ * differs), the new one works, and the job was not lost (at-least-once). */
+Test(durability, receipt_of_a_reserve_lost_in_kill_9_is_stale_after_restart)
+{
+    spoold *s = spoold_start("--shards", "1", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port), *p = cli_connect(s->port);
+    jid a = PUSH(c, "lost", "{\"a\":1}");
+    expect_simple(CMD(c, "DEBUG", "SYNC-DELAY", "lost", "5000"), "OK");
+    /* a push's commit is being synced (5 s late): the reserve that follows
+     * goes into the next transaction, which cannot commit before that */
+    SEND(p, "JOB.PUSH", "lost", "{\"b\":2}");
+    bool pushed = wait_until(llen(c, "lost") == 2, 3000); /* a read: answered before the sync */
+    cr_assert(pushed, "the push did not reach the shard");
+    resp_val *r = CMD(c, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "lost");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
+    cr_assert_str_eq(field_str_at(__FILE__, __LINE__, r->elem[0], "id"), a.s);
+    cr_assert_eq(field_int_at(__FILE__, __LINE__, r->elem[0], "attempt"), 1);
+    char old[64];
+    snprintf(old, sizeof old, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+    resp_val *pr = NULL;
+    cr_assert_eq(cli_poll_reply(p, 0, &pr), 0, "the push was answered before its delayed sync");
+    cli_close(c);
+    cli_close(p);
+    spoold_kill9(s); /* before the sync returned: the reserve was never committed */
+
+    spoold_restart(s, "--shards", "1", NULL);
+    c = cli_connect(s->port);
+    r = CMD(c, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "lost");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "the job was lost: %s", resp_describe(r));
+    cr_assert_str_eq(field_str_at(__FILE__, __LINE__, r->elem[0], "id"), a.s);
+    cr_assert_eq(field_int_at(__FILE__, __LINE__, r->elem[0], "attempt"), 1, "delivered again as delivery 1");
+    char fresh[64];
+    snprintf(fresh, sizeof fresh, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+    cr_assert_str_neq(old, fresh, "the new delivery has the old receipt");
+
+    resp_val *e = CMD(c, "JOB.ACK", old);
+    expect_error_has(e, "STALE ", a.s);
+    e = CMD(c, "JOB.NACK", old);
+    expect_error_has(e, "STALE ", "JOB.RESERVE the job again");
+    expect_error_has(CMD(c, "JOB.TOUCH", old), "STALE ", old);
+    cr_assert_str_eq(state_of(c, a.s), "reserved", "a stale receipt changed the job");
+    expect_int(CMD(c, "JOB.ACK", fresh), 1);
+    cr_assert_str_eq(state_of(c, a.s), "done");
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* A reservation whose commit is on disk survives kill -9 with its receipt:
+ * the worker that holds it acks it after the restart. */
+Test(durability, receipt_of_a_committed_reserve_works_after_kill_9)
+{
+    spoold *s = spoold_start("--shards", "1", NULL);
+    cli *c = cli_connect(s->port);
+    jid a = PUSH(c, "kept", "{\"a\":1}");
+    resp_val *r = CMD(c, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "kept");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
+    char receipt[64];
+    snprintf(receipt, sizeof receipt, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+    /* a push on the same shard is answered after its commit, which follows
+     * the reserve's: the lease is on disk now */
+    PUSH(c, "kept", "{\"b\":2}");
+    cli_close(c);
+    spoold_kill9(s);
+
+    spoold_restart(s, "--shards", "1", NULL);
+    c = cli_connect(s->port);
+    cr_assert_str_eq(state_of(c, a.s), "reserved");
+    expect_int(CMD(c, "JOB.ACK", receipt), 1);
+    cr_assert_str_eq(state_of(c, a.s), "done");
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* JOB.WAIT reads, but tells that a job finished: with a slow disk its
+ * reply waits for the sync of the ack it reports, like the ack's own. */
+Test(durability, job_wait_reply_waits_for_the_sync_of_the_ack)
+{
+    spoold *s = spoold_start("--shards", "1", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port), *w = cli_connect(s->port), *a = cli_connect(s->port);
+    jid id = PUSH(c, "jw", "{}");
+    resp_val *r = CMD(c, "JOB.RESERVE", "NOWAIT", "FROM", "jw");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
+    char receipt[64];
+    snprintf(receipt, sizeof receipt, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+    SEND(w, "JOB.WAIT", id.s, "TIMEOUT", "20000");
+    wait_blocked_clients(c, 1, 10000);
+    expect_simple(CMD(c, "DEBUG", "SYNC-DELAY", "jw", "1500"), "OK");
+    SEND(a, "JOB.ACK", receipt);
+    resp_val *wr = NULL;
+    cr_assert_eq(cli_poll_reply(w, 1000, &wr), 0, "JOB.WAIT answered before the ack's commit was on disk: %s",
+                 wr ? resp_describe(wr) : "");
+    expect_int(cli_read(a), 1);
+    cr_assert_eq(cli_poll_reply(w, 10000, &wr), 1, "JOB.WAIT got no reply");
+    cr_assert_str_eq(field_str_at(__FILE__, __LINE__, wr, "state"), "done");
+    resp_val_free(wr);
+    expect_simple(CMD(c, "DEBUG", "SYNC-DELAY", "jw", "0"), "OK");
+    cli_close(c);
+    cli_close(w);
+    cli_close(a);
+    spoold_stop(s);
+}
+
+Test(durability, sync_delay_needs_fsync_always)
+{
+    spoold *s = spoold_start("--fsync", "batch", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port);
+    expect_error_has(CMD(c, "DEBUG", "SYNC-DELAY", "sd", "10"), "ERR DEBUG SYNC-DELAY", "--fsync always");
+    expect_error_has(CMD(c, "DEBUG", "SYNC-DELAY", "sd", "-1"), "ERR DEBUG SYNC-DELAY", "0 to 60000");
+    cli_close(c);
+    spoold_stop(s);
+}
+
 /* Files in dir whose name ends in suffix. */
 static int files_ending(const char *dir, const char *suffix)
 {

@@ -514,6 +514,10 @@ Test(flow, limits_groups_and_expiries_survive_kill_9)
     long long a_exp = get_int(c, a.s, "expires_at");
     fjob held[1];
     cr_assert_eq(reserve_nowait(c, "s", "1", held, 1), 1);
+    /* A JOB.RESERVE is answered before its commit (docs/operations.md); a
+     * push on the same shard ({s}: the slot of s), answered once on disk,
+     * commits after it, so the lease is on disk too before the kill. */
+    PUSH(c, "{s}barrier", "{}");
     cli_close(c);
     c = NULL;
     spoold_kill9(srv);

@@ -1024,3 +1024,30 @@ Test(powercut, cut_during_migration)
             "were there after each\n", version, writes, syncs);
     spoold_destroy(s);
 }
+
+/* --fsync always: a cut while a commit's sync is held back (DEBUG
+ * SYNC-DELAY) drops that commit (its push was never answered) and keeps
+ * the ones before; the directory starts again as sound. (The mark is
+ * written only once the sync returned; the seam sets the mark file back
+ * too, so this test cannot tell a mark written too early.) */
+Test(powercut, cut_during_a_sync_leaves_the_mark_behind_the_disk)
+{
+    spoold *s = spoold_start("--shards", "1", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port), *p = cli_connect(s->port);
+    jid kept = PUSH(c, "mk", "{\"kept\":1}");
+    expect_ok(CMD(c, "DEBUG", "SYNC-DELAY", "mk", "5000"));
+    SEND(p, "JOB.PUSH", "mk", "{\"unsynced\":1}");
+    bool in = wait_until(llen(c, "mk") == 2, 3000); /* committed, its sync held back */
+    cr_assert(in, "the second push did not reach the shard");
+    cli_close(c);
+    cli_close(p);
+    power_cut(s, false);
+    int rc = spoold_restart_may_fail(s, "--shards", "1", NULL);
+    char *log = spoold_log(s);
+    cr_assert_eq(rc, 0, "a sound directory was refused after the cut; log:\n%s", log);
+    free(log);
+    c = cli_connect(s->port);
+    EXPECT_STATE(c, kept.s, "ready");
+    cli_close(c);
+    spoold_stop(s);
+}

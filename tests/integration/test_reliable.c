@@ -56,6 +56,20 @@ static bool is_job_id(const char *s)
     return true;
 }
 
+/* A receipt names delivery attempt of job id: "<id>-<attempt>-<token>",
+ * the token 8 lowercase hex digits, not all zero. */
+static bool receipt_names(const char *receipt, const char *id, long long attempt)
+{
+    char want[80];
+    int n = snprintf(want, sizeof want, "%s-%lld-", id, attempt);
+    if (strncmp(receipt, want, (size_t)n) != 0 || strlen(receipt) != (size_t)n + 8)
+        return false;
+    for (const char *p = receipt + n; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return strcmp(receipt + n, "00000000") != 0;
+}
+
 /* One job entry of a JOB.RESERVE reply: exactly the six fields. */
 static job parse_job_at(const char *f, int l, const resp_val *e)
 {
@@ -71,11 +85,9 @@ static job parse_job_at(const char *f, int l, const resp_val *e)
     j.lease_ms = field_int_at(f, l, e, "lease_ms");
     if (!is_job_id(j.id))
         cr_assert_fail("%s:%d: reserved job id '%s' is not 16 hex digits", f, l, j.id);
-    char want[80];
-    snprintf(want, sizeof want, "%s-%lld", j.id, j.attempt);
-    if (strcmp(j.receipt, want) != 0)
-        cr_assert_fail("%s:%d: receipt '%s' for delivery %lld of %s: expected '%s'", f, l,
-                       j.receipt, j.attempt, j.id, want);
+    if (!receipt_names(j.receipt, j.id, j.attempt))
+        cr_assert_fail("%s:%d: receipt '%s' for delivery %lld of %s: expected '%s-%lld-' and 8 hex digits", f, l,
+                       j.receipt, j.attempt, j.id, j.id, j.attempt);
     return j;
 }
 
@@ -339,9 +351,7 @@ static void check_reserve_shape(cli *cl, int proto)
         cr_assert(known, "unexpected field '%s'", k->str);
     }
     cr_assert_str_eq(field_str(e, "id"), id.s);
-    char receipt[64];
-    snprintf(receipt, sizeof receipt, "%s-1", id.s);
-    cr_assert_str_eq(field_str(e, "receipt"), receipt);
+    cr_assert(receipt_names(field_str(e, "receipt"), id.s, 1), "receipt %s", field_str(e, "receipt"));
     cr_assert_str_eq(field_str(e, "queue"), "q");
     cr_assert_str_eq(field_str(e, "payload"), JA);
     cr_assert_eq(field_int(e, "attempt"), 1);
@@ -770,9 +780,8 @@ Test(reliable, nack_delay_0_is_ready_at_once)
     job j2 = RESERVE1(c, "q");
     cr_assert_str_eq(j2.id, id.s);
     cr_assert_eq(j2.attempt, 2);
-    char want[64];
-    snprintf(want, sizeof want, "%s-2", id.s);
-    cr_assert_str_eq(j2.receipt, want);
+    cr_assert(receipt_names(j2.receipt, id.s, 2), "receipt %s", j2.receipt);
+    cr_assert_str_neq(j1.receipt + 19, j2.receipt + 19, "a new delivery gets a new token");
     expect_error(CMD(c, "JOB.ACK", j1.receipt), "STALE ");
     expect_int(CMD(c, "JOB.ACK", j2.receipt), 1);
 }

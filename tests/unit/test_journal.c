@@ -265,8 +265,8 @@ Test(journal, upgrades_a_database_at_an_older_version)
     raw_exec(db, sql);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, "
                  "payload) VALUES (7, CAST('mail' AS BLOB), 1, 1234, 1, 2, CAST('{}' AS BLOB))");
-    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_load'"), 1,
-                 "the previous version still has the load index");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'payloads'"), 0,
+                 "the previous version has no payloads table");
     sqlite3_close(db);
 
     struct journal *j = jopen(0);
@@ -287,7 +287,11 @@ Test(journal, upgrades_a_database_at_an_older_version)
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name IN "
                              "('expires_at', 'grp', 'holder', 'history')"), 4, "the upgrade applied 0005 (flow control)");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_load'"), 0,
-                 "the upgrade applied 0003");
+                 "the upgrade left the load index dropped");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM payloads WHERE id = 7 AND body = CAST('{}' AS BLOB)"), 1,
+                 "the upgrade applied 0007: the payload moved to its own table");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload'"), 0,
+                 "the upgrade applied 0007: jobs has no payload column");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 1);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'kv_log'"), 1,
@@ -297,6 +301,117 @@ Test(journal, upgrades_a_database_at_an_older_version)
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('schedules', 'batches', "
                              "'batch_outbox', 'batch_inbox')"), 4, "0006 added its tables");
     sqlite3_close(db);
+}
+
+Test(journal, upgrades_a_database_at_0006_to_payload_rows_and_tokens)
+{
+    int old = 6;
+    char sql[64];
+
+    /* A data directory as main's 0006 left it: a reserved job whose
+     * payload is in its row, with a result column. */
+    sqlite3 *db = raw_open();
+    raw_exec(db, "PRAGMA journal_mode = WAL");
+    for (int i = 0; i < old; i++)
+        raw_exec(db, journal_migrations[i].sql);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
+    raw_exec(db, sql);
+    raw_exec(db, "INSERT INTO jobs (id, queue, state, attempt, lease_until, created_at, updated_at, payload, "
+                 "progress) VALUES (9, CAST('mail' AS BLOB), 1, 2, 1234, 1, 2, CAST('{\"x\":1}' AS BLOB), "
+                 "CAST('50' AS BLOB))");
+    sqlite3_close(db);
+
+    struct journal *j = jopen(0);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(l.jobs[0]->id, 9);
+    cr_assert_eq(l.jobs[0]->attempt, 2);
+    cr_assert_eq(l.jobs[0]->token, 0, "a delivery made before tokens has none");
+    cr_assert_str_eq(l.jobs[0]->payload, "{\"x\":1}");
+    loaded_free(&l);
+    journal_close(j);
+
+    db = raw_open();
+    cr_assert_eq(raw_int(db, "PRAGMA user_version"), journal_schema_version());
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM payloads WHERE id = 9"), 1, "0007 moved the payload");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload'"), 0);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM jobs WHERE id = 9 AND token = 0 AND progress = CAST('50' AS BLOB)"),
+                 1, "0007 kept 0006's columns and added the token");
+    sqlite3_close(db);
+}
+
+Test(journal, keeps_the_delivery_token)
+{
+    struct journal *j = jopen(0);
+    struct queue *q = mkqueue("tq", 2);
+    struct job *job = mkjob(q, 11, "{}");
+    job->state = JOB_RESERVED;
+    job->attempt = 1;
+    job->token = 0xdeadbeef;
+    insert_commit(j, job);
+    job->attempt = 2;
+    job->token = 0x12345678;
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_update(j, job), 0);
+    cr_assert_eq(journal_commit(j), 0);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(l.jobs[0]->attempt, 2);
+    cr_assert_eq(l.jobs[0]->token, 0x12345678);
+    loaded_free(&l);
+    job_free(job);
+    freequeue(q);
+    journal_close(j);
+}
+
+/* Write syscalls of this process so far (/proc/self/io syscw). */
+static long long write_calls(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    cr_assert_not_null(f, "/proc/self/io: %s", strerror(errno));
+    char line[128];
+    long long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "syscw: %lld", &n) == 1)
+            break;
+    fclose(f);
+    cr_assert_geq(n, 0, "no syscw in /proc/self/io");
+    return n;
+}
+
+Test(journal, writes_each_wal_frame_with_one_call)
+{
+    struct journal *j = jopen(1); /* batch: a commit syncs nothing */
+    struct queue *q = mkqueue("wq", 2);
+    char *big = malloc(40001);
+    memset(big, 'x', 40000);
+    big[40000] = '\0';
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct stat st0, st1;
+    struct job *first = mkjob(q, 1, "{}");
+    insert_commit(j, first); /* the WAL exists, with its header */
+    cr_assert_eq(stat(wal, &st0), 0);
+    long long w0 = write_calls();
+    struct job *jobs[20];
+    for (int i = 0; i < 20; i++) {
+        jobs[i] = mkjob(q, 100 + (uint64_t)i, big);
+        insert_commit(j, jobs[i]);
+    }
+    long long calls = write_calls() - w0;
+    cr_assert_eq(stat(wal, &st1), 0);
+    long long frames = (long long)(st1.st_size - st0.st_size) / (4096 + 24);
+    cr_assert_gt(frames, 200, "20 payloads of 40 KB: %lld frames", frames);
+    cr_assert_leq(calls, frames + 20, "%lld write calls for %lld WAL frames: a frame's header and page "
+                  "went out separately", calls, frames);
+    for (int i = 0; i < 20; i++)
+        job_free(jobs[i]);
+    job_free(first);
+    free(big);
+    freequeue(q);
+    journal_close(j);
 }
 
 Test(journal, refuses_a_newer_database_and_leaves_it_alone)
@@ -616,7 +731,8 @@ Test(journal, load_order_is_by_id)
     /* A plain scan of the table: no sort step, no index. */
     sqlite3 *db = raw_open();
     sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id, length(payload) FROM jobs ORDER BY id",
+    cr_assert_eq(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT j.id, length(p.body) FROM jobs j "
+                                    "LEFT JOIN payloads p ON p.id = j.id ORDER BY j.id",
                                     -1, &st, NULL), SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *detail = (const char *)sqlite3_column_text(st, 3);
@@ -1061,8 +1177,9 @@ Test(journal, a_row_this_spoold_cannot_represent_is_reported)
     struct journal *j = jopen(0);
     journal_close(j);
     sqlite3 *db = raw_open();
-    raw_exec(db, "INSERT INTO jobs (id, queue, state, created_at, updated_at, payload) "
-                 "VALUES (9, CAST('q' AS BLOB), 9, 0, 0, CAST('{}' AS BLOB))");
+    raw_exec(db, "INSERT INTO jobs (id, queue, state, created_at, updated_at) "
+                 "VALUES (9, CAST('q' AS BLOB), 9, 0, 0)");
+    raw_exec(db, "INSERT INTO payloads (id, body) VALUES (9, CAST('{}' AS BLOB))");
     sqlite3_close(db);
 
     j = jopen(0);

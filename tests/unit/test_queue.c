@@ -165,6 +165,38 @@ Test(jobs, ids_and_receipts_parse)
     cr_assert_not(job_id_parse("0194f2a3b4c5d007-99999999999", 28, &id, &a));
 }
 
+Test(job, receipts_carry_the_delivery_token)
+{
+    struct job *j = job_new(0x0194f2a3b4c5d007ULL, "{}", 2);
+    j->attempt = 3;
+    j->token = 0x00a1b2c3;
+    char r[JOB_RECEIPT_MAX];
+    job_receipt_format(j, r);
+    cr_assert_str_eq(r, "0194f2a3b4c5d007-3-00a1b2c3");
+    uint64_t id;
+    uint32_t a, t;
+    cr_assert(job_receipt_parse(r, strlen(r), &id, &a, &t));
+    cr_assert_eq(id, j->id);
+    cr_assert_eq(a, 3);
+    cr_assert_eq(t, 0x00a1b2c3);
+    cr_assert(job_id_parse(r, strlen(r), &id, &a), "every id parser takes the new receipts");
+    cr_assert_eq(a, 3);
+    /* the form without a token (deliveries made before tokens) and ids */
+    cr_assert(job_receipt_parse("0194f2a3b4c5d007-4294967295", 27, &id, &a, &t));
+    cr_assert_eq(a, 4294967295u);
+    cr_assert_eq(t, 0);
+    cr_assert(job_receipt_parse("0194f2a3b4c5d007", 16, &id, &a, &t));
+    cr_assert_eq(a, 0);
+    cr_assert_eq(t, 0);
+    /* bad tokens */
+    cr_assert_not(job_receipt_parse("0194f2a3b4c5d007-3-00000000", 27, &id, &a, &t), "a token is never 0");
+    cr_assert_not(job_receipt_parse("0194f2a3b4c5d007-3-00a1b2cg", 27, &id, &a, &t));
+    cr_assert_not(job_receipt_parse("0194f2a3b4c5d007--00a1b2c3", 26, &id, &a, &t));
+    cr_assert_not(job_receipt_parse("0194f2a3b4c5d007-0-00a1b2c3", 27, &id, &a, &t));
+    cr_assert_not(job_receipt_parse("0194f2a3b4c5d007-3-00a1b2c3x", 28, &id, &a, &t));
+    job_free(j);
+}
+
 Test(qconf, set_get_format_parse)
 {
     struct qconf c = defaults();
