@@ -197,10 +197,17 @@ static void count_result(wthread *t, const spool_job *job, int result, int rc)
 }
 
 /* After a resent ACK is refused as stale: did the first one, whose reply
- * the broken connection swallowed, go through? It did when the job is done
- * on this very delivery. */
+ * the broken connection swallowed, go through? It did when the broker says
+ * the job was acked already (it says so only when the receipt's delivery
+ * number and token are those of the delivery that finished it; a delivery
+ * answered before a crash and lost in it has the same number but another
+ * token, and gets a different refusal) and the job is done on this very
+ * attempt. */
 static bool earlier_ack_landed(wthread *t, const spool_job *job)
 {
+    const char *why = spool_errmsg(t->c);
+    if (!why || !strstr(why, "(it was acked already)"))
+        return false;
     spool_job *now = NULL;
     bool done = spool_job_get(t->c, job->id, &now) == 0 && now && now->state &&
                 strcmp(now->state, "done") == 0 && now->attempt == job->attempt;

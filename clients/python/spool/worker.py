@@ -365,7 +365,13 @@ class Worker:
                                  self.name, job.id, e)
         return call(self._client, "JOB.ACK", job.receipt)
 
-    def _earlier_ack_landed(self, job: Job) -> bool:
+    def _earlier_ack_landed(self, job: Job, refusal: Exception) -> bool:
+        # The broker says "(it was acked already)" only when the receipt's
+        # delivery number and token are those of the delivery that finished
+        # the job; a delivery answered before a crash and lost in it has the
+        # same number but another token, and gets a different refusal.
+        if "(it was acked already)" not in str(refusal):
+            return False
         try:
             now = call(self._client, "JOB.GET", job.id)
         except SpoolError:
@@ -381,7 +387,7 @@ class Worker:
             try:
                 reply = self._send(slot, outcome, value)
             except (StaleReceiptError, NoJobError) as e:
-                if attempt > 1 and outcome == "ack" and self._earlier_ack_landed(job):
+                if attempt > 1 and outcome == "ack" and self._earlier_ack_landed(job, e):
                     reply = 1
                 else:
                     self._count('lost')

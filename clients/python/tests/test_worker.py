@@ -338,3 +338,26 @@ def test_worker_waits_for_a_broker_that_is_not_up_yet(tmp_path, qname):
         assert w.counters.reconnects >= 1
     finally:
         s.cleanup()
+
+
+def test_a_resent_ack_counts_as_done_only_for_the_delivery_that_finished_the_job(spoold, queue, qname):
+    """A worker whose ACK reply was lost resends it; a refusal then means the
+    first ACK landed only if the broker says this very delivery (number and
+    token) was acked. A delivery answered before a crash and lost in it has
+    the same number but another token: counting it as done counted a job twice."""
+    from spool._conn import call
+    from spool.errors import StaleReceiptError
+    from spool.job import Job
+    from spool.worker import _pairs
+    queue.add({"n": 1})
+    w = Worker(queue, lambda job: None)
+    raw = call(w._client, "JOB.RESERVE", "TIMEOUT", 0, "COUNT", 1, "FROM", qname)
+    job = Job(_pairs(raw[0]), worker=w)
+    assert call(w._client, "JOB.ACK", job.receipt) == 1
+    with pytest.raises(StaleReceiptError) as same:
+        call(w._client, "JOB.ACK", job.receipt)
+    assert w._earlier_ack_landed(job, same.value)
+    other = job.receipt[:-8] + ("%08x" % ((int(job.receipt[-8:], 16) ^ 1) or 1))
+    with pytest.raises(StaleReceiptError) as lost:
+        call(w._client, "JOB.ACK", other)
+    assert not w._earlier_ack_landed(job, lost.value), str(lost.value)
