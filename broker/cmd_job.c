@@ -146,7 +146,7 @@ void sh_job_push(struct shard *s, struct msg *m)
             batch_pushed(s, o.batch, NULL);
         return;
     }
-    char id[JOB_ID_HEX + 1];
+    char id[JOB_ID_TEXT];
     struct job *j = o.unique ? queue_unique_find(q, o.unique, o.unique_len) : NULL;
     if (!j) {
         if (admit_room(s, m, q, 1)) {
@@ -159,7 +159,7 @@ void sh_job_push(struct shard *s, struct msg *m)
     }
     if (o.batch)
         batch_pushed(s, o.batch, added);
-    job_id_format(j->id, id);
+    job_id_text(j, id);
     resp_add_cstr(&m->out, id);
     shard_reply(s, m);
 }

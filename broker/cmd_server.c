@@ -202,7 +202,7 @@ void io_hello(struct conn *c, struct msg *m)
     add_kv_str(b, "spool_version", SPOOL_VERSION);
     add_kv_int(b, "proto", proto);
     add_kv_int(b, "id", (long long)c->id);
-    add_kv_str(b, "mode", "standalone");
+    add_kv_str(b, "mode", c->io->srv->cluster ? "cluster" : "standalone");
     add_kv_str(b, "role", "master");
     resp_add_cstr(b, "modules");
     resp_add_array(b, 0);
@@ -316,6 +316,18 @@ static size_t keyspace_line(const resp_buf *part, unsigned long long sum[KEYSPAC
     return (size_t)(nl - part->data) + 1;
 }
 
+static void info_server(resp_buf *t, const struct server *srv)
+{
+    int64_t up = (clock_mono_ms() - srv->started_mono) / 1000;
+    resp_buf_printf(t, "# Server\r\nredis_version:%s\r\nspool_version:%s\r\nredis_mode:%s\r\n"
+                    "os:Linux\r\narch_bits:%d\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\nrun_id:%s\r\n"
+                    "tcp_port:%d\r\ntls_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nio_threads:%d\r\n"
+                    "shards:%d\r\nconfig_file:%s\r\n\r\n",
+                    REDIS_COMPAT_VERSION, SPOOL_VERSION, srv->cluster ? "cluster" : "standalone",
+                    (int)(sizeof(void *) * 8), (int)getpid(), srv->run_id, srv->port, srv->tls_port, (long long)up,
+                    (long long)(up / 86400), srv->nio, srv->nshards, srv->cfg.config_file);
+}
+
 static void finish_info(struct conn *c, struct slot *sl)
 {
     struct server *srv = c->io->srv;
@@ -328,15 +340,8 @@ static void finish_info(struct conn *c, struct slot *sl)
         skip[i] = keyspace_line(&sl->parts[i], kv);
     static const char *const policies[] = { "noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu",
                                             "volatile-lfu", "volatile-ttl", "allkeys-random", "volatile-random" };
-    int64_t up = (clock_mono_ms() - srv->started_mono) / 1000;
     if (want_section(m, "server", true))
-        resp_buf_printf(&t, "# Server\r\nredis_version:%s\r\nspool_version:%s\r\nredis_mode:standalone\r\n"
-                        "os:Linux\r\narch_bits:%d\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\nrun_id:%s\r\n"
-                        "tcp_port:%d\r\ntls_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nio_threads:%d\r\n"
-                        "shards:%d\r\nconfig_file:%s\r\n\r\n",
-                        REDIS_COMPAT_VERSION, SPOOL_VERSION, (int)(sizeof(void *) * 8), (int)getpid(),
-                        srv->run_id, srv->port, srv->tls_port, (long long)up, (long long)(up / 86400), srv->nio,
-                        srv->nshards, srv->cfg.config_file);
+        info_server(&t, srv);
     if (want_section(m, "clients", true))
         resp_buf_printf(&t, "# Clients\r\nconnected_clients:%ld\r\nblocked_clients:%ld\r\nmaxclients:%d\r\n\r\n",
                         atomic_load(&srv->connected_clients), atomic_load(&srv->blocked_clients),
@@ -364,6 +369,8 @@ static void finish_info(struct conn *c, struct slot *sl)
                         (unsigned long long)atomic_load(&srv->idle_closed), kv[4], kv[5], kv[2], kv[3]);
     if (want_section(m, "replication", true))
         resp_buf_printf(&t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    if (want_section(m, "cluster", true))
+        resp_buf_printf(&t, "# Cluster\r\ncluster_enabled:%d\r\n\r\n", srv->cluster != NULL);
     if (want_section(m, "keyspace", true)) /* queues with ready jobs, strings, hashes, sorted sets */
         resp_buf_printf(&t, "# Keyspace\r\ndb0:keys=%llu,expires=%llu,avg_ttl=0\r\n\r\n",
                         (unsigned long long)sl->keys + kv[0], kv[1]);

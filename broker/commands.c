@@ -10,6 +10,7 @@
 #include "args.h"
 #include "clock.h"
 #include "cmd_batch.h"
+#include "cmd_cluster.h"
 #include "cmd_flow.h"
 #include "cmd_hash.h"
 #include "cmd_job.h"
@@ -62,6 +63,10 @@ static struct command table[] = {
     { "acl", -2, 0, 0, 0, 0, io_acl_entry, NULL, NULL, "ACL SETUSER|GETUSER|DELUSER|LIST|USERS|WHOAMI|CAT|SAVE|LOAD: named users with passwords, command, key and channel permissions." },
     { "backup", 2, 0, 0, 0, 0, io_backup, sh_backup, NULL, "BACKUP dir: an online, consistent copy of every shard into a new directory (restore: stop spoold, copy the files in, start)." },
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
+    { "cluster", -2, 0, 0, 0, 0, io_cluster, sh_cluster, peer_cluster, "CLUSTER INFO|MYID|KEYSLOT|SLOTS|SHARDS|NODES|COUNTKEYSINSLOT|GETKEYSINSLOT|GETMAP|SETMAP: cluster mode's slot map (docs/cluster.md)." },
+    { "asking", 1, CMD_FAST, 0, 0, 0, io_asking, NULL, NULL, "Cluster mode: the next command may use a slot that is moving to this node (after -ASK)." },
+    { "readonly", 1, CMD_FAST, 0, 0, 0, io_readonly, NULL, NULL, "Cluster mode: accepted (a group's leader serves reads and writes)." },
+    { "readwrite", 1, CMD_FAST, 0, 0, 0, io_readonly, NULL, NULL, "Cluster mode: accepted." },
     { "time", 1, CMD_FAST, 0, 0, 0, io_time, NULL, NULL, "The server time: seconds and microseconds." },
     /* lists */
     { "lpush", -3, W | CMD_LEFT, 1, 1, 1, io_push, sh_push, NULL, "Pushes jobs at the head of a queue; replies with its length." },
@@ -320,6 +325,21 @@ static bool acl_permits(struct conn *c, const struct command *k, const resp_cmd 
     return false;
 }
 
+/* RESP2 subscribed mode and the arity; false: the error was sent. */
+static bool form_ok(struct conn *c, const struct command *k, const resp_cmd *cmd)
+{
+    if (pubsub_restricted(c) && !(k->flags & CMD_PUBSUB)) {
+        conn_error_now(c, "ERR Can't execute '%s': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", k->name);
+        return false;
+    }
+    if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
+        multi_flag_error(c);
+        conn_error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
+        return false;
+    }
+    return true;
+}
+
 void commands_dispatch(struct conn *c, resp_cmd *cmd)
 {
     struct server *srv = c->io->srv;
@@ -349,14 +369,7 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
         resp_cmd_free(cmd);
         return;
     }
-    if (pubsub_restricted(c) && !(k->flags & CMD_PUBSUB)) {
-        conn_error_now(c, "ERR Can't execute '%s': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", k->name);
-        resp_cmd_free(cmd);
-        return;
-    }
-    if ((k->arity > 0 && cmd->argc != k->arity) || (k->arity < 0 && cmd->argc < -k->arity)) {
-        multi_flag_error(c);
-        conn_error_now(c, "ERR wrong number of arguments for '%s' command", k->name);
+    if (!form_ok(c, k, cmd) || !cluster_admit(c, k, cmd)) {
         resp_cmd_free(cmd);
         return;
     }
@@ -380,7 +393,7 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
 
 /* ---------------------------------------------------------- COMMAND */
 
-static void add_flag_names(resp_buf *b, int proto, int flags)
+static void add_flag_names(resp_buf *b, int proto, int flags, bool movable)
 {
     const char *names[8];
     size_t n = 0;
@@ -389,6 +402,8 @@ static void add_flag_names(resp_buf *b, int proto, int flags)
         names[n++] = "blocking";
     if (flags & CMD_NOAUTH)
         names[n++] = "no_auth";
+    if (movable)
+        names[n++] = "movablekeys";
     resp_add_set(b, proto, n);
     for (size_t i = 0; i < n; i++)
         resp_add_simple(b, names[i]);
@@ -396,13 +411,16 @@ static void add_flag_names(resp_buf *b, int proto, int flags)
 
 static void add_command_info(resp_buf *b, int proto, const struct command *k)
 {
+    int first, last, step;
+    bool movable;
+    cluster_key_spec(k, &first, &last, &step, &movable);
     resp_add_array(b, 10);
     resp_add_cstr(b, k->name);
     resp_add_int(b, k->arity);
-    add_flag_names(b, proto, k->flags);
-    resp_add_int(b, k->first_key);
-    resp_add_int(b, k->last_key);
-    resp_add_int(b, k->key_step);
+    add_flag_names(b, proto, k->flags, movable);
+    resp_add_int(b, first);
+    resp_add_int(b, last);
+    resp_add_int(b, step);
     resp_add_set(b, proto, 0);
     resp_add_set(b, proto, 0);
     resp_add_array(b, 0);
@@ -419,10 +437,43 @@ static void add_command_doc(resp_buf *b, int proto, const struct command *k)
         resp_add_cstr(b, kv[i]);
 }
 
-/* COMMAND [COUNT | INFO [name …] | DOCS [name …]] */
+/* COMMAND GETKEYS command [arg …]: the keys a cluster client routes by
+ * (job ids and receipts included, cmd_cluster.c). */
+static void command_getkeys(struct conn *c, struct msg *m)
+{
+    const struct command *k = commands_find(m->req.argv[2], m->req.len[2]);
+    resp_cmd sub = { .argc = m->req.argc - 2, .argv = m->req.argv + 2, .len = m->req.len + 2 };
+    int idx[CLUSTER_MAX_KEYS], n;
+    if (!k) {
+        conn_reply_error(c, m, "ERR Invalid command specified");
+        return;
+    }
+    if ((k->arity > 0 && sub.argc != k->arity) || (k->arity < 0 && sub.argc < -k->arity)) {
+        conn_reply_error(c, m, "ERR Invalid number of arguments specified for command");
+        return;
+    }
+    cluster_command_keys(k, &sub, idx, &n);
+    if (n == 0) {
+        conn_reply_error(c, m, "ERR The command has no key arguments");
+        return;
+    }
+    resp_add_array(&m->out, (size_t)n);
+    for (int i = 0; i < n; i++)
+        resp_add_bulk(&m->out, sub.argv[idx[i]], sub.len[idx[i]]);
+    conn_reply(c, m);
+}
+
+/* COMMAND [COUNT | INFO [name …] | DOCS [name …] | GETKEYS command [arg …]] */
 void io_command(struct conn *c, struct msg *m)
 {
     size_t n = commands_count();
+    if (arg_is(m, 1, "GETKEYS")) {
+        if (m->req.argc < 4) /* as Redis: COMMAND GETKEYS name arg… */
+            conn_reply_error(c, m, "ERR wrong number of arguments for 'command|getkeys' command");
+        else
+            command_getkeys(c, m);
+        return;
+    }
     if (m->req.argc == 1) {
         resp_add_array(&m->out, n);
         for (size_t i = 0; i < n; i++)

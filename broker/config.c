@@ -77,6 +77,9 @@ static const struct opt opts[] = {
     { "logfile", OPT_STR, OFF(logfile), "", 0, 0, NULL, "log file (empty = stderr)" },
     { "port-file", OPT_STR, OFF(port_file), "", 0, 0, NULL, "write the bound port to this file once listening" },
     { "http-port-file", OPT_STR, OFF(http_port_file), "", 0, 0, NULL, "write the bound HTTP port to this file once listening" },
+    { "cluster", OPT_ENUM, OFF(cluster), "no", 0, 0, yesno_choices, "cluster mode: serve the slots of this node's group, -MOVED for the others (docs/cluster.md): no|yes" },
+    { "cluster-node-id", OPT_STR, OFF(cluster_node_id), "", 0, 0, NULL, "cluster mode: this node's id on first start (1 to 40 letters and digits; empty = 40 random hex digits), kept in data-dir/cluster.json" },
+    { "cluster-announce", OPT_STR, OFF(cluster_announce), "", 0, 0, NULL, "cluster mode: the host:port clients reach this node at, which spool cluster create and add-group put in the map (empty = the address they were given)" },
     { "config", OPT_STR, OFF(config_file), "", 0, 0, NULL, "config file of `name value` lines" },
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

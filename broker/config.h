@@ -61,6 +61,9 @@ struct config {
     char *port_file;
     char *http_port_file;
     char *config_file;
+    int cluster;          /* 0 no, 1 yes: cluster mode (cluster.h) */
+    char *cluster_node_id;  /* "" = the stored one, or a new random id */
+    char *cluster_announce; /* host:port spool cluster puts in the map; "" = the address it was given */
 };
 
 /* Fills cfg from argv (and the file named by --config). On a bad value or

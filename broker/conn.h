@@ -93,6 +93,7 @@ struct conn {
     resp_req_parser *parser;
     uint8_t proto;
     bool authed;
+    bool asking;                     /* cluster mode: ASKING came just before (cmd_cluster.c) */
     bool tls;                        /* a --tls-port connection (bufferevent_openssl) */
     char user[65];                   /* ACL user (acl.h) after AUTH user pass; "" = default */
     bool closing;                    /* close once replies are flushed */

@@ -73,6 +73,8 @@ struct server {
     /* The command table's lookup (commands_find), for scripts' redis.call
      * on the shard: handed down like dispatch. */
     const struct command *(*find_command)(const char *name, size_t len);
+    struct cluster *cluster;          /* the slot map in cluster mode (cluster.h), else NULL */
+    struct cluster_sync *cluster_sync; /* its catch-up thread (cluster_sync.h), else NULL */
     struct script_cache *scripts;     /* script bodies by SHA-1 (scriptcache.h) */
     struct script_busy *script_busy;  /* one per shard (see above) */
     struct inbox main_inbox;          /* replies to the main thread (origin == nio) */

@@ -62,8 +62,8 @@ struct msg *events_job_message_json(const struct job *j, const char *event, cons
     resp_buf_init(&js);
     resp_buf_append(&ch, EVENT_PREFIX, strlen(EVENT_PREFIX));
     resp_buf_append(&ch, j->q->name, j->q->namelen);
-    char id[JOB_ID_HEX + 1];
-    job_id_format(j->id, id);
+    char id[JOB_ID_TEXT];
+    job_id_text(j, id);
     resp_buf_printf(&js, "{\"event\":\"%s\",\"queue\":", event);
     text_json_str(&js, j->q->name, j->q->namelen);
     resp_buf_printf(&js, ",\"id\":\"%s\",\"attempt\":%u,\"time\":%lld", id, j->attempt,

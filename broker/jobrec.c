@@ -134,8 +134,8 @@ static void encode_history(struct msg *m, const struct job *j)
 void encode_job(struct msg *m, const struct job *j)
 {
     resp_buf *b = &m->out;
-    char id[JOB_ID_HEX + 1];
-    job_id_format(j->id, id);
+    char id[JOB_ID_TEXT];
+    job_id_text(j, id);
     resp_add_map(b, m->proto, 20);
     resp_add_cstr(b, "id");
     resp_add_cstr(b, id);

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "hash.h"
 #include "resp.h"
+#include "slot.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -178,6 +179,56 @@ void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1])
     snprintf(out, JOB_ID_HEX + 1, "%016" PRIx64, id);
 }
 
+static bool id_tags;
+
+void job_id_tagging(bool on)
+{
+    id_tags = on;
+}
+
+/* The "{tag}" of j's slot that starts its id and receipts in cluster
+ * mode ("" otherwise); returns its length (at most SLOT_TAG_MAX + 2). */
+static size_t job_id_tag(const struct job *j, char *out)
+{
+    size_t n = 0;
+    if (id_tags) {
+        char tag[SLOT_TAG_MAX + 1];
+        size_t tl = slot_tag(slot_of(j->q->name, j->q->namelen), tag);
+        out[n++] = '{';
+        memcpy(out + n, tag, tl);
+        n += tl;
+        out[n++] = '}';
+    }
+    out[n] = '\0';
+    return n;
+}
+
+size_t job_id_text(const struct job *j, char out[JOB_ID_TEXT])
+{
+    size_t n = job_id_tag(j, out);
+    job_id_format(j->id, out + n);
+    return n + JOB_ID_HEX;
+}
+
+void job_receipt_text(const struct job *j, char out[JOB_RECEIPT_TEXT])
+{
+    job_receipt_format(j, out + job_id_tag(j, out));
+}
+
+/* Skips a cluster-mode "{tag}" prefix of s (1 to SLOT_TAG_MAX bytes
+ * between the braces); false when s starts with a brace but no such tag. */
+static bool skip_tag(const char **s, size_t *n)
+{
+    if (*n <= 2 || (*s)[0] != '{')
+        return true;
+    const char *close = memchr(*s + 1, '}', *n - 1 < SLOT_TAG_MAX + 1 ? *n - 1 : SLOT_TAG_MAX + 1);
+    if (!close || close == *s + 1)
+        return false;
+    *n -= (size_t)(close + 1 - *s);
+    *s = close + 1;
+    return true;
+}
+
 /* Reads n hex digits of s into *v. */
 static bool hex_digits(const char *s, size_t n, uint64_t *v)
 {
@@ -199,7 +250,7 @@ void job_receipt_format(const struct job *j, char out[JOB_RECEIPT_MAX])
 bool job_receipt_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt, uint32_t *token)
 {
     uint64_t v, t = 0;
-    if (n < JOB_ID_HEX || !hex_digits(s, JOB_ID_HEX, &v))
+    if (!skip_tag(&s, &n) || n < JOB_ID_HEX || !hex_digits(s, JOB_ID_HEX, &v))
         return false;
     /* the token: the last 9 bytes "-xxxxxxxx" of a receipt with one */
     size_t end = n;

@@ -125,6 +125,18 @@ bool job_id_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt);
 #define JOB_RECEIPT_MAX (JOB_ID_HEX + 1 + 10 + 1 + 8 + 1)
 void job_receipt_format(const struct job *j, char out[JOB_RECEIPT_MAX]);
 bool job_receipt_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt, uint32_t *token);
+/* Cluster mode: the ids and receipts clients see start with "{tag}", the
+ * hash tag of their queue's slot (slot_tag), so that a Redis Cluster
+ * client routes JOB.ACK receipt and JOB.GET id by it. Switched on once at
+ * start-up, before any thread runs; job_id_parse skips such a prefix. */
+void job_id_tagging(bool on);
+#define JOB_ID_TEXT (JOB_ID_HEX + 8)
+/* The id of j as a client sees it: "{tag}" + 16 hex digits with tagging
+ * on, the 16 hex digits without. Returns its length. */
+size_t job_id_text(const struct job *j, char out[JOB_ID_TEXT]);
+/* A receipt as a client sees it: "{tag}" + job_receipt_format's. */
+#define JOB_RECEIPT_TEXT (JOB_RECEIPT_MAX + 7)
+void job_receipt_text(const struct job *j, char out[JOB_RECEIPT_TEXT]);
 static inline int job_id_shard(uint64_t id) { return (int)(id & 0x3ff); }
 
 /* ------------------------------------------------------------- lists */

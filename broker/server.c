@@ -11,6 +11,8 @@
 
 #include "acl.h"
 #include "clock.h"
+#include "cluster.h"
+#include "cluster_sync.h"
 #include "commands.h"
 #include "datadir.h"
 #include "fsio.h"
@@ -21,6 +23,7 @@
 #include "notify.h"
 #include "powercut.h"
 #include "protect.h"
+#include "queue.h"
 #include "scriptcache.h"
 #include "xalloc.h"
 #include "shard.h"
@@ -445,6 +448,35 @@ static void stop_threads(struct server *srv)
         shard_join(&srv->shards[i]);
 }
 
+/* How often a cluster node asks its peers for a newer map (cluster_sync.h). */
+#define CLUSTER_SYNC_MS 1000
+
+/* Cluster mode: this node's id and slot map from data-dir/cluster.json;
+ * ids and receipts carry their slot's tag from now on. */
+static int open_cluster(struct server *srv)
+{
+    char err[600];
+    const char *ann = srv->cfg.cluster_announce, *colon = strrchr(ann, ':');
+    if (ann[0] && (!colon || colon == ann || atoi(colon + 1) < 1 || atoi(colon + 1) > 65535 ||
+                   strspn(colon + 1, "0123456789") != strlen(colon + 1) || strchr(ann, ' '))) {
+        log_error("cluster mode: --cluster-announce '%s' is not host:port (e.g. 10.0.0.5:7379)", ann);
+        return -EINVAL;
+    }
+    srv->cluster = xcalloc(1, sizeof *srv->cluster);
+    if (cluster_open(srv->cluster, srv->cfg.data_dir, srv->cfg.cluster_node_id, err, sizeof err) < 0) {
+        log_error("cluster mode: %s", err);
+        return -EINVAL;
+    }
+    job_id_tagging(true);
+    const struct cluster_map *m = cluster_current(srv->cluster);
+    if (m)
+        log_info("cluster mode: node %s, map epoch %llu with %d group(s)", srv->cluster->myid,
+                 (unsigned long long)m->epoch, m->ngroups);
+    else
+        log_info("cluster mode: node %s, no slot map yet (spool cluster create gives one)", srv->cluster->myid);
+    return 0;
+}
+
 /* Creates the main loop, the address book, every thread's state and the
  * listeners; loads every shard's journal. Starts no thread. */
 static int set_up(struct server *srv)
@@ -466,6 +498,8 @@ static int set_up(struct server *srv)
     if ((rc = check_no_extra_shards(srv)) < 0 || (rc = check_manifest(srv, &man)) < 0)
         return rc;
     memcpy(srv->data_id, man.id, sizeof srv->data_id);
+    if (srv->cfg.cluster && (rc = open_cluster(srv)) < 0)
+        return rc;
     signal(SIGPIPE, SIG_IGN);
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
@@ -529,6 +563,8 @@ int server_run(struct server *srv)
     for (int i = 0; i < srv->nio; i++)
         if ((rc = io_start(&srv->io[i])) < 0)
             return rc;
+    if (srv->cluster)
+        srv->cluster_sync = cluster_sync_start(srv->cluster, srv->cfg.requirepass, CLUSTER_SYNC_MS);
     if (srv->tls_port)
         log_info("TLS on %s:%d (client certificates: %s)", srv->cfg.bind, srv->tls_port,
                  srv->cfg.tls_auth_clients == TLS_AUTH_YES ? "required"
@@ -554,6 +590,8 @@ int server_run(struct server *srv)
 
     event_base_dispatch(srv->base);
 
+    cluster_sync_stop(srv->cluster_sync);
+    srv->cluster_sync = NULL;
     stop_threads(srv);
     log_info("spoold stopped cleanly");
     return 0;
@@ -588,6 +626,11 @@ void server_free(struct server *srv)
     if (srv->base)
         event_base_free(srv->base);
     ctx_free(srv);
+    cluster_sync_stop(srv->cluster_sync);
+    if (srv->cluster) {
+        cluster_close(srv->cluster);
+        free(srv->cluster);
+    }
     config_free(&srv->cfg);
     log_close();
 }

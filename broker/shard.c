@@ -209,9 +209,9 @@ static void note_job(struct msg *m, uint64_t id)
 
 static void encode_reserved(struct msg *m, const struct job *j)
 {
-    char id[JOB_ID_HEX + 1], receipt[JOB_RECEIPT_MAX];
-    job_id_format(j->id, id);
-    job_receipt_format(j, receipt);
+    char id[JOB_ID_TEXT], receipt[JOB_RECEIPT_TEXT];
+    job_id_text(j, id);
+    job_receipt_text(j, receipt);
     resp_add_map(&m->out, m->proto, 6);
     resp_add_cstr(&m->out, "id");
     resp_add_cstr(&m->out, id);

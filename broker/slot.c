@@ -42,3 +42,43 @@ int slot_of(const void *key, size_t len)
     }
     return slot_crc16(k, len) & (SLOT_COUNT - 1);
 }
+
+/* ------------------------------------------------------------ slot tags */
+
+static char tags[SLOT_COUNT][SLOT_TAG_MAX + 1];
+static pthread_once_t tags_once = PTHREAD_ONCE_INIT;
+
+static const char tag_alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+/* Every string of length 1..4 over the alphabet, shortest first, fills
+ * the slots it hashes to that have no tag yet (36^4 covers all 16384). */
+static void tags_init(void)
+{
+    size_t left = SLOT_COUNT, base = sizeof tag_alphabet - 1;
+    char s[SLOT_TAG_MAX + 1];
+    for (size_t len = 1; len <= SLOT_TAG_MAX && left; len++) {
+        size_t total = 1;
+        for (size_t i = 0; i < len; i++)
+            total *= base;
+        for (size_t n = 0; n < total && left; n++) {
+            size_t v = n;
+            for (size_t i = len; i-- > 0; v /= base)
+                s[i] = tag_alphabet[v % base];
+            s[len] = '\0';
+            int slot = slot_crc16(s, len) & (SLOT_COUNT - 1);
+            if (!tags[slot][0]) {
+                memcpy(tags[slot], s, len + 1);
+                left--;
+            }
+        }
+    }
+}
+
+size_t slot_tag(int slot, char out[SLOT_TAG_MAX + 1])
+{
+    pthread_once(&tags_once, tags_init);
+    const char *t = tags[slot & (SLOT_COUNT - 1)];
+    size_t n = strlen(t);
+    memcpy(out, t, n + 1);
+    return n;
+}

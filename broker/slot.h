@@ -27,6 +27,13 @@ uint16_t slot_crc16(const void *p, size_t n);
 /* The slot of a key, 0..16383 (hash tags honoured). */
 int slot_of(const void *key, size_t len);
 
+/* The shortest hash tag of a slot: a string of 1 to 4 characters from
+ * [0-9a-z] whose CRC16 falls in it (the first in length-then-alphabet
+ * order), so "{" tag "}" hashes to slot. Written at most SLOT_TAG_MAX
+ * bytes plus a NUL; returns its length. Any thread (a table built once). */
+#define SLOT_TAG_MAX 4
+size_t slot_tag(int slot, char out[SLOT_TAG_MAX + 1]);
+
 static inline int slot_shard(const void *key, size_t len, int nshards)
 {
     return slot_of(key, len) % nshards;

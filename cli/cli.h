@@ -78,5 +78,6 @@ int cmd_info(cli_ctx *x);
 int cmd_schedules(cli_ctx *x);
 int cmd_batch(cli_ctx *x);
 int cmd_wait(cli_ctx *x);
+int cmd_cluster(cli_ctx *x);
 
 #endif

@@ -27,6 +27,14 @@ typedef struct command {
 /* ============================================================== options */
 
 static const arg_opt opts_none[] = { { NULL, NULL, NULL } };
+static const arg_opt opts_cluster[] = {
+    { "replicas", "N", "create: nodes per group beside its leader (default 0)" },
+    { "from", "GROUP", "move-slots: the group the slots leave" },
+    { "to", "GROUP", "move-slots: the group they go to" },
+    { "count", "N", "move-slots: the source's first N slots" },
+    { "range", "A-B", "move-slots: slots A to B (all the source's)" },
+    { NULL, NULL, NULL }
+};
 static const arg_opt opts_queues[] = {
     { "rate-window", "DUR", "sample counters over DUR for the rates (default 1s; 0: no rates)" },
     { NULL, NULL, NULL },
@@ -175,6 +183,20 @@ static const command commands[] = {
       "is on spoold's machine; a relative DIR is taken from the current\n"
       "directory. Restore: stop spoold, empty its data directory, copy the\n"
       "files of DIR into it, start (docs/operations.md, Backups and damage).\n" },
+    { "cluster", cmd_cluster, opts_cluster, 1, -1,
+      "cluster create|add-group|move-slots|info ADDR...",
+      "the slot map of a cluster: create it, add a group, move slots, show it",
+      "ADDR is host:port of a spoold started with --cluster yes; the map\n"
+      "names nodes by the addresses given here (give the ones clients reach).\n"
+      "  create ADDR... [--replicas N]   groups of N+1 nodes (default 1 each),\n"
+      "                                  the 16384 slots split evenly\n"
+      "  add-group ADDR NEWADDR...       a new group (leader first), no slots\n"
+      "  move-slots ADDR --from G --to G (--count N | --range A-B)\n"
+      "                                  moves empty slots; slots holding keys\n"
+      "                                  or queues are refused (not built yet)\n"
+      "  info ADDR                       the map, and whether every node has it\n"
+      "Each change sends the map with the next epoch to every node\n"
+      "(docs/cluster.md).\n" },
     { "info", cmd_info, opts_none, 0, 1, "info [SECTION]",
       "spoold's INFO (server, clients, memory, stats, queues, ...)", "" },
 };

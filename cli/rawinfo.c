@@ -126,8 +126,15 @@ static bool url_password(const char *url, char *user, char *pass, size_t cap)
 
 static int reply_text(resp_val *v, char **text, char *err, size_t errlen)
 {
+    char num[32];
     if (v->type == RESP_T_ERROR)
         snprintf(err, errlen, "%s", v->str);
+    else if (v->type == RESP_T_INT) /* CLUSTER SETMAP's 1 or 0 */
+        snprintf(num, sizeof num, "%lld", v->integer), *text = strdup(num);
+    else if (v->type == RESP_T_NULL) /* CLUSTER GETMAP without a map */
+        *text = strdup("");
+    else if ((v->type == RESP_T_ARRAY || v->type == RESP_T_MAP) && v->n == 2 && v->elem[1]->type == RESP_T_BULK)
+        *text = strdup(v->elem[1]->str); /* CONFIG GET of one setting: its value */
     else if (v->type != RESP_T_BULK && v->type != RESP_T_SIMPLE)
         snprintf(err, errlen, "the reply is something other than text");
     else

@@ -15,7 +15,9 @@
 int rawinfo_fetch(const char *endpoint, const char *url, const char *section, char **text,
                   char *err, size_t errlen);
 
-/* The same for any command whose reply is text (bulk or simple string):
+/* The same for any command whose reply is text (bulk or simple string; an
+ * integer comes back as its digits, a nil as "", a CONFIG GET of one
+ * setting as its value):
  * `spool backup` sends BACKUP dir this way, with a longer timeout. */
 int rawinfo_command(const char *endpoint, const char *url, int argc, const char *const *argv, int timeout_s,
                     char **text, char *err, size_t errlen);

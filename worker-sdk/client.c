@@ -443,20 +443,92 @@ void sdk_client_append(spool_client *c, int argc, const char *const *argv, const
         resp_add_commandv(&c->out, argc, argv);
 }
 
-int sdk_client_call(spool_client *c, int argc, const char *const *argv, const size_t *lens,
-                int wait_ms, resp_val **reply)
+/* ---------------------------------------------------- cluster redirects */
+
+#define MAX_REDIRECTS 16
+#define TRYAGAIN_MS 100
+
+static bool word_is(const resp_val *v, const char *w)
 {
-    *reply = NULL;
+    size_t n = strlen(w);
+    return v->type == RESP_T_ERROR && v->len > n && !strncmp(v->str, w, n) && v->str[n] == ' ';
+}
+
+bool sdk_is_redirect(const resp_val *v)
+{
+    return word_is(v, "MOVED") || word_is(v, "ASK") || word_is(v, "TRYAGAIN");
+}
+
+/* -MOVED slot host:port or -ASK slot host:port: the client moves its
+ * connection to that node (credentials and settings stay). */
+static int follow(spool_client *c, const resp_val *v)
+{
+    const char *addr = strrchr(v->str, ' ');
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    int port = colon ? atoi(colon + 1) : 0;
+    if (!colon || port <= 0 || port > 65535 || (size_t)(colon - addr - 1) >= sizeof c->url.host)
+        return sdk_client_fail(c, SPOOL_EPROTO, "cannot follow the redirect '%s'", v->str);
+    snprintf(c->url.host, sizeof c->url.host, "%.*s", (int)(colon - addr - 1), addr + 1);
+    c->url.port = port;
+    bool v6 = strchr(c->url.host, ':') != NULL;
+    snprintf(c->endpoint, sizeof c->endpoint, "%s%s%s:%d", v6 ? "[" : "", c->url.host, v6 ? "]" : "", port);
+    return connect_now(c);
+}
+
+/* One request (after ASKING when asking) and its reply. */
+static int call_once(spool_client *c, int argc, const char *const *argv, const size_t *lens, int wait_ms,
+                     bool asking, resp_val **v)
+{
     int rc = sdk_client_ensure(c);
     if (rc < 0)
         return rc;
     resp_buf_reset(&c->out);
+    if (asking)
+        resp_add_commandv(&c->out, 1, (const char *const[]){ "ASKING" });
     sdk_client_append(c, argc, argv, lens);
     rc = sdk_client_flush(c);
     if (rc < 0)
         return rc;
+    if (asking) {
+        if ((rc = sdk_client_read(c, wait_ms, v)) < 0)
+            return rc;
+        resp_val_free(*v);
+    }
+    return sdk_client_read(c, wait_ms, v);
+}
+
+/* Sends one command and reads its reply; in a cluster, follows -MOVED and
+ * -ASK to the node named and waits out -TRYAGAIN (a slot being moved). */
+static int call_routed(spool_client *c, int argc, const char *const *argv, const size_t *lens, int wait_ms,
+                       resp_val **out)
+{
+    bool asking = false;
+    for (int hop = 0;; hop++) {
+        resp_val *v = NULL;
+        int rc = call_once(c, argc, argv, lens, wait_ms, asking, &v);
+        if (rc < 0)
+            return rc;
+        asking = word_is(v, "ASK");
+        bool again = word_is(v, "TRYAGAIN");
+        if (hop >= MAX_REDIRECTS || !(asking || again || word_is(v, "MOVED"))) {
+            *out = v;
+            return 0;
+        }
+        if (again)
+            poll(NULL, 0, TRYAGAIN_MS);
+        rc = again ? 0 : follow(c, v);
+        resp_val_free(v);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int sdk_client_call(spool_client *c, int argc, const char *const *argv, const size_t *lens,
+                int wait_ms, resp_val **reply)
+{
+    *reply = NULL;
     resp_val *v = NULL;
-    rc = sdk_client_read(c, wait_ms, &v);
+    int rc = call_routed(c, argc, argv, lens, wait_ms, &v);
     if (rc < 0)
         return rc;
     if (v->type == RESP_T_ERROR) {

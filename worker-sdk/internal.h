@@ -74,6 +74,9 @@ int sdk_client_call(spool_client *c, int argc, const char *const *argv, const si
 /* Pipelining: queue requests with sdk_client_append(), then client_flush_read()
  * writes them all while collecting replies; sdk_client_read() reads one. */
 void sdk_client_append(spool_client *c, int argc, const char *const *argv, const size_t *lens);
+/* A cluster's -MOVED, -ASK or -TRYAGAIN: the request was not run here
+ * (sdk_client_call follows them; a pipeline sends such requests again). */
+bool sdk_is_redirect(const resp_val *v);
 int sdk_client_flush(spool_client *c);
 int sdk_client_read(spool_client *c, int wait_ms, resp_val **reply);
 /* Maps an error reply to its code and records its text as the message. */

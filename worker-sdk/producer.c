@@ -100,6 +100,8 @@ int spool_push_str(spool_client *c, const char *queue, const char *payload,
     return spool_push(c, queue, payload, payload ? strlen(payload) : 0, opts, id);
 }
 
+#define PUSH_RESEND 1 /* status of an item a cluster redirected: not stored, sent again alone */
+
 /* Reads the replies of items[0..n) that were all sent. */
 static int read_push_replies(spool_client *c, spool_push_item *items, size_t n)
 {
@@ -113,7 +115,9 @@ static int read_push_replies(spool_client *c, spool_push_item *items, size_t n)
                 items[k].status = rc;
             return first ? sdk_client_fail(c, first, "%s", firstmsg) : rc;
         }
-        if (r->type == RESP_T_ERROR)
+        if (sdk_is_redirect(r))
+            items[i].status = PUSH_RESEND;
+        else if (r->type == RESP_T_ERROR)
             items[i].status = sdk_client_error_reply(c, r);
         else
             items[i].status = take_id(c, r, items[i].id);
@@ -127,6 +131,20 @@ static int read_push_replies(spool_client *c, spool_push_item *items, size_t n)
         return sdk_client_fail(c, first, "%s", firstmsg);
     sdk_client_ok(c);
     return 0;
+}
+
+/* Pushes again, one by one (following the redirect), the items a cluster
+ * node sent elsewhere; returns rc or the first failure. */
+static int resend_redirected(spool_client *c, const char *queue, spool_push_item *items, size_t n, int rc)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].status != PUSH_RESEND)
+            continue;
+        items[i].status = spool_push(c, queue, items[i].payload, items[i].len, items[i].opts, items[i].id);
+        if (items[i].status < 0 && rc == 0)
+            rc = items[i].status;
+    }
+    return rc;
 }
 
 int spool_push_many(spool_client *c, const char *queue, spool_push_item *items, size_t n)
@@ -150,7 +168,7 @@ int spool_push_many(spool_client *c, const char *queue, spool_push_item *items, 
     rc = sdk_client_flush(c);
     if (rc < 0)
         goto fail_all;
-    return read_push_replies(c, items, n);
+    return resend_redirected(c, queue, items, n, read_push_replies(c, items, n));
 fail_all:
     for (size_t i = 0; i < n; i++)
         items[i].status = rc;

@@ -1267,3 +1267,70 @@ Test(cli, push_expires_and_group_and_queues_show_limits)
     expect_has(r.out, "tenant-1");
     run_free(&r);
 }
+
+/* ============================================================ cluster */
+
+TestSuite(cli_cluster, .timeout = 120);
+
+/* spool with no --url: `spool cluster` names its nodes itself. */
+#define CLUSTER_RUN(...) spool_nourl("cluster", __VA_ARGS__, (const char *)NULL)
+
+Test(cli_cluster, create_uses_the_announced_address)
+{
+    spoold *a = spoold_start("--cluster", "yes", "--cluster-announce", "127.0.0.2:1", NULL);
+    spoold *b = spoold_start("--cluster", "yes", NULL);
+    char aa[32], ba[32];
+    snprintf(aa, sizeof aa, "127.0.0.1:%d", a->port);
+    snprintf(ba, sizeof ba, "127.0.0.1:%d", b->port);
+    run r = CLUSTER_RUN("create", aa, ba);
+    expect_status(r, 1); /* the map went to b, not to a, which announces an address nobody listens on */
+    run_free(&r);
+    cli *cb = cli_connect(b->port);
+    resp_val *v = CMD(cb, "CLUSTER", "NODES");
+    cr_assert(strstr(v->str, " 127.0.0.2:1@0 master - 0 0 1 connected 0-8191"), "%s", v->str);
+    resp_val_free(v);
+    cli_close(cb);
+    spoold_term(a);
+    int rc = spoold_restart_may_fail(a, "--cluster", "yes", "--cluster-announce", "nohost", NULL);
+    cr_assert_neq(rc, 0, "--cluster-announce without a port is refused");
+    spoold_destroy(a);
+    spoold_stop(b);
+}
+
+Test(cli_cluster, create_move_info)
+{
+    spoold *a = spoold_start("--cluster", "yes", NULL), *b = spoold_start("--cluster", "yes", NULL);
+    char aa[32], ba[32];
+    snprintf(aa, sizeof aa, "127.0.0.1:%d", a->port);
+    snprintf(ba, sizeof ba, "127.0.0.1:%d", b->port);
+    run r = CLUSTER_RUN("create", aa, ba);
+    expect_status(r, 0);
+    cr_assert(strstr(r.out, "cluster created: 2 group(s) of 1 node(s)"), "%s", r.out);
+    run_free(&r);
+    r = CLUSTER_RUN("create", aa, ba);
+    expect_status(r, 1);
+    cr_assert(strstr(r.err, "already belongs to a cluster"), "%s", r.err);
+    run_free(&r);
+    cli *ca = cli_connect(a->port);
+    resp_val *v = CMD(ca, "JOB.PUSH", "{bar}q", "{}"); /* slot 5061: a's */
+    cr_assert_eq(v->type, RESP_T_BULK, "%s", resp_describe(v));
+    resp_val_free(v);
+    r = CLUSTER_RUN("move-slots", aa, "--from", "g1", "--to", "g2", "--range", "5060-5062");
+    expect_status(r, 1);
+    cr_assert(strstr(r.err, "slot 5061 holds 1 key(s) or queue(s)"), "%s", r.err);
+    cr_assert(strstr(r.out, "moved 2 of 3 slot(s) from g1 to g2"), "%s", r.out);
+    run_free(&r);
+    expect_int(CMD(ca, "CLUSTER", "COUNTKEYSINSLOT", "5061"), 1);
+    expect_error(CMD(ca, "GET", "k2953"), "MOVED 5062 "); /* an empty slot that moved */
+    cli_close(ca);
+    r = CLUSTER_RUN("info", ba);
+    expect_status(r, 0);
+    cr_assert(strstr(r.out, "all 2 node(s) agree on map epoch 4"), "%s", r.out);
+    cr_assert(strstr(r.out, "group g1: 8190 slot(s)") && strstr(r.out, "group g2: 8194 slot(s)"), "%s", r.out);
+    run_free(&r);
+    r = CLUSTER_RUN("move-slots", aa, "--from", "g1", "--to", "g2");
+    expect_status(r, 2);
+    run_free(&r);
+    spoold_stop(a);
+    spoold_stop(b);
+}

@@ -899,3 +899,79 @@ Test(sdk_worker, handler_results_and_progress_reach_the_job)
     spool_close(c);
     spoold_stop(s);
 }
+
+/* ============================================================== cluster */
+
+/* Two cluster nodes: a serves slots 0-8191, b the rest ("{bar}…" is slot
+ * 5061, "{foo}…" slot 12182); moves is the map's "moves" JSON. */
+static void cluster_map(spoold *a, spoold *b, int epoch, const char *moves)
+{
+    char ids[2][64], map[2048];
+    spoold *n[2] = { a, b };
+    for (int i = 0; i < 2; i++) {
+        cli *c = cli_connect(n[i]->port);
+        resp_val *v = cli_cmd(c, "CLUSTER", "MYID", (const char *)NULL);
+        snprintf(ids[i], sizeof ids[i], "%s", v->str);
+        resp_val_free(v);
+        cli_close(c);
+    }
+    snprintf(map, sizeof map,
+             "{\"epoch\":%d,\"groups\":[{\"name\":\"a\",\"nodes\":[{\"id\":\"%s\",\"host\":\"127.0.0.1\",\"port\":%d}]},"
+             "{\"name\":\"b\",\"nodes\":[{\"id\":\"%s\",\"host\":\"127.0.0.1\",\"port\":%d}]}],"
+             "\"slots\":[[0,8191,0],[8192,16383,1]],\"moves\":%s}",
+             epoch, ids[0], a->port, ids[1], b->port, moves);
+    for (int i = 0; i < 2; i++) {
+        cli *c = cli_connect(n[i]->port);
+        resp_val *v = cli_cmd(c, "CLUSTER", "SETMAP", map, (const char *)NULL);
+        cr_assert_eq(v->type, RESP_T_INT, "SETMAP: %s", v->str ? v->str : "?");
+        resp_val_free(v);
+        cli_close(c);
+    }
+}
+
+/* The ready count of q on node s (with ASKING, for a slot moving there). */
+static long long ready_on(spoold *s, const char *q)
+{
+    cli *c = cli_connect(s->port);
+    resp_val *v = cli_cmd(c, "ASKING", (const char *)NULL);
+    resp_val_free(v);
+    v = cli_cmd(c, "QUEUE.STATS", q, (const char *)NULL);
+    cr_assert(v->type == RESP_T_ARRAY || v->type == RESP_T_MAP, "QUEUE.STATS %s on %d: %s", q, s->port,
+              v->str ? v->str : "?");
+    long long n = v->elem[1]->integer;
+    resp_val_free(v);
+    cli_close(c);
+    return n;
+}
+
+Test(sdk_it, cluster_follows_moved_and_ask)
+{
+    spoold *a = spoold_start("--cluster", "yes", NULL), *b = spoold_start("--cluster", "yes", NULL);
+    cluster_map(a, b, 1, "[]");
+    spool_client *c = client_of(a);
+    char id[SPOOL_ID_MAX];
+    cr_assert_eq(spool_push_str(c, "{foo}jobs", "{\"n\":1}", NULL, id), 0, "%s", spool_errmsg(c));
+    cr_assert_eq(id[0], '{', "a cluster id carries its slot's tag: %s", id);
+    cr_assert_eq(ready_on(b, "{foo}jobs"), 1, "the push went to the node of the slot");
+    spool_job *job = NULL;
+    cr_assert_eq(spool_reserve_one(c, "{foo}jobs", 1000, &job), 1, "%s", spool_errmsg(c));
+    cr_assert_str_eq(job->id, id);
+    cr_assert_eq(spool_ack(c, job->receipt), 0, "%s", spool_errmsg(c));
+    spool_job_free(job);
+    spool_close(c);
+    /* a pipeline whose pushes a redirects: each is sent again to b */
+    c = client_of(a);
+    char ids[3][SPOOL_ID_MAX];
+    push_n(c, "{foo}many", 3, ids);
+    cr_assert_eq(ids[2][0], '{', "%s", ids[2]);
+    cr_assert_eq(ready_on(b, "{foo}many"), 3, "the redirected pipeline landed on b once each");
+    spool_close(c);
+    /* slot 5061 of a moving to b: a's -ASK sends the push to b with ASKING */
+    cluster_map(a, b, 2, "[{\"slot\":5061,\"to\":1,\"state\":\"moving\"}]");
+    c = client_of(a);
+    cr_assert_eq(spool_push_str(c, "{bar}jobs", "{\"n\":2}", NULL, id), 0, "%s", spool_errmsg(c));
+    cr_assert_eq(ready_on(b, "{bar}jobs"), 1, "-ASK: the push landed on the target");
+    spool_close(c);
+    spoold_stop(a);
+    spoold_stop(b);
+}

@@ -2,7 +2,9 @@
  * connection.ts - where the broker is, and one helper to send a command.
  *
  * A Queue, Worker or QueueEvents takes `connection`: an ioredis instance
- * (shared: the caller closes it), ioredis options, or a URL
+ * (shared: the caller closes it), an ioredis `Cluster` for a spoold cluster
+ * (docs/cluster.md: it follows -MOVED and -ASK; job ids and receipts carry
+ * their slot), ioredis options, or a URL
  * (`spool://[user:password@]host[:port]`, `redis://…`). Without one, the
  * SPOOL_URL environment variable, else spool://127.0.0.1:7379, as libspool.
  * Connections made here reconnect with exponential backoff (100 ms doubling
@@ -10,11 +12,11 @@
  * not reconnect in lock-step).
  */
 import { Redis } from 'ioredis';
-import type { RedisOptions } from 'ioredis';
+import type { Cluster, RedisOptions } from 'ioredis';
 import { SpoolArgumentError, UnsupportedFeatureError, isUnknownCommandOrOption, toSpoolError } from './errors.js';
 
 /** What `connection` may be. */
-export type ConnectionOptions = Redis | RedisOptions | string;
+export type ConnectionOptions = Redis | Cluster | RedisOptions | string;
 
 export const DEFAULT_URL = 'spool://127.0.0.1:7379';
 
@@ -44,9 +46,30 @@ function fromUrl(url: string): RedisOptions {
   return o;
 }
 
-/** True when `c` is an ioredis client (ours or the caller's). */
-export function isRedisInstance(c: unknown): c is Redis {
+/** True when `c` is an ioredis client or Cluster (ours or the caller's). */
+export function isRedisInstance(c: unknown): c is Redis | Cluster {
   return !!c && typeof (c as Redis).call === 'function' && typeof (c as Redis).duplicate === 'function';
+}
+
+/** True when `c` is an ioredis Cluster. */
+export function isCluster(c: unknown): c is Cluster {
+  return isRedisInstance(c) && (c as unknown as Cluster).isCluster === true;
+}
+
+/**
+ * A copy of `conn` with `extra` options. A Cluster keeps its nodes and
+ * gives `extra` to the connection of each node. The copy is typed Redis:
+ * the calls the SDK makes (call, pipeline, quit, duplicate) are the same.
+ */
+export function duplicateConnection(conn: Redis | Cluster, extra: RedisOptions): Redis {
+  if (!isCluster(conn))
+    return conn.duplicate(extra);
+  const redisOptions = { ...(conn.options.redisOptions ?? {}), ...extra };
+  delete redisOptions.retryStrategy; // a Cluster reconnects by clusterRetryStrategy
+  return conn.duplicate([], {
+    redisOptions,
+    clusterRetryStrategy: (times: number) => reconnectDelay(times),
+  }) as unknown as Redis;
 }
 
 /**
@@ -66,7 +89,7 @@ export function createConnection(connection: ConnectionOptions | undefined, work
   if (name)
     extra.connectionName = name;
   if (isRedisInstance(connection))
-    return connection.duplicate(extra);
+    return duplicateConnection(connection, extra);
   const base = typeof connection === 'string' ? fromUrl(connection)
     : connection ? { ...connection } : fromUrl(process.env.SPOOL_URL || DEFAULT_URL);
   if (base.port === undefined && !(base as { path?: string }).path)

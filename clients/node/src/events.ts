@@ -12,11 +12,15 @@
  *   dead -> failed { jobId, failedReason }, progress -> progress { jobId, data }.
  * (A retry has no BullMQ event of its own: listen to spool's `retried`.)
  * Every message is also emitted as 'event'. Events published while nobody
- * listened are not kept (pub/sub).
+ * listened are not kept (pub/sub). On a spoold cluster (an ioredis Cluster
+ * as the connection) a queue's events are published by the node that
+ * serves it: QueueEvents asks the cluster which node that is and
+ * subscribes there.
  */
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
-import { createConnection } from './connection.js';
+import { Redis } from 'ioredis';
+import type { Cluster } from 'ioredis';
+import { createConnection, isCluster } from './connection.js';
 import type { ConnectionOptions } from './connection.js';
 import { SpoolArgumentError } from './errors.js';
 import { decodePayload } from './job.js';
@@ -49,6 +53,7 @@ export class QueueEvents extends EventEmitter {
   readonly name: string;
   readonly channel: string;
   private readonly sub: Redis;
+  private readonly cluster?: Cluster;
   private subscribed?: Promise<void>;
 
   constructor(name: string, opts: QueueEventsOptions = {}) {
@@ -57,7 +62,13 @@ export class QueueEvents extends EventEmitter {
       throw new SpoolArgumentError('QueueEvents needs a queue name (a non-empty string)');
     this.name = name;
     this.channel = `spool:events:${name}`;
-    this.sub = createConnection(opts.connection, true);
+    if (isCluster(opts.connection)) {
+      // a connection of our own to the queue's node, aimed once run() knows it
+      this.cluster = opts.connection;
+      this.sub = new Redis({ ...(opts.connection.options.redisOptions ?? {}), lazyConnect: true });
+    } else {
+      this.sub = createConnection(opts.connection, true);
+    }
     this.sub.on('error', (err: Error) => {
       if (this.listenerCount('error') > 0)
         this.emit('error', err);
@@ -73,8 +84,21 @@ export class QueueEvents extends EventEmitter {
   /** Subscribes (once); resolves when the subscription is active. */
   run(): Promise<void> {
     if (!this.subscribed)
-      this.subscribed = this.sub.subscribe(this.channel).then(() => undefined);
+      this.subscribed = this.aim().then(() => this.sub.subscribe(this.channel)).then(() => undefined);
     return this.subscribed;
+  }
+
+  /** On a cluster: points the subscriber at the node that serves the queue's slot. */
+  private async aim(): Promise<void> {
+    if (!this.cluster)
+      return;
+    const slot = Number(await this.cluster.call('CLUSTER', 'KEYSLOT', this.name));
+    const ranges = (await this.cluster.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+    const range = ranges.find(([first, last]) => slot >= first && slot <= last);
+    if (!range)
+      throw new SpoolArgumentError(`QueueEvents of '${this.name}': no node of the cluster serves its slot ${slot}`);
+    this.sub.options.host = range[2][0]; // read when the lazy connection connects
+    this.sub.options.port = Number(range[2][1]);
   }
 
   /** Resolves once subscribed: events after this are seen. */

@@ -7,7 +7,7 @@
  * so a worker that lost its lease cannot report on another worker's run.
  */
 import type { Redis } from 'ioredis';
-import { call, pairs } from './connection.js';
+import { call, duplicateConnection, pairs } from './connection.js';
 import { JobFailedError, SpoolArgumentError } from './errors.js';
 import type { JobsOptions } from './options.js';
 
@@ -122,7 +122,7 @@ export class Job<DataType = unknown, ResultType = unknown> {
    * with JOB.WAIT (issue 18).
    */
   async waitUntilFinished(_queueEvents?: unknown, ttl?: number): Promise<ResultType> {
-    const conn = this.conn.duplicate({ maxRetriesPerRequest: 1, autoResendUnfulfilledCommands: false });
+    const conn = duplicateConnection(this.conn, { maxRetriesPerRequest: 1, autoResendUnfulfilledCommands: false });
     conn.on('error', () => undefined); /* the wait's own rejection reports it */
     try {
       const args: (string | number)[] = ['JOB.WAIT', this.id];

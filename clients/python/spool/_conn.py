@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 import redis
+import redis.cluster as rcluster
 import redis.exceptions as rex
 
 from .errors import AuthError, SpoolConnectionError, SpoolError, error_from_reply
@@ -15,14 +16,25 @@ DEFAULT_PORT = 7379
 
 #: What `connection=` accepts: a URL (`spool://[user:password@]host[:port]`,
 #: `redis://` too), a dict of redis.Redis keyword arguments, an existing
-#: redis.Redis (its settings are reused), or None for $SPOOL_URL or the default.
-ConnectionLike = Union[None, str, Mapping[str, Any], "redis.Redis[Any]"]
+#: redis.Redis (its settings are reused), a redis.cluster.RedisCluster (a
+#: spoold cluster: its nodes and settings are reused, docs/cluster.md), or
+#: None for $SPOOL_URL or the default.
+ConnectionLike = Union[None, str, Mapping[str, Any], "redis.Redis[Any]", "rcluster.RedisCluster"]
+
+#: The key of connection_kwargs() that marks a cluster: its startup nodes.
+CLUSTER_NODES = "spool_cluster_nodes"
 
 
 def connection_kwargs(connection: ConnectionLike) -> Dict[str, Any]:
     """redis.Redis keyword arguments for a connection setting."""
     if connection is None:
         connection = os.environ.get("SPOOL_URL") or DEFAULT_URL
+    if isinstance(connection, rcluster.RedisCluster):
+        kw = {k: v for k, v in connection.nodes_manager.connection_kwargs.items()
+              if isinstance(v, (str, int, float, bool)) and k in rcluster.REDIS_ALLOWED_KEYS
+              and k not in ("host", "port")}
+        kw[CLUSTER_NODES] = [(n.host, n.port) for n in connection.nodes_manager.startup_nodes.values()]
+        return kw
     if isinstance(connection, redis.Redis):
         kw = dict(connection.connection_pool.connection_kwargs)
         for k in ("connection_class", "retry"):
@@ -71,7 +83,22 @@ def make_client(kwargs: Mapping[str, Any], *, single: bool = False, socket_timeo
     del single
     if max_connections:
         kw["max_connections"] = max_connections
+    nodes = kw.pop(CLUSTER_NODES, None)
+    if nodes:
+        # redis-py routes by the keys COMMAND declares (job ids and receipts
+        # carry their slot) and follows -MOVED / -ASK itself.
+        kw = {k: v for k, v in kw.items() if k in rcluster.REDIS_ALLOWED_KEYS and k not in ("host", "port")}
+        return rcluster.RedisCluster(startup_nodes=[rcluster.ClusterNode(h, p) for h, p in nodes], **kw)
     return redis.Redis(**kw)
+
+
+def close_client(client: Any) -> None:
+    """Closes a client's connections (a RedisCluster: those to every node)."""
+    if isinstance(client, rcluster.RedisCluster):
+        client.disconnect_connection_pools()
+        return
+    client.close()
+    client.connection_pool.disconnect()
 
 
 def call(client: "redis.Redis[str]", *args: Any, feature: str = "") -> Any:

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from ._conn import ConnectionLike, connection_kwargs, make_client, map_error
-from .errors import SpoolConnectionError
+from ._conn import CLUSTER_NODES, ConnectionLike, close_client, connection_kwargs, make_client, map_error
+from .errors import SpoolConnectionError, SpoolError
 from .queue import Queue
 
 EVENTS = ("pushed", "reserved", "acked", "retried", "expired", "dead", "progress", "lease-expired")
@@ -28,6 +28,28 @@ class Event:
     time: Optional[int] = None
     error: Optional[str] = None
     fields: Dict[str, Any] = field(default_factory=dict)
+
+
+def _node_of_queues(kwargs: Dict[str, Any], queues: List[str]) -> Dict[str, Any]:
+    """A cluster publishes a queue's events on the node that serves it: the
+    connection settings of that node, which must serve every queue given."""
+    rc = make_client(kwargs)
+    try:
+        nodes = {q: rc.get_node_from_key(q) for q in queues}
+    except BaseException as e:
+        raise map_error(e) from e
+    finally:
+        close_client(rc)
+    where = {(n.host, n.port) for n in nodes.values()}
+    if len(where) != 1:
+        raise SpoolError("QueueEvents: in a cluster the queues must be served by one node, but %s (each node "
+                         "publishes the events of its own queues: one QueueEvents per node, or tag the queues "
+                         "alike, e.g. {mail}welcome; docs/cluster.md)"
+                         % ", ".join("%s is on %s:%d" % (q, n.host, n.port) for q, n in nodes.items()))
+    host, port = where.pop()
+    plain = {k: v for k, v in kwargs.items() if k != CLUSTER_NODES}
+    plain.update(host=host, port=port)
+    return plain
 
 
 class QueueEvents:
@@ -50,6 +72,8 @@ class QueueEvents:
             kwargs = dict(queue._kwargs)
         else:
             kwargs = connection_kwargs(connection)
+        if kwargs.get(CLUSTER_NODES):
+            kwargs = _node_of_queues(kwargs, self.queues)
         self._client = make_client(kwargs, single=False, socket_timeout=None)
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         self._listeners: Dict[str, List[Callable[[Event], None]]] = {}

@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 
 import redis
 
-from ._conn import ConnectionLike, call, connection_kwargs, make_client, map_error, ms, pairs
+from ._conn import ConnectionLike, call, close_client, connection_kwargs, make_client, map_error, ms, pairs
 from .errors import BulkAddError, SpoolError
 from .job import Job, job_from_reply
 
@@ -111,8 +111,7 @@ class Queue:
 
     def close(self) -> None:
         """Closes the queue's connections."""
-        self.client.close()
-        self.client.connection_pool.disconnect()
+        close_client(self.client)
 
     # ------------------------------------------------------------------ push
 
@@ -192,7 +191,7 @@ class Queue:
             reply = call(client, *args, feature="JOB.WAIT (issue 18)")
         finally:
             if client is not self.client:
-                client.close()
+                close_client(client)
         if reply is None:
             return None
         fields = pairs(reply)

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from ._conn import ConnectionLike, call, connection_kwargs, make_client, map_error, ms
+from ._conn import ConnectionLike, call, close_client, connection_kwargs, make_client, map_error, ms
 from .errors import (NoJobError, NotSupportedError, SpoolConnectionError, SpoolError, StaleReceiptError,
                      UnrecoverableError)
 from .job import Job
@@ -201,8 +201,7 @@ class Worker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self._client.close()
-            self._client.connection_pool.disconnect()
+            close_client(self._client)
             self._running = False
 
     # ---------------------------------------------------------------- stop
@@ -296,7 +295,7 @@ class Worker:
                         self._cv.notify_all()
                     pool.submit(self._run_job, slot)
         finally:
-            client.close()
+            close_client(client)
 
     # ----------------------------------------------------------------- jobs
 
@@ -470,7 +469,7 @@ class Worker:
                         s.next_touch = now + s.lease / 3
                     self._count('touches')
         finally:
-            client.close()
+            close_client(client)
 
     # --------------------------------------------------------------- events
 

@@ -1,0 +1,346 @@
+/*
+ * test_cluster.c - cluster mode on one spoold (docs/cluster.md): the slot
+ * map installed with CLUSTER SETMAP (epochs: the highest wins), routing
+ * (-MOVED, -CROSSSLOT, -ASK with ASKING, -TRYAGAIN, -CLUSTERDOWN), job
+ * ids and receipts tagged with their slot, the CLUSTER replies, COMMAND
+ * GETKEYS, the map and node id kept across a restart. The other node of
+ * the map is only named (127.0.0.1:1): a redirect to it is all it gets.
+ * tests/cluster/run-suite runs real clients against three real nodes.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+TestSuite(cluster, .timeout = 60);
+
+#define ME "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define OTHER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+/* Slots of these keys: "{bar}…" 5061 (this node's half), "{foo}…" 12182
+ * (the other node's). */
+#define MINE_SLOT 5061
+#define THEIRS_SLOT 12182
+
+/* A map: this node (at port) serves 0-8191, OTHER at 127.0.0.1:1 the rest;
+ * moves is the JSON of the "moves" array. */
+static char *map_json(int port, int epoch, const char *moves)
+{
+    static char buf[2048];
+    snprintf(buf, sizeof buf,
+             "{\"epoch\":%d,\"groups\":[{\"name\":\"a\",\"leader\":0,\"nodes\":[{\"id\":\"" ME "\",\"host\":"
+             "\"127.0.0.1\",\"port\":%d}]},{\"name\":\"b\",\"leader\":0,\"nodes\":[{\"id\":\"" OTHER "\",\"host\":"
+             "\"127.0.0.1\",\"port\":1}]}],\"slots\":[[0,8191,0],[8192,16383,1]],\"moves\":%s}",
+             epoch, port, moves ? moves : "[]");
+    return buf;
+}
+
+static spoold *start_node(void)
+{
+    return spoold_start("--cluster", "yes", "--cluster-node-id", ME, "--shards", "2", NULL);
+}
+
+static void set_map(cli *c, int port, int epoch, const char *moves)
+{
+    expect_int(CMD(c, "CLUSTER", "SETMAP", map_json(port, epoch, moves)), 1);
+}
+
+static void expect_error_text(resp_val *v, const char *text)
+{
+    cr_assert(v && v->type == RESP_T_ERROR, "expected -%s, got %s", text, resp_describe(v));
+    cr_assert_str_eq(v->str, text);
+    resp_val_free(v);
+}
+
+Test(cluster, no_map_yet_means_clusterdown)
+{
+    spoold *s = start_node();
+    cli *c = cli_connect(s->port);
+    expect_bulk(CMD(c, "CLUSTER", "MYID"), ME);
+    expect_error(CMD(c, "GET", "{bar}k"), "CLUSTERDOWN Hash slot not served");
+    resp_val *v = CMD(c, "CLUSTER", "SLOTS");
+    cr_assert_eq(v->type, RESP_T_ARRAY);
+    cr_assert_eq(v->n, 0);
+    resp_val_free(v);
+    v = CMD(c, "CLUSTER", "INFO");
+    cr_assert(strstr(v->str, "cluster_state:fail\r\n"), "%s", v->str);
+    resp_val_free(v);
+    expect_simple(CMD(c, "PING"), "PONG"); /* commands without keys are served */
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(cluster, moved_crossslot_and_served)
+{
+    spoold *s = start_node();
+    cli *c = cli_connect(s->port);
+    set_map(c, s->port, 1, NULL);
+    expect_ok(CMD(c, "SET", "{bar}k", "v"));
+    expect_bulk(CMD(c, "GET", "{bar}k"), "v");
+    expect_error_text(CMD(c, "GET", "{foo}k"), "MOVED 12182 127.0.0.1:1");
+    expect_error_text(CMD(c, "MGET", "{bar}a", "{foo}b"), "CROSSSLOT Keys in request don't hash to the same slot");
+    expect_error_text(CMD(c, "JOB.RESERVE", "NOWAIT", "FROM", "{bar}q1", "{foo}q2"),
+                      "CROSSSLOT Keys in request don't hash to the same slot");
+    resp_val *v = CMD(c, "JOB.RESERVE", "NOWAIT", "FROM", "{bar}q1", "{bar}q2");
+    cr_assert_eq(v->type, RESP_T_NULL, "%s", resp_describe(v));
+    resp_val_free(v);
+    /* inside MULTI a redirect aborts the transaction, as in Redis */
+    expect_ok(CMD(c, "MULTI"));
+    expect_error(CMD(c, "GET", "{foo}k"), "MOVED");
+    expect_error(CMD(c, "EXEC"), "EXECABORT");
+    expect_int(CMD(c, "CLUSTER", "KEYSLOT", "{foo}zz"), THEIRS_SLOT);
+    expect_int(CMD(c, "CLUSTER", "KEYSLOT", "{bar}zz"), MINE_SLOT);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* The "{tag}" that starts an id: the slot it hashes to. */
+static long long tag_slot(cli *c, const char *id)
+{
+    resp_val *v = CMD(c, "CLUSTER", "KEYSLOT", id);
+    long long n = v->integer;
+    resp_val_free(v);
+    return n;
+}
+
+Test(cluster, ids_and_receipts_carry_their_slot)
+{
+    spoold *s = start_node();
+    cli *c = cli_connect(s->port);
+    set_map(c, s->port, 1, NULL);
+    resp_val *v = CMD(c, "JOB.PUSH", "{bar}jobs", "{\"n\":1}");
+    cr_assert_eq(v->type, RESP_T_BULK, "%s", resp_describe(v));
+    char id[64];
+    snprintf(id, sizeof id, "%s", v->str);
+    resp_val_free(v);
+    cr_assert(id[0] == '{' && strchr(id, '}'), "id %s has no {tag}", id);
+    cr_assert_eq(strlen(strchr(id, '}') + 1), 16, "id %s: 16 hex digits after the tag", id);
+    cr_assert_eq(tag_slot(c, id), MINE_SLOT, "id %s hashes to its queue's slot", id);
+    v = CMD(c, "JOB.RESERVE", "NOWAIT", "FROM", "{bar}jobs");
+    cr_assert_eq(v->type, RESP_T_ARRAY);
+    const resp_val *job = v->elem[0];
+    cr_assert_str_eq(job->elem[1]->str, id);
+    char receipt[80];
+    snprintf(receipt, sizeof receipt, "%s", job->elem[3]->str);
+    resp_val_free(v);
+    cr_assert_eq(tag_slot(c, receipt), MINE_SLOT, "receipt %s", receipt);
+    expect_int(CMD(c, "JOB.ACK", receipt), 1);
+    EXPECT_STATE(c, id, "done");
+    EXPECT_STATE(c, strchr(id, '}') + 1, "done"); /* the bare id still works on its node */
+    /* an id tagged with another node's slot is redirected without a lookup */
+    char foreign[80];
+    snprintf(foreign, sizeof foreign, "{foo}%s", strchr(id, '}') + 1);
+    expect_error_text(CMD(c, "JOB.GET", foreign), "MOVED 12182 127.0.0.1:1");
+    expect_error_text(CMD(c, "JOB.ACK", receipt, foreign), "CROSSSLOT Keys in request don't hash to the same slot");
+    expect_error(CMD(c, "BATCH.NEW"), "ERR batches are not available in cluster mode");
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(cluster, tryagain_then_ask_during_a_move)
+{
+    spoold *s = start_node();
+    cli *c = cli_connect(s->port);
+    set_map(c, s->port, 1, NULL);
+    char moves[200];
+    snprintf(moves, sizeof moves, "[{\"slot\":%d,\"to\":1,\"state\":\"frozen\"}]", MINE_SLOT);
+    set_map(c, s->port, 2, moves);
+    expect_error(CMD(c, "GET", "{bar}k"), "TRYAGAIN");
+    snprintf(moves, sizeof moves, "[{\"slot\":%d,\"to\":1,\"state\":\"moving\"},"
+             "{\"slot\":%d,\"to\":0,\"state\":\"moving\"}]", MINE_SLOT, THEIRS_SLOT);
+    set_map(c, s->port, 3, moves);
+    expect_error_text(CMD(c, "GET", "{bar}k"), "ASK 5061 127.0.0.1:1");
+    /* a slot moving here: MOVED to its owner, unless ASKING came first (for one command) */
+    expect_error_text(CMD(c, "SET", "{foo}k", "v"), "MOVED 12182 127.0.0.1:1");
+    expect_ok(CMD(c, "ASKING"));
+    expect_ok(CMD(c, "SET", "{foo}k", "v"));
+    expect_error(CMD(c, "GET", "{foo}k"), "MOVED");
+    resp_val *v = CMD(c, "CLUSTER", "NODES");
+    cr_assert(strstr(v->str, "[5061->-" OTHER "]"), "%s", v->str);
+    cr_assert(strstr(v->str, "[12182-<-" OTHER "]"), "%s", v->str);
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(cluster, epochs_decide_which_map_wins)
+{
+    spoold *s = start_node();
+    cli *c = cli_connect(s->port);
+    set_map(c, s->port, 5, NULL);
+    expect_int(CMD(c, "CLUSTER", "SETMAP", map_json(s->port, 5, NULL)), 0); /* the same map again */
+    expect_error(CMD(c, "CLUSTER", "SETMAP", map_json(s->port, 4, NULL)),
+                 "ERR cluster map refused: map epoch 4 is not newer than this node's epoch 5");
+    expect_error(CMD(c, "CLUSTER", "SETMAP", "{\"epoch\":9,\"groups\":[]}"),
+                 "ERR cluster map refused: the map needs \"groups\"");
+    expect_error(CMD(c, "CLUSTER", "SETMAP", "not json"), "ERR cluster map refused: the cluster map is not a JSON object");
+    char twice[2048];
+    snprintf(twice, sizeof twice, "%s", map_json(s->port, 6, NULL));
+    char *r = strstr(twice, "[8192,16383,1]");
+    memcpy(r, "[8000,16383,1]", 14);
+    expect_error(CMD(c, "CLUSTER", "SETMAP", twice), "ERR cluster map refused: slot 8000 is assigned twice");
+    resp_val *v = CMD(c, "CLUSTER", "INFO");
+    cr_assert(strstr(v->str, "cluster_current_epoch:5\r\n"), "%s", v->str);
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(cluster, map_and_id_survive_a_restart)
+{
+    spoold *s = start_node();
+    cli *c = cli_connect(s->port);
+    set_map(c, s->port, 3, NULL);
+    cli_close(c);
+    spoold_term(s);
+    spoold_restart(s, "--cluster", "yes", "--shards", "2", NULL);
+    c = cli_connect(s->port);
+    expect_bulk(CMD(c, "CLUSTER", "MYID"), ME);
+    resp_val *v = CMD(c, "CLUSTER", "INFO");
+    cr_assert(strstr(v->str, "cluster_state:ok\r\n") && strstr(v->str, "cluster_current_epoch:3\r\n"), "%s", v->str);
+    resp_val_free(v);
+    expect_error_text(CMD(c, "GET", "{foo}k"), "MOVED 12182 127.0.0.1:1");
+    cli_close(c);
+    spoold_term(s);
+    int rc = spoold_restart_may_fail(s, "--cluster", "yes", "--cluster-node-id", OTHER, "--shards", "2", NULL);
+    cr_assert_neq(rc, 0, "a different --cluster-node-id is refused");
+    char *log = spoold_log(s);
+    cr_assert(strstr(log, "differs from the id " ME), "%s", log);
+    free(log);
+    spoold_destroy(s);
+}
+
+Test(cluster, replies_in_redis_formats)
+{
+    spoold *s = start_node();
+    cli *c = cli_connect(s->port);
+    set_map(c, s->port, 2, NULL);
+    resp_val *v = CMD(c, "CLUSTER", "SLOTS");
+    cr_assert_eq(v->n, 2, "%s", resp_describe(v));
+    const resp_val *e = v->elem[1];
+    cr_assert_eq(e->n, 3);
+    cr_assert_eq(e->elem[0]->integer, 8192);
+    cr_assert_eq(e->elem[1]->integer, 16383);
+    cr_assert_eq(e->elem[2]->n, 4);
+    cr_assert_str_eq(e->elem[2]->elem[0]->str, "127.0.0.1");
+    cr_assert_eq(e->elem[2]->elem[1]->integer, 1);
+    cr_assert_str_eq(e->elem[2]->elem[2]->str, OTHER);
+    resp_val_free(v);
+    v = CMD(c, "CLUSTER", "SHARDS");
+    cr_assert_eq(v->n, 2);
+    e = v->elem[0]; /* RESP2: slots, [0, 8191], nodes, [[id, …, health, online]] */
+    cr_assert_str_eq(e->elem[0]->str, "slots");
+    cr_assert_eq(e->elem[1]->n, 2);
+    cr_assert_str_eq(e->elem[2]->str, "nodes");
+    cr_assert_eq(e->elem[3]->elem[0]->n, 14);
+    cr_assert_str_eq(e->elem[3]->elem[0]->elem[1]->str, ME);
+    cr_assert_str_eq(e->elem[3]->elem[0]->elem[9]->str, "master");
+    resp_val_free(v);
+    v = CMD(c, "CLUSTER", "NODES");
+    char line[256];
+    snprintf(line, sizeof line, ME " 127.0.0.1:%d@0 myself,master - 0 0 2 connected 0-8191\n", s->port);
+    cr_assert(strstr(v->str, line), "%s", v->str);
+    cr_assert(strstr(v->str, OTHER " 127.0.0.1:1@0 master - 0 0 2 connected 8192-16383\n"), "%s", v->str);
+    resp_val_free(v);
+    v = CMD(c, "CLUSTER", "INFO");
+    cr_assert(strstr(v->str, "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n"), "%s",
+              v->str);
+    cr_assert(strstr(v->str, "cluster_known_nodes:2\r\ncluster_size:2\r\n"), "%s", v->str);
+    resp_val_free(v);
+    cr_assert_eq(info_field(c, "cluster", "cluster_enabled"), 1);
+    expect_bulks(CMD(c, "COMMAND", "GETKEYS", "JOB.RESERVE", "TIMEOUT", "5", "FROM", "a", "b"), "a", "b");
+    expect_bulks(CMD(c, "COMMAND", "GETKEYS", "JOB.ACK", "r1", "RESULT", "x"), "r1");
+    expect_bulks(CMD(c, "COMMAND", "GETKEYS", "EVAL", "return 1", "2", "k1", "k2", "arg"), "k1", "k2");
+    expect_error(CMD(c, "COMMAND", "GETKEYS", "PING", "x"), "ERR The command has no key arguments");
+    expect_error(CMD(c, "COMMAND", "GETKEYS", "NOSUCH", "x"), "ERR Invalid command specified");
+    v = CMD(c, "COMMAND", "INFO", "job.get");
+    cr_assert_eq(v->elem[0]->elem[3]->integer, 1, "JOB.GET declares its id as a key");
+    resp_val_free(v);
+    expect_error(CMD(c, "CLUSTER", "NOPE"), "ERR unknown subcommand 'NOPE'. Try CLUSTER HELP.");
+    expect_error(CMD(c, "CLUSTER", "COUNTKEYSINSLOT", "16384"), "ERR Invalid slot");
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(cluster, counts_keys_and_queues_of_a_slot)
+{
+    spoold *s = start_node();
+    cli *c = cli_connect(s->port);
+    set_map(c, s->port, 1, NULL);
+    expect_int(CMD(c, "CLUSTER", "COUNTKEYSINSLOT", "5061"), 0);
+    expect_ok(CMD(c, "SET", "{bar}k", "v"));
+    resp_val *id = CMD(c, "JOB.PUSH", "{bar}q", "{}");
+    cr_assert_eq(id->type, RESP_T_BULK, "%s", resp_describe(id));
+    resp_val_free(id);
+    expect_int(CMD(c, "CLUSTER", "COUNTKEYSINSLOT", "5061"), 2);
+    resp_val *v = CMD(c, "CLUSTER", "GETKEYSINSLOT", "5061", "1");
+    cr_assert_eq(v->n, 1);
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+Test(cluster, standalone_has_no_cluster)
+{
+    spoold *s = spoold_start(NULL);
+    cli *c = cli_connect(s->port);
+    expect_error(CMD(c, "CLUSTER", "INFO"), "ERR This instance has cluster support disabled");
+    expect_error(CMD(c, "ASKING"), "ERR This instance has cluster support disabled");
+    jid id = PUSH(c, "q", "{}");
+    cr_assert_eq(strlen(id.s), 16, "standalone ids stay 16 hex digits: %s", id.s);
+    expect_ok(CMD(c, "MSET", "{x}a", "1", "{x}b", "2")); /* no slot checks */
+    cr_assert_eq(info_field(c, "cluster", "cluster_enabled"), 0);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* The map of two real nodes: a serves 0..split, b the rest. */
+static void set_pair_map(spoold *a, spoold *b, int b_port, int epoch, int split, bool on_b)
+{
+    char map[1024];
+    snprintf(map, sizeof map,
+             "{\"epoch\":%d,\"groups\":[{\"name\":\"a\",\"nodes\":[{\"id\":\"" ME "\",\"host\":\"127.0.0.1\",\"port\":%d}]},"
+             "{\"name\":\"b\",\"nodes\":[{\"id\":\"" OTHER "\",\"host\":\"127.0.0.1\",\"port\":%d}]}],"
+             "\"slots\":[[0,%d,0],[%d,16383,1]]}", epoch, a->port, b_port, split, split + 1);
+    spoold *to[2] = { a, b };
+    for (int i = 0; i < (on_b ? 2 : 1); i++) {
+        cli *c = cli_connect(to[i]->port);
+        expect_int(CMD(c, "CLUSTER", "SETMAP", map), 1);
+        cli_close(c);
+    }
+}
+
+static bool has_epoch(int port, const char *want)
+{
+    cli *c = cli_connect(port);
+    resp_val *v = CMD(c, "CLUSTER", "INFO");
+    bool ok = v->type == RESP_T_BULK && strstr(v->str, want);
+    resp_val_free(v);
+    cli_close(c);
+    return ok;
+}
+
+Test(cluster, a_node_that_was_down_takes_the_newer_map_from_its_peers)
+{
+    spoold *a = start_node();
+    spoold *b = spoold_start("--cluster", "yes", "--cluster-node-id", OTHER, "--shards", "2", NULL);
+    set_pair_map(a, b, b->port, 1, 8191, true);
+    spoold_term(b);
+    set_pair_map(a, b, 1, 2, 99, false); /* while b is down: slots 100-8191 go to b */
+    spoold_restart(b, "--cluster", "yes", "--shards", "2", NULL);
+    long long deadline = now_ms() + 10000;
+    while (!has_epoch(b->port, "cluster_current_epoch:2\r\n"))
+        cr_assert(now_ms() < deadline, "b still has its old map after 10 s");
+    cli *c = cli_connect(b->port);
+    char moved[64];
+    snprintf(moved, sizeof moved, "MOVED 58 127.0.0.1:%d", a->port);
+    expect_error_text(CMD(c, "GET", "k126"), moved); /* slot 58 stays a's */
+    expect_null(CMD(c, "GET", "{bar}k")); /* slot 5061 is b's since epoch 2 */
+    cli_close(c);
+    char *log = spoold_log(b);
+    cr_assert(strstr(log, "took map epoch 2 from node " ME), "log: %s", log);
+    free(log);
+    spoold_stop(a);
+    spoold_stop(b);
+}
