@@ -18,7 +18,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential meson ninja-build pkg-config \
       libevent-dev libsqlite3-dev libcjson-dev liblua5.1-0-dev lua-cjson-dev lua-bitop-dev \
-      libcurl4-openssl-dev libvips-dev libssl-dev \
+      libcurl4-openssl-dev libvips-dev libssl-dev libraft-dev libuv1-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -35,6 +35,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libevent-core-2.1-7 libevent-pthreads-2.1-7 \
       libevent-extra-2.1-7 libevent-openssl-2.1-7 libssl3 libsqlite3-0 libcjson1 liblua5.1-0 lua-cjson lua-bitop \
+      libraft2 libuv1 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/spool --shell /usr/sbin/nologin spool \
  && install -d -o spool -g spool -m 0700 /var/lib/spool

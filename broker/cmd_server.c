@@ -19,6 +19,7 @@
 #include "msg.h"
 #include "protect.h"
 #include "pubsub.h"
+#include "replica.h"
 #include "syncvfs.h"
 #include "sysinfo.h"
 #include "xalloc.h"
@@ -289,6 +290,28 @@ void io_client(struct conn *c, struct msg *m)
 
 /* ------------------------------------------------------------- INFO */
 
+/* # Replication: Redis's role line, and the group's figures (replica.h). */
+static void info_replication(resp_buf *t, struct server *srv)
+{
+    struct replica *r = srv->replica;
+    if (!r) {
+        resp_buf_printf(t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+        return;
+    }
+    static const char *const roles[] = { "electing", "follower", "leader" };
+    int role = replica_role(r);
+    char leader[64] = "";
+    replica_leader_addr(r, leader, sizeof leader);
+    struct replica_figures f;
+    replica_figures(r, &f);
+    resp_buf_printf(t, "# Replication\r\nrole:%s\r\nconnected_slaves:0\r\nreplica_id:%d\r\nreplica_role:%s\r\n"
+                    "replica_leader:%s\r\nreplica_applied_index:%llu\r\nreplica_entries_applied:%llu\r\n"
+                    "replica_entries_queued:%llu\r\nreplica_turns_proposed:%llu\r\nreplica_bytes_proposed:%llu\r\n\r\n",
+                    role == REPLICA_LEADER ? "master" : "slave", srv->cfg.replica_id, roles[role], leader,
+                    (unsigned long long)f.applied_index, (unsigned long long)f.applied,
+                    (unsigned long long)f.queued, (unsigned long long)f.proposed, (unsigned long long)f.proposed_bytes);
+}
+
 static bool want_section(const struct msg *m, const char *name, bool in_default)
 {
     if (m->req.argc < 2)
@@ -368,7 +391,7 @@ static void finish_info(struct conn *c, struct slot *sl)
                         (unsigned long long)atomic_load(&srv->auth_failures),
                         (unsigned long long)atomic_load(&srv->idle_closed), kv[4], kv[5], kv[2], kv[3]);
     if (want_section(m, "replication", true))
-        resp_buf_printf(&t, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+        info_replication(&t, srv);
     if (want_section(m, "cluster", true))
         resp_buf_printf(&t, "# Cluster\r\ncluster_enabled:%d\r\n\r\n", srv->cluster != NULL);
     if (want_section(m, "keyspace", true)) /* queues with ready jobs, strings, hashes, sorted sets */

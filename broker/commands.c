@@ -34,7 +34,9 @@
 #include "msg.h"
 #include "protect.h"
 #include "pubsub.h"
+#include "replica.h"
 #include "shard.h"
+#include "slot.h"
 #include "xalloc.h"
 
 #include <pthread.h>
@@ -340,6 +342,31 @@ static bool form_ok(struct conn *c, const struct command *k, const resp_cmd *cmd
     return true;
 }
 
+/* Replication (replica.h): a node that does not lead sends writes,
+ * blocking commands and commands on keys to the leader (-MOVED), or asks
+ * for a retry during an election (-CLUSTERDOWN); key-less reads (INFO,
+ * DBSIZE, SCAN) answer here. */
+static bool replica_admit(struct conn *c, const struct command *k, const resp_cmd *cmd)
+{
+    struct replica *r = c->io->srv->replica;
+    if (!r || c->multi || replica_role(r) == REPLICA_LEADER)
+        return true;
+    bool keyed = k->first_key > 0 && cmd->argc > k->first_key;
+    if (!keyed && !(k->flags & (CMD_WRITE | CMD_BLOCKING)))
+        return true;
+    char text[300];
+    if (!keyed && c->io->srv->cluster) { /* no slot to name: MOVED would misplace slot 0 in a cluster client's map */
+        char leader[64] = "?";
+        replica_leader_addr(r, leader, sizeof leader);
+        conn_error_now(c, "READONLY this node does not lead its replication group: send '%s' to the leader (%s)",
+                       k->name, leader);
+        return false;
+    }
+    replica_refusal(r, keyed ? slot_of(cmd->argv[k->first_key], cmd->len[k->first_key]) : 0, text, sizeof text);
+    conn_error_now(c, "%s", text);
+    return false;
+}
+
 void commands_dispatch(struct conn *c, resp_cmd *cmd)
 {
     struct server *srv = c->io->srv;
@@ -369,7 +396,7 @@ void commands_dispatch(struct conn *c, resp_cmd *cmd)
         resp_cmd_free(cmd);
         return;
     }
-    if (!form_ok(c, k, cmd) || !cluster_admit(c, k, cmd)) {
+    if (!form_ok(c, k, cmd) || !cluster_admit(c, k, cmd) || !replica_admit(c, k, cmd)) {
         resp_cmd_free(cmd);
         return;
     }

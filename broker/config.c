@@ -43,6 +43,9 @@ static const struct opt opts[] = {
     { "bind", OPT_STR, OFF(bind), "127.0.0.1", 0, 0, NULL, "address to listen on" },
     { "data-dir", OPT_STR, OFF(data_dir), "./spool-data", 0, 0, NULL, "directory for the shard journals" },
     { "shards", OPT_INT, OFF(shards), "0", 0, 256, NULL, "shard threads (0 = one per core)" },
+    { "replica-id", OPT_INT, OFF(replica_id), "0", 0, 255, NULL, "this node's id in --replica-peers (0 = no replication; docs/cluster.md)" },
+    { "replica-peers", OPT_STR, OFF(replica_peers), "", 0, 0, NULL, "the replication group: ID=RAFTHOST:PORT/HOST:PORT,… for each member (3 or 5)" },
+    { "replica-election-ms", OPT_INT, OFF(replica_election_ms), "400", 50, 60000, NULL, "Raft election timeout of the replication group, ms (failover takes about 2-3 times this)" },
     { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads (0 = one per core, at most 8)" },
     { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
     { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },
@@ -233,6 +236,11 @@ static void usage(FILE *out)
 /* The request limits must fit together and fit a payload. */
 static int check_limits(struct config *cfg, FILE *err)
 {
+    if ((cfg->replica_id > 0) != (cfg->replica_peers[0] != 0)) {
+        fprintf(err, "spoold: --replica-id and --replica-peers go together (this node's id and the group's members, "
+                "e.g. --replica-id 1 --replica-peers 1=127.0.0.1:17001/127.0.0.1:7001,2=…,3=…; docs/cluster.md)\n");
+        return -1;
+    }
     if (cfg->proto_max_bulk_len == 0) {
         int64_t v = cfg->max_payload * 2;
         cfg->proto_max_bulk_len = v < (1 << 20) ? (1 << 20) : v;

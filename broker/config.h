@@ -28,6 +28,9 @@ struct config {
     char *bind;
     char *data_dir;
     int shards;           /* 0 in the table means "number of cores" */
+    int replica_id;       /* 0 = not replicated (replica.h) */
+    char *replica_peers;
+    int replica_election_ms;
     int io_threads;       /* 0 means "auto" */
     int fsync;            /* enum fsync_mode */
     char *requirepass;

@@ -40,6 +40,7 @@ struct evhttp;
 struct conn;
 struct command;
 struct script_cache;
+struct replica;
 
 /* A script running on a shard (script.h, cmd_script.c). The shard writes
  * since (clock_mono_ms() at the script's start, 0 when none runs) and
@@ -73,6 +74,7 @@ struct server {
     /* The command table's lookup (commands_find), for scripts' redis.call
      * on the shard: handed down like dispatch. */
     const struct command *(*find_command)(const char *name, size_t len);
+    struct replica *replica;          /* the replication group (replica.h), or NULL */
     struct cluster *cluster;          /* the slot map in cluster mode (cluster.h), else NULL */
     struct cluster_sync *cluster_sync; /* its catch-up thread (cluster_sync.h), else NULL */
     struct script_cache *scripts;     /* script bodies by SHA-1 (scriptcache.h) */

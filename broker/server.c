@@ -11,6 +11,7 @@
 
 #include "acl.h"
 #include "clock.h"
+#include "command.h"
 #include "cluster.h"
 #include "cluster_sync.h"
 #include "commands.h"
@@ -18,11 +19,13 @@
 #include "fsio.h"
 #include "http.h"
 #include "io.h"
+#include "journal.h"
 #include "log.h"
 #include "msg.h"
 #include "notify.h"
 #include "powercut.h"
 #include "protect.h"
+#include "replica.h"
 #include "queue.h"
 #include "scriptcache.h"
 #include "xalloc.h"
@@ -448,6 +451,92 @@ static void stop_threads(struct server *srv)
         shard_join(&srv->shards[i]);
 }
 
+/* A no-op command posted to a shard when the replication role changes or
+ * it has log entries to apply: its turn begins with both (shard.c,
+ * replica_gate). */
+static void wake_shard(struct shard *s, struct msg *m)
+{
+    (void)s;
+    msg_free(m);
+}
+
+static const struct command wake_cmd = { .name = "replica.wake", .shard = wake_shard };
+
+static void wake_shard_k(void *arg, int k)
+{
+    struct server *srv = arg;
+    struct msg *m = msg_new(MSG_CMD);
+    m->cmd = &wake_cmd;
+    inbox_post(ctx_inbox(srv, ctx_shard(srv, k)), m);
+}
+
+static void wake_shards(void *arg)
+{
+    struct server *srv = arg;
+    for (int i = 0; i < srv->nshards; i++)
+        wake_shard_k(srv, i);
+}
+
+/* --replica-id: joins the replication group (replica.h) once every shard
+ * has recovered, and records each shard's changes from then on. */
+static int start_replica(struct server *srv)
+{
+    if (!srv->cfg.replica_id)
+        return 0;
+    struct replica_cfg rc = { .id = srv->cfg.replica_id, .peers = srv->cfg.replica_peers,
+                              .data_dir = srv->cfg.data_dir, .nshards = srv->nshards,
+                              .election_ms = srv->cfg.replica_election_ms, .wake = wake_shards, .apply = wake_shard_k,
+                              .wake_arg = srv };
+    char err[600];
+    int r = replica_start(&srv->replica, &rc, err, sizeof err);
+    if (r < 0) {
+        log_error("%s", err);
+        return r;
+    }
+    for (int i = 0; i < srv->nshards; i++)
+        if ((r = replica_attach(srv->replica, i, srv->shards[i].st.jr)) < 0) {
+            log_error("replica: shard %d: %s", i, journal_error(srv->shards[i].st.jr));
+            return r;
+        }
+    log_info("replica %d: member of the group %s; serving once elected", srv->cfg.replica_id,
+             srv->cfg.replica_peers);
+    return 0;
+}
+
+/* After the shards stopped: their sessions go, then the Raft thread. */
+static void stop_replica(struct server *srv)
+{
+    if (!srv->replica)
+        return;
+    for (int i = 0; i < srv->nshards; i++)
+        replica_detach(srv->replica, i);
+    replica_stop(srv->replica);
+    srv->replica = NULL;
+}
+
+/* Cluster mode with replication: this node's own group is led by the Raft
+ * leader (replica.h); every other group by the node its map names. Called
+ * by routing on the I/O threads (replica_role and replica_leader_addr are
+ * thread-safe). */
+static int replica_leader_of(void *arg, const struct cluster_map *m, int g)
+{
+    struct server *srv = arg;
+    if (!srv->replica || g != cluster_my_group(srv->cluster, m))
+        return m->groups[g].leader;
+    int role = replica_role(srv->replica);
+    char leader[64] = "", addr[CLUSTER_HOST_MAX + 16];
+    if (role == REPLICA_FOLLOWER && !replica_leader_addr(srv->replica, leader, sizeof leader))
+        return -1;
+    const struct cluster_group *grp = &m->groups[g];
+    for (int i = 0; i < grp->nnodes; i++) {
+        snprintf(addr, sizeof addr, "%s:%d", grp->nodes[i].host, grp->nodes[i].port);
+        if (role == REPLICA_LEADER ? !strcmp(grp->nodes[i].id, srv->cluster->myid)
+                                   : role == REPLICA_FOLLOWER && !strcmp(addr, leader))
+            return i;
+    }
+    return -1;
+}
+
 /* How often a cluster node asks its peers for a newer map (cluster_sync.h). */
 #define CLUSTER_SYNC_MS 1000
 
@@ -468,6 +557,7 @@ static int open_cluster(struct server *srv)
         return -EINVAL;
     }
     job_id_tagging(true);
+    cluster_set_leader_hook(srv->cluster, replica_leader_of, srv); /* the map's leader without --replica-id */
     const struct cluster_map *m = cluster_current(srv->cluster);
     if (m)
         log_info("cluster mode: node %s, map epoch %llu with %d group(s)", srv->cluster->myid,
@@ -525,7 +615,7 @@ static int set_up(struct server *srv)
     for (int i = 0; i < srv->nshards; i++)
         if ((rc = shard_recover(&srv->shards[i])) < 0)
             return rc;
-    if ((rc = manifest_ready(srv, &man)) < 0)
+    if ((rc = start_replica(srv)) < 0 || (rc = manifest_ready(srv, &man)) < 0)
         return rc;
     for (int i = 0; i < srv->nio; i++)
         if ((rc = io_init(&srv->io[i], srv, i)) < 0)
@@ -593,6 +683,7 @@ int server_run(struct server *srv)
     cluster_sync_stop(srv->cluster_sync);
     srv->cluster_sync = NULL;
     stop_threads(srv);
+    stop_replica(srv);
     log_info("spoold stopped cleanly");
     return 0;
 }

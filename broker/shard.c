@@ -30,6 +30,7 @@
 #include "journal.h"
 #include "log.h"
 #include "msg.h"
+#include "replica.h"
 #include "slot.h"
 #include "store.h"
 #include "xalloc.h"
@@ -584,13 +585,17 @@ static void shard_reload(struct shard *s);
 /* The turn's transaction failed: it was rolled back, so every reply of the
  * turn becomes the error (nothing it did was stored), its events are
  * dropped, and memory is rebuilt from the journal to equal the disk again. */
-static void fail_turn(struct shard *s, int rc)
+static void fail_turn(struct shard *s, int rc, const char *replica_why)
 {
     char why[600];
-    snprintf(why, sizeof why, "ERR journal: %s; nothing of this command was stored, retry it",
-             journal_error(s->st.jr));
-    log_error("shard %d: a commit failed (%s); answering this turn's %s with the error and reloading from the journal",
-              s->id, strerror(-rc), "commands");
+    if (replica_why[0])
+        snprintf(why, sizeof why, "%s", replica_why);
+    else
+        snprintf(why, sizeof why, "ERR journal: %s; nothing of this command was stored, retry it",
+                 journal_error(s->st.jr));
+    if (!replica_why[0])
+        log_error("shard %d: a commit failed (%s); answering this turn's %s with the error and reloading from the "
+                  "journal", s->id, strerror(-rc), "commands");
     for (int i = 0; i <= s->srv->nio; i++) {
         for (struct msg *m = s->replies[i].head; m; m = m->next) {
             resp_buf_reset(&m->out);
@@ -608,7 +613,23 @@ static void fail_turn(struct shard *s, int rc)
         s->events[i].tail = NULL;
         s->events[i].n = 0;
     }
-    shard_reload(s); /* a delivery answered in the failed turn keeps its token: its receipt is stale now */
+    if (!s->srv->replica || replica_role(s->srv->replica) == REPLICA_LEADER)
+        shard_reload(s); /* a delivery answered in the failed turn keeps its token: its receipt is stale now;
+                          a shard that does not lead rebuilds when it is promoted (replica_gate) */
+}
+
+/* Replication (replica.h): the one place a turn's commit waits for the
+ * group. 0 without replication; else 0 once a majority holds the turn. */
+static int replicate_turn(struct shard *s, char *why, size_t cap)
+{
+    if (!s->srv->replica)
+        return 0;
+    int rc = replica_commit(s->srv->replica, s->id, s->st.jr, why, cap);
+    if (rc == 0)
+        return 0;
+    if (rc != -EAGAIN)
+        log_warn("shard %d: %s", s->id, why);
+    return rc;
 }
 
 static void commit_turn(struct shard *s)
@@ -618,14 +639,23 @@ static void commit_turn(struct shard *s)
         EXT_EACH(end_turn, s, true);
         return;
     }
-    int rc = s->st.turn_err ? s->st.turn_err : journal_commit(s->st.jr);
+    char why[400] = "";
+    int rc = s->st.turn_err ? s->st.turn_err : replicate_turn(s, why, sizeof why);
+    bool replicated = rc == 0 && !s->st.turn_err && s->srv->replica;
+    if (rc == 0 && (rc = journal_commit(s->st.jr)) < 0 && replicated) {
+        log_error("journal of shard %d: %s; the group holds this turn, so spoold stops (a restart applies it from "
+                  "the replicated log)", s->id, journal_error(s->st.jr));
+        abort();
+    }
     s->commits++;
     if (rc < 0) {
-        if (!s->st.turn_err)
+        if (!s->st.turn_err && !why[0])
             log_error("journal of shard %d: %s", s->id, journal_error(s->st.jr));
         journal_rollback(s->st.jr);
+        if (s->srv->replica && !why[0])
+            replica_discard(s->srv->replica, s->id, s->st.jr);
         EXT_EACH(end_turn, s, false);
-        fail_turn(s, rc);
+        fail_turn(s, rc, why);
     } else {
         if (s->srv->cfg.fsync != FSYNC_BATCH && !s->pipelined)
             write_mark(s); /* always: synced by the commit; off: as far as off goes */
@@ -732,9 +762,53 @@ static void shard_end_turn(struct shard *s)
     rearm_timer(s);
 }
 
+/* Replication: does this node lead the group? A shard that sees the role
+ * change to leader rebuilds its memory from the journal, which the log
+ * kept warm (the promotion time is logged). */
+static bool replica_gate(struct shard *s)
+{
+    struct replica *r = s->srv->replica;
+    if (!r)
+        return true;
+    /* The role first: a leader's barrier follows every earlier entry, so
+     * once the role says leader they are all in the queue applied here. */
+    uint64_t e;
+    bool lead = replica_role_epoch(r, &e) == REPLICA_LEADER;
+    int applied = replica_apply_pending(r, s->id, s->st.jr);
+    if ((e != s->rep_epoch || applied > 0) && lead) {
+        int64_t t0 = clock_mono_us();
+        shard_reload(s);
+        log_info("shard %d: %s: %zu job(s) rebuilt from the replicated journal in %.1f ms", s->id,
+                 applied > 0 ? "a turn given up as outcome unknown committed after all" : "promoted",
+                 (size_t)s->st.jobs.n, (double)(clock_mono_us() - t0) / 1000.0);
+    }
+    s->rep_epoch = e;
+    return lead;
+}
+
+/* Does this client command need the leader? Writes, blocking commands,
+ * transactions and commands on keys do; key-less reads (INFO, DBSIZE,
+ * SCAN, QUEUE.LIST) answer from this node's memory. */
+static bool needs_leader(const struct msg *m)
+{
+    return m->conn && ((m->cmd->flags & (CMD_WRITE | CMD_BLOCKING)) || m->cmd->first_key > 0 || m->nsubs > 0);
+}
+
+/* A client's command on a node that does not lead: -MOVED to the leader,
+ * or -CLUSTERDOWN during an election. */
+static void replica_redirect(struct shard *s, struct msg *m)
+{
+    char text[300];
+    int slot = m->req.argc > 1 ? slot_of(m->req.argv[1], m->req.len[1]) : 0;
+    replica_refusal(s->srv->replica, slot, text, sizeof text);
+    resp_add_error(&m->out, text);
+    shard_reply(s, m);
+}
+
 static void shard_drain(void *arg, struct msg *list)
 {
     struct shard *s = arg;
+    bool serve = replica_gate(s);
     while (list) {
         struct msg *m = list;
         list = m->next;
@@ -742,13 +816,19 @@ static void shard_drain(void *arg, struct msg *list)
         switch (m->type) {
         case MSG_CMD:
             s->commands++;
-            m->cmd->shard(s, m);
+            if (!serve && needs_leader(m))
+                replica_redirect(s, m);
+            else
+                m->cmd->shard(s, m);
             break;
         case MSG_CANCEL:
             handle_cancel(s, m);
             break;
         case MSG_RETURN:
-            handle_return(s, m);
+            if (serve)
+                handle_return(s, m);
+            else
+                msg_free(m); /* the leader's lease returns it */
             break;
         case MSG_SYNCED:
             handle_synced(s, m);
@@ -1208,6 +1288,8 @@ void shard_destroy(struct shard *s)
     if (s->scripting)
         s->scripting_free(s->scripting);
     EXT_EACH(destroy, s); /* before the store closes the journal */
+    if (s->srv->replica)
+        replica_detach(s->srv->replica, s->id);
     keyspace_free(&s->ks); /* its statements go before the store closes the journal */
     store_free(&s->st);
     inbox_discard(&s->inbox);

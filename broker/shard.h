@@ -91,6 +91,7 @@ struct shard {
     int mark_fd;                 /* shard-<k>.mark (datadir.h), valid when has_mark */
     bool has_mark;
     int64_t mark_commits;        /* the commit count the mark file holds */
+    uint64_t rep_epoch;          /* replica_role_epoch() at the last turn (replica.h) */
     bool capture;                /* running EXEC's commands: shard_reply keeps the message */
     struct msg *captured;
 };

@@ -1,0 +1,843 @@
+/*
+ * replica.c - the shards' journals replicated by Raft (replica.h).
+ *
+ * Threads: the Raft thread runs a libuv loop with the raft instance, its
+ * TCP transport and the FSM (apply_entry); it alone calls libraft. A shard
+ * thread hands it a turn's entry through the submission list (mutex) and
+ * an uv_async, then waits on its slot's condition variable; the FSM (or
+ * the apply callback, on failure) decides the slot and signals it. The
+ * FSM queues committed entries of other proposers for their shard, which
+ * applies them at the start of its next turn (replica_apply_pending); the
+ * Raft thread never waits for a shard.
+ *
+ * Entry: struct entry_head, then the SQLite changeset of the turn.
+ */
+#include "replica.h"
+
+#include "journal.h"
+#include "log.h"
+
+#include <raft.h>
+#include <raft/uv.h>
+#define SQLITE_ENABLE_SESSION 1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
+#include <sqlite3.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define ENTRY_MAGIC 0x73706f6f6c723031ULL /* "spoolr01" */
+#define TICK_MS 10
+
+struct entry_head {
+    uint64_t magic;
+    uint64_t nonce;  /* the proposing process (random at start) */
+    uint64_t seq;    /* the proposing shard's turn number */
+    uint32_t shard;
+    uint32_t len;    /* of the changeset; the entry is padded to 8 bytes (libraft's log needs it) */
+};
+
+enum slot_state { SLOT_IDLE, SLOT_WAITING, SLOT_COMMITTED, SLOT_NOT_PROPOSED, SLOT_UNKNOWN };
+
+struct shard_slot {
+    sqlite3_session *sess;     /* on the shard's connection (shard thread) */
+    struct inbound *in_head, *in_tail; /* committed entries for the shard to apply (replica_apply_pending) */
+    int64_t applied;           /* index of the last entry the database holds */
+    bool applied_known;
+    uint64_t seq;
+    enum slot_state state;
+    uint64_t index;
+    pthread_cond_t cv;
+};
+
+struct inbound {
+    struct inbound *next;
+    uint64_t index;
+    int len;
+    char cs[]; /* the changeset */
+};
+
+struct submission {
+    struct submission *next;
+    struct raft_apply req;
+    struct raft_buffer buf;
+    struct replica *r;
+    int shard;
+    uint64_t seq;
+};
+
+struct peer {
+    unsigned id;
+    char raft_addr[64], client_addr[64];
+};
+
+struct replica {
+    struct replica_cfg cfg;
+    char data_dir[4096], raft_dir[4200];
+    struct peer peers[REPLICA_MAX_PEERS];
+    int npeers;
+    uint64_t nonce;
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_timer_t tick;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport tr;    /* what raft_uv uses: tcp with TCP_NODELAY (below) */
+    struct raft_uv_transport tcp;   /* libraft's TCP transport, wrapped by tr */
+    raft_uv_accept_cb accept_cb;
+    raft_uv_transport_close_cb close_cb;
+    struct raft_fsm fsm;
+    struct raft_barrier barrier;
+    bool barrier_pending, closed;
+    _Atomic bool stopping;
+    pthread_mutex_t mu;
+    struct submission *subs; /* waiting for the Raft thread */
+    struct shard_slot *slots;
+    _Atomic uint64_t role_epoch; /* role in the low 2 bits, the count of role changes above: read as one */
+    _Atomic unsigned leader_id;
+    _Atomic uint64_t applied_count, proposed_count, proposed_bytes, applied_index, queued_count;
+};
+
+/* ---------------------------------------------------------------- peers */
+
+static int parse_peer(struct replica *r, const char *item, size_t len, char *err, size_t cap)
+{
+    char buf[200];
+    if (len >= sizeof buf || r->npeers == REPLICA_MAX_PEERS) {
+        snprintf(err, cap, "--replica-peers: at most %d members of up to %zu characters each", REPLICA_MAX_PEERS,
+                 sizeof buf - 1);
+        return -EINVAL;
+    }
+    memcpy(buf, item, len);
+    buf[len] = 0;
+    struct peer *p = &r->peers[r->npeers];
+    char *eq = strchr(buf, '='), *slash = eq ? strchr(eq, '/') : NULL;
+    if (!eq || !slash || atoi(buf) <= 0 || eq[1] == '/' || !slash[1] || strlen(eq) > sizeof p->raft_addr) {
+        snprintf(err, cap, "--replica-peers: member '%s' is not ID=RAFTHOST:PORT/HOST:PORT (e.g. "
+                 "1=127.0.0.1:17001/127.0.0.1:7001)", buf);
+        return -EINVAL;
+    }
+    *slash = 0;
+    p->id = (unsigned)atoi(buf);
+    snprintf(p->raft_addr, sizeof p->raft_addr, "%s", eq + 1);
+    snprintf(p->client_addr, sizeof p->client_addr, "%s", slash + 1);
+    for (int i = 0; i < r->npeers; i++)
+        if (r->peers[i].id == p->id) {
+            snprintf(err, cap, "--replica-peers: member id %u appears twice", p->id);
+            return -EINVAL;
+        }
+    r->npeers++;
+    return 0;
+}
+
+static int parse_peers(struct replica *r, char *err, size_t cap)
+{
+    const char *s = r->cfg.peers ? r->cfg.peers : "";
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        if (n && parse_peer(r, s, n, err, cap) < 0)
+            return -EINVAL;
+        s += n + (s[n] == ',');
+    }
+    for (int i = 0; i < r->npeers; i++)
+        if (r->peers[i].id == (unsigned)r->cfg.id)
+            return r->npeers >= 3 || r->npeers == 1 ? 0 : (snprintf(err, cap, "--replica-peers: a group has 1, "
+                                                                     "3 or 5 members (%d given)", r->npeers), -EINVAL);
+    snprintf(err, cap, "--replica-id %d is not a member of --replica-peers '%s'", r->cfg.id, r->cfg.peers ? r->cfg.peers : "");
+    return -EINVAL;
+}
+
+static const struct peer *peer_by_id(const struct replica *r, unsigned id)
+{
+    for (int i = 0; i < r->npeers; i++)
+        if (r->peers[i].id == id)
+            return &r->peers[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- roles */
+
+int replica_role(const struct replica *r)
+{
+    return (int)(atomic_load(&r->role_epoch) & 3);
+}
+
+int replica_role_epoch(const struct replica *r, uint64_t *epoch)
+{
+    uint64_t v = atomic_load(&r->role_epoch);
+    *epoch = v >> 2;
+    return (int)(v & 3);
+}
+
+bool replica_leader_addr(const struct replica *r, char *buf, size_t cap)
+{
+    const struct peer *p = peer_by_id(r, atomic_load(&r->leader_id));
+    if (!p)
+        return false;
+    snprintf(buf, cap, "%s", p->client_addr);
+    return true;
+}
+
+void replica_refusal(const struct replica *r, int slot, char *buf, size_t cap)
+{
+    char addr[64];
+    if (replica_role(r) == REPLICA_FOLLOWER && replica_leader_addr(r, addr, sizeof addr))
+        snprintf(buf, cap, "MOVED %d %s", slot, addr);
+    else
+        snprintf(buf, cap, "CLUSTERDOWN no leader in this replication group (election running); retry");
+}
+
+void replica_figures(const struct replica *r, struct replica_figures *f)
+{
+    f->applied_index = atomic_load(&r->applied_index);
+    f->applied = atomic_load(&r->applied_count);
+    f->queued = atomic_load(&r->queued_count);
+    f->proposed = atomic_load(&r->proposed_count);
+    f->proposed_bytes = atomic_load(&r->proposed_bytes);
+}
+
+static void set_role(struct replica *r, int role)
+{
+    uint64_t v = atomic_load(&r->role_epoch); /* only this thread writes it */
+    if ((int)(v & 3) == role)
+        return;
+    atomic_store(&r->role_epoch, (((v >> 2) + 1) << 2) | (uint64_t)role);
+    log_info("replica %d: %s", r->cfg.id, role == REPLICA_LEADER ? "leads the group now (serving)"
+                                          : role == REPLICA_FOLLOWER ? "follows" : "no leader known (election)");
+    if (r->cfg.wake)
+        r->cfg.wake(r->cfg.wake_arg);
+}
+
+static void barrier_done(struct raft_barrier *req, int status)
+{
+    struct replica *r = req->data;
+    r->barrier_pending = false;
+    if (status == 0 && raft_state(&r->raft) == RAFT_LEADER)
+        set_role(r, REPLICA_LEADER);
+}
+
+/* Every TICK_MS: follows libraft's state into the atomics. A new leader
+ * serves only after a barrier: every entry of earlier terms is applied. */
+static void on_tick(uv_timer_t *t)
+{
+    struct replica *r = t->data;
+    if (r->stopping)
+        return;
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &id, &addr);
+    atomic_store(&r->leader_id, (unsigned)id);
+    int st = raft_state(&r->raft);
+    if (st == RAFT_LEADER) {
+        if (replica_role(r) != REPLICA_LEADER && !r->barrier_pending) {
+            r->barrier.data = r;
+            r->barrier_pending = raft_barrier(&r->raft, &r->barrier, barrier_done) == 0;
+        }
+        return;
+    }
+    set_role(r, id ? REPLICA_FOLLOWER : REPLICA_ELECTING);
+}
+
+/* ------------------------------------------------------------ applying */
+
+static void deadline_in(struct timespec *ts, int ms);
+
+static int on_conflict(void *ctx, int kind, sqlite3_changeset_iter *it)
+{
+    (void)ctx, (void)it;
+    /* The databases hold the same entries in the same order, so a conflict
+     * means a row this node changed outside the log (its own identity
+     * rows): the log's version wins. */
+    return kind == SQLITE_CHANGESET_NOTFOUND ? SQLITE_CHANGESET_OMIT : SQLITE_CHANGESET_REPLACE;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        log_error("replica: %s: %s", sql, sqlite3_errmsg(db));
+    return rc;
+}
+
+static int set_applied(sqlite3 *db, int64_t index)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "INSERT INTO spool_replica (id, applied) VALUES (0, %" PRId64 ") "
+             "ON CONFLICT (id) DO UPDATE SET applied = excluded.applied", index);
+    return exec_sql(db, sql);
+}
+
+static int64_t read_applied(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(db, "SELECT applied FROM spool_replica WHERE id = 0", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int new_session(struct replica *r, int k, struct journal *jr);
+
+/* The database would miss an entry the group holds: stop; a restart
+ * applies it from the log. */
+static void apply_failed(int k, uint64_t index, const char *why)
+{
+    log_error("replica: shard %d cannot apply log entry %" PRIu64 ": %s; stopping", k, index, why);
+    abort();
+}
+
+/* Applies one entry's changeset in the open transaction; entries the
+ * database holds already are skipped. Returns whether it applied it. */
+static bool apply_one(struct replica *r, int k, struct journal *jr, const struct inbound *in)
+{
+    struct shard_slot *sl = &r->slots[k];
+    sqlite3 *db = journal_sqlite(jr);
+    if ((int64_t)in->index <= sl->applied)
+        return false;
+    if (sqlite3changeset_apply(db, in->len, (void *)in->cs, NULL, on_conflict, NULL) != SQLITE_OK)
+        apply_failed(k, in->index, sqlite3_errmsg(db));
+    sl->applied = (int64_t)in->index;
+    atomic_fetch_add(&r->applied_count, 1);
+    return true;
+}
+
+/* Shard thread k (at the start of each of its turns): applies, in order,
+ * the committed entries the Raft thread queued for it, on the shard's own
+ * connection (the journal holds the file exclusively), all in one
+ * transaction with the last one's index (one sync for a catch-up). */
+int replica_apply_pending(struct replica *r, int k, struct journal *jr)
+{
+    struct shard_slot *sl = &r->slots[k];
+    pthread_mutex_lock(&r->mu);
+    struct inbound *list = sl->in_head;
+    sl->in_head = sl->in_tail = NULL;
+    pthread_mutex_unlock(&r->mu);
+    if (!list)
+        return 0;
+    if (!sl->applied_known) {
+        sl->applied = read_applied(journal_sqlite(jr));
+        sl->applied_known = true;
+    }
+    if (journal_in_txn(jr))
+        journal_rollback(jr); /* a turn of a shard that does not lead: nothing of it counts */
+    if (journal_begin(jr) < 0)
+        apply_failed(k, list->index, journal_error(jr));
+    int n = 0;
+    while (list) {
+        struct inbound *in = list;
+        list = in->next;
+        n += apply_one(r, k, jr, in);
+        free(in);
+        atomic_fetch_sub(&r->queued_count, 1);
+    }
+    if (n && set_applied(journal_sqlite(jr), sl->applied) != SQLITE_OK)
+        apply_failed(k, (uint64_t)sl->applied, sqlite3_errmsg(journal_sqlite(jr)));
+    if (journal_commit(jr) < 0)
+        apply_failed(k, (uint64_t)sl->applied, journal_error(jr));
+    new_session(r, k, jr); /* what was applied is not this node's to propose */
+    return n;
+}
+
+/* Raft thread: queues an entry of another proposer (or of this node
+ * before it restarted) for its shard, which applies it on its thread. The
+ * Raft thread does not wait: a follower keeps acknowledging appends. A
+ * new leader serves only after its barrier, when every earlier entry is
+ * queued, and a shard applies its queue before it looks at the role. */
+static int queue_for_shard(struct replica *r, int k, uint64_t index, const void *cs, int n)
+{
+    struct inbound *in = malloc(sizeof *in + (size_t)n);
+    if (!in)
+        return RAFT_NOMEM;
+    *in = (struct inbound){ .index = index, .len = n };
+    memcpy(in->cs, cs, (size_t)n);
+    struct shard_slot *sl = &r->slots[k];
+    pthread_mutex_lock(&r->mu);
+    if (sl->in_tail)
+        sl->in_tail->next = in;
+    else
+        sl->in_head = in;
+    sl->in_tail = in;
+    atomic_fetch_add(&r->queued_count, 1);
+    pthread_mutex_unlock(&r->mu);
+    r->cfg.apply(r->cfg.wake_arg, k);
+    return 0;
+}
+
+/* The FSM: runs on the Raft thread for every committed entry, in order. */
+static int apply_entry(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct replica *r = fsm->data;
+    struct entry_head h;
+    *result = NULL;
+    if (buf->len < sizeof h)
+        return 0;
+    memcpy(&h, buf->base, sizeof h);
+    if (h.magic != ENTRY_MAGIC || (int)h.shard >= r->cfg.nshards || h.len > buf->len - sizeof h)
+        return 0; /* not a shard turn (or of a wider group): nothing to apply */
+    uint64_t index = raft_last_applied(&r->raft) + 1;
+    atomic_store(&r->applied_index, index);
+    struct shard_slot *sl = &r->slots[h.shard];
+    pthread_mutex_lock(&r->mu);
+    if (h.nonce == r->nonce && sl->state == SLOT_WAITING && sl->seq == h.seq) {
+        sl->state = SLOT_COMMITTED; /* the waiting shard commits it on its own connection */
+        sl->index = index;
+        pthread_cond_signal(&sl->cv);
+        pthread_mutex_unlock(&r->mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return queue_for_shard(r, (int)h.shard, index, (const char *)buf->base + sizeof h, (int)h.len);
+}
+
+/* No log compaction yet: the threshold is out of reach (docs/cluster.md),
+ * and a snapshot carries nothing. */
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    (void)fsm;
+    *bufs = raft_malloc(sizeof **bufs);
+    if (!*bufs)
+        return RAFT_NOMEM;
+    (*bufs)[0].len = 8;
+    (*bufs)[0].base = raft_calloc(1, 8);
+    *n = 1;
+    return (*bufs)[0].base ? 0 : RAFT_NOMEM;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    (void)fsm;
+    raft_free(buf->base);
+    log_error("replica: a snapshot was installed, and this version cannot restore one (no log compaction)");
+    return RAFT_IOERR;
+}
+
+/* ----------------------------------------------------------- proposing */
+
+static void settle(struct replica *r, int k, uint64_t seq, enum slot_state st)
+{
+    struct shard_slot *sl = &r->slots[k];
+    pthread_mutex_lock(&r->mu);
+    if (sl->state == SLOT_WAITING && sl->seq == seq) {
+        sl->state = st;
+        pthread_cond_signal(&sl->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void applied_cb(struct raft_apply *req, int status, void *result)
+{
+    struct submission *sub = req->data;
+    (void)result;
+    if (status != 0) /* the FSM never saw it here; another leader may still commit it */
+        log_warn("replica %d: entry of shard %d not committed here: %s", sub->r->cfg.id, sub->shard,
+                 raft_strerror(status));
+    if (status != 0)
+        settle(sub->r, sub->shard, sub->seq, SLOT_UNKNOWN);
+    free(sub);
+}
+
+static void raft_closed(struct raft *raft)
+{
+    struct replica *r = raft->data;
+    log_info("replica %d: Raft closed", r->cfg.id);
+    raft_uv_close(&r->io);
+    raft_uv_tcp_close(&r->tcp);
+}
+
+/* Raft thread: proposes what the shards handed over. */
+static void on_async(uv_async_t *a)
+{
+    struct replica *r = a->data;
+    pthread_mutex_lock(&r->mu);
+    struct submission *list = r->subs;
+    r->subs = NULL;
+    pthread_mutex_unlock(&r->mu);
+    while (list) {
+        struct submission *sub = list;
+        list = sub->next;
+        int rc = r->stopping ? RAFT_SHUTDOWN : raft_apply(&r->raft, &sub->req, &sub->buf, 1, applied_cb);
+        if (rc != 0) {
+            raft_free(sub->buf.base);
+            settle(r, sub->shard, sub->seq, SLOT_NOT_PROPOSED);
+            free(sub);
+        } else {
+            atomic_fetch_add(&r->proposed_count, 1);
+            atomic_fetch_add(&r->proposed_bytes, sub->buf.len);
+        }
+    }
+    if (r->stopping && !r->closed) {
+        r->closed = true;
+        log_info("replica %d: leaving the group's loop", r->cfg.id);
+        uv_close((uv_handle_t *)&r->tick, NULL);
+        uv_close((uv_handle_t *)&r->async, NULL);
+        raft_close(&r->raft, raft_closed);
+    }
+}
+
+/* The journal's own bookkeeping stays local: meta (this directory's
+ * identity and commit count, datadir.h) and the applied index. */
+static int replicated_table(void *ctx, const char *table)
+{
+    (void)ctx;
+    return strcmp(table, "meta") != 0 && strcmp(table, "spool_replica") != 0;
+}
+
+static int new_session(struct replica *r, int k, struct journal *jr)
+{
+    struct shard_slot *sl = &r->slots[k];
+    if (sl->sess)
+        sqlite3session_delete(sl->sess);
+    sl->sess = NULL;
+    sqlite3 *db = journal_sqlite(jr);
+    int rc = sqlite3session_create(db, "main", &sl->sess);
+    if (rc == SQLITE_OK) {
+        sqlite3session_table_filter(sl->sess, replicated_table, NULL);
+        rc = sqlite3session_attach(sl->sess, NULL);
+    }
+    return rc == SQLITE_OK ? 0 : journal_sqlite_fail(jr, rc, "replica session");
+}
+
+int replica_attach(struct replica *r, int k, struct journal *jr)
+{
+    sqlite3 *db = journal_sqlite(jr);
+    int rc = sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS spool_replica (id INTEGER PRIMARY KEY, applied INTEGER "
+                          "NOT NULL)", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return journal_sqlite_fail(jr, rc, "replica table");
+    return new_session(r, k, jr);
+}
+
+void replica_detach(struct replica *r, int k)
+{
+    if (r->slots[k].sess)
+        sqlite3session_delete(r->slots[k].sess);
+    r->slots[k].sess = NULL;
+}
+
+void replica_discard(struct replica *r, int k, struct journal *jr)
+{
+    if (new_session(r, k, jr) < 0)
+        log_error("replica: shard %d: %s", k, journal_error(jr));
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L)
+        ts->tv_sec++, ts->tv_nsec -= 1000000000L;
+}
+
+/* Hands the entry to the Raft thread and waits for its fate. */
+static enum slot_state propose(struct replica *r, int k, void *cs, int n)
+{
+    struct submission *sub = calloc(1, sizeof *sub);
+    size_t total = (sizeof(struct entry_head) + (size_t)n + 7) & ~(size_t)7;
+    void *base = raft_calloc(1, total);
+    if (!sub || !base) {
+        free(sub);
+        raft_free(base);
+        return SLOT_NOT_PROPOSED;
+    }
+    struct shard_slot *sl = &r->slots[k];
+    pthread_mutex_lock(&r->mu);
+    struct entry_head h = { ENTRY_MAGIC, r->nonce, ++sl->seq, (uint32_t)k, (uint32_t)n };
+    memcpy(base, &h, sizeof h);
+    memcpy((char *)base + sizeof h, cs, (size_t)n);
+    *sub = (struct submission){ .next = r->subs, .buf = { base, total }, .r = r, .shard = k, .seq = h.seq };
+    sub->req.data = sub;
+    r->subs = sub;
+    sl->state = SLOT_WAITING;
+    uv_async_send(&r->async);
+    struct timespec until;
+    deadline_in(&until, 2 * r->cfg.election_ms + 2000);
+    while (sl->state == SLOT_WAITING)
+        if (pthread_cond_timedwait(&sl->cv, &r->mu, &until) == ETIMEDOUT && sl->state == SLOT_WAITING)
+            sl->state = SLOT_UNKNOWN; /* given up: the FSM will apply it if it commits after all */
+    enum slot_state st = sl->state;
+    sl->state = SLOT_IDLE;
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
+/* A turn whose entry was not proposed: nothing of it is stored. No slot to
+ * name (a turn holds many commands), so no -MOVED: a retry finds the
+ * leader through routing. */
+static int refuse(struct replica *r, char *why, size_t cap)
+{
+    char leader[64] = "none known yet";
+    replica_leader_addr(r, leader, sizeof leader);
+    snprintf(why, cap, "CLUSTERDOWN not stored: this node no longer leads its replication group (leader: %s); "
+             "retry", leader);
+    return -EAGAIN;
+}
+
+int replica_commit(struct replica *r, int k, struct journal *jr, char *why, size_t cap)
+{
+    struct shard_slot *sl = &r->slots[k];
+    void *cs = NULL;
+    int n = 0, rc = sl->sess ? sqlite3session_changeset(sl->sess, &n, &cs) : SQLITE_MISUSE;
+    if (rc != SQLITE_OK) {
+        snprintf(why, cap, "ERR replication: cannot read the turn's changes (%s); nothing was stored, retry",
+                 sqlite3_errstr(rc));
+        replica_discard(r, k, jr);
+        return -EIO;
+    }
+    enum slot_state st = SLOT_COMMITTED;
+    if (n > 0)
+        st = replica_role(r) == REPLICA_LEADER ? propose(r, k, cs, n) : SLOT_NOT_PROPOSED;
+    sqlite3_free(cs);
+    replica_discard(r, k, jr); /* the next turn records from scratch */
+    if (st == SLOT_NOT_PROPOSED)
+        return refuse(r, why, cap);
+    if (st == SLOT_UNKNOWN) {
+        snprintf(why, cap, "CLUSTERDOWN outcome unknown: leadership was lost while this write was being replicated; "
+                 "it may or may not take effect (retry it; JOB.PUSH ... UNIQUE makes a retried push safe)");
+        return -ETIMEDOUT;
+    }
+    if (n == 0)
+        return 0;
+    if (set_applied(journal_sqlite(jr), (int64_t)sl->index) != SQLITE_OK) {
+        log_error("replica: shard %d: cannot record log index %" PRIu64 " in its journal; stopping (Raft holds the "
+                  "turn; a restart applies it from the log)", k, sl->index);
+        abort();
+    }
+    sl->applied = (int64_t)sl->index; /* shard thread only, like apply_one */
+    sl->applied_known = true;
+    return 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void *replica_main(void *arg)
+{
+    struct replica *r = arg;
+    log_set_thread_name("replica");
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* ----------------------------------------------- TCP without Nagle
+ *
+ * libraft's TCP transport leaves Nagle's algorithm on. Two appends sent
+ * back to back (two shards' turns) then wait for the peer's delayed ACK:
+ * about 40 ms stalls, measured as a p99 of 50 ms per push. This wrapper
+ * delegates to it and sets TCP_NODELAY on every connection it makes or
+ * accepts. */
+
+struct nodelay_connect {
+    struct raft_uv_connect req;    /* handed to the TCP transport */
+    struct raft_uv_connect *outer; /* raft_uv's request */
+};
+
+static void nodelay(struct uv_stream_s *stream)
+{
+    if (stream && stream->type == UV_TCP)
+        uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+}
+
+static int nd_init(struct raft_uv_transport *t, raft_id id, const char *address)
+{
+    struct replica *r = t->impl;
+    int rc = r->tcp.init(&r->tcp, id, address);
+    memcpy(t->errmsg, r->tcp.errmsg, sizeof t->errmsg);
+    return rc;
+}
+
+static void nd_accepted(struct raft_uv_transport *tcp, raft_id id, const char *address, struct uv_stream_s *stream)
+{
+    struct replica *r = tcp->data;
+    nodelay(stream);
+    r->accept_cb(&r->tr, id, address, stream);
+}
+
+static int nd_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    struct replica *r = t->impl;
+    r->accept_cb = cb;
+    int rc = r->tcp.listen(&r->tcp, nd_accepted);
+    memcpy(t->errmsg, r->tcp.errmsg, sizeof t->errmsg);
+    return rc;
+}
+
+static void nd_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status)
+{
+    struct nodelay_connect *c = req->data;
+    if (status == 0)
+        nodelay(stream);
+    struct raft_uv_connect *outer = c->outer;
+    free(c);
+    outer->cb(outer, stream, status);
+}
+
+static int nd_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id, const char *address,
+                      raft_uv_connect_cb cb)
+{
+    struct replica *r = t->impl;
+    struct nodelay_connect *c = calloc(1, sizeof *c);
+    if (!c)
+        return RAFT_NOMEM;
+    req->cb = cb;
+    c->outer = req;
+    c->req.data = c;
+    int rc = r->tcp.connect(&r->tcp, &c->req, id, address, nd_connected);
+    if (rc != 0)
+        free(c);
+    return rc;
+}
+
+static void nd_closed(struct raft_uv_transport *tcp)
+{
+    struct replica *r = tcp->data;
+    r->close_cb(&r->tr);
+}
+
+static void nd_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+    struct replica *r = t->impl;
+    r->close_cb = cb;
+    r->tcp.close(&r->tcp, nd_closed);
+}
+
+static int nodelay_transport_init(struct replica *r)
+{
+    int rc = raft_uv_tcp_init(&r->tcp, &r->loop);
+    if (rc != 0)
+        return rc;
+    r->tcp.data = r;
+    r->tr = (struct raft_uv_transport){ .impl = r, .init = nd_init, .listen = nd_listen, .connect = nd_connect,
+                                        .close = nd_close };
+    return 0;
+}
+
+static int bootstrap(struct replica *r, char *err, size_t cap)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rc = 0;
+    for (int i = 0; i < r->npeers && rc == 0; i++)
+        rc = raft_configuration_add(&conf, r->peers[i].id, r->peers[i].raft_addr, RAFT_VOTER);
+    if (rc == 0)
+        rc = raft_bootstrap(&r->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rc == 0 || rc == RAFT_CANTBOOTSTRAP) /* CANTBOOTSTRAP: the log exists already */
+        return 0;
+    snprintf(err, cap, "replica: cannot bootstrap the group in %s: %s", r->raft_dir, raft_strerror(rc));
+    return -EIO;
+}
+
+static int init_raft(struct replica *r, char *err, size_t cap)
+{
+    const struct peer *me = peer_by_id(r, (unsigned)r->cfg.id);
+    r->fsm = (struct raft_fsm){ .version = 1, .data = r, .apply = apply_entry, .snapshot = fsm_snapshot,
+                                .restore = fsm_restore };
+    if (uv_loop_init(&r->loop) != 0 || nodelay_transport_init(r) != 0 ||
+        raft_uv_init(&r->io, &r->loop, r->raft_dir, &r->tr) != 0 ||
+        raft_init(&r->raft, &r->io, &r->fsm, me->id, me->raft_addr) != 0) {
+        snprintf(err, cap, "replica: cannot set up Raft in %s", r->raft_dir);
+        return -EIO;
+    }
+    r->raft.data = r;
+    if (bootstrap(r, err, cap) < 0)
+        return -EIO;
+    raft_set_election_timeout(&r->raft, (unsigned)r->cfg.election_ms);
+    raft_set_heartbeat_timeout(&r->raft, (unsigned)(r->cfg.election_ms / 10));
+    raft_set_snapshot_threshold(&r->raft, 1u << 31);
+    int rc = raft_start(&r->raft);
+    if (rc != 0) {
+        snprintf(err, cap, "replica: cannot start Raft at %s (data %s): %s", me->raft_addr, r->raft_dir,
+                 raft_errmsg(&r->raft));
+        return -EIO;
+    }
+    uv_async_init(&r->loop, &r->async, on_async);
+    uv_timer_init(&r->loop, &r->tick);
+    r->async.data = r->tick.data = r;
+    uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
+    return 0;
+}
+
+int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err, size_t cap)
+{
+    struct replica *r = calloc(1, sizeof *r);
+    if (!r || !(r->slots = calloc((size_t)cfg->nshards, sizeof *r->slots))) {
+        free(r);
+        snprintf(err, cap, "replica: out of memory");
+        return -ENOMEM;
+    }
+    r->cfg = *cfg;
+    snprintf(r->data_dir, sizeof r->data_dir, "%s", cfg->data_dir);
+    snprintf(r->raft_dir, sizeof r->raft_dir, "%s/raft", cfg->data_dir);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* propose() waits against the monotonic clock */
+    for (int k = 0; k < cfg->nshards; k++)
+        pthread_cond_init(&r->slots[k].cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (getrandom(&r->nonce, sizeof r->nonce, 0) != (ssize_t)sizeof r->nonce)
+        r->nonce = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    int rc = parse_peers(r, err, cap);
+    if (rc == 0 && mkdir(r->raft_dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, cap, "replica: cannot create %s: %s", r->raft_dir, strerror(errno));
+        rc = -errno;
+    }
+    if (rc == 0)
+        rc = init_raft(r, err, cap);
+    if (rc == 0 && pthread_create(&r->thread, NULL, replica_main, r) != 0) {
+        snprintf(err, cap, "replica: cannot start its thread");
+        rc = -EAGAIN;
+    }
+    if (rc < 0) {
+        free(r->slots);
+        free(r); /* what init_raft set up leaks on this path: the process is stopping */
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void replica_stop(struct replica *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stopping = true;
+    for (int k = 0; k < r->cfg.nshards; k++)
+        if (r->slots[k].state == SLOT_WAITING) {
+            r->slots[k].state = SLOT_UNKNOWN;
+            pthread_cond_signal(&r->slots[k].cv);
+        }
+    pthread_mutex_unlock(&r->mu);
+    uv_async_send(&r->async);
+    pthread_join(r->thread, NULL);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uint64_t n = atomic_load(&r->proposed_count), bytes = atomic_load(&r->proposed_bytes);
+    log_info("replica %d: stopped; it proposed %" PRIu64 " turn(s) (%" PRIu64 " bytes, %.0f per entry) and applied %"
+             PRIu64 " from the log", r->cfg.id, n, bytes, n ? (double)bytes / (double)n : 0.0,
+             atomic_load(&r->applied_count));
+    if (uv_loop_close(&r->loop) != 0)
+        log_warn("replica %d: its event loop still had handles at exit", r->cfg.id);
+    for (int k = 0; k < r->cfg.nshards; k++) {
+        for (struct inbound *in = r->slots[k].in_head, *next; in; in = next) {
+            next = in->next;
+            free(in); /* not applied: the log still holds them */
+        }
+        pthread_cond_destroy(&r->slots[k].cv);
+    }
+    pthread_mutex_destroy(&r->mu);
+    free(r->slots);
+    free(r);
+}

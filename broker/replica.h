@@ -1,0 +1,103 @@
+/*
+ * replica.h - a replication group: the shards' journals replicated by Raft
+ * (libraft, the Raft library under dqlite; docs/cluster.md "Replication").
+ *
+ * One Raft group per spoold process (--replica-id, --replica-peers); it
+ * runs on a thread of its own (a libuv loop). Each shard turn that changed
+ * the journal becomes one Raft entry: the turn's SQLite changeset (the
+ * session extension records it on the shard's connection). The shard
+ * proposes it before its COMMIT and waits until a majority holds it
+ * (replica_commit); only then does it commit locally and reply. Followers
+ * apply committed entries to their own shard databases (the Raft thread
+ * hands each to its shard thread, which owns the connection), so their
+ * journals stay warm; a promoted
+ * leader's shards rebuild memory from them (shard.c, replica_gate).
+ *
+ * Each shard database keeps the index of the last entry it holds in a table
+ * of its own (spool_replica), written in the same transaction, so a
+ * restarted node applies exactly the entries it lacks.
+ *
+ * Roles, as the I/O threads and the shards see them (atomics):
+ *   REPLICA_LEADER    Raft leader, and every entry of earlier terms is
+ *                     applied (a barrier committed): serves.
+ *   REPLICA_FOLLOWER  another node leads (replica_leader_addr says which).
+ *   REPLICA_ELECTING  no leader known: writes are refused.
+ */
+#ifndef SPOOL_REPLICA_H
+#define SPOOL_REPLICA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct journal;
+struct replica;
+
+enum { REPLICA_ELECTING, REPLICA_FOLLOWER, REPLICA_LEADER };
+
+#define REPLICA_MAX_PEERS 7
+
+struct replica_cfg {
+    int id;                 /* this node's id, 1..REPLICA_MAX_PEERS members */
+    const char *peers;      /* "1=host:raftport/host:port,2=…": Raft and client address of each member */
+    const char *data_dir;   /* shard-<k>.db live here; the Raft log under <data_dir>/raft */
+    int nshards;
+    int election_ms;        /* Raft election timeout (heartbeat: a tenth of it) */
+    /* Called on the Raft thread when the role changed (server.c wakes the
+     * shards with it, so a promoted shard rebuilds at once). */
+    void (*wake)(void *arg);
+    /* Called on the Raft thread: shard k has entries to apply and must run
+     * replica_apply_pending (server.c posts it a message). */
+    void (*apply)(void *arg, int shard);
+    void *wake_arg;
+};
+
+/* Parses the peers, opens the Raft log and starts the thread. On error
+ * returns a negative errno and writes why into err. */
+int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err, size_t cap);
+/* Stops the thread; shards waiting in replica_commit get "outcome unknown". */
+void replica_stop(struct replica *r);
+
+int replica_role(const struct replica *r);
+/* The role and the count of role changes, read together; a shard that
+ * sees the count move rebuilds (leader) or goes passive. */
+int replica_role_epoch(const struct replica *r, uint64_t *epoch);
+/* The client address ("host:port") of the current leader; false if none known. */
+bool replica_leader_addr(const struct replica *r, char *buf, size_t cap);
+/* The error a node that does not lead gives a command on slot: "MOVED
+ * <slot> <leader>" or "CLUSTERDOWN …" (no leader: an election runs). */
+void replica_refusal(const struct replica *r, int slot, char *buf, size_t cap);
+
+/* Shard thread k, once, before its first turn: records changes on the
+ * shard's connection from now on. */
+int replica_attach(struct replica *r, int shard, struct journal *jr);
+/* Shard thread k, with the turn's transaction open: proposes the turn's
+ * changes and waits until a majority committed them (0: the transaction
+ * now also records the entry's index; COMMIT it, and if that fails the
+ * process must stop, since Raft already holds the turn). Negative: the
+ * transaction must be rolled back; why holds the client's error:
+ * -EAGAIN nothing was proposed (not the leader), -ETIMEDOUT or
+ * -ECONNABORTED the outcome is unknown (proposed, leadership lost). */
+int replica_commit(struct replica *r, int shard, struct journal *jr, char *why, size_t cap);
+/* Shard thread k, at the start of each turn (cfg.apply posts it a message
+ * to start one): applies the committed entries the Raft thread queued for
+ * it, in order (a follower's journal stays warm this way); returns how
+ * many. A leader gets one only for its own turn given up as "outcome
+ * unknown" that committed after all: it must reload its memory. */
+int replica_apply_pending(struct replica *r, int shard, struct journal *jr);
+/* Shard thread k, before its journal closes. */
+void replica_detach(struct replica *r, int shard);
+/* Shard thread k: the turn was rolled back without replica_commit. */
+void replica_discard(struct replica *r, int shard, struct journal *jr);
+
+/* Figures for INFO replication (any thread). */
+struct replica_figures {
+    uint64_t applied_index;  /* the last log entry the FSM saw */
+    uint64_t applied;        /* entries of others applied to the journals */
+    uint64_t queued;         /* entries waiting for their shard to apply them */
+    uint64_t proposed;       /* turns this node proposed as a leader */
+    uint64_t proposed_bytes;
+};
+void replica_figures(const struct replica *r, struct replica_figures *f);
+
+#endif

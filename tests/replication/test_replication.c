@@ -1,0 +1,68 @@
+/* Replication (docs/replication.md): runs tests/replication/failover.py,
+ * a group of three spoold driven by redis-py while its leader is SIGKILLed
+ * (plus a SIGSTOPped follower, a wiped node, a follower's redirect, a
+ * minority, bad flags), against $SPOOLD ($SPOOL_CLI in cluster mode). Its
+ * own checks print as "ok" / "not ok" lines; a test fails when any failed. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#ifndef FAILOVER_PY
+#define FAILOVER_PY "failover.py"
+#endif
+#ifndef SPOOLD_PATH
+#define SPOOLD_PATH "spoold"
+#endif
+#ifndef SPOOL_CLI_PATH
+#define SPOOL_CLI_PATH "spool"
+#endif
+
+/* Sanitizer builds run slower: the pause bound widens, the figures print all the same. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MAX_PAUSE "6"
+#else
+#define MAX_PAUSE "3"
+#endif
+
+/* Runs failover.py with extra arguments; every "not ok" line fails the test. */
+static void run_failover(const char *extra)
+{
+    const char *spoold = getenv("SPOOLD");
+    if (!spoold || !spoold[0])
+        spoold = SPOOLD_PATH;
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "timeout 360 /usr/bin/python3 '%s' --spoold '%s' --max-pause " MAX_PAUSE " %s 2>&1",
+             FAILOVER_PY, spoold, extra);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "cannot run %s", cmd);
+    char line[4096];
+    int not_ok = 0, summary = 0;
+    while (fgets(line, sizeof line, p)) {
+        fputs(line, stderr);
+        not_ok += !strncmp(line, "not ok", 6);
+        summary += strstr(line, " passed, ") != NULL;
+    }
+    int st = pclose(p);
+    cr_expect_eq(not_ok, 0, "%d check(s) of failover.py failed (its output is above)", not_ok);
+    cr_assert(summary == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "failover.py did not finish cleanly (status %d); its output is above", st);
+}
+
+/* A group of three, plain redis-py clients that follow -MOVED themselves. */
+Test(replication, leader_kills_lose_nothing, .timeout = 400)
+{
+    run_failover("--kills 4 --rounds 1");
+}
+
+/* The same group in cluster mode (spoold --cluster yes, one group holding
+ * every slot, made by spool cluster create), driven by redis-py RedisCluster. */
+Test(replication, cluster_mode_redis_py_cluster, .timeout = 400)
+{
+    const char *cli = getenv("SPOOL_CLI");
+    char extra[2048];
+    snprintf(extra, sizeof extra, "--kills 3 --rounds 1 --spool '%s'", cli && cli[0] ? cli : SPOOL_CLI_PATH);
+    run_failover(extra);
+}
