@@ -85,7 +85,7 @@ static int rounds_wanted(void)
  * -signal, or 999 on timeout (then it is killed). */
 static int wait_exit(spoold *s)
 {
-    long long deadline = now_ms() + 10000;
+    long long deadline = now_ms() + 30000; /* generous: a sanitizer spoold on a busy machine stops slowly */
     int status = 0;
     for (;;) {
         pid_t r = waitpid(s->pid, &status, WNOHANG);
