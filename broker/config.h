@@ -31,7 +31,8 @@ struct config {
     int replica_id;       /* 0 = not replicated (replica.h) */
     char *replica_peers;
     int replica_election_ms;
-    int io_threads;       /* 0 means "auto" */
+    int io_threads;       /* 0 means "auto"; = shards with colocate */
+    int colocate;         /* 1: shard thread k is I/O thread k too (docs/threads.md) */
     int fsync;            /* enum fsync_mode */
     char *requirepass;
     char *aclfile;

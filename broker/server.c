@@ -617,9 +617,15 @@ static int set_up(struct server *srv)
             return rc;
     if ((rc = start_replica(srv)) < 0 || (rc = manifest_ready(srv, &man)) < 0)
         return rc;
-    for (int i = 0; i < srv->nio; i++)
-        if ((rc = io_init(&srv->io[i], srv, i)) < 0)
+    for (int i = 0; i < srv->nio; i++) {
+        bool co = srv->cfg.colocate; /* then nio == nshards: thread i serves shard i and its clients */
+        if ((rc = io_init(&srv->io[i], srv, i, co ? srv->shards[i].base : NULL, co ? i + 1 : srv->nshards + i + 1)) < 0)
             return rc;
+        if (co) {
+            srv->script_busy[i].serve = io_serve_busy;
+            srv->script_busy[i].serve_arg = &srv->io[i];
+        }
+    }
     if ((rc = listen_on(srv)) < 0)
         return rc;
     if (srv->cfg.tls_port != 0 && (rc = listen_tls(srv)) < 0)
@@ -659,8 +665,9 @@ int server_run(struct server *srv)
         log_info("TLS on %s:%d (client certificates: %s)", srv->cfg.bind, srv->tls_port,
                  srv->cfg.tls_auth_clients == TLS_AUTH_YES ? "required"
                  : srv->cfg.tls_auth_clients == TLS_AUTH_OPTIONAL ? "checked when sent" : "not asked for");
-    log_info("spoold ready: listening on %s:%d, %d shard(s), %d I/O thread(s), data in %s, fsync %s, payload %s",
-             srv->cfg.bind, srv->port, srv->nshards, srv->nio, srv->cfg.data_dir,
+    log_info("spoold ready: listening on %s:%d, %d shard(s), %d I/O thread(s)%s, data in %s, fsync %s, payload %s",
+             srv->cfg.bind, srv->port, srv->nshards, srv->nio, srv->cfg.colocate ? " (the shard threads)" : "",
+             srv->cfg.data_dir,
              config_fsync_name(srv->cfg.fsync), srv->cfg.payload ? "raw" : "json");
     if (srv->cfg.disk_reserve > 0 && srv->cfg.disk_reserve < (int64_t)srv->nshards * (8LL << 20))
         log_warn("disk-reserve %lld is less than 8 MiB per shard (%d shards): on a nearly full disk the shards' WALs "
