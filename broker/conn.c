@@ -195,7 +195,9 @@ static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
     m->proto = c->proto;
     c->inflight++;
     if (to_shard) {
-        if (k == c->route_shard) {
+        if (c->nslots > CONN_MOVE_DEPTH) {
+            c->route_streak = 0; /* pipelining: hops cost little per request, two threads parse */
+        } else if (k == c->route_shard) {
             c->route_streak++;
         } else {
             c->route_shard = k;

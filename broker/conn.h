@@ -147,8 +147,12 @@ void conn_close(struct conn *c, const char *why);
 /* Writes the output of every connection of io that has some (once per
  * loop callback). With --colocate yes, a connection whose last
  * CONN_MOVE_STREAK commands all went to the shard of another thread moves
- * there once it is quiet (conn.c, conn_move_if_quiet). */
+ * there once it is quiet (conn.c, conn_move_if_quiet)... */
 #define CONN_MOVE_STREAK 8
+/* ... and each had at most CONN_MOVE_DEPTH requests in flight with it: a
+ * client that pipelines deeper stays where it is (the hops are shared by
+ * its batch, and its parsing stays on another core than the shard's work). */
+#define CONN_MOVE_DEPTH 2
 void conn_flush_dirty(struct io_thread *io);
 /* While the thread stops: leaves its loop once no connection (nor zombie)
  * is left. */

@@ -3,7 +3,8 @@
  * yes (the default) each shard thread also serves clients, and a client
  * whose commands keep going to the shard of another thread moves there at
  * a quiet moment. These tests check that a move loses, doubles and
- * reorders no reply (INCR counts each command), carries a request cut in
+ * reorders no reply (INCR counts each command), that a client pipelining
+ * deeper than CONN_MOVE_DEPTH stays, that a move carries a request cut in
  * two across it and the client's state, that a blocking pop, MULTI and a
  * subscription still work, that a connection WATCHing does not move, and
  * that a script looping on a shard does not freeze the clients of its
@@ -81,8 +82,8 @@ static void each_reply_once_in_order(bool moves)
 {
     long long before = moved();
     cli *a = cli_connect(srv->port), *b = cli_connect(srv->port);
-    long long na = incr_rounds(a, "{t}a", 0, 8, 5);
-    long long nb = incr_rounds(b, "{t}b", 0, 8, 5);
+    long long na = incr_rounds(a, "{t}a", 0, 20, 2); /* two in flight at most: CONN_MOVE_DEPTH */
+    long long nb = incr_rounds(b, "{t}b", 0, 20, 2);
     wait_moved(before + (moves ? 1 : 0));
     /* after the move, a deep pipeline on both */
     na = incr_rounds(a, "{t}a", na, 1, 300);
@@ -103,6 +104,19 @@ Test(split, separate_io_threads_keep_every_reply_in_order_and_move_nothing)
 {
     each_reply_once_in_order(false);
     cr_assert_eq(info_field(ctl, "server", "io_threads"), 2);
+}
+
+/* A client that pipelines deeper than CONN_MOVE_DEPTH stays: its batch
+ * shares the hops, and its parsing stays off the shard's core. */
+Test(colocate, a_client_that_pipelines_deep_stays_where_it_is)
+{
+    long long before = moved();
+    cli *a = cli_connect(srv->port), *b = cli_connect(srv->port);
+    incr_rounds(a, "{t}a", 0, 10, 16);
+    incr_rounds(b, "{t}b", 0, 10, 16);
+    cr_assert_eq(moved(), before, "a client pipelining 16 deep moved");
+    cli_close(a);
+    cli_close(b);
 }
 
 /* The parser's state rides along: a request whose first half arrived
