@@ -227,36 +227,13 @@ Test(colocate, a_client_watching_keys_stays_where_it_is)
     cli_close(cl[1]);
 }
 
-static bool error_has(resp_val *v, const char *text)
-{
-    bool yes = v->type == RESP_T_ERROR && strstr(v->str, text) != NULL;
-    if (!yes)
-        cr_log_error("expected an error with \"%s\", got %s", text, resp_describe(v));
-    resp_val_free(v);
-    return yes;
-}
-
-/* A key on the other shard than key (found by asking spoold). */
-static void other_shard_key(const char *key, char *out, size_t n)
-{
-    for (int i = 0; i < 200; i++) {
-        snprintf(out, n, "other%d", i);
-        resp_val *v = CMD(ctl, "EVAL", "return 1", "2", key, out);
-        bool cross = v->type == RESP_T_ERROR && strncmp(v->str, "CROSSSLOT", 9) == 0;
-        resp_val_free(v);
-        if (cross)
-            return;
-    }
-    cr_assert_fail("no key on another shard than %s", key);
-}
-
 /* Both clients end up on the thread of a's shard; a script loops there:
  * they are still answered (-BUSY for that shard, the other shard's keys
  * at once) and one of them ends it with SCRIPT KILL. */
 Test(colocate, a_looping_script_does_not_freeze_the_clients_of_its_thread)
 {
     char other[32];
-    other_shard_key("a", other, sizeof other);
+    other_shard_key(ctl, "a", other, sizeof other);
     long long before = moved();
     cli *cl[2] = { cli_connect(srv->port), cli_connect(srv->port) };
     for (int k = 0; k < 2; k++)
