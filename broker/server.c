@@ -437,6 +437,24 @@ int server_init(struct server *srv, int argc, char **argv)
     return 0;
 }
 
+/* The I/O threads; with --colocate yes (nio == nshards) I/O thread i
+ * lives on shard i's thread and event_base, their inboxes share a home
+ * (local posts, inbox.h), and a script of shard i serves its clients. */
+static int init_io(struct server *srv)
+{
+    bool co = srv->cfg.colocate;
+    for (int i = 0; i < srv->nio; i++) {
+        int rc = io_init(&srv->io[i], srv, i, co ? srv->shards[i].base : NULL, co ? i + 1 : srv->nshards + i + 1);
+        if (rc < 0)
+            return rc;
+        if (co) {
+            srv->script_busy[i].serve = io_serve_busy;
+            srv->script_busy[i].serve_arg = &srv->io[i];
+        }
+    }
+    return 0;
+}
+
 /* Stops the I/O threads first (they need the shards for in-flight
  * replies), then the shards. */
 static void stop_threads(struct server *srv)
@@ -617,15 +635,8 @@ static int set_up(struct server *srv)
             return rc;
     if ((rc = start_replica(srv)) < 0 || (rc = manifest_ready(srv, &man)) < 0)
         return rc;
-    for (int i = 0; i < srv->nio; i++) {
-        bool co = srv->cfg.colocate; /* then nio == nshards: thread i serves shard i and its clients */
-        if ((rc = io_init(&srv->io[i], srv, i, co ? srv->shards[i].base : NULL, co ? i + 1 : srv->nshards + i + 1)) < 0)
-            return rc;
-        if (co) {
-            srv->script_busy[i].serve = io_serve_busy;
-            srv->script_busy[i].serve_arg = &srv->io[i];
-        }
-    }
+    if ((rc = init_io(srv)) < 0)
+        return rc;
     if ((rc = listen_on(srv)) < 0)
         return rc;
     if (srv->cfg.tls_port != 0 && (rc = listen_tls(srv)) < 0)
