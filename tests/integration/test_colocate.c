@@ -257,3 +257,32 @@ Test(colocate, a_looping_script_does_not_freeze_the_clients_of_its_thread)
     cli_close(cl[0]);
     cli_close(cl[1]);
 }
+
+/* SIGTERM with a moved client, a blocked one and an idle one: every
+ * thread's I/O side stops, then its shard, and spoold exits cleanly. */
+static void stops_cleanly(bool moves)
+{
+    long long before = moved();
+    cli *cl[2] = { cli_connect(srv->port), cli_connect(srv->port) };
+    for (int k = 0; k < 2; k++)
+        incr_rounds(cl[k], "{t}a", k * 10, 10, 1);
+    wait_moved(before + (moves ? 1 : 0));
+    cli *w = cli_connect(srv->port);
+    SEND(w, "BLPOP", "{t}nothing", "0");
+    wait_blocked_clients(ctl, 1, 10000);
+    spoold_term(srv); /* fails the test unless it exits with status 0 within the harness's bound */
+    cr_assert(cli_wait_closed(w, 5000), "the blocked client was not closed");
+    cli_close(w);
+    cli_close(cl[0]);
+    cli_close(cl[1]);
+}
+
+Test(colocate, sigterm_stops_every_thread_with_moved_and_blocked_clients)
+{
+    stops_cleanly(true);
+}
+
+Test(split, sigterm_stops_io_threads_then_shards)
+{
+    stops_cleanly(false);
+}
