@@ -47,7 +47,7 @@ static const struct opt opts[] = {
     { "replica-peers", OPT_STR, OFF(replica_peers), "", 0, 0, NULL, "the replication group: ID=RAFTHOST:PORT/HOST:PORT,… for each member (3 or 5)" },
     { "replica-election-ms", OPT_INT, OFF(replica_election_ms), "400", 50, 60000, NULL, "Raft election timeout of the replication group, ms (failover takes about 2-3 times this)" },
     { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads with --colocate no (0 = one per core, at most 8); with --colocate yes each shard thread serves its clients" },
-    { "colocate", OPT_ENUM, OFF(colocate), "yes", 0, 0, yesno_choices, "yes: shard thread k is also I/O thread k and runs its clients' commands without a hop, and a client moves to the thread of the shard its commands go to (docs/threads.md); no: separate I/O threads (the default when --io-threads is given)" },
+    { "colocate", OPT_ENUM, OFF(colocate), "no", 0, 0, yesno_choices, "yes: shard thread k is also I/O thread k and runs its clients' commands without a hop, and a client moves to the thread of the shard its commands go to (docs/threads.md); no: separate I/O threads, every command hops to its shard's thread and back" },
     { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
     { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },
     { "http-port", OPT_INT, OFF(http_port), "7380", -1, 65535, NULL, "HTTP admin and dashboard port (0 = off, -1 = any free port)" },
@@ -317,8 +317,6 @@ int config_load(struct config *cfg, int argc, char **argv, FILE *err)
         cfg->shards = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
     }
     bool io_given = given[find_opt("io-threads") - opts];
-    if (io_given && !given[find_opt("colocate") - opts])
-        cfg->colocate = 0; /* --io-threads N asks for the separate I/O threads */
     if (cfg->colocate) {
         if (io_given && cfg->io_threads != cfg->shards) {
             fprintf(err, "spoold: --colocate yes serves clients on the %d shard thread(s), so --io-threads %d cannot "

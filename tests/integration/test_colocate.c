@@ -1,6 +1,6 @@
 /*
  * test_colocate.c - where commands run (docs/threads.md): with --colocate
- * yes (the default) each shard thread also serves clients, and a client
+ * yes each shard thread also serves clients, and a client
  * whose commands keep going to the shard of another thread moves there at
  * a quiet moment. These tests check that a move loses, doubles and
  * reorders no reply (INCR counts each command), that a client pipelining
@@ -8,8 +8,9 @@
  * two across it and the client's state, that a blocking pop, MULTI and a
  * subscription still work, that a connection WATCHing does not move, and
  * that a script looping on a shard does not freeze the clients of its
- * thread (-BUSY and SCRIPT KILL still answer). The same order checks run
- * with --colocate no (separate I/O threads), where nothing moves.
+ * thread (-BUSY and SCRIPT KILL still answer). The same order and stop
+ * checks run with --colocate no (separate I/O threads, the default),
+ * where nothing moves.
  *
  * Moves are observed through INFO stats moved_connections; two
  * connections accepted one after the other land on different threads
@@ -29,7 +30,7 @@ static cli *ctl;
 
 static void start_colocated(void)
 {
-    srv = spoold_start("--shards", "2", "--busy-script-time", "200", NULL);
+    srv = spoold_start("--shards", "2", "--colocate", "yes", "--busy-script-time", "200", NULL);
     ctl = cli_connect(srv->port);
 }
 
@@ -285,4 +286,18 @@ Test(colocate, sigterm_stops_every_thread_with_moved_and_blocked_clients)
 Test(split, sigterm_stops_io_threads_then_shards)
 {
     stops_cleanly(false);
+}
+
+Test(split, colocate_with_another_io_thread_count_is_refused_by_name)
+{
+    char data[320];
+    snprintf(data, sizeof data, "%s/other", srv->dir);
+    char *argv[] = { (char *)spoold_path(), "--port", "0", "--data-dir", data, "--shards", "2", "--colocate", "yes",
+                     "--io-threads", "3", NULL };
+    char *out = NULL;
+    int code = run_capture(argv, &out, 10000);
+    cr_assert(code > 0, "spoold --colocate yes --shards 2 --io-threads 3 started (exit %d):\n%s", code, out);
+    cr_assert(strstr(out, "--colocate yes") && strstr(out, "--io-threads 3"), "the refusal names neither setting:\n%s",
+              out);
+    free(out);
 }
