@@ -144,15 +144,16 @@ void conn_serve_readable(struct io_thread *io);
 void conn_drop_moved(struct conn *c, int fd);
 /* Closes now (socket gone); frees when nothing is in flight. */
 void conn_close(struct conn *c, const char *why);
-/* Writes the output of every connection of io that has some (once per
- * loop callback). With --colocate yes, a connection whose last
- * CONN_MOVE_STREAK commands all went to the shard of another thread moves
- * there once it is quiet (conn.c, conn_move_if_quiet)... */
+/* With --colocate yes, a connection whose last CONN_MOVE_STREAK commands
+ * all went to the shard of another thread, each with at most
+ * CONN_MOVE_DEPTH requests in flight, moves there once it is quiet
+ * (conn_move_if_quiet, after its output was written). A client that
+ * pipelines deeper stays where it is: the hops are shared by its batch,
+ * and its parsing stays on another core than its shard's work. */
 #define CONN_MOVE_STREAK 8
-/* ... and each had at most CONN_MOVE_DEPTH requests in flight with it: a
- * client that pipelines deeper stays where it is (the hops are shared by
- * its batch, and its parsing stays on another core than the shard's work). */
 #define CONN_MOVE_DEPTH 2
+/* Writes the output of every connection of io that has some (once per
+ * loop callback); moves the quiet ones that should move. */
 void conn_flush_dirty(struct io_thread *io);
 /* While the thread stops: leaves its loop once no connection (nor zombie)
  * is left. */
