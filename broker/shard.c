@@ -747,14 +747,6 @@ static void handle_synced(struct shard *s, struct msg *m)
     post_batches(s, s->fl_replies, s->fl_events);
 }
 
-/* --colocate yes: the commit the last turn left for later (shard_end_turn). */
-static void commit_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct shard *s = arg;
-    if (!s->sync_busy)
-        start_commit(s);
-}
-
 static void shard_end_turn(struct shard *s)
 {
     serve_ready(s);
@@ -763,11 +755,6 @@ static void shard_end_turn(struct shard *s)
         commit_turn(s); /* before any reply of the turn leaves */
         post_dposts(&s->dposts);
         post_batches(s, s->replies, s->events);
-    } else if (!s->sync_busy && s->commit_ev) {
-        /* the thread's I/O side writes the early replies and the ones the
-         * last sync released first, then the commit runs (the turns run
-         * until then join its transaction, as during a sync) */
-        event_active(s->commit_ev, 0, 0);
     } else if (!s->sync_busy) {
         start_commit(s);
     } /* else: the transaction stays open; committed when the sync returns */
@@ -954,8 +941,6 @@ int shard_init(struct shard *s, struct server *srv, int id)
         return -ENOMEM;
     s->timer_ev = evtimer_new(s->base, timer_cb, s);
     s->ckpt_ev = event_new(s->base, -1, EV_PERSIST, checkpoint_cb, s);
-    if (srv->cfg.colocate && !(s->commit_ev = event_new(s->base, -1, 0, commit_cb, s)))
-        return -ENOMEM;
     struct timeval second = { 1, 0 };
     if (s->ckpt_ev)
         event_add(s->ckpt_ev, &second);
@@ -1316,8 +1301,6 @@ void shard_destroy(struct shard *s)
         event_free(s->timer_ev);
     if (s->ckpt_ev)
         event_free(s->ckpt_ev);
-    if (s->commit_ev)
-        event_free(s->commit_ev);
     if (s->base)
         event_base_free(s->base);
     if (s->backup_ev)

@@ -55,8 +55,6 @@ struct shard {
     struct keyspace ks;          /* strings, hashes, sorted sets (keyspace.h); journaled in st's transaction */
     struct event *timer_ev;
     struct event *ckpt_ev;       /* idle WAL checkpoint, once a second */
-    struct event *commit_ev;     /* --colocate yes: start_commit after the callbacks already due (the I/O
-                                  * side writing what the turn answered) */
     int64_t timer_at;            /* when timer_ev fires, 0 = not armed */
     struct msg_batch *replies;   /* per I/O thread: durable replies, posted once their commit is on disk */
     struct msg_batch *events;    /* pub/sub events, per I/O thread, posted with the replies */
