@@ -246,6 +246,11 @@ const char *journal_error(const struct journal *j)
     return j->err;
 }
 
+const char *journal_path(const struct journal *j)
+{
+    return j->path;
+}
+
 void *journal_sqlite(struct journal *j)
 {
     return j->db;

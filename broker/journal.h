@@ -45,6 +45,8 @@ void journal_close(struct journal *j);
  * e.g. FSYNC_ALWAYS for the start-up writes, then the configured mode. */
 int journal_set_fsync(struct journal *j, int fsync_mode);
 const char *journal_error(const struct journal *j);
+/* The database file's path (its WAL is the path + "-wal"). */
+const char *journal_path(const struct journal *j);
 
 /* Transactions committed into this file over its life (the "commits"
  * meta row, which every journal_commit() increments in its transaction). */
