@@ -1108,6 +1108,8 @@ Test(powercut, a_failed_wal_sync_is_never_followed_by_an_acknowledged_write)
             expect_named_refusal(s, err);
         }
     }
+    /* a reserve would record a lease: refused too, not delivered unrecorded */
+    expect_error(CMD(c, "JOB.RESERVE", "NOWAIT", "FROM", "sf"), "ERR shard 0 refuses writes");
     EXPECT_STATE(c, acked[0].s, "ready"); /* reads answer */
     cr_assert_geq(llen(c, "sf"), 3);
     cr_assert_eq(info_field(c, "persistence", "journal_failed_shards"), 1, "INFO does not report the failed shard");
