@@ -224,6 +224,23 @@ static void dir_synced(const char *dir, size_t n)
 
 typedef int (*pc_read_fn)(void *ctx, void *buf, int n, int64_t off);
 
+/* Appends a block to a growing array; false (data freed) without memory. */
+static bool saved_add(struct pc_saved **v, size_t *n, size_t *cap, int64_t off, int len, unsigned char *data)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        struct pc_saved *nv = realloc(*v, c * sizeof *nv);
+        if (!nv) {
+            free(data);
+            return false;
+        }
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[(*n)++] = (struct pc_saved){ off, len, data };
+    return true;
+}
+
 /* Saves the synced content of every block of [off, off+len) below the
  * synced size that has none saved yet. rec->mu held. */
 static void rec_save(struct pc_rec *r, int64_t off, int64_t len, pc_read_fn rd, void *ctx)
@@ -241,18 +258,8 @@ static void rec_save(struct pc_rec *r, int64_t off, int64_t len, pc_read_fn rd, 
             continue;
         if (rd(ctx, data, n, at) != 0)
             memset(data, 0, (size_t)n);
-        if (r->nsaved == r->capsaved) {
-            size_t cap = r->capsaved ? r->capsaved * 2 : 16;
-            struct pc_saved *s = realloc(r->saved, cap * sizeof *s);
-            if (!s) {
-                free(data);
-                continue;
-            }
-            r->saved = s;
-            r->capsaved = cap;
-        }
-        r->saved[r->nsaved++] = (struct pc_saved){ at, n, data };
-        r->bits[b / 8] |= (uint8_t)(1u << (b % 8));
+        if (saved_add(&r->saved, &r->nsaved, &r->capsaved, at, n, data))
+            r->bits[b / 8] |= (uint8_t)(1u << (b % 8));
     }
 }
 
@@ -272,17 +279,7 @@ static void rec_wrote(struct pc_rec *r, int64_t off, const void *buf, size_t n)
 /* Appends a lost block (data NULL: the disk holds zeros there). rec->mu held. */
 static void rec_lose(struct pc_rec *r, int64_t off, int len, unsigned char *data)
 {
-    if (r->nlost == r->caplost) {
-        size_t cap = r->caplost ? r->caplost * 2 : 16;
-        struct pc_saved *l = realloc(r->lost, cap * sizeof *l);
-        if (!l) {
-            free(data);
-            return;
-        }
-        r->lost = l;
-        r->caplost = cap;
-    }
-    r->lost[r->nlost++] = (struct pc_saved){ off, len, data };
+    saved_add(&r->lost, &r->nlost, &r->caplost, off, len, data);
 }
 
 /* A sync failed, as Linux fails one: the pages it was writing are marked

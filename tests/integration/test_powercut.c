@@ -1083,6 +1083,19 @@ static void expect_named_refusal(const spoold *s, const char *err)
     cr_assert(strstr(err, "restart spoold"), "the refusal does not tell the fix: %s", err);
 }
 
+/* Closes c, cuts the power, starts spoold again (one shard, this --fsync)
+ * and returns a new connection; fails the test if the start is refused. */
+static cli *cut_and_restart(spoold *s, cli *c, const char *fsync)
+{
+    cli_close(c);
+    power_cut(s, false);
+    int rc = spoold_restart_may_fail(s, "--shards", "1", "--fsync", fsync, NULL);
+    char *log = spoold_log(s);
+    cr_assert_eq(rc, 0, "spoold did not start after the cut; log:\n%s", log);
+    free(log);
+    return cli_connect(s->port);
+}
+
 /* --fsync always: the sync of one commit fails (EIO, its pages lost as on
  * Linux). Its write gets an error; no later write is acknowledged (each is
  * refused, naming the fault); reads answer; INFO says so; and after a
@@ -1113,13 +1126,7 @@ Test(powercut, a_failed_wal_sync_is_never_followed_by_an_acknowledged_write)
     EXPECT_STATE(c, acked[0].s, "ready"); /* reads answer */
     cr_assert_geq(llen(c, "sf"), 3);
     cr_assert_eq(info_field(c, "persistence", "journal_failed_shards"), 1, "INFO does not report the failed shard");
-    cli_close(c);
-    power_cut(s, false);
-    int rc = spoold_restart_may_fail(s, "--shards", "1", "--fsync", "always", NULL);
-    char *log = spoold_log(s);
-    cr_assert_eq(rc, 0, "spoold did not start after the cut; log:\n%s", log);
-    free(log);
-    c = cli_connect(s->port);
+    c = cut_and_restart(s, c, "always");
     for (int i = 0; i < nacked; i++)
         EXPECT_STATE(c, acked[i].s, "ready");
     cr_assert_eq(after, 0, "%d write(s) were acknowledged after the failed sync", after);
@@ -1182,13 +1189,7 @@ Test(powercut, fsync_batch_a_failed_sync_stops_acknowledging_writes)
     cr_assert_not(push_acked(c, "bf", 3, &id, err, sizeof err), "a push after the failed sync was acknowledged");
     expect_named_refusal(s, err);
     EXPECT_STATE(c, a.s, "ready"); /* reads answer */
-    cli_close(c);
-    power_cut(s, false);
-    int rc = spoold_restart_may_fail(s, "--shards", "1", "--fsync", "batch", NULL);
-    char *log = spoold_log(s);
-    cr_assert_eq(rc, 0, "spoold did not start after the cut; log:\n%s", log);
-    free(log);
-    c = cli_connect(s->port);
+    c = cut_and_restart(s, c, "batch");
     EXPECT_STATE(c, a.s, "ready");
     cli_close(c);
     spoold_stop(s);

@@ -233,20 +233,26 @@ static void sqlite_cut(void)
     powercut_cut(true);
 }
 
-Test(powercut, sqlite_commits_survive_only_when_synced)
+/* The rows of table t in the database name after the cut, joined by
+ * commas, must be want. */
+static void expect_rows(const char *name, const char *want, const char *why)
 {
-    in_child(sqlite_cut);
     sqlite3 *db = NULL;
-    cr_assert_eq(sqlite3_open(pathof("s.db"), &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_open(pathof(name), &db), SQLITE_OK);
     sqlite3_stmt *st = NULL;
     cr_assert_eq(sqlite3_prepare_v2(db, "SELECT group_concat(x) FROM t", -1, &st, NULL), SQLITE_OK,
                  "%s", sqlite3_errmsg(db));
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
     const char *v = (const char *)sqlite3_column_text(st, 0);
-    cr_assert_str_eq(v ? v : "", "1", "rows after the cut: '%s' (the FULL commit must stay, the "
-                     "OFF one must go)", v ? v : "");
+    cr_assert_str_eq(v ? v : "", want, "rows after the cut: '%s' (%s)", v ? v : "", why);
     sqlite3_finalize(st);
     sqlite3_close(db);
+}
+
+Test(powercut, sqlite_commits_survive_only_when_synced)
+{
+    in_child(sqlite_cut);
+    expect_rows("s.db", "1", "the FULL commit must stay, the OFF one must go");
 }
 
 /* ------------------------------------------------------- failed syncs */
@@ -290,15 +296,6 @@ static void failed_sync_cut(void)
 Test(powercut, a_failed_sync_loses_its_writes_even_after_a_good_sync)
 {
     in_child(failed_sync_cut);
-    sqlite3 *db = NULL;
-    cr_assert_eq(sqlite3_open(pathof("f.db"), &db), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT group_concat(x) FROM t", -1, &st, NULL), SQLITE_OK,
-                 "%s", sqlite3_errmsg(db));
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    const char *v = (const char *)sqlite3_column_text(st, 0);
-    cr_assert_str_eq(v ? v : "", "1", "rows after the cut: '%s' (only the row synced before the failed sync may "
-                     "stay: the failed sync lost row 2, and recovery stops there)", v ? v : "");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    expect_rows("f.db", "1", "only the row synced before the failed sync may stay: the failed sync lost row 2, "
+                "and recovery stops there");
 }
