@@ -147,7 +147,7 @@ static struct command table[] = {
     { "zadd", -4, W | CMD_FAST, 1, 1, 1, io_key, sh_zadd, NULL, "Adds members with scores (NX XX GT LT CH INCR)." },
     { "zincrby", 4, W | CMD_FAST, 1, 1, 1, io_key, sh_zincrby, NULL, "Adds to a member's score." },
     { "zscore", 3, R | CMD_FAST, 1, 1, 1, io_key, sh_zscore, NULL, "A member's score." },
-    { "zmscore", -3, R | CMD_FAST | CMD_BIGREPLY, 1, 1, 1, io_key, sh_zmscore, NULL, "The scores of members." },
+    { "zmscore", -3, R | CMD_FAST | CMD_BIGREPLY, 1, 1, 1, io_key, sh_zscore, NULL, "The scores of members." },
     { "zrank", 3, R | CMD_FAST, 1, 1, 1, io_key, sh_zrank, NULL, "A member's rank, lowest score first." },
     { "zrevrank", 3, R | CMD_FAST, 1, 1, 1, io_key, sh_zrank, NULL, "A member's rank, highest score first." },
     { "zcard", 2, R | CMD_FAST, 1, 1, 1, io_key, sh_zcard, NULL, "The number of members." },
