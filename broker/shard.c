@@ -700,11 +700,11 @@ static int replicate_turn(struct shard *s, char *why, size_t cap)
 
 static void commit_turn(struct shard *s)
 {
-    if (!s->st.jr || !journal_in_txn(s->st.jr)) {
-        s->st.turn_err = 0;
+    bool txn = s->st.jr && journal_in_txn(s->st.jr);
+    if (!txn && !s->st.turn_err) {
         EXT_EACH(end_turn, s, true);
         return;
-    }
+    } /* a write whose transaction could not even begin (a failed journal) fails the turn too */
     char why[400] = "";
     int rc = s->st.turn_err ? s->st.turn_err : replicate_turn(s, why, sizeof why);
     bool replicated = rc == 0 && !s->st.turn_err && s->srv->replica;
@@ -718,7 +718,7 @@ static void commit_turn(struct shard *s)
         if (!s->st.turn_err && !why[0] && !shard_fenced(s))
             log_error("journal of shard %d: %s", s->id, journal_error(s->st.jr));
         journal_rollback(s->st.jr);
-        if (s->srv->replica && !why[0])
+        if (s->srv->replica && !why[0] && txn)
             replica_discard(s->srv->replica, s->id, s->st.jr);
         EXT_EACH(end_turn, s, false);
         fail_turn(s, rc, why);

@@ -1121,6 +1121,12 @@ Test(powercut, a_failed_wal_sync_is_never_followed_by_an_acknowledged_write)
             expect_named_refusal(s, err);
         }
     }
+    expect_simple(CMD(c, "MULTI"), "OK"); /* a transaction's writes fail at the journal */
+    expect_simple(CMD(c, "JOB.PUSH", "sf", "{\"tx\":1}"), "QUEUED");
+    resp_val *v = CMD(c, "EXEC");
+    bool tx_acked = v->type == RESP_T_ARRAY && v->n == 1 && v->elem[0]->type == RESP_T_BULK;
+    cr_assert_not(tx_acked, "a push in EXEC was acknowledged after the failed sync: %s", resp_describe(v));
+    resp_val_free(v);
     /* a reserve would record a lease: refused too, not delivered unrecorded */
     expect_error(CMD(c, "JOB.RESERVE", "NOWAIT", "FROM", "sf"), "ERR shard 0 refuses writes");
     EXPECT_STATE(c, acked[0].s, "ready"); /* reads answer */
