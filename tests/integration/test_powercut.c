@@ -1200,3 +1200,49 @@ Test(powercut, fsync_batch_a_failed_sync_stops_acknowledging_writes)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* SPOOL_SYNC_FAIL_AT=N fails the Nth sync of the process, at start-up or
+ * after: either the start is refused naming the failed sync, or spoold
+ * serves reads and acknowledges no write once a sync failed; a clean stop
+ * exits 0, and the next start without the fault has every job. */
+Test(powercut, a_sync_failing_at_start_up_or_after_loses_nothing)
+{
+    spoold *s = spoold_start("--shards", "1", NULL);
+    cli *c = cli_connect(s->port);
+    jid ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = PUSH(c, "su", "{}");
+    cli_close(c);
+    spoold_term(s);
+    for (int n = 1; n <= 8; n++) {
+        char at[16], err[1200];
+        snprintf(at, sizeof at, "%d", n);
+        setenv("SPOOL_SYNC_FAIL_AT", at, 1);
+        int code = spoold_restart_may_fail(s, "--shards", "1", "--enable-debug-command", "yes", NULL);
+        unsetenv("SPOOL_SYNC_FAIL_AT");
+        char *log = spoold_log(s);
+        if (code != 0) {
+            cr_assert(strstr(log, "EIO"), "SPOOL_SYNC_FAIL_AT=%d: the refused start does not name the failed sync; "
+                      "log:\n%s", n, log);
+        } else {
+            c = cli_connect(s->port);
+            EXPECT_STATE(c, ids[0].s, "ready");
+            long long failed = info_field(c, "persistence", "journal_failed_shards");
+            jid id;
+            bool acked = push_acked(c, "su-more", n, &id, err, sizeof err);
+            cr_assert(!(failed && acked), "SPOOL_SYNC_FAIL_AT=%d: a push was acknowledged after a failed sync", n);
+            cr_assert(acked || strstr(err, "EIO"), "SPOOL_SYNC_FAIL_AT=%d: the refusal does not name the fault: %s", n,
+                      err);
+            cli_close(c);
+            spoold_term(s);
+        }
+        free(log);
+        spoold_restart(s, "--shards", "1", NULL);
+        c = cli_connect(s->port);
+        for (int i = 0; i < 3; i++)
+            EXPECT_STATE(c, ids[i].s, "ready");
+        cli_close(c);
+        spoold_term(s);
+    }
+    spoold_destroy(s);
+}
