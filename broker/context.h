@@ -123,9 +123,9 @@ static inline bool ctx_script_busy(const struct server *srv, int k)
 
 /* "" while every shard's journal is sound; else the error the first shard
  * whose journal failed a sync gives writes (without "ERR "). Any thread. */
-static inline const char *ctx_journal_failed(const struct server *srv)
+static inline const char *ctx_journal_failed(struct server *srv)
 {
-    const char *why = atomic_load(&((struct server *)srv)->journal_failed_why);
+    const char *why = atomic_load(&srv->journal_failed_why);
     return why ? why + 4 : "";
 }
 
