@@ -16,6 +16,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "replica_snap.h"
 
 #include <raft.h>
 #include <raft/uv.h>
@@ -52,6 +53,7 @@ struct shard_slot {
     sqlite3_session *sess;     /* on the shard's connection (shard thread) */
     struct inbound *in_head, *in_tail; /* committed entries for the shard to apply (replica_apply_pending) */
     int64_t applied;           /* index of the last entry the database holds */
+    int64_t fsm_last;          /* index of the last entry of this shard the FSM saw (Raft thread) */
     bool applied_known;
     uint64_t seq;
     enum slot_state state;
@@ -59,9 +61,13 @@ struct shard_slot {
     pthread_cond_t cv;
 };
 
+struct snap_hold; /* a snapshot being restored, shared by its shards' inbound items */
+
 struct inbound {
     struct inbound *next;
     uint64_t index;
+    struct snap_hold *hold;    /* a snapshot's image of the shard's journal, not a changeset */
+    struct snap_part part;
     int len;
     char cs[]; /* the changeset */
 };
@@ -98,11 +104,12 @@ struct replica {
     raft_uv_transport_close_cb close_cb;
     struct raft_fsm fsm;
     struct raft_barrier barrier;
-    bool barrier_pending, closed;
+    bool barrier_pending, closed, running;
     _Atomic bool stopping;
     pthread_mutex_t mu;
     struct submission *subs; /* waiting for the Raft thread */
     struct shard_slot *slots;
+    struct snap_taker *snap;  /* snapshots (replica_snap.h) */
     _Atomic uint64_t role_epoch; /* role in the low 2 bits, the count of role changes above: read as one */
     _Atomic unsigned leader_id;
     _Atomic uint64_t applied_count, proposed_count, proposed_bytes, applied_index, queued_count;
@@ -204,6 +211,14 @@ void replica_figures(const struct replica *r, struct replica_figures *f)
     f->queued = atomic_load(&r->queued_count);
     f->proposed = atomic_load(&r->proposed_count);
     f->proposed_bytes = atomic_load(&r->proposed_bytes);
+    struct snap_figures sf;
+    snap_figures(r->snap, &sf);
+    f->snapshots = sf.taken;
+    f->snapshots_failed = sf.failed;
+    f->snapshot_index = sf.last_index;
+    f->snapshot_bytes = sf.last_bytes;
+    f->snapshot_ms = sf.last_ms;
+    f->snapshots_restored = sf.restored;
 }
 
 static void set_role(struct replica *r, int role)
@@ -289,6 +304,9 @@ static int64_t read_applied(sqlite3 *db)
 }
 
 static int new_session(struct replica *r, int k, struct journal *jr);
+static bool restore_one(struct replica *r, int k, struct journal *jr, const struct inbound *in);
+static void inbound_free(struct inbound *in);
+static void enqueue(struct replica *r, int k, struct inbound *in);
 
 /* The database would miss an entry the group holds: stop; a restart
  * applies it from the log. */
@@ -304,6 +322,8 @@ static bool apply_one(struct replica *r, int k, struct journal *jr, const struct
 {
     struct shard_slot *sl = &r->slots[k];
     sqlite3 *db = journal_sqlite(jr);
+    if (in->hold)
+        return restore_one(r, k, jr, in);
     if ((int64_t)in->index <= sl->applied)
         return false;
     if (sqlite3changeset_apply(db, in->len, (void *)in->cs, NULL, on_conflict, NULL) != SQLITE_OK)
@@ -339,7 +359,7 @@ int replica_apply_pending(struct replica *r, int k, struct journal *jr)
         struct inbound *in = list;
         list = in->next;
         n += apply_one(r, k, jr, in);
-        free(in);
+        inbound_free(in);
         atomic_fetch_sub(&r->queued_count, 1);
     }
     if (n && set_applied(journal_sqlite(jr), sl->applied) != SQLITE_OK)
@@ -362,6 +382,13 @@ static int queue_for_shard(struct replica *r, int k, uint64_t index, const void 
         return RAFT_NOMEM;
     *in = (struct inbound){ .index = index, .len = n };
     memcpy(in->cs, cs, (size_t)n);
+    enqueue(r, k, in);
+    return 0;
+}
+
+/* Appends an item to shard k's queue and wakes the shard. */
+static void enqueue(struct replica *r, int k, struct inbound *in)
+{
     struct shard_slot *sl = &r->slots[k];
     pthread_mutex_lock(&r->mu);
     if (sl->in_tail)
@@ -372,7 +399,6 @@ static int queue_for_shard(struct replica *r, int k, uint64_t index, const void 
     atomic_fetch_add(&r->queued_count, 1);
     pthread_mutex_unlock(&r->mu);
     r->cfg.apply(r->cfg.wake_arg, k);
-    return 0;
 }
 
 /* The FSM: runs on the Raft thread for every committed entry, in order. */
@@ -389,6 +415,7 @@ static int apply_entry(struct raft_fsm *fsm, const struct raft_buffer *buf, void
     uint64_t index = raft_last_applied(&r->raft) + 1;
     atomic_store(&r->applied_index, index);
     struct shard_slot *sl = &r->slots[h.shard];
+    sl->fsm_last = (int64_t)index;
     pthread_mutex_lock(&r->mu);
     if (h.nonce == r->nonce && sl->state == SLOT_WAITING && sl->seq == h.seq) {
         sl->state = SLOT_COMMITTED; /* the waiting shard commits it on its own connection */
@@ -399,28 +426,6 @@ static int apply_entry(struct raft_fsm *fsm, const struct raft_buffer *buf, void
     }
     pthread_mutex_unlock(&r->mu);
     return queue_for_shard(r, (int)h.shard, index, (const char *)buf->base + sizeof h, (int)h.len);
-}
-
-/* No log compaction yet: the threshold is out of reach (docs/cluster.md),
- * and a snapshot carries nothing. */
-static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
-{
-    (void)fsm;
-    *bufs = raft_malloc(sizeof **bufs);
-    if (!*bufs)
-        return RAFT_NOMEM;
-    (*bufs)[0].len = 8;
-    (*bufs)[0].base = raft_calloc(1, 8);
-    *n = 1;
-    return (*bufs)[0].base ? 0 : RAFT_NOMEM;
-}
-
-static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
-{
-    (void)fsm;
-    raft_free(buf->base);
-    log_error("replica: a snapshot was installed, and this version cannot restore one (no log compaction)");
-    return RAFT_IOERR;
 }
 
 /* ----------------------------------------------------------- proposing */
@@ -620,6 +625,121 @@ int replica_commit(struct replica *r, int k, struct journal *jr, char *why, size
     return 0;
 }
 
+/* ------------------------------------------------------------ snapshots
+ *
+ * Log compaction (replica_snap.h): every --replica-snapshot-entries applied
+ * entries libraft asks for a snapshot. fsm_snapshot (Raft thread) notes,
+ * per shard, the last entry the FSM saw for it; fsm_snapshot_async (a
+ * libuv worker) waits until every shard handed its journal over holding
+ * that entry (replica_snap_turn, on the shard thread); libraft writes the
+ * images, then drops the log before the index less the trailing entries.
+ * fsm_restore queues each shard's image like an entry: the shard replaces
+ * its journal with it in order with the entries around it. */
+
+struct snap_hold {
+    _Atomic int refs;
+    void *base; /* the snapshot libraft handed over (raft_free) */
+};
+
+static void inbound_free(struct inbound *in)
+{
+    if (in->hold && atomic_fetch_sub(&in->hold->refs, 1) == 1) {
+        raft_free(in->hold->base);
+        free(in->hold);
+    }
+    free(in);
+}
+
+/* Shard thread k, in the apply transaction: the image replaces the
+ * journal's replicated tables, unless the journal holds every entry the
+ * image does (a restart: the log after the snapshot levels both). */
+static bool restore_one(struct replica *r, int k, struct journal *jr, const struct inbound *in)
+{
+    struct shard_slot *sl = &r->slots[k];
+    if (in->part.applied <= sl->applied)
+        return false;
+    char err[400];
+    if (snap_restore(journal_sqlite(jr), in->part.img, in->part.len, err, sizeof err) < 0)
+        apply_failed(k, in->index, err);
+    log_info("replica %d: shard %d: journal replaced by the snapshot at log index %" PRIu64 " (%zu bytes; it held "
+             "entries up to %" PRId64 ", this journal up to %" PRId64 ")", r->cfg.id, k, in->index, in->part.len,
+             in->part.applied, sl->applied);
+    sl->applied = in->part.applied;
+    return true;
+}
+
+void replica_snap_turn(struct replica *r, int k, struct journal *jr)
+{
+    struct shard_slot *sl = &r->slots[k];
+    if (!sl->applied_known && !journal_in_txn(jr)) {
+        sl->applied = read_applied(journal_sqlite(jr));
+        sl->applied_known = true;
+    }
+    if (sl->applied_known)
+        snap_offer(r->snap, k, journal_sqlite(jr), journal_in_txn(jr), sl->applied);
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    struct replica *r = fsm->data;
+    int64_t need[r->cfg.nshards > 0 ? r->cfg.nshards : 1];
+    for (int k = 0; k < r->cfg.nshards; k++)
+        need[k] = r->slots[k].fsm_last;
+    *bufs = NULL;
+    *n = 0;
+    if (r->stopping || snap_begin(r->snap, raft_last_applied(&r->raft), need) < 0)
+        return RAFT_BUSY; /* libraft tries again later */
+    return 0;
+}
+
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    struct replica *r = fsm->data;
+    int rc = snap_collect(r->snap, r->cfg.apply, r->cfg.wake_arg, r->cfg.snapshot_timeout_ms, bufs, n);
+    return rc == 0 ? 0 : rc == -ENOMEM ? RAFT_NOMEM : rc == -EFBIG ? RAFT_TOOBIG : RAFT_BUSY;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    struct replica *r = fsm->data;
+    snap_release(r->snap, *bufs, *n);
+    *bufs = NULL;
+    *n = 0;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct replica *r = fsm->data;
+    int nsh = r->cfg.nshards;
+    struct snap_part parts[nsh > 0 ? nsh : 1];
+    uint64_t index = 0;
+    char err[300];
+    if (snap_parse(buf->base, buf->len, nsh, &index, parts, err, sizeof err) < 0) {
+        log_error("replica %d: cannot restore a snapshot: %s", r->cfg.id, err);
+        return RAFT_MALFORMED; /* libraft keeps the buffer */
+    }
+    struct snap_hold *hold = malloc(sizeof *hold);
+    if (!hold)
+        return RAFT_NOMEM;
+    hold->base = buf->base;
+    atomic_init(&hold->refs, nsh);
+    for (int k = 0; k < nsh; k++) {
+        struct inbound *in = calloc(1, sizeof *in);
+        if (!in)
+            abort(); /* a half-queued snapshot cannot be undone */
+        *in = (struct inbound){ .index = index, .hold = hold, .part = parts[k] };
+        if (parts[k].applied > r->slots[k].fsm_last)
+            r->slots[k].fsm_last = parts[k].applied;
+        enqueue(r, k, in);
+    }
+    atomic_store(&r->applied_index, index);
+    snap_count_restore(r->snap);
+    log_info("replica %d: snapshot at log index %" PRIu64 " (%zu bytes) queued for the shards", r->cfg.id, index,
+             (size_t)buf->len);
+    return 0;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static void *replica_main(void *arg)
@@ -742,12 +862,14 @@ static int bootstrap(struct replica *r, char *err, size_t cap)
 static int init_raft(struct replica *r, char *err, size_t cap)
 {
     const struct peer *me = peer_by_id(r, (unsigned)r->cfg.id);
-    r->fsm = (struct raft_fsm){ .version = 1, .data = r, .apply = apply_entry, .snapshot = fsm_snapshot,
-                                .restore = fsm_restore };
-    if (uv_loop_init(&r->loop) != 0 || nodelay_transport_init(r) != 0 ||
-        raft_uv_init(&r->io, &r->loop, r->raft_dir, &r->tr) != 0 ||
-        raft_init(&r->raft, &r->io, &r->fsm, me->id, me->raft_addr) != 0) {
-        snprintf(err, cap, "replica: cannot set up Raft in %s", r->raft_dir);
+    r->fsm = (struct raft_fsm){ .version = 3, .data = r, .apply = apply_entry, .snapshot = fsm_snapshot,
+                                .restore = fsm_restore, .snapshot_finalize = fsm_snapshot_finalize,
+                                .snapshot_async = fsm_snapshot_async };
+    int rc = uv_loop_init(&r->loop) != 0 || nodelay_transport_init(r) != 0 ||
+             raft_uv_init(&r->io, &r->loop, r->raft_dir, &r->tr) != 0;
+    r->io.version = 2; /* raft_uv 0.15 has async_work, which snapshot_async needs, but calls itself version 1 */
+    if (rc || raft_init(&r->raft, &r->io, &r->fsm, me->id, me->raft_addr) != 0) {
+        snprintf(err, cap, "replica: cannot set up Raft in %s: %s", r->raft_dir, raft_errmsg(&r->raft));
         return -EIO;
     }
     r->raft.data = r;
@@ -755,17 +877,29 @@ static int init_raft(struct replica *r, char *err, size_t cap)
         return -EIO;
     raft_set_election_timeout(&r->raft, (unsigned)r->cfg.election_ms);
     raft_set_heartbeat_timeout(&r->raft, (unsigned)(r->cfg.election_ms / 10));
-    raft_set_snapshot_threshold(&r->raft, 1u << 31);
+    raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_entries);
+    raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
+    return 0;
+}
+
+/* After replica_attach: loads the log (a snapshot in it is queued for the
+ * shards at once) and starts the Raft thread. */
+int replica_run(struct replica *r, char *err, size_t cap)
+{
     int rc = raft_start(&r->raft);
     if (rc != 0) {
-        snprintf(err, cap, "replica: cannot start Raft at %s (data %s): %s", me->raft_addr, r->raft_dir,
-                 raft_errmsg(&r->raft));
+        snprintf(err, cap, "replica: cannot start Raft (data %s): %s", r->raft_dir, raft_errmsg(&r->raft));
         return -EIO;
     }
     uv_async_init(&r->loop, &r->async, on_async);
     uv_timer_init(&r->loop, &r->tick);
     r->async.data = r->tick.data = r;
     uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
+    if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
+        snprintf(err, cap, "replica: cannot start its thread");
+        return -EAGAIN;
+    }
+    r->running = true;
     return 0;
 }
 
@@ -790,17 +924,18 @@ int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err
     if (getrandom(&r->nonce, sizeof r->nonce, 0) != (ssize_t)sizeof r->nonce)
         r->nonce = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     int rc = parse_peers(r, err, cap);
+    if (rc == 0 && !(r->snap = snap_taker_new(cfg->nshards, cfg->snapshot_max_bytes))) {
+        snprintf(err, cap, "replica: out of memory");
+        rc = -ENOMEM;
+    }
     if (rc == 0 && mkdir(r->raft_dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, cap, "replica: cannot create %s: %s", r->raft_dir, strerror(errno));
         rc = -errno;
     }
     if (rc == 0)
         rc = init_raft(r, err, cap);
-    if (rc == 0 && pthread_create(&r->thread, NULL, replica_main, r) != 0) {
-        snprintf(err, cap, "replica: cannot start its thread");
-        rc = -EAGAIN;
-    }
     if (rc < 0) {
+        snap_taker_free(r->snap);
         free(r->slots);
         free(r); /* what init_raft set up leaks on this path: the process is stopping */
         return rc;
@@ -813,6 +948,11 @@ void replica_stop(struct replica *r)
 {
     if (!r)
         return;
+    if (!r->running) {
+        log_warn("replica %d: its Raft thread never ran; left as it is (the process is stopping)", r->cfg.id);
+        return;
+    }
+    snap_cancel(r->snap); /* a snapshot waiting for the shards (stopped by now) gives up */
     pthread_mutex_lock(&r->mu);
     r->stopping = true;
     for (int k = 0; k < r->cfg.nshards; k++)
@@ -833,11 +973,12 @@ void replica_stop(struct replica *r)
     for (int k = 0; k < r->cfg.nshards; k++) {
         for (struct inbound *in = r->slots[k].in_head, *next; in; in = next) {
             next = in->next;
-            free(in); /* not applied: the log still holds them */
+            inbound_free(in); /* not applied: the log still holds them */
         }
         pthread_cond_destroy(&r->slots[k].cv);
     }
     pthread_mutex_destroy(&r->mu);
+    snap_taker_free(r->snap);
     free(r->slots);
     free(r);
 }

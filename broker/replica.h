@@ -43,6 +43,10 @@ struct replica_cfg {
     const char *data_dir;   /* shard-<k>.db live here; the Raft log under <data_dir>/raft */
     int nshards;
     int election_ms;        /* Raft election timeout (heartbeat: a tenth of it) */
+    unsigned snapshot_entries;  /* a snapshot every this many applied entries (log compaction) */
+    unsigned snapshot_trailing; /* entries kept in the log before a snapshot's index */
+    size_t snapshot_max_bytes;  /* no snapshot larger than this (it is held in memory) */
+    int snapshot_timeout_ms;    /* how long a snapshot waits for every shard's journal */
     /* Called on the Raft thread when the role changed (server.c wakes the
      * shards with it, so a promoted shard rebuilds at once). */
     void (*wake)(void *arg);
@@ -52,9 +56,12 @@ struct replica_cfg {
     void *wake_arg;
 };
 
-/* Parses the peers, opens the Raft log and starts the thread. On error
- * returns a negative errno and writes why into err. */
+/* Parses the peers and opens the Raft log. On error returns a negative
+ * errno and writes why into err. */
 int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err, size_t cap);
+/* After replica_attach of every shard: loads the log and starts the Raft
+ * thread (a snapshot in the log is queued for the shards at once). */
+int replica_run(struct replica *r, char *err, size_t cap);
 /* Stops the thread; shards waiting in replica_commit get "outcome unknown". */
 void replica_stop(struct replica *r);
 
@@ -85,6 +92,9 @@ int replica_commit(struct replica *r, int shard, struct journal *jr, char *why, 
  * many. A leader gets one only for its own turn given up as "outcome
  * unknown" that committed after all: it must reload its memory. */
 int replica_apply_pending(struct replica *r, int shard, struct journal *jr);
+/* Shard thread k, at the start of each turn after replica_apply_pending:
+ * hands the journal over if a snapshot waits for it (replica_snap.h). */
+void replica_snap_turn(struct replica *r, int shard, struct journal *jr);
 /* Shard thread k, before its journal closes. */
 void replica_detach(struct replica *r, int shard);
 /* Shard thread k: the turn was rolled back without replica_commit. */
@@ -97,6 +107,7 @@ struct replica_figures {
     uint64_t queued;         /* entries waiting for their shard to apply them */
     uint64_t proposed;       /* turns this node proposed as a leader */
     uint64_t proposed_bytes;
+    uint64_t snapshots, snapshots_failed, snapshot_index, snapshot_bytes, snapshot_ms, snapshots_restored;
 };
 void replica_figures(const struct replica *r, struct replica_figures *f);
 
