@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +111,19 @@ struct replica {
     struct submission *subs; /* waiting for the Raft thread */
     struct shard_slot *slots;
     struct snap_taker *snap;  /* snapshots (replica_snap.h) */
+    /* Membership (the "membership" section): what the Raft thread last saw,
+     * for any thread, and the changes the I/O threads hand it. */
+    pthread_mutex_t view_mu;
+    struct replica_member view[REPLICA_MAX_PEERS];
+    int nview;
+    char leader_client[64];
+    char change_status[300];
+    struct change_req *changes;   /* under mu */
+    pthread_cond_t change_cv;     /* with mu: a change request was answered */
+    struct raft_change change;    /* the one change libraft has in flight */
+    bool change_busy;
+    unsigned change_id;
+    int change_op;
     _Atomic uint64_t role_epoch; /* role in the low 2 bits, the count of role changes above: read as one */
     _Atomic unsigned leader_id;
     _Atomic uint64_t applied_count, proposed_count, proposed_bytes, applied_index, queued_count;
@@ -158,7 +172,7 @@ static int parse_peers(struct replica *r, char *err, size_t cap)
     }
     for (int i = 0; i < r->npeers; i++)
         if (r->peers[i].id == (unsigned)r->cfg.id)
-            return r->npeers >= 3 || r->npeers == 1 ? 0 : (snprintf(err, cap, "--replica-peers: a group has 1, "
+            return r->cfg.join || r->npeers >= 3 || r->npeers == 1 ? 0 : (snprintf(err, cap, "--replica-peers: a group has 1, "
                                                                      "3 or 5 members (%d given)", r->npeers), -EINVAL);
     snprintf(err, cap, "--replica-id %d is not a member of --replica-peers '%s'", r->cfg.id, r->cfg.peers ? r->cfg.peers : "");
     return -EINVAL;
@@ -188,11 +202,13 @@ int replica_role_epoch(const struct replica *r, uint64_t *epoch)
 
 bool replica_leader_addr(const struct replica *r, char *buf, size_t cap)
 {
-    const struct peer *p = peer_by_id(r, atomic_load(&r->leader_id));
-    if (!p)
-        return false;
-    snprintf(buf, cap, "%s", p->client_addr);
-    return true;
+    struct replica *w = (struct replica *)r; /* the lock only */
+    pthread_mutex_lock(&w->view_mu);
+    bool known = atomic_load(&r->leader_id) != 0 && r->leader_client[0];
+    if (known)
+        snprintf(buf, cap, "%s", r->leader_client);
+    pthread_mutex_unlock(&w->view_mu);
+    return known;
 }
 
 void replica_refusal(const struct replica *r, int slot, char *buf, size_t cap)
@@ -233,6 +249,8 @@ static void set_role(struct replica *r, int role)
         r->cfg.wake(r->cfg.wake_arg);
 }
 
+static void publish_view(struct replica *r);
+
 static void barrier_done(struct raft_barrier *req, int status)
 {
     struct replica *r = req->data;
@@ -248,6 +266,7 @@ static void on_tick(uv_timer_t *t)
     struct replica *r = t->data;
     if (r->stopping)
         return;
+    publish_view(r);
     raft_id id = 0;
     const char *addr = NULL;
     raft_leader(&r->raft, &id, &addr);
@@ -453,6 +472,8 @@ static void applied_cb(struct raft_apply *req, int status, void *result)
     free(sub);
 }
 
+static void run_changes(struct replica *r);
+
 static void raft_closed(struct raft *raft)
 {
     struct replica *r = raft->data;
@@ -465,6 +486,7 @@ static void raft_closed(struct raft *raft)
 static void on_async(uv_async_t *a)
 {
     struct replica *r = a->data;
+    run_changes(r);
     pthread_mutex_lock(&r->mu);
     struct submission *list = r->subs;
     r->subs = NULL;
@@ -740,6 +762,234 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     return 0;
 }
 
+/* ----------------------------------------------------------- membership
+ *
+ * The group's members live in the Raft log (libraft's configuration
+ * entries, and each snapshot), so --replica-peers only bootstraps a new
+ * group. A member's address there is "RAFTHOST:PORT/HOST:PORT": libraft
+ * treats it as opaque, the transport below connects to the part before the
+ * slash, and every node learns each member's client address (for -MOVED)
+ * from the log. A group bootstrapped with bare Raft addresses gets its
+ * client addresses from --replica-peers.
+ *
+ * Changes (REPLICA.ADD, REPLICA.REMOVE, cmd_replica.c) are handed to the
+ * Raft thread like a turn's entry; the leader starts them with raft_add
+ * then raft_assign (a new member first catches up as a spare, by snapshot
+ * when the log was compacted, then votes) or raft_remove, one at a time;
+ * their outcome shows in the view (replica_members). */
+
+struct change_req {
+    struct change_req *next;
+    int op;
+    unsigned id;
+    char addr[140];
+    int rc;
+    bool done;
+    char msg[300];
+};
+
+static void split_addr(const struct replica *r, unsigned id, const char *addr, char *raft, char *client)
+{
+    const char *slash = strchr(addr, '/');
+    const struct peer *p = peer_by_id(r, id);
+    snprintf(raft, 64, "%.*s", slash ? (int)(slash - addr) : 63, addr);
+    snprintf(client, 64, "%s", slash ? slash + 1 : p ? p->client_addr : "");
+}
+
+/* Raft thread, every tick: the members, their roles and (on the leader)
+ * how far each holds the log, and the leader's client address. */
+static void publish_view(struct replica *r)
+{
+    const struct raft_configuration *c = &r->raft.configuration;
+    bool lead = raft_state(&r->raft) == RAFT_LEADER;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&r->raft, &lid, &laddr);
+    pthread_mutex_lock(&r->view_mu);
+    r->nview = 0;
+    for (unsigned i = 0; i < c->n && r->nview < REPLICA_MAX_PEERS; i++) {
+        struct replica_member *m = &r->view[r->nview++];
+        m->id = (unsigned)c->servers[i].id;
+        m->role = c->servers[i].role == RAFT_VOTER ? REPLICA_VOTER : c->servers[i].role == RAFT_STANDBY
+                  ? REPLICA_STANDBY : REPLICA_SPARE;
+        m->leader = c->servers[i].id == lid;
+        m->match_index = lead ? r->raft.leader_state.progress[i].match_index : 0;
+        split_addr(r, m->id, c->servers[i].address, m->raft_addr, m->client_addr);
+    }
+    char raft[64];
+    r->leader_client[0] = 0;
+    if (lid && laddr)
+        split_addr(r, (unsigned)lid, laddr, raft, r->leader_client);
+    pthread_mutex_unlock(&r->view_mu);
+}
+
+int replica_members(const struct replica *r, struct replica_member *out, int cap, char *status, size_t scap)
+{
+    struct replica *w = (struct replica *)r; /* the lock only */
+    pthread_mutex_lock(&w->view_mu);
+    int n = r->nview < cap ? r->nview : cap;
+    memcpy(out, r->view, (size_t)n * sizeof *out);
+    snprintf(status, scap, "%s", r->change_status[0] ? r->change_status : "none");
+    pthread_mutex_unlock(&w->view_mu);
+    return n;
+}
+
+static void set_status(struct replica *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_status(struct replica *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&r->view_mu);
+    vsnprintf(r->change_status, sizeof r->change_status, fmt, ap);
+    pthread_mutex_unlock(&r->view_mu);
+    va_end(ap);
+    log_info("replica %d: membership: %s", r->cfg.id, r->change_status);
+}
+
+static void change_done(struct raft_change *req, int status)
+{
+    struct replica *r = req->data;
+    r->change_busy = false;
+    if (status == 0)
+        set_status(r, "done: node %u %s", r->change_id, r->change_op == REPLICA_ADD ? "is a voter" : "was removed");
+    else
+        set_status(r, "failed: node %u: %s (see INFO replication and docs/replication.md, Membership)", r->change_id,
+                   raft_strerror(status));
+}
+
+/* The new member is in the configuration as a spare: now it catches up
+ * (libraft sends it the log, or the snapshot) and becomes a voter. */
+static void change_added(struct raft_change *req, int status)
+{
+    struct replica *r = req->data;
+    int rc = status;
+    if (rc == 0 && (rc = raft_assign(&r->raft, &r->change, r->change_id, RAFT_VOTER, change_done)) == 0) {
+        set_status(r, "in progress: node %u %s", r->change_id, "added as a spare, catching up to vote");
+        return;
+    }
+    change_done(req, rc);
+}
+
+static const struct raft_server *member_of(struct replica *r, unsigned id)
+{
+    for (unsigned i = 0; i < r->raft.configuration.n; i++)
+        if (r->raft.configuration.servers[i].id == id)
+            return &r->raft.configuration.servers[i];
+    return NULL;
+}
+
+/* The member whose Raft or client address equals one of addr's
+ * ("RAFT/CLIENT"). */
+static const struct raft_server *member_at(struct replica *r, const char *addr)
+{
+    char raft[64], client[64], mraft[64], mclient[64];
+    split_addr(r, 0, addr, raft, client);
+    for (unsigned i = 0; i < r->raft.configuration.n; i++) {
+        const struct raft_server *s = &r->raft.configuration.servers[i];
+        split_addr(r, (unsigned)s->id, s->address, mraft, mclient);
+        if (!strcmp(raft, mraft) || !strcmp(client, mclient))
+            return s;
+    }
+    return NULL;
+}
+
+/* Raft thread: starts one change, or says why not. */
+static int start_change(struct replica *r, struct change_req *q)
+{
+    char leader[64] = "none known";
+    replica_leader_addr(r, leader, sizeof leader);
+    if (raft_state(&r->raft) != RAFT_LEADER)
+        return snprintf(q->msg, sizeof q->msg, "READONLY this node does not lead its replication group: send it to "
+                        "the leader (%s)", leader), -EAGAIN;
+    if (r->change_busy)
+        return snprintf(q->msg, sizeof q->msg, "ERR a membership change is in progress (node %u); wait until "
+                        "REPLICA.MEMBERS shows it done, then retry", r->change_id), -EBUSY;
+    if (q->op == REPLICA_ADD && member_of(r, q->id))
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u is a member already (%s); remove it first, or give the new "
+                        "node another --replica-id", q->id, member_of(r, q->id)->address), -EEXIST;
+    const struct raft_server *dup = q->op == REPLICA_ADD ? member_at(r, q->addr) : NULL;
+    if (dup)
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u has that Raft or client address already (%s); give the new "
+                        "node addresses of its own", (unsigned)dup->id, dup->address), -EEXIST;
+    if (q->op == REPLICA_ADD && r->raft.configuration.n >= REPLICA_MAX_PEERS)
+        return snprintf(q->msg, sizeof q->msg, "ERR the group has %d members, the most it can have",
+                        REPLICA_MAX_PEERS), -ENOSPC;
+    if (q->op == REPLICA_REMOVE && !member_of(r, q->id))
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u is not a member of the group (REPLICA.MEMBERS lists "
+                        "them)", q->id), -ENOENT;
+    if (q->op == REPLICA_REMOVE && q->id == (unsigned)r->cfg.id)
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u leads the group and cannot remove itself: stop it, and "
+                        "once another node leads, remove it there", q->id), -EINVAL;
+    r->change.data = r;
+    r->change_id = q->id;
+    r->change_op = q->op;
+    int rc = q->op == REPLICA_ADD ? raft_add(&r->raft, &r->change, q->id, q->addr, change_added)
+                                  : raft_remove(&r->raft, &r->change, q->id, change_done);
+    if (rc != 0)
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u (%s): %s%s%s", q->id, q->addr, raft_strerror(rc),
+                        raft_errmsg(&r->raft)[0] ? ": " : "", raft_errmsg(&r->raft)), -EINVAL;
+    r->change_busy = true;
+    set_status(r, "in progress: node %u %s", q->id, q->op == REPLICA_ADD ? "being added" : "being removed");
+    return 0;
+}
+
+/* Raft thread (on_async): answers the change requests handed over. */
+static void run_changes(struct replica *r)
+{
+    pthread_mutex_lock(&r->mu);
+    struct change_req *list = r->changes;
+    r->changes = NULL;
+    pthread_mutex_unlock(&r->mu);
+    while (list) {
+        struct change_req *q = list;
+        list = q->next;
+        int rc = r->stopping ? (snprintf(q->msg, sizeof q->msg, "ERR this node is stopping"), -ESHUTDOWN)
+                             : start_change(r, q);
+        pthread_mutex_lock(&r->mu);
+        q->rc = rc;
+        q->done = true;
+        pthread_cond_broadcast(&r->change_cv);
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+/* With r->mu held: takes q off the list if the Raft thread did not. */
+static bool unqueue(struct replica *r, struct change_req *q)
+{
+    for (struct change_req **p = &r->changes; *p; p = &(*p)->next)
+        if (*p == q) {
+            *p = q->next;
+            return true;
+        }
+    return false;
+}
+
+int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr, char *msg,
+                   size_t cap)
+{
+    struct change_req q = { .op = op, .id = id };
+    snprintf(q.addr, sizeof q.addr, "%s/%s", raft_addr ? raft_addr : "", client_addr ? client_addr : "");
+    pthread_mutex_lock(&r->mu);
+    q.next = r->changes;
+    r->changes = &q;
+    uv_async_send(&r->async);
+    struct timespec until;
+    deadline_in(&until, 10000);
+    while (!q.done) {
+        if (pthread_cond_timedwait(&r->change_cv, &r->mu, &until) != ETIMEDOUT || q.done)
+            continue;
+        if (unqueue(r, &q)) { /* never taken: the Raft thread is stuck or stopping */
+            snprintf(q.msg, sizeof q.msg, "ERR the replication thread did not answer within 10 s; retry");
+            q.rc = -ETIMEDOUT;
+            break;
+        }
+        deadline_in(&until, 10000); /* taken: its answer is on the way */
+    }
+    pthread_mutex_unlock(&r->mu);
+    snprintf(msg, cap, "%s", q.msg);
+    return q.rc;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static void *replica_main(void *arg)
@@ -813,7 +1063,9 @@ static int nd_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, 
     req->cb = cb;
     c->outer = req;
     c->req.data = c;
-    int rc = r->tcp.connect(&r->tcp, &c->req, id, address, nd_connected);
+    char raft[64];
+    snprintf(raft, sizeof raft, "%.*s", (int)strcspn(address, "/"), address); /* "RAFT/CLIENT": dial RAFT */
+    int rc = r->tcp.connect(&r->tcp, &c->req, id, raft, nd_connected);
     if (rc != 0)
         free(c);
     return rc;
@@ -843,13 +1095,24 @@ static int nodelay_transport_init(struct replica *r)
     return 0;
 }
 
+/* A member's address in the Raft configuration (the "membership" section). */
+static void member_addr(const struct peer *p, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", p->raft_addr, p->client_addr);
+}
+
 static int bootstrap(struct replica *r, char *err, size_t cap)
 {
+    if (r->cfg.join)
+        return 0; /* the leader adds it; its log starts empty */
     struct raft_configuration conf;
     raft_configuration_init(&conf);
     int rc = 0;
-    for (int i = 0; i < r->npeers && rc == 0; i++)
-        rc = raft_configuration_add(&conf, r->peers[i].id, r->peers[i].raft_addr, RAFT_VOTER);
+    char addr[140];
+    for (int i = 0; i < r->npeers && rc == 0; i++) {
+        member_addr(&r->peers[i], addr, sizeof addr);
+        rc = raft_configuration_add(&conf, r->peers[i].id, addr, RAFT_VOTER);
+    }
     if (rc == 0)
         rc = raft_bootstrap(&r->raft, &conf);
     raft_configuration_close(&conf);
@@ -868,7 +1131,10 @@ static int init_raft(struct replica *r, char *err, size_t cap)
     int rc = uv_loop_init(&r->loop) != 0 || nodelay_transport_init(r) != 0 ||
              raft_uv_init(&r->io, &r->loop, r->raft_dir, &r->tr) != 0;
     r->io.version = 2; /* raft_uv 0.15 has async_work, which snapshot_async needs, but calls itself version 1 */
-    if (rc || raft_init(&r->raft, &r->io, &r->fsm, me->id, me->raft_addr) != 0) {
+    char addr[140];
+    member_addr(me, addr, sizeof addr);
+    if (rc || raft_uv_tcp_set_bind_address(&r->tcp, me->raft_addr) != 0 ||
+        raft_init(&r->raft, &r->io, &r->fsm, me->id, addr) != 0) {
         snprintf(err, cap, "replica: cannot set up Raft in %s: %s", r->raft_dir, raft_errmsg(&r->raft));
         return -EIO;
     }
@@ -915,9 +1181,11 @@ int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err
     snprintf(r->data_dir, sizeof r->data_dir, "%s", cfg->data_dir);
     snprintf(r->raft_dir, sizeof r->raft_dir, "%s/raft", cfg->data_dir);
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->view_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* propose() waits against the monotonic clock */
+    pthread_cond_init(&r->change_cv, &ca);
     for (int k = 0; k < cfg->nshards; k++)
         pthread_cond_init(&r->slots[k].cv, &ca);
     pthread_condattr_destroy(&ca);
@@ -978,6 +1246,8 @@ void replica_stop(struct replica *r)
         pthread_cond_destroy(&r->slots[k].cv);
     }
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->view_mu);
+    pthread_cond_destroy(&r->change_cv);
     snap_taker_free(r->snap);
     free(r->slots);
     free(r);

@@ -47,6 +47,7 @@ struct replica_cfg {
     unsigned snapshot_trailing; /* entries kept in the log before a snapshot's index */
     size_t snapshot_max_bytes;  /* no snapshot larger than this (it is held in memory) */
     int snapshot_timeout_ms;    /* how long a snapshot waits for every shard's journal */
+    bool join;              /* a new member of a running group: no bootstrap; the leader adds it (REPLICA.ADD) */
     /* Called on the Raft thread when the role changed (server.c wakes the
      * shards with it, so a promoted shard rebuilds at once). */
     void (*wake)(void *arg);
@@ -99,6 +100,28 @@ void replica_snap_turn(struct replica *r, int shard, struct journal *jr);
 void replica_detach(struct replica *r, int shard);
 /* Shard thread k: the turn was rolled back without replica_commit. */
 void replica_discard(struct replica *r, int shard, struct journal *jr);
+
+/* Membership (docs/replication.md "Membership"): the members as this node
+ * last saw them in the log (any thread). */
+enum { REPLICA_VOTER, REPLICA_STANDBY, REPLICA_SPARE };
+struct replica_member {
+    unsigned id;
+    int role;              /* REPLICA_VOTER, _STANDBY (copies the log) or _SPARE (joining) */
+    bool leader;
+    char raft_addr[64], client_addr[64];
+    uint64_t match_index;  /* on the leader: the last entry the member holds */
+};
+/* Copies up to cap members into out (returns how many) and the last
+ * change's state into status ("none", "in progress: …", "done: …",
+ * "failed: …"). */
+int replica_members(const struct replica *r, struct replica_member *out, int cap, char *status, size_t scap);
+/* I/O thread: asks the leader's Raft thread to add (REPLICA_ADD, with its
+ * Raft and client addresses) or remove (REPLICA_REMOVE) member id. 0: the
+ * change started (replica_members shows how it ends); negative with the
+ * client's error in msg (not the leader, a change in flight, a bad id). */
+enum { REPLICA_ADD, REPLICA_REMOVE };
+int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr, char *msg,
+                   size_t cap);
 
 /* Figures for INFO replication (any thread). */
 struct replica_figures {

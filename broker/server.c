@@ -489,7 +489,7 @@ static int start_replica(struct server *srv)
                               .wake_arg = srv, .snapshot_entries = (unsigned)srv->cfg.replica_snapshot_entries,
                               .snapshot_trailing = (unsigned)srv->cfg.replica_snapshot_trailing,
                               .snapshot_max_bytes = (size_t)srv->cfg.replica_snapshot_max_mb << 20,
-                              .snapshot_timeout_ms = 30000 };
+                              .snapshot_timeout_ms = 30000, .join = srv->cfg.replica_join == 1 };
     char err[600];
     int r = replica_start(&srv->replica, &rc, err, sizeof err);
     if (r < 0) {
