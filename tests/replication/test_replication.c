@@ -43,7 +43,7 @@ static void run_py(const char *script, const char *extra)
     const char *spoold = getenv("SPOOLD");
     if (!spoold || !spoold[0])
         spoold = SPOOLD_PATH;
-    char cmd[4096];
+    char cmd[8192];
     snprintf(cmd, sizeof cmd, "timeout 360 /usr/bin/python3 '%s' --spoold '%s' %s 2>&1", script, spoold, extra);
     FILE *p = popen(cmd, "r");
     cr_assert(p, "cannot run %s", cmd);
@@ -62,7 +62,7 @@ static void run_py(const char *script, const char *extra)
 
 static void run_failover(const char *extra)
 {
-    char args[2048];
+    char args[2100];
     snprintf(args, sizeof args, "--max-pause " MAX_PAUSE " %s", extra);
     run_py(FAILOVER_PY, args);
 }
