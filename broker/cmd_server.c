@@ -294,10 +294,12 @@ void io_client(struct conn *c, struct msg *m)
 static void info_snapshots(resp_buf *t, const struct replica_figures *f)
 {
     resp_buf_printf(t, "replica_snapshots:%llu\r\nreplica_snapshots_failed:%llu\r\nreplica_snapshot_index:%llu\r\n"
-                    "replica_snapshot_bytes:%llu\r\nreplica_snapshot_ms:%llu\r\nreplica_snapshots_restored:%llu\r\n\r\n",
+                    "replica_snapshot_bytes:%llu\r\nreplica_snapshot_ms:%llu\r\nreplica_snapshot_written_ms:%llu\r\n"
+                    "replica_snapshots_restored:%llu\r\n\r\n",
                     (unsigned long long)f->snapshots, (unsigned long long)f->snapshots_failed,
                     (unsigned long long)f->snapshot_index, (unsigned long long)f->snapshot_bytes,
-                    (unsigned long long)f->snapshot_ms, (unsigned long long)f->snapshots_restored);
+                    (unsigned long long)f->snapshot_ms, (unsigned long long)f->snapshot_total_ms,
+                    (unsigned long long)f->snapshots_restored);
 }
 
 /* # Replication: Redis's role line, and the group's figures (replica.h). */

@@ -49,7 +49,7 @@ static const struct opt opts[] = {
     { "replica-join", OPT_ENUM, OFF(replica_join), "no", 0, 0, yesno_choices, "a new member of a running group: start with an empty log and wait for the leader to add it (spool cluster add-replica), instead of bootstrapping --replica-peers: no|yes" },
     { "replica-snapshot-entries", OPT_INT, OFF(replica_snapshot_entries), "8192", 8, 1000000000, NULL, "log compaction: snapshot the shard journals every this many Raft entries, then drop the log before them (docs/replication.md)" },
     { "replica-snapshot-trailing", OPT_INT, OFF(replica_snapshot_trailing), "1024", 0, 1000000000, NULL, "log compaction: entries kept in the Raft log before a snapshot (a follower that far behind gets them, not the snapshot)" },
-    { "replica-snapshot-max-mb", OPT_INT, OFF(replica_snapshot_max_mb), "1024", 1, 1048576, NULL, "log compaction: no snapshot larger than this (it is held in memory while written and sent)" },
+    { "replica-snapshot-max-mb", OPT_INT, OFF(replica_snapshot_max_mb), "512", 1, 1048576, NULL, "log compaction: no snapshot larger than this (it is held in memory while written and sent)" },
     { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads (0 = one per core, at most 8)" },
     { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
     { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },

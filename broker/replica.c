@@ -234,6 +234,7 @@ void replica_figures(const struct replica *r, struct replica_figures *f)
     f->snapshot_index = sf.last_index;
     f->snapshot_bytes = sf.last_bytes;
     f->snapshot_ms = sf.last_ms;
+    f->snapshot_total_ms = sf.last_total_ms;
     f->snapshots_restored = sf.restored;
 }
 

@@ -130,7 +130,8 @@ struct replica_figures {
     uint64_t queued;         /* entries waiting for their shard to apply them */
     uint64_t proposed;       /* turns this node proposed as a leader */
     uint64_t proposed_bytes;
-    uint64_t snapshots, snapshots_failed, snapshot_index, snapshot_bytes, snapshot_ms, snapshots_restored;
+    uint64_t snapshots, snapshots_failed, snapshot_index, snapshot_bytes, snapshot_ms, snapshot_total_ms,
+        snapshots_restored;
 };
 void replica_figures(const struct replica *r, struct replica_figures *f);
 

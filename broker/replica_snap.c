@@ -245,9 +245,11 @@ int snap_collect(struct snap_taker *t, void (*wake)(void *, int), void *arg, int
 
 void snap_release(struct snap_taker *t, struct raft_buffer *bufs, unsigned n)
 {
-    (void)t;
     if (!bufs)
         return;
+    pthread_mutex_lock(&t->mu);
+    t->fig.last_total_ms = (uint64_t)ms_since(&t->t0);
+    pthread_mutex_unlock(&t->mu);
     free(bufs[0].base);
     for (unsigned i = 1; i < n; i++)
         sqlite3_free(bufs[i].base);

@@ -53,6 +53,7 @@ void snap_cancel(struct snap_taker *t);
 /* Figures for INFO replication. */
 struct snap_figures {
     uint64_t taken, failed, last_index, last_bytes, last_ms, restored;
+    uint64_t last_total_ms;  /* from its start until libraft wrote it (snap_release) */
 };
 void snap_figures(struct snap_taker *t, struct snap_figures *f);
 void snap_count_restore(struct snap_taker *t);

@@ -180,12 +180,48 @@ def replace_and_grow(suite, a, g, load):
     journals_equal(suite, g, "after the replacement, the growth to five and a leader kill")
 
 
+def measure(g, jobs, size):
+    """Figures for docs/replication.md: jobs pending of size bytes; the
+    snapshot's size and time; a wiped follower's rejoin time."""
+    lead = g.leader()
+    c = g.client(lead)
+    body = '{"pad":"%s"}' % ("x" * max(0, size - 10))
+    t0 = time.monotonic()
+    for k in range(0, jobs, 500):
+        p = c.pipeline(transaction=False)
+        for n in range(k, min(jobs, k + 500)):
+            p.execute_command("JOB.PUSH", f"m{n % 8}", body)
+        p.execute()
+    print(f"# {jobs} jobs of {size} bytes pushed in {time.monotonic() - t0:.1f} s")
+    settle(g)
+    before = info(g, lead)["replica_snapshots"]
+    end = time.monotonic() + 120
+    while info(g, lead)["replica_snapshots"] == before and time.monotonic() < end:
+        c.execute_command("JOB.PUSH", "tick", "{}")  # entries until the next threshold
+    st = info(g, lead)
+    print(f"# snapshot at index {st['replica_snapshot_index']}: {st['replica_snapshot_bytes'] / 1e6:.1f} MB "
+          f"({st['replica_snapshot_bytes'] / jobs:.0f} bytes a job), the journals copied in {st['replica_snapshot_ms']} "
+          f"ms, written (compressed, synced) by {st['replica_snapshot_written_ms']} ms; Raft directory of the leader: "
+          f"{sum(raft_dir(g, lead)[:2]) / 1e6:.1f} MB")
+    f = next(i for i in g.procs if i != lead)
+    g.kill(f)
+    shutil.rmtree(os.path.join(g.root, f"node-{f}"))
+    for _ in range(SNAP_ENTRIES * 2):
+        c.execute_command("JOB.PUSH", "tick", "{}")
+    t0 = time.monotonic()
+    g.start(f)
+    settle(g, 300)
+    print(f"# wiped follower rejoined (snapshot install + restore of {jobs} jobs) in {time.monotonic() - t0:.2f} s")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--spoold", required=True)
     ap.add_argument("--spool", required=True, help="the spool CLI (spool cluster add-replica/remove-replica)")
     ap.add_argument("--cluster", action="store_true", help="cluster mode (spoold --cluster yes, RedisCluster)")
     ap.add_argument("--mb", type=int, default=64, help="MB pushed through the log for the bounded-log check")
+    ap.add_argument("--measure", type=int, help="only measure: snapshot size and time, rejoin time, for N jobs")
+    ap.add_argument("--size", type=int, default=230, help="--measure: payload bytes a job")
     a = ap.parse_args()
     suite = Suite()
     root = tempfile.mkdtemp(prefix="spool-members-")
@@ -197,11 +233,14 @@ def main():
         if g.cluster:
             g.create_cluster()
         g.leader()
-        load = Load(g)
-        if not g.cluster:
-            bounded_log(suite, g, a.mb)
-        wiped_rejoins(suite, g, load, 2.0)
-        replace_and_grow(suite, a, g, load)
+        if a.measure:
+            measure(g, a.measure, a.size)
+        else:
+            load = Load(g)
+            if not g.cluster:
+                bounded_log(suite, g, a.mb)
+            wiped_rejoins(suite, g, load, 2.0)
+            replace_and_grow(suite, a, g, load)
     except Exception as e:  # a failed step fails the suite, with its reason
         import traceback
         traceback.print_exc(file=sys.stdout)
