@@ -562,11 +562,7 @@ void replica_discard(struct replica *r, int k, struct journal *jr)
 
 static void deadline_in(struct timespec *ts, int ms)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L)
-        ts->tv_sec++, ts->tv_nsec -= 1000000000L;
+    snap_deadline(ts, ms);
 }
 
 /* Hands the entry to the Raft thread and waits for its fate. */

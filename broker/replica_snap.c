@@ -185,7 +185,7 @@ static int build(struct snap_taker *t, struct raft_buffer **bufs, unsigned *n)
     return 0;
 }
 
-static void deadline_after(struct timespec *ts, int ms)
+void snap_deadline(struct timespec *ts, int ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_sec += ms / 1000;
@@ -206,7 +206,7 @@ static int wait_round(struct snap_taker *t, void (*wake)(void *, int), void *arg
     if (waited >= timeout_ms)
         return -ETIMEDOUT;
     struct timespec until;
-    deadline_after(&until, 200);
+    snap_deadline(&until, 200);
     pthread_cond_timedwait(&t->cv, &t->mu, &until);
     return 0;
 }

@@ -50,6 +50,11 @@ void snap_release(struct snap_taker *t, struct raft_buffer *bufs, unsigned n);
 /* replica_stop: a waiting snap_collect returns -ECANCELED. */
 void snap_cancel(struct snap_taker *t);
 
+/* ms from now on the monotonic clock (pthread_cond_timedwait with a
+ * CLOCK_MONOTONIC condition variable). */
+struct timespec;
+void snap_deadline(struct timespec *ts, int ms);
+
 /* Figures for INFO replication. */
 struct snap_figures {
     uint64_t taken, failed, last_index, last_bytes, last_ms, restored;

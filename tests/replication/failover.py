@@ -497,6 +497,16 @@ def main():
     return finish(suite, root)
 
 
+def ended(suite, g, root, error):
+    """The end of a scenario: a step that raised error fails the suite with its reason; the group stops."""
+    if error is not None:
+        import traceback
+        traceback.print_exception(error, file=sys.stdout)
+        suite.check("the scenario ran to its end", False, repr(error))
+    g.stop_all()
+    return finish(suite, root)
+
+
 def finish(suite, root):
     """Scans every node's log for sanitizer reports, prints the logs' tails
     if anything failed, removes root and prints the summary line."""

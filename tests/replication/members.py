@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from failover import Group, Load, Suite, check_load, finish, journals_equal, reserved, settle
+from failover import Group, Load, Suite, check_load, ended, journals_equal, reserved, settle
 
 SNAP_ENTRIES = 64
 SNAP_TRAILING = 32
@@ -227,6 +227,7 @@ def main():
     root = tempfile.mkdtemp(prefix="spool-members-")
     g = Group(a.spoold, root, a.spool if a.cluster else None)
     g.extra = ["--replica-snapshot-entries", str(SNAP_ENTRIES), "--replica-snapshot-trailing", str(SNAP_TRAILING)]
+    error = None
     try:
         for i in (1, 2, 3):
             g.start(i)
@@ -242,12 +243,8 @@ def main():
             wiped_rejoins(suite, g, load, 2.0)
             replace_and_grow(suite, a, g, load)
     except Exception as e:  # a failed step fails the suite, with its reason
-        import traceback
-        traceback.print_exc(file=sys.stdout)
-        suite.check("the scenario ran to its end", False, repr(e))
-    finally:
-        g.stop_all()
-    return finish(suite, root)
+        error = e
+    return ended(suite, g, root, error)
 
 
 if __name__ == "__main__":
