@@ -268,6 +268,7 @@ static void on_tick(uv_timer_t *t)
     if (r->stopping)
         return;
     publish_view(r);
+    atomic_store(&r->applied_index, raft_last_applied(&r->raft)); /* barriers and configuration entries too */
     raft_id id = 0;
     const char *addr = NULL;
     raft_leader(&r->raft, &id, &addr);
@@ -890,6 +891,21 @@ static const struct raft_server *member_at(struct replica *r, const char *addr)
     return NULL;
 }
 
+/* An ADD of a node left a spare (its catch-up failed, or the leader that
+ * added it died): it catches up and votes now. */
+static int resume_add(struct replica *r, struct change_req *q)
+{
+    r->change.data = r;
+    r->change_id = q->id;
+    r->change_op = REPLICA_ADD;
+    int rc = raft_assign(&r->raft, &r->change, q->id, RAFT_VOTER, change_done);
+    if (rc != 0)
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u: %s", q->id, raft_strerror(rc)), -EINVAL;
+    r->change_busy = true;
+    set_status(r, "in progress: node %u %s", q->id, "(a spare already) catching up to vote");
+    return 0;
+}
+
 /* Raft thread: starts one change, or says why not. */
 static int start_change(struct replica *r, struct change_req *q)
 {
@@ -901,6 +917,9 @@ static int start_change(struct replica *r, struct change_req *q)
     if (r->change_busy)
         return snprintf(q->msg, sizeof q->msg, "ERR a membership change is in progress (node %u); wait until "
                         "REPLICA.MEMBERS shows it done, then retry", r->change_id), -EBUSY;
+    const struct raft_server *old = member_of(r, q->id);
+    if (q->op == REPLICA_ADD && old && old->role != RAFT_VOTER && !strcmp(old->address, q->addr))
+        return resume_add(r, q);
     if (q->op == REPLICA_ADD && member_of(r, q->id))
         return snprintf(q->msg, sizeof q->msg, "ERR node %u is a member already (%s); remove it first, or give the new "
                         "node another --replica-id", q->id, member_of(r, q->id)->address), -EEXIST;

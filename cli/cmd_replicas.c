@@ -90,6 +90,8 @@ static int wait_change(cli_ctx *x, const char *leader, unsigned id, bool adding,
     time_t end = time(NULL) + timeout_s;
     struct members g;
     while (read_members(x, leader, &g) == 0) {
+        if (!strncmp(g.change, failed, strlen(failed)) && strstr(g.change, "lost leadership"))
+            return -2; /* an election moved the leader: the caller asks the new one */
         if (!strncmp(g.change, failed, strlen(failed)))
             return cli_fail(CLI_REFUSED, "cluster: %s", g.change), -1;
         const struct member *m = member_by(&g, id, NULL);
@@ -157,6 +159,35 @@ static int map_follow(cli_ctx *x, const char *leader, const struct members *g, c
     return bad ? -1 : 0;
 }
 
+/* Sends argv (REPLICA.ADD or REPLICA.REMOVE of node id) to the leader
+ * found through addr and waits until the change is done. When an election
+ * moves the leader meanwhile, asks the new one (up to 5 times): it resumes
+ * an addition left half-done (a spare) and finds a removal done. Leaves the
+ * leader's address in leader and its view in g. */
+static int run_change(cli_ctx *x, const char *addr, int argc, const char **argv, unsigned id, bool adding,
+                      int timeout_s, char *leader, struct members *g)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (find_leader(x, addr, g, leader, 64) < 0)
+            return -1;
+        const struct member *m = member_by(g, id, NULL);
+        if (attempt > 0 && (adding ? m && !strcmp(m->role, "voter") : !m))
+            return 0; /* the change committed before leadership moved */
+        char *text = NULL;
+        if (node_call(x, leader, argc, argv, &text) < 0)
+            return -1;
+        free(text);
+        if (attempt == 0)
+            printf("%s node %u through the leader %s\n", adding ? "adding" : "removing", id, leader);
+        int rc = wait_change(x, leader, id, adding, timeout_s);
+        if (rc != -2)
+            return rc < 0 ? -1 : read_members(x, leader, g);
+        printf("the leader changed during the change: asking the new one\n");
+        nanosleep(&(struct timespec){ 0, 500000000L }, NULL);
+    }
+    return cli_fail(CLI_REFUSED, "cluster: node %u: leadership kept moving; run the command again", id), -1;
+}
+
 /* spool cluster add-replica NEWADDR ADDR [--replica-id N] [--raft HOST:PORT] [--timeout S] */
 static int add_replica(cli_ctx *x, int timeout_s)
 {
@@ -169,28 +200,28 @@ static int add_replica(cli_ctx *x, int timeout_s)
     char leader[64], raft[300];
     if (find_leader(x, addr, &g, leader, sizeof leader) < 0)
         return CLI_REFUSED;
-    if (member_by(&g, 0, newaddr))
+    const struct member *was = member_by(&g, 0, newaddr);
+    if (was && strcmp(was->role, "voter")) /* left a spare by an earlier try: the leader resumes it */
+        id = was->id;
+    else if (was)
         return cli_fail(CLI_REFUSED, "cluster add-replica: %s is member %u of the group already (spool cluster replicas "
                         "%s)", newaddr, member_by(&g, 0, newaddr)->id, addr);
-    for (int i = 0; i < g.n; i++)
+    for (int i = 0; !was && i < g.n; i++)
         id = g.m[i].id > id ? g.m[i].id : id;
-    id++;
+    id += !was;
     const char *given = args_get(x->a, "replica-id");
     if (given && args_int(given, 1, 255, &id) < 0)
         return cli_fail(CLI_USAGE, "cluster add-replica: --replica-id '%s' is not a number from 1 to 255", given);
     snprintf(raft, sizeof raft, "%.*s:%lld", (int)(colon - newaddr), newaddr, port + 10000);
+    if (was)
+        snprintf(raft, sizeof raft, "%s", was->raft);
     if (args_get(x->a, "raft"))
         snprintf(raft, sizeof raft, "%s", args_get(x->a, "raft"));
     char sid[16];
     snprintf(sid, sizeof sid, "%lld", id);
     const char *argv[] = { "REPLICA.ADD", sid, raft, newaddr };
-    char *text = NULL;
-    if (node_call(x, leader, 4, argv, &text) < 0)
-        return CLI_REFUSED;
-    free(text);
-    printf("adding node %lld (client %s, raft %s) through the leader %s; it catches up, then votes\n", id, newaddr,
-           raft, leader);
-    if (wait_change(x, leader, (unsigned)id, true, timeout_s) < 0 || read_members(x, leader, &g) < 0)
+    printf("node %lld: client %s, raft %s; it catches up, then votes\n", id, newaddr, raft);
+    if (run_change(x, addr, 4, argv, (unsigned)id, true, timeout_s, leader, &g) < 0)
         return CLI_REFUSED;
     printf("node %lld is a voter; the group:\n", id);
     print_members(&g);
@@ -214,11 +245,7 @@ static int remove_replica(cli_ctx *x, int timeout_s)
                         "(spool cluster replicas %s lists them)", id, x->a->pos[2], x->a->pos[2]);
     snprintf(client, sizeof client, "%s", m->client);
     const char *argv[] = { "REPLICA.REMOVE", x->a->pos[1] };
-    char *text = NULL;
-    if (node_call(x, leader, 2, argv, &text) < 0)
-        return CLI_REFUSED;
-    free(text);
-    if (wait_change(x, leader, (unsigned)id, false, timeout_s) < 0 || read_members(x, leader, &g) < 0)
+    if (run_change(x, x->a->pos[2], 2, argv, (unsigned)id, false, timeout_s, leader, &g) < 0)
         return CLI_REFUSED;
     printf("node %lld (%s) was removed; the group:\n", id, client);
     print_members(&g);

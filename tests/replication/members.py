@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+import redis
+
 from failover import Group, Load, Suite, check_load, ended, journals_equal, reserved, settle
 
 SNAP_ENTRIES = 64
@@ -54,29 +56,37 @@ def load_for(load, seconds):
 
 
 def big_pushes(g, lead, n, size):
-    """n pushes of size bytes, pipelined 50 at a time, then consumed: the log grows, the journal does not."""
-    c = g.client(lead)
+    """n pushes of size bytes, pipelined 50 at a time, then consumed: the log
+    grows, the journal does not. Only the log's growth matters here: a batch
+    that fails (leadership moved, as under a sanitizer) goes to the new leader."""
     body = '{"pad":"%s"}' % ("x" * size)
-    for _ in range(0, n, 50):
-        p = c.pipeline(transaction=False)
+    sent = 0
+    while sent < n:
+        p = g.client(lead).pipeline(transaction=False)
         for _ in range(50):
             p.execute_command("JOB.PUSH", "big", body)
-        p.execute()
+        if any(isinstance(r, Exception) for r in p.execute(raise_on_error=False)):
+            lead = g.leader()
+        sent += 50
     while True:
-        got = c.execute_command("JOB.RESERVE", "NOWAIT", "COUNT", 100, "FROM", "big")
+        try:
+            got = g.client(lead).execute_command("JOB.RESERVE", "NOWAIT", "COUNT", 100, "FROM", "big")
+        except redis.ResponseError:
+            lead = g.leader()
+            continue
         if not got:
-            break
-        p = c.pipeline(transaction=False)
+            return lead
+        p = g.client(lead).pipeline(transaction=False)
         for j in reserved(got):
             p.execute_command("JOB.ACK", j["receipt"])
-        p.execute()
+        p.execute(raise_on_error=False)
 
 
 def bounded_log(suite, g, mb):
     """Pushes mb MB through the log; the Raft directory keeps far less, and its first entry moved on."""
     lead = g.leader()
     t0 = time.monotonic()
-    big_pushes(g, lead, mb * 64, 16000)
+    lead = big_pushes(g, lead, mb * 64, 16000)
     settle(g)
     took = time.monotonic() - t0
     sizes = {i: raft_dir(g, i) for i in g.procs}
@@ -119,10 +129,29 @@ def spool(a, *args):
     return r
 
 
+def waiting_node(suite, g, new):
+    """A node started with --replica-join yes is no group of its own: for
+    three election timeouts it never leads, and refuses a write."""
+    end, roles, reply = time.monotonic() + 3 * 0.4 + 0.3, set(), ""
+    while time.monotonic() < end:
+        try:
+            roles.add(info(g, new)["replica_role"])
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # not listening yet
+        time.sleep(0.05)
+    try:
+        reply = str(g.client(new).execute_command("JOB.PUSH", "early", "{}"))
+    except redis.ResponseError as e:
+        reply = str(e)
+    suite.check(f"node {new}, joining, serves nothing until it is added (no leader, writes refused)",
+                "leader" not in roles and roles and reply.startswith("CLUSTERDOWN"), f"roles {roles}, push: {reply}")
+
+
 def add_node(suite, a, g, new, via):
     """Starts node new on a fresh port and data dir (--replica-join yes) and adds it through node via."""
     g.new_node(new)
     g.start(new)
+    waiting_node(suite, g, new)
     t0 = time.monotonic()
     r = spool(a, "add-replica", f"127.0.0.1:{g.ports[new]}", f"127.0.0.1:{g.ports[via]}", "--replica-id", str(new),
               "--raft", f"127.0.0.1:{g.ports[new] + 10000}")
