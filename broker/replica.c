@@ -1161,6 +1161,11 @@ static int init_raft(struct replica *r, char *err, size_t cap)
     raft_set_heartbeat_timeout(&r->raft, (unsigned)(r->cfg.election_ms / 10));
     raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_entries);
     raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
+    /* Pre-vote (Raft thesis 9.6): a node that misses heartbeats while it
+     * receives a large snapshot, or a removed node left running, asks
+     * before it raises the term, and is refused while its log is behind:
+     * it does not depose a working leader. */
+    raft_set_pre_vote(&r->raft, true);
     return 0;
 }
 
