@@ -693,7 +693,7 @@ int replica_poll(struct replica *r, int k, char *why, size_t cap)
 
 /* The open transaction becomes what the group holds: it records the index
  * of the last kept entry and commits. */
-static void commit_kept(struct replica *r, int k, struct journal *jr)
+void replica_commit(struct replica *r, int k, struct journal *jr)
 {
     struct shard_slot *sl = &r->slots[k];
     struct inbound *last = sl->kept_tail;
@@ -709,11 +709,6 @@ static void commit_kept(struct replica *r, int k, struct journal *jr)
     sl->kept_head = sl->kept_tail = NULL;
     sl->txn_entries = 0;
     atomic_fetch_add(&r->journal_commits, 1);
-}
-
-void replica_commit(struct replica *r, int k, struct journal *jr)
-{
-    commit_kept(r, k, jr);
 }
 
 int replica_rollback(struct replica *r, int k, struct journal *jr)
@@ -732,7 +727,7 @@ int replica_rollback(struct replica *r, int k, struct journal *jr)
         for (struct inbound *in = sl->kept_head; in; in = in->next)
             n += apply_one(r, k, jr, in);
         atomic_fetch_sub(&r->applied_count, (uint64_t)n); /* this node's own entries */
-        commit_kept(r, k, jr);
+        replica_commit(r, k, jr);
     }
     sl->txn_entries = 0;
     if (new_session(r, k, jr) < 0)
