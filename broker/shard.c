@@ -582,26 +582,19 @@ static void handle_return(struct shard *s, struct msg *m)
 
 static void shard_reload(struct shard *s);
 
+static void free_batches(struct msg_batch *b, int n);
+
 /* Every reply in replies becomes the error why; the events are dropped. */
 static void fail_replies(struct shard *s, struct msg_batch *replies, struct msg_batch *events, const char *why)
 {
-    for (int i = 0; i <= s->srv->nio; i++) {
+    for (int i = 0; i <= s->srv->nio; i++)
         for (struct msg *m = replies[i].head; m; m = m->next) {
             resp_buf_reset(&m->out);
             m->empty = false;
             m->njobs = 0;
             resp_add_error(&m->out, why);
         }
-        if (i == s->srv->nio)
-            break; /* no events go to the main thread */
-        while (events[i].head) {
-            struct msg *e = events[i].head;
-            events[i].head = e->next;
-            msg_free(e);
-        }
-        events[i].tail = NULL;
-        events[i].n = 0;
-    }
+    free_batches(events, s->srv->nio); /* none go to the main thread */
 }
 
 /* The turn's transaction failed: it was rolled back, so every reply of the
