@@ -469,6 +469,7 @@ def stalled_leader(suite, g, seconds, clients=6):
         while not stop.is_set():
             ld.step()
     threads = [threading.Thread(target=run, args=(ld,)) for ld in loads]
+    saved = sys.stdout, sys.stderr  # ClusterClient's redirections are not per thread: put them back after
     for t in threads:
         t.start()
     try:
@@ -487,6 +488,7 @@ def stalled_leader(suite, g, seconds, clients=6):
     stop.set()
     for t in threads:
         t.join()
+    sys.stdout, sys.stderr = saved
     merged = Load(g)
     for ld in loads:
         merged.n += ld.n
