@@ -782,7 +782,7 @@ static void replica_end_turn(struct shard *s)
     struct journal *jr = s->st.jr;
     bool txn = jr && journal_in_txn(jr);
     char why[400] = "";
-    int rc = !txn ? 1 : s->st.turn_err ? s->st.turn_err : replica_propose(r, s->id, jr, why, sizeof why);
+    int rc = s->st.turn_err ? s->st.turn_err : !txn ? 1 : replica_propose(r, s->id, jr, why, sizeof why);
     s->st.turn_err = 0;
     if (rc < 0) {
         replica_abandon(s, rc, why);
