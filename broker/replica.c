@@ -14,7 +14,7 @@
  * A leader's shard keeps one transaction open over several entries: the
  * ones the group committed (kept here, so a rollback can apply them
  * again), the one in flight, and the turns since; it commits it when the
- * group holds all of it (replica_end_txn).
+ * group holds all of it (replica_commit).
  *
  * Entry: struct entry_head, then the SQLite changeset of the turn.
  */
