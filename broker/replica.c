@@ -354,6 +354,7 @@ int replica_apply_pending(struct replica *r, int k, struct journal *jr)
         replica_rollback(r, k, jr); /* what the group holds stays; the rest of the transaction goes */
     if (journal_begin(jr) < 0)
         apply_failed(k, list->index, journal_error(jr));
+    replica_detach(r, k); /* no session records what is applied (new_session below) */
     int n = 0;
     while (list) {
         struct inbound *in = list;
@@ -724,6 +725,7 @@ int replica_rollback(struct replica *r, int k, struct journal *jr)
         }
         if (journal_begin(jr) < 0)
             apply_failed(k, sl->kept_head->index, journal_error(jr));
+        replica_detach(r, k);
         for (struct inbound *in = sl->kept_head; in; in = in->next)
             n += apply_one(r, k, jr, in);
         atomic_fetch_sub(&r->applied_count, (uint64_t)n); /* this node's own entries */
