@@ -950,6 +950,7 @@ static bool replica_gate(struct shard *s)
     if (s->st.jr && journal_in_txn(s->st.jr) && (!lead || e != s->rep_epoch || replica_pending(r, s->id)))
         replica_abandon(s, -EAGAIN, NOT_STORED); /* turns not proposed yet: leadership moved */
     int applied = replica_apply_pending(r, s->id, s->st.jr);
+    replica_snap_turn(r, s->id, s->st.jr);
     if ((e != s->rep_epoch || applied > 0) && lead) {
         int64_t t0 = clock_mono_us();
         shard_reload(s);

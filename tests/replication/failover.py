@@ -59,6 +59,16 @@ class Group:
                 self.ports[len(self.ports) + 1] = p
         self.peers = ",".join(f"{i}=127.0.0.1:{p + 10000}/127.0.0.1:{p}" for i, p in self.ports.items())
         self.procs = {}
+        self.extra = []      # more spoold flags for every node
+        self.joined = set()  # nodes added to the running group (--replica-join yes): members.py
+
+    def new_node(self, i):
+        """A node id i on a fresh port and data dir, to join the running group."""
+        while i not in self.ports:
+            p = free_port()
+            if p not in self.ports.values():
+                self.ports[i] = p
+        self.joined.add(i)
 
     def start(self, i):
         d = os.path.join(self.root, f"node-{i}")
@@ -66,9 +76,11 @@ class Group:
         log = open(os.path.join(self.root, f"node-{i}.log"), "ab")
         self.procs[i] = subprocess.Popen(
             [self.spoold, "--port", str(self.ports[i]), "--http-port", "0", "--data-dir", d, "--shards", "2",
-             "--io-threads", "1", "--replica-id", str(i), "--replica-peers", self.peers,
+             "--io-threads", "1", "--replica-id", str(i), "--replica-peers", self.peers if i not in self.joined
+             else f"{i}=127.0.0.1:{self.ports[i] + 10000}/127.0.0.1:{self.ports[i]}",
              "--replica-election-ms", str(ELECTION_MS), "--enable-debug-command", "yes"]
-            + (["--cluster", "yes"] if self.cluster else []),
+            + (["--cluster", "yes"] if self.cluster else [])
+            + (["--replica-join", "yes"] if i in self.joined else []) + self.extra,
             stdout=log, stderr=log)
         log.close()
 
@@ -223,7 +235,7 @@ class Load:
             self.delivered.append((n, j["id"], time.monotonic()))
             try:
                 st2, _ = self.c.call("JOB.ACK", j["receipt"])
-            except redis.ResponseError as e:  # the lease was lost with the leader: delivered again later
+            except redis.ResponseError as e:  # STALE: the lease ran out first (a slow, sanitized node); not acked
                 if not str(e).startswith("STALE"):
                     raise
                 st2 = "stale"
@@ -280,26 +292,25 @@ def failovers(suite, g, kills, seconds, max_pause):
         pauses.append(time.monotonic() - t_kill)
         print(f"# failover {k + 1}: killed node {victim}, writes resumed after {pauses[-1] * 1000:.0f} ms")
         g.start(victim)
-    load_delivered(suite, load)
-    print(f"# {kills} kills, {load.n} pushes ({len(load.acked_push)} acknowledged, {len(load.unknown_push)} "
-          f"outcome unknown), {len(load.delivered)} deliveries, {len(load.acked_ack)} acks acknowledged")
+    check_load(suite, load)
     print(f"# write pause at failover: p50 {pct(pauses, .5) * 1000:.0f} ms, p99 {pct(pauses, .99) * 1000:.0f} ms, "
           f"max {max(pauses) * 1000:.0f} ms (election timeout {ELECTION_MS} ms)")
     suite.check(f"writes resume within {max_pause:g} s of a leader kill", max(pauses) < max_pause,
                 f"max pause {max(pauses):.2f} s")
 
 
-def load_delivered(suite, load, what=""):
-    """Drains the queue; every acknowledged push delivered, no acknowledged ack undone, nothing invented."""
+def check_load(suite, load, what=""):
+    """Drains the queue; every acknowledged push delivered, no acknowledged ack undone."""
     load.drain(quiet_s=LEASE_MS / 1000 + 1.0)
     seen = {n for n, _, _ in load.delivered}
     lost = sorted(set(load.acked_push) - seen)
     suite.check(f"every acknowledged push was delivered{what}", not lost, f"{len(lost)} lost, e.g. {lost[:10]}")
     undone = sorted({n for n, i, t in load.delivered if i in load.acked_ack and t > load.acked_ack[i]})
-    suite.check(f"no acknowledged ack undone (no redelivery after it){what}", not undone,
-                f"redelivered: {undone[:10]}")
+    suite.check(f"no acknowledged ack undone (no redelivery after it){what}", not undone, f"redelivered: {undone[:10]}")
     phantom = sorted(seen - set(load.acked_push) - load.unknown_push)
     suite.check(f"nothing delivered that was never pushed{what}", not phantom, f"{phantom[:10]}")
+    print(f"# {load.n} pushes ({len(load.acked_push)} acknowledged, {len(load.unknown_push)} "
+          f"outcome unknown), {len(load.delivered)} deliveries, {len(load.acked_ack)} acks acknowledged")
 
 
 def replication_info(g, i):
@@ -499,7 +510,7 @@ def stalled_leader(suite, g, seconds, clients=6):
     suite.check("a stopped leader (SIGSTOP) is replaced", other is not None, "no other node became leader")
     print(f"# leader {lead} stopped, node {other} elected; {len(merged.acked_push)} pushes acknowledged, "
           f"{len(merged.unknown_push)} outcome unknown")
-    load_delivered(suite, merged, " (leader stopped)")
+    check_load(suite, merged, " (leader stopped)")
     journals_equal(suite, g, f"leader {lead} stopped and resumed")
 
 
@@ -534,7 +545,7 @@ def power_cut_leader(suite, g, seconds):
     while not load.push():
         pass
     g.start(lead)
-    load_delivered(suite, load, " (leader power cut)")
+    check_load(suite, load, " (leader power cut)")
     journals_equal(suite, g, f"leader {lead} after a power cut")
 
 
@@ -602,6 +613,22 @@ def main():
         suite.check("the scenario ran to its end", False, repr(e))
     finally:
         g.stop_all()
+    return finish(suite, root)
+
+
+def ended(suite, g, root, error):
+    """The end of a scenario: a step that raised error fails the suite with its reason; the group stops."""
+    if error is not None:
+        import traceback
+        traceback.print_exception(error, file=sys.stdout)
+        suite.check("the scenario ran to its end", False, repr(error))
+    g.stop_all()
+    return finish(suite, root)
+
+
+def finish(suite, root):
+    """Scans every node's log for sanitizer reports, prints the logs' tails
+    if anything failed, removes root and prints the summary line."""
     reports = []
     for f in sorted(os.listdir(root)):
         if f.endswith(".log"):
