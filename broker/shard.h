@@ -92,6 +92,12 @@ struct shard {
     bool has_mark;
     int64_t mark_commits;        /* the commit count the mark file holds */
     uint64_t rep_epoch;          /* replica_role_epoch() at the last turn (replica.h) */
+    /* Replication, a leader's shard: an entry is in flight (its replies,
+     * events and notes wait in fl_*, like a sync's); rep_hold: no new turn
+     * until it commits and the journal with it (what arrives waits in
+     * rep_held) */
+    bool rep_busy, rep_hold;
+    struct msg *rep_held, *rep_held_tail;
     bool capture;                /* running EXEC's commands: shard_reply keeps the message */
     struct msg *captured;
     /* A sync of the journal failed (journal_failed): the shard acknowledges
