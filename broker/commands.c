@@ -10,6 +10,7 @@
 #include "args.h"
 #include "clock.h"
 #include "cmd_batch.h"
+#include "cluster_move.h"
 #include "cmd_cluster.h"
 #include "cmd_flow.h"
 #include "cmd_hash.h"
@@ -66,6 +67,7 @@ static struct command table[] = {
     { "backup", 2, 0, 0, 0, 0, io_backup, sh_backup, NULL, "BACKUP dir: an online, consistent copy of every shard into a new directory (restore: stop spoold, copy the files in, start)." },
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
     { "cluster", -2, 0, 0, 0, 0, io_cluster, sh_cluster, peer_cluster, "CLUSTER INFO|MYID|KEYSLOT|SLOTS|SHARDS|NODES|COUNTKEYSINSLOT|GETKEYSINSLOT|GETMAP|SETMAP: cluster mode's slot map (docs/cluster.md)." },
+    { "slotmove", -3, CMD_WRITE, 0, 0, 0, io_slotmove, sh_slotmove, NULL, "SLOTMOVE EXPORT|IMPORT|DROP|RESTORE slot [blob [APPEND]]: cluster mode's slot moves, for spool cluster move-slots (docs/cluster.md)." },
     { "asking", 1, CMD_FAST, 0, 0, 0, io_asking, NULL, NULL, "Cluster mode: the next command may use a slot that is moving to this node (after -ASK)." },
     { "readonly", 1, CMD_FAST, 0, 0, 0, io_readonly, NULL, NULL, "Cluster mode: accepted (a group's leader serves reads and writes)." },
     { "readwrite", 1, CMD_FAST, 0, 0, 0, io_readonly, NULL, NULL, "Cluster mode: accepted." },

@@ -184,6 +184,19 @@ bool schedule_del(struct shard *s, const char *name, size_t len)
     return true;
 }
 
+void schedule_keep_state(struct shard *s, struct sched *sc, const struct sched *was)
+{
+    sc->paused = was->paused;
+    sc->next_at = was->next_at;
+    sc->last_tick = was->last_tick;
+    sc->last_job = was->last_job;
+    sc->runs = was->runs;
+    sc->skipped = was->skipped;
+    sc->created_at = was->created_at;
+    journal_put(s, sc);
+    arm(s, sc);
+}
+
 void schedule_pause(struct shard *s, struct sched *sc, bool paused)
 {
     if (sc->paused == paused)

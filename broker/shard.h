@@ -155,6 +155,9 @@ void shard_post_durable(struct shard *s, struct inbox *to, struct msg *m);
 /* Runs a BLPOP/BRPOP/JOB.RESERVE message (TRY or PARK mode, see msg.h). */
 void shard_bpop(struct shard *s, struct msg *m);
 bool shard_owns(const struct shard *s, const char *name, size_t len);
+/* Answers every BLPOP/BRPOP/JOB.RESERVE parked on q with error (its slot
+ * moved away: the client retries where the map sends it). q stays. */
+void shard_refuse_waiters(struct shard *s, struct queue *q, const char *error);
 /* Queues a pub/sub message (events.h) for every I/O thread, posted after
  * the turn commits; takes ownership of m. No-op (m freed) when nobody
  * listens. */

@@ -741,22 +741,16 @@ static int load_queue(void *arg, const struct journal_queue_row *row)
 /* Puts a job read from the journal where its state keeps it. Deadlines
  * already past fire on the first timer turn (a lease that ran out while
  * spoold was down counts as expired; a delay that passed makes it ready). */
-static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
+static void place_ready(struct store *s, struct job *j);
+
+/* Puts j (its state and queue set, not ready) in the list its state keeps
+ * it in, arms its deadline, and counts its unique key. */
+static void place_kept(struct store *s, struct job *j)
 {
-    struct load_counts *lc = arg;
-    struct store *s = lc->s;
-    struct queue *q = store_queue(s, qname, qlen, true);
-    j->q = q;
-    jtable_add(&s->jobs, j);
-    store_id_seen(s, j->id);
+    struct queue *q = j->q;
     switch (j->state) {
     case JOB_READY:
-        if (lc->nready == lc->capready) {
-            lc->capready = lc->capready ? lc->capready * 2 : 1024;
-            struct job **r = xrealloc(lc->ready, lc->capready * sizeof *r);
-            lc->ready = r;
-        }
-        lc->ready[lc->nready++] = j;
+        place_ready(s, j);
         break;
     case JOB_DELAYED:
         make_delayed(s, j);
@@ -777,8 +771,54 @@ static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
     }
     if (j->unique && j->state <= JOB_DELAYED && !queue_unique_find(q, j->unique, strlen(j->unique)))
         queue_unique_add(q, j);
-    lc->by_state[j->state]++;
+}
+
+static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
+{
+    struct load_counts *lc = arg;
+    struct store *s = lc->s;
+    j->q = store_queue(s, qname, qlen, true);
+    jtable_add(&s->jobs, j);
+    store_id_seen(s, j->id);
+    lc->by_state[j->state < JOB_NSTATES ? j->state : JOB_DEAD]++;
+    if (j->state != JOB_READY) {
+        place_kept(s, j);
+        return 0;
+    }
+    if (lc->nready == lc->capready) {
+        lc->capready = lc->capready ? lc->capready * 2 : 1024;
+        lc->ready = xrealloc(lc->ready, lc->capready * sizeof *lc->ready);
+    }
+    lc->ready[lc->nready++] = j;
+    if (j->unique && !queue_unique_find(j->q, j->unique, strlen(j->unique)))
+        queue_unique_add(j->q, j);
     return 0;
+}
+
+/* ------------------------------------------------------------ slot moves */
+
+int store_job_adopt(struct store *s, struct queue *q, struct job *j)
+{
+    if (j->state >= JOB_NSTATES || jtable_find(&s->jobs, j->id)) {
+        job_free(j);
+        return -EEXIST;
+    }
+    j->q = q;
+    jtable_add(&s->jobs, j);
+    store_id_seen(s, j->id);
+    place_kept(s, j);
+    jr_insert(s, j);
+    payload_account(s, j);
+    if (j->state == JOB_READY)
+        store_queue_changed(s, q);
+    return 0;
+}
+
+void store_job_evict(struct store *s, struct job *j)
+{
+    detach(s, j);
+    release_unique(j);
+    drop(s, j);
 }
 
 /* List order of ready jobs: by queue, then priority, then pos. */

@@ -190,6 +190,18 @@ void store_job_deadline(struct store *s, struct job *j);
  * NULL. The caller handles it by kind: TK_JOB with store_job_deadline. */
 struct tnode *store_next_due(struct store *s, int64_t now);
 
+/* ---- slot moves (docs/cluster.md, "Moving slots") ---- */
+
+/* Takes in a job that another node exported (every field set: id, state,
+ * pos, deadlines, attempt, token, payload, ...) into q as it was there:
+ * placed in the list of its state with its deadline armed, journaled
+ * (row and payload). -EEXIST (j freed) when the id is taken here or the
+ * state is unknown. No event. */
+int store_job_adopt(struct store *s, struct queue *q, struct job *j);
+/* Removes a job in any state without finishing it (no event, no finished
+ * hook): it lives on elsewhere. Journaled. */
+void store_job_evict(struct store *s, struct job *j);
+
 /* ---- payloads ---- */
 
 /* Makes sure the payload is in memory (reads it from the journal). */
