@@ -65,6 +65,8 @@ struct rd {
     const unsigned char *p;
     size_t n, off;
     bool bad;
+    int slot;                  /* the slot the blob is for */
+    const struct job *clash;   /* a job here whose id a job of the blob has */
 };
 
 static uint64_t get_n(struct rd *r, int bytes)
@@ -379,9 +381,12 @@ static int get_job(struct shard *s, struct rd *r, bool apply)
     struct job_in in;
     struct job *j = job_fields(r, &in);
     bool bad = r->bad || !in.qname || !in.payload || j->state >= JOB_NSTATES || in.glen > GROUP_KEY_MAX;
-    if (bad || !apply) {
+    const struct job *here = bad ? NULL : jtable_find(&s->st.jobs, j->id);
+    if (here && slot_of(here->q->name, here->q->namelen) != r->slot)
+        r->clash = here; /* the slot's own jobs go before the import; others stay */
+    if (bad || r->clash || !apply) {
         free(j);
-        return bad ? -1 : 0;
+        return bad || r->clash ? -1 : 0;
     }
     j->payload = dup_str(in.payload, in.plen);
     j->len = (uint32_t)in.plen;
@@ -397,8 +402,10 @@ static int get_job(struct shard *s, struct rd *r, bool apply)
     tnode_init(&j->timer, 0);
     uint64_t id = j->id, batch = j->batch;
     struct queue *q = store_queue(&s->st, in.qname, in.qlen, true);
-    if (store_job_adopt(&s->st, q, j) < 0)
+    if (store_job_adopt(&s->st, q, j) < 0) {
+        store_jr_result(&s->st, -EEXIST); /* checked before: cannot happen; the turn fails, nothing is lost */
         return -1;
+    }
     if (in.result)
         jext_job_result(s, id, in.result, in.rlen);
     if (in.progress)
@@ -568,11 +575,18 @@ static int check_header(struct shard *s, int slot, struct rd *r, char *err, size
 
 int slotblob_read(struct shard *s, int slot, const char *blob, size_t len, bool append, char *err, size_t cap)
 {
-    struct rd r = { .p = (const unsigned char *)blob, .n = len };
+    struct rd r = { .p = (const unsigned char *)blob, .n = len, .slot = slot };
     size_t checked = 0, taken = 0;
     if (check_header(s, slot, &r, err, cap) < 0)
         return -1;
-    if (read_records(s, &r, false, &checked) < 0) {
+    int rc = read_records(s, &r, false, &checked);
+    if (rc < 0 && r.clash) {
+        snprintf(err, cap, "ERR job id %016llx of slot %d is taken on this node by a job of queue '%.100s': ids made "
+                 "by different groups before ids carried their group collide; nothing imported (move the slot to "
+                 "another group, or finish that job first)", (unsigned long long)r.clash->id, slot, r.clash->q->name);
+        return -1;
+    }
+    if (rc < 0) {
         snprintf(err, cap, "ERR the blob of slot %d is damaged at byte %zu (record %zu): nothing imported", slot,
                  r.off, checked + 1);
         return -1;

@@ -101,16 +101,19 @@ void store_queue_gc(struct store *s, struct queue *q)
 uint64_t store_new_id(struct store *s)
 {
     int64_t ms = clock_now_ms() - ID_EPOCH_MS;
+    int origin = job_id_origin(); /* cluster mode: the group, in the sequence's top 6 bits */
+    uint32_t last = origin >= 0 ? 0x3f : 0xfff;
     if (ms < 0)
         ms = 0;
     if (ms > s->id_ms) {
         s->id_ms = ms;
         s->id_seq = 0;
-    } else if (++s->id_seq > 0xfff) {
-        s->id_ms++; /* more than 4096 ids this millisecond: borrow the next one */
+    } else if (++s->id_seq > last) {
+        s->id_ms++; /* more ids this millisecond than the sequence holds: borrow the next one */
         s->id_seq = 0;
     }
-    return ((uint64_t)s->id_ms << 22) | ((uint64_t)s->id_seq << 10) | (uint64_t)s->id;
+    uint64_t seq = origin >= 0 ? ((uint64_t)origin << 6) | s->id_seq : s->id_seq;
+    return ((uint64_t)s->id_ms << 22) | (seq << 10) | (uint64_t)s->id;
 }
 
 /* The generator goes on after the highest id seen (millisecond, then the

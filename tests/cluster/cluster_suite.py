@@ -502,7 +502,7 @@ class Workload:
         rc.close()
 
     def take(self, rc: RedisCluster, q: str) -> int:
-        got = rc.execute_command("JOB.RESERVE", "NOWAIT", "COUNT", 20, "FROM", q)
+        got = rc.execute_command("JOB.RESERVE", "NOWAIT", "COUNT", 20, "LEASE", 1000, "FROM", q)
         for job in got or []:
             with self.lock:
                 if job[1] in self.acked:
@@ -523,12 +523,26 @@ class Workload:
             i += 1
         rc.close()
 
+    def missing(self, rc: RedisCluster) -> List[str]:
+        """Pushed, not acked yet: each must still exist; a delayed one (its
+        ack failed during the move and its 1 s lease ran out) is retried."""
+        out = [j for j in self.pushed if j not in self.acked]
+        for j in out:
+            rec = rc.execute_command("JOB.GET", j)
+            assert rec, "acknowledged push %s is gone" % j
+            state = as_map(rec)["state"]
+            assert state in ("ready", "reserved", "delayed"), "job %s is %s, never acked (%s; client errors: %s)" % (
+                j, state, rec, sorted(set(e[:100] for e in self.errors))[:8])
+            if state == "delayed":
+                rc.execute_command("JOB.RETRY", j)
+        return out
+
     def drain_and_check(self) -> str:
         rc = RedisCluster(host="127.0.0.1", port=self.port, decode_responses=True)
+        late = len([j for j in self.pushed if j not in self.acked])
         try:
-            for q in self.names:
-                while self.take(rc, q):
-                    pass
+            wait_for(lambda: not self.missing(rc) or any([self.take(rc, q) for q in self.names]) and False, 60,
+                     "every acknowledged push delivered and acked")
             for k in self.keys:
                 assert rc.get(k) == k, "key %s lost" % k
         finally:
@@ -538,7 +552,8 @@ class Workload:
         assert not missing, "%d acknowledged pushes never delivered, e.g. %s" % (len(missing), missing[:3])
         assert not self.delivered_after_ack, "acked jobs delivered again: %s" % self.delivered_after_ack[:3]
         assert all(n == 1 for n in self.acked.values()), "a job acked twice"
-        return "%d jobs pushed and acked, %d client errors retried" % (len(self.pushed), len(self.errors))
+        return "%d jobs pushed and acked (%d after the load stopped), %d client errors (%s)" % (
+            len(self.pushed), late, len(self.errors), "; ".join(sorted(set(e[:60] for e in self.errors))[:3]))
 
 
 def names_in_slots(prefix: str, slots: List[int], per: int) -> List[str]:
