@@ -195,10 +195,10 @@ def spool(*args: str) -> subprocess.CompletedProcess:
 
 
 class SpoolCluster:
-    def __init__(self) -> None:
+    def __init__(self, nodes: int = 3, replicas: int = 0) -> None:
         self.dir = tempfile.mkdtemp(prefix="spool-cluster-suite-")
-        r = scripts_cluster("start", "3", "--dir", self.dir)
-        assert r.returncode == 0, "scripts/cluster start 3: %s %s" % (r.stdout, r.stderr)
+        r = scripts_cluster("start", str(nodes), "--dir", self.dir, "--replicas", str(replicas))
+        assert r.returncode == 0, "scripts/cluster start %d: %s %s" % (nodes, r.stdout, r.stderr)
         with open(os.path.join(self.dir, "nodes")) as f:
             self.ports = [int(line.split()[1].rsplit(":", 1)[1]) for line in f if line.strip()]
         self.extra: List[subprocess.Popen] = []
@@ -706,6 +706,46 @@ def test_move_survives_a_node_killed(sp: SpoolCluster) -> None:
     print("   " + w.drain_and_check())
 
 
+def leader_of(ports: List[int]) -> int:
+    for p in ports:
+        try:
+            if "myself,master" in raw_text(p, "CLUSTER", "NODES"):
+                return p
+        except OSError:
+            pass
+    return 0
+
+
+def test_move_between_replicated_groups(sp: SpoolCluster) -> None:
+    """Two groups of three (Raft): slots with data move from g1 to g2 (the
+    move addresses each group's Raft leader); then g2's leader is killed
+    and its new leader has everything: the import was a replicated write."""
+    rp = SpoolCluster(6, 2)
+    try:
+        g1, g2 = rp.ports[:3], rp.ports[3:]
+        l1 = wait_for(lambda: leader_of(g1), 30, "g1's leader")
+        l2 = wait_for(lambda: leader_of(g2), 30, "g2's leader")
+        fx = SlotFixture(l1, 0, 99, "rep")
+        r = spool("cluster", "move-slots", "127.0.0.1:%d" % g1[1], "--from", "g1", "--to", "g2", "--range", "0-99")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "to 127.0.0.1:%d" % l2 in r.stdout, r.stdout
+        victim = rp.ports.index(l2)
+        new: List[int] = []
+
+        def elect() -> None:
+            new.append(wait_for(lambda: leader_of([p for p in g2 if p != l2]), 30, "a new leader of g2"))
+        rp.kill_and_restart(victim, elect)
+        rc = RedisCluster(host="127.0.0.1", port=g1[0], decode_responses=True)
+        try:
+            wait_for(lambda: rc.execute_command("JOB.GET", fx.delayed), 30, "the moved jobs on g2's new leader")
+            fx.check_on(rc, new[0])
+        finally:
+            rc.close()
+        print("   moved 100 slots to g2, killed its leader %d; new leader %d has them" % (l2, new[0]))
+    finally:
+        rp.stop()
+
+
 def test_add_group_then_give_it_slots(sp: SpoolCluster) -> None:
     d = os.path.join(sp.dir, "node-4")
     pf = os.path.join(sp.dir, "node-4.port")
@@ -732,6 +772,7 @@ TESTS = [test_replies_match_redis, test_redirect_errors_match_redis, test_redis_
          test_spool_cli_follows_moved, test_redis_py_cluster_push_reserve_ack,
          test_move_slots_with_data, test_moving_1000_slots_under_load_loses_nothing,
          test_interrupted_move_finishes_when_run_again, test_move_survives_a_node_killed,
+         test_move_between_replicated_groups,
          test_add_group_then_give_it_slots]
 
 
