@@ -5,12 +5,14 @@
  *
  * The map is JSON (CLUSTER GETMAP shows it); every change makes a copy
  * with the next epoch and sends it to every node with CLUSTER SETMAP (a
- * node keeps the map with the highest epoch). Moving slots goes through
- * three maps: the slots frozen (their node answers -TRYAGAIN) while the
- * source's node counts their keys and queues, then moving (-ASK to the
- * target), then owned by the target. A slot that holds anything is not
- * moved: moving data between nodes is not built yet, and a move must not
- * lose or duplicate a job.
+ * node keeps the map with the highest epoch). Moving slots goes batch by
+ * batch through three maps: the slots frozen (their node answers
+ * -TRYAGAIN) while each slot's contents are exported from the source's
+ * leader (SLOTMOVE EXPORT parks them there as one blob) and imported on
+ * the target's (SLOTMOVE IMPORT), then moving (-ASK to the target) while
+ * the source drops its parked copy, then owned by the target. The map
+ * and the parked blobs record every step, so running a move again
+ * finishes one cut short (docs/cluster.md, "Moving slots").
  */
 #include "cli.h"
 #include "fmt.h"
@@ -654,7 +656,7 @@ static int cluster_move(cli_ctx *x)
         return CLI_REFUSED;
     const char *fname = args_get(x->a, "from"), *tname = args_get(x->a, "to"), *bs = args_get(x->a, "batch");
     int from = fname ? group_index(map, fname) : -1, to = tname ? group_index(map, tname) : -1, done = 0, n = -1;
-    long long batch = 50;
+    long long batch = 20;
     int *list = malloc(SLOTS * sizeof *list), rc = CLI_REFUSED;
     double t0 = mono_ms();
     if (from < 0 || to < 0 || from == to)
