@@ -467,27 +467,50 @@ static void mover_close(struct mover *mv)
     mv->sc = mv->dc = NULL;
 }
 
-/* SLOTMOVE sub slot [blob [APPEND]] on c: the reply, or NULL after
- * printing why (an error reply or a broken connection). */
-static resp_val *slotmove(struct mover *mv, struct rawconn *c, const char *sub, int slot, const char *blob,
-                          size_t len, bool append)
+static const char *side(const struct mover *mv, const struct rawconn *c)
+{
+    return c == mv->sc ? mv->src : mv->dst;
+}
+
+/* Sends SLOTMOVE sub slot [blob [APPEND]] on c (its reply is read with
+ * slotmove_reply): 0, or -1 after printing why. */
+static int slotmove_send(struct mover *mv, struct rawconn *c, const char *sub, int slot, const char *blob, size_t len,
+                         bool append)
 {
     char num[16], err[512];
     snprintf(num, sizeof num, "%d", slot);
     const char *argv[] = { "SLOTMOVE", sub, num, blob, "APPEND" };
     size_t lens[] = { 8, strlen(sub), strlen(num), len, 6 };
+    if (rawconn_send(c, blob ? 4 + append : 3, argv, lens, err, sizeof err) == 0)
+        return 0;
+    cli_fail(CLI_REFUSED, "cluster move-slots: SLOTMOVE %s %d at %s: %s", sub, slot, side(mv, c), err);
+    return -1;
+}
+
+/* The reply of a SLOTMOVE sent on c, or NULL after printing why (an error
+ * reply or a broken connection). */
+static resp_val *slotmove_reply(struct mover *mv, struct rawconn *c, const char *sub, int slot)
+{
+    char err[512];
     resp_val *v = NULL;
-    const char *addr = c == mv->sc ? mv->src : mv->dst;
-    if (rawconn_call(c, blob ? 4 + append : 3, argv, lens, &v, err, sizeof err) < 0) {
-        cli_fail(CLI_REFUSED, "cluster move-slots: SLOTMOVE %s %d at %s: %s", sub, slot, addr, err);
+    if (rawconn_read(c, &v, err, sizeof err) < 0) {
+        cli_fail(CLI_REFUSED, "cluster move-slots: SLOTMOVE %s %d at %s: %s", sub, slot, side(mv, c), err);
         return NULL;
     }
     if (v->type == RESP_T_ERROR) {
-        cli_fail(CLI_REFUSED, "cluster move-slots: SLOTMOVE %s %d at %s: %s", sub, slot, addr, v->str);
+        cli_fail(CLI_REFUSED, "cluster move-slots: SLOTMOVE %s %d at %s: %s", sub, slot, side(mv, c), v->str);
         resp_val_free(v);
         return NULL;
     }
     return v;
+}
+
+static resp_val *slotmove(struct mover *mv, struct rawconn *c, const char *sub, int slot, const char *blob,
+                          size_t len, bool append)
+{
+    if (slotmove_send(mv, c, sub, slot, blob, len, append) < 0)
+        return NULL;
+    return slotmove_reply(mv, c, sub, slot);
 }
 
 /* Test seam: SPOOL_MOVE_DIE_AT=STEP:K ends the process (exit 9, as if
@@ -504,29 +527,74 @@ static void die_at(const char *what)
     }
 }
 
-/* Export from the source (its live copy is parked there), import on the
- * target, part by part. */
-static int copy_slot(struct mover *mv, int slot)
+/* EXPORT of every slot of the batch, pipelined on the source (each slot's
+ * live copy is parked there): parts[i] the reply for list[i]. */
+static int export_batch(struct mover *mv, const int *list, int n, resp_val **parts)
 {
-    resp_val *parts = slotmove(mv, mv->sc, "EXPORT", slot, NULL, 0, false);
-    if (!parts)
-        return -1;
-    die_at("export");
-    int rc = parts->type == RESP_T_ARRAY && parts->n > 0 ? 0 : -1;
-    if (rc < 0)
-        cli_fail(CLI_REFUSED, "cluster move-slots: %s answered SLOTMOVE EXPORT %d with no parts", mv->src, slot);
-    for (size_t i = 0; rc == 0 && i < parts->n; i++) {
-        resp_val *p = parts->elem[i], *ok = NULL;
-        if (p->type != RESP_T_BULK ||
-            !(ok = slotmove(mv, mv->dc, "IMPORT", slot, p->str, p->len, i > 0)))
-            rc = -1;
-        mv->bytes += (long long)p->len;
-        mv->parts++;
-        resp_val_free(ok);
+    int sent = 0, rc = 0;
+    while (sent < n && slotmove_send(mv, mv->sc, "EXPORT", list[sent], NULL, 0, false) == 0)
+        sent++;
+    for (int i = 0; i < sent; i++) {
+        parts[i] = slotmove_reply(mv, mv->sc, "EXPORT", list[i]);
+        if (parts[i] && (parts[i]->type != RESP_T_ARRAY || parts[i]->n == 0)) {
+            cli_fail(CLI_REFUSED, "cluster move-slots: %s answered SLOTMOVE EXPORT %d with no parts", mv->src, list[i]);
+            resp_val_free(parts[i]);
+            parts[i] = NULL;
+        }
+        rc |= parts[i] ? 0 : -1;
+        die_at("export");
     }
-    if (rc == 0)
+    return sent == n ? rc : -1;
+}
+
+/* IMPORT of every part of every slot, pipelined on the target. */
+static int import_batch(struct mover *mv, const int *list, int n, resp_val **parts)
+{
+    int rc = 0, sent = 0, want = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < parts[i]->n; k++, want++) {
+            resp_val *p = parts[i]->elem[k];
+            if (p->type == RESP_T_BULK && slotmove_send(mv, mv->dc, "IMPORT", list[i], p->str, p->len, k > 0) == 0)
+                sent++;
+            mv->bytes += (long long)p->len;
+            mv->parts++;
+        }
+    for (int i = 0, r = 0; i < n && r < sent; i++) {
+        for (size_t k = 0; k < parts[i]->n && r < sent; k++, r++) {
+            resp_val *ok = slotmove_reply(mv, mv->dc, "IMPORT", list[i]);
+            rc |= ok ? 0 : -1;
+            resp_val_free(ok);
+        }
         die_at("import");
-    resp_val_free(parts);
+    }
+    return sent == want ? rc : -1;
+}
+
+/* DROP of every slot's parked copy, pipelined on the source. */
+static int drop_batch(struct mover *mv, const int *list, int n)
+{
+    int sent = 0, rc = 0;
+    while (sent < n && slotmove_send(mv, mv->sc, "DROP", list[sent], NULL, 0, false) == 0)
+        sent++;
+    for (int i = 0; i < sent; i++) {
+        resp_val *v = slotmove_reply(mv, mv->sc, "DROP", list[i]);
+        rc |= v ? 0 : -1;
+        resp_val_free(v);
+        die_at("drop");
+    }
+    return sent == n ? rc : -1;
+}
+
+/* Export from the source (parked there), import on the target. */
+static int copy_batch(struct mover *mv, const int *list, int n)
+{
+    resp_val **parts = calloc((size_t)n, sizeof *parts);
+    int rc = export_batch(mv, list, n, parts);
+    if (rc == 0)
+        rc = import_batch(mv, list, n, parts);
+    for (int i = 0; i < n; i++)
+        resp_val_free(parts[i]);
+    free(parts);
     return rc;
 }
 
@@ -568,11 +636,10 @@ static int move_batch(struct mover *mv, const int *list, int n, int stage)
     double t0 = mono_ms(), t1;
     if (stage == 0 && step(mv, move_map(mv->map, list, n, mv->to, "frozen"), src_first) < 0)
         return -1;
-    for (int i = 0; stage <= 1 && i < n; i++)
-        if (copy_slot(mv, list[i]) < 0) {
-            give_up(mv, list, n, src_first);
-            return -1;
-        }
+    if (stage <= 1 && copy_batch(mv, list, n) < 0) {
+        give_up(mv, list, n, src_first);
+        return -1;
+    }
     if (stage <= 1 && step(mv, move_map(mv->map, list, n, mv->to, "moving"), dst_first) < 0)
         return -1;
     if (stage <= 1)
@@ -582,13 +649,8 @@ static int move_batch(struct mover *mv, const int *list, int n, int stage)
         mv->freeze_max = t1 - t0 > mv->freeze_max ? t1 - t0 : mv->freeze_max;
         mv->freeze_sum += t1 - t0;
     }
-    for (int i = 0; i < n; i++) {
-        resp_val *v = slotmove(mv, mv->sc, "DROP", list[i], NULL, 0, false);
-        if (!v)
-            return -1;
-        resp_val_free(v);
-        die_at("drop");
-    }
+    if (drop_batch(mv, list, n) < 0)
+        return -1;
     if (step(mv, move_map(mv->map, list, n, mv->to, NULL), dst_first) < 0)
         return -1;
     mv->ask_max = mono_ms() - t1 > mv->ask_max ? mono_ms() - t1 : mv->ask_max;
@@ -656,7 +718,7 @@ static int cluster_move(cli_ctx *x)
         return CLI_REFUSED;
     const char *fname = args_get(x->a, "from"), *tname = args_get(x->a, "to"), *bs = args_get(x->a, "batch");
     int from = fname ? group_index(map, fname) : -1, to = tname ? group_index(map, tname) : -1, done = 0, n = -1;
-    long long batch = 20;
+    long long batch = 50;
     int *list = malloc(SLOTS * sizeof *list), rc = CLI_REFUSED;
     double t0 = mono_ms();
     if (from < 0 || to < 0 || from == to)

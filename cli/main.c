@@ -33,7 +33,7 @@ static const arg_opt opts_cluster[] = {
     { "to", "GROUP", "move-slots: the group they go to" },
     { "count", "N", "move-slots: the source's first N slots" },
     { "range", "A-B", "move-slots: slots A to B (all the source's)" },
-    { "batch", "N", "move-slots: slots frozen and copied together (default 20)" },
+    { "batch", "N", "move-slots: slots frozen and copied together (default 50)" },
     { NULL, NULL, NULL }
 };
 static const arg_opt opts_queues[] = {

@@ -34,5 +34,8 @@ struct rawconn *rawconn_open(const char *endpoint, const char *url, int timeout_
 int rawconn_call(struct rawconn *c, int argc, const char *const *argv, const size_t *lens, resp_val **out, char *err,
                  size_t errlen);
 void rawconn_close(struct rawconn *c);
+/* Pipelining: send several requests, then read their replies in order. */
+int rawconn_send(struct rawconn *c, int argc, const char *const *argv, const size_t *lens, char *err, size_t errlen);
+int rawconn_read(struct rawconn *c, resp_val **out, char *err, size_t errlen);
 
 #endif
