@@ -12,6 +12,7 @@
 #include "xalloc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -98,24 +99,6 @@ void store_queue_gc(struct store *s, struct queue *q)
 }
 
 
-uint64_t store_new_id(struct store *s)
-{
-    int64_t ms = clock_now_ms() - ID_EPOCH_MS;
-    int origin = job_id_origin(); /* cluster mode: the group, in the sequence's top 6 bits */
-    uint32_t last = origin >= 0 ? 0x3f : 0xfff;
-    if (ms < 0)
-        ms = 0;
-    if (ms > s->id_ms) {
-        s->id_ms = ms;
-        s->id_seq = 0;
-    } else if (++s->id_seq > last) {
-        s->id_ms++; /* more ids this millisecond than the sequence holds: borrow the next one */
-        s->id_seq = 0;
-    }
-    uint64_t seq = origin >= 0 ? ((uint64_t)origin << 6) | s->id_seq : s->id_seq;
-    return ((uint64_t)s->id_ms << 22) | (seq << 10) | (uint64_t)s->id;
-}
-
 /* The generator goes on after the highest id seen (millisecond, then the
  * sequence in it), so a restart within the millisecond of the last pushes,
  * or with a clock that stepped back, issues no id twice. Any order. */
@@ -188,6 +171,71 @@ struct journal *store_txn(struct store *s)
 void store_txn_result(struct store *s, int rc)
 {
     jr_result(s, rc);
+}
+
+/* The id mark: a millisecond every id issued so far lies below, kept in
+ * the journal's meta table and moved ahead ID_MARK_AHEAD_MS at a time, in
+ * the transaction of the turn that issues the id. After a restart the
+ * generator starts at the mark, so an id is never issued twice, even when
+ * the clock stepped back and the job with the highest id was deleted (the
+ * load sees only the jobs still there). One meta write per second of ids. */
+#define ID_MARK_AHEAD_MS 1000
+#define ID_MARK_KEY "id_mark_ms"
+
+static void id_mark_advance(struct store *s)
+{
+    if (s->id_ms < s->id_mark_ms || !jr_ready(s))
+        return;
+    int64_t mark = s->id_ms + ID_MARK_AHEAD_MS;
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)mark);
+    int rc = journal_meta_put(s->jr, ID_MARK_KEY, v);
+    jr_result(s, rc); /* a failed write fails the turn, and with it this id */
+    if (rc == 0)
+        s->id_mark_ms = mark;
+}
+
+/* At load: go on from the journaled mark (see id_mark_advance). */
+static int id_mark_load(struct store *s)
+{
+    char v[24];
+    int rc = journal_meta_get(s->jr, ID_MARK_KEY, v, sizeof v);
+    if (rc == -ENOENT)
+        return 0; /* no mark yet: a data dir from before it */
+    char *end = v;
+    long long mark = rc == 0 ? strtoll(v, &end, 10) : -1;
+    if (rc == -ERANGE)
+        snprintf(v, sizeof v, "(too long)");
+    else if (rc < 0)
+        return rc;
+    if (end == v || *end || mark < 0) {
+        log_error("journal of shard %d: meta row '%s' = '%s' is not a millisecond count; "
+                  "ids go on from the highest job id loaded", s->id, ID_MARK_KEY, v);
+        return 0;
+    }
+    s->id_mark_ms = mark;
+    if (mark > s->id_ms)
+        s->id_ms = mark, s->id_seq = 0; /* (mark, 0) was never issued either */
+    return 0;
+}
+
+uint64_t store_new_id(struct store *s)
+{
+    int64_t ms = clock_now_ms() - ID_EPOCH_MS;
+    int origin = job_id_origin(); /* cluster mode: the group, in the sequence's top 6 bits */
+    uint32_t last = origin >= 0 ? 0x3f : 0xfff;
+    if (ms < 0)
+        ms = 0;
+    if (ms > s->id_ms) {
+        s->id_ms = ms;
+        s->id_seq = 0;
+    } else if (++s->id_seq > last) {
+        s->id_ms++; /* more ids this millisecond than the sequence holds: borrow the next one */
+        s->id_seq = 0;
+    }
+    id_mark_advance(s);
+    uint64_t seq = origin >= 0 ? ((uint64_t)origin << 6) | s->id_seq : s->id_seq;
+    return ((uint64_t)s->id_ms << 22) | (seq << 10) | (uint64_t)s->id;
 }
 
 /* The finished hook (results, waits, batches hang on it). */
@@ -808,7 +856,10 @@ int store_job_adopt(struct store *s, struct queue *q, struct job *j)
     }
     j->q = q;
     jtable_add(&s->jobs, j);
-    store_id_seen(s, j->id);
+    store_id_seen(s, j->id); /* this generator never issues an imported id */
+    if (j->batch)
+        store_id_seen(s, j->batch);
+    id_mark_advance(s);
     place_kept(s, j);
     jr_insert(s, j);
     payload_account(s, j);
@@ -850,6 +901,8 @@ int store_load(struct store *s, size_t by_state[JOB_NSTATES])
     memset(lc, 0, sizeof *lc);
     lc->s = s;
     int rc = journal_load(s->jr, false, load_queue, load_job, lc);
+    if (rc >= 0)
+        rc = id_mark_load(s);
     if (lc->nready)
         qsort(lc->ready, lc->nready, sizeof *lc->ready, ready_order);
     for (size_t i = 0; i < lc->nready; i++)

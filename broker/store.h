@@ -63,6 +63,7 @@ struct store {
     int64_t payload_budget;      /* beyond it, new payloads live only in the journal */
     int64_t id_ms;               /* id generator: last millisecond used */
     uint32_t id_seq;
+    int64_t id_mark_ms;          /* journaled: every id issued has a millisecond below it */
     uint64_t rng;
     uint64_t token_key, token_ctr; /* delivery tokens (receipts): a keyed counter */
     bool stopping;               /* no queue is collected while stopping */

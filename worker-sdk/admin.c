@@ -141,22 +141,10 @@ int spool_queue_peek_opts(spool_client *c, const char *queue, const spool_peek_o
     sdk_av_init(&a);
     sdk_av_add(&a, "QUEUE.PEEK");
     sdk_av_add(&a, queue);
-    if (state) {
-        sdk_av_add(&a, "STATE");
-        sdk_av_add(&a, state);
-    }
-    if (count > 0) {
-        sdk_av_add(&a, "COUNT");
-        sdk_av_addll(&a, count);
-    }
-    if (after) {
-        sdk_av_add(&a, "AFTER");
-        sdk_av_add(&a, after);
-    }
-    if (o->error) {
-        sdk_av_add(&a, "ERROR");
-        sdk_av_add(&a, o->error);
-    }
+    sdk_av_opt(&a, state, "STATE", state);
+    sdk_av_optll(&a, count > 0, "COUNT", count);
+    sdk_av_opt(&a, after, "AFTER", after);
+    sdk_av_opt(&a, o->error, "ERROR", o->error);
     resp_val *r = NULL;
     int rc = sdk_client_call(c, a.argc, a.argv, a.len, 0, &r);
     if (rc < 0)

@@ -134,10 +134,7 @@ static int hello_args(spool_client *c, argvec *a, const char *ver)
         sdk_av_add(a, c->url.user);
         sdk_av_add(a, c->url.pass);
     }
-    if (c->name) {
-        sdk_av_add(a, "SETNAME");
-        sdk_av_add(a, c->name);
-    }
+    sdk_av_opt(a, c->name, "SETNAME", c->name);
     return 0;
 }
 

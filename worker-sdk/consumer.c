@@ -33,14 +33,8 @@ static int reserve_args(spool_client *c, argvec *a, const char *const *queues, s
     } else if (timeout < 0) {
         return sdk_client_fail(c, SPOOL_EINVAL, "reserve: negative timeout");
     }
-    if (max > 1) {
-        sdk_av_add(a, "COUNT");
-        sdk_av_addll(a, (long long)max);
-    }
-    if (o && o->lease_ms > 0) {
-        sdk_av_add(a, "LEASE");
-        sdk_av_addll(a, o->lease_ms);
-    }
+    sdk_av_optll(a, max > 1, "COUNT", (long long)max);
+    sdk_av_optll(a, o && o->lease_ms > 0, "LEASE", o ? o->lease_ms : 0);
     sdk_av_add(a, "FROM");
     for (size_t i = 0; i < nq; i++) {
         if (!queues[i])
@@ -150,14 +144,8 @@ int spool_nack(spool_client *c, const char *receipt, int64_t delay_ms, const cha
     sdk_av_init(&a);
     sdk_av_add(&a, "JOB.NACK");
     sdk_av_add(&a, receipt);
-    if (delay_ms >= 0) {
-        sdk_av_add(&a, "DELAY");
-        sdk_av_addll(&a, delay_ms);
-    }
-    if (error) {
-        sdk_av_add(&a, "ERROR");
-        sdk_av_add(&a, error);
-    }
+    sdk_av_optll(&a, delay_ms >= 0, "DELAY", delay_ms);
+    sdk_av_opt(&a, error, "ERROR", error);
     if (flags & SPOOL_NACK_DEAD)
         sdk_av_add(&a, "DEAD");
     resp_val *r = NULL;
@@ -185,10 +173,7 @@ int spool_touch(spool_client *c, const char *receipt, int64_t lease_ms, long lon
     sdk_av_init(&a);
     sdk_av_add(&a, "JOB.TOUCH");
     sdk_av_add(&a, receipt);
-    if (lease_ms > 0) {
-        sdk_av_add(&a, "LEASE");
-        sdk_av_addll(&a, lease_ms);
-    }
+    sdk_av_optll(&a, lease_ms > 0, "LEASE", lease_ms);
     resp_val *r = NULL;
     int rc = sdk_client_call(c, a.argc, a.argv, a.len, 0, &r);
     long long until = 0;

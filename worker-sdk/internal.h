@@ -110,6 +110,9 @@ void sdk_av_init(argvec *a);
 void sdk_av_add(argvec *a, const char *s);               /* C string */
 void sdk_av_addn(argvec *a, const char *p, size_t n);    /* bytes */
 void sdk_av_addll(argvec *a, long long v);               /* a number */
+/* NAME value, when `when` holds (optional arguments such as DELAY ms). */
+void sdk_av_opt(argvec *a, bool when, const char *name, const char *value);
+void sdk_av_optll(argvec *a, bool when, const char *name, long long value);
 
 /* --------------------------------------------------------------- time */
 

@@ -26,44 +26,17 @@ static int push_args(spool_client *c, argvec *a, const char *queue, const char *
         return 0;
     if (o->delay_ms < 0 || o->at_ms < 0 || o->lease_ms < 0 || o->retries < SPOOL_NO_RETRIES)
         return sdk_client_fail(c, SPOOL_EINVAL, "push: negative delay, at, lease or retries");
-    if (o->delay_ms > 0) {
-        sdk_av_add(a, "DELAY");
-        sdk_av_addll(a, o->delay_ms);
-    }
-    if (o->at_ms > 0) {
-        sdk_av_add(a, "AT");
-        sdk_av_addll(a, o->at_ms);
-    }
-    if (o->priority != 0) {
-        sdk_av_add(a, "PRI");
-        sdk_av_addll(a, o->priority);
-    }
-    if (o->retries != 0) {
-        sdk_av_add(a, "RETRIES");
-        sdk_av_addll(a, o->retries == SPOOL_NO_RETRIES ? 0 : o->retries);
-    }
-    if (o->lease_ms > 0) {
-        sdk_av_add(a, "LEASE");
-        sdk_av_addll(a, o->lease_ms);
-    }
-    if (o->unique) {
-        sdk_av_add(a, "UNIQUE");
-        sdk_av_add(a, o->unique);
-    }
+    sdk_av_optll(a, o->delay_ms > 0, "DELAY", o->delay_ms);
+    sdk_av_optll(a, o->at_ms > 0, "AT", o->at_ms);
+    sdk_av_optll(a, o->priority != 0, "PRI", o->priority);
+    sdk_av_optll(a, o->retries != 0, "RETRIES", o->retries == SPOOL_NO_RETRIES ? 0 : o->retries);
+    sdk_av_optll(a, o->lease_ms > 0, "LEASE", o->lease_ms);
+    sdk_av_opt(a, o->unique, "UNIQUE", o->unique);
     if (o->expires_ms < 0)
         return sdk_client_fail(c, SPOOL_EINVAL, "push: negative expires_ms");
-    if (o->expires_ms > 0) {
-        sdk_av_add(a, "EXPIRES");
-        sdk_av_addll(a, o->expires_ms);
-    }
-    if (o->group) {
-        sdk_av_add(a, "GROUP");
-        sdk_av_add(a, o->group);
-    }
-    if (o->batch) {
-        sdk_av_add(a, "BATCH");
-        sdk_av_add(a, o->batch);
-    }
+    sdk_av_optll(a, o->expires_ms > 0, "EXPIRES", o->expires_ms);
+    sdk_av_opt(a, o->group, "GROUP", o->group);
+    sdk_av_opt(a, o->batch, "BATCH", o->batch);
     return 0;
 }
 

@@ -43,6 +43,22 @@ void sdk_av_addll(argvec *a, long long v)
     sdk_av_add(a, s);
 }
 
+void sdk_av_opt(argvec *a, bool when, const char *name, const char *value)
+{
+    if (!when)
+        return;
+    sdk_av_add(a, name);
+    sdk_av_add(a, value);
+}
+
+void sdk_av_optll(argvec *a, bool when, const char *name, long long value)
+{
+    if (!when)
+        return;
+    sdk_av_add(a, name);
+    sdk_av_addll(a, value);
+}
+
 bool sdk_val_is_nil(const resp_val *v)
 {
     return v && v->type == RESP_T_NULL;

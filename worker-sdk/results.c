@@ -46,10 +46,7 @@ int spool_job_wait(spool_client *c, const char *id, int timeout_ms, spool_job **
     sdk_av_init(&a);
     sdk_av_add(&a, "JOB.WAIT");
     sdk_av_add(&a, id);
-    if (timeout_ms > 0) {
-        sdk_av_add(&a, "TIMEOUT");
-        sdk_av_addll(&a, timeout_ms);
-    }
+    sdk_av_optll(&a, timeout_ms > 0, "TIMEOUT", timeout_ms);
     resp_val *r = NULL;
     int rc = sdk_client_call(c, a.argc, a.argv, a.len, timeout_ms > 0 ? timeout_ms : -1, &r);
     if (rc == 0 && sdk_val_is_nil(r)) {

@@ -12,6 +12,9 @@ int spool_sched_set(spool_client *c, const char *name, const char *queue, const 
 {
     if (!name || !queue || !spec || !payload)
         return sdk_client_fail(c, SPOOL_EINVAL, "schedule: name, queue, spec and payload are required");
+    static const spool_sched_opts none;
+    if (!o)
+        o = &none;
     argvec a;
     sdk_av_init(&a);
     sdk_av_add(&a, "SCHED.SET");
@@ -19,24 +22,12 @@ int spool_sched_set(spool_client *c, const char *name, const char *queue, const 
     sdk_av_add(&a, queue);
     sdk_av_add(&a, spec);
     sdk_av_add(&a, payload);
-    if (o && o->tz) {
-        sdk_av_add(&a, "TZ");
-        sdk_av_add(&a, o->tz);
-    }
-    if (o && o->priority) {
-        sdk_av_add(&a, "PRI");
-        sdk_av_addll(&a, o->priority);
-    }
-    if (o && o->retries) {
-        sdk_av_add(&a, "RETRIES");
-        sdk_av_addll(&a, o->retries == SPOOL_NO_RETRIES ? 0 : o->retries);
-    }
-    if (o && o->unique)
+    sdk_av_opt(&a, o->tz, "TZ", o->tz);
+    sdk_av_optll(&a, o->priority, "PRI", o->priority);
+    sdk_av_optll(&a, o->retries, "RETRIES", o->retries == SPOOL_NO_RETRIES ? 0 : o->retries);
+    if (o->unique)
         sdk_av_add(&a, "UNIQUE");
-    if (o && o->catchup) {
-        sdk_av_add(&a, "CATCHUP");
-        sdk_av_add(&a, o->catchup);
-    }
+    sdk_av_opt(&a, o->catchup, "CATCHUP", o->catchup);
     resp_val *r = NULL;
     int rc = sdk_client_call(c, a.argc, a.argv, a.len, 0, &r);
     if (rc == 0 && !(r->type == RESP_T_SIMPLE && !strcmp(r->str, "OK")))

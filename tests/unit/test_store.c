@@ -338,6 +338,36 @@ Test(store, ids_after_a_load_in_the_same_millisecond_are_new)
     end_turn();
 }
 
+/* The highest id was deleted before the restart, and the clock stepped
+ * back to the millisecond it was issued in: the load sees no job to go on
+ * from, so only the journaled id mark keeps the next id new. */
+Test(store, ids_after_the_highest_was_deleted_and_the_clock_stepped_back_are_new)
+{
+    struct queue *q = queue("q");
+    int64_t then = fake_now;
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        struct job *j = push(q, 0, -1, NULL);
+        ids[i] = j->id;
+        store_job_delete(&store, j);
+    }
+    end_turn();
+    fake_now += 5000; /* more ids later, past the first mark */
+    uint64_t later = push(q, 0, -1, NULL)->id;
+    store_job_delete(&store, jtable_find(&store.jobs, later));
+    end_turn();
+    store_free(&store);
+    open_store(&store);
+    cr_assert_eq(store_load(&store, NULL), 0);
+    cr_assert_eq(store.jobs.n, 0, "every job was deleted");
+    fake_now = then; /* the clock stepped back */
+    uint64_t id = push(q = queue("q"), 0, -1, NULL)->id;
+    for (int i = 0; i < 3; i++)
+        cr_assert_neq(id, ids[i], "id %016llx issued twice", (unsigned long long)id);
+    cr_assert_gt(id, later, "ids go on after the highest ever issued, not the clock");
+    end_turn();
+}
+
 /* Batch ids come from the same generator and are read back by batch.c
  * through store_id_seen: a batch id made last in a millisecond, seen after
  * the jobs of that millisecond, still moves the generator on. */
