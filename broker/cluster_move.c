@@ -402,10 +402,8 @@ static int get_job(struct shard *s, struct rd *r, bool apply)
     tnode_init(&j->timer, 0);
     uint64_t id = j->id, batch = j->batch;
     struct queue *q = store_queue(&s->st, in.qname, in.qlen, true);
-    if (store_job_adopt(&s->st, q, j) < 0) {
-        store_jr_result(&s->st, -EEXIST); /* checked before: cannot happen; the turn fails, nothing is lost */
-        return -1;
-    }
+    if (store_job_adopt(&s->st, q, j) < 0)
+        return -1; /* its id is taken: the import fails whole (slotblob_read) */
     if (in.result)
         jext_job_result(s, id, in.result, in.rlen);
     if (in.progress)
@@ -599,7 +597,13 @@ int slotblob_read(struct shard *s, int slot, const char *blob, size_t len, bool 
     }
     r.off = HEADER_LEN;
     r.bad = false;
-    read_records(s, &r, true, &taken);
+    store_jr_begin(&s->st); /* one transaction: a failure below rolls the whole import back */
+    if (read_records(s, &r, true, &taken) < 0) {
+        store_jr_result(&s->st, -EEXIST);
+        snprintf(err, cap, "ERR slot %d: record %zu of its blob could not be taken in; nothing imported", slot,
+                 taken + 1);
+        return -1;
+    }
     return 0;
 }
 

@@ -527,24 +527,39 @@ static void die_at(const char *what)
     }
 }
 
-/* EXPORT of every slot of the batch, pipelined on the source (each slot's
- * live copy is parked there): parts[i] the reply for list[i]. */
-static int export_batch(struct mover *mv, const int *list, int n, resp_val **parts)
+/* SLOTMOVE sub for every slot of list, pipelined on c: out[i] the reply
+ * for list[i] (NULL after printing why; out NULL: replies dropped); die
+ * names the step for the test seam. */
+static int pipeline(struct mover *mv, struct rawconn *c, const char *sub, const int *list, int n, resp_val **out,
+                    const char *die)
 {
     int sent = 0, rc = 0;
-    while (sent < n && slotmove_send(mv, mv->sc, "EXPORT", list[sent], NULL, 0, false) == 0)
+    while (sent < n && slotmove_send(mv, c, sub, list[sent], NULL, 0, false) == 0)
         sent++;
     for (int i = 0; i < sent; i++) {
-        parts[i] = slotmove_reply(mv, mv->sc, "EXPORT", list[i]);
-        if (parts[i] && (parts[i]->type != RESP_T_ARRAY || parts[i]->n == 0)) {
-            cli_fail(CLI_REFUSED, "cluster move-slots: %s answered SLOTMOVE EXPORT %d with no parts", mv->src, list[i]);
-            resp_val_free(parts[i]);
-            parts[i] = NULL;
-        }
-        rc |= parts[i] ? 0 : -1;
-        die_at("export");
+        resp_val *v = slotmove_reply(mv, c, sub, list[i]);
+        rc |= v ? 0 : -1;
+        if (out)
+            out[i] = v;
+        else
+            resp_val_free(v);
+        die_at(die);
     }
     return sent == n ? rc : -1;
+}
+
+/* EXPORT of every slot of the batch on the source (each slot's live copy
+ * is parked there): parts[i] the reply for list[i]. */
+static int export_batch(struct mover *mv, const int *list, int n, resp_val **parts)
+{
+    int rc = pipeline(mv, mv->sc, "EXPORT", list, n, parts, "export");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (parts[i]->type == RESP_T_ARRAY && parts[i]->n > 0)
+            continue;
+        cli_fail(CLI_REFUSED, "cluster move-slots: %s answered SLOTMOVE EXPORT %d with no parts", mv->src, list[i]);
+        rc = -1;
+    }
+    return rc;
 }
 
 /* IMPORT of every part of every slot, pipelined on the target. */
@@ -568,21 +583,6 @@ static int import_batch(struct mover *mv, const int *list, int n, resp_val **par
         die_at("import");
     }
     return sent == want ? rc : -1;
-}
-
-/* DROP of every slot's parked copy, pipelined on the source. */
-static int drop_batch(struct mover *mv, const int *list, int n)
-{
-    int sent = 0, rc = 0;
-    while (sent < n && slotmove_send(mv, mv->sc, "DROP", list[sent], NULL, 0, false) == 0)
-        sent++;
-    for (int i = 0; i < sent; i++) {
-        resp_val *v = slotmove_reply(mv, mv->sc, "DROP", list[i]);
-        rc |= v ? 0 : -1;
-        resp_val_free(v);
-        die_at("drop");
-    }
-    return sent == n ? rc : -1;
 }
 
 /* Export from the source (parked there), import on the target. */
@@ -649,7 +649,7 @@ static int move_batch(struct mover *mv, const int *list, int n, int stage)
         mv->freeze_max = t1 - t0 > mv->freeze_max ? t1 - t0 : mv->freeze_max;
         mv->freeze_sum += t1 - t0;
     }
-    if (drop_batch(mv, list, n) < 0)
+    if (pipeline(mv, mv->sc, "DROP", list, n, NULL, "drop") < 0) /* the parked copies go */
         return -1;
     if (step(mv, move_map(mv->map, list, n, mv->to, NULL), dst_first) < 0)
         return -1;

@@ -641,21 +641,30 @@ def map_of(port: int) -> Dict[str, Any]:
     return json.loads(redis.Redis(port=port).execute_command("CLUSTER", "GETMAP"))
 
 
+def loaded_slots(seed: int, owner: int, n: int, prefix: str) -> Tuple[List[int], Workload]:
+    """The first n slots of the node at owner, a third of them holding a
+    queue with a job and a third a key, and a workload running on them."""
+    slots = owned_slots(seed, owner)[:n]
+    names = names_in_slots(prefix + "-", slots[::3], 1)
+    keys = names_in_slots(prefix + "key-", slots[1::3], 1)
+    rc = RedisCluster(host="127.0.0.1", port=seed, decode_responses=True)
+    for k in keys:
+        rc.set(k, k)
+    for q in names:
+        rc.execute_command("JOB.PUSH", q, '{"before":1}')
+    rc.close()
+    w = Workload(seed, names, keys).start()
+    wait_for(lambda: len(w.acked) > 50, 30, "pushes and acks under way")
+    return slots, w
+
+
 def test_interrupted_move_finishes_when_run_again(sp: SpoolCluster) -> None:
     """The mover dies right after an export (data parked on the source),
     after an import, after the -ASK step and after a drop; a node is killed
     with SIGKILL in the middle of a move. Each time running the same
     move-slots again finishes it, and the workload loses nothing."""
     g1, g2 = sp.ports[0], sp.ports[1]
-    slots = owned_slots(g1, g2)[:120]
-    names = names_in_slots("cut-", slots[::3], 1)
-    keys = names_in_slots("cutkey-", slots[1::3], 1)
-    rc = RedisCluster(host="127.0.0.1", port=g1, decode_responses=True)
-    for k in keys:
-        rc.set(k, k)
-    rc.close()
-    w = Workload(g1, names, keys).start()
-    wait_for(lambda: len(w.acked) > 50, 30, "pushes and acks under way")
+    slots, w = loaded_slots(g1, g2, 120, "cut")
     args = ["cluster", "move-slots", "127.0.0.1:%d" % g1, "--from", "g2", "--to", "g1", "--batch", "10"]
     for cut, rng in (("export:3", slots[0:30]), ("import:14", slots[30:60]), ("moving:2", slots[60:90]),
                      ("drop:5", slots[90:120])):
@@ -678,17 +687,7 @@ def test_move_survives_a_node_killed(sp: SpoolCluster) -> None:
     and parked; started again, the same move-slots finishes the move and
     the workload loses nothing."""
     g1, g2 = sp.ports[0], sp.ports[1]
-    slots = owned_slots(g1, g2)[:100]
-    names = names_in_slots("kill-", slots[::2], 1)
-    keys = names_in_slots("killkey-", slots[1::2], 1)
-    rc = RedisCluster(host="127.0.0.1", port=g1, decode_responses=True)
-    for k in keys:
-        rc.set(k, k)
-    for q in names:
-        rc.execute_command("JOB.PUSH", q, '{"before":1}')
-    rc.close()
-    w = Workload(g1, names, keys).start()
-    wait_for(lambda: len(w.acked) > 50, 30, "pushes and acks under way")
+    slots, w = loaded_slots(g1, g2, 100, "kill")
     args = [ARGS.spool, "cluster", "move-slots", "127.0.0.1:%d" % g1, "--from", "g2", "--to", "g1", "--batch", "5",
             "--range", "%d-%d" % (slots[0], slots[-1])]
     mover = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
