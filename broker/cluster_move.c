@@ -638,12 +638,13 @@ static void parked_drop(struct shard *s, int slot)
  * so that every part fits in a request to the target. */
 static void add_chunks(struct shard *s, struct msg *m, int slot, const resp_buf *b)
 {
-    struct rd r = { .p = (const unsigned char *)b->data, .n = b->len, .off = HEADER_LEN };
+    struct rd r = { .p = (const unsigned char *)b->data, .n = b->len, .off = HEADER_LEN, .slot = slot };
     size_t starts[4096], n = 0, from = HEADER_LEN;
     starts[n++] = HEADER_LEN;
     while (r.off < r.n && n < sizeof starts / sizeof starts[0] - 1) {
         size_t at = r.off;
-        read_record(s, &r, false);
+        if (read_record(s, &r, false) < 0 && r.bad)
+            break; /* cannot happen: the blob was made here; the rest goes in the last part */
         if (r.off - from > SLOTBLOB_CHUNK && at > from)
             starts[n++] = from = at;
     }
