@@ -100,11 +100,12 @@ struct shard {
  * batches) hook into the shard here, so the shard never calls up into
  * them. Registered once at start-up, before any shard is initialised;
  * every hook runs on the shard thread and may be NULL. */
-enum { SHARD_FINISHED_DELETED = STORE_FINISHED_DELETED };
+enum { SHARD_FINISHED_DELETED = STORE_FINISHED_DELETED, SHARD_FINISHED_MOVED = STORE_FINISHED_MOVED };
 struct shard_ext {
     /* After the journal's jobs were loaded (shard_recover), before serving. */
     int (*recover)(struct shard *s);
-    /* j just finished: how is JOB_DONE or JOB_DEAD, or SHARD_FINISHED_DELETED
+    /* j just finished: how is JOB_DONE or JOB_DEAD, SHARD_FINISHED_MOVED for
+     * an unfinished job that leaves with its slot, or SHARD_FINISHED_DELETED
      * for an unfinished job being deleted. j is still whole (and may be
      * freed right after the call). */
     void (*job_finished)(struct shard *s, struct job *j, int how);

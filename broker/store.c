@@ -870,6 +870,8 @@ int store_job_adopt(struct store *s, struct queue *q, struct job *j)
 
 void store_job_evict(struct store *s, struct job *j)
 {
+    if (j->state != JOB_DONE && j->state != JOB_DEAD && j->state != JOB_EXPIRED)
+        finished(s, j, STORE_FINISHED_MOVED); /* JOB.WAIT clients are told to wait where it went */
     detach(s, j);
     release_unique(j);
     drop(s, j);

@@ -428,14 +428,17 @@ Test(cluster, a_slot_moves_with_its_jobs_keys_and_receipts)
     push_id(ca, delayed, sizeof delayed, "{\"r\":3}", "DELAY", "3600000");
     expect_ok(CMD(ca, "SET", "{bar}k", "v", "PX", "3600000"));
     expect_int(CMD(ca, "HSET", "{bar}h", "f", "1"), 1);
-    cli *waiter = cli_connect(a->port);
+    cli *waiter = cli_connect(a->port), *jobwait = cli_connect(a->port);
     SEND(waiter, "JOB.RESERVE", "TIMEOUT", "60000", "FROM", "{bar}empty");
-    wait_blocked_clients(ca, 1, 5000);
+    SEND(jobwait, "JOB.WAIT", delayed, "TIMEOUT", "60000");
+    wait_blocked_clients(ca, 2, 5000);
     set_move_map(a, b, 2, "frozen", false);
     export_import(ca, cb, true); /* importing again replaces: the same state */
     resp_val *w = cli_read(waiter);
     expect_error(w, "TRYAGAIN"); /* woken, not left hanging */
     cli_close(waiter);
+    expect_error(cli_read(jobwait), "TRYAGAIN"); /* JOB.WAIT is told to wait where the job went */
+    cli_close(jobwait);
     expect_int(CMD(ca, "CLUSTER", "COUNTKEYSINSLOT", "5061"), 0);
     set_move_map(a, b, 3, "moving", false);
     expect_int(CMD(ca, "SLOTMOVE", "DROP", "5061"), 1);
