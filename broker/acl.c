@@ -514,6 +514,9 @@ static void command_keys(const struct command *k, int argc, char *const *argv, c
             i++;
         for (i++; i < argc; i++)
             name_arg(a, argv, len, i);
+    } else if (!strcmp(k->name, "batch.new")) { /* ON-SUCCESS queue payload ...: each callback's queue */
+        for (int i = 2; i < argc; i += 3)
+            name_arg(a, argv, len, i);
     } else if (!strncmp(k->name, "eval", 4)) {
         int nk = eval_numkeys(argc, argv, len);
         for (int i = 3; i < 3 + nk; i++)

@@ -7,6 +7,7 @@
 #include "cmd_batch.h"
 
 #include "batch.h"
+#include "acl.h"
 #include "admit.h"
 #include "cmd_job.h"
 #include "command.h"
@@ -135,6 +136,24 @@ static void encode_batch(struct msg *m, const struct batch *b, bool synced)
     kv_int(o, "updated_at", b->updated_at);
 }
 
+/* A named ACL user may get or close a batch only when its key patterns
+ * allow every callback queue of it (closing fires them; BATCH.NEW checked
+ * them for its own user); true: refused, the -NOPERM error is in m->out. */
+static bool batch_acl_refused(struct msg *m, const struct batch *b)
+{
+    for (int k = 0; b && m->user && k < CB_COUNT; k++) {
+        if (!b->cb[k] || acl_key_allowed(m->user, b->cb[k], strlen(b->cb[k])))
+            continue;
+        char err[600], why[80], hex[JOB_ID_HEX + 1];
+        job_id_format(b->id, hex);
+        snprintf(why, sizeof why, "(the %s callback queue of batch %s)", batch_cb_name(k), hex);
+        acl_key_error(m->user, b->cb[k], strlen(b->cb[k]), why, err, sizeof err);
+        resp_add_error(&m->out, err);
+        return true;
+    }
+    return false;
+}
+
 void sh_batch_id(struct shard *s, struct msg *m)
 {
     uint64_t id;
@@ -142,7 +161,9 @@ void sh_batch_id(struct shard *s, struct msg *m)
     job_id_parse(m->req.argv[1], m->req.len[1], &id, &attempt);
     struct batch *b = batch_find(s, id);
     bool get = m->req.len[0] == 9 && strncasecmp(m->req.argv[0], "BATCH.GET", 9) == 0;
-    if (!b && get) {
+    if (batch_acl_refused(m, b)) {
+        /* refused: the error is in m->out */
+    } else if (!b && get) {
         resp_add_null(&m->out, m->proto);
     } else if (!b) {
         char hex[JOB_ID_HEX + 1];

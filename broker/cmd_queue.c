@@ -452,9 +452,12 @@ void sh_admin_stats(struct shard *s, struct msg *m)
  * --enable-debug-command yes).
  * DEBUG SYNC-DELAY queue ms: with --fsync always, every WAL sync of the
  * queue's shard starts ms late from now on, as on a slow disk (0: off).
+ * DEBUG SYNC-FAIL queue n: the next n syncs of the WAL of the queue's
+ * shard fail with EIO, losing what they were to make durable as Linux
+ * does (powercut.h); the process goes on.
  * DEBUG POWER-CUT [TORN]: every file is left as a power cut would leave it
  * (powercut.h) and the process ends at once, with no reply. */
-/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms | DEBUG POWER-CUT [TORN] */
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms | DEBUG SYNC-FAIL queue n | DEBUG POWER-CUT [TORN] */
 void io_debug(struct conn *c, struct msg *m)
 {
     long long n;
@@ -469,9 +472,11 @@ void io_debug(struct conn *c, struct msg *m)
         }
         powercut_cut(m->req.argc == 3); /* does not return */
     }
-    if (arg_is(m, 1, "SYNC-DELAY")) {
-        if (m->req.argc != 4 || !arg_ll(m, 3, &n) || n < 0 || n > 60000) {
-            conn_reply_error(c, m, "ERR DEBUG SYNC-DELAY queue ms (0 to 60000)");
+    if (arg_is(m, 1, "SYNC-DELAY") || arg_is(m, 1, "SYNC-FAIL")) {
+        long long max = arg_is(m, 1, "SYNC-DELAY") ? 60000 : 1000;
+        if (m->req.argc != 4 || !arg_ll(m, 3, &n) || n < 0 || n > max) {
+            conn_reply_error(c, m, max == 1000 ? "ERR DEBUG SYNC-FAIL queue n (0 to 1000 syncs)"
+                                               : "ERR DEBUG SYNC-DELAY queue ms (0 to 60000)");
             return;
         }
         conn_route_key(c, m, 2);
@@ -494,17 +499,39 @@ void io_debug(struct conn *c, struct msg *m)
         !arg_ll(m, 3, &n) || n < 0 || n > 1000000 ||
         (m->req.argc == 5 && !arg_is(m, 4, "ENOSPC") && !arg_is(m, 4, "EIO"))) {
         conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms | "
-                         "DEBUG POWER-CUT [TORN] | DEBUG DISK-FREE bytes|OFF");
+                         "DEBUG SYNC-FAIL queue n | DEBUG POWER-CUT [TORN] | DEBUG DISK-FREE bytes|OFF");
         return;
     }
     conn_route_key(c, m, 2);
 }
 
-/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms */
+/* DEBUG SYNC-FAIL queue n, on the queue's shard */
+static void debug_sync_fail(struct shard *s, struct msg *m, int n)
+{
+    char wal[4200];
+    int rc = s->st.jr ? 0 : -ENOENT;
+    if (rc == 0) {
+        snprintf(wal, sizeof wal, "%s-wal", journal_path(s->st.jr));
+        rc = powercut_fail_syncs(wal, n);
+    }
+    if (rc == -ENOTSUP)
+        resp_add_error(&m->out, "ERR DEBUG SYNC-FAIL needs the power-cut seam (--enable-debug-command yes)");
+    else if (rc < 0)
+        resp_add_errorf(&m->out, "ERR DEBUG SYNC-FAIL: shard %d has no open WAL", s->id);
+    else
+        resp_add_simple(&m->out, "OK");
+    shard_reply(s, m);
+}
+
+/* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms | DEBUG SYNC-FAIL queue n */
 void sh_debug(struct shard *s, struct msg *m)
 {
     long long n = 0;
     arg_ll(m, 3, &n);
+    if (arg_is(m, 1, "SYNC-FAIL")) {
+        debug_sync_fail(s, m, (int)n);
+        return;
+    }
     if (arg_is(m, 1, "SYNC-DELAY")) {
         if (!s->pipelined)
             resp_add_error(&m->out, "ERR DEBUG SYNC-DELAY needs --fsync always (this spoold has no sync thread)");

@@ -377,10 +377,11 @@ static void finish_info(struct conn *c, struct slot *sl)
     }
     if (want_section(m, "persistence", true))
         resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\ndisk_free:%lld\r\n"
-                        "disk_reserve:%lld\r\ndisk_low:%d\r\n\r\n",
+                        "disk_reserve:%lld\r\ndisk_low:%d\r\njournal_failed_shards:%d\r\njournal_failed:%s\r\n\r\n",
                         config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs(),
                         atomic_load(&srv->disk_free), (long long)srv->cfg.disk_reserve,
-                        (int)atomic_load(&srv->disk_low));
+                        (int)atomic_load(&srv->disk_low), atomic_load(&srv->journal_failed_shards),
+                        ctx_journal_failed(srv));
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
                         "rejected_connections:%llu\r\nacl_access_denied_auth:%llu\r\nidle_clients_closed:%llu\r\n"

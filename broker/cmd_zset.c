@@ -217,29 +217,16 @@ static struct kv *zread(struct shard *s, struct msg *m, bool *err)
     return kvcmd_read(s, m, 1, KV_ZSET, err);
 }
 
-/* ZSCORE key member */
+/* ZSCORE key member: the score, or nil. ZMSCORE key member [member ...]:
+ * an array with the score (or nil) of each member. */
 void sh_zscore(struct shard *s, struct msg *m)
 {
     bool err;
     struct kv *kv = zread(s, m, &err);
-    double d;
     if (err)
         return;
-    if (kv && zset_score(kv->zset, m->req.argv[2], m->req.len[2], &d))
-        add_score(m, d);
-    else
-        resp_add_null(&m->out, m->proto);
-    shard_reply(s, m);
-}
-
-/* ZMSCORE key member [member ...] */
-void sh_zmscore(struct shard *s, struct msg *m)
-{
-    bool err;
-    struct kv *kv = zread(s, m, &err);
-    if (err)
-        return;
-    resp_add_array(&m->out, (size_t)(m->req.argc - 2));
+    if (strcmp(m->cmd->name, "zmscore") == 0)
+        resp_add_array(&m->out, (size_t)(m->req.argc - 2));
     for (int i = 2; i < m->req.argc; i++) {
         double d;
         if (kv && zset_score(kv->zset, m->req.argv[i], m->req.len[i], &d))

@@ -11,7 +11,6 @@ struct msg;
 void sh_zadd(struct shard *s, struct msg *m);
 void sh_zincrby(struct shard *s, struct msg *m);
 void sh_zscore(struct shard *s, struct msg *m);
-void sh_zmscore(struct shard *s, struct msg *m);
 void sh_zrank(struct shard *s, struct msg *m);
 void sh_zcard(struct shard *s, struct msg *m);
 void sh_zcount(struct shard *s, struct msg *m);

@@ -104,6 +104,11 @@ struct server {
     _Atomic long long disk_free;      /* bytes free where the data directory is; -1 unknown */
     _Atomic bool disk_low;            /* disk_free < disk-reserve: pushes are refused */
     _Atomic long long disk_free_fake; /* DEBUG DISK-FREE: used instead of the measurement when >= 0 */
+    /* Shards whose journal failed a sync (shard.c): they refuse writes
+     * until a restart. why: the error the first one gives (its fence_why,
+     * which never changes once set), NULL while all are sound. */
+    _Atomic int journal_failed_shards;
+    _Atomic(const char *) journal_failed_why;
 };
 
 /* Whether shard k has run one script for busy-script-time or longer:
@@ -114,6 +119,14 @@ static inline bool ctx_script_busy(const struct server *srv, int k)
         return false;
     int64_t since = atomic_load_explicit(&srv->script_busy[k].since, memory_order_relaxed);
     return since && clock_mono_ms() - since >= srv->cfg.busy_script_time;
+}
+
+/* "" while every shard's journal is sound; else the error the first shard
+ * whose journal failed a sync gives writes (without "ERR "). Any thread. */
+static inline const char *ctx_journal_failed(struct server *srv)
+{
+    const char *why = atomic_load(&srv->journal_failed_why);
+    return why ? why + 4 : "";
 }
 
 /* Records a measurement of free disk space (or the DEBUG DISK-FREE figure

@@ -298,7 +298,12 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
         send_text(req, 405, "Method Not Allowed", "text/plain", "use GET\n", 8);
     } else if (path && strcmp(path, "/healthz") == 0) {
-        if (atomic_load(&srv->disk_low)) {
+        if (atomic_load(&srv->journal_failed_shards)) {
+            char text[1400];
+            int n = snprintf(text, sizeof text, "journal failed: %d shard(s) refuse writes; the first: %s\n",
+                             atomic_load(&srv->journal_failed_shards), ctx_journal_failed(srv));
+            send_text(req, 503, "Service Unavailable", "text/plain", text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+        } else if (atomic_load(&srv->disk_low)) {
             char text[300];
             int n = snprintf(text, sizeof text, "disk low: %lld bytes free, below disk-reserve (%lld): pushes are "
                              "refused, reserve/ack/delete work\n", atomic_load(&srv->disk_free),

@@ -125,6 +125,8 @@ struct journal {
     bool unsynced;            /* batch: committed since the WAL was last synced */
     int fail_n, fail_err;     /* fault seam */
     int64_t commits;          /* the "commits" meta row as of the last commit */
+    int failed;               /* a sync failed (negative errno): nothing is written or synced any more */
+    char failed_why[600];     /* which sync of which file failed, and the OS error */
     char err[1024];
 };
 
@@ -246,6 +248,11 @@ const char *journal_error(const struct journal *j)
     return j->err;
 }
 
+const char *journal_path(const struct journal *j)
+{
+    return j->path;
+}
+
 void *journal_sqlite(struct journal *j)
 {
     return j->db;
@@ -254,6 +261,43 @@ void *journal_sqlite(struct journal *j)
 int journal_sqlite_fail(struct journal *j, int rc, const char *op)
 {
     return journal_sqlite_error(j, rc, op);
+}
+
+/* A sync failed. On Linux a failed fsync may have marked the pages it was
+ * writing clean without their reaching the disk, so a later sync that
+ * succeeds does not make them durable, and recovery stops at the first
+ * frame they broke: what was committed after them would be lost too.
+ * Like PostgreSQL, the journal does not retry: from now on it writes,
+ * syncs and checkpoints nothing, and leaves the WAL for recovery at close
+ * (which reads what really is on disk). Returns err. */
+static int journal_fence(struct journal *j, int err, const char *what)
+{
+    if (!j->failed) {
+        j->failed = err;
+        snprintf(j->failed_why, sizeof j->failed_why, "%s of %s%s failed (%s: %s)", what, j->path,
+                 strcmp(what, "fdatasync") ? "" : "-wal", strerrorname_np(-err) ? strerrorname_np(-err) : "?",
+                 strerror(-err));
+        journal_keep_wal(j);
+    }
+    snprintf(j->err, sizeof j->err, "%s", j->failed_why);
+    return j->failed;
+}
+
+int journal_failed(const struct journal *j, const char **why)
+{
+    if (why)
+        *why = j->failed ? j->failed_why : "";
+    return j->failed;
+}
+
+/* After a failed SQLite call: a failed sync fences the journal. */
+static void journal_fence_if_sync(struct journal *j, const char *what)
+{
+    int ext = sqlite3_extended_errcode(j->db);
+    if (ext == SQLITE_IOERR_FSYNC || ext == SQLITE_IOERR_DIR_FSYNC) {
+        int e = sqlite3_system_errno(j->db);
+        journal_fence(j, -(e > 0 ? e : EIO), what);
+    }
 }
 
 /* ------------------------------------------------------------ statements */
@@ -572,6 +616,8 @@ bool journal_in_txn(const struct journal *j)
 
 int journal_begin(struct journal *j)
 {
+    if (j->failed)
+        return journal_fence(j, j->failed, "");
     if (journal_in_txn(j))
         return 0;
     return journal_run(j, ST_BEGIN, "begin");
@@ -583,10 +629,12 @@ int journal_commit(struct journal *j)
 
     if (!journal_in_txn(j))
         return 0;
-    if (!journal_injected(j, "commit", &err)) {
+    if (j->failed)
+        err = journal_fence(j, j->failed, "");
+    else if (!journal_injected(j, "commit", &err)) {
         err = journal_run(j, ST_COUNT_COMMIT, "commit");
-        if (!err)
-            err = journal_run(j, ST_COMMIT, "commit");
+        if (!err && (err = journal_run(j, ST_COMMIT, "commit")) < 0)
+            journal_fence_if_sync(j, "fsync (commit)"); /* synchronous=FULL */
     }
     if (err) {
         /* SQLite may have rolled back already (FULL, IOERR); make it so in
@@ -616,20 +664,33 @@ void journal_keep_wal(struct journal *j)
         sqlite3_db_config(j->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 }
 
+/* fdatasync of the WAL through the VFS: 0 or the negative errno. */
+static int wal_sync(sqlite3_file *f)
+{
+    if (f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) == SQLITE_OK)
+        return 0;
+    int e = 0;
+    if (f->pMethods->xFileControl(f, SQLITE_FCNTL_LAST_ERRNO, &e) != SQLITE_OK || e <= 0)
+        e = EIO;
+    return -e;
+}
+
 int journal_sync(struct journal *j)
 {
     sqlite3_file *wal = NULL;
 
+    if (j->failed)
+        return journal_fence(j, j->failed, "");
     if (!j->unsynced || journal_in_txn(j))
         return 0;
     /* The WAL is append-only between checkpoints and every frame carries a
      * checksum, so syncing it at any moment keeps a prefix of the commits:
      * what synchronous=NORMAL does at checkpoints, only sooner. */
     int rc = sqlite3_file_control(j->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
-    if (rc == SQLITE_OK && wal && wal->pMethods)
-        rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
     if (rc != SQLITE_OK)
         return journal_sqlite_error(j, rc, "syncing the WAL");
+    if (wal && wal->pMethods && (rc = wal_sync(wal)) < 0)
+        return journal_fence(j, rc, "fdatasync");
     j->unsynced = false;
     return 0;
 }
@@ -638,7 +699,7 @@ void *journal_wal(struct journal *j)
 {
     sqlite3_file *wal = NULL;
 
-    if (!j->unsynced || journal_in_txn(j))
+    if (j->failed || !j->unsynced || journal_in_txn(j))
         return NULL;
     if (sqlite3_file_control(j->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
         !wal || !wal->pMethods)
@@ -648,15 +709,13 @@ void *journal_wal(struct journal *j)
 
 int journal_sync_wal(void *wal)
 {
-    sqlite3_file *f = wal;
-    int rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
-    return rc == SQLITE_OK ? 0 : -rc; /* -SQLite code: journal_synced names it */
+    return wal_sync(wal);
 }
 
 int journal_synced(struct journal *j, int rc)
 {
-    if (rc < 0)
-        return journal_sqlite_error(j, -rc, "syncing the WAL");
+    if (rc < 0 || j->failed)
+        return journal_fence(j, rc < 0 ? rc : j->failed, "fdatasync");
     j->unsynced = false;
     return 0;
 }
@@ -1148,14 +1207,16 @@ void journal_checkpoint(struct journal *j)
 {
     int rc;
 
-    if (!j->dirty || journal_in_txn(j))
+    if (j->failed || !j->dirty || journal_in_txn(j))
         return;
     /* TRUNCATE also gives back the space of a WAL that one big transaction
      * (a purge of a long queue) made large; nothing else reads this file,
      * so it never waits. */
     rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
         j->dirty = j->unsynced = false; /* a checkpoint syncs the WAL first */
-    else
+    } else {
         journal_sqlite_error(j, rc, "checkpoint");
+        journal_fence_if_sync(j, "fsync (checkpoint)");
+    }
 }

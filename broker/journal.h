@@ -45,6 +45,8 @@ void journal_close(struct journal *j);
  * e.g. FSYNC_ALWAYS for the start-up writes, then the configured mode. */
 int journal_set_fsync(struct journal *j, int fsync_mode);
 const char *journal_error(const struct journal *j);
+/* The database file's path (its WAL is the path + "-wal"). */
+const char *journal_path(const struct journal *j);
 
 /* Transactions committed into this file over its life (the "commits"
  * meta row, which every journal_commit() increments in its transaction). */
@@ -146,11 +148,26 @@ int journal_sync(struct journal *j);
  *                           NULL when nothing needs a sync
  *   journal_sync_wal(wal)   any one thread: fdatasync of that file through
  *                           SQLite's VFS (so the power-cut seam records it)
+ *   journal_sync_wal(wal)   returns 0 or the negative errno of the sync
  *   journal_synced(j, rc)   shard thread, once it returned: rc 0 marks the
- *                           commits durable; rc < 0 leaves the message for
- *                           journal_error()
+ *                           commits durable; rc < 0 fails the journal (below)
  * While journal_sync_wal() runs, the shard must not write to the journal
- * (no commit, no checkpoint): statements of an open transaction are fine. */
+ * (no commit, no checkpoint): statements of an open transaction are fine.
+ *
+ * A failed sync (journal_synced(j, rc < 0), journal_sync(), a commit under
+ * synchronous=FULL, a checkpoint) fails the journal for good: Linux may
+ * mark the pages a failed fsync was writing clean although they never
+ * reached the disk, so a later successful sync proves nothing, and
+ * recovery, stopping at the first broken WAL frame, would drop every
+ * commit after them. Like PostgreSQL the journal does not retry: from
+ * then on journal_begin(), journal_commit() and journal_sync() return
+ * that error (journal_error() names the file and the OS error),
+ * journal_wal() returns NULL, checkpoints are skipped, and closing keeps
+ * the WAL for the recovery of the next start, which keeps what really is
+ * on disk. Reads work. journal_failed() returns 0 or the negative errno,
+ * and *why (if why) the sentence ("fdatasync of <db>-wal failed (EIO:
+ * Input/output error)"). */
+int journal_failed(const struct journal *j, const char **why);
 void *journal_wal(struct journal *j);
 int journal_sync_wal(void *wal);
 int journal_synced(struct journal *j, int rc);

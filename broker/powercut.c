@@ -67,6 +67,9 @@ struct pc_rec {
     int64_t last_off;        /* the last unsynced write */
     size_t last_len;
     unsigned char *last;
+    struct pc_saved *lost;   /* blocks a failed sync lost for good (data NULL: zeros) */
+    size_t nlost, caplost;
+    atomic_int fail_syncs;   /* DEBUG SYNC-FAIL: this many next syncs of the file fail */
 };
 
 static atomic_bool pc_on;
@@ -80,6 +83,9 @@ static enum pc_op pc_trigger_op;
 static long pc_trigger_n;
 static bool pc_trigger_torn;
 static atomic_long pc_count[4];
+/* Start-up failure: SPOOL_SYNC_FAIL_AT=N fails the Nth tracked sync. */
+static long pc_sync_fail_at;
+static atomic_long pc_syncs_begun;
 
 bool powercut_enabled(void)
 {
@@ -218,6 +224,23 @@ static void dir_synced(const char *dir, size_t n)
 
 typedef int (*pc_read_fn)(void *ctx, void *buf, int n, int64_t off);
 
+/* Appends a block to a growing array; false (data freed) without memory. */
+static bool saved_add(struct pc_saved **v, size_t *n, size_t *cap, int64_t off, int len, unsigned char *data)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        struct pc_saved *nv = realloc(*v, c * sizeof *nv);
+        if (!nv) {
+            free(data);
+            return false;
+        }
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[(*n)++] = (struct pc_saved){ off, len, data };
+    return true;
+}
+
 /* Saves the synced content of every block of [off, off+len) below the
  * synced size that has none saved yet. rec->mu held. */
 static void rec_save(struct pc_rec *r, int64_t off, int64_t len, pc_read_fn rd, void *ctx)
@@ -235,18 +258,8 @@ static void rec_save(struct pc_rec *r, int64_t off, int64_t len, pc_read_fn rd, 
             continue;
         if (rd(ctx, data, n, at) != 0)
             memset(data, 0, (size_t)n);
-        if (r->nsaved == r->capsaved) {
-            size_t cap = r->capsaved ? r->capsaved * 2 : 16;
-            struct pc_saved *s = realloc(r->saved, cap * sizeof *s);
-            if (!s) {
-                free(data);
-                continue;
-            }
-            r->saved = s;
-            r->capsaved = cap;
-        }
-        r->saved[r->nsaved++] = (struct pc_saved){ at, n, data };
-        r->bits[b / 8] |= (uint8_t)(1u << (b % 8));
+        if (saved_add(&r->saved, &r->nsaved, &r->capsaved, at, n, data))
+            r->bits[b / 8] |= (uint8_t)(1u << (b % 8));
     }
 }
 
@@ -261,6 +274,49 @@ static void rec_wrote(struct pc_rec *r, int64_t off, const void *buf, size_t n)
     r->last = copy;
     r->last_off = off;
     r->last_len = n;
+}
+
+/* Appends a lost block (data NULL: the disk holds zeros there). rec->mu held. */
+static void rec_lose(struct pc_rec *r, int64_t off, int len, unsigned char *data)
+{
+    saved_add(&r->lost, &r->nlost, &r->caplost, off, len, data);
+}
+
+/* A sync failed, as Linux fails one: the pages it was writing are marked
+ * clean although they never reached the disk, so the disk keeps the last
+ * synced content of every block written since (the pre-images), and zeros
+ * past the synced size, even when a later sync succeeds. Reads still see
+ * the new bytes (the page cache). rec->mu held. */
+static void rec_sync_failed(struct pc_rec *r, int64_t size)
+{
+    for (size_t i = 0; i < r->nsaved; i++)
+        rec_lose(r, r->saved[i].off, r->saved[i].len, r->saved[i].data);
+    r->nsaved = 0;
+    rec_clear(r);
+    for (int64_t at = r->synced_size; at < size; at += PC_BLOCK)
+        rec_lose(r, at, (int)(size - at < PC_BLOCK ? size - at : PC_BLOCK), NULL);
+    if (r->bits)
+        memset(r->bits, 0, r->nbits); /* what was saved is lost now: a new write saves afresh */
+}
+
+/* [off, off+len) is written again (or cut off when len < 0: everything
+ * from off): those bytes are dirty again, no longer lost. rec->mu held. */
+static void rec_unlose(struct pc_rec *r, int64_t off, int64_t len)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < r->nlost; i++) {
+        struct pc_saved *l = &r->lost[i];
+        bool hit = len < 0 ? l->off + l->len > off : l->off < off + len && off < l->off + l->len;
+        if (hit && len < 0 && l->off < off) {
+            l->len = (int)(off - l->off); /* a truncate cuts it short */
+            hit = false;
+        }
+        if (hit)
+            free(l->data);
+        else
+            r->lost[k++] = *l;
+    }
+    r->nlost = k;
 }
 
 /* ------------------------------------------------------------ the cut */
@@ -311,6 +367,13 @@ static void cut_file(struct pc_rec *r, bool torn, long long *dropped, long long 
         size_t keep = (size_t)(cut - r->last_off);
         if (keep && pwrite(fd, r->last, keep, r->last_off) == (ssize_t)keep)
             *torn_bytes += (long long)keep;
+    }
+    static const unsigned char zeros[PC_BLOCK];
+    for (size_t i = 0; i < r->nlost; i++) { /* what failed syncs lost stays lost */
+        struct pc_saved *l = &r->lost[i];
+        size_t n = l->off + l->len <= r->synced_size ? (size_t)l->len : (size_t)(r->synced_size - l->off);
+        if (l->off < r->synced_size && pwrite(fd, l->data ? l->data : zeros, n, l->off) == (ssize_t)n)
+            *dropped += (long long)n;
     }
     close(fd);
 }
@@ -396,8 +459,10 @@ static int pc_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
     pthread_mutex_lock(&r->mu);
     rec_save(r, off, n, pc_real_read, REAL(f));
     int rc = REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
         rec_wrote(r, off, buf, (size_t)n);
+        rec_unlose(r, off, n);
+    }
     pthread_mutex_unlock(&r->mu);
     pc_release();
     pc_counted(PC_WRITE);
@@ -413,14 +478,48 @@ static int pc_truncate(sqlite3_file *f, sqlite3_int64 size)
     pthread_mutex_lock(&r->mu);
     rec_save(r, size, r->synced_size - size, pc_real_read, REAL(f));
     int rc = REAL(f)->pMethods->xTruncate(REAL(f), size);
+    if (rc == SQLITE_OK)
+        rec_unlose(r, size, -1);
     pthread_mutex_unlock(&r->mu);
     pc_release();
     return rc;
 }
 
+/* Does this sync fail (DEBUG SYNC-FAIL, SPOOL_SYNC_FAIL_AT)? */
+static bool pc_sync_fails(struct pc_rec *r)
+{
+    long n = atomic_fetch_add(&pc_syncs_begun, 1) + 1;
+    int left = atomic_load(&r->fail_syncs);
+    while (left > 0 && !atomic_compare_exchange_weak(&r->fail_syncs, &left, left - 1))
+        ;
+    if (left > 0 || n == pc_sync_fail_at) {
+        log_warn("sync fault seam: the sync of %s fails with EIO (the writes since its last sync are lost)",
+                 r->path);
+        return true;
+    }
+    return false;
+}
+
+/* The sync fails with EIO: what it was to make durable is lost. */
+static int pc_sync_fail(sqlite3_file *f, struct pc_rec *r)
+{
+    pc_hold();
+    pthread_mutex_lock(&r->mu);
+    sqlite3_int64 size = 0;
+    if (REAL(f)->pMethods->xFileSize(REAL(f), &size) == SQLITE_OK)
+        rec_sync_failed(r, size);
+    pthread_mutex_unlock(&r->mu);
+    pc_release();
+    pc_counted(PC_SYNC);
+    errno = EIO;
+    return SQLITE_IOERR_FSYNC;
+}
+
 static int pc_sync(sqlite3_file *f, int flags)
 {
     struct pc_rec *r = REC(f);
+    if (r && pc_sync_fails(r))
+        return pc_sync_fail(f, r);
     int rc = REAL(f)->pMethods->xSync(REAL(f), flags);
     if (!r)
         return rc;
@@ -632,8 +731,27 @@ static void pc_dlclose(sqlite3_vfs *vfs, void *h)
 
 /* ----------------------------------------------------------- enabling */
 
+/* SPOOL_SYNC_FAIL_AT=N: 0, or -EINVAL for a bad value. */
+static int pc_read_fail_env(void)
+{
+    const char *at = getenv("SPOOL_SYNC_FAIL_AT");
+    if (!at || !*at)
+        return 0;
+    char *end = NULL;
+    long v = strtol(at, &end, 10);
+    if (*end || v <= 0) {
+        log_error("SPOOL_SYNC_FAIL_AT=%s is not a number N >= 1 (the Nth sync fails); unset it or fix it", at);
+        return -EINVAL;
+    }
+    pc_sync_fail_at = v;
+    log_warn("SPOOL_SYNC_FAIL_AT=%ld: sync %ld of this process will fail with EIO", v, v);
+    return 0;
+}
+
 static int pc_read_env(void)
 {
+    if (pc_read_fail_env() < 0)
+        return -EINVAL;
     const char *at = getenv("SPOOL_POWER_CUT_AT");
     const char *t = getenv("SPOOL_POWER_CUT_TORN");
     pc_trigger_torn = t && strcmp(t, "1") == 0;
@@ -822,4 +940,17 @@ void powercut_note_rename(const char *from, const char *to)
     }
     pthread_mutex_unlock(&pc_mu);
     pc_release();
+}
+
+/* ------------------------------------------------------- sync faults */
+
+int powercut_fail_syncs(const char *path, int n)
+{
+    if (!powercut_enabled())
+        return -ENOTSUP;
+    struct pc_rec *r = rec_find(path);
+    if (!r)
+        return -ENOENT;
+    atomic_store(&r->fail_syncs, n);
+    return 0;
 }

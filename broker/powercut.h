@@ -61,6 +61,18 @@
  * SPOOL_POWER_CUT_AT=write:N|sync:N|read:N cuts right after the Nth tracked
  * write, sync or read of the process (SQLite and fsio files alike), and
  * SPOOL_POWER_CUT_TORN=1 makes it a torn cut. Read only when the seam is on.
+ *
+ * Failed syncs (the disk said no, the process goes on): DEBUG SYNC-FAIL
+ * makes the next n syncs of one file fail (powercut_fail_syncs), and
+ * SPOOL_SYNC_FAIL_AT=N the Nth sync of any SQLite file of the process
+ * (counted apart from SPOOL_POWER_CUT_AT's, which also counts fsio's). A
+ * failing sync returns SQLITE_IOERR_FSYNC (errno EIO) without syncing,
+ * and is modelled on Linux: the writeback error marks the pages clean, so
+ * the blocks written since the file's last sync are lost for good (a cut
+ * writes back their pre-images, zeros past the old synced size) even if a
+ * later sync of the file succeeds; a later write of such a block makes it
+ * dirty again (not lost). Reads keep seeing the new bytes, as the page
+ * cache does.
  */
 #ifndef SPOOL_POWERCUT_H
 #define SPOOL_POWERCUT_H
@@ -78,6 +90,10 @@ bool powercut_enabled(void);
 
 /* Leaves every tracked file as a power cut would, then _exit(86). */
 _Noreturn void powercut_cut(bool torn);
+
+/* The next n syncs of path (a SQLite file: "<db>-wal") fail as above.
+ * 0, -ENOTSUP without the seam, -ENOENT when path is not open. */
+int powercut_fail_syncs(const char *path, int n);
 
 /* ---------------------------------------- spoold's own files (fsio.c) */
 

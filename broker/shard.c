@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct waiter {
@@ -493,7 +494,7 @@ static void expire_waiter(struct shard *s, struct waiter *w)
 static void rearm_timer(struct shard *s)
 {
     struct tnode *t = theap_min(&s->st.timers);
-    int64_t when = t ? t->when : 0, kv = keyspace_next_expiry(&s->ks);
+    int64_t when = t ? t->when : 0, kv = s->fenced ? 0 : keyspace_next_expiry(&s->ks);
     if (kv && (!when || kv < when))
         when = kv;
     if (!when) {
@@ -520,12 +521,85 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     shard_tick(arg);
 }
 
+/* ------------------------------------------------------ a failed sync */
+
+/* Whether the journal failed a sync (journal_failed; journal.h says why no
+ * later sync can be trusted). The first time, the shard latches it:
+ * from then on it acknowledges no write until spoold restarts. Writes are
+ * refused with fence_why (naming the shard, the file, the OS error and
+ * the fix), reads are served, timers write nothing (leases do not expire,
+ * delayed jobs stay delayed: the restart takes them up), notes for other
+ * shards are not sent (they stay in the outbox, resent after the restart
+ * if their commit is on disk), the commit mark stays behind, INFO and
+ * /healthz report it, and the log says it once. Why not stop the process:
+ * the other shards are unharmed and go on, the operator can read what
+ * this one holds and chooses when to restart; every acknowledged write is
+ * on disk either way. */
+static bool shard_fenced(struct shard *s)
+{
+    const char *why;
+    if (s->fenced)
+        return true;
+    if (!s->st.jr || !journal_failed(s->st.jr, &why))
+        return false;
+    s->fenced = true;
+    char when[40];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&now, &tm));
+    snprintf(s->fence_why, sizeof s->fence_why,
+             "ERR shard %d refuses writes: %s at %s, so what it wrote since its last good sync may not be on disk; "
+             "reads work. Check the disk (dmesg, SMART, free space), then restart spoold: recovery keeps what "
+             "really is on disk, and every write acknowledged before the failure", s->id, why, when);
+    log_error("shard %d: %s. THE SHARD NOW REFUSES EVERY WRITE (a later sync could claim durability the failed one "
+              "lost); reads keep working. Check the disk (dmesg, SMART, free space), then restart spoold: recovery "
+              "keeps what really is on disk, and every write acknowledged before the failure", s->id, why);
+    const char *none = NULL;
+    atomic_compare_exchange_strong(&s->srv->journal_failed_why, &none, s->fence_why);
+    atomic_fetch_add(&s->srv->journal_failed_shards, 1);
+    return true;
+}
+
+/* Would m change the journal, or report a change as durable (JOB.WAIT)?
+ * A fenced shard refuses it. EXEC goes in: its writes fail at the journal,
+ * which refuses to begin a transaction. */
+static bool fence_refuses(const struct msg *m)
+{
+    return m->nsubs == 0 && (m->cmd->flags & (CMD_WRITE | CMD_BLOCKING | CMD_DURABLE));
+}
+
+/* Frees the messages of n batches. */
+static void free_batches(struct msg_batch *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        while (b[i].head) {
+            struct msg *m = b[i].head;
+            b[i].head = m->next;
+            msg_free(m);
+        }
+        b[i].tail = NULL;
+        b[i].n = 0;
+    }
+}
+
+/* Every reply in the batches becomes the error why. */
+static void replies_become(struct shard *s, struct msg_batch *b, const char *why)
+{
+    for (int i = 0; i <= s->srv->nio; i++)
+        for (struct msg *m = b[i].head; m; m = m->next) {
+            resp_buf_reset(&m->out);
+            m->empty = false;
+            m->njobs = 0;
+            resp_add_error(&m->out, why);
+        }
+}
+
 /* Records in shard-<k>.mark that the journal holds this many commits
  * (datadir.h); called only once they are on disk as far as the --fsync
  * mode promises. A failed write is logged: the next one may work. */
 static void write_mark(struct shard *s)
 {
-    if (!s->has_mark || !s->st.jr || journal_commits(s->st.jr) == s->mark_commits)
+    if (!s->has_mark || !s->st.jr || journal_failed(s->st.jr, NULL) || journal_commits(s->st.jr) == s->mark_commits)
         return;
     struct mark mk = { .shard = s->id, .commits = journal_commits(s->st.jr), .jobs = (int64_t)s->st.jobs.n };
     memcpy(mk.id, s->srv->data_id, sizeof mk.id);
@@ -543,12 +617,14 @@ static void write_mark(struct shard *s)
 static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct shard *s = arg;
-    if (s->sync_busy)
-        return; /* the syncer has the WAL: no write now */
+    if (s->sync_busy || shard_fenced(s))
+        return; /* the syncer has the WAL: no write now; or nothing is written any more */
     if (s->st.jr && s->commits_seen == s->commits)
-        journal_checkpoint(s->st.jr);
-    else if (s->st.jr && journal_sync(s->st.jr) < 0) /* --fsync batch: on disk within a second */
-        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+        journal_checkpoint(s->st.jr); /* a failed sync in it fences the shard at the next check */
+    else if (s->st.jr && journal_sync(s->st.jr) < 0) { /* --fsync batch: on disk within a second */
+        if (!shard_fenced(s))
+            log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+    }
     else if (s->srv->cfg.fsync == FSYNC_BATCH)
         write_mark(s); /* the WAL is synced: its commits are on disk */
     s->commits_seen = s->commits;
@@ -563,12 +639,15 @@ void shard_tick(struct shard *s)
     while (n++ < TIMER_BATCH && (t = store_next_due(&s->st, now))) {
         if (t->kind == TK_WAITER)
             expire_waiter(s, (struct waiter *)t);
+        else if (s->fenced)
+            continue; /* it would write: left to the restart */
         else if (t->kind == TK_QUEUE)
             queue_wake(s, t);
         else
             store_job_deadline(&s->st, (struct job *)t);
     }
-    keyspace_expire_due(&s->ks, now, EXPIRE_BATCH);
+    if (!s->fenced)
+        keyspace_expire_due(&s->ks, now, EXPIRE_BATCH);
     shard_end_turn(s);
 }
 
@@ -604,32 +683,19 @@ static void shard_reload(struct shard *s);
  * dropped, and memory is rebuilt from the journal to equal the disk again. */
 static void fail_turn(struct shard *s, int rc, const char *replica_why)
 {
-    char why[600];
+    char why[1400];
     if (replica_why[0])
         snprintf(why, sizeof why, "%s", replica_why);
+    else if (shard_fenced(s))
+        snprintf(why, sizeof why, "%s (nothing of this command was stored)", s->fence_why);
     else
         snprintf(why, sizeof why, "ERR journal: %s; nothing of this command was stored, retry it",
                  journal_error(s->st.jr));
-    if (!replica_why[0])
+    if (!replica_why[0] && !s->fenced)
         log_error("shard %d: a commit failed (%s); answering this turn's %s with the error and reloading from the "
                   "journal", s->id, strerror(-rc), "commands");
-    for (int i = 0; i <= s->srv->nio; i++) {
-        for (struct msg *m = s->replies[i].head; m; m = m->next) {
-            resp_buf_reset(&m->out);
-            m->empty = false;
-            m->njobs = 0;
-            resp_add_error(&m->out, why);
-        }
-        if (i == s->srv->nio)
-            break; /* no events go to the main thread */
-        while (s->events[i].head) {
-            struct msg *e = s->events[i].head;
-            s->events[i].head = e->next;
-            msg_free(e);
-        }
-        s->events[i].tail = NULL;
-        s->events[i].n = 0;
-    }
+    replies_become(s, s->replies, why);
+    free_batches(s->events, s->srv->nio);
     if (!s->srv->replica || replica_role(s->srv->replica) == REPLICA_LEADER)
         shard_reload(s); /* a delivery answered in the failed turn keeps its token: its receipt is stale now;
                           a shard that does not lead rebuilds when it is promoted (replica_gate) */
@@ -651,11 +717,11 @@ static int replicate_turn(struct shard *s, char *why, size_t cap)
 
 static void commit_turn(struct shard *s)
 {
-    if (!s->st.jr || !journal_in_txn(s->st.jr)) {
-        s->st.turn_err = 0;
+    bool txn = s->st.jr && journal_in_txn(s->st.jr);
+    if (!txn && !s->st.turn_err) {
         EXT_EACH(end_turn, s, true);
         return;
-    }
+    } /* a write whose transaction could not even begin (a failed journal) fails the turn too */
     char why[400] = "";
     int rc = s->st.turn_err ? s->st.turn_err : replicate_turn(s, why, sizeof why);
     bool replicated = rc == 0 && !s->st.turn_err && s->srv->replica;
@@ -666,10 +732,10 @@ static void commit_turn(struct shard *s)
     }
     s->commits++;
     if (rc < 0) {
-        if (!s->st.turn_err && !why[0])
+        if (!s->st.turn_err && !why[0] && !shard_fenced(s))
             log_error("journal of shard %d: %s", s->id, journal_error(s->st.jr));
         journal_rollback(s->st.jr);
-        if (s->srv->replica && !why[0])
+        if (s->srv->replica && !why[0] && txn)
             replica_discard(s->srv->replica, s->id, s->st.jr);
         EXT_EACH(end_turn, s, false);
         fail_turn(s, rc, why);
@@ -695,6 +761,14 @@ static void post_dposts(struct dposts *d)
 {
     for (size_t i = 0; i < d->n; i++)
         inbox_post(d->v[i].to, d->v[i].m);
+    d->n = 0;
+}
+
+/* Notes that must not leave: they stay in the outbox (resent at start). */
+static void drop_dposts(struct dposts *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        msg_free(d->v[i].m);
     d->n = 0;
 }
 
@@ -736,31 +810,29 @@ static void start_commit(struct shard *s)
     syncer_request(&s->sync, wal);
 }
 
-/* MSG_SYNCED: the sync of the last commit returned. Its replies leave (as
- * errors if the sync failed: the change may not be on disk). */
+/* MSG_SYNCED: the sync of the last commit returned. Its replies, events
+ * and notes for other shards leave. If the sync failed, the shard is
+ * fenced (shard_fenced) and the commit may or may not be on disk: its
+ * replies become the error, and its events and notes, which would tell
+ * that it happened, are dropped (a restart resends the notes whose commit
+ * is on disk, from the outbox). */
 static void handle_synced(struct shard *s, struct msg *m)
 {
     int rc = (int)m->num;
     msg_free(m);
     s->sync_busy = false;
     if (journal_synced(s->st.jr, rc) < 0) {
-        char why[600];
-        snprintf(why, sizeof why, "ERR journal: %s; the change may not be on disk, check it and retry",
-                 journal_error(s->st.jr));
-        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
-        for (int i = 0; i <= s->srv->nio; i++)
-            for (struct msg *r = s->fl_replies[i].head; r; r = r->next) {
-                resp_buf_reset(&r->out);
-                r->empty = false;
-                r->njobs = 0;
-                resp_add_error(&r->out, why);
-            }
+        shard_fenced(s);
+        char why[1400];
+        snprintf(why, sizeof why, "ERR journal: %s: this write may or may not be on disk; shard %d refuses writes "
+                 "from now on (check the disk, then restart spoold)", journal_error(s->st.jr), s->id);
+        replies_become(s, s->fl_replies, why);
+        free_batches(s->fl_events, s->srv->nio);
+        drop_dposts(&s->fl_dposts);
     } else {
         write_mark(s); /* no commit since this sync began: all of them are on disk */
+        post_dposts(&s->fl_dposts);
     }
-    /* the notes go even after a failed sync: memory, which they describe,
-     * keeps the commit (a restart resends whatever outbox rows are left) */
-    post_dposts(&s->fl_dposts);
     post_batches(s, s->fl_replies, s->fl_events);
 }
 
@@ -822,6 +894,18 @@ static void replica_redirect(struct shard *s, struct msg *m)
     shard_reply(s, m);
 }
 
+/* A write on a fenced shard: the error (a note between shards is dropped:
+ * it stays in its sender's outbox). */
+static void fence_refuse(struct shard *s, struct msg *m)
+{
+    if (m->note) {
+        msg_free(m);
+        return;
+    }
+    resp_add_error(&m->out, s->fence_why);
+    shard_reply(s, m);
+}
+
 static void shard_drain(void *arg, struct msg *list)
 {
     struct shard *s = arg;
@@ -835,6 +919,8 @@ static void shard_drain(void *arg, struct msg *list)
             s->commands++;
             if (!serve && needs_leader(m))
                 replica_redirect(s, m);
+            else if (s->fenced && (m->note || fence_refuses(m)))
+                fence_refuse(s, m);
             else
                 m->cmd->shard(s, m);
             break;
@@ -842,7 +928,7 @@ static void shard_drain(void *arg, struct msg *list)
             handle_cancel(s, m);
             break;
         case MSG_RETURN:
-            if (serve)
+            if (serve && !s->fenced)
                 handle_return(s, m);
             else
                 msg_free(m); /* the leader's lease returns it */
@@ -1212,19 +1298,6 @@ static void shard_reload(struct shard *s)
             store_queue_changed(&s->st, q);
 }
 
-static void free_batches(struct msg_batch *b, int n)
-{
-    for (int i = 0; i < n; i++) {
-        while (b[i].head) {
-            struct msg *m = b[i].head;
-            b[i].head = m->next;
-            msg_free(m);
-        }
-        b[i].tail = NULL;
-        b[i].n = 0;
-    }
-}
-
 /* The loop has ended (MSG_STOP): the sync in flight finishes, what is
  * still open is committed and synced here, on this thread. Nobody waits
  * for the replies any more (the I/O threads are gone). */
@@ -1233,16 +1306,15 @@ static void finish_pipeline(struct shard *s)
     syncer_stop(&s->sync);
     s->sync_busy = false;
     commit_turn(s);
-    if (s->st.jr && journal_sync(s->st.jr) < 0)
-        log_error("shard %d: %s", s->id, journal_error(s->st.jr));
-    else
+    if (s->st.jr && journal_sync(s->st.jr) < 0) {
+        if (!shard_fenced(s)) /* fenced: nothing was synced, the WAL stays for recovery */
+            log_error("shard %d: %s", s->id, journal_error(s->st.jr));
+    } else {
         write_mark(s);
+    }
     /* notes for other shards stay in the outbox: resent at the next start */
-    for (size_t i = 0; i < s->dposts.n; i++)
-        msg_free(s->dposts.v[i].m);
-    for (size_t i = 0; i < s->fl_dposts.n; i++)
-        msg_free(s->fl_dposts.v[i].m);
-    s->dposts.n = s->fl_dposts.n = 0;
+    drop_dposts(&s->dposts);
+    drop_dposts(&s->fl_dposts);
     int n = s->srv->nio;
     free_batches(s->fl_replies, n + 1);
     free_batches(s->replies, n + 1);

@@ -94,6 +94,13 @@ struct shard {
     uint64_t rep_epoch;          /* replica_role_epoch() at the last turn (replica.h) */
     bool capture;                /* running EXEC's commands: shard_reply keeps the message */
     struct msg *captured;
+    /* A sync of the journal failed (journal_failed): the shard acknowledges
+     * no write until spoold restarts (see "A failed sync" in shard.c).
+     * fence_why, the error every write gets, is written once, before
+     * srv->journal_failed_shards counts the shard (other threads read it
+     * after that atomic). */
+    bool fenced;
+    char fence_why[1200];
 };
 
 /* Features with state of their own on each shard (job waits, schedules,

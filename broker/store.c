@@ -141,7 +141,8 @@ static void jr_result(struct store *s, int rc)
 {
     if (rc < 0 && s->turn_err == 0) {
         s->turn_err = rc;
-        log_error("journal of shard %d: %s", s->id, journal_error(s->jr));
+        if (!journal_failed(s->jr, NULL)) /* a failed sync was logged once, loudly (shard.c) */
+            log_error("journal of shard %d: %s", s->id, journal_error(s->jr));
     }
 }
 

@@ -77,6 +77,30 @@ static spoold *start_with_http(int *http_port)
     return s;
 }
 
+/* A shard whose WAL sync failed refuses writes until a restart: /healthz
+ * answers 503 and names the shard, the file and the OS error. */
+Test(http, healthz_reports_a_shard_whose_wal_sync_failed)
+{
+    char port[16];
+    int hp = free_port();
+    snprintf(port, sizeof port, "%d", hp);
+    spoold *s = spoold_start("--http-port", port, "--shards", "1", "--fsync", "always", "--enable-debug-command",
+                             "yes", NULL);
+    char *body = NULL;
+    bool up = wait_until((free(body), http_get(hp, "/healthz", &body) == 200), 5000);
+    cr_assert(up, "GET /healthz never answered 200");
+    free(body);
+    cli *c = cli_connect(s->port);
+    expect_ok(CMD(c, "DEBUG", "SYNC-FAIL", "hz", "1"));
+    expect_error(CMD(c, "JOB.PUSH", "hz", "{}"), "ERR journal");
+    cr_assert_eq(http_get(hp, "/healthz", &body), 503, "/healthz: %s", body);
+    cr_assert(strstr(body, "shard 0 refuses writes") && strstr(body, "shard-0.db-wal") && strstr(body, "EIO"),
+              "/healthz does not say what failed: %s", body);
+    free(body);
+    cli_close(c);
+    spoold_stop(s);
+}
+
 Test(http, api_queues_lists_every_queue_with_its_counts)
 {
     int hp;

@@ -1051,3 +1051,198 @@ Test(powercut, cut_during_a_sync_leaves_the_mark_behind_the_disk)
     cli_close(c);
     spoold_stop(s);
 }
+
+/* ------------------------------------------------------ failed syncs */
+
+/* The reply of JOB.PUSH: an id (acknowledged) or an error. */
+static bool push_acked(cli *c, const char *q, int n, jid *out, char *err, size_t cap)
+{
+    char payload[64];
+    snprintf(payload, sizeof payload, "{\"n\":%d}", n);
+    resp_val *v = CMD(c, "JOB.PUSH", q, payload);
+    bool ok = v->type == RESP_T_BULK || v->type == RESP_T_SIMPLE;
+    if (ok)
+        snprintf(out->s, sizeof out->s, "%s", v->str);
+    else if (v->type == RESP_T_ERROR)
+        snprintf(err, cap, "%s", v->str);
+    else
+        snprintf(err, cap, "unexpected reply %s", resp_describe(v));
+    resp_val_free(v);
+    return ok;
+}
+
+/* The refusal names the shard, the data dir, the OS error and the fix. */
+static void expect_named_refusal(const spoold *s, const char *err)
+{
+    char dir[400];
+    data_path(s, "", dir, sizeof dir);
+    dir[strlen(dir) - 1] = '\0'; /* no trailing slash */
+    cr_assert(strstr(err, "shard 0"), "the refusal does not name the shard: %s", err);
+    cr_assert(strstr(err, dir), "the refusal does not name the data dir %s: %s", dir, err);
+    cr_assert(strstr(err, "EIO"), "the refusal does not name the OS error: %s", err);
+    cr_assert(strstr(err, "restart spoold"), "the refusal does not tell the fix: %s", err);
+}
+
+/* Closes c, cuts the power, starts spoold again (one shard, this --fsync)
+ * and returns a new connection; fails the test if the start is refused. */
+static cli *cut_and_restart(spoold *s, cli *c, const char *fsync)
+{
+    cli_close(c);
+    power_cut(s, false);
+    int rc = spoold_restart_may_fail(s, "--shards", "1", "--fsync", fsync, NULL);
+    char *log = spoold_log(s);
+    cr_assert_eq(rc, 0, "spoold did not start after the cut; log:\n%s", log);
+    free(log);
+    return cli_connect(s->port);
+}
+
+/* --fsync always: the sync of one commit fails (EIO, its pages lost as on
+ * Linux). Its write gets an error; no later write is acknowledged (each is
+ * refused, naming the fault); reads answer; INFO says so; and after a
+ * power cut and a restart every acknowledged job is there. */
+Test(powercut, a_failed_wal_sync_is_never_followed_by_an_acknowledged_write)
+{
+    spoold *s = spoold_start("--shards", "1", "--fsync", "always", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port);
+    jid acked[32];
+    int nacked = 0, after = 0;
+    char err[1200] = "";
+    for (int i = 0; i < 3; i++)
+        cr_assert(push_acked(c, "sf", i, &acked[nacked++], err, sizeof err), "push %d before the fault: %s", i, err);
+    expect_ok(CMD(c, "DEBUG", "SYNC-FAIL", "sf", "1"));
+    jid id;
+    cr_assert_not(push_acked(c, "sf", 100, &id, err, sizeof err), "the push whose sync failed was acknowledged");
+    cr_assert(strstr(err, "EIO"), "the failed push's error does not name the OS error: %s", err);
+    for (int i = 0; i < 20; i++) {
+        if (push_acked(c, "sf", 200 + i, &acked[nacked], err, sizeof err)) {
+            nacked++;
+            after++;
+        } else {
+            expect_named_refusal(s, err);
+        }
+    }
+    expect_simple(CMD(c, "MULTI"), "OK"); /* a transaction's writes fail at the journal */
+    expect_simple(CMD(c, "JOB.PUSH", "sf", "{\"tx\":1}"), "QUEUED");
+    resp_val *v = CMD(c, "EXEC");
+    bool tx_acked = v->type == RESP_T_ARRAY && v->n == 1 && v->elem[0]->type == RESP_T_BULK;
+    cr_assert_not(tx_acked, "a push in EXEC was acknowledged after the failed sync: %s", resp_describe(v));
+    resp_val_free(v);
+    /* a reserve would record a lease: refused too, not delivered unrecorded */
+    expect_error(CMD(c, "JOB.RESERVE", "NOWAIT", "FROM", "sf"), "ERR shard 0 refuses writes");
+    EXPECT_STATE(c, acked[0].s, "ready"); /* reads answer */
+    cr_assert_geq(llen(c, "sf"), 3);
+    cr_assert_eq(info_field(c, "persistence", "journal_failed_shards"), 1, "INFO does not report the failed shard");
+    c = cut_and_restart(s, c, "always");
+    for (int i = 0; i < nacked; i++)
+        EXPECT_STATE(c, acked[i].s, "ready");
+    cr_assert_eq(after, 0, "%d write(s) were acknowledged after the failed sync", after);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* Two shards: the one whose sync failed refuses writes, the other goes on;
+ * a clean stop (SIGTERM) still ends with 0, and the next start has every
+ * acknowledged job and none of the refused ones. */
+Test(powercut, a_failed_sync_fences_only_its_shard_and_a_clean_stop_keeps_every_acknowledged_job)
+{
+    spoold *s = spoold_start("--shards", "2", "--fsync", "always", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port);
+    jid id, acked[16], refused[16];
+    int na = 0, nr = 0;
+    char err[1200], q[16];
+    expect_ok(CMD(c, "DEBUG", "SYNC-FAIL", "q0", "1"));
+    cr_assert_not(push_acked(c, "q0", 0, &id, err, sizeof err), "the push whose sync failed was acknowledged");
+    for (int i = 0; i < 16; i++) {
+        snprintf(q, sizeof q, "q%d", i);
+        if (push_acked(c, q, i, &acked[na], err, sizeof err)) {
+            na++;
+        } else {
+            cr_assert(strstr(err, "refuses writes"), "push to %s: %s", q, err);
+            snprintf(refused[nr++].s, sizeof refused[0].s, "%s", q);
+        }
+    }
+    cr_assert(na > 0 && nr > 0, "%d queue(s) refused, %d accepted: one shard should do each", nr, na);
+    cr_assert_eq(info_field(c, "persistence", "journal_failed_shards"), 1);
+    cli_close(c);
+    spoold_term(s);
+    spoold_restart(s, "--shards", "2", "--fsync", "always", NULL);
+    c = cli_connect(s->port);
+    for (int i = 0; i < na; i++)
+        EXPECT_STATE(c, acked[i].s, "ready");
+    for (int i = 0; i < nr; i++) /* q0 may hold the push whose sync failed */
+        if (strcmp(refused[i].s, "q0") != 0)
+            cr_assert_eq(llen(c, refused[i].s), 0, "a refused push to %s was stored", refused[i].s);
+    cr_assert_eq(info_field(c, "persistence", "journal_failed_shards"), 0, "the restart did not clear the fault");
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* --fsync batch: the once-a-second sync fails; from then on no write is
+ * acknowledged, and after a power cut what was synced before is there. */
+Test(powercut, fsync_batch_a_failed_sync_stops_acknowledging_writes)
+{
+    spoold *s = spoold_start("--shards", "1", "--fsync", "batch", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port);
+    long long syncs = info_field(c, "persistence", "journal_syncs");
+    jid a = PUSH(c, "bf", "{\"a\":1}"), id;
+    bool synced = wait_until(info_field(c, "persistence", "journal_syncs") > syncs, 5000);
+    cr_assert(synced, "the batch sync did not come within 5 s");
+    expect_ok(CMD(c, "DEBUG", "SYNC-FAIL", "bf", "1"));
+    PUSH(c, "bf", "{\"b\":1}"); /* batch: acknowledged before its sync, which fails */
+    bool failed = wait_until(info_field(c, "persistence", "journal_failed_shards") == 1, 5000);
+    cr_assert(failed, "the failed batch sync was not noticed within 5 s");
+    char err[1200];
+    cr_assert_not(push_acked(c, "bf", 3, &id, err, sizeof err), "a push after the failed sync was acknowledged");
+    expect_named_refusal(s, err);
+    EXPECT_STATE(c, a.s, "ready"); /* reads answer */
+    c = cut_and_restart(s, c, "batch");
+    EXPECT_STATE(c, a.s, "ready");
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* SPOOL_SYNC_FAIL_AT=N fails the Nth sync of the process, at start-up or
+ * after: either the start is refused naming the failed sync, or spoold
+ * serves reads and acknowledges no write once a sync failed; a clean stop
+ * exits 0, and the next start without the fault has every job. */
+Test(powercut, a_sync_failing_at_start_up_or_after_loses_nothing)
+{
+    spoold *s = spoold_start("--shards", "1", NULL);
+    cli *c = cli_connect(s->port);
+    jid ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = PUSH(c, "su", "{}");
+    cli_close(c);
+    spoold_term(s);
+    for (int n = 1; n <= 8; n++) {
+        char at[16], err[1200];
+        snprintf(at, sizeof at, "%d", n);
+        setenv("SPOOL_SYNC_FAIL_AT", at, 1);
+        int code = spoold_restart_may_fail(s, "--shards", "1", "--enable-debug-command", "yes", NULL);
+        unsetenv("SPOOL_SYNC_FAIL_AT");
+        char *log = spoold_log(s);
+        if (code != 0) {
+            cr_assert(strstr(log, "EIO"), "SPOOL_SYNC_FAIL_AT=%d: the refused start does not name the failed sync; "
+                      "log:\n%s", n, log);
+        } else {
+            c = cli_connect(s->port);
+            EXPECT_STATE(c, ids[0].s, "ready");
+            long long failed = info_field(c, "persistence", "journal_failed_shards");
+            jid id;
+            bool acked = push_acked(c, "su-more", n, &id, err, sizeof err);
+            cr_assert(!(failed && acked), "SPOOL_SYNC_FAIL_AT=%d: a push was acknowledged after a failed sync", n);
+            cr_assert(acked || strstr(err, "EIO"), "SPOOL_SYNC_FAIL_AT=%d: the refusal does not name the fault: %s", n,
+                      err);
+            cli_close(c);
+            spoold_term(s);
+        }
+        free(log);
+        spoold_restart(s, "--shards", "1", NULL);
+        c = cli_connect(s->port);
+        for (int i = 0; i < 3; i++)
+            EXPECT_STATE(c, ids[i].s, "ready");
+        cli_close(c);
+        spoold_term(s);
+    }
+    spoold_destroy(s);
+}

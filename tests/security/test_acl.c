@@ -17,6 +17,8 @@
  */
 #include <criterion/criterion.h>
 
+#include <stdarg.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,22 @@ static void make_worker(cli *admin)
     expect_simple(cli_cmd(admin, "ACL", "SETUSER", "worker", "on", ">wpass", "~emails:*", "-@all", "+job.reserve",
                           "+job.ack", NULL),
                   "OK");
+}
+
+/* ACL SETUSER mailer on >mp ~emails -@all, then these rules (NULL-ended). */
+static void make_mailer(cli *admin, ...)
+{
+    const char *argv[24] = { "ACL", "SETUSER", "mailer", "on", ">mp", "~emails", "-@all" };
+    size_t len[24];
+    int n = 7;
+    va_list ap;
+    va_start(ap, admin);
+    for (const char *a; n < 24 && (a = va_arg(ap, const char *));)
+        argv[n++] = a;
+    va_end(ap);
+    for (int i = 0; i < n; i++)
+        len[i] = strlen(argv[i]);
+    expect_simple(cli_cmdv(admin, n, argv, len), "OK");
 }
 
 /* JOB.RESERVE NOWAIT FROM q as c: the receipt (static buffer). */
@@ -416,9 +434,7 @@ Test(acl, schedules_of_other_queues_are_refused)
 {
     spoold *s = spoold_start("--shards", "2", NULL);
     cli *admin = cli_connect(s->port);
-    expect_simple(cli_cmd(admin, "ACL", "SETUSER", "mailer", "on", ">mp", "~emails", "-@all", "+sched.get",
-                          "+sched.del", "+sched.pause", "+sched.resume", NULL),
-                  "OK");
+    make_mailer(admin, "+sched.get", "+sched.del", "+sched.pause", "+sched.resume", NULL);
     expect_simple(cli_cmd(admin, "SCHED.SET", "nightly", "images", "0 3 * * *", "{}", NULL), "OK");
     expect_simple(cli_cmd(admin, "SCHED.SET", "mails", "emails", "0 4 * * *", "{}", NULL), "OK");
     cli *w = as(s, "mailer", "mp");
@@ -462,6 +478,45 @@ Test(acl, every_key_is_checked)
     cr_expect(v->type == RESP_T_ARRAY && v->n == N, "MGET of allowed keys: %s", resp_describe(v));
     resp_val_free(v);
     cli_close(r);
+    cli_close(admin);
+    spoold_stop(s);
+}
+
+/* BATCH.NEW's callback queues are keys: a user may name only queues its
+ * patterns allow; BATCH.GET and BATCH.CLOSE of a batch whose callbacks go
+ * to a queue it may not use are refused too (closing fires them). */
+Test(acl, batches_are_checked_against_their_callback_queues)
+{
+    spoold *s = spoold_start("--shards", "2", NULL);
+    cli *admin = cli_connect(s->port);
+    make_mailer(admin, "+batch.new", "+batch.get", "+batch.close", "+job.push", NULL);
+    cli *w = as(s, "mailer", "mp");
+    expect_error_has(cli_cmd(w, "BATCH.NEW", "ON-SUCCESS", "emails", "{}", "ON-COMPLETE", "images", "{}", NULL),
+                     "NOPERM", "'images'");
+    resp_val *v = cli_cmd(w, "BATCH.NEW", "ON-COMPLETE", "emails", "{}", NULL);
+    cr_assert(v->type == RESP_T_BULK, "a batch with an allowed callback queue: %s", resp_describe(v));
+    char mine[48];
+    snprintf(mine, sizeof mine, "%s", v->str);
+    resp_val_free(v);
+    v = cli_cmd(admin, "BATCH.NEW", "ON-SUCCESS", "images", "{}", NULL);
+    cr_assert(v->type == RESP_T_BULK, "%s", resp_describe(v));
+    char theirs[48], want[120];
+    snprintf(theirs, sizeof theirs, "%s", v->str);
+    resp_val_free(v);
+    snprintf(want, sizeof want, "'images' (the success callback queue of batch %s)", theirs);
+    expect_error_has(cli_cmd(w, "BATCH.GET", theirs, NULL), "NOPERM", want);
+    expect_error_has(cli_cmd(w, "BATCH.CLOSE", theirs, NULL), "NOPERM", want);
+    v = cli_cmd(admin, "BATCH.GET", theirs, NULL);
+    cr_assert(v->type == RESP_T_ARRAY || v->type == RESP_T_MAP, "%s", resp_describe(v));
+    bool open = false;
+    for (size_t k = 0; k + 1 < v->n; k += 2)
+        if (!strcmp(v->elem[k]->str, "state"))
+            open = !strcmp(v->elem[k + 1]->str, "open");
+    resp_val_free(v);
+    cr_assert(open, "the refused BATCH.CLOSE closed the batch");
+    resp_val_free(cli_cmd(w, "JOB.PUSH", "emails", "{}", "BATCH", mine, NULL));
+    expect_simple(cli_cmd(w, "BATCH.CLOSE", mine, NULL), "OK");
+    cli_close(w);
     cli_close(admin);
     spoold_stop(s);
 }

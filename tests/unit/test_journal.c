@@ -1190,3 +1190,47 @@ Test(journal, a_row_this_spoold_cannot_represent_is_reported)
     cr_assert_eq(l.n, 0);
     journal_close(j);
 }
+
+/* A failed WAL sync fails the journal for good: no transaction begins, no
+ * commit, no sync, no WAL handed out, no checkpoint; the error names the
+ * WAL and the OS error; reads work; the WAL is kept at close for the
+ * recovery of the next open. */
+Test(journal, a_failed_wal_sync_fails_the_journal_for_good)
+{
+    struct journal *j = jopen(1); /* FSYNC_BATCH, as --fsync always runs it */
+    struct queue *q = mkqueue("fq", 2);
+    struct job *a = mkjob(q, 1, "{\"a\":1}"), *b = mkjob(q, 2, "{\"b\":1}");
+    insert_commit(j, a);
+    void *wal = journal_wal(j);
+    cr_assert_not_null(wal, "a commit was made: its WAL needs a sync");
+    cr_assert_eq(journal_failed(j, NULL), 0);
+    cr_assert_eq(journal_synced(j, -EIO), -EIO);
+    const char *why = NULL;
+    cr_assert_eq(journal_failed(j, &why), -EIO);
+    char walname[200];
+    snprintf(walname, sizeof walname, "%s-wal", path);
+    cr_assert(strstr(why, walname), "%s does not name %s", why, walname);
+    cr_assert(strstr(why, "EIO") && strstr(why, "Input/output error"), "%s", why);
+    cr_assert_eq(journal_begin(j), -EIO, "a transaction began after the failed sync");
+    cr_assert(strstr(journal_error(j), "EIO"), "%s", journal_error(j));
+    cr_assert_null(journal_wal(j), "a WAL was handed out for a sync after the failed one");
+    cr_assert_eq(journal_sync(j), -EIO, "journal_sync claimed a sync after the failed one");
+    cr_assert_eq(journal_synced(j, 0), -EIO, "a good sync after the failed one was taken as durable");
+    cr_assert_eq(journal_failed(j, NULL), -EIO, "a later good sync cleared the failure");
+    journal_checkpoint(j);
+    struct loaded l = { 0 };
+    load(j, true, &l); /* reads work */
+    cr_assert_eq(l.n, 1);
+    loaded_free(&l);
+    journal_close(j);
+    struct stat st;
+    cr_assert_eq(stat(walname, &st), 0, "closing checkpointed the WAL of a failed journal away");
+    cr_assert_gt(st.st_size, 0);
+    j = jopen(1);
+    cr_assert_eq(journal_failed(j, NULL), 0, "a new open starts sound");
+    insert_commit(j, b);
+    journal_close(j);
+    job_free(a);
+    job_free(b);
+    freequeue(q);
+}

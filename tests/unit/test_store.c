@@ -338,6 +338,21 @@ Test(store, ids_after_a_load_in_the_same_millisecond_are_new)
     end_turn();
 }
 
+/* Ids seen in one millisecond (a load, an import) in any order: the
+ * generator goes on after the highest, not after the last seen. */
+Test(store, ids_after_ids_seen_in_one_millisecond_are_new)
+{
+    struct queue *q = queue("q");
+    uint64_t base = (uint64_t)fake_now << 22;
+    store_id_seen(&store, base | (5u << 10));
+    store_id_seen(&store, base | (7u << 10));
+    store_id_seen(&store, base | (6u << 10));
+    uint64_t id = push(q, 0, -1, NULL)->id;
+    cr_assert_gt(id, base | (7u << 10) | 1023u, "id %016llx is not after the highest id seen, %016llx",
+                 (unsigned long long)id, (unsigned long long)(base | (7u << 10)));
+    end_turn();
+}
+
 /* The highest id was deleted before the restart, and the clock stepped
  * back to the millisecond it was issued in: the load sees no job to go on
  * from, so only the journaled id mark keeps the next id new. */

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from conftest import HERE, wait_for
 from spool import Queue, UnrecoverableError, Worker
@@ -131,12 +132,28 @@ def test_lease_is_kept_alive_for_a_job_running_three_times_its_lease(spoold, que
     assert lease_expiries(queue) == 0
 
 
+def _as_broker_without_results(client):
+    """Makes client talk like a spoold before issue 18 (JOB.ACK ... RESULT):
+    that spoold read each argument of JOB.ACK as a receipt and refused the
+    word RESULT with the reply below; every other command goes through."""
+    real = client.execute_command
+
+    def execute_command(*args, **kwargs):
+        if len(args) > 2 and str(args[0]).upper() == "JOB.ACK" and "RESULT" in args[2:]:
+            raise redis.exceptions.ResponseError(
+                "ERR 'RESULT' is not a job id or receipt (16 hex digits, or <id>-<delivery> for a receipt)")
+        return real(*args, **kwargs)
+
+    client.execute_command = execute_command
+
+
 def test_result_ack_falls_back_to_plain_ack_on_a_broker_without_results(spoold, queue, caplog):
-    """Pending on issue 18 (JOB.ACK ... RESULT): today's spoold refuses it;
-    the worker notices once, logs once, and acks plainly: nothing is lost or
-    delivered twice."""
+    """A spoold without results (before issue 18) refuses JOB.ACK ... RESULT:
+    the worker notices once, logs once, and acks plainly from then on:
+    nothing is lost or delivered twice."""
     jobs = [queue.add({"n": i}) for i in range(5)]
     w = Worker(queue, lambda j: {"echo": j.data["n"]}, concurrency=1)
+    _as_broker_without_results(w._client)
     with caplog.at_level(logging.WARNING, logger="spool.worker"):
         w.start()
         try:
@@ -146,9 +163,8 @@ def test_result_ack_falls_back_to_plain_ack_on_a_broker_without_results(spoold, 
     for j in jobs:
         got = queue.get_job(j.id)
         assert got.state == "done" and got.attempt == 1
+    assert not w._results_ok, "the worker did not notice the broker keeps no results"
     notes = [r for r in caplog.records if "results" in r.getMessage()]
-    if w._results_ok:
-        pytest.skip("this spoold keeps results (issue 18 landed); the fallback is not exercised")
     assert len(notes) == 1, [r.getMessage() for r in caplog.records]
     assert w.counters.lost == 0
 
