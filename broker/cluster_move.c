@@ -179,13 +179,22 @@ static void slotset_free(struct slotset *x)
  * clients parked on its queues are told to try again. */
 static void slotset_clear(struct shard *s, struct slotset *x)
 {
+    /* A waiter on several queues of the slot unlinks from all of them:
+     * none may be freed under us while the others' waiters are refused. */
+    bool *was = xcalloc(x->nq ? x->nq : 1, sizeof *was);
+    for (size_t i = 0; i < x->nq; i++)
+        was[i] = x->qs[i]->in_ready_list, x->qs[i]->in_ready_list = true;
+    for (size_t i = 0; i < x->nq; i++)
+        shard_refuse_waiters(s, x->qs[i], TRYAGAIN_MOVED);
+    for (size_t i = 0; i < x->nq; i++)
+        x->qs[i]->in_ready_list = was[i];
+    free(was);
     for (size_t i = 0; i < x->ns; i++)
         schedule_del(s, x->scs[i]->name, x->scs[i]->namelen);
     for (size_t i = 0; i < x->nk; i++)
         keyspace_delete(&s->ks, x->keys[i]);
     for (size_t i = 0; i < x->nq; i++) {
         struct queue *q = x->qs[i];
-        shard_refuse_waiters(s, q, TRYAGAIN_MOVED);
         for (int st = 0; st < JOB_NSTATES; st++) {
             struct job *j;
             while ((j = st == JOB_READY ? queue_ready_peek(q, false) : queue_list(q, st)->head))

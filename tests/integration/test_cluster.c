@@ -429,7 +429,7 @@ Test(cluster, a_slot_moves_with_its_jobs_keys_and_receipts)
     expect_ok(CMD(ca, "SET", "{bar}k", "v", "PX", "3600000"));
     expect_int(CMD(ca, "HSET", "{bar}h", "f", "1"), 1);
     cli *waiter = cli_connect(a->port), *jobwait = cli_connect(a->port);
-    SEND(waiter, "JOB.RESERVE", "TIMEOUT", "60000", "FROM", "{bar}empty");
+    SEND(waiter, "JOB.RESERVE", "TIMEOUT", "60000", "FROM", "{bar}empty", "{bar}empty2");
     SEND(jobwait, "JOB.WAIT", delayed, "TIMEOUT", "60000");
     wait_blocked_clients(ca, 2, 5000);
     set_move_map(a, b, 2, "frozen", false);
