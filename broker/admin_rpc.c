@@ -41,16 +41,7 @@ static struct msg *build(struct server *srv, const struct command *cmd, int argc
     m->slot = call;
     m->part = part;
     m->proto = 3;
-    m->req.argc = argc;
-    m->req.argv = xcalloc((size_t)argc, sizeof *m->req.argv);
-    m->req.len = xcalloc((size_t)argc, sizeof *m->req.len);
-    for (int i = 0; i < argc; i++) {
-        size_t n = len ? len[i] : strlen(argv[i]);
-        m->req.argv[i] = xmalloc(n + 1);
-        memcpy(m->req.argv[i], argv[i], n);
-        m->req.argv[i][n] = '\0';
-        m->req.len[i] = n;
-    }
+    resp_cmd_build(&m->req, argc, argv, len);
     return m;
 }
 

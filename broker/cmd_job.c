@@ -25,6 +25,7 @@
 #include "payload.h"
 #include "queue.h"
 #include "shard.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -154,8 +155,8 @@ void sh_job_push(struct shard *s, struct msg *m)
                 batch_pushed(s, o.batch, NULL);
             return;
         }
-        j = added = store_job_push(&s->st, q, m->req.argv[2], m->req.len[2], &o);
-        m->req.argv[2] = NULL; /* the job owns the payload now */
+        /* the job keeps a copy: the argument belongs to the request's block */
+        j = added = store_job_push(&s->st, q, xmemdup(m->req.argv[2], m->req.len[2]), m->req.len[2], &o);
     }
     if (o.batch)
         batch_pushed(s, o.batch, added);

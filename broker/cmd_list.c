@@ -20,6 +20,7 @@
 #include "payload.h"
 #include "queue.h"
 #include "shard.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -98,8 +99,8 @@ void sh_push(struct shard *s, struct msg *m)
         return;
     struct push_opts o = { .retries = -1, .left = m->cmd->flags & CMD_LEFT };
     for (int i = 2; i < m->req.argc; i++) {
-        store_job_push(&s->st, q, m->req.argv[i], m->req.len[i], &o);
-        m->req.argv[i] = NULL; /* the job owns the payload now */
+        /* the job keeps a copy: the argument belongs to the request's block */
+        store_job_push(&s->st, q, xmemdup(m->req.argv[i], m->req.len[i]), m->req.len[i], &o);
     }
     resp_add_int(&m->out, (long long)q->nready);
     shard_reply(s, m);

@@ -104,20 +104,22 @@ static void say(struct conn *c, const char *simple, const char *error)
     conn_reply(c, r);
 }
 
-/* Replaces m's arguments with name followed by the watched keys. */
+/* Replaces m's arguments with name followed by the watched keys (copied:
+ * the caller frees w). */
 static void set_watch_args(struct msg *m, const char *name, struct watch *w)
 {
-    resp_cmd_free(&m->req);
-    m->req.argc = 1 + w->n;
-    m->req.argv = xcalloc((size_t)m->req.argc + 1, sizeof(char *));
-    m->req.len = xcalloc((size_t)m->req.argc + 1, sizeof(size_t));
-    m->req.argv[0] = strdup(name);
-    m->req.len[0] = strlen(name);
+    const char **argv = xcalloc((size_t)w->n + 1, sizeof *argv);
+    size_t *len = xcalloc((size_t)w->n + 1, sizeof *len);
+    argv[0] = name;
+    len[0] = strlen(name);
     for (int i = 0; i < w->n; i++) {
-        m->req.argv[i + 1] = w->keys[i];
-        m->req.len[i + 1] = w->lens[i];
-        w->keys[i] = NULL;
+        argv[i + 1] = w->keys[i];
+        len[i + 1] = w->lens[i];
     }
+    resp_cmd_free(&m->req);
+    resp_cmd_build(&m->req, 1 + w->n, argv, len);
+    free(argv);
+    free(len);
 }
 
 /* Sends an UNWATCH for c's watched keys to their shard. When answer is

@@ -129,9 +129,8 @@ bool io_ack_result(struct conn *c, struct msg *m)
 void result_store(struct shard *s, struct msg *m, struct job *j)
 {
     free(j->result);
-    j->result = m->req.argv[3];
+    j->result = xmemdup(m->req.argv[3], m->req.len[3]); /* the request's block is freed with it */
     j->result_len = (uint32_t)m->req.len[3];
-    m->req.argv[3] = NULL; /* the job owns it now */
     jext_job_result(s, j->id, j->result, j->result_len);
 }
 

@@ -187,14 +187,7 @@ static bool allowed(const struct command *k)
 static struct msg *build(const struct command *k, int argc, char **argv, size_t *lens, int proto)
 {
     struct msg *m = msg_new(MSG_CMD);
-    m->req.argc = argc;
-    m->req.argv = xcalloc((size_t)argc + 1, sizeof(char *));
-    m->req.len = xcalloc((size_t)argc + 1, sizeof(size_t));
-    for (int i = 0; i < argc; i++) {
-        m->req.argv[i] = xmalloc(lens[i] + 1);
-        memcpy(m->req.argv[i], argv[i], lens[i] + 1);
-        m->req.len[i] = lens[i];
-    }
+    resp_cmd_build(&m->req, argc, (const char *const *)argv, lens);
     m->cmd = k;
     m->proto = (uint8_t)proto;
     m->origin = 0;

@@ -290,6 +290,18 @@ void io_client(struct conn *c, struct msg *m)
 
 /* ------------------------------------------------------------- INFO */
 
+/* The log compaction lines of # Replication (replica_snap.h). */
+static void info_snapshots(resp_buf *t, const struct replica_figures *f)
+{
+    resp_buf_printf(t, "replica_snapshots:%llu\r\nreplica_snapshots_failed:%llu\r\nreplica_snapshot_index:%llu\r\n"
+                    "replica_snapshot_bytes:%llu\r\nreplica_snapshot_ms:%llu\r\nreplica_snapshot_written_ms:%llu\r\n"
+                    "replica_snapshots_restored:%llu\r\n\r\n",
+                    (unsigned long long)f->snapshots, (unsigned long long)f->snapshots_failed,
+                    (unsigned long long)f->snapshot_index, (unsigned long long)f->snapshot_bytes,
+                    (unsigned long long)f->snapshot_ms, (unsigned long long)f->snapshot_total_ms,
+                    (unsigned long long)f->snapshots_restored);
+}
+
 /* # Replication: Redis's role line, and the group's figures (replica.h). */
 static void info_replication(resp_buf *t, struct server *srv)
 {
@@ -306,10 +318,11 @@ static void info_replication(resp_buf *t, struct server *srv)
     replica_figures(r, &f);
     resp_buf_printf(t, "# Replication\r\nrole:%s\r\nconnected_slaves:0\r\nreplica_id:%d\r\nreplica_role:%s\r\n"
                     "replica_leader:%s\r\nreplica_applied_index:%llu\r\nreplica_entries_applied:%llu\r\n"
-                    "replica_entries_queued:%llu\r\nreplica_turns_proposed:%llu\r\nreplica_bytes_proposed:%llu\r\n\r\n",
+                    "replica_entries_queued:%llu\r\nreplica_turns_proposed:%llu\r\nreplica_bytes_proposed:%llu\r\n",
                     role == REPLICA_LEADER ? "master" : "slave", srv->cfg.replica_id, roles[role], leader,
                     (unsigned long long)f.applied_index, (unsigned long long)f.applied,
                     (unsigned long long)f.queued, (unsigned long long)f.proposed, (unsigned long long)f.proposed_bytes);
+    info_snapshots(t, &f);
 }
 
 static bool want_section(const struct msg *m, const char *name, bool in_default)

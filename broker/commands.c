@@ -19,6 +19,7 @@
 #include "cmd_list.h"
 #include "cmd_acl.h"
 #include "cmd_backup.h"
+#include "cmd_replica.h"
 #include "cmd_multi.h"
 #include "cmd_pubsub.h"
 #include "cmd_result.h"
@@ -68,6 +69,9 @@ static struct command table[] = {
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
     { "cluster", -2, 0, 0, 0, 0, io_cluster, sh_cluster, peer_cluster, "CLUSTER INFO|MYID|KEYSLOT|SLOTS|SHARDS|NODES|COUNTKEYSINSLOT|GETKEYSINSLOT|GETMAP|SETMAP: cluster mode's slot map (docs/cluster.md)." },
     { "slotmove", -3, CMD_WRITE, 0, 0, 0, io_slotmove, sh_slotmove, NULL, "SLOTMOVE EXPORT|IMPORT|DROP|RESTORE slot [blob [APPEND]]: cluster mode's slot moves, for spool cluster move-slots (docs/cluster.md)." },
+    { "replica.members", 1, 0, 0, 0, 0, io_replica_members, NULL, NULL, "Replication group: its members (id, Raft and client address, role, leader, log held) and the last membership change (docs/replication.md)." },
+    { "replica.add", 4, 0, 0, 0, 0, io_replica_add, NULL, NULL, "REPLICA.ADD id raft-host:port host:port: on the leader, adds a node started with --replica-join yes (it catches up, then votes)." },
+    { "replica.remove", 2, 0, 0, 0, 0, io_replica_remove, NULL, NULL, "REPLICA.REMOVE id: on the leader, removes a member of the replication group (a dead node before its replacement joins)." },
     { "asking", 1, CMD_FAST, 0, 0, 0, io_asking, NULL, NULL, "Cluster mode: the next command may use a slot that is moving to this node (after -ASK)." },
     { "readonly", 1, CMD_FAST, 0, 0, 0, io_readonly, NULL, NULL, "Cluster mode: accepted (a group's leader serves reads and writes)." },
     { "readwrite", 1, CMD_FAST, 0, 0, 0, io_readonly, NULL, NULL, "Cluster mode: accepted." },

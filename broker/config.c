@@ -46,6 +46,10 @@ static const struct opt opts[] = {
     { "replica-id", OPT_INT, OFF(replica_id), "0", 0, 255, NULL, "this node's id in --replica-peers (0 = no replication; docs/cluster.md)" },
     { "replica-peers", OPT_STR, OFF(replica_peers), "", 0, 0, NULL, "the replication group: ID=RAFTHOST:PORT/HOST:PORT,… for each member (3 or 5)" },
     { "replica-election-ms", OPT_INT, OFF(replica_election_ms), "400", 50, 60000, NULL, "Raft election timeout of the replication group, ms (failover takes about 2-3 times this)" },
+    { "replica-join", OPT_ENUM, OFF(replica_join), "no", 0, 0, yesno_choices, "a new member of a running group: start with an empty log and wait for the leader to add it (spool cluster add-replica), instead of bootstrapping --replica-peers: no|yes" },
+    { "replica-snapshot-entries", OPT_INT, OFF(replica_snapshot_entries), "8192", 8, 1000000000, NULL, "log compaction: snapshot the shard journals every this many Raft entries, then drop the log before them (docs/replication.md)" },
+    { "replica-snapshot-trailing", OPT_INT, OFF(replica_snapshot_trailing), "1024", 0, 1000000000, NULL, "log compaction: entries kept in the Raft log before a snapshot (a follower that far behind gets them, not the snapshot)" },
+    { "replica-snapshot-max-mb", OPT_INT, OFF(replica_snapshot_max_mb), "512", 1, 1048576, NULL, "log compaction: no snapshot larger than this (it is held in memory while written and sent)" },
     { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads (0 = one per core, at most 8)" },
     { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
     { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },
@@ -239,6 +243,11 @@ static int check_limits(struct config *cfg, FILE *err)
     if ((cfg->replica_id > 0) != (cfg->replica_peers[0] != 0)) {
         fprintf(err, "spoold: --replica-id and --replica-peers go together (this node's id and the group's members, "
                 "e.g. --replica-id 1 --replica-peers 1=127.0.0.1:17001/127.0.0.1:7001,2=…,3=…; docs/cluster.md)\n");
+        return -1;
+    }
+    if (cfg->replica_join == 1 && !cfg->replica_id) {
+        fprintf(err, "spoold: --replica-join yes needs --replica-id and --replica-peers naming at least this node "
+                "(e.g. --replica-id 4 --replica-peers 4=127.0.0.1:17004/127.0.0.1:7004; docs/replication.md, Membership)\n");
         return -1;
     }
     if (cfg->proto_max_bulk_len == 0) {

@@ -31,6 +31,10 @@ struct config {
     int replica_id;       /* 0 = not replicated (replica.h) */
     char *replica_peers;
     int replica_election_ms;
+    int replica_join;              /* 1: joins a running group (replica.h) */
+    int replica_snapshot_entries;  /* log compaction (replica_snap.h) */
+    int replica_snapshot_trailing;
+    int replica_snapshot_max_mb;
     int io_threads;       /* 0 means "auto" */
     int fsync;            /* enum fsync_mode */
     char *requirepass;

@@ -242,16 +242,7 @@ static struct msg *msg_copy(const struct msg *src)
 {
     struct msg *m = msg_new(src->type);
     m->cmd = src->cmd;
-    m->req.argc = src->req.argc;
-    m->req.argv = xcalloc((size_t)src->req.argc + 1, sizeof(char *));
-    m->req.len = xcalloc((size_t)src->req.argc + 1, sizeof(size_t));
-    for (int i = 0; i < src->req.argc; i++) {
-        m->req.argv[i] = malloc(src->req.len[i] + 1);
-        if (!m->req.argv[i])
-            abort();
-        memcpy(m->req.argv[i], src->req.argv[i], src->req.len[i] + 1);
-        m->req.len[i] = src->req.len[i];
-    }
+    resp_cmd_copy(&m->req, &src->req);
     m->key_first = src->key_first;
     m->key_last = src->key_last;
     m->deadline = src->deadline;

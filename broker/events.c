@@ -20,27 +20,12 @@ bool events_listening(struct server *srv)
     return atomic_load_explicit(&srv->subscriptions, memory_order_relaxed) > 0;
 }
 
-static void set_arg(resp_cmd *r, int i, const char *p, size_t n)
-{
-    r->argv[i] = malloc(n + 1);
-    if (!r->argv[i])
-        abort();
-    memcpy(r->argv[i], p, n);
-    r->argv[i][n] = '\0';
-    r->len[i] = n;
-}
-
 static struct msg *publish_msg(const char *ch, size_t chlen, const char *data, size_t dlen)
 {
     struct msg *m = msg_new(MSG_PUBLISH);
-    m->req.argc = 3;
-    m->req.argv = calloc(4, sizeof(char *));
-    m->req.len = calloc(4, sizeof(size_t));
-    if (!m->req.argv || !m->req.len)
-        abort();
-    set_arg(&m->req, 0, "publish", 7);
-    set_arg(&m->req, 1, ch, chlen);
-    set_arg(&m->req, 2, data, dlen);
+    const char *argv[] = { "publish", ch, data };
+    const size_t len[] = { 7, chlen, dlen };
+    resp_cmd_build(&m->req, 3, argv, len);
     return m;
 }
 

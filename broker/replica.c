@@ -16,6 +16,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "replica_snap.h"
 
 #include <raft.h>
 #include <raft/uv.h>
@@ -27,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +54,7 @@ struct shard_slot {
     sqlite3_session *sess;     /* on the shard's connection (shard thread) */
     struct inbound *in_head, *in_tail; /* committed entries for the shard to apply (replica_apply_pending) */
     int64_t applied;           /* index of the last entry the database holds */
+    int64_t fsm_last;          /* index of the last entry of this shard the FSM saw (Raft thread) */
     bool applied_known;
     uint64_t seq;
     enum slot_state state;
@@ -59,9 +62,13 @@ struct shard_slot {
     pthread_cond_t cv;
 };
 
+struct snap_hold; /* a snapshot being restored, shared by its shards' inbound items */
+
 struct inbound {
     struct inbound *next;
     uint64_t index;
+    struct snap_hold *hold;    /* a snapshot's image of the shard's journal, not a changeset */
+    struct snap_part part;
     int len;
     char cs[]; /* the changeset */
 };
@@ -98,11 +105,25 @@ struct replica {
     raft_uv_transport_close_cb close_cb;
     struct raft_fsm fsm;
     struct raft_barrier barrier;
-    bool barrier_pending, closed;
+    bool barrier_pending, closed, running;
     _Atomic bool stopping;
     pthread_mutex_t mu;
     struct submission *subs; /* waiting for the Raft thread */
     struct shard_slot *slots;
+    struct snap_taker *snap;  /* snapshots (replica_snap.h) */
+    /* Membership (the "membership" section): what the Raft thread last saw,
+     * for any thread, and the changes the I/O threads hand it. */
+    pthread_mutex_t view_mu;
+    struct replica_member view[REPLICA_MAX_PEERS];
+    int nview;
+    char leader_client[64];
+    char change_status[300];
+    struct change_req *changes;   /* under mu */
+    pthread_cond_t change_cv;     /* with mu: a change request was answered */
+    struct raft_change change;    /* the one change libraft has in flight */
+    bool change_busy;
+    unsigned change_id;
+    int change_op;
     _Atomic uint64_t role_epoch; /* role in the low 2 bits, the count of role changes above: read as one */
     _Atomic unsigned leader_id;
     _Atomic uint64_t applied_count, proposed_count, proposed_bytes, applied_index, queued_count;
@@ -151,7 +172,7 @@ static int parse_peers(struct replica *r, char *err, size_t cap)
     }
     for (int i = 0; i < r->npeers; i++)
         if (r->peers[i].id == (unsigned)r->cfg.id)
-            return r->npeers >= 3 || r->npeers == 1 ? 0 : (snprintf(err, cap, "--replica-peers: a group has 1, "
+            return r->cfg.join || r->npeers >= 3 || r->npeers == 1 ? 0 : (snprintf(err, cap, "--replica-peers: a group has 1, "
                                                                      "3 or 5 members (%d given)", r->npeers), -EINVAL);
     snprintf(err, cap, "--replica-id %d is not a member of --replica-peers '%s'", r->cfg.id, r->cfg.peers ? r->cfg.peers : "");
     return -EINVAL;
@@ -181,11 +202,13 @@ int replica_role_epoch(const struct replica *r, uint64_t *epoch)
 
 bool replica_leader_addr(const struct replica *r, char *buf, size_t cap)
 {
-    const struct peer *p = peer_by_id(r, atomic_load(&r->leader_id));
-    if (!p)
-        return false;
-    snprintf(buf, cap, "%s", p->client_addr);
-    return true;
+    struct replica *w = (struct replica *)r; /* the lock only */
+    pthread_mutex_lock(&w->view_mu);
+    bool known = atomic_load(&r->leader_id) != 0 && r->leader_client[0];
+    if (known)
+        snprintf(buf, cap, "%s", r->leader_client);
+    pthread_mutex_unlock(&w->view_mu);
+    return known;
 }
 
 void replica_refusal(const struct replica *r, int slot, char *buf, size_t cap)
@@ -204,6 +227,15 @@ void replica_figures(const struct replica *r, struct replica_figures *f)
     f->queued = atomic_load(&r->queued_count);
     f->proposed = atomic_load(&r->proposed_count);
     f->proposed_bytes = atomic_load(&r->proposed_bytes);
+    struct snap_figures sf;
+    snap_figures(r->snap, &sf);
+    f->snapshots = sf.taken;
+    f->snapshots_failed = sf.failed;
+    f->snapshot_index = sf.last_index;
+    f->snapshot_bytes = sf.last_bytes;
+    f->snapshot_ms = sf.last_ms;
+    f->snapshot_total_ms = sf.last_total_ms;
+    f->snapshots_restored = sf.restored;
 }
 
 static void set_role(struct replica *r, int role)
@@ -217,6 +249,8 @@ static void set_role(struct replica *r, int role)
     if (r->cfg.wake)
         r->cfg.wake(r->cfg.wake_arg);
 }
+
+static void publish_view(struct replica *r);
 
 static void barrier_done(struct raft_barrier *req, int status)
 {
@@ -233,6 +267,8 @@ static void on_tick(uv_timer_t *t)
     struct replica *r = t->data;
     if (r->stopping)
         return;
+    publish_view(r);
+    atomic_store(&r->applied_index, raft_last_applied(&r->raft)); /* barriers and configuration entries too */
     raft_id id = 0;
     const char *addr = NULL;
     raft_leader(&r->raft, &id, &addr);
@@ -289,6 +325,9 @@ static int64_t read_applied(sqlite3 *db)
 }
 
 static int new_session(struct replica *r, int k, struct journal *jr);
+static bool restore_one(struct replica *r, int k, struct journal *jr, const struct inbound *in);
+static void inbound_free(struct inbound *in);
+static void enqueue(struct replica *r, int k, struct inbound *in);
 
 /* The database would miss an entry the group holds: stop; a restart
  * applies it from the log. */
@@ -304,6 +343,8 @@ static bool apply_one(struct replica *r, int k, struct journal *jr, const struct
 {
     struct shard_slot *sl = &r->slots[k];
     sqlite3 *db = journal_sqlite(jr);
+    if (in->hold)
+        return restore_one(r, k, jr, in);
     if ((int64_t)in->index <= sl->applied)
         return false;
     if (sqlite3changeset_apply(db, in->len, (void *)in->cs, NULL, on_conflict, NULL) != SQLITE_OK)
@@ -339,7 +380,7 @@ int replica_apply_pending(struct replica *r, int k, struct journal *jr)
         struct inbound *in = list;
         list = in->next;
         n += apply_one(r, k, jr, in);
-        free(in);
+        inbound_free(in);
         atomic_fetch_sub(&r->queued_count, 1);
     }
     if (n && set_applied(journal_sqlite(jr), sl->applied) != SQLITE_OK)
@@ -362,6 +403,13 @@ static int queue_for_shard(struct replica *r, int k, uint64_t index, const void 
         return RAFT_NOMEM;
     *in = (struct inbound){ .index = index, .len = n };
     memcpy(in->cs, cs, (size_t)n);
+    enqueue(r, k, in);
+    return 0;
+}
+
+/* Appends an item to shard k's queue and wakes the shard. */
+static void enqueue(struct replica *r, int k, struct inbound *in)
+{
     struct shard_slot *sl = &r->slots[k];
     pthread_mutex_lock(&r->mu);
     if (sl->in_tail)
@@ -372,7 +420,6 @@ static int queue_for_shard(struct replica *r, int k, uint64_t index, const void 
     atomic_fetch_add(&r->queued_count, 1);
     pthread_mutex_unlock(&r->mu);
     r->cfg.apply(r->cfg.wake_arg, k);
-    return 0;
 }
 
 /* The FSM: runs on the Raft thread for every committed entry, in order. */
@@ -389,6 +436,7 @@ static int apply_entry(struct raft_fsm *fsm, const struct raft_buffer *buf, void
     uint64_t index = raft_last_applied(&r->raft) + 1;
     atomic_store(&r->applied_index, index);
     struct shard_slot *sl = &r->slots[h.shard];
+    sl->fsm_last = (int64_t)index;
     pthread_mutex_lock(&r->mu);
     if (h.nonce == r->nonce && sl->state == SLOT_WAITING && sl->seq == h.seq) {
         sl->state = SLOT_COMMITTED; /* the waiting shard commits it on its own connection */
@@ -399,28 +447,6 @@ static int apply_entry(struct raft_fsm *fsm, const struct raft_buffer *buf, void
     }
     pthread_mutex_unlock(&r->mu);
     return queue_for_shard(r, (int)h.shard, index, (const char *)buf->base + sizeof h, (int)h.len);
-}
-
-/* No log compaction yet: the threshold is out of reach (docs/cluster.md),
- * and a snapshot carries nothing. */
-static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
-{
-    (void)fsm;
-    *bufs = raft_malloc(sizeof **bufs);
-    if (!*bufs)
-        return RAFT_NOMEM;
-    (*bufs)[0].len = 8;
-    (*bufs)[0].base = raft_calloc(1, 8);
-    *n = 1;
-    return (*bufs)[0].base ? 0 : RAFT_NOMEM;
-}
-
-static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
-{
-    (void)fsm;
-    raft_free(buf->base);
-    log_error("replica: a snapshot was installed, and this version cannot restore one (no log compaction)");
-    return RAFT_IOERR;
 }
 
 /* ----------------------------------------------------------- proposing */
@@ -448,6 +474,8 @@ static void applied_cb(struct raft_apply *req, int status, void *result)
     free(sub);
 }
 
+static void run_changes(struct replica *r);
+
 static void raft_closed(struct raft *raft)
 {
     struct replica *r = raft->data;
@@ -460,6 +488,7 @@ static void raft_closed(struct raft *raft)
 static void on_async(uv_async_t *a)
 {
     struct replica *r = a->data;
+    run_changes(r);
     pthread_mutex_lock(&r->mu);
     struct submission *list = r->subs;
     r->subs = NULL;
@@ -534,11 +563,7 @@ void replica_discard(struct replica *r, int k, struct journal *jr)
 
 static void deadline_in(struct timespec *ts, int ms)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L)
-        ts->tv_sec++, ts->tv_nsec -= 1000000000L;
+    snap_deadline(ts, ms);
 }
 
 /* Hands the entry to the Raft thread and waits for its fate. */
@@ -620,6 +645,367 @@ int replica_commit(struct replica *r, int k, struct journal *jr, char *why, size
     return 0;
 }
 
+/* ------------------------------------------------------------ snapshots
+ *
+ * Log compaction (replica_snap.h): every --replica-snapshot-entries applied
+ * entries libraft asks for a snapshot. fsm_snapshot (Raft thread) notes,
+ * per shard, the last entry the FSM saw for it; fsm_snapshot_async (a
+ * libuv worker) waits until every shard handed its journal over holding
+ * that entry (replica_snap_turn, on the shard thread); libraft writes the
+ * images, then drops the log before the index less the trailing entries.
+ * fsm_restore queues each shard's image like an entry: the shard replaces
+ * its journal with it in order with the entries around it. */
+
+struct snap_hold {
+    _Atomic int refs;
+    void *base; /* the snapshot libraft handed over (raft_free) */
+};
+
+static void inbound_free(struct inbound *in)
+{
+    if (in->hold && atomic_fetch_sub(&in->hold->refs, 1) == 1) {
+        raft_free(in->hold->base);
+        free(in->hold);
+    }
+    free(in);
+}
+
+/* Shard thread k, in the apply transaction: the image replaces the
+ * journal's replicated tables, unless the journal holds every entry the
+ * image does (a restart: the log after the snapshot levels both). */
+static bool restore_one(struct replica *r, int k, struct journal *jr, const struct inbound *in)
+{
+    struct shard_slot *sl = &r->slots[k];
+    if (in->part.applied <= sl->applied)
+        return false;
+    char err[400];
+    if (snap_restore(journal_sqlite(jr), in->part.img, in->part.len, err, sizeof err) < 0)
+        apply_failed(k, in->index, err);
+    log_info("replica %d: shard %d: journal replaced by the snapshot at log index %" PRIu64 " (%zu bytes; it held "
+             "entries up to %" PRId64 ", this journal up to %" PRId64 ")", r->cfg.id, k, in->index, in->part.len,
+             in->part.applied, sl->applied);
+    sl->applied = in->part.applied;
+    return true;
+}
+
+void replica_snap_turn(struct replica *r, int k, struct journal *jr)
+{
+    struct shard_slot *sl = &r->slots[k];
+    if (!sl->applied_known && !journal_in_txn(jr)) {
+        sl->applied = read_applied(journal_sqlite(jr));
+        sl->applied_known = true;
+    }
+    if (sl->applied_known)
+        snap_offer(r->snap, k, journal_sqlite(jr), journal_in_txn(jr), sl->applied);
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    struct replica *r = fsm->data;
+    int64_t need[r->cfg.nshards > 0 ? r->cfg.nshards : 1];
+    for (int k = 0; k < r->cfg.nshards; k++)
+        need[k] = r->slots[k].fsm_last;
+    *bufs = NULL;
+    *n = 0;
+    if (r->stopping || snap_begin(r->snap, raft_last_applied(&r->raft), need) < 0)
+        return RAFT_BUSY; /* libraft tries again later */
+    return 0;
+}
+
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    struct replica *r = fsm->data;
+    int rc = snap_collect(r->snap, r->cfg.apply, r->cfg.wake_arg, r->cfg.snapshot_timeout_ms, bufs, n);
+    return rc == 0 ? 0 : rc == -ENOMEM ? RAFT_NOMEM : rc == -EFBIG ? RAFT_TOOBIG : RAFT_BUSY;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    struct replica *r = fsm->data;
+    snap_release(r->snap, *bufs, *n);
+    *bufs = NULL;
+    *n = 0;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct replica *r = fsm->data;
+    int nsh = r->cfg.nshards;
+    struct snap_part parts[nsh > 0 ? nsh : 1];
+    uint64_t index = 0;
+    char err[300];
+    if (snap_parse(buf->base, buf->len, nsh, &index, parts, err, sizeof err) < 0) {
+        log_error("replica %d: cannot restore a snapshot: %s", r->cfg.id, err);
+        return RAFT_MALFORMED; /* libraft keeps the buffer */
+    }
+    struct snap_hold *hold = malloc(sizeof *hold);
+    if (!hold)
+        return RAFT_NOMEM;
+    hold->base = buf->base;
+    atomic_init(&hold->refs, nsh);
+    for (int k = 0; k < nsh; k++) {
+        struct inbound *in = calloc(1, sizeof *in);
+        if (!in)
+            abort(); /* a half-queued snapshot cannot be undone */
+        *in = (struct inbound){ .index = index, .hold = hold, .part = parts[k] };
+        if (parts[k].applied > r->slots[k].fsm_last)
+            r->slots[k].fsm_last = parts[k].applied;
+        enqueue(r, k, in);
+    }
+    atomic_store(&r->applied_index, index);
+    snap_count_restore(r->snap);
+    log_info("replica %d: snapshot at log index %" PRIu64 " (%zu bytes) queued for the shards", r->cfg.id, index,
+             (size_t)buf->len);
+    return 0;
+}
+
+/* ----------------------------------------------------------- membership
+ *
+ * The group's members live in the Raft log (libraft's configuration
+ * entries, and each snapshot), so --replica-peers only bootstraps a new
+ * group. A member's address there is "RAFTHOST:PORT/HOST:PORT": libraft
+ * treats it as opaque, the transport below connects to the part before the
+ * slash, and every node learns each member's client address (for -MOVED)
+ * from the log. A group bootstrapped with bare Raft addresses gets its
+ * client addresses from --replica-peers.
+ *
+ * Changes (REPLICA.ADD, REPLICA.REMOVE, cmd_replica.c) are handed to the
+ * Raft thread like a turn's entry; the leader starts them with raft_add
+ * then raft_assign (a new member first catches up as a spare, by snapshot
+ * when the log was compacted, then votes) or raft_remove, one at a time;
+ * their outcome shows in the view (replica_members). */
+
+struct change_req {
+    struct change_req *next;
+    int op;
+    unsigned id;
+    char addr[140];
+    int rc;
+    bool done;
+    char msg[300];
+};
+
+static void split_addr(const struct replica *r, unsigned id, const char *addr, char *raft, char *client)
+{
+    const char *slash = strchr(addr, '/');
+    const struct peer *p = peer_by_id(r, id);
+    snprintf(raft, 64, "%.*s", slash ? (int)(slash - addr) : 63, addr);
+    snprintf(client, 64, "%s", slash ? slash + 1 : p ? p->client_addr : "");
+}
+
+/* Raft thread, every tick: the members, their roles and (on the leader)
+ * how far each holds the log, and the leader's client address. */
+static void publish_view(struct replica *r)
+{
+    const struct raft_configuration *c = &r->raft.configuration;
+    bool lead = raft_state(&r->raft) == RAFT_LEADER;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&r->raft, &lid, &laddr);
+    pthread_mutex_lock(&r->view_mu);
+    r->nview = 0;
+    for (unsigned i = 0; i < c->n && r->nview < REPLICA_MAX_PEERS; i++) {
+        struct replica_member *m = &r->view[r->nview++];
+        m->id = (unsigned)c->servers[i].id;
+        m->role = c->servers[i].role == RAFT_VOTER ? REPLICA_VOTER : c->servers[i].role == RAFT_STANDBY
+                  ? REPLICA_STANDBY : REPLICA_SPARE;
+        m->leader = c->servers[i].id == lid;
+        m->match_index = lead ? r->raft.leader_state.progress[i].match_index : 0;
+        split_addr(r, m->id, c->servers[i].address, m->raft_addr, m->client_addr);
+    }
+    char raft[64];
+    r->leader_client[0] = 0;
+    if (lid && laddr)
+        split_addr(r, (unsigned)lid, laddr, raft, r->leader_client);
+    pthread_mutex_unlock(&r->view_mu);
+}
+
+int replica_members(const struct replica *r, struct replica_member *out, int cap, char *status, size_t scap)
+{
+    struct replica *w = (struct replica *)r; /* the lock only */
+    pthread_mutex_lock(&w->view_mu);
+    int n = r->nview < cap ? r->nview : cap;
+    memcpy(out, r->view, (size_t)n * sizeof *out);
+    snprintf(status, scap, "%s", r->change_status[0] ? r->change_status : "none");
+    pthread_mutex_unlock(&w->view_mu);
+    return n;
+}
+
+static void set_status(struct replica *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_status(struct replica *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&r->view_mu);
+    vsnprintf(r->change_status, sizeof r->change_status, fmt, ap);
+    pthread_mutex_unlock(&r->view_mu);
+    va_end(ap);
+    log_info("replica %d: membership: %s", r->cfg.id, r->change_status);
+}
+
+static void change_done(struct raft_change *req, int status)
+{
+    struct replica *r = req->data;
+    r->change_busy = false;
+    if (status == 0)
+        set_status(r, "done: node %u %s", r->change_id, r->change_op == REPLICA_ADD ? "is a voter" : "was removed");
+    else
+        set_status(r, "failed: node %u: %s (see INFO replication and docs/replication.md, Membership)", r->change_id,
+                   raft_strerror(status));
+}
+
+/* The new member is in the configuration as a spare: now it catches up
+ * (libraft sends it the log, or the snapshot) and becomes a voter. */
+static void change_added(struct raft_change *req, int status)
+{
+    struct replica *r = req->data;
+    int rc = status;
+    if (rc == 0 && (rc = raft_assign(&r->raft, &r->change, r->change_id, RAFT_VOTER, change_done)) == 0) {
+        set_status(r, "in progress: node %u %s", r->change_id, "added as a spare, catching up to vote");
+        return;
+    }
+    change_done(req, rc);
+}
+
+static const struct raft_server *member_of(struct replica *r, unsigned id)
+{
+    for (unsigned i = 0; i < r->raft.configuration.n; i++)
+        if (r->raft.configuration.servers[i].id == id)
+            return &r->raft.configuration.servers[i];
+    return NULL;
+}
+
+/* The member whose Raft or client address equals one of addr's
+ * ("RAFT/CLIENT"). */
+static const struct raft_server *member_at(struct replica *r, const char *addr)
+{
+    char raft[64], client[64], mraft[64], mclient[64];
+    split_addr(r, 0, addr, raft, client);
+    for (unsigned i = 0; i < r->raft.configuration.n; i++) {
+        const struct raft_server *s = &r->raft.configuration.servers[i];
+        split_addr(r, (unsigned)s->id, s->address, mraft, mclient);
+        if (!strcmp(raft, mraft) || !strcmp(client, mclient))
+            return s;
+    }
+    return NULL;
+}
+
+/* An ADD of a node left a spare (its catch-up failed, or the leader that
+ * added it died): it catches up and votes now. */
+static int resume_add(struct replica *r, struct change_req *q)
+{
+    r->change.data = r;
+    r->change_id = q->id;
+    r->change_op = REPLICA_ADD;
+    int rc = raft_assign(&r->raft, &r->change, q->id, RAFT_VOTER, change_done);
+    if (rc != 0)
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u: %s", q->id, raft_strerror(rc)), -EINVAL;
+    r->change_busy = true;
+    set_status(r, "in progress: node %u %s", q->id, "(a spare already) catching up to vote");
+    return 0;
+}
+
+/* Raft thread: starts one change, or says why not. */
+static int start_change(struct replica *r, struct change_req *q)
+{
+    char leader[64] = "none known";
+    replica_leader_addr(r, leader, sizeof leader);
+    if (raft_state(&r->raft) != RAFT_LEADER)
+        return snprintf(q->msg, sizeof q->msg, "READONLY this node does not lead its replication group: send it to "
+                        "the leader (%s)", leader), -EAGAIN;
+    if (r->change_busy)
+        return snprintf(q->msg, sizeof q->msg, "ERR a membership change is in progress (node %u); wait until "
+                        "REPLICA.MEMBERS shows it done, then retry", r->change_id), -EBUSY;
+    const struct raft_server *old = member_of(r, q->id);
+    if (q->op == REPLICA_ADD && old && old->role != RAFT_VOTER && !strcmp(old->address, q->addr))
+        return resume_add(r, q);
+    if (q->op == REPLICA_ADD && member_of(r, q->id))
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u is a member already (%s); remove it first, or give the new "
+                        "node another --replica-id", q->id, member_of(r, q->id)->address), -EEXIST;
+    const struct raft_server *dup = q->op == REPLICA_ADD ? member_at(r, q->addr) : NULL;
+    if (dup)
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u has that Raft or client address already (%s); give the new "
+                        "node addresses of its own", (unsigned)dup->id, dup->address), -EEXIST;
+    if (q->op == REPLICA_ADD && r->raft.configuration.n >= REPLICA_MAX_PEERS)
+        return snprintf(q->msg, sizeof q->msg, "ERR the group has %d members, the most it can have",
+                        REPLICA_MAX_PEERS), -ENOSPC;
+    if (q->op == REPLICA_REMOVE && !member_of(r, q->id))
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u is not a member of the group (REPLICA.MEMBERS lists "
+                        "them)", q->id), -ENOENT;
+    if (q->op == REPLICA_REMOVE && q->id == (unsigned)r->cfg.id)
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u leads the group and cannot remove itself: stop it, and "
+                        "once another node leads, remove it there", q->id), -EINVAL;
+    r->change.data = r;
+    r->change_id = q->id;
+    r->change_op = q->op;
+    int rc = q->op == REPLICA_ADD ? raft_add(&r->raft, &r->change, q->id, q->addr, change_added)
+                                  : raft_remove(&r->raft, &r->change, q->id, change_done);
+    if (rc != 0)
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u (%s): %s%s%s", q->id, q->addr, raft_strerror(rc),
+                        raft_errmsg(&r->raft)[0] ? ": " : "", raft_errmsg(&r->raft)), -EINVAL;
+    r->change_busy = true;
+    set_status(r, "in progress: node %u %s", q->id, q->op == REPLICA_ADD ? "being added" : "being removed");
+    return 0;
+}
+
+/* Raft thread (on_async): answers the change requests handed over. */
+static void run_changes(struct replica *r)
+{
+    pthread_mutex_lock(&r->mu);
+    struct change_req *list = r->changes;
+    r->changes = NULL;
+    pthread_mutex_unlock(&r->mu);
+    while (list) {
+        struct change_req *q = list;
+        list = q->next;
+        int rc = r->stopping ? (snprintf(q->msg, sizeof q->msg, "ERR this node is stopping"), -ESHUTDOWN)
+                             : start_change(r, q);
+        pthread_mutex_lock(&r->mu);
+        q->rc = rc;
+        q->done = true;
+        pthread_cond_broadcast(&r->change_cv);
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+/* With r->mu held: takes q off the list if the Raft thread did not. */
+static bool unqueue(struct replica *r, struct change_req *q)
+{
+    for (struct change_req **p = &r->changes; *p; p = &(*p)->next)
+        if (*p == q) {
+            *p = q->next;
+            return true;
+        }
+    return false;
+}
+
+int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr, char *msg,
+                   size_t cap)
+{
+    struct change_req q = { .op = op, .id = id };
+    snprintf(q.addr, sizeof q.addr, "%s/%s", raft_addr ? raft_addr : "", client_addr ? client_addr : "");
+    pthread_mutex_lock(&r->mu);
+    q.next = r->changes;
+    r->changes = &q;
+    uv_async_send(&r->async);
+    struct timespec until;
+    deadline_in(&until, 10000);
+    while (!q.done) {
+        if (pthread_cond_timedwait(&r->change_cv, &r->mu, &until) != ETIMEDOUT || q.done)
+            continue;
+        if (unqueue(r, &q)) { /* never taken: the Raft thread is stuck or stopping */
+            snprintf(q.msg, sizeof q.msg, "ERR the replication thread did not answer within 10 s; retry");
+            q.rc = -ETIMEDOUT;
+            break;
+        }
+        deadline_in(&until, 10000); /* taken: its answer is on the way */
+    }
+    pthread_mutex_unlock(&r->mu);
+    snprintf(msg, cap, "%s", q.msg);
+    return q.rc;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static void *replica_main(void *arg)
@@ -693,7 +1079,9 @@ static int nd_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, 
     req->cb = cb;
     c->outer = req;
     c->req.data = c;
-    int rc = r->tcp.connect(&r->tcp, &c->req, id, address, nd_connected);
+    char raft[64];
+    snprintf(raft, sizeof raft, "%.*s", (int)strcspn(address, "/"), address); /* "RAFT/CLIENT": dial RAFT */
+    int rc = r->tcp.connect(&r->tcp, &c->req, id, raft, nd_connected);
     if (rc != 0)
         free(c);
     return rc;
@@ -723,13 +1111,24 @@ static int nodelay_transport_init(struct replica *r)
     return 0;
 }
 
+/* A member's address in the Raft configuration (the "membership" section). */
+static void member_addr(const struct peer *p, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", p->raft_addr, p->client_addr);
+}
+
 static int bootstrap(struct replica *r, char *err, size_t cap)
 {
+    if (r->cfg.join)
+        return 0; /* the leader adds it; its log starts empty */
     struct raft_configuration conf;
     raft_configuration_init(&conf);
     int rc = 0;
-    for (int i = 0; i < r->npeers && rc == 0; i++)
-        rc = raft_configuration_add(&conf, r->peers[i].id, r->peers[i].raft_addr, RAFT_VOTER);
+    char addr[140];
+    for (int i = 0; i < r->npeers && rc == 0; i++) {
+        member_addr(&r->peers[i], addr, sizeof addr);
+        rc = raft_configuration_add(&conf, r->peers[i].id, addr, RAFT_VOTER);
+    }
     if (rc == 0)
         rc = raft_bootstrap(&r->raft, &conf);
     raft_configuration_close(&conf);
@@ -742,12 +1141,17 @@ static int bootstrap(struct replica *r, char *err, size_t cap)
 static int init_raft(struct replica *r, char *err, size_t cap)
 {
     const struct peer *me = peer_by_id(r, (unsigned)r->cfg.id);
-    r->fsm = (struct raft_fsm){ .version = 1, .data = r, .apply = apply_entry, .snapshot = fsm_snapshot,
-                                .restore = fsm_restore };
-    if (uv_loop_init(&r->loop) != 0 || nodelay_transport_init(r) != 0 ||
-        raft_uv_init(&r->io, &r->loop, r->raft_dir, &r->tr) != 0 ||
-        raft_init(&r->raft, &r->io, &r->fsm, me->id, me->raft_addr) != 0) {
-        snprintf(err, cap, "replica: cannot set up Raft in %s", r->raft_dir);
+    r->fsm = (struct raft_fsm){ .version = 3, .data = r, .apply = apply_entry, .snapshot = fsm_snapshot,
+                                .restore = fsm_restore, .snapshot_finalize = fsm_snapshot_finalize,
+                                .snapshot_async = fsm_snapshot_async };
+    int rc = uv_loop_init(&r->loop) != 0 || nodelay_transport_init(r) != 0 ||
+             raft_uv_init(&r->io, &r->loop, r->raft_dir, &r->tr) != 0;
+    r->io.version = 2; /* raft_uv 0.15 has async_work, which snapshot_async needs, but calls itself version 1 */
+    char addr[140];
+    member_addr(me, addr, sizeof addr);
+    if (rc || raft_uv_tcp_set_bind_address(&r->tcp, me->raft_addr) != 0 ||
+        raft_init(&r->raft, &r->io, &r->fsm, me->id, addr) != 0) {
+        snprintf(err, cap, "replica: cannot set up Raft in %s: %s", r->raft_dir, raft_errmsg(&r->raft));
         return -EIO;
     }
     r->raft.data = r;
@@ -755,17 +1159,34 @@ static int init_raft(struct replica *r, char *err, size_t cap)
         return -EIO;
     raft_set_election_timeout(&r->raft, (unsigned)r->cfg.election_ms);
     raft_set_heartbeat_timeout(&r->raft, (unsigned)(r->cfg.election_ms / 10));
-    raft_set_snapshot_threshold(&r->raft, 1u << 31);
+    raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_entries);
+    raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
+    /* Pre-vote (Raft thesis 9.6): a node that misses heartbeats while it
+     * receives a large snapshot, or a removed node left running, asks
+     * before it raises the term, and is refused while its log is behind:
+     * it does not depose a working leader. */
+    raft_set_pre_vote(&r->raft, true);
+    return 0;
+}
+
+/* After replica_attach: loads the log (a snapshot in it is queued for the
+ * shards at once) and starts the Raft thread. */
+int replica_run(struct replica *r, char *err, size_t cap)
+{
     int rc = raft_start(&r->raft);
     if (rc != 0) {
-        snprintf(err, cap, "replica: cannot start Raft at %s (data %s): %s", me->raft_addr, r->raft_dir,
-                 raft_errmsg(&r->raft));
+        snprintf(err, cap, "replica: cannot start Raft (data %s): %s", r->raft_dir, raft_errmsg(&r->raft));
         return -EIO;
     }
     uv_async_init(&r->loop, &r->async, on_async);
     uv_timer_init(&r->loop, &r->tick);
     r->async.data = r->tick.data = r;
     uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
+    if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
+        snprintf(err, cap, "replica: cannot start its thread");
+        return -EAGAIN;
+    }
+    r->running = true;
     return 0;
 }
 
@@ -781,26 +1202,29 @@ int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err
     snprintf(r->data_dir, sizeof r->data_dir, "%s", cfg->data_dir);
     snprintf(r->raft_dir, sizeof r->raft_dir, "%s/raft", cfg->data_dir);
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->view_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* propose() waits against the monotonic clock */
+    pthread_cond_init(&r->change_cv, &ca);
     for (int k = 0; k < cfg->nshards; k++)
         pthread_cond_init(&r->slots[k].cv, &ca);
     pthread_condattr_destroy(&ca);
     if (getrandom(&r->nonce, sizeof r->nonce, 0) != (ssize_t)sizeof r->nonce)
         r->nonce = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     int rc = parse_peers(r, err, cap);
+    if (rc == 0 && !(r->snap = snap_taker_new(cfg->nshards, cfg->snapshot_max_bytes))) {
+        snprintf(err, cap, "replica: out of memory");
+        rc = -ENOMEM;
+    }
     if (rc == 0 && mkdir(r->raft_dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, cap, "replica: cannot create %s: %s", r->raft_dir, strerror(errno));
         rc = -errno;
     }
     if (rc == 0)
         rc = init_raft(r, err, cap);
-    if (rc == 0 && pthread_create(&r->thread, NULL, replica_main, r) != 0) {
-        snprintf(err, cap, "replica: cannot start its thread");
-        rc = -EAGAIN;
-    }
     if (rc < 0) {
+        snap_taker_free(r->snap);
         free(r->slots);
         free(r); /* what init_raft set up leaks on this path: the process is stopping */
         return rc;
@@ -813,6 +1237,11 @@ void replica_stop(struct replica *r)
 {
     if (!r)
         return;
+    if (!r->running) {
+        log_warn("replica %d: its Raft thread never ran; left as it is (the process is stopping)", r->cfg.id);
+        return;
+    }
+    snap_cancel(r->snap); /* a snapshot waiting for the shards (stopped by now) gives up */
     pthread_mutex_lock(&r->mu);
     r->stopping = true;
     for (int k = 0; k < r->cfg.nshards; k++)
@@ -833,11 +1262,14 @@ void replica_stop(struct replica *r)
     for (int k = 0; k < r->cfg.nshards; k++) {
         for (struct inbound *in = r->slots[k].in_head, *next; in; in = next) {
             next = in->next;
-            free(in); /* not applied: the log still holds them */
+            inbound_free(in); /* not applied: the log still holds them */
         }
         pthread_cond_destroy(&r->slots[k].cv);
     }
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->view_mu);
+    pthread_cond_destroy(&r->change_cv);
+    snap_taker_free(r->snap);
     free(r->slots);
     free(r);
 }

@@ -43,6 +43,11 @@ struct replica_cfg {
     const char *data_dir;   /* shard-<k>.db live here; the Raft log under <data_dir>/raft */
     int nshards;
     int election_ms;        /* Raft election timeout (heartbeat: a tenth of it) */
+    unsigned snapshot_entries;  /* a snapshot every this many applied entries (log compaction) */
+    unsigned snapshot_trailing; /* entries kept in the log before a snapshot's index */
+    size_t snapshot_max_bytes;  /* no snapshot larger than this (it is held in memory) */
+    int snapshot_timeout_ms;    /* how long a snapshot waits for every shard's journal */
+    bool join;              /* a new member of a running group: no bootstrap; the leader adds it (REPLICA.ADD) */
     /* Called on the Raft thread when the role changed (server.c wakes the
      * shards with it, so a promoted shard rebuilds at once). */
     void (*wake)(void *arg);
@@ -52,9 +57,12 @@ struct replica_cfg {
     void *wake_arg;
 };
 
-/* Parses the peers, opens the Raft log and starts the thread. On error
- * returns a negative errno and writes why into err. */
+/* Parses the peers and opens the Raft log. On error returns a negative
+ * errno and writes why into err. */
 int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err, size_t cap);
+/* After replica_attach of every shard: loads the log and starts the Raft
+ * thread (a snapshot in the log is queued for the shards at once). */
+int replica_run(struct replica *r, char *err, size_t cap);
 /* Stops the thread; shards waiting in replica_commit get "outcome unknown". */
 void replica_stop(struct replica *r);
 
@@ -85,10 +93,35 @@ int replica_commit(struct replica *r, int shard, struct journal *jr, char *why, 
  * many. A leader gets one only for its own turn given up as "outcome
  * unknown" that committed after all: it must reload its memory. */
 int replica_apply_pending(struct replica *r, int shard, struct journal *jr);
+/* Shard thread k, at the start of each turn after replica_apply_pending:
+ * hands the journal over if a snapshot waits for it (replica_snap.h). */
+void replica_snap_turn(struct replica *r, int shard, struct journal *jr);
 /* Shard thread k, before its journal closes. */
 void replica_detach(struct replica *r, int shard);
 /* Shard thread k: the turn was rolled back without replica_commit. */
 void replica_discard(struct replica *r, int shard, struct journal *jr);
+
+/* Membership (docs/replication.md "Membership"): the members as this node
+ * last saw them in the log (any thread). */
+enum { REPLICA_VOTER, REPLICA_STANDBY, REPLICA_SPARE };
+struct replica_member {
+    unsigned id;
+    int role;              /* REPLICA_VOTER, _STANDBY (copies the log) or _SPARE (joining) */
+    bool leader;
+    char raft_addr[64], client_addr[64];
+    uint64_t match_index;  /* on the leader: the last entry the member holds */
+};
+/* Copies up to cap members into out (returns how many) and the last
+ * change's state into status ("none", "in progress: …", "done: …",
+ * "failed: …"). */
+int replica_members(const struct replica *r, struct replica_member *out, int cap, char *status, size_t scap);
+/* I/O thread: asks the leader's Raft thread to add (REPLICA_ADD, with its
+ * Raft and client addresses) or remove (REPLICA_REMOVE) member id. 0: the
+ * change started (replica_members shows how it ends); negative with the
+ * client's error in msg (not the leader, a change in flight, a bad id). */
+enum { REPLICA_ADD, REPLICA_REMOVE };
+int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr, char *msg,
+                   size_t cap);
 
 /* Figures for INFO replication (any thread). */
 struct replica_figures {
@@ -97,6 +130,8 @@ struct replica_figures {
     uint64_t queued;         /* entries waiting for their shard to apply them */
     uint64_t proposed;       /* turns this node proposed as a leader */
     uint64_t proposed_bytes;
+    uint64_t snapshots, snapshots_failed, snapshot_index, snapshot_bytes, snapshot_ms, snapshot_total_ms,
+        snapshots_restored;
 };
 void replica_figures(const struct replica *r, struct replica_figures *f);
 

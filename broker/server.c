@@ -486,7 +486,10 @@ static int start_replica(struct server *srv)
     struct replica_cfg rc = { .id = srv->cfg.replica_id, .peers = srv->cfg.replica_peers,
                               .data_dir = srv->cfg.data_dir, .nshards = srv->nshards,
                               .election_ms = srv->cfg.replica_election_ms, .wake = wake_shards, .apply = wake_shard_k,
-                              .wake_arg = srv };
+                              .wake_arg = srv, .snapshot_entries = (unsigned)srv->cfg.replica_snapshot_entries,
+                              .snapshot_trailing = (unsigned)srv->cfg.replica_snapshot_trailing,
+                              .snapshot_max_bytes = (size_t)srv->cfg.replica_snapshot_max_mb << 20,
+                              .snapshot_timeout_ms = 30000, .join = srv->cfg.replica_join == 1 };
     char err[600];
     int r = replica_start(&srv->replica, &rc, err, sizeof err);
     if (r < 0) {
@@ -498,6 +501,10 @@ static int start_replica(struct server *srv)
             log_error("replica: shard %d: %s", i, journal_error(srv->shards[i].st.jr));
             return r;
         }
+    if ((r = replica_run(srv->replica, err, sizeof err)) < 0) {
+        log_error("%s", err);
+        return r;
+    }
     log_info("replica %d: member of the group %s; serving once elected", srv->cfg.replica_id,
              srv->cfg.replica_peers);
     return 0;

@@ -864,6 +864,7 @@ static bool replica_gate(struct shard *s)
     uint64_t e;
     bool lead = replica_role_epoch(r, &e) == REPLICA_LEADER;
     int applied = replica_apply_pending(r, s->id, s->st.jr);
+    replica_snap_turn(r, s->id, s->st.jr);
     if ((e != s->rep_epoch || applied > 0) && lead) {
         int64_t t0 = clock_mono_us();
         shard_reload(s);

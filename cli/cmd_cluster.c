@@ -15,6 +15,7 @@
  * finishes one cut short (docs/cluster.md, "Moving slots").
  */
 #include "cli.h"
+#include "cluster_map.h"
 #include "fmt.h"
 #include "rawinfo.h"
 
@@ -33,7 +34,7 @@
 
 /* One command to the node at addr ("host:port"): 0 with *text, or -1
  * after printing why. */
-static int node_call(cli_ctx *x, const char *addr, int argc, const char *const *argv, char **text)
+int node_call(cli_ctx *x, const char *addr, int argc, const char *const *argv, char **text)
 {
     char err[1024];
     if (rawinfo_command(addr, x->url ? x->url : getenv("SPOOL_URL"), argc, argv, NODE_TIMEOUT_S, text, err,
@@ -44,7 +45,7 @@ static int node_call(cli_ctx *x, const char *addr, int argc, const char *const *
 }
 
 /* The map a node has (NULL: none, *failed on an error). */
-static cJSON *node_map(cli_ctx *x, const char *addr, bool *failed)
+cJSON *node_map(cli_ctx *x, const char *addr, bool *failed)
 {
     const char *argv[] = { "CLUSTER", "GETMAP" };
     char *text = NULL;
@@ -56,13 +57,13 @@ static cJSON *node_map(cli_ctx *x, const char *addr, bool *failed)
     return map;
 }
 
-static long long map_epoch(const cJSON *map)
+long long map_epoch(const cJSON *map)
 {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(map, "epoch");
     return cJSON_IsNumber(e) ? (long long)e->valuedouble : 0;
 }
 
-static void node_addr(const cJSON *node, char *out, size_t n)
+void node_addr(const cJSON *node, char *out, size_t n)
 {
     snprintf(out, n, "%s:%d", cJSON_GetObjectItemCaseSensitive(node, "host")->valuestring,
              (int)cJSON_GetObjectItemCaseSensitive(node, "port")->valuedouble);
@@ -82,7 +83,7 @@ static void announced(cli_ctx *x, const char *addr, char *out, size_t n)
 /* A new node for the map: its id (CLUSTER MYID), host and port from addr
  * or from what it announces. NULL after printing why (unreachable, not in
  * cluster mode, in a map). */
-static cJSON *new_node(cli_ctx *x, const char *given)
+cJSON *new_node(cli_ctx *x, const char *given)
 {
     const char *gc = strrchr(given, ':');
     long long port;
@@ -118,7 +119,7 @@ static cJSON *new_node(cli_ctx *x, const char *given)
 
 /* Sends map to every node it names, those of groups first[] first (the
  * order a move needs). Returns the number of nodes that refused. */
-static int push_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst)
+int push_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst)
 {
     char *text = cJSON_PrintUnformatted(map);
     const cJSON *groups = cJSON_GetObjectItemCaseSensitive(map, "groups");
@@ -147,7 +148,7 @@ static int push_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst)
     return failed;
 }
 
-static cJSON *next_epoch(const cJSON *map)
+cJSON *next_epoch(const cJSON *map)
 {
     cJSON *m = cJSON_Duplicate(map, true);
     cJSON_ReplaceItemInObjectCaseSensitive(m, "epoch", cJSON_CreateNumber((double)(map_epoch(map) + 1)));
@@ -831,5 +832,8 @@ int cmd_cluster(cli_ctx *x)
         return cluster_move(x);
     if (!strcmp(sub, "info"))
         return cluster_info(x);
-    return cli_fail(CLI_USAGE, "cluster: unknown subcommand '%s' (create, add-group, move-slots or info)", sub);
+    if (!strcmp(sub, "add-replica") || !strcmp(sub, "remove-replica") || !strcmp(sub, "replicas"))
+        return cluster_replicas(x, sub); /* a replication group's members: cmd_replicas.c */
+    return cli_fail(CLI_USAGE, "cluster: unknown subcommand '%s' (create, add-group, move-slots, info, add-replica, "
+                    "remove-replica or replicas)", sub);
 }

@@ -34,6 +34,9 @@ static const arg_opt opts_cluster[] = {
     { "count", "N", "move-slots: the source's first N slots" },
     { "range", "A-B", "move-slots: slots A to B (all the source's)" },
     { "batch", "N", "move-slots: slots frozen and copied together (default 50)" },
+    { "replica-id", "N", "add-replica: the new node's --replica-id (default: one above the highest)" },
+    { "raft", "HOST:PORT", "add-replica: the new node's Raft address (default: its host, port + 10000)" },
+    { "timeout", "S", "add-replica/remove-replica: how long to wait for the change (default 120)" },
     { NULL, NULL, NULL }
 };
 static const arg_opt opts_queues[] = {
@@ -185,7 +188,7 @@ static const command commands[] = {
       "directory. Restore: stop spoold, empty its data directory, copy the\n"
       "files of DIR into it, start (docs/operations.md, Backups and damage).\n" },
     { "cluster", cmd_cluster, opts_cluster, 1, -1,
-      "cluster create|add-group|move-slots|info ADDR...",
+      "cluster create|add-group|move-slots|info|add-replica|remove-replica|replicas ADDR...",
       "the slot map of a cluster: create it, add a group, move slots, show it",
       "ADDR is host:port of a spoold started with --cluster yes; the map\n"
       "names nodes by the addresses given here (give the ones clients reach).\n"
@@ -197,6 +200,14 @@ static const command commands[] = {
       "                                  schedules and keys, N slots at a time;\n"
       "                                  run it again to finish a move cut short\n"
       "  info ADDR                       the map, and whether every node has it\n"
+      "  add-replica NEWADDR ADDR [--replica-id N] [--raft HOST:PORT]\n"
+      "                                  adds a node started with --replica-join\n"
+      "                                  yes to the replication group of ADDR;\n"
+      "                                  waits until it votes (and in cluster\n"
+      "                                  mode puts it into ADDR's group)\n"
+      "  remove-replica ID ADDR          removes member ID (a dead node) from\n"
+      "                                  the replication group of ADDR\n"
+      "  replicas ADDR                   the replication group's members\n"
       "Each change sends the map with the next epoch to every node\n"
       "(docs/cluster.md).\n" },
     { "info", cmd_info, opts_none, 0, 1, "info [SECTION]",

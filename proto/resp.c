@@ -16,16 +16,19 @@
  *     +--other byte--> INLINE --line--> command (an empty line is skipped)
  *
  * Whatever is partial when the input runs out stays in the parser: a header
- * or inline line in `line`, a bulk in `bulk`, the finished arguments in
- * `cmd`. Every state needs at least one more byte to move on, so running out
- * of input always means RESP_AGAIN, and every check is made on bytes as they
- * arrive, whatever the chunking: the same bytes give the same commands and
- * the same error whether they come whole or one at a time.
+ * or inline line in `line`, the finished arguments and the bulk being read
+ * in `blk`. Every state needs at least one more byte to move on, so running
+ * out of input always means RESP_AGAIN, and every check is made on bytes as
+ * they arrive, whatever the chunking: the same bytes give the same commands
+ * and the same error whether they come whole or one at a time.
  *
- * Cost: when a whole command is in the caller's buffer, lines are found with
- * memchr() and parsed in place, and each argument is copied once, from the
- * caller's buffer into an allocation of exactly its size. Only a line or a
- * bulk split across calls is copied into the parser as it arrives.
+ * Cost: a command is one allocation (resp.h: argument bytes, then the argv
+ * and len arrays). When the whole command is in the caller's buffer after
+ * its "*N" line (the usual case), req_whole() checks its headers, adds up
+ * the lengths and copies every argument once into a block of exactly the
+ * command's size. Otherwise the arguments are copied into `blk` as they
+ * arrive, the block grown with grow_cap(), and trimmed to size at the end;
+ * their places are kept in `args`, which stays allocated between commands.
  *
  * Memory: every length read from the wire is checked against the limits
  * before it is used. Buffers that wait for data (a bulk, the argv arrays,
@@ -63,17 +66,6 @@ enum {
 };
 
 /* ------------------------------------------------------------ allocation */
-
-/* A NUL-terminated copy of n bytes. */
-static char *xmemdup(const char *s, size_t n)
-{
-    char *d = xmalloc(n + 1);
-
-    if (n)
-        memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
 
 /*
  * New capacity, in units, for a buffer of `cap` units that must hold `need`
@@ -412,6 +404,92 @@ static int bulk_read(bulk_acc *b, const char *buf, size_t len, size_t *pos)
     return BULK_DONE;
 }
 
+/* -------------------------------------------------------- command blocks */
+
+/*
+ * A command is one allocation (resp.h): the argument bytes, each followed by
+ * its NUL, packed from offset 0; then, at the next multiple of CMD_ALIGN,
+ * argv (argc + 1 pointers, the last NULL) and len (argc sizes).
+ */
+#define CMD_ALIGN (sizeof(void *) > sizeof(size_t) ? sizeof(void *) : sizeof(size_t))
+
+static size_t cmd_arrays_at(size_t bytes)
+{
+    return (bytes + CMD_ALIGN - 1) / CMD_ALIGN * CMD_ALIGN;
+}
+
+/* Size of the block of a command of argc arguments taking `bytes` bytes
+ * (their NULs included). */
+static size_t cmd_block_size(size_t bytes, size_t argc)
+{
+    size_t per = sizeof(char *) + sizeof(size_t), at;
+
+    if (bytes > SIZE_MAX - CMD_ALIGN)
+        xalloc_oom(SIZE_MAX);
+    at = cmd_arrays_at(bytes);
+    if (argc > (SIZE_MAX - at - sizeof(char *)) / per)
+        xalloc_oom(SIZE_MAX);
+    return at + argc * per + sizeof(char *);
+}
+
+/* Makes *c the command of block mem: its arrays after `bytes` bytes of
+ * arguments; the caller fills argv[0..argc) and len[0..argc). */
+static void cmd_layout(resp_cmd *c, char *mem, size_t bytes, int argc)
+{
+    memset(c, 0, sizeof *c);
+    c->mem = mem;
+    c->argc = argc;
+    c->argv = (char **)(void *)(mem + cmd_arrays_at(bytes));
+    c->len = (size_t *)(void *)(c->argv + argc + 1);
+    c->argv[argc] = NULL;
+}
+
+void resp_cmd_free(resp_cmd *c)
+{
+    free(c->mem);
+    memset(c, 0, sizeof *c);
+}
+
+static size_t arg_len(const char *const *argv, const size_t *len, int i)
+{
+    return len ? len[i] : strlen(argv[i]);
+}
+
+void resp_cmd_build(resp_cmd *c, int argc, const char *const *argv, const size_t *len)
+{
+    size_t bytes = 0, off = 0;
+    char *mem;
+    int i;
+
+    if (argc < 0)
+        argc = 0;
+    for (i = 0; i < argc; i++) {
+        size_t n = arg_len(argv, len, i);
+
+        if (n >= SIZE_MAX - bytes)
+            xalloc_oom(SIZE_MAX);
+        bytes += n + 1;
+    }
+    mem = xmalloc(cmd_block_size(bytes, (size_t)argc));
+    cmd_layout(c, mem, bytes, argc);
+    for (i = 0; i < argc; i++) {
+        size_t n = arg_len(argv, len, i);
+
+        if (n)
+            memcpy(mem + off, argv[i], n);
+        mem[off + n] = '\0';
+        c->argv[i] = mem + off;
+        c->len[i] = n;
+        off += n + 1;
+    }
+}
+
+void resp_cmd_copy(resp_cmd *dst, const resp_cmd *src)
+{
+    resp_cmd_build(dst, src->argc, (const char *const *)src->argv, src->len);
+    dst->inline_form = src->inline_form;
+}
+
 /* -------------------------------------------------------- request parser */
 
 #define ERR_MB_LEN "Protocol error: invalid multibulk length"
@@ -422,9 +500,17 @@ static int bulk_read(bulk_acc *b, const char *buf, size_t len, size_t *pos)
 #define ERR_QUOTES "Protocol error: unbalanced quotes in request"
 #define ERR_BULK_END "Protocol error: bulk not followed by CRLF"
 
-/* argv and len arrays grow together by at most this many entries beyond
- * the arguments received. */
-#define ARGV_STEP (RESP_PREALLOC_MAX / (sizeof(char *) + sizeof(size_t)))
+/* Where a finished argument lies in the block being built. */
+struct req_arg {
+    size_t off;
+    size_t len;
+};
+
+/* The argument records grow by at most this many entries beyond the
+ * arguments received; up to ARGS_KEEP of them stay allocated between
+ * commands, so the usual command allocates nothing for them. */
+#define ARGS_STEP (RESP_PREALLOC_MAX / sizeof(struct req_arg))
+#define ARGS_KEEP 64
 
 enum req_state { RQ_START, RQ_MB_COUNT, RQ_BULK_HDR, RQ_BULK_DATA, RQ_INLINE, RQ_DEAD };
 
@@ -432,9 +518,13 @@ struct resp_req_parser {
     resp_limits lim;
     enum req_state state;
     line_acc line;   /* partial header or inline line */
-    bulk_acc bulk;   /* bulk being read */
-    resp_cmd cmd;    /* arguments finished so far */
-    size_t argv_cap; /* entries allocated in cmd.argv and cmd.len */
+    bulk_acc bulk;   /* counts of the bulk being read (its bytes go into blk) */
+    char *blk;       /* the block of the command being read: its arguments' bytes */
+    size_t used;     /* bytes of the finished arguments in blk, NULs included */
+    size_t cap;      /* bytes allocated at blk */
+    struct req_arg *args; /* the finished arguments */
+    size_t args_cap;
+    int argc;        /* finished arguments */
     size_t nargs;    /* arguments announced by "*N" */
     size_t held;     /* bytes in the finished arguments */
     char err[RESP_ERR_MAX];
@@ -451,17 +541,6 @@ resp_limits resp_limits_default(void)
     return lim;
 }
 
-void resp_cmd_free(resp_cmd *c)
-{
-    int i;
-
-    for (i = 0; i < c->argc; i++)
-        free(c->argv[i]);
-    free(c->argv);
-    free(c->len);
-    memset(c, 0, sizeof *c);
-}
-
 resp_req_parser *resp_req_new(const resp_limits *lim)
 {
     resp_req_parser *p = xmalloc(sizeof *p);
@@ -476,7 +555,8 @@ void resp_req_free(resp_req_parser *p)
 {
     if (!p)
         return;
-    resp_cmd_free(&p->cmd);
+    free(p->blk);
+    free(p->args);
     acc_free(&p->line);
     bulk_free(&p->bulk);
     free(p);
@@ -516,38 +596,137 @@ static size_t req_max_args(const resp_req_parser *p)
     return p->lim.max_args < INT_MAX ? p->lim.max_args : INT_MAX;
 }
 
-/* Appends a finished argument (takes ownership of s). */
-static void req_push_arg(resp_req_parser *p, char *s, size_t n, size_t limit)
+/* Makes the block hold at least need bytes; need never counts more than the
+ * bytes that have arrived and a NUL, and grow_cap() keeps the slack within
+ * RESP_PREALLOC_MAX. */
+static void req_reserve(resp_req_parser *p, size_t need)
 {
-    resp_cmd *c = &p->cmd;
+    if (need <= p->cap)
+        return;
+    p->cap = grow_cap(p->cap, need, SIZE_MAX, RESP_PREALLOC_MAX);
+    p->blk = xrealloc(p->blk, p->cap);
+}
 
-    if ((size_t)c->argc == p->argv_cap) {
-        size_t cap = grow_cap(p->argv_cap, p->argv_cap + 1, limit, ARGV_STEP);
-
-        c->argv = xrealloc(c->argv, cap * sizeof *c->argv);
-        c->len = xrealloc(c->len, cap * sizeof *c->len);
-        p->argv_cap = cap;
+/* Records the argument of n bytes at blk + off (its NUL written). */
+static void req_add_arg(resp_req_parser *p, size_t off, size_t n, size_t limit)
+{
+    if ((size_t)p->argc == p->args_cap) {
+        p->args_cap = grow_cap(p->args_cap, p->args_cap + 1, limit, ARGS_STEP);
+        p->args = xrealloc(p->args, p->args_cap * sizeof *p->args);
     }
-    c->argv[c->argc] = s;
-    c->len[c->argc] = n;
-    c->argc++;
+    p->args[p->argc].off = off;
+    p->args[p->argc].len = n;
+    p->argc++;
+    p->used = off + n + 1;
     p->held += n;
 }
 
-/* Hands the finished command to the caller and starts over. */
-static int req_emit(resp_req_parser *p, bool inline_form, resp_cmd *out)
+/* Forgets the finished arguments and waits for the next command. A block
+ * not handed out (an empty inline line) is kept for it. */
+static void req_restart(resp_req_parser *p)
 {
-    *out = p->cmd;
-    out->inline_form = inline_form;
-    memset(&p->cmd, 0, sizeof p->cmd);
-    p->argv_cap = 0;
+    p->argc = 0;
+    p->used = 0;
     p->held = 0;
     p->state = RQ_START;
+    if (p->args_cap > ARGS_KEEP) {
+        free(p->args);
+        p->args = NULL;
+        p->args_cap = 0;
+    }
+}
+
+/* Hands the finished command to the caller: the block trimmed (or grown)
+ * to its exact size, its arrays filled in. */
+static int req_emit(resp_req_parser *p, bool inline_form, resp_cmd *out)
+{
+    size_t size = cmd_block_size(p->used, (size_t)p->argc);
+    int i;
+
+    if (size != p->cap)
+        p->blk = xrealloc(p->blk, size);
+    cmd_layout(out, p->blk, p->used, p->argc);
+    for (i = 0; i < p->argc; i++) {
+        out->argv[i] = p->blk + p->args[i].off;
+        out->len[i] = p->args[i].len;
+    }
+    out->inline_form = inline_form;
+    p->blk = NULL;
+    p->cap = 0;
+    req_restart(p);
     return STEP_DONE;
 }
 
+/*
+ * One "$L\r\n" + L bytes + "\r\n" at buf + *q, checked as req_bulk_hdr()
+ * and req_bulk_data() check it, with *held the bytes of the arguments
+ * before it. True, with *n = L and *q past it, when it is whole and valid.
+ */
+static bool whole_arg(const resp_req_parser *p, const char *buf, size_t len, size_t *q,
+                      size_t *n, uint64_t *held)
+{
+    const char *s = buf + *q, *nl;
+    size_t avail = len - *q, window = (size_t)p->lim.max_inline + 2, hl;
+    long long blen;
+
+    if (avail == 0 || s[0] != '$')
+        return false;
+    nl = memchr(s, '\n', avail < window ? avail : window);
+    if (!nl)
+        return false;
+    hl = (size_t)(nl - s);
+    if (parse_header(s, hl, &blen) < 0 || blen < 0 || (uint64_t)blen > p->lim.max_bulk)
+        return false;
+    if (p->lim.max_request && *held + (uint64_t)blen > p->lim.max_request)
+        return false;
+    avail -= hl + 1;
+    if ((unsigned long long)blen > avail || avail - (size_t)blen < 2)
+        return false;
+    if (nl[1 + blen] != '\r' || nl[2 + blen] != '\n')
+        return false;
+    *held += (uint64_t)blen;
+    *n = (size_t)blen;
+    *q += hl + 1 + (size_t)blen + 2;
+    return true;
+}
+
+/*
+ * The usual case: after its "*N" line, the whole command is in buf. A first
+ * pass checks every argument and adds up their sizes, a second copies them
+ * into one block of exactly the command's size. False, with nothing changed,
+ * when any part is missing or wrong: the state machine then reads the bytes
+ * as they come and reports an error where it finds it, as for any chunking.
+ */
+static bool req_whole(resp_req_parser *p, const char *buf, size_t len, size_t *pos,
+                      resp_cmd *out)
+{
+    size_t bytes = 0, q = *pos, n, off = 0, i;
+    uint64_t held = 0;
+    char *mem;
+
+    for (i = 0; i < p->nargs; i++) {
+        if (!whole_arg(p, buf, len, &q, &n, &held))
+            return false;
+        bytes += n + 1;
+    }
+    mem = xmalloc(cmd_block_size(bytes, p->nargs));
+    cmd_layout(out, mem, bytes, (int)p->nargs);
+    for (i = 0, q = *pos, held = 0; i < p->nargs; i++) {
+        whole_arg(p, buf, len, &q, &n, &held); /* true, as in the first pass */
+        memcpy(mem + off, buf + q - n - 2, n);
+        mem[off + n] = '\0';
+        out->argv[i] = mem + off;
+        out->len[i] = n;
+        off += n + 1;
+    }
+    *pos = q;
+    p->state = RQ_START;
+    return true;
+}
+
 /* "*N\r\n" */
-static int req_mb_count(resp_req_parser *p, const char *buf, size_t len, size_t *pos)
+static int req_mb_count(resp_req_parser *p, const char *buf, size_t len, size_t *pos,
+                        resp_cmd *out)
 {
     const char *line;
     size_t n;
@@ -567,6 +746,8 @@ static int req_mb_count(resp_req_parser *p, const char *buf, size_t len, size_t 
         return STEP_NEXT;
     }
     p->nargs = (size_t)count;
+    if (req_whole(p, buf, len, pos, out))
+        return STEP_DONE;
     p->state = RQ_BULK_HDR;
     return STEP_NEXT;
 }
@@ -599,20 +780,33 @@ static int req_bulk_hdr(resp_req_parser *p, const char *buf, size_t len, size_t 
     return STEP_NEXT;
 }
 
-/* Payload and CRLF of one argument. */
+/* Payload and CRLF of one argument, copied into the block as they arrive. */
 static int req_bulk_data(resp_req_parser *p, const char *buf, size_t len, size_t *pos,
                          resp_cmd *out)
 {
-    int rc = bulk_read(&p->bulk, buf, len, pos);
+    bulk_acc *b = &p->bulk;
+    size_t avail = len - *pos;
+    size_t take = b->total - b->have < avail ? b->total - b->have : avail;
+    int rc;
 
+    if (take) {
+        req_reserve(p, p->used + b->have + take + 1);
+        memcpy(p->blk + p->used + b->have, buf + *pos, take);
+        b->have += take;
+        *pos += take;
+    }
+    if (b->have < b->total)
+        return STEP_AGAIN;
+    rc = bulk_crlf(b, buf, len, pos);
     if (rc == BULK_BADEND)
         return req_fail(p, ERR_BULK_END);
     if (rc == BULK_AGAIN)
         return STEP_AGAIN;
-    req_push_arg(p, p->bulk.data, p->bulk.total, p->nargs);
-    p->bulk.data = NULL;
-    bulk_begin(&p->bulk, 0);
-    if ((size_t)p->cmd.argc == p->nargs)
+    req_reserve(p, p->used + b->total + 1);
+    p->blk[p->used + b->total] = '\0';
+    req_add_arg(p, p->used, b->total, p->nargs);
+    bulk_begin(b, 0);
+    if ((size_t)p->argc == p->nargs)
         return req_emit(p, false, out);
     p->state = RQ_BULK_HDR;
     return STEP_NEXT;
@@ -691,20 +885,20 @@ static size_t unquote(char quote, const char *s, const char *close, char *d)
 /*
  * One argument starting at *sp (not a blank): unquoted bytes, optionally
  * followed by one quoted section that must end the argument (be followed by
- * a blank or the end of the line), as in Redis's sdssplitargs. Returns 0
- * with a new NUL-terminated string in *out, or -1 on unbalanced quotes.
+ * a blank or the end of the line), as in Redis's sdssplitargs. Decodes it
+ * to d (never more bytes than it spans in the line) and returns 0 with its
+ * length in *outlen, or -1 on unbalanced quotes.
  */
-static int inline_arg(const char **sp, const char *end, char **out, size_t *outlen)
+static int inline_arg(const char **sp, const char *end, char *d, size_t *outlen)
 {
     const char *s = *sp, *q = s, *close;
     size_t plain;
-    char *d;
 
     while (q < end && !ends_word(*q) && *q != '"' && *q != '\'')
         q++;
     plain = (size_t)(q - s);
+    memcpy(d, s, plain);
     if (q == end || ends_word(*q)) {
-        *out = xmemdup(s, plain);
         *outlen = plain;
         *sp = q;
         return 0;
@@ -712,17 +906,15 @@ static int inline_arg(const char **sp, const char *end, char **out, size_t *outl
     close = find_close(q, end);
     if (!close || (close + 1 < end && !is_blank(close[1])))
         return -1;
-    d = xmalloc(plain + (size_t)(close - q));
-    memcpy(d, s, plain);
     *outlen = plain + unquote(*q, q + 1, close, d + plain);
-    d[*outlen] = '\0';
-    *out = d;
     *sp = close + 1;
     return 0;
 }
 
-/* Splits an inline line (without its CRLF) into p->cmd. Like Redis, the
- * line ends at a NUL byte. */
+/* Splits an inline line (without its CRLF) into the block. Like Redis, the
+ * line ends at a NUL byte. An argument decodes to at most the bytes it
+ * spans and is followed by a blank or the end, so n + 1 bytes hold all of
+ * them with their NULs. */
 static int inline_split(resp_req_parser *p, const char *s, size_t n)
 {
     const char *end = n ? memchr(s, '\0', n) : NULL;
@@ -731,20 +923,21 @@ static int inline_split(resp_req_parser *p, const char *s, size_t n)
     if (!end)
         end = s + n;
     for (;;) {
-        char *arg;
+        char *d;
         size_t alen;
 
         while (s < end && is_blank(*s))
             s++;
         if (s == end)
             return 0;
-        if (inline_arg(&s, end, &arg, &alen) < 0)
+        req_reserve(p, n + 1); /* once: a blank line allocates nothing */
+        d = p->blk + p->used;
+        if (inline_arg(&s, end, d, &alen) < 0)
             return req_fail(p, ERR_QUOTES);
-        if ((size_t)p->cmd.argc >= max || alen > p->lim.max_bulk) {
-            free(arg);
+        if ((size_t)p->argc >= max || alen > p->lim.max_bulk)
             return req_fail(p, ERR_INLINE_BIG);
-        }
-        req_push_arg(p, arg, alen, max);
+        d[alen] = '\0';
+        req_add_arg(p, p->used, alen, max);
     }
 }
 
@@ -766,10 +959,8 @@ static int req_inline(resp_req_parser *p, const char *buf, size_t len, size_t *p
     p->line.len = 0;
     if (rc < 0)
         return rc;
-    if (p->cmd.argc == 0) {
-        resp_cmd_free(&p->cmd);
-        p->argv_cap = 0;
-        p->state = RQ_START;
+    if (p->argc == 0) {
+        req_restart(p);
         return STEP_NEXT;
     }
     return req_emit(p, true, out);
@@ -785,7 +976,7 @@ static int req_step(resp_req_parser *p, const char *buf, size_t len, size_t *pos
         p->state = buf[*pos] == '*' ? RQ_MB_COUNT : RQ_INLINE;
         return STEP_NEXT;
     case RQ_MB_COUNT:
-        return req_mb_count(p, buf, len, pos);
+        return req_mb_count(p, buf, len, pos, out);
     case RQ_BULK_HDR:
         return req_bulk_hdr(p, buf, len, pos);
     case RQ_BULK_DATA:

@@ -69,18 +69,28 @@ typedef struct resp_limits {
 resp_limits resp_limits_default(void);
 
 /* One parsed command. argv[i] is NUL-terminated (argv[i][len[i]] == 0) but may
- * contain NUL bytes before that; always use len[i]. The whole thing is one
- * owner: free it with resp_cmd_free(). */
+ * contain NUL bytes before that; always use len[i]; argv[argc] is NULL.
+ *
+ * The whole command is one allocation, mem: the argument bytes (each with
+ * its NUL), then the argv and len arrays. Free it with resp_cmd_free(); a
+ * struct copy moves the ownership (zero the source). The arguments belong to
+ * the block: code that keeps one beyond the command (a job's payload, a
+ * stored value) copies it. A resp_cmd whose mem is NULL is a view into
+ * another one (e.g. argv + 2) and owns nothing. */
 typedef struct resp_cmd {
     int argc;
     char **argv;
     size_t *len;
     bool inline_form; /* came as an inline command */
+    void *mem;        /* the one allocation (NULL for a view) */
 } resp_cmd;
 
-void resp_cmd_free(resp_cmd *c); /* frees argv strings and arrays, zeroes *c */
-/* Each argv[i] is its own malloc() block: a caller may take one (e.g. a job
- * payload) by setting argv[i] = NULL; resp_cmd_free() skips NULL entries. */
+void resp_cmd_free(resp_cmd *c); /* frees mem, zeroes *c */
+/* Builds *c as one block holding copies of argc arguments (len[i] bytes
+ * each; len may be NULL for C strings). */
+void resp_cmd_build(resp_cmd *c, int argc, const char *const *argv, const size_t *len);
+/* A copy of src in a block of its own. */
+void resp_cmd_copy(resp_cmd *dst, const resp_cmd *src);
 
 typedef struct resp_req_parser resp_req_parser;
 

@@ -32,4 +32,15 @@ static inline void *xcalloc(size_t n, size_t size) { return xalloc_check(calloc(
 static inline void *xrealloc(void *p, size_t n) { return xalloc_check(realloc(p, n ? n : 1), n); }
 static inline char *xstrdup(const char *s) { return xalloc_check(strdup(s), strlen(s) + 1); }
 
+/* A copy of n bytes with a NUL after them (the bytes may hold NULs). */
+static inline char *xmemdup(const void *s, size_t n)
+{
+    char *d = xmalloc(n + 1);
+
+    if (n)
+        memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
 #endif

@@ -171,10 +171,36 @@ Test(bench_compare, quick_run_prints_the_table, .timeout = 180)
     double pop = row_rate(out, "\ncycle-pop:", "spool --fsync always");
     cr_assert(push > 0, "no spool push rate in:\n%s", out);
     cr_assert(pop > 0, "no spool cycle-pop rate in:\n%s", out);
+    /* issue 12's rows: half of the peak, and cycle-reliable with delayed jobs present */
+    double half = row_rate(out, "\ncycle-reliable at half of its peak rate", "spool --fsync always");
+    cr_assert(half > 0, "no spool half-load rate in:\n%s", out);
+    double delayed = row_rate(out, "\ncycle-reliable: push", "spool --fsync always +10,000 delayed");
+    cr_assert(delayed > 0, "no cycle-reliable rate with 10,000 delayed jobs in:\n%s", out);
     FILE *f = fopen(json, "r");
     cr_assert(f != NULL, "compare wrote no JSON to %s", json);
     fclose(f);
     unlink(json);
+    free(out);
+}
+
+/* --baseline BUILD: spool-always from another build in the same rounds
+ * (here the same build: the row must be there and measured). */
+Test(bench_compare, baseline_row, .timeout = 120)
+{
+    char *argv[] = { BENCH_COMPARE, "--quick", "--no-install", "--no-build", "--build", BUILD_ROOT,
+                     "--baseline", BUILD_ROOT, "--only", "spool-always,spool-always-base",
+                     "--workloads", "push", "--queues", "1", "--json", "/dev/null", NULL };
+    char *out = NULL;
+    int rc = run_with_deadline(argv, &out, 90000);
+    cr_log_info("%s", out);
+    cr_assert(rc == 0, "bench/compare --baseline ended with %d:\n%s", rc, out);
+    cr_assert(row_rate(out, "\npush: LPUSH", "spool --fsync always (baseline)") > 0,
+              "no baseline push rate in:\n%s", out);
+    free(out);
+    char *bad[] = { BENCH_COMPARE, "--quick", "--no-install", "--no-build", "--build", BUILD_ROOT,
+                    "--baseline", "/nonexistent-build", NULL };
+    rc = run_with_deadline(bad, &out, 30000);
+    cr_assert(rc != 0, "a missing --baseline build was accepted:\n%s", out);
     free(out);
 }
 

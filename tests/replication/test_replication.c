@@ -13,6 +13,9 @@
 #ifndef FAILOVER_PY
 #define FAILOVER_PY "failover.py"
 #endif
+#ifndef MEMBERS_PY
+#define MEMBERS_PY "members.py"
+#endif
 #ifndef SPOOLD_PATH
 #define SPOOLD_PATH "spoold"
 #endif
@@ -27,15 +30,21 @@
 #define MAX_PAUSE "3"
 #endif
 
-/* Runs failover.py with extra arguments; every "not ok" line fails the test. */
-static void run_failover(const char *extra)
+static const char *cli_path(void)
+{
+    const char *cli = getenv("SPOOL_CLI");
+    return cli && cli[0] ? cli : SPOOL_CLI_PATH;
+}
+
+/* Runs a script of this directory with extra arguments; every "not ok"
+ * line fails the test. */
+static void run_py(const char *script, const char *extra)
 {
     const char *spoold = getenv("SPOOLD");
     if (!spoold || !spoold[0])
         spoold = SPOOLD_PATH;
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "timeout 360 /usr/bin/python3 '%s' --spoold '%s' --max-pause " MAX_PAUSE " %s 2>&1",
-             FAILOVER_PY, spoold, extra);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "timeout 360 /usr/bin/python3 '%s' --spoold '%s' %s 2>&1", script, spoold, extra);
     FILE *p = popen(cmd, "r");
     cr_assert(p, "cannot run %s", cmd);
     char line[4096];
@@ -46,9 +55,16 @@ static void run_failover(const char *extra)
         summary += strstr(line, " passed, ") != NULL;
     }
     int st = pclose(p);
-    cr_expect_eq(not_ok, 0, "%d check(s) of failover.py failed (its output is above)", not_ok);
+    cr_expect_eq(not_ok, 0, "%d check(s) of %s failed (its output is above)", not_ok, script);
     cr_assert(summary == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "failover.py did not finish cleanly (status %d); its output is above", st);
+              "%s did not finish cleanly (status %d); its output is above", script, st);
+}
+
+static void run_failover(const char *extra)
+{
+    char args[2100];
+    snprintf(args, sizeof args, "--max-pause " MAX_PAUSE " %s", extra);
+    run_py(FAILOVER_PY, args);
 }
 
 /* A group of three, plain redis-py clients that follow -MOVED themselves. */
@@ -61,8 +77,25 @@ Test(replication, leader_kills_lose_nothing, .timeout = 400)
  * every slot, made by spool cluster create), driven by redis-py RedisCluster. */
 Test(replication, cluster_mode_redis_py_cluster, .timeout = 400)
 {
-    const char *cli = getenv("SPOOL_CLI");
     char extra[2048];
-    snprintf(extra, sizeof extra, "--kills 3 --rounds 1 --spool '%s'", cli && cli[0] ? cli : SPOOL_CLI_PATH);
+    snprintf(extra, sizeof extra, "--kills 3 --rounds 1 --spool '%s'", cli_path());
     run_failover(extra);
+}
+
+/* Log compaction and membership (members.py): the log stays bounded, a
+ * wiped follower and new members catch up through snapshots, a dead node
+ * is replaced by one with a new id and address, the group grows. */
+Test(replication, compaction_and_membership, .timeout = 400)
+{
+    char extra[2048];
+    snprintf(extra, sizeof extra, "--spool '%s'", cli_path());
+    run_py(MEMBERS_PY, extra);
+}
+
+/* The same in cluster mode: the slot map's group follows the membership. */
+Test(replication, membership_cluster_mode, .timeout = 400)
+{
+    char extra[2048];
+    snprintf(extra, sizeof extra, "--spool '%s' --cluster", cli_path());
+    run_py(MEMBERS_PY, extra);
 }

@@ -9,13 +9,15 @@
  * catches a read past the bytes handed over.
  *
  * malloc() and realloc() are wrapped at link time (-Wl,--wrap, see
- * meson.build) to record the largest single allocation, which lets the
- * tests check that nothing is allocated from a length that has not arrived.
+ * meson.build) to record the largest single allocation and count the calls,
+ * which lets the tests check that nothing is allocated from a length that
+ * has not arrived or is over a limit, and that a command is one allocation.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,8 +37,12 @@ void *__wrap_realloc(void *p, size_t n);
 static bool alloc_tracking;
 static size_t alloc_largest;
 
+static size_t alloc_calls;
+
 static void alloc_note(size_t n)
 {
+    if (alloc_tracking)
+        alloc_calls++;
     if (alloc_tracking && n > alloc_largest)
         alloc_largest = n;
 }
@@ -56,6 +62,7 @@ void *__wrap_realloc(void *p, size_t n)
 static void alloc_track(void)
 {
     alloc_largest = 0;
+    alloc_calls = 0;
     alloc_tracking = true;
 }
 
@@ -435,24 +442,200 @@ Test(req, dead_after_error)
     resp_req_free(p);
 }
 
-Test(req, caller_takes_one_argument)
+/* ------------------------------------------- one allocation per command */
+
+/* True when [p, p + n) lies inside the command's block of `size` bytes. */
+static bool in_block(const resp_cmd *c, size_t size, const void *p, size_t n)
+{
+    const char *lo = c->mem, *s = p;
+
+    return s >= lo && s + n <= lo + size;
+}
+
+/* Every argument, NUL, argv and len lie inside one block, which
+ * malloc_usable_size says is at least as large as their span. */
+static void expect_one_block(const resp_cmd *c)
+{
+    size_t size = malloc_usable_size(c->mem);
+    int i;
+
+    cr_assert_not_null(c->mem);
+    cr_assert(in_block(c, size, c->argv, (size_t)(c->argc + 1) * sizeof *c->argv));
+    cr_assert(in_block(c, size, c->len, (size_t)c->argc * sizeof *c->len));
+    cr_assert_null(c->argv[c->argc]);
+    for (i = 0; i < c->argc; i++)
+        cr_assert(in_block(c, size, c->argv[i], c->len[i] + 1), "argv[%d] outside the block", i);
+}
+
+/* A whole command in the buffer costs exactly one allocation. */
+Test(req, whole_command_is_one_allocation)
+{
+    static const char in[] = "*3\r\n$5\r\nLPUSH\r\n$1\r\nq\r\n$200\r\n"
+        "01234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "01234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789\r\n";
+    resp_req_parser *p = resp_req_new(NULL);
+    resp_cmd cmd;
+    size_t cons;
+
+    cr_assert_eq(resp_req_feed(p, "PING\r\n", 6, &cons, &cmd), RESP_OK); /* warm up */
+    resp_cmd_free(&cmd);
+    alloc_track();
+    cr_assert_eq(resp_req_feed(p, in, sizeof in - 1, &cons, &cmd), RESP_OK);
+    alloc_tracking = false;
+    cr_assert_eq(alloc_calls, 1, "%zu allocations for one command", alloc_calls);
+    cr_assert_eq(cons, sizeof in - 1);
+    cr_assert_eq(cmd.argc, 3);
+    cr_assert_eq(cmd.len[2], 200);
+    expect_one_block(&cmd);
+    resp_cmd_free(&cmd);
+    resp_req_free(p);
+}
+
+/* Split anywhere, a command still ends as one block (the bytes grow in
+ * one buffer that becomes the block), with every chunking. */
+Test(req, split_command_is_one_block)
+{
+    static const char in[] = "*4\r\n$3\r\nSET\r\n$0\r\n\r\n$5\r\nva\0ue\r\n$2\r\nEX\r\n";
+    size_t cut;
+
+    for (cut = 1; cut < sizeof in - 1; cut++) {
+        resp_req_parser *p = resp_req_new(NULL);
+        resp_cmd cmd;
+        size_t cons;
+
+        cr_assert_eq(resp_req_feed(p, in, cut, &cons, &cmd), RESP_AGAIN, "cut %zu", cut);
+        cr_assert_eq(cons, cut);
+        cr_assert_eq(resp_req_feed(p, in + cut, sizeof in - 1 - cut, &cons, &cmd), RESP_OK,
+                     "cut %zu", cut);
+        cr_assert_eq(cmd.argc, 4);
+        cr_assert_eq(cmd.len[1], 0);
+        cr_assert_eq(cmd.argv[1][0], '\0');
+        cr_assert_eq(memcmp(cmd.argv[2], "va\0ue", 6), 0);
+        expect_one_block(&cmd);
+        resp_cmd_free(&cmd);
+        resp_req_free(p);
+    }
+}
+
+Test(req, inline_command_is_one_block)
 {
     resp_req_parser *p = resp_req_new(NULL);
     resp_cmd cmd;
     size_t cons;
-    char *payload;
 
-    cr_assert_eq(resp_req_feed(p, "PUSH q payload-1\r\n", 18, &cons, &cmd), RESP_OK);
-    cr_assert_eq(cmd.argc, 3);
-    payload = cmd.argv[2];
-    cmd.argv[2] = NULL;
+    cr_assert_eq(resp_req_feed(p, "SET k \"a b\" ''\r\n", 16, &cons, &cmd), RESP_OK);
+    cr_assert_eq(cmd.argc, 4);
+    cr_assert_str_eq(cmd.argv[2], "a b");
+    cr_assert_eq(cmd.len[3], 0);
+    expect_one_block(&cmd);
     resp_cmd_free(&cmd);
-    cr_assert_eq(cmd.argc, 0);
-    cr_assert_null(cmd.argv);
-    cr_assert_null(cmd.len);
-    cr_assert_str_eq(payload, "payload-1");
-    free(payload);
     resp_req_free(p);
+}
+
+/* "*2 $4 ECHO $<n>" and n bytes 'x', CRLF: a whole command in one buffer. */
+static char *echo_command(size_t n, size_t *len)
+{
+    char hdr[64];
+    int h = snprintf(hdr, sizeof hdr, "*2\r\n$4\r\nECHO\r\n$%zu\r\n", n);
+    char *s = malloc((size_t)h + n + 2);
+
+    memcpy(s, hdr, (size_t)h);
+    memset(s + h, 'x', n);
+    memcpy(s + h + n, "\r\n", 2);
+    *len = (size_t)h + n + 2;
+    return s;
+}
+
+/* An argument over max_bulk is refused at its header, before anything is
+ * allocated for it, also when all its bytes are in the buffer already. */
+Test(req, huge_declared_length_refused_before_allocation)
+{
+    resp_limits lim = limits_with(1000, 0, 0);
+    resp_req_parser *p = resp_req_new(&lim);
+    size_t len, cons;
+    char *in = echo_command(1000000, &len);
+    resp_cmd cmd;
+
+    alloc_track();
+    cr_assert_eq(resp_req_feed(p, in, len, &cons, &cmd), RESP_EPROTO);
+    alloc_tracking = false;
+    cr_assert_str_eq(resp_req_error(p), E_BULK);
+    cr_assert_leq(alloc_largest, 64, "allocated %zu bytes", alloc_largest);
+    cr_assert_null(cmd.mem);
+    resp_req_free(p);
+    free(in);
+}
+
+/* max_request also when the whole over-limit command is in the buffer: it
+ * is refused at the header that passes the limit, nothing allocated for it. */
+Test(req, request_cap_holds_for_a_whole_command)
+{
+    resp_limits lim = resp_limits_default();
+    lim.max_request = 100000;
+    resp_req_parser *p = resp_req_new(&lim);
+    size_t len, cons;
+    char *in = echo_command(100000 - 3, &len);
+    resp_cmd cmd;
+
+    alloc_track();
+    cr_assert_eq(resp_req_feed(p, in, len, &cons, &cmd), RESP_EPROTO);
+    alloc_tracking = false;
+    cr_assert_str_eq(resp_req_error(p), "Protocol error: request too big (over 100000 bytes in all)");
+    cr_assert_leq(alloc_largest, 64, "allocated %zu bytes", alloc_largest);
+    free(in);
+    in = echo_command(100000 - 4, &len);
+    cr_assert_eq(resp_req_feed(p, in, len, &cons, &cmd), RESP_EPROTO, "the parser stays dead");
+    resp_req_free(p);
+    p = resp_req_new(&lim);
+    cr_assert_eq(resp_req_feed(p, in, len, &cons, &cmd), RESP_OK, "at the limit");
+    expect_one_block(&cmd);
+    resp_cmd_free(&cmd);
+    resp_req_free(p);
+    free(in);
+}
+
+Test(req, zero_args_allocate_nothing)
+{
+    static const char in[] = "*0\r\n*-1\r\n\r\n  \r\n";
+    resp_req_parser *p = resp_req_new(NULL);
+    resp_cmd cmd;
+    size_t cons;
+
+    alloc_track();
+    cr_assert_eq(resp_req_feed(p, in, 9, &cons, &cmd), RESP_AGAIN);
+    cr_assert_eq(resp_req_feed(p, in + 9, sizeof in - 10, &cons, &cmd), RESP_AGAIN);
+    alloc_tracking = false;
+    cr_assert_eq(alloc_calls, 0, "%zu allocations", alloc_calls);
+    cr_assert_null(cmd.mem);
+    cr_assert_eq(resp_req_pending(p), 0);
+    resp_req_free(p);
+}
+
+Test(req, build_and_copy_are_one_block)
+{
+    const char *argv[] = { "publish", "ch", "a\0b" };
+    size_t len[] = { 7, 2, 3 };
+    resp_cmd a, b, view;
+
+    resp_cmd_build(&a, 3, argv, len);
+    expect_one_block(&a);
+    cr_assert_eq(memcmp(a.argv[2], "a\0b", 4), 0);
+    resp_cmd_copy(&b, &a);
+    expect_one_block(&b);
+    cr_assert_neq(b.mem, a.mem);
+    cr_assert_eq(b.len[2], 3);
+    cr_assert_eq(memcmp(b.argv[2], "a\0b", 4), 0);
+    resp_cmd_free(&a);
+    cr_assert_null(a.argv);
+    cr_assert_str_eq(b.argv[1], "ch");
+    view = (resp_cmd){ .argc = 1, .argv = b.argv + 2, .len = b.len + 2 };
+    resp_cmd_free(&view); /* a view owns nothing */
+    resp_cmd_build(&a, 2, (const char *[]){ "GET", "k" }, NULL);
+    cr_assert_eq(a.len[0], 3);
+    cr_assert_str_eq(a.argv[1], "k");
+    resp_cmd_free(&a);
+    resp_cmd_free(&b);
 }
 
 Test(req, limits_tightened_between_commands)
@@ -692,7 +875,8 @@ Test(req, argv_grows_with_received_arguments)
     for (i = 1; i <= 100000; i++) {
         cr_assert_eq(resp_req_feed(p, "$1\r\nx\r\n", 7, &cons, &cmd), RESP_AGAIN);
         if (i % 1000 == 0)
-            cr_assert_leq(alloc_largest, (i + 1) * sizeof(char *) + RESP_PREALLOC_MAX,
+            /* where each argument lies: an offset and a length */
+            cr_assert_leq(alloc_largest, (i + 1) * (sizeof(char *) + sizeof(size_t)) + RESP_PREALLOC_MAX,
                           "%zu bytes allocated for %zu arguments", alloc_largest, i);
     }
     cr_assert_eq(resp_req_pending(p), 100000);

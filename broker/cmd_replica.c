@@ -1,0 +1,116 @@
+/*
+ * cmd_replica.c - a replication group's membership (cmd_replica.h).
+ *
+ *   REPLICA.MEMBERS               one line per member: id raft-address
+ *                                 client-address role leader|- match-index,
+ *                                 then "change: <the last change's state>"
+ *   REPLICA.ADD id raft client    on the leader: adds a node started with
+ *                                 --replica-join yes (it catches up, then votes)
+ *   REPLICA.REMOVE id             on the leader: removes a member
+ *
+ * ADD and REMOVE answer once the leader started the change; REPLICA.MEMBERS
+ * shows when it is done (spool cluster add-replica/remove-replica wait for it).
+ */
+#include "cmd_replica.h"
+
+#include "args.h"
+#include "conn.h"
+#include "context.h"
+#include "io.h"
+#include "msg.h"
+#include "replica.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const role_names[] = { "voter", "standby", "spare" };
+
+/* The group, or NULL after answering that there is none. */
+static struct replica *group_of(struct conn *c, struct msg *m)
+{
+    struct replica *r = c->io->srv->replica;
+    if (!r)
+        conn_reply_error(c, m, "ERR this spoold is not in a replication group (start it with --replica-id and "
+                         "--replica-peers; docs/replication.md)");
+    return r;
+}
+
+void io_replica_members(struct conn *c, struct msg *m)
+{
+    struct replica *r = group_of(c, m);
+    if (!r)
+        return;
+    struct replica_member v[REPLICA_MAX_PEERS];
+    char status[300], line[400];
+    int n = replica_members(r, v, REPLICA_MAX_PEERS, status, sizeof status);
+    resp_buf text;
+    resp_buf_init(&text);
+    for (int i = 0; i < n; i++) {
+        snprintf(line, sizeof line, "%u %s %s %s %s %llu\n", v[i].id, v[i].raft_addr, v[i].client_addr,
+                 role_names[v[i].role], v[i].leader ? "leader" : "-", (unsigned long long)v[i].match_index);
+        resp_buf_append(&text, line, strlen(line));
+    }
+    snprintf(line, sizeof line, "change: %s\n", status);
+    resp_buf_append(&text, line, strlen(line));
+    resp_add_verbatim(&m->out, c->proto, "txt", text.data, text.len);
+    resp_buf_free(&text);
+    conn_reply(c, m);
+}
+
+/* "host:port" with a port in 1..65535 and no '/' or space. */
+static bool is_addr(const struct msg *m, int i)
+{
+    char buf[64];
+    if (m->req.len[i] == 0 || m->req.len[i] >= sizeof buf)
+        return false;
+    memcpy(buf, m->req.argv[i], m->req.len[i]);
+    buf[m->req.len[i]] = 0;
+    const char *colon = strrchr(buf, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    return colon && colon != buf && port > 0 && port < 65536 && strspn(colon + 1, "0123456789") == strlen(colon + 1) &&
+           !strpbrk(buf, "/ ,=");
+}
+
+static void change(struct conn *c, struct msg *m, struct replica *r, int op, long long id)
+{
+    char raft[64] = "", client[64] = "", msg[300];
+    if (op == REPLICA_ADD) {
+        snprintf(raft, sizeof raft, "%.*s", (int)m->req.len[2], m->req.argv[2]);
+        snprintf(client, sizeof client, "%.*s", (int)m->req.len[3], m->req.argv[3]);
+    }
+    if (replica_change(r, op, (unsigned)id, raft, client, msg, sizeof msg) < 0)
+        conn_reply_error(c, m, "%s", msg);
+    else
+        conn_reply_ok(c, m);
+}
+
+/* REPLICA.ADD id raft-host:port client-host:port */
+void io_replica_add(struct conn *c, struct msg *m)
+{
+    struct replica *r = group_of(c, m);
+    long long id;
+    if (!r)
+        return;
+    if (!arg_range(m, 1, 1, 255, &id))
+        conn_reply_error(c, m, "ERR REPLICA.ADD: the node id must be a number from 1 to 255 (its --replica-id)");
+    else if (!is_addr(m, 2) || !is_addr(m, 3))
+        conn_reply_error(c, m, "ERR REPLICA.ADD %lld: give its Raft address and its client address, each host:port "
+                         "(e.g. REPLICA.ADD 4 127.0.0.1:17004 127.0.0.1:7004)", id);
+    else
+        change(c, m, r, REPLICA_ADD, id);
+}
+
+/* REPLICA.REMOVE id */
+void io_replica_remove(struct conn *c, struct msg *m)
+{
+    struct replica *r = group_of(c, m);
+    long long id;
+    if (!r)
+        return;
+    if (!arg_range(m, 1, 1, 255, &id))
+        conn_reply_error(c, m, "ERR REPLICA.REMOVE: the node id must be a number from 1 to 255 (REPLICA.MEMBERS "
+                         "lists them)");
+    else
+        change(c, m, r, REPLICA_REMOVE, id);
+}

@@ -1,0 +1,34 @@
+/*
+ * cluster_map.h - what cmd_cluster.c shares with cmd_replicas.c: one
+ * command to a node, and reading, copying and sending the slot map
+ * (docs/cluster.md).
+ */
+#ifndef SPOOL_CLI_CLUSTER_MAP_H
+#define SPOOL_CLI_CLUSTER_MAP_H
+
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+/* One command to the node at addr ("host:port"): 0 with *text (free it),
+ * or -1 after printing why. */
+int node_call(cli_ctx *x, const char *addr, int argc, const char *const *argv, char **text);
+/* The map a node has (NULL: none, *failed on an error). */
+cJSON *node_map(cli_ctx *x, const char *addr, bool *failed);
+long long map_epoch(const cJSON *map);
+/* A node object of the map as "host:port". */
+void node_addr(const cJSON *node, char *out, size_t n);
+/* A node for the map (its CLUSTER MYID, host, port), or NULL after
+ * printing why (unreachable, not in cluster mode, in a map already). */
+cJSON *new_node(cli_ctx *x, const char *given);
+/* Sends map to every node it names, groups first[] first; returns how
+ * many refused. */
+int push_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst);
+/* A copy of map with the next epoch. */
+cJSON *next_epoch(const cJSON *map);
+
+/* spool cluster add-replica|remove-replica|replicas (cmd_replicas.c). */
+int cluster_replicas(cli_ctx *x, const char *sub);
+
+#endif
