@@ -353,6 +353,23 @@ void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, c
             fn(arg, l->w->m->who, l->w->since);
 }
 
+void shard_refuse_waiters(struct shard *s, struct queue *q, const char *error)
+{
+    bool listed = q->in_ready_list;
+    q->in_ready_list = true; /* unlinking its last waiter must not free q here */
+    while (q->wait_head) {
+        struct waiter *w = q->wait_head->w;
+        if (!claim_take(w->m->claim)) {
+            waiter_drop(s, w);
+            continue;
+        }
+        struct msg *m = waiter_remove(s, w);
+        resp_add_error(&m->out, error);
+        shard_reply(s, m);
+    }
+    q->in_ready_list = listed;
+}
+
 void shard_bpop(struct shard *s, struct msg *m)
 {
     bool wrong;
