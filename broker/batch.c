@@ -301,8 +301,8 @@ void batch_pushed(struct shard *s, uint64_t id, struct job *j)
 /* A job of a batch finished (the shard_ext hook). */
 static void job_finished(struct shard *s, struct job *j, int how)
 {
-    if (!j->batch || !s->batches)
-        return;
+    if (!j->batch || !s->batches || how == SHARD_FINISHED_MOVED)
+        return; /* a moved job counts where it finishes */
     uint64_t id = j->batch;
     j->batch = 0; /* counted once: a dead job retried later no longer counts */
     jext_job_batch(s, j->id, 0);

@@ -4,6 +4,7 @@
 #include "cluster.h"
 
 #include "fsio.h"
+#include "queue.h"
 #include "xalloc.h"
 
 #include <cjson/cJSON.h>
@@ -301,6 +302,7 @@ static int load(struct cluster *cl, const char *text, size_t len, char *err, siz
             free(m);
         } else {
             atomic_store_explicit(&cl->map, m, memory_order_release);
+            job_id_origin_set(cluster_my_group(cl, m));
         }
         cJSON_free(mtext);
     }
@@ -372,6 +374,7 @@ int cluster_open(struct cluster *cl, const char *data_dir, const char *want_id, 
 
 void cluster_close(struct cluster *cl)
 {
+    job_id_origin_set(-1);
     free(atomic_load(&cl->map));
     for (size_t i = 0; i < cl->nretired; i++)
         free(cl->retired[i]);
@@ -401,6 +404,7 @@ static int install_locked(struct cluster *cl, struct cluster_map *m, char *err, 
     if (rc < 0)
         return fail(err, errlen, "cannot write %s: %s (the map was not installed)", cl->path, strerror(-rc));
     atomic_store_explicit(&cl->map, m, memory_order_release);
+    job_id_origin_set(cluster_my_group(cl, m));
     if (cur) {
         cl->retired = xrealloc(cl->retired, (cl->nretired + 1) * sizeof *cl->retired);
         cl->retired[cl->nretired++] = cur;

@@ -516,6 +516,70 @@ void io_cluster(struct conn *c, struct msg *m)
     }
 }
 
+/* ------------------------------------------------------------- SLOTMOVE */
+
+/* Why this node may not run SLOTMOVE sub on slot now (NULL: it may). A
+ * group's serving node does it, and only for a slot the map has in a
+ * move: EXPORT and DROP on the source, IMPORT on the target, RESTORE on
+ * the owner. */
+static const char *slotmove_refusal(const struct cluster *cl, const struct cluster_map *m, struct msg *msg,
+                                    int slot, char *why, size_t cap)
+{
+    int mine = m ? cluster_my_group(cl, m) : -1;
+    int l = mine >= 0 ? cluster_leader(cl, m, mine) : -1;
+    if (l < 0) {
+        snprintf(why, cap, "ERR SLOTMOVE: this node serves no group now (no map, or an election runs): retry");
+        return why;
+    }
+    if (strcmp(m->groups[mine].nodes[l].id, cl->myid)) {
+        snprintf(why, cap, "ERR SLOTMOVE: this node does not lead its group: send it to %s:%d",
+                 m->groups[mine].nodes[l].host, m->groups[mine].nodes[l].port);
+        return why;
+    }
+    bool moving_out = m->owner[slot] == mine && m->move_to[slot] >= 0;
+    if (arg_is(msg, 1, "EXPORT") && !moving_out) {
+        snprintf(why, cap, "ERR SLOTMOVE EXPORT: slot %d is not being moved away from this node's group (map epoch "
+                 "%llu): spool cluster move-slots freezes it first", slot, (unsigned long long)m->epoch);
+        return why;
+    }
+    if (arg_is(msg, 1, "IMPORT") && m->move_to[slot] != mine) {
+        snprintf(why, cap, "ERR SLOTMOVE IMPORT: slot %d is not being moved to this node's group (map epoch %llu): "
+                 "spool cluster move-slots freezes it first", slot, (unsigned long long)m->epoch);
+        return why;
+    }
+    if (arg_is(msg, 1, "RESTORE") && m->owner[slot] != mine) {
+        snprintf(why, cap, "ERR SLOTMOVE RESTORE: slot %d does not belong to this node's group", slot);
+        return why;
+    }
+    return NULL;
+}
+
+/* SLOTMOVE EXPORT|DROP|RESTORE slot | IMPORT slot blob [APPEND], run on
+ * the slot's shard (cluster_move.h). */
+void io_slotmove(struct conn *c, struct msg *m)
+{
+    struct cluster *cl = c->io->srv->cluster;
+    int argc = m->req.argc;
+    long long slot;
+    char why[512];
+    const char *no;
+    bool import = arg_is(m, 1, "IMPORT");
+    if (!cl) {
+        conn_reply_error(c, m, "ERR This instance has cluster support disabled");
+    } else if (!import && !arg_is(m, 1, "EXPORT") && !arg_is(m, 1, "DROP") && !arg_is(m, 1, "RESTORE")) {
+        conn_reply_error(c, m, "ERR unknown subcommand '%.64s': SLOTMOVE EXPORT|IMPORT|DROP|RESTORE slot",
+                         m->req.argv[1]);
+    } else if (import ? argc < 4 || argc > 5 || (argc == 5 && !arg_is(m, 4, "APPEND")) : argc != 3) {
+        conn_reply_error(c, m, "ERR wrong number of arguments for 'slotmove' command (SLOTMOVE EXPORT|DROP|RESTORE "
+                         "slot, SLOTMOVE IMPORT slot blob [APPEND])");
+    } else if (slot_arg(c, m, 2, &slot)) {
+        if ((no = slotmove_refusal(cl, cluster_current(cl), m, (int)slot, why, sizeof why)))
+            conn_reply_error(c, m, "%s", no);
+        else
+            conn_route(c, m, (int)(slot % c->io->srv->nshards));
+    }
+}
+
 /* ------------------------------------------------- keys of a slot (shard) */
 
 struct in_slot {

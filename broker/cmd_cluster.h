@@ -36,6 +36,9 @@ void io_cluster(struct conn *c, struct msg *m);
 void sh_cluster(struct shard *s, struct msg *m);
 void peer_cluster(struct io_thread *io, struct msg *m);
 void io_asking(struct conn *c, struct msg *m);
+/* SLOTMOVE: checks the slot is in a move this node takes part in, then runs
+ * it on the slot's shard (sh_slotmove, cluster_move.h). */
+void io_slotmove(struct conn *c, struct msg *m);
 void io_readonly(struct conn *c, struct msg *m);
 
 #endif

@@ -320,10 +320,11 @@ static void job_finished(struct shard *s, struct job *j, int how)
         *p = x->next;
         dtimer_remove(&w->timer, &x->timer);
         w->n--;
-        if (how == SHARD_FINISHED_DELETED) {
+        if (how == SHARD_FINISHED_DELETED || how == SHARD_FINISHED_MOVED) {
             char hex[JOB_ID_HEX + 1];
             job_id_format(j->id, hex);
-            resp_buf_printf(&x->m->out, "-NOJOB job %s was deleted before it finished\r\n", hex);
+            resp_buf_printf(&x->m->out, how == SHARD_FINISHED_MOVED ? "-TRYAGAIN job %s moved with its slot to "
+                            "another group: wait again\r\n" : "-NOJOB job %s was deleted before it finished\r\n", hex);
         } else {
             encode_final(s, x->m, j);
         }

@@ -318,10 +318,12 @@ static void info_replication(resp_buf *t, struct server *srv)
     replica_figures(r, &f);
     resp_buf_printf(t, "# Replication\r\nrole:%s\r\nconnected_slaves:0\r\nreplica_id:%d\r\nreplica_role:%s\r\n"
                     "replica_leader:%s\r\nreplica_applied_index:%llu\r\nreplica_entries_applied:%llu\r\n"
-                    "replica_entries_queued:%llu\r\nreplica_turns_proposed:%llu\r\nreplica_bytes_proposed:%llu\r\n",
+                    "replica_entries_queued:%llu\r\nreplica_turns_proposed:%llu\r\nreplica_bytes_proposed:%llu\r\n"
+                    "replica_commit_wait_us:%llu\r\nreplica_journal_commits:%llu\r\n",
                     role == REPLICA_LEADER ? "master" : "slave", srv->cfg.replica_id, roles[role], leader,
                     (unsigned long long)f.applied_index, (unsigned long long)f.applied,
-                    (unsigned long long)f.queued, (unsigned long long)f.proposed, (unsigned long long)f.proposed_bytes);
+                    (unsigned long long)f.queued, (unsigned long long)f.proposed, (unsigned long long)f.proposed_bytes,
+                    (unsigned long long)f.commit_wait_us, (unsigned long long)f.journal_commits);
     info_snapshots(t, &f);
 }
 

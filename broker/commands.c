@@ -10,6 +10,7 @@
 #include "args.h"
 #include "clock.h"
 #include "cmd_batch.h"
+#include "cluster_move.h"
 #include "cmd_cluster.h"
 #include "cmd_flow.h"
 #include "cmd_hash.h"
@@ -67,6 +68,7 @@ static struct command table[] = {
     { "backup", 2, 0, 0, 0, 0, io_backup, sh_backup, NULL, "BACKUP dir: an online, consistent copy of every shard into a new directory (restore: stop spoold, copy the files in, start)." },
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
     { "cluster", -2, 0, 0, 0, 0, io_cluster, sh_cluster, peer_cluster, "CLUSTER INFO|MYID|KEYSLOT|SLOTS|SHARDS|NODES|COUNTKEYSINSLOT|GETKEYSINSLOT|GETMAP|SETMAP: cluster mode's slot map (docs/cluster.md)." },
+    { "slotmove", -3, CMD_WRITE, 0, 0, 0, io_slotmove, sh_slotmove, NULL, "SLOTMOVE EXPORT|IMPORT|DROP|RESTORE slot [blob [APPEND]]: cluster mode's slot moves, for spool cluster move-slots (docs/cluster.md)." },
     { "replica.members", 1, 0, 0, 0, 0, io_replica_members, NULL, NULL, "Replication group: its members (id, Raft and client address, role, leader, log held) and the last membership change (docs/replication.md)." },
     { "replica.add", 4, 0, 0, 0, 0, io_replica_add, NULL, NULL, "REPLICA.ADD id raft-host:port host:port: on the leader, adds a node started with --replica-join yes (it catches up, then votes)." },
     { "replica.remove", 2, 0, 0, 0, 0, io_replica_remove, NULL, NULL, "REPLICA.REMOVE id: on the leader, removes a member of the replication group (a dead node before its replacement joins)." },

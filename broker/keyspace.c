@@ -331,6 +331,12 @@ struct kv *keyspace_rename(struct keyspace *ks, struct kv *kv, const char *key, 
     kv->ent = dict_add(&ks->keys, key, len, kv);
     ks->bytes += (int64_t)len;
     kv->fresh = true; /* under its new name it starts empty on replay */
+    keyspace_save_whole(ks, kv);
+    return kv;
+}
+
+void keyspace_save_whole(struct keyspace *ks, struct kv *kv)
+{
     keyspace_save(ks, kv);
     if (kv->type == KV_HASH) {
         for (size_t i = 0; i < kv->hash->nb; i++)
@@ -340,7 +346,13 @@ struct kv *keyspace_rename(struct keyspace *ks, struct kv *kv, const char *key, 
         for (struct znode *n = zset_at(kv->zset, 0); n; n = zset_next(n))
             keyspace_save_member(ks, kv, n->member, n->mlen);
     }
-    return kv;
+}
+
+void keyspace_zset_put(struct keyspace *ks, struct kv *kv, const char *m, size_t mlen, double score)
+{
+    ks->bytes -= (int64_t)zset_bytes(kv->zset);
+    zset_set(kv->zset, m, mlen, score);
+    ks->bytes += (int64_t)zset_bytes(kv->zset);
 }
 
 /* --------------------------------------------------------------- hashes */

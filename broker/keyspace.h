@@ -119,6 +119,12 @@ void keyspace_save(struct keyspace *ks, struct kv *kv);
 void keyspace_save_field(struct keyspace *ks, struct kv *kv, const char *f, size_t flen);
 /* Journals sorted-set member of kv: its current score, or its removal. */
 void keyspace_save_member(struct keyspace *ks, struct kv *kv, const char *m, size_t mlen);
+/* Journals the whole of kv: its row, then every hash field or sorted-set
+ * member (a key created in memory at once, e.g. imported by a slot move). */
+void keyspace_save_whole(struct keyspace *ks, struct kv *kv);
+/* Sets a sorted-set member in memory, keeping the byte count (journal with
+ * keyspace_save_member or keyspace_save_whole). */
+void keyspace_zset_put(struct keyspace *ks, struct kv *kv, const char *m, size_t mlen, double score);
 /* Renames kv to a new name (which must be free); journaled. */
 struct kv *keyspace_rename(struct keyspace *ks, struct kv *kv, const char *key, size_t len);
 

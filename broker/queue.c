@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,10 +181,21 @@ void job_id_format(uint64_t id, char out[JOB_ID_HEX + 1])
 }
 
 static bool id_tags;
+static _Atomic int id_origin = -1;
 
 void job_id_tagging(bool on)
 {
     id_tags = on;
+}
+
+void job_id_origin_set(int group)
+{
+    atomic_store_explicit(&id_origin, group >= 0 ? group & 0x3f : -1, memory_order_relaxed);
+}
+
+int job_id_origin(void)
+{
+    return atomic_load_explicit(&id_origin, memory_order_relaxed);
 }
 
 /* The "{tag}" of j's slot that starts its id and receipts in cluster

@@ -130,6 +130,13 @@ bool job_receipt_parse(const char *s, size_t n, uint64_t *id, uint32_t *attempt,
  * client routes JOB.ACK receipt and JOB.GET id by it. Switched on once at
  * start-up, before any thread runs; job_id_parse skips such a prefix. */
 void job_id_tagging(bool on);
+/* Cluster mode: the index of this node's group in the slot map (-1: none),
+ * set whenever a map is installed. A shard then makes ids with the group
+ * in the top 6 bits of the sequence (64 ids per millisecond per shard
+ * before it borrows the next millisecond), so that ids made by different
+ * groups never collide when a slot's jobs move to another group. */
+void job_id_origin_set(int group);
+int job_id_origin(void);
 #define JOB_ID_TEXT (JOB_ID_HEX + 8)
 /* The id of j as a client sees it: "{tag}" + 16 hex digits with tagging
  * on, the 16 hex digits without. Returns its length. */

@@ -3,12 +3,18 @@
  *
  * Threads: the Raft thread runs a libuv loop with the raft instance, its
  * TCP transport and the FSM (apply_entry); it alone calls libraft. A shard
- * thread hands it a turn's entry through the submission list (mutex) and
- * an uv_async, then waits on its slot's condition variable; the FSM (or
- * the apply callback, on failure) decides the slot and signals it. The
- * FSM queues committed entries of other proposers for their shard, which
- * applies them at the start of its next turn (replica_apply_pending); the
- * Raft thread never waits for a shard.
+ * thread hands it an entry through the submission list (mutex) and an
+ * uv_async, and runs on: its slot holds the entry in flight, whose fate
+ * the FSM (or the apply callback, on failure) writes there before it
+ * wakes the shard with a message (cfg.apply); the shard reads it in
+ * replica_poll. The FSM queues committed entries of other proposers for
+ * their shard, which applies them at the start of its next turn
+ * (replica_apply_pending); the Raft thread never waits for a shard.
+ *
+ * A leader's shard keeps one transaction open over several entries: the
+ * ones the group committed (kept here, so a rollback can apply them
+ * again), the one in flight, and the turns since; it commits it when the
+ * group holds all of it (replica_commit).
  *
  * Entry: struct entry_head, then the SQLite changeset of the turn.
  */
@@ -39,6 +45,11 @@
 
 #define ENTRY_MAGIC 0x73706f6f6c723031ULL /* "spoolr01" */
 #define TICK_MS 10
+/* A leader's shard commits its journal at least this often: after this
+ * many entries, or once its transaction is this old, it stops taking
+ * turns until the entry in flight commits (replica_hold). */
+#define TXN_ENTRIES 8
+#define TXN_US 5000
 
 struct entry_head {
     uint64_t magic;
@@ -57,9 +68,16 @@ struct shard_slot {
     int64_t fsm_last;          /* index of the last entry of this shard the FSM saw (Raft thread) */
     bool applied_known;
     uint64_t seq;
+    /* the entry in flight (under mu): its state, its index once committed,
+     * its changeset (index 0) */
     enum slot_state state;
     uint64_t index;
-    pthread_cond_t cv;
+    struct inbound *flight;
+    int64_t flight_us;         /* when it was proposed */
+    /* shard thread: this shard's committed entries in its open transaction */
+    struct inbound *kept_head, *kept_tail;
+    int txn_entries;
+    int64_t txn_since_us;
 };
 
 struct snap_hold; /* a snapshot being restored, shared by its shards' inbound items */
@@ -127,6 +145,7 @@ struct replica {
     _Atomic uint64_t role_epoch; /* role in the low 2 bits, the count of role changes above: read as one */
     _Atomic unsigned leader_id;
     _Atomic uint64_t applied_count, proposed_count, proposed_bytes, applied_index, queued_count;
+    _Atomic uint64_t committed_count, commit_wait_us, journal_commits;
 };
 
 /* ---------------------------------------------------------------- peers */
@@ -225,6 +244,9 @@ void replica_figures(const struct replica *r, struct replica_figures *f)
     f->applied_index = atomic_load(&r->applied_index);
     f->applied = atomic_load(&r->applied_count);
     f->queued = atomic_load(&r->queued_count);
+    uint64_t n = atomic_load(&r->committed_count);
+    f->commit_wait_us = n ? atomic_load(&r->commit_wait_us) / n : 0;
+    f->journal_commits = atomic_load(&r->journal_commits);
     f->proposed = atomic_load(&r->proposed_count);
     f->proposed_bytes = atomic_load(&r->proposed_bytes);
     struct snap_figures sf;
@@ -285,8 +307,6 @@ static void on_tick(uv_timer_t *t)
 }
 
 /* ------------------------------------------------------------ applying */
-
-static void deadline_in(struct timespec *ts, int ms);
 
 static int on_conflict(void *ctx, int kind, sqlite3_changeset_iter *it)
 {
@@ -372,9 +392,10 @@ int replica_apply_pending(struct replica *r, int k, struct journal *jr)
         sl->applied_known = true;
     }
     if (journal_in_txn(jr))
-        journal_rollback(jr); /* a turn of a shard that does not lead: nothing of it counts */
+        replica_rollback(r, k, jr); /* what the group holds stays; the rest of the transaction goes */
     if (journal_begin(jr) < 0)
         apply_failed(k, list->index, journal_error(jr));
+    replica_detach(r, k); /* no session records what is applied (new_session below) */
     int n = 0;
     while (list) {
         struct inbound *in = list;
@@ -389,6 +410,14 @@ int replica_apply_pending(struct replica *r, int k, struct journal *jr)
         apply_failed(k, (uint64_t)sl->applied, journal_error(jr));
     new_session(r, k, jr); /* what was applied is not this node's to propose */
     return n;
+}
+
+bool replica_pending(struct replica *r, int k)
+{
+    pthread_mutex_lock(&r->mu);
+    bool any = r->slots[k].in_head != NULL;
+    pthread_mutex_unlock(&r->mu);
+    return any;
 }
 
 /* Raft thread: queues an entry of another proposer (or of this node
@@ -439,10 +468,10 @@ static int apply_entry(struct raft_fsm *fsm, const struct raft_buffer *buf, void
     sl->fsm_last = (int64_t)index;
     pthread_mutex_lock(&r->mu);
     if (h.nonce == r->nonce && sl->state == SLOT_WAITING && sl->seq == h.seq) {
-        sl->state = SLOT_COMMITTED; /* the waiting shard commits it on its own connection */
+        sl->state = SLOT_COMMITTED; /* its shard replies, and commits it in its own transaction */
         sl->index = index;
-        pthread_cond_signal(&sl->cv);
         pthread_mutex_unlock(&r->mu);
+        r->cfg.apply(r->cfg.wake_arg, (int)h.shard);
         return 0;
     }
     pthread_mutex_unlock(&r->mu);
@@ -455,11 +484,12 @@ static void settle(struct replica *r, int k, uint64_t seq, enum slot_state st)
 {
     struct shard_slot *sl = &r->slots[k];
     pthread_mutex_lock(&r->mu);
-    if (sl->state == SLOT_WAITING && sl->seq == seq) {
+    bool mine = sl->state == SLOT_WAITING && sl->seq == seq;
+    if (mine)
         sl->state = st;
-        pthread_cond_signal(&sl->cv);
-    }
     pthread_mutex_unlock(&r->mu);
+    if (mine)
+        r->cfg.apply(r->cfg.wake_arg, k);
 }
 
 static void applied_cb(struct raft_apply *req, int status, void *result)
@@ -555,47 +585,25 @@ void replica_detach(struct replica *r, int k)
     r->slots[k].sess = NULL;
 }
 
-void replica_discard(struct replica *r, int k, struct journal *jr)
-{
-    if (new_session(r, k, jr) < 0)
-        log_error("replica: shard %d: %s", k, journal_error(jr));
-}
-
 static void deadline_in(struct timespec *ts, int ms)
 {
     snap_deadline(ts, ms);
 }
 
-/* Hands the entry to the Raft thread and waits for its fate. */
-static enum slot_state propose(struct replica *r, int k, void *cs, int n)
+static int64_t mono_us(void)
 {
-    struct submission *sub = calloc(1, sizeof *sub);
-    size_t total = (sizeof(struct entry_head) + (size_t)n + 7) & ~(size_t)7;
-    void *base = raft_calloc(1, total);
-    if (!sub || !base) {
-        free(sub);
-        raft_free(base);
-        return SLOT_NOT_PROPOSED;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void free_list(struct inbound *in)
+{
+    while (in) {
+        struct inbound *next = in->next;
+        inbound_free(in);
+        in = next;
     }
-    struct shard_slot *sl = &r->slots[k];
-    pthread_mutex_lock(&r->mu);
-    struct entry_head h = { ENTRY_MAGIC, r->nonce, ++sl->seq, (uint32_t)k, (uint32_t)n };
-    memcpy(base, &h, sizeof h);
-    memcpy((char *)base + sizeof h, cs, (size_t)n);
-    *sub = (struct submission){ .next = r->subs, .buf = { base, total }, .r = r, .shard = k, .seq = h.seq };
-    sub->req.data = sub;
-    r->subs = sub;
-    sl->state = SLOT_WAITING;
-    uv_async_send(&r->async);
-    struct timespec until;
-    deadline_in(&until, 2 * r->cfg.election_ms + 2000);
-    while (sl->state == SLOT_WAITING)
-        if (pthread_cond_timedwait(&sl->cv, &r->mu, &until) == ETIMEDOUT && sl->state == SLOT_WAITING)
-            sl->state = SLOT_UNKNOWN; /* given up: the FSM will apply it if it commits after all */
-    enum slot_state st = sl->state;
-    sl->state = SLOT_IDLE;
-    pthread_mutex_unlock(&r->mu);
-    return st;
 }
 
 /* A turn whose entry was not proposed: nothing of it is stored. No slot to
@@ -610,22 +618,104 @@ static int refuse(struct replica *r, char *why, size_t cap)
     return -EAGAIN;
 }
 
-int replica_commit(struct replica *r, int k, struct journal *jr, char *why, size_t cap)
+/* Hands the changeset to the Raft thread as the shard's entry in flight;
+ * a copy stays in the slot, kept once the group commits it. */
+static int submit(struct replica *r, int k, const void *cs, int n)
 {
     struct shard_slot *sl = &r->slots[k];
+    struct submission *sub = calloc(1, sizeof *sub);
+    struct inbound *copy = malloc(sizeof *copy + (size_t)n);
+    size_t total = (sizeof(struct entry_head) + (size_t)n + 7) & ~(size_t)7;
+    void *base = raft_calloc(1, total);
+    if (!sub || !copy || !base) {
+        free(sub);
+        free(copy);
+        raft_free(base);
+        return -ENOMEM;
+    }
+    *copy = (struct inbound){ .len = n };
+    memcpy(copy->cs, cs, (size_t)n);
+    pthread_mutex_lock(&r->mu);
+    struct entry_head h = { ENTRY_MAGIC, r->nonce, ++sl->seq, (uint32_t)k, (uint32_t)n };
+    memcpy(base, &h, sizeof h);
+    memcpy((char *)base + sizeof h, cs, (size_t)n);
+    *sub = (struct submission){ .next = r->subs, .buf = { base, total }, .r = r, .shard = k, .seq = h.seq };
+    sub->req.data = sub;
+    r->subs = sub;
+    sl->state = SLOT_WAITING;
+    sl->flight = copy;
+    sl->flight_us = mono_us();
+    pthread_mutex_unlock(&r->mu);
+    uv_async_send(&r->async);
+    if (sl->txn_entries++ == 0)
+        sl->txn_since_us = sl->flight_us;
+    return 0;
+}
+
+int replica_propose(struct replica *r, int k, struct journal *jr, char *why, size_t cap)
+{
+    struct shard_slot *sl = &r->slots[k];
+    if (sl->sess && sqlite3session_isempty(sl->sess))
+        return 1;
     void *cs = NULL;
     int n = 0, rc = sl->sess ? sqlite3session_changeset(sl->sess, &n, &cs) : SQLITE_MISUSE;
     if (rc != SQLITE_OK) {
         snprintf(why, cap, "ERR replication: cannot read the turn's changes (%s); nothing was stored, retry",
                  sqlite3_errstr(rc));
-        replica_discard(r, k, jr);
         return -EIO;
     }
-    enum slot_state st = SLOT_COMMITTED;
-    if (n > 0)
-        st = replica_role(r) == REPLICA_LEADER ? propose(r, k, cs, n) : SLOT_NOT_PROPOSED;
+    rc = n == 0 ? 1 : replica_role(r) != REPLICA_LEADER ? refuse(r, why, cap) : submit(r, k, cs, n);
     sqlite3_free(cs);
-    replica_discard(r, k, jr); /* the next turn records from scratch */
+    if (rc == -ENOMEM)
+        snprintf(why, cap, "ERR replication: out of memory while proposing; nothing was stored, retry");
+    if (rc == 0)
+        new_session(r, k, jr); /* the next entry records from here; a failure fails the next proposal */
+    return rc;
+}
+
+bool replica_hold(const struct replica *r, int k)
+{
+    const struct shard_slot *sl = &r->slots[k];
+    return sl->txn_entries >= TXN_ENTRIES || mono_us() - sl->txn_since_us >= TXN_US;
+}
+
+/* Takes the entry in flight once the Raft thread settled it (or at once
+ * when abandon: one that commits after all is then queued for the shard
+ * like another node's entry). A committed one joins the kept list. */
+static enum slot_state take_flight(struct replica *r, int k, bool abandon)
+{
+    struct shard_slot *sl = &r->slots[k];
+    pthread_mutex_lock(&r->mu);
+    enum slot_state st = sl->state;
+    struct inbound *in = NULL;
+    int64_t since = sl->flight_us;
+    if (st != SLOT_WAITING || abandon) {
+        in = sl->flight;
+        sl->flight = NULL;
+        sl->state = SLOT_IDLE;
+        if (in)
+            in->index = sl->index;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (in && st == SLOT_COMMITTED) {
+        if (sl->kept_tail)
+            sl->kept_tail->next = in;
+        else
+            sl->kept_head = in;
+        sl->kept_tail = in;
+        atomic_fetch_add(&r->committed_count, 1);
+        atomic_fetch_add(&r->commit_wait_us, (uint64_t)(mono_us() - since));
+    } else {
+        free(in);
+    }
+    return st;
+}
+
+int replica_poll(struct replica *r, int k, char *why, size_t cap)
+{
+    enum slot_state st = take_flight(r, k, false);
+    if (st == SLOT_WAITING)
+        return 1;
     if (st == SLOT_NOT_PROPOSED)
         return refuse(r, why, cap);
     if (st == SLOT_UNKNOWN) {
@@ -633,16 +723,52 @@ int replica_commit(struct replica *r, int k, struct journal *jr, char *why, size
                  "it may or may not take effect (retry it; JOB.PUSH ... UNIQUE makes a retried push safe)");
         return -ETIMEDOUT;
     }
-    if (n == 0)
-        return 0;
-    if (set_applied(journal_sqlite(jr), (int64_t)sl->index) != SQLITE_OK) {
-        log_error("replica: shard %d: cannot record log index %" PRIu64 " in its journal; stopping (Raft holds the "
-                  "turn; a restart applies it from the log)", k, sl->index);
-        abort();
-    }
-    sl->applied = (int64_t)sl->index; /* shard thread only, like apply_one */
-    sl->applied_known = true;
     return 0;
+}
+
+/* The open transaction becomes what the group holds: it records the index
+ * of the last kept entry and commits. */
+void replica_commit(struct replica *r, int k, struct journal *jr)
+{
+    struct shard_slot *sl = &r->slots[k];
+    struct inbound *last = sl->kept_tail;
+    if (last && set_applied(journal_sqlite(jr), (int64_t)last->index) != SQLITE_OK)
+        apply_failed(k, last->index, sqlite3_errmsg(journal_sqlite(jr)));
+    if (journal_commit(jr) < 0)
+        apply_failed(k, last ? last->index : 0, journal_error(jr));
+    if (last) {
+        sl->applied = (int64_t)last->index;
+        sl->applied_known = true;
+    }
+    free_list(sl->kept_head);
+    sl->kept_head = sl->kept_tail = NULL;
+    sl->txn_entries = 0;
+    atomic_fetch_add(&r->journal_commits, 1);
+}
+
+int replica_rollback(struct replica *r, int k, struct journal *jr)
+{
+    struct shard_slot *sl = &r->slots[k];
+    take_flight(r, k, true);
+    journal_rollback(jr);
+    int n = 0;
+    if (sl->kept_head) {
+        if (!sl->applied_known) {
+            sl->applied = read_applied(journal_sqlite(jr));
+            sl->applied_known = true;
+        }
+        if (journal_begin(jr) < 0)
+            apply_failed(k, sl->kept_head->index, journal_error(jr));
+        replica_detach(r, k);
+        for (struct inbound *in = sl->kept_head; in; in = in->next)
+            n += apply_one(r, k, jr, in);
+        atomic_fetch_sub(&r->applied_count, (uint64_t)n); /* this node's own entries */
+        replica_commit(r, k, jr);
+    }
+    sl->txn_entries = 0;
+    if (new_session(r, k, jr) < 0)
+        log_error("replica: shard %d: %s", k, journal_error(jr));
+    return n;
 }
 
 /* ------------------------------------------------------------ snapshots
@@ -1205,10 +1331,8 @@ int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err
     pthread_mutex_init(&r->view_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* propose() waits against the monotonic clock */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* replica_change waits against the monotonic clock */
     pthread_cond_init(&r->change_cv, &ca);
-    for (int k = 0; k < cfg->nshards; k++)
-        pthread_cond_init(&r->slots[k].cv, &ca);
     pthread_condattr_destroy(&ca);
     if (getrandom(&r->nonce, sizeof r->nonce, 0) != (ssize_t)sizeof r->nonce)
         r->nonce = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -1244,11 +1368,6 @@ void replica_stop(struct replica *r)
     snap_cancel(r->snap); /* a snapshot waiting for the shards (stopped by now) gives up */
     pthread_mutex_lock(&r->mu);
     r->stopping = true;
-    for (int k = 0; k < r->cfg.nshards; k++)
-        if (r->slots[k].state == SLOT_WAITING) {
-            r->slots[k].state = SLOT_UNKNOWN;
-            pthread_cond_signal(&r->slots[k].cv);
-        }
     pthread_mutex_unlock(&r->mu);
     uv_async_send(&r->async);
     pthread_join(r->thread, NULL);
@@ -1259,12 +1378,10 @@ void replica_stop(struct replica *r)
              atomic_load(&r->applied_count));
     if (uv_loop_close(&r->loop) != 0)
         log_warn("replica %d: its event loop still had handles at exit", r->cfg.id);
-    for (int k = 0; k < r->cfg.nshards; k++) {
-        for (struct inbound *in = r->slots[k].in_head, *next; in; in = next) {
-            next = in->next;
-            inbound_free(in); /* not applied: the log still holds them */
-        }
-        pthread_cond_destroy(&r->slots[k].cv);
+    for (int k = 0; k < r->cfg.nshards; k++) { /* not applied: the log still holds them */
+        free_list(r->slots[k].in_head);
+        free_list(r->slots[k].flight);
+        free_list(r->slots[k].kept_head);
     }
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->view_mu);

@@ -3,15 +3,20 @@
  * (libraft, the Raft library under dqlite; docs/cluster.md "Replication").
  *
  * One Raft group per spoold process (--replica-id, --replica-peers); it
- * runs on a thread of its own (a libuv loop). Each shard turn that changed
- * the journal becomes one Raft entry: the turn's SQLite changeset (the
- * session extension records it on the shard's connection). The shard
- * proposes it before its COMMIT and waits until a majority holds it
- * (replica_commit); only then does it commit locally and reply. Followers
- * apply committed entries to their own shard databases (the Raft thread
- * hands each to its shard thread, which owns the connection), so their
- * journals stay warm; a promoted
- * leader's shards rebuild memory from them (shard.c, replica_gate).
+ * runs on a thread of its own (a libuv loop). What a leader's shard
+ * changed becomes Raft entries: SQLite changesets (the session extension
+ * records them on the shard's connection). A shard has at most one entry
+ * in flight and does not wait for it: its turns go on in the same open
+ * transaction, their replies held back; when the entry commits
+ * (replica_poll, after the Raft thread's wake-up message) its replies go,
+ * and what the turns since changed is the next entry. The shard commits
+ * its journal only when the group holds everything in the transaction
+ * (replica_commit), so the journal is always a committed prefix of the
+ * log; replica_hold makes that happen every few entries or milliseconds.
+ * Followers apply committed entries to their own shard databases (the
+ * Raft thread hands each to its shard thread, which owns the connection),
+ * so their journals stay warm; a promoted leader's shards rebuild memory
+ * from them (shard.c, replica_gate).
  *
  * Each shard database keeps the index of the last entry it holds in a table
  * of its own (spool_replica), written in the same transaction, so a
@@ -63,7 +68,7 @@ int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err
 /* After replica_attach of every shard: loads the log and starts the Raft
  * thread (a snapshot in the log is queued for the shards at once). */
 int replica_run(struct replica *r, char *err, size_t cap);
-/* Stops the thread; shards waiting in replica_commit get "outcome unknown". */
+/* Stops the thread (after the shards stopped). */
 void replica_stop(struct replica *r);
 
 int replica_role(const struct replica *r);
@@ -79,27 +84,47 @@ void replica_refusal(const struct replica *r, int slot, char *buf, size_t cap);
 /* Shard thread k, once, before its first turn: records changes on the
  * shard's connection from now on. */
 int replica_attach(struct replica *r, int shard, struct journal *jr);
-/* Shard thread k, with the turn's transaction open: proposes the turn's
- * changes and waits until a majority committed them (0: the transaction
- * now also records the entry's index; COMMIT it, and if that fails the
- * process must stop, since Raft already holds the turn). Negative: the
- * transaction must be rolled back; why holds the client's error:
- * -EAGAIN nothing was proposed (not the leader), -ETIMEDOUT or
- * -ECONNABORTED the outcome is unknown (proposed, leadership lost). */
-int replica_commit(struct replica *r, int shard, struct journal *jr, char *why, size_t cap);
+/* Shard thread k, transaction open, no entry in flight: proposes what the
+ * transaction changed since the last entry. 0: proposed, in flight (its
+ * replies wait for replica_poll); 1: nothing to propose (every change is
+ * in a committed entry: replica_commit may commit). Negative: nothing of
+ * it was stored (why holds the client's error: -EAGAIN this node does not
+ * lead; -EIO, -ENOMEM); the caller fails those replies and calls
+ * replica_rollback. */
+int replica_propose(struct replica *r, int shard, struct journal *jr, char *why, size_t cap);
+/* Shard thread k, after replica_propose: the fate of the entry in flight.
+ * 1: still in flight; 0: committed by the group (or none in flight): its
+ * replies may go; -ETIMEDOUT: outcome unknown (leadership was lost),
+ * -EAGAIN: not proposed after all; why holds the client's error, and the
+ * caller calls replica_rollback. */
+int replica_poll(struct replica *r, int shard, char *why, size_t cap);
+/* Shard thread k, right after proposing: should it take no new turn until
+ * the entry in flight commits (then commit its journal)? True after
+ * several entries or milliseconds in one transaction. */
+bool replica_hold(const struct replica *r, int shard);
+/* Shard thread k, nothing in flight and nothing left to propose: records
+ * the last committed entry's index in the transaction and commits it
+ * (the process stops if that fails: the group holds those entries, and a
+ * restart applies them from the log). */
+void replica_commit(struct replica *r, int shard, struct journal *jr);
+/* Shard thread k: rolls the open transaction back and applies again the
+ * shard's entries the group committed (an entry still in flight is given
+ * up: if it commits, it is applied like another node's), then commits.
+ * Returns how many it applied. Memory must then be rebuilt. */
+int replica_rollback(struct replica *r, int shard, struct journal *jr);
 /* Shard thread k, at the start of each turn (cfg.apply posts it a message
  * to start one): applies the committed entries the Raft thread queued for
  * it, in order (a follower's journal stays warm this way); returns how
  * many. A leader gets one only for its own turn given up as "outcome
  * unknown" that committed after all: it must reload its memory. */
 int replica_apply_pending(struct replica *r, int shard, struct journal *jr);
+/* Has shard k entries of others waiting for replica_apply_pending? */
+bool replica_pending(struct replica *r, int shard);
 /* Shard thread k, at the start of each turn after replica_apply_pending:
  * hands the journal over if a snapshot waits for it (replica_snap.h). */
 void replica_snap_turn(struct replica *r, int shard, struct journal *jr);
 /* Shard thread k, before its journal closes. */
 void replica_detach(struct replica *r, int shard);
-/* Shard thread k: the turn was rolled back without replica_commit. */
-void replica_discard(struct replica *r, int shard, struct journal *jr);
 
 /* Membership (docs/replication.md "Membership"): the members as this node
  * last saw them in the log (any thread). */
@@ -130,6 +155,8 @@ struct replica_figures {
     uint64_t queued;         /* entries waiting for their shard to apply them */
     uint64_t proposed;       /* turns this node proposed as a leader */
     uint64_t proposed_bytes;
+    uint64_t commit_wait_us;  /* mean time from proposing an entry to its shard seeing it committed */
+    uint64_t journal_commits; /* journal transactions committed as a leader (several entries each) */
     uint64_t snapshots, snapshots_failed, snapshot_index, snapshot_bytes, snapshot_ms, snapshot_total_ms,
         snapshots_restored;
 };

@@ -131,6 +131,16 @@ static void link_sched(struct shard *s, struct sched *sc)
     s->scheds->n++;
 }
 
+static void take_history(struct sched *sc, const struct sched *was)
+{
+    sc->created_at = was->created_at;
+    sc->last_tick = was->last_tick;
+    sc->last_job = was->last_job;
+    sc->runs = was->runs;
+    sc->skipped = was->skipped;
+    sc->paused = was->paused;
+}
+
 int schedule_set(struct shard *s, const struct sched_def *d, char *err, size_t cap)
 {
     struct sched *sc = xcalloc(1, sizeof *sc);
@@ -155,13 +165,7 @@ int schedule_set(struct shard *s, const struct sched_def *d, char *err, size_t c
     sc->created_at = now;
     struct sched *old = schedule_find(s, d->name, d->namelen);
     if (old) {
-        /* A replaced schedule keeps its history and its pause. */
-        sc->created_at = old->created_at;
-        sc->last_tick = old->last_tick;
-        sc->last_job = old->last_job;
-        sc->runs = old->runs;
-        sc->skipped = old->skipped;
-        sc->paused = old->paused;
+        take_history(sc, old); /* a replaced schedule keeps its history and its pause */
         unlink_sched(s, old);
         sched_free(old);
     }
@@ -182,6 +186,14 @@ bool schedule_del(struct shard *s, const char *name, size_t len)
     sched_free(sc);
     dtimer_rearm(&s->scheds->timer);
     return true;
+}
+
+void schedule_keep_state(struct shard *s, struct sched *sc, const struct sched *was)
+{
+    take_history(sc, was);
+    sc->next_at = was->next_at;
+    journal_put(s, sc);
+    arm(s, sc);
 }
 
 void schedule_pause(struct shard *s, struct sched *sc, bool paused)

@@ -76,6 +76,9 @@ struct sched *schedule_find(struct shard *s, const char *name, size_t len);
 /* Deletes it; false when this shard has no such schedule. */
 bool schedule_del(struct shard *s, const char *name, size_t len);
 void schedule_pause(struct shard *s, struct sched *sc, bool paused);
+/* A schedule moved here with its slot (schedule_set made it): takes the
+ * state it had there (pause, next tick, history, creation), journaled. */
+void schedule_keep_state(struct shard *s, struct sched *sc, const struct sched *was);
 /* Calls fn for each schedule of this shard (of queue q, when q != NULL). */
 void schedule_each(struct shard *s, const char *q, size_t qlen, void (*fn)(void *, struct sched *), void *arg);
 const char *schedule_catchup_name(int c);

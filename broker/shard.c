@@ -353,6 +353,23 @@ void shard_each_waiter(struct shard *s, struct queue *q, void (*fn)(void *arg, c
             fn(arg, l->w->m->who, l->w->since);
 }
 
+void shard_refuse_waiters(struct shard *s, struct queue *q, const char *error)
+{
+    bool listed = q->in_ready_list;
+    q->in_ready_list = true; /* unlinking its last waiter must not free q here */
+    while (q->wait_head) {
+        struct waiter *w = q->wait_head->w;
+        if (!claim_take(w->m->claim)) {
+            waiter_drop(s, w);
+            continue;
+        }
+        struct msg *m = waiter_remove(s, w);
+        resp_add_error(&m->out, error);
+        shard_reply(s, m);
+    }
+    q->in_ready_list = listed;
+}
+
 void shard_bpop(struct shard *s, struct msg *m)
 {
     bool wrong;
@@ -600,15 +617,16 @@ static void write_mark(struct shard *s)
 static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct shard *s = arg;
-    if (s->sync_busy || shard_fenced(s))
-        return; /* the syncer has the WAL: no write now; or nothing is written any more */
+    if (s->sync_busy || s->rep_busy || shard_fenced(s))
+        return; /* the syncer has the WAL, or a replicated transaction is open: no write now; or nothing is
+                   written any more */
     if (s->st.jr && s->commits_seen == s->commits)
         journal_checkpoint(s->st.jr); /* a failed sync in it fences the shard at the next check */
     else if (s->st.jr && journal_sync(s->st.jr) < 0) { /* --fsync batch: on disk within a second */
         if (!shard_fenced(s))
             log_error("shard %d: %s", s->id, journal_error(s->st.jr));
     }
-    else if (s->srv->cfg.fsync == FSYNC_BATCH)
+    else if (s->srv->cfg.fsync == FSYNC_BATCH || s->srv->replica)
         write_mark(s); /* the WAL is synced: its commits are on disk */
     s->commits_seen = s->commits;
 }
@@ -684,20 +702,6 @@ static void fail_turn(struct shard *s, int rc, const char *replica_why)
                           a shard that does not lead rebuilds when it is promoted (replica_gate) */
 }
 
-/* Replication (replica.h): the one place a turn's commit waits for the
- * group. 0 without replication; else 0 once a majority holds the turn. */
-static int replicate_turn(struct shard *s, char *why, size_t cap)
-{
-    if (!s->srv->replica)
-        return 0;
-    int rc = replica_commit(s->srv->replica, s->id, s->st.jr, why, cap);
-    if (rc == 0)
-        return 0;
-    if (rc != -EAGAIN)
-        log_warn("shard %d: %s", s->id, why);
-    return rc;
-}
-
 static void commit_turn(struct shard *s)
 {
     bool txn = s->st.jr && journal_in_txn(s->st.jr);
@@ -705,23 +709,14 @@ static void commit_turn(struct shard *s)
         EXT_EACH(end_turn, s, true);
         return;
     } /* a write whose transaction could not even begin (a failed journal) fails the turn too */
-    char why[400] = "";
-    int rc = s->st.turn_err ? s->st.turn_err : replicate_turn(s, why, sizeof why);
-    bool replicated = rc == 0 && !s->st.turn_err && s->srv->replica;
-    if (rc == 0 && (rc = journal_commit(s->st.jr)) < 0 && replicated) {
-        log_error("journal of shard %d: %s; the group holds this turn, so spoold stops (a restart applies it from "
-                  "the replicated log)", s->id, journal_error(s->st.jr));
-        abort();
-    }
+    int rc = s->st.turn_err ? s->st.turn_err : journal_commit(s->st.jr);
     s->commits++;
     if (rc < 0) {
-        if (!s->st.turn_err && !why[0] && !shard_fenced(s))
+        if (!s->st.turn_err && !shard_fenced(s))
             log_error("journal of shard %d: %s", s->id, journal_error(s->st.jr));
         journal_rollback(s->st.jr);
-        if (s->srv->replica && !why[0] && txn)
-            replica_discard(s->srv->replica, s->id, s->st.jr);
         EXT_EACH(end_turn, s, false);
-        fail_turn(s, rc, why);
+        fail_turn(s, rc, "");
     } else {
         if (s->srv->cfg.fsync != FSYNC_BATCH && !s->pipelined)
             write_mark(s); /* always: synced by the commit; off: as far as off goes */
@@ -767,6 +762,20 @@ static void post_batches(struct shard *s, struct msg_batch *replies, struct msg_
             msg_batch_post(&events[i], ctx_inbox(s->srv, ctx_io(s->srv, i)));
 }
 
+/* The replies, events and notes so far wait in fl_* for a sync or an
+ * entry in flight to settle (fl_* are empty: posted when the last did). */
+static void hold_batches(struct shard *s)
+{
+    struct dposts d = s->fl_dposts;
+    s->fl_dposts = s->dposts;
+    s->dposts = d;
+    struct msg_batch *r = s->fl_replies, *e = s->fl_events;
+    s->fl_replies = s->replies;
+    s->fl_events = s->events;
+    s->replies = r;
+    s->events = e;
+}
+
 /* Pipelined --fsync always, with no sync in flight: commits what the turns
  * since the last commit did and hands the WAL to the syncer; their replies
  * wait in fl_* for MSG_SYNCED. With nothing to commit (or a failed commit,
@@ -781,14 +790,7 @@ static void start_commit(struct shard *s)
         post_batches(s, s->replies, s->events);
         return;
     }
-    struct dposts d = s->fl_dposts; /* empty, like fl_replies */
-    s->fl_dposts = s->dposts;
-    s->dposts = d;
-    struct msg_batch *r = s->fl_replies, *e = s->fl_events;
-    s->fl_replies = s->replies;
-    s->fl_events = s->events;
-    s->replies = r; /* empty: they were posted when the last sync returned */
-    s->events = e;
+    hold_batches(s);
     s->sync_busy = true;
     syncer_request(&s->sync, wal);
 }
@@ -819,11 +821,15 @@ static void handle_synced(struct shard *s, struct msg *m)
     post_batches(s, s->fl_replies, s->fl_events);
 }
 
+static void replica_end_turn(struct shard *s);
+
 static void shard_end_turn(struct shard *s)
 {
     serve_ready(s);
     post_batches(s, s->early, NULL); /* they promise nothing durable */
-    if (!s->pipelined) {
+    if (s->srv->replica) {
+        replica_end_turn(s); /* replies once the group holds the turn */
+    } else if (!s->pipelined) {
         commit_turn(s); /* before any reply of the turn leaves */
         post_dposts(&s->dposts);
         post_batches(s, s->replies, s->events);
@@ -832,6 +838,116 @@ static void shard_end_turn(struct shard *s)
     } /* else: the transaction stays open; committed when the sync returns */
     s->st.turn++;
     rearm_timer(s);
+}
+
+/* ------------------------------------------------------------ replication
+ *
+ * A leader's shard (replica.h) proposes what its turns changed as one
+ * entry when none is in flight, and runs on; the replies wait in fl_*
+ * until the Raft thread's message says the entry committed. Its journal
+ * transaction stays open over several entries and commits once the group
+ * holds all of it, so the journal is always a committed prefix of the log. */
+
+#define NOT_STORED "CLUSTERDOWN not stored: this node no longer leads its replication group; retry"
+
+/* The turns not yet in a committed entry are dropped: their replies become
+ * the error why, the transaction goes back to what the group holds
+ * (replica_rollback), and memory is rebuilt from it. */
+static void replica_abandon(struct shard *s, int rc, const char *why)
+{
+    if (rc != -EAGAIN)
+        log_warn("shard %d: %s", s->id, why[0] ? why : journal_error(s->st.jr));
+    EXT_EACH(end_turn, s, false);
+    replica_rollback(s->srv->replica, s->id, s->st.jr);
+    fail_turn(s, rc, why);
+}
+
+/* The end of a turn: with no entry in flight, what the turns changed is
+ * proposed and their replies wait for it; with nothing left to propose
+ * (everything is in committed entries) the journal commits. */
+static void replica_end_turn(struct shard *s)
+{
+    if (s->rep_busy)
+        return; /* the replies wait in s->replies: proposed when the entry in flight settles */
+    struct replica *r = s->srv->replica;
+    struct journal *jr = s->st.jr;
+    bool txn = jr && journal_in_txn(jr);
+    char why[400] = "";
+    int rc = s->st.turn_err ? s->st.turn_err : !txn ? 1 : replica_propose(r, s->id, jr, why, sizeof why);
+    s->st.turn_err = 0;
+    if (rc < 0) {
+        replica_abandon(s, rc, why);
+    } else {
+        EXT_EACH(end_turn, s, true);
+        if (rc == 0) {
+            hold_batches(s);
+            s->rep_busy = true;
+            s->rep_hold = replica_hold(r, s->id);
+            return;
+        }
+        if (txn) {
+            replica_commit(r, s->id, jr);
+            s->commits++;
+        }
+    }
+    post_dposts(&s->dposts);
+    post_batches(s, s->replies, s->events);
+}
+
+/* The entry in flight settled (the Raft thread's message woke the shard).
+ * Committed: its replies go, and under replica_hold the journal commits
+ * now, before any new turn. Lost (leadership lost): its replies say
+ * "outcome unknown", those of the turns since "not stored", and the
+ * transaction goes back to what the group holds. */
+static void replica_settle(struct shard *s)
+{
+    char why[400];
+    int rc = replica_poll(s->srv->replica, s->id, why, sizeof why);
+    if (rc > 0)
+        return;
+    s->rep_busy = false;
+    if (rc < 0) {
+        log_warn("shard %d: %s", s->id, why);
+        replies_become(s, s->fl_replies, why);
+        free_batches(s->fl_events, s->srv->nio);
+        drop_dposts(&s->fl_dposts);
+    }
+    post_dposts(&s->fl_dposts);
+    post_batches(s, s->fl_replies, s->fl_events);
+    if (rc < 0)
+        replica_abandon(s, -EAGAIN, NOT_STORED);
+    if (rc < 0 || s->rep_hold) {
+        s->rep_hold = false;
+        replica_end_turn(s);
+    }
+}
+
+/* Before a turn: an entry in flight may have settled. Under replica_hold
+ * no turn starts: what arrives waits in rep_held (true), and runs first
+ * in the turn after the journal committed. */
+static bool replica_held(struct shard *s, struct msg **list)
+{
+    if (!s->srv->replica)
+        return false;
+    if (s->rep_busy)
+        replica_settle(s);
+    if (s->rep_hold) {
+        if (s->rep_held_tail)
+            s->rep_held_tail->next = *list;
+        else
+            s->rep_held = *list;
+        while (*list) {
+            s->rep_held_tail = *list;
+            *list = (*list)->next;
+        }
+        return true;
+    }
+    if (s->rep_held) {
+        s->rep_held_tail->next = *list;
+        *list = s->rep_held;
+        s->rep_held = s->rep_held_tail = NULL;
+    }
+    return false;
 }
 
 /* Replication: does this node lead the group? A shard that sees the role
@@ -846,6 +962,10 @@ static bool replica_gate(struct shard *s)
      * once the role says leader they are all in the queue applied here. */
     uint64_t e;
     bool lead = replica_role_epoch(r, &e) == REPLICA_LEADER;
+    if (s->rep_busy)
+        return lead; /* entries of others wait until this shard's own settles */
+    if (s->st.jr && journal_in_txn(s->st.jr) && (!lead || e != s->rep_epoch || replica_pending(r, s->id)))
+        replica_abandon(s, -EAGAIN, NOT_STORED); /* turns not proposed yet: leadership moved */
     int applied = replica_apply_pending(r, s->id, s->st.jr);
     replica_snap_turn(r, s->id, s->st.jr);
     if ((e != s->rep_epoch || applied > 0) && lead) {
@@ -893,6 +1013,8 @@ static void fence_refuse(struct shard *s, struct msg *m)
 static void shard_drain(void *arg, struct msg *list)
 {
     struct shard *s = arg;
+    if (replica_held(s, &list))
+        return; /* the journal commits first */
     bool serve = replica_gate(s);
     while (list) {
         struct msg *m = list;
@@ -1184,8 +1306,12 @@ static int check_placement(struct shard *s)
 static int serve_mode(struct shard *s)
 {
     int rc;
-    s->pipelined = s->srv->cfg.fsync == FSYNC_ALWAYS;
-    if ((rc = journal_set_fsync(s->st.jr, s->pipelined ? FSYNC_BATCH : s->srv->cfg.fsync)) < 0) {
+    /* In a replication group the Raft log, synced on a majority, is the
+     * durability point: the journal is synced about once a second, and a
+     * journal that lost its last commits gets them back from the log. */
+    bool always = s->srv->cfg.fsync == FSYNC_ALWAYS;
+    s->pipelined = always && !s->srv->cfg.replica_id;
+    if ((rc = journal_set_fsync(s->st.jr, always ? FSYNC_BATCH : s->srv->cfg.fsync)) < 0) {
         log_error("shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
     }
@@ -1287,6 +1413,8 @@ static void shard_reload(struct shard *s)
 /* The loop has ended (MSG_STOP): the sync in flight finishes, what is
  * still open is committed and synced here, on this thread. Nobody waits
  * for the replies any more (the I/O threads are gone). */
+static void free_pending(struct shard *s);
+
 static void finish_pipeline(struct shard *s)
 {
     syncer_stop(&s->sync);
@@ -1298,7 +1426,14 @@ static void finish_pipeline(struct shard *s)
     } else {
         write_mark(s);
     }
-    /* notes for other shards stay in the outbox: resent at the next start */
+    free_pending(s);
+}
+
+/* At the stop: what still waits is dropped (nobody waits for the replies
+ * any more). Notes for other shards stay in the outbox: resent at the
+ * next start. */
+static void free_pending(struct shard *s)
+{
     drop_dposts(&s->dposts);
     drop_dposts(&s->fl_dposts);
     int n = s->srv->nio;
@@ -1307,6 +1442,25 @@ static void finish_pipeline(struct shard *s)
     free_batches(s->early, n + 1);
     free_batches(s->fl_events, n);
     free_batches(s->events, n);
+}
+
+/* The loop has ended (MSG_STOP) with replication: the journal keeps what
+ * the group committed (an entry still in flight is applied from the log at
+ * the next start if it commits). */
+static void replica_finish(struct shard *s)
+{
+    if (s->st.jr && journal_in_txn(s->st.jr))
+        replica_rollback(s->srv->replica, s->id, s->st.jr);
+    s->rep_busy = s->rep_hold = false;
+    if (s->st.jr && journal_sync(s->st.jr) == 0)
+        write_mark(s);
+    while (s->rep_held) {
+        struct msg *m = s->rep_held;
+        s->rep_held = m->next;
+        msg_free(m);
+    }
+    s->rep_held_tail = NULL;
+    free_pending(s);
 }
 
 static void *shard_main(void *arg)
@@ -1320,6 +1474,8 @@ static void *shard_main(void *arg)
     event_base_dispatch(s->base);
     if (s->pipelined)
         finish_pipeline(s);
+    else if (s->srv->replica)
+        replica_finish(s);
     return NULL;
 }
 

@@ -92,6 +92,12 @@ struct shard {
     bool has_mark;
     int64_t mark_commits;        /* the commit count the mark file holds */
     uint64_t rep_epoch;          /* replica_role_epoch() at the last turn (replica.h) */
+    /* Replication, a leader's shard: an entry is in flight (its replies,
+     * events and notes wait in fl_*, like a sync's); rep_hold: no new turn
+     * until it commits and the journal with it (what arrives waits in
+     * rep_held) */
+    bool rep_busy, rep_hold;
+    struct msg *rep_held, *rep_held_tail;
     bool capture;                /* running EXEC's commands: shard_reply keeps the message */
     struct msg *captured;
     /* A sync of the journal failed (journal_failed): the shard acknowledges
@@ -107,11 +113,12 @@ struct shard {
  * batches) hook into the shard here, so the shard never calls up into
  * them. Registered once at start-up, before any shard is initialised;
  * every hook runs on the shard thread and may be NULL. */
-enum { SHARD_FINISHED_DELETED = STORE_FINISHED_DELETED };
+enum { SHARD_FINISHED_DELETED = STORE_FINISHED_DELETED, SHARD_FINISHED_MOVED = STORE_FINISHED_MOVED };
 struct shard_ext {
     /* After the journal's jobs were loaded (shard_recover), before serving. */
     int (*recover)(struct shard *s);
-    /* j just finished: how is JOB_DONE or JOB_DEAD, or SHARD_FINISHED_DELETED
+    /* j just finished: how is JOB_DONE or JOB_DEAD, SHARD_FINISHED_MOVED for
+     * an unfinished job that leaves with its slot, or SHARD_FINISHED_DELETED
      * for an unfinished job being deleted. j is still whole (and may be
      * freed right after the call). */
     void (*job_finished)(struct shard *s, struct job *j, int how);
@@ -162,6 +169,9 @@ void shard_post_durable(struct shard *s, struct inbox *to, struct msg *m);
 /* Runs a BLPOP/BRPOP/JOB.RESERVE message (TRY or PARK mode, see msg.h). */
 void shard_bpop(struct shard *s, struct msg *m);
 bool shard_owns(const struct shard *s, const char *name, size_t len);
+/* Answers every BLPOP/BRPOP/JOB.RESERVE parked on q with error (its slot
+ * moved away: the client retries where the map sends it). q stays. */
+void shard_refuse_waiters(struct shard *s, struct queue *q, const char *error);
 /* Queues a pub/sub message (events.h) for every I/O thread, posted after
  * the turn commits; takes ownership of m. No-op (m freed) when nobody
  * listens. */

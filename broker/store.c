@@ -223,17 +223,20 @@ static int id_mark_load(struct store *s)
 uint64_t store_new_id(struct store *s)
 {
     int64_t ms = clock_now_ms() - ID_EPOCH_MS;
+    int origin = job_id_origin(); /* cluster mode: the group, in the sequence's top 6 bits */
+    uint32_t last = origin >= 0 ? 0x3f : 0xfff;
     if (ms < 0)
         ms = 0;
     if (ms > s->id_ms) {
         s->id_ms = ms;
         s->id_seq = 0;
-    } else if (++s->id_seq > 0xfff) {
-        s->id_ms++; /* more than 4096 ids this millisecond: borrow the next one */
+    } else if (++s->id_seq > last) {
+        s->id_ms++; /* more ids this millisecond than the sequence holds: borrow the next one */
         s->id_seq = 0;
     }
     id_mark_advance(s);
-    return ((uint64_t)s->id_ms << 22) | ((uint64_t)s->id_seq << 10) | (uint64_t)s->id;
+    uint64_t seq = origin >= 0 ? ((uint64_t)origin << 6) | s->id_seq : s->id_seq;
+    return ((uint64_t)s->id_ms << 22) | (seq << 10) | (uint64_t)s->id;
 }
 
 /* The finished hook (results, waits, batches hang on it). */
@@ -790,22 +793,16 @@ static int load_queue(void *arg, const struct journal_queue_row *row)
 /* Puts a job read from the journal where its state keeps it. Deadlines
  * already past fire on the first timer turn (a lease that ran out while
  * spoold was down counts as expired; a delay that passed makes it ready). */
-static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
+static void place_ready(struct store *s, struct job *j);
+
+/* Puts j (its state and queue set, not ready) in the list its state keeps
+ * it in, arms its deadline, and counts its unique key. */
+static void place_kept(struct store *s, struct job *j)
 {
-    struct load_counts *lc = arg;
-    struct store *s = lc->s;
-    struct queue *q = store_queue(s, qname, qlen, true);
-    j->q = q;
-    jtable_add(&s->jobs, j);
-    store_id_seen(s, j->id);
+    struct queue *q = j->q;
     switch (j->state) {
     case JOB_READY:
-        if (lc->nready == lc->capready) {
-            lc->capready = lc->capready ? lc->capready * 2 : 1024;
-            struct job **r = xrealloc(lc->ready, lc->capready * sizeof *r);
-            lc->ready = r;
-        }
-        lc->ready[lc->nready++] = j;
+        place_ready(s, j);
         break;
     case JOB_DELAYED:
         make_delayed(s, j);
@@ -826,8 +823,59 @@ static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
     }
     if (j->unique && j->state <= JOB_DELAYED && !queue_unique_find(q, j->unique, strlen(j->unique)))
         queue_unique_add(q, j);
-    lc->by_state[j->state]++;
+}
+
+static int load_job(void *arg, struct job *j, const char *qname, size_t qlen)
+{
+    struct load_counts *lc = arg;
+    struct store *s = lc->s;
+    j->q = store_queue(s, qname, qlen, true);
+    jtable_add(&s->jobs, j);
+    store_id_seen(s, j->id);
+    lc->by_state[j->state < JOB_NSTATES ? j->state : JOB_DEAD]++;
+    if (j->state != JOB_READY) {
+        place_kept(s, j);
+        return 0;
+    }
+    if (lc->nready == lc->capready) {
+        lc->capready = lc->capready ? lc->capready * 2 : 1024;
+        lc->ready = xrealloc(lc->ready, lc->capready * sizeof *lc->ready);
+    }
+    lc->ready[lc->nready++] = j;
+    if (j->unique && !queue_unique_find(j->q, j->unique, strlen(j->unique)))
+        queue_unique_add(j->q, j);
     return 0;
+}
+
+/* ------------------------------------------------------------ slot moves */
+
+int store_job_adopt(struct store *s, struct queue *q, struct job *j)
+{
+    if (j->state >= JOB_NSTATES || jtable_find(&s->jobs, j->id)) {
+        job_free(j);
+        return -EEXIST;
+    }
+    j->q = q;
+    jtable_add(&s->jobs, j);
+    store_id_seen(s, j->id); /* this generator never issues an imported id */
+    if (j->batch)
+        store_id_seen(s, j->batch);
+    id_mark_advance(s);
+    place_kept(s, j);
+    jr_insert(s, j);
+    payload_account(s, j);
+    if (j->state == JOB_READY)
+        store_queue_changed(s, q);
+    return 0;
+}
+
+void store_job_evict(struct store *s, struct job *j)
+{
+    if (j->state != JOB_DONE && j->state != JOB_DEAD && j->state != JOB_EXPIRED)
+        finished(s, j, STORE_FINISHED_MOVED); /* JOB.WAIT clients are told to wait where it went */
+    detach(s, j);
+    release_unique(j);
+    drop(s, j);
 }
 
 /* List order of ready jobs: by queue, then priority, then pos. */

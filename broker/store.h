@@ -82,7 +82,9 @@ struct store {
     void *finished_arg;
 };
 
-enum { STORE_FINISHED_DELETED = -1 };
+/* STORE_FINISHED_MOVED: an unfinished job leaves this node with its slot
+ * (store_job_evict); it goes on elsewhere. */
+enum { STORE_FINISHED_DELETED = -1, STORE_FINISHED_MOVED = -2 };
 
 void store_init(struct store *s, int id, int payload_mode, int64_t payload_budget, uint64_t seed);
 /* Frees every queue and job and closes the journal. */
@@ -190,6 +192,19 @@ void store_job_deadline(struct store *s, struct job *j);
 /* Takes the earliest node of the deadline heap if it is due by now, else
  * NULL. The caller handles it by kind: TK_JOB with store_job_deadline. */
 struct tnode *store_next_due(struct store *s, int64_t now);
+
+/* ---- slot moves (docs/cluster.md, "Moving slots") ---- */
+
+/* Takes in a job that another node exported (every field set: id, state,
+ * pos, deadlines, attempt, token, payload, ...) into q as it was there:
+ * placed in the list of its state with its deadline armed, journaled
+ * (row and payload). -EEXIST (j freed) when the id is taken here or the
+ * state is unknown. No event. */
+int store_job_adopt(struct store *s, struct queue *q, struct job *j);
+/* Removes a job in any state without finishing it (no event; the finished
+ * hook hears STORE_FINISHED_MOVED for an unfinished one): it lives on
+ * elsewhere. Journaled. */
+void store_job_evict(struct store *s, struct job *j);
 
 /* ---- payloads ---- */
 

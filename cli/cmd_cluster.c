@@ -5,12 +5,14 @@
  *
  * The map is JSON (CLUSTER GETMAP shows it); every change makes a copy
  * with the next epoch and sends it to every node with CLUSTER SETMAP (a
- * node keeps the map with the highest epoch). Moving slots goes through
- * three maps: the slots frozen (their node answers -TRYAGAIN) while the
- * source's node counts their keys and queues, then moving (-ASK to the
- * target), then owned by the target. A slot that holds anything is not
- * moved: moving data between nodes is not built yet, and a move must not
- * lose or duplicate a job.
+ * node keeps the map with the highest epoch). Moving slots goes batch by
+ * batch through three maps: the slots frozen (their node answers
+ * -TRYAGAIN) while each slot's contents are exported from the source's
+ * leader (SLOTMOVE EXPORT parks them there as one blob) and imported on
+ * the target's (SLOTMOVE IMPORT), then moving (-ASK to the target) while
+ * the source drops its parked copy, then owned by the target. The map
+ * and the parked blobs record every step, so running a move again
+ * finishes one cut short (docs/cluster.md, "Moving slots").
  */
 #include "cli.h"
 #include "cluster_map.h"
@@ -22,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define SLOTS 16384
 #define NODE_TIMEOUT_S 10
@@ -293,22 +297,48 @@ static void set_owners(cJSON *map, const int *owner)
     cJSON_ReplaceItemInObjectCaseSensitive(map, "slots", slots);
 }
 
+/* The moves of map: to[s] the group slot s moves to (-1 none), state[s] 1
+ * frozen, 2 moving. */
+static void map_moves(const cJSON *map, int *to, int *state)
+{
+    for (int s = 0; s < SLOTS; s++)
+        to[s] = -1, state[s] = 0;
+    const cJSON *mv;
+    cJSON_ArrayForEach(mv, cJSON_GetObjectItemCaseSensitive(map, "moves")) {
+        int s = (int)cJSON_GetObjectItemCaseSensitive(mv, "slot")->valuedouble;
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(mv, "state");
+        if (s < 0 || s >= SLOTS)
+            continue;
+        to[s] = (int)cJSON_GetObjectItemCaseSensitive(mv, "to")->valuedouble;
+        state[s] = cJSON_IsString(st) && !strcmp(st->valuestring, "moving") ? 2 : 1;
+    }
+}
+
 /* The next map: the slots in list (n of them) in state ("frozen",
- * "moving") toward group to, or, with state NULL, owned by to. */
+ * "moving") toward group to, owned by to (state NULL), or out of any move
+ * (state "none"). The other slots keep their moves. */
 static cJSON *move_map(const cJSON *prev, const int *list, int n, int to, const char *state)
 {
     cJSON *map = next_epoch(prev), *moves = cJSON_CreateArray();
-    int *owner = malloc(SLOTS * sizeof *owner);
+    int *owner = malloc(3 * SLOTS * sizeof *owner), *mto = owner + SLOTS, *mst = owner + 2 * SLOTS;
     map_owners(map, owner);
+    map_moves(map, mto, mst);
     for (int i = 0; i < n; i++) {
-        if (!state) {
-            owner[list[i]] = to;
+        int s = list[i];
+        if (!state)
+            owner[s] = to, mto[s] = -1;
+        else if (!strcmp(state, "none"))
+            mto[s] = -1;
+        else
+            mto[s] = to, mst[s] = strcmp(state, "frozen") ? 2 : 1;
+    }
+    for (int s = 0; s < SLOTS; s++) {
+        if (mto[s] < 0)
             continue;
-        }
         cJSON *mv = cJSON_CreateObject();
-        cJSON_AddNumberToObject(mv, "slot", list[i]);
-        cJSON_AddNumberToObject(mv, "to", to);
-        cJSON_AddStringToObject(mv, "state", state);
+        cJSON_AddNumberToObject(mv, "slot", s);
+        cJSON_AddNumberToObject(mv, "to", mto[s]);
+        cJSON_AddStringToObject(mv, "state", mst[s] == 2 ? "moving" : "frozen");
         cJSON_AddItemToArray(moves, mv);
     }
     set_owners(map, owner);
@@ -317,10 +347,11 @@ static cJSON *move_map(const cJSON *prev, const int *list, int n, int to, const 
     return map;
 }
 
-/* The slots to move: --range A-B (all must be the source's), else the
- * first --count N of the source. Returns how many, or minus the exit code
- * after printing why. */
-static int pick_slots(cli_ctx *x, const cJSON *map, int from, int *list)
+/* The slots to move: --range A-B (the source's; those the target has
+ * already are skipped), else the first --count N of the source (less
+ * `done`, moved already by finishing a move cut short). Returns how many,
+ * or minus the exit code after printing why. */
+static int pick_slots(cli_ctx *x, const cJSON *map, int from, int to, int done, int *list)
 {
     int *owner = malloc(SLOTS * sizeof *owner), n = 0, a = 0, b = -1;
     map_owners(map, owner);
@@ -332,41 +363,19 @@ static int pick_slots(cli_ctx *x, const cJSON *map, int from, int *list)
         return -cli_fail(CLI_USAGE, "cluster move-slots: give --count N (1..16384) or --range A-B (0 <= A <= B <= "
                          "16383)");
     }
+    want -= done;
     for (int s = range ? a : 0; s < SLOTS && (range ? s <= b : n < want); s++) {
-        if (owner[s] == from)
+        if (owner[s] == from) {
             list[n++] = s;
-        else if (range) {
+        } else if (range && owner[s] != to) {
             free(owner);
             return -cli_fail(CLI_REFUSED, "cluster move-slots: slot %d is not the source group's", s);
         }
     }
     free(owner);
-    if (n == 0)
+    if (n == 0 && !done)
         return -cli_fail(CLI_REFUSED, "cluster move-slots: the source group has no slots to move");
     return n;
-}
-
-/* Keeps the slots of list that hold nothing on the source's node (addr);
- * prints the others. Returns how many were kept, -1 on an error. */
-static int keep_empty(cli_ctx *x, const char *addr, int *list, int n)
-{
-    int kept = 0, shown = 0;
-    for (int i = 0; i < n; i++) {
-        char slot[16], *text = NULL;
-        snprintf(slot, sizeof slot, "%d", list[i]);
-        const char *argv[] = { "CLUSTER", "COUNTKEYSINSLOT", slot };
-        if (node_call(x, addr, 3, argv, &text) < 0)
-            return -1;
-        if (!strcmp(text, "0"))
-            list[kept++] = list[i];
-        else if (shown++ < 10)
-            fprintf(stderr, "spool: slot %d holds %s key(s) or queue(s) on %s: not moved (moving slots with data "
-                    "is not supported yet: empty it, or leave it where it is)\n", list[i], text, addr);
-        free(text);
-    }
-    if (shown > 10)
-        fprintf(stderr, "spool: ... and %d more slot(s) with data, not moved\n", shown - 10);
-    return kept;
 }
 
 static void leader_addr(const cJSON *map, int g, char *out, size_t n)
@@ -376,42 +385,361 @@ static void leader_addr(const cJSON *map, int g, char *out, size_t n)
     node_addr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(group, "nodes"), l), out, n);
 }
 
-/* Pushes next (a step of the move) and makes it the current map. */
-static int step(cli_ctx *x, cJSON **cur, cJSON *next, const int *order)
+static double mono_ms(void)
 {
-    cJSON_Delete(*cur);
-    *cur = next;
-    return push_map(x, next, order, 2) ? -1 : 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* spool cluster move-slots ADDR --from GROUP --to GROUP (--count N | --range A-B) */
+/* One move between two groups: the map as it goes, the serving node of
+ * each side (a connection kept to each), and what was measured. */
+struct mover {
+    cli_ctx *x;
+    cJSON *map;
+    int from, to, nshards;
+    char src[300], dst[300];
+    struct rawconn *sc, *dc;
+    int batches, slots, parts;
+    long long bytes;
+    double freeze_max, freeze_sum, ask_max;
+};
+
+/* Which node of group g serves it now: the one whose CLUSTER NODES line
+ * for itself says master (the Raft leader in a replicated group). */
+static int serving_addr(cli_ctx *x, const cJSON *map, int g, char *out, size_t n)
+{
+    const cJSON *group = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(map, "groups"), g), *node;
+    cJSON_ArrayForEach(node, cJSON_GetObjectItemCaseSensitive(group, "nodes")) {
+        char addr[300], err[512], *text = NULL;
+        const char *argv[] = { "CLUSTER", "NODES" };
+        node_addr(node, addr, sizeof addr);
+        if (rawinfo_command(addr, x->url ? x->url : getenv("SPOOL_URL"), 2, argv, NODE_TIMEOUT_S, &text, err,
+                            sizeof err) < 0)
+            continue;
+        bool leads = text && strstr(text, "myself,master");
+        free(text);
+        if (leads) {
+            snprintf(out, n, "%s", addr);
+            return 0;
+        }
+    }
+    return cli_fail(CLI_REFUSED, "cluster move-slots: no node of group %s says it leads it (an election runs, or "
+                    "its nodes are down): try again", cJSON_GetObjectItemCaseSensitive(group, "name")->valuestring);
+}
+
+/* The shard count of the node at addr (INFO server), -1 unknown. */
+static int node_shards(cli_ctx *x, const char *addr)
+{
+    char *text = NULL, err[512];
+    int n = -1;
+    if (rawinfo_fetch(addr, x->url ? x->url : getenv("SPOOL_URL"), "server", &text, err, sizeof err) == 0) {
+        const char *p = strstr(text, "\nshards:");
+        n = p ? atoi(p + 8) : -1;
+    }
+    free(text);
+    return n;
+}
+
+/* Finds both sides' serving nodes and connects to them; checks they have
+ * the same shard count (job ids name their shard). */
+static int mover_open(struct mover *mv)
+{
+    char err[512];
+    const char *url = mv->x->url ? mv->x->url : getenv("SPOOL_URL");
+    if (serving_addr(mv->x, mv->map, mv->from, mv->src, sizeof mv->src) < 0 ||
+        serving_addr(mv->x, mv->map, mv->to, mv->dst, sizeof mv->dst) < 0)
+        return -1;
+    int a = node_shards(mv->x, mv->src), b = node_shards(mv->x, mv->dst);
+    if (a < 0 || a != b)
+        return cli_fail(CLI_REFUSED, "cluster move-slots: %s has %d shards and %s has %d: job ids name their shard, "
+                        "so both sides of a move need the same --shards", mv->src, a, mv->dst, b);
+    mv->nshards = a;
+    if (!(mv->sc = rawconn_open(mv->src, url, NODE_TIMEOUT_S, err, sizeof err)) ||
+        !(mv->dc = rawconn_open(mv->dst, url, NODE_TIMEOUT_S, err, sizeof err)))
+        return cli_fail(CLI_REFUSED, "cluster move-slots: %s", err);
+    return 0;
+}
+
+static void mover_close(struct mover *mv)
+{
+    rawconn_close(mv->sc);
+    rawconn_close(mv->dc);
+    mv->sc = mv->dc = NULL;
+}
+
+static const char *side(const struct mover *mv, const struct rawconn *c)
+{
+    return c == mv->sc ? mv->src : mv->dst;
+}
+
+/* Sends SLOTMOVE sub slot [blob [APPEND]] on c (its reply is read with
+ * slotmove_reply): 0, or -1 after printing why. */
+static int slotmove_send(struct mover *mv, struct rawconn *c, const char *sub, int slot, const char *blob, size_t len,
+                         bool append)
+{
+    char num[16], err[512];
+    snprintf(num, sizeof num, "%d", slot);
+    const char *argv[] = { "SLOTMOVE", sub, num, blob, "APPEND" };
+    size_t lens[] = { 8, strlen(sub), strlen(num), len, 6 };
+    if (rawconn_send(c, blob ? 4 + append : 3, argv, lens, err, sizeof err) == 0)
+        return 0;
+    cli_fail(CLI_REFUSED, "cluster move-slots: SLOTMOVE %s %d at %s: %s", sub, slot, side(mv, c), err);
+    return -1;
+}
+
+/* The reply of a SLOTMOVE sent on c, or NULL after printing why (an error
+ * reply or a broken connection). */
+static resp_val *slotmove_reply(struct mover *mv, struct rawconn *c, const char *sub, int slot)
+{
+    char err[512];
+    resp_val *v = NULL;
+    if (rawconn_read(c, &v, err, sizeof err) < 0) {
+        cli_fail(CLI_REFUSED, "cluster move-slots: SLOTMOVE %s %d at %s: %s", sub, slot, side(mv, c), err);
+        return NULL;
+    }
+    if (v->type == RESP_T_ERROR) {
+        cli_fail(CLI_REFUSED, "cluster move-slots: SLOTMOVE %s %d at %s: %s", sub, slot, side(mv, c), v->str);
+        resp_val_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+static resp_val *slotmove(struct mover *mv, struct rawconn *c, const char *sub, int slot, const char *blob,
+                          size_t len, bool append)
+{
+    if (slotmove_send(mv, c, sub, slot, blob, len, append) < 0)
+        return NULL;
+    return slotmove_reply(mv, c, sub, slot);
+}
+
+/* Test seam: SPOOL_MOVE_DIE_AT=STEP:K ends the process (exit 9, as if
+ * killed) right after the K-th STEP (export, import, moving, drop), so a
+ * test can cut a move short at a chosen point and run it again. */
+static void die_at(const char *what)
+{
+    static int count;
+    const char *at = getenv("SPOOL_MOVE_DIE_AT");
+    size_t n = strlen(what);
+    if (at && !strncmp(at, what, n) && at[n] == ':' && ++count == atoi(at + n + 1)) {
+        fprintf(stderr, "spool: SPOOL_MOVE_DIE_AT=%s: stopping here\n", at);
+        _exit(9);
+    }
+}
+
+/* SLOTMOVE sub for every slot of list, pipelined on c: out[i] the reply
+ * for list[i] (NULL after printing why; out NULL: replies dropped); die
+ * names the step for the test seam. */
+static int pipeline(struct mover *mv, struct rawconn *c, const char *sub, const int *list, int n, resp_val **out,
+                    const char *die)
+{
+    int sent = 0, rc = 0;
+    while (sent < n && slotmove_send(mv, c, sub, list[sent], NULL, 0, false) == 0)
+        sent++;
+    for (int i = 0; i < sent; i++) {
+        resp_val *v = slotmove_reply(mv, c, sub, list[i]);
+        rc |= v ? 0 : -1;
+        if (out)
+            out[i] = v;
+        else
+            resp_val_free(v);
+        die_at(die);
+    }
+    return sent == n ? rc : -1;
+}
+
+/* EXPORT of every slot of the batch on the source (each slot's live copy
+ * is parked there): parts[i] the reply for list[i]. */
+static int export_batch(struct mover *mv, const int *list, int n, resp_val **parts)
+{
+    int rc = pipeline(mv, mv->sc, "EXPORT", list, n, parts, "export");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (parts[i]->type == RESP_T_ARRAY && parts[i]->n > 0)
+            continue;
+        cli_fail(CLI_REFUSED, "cluster move-slots: %s answered SLOTMOVE EXPORT %d with no parts", mv->src, list[i]);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* IMPORT of every part of every slot, pipelined on the target. */
+static int import_batch(struct mover *mv, const int *list, int n, resp_val **parts)
+{
+    int rc = 0, sent = 0, want = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < parts[i]->n; k++, want++) {
+            resp_val *p = parts[i]->elem[k];
+            if (p->type == RESP_T_BULK && slotmove_send(mv, mv->dc, "IMPORT", list[i], p->str, p->len, k > 0) == 0)
+                sent++;
+            mv->bytes += (long long)p->len;
+            mv->parts++;
+        }
+    for (int i = 0, r = 0; i < n && r < sent; i++) {
+        for (size_t k = 0; k < parts[i]->n && r < sent; k++, r++) {
+            resp_val *ok = slotmove_reply(mv, mv->dc, "IMPORT", list[i]);
+            rc |= ok ? 0 : -1;
+            resp_val_free(ok);
+        }
+        die_at("import");
+    }
+    return sent == want ? rc : -1;
+}
+
+/* Export from the source (parked there), import on the target. */
+static int copy_batch(struct mover *mv, const int *list, int n)
+{
+    resp_val **parts = calloc((size_t)n, sizeof *parts);
+    int rc = export_batch(mv, list, n, parts);
+    if (rc == 0)
+        rc = import_batch(mv, list, n, parts);
+    for (int i = 0; i < n; i++)
+        resp_val_free(parts[i]);
+    free(parts);
+    return rc;
+}
+
+/* A copy failed: what the target took of the batch is removed (an empty
+ * import), the source takes its parked blobs back, and the slots leave the
+ * move. If that fails too, the map keeps them frozen: running the move
+ * again finishes it. */
+static void give_up(struct mover *mv, const int *list, int n, const int *order)
+{
+    unsigned char empty[16] = "SPSLOT1\n";
+    bool back = true;
+    for (int i = 0; i < n && back; i++) {
+        for (int k = 0; k < 4; k++)
+            empty[8 + k] = (unsigned char)(list[i] >> (8 * k)), empty[12 + k] = (unsigned char)(mv->nshards >> (8 * k));
+        resp_val_free(slotmove(mv, mv->dc, "IMPORT", list[i], (const char *)empty, sizeof empty, false));
+        resp_val *v = slotmove(mv, mv->sc, "RESTORE", list[i], NULL, 0, false);
+        back = v != NULL;
+        resp_val_free(v);
+    }
+    if (back && push_map(mv->x, move_map(mv->map, list, n, mv->to, "none"), order, 2) == 0)
+        fprintf(stderr, "spool: the %d slot(s) of this batch stay with the source, unfrozen, as they were\n", n);
+    else
+        fprintf(stderr, "spool: slots of this batch stay frozen: run the same move-slots again to finish it\n");
+}
+
+/* Pushes next (a step of the move) and makes it the current map. */
+static int step(struct mover *mv, cJSON *next, const int *order)
+{
+    cJSON_Delete(mv->map);
+    mv->map = next;
+    return push_map(mv->x, next, order, 2) ? -1 : 0;
+}
+
+/* One batch, from where the map has it: stage 0 not started, 1 frozen
+ * (copy it), 2 moving (the target has it: drop the source's copy). */
+static int move_batch(struct mover *mv, const int *list, int n, int stage)
+{
+    int src_first[2] = { mv->from, mv->to }, dst_first[2] = { mv->to, mv->from };
+    double t0 = mono_ms(), t1;
+    if (stage == 0 && step(mv, move_map(mv->map, list, n, mv->to, "frozen"), src_first) < 0)
+        return -1;
+    if (stage <= 1 && copy_batch(mv, list, n) < 0) {
+        give_up(mv, list, n, src_first);
+        return -1;
+    }
+    if (stage <= 1 && step(mv, move_map(mv->map, list, n, mv->to, "moving"), dst_first) < 0)
+        return -1;
+    if (stage <= 1)
+        die_at("moving");
+    t1 = mono_ms();
+    if (stage == 0) {
+        mv->freeze_max = t1 - t0 > mv->freeze_max ? t1 - t0 : mv->freeze_max;
+        mv->freeze_sum += t1 - t0;
+    }
+    if (pipeline(mv, mv->sc, "DROP", list, n, NULL, "drop") < 0) /* the parked copies go */
+        return -1;
+    if (step(mv, move_map(mv->map, list, n, mv->to, NULL), dst_first) < 0)
+        return -1;
+    mv->ask_max = mono_ms() - t1 > mv->ask_max ? mono_ms() - t1 : mv->ask_max;
+    mv->batches++;
+    mv->slots += n;
+    return 0;
+}
+
+/* The slots of list in batches of `batch`, from stage. */
+static int move_list(struct mover *mv, const int *list, int n, int stage, int batch)
+{
+    for (int i = 0; i < n; i += batch)
+        if (move_batch(mv, list + i, n - i < batch ? n - i : batch, stage) < 0)
+            return -1;
+    return 0;
+}
+
+/* Moves left half-done by an earlier run (the map's "moves"), pair by
+ * pair of groups. *same counts those that went from->to. */
+static int finish_pending(cli_ctx *x, cJSON **map, int from, int to, int batch, int *same)
+{
+    int *owner = malloc(3 * SLOTS * sizeof *owner), *mto = owner + SLOTS, *mst = owner + 2 * SLOTS, rc = 0;
+    int *list = malloc(SLOTS * sizeof *list);
+    map_owners(*map, owner);
+    map_moves(*map, mto, mst);
+    *same = 0;
+    for (int s0 = 0; s0 < SLOTS && rc == 0; s0++) {
+        if (mto[s0] < 0)
+            continue;
+        struct mover mv = { .x = x, .map = *map, .from = owner[s0], .to = mto[s0] };
+        rc = mover_open(&mv);
+        for (int stage = 1; stage <= 2 && rc == 0; stage++) {
+            int n = 0;
+            for (int s = s0; s < SLOTS; s++)
+                if (mto[s] == mv.to && owner[s] == mv.from && mst[s] == stage)
+                    list[n++] = s, mto[s] = -1;
+            if (n)
+                fprintf(stderr, "spool: finishing %d slot(s) left %s by an earlier move\n", n,
+                        stage == 1 ? "frozen" : "moving");
+            rc = move_list(&mv, list, n, stage, batch);
+            *same += mv.from == from && mv.to == to ? n : 0;
+        }
+        mover_close(&mv);
+        *map = mv.map;
+    }
+    free(owner);
+    free(list);
+    return rc;
+}
+
+static void print_moved(const struct mover *mv, int n, double ms)
+{
+    printf("moved %d of %d slot(s) from %s to %s in %.0f ms (%d batch(es), %d part(s), %lld bytes), map epoch "
+           "%lld\n", mv->slots, n, mv->src, mv->dst, ms, mv->batches, mv->parts, mv->bytes, map_epoch(mv->map));
+    if (mv->batches)
+        printf("slots answered -TRYAGAIN for %.0f ms per batch at most (%.0f ms on average), then -ASK for %.0f ms "
+               "at most\n", mv->freeze_max, mv->freeze_sum / mv->batches, mv->ask_max);
+}
+
+/* spool cluster move-slots ADDR --from GROUP --to GROUP (--count N | --range A-B) [--batch N] */
 static int cluster_move(cli_ctx *x)
 {
     cJSON *map = cluster_map_of(x);
     if (!map)
         return CLI_REFUSED;
-    const char *fname = args_get(x->a, "from"), *tname = args_get(x->a, "to");
-    int from = fname ? group_index(map, fname) : -1, to = tname ? group_index(map, tname) : -1;
-    int *list = malloc(SLOTS * sizeof *list), n = -1, rc = CLI_REFUSED;
+    const char *fname = args_get(x->a, "from"), *tname = args_get(x->a, "to"), *bs = args_get(x->a, "batch");
+    int from = fname ? group_index(map, fname) : -1, to = tname ? group_index(map, tname) : -1, done = 0, n = -1;
+    long long batch = 50;
+    int *list = malloc(SLOTS * sizeof *list), rc = CLI_REFUSED;
+    double t0 = mono_ms();
     if (from < 0 || to < 0 || from == to)
         rc = cli_fail(CLI_USAGE, "cluster move-slots: --from and --to must name two groups of the map (spool cluster "
                       "info lists them)");
-    else if ((n = pick_slots(x, map, from, list)) < 0)
+    else if (bs && args_int(bs, 1, SLOTS, &batch) < 0)
+        rc = cli_fail(CLI_USAGE, "cluster move-slots: --batch takes 1 to 16384 (slots frozen together)");
+    else if (finish_pending(x, &map, from, to, (int)batch, &done) == 0 &&
+             (n = pick_slots(x, map, from, to, done, list)) < 0)
         rc = -n;
-    char src[300];
-    int src_first[2] = { from, to }, dst_first[2] = { to, from };
-    if (n > 0) {
-        leader_addr(map, from, src, sizeof src);
-        int moving = -1;
-        if (step(x, &map, move_map(map, list, n, to, "frozen"), src_first) == 0)
-            moving = keep_empty(x, src, list, n);
-        if (moving < 0) /* unfreeze: nothing moves */
-            step(x, &map, move_map(map, list, 0, to, "frozen"), src_first);
-        if (moving >= 0 && step(x, &map, move_map(map, list, moving, to, "moving"), dst_first) == 0 &&
-            step(x, &map, move_map(map, list, moving, to, NULL), dst_first) == 0) {
-            printf("moved %d of %d slot(s) from %s to %s, map epoch %lld\n", moving, n, fname, tname,
-                   map_epoch(map));
-            rc = moving == n ? CLI_OK : CLI_REFUSED;
+    if (n >= 0) {
+        struct mover mv = { .x = x, .map = map, .from = from, .to = to };
+        int ok = n == 0 ? 0 : mover_open(&mv);
+        if (ok == 0)
+            ok = move_list(&mv, list, n, 0, (int)batch);
+        map = mv.map;
+        mover_close(&mv);
+        if (ok == 0) {
+            print_moved(&mv, n, mono_ms() - t0);
+            rc = CLI_OK;
         }
     }
     free(list);

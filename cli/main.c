@@ -33,6 +33,7 @@ static const arg_opt opts_cluster[] = {
     { "to", "GROUP", "move-slots: the group they go to" },
     { "count", "N", "move-slots: the source's first N slots" },
     { "range", "A-B", "move-slots: slots A to B (all the source's)" },
+    { "batch", "N", "move-slots: slots frozen and copied together (default 50)" },
     { "replica-id", "N", "add-replica: the new node's --replica-id (default: one above the highest)" },
     { "raft", "HOST:PORT", "add-replica: the new node's Raft address (default: its host, port + 10000)" },
     { "timeout", "S", "add-replica/remove-replica: how long to wait for the change (default 120)" },
@@ -194,9 +195,10 @@ static const command commands[] = {
       "  create ADDR... [--replicas N]   groups of N+1 nodes (default 1 each),\n"
       "                                  the 16384 slots split evenly\n"
       "  add-group ADDR NEWADDR...       a new group (leader first), no slots\n"
-      "  move-slots ADDR --from G --to G (--count N | --range A-B)\n"
-      "                                  moves empty slots; slots holding keys\n"
-      "                                  or queues are refused (not built yet)\n"
+      "  move-slots ADDR --from G --to G (--count N | --range A-B) [--batch N]\n"
+      "                                  moves slots with their queues, jobs,\n"
+      "                                  schedules and keys, N slots at a time;\n"
+      "                                  run it again to finish a move cut short\n"
       "  info ADDR                       the map, and whether every node has it\n"
       "  add-replica NEWADDR ADDR [--replica-id N] [--raft HOST:PORT]\n"
       "                                  adds a node started with --replica-join\n"

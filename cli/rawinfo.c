@@ -52,39 +52,51 @@ static int dial(const char *endpoint, int timeout_s, char *err, size_t errlen)
     return fd;
 }
 
-/* Sends argv and reads one reply (caller frees): 0, or -1 with err. */
-static int call(int fd, resp_reader *rd, int argc, const char *const *argv, resp_val **out,
-                char *err, size_t errlen)
+struct rawconn {
+    int fd;
+    resp_reader *rd;
+    char buf[16384];          /* received, not yet fed to the reader */
+    size_t off, n;
+};
+
+int rawconn_send(struct rawconn *c, int argc, const char *const *argv, const size_t *lens, char *err, size_t errlen)
 {
     resp_buf b;
     resp_buf_init(&b);
-    resp_add_commandv(&b, argc, argv);
-    ssize_t w = send(fd, b.data, b.len, MSG_NOSIGNAL);
+    if (lens)
+        resp_add_command(&b, argc, argv, lens);
+    else
+        resp_add_commandv(&b, argc, argv);
+    ssize_t w = send(c->fd, b.data, b.len, MSG_NOSIGNAL);
     bool sent = w == (ssize_t)b.len;
     resp_buf_free(&b);
-    if (!sent) {
-        snprintf(err, errlen, "sending %s failed: %s", argv[0], strerror(errno));
-        return -1;
-    }
-    char buf[16384];
+    if (!sent)
+        snprintf(err, errlen, "sending %s failed: %s", argv[0], w < 0 ? strerror(errno) : "partly sent");
+    return sent ? 0 : -1;
+}
+
+int rawconn_read(struct rawconn *c, resp_val **out, char *err, size_t errlen)
+{
+    *out = NULL;
     for (;;) {
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) {
-            snprintf(err, errlen, "no reply to %s: %s", argv[0], n == 0 ? "connection closed" : strerror(errno));
-            return -1;
-        }
-        size_t off = 0;
-        while (off < (size_t)n) {
+        while (c->off < c->n) {
             size_t used = 0;
-            int r = resp_reader_feed(rd, buf + off, (size_t)n - off, &used, out);
-            off += used;
+            int r = resp_reader_feed(c->rd, c->buf + c->off, c->n - c->off, &used, out);
+            c->off += used;
             if (r == RESP_EPROTO) {
-                snprintf(err, errlen, "%s", resp_reader_error(rd));
+                snprintf(err, errlen, "%s", resp_reader_error(c->rd));
                 return -1;
             }
             if (r == RESP_OK)
-                return 0; /* nothing follows a single request's reply */
+                return 0; /* what follows is the next reply's */
         }
+        ssize_t n = recv(c->fd, c->buf, sizeof c->buf, 0);
+        if (n <= 0) {
+            snprintf(err, errlen, "no reply: %s", n == 0 ? "connection closed" : strerror(errno));
+            return -1;
+        }
+        c->off = 0;
+        c->n = (size_t)n;
     }
 }
 
@@ -149,31 +161,60 @@ int rawinfo_fetch(const char *endpoint, const char *url, const char *section, ch
     return rawinfo_command(endpoint, url, section ? 2 : 1, info, IO_TIMEOUT_S, text, err, errlen);
 }
 
+struct rawconn *rawconn_open(const char *endpoint, const char *url, int timeout_s, char *err, size_t errlen)
+{
+    int fd = dial(endpoint, timeout_s, err, errlen);
+    if (fd < 0)
+        return NULL;
+    struct rawconn *c = calloc(1, sizeof *c);
+    c->fd = fd;
+    c->rd = resp_reader_new(NULL);
+    char user[256], pass[256];
+    if (url_password(url, user, pass, sizeof user)) {
+        const char *auth[] = { "AUTH", user, pass };
+        resp_val *v = NULL;
+        int rc = rawconn_call(c, 3, auth, NULL, &v, err, errlen);
+        if (rc == 0 && v->type == RESP_T_ERROR)
+            rc = -1, snprintf(err, errlen, "%s", v->str);
+        resp_val_free(v);
+        if (rc < 0) {
+            rawconn_close(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+int rawconn_call(struct rawconn *c, int argc, const char *const *argv, const size_t *lens, resp_val **out, char *err,
+                 size_t errlen)
+{
+    *out = NULL;
+    if (rawconn_send(c, argc, argv, lens, err, errlen) < 0)
+        return -1;
+    return rawconn_read(c, out, err, errlen);
+}
+
+void rawconn_close(struct rawconn *c)
+{
+    if (!c)
+        return;
+    resp_reader_free(c->rd);
+    close(c->fd);
+    free(c);
+}
+
 int rawinfo_command(const char *endpoint, const char *url, int argc, const char *const *argv, int timeout_s,
                     char **text, char *err, size_t errlen)
 {
     *text = NULL;
-    int fd = dial(endpoint, timeout_s, err, errlen);
-    if (fd < 0)
+    struct rawconn *c = rawconn_open(endpoint, url, timeout_s, err, errlen);
+    if (!c)
         return -1;
-    resp_reader *rd = resp_reader_new(NULL);
     resp_val *v = NULL;
-    char user[256], pass[256];
-    int rc = 0;
-    if (url_password(url, user, pass, sizeof user)) {
-        const char *auth[] = { "AUTH", user, pass };
-        rc = call(fd, rd, 3, auth, &v, err, errlen);
-        if (rc == 0 && v->type == RESP_T_ERROR)
-            rc = -1, snprintf(err, errlen, "%s", v->str);
-        resp_val_free(v);
-        v = NULL;
-    }
-    if (rc == 0)
-        rc = call(fd, rd, argc, argv, &v, err, errlen);
+    int rc = rawconn_call(c, argc, argv, NULL, &v, err, errlen);
     if (rc == 0)
         rc = reply_text(v, text, err, errlen);
     resp_val_free(v);
-    resp_reader_free(rd);
-    close(fd);
+    rawconn_close(c);
     return rc;
 }

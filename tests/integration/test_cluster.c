@@ -344,3 +344,190 @@ Test(cluster, a_node_that_was_down_takes_the_newer_map_from_its_peers)
     spoold_stop(a);
     spoold_stop(b);
 }
+
+/* ------------------------------------------------------ moving slot data */
+
+/* a serves 0..8191, b the rest, but slot 5061 is b's when b_owns, and in
+ * state ("frozen", "moving") toward b when state is given. Sent to both
+ * nodes. */
+static void set_move_map(spoold *a, spoold *b, int epoch, const char *state, bool b_owns)
+{
+    char moves[128] = "[]", map[1400];
+    if (state)
+        snprintf(moves, sizeof moves, "[{\"slot\":%d,\"to\":1,\"state\":\"%s\"}]", MINE_SLOT, state);
+    snprintf(map, sizeof map,
+             "{\"epoch\":%d,\"groups\":[{\"name\":\"a\",\"nodes\":[{\"id\":\"" ME "\",\"host\":\"127.0.0.1\",\"port\":%d}]},"
+             "{\"name\":\"b\",\"nodes\":[{\"id\":\"" OTHER "\",\"host\":\"127.0.0.1\",\"port\":%d}]}],"
+             "\"slots\":[[0,%d,0],[%d,%d,%d],[%d,8191,0],[8192,16383,1]],\"moves\":%s}", epoch, a->port, b->port,
+             MINE_SLOT - 1, MINE_SLOT, MINE_SLOT, b_owns ? 1 : 0, MINE_SLOT + 1, moves);
+    spoold *to[2] = { a, b };
+    for (int i = 0; i < 2; i++) {
+        cli *c = cli_connect(to[i]->port);
+        expect_int(CMD(c, "CLUSTER", "SETMAP", map), 1);
+        cli_close(c);
+    }
+}
+
+static spoold *start_other(const char *shards)
+{
+    return spoold_start("--cluster", "yes", "--cluster-node-id", OTHER, "--shards", shards, NULL);
+}
+
+/* SLOTMOVE EXPORT on a, every part imported on b. */
+static void export_import(cli *ca, cli *cb, bool twice)
+{
+    char slot[16];
+    snprintf(slot, sizeof slot, "%d", MINE_SLOT);
+    resp_val *parts = CMD(ca, "SLOTMOVE", "EXPORT", slot);
+    cr_assert(parts->type == RESP_T_ARRAY && parts->n >= 1, "EXPORT: %s", resp_describe(parts));
+    for (int round = 0; round < (twice ? 2 : 1); round++)
+        for (size_t i = 0; i < parts->n; i++) {
+            const char *argv[] = { "SLOTMOVE", "IMPORT", slot, parts->elem[i]->str, "APPEND" };
+            size_t len[] = { 8, 6, strlen(slot), parts->elem[i]->len, 6 };
+            expect_ok(cli_cmdv(cb, i ? 5 : 4, argv, len));
+        }
+    resp_val_free(parts);
+}
+
+/* A job's field from JOB.GET (static buffer; "" when nil). */
+static const char *job_field(cli *c, const char *id, const char *field)
+{
+    static char out[256];
+    resp_val *v = CMD(c, "JOB.GET", id);
+    out[0] = '\0';
+    for (size_t i = 0; v->type == RESP_T_ARRAY && i + 1 < v->n; i += 2)
+        if (!strcmp(v->elem[i]->str, field)) {
+            if (v->elem[i + 1]->type == RESP_T_INT)
+                snprintf(out, sizeof out, "%lld", v->elem[i + 1]->integer);
+            else if (v->elem[i + 1]->str)
+                snprintf(out, sizeof out, "%s", v->elem[i + 1]->str);
+        }
+    resp_val_free(v);
+    return out;
+}
+
+static void push_id(cli *c, char *out, size_t n, const char *payload, const char *opt, const char *val)
+{
+    resp_val *v = opt ? CMD(c, "JOB.PUSH", "{bar}q", payload, opt, val) : CMD(c, "JOB.PUSH", "{bar}q", payload);
+    cr_assert(v->type == RESP_T_BULK, "%s", resp_describe(v));
+    snprintf(out, n, "%s", v->str);
+    resp_val_free(v);
+}
+
+Test(cluster, a_slot_moves_with_its_jobs_keys_and_receipts)
+{
+    spoold *a = start_node(), *b = start_other("2");
+    cli *ca = cli_connect(a->port), *cb = cli_connect(b->port);
+    set_move_map(a, b, 1, NULL, false);
+    char ready[64], delayed[64], reserved[64], receipt[96];
+    push_id(ca, reserved, sizeof reserved, "{\"r\":1}", NULL, NULL);
+    resp_val *r = CMD(ca, "JOB.RESERVE", "NOWAIT", "FROM", "{bar}q");
+    snprintf(receipt, sizeof receipt, "%s", r->elem[0]->elem[3]->str);
+    resp_val_free(r);
+    push_id(ca, ready, sizeof ready, "{\"r\":2}", "UNIQUE", "u1");
+    push_id(ca, delayed, sizeof delayed, "{\"r\":3}", "DELAY", "3600000");
+    expect_ok(CMD(ca, "SET", "{bar}k", "v", "PX", "3600000"));
+    expect_int(CMD(ca, "HSET", "{bar}h", "f", "1"), 1);
+    cli *waiter = cli_connect(a->port), *jobwait = cli_connect(a->port);
+    SEND(waiter, "JOB.RESERVE", "TIMEOUT", "60000", "FROM", "{bar}empty", "{bar}empty2");
+    SEND(jobwait, "JOB.WAIT", delayed, "TIMEOUT", "60000");
+    wait_blocked_clients(ca, 2, 5000);
+    set_move_map(a, b, 2, "frozen", false);
+    export_import(ca, cb, true); /* importing again replaces: the same state */
+    resp_val *w = cli_read(waiter);
+    expect_error(w, "TRYAGAIN"); /* woken, not left hanging */
+    cli_close(waiter);
+    expect_error(cli_read(jobwait), "TRYAGAIN"); /* JOB.WAIT is told to wait where the job went */
+    cli_close(jobwait);
+    expect_int(CMD(ca, "CLUSTER", "COUNTKEYSINSLOT", "5061"), 0);
+    set_move_map(a, b, 3, "moving", false);
+    expect_int(CMD(ca, "SLOTMOVE", "DROP", "5061"), 1);
+    expect_int(CMD(ca, "SLOTMOVE", "DROP", "5061"), 0);
+    set_move_map(a, b, 4, NULL, true);
+    cr_assert_str_eq(job_field(cb, reserved, "state"), "reserved");
+    cr_assert_str_eq(job_field(cb, delayed, "state"), "delayed");
+    expect_int(CMD(cb, "JOB.ACK", receipt), 1); /* a receipt from before the move */
+    expect_bulk(CMD(cb, "JOB.PUSH", "{bar}q", "{}", "UNIQUE", "u1"), ready);
+    r = CMD(cb, "JOB.RESERVE", "NOWAIT", "FROM", "{bar}q");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1 && !strcmp(r->elem[0]->elem[1]->str, ready), "%s", resp_describe(r));
+    resp_val_free(r);
+    expect_bulk(CMD(cb, "GET", "{bar}k"), "v");
+    resp_val *ttl = CMD(cb, "PTTL", "{bar}k");
+    cr_assert(ttl->integer > 0 && ttl->integer <= 3600000, "PTTL %lld", ttl->integer);
+    resp_val_free(ttl);
+    expect_bulk(CMD(cb, "HGET", "{bar}h", "f"), "1");
+    /* b is group 1: its new ids carry it */
+    char mine[64];
+    push_id(cb, mine, sizeof mine, "{}", NULL, NULL);
+    unsigned long long id = strtoull(strchr(mine, '}') + 1, NULL, 16);
+    cr_assert_eq((id >> 16) & 0x3f, 1, "id %s does not carry group 1", mine);
+    cli_close(ca);
+    cli_close(cb);
+    spoold_stop(a);
+    spoold_stop(b);
+}
+
+Test(cluster, a_parked_slot_survives_a_restart_and_can_be_restored)
+{
+    spoold *a = start_node(), *b = start_other("2");
+    cli *ca = cli_connect(a->port);
+    set_move_map(a, b, 1, NULL, false);
+    char id[64];
+    push_id(ca, id, sizeof id, "{\"p\":1}", NULL, NULL);
+    set_move_map(a, b, 2, "frozen", false);
+    resp_val *first = CMD(ca, "SLOTMOVE", "EXPORT", "5061");
+    cli_close(ca);
+    spoold_term(a);
+    spoold_restart(a, "--cluster", "yes", "--shards", "2", NULL);
+    ca = cli_connect(a->port);
+    expect_int(CMD(ca, "CLUSTER", "COUNTKEYSINSLOT", "5061"), 0);
+    resp_val *again = CMD(ca, "SLOTMOVE", "EXPORT", "5061");
+    cr_assert(again->type == RESP_T_ARRAY && again->n == first->n && again->elem[0]->len == first->elem[0]->len &&
+              !memcmp(again->elem[0]->str, first->elem[0]->str, first->elem[0]->len),
+              "a second export gives the parked blob again");
+    resp_val_free(first);
+    resp_val_free(again);
+    expect_int(CMD(ca, "SLOTMOVE", "RESTORE", "5061"), 1);
+    set_move_map(a, b, 3, NULL, false);
+    cr_assert_str_eq(state_of(ca, id), "ready");
+    expect_int(CMD(ca, "SLOTMOVE", "DROP", "5061"), 0);
+    cli_close(ca);
+    spoold_stop(a);
+    spoold_stop(b);
+}
+
+Test(cluster, slotmove_refuses_what_is_not_a_move)
+{
+    spoold *a = start_node(), *b = start_other("3");
+    cli *ca = cli_connect(a->port), *cb = cli_connect(b->port);
+    set_move_map(a, b, 1, NULL, false);
+    expect_error(CMD(ca, "SLOTMOVE", "EXPORT", "5061"), "ERR SLOTMOVE EXPORT: slot 5061 is not being moved away");
+    expect_error(CMD(cb, "SLOTMOVE", "IMPORT", "5061", "x"), "ERR SLOTMOVE IMPORT: slot 5061 is not being moved to");
+    expect_error(CMD(ca, "SLOTMOVE", "EXPORT", "99999"), "ERR Invalid slot");
+    expect_error(CMD(ca, "SLOTMOVE", "MIGRATE", "1"), "ERR unknown subcommand");
+    set_move_map(a, b, 2, "frozen", false);
+    expect_error(CMD(cb, "SLOTMOVE", "IMPORT", "5061", "junk"), "ERR the blob is not a slot export");
+    resp_val *parts = CMD(ca, "SLOTMOVE", "EXPORT", "5061");
+    const char *argv[] = { "SLOTMOVE", "IMPORT", "5061", parts->elem[0]->str };
+    size_t len[] = { 8, 6, 4, parts->elem[0]->len };
+    expect_error(cli_cmdv(cb, 4, argv, len), "ERR slot 5061 comes from a node with 2 shards and this node has 3");
+    char broken[64];
+    memcpy(broken, parts->elem[0]->str, 16);
+    broken[16] = 'J';
+    len[3] = 17;
+    argv[3] = broken;
+    resp_val_free(parts);
+    cli_close(cb);
+    spoold_stop(b);
+    b = start_other("2");
+    cb = cli_connect(b->port);
+    set_move_map(a, b, 3, "frozen", false);
+    expect_error(cli_cmdv(cb, 4, argv, len), "ERR the blob of slot 5061 is damaged");
+    expect_ok(CMD(cb, "ACL", "SETUSER", "worker", "on", ">pw", "~*", "+@all", "-@admin"));
+    expect_ok(CMD(cb, "AUTH", "worker", "pw"));
+    expect_error(CMD(cb, "SLOTMOVE", "DROP", "5061"), "NOPERM");
+    cli_close(ca);
+    cli_close(cb);
+    spoold_stop(a);
+    spoold_stop(b);
+}

@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import redis
@@ -77,7 +78,8 @@ class Group:
             [self.spoold, "--port", str(self.ports[i]), "--http-port", "0", "--data-dir", d, "--shards", "2",
              "--io-threads", "1", "--replica-id", str(i), "--replica-peers", self.peers if i not in self.joined
              else f"{i}=127.0.0.1:{self.ports[i] + 10000}/127.0.0.1:{self.ports[i]}",
-             "--replica-election-ms", str(ELECTION_MS)] + (["--cluster", "yes"] if self.cluster else [])
+             "--replica-election-ms", str(ELECTION_MS), "--enable-debug-command", "yes"]
+            + (["--cluster", "yes"] if self.cluster else [])
             + (["--replica-join", "yes"] if i in self.joined else []) + self.extra,
             stdout=log, stderr=log)
         log.close()
@@ -207,9 +209,9 @@ def reserved(reply):
 
 
 class Load:
-    def __init__(self, group):
+    def __init__(self, group, first=0):
         self.c = ClusterClient(group) if group.cluster else Client(group)
-        self.n = 0
+        self.n = first  # the last number pushed: loads running at once start apart
         self.acked_push = {}      # n -> id
         self.unknown_push = set()
         self.acked_ack = {}       # job id -> time of the acknowledged ack
@@ -297,16 +299,16 @@ def failovers(suite, g, kills, seconds, max_pause):
                 f"max pause {max(pauses):.2f} s")
 
 
-def check_load(suite, load):
+def check_load(suite, load, what=""):
     """Drains the queue; every acknowledged push delivered, no acknowledged ack undone."""
     load.drain(quiet_s=LEASE_MS / 1000 + 1.0)
     seen = {n for n, _, _ in load.delivered}
     lost = sorted(set(load.acked_push) - seen)
-    suite.check("every acknowledged push was delivered", not lost, f"{len(lost)} lost, e.g. {lost[:10]}")
+    suite.check(f"every acknowledged push was delivered{what}", not lost, f"{len(lost)} lost, e.g. {lost[:10]}")
     undone = sorted({n for n, i, t in load.delivered if i in load.acked_ack and t > load.acked_ack[i]})
-    suite.check("no acknowledged ack undone (no redelivery after it)", not undone, f"redelivered: {undone[:10]}")
+    suite.check(f"no acknowledged ack undone (no redelivery after it){what}", not undone, f"redelivered: {undone[:10]}")
     phantom = sorted(seen - set(load.acked_push) - load.unknown_push)
-    suite.check("nothing delivered that was never pushed", not phantom, f"{phantom[:10]}")
+    suite.check(f"nothing delivered that was never pushed{what}", not phantom, f"{phantom[:10]}")
     print(f"# {load.n} pushes ({len(load.acked_push)} acknowledged, {len(load.unknown_push)} "
           f"outcome unknown), {len(load.delivered)} deliveries, {len(load.acked_ack)} acks acknowledged")
 
@@ -438,6 +440,115 @@ def follower_and_minority(suite, g):
     suite.check("a minority refuses writes (CLUSTERDOWN)", last.startswith("CLUSTERDOWN no leader in this replication group"), last)
 
 
+def cut_off_leader(suite, g):
+    """Both followers die: the leader cannot commit. A write to it is not
+    acknowledged, and its journal keeps nothing the group did not commit:
+    once the other two elected a leader without it and it rejoined, every
+    journal holds the same jobs (the write is in none)."""
+    lead = g.leader()
+    for f in [i for i in g.procs if i != lead]:
+        g.kill(f)
+    try:
+        rep = g.client(lead).execute_command("JOB.PUSH", "cutq", '{"cut":1}')
+        suite.check("a leader cut off from its group acknowledges no write", False, f"acknowledged: {rep}")
+    except (redis.ResponseError, redis.ConnectionError, redis.TimeoutError) as e:
+        suite.check("a leader cut off from its group acknowledges no write", "outcome unknown" in str(e) or
+                    str(e).startswith("CLUSTERDOWN"), str(e))
+    g.kill(lead)
+    for i in g.ports:
+        if i != lead:
+            g.start(i)
+    g.leader()
+    g.start(lead)
+    journals_equal(suite, g, "a cut-off leader rejoined")
+
+
+def stalled_leader(suite, g, seconds, clients=6):
+    """SIGSTOP the leader under load from several clients, until the other
+    two elected a leader; resumed, the old leader finds its leadership
+    lost with writes in flight ("outcome unknown"), takes its journal back
+    to what the group committed (its transaction held several entries) and
+    follows, without a restart. Nothing acknowledged is lost, and every
+    journal ends the same."""
+    loads = [Load(g, first=k * 1000000) for k in range(clients)]
+    lead = g.leader()
+    for ld in loads:
+        ld.c.node = lead
+    stop = threading.Event()
+
+    def run(ld):
+        while not stop.is_set():
+            ld.step()
+    threads = [threading.Thread(target=run, args=(ld,)) for ld in loads]
+    saved = sys.stdout, sys.stderr  # ClusterClient's redirections are not per thread: put them back after
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(seconds / 2)
+        g.procs[lead].send_signal(signal.SIGSTOP)
+        end, other = time.monotonic() + 20, None
+        while other is None and time.monotonic() < end:
+            for i in [i for i in g.procs if i != lead]:
+                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                    if g.client(i).info("replication").get("replica_role") == "leader":
+                        other = i
+            time.sleep(0.05)
+    finally:
+        g.procs[lead].send_signal(signal.SIGCONT)
+    time.sleep(seconds / 2)
+    stop.set()
+    for t in threads:
+        t.join()
+    sys.stdout, sys.stderr = saved
+    merged = Load(g)
+    for ld in loads:
+        merged.n += ld.n
+        merged.acked_push.update(ld.acked_push)
+        merged.unknown_push |= ld.unknown_push
+        merged.acked_ack.update(ld.acked_ack)
+        merged.delivered += ld.delivered
+    suite.check("a stopped leader (SIGSTOP) is replaced", other is not None, "no other node became leader")
+    print(f"# leader {lead} stopped, node {other} elected; {len(merged.acked_push)} pushes acknowledged, "
+          f"{len(merged.unknown_push)} outcome unknown")
+    check_load(suite, merged, " (leader stopped)")
+    journals_equal(suite, g, f"leader {lead} stopped and resumed")
+
+
+def journal_applied(g, i):
+    """The last log entry each shard journal of node i holds (read from its files; the node is down)."""
+    out = []
+    for k in range(2):
+        db = sqlite3.connect(os.path.join(g.root, f"node-{i}", f"shard-{k}.db"))
+        row = db.execute("SELECT applied FROM spool_replica WHERE id = 0").fetchone()
+        db.close()
+        out.append(row[0] if row else 0)
+    return out
+
+
+def power_cut_leader(suite, g, seconds):
+    """The leader loses its power under load (DEBUG POWER-CUT: every write
+    not synced is gone). In a group its shard journals are synced about
+    once a second, so they lose their last commits; restarted, the node
+    gets them back from the Raft log, which a majority synced before any
+    reply: nothing acknowledged is lost and every journal ends the same."""
+    load = Load(g)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        load.step()
+    lead = g.leader()
+    index = g.client(lead).info("replication")["replica_applied_index"]
+    with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+        g.client(lead).execute_command("DEBUG", "POWER-CUT")
+    g.procs.pop(lead).wait(timeout=30)
+    print(f"# power cut of leader {lead}: its log had applied entry {index}; its shard journals hold entries up "
+          f"to {journal_applied(g, lead)} after the cut")
+    while not load.push():
+        pass
+    g.start(lead)
+    check_load(suite, load, " (leader power cut)")
+    journals_equal(suite, g, f"leader {lead} after a power cut")
+
+
 def slot_of(key):
     """Redis Cluster's slot of a key without a {tag} (CRC16/XMODEM mod 16384)."""
     crc = 0
@@ -489,6 +600,9 @@ def main():
         g.leader()
         failovers(suite, g, a.kills, a.seconds, a.max_pause)
         journals_equal(suite, g, "after the leader kills")
+        power_cut_leader(suite, g, a.seconds)
+        stalled_leader(suite, g, 2 * a.seconds)
+        cut_off_leader(suite, g)
         for _ in range(a.rounds):
             stalled_follower(suite, g, 3.0)
             wiped_node(suite, g, a.seconds)
