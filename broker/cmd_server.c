@@ -400,12 +400,14 @@ static void finish_info(struct conn *c, struct slot *sl)
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
                         "rejected_connections:%llu\r\nacl_access_denied_auth:%llu\r\nidle_clients_closed:%llu\r\n"
-                        "expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n\r\n",
+                        "expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
+                        "moved_connections:%llu\r\n\r\n",
                         (unsigned long long)atomic_load(&srv->total_connections),
                         (unsigned long long)atomic_load(&srv->total_commands),
                         (unsigned long long)atomic_load(&srv->rejected_connections),
                         (unsigned long long)atomic_load(&srv->auth_failures),
-                        (unsigned long long)atomic_load(&srv->idle_closed), kv[4], kv[5], kv[2], kv[3]);
+                        (unsigned long long)atomic_load(&srv->idle_closed), kv[4], kv[5], kv[2], kv[3],
+                        (unsigned long long)atomic_load(&srv->moved_connections));
     if (want_section(m, "replication", true))
         info_replication(&t, srv);
     if (want_section(m, "cluster", true))

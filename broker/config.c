@@ -50,7 +50,8 @@ static const struct opt opts[] = {
     { "replica-snapshot-entries", OPT_INT, OFF(replica_snapshot_entries), "8192", 8, 1000000000, NULL, "log compaction: snapshot the shard journals every this many Raft entries, then drop the log before them (docs/replication.md)" },
     { "replica-snapshot-trailing", OPT_INT, OFF(replica_snapshot_trailing), "1024", 0, 1000000000, NULL, "log compaction: entries kept in the Raft log before a snapshot (a follower that far behind gets them, not the snapshot)" },
     { "replica-snapshot-max-mb", OPT_INT, OFF(replica_snapshot_max_mb), "512", 1, 1048576, NULL, "log compaction: no snapshot larger than this (it is held in memory while written and sent)" },
-    { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads (0 = one per core, at most 8)" },
+    { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads with --colocate no (0 = one per core, at most 8); with --colocate yes each shard thread serves its clients" },
+    { "colocate", OPT_ENUM, OFF(colocate), "no", 0, 0, yesno_choices, "yes: shard thread k is also I/O thread k and runs its clients' commands without a hop, and a client moves to the thread of the shard its commands go to (docs/threads.md); no: separate I/O threads, every command hops to its shard's thread and back" },
     { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
     { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },
     { "http-port", OPT_INT, OFF(http_port), "7380", -1, 65535, NULL, "HTTP admin and dashboard port (0 = off, -1 = any free port)" },
@@ -323,6 +324,15 @@ int config_load(struct config *cfg, int argc, char **argv, FILE *err)
     if (cfg->shards == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->shards = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
+    }
+    bool io_given = given[find_opt("io-threads") - opts];
+    if (cfg->colocate) {
+        if (io_given && cfg->io_threads != cfg->shards) {
+            fprintf(err, "spoold: --colocate yes serves clients on the %d shard thread(s), so --io-threads %d cannot "
+                    "hold; leave --io-threads out, or use --colocate no\n", cfg->shards, cfg->io_threads);
+            return -1;
+        }
+        cfg->io_threads = cfg->shards;
     }
     if (cfg->io_threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

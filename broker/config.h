@@ -35,7 +35,8 @@ struct config {
     int replica_snapshot_entries;  /* log compaction (replica_snap.h) */
     int replica_snapshot_trailing;
     int replica_snapshot_max_mb;
-    int io_threads;       /* 0 means "auto" */
+    int io_threads;       /* 0 means "auto"; = shards with colocate */
+    int colocate;         /* 1: shard thread k is I/O thread k too (docs/threads.md) */
     int fsync;            /* enum fsync_mode */
     char *requirepass;
     char *aclfile;

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -193,9 +194,17 @@ static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
     m->conn = c;
     m->proto = c->proto;
     c->inflight++;
-    if (to_shard)
+    if (to_shard) {
+        if (c->nslots > CONN_MOVE_DEPTH) {
+            c->route_streak = 0; /* pipelining: hops cost little per request, two threads parse */
+        } else if (k == c->route_shard) {
+            c->route_streak++;
+        } else {
+            c->route_shard = k;
+            c->route_streak = 1;
+        }
         outbox_add(&c->io->out, ctx_shard(c->io->srv, k), m);
-    else
+    } else
         outbox_add(&c->io->out, ctx_io(c->io->srv, k), m);
 }
 
@@ -733,8 +742,10 @@ static bool flush_out(struct conn *c)
 void conn_stop_when_idle(struct io_thread *io)
 {
     if (io->stopping && io->nconns == 0 && io->nzombies == 0)
-        event_base_loopexit(io->base, NULL);
+        io_leave(io);
 }
+
+static void conn_move_if_quiet(struct conn *c);
 
 void conn_flush_dirty(struct io_thread *io)
 {
@@ -747,9 +758,74 @@ void conn_flush_dirty(struct io_thread *io)
             continue;
         if (flush_out(c))
             conn_process(c); /* may list c again, and ends with reap() */
-        else
-            reap(c);
+        else if (!reap(c))
+            conn_move_if_quiet(c);
     }
+}
+
+/* ------------------------------------------------------------- moving */
+
+/* Nothing of c is anywhere but in c itself: no reply due or in flight
+ * (so no shard holds a message naming it), no output left, not blocked,
+ * subscribed, in MULTI or WATCHing, no held command or AUTH penalty, and
+ * a plain socket (a TLS session stays where its bufferevent is). */
+static bool conn_quiet(const struct conn *c)
+{
+    return !c->closed && !c->closing && !c->doomed && !c->tls && c->inflight == 0 && !c->slots_head &&
+           !c->blocked && !c->has_held && !c->penalty && !c->penalty_ev && !c->read_paused && !c->paused_out &&
+           !c->alone && !c->dirty && !c->sub_listed && c->nsubs + c->npsubs == 0 && !c->multi && !c->watch &&
+           !c->capture && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+static void link_conn(struct io_thread *io, struct conn *c)
+{
+    c->prev = NULL;
+    c->next = io->conns;
+    if (io->conns)
+        io->conns->prev = c;
+    io->conns = c;
+    io->nconns++;
+}
+
+static void unlink_conn(struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->io->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->io->nconns--;
+}
+
+/* --colocate yes: the last CONN_MOVE_STREAK commands of c all went to
+ * shard k, whose thread is not this one: if c is quiet, it moves to I/O
+ * thread k (the same thread as shard k), so its next commands run there
+ * without a hop. Its events go (the socket stays open); the rest of c,
+ * unparsed input included, rides in a MSG_CONN; thread k makes new events
+ * (conn_adopt). */
+static void conn_move_if_quiet(struct conn *c)
+{
+    struct io_thread *io = c->io;
+    int k = c->route_shard;
+    if (!io->colocated || io->stopping || c->route_streak < CONN_MOVE_STREAK || k == io->id || !conn_quiet(c))
+        return;
+    int fd = bufferevent_getfd(c->bev);
+    event_free(c->rev);
+    c->rev = NULL;
+    bufferevent_setfd(c->bev, -1); /* so that freeing it leaves the socket open */
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    unlink_conn(c);
+    c->route_streak = 0;
+    atomic_fetch_add(&io->srv->moved_connections, 1);
+    log_debug("client id=%llu addr=%s moves to thread %d, where its commands run", (unsigned long long)c->id,
+              c->addr, k);
+    struct msg *m = msg_new(MSG_CONN);
+    m->fd = fd;
+    m->conn = c;
+    inbox_post(ctx_inbox(io->srv, ctx_io(io->srv, k)), m);
 }
 
 #define READ_CHUNK 16384 /* bytes per read(), as libevent's bufferevents read */
@@ -783,6 +859,38 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     evbuffer_commit_space(in, &v, 1);
     conn_process(c);
     conn_flush_dirty(io);
+}
+
+/* Marks the readable ones first (poll, no callback runs meanwhile), then
+ * serves one marked connection at a time, looking it up in the live list
+ * each time: serving one may close and free others. */
+void conn_serve_readable(struct io_thread *io)
+{
+    size_t n = 0;
+    for (struct conn *c = io->conns; c; c = c->next)
+        n += c->rev != NULL;
+    if (n == 0)
+        return;
+    struct pollfd *pf = xcalloc(n, sizeof *pf);
+    size_t i = 0;
+    for (struct conn *c = io->conns; c && i < n; c = c->next)
+        if (c->rev)
+            pf[i++] = (struct pollfd){ .fd = event_get_fd(c->rev), .events = POLLIN };
+    int ready = poll(pf, (nfds_t)n, 0);
+    i = 0;
+    for (struct conn *c = io->conns; c && i < n && ready > 0; c = c->next)
+        if (c->rev)
+            c->readable = (pf[i++].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    free(pf);
+    for (;;) {
+        struct conn *c = io->conns;
+        while (c && !c->readable)
+            c = c->next;
+        if (!c)
+            break;
+        c->readable = false;
+        read_cb(event_get_fd(c->rev), EV_READ, c);
+    }
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -950,12 +1058,12 @@ static bool setup_reading(struct conn *c, int fd)
         return true;
     }
     c->rev = event_new(c->io->base, fd, EV_READ | EV_PERSIST, read_cb, c);
-    c->in = evbuffer_new();
+    if (!c->in) /* a moved connection brings its unparsed input along */
+        c->in = evbuffer_new();
     if (!c->rev || !c->in) {
         if (c->rev)
             event_free(c->rev);
-        if (c->in)
-            evbuffer_free(c->in);
+        c->rev = NULL;
         return false;
     }
     bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
@@ -977,6 +1085,7 @@ struct conn *conn_new(struct io_thread *io, int fd, bool tls)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->parser = resp_req_new(NULL);
+    c->route_shard = -1;
     conn_apply_limits(c);
     c->tls = tls;
     c->bev = tls ? tls_bufferevent_new(io->base, fd, io->srv->tls_ctx)
@@ -993,20 +1102,52 @@ struct conn *conn_new(struct io_thread *io, int fd, bool tls)
     }
     if (!setup_reading(c, fd)) {
         log_error("cannot set up a connection from %s: out of memory", c->addr);
+        if (c->in)
+            evbuffer_free(c->in);
         bufferevent_free(c->bev);
         resp_req_free(c->parser);
         free(c);
         return NULL;
     }
-    c->next = io->conns;
-    if (io->conns)
-        io->conns->prev = c;
-    io->conns = c;
-    io->nconns++;
+    link_conn(io, c);
     atomic_fetch_add(&io->srv->connected_clients, 1);
     atomic_fetch_add(&io->srv->total_connections, 1);
     log_debug("client id=%llu connected from %s", (unsigned long long)c->id, c->addr);
     return c;
+}
+
+void conn_drop_moved(struct conn *c, int fd)
+{
+    if (fd >= 0)
+        close(fd);
+    if (c->in)
+        evbuffer_free(c->in);
+    atomic_fetch_sub(&c->io->srv->connected_clients, 1);
+    resp_req_free(c->parser);
+    resp_cmd_free(&c->held);
+    free(c->name);
+    free(c);
+}
+
+void conn_adopt(struct io_thread *io, struct conn *c, int fd)
+{
+    c->io = io;
+    c->bev = bufferevent_socket_new(io->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev || !setup_reading(c, fd)) {
+        log_error("client id=%llu addr=%s: cannot move it to thread %d: out of memory; closing it",
+                  (unsigned long long)c->id, c->addr, io->id);
+        if (c->bev) {
+            bufferevent_free(c->bev); /* closes fd */
+            fd = -1;
+        }
+        conn_drop_moved(c, fd);
+        return;
+    }
+    link_conn(io, c);
+    if (io->stopping)
+        conn_close(c, "server shutting down");
+    else if (evbuffer_get_length(c->in) > 0)
+        conn_process(c); /* bytes that came with it */
 }
 
 void conn_close(struct conn *c, const char *why)
@@ -1037,13 +1178,7 @@ void conn_close(struct conn *c, const char *why)
     c->in = NULL;
     bufferevent_free(c->bev);
     c->bev = NULL;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        c->io->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->io->nconns--;
+    unlink_conn(c);
     atomic_fetch_sub(&c->io->srv->connected_clients, 1);
     outbox_flush(&c->io->out);
     if (c->inflight == 0) {

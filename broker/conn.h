@@ -126,15 +126,34 @@ struct conn {
     struct multi *multi;             /* between MULTI and EXEC/DISCARD (cmd_multi.c) */
     struct watch *watch;             /* WATCHed keys (cmd_multi.c) */
     bool capture;                    /* queueing inside MULTI: routes and replies go to tx */
+    int route_shard;                 /* the shard its last commands went to (-1: none yet) */
+    int route_streak;                /* how many in a row went there (conn_move_if_quiet) */
+    bool readable;                   /* conn_serve_readable: input waits */
 };
 
 /* Takes the accepted socket fd. */
 /* tls: wrap fd in TLS (srv->tls_ctx, tls.h). */
 struct conn *conn_new(struct io_thread *io, int fd, bool tls);
+/* --colocate yes: takes over a connection that another I/O thread moved
+ * here (conn_move_if_quiet), with its socket fd. */
+void conn_adopt(struct io_thread *io, struct conn *c, int fd);
+/* Reads and serves every plain-socket connection of io that has input
+ * waiting, outside the event loop (io_serve_busy). */
+void conn_serve_readable(struct io_thread *io);
+/* Frees a moved connection that never arrived (its thread stopped first). */
+void conn_drop_moved(struct conn *c, int fd);
 /* Closes now (socket gone); frees when nothing is in flight. */
 void conn_close(struct conn *c, const char *why);
+/* With --colocate yes, a connection whose last CONN_MOVE_STREAK commands
+ * all went to the shard of another thread, each with at most
+ * CONN_MOVE_DEPTH requests in flight, moves there once it is quiet
+ * (conn_move_if_quiet, after its output was written). A client that
+ * pipelines deeper stays where it is: the hops are shared by its batch,
+ * and its parsing stays on another core than its shard's work. */
+#define CONN_MOVE_STREAK 8
+#define CONN_MOVE_DEPTH 2
 /* Writes the output of every connection of io that has some (once per
- * loop callback). */
+ * loop callback); moves the quiet ones that should move. */
 void conn_flush_dirty(struct io_thread *io);
 /* While the thread stops: leaves its loop once no connection (nor zombie)
  * is left. */

@@ -52,6 +52,11 @@ enum script_state { SCRIPT_IDLE, SCRIPT_CLEAN, SCRIPT_WROTE, SCRIPT_KILL };
 struct script_busy {
     _Atomic int64_t since;
     _Atomic int state;
+    /* --colocate yes: the shard's thread is also the I/O thread of some
+     * clients; the script's hook calls serve(serve_arg) now and then so
+     * they are served meanwhile (io_serve_busy). Set before threads start. */
+    void (*serve)(void *arg);
+    void *serve_arg;
 };
 
 struct server {
@@ -92,6 +97,7 @@ struct server {
     _Atomic long connected_clients;
     _Atomic long blocked_clients;
     _Atomic uint64_t total_connections;
+    _Atomic uint64_t moved_connections; /* --colocate yes: moves to their shard's thread (conn.c) */
     _Atomic uint64_t total_commands;
     _Atomic uint64_t rejected_connections;
     _Atomic uint64_t auth_failures;    /* failed AUTH / HELLO AUTH (INFO acl_access_denied_auth) */

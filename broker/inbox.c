@@ -27,6 +27,27 @@ static void inbox_wake_cb(evutil_socket_t fd, short what, void *arg)
         ib->drain(ib->arg, list);
 }
 
+static _Thread_local int thread_home;
+
+static void inbox_local_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct inbox *ib = arg;
+    struct msg *list = ib->lhead;
+    ib->lhead = ib->ltail = NULL;
+    if (list)
+        ib->drain(ib->arg, list);
+}
+
+void inbox_set_home(struct inbox *ib, int home)
+{
+    ib->home = home;
+}
+
+void inbox_enter(int home)
+{
+    thread_home = home;
+}
+
 int inbox_init(struct inbox *ib, struct event_base *base, inbox_drain_fn drain, void *arg)
 {
     pthread_mutex_init(&ib->lock, NULL);
@@ -36,8 +57,11 @@ int inbox_init(struct inbox *ib, struct event_base *base, inbox_drain_fn drain, 
     ib->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (ib->efd < 0)
         return -errno;
+    ib->home = 0;
+    ib->lhead = ib->ltail = NULL;
     ib->ev = event_new(base, ib->efd, EV_READ | EV_PERSIST, inbox_wake_cb, ib);
-    if (!ib->ev || event_add(ib->ev, NULL) < 0) {
+    ib->lev = event_new(base, -1, 0, inbox_local_cb, ib);
+    if (!ib->ev || !ib->lev || event_add(ib->ev, NULL) < 0) {
         close(ib->efd);
         return -ENOMEM;
     }
@@ -48,19 +72,32 @@ void inbox_destroy(struct inbox *ib)
 {
     if (ib->ev)
         event_free(ib->ev);
-    ib->ev = NULL;
+    if (ib->lev)
+        event_free(ib->lev);
+    ib->ev = ib->lev = NULL;
     if (ib->efd >= 0)
         close(ib->efd);
     ib->efd = -1;
     pthread_mutex_destroy(&ib->lock);
 }
 
-void inbox_discard(struct inbox *ib)
+struct msg *inbox_take(struct inbox *ib)
 {
     pthread_mutex_lock(&ib->lock);
     struct msg *m = ib->head;
     ib->head = ib->tail = NULL;
     pthread_mutex_unlock(&ib->lock);
+    if (ib->ltail) {
+        ib->ltail->next = m;
+        m = ib->lhead;
+        ib->lhead = ib->ltail = NULL;
+    }
+    return m;
+}
+
+void inbox_discard(struct inbox *ib)
+{
+    struct msg *m = inbox_take(ib);
     while (m) {
         struct msg *next = m->next;
         msg_free(m);
@@ -71,6 +108,16 @@ void inbox_discard(struct inbox *ib)
 void inbox_post_list(struct inbox *ib, struct msg *first, struct msg *last)
 {
     last->next = NULL;
+    if (ib->home && ib->home == thread_home) { /* the drainer itself: no lock, no wake-up */
+        if (ib->ltail)
+            ib->ltail->next = first;
+        else
+            ib->lhead = first;
+        ib->ltail = last;
+        if (first == ib->lhead)
+            event_active(ib->lev, EV_READ, 0);
+        return;
+    }
     pthread_mutex_lock(&ib->lock);
     int was_empty = ib->head == NULL;
     if (was_empty)

@@ -8,6 +8,15 @@
  * linked through msg->next (see msg.h); posting hands the message over: the
  * poster must not touch it afterwards.
  *
+ * Local posts: each inbox has a home (a number naming the thread that
+ * drains it; 0 = none). A thread that said inbox_enter(home) posts to an
+ * inbox of the same home without the lock and without the eventfd: the
+ * message joins a local list and an event with no descriptor is made
+ * active, so it is drained in the same loop iteration, after the
+ * callbacks already due (a co-located shard and I/O thread share one
+ * home: docs/threads.md). Order per sender is kept either way, since one
+ * sender always posts to one inbox by the same path.
+ *
  * Lock: inbox->lock is a leaf lock, held only to splice the list.
  *
  * Contracts layer: calls only msg.c and log.c. The outbox below is the
@@ -32,12 +41,21 @@ struct inbox {
     struct event *ev;
     inbox_drain_fn drain;
     void *arg;
+    int home;                    /* the thread that drains it (inbox_enter); 0 = no local posts */
+    struct msg *lhead, *ltail;   /* local posts, touched only by the home thread */
+    struct event *lev;           /* made active by the first local post of a batch */
 };
 
 /* Registers the inbox's eventfd with base; drain(arg, list) is called on the
  * owner thread with the messages in the order they were posted. */
 int inbox_init(struct inbox *ib, struct event_base *base, inbox_drain_fn drain, void *arg);
 void inbox_destroy(struct inbox *ib);
+/* Names the thread that will drain ib (before any thread starts). */
+void inbox_set_home(struct inbox *ib, int home);
+/* The calling thread is home: its posts to inboxes of that home are local. */
+void inbox_enter(int home);
+/* Takes every message still queued (after the owner thread has stopped). */
+struct msg *inbox_take(struct inbox *ib);
 /* Frees every message still queued (after the owner thread has stopped). */
 void inbox_discard(struct inbox *ib);
 

@@ -7,6 +7,7 @@
  */
 #include "io.h"
 
+#include "clock.h"
 #include "command.h"
 #include "conn.h"
 #include "log.h"
@@ -33,7 +34,7 @@ static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
                  io->id, io->nconns, STOP_GRACE_MS);
     while (io->conns)
         conn_close(io->conns, "server shutting down");
-    event_base_loopexit(io->base, NULL);
+    io_leave(io);
 }
 
 static void begin_stop(struct io_thread *io)
@@ -70,7 +71,9 @@ static void io_drain(void *arg, struct msg *list)
         m->next = NULL;
         switch (m->type) {
         case MSG_CONN:
-            if (io->stopping)
+            if (m->conn) /* moved here by another I/O thread (--colocate yes) */
+                conn_adopt(io, m->conn, m->fd);
+            else if (io->stopping)
                 close(m->fd);
             else
                 conn_new(io, m->fd, m->tls);
@@ -102,16 +105,37 @@ static void io_drain(void *arg, struct msg *list)
     outbox_flush(&io->out);
 }
 
-int io_init(struct io_thread *io, struct server *srv, int id)
+void io_serve_busy(void *arg)
+{
+    struct io_thread *io = arg;
+    int64_t now = clock_mono_ms();
+    if (now - io->busy_served < IO_BUSY_SERVE_MS || !ctx_script_busy(io->srv, io->id))
+        return;
+    io->busy_served = now;
+    struct msg *list = inbox_take(&io->inbox); /* the inbox's events find it empty later */
+    if (list)
+        io_drain(io, list);
+    conn_serve_readable(io);
+    outbox_flush(&io->out);
+}
+
+int io_init(struct io_thread *io, struct server *srv, int id, struct event_base *shared, int home)
 {
     memset(io, 0, sizeof *io);
     io->id = id;
     io->srv = srv;
     io->conn_gone = pubsub_conn_gone;
-    struct event_config *ec = event_config_new();
-    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
-    io->base = event_base_new_with_config(ec);
-    event_config_free(ec);
+    io->colocated = shared != NULL;
+    if (shared) {
+        io->base = shared;
+        if (sem_init(&io->left_sem, 0, 0) < 0)
+            return -errno;
+    } else {
+        struct event_config *ec = event_config_new();
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+        io->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
     if (!io->base || outbox_init(&io->out, srv->inboxes, ctx_inboxes(srv)) < 0)
         return -ENOMEM;
     struct timeval second = { 1, 0 };
@@ -119,8 +143,10 @@ int io_init(struct io_thread *io, struct server *srv, int id)
     if (!io->sweep_timer || event_add(io->sweep_timer, &second) < 0)
         return -ENOMEM;
     int rc = inbox_init(&io->inbox, io->base, io_drain, io);
-    if (rc == 0)
+    if (rc == 0) {
+        inbox_set_home(&io->inbox, home);
         ctx_register(srv, ctx_io(srv, id), &io->inbox);
+    }
     return rc;
 }
 
@@ -130,29 +156,44 @@ static void *io_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "io-%d", io->id);
     log_set_thread_name(name);
+    inbox_enter(io->inbox.home);
     event_base_dispatch(io->base);
     return NULL;
 }
 
 int io_start(struct io_thread *io)
 {
+    if (io->colocated)
+        return 0; /* the shard's thread runs the loop */
     return -pthread_create(&io->thread, NULL, io_main, io);
 }
 
 void io_join(struct io_thread *io)
 {
-    pthread_join(io->thread, NULL);
+    if (!io->colocated) {
+        pthread_join(io->thread, NULL);
+        return;
+    }
+    while (sem_wait(&io->left_sem) < 0 && errno == EINTR)
+        ;
 }
 
 void io_destroy(struct io_thread *io)
 {
-    inbox_discard(&io->inbox);
+    for (struct msg *m = inbox_take(&io->inbox), *next; m; m = next) {
+        next = m->next;
+        if (m->type == MSG_CONN && m->conn) /* moved here after this thread had stopped */
+            conn_drop_moved(m->conn, m->fd);
+        msg_free(m);
+    }
     if (io->stop_timer)
         event_free(io->stop_timer);
     if (io->sweep_timer)
         event_free(io->sweep_timer);
     inbox_destroy(&io->inbox);
-    if (io->base)
+    if (io->base && !io->colocated)
         event_base_free(io->base);
+    if (io->colocated)
+        sem_destroy(&io->left_sem);
     outbox_destroy(&io->out);
 }

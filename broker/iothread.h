@@ -5,14 +5,16 @@
  *
  * Runtimes layer, a declaration only: it lets conn.c and pubsub.c reach
  * the thread's connection lists and outbox without calling up into io.c.
- * Only the owning thread reads or writes these fields.
+ * Only the owning thread reads or writes these fields (left_sem aside).
  */
 #ifndef SPOOL_IOTHREAD_H
 #define SPOOL_IOTHREAD_H
 
 #include "inbox.h"
 
+#include <event2/event.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 
 struct server;
@@ -39,6 +41,30 @@ struct io_thread {
     void (*conn_gone)(struct conn *c);
     struct event *stop_timer;
     struct event *sweep_timer;    /* once a second: idle timeouts (conn_sweep) */
+    /* --colocate yes: the thread and event_base are shard <id>'s, which
+     * runs on after this side stops; leaving posts left (io_join waits) */
+    bool colocated;
+    bool left;
+    int64_t busy_served;          /* clock_mono_ms of the last io_serve_busy round */
+    sem_t left_sem;
 };
+
+/* The thread's stop is complete (no connection left, or the grace period
+ * is over): leave the loop, or with a shared loop stop this side's timers
+ * and tell io_join. */
+static inline void io_leave(struct io_thread *io)
+{
+    if (io->left)
+        return;
+    io->left = true;
+    if (!io->colocated) {
+        event_base_loopexit(io->base, NULL);
+        return;
+    }
+    event_del(io->sweep_timer);
+    if (io->stop_timer)
+        event_del(io->stop_timer);
+    sem_post(&io->left_sem);
+}
 
 #endif

@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 enum msg_type {
-    MSG_CONN,    /* main -> io: a new client socket in fd */
+    MSG_CONN,    /* main -> io: a new client socket in fd; io -> io with conn set: a connection moves (conn.c) */
     MSG_CMD,     /* io -> shard or io -> io: run cmd; comes back as MSG_REPLY */
     MSG_REPLY,   /* back to the origin I/O thread */
     MSG_CANCEL,  /* io -> shard: forget the waiter of claim; no reply */

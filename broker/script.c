@@ -714,6 +714,8 @@ static void kill_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct script_engine *e = engine_of(L);
+    if (!e->killed && e->busy->serve)
+        e->busy->serve(e->busy->serve_arg); /* the clients of a shared thread (context.h) */
     if (!e->killed && atomic_load(&e->busy->state) != SCRIPT_KILL)
         return;
     if (!e->killed) {

@@ -437,6 +437,24 @@ int server_init(struct server *srv, int argc, char **argv)
     return 0;
 }
 
+/* The I/O threads; with --colocate yes (nio == nshards) I/O thread i
+ * lives on shard i's thread and event_base, their inboxes share a home
+ * (local posts, inbox.h), and a script of shard i serves its clients. */
+static int init_io(struct server *srv)
+{
+    bool co = srv->cfg.colocate;
+    for (int i = 0; i < srv->nio; i++) {
+        int rc = io_init(&srv->io[i], srv, i, co ? srv->shards[i].base : NULL, co ? i + 1 : srv->nshards + i + 1);
+        if (rc < 0)
+            return rc;
+        if (co) {
+            srv->script_busy[i].serve = io_serve_busy;
+            srv->script_busy[i].serve_arg = &srv->io[i];
+        }
+    }
+    return 0;
+}
+
 /* Stops the I/O threads first (they need the shards for in-flight
  * replies), then the shards. */
 static void stop_threads(struct server *srv)
@@ -624,9 +642,8 @@ static int set_up(struct server *srv)
             return rc;
     if ((rc = start_replica(srv)) < 0 || (rc = manifest_ready(srv, &man)) < 0)
         return rc;
-    for (int i = 0; i < srv->nio; i++)
-        if ((rc = io_init(&srv->io[i], srv, i)) < 0)
-            return rc;
+    if ((rc = init_io(srv)) < 0)
+        return rc;
     if ((rc = listen_on(srv)) < 0)
         return rc;
     if (srv->cfg.tls_port != 0 && (rc = listen_tls(srv)) < 0)
@@ -666,8 +683,9 @@ int server_run(struct server *srv)
         log_info("TLS on %s:%d (client certificates: %s)", srv->cfg.bind, srv->tls_port,
                  srv->cfg.tls_auth_clients == TLS_AUTH_YES ? "required"
                  : srv->cfg.tls_auth_clients == TLS_AUTH_OPTIONAL ? "checked when sent" : "not asked for");
-    log_info("spoold ready: listening on %s:%d, %d shard(s), %d I/O thread(s), data in %s, fsync %s, payload %s",
-             srv->cfg.bind, srv->port, srv->nshards, srv->nio, srv->cfg.data_dir,
+    log_info("spoold ready: listening on %s:%d, %d shard(s), %d I/O thread(s)%s, data in %s, fsync %s, payload %s",
+             srv->cfg.bind, srv->port, srv->nshards, srv->nio, srv->cfg.colocate ? " (the shard threads)" : "",
+             srv->cfg.data_dir,
              config_fsync_name(srv->cfg.fsync), srv->cfg.payload ? "raw" : "json");
     if (srv->cfg.disk_reserve > 0 && srv->cfg.disk_reserve < (int64_t)srv->nshards * (8LL << 20))
         log_warn("disk-reserve %lld is less than 8 MiB per shard (%d shards): on a nearly full disk the shards' WALs "

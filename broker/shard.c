@@ -1161,8 +1161,10 @@ int shard_init(struct shard *s, struct server *srv, int id)
     if (!s->timer_ev || !s->replies || !s->events || !s->early || !s->fl_replies || !s->fl_events)
         return -ENOMEM;
     int rc = inbox_init(&s->inbox, s->base, shard_drain, s);
-    if (rc == 0)
+    if (rc == 0) {
+        inbox_set_home(&s->inbox, id + 1);
         ctx_register(srv, ctx_shard(srv, id), &s->inbox);
+    }
     return rc;
 }
 
@@ -1467,6 +1469,7 @@ static void *shard_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "shard-%d", s->id);
     log_set_thread_name(name);
+    inbox_enter(s->inbox.home); /* with --colocate yes, I/O thread <id>'s home too */
     rearm_timer(s);
     event_base_dispatch(s->base);
     if (s->pipelined)

@@ -35,29 +35,6 @@ static void stop(void)
 
 TestSuite(scripts, .init = start, .fini = stop, .timeout = 60);
 
-/* A key on the other shard than key (found by asking spoold). */
-static void other_shard_key(const char *key, char *out, size_t n)
-{
-    for (int i = 0; i < 200; i++) {
-        snprintf(out, n, "other%d", i);
-        resp_val *v = CMD(c, "EVAL", "return 1", "2", key, out);
-        bool cross = v->type == RESP_T_ERROR && strncmp(v->str, "CROSSSLOT", 9) == 0;
-        resp_val_free(v);
-        if (cross)
-            return;
-    }
-    cr_assert_fail("no key on another shard than %s", key);
-}
-
-static bool error_has(resp_val *v, const char *text)
-{
-    bool yes = v->type == RESP_T_ERROR && strstr(v->str, text) != NULL;
-    if (!yes)
-        cr_log_error("expected an error with \"%s\", got %s", text, resp_describe(v));
-    resp_val_free(v);
-    return yes;
-}
-
 Test(scripts, writes_are_journaled_before_the_reply)
 {
     expect_int(CMD(c, "EVAL", "redis.call('set', KEYS[1], 'v') return redis.call('incrby', KEYS[2], 5)", "2",
@@ -73,7 +50,7 @@ Test(scripts, writes_are_journaled_before_the_reply)
 Test(scripts, a_key_of_another_shard_is_named)
 {
     char other[32];
-    other_shard_key("a", other, sizeof other);
+    other_shard_key(c, "a", other, sizeof other);
     char want[64];
     snprintf(want, sizeof want, "'%s', which lives on shard", other);
     cr_assert(error_has(CMD(c, "EVAL", "return redis.call('get', ARGV[1])", "1", "a", other), want));
@@ -165,7 +142,7 @@ static bool saw_busy(const char *key)
 Test(scripts, a_looping_script_is_busy_for_its_shard_only_and_script_kill_ends_it)
 {
     char other[32];
-    other_shard_key("a", other, sizeof other);
+    other_shard_key(c, "a", other, sizeof other);
     expect_error(CMD(c, "SCRIPT", "KILL"), "NOTBUSY");
     cli *looper = cli_connect(srv->port);
     SEND(looper, "EVAL", "while true do end", "1", "a");

@@ -1060,3 +1060,25 @@ void expect_no_reply_for(cli *w, int ms, const char *who)
     int r = cli_poll_reply(w, ms, &v);
     cr_assert(r == 0, "%s: expected no reply yet, got %s", who, r > 0 ? resp_describe(v) : "connection closed");
 }
+
+bool error_has(resp_val *v, const char *text)
+{
+    bool yes = v->type == RESP_T_ERROR && strstr(v->str, text) != NULL;
+    if (!yes)
+        cr_log_error("expected an error with \"%s\", got %s", text, resp_describe(v));
+    resp_val_free(v);
+    return yes;
+}
+
+void other_shard_key(cli *c, const char *key, char *out, size_t n)
+{
+    for (int i = 0; i < 200; i++) {
+        snprintf(out, n, "other%d", i);
+        resp_val *v = CMD(c, "EVAL", "return 1", "2", key, out);
+        bool cross = v->type == RESP_T_ERROR && strncmp(v->str, "CROSSSLOT", 9) == 0;
+        resp_val_free(v);
+        if (cross)
+            return;
+    }
+    cr_assert_fail("no key on another shard than %s", key);
+}

@@ -182,6 +182,11 @@ void expect_no_reply_for(cli *w, int ms, const char *who);
 void fixture_start(spoold **srv, cli **c);
 void fixture_stop(spoold **srv, cli **c);
 void sleep_ms(int ms); /* pause between polls only, never as the only wait */
+/* Whether v is an error containing text (logged when not); frees v. */
+bool error_has(resp_val *v, const char *text);
+/* A key on another shard than key, found by asking spoold through c
+ * (EVAL over both keys answers -CROSSSLOT). */
+void other_shard_key(cli *c, const char *key, char *out, size_t n);
 
 /* Polls cond every 5 ms until it is true; evaluates to whether it became
  * true before timeout_ms passed. */
