@@ -363,6 +363,7 @@ def journals_equal(suite, g, what):
 def stalled_follower(suite, g, seconds):
     """SIGSTOP a follower under load: writes go on (the other two are a majority)."""
     load = Load(g)
+    settle(g)  # every node up and caught up: a node still replaying would leave no majority
     lead = g.leader()
     load.c.node = lead  # a client of the stopped node would wait for its socket timeout
     load.push()  # RedisCluster reads the slot map now, not from the stopped node
