@@ -65,6 +65,7 @@ struct shard {
     bool pipelined;
     bool sync_busy;              /* a sync is in flight: no journal write until MSG_SYNCED */
     struct syncer sync;
+    struct paylog *pl;           /* the payload file (paylog.h), or NULL */
     struct msg_batch *fl_replies; /* the replies and events of the commit being synced */
     struct msg_batch *fl_events;
     /* messages to other shards that may leave only once the commit they
