@@ -574,20 +574,122 @@ void paylog_pin(struct paylog *pl, bool on)
     pl->pinned = on;
 }
 
-int paylog_each_segment(struct paylog *pl, int (*fn)(void *arg, const char *path, uint64_t size), void *arg)
-{
-    for (size_t i = 0; i < pl->n; i++) {
-        int rc = fn(arg, pl->segs[i].path, pl->segs[i].size);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
 void paylog_stats(const struct paylog *pl, uint64_t *segments, uint64_t *bytes)
 {
     *segments = pl->n;
     *bytes = 0;
     for (size_t i = 0; i < pl->n; i++)
         *bytes += pl->segs[i].size;
+}
+
+/* --------------------------------------------------------------- backup */
+
+struct bk_file {
+    int fd;            /* a dup of the segment's fd: valid even if it is deleted meanwhile */
+    uint64_t size;     /* bytes to copy: the segment as the backup's journal saw it */
+    char *name;        /* shard-<k>.payload.<n> */
+};
+
+struct paylog_backup {
+    struct paylog *pl;
+    char *dir;
+    struct bk_file *f;
+    size_t n, i;       /* copying f[i] */
+    uint64_t off;
+    int out;           /* f[i]'s copy (.tmp), or -1 */
+    char tmp[4300];
+};
+
+int paylog_backup_start(struct paylog *pl, const char *dir, struct paylog_backup **out)
+{
+    struct paylog_backup *b = calloc(1, sizeof *b);
+    *out = NULL;
+    if (!b || !(b->dir = strdup(dir)) || !(b->f = calloc(pl->n + 1, sizeof *b->f))) {
+        if (b)
+            free(b->dir);
+        free(b);
+        return -ENOMEM;
+    }
+    b->pl = pl;
+    b->out = -1;
+    for (size_t i = 0; i < pl->n; i++) {
+        const char *slash = strrchr(pl->segs[i].path, '/');
+        b->f[i].fd = dup(pl->segs[i].fd);
+        b->f[i].size = pl->segs[i].size;
+        b->f[i].name = strdup(slash ? slash + 1 : pl->segs[i].path);
+        b->n++;
+        if (b->f[i].fd < 0 || !b->f[i].name) {
+            paylog_backup_end(b);
+            return pl_fail(pl, -ENOMEM, "cannot back up the payload file of shard %d: out of memory or fds",
+                           pl->shard);
+        }
+    }
+    *out = b;
+    return 0;
+}
+
+/* f[i]'s copy is complete: synced, renamed into place. */
+static int bk_finish_file(struct paylog_backup *b)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s", b->dir, b->f[b->i].name);
+    int rc = fsync(b->out) < 0 ? -errno : 0;
+    close(b->out);
+    b->out = -1;
+    if (rc == 0 && rename(b->tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        return pl_fail(b->pl, rc, "cannot write %s: %s", path, strerror(-rc));
+    b->i++;
+    b->off = 0;
+    return 0;
+}
+
+int paylog_backup_step(struct paylog_backup *b, size_t bytes)
+{
+    static char buf[1 << 16];
+    if (b->i == b->n)
+        return b->n ? fsio_sync_dir(b->tmp, 0) : 0;
+    struct bk_file *f = &b->f[b->i];
+    if (b->out < 0) {
+        snprintf(b->tmp, sizeof b->tmp, "%s/%s.tmp", b->dir, f->name);
+        b->out = open(b->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (b->out < 0)
+            return pl_fail(b->pl, -errno, "cannot create %s: %s", b->tmp, strerror(errno));
+    }
+    for (size_t done = 0; done < bytes && b->off < f->size;) {
+        size_t n = f->size - b->off < sizeof buf ? (size_t)(f->size - b->off) : sizeof buf;
+        int rc = pl_read(f->fd, b->off, buf, n);
+        errno = 0;
+        if (rc == 0 && write(b->out, buf, n) != (ssize_t)n)
+            rc = errno ? -errno : -ENOSPC;
+        if (rc < 0)
+            return pl_fail(b->pl, rc, "cannot copy %s into %s: %s", f->name, b->dir, strerror(-rc));
+        b->off += n;
+        done += n;
+    }
+    if (b->off == f->size) {
+        int rc = bk_finish_file(b);
+        if (rc < 0)
+            return rc;
+    }
+    return 1;
+}
+
+void paylog_backup_end(struct paylog_backup *b)
+{
+    if (!b)
+        return;
+    if (b->out >= 0) {
+        close(b->out);
+        unlink(b->tmp);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->f[i].fd >= 0)
+            close(b->f[i].fd);
+        free(b->f[i].name);
+    }
+    free(b->f);
+    free(b->dir);
+    free(b);
 }

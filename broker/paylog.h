@@ -104,8 +104,17 @@ void paylog_committed(struct paylog *pl);
 void paylog_durable(struct paylog *pl);
 void paylog_pin(struct paylog *pl, bool on);
 
-/* The segments now (for a backup): calls fn with each path and its size. */
-int paylog_each_segment(struct paylog *pl, int (*fn)(void *arg, const char *path, uint64_t size), void *arg);
+/* BACKUP: copies the segments, as they are when start is called, into
+ * dir (same names), a few MiB per step on the shard thread, each synced and
+ * renamed into place, then dir synced. Call start right when the journal's
+ * copy is complete (its rows point only below the sizes taken then) and pin
+ * the log from the journal copy's start to end() (no segment is deleted
+ * meanwhile). step: 1 more to copy, 0 done, negative on error
+ * (paylog_error); end frees, removing a partial file. */
+struct paylog_backup;
+int paylog_backup_start(struct paylog *pl, const char *dir, struct paylog_backup **out);
+int paylog_backup_step(struct paylog_backup *b, size_t bytes);
+void paylog_backup_end(struct paylog_backup *b);
 /* Segments on disk and their bytes (INFO). */
 void paylog_stats(const struct paylog *pl, uint64_t *segments, uint64_t *bytes);
 

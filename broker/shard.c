@@ -1102,8 +1102,32 @@ static void backup_answer(struct shard *s, const char *fmt, ...)
     m->keys = (long long)s->st.jobs.n;
     journal_backup_end(s->backup);
     s->backup = NULL;
+    paylog_backup_end(s->pl_backup);
+    s->pl_backup = NULL;
+    if (s->pl)
+        paylog_pin(s->pl, false);
     s->backup_msg = NULL;
     shard_reply(s, m);
+}
+
+/* After the journal's copy: the payload segments as they were when it
+ * completed (its rows point only into what they held then). */
+static int backup_payloads(struct shard *s)
+{
+    int rc = 0;
+    if (s->pl && !s->pl_backup) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", s->backup_path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        rc = paylog_backup_start(s->pl, dir, &s->pl_backup);
+    }
+    if (rc == 0 && s->pl_backup)
+        rc = paylog_backup_step(s->pl_backup, (size_t)BACKUP_STEP_PAGES * 4096);
+    if (rc < 0)
+        backup_answer(s, "shard %d: %s", s->id, paylog_error(s->pl));
+    return rc;
 }
 
 static void backup_cb(evutil_socket_t fd, short what, void *arg)
@@ -1111,15 +1135,22 @@ static void backup_cb(evutil_socket_t fd, short what, void *arg)
     struct shard *s = arg;
     if (!s->backup)
         return;
-    int rc = journal_backup_step(s->backup, BACKUP_STEP_PAGES);
+    int rc = s->pl_backup ? 0 : journal_backup_step(s->backup, BACKUP_STEP_PAGES);
     if (rc > 0) {
         event_active(s->backup_ev, 0, 0); /* after the turns that are waiting */
         return;
     }
-    if (rc == 0 && rename(s->backup_tmp, s->backup_path) < 0)
+    if (rc == 0 && !s->pl_backup && rename(s->backup_tmp, s->backup_path) < 0)
         rc = -errno;
-    if (rc == 0)
+    if (rc == 0 && !s->pl_backup)
         rc = fsio_sync_dir(s->backup_path, 0);
+    if (rc == 0 && (rc = backup_payloads(s)) != 0) {
+        if (rc > 0)
+            event_active(s->backup_ev, 0, 0);
+        else
+            shard_end_turn(s); /* posts the answer */
+        return;
+    }
     if (rc < 0)
         backup_answer(s, "shard %d: %s", s->id, rc == -EIO || rc == -ENOSPC || !s->st.jr ? strerror(-rc)
                                                                                        : journal_error(s->st.jr));
@@ -1148,6 +1179,8 @@ void shard_backup_start(struct shard *s, struct msg *m, const char *dir)
         backup_answer(s, "shard %d: %s", s->id, s->st.jr ? journal_error(s->st.jr) : "no journal");
         return;
     }
+    if (s->pl)
+        paylog_pin(s->pl, true); /* no segment goes until its copy is taken */
     if (!s->backup_ev)
         s->backup_ev = event_new(s->base, -1, 0, backup_cb, s);
     event_active(s->backup_ev, 0, 0);
@@ -1576,6 +1609,8 @@ void shard_destroy(struct shard *s)
     if (s->backup) { /* stopped while copying: the partial file goes */
         journal_backup_end(s->backup);
         s->backup = NULL;
+        paylog_backup_end(s->pl_backup);
+        s->pl_backup = NULL;
         msg_free(s->backup_msg);
     }
     s->st.stopping = true; /* no queue is collected while waiters are freed */

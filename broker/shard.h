@@ -86,6 +86,7 @@ struct shard {
     struct batches *batches;
     struct jext_cache *jext;     /* prepared statements of jext.c */
     struct journal_backup *backup; /* BACKUP in progress (shard_backup_start), or NULL */
+    struct paylog_backup *pl_backup; /* then the payload segments' copy, or NULL */
     struct msg *backup_msg;      /* its request, answered when it ends */
     struct event *backup_ev;     /* steps it between turns */
     char backup_tmp[4096], backup_path[4096];
