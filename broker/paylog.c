@@ -380,7 +380,7 @@ int paylog_open(struct paylog **out, const char *dir, int shard, uint64_t seg_ma
         return -ENOMEM;
     }
     pl->shard = shard;
-    pl->seg_max = seg_max < 65536 ? 65536 : seg_max;
+    pl->seg_max = seg_max < 4096 ? 4096 : seg_max;
     int rc = open_all(pl);
     struct pseg *last = active(pl);
     if (rc == 0 && last) {
@@ -443,7 +443,7 @@ static int check_header(struct paylog *pl, struct pseg *sg, const struct paylog_
     unsigned char h[PAYLOG_REC_HEADER];
     uint64_t hid;
     uint32_t len, crc;
-    int rc = pl_read(sg->fd, ref->off, h, sizeof h);
+    int rc = ref->off + PAYLOG_REC_HEADER + ref->len > sg->size ? -ENODATA : pl_read(sg->fd, ref->off, h, sizeof h);
     if (rc == 0 && (paylog_rec_parse(h, &hid, &len, &crc) < 0 || hid != id || len != ref->len || crc != ref->crc))
         rc = -EILSEQ;
     if (rc < 0)
