@@ -831,11 +831,6 @@ void journal_set_paylog(struct journal *j, struct paylog *pl, uint32_t min)
     j->pl_min = pl ? min : 0;
 }
 
-struct paylog *journal_paylog(const struct journal *j)
-{
-    return j->pl;
-}
-
 /* The payload log reference in columns col.. of st (seg, off, len, crc);
  * false when the payload is in the row. */
 static bool journal_ref(sqlite3_stmt *st, int col, struct paylog_ref *ref)

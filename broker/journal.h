@@ -82,7 +82,6 @@ int journal_job_delete(struct journal *j, uint64_t id);
  * record is torn at the newest segment's end: pushes never acknowledged. */
 struct paylog;
 void journal_set_paylog(struct journal *j, struct paylog *pl, uint32_t min);
-struct paylog *journal_paylog(const struct journal *j);
 
 /* Reads a payload that is not kept in memory. *out is malloc'd (caller
  * frees), NUL-terminated. -ENOENT when the job has no row. */
