@@ -78,10 +78,14 @@ int journal_job_delete(struct journal *j, uint64_t id);
  * point there are still read). Without it, such rows are damage (-EILSEQ).
  * journal_job_delete() tells it the segment a deleted row pointed into,
  * journal_load() counts the rows per segment, checks each record's header,
- * and deletes (in one transaction, logged with id and queue) the jobs whose
- * record is torn at the newest segment's end: pushes never acknowledged. */
+ * and leaves out (logged with id and queue) the jobs whose record is torn
+ * at the newest segment's end: pushes never acknowledged. Their rows go
+ * with journal_drop_torn(), in one transaction that the commit count does
+ * not count (call it after the commit marks were checked, so a cut WAL is
+ * found as it was). */
 struct paylog;
 void journal_set_paylog(struct journal *j, struct paylog *pl, uint32_t min);
+int journal_drop_torn(struct journal *j);
 
 /* Reads a payload that is not kept in memory. *out is malloc'd (caller
  * frees), NUL-terminated. -ENOENT when the job has no row. */

@@ -1409,6 +1409,9 @@ static int open_paylog(struct shard *s)
  * a power cut could still take). */
 static void reclaim_at_start(struct shard *s)
 {
+    if (journal_drop_torn(s->st.jr) < 0)
+        log_error("shard %d: cannot delete the jobs whose payload was torn: %s (they are left out again at the "
+                  "next start)", s->id, journal_error(s->st.jr));
     if (journal_sync_force(s->st.jr) < 0) {
         log_warn("shard %d: %s (unused payload segments are kept until the next start)", s->id,
                  journal_error(s->st.jr));
@@ -1492,7 +1495,7 @@ static void shard_reload(struct shard *s)
 {
     store_reset(&s->st);
     qtable_each(&s->st.queues, rearm_waiters_of, s);
-    if (store_load(&s->st, NULL) < 0)
+    if (store_load(&s->st, NULL) < 0 || journal_drop_torn(s->st.jr) < 0)
         log_error("shard %d: reloading the journal failed too: %s; this shard now serves only what it could read",
                   s->id, journal_error(s->st.jr));
     qtable_each(&s->st.queues, gc_queue, s);

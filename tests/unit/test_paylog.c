@@ -411,7 +411,11 @@ Test(paylog, a_job_whose_record_is_torn_is_dropped_at_load_and_deletes_count_dow
     cr_assert_eq(journal_load(j, false, NULL, on_job, &s), 0, "%s", journal_error(j));
     cr_assert_eq(s.n, 1, "the job whose record was torn was loaded");
     cr_assert_eq(s.ids[0], 1u);
+    cr_assert_eq(row_seg(j, 2), 1, "the left-out job's row went before journal_drop_torn()");
+    int64_t commits = journal_commits(j);
+    cr_assert_eq(journal_drop_torn(j), 0, "%s", journal_error(j));
     cr_assert_eq(row_seg(j, 2), -1, "the dropped job's row is still there");
+    cr_assert_eq(journal_commits(j), commits, "dropping counted as a commit (a cut WAL would look whole)");
     /* job 1 is the only row in segment 1: deleting it empties the segment */
     cr_assert_eq(journal_begin(j), 0);
     cr_assert_eq(journal_job_delete(j, 1), 0);
