@@ -598,6 +598,7 @@ struct paylog_backup {
     uint64_t off;
     int out;           /* f[i]'s copy (.tmp), or -1 */
     char tmp[4300];
+    char buf[1 << 16]; /* one per backup: shards copy at once, each on its thread */
 };
 
 int paylog_backup_start(struct paylog *pl, const char *dir, struct paylog_backup **out)
@@ -647,7 +648,7 @@ static int bk_finish_file(struct paylog_backup *b)
 
 int paylog_backup_step(struct paylog_backup *b, size_t bytes)
 {
-    static char buf[1 << 16];
+    char *buf = b->buf;
     if (b->i == b->n)
         return b->n ? fsio_sync_dir(b->tmp, 0) : 0;
     struct bk_file *f = &b->f[b->i];
@@ -658,7 +659,7 @@ int paylog_backup_step(struct paylog_backup *b, size_t bytes)
             return pl_fail(b->pl, -errno, "cannot create %s: %s", b->tmp, strerror(errno));
     }
     for (size_t done = 0; done < bytes && b->off < f->size;) {
-        size_t n = f->size - b->off < sizeof buf ? (size_t)(f->size - b->off) : sizeof buf;
+        size_t n = f->size - b->off < sizeof b->buf ? (size_t)(f->size - b->off) : sizeof b->buf;
         int rc = pl_read(f->fd, b->off, buf, n);
         errno = 0;
         if (rc == 0 && write(b->out, buf, n) != (ssize_t)n)
