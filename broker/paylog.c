@@ -49,6 +49,7 @@ struct paylog {
     size_t n, cap;
     bool dirty;          /* appended since the last paylog_take_sync/paylog_sync */
     bool pinned;
+    bool started;        /* the active segment is this run's (paylog_start) */
     uint32_t torn_seg;   /* the newest segment at open (0: none) */
     uint64_t torn_at;    /* where its valid records end */
     char err[600];
@@ -390,9 +391,17 @@ int paylog_open(struct paylog **out, const char *dir, int shard, uint64_t seg_ma
             log_warn("%s: its records end at byte %" PRIu64 " of %" PRIu64 " (a write the power cut short); "
                      "jobs pointing past it were never acknowledged", last->path, pl->torn_at, last->size);
     }
-    if (rc == 0)
-        rc = seg_create(pl, last ? last->no + 1 : 1);
     *out = pl;
+    return rc;
+}
+
+int paylog_start(struct paylog *pl)
+{
+    if (pl->started)
+        return 0;
+    struct pseg *last = active(pl);
+    int rc = seg_create(pl, last ? last->no + 1 : 1);
+    pl->started = rc == 0;
     return rc;
 }
 
@@ -415,8 +424,10 @@ void paylog_close(struct paylog *pl)
 
 int paylog_append(struct paylog *pl, uint64_t id, const void *body, uint32_t len, struct paylog_ref *ref)
 {
+    int rc = paylog_start(pl);
+    if (rc < 0)
+        return rc;
     struct pseg *a = active(pl);
-    int rc;
     if (a->size > PAYLOG_FILE_HEADER && a->size + PAYLOG_REC_HEADER + len > pl->seg_max) {
         if ((rc = rotate(pl)) < 0)
             return rc;
@@ -521,7 +532,7 @@ void paylog_unref(struct paylog *pl, uint32_t seg)
 bool paylog_take_sync(struct paylog *pl, struct paylog_pending *p)
 {
     struct pseg *a = active(pl);
-    if (!pl->dirty || !a) {
+    if (!pl->dirty || !a || !pl->started) {
         *p = (struct paylog_pending){ -1, NULL };
         return false;
     }

@@ -9,7 +9,7 @@
  * what the WAL and the checkpoint copy.
  *
  * Files: data-dir/shard-<k>.payload.<n>, n = 1, 2, ... One segment, the
- * newest, is active: appends go to its end. Each open starts a new active
+ * newest, is active: appends go to its end. Each run starts a new active
  * segment (the old one's tail may be torn), and one grows past the segment
  * size is closed with an fdatasync and a new one started. Format, field by
  * field, little-endian:
@@ -67,10 +67,15 @@ struct paylog_pending {
     const char *path;
 };
 
-/* Opens shard's log in dir: finds its segments, scans the newest for where
- * its valid records end, and creates a new active segment (synced with its
- * directory entry). seg_max: bytes after which the active segment rotates. */
+/* Opens shard's log in dir: finds its segments and scans the newest for
+ * where its valid records end. seg_max: bytes after which the active
+ * segment rotates. paylog_start() then creates this run's active segment
+ * (synced with its directory entry); call it only once the jobs whose
+ * record was torn are durably deleted (journal_drop_torn): until then the
+ * torn segment must stay the newest, or the next open would take its torn
+ * tail for damage. The first append starts it if nobody did. */
 int paylog_open(struct paylog **out, const char *dir, int shard, uint64_t seg_max);
+int paylog_start(struct paylog *pl);
 /* Syncs the active segment and closes every file; NULL is a no-op. */
 void paylog_close(struct paylog *pl);
 const char *paylog_error(const struct paylog *pl);

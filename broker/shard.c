@@ -1404,21 +1404,26 @@ static int open_paylog(struct shard *s)
     return 0;
 }
 
-/* After the load: segments no row points into are deleted, once the WAL
- * that says so is synced (a kill -9 leaves commits in the page cache that
- * a power cut could still take). */
-static void reclaim_at_start(struct shard *s)
+/* After the load: the jobs whose payload record was torn are deleted
+ * (durably: before this run's first append starts a new segment, the torn
+ * one must stay the newest), then segments no row points into, once the
+ * WAL that says so is synced (a kill -9 leaves commits in the page cache
+ * that a power cut could still take). */
+static int reclaim_at_start(struct shard *s)
 {
-    if (journal_drop_torn(s->st.jr) < 0)
-        log_error("shard %d: cannot delete the jobs whose payload was torn: %s (they are left out again at the "
-                  "next start)", s->id, journal_error(s->st.jr));
+    int rc = journal_drop_torn(s->st.jr);
+    if (rc < 0) {
+        log_error("shard %d: cannot delete the jobs whose payload was torn: %s", s->id, journal_error(s->st.jr));
+        return rc;
+    }
     if (journal_sync_force(s->st.jr) < 0) {
         log_warn("shard %d: %s (unused payload segments are kept until the next start)", s->id,
                  journal_error(s->st.jr));
-        return;
+        return 0;
     }
     paylog_committed(s->pl);
     paylog_durable(s->pl);
+    return 0;
 }
 
 int shard_recover(struct shard *s)
@@ -1451,7 +1456,8 @@ int shard_recover(struct shard *s)
     }
     if (has_mk && (rc = check_commits(s, &mk)) < 0)
         return rc;
-    reclaim_at_start(s);
+    if ((rc = reclaim_at_start(s)) < 0)
+        return rc;
     if ((rc = check_placement(s)) < 0)
         return rc;
     if ((rc = keyspace_open(&s->ks, s->st.jr, clock_now_ms())) < 0) {

@@ -168,10 +168,10 @@ Test(paylog, a_torn_tail_of_the_newest_segment_is_a_push_never_acknowledged)
     cr_assert_eq(paylog_check(pl, &r[0], 10), 0, "%s", paylog_error(pl));
     cr_assert_eq(paylog_check(pl, &r[1], 11), 0);
     cr_assert_eq(paylog_check(pl, &r[2], 12), -ENODATA);
-    cr_assert(seg_exists(2), "each open starts a new active segment");
+    cr_assert(!seg_exists(2), "a new segment before anything was appended");
     struct paylog_ref n;
     cr_assert_eq(paylog_append(pl, 13, body, 3000, &n), 0);
-    cr_assert_eq(n.seg, 2u, "appends go to the new segment, never after a torn tail");
+    cr_assert_eq(n.seg, 2u, "appends go to a new segment, never after a torn tail");
     paylog_close(pl);
     /* one open later, segment 1 is no longer the newest: the same torn
      * record is damage, not a push in flight (its header is whole: the
@@ -422,7 +422,12 @@ Test(paylog, a_job_whose_record_is_torn_is_dropped_at_load_and_deletes_count_dow
     cr_assert_eq(journal_commit(j), 0);
     paylog_committed(pl);
     paylog_durable(pl);
+    cr_assert(seg_exists(1), "the newest segment was deleted while no newer one existed");
+    push(j, q, 3, "\"third\""); /* starts segment 2 */
+    paylog_committed(pl);
+    paylog_durable(pl);
     cr_assert(!seg_exists(1), "the emptied segment was kept");
+    cr_assert(seg_exists(2));
     close_all(j, pl, q);
 }
 
