@@ -444,3 +444,38 @@ Test(paylog, a_row_pointing_into_the_file_without_the_log_open_is_refused)
     cr_assert(strstr(journal_error(j), "payload file"), "%s", journal_error(j));
     close_all(j, pl, q);
 }
+
+/* A record whose commit never happened (a failed commit, or the power went
+ * before the WAL was synced) is an orphan: the load counts only rows, the
+ * orphan is never read, and a segment holding only orphans goes. */
+Test(paylog, orphan_records_are_ignored_and_their_segment_goes)
+{
+    struct paylog *pl;
+    struct journal *j;
+    struct queue *q;
+    open_all(&pl, &j, &q, 1, "orphans");
+    struct paylog_ref orphan;
+    cr_assert_eq(paylog_append(pl, 77, "\"never committed\"", 17, &orphan), 0);
+    push(j, q, 1, "\"kept\"");
+    journal_close(j);
+    paylog_close(pl);
+    pl = plopen(1 << 20);
+    j = jopen(pl, 1);
+    struct seen s = { .n = 0 };
+    cr_assert_eq(journal_load(j, false, NULL, on_job, &s), 0, "%s", journal_error(j));
+    cr_assert_eq(s.n, 1);
+    cr_assert_eq(s.ids[0], 1u);
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_delete(j, 1), 0);
+    cr_assert_eq(journal_commit(j), 0);
+    push(j, q, 2, "\"next\""); /* this run's first append: segment 2 */
+    paylog_committed(pl);
+    paylog_durable(pl);
+    cr_assert(!seg_exists(1), "a segment holding only an orphan record was kept");
+    char *out = NULL;
+    size_t n = 0;
+    cr_assert_eq(journal_payload(j, 2, &out, &n), 0, "%s", journal_error(j));
+    cr_assert_str_eq(out, "\"next\"");
+    free(out);
+    close_all(j, pl, q);
+}
