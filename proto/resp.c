@@ -26,8 +26,9 @@
  * and len arrays). When the whole command is in the caller's buffer after
  * its "*N" line (the usual case), req_whole() reads its headers once,
  * checking them and noting where each argument lies (in `args`), and copies
- * every argument once into a block of exactly the command's size. Otherwise the arguments are copied into `blk` as they
- * arrive, the block grown with grow_cap(), and trimmed to size at the end;
+ * every argument once into a block of exactly the command's size.
+ * Otherwise the arguments are copied into `blk` as they arrive, the block
+ * grown with grow_cap(), and trimmed to size at the end;
  * their places are kept in `args`, which stays allocated between commands.
  *
  * Memory: every length read from the wire is checked against the limits
