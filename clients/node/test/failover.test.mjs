@@ -62,14 +62,14 @@ async function leader() {
       }
     }
     return null;
-  }, 15000, 'a leader that accepts a write');
+  }, { timeout: 15000, what: 'a leader that accepts a write' });
 }
 
 /** SIGKILL of node n, then the same spoold command line started again on its data. */
 async function killAndRestart(n) {
   const argv = readFileSync(`/proc/${n.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   process.kill(n.pid, 'SIGKILL');
-  await waitFor(() => { try { process.kill(n.pid, 0); return false; } catch { return true; } }, 10000, `node ${n.i} gone`);
+  await waitFor(() => { try { process.kill(n.pid, 0); return false; } catch { return true; } }, { timeout: 10000, what: `node ${n.i} gone` });
   return () => {
     const p = spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' });
     p.unref();
@@ -167,7 +167,7 @@ test(`ioredis Cluster with the SDK: ${KILLS} leader kills lose no acknowledged p
     const t0 = Date.now();
     const restart = await killAndRestart(victim);
     const pushedAtKill = acked.size;
-    await waitFor(() => acked.size > pushedAtKill + 1, 20000, `writes to resume after kill ${k + 1}`);
+    await waitFor(() => acked.size > pushedAtKill + 1, { timeout: 20000, what: `writes to resume after kill ${k + 1}` });
     pauses.push(lastAck - t0);
     hold = false;
     console.log(`# failover ${k + 1}: killed node ${victim.i}, writes resumed after ${pauses.at(-1)} ms`);
