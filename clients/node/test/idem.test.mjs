@@ -59,55 +59,48 @@ after(async () => {
   await s.close();
 });
 
-test('a push whose reply was lost is sent again with its key and stored once', async () => {
-  const q = new Queue('idem-one', { connection: { host: '127.0.0.1', port: proxy.port } });
+/** Runs fn(queue) with a Queue through the proxy and one reply to lose; checks the proxy lost one. */
+async function throughProxy(name, opts, fn) {
+  const q = new Queue(name, { connection: { host: '127.0.0.1', port: proxy.port }, ...opts });
   await q.waitUntilReady();
+  const cut = proxy.cut;
   proxy.drops = 1;
+  try {
+    await fn(q);
+    assert.equal(proxy.cut, cut + 1, 'the proxy lost no reply');
+  } finally {
+    await q.close();
+  }
+}
+
+test('a push whose reply was lost is sent again with its key and stored once', () => throughProxy('idem-one', {}, async (q) => {
   const job = await q.add({ n: 1 });
-  assert.equal(proxy.cut, 1, 'the proxy lost no reply');
   assert.equal((await stats(raw, 'idem-one')).ready, 1, 'the resend made a second job');
   assert.match((await jobGet(raw, job.id)).unique, /^[0-9a-f]{32}$/);
   const other = await q.add({ n: 2 });
   assert.notEqual((await jobGet(raw, other.id)).unique, (await jobGet(raw, job.id)).unique, 'two adds, one key');
-  await q.close();
-});
+}));
 
-test("the caller's own jobId is the key kept on resends", async () => {
-  const q = new Queue('idem-own', { connection: { host: '127.0.0.1', port: proxy.port } });
-  await q.waitUntilReady();
-  const cut = proxy.cut;
-  proxy.drops = 1;
+test("the caller's own jobId is the key kept on resends", () => throughProxy('idem-own', {}, async (q) => {
   const job = await q.add({ n: 1 }, { jobId: 'order-991' });
-  assert.equal(proxy.cut, cut + 1);
   assert.equal((await stats(raw, 'idem-own')).ready, 1);
   assert.equal((await jobGet(raw, job.id)).unique, 'order-991');
-  await q.close();
-});
+}));
 
-test('addBulk sends the items whose replies were lost again, each with its key', async () => {
-  const q = new Queue('idem-bulk', { connection: { host: '127.0.0.1', port: proxy.port } });
-  await q.waitUntilReady();
-  const cut = proxy.cut;
-  proxy.drops = 1;
+test('addBulk sends the items whose replies were lost again, each with its key', () => throughProxy('idem-bulk', {}, async (q) => {
   const jobs = await q.addBulk(Array.from({ length: 40 }, (_, n) => ({ data: { n } })));
-  assert.equal(proxy.cut, cut + 1);
   assert.equal(jobs.length, 40);
   assert.equal(new Set(jobs.map((j) => j.id)).size, 40);
   assert.equal((await stats(raw, 'idem-bulk')).ready, 40, 'resent items made extra jobs');
-  await q.close();
-});
+}));
 
-test('pushRetry: false sends no key and reports the lost reply', async () => {
-  const q = new Queue('idem-off', { connection: { host: '127.0.0.1', port: proxy.port }, pushRetry: false });
-  await q.waitUntilReady();
-  proxy.drops = 1;
+test('pushRetry: false sends no key and reports the lost reply', () => throughProxy('idem-off', { pushRetry: false }, async (q) => {
   await assert.rejects(q.add({ n: 1 }), (err) => outcomeUnknown(err));
   const r = await raw.call('JOB.RESERVE', 'NOWAIT', 'FROM', 'idem-off');
   assert.equal(r.length, 1, 'the push ran on the broker');
   const id = r[0][r[0].indexOf('id') + 1];
   assert.equal((await jobGet(raw, id)).unique, null, 'a key was sent with pushRetry: false');
-  await q.close();
-});
+}));
 
 test('outcomeUnknown: connection losses and CLUSTERDOWN/TRYAGAIN yes, refusals no', () => {
   assert.equal(outcomeUnknown(new Error('Connection is closed.')), true);
