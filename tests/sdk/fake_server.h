@@ -23,7 +23,8 @@ typedef enum fake_kind {
     FAKE_CLOSE,   /* (optionally read expect, write reply), then close the connection */
     FAKE_SILENT,  /* read expect, reply nothing; wait until the client hangs up */
     FAKE_ACCEPT,  /* accept the next connection (after a CLOSE) */
-    FAKE_LATE     /* read expect, hold the reply FAKE_LATE_MS (a server that blocks), write it */
+    FAKE_LATE,    /* read expect, hold the reply FAKE_LATE_MS (a server that blocks), write it */
+    FAKE_DOWN     /* as FAKE_CLOSE, and stop listening: the node is gone (connections refused) */
 } fake_kind;
 
 #define FAKE_LATE_MS 250

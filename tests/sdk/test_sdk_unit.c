@@ -445,6 +445,31 @@ Test(sdk_push, the_callers_unique_key_is_kept_on_resends)
     push_scripted(s, N(s), 0, &o, 0, "3", wild, sizeof wild);
 }
 
+/* A cluster: node A (the URL) redirects the push to B, B dies with it in
+ * flight; the resend goes to the next node the client knows, A. */
+Test(sdk_push, a_resend_tries_the_next_known_node_when_one_is_gone)
+{
+    static const fake_step sb[] = {
+        FAKE_HANDSHAKE,
+        { FAKE_DOWN, PUSH_Q_KEYED, NULL, 0 },
+    };
+    fake_server *b = fake_start(sb, N(sb));
+    static char moved[64];
+    snprintf(moved, sizeof moved, "-MOVED 5 127.0.0.1:%d\r\n", fake_port(b));
+    fake_step sa[] = {
+        FAKE_HANDSHAKE,
+        { FAKE_REPLY, PUSH_Q_KEYED, moved, 0 },
+        { FAKE_ACCEPT, NULL, NULL, 0 },
+        FAKE_HANDSHAKE,
+        { FAKE_REPLY, PUSH_Q_KEYED, "$1\r\n9\r\n", 0 },
+    };
+    char wa[200], wb[64];
+    push_scripted(sa, N(sa), 0, NULL, 0, "9", wa, sizeof wa);
+    fake_finish_wild(b, wb, sizeof wb);
+    cr_assert_eq(strlen(wa), 64);
+    cr_assert(!strncmp(wa, wa + 32, 32) && !strncmp(wa, wb, 32), "one key on both nodes: %s %s", wa, wb);
+}
+
 Test(sdk_push, resends_stop_at_push_retry_ms_naming_the_key)
 {
     static const fake_step s[] = {
