@@ -59,17 +59,33 @@ export function pushRetryMs(v: number | false | undefined): number {
  * autoResendUnfulfilledCommands is off (their promises never settle); a push
  * must learn that its outcome is unknown, to send it again with its key.
  */
+const inFlight = new WeakMap<Redis, Set<() => void>>();
+
 export function unlessClosed<T>(conn: Redis, wasReady: boolean, sent: Promise<T>): Promise<T> {
   if (!wasReady || (conn as unknown as { isCluster?: boolean }).isCluster)
     return sent;
+  let waiting = inFlight.get(conn);
+  if (!waiting) { // one 'close' listener per connection, however many pushes are in flight
+    const set = new Set<() => void>();
+    conn.on('close', () => {
+      for (const fail of [...set])
+        fail();
+    });
+    inFlight.set(conn, set);
+    waiting = set;
+  }
+  const pending = waiting;
   return new Promise<T>((resolve, reject) => {
-    const closed = () => reject(new Error('Connection is closed.'));
-    conn.once('close', closed);
+    const closed = () => {
+      pending.delete(closed);
+      reject(new Error('Connection is closed.'));
+    };
+    pending.add(closed);
     sent.then((v) => {
-      conn.off('close', closed);
+      pending.delete(closed);
       resolve(v);
     }, (e) => {
-      conn.off('close', closed);
+      pending.delete(closed);
       reject(e);
     });
   });

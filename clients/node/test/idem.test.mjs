@@ -102,6 +102,21 @@ test('pushRetry: false sends no key and reports the lost reply', () => throughPr
   assert.equal((await jobGet(raw, id)).unique, null, 'a key was sent with pushRetry: false');
 }));
 
+test('many adds in flight at once watch the connection with one listener', async () => {
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w.name);
+  process.on('warning', onWarning);
+  const q = new Queue('idem-many', { connection: s.connection() });
+  await q.waitUntilReady();
+  const jobs = await Promise.all(Array.from({ length: 50 }, (_, n) => q.add({ n })));
+  assert.equal(new Set(jobs.map((j) => j.id)).size, 50);
+  assert.ok(q.client.listenerCount('close') <= 2, `${q.client.listenerCount('close')} 'close' listeners`);
+  await q.close();
+  await new Promise((r) => setImmediate(r));
+  process.off('warning', onWarning);
+  assert.deepEqual(warnings.filter((w) => w === 'MaxListenersExceededWarning'), []);
+});
+
 test('outcomeUnknown: connection losses and CLUSTERDOWN/TRYAGAIN yes, refusals no', () => {
   assert.equal(outcomeUnknown(new Error('Connection is closed.')), true);
   assert.equal(outcomeUnknown(new SpoolError('CLUSTERDOWN outcome unknown: leadership was lost', 'CLUSTERDOWN')), true);
