@@ -266,6 +266,9 @@ int commit_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst)
 {
     char *text = cJSON_PrintUnformatted(map), err[1024] = "";
     int rc = 1;
+    const char *hold = getenv("SPOOL_MAP_COMMIT_DELAY_MS"); /* test seam: two commands made from one epoch */
+    if (hold && atoi(hold) > 0)
+        nanosleep(&(struct timespec){ atoi(hold) / 1000, (atoi(hold) % 1000) * 1000000L }, NULL);
     for (int tries = 0; tries < 100 && rc > 0; tries++) {
         if ((rc = casmap_round(x, map, text, err, sizeof err)) > 0)
             nanosleep(&(struct timespec){ 0, 150000000L }, NULL); /* an election runs: its leader comes */
