@@ -22,6 +22,9 @@ void node_addr(const cJSON *node, char *out, size_t n);
 /* A node for the map (its CLUSTER MYID, host, port), or NULL after
  * printing why (unreachable, not in cluster mode, in a map already). */
 cJSON *new_node(cli_ctx *x, const char *given);
+/* The same for a node that may have a map already: a new member of the
+ * first group gets it from that group's Raft log before it is named. */
+cJSON *map_node(cli_ctx *x, const char *given, bool may_have_map);
 /* Commits map (made from epoch map_epoch - 1) through the map's first
  * group, which keeps it (CLUSTER CASMAP on its leader), then sends it to
  * every other node, groups first[] first. 0, or -1 after printing why: a

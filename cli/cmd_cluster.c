@@ -91,6 +91,11 @@ static void announced(cli_ctx *x, const char *addr, char *out, size_t n)
  * cluster mode, in a map). */
 cJSON *new_node(cli_ctx *x, const char *given)
 {
+    return map_node(x, given, false);
+}
+
+cJSON *map_node(cli_ctx *x, const char *given, bool may_have_map)
+{
     const char *gc = strrchr(given, ':');
     long long port;
     if (!gc || gc == given || args_int(gc + 1, 1, 65535, &port) < 0) {
@@ -99,6 +104,8 @@ cJSON *new_node(cli_ctx *x, const char *given)
     }
     bool failed;
     cJSON *has = node_map(x, given, &failed);
+    if (may_have_map && has)
+        cJSON_Delete(has), has = NULL;
     if (failed || has) {
         if (has)
             cli_fail(CLI_REFUSED, "cluster: %s already belongs to a cluster (its map has epoch %lld); give nodes "
