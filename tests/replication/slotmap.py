@@ -43,12 +43,14 @@ def converged(g, epoch, deadline_s=10.0):
 
 
 def map_leader(g, deadline_s=20.0):
-    """The member that says it leads (CLUSTER NODES: myself,master), polled."""
+    """The member that serves as the group's leader (INFO replication:
+    replica_role:leader, set once its barrier committed), polled. (CLUSTER
+    NODES names the map's leader while an election runs.)"""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         for i in list(g.procs):
             try:
-                if "myself,master" in g.client(i).execute_command("CLUSTER", "NODES").decode():
+                if g.client(i).info("replication").get("replica_role") == "leader":
                     return i
             except (redis.ConnectionError, redis.TimeoutError):
                 pass
