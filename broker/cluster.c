@@ -412,7 +412,18 @@ static int install_locked(struct cluster *cl, struct cluster_map *m, char *err, 
     return 1;
 }
 
-int cluster_install(struct cluster *cl, const char *json, size_t len, char *err, size_t errlen)
+static uint64_t epoch_of(const struct cluster_map *m)
+{
+    return m ? m->epoch : 0;
+}
+
+enum take { TAKE_NEWER, TAKE_NEWER_QUIETLY, TAKE_IF_AT };
+
+/* Parses json and installs it under the lock: TAKE_NEWER as
+ * cluster_install, TAKE_NEWER_QUIETLY as cluster_take_committed, TAKE_IF_AT
+ * only while the current map has epoch old (-2 otherwise). */
+static int take(struct cluster *cl, const char *json, size_t len, enum take how, uint64_t old, char *err,
+                size_t errlen)
 {
     struct cluster_map *m = xmalloc(sizeof *m);
     if (cluster_parse(json, len, m, err, errlen) < 0) {
@@ -420,19 +431,24 @@ int cluster_install(struct cluster *cl, const char *json, size_t len, char *err,
         return -1;
     }
     pthread_mutex_lock(&cl->lock);
-    int rc = install_locked(cl, m, err, errlen);
+    uint64_t cur = epoch_of(atomic_load_explicit(&cl->map, memory_order_acquire));
+    int rc = how == TAKE_IF_AT && cur != old ? -2
+             : how == TAKE_NEWER_QUIETLY && m->epoch <= cur ? 0
+             : install_locked(cl, m, err, errlen);
     pthread_mutex_unlock(&cl->lock);
+    if (rc == -2)
+        cluster_conflict(cur, old, err, errlen);
     if (rc <= 0)
         free(m);
     return rc;
 }
 
-/* ------------------------------------------------- compare-and-set */
-
-static uint64_t epoch_of(const struct cluster_map *m)
+int cluster_install(struct cluster *cl, const char *json, size_t len, char *err, size_t errlen)
 {
-    return m ? m->epoch : 0;
+    return take(cl, json, len, TAKE_NEWER, 0, err, errlen);
 }
+
+/* ------------------------------------------------- compare-and-set */
 
 int cluster_check_change(const struct cluster *cl, uint64_t old, const char *json, size_t len, char *err,
                          size_t errlen)
@@ -453,17 +469,7 @@ int cluster_cas(struct cluster *cl, uint64_t old, const char *json, size_t len, 
 {
     if (cluster_check_change(cl, old, json, len, err, errlen) < 0)
         return -1;
-    struct cluster_map *m = xmalloc(sizeof *m);
-    cluster_parse(json, len, m, err, errlen);
-    pthread_mutex_lock(&cl->lock);
-    uint64_t cur = epoch_of(atomic_load_explicit(&cl->map, memory_order_acquire));
-    int rc = cur == old ? install_locked(cl, m, err, errlen) : -2;
-    pthread_mutex_unlock(&cl->lock);
-    if (rc == -2)
-        cluster_conflict(cur, old, err, errlen);
-    if (rc <= 0)
-        free(m);
-    return rc;
+    return take(cl, json, len, TAKE_IF_AT, old, err, errlen);
 }
 
 void cluster_conflict(uint64_t cur, uint64_t old, char *err, size_t errlen)
@@ -475,18 +481,7 @@ void cluster_conflict(uint64_t cur, uint64_t old, char *err, size_t errlen)
 
 int cluster_take_committed(struct cluster *cl, const char *json, size_t len, char *err, size_t errlen)
 {
-    struct cluster_map *m = xmalloc(sizeof *m);
-    if (cluster_parse(json, len, m, err, errlen) < 0) {
-        free(m);
-        return -1;
-    }
-    pthread_mutex_lock(&cl->lock);
-    int rc = m->epoch > epoch_of(atomic_load_explicit(&cl->map, memory_order_acquire))
-                 ? install_locked(cl, m, err, errlen) : 0;
-    pthread_mutex_unlock(&cl->lock);
-    if (rc <= 0)
-        free(m);
-    return rc;
+    return take(cl, json, len, TAKE_NEWER_QUIETLY, 0, err, errlen);
 }
 
 /* -------------------------------------------------------------- routing */

@@ -145,7 +145,10 @@ Test(cluster_map, committed_maps_newer_only)
     cr_assert_eq(cluster_take_committed(&cl, m3, strlen(m3), err, sizeof err), 1, "%s", err);
     cr_assert_eq(cluster_take_committed(&cl, m2, strlen(m2), err, sizeof err), 0);
     cr_assert_eq(cluster_take_committed(&cl, m3, strlen(m3), err, sizeof err), 0);
+    const char *other3 = MAP_AB(3, "[{\"slot\":6,\"to\":1,\"state\":\"frozen\"}]");
+    cr_assert_eq(cluster_take_committed(&cl, other3, strlen(other3), err, sizeof err), 0, "%s", err);
     cr_assert_eq(cluster_current(&cl)->epoch, 3);
+    cr_assert_eq(cluster_current(&cl)->move_state[6], MOVE_NONE);
     cr_assert_eq(cluster_current(&cl)->move_state[5], MOVE_NONE);
     cr_assert_eq(cluster_take_committed(&cl, "{", 1, err, sizeof err), -1);
 }
