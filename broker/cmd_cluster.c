@@ -568,7 +568,8 @@ void io_cluster(struct conn *c, struct msg *m)
             conn_route(c, m, (int)(slot % c->io->srv->nshards));
     } else if (argc >= 2 && (arg_is(m, 1, "INFO") || arg_is(m, 1, "MYID") || arg_is(m, 1, "KEYSLOT") ||
                              arg_is(m, 1, "SLOTS") || arg_is(m, 1, "SHARDS") || arg_is(m, 1, "NODES") ||
-                             arg_is(m, 1, "SETMAP") || arg_is(m, 1, "CASMAP") || arg_is(m, 1, "GETMAP") || arg_is(m, 1, "COUNTKEYSINSLOT") ||
+                             arg_is(m, 1, "SETMAP") || arg_is(m, 1, "CASMAP") || arg_is(m, 1, "GETMAP") ||
+                             arg_is(m, 1, "COUNTKEYSINSLOT") ||
                              arg_is(m, 1, "GETKEYSINSLOT"))) {
         char sub[32];
         size_t i = 0;

@@ -9,8 +9,8 @@
  * still at the epoch the change was made from, so of two changes at once
  * one wins and the other is told to run again), then sends it to every
  * other node with CLUSTER SETMAP (a node keeps the map with the highest
- * epoch, and asks the first group for a newer one every second). Moving slots goes batch by
- * batch through three maps: the slots frozen (their node answers
+ * epoch, and asks the first group for a newer one every second). Moving
+ * slots goes batch by batch through three maps: the slots frozen (their node answers
  * -TRYAGAIN) while each slot's contents are exported from the source's
  * leader (SLOTMOVE EXPORT parks them there as one blob) and imported on
  * the target's (SLOTMOVE IMPORT), then moving (-ASK to the target) while
@@ -182,7 +182,8 @@ static bool same_map(const cJSON *a, const cJSON *b)
     if (map_epoch(a) != map_epoch(b))
         return false;
     for (size_t i = 0; i < 3; i++) {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, keys[i]), *y = cJSON_GetObjectItemCaseSensitive(b, keys[i]);
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, keys[i]);
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, keys[i]);
         bool ex = !x || !cJSON_GetArraySize(x), ey = !y || !cJSON_GetArraySize(y);
         if (!(ex && ey) && !cJSON_Compare(x, y, true))
             return false;

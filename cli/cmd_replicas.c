@@ -136,7 +136,8 @@ static int map_follow(cli_ctx *x, const char *leader, const struct members *g, c
         return cli_fail(CLI_REFUSED, "cluster: no group of the slot map holds a member of this replication group; "
                         "spool cluster info %s shows the map", leader), -1;
     }
-    cJSON *nodes = cJSON_GetObjectItemCaseSensitive(group, "nodes"), *added = add_addr ? map_node(x, add_addr, true) : NULL;
+    cJSON *nodes = cJSON_GetObjectItemCaseSensitive(group, "nodes");
+    cJSON *added = add_addr ? map_node(x, add_addr, true) : NULL;
     if (add_addr && !added) {
         cJSON_Delete(next);
         return -1;
