@@ -18,6 +18,13 @@
  * MOVING (the source's leader answers -ASK target; the target serves it to
  * clients that sent ASKING), then the slot belongs to the target.
  *
+ * The map's first group keeps it (docs/cluster.md, "Who keeps the map"):
+ * a change is a compare-and-set against the epoch it was made from
+ * (cluster_cas; through that group's Raft log when it is replicated,
+ * replica_map_propose), and every other node takes the maps that group
+ * committed (cluster_take_committed: pushed by spool cluster, pulled by
+ * cluster_sync.c).
+ *
  * Who leads a group is asked of one function (cluster_route): by default
  * the leader the map names; the replication layer can register its own
  * answer (cluster_set_leader_hook), e.g. the Raft leader of the group.
