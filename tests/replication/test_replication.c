@@ -16,6 +16,9 @@
 #ifndef MEMBERS_PY
 #define MEMBERS_PY "members.py"
 #endif
+#ifndef SLOTMAP_PY
+#define SLOTMAP_PY "slotmap.py"
+#endif
 #ifndef SPOOLD_PATH
 #define SPOOLD_PATH "spoold"
 #endif
@@ -98,4 +101,14 @@ Test(replication, membership_cluster_mode, .timeout = 400)
     char extra[2048];
     snprintf(extra, sizeof extra, "--spool '%s' --cluster", cli_path());
     run_py(MEMBERS_PY, extra);
+}
+
+/* The slot map kept by a replicated first group (slotmap.py): a change is
+ * a compare-and-set committed through Raft; of changes made from one epoch
+ * at once exactly one wins; it survives its leader killed right after. */
+Test(replication, slot_map_through_raft, .timeout = 300)
+{
+    char extra[2048];
+    snprintf(extra, sizeof extra, "--spool '%s'", cli_path());
+    run_py(SLOTMAP_PY, extra);
 }
