@@ -11,7 +11,7 @@ the leadership over first (its log says so) and the write pause of such a
 planned restart is measured (p50/max), beside the SIGKILL failover of
 failover.py. Ends with "N passed, N failed".
 
-  /usr/bin/python3 transfer.py --spoold PATH --spool PATH [--restarts N] [--transfers N]
+  /usr/bin/python3 transfer.py --spoold PATH --spool PATH [--restarts N] [--transfers N] [--compare-kills N]
 """
 import argparse
 import os
@@ -25,8 +25,8 @@ import time
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from failover import (ELECTION_MS, Group, Load, Suite, check_load, ended, free_port,  # noqa: E402
-                      journals_equal, pct, settle)
+from failover import (ELECTION_MS, Group, Load, Suite, check_load, ended, failovers,  # noqa: E402
+                      free_port, journals_equal, pct, settle)
 
 
 def replica_role(g, i):
@@ -228,6 +228,8 @@ def main():
     ap.add_argument("--transfers", type=int, default=4, help="REPLICA.TRANSFER under load")
     ap.add_argument("--seconds", type=float, default=1.0, help="load between transfers and restarts")
     ap.add_argument("--max-pause", type=float, default=1.0, help="the write pause allowed at a planned restart, s")
+    ap.add_argument("--compare-kills", type=int, default=0,
+                    help="then as many SIGKILLs of the leader (failover.py's measure), for a paired comparison")
     a = ap.parse_args()
     suite = Suite()
     root = tempfile.mkdtemp(prefix="spool-transfer-")
@@ -243,6 +245,8 @@ def main():
         transfers_under_load(suite, g, a.transfers, a.seconds)
         planned_restarts(suite, g, a.restarts, a.seconds, a.max_pause)
         journals_equal(suite, g, "after the planned restarts")
+        if a.compare_kills:
+            failovers(suite, g, a.compare_kills, a.seconds, 3.0)
     except Exception as e:  # a failed step fails the suite, with its reason
         error = e
     return ended(suite, g, root, error)
