@@ -11,7 +11,7 @@ the leadership over first (its log says so) and the write pause of such a
 planned restart is measured (p50/max), beside the SIGKILL failover of
 failover.py. Ends with "N passed, N failed".
 
-  /usr/bin/python3 transfer.py --spoold PATH --spool PATH [--restarts N] [--transfers N] [--compare-kills N]
+  /usr/bin/python3 transfer.py --spoold PATH --spool PATH [--cluster] [--restarts N] [--transfers N] [--compare-kills N]
 """
 import argparse
 import os
@@ -45,6 +45,7 @@ def run_loads(g, clients, body):
         while not stop.is_set():
             ld.step()
     threads = [threading.Thread(target=run, args=(ld,)) for ld in loads]
+    saved = sys.stdout, sys.stderr  # ClusterClient's redirections are not per thread: put them back after
     for t in threads:
         t.start()
     try:
@@ -53,9 +54,10 @@ def run_loads(g, clients, body):
         stop.set()
         for t in threads:
             t.join()
+        sys.stdout, sys.stderr = saved
     merged = Load(g)
-    for ld in loads:
-        merged.n += ld.n
+    for k, ld in enumerate(loads):
+        merged.n += ld.n - k * 1000000
         merged.acked_push.update(ld.acked_push)
         merged.unknown_push |= ld.unknown_push
         merged.acked_ack.update(ld.acked_ack)
@@ -230,15 +232,19 @@ def main():
     ap.add_argument("--max-pause", type=float, default=1.0, help="the write pause allowed at a planned restart, s")
     ap.add_argument("--compare-kills", type=int, default=0,
                     help="then as many SIGKILLs of the leader (failover.py's measure), for a paired comparison")
+    ap.add_argument("--cluster", action="store_true",
+                    help="cluster mode (spoold --cluster yes, one group holding every slot, redis-py RedisCluster)")
     a = ap.parse_args()
     suite = Suite()
     root = tempfile.mkdtemp(prefix="spool-transfer-")
-    g = Group(a.spoold, root)
+    g = Group(a.spoold, root, a.spool if a.cluster else None)
     error = None
     try:
         lone_node(suite, a.spoold, root)
         for i in (1, 2, 3):
             g.start(i)
+        if g.cluster:
+            g.create_cluster()
         g.leader()
         refusals(suite, g, a.spool)
         named_transfer(suite, g, a.spool)
