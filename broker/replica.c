@@ -1049,14 +1049,24 @@ static int resume_add(struct replica *r, struct change_req *q)
     return 0;
 }
 
-/* Raft thread: starts one change, or says why not. */
-static int start_change(struct replica *r, struct change_req *q)
+/* Raft thread: -EAGAIN with the client's error in q->msg when this node
+ * does not lead (what: the command to send to the leader instead). */
+static int not_leading(struct replica *r, struct change_req *q, const char *what)
 {
     char leader[64] = "none known";
     replica_leader_addr(r, leader, sizeof leader);
-    if (raft_state(&r->raft) != RAFT_LEADER)
-        return snprintf(q->msg, sizeof q->msg, "READONLY this node does not lead its replication group: send it to "
-                        "the leader (%s)", leader), -EAGAIN;
+    if (raft_state(&r->raft) == RAFT_LEADER)
+        return 0;
+    snprintf(q->msg, sizeof q->msg, "READONLY this node does not lead its replication group: send %s to the leader "
+             "(%s)", what, leader);
+    return -EAGAIN;
+}
+
+/* Raft thread: starts one change, or says why not. */
+static int start_change(struct replica *r, struct change_req *q)
+{
+    if (not_leading(r, q, "it") < 0)
+        return -EAGAIN;
     if (r->change_busy)
         return snprintf(q->msg, sizeof q->msg, "ERR a membership change is in progress (node %u); wait until "
                         "REPLICA.MEMBERS shows it done, then retry", r->change_id), -EBUSY;
@@ -1263,11 +1273,8 @@ static int transfer_named(struct replica *r, struct change_req *q)
  * later by transfer_end), or says why not (negative). */
 static int transfer_start(struct replica *r, struct change_req *q)
 {
-    char leader[64] = "none known";
-    replica_leader_addr(r, leader, sizeof leader);
-    if (raft_state(&r->raft) != RAFT_LEADER)
-        return snprintf(q->msg, sizeof q->msg, "READONLY this node does not lead its replication group: send "
-                        "REPLICA.TRANSFER to the leader (%s)", leader), -EAGAIN;
+    if (not_leading(r, q, "REPLICA.TRANSFER") < 0)
+        return -EAGAIN;
     if (r->xfer_q || r->raft.transfer)
         return snprintf(q->msg, sizeof q->msg, "ERR a leadership transfer is in progress already; wait for it"),
                -EBUSY;

@@ -19,14 +19,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from failover import (ELECTION_MS, Group, Load, Suite, check_load, ended, failovers,  # noqa: E402
-                      free_port, journals_equal, pct, settle)
+                      free_port, journals_equal, pct, run_loads, settle)
 
 
 def replica_role(g, i):
@@ -34,35 +33,6 @@ def replica_role(g, i):
         return g.client(i).info("replication").get("replica_role")
     except (redis.ConnectionError, redis.TimeoutError):
         return None
-
-
-def run_loads(g, clients, body):
-    """Runs body() while clients loads push and consume; returns the loads merged."""
-    loads = [Load(g, first=k * 1000000) for k in range(clients)]
-    stop = threading.Event()
-
-    def run(ld):
-        while not stop.is_set():
-            ld.step()
-    threads = [threading.Thread(target=run, args=(ld,)) for ld in loads]
-    saved = sys.stdout, sys.stderr  # ClusterClient's redirections are not per thread: put them back after
-    for t in threads:
-        t.start()
-    try:
-        body()
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-        sys.stdout, sys.stderr = saved
-    merged = Load(g)
-    for k, ld in enumerate(loads):
-        merged.n += ld.n - k * 1000000
-        merged.acked_push.update(ld.acked_push)
-        merged.unknown_push |= ld.unknown_push
-        merged.acked_ack.update(ld.acked_ack)
-        merged.delivered += ld.delivered
-    return merged
 
 
 def transfers_under_load(suite, g, n, seconds):
@@ -78,7 +48,7 @@ def transfers_under_load(suite, g, n, seconds):
             done.append((lead, rep, time.monotonic() - t0))
             print(f"# transfer {k + 1}: node {lead}: {rep} ({done[-1][2] * 1000:.0f} ms)")
         time.sleep(seconds)
-    merged = run_loads(g, 4, body)
+    merged = run_loads(g, [Load(g, first=k * 1000000) for k in range(4)], body)
     moved = [d for d in done if d[1].startswith("node ") and f"node {d[0]} " not in d[1]]
     suite.check(f"REPLICA.TRANSFER under load hands the leadership to another node ({n} times)", len(moved) == n,
                 f"{done}")
@@ -241,11 +211,7 @@ def main():
     error = None
     try:
         lone_node(suite, a.spoold, root)
-        for i in (1, 2, 3):
-            g.start(i)
-        if g.cluster:
-            g.create_cluster()
-        g.leader()
+        g.start_group()
         refusals(suite, g, a.spool)
         named_transfer(suite, g, a.spool)
         transfers_under_load(suite, g, a.transfers, a.seconds)
