@@ -23,6 +23,7 @@ import time
 
 import redis
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from failover import (ELECTION_MS, Group, Load, Suite, check_load, ended, failovers,  # noqa: E402
                       free_port, journals_equal, pct, run_loads, settle)
