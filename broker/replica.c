@@ -153,7 +153,7 @@ struct replica {
     struct raft_transfer xfer;
     unsigned xfer_target;
     int xfer_phase;
-    int64_t xfer_drain_until_us, xfer_give_up_us;
+    int64_t xfer_drain_until_us, xfer_give_up_us, xfer_over_us;
     _Atomic bool handing_over;
 };
 
@@ -1305,12 +1305,15 @@ static bool entries_in_flight(struct replica *r)
 }
 
 /* libraft's callback: the target leads, or libraft gave up (an election
- * timeout); transfer_tick tells which. */
+ * timeout after it started); transfer_tick tells which, and gives a target
+ * that was sent TimeoutNow late one more election timeout to win. */
 static void transfer_done(struct raft_transfer *req)
 {
     struct replica *r = req->data;
-    if (r->xfer_q && r->xfer_phase == XFER_RAFT)
+    if (r->xfer_q && r->xfer_phase == XFER_RAFT) {
         r->xfer_phase = XFER_OVER;
+        r->xfer_over_us = mono_us();
+    }
 }
 
 /* Raft thread, every tick while a hand-over runs: starts libraft's
@@ -1331,7 +1334,8 @@ static void transfer_tick(struct replica *r)
     if (!leads && (lid || late))
         return transfer_end(r, -EAGAIN, "ERR leadership moved, but not to node %u (leader now: %s); see "
                             "REPLICA.MEMBERS", r->xfer_target, lid ? client : "none known");
-    if (leads && (r->xfer_phase == XFER_OVER || (r->xfer_phase == XFER_RAFT && late)))
+    bool gave_up = r->xfer_phase == XFER_OVER && mono_us() - r->xfer_over_us > (int64_t)r->cfg.election_ms * 1000;
+    if (leads && (gave_up || (r->xfer_phase != XFER_DRAIN && late)))
         return transfer_end(r, -ETIMEDOUT, "ERR node %u did not take over within the election timeout (%d ms); node "
                             "%d still leads: retry, or name another node", r->xfer_target, r->cfg.election_ms, r->cfg.id);
     if (!leads || r->xfer_phase != XFER_DRAIN || (entries_in_flight(r) && mono_us() < r->xfer_drain_until_us))

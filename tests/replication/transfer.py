@@ -72,8 +72,10 @@ def named_transfer(suite, g, spool):
     # by client address, back to the first leader, through a follower's address
     r = subprocess.run([spool, "cluster", "transfer-leader", f"127.0.0.1:{g.ports[lead]}",
                         f"127.0.0.1:{g.ports[lead]}"], capture_output=True, text=True, timeout=60)
+    now = g.leader()
     suite.check(f"spool cluster transfer-leader GROUP HOST:PORT: node {lead} leads again",
-                r.returncode == 0 and g.leader() == lead, (r.stdout + r.stderr).strip())
+                r.returncode == 0 and now == lead, f"rc {r.returncode}, leader {now}: " +
+                (r.stdout + r.stderr).strip().replace("\n", " | "))
 
 
 def expect_error(suite, name, fn, want):
