@@ -479,6 +479,8 @@ static void wait_window(run *r, const cpu_mark *start, bench_result *res)
         }
     }
     res->window_s = (double)(now - r->t0) / 1e9;
+    res->window_t0_ns = r->t0;
+    res->window_t1_ns = now;
     cpu_report(start, &end, res->window_s, res);
 }
 

@@ -36,6 +36,8 @@ typedef struct bench_result {
     int status;            /* 0 ok; 2 cannot connect; 3 failed during the run */
     char error[512];
     double window_s;       /* length of the measuring window */
+    uint64_t window_t0_ns; /* its start and end, CLOCK_MONOTONIC, so that counters */
+    uint64_t window_t1_ns; /* read outside (bench/compare) can be cut to it */
     uint64_t finished;     /* jobs finished inside the window */
     uint64_t pushed;       /* pushes answered OK inside the window */
     uint64_t sent;         /* pushes written, whole run */

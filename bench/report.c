@@ -147,6 +147,8 @@ void report_json(FILE *f, const bench_cfg *cfg, const preload_info *pre, const b
     fprintf(f, ",\"window_s\":%.4f,\"jobs\":%llu,\"jobs_per_s\":%.1f,\"pushes_per_s\":%.1f",
             res->window_s, (unsigned long long)res->finished,
             rate_of(res->finished, res->window_s), rate_of(res->pushed, res->window_s));
+    fprintf(f, ",\"window_t0_mono\":%.4f,\"window_t1_mono\":%.4f",
+            (double)res->window_t0_ns / 1e9, (double)res->window_t1_ns / 1e9);
     fprintf(f, ",\"sent\":%llu,\"pushed\":%llu,\"delivered\":%llu,\"acked\":%llu,"
             "\"ack_refused\":%llu,\"fetch_empty\":%llu,\"duplicates\":%llu,\"undrained\":%llu",
             (unsigned long long)res->sent, (unsigned long long)res->push_ok,

@@ -24,10 +24,11 @@
  *
  * Cost: a command is one allocation (resp.h: argument bytes, then the argv
  * and len arrays). When the whole command is in the caller's buffer after
- * its "*N" line (the usual case), req_whole() checks its headers, adds up
- * the lengths and copies every argument once into a block of exactly the
- * command's size. Otherwise the arguments are copied into `blk` as they
- * arrive, the block grown with grow_cap(), and trimmed to size at the end;
+ * its "*N" line (the usual case), req_whole() reads its headers once,
+ * checking them and noting where each argument lies (in `args`), and copies
+ * every argument once into a block of exactly the command's size.
+ * Otherwise the arguments are copied into `blk` as they arrive, the block
+ * grown with grow_cap(), and trimmed to size at the end;
  * their places are kept in `args`, which stays allocated between commands.
  *
  * Memory: every length read from the wire is checked against the limits
@@ -607,13 +608,20 @@ static void req_reserve(resp_req_parser *p, size_t need)
     p->blk = xrealloc(p->blk, p->cap);
 }
 
+/* Makes room for argument record i (i arguments have arrived whole), the
+ * records never more than `limit`. */
+static void req_args_room(resp_req_parser *p, size_t i, size_t limit)
+{
+    if (i < p->args_cap)
+        return;
+    p->args_cap = grow_cap(p->args_cap, i + 1, limit, ARGS_STEP);
+    p->args = xrealloc(p->args, p->args_cap * sizeof *p->args);
+}
+
 /* Records the argument of n bytes at blk + off (its NUL written). */
 static void req_add_arg(resp_req_parser *p, size_t off, size_t n, size_t limit)
 {
-    if ((size_t)p->argc == p->args_cap) {
-        p->args_cap = grow_cap(p->args_cap, p->args_cap + 1, limit, ARGS_STEP);
-        p->args = xrealloc(p->args, p->args_cap * sizeof *p->args);
-    }
+    req_args_room(p, (size_t)p->argc, limit);
     p->args[p->argc].off = off;
     p->args[p->argc].len = n;
     p->argc++;
@@ -691,11 +699,13 @@ static bool whole_arg(const resp_req_parser *p, const char *buf, size_t len, siz
 }
 
 /*
- * The usual case: after its "*N" line, the whole command is in buf. A first
- * pass checks every argument and adds up their sizes, a second copies them
- * into one block of exactly the command's size. False, with nothing changed,
- * when any part is missing or wrong: the state machine then reads the bytes
- * as they come and reports an error where it finds it, as for any chunking.
+ * The usual case: after its "*N" line, the whole command is in buf. One
+ * pass checks every argument's header and records where its bytes lie in
+ * buf (in `args`, here offsets into buf, not into a block), then they are
+ * copied into one block of exactly the command's size. False, with no
+ * argument taken, when any part is missing or wrong: the state machine then
+ * reads the bytes as they come and reports an error where it finds it, as
+ * for any chunking.
  */
 static bool req_whole(resp_req_parser *p, const char *buf, size_t len, size_t *pos,
                       resp_cmd *out)
@@ -707,20 +717,23 @@ static bool req_whole(resp_req_parser *p, const char *buf, size_t len, size_t *p
     for (i = 0; i < p->nargs; i++) {
         if (!whole_arg(p, buf, len, &q, &n, &held))
             return false;
+        req_args_room(p, i, p->nargs);
+        p->args[i].off = q - n - 2;
+        p->args[i].len = n;
         bytes += n + 1;
     }
     mem = xmalloc(cmd_block_size(bytes, p->nargs));
     cmd_layout(out, mem, bytes, (int)p->nargs);
-    for (i = 0, q = *pos, held = 0; i < p->nargs; i++) {
-        whole_arg(p, buf, len, &q, &n, &held); /* true, as in the first pass */
-        memcpy(mem + off, buf + q - n - 2, n);
+    for (i = 0; i < p->nargs; i++) {
+        n = p->args[i].len;
+        memcpy(mem + off, buf + p->args[i].off, n);
         mem[off + n] = '\0';
         out->argv[i] = mem + off;
         out->len[i] = n;
         off += n + 1;
     }
     *pos = q;
-    p->state = RQ_START;
+    req_restart(p);
     return true;
 }
 

@@ -194,6 +194,8 @@ def run_mutant(slot, m, binaries, baseline):
     with open(path) as f:
         orig = f.read()
     targets = ["broker/spoold", "cli/spool"] + [f"{binaries[b]}/{b}" for b, _ in tests]
+    if any(b == "test_bench_smoke" for b, _ in tests):
+        targets.append("bench/spool-bench")  # bench/compare runs it
     t0 = time.time()
     try:
         if baseline:

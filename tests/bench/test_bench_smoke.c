@@ -151,6 +151,41 @@ static double row_rate(const char *text, const char *section, const char *label)
     return v;
 }
 
+/* Column col (0 = jobs/s) of the row after section that starts with label,
+ * as a number; -1 when absent or "-". */
+static double row_column(const char *text, const char *section, const char *label, int col)
+{
+    const char *s = strstr(text, section);
+    const char *row = s ? strstr(s, label) : NULL;
+    if (!row)
+        return -1;
+    row += strlen(label);
+    for (int i = 0; i <= col; i++) {
+        while (*row == ' ')
+            row++;
+        if (*row == '\n' || *row == '\0')
+            return -1;
+        if (i < col)
+            row += strcspn(row, " \n");
+    }
+    char num[32];
+    size_t n = 0;
+    for (; *row && *row != ' ' && *row != '\n' && n + 1 < sizeof num; row++)
+        if (*row != ',')
+            num[n++] = *row;
+    num[n] = '\0';
+    char *end;
+    double v = strtod(num, &end);
+    return n && *end == '\0' ? v : -1;
+}
+
+/* True when perf can count this machine's syscall tracepoints (a
+ * container without perf_event_open cannot). */
+static bool perf_counts_syscalls(void)
+{
+    return system("perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1") == 0;
+}
+
 Test(bench_compare, quick_run_prints_the_table, .timeout = 180)
 {
     char json[] = "/tmp/spool-bench-smoke.XXXXXX";
@@ -171,6 +206,18 @@ Test(bench_compare, quick_run_prints_the_table, .timeout = 180)
     double pop = row_rate(out, "\ncycle-pop:", "spool --fsync always");
     cr_assert(push > 0, "no spool push rate in:\n%s", out);
     cr_assert(pop > 0, "no spool cycle-pop rate in:\n%s", out);
+    /* the server's CPU per job, and with perf its syscalls per job and fsyncs
+     * per second (columns 8 to 11 after the name) */
+    cr_assert(strstr(out, "us/job sys/job fsync/s jobs/fs") != NULL, "no counter columns:\n%s", out);
+    cr_assert(strstr(out, "load average (1, 5, 15 min): ") != NULL, "no load average:\n%s", out);
+    cr_assert(row_column(out, "\npush: LPUSH", "spool --fsync always", 8) > 0,
+              "no CPU per push in:\n%s", out);
+    if (perf_counts_syscalls()) {
+        cr_assert(row_column(out, "\npush: LPUSH", "spool --fsync always", 9) > 0,
+                  "no syscalls per push in:\n%s", out);
+        cr_assert(row_column(out, "\ncycle-pop:", "spool --fsync always", 10) > 0,
+                  "no fsyncs per second for --fsync always in:\n%s", out);
+    }
     /* issue 12's rows: half of the peak, and cycle-reliable with delayed jobs present */
     double half = row_rate(out, "\ncycle-reliable at half of its peak rate", "spool --fsync always");
     cr_assert(half > 0, "no spool half-load rate in:\n%s", out);

@@ -492,6 +492,86 @@ Test(req, whole_command_is_one_allocation)
     resp_req_free(p);
 }
 
+/* Writes "*argc" and argc bulks whose sizes follow (i * 7) % 23 (so some
+ * are empty), argument i's bytes all (char)(i + 1); returns the length. */
+static size_t many_args_command(char *out, size_t cap, int argc)
+{
+    size_t n = (size_t)snprintf(out, cap, "*%d\r\n", argc);
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        size_t alen = (size_t)(i * 7) % 23;
+
+        n += (size_t)snprintf(out + n, cap - n, "$%zu\r\n", alen);
+        memset(out + n, i + 1, alen);
+        memcpy(out + n + alen, "\r\n", 2);
+        n += alen + 2;
+    }
+    return n;
+}
+
+static void expect_many_args(const resp_cmd *c, int argc)
+{
+    int i;
+
+    cr_assert_eq(c->argc, argc);
+    for (i = 0; i < argc; i++) {
+        size_t alen = (size_t)(i * 7) % 23, k;
+
+        cr_assert_eq(c->len[i], alen, "argument %d: %zu bytes", i, c->len[i]);
+        for (k = 0; k < alen; k++)
+            cr_assert_eq(c->argv[i][k], (char)(i + 1), "argument %d byte %zu", i, k);
+        cr_assert_eq(c->argv[i][alen], '\0');
+    }
+    expect_one_block(c);
+}
+
+/* A whole command reads each "$L" once and keeps where its bytes are: the
+ * arguments must come out with their own lengths and bytes, also when
+ * there are more of them than the parser keeps between commands and when
+ * a longer command follows a shorter one in the same buffer. */
+Test(req, whole_commands_keep_each_arguments_place)
+{
+    static char in[8192];
+    int counts[] = { 3, 200, 1, 65, 64, 2 }, k;
+    size_t n = 0, off = 0, cons;
+    resp_req_parser *p = resp_req_new(NULL);
+    resp_cmd cmd;
+
+    for (k = 0; k < 6; k++)
+        n += many_args_command(in + n, sizeof in - n, counts[k]);
+    for (k = 0; k < 6; k++) {
+        cr_assert_eq(resp_req_feed(p, in + off, n - off, &cons, &cmd), RESP_OK, "command %d", k);
+        expect_many_args(&cmd, counts[k]);
+        resp_cmd_free(&cmd);
+        off += cons;
+    }
+    cr_assert_eq(off, n);
+    cr_assert_eq(resp_req_pending(p), 0);
+    resp_req_free(p);
+}
+
+/* The same bytes give the same commands whole and one byte at a time. */
+Test(req, whole_and_bytewise_agree_on_many_args)
+{
+    static char in[4096];
+    size_t n = many_args_command(in, sizeof in, 90), i, cons;
+    resp_req_parser *p = resp_req_new(NULL);
+    resp_cmd cmd;
+    int rc = RESP_AGAIN;
+
+    for (i = 0; i < n; i++) {
+        rc = resp_req_feed(p, in + i, 1, &cons, &cmd);
+        cr_assert_eq(cons, 1);
+        if (i + 1 < n)
+            cr_assert_eq(rc, RESP_AGAIN, "byte %zu", i);
+    }
+    cr_assert_eq(rc, RESP_OK);
+    expect_many_args(&cmd, 90);
+    resp_cmd_free(&cmd);
+    resp_req_free(p);
+}
+
 /* Split anywhere, a command still ends as one block (the bytes grow in
  * one buffer that becomes the block), with every chunking. */
 Test(req, split_command_is_one_block)
