@@ -35,6 +35,7 @@
 #define READ_CHUNK 65536
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_IO_TIMEOUT_MS 10000
+#define DEFAULT_PUSH_RETRY_MS 10000
 
 /* ================================================================ errors */
 
@@ -215,6 +216,55 @@ int sdk_client_ensure(spool_client *c)
     return c->fd >= 0 ? 0 : connect_now(c);
 }
 
+/* endpoint = "host:port" of c->url (IPv6 in brackets). */
+static void set_endpoint(spool_client *c)
+{
+    bool v6 = strchr(c->url.host, ':') != NULL;
+    snprintf(c->endpoint, sizeof c->endpoint, "%s%s%s:%d", v6 ? "[" : "", c->url.host,
+             v6 ? "]" : "", c->url.port);
+}
+
+/* Adds c->url's host:port to the nodes the client knows (the oldest
+ * redirect target is forgotten when the list is full; the URL's stays). */
+static void remember_node(spool_client *c)
+{
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].port == c->url.port && !strcmp(c->nodes[i].host, c->url.host))
+            return;
+    if (c->nnodes == SDK_NODES_MAX) {
+        memmove(&c->nodes[1], &c->nodes[2], (SDK_NODES_MAX - 2) * sizeof c->nodes[0]);
+        c->nnodes--;
+    }
+    c->nodes[c->nnodes++] = c->url;
+}
+
+void sdk_client_next_node(spool_client *c)
+{
+    int at = 0;
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].port == c->url.port && !strcmp(c->nodes[i].host, c->url.host))
+            at = i;
+    const spool_url *n = &c->nodes[(at + 1) % c->nnodes];
+    snprintf(c->url.host, sizeof c->url.host, "%s", n->host);
+    c->url.port = n->port;
+    set_endpoint(c);
+    sdk_client_disconnect(c);
+}
+
+static bool error_word(const char *msg, const char *w)
+{
+    size_t n = strlen(w);
+    return !strncmp(msg, w, n) && (msg[n] == ' ' || msg[n] == 0);
+}
+
+bool sdk_outcome_unknown(const spool_client *c, int rc)
+{
+    if (rc == SPOOL_ECONN || rc == SPOOL_EIO || rc == SPOOL_ETIMEOUT)
+        return true;
+    return rc == SPOOL_ESERVER && (error_word(c->errmsg, "CLUSTERDOWN") || error_word(c->errmsg, "TRYAGAIN") ||
+                                   error_word(c->errmsg, "LOADING"));
+}
+
 static int configure(spool_client *c, const spool_options *opt)
 {
     const char *url = opt && opt->url ? opt->url : getenv("SPOOL_URL");
@@ -223,9 +273,11 @@ static int configure(spool_client *c, const spool_options *opt)
     int rc = sdk_url_parse(url, &c->url, c->errmsg, sizeof c->errmsg);
     if (rc < 0)
         return c->last_error = rc;
-    bool v6 = strchr(c->url.host, ':') != NULL;
-    snprintf(c->endpoint, sizeof c->endpoint, "%s%s%s:%d", v6 ? "[" : "", c->url.host,
-             v6 ? "]" : "", c->url.port);
+    set_endpoint(c);
+    c->nodes[0] = c->url;
+    c->nnodes = 1;
+    c->push_retry_ms = !opt || opt->push_retry_ms == 0 ? DEFAULT_PUSH_RETRY_MS
+                     : opt->push_retry_ms < 0 ? -1 : opt->push_retry_ms;
     c->connect_timeout_ms = opt && opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms
                                                                : DEFAULT_CONNECT_TIMEOUT_MS;
     c->io_timeout_ms = opt && opt->io_timeout_ms ? opt->io_timeout_ms : DEFAULT_IO_TIMEOUT_MS;
@@ -467,8 +519,8 @@ static int follow(spool_client *c, const resp_val *v)
         return sdk_client_fail(c, SPOOL_EPROTO, "cannot follow the redirect '%s'", v->str);
     snprintf(c->url.host, sizeof c->url.host, "%.*s", (int)(colon - addr - 1), addr + 1);
     c->url.port = port;
-    bool v6 = strchr(c->url.host, ':') != NULL;
-    snprintf(c->endpoint, sizeof c->endpoint, "%s%s%s:%d", v6 ? "[" : "", c->url.host, v6 ? "]" : "", port);
+    set_endpoint(c);
+    remember_node(c);
     return connect_now(c);
 }
 

@@ -17,6 +17,8 @@
 #define SPOOL_DEFAULT_PORT 7379
 #define SPOOL_ERRMSG_MAX 1024
 #define SPOOL_MAX_ARGS 64 /* arguments of any one command the SDK builds */
+#define SDK_NODES_MAX 8   /* cluster nodes a client remembers for failover */
+#define SDK_KEY_LEN 32    /* hex digits of an automatic idempotency key */
 
 /* ------------------------------------------------------------------- url */
 
@@ -48,6 +50,9 @@ struct spool_client {
     resp_buf out;    /* requests being written */
     int last_error;
     char errmsg[SPOOL_ERRMSG_MAX];
+    int push_retry_ms; /* resolved: < 0 no key and no resend */
+    spool_url nodes[SDK_NODES_MAX]; /* the URL's node and each redirect's */
+    int nnodes;
 };
 
 /* Allocates and configures a client without connecting it (*out is set
@@ -62,6 +67,15 @@ void sdk_client_ok(spool_client *c);
 void sdk_client_disconnect(spool_client *c);
 /* Connects when not connected: 0 or a code. */
 int sdk_client_ensure(spool_client *c);
+/* Points the client at the next node it knows (the URL's, then each node a
+ * redirect named), after the current one refused a connection. */
+void sdk_client_next_node(spool_client *c);
+/* Whether a failed call (code rc, message in c) may have run or not run
+ * without a reply saying which: a broken connection, -CLUSTERDOWN,
+ * -TRYAGAIN, -LOADING. */
+bool sdk_outcome_unknown(const spool_client *c, int rc);
+/* A new random 128-bit idempotency key, SDK_KEY_LEN hex digits and a NUL. */
+void sdk_idem_key(char key[SDK_KEY_LEN + 1]);
 
 /* One round trip: sends the command, reads its reply. wait_ms is how long
  * the server may legitimately take before it answers (a blocking reserve's

@@ -33,10 +33,13 @@
  * Connections: a client connects in spool_connect(). When its connection
  * breaks (I/O error, timeout, the broker went away) the call returns
  * SPOOL_ECONN / SPOOL_EIO / SPOOL_ETIMEOUT and the connection is closed;
- * the next call reconnects once (no retry loop: a push whose reply was lost
- * may or may not have been stored, so resending is the caller's decision;
- * use UNIQUE keys to make pushes idempotent). The worker runtime retries
- * with exponential backoff and jitter.
+ * the next call reconnects once. Pushes are the exception: each push
+ * carries an idempotency key (UNIQUE, a random 128-bit key made once per
+ * push, or the caller's own unique key), and a push whose outcome is unknown
+ * (the connection broke with it in flight, -CLUSTERDOWN, -TRYAGAIN) is sent
+ * again with the same key for up to push_retry_ms (docs/sdk.md, "Pushes
+ * whose outcome is unknown"). The worker runtime retries with exponential
+ * backoff and jitter.
  */
 #ifndef SPOOL_H
 #define SPOOL_H
@@ -87,6 +90,11 @@ typedef struct spool_options {
                                reserve's own timeout); 0: 10000; <0: none */
     int protocol;           /* 0: RESP3 if offered, else RESP2; 2 or 3 to force */
     const char *name;       /* client name (HELLO SETNAME), NULL: none */
+    int push_retry_ms;      /* how long a push whose outcome is unknown is
+                               sent again with its idempotency key, trying
+                               the other nodes it knows: 0: 10000; <0: never,
+                               and no automatic key (one attempt, as other
+                               calls) */
 } spool_options;
 
 /*
@@ -138,7 +146,10 @@ typedef struct spool_push_opts {
 #define SPOOL_NO_RETRIES (-1)
 
 /* JOB.PUSH. payload is len bytes (need not be NUL-terminated); opts may be
- * NULL. id (may be NULL) receives the job id. */
+ * NULL. id (may be NULL) receives the job id. Without opts->unique the push
+ * carries UNIQUE <32 random hex digits> (unless push_retry_ms < 0), so a
+ * resend after an unknown outcome finds the first job while it is
+ * unfinished instead of storing a second. */
 int spool_push(spool_client *c, const char *queue, const char *payload, size_t len,
                const spool_push_opts *opts, char id[SPOOL_ID_MAX]);
 /* Same, payload a C string. */
@@ -156,9 +167,12 @@ typedef struct spool_push_item {
 /* Pushes n jobs to queue in one pipelined round trip (all requests are
  * written, then all replies read). Each item gets its own status; the call
  * returns 0 when all succeeded, else the first failing item's code (and
- * spool_errmsg() carries its message). A connection failure fails the items
- * whose replies did not arrive with that code: those may or may not have
- * been stored. */
+ * spool_errmsg() carries its message). Each item gets its own idempotency
+ * key as in spool_push; items whose outcome is unknown (the connection broke
+ * before their reply, -CLUSTERDOWN) or that a cluster redirected are pushed
+ * again one by one with their keys. With push_retry_ms < 0 a connection
+ * failure fails the items whose replies did not arrive with that code:
+ * those may or may not have been stored. */
 int spool_push_many(spool_client *c, const char *queue, spool_push_item *items, size_t n);
 
 /* ------------------------------------------------------------------- jobs */

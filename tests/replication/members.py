@@ -176,6 +176,19 @@ def members_of(g, i):
     return {int(line.split()[0]): line.split()[3] for line in text.splitlines() if not line.startswith("change:")}
 
 
+def settled_members(g, i, want, within=10.0):
+    """Node i's view of the members once it shows every one of want as a
+    voter, or its last view when within seconds pass (node i may be a
+    follower that applies the configuration change a moment after the
+    leader answered add-replica)."""
+    end = time.monotonic() + within
+    while True:
+        m = members_of(g, i)
+        if (sorted(m) == want and all(v == "voter" for v in m.values())) or time.monotonic() > end:
+            return m
+        time.sleep(0.05)
+
+
 def map_nodes(g, i):
     import json
     m = json.loads(g.client(i).execute_command("CLUSTER", "GETMAP"))
@@ -199,7 +212,7 @@ def replace_and_grow(suite, a, g, load):
                 st["replica_snapshots_restored"] >= 1, str(st))
     load_for(load, 1.0)
     add_node(suite, a, g, 5, 2)
-    m = members_of(g, 1)
+    m = settled_members(g, 1, [1, 2, 4, 5])
     suite.check("the group has four voters: 1, 2 and the new 4 and 5 (3 was removed)",
                 sorted(m) == [1, 2, 4, 5] and all(v == "voter" for v in m.values()), str(m))
     if g.cluster:

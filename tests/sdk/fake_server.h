@@ -23,10 +23,17 @@ typedef enum fake_kind {
     FAKE_CLOSE,   /* (optionally read expect, write reply), then close the connection */
     FAKE_SILENT,  /* read expect, reply nothing; wait until the client hangs up */
     FAKE_ACCEPT,  /* accept the next connection (after a CLOSE) */
-    FAKE_LATE     /* read expect, hold the reply FAKE_LATE_MS (a server that blocks), write it */
+    FAKE_LATE,    /* read expect, hold the reply FAKE_LATE_MS (a server that blocks), write it */
+    FAKE_DOWN     /* as FAKE_CLOSE, and stop listening: the node is gone (connections refused) */
 } fake_kind;
 
 #define FAKE_LATE_MS 250
+
+/* In an expected request, FAKE_HEX matches any one lowercase hex digit (a
+ * random key); FAKE_KEY32 the 32 of an idempotency key as its bulk string. */
+#define FAKE_HEX "\x01"
+#define FAKE_HEX8 FAKE_HEX FAKE_HEX FAKE_HEX FAKE_HEX FAKE_HEX FAKE_HEX FAKE_HEX FAKE_HEX
+#define FAKE_KEY32 "$32\r\n" FAKE_HEX8 FAKE_HEX8 FAKE_HEX8 FAKE_HEX8 "\r\n"
 
 typedef struct fake_step {
     fake_kind kind;
@@ -45,6 +52,9 @@ int fake_port(const fake_server *f);
 const char *fake_url(const fake_server *f);
 /* Waits (bounded) for the script to end, then checks it ran in full. */
 void fake_finish(fake_server *f);
+/* The same, and copies into wild what the FAKE_HEX places of the requests
+ * matched, in order. */
+void fake_finish_wild(fake_server *f, char *wild, size_t size);
 
 /* The HELLO 3 request and a RESP3 reply to it, for scripts. */
 #define FAKE_HELLO3 "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"

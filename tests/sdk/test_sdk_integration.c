@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "drop_proxy.h"
 #include "harness.h"
 #include "spool.h"
 
@@ -121,6 +122,50 @@ Test(sdk_it, push_reserve_ack)
     cr_assert_eq(st.done, 1);
     cr_assert_eq(st.acked, 1);
     spool_close(c);
+    spoold_stop(s);
+}
+
+/* Pushes through a proxy that loses the reply of a push the broker ran:
+ * the SDK sends it again with the same key, and the queue holds one job. */
+Test(sdk_it, a_push_whose_reply_was_lost_is_stored_once)
+{
+    spoold *s = spoold_start(NULL);
+    spool_client *direct = client_of(s);
+    drop_proxy *p = drop_proxy_start(s->port);
+    char url[64];
+    snprintf(url, sizeof url, "spool://127.0.0.1:%d", drop_proxy_port(p));
+    spool_client *c = NULL;
+    cr_assert_eq(spool_connect_url(&c, url), 0, "%s", spool_errmsg(c));
+
+    char id[SPOOL_ID_MAX];
+    drop_proxy_arm(p, 1);
+    cr_assert_eq(spool_push_str(c, "idem", "{\"n\":1}", NULL, id), 0, "%s", spool_errmsg(c));
+    cr_assert_eq(drop_proxy_cut(p), 1, "the proxy did not lose a reply");
+    cr_assert_eq(stats_of(direct, "idem").ready, 1, "a resent push made a second job");
+    spool_job *g = NULL;
+    cr_assert_eq(spool_job_get(direct, id, &g), 0, "%s", spool_errmsg(direct));
+    cr_assert(g->unique && strlen(g->unique) == 32, "automatic key: %s", g->unique ? g->unique : "(none)");
+    spool_job_free(g);
+
+    spool_push_opts own = { .unique = "order-991" }; /* the caller's key is the one kept */
+    drop_proxy_arm(p, 1);
+    cr_assert_eq(spool_push_str(c, "idem", "{\"n\":2}", &own, id), 0, "%s", spool_errmsg(c));
+    cr_assert_eq(drop_proxy_cut(p), 2);
+    cr_assert_eq(stats_of(direct, "idem").ready, 2);
+    cr_assert_eq(spool_job_get(direct, id, &g), 0, "%s", spool_errmsg(direct));
+    cr_assert_str_eq(g->unique, "order-991");
+    spool_job_free(g);
+
+    drop_proxy_arm(p, 1); /* a pipelined batch: the replies after the first bytes are lost */
+    char ids[50][SPOOL_ID_MAX];
+    push_n(c, "idem", 50, ids);
+    cr_assert_eq(drop_proxy_cut(p), 3);
+    cr_assert_eq(stats_of(direct, "idem").ready, 52, "resent batch items made extra jobs");
+    for (int i = 1; i < 50; i++)
+        cr_assert(strcmp(ids[i], ids[i - 1]), "items %d and %d got one id", i - 1, i);
+    spool_close(c);
+    drop_proxy_stop(p);
+    spool_close(direct);
     spoold_stop(s);
 }
 

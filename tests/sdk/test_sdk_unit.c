@@ -24,12 +24,20 @@
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static spool_client *connect_to(fake_server *f)
+/* A client with push_retry_ms (0: the default, keys and resends on; < 0:
+ * off, so pushes go on the wire exactly as their options say). */
+static spool_client *connect_retrying(fake_server *f, int push_retry_ms)
 {
+    spool_options o = { .url = fake_url(f), .push_retry_ms = push_retry_ms };
     spool_client *c = NULL;
-    int rc = spool_connect_url(&c, fake_url(f));
+    int rc = spool_connect(&c, &o);
     cr_assert_eq(rc, 0, "connect: %s", spool_errmsg(c));
     return c;
+}
+
+static spool_client *connect_to(fake_server *f)
+{
+    return connect_retrying(f, -1);
 }
 
 /* ================================================================== URL */
@@ -351,6 +359,168 @@ Test(sdk_push, many_survive_a_large_batch)
     cr_assert_eq(spool_push_many(c, "q", items, NJ), 0, "%s", spool_errmsg(c));
     for (int i = 0; i < NJ; i++)
         cr_assert_str_eq(items[i].id, payloads[i]);
+    spool_close(c);
+    fake_finish(f);
+}
+
+/* ------------------------------------------- idempotency keys, resends */
+
+#define PUSH_Q_KEYED "*5\r\n$8\r\nJOB.PUSH\r\n$1\r\nq\r\n$2\r\n{}\r\n$6\r\nUNIQUE\r\n" FAKE_KEY32
+
+/* wild holds n keys of 32 hex digits, all the same. */
+static void assert_same_keys(const char *wild, int n)
+{
+    cr_assert_geq(strlen(wild), (size_t)(32 * n), "keys seen: '%s'", wild);
+    for (int i = 1; i < n; i++)
+        cr_assert(!strncmp(wild, wild + 32 * i, 32), "resend %d changed the key: '%s'", i, wild);
+}
+
+/* Plays the script s (handshake first) while one push of "{}" to q runs
+ * through a client with push_retry_ms; checks its code and id; wild gets
+ * what the script's FAKE_HEX places matched. */
+static void push_scripted(const fake_step *s, size_t n, int push_retry_ms, const spool_push_opts *o, int want,
+                          const char *want_id, char *wild, size_t wsize)
+{
+    fake_server *f = fake_start(s, n);
+    spool_client *c = connect_retrying(f, push_retry_ms);
+    char id[SPOOL_ID_MAX] = "";
+    cr_assert_eq(spool_push_str(c, "q", "{}", o, id), want, "%s", spool_errmsg(c));
+    if (want_id)
+        cr_assert_str_eq(id, want_id);
+    spool_close(c);
+    fake_finish_wild(f, wild, wsize);
+}
+
+Test(sdk_push, a_push_carries_a_random_key_by_default)
+{
+    static const fake_step s[] = {
+        FAKE_HANDSHAKE,
+        { FAKE_REPLY, PUSH_Q_KEYED, "$1\r\n1\r\n", 0 },
+    };
+    char k1[64], k2[64];
+    push_scripted(s, N(s), 0, NULL, 0, "1", k1, sizeof k1);
+    push_scripted(s, N(s), 0, NULL, 0, "1", k2, sizeof k2);
+    cr_assert_eq(strlen(k1), 32);
+    cr_assert(strcmp(k1, k2), "two pushes got the same key %s", k1);
+}
+
+Test(sdk_push, a_push_whose_connection_broke_is_resent_with_its_key)
+{
+    static const fake_step s[] = {
+        FAKE_HANDSHAKE,
+        { FAKE_CLOSE, PUSH_Q_KEYED, NULL, 0 },        /* read, then hang up: outcome unknown */
+        { FAKE_ACCEPT, NULL, NULL, 0 },
+        FAKE_HANDSHAKE,
+        { FAKE_REPLY, PUSH_Q_KEYED, "-CLUSTERDOWN outcome unknown: leadership was lost\r\n", 0 },
+        { FAKE_REPLY, PUSH_Q_KEYED, "-TRYAGAIN slot 5 is being moved\r\n", 0 },
+        { FAKE_REPLY, PUSH_Q_KEYED, "$1\r\n7\r\n", 0 },
+        { FAKE_REPLY, PUSH_Q_KEYED, "-FULL queue q has 10 unfinished jobs (maxlen)\r\n", 0 },
+    };
+    fake_server *f = fake_start(s, N(s));
+    spool_client *c = connect_retrying(f, 0);
+    char id[SPOOL_ID_MAX];
+    cr_assert_eq(spool_push_str(c, "q", "{}", NULL, id), 0, "%s", spool_errmsg(c));
+    cr_assert_str_eq(id, "7");
+    /* A refusal is an outcome: not resent (the script would see a request more). */
+    cr_assert_eq(spool_push_str(c, "q", "{}", NULL, id), SPOOL_EFULL);
+    spool_close(c);
+    char wild[300];
+    fake_finish_wild(f, wild, sizeof wild);
+    cr_assert_eq(strlen(wild), 32 * 5);
+    assert_same_keys(wild, 4);
+    cr_assert(strncmp(wild, wild + 32 * 4, 32), "the next push must get a new key");
+}
+
+Test(sdk_push, the_callers_unique_key_is_kept_on_resends)
+{
+    static const fake_step s[] = {
+        FAKE_HANDSHAKE,
+        { FAKE_CLOSE, "*5\r\n$8\r\nJOB.PUSH\r\n$1\r\nq\r\n$2\r\n{}\r\n$6\r\nUNIQUE\r\n$4\r\nmine\r\n", NULL, 0 },
+        { FAKE_ACCEPT, NULL, NULL, 0 },
+        FAKE_HANDSHAKE,
+        { FAKE_REPLY, "*5\r\n$8\r\nJOB.PUSH\r\n$1\r\nq\r\n$2\r\n{}\r\n$6\r\nUNIQUE\r\n$4\r\nmine\r\n", "$1\r\n3\r\n", 0 },
+    };
+    spool_push_opts o = { .unique = "mine" };
+    char wild[8];
+    push_scripted(s, N(s), 0, &o, 0, "3", wild, sizeof wild);
+}
+
+/* A cluster: node A (the URL) redirects the push to B, B dies with it in
+ * flight; the resend goes to the next node the client knows, A. */
+Test(sdk_push, a_resend_tries_the_next_known_node_when_one_is_gone)
+{
+    static const fake_step sb[] = {
+        FAKE_HANDSHAKE,
+        { FAKE_DOWN, PUSH_Q_KEYED, NULL, 0 },
+    };
+    fake_server *b = fake_start(sb, N(sb));
+    static char moved[64];
+    snprintf(moved, sizeof moved, "-MOVED 5 127.0.0.1:%d\r\n", fake_port(b));
+    fake_step sa[] = {
+        FAKE_HANDSHAKE,
+        { FAKE_REPLY, PUSH_Q_KEYED, moved, 0 },
+        { FAKE_ACCEPT, NULL, NULL, 0 },
+        FAKE_HANDSHAKE,
+        { FAKE_REPLY, PUSH_Q_KEYED, "$1\r\n9\r\n", 0 },
+    };
+    char wa[200], wb[64];
+    push_scripted(sa, N(sa), 0, NULL, 0, "9", wa, sizeof wa);
+    fake_finish_wild(b, wb, sizeof wb);
+    cr_assert_eq(strlen(wa), 64);
+    cr_assert(!strncmp(wa, wa + 32, 32) && !strncmp(wa, wb, 32), "one key on both nodes: %s %s", wa, wb);
+}
+
+Test(sdk_push, resends_stop_at_push_retry_ms_naming_the_key)
+{
+    static const fake_step s[] = {
+        FAKE_HANDSHAKE,
+        { FAKE_REPLY, PUSH_Q_KEYED, "-CLUSTERDOWN no leader in this replication group (election running); retry\r\n", 0 },
+        { FAKE_REPLY, PUSH_Q_KEYED, "-CLUSTERDOWN no leader in this replication group (election running); retry\r\n", 0 },
+    };
+    fake_server *f = fake_start(s, N(s));
+    spool_client *c = connect_retrying(f, 50); /* 50 ms: the first try, a resend after 50 ms, then the end */
+    long long t0 = sdk_mono_ms();
+    cr_assert_eq(spool_push_str(c, "q", "{}", NULL, NULL), SPOOL_ESERVER);
+    cr_assert_geq(sdk_mono_ms() - t0, 49);
+    const char *m = spool_errmsg(c);
+    cr_assert(strstr(m, "CLUSTERDOWN no leader") && strstr(m, "sent 2 times") && strstr(m, "UNIQUE key ") &&
+              strstr(m, "push_retry_ms"), "%s", m);
+    spool_close(c);
+    fake_finish(f);
+}
+
+Test(sdk_push, many_whose_connection_broke_are_resent_one_by_one_with_their_keys)
+{
+    static const fake_step s[] = {
+        FAKE_HANDSHAKE,
+        { FAKE_CLOSE, PUSH_Q_KEYED PUSH_Q_KEYED, "$1\r\na\r\n", 0 }, /* the first reply, then a hang-up */
+        { FAKE_ACCEPT, NULL, NULL, 0 },
+        FAKE_HANDSHAKE,
+        { FAKE_REPLY, PUSH_Q_KEYED, "$1\r\nb\r\n", 0 },
+    };
+    fake_server *f = fake_start(s, N(s));
+    spool_client *c = connect_retrying(f, 0);
+    spool_push_item items[2] = { { .payload = "{}", .len = 2 }, { .payload = "{}", .len = 2 } };
+    cr_assert_eq(spool_push_many(c, "q", items, 2), 0, "%s", spool_errmsg(c));
+    cr_assert_str_eq(items[0].id, "a");
+    cr_assert_str_eq(items[1].id, "b");
+    spool_close(c);
+    char wild[200];
+    fake_finish_wild(f, wild, sizeof wild);
+    cr_assert_eq(strlen(wild), 96);
+    cr_assert(strncmp(wild, wild + 32, 32), "two items got one key");
+    cr_assert(!strncmp(wild + 32, wild + 64, 32), "the resend of item 1 changed its key: %s", wild);
+}
+
+Test(sdk_push, without_resends_a_push_carries_no_key_and_a_broken_one_fails)
+{
+    static const fake_step s[] = {
+        FAKE_HANDSHAKE,
+        { FAKE_CLOSE, "*3\r\n$8\r\nJOB.PUSH\r\n$1\r\nq\r\n$2\r\n{}\r\n", NULL, 0 },
+    };
+    fake_server *f = fake_start(s, N(s));
+    spool_client *c = connect_retrying(f, -1);
+    cr_assert_eq(spool_push_str(c, "q", "{}", NULL, NULL), SPOOL_ECONN);
     spool_close(c);
     fake_finish(f);
 }

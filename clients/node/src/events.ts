@@ -15,7 +15,12 @@
  * listened are not kept (pub/sub). On a spoold cluster (an ioredis Cluster
  * as the connection) a queue's events are published by the node that
  * serves it: QueueEvents asks the cluster which node that is and
- * subscribes there.
+ * subscribes there, and follows the queue when that changes (a slot move, a
+ * new leader of a replicated group): it asks again every `followMs` and
+ * whenever the Cluster refreshes its slot map, and when the node differs it
+ * subscribes on the new node and then leaves the old one. Events published
+ * between the change and the new subscription are missed (pub/sub keeps
+ * nothing).
  */
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
@@ -39,6 +44,8 @@ export interface QueueEventsOptions {
   connection?: ConnectionOptions;
   /** Subscribe at once (default true); otherwise call run(). */
   autorun?: boolean;
+  /** On a cluster: how often (ms) to check that the queue's node is still the one subscribed to (default 1000; 0: only at a slot map refresh). */
+  followMs?: number;
 }
 
 const BULL_NAMES: Record<string, string> = {
@@ -52,9 +59,14 @@ const BULL_NAMES: Record<string, string> = {
 export class QueueEvents extends EventEmitter {
   readonly name: string;
   readonly channel: string;
-  private readonly sub: Redis;
+  private sub: Redis;
   private readonly cluster?: Cluster;
   private subscribed?: Promise<void>;
+  private where = '';            // host:port subscribed to, on a cluster
+  private following?: Promise<void>;
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+  private readonly onRefresh = () => void this.follow();
 
   constructor(name: string, opts: QueueEventsOptions = {}) {
     super();
@@ -65,40 +77,83 @@ export class QueueEvents extends EventEmitter {
     if (isCluster(opts.connection)) {
       // a connection of our own to the queue's node, aimed once run() knows it
       this.cluster = opts.connection;
-      this.sub = new Redis({ ...(opts.connection.options.redisOptions ?? {}), lazyConnect: true });
+      this.sub = this.listen(new Redis({ ...(opts.connection.options.redisOptions ?? {}), lazyConnect: true }));
+      const every = opts.followMs ?? 1000;
+      if (every > 0) {
+        this.timer = setInterval(() => void this.follow(), every);
+        this.timer.unref();
+      }
+      this.cluster.on('refresh', this.onRefresh);
     } else {
-      this.sub = createConnection(opts.connection, true);
+      this.sub = this.listen(createConnection(opts.connection, true));
     }
-    this.sub.on('error', (err: Error) => {
-      if (this.listenerCount('error') > 0)
-        this.emit('error', err);
-    });
-    this.sub.on('message', (channel: string, message: string) => {
-      if (channel === this.channel)
-        this.dispatch(message);
-    });
     if (opts.autorun !== false)
       void this.run().catch((err) => this.listenerCount('error') > 0 && this.emit('error', err));
+  }
+
+  private listen(sub: Redis): Redis {
+    sub.on('error', (err: Error) => {
+      if (sub === this.sub && this.listenerCount('error') > 0)
+        this.emit('error', err);
+    });
+    sub.on('message', (channel: string, message: string) => {
+      if (channel === this.channel && sub === this.sub)
+        this.dispatch(message);
+    });
+    return sub;
   }
 
   /** Subscribes (once); resolves when the subscription is active. */
   run(): Promise<void> {
     if (!this.subscribed)
-      this.subscribed = this.aim().then(() => this.sub.subscribe(this.channel)).then(() => undefined);
+      this.subscribed = this.cluster ? this.follow(true)
+        : this.sub.subscribe(this.channel).then(() => undefined);
     return this.subscribed;
   }
 
-  /** On a cluster: points the subscriber at the node that serves the queue's slot. */
-  private async aim(): Promise<void> {
-    if (!this.cluster)
-      return;
-    const slot = Number(await this.cluster.call('CLUSTER', 'KEYSLOT', this.name));
-    const ranges = (await this.cluster.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+  /** On a cluster: host:port of the node that serves the queue's slot now. */
+  private async locate(): Promise<string> {
+    const c = this.cluster as Cluster;
+    const slot = Number(await c.call('CLUSTER', 'KEYSLOT', this.name));
+    const ranges = (await c.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
     const range = ranges.find(([first, last]) => slot >= first && slot <= last);
     if (!range)
       throw new SpoolArgumentError(`QueueEvents of '${this.name}': no node of the cluster serves its slot ${slot}`);
-    this.sub.options.host = range[2][0]; // read when the lazy connection connects
-    this.sub.options.port = Number(range[2][1]);
+    return `${range[2][0]}:${Number(range[2][1])}`;
+  }
+
+  /**
+   * On a cluster: subscribes on the queue's node when it is not the one
+   * subscribed to (first: errors reach run(); later checks report them as
+   * 'error' events and try again at the next check).
+   */
+  private follow(first = false): Promise<void> {
+    if (this.following || this.closed || (!first && !this.where))
+      return this.following ?? Promise.resolve();
+    this.following = (async () => {
+      const where = await this.locate();
+      if (where === this.where || this.closed)
+        return;
+      const i = where.lastIndexOf(':');
+      const next = first ? this.sub
+        : this.listen(new Redis({ ...(this.cluster as Cluster).options.redisOptions ?? {}, lazyConnect: true }));
+      next.options.host = where.slice(0, i); // read when the lazy connection connects
+      next.options.port = Number(where.slice(i + 1));
+      await next.subscribe(this.channel);
+      const old = this.sub;
+      this.sub = next;
+      this.where = where;
+      if (old !== next)
+        old.disconnect();
+    })().catch((err) => {
+      if (first)
+        throw err;
+      if (this.listenerCount('error') > 0)
+        this.emit('error', err);
+    }).finally(() => {
+      this.following = undefined;
+    });
+    return this.following;
   }
 
   /** Resolves once subscribed: events after this are seen. */
@@ -129,6 +184,11 @@ export class QueueEvents extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer)
+      clearInterval(this.timer);
+    this.cluster?.off('refresh', this.onRefresh);
+    await this.following?.catch(() => undefined);
     try {
       await this.sub.quit();
     } catch {

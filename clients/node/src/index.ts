@@ -12,6 +12,7 @@ export { Job } from './job.js';
 export type { JobState } from './job.js';
 export type { JobsOptions, ScheduleOptions, RepeatSpec } from './options.js';
 export { createConnection, DEFAULT_URL } from './connection.js';
+export { idempotencyKey, outcomeUnknown, DEFAULT_PUSH_RETRY_MS } from './idem.js';
 export type { ConnectionOptions } from './connection.js';
 export {
   SpoolError, StaleReceiptError, NoJobError, QueueFullError, BadJsonError, PayloadTooBigError, AuthError,

@@ -7,8 +7,9 @@
  * retryJobs -> QUEUE.RETRY (or JOB.RETRY per delayed job), clean ->
  * QUEUE.PEEK + JOB.DEL, schedule -> SCHED.SET, setConfig/getConfig ->
  * QUEUE.CONFIG. The connection made here does not resend a command that was
- * in flight when it broke: a push may or may not have been stored then, and
- * `jobId` (UNIQUE) is how to make a repeated add harmless.
+ * in flight when it broke; pushes are sent again by add/addBulk themselves,
+ * with the idempotency key each carries (idem.ts, docs/node.md "Pushes whose
+ * outcome is unknown").
  */
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
@@ -17,6 +18,7 @@ import type { ConnectionOptions } from './connection.js';
 import { SpoolArgumentError, SpoolError, toSpoolError } from './errors.js';
 import { Job } from './job.js';
 import { everySpec, pushArgs, scheduleArgs } from './options.js';
+import { idempotencyKey, outcomeUnknown, pushRetryMs, pushWithRetry, unlessClosed } from './idem.js';
 import type { JobsOptions, RepeatSpec, ScheduleOptions } from './options.js';
 
 export interface QueueOptions {
@@ -24,6 +26,12 @@ export interface QueueOptions {
   connection?: ConnectionOptions;
   /** Options merged under every add's own. */
   defaultJobOptions?: JobsOptions;
+  /**
+   * How long (ms) a push whose outcome is unknown (connection lost with it in
+   * flight, -CLUSTERDOWN, -TRYAGAIN) is sent again with its idempotency key.
+   * Default 10000. 0 or false: never, and pushes without jobId carry no key.
+   */
+  pushRetry?: number | false;
 }
 
 /** Counts per state (spool's names, and BullMQ's names for the same counts). */
@@ -98,14 +106,38 @@ export class Queue<DataType = unknown, ResultType = unknown> extends EventEmitte
     return { ...(this.opts.defaultJobOptions ?? {}), ...(opts ?? {}) };
   }
 
-  /** Adds a job (JOB.PUSH). Its payload is JSON.stringify(data). */
-  async add(data: DataType, opts?: JobsOptions): Promise<Job<DataType, ResultType>> {
+  private get retryMs(): number {
+    return pushRetryMs(this.opts.pushRetry);
+  }
+
+  /** The JOB.PUSH arguments of one job, with its idempotency key (the caller's, else a new one unless retries are off). */
+  private prepare(data: DataType, opts?: JobsOptions) {
     const o = this.merged(opts);
     const { args, features } = pushArgs(o);
-    const id = await call(this.client, ['JOB.PUSH', this.name, encode(data), ...args], features);
-    const job = new Job<DataType, ResultType>(this.client, this.name, String(id), data, o);
-    job.state = o.delay || o.at ? 'delayed' : 'ready';
+    let key = o.jobId ?? o.unique;
+    if (key === undefined && this.retryMs > 0) {
+      key = idempotencyKey();
+      args.push('UNIQUE', key);
+    }
+    return { data, o, features, key, argv: ['JOB.PUSH', this.name, encode(data), ...args.map(String)] };
+  }
+
+  private made(p: { data: DataType; o: JobsOptions }, id: unknown): Job<DataType, ResultType> {
+    const job = new Job<DataType, ResultType>(this.client, this.name, String(id), p.data, p.o);
+    job.state = p.o.delay || p.o.at ? 'delayed' : 'ready';
     return job;
+  }
+
+  /** One push, sent again with its key while its outcome is unknown (up to pushRetry ms). */
+  private push(p: ReturnType<Queue<DataType, ResultType>['prepare']>, retryMs = this.retryMs): Promise<unknown> {
+    return pushWithRetry(retryMs, `push to queue '${this.name}'`, p.key,
+      () => unlessClosed(this.client, this.client.status === 'ready', call(this.client, p.argv, p.features)));
+  }
+
+  /** Adds a job (JOB.PUSH). Its payload is JSON.stringify(data). */
+  async add(data: DataType, opts?: JobsOptions): Promise<Job<DataType, ResultType>> {
+    const p = this.prepare(data, opts);
+    return this.made(p, await this.push(p));
   }
 
   /**
@@ -114,21 +146,29 @@ export class Queue<DataType = unknown, ResultType = unknown> extends EventEmitte
    * SpoolError whose `results` holds a Job or an Error per item, in order.
    */
   async addBulk(jobs: { data: DataType; opts?: JobsOptions; name?: string }[]): Promise<Job<DataType, ResultType>[]> {
-    const prepared = jobs.map((j) => {
-      const o = this.merged(j.opts);
-      return { data: j.data, o, ...pushArgs(o) };
-    });
+    const started = Date.now();
+    const prepared = jobs.map((j) => this.prepare(j.data, j.opts));
     const pipe = this.client.pipeline();
     for (const p of prepared)
-      pipe.call('JOB.PUSH', this.name, encode(p.data), ...p.args.map(String));
-    const replies = (await pipe.exec()) ?? [];
-    const results: (Job<DataType, ResultType> | Error)[] = replies.map(([err, id], i) => {
-      if (err)
-        return toSpoolError(err, 'JOB.PUSH');
-      const job = new Job<DataType, ResultType>(this.client, this.name, String(id), prepared[i].data, prepared[i].o);
-      job.state = prepared[i].o.delay || prepared[i].o.at ? 'delayed' : 'ready';
-      return job;
-    });
+      pipe.call(...(p.argv as [string, ...string[]]));
+    let replies: [Error | null, unknown][];
+    try {
+      replies = (await unlessClosed(this.client, this.client.status === 'ready', pipe.exec())) ?? [];
+    } catch (err) { // the whole pipeline failed: every item's outcome is the same
+      replies = prepared.map(() => [err as Error, null]);
+    }
+    const results: (Job<DataType, ResultType> | Error)[] = [];
+    for (let i = 0; i < prepared.length; i++) { // items whose outcome is unknown: sent again alone, with their keys
+      let [err, id] = replies[i] ?? [new Error('Connection is closed.'), null];
+      if (err && prepared[i].key && this.retryMs > 0 && outcomeUnknown(toSpoolError(err, 'JOB.PUSH'))) {
+        try {
+          [err, id] = [null, await this.push(prepared[i], Math.max(0, this.retryMs - (Date.now() - started)) || 1)];
+        } catch (e) {
+          err = e as Error;
+        }
+      }
+      results.push(err ? toSpoolError(err, 'JOB.PUSH') : this.made(prepared[i], id));
+    }
     const failed = results.filter((r): r is Error => r instanceof Error);
     if (failed.length) {
       const e = new SpoolError(`addBulk: ${failed.length} of ${jobs.length} jobs were refused for queue '${this.name}' ` +

@@ -98,6 +98,33 @@ describe('spoold cluster through ioredis Cluster', () => {
     c.disconnect();
   });
 
+  test('QueueEvents follows its queue when the slot moves to another node', async () => {
+    const c = newCluster();
+    const name = spreadNames('mv-', 6).find((n) => ownerOf(n) === nodes[0]);
+    const events = new QueueEvents(name, { connection: c, followMs: 200 });
+    await events.waitUntilReady();
+    const slot = calculateSlot(name);
+    const spool = join(dirname(dirname(process.env.SPOOLD)), 'cli', 'spool');
+    const groups = execFileSync(spool, ['cluster', 'info', `127.0.0.1:${nodes[0]}`], { encoding: 'utf8' });
+    const from = groups.match(new RegExp(`group (\\S+): .*leader 127\\.0\\.0\\.1:${nodes[0]}\\b`))[1];
+    const to = groups.match(new RegExp(`group (\\S+): .*leader 127\\.0\\.0\\.1:${nodes[1]}\\b`))[1];
+    execFileSync(spool, ['cluster', 'move-slots', `127.0.0.1:${nodes[0]}`, '--from', from, '--to', to,
+      '--range', `${slot}-${slot}`], { encoding: 'utf8' });
+    const q = new Queue(name, { connection: c });
+    // Events from the new node reach the QueueEvents made before the move
+    // (pushes until one is heard: the resubscription takes up to followMs).
+    const heard = new Set();
+    events.on('added', (args) => heard.add(args.jobId));
+    const ids = [];
+    await waitFor(async () => {
+      ids.push((await q.add({ n: ids.length })).id);
+      return ids.some((id) => heard.has(id));
+    }, { timeout: 15000, interval: 100, what: `an event of '${name}' after its slot ${slot} moved from ${from} to ${to}` });
+    await events.close();
+    await q.close();
+    c.disconnect();
+  });
+
   test('Queue and Worker on a Cluster connection: every job of queues on three nodes is handled once', async () => {
     const conn = newCluster();
     const names = spreadNames('sdk-', 6);

@@ -112,8 +112,9 @@ class NotSupportedError(SpoolError):
 class SpoolConnectionError(SpoolError, ConnectionError):
     """The broker could not be reached, or the connection broke mid-request.
 
-    A push whose reply was lost may or may not be stored: use `unique=` to
-    make a repeated push harmless."""
+    A push whose reply was lost may or may not be stored: Queue.add sends it
+    again with its idempotency key for `push_retry` seconds before it raises
+    this."""
 
     code = None
 

@@ -63,34 +63,69 @@ class QueueEvents:
     >>> events = QueueEvents("emails").on("dead", alert).start()
 
     Events published while nobody listens are not kept (pub/sub). Subscribe
-    first (the constructor does), then act, to see every event of the act."""
+    first (the constructor does), then act, to see every event of the act.
 
-    def __init__(self, queue: Any, connection: ConnectionLike = None) -> None:
+    On a cluster the events come from the node that serves the queues; while
+    events are read, every `follow` seconds (default 1; 0: never) QueueEvents
+    asks the cluster again and, when the queues moved (a slot move, a new
+    leader of a replicated group), subscribes on their new node and leaves
+    the old one. Events between the move and the new subscription are missed."""
+
+    def __init__(self, queue: Any, connection: ConnectionLike = None, *, follow: float = 1.0) -> None:
         names = [queue] if isinstance(queue, (str, Queue)) else list(queue)
         self.queues = [q.name if isinstance(q, Queue) else q for q in names]
         if connection is None and isinstance(queue, Queue):
             kwargs = dict(queue._kwargs)
         else:
             kwargs = connection_kwargs(connection)
-        if kwargs.get(CLUSTER_NODES):
+        self._cluster_kwargs = kwargs if kwargs.get(CLUSTER_NODES) else None
+        self._follow = follow
+        self._checked = time.monotonic()
+        if self._cluster_kwargs:
             kwargs = _node_of_queues(kwargs, self.queues)
-        self._client = make_client(kwargs, single=False, socket_timeout=None)
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._where = (kwargs.get("host"), kwargs.get("port"))
         self._listeners: Dict[str, List[Callable[[Event], None]]] = {}
         self._thread: Optional[threading.Thread] = None
         self._closed = threading.Event()
         self._io = threading.Lock()  # redis-py's PubSub is not thread-safe
+        self._client, self._pubsub = self._subscribe(kwargs)
+
+    def _subscribe(self, kwargs: Dict[str, Any]) -> Any:
+        """A client and its PubSub subscribed to the queues' channels, after
+        the confirmations (so events after this call are seen)."""
+        client = make_client(kwargs, single=False, socket_timeout=None)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            self._pubsub.subscribe(*["spool:events:" + q for q in self.queues])
-            # wait for the confirmations, so events after this call are seen
+            pubsub.subscribe(*["spool:events:" + q for q in self.queues])
             pending = len(self.queues)
             deadline = time.monotonic() + 10
             while pending and time.monotonic() < deadline:
-                m = self._pubsub.parse_response(block=False, timeout=0.5)
+                m = pubsub.parse_response(block=False, timeout=0.5)
                 if m and m[0] == "subscribe":
                     pending -= 1
         except BaseException as e:
+            pubsub.close()
+            client.close()
             raise map_error(e) from e
+        return client, pubsub
+
+    def _follow_queues(self) -> None:
+        """On a cluster, every `follow` seconds: subscribes on the node that
+        serves the queues now when it is another (called holding _io)."""
+        if not self._cluster_kwargs or self._follow <= 0 or time.monotonic() - self._checked < self._follow:
+            return
+        self._checked = time.monotonic()
+        kwargs = _node_of_queues(self._cluster_kwargs, self.queues)
+        where = (kwargs.get("host"), kwargs.get("port"))
+        if where == self._where:
+            return
+        client, pubsub = self._subscribe(kwargs)
+        old = (self._client, self._pubsub)
+        self._client, self._pubsub, self._where = client, pubsub, where
+        try:
+            old[1].close()
+        finally:
+            old[0].close()
 
     def __enter__(self) -> "QueueEvents":
         return self
@@ -108,6 +143,7 @@ class QueueEvents:
                 with self._io:  # close() waits for this wait to end
                     if self._closed.is_set():
                         return None
+                    self._follow_queues()
                     m = self._pubsub.get_message(timeout=min(left, 0.25))
             except BaseException as e:
                 if self._closed.is_set():

@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 import redis
 
 from ._conn import ConnectionLike, call, close_client, connection_kwargs, make_client, map_error, ms, pairs
+from ._idem import DEFAULT_PUSH_RETRY, idempotency_key, outcome_unknown, push_retry_seconds, push_with_retry
 from .errors import BulkAddError, SpoolError
 from .job import Job, job_from_reply
 
@@ -93,10 +94,15 @@ class Queue:
     Queue is thread-safe (redis-py's connection pool)."""
 
     def __init__(self, name: str, connection: ConnectionLike = None, *,
-                 client: "Optional[redis.Redis[str]]" = None) -> None:
+                 client: "Optional[redis.Redis[str]]" = None, push_retry: Any = DEFAULT_PUSH_RETRY) -> None:
+        """push_retry: seconds a push whose outcome is unknown (connection lost
+        with it in flight, -CLUSTERDOWN, -TRYAGAIN) is sent again with its
+        idempotency key (default 10); 0 or None: never, and pushes without
+        `unique` carry no key."""
         if not isinstance(name, str) or not name:
             raise ValueError("queue name must be a non-empty string (got %r)" % (name,))
         self.name = name
+        self.push_retry = push_retry_seconds(push_retry)
         self._kwargs = connection_kwargs(connection)
         self.client: "redis.Redis[str]" = client if client is not None else make_client(self._kwargs)
 
@@ -134,8 +140,22 @@ class Queue:
         args, feature = push_args(self.name, data, delay=delay, at=at, priority=priority, attempts=attempts,
                                   retries=retries, backoff=backoff, unique=unique, job_id=job_id, lease=lease,
                                   group=group, expires=expires, batch=batch)
-        job_id_ = call(self.client, *args, feature=feature)
+        key = self._key(args)
+        job_id_ = push_with_retry(self.push_retry, "push to queue %r" % self.name, key,
+                                  lambda: call(self.client, *args, feature=feature))
         return Job({"id": job_id_, "queue": self.name, "payload": _text(args[2])}, self)
+
+    def _key(self, args: List[Any]) -> Optional[str]:
+        """The push's idempotency key: its own UNIQUE, else a new one added
+        to args (None when resends are off)."""
+        for i in range(3, len(args) - 1, 2):
+            if args[i] == "UNIQUE":
+                return str(args[i + 1])
+        if self.push_retry <= 0:
+            return None
+        key = idempotency_key()
+        args += ["UNIQUE", key]
+        return key
 
     def add_bulk(self, jobs: Iterable[Union[Mapping[str, Any], Any]]) -> List[Job]:
         """Pushes many jobs in one round trip (pipelined). Each item is
@@ -151,16 +171,27 @@ class Queue:
             items.append(push_args(self.name, data, **opts))
         if not items:
             return []
+        started = time.monotonic()
+        keys = [self._key(args) for args, _ in items]
         pipe = self.client.pipeline(transaction=False)
         for args, _ in items:
             pipe.execute_command(*args)  # type: ignore[no-untyped-call]
         try:
             replies = pipe.execute(raise_on_error=False)
-        except BaseException as e:
-            raise map_error(e) from e
+        except Exception as e:  # noqa: B902 - the whole pipeline failed: each item is resent or fails
+            if self.push_retry <= 0 or not outcome_unknown(e):
+                raise map_error(e) from e
+            replies = [e] * len(items)
         results: List[Any] = []
         failed = 0
-        for (args, feature), reply in zip(items, replies):
+        for (args, feature), key, reply in zip(items, keys, replies):
+            if isinstance(reply, Exception) and key and self.push_retry > 0 and outcome_unknown(reply):
+                left = max(self.push_retry - (time.monotonic() - started), 0.001)
+                try:  # sent again alone, with its key
+                    reply = push_with_retry(left, "push to queue %r" % self.name, key,
+                                            lambda a=args, f=feature: call(self.client, *a, feature=f))
+                except Exception as e:  # noqa: B902 - reported per item
+                    reply = e
             if isinstance(reply, Exception):
                 results.append(map_error(reply, feature))
                 failed += 1

@@ -5,6 +5,7 @@ Worker on a RedisCluster connection, with queues on every node."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -133,6 +134,31 @@ def test_queue_events_on_the_node_of_the_queue(nodes: List[int]) -> None:
         assert ev is not None and ev.event == "pushed" and ev.id == job.id, ev
     with pytest.raises(spool.SpoolError, match="must be served by one node"):
         spool.QueueEvents([far, other], connection=rc)
+    q.close()
+    rc.close()
+
+
+def test_queue_events_follow_a_moved_queue(nodes: List[int]) -> None:
+    rc = RedisCluster(host="127.0.0.1", port=nodes[0])
+    name = next(n for n, p in spread("mv-", 6, owners(nodes[0])).items() if p == nodes[0])
+    spool_cli = os.path.join(os.path.dirname(os.path.dirname(os.environ["SPOOLD"])), "cli", "spool")
+    info = subprocess.run([spool_cli, "cluster", "info", "127.0.0.1:%d" % nodes[0]], check=True,
+                          capture_output=True, text=True).stdout
+    group = {int(m.group(2)): m.group(1) for m in re.finditer(r"group (\S+): .*leader 127\.0\.0\.1:(\d+)", info)}
+    slot = key_slot(name.encode())
+    q = spool.Queue(name, connection=rc)
+    with spool.QueueEvents(q, follow=0.2) as events:
+        subprocess.run([spool_cli, "cluster", "move-slots", "127.0.0.1:%d" % nodes[0], "--from", group[nodes[0]],
+                        "--to", group[nodes[1]], "--range", "%d-%d" % (slot, slot)], check=True,
+                       capture_output=True, text=True)
+        pushed = set()
+
+        def heard() -> bool:  # pushes until one is heard: the resubscription takes up to `follow`
+            pushed.add(q.add({"n": len(pushed)}).id)
+            ev = events.get(0.3)
+            return ev is not None and ev.event == "pushed" and ev.id in pushed
+
+        wait_for(heard, 15, "an event of %s after its slot %d moved to node %d" % (name, slot, nodes[1]))
     q.close()
     rc.close()
 
