@@ -412,7 +412,18 @@ static int install_locked(struct cluster *cl, struct cluster_map *m, char *err, 
     return 1;
 }
 
-int cluster_install(struct cluster *cl, const char *json, size_t len, char *err, size_t errlen)
+static uint64_t epoch_of(const struct cluster_map *m)
+{
+    return m ? m->epoch : 0;
+}
+
+enum take { TAKE_NEWER, TAKE_NEWER_QUIETLY, TAKE_IF_AT };
+
+/* Parses json and installs it under the lock: TAKE_NEWER as
+ * cluster_install, TAKE_NEWER_QUIETLY as cluster_take_committed, TAKE_IF_AT
+ * only while the current map has epoch old (-2 otherwise). */
+static int take(struct cluster *cl, const char *json, size_t len, enum take how, uint64_t old, char *err,
+                size_t errlen)
 {
     struct cluster_map *m = xmalloc(sizeof *m);
     if (cluster_parse(json, len, m, err, errlen) < 0) {
@@ -420,11 +431,57 @@ int cluster_install(struct cluster *cl, const char *json, size_t len, char *err,
         return -1;
     }
     pthread_mutex_lock(&cl->lock);
-    int rc = install_locked(cl, m, err, errlen);
+    uint64_t cur = epoch_of(atomic_load_explicit(&cl->map, memory_order_acquire));
+    int rc = how == TAKE_IF_AT && cur != old ? -2
+             : how == TAKE_NEWER_QUIETLY && m->epoch <= cur ? 0
+             : install_locked(cl, m, err, errlen);
     pthread_mutex_unlock(&cl->lock);
+    if (rc == -2)
+        cluster_conflict(cur, old, err, errlen);
     if (rc <= 0)
         free(m);
     return rc;
+}
+
+int cluster_install(struct cluster *cl, const char *json, size_t len, char *err, size_t errlen)
+{
+    return take(cl, json, len, TAKE_NEWER, 0, err, errlen);
+}
+
+/* ------------------------------------------------- compare-and-set */
+
+int cluster_check_change(const struct cluster *cl, uint64_t old, const char *json, size_t len, char *err,
+                         size_t errlen)
+{
+    struct cluster_map *m = xmalloc(sizeof *m);
+    int rc = cluster_parse(json, len, m, err, errlen);
+    if (rc == 0 && m->epoch != old + 1)
+        rc = fail(err, errlen, "the new map has epoch %llu; a change made from epoch %llu gives epoch %llu",
+                  (unsigned long long)m->epoch, (unsigned long long)old, (unsigned long long)old + 1);
+    if (rc == 0 && !cluster_current(cl) && cluster_my_group(cl, m) != 0)
+        rc = fail(err, errlen, "this node has no map yet and is not in the new map's first group (%s), which "
+                  "keeps the map: send the first map to a node of that group", m->groups[0].name);
+    free(m);
+    return rc;
+}
+
+int cluster_cas(struct cluster *cl, uint64_t old, const char *json, size_t len, char *err, size_t errlen)
+{
+    if (cluster_check_change(cl, old, json, len, err, errlen) < 0)
+        return -1;
+    return take(cl, json, len, TAKE_IF_AT, old, err, errlen);
+}
+
+void cluster_conflict(uint64_t cur, uint64_t old, char *err, size_t errlen)
+{
+    fail(err, errlen, "the slot map is at epoch %llu, this change was made from epoch %llu: another change came "
+         "first; nothing was changed: read the map again and run the command again",
+         (unsigned long long)cur, (unsigned long long)old);
+}
+
+int cluster_take_committed(struct cluster *cl, const char *json, size_t len, char *err, size_t errlen)
+{
+    return take(cl, json, len, TAKE_NEWER_QUIETLY, 0, err, errlen);
 }
 
 /* -------------------------------------------------------------- routing */
@@ -469,9 +526,12 @@ enum cluster_verdict cluster_route(const struct cluster *cl, const struct cluste
     int g = m->owner[slot];
     if (!leads(cl, m, g, to)) {
         const struct cluster_node *target;
-        if (asking && m->move_state[slot] == MOVE_MOVING && leads(cl, m, m->move_to[slot], &target))
-            return ROUTE_SERVE;
-        return *to ? ROUTE_MOVED : ROUTE_NOLEADER;
+        if (m->move_to[slot] < 0 || !leads(cl, m, m->move_to[slot], &target))
+            return *to ? ROUTE_MOVED : ROUTE_NOLEADER;
+        /* moving here: served to ASKING once it is MOVING; else the next
+         * step's map is on its way (the first group, which keeps the map,
+         * may have it before this node: docs/cluster.md) */
+        return asking && m->move_state[slot] == MOVE_MOVING ? ROUTE_SERVE : ROUTE_TRYAGAIN;
     }
     if (m->move_state[slot] == MOVE_FROZEN)
         return ROUTE_TRYAGAIN;

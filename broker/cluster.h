@@ -18,6 +18,13 @@
  * MOVING (the source's leader answers -ASK target; the target serves it to
  * clients that sent ASKING), then the slot belongs to the target.
  *
+ * The map's first group keeps it (docs/cluster.md, "Who keeps the map"):
+ * a change is a compare-and-set against the epoch it was made from
+ * (cluster_cas; through that group's Raft log when it is replicated,
+ * replica_map_propose), and every other node takes the maps that group
+ * committed (cluster_take_committed: pushed by spool cluster, pulled by
+ * cluster_sync.c).
+ *
  * Who leads a group is asked of one function (cluster_route): by default
  * the leader the map names; the replication layer can register its own
  * answer (cluster_set_leader_hook), e.g. the Raft leader of the group.
@@ -99,6 +106,24 @@ char *cluster_dump(const struct cluster_map *m);
  * one's: 1 installed, 0 the same epoch and the same map (nothing to do),
  * -1 refused (err: bad map, older or conflicting epoch, not saved). */
 int cluster_install(struct cluster *cl, const char *json, size_t len, char *err, size_t errlen);
+
+/* The slot map is kept by the map's first group ("g1", docs/cluster.md
+ * "The slot map"): a change is a compare-and-set against the epoch it was
+ * made from. cluster_check_change: whether json may replace a map of epoch
+ * old here (parses; its epoch must be old + 1; a node with no map must be
+ * in its first group). 0, or -1 with err. */
+int cluster_check_change(const struct cluster *cl, uint64_t old, const char *json, size_t len, char *err,
+                         size_t errlen);
+/* Installs json if the current map's epoch (0: none) is old: 1 installed,
+ * -1 refused (err: a bad map, not saved), -2 another change came first
+ * (err says so and what to do). For a group of one node. */
+int cluster_cas(struct cluster *cl, uint64_t old, const char *json, size_t len, char *err, size_t errlen);
+/* The message of a lost compare-and-set: the map is at cur, not old. */
+void cluster_conflict(uint64_t cur, uint64_t old, char *err, size_t errlen);
+/* A map the first group committed (its Raft log, a snapshot, or a node of
+ * that group): installed when newer than the current one (1), else kept
+ * as it is (0); -1 bad or not saved (err). */
+int cluster_take_committed(struct cluster *cl, const char *json, size_t len, char *err, size_t errlen);
 
 /* Registers who leads a group (called once at start-up, before the I/O
  * threads run). */

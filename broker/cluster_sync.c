@@ -105,29 +105,29 @@ static char *peer_map(const char *host, int port, const char *password)
     return json;
 }
 
-/* One round: every other node of the current map, newest map kept. */
+/* One round: every other node of the map's first group (g1, which keeps
+ * the map: every map its nodes have was committed there), newest kept. */
 static void pull_round(struct cluster_sync *cs)
 {
     const struct cluster_map *m = cluster_current(cs->cl);
     if (!m)
         return;
-    for (int g = 0; g < m->ngroups; g++) {
-        for (int i = 0; i < m->groups[g].nnodes; i++) {
-            const struct cluster_node *n = &m->groups[g].nodes[i];
-            if (!strcmp(n->id, cs->cl->myid))
-                continue;
-            char *json = peer_map(n->host, n->port, cs->password);
-            char err[256];
-            uint64_t had = cluster_current(cs->cl)->epoch;
-            if (json && cluster_install(cs->cl, json, strlen(json), err, sizeof err) == 1)
-                log_warn("cluster: took map epoch %llu from node %s at %s:%d (this node had epoch %llu: it missed "
-                         "a change while it was away)",
-                         (unsigned long long)cluster_current(cs->cl)->epoch, n->id, n->host, n->port,
-                         (unsigned long long)had);
-            free(json);
-            if (cluster_current(cs->cl) != m)
-                return; /* a new map: its node list is the one to ask next round */
-        }
+    const struct cluster_group *g1 = &m->groups[0];
+    for (int i = 0; i < g1->nnodes; i++) {
+        const struct cluster_node *n = &g1->nodes[i];
+        if (!strcmp(n->id, cs->cl->myid))
+            continue;
+        char *json = peer_map(n->host, n->port, cs->password);
+        char err[256];
+        uint64_t had = m->epoch;
+        if (json && cluster_take_committed(cs->cl, json, strlen(json), err, sizeof err) == 1)
+            log_warn("cluster: took map epoch %llu from node %s at %s:%d of %s, which keeps the map (this node had "
+                     "epoch %llu: it missed a change while it was away)",
+                     (unsigned long long)cluster_current(cs->cl)->epoch, n->id, n->host, n->port, g1->name,
+                     (unsigned long long)had);
+        free(json);
+        if (cluster_current(cs->cl) != m)
+            return; /* a new map: its first group is the one to ask next round */
     }
 }
 

@@ -13,6 +13,7 @@
 #include "io.h"
 #include "msg.h"
 #include "queue.h"
+#include "replica.h"
 #include "shard.h"
 #include "slot.h"
 #include "xalloc.h"
@@ -385,11 +386,21 @@ static void finish_setmap(struct conn *c, struct slot *sl)
 
 /* CLUSTER SETMAP json: installs the map if its epoch is newer, then waits
  * until every I/O thread has finished the commands it routed by the old
- * one (a round of messages), so a reply means the new map is in force. */
+ * one (a round of messages), so a reply means the new map is in force.
+ * spool cluster sends it a map the first group committed. A replicated
+ * node of that group takes maps from its Raft log only. */
 static void cluster_setmap(struct conn *c, struct msg *m)
 {
     char err[512];
-    int rc = cluster_install(c->io->srv->cluster, m->req.argv[2], m->req.len[2], err, sizeof err);
+    struct cluster *cl = c->io->srv->cluster;
+    const struct cluster_map *cur = cluster_current(cl);
+    if (c->io->srv->replica && cur && cluster_my_group(cl, cur) == 0) {
+        conn_reply_error(c, m, "ERR cluster map refused: this node is in %s, the replicated group that keeps the "
+                         "slot map; it takes maps from its Raft log only: change the map with CLUSTER CASMAP on "
+                         "its leader (spool cluster does)", cur->groups[0].name);
+        return;
+    }
+    int rc = cluster_install(cl, m->req.argv[2], m->req.len[2], err, sizeof err);
     if (rc < 0) {
         conn_reply_error(c, m, "ERR cluster map refused: %s", err);
     } else if (rc == 0) {
@@ -398,6 +409,57 @@ static void cluster_setmap(struct conn *c, struct msg *m)
     } else {
         conn_gather(c, m, false, finish_setmap);
     }
+}
+
+/* Why this node does not take CLUSTER CASMAP (NULL: it does): it is not
+ * in the first group of its map, which keeps the map. */
+static const char *casmap_refusal(const struct cluster *cl, const struct cluster_map *cur, char *why, size_t cap)
+{
+    if (!cur || cluster_my_group(cl, cur) == 0)
+        return NULL;
+    const struct cluster_node *n = serving(cl, cur, 0);
+    snprintf(why, cap, "ERR CLUSTER CASMAP: this node is not in %s, the group that keeps the slot map (the map's "
+             "first group): send it to that group's leader (%s:%d per this node's map)", cur->groups[0].name,
+             n->host, n->port);
+    return why;
+}
+
+/* CLUSTER CASMAP old-epoch json: a change of the map made from epoch
+ * old-epoch (0: the first map), taken only if the map is still at that
+ * epoch. On a replicated node of the first group the leader commits it
+ * through the group's Raft log (replica_map_propose: this I/O thread waits
+ * for the commit, at most 10 s); on a group of one node it is installed at
+ * once. Then, as SETMAP, a round of the I/O threads. */
+static void cluster_casmap(struct conn *c, struct msg *m)
+{
+    struct server *srv = c->io->srv;
+    struct cluster *cl = srv->cluster;
+    long long old;
+    char err[512];
+    const char *no;
+    if (!arg_range(m, 2, 0, 1LL << 52, &old)) {
+        conn_reply_error(c, m, "ERR CLUSTER CASMAP: the epoch the change was made from must be a whole number "
+                         "from 0 (0: the first map)");
+        return;
+    }
+    if ((no = casmap_refusal(cl, cluster_current(cl), err, sizeof err))) {
+        conn_reply_error(c, m, "%s", no);
+        return;
+    }
+    const char *json = m->req.argv[3];
+    size_t len = m->req.len[3];
+    if (cluster_check_change(cl, (uint64_t)old, json, len, err, sizeof err) < 0) {
+        conn_reply_error(c, m, "ERR cluster map refused: %s", err);
+        return;
+    }
+    int rc = srv->replica ? replica_map_propose(srv->replica, (uint64_t)old, json, len, err, sizeof err)
+                          : cluster_cas(cl, (uint64_t)old, json, len, err, sizeof err);
+    if (rc == 0 || rc == 1)
+        conn_gather(c, m, false, finish_setmap);
+    else if (srv->replica)
+        conn_reply_error(c, m, "%s", err);
+    else
+        conn_reply_error(c, m, "ERR %s%s", rc == -2 ? "map conflict: " : "cluster map refused: ", err);
 }
 
 /* Every I/O thread's part of CLUSTER SETMAP: nothing to do but answer. */
@@ -459,7 +521,8 @@ static const char *const cluster_help[] = {
     "COUNTKEYSINSLOT <slot>", "    The keys and queues of <slot> on this node.",
     "GETKEYSINSLOT <slot> <count>", "    Up to <count> key and queue names of <slot> on this node.",
     "GETMAP", "    The slot map as JSON (docs/cluster.md).",
-    "SETMAP <json>", "    Installs a slot map with a higher epoch (spool cluster does this).",
+    "SETMAP <json>", "    Installs a slot map with a higher epoch (spool cluster sends committed maps this way).",
+    "CASMAP <old-epoch> <json>", "    Changes the slot map if it is still at <old-epoch> (on the first group's leader).",
     "HELP", "    Prints this help.",
 };
 
@@ -489,6 +552,8 @@ void io_cluster(struct conn *c, struct msg *m)
         cluster_keyslot(c, m);
     } else if (arg_is(m, 1, "SETMAP") && argc == 3) {
         cluster_setmap(c, m);
+    } else if (arg_is(m, 1, "CASMAP") && argc == 4) {
+        cluster_casmap(c, m);
     } else if (arg_is(m, 1, "HELP") && argc == 2) {
         reply_help(c, m);
     } else if (arg_is(m, 1, "COUNTKEYSINSLOT") && argc == 3) {
@@ -503,7 +568,8 @@ void io_cluster(struct conn *c, struct msg *m)
             conn_route(c, m, (int)(slot % c->io->srv->nshards));
     } else if (argc >= 2 && (arg_is(m, 1, "INFO") || arg_is(m, 1, "MYID") || arg_is(m, 1, "KEYSLOT") ||
                              arg_is(m, 1, "SLOTS") || arg_is(m, 1, "SHARDS") || arg_is(m, 1, "NODES") ||
-                             arg_is(m, 1, "SETMAP") || arg_is(m, 1, "GETMAP") || arg_is(m, 1, "COUNTKEYSINSLOT") ||
+                             arg_is(m, 1, "SETMAP") || arg_is(m, 1, "CASMAP") || arg_is(m, 1, "GETMAP") ||
+                             arg_is(m, 1, "COUNTKEYSINSLOT") ||
                              arg_is(m, 1, "GETKEYSINSLOT"))) {
         char sub[32];
         size_t i = 0;

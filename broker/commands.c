@@ -67,7 +67,7 @@ static struct command table[] = {
     { "acl", -2, 0, 0, 0, 0, io_acl_entry, NULL, NULL, "ACL SETUSER|GETUSER|DELUSER|LIST|USERS|WHOAMI|CAT|SAVE|LOAD: named users with passwords, command, key and channel permissions." },
     { "backup", 2, 0, 0, 0, 0, io_backup, sh_backup, NULL, "BACKUP dir: an online, consistent copy of every shard into a new directory (restore: stop spoold, copy the files in, start)." },
     { "config", -2, 0, 0, 0, 0, io_config, NULL, NULL, "CONFIG GET pattern: the running settings." },
-    { "cluster", -2, 0, 0, 0, 0, io_cluster, sh_cluster, peer_cluster, "CLUSTER INFO|MYID|KEYSLOT|SLOTS|SHARDS|NODES|COUNTKEYSINSLOT|GETKEYSINSLOT|GETMAP|SETMAP: cluster mode's slot map (docs/cluster.md)." },
+    { "cluster", -2, 0, 0, 0, 0, io_cluster, sh_cluster, peer_cluster, "CLUSTER INFO|MYID|KEYSLOT|SLOTS|SHARDS|NODES|COUNTKEYSINSLOT|GETKEYSINSLOT|GETMAP|SETMAP|CASMAP: cluster mode's slot map (docs/cluster.md)." },
     { "slotmove", -3, CMD_WRITE, 0, 0, 0, io_slotmove, sh_slotmove, NULL, "SLOTMOVE EXPORT|IMPORT|DROP|RESTORE slot [blob [APPEND]]: cluster mode's slot moves, for spool cluster move-slots (docs/cluster.md)." },
     { "replica.members", 1, 0, 0, 0, 0, io_replica_members, NULL, NULL, "Replication group: its members (id, Raft and client address, role, leader, log held) and the last membership change (docs/replication.md)." },
     { "replica.add", 4, 0, 0, 0, 0, io_replica_add, NULL, NULL, "REPLICA.ADD id raft-host:port host:port: on the leader, adds a node started with --replica-join yes (it catches up, then votes)." },

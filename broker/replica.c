@@ -20,10 +20,12 @@
  */
 #include "replica.h"
 
+#include "cluster.h"
 #include "journal.h"
 #include "log.h"
 #include "replica_snap.h"
 
+#include <cjson/cJSON.h>
 #include <raft.h>
 #include <raft/uv.h>
 #define SQLITE_ENABLE_SESSION 1
@@ -155,6 +157,12 @@ struct replica {
     int xfer_phase;
     int64_t xfer_drain_until_us, xfer_give_up_us, xfer_over_us;
     _Atomic bool handing_over;
+    /* The slot map's entries (the "slot map" section) */
+    struct cluster *cl;           /* NULL outside cluster mode */
+    struct map_req *map_reqs;     /* under mu: handed to the Raft thread */
+    bool map_busy;                /* Raft thread: a map entry of this leader is in flight */
+    uint64_t map_busy_epoch;
+    char *map_snap;               /* the map as of the snapshot being taken (JSON) */
 };
 
 /* ---------------------------------------------------------------- peers */
@@ -462,12 +470,16 @@ static void enqueue(struct replica *r, int k, struct inbound *in)
     r->cfg.apply(r->cfg.wake_arg, k);
 }
 
+static bool map_entry(struct replica *r, const struct raft_buffer *buf);
+
 /* The FSM: runs on the Raft thread for every committed entry, in order. */
 static int apply_entry(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct replica *r = fsm->data;
     struct entry_head h;
     *result = NULL;
+    if (map_entry(r, buf))
+        return 0;
     if (buf->len < sizeof h)
         return 0;
     memcpy(&h, buf->base, sizeof h);
@@ -516,6 +528,7 @@ static void applied_cb(struct raft_apply *req, int status, void *result)
 }
 
 static void run_changes(struct replica *r);
+static void run_map_reqs(struct replica *r);
 
 static void raft_closed(struct raft *raft)
 {
@@ -530,6 +543,7 @@ static void on_async(uv_async_t *a)
 {
     struct replica *r = a->data;
     run_changes(r);
+    run_map_reqs(r);
     pthread_mutex_lock(&r->mu);
     struct submission *list = r->subs;
     r->subs = NULL;
@@ -840,6 +854,11 @@ void replica_snap_turn(struct replica *r, int k, struct journal *jr)
         snap_offer(r->snap, k, journal_sqlite(jr), journal_in_txn(jr), sl->applied);
 }
 
+static void map_snap_take(struct replica *r);
+static int map_snap_append(struct replica *r, struct raft_buffer **bufs, unsigned *n);
+static unsigned map_snap_release(struct raft_buffer *bufs, unsigned n, int nshards);
+static void map_snap_restore(struct replica *r, const struct raft_buffer *buf, const struct snap_part *last);
+
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
     struct replica *r = fsm->data;
@@ -850,6 +869,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     *n = 0;
     if (r->stopping || snap_begin(r->snap, raft_last_applied(&r->raft), need) < 0)
         return RAFT_BUSY; /* libraft tries again later */
+    map_snap_take(r);
     return 0;
 }
 
@@ -857,13 +877,15 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], 
 {
     struct replica *r = fsm->data;
     int rc = snap_collect(r->snap, r->cfg.apply, r->cfg.wake_arg, r->cfg.snapshot_timeout_ms, bufs, n);
+    if (rc == 0)
+        rc = map_snap_append(r, bufs, n);
     return rc == 0 ? 0 : rc == -ENOMEM ? RAFT_NOMEM : rc == -EFBIG ? RAFT_TOOBIG : RAFT_BUSY;
 }
 
 static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
     struct replica *r = fsm->data;
-    snap_release(r->snap, *bufs, *n);
+    snap_release(r->snap, *bufs, map_snap_release(*bufs, *n, r->cfg.nshards));
     *bufs = NULL;
     *n = 0;
     return 0;
@@ -883,6 +905,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct snap_hold *hold = malloc(sizeof *hold);
     if (!hold)
         return RAFT_NOMEM;
+    map_snap_restore(r, buf, &parts[nsh - 1]);
     hold->base = buf->base;
     atomic_init(&hold->refs, nsh);
     for (int k = 0; k < nsh; k++) {
@@ -1368,6 +1391,268 @@ void replica_handover(struct replica *r)
                  (double)(mono_us() - t0) / 1000.0, strncmp(msg, "ERR ", 4) ? msg : msg + 4);
 }
 
+/* ------------------------------------------------------------ slot map
+ *
+ * Cluster mode (docs/cluster.md "The slot map"): the map's first group
+ * keeps the map. A change (CLUSTER CASMAP, cmd_cluster.c) is handed to the
+ * leader's Raft thread, which accepts it only if this node's map has the
+ * epoch the change was made from and no other map entry of its own is in
+ * flight; then the new map is an entry of its own (struct map_head, then
+ * the JSON). Every member's FSM installs it when committed (a newer epoch
+ * only: a restart's replay of older entries changes nothing), and the
+ * proposer answers once its own FSM did. A leader serves only after its
+ * barrier, so its map is the last one committed when it checks. Each
+ * snapshot carries the map after the shards' images, so a member that
+ * catches up by snapshot has it too. */
+
+#define MAP_MAGIC 0x73706f6f6c6d3031ULL /* "spoolm01" */
+#define MAP_WAIT_MS 10000
+
+struct map_head {
+    uint64_t magic;
+    uint32_t len; /* of the JSON; the entry is padded to 8 bytes */
+    uint32_t pad;
+};
+
+struct map_req {
+    struct map_req *next;
+    struct raft_apply req;
+    struct replica *r;
+    uint64_t old;
+    char *json;
+    size_t len;
+    int rc;
+    bool done, abandoned;
+    char msg[400];
+};
+
+void replica_map_attach(struct replica *r, struct cluster *cl)
+{
+    r->cl = cl;
+}
+
+/* A buffer holding a map entry or a snapshot's map: head, then json. */
+static void *map_buffer(const char *json, size_t len, size_t *total)
+{
+    *total = (sizeof(struct map_head) + len + 7) & ~(size_t)7;
+    void *base = raft_calloc(1, *total);
+    if (base) {
+        struct map_head h = { MAP_MAGIC, (uint32_t)len, 0 };
+        memcpy(base, &h, sizeof h);
+        memcpy((char *)base + sizeof h, json, len);
+    }
+    return base;
+}
+
+/* Installs the map held at p (len bytes, a map_head first) when it is
+ * newer. Whether p held one. */
+static bool map_take(struct replica *r, const void *p, size_t len, const char *from)
+{
+    struct map_head h;
+    if (len < sizeof h || (memcpy(&h, p, sizeof h), h.magic != MAP_MAGIC) || h.len > len - sizeof h)
+        return false;
+    char err[300];
+    int rc = r->cl ? cluster_take_committed(r->cl, (const char *)p + sizeof h, h.len, err, sizeof err) : 0;
+    if (rc < 0) { /* the group holds it and this node could not keep it: a restart applies it again */
+        log_error("replica %d: cannot install the slot map of %s: %s; stopping", r->cfg.id, from, err);
+        abort();
+    }
+    if (rc == 1)
+        log_info("replica %d: slot map epoch %llu from %s", r->cfg.id,
+                 (unsigned long long)cluster_current(r->cl)->epoch, from);
+    return true;
+}
+
+/* FSM: a map entry is installed; false for any other entry. */
+static bool map_entry(struct replica *r, const struct raft_buffer *buf)
+{
+    return map_take(r, buf->base, buf->len, "the log");
+}
+
+static void map_answer(struct replica *r, struct map_req *q, int rc)
+{
+    pthread_mutex_lock(&r->mu);
+    q->rc = rc;
+    q->done = true;
+    bool gone = q->abandoned;
+    pthread_cond_broadcast(&r->change_cv);
+    pthread_mutex_unlock(&r->mu);
+    if (gone) {
+        free(q->json);
+        free(q);
+    }
+}
+
+/* Raft thread: the entry committed (this node's FSM installed it) or not. */
+static void map_applied(struct raft_apply *req, int status, void *result)
+{
+    struct map_req *q = req->data;
+    struct replica *r = q->r;
+    (void)result;
+    r->map_busy = false;
+    if (status != 0)
+        snprintf(q->msg, sizeof q->msg, "CLUSTERDOWN outcome unknown: leadership was lost while the map change "
+                 "was being replicated (%s): read the map from the group's new leader (spool cluster info) and "
+                 "run the command again if it does not show the change", raft_strerror(status));
+    map_answer(r, q, status == 0 ? 0 : -ETIMEDOUT);
+}
+
+/* Raft thread: checks one change against this leader's map and proposes it. */
+static int map_start(struct replica *r, struct map_req *q)
+{
+    char leader[64] = "none known";
+    replica_leader_addr(r, leader, sizeof leader);
+    const struct cluster_map *cur = r->cl ? cluster_current(r->cl) : NULL;
+    uint64_t epoch = cur ? cur->epoch : 0;
+    if (!r->cl || raft_state(&r->raft) != RAFT_LEADER || replica_role(r) != REPLICA_LEADER)
+        return snprintf(q->msg, sizeof q->msg, "%s this node does not lead the group that keeps the slot map: send "
+                        "it to its leader (%s)", replica_role(r) == REPLICA_FOLLOWER ? "READONLY" : "CLUSTERDOWN",
+                        leader), -EAGAIN;
+    if (r->map_busy)
+        return snprintf(q->msg, sizeof q->msg, "ERR map conflict: a change to map epoch %llu is being committed; "
+                        "this change was made from epoch %llu: read the map again and run the command again",
+                        (unsigned long long)r->map_busy_epoch, (unsigned long long)q->old), -ESTALE;
+    if (epoch != q->old) {
+        char why[300];
+        cluster_conflict(epoch, q->old, why, sizeof why);
+        return snprintf(q->msg, sizeof q->msg, "ERR map conflict: %s", why), -ESTALE;
+    }
+    size_t total;
+    struct raft_buffer buf = { map_buffer(q->json, q->len, &total), 0 };
+    buf.len = total;
+    q->req.data = q;
+    int rc = buf.base ? raft_apply(&r->raft, &q->req, &buf, 1, map_applied) : RAFT_NOMEM;
+    if (rc != 0) {
+        raft_free(buf.base);
+        return snprintf(q->msg, sizeof q->msg, "ERR the map change was not proposed (%s); nothing changed: retry",
+                        raft_strerror(rc)), -EIO;
+    }
+    r->map_busy = true;
+    r->map_busy_epoch = q->old + 1;
+    return 0;
+}
+
+/* Raft thread (on_async): starts the map changes handed over. */
+static void run_map_reqs(struct replica *r)
+{
+    pthread_mutex_lock(&r->mu);
+    struct map_req *list = r->map_reqs;
+    r->map_reqs = NULL;
+    pthread_mutex_unlock(&r->mu);
+    while (list) {
+        struct map_req *q = list;
+        list = q->next;
+        int rc = r->stopping ? (snprintf(q->msg, sizeof q->msg, "ERR this node is stopping"), -ESHUTDOWN)
+                             : map_start(r, q);
+        if (rc < 0)
+            map_answer(r, q, rc);
+    }
+}
+
+/* With r->mu held: waits for q's answer; false after MAP_WAIT_MS (q is
+ * then left to the Raft thread, or taken off its list if it never saw it). */
+static bool map_wait(struct replica *r, struct map_req *q)
+{
+    struct timespec until;
+    deadline_in(&until, MAP_WAIT_MS);
+    while (!q->done)
+        if (pthread_cond_timedwait(&r->change_cv, &r->mu, &until) == ETIMEDOUT && !q->done)
+            break;
+    if (q->done)
+        return true;
+    for (struct map_req **p = &r->map_reqs; *p; p = &(*p)->next)
+        if (*p == q) {
+            *p = q->next;
+            snprintf(q->msg, sizeof q->msg, "ERR the replication thread did not take the map change within %d s; "
+                     "nothing changed: retry", MAP_WAIT_MS / 1000);
+            q->rc = -EIO;
+            return true;
+        }
+    q->abandoned = true;
+    return false;
+}
+
+int replica_map_propose(struct replica *r, uint64_t old, const char *json, size_t len, char *msg, size_t cap)
+{
+    struct map_req *q = calloc(1, sizeof *q);
+    char *copy = malloc(len + 1);
+    if (!q || !copy) {
+        free(q);
+        free(copy);
+        return snprintf(msg, cap, "ERR out of memory; nothing changed: retry"), -ENOMEM;
+    }
+    memcpy(copy, json, len);
+    *q = (struct map_req){ .r = r, .old = old, .json = copy, .len = len };
+    pthread_mutex_lock(&r->mu);
+    q->next = r->map_reqs;
+    r->map_reqs = q;
+    uv_async_send(&r->async);
+    bool answered = map_wait(r, q);
+    pthread_mutex_unlock(&r->mu);
+    if (!answered)
+        return snprintf(msg, cap, "CLUSTERDOWN outcome unknown: the map change was not committed within %d s: read "
+                        "the map (spool cluster info) and run the command again if it does not show the change",
+                        MAP_WAIT_MS / 1000), -ETIMEDOUT;
+    snprintf(msg, cap, "%s", q->msg);
+    int rc = q->rc;
+    free(q->json);
+    free(q);
+    return rc;
+}
+
+/* Raft thread (fsm_snapshot): the map as of the snapshot's index. */
+static void map_snap_take(struct replica *r)
+{
+    const struct cluster_map *m = r->cl ? cluster_current(r->cl) : NULL;
+    free(r->map_snap);
+    r->map_snap = NULL;
+    if (m) {
+        char *json = cluster_dump(m);
+        r->map_snap = strdup(json);
+        cJSON_free(json);
+    }
+}
+
+/* libraft's worker: the map goes after the shards' images. Always 0. */
+static int map_snap_append(struct replica *r, struct raft_buffer **bufs, unsigned *n)
+{
+    char *json = r->map_snap;
+    r->map_snap = NULL;
+    if (!json)
+        return 0;
+    size_t total;
+    void *base = map_buffer(json, strlen(json), &total);
+    struct raft_buffer *more = base ? realloc(*bufs, (*n + 1) * sizeof **bufs) : NULL;
+    free(json);
+    if (!more) { /* the snapshot goes without it: the map stays in cluster.json and on the other members */
+        raft_free(base);
+        log_warn("replica %d: out of memory: a snapshot without the slot map", r->cfg.id);
+        return 0;
+    }
+    more[*n] = (struct raft_buffer){ base, total };
+    *bufs = more;
+    (*n)++;
+    return 0;
+}
+
+/* snapshot_finalize: frees the map's buffer; the count snap_release takes. */
+static unsigned map_snap_release(struct raft_buffer *bufs, unsigned n, int nshards)
+{
+    if (bufs && n > (unsigned)nshards + 1) {
+        raft_free(bufs[n - 1].base);
+        n--;
+    }
+    return n;
+}
+
+/* fsm_restore: the map after the last shard's image, if the snapshot has one. */
+static void map_snap_restore(struct replica *r, const struct raft_buffer *buf, const struct snap_part *last)
+{
+    size_t end = (size_t)((const char *)last->img - (const char *)buf->base) + last->len;
+    if (end < buf->len)
+        map_take(r, (const char *)buf->base + end, buf->len - end, "a snapshot");
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static void *replica_main(void *arg)
@@ -1623,6 +1908,7 @@ void replica_stop(struct replica *r)
     pthread_mutex_destroy(&r->view_mu);
     pthread_cond_destroy(&r->change_cv);
     snap_taker_free(r->snap);
+    free(r->map_snap);
     free(r->slots);
     free(r);
 }

@@ -163,6 +163,20 @@ int replica_transfer(struct replica *r, unsigned id, char *msg, size_t cap);
  * outcome is logged. Nothing on a follower. */
 void replica_handover(struct replica *r);
 
+/* The slot map's entries (cluster mode, docs/cluster.md "The slot map"):
+ * the map's first group keeps the map in its Raft log, one entry per
+ * change, and in each snapshot. replica_map_attach: before replica_run;
+ * committed map entries are installed into cl (cluster_take_committed). */
+struct cluster;
+void replica_map_attach(struct replica *r, struct cluster *cl);
+/* I/O thread: the leader proposes json as the map that follows epoch old
+ * (a compare-and-set: refused unless this node's map has epoch old and no
+ * other change is in flight) and waits until the group committed it and
+ * this node installed it. 0, or negative with the client's error in msg:
+ * -EAGAIN not the leader (READONLY/CLUSTERDOWN), -ESTALE another change
+ * came first, -ETIMEDOUT outcome unknown (leadership lost), -EIO. */
+int replica_map_propose(struct replica *r, uint64_t old, const char *json, size_t len, char *msg, size_t cap);
+
 /* Figures for INFO replication (any thread). */
 struct replica_figures {
     uint64_t applied_index;  /* the last log entry the FSM saw */

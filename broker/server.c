@@ -515,6 +515,8 @@ static int start_replica(struct server *srv)
         log_error("%s", err);
         return r;
     }
+    if (srv->cluster)
+        replica_map_attach(srv->replica, srv->cluster); /* the slot map's entries (docs/cluster.md) */
     for (int i = 0; i < srv->nshards; i++)
         if ((r = replica_attach(srv->replica, i, srv->shards[i].st.jr)) < 0) {
             log_error("replica: shard %d: %s", i, journal_error(srv->shards[i].st.jr));

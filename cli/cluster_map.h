@@ -22,9 +22,17 @@ void node_addr(const cJSON *node, char *out, size_t n);
 /* A node for the map (its CLUSTER MYID, host, port), or NULL after
  * printing why (unreachable, not in cluster mode, in a map already). */
 cJSON *new_node(cli_ctx *x, const char *given);
-/* Sends map to every node it names, groups first[] first; returns how
- * many refused. */
-int push_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst);
+/* The same for a node that may have a map already: a new member of the
+ * first group gets it from that group's Raft log before it is named. */
+cJSON *map_node(cli_ctx *x, const char *given, bool may_have_map);
+/* Commits map (made from epoch map_epoch - 1) through the map's first
+ * group, which keeps it (CLUSTER CASMAP on its leader), then sends it to
+ * every other node, groups first[] first. 0, or -1 after printing why: a
+ * change that came first wins, and this one is told to run again. */
+int commit_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst);
+/* map, or the newer one the nodes of its first group have (map is freed
+ * then): the map a change starts from. */
+cJSON *newest_map(cli_ctx *x, cJSON *map);
 /* A copy of map with the next epoch. */
 cJSON *next_epoch(const cJSON *map);
 

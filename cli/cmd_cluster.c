@@ -4,9 +4,13 @@
  * --cluster` in spirit.
  *
  * The map is JSON (CLUSTER GETMAP shows it); every change makes a copy
- * with the next epoch and sends it to every node with CLUSTER SETMAP (a
- * node keeps the map with the highest epoch). Moving slots goes batch by
- * batch through three maps: the slots frozen (their node answers
+ * with the next epoch and commits it through the map's first group, which
+ * keeps the map (CLUSTER CASMAP on its leader: taken only if the map is
+ * still at the epoch the change was made from, so of two changes at once
+ * one wins and the other is told to run again), then sends it to every
+ * other node with CLUSTER SETMAP (a node keeps the map with the highest
+ * epoch, and asks the first group for a newer one every second). Moving
+ * slots goes batch by batch through three maps: the slots frozen (their node answers
  * -TRYAGAIN) while each slot's contents are exported from the source's
  * leader (SLOTMOVE EXPORT parks them there as one blob) and imported on
  * the target's (SLOTMOVE IMPORT), then moving (-ASK to the target) while
@@ -29,6 +33,8 @@
 
 #define SLOTS 16384
 #define NODE_TIMEOUT_S 10
+
+static double mono_ms(void);
 
 /* ------------------------------------------------------------- nodes */
 
@@ -85,6 +91,11 @@ static void announced(cli_ctx *x, const char *addr, char *out, size_t n)
  * cluster mode, in a map). */
 cJSON *new_node(cli_ctx *x, const char *given)
 {
+    return map_node(x, given, false);
+}
+
+cJSON *map_node(cli_ctx *x, const char *given, bool may_have_map)
+{
     const char *gc = strrchr(given, ':');
     long long port;
     if (!gc || gc == given || args_int(gc + 1, 1, 65535, &port) < 0) {
@@ -93,6 +104,8 @@ cJSON *new_node(cli_ctx *x, const char *given)
     }
     bool failed;
     cJSON *has = node_map(x, given, &failed);
+    if (may_have_map && has)
+        cJSON_Delete(has), has = NULL;
     if (failed || has) {
         if (has)
             cli_fail(CLI_REFUSED, "cluster: %s already belongs to a cluster (its map has epoch %lld); give nodes "
@@ -117,21 +130,22 @@ cJSON *new_node(cli_ctx *x, const char *given)
     return n;
 }
 
-/* Sends map to every node it names, those of groups first[] first (the
- * order a move needs). Returns the number of nodes that refused. */
-int push_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst)
+/* Sends a committed map (CLUSTER SETMAP) to every node outside the first
+ * group (which has it from its Raft log), those of groups first[] first
+ * (the order a move needs). Returns how many nodes of groups first[] did
+ * not take it; one of another group that did not is told it catches up. */
+static int push_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst)
 {
     char *text = cJSON_PrintUnformatted(map);
     const cJSON *groups = cJSON_GetObjectItemCaseSensitive(map, "groups");
     int ng = cJSON_GetArraySize(groups), failed = 0;
     for (int pass = 0; pass <= nfirst; pass++) {
-        for (int g = 0; g < ng; g++) {
-            bool early = false;
-            for (int i = 0; i < nfirst; i++)
-                early |= first[i] == g && (pass == i);
-            bool late = pass == nfirst;
-            for (int i = 0; late && i < nfirst; i++)
-                late = first[i] != g;
+        for (int g = 1; g < ng; g++) {
+            bool early = false, late = pass == nfirst;
+            for (int i = 0; i < nfirst; i++) {
+                early |= first[i] == g && pass == i;
+                late = late && first[i] != g;
+            }
             if (!early && !late)
                 continue;
             const cJSON *node;
@@ -139,13 +153,156 @@ int push_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst)
                 char addr[300], *reply = NULL;
                 node_addr(node, addr, sizeof addr);
                 const char *argv[] = { "CLUSTER", "SETMAP", text };
-                failed += node_call(x, addr, 3, argv, &reply) < 0;
+                if (node_call(x, addr, 3, argv, &reply) < 0 && late)
+                    fprintf(stderr, "spool: %s takes map epoch %lld from %s once it is reachable again (it asks "
+                            "every second)\n", addr, map_epoch(map), cJSON_GetObjectItemCaseSensitive(
+                            cJSON_GetArrayItem(groups, 0), "name")->valuestring);
+                else
+                    failed += !reply && early;
                 free(reply);
             }
         }
     }
     cJSON_free(text);
     return failed;
+}
+
+/* A reply of a node that cannot take a CASMAP now (not the leader, an
+ * election, not reachable): ask another node of the group, or again. */
+static bool try_elsewhere(const char *err)
+{
+    return !strncmp(err, "READONLY", 8) || !strncmp(err, "CLUSTERDOWN", 11) || !strncmp(err, "cannot ", 7) ||
+           !strncmp(err, "sending ", 8) || strstr(err, "this node is stopping");
+}
+
+/* Whether a and b are the same map (epoch, groups, slots, moves). */
+static bool same_map(const cJSON *a, const cJSON *b)
+{
+    static const char *const keys[] = { "groups", "slots", "moves" };
+    if (map_epoch(a) != map_epoch(b))
+        return false;
+    for (size_t i = 0; i < 3; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, keys[i]);
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, keys[i]);
+        bool ex = !x || !cJSON_GetArraySize(x), ey = !y || !cJSON_GetArraySize(y);
+        if (!(ex && ey) && !cJSON_Compare(x, y, true))
+            return false;
+    }
+    return true;
+}
+
+/* The newest map the nodes of map's first group have (which keeps it), or
+ * NULL when none answers. Quiet. */
+static cJSON *first_group_map(cli_ctx *x, const cJSON *map)
+{
+    cJSON *best = NULL;
+    const cJSON *node;
+    cJSON_ArrayForEach(node, cJSON_GetObjectItemCaseSensitive(
+                                 cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(map, "groups"), 0), "nodes")) {
+        char addr[300], err[512], *text = NULL;
+        const char *argv[] = { "CLUSTER", "GETMAP" };
+        node_addr(node, addr, sizeof addr);
+        if (rawinfo_command(addr, x->url ? x->url : getenv("SPOOL_URL"), 2, argv, NODE_TIMEOUT_S, &text, err,
+                            sizeof err) == 0 && text && *text) {
+            cJSON *m = cJSON_Parse(text);
+            if (m && (!best || map_epoch(m) > map_epoch(best)))
+                cJSON_Delete(best), best = m;
+            else
+                cJSON_Delete(m);
+        }
+        free(text);
+    }
+    return best;
+}
+
+/* One CLUSTER CASMAP round over the first group's nodes: 0 taken, 1 no
+ * node could take it now, 2 the outcome is unknown, -1 refused (err). */
+static int casmap_round(cli_ctx *x, const cJSON *map, const char *text, char *err, size_t cap)
+{
+    char old[32];
+    snprintf(old, sizeof old, "%lld", map_epoch(map) - 1);
+    const cJSON *node;
+    cJSON_ArrayForEach(node, cJSON_GetObjectItemCaseSensitive(
+                                 cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(map, "groups"), 0), "nodes")) {
+        char addr[300], *reply = NULL;
+        const char *argv[] = { "CLUSTER", "CASMAP", old, text };
+        node_addr(node, addr, sizeof addr);
+        int rc = rawinfo_command(addr, x->url ? x->url : getenv("SPOOL_URL"), 4, argv, NODE_TIMEOUT_S + 2, &reply,
+                                 err, cap);
+        free(reply);
+        if (rc == 0)
+            return 0;
+        if (strstr(err, "outcome unknown") || !strncmp(err, "no reply", 8))
+            return 2; /* it may have been committed: the caller reads the map */
+        if (!try_elsewhere(err))
+            return -1;
+    }
+    return 1;
+}
+
+/* Waits (at most 3 s, quietly) until every node of map's first group
+ * that answers has installed it: its followers apply the committed entry
+ * a heartbeat later. */
+static void first_group_catches_up(cli_ctx *x, const cJSON *map)
+{
+    const cJSON *node;
+    double end = mono_ms() + 3000;
+    cJSON_ArrayForEach(node, cJSON_GetObjectItemCaseSensitive(
+                                 cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(map, "groups"), 0), "nodes")) {
+        char addr[300];
+        node_addr(node, addr, sizeof addr);
+        for (;;) {
+            char err[512], *text = NULL;
+            const char *argv[] = { "CLUSTER", "GETMAP" };
+            int rc = rawinfo_command(addr, x->url ? x->url : getenv("SPOOL_URL"), 2, argv, 2, &text, err, sizeof err);
+            cJSON *m = rc == 0 && text ? cJSON_Parse(text) : NULL;
+            bool done = rc < 0 || map_epoch(m) >= map_epoch(map) || mono_ms() > end;
+            cJSON_Delete(m);
+            free(text);
+            if (done)
+                break;
+            nanosleep(&(struct timespec){ 0, 20000000L }, NULL);
+        }
+    }
+}
+
+/* Commits map (made from epoch map_epoch - 1) through the map's first
+ * group (CLUSTER CASMAP on its leader), then sends it to the other nodes,
+ * groups first[] first. 0, or -1 after printing why and what to do: a
+ * change that came first wins and this one changes nothing. */
+int commit_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst)
+{
+    char *text = cJSON_PrintUnformatted(map), err[1024] = "";
+    int rc = 1;
+    const char *hold = getenv("SPOOL_MAP_COMMIT_DELAY_MS"); /* test seam: two commands made from one epoch */
+    if (hold && atoi(hold) > 0)
+        nanosleep(&(struct timespec){ atoi(hold) / 1000, (atoi(hold) % 1000) * 1000000L }, NULL);
+    for (int tries = 0; tries < 100 && rc > 0; tries++) {
+        if ((rc = casmap_round(x, map, text, err, sizeof err)) > 0)
+            nanosleep(&(struct timespec){ 0, 150000000L }, NULL); /* an election runs: its leader comes */
+        cJSON *now = rc != 0 ? first_group_map(x, map) : NULL;
+        if (now && same_map(now, map))
+            rc = 0; /* taken, though the answer was lost or came from a retry */
+        else if (now && map_epoch(now) >= map_epoch(map))
+            rc = -1, snprintf(err, sizeof err, "map conflict: the group that keeps the map has epoch %lld now, "
+                              "made by another change", map_epoch(now));
+        cJSON_Delete(now);
+    }
+    cJSON_free(text);
+    if (rc > 0)
+        return cli_fail(CLI_REFUSED, "cluster: the group that keeps the slot map did not take map epoch %lld within "
+                        "15 s (%s); nothing is known to have changed: run the command again", map_epoch(map),
+                        err[0] ? err : "no leader"), -1;
+    if (rc < 0 && strstr(err, "map conflict"))
+        return cli_fail(CLI_REFUSED, "cluster: another change of the slot map came first, so this one changed "
+                        "nothing (%s); run the command again: it starts from the new map", err), -1;
+    if (rc < 0)
+        return cli_fail(CLI_REFUSED, "cluster: the slot map (epoch %lld) was refused: %s", map_epoch(map),
+                        err[0] ? err : "another change made that epoch first; run the command again"), -1;
+    int failed = push_map(x, map, first, nfirst);
+    if (nfirst == 0) /* not a step of a move, which goes on at once */
+        first_group_catches_up(x, map);
+    return failed ? -1 : 0;
 }
 
 cJSON *next_epoch(const cJSON *map)
@@ -203,7 +360,7 @@ static int cluster_create(cli_ctx *x)
         first = range[1] + 1;
         cursor += per;
     }
-    int failed = push_map(x, map, NULL, 0);
+    int failed = commit_map(x, map, NULL, 0) < 0;
     if (!failed)
         printf("cluster created: %d group(s) of %lld node(s), 16384 slots, map epoch 1\n", ngroups, replicas + 1);
     cJSON_Delete(map);
@@ -221,14 +378,26 @@ static int group_index(const cJSON *map, const char *name)
     return -1;
 }
 
-/* The map of the node at pos[1]; NULL after printing why. */
+cJSON *newest_map(cli_ctx *x, cJSON *map)
+{
+    cJSON *kept = map ? first_group_map(x, map) : NULL;
+    if (!kept || map_epoch(kept) <= map_epoch(map)) {
+        cJSON_Delete(kept);
+        return map;
+    }
+    cJSON_Delete(map);
+    return kept;
+}
+
+/* The map of the node at pos[1], or the newer one its first group keeps;
+ * NULL after printing why. */
 static cJSON *cluster_map_of(cli_ctx *x)
 {
     bool failed;
     cJSON *map = node_map(x, x->a->pos[1], &failed);
     if (!map && !failed)
         cli_fail(CLI_REFUSED, "cluster: %s has no slot map yet (spool cluster create makes one)", x->a->pos[1]);
-    return map;
+    return newest_map(x, map);
 }
 
 /* spool cluster add-group ADDR NEWADDR... */
@@ -258,7 +427,7 @@ static int cluster_add_group(cli_ctx *x)
         cJSON_ReplaceItemInObjectCaseSensitive(group, "name", cJSON_CreateString(name));
     }
     cJSON_AddItemToArray(groups, group);
-    if (rc == CLI_OK && push_map(x, map, NULL, 0))
+    if (rc == CLI_OK && commit_map(x, map, NULL, 0) < 0)
         rc = CLI_REFUSED;
     if (rc == CLI_OK)
         printf("group %s added with %d node(s) and no slots, map epoch %lld (spool cluster move-slots gives it "
@@ -615,10 +784,12 @@ static void give_up(struct mover *mv, const int *list, int n, const int *order)
         back = v != NULL;
         resp_val_free(v);
     }
-    if (back && push_map(mv->x, move_map(mv->map, list, n, mv->to, "none"), order, 2) == 0)
+    cJSON *none = back ? move_map(mv->map, list, n, mv->to, "none") : NULL;
+    if (none && commit_map(mv->x, none, order, 2) == 0)
         fprintf(stderr, "spool: the %d slot(s) of this batch stay with the source, unfrozen, as they were\n", n);
     else
         fprintf(stderr, "spool: slots of this batch stay frozen: run the same move-slots again to finish it\n");
+    cJSON_Delete(none);
 }
 
 /* Pushes next (a step of the move) and makes it the current map. */
@@ -626,7 +797,7 @@ static int step(struct mover *mv, cJSON *next, const int *order)
 {
     cJSON_Delete(mv->map);
     mv->map = next;
-    return push_map(mv->x, next, order, 2) ? -1 : 0;
+    return commit_map(mv->x, next, order, 2);
 }
 
 /* One batch, from where the map has it: stage 0 not started, 1 frozen
@@ -738,6 +909,7 @@ static int cluster_move(cli_ctx *x)
         map = mv.map;
         mover_close(&mv);
         if (ok == 0) {
+            first_group_catches_up(x, mv.map);
             print_moved(&mv, n, mono_ms() - t0);
             rc = CLI_OK;
         }
@@ -773,8 +945,8 @@ static int check_nodes(cli_ctx *x, const cJSON *map, bool print)
             cJSON *has = node_map(x, addr, &failed);
             nodes++;
             if (!failed && map_epoch(has) != map_epoch(map))
-                fprintf(stderr, "spool: %s has map epoch %lld, not %lld (run the last spool cluster command "
-                        "again, or send it the map: CLUSTER SETMAP)\n", addr, map_epoch(has), map_epoch(map));
+                fprintf(stderr, "spool: %s has map epoch %lld, not %lld (a node takes the map from the first group "
+                        "within a second of reaching it)\n", addr, map_epoch(has), map_epoch(map));
             bad += failed || map_epoch(has) != map_epoch(map);
             cJSON_Delete(has);
         }
@@ -794,8 +966,9 @@ static int cluster_info(cli_ctx *x)
         fmt_json_print(map);
         return bad ? CLI_REFUSED : CLI_OK;
     }
-    printf("map epoch %lld (kept by each node; not consensus-replicated yet, see docs/cluster.md)\n",
-           map_epoch(map));
+    printf("map epoch %lld (kept by group %s, the first: changed through its leader, committed in its Raft log "
+           "when it is replicated)\n", map_epoch(map), cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(
+           cJSON_GetObjectItemCaseSensitive(map, "groups"), 0), "name")->valuestring);
     const cJSON *groups = cJSON_GetObjectItemCaseSensitive(map, "groups");
     for (int g = 0; g < cJSON_GetArraySize(groups); g++) {
         const cJSON *group = cJSON_GetArrayItem(groups, g), *node;

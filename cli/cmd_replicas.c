@@ -7,7 +7,8 @@
  * The group's Raft leader makes each change (REPLICA.ADD, REPLICA.REMOVE);
  * these commands find the leader through any member, wait until the change
  * is done (REPLICA.MEMBERS), and in cluster mode put the node into, or take
- * it out of, its group in the slot map (the next epoch, sent to every node).
+ * it out of, its group in the slot map (the next epoch, committed through
+ * the map's first group and sent to every node: cluster_map.h).
  */
 #include "cli.h"
 #include "cluster_map.h"
@@ -118,7 +119,7 @@ static int map_follow(cli_ctx *x, const char *leader, const struct members *g, c
         return -1;
     bool cluster = !strcmp(mode, "yes"), failed = false;
     free(mode);
-    cJSON *map = cluster ? node_map(x, leader, &failed) : NULL;
+    cJSON *map = cluster ? newest_map(x, node_map(x, leader, &failed)) : NULL;
     if (failed || !map)
         return failed ? -1 : 0; /* no map: a group outside cluster mode, or a cluster not created yet */
     cJSON *next = next_epoch(map), *group = NULL, *node;
@@ -136,7 +137,8 @@ static int map_follow(cli_ctx *x, const char *leader, const struct members *g, c
         return cli_fail(CLI_REFUSED, "cluster: no group of the slot map holds a member of this replication group; "
                         "spool cluster info %s shows the map", leader), -1;
     }
-    cJSON *nodes = cJSON_GetObjectItemCaseSensitive(group, "nodes"), *added = add_addr ? new_node(x, add_addr) : NULL;
+    cJSON *nodes = cJSON_GetObjectItemCaseSensitive(group, "nodes");
+    cJSON *added = add_addr ? map_node(x, add_addr, true) : NULL;
     if (add_addr && !added) {
         cJSON_Delete(next);
         return -1;
@@ -154,8 +156,9 @@ static int map_follow(cli_ctx *x, const char *leader, const struct members *g, c
             break;
         }
     }
-    int bad = push_map(x, next, NULL, 0);
-    printf("slot map: epoch %lld sent%s\n", map_epoch(next), bad ? " (some nodes refused it: spool cluster info)" : "");
+    int bad = commit_map(x, next, NULL, 0);
+    if (!bad)
+        printf("slot map: epoch %lld committed and sent\n", map_epoch(next));
     cJSON_Delete(next);
     return bad ? -1 : 0;
 }

@@ -853,6 +853,179 @@ def test_add_group_then_give_it_slots(sp: SpoolCluster) -> None:
     assert r.returncode == 0 and "running" in r.stdout, r.stdout + r.stderr
 
 
+# ------------------------------------------------- the map kept by g1
+
+
+def extra_node(sp: SpoolCluster, name: str) -> int:
+    """Starts one more spoold --cluster yes (not in the map yet) beside sp's
+    nodes; returns its port. Stopped with sp."""
+    d, pf = os.path.join(sp.dir, name), os.path.join(sp.dir, name + ".port")
+    p = subprocess.Popen([ARGS.spoold, "--cluster", "yes", "--port", str(free_port()), "--port-file", pf,
+                          "--http-port", "0",
+                          "--data-dir", d, "--shards", "2", "--logfile", os.path.join(sp.dir, name + ".log")])
+    sp.extra.append(p)
+    return int(wait_for(lambda: open(pf).read().strip() if os.path.exists(pf) else None, 20, name))
+
+
+def epochs(ports: List[int]) -> List[int]:
+    out = []
+    for p in ports:
+        try:
+            out.append(map_of(p)["epoch"])
+        except (OSError, redis.RedisError):
+            out.append(-1)
+    return out
+
+
+def converged(ports: List[int], epoch: int) -> Callable[[], bool]:
+    return lambda: all(e == epoch for e in epochs(ports))
+
+
+def test_two_map_changes_at_once_one_wins(sp: SpoolCluster) -> None:
+    """Two spool cluster move-slots made from the same map epoch (both read
+    the map, then commit a second later): exactly one wins, the other
+    changes nothing and says to run it again; every node converges on the
+    winner's map; run again, the loser succeeds from the new map."""
+    g1, g2, g3 = sp.ports
+    base = map_of(g1)["epoch"]
+    a = owned_slots(g1, g1)[-10:]
+    b = owned_slots(g1, g3)[:10]
+    env = dict(os.environ, SPOOL_MAP_COMMIT_DELAY_MS="1000")
+    cmds = [[ARGS.spool, "cluster", "move-slots", "127.0.0.1:%d" % g2, "--from", frm, "--to", "g2", "--range",
+             "%d-%d" % (rng[0], rng[-1])] for frm, rng in (("g1", a), ("g3", b))]
+    procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+    outs = [p.communicate(timeout=120) for p in procs]
+    rcs = [p.returncode for p in procs]
+    assert sorted(rcs) == [0, 1], "exactly one wins: %r %r" % (rcs, outs)
+    win, lose = rcs.index(0), rcs.index(1)
+    err = outs[lose][1]
+    assert "another change of the slot map came first, so this one changed nothing" in err and \
+        "run the command again" in err, err
+    winner_slots, loser_slots = (a, b) if win == 0 else (b, a)
+    final = map_of(g1)["epoch"]
+    assert final == base + 3, "the winner's three steps (frozen, moving, moved), no more: %d -> %d" % (base, final)
+    wait_for(converged(sp.ports, final), 10, "every node on map epoch %d" % final)
+    for p in sp.ports:
+        owned = owned_slots(p, g2)
+        assert all(s in owned for s in winner_slots) and not any(s in owned for s in loser_slots), p
+        assert not map_of(p)["moves"], "the loser left nothing half-done"
+    r = spool(*cmds[lose][1:])
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_for(lambda: all(s in owned_slots(g3, g2) for s in loser_slots), 10, "the loser's slots moved on a re-run")
+    print("   %s won; the other: %s" % (["g1->g2", "g3->g2"][win], err.strip().splitlines()[-1][:160]))
+
+
+def test_casmap_at_once_on_a_replicated_g1(sp: SpoolCluster) -> None:
+    """g1 a Raft group of three: two CLUSTER CASMAP made from one epoch sent
+    to its leader at the same moment: one is committed, the other refused
+    as a conflict; followers install the winner from the log; a follower
+    refuses CASMAP and SETMAP (it takes maps from the log only)."""
+    rp = SpoolCluster(3, 2)
+    try:
+        lead = wait_for(lambda: leader_of(rp.ports), 30, "g1's leader")
+        m = map_of(lead)
+        results: List[Any] = [None, None]
+        maps = []
+        for i in range(2):
+            n = dict(m, epoch=m["epoch"] + 1)
+            n["groups"] = [dict(m["groups"][0], name="g1" if i == 0 else "one")]
+            maps.append(n)
+        gate = threading.Barrier(2)
+
+        def cas(i: int) -> None:
+            import json
+            r = redis.Redis(port=lead)
+            gate.wait()
+            try:
+                results[i] = r.execute_command("CLUSTER", "CASMAP", str(m["epoch"]), json.dumps(maps[i]))
+            except redis.ResponseError as e:
+                results[i] = str(e)
+        ts = [threading.Thread(target=cas, args=(i,)) for i in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        wins = [i for i in range(2) if results[i] == 1]
+        assert len(wins) == 1 and "map conflict" in str(results[1 - wins[0]]), results
+        wait_for(converged(rp.ports, m["epoch"] + 1), 10, "every member on the winner's epoch")
+        for p in rp.ports:
+            assert map_of(p)["groups"][0]["name"] == maps[wins[0]]["groups"][0]["name"], p
+        import json
+        follower = [p for p in rp.ports if p != lead][0]
+        nxt = dict(maps[wins[0]], epoch=m["epoch"] + 2)
+        for args in (("CASMAP", str(m["epoch"] + 1), json.dumps(nxt)), ("SETMAP", json.dumps(nxt))):
+            t, v = Raw(follower).cmd("CLUSTER", *args)
+            assert t == "-" and ("READONLY" in v or "takes maps from its Raft log" in v), (args[0], v)
+        print("   results %r" % results)
+    finally:
+        rp.stop()
+
+
+def test_map_survives_g1_leader_killed_and_a_node_down_catches_up(sp: SpoolCluster) -> None:
+    """g1 a Raft group of three and g2 a node of its own. g2's node is down
+    while a group is added: the change goes through, and g2's node takes
+    the map from g1 once it is back. Then slots move g1 -> g2 and g1's
+    leader is killed with SIGKILL right after: the change survives (the
+    new leader and every node have it), and the next change goes through
+    the new leader from that epoch."""
+    rp = SpoolCluster(3, 2)
+    try:
+        lead = wait_for(settled_leader(rp.ports, 0, 99), 60, "g1's leader, the same for a second")
+        n4, n5 = extra_node(rp, "node-4"), extra_node(rp, "node-5")
+        r = spool("cluster", "add-group", "127.0.0.1:%d" % lead, "127.0.0.1:%d" % n4)
+        assert r.returncode == 0, r.stdout + r.stderr
+        rp.ports.append(n4)
+        # node 4 down during a change
+        p4 = rp.extra[0]
+        argv4 = open("/proc/%d/cmdline" % p4.pid, "rb").read().rstrip(b"\0").split(b"\0")
+        p4.kill()
+        p4.wait(10)
+        r = spool("cluster", "add-group", "127.0.0.1:%d" % lead, "127.0.0.1:%d" % n5)
+        assert r.returncode == 0 and "takes map epoch" in r.stderr, r.stdout + r.stderr
+        epoch = map_of(lead)["epoch"]
+        os.unlink(os.path.join(rp.dir, "node-4.port"))
+        rp.extra[0] = subprocess.Popen([a.decode() for a in argv4], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+        wait_for(lambda: epochs([n4]) == [epoch], 20, "node 4, back, on map epoch %d" % epoch)
+        assert "took map epoch %d" % epoch in open(os.path.join(rp.dir, "node-4.log")).read()
+        # g1's leader killed right after a change
+        lead = wait_for(settled_leader(rp.ports[:3], 0, 99), 60, "g1's leader, the same for a second")
+        r = spool("cluster", "move-slots", "127.0.0.1:%d" % n4, "--from", "g1", "--to", "g2", "--range", "0-9")
+        assert r.returncode == 0, r.stdout + r.stderr
+        moved = map_of(lead)["epoch"]
+        new: List[int] = []
+
+        def raft_leader() -> int:  # CLUSTER NODES names the map's leader during an election: ask the role
+            for p in rp.ports[:3]:
+                if p != lead and redis.Redis(port=p).info("replication").get("replica_role") == "leader":
+                    return p
+            return 0
+
+        def elect() -> None:
+            new.append(wait_for(raft_leader, 30, "a new g1 leader"))
+            assert map_of(new[0])["epoch"] == moved, "the new leader has the change"
+        rp.kill_and_restart(rp.ports.index(lead), elect)
+        every = rp.ports + [n5]
+        wait_for(converged(every, moved), 20, "every node, the killed one too, on epoch %d" % moved)
+        assert all(s in owned_slots(n5, n4) for s in range(10))
+        wait_for(settled_leader(rp.ports[:3], 100, 199), 60, "g1's leader, the same for a second")
+
+        def back() -> bool:
+            # the restarted node may win one more election under the move,
+            # which then stops (as documented) and is run again
+            r = spool("cluster", "move-slots", "127.0.0.1:%d" % n5, "--from", "g2", "--to", "g1", "--range", "0-9")
+            assert r.returncode == 0 or "READONLY" in r.stderr or "CLUSTERDOWN" in r.stderr, r.stdout + r.stderr
+            return r.returncode == 0
+        wait_for(back, 60, "the next change, through g1's new leader")
+        last = map_of(leader_of(rp.ports[:3]))["epoch"]
+        assert last >= moved + 3, (moved, last)
+        wait_for(converged(every, last), 20, "every node on epoch %d" % last)
+        print("   node 4 caught up to epoch %d; leader %d killed after epoch %d, new leader %d; then epoch %d"
+              % (epoch, lead, moved, new[0], last))
+    finally:
+        rp.stop()
+
+
 TESTS = [test_replies_match_redis, test_redirect_errors_match_redis, test_redis_cli_cluster_check,
          test_redis_cli_follows_moved,
          test_spool_cli_follows_moved, test_redis_py_cluster_push_reserve_ack,
@@ -860,7 +1033,8 @@ TESTS = [test_replies_match_redis, test_redirect_errors_match_redis, test_redis_
          test_moving_1000_slots_under_load_loses_nothing,
          test_interrupted_move_finishes_when_run_again, test_move_survives_a_node_killed,
          test_move_between_replicated_groups,
-         test_add_group_then_give_it_slots]
+         test_add_group_then_give_it_slots, test_two_map_changes_at_once_one_wins,
+         test_casmap_at_once_on_a_replicated_g1, test_map_survives_g1_leader_killed_and_a_node_down_catches_up]
 
 
 def main() -> int:

@@ -151,14 +151,78 @@ Test(cluster, tryagain_then_ask_during_a_move)
              "{\"slot\":%d,\"to\":0,\"state\":\"moving\"}]", MINE_SLOT, THEIRS_SLOT);
     set_map(c, s->port, 3, moves);
     expect_error_text(CMD(c, "GET", "{bar}k"), "ASK 5061 127.0.0.1:1");
-    /* a slot moving here: MOVED to its owner, unless ASKING came first (for one command) */
-    expect_error_text(CMD(c, "SET", "{foo}k", "v"), "MOVED 12182 127.0.0.1:1");
+    /* a slot moving here: served after ASKING (for one command); without
+     * it -TRYAGAIN (the map that gives it to this node may still be on its
+     * way), never -MOVED back to the source, which may send the client here */
+    expect_error(CMD(c, "SET", "{foo}k", "v"), "TRYAGAIN slot 12182");
     expect_ok(CMD(c, "ASKING"));
     expect_ok(CMD(c, "SET", "{foo}k", "v"));
-    expect_error(CMD(c, "GET", "{foo}k"), "MOVED");
+    expect_error(CMD(c, "GET", "{foo}k"), "TRYAGAIN");
     resp_val *v = CMD(c, "CLUSTER", "NODES");
     cr_assert(strstr(v->str, "[5061->-" OTHER "]"), "%s", v->str);
     cr_assert(strstr(v->str, "[12182-<-" OTHER "]"), "%s", v->str);
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* CLUSTER CASMAP: a change of the map made from the epoch it read, taken
+ * only while the map is still at that epoch (docs/cluster.md, "The slot
+ * map"): of two changes made from one epoch the first wins, the second is
+ * told to run again and changes nothing. */
+Test(cluster, casmap_the_first_change_wins)
+{
+    spoold *s = start_node();
+    cli *c = cli_connect(s->port);
+    expect_int(CMD(c, "CLUSTER", "CASMAP", "0", map_json(s->port, 1, NULL)), 1); /* the first map */
+    expect_error(CMD(c, "CLUSTER", "CASMAP", "0", map_json(s->port, 1, NULL)),
+                 "ERR map conflict: the slot map is at epoch 1, this change was made from epoch 0: another change "
+                 "came first; nothing was changed: read the map again and run the command again");
+    char moves[100];
+    snprintf(moves, sizeof moves, "[{\"slot\":%d,\"to\":1,\"state\":\"frozen\"}]", MINE_SLOT);
+    expect_int(CMD(c, "CLUSTER", "CASMAP", "1", map_json(s->port, 2, moves)), 1);
+    expect_error(CMD(c, "GET", "{bar}k"), "TRYAGAIN"); /* in force once answered */
+    expect_error(CMD(c, "CLUSTER", "CASMAP", "1", map_json(s->port, 2, NULL)), "ERR map conflict: the slot map is at "
+                 "epoch 2, this change was made from epoch 1");
+    expect_error(CMD(c, "CLUSTER", "CASMAP", "2", map_json(s->port, 4, NULL)), "ERR cluster map refused: the new map "
+                 "has epoch 4; a change made from epoch 2 gives epoch 3");
+    expect_error(CMD(c, "CLUSTER", "CASMAP", "two", map_json(s->port, 3, NULL)), "ERR CLUSTER CASMAP: the epoch the "
+                 "change was made from must be a whole number");
+    expect_error(CMD(c, "CLUSTER", "CASMAP", "2"), "ERR wrong number of arguments for 'cluster|casmap'");
+    resp_val *v = CMD(c, "CLUSTER", "GETMAP");
+    cr_assert(strstr(v->str, "\"epoch\":2,") && strstr(v->str, "frozen"), "%s", v->str);
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(s);
+}
+
+/* A map whose first group is OTHER's: this node (at port) is in the second. */
+static void theirs_map(char *out, size_t cap, int port, int epoch)
+{
+    snprintf(out, cap,
+             "{\"epoch\":%d,\"groups\":[{\"name\":\"a\",\"leader\":0,\"nodes\":[{\"id\":\"" OTHER "\",\"host\":"
+             "\"127.0.0.1\",\"port\":1}]},{\"name\":\"b\",\"leader\":0,\"nodes\":[{\"id\":\"" ME "\",\"host\":"
+             "\"127.0.0.1\",\"port\":%d}]}],\"slots\":[[0,8191,0],[8192,16383,1]]}", epoch, port);
+}
+
+/* The map's first group keeps it: a node outside it refuses CASMAP and
+ * names that group's node; a node with no map takes a first map only if
+ * it is in that map's first group. */
+Test(cluster, casmap_only_in_the_first_group)
+{
+    spoold *s = start_node();
+    cli *c = cli_connect(s->port);
+    char m1[1024], m2[1024];
+    theirs_map(m1, sizeof m1, s->port, 1);
+    theirs_map(m2, sizeof m2, s->port, 2);
+    expect_error(CMD(c, "CLUSTER", "CASMAP", "0", m1), "ERR cluster map refused: this node has no map yet and is not "
+                 "in the new map's first group (a)");
+    expect_int(CMD(c, "CLUSTER", "SETMAP", m1), 1); /* a committed map, delivered */
+    expect_error(CMD(c, "CLUSTER", "CASMAP", "1", m2), "ERR CLUSTER CASMAP: this node is not in a, the group that "
+                 "keeps the slot map (the map's first group): send it to that group's leader (127.0.0.1:1 per this "
+                 "node's map)");
+    resp_val *v = CMD(c, "CLUSTER", "GETMAP");
+    cr_assert(strstr(v->str, "\"epoch\":1,"), "%s", v->str);
     resp_val_free(v);
     cli_close(c);
     spoold_stop(s);

@@ -21,6 +21,9 @@
 #ifndef TRANSFER_PY
 #define TRANSFER_PY "transfer.py"
 #endif
+#ifndef SLOTMAP_PY
+#define SLOTMAP_PY "slotmap.py"
+#endif
 #ifndef SPOOLD_PATH
 #define SPOOLD_PATH "spoold"
 #endif
@@ -130,4 +133,14 @@ Test(replication, leadership_transfer_cluster_mode, .timeout = 400)
     snprintf(extra, sizeof extra, "--spool '%s' --cluster --transfers 2 --restarts 3 --max-pause "
              MAX_PLANNED_PAUSE_CLUSTER, cli_path());
     run_py(TRANSFER_PY, extra);
+}
+
+/* The slot map kept by a replicated first group (slotmap.py): a change is
+ * a compare-and-set committed through Raft; of changes made from one epoch
+ * at once exactly one wins; it survives its leader killed right after. */
+Test(replication, slot_map_through_raft, .timeout = 300)
+{
+    char extra[2048];
+    snprintf(extra, sizeof extra, "--spool '%s'", cli_path());
+    run_py(SLOTMAP_PY, extra);
 }

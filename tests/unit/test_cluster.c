@@ -96,8 +96,61 @@ Test(cluster_map, moves_freeze_then_ask)
     install(MAP_AB(3, "[{\"slot\":5,\"to\":1,\"state\":\"moving\"},{\"slot\":200,\"to\":0,\"state\":\"moving\"}]"), 1);
     cr_assert_eq(route(5, false, &h), ROUTE_ASK);
     cr_assert_str_eq(h, "h3");
-    cr_assert_eq(route(200, false, &h), ROUTE_MOVED);
+    cr_assert_eq(route(200, false, &h), ROUTE_TRYAGAIN, "the map giving it here may be on its way");
     cr_assert_eq(route(200, true, &h), ROUTE_SERVE, "ASKING for a slot moving here");
+}
+
+/* A slot on its way here answers -TRYAGAIN, not -MOVED back to its source:
+ * the first group has each step's map a moment before the others. */
+Test(cluster_map, a_slot_moving_here_waits)
+{
+    const char *h;
+    install(MAP_AB(1, "[{\"slot\":200,\"to\":0,\"state\":\"frozen\"}]"), 1);
+    cr_assert_eq(route(200, true, &h), ROUTE_TRYAGAIN, "frozen: not served even to ASKING");
+    cr_assert_eq(route(200, false, &h), ROUTE_TRYAGAIN);
+    cr_assert_eq(route(300, false, &h), ROUTE_MOVED, "a slot not moving: to its owner");
+    cr_assert_str_eq(h, "h3");
+}
+
+static int cas(uint64_t old, const char *json, char *err, size_t cap)
+{
+    return cluster_cas(&cl, old, json, strlen(json), err, cap);
+}
+
+/* The map's first group keeps it: a change made from epoch N is taken
+ * only while the map is at N, and makes N + 1. */
+Test(cluster_map, compare_and_set)
+{
+    char err[300] = "";
+    const char *theirs = "{\"epoch\":1,\"groups\":[{\"name\":\"b\",\"nodes\":[{\"id\":\"x\",\"host\":\"h3\","
+                         "\"port\":3}]},{\"name\":\"a\",\"nodes\":[{\"id\":\"me\",\"host\":\"h1\",\"port\":1}]}]}";
+    cr_assert_eq(cas(0, theirs, err, sizeof err), -1);
+    cr_assert(strstr(err, "no map yet and is not in the new map's first group (b)"), "%s", err);
+    cr_assert_eq(cas(0, MAP_AB(1, "[]"), err, sizeof err), 1, "%s", err);
+    cr_assert_eq(cas(0, MAP_AB(1, "[]"), err, sizeof err), -2);
+    cr_assert(strstr(err, "the slot map is at epoch 1, this change was made from epoch 0"), "%s", err);
+    cr_assert_eq(cas(1, MAP_AB(3, "[]"), err, sizeof err), -1);
+    cr_assert(strstr(err, "a change made from epoch 1 gives epoch 2"), "%s", err);
+    cr_assert_eq(cas(1, MAP_AB(2, "[{\"slot\":5,\"to\":1,\"state\":\"frozen\"}]"), err, sizeof err), 1, "%s", err);
+    cr_assert_eq(cas(1, MAP_AB(2, "[]"), err, sizeof err), -2, "the second change made from epoch 1 loses");
+    cr_assert_eq(cluster_current(&cl)->move_state[5], MOVE_FROZEN, "the first one stands");
+}
+
+/* A map committed by the first group (its log, a snapshot, a pull) is
+ * taken only when newer: a replay of older entries changes nothing. */
+Test(cluster_map, committed_maps_newer_only)
+{
+    char err[300] = "";
+    const char *m3 = MAP_AB(3, "[]"), *m2 = MAP_AB(2, "[{\"slot\":5,\"to\":1,\"state\":\"frozen\"}]");
+    cr_assert_eq(cluster_take_committed(&cl, m3, strlen(m3), err, sizeof err), 1, "%s", err);
+    cr_assert_eq(cluster_take_committed(&cl, m2, strlen(m2), err, sizeof err), 0);
+    cr_assert_eq(cluster_take_committed(&cl, m3, strlen(m3), err, sizeof err), 0);
+    const char *other3 = MAP_AB(3, "[{\"slot\":6,\"to\":1,\"state\":\"frozen\"}]");
+    cr_assert_eq(cluster_take_committed(&cl, other3, strlen(other3), err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cluster_current(&cl)->epoch, 3);
+    cr_assert_eq(cluster_current(&cl)->move_state[6], MOVE_NONE);
+    cr_assert_eq(cluster_current(&cl)->move_state[5], MOVE_NONE);
+    cr_assert_eq(cluster_take_committed(&cl, "{", 1, err, sizeof err), -1);
 }
 
 Test(cluster_map, epochs_and_bad_maps)

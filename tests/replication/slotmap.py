@@ -1,0 +1,155 @@
+"""The slot map kept by a replicated first group (docs/cluster.md, "Who
+keeps the map"), driven by redis-py against a group of three in cluster
+mode (spool cluster create --replicas 2 commits the first map through Raft).
+
+Checks: every member installs the committed map; CLUSTER CASMAP sent four
+times at once from one epoch to the leader: exactly one committed, the
+others refused as conflicts, every member on the winner; a change made
+from an older epoch is refused; a follower refuses CASMAP (READONLY) and
+SETMAP (it takes maps from the log only); a change answered by the leader,
+which is then killed with SIGKILL at once, survives: the new leader has it
+before it serves, the killed node has it when back, and the next change
+goes through the new leader. Ends with "N passed, N failed".
+
+  /usr/bin/python3 slotmap.py --spoold PATH --spool PATH
+"""
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+
+import redis
+
+from failover import Group, Suite, ended
+
+
+def epoch_of(g, i):
+    try:
+        m = g.client(i).execute_command("CLUSTER", "GETMAP")
+    except (redis.ConnectionError, redis.TimeoutError):
+        return -1
+    return json.loads(m)["epoch"] if m else 0
+
+
+def converged(g, epoch, deadline_s=10.0):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if all(epoch_of(g, i) == epoch for i in g.procs):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def map_leader(g, deadline_s=20.0):
+    """The member that serves as the group's leader (INFO replication:
+    replica_role:leader, set once its barrier committed), polled. (CLUSTER
+    NODES names the map's leader while an election runs.)"""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        for i in list(g.procs):
+            try:
+                if g.client(i).info("replication").get("replica_role") == "leader":
+                    return i
+            except (redis.ConnectionError, redis.TimeoutError):
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"no member led within {deadline_s} s")
+
+
+def next_map(g, lead, tag):
+    m = json.loads(g.client(lead).execute_command("CLUSTER", "GETMAP"))
+    n = dict(m, epoch=m["epoch"] + 1)
+    n["groups"] = [dict(m["groups"][0], name=tag)]
+    return m["epoch"], n
+
+
+def casmap(g, i, old, m):
+    try:
+        return g.client(i).execute_command("CLUSTER", "CASMAP", str(old), json.dumps(m))
+    except redis.ResponseError as e:
+        return str(e)
+
+
+def at_once(suite, g):
+    lead = map_leader(g)
+    old, _ = next_map(g, lead, "x")
+    maps = [next_map(g, lead, f"try{k}")[1] for k in range(4)]
+    results = [None] * 4
+    gate = threading.Barrier(4)
+
+    def one(k):
+        gate.wait()
+        results[k] = casmap(g, lead, old, maps[k])
+    ts = [threading.Thread(target=one, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    wins = [k for k in range(4) if results[k] == 1]
+    print(f"# four CASMAP from epoch {old} at once: {results}")
+    suite.check("four changes from one epoch at once: exactly one committed, the others refused as conflicts",
+                len(wins) == 1 and all("map conflict" in str(results[k]) for k in range(4) if k not in wins),
+                str(results))
+    same = converged(g, old + 1) and wins and all(
+        json.loads(g.client(i).execute_command("CLUSTER", "GETMAP"))["groups"][0]["name"] == f"try{wins[0]}"
+        for i in g.procs)
+    suite.check("every member installed the winner from the log", bool(same))
+    stale = casmap(g, lead, old, maps[0])
+    suite.check("a change made from an older epoch is refused, naming both epochs",
+                f"the slot map is at epoch {old + 1}, this change was made from epoch {old}" in str(stale), str(stale))
+    follower = next(i for i in g.procs if i != lead)
+    _, n = next_map(g, lead, "follower")
+    r = casmap(g, follower, old + 1, n)
+    suite.check("a follower refuses CASMAP and names the leader (READONLY)", "does not lead the group that keeps the "
+                "slot map" in str(r) and str(g.ports[lead]) in str(r), str(r))
+    try:
+        r = g.client(follower).execute_command("CLUSTER", "SETMAP", json.dumps(n))
+    except redis.ResponseError as e:
+        r = str(e)
+    suite.check("a follower refuses SETMAP: it takes maps from its Raft log", "takes maps from its Raft log" in str(r),
+                str(r))
+
+
+def leader_killed(suite, g):
+    lead = map_leader(g)
+    old, n = next_map(g, lead, "survives")
+    r = casmap(g, lead, old, n)
+    g.kill(lead)  # right after the answer
+    suite.check("the change is answered", r == 1, str(r))
+    new = map_leader(g)
+    suite.check(f"the new leader (node {new}) has the change when it serves", epoch_of(g, new) == old + 1,
+                f"epoch {epoch_of(g, new)}")
+    g.start(lead)
+    suite.check(f"the killed node {lead}, back, and every member converge on epoch {old + 1}", converged(g, old + 1))
+    new = map_leader(g)
+    _, n2 = next_map(g, new, "after")
+    r = casmap(g, new, old + 1, n2)
+    suite.check("the next change goes through the new leader from that epoch", r == 1 and converged(g, old + 2), str(r))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spoold", required=True)
+    ap.add_argument("--spool", required=True)
+    a = ap.parse_args()
+    suite = Suite()
+    root = tempfile.mkdtemp(prefix="spool-slotmap-")
+    g = Group(a.spoold, root, a.spool)
+    g.extra = ["--io-threads", "4"]  # CASMAP waits for its commit on its I/O thread: four at once need four
+    error = None
+    try:
+        for i in (1, 2, 3):
+            g.start(i)
+        g.create_cluster()
+        suite.check("spool cluster create: every member installs map epoch 1 from the log", converged(g, 1))
+        at_once(suite, g)
+        leader_killed(suite, g)
+    except Exception as e:  # a failed step fails the suite, with its reason
+        error = e
+    return ended(suite, g, root, error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
