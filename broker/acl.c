@@ -56,9 +56,11 @@ int acl_categories(const char *name, int flags)
 {
     static const char *const job[] = { "job.reserve", "job.ack", "job.nack", "job.touch", NULL };
     static const char *const admin[] = { "acl", "config", "debug", "backup", "client", "info", "queue.config",
-                                         "queue.pause", "queue.resume", "slotmove", NULL };
+                                         "queue.pause", "queue.resume", "slotmove", "replica.transfer",
+                                         NULL };
     static const char *const dangerous[] = { "acl",  "config",  "debug", "backup", "client", "queue.purge",
-                                             "flushdb", "flushall", "keys", "slotmove", NULL };
+                                             "flushdb", "flushall", "keys", "slotmove",
+                                             "replica.transfer", NULL };
     static const char *const conn[] = { "ping", "echo", "hello", "auth", "select", "quit", "reset", "time", "command",
                                         "multi", "exec", "discard", "watch", "unwatch", NULL };
     static const char *const pubsub[] = { "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "publish",

@@ -11,6 +11,7 @@
 #include "keyspace.h"
 #include "msg.h"
 #include "queue.h"
+#include "rate.h"
 #include "schedule.h"
 #include "shard.h"
 #include "slot.h"
@@ -244,7 +245,41 @@ static int put_job(struct shard *s, resp_buf *b, struct job *j)
     return 0;
 }
 
-/* A queue's settings (when it has any) and every job, in every state. */
+#define NTOTALS 7
+
+static uint64_t *totals_of(struct queue_stats *t, int i)
+{
+    uint64_t *f[NTOTALS] = { &t->pushed, &t->acked, &t->retried, &t->lease_expired, &t->buried, &t->popped,
+                             &t->expired };
+    return f[i];
+}
+
+/* A queue's totals (QUEUE.STATS) and its rate limiter's state, when it
+ * has either: without them the target would count from zero, and let a
+ * burst through the limit the source was holding back. */
+static bool put_totals(resp_buf *b, struct queue *q)
+{
+    int64_t at[RATE_LOG_MAX];
+    uint32_t n = rate_state_deliveries(&q->rate_lim, at, RATE_LOG_MAX);
+    bool any = n || q->rate_lim.tat;
+    for (int i = 0; i < NTOTALS; i++)
+        any |= *totals_of(&q->stats, i) != 0;
+    if (!any)
+        return false;
+    put_n(b, 'T', 1);
+    put_str(b, q->name, q->namelen);
+    for (int i = 0; i < NTOTALS; i++)
+        put_n(b, *totals_of(&q->stats, i), 8);
+    put_n(b, (uint64_t)q->rate_lim.tat, 8);
+    put_n(b, n ? q->rate_lim.cap : 0, 4);
+    put_n(b, n, 4);
+    for (uint32_t i = 0; i < n; i++)
+        put_n(b, (uint64_t)at[i], 8);
+    return true;
+}
+
+/* A queue's settings (when it has any), its totals and limiter (when it
+ * has any) and every job, in every state. */
 static int put_queue(struct shard *s, resp_buf *b, struct queue *q, size_t *records)
 {
     if (q->conf_custom || q->paused) {
@@ -256,6 +291,7 @@ static int put_queue(struct shard *s, resp_buf *b, struct queue *q, size_t *reco
         put_n(b, q->paused, 1);
         ++*records;
     }
+    *records += put_totals(b, q);
     for (struct job *j = queue_ready_first_served(q); j; j = queue_ready_next_served(q, j), ++*records)
         if (put_job(s, b, j) < 0)
             return -1;
@@ -442,6 +478,29 @@ static int get_queue(struct shard *s, struct rd *r, bool apply)
     return 0;
 }
 
+/* A 'T' record: the queue's totals replace the target's (importing again
+ * replaces), and so does its limiter's state. */
+static int get_totals(struct shard *s, struct rd *r, bool apply)
+{
+    size_t nlen;
+    const char *name = get_str(r, &nlen);
+    struct queue_stats t;
+    for (int i = 0; i < NTOTALS; i++)
+        *totals_of(&t, i) = get_n(r, 8);
+    int64_t tat = (int64_t)get_n(r, 8), at[RATE_LOG_MAX];
+    uint32_t cap = (uint32_t)get_n(r, 4), n = (uint32_t)get_n(r, 4);
+    if (r->bad || !name || cap > RATE_LOG_MAX || n > cap)
+        return -1;
+    for (uint32_t i = 0; i < n; i++)
+        at[i] = (int64_t)get_n(r, 8);
+    if (r->bad || !apply)
+        return r->bad ? -1 : 0;
+    struct queue *q = store_queue(&s->st, name, nlen, true);
+    *store_queue_stats(&s->st, q) = t;
+    rate_state_load(&q->rate_lim, tat, cap, at, n);
+    return 0;
+}
+
 struct sched_in {
     const char *name, *queue, *spec, *tz, *payload;
     size_t nlen, qlen, slen, tlen, plen;
@@ -543,6 +602,8 @@ static int read_record(struct shard *s, struct rd *r, bool apply)
         return get_queue(s, r, apply);
     case 'J':
         return get_job(s, r, apply);
+    case 'T':
+        return get_totals(s, r, apply);
     case 'S':
         return get_sched(s, r, apply);
     case 'K':
@@ -562,8 +623,10 @@ static int read_records(struct shard *s, struct rd *r, bool apply, size_t *recor
 
 static int check_header(struct shard *s, int slot, struct rd *r, char *err, size_t cap)
 {
-    if (r->n < HEADER_LEN || memcmp(r->p, SLOTBLOB_MAGIC, sizeof SLOTBLOB_MAGIC - 1)) {
-        snprintf(err, cap, "ERR the blob is not a slot export of this spoold (format 1)");
+    if (r->n < HEADER_LEN || (memcmp(r->p, SLOTBLOB_MAGIC, sizeof SLOTBLOB_MAGIC - 1) &&
+                              memcmp(r->p, SLOTBLOB_MAGIC_1, sizeof SLOTBLOB_MAGIC_1 - 1))) {
+        snprintf(err, cap, "ERR the blob is not a slot export of this spoold (format 1 or 2; a newer spoold's "
+                 "blob needs this node upgraded first)");
         return -1;
     }
     r->off = sizeof SLOTBLOB_MAGIC - 1;

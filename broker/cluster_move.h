@@ -29,12 +29,18 @@
  *   restore  the source takes its parked blob back into live state (a move
  *            given up).
  *
- * Blob format 1 (integers little-endian): "SPSLOT1\n", u32 slot, u32 the
+ * Blob format 2 (integers little-endian): "SPSLOT2\n", u32 slot, u32 the
  * source's shard count (job ids name their shard: a target with another
- * count refuses), then records, each a kind byte: 'Q' queue (name, config,
- * paused), 'J' job (queue name, every field), 'S' schedule, 'K' key (name,
- * type, expiry, value / fields / members). Byte strings are u32 length
- * (0xffffffff: none) and bytes.
+ * count refuses), then records, each a kind byte: 'Q' queue (name, config
+ * with its rate and concurrency limits, paused), 'T' the queue's totals
+ * (name, u64 pushed, acked, retried, lease_expired, buried, popped,
+ * expired: QUEUE.STATS) and its rate limiter's state (i64 pace in us,
+ * u32 window size, u32 n, n i64 deliveries in ms, oldest first), 'J' job
+ * (queue name, every field), 'S' schedule, 'K' key (name, type, expiry,
+ * value / fields / members). Byte strings are u32 length (0xffffffff:
+ * none) and bytes. Format 1 ("SPSLOT1\n", blobs parked by an older
+ * spoold) is format 2 without 'T' records and is read as well; an older
+ * spoold refuses a format 2 blob whole (the move gives the slot back).
  */
 #ifndef SPOOL_CLUSTER_MOVE_H
 #define SPOOL_CLUSTER_MOVE_H
@@ -47,7 +53,8 @@
 struct shard;
 struct msg;
 
-#define SLOTBLOB_MAGIC "SPSLOT1\n"
+#define SLOTBLOB_MAGIC "SPSLOT2\n"
+#define SLOTBLOB_MAGIC_1 "SPSLOT1\n" /* read too: a blob parked before format 2 */
 /* EXPORT answers an array of blobs of about this many bytes of records
  * each (split between records), each small enough for one request. */
 #define SLOTBLOB_CHUNK (512 * 1024)

@@ -7,6 +7,10 @@
  *   REPLICA.ADD id raft client    on the leader: adds a node started with
  *                                 --replica-join yes (it catches up, then votes)
  *   REPLICA.REMOVE id             on the leader: removes a member
+ *   REPLICA.TRANSFER [id]         on the leader: hands the leadership to member
+ *                                 id (default: the follower up to date that
+ *                                 holds the most of the log); answers once
+ *                                 the new leader leads, or why it did not
  *
  * ADD and REMOVE answer once the leader started the change; REPLICA.MEMBERS
  * shows when it is done (spool cluster add-replica/remove-replica wait for it).
@@ -113,4 +117,23 @@ void io_replica_remove(struct conn *c, struct msg *m)
                          "lists them)");
     else
         change(c, m, r, REPLICA_REMOVE, id);
+}
+
+/* REPLICA.TRANSFER [id] */
+void io_replica_transfer(struct conn *c, struct msg *m)
+{
+    struct replica *r = group_of(c, m);
+    long long id = 0;
+    char msg[300];
+    if (!r)
+        return;
+    if (m->req.argc > 1 && !arg_range(m, 1, 1, 255, &id))
+        conn_reply_error(c, m, "ERR REPLICA.TRANSFER: the node id must be a number from 1 to 255 (REPLICA.MEMBERS "
+                         "lists them), or none: the follower that is most up to date");
+    else if (replica_transfer(r, (unsigned)id, msg, sizeof msg) < 0)
+        conn_reply_error(c, m, "%s", msg);
+    else {
+        resp_add_simple(&m->out, msg); /* +node N leads the group now (host:port) */
+        conn_reply(c, m);
+    }
 }

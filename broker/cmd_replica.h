@@ -1,7 +1,8 @@
 /*
- * cmd_replica.h - REPLICA.MEMBERS, REPLICA.ADD, REPLICA.REMOVE: a
- * replication group's membership (replica.h, docs/replication.md
- * "Membership"), answered on the I/O thread.
+ * cmd_replica.h - REPLICA.MEMBERS, REPLICA.ADD, REPLICA.REMOVE,
+ * REPLICA.TRANSFER: a replication group's membership and leadership
+ * (replica.h, docs/replication.md "Membership", "Planned restart"),
+ * answered on the I/O thread.
  */
 #ifndef SPOOL_CMD_REPLICA_H
 #define SPOOL_CMD_REPLICA_H
@@ -12,5 +13,6 @@ struct msg;
 void io_replica_members(struct conn *c, struct msg *m);
 void io_replica_add(struct conn *c, struct msg *m);
 void io_replica_remove(struct conn *c, struct msg *m);
+void io_replica_transfer(struct conn *c, struct msg *m);
 
 #endif

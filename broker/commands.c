@@ -72,6 +72,7 @@ static struct command table[] = {
     { "replica.members", 1, 0, 0, 0, 0, io_replica_members, NULL, NULL, "Replication group: its members (id, Raft and client address, role, leader, log held) and the last membership change (docs/replication.md)." },
     { "replica.add", 4, 0, 0, 0, 0, io_replica_add, NULL, NULL, "REPLICA.ADD id raft-host:port host:port: on the leader, adds a node started with --replica-join yes (it catches up, then votes)." },
     { "replica.remove", 2, 0, 0, 0, 0, io_replica_remove, NULL, NULL, "REPLICA.REMOVE id: on the leader, removes a member of the replication group (a dead node before its replacement joins)." },
+    { "replica.transfer", -1, 0, 0, 0, 0, io_replica_transfer, NULL, NULL, "REPLICA.TRANSFER [id]: on the leader, hands the leadership of the replication group to member id (default: the most up-to-date follower); answers once it leads." },
     { "asking", 1, CMD_FAST, 0, 0, 0, io_asking, NULL, NULL, "Cluster mode: the next command may use a slot that is moving to this node (after -ASK)." },
     { "readonly", 1, CMD_FAST, 0, 0, 0, io_readonly, NULL, NULL, "Cluster mode: accepted (a group's leader serves reads and writes)." },
     { "readwrite", 1, CMD_FAST, 0, 0, 0, io_readonly, NULL, NULL, "Cluster mode: accepted." },

@@ -171,3 +171,24 @@ void rate_state_free(struct rate_state *l)
     free(l->ring);
     memset(l, 0, sizeof *l);
 }
+
+uint32_t rate_state_deliveries(const struct rate_state *l, int64_t *at, uint32_t max)
+{
+    uint32_t n = l->ring ? l->len : 0;
+    for (uint32_t i = 0; i < n && i < max; i++)
+        at[i] = l->ring[(l->head + l->cap - l->len + i) % l->cap];
+    return n;
+}
+
+void rate_state_load(struct rate_state *l, int64_t tat, uint32_t cap, const int64_t *at, uint32_t n)
+{
+    rate_state_free(l);
+    l->tat = tat;
+    if (!cap || n > cap)
+        return;
+    l->cap = cap;
+    l->ring = xcalloc(cap, sizeof *l->ring);
+    memcpy(l->ring, at, (size_t)n * sizeof *at);
+    l->len = n;
+    l->head = n % cap;
+}

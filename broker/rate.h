@@ -80,5 +80,12 @@ int64_t rate_next_ms(const struct rate *r, const struct rate_state *l);
 /* Until when (us) the state can still hold a delivery back; 0 = already not. */
 int64_t rate_busy_until_us(const struct rate *r, const struct rate_state *l);
 void rate_state_free(struct rate_state *l);
+/* The limiter's state carried elsewhere (a slot move, cluster_move.c): the
+ * pace (tat), the window's size and its deliveries (ms), oldest first.
+ * rate_state_deliveries copies at most max of them into at and returns
+ * how many there are; rate_state_load replaces l with such a state (n <=
+ * cap, cap up to RATE_LOG_MAX). */
+uint32_t rate_state_deliveries(const struct rate_state *l, int64_t *at, uint32_t max);
+void rate_state_load(struct rate_state *l, int64_t tat, uint32_t cap, const int64_t *at, uint32_t n);
 
 #endif

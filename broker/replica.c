@@ -148,6 +148,15 @@ struct replica {
     _Atomic unsigned leader_id;
     _Atomic uint64_t applied_count, proposed_count, proposed_bytes, applied_index, queued_count;
     _Atomic uint64_t committed_count, commit_wait_us, journal_commits;
+    /* Leadership transfer (the "transfer" section): the request being
+     * served (Raft thread), libraft's request, and the flag that stops
+     * proposals while the entries in flight settle. */
+    struct change_req *xfer_q;
+    struct raft_transfer xfer;
+    unsigned xfer_target;
+    int xfer_phase;
+    int64_t xfer_drain_until_us, xfer_give_up_us, xfer_over_us;
+    _Atomic bool handing_over;
     /* The slot map's entries (the "slot map" section) */
     struct cluster *cl;           /* NULL outside cluster mode */
     struct map_req *map_reqs;     /* under mu: handed to the Raft thread */
@@ -281,6 +290,7 @@ static void set_role(struct replica *r, int role)
 }
 
 static void publish_view(struct replica *r);
+static void transfer_tick(struct replica *r);
 
 static void barrier_done(struct raft_barrier *req, int status)
 {
@@ -298,6 +308,7 @@ static void on_tick(uv_timer_t *t)
     if (r->stopping)
         return;
     publish_view(r);
+    transfer_tick(r);
     atomic_store(&r->applied_index, raft_last_applied(&r->raft)); /* barriers and configuration entries too */
     raft_id id = 0;
     const char *addr = NULL;
@@ -540,7 +551,8 @@ static void on_async(uv_async_t *a)
     while (list) {
         struct submission *sub = list;
         list = sub->next;
-        int rc = r->stopping ? RAFT_SHUTDOWN : raft_apply(&r->raft, &sub->req, &sub->buf, 1, applied_cb);
+        int rc = r->stopping ? RAFT_SHUTDOWN : atomic_load(&r->handing_over) ? RAFT_NOTLEADER
+                 : raft_apply(&r->raft, &sub->req, &sub->buf, 1, applied_cb);
         if (rc != 0) {
             raft_free(sub->buf.base);
             settle(r, sub->shard, sub->seq, SLOT_NOT_PROPOSED);
@@ -627,6 +639,9 @@ static int refuse(struct replica *r, char *why, size_t cap)
 {
     char leader[64] = "none known yet";
     replica_leader_addr(r, leader, sizeof leader);
+    if (atomic_load(&r->handing_over))
+        return snprintf(why, cap, "CLUSTERDOWN not stored: this node is handing the leadership of its replication "
+                        "group over to another member; retry"), -EAGAIN;
     snprintf(why, cap, "CLUSTERDOWN not stored: this node no longer leads its replication group (leader: %s); "
              "retry", leader);
     return -EAGAIN;
@@ -925,6 +940,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
  * when the log was compacted, then votes) or raft_remove, one at a time;
  * their outcome shows in the view (replica_members). */
 
+#define CHANGE_TRANSFER 2 /* beside REPLICA_ADD and REPLICA_REMOVE: the "transfer" section */
+
 struct change_req {
     struct change_req *next;
     int op;
@@ -1055,14 +1072,24 @@ static int resume_add(struct replica *r, struct change_req *q)
     return 0;
 }
 
-/* Raft thread: starts one change, or says why not. */
-static int start_change(struct replica *r, struct change_req *q)
+/* Raft thread: -EAGAIN with the client's error in q->msg when this node
+ * does not lead (what: the command to send to the leader instead). */
+static int not_leading(struct replica *r, struct change_req *q, const char *what)
 {
     char leader[64] = "none known";
     replica_leader_addr(r, leader, sizeof leader);
-    if (raft_state(&r->raft) != RAFT_LEADER)
-        return snprintf(q->msg, sizeof q->msg, "READONLY this node does not lead its replication group: send it to "
-                        "the leader (%s)", leader), -EAGAIN;
+    if (raft_state(&r->raft) == RAFT_LEADER)
+        return 0;
+    snprintf(q->msg, sizeof q->msg, "READONLY this node does not lead its replication group: send %s to the leader "
+             "(%s)", what, leader);
+    return -EAGAIN;
+}
+
+/* Raft thread: starts one change, or says why not. */
+static int start_change(struct replica *r, struct change_req *q)
+{
+    if (not_leading(r, q, "it") < 0)
+        return -EAGAIN;
     if (r->change_busy)
         return snprintf(q->msg, sizeof q->msg, "ERR a membership change is in progress (node %u); wait until "
                         "REPLICA.MEMBERS shows it done, then retry", r->change_id), -EBUSY;
@@ -1098,6 +1125,8 @@ static int start_change(struct replica *r, struct change_req *q)
     return 0;
 }
 
+static int transfer_start(struct replica *r, struct change_req *q);
+
 /* Raft thread (on_async): answers the change requests handed over. */
 static void run_changes(struct replica *r)
 {
@@ -1109,7 +1138,9 @@ static void run_changes(struct replica *r)
         struct change_req *q = list;
         list = q->next;
         int rc = r->stopping ? (snprintf(q->msg, sizeof q->msg, "ERR this node is stopping"), -ESHUTDOWN)
-                             : start_change(r, q);
+                 : q->op == CHANGE_TRANSFER ? transfer_start(r, q) : start_change(r, q);
+        if (rc == 1)
+            continue; /* a transfer: answered when it ends (transfer_end) */
         pthread_mutex_lock(&r->mu);
         q->rc = rc;
         q->done = true;
@@ -1129,30 +1160,235 @@ static bool unqueue(struct replica *r, struct change_req *q)
     return false;
 }
 
-int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr, char *msg,
-                   size_t cap)
+/* Any thread but the Raft thread: hands q to the Raft thread and waits for
+ * its answer (a transfer's comes when it ends, within a few election
+ * timeouts). */
+static int ask_raft_thread(struct replica *r, struct change_req *q, char *msg, size_t cap)
 {
-    struct change_req q = { .op = op, .id = id };
-    snprintf(q.addr, sizeof q.addr, "%s/%s", raft_addr ? raft_addr : "", client_addr ? client_addr : "");
     pthread_mutex_lock(&r->mu);
-    q.next = r->changes;
-    r->changes = &q;
+    q->next = r->changes;
+    r->changes = q;
     uv_async_send(&r->async);
     struct timespec until;
     deadline_in(&until, 10000);
-    while (!q.done) {
-        if (pthread_cond_timedwait(&r->change_cv, &r->mu, &until) != ETIMEDOUT || q.done)
+    while (!q->done) {
+        if (pthread_cond_timedwait(&r->change_cv, &r->mu, &until) != ETIMEDOUT || q->done)
             continue;
-        if (unqueue(r, &q)) { /* never taken: the Raft thread is stuck or stopping */
-            snprintf(q.msg, sizeof q.msg, "ERR the replication thread did not answer within 10 s; retry");
-            q.rc = -ETIMEDOUT;
+        if (unqueue(r, q)) { /* never taken: the Raft thread is stuck or stopping */
+            snprintf(q->msg, sizeof q->msg, "ERR the replication thread did not answer within 10 s; retry");
+            q->rc = -ETIMEDOUT;
             break;
         }
         deadline_in(&until, 10000); /* taken: its answer is on the way */
     }
     pthread_mutex_unlock(&r->mu);
-    snprintf(msg, cap, "%s", q.msg);
-    return q.rc;
+    snprintf(msg, cap, "%s", q->msg);
+    return q->rc;
+}
+
+int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr, char *msg,
+                   size_t cap)
+{
+    struct change_req q = { .op = op, .id = id };
+    snprintf(q.addr, sizeof q.addr, "%s/%s", raft_addr ? raft_addr : "", client_addr ? client_addr : "");
+    return ask_raft_thread(r, &q, msg, cap);
+}
+
+/* ------------------------------------------------------------- transfer
+ *
+ * Leadership transfer (REPLICA.TRANSFER, and a leader stopped with
+ * SIGTERM: replica_handover). On the Raft thread, transfer_start picks the
+ * target (the one named, or the voter that holds the most of the log,
+ * preferring one heard from within the election timeout) and refuses one
+ * that is not up to date: it lacks entries the group committed (stopped,
+ * cut off, catching up). Then the node stops proposing (handing_over: a
+ * turn that reaches the Raft thread is "not stored", a clean retry) until
+ * the shards' entries in flight settled, at most XFER_DRAIN_MS, so a
+ * planned hand-over leaves no write "outcome unknown"; transfer_tick then
+ * calls raft_transfer: libraft sends the target the rest of the log, then
+ * TimeoutNow, and the target starts its election at once (no pre-vote, no
+ * election timeout to wait for). The request is answered (transfer_end)
+ * once another node leads, or when libraft gave up (after an election
+ * timeout) or XFER_GIVE_UP election timeouts passed; proposals resume if
+ * this node still leads. */
+
+#define XFER_DRAIN_MS 200
+enum { XFER_DRAIN, XFER_RAFT, XFER_OVER }; /* proposals stopping; libraft's transfer runs; libraft called back */
+#define XFER_GIVE_UP 3
+
+static void transfer_end(struct replica *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void transfer_end(struct replica *r, int rc, const char *fmt, ...)
+{
+    struct change_req *q = r->xfer_q;
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&r->mu);
+    vsnprintf(q->msg, sizeof q->msg, fmt, ap);
+    q->rc = rc;
+    q->done = true;
+    pthread_cond_broadcast(&r->change_cv);
+    pthread_mutex_unlock(&r->mu);
+    va_end(ap);
+    r->xfer_q = NULL;
+    atomic_store(&r->handing_over, false);
+    log_info("replica %d: leadership transfer to node %u: %s", r->cfg.id, r->xfer_target, rc == 0 ? "done" : "failed");
+}
+
+/* May configuration member i take over: a voter, not this node, holding
+ * every entry the group committed? */
+static bool up_to_date(struct replica *r, unsigned i)
+{
+    const struct raft_server *s = &r->raft.configuration.servers[i];
+    return s->id != r->raft.id && s->role == RAFT_VOTER &&
+           r->raft.leader_state.progress[i].match_index >= r->raft.commit_index;
+}
+
+/* The follower to hand over to: the one up to date that holds the most
+ * of the log, one heard from lately first; -1 with why in q->msg. */
+static int transfer_pick(struct replica *r, struct change_req *q)
+{
+    int best = -1;
+    const struct raft_progress *pr = r->raft.leader_state.progress;
+    for (unsigned i = 0; i < r->raft.configuration.n; i++)
+        if (up_to_date(r, i) && (best < 0 || pr[i].recent_recv > pr[best].recent_recv ||
+                                 (pr[i].recent_recv == pr[best].recent_recv && pr[i].match_index > pr[best].match_index)))
+            best = (int)i;
+    if (best >= 0)
+        return best;
+    int n = snprintf(q->msg, sizeof q->msg, "ERR no follower is up to date to take over (the group committed the log "
+                     "to %llu", (unsigned long long)r->raft.commit_index);
+    for (unsigned i = 0; i < r->raft.configuration.n && n < (int)sizeof q->msg; i++)
+        if (r->raft.configuration.servers[i].id != r->raft.id)
+            n += snprintf(q->msg + n, sizeof q->msg - (size_t)n, "; node %llu holds it to %llu",
+                          (unsigned long long)r->raft.configuration.servers[i].id,
+                          (unsigned long long)pr[i].match_index);
+    if (n < (int)sizeof q->msg)
+        snprintf(q->msg + n, sizeof q->msg - (size_t)n, "%s", r->raft.configuration.n > 1 ? "): start or wait for a "
+                 "follower, then retry" : ": the group has no other member)");
+    return -1;
+}
+
+/* The member named by q->id, if it may take over; -1 with why in q->msg. */
+static int transfer_named(struct replica *r, struct change_req *q)
+{
+    for (unsigned i = 0; i < r->raft.configuration.n; i++) {
+        const struct raft_server *s = &r->raft.configuration.servers[i];
+        if (s->id != q->id)
+            continue;
+        if (up_to_date(r, i))
+            return (int)i;
+        if (s->id == r->raft.id)
+            return snprintf(q->msg, sizeof q->msg, "ERR node %u leads the group already", q->id), -1;
+        if (s->role != RAFT_VOTER)
+            return snprintf(q->msg, sizeof q->msg, "ERR node %u is not a voter (a spare catching up, or a standby): "
+                            "it cannot lead", q->id), -1;
+        return snprintf(q->msg, sizeof q->msg, "ERR node %u is not up to date: it holds the log to %llu, the group "
+                        "committed %llu (it is stopped, cut off or catching up); wait until spool cluster replicas "
+                        "shows it caught up, or name another node", q->id,
+                        (unsigned long long)r->raft.leader_state.progress[i].match_index,
+                        (unsigned long long)r->raft.commit_index), -1;
+    }
+    return snprintf(q->msg, sizeof q->msg, "ERR node %u is not a member of the group (REPLICA.MEMBERS lists them)",
+                    q->id), -1;
+}
+
+/* Raft thread: checks the request and starts the hand-over (1: answered
+ * later by transfer_end), or says why not (negative). */
+static int transfer_start(struct replica *r, struct change_req *q)
+{
+    if (not_leading(r, q, "REPLICA.TRANSFER") < 0)
+        return -EAGAIN;
+    if (r->xfer_q || r->raft.transfer)
+        return snprintf(q->msg, sizeof q->msg, "ERR a leadership transfer is in progress already; wait for it"),
+               -EBUSY;
+    int i = q->id ? transfer_named(r, q) : transfer_pick(r, q);
+    if (i < 0)
+        return -EINVAL;
+    r->xfer_q = q;
+    r->xfer_target = (unsigned)r->raft.configuration.servers[i].id;
+    r->xfer_phase = XFER_DRAIN;
+    r->xfer_drain_until_us = mono_us() + XFER_DRAIN_MS * 1000;
+    r->xfer_give_up_us = r->xfer_drain_until_us + (int64_t)XFER_GIVE_UP * r->cfg.election_ms * 1000;
+    atomic_store(&r->handing_over, true);
+    log_info("replica %d: handing the leadership over to node %u (it holds the log to %llu, the group committed "
+             "%llu); proposals stop until the entries in flight settle", r->cfg.id, r->xfer_target,
+             (unsigned long long)r->raft.leader_state.progress[i].match_index,
+             (unsigned long long)r->raft.commit_index);
+    return 1;
+}
+
+static bool entries_in_flight(struct replica *r)
+{
+    bool any = false;
+    pthread_mutex_lock(&r->mu);
+    for (int k = 0; k < r->cfg.nshards; k++)
+        any |= r->slots[k].state == SLOT_WAITING;
+    pthread_mutex_unlock(&r->mu);
+    return any;
+}
+
+/* libraft's callback: the target leads, or libraft gave up (an election
+ * timeout after it started); transfer_tick tells which, and gives a target
+ * that was sent TimeoutNow late one more election timeout to win. */
+static void transfer_done(struct raft_transfer *req)
+{
+    struct replica *r = req->data;
+    if (r->xfer_q && r->xfer_phase == XFER_RAFT) {
+        r->xfer_phase = XFER_OVER;
+        r->xfer_over_us = mono_us();
+    }
+}
+
+/* Raft thread, every tick while a hand-over runs: starts libraft's
+ * transfer once the entries in flight settled, ends it once it is over. */
+static void transfer_tick(struct replica *r)
+{
+    if (!r->xfer_q)
+        return;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&r->raft, &lid, &laddr);
+    bool leads = raft_state(&r->raft) == RAFT_LEADER, late = mono_us() > r->xfer_give_up_us;
+    char client[64] = "", raft[64];
+    if (lid && laddr)
+        split_addr(r, (unsigned)lid, laddr, raft, client);
+    if (!leads && lid == r->xfer_target)
+        return transfer_end(r, 0, "node %u leads the group now (%s)", r->xfer_target, client);
+    if (!leads && (lid || late))
+        return transfer_end(r, -EAGAIN, "ERR leadership moved, but not to node %u (leader now: %s); see "
+                            "REPLICA.MEMBERS", r->xfer_target, lid ? client : "none known");
+    bool gave_up = r->xfer_phase == XFER_OVER && mono_us() - r->xfer_over_us > (int64_t)r->cfg.election_ms * 1000;
+    if (leads && (gave_up || (r->xfer_phase != XFER_DRAIN && late)))
+        return transfer_end(r, -ETIMEDOUT, "ERR node %u did not take over within the election timeout (%d ms); node "
+                            "%d still leads: retry, or name another node", r->xfer_target, r->cfg.election_ms, r->cfg.id);
+    if (!leads || r->xfer_phase != XFER_DRAIN || (entries_in_flight(r) && mono_us() < r->xfer_drain_until_us))
+        return;
+    r->xfer.data = r;
+    int rc = raft_transfer(&r->raft, &r->xfer, r->xfer_target, transfer_done);
+    if (rc != 0)
+        return transfer_end(r, -EIO, "ERR node %u: cannot start the transfer: %s", r->xfer_target, raft_strerror(rc));
+    r->xfer_phase = XFER_RAFT;
+}
+
+int replica_transfer(struct replica *r, unsigned id, char *msg, size_t cap)
+{
+    struct change_req q = { .op = CHANGE_TRANSFER, .id = id };
+    return ask_raft_thread(r, &q, msg, cap);
+}
+
+void replica_handover(struct replica *r)
+{
+    if (!r || replica_role(r) != REPLICA_LEADER)
+        return;
+    char msg[300];
+    int64_t t0 = mono_us();
+    log_info("replica %d: stopping as the leader: handing the leadership over first", r->cfg.id);
+    if (replica_transfer(r, 0, msg, sizeof msg) == 0)
+        log_info("replica %d: %s, %.0f ms after the hand-over began; stopping", r->cfg.id, msg,
+                 (double)(mono_us() - t0) / 1000.0);
+    else
+        log_warn("replica %d: stopping without handing the leadership over (%.0f ms spent): %s", r->cfg.id,
+                 (double)(mono_us() - t0) / 1000.0, strncmp(msg, "ERR ", 4) ? msg : msg + 4);
 }
 
 /* ------------------------------------------------------------ slot map

@@ -148,6 +148,21 @@ enum { REPLICA_ADD, REPLICA_REMOVE };
 int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr, char *msg,
                    size_t cap);
 
+/* Leadership transfer (docs/replication.md "Planned restart"), any thread
+ * but the Raft thread; waits until it is over (a few election timeouts at
+ * most). On the leader: hands the leadership to member id (0: the follower
+ * up to date that holds the most of the log). Proposals stop until the
+ * entries in flight settle (a write meanwhile is refused, "not stored"),
+ * then libraft brings the target up to date and it starts its election.
+ * 0 with "node N leads the group now (host:port)" in msg; negative with
+ * the client's error in msg (not the leader, target not up to date, no
+ * follower up to date, not taken over in time: this node still leads). */
+int replica_transfer(struct replica *r, unsigned id, char *msg, size_t cap);
+/* The stop sequence (server.c, SIGTERM/SIGINT), before anything stops: a
+ * leader hands the leadership over (replica_transfer), bounded; the
+ * outcome is logged. Nothing on a follower. */
+void replica_handover(struct replica *r);
+
 /* The slot map's entries (cluster mode, docs/cluster.md "The slot map"):
  * the map's first group keeps the map in its Raft log, one entry per
  * change, and in each snapshot. replica_map_attach: before replica_run;

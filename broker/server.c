@@ -270,6 +270,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     log_info("%s received: no longer accepting connections; finishing in-flight work",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
     notify_send("STOPPING=1");
+    replica_handover(srv->replica); /* a leader hands over first, while everything still runs (bounded) */
     stop_all(srv);
 }
 

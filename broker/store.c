@@ -296,6 +296,11 @@ static struct queue_stats *qstats(struct store *s, struct queue *q)
     return &q->stats;
 }
 
+struct queue_stats *store_queue_stats(struct store *s, struct queue *q)
+{
+    return qstats(s, q);
+}
+
 /* ------------------------------------------------------ payload memory */
 
 /* Payloads stay in memory while the shard's share of payload-memory

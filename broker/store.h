@@ -113,6 +113,9 @@ struct queue *store_queue(struct store *s, const char *name, size_t len, bool cr
 void store_queue_gc(struct store *s, struct queue *q);
 /* Journals q's settings and pause state. */
 void store_queue_saved(struct store *s, struct queue *q);
+/* q's totals (QUEUE.STATS) to change in this turn: a failed turn gives
+ * them back. */
+struct queue_stats *store_queue_stats(struct store *s, struct queue *q);
 /* q may serve waiters now: put it on ready_head (once). */
 void store_queue_changed(struct store *s, struct queue *q);
 /* A new id for a job or a batch: the millisecond since ID_EPOCH_MS, a

@@ -1005,8 +1005,9 @@ int cmd_cluster(cli_ctx *x)
         return cluster_move(x);
     if (!strcmp(sub, "info"))
         return cluster_info(x);
-    if (!strcmp(sub, "add-replica") || !strcmp(sub, "remove-replica") || !strcmp(sub, "replicas"))
+    if (!strcmp(sub, "add-replica") || !strcmp(sub, "remove-replica") || !strcmp(sub, "replicas") ||
+        !strcmp(sub, "transfer-leader"))
         return cluster_replicas(x, sub); /* a replication group's members: cmd_replicas.c */
     return cli_fail(CLI_USAGE, "cluster: unknown subcommand '%s' (create, add-group, move-slots, info, add-replica, "
-                    "remove-replica or replicas)", sub);
+                    "remove-replica, replicas or transfer-leader)", sub);
 }

@@ -1,7 +1,8 @@
 /*
- * cmd_replicas.c - `spool cluster add-replica|remove-replica|replicas`:
- * the members of a replication group (docs/replication.md "Membership"),
- * after `redis-cli --cluster add-node/del-node` in spirit.
+ * cmd_replicas.c - `spool cluster add-replica|remove-replica|replicas|
+ * transfer-leader`: the members of a replication group and its leadership
+ * (docs/replication.md "Membership", "Planned restart"), after `redis-cli
+ * --cluster add-node/del-node` and `CLUSTER FAILOVER` in spirit.
  *
  * The group's Raft leader makes each change (REPLICA.ADD, REPLICA.REMOVE);
  * these commands find the leader through any member, wait until the change
@@ -255,8 +256,45 @@ static int remove_replica(cli_ctx *x, int timeout_s)
     return map_follow(x, leader, &g, NULL, client) < 0 ? CLI_REFUSED : CLI_OK;
 }
 
+/* spool cluster transfer-leader GROUP [NODE]: GROUP is the address of any
+ * member; NODE the new leader's id or client address (default: the
+ * follower that is most up to date). REPLICA.TRANSFER answers once it
+ * leads. */
+static int transfer_leader(cli_ctx *x)
+{
+    struct members g;
+    char leader[64], sid[16] = "";
+    if (x->a->npos < 2 || x->a->npos > 3)
+        return cli_fail(CLI_USAGE, "cluster transfer-leader: give the address of a member of the group (host:port) "
+                        "and optionally the new leader (its node id or host:port)");
+    if (find_leader(x, x->a->pos[1], &g, leader, sizeof leader) < 0)
+        return CLI_REFUSED;
+    if (x->a->npos == 3) {
+        const struct member *m = strchr(x->a->pos[2], ':') ? member_by(&g, 0, x->a->pos[2]) : NULL;
+        long long id = m ? m->id : 0;
+        if (!m && (args_int(x->a->pos[2], 1, 255, &id) < 0 || !member_by(&g, (unsigned)id, NULL)))
+            return cli_fail(CLI_REFUSED, "cluster transfer-leader: '%s' is not a member of the group of %s: give its "
+                            "node id or client address (spool cluster replicas %s lists them)", x->a->pos[2],
+                            x->a->pos[1], x->a->pos[1]);
+        snprintf(sid, sizeof sid, "%lld", id);
+    }
+    const char *argv[] = { "REPLICA.TRANSFER", sid };
+    char *text = NULL;
+    printf("handing the leadership over from %s to %s%s\n", leader, sid[0] ? "node " : "the most up-to-date follower",
+           sid);
+    if (node_call(x, leader, sid[0] ? 2 : 1, argv, &text) < 0)
+        return CLI_REFUSED;
+    printf("%s\n", text ? text : "");
+    free(text);
+    if (find_leader(x, x->a->pos[1], &g, leader, sizeof leader) == 0) /* the new leader's view */
+        print_members(&g);
+    return CLI_OK;
+}
+
 int cluster_replicas(cli_ctx *x, const char *sub)
 {
+    if (!strcmp(sub, "transfer-leader"))
+        return transfer_leader(x);
     long long timeout = 120;
     const char *t = args_get(x->a, "timeout");
     if (t && args_int(t, 1, 86400, &timeout) < 0)

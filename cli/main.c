@@ -188,7 +188,7 @@ static const command commands[] = {
       "directory. Restore: stop spoold, empty its data directory, copy the\n"
       "files of DIR into it, start (docs/operations.md, Backups and damage).\n" },
     { "cluster", cmd_cluster, opts_cluster, 1, -1,
-      "cluster create|add-group|move-slots|info|add-replica|remove-replica|replicas ADDR...",
+      "cluster create|add-group|move-slots|info|add-replica|remove-replica|replicas|transfer-leader ADDR...",
       "the slot map of a cluster: create it, add a group, move slots, show it",
       "ADDR is host:port of a spoold started with --cluster yes; the map\n"
       "names nodes by the addresses given here (give the ones clients reach).\n"
@@ -208,6 +208,10 @@ static const command commands[] = {
       "  remove-replica ID ADDR          removes member ID (a dead node) from\n"
       "                                  the replication group of ADDR\n"
       "  replicas ADDR                   the replication group's members\n"
+      "  transfer-leader GROUP [NODE]    hands the leadership of the group of\n"
+      "                                  GROUP (a member's host:port) to NODE\n"
+      "                                  (id or host:port; default: the most\n"
+      "                                  up-to-date follower)\n"
       "Each change sends the map with the next epoch to every node\n"
       "(docs/cluster.md).\n" },
     { "info", cmd_info, opts_none, 0, 1, "info [SECTION]",

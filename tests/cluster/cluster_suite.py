@@ -481,6 +481,46 @@ def test_move_slots_with_data(sp: SpoolCluster) -> None:
         assert "is not being moved away" in str(e), str(e)
 
 
+def test_move_carries_limits_and_totals(sp: SpoolCluster) -> None:
+    """A queue's rate limit and concurrency settings, its QUEUE.STATS totals
+    and its rate limiter's state move with its slot: the target neither
+    counts from zero nor lets a burst through the limit the source held."""
+    g1, g2 = sp.ports[0], sp.ports[1]
+    a = redis.Redis(port=g1, decode_responses=True)
+    q = name_in("lim-q", 200, 299)
+    q2 = name_in("lim-c", 200, 299)
+    a.execute_command("QUEUE.CONFIG", q, "SET", "rate", "1/1h", "concurrency", "5")
+    a.execute_command("QUEUE.CONFIG", q2, "SET", "concurrency", "1")
+    for i in range(6):
+        a.execute_command("JOB.PUSH", q, '{"i":%d}' % i)
+        a.execute_command("JOB.PUSH", q2, '{"i":%d}' % i)
+    got = a.execute_command("JOB.RESERVE", "NOWAIT", "COUNT", 10, "FROM", q)
+    assert len(got) == 1, "the rate limit (1/1h) lets one through: %r" % (got,)
+    for j in got:
+        assert a.execute_command("JOB.ACK", j[3]) == 1
+    held = a.execute_command("JOB.RESERVE", "NOWAIT", "LEASE", 600000, "COUNT", 10, "FROM", q2)
+    assert len(held) == 1, held
+    before = as_map(a.execute_command("QUEUE.STATS", q))
+    assert before["pushed"] == 6 and before["acked"] == 1, before
+    r = spool("cluster", "move-slots", "127.0.0.1:%d" % g1, "--from", "g1", "--to", "g2", "--range", "200-299")
+    assert r.returncode == 0, r.stdout + r.stderr
+    b = redis.Redis(port=g2, decode_responses=True)
+    after = as_map(b.execute_command("QUEUE.STATS", q))
+    for f in ("pushed", "acked", "retried", "lease_expired", "buried", "popped", "expired_total", "ready",
+              "rate_limit", "rate_period_ms", "concurrency_limit"):
+        assert after[f] == before[f], "QUEUE.STATS %s: %s was %r on the source, is %r on the target" % (
+            q, f, before[f], after[f])
+    assert after["rate_limit"] == 1 and after["concurrency_limit"] == 5, after
+    assert not b.execute_command("JOB.RESERVE", "NOWAIT", "COUNT", 10, "FROM", q), \
+        "the target let deliveries through the rate limit its source had used up"
+    assert not b.execute_command("JOB.RESERVE", "NOWAIT", "COUNT", 10, "FROM", q2), \
+        "the target let a second job of a concurrency-1 queue through while one is reserved"
+    assert as_map(b.execute_command("QUEUE.STATS", q2))["concurrency_limit"] == 1
+    assert b.execute_command("JOB.ACK", held[0][3]) == 1, "the receipt taken on the source acks on the target"
+    assert len(b.execute_command("JOB.RESERVE", "NOWAIT", "COUNT", 10, "FROM", q2)) == 1
+    assert as_map(b.execute_command("QUEUE.STATS", q2))["acked"] == 1
+
+
 class Workload:
     """Clients push, reserve and ack through RedisCluster while a move runs;
     keeps what was acknowledged."""
@@ -989,7 +1029,8 @@ def test_map_survives_g1_leader_killed_and_a_node_down_catches_up(sp: SpoolClust
 TESTS = [test_replies_match_redis, test_redirect_errors_match_redis, test_redis_cli_cluster_check,
          test_redis_cli_follows_moved,
          test_spool_cli_follows_moved, test_redis_py_cluster_push_reserve_ack,
-         test_move_slots_with_data, test_moving_1000_slots_under_load_loses_nothing,
+         test_move_slots_with_data, test_move_carries_limits_and_totals,
+         test_moving_1000_slots_under_load_loses_nothing,
          test_interrupted_move_finishes_when_run_again, test_move_survives_a_node_killed,
          test_move_between_replicated_groups,
          test_add_group_then_give_it_slots, test_two_map_changes_at_once_one_wins,

@@ -531,6 +531,41 @@ Test(cluster, a_slot_moves_with_its_jobs_keys_and_receipts)
     spoold_stop(b);
 }
 
+/* A queue's rate limit and concurrency settings, its QUEUE.STATS totals and
+ * its rate limiter's state move with the slot: the target neither counts
+ * from zero nor lets a delivery through the limit the source used up. */
+Test(cluster, a_slot_moves_with_its_limits_and_totals)
+{
+    spoold *a = start_node(), *b = start_other("2");
+    cli *ca = cli_connect(a->port), *cb = cli_connect(b->port);
+    set_move_map(a, b, 1, NULL, false);
+    expect_ok(CMD(ca, "QUEUE.CONFIG", "{bar}lim", "SET", "rate", "1/1h", "concurrency", "5"));
+    for (int i = 0; i < 3; i++)
+        resp_val_free(CMD(ca, "JOB.PUSH", "{bar}lim", "{}"));
+    resp_val *r = CMD(ca, "JOB.RESERVE", "NOWAIT", "COUNT", "10", "FROM", "{bar}lim");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "the limit lets one through: %s", resp_describe(r));
+    expect_int(CMD(ca, "JOB.ACK", r->elem[0]->elem[3]->str), 1);
+    resp_val_free(r);
+    set_move_map(a, b, 2, "frozen", false);
+    export_import(ca, cb, false);
+    set_move_map(a, b, 3, "moving", false);
+    expect_int(CMD(ca, "SLOTMOVE", "DROP", "5061"), 1);
+    set_move_map(a, b, 4, NULL, true);
+    cr_assert_eq(stat_of(cb, "{bar}lim", "pushed"), 3);
+    cr_assert_eq(stat_of(cb, "{bar}lim", "acked"), 1);
+    cr_assert_eq(stat_of(cb, "{bar}lim", "ready"), 2);
+    cr_assert_eq(stat_of(cb, "{bar}lim", "rate_limit"), 1);
+    cr_assert_eq(stat_of(cb, "{bar}lim", "concurrency_limit"), 5);
+    r = CMD(cb, "JOB.RESERVE", "NOWAIT", "FROM", "{bar}lim");
+    cr_assert(r->type == RESP_T_NULL || (r->type == RESP_T_ARRAY && r->n == 0),
+              "the target let a delivery through the rate limit its source had used up: %s", resp_describe(r));
+    resp_val_free(r);
+    cli_close(ca);
+    cli_close(cb);
+    spoold_stop(a);
+    spoold_stop(b);
+}
+
 Test(cluster, a_parked_slot_survives_a_restart_and_can_be_restored)
 {
     spoold *a = start_node(), *b = start_other("2");

@@ -97,6 +97,14 @@ class Group:
                 raise AssertionError(f"spool cluster create failed: {r.stdout} {r.stderr}")
             time.sleep(0.1)  # a node not listening yet
 
+    def start_group(self):
+        """Starts nodes 1-3 (in cluster mode, one group holding every slot) and waits for a leader."""
+        for i in (1, 2, 3):
+            self.start(i)
+        if self.cluster:
+            self.create_cluster()
+        self.leader()
+
     def kill(self, i, sig=signal.SIGKILL):
         p = self.procs.pop(i)
         p.send_signal(sig)
@@ -475,6 +483,33 @@ def stalled_leader(suite, g, seconds, clients=6):
     lead = g.leader()
     for ld in loads:
         ld.c.node = lead
+    other = None
+
+    def body():
+        nonlocal other
+        time.sleep(seconds / 2)
+        g.procs[lead].send_signal(signal.SIGSTOP)
+        try:
+            end = time.monotonic() + 20
+            while other is None and time.monotonic() < end:
+                for i in [i for i in g.procs if i != lead]:
+                    with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                        if g.client(i).info("replication").get("replica_role") == "leader":
+                            other = i
+                time.sleep(0.05)
+        finally:
+            g.procs[lead].send_signal(signal.SIGCONT)
+        time.sleep(seconds / 2)
+    merged = run_loads(g, loads, body)
+    suite.check("a stopped leader (SIGSTOP) is replaced", other is not None, "no other node became leader")
+    print(f"# leader {lead} stopped, node {other} elected; {len(merged.acked_push)} pushes acknowledged, "
+          f"{len(merged.unknown_push)} outcome unknown")
+    check_load(suite, merged, " (leader stopped)")
+    journals_equal(suite, g, f"leader {lead} stopped and resumed")
+
+
+def run_loads(g, loads, body):
+    """Runs body() while each load pushes and consumes on a thread of its own; returns them merged."""
     stop = threading.Event()
 
     def run(ld):
@@ -485,34 +520,25 @@ def stalled_leader(suite, g, seconds, clients=6):
     for t in threads:
         t.start()
     try:
-        time.sleep(seconds / 2)
-        g.procs[lead].send_signal(signal.SIGSTOP)
-        end, other = time.monotonic() + 20, None
-        while other is None and time.monotonic() < end:
-            for i in [i for i in g.procs if i != lead]:
-                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-                    if g.client(i).info("replication").get("replica_role") == "leader":
-                        other = i
-            time.sleep(0.05)
+        body()
     finally:
-        g.procs[lead].send_signal(signal.SIGCONT)
-    time.sleep(seconds / 2)
-    stop.set()
-    for t in threads:
-        t.join()
-    sys.stdout, sys.stderr = saved
+        stop.set()
+        for t in threads:
+            t.join()
+        sys.stdout, sys.stderr = saved
+    return merge_loads(g, loads)
+
+
+def merge_loads(g, loads):
+    """One Load holding what the loads (started apart, Load(g, first=k * 1000000)) did."""
     merged = Load(g)
-    for ld in loads:
-        merged.n += ld.n
+    for k, ld in enumerate(loads):
+        merged.n += ld.n - k * 1000000
         merged.acked_push.update(ld.acked_push)
         merged.unknown_push |= ld.unknown_push
         merged.acked_ack.update(ld.acked_ack)
         merged.delivered += ld.delivered
-    suite.check("a stopped leader (SIGSTOP) is replaced", other is not None, "no other node became leader")
-    print(f"# leader {lead} stopped, node {other} elected; {len(merged.acked_push)} pushes acknowledged, "
-          f"{len(merged.unknown_push)} outcome unknown")
-    check_load(suite, merged, " (leader stopped)")
-    journals_equal(suite, g, f"leader {lead} stopped and resumed")
+    return merged
 
 
 def journal_applied(g, i):
@@ -594,11 +620,7 @@ def main():
     g = Group(a.spoold, root, a.spool)
     try:
         bad_flags(suite, a.spoold, root)
-        for i in (1, 2, 3):
-            g.start(i)
-        if g.cluster:
-            g.create_cluster()
-        g.leader()
+        g.start_group()
         failovers(suite, g, a.kills, a.seconds, a.max_pause)
         journals_equal(suite, g, "after the leader kills")
         power_cut_leader(suite, g, a.seconds)

@@ -277,11 +277,7 @@ def main():
     g.extra = ["--replica-snapshot-entries", str(SNAP_ENTRIES), "--replica-snapshot-trailing", str(SNAP_TRAILING)]
     error = None
     try:
-        for i in (1, 2, 3):
-            g.start(i)
-        if g.cluster:
-            g.create_cluster()
-        g.leader()
+        g.start_group()
         if a.measure:
             measure(g, a.measure, a.size)
         else:

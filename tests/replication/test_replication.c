@@ -1,7 +1,9 @@
 /* Replication (docs/replication.md): runs tests/replication/failover.py,
  * a group of three spoold driven by redis-py while its leader is SIGKILLed
  * (plus a SIGSTOPped follower, a wiped node, a follower's redirect, a
- * minority, bad flags), against $SPOOLD ($SPOOL_CLI in cluster mode). Its
+ * minority, bad flags), against $SPOOLD ($SPOOL_CLI in cluster mode);
+ * members.py (log compaction, membership) and transfer.py (leadership
+ * transfer, a leader stopped with SIGTERM hands over). Its
  * own checks print as "ok" / "not ok" lines; a test fails when any failed. */
 #include <criterion/criterion.h>
 
@@ -16,6 +18,9 @@
 #ifndef MEMBERS_PY
 #define MEMBERS_PY "members.py"
 #endif
+#ifndef TRANSFER_PY
+#define TRANSFER_PY "transfer.py"
+#endif
 #ifndef SLOTMAP_PY
 #define SLOTMAP_PY "slotmap.py"
 #endif
@@ -29,8 +34,12 @@
 /* Sanitizer builds run slower: the pause bound widens, the figures print all the same. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define MAX_PAUSE "6"
+#define MAX_PLANNED_PAUSE "3"
+#define MAX_PLANNED_PAUSE_CLUSTER "4"
 #else
 #define MAX_PAUSE "3"
+#define MAX_PLANNED_PAUSE "1"
+#define MAX_PLANNED_PAUSE_CLUSTER "1.5"
 #endif
 
 static const char *cli_path(void)
@@ -101,6 +110,29 @@ Test(replication, membership_cluster_mode, .timeout = 400)
     char extra[2048];
     snprintf(extra, sizeof extra, "--spool '%s' --cluster", cli_path());
     run_py(MEMBERS_PY, extra);
+}
+
+/* Leadership transfer (transfer.py): REPLICA.TRANSFER under load loses
+ * nothing, a named node takes over (spool cluster transfer-leader), a node
+ * behind / a non-member / a group of one are refused with a clear error,
+ * and a leader stopped with SIGTERM hands over first; the write pause of
+ * those planned restarts is printed and bounded (a SIGKILL failover's is
+ * bounded by MAX_PAUSE). */
+Test(replication, leadership_transfer, .timeout = 400)
+{
+    char extra[2048];
+    snprintf(extra, sizeof extra, "--spool '%s' --max-pause " MAX_PLANNED_PAUSE, cli_path());
+    run_py(TRANSFER_PY, extra);
+}
+
+/* The same in cluster mode, driven by redis-py RedisCluster (which sleeps
+ * 0.25 s after a -CLUSTERDOWN before it asks again: a wider bound). */
+Test(replication, leadership_transfer_cluster_mode, .timeout = 400)
+{
+    char extra[2048];
+    snprintf(extra, sizeof extra, "--spool '%s' --cluster --transfers 2 --restarts 3 --max-pause "
+             MAX_PLANNED_PAUSE_CLUSTER, cli_path());
+    run_py(TRANSFER_PY, extra);
 }
 
 /* The slot map kept by a replicated first group (slotmap.py): a change is
