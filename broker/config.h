@@ -49,6 +49,8 @@ struct config {
     int64_t max_payload;
     int64_t max_result;   /* JOB.ACK … RESULT and JOB.PROGRESS values */
     int64_t payload_memory;
+    int64_t payload_file_min;     /* 0: payloads stay in the journal */
+    int64_t payload_file_segment;
     int64_t maxmemory;    /* bytes of keyspace values over all shards; 0 = no limit */
     int maxmemory_policy; /* enum evict_policy */
     int64_t proto_max_bulk_len; /* 0 in the table means "twice max-payload" */

@@ -31,6 +31,8 @@
  */
 #include "journal.h"
 
+#include "log.h"
+#include "paylog.h"
 #include "queue.h"
 #include "syncvfs.h"
 
@@ -79,6 +81,8 @@ enum journal_stmt {
     "j.lease_until, j.created_at, j.updated_at, j.last_error, j.uniq, j.expires_at, j.grp, " \
     "j.holder, j.history, j.token"
 #define COL_PAYLOAD 19 /* after JOB_COLUMNS: p.body, or its length */
+#define COL_SEG 20     /* then where a payload in the payload log is: seg, off, len, crc */
+#define PAYLOG_COLUMNS ", p.seg, p.off, p.len, p.crc"
 /* rowid order: a plain scan of jobs, one rowid lookup of payloads per row */
 #define JOB_ORDER " FROM jobs j LEFT JOIN payloads p ON p.id = j.id ORDER BY j.id"
 
@@ -96,9 +100,10 @@ static const char *const journal_sql[ST_COUNT] = {
         "lease_ms = ?7, run_at = ?8, lease_until = ?9, updated_at = ?10, last_error = ?11, "
         "uniq = ?12, expires_at = ?13, grp = ?14, holder = ?15, history = ?16, token = ?17 WHERE id = ?1",
     [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
-    [ST_PAYLOAD_INSERT] = "INSERT INTO payloads (id, body) VALUES (?1, ?2)",
-    [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1",
-    [ST_PAYLOAD] = "SELECT body FROM payloads WHERE id = ?1",
+    [ST_PAYLOAD_INSERT] = "INSERT INTO payloads (id, body, seg, off, len, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* the segment tells the payload log which count goes down */
+    [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1 RETURNING seg",
+    [ST_PAYLOAD] = "SELECT body, seg, off, len, crc FROM payloads WHERE id = ?1",
     [ST_QUEUE_PUT] =
         "INSERT INTO queues (name, config, paused) VALUES (?1, ?2, ?3) "
         "ON CONFLICT (name) DO UPDATE SET config = excluded.config, paused = excluded.paused",
@@ -112,8 +117,8 @@ static const char *const journal_sql[ST_COUNT] = {
         "INSERT INTO meta (key, value) VALUES ('commits', '1') "
         "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
     [ST_LOAD_QUEUES] = "SELECT name, config, paused FROM queues ORDER BY name",
-    [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", p.body" JOB_ORDER,
-    [ST_LOAD_JOBS_NOPAYLOAD] = "SELECT " JOB_COLUMNS ", length(p.body)" JOB_ORDER,
+    [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", p.body" PAYLOG_COLUMNS JOB_ORDER,
+    [ST_LOAD_JOBS_NOPAYLOAD] = "SELECT " JOB_COLUMNS ", coalesce(p.len, length(p.body))" PAYLOG_COLUMNS JOB_ORDER,
 };
 
 struct journal {
@@ -125,6 +130,10 @@ struct journal {
     bool unsynced;            /* batch: committed since the WAL was last synced */
     int fail_n, fail_err;     /* fault seam */
     int64_t commits;          /* the "commits" meta row as of the last commit */
+    struct paylog *pl;        /* payloads of at least pl_min bytes go there (not owned) */
+    uint32_t pl_min;          /* 0: none go there; rows pointing there are still read */
+    uint64_t *drop;           /* load: jobs whose payload record was torn, deleted after the scan */
+    size_t ndrop, capdrop;
     int failed;               /* a sync failed (negative errno): nothing is written or synced any more */
     char failed_why[600];     /* which sync of which file failed, and the OS error */
     char err[1024];
@@ -601,6 +610,7 @@ void journal_close(struct journal *j)
         journal_rollback(j);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(j->st[i]);
+    free(j->drop);
     /* The last connection to close checkpoints the WAL and removes it. */
     sqlite3_close(j->db);
     free(j->path);
@@ -695,6 +705,12 @@ int journal_sync(struct journal *j)
     return 0;
 }
 
+int journal_sync_force(struct journal *j)
+{
+    j->unsynced = true;
+    return journal_sync(j);
+}
+
 void *journal_wal(struct journal *j)
 {
     sqlite3_file *wal = NULL;
@@ -766,6 +782,82 @@ int journal_read_error(struct journal *j, int rc, const char *op)
 
 /* ------------------------------------------------------------------ jobs */
 
+/* The payload goes to its own row once; state changes never touch it. A
+ * payload of at least pl_min bytes is appended to the payload log and the
+ * row holds where (an append whose row is never committed is an orphan). */
+static int journal_payload_insert(struct journal *j, const struct job *job)
+{
+    sqlite3_stmt *st = j->st[ST_PAYLOAD_INSERT];
+    int b = sqlite3_bind_int64(st, 1, (sqlite3_int64)job->id);
+    if (j->pl && j->pl_min && job->len >= j->pl_min) {
+        struct paylog_ref ref;
+        int err = paylog_append(j->pl, job->id, job->payload, job->len, &ref);
+        if (err < 0) {
+            journal_done(st);
+            snprintf(j->err, sizeof j->err, "%s", paylog_error(j->pl));
+            return err;
+        }
+        b |= journal_bind_blob(st, 2, "", 0);
+        b |= sqlite3_bind_int64(st, 3, ref.seg);
+        b |= sqlite3_bind_int64(st, 4, (sqlite3_int64)ref.off);
+        b |= sqlite3_bind_int64(st, 5, ref.len);
+        b |= sqlite3_bind_int64(st, 6, ref.crc);
+    } else {
+        b |= journal_bind_blob(st, 2, job->payload, job->len);
+    }
+    return journal_run_bound(j, ST_PAYLOAD_INSERT, b, "insert");
+}
+
+/* The deleted row's segment, if any, counts one row less. */
+static int journal_payload_delete(struct journal *j, uint64_t id)
+{
+    sqlite3_stmt *st = j->st[ST_PAYLOAD_DELETE];
+    int rc, err = 0;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (j->pl && sqlite3_column_type(st, 0) != SQLITE_NULL)
+            paylog_unref(j->pl, (uint32_t)sqlite3_column_int64(st, 0));
+    if (rc != SQLITE_DONE)
+        err = journal_sqlite_error(j, rc, "delete");
+    else
+        j->dirty = true;
+    journal_done(st);
+    return err;
+}
+
+void journal_set_paylog(struct journal *j, struct paylog *pl, uint32_t min)
+{
+    j->pl = pl;
+    j->pl_min = pl ? min : 0;
+}
+
+/* The payload log reference in columns col.. of st (seg, off, len, crc);
+ * false when the payload is in the row. */
+static bool journal_ref(sqlite3_stmt *st, int col, struct paylog_ref *ref)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return false;
+    ref->seg = (uint32_t)sqlite3_column_int64(st, col);
+    ref->off = (uint64_t)sqlite3_column_int64(st, col + 1);
+    ref->len = (uint32_t)sqlite3_column_int64(st, col + 2);
+    ref->crc = (uint32_t)sqlite3_column_int64(st, col + 3);
+    return true;
+}
+
+/* Reads a payload from the payload log into *out (malloc'd). */
+static int journal_paylog_read(struct journal *j, const struct paylog_ref *ref, uint64_t id, char **out)
+{
+    if (!j->pl) {
+        snprintf(j->err, sizeof j->err, "%s: job %016" PRIx64 " has its payload in a payload file, which this "
+                 "journal has not opened", j->path, id);
+        return -EILSEQ;
+    }
+    int err = paylog_read(j->pl, ref, id, out);
+    if (err < 0)
+        snprintf(j->err, sizeof j->err, "%s", paylog_error(j->pl));
+    return err;
+}
+
 int journal_job_insert(struct journal *j, const struct job *job)
 {
     sqlite3_stmt *st = j->st[ST_JOB_INSERT];
@@ -796,11 +888,7 @@ int journal_job_insert(struct journal *j, const struct job *job)
     b |= sqlite3_bind_int64(st, 20, job->token);
     if ((err = journal_run_bound(j, ST_JOB_INSERT, b, "insert")) < 0)
         return err;
-    /* The payload goes to its own row once; state changes never touch it. */
-    st = j->st[ST_PAYLOAD_INSERT];
-    b = sqlite3_bind_int64(st, 1, (sqlite3_int64)job->id);
-    b |= journal_bind_blob(st, 2, job->payload, job->len);
-    return journal_run_bound(j, ST_PAYLOAD_INSERT, b, "insert");
+    return journal_payload_insert(j, job);
 }
 
 int journal_job_update(struct journal *j, const struct job *job)
@@ -845,8 +933,7 @@ int journal_job_delete(struct journal *j, uint64_t id)
     sqlite3_bind_int64(j->st[ST_JOB_DELETE], 1, (sqlite3_int64)id);
     if ((err = journal_run(j, ST_JOB_DELETE, "delete")) < 0)
         return err;
-    sqlite3_bind_int64(j->st[ST_PAYLOAD_DELETE], 1, (sqlite3_int64)id);
-    return journal_run(j, ST_PAYLOAD_DELETE, "delete");
+    return journal_payload_delete(j, id);
 }
 
 int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len)
@@ -858,7 +945,11 @@ int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len)
     *len = 0;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
     rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    struct paylog_ref ref;
+    if (rc == SQLITE_ROW && journal_ref(st, 1, &ref)) {
+        if ((err = journal_paylog_read(j, &ref, id, out)) == 0)
+            *len = ref.len;
+    } else if (rc == SQLITE_ROW) {
         const void *p = sqlite3_column_blob(st, 0);
         size_t n = (size_t)sqlite3_column_bytes(st, 0);
         char *buf = malloc(n + 1);
@@ -1066,6 +1157,84 @@ static struct job *journal_row_job(sqlite3_stmt *st, bool with_payload)
     return job;
 }
 
+/* A row whose payload is in the payload log: 0 when its record is there
+ * (counted live), 1 when the record is torn or missing at the newest
+ * segment's end (a push whose commit was never acknowledged: the job is
+ * dropped after the scan), negative for damage. */
+static int journal_load_ref(struct journal *j, const struct paylog_ref *ref, uint64_t id, const void *q, size_t qlen)
+{
+    if (!j->pl) {
+        snprintf(j->err, sizeof j->err, "%s: job %016" PRIx64 " has its payload in a payload file, which this "
+                 "journal has not opened", j->path, id);
+        return -EILSEQ;
+    }
+    int err = paylog_check(j->pl, ref, id);
+    if (err == 0) {
+        paylog_ref_count(j->pl, ref->seg);
+        return 0;
+    }
+    if (err != -ENODATA) {
+        snprintf(j->err, sizeof j->err, "%s", paylog_error(j->pl));
+        return err;
+    }
+    log_warn("job %016" PRIx64 " of queue '%.*s' is dropped: %s; its push was never acknowledged (the reply waits "
+             "for the payload file's sync)", id, (int)qlen, (const char *)q, paylog_error(j->pl));
+    if (j->ndrop == j->capdrop) {
+        size_t cap = j->capdrop ? j->capdrop * 2 : 16;
+        uint64_t *v = realloc(j->drop, cap * sizeof *v);
+        if (!v)
+            return journal_set_error(j, -ENOMEM, "load", NULL);
+        j->drop = v;
+        j->capdrop = cap;
+    }
+    j->drop[j->ndrop++] = id;
+    return 1;
+}
+
+int journal_drop_torn(struct journal *j)
+{
+    if (!j->ndrop)
+        return 0;
+    bool own = !journal_in_txn(j);
+    int err = own ? journal_begin(j) : 0;
+    for (size_t i = 0; !err && i < j->ndrop; i++)
+        err = journal_job_delete(j, j->drop[i]);
+    if (!err && own)
+        err = journal_run(j, ST_COMMIT, "commit"); /* not counted: the commit marks compare what clients saw */
+    if (err && own)
+        journal_rollback(j);
+    if (!err)
+        j->ndrop = 0;
+    return err;
+}
+
+/* The row's job, its payload read from the payload log when asked for. */
+static int journal_load_one(struct journal *j, sqlite3_stmt *st, bool with_payload, struct job **out)
+{
+    uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
+    struct paylog_ref ref;
+    bool has_ref = journal_ref(st, COL_SEG, &ref);
+    int err = has_ref ? journal_load_ref(j, &ref, id, sqlite3_column_blob(st, 1),
+                                         (size_t)sqlite3_column_bytes(st, 1)) : 0;
+    *out = NULL;
+    if (err)
+        return err;
+    struct job *job = journal_row_job(st, with_payload && !has_ref);
+    if (!job)
+        return journal_set_error(j, -ENOMEM, "load", NULL);
+    if (with_payload && has_ref) {
+        char *p = NULL;
+        if ((err = journal_paylog_read(j, &ref, id, &p)) < 0) {
+            job_free(job);
+            return err;
+        }
+        job->payload = p;
+        job->len = ref.len;
+    }
+    *out = job;
+    return 0;
+}
+
 static int journal_load_jobs(struct journal *j, bool with_payload,
                              int (*fn)(void *, struct job *, const char *, size_t),
                              void *arg)
@@ -1086,11 +1255,10 @@ static int journal_load_jobs(struct journal *j, bool with_payload,
             err = journal_bad_row(j, (uint64_t)sqlite3_column_int64(st, 0), "payload length", plen);
             goto fail;
         }
-        job = journal_row_job(st, with_payload);
-        if (!job) {
-            err = journal_set_error(j, -ENOMEM, "load", NULL);
+        if ((err = journal_load_one(j, st, with_payload, &job)) < 0)
             goto fail;
-        }
+        if (!job)
+            continue; /* dropped: its payload was never on disk */
         if (!fn) {
             job_free(job);
             continue;
@@ -1114,6 +1282,9 @@ int journal_load(struct journal *j, bool with_payload,
 
     if (err)
         return err;
+    if (j->pl)
+        paylog_counts_reset(j->pl);
+    j->ndrop = 0;
     return journal_load_jobs(j, with_payload, job_fn, arg);
 }
 

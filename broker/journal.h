@@ -72,6 +72,21 @@ int journal_job_insert(struct journal *j, const struct job *job);
 int journal_job_update(struct journal *j, const struct job *job);
 int journal_job_delete(struct journal *j, uint64_t id);
 
+/* The payload log (paylog.h; not owned, closed after the journal): a
+ * payload of at least min bytes that journal_job_insert() writes is
+ * appended there and its row holds where (min 0: none is, but rows that
+ * point there are still read). Without it, such rows are damage (-EILSEQ).
+ * journal_job_delete() tells it the segment a deleted row pointed into,
+ * journal_load() counts the rows per segment, checks each record's header,
+ * and leaves out (logged with id and queue) the jobs whose record is torn
+ * at the newest segment's end: pushes never acknowledged. Their rows go
+ * with journal_drop_torn(), in one transaction that the commit count does
+ * not count (call it after the commit marks were checked, so a cut WAL is
+ * found as it was). */
+struct paylog;
+void journal_set_paylog(struct journal *j, struct paylog *pl, uint32_t min);
+int journal_drop_torn(struct journal *j);
+
 /* Reads a payload that is not kept in memory. *out is malloc'd (caller
  * frees), NUL-terminated. -ENOENT when the job has no row. */
 int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len);
@@ -169,6 +184,9 @@ int journal_sync(struct journal *j);
  * Input/output error)"). */
 int journal_failed(const struct journal *j, const char **why);
 void *journal_wal(struct journal *j);
+/* Syncs the WAL now whatever the mode (start-up: before segments are
+ * deleted on the strength of what the WAL says). */
+int journal_sync_force(struct journal *j);
 int journal_sync_wal(void *wal);
 int journal_synced(struct journal *j, int rc);
 

@@ -30,6 +30,7 @@
 #include "journal.h"
 #include "log.h"
 #include "msg.h"
+#include "paylog.h"
 #include "replica.h"
 #include "slot.h"
 #include "store.h"
@@ -610,6 +611,20 @@ static void write_mark(struct shard *s)
         s->mark_commits = mk.commits;
 }
 
+/* Syncs the payload file (--fsync batch: on disk within a second; before
+ * a checkpoint, which syncs rows that point into it). A failed sync
+ * fences the shard, as a failed sync of the WAL does. */
+static bool sync_payloads(struct shard *s)
+{
+    int rc = s->pl ? paylog_sync(s->pl) : 0;
+    if (rc == 0)
+        return true;
+    log_error("shard %d: %s", s->id, paylog_error(s->pl));
+    journal_synced(s->st.jr, rc);
+    shard_fenced(s);
+    return false;
+}
+
 /* Checked once a second: after a second without a commit, fold the WAL
  * back into the database (under load SQLite's own checkpoints do that).
  * Read-only turns (the dashboard's sampler asks every second) do not
@@ -620,6 +635,8 @@ static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
     if (s->sync_busy || s->rep_busy || shard_fenced(s))
         return; /* the syncer has the WAL, or a replicated transaction is open: no write now; or nothing is
                    written any more */
+    if (!sync_payloads(s))
+        return; /* before the WAL: its rows point at them */
     if (s->st.jr && s->commits_seen == s->commits)
         journal_checkpoint(s->st.jr); /* a failed sync in it fences the shard at the next check */
     else if (s->st.jr && journal_sync(s->st.jr) < 0) { /* --fsync batch: on disk within a second */
@@ -628,6 +645,8 @@ static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
     }
     else if (s->srv->cfg.fsync == FSYNC_BATCH || s->srv->replica)
         write_mark(s); /* the WAL is synced: its commits are on disk */
+    if (s->pl && s->st.jr && !journal_failed(s->st.jr, NULL))
+        paylog_durable(s->pl); /* every commit is on disk: segments they emptied go */
     s->commits_seen = s->commits;
 }
 
@@ -718,6 +737,10 @@ static void commit_turn(struct shard *s)
         EXT_EACH(end_turn, s, false);
         fail_turn(s, rc, "");
     } else {
+        if (s->pl)
+            paylog_committed(s->pl); /* segments this commit emptied go at the next durable point */
+        if (s->pl && s->srv->cfg.fsync == FSYNC_OFF)
+            paylog_durable(s->pl); /* as far as off goes */
         if (s->srv->cfg.fsync != FSYNC_BATCH && !s->pipelined)
             write_mark(s); /* always: synced by the commit; off: as far as off goes */
         EXT_EACH(end_turn, s, true);
@@ -790,9 +813,12 @@ static void start_commit(struct shard *s)
         post_batches(s, s->replies, s->events);
         return;
     }
+    struct paylog_pending seg = { -1, NULL };
+    if (s->pl)
+        paylog_take_sync(s->pl, &seg); /* the records this commit's rows point at */
     hold_batches(s);
     s->sync_busy = true;
-    syncer_request(&s->sync, wal);
+    syncer_request(&s->sync, wal, &seg);
 }
 
 /* MSG_SYNCED: the sync of the last commit returned. Its replies, events
@@ -816,6 +842,8 @@ static void handle_synced(struct shard *s, struct msg *m)
         drop_dposts(&s->fl_dposts);
     } else {
         write_mark(s); /* no commit since this sync began: all of them are on disk */
+        if (s->pl)
+            paylog_durable(s->pl);
         post_dposts(&s->fl_dposts);
     }
     post_batches(s, s->fl_replies, s->fl_events);
@@ -1074,8 +1102,32 @@ static void backup_answer(struct shard *s, const char *fmt, ...)
     m->keys = (long long)s->st.jobs.n;
     journal_backup_end(s->backup);
     s->backup = NULL;
+    paylog_backup_end(s->pl_backup);
+    s->pl_backup = NULL;
+    if (s->pl)
+        paylog_pin(s->pl, false);
     s->backup_msg = NULL;
     shard_reply(s, m);
+}
+
+/* After the journal's copy: the payload segments as they were when it
+ * completed (its rows point only into what they held then). */
+static int backup_payloads(struct shard *s)
+{
+    int rc = 0;
+    if (s->pl && !s->pl_backup) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", s->backup_path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        rc = paylog_backup_start(s->pl, dir, &s->pl_backup);
+    }
+    if (rc == 0 && s->pl_backup)
+        rc = paylog_backup_step(s->pl_backup, (size_t)BACKUP_STEP_PAGES * 4096);
+    if (rc < 0)
+        backup_answer(s, "shard %d: %s", s->id, paylog_error(s->pl));
+    return rc;
 }
 
 static void backup_cb(evutil_socket_t fd, short what, void *arg)
@@ -1083,15 +1135,22 @@ static void backup_cb(evutil_socket_t fd, short what, void *arg)
     struct shard *s = arg;
     if (!s->backup)
         return;
-    int rc = journal_backup_step(s->backup, BACKUP_STEP_PAGES);
+    int rc = s->pl_backup ? 0 : journal_backup_step(s->backup, BACKUP_STEP_PAGES);
     if (rc > 0) {
         event_active(s->backup_ev, 0, 0); /* after the turns that are waiting */
         return;
     }
-    if (rc == 0 && rename(s->backup_tmp, s->backup_path) < 0)
+    if (rc == 0 && !s->pl_backup && rename(s->backup_tmp, s->backup_path) < 0)
         rc = -errno;
-    if (rc == 0)
+    if (rc == 0 && !s->pl_backup)
         rc = fsio_sync_dir(s->backup_path, 0);
+    if (rc == 0 && (rc = backup_payloads(s)) != 0) {
+        if (rc > 0)
+            event_active(s->backup_ev, 0, 0);
+        else
+            shard_end_turn(s); /* posts the answer */
+        return;
+    }
     if (rc < 0)
         backup_answer(s, "shard %d: %s", s->id, rc == -EIO || rc == -ENOSPC || !s->st.jr ? strerror(-rc)
                                                                                        : journal_error(s->st.jr));
@@ -1120,6 +1179,8 @@ void shard_backup_start(struct shard *s, struct msg *m, const char *dir)
         backup_answer(s, "shard %d: %s", s->id, s->st.jr ? journal_error(s->st.jr) : "no journal");
         return;
     }
+    if (s->pl)
+        paylog_pin(s->pl, true); /* no segment goes until its copy is taken */
     if (!s->backup_ev)
         s->backup_ev = event_new(s->base, -1, 0, backup_cb, s);
     event_active(s->backup_ev, 0, 0);
@@ -1326,6 +1387,45 @@ static int serve_mode(struct shard *s)
     return 0;
 }
 
+/* The payload file: payloads of at least --payload-file-min bytes go
+ * there, except in a replication group (a Raft snapshot carries the
+ * journal alone, so there payloads stay in it). Opened in every mode, so
+ * rows written with it are read whatever the setting now. */
+static int open_paylog(struct shard *s)
+{
+    const struct config *c = &s->srv->cfg;
+    int rc = paylog_open(&s->pl, c->data_dir, s->id, (uint64_t)c->payload_file_segment);
+    if (rc < 0) {
+        log_error("shard %d: %s", s->id, s->pl ? paylog_error(s->pl) : strerror(-rc));
+        return rc;
+    }
+    int64_t min = c->replica_id ? 0 : c->payload_file_min > UINT32_MAX ? UINT32_MAX : c->payload_file_min;
+    journal_set_paylog(s->st.jr, s->pl, (uint32_t)min);
+    return 0;
+}
+
+/* After the load: the jobs whose payload record was torn are deleted
+ * (durably: before this run's first append starts a new segment, the torn
+ * one must stay the newest), then segments no row points into, once the
+ * WAL that says so is synced (a kill -9 leaves commits in the page cache
+ * that a power cut could still take). */
+static int reclaim_at_start(struct shard *s)
+{
+    int rc = journal_drop_torn(s->st.jr);
+    if (rc < 0) {
+        log_error("shard %d: cannot delete the jobs whose payload was torn: %s", s->id, journal_error(s->st.jr));
+        return rc;
+    }
+    if (journal_sync_force(s->st.jr) < 0) {
+        log_warn("shard %d: %s (unused payload segments are kept until the next start)", s->id,
+                 journal_error(s->st.jr));
+        return 0;
+    }
+    paylog_committed(s->pl);
+    paylog_durable(s->pl);
+    return 0;
+}
+
 int shard_recover(struct shard *s)
 {
     char path[4096];
@@ -1343,6 +1443,8 @@ int shard_recover(struct shard *s)
         journal_keep_wal(s->st.jr);
         return rc;
     }
+    if ((rc = open_paylog(s)) < 0)
+        return rc;
     struct mark mk;
     bool has_mk = datadir_mark_read(s->srv->cfg.data_dir, s->id, &mk) == 0 && mk.shard == s->id &&
                   !strcmp(mk.id, s->srv->data_id);
@@ -1353,6 +1455,8 @@ int shard_recover(struct shard *s)
         return rc;
     }
     if (has_mk && (rc = check_commits(s, &mk)) < 0)
+        return rc;
+    if ((rc = reclaim_at_start(s)) < 0)
         return rc;
     if ((rc = check_placement(s)) < 0)
         return rc;
@@ -1397,7 +1501,7 @@ static void shard_reload(struct shard *s)
 {
     store_reset(&s->st);
     qtable_each(&s->st.queues, rearm_waiters_of, s);
-    if (store_load(&s->st, NULL) < 0)
+    if (store_load(&s->st, NULL) < 0 || journal_drop_torn(s->st.jr) < 0)
         log_error("shard %d: reloading the journal failed too: %s; this shard now serves only what it could read",
                   s->id, journal_error(s->st.jr));
     qtable_each(&s->st.queues, gc_queue, s);
@@ -1420,6 +1524,8 @@ static void finish_pipeline(struct shard *s)
     syncer_stop(&s->sync);
     s->sync_busy = false;
     commit_turn(s);
+    if (s->pl && paylog_sync(s->pl) < 0)
+        log_error("shard %d: %s", s->id, paylog_error(s->pl));
     if (s->st.jr && journal_sync(s->st.jr) < 0) {
         if (!shard_fenced(s)) /* fenced: nothing was synced, the WAL stays for recovery */
             log_error("shard %d: %s", s->id, journal_error(s->st.jr));
@@ -1512,6 +1618,8 @@ void shard_destroy(struct shard *s)
     if (s->backup) { /* stopped while copying: the partial file goes */
         journal_backup_end(s->backup);
         s->backup = NULL;
+        paylog_backup_end(s->pl_backup);
+        s->pl_backup = NULL;
         msg_free(s->backup_msg);
     }
     s->st.stopping = true; /* no queue is collected while waiters are freed */
@@ -1523,7 +1631,11 @@ void shard_destroy(struct shard *s)
     if (s->srv->replica)
         replica_detach(s->srv->replica, s->id);
     keyspace_free(&s->ks); /* its statements go before the store closes the journal */
+    if (s->pl && paylog_sync(s->pl) < 0) /* before the journal's last checkpoint */
+        log_error("shard %d: %s", s->id, paylog_error(s->pl));
     store_free(&s->st);
+    paylog_close(s->pl);
+    s->pl = NULL;
     inbox_discard(&s->inbox);
     inbox_destroy(&s->inbox);
     if (s->timer_ev)

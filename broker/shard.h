@@ -65,6 +65,7 @@ struct shard {
     bool pipelined;
     bool sync_busy;              /* a sync is in flight: no journal write until MSG_SYNCED */
     struct syncer sync;
+    struct paylog *pl;           /* the payload file (paylog.h), or NULL */
     struct msg_batch *fl_replies; /* the replies and events of the commit being synced */
     struct msg_batch *fl_events;
     /* messages to other shards that may leave only once the commit they
@@ -85,6 +86,7 @@ struct shard {
     struct batches *batches;
     struct jext_cache *jext;     /* prepared statements of jext.c */
     struct journal_backup *backup; /* BACKUP in progress (shard_backup_start), or NULL */
+    struct paylog_backup *pl_backup; /* then the payload segments' copy, or NULL */
     struct msg *backup_msg;      /* its request, answered when it ends */
     struct event *backup_ev;     /* steps it between turns */
     char backup_tmp[4096], backup_path[4096];

@@ -1,8 +1,9 @@
 /*
  * syncer.c - the sync thread of a shard (see syncer.h): waits for a
  * request, fdatasyncs the WAL through SQLite's VFS (journal_sync_wal), and
- * posts MSG_SYNCED to the shard. Runtime layer: it calls the journal and
- * the inbox only.
+ * posts MSG_SYNCED to the shard; the payload segment of the commit, if
+ * any, first. Runtime layer: it calls the journal, the payload log's sync
+ * and the inbox only.
  */
 #include "syncer.h"
 
@@ -13,6 +14,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static void *syncer_main(void *arg)
@@ -26,6 +28,7 @@ static void *syncer_main(void *arg)
         while (!sy->wal && !sy->stop)
             pthread_cond_wait(&sy->cv, &sy->mu);
         void *wal = sy->wal;
+        struct paylog_pending seg = sy->seg;
         if (!wal)
             break; /* stop, and nothing pending */
         pthread_mutex_unlock(&sy->mu);
@@ -36,7 +39,10 @@ static void *syncer_main(void *arg)
                 ;
         }
         struct msg *m = msg_new(MSG_SYNCED);
-        m->num = journal_sync_wal(wal);
+        int rc = paylog_sync_pending(&seg); /* the records first: a commit pointing at them is then whole */
+        if (rc < 0)
+            log_error("shard %d: fdatasync of %s failed (%s)", sy->id, seg.path, strerror(-rc));
+        m->num = rc < 0 ? rc : journal_sync_wal(wal);
         pthread_mutex_lock(&sy->mu);
         sy->wal = NULL; /* before posting: the shard may request again at once */
         pthread_mutex_unlock(&sy->mu);
@@ -71,10 +77,11 @@ void syncer_set_delay(struct syncer *sy, int ms)
     atomic_store_explicit(&sy->delay_ms, ms, memory_order_relaxed);
 }
 
-void syncer_request(struct syncer *sy, void *wal)
+void syncer_request(struct syncer *sy, void *wal, const struct paylog_pending *seg)
 {
     pthread_mutex_lock(&sy->mu);
     sy->wal = wal;
+    sy->seg = seg ? *seg : (struct paylog_pending){ -1, NULL };
     pthread_cond_signal(&sy->cv);
     pthread_mutex_unlock(&sy->mu);
 }

@@ -16,9 +16,17 @@
  * commit mark, which recovery ignores until a later commit completes them,
  * and that commit is synced by a later sync.)
  *
+ * With the payload file (paylog.h), a commit whose rows point into the
+ * active payload segment is acknowledged only once both files are synced:
+ * the request carries the segment too, and the syncer fdatasyncs the
+ * segment first, then the WAL, one after the other (measured against both
+ * at once in docs/performance.md, "Bytes per job"). A failed sync of either
+ * is the result (MSG_SYNCED's m->num), and fences the journal.
+ *
  * API (one syncer per shard; only its shard calls it):
  *   syncer_start(sy, done, id)  starts the thread; completions go to done
- *   syncer_request(sy, wal)     syncs wal (journal_wal()) once; the caller
+ *   syncer_request(sy, wal, seg) syncs seg (fd < 0: none) then wal
+ *                               (journal_wal()) once; the caller
  *                               waits for MSG_SYNCED before the next request
  *   syncer_stop(sy)             lets a request in progress finish, joins
  *   syncer_set_delay(sy, ms)    tests only: each sync waits ms first
@@ -32,6 +40,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "paylog.h"
+
 struct inbox;
 
 struct syncer {
@@ -39,6 +49,7 @@ struct syncer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     void *wal;              /* mu: the pending request, NULL when none */
+    struct paylog_pending seg; /* mu: with it, the payload segment to sync first */
     bool stop;              /* mu */
     bool started;
     int id;                 /* the shard's, for the thread name */
@@ -47,7 +58,7 @@ struct syncer {
 };
 
 int syncer_start(struct syncer *sy, struct inbox *done, int id);
-void syncer_request(struct syncer *sy, void *wal);
+void syncer_request(struct syncer *sy, void *wal, const struct paylog_pending *seg);
 void syncer_stop(struct syncer *sy);
 /* Test seam (DEBUG SYNC-DELAY): every sync from now on starts ms late, as
  * on a slow disk; 0 turns it off. */

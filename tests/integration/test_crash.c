@@ -416,9 +416,13 @@ static drained *drain_all(cli *c, int *count)
 
 /* One round: load, kill -9 once kill_after pushes were acknowledged,
  * restart, drain, check. */
+static bool pf_on; /* every payload in the payload file, 4 KiB segments (broker/paylog.h) */
+
 static void kill9_round(const char *fsync_mode, long kill_after)
 {
-    spoold *s = spoold_start("--shards", "2", "--fsync", fsync_mode, NULL);
+    spoold *s = pf_on ? spoold_start("--shards", "2", "--fsync", fsync_mode, "--payload-file-min", "1",
+                                     "--payload-file-segment", "4kb", NULL)
+                      : spoold_start("--shards", "2", "--fsync", fsync_mode, NULL);
     cli *c = cli_connect(s->port);
     for (int i = 0; i < NPRODUCERS; i++)
         expect_ok(CMD(c, "QUEUE.CONFIG", load_queues[i], "SET", "lease", "500", "backoff", "0"));
@@ -473,7 +477,11 @@ static void kill9_round(const char *fsync_mode, long kill_after)
     }
 
     long long t_restart = now_ms();
-    spoold_restart(s, "--shards", "2", "--fsync", fsync_mode, NULL);
+    if (pf_on)
+        spoold_restart(s, "--shards", "2", "--fsync", fsync_mode, "--payload-file-min", "1",
+                       "--payload-file-segment", "4kb", NULL);
+    else
+        spoold_restart(s, "--shards", "2", "--fsync", fsync_mode, NULL);
     c = cli_connect(s->port);
     long long t_up = now_ms();
     int ndrained = 0;
@@ -571,6 +579,12 @@ Test(crash, kill9_under_load_middle)
 Test(crash, kill9_under_load_late)
 {
     kill9_round("always", 5000);
+}
+
+Test(crash, kill9_under_load_payload_file)
+{
+    pf_on = true;
+    kill9_round("always", 1500);
 }
 
 Test(crash, kill9_under_load_fsync_batch)

@@ -170,6 +170,19 @@ static int check_files_open(const char *dir)
     return n;
 }
 
+/* Files named shard-<k>.payload.<n> in dir. */
+static int count_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert(d, "cannot open the data dir %s: %s", dir, strerror(errno));
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strncmp(e->d_name, "shard-", 6) == 0 && strstr(e->d_name, ".payload.") != NULL;
+    closedir(d);
+    return n;
+}
+
 /* ============================================= mixed load, random cuts */
 
 static const char *pq[NPROD] = { "pc-jobs", "pc-list", "pc-jobs2" };
@@ -569,10 +582,18 @@ static verdict check_round(producer *pr, consumer *cs, int ncs, drained *d, int 
     return vd;
 }
 
+/* Rounds with every payload in the payload file (broker/paylog.h), in
+ * segments of 4 KiB: records written but never committed, committed rows
+ * whose record a cut tore, segments rotated and deleted under load, and
+ * restarts with segments on disk. */
+static bool pf_on;
+
 static void load_round(const char *fsync_mode, bool torn, int round, totals *tot)
 {
-    spoold *s = spoold_start("--shards", "2", "--fsync", fsync_mode, "--enable-debug-command", "yes",
-                             NULL);
+    spoold *s = pf_on ? spoold_start("--shards", "2", "--fsync", fsync_mode, "--enable-debug-command", "yes",
+                                     "--payload-file-min", "1", "--payload-file-segment", "4kb", NULL)
+                      : spoold_start("--shards", "2", "--fsync", fsync_mode, "--enable-debug-command", "yes",
+                                     NULL);
     cli *c = cli_connect(s->port);
     for (int i = 0; i < NPROD; i++)
         expect_ok(CMD(c, "QUEUE.CONFIG", pq[i], "SET", "lease", "500", "backoff", "0"));
@@ -621,7 +642,11 @@ static void load_round(const char *fsync_mode, bool torn, int round, totals *tot
     for (int i = 0; i < 3; i++)
         cr_assert(!cs[i].err[0], "before the cut: consumer %d %s", i, cs[i].err);
 
-    spoold_restart(s, "--shards", "2", "--fsync", fsync_mode, NULL);
+    if (pf_on)
+        spoold_restart(s, "--shards", "2", "--fsync", fsync_mode, "--payload-file-min", "1",
+                       "--payload-file-segment", "4kb", NULL);
+    else
+        spoold_restart(s, "--shards", "2", "--fsync", fsync_mode, NULL);
     c = cli_connect(s->port);
     int nd = 0;
     drained *d = drain_all(c, &nd);
@@ -632,6 +657,8 @@ static void load_round(const char *fsync_mode, bool torn, int round, totals *tot
     data_path(s, "", dir, sizeof dir);
     int files = check_files_open(dir);
     cr_assert_eq(files, 2, "expected 2 shard files, %d opened", files);
+    if (pf_on)
+        cr_assert(count_segments(dir) >= 2, "no payload segments in %s: the payload file was not used", dir);
 
     fprintf(stderr, "power cut %d (fsync %s%s, after %ld acknowledged writes, %lld ms): pushes "
             "acknowledged %ld, consumed before the cut %ld (nacks %d), unanswered pushes %ld (%ld "
@@ -692,6 +719,18 @@ Test(powercut, fsync_always_random_cuts_lose_nothing)
 Test(powercut, fsync_always_torn_cuts_lose_nothing)
 {
     load_rounds("always", true, rounds_wanted());
+}
+
+Test(powercut, payload_file_random_cuts_lose_nothing)
+{
+    pf_on = true;
+    load_rounds("always", false, rounds_wanted() / 2 < 2 ? 2 : rounds_wanted() / 2);
+}
+
+Test(powercut, payload_file_torn_cuts_lose_nothing)
+{
+    pf_on = true;
+    load_rounds("always", true, rounds_wanted() / 2 < 2 ? 2 : rounds_wanted() / 2);
 }
 
 Test(powercut, fsync_batch_loses_only_the_newest_writes)

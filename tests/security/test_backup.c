@@ -113,9 +113,15 @@ static int check_dir(const char *dir, char **out)
     return run_capture(argv, out, 30000);
 }
 
-Test(backup, restore_gives_exactly_the_first_set)
+/* Push a first set, BACKUP, push more and pop some, restore: exactly the
+ * first set. With payload_file, every payload is in the payload file
+ * (broker/paylog.h): the backup holds its segments, and the restore is
+ * whole. */
+static void backup_round(bool payload_file)
 {
-    spoold *s = spoold_start("--shards", "3", NULL);
+    spoold *s = payload_file ? spoold_start("--shards", "3", "--payload-file-min", "1", "--payload-file-segment",
+                                            "4kb", NULL)
+                             : spoold_start("--shards", "3", NULL);
     cli *c = cli_connect(s->port);
     push_range(c, 0, FIRST);
     char backup[400];
@@ -131,6 +137,14 @@ Test(backup, restore_gives_exactly_the_first_set)
     resp_val_free(cli_cmd(c, "LPOP", "bq0", "3", NULL));
     cli_close(c);
     spoold_term(s);
+    int segs = 0;
+    DIR *d = opendir(backup);
+    cr_assert(d);
+    for (struct dirent *e; (e = readdir(d));)
+        segs += strstr(e->d_name, ".payload.") != NULL;
+    closedir(d);
+    if (payload_file)
+        cr_assert_geq(segs, 3, "the backup holds %d payload segment(s)", segs);
 
     char *text = NULL;
     cr_expect_eq(check_dir(backup, &text), 0, "--check of the backup:\n%s", text);
@@ -141,6 +155,16 @@ Test(backup, restore_gives_exactly_the_first_set)
     expect_first_set(c);
     cli_close(c);
     spoold_stop(s);
+}
+
+Test(backup, restore_gives_exactly_the_first_set)
+{
+    backup_round(false);
+}
+
+Test(backup, restore_with_the_payload_file_gives_exactly_the_first_set)
+{
+    backup_round(true);
 }
 
 Test(backup, spool_backup_relative_dir)
