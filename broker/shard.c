@@ -55,6 +55,7 @@ struct waiter {
 };
 
 static void shard_end_turn(struct shard *s);
+static void compact_arm(struct shard *s);
 
 /* ------------------------------------------------------------ extensions */
 
@@ -648,6 +649,7 @@ static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
     if (s->pl && s->st.jr && !journal_failed(s->st.jr, NULL))
         paylog_durable(s->pl); /* every commit is on disk: segments they emptied go */
     s->commits_seen = s->commits;
+    compact_arm(s);
 }
 
 void shard_tick(struct shard *s)
@@ -813,7 +815,7 @@ static void start_commit(struct shard *s)
         post_batches(s, s->replies, s->events);
         return;
     }
-    struct paylog_pending seg = { -1, NULL };
+    struct paylog_pending seg = { .fd = -1, .fd2 = -1 };
     if (s->pl)
         paylog_take_sync(s->pl, &seg); /* the records this commit's rows point at */
     hold_batches(s);
@@ -847,6 +849,80 @@ static void handle_synced(struct shard *s, struct msg *m)
         post_dposts(&s->fl_dposts);
     }
     post_batches(s, s->fl_replies, s->fl_events);
+}
+
+/* ------------------------------------------------ payload file compaction */
+
+#define COMPACT_STEP_BYTES (1u << 20) /* read per step: well under a millisecond from the page cache */
+#define COMPACT_EVERY_MS 5
+
+static bool compact_allowed(struct shard *s)
+{
+    return s->pl && s->compact_ev && !s->srv->replica && !s->fenced && !s->backup && !s->pl_backup &&
+           !journal_failed(s->st.jr, NULL);
+}
+
+/* INFO's figures of the payload file (cmd_server.c reads them). */
+static void publish_paylog(struct shard *s)
+{
+    struct paylog_stat st;
+    paylog_stats(s->pl, &st);
+    atomic_store_explicit(&s->pl_disk, st.disk_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->pl_live, st.live_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->pl_segments, st.segments, memory_order_relaxed);
+    atomic_store_explicit(&s->pl_compactions, st.compactions, memory_order_relaxed);
+}
+
+/* Copies waiting for a sync get one: the next commit's carries them; with
+ * none coming (nothing committed since the last sync), or without the
+ * syncer, they are synced here. */
+static void compact_sync(struct shard *s)
+{
+    if (!paylog_compact_waiting(s->pl) || s->sync_busy || (s->pipelined && journal_in_txn(s->st.jr)))
+        return;
+    void *wal = s->pipelined ? journal_wal(s->st.jr) : NULL;
+    if (!wal) {
+        sync_payloads(s);
+        return;
+    }
+    struct paylog_pending seg;
+    paylog_take_sync(s->pl, &seg);
+    hold_batches(s);
+    s->sync_busy = true;
+    syncer_request(&s->sync, wal, &seg);
+}
+
+/* One step: a turn of its own, committed like any other. */
+static void compact_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct shard *s = arg;
+    if (!compact_allowed(s))
+        return;
+    int rc = journal_compact_step(s->st.jr, COMPACT_STEP_BYTES);
+    if (rc < 0) {
+        log_error("shard %d: payload file compaction stopped: %s (retried in a second)", s->id,
+                  journal_error(s->st.jr));
+        if (journal_in_txn(s->st.jr) && !s->st.turn_err)
+            s->st.turn_err = rc;
+    }
+    shard_end_turn(s);
+    if (rc > 0 && !shard_fenced(s))
+        compact_sync(s);
+    publish_paylog(s);
+    struct timeval tv = { 0, COMPACT_EVERY_MS * 1000 };
+    if (rc > 0)
+        evtimer_add(s->compact_ev, &tv);
+}
+
+/* Once a second: starts the steps if a segment is worth compacting. */
+static void compact_arm(struct shard *s)
+{
+    if (!s->pl)
+        return;
+    publish_paylog(s);
+    struct timeval now = { 0, 0 };
+    if (compact_allowed(s) && !evtimer_pending(s->compact_ev, NULL) && paylog_compact_wanted(s->pl))
+        evtimer_add(s->compact_ev, &now);
 }
 
 static void replica_end_turn(struct shard *s);
@@ -1211,6 +1287,7 @@ int shard_init(struct shard *s, struct server *srv, int id)
         return -ENOMEM;
     s->timer_ev = evtimer_new(s->base, timer_cb, s);
     s->ckpt_ev = event_new(s->base, -1, EV_PERSIST, checkpoint_cb, s);
+    s->compact_ev = evtimer_new(s->base, compact_cb, s);
     struct timeval second = { 1, 0 };
     if (s->ckpt_ev)
         event_add(s->ckpt_ev, &second);
@@ -1646,6 +1723,8 @@ void shard_destroy(struct shard *s)
         event_base_free(s->base);
     if (s->backup_ev)
         event_free(s->backup_ev);
+    if (s->compact_ev)
+        event_free(s->compact_ev);
     if (s->has_mark)
         close(s->mark_fd);
     s->has_mark = false;

@@ -81,7 +81,7 @@ void syncer_request(struct syncer *sy, void *wal, const struct paylog_pending *s
 {
     pthread_mutex_lock(&sy->mu);
     sy->wal = wal;
-    sy->seg = seg ? *seg : (struct paylog_pending){ -1, NULL };
+    sy->seg = seg ? *seg : (struct paylog_pending){ .fd = -1, .fd2 = -1 };
     pthread_cond_signal(&sy->cv);
     pthread_mutex_unlock(&sy->mu);
 }

@@ -224,11 +224,11 @@ Test(paylog, segments_rotate_and_a_dead_one_goes_only_after_a_commit_and_a_durab
     cr_assert_eq(r[1].seg, 1u);
     cr_assert_eq(r[2].seg, 2u, "4 KiB segments hold two 1.5 KiB records");
     cr_assert_eq(r[5].seg, 3u);
-    paylog_unref(pl, r[0].seg);
+    paylog_unref(pl, r[0].seg, r[0].len);
     paylog_committed(pl);
     paylog_durable(pl);
     cr_assert(seg_exists(1), "segment 1 still holds a live payload");
-    paylog_unref(pl, r[1].seg);
+    paylog_unref(pl, r[1].seg, r[1].len);
     paylog_durable(pl);
     cr_assert(seg_exists(1), "deleted before the commit that emptied it");
     paylog_committed(pl);
@@ -240,7 +240,7 @@ Test(paylog, segments_rotate_and_a_dead_one_goes_only_after_a_commit_and_a_durab
     cr_assert(!seg_exists(1), "an empty segment was kept after its deletes were durable");
     /* the active segment stays even when empty */
     for (int i = 2; i < 6; i++)
-        paylog_unref(pl, r[i].seg);
+        paylog_unref(pl, r[i].seg, r[i].len);
     paylog_committed(pl);
     paylog_durable(pl);
     cr_assert(!seg_exists(2));
@@ -248,9 +248,11 @@ Test(paylog, segments_rotate_and_a_dead_one_goes_only_after_a_commit_and_a_durab
     char *out = NULL;
     cr_assert_eq(paylog_read(pl, &r[5], 105, &out), 0);
     free(out);
-    uint64_t nseg, bytes;
-    paylog_stats(pl, &nseg, &bytes);
-    cr_assert_eq(nseg, 1u);
+    struct paylog_stat st;
+    paylog_stats(pl, &st);
+    cr_assert_eq(st.segments, 1u);
+    cr_assert_eq(st.live_bytes, 0u, "every row was deleted");
+    cr_assert_eq(st.disk_bytes, PAYLOG_FILE_HEADER + 2 * (PAYLOG_REC_HEADER + 1500u));
     paylog_close(pl);
     free(body);
 }
