@@ -770,6 +770,10 @@ void paylog_pin(struct paylog *pl, bool on)
 void paylog_stats(const struct paylog *pl, struct paylog_stat *st)
 {
     *st = (struct paylog_stat){ .segments = pl->n, .compactions = pl->compactions, .moved_bytes = pl->moved_bytes };
+    if (atomic_load_explicit(&((struct paylog *)pl)->spare_fd, memory_order_acquire) >= 0) {
+        st->segments++; /* the spare: its header */
+        st->disk_bytes += PAYLOG_FILE_HEADER;
+    }
     for (size_t i = 0; i < pl->n; i++) {
         st->disk_bytes += pl->segs[i].size;
         st->live_bytes += pl->segs[i].live_bytes;

@@ -1654,6 +1654,7 @@ static void *shard_main(void *arg)
     log_set_thread_name(name);
     inbox_enter(s->inbox.home); /* with --colocate yes, I/O thread <id>'s home too */
     rearm_timer(s);
+    compact_arm(s); /* a segment left worth compacting by the last run starts now */
     event_base_dispatch(s->base);
     if (s->pipelined)
         finish_pipeline(s);
