@@ -81,6 +81,7 @@ struct paylog {
     size_t nmv, capmv;
     uint64_t mv_gen;
     uint64_t compactions, moved_bytes;
+    int compact_pct;     /* paylog_set_compact */
     char err[600];
 };
 
@@ -514,6 +515,7 @@ int paylog_open(struct paylog **out, const char *dir, int shard, uint64_t seg_ma
     pl->shard = shard;
     pl->seg_max = seg_max < 4096 ? 4096 : seg_max;
     atomic_init(&pl->spare_fd, -1);
+    pl->compact_pct = PAYLOG_COMPACT_PCT;
     int rc = open_all(pl);
     for (size_t k = 0; rc == 0 && k < 2 && k < pl->n; k++) { /* the newest two: the only ones not surely synced */
         struct pseg *sg = &pl->segs[pl->n - 1 - k];
@@ -790,12 +792,17 @@ static struct pseg *compact_pick(struct paylog *pl)
     for (size_t i = 0; i + 1 < pl->n; i++) {
         struct pseg *sg = &pl->segs[i];
         if (sg->dead || sg->live == 0 || sg->no == pl->closing ||
-            sg->live_bytes * 100 >= sg->size * PAYLOG_COMPACT_PCT)
+            sg->live_bytes * 100 >= sg->size * (uint64_t)pl->compact_pct)
             continue;
         if (!best || sg->live_bytes * best->size < best->live_bytes * sg->size)
             best = sg;
     }
     return best;
+}
+
+void paylog_set_compact(struct paylog *pl, int pct)
+{
+    pl->compact_pct = pct < 0 ? 0 : pct;
 }
 
 bool paylog_compact_wanted(struct paylog *pl)

@@ -80,9 +80,9 @@ struct paylog_ref {
 };
 
 /* Compaction takes a closed segment whose live bytes are below this
- * share of its size: the disk then holds at most about 100/25 = 4 times
- * the live bytes in closed segments, and a record is copied at most a few
- * times over its life. */
+ * share of its size (the default of --payload-file-compact): closed
+ * segments then hold at most about 100/25 = 4 times their live bytes, and
+ * a record that lives long is copied a few times at most. */
 #define PAYLOG_COMPACT_PCT 25
 
 /* What a sync request carries (fd < 0: nothing): the closed segment's last
@@ -158,6 +158,8 @@ struct paylog_backup;
 int paylog_backup_start(struct paylog *pl, const char *dir, struct paylog_backup **out);
 int paylog_backup_step(struct paylog_backup *b, size_t bytes);
 void paylog_backup_end(struct paylog_backup *b);
+/* The share (%) below which a closed segment is compacted; 0: never. */
+void paylog_set_compact(struct paylog *pl, int pct);
 /* Segments on disk, their bytes, live bytes, compactions (INFO). */
 void paylog_stats(const struct paylog *pl, struct paylog_stat *st);
 

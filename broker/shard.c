@@ -1478,6 +1478,7 @@ static int open_paylog(struct shard *s)
     }
     int64_t min = c->replica_id ? 0 : c->payload_file_min > UINT32_MAX ? UINT32_MAX : c->payload_file_min;
     journal_set_paylog(s->st.jr, s->pl, (uint32_t)min);
+    paylog_set_compact(s->pl, c->payload_file_compact);
     return 0;
 }
 
