@@ -257,7 +257,7 @@ Test(payfile, compaction_frees_the_segments_a_long_lived_job_kept)
     count_segments_bytes(s, &after);
     cr_assert_lt(after * 3, before, "on disk: %lld bytes before, %lld after", before, after);
     cr_assert_geq(info_field(c, "persistence", "payload_file_compactions"), 2);
-    cr_assert_eq(info_field(c, "persistence", "payload_file_live_bytes"), 3 * (BODY + 24));
+    cr_assert(wait_until(info_field(c, "persistence", "payload_file_live_bytes") == 3 * (BODY + 24), 5000));
     cr_assert(wait_until(info_field(c, "persistence", "payload_file_bytes") == after, 5000),
               "INFO's payload_file_bytes is not the %lld bytes on disk", after);
     for (int k = 0; k < 3; k++)
@@ -280,7 +280,8 @@ Test(payfile, compaction_frees_the_segments_a_long_lived_job_kept)
     c = cli_connect(s->port);
     for (int k = 0; k < 3; k++)
         expect_payload_of(c, keep[k].s, 10 * k + 3);
-    cr_assert_eq(info_field(c, "persistence", "payload_file_live_bytes"), 3 * (BODY + 24));
+    cr_assert(wait_until(info_field(c, "persistence", "payload_file_live_bytes") == 3 * (BODY + 24), 5000),
+              "the backup's live bytes");
     cli_close(c);
     spoold_stop(s);
 #undef PF_ARGS
