@@ -303,17 +303,22 @@ static void info_snapshots(resp_buf *t, const struct replica_figures *f)
                     (unsigned long long)f->snapshots_restored);
 }
 
-/* The payload file's lines, after # Persistence's: bytes on disk against
- * the bytes jobs point at, in all and per shard (docs/operations.md). */
-static void info_paylog(resp_buf *t, struct server *srv)
+/* # Persistence, with the payload file's bytes on disk against the bytes
+ * jobs point at, in all and per shard (docs/operations.md). */
+static void info_persistence(resp_buf *t, struct server *srv)
 {
+    resp_buf_printf(t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\ndisk_free:%lld\r\n"
+                    "disk_reserve:%lld\r\ndisk_low:%d\r\njournal_failed_shards:%d\r\njournal_failed:%s\r\n",
+                    config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs(),
+                    atomic_load(&srv->disk_free), (long long)srv->cfg.disk_reserve,
+                    (int)atomic_load(&srv->disk_low), atomic_load(&srv->journal_failed_shards),
+                    ctx_journal_failed(srv));
     unsigned long long disk = 0, live = 0, comp = 0;
     for (int i = 0; i < srv->nshards; i++) {
         disk += atomic_load_explicit(&srv->shards[i].pl_disk, memory_order_relaxed);
         live += atomic_load_explicit(&srv->shards[i].pl_live, memory_order_relaxed);
         comp += atomic_load_explicit(&srv->shards[i].pl_compactions, memory_order_relaxed);
     }
-    t->len -= 2; /* inside the section: before its blank line */
     resp_buf_printf(t, "payload_file_bytes:%llu\r\npayload_file_live_bytes:%llu\r\npayload_file_compactions:%llu\r\n",
                     disk, live, comp);
     for (int i = 0; i < srv->nshards; i++) {
@@ -416,14 +421,7 @@ static void finish_info(struct conn *c, struct slot *sl)
                         (long long)srv->cfg.maxmemory, policies[srv->cfg.maxmemory_policy]);
     }
     if (want_section(m, "persistence", true))
-        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\ndisk_free:%lld\r\n"
-                        "disk_reserve:%lld\r\ndisk_low:%d\r\njournal_failed_shards:%d\r\njournal_failed:%s\r\n\r\n",
-                        config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs(),
-                        atomic_load(&srv->disk_free), (long long)srv->cfg.disk_reserve,
-                        (int)atomic_load(&srv->disk_low), atomic_load(&srv->journal_failed_shards),
-                        ctx_journal_failed(srv));
-    if (want_section(m, "persistence", true))
-        info_paylog(&t, srv);
+        info_persistence(&t, srv);
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
                         "rejected_connections:%llu\r\nacl_access_denied_auth:%llu\r\nidle_clients_closed:%llu\r\n"

@@ -167,41 +167,21 @@ int paylog_rec_parse(const unsigned char h[PAYLOG_REC_HEADER], uint64_t *id, uin
 
 /* ------------------------------------------------------------ file I/O */
 
-/* pwrite of all n bytes at off, reported to the power-cut seam. */
-static int pl_write(const char *path, int fd, uint64_t off, const void *p, size_t n)
-{
-    powercut_note_write_begin(path, fd, (off_t)off, n);
-    size_t done = 0;
-    ssize_t w = 0;
-    while (done < n) {
-        w = pwrite(fd, (const char *)p + done, n - done, (off_t)(off + done));
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        done += (size_t)w;
-    }
-    int e = w < 0 ? errno : ENOSPC;
-    powercut_note_write_end(path, (off_t)off, p, done == n ? (ssize_t)n : -1);
-    return done == n ? 0 : -e;
-}
-
-/* A record's header and body in one pwritev (a short write goes on with
+/* a then b (bn may be 0) at off in one pwritev (a short write goes on with
  * the rest), reported to the power-cut seam as one write. */
-static int pl_write_rec(const char *path, int fd, uint64_t off, const unsigned char *h, const void *body,
-                        size_t len)
+static int pl_write2(const char *path, int fd, uint64_t off, const void *a, size_t an, const void *b, size_t bn)
 {
-    size_t n = PAYLOG_REC_HEADER + len, done = 0;
+    size_t n = an + bn, done = 0;
     ssize_t w = 0;
     powercut_note_write_begin(path, fd, (off_t)off, n);
     while (done < n) {
         struct iovec iov[2];
         int k = 0;
-        size_t bo = done > PAYLOG_REC_HEADER ? done - PAYLOG_REC_HEADER : 0;
-        if (done < PAYLOG_REC_HEADER)
-            iov[k++] = (struct iovec){ (void *)(h + done), PAYLOG_REC_HEADER - done };
-        if (len > bo)
-            iov[k++] = (struct iovec){ (char *)body + bo, len - bo };
+        size_t bo = done > an ? done - an : 0;
+        if (done < an)
+            iov[k++] = (struct iovec){ (char *)a + done, an - done };
+        if (bn > bo)
+            iov[k++] = (struct iovec){ (char *)b + bo, bn - bo };
         w = pwritev(fd, iov, k, (off_t)(off + done));
         if (w < 0 && errno == EINTR)
             continue;
@@ -210,14 +190,19 @@ static int pl_write_rec(const char *path, int fd, uint64_t off, const unsigned c
         done += (size_t)w;
     }
     int e = w < 0 ? errno : ENOSPC;
-    char *joined = powercut_enabled() ? malloc(n) : NULL; /* the seam keeps the bytes of the last write */
+    char *joined = bn && powercut_enabled() ? malloc(n) : NULL; /* the seam keeps the bytes of the last write */
     if (joined) {
-        memcpy(joined, h, PAYLOG_REC_HEADER);
-        memcpy(joined + PAYLOG_REC_HEADER, body, len);
+        memcpy(joined, a, an);
+        memcpy(joined + an, b, bn);
     }
-    powercut_note_write_end(path, (off_t)off, joined, done == n && joined ? (ssize_t)n : -1);
+    powercut_note_write_end(path, (off_t)off, joined ? joined : a, done == n ? (ssize_t)n : -1);
     free(joined);
     return done == n ? 0 : -e;
+}
+
+static int pl_write(const char *path, int fd, uint64_t off, const void *p, size_t n)
+{
+    return pl_write2(path, fd, off, p, n, NULL, 0);
 }
 
 static int pl_read(int fd, uint64_t off, void *p, size_t n)
@@ -578,7 +563,7 @@ int paylog_append(struct paylog *pl, uint64_t id, const void *body, uint32_t len
     unsigned char h[PAYLOG_REC_HEADER];
     uint32_t crc = paylog_crc32c(0, body, len);
     paylog_rec_header(h, id, len, crc);
-    rc = pl_write_rec(a->path, a->fd, a->size, h, body, len);
+    rc = pl_write2(a->path, a->fd, a->size, h, sizeof h, body, len); /* one pwritev per record */
     if (rc < 0)
         return pl_fail(pl, rc, "cannot append to %s: %s (free space in the --data-dir)", a->path, strerror(-rc));
     *ref = (struct paylog_ref){ .seg = a->no, .off = a->size, .len = len, .crc = crc };

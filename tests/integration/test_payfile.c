@@ -135,9 +135,8 @@ Test(payfile, large_payloads_live_in_segments_that_go_once_their_jobs_are_acked)
     jid last = PUSH(c, "pf", p);
     free(p);
     expect_payload_of(c, last.s, 99);
-    /* this run's segment and the next one, made ahead by the push's sync */
-    cr_assert(wait_until(count_files(s) == 2, 5000), "an empty segment from the last run was kept (%d files)",
-              count_files(s));
+    cr_assert(wait_until(count_files(s) == 2, 5000), "an empty segment from the last run was kept (%d files; "
+              "2 = this run's and the next, made ahead by the push's sync)", count_files(s));
     v = CMD(c, "JOB.GET", small.s);
     cr_assert_str_eq(field_str(v, "payload"), "\"tiny\"");
     resp_val_free(v);
