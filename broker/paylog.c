@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #define REC_MAGIC 0x52505053u /* "SPPR" little-endian */
+#define SPARE_FAILED (-2)
 static const char file_magic[8] = { 'S', 'P', 'L', 'P', 'A', 'Y', 'v', '1' };
 
 struct pseg {
@@ -70,8 +71,8 @@ struct paylog {
      * ready by a sync (spare_fd >= 0, number spare_no) */
     uint32_t closing;
     bool closing_taken;
-    bool spare_asked;    /* a take asked for a spare; answered at the next durable point */
-    _Atomic int spare_fd;
+    bool spare_asked;    /* a take asked for a spare; cleared when a rotation takes it */
+    _Atomic int spare_fd; /* -1: none (yet), SPARE_FAILED, or the spare's fd */
     uint32_t spare_no;
     /* compaction: the segment being emptied (0: none), the next record to
      * look at, the copies made and the generation they need synced */
@@ -231,15 +232,11 @@ static int sync_fd(int fd, const char *path)
     return 0;
 }
 
-static void make_spare(struct paylog *pl, uint32_t no);
-
 int paylog_sync_pending(const struct paylog_pending *p)
 {
     int rc = sync_fd(p->fd2, p->path2); /* the closed segment first: then only the newest two can be torn */
     if (rc == 0)
         rc = sync_fd(p->fd, p->path);
-    if (rc == 0 && p->spare)
-        make_spare(p->spare, p->spare_no);
     return rc;
 }
 
@@ -353,19 +350,16 @@ static int seg_create(struct paylog *pl, uint32_t no)
     return 0;
 }
 
-/* The sync thread (or the shard's, in paylog_sync): the next segment made
- * ready once the closed one is synced, so that a rotation only switches
- * files. A failure is not the sync's: the rotation then does it all. */
-static void make_spare(struct paylog *pl, uint32_t no)
+void paylog_make_spare(const struct paylog_pending *p)
 {
     int fd;
-    int rc = seg_file_create(pl, no, &fd);
-    if (rc < 0) {
-        log_warn("cannot create %s/shard-%d.payload.%" PRIu32 " ahead of use: %s (check the --data-dir's space)",
-                 pl->dir, pl->shard, no, strerror(-rc));
+    if (!p->spare)
         return;
-    }
-    atomic_store_explicit(&pl->spare_fd, fd, memory_order_release);
+    int rc = seg_file_create(p->spare, p->spare_no, &fd);
+    if (rc < 0)
+        log_warn("cannot create %s/shard-%d.payload.%" PRIu32 " ahead of use: %s (check the --data-dir's space; "
+                 "the rotation makes it then)", p->spare->dir, p->spare->shard, p->spare_no, strerror(-rc));
+    atomic_store_explicit(&p->spare->spare_fd, rc < 0 ? SPARE_FAILED : fd, memory_order_release);
 }
 
 /* Ends the active segment and starts the next one. With a spare ready,
@@ -378,6 +372,7 @@ static int rotate(struct paylog *pl)
     struct pseg *a = active(pl);
     uint32_t next = a->no + 1;
     int fd = atomic_exchange_explicit(&pl->spare_fd, -1, memory_order_acquire);
+    pl->spare_asked = false; /* the one asked for is here (or failed): the next take asks again */
     if (fd >= 0 && pl->spare_no == next) { /* made after the closed one, if any, was synced */
         char path[4200];
         seg_path(pl, next, path, sizeof path);
@@ -552,10 +547,10 @@ int paylog_append(struct paylog *pl, uint64_t id, const void *body, uint32_t len
     if (rc < 0)
         return rc;
     struct pseg *a = active(pl);
-    /* full: rotate, unless the spare is being made by a sync in flight
-     * (then the segment grows past the size until it is there) */
+    /* full: rotate, unless the spare is still being made by the sync
+     * thread (then the segment grows past the size until it is there) */
     if (a->size > PAYLOG_FILE_HEADER && a->size + PAYLOG_REC_HEADER + len > pl->seg_max &&
-        (!pl->spare_asked || atomic_load_explicit(&pl->spare_fd, memory_order_acquire) >= 0)) {
+        (!pl->spare_asked || atomic_load_explicit(&pl->spare_fd, memory_order_acquire) != -1)) {
         if ((rc = rotate(pl)) < 0)
             return rc;
         a = active(pl);
@@ -683,8 +678,8 @@ bool paylog_take_sync(struct paylog *pl, struct paylog_pending *p)
         p->path2 = c->path;
         pl->closing_taken = true;
     }
-    if (!pl->spare_asked && atomic_load_explicit(&pl->spare_fd, memory_order_acquire) < 0) {
-        pl->spare_asked = true; /* made after the syncs, by whoever runs them */
+    if (!pl->spare_asked) {
+        pl->spare_asked = true; /* made after the syncs (paylog_make_spare), by whoever ran them */
         pl->spare_no = a->no + 1;
         p->spare = pl;
         p->spare_no = pl->spare_no;
@@ -699,7 +694,6 @@ static void synced(struct paylog *pl)
     if (pl->closing_taken)
         pl->closing = 0;
     pl->closing_taken = false;
-    pl->spare_asked = false;
 }
 
 int paylog_sync(struct paylog *pl)
@@ -708,6 +702,8 @@ int paylog_sync(struct paylog *pl)
     if (!paylog_take_sync(pl, &p))
         return 0;
     int rc = paylog_sync_pending(&p);
+    if (rc == 0)
+        paylog_make_spare(&p);
     if (rc < 0) {
         pl->dirty = true;
         return pl_fail(pl, rc, "fdatasync of %s failed (%s)", p.fd2 >= 0 ? p.path2 : p.path, strerror(-rc));

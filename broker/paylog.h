@@ -14,12 +14,14 @@
  * may be torn). Rotation: one that grows past the segment size is closed
  * and the next one started; the switch is all the shard thread does when
  * a spare is ready: every sync request (paylog_take_sync) carries the
- * closed segment's last fdatasync first, then the active one's, then
- * creates the next segment (the spare: header, fdatasync, directory sync)
- * if there is none, on the sync thread. A spare is made only after the
+ * closed segment's last fdatasync first, then the active one's, and asks
+ * for the next segment (the spare: header, fdatasync, directory sync) if
+ * none is asked for, which the sync thread creates once the commit's
+ * replies can go (paylog_make_spare). A spare is made only after the
  * closed segment is synced, so only the newest two segments ever hold
  * unsynced bytes. While a spare is being made the active segment grows
- * past the size; with none asked for, the rotation does it all at once.
+ * past the size; with none asked for (or its creation failed), the
+ * rotation does it all at once.
  * Format, field by field, little-endian:
  *   file header (16 bytes): "SPLPAYv1", u32 shard, u32 segment number
  *   record (24-byte header + body): u32 magic "SPPR", u32 body length,
@@ -135,9 +137,13 @@ void paylog_unref(struct paylog *pl, uint32_t seg, uint32_t len);
  * since the last take (the flag is cleared), and the closed one whose last
  * sync is due, and a spare to make, for the sync thread; sync_pending:
  * does them (any thread), 0 or the negative errno of a failed sync;
- * sync: both at once on the caller's thread. */
+ * sync: all of it at once on the caller's thread. */
 bool paylog_take_sync(struct paylog *pl, struct paylog_pending *p);
 int paylog_sync_pending(const struct paylog_pending *p);
+/* After sync_pending succeeded (any thread; the sync thread calls it once
+ * the commit's MSG_SYNCED is posted, off the acknowledgement's path):
+ * creates the spare p asks for, if any. */
+void paylog_make_spare(const struct paylog_pending *p);
 int paylog_sync(struct paylog *pl);
 /* A commit succeeded: dead segments (count 0, not active) wait for the next
  * durable point. durable: the commits so far and the syncs taken so far

@@ -47,6 +47,8 @@ static void *syncer_main(void *arg)
         sy->wal = NULL; /* before posting: the shard may request again at once */
         pthread_mutex_unlock(&sy->mu);
         inbox_post(sy->done, m);
+        if (rc == 0)
+            paylog_make_spare(&seg); /* the next payload segment, if asked: after the replies can go */
         pthread_mutex_lock(&sy->mu);
     }
     pthread_mutex_unlock(&sy->mu);

@@ -164,10 +164,11 @@ Test(payfile, off_keeps_every_payload_in_the_journal)
 
 /* A segment is closed in the middle of a turn: the records written into it
  * since its last sync belong to the commit that the sync thread covers by
- * syncing the new segment, so the old one must be synced when it closes.
- * Job a fills half of a 4 KiB segment and is synced; b (still fits) and c
- * (starts segment 2) come in one transaction; the power goes right after
- * their acknowledgement: all three are there after the restart. */
+ * syncing the new segment, so the old one must be synced too (its last
+ * sync rides on that request). Job a fills half of a 4 KiB segment and is
+ * synced (segment 2 is then made ahead); b (still fits) and c (starts
+ * segment 2) come in one transaction; the power goes right after their
+ * acknowledgement: all three are there after the restart. */
 Test(payfile, records_of_a_closed_segment_survive_a_power_cut)
 {
     const char *args[] = { "--shards", "1", "--payload-file-min", "1", "--payload-file-segment", "4kb" };
@@ -181,6 +182,10 @@ Test(payfile, records_of_a_closed_segment_survive_a_power_cut)
         body[i][1500] = '\0';
     }
     jid a = PUSH(c, "closed", body[0]);
+    /* segment 1 (16 + 24 + 1500 bytes) and the spare's header, as INFO sees
+     * them (every second): then the spare is ready for the switch */
+    cr_assert(wait_until(info_field(c, "persistence", "payload_file_bytes") == 1540 + 16, 5000),
+              "no next segment made ahead after a's sync");
     expect_ok(CMD(c, "MULTI"));
     expect_simple(CMD(c, "JOB.PUSH", "closed", body[1]), "QUEUED");
     expect_simple(CMD(c, "JOB.PUSH", "closed", body[2]), "QUEUED");
