@@ -873,23 +873,13 @@ static void publish_paylog(struct shard *s)
     atomic_store_explicit(&s->pl_compactions, st.compactions, memory_order_relaxed);
 }
 
-/* Copies waiting for a sync get one: the next commit's carries them; with
- * none coming (nothing committed since the last sync), or without the
- * syncer, they are synced here. */
+/* Copies waiting for a sync get one: a commit in the making carries them
+ * (its sync request takes the segment); with none (an idle shard, or
+ * without the syncer) they are synced here, one fdatasync per step. */
 static void compact_sync(struct shard *s)
 {
-    if (!paylog_compact_waiting(s->pl) || s->sync_busy || (s->pipelined && journal_in_txn(s->st.jr)))
-        return;
-    void *wal = s->pipelined ? journal_wal(s->st.jr) : NULL;
-    if (!wal) {
+    if (paylog_compact_waiting(s->pl) && !s->sync_busy && !journal_in_txn(s->st.jr))
         sync_payloads(s);
-        return;
-    }
-    struct paylog_pending seg;
-    paylog_take_sync(s->pl, &seg);
-    hold_batches(s);
-    s->sync_busy = true;
-    syncer_request(&s->sync, wal, &seg);
 }
 
 /* One step: a turn of its own, committed like any other. */
