@@ -313,6 +313,19 @@ void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish
     }
 }
 
+struct slot *conn_await(struct conn *c, struct msg *m, gather_fn finish)
+{
+    int n = c->io->srv->nio;
+    struct slot *sl = slot_new(c, SLOT_GATHER);
+    sl->finish = finish;
+    sl->req = m;
+    sl->nparts = n;
+    sl->parts = xcalloc((size_t)n, sizeof *sl->parts);
+    sl->pending = n;
+    c->inflight += n;
+    return sl;
+}
+
 static void gather_part(struct conn *c, struct slot *sl, struct msg *m)
 {
     sl->num += m->num;
