@@ -1441,6 +1441,8 @@ static void wake_waiter(void *arg, int rc, const char *msg)
 static int replica_transfer_wait(struct replica *r, char *msg, size_t cap)
 {
     struct waiter *w = calloc(1, sizeof *w);
+    if (w)
+        w->r = r;
     if (!w || replica_transfer(r, 0, wake_waiter, w) < 0) {
         free(w);
         return snprintf(msg, cap, "out of memory"), -ENOMEM;
