@@ -810,20 +810,29 @@ static size_t batch_count(const struct shard *s, const struct msg_batch *b)
 
 #define GATHER_SIBLINGS 2     /* a sync releasing fewer replies opens no window: nobody else to wait for */
 #define GATHER_BACKOFF_MAX 16 /* windows left out at most after windows that ran out one after another */
+#define GATHER_RETURNS 3      /* a window lasts at most this many times the clients' average return */
+#define GATHER_MIN_NS 50000   /* and at least 50 us: one return measured fast says little */
 
-/* --sync-gather-us: whether the sync about to start opens a gathering
- * window after it (syncer.h). It does when it releases the replies of
- * several clients, unless windows ran out lately (their clients did not
- * come back in time: then the next ones are left out, 1, 2, 4, ... of them). */
-static bool want_window(struct shard *s, size_t replies)
+/* --sync-gather-us: the gathering window the sync about to start opens
+ * after it (syncer.h), in ns, 0 = none. There is one when the sync
+ * releases the replies of several clients, unless windows ran out lately
+ * (their clients did not come back in time: then the next ones are left
+ * out, 1, 2, 4, ... of them). It lasts at most --sync-gather-us, and at
+ * most 3 times the time the clients took to come back in the windows that
+ * filled (the syncer also bounds it by twice the time of a sync). */
+static int64_t want_window(struct shard *s, size_t replies)
 {
-    if (!s->srv->cfg.sync_gather_us || replies < GATHER_SIBLINGS)
-        return false;
+    int64_t bound = (int64_t)s->srv->cfg.sync_gather_us * 1000;
+    if (!bound || replies < GATHER_SIBLINGS)
+        return 0;
     if (s->gather_skip) {
         s->gather_skip--;
-        return false;
+        return 0;
     }
-    return true;
+    int64_t back = s->gather_return_ns * GATHER_RETURNS;
+    if (s->gather_return_ns && back < bound)
+        bound = back > GATHER_MIN_NS ? back : GATHER_MIN_NS;
+    return bound;
 }
 
 /* Pipelined --fsync always, with no sync in flight: commits what the turns
@@ -847,10 +856,11 @@ static void start_commit(struct shard *s)
     hold_batches(s);
     size_t n = batch_count(s, s->fl_replies);
     syncer_count(n);
-    s->gather_asked = want_window(s, n);
+    int64_t window = want_window(s, n);
+    s->gather_asked = window > 0;
     s->sync_busy = true;
     s->sync_seq++;
-    syncer_request(&s->sync, wal, &seg, s->gather_asked);
+    syncer_request(&s->sync, wal, &seg, window);
 }
 
 /* After a sync that opened a window: the next commit waits until as many
@@ -861,6 +871,7 @@ static void open_window(struct shard *s)
 {
     size_t released = batch_count(s, s->fl_replies);
     s->gathering = true;
+    s->gather_opened = syncer_now_ns();
     s->gather_need = batch_count(s, s->replies) + released - released / 8;
 }
 
@@ -922,7 +933,10 @@ static bool commit_ready(struct shard *s)
         return true;
     if (batch_count(s, s->replies) < s->gather_need)
         return false;
-    s->gather_backoff = 0; /* a window that filled */
+    s->gather_backoff = 0; /* a window that filled: its clients' return time counts */
+    int64_t took = syncer_now_ns() - s->gather_opened;
+    s->gather_return_ns = s->gather_return_ns ? (s->gather_return_ns * 7 + took) / 8 : took;
+    syncer_note_return(s->gather_return_ns);
     return true;
 }
 
@@ -1668,7 +1682,7 @@ static void *shard_main(void *arg)
 int shard_start(struct shard *s)
 {
     if (s->pipelined && s->st.jr) {
-        int rc = syncer_start(&s->sync, &s->inbox, s->id, s->srv->cfg.sync_gather_us);
+        int rc = syncer_start(&s->sync, &s->inbox, s->id);
         if (rc < 0)
             return rc;
     } else {

@@ -72,6 +72,8 @@ struct shard {
     size_t gather_need;
     unsigned gather_skip;        /* windows left out after one ran out (backoff) */
     unsigned gather_backoff;     /* the skip after the next that runs out */
+    int64_t gather_opened;       /* syncer_now_ns() when the window opened */
+    int64_t gather_return_ns;    /* average time until a window filled, 0 = none yet */
     uint64_t sync_seq;           /* syncs requested (MSG_GATHERED names one) */
     struct syncer sync;
     struct paylog *pl;           /* the payload file (paylog.h), or NULL */

@@ -19,9 +19,9 @@
 #include <sys/prctl.h>
 #include <time.h>
 
-static atomic_ullong stat_syncs, stat_replies, stat_windows, stat_timeouts, stat_sync_us;
+static atomic_ullong stat_syncs, stat_replies, stat_windows, stat_timeouts, stat_sync_us, stat_return_us;
 
-static int64_t mono_ns(void)
+int64_t syncer_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -57,7 +57,7 @@ static bool wait_request(struct syncer *sy)
  * WAL. Returns 0 or the negative code; *took gets its time in ns. */
 static int sync_once(struct syncer *sy, void *wal, struct paylog_pending *seg, int64_t *took)
 {
-    int64_t t0 = mono_ns();
+    int64_t t0 = syncer_now_ns();
     int delay = atomic_load_explicit(&sy->delay_ms, memory_order_relaxed);
     if (delay > 0) { /* DEBUG SYNC-DELAY: a slow disk */
         struct timespec ts = { delay / 1000, (long)(delay % 1000) * 1000000L };
@@ -69,7 +69,7 @@ static int sync_once(struct syncer *sy, void *wal, struct paylog_pending *seg, i
         log_error("shard %d: fdatasync of %s failed (%s)", sy->id, seg->path, strerror(-rc));
     else
         rc = journal_sync_wal(wal);
-    *took = mono_ns() - t0;
+    *took = syncer_now_ns() - t0;
     return rc;
 }
 
@@ -84,7 +84,7 @@ static void *syncer_main(void *arg)
     while (wait_request(sy)) {
         void *wal = sy->wal;
         struct paylog_pending seg = sy->seg;
-        bool gather = sy->gather;
+        int64_t window = sy->window_ns;
         pthread_mutex_unlock(&sy->mu);
         int64_t took;
         struct msg *m = msg_new(MSG_SYNCED);
@@ -92,10 +92,11 @@ static void *syncer_main(void *arg)
         sy->sync_ns = sy->sync_ns ? (sy->sync_ns * 7 + took) / 8 : took;
         atomic_fetch_add_explicit(&stat_syncs, 1, memory_order_relaxed);
         atomic_store_explicit(&stat_sync_us, (unsigned long long)took / 1000, memory_order_relaxed);
-        int64_t window = sy->gather_ns < 2 * sy->sync_ns ? sy->gather_ns : 2 * sy->sync_ns;
+        if (window > 2 * sy->sync_ns)
+            window = 2 * sy->sync_ns; /* no longer than the clients waiting for the sync after would have */
         pthread_mutex_lock(&sy->mu);
         sy->wal = NULL; /* before posting: the shard may request again at once */
-        sy->window_until = gather && m->num == 0 && window > 0 ? mono_ns() + window : 0;
+        sy->window_until = m->num == 0 && window > 0 ? syncer_now_ns() + window : 0;
         if (sy->window_until)
             atomic_fetch_add_explicit(&stat_windows, 1, memory_order_relaxed);
         pthread_mutex_unlock(&sy->mu);
@@ -106,13 +107,12 @@ static void *syncer_main(void *arg)
     return NULL;
 }
 
-int syncer_start(struct syncer *sy, struct inbox *done, int id, int gather_us)
+int syncer_start(struct syncer *sy, struct inbox *done, int id)
 {
     sy->wal = NULL;
-    sy->gather = false;
+    sy->window_ns = 0;
     sy->window_until = 0;
     sy->seq = 0;
-    sy->gather_ns = (int64_t)gather_us * 1000;
     sy->sync_ns = 0;
     sy->stop = false;
     sy->id = id;
@@ -139,11 +139,11 @@ void syncer_set_delay(struct syncer *sy, int ms)
     atomic_store_explicit(&sy->delay_ms, ms, memory_order_relaxed);
 }
 
-void syncer_request(struct syncer *sy, void *wal, const struct paylog_pending *seg, bool gather)
+void syncer_request(struct syncer *sy, void *wal, const struct paylog_pending *seg, int64_t window_ns)
 {
     pthread_mutex_lock(&sy->mu);
     sy->wal = wal;
-    sy->gather = gather;
+    sy->window_ns = window_ns;
     sy->window_until = 0; /* the request ends the window */
     sy->seq++;
     sy->seg = seg ? *seg : (struct paylog_pending){ -1, NULL };
@@ -156,8 +156,14 @@ void syncer_count(size_t replies)
     atomic_fetch_add_explicit(&stat_replies, replies, memory_order_relaxed);
 }
 
+void syncer_note_return(int64_t ns)
+{
+    atomic_store_explicit(&stat_return_us, (unsigned long long)ns / 1000, memory_order_relaxed);
+}
+
 void syncer_stats(struct syncer_stats *out)
 {
+    out->return_us = atomic_load_explicit(&stat_return_us, memory_order_relaxed);
     out->syncs = atomic_load_explicit(&stat_syncs, memory_order_relaxed);
     out->replies = atomic_load_explicit(&stat_replies, memory_order_relaxed);
     out->windows = atomic_load_explicit(&stat_windows, memory_order_relaxed);
