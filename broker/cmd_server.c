@@ -21,6 +21,7 @@
 #include "pubsub.h"
 #include "replica.h"
 #include "shard.h"
+#include "syncer.h"
 #include "syncvfs.h"
 #include "sysinfo.h"
 #include "xalloc.h"
@@ -307,9 +308,15 @@ static void info_snapshots(resp_buf *t, const struct replica_figures *f)
  * jobs point at, in all and per shard (docs/operations.md). */
 static void info_persistence(resp_buf *t, struct server *srv)
 {
-    resp_buf_printf(t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\ndisk_free:%lld\r\n"
+    struct syncer_stats sy;
+    syncer_stats(&sy);
+    resp_buf_printf(t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\ncommit_syncs:%llu\r\n"
+                    "commit_sync_replies:%llu\r\ncommit_sync_last_us:%llu\r\nsync_gather_us:%d\r\n"
+                    "sync_gather_windows:%llu\r\nsync_gather_timeouts:%llu\r\nsync_gather_return_us:%llu\r\n"
+                    "disk_free:%lld\r\n"
                     "disk_reserve:%lld\r\ndisk_low:%d\r\njournal_failed_shards:%d\r\njournal_failed:%s\r\n",
-                    config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs(),
+                    config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs(), sy.syncs, sy.replies,
+                    sy.sync_us, srv->cfg.sync_gather_us, sy.windows, sy.timeouts, sy.return_us,
                     atomic_load(&srv->disk_free), (long long)srv->cfg.disk_reserve,
                     (int)atomic_load(&srv->disk_low), atomic_load(&srv->journal_failed_shards),
                     ctx_journal_failed(srv));
