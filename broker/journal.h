@@ -75,7 +75,7 @@ bool journal_in_txn(const struct journal *j);
  * either place, so rows written before 0010 (body NULL, payload in
  * payloads) load, read and delete as before. */
 #ifndef JOURNAL_INLINE_MAX /* -D for measuring other bounds */
-#define JOURNAL_INLINE_MAX 512
+#define JOURNAL_INLINE_MAX 256
 #endif
 /* Changes the inline bound of this journal (tests; 0 keeps only empty
  * payloads in the row). */
