@@ -198,6 +198,20 @@ static void raw_exec(sqlite3 *db, const char *sql)
     cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, msg ? msg : "");
 }
 
+/* The database as a spoold at schema version old left it, built from the
+ * same migration files (raw connection, for the caller's rows). */
+static sqlite3 *raw_at_version(int old)
+{
+    char sql[64];
+    sqlite3 *db = raw_open();
+    raw_exec(db, "PRAGMA journal_mode = WAL");
+    for (int i = 0; i < old; i++)
+        raw_exec(db, journal_migrations[i].sql);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
+    raw_exec(db, sql);
+    return db;
+}
+
 static int64_t count_jobs(struct journal *j)
 {
     struct loaded l;
@@ -252,17 +266,11 @@ Test(journal, open_creates_schema_in_wal_mode)
 Test(journal, upgrades_a_database_at_an_older_version)
 {
     int n = journal_schema_version(), old = 2;
-    char sql[64];
 
     /* The database as an older spoold (schema 2, still with the load index
      * that 0003 drops) left it, built from the same migration files, with a
      * job in it. */
-    sqlite3 *db = raw_open();
-    raw_exec(db, "PRAGMA journal_mode = WAL");
-    for (int i = 0; i < old; i++)
-        raw_exec(db, journal_migrations[i].sql);
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
-    raw_exec(db, sql);
+    sqlite3 *db = raw_at_version(old);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, "
                  "payload) VALUES (7, CAST('mail' AS BLOB), 1, 1234, 1, 2, CAST('{}' AS BLOB))");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'payloads'"), 0,
@@ -306,16 +314,10 @@ Test(journal, upgrades_a_database_at_an_older_version)
 Test(journal, upgrades_a_database_at_0006_to_payload_rows_and_tokens)
 {
     int old = 6;
-    char sql[64];
 
     /* A data directory as main's 0006 left it: a reserved job whose
      * payload is in its row, with a result column. */
-    sqlite3 *db = raw_open();
-    raw_exec(db, "PRAGMA journal_mode = WAL");
-    for (int i = 0; i < old; i++)
-        raw_exec(db, journal_migrations[i].sql);
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
-    raw_exec(db, sql);
+    sqlite3 *db = raw_at_version(old);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, attempt, lease_until, created_at, updated_at, payload, "
                  "progress) VALUES (9, CAST('mail' AS BLOB), 1, 2, 1234, 1, 2, CAST('{\"x\":1}' AS BLOB), "
                  "CAST('50' AS BLOB))");
@@ -1246,19 +1248,13 @@ static char *body_of(char c, size_t n)
     return p;
 }
 
-static int64_t row_int(struct journal *j, const char *fmt, uint64_t id)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, fmt, (unsigned long long)id);
-    return raw_int(journal_sqlite(j), sql);
-}
-
 /* Where the payload of job id is: 1 its own row, 2 a payloads row, 3 both (damage), 0 neither. */
 static int payload_place(struct journal *j, uint64_t id)
 {
-    int64_t in_row = row_int(j, "SELECT count(*) FROM jobs WHERE id = %llu AND body IS NOT NULL", id);
-    int64_t apart = row_int(j, "SELECT count(*) FROM payloads WHERE id = %llu", id);
-    return (int)(in_row + 2 * apart);
+    char sql[192];
+    snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM jobs WHERE id = %llu AND body IS NOT NULL) + "
+             "2 * (SELECT count(*) FROM payloads WHERE id = %llu)", (unsigned long long)id, (unsigned long long)id);
+    return (int)raw_int(journal_sqlite(j), sql);
 }
 
 Test(journal, payloads_up_to_the_inline_bound_live_in_the_job_row)
@@ -1335,13 +1331,7 @@ Test(journal, the_inline_bound_is_the_journals)
 Test(journal, a_database_at_0009_with_payload_rows_opens_serves_and_acks)
 {
     int old = 9;
-    char sql[64];
-    sqlite3 *db = raw_open();
-    raw_exec(db, "PRAGMA journal_mode = WAL");
-    for (int i = 0; i < old; i++)
-        raw_exec(db, journal_migrations[i].sql);
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
-    raw_exec(db, sql);
+    sqlite3 *db = raw_at_version(old);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, pos, lease_until, created_at, updated_at) VALUES "
                  "(5, CAST('mail' AS BLOB), 0, 5, 0, 1, 2), (6, CAST('mail' AS BLOB), 0, 6, 0, 1, 2)");
     raw_exec(db, "INSERT INTO payloads (id, body) VALUES (5, CAST('{\"old\":5}' AS BLOB)), "
