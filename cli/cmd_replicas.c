@@ -278,6 +278,7 @@ static int transfer_call(cli_ctx *x, const char *leader, int argc, const char *c
         if (!told)
             printf("the new leader is behind the group; waiting up to %d s for it to catch up\n", CATCH_UP_MS / 1000);
         told = true;
+        fflush(stdout); /* a script reading the output sees the wait as it begins */
         nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
     }
     return cli_fail(CLI_REFUSED, "cluster: %s %s at %s: %s", argv[0], argc > 1 ? argv[1] : "", leader, err), -1;

@@ -6,7 +6,8 @@ acknowledged push and undoes no acknowledged ack; a named node takes over
 (spool cluster transfer-leader GROUP NODE); a transfer to a node that is
 not up to date, to a non-member, to the leader itself, through a
 follower, or in a group with no other member is refused with a clear
-error and the leader keeps serving; a leader stopped with SIGTERM hands
+error and the leader keeps serving; the CLI gives a named node that is
+behind a few seconds to catch up; a leader stopped with SIGTERM hands
 the leadership over first (its log says so) and the write pause of such a
 planned restart is measured (p50/max), beside the SIGKILL failover of
 failover.py. Ends with "N passed, N failed".
@@ -120,6 +121,30 @@ def refusals(suite, g, spool):
     settle(g)
 
 
+def catch_up(suite, g, spool):
+    """spool cluster transfer-leader to a follower behind the group waits for it to catch up."""
+    settle(g)
+    lead = g.leader()
+    late = next(i for i in sorted(g.procs) if i != lead)
+    c = g.client(lead)
+    g.procs[late].send_signal(signal.SIGSTOP)
+    try:
+        for k in range(20):  # committed by the leader and the other follower
+            c.execute_command("JOB.PUSH", "lateq", '{"k":%d}' % k)
+        cli = subprocess.Popen([spool, "cluster", "transfer-leader", f"127.0.0.1:{g.ports[lead]}", str(late)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = cli.stdout.readline()  # "handing the leadership over ..."
+        told = cli.stdout.readline()  # printed once the leader refused the node as behind
+    finally:
+        g.procs[late].send_signal(signal.SIGCONT)
+    out, err = cli.communicate(timeout=60)
+    now = g.leader()
+    suite.check(f"spool cluster transfer-leader to node {late}, behind, waits for it to catch up, then it leads",
+                "waiting up to" in told and cli.returncode == 0 and now == late,
+                f"rc {cli.returncode}, leader {now}: " + (first + told + out + err).strip().replace("\n", " | "))
+    settle(g)
+
+
 def lone_node(suite, spoold, root):
     """A group of one member has no follower to hand over to."""
     p = free_port()
@@ -217,6 +242,7 @@ def main():
         g.start_group()
         refusals(suite, g, a.spool)
         named_transfer(suite, g, a.spool)
+        catch_up(suite, g, a.spool)
         transfers_under_load(suite, g, a.transfers, a.seconds)
         planned_restarts(suite, g, a.restarts, a.seconds, a.max_pause)
         journals_equal(suite, g, "after the planned restarts")
