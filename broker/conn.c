@@ -799,12 +799,6 @@ static void unlink_conn(struct conn *c)
     c->io->nconns--;
 }
 
-/* --colocate yes: the last CONN_MOVE_STREAK commands of c all went to
- * shard k, whose thread is not this one: if c is quiet, it moves to I/O
- * thread k (the same thread as shard k), so its next commands run there
- * without a hop. Its events go (the socket stays open); the rest of c,
- * unparsed input included, rides in a MSG_CONN; thread k makes new events
- * (conn_adopt). */
 /* Where a client that pipelines deep to shard k should be: not on shard
  * k's thread while that thread is busy (CONN_HOT_LOAD) and another is at
  * least CONN_LOAD_GAP less busy; then the least busy other one, so the
@@ -844,6 +838,11 @@ static int move_target(struct conn *c)
     return k == c->io->id ? -1 : k;
 }
 
+/* --colocate yes: if c is quiet and should be on another thread
+ * (move_target: its shard's, so that its next commands run there without
+ * a hop; or, pipelining deep, off its busy shard's), it moves there. Its
+ * events go (the socket stays open); the rest of c, unparsed input
+ * included, rides in a MSG_CONN; thread k makes new events (conn_adopt). */
 static void conn_move_if_quiet(struct conn *c)
 {
     struct io_thread *io = c->io;
