@@ -4,7 +4,9 @@
  * whose commands keep going to the shard of another thread moves there at
  * a quiet moment. These tests check that a move loses, doubles and
  * reorders no reply (INCR counts each command), that a client pipelining
- * deeper than CONN_MOVE_DEPTH stays, that a move carries a request cut in
+ * deeper than CONN_MOVE_DEPTH stays while no thread is busy and leaves
+ * its shard's thread (once) when that thread is busy and another is not
+ * (DEBUG THREAD-LOAD stands in for the measured load), that a move carries a request cut in
  * two across it and the client's state, that a blocking pop, MULTI and a
  * subscription still work, that a connection WATCHing does not move, and
  * that a script looping on a shard does not freeze the clients of its
