@@ -7,6 +7,7 @@
 #include "args.h"
 #include "cluster.h"
 #include "cmd_multi.h"
+#include "cmd_replica.h"
 #include "conn.h"
 #include "context.h"
 #include "dict.h"
@@ -427,9 +428,12 @@ static const char *casmap_refusal(const struct cluster *cl, const struct cluster
 /* CLUSTER CASMAP old-epoch json: a change of the map made from epoch
  * old-epoch (0: the first map), taken only if the map is still at that
  * epoch. On a replicated node of the first group the leader commits it
- * through the group's Raft log (replica_map_propose: this I/O thread waits
- * for the commit, at most 10 s); on a group of one node it is installed at
- * once. Then, as SETMAP, a round of the I/O threads. */
+ * through the group's Raft log (replica_map_propose): the request waits in
+ * its reply slot until the Raft thread answers (commit, conflict, lost
+ * leadership, or outcome unknown after 10 s) while this I/O thread serves
+ * its other connections, and the answer comes back through every I/O
+ * thread (replica_await), as SETMAP's round. On a group of one node it is
+ * installed at once, then the same round of the I/O threads. */
 static void cluster_casmap(struct conn *c, struct msg *m)
 {
     struct server *srv = c->io->srv;
@@ -452,12 +456,15 @@ static void cluster_casmap(struct conn *c, struct msg *m)
         conn_reply_error(c, m, "ERR cluster map refused: %s", err);
         return;
     }
-    int rc = srv->replica ? replica_map_propose(srv->replica, (uint64_t)old, json, len, err, sizeof err)
-                          : cluster_cas(cl, (uint64_t)old, json, len, err, sizeof err);
+    if (srv->replica) {
+        struct await *a = replica_await(c, m, AWAIT_ONE);
+        if (a && replica_map_propose(srv->replica, (uint64_t)old, json, len, replica_answered, a) < 0)
+            replica_not_asked(a);
+        return;
+    }
+    int rc = cluster_cas(cl, (uint64_t)old, json, len, err, sizeof err);
     if (rc == 0 || rc == 1)
         conn_gather(c, m, false, finish_setmap);
-    else if (srv->replica)
-        conn_reply_error(c, m, "%s", err);
     else
         conn_reply_error(c, m, "ERR %s%s", rc == -2 ? "map conflict: " : "cluster map refused: ", err);
 }

@@ -289,6 +289,18 @@ void conn_finish_sum(struct conn *c, struct slot *sl)
     resp_add_int(&sl->out, sl->num);
 }
 
+/* A gather slot for n parts, m kept as its request. */
+static struct slot *gather_slot(struct conn *c, struct msg *m, int n, gather_fn finish)
+{
+    struct slot *sl = slot_new(c, SLOT_GATHER);
+    sl->finish = finish;
+    sl->req = m;
+    sl->nparts = n;
+    sl->parts = xcalloc((size_t)n, sizeof *sl->parts);
+    sl->pending = n;
+    return sl;
+}
+
 void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish)
 {
     if (c->capture) {
@@ -299,18 +311,19 @@ void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish
     for (int k = 0; to_shards && k < n; k++)
         if (refuse_busy(c, m, k))
             return;
-    struct slot *sl = slot_new(c, SLOT_GATHER);
-    sl->finish = finish;
-    sl->req = m;
-    sl->nparts = n;
-    sl->parts = xcalloc((size_t)n, sizeof *sl->parts);
-    sl->pending = n;
+    struct slot *sl = gather_slot(c, m, n, finish);
     for (int k = 0; k < n; k++) {
         struct msg *part = msg_copy(m);
         part->slot = sl;
         part->part = k;
         send_to(c, part, k, to_shards);
     }
+}
+
+struct slot *conn_await(struct conn *c, struct msg *m, gather_fn finish)
+{
+    c->inflight += c->io->srv->nio;
+    return gather_slot(c, m, c->io->srv->nio, finish);
 }
 
 static void gather_part(struct conn *c, struct slot *sl, struct msg *m)

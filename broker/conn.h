@@ -192,6 +192,13 @@ void conn_route_key(struct conn *c, struct msg *m, int i);
  * parts are back, finish(c, slot) writes slot->out. Frees nothing of m until
  * then: slot->req keeps it. */
 void conn_gather(struct conn *c, struct msg *m, bool to_shards, gather_fn finish);
+/* A reply that another thread gives (the Raft thread: cmd_replica.c,
+ * replica_await): a gather over every I/O thread, m kept as the slot's req,
+ * that the other thread starts by posting one MSG_CMD part (slot = the
+ * slot returned, part = k) to each I/O thread k; finish runs here once all
+ * came back (the connection may have closed meanwhile: the parts keep it
+ * allocated). Not inside MULTI. */
+struct slot *conn_await(struct conn *c, struct msg *m, gather_fn finish);
 /* A gather_fn: replies with the sum of the parts' numbers. */
 void conn_finish_sum(struct conn *c, struct slot *sl);
 /* Starts a blocking pop over argv[first..last) (see claim.h). */

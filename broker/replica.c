@@ -138,8 +138,8 @@ struct replica {
     int nview;
     char leader_client[64];
     char change_status[300];
-    struct change_req *changes;   /* under mu */
-    pthread_cond_t change_cv;     /* with mu: a change request was answered */
+    struct raft_req *reqs;        /* under mu: requests for the Raft thread (the "requests" section) */
+    pthread_cond_t change_cv;     /* with mu: a request some thread waits for was answered */
     struct raft_change change;    /* the one change libraft has in flight */
     bool change_busy;
     unsigned change_id;
@@ -159,7 +159,7 @@ struct replica {
     _Atomic bool handing_over;
     /* The slot map's entries (the "slot map" section) */
     struct cluster *cl;           /* NULL outside cluster mode */
-    struct map_req *map_reqs;     /* under mu: handed to the Raft thread */
+    struct map_req *map_q;        /* Raft thread: the map entry of this leader in flight, or NULL */
     bool map_busy;                /* Raft thread: a map entry of this leader is in flight */
     uint64_t map_busy_epoch;
     char *map_snap;               /* the map as of the snapshot being taken (JSON) */
@@ -300,6 +300,8 @@ static void barrier_done(struct raft_barrier *req, int status)
         set_role(r, REPLICA_LEADER);
 }
 
+static void map_tick(struct replica *r);
+
 /* Every TICK_MS: follows libraft's state into the atomics. A new leader
  * serves only after a barrier: every entry of earlier terms is applied. */
 static void on_tick(uv_timer_t *t)
@@ -309,6 +311,7 @@ static void on_tick(uv_timer_t *t)
         return;
     publish_view(r);
     transfer_tick(r);
+    map_tick(r);
     atomic_store(&r->applied_index, raft_last_applied(&r->raft)); /* barriers and configuration entries too */
     raft_id id = 0;
     const char *addr = NULL;
@@ -527,8 +530,7 @@ static void applied_cb(struct raft_apply *req, int status, void *result)
     free(sub);
 }
 
-static void run_changes(struct replica *r);
-static void run_map_reqs(struct replica *r);
+static void run_reqs(struct replica *r);
 
 static void raft_closed(struct raft *raft)
 {
@@ -542,8 +544,7 @@ static void raft_closed(struct raft *raft)
 static void on_async(uv_async_t *a)
 {
     struct replica *r = a->data;
-    run_changes(r);
-    run_map_reqs(r);
+    run_reqs(r);
     pthread_mutex_lock(&r->mu);
     struct submission *list = r->subs;
     r->subs = NULL;
@@ -942,14 +943,39 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 #define CHANGE_TRANSFER 2 /* beside REPLICA_ADD and REPLICA_REMOVE: the "transfer" section */
 
+/* ------------------------------------------------------------- requests
+ *
+ * What other threads ask of the Raft thread: a membership change, a
+ * leadership transfer (a change_req) or a slot map change (a map_req, the
+ * "slot map" section). The asking thread puts the request on one list
+ * under mu and goes on; the Raft thread takes the list (run_reqs, on its
+ * async) and answers each request once through its answer function,
+ * called on the Raft thread: at once when it refuses or starts a change;
+ * when it ends for a transfer (transfer_end) and a map change (map_applied,
+ * or map_tick after REQ_WAIT_MS: outcome unknown). An I/O thread's answer
+ * function posts the reply to it (cmd_replica.c), so an I/O thread never
+ * waits on the Raft thread; the stop sequence's hand-over waits on
+ * change_cv (replica_transfer_wait). */
+
+#define REQ_WAIT_MS 10000
+
+enum { REQ_CHANGE, REQ_MAP };
+
+struct raft_req {
+    struct raft_req *next;
+    int kind;                  /* REQ_CHANGE (struct change_req) or REQ_MAP (struct map_req) */
+    replica_answer_fn answer;
+    void *arg;
+    int64_t deadline_us;       /* mono_us: a map change not committed by then is answered "outcome unknown" */
+    bool answered;
+    char msg[400];             /* the client's words: an error, or what happened */
+};
+
 struct change_req {
-    struct change_req *next;
+    struct raft_req base;
     int op;
     unsigned id;
     char addr[140];
-    int rc;
-    bool done;
-    char msg[300];
 };
 
 static void split_addr(const struct replica *r, unsigned id, const char *addr, char *raft, char *client)
@@ -1066,13 +1092,13 @@ static int resume_add(struct replica *r, struct change_req *q)
     r->change_op = REPLICA_ADD;
     int rc = raft_assign(&r->raft, &r->change, q->id, RAFT_VOTER, change_done);
     if (rc != 0)
-        return snprintf(q->msg, sizeof q->msg, "ERR node %u: %s", q->id, raft_strerror(rc)), -EINVAL;
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u: %s", q->id, raft_strerror(rc)), -EINVAL;
     r->change_busy = true;
     set_status(r, "in progress: node %u %s", q->id, "(a spare already) catching up to vote");
     return 0;
 }
 
-/* Raft thread: -EAGAIN with the client's error in q->msg when this node
+/* Raft thread: -EAGAIN with the client's error in q->base.msg when this node
  * does not lead (what: the command to send to the leader instead). */
 static int not_leading(struct replica *r, struct change_req *q, const char *what)
 {
@@ -1080,7 +1106,7 @@ static int not_leading(struct replica *r, struct change_req *q, const char *what
     replica_leader_addr(r, leader, sizeof leader);
     if (raft_state(&r->raft) == RAFT_LEADER)
         return 0;
-    snprintf(q->msg, sizeof q->msg, "READONLY this node does not lead its replication group: send %s to the leader "
+    snprintf(q->base.msg, sizeof q->base.msg, "READONLY this node does not lead its replication group: send %s to the leader "
              "(%s)", what, leader);
     return -EAGAIN;
 }
@@ -1091,26 +1117,26 @@ static int start_change(struct replica *r, struct change_req *q)
     if (not_leading(r, q, "it") < 0)
         return -EAGAIN;
     if (r->change_busy)
-        return snprintf(q->msg, sizeof q->msg, "ERR a membership change is in progress (node %u); wait until "
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR a membership change is in progress (node %u); wait until "
                         "REPLICA.MEMBERS shows it done, then retry", r->change_id), -EBUSY;
     const struct raft_server *old = member_of(r, q->id);
     if (q->op == REPLICA_ADD && old && old->role != RAFT_VOTER && !strcmp(old->address, q->addr))
         return resume_add(r, q);
     if (q->op == REPLICA_ADD && member_of(r, q->id))
-        return snprintf(q->msg, sizeof q->msg, "ERR node %u is a member already (%s); remove it first, or give the new "
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u is a member already (%s); remove it first, or give the new "
                         "node another --replica-id", q->id, member_of(r, q->id)->address), -EEXIST;
     const struct raft_server *dup = q->op == REPLICA_ADD ? member_at(r, q->addr) : NULL;
     if (dup)
-        return snprintf(q->msg, sizeof q->msg, "ERR node %u has that Raft or client address already (%s); give the new "
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u has that Raft or client address already (%s); give the new "
                         "node addresses of its own", (unsigned)dup->id, dup->address), -EEXIST;
     if (q->op == REPLICA_ADD && r->raft.configuration.n >= REPLICA_MAX_PEERS)
-        return snprintf(q->msg, sizeof q->msg, "ERR the group has %d members, the most it can have",
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR the group has %d members, the most it can have",
                         REPLICA_MAX_PEERS), -ENOSPC;
     if (q->op == REPLICA_REMOVE && !member_of(r, q->id))
-        return snprintf(q->msg, sizeof q->msg, "ERR node %u is not a member of the group (REPLICA.MEMBERS lists "
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u is not a member of the group (REPLICA.MEMBERS lists "
                         "them)", q->id), -ENOENT;
     if (q->op == REPLICA_REMOVE && q->id == (unsigned)r->cfg.id)
-        return snprintf(q->msg, sizeof q->msg, "ERR node %u leads the group and cannot remove itself: stop it, and "
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u leads the group and cannot remove itself: stop it, and "
                         "once another node leads, remove it there", q->id), -EINVAL;
     r->change.data = r;
     r->change_id = q->id;
@@ -1118,7 +1144,7 @@ static int start_change(struct replica *r, struct change_req *q)
     int rc = q->op == REPLICA_ADD ? raft_add(&r->raft, &r->change, q->id, q->addr, change_added)
                                   : raft_remove(&r->raft, &r->change, q->id, change_done);
     if (rc != 0)
-        return snprintf(q->msg, sizeof q->msg, "ERR node %u (%s): %s%s%s", q->id, q->addr, raft_strerror(rc),
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u (%s): %s%s%s", q->id, q->addr, raft_strerror(rc),
                         raft_errmsg(&r->raft)[0] ? ": " : "", raft_errmsg(&r->raft)), -EINVAL;
     r->change_busy = true;
     set_status(r, "in progress: node %u %s", q->id, q->op == REPLICA_ADD ? "being added" : "being removed");
@@ -1127,71 +1153,86 @@ static int start_change(struct replica *r, struct change_req *q)
 
 static int transfer_start(struct replica *r, struct change_req *q);
 
-/* Raft thread (on_async): answers the change requests handed over. */
-static void run_changes(struct replica *r)
+/* Any thread: hands q to the Raft thread, which answers it through
+ * answer(arg, …) once (see "requests" above). */
+static void req_submit(struct replica *r, struct raft_req *q, replica_answer_fn answer, void *arg)
+{
+    q->answer = answer;
+    q->arg = arg;
+    q->deadline_us = mono_us() + (int64_t)REQ_WAIT_MS * 1000;
+    pthread_mutex_lock(&r->mu);
+    q->next = r->reqs;
+    r->reqs = q;
+    pthread_mutex_unlock(&r->mu);
+    uv_async_send(&r->async);
+}
+
+/* Raft thread: answers q (rc 0, or negative with the error in q->msg). */
+static void req_answer(struct raft_req *q, int rc)
+{
+    q->answered = true;
+    q->answer(q->arg, rc, q->msg);
+}
+
+static void map_req_free(struct map_req *q);
+
+static void req_free(struct raft_req *q)
+{
+    if (q->kind == REQ_MAP)
+        map_req_free((struct map_req *)q);
+    else
+        free(q);
+}
+
+static int map_start(struct replica *r, struct map_req *q);
+
+/* Raft thread: starts one request; negative (refused) or 0 (done) to be
+ * answered now, 1 when it is answered as it ends. */
+static int req_start(struct replica *r, struct raft_req *q)
+{
+    if (r->stopping)
+        return snprintf(q->msg, sizeof q->msg, "ERR this node is stopping; send it to the group's new leader "
+                        "(REPLICA.MEMBERS on another member names it)"), -ESHUTDOWN;
+    if (q->kind == REQ_MAP)
+        return map_start(r, (struct map_req *)q);
+    struct change_req *c = (struct change_req *)q;
+    return c->op == CHANGE_TRANSFER ? transfer_start(r, c) : start_change(r, c);
+}
+
+/* Raft thread (on_async): serves the requests handed over, oldest first. */
+static void run_reqs(struct replica *r)
 {
     pthread_mutex_lock(&r->mu);
-    struct change_req *list = r->changes;
-    r->changes = NULL;
+    struct raft_req *list = r->reqs, *fifo = NULL;
+    r->reqs = NULL;
     pthread_mutex_unlock(&r->mu);
     while (list) {
-        struct change_req *q = list;
-        list = q->next;
-        int rc = r->stopping ? (snprintf(q->msg, sizeof q->msg, "ERR this node is stopping"), -ESHUTDOWN)
-                 : q->op == CHANGE_TRANSFER ? transfer_start(r, q) : start_change(r, q);
+        struct raft_req *next = list->next;
+        list->next = fifo;
+        fifo = list;
+        list = next;
+    }
+    while (fifo) {
+        struct raft_req *q = fifo;
+        fifo = q->next;
+        int rc = req_start(r, q);
         if (rc == 1)
-            continue; /* a transfer: answered when it ends (transfer_end) */
-        pthread_mutex_lock(&r->mu);
-        q->rc = rc;
-        q->done = true;
-        pthread_cond_broadcast(&r->change_cv);
-        pthread_mutex_unlock(&r->mu);
+            continue; /* answered when it ends */
+        req_answer(q, rc);
+        req_free(q);
     }
 }
 
-/* With r->mu held: takes q off the list if the Raft thread did not. */
-static bool unqueue(struct replica *r, struct change_req *q)
+int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr,
+                   replica_answer_fn answer, void *arg)
 {
-    for (struct change_req **p = &r->changes; *p; p = &(*p)->next)
-        if (*p == q) {
-            *p = q->next;
-            return true;
-        }
-    return false;
-}
-
-/* Any thread but the Raft thread: hands q to the Raft thread and waits for
- * its answer (a transfer's comes when it ends, within a few election
- * timeouts). */
-static int ask_raft_thread(struct replica *r, struct change_req *q, char *msg, size_t cap)
-{
-    pthread_mutex_lock(&r->mu);
-    q->next = r->changes;
-    r->changes = q;
-    uv_async_send(&r->async);
-    struct timespec until;
-    deadline_in(&until, 10000);
-    while (!q->done) {
-        if (pthread_cond_timedwait(&r->change_cv, &r->mu, &until) != ETIMEDOUT || q->done)
-            continue;
-        if (unqueue(r, q)) { /* never taken: the Raft thread is stuck or stopping */
-            snprintf(q->msg, sizeof q->msg, "ERR the replication thread did not answer within 10 s; retry");
-            q->rc = -ETIMEDOUT;
-            break;
-        }
-        deadline_in(&until, 10000); /* taken: its answer is on the way */
-    }
-    pthread_mutex_unlock(&r->mu);
-    snprintf(msg, cap, "%s", q->msg);
-    return q->rc;
-}
-
-int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr, char *msg,
-                   size_t cap)
-{
-    struct change_req q = { .op = op, .id = id };
-    snprintf(q.addr, sizeof q.addr, "%s/%s", raft_addr ? raft_addr : "", client_addr ? client_addr : "");
-    return ask_raft_thread(r, &q, msg, cap);
+    struct change_req *q = calloc(1, sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    *q = (struct change_req){ .base.kind = REQ_CHANGE, .op = op, .id = id };
+    snprintf(q->addr, sizeof q->addr, "%s/%s", raft_addr ? raft_addr : "", client_addr ? client_addr : "");
+    req_submit(r, &q->base, answer, arg);
+    return 0;
 }
 
 /* ------------------------------------------------------------- transfer
@@ -1222,16 +1263,13 @@ static void transfer_end(struct replica *r, int rc, const char *fmt, ...)
     struct change_req *q = r->xfer_q;
     va_list ap;
     va_start(ap, fmt);
-    pthread_mutex_lock(&r->mu);
-    vsnprintf(q->msg, sizeof q->msg, fmt, ap);
-    q->rc = rc;
-    q->done = true;
-    pthread_cond_broadcast(&r->change_cv);
-    pthread_mutex_unlock(&r->mu);
+    vsnprintf(q->base.msg, sizeof q->base.msg, fmt, ap);
     va_end(ap);
     r->xfer_q = NULL;
     atomic_store(&r->handing_over, false);
     log_info("replica %d: leadership transfer to node %u: %s", r->cfg.id, r->xfer_target, rc == 0 ? "done" : "failed");
+    req_answer(&q->base, rc);
+    free(q);
 }
 
 /* May configuration member i take over: a voter, not this node, holding
@@ -1244,7 +1282,7 @@ static bool up_to_date(struct replica *r, unsigned i)
 }
 
 /* The follower to hand over to: the one up to date that holds the most
- * of the log, one heard from lately first; -1 with why in q->msg. */
+ * of the log, one heard from lately first; -1 with why in q->base.msg. */
 static int transfer_pick(struct replica *r, struct change_req *q)
 {
     int best = -1;
@@ -1255,20 +1293,20 @@ static int transfer_pick(struct replica *r, struct change_req *q)
             best = (int)i;
     if (best >= 0)
         return best;
-    int n = snprintf(q->msg, sizeof q->msg, "ERR no follower is up to date to take over (the group committed the log "
+    int n = snprintf(q->base.msg, sizeof q->base.msg, "ERR no follower is up to date to take over (the group committed the log "
                      "to %llu", (unsigned long long)r->raft.commit_index);
-    for (unsigned i = 0; i < r->raft.configuration.n && n < (int)sizeof q->msg; i++)
+    for (unsigned i = 0; i < r->raft.configuration.n && n < (int)sizeof q->base.msg; i++)
         if (r->raft.configuration.servers[i].id != r->raft.id)
-            n += snprintf(q->msg + n, sizeof q->msg - (size_t)n, "; node %llu holds it to %llu",
+            n += snprintf(q->base.msg + n, sizeof q->base.msg - (size_t)n, "; node %llu holds it to %llu",
                           (unsigned long long)r->raft.configuration.servers[i].id,
                           (unsigned long long)pr[i].match_index);
-    if (n < (int)sizeof q->msg)
-        snprintf(q->msg + n, sizeof q->msg - (size_t)n, "%s", r->raft.configuration.n > 1 ? "): start or wait for a "
+    if (n < (int)sizeof q->base.msg)
+        snprintf(q->base.msg + n, sizeof q->base.msg - (size_t)n, "%s", r->raft.configuration.n > 1 ? "): start or wait for a "
                  "follower, then retry" : ": the group has no other member)");
     return -1;
 }
 
-/* The member named by q->id, if it may take over; -1 with why in q->msg. */
+/* The member named by q->id, if it may take over; -1 with why in q->base.msg. */
 static int transfer_named(struct replica *r, struct change_req *q)
 {
     for (unsigned i = 0; i < r->raft.configuration.n; i++) {
@@ -1278,17 +1316,17 @@ static int transfer_named(struct replica *r, struct change_req *q)
         if (up_to_date(r, i))
             return (int)i;
         if (s->id == r->raft.id)
-            return snprintf(q->msg, sizeof q->msg, "ERR node %u leads the group already", q->id), -1;
+            return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u leads the group already", q->id), -1;
         if (s->role != RAFT_VOTER)
-            return snprintf(q->msg, sizeof q->msg, "ERR node %u is not a voter (a spare catching up, or a standby): "
+            return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u is not a voter (a spare catching up, or a standby): "
                             "it cannot lead", q->id), -1;
-        return snprintf(q->msg, sizeof q->msg, "ERR node %u is not up to date: it holds the log to %llu, the group "
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u is not up to date: it holds the log to %llu, the group "
                         "committed %llu (it is stopped, cut off or catching up); wait until spool cluster replicas "
                         "shows it caught up, or name another node", q->id,
                         (unsigned long long)r->raft.leader_state.progress[i].match_index,
                         (unsigned long long)r->raft.commit_index), -1;
     }
-    return snprintf(q->msg, sizeof q->msg, "ERR node %u is not a member of the group (REPLICA.MEMBERS lists them)",
+    return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u is not a member of the group (REPLICA.MEMBERS lists them)",
                     q->id), -1;
 }
 
@@ -1299,7 +1337,7 @@ static int transfer_start(struct replica *r, struct change_req *q)
     if (not_leading(r, q, "REPLICA.TRANSFER") < 0)
         return -EAGAIN;
     if (r->xfer_q || r->raft.transfer)
-        return snprintf(q->msg, sizeof q->msg, "ERR a leadership transfer is in progress already; wait for it"),
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR a leadership transfer is in progress already; wait for it"),
                -EBUSY;
     int i = q->id ? transfer_named(r, q) : transfer_pick(r, q);
     if (i < 0)
@@ -1370,20 +1408,68 @@ static void transfer_tick(struct replica *r)
     r->xfer_phase = XFER_RAFT;
 }
 
-int replica_transfer(struct replica *r, unsigned id, char *msg, size_t cap)
+int replica_transfer(struct replica *r, unsigned id, replica_answer_fn answer, void *arg)
 {
-    struct change_req q = { .op = CHANGE_TRANSFER, .id = id };
-    return ask_raft_thread(r, &q, msg, cap);
+    return replica_change(r, CHANGE_TRANSFER, id, NULL, NULL, answer, arg);
+}
+
+/* A thread that waits for its answer (the stop sequence's hand-over). */
+struct waiter {
+    struct replica *r;
+    bool done, abandoned;
+    int rc;
+    char msg[400];
+};
+
+static void wake_waiter(void *arg, int rc, const char *msg)
+{
+    struct waiter *w = arg;
+    struct replica *r = w->r;
+    pthread_mutex_lock(&r->mu);
+    bool gone = w->abandoned;
+    w->rc = rc;
+    snprintf(w->msg, sizeof w->msg, "%s", msg);
+    w->done = true;
+    pthread_cond_broadcast(&r->change_cv);
+    pthread_mutex_unlock(&r->mu);
+    if (gone)
+        free(w);
+}
+
+/* replica_transfer, waiting for the answer (a few election timeouts; after
+ * REQ_WAIT_MS the Raft thread is taken to be stuck). */
+static int replica_transfer_wait(struct replica *r, char *msg, size_t cap)
+{
+    struct waiter *w = calloc(1, sizeof *w);
+    if (w)
+        w->r = r;
+    if (!w || replica_transfer(r, 0, wake_waiter, w) < 0) {
+        free(w);
+        return snprintf(msg, cap, "out of memory"), -ENOMEM;
+    }
+    struct timespec until;
+    deadline_in(&until, REQ_WAIT_MS);
+    pthread_mutex_lock(&r->mu);
+    while (!w->done && pthread_cond_timedwait(&r->change_cv, &r->mu, &until) != ETIMEDOUT)
+        ;
+    bool done = w->done;
+    w->abandoned = !done;
+    int rc = done ? w->rc : -ETIMEDOUT;
+    snprintf(msg, cap, "%s", done ? w->msg : "the replication thread did not answer in time");
+    pthread_mutex_unlock(&r->mu);
+    if (done)
+        free(w);
+    return rc;
 }
 
 void replica_handover(struct replica *r)
 {
     if (!r || replica_role(r) != REPLICA_LEADER)
         return;
-    char msg[300];
+    char msg[400];
     int64_t t0 = mono_us();
     log_info("replica %d: stopping as the leader: handing the leadership over first", r->cfg.id);
-    if (replica_transfer(r, 0, msg, sizeof msg) == 0)
+    if (replica_transfer_wait(r, msg, sizeof msg) == 0)
         log_info("replica %d: %s, %.0f ms after the hand-over began; stopping", r->cfg.id, msg,
                  (double)(mono_us() - t0) / 1000.0);
     else
@@ -1406,7 +1492,6 @@ void replica_handover(struct replica *r)
  * catches up by snapshot has it too. */
 
 #define MAP_MAGIC 0x73706f6f6c6d3031ULL /* "spoolm01" */
-#define MAP_WAIT_MS 10000
 
 struct map_head {
     uint64_t magic;
@@ -1415,16 +1500,19 @@ struct map_head {
 };
 
 struct map_req {
-    struct map_req *next;
+    struct raft_req base;
     struct raft_apply req;
     struct replica *r;
     uint64_t old;
     char *json;
     size_t len;
-    int rc;
-    bool done, abandoned;
-    char msg[400];
 };
+
+static void map_req_free(struct map_req *q)
+{
+    free(q->json);
+    free(q);
+}
 
 void replica_map_attach(struct replica *r, struct cluster *cl)
 {
@@ -1469,32 +1557,38 @@ static bool map_entry(struct replica *r, const struct raft_buffer *buf)
     return map_take(r, buf->base, buf->len, "the log");
 }
 
-static void map_answer(struct replica *r, struct map_req *q, int rc)
-{
-    pthread_mutex_lock(&r->mu);
-    q->rc = rc;
-    q->done = true;
-    bool gone = q->abandoned;
-    pthread_cond_broadcast(&r->change_cv);
-    pthread_mutex_unlock(&r->mu);
-    if (gone) {
-        free(q->json);
-        free(q);
-    }
-}
-
-/* Raft thread: the entry committed (this node's FSM installed it) or not. */
+/* Raft thread: the entry committed (this node's FSM installed it) or not;
+ * answered unless map_tick answered already. */
 static void map_applied(struct raft_apply *req, int status, void *result)
 {
     struct map_req *q = req->data;
     struct replica *r = q->r;
     (void)result;
     r->map_busy = false;
-    if (status != 0)
-        snprintf(q->msg, sizeof q->msg, "CLUSTERDOWN outcome unknown: leadership was lost while the map change "
-                 "was being replicated (%s): read the map from the group's new leader (spool cluster info) and "
-                 "run the command again if it does not show the change", raft_strerror(status));
-    map_answer(r, q, status == 0 ? 0 : -ETIMEDOUT);
+    r->map_q = NULL;
+    if (status != 0 && !q->base.answered)
+        snprintf(q->base.msg, sizeof q->base.msg, "CLUSTERDOWN outcome unknown: node %d lost the leadership while "
+                 "the map change to epoch %llu was being replicated (%s): read the map from the group's new leader "
+                 "(spool cluster info; REPLICA.MEMBERS on a member names it) and run the command again if it does "
+                 "not show the change", r->cfg.id, (unsigned long long)q->old + 1, raft_strerror(status));
+    if (!q->base.answered)
+        req_answer(&q->base, status == 0 ? 0 : -ETIMEDOUT);
+    map_req_free(q);
+}
+
+/* Raft thread, every tick: a map change not committed within REQ_WAIT_MS
+ * (a leader cut off from its group) is answered "outcome unknown"; the
+ * entry stays in flight until libraft says how it ended (map_applied). */
+static void map_tick(struct replica *r)
+{
+    struct map_req *q = r->map_q;
+    if (!q || q->base.answered || mono_us() < q->base.deadline_us)
+        return;
+    snprintf(q->base.msg, sizeof q->base.msg, "CLUSTERDOWN outcome unknown: the map change to epoch %llu was not "
+             "committed within %d s (node %d leads, but a majority of its group did not answer): bring the group's "
+             "members back, then read the map (spool cluster info) and run the command again if it does not show "
+             "the change", (unsigned long long)q->old + 1, REQ_WAIT_MS / 1000, r->cfg.id);
+    req_answer(&q->base, -ETIMEDOUT);
 }
 
 /* Raft thread: checks one change against this leader's map and proposes it. */
@@ -1505,17 +1599,17 @@ static int map_start(struct replica *r, struct map_req *q)
     const struct cluster_map *cur = r->cl ? cluster_current(r->cl) : NULL;
     uint64_t epoch = cur ? cur->epoch : 0;
     if (!r->cl || raft_state(&r->raft) != RAFT_LEADER || replica_role(r) != REPLICA_LEADER)
-        return snprintf(q->msg, sizeof q->msg, "%s this node does not lead the group that keeps the slot map: send "
+        return snprintf(q->base.msg, sizeof q->base.msg, "%s this node does not lead the group that keeps the slot map: send "
                         "it to its leader (%s)", replica_role(r) == REPLICA_FOLLOWER ? "READONLY" : "CLUSTERDOWN",
                         leader), -EAGAIN;
     if (r->map_busy)
-        return snprintf(q->msg, sizeof q->msg, "ERR map conflict: a change to map epoch %llu is being committed; "
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR map conflict: a change to map epoch %llu is being committed; "
                         "this change was made from epoch %llu: read the map again and run the command again",
                         (unsigned long long)r->map_busy_epoch, (unsigned long long)q->old), -ESTALE;
     if (epoch != q->old) {
         char why[300];
         cluster_conflict(epoch, q->old, why, sizeof why);
-        return snprintf(q->msg, sizeof q->msg, "ERR map conflict: %s", why), -ESTALE;
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR map conflict: %s", why), -ESTALE;
     }
     size_t total;
     struct raft_buffer buf = { map_buffer(q->json, q->len, &total), 0 };
@@ -1524,80 +1618,29 @@ static int map_start(struct replica *r, struct map_req *q)
     int rc = buf.base ? raft_apply(&r->raft, &q->req, &buf, 1, map_applied) : RAFT_NOMEM;
     if (rc != 0) {
         raft_free(buf.base);
-        return snprintf(q->msg, sizeof q->msg, "ERR the map change was not proposed (%s); nothing changed: retry",
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR the map change was not proposed (%s); nothing changed: retry",
                         raft_strerror(rc)), -EIO;
     }
     r->map_busy = true;
     r->map_busy_epoch = q->old + 1;
-    return 0;
+    r->map_q = q;
+    return 1;
 }
 
-/* Raft thread (on_async): starts the map changes handed over. */
-static void run_map_reqs(struct replica *r)
-{
-    pthread_mutex_lock(&r->mu);
-    struct map_req *list = r->map_reqs;
-    r->map_reqs = NULL;
-    pthread_mutex_unlock(&r->mu);
-    while (list) {
-        struct map_req *q = list;
-        list = q->next;
-        int rc = r->stopping ? (snprintf(q->msg, sizeof q->msg, "ERR this node is stopping"), -ESHUTDOWN)
-                             : map_start(r, q);
-        if (rc < 0)
-            map_answer(r, q, rc);
-    }
-}
-
-/* With r->mu held: waits for q's answer; false after MAP_WAIT_MS (q is
- * then left to the Raft thread, or taken off its list if it never saw it). */
-static bool map_wait(struct replica *r, struct map_req *q)
-{
-    struct timespec until;
-    deadline_in(&until, MAP_WAIT_MS);
-    while (!q->done)
-        if (pthread_cond_timedwait(&r->change_cv, &r->mu, &until) == ETIMEDOUT && !q->done)
-            break;
-    if (q->done)
-        return true;
-    for (struct map_req **p = &r->map_reqs; *p; p = &(*p)->next)
-        if (*p == q) {
-            *p = q->next;
-            snprintf(q->msg, sizeof q->msg, "ERR the replication thread did not take the map change within %d s; "
-                     "nothing changed: retry", MAP_WAIT_MS / 1000);
-            q->rc = -EIO;
-            return true;
-        }
-    q->abandoned = true;
-    return false;
-}
-
-int replica_map_propose(struct replica *r, uint64_t old, const char *json, size_t len, char *msg, size_t cap)
+int replica_map_propose(struct replica *r, uint64_t old, const char *json, size_t len, replica_answer_fn answer,
+                        void *arg)
 {
     struct map_req *q = calloc(1, sizeof *q);
     char *copy = malloc(len + 1);
     if (!q || !copy) {
         free(q);
         free(copy);
-        return snprintf(msg, cap, "ERR out of memory; nothing changed: retry"), -ENOMEM;
+        return -ENOMEM;
     }
     memcpy(copy, json, len);
-    *q = (struct map_req){ .r = r, .old = old, .json = copy, .len = len };
-    pthread_mutex_lock(&r->mu);
-    q->next = r->map_reqs;
-    r->map_reqs = q;
-    uv_async_send(&r->async);
-    bool answered = map_wait(r, q);
-    pthread_mutex_unlock(&r->mu);
-    if (!answered)
-        return snprintf(msg, cap, "CLUSTERDOWN outcome unknown: the map change was not committed within %d s: read "
-                        "the map (spool cluster info) and run the command again if it does not show the change",
-                        MAP_WAIT_MS / 1000), -ETIMEDOUT;
-    snprintf(msg, cap, "%s", q->msg);
-    int rc = q->rc;
-    free(q->json);
-    free(q);
-    return rc;
+    *q = (struct map_req){ .base.kind = REQ_MAP, .r = r, .old = old, .json = copy, .len = len };
+    req_submit(r, &q->base, answer, arg);
+    return 0;
 }
 
 /* Raft thread (fsm_snapshot): the map as of the snapshot's index. */

@@ -140,16 +140,25 @@ struct replica_member {
  * change's state into status ("none", "in progress: …", "done: …",
  * "failed: …"). */
 int replica_members(const struct replica *r, struct replica_member *out, int cap, char *status, size_t scap);
-/* I/O thread: asks the leader's Raft thread to add (REPLICA_ADD, with its
- * Raft and client addresses) or remove (REPLICA_REMOVE) member id. 0: the
- * change started (replica_members shows how it ends); negative with the
- * client's error in msg (not the leader, a change in flight, a bad id). */
+/* How the Raft thread answers a request another thread handed it (a
+ * membership change, a transfer, a map change): answer(arg, rc, msg), once,
+ * called on the Raft thread; rc is 0 or negative, msg the client's words
+ * (an error with its prefix: ERR, READONLY, CLUSTERDOWN). The asking
+ * thread does not wait: an I/O thread's answer posts the reply to it
+ * (cmd_replica.c, replica_await). The request functions return 0, or
+ * -ENOMEM (nothing was handed over, answer is not called). */
+typedef void (*replica_answer_fn)(void *arg, int rc, const char *msg);
+
+/* Asks the leader's Raft thread to add (REPLICA_ADD, with its Raft and
+ * client addresses) or remove (REPLICA_REMOVE) member id. Answered 0 once
+ * the change started (replica_members shows how it ends); negative when
+ * refused (not the leader, a change in flight, a bad id). */
 enum { REPLICA_ADD, REPLICA_REMOVE };
-int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr, char *msg,
-                   size_t cap);
+int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr, const char *client_addr,
+                   replica_answer_fn answer, void *arg);
 
 /* Leadership transfer (docs/replication.md "Planned restart"), any thread
- * but the Raft thread; waits until it is over (a few election timeouts at
+ * but the Raft thread; answered when it is over (a few election timeouts at
  * most). On the leader: hands the leadership to member id (0: the follower
  * up to date that holds the most of the log). Proposals stop until the
  * entries in flight settle (a write meanwhile is refused, "not stored"),
@@ -157,7 +166,7 @@ int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr
  * 0 with "node N leads the group now (host:port)" in msg; negative with
  * the client's error in msg (not the leader, target not up to date, no
  * follower up to date, not taken over in time: this node still leads). */
-int replica_transfer(struct replica *r, unsigned id, char *msg, size_t cap);
+int replica_transfer(struct replica *r, unsigned id, replica_answer_fn answer, void *arg);
 /* The stop sequence (server.c, SIGTERM/SIGINT), before anything stops: a
  * leader hands the leadership over (replica_transfer), bounded; the
  * outcome is logged. Nothing on a follower. */
@@ -169,13 +178,15 @@ void replica_handover(struct replica *r);
  * committed map entries are installed into cl (cluster_take_committed). */
 struct cluster;
 void replica_map_attach(struct replica *r, struct cluster *cl);
-/* I/O thread: the leader proposes json as the map that follows epoch old
+/* Any thread: the leader proposes json as the map that follows epoch old
  * (a compare-and-set: refused unless this node's map has epoch old and no
- * other change is in flight) and waits until the group committed it and
- * this node installed it. 0, or negative with the client's error in msg:
- * -EAGAIN not the leader (READONLY/CLUSTERDOWN), -ESTALE another change
- * came first, -ETIMEDOUT outcome unknown (leadership lost), -EIO. */
-int replica_map_propose(struct replica *r, uint64_t old, const char *json, size_t len, char *msg, size_t cap);
+ * other change is in flight). Answered 0 once the group committed it and
+ * this node installed it, or negative: -EAGAIN not the leader
+ * (READONLY/CLUSTERDOWN, naming the leader), -ESTALE another change came
+ * first (naming both epochs), -ETIMEDOUT outcome unknown (leadership lost,
+ * or not committed within 10 s), -EIO, -ESHUTDOWN. */
+int replica_map_propose(struct replica *r, uint64_t old, const char *json, size_t len, replica_answer_fn answer,
+                        void *arg);
 
 /* Figures for INFO replication (any thread). */
 struct replica_figures {

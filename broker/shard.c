@@ -558,7 +558,36 @@ static bool shard_fenced(struct shard *s)
     const char *none = NULL;
     atomic_compare_exchange_strong(&s->srv->journal_failed_why, &none, s->fence_why);
     atomic_fetch_add(&s->srv->journal_failed_shards, 1);
+    if (s->timer_ev)
+        event_active(s->timer_ev, EV_TIMEOUT, 1); /* the next tick answers the waiting clients */
     return true;
+}
+
+static void first_waited(void *arg, struct queue *q)
+{
+    struct queue **first = arg;
+    if (!*first && q->wait_head)
+        *first = q;
+}
+
+/* Fenced: every client waiting on this shard (JOB.RESERVE, BLPOP …) gets
+ * fence_why now, as a write does, rather than nil at its timeout (a
+ * delivery would record a lease: no write is acknowledged any more). Once,
+ * on the first tick after the fence: later ones are refused on arrival.
+ * A queue at a time, looked up again after each, as refusing a waiter may
+ * free the other queues it waited on. */
+static void refuse_waiters_fenced(struct shard *s)
+{
+    if (!s->fenced || s->waiters_refused)
+        return;
+    s->waiters_refused = true;
+    struct queue *q;
+    do {
+        q = NULL;
+        qtable_each(&s->st.queues, first_waited, &q);
+        if (q)
+            shard_refuse_waiters(s, q, s->fence_why);
+    } while (q);
 }
 
 /* Would m change the journal, or report a change as durable (JOB.WAIT)?
@@ -653,6 +682,7 @@ static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 void shard_tick(struct shard *s)
 {
     s->timer_at = 0;
+    refuse_waiters_fenced(s);
     int64_t now = clock_now_ms();
     struct tnode *t;
     int n = 0;

@@ -109,6 +109,7 @@ struct shard {
      * after that atomic). */
     bool fenced;
     char fence_why[1200];
+    bool waiters_refused;        /* fenced: the clients waiting then were answered fence_why (shard_tick) */
 };
 
 /* Features with state of their own on each shard (job waits, schedules,

@@ -1179,6 +1179,37 @@ Test(powercut, a_failed_wal_sync_is_never_followed_by_an_acknowledged_write)
     spoold_stop(s);
 }
 
+/* Clients waiting on a shard when a failed sync fences it (a JOB.RESERVE
+ * and a BLPOP on queues other than the failed push's) are answered with
+ * the fence's error at once, as a write is, not nil at their timeout. */
+Test(powercut, clients_waiting_on_a_fenced_shard_get_its_error_at_once)
+{
+    spoold *s = spoold_start("--shards", "1", "--fsync", "always", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port), *r = cli_connect(s->port), *b = cli_connect(s->port);
+    SEND(r, "JOB.RESERVE", "TIMEOUT", "30000", "FROM", "idle");
+    SEND(b, "BLPOP", "idle-list", "30");
+    wait_blocked_clients(c, 2, 10000);
+    expect_ok(CMD(c, "DEBUG", "SYNC-FAIL", "sf", "1"));
+    jid id;
+    char err[1200];
+    cr_assert_not(push_acked(c, "sf", 1, &id, err, sizeof err), "the push whose sync failed was acknowledged");
+    cli *waiting[] = { r, b };
+    for (int i = 0; i < 2; i++) {
+        resp_val *v = NULL;
+        cr_assert_eq(cli_poll_reply(waiting[i], 5000, &v), 1, "%s: no answer within 5 s of the fence",
+                     i ? "BLPOP" : "JOB.RESERVE");
+        cr_assert(v->type == RESP_T_ERROR && strstr(v->str, "ERR shard 0 refuses writes") &&
+                  strstr(v->str, "restart spoold"), "%s: %s", i ? "BLPOP" : "JOB.RESERVE", resp_describe(v));
+        resp_val_free(v);
+    }
+    cr_assert_eq(info_field(c, "clients", "blocked_clients"), 0, "a client still counted as blocked");
+    expect_error(CMD(r, "JOB.RESERVE", "TIMEOUT", "100", "FROM", "idle"), "ERR shard 0 refuses writes");
+    cli_close(b);
+    cli_close(r);
+    cli_close(c);
+    spoold_stop(s);
+}
+
 /* Two shards: the one whose sync failed refuses writes, the other goes on;
  * a clean stop (SIGTERM) still ends with 0, and the next start has every
  * acknowledged job and none of the refused ones. */

@@ -9,12 +9,20 @@ from an older epoch is refused; a follower refuses CASMAP (READONLY) and
 SETMAP (it takes maps from the log only); a change answered by the leader,
 which is then killed with SIGKILL at once, survives: the new leader has it
 before it serves, the killed node has it when back, and the next change
-goes through the new leader. Ends with "N passed, N failed".
+goes through the new leader. With one I/O thread (--io-threads 1): while
+a CASMAP waits on a leader cut off from its group (both followers
+stopped with SIGSTOP), another client is served at once, and the waiting
+one is answered "outcome unknown" naming the epoch; a waiting client
+that closes its connection leaves the node serving, and the next change
+commits.
+Ends with "N passed, N failed".
 
   /usr/bin/python3 slotmap.py --spoold PATH --spool PATH
 """
 import argparse
 import json
+import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -22,7 +30,7 @@ import time
 
 import redis
 
-from failover import Group, Suite, ended
+from failover import ELECTION_MS, Group, Suite, ended
 
 
 def epoch_of(g, i):
@@ -129,6 +137,92 @@ def leader_killed(suite, g):
     suite.check("the next change goes through the new leader from that epoch", r == 1 and converged(g, old + 2), str(r))
 
 
+def one_conn(g, i):
+    return redis.Redis(port=g.ports[i], socket_timeout=30, socket_connect_timeout=1, single_connection_client=True)
+
+
+def stop_followers(g, lead, sig):
+    for i in g.procs:
+        if i != lead:
+            g.procs[i].send_signal(sig)
+
+
+def served_while_waiting(g, lead, waiting):
+    """PINGs on another connection of the same (only) I/O thread while
+    the thread `waiting` runs: (PINGs answered while it still ran, the
+    slowest in s)."""
+    b = one_conn(g, lead)
+    n, worst, end = 0, 0.0, time.monotonic() + 20
+    while waiting.is_alive() and time.monotonic() < end:
+        t0 = time.monotonic()
+        b.ping()
+        worst = max(worst, time.monotonic() - t0)
+        n += waiting.is_alive()
+        time.sleep(0.01)
+    return n, worst
+
+
+def parked(suite, g):
+    lead = map_leader(g)
+    old, n = next_map(g, lead, "parked")
+    result = []
+    a = threading.Thread(target=lambda: result.append(casmap_on(one_conn(g, lead), old, n)))
+    stop_followers(g, lead, signal.SIGSTOP)
+    try:
+        a.start()
+        served, worst = served_while_waiting(g, lead, a)
+        a.join(30)
+    finally:
+        stop_followers(g, lead, signal.SIGCONT)
+    print(f"# CASMAP on a leader cut off: {served} PINGs served meanwhile (slowest {worst * 1000:.0f} ms): {result}")
+    suite.check("while a CASMAP waits for its commit, another client of the same I/O thread is served at once",
+                served >= 3 and worst < 0.5, f"{served} PINGs, slowest {worst:.3f} s")
+    suite.check("the waiting CASMAP is answered: outcome unknown, naming the epoch and the fix",
+                len(result) == 1 and "outcome unknown" in str(result[0]) and f"epoch {old + 1}" in str(result[0])
+                and "run the command again" in str(result[0]), str(result))
+
+
+def resp(*args):
+    out = b"*%d\r\n" % len(args)
+    for x in args:
+        x = x.encode() if isinstance(x, str) else x
+        out += b"$%d\r\n%s\r\n" % (len(x), x)
+    return out
+
+
+def gone_while_waiting(suite, g):
+    """A client whose CASMAP waits closes its connection (spool has no
+    CLIENT KILL: the close is what it would do): the answer that comes
+    later finds the connection gone, and the node goes on serving."""
+    lead = map_leader(g)
+    old, n = next_map(g, lead, "gone")
+    stop_followers(g, lead, signal.SIGSTOP)
+    try:
+        s = socket.create_connection(("127.0.0.1", g.ports[lead]), timeout=5)
+        s.sendall(resp("CLUSTER", "CASMAP", str(old), json.dumps(n)))
+        time.sleep(0.05)  # the CASMAP reaches the node and waits there
+        s.close()
+        pongs = [g.client(lead).ping() for _ in range(3)]
+        time.sleep(ELECTION_MS * 3 / 1000)  # its answer (leadership lost) arrives for a closed connection
+        pongs.append(g.client(lead).ping())
+    finally:
+        stop_followers(g, lead, signal.SIGCONT)
+    suite.check("a client that closes while its CASMAP waits: the node goes on serving", all(pongs), str(pongs))
+    new = map_leader(g)
+    cur, n2 = next_map(g, new, "after-close")
+    r = casmap(g, new, cur, n2)
+    suite.check("after it, the next change commits", r == 1 and converged(g, cur + 1), str(r))
+
+
+def casmap_on(conn, old, m):
+    try:
+        return conn.execute_command("CLUSTER", "CASMAP", str(old), json.dumps(m))
+    except redis.ResponseError as e:
+        return str(e)
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        return f"connection: {e}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--spoold", required=True)
@@ -137,7 +231,7 @@ def main():
     suite = Suite()
     root = tempfile.mkdtemp(prefix="spool-slotmap-")
     g = Group(a.spoold, root, a.spool)
-    g.extra = ["--io-threads", "4"]  # CASMAP waits for its commit on its I/O thread: four at once need four
+    g.extra = ["--io-threads", "1"]  # a CASMAP waiting for its commit must not hold up its I/O thread
     error = None
     try:
         for i in (1, 2, 3):
@@ -146,6 +240,8 @@ def main():
         suite.check("spool cluster create: every member installs map epoch 1 from the log", converged(g, 1))
         at_once(suite, g)
         leader_killed(suite, g)
+        parked(suite, g)
+        gone_while_waiting(suite, g)
     except Exception as e:  # a failed step fails the suite, with its reason
         error = e
     return ended(suite, g, root, error)

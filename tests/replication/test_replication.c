@@ -137,7 +137,9 @@ Test(replication, leadership_transfer_cluster_mode, .timeout = 400)
 
 /* The slot map kept by a replicated first group (slotmap.py): a change is
  * a compare-and-set committed through Raft; of changes made from one epoch
- * at once exactly one wins; it survives its leader killed right after. */
+ * at once exactly one wins; it survives its leader killed right after; a
+ * change waiting for its commit holds up no other client of its I/O
+ * thread, and is answered "outcome unknown" when the leader is cut off. */
 Test(replication, slot_map_through_raft, .timeout = 300)
 {
     char extra[2048];
