@@ -20,6 +20,7 @@
 #include "protect.h"
 #include "pubsub.h"
 #include "replica.h"
+#include "syncer.h"
 #include "syncvfs.h"
 #include "sysinfo.h"
 #include "xalloc.h"
@@ -390,10 +391,16 @@ static void finish_info(struct conn *c, struct slot *sl)
                         "maxmemory:%lld\r\nmaxmemory_policy:%s\r\n\r\n", rss, rss, kv[6],
                         (long long)srv->cfg.maxmemory, policies[srv->cfg.maxmemory_policy]);
     }
+    struct syncer_stats sy;
+    syncer_stats(&sy);
     if (want_section(m, "persistence", true))
-        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\ndisk_free:%lld\r\n"
+        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\ncommit_syncs:%llu\r\n"
+                        "commit_sync_replies:%llu\r\ncommit_sync_last_us:%llu\r\nsync_gather_us:%d\r\n"
+                        "sync_gather_windows:%llu\r\nsync_gather_timeouts:%llu\r\nsync_gather_return_us:%llu\r\n"
+                        "disk_free:%lld\r\n"
                         "disk_reserve:%lld\r\ndisk_low:%d\r\njournal_failed_shards:%d\r\njournal_failed:%s\r\n\r\n",
-                        config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs(),
+                        config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs(), sy.syncs, sy.replies,
+                        sy.sync_us, srv->cfg.sync_gather_us, sy.windows, sy.timeouts, sy.return_us,
                         atomic_load(&srv->disk_free), (long long)srv->cfg.disk_reserve,
                         (int)atomic_load(&srv->disk_low), atomic_load(&srv->journal_failed_shards),
                         ctx_journal_failed(srv));

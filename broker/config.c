@@ -53,6 +53,7 @@ static const struct opt opts[] = {
     { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads with --colocate no (0 = one per core, at most 8); with --colocate yes each shard thread serves its clients" },
     { "colocate", OPT_ENUM, OFF(colocate), "no", 0, 0, yesno_choices, "yes: shard thread k is also I/O thread k and runs its clients' commands without a hop, and a client moves to the thread of the shard its commands go to (docs/threads.md); no: separate I/O threads, every command hops to its shard's thread and back" },
     { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
+    { "sync-gather-us", OPT_INT, OFF(sync_gather_us), "1000", 0, 100000, NULL, "--fsync always: after a sync that released the replies of several clients, the next sync waits up to this many microseconds (and at most three times the clients' measured return and two syncs' time) for those clients' next requests, so that one fsync carries them all (0 = off; docs/performance.md)" },
     { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },
     { "http-port", OPT_INT, OFF(http_port), "7380", -1, 65535, NULL, "HTTP admin and dashboard port (0 = off, -1 = any free port)" },
     { "payload", OPT_ENUM, OFF(payload), "json", 0, 0, payload_choices, "payload check: json|raw" },

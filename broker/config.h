@@ -38,6 +38,7 @@ struct config {
     int io_threads;       /* 0 means "auto"; = shards with colocate */
     int colocate;         /* 1: shard thread k is I/O thread k too (docs/threads.md) */
     int fsync;            /* enum fsync_mode */
+    int sync_gather_us;   /* --fsync always: longest gathering window before a sync (syncer.h), 0 = off */
     char *requirepass;
     char *aclfile;
     int tls_port;         /* 0 = no TLS listener, -1 = any free port */

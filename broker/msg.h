@@ -33,6 +33,7 @@ enum msg_type {
     MSG_PUBLISH, /* shard/io -> io: deliver a pub/sub message to local subscribers; no reply */
     MSG_STOP,    /* main -> thread: finish and leave the loop */
     MSG_SYNCED,  /* sync thread -> its shard: the WAL sync returned; num = 0 or -code */
+    MSG_GATHERED, /* sync thread -> its shard: the gathering window after sync number num ended (syncer.h) */
 };
 
 /* How a blocked pop is being handled. */

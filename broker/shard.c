@@ -661,8 +661,8 @@ static bool sync_payloads(struct shard *s)
 static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct shard *s = arg;
-    if (s->sync_busy || s->rep_busy || shard_fenced(s))
-        return; /* the syncer has the WAL, or a replicated transaction is open: no write now; or nothing is
+    if (s->sync_busy || s->gathering || s->rep_busy || shard_fenced(s))
+        return; /* the syncer has the WAL (or a transaction waits for its window), or a replicated transaction is open: no write now; or nothing is
                    written any more */
     if (!sync_payloads(s))
         return; /* before the WAL: its rows point at them */
@@ -829,6 +829,42 @@ static void hold_batches(struct shard *s)
     s->events = e;
 }
 
+/* The replies held in the batches b (nio + 1 of them). */
+static size_t batch_count(const struct shard *s, const struct msg_batch *b)
+{
+    size_t n = 0;
+    for (int i = 0; i <= s->srv->nio; i++)
+        n += b[i].n;
+    return n;
+}
+
+#define GATHER_SIBLINGS 2     /* a sync releasing fewer replies opens no window: nobody else to wait for */
+#define GATHER_BACKOFF_MAX 16 /* windows left out at most after windows that ran out one after another */
+#define GATHER_RETURNS 3      /* a window lasts at most this many times the clients' average return */
+#define GATHER_MIN_NS 50000   /* and at least 50 us: one return measured fast says little */
+
+/* --sync-gather-us: the gathering window the sync about to start opens
+ * after it (syncer.h), in ns, 0 = none. There is one when the sync
+ * releases the replies of several clients, unless windows ran out lately
+ * (their clients did not come back in time: then the next ones are left
+ * out, 1, 2, 4, ... of them). It lasts at most --sync-gather-us, and at
+ * most 3 times the time the clients took to come back in the windows that
+ * filled (the syncer also bounds it by twice the time of a sync). */
+static int64_t want_window(struct shard *s, size_t replies)
+{
+    int64_t bound = (int64_t)s->srv->cfg.sync_gather_us * 1000;
+    if (!bound || replies < GATHER_SIBLINGS)
+        return 0;
+    if (s->gather_skip) {
+        s->gather_skip--;
+        return 0;
+    }
+    int64_t back = s->gather_return_ns * GATHER_RETURNS;
+    if (s->gather_return_ns && back < bound)
+        bound = back > GATHER_MIN_NS ? back : GATHER_MIN_NS;
+    return bound;
+}
+
 /* Pipelined --fsync always, with no sync in flight: commits what the turns
  * since the last commit did and hands the WAL to the syncer; their replies
  * wait in fl_* for MSG_SYNCED. With nothing to commit (or a failed commit,
@@ -836,6 +872,7 @@ static void hold_batches(struct shard *s)
 static void start_commit(struct shard *s)
 {
     bool had_txn = s->st.jr && journal_in_txn(s->st.jr);
+    s->gathering = false;
     commit_turn(s);
     void *wal = had_txn ? journal_wal(s->st.jr) : NULL;
     if (!wal) {
@@ -847,8 +884,25 @@ static void start_commit(struct shard *s)
     if (s->pl)
         paylog_take_sync(s->pl, &seg); /* the records this commit's rows point at */
     hold_batches(s);
+    size_t n = batch_count(s, s->fl_replies);
+    syncer_count(n);
+    int64_t window = want_window(s, n);
+    s->gather_asked = window > 0;
     s->sync_busy = true;
-    syncer_request(&s->sync, wal, &seg);
+    s->sync_seq++;
+    syncer_request(&s->sync, wal, &seg, window);
+}
+
+/* After a sync that opened a window: the next commit waits until as many
+ * replies are held as were before plus 7/8 of those the sync released (the
+ * clients that got them send their next requests: most come back in one
+ * round trip), or until the window ends. */
+static void open_window(struct shard *s)
+{
+    size_t released = batch_count(s, s->fl_replies);
+    s->gathering = true;
+    s->gather_opened = syncer_now_ns();
+    s->gather_need = batch_count(s, s->replies) + released - released / 8;
 }
 
 /* MSG_SYNCED: the sync of the last commit returned. Its replies, events
@@ -875,8 +929,45 @@ static void handle_synced(struct shard *s, struct msg *m)
         if (s->pl)
             paylog_durable(s->pl);
         post_dposts(&s->fl_dposts);
+        if (s->gather_asked)
+            open_window(s);
     }
     post_batches(s, s->fl_replies, s->fl_events);
+}
+
+/* MSG_GATHERED: a window ran out before enough clients came back. What
+ * came is committed at the end of this turn; if windows keep running
+ * out, the next ones are left out for a while. A window the shard had
+ * already closed (it requested the sync while this message was on its
+ * way) is not this one. */
+static void handle_gathered(struct shard *s, struct msg *m)
+{
+    bool current = s->gathering && !s->sync_busy && (uint64_t)m->num == s->sync_seq;
+    msg_free(m);
+    if (!current)
+        return;
+    s->gathering = false;
+    s->gather_skip = s->gather_backoff;
+    s->gather_backoff = s->gather_backoff ? s->gather_backoff * 2 : 1;
+    if (s->gather_backoff > GATHER_BACKOFF_MAX)
+        s->gather_backoff = GATHER_BACKOFF_MAX;
+}
+
+/* Whether the next commit may start now: no sync in flight, and no window
+ * open or the clients it waits for are back. */
+static bool commit_ready(struct shard *s)
+{
+    if (s->sync_busy)
+        return false;
+    if (!s->gathering)
+        return true;
+    if (batch_count(s, s->replies) < s->gather_need)
+        return false;
+    s->gather_backoff = 0; /* a window that filled: its clients' return time counts */
+    int64_t took = syncer_now_ns() - s->gather_opened;
+    s->gather_return_ns = s->gather_return_ns ? (s->gather_return_ns * 7 + took) / 8 : took;
+    syncer_note_return(s->gather_return_ns);
+    return true;
 }
 
 static void replica_end_turn(struct shard *s);
@@ -891,9 +982,9 @@ static void shard_end_turn(struct shard *s)
         commit_turn(s); /* before any reply of the turn leaves */
         post_dposts(&s->dposts);
         post_batches(s, s->replies, s->events);
-    } else if (!s->sync_busy) {
+    } else if (commit_ready(s)) {
         start_commit(s);
-    } /* else: the transaction stays open; committed when the sync returns */
+    } /* else: the transaction stays open; committed when the sync returns, or when the window closes */
     s->st.turn++;
     rearm_timer(s);
 }
@@ -1099,6 +1190,9 @@ static void shard_drain(void *arg, struct msg *list)
             break;
         case MSG_SYNCED:
             handle_synced(s, m);
+            break;
+        case MSG_GATHERED:
+            handle_gathered(s, m);
             break;
         case MSG_STOP:
             s->st.stopping = true;

@@ -64,6 +64,17 @@ struct shard {
      * runs on (see "Shard turns" in docs/threads.md) */
     bool pipelined;
     bool sync_busy;              /* a sync is in flight: no journal write until MSG_SYNCED */
+    /* --sync-gather-us (syncer.h): after a sync that released the replies
+     * of several clients, the next commit waits until held_replies reach
+     * gather_need or the window ends (MSG_GATHERED) */
+    bool gathering;
+    bool gather_asked;           /* the sync in flight opens a window */
+    size_t gather_need;
+    unsigned gather_skip;        /* windows left out after one ran out (backoff) */
+    unsigned gather_backoff;     /* the skip after the next that runs out */
+    int64_t gather_opened;       /* syncer_now_ns() when the window opened */
+    int64_t gather_return_ns;    /* average time until a window filled, 0 = none yet */
+    uint64_t sync_seq;           /* syncs requested (MSG_GATHERED names one) */
     struct syncer sync;
     struct paylog *pl;           /* the payload file (paylog.h), or NULL */
     struct msg_batch *fl_replies; /* the replies and events of the commit being synced */
