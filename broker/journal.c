@@ -80,9 +80,11 @@ enum journal_stmt {
     "j.id, j.queue, j.state, j.pos, j.priority, j.attempt, j.retries, j.lease_ms, j.run_at, " \
     "j.lease_until, j.created_at, j.updated_at, j.last_error, j.uniq, j.expires_at, j.grp, " \
     "j.holder, j.history, j.token"
-#define COL_PAYLOAD 19 /* after JOB_COLUMNS: p.body, or its length */
+#define COL_PAYLOAD 19 /* after JOB_COLUMNS: j.body or p.body, or its length */
 #define COL_SEG 20     /* then where a payload in the payload log is: seg, off, len, crc */
 #define PAYLOG_COLUMNS ", p.seg, p.off, p.len, p.crc"
+/* The payload: in the job's row (0010) or its payloads row. */
+#define BODY "coalesce(j.body, p.body)"
 /* rowid order: a plain scan of jobs, one rowid lookup of payloads per row */
 #define JOB_ORDER " FROM jobs j LEFT JOIN payloads p ON p.id = j.id ORDER BY j.id"
 
@@ -93,17 +95,19 @@ static const char *const journal_sql[ST_COUNT] = {
     [ST_JOB_INSERT] =
         "INSERT INTO jobs (id, queue, state, pos, priority, attempt, retries, lease_ms, "
         "run_at, lease_until, created_at, updated_at, last_error, uniq, expires_at, grp, "
-        "holder, history, token) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+        "holder, history, token, body) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?13)",
     [ST_JOB_UPDATE] =
         "UPDATE jobs SET state = ?2, pos = ?3, priority = ?4, attempt = ?5, retries = ?6, "
         "lease_ms = ?7, run_at = ?8, lease_until = ?9, updated_at = ?10, last_error = ?11, "
         "uniq = ?12, expires_at = ?13, grp = ?14, holder = ?15, history = ?16, token = ?17 WHERE id = ?1",
-    [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+    /* a job without its body in the row has a payloads row to delete */
+    [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1 RETURNING body IS NULL",
     [ST_PAYLOAD_INSERT] = "INSERT INTO payloads (id, body, seg, off, len, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     /* the segment tells the payload log which count goes down */
     [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1 RETURNING seg",
-    [ST_PAYLOAD] = "SELECT body, seg, off, len, crc FROM payloads WHERE id = ?1",
+    [ST_PAYLOAD] = "SELECT " BODY ", p.seg, p.off, p.len, p.crc FROM jobs j LEFT JOIN payloads p ON p.id = j.id "
+                   "WHERE j.id = ?1",
     [ST_QUEUE_PUT] =
         "INSERT INTO queues (name, config, paused) VALUES (?1, ?2, ?3) "
         "ON CONFLICT (name) DO UPDATE SET config = excluded.config, paused = excluded.paused",
@@ -117,8 +121,9 @@ static const char *const journal_sql[ST_COUNT] = {
         "INSERT INTO meta (key, value) VALUES ('commits', '1') "
         "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
     [ST_LOAD_QUEUES] = "SELECT name, config, paused FROM queues ORDER BY name",
-    [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", p.body" PAYLOG_COLUMNS JOB_ORDER,
-    [ST_LOAD_JOBS_NOPAYLOAD] = "SELECT " JOB_COLUMNS ", coalesce(p.len, length(p.body))" PAYLOG_COLUMNS JOB_ORDER,
+    [ST_LOAD_JOBS] = "SELECT " JOB_COLUMNS ", " BODY PAYLOG_COLUMNS JOB_ORDER,
+    [ST_LOAD_JOBS_NOPAYLOAD] =
+        "SELECT " JOB_COLUMNS ", coalesce(length(j.body), p.len, length(p.body))" PAYLOG_COLUMNS JOB_ORDER,
 };
 
 struct journal {
@@ -132,6 +137,7 @@ struct journal {
     int64_t commits;          /* the "commits" meta row as of the last commit */
     struct paylog *pl;        /* payloads of at least pl_min bytes go there (not owned) */
     uint32_t pl_min;          /* 0: none go there; rows pointing there are still read */
+    uint32_t inline_max;      /* payloads up to this many bytes go in the job's row */
     uint64_t *drop;           /* load: jobs whose payload record was torn, deleted after the scan */
     size_t ndrop, capdrop;
     int failed;               /* a sync failed (negative errno): nothing is written or synced any more */
@@ -565,6 +571,7 @@ int journal_open(struct journal **out, const char *path, int fsync_mode)
         free(j);
         return -ENOMEM;
     }
+    j->inline_max = JOURNAL_INLINE_MAX;
     err = journal_connect(j);
     /* Exclusive locking before anything reads the file (a read in WAL mode
      * before it would make SQLite create the -shm file after all), but the
@@ -782,8 +789,18 @@ int journal_read_error(struct journal *j, int rc, const char *op)
 
 /* ------------------------------------------------------------------ jobs */
 
-/* The payload goes to its own row once; state changes never touch it. A
- * payload of at least pl_min bytes is appended to the payload log and the
+/* Where journal_job_insert() puts a payload: in the job's row (small), in
+ * the payload log (at least pl_min bytes, when it is open), or in a
+ * payloads row of its own. */
+static bool journal_inline(const struct journal *j, const struct job *job)
+{
+    if (j->pl && j->pl_min && job->len >= j->pl_min)
+        return false;
+    return job->len <= j->inline_max;
+}
+
+/* A larger payload goes to its own row once; state changes never touch it.
+ * A payload of at least pl_min bytes is appended to the payload log and the
  * row holds where (an append whose row is never committed is an orphan). */
 static int journal_payload_insert(struct journal *j, const struct job *job)
 {
@@ -829,6 +846,11 @@ void journal_set_paylog(struct journal *j, struct paylog *pl, uint32_t min)
 {
     j->pl = pl;
     j->pl_min = pl ? min : 0;
+}
+
+void journal_set_inline_max(struct journal *j, uint32_t max)
+{
+    j->inline_max = max;
 }
 
 /* The payload log reference in columns col.. of st (seg, off, len, crc);
@@ -886,7 +908,9 @@ int journal_job_insert(struct journal *j, const struct job *job)
     b |= journal_bind_opt(st, 18, job->holder, false);
     b |= journal_bind_opt(st, 19, job->history, false);
     b |= sqlite3_bind_int64(st, 20, job->token);
-    if ((err = journal_run_bound(j, ST_JOB_INSERT, b, "insert")) < 0)
+    bool in_row = journal_inline(j, job);
+    b |= in_row ? journal_bind_blob(st, 13, job->payload, job->len) : sqlite3_bind_null(st, 13);
+    if ((err = journal_run_bound(j, ST_JOB_INSERT, b, "insert")) < 0 || in_row)
         return err;
     return journal_payload_insert(j, job);
 }
@@ -924,16 +948,27 @@ int journal_job_update(struct journal *j, const struct job *job)
     return err;
 }
 
+/* One statement for a job whose payload is in its row; a second for its
+ * payloads row otherwise (and when the job has no row: nothing to keep). */
 int journal_job_delete(struct journal *j, uint64_t id)
 {
-    int err;
+    sqlite3_stmt *st = j->st[ST_JOB_DELETE];
+    bool in_payloads = true;
+    int rc, err;
 
     if (journal_injected(j, "delete", &err))
         return err;
-    sqlite3_bind_int64(j->st[ST_JOB_DELETE], 1, (sqlite3_int64)id);
-    if ((err = journal_run(j, ST_JOB_DELETE, "delete")) < 0)
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        in_payloads = sqlite3_column_int(st, 0) != 0;
+        rc = sqlite3_step(st);
+    }
+    err = rc == SQLITE_DONE ? 0 : journal_sqlite_error(j, rc, "delete");
+    journal_done(st);
+    if (err < 0)
         return err;
-    return journal_payload_delete(j, id);
+    j->dirty = true;
+    return in_payloads ? journal_payload_delete(j, id) : 0;
 }
 
 int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len)

@@ -63,11 +63,23 @@ int journal_commit(struct journal *j);
 void journal_rollback(struct journal *j);
 bool journal_in_txn(const struct journal *j);
 
-/* Jobs. insert writes every field, and the payload into its own row
- * (table payloads, migration 0004); update writes every field but the
- * payload (state, pos, priority, attempt, retries, lease_ms, run_at,
- * lease_until, updated_at, last_error, unique) and so never rewrites the
- * payload; delete removes both rows. */
+/* Jobs. insert writes every field, and the payload: a payload of at most
+ * JOURNAL_INLINE_MAX bytes into the job's own row (column body, migration
+ * 0010: one row per job, one statement at push and at ack), a larger one
+ * into its own row (table payloads, migration 0007) or the payload log
+ * (below); update writes every field but the payload (state, pos,
+ * priority, attempt, retries, lease_ms, run_at, lease_until, updated_at,
+ * last_error, unique) and so never rewrites a large payload, while a small
+ * one rides along in the row (it shares the 4 KiB page the update writes
+ * anyway); delete removes the job's rows. Readers take the body from
+ * either place, so rows written before 0010 (body NULL, payload in
+ * payloads) load, read and delete as before. */
+#ifndef JOURNAL_INLINE_MAX /* -D for measuring other bounds */
+#define JOURNAL_INLINE_MAX 256
+#endif
+/* Changes the inline bound of this journal (tests; 0 keeps only empty
+ * payloads in the row). */
+void journal_set_inline_max(struct journal *j, uint32_t max);
 int journal_job_insert(struct journal *j, const struct job *job);
 int journal_job_update(struct journal *j, const struct job *job);
 int journal_job_delete(struct journal *j, uint64_t id);

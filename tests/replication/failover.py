@@ -346,7 +346,7 @@ def journal_rows(g, i):
     rows = []
     for k in range(2):
         db = sqlite3.connect(os.path.join(g.root, f"node-{i}", f"shard-{k}.db"))
-        rows += db.execute("SELECT id, queue, state, attempt FROM jobs ORDER BY id").fetchall()
+        rows += db.execute("SELECT id, queue, state, attempt, body FROM jobs ORDER BY id").fetchall()
         rows += db.execute("SELECT id, body FROM payloads ORDER BY id").fetchall()
         rows += db.execute("SELECT name, config, paused FROM queues ORDER BY name").fetchall()
         db.close()

@@ -198,6 +198,20 @@ static void raw_exec(sqlite3 *db, const char *sql)
     cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, msg ? msg : "");
 }
 
+/* The database as a spoold at schema version old left it, built from the
+ * same migration files (raw connection, for the caller's rows). */
+static sqlite3 *raw_at_version(int old)
+{
+    char sql[64];
+    sqlite3 *db = raw_open();
+    raw_exec(db, "PRAGMA journal_mode = WAL");
+    for (int i = 0; i < old; i++)
+        raw_exec(db, journal_migrations[i].sql);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
+    raw_exec(db, sql);
+    return db;
+}
+
 static int64_t count_jobs(struct journal *j)
 {
     struct loaded l;
@@ -252,17 +266,11 @@ Test(journal, open_creates_schema_in_wal_mode)
 Test(journal, upgrades_a_database_at_an_older_version)
 {
     int n = journal_schema_version(), old = 2;
-    char sql[64];
 
     /* The database as an older spoold (schema 2, still with the load index
      * that 0003 drops) left it, built from the same migration files, with a
      * job in it. */
-    sqlite3 *db = raw_open();
-    raw_exec(db, "PRAGMA journal_mode = WAL");
-    for (int i = 0; i < old; i++)
-        raw_exec(db, journal_migrations[i].sql);
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
-    raw_exec(db, sql);
+    sqlite3 *db = raw_at_version(old);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, "
                  "payload) VALUES (7, CAST('mail' AS BLOB), 1, 1234, 1, 2, CAST('{}' AS BLOB))");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'payloads'"), 0,
@@ -306,16 +314,10 @@ Test(journal, upgrades_a_database_at_an_older_version)
 Test(journal, upgrades_a_database_at_0006_to_payload_rows_and_tokens)
 {
     int old = 6;
-    char sql[64];
 
     /* A data directory as main's 0006 left it: a reserved job whose
      * payload is in its row, with a result column. */
-    sqlite3 *db = raw_open();
-    raw_exec(db, "PRAGMA journal_mode = WAL");
-    for (int i = 0; i < old; i++)
-        raw_exec(db, journal_migrations[i].sql);
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", old);
-    raw_exec(db, sql);
+    sqlite3 *db = raw_at_version(old);
     raw_exec(db, "INSERT INTO jobs (id, queue, state, attempt, lease_until, created_at, updated_at, payload, "
                  "progress) VALUES (9, CAST('mail' AS BLOB), 1, 2, 1234, 1, 2, CAST('{\"x\":1}' AS BLOB), "
                  "CAST('50' AS BLOB))");
@@ -1232,5 +1234,144 @@ Test(journal, a_failed_wal_sync_fails_the_journal_for_good)
     journal_close(j);
     job_free(a);
     job_free(b);
+    freequeue(q);
+}
+
+/* ------------------------------------------- small payloads in the job row */
+
+/* A payload body of n bytes of c, NUL-terminated. */
+static char *body_of(char c, size_t n)
+{
+    char *p = malloc(n + 1);
+    memset(p, c, n);
+    p[n] = '\0';
+    return p;
+}
+
+/* Where the payload of job id is: 1 its own row, 2 a payloads row, 3 both (damage), 0 neither. */
+static int payload_place(struct journal *j, uint64_t id)
+{
+    char sql[192];
+    snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM jobs WHERE id = %llu AND body IS NOT NULL) + "
+             "2 * (SELECT count(*) FROM payloads WHERE id = %llu)", (unsigned long long)id, (unsigned long long)id);
+    return (int)raw_int(journal_sqlite(j), sql);
+}
+
+Test(journal, payloads_up_to_the_inline_bound_live_in_the_job_row)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct journal *j = jopen(0);
+    char *at = body_of('a', JOURNAL_INLINE_MAX), *over = body_of('b', JOURNAL_INLINE_MAX + 1);
+    struct job *jobs[3] = { mkjob(q, 1, at), mkjob(q, 2, over), mkjob(q, 3, "") };
+    cr_assert_eq(journal_begin(j), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(journal_job_insert(j, jobs[i]), 0, "%s", journal_error(j));
+    cr_assert_eq(journal_commit(j), 0);
+    cr_assert_eq(payload_place(j, 1), 1, "a payload of exactly JOURNAL_INLINE_MAX bytes is in the job row");
+    cr_assert_eq(payload_place(j, 2), 2, "a payload one byte longer has a payloads row");
+    cr_assert_eq(payload_place(j, 3), 1, "an empty payload is an empty blob in the row, not NULL");
+
+    /* A state change keeps the body in the row. */
+    jobs[0]->state = JOB_RESERVED;
+    cr_assert_eq(journal_job_update(j, jobs[0]), 0, "%s", journal_error(j));
+    j = jreopen(j);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 3);
+    cr_assert_str_eq(l.jobs[0]->payload, at);
+    cr_assert_eq(l.jobs[0]->state, JOB_RESERVED);
+    cr_assert_str_eq(l.jobs[1]->payload, over);
+    cr_assert_str_eq(l.jobs[2]->payload, "");
+    loaded_free(&l);
+    load(j, false, &l);
+    cr_assert_eq(l.jobs[0]->len, JOURNAL_INLINE_MAX, "the length of a body in the row");
+    cr_assert_eq(l.jobs[1]->len, JOURNAL_INLINE_MAX + 1);
+    cr_assert_eq(l.jobs[2]->len, 0);
+    loaded_free(&l);
+    char *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(journal_payload(j, 1, &out, &len), 0, "%s", journal_error(j));
+    cr_assert_eq(len, JOURNAL_INLINE_MAX);
+    cr_assert_str_eq(out, at);
+    free(out);
+
+    /* The ack of each leaves nothing behind. */
+    cr_assert_eq(journal_begin(j), 0);
+    for (uint64_t id = 1; id <= 3; id++)
+        cr_assert_eq(journal_job_delete(j, id), 0, "%s", journal_error(j));
+    cr_assert_eq(journal_commit(j), 0);
+    cr_assert_eq(raw_int(journal_sqlite(j), "SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM payloads)"), 0);
+    for (int i = 0; i < 3; i++)
+        job_free(jobs[i]);
+    free(at);
+    free(over);
+    journal_close(j);
+    freequeue(q);
+}
+
+Test(journal, the_inline_bound_is_the_journals)
+{
+    struct queue *q = mkqueue("mail", 4);
+    struct journal *j = jopen(0);
+    journal_set_inline_max(j, 4);
+    struct job *a = mkjob(q, 1, "abcd"), *b = mkjob(q, 2, "abcde");
+    insert_commit(j, a);
+    insert_commit(j, b);
+    cr_assert_eq(payload_place(j, 1), 1);
+    cr_assert_eq(payload_place(j, 2), 2);
+    job_free(a);
+    job_free(b);
+    journal_close(j);
+    freequeue(q);
+}
+
+/* A data directory as main left it before 0010: every payload in a
+ * payloads row. It opens, its jobs load and read, an ack deletes both rows,
+ * and new pushes go in the row next to them. */
+Test(journal, a_database_at_0009_with_payload_rows_opens_serves_and_acks)
+{
+    int old = 9;
+    sqlite3 *db = raw_at_version(old);
+    raw_exec(db, "INSERT INTO jobs (id, queue, state, pos, lease_until, created_at, updated_at) VALUES "
+                 "(5, CAST('mail' AS BLOB), 0, 5, 0, 1, 2), (6, CAST('mail' AS BLOB), 0, 6, 0, 1, 2)");
+    raw_exec(db, "INSERT INTO payloads (id, body) VALUES (5, CAST('{\"old\":5}' AS BLOB)), "
+                 "(6, CAST('{\"old\":6}' AS BLOB))");
+    sqlite3_close(db);
+
+    struct journal *j = jopen(0);
+    cr_assert_eq(raw_int(journal_sqlite(j), "PRAGMA user_version"), journal_schema_version());
+    cr_assert_eq(raw_int(journal_sqlite(j), "SELECT count(*) FROM jobs WHERE body IS NULL"), 2,
+                 "0010 leaves the old rows where they are");
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 2);
+    cr_assert_str_eq(l.jobs[0]->payload, "{\"old\":5}");
+    loaded_free(&l);
+    load(j, false, &l);
+    cr_assert_eq(l.jobs[1]->len, 9, "the length of a payload in its payloads row");
+    loaded_free(&l);
+    char *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(journal_payload(j, 6, &out, &len), 0, "%s", journal_error(j));
+    cr_assert_str_eq(out, "{\"old\":6}");
+    free(out);
+
+    struct queue *q = mkqueue("mail", 4);
+    struct job *fresh = mkjob(q, 7, "{\"new\":7}");
+    insert_commit(j, fresh);
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_delete(j, 5), 0, "%s", journal_error(j));
+    cr_assert_eq(journal_commit(j), 0);
+    cr_assert_eq(payload_place(j, 5), 0, "the ack of an old job deleted its payloads row too");
+    cr_assert_eq(payload_place(j, 6), 2);
+    cr_assert_eq(payload_place(j, 7), 1);
+    j = jreopen(j);
+    load(j, true, &l);
+    cr_assert_eq(l.n, 2);
+    cr_assert_str_eq(l.jobs[0]->payload, "{\"old\":6}");
+    cr_assert_str_eq(l.jobs[1]->payload, "{\"new\":7}");
+    loaded_free(&l);
+    job_free(fresh);
+    journal_close(j);
     freequeue(q);
 }

@@ -356,7 +356,8 @@ static int on_job(void *arg, struct job *job, const char *queue, size_t len)
 static int row_seg(struct journal *j, uint64_t id)
 {
     sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(journal_sqlite(j), "SELECT coalesce(seg, 0) FROM payloads WHERE id = ?1", -1,
+    cr_assert_eq(sqlite3_prepare_v2(journal_sqlite(j), "SELECT coalesce(p.seg, 0) FROM jobs j LEFT JOIN payloads p ON p.id = j.id "
+                                    "WHERE j.id = ?1", -1,
                                     &st, NULL), 0);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
     int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
