@@ -20,6 +20,7 @@
 #include "protect.h"
 #include "pubsub.h"
 #include "replica.h"
+#include "shard.h"
 #include "syncer.h"
 #include "syncvfs.h"
 #include "sysinfo.h"
@@ -303,6 +304,41 @@ static void info_snapshots(resp_buf *t, const struct replica_figures *f)
                     (unsigned long long)f->snapshots_restored);
 }
 
+/* # Persistence, with the payload file's bytes on disk against the bytes
+ * jobs point at, in all and per shard (docs/operations.md). */
+static void info_persistence(resp_buf *t, struct server *srv)
+{
+    struct syncer_stats sy;
+    syncer_stats(&sy);
+    resp_buf_printf(t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\ncommit_syncs:%llu\r\n"
+                    "commit_sync_replies:%llu\r\ncommit_sync_last_us:%llu\r\nsync_gather_us:%d\r\n"
+                    "sync_gather_windows:%llu\r\nsync_gather_timeouts:%llu\r\nsync_gather_return_us:%llu\r\n"
+                    "disk_free:%lld\r\n"
+                    "disk_reserve:%lld\r\ndisk_low:%d\r\njournal_failed_shards:%d\r\njournal_failed:%s\r\n",
+                    config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs(), sy.syncs, sy.replies,
+                    sy.sync_us, srv->cfg.sync_gather_us, sy.windows, sy.timeouts, sy.return_us,
+                    atomic_load(&srv->disk_free), (long long)srv->cfg.disk_reserve,
+                    (int)atomic_load(&srv->disk_low), atomic_load(&srv->journal_failed_shards),
+                    ctx_journal_failed(srv));
+    unsigned long long disk = 0, live = 0, comp = 0;
+    for (int i = 0; i < srv->nshards; i++) {
+        disk += atomic_load_explicit(&srv->shards[i].pl_disk, memory_order_relaxed);
+        live += atomic_load_explicit(&srv->shards[i].pl_live, memory_order_relaxed);
+        comp += atomic_load_explicit(&srv->shards[i].pl_compactions, memory_order_relaxed);
+    }
+    resp_buf_printf(t, "payload_file_bytes:%llu\r\npayload_file_live_bytes:%llu\r\npayload_file_compactions:%llu\r\n",
+                    disk, live, comp);
+    for (int i = 0; i < srv->nshards; i++) {
+        struct shard *sh = &srv->shards[i];
+        resp_buf_printf(t, "payload_file_shard%d:bytes=%llu,live_bytes=%llu,segments=%llu,compactions=%llu\r\n", i,
+                        (unsigned long long)atomic_load_explicit(&sh->pl_disk, memory_order_relaxed),
+                        (unsigned long long)atomic_load_explicit(&sh->pl_live, memory_order_relaxed),
+                        (unsigned long long)atomic_load_explicit(&sh->pl_segments, memory_order_relaxed),
+                        (unsigned long long)atomic_load_explicit(&sh->pl_compactions, memory_order_relaxed));
+    }
+    resp_buf_printf(t, "\r\n");
+}
+
 /* # Replication: Redis's role line, and the group's figures (replica.h). */
 static void info_replication(resp_buf *t, struct server *srv)
 {
@@ -391,19 +427,8 @@ static void finish_info(struct conn *c, struct slot *sl)
                         "maxmemory:%lld\r\nmaxmemory_policy:%s\r\n\r\n", rss, rss, kv[6],
                         (long long)srv->cfg.maxmemory, policies[srv->cfg.maxmemory_policy]);
     }
-    struct syncer_stats sy;
-    syncer_stats(&sy);
     if (want_section(m, "persistence", true))
-        resp_buf_printf(&t, "# Persistence\r\nloading:0\r\nfsync:%s\r\njournal_syncs:%llu\r\ncommit_syncs:%llu\r\n"
-                        "commit_sync_replies:%llu\r\ncommit_sync_last_us:%llu\r\nsync_gather_us:%d\r\n"
-                        "sync_gather_windows:%llu\r\nsync_gather_timeouts:%llu\r\nsync_gather_return_us:%llu\r\n"
-                        "disk_free:%lld\r\n"
-                        "disk_reserve:%lld\r\ndisk_low:%d\r\njournal_failed_shards:%d\r\njournal_failed:%s\r\n\r\n",
-                        config_fsync_name(srv->cfg.fsync), (unsigned long long)syncvfs_syncs(), sy.syncs, sy.replies,
-                        sy.sync_us, srv->cfg.sync_gather_us, sy.windows, sy.timeouts, sy.return_us,
-                        atomic_load(&srv->disk_free), (long long)srv->cfg.disk_reserve,
-                        (int)atomic_load(&srv->disk_low), atomic_load(&srv->journal_failed_shards),
-                        ctx_journal_failed(srv));
+        info_persistence(&t, srv);
     if (want_section(m, "stats", true))
         resp_buf_printf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
                         "rejected_connections:%llu\r\nacl_access_denied_auth:%llu\r\nidle_clients_closed:%llu\r\n"

@@ -61,6 +61,7 @@ static const struct opt opts[] = {
     { "max-result", OPT_SIZE, OFF(max_result), "64kb", 0, 512LL << 20, NULL, "largest job result (JOB.ACK … RESULT) and progress value in bytes" },
     { "payload-file-min", OPT_SIZE, OFF(payload_file_min), "16kb", 0, 512LL << 20, NULL, "payloads of at least this many bytes are written once, to the shard's payload file (shard-<k>.payload.<n>), not into the journal (0 = off; off in a replication group; docs/operations.md)" },
     { "payload-file-segment", OPT_SIZE, OFF(payload_file_segment), "64mb", 4LL << 10, 1LL << 40, NULL, "size after which a payload file segment is closed and the next one started; a segment is deleted once no job points into it" },
+    { "payload-file-compact", OPT_INT, OFF(payload_file_compact), "25", 0, 90, NULL, "a closed payload file segment whose live payloads fill less than this percentage of it is compacted: they are copied to the newest segment and it is deleted (0 = never; docs/operations.md)" },
     { "payload-memory", OPT_SIZE, OFF(payload_memory), "1gb", 0, 1LL << 40, NULL, "payloads kept in memory (all shards); beyond it they are read from the journal" },
     { "maxmemory", OPT_SIZE, OFF(maxmemory), "0", 0, 1LL << 50, NULL, "memory for strings, hashes and sorted sets over all shards (0 = no limit); jobs do not count" },
     { "maxmemory-policy", OPT_ENUM, OFF(maxmemory_policy), "noeviction", 0, 0, evict_choices, "at maxmemory: noeviction (writes get -OOM) or which keys to evict, sampled as Redis does" },

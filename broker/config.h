@@ -52,6 +52,7 @@ struct config {
     int64_t payload_memory;
     int64_t payload_file_min;     /* 0: payloads stay in the journal */
     int64_t payload_file_segment;
+    int payload_file_compact;     /* %: a closed segment less live than this is compacted; 0: never */
     int64_t maxmemory;    /* bytes of keyspace values over all shards; 0 = no limit */
     int maxmemory_policy; /* enum evict_policy */
     int64_t proto_max_bulk_len; /* 0 in the table means "twice max-payload" */

@@ -64,6 +64,7 @@ enum journal_stmt {
     ST_PAYLOAD_INSERT,
     ST_PAYLOAD_DELETE,
     ST_PAYLOAD,
+    ST_PAYLOAD_MOVE,
     ST_QUEUE_PUT,
     ST_QUEUE_DELETE,
     ST_META_GET,
@@ -105,9 +106,11 @@ static const char *const journal_sql[ST_COUNT] = {
     [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1 RETURNING body IS NULL",
     [ST_PAYLOAD_INSERT] = "INSERT INTO payloads (id, body, seg, off, len, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     /* the segment tells the payload log which count goes down */
-    [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1 RETURNING seg",
+    [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1 RETURNING seg, len",
     [ST_PAYLOAD] = "SELECT " BODY ", p.seg, p.off, p.len, p.crc FROM jobs j LEFT JOIN payloads p ON p.id = j.id "
                    "WHERE j.id = ?1",
+    /* compaction: the row moves to the copy if it still points at the old record */
+    [ST_PAYLOAD_MOVE] = "UPDATE payloads SET seg = ?2, off = ?3 WHERE id = ?1 AND seg = ?4 AND off = ?5",
     [ST_QUEUE_PUT] =
         "INSERT INTO queues (name, config, paused) VALUES (?1, ?2, ?3) "
         "ON CONFLICT (name) DO UPDATE SET config = excluded.config, paused = excluded.paused",
@@ -833,7 +836,7 @@ static int journal_payload_delete(struct journal *j, uint64_t id)
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         if (j->pl && sqlite3_column_type(st, 0) != SQLITE_NULL)
-            paylog_unref(j->pl, (uint32_t)sqlite3_column_int64(st, 0));
+            paylog_unref(j->pl, (uint32_t)sqlite3_column_int64(st, 0), (uint32_t)sqlite3_column_int64(st, 1));
     if (rc != SQLITE_DONE)
         err = journal_sqlite_error(j, rc, "delete");
     else
@@ -1205,7 +1208,7 @@ static int journal_load_ref(struct journal *j, const struct paylog_ref *ref, uin
     }
     int err = paylog_check(j->pl, ref, id);
     if (err == 0) {
-        paylog_ref_count(j->pl, ref->seg);
+        paylog_ref_count(j->pl, ref->seg, ref->len);
         return 0;
     }
     if (err != -ENODATA) {
@@ -1321,6 +1324,68 @@ int journal_load(struct journal *j, bool with_payload,
         paylog_counts_reset(j->pl);
     j->ndrop = 0;
     return journal_load_jobs(j, with_payload, job_fn, arg);
+}
+
+/* ------------------------------------------------------------ compaction */
+
+/* Whether job id's row points at ref's record. */
+static int journal_points_at(struct journal *j, uint64_t id, const struct paylog_ref *ref)
+{
+    sqlite3_stmt *st = j->st[ST_PAYLOAD];
+    struct paylog_ref r;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    int rc = sqlite3_step(st);
+    int at = rc == SQLITE_ROW && journal_ref(st, 1, &r) && r.seg == ref->seg && r.off == ref->off;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        at = journal_sqlite_error(j, rc, "compaction lookup");
+    journal_done(st);
+    return at;
+}
+
+/* The synced copies' rows move to them, in the open transaction. */
+static int journal_repoint(struct journal *j)
+{
+    uint64_t id;
+    struct paylog_ref from, to;
+    int err = journal_in_txn(j) ? 0 : journal_begin(j);
+    for (size_t i = 0; !err && paylog_compact_ready(j->pl, i, &id, &from, &to); i++) {
+        sqlite3_stmt *st = j->st[ST_PAYLOAD_MOVE];
+        int b = sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+        b |= sqlite3_bind_int64(st, 2, to.seg);
+        b |= sqlite3_bind_int64(st, 3, (sqlite3_int64)to.off);
+        b |= sqlite3_bind_int64(st, 4, from.seg);
+        b |= sqlite3_bind_int64(st, 5, (sqlite3_int64)from.off);
+        if ((err = journal_run_bound(j, ST_PAYLOAD_MOVE, b, "compaction update")) == 0)
+            paylog_compact_moved(j->pl, &from, &to, sqlite3_changes(j->db) == 1);
+    }
+    if (!err)
+        paylog_compact_clear(j->pl);
+    return err;
+}
+
+int journal_compact_step(struct journal *j, size_t budget)
+{
+    uint64_t id;
+    struct paylog_ref from, to;
+    if (!j->pl || j->failed)
+        return 0;
+    if (paylog_compact_ready(j->pl, 0, &id, &from, &to)) {
+        int err = journal_repoint(j);
+        return err < 0 ? err : 1;
+    }
+    if (paylog_compact_waiting(j->pl))
+        return 1; /* the copies so far wait for a sync, then for their rows */
+    for (size_t done = 0; done < budget && paylog_compact_next(j->pl, &id, &from) > 0;) {
+        int at = journal_points_at(j, id, &from);
+        if (at > 0 && paylog_compact_copy(j->pl, id, &from) < 0) {
+            snprintf(j->err, sizeof j->err, "%s", paylog_error(j->pl));
+            return -EIO;
+        }
+        if (at < 0)
+            return at;
+        done += PAYLOG_REC_HEADER + (at ? from.len : 0);
+    }
+    return paylog_compact_wanted(j->pl);
 }
 
 /* ------------------------------------------------------------ checkpoint */

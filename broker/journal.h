@@ -97,6 +97,12 @@ int journal_job_delete(struct journal *j, uint64_t id);
  * found as it was). */
 struct paylog;
 void journal_set_paylog(struct journal *j, struct paylog *pl, uint32_t min);
+/* Payload file compaction (paylog.h): one step of at most about budget
+ * bytes read: repoints the rows of copies a sync took (in the open
+ * transaction, begun if none), or copies the next live records of the
+ * segment being emptied. 1: more to do (maybe once a sync took the
+ * copies), 0: nothing, negative on error (journal_error). */
+int journal_compact_step(struct journal *j, size_t budget);
 int journal_drop_torn(struct journal *j);
 
 /* Reads a payload that is not kept in memory. *out is malloc'd (caller

@@ -24,12 +24,15 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define REC_MAGIC 0x52505053u /* "SPPR" little-endian */
+#define SPARE_FAILED (-2)
 static const char file_magic[8] = { 'S', 'P', 'L', 'P', 'A', 'Y', 'v', '1' };
 
 struct pseg {
@@ -38,7 +41,14 @@ struct pseg {
     char *path;
     uint64_t size;   /* bytes written (the active one: where the next record goes) */
     int64_t live;    /* rows pointing into it */
+    uint64_t live_bytes; /* their records' bytes (header + body) */
     bool dead;       /* count 0 as of a commit: deleted at the next durable point */
+};
+
+/* A live record copied by compaction, waiting for its row to be repointed. */
+struct pmove {
+    uint64_t id;
+    struct paylog_ref from, to;
 };
 
 struct paylog {
@@ -50,8 +60,29 @@ struct paylog {
     bool dirty;          /* appended since the last paylog_take_sync/paylog_sync */
     bool pinned;
     bool started;        /* the active segment is this run's (paylog_start) */
-    uint32_t torn_seg;   /* the newest segment at open (0: none) */
-    uint64_t torn_at;    /* where its valid records end */
+    /* the newest two segments at open (0: none) and where their valid
+     * records end: only they can hold bytes that were never synced */
+    uint32_t torn_seg[2];
+    uint64_t torn_at[2];
+    /* generations: appends so far; as of the last take; known synced */
+    uint64_t gen, taken_gen, synced_gen;
+    /* rotation off the shard thread: the closed segment whose last sync
+     * rides on the next sync request (0: none), and the next segment made
+     * ready by a sync (spare_fd >= 0, number spare_no) */
+    uint32_t closing;
+    bool closing_taken;
+    bool spare_asked;    /* a take asked for a spare; cleared when a rotation takes it */
+    _Atomic int spare_fd; /* -1: none (yet), SPARE_FAILED, or the spare's fd */
+    uint32_t spare_no;
+    /* compaction: the segment being emptied (0: none), the next record to
+     * look at, the copies made and the generation they need synced */
+    uint32_t c_seg;
+    uint64_t c_off, c_moved, c_bytes;
+    struct pmove *mv;
+    size_t nmv, capmv;
+    uint64_t mv_gen;
+    uint64_t compactions, moved_bytes;
+    int compact_pct;     /* paylog_set_compact */
     char err[600];
 };
 
@@ -137,14 +168,22 @@ int paylog_rec_parse(const unsigned char h[PAYLOG_REC_HEADER], uint64_t *id, uin
 
 /* ------------------------------------------------------------ file I/O */
 
-/* pwrite of all n bytes at off, reported to the power-cut seam. */
-static int pl_write(const char *path, int fd, uint64_t off, const void *p, size_t n)
+/* a then b (bn may be 0) at off in one pwritev (a short write goes on with
+ * the rest), reported to the power-cut seam as one write. */
+static int pl_write2(const char *path, int fd, uint64_t off, const void *a, size_t an, const void *b, size_t bn)
 {
-    powercut_note_write_begin(path, fd, (off_t)off, n);
-    size_t done = 0;
+    size_t n = an + bn, done = 0;
     ssize_t w = 0;
+    powercut_note_write_begin(path, fd, (off_t)off, n);
     while (done < n) {
-        w = pwrite(fd, (const char *)p + done, n - done, (off_t)(off + done));
+        struct iovec iov[2];
+        int k = 0;
+        size_t bo = done > an ? done - an : 0;
+        if (done < an)
+            iov[k++] = (struct iovec){ (char *)a + done, an - done };
+        if (bn > bo)
+            iov[k++] = (struct iovec){ (char *)b + bo, bn - bo };
+        w = pwritev(fd, iov, k, (off_t)(off + done));
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -152,8 +191,19 @@ static int pl_write(const char *path, int fd, uint64_t off, const void *p, size_
         done += (size_t)w;
     }
     int e = w < 0 ? errno : ENOSPC;
-    powercut_note_write_end(path, (off_t)off, p, done == n ? (ssize_t)n : -1);
+    char *joined = bn && powercut_enabled() ? malloc(n) : NULL; /* the seam keeps the bytes of the last write */
+    if (joined) {
+        memcpy(joined, a, an);
+        memcpy(joined + an, b, bn);
+    }
+    powercut_note_write_end(path, (off_t)off, joined ? joined : a, done == n ? (ssize_t)n : -1);
+    free(joined);
     return done == n ? 0 : -e;
+}
+
+static int pl_write(const char *path, int fd, uint64_t off, const void *p, size_t n)
+{
+    return pl_write2(path, fd, off, p, n, NULL, 0);
 }
 
 static int pl_read(int fd, uint64_t off, void *p, size_t n)
@@ -172,14 +222,22 @@ static int pl_read(int fd, uint64_t off, void *p, size_t n)
     return 0;
 }
 
+static int sync_fd(int fd, const char *path)
+{
+    if (fd < 0)
+        return 0;
+    if (fdatasync(fd) < 0)
+        return -errno;
+    powercut_note_sync(path, fd);
+    return 0;
+}
+
 int paylog_sync_pending(const struct paylog_pending *p)
 {
-    if (p->fd < 0)
-        return 0;
-    if (fdatasync(p->fd) < 0)
-        return -errno;
-    powercut_note_sync(p->path, p->fd);
-    return 0;
+    int rc = sync_fd(p->fd2, p->path2); /* the closed segment first: then only the newest two can be torn */
+    if (rc == 0)
+        rc = sync_fd(p->fd, p->path);
+    return rc;
 }
 
 static int pl_fail(struct paylog *pl, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -247,45 +305,99 @@ static void seg_path(const struct paylog *pl, uint32_t no, char *buf, size_t cap
     snprintf(buf, cap, "%s/shard-%d.payload.%" PRIu32, pl->dir, pl->shard, no);
 }
 
-/* Creates segment no with its header, synced with its directory entry. */
-static int seg_create(struct paylog *pl, uint32_t no)
+/* Creates the file of segment no with its header, synced with its
+ * directory entry (any thread: it touches nothing of pl's but the
+ * constants); *fd or the negative errno, the file removed on failure. */
+static int seg_file_create(const struct paylog *pl, uint32_t no, int *fd)
 {
     char path[4200];
     unsigned char h[PAYLOG_FILE_HEADER];
     seg_path(pl, no, path, sizeof path);
     powercut_note_open(path, true);
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return pl_fail(pl, -errno, "cannot create %s: %s (check the --data-dir's space and permissions)", path,
-                       strerror(errno));
+    *fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return -errno;
     memcpy(h, file_magic, 8);
     put32(h + 8, (uint32_t)pl->shard);
     put32(h + 12, no);
-    struct paylog_pending p = { fd, path };
-    int rc = pl_write(path, fd, 0, h, sizeof h);
+    int rc = pl_write(path, *fd, 0, h, sizeof h);
     if (rc == 0)
-        rc = paylog_sync_pending(&p);
+        rc = sync_fd(*fd, path);
     if (rc == 0)
         rc = fsio_sync_dir(path, 0);
-    if (rc == 0 && !seg_add(pl, no, fd, path, PAYLOG_FILE_HEADER))
-        rc = -ENOMEM;
     if (rc < 0) {
+        close(*fd);
+        unlink(path);
+        *fd = -1;
+    }
+    return rc;
+}
+
+/* Creates segment no and makes it the active one. */
+static int seg_create(struct paylog *pl, uint32_t no)
+{
+    char path[4200];
+    int fd;
+    seg_path(pl, no, path, sizeof path);
+    int rc = seg_file_create(pl, no, &fd);
+    if (rc < 0)
+        return pl_fail(pl, rc, "cannot create %s: %s (check the --data-dir's space and permissions)", path,
+                       strerror(-rc));
+    if (!seg_add(pl, no, fd, path, PAYLOG_FILE_HEADER)) {
         close(fd);
-        return pl_fail(pl, rc, "cannot start %s: %s", path, strerror(-rc));
+        return pl_fail(pl, -ENOMEM, "cannot start %s: out of memory", path);
     }
     return 0;
 }
 
-/* Ends the active segment (synced: only the newest can be torn) and starts
- * the next one. */
+void paylog_make_spare(const struct paylog_pending *p)
+{
+    int fd;
+    if (!p->spare)
+        return;
+    int rc = seg_file_create(p->spare, p->spare_no, &fd);
+    if (rc < 0)
+        log_warn("cannot create %s/shard-%d.payload.%" PRIu32 " ahead of use: %s (check the --data-dir's space; "
+                 "the rotation makes it then)", p->spare->dir, p->spare->shard, p->spare_no, strerror(-rc));
+    atomic_store_explicit(&p->spare->spare_fd, rc < 0 ? SPARE_FAILED : fd, memory_order_release);
+}
+
+/* Ends the active segment and starts the next one. With a spare ready,
+ * only a switch: the old one's last sync rides on the next sync request
+ * (paylog_take_sync), which also makes the next spare. Without one, all of
+ * it here: the old one synced (only the newest two can be torn), the new
+ * one created. */
 static int rotate(struct paylog *pl)
 {
     struct pseg *a = active(pl);
-    struct paylog_pending p = { a->fd, a->path };
-    int rc = paylog_sync_pending(&p);
+    uint32_t next = a->no + 1;
+    int fd = atomic_exchange_explicit(&pl->spare_fd, -1, memory_order_acquire);
+    pl->spare_asked = false; /* the one asked for is here (or failed): the next take asks again */
+    if (fd >= 0 && pl->spare_no == next) { /* made after the closed one, if any, was synced */
+        char path[4200];
+        seg_path(pl, next, path, sizeof path);
+        if (!seg_add(pl, next, fd, path, PAYLOG_FILE_HEADER)) {
+            close(fd);
+            return pl_fail(pl, -ENOMEM, "cannot start %s: out of memory", path);
+        }
+        pl->closing = next - 1;
+        pl->closing_taken = false;
+        return 0;
+    }
+    if (fd >= 0) { /* not the next one (never so by construction): an empty file, no row points into it */
+        char path[4200];
+        seg_path(pl, pl->spare_no, path, sizeof path);
+        close(fd);
+        unlink(path);
+    }
+    struct pseg *c = pl->closing ? seg_find(pl, pl->closing) : NULL;
+    int rc = c ? sync_fd(c->fd, c->path) : 0;
+    if (rc == 0)
+        rc = sync_fd(a->fd, a->path);
     if (rc < 0)
         return pl_fail(pl, rc, "fdatasync of %s failed (%s)", a->path, strerror(-rc));
-    return seg_create(pl, a->no + 1);
+    pl->closing = 0;
+    return seg_create(pl, next);
 }
 
 /* ----------------------------------------------------------------- open */
@@ -382,14 +494,16 @@ int paylog_open(struct paylog **out, const char *dir, int shard, uint64_t seg_ma
     }
     pl->shard = shard;
     pl->seg_max = seg_max < 4096 ? 4096 : seg_max;
+    atomic_init(&pl->spare_fd, -1);
+    pl->compact_pct = PAYLOG_COMPACT_PCT;
     int rc = open_all(pl);
-    struct pseg *last = active(pl);
-    if (rc == 0 && last) {
-        pl->torn_seg = last->no;
-        pl->torn_at = header_ok(pl, last) ? scan_end(last) : 0;
-        if (pl->torn_at < last->size)
+    for (size_t k = 0; rc == 0 && k < 2 && k < pl->n; k++) { /* the newest two: the only ones not surely synced */
+        struct pseg *sg = &pl->segs[pl->n - 1 - k];
+        pl->torn_seg[k] = sg->no;
+        pl->torn_at[k] = header_ok(pl, sg) ? scan_end(sg) : 0;
+        if (pl->torn_at[k] < sg->size)
             log_warn("%s: its records end at byte %" PRIu64 " of %" PRIu64 " (a write the power cut short); "
-                     "jobs pointing past it were never acknowledged", last->path, pl->torn_at, last->size);
+                     "jobs pointing past it were never acknowledged", sg->path, pl->torn_at[k], sg->size);
     }
     *out = pl;
     return rc;
@@ -409,8 +523,13 @@ void paylog_close(struct paylog *pl)
 {
     if (!pl)
         return;
-    if (pl->dirty && paylog_sync(pl) < 0)
+    pl->spare_asked = true; /* no spare made now: nothing appends any more */
+    if ((pl->dirty || pl->closing) && paylog_sync(pl) < 0)
         log_error("%s", pl->err);
+    int spare = atomic_load(&pl->spare_fd);
+    if (spare >= 0)
+        close(spare); /* an empty segment: the next start deletes it */
+    free(pl->mv);
     for (size_t i = 0; i < pl->n; i++) {
         close(pl->segs[i].fd);
         free(pl->segs[i].path);
@@ -428,7 +547,10 @@ int paylog_append(struct paylog *pl, uint64_t id, const void *body, uint32_t len
     if (rc < 0)
         return rc;
     struct pseg *a = active(pl);
-    if (a->size > PAYLOG_FILE_HEADER && a->size + PAYLOG_REC_HEADER + len > pl->seg_max) {
+    /* full: rotate, unless the spare is still being made by the sync
+     * thread (then the segment grows past the size until it is there) */
+    if (a->size > PAYLOG_FILE_HEADER && a->size + PAYLOG_REC_HEADER + len > pl->seg_max &&
+        (!pl->spare_asked || atomic_load_explicit(&pl->spare_fd, memory_order_acquire) != -1)) {
         if ((rc = rotate(pl)) < 0)
             return rc;
         a = active(pl);
@@ -436,15 +558,15 @@ int paylog_append(struct paylog *pl, uint64_t id, const void *body, uint32_t len
     unsigned char h[PAYLOG_REC_HEADER];
     uint32_t crc = paylog_crc32c(0, body, len);
     paylog_rec_header(h, id, len, crc);
-    rc = pl_write(a->path, a->fd, a->size, h, sizeof h);
-    if (rc == 0)
-        rc = pl_write(a->path, a->fd, a->size + PAYLOG_REC_HEADER, body, len);
+    rc = pl_write2(a->path, a->fd, a->size, h, sizeof h, body, len); /* one pwritev per record */
     if (rc < 0)
         return pl_fail(pl, rc, "cannot append to %s: %s (free space in the --data-dir)", a->path, strerror(-rc));
     *ref = (struct paylog_ref){ .seg = a->no, .off = a->size, .len = len, .crc = crc };
     a->size += PAYLOG_REC_HEADER + len;
     a->live++;
+    a->live_bytes += PAYLOG_REC_HEADER + len;
     pl->dirty = true;
+    pl->gen++;
     return 0;
 }
 
@@ -467,7 +589,10 @@ static int check_header(struct paylog *pl, struct pseg *sg, const struct paylog_
 int paylog_check(struct paylog *pl, const struct paylog_ref *ref, uint64_t id)
 {
     struct pseg *sg = seg_find(pl, ref->seg);
-    if (ref->seg == pl->torn_seg && ref->off + PAYLOG_REC_HEADER + ref->len > pl->torn_at)
+    bool torn = false;
+    for (int k = 0; k < 2; k++)
+        torn |= ref->seg == pl->torn_seg[k] && ref->off + PAYLOG_REC_HEADER + ref->len > pl->torn_at[k];
+    if (torn)
         return pl_fail(pl, -ENODATA, "the payload of job %016" PRIx64 " was not in shard-%d.payload.%" PRIu32
                        " at offset %" PRIu64 " (torn or never written)", id, pl->shard, ref->seg, ref->off);
     if (!sg)
@@ -509,22 +634,30 @@ void paylog_counts_reset(struct paylog *pl)
 {
     for (size_t i = 0; i < pl->n; i++) {
         pl->segs[i].live = 0;
+        pl->segs[i].live_bytes = 0;
         pl->segs[i].dead = false;
+    }
+    pl->nmv = 0; /* copies not repointed are orphans now; compaction starts over */
+    pl->c_seg = 0;
+}
+
+void paylog_ref_count(struct paylog *pl, uint32_t seg, uint32_t len)
+{
+    struct pseg *sg = seg_find(pl, seg);
+    if (sg) {
+        sg->live++;
+        sg->live_bytes += PAYLOG_REC_HEADER + (uint64_t)len;
     }
 }
 
-void paylog_ref_count(struct paylog *pl, uint32_t seg)
+void paylog_unref(struct paylog *pl, uint32_t seg, uint32_t len)
 {
     struct pseg *sg = seg_find(pl, seg);
-    if (sg)
-        sg->live++;
-}
-
-void paylog_unref(struct paylog *pl, uint32_t seg)
-{
-    struct pseg *sg = seg_find(pl, seg);
-    if (sg && sg->live > 0)
+    if (sg && sg->live > 0) {
         sg->live--;
+        uint64_t b = PAYLOG_REC_HEADER + (uint64_t)len;
+        sg->live_bytes = sg->live_bytes > b ? sg->live_bytes - b : 0;
+    }
 }
 
 /* ----------------------------------------------------------- durability */
@@ -532,13 +665,35 @@ void paylog_unref(struct paylog *pl, uint32_t seg)
 bool paylog_take_sync(struct paylog *pl, struct paylog_pending *p)
 {
     struct pseg *a = active(pl);
-    if (!pl->dirty || !a || !pl->started) {
-        *p = (struct paylog_pending){ -1, NULL };
+    *p = (struct paylog_pending){ .fd = -1, .fd2 = -1 };
+    struct pseg *c = pl->closing ? seg_find(pl, pl->closing) : NULL;
+    if (!a || !pl->started || (!pl->dirty && (!c || pl->closing_taken)))
         return false;
-    }
     pl->dirty = false;
-    *p = (struct paylog_pending){ a->fd, a->path };
+    pl->taken_gen = pl->gen;
+    p->fd = a->fd;
+    p->path = a->path;
+    if (c) { /* its last sync */
+        p->fd2 = c->fd;
+        p->path2 = c->path;
+        pl->closing_taken = true;
+    }
+    if (!pl->spare_asked) {
+        pl->spare_asked = true; /* made after the syncs (paylog_make_spare), by whoever ran them */
+        pl->spare_no = a->no + 1;
+        p->spare = pl;
+        p->spare_no = pl->spare_no;
+    }
     return true;
+}
+
+/* The syncs taken so far are done. */
+static void synced(struct paylog *pl)
+{
+    pl->synced_gen = pl->taken_gen;
+    if (pl->closing_taken)
+        pl->closing = 0;
+    pl->closing_taken = false;
 }
 
 int paylog_sync(struct paylog *pl)
@@ -547,10 +702,13 @@ int paylog_sync(struct paylog *pl)
     if (!paylog_take_sync(pl, &p))
         return 0;
     int rc = paylog_sync_pending(&p);
+    if (rc == 0)
+        paylog_make_spare(&p);
     if (rc < 0) {
         pl->dirty = true;
-        return pl_fail(pl, rc, "fdatasync of %s failed (%s)", p.path, strerror(-rc));
+        return pl_fail(pl, rc, "fdatasync of %s failed (%s)", p.fd2 >= 0 ? p.path2 : p.path, strerror(-rc));
     }
+    synced(pl);
     return 0;
 }
 
@@ -563,6 +721,7 @@ void paylog_committed(struct paylog *pl)
 
 void paylog_durable(struct paylog *pl)
 {
+    synced(pl);
     if (pl->pinned)
         return;
     size_t k = 0;
@@ -571,6 +730,12 @@ void paylog_durable(struct paylog *pl)
         if (sg->dead && sg->live == 0 && i + 1 < pl->n) {
             if (unlink(sg->path) < 0 && errno != ENOENT)
                 log_warn("cannot delete %s, which holds no live payload: %s", sg->path, strerror(errno));
+            else
+                log_info("deleted %s: no job points into it any more, %" PRIu64 " bytes freed", sg->path, sg->size);
+            if (sg->no == pl->c_seg)
+                pl->c_seg = 0;
+            if (sg->no == pl->closing)
+                pl->closing = 0;
             close(sg->fd);
             free(sg->path);
             continue;
@@ -585,12 +750,143 @@ void paylog_pin(struct paylog *pl, bool on)
     pl->pinned = on;
 }
 
-void paylog_stats(const struct paylog *pl, uint64_t *segments, uint64_t *bytes)
+void paylog_stats(const struct paylog *pl, struct paylog_stat *st)
 {
-    *segments = pl->n;
-    *bytes = 0;
-    for (size_t i = 0; i < pl->n; i++)
-        *bytes += pl->segs[i].size;
+    *st = (struct paylog_stat){ .segments = pl->n, .compactions = pl->compactions, .moved_bytes = pl->moved_bytes };
+    if (atomic_load_explicit(&((struct paylog *)pl)->spare_fd, memory_order_acquire) >= 0) {
+        st->segments++; /* the spare: its header */
+        st->disk_bytes += PAYLOG_FILE_HEADER;
+    }
+    for (size_t i = 0; i < pl->n; i++) {
+        st->disk_bytes += pl->segs[i].size;
+        st->live_bytes += pl->segs[i].live_bytes;
+    }
+}
+
+/* ----------------------------------------------------------- compaction */
+
+/* The closed segment with the smallest share of live bytes, if below
+ * PAYLOG_COMPACT_PCT of its size (one with none goes by itself). */
+static struct pseg *compact_pick(struct paylog *pl)
+{
+    struct pseg *best = NULL;
+    for (size_t i = 0; i + 1 < pl->n; i++) {
+        struct pseg *sg = &pl->segs[i];
+        if (sg->dead || sg->live == 0 || sg->no == pl->closing ||
+            sg->live_bytes * 100 >= sg->size * (uint64_t)pl->compact_pct)
+            continue;
+        if (!best || sg->live_bytes * best->size < best->live_bytes * sg->size)
+            best = sg;
+    }
+    return best;
+}
+
+void paylog_set_compact(struct paylog *pl, int pct)
+{
+    pl->compact_pct = pct < 0 ? 0 : pct;
+}
+
+bool paylog_compact_wanted(struct paylog *pl)
+{
+    return !pl->pinned && (pl->nmv || pl->c_seg || compact_pick(pl));
+}
+
+bool paylog_compact_waiting(const struct paylog *pl)
+{
+    return pl->nmv && pl->synced_gen < pl->mv_gen;
+}
+
+/* The segment being compacted was read to its end: the last copies are
+ * repointed, its count falls to 0 at their commit. */
+static void compact_done(struct paylog *pl, const struct pseg *sg)
+{
+    pl->compactions++;
+    log_info("compacted %s: %" PRIu64 " live payloads (%" PRIu64 " bytes) copied to shard-%d.payload.%" PRIu32
+             "; its %" PRIu64 " bytes go once that commit is on disk", sg->path, pl->c_moved, pl->c_bytes,
+             pl->shard, active(pl)->no, sg->size);
+    pl->c_seg = 0;
+}
+
+int paylog_compact_next(struct paylog *pl, uint64_t *id, struct paylog_ref *ref)
+{
+    if (pl->pinned)
+        return 0;
+    if (!pl->c_seg) {
+        struct pseg *sg = compact_pick(pl);
+        if (!sg)
+            return 0;
+        pl->c_seg = sg->no;
+        pl->c_off = PAYLOG_FILE_HEADER;
+        pl->c_moved = pl->c_bytes = 0;
+        log_info("compacting %s: %" PRIu64 " live bytes (%" PRId64 " payloads) of %" PRIu64 " on disk", sg->path,
+                 sg->live_bytes, sg->live, sg->size);
+    }
+    struct pseg *sg = seg_find(pl, pl->c_seg);
+    unsigned char h[PAYLOG_REC_HEADER];
+    uint32_t len, crc;
+    if (!sg)
+        return (int)(pl->c_seg = 0);
+    if (pl->c_off + PAYLOG_REC_HEADER > sg->size || pl_read(sg->fd, pl->c_off, h, sizeof h) < 0 ||
+        paylog_rec_parse(h, id, &len, &crc) < 0 || pl->c_off + PAYLOG_REC_HEADER + len > sg->size) {
+        compact_done(pl, sg); /* the end, or a torn tail no row points past */
+        return 0;
+    }
+    *ref = (struct paylog_ref){ .seg = sg->no, .off = pl->c_off, .len = len, .crc = crc };
+    pl->c_off += PAYLOG_REC_HEADER + len;
+    return 1;
+}
+
+int paylog_compact_copy(struct paylog *pl, uint64_t id, const struct paylog_ref *from)
+{
+    if (pl->nmv == pl->capmv) {
+        size_t cap = pl->capmv ? pl->capmv * 2 : 16;
+        struct pmove *v = realloc(pl->mv, cap * sizeof *v);
+        if (!v)
+            return pl_fail(pl, -ENOMEM, "compaction of shard %d's payload file: out of memory", pl->shard);
+        pl->mv = v;
+        pl->capmv = cap;
+    }
+    char *body;
+    struct paylog_ref to;
+    int rc = paylog_read(pl, from, id, &body);
+    if (rc < 0)
+        return rc;
+    rc = paylog_append(pl, id, body, from->len, &to);
+    free(body);
+    if (rc < 0)
+        return rc;
+    pl->mv[pl->nmv++] = (struct pmove){ id, *from, to };
+    pl->mv_gen = pl->gen;
+    pl->c_moved++;
+    pl->c_bytes += PAYLOG_REC_HEADER + (uint64_t)from->len;
+    return 0;
+}
+
+size_t paylog_compact_ready(struct paylog *pl, size_t i, uint64_t *id, struct paylog_ref *from,
+                            struct paylog_ref *to)
+{
+    if (!pl->nmv || pl->synced_gen < pl->mv_gen || pl->pinned || i >= pl->nmv)
+        return 0;
+    *id = pl->mv[i].id;
+    *from = pl->mv[i].from;
+    *to = pl->mv[i].to;
+    return pl->nmv - i;
+}
+
+void paylog_compact_moved(struct paylog *pl, const struct paylog_ref *from, const struct paylog_ref *to,
+                          bool repointed)
+{
+    if (repointed) {
+        paylog_unref(pl, from->seg, from->len);
+        pl->moved_bytes += PAYLOG_REC_HEADER + (uint64_t)from->len;
+    } else {
+        paylog_unref(pl, to->seg, to->len); /* the job went meanwhile: the copy is an orphan */
+    }
+}
+
+void paylog_compact_clear(struct paylog *pl)
+{
+    pl->nmv = 0;
 }
 
 /* --------------------------------------------------------------- backup */

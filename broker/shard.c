@@ -55,6 +55,7 @@ struct waiter {
 };
 
 static void shard_end_turn(struct shard *s);
+static void compact_arm(struct shard *s);
 
 /* ------------------------------------------------------------ extensions */
 
@@ -677,6 +678,7 @@ static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
     if (s->pl && s->st.jr && !journal_failed(s->st.jr, NULL))
         paylog_durable(s->pl); /* every commit is on disk: segments they emptied go */
     s->commits_seen = s->commits;
+    compact_arm(s);
 }
 
 void shard_tick(struct shard *s)
@@ -880,7 +882,7 @@ static void start_commit(struct shard *s)
         post_batches(s, s->replies, s->events);
         return;
     }
-    struct paylog_pending seg = { -1, NULL };
+    struct paylog_pending seg = { .fd = -1, .fd2 = -1 };
     if (s->pl)
         paylog_take_sync(s->pl, &seg); /* the records this commit's rows point at */
     hold_batches(s);
@@ -933,6 +935,70 @@ static void handle_synced(struct shard *s, struct msg *m)
             open_window(s);
     }
     post_batches(s, s->fl_replies, s->fl_events);
+}
+
+/* ------------------------------------------------ payload file compaction */
+
+#define COMPACT_STEP_BYTES (1u << 20) /* read per step: well under a millisecond from the page cache */
+#define COMPACT_EVERY_MS 5
+
+static bool compact_allowed(struct shard *s)
+{
+    return s->pl && s->compact_ev && !s->srv->replica && !s->fenced && !s->backup && !s->pl_backup &&
+           !journal_failed(s->st.jr, NULL);
+}
+
+/* INFO's figures of the payload file (cmd_server.c reads them). */
+static void publish_paylog(struct shard *s)
+{
+    struct paylog_stat st;
+    paylog_stats(s->pl, &st);
+    atomic_store_explicit(&s->pl_disk, st.disk_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->pl_live, st.live_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->pl_segments, st.segments, memory_order_relaxed);
+    atomic_store_explicit(&s->pl_compactions, st.compactions, memory_order_relaxed);
+}
+
+/* Copies waiting for a sync get one: a commit in the making carries them
+ * (its sync request takes the segment); with none (an idle shard, or
+ * without the syncer) they are synced here, one fdatasync per step. */
+static void compact_sync(struct shard *s)
+{
+    if (paylog_compact_waiting(s->pl) && !s->sync_busy && !journal_in_txn(s->st.jr))
+        sync_payloads(s);
+}
+
+/* One step: a turn of its own, committed like any other. */
+static void compact_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct shard *s = arg;
+    if (!compact_allowed(s))
+        return;
+    int rc = journal_compact_step(s->st.jr, COMPACT_STEP_BYTES);
+    if (rc < 0) {
+        log_error("shard %d: payload file compaction stopped: %s (retried in a second)", s->id,
+                  journal_error(s->st.jr));
+        if (journal_in_txn(s->st.jr) && !s->st.turn_err)
+            s->st.turn_err = rc;
+    }
+    shard_end_turn(s);
+    if (rc > 0 && !shard_fenced(s))
+        compact_sync(s);
+    publish_paylog(s);
+    struct timeval tv = { 0, COMPACT_EVERY_MS * 1000 };
+    if (rc > 0)
+        evtimer_add(s->compact_ev, &tv);
+}
+
+/* Once a second: starts the steps if a segment is worth compacting. */
+static void compact_arm(struct shard *s)
+{
+    if (!s->pl)
+        return;
+    publish_paylog(s);
+    struct timeval now = { 0, 0 };
+    if (compact_allowed(s) && !evtimer_pending(s->compact_ev, NULL) && paylog_compact_wanted(s->pl))
+        evtimer_add(s->compact_ev, &now);
 }
 
 /* MSG_GATHERED: a window ran out before enough clients came back. What
@@ -1335,6 +1401,7 @@ int shard_init(struct shard *s, struct server *srv, int id)
         return -ENOMEM;
     s->timer_ev = evtimer_new(s->base, timer_cb, s);
     s->ckpt_ev = event_new(s->base, -1, EV_PERSIST, checkpoint_cb, s);
+    s->compact_ev = evtimer_new(s->base, compact_cb, s);
     struct timeval second = { 1, 0 };
     if (s->ckpt_ev)
         event_add(s->ckpt_ev, &second);
@@ -1525,6 +1592,7 @@ static int open_paylog(struct shard *s)
     }
     int64_t min = c->replica_id ? 0 : c->payload_file_min > UINT32_MAX ? UINT32_MAX : c->payload_file_min;
     journal_set_paylog(s->st.jr, s->pl, (uint32_t)min);
+    paylog_set_compact(s->pl, c->payload_file_compact);
     return 0;
 }
 
@@ -1701,6 +1769,7 @@ static void *shard_main(void *arg)
     log_set_thread_name(name);
     inbox_enter(s->inbox.home); /* with --colocate yes, I/O thread <id>'s home too */
     rearm_timer(s);
+    compact_arm(s); /* a segment left worth compacting by the last run starts now */
     event_base_dispatch(s->base);
     if (s->pipelined)
         finish_pipeline(s);
@@ -1770,6 +1839,8 @@ void shard_destroy(struct shard *s)
         event_base_free(s->base);
     if (s->backup_ev)
         event_free(s->backup_ev);
+    if (s->compact_ev)
+        event_free(s->compact_ev);
     if (s->has_mark)
         close(s->mark_fd);
     s->has_mark = false;

@@ -77,6 +77,9 @@ struct shard {
     uint64_t sync_seq;           /* syncs requested (MSG_GATHERED names one) */
     struct syncer sync;
     struct paylog *pl;           /* the payload file (paylog.h), or NULL */
+    struct event *compact_ev;    /* its compaction's next step */
+    /* the payload file's figures for INFO, as of the last step or second */
+    atomic_uint_least64_t pl_disk, pl_live, pl_segments, pl_compactions;
     struct msg_batch *fl_replies; /* the replies and events of the commit being synced */
     struct msg_batch *fl_events;
     /* messages to other shards that may leave only once the commit they

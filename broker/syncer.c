@@ -89,6 +89,7 @@ static void *syncer_main(void *arg)
         int64_t took;
         struct msg *m = msg_new(MSG_SYNCED);
         m->num = sync_once(sy, wal, &seg, &took);
+        bool synced = m->num == 0;
         sy->sync_ns = sy->sync_ns ? (sy->sync_ns * 7 + took) / 8 : took;
         atomic_fetch_add_explicit(&stat_syncs, 1, memory_order_relaxed);
         atomic_store_explicit(&stat_sync_us, (unsigned long long)took / 1000, memory_order_relaxed);
@@ -101,6 +102,8 @@ static void *syncer_main(void *arg)
             atomic_fetch_add_explicit(&stat_windows, 1, memory_order_relaxed);
         pthread_mutex_unlock(&sy->mu);
         inbox_post(sy->done, m);
+        if (synced)
+            paylog_make_spare(&seg); /* the next payload segment, if asked: after the replies can go */
         pthread_mutex_lock(&sy->mu);
     }
     pthread_mutex_unlock(&sy->mu);
@@ -146,7 +149,7 @@ void syncer_request(struct syncer *sy, void *wal, const struct paylog_pending *s
     sy->window_ns = window_ns;
     sy->window_until = 0; /* the request ends the window */
     sy->seq++;
-    sy->seg = seg ? *seg : (struct paylog_pending){ -1, NULL };
+    sy->seg = seg ? *seg : (struct paylog_pending){ .fd = -1, .fd2 = -1 };
     pthread_cond_signal(&sy->cv);
     pthread_mutex_unlock(&sy->mu);
 }

@@ -630,3 +630,72 @@ Test(cluster, slotmove_refuses_what_is_not_a_move)
     spoold_stop(a);
     spoold_stop(b);
 }
+
+/* A 4000-byte JSON string payload naming i: with --payload-file-min 1kb it
+ * lives in the payload file, not in the journal's row. */
+static char *big_payload(int i)
+{
+    char *p = malloc(4001);
+    int n = snprintf(p, 4001, "\"big %d ", i);
+    memset(p + n, 'p', (size_t)(4000 - n - 1));
+    p[3999] = '"';
+    p[4000] = '\0';
+    return p;
+}
+
+#define PF "--payload-file-min", "1kb", "--payload-file-segment", "16kb"
+
+/* Jobs whose payloads live in the payload file (broker/paylog.h) move with
+ * their slot: the export reads them from the source's segments, the import
+ * writes them to the target's; they read back there (after a restart too)
+ * and the source's rows, dropped, no longer count as live. */
+Test(cluster, a_slot_moves_jobs_whose_payloads_are_in_the_payload_file)
+{
+    spoold *a = spoold_start("--cluster", "yes", "--cluster-node-id", ME, "--shards", "2", PF, NULL);
+    spoold *b = spoold_start("--cluster", "yes", "--cluster-node-id", OTHER, "--shards", "2", PF, NULL);
+    cli *ca = cli_connect(a->port), *cb = cli_connect(b->port);
+    set_move_map(a, b, 1, NULL, false);
+    char ids[6][64];
+    for (int i = 0; i < 6; i++) {
+        char *p = big_payload(i);
+        push_id(ca, ids[i], sizeof ids[i], p, NULL, NULL);
+        free(p);
+    }
+    resp_val *r = CMD(ca, "JOB.RESERVE", "NOWAIT", "FROM", "{bar}q"); /* one reserved: it moves as such */
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
+    resp_val_free(r);
+    cr_assert(wait_until(info_field(ca, "persistence", "payload_file_live_bytes") >= 6 * 4000, 5000),
+              "the payloads are not in the payload file of the source"); /* INFO's figure: once a second */
+    set_move_map(a, b, 2, "frozen", false);
+    export_import(ca, cb, false);
+    set_move_map(a, b, 3, "moving", false);
+    expect_int(CMD(ca, "SLOTMOVE", "DROP", "5061"), 1);
+    set_move_map(a, b, 4, NULL, true);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 6; i++) {
+            char *want = big_payload(i);
+            cr_assert_str_eq(job_field(cb, ids[i], "state"), i ? "ready" : "reserved");
+            resp_val *v = CMD(cb, "JOB.GET", ids[i]);
+            const char *got = field_str(v, "payload");
+            cr_assert(got && !strcmp(got, want), "job %s (round %d): its payload did not move whole", ids[i], round);
+            resp_val_free(v);
+            free(want);
+        }
+        cr_assert(wait_until(info_field(cb, "persistence", "payload_file_live_bytes") >= 6 * 4000, 5000),
+                  "the target keeps the moved payloads in its journal rows");
+        cli_close(cb);
+        spoold_term(b);
+        spoold_restart(b, "--cluster", "yes", "--cluster-node-id", OTHER, "--shards", "2", PF, NULL);
+        cb = cli_connect(b->port);
+    }
+    r = CMD(cb, "JOB.RESERVE", "NOWAIT", "COUNT", "10", "FROM", "{bar}q");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 5, "%s", resp_describe(r));
+    resp_val_free(r);
+    cr_assert(wait_until(info_field(ca, "persistence", "payload_file_live_bytes") == 0, 5000),
+              "the source still counts the dropped jobs' payloads as live");
+    cli_close(ca);
+    cli_close(cb);
+    spoold_stop(a);
+    spoold_stop(b);
+}
+#undef PF

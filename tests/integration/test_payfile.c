@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -21,7 +22,35 @@ TestSuite(payfile, .timeout = 120);
 #define NJOBS 24
 #define BODY 6000 /* ten records to a 64 KiB segment */
 
+/* Segments with a record in them (a spare, made ahead of use, holds
+ * only its 16-byte header); *bytes: all the segments' bytes. */
+static int count_segments_bytes(const spoold *s, long long *bytes)
+{
+    char dir[400], path[700];
+    snprintf(dir, sizeof dir, "%s/data", s->dir);
+    DIR *d = opendir(dir);
+    cr_assert(d, "cannot open %s: %s", dir, strerror(errno));
+    int n = 0;
+    *bytes = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (!strstr(e->d_name, ".payload.") || stat(path, &st) < 0)
+            continue;
+        n += st.st_size > 16;
+        *bytes += st.st_size;
+    }
+    closedir(d);
+    return n;
+}
+
 static int count_segments(const spoold *s)
+{
+    long long bytes;
+    return count_segments_bytes(s, &bytes);
+}
+
+static int count_files(const spoold *s)
 {
     char dir[400];
     snprintf(dir, sizeof dir, "%s/data", s->dir);
@@ -94,7 +123,7 @@ Test(payfile, large_payloads_live_in_segments_that_go_once_their_jobs_are_acked)
         resp_val_free(v);
     }
     cr_assert_eq(acked, NJOBS);
-    cr_assert(wait_until(count_segments(s) == 1, 5000), "after every ack, %d segment(s) are left",
+    cr_assert(wait_until(count_segments(s) == 0, 5000), "after every ack, %d segment(s) with records are left",
               count_segments(s));
     cli_close(c);
 
@@ -106,8 +135,8 @@ Test(payfile, large_payloads_live_in_segments_that_go_once_their_jobs_are_acked)
     jid last = PUSH(c, "pf", p);
     free(p);
     expect_payload_of(c, last.s, 99);
-    cr_assert(wait_until(count_segments(s) == 1, 5000), "an empty segment from the last run was kept (%d)",
-              count_segments(s));
+    cr_assert(wait_until(count_files(s) == 2, 5000), "an empty segment from the last run was kept (%d files; "
+              "2 = this run's and the next, made ahead by the push's sync)", count_files(s));
     v = CMD(c, "JOB.GET", small.s);
     cr_assert_str_eq(field_str(v, "payload"), "\"tiny\"");
     resp_val_free(v);
@@ -135,10 +164,11 @@ Test(payfile, off_keeps_every_payload_in_the_journal)
 
 /* A segment is closed in the middle of a turn: the records written into it
  * since its last sync belong to the commit that the sync thread covers by
- * syncing the new segment, so the old one must be synced when it closes.
- * Job a fills half of a 4 KiB segment and is synced; b (still fits) and c
- * (starts segment 2) come in one transaction; the power goes right after
- * their acknowledgement: all three are there after the restart. */
+ * syncing the new segment, so the old one must be synced too (its last
+ * sync rides on that request). Job a fills half of a 4 KiB segment and is
+ * synced (segment 2 is then made ahead); b (still fits) and c (starts
+ * segment 2) come in one transaction; the power goes right after their
+ * acknowledgement: all three are there after the restart. */
 Test(payfile, records_of_a_closed_segment_survive_a_power_cut)
 {
     const char *args[] = { "--shards", "1", "--payload-file-min", "1", "--payload-file-segment", "4kb" };
@@ -152,6 +182,10 @@ Test(payfile, records_of_a_closed_segment_survive_a_power_cut)
         body[i][1500] = '\0';
     }
     jid a = PUSH(c, "closed", body[0]);
+    /* segment 1 (16 + 24 + 1500 bytes) and the spare's header, as INFO sees
+     * them (every second): then the spare is ready for the switch */
+    cr_assert(wait_until(info_field(c, "persistence", "payload_file_bytes") == 1540 + 16, 5000),
+              "no next segment made ahead after a's sync");
     expect_ok(CMD(c, "MULTI"));
     expect_simple(CMD(c, "JOB.PUSH", "closed", body[1]), "QUEUED");
     expect_simple(CMD(c, "JOB.PUSH", "closed", body[2]), "QUEUED");
@@ -181,4 +215,78 @@ Test(payfile, records_of_a_closed_segment_survive_a_power_cut)
     }
     cli_close(c);
     spoold_stop(s);
+}
+
+/* Reserves and acks every job of queue q; how many. */
+static int ack_all(cli *c, const char *q)
+{
+    int acked = 0;
+    for (;;) {
+        resp_val *v = CMD(c, "JOB.RESERVE", "NOWAIT", "COUNT", "16", "FROM", q);
+        if (v->type != RESP_T_ARRAY || v->n == 0) {
+            resp_val_free(v);
+            return acked;
+        }
+        for (size_t k = 0; k < v->n; k++, acked++)
+            expect_int(CMD(c, "JOB.ACK", field_str(v->elem[k], "receipt")), 1);
+        resp_val_free(v);
+    }
+}
+
+/* Compaction: ten 6000-byte jobs to a 64 KiB segment, three segments; one
+ * job of each stays (queue pf-keep: a job that waits a week), the others
+ * are acked. Each segment is then 10 % live and would stay on disk for the
+ * kept job alone: compaction copies the three into one segment and the old
+ * ones go. The payloads read back, after a restart too, and from a backup
+ * taken after it. */
+Test(payfile, compaction_frees_the_segments_a_long_lived_job_kept)
+{
+#define PF_ARGS "--shards", "1", "--payload-file-min", "4kb", "--payload-file-segment", "64kb"
+    spoold *s = spoold_start(PF_ARGS, NULL);
+    cli *c = cli_connect(s->port);
+    expect_ok(CMD(c, "QUEUE.CONFIG", "pf-go", "SET", "retention", "0"));
+    jid keep[3];
+    for (int i = 0; i < 30; i++) {
+        char *p = payload(i);
+        jid id = PUSH(c, i % 10 == 3 ? "pf-keep" : "pf-go", p);
+        if (i % 10 == 3)
+            keep[i / 10] = id;
+        free(p);
+    }
+    long long before, after;
+    cr_assert_eq(count_segments_bytes(s, &before), 3);
+    cr_assert_eq(ack_all(c, "pf-go"), 27);
+    cr_assert(wait_until(count_segments(s) == 1, 15000), "compaction left %d segments with records",
+              count_segments(s));
+    count_segments_bytes(s, &after);
+    cr_assert_lt(after * 3, before, "on disk: %lld bytes before, %lld after", before, after);
+    cr_assert_geq(info_field(c, "persistence", "payload_file_compactions"), 2);
+    cr_assert(wait_until(info_field(c, "persistence", "payload_file_live_bytes") == 3 * (BODY + 24), 5000));
+    cr_assert(wait_until(info_field(c, "persistence", "payload_file_bytes") == after, 5000),
+              "INFO's payload_file_bytes is not the %lld bytes on disk", after);
+    for (int k = 0; k < 3; k++)
+        expect_payload_of(c, keep[k].s, 10 * k + 3);
+    char backup[400];
+    snprintf(backup, sizeof backup, "%s/after-compaction", s->dir);
+    resp_val *v = CMD(c, "BACKUP", backup);
+    cr_assert_eq(v->type, RESP_T_SIMPLE, "BACKUP: %s", resp_describe(v));
+    resp_val_free(v);
+    cli_close(c);
+
+    spoold_term(s);
+    spoold_restart(s, PF_ARGS, NULL);
+    c = cli_connect(s->port);
+    for (int k = 0; k < 3; k++)
+        expect_payload_of(c, keep[k].s, 10 * k + 3);
+    cli_close(c);
+    spoold_term(s);
+    spoold_restart(s, PF_ARGS, "--data-dir", backup, NULL);
+    c = cli_connect(s->port);
+    for (int k = 0; k < 3; k++)
+        expect_payload_of(c, keep[k].s, 10 * k + 3);
+    cr_assert(wait_until(info_field(c, "persistence", "payload_file_live_bytes") == 3 * (BODY + 24), 5000),
+              "the backup's live bytes");
+    cli_close(c);
+    spoold_stop(s);
+#undef PF_ARGS
 }

@@ -224,11 +224,11 @@ Test(paylog, segments_rotate_and_a_dead_one_goes_only_after_a_commit_and_a_durab
     cr_assert_eq(r[1].seg, 1u);
     cr_assert_eq(r[2].seg, 2u, "4 KiB segments hold two 1.5 KiB records");
     cr_assert_eq(r[5].seg, 3u);
-    paylog_unref(pl, r[0].seg);
+    paylog_unref(pl, r[0].seg, r[0].len);
     paylog_committed(pl);
     paylog_durable(pl);
     cr_assert(seg_exists(1), "segment 1 still holds a live payload");
-    paylog_unref(pl, r[1].seg);
+    paylog_unref(pl, r[1].seg, r[1].len);
     paylog_durable(pl);
     cr_assert(seg_exists(1), "deleted before the commit that emptied it");
     paylog_committed(pl);
@@ -240,7 +240,7 @@ Test(paylog, segments_rotate_and_a_dead_one_goes_only_after_a_commit_and_a_durab
     cr_assert(!seg_exists(1), "an empty segment was kept after its deletes were durable");
     /* the active segment stays even when empty */
     for (int i = 2; i < 6; i++)
-        paylog_unref(pl, r[i].seg);
+        paylog_unref(pl, r[i].seg, r[i].len);
     paylog_committed(pl);
     paylog_durable(pl);
     cr_assert(!seg_exists(2));
@@ -248,9 +248,11 @@ Test(paylog, segments_rotate_and_a_dead_one_goes_only_after_a_commit_and_a_durab
     char *out = NULL;
     cr_assert_eq(paylog_read(pl, &r[5], 105, &out), 0);
     free(out);
-    uint64_t nseg, bytes;
-    paylog_stats(pl, &nseg, &bytes);
-    cr_assert_eq(nseg, 1u);
+    struct paylog_stat st;
+    paylog_stats(pl, &st);
+    cr_assert_eq(st.segments, 1u);
+    cr_assert_eq(st.live_bytes, 0u, "every row was deleted");
+    cr_assert_eq(st.disk_bytes, PAYLOG_FILE_HEADER + 2 * (PAYLOG_REC_HEADER + 1500u));
     paylog_close(pl);
     free(body);
 }
@@ -479,4 +481,193 @@ Test(paylog, orphan_records_are_ignored_and_their_segment_goes)
     cr_assert_str_eq(out, "\"next\"");
     free(out);
     close_all(j, pl, q);
+}
+
+/* ----------------------------------------------------------- compaction */
+
+static void delete_jobs(struct journal *j, struct paylog *pl, uint64_t from, uint64_t to);
+
+/* 8 KiB segments of five 1500-byte records: jobs 1-15 fill segments 1-3.
+ * copied: then jobs 1-4 deleted and the first step copied job 5. */
+static void compact_fixture(struct paylog **pl, struct journal **j, struct queue **q, char **body, bool copied)
+{
+    *pl = plopen(8192);
+    *j = jopen(*pl, 1);
+    *q = mkqueue("compact");
+    *body = body_of('c', 1500);
+    for (uint64_t id = 1; id <= 15; id++) {
+        (*body)[0] = (char)('a' + id); /* each job's payload its own */
+        push(*j, *q, id, *body);
+    }
+    cr_assert_eq(row_seg(*j, 5), 1);
+    cr_assert_eq(row_seg(*j, 10), 2);
+    cr_assert_eq(row_seg(*j, 15), 3);
+    if (!copied)
+        return;
+    delete_jobs(*j, *pl, 1, 4);
+    cr_assert_eq(journal_compact_step(*j, 1 << 20), 1, "%s", journal_error(*j));
+}
+
+static void delete_jobs(struct journal *j, struct paylog *pl, uint64_t from, uint64_t to)
+{
+    cr_assert_eq(journal_begin(j), 0);
+    for (uint64_t id = from; id <= to; id++)
+        cr_assert_eq(journal_job_delete(j, id), 0, "%s", journal_error(j));
+    cr_assert_eq(journal_commit(j), 0);
+    paylog_committed(pl);
+    paylog_durable(pl);
+}
+
+static void expect_payload(struct journal *j, uint64_t id, char *body)
+{
+    char *out = NULL;
+    size_t n = 0;
+    body[0] = (char)('a' + id);
+    cr_assert_eq(journal_payload(j, id, &out, &n), 0, "job %d: %s", (int)id, journal_error(j));
+    cr_assert_eq(n, 1500u);
+    cr_assert(memcmp(out, body, n) == 0, "job %d's payload changed", (int)id);
+    free(out);
+}
+
+Test(paylog, compaction_empties_a_closed_segment_below_a_quarter_live_and_keeps_the_bytes)
+{
+    struct paylog *pl;
+    struct journal *j;
+    struct queue *q;
+    char *body;
+    compact_fixture(&pl, &j, &q, &body, false);
+    delete_jobs(j, pl, 6, 8); /* segment 2: 2 of 5 live, 40 %: kept as it is */
+    cr_assert(!paylog_compact_wanted(pl), "a segment 40 %% live was taken");
+    delete_jobs(j, pl, 1, 4); /* segment 1: 1 of 5 live, 20 % */
+    cr_assert(paylog_compact_wanted(pl));
+    cr_assert_eq(journal_compact_step(j, 1 << 20), 1, "%s", journal_error(j));
+    cr_assert(paylog_compact_waiting(pl), "job 5's copy does not wait for a sync");
+    cr_assert_eq(journal_compact_step(j, 1 << 20), 1);
+    cr_assert_eq(row_seg(j, 5), 1, "a row moved to a copy no sync took yet");
+    cr_assert(!journal_in_txn(j), "a step wrote a row while its copy waited");
+    cr_assert_eq(paylog_sync(pl), 0);
+    cr_assert_eq(journal_compact_step(j, 1 << 20), 1, "%s", journal_error(j));
+    cr_assert(journal_in_txn(j), "the rows did not move in a transaction");
+    cr_assert_eq(journal_commit(j), 0, "%s", journal_error(j));
+    cr_assert_geq(row_seg(j, 5), 3, "job 5's row still points into segment 1");
+    cr_assert_eq(row_seg(j, 9), 2, "a row of the segment left alone moved");
+    expect_payload(j, 5, body);
+    cr_assert(seg_exists(1));
+    paylog_committed(pl);
+    paylog_durable(pl);
+    cr_assert(!seg_exists(1), "the compacted segment stayed after its commit was durable");
+    cr_assert(seg_exists(2));
+    cr_assert_eq(journal_compact_step(j, 1 << 20), 0, "work left once segment 1 went");
+    struct paylog_stat st;
+    paylog_stats(pl, &st);
+    cr_assert_eq(st.compactions, 1u);
+    cr_assert_eq(st.moved_bytes, PAYLOG_REC_HEADER + 1500u);
+    cr_assert_eq(st.live_bytes, 8 * (PAYLOG_REC_HEADER + 1500u), "jobs 5, 9-15 are the live ones");
+    for (uint64_t id = 9; id <= 15; id++)
+        expect_payload(j, id, body);
+    /* a load counts the same */
+    struct seen s = { .n = 0 };
+    cr_assert_eq(journal_load(j, false, NULL, on_job, &s), 0, "%s", journal_error(j));
+    paylog_stats(pl, &st);
+    cr_assert_eq(st.live_bytes, 8 * (PAYLOG_REC_HEADER + 1500u));
+    free(body);
+    close_all(j, pl, q);
+}
+
+Test(paylog, a_job_deleted_while_its_copy_waits_keeps_no_row_and_its_copy_is_no_live_byte)
+{
+    struct paylog *pl;
+    struct journal *j;
+    struct queue *q;
+    char *body;
+    compact_fixture(&pl, &j, &q, &body, true);
+    delete_jobs(j, pl, 5, 5); /* acked meanwhile */
+    cr_assert_eq(paylog_sync(pl), 0);
+    cr_assert_eq(journal_compact_step(j, 1 << 20), 1);
+    cr_assert_eq(journal_commit(j), 0);
+    cr_assert_eq(row_seg(j, 5), -1, "the deleted job's row came back");
+    struct paylog_stat st;
+    paylog_stats(pl, &st);
+    cr_assert_eq(st.live_bytes, 10 * (PAYLOG_REC_HEADER + 1500u), "the orphan copy counts as live");
+    paylog_committed(pl);
+    paylog_durable(pl);
+    cr_assert(!seg_exists(1));
+    free(body);
+    close_all(j, pl, q);
+}
+
+Test(paylog, a_reopen_between_the_copy_and_the_move_keeps_the_row_on_the_old_record)
+{
+    struct paylog *pl;
+    struct journal *j;
+    struct queue *q;
+    char *body;
+    compact_fixture(&pl, &j, &q, &body, true);
+    journal_close(j); /* a stop (or a cut) before the rows moved */
+    paylog_close(pl);
+    pl = plopen(8192);
+    j = jopen(pl, 1);
+    struct seen s = { .n = 0 };
+    cr_assert_eq(journal_load(j, false, NULL, on_job, &s), 0, "%s", journal_error(j));
+    cr_assert_eq(s.n, 11);
+    cr_assert_eq(row_seg(j, 5), 1);
+    expect_payload(j, 5, body);
+    /* and it starts over: the copy made before is an orphan */
+    cr_assert_eq(journal_compact_step(j, 1 << 20), 1);
+    cr_assert_eq(paylog_sync(pl), 0);
+    cr_assert_eq(journal_compact_step(j, 1 << 20), 1);
+    cr_assert_eq(journal_commit(j), 0);
+    cr_assert_gt(row_seg(j, 5), 3, "job 5 is not in this run's segment");
+    expect_payload(j, 5, body);
+    free(body);
+    close_all(j, pl, q);
+}
+
+/* ------------------------------------------------------ spare segments */
+
+Test(paylog, a_sync_request_makes_the_next_segment_and_carries_the_closed_ones_last_sync)
+{
+    struct paylog *pl = plopen(4096);
+    char *body = body_of('s', 1500);
+    struct paylog_ref r[4];
+    struct paylog_pending p;
+    cr_assert_eq(paylog_append(pl, 1, body, 1500, &r[0]), 0);
+    cr_assert(paylog_take_sync(pl, &p));
+    cr_assert_eq(p.spare, pl, "no spare asked for");
+    cr_assert_eq(p.spare_no, 2u);
+    cr_assert_lt(p.fd2, 0, "a closed segment to sync where none is");
+    cr_assert_eq(paylog_append(pl, 2, body, 1500, &r[1]), 0);
+    cr_assert_eq(paylog_append(pl, 3, body, 1500, &r[2]), 0);
+    cr_assert_eq(r[2].seg, 1u, "rotated while the spare was still being made");
+    cr_assert(!seg_exists(2));
+    cr_assert_eq(paylog_sync_pending(&p), 0);
+    paylog_make_spare(&p);
+    cr_assert(seg_exists(2), "no spare was made");
+    paylog_durable(pl); /* MSG_SYNCED */
+    cr_assert_eq(paylog_append(pl, 4, body, 1500, &r[3]), 0);
+    cr_assert_eq(r[3].seg, 2u, "the full segment did not switch to the spare");
+    cr_assert(paylog_take_sync(pl, &p));
+    cr_assert_geq(p.fd2, 0, "segment 1's last sync is not in the request");
+    cr_assert(strstr(p.path2, "payload.1"), "%s", p.path2);
+    cr_assert_eq(p.spare_no, 3u);
+    cr_assert_eq(paylog_sync_pending(&p), 0);
+    paylog_make_spare(&p);
+    paylog_durable(pl);
+    cr_assert(!paylog_take_sync(pl, &p), "segment 1 synced again");
+    for (int i = 0; i < 4; i++) {
+        char *out = NULL;
+        cr_assert_eq(paylog_read(pl, &r[i], (uint64_t)i + 1, &out), 0, "%s", paylog_error(pl));
+        free(out);
+    }
+    paylog_close(pl);
+    /* at open, the newest two (the spare and segment 2) may be torn;
+     * segment 1 no more */
+    char p2[200];
+    snprintf(p2, sizeof p2, "%s/shard-0.payload.2", dir);
+    cr_assert_eq(truncate(p2, (off_t)r[3].off + 100), 0);
+    pl = plopen(4096);
+    cr_assert_eq(paylog_check(pl, &r[3], 4), -ENODATA);
+    cr_assert_eq(paylog_check(pl, &r[2], 3), 0);
+    paylog_close(pl);
+    free(body);
 }
