@@ -458,6 +458,23 @@ void sh_admin_stats(struct shard *s, struct msg *m)
  * DEBUG POWER-CUT [TORN]: every file is left as a power cut would leave it
  * (powercut.h) and the process ends at once, with no reply. */
 /* DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms | DEBUG SYNC-FAIL queue n | DEBUG POWER-CUT [TORN] */
+/* DEBUG THREAD-LOAD k per-mille|OFF: pretend thread k is this busy (OFF:
+ * its measured load again); --colocate yes places deep pipelining clients
+ * by it (conn.c). */
+static void debug_thread_load(struct conn *c, struct msg *m)
+{
+    struct server *srv = c->io->srv;
+    long long k, pm = -1;
+    if (m->req.argc != 4 || !arg_ll(m, 2, &k) || k < 0 || k >= srv->nio ||
+        (!arg_is(m, 3, "OFF") && (!arg_ll(m, 3, &pm) || pm < 0 || pm > 1000))) {
+        conn_reply_error(c, m, "ERR DEBUG THREAD-LOAD k per-mille|OFF (k: an I/O thread, 0 to %d; 0 to 1000)",
+                         srv->nio - 1);
+        return;
+    }
+    atomic_store(&srv->load[k].fake, (int)pm);
+    conn_reply_ok(c, m);
+}
+
 void io_debug(struct conn *c, struct msg *m)
 {
     long long n;
@@ -495,11 +512,16 @@ void io_debug(struct conn *c, struct msg *m)
         conn_reply_ok(c, m);
         return;
     }
+    if (arg_is(m, 1, "THREAD-LOAD")) {
+        debug_thread_load(c, m);
+        return;
+    }
     if (!arg_is(m, 1, "JOURNAL-FAIL") || m->req.argc < 4 || m->req.argc > 5 ||
         !arg_ll(m, 3, &n) || n < 0 || n > 1000000 ||
         (m->req.argc == 5 && !arg_is(m, 4, "ENOSPC") && !arg_is(m, 4, "EIO"))) {
         conn_reply_error(c, m, "ERR DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | DEBUG SYNC-DELAY queue ms | "
-                         "DEBUG SYNC-FAIL queue n | DEBUG POWER-CUT [TORN] | DEBUG DISK-FREE bytes|OFF");
+                         "DEBUG SYNC-FAIL queue n | DEBUG POWER-CUT [TORN] | DEBUG DISK-FREE bytes|OFF | "
+                         "DEBUG THREAD-LOAD k per-mille|OFF");
         return;
     }
     conn_route_key(c, m, 2);

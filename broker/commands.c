@@ -204,7 +204,7 @@ static struct command table[] = {
     { "queue.config", -3, W, 1, 1, 1, io_queue_key, sh_queue_config, NULL, "Reads or changes a queue's settings." },
     { "queue.workers", 2, R, 1, 1, 1, io_key, sh_queue_workers, NULL, "Who holds which jobs of a queue, and who waits on it." },
     { "queue.groups", 2, R, 1, 1, 1, io_key, sh_queue_groups, NULL, "The fair groups of a queue with their ready and reserved counts." },
-    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | SYNC-DELAY queue ms | SYNC-FAIL queue n | POWER-CUT [TORN] | DISK-FREE bytes|OFF: fault injection for tests." },
+    { "debug", -2, 0, 0, 0, 0, io_debug, sh_debug, NULL, "DEBUG JOURNAL-FAIL queue n [ENOSPC|EIO] | SYNC-DELAY queue ms | SYNC-FAIL queue n | POWER-CUT [TORN] | DISK-FREE bytes|OFF | THREAD-LOAD k per-mille|OFF: fault injection for tests." },
     /* scripting */
     { "eval", -3, W, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a Lua script atomically on the shard of its keys." },
     { "evalsha", -3, W, 0, 0, 0, io_eval, sh_eval, NULL, "Runs a cached Lua script by its SHA-1." },

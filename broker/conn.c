@@ -195,14 +195,14 @@ static void send_to(struct conn *c, struct msg *m, int k, bool to_shard)
     m->proto = c->proto;
     c->inflight++;
     if (to_shard) {
-        if (c->nslots > CONN_MOVE_DEPTH) {
-            c->route_streak = 0; /* pipelining: hops cost little per request, two threads parse */
-        } else if (k == c->route_shard) {
+        if (k == c->route_shard) {
             c->route_streak++;
         } else {
             c->route_shard = k;
             c->route_streak = 1;
+            c->route_deep = false;
         }
+        c->route_deep |= c->nslots > CONN_MOVE_DEPTH;
         outbox_add(&c->io->out, ctx_shard(c->io->srv, k), m);
     } else
         outbox_add(&c->io->out, ctx_io(c->io->srv, k), m);
@@ -812,17 +812,57 @@ static void unlink_conn(struct conn *c)
     c->io->nconns--;
 }
 
-/* --colocate yes: the last CONN_MOVE_STREAK commands of c all went to
- * shard k, whose thread is not this one: if c is quiet, it moves to I/O
- * thread k (the same thread as shard k), so its next commands run there
- * without a hop. Its events go (the socket stays open); the rest of c,
- * unparsed input included, rides in a MSG_CONN; thread k makes new events
- * (conn_adopt). */
+/* Where a client that pipelines deep to shard k should be: not on shard
+ * k's thread while that thread is busy (CONN_HOT_LOAD) and another is at
+ * least CONN_LOAD_GAP less busy; then the least busy other one, so the
+ * parsing of its batches runs beside the shard's work, not in its turns.
+ * -1: where it is. */
+static int deep_home(const struct conn *c, int k)
+{
+    const struct server *srv = c->io->srv;
+    int hot = ctx_thread_load(srv, k);
+    if (k != c->io->id || hot < CONN_HOT_LOAD)
+        return -1;
+    int best = -1, best_load = hot - CONN_LOAD_GAP;
+    for (int j = 0; j < srv->nio; j++) {
+        int load = ctx_thread_load(srv, j);
+        if (j != k && load <= best_load) {
+            best = j;
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+/* The thread c should move to, or -1. A client with at most
+ * CONN_MOVE_DEPTH requests in flight goes to its shard's thread; one that
+ * pipelines deeper goes off a busy shard's thread (deep_home), and its
+ * streak starts again after each batch. */
+static int move_target(struct conn *c)
+{
+    int k = c->route_shard;
+    if (c->route_streak < CONN_MOVE_STREAK)
+        return -1;
+    if (c->route_deep) {
+        c->route_streak = 0;
+        c->route_deep = false;
+        return deep_home(c, k);
+    }
+    return k == c->io->id ? -1 : k;
+}
+
+/* --colocate yes: if c is quiet and should be on another thread
+ * (move_target: its shard's, so that its next commands run there without
+ * a hop; or, pipelining deep, off its busy shard's), it moves there. Its
+ * events go (the socket stays open); the rest of c, unparsed input
+ * included, rides in a MSG_CONN; thread k makes new events (conn_adopt). */
 static void conn_move_if_quiet(struct conn *c)
 {
     struct io_thread *io = c->io;
-    int k = c->route_shard;
-    if (!io->colocated || io->stopping || c->route_streak < CONN_MOVE_STREAK || k == io->id || !conn_quiet(c))
+    if (!io->colocated || io->stopping || !conn_quiet(c))
+        return;
+    int k = move_target(c);
+    if (k < 0)
         return;
     int fd = bufferevent_getfd(c->bev);
     event_free(c->rev);
@@ -833,8 +873,8 @@ static void conn_move_if_quiet(struct conn *c)
     unlink_conn(c);
     c->route_streak = 0;
     atomic_fetch_add(&io->srv->moved_connections, 1);
-    log_debug("client id=%llu addr=%s moves to thread %d, where its commands run", (unsigned long long)c->id,
-              c->addr, k);
+    log_debug("client id=%llu addr=%s moves to thread %d (its commands go to shard %d)", (unsigned long long)c->id,
+              c->addr, k, c->route_shard);
     struct msg *m = msg_new(MSG_CONN);
     m->fd = fd;
     m->conn = c;

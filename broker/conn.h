@@ -128,6 +128,7 @@ struct conn {
     bool capture;                    /* queueing inside MULTI: routes and replies go to tx */
     int route_shard;                 /* the shard its last commands went to (-1: none yet) */
     int route_streak;                /* how many in a row went there (conn_move_if_quiet) */
+    bool route_deep;                 /* one of them with more than CONN_MOVE_DEPTH in flight */
     bool readable;                   /* conn_serve_readable: input waits */
 };
 
@@ -148,10 +149,15 @@ void conn_close(struct conn *c, const char *why);
  * all went to the shard of another thread, each with at most
  * CONN_MOVE_DEPTH requests in flight, moves there once it is quiet
  * (conn_move_if_quiet, after its output was written). A client that
- * pipelines deeper stays where it is: the hops are shared by its batch,
- * and its parsing stays on another core than its shard's work. */
+ * pipelines deeper does not: the hops are shared by its batch. It moves
+ * the other way instead: off its shard's thread while that thread uses
+ * CONN_HOT_LOAD per mille of a core or more and another uses at least
+ * CONN_LOAD_GAP less (ctx_thread_load), so that one core parses while the
+ * other runs the shard. */
 #define CONN_MOVE_STREAK 8
 #define CONN_MOVE_DEPTH 2
+#define CONN_HOT_LOAD 500
+#define CONN_LOAD_GAP 250
 /* Writes the output of every connection of io that has some (once per
  * loop callback); moves the quiet ones that should move. */
 void conn_flush_dirty(struct io_thread *io);

@@ -59,6 +59,16 @@ struct script_busy {
     void *serve_arg;
 };
 
+/* --colocate yes: how busy thread k (shard k and the clients it serves)
+ * was over the last LOAD_PERIOD_MS, in per mille of a core. The thread
+ * itself writes measured (io.c); conn.c reads every thread's to place
+ * deep-pipelining clients off a busy shard's thread. fake (DEBUG
+ * THREAD-LOAD, for tests) replaces measured while >= 0. */
+struct thread_load {
+    _Atomic int measured;
+    _Atomic int fake;
+};
+
 struct server {
     struct config cfg;
     int nshards;
@@ -84,6 +94,7 @@ struct server {
     struct cluster_sync *cluster_sync; /* its catch-up thread (cluster_sync.h), else NULL */
     struct script_cache *scripts;     /* script bodies by SHA-1 (scriptcache.h) */
     struct script_busy *script_busy;  /* one per shard (see above) */
+    struct thread_load *load;         /* one per I/O thread (see above) */
     struct inbox main_inbox;          /* replies to the main thread (origin == nio) */
     struct inbox **inboxes;           /* the address book (see above); ctx_inboxes() entries */
     int port;                         /* the bound port */
@@ -125,6 +136,13 @@ static inline bool ctx_script_busy(const struct server *srv, int k)
         return false;
     int64_t since = atomic_load_explicit(&srv->script_busy[k].since, memory_order_relaxed);
     return since && clock_mono_ms() - since >= srv->cfg.busy_script_time;
+}
+
+/* Thread k's load in per mille of a core (struct thread_load). Any thread. */
+static inline int ctx_thread_load(const struct server *srv, int k)
+{
+    int fake = atomic_load_explicit(&srv->load[k].fake, memory_order_relaxed);
+    return fake >= 0 ? fake : atomic_load_explicit(&srv->load[k].measured, memory_order_relaxed);
 }
 
 /* "" while every shard's journal is sound; else the error the first shard

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STOP_GRACE_MS 5000
@@ -60,6 +61,23 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     struct io_thread *io = arg;
     if (!io->stopping)
         conn_sweep(io);
+}
+
+/* --colocate yes: this thread's CPU time (its shard's work and its
+ * clients') over the last period, for conn.c's placement of clients. */
+static void load_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct io_thread *io = arg;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
+        return;
+    int64_t cpu = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, now = clock_mono_us();
+    if (io->load_at && now > io->load_at) {
+        int64_t pm = (cpu - io->load_cpu) * 1000 / (now - io->load_at);
+        atomic_store_explicit(&io->srv->load[io->id].measured, (int)(pm > 1000 ? 1000 : pm), memory_order_relaxed);
+    }
+    io->load_cpu = cpu;
+    io->load_at = now;
 }
 
 static void io_drain(void *arg, struct msg *list)
@@ -142,6 +160,12 @@ int io_init(struct io_thread *io, struct server *srv, int id, struct event_base 
     io->sweep_timer = event_new(io->base, -1, EV_PERSIST, sweep_cb, io);
     if (!io->sweep_timer || event_add(io->sweep_timer, &second) < 0)
         return -ENOMEM;
+    if (io->colocated && srv->nio > 1) {
+        struct timeval period = { 0, LOAD_PERIOD_MS * 1000 };
+        io->load_timer = event_new(io->base, -1, EV_PERSIST, load_cb, io);
+        if (!io->load_timer || event_add(io->load_timer, &period) < 0)
+            return -ENOMEM;
+    }
     int rc = inbox_init(&io->inbox, io->base, io_drain, io);
     if (rc == 0) {
         inbox_set_home(&io->inbox, home);
@@ -190,6 +214,8 @@ void io_destroy(struct io_thread *io)
         event_free(io->stop_timer);
     if (io->sweep_timer)
         event_free(io->sweep_timer);
+    if (io->load_timer)
+        event_free(io->load_timer);
     inbox_destroy(&io->inbox);
     if (io->base && !io->colocated)
         event_base_free(io->base);

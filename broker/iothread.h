@@ -22,6 +22,8 @@ struct conn;
 struct event_base;
 struct event;
 
+#define LOAD_PERIOD_MS 200 /* how often a co-located thread measures its load */
+
 struct io_thread {
     int id;
     struct server *srv;
@@ -41,6 +43,8 @@ struct io_thread {
     void (*conn_gone)(struct conn *c);
     struct event *stop_timer;
     struct event *sweep_timer;    /* once a second: idle timeouts (conn_sweep) */
+    struct event *load_timer;     /* --colocate yes: every LOAD_PERIOD_MS, srv->load[id] */
+    int64_t load_cpu, load_at;    /* the thread's CPU and clock_mono_us at the last one */
     /* --colocate yes: the thread and event_base are shard <id>'s, which
      * runs on after this side stops; leaving posts left (io_join waits) */
     bool colocated;
@@ -62,6 +66,8 @@ static inline void io_leave(struct io_thread *io)
         return;
     }
     event_del(io->sweep_timer);
+    if (io->load_timer)
+        event_del(io->load_timer);
     if (io->stop_timer)
         event_del(io->stop_timer);
     sem_post(&io->left_sem);

@@ -433,6 +433,9 @@ int server_init(struct server *srv, int argc, char **argv)
     srv->find_command = commands_find;
     srv->scripts = scache_new((size_t)srv->cfg.script_cache_size, (size_t)srv->cfg.script_cache_size);
     srv->script_busy = xcalloc((size_t)srv->nshards, sizeof *srv->script_busy);
+    srv->load = xcalloc((size_t)(srv->nio > 0 ? srv->nio : 1), sizeof *srv->load);
+    for (int i = 0; i < srv->nio; i++)
+        atomic_store(&srv->load[i].fake, -1);
     atomic_store(&srv->disk_free_fake, -1);
     atomic_store(&srv->disk_free, -1);
     return 0;
@@ -728,6 +731,7 @@ void server_free(struct server *srv)
     free(srv->shards);
     scache_free(srv->scripts);
     free(srv->script_busy);
+    free(srv->load);
     if (srv->listener)
         evconnlistener_free(srv->listener);
     if (srv->tls_listener)

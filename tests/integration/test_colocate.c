@@ -4,7 +4,9 @@
  * whose commands keep going to the shard of another thread moves there at
  * a quiet moment. These tests check that a move loses, doubles and
  * reorders no reply (INCR counts each command), that a client pipelining
- * deeper than CONN_MOVE_DEPTH stays, that a move carries a request cut in
+ * deeper than CONN_MOVE_DEPTH stays while no thread is busy and leaves
+ * its shard's thread (once) when that thread is busy and another is not
+ * (DEBUG THREAD-LOAD stands in for the measured load), that a move carries a request cut in
  * two across it and the client's state, that a blocking pop, MULTI and a
  * subscription still work, that a connection WATCHing does not move, and
  * that a script looping on a shard does not freeze the clients of its
@@ -30,7 +32,8 @@ static cli *ctl;
 
 static void start_colocated(void)
 {
-    srv = spoold_start("--shards", "2", "--colocate", "yes", "--busy-script-time", "200", NULL);
+    srv = spoold_start("--shards", "2", "--colocate", "yes", "--busy-script-time", "200", "--enable-debug-command",
+                       "yes", NULL);
     ctl = cli_connect(srv->port);
 }
 
@@ -116,6 +119,44 @@ Test(colocate, a_client_that_pipelines_deep_stays_where_it_is)
     incr_rounds(a, "{t}a", 0, 10, 16);
     incr_rounds(b, "{t}b", 0, 10, 16);
     cr_assert_eq(moved(), before, "a client pipelining 16 deep moved");
+    cli_close(a);
+    cli_close(b);
+}
+
+/* A client that pipelines deep leaves its shard's thread while that
+ * thread is busy and another is not, and does not come back: one core
+ * parses, the other runs the shard. a and b start on different threads
+ * and send to the same shard s; both threads are made busy (no move),
+ * then thread 0 alone, then thread 1 alone (DEBUG THREAD-LOAD): the one that starts on thread s moves once, in the
+ * phase where thread s is the busy one, the other never (it is not on
+ * its shard's thread, or it is and that thread is idle). */
+Test(colocate, a_client_that_pipelines_deep_leaves_a_busy_shard_thread)
+{
+    long long before = moved();
+    cli *a = cli_connect(srv->port), *b = cli_connect(srv->port);
+    long long n = 0;
+    /* both busy: nowhere better to go */
+    expect_ok(CMD(ctl, "DEBUG", "THREAD-LOAD", "0", "900"));
+    expect_ok(CMD(ctl, "DEBUG", "THREAD-LOAD", "1", "900"));
+    n = incr_rounds(a, "{t}k", n, 3, 16);
+    n = incr_rounds(b, "{t}k", n, 3, 16);
+    cr_assert_eq(moved(), before, "a deep client left one busy thread for another as busy");
+    for (int busy = 0; busy < 2; busy++) {
+        expect_ok(CMD(ctl, "DEBUG", "THREAD-LOAD", busy ? "1" : "0", "900"));
+        expect_ok(CMD(ctl, "DEBUG", "THREAD-LOAD", busy ? "0" : "1", "0"));
+        n = incr_rounds(a, "{t}k", n, 3, 16);
+        n = incr_rounds(b, "{t}k", n, 3, 16);
+    }
+    wait_moved(before + 1);
+    /* more rounds with thread 1 still busy: nothing moves back */
+    n = incr_rounds(a, "{t}k", n, 3, 16);
+    n = incr_rounds(b, "{t}k", n, 3, 16);
+    cr_assert_eq(moved(), before + 1, "moves: %lld, expected exactly one", moved() - before);
+    expect_bulk(CMD(ctl, "GET", "{t}k"), "384");
+    cr_assert_eq(n, 384);
+    expect_ok(CMD(ctl, "DEBUG", "THREAD-LOAD", "0", "OFF"));
+    expect_ok(CMD(ctl, "DEBUG", "THREAD-LOAD", "1", "OFF"));
+    expect_error(CMD(ctl, "DEBUG", "THREAD-LOAD", "2", "900"), "ERR DEBUG THREAD-LOAD k per-mille|OFF");
     cli_close(a);
     cli_close(b);
 }
