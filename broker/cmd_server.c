@@ -397,10 +397,11 @@ static void info_server(resp_buf *t, const struct server *srv)
     resp_buf_printf(t, "# Server\r\nredis_version:%s\r\nspool_version:%s\r\nredis_mode:%s\r\n"
                     "os:Linux\r\narch_bits:%d\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\nrun_id:%s\r\n"
                     "tcp_port:%d\r\ntls_port:%d\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nio_threads:%d\r\n"
-                    "shards:%d\r\nconfig_file:%s\r\n\r\n",
+                    "colocate:%s\r\nshards:%d\r\nconfig_file:%s\r\n\r\n",
                     REDIS_COMPAT_VERSION, SPOOL_VERSION, srv->cluster ? "cluster" : "standalone",
                     (int)(sizeof(void *) * 8), (int)getpid(), srv->run_id, srv->port, srv->tls_port, (long long)up,
-                    (long long)(up / 86400), srv->nio, srv->nshards, srv->cfg.config_file);
+                    (long long)(up / 86400), srv->nio, srv->cfg.colocate ? "yes" : "no", srv->nshards,
+                    srv->cfg.config_file);
 }
 
 static void finish_info(struct conn *c, struct slot *sl)

@@ -50,8 +50,8 @@ static const struct opt opts[] = {
     { "replica-snapshot-entries", OPT_INT, OFF(replica_snapshot_entries), "8192", 8, 1000000000, NULL, "log compaction: snapshot the shard journals every this many Raft entries, then drop the log before them (docs/replication.md)" },
     { "replica-snapshot-trailing", OPT_INT, OFF(replica_snapshot_trailing), "1024", 0, 1000000000, NULL, "log compaction: entries kept in the Raft log before a snapshot (a follower that far behind gets them, not the snapshot)" },
     { "replica-snapshot-max-mb", OPT_INT, OFF(replica_snapshot_max_mb), "512", 1, 1048576, NULL, "log compaction: no snapshot larger than this (it is held in memory while written and sent)" },
-    { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads with --colocate no (0 = one per core, at most 8); with --colocate yes each shard thread serves its clients" },
-    { "colocate", OPT_ENUM, OFF(colocate), "no", 0, 0, yesno_choices, "yes: shard thread k is also I/O thread k and runs its clients' commands without a hop, and a client moves to the thread of the shard its commands go to (docs/threads.md); no: separate I/O threads, every command hops to its shard's thread and back" },
+    { "io-threads", OPT_INT, OFF(io_threads), "0", 0, 64, NULL, "I/O threads with --colocate no (0 = one per core, at most 8; setting it without colocate means --colocate no); with --colocate yes each shard thread serves its clients" },
+    { "colocate", OPT_ENUM, OFF(colocate), "yes", 0, 0, yesno_choices, "yes: shard thread k is also I/O thread k and runs its clients' commands without a hop, and a client moves to the thread of the shard its commands go to (docs/threads.md); no: separate I/O threads, every command hops to its shard's thread and back (the default when io-threads is set and colocate is not)" },
     { "fsync", OPT_ENUM, OFF(fsync), "always", 0, 0, fsync_choices, "journal durability: always|batch|off" },
     { "sync-gather-us", OPT_INT, OFF(sync_gather_us), "1000", 0, 100000, NULL, "--fsync always: after a sync that released the replies of several clients, the next sync waits up to this many microseconds (and at most three times the clients' measured return and two syncs' time) for those clients' next requests, so that one fsync carries them all (0 = off; docs/performance.md)" },
     { "requirepass", OPT_STR, OFF(requirepass), "", 0, 0, NULL, "password clients must AUTH with (empty = none)" },
@@ -194,7 +194,7 @@ static char *trim(char *s)
     return s;
 }
 
-static int load_file(struct config *cfg, const char *path, const bool *given, FILE *err)
+static int load_file(struct config *cfg, const char *path, const bool *given, bool *infile, FILE *err)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -227,6 +227,7 @@ static int load_file(struct config *cfg, const char *path, const bool *given, FI
             rc = -1;
         } else if (!given[o - opts]) {
             rc = set_opt(cfg, o, val, err, where);
+            infile[o - opts] = true;
         }
     }
     fclose(f);
@@ -323,13 +324,17 @@ int config_load(struct config *cfg, int argc, char **argv, FILE *err)
             return -1;
         given[o - opts] = true;
     }
-    if (cfg->config_file[0] && load_file(cfg, cfg->config_file, given, err) < 0)
+    bool infile[NOPTS] = { false };
+    if (cfg->config_file[0] && load_file(cfg, cfg->config_file, given, infile, err) < 0)
         return -1;
     if (cfg->shards == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->shards = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
     }
-    bool io_given = given[find_opt("io-threads") - opts];
+    size_t io = (size_t)(find_opt("io-threads") - opts), co = (size_t)(find_opt("colocate") - opts);
+    bool io_given = given[io];
+    if ((io_given || infile[io]) && !given[co] && !infile[co])
+        cfg->colocate = 0; /* threads of their own asked for by number: the I/O threads stay separate */
     if (cfg->colocate) {
         if (io_given && cfg->io_threads != cfg->shards) {
             fprintf(err, "spoold: --colocate yes serves clients on the %d shard thread(s), so --io-threads %d cannot "

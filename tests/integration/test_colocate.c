@@ -329,6 +329,30 @@ Test(split, sigterm_stops_io_threads_then_shards)
     stops_cleanly(false);
 }
 
+/* INFO server's colocate of a spoold started with args (and --shards 2). */
+static bool colocated_with(const char *a, const char *b)
+{
+    spoold *o = spoold_start("--shards", "2", a, b, NULL);
+    cli *c = cli_connect(o->port);
+    resp_val *v = CMD(c, "INFO", "server");
+    cr_assert(v->type == RESP_T_BULK, "INFO server: %s", resp_describe(v));
+    bool yes = strstr(v->str, "\ncolocate:yes\r") != NULL;
+    cr_assert(yes || strstr(v->str, "\ncolocate:no\r"), "INFO server has no colocate line:\n%s", v->str);
+    resp_val_free(v);
+    cli_close(c);
+    spoold_stop(o);
+    return yes;
+}
+
+/* Run to completion is the default; a number of I/O threads given
+ * without colocate asks for separate I/O threads. */
+Test(split, colocate_is_the_default_unless_io_threads_is_set)
+{
+    cr_assert(colocated_with(NULL, NULL), "spoold without --colocate is not co-located");
+    cr_assert(!colocated_with("--io-threads", "3"), "--io-threads 3 without --colocate is co-located");
+    cr_assert(colocated_with("--colocate", "yes"));
+}
+
 Test(split, colocate_with_another_io_thread_count_is_refused_by_name)
 {
     char data[320];
