@@ -61,6 +61,7 @@ enum journal_stmt {
     ST_JOB_INSERT,
     ST_JOB_UPDATE,
     ST_JOB_DELETE,
+    ST_JOB_REMOVE,
     ST_PAYLOAD_INSERT,
     ST_PAYLOAD_DELETE,
     ST_PAYLOAD,
@@ -104,6 +105,9 @@ static const char *const journal_sql[ST_COUNT] = {
         "uniq = ?12, expires_at = ?13, grp = ?14, holder = ?15, history = ?16, token = ?17 WHERE id = ?1",
     /* a job without its body in the row has a payloads row to delete */
     [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1 RETURNING body IS NULL",
+    /* the caller knows where the body is: no RETURNING (which opens a
+     * temporary table on every step) */
+    [ST_JOB_REMOVE] = "DELETE FROM jobs WHERE id = ?1",
     [ST_PAYLOAD_INSERT] = "INSERT INTO payloads (id, body, seg, off, len, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     /* the segment tells the payload log which count goes down */
     [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1 RETURNING seg, len",
@@ -951,6 +955,11 @@ int journal_job_update(struct journal *j, const struct job *job)
     return err;
 }
 
+bool journal_body_in_row(const struct journal *j, const struct job *job)
+{
+    return journal_inline(j, job);
+}
+
 /* One statement for a job whose payload is in its row; a second for its
  * payloads row otherwise (and when the job has no row: nothing to keep). */
 int journal_job_delete(struct journal *j, uint64_t id)
@@ -972,6 +981,17 @@ int journal_job_delete(struct journal *j, uint64_t id)
         return err;
     j->dirty = true;
     return in_payloads ? journal_payload_delete(j, id) : 0;
+}
+
+int journal_job_remove(struct journal *j, uint64_t id, bool body_in_row)
+{
+    int err;
+    if (journal_injected(j, "delete", &err))
+        return err;
+    sqlite3_bind_int64(j->st[ST_JOB_REMOVE], 1, (sqlite3_int64)id);
+    if ((err = journal_run(j, ST_JOB_REMOVE, "delete")) < 0 || body_in_row)
+        return err;
+    return journal_payload_delete(j, id);
 }
 
 int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len)
