@@ -72,7 +72,7 @@ static void unsaved_keep_holders(struct store *s);
 void store_reset(struct store *s)
 {
     for (size_t i = 0; i < s->timers.n; i++)
-        s->timers.a[i]->idx = TNODE_NONE;
+        s->timers.a[i].t->idx = TNODE_NONE;
     s->timers.n = 0;
     s->ready_head = NULL;
     unsaved_keep_holders(s);
