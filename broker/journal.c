@@ -960,38 +960,46 @@ bool journal_body_in_row(const struct journal *j, const struct job *job)
     return journal_inline(j, job);
 }
 
-/* One statement for a job whose payload is in its row; a second for its
- * payloads row otherwise (and when the job has no row: nothing to keep). */
-int journal_job_delete(struct journal *j, uint64_t id)
+/* RETURNING tells whether the payload is in the row or has a payloads row
+ * to delete too (and when the job has no row: nothing to keep). */
+static int journal_delete_asking(struct journal *j, uint64_t id, bool *in_payloads)
 {
     sqlite3_stmt *st = j->st[ST_JOB_DELETE];
-    bool in_payloads = true;
     int rc, err;
-
-    if (journal_injected(j, "delete", &err))
-        return err;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
     if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        in_payloads = sqlite3_column_int(st, 0) != 0;
+        *in_payloads = sqlite3_column_int(st, 0) != 0;
         rc = sqlite3_step(st);
     }
     err = rc == SQLITE_DONE ? 0 : journal_sqlite_error(j, rc, "delete");
     journal_done(st);
+    return err;
+}
+
+/* One statement for a job whose payload is in its row; a second for its
+ * payloads row otherwise. */
+int journal_job_remove(struct journal *j, uint64_t id, int body)
+{
+    bool in_payloads = body != JOURNAL_BODY_IN_ROW;
+    int err;
+
+    if (journal_injected(j, "delete", &err))
+        return err;
+    if (body == JOURNAL_BODY_ASK) {
+        err = journal_delete_asking(j, id, &in_payloads);
+    } else {
+        sqlite3_bind_int64(j->st[ST_JOB_REMOVE], 1, (sqlite3_int64)id);
+        err = journal_run(j, ST_JOB_REMOVE, "delete");
+    }
     if (err < 0)
         return err;
     j->dirty = true;
     return in_payloads ? journal_payload_delete(j, id) : 0;
 }
 
-int journal_job_remove(struct journal *j, uint64_t id, bool body_in_row)
+int journal_job_delete(struct journal *j, uint64_t id)
 {
-    int err;
-    if (journal_injected(j, "delete", &err))
-        return err;
-    sqlite3_bind_int64(j->st[ST_JOB_REMOVE], 1, (sqlite3_int64)id);
-    if ((err = journal_run(j, ST_JOB_REMOVE, "delete")) < 0 || body_in_row)
-        return err;
-    return journal_payload_delete(j, id);
+    return journal_job_remove(j, id, JOURNAL_BODY_ASK);
 }
 
 int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len)

@@ -304,10 +304,9 @@ static void jr_delete(struct store *s, struct job *j)
         s->reserves_skipped++;
     if (!jr_ready(s))
         return;
-    if (j->jflags & (JOB_F_BODY_ROW | JOB_F_BODY_APART))
-        jr_result(s, journal_job_remove(s->jr, j->id, j->jflags & JOB_F_BODY_ROW));
-    else
-        jr_result(s, journal_job_delete(s->jr, j->id));
+    int body = j->jflags & JOB_F_BODY_ROW ? JOURNAL_BODY_IN_ROW
+               : j->jflags & JOB_F_BODY_APART ? JOURNAL_BODY_APART : JOURNAL_BODY_ASK;
+    jr_result(s, journal_job_remove(s->jr, j->id, body));
 }
 
 /* ------------------------------------------- reservations written late

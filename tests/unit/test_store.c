@@ -468,13 +468,20 @@ static const char *reserved_row(const struct job *j)
     return want;
 }
 
-Test(store, a_late_reservation_is_written_at_the_second_commit_after_it)
+/* A job pushed and committed, then reserved in a turn of its own. */
+static struct job *reserve_late(struct queue *q)
 {
     store.late_reserves = true;
-    struct queue *q = queue("q");
     struct job *j = push(q, 0, -1, NULL);
     commit_late();
     store_job_reserve(&store, j, 0);
+    return j;
+}
+
+Test(store, a_late_reservation_is_written_at_the_second_commit_after_it)
+{
+    struct queue *q = queue("q");
+    struct job *j = reserve_late(q);
     cr_assert_eq(store_unsaved(&store), 1);
     cr_assert_eq(store.unsaved_due, fake_now + STORE_UNSAVED_MAX_MS);
     cr_assert_not(journal_in_txn(store.jr), "the reserve wrote nothing");
@@ -491,11 +498,7 @@ Test(store, a_late_reservation_is_written_at_the_second_commit_after_it)
 
 Test(store, an_idle_shard_writes_its_late_reservations_when_due)
 {
-    store.late_reserves = true;
-    struct queue *q = queue("q");
-    struct job *j = push(q, 0, -1, NULL);
-    commit_late();
-    store_job_reserve(&store, j, 0);
+    struct job *j = reserve_late(queue("q"));
     store_unsaved_write(&store); /* what the shard's timer does at unsaved_due */
     commit_late();
     cr_assert_str_eq(row_of(j->id), reserved_row(j));
