@@ -1303,8 +1303,8 @@ static bool may_lead(struct replica *r, unsigned i)
     return s->id != r->raft.id && s->role == RAFT_VOTER && ago >= 0 && ago <= r->cfg.election_ms;
 }
 
-/* When node id was last heard from, for an error: "last heard 1234 ms ago"
- * or "not heard by this leader since it started". */
+/* When node id was last heard from, for an error: "last heard by this
+ * leader 1234 ms ago", or "not heard by this leader since it started". */
 static void heard_words(struct replica *r, raft_id id, char *out, size_t cap)
 {
     int64_t ago = heard_ago_ms(r, id);
