@@ -34,14 +34,14 @@ struct members {
     char change[300];
 };
 
-/* REPLICA.MEMBERS of the node at addr: 0, or -1 after printing why. */
-static int read_members(cli_ctx *x, const char *addr, struct members *g)
+/* REPLICA.MEMBERS of the node at addr into g: 0, or -1 with why in err. */
+static int members_at(cli_ctx *x, const char *addr, struct members *g, char *err, size_t errcap)
 {
     const char *argv[] = { "REPLICA.MEMBERS" };
     char *text = NULL;
     g->n = 0;
     snprintf(g->change, sizeof g->change, "none");
-    if (node_call(x, addr, 1, argv, &text) < 0)
+    if (node_try(x, addr, 1, argv, &text, err, errcap) < 0)
         return -1;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         struct member *m = &g->m[g->n];
@@ -56,6 +56,16 @@ static int read_members(cli_ctx *x, const char *addr, struct members *g)
     return 0;
 }
 
+/* REPLICA.MEMBERS of the node at addr: 0, or -1 after printing why. */
+static int read_members(cli_ctx *x, const char *addr, struct members *g)
+{
+    char err[1024];
+    if (members_at(x, addr, g, err, sizeof err) == 0)
+        return 0;
+    cli_fail(CLI_REFUSED, "cluster: REPLICA.MEMBERS at %s: %s", addr, err);
+    return -1;
+}
+
 static const struct member *member_by(const struct members *g, unsigned id, const char *client)
 {
     for (int i = 0; i < g->n; i++)
@@ -64,18 +74,37 @@ static const struct member *member_by(const struct members *g, unsigned id, cons
     return NULL;
 }
 
-/* The leader's client address, through the member at addr. */
+#define ELECTION_WAIT_S 10 /* how long a command waits for a group without a leader to elect one */
+
+/* The leader's client address, through the member at addr. A group in an
+ * election (its leader just died or stepped down) is given ELECTION_WAIT_S
+ * to elect one, and the wait is said: removing a dead leader right after
+ * it died is the usual case. */
 static int find_leader(cli_ctx *x, const char *addr, struct members *g, char *leader, size_t cap)
 {
-    if (read_members(x, addr, g) < 0)
-        return -1;
-    for (int i = 0; i < g->n; i++)
-        if (!strcmp(g->m[i].state, "leader")) {
-            snprintf(leader, cap, "%s", g->m[i].client);
-            return read_members(x, leader, g); /* its view: how far each member holds the log */
-        }
-    cli_fail(CLI_REFUSED, "cluster: the replication group of %s has no leader now (an election runs, or most of its "
-             "members are down); retry once INFO replication on a member shows replica_leader", addr);
+    time_t end = time(NULL) + ELECTION_WAIT_S;
+    for (bool said = false;; said = true) {
+        if (read_members(x, addr, g) < 0)
+            return -1;
+        char err[1024];
+        for (int i = 0; i < g->n; i++)
+            if (!strcmp(g->m[i].state, "leader")) {
+                snprintf(leader, cap, "%s", g->m[i].client);
+                if (members_at(x, leader, g, err, sizeof err) == 0)
+                    return 0; /* its view: how far each member holds the log */
+                break; /* a leader that just died: its followers elect another within an election timeout */
+            }
+        if (time(NULL) >= end)
+            break;
+        if (!said)
+            printf("the replication group of %s has no leader now (an election runs); waiting up to %d s for one\n",
+                   addr, ELECTION_WAIT_S);
+        fflush(stdout);
+        nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
+    }
+    cli_fail(CLI_REFUSED, "cluster: the replication group of %s elected no leader within %d s (most of its members "
+             "are down or cut off); start them, then retry once INFO replication on a member shows replica_leader",
+             addr, ELECTION_WAIT_S);
     return -1;
 }
 
