@@ -300,14 +300,66 @@ Test(journal, upgrades_a_database_at_an_older_version)
                  "the upgrade applied 0007: the payload moved to its own table");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload'"), 0,
                  "the upgrade applied 0007: jobs has no payload column");
-    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 1);
-    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('jobs_lease', 'jobs_run_at')"), 0,
+                 "the upgrade applied 0011: the deadline indexes are gone");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'kv_log'"), 1,
                  "the upgrade applied 0004 (the key log)");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM jobs WHERE id = 7 AND result IS NULL AND batch = 0"), 1,
                  "0006 added the result and batch columns");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('schedules', 'batches', "
                              "'batch_outbox', 'batch_inbox')"), 4, "0006 added its tables");
+    sqlite3_close(db);
+}
+
+/* The plan of a query, its EXPLAIN QUERY PLAN details joined by '|'. */
+static void raw_plan(sqlite3 *db, const char *sql, char *out, size_t cap)
+{
+    char q[1024];
+    sqlite3_stmt *st = NULL;
+    snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
+    cr_assert_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK, "%s: %s", q, sqlite3_errmsg(db));
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "%s|", (const char *)sqlite3_column_text(st, 3));
+    }
+    sqlite3_finalize(st);
+}
+
+/* 0011 drops jobs_lease and jobs_run_at: a database at 0010 (with both, and
+ * a reserved and a delayed job in them) opens, loses them, keeps its jobs,
+ * and the reads that recovery and the result scan run keep their plans. */
+Test(journal, upgrade_to_0011_drops_the_deadline_indexes_and_keeps_the_plans)
+{
+    sqlite3 *db = raw_at_version(10);
+    raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, body) "
+                 "VALUES (7, CAST('q' AS BLOB), 1, 1234, 1, 1, CAST('{}' AS BLOB)), "
+                 "(8, CAST('q' AS BLOB), 2, 0, 1, 1, CAST('[]' AS BLOB))");
+    raw_exec(db, "UPDATE jobs SET run_at = 99 WHERE id = 8");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('jobs_lease', 'jobs_run_at')"), 2);
+    sqlite3_close(db);
+
+    struct journal *j = jopen(0);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 2);
+    cr_assert_eq(l.jobs[0]->lease_until, 1234);
+    cr_assert_eq(l.jobs[1]->run_at, 99);
+    loaded_free(&l);
+    journal_close(j);
+
+    char plan[1024];
+    db = raw_open();
+    cr_assert_eq(raw_int(db, "PRAGMA user_version"), journal_schema_version());
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('jobs_lease', 'jobs_run_at')"), 0,
+                 "0011 dropped both deadline indexes");
+    raw_plan(db, "SELECT j.id, coalesce(j.body, p.body) FROM jobs j LEFT JOIN payloads p ON p.id = j.id "
+                 "ORDER BY j.id", plan, sizeof plan);
+    cr_assert(strstr(plan, "SCAN j") && strstr(plan, "INTEGER PRIMARY KEY") && !strstr(plan, "TEMP B-TREE"),
+              "recovery's load is a rowid scan with a rowid lookup: %s", plan);
+    raw_plan(db, "SELECT id FROM jobs WHERE result IS NOT NULL OR progress IS NOT NULL OR batch != 0", plan,
+             sizeof plan);
+    cr_assert(strstr(plan, "jobs_extra"), "the result scan keeps its partial index: %s", plan);
     sqlite3_close(db);
 }
 
