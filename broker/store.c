@@ -154,9 +154,13 @@ static bool jr_ready(struct store *s)
     return s->turn_err == 0;
 }
 
+/* For another module's statements: the turn's held job rows go in first
+ * (journal_flush()), so that its statement sees them. */
 bool store_jr_begin(struct store *s)
 {
-    return jr_ready(s);
+    if (jr_ready(s))
+        jr_result(s, journal_flush(s->jr));
+    return s->turn_err == 0 && s->jr;
 }
 
 void store_jr_result(struct store *s, int rc)
@@ -166,7 +170,7 @@ void store_jr_result(struct store *s, int rc)
 
 struct journal *store_txn(struct store *s)
 {
-    return jr_ready(s) ? s->jr : NULL;
+    return store_jr_begin(s) ? s->jr : NULL;
 }
 
 void store_txn_result(struct store *s, int rc)
