@@ -740,6 +740,17 @@ Test(journal, a_duplicate_id_is_refused)
     cr_assert_not(journal_in_txn(j));
     cr_assert_eq(journal_held(j), 0);
     cr_assert_eq(count_jobs(j), 1);
+    /* the same when another use of the connection ran the INSERT first:
+     * its failure is kept and fails the commit */
+    struct job *other = mkjob(q, 2, "[]");
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, other), 0);
+    cr_assert_eq(journal_job_insert(j, job), 0);
+    cr_assert_not_null(journal_sqlite(j));
+    cr_assert_eq(journal_held(j), 0);
+    cr_assert_eq(journal_commit(j), -EEXIST, "%s", journal_error(j));
+    cr_assert_eq(count_jobs(j), 1, "nothing of the failed turn is stored");
+    job_free(other);
     job->q = NULL;
     cr_assert_eq(journal_job_insert(j, job), -EINVAL);
     job_free(job);
