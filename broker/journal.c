@@ -46,6 +46,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -591,9 +592,21 @@ static int journal_configure(struct journal *j, int fsync_mode)
     return journal_exec(j, sql, "setting checkpoints");
 }
 
+/* Process-wide SQLite settings, before SQLite initializes (a call after
+ * that, e.g. when another module opened a database first, changes nothing
+ * and is harmless). Memory statistics off: with them every allocation
+ * SQLite makes takes a global mutex, and no part of spoold reads them. */
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+
+static void journal_global_config(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int journal_connect(struct journal *j)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    pthread_once(&journal_once, journal_global_config);
     int rc = sqlite3_open_v2(j->path, &j->db, flags, syncvfs_name()); /* counts syncs */
 
     if (rc != SQLITE_OK)
