@@ -137,17 +137,21 @@ def spool(a, *args):
 
 def waiting_node(suite, g, new):
     """A node started with --replica-join yes is no group of its own: for
-    three election timeouts it never leads, and refuses a write."""
-    end, roles, reply = time.monotonic() + 3 * 0.4 + 0.3, set(), ""
+    three election timeouts after it listens it never leads, and refuses a write."""
+    roles, reply = set(), ""
+    end = time.monotonic() + 20  # until it listens: a sanitizer build on a busy machine starts slowly
     while time.monotonic() < end:
         try:
-            roles.add(info(g, new)["replica_role"])
+            role = info(g, new)["replica_role"]
+            if not roles:  # listening now: watch it for three election timeouts
+                end = time.monotonic() + 3 * 0.4 + 0.3
+            roles.add(role)
         except (redis.ConnectionError, redis.TimeoutError):
             pass  # not listening yet
         time.sleep(0.05)
     try:
         reply = str(g.client(new).execute_command("JOB.PUSH", "early", "{}"))
-    except redis.ResponseError as e:
+    except (redis.ResponseError, redis.ConnectionError) as e:
         reply = str(e)
     suite.check(f"node {new}, joining, serves nothing until it is added (no leader, writes refused)",
                 "leader" not in roles and roles and reply.startswith("CLUSTERDOWN"), f"roles {roles}, push: {reply}")
@@ -176,20 +180,20 @@ def members_of(g, i):
     return {int(line.split()[0]): line.split()[3] for line in text.splitlines() if not line.startswith("change:")}
 
 
-def settled_members(g, i, want, within=10.0):
-    """Node i's view of the members once it shows every one of want as a
-    voter, or its last view when within seconds pass (node i may be a
-    follower that applies the configuration change a moment after the
-    leader answered add-replica)."""
+def seen_by(read, ok, within=10.0):
+    """read() once ok(read()) holds, or its last value when within seconds
+    pass: a follower applies a configuration change or a slot map a moment
+    after the leader answered spool cluster add-/remove-replica."""
     end = time.monotonic() + within
     while True:
-        m = members_of(g, i)
-        if (sorted(m) == want and all(v == "voter" for v in m.values())) or time.monotonic() > end:
-            return m
+        v = read()
+        if ok(v) or time.monotonic() > end:
+            return v
         time.sleep(0.05)
 
 
-def map_nodes(g, i):
+def map_ports(g, i):
+    """The ports of the slot map's nodes as node i sees them."""
     import json
     m = json.loads(g.client(i).execute_command("CLUSTER", "GETMAP"))
     return sorted(n["port"] for grp in m["groups"] for n in grp["nodes"])
@@ -205,20 +209,23 @@ def replace_and_grow(suite, a, g, load):
     suite.check("a bad remove-replica names the node and the fix",
                 "node 9 is not a member" in spool(a, "remove-replica", "9", f"127.0.0.1:{g.ports[1]}").stderr)
     suite.check(f"spool cluster remove-replica {dead}: the dead node leaves the group",
-                r.returncode == 0 and dead not in members_of(g, 1), r.stdout + r.stderr)
+                r.returncode == 0 and dead not in seen_by(lambda: members_of(g, 1), lambda m: dead not in m),
+                r.stdout + r.stderr)
     load_for(load, 2.0)  # past a few snapshots: the new node must be sent one
     st = add_node(suite, a, g, 4, 1)
     suite.check("the new node caught up through a snapshot (the log was compacted)",
                 st["replica_snapshots_restored"] >= 1, str(st))
     load_for(load, 1.0)
     add_node(suite, a, g, 5, 2)
-    m = settled_members(g, 1, [1, 2, 4, 5])
-    suite.check("the group has four voters: 1, 2 and the new 4 and 5 (3 was removed)",
-                sorted(m) == [1, 2, 4, 5] and all(v == "voter" for v in m.values()), str(m))
+    def four_voters(m):
+        return sorted(m) == [1, 2, 4, 5] and all(v == "voter" for v in m.values())
+    m = seen_by(lambda: members_of(g, 1), four_voters)
+    suite.check("the group has four voters: 1, 2 and the new 4 and 5 (3 was removed)", four_voters(m), str(m))
     if g.cluster:
-        ports = map_nodes(g, 1)
+        want = sorted(g.ports[i] for i in (1, 2, 4, 5))
+        ports = seen_by(lambda: map_ports(g, 1), lambda p: p == want)
         suite.check("cluster mode: the slot map's group follows (node 3 out, nodes 4 and 5 in)",
-                    ports == sorted(g.ports[i] for i in (1, 2, 4, 5)), str(ports))
+                    ports == want, f"node 1's map lists {ports}, want {want}")
     load_for(load, 1.0)
     victim = g.leader()
     g.kill(victim)  # four of five left: still a majority

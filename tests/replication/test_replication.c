@@ -59,15 +59,19 @@ static void run_py(const char *script, const char *extra)
     snprintf(cmd, sizeof cmd, "timeout 360 /usr/bin/python3 '%s' --spoold '%s' %s 2>&1", script, spoold, extra);
     FILE *p = popen(cmd, "r");
     cr_assert(p, "cannot run %s", cmd);
-    char line[4096];
+    char line[4096], failed[2048] = "";
     int not_ok = 0, summary = 0;
     while (fgets(line, sizeof line, p)) {
         fputs(line, stderr);
-        not_ok += !strncmp(line, "not ok", 6);
+        if (!strncmp(line, "not ok", 6)) {
+            not_ok++; /* the failing checks go into the message too: a CI log may keep only that */
+            size_t used = strlen(failed);
+            snprintf(failed + used, sizeof failed - used, "  %.400s", line);
+        }
         summary += strstr(line, " passed, ") != NULL;
     }
     int st = pclose(p);
-    cr_expect_eq(not_ok, 0, "%d check(s) of %s failed (its output is above)", not_ok, script);
+    cr_expect_eq(not_ok, 0, "%d check(s) of %s failed (its output is above):\n%s", not_ok, script, failed);
     cr_assert(summary == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
               "%s did not finish cleanly (status %d); its output is above", script, st);
 }
