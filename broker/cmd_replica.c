@@ -122,13 +122,17 @@ void io_replica_members(struct conn *c, struct msg *m)
     if (!r)
         return;
     struct replica_member v[REPLICA_MAX_PEERS];
-    char status[300], line[400];
+    char status[300], line[400], heard[24];
     int n = replica_members(r, v, REPLICA_MAX_PEERS, status, sizeof status);
     resp_buf text;
     resp_buf_init(&text);
     for (int i = 0; i < n; i++) {
-        snprintf(line, sizeof line, "%u %s %s %s %s %llu\n", v[i].id, v[i].raft_addr, v[i].client_addr,
-                 role_names[v[i].role], v[i].leader ? "leader" : "-", (unsigned long long)v[i].match_index);
+        if (v[i].heard_ms < 0)
+            snprintf(heard, sizeof heard, "-");
+        else
+            snprintf(heard, sizeof heard, "%lld", (long long)v[i].heard_ms);
+        snprintf(line, sizeof line, "%u %s %s %s %s %llu %s\n", v[i].id, v[i].raft_addr, v[i].client_addr,
+                 role_names[v[i].role], v[i].leader ? "leader" : "-", (unsigned long long)v[i].match_index, heard);
         resp_buf_append(&text, line, strlen(line));
     }
     snprintf(line, sizeof line, "change: %s\n", status);

@@ -343,6 +343,22 @@ static void wait_expired(void *arg, struct tnode *t)
     free(x);
 }
 
+/* The shard was fenced: no job finishes here any more, so every parked
+ * JOB.WAIT gets why now rather than nil at its timeout (or never). */
+static void wait_fenced(struct shard *s, const char *why)
+{
+    struct jobwaits *w = s->waits;
+    for (size_t i = 0; w && i < WAIT_BUCKETS; i++) {
+        while (w->b[i]) {
+            struct jwaiter *x = w->b[i];
+            unlink_waiter(w, x);
+            resp_add_error(&x->m->out, why);
+            answer(s, x->m);
+            free(x);
+        }
+    }
+}
+
 /* The client of a parked JOB.WAIT left (or was answered): forget it. */
 static void wait_cancel(struct shard *s, struct claim *claim)
 {
@@ -400,5 +416,6 @@ const struct shard_ext result_ext = {
     .job_finished = job_finished,
     .cancel = wait_cancel,
     .reload = result_reload,
+    .fenced = wait_fenced,
     .destroy = result_destroy,
 };

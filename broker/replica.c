@@ -38,6 +38,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,9 @@ struct replica {
     struct raft_io io;
     struct raft_uv_transport tr;    /* what raft_uv uses: tcp with TCP_NODELAY (below) */
     struct raft_uv_transport tcp;   /* libraft's TCP transport, wrapped by tr */
+    int (*uv_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb); /* raft_uv's, wrapped by heard_start */
+    raft_io_recv_cb raft_recv;      /* libraft's, wrapped by heard_recv */
+    int64_t heard_us[256];          /* Raft thread: mono_us of the last message from each node id (0: never) */
     raft_uv_accept_cb accept_cb;
     raft_uv_transport_close_cb close_cb;
     struct raft_fsm fsm;
@@ -156,6 +160,7 @@ struct replica {
     unsigned xfer_target;
     int xfer_phase;
     int64_t xfer_drain_until_us, xfer_give_up_us, xfer_over_us;
+    uint64_t xfer_match, xfer_commit; /* the target's match index and the commit index when it was asked */
     _Atomic bool handing_over;
     /* The slot map's entries (the "slot map" section) */
     struct cluster *cl;           /* NULL outside cluster mode */
@@ -990,6 +995,8 @@ static void split_addr(const struct replica *r, unsigned id, const char *addr, c
     snprintf(client, 64, "%s", slash ? slash + 1 : p ? p->client_addr : "");
 }
 
+static int64_t heard_ago_ms(const struct replica *r, raft_id id);
+
 /* Raft thread, every tick: the members, their roles and (on the leader)
  * how far each holds the log, and the leader's client address. */
 static void publish_view(struct replica *r)
@@ -1008,6 +1015,7 @@ static void publish_view(struct replica *r)
                   ? REPLICA_STANDBY : REPLICA_SPARE;
         m->leader = c->servers[i].id == lid;
         m->match_index = lead ? r->raft.leader_state.progress[i].match_index : 0;
+        m->heard_ms = c->servers[i].id == r->raft.id ? -1 : heard_ago_ms(r, c->servers[i].id);
         split_addr(r, m->id, c->servers[i].address, m->raft_addr, m->client_addr);
     }
     char raft[64];
@@ -1243,10 +1251,11 @@ int replica_change(struct replica *r, int op, unsigned id, const char *raft_addr
  *
  * Leadership transfer (REPLICA.TRANSFER, and a leader stopped with
  * SIGTERM: replica_handover). On the Raft thread, transfer_start picks the
- * target (the one named, or the voter that holds the most of the log,
- * preferring one heard from within the election timeout) and refuses one
- * that is not up to date: it lacks entries the group committed (stopped,
- * cut off, catching up). Then the node stops proposing (handing_over: a
+ * target (the one named, or the voter that holds the most of the log) and
+ * refuses one that is not a voter or is silent: not heard from within the
+ * election timeout (stopped, hung, cut off; may_lead). A live voter that
+ * lags is taken: libraft sends it the rest of the log before TimeoutNow.
+ * Then the node stops proposing (handing_over: a
  * turn that reaches the Raft thread is "not stored", a clean retry) until
  * the shards' entries in flight settled, at most XFER_DRAIN_MS, so a
  * planned hand-over leaves no write "outcome unknown"; transfer_tick then
@@ -1276,37 +1285,62 @@ static void transfer_end(struct replica *r, int rc, const char *fmt, ...)
     free(q);
 }
 
-/* May configuration member i take over: a voter, not this node, holding
- * every entry the group committed? */
-static bool up_to_date(struct replica *r, unsigned i)
+/* Milliseconds since this node last heard from node id (any Raft message:
+ * on the leader, the answers to its AppendEntries, heartbeats included),
+ * or -1 if it never did. */
+static int64_t heard_ago_ms(const struct replica *r, raft_id id)
 {
-    const struct raft_server *s = &r->raft.configuration.servers[i];
-    return s->id != r->raft.id && s->role == RAFT_VOTER &&
-           r->raft.leader_state.progress[i].match_index >= r->raft.commit_index;
+    if (id >= sizeof r->heard_us / sizeof r->heard_us[0] || !r->heard_us[id])
+        return -1;
+    return (mono_us() - r->heard_us[id]) / 1000;
 }
 
-/* The follower to hand over to: the one up to date that holds the most
- * of the log, one heard from lately first; -1 with why in q->base.msg. */
+/* May configuration member i take over: a voter, not this node, heard from
+ * within the election timeout? One that lags is fine: libraft's transfer
+ * sends it the rest of the log (the heartbeats do) and sends TimeoutNow
+ * once it holds all of it, or gives up after an election timeout. One
+ * not heard from (stopped, cut off) would only stall the writes that long. */
+static bool may_lead(struct replica *r, unsigned i)
+{
+    const struct raft_server *s = &r->raft.configuration.servers[i];
+    int64_t ago = heard_ago_ms(r, s->id);
+    return s->id != r->raft.id && s->role == RAFT_VOTER && ago >= 0 && ago <= r->cfg.election_ms;
+}
+
+/* When node id was last heard from, for an error: "last heard by this
+ * leader 1234 ms ago", or "not heard by this leader since it started". */
+static void heard_words(struct replica *r, raft_id id, char *out, size_t cap)
+{
+    int64_t ago = heard_ago_ms(r, id);
+    if (ago < 0)
+        snprintf(out, cap, "not heard by this leader since it started");
+    else
+        snprintf(out, cap, "last heard by this leader %lld ms ago", (long long)ago);
+}
+
+/* The follower to hand over to: of those that may lead, the one that holds
+ * the most of the log; -1 with why in q->base.msg. */
 static int transfer_pick(struct replica *r, struct change_req *q)
 {
     int best = -1;
     const struct raft_progress *pr = r->raft.leader_state.progress;
     for (unsigned i = 0; i < r->raft.configuration.n; i++)
-        if (up_to_date(r, i) && (best < 0 || pr[i].recent_recv > pr[best].recent_recv ||
-                                 (pr[i].recent_recv == pr[best].recent_recv && pr[i].match_index > pr[best].match_index)))
+        if (may_lead(r, i) && (best < 0 || pr[i].match_index > pr[best].match_index))
             best = (int)i;
     if (best >= 0)
         return best;
-    int n = snprintf(q->base.msg, sizeof q->base.msg, "ERR no follower is up to date to take over (the group committed the log "
-                     "to %llu", (unsigned long long)r->raft.commit_index);
+    int n = snprintf(q->base.msg, sizeof q->base.msg, "ERR no follower can take over: none is a voter heard from within "
+                     "the election timeout (%d ms)", r->cfg.election_ms);
+    char when[64];
     for (unsigned i = 0; i < r->raft.configuration.n && n < (int)sizeof q->base.msg; i++)
-        if (r->raft.configuration.servers[i].id != r->raft.id)
-            n += snprintf(q->base.msg + n, sizeof q->base.msg - (size_t)n, "; node %llu holds it to %llu",
-                          (unsigned long long)r->raft.configuration.servers[i].id,
-                          (unsigned long long)pr[i].match_index);
+        if (r->raft.configuration.servers[i].id != r->raft.id) {
+            heard_words(r, r->raft.configuration.servers[i].id, when, sizeof when);
+            n += snprintf(q->base.msg + n, sizeof q->base.msg - (size_t)n, "; node %llu %s",
+                          (unsigned long long)r->raft.configuration.servers[i].id, when);
+        }
     if (n < (int)sizeof q->base.msg)
-        snprintf(q->base.msg + n, sizeof q->base.msg - (size_t)n, "%s", r->raft.configuration.n > 1 ? "): start or wait for a "
-                 "follower, then retry" : ": the group has no other member)");
+        snprintf(q->base.msg + n, sizeof q->base.msg - (size_t)n, "%s", r->raft.configuration.n > 1 ? ": start a "
+                 "stopped follower or reconnect it, then retry" : ": the group has no other member");
     return -1;
 }
 
@@ -1317,18 +1351,19 @@ static int transfer_named(struct replica *r, struct change_req *q)
         const struct raft_server *s = &r->raft.configuration.servers[i];
         if (s->id != q->id)
             continue;
-        if (up_to_date(r, i))
+        if (may_lead(r, i))
             return (int)i;
         if (s->id == r->raft.id)
             return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u leads the group already", q->id), -1;
         if (s->role != RAFT_VOTER)
             return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u is not a voter (a spare catching up, or a standby): "
                             "it cannot lead", q->id), -1;
-        return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u is not up to date: it holds the log to %llu, the group "
-                        "committed %llu (it is stopped, cut off or catching up); wait until spool cluster replicas "
-                        "shows it caught up, or name another node", q->id,
-                        (unsigned long long)r->raft.leader_state.progress[i].match_index,
-                        (unsigned long long)r->raft.commit_index), -1;
+        char when[64];
+        heard_words(r, s->id, when, sizeof when);
+        return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u is silent (%s; the election timeout "
+                        "is %d ms): it is stopped, hung or cut off; start or reconnect it (spool cluster replicas "
+                        "shows when each member was last heard), or name another node",
+                        q->id, when, r->cfg.election_ms), -1;
     }
     return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u is not a member of the group (REPLICA.MEMBERS lists them)",
                     q->id), -1;
@@ -1351,11 +1386,12 @@ static int transfer_start(struct replica *r, struct change_req *q)
     r->xfer_phase = XFER_DRAIN;
     r->xfer_drain_until_us = mono_us() + XFER_DRAIN_MS * 1000;
     r->xfer_give_up_us = r->xfer_drain_until_us + (int64_t)XFER_GIVE_UP * r->cfg.election_ms * 1000;
+    r->xfer_match = r->raft.leader_state.progress[i].match_index;
+    r->xfer_commit = r->raft.commit_index;
     atomic_store(&r->handing_over, true);
     log_info("replica %d: handing the leadership over to node %u (it holds the log to %llu, the group committed "
              "%llu); proposals stop until the entries in flight settle", r->cfg.id, r->xfer_target,
-             (unsigned long long)r->raft.leader_state.progress[i].match_index,
-             (unsigned long long)r->raft.commit_index);
+             (unsigned long long)r->xfer_match, (unsigned long long)r->xfer_commit);
     return 1;
 }
 
@@ -1395,14 +1431,18 @@ static void transfer_tick(struct replica *r)
     if (lid && laddr)
         split_addr(r, (unsigned)lid, laddr, raft, client);
     if (!leads && lid == r->xfer_target)
-        return transfer_end(r, 0, "node %u leads the group now (%s)", r->xfer_target, client);
+        return transfer_end(r, 0, "node %u leads the group now (%s; when asked it held the log to %llu, the group "
+                            "had committed %llu)", r->xfer_target, client, (unsigned long long)r->xfer_match,
+                            (unsigned long long)r->xfer_commit);
     if (!leads && (lid || late))
         return transfer_end(r, -EAGAIN, "ERR leadership moved, but not to node %u (leader now: %s); see "
                             "REPLICA.MEMBERS", r->xfer_target, lid ? client : "none known");
     bool gave_up = r->xfer_phase == XFER_OVER && mono_us() - r->xfer_over_us > (int64_t)r->cfg.election_ms * 1000;
     if (leads && (gave_up || (r->xfer_phase != XFER_DRAIN && late)))
-        return transfer_end(r, -ETIMEDOUT, "ERR node %u did not take over within the election timeout (%d ms); node "
-                            "%d still leads: retry, or name another node", r->xfer_target, r->cfg.election_ms, r->cfg.id);
+        return transfer_end(r, -ETIMEDOUT, "ERR node %u did not take over within the election timeout (%d ms; when "
+                            "asked it held the log to %llu, the group had committed %llu); node %d still leads: "
+                            "retry, or name another node", r->xfer_target, r->cfg.election_ms,
+                            (unsigned long long)r->xfer_match, (unsigned long long)r->xfer_commit, r->cfg.id);
     if (!leads || r->xfer_phase != XFER_DRAIN || (entries_in_flight(r) && mono_us() < r->xfer_drain_until_us))
         return;
     r->xfer.data = r;
@@ -1832,6 +1872,23 @@ static int bootstrap(struct replica *r, char *err, size_t cap)
     return -EIO;
 }
 
+/* Every message libraft receives passes here first: when each node was
+ * last heard from (heard_ago_ms), on the Raft thread. */
+static void heard_recv(struct raft_io *io, struct raft_message *msg)
+{
+    struct replica *r = (struct replica *)((char *)io - offsetof(struct replica, io));
+    if (msg->server_id < sizeof r->heard_us / sizeof r->heard_us[0])
+        r->heard_us[msg->server_id] = mono_us();
+    r->raft_recv(io, msg);
+}
+
+static int heard_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    struct replica *r = (struct replica *)((char *)io - offsetof(struct replica, io));
+    r->raft_recv = recv;
+    return r->uv_start(io, msecs, tick, heard_recv);
+}
+
 static int init_raft(struct replica *r, char *err, size_t cap)
 {
     const struct peer *me = peer_by_id(r, (unsigned)r->cfg.id);
@@ -1841,6 +1898,8 @@ static int init_raft(struct replica *r, char *err, size_t cap)
     int rc = uv_loop_init(&r->loop) != 0 || nodelay_transport_init(r) != 0 ||
              raft_uv_init(&r->io, &r->loop, r->raft_dir, &r->tr) != 0;
     r->io.version = 2; /* raft_uv 0.15 has async_work, which snapshot_async needs, but calls itself version 1 */
+    r->uv_start = r->io.start;
+    r->io.start = heard_start;
     char addr[140];
     member_addr(me, addr, sizeof addr);
     if (rc || raft_uv_tcp_set_bind_address(&r->tcp, me->raft_addr) != 0 ||

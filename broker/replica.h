@@ -135,6 +135,7 @@ struct replica_member {
     bool leader;
     char raft_addr[64], client_addr[64];
     uint64_t match_index;  /* on the leader: the last entry the member holds */
+    int64_t heard_ms;      /* ms since this node last heard from the member (-1: never, or itself) */
 };
 /* Copies up to cap members into out (returns how many) and the last
  * change's state into status ("none", "in progress: …", "done: …",

@@ -571,7 +571,8 @@ static void first_waited(void *arg, struct queue *q)
         *first = q;
 }
 
-/* Fenced: every client waiting on this shard (JOB.RESERVE, BLPOP …) gets
+/* Fenced: every client waiting on this shard (JOB.RESERVE, BLPOP …, and
+ * JOB.WAIT through the fenced hook: no job can finish here any more) gets
  * fence_why now, as a write does, rather than nil at its timeout (a
  * delivery would record a lease: no write is acknowledged any more). Once,
  * on the first tick after the fence: later ones are refused on arrival.
@@ -589,6 +590,7 @@ static void refuse_waiters_fenced(struct shard *s)
         if (q)
             shard_refuse_waiters(s, q, s->fence_why);
     } while (q);
+    EXT_EACH(fenced, s, s->fence_why);
 }
 
 /* Would m change the journal, or report a change as durable (JOB.WAIT)?

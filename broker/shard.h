@@ -147,6 +147,9 @@ struct shard_ext {
     void (*cancel)(struct shard *s, struct claim *claim);
     /* Memory was reloaded from the journal after a failed commit. */
     void (*reload)(struct shard *s);
+    /* The shard was fenced (a failed sync): every client parked here gets
+     * the error why now (shard_reply), as queue waiters do. */
+    void (*fenced)(struct shard *s, const char *why);
     void (*destroy)(struct shard *s);
 };
 void shard_ext_register(const struct shard_ext *e);

@@ -14,6 +14,8 @@
 /* One command to the node at addr ("host:port"): 0 with *text (free it),
  * or -1 after printing why. */
 int node_call(cli_ctx *x, const char *addr, int argc, const char *const *argv, char **text);
+/* The same without printing: -1 with why in err. */
+int node_try(cli_ctx *x, const char *addr, int argc, const char *const *argv, char **text, char *err, size_t errcap);
 /* The map a node has (NULL: none, *failed on an error). */
 cJSON *node_map(cli_ctx *x, const char *addr, bool *failed);
 long long map_epoch(const cJSON *map);

@@ -40,11 +40,16 @@ static double mono_ms(void);
 
 /* One command to the node at addr ("host:port"): 0 with *text, or -1
  * after printing why. */
+int node_try(cli_ctx *x, const char *addr, int argc, const char *const *argv, char **text, char *err, size_t errcap)
+{
+    return rawinfo_command(addr, x->url ? x->url : getenv("SPOOL_URL"), argc, argv, NODE_TIMEOUT_S, text, err,
+                           errcap) == 0 ? 0 : -1;
+}
+
 int node_call(cli_ctx *x, const char *addr, int argc, const char *const *argv, char **text)
 {
     char err[1024];
-    if (rawinfo_command(addr, x->url ? x->url : getenv("SPOOL_URL"), argc, argv, NODE_TIMEOUT_S, text, err,
-                        sizeof err) == 0)
+    if (node_try(x, addr, argc, argv, text, err, sizeof err) == 0)
         return 0;
     cli_fail(CLI_REFUSED, "cluster: %s %s at %s: %s", argv[0], argc > 1 ? argv[1] : "", addr, err);
     return -1;

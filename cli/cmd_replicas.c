@@ -25,6 +25,7 @@ struct member {
     unsigned id;
     char raft[64], client[64], role[16], state[16];
     unsigned long long match;
+    char heard[24]; /* ms since the node answering last heard from it, or "-" */
 };
 
 struct members {
@@ -33,25 +34,36 @@ struct members {
     char change[300];
 };
 
-/* REPLICA.MEMBERS of the node at addr: 0, or -1 after printing why. */
-static int read_members(cli_ctx *x, const char *addr, struct members *g)
+/* REPLICA.MEMBERS of the node at addr into g: 0, or -1 with why in err. */
+static int members_at(cli_ctx *x, const char *addr, struct members *g, char *err, size_t errcap)
 {
     const char *argv[] = { "REPLICA.MEMBERS" };
     char *text = NULL;
     g->n = 0;
     snprintf(g->change, sizeof g->change, "none");
-    if (node_call(x, addr, 1, argv, &text) < 0)
+    if (node_try(x, addr, 1, argv, &text, err, errcap) < 0)
         return -1;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         struct member *m = &g->m[g->n];
+        snprintf(m->heard, sizeof m->heard, "-");
         if (!strncmp(line, "change: ", 8))
             snprintf(g->change, sizeof g->change, "%s", line + 8);
-        else if (g->n < MAX_MEMBERS && sscanf(line, "%u %63s %63s %15s %15s %llu", &m->id, m->raft, m->client, m->role,
-                                              m->state, &m->match) == 6)
+        else if (g->n < MAX_MEMBERS && sscanf(line, "%u %63s %63s %15s %15s %llu %23s", &m->id, m->raft, m->client,
+                                              m->role, m->state, &m->match, m->heard) >= 6)
             g->n++;
     }
     free(text);
     return 0;
+}
+
+/* REPLICA.MEMBERS of the node at addr: 0, or -1 after printing why. */
+static int read_members(cli_ctx *x, const char *addr, struct members *g)
+{
+    char err[1024];
+    if (members_at(x, addr, g, err, sizeof err) == 0)
+        return 0;
+    cli_fail(CLI_REFUSED, "cluster: REPLICA.MEMBERS at %s: %s", addr, err);
+    return -1;
 }
 
 static const struct member *member_by(const struct members *g, unsigned id, const char *client)
@@ -62,26 +74,49 @@ static const struct member *member_by(const struct members *g, unsigned id, cons
     return NULL;
 }
 
-/* The leader's client address, through the member at addr. */
+#define ELECTION_WAIT_S 10 /* how long a command waits for a group without a leader to elect one */
+
+/* The leader's client address, through the member at addr. A group in an
+ * election (its leader just died or stepped down) is given ELECTION_WAIT_S
+ * to elect one, and the wait is said: removing a dead leader right after
+ * it died is the usual case. */
 static int find_leader(cli_ctx *x, const char *addr, struct members *g, char *leader, size_t cap)
 {
-    if (read_members(x, addr, g) < 0)
-        return -1;
-    for (int i = 0; i < g->n; i++)
-        if (!strcmp(g->m[i].state, "leader")) {
-            snprintf(leader, cap, "%s", g->m[i].client);
-            return read_members(x, leader, g); /* its view: how far each member holds the log */
-        }
-    cli_fail(CLI_REFUSED, "cluster: the replication group of %s has no leader now (an election runs, or most of its "
-             "members are down); retry once INFO replication on a member shows replica_leader", addr);
+    time_t end = time(NULL) + ELECTION_WAIT_S;
+    for (bool said = false;; said = true) {
+        if (read_members(x, addr, g) < 0)
+            return -1;
+        char err[1024];
+        for (int i = 0; i < g->n; i++)
+            if (!strcmp(g->m[i].state, "leader")) {
+                snprintf(leader, cap, "%s", g->m[i].client);
+                if (members_at(x, leader, g, err, sizeof err) == 0)
+                    return 0; /* its view: how far each member holds the log */
+                break; /* a leader that just died: its followers elect another within an election timeout */
+            }
+        if (time(NULL) >= end)
+            break;
+        if (!said)
+            printf("the replication group of %s has no leader now (an election runs); waiting up to %d s for one\n",
+                   addr, ELECTION_WAIT_S);
+        fflush(stdout);
+        nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
+    }
+    cli_fail(CLI_REFUSED, "cluster: the replication group of %s elected no leader within %d s (most of its members "
+             "are down or cut off); start them, then retry once INFO replication on a member shows replica_leader",
+             addr, ELECTION_WAIT_S);
     return -1;
 }
 
 static void print_members(const struct members *g)
 {
-    for (int i = 0; i < g->n; i++)
-        printf("  node %u  client %s  raft %s  %s%s  log held to %llu\n", g->m[i].id, g->m[i].client, g->m[i].raft,
-               g->m[i].role, strcmp(g->m[i].state, "leader") ? "" : " (leader)", g->m[i].match);
+    for (int i = 0; i < g->n; i++) {
+        char heard[48] = "";
+        if (strcmp(g->m[i].heard, "-"))
+            snprintf(heard, sizeof heard, "  last heard %s ms ago", g->m[i].heard);
+        printf("  node %u  client %s  raft %s  %s%s  log held to %llu%s\n", g->m[i].id, g->m[i].client, g->m[i].raft,
+               g->m[i].role, strcmp(g->m[i].state, "leader") ? "" : " (leader)", g->m[i].match, heard);
+    }
 }
 
 /* Polls the leader until the change of node id is done (0) or failed. */
@@ -257,37 +292,11 @@ static int remove_replica(cli_ctx *x, int timeout_s)
     return map_follow(x, leader, &g, NULL, client) < 0 ? CLI_REFUSED : CLI_OK;
 }
 
-#define CATCH_UP_MS 3000 /* how long a transfer waits for its target to catch up */
-
-/* REPLICA.TRANSFER on the leader. A follower that is a few entries behind
- * (the group committed an entry it has not acknowledged yet) is refused
- * as not up to date: that is usually a heartbeat's worth, so the call is
- * made again every 100 ms for up to CATCH_UP_MS before the refusal stands. */
-static int transfer_call(cli_ctx *x, const char *leader, int argc, const char *const *argv, char **text)
-{
-    char err[1024];
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (bool told = false;;) {
-        if (rawinfo_command(leader, x->url ? x->url : getenv("SPOOL_URL"), argc, argv, 10, text, err, sizeof err) == 0)
-            return 0;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long long ms = (now.tv_sec - t0.tv_sec) * 1000LL + (now.tv_nsec - t0.tv_nsec) / 1000000;
-        if ((!strstr(err, "is not up to date") && !strstr(err, "no follower is up to date")) || ms >= CATCH_UP_MS)
-            break;
-        if (!told)
-            printf("the new leader is behind the group; waiting up to %d s for it to catch up\n", CATCH_UP_MS / 1000);
-        told = true;
-        fflush(stdout); /* a script reading the output sees the wait as it begins */
-        nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
-    }
-    return cli_fail(CLI_REFUSED, "cluster: %s %s at %s: %s", argv[0], argc > 1 ? argv[1] : "", leader, err), -1;
-}
-
 /* spool cluster transfer-leader GROUP [NODE]: GROUP is the address of any
  * member; NODE the new leader's id or client address (default: the
- * follower that is most up to date). REPLICA.TRANSFER answers once it
- * leads. */
+ * follower that holds the most of the log). REPLICA.TRANSFER answers once
+ * it leads; the leader refuses a silent node or one that is not a voter,
+ * and takes one that lags (it catches up first). */
 static int transfer_leader(cli_ctx *x)
 {
     struct members g;
@@ -310,7 +319,7 @@ static int transfer_leader(cli_ctx *x)
     char *text = NULL;
     printf("handing the leadership over from %s to %s%s\n", leader, sid[0] ? "node " : "the most up-to-date follower",
            sid);
-    if (transfer_call(x, leader, sid[0] ? 2 : 1, argv, &text) < 0)
+    if (node_call(x, leader, sid[0] ? 2 : 1, argv, &text) < 0)
         return CLI_REFUSED;
     printf("%s\n", text ? text : "");
     free(text);

@@ -210,12 +210,17 @@ static const command commands[] = {
       "  replicas ADDR                   the replication group's members\n"
       "  transfer-leader GROUP [NODE]    hands the leadership of the group of\n"
       "                                  GROUP (a member's host:port) to NODE\n"
-      "                                  (id or host:port; default: the most\n"
-      "                                  up-to-date follower)\n"
+      "                                  (id or host:port; default: the live\n"
+      "                                  follower that holds the most of the\n"
+      "                                  log; a silent node is refused)\n"
       "Each change sends the map with the next epoch to every node\n"
       "(docs/cluster.md).\n" },
-    { "info", cmd_info, opts_none, 0, 1, "info [SECTION]",
-      "spoold's INFO (server, clients, memory, stats, queues, ...)", "" },
+    { "info", cmd_info, opts_none, 0, 1, "info [SECTION|payload]",
+      "spoold's INFO (server, clients, memory, stats, queues, ...)",
+      "Prints spoold's INFO, or one section of it. `info payload` shows each\n"
+      "shard's payload file instead (INFO persistence, payload_file_shard<k>):\n"
+      "bytes on disk, bytes still pointed to by jobs (live), the live share,\n"
+      "segments and compactions.\n" },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

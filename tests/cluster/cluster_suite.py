@@ -24,6 +24,10 @@ import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "replication"))
+from failover import map_epochs, wait_map  # noqa: E402  (the wait for a map, shared with slotmap.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARGS: argparse.Namespace
 
@@ -867,20 +871,6 @@ def extra_node(sp: SpoolCluster, name: str) -> int:
     return int(wait_for(lambda: open(pf).read().strip() if os.path.exists(pf) else None, 20, name))
 
 
-def epochs(ports: List[int]) -> List[int]:
-    out = []
-    for p in ports:
-        try:
-            out.append(map_of(p)["epoch"])
-        except (OSError, redis.RedisError):
-            out.append(-1)
-    return out
-
-
-def converged(ports: List[int], epoch: int) -> Callable[[], bool]:
-    return lambda: all(e == epoch for e in epochs(ports))
-
-
 def test_two_map_changes_at_once_one_wins(sp: SpoolCluster) -> None:
     """Two spool cluster move-slots made from the same map epoch (both read
     the map, then commit a second later): exactly one wins, the other
@@ -904,7 +894,7 @@ def test_two_map_changes_at_once_one_wins(sp: SpoolCluster) -> None:
     winner_slots, loser_slots = (a, b) if win == 0 else (b, a)
     final = map_of(g1)["epoch"]
     assert final == base + 3, "the winner's three steps (frozen, moving, moved), no more: %d -> %d" % (base, final)
-    wait_for(converged(sp.ports, final), 10, "every node on map epoch %d" % final)
+    assert wait_map(sp.ports, final, 10), "every node on map epoch %d: %s" % (final, map_epochs(sp.ports))
     for p in sp.ports:
         owned = owned_slots(p, g2)
         assert all(s in owned for s in winner_slots) and not any(s in owned for s in loser_slots), p
@@ -947,7 +937,7 @@ def test_casmap_at_once_on_a_replicated_g1(sp: SpoolCluster) -> None:
             t.join(30)
         wins = [i for i in range(2) if results[i] == 1]
         assert len(wins) == 1 and "map conflict" in str(results[1 - wins[0]]), results
-        wait_for(converged(rp.ports, m["epoch"] + 1), 10, "every member on the winner's epoch")
+        assert wait_map(rp.ports, m["epoch"] + 1, 10), "every member on the winner's epoch: %s" % map_epochs(rp.ports)
         for p in rp.ports:
             assert map_of(p)["groups"][0]["name"] == maps[wins[0]]["groups"][0]["name"], p
         import json
@@ -986,7 +976,7 @@ def test_map_survives_g1_leader_killed_and_a_node_down_catches_up(sp: SpoolClust
         os.unlink(os.path.join(rp.dir, "node-4.port"))
         rp.extra[0] = subprocess.Popen([a.decode() for a in argv4], stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
-        wait_for(lambda: epochs([n4]) == [epoch], 20, "node 4, back, on map epoch %d" % epoch)
+        assert wait_map([n4], epoch, 20), "node 4, back, on map epoch %d: %s" % (epoch, map_epochs([n4]))
         assert "took map epoch %d" % epoch in open(os.path.join(rp.dir, "node-4.log")).read()
         # g1's leader killed right after a change
         lead = wait_for(settled_leader(rp.ports[:3], 0, 99), 60, "g1's leader, the same for a second")
@@ -1006,7 +996,8 @@ def test_map_survives_g1_leader_killed_and_a_node_down_catches_up(sp: SpoolClust
             assert map_of(new[0])["epoch"] == moved, "the new leader has the change"
         rp.kill_and_restart(rp.ports.index(lead), elect)
         every = rp.ports + [n5]
-        wait_for(converged(every, moved), 20, "every node, the killed one too, on epoch %d" % moved)
+        assert wait_map(every, moved, 20), "every node, the killed one too, on epoch %d: %s" % (moved,
+                                                                                                map_epochs(every))
         assert all(s in owned_slots(n5, n4) for s in range(10))
         wait_for(settled_leader(rp.ports[:3], 100, 199), 60, "g1's leader, the same for a second")
 
@@ -1019,7 +1010,7 @@ def test_map_survives_g1_leader_killed_and_a_node_down_catches_up(sp: SpoolClust
         wait_for(back, 60, "the next change, through g1's new leader")
         last = map_of(leader_of(rp.ports[:3]))["epoch"]
         assert last >= moved + 3, (moved, last)
-        wait_for(converged(every, last), 20, "every node on epoch %d" % last)
+        assert wait_map(every, last, 20), "every node on epoch %d: %s" % (last, map_epochs(every))
         print("   node 4 caught up to epoch %d; leader %d killed after epoch %d, new leader %d; then epoch %d"
               % (epoch, lead, moved, new[0], last))
     finally:

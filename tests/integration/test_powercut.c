@@ -1326,6 +1326,33 @@ Test(powercut, clients_waiting_on_a_fenced_shard_get_its_error_at_once)
     spoold_stop(s);
 }
 
+/* A JOB.WAIT parked on a shard when a failed sync fences it (the job it
+ * waits for can no longer finish there: its ack would be refused) gets the
+ * fence's error at once, not nil at its timeout; one sent later is refused
+ * on arrival. */
+Test(powercut, a_job_wait_on_a_fenced_shard_gets_its_error_at_once)
+{
+    spoold *s = spoold_start("--shards", "1", "--fsync", "always", "--enable-debug-command", "yes", NULL);
+    cli *c = cli_connect(s->port), *w = cli_connect(s->port);
+    jid job = PUSH(c, "waited", "{\"w\":1}");
+    SEND(w, "JOB.WAIT", job.s, "TIMEOUT", "30000");
+    wait_blocked_clients(c, 1, 10000);
+    expect_ok(CMD(c, "DEBUG", "SYNC-FAIL", "sf", "1"));
+    jid id;
+    char err[1200];
+    cr_assert_not(push_acked(c, "sf", 1, &id, err, sizeof err), "the push whose sync failed was acknowledged");
+    resp_val *v = NULL;
+    cr_assert_eq(cli_poll_reply(w, 5000, &v), 1, "JOB.WAIT: no answer within 5 s of the fence");
+    cr_assert(v->type == RESP_T_ERROR && strstr(v->str, "ERR shard 0 refuses writes") &&
+              strstr(v->str, "restart spoold"), "JOB.WAIT: %s", resp_describe(v));
+    resp_val_free(v);
+    cr_assert_eq(info_field(c, "clients", "blocked_clients"), 0, "the JOB.WAIT client still counted as blocked");
+    expect_error(CMD(w, "JOB.WAIT", job.s, "TIMEOUT", "100"), "ERR shard 0 refuses writes");
+    cli_close(w);
+    cli_close(c);
+    spoold_stop(s);
+}
+
 /* Two shards: the one whose sync failed refuses writes, the other goes on;
  * a clean stop (SIGTERM) still ends with 0, and the next start has every
  * acknowledged job and none of the refused ones. */

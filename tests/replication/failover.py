@@ -13,6 +13,7 @@ pause at each failover and its p50/p99/max. Ends with "N passed, N failed".
 import argparse
 import contextlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -45,6 +46,30 @@ def free_port():
                 continue
         return p
     raise RuntimeError("no free port pair")
+
+
+def map_epochs(ports):
+    """The epoch of the slot map each node on ports has (CLUSTER GETMAP; 0:
+    none yet, -1: not answering)."""
+    out = []
+    for p in ports:
+        try:
+            m = redis.Redis(port=p, socket_timeout=10, socket_connect_timeout=1).execute_command("CLUSTER", "GETMAP")
+            out.append(json.loads(m)["epoch"] if m else 0)
+        except (OSError, redis.RedisError):
+            out.append(-1)
+    return out
+
+
+def wait_map(ports, epoch, deadline_s=10.0):
+    """Polls until every node on ports has map epoch epoch: True, or False
+    once deadline_s passed (slotmap.py, tests/cluster/cluster_suite.py)."""
+    end = time.monotonic() + deadline_s
+    while not all(e == epoch for e in map_epochs(ports)):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 class Group:

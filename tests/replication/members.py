@@ -200,32 +200,39 @@ def map_ports(g, i):
 
 
 def replace_and_grow(suite, a, g, load):
-    """Kills node 3, removes it, adds node 4 on a fresh port and dir, grows to 5, kills the leader once more."""
+    """Kills the leader, removes it at once (spool cluster remove-replica
+    waits for the election), adds node 4 on a fresh port and dir, grows to
+    5, kills the leader once more."""
     load_for(load, 1.0)
-    dead = 3
+    dead = g.leader()
     g.kill(dead)
-    load_for(load, 1.0)
-    r = spool(a, "remove-replica", str(dead), f"127.0.0.1:{g.ports[1]}")
+    live = sorted(i for i in (1, 2, 3) if i != dead)
+    via = f"127.0.0.1:{g.ports[live[0]]}"
+    r = spool(a, "remove-replica", str(dead), via)
+    suite.check(f"spool cluster remove-replica {dead} right after the leader {dead} died: it waits for the election "
+                "and the dead node leaves the group",
+                r.returncode == 0 and "waiting up to" in r.stdout
+                and dead not in seen_by(lambda: members_of(g, live[0]), lambda m: dead not in m), r.stdout + r.stderr)
     suite.check("a bad remove-replica names the node and the fix",
-                "node 9 is not a member" in spool(a, "remove-replica", "9", f"127.0.0.1:{g.ports[1]}").stderr)
-    suite.check(f"spool cluster remove-replica {dead}: the dead node leaves the group",
-                r.returncode == 0 and dead not in seen_by(lambda: members_of(g, 1), lambda m: dead not in m),
-                r.stdout + r.stderr)
+                "node 9 is not a member" in spool(a, "remove-replica", "9", via).stderr)
     load_for(load, 2.0)  # past a few snapshots: the new node must be sent one
-    st = add_node(suite, a, g, 4, 1)
+    st = add_node(suite, a, g, 4, live[0])
     suite.check("the new node caught up through a snapshot (the log was compacted)",
                 st["replica_snapshots_restored"] >= 1, str(st))
     load_for(load, 1.0)
-    add_node(suite, a, g, 5, 2)
+    add_node(suite, a, g, 5, live[1])
+    want = live + [4, 5]
+
     def four_voters(m):
-        return sorted(m) == [1, 2, 4, 5] and all(v == "voter" for v in m.values())
-    m = seen_by(lambda: members_of(g, 1), four_voters)
-    suite.check("the group has four voters: 1, 2 and the new 4 and 5 (3 was removed)", four_voters(m), str(m))
+        return sorted(m) == want and all(v == "voter" for v in m.values())
+    m = seen_by(lambda: members_of(g, live[0]), four_voters)
+    suite.check(f"the group has four voters: {live[0]}, {live[1]} and the new 4 and 5 ({dead} was removed)",
+                four_voters(m), str(m))
     if g.cluster:
-        want = sorted(g.ports[i] for i in (1, 2, 4, 5))
-        ports = seen_by(lambda: map_ports(g, 1), lambda p: p == want)
-        suite.check("cluster mode: the slot map's group follows (node 3 out, nodes 4 and 5 in)",
-                    ports == want, f"node 1's map lists {ports}, want {want}")
+        ports_want = sorted(g.ports[i] for i in want)
+        ports = seen_by(lambda: map_ports(g, live[0]), lambda p: p == ports_want)
+        suite.check(f"cluster mode: the slot map's group follows (node {dead} out, nodes 4 and 5 in)",
+                    ports == ports_want, f"node {live[0]}'s map lists {ports}, want {ports_want}")
     load_for(load, 1.0)
     victim = g.leader()
     g.kill(victim)  # four of five left: still a majority

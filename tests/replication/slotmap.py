@@ -30,24 +30,16 @@ import time
 
 import redis
 
-from failover import ELECTION_MS, Group, Suite, ended
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from failover import ELECTION_MS, Group, Suite, ended, map_epochs, wait_map  # noqa: E402
 
 
 def epoch_of(g, i):
-    try:
-        m = g.client(i).execute_command("CLUSTER", "GETMAP")
-    except (redis.ConnectionError, redis.TimeoutError):
-        return -1
-    return json.loads(m)["epoch"] if m else 0
+    return map_epochs([g.ports[i]])[0]
 
 
 def converged(g, epoch, deadline_s=10.0):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if all(epoch_of(g, i) == epoch for i in g.procs):
-            return True
-        time.sleep(0.02)
-    return False
+    return wait_map([g.ports[i] for i in g.procs], epoch, deadline_s)
 
 
 def map_leader(g, deadline_s=20.0):
