@@ -9,7 +9,9 @@
  * Shape of a shard turn:
  *
  *     journal_begin()                 first change of the turn ("BEGIN")
- *     journal_job_insert/update/...   one prepared statement per change
+ *     journal_job_insert()            copies the row; the turn's rows go in
+ *                                     together, a few INSERTs of many rows
+ *     journal_job_update/...          one prepared statement per change
  *     journal_commit()                "COMMIT": the durability point
  *     ... only now release the turn's replies ...
  *
@@ -23,6 +25,10 @@
  *   and is reset with its bindings cleared after each use, so no statement
  *   holds a read lock or points at caller memory between calls;
  * - values are bound column by column; no struct is ever written as bytes;
+ * - rows that journal_job_insert() holds back are inserted before any
+ *   other statement runs on the connection (every entry point that runs
+ *   one, or hands the connection out, calls journal_flush() first), so
+ *   nothing ever reads or changes the jobs table without them;
  * - the schema is exactly migrations 1..journal_user_version(): open applies
  *   the missing ones, each in its own transaction with its user_version, and
  *   refuses a database newer than the binary before changing anything in it;
@@ -40,6 +46,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +65,6 @@ enum journal_stmt {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
-    ST_JOB_INSERT,
     ST_JOB_UPDATE,
     ST_JOB_DELETE,
     ST_JOB_REMOVE,
@@ -94,11 +100,6 @@ static const char *const journal_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_JOB_INSERT] =
-        "INSERT INTO jobs (id, queue, state, pos, priority, attempt, retries, lease_ms, "
-        "run_at, lease_until, created_at, updated_at, last_error, uniq, expires_at, grp, "
-        "holder, history, token, body) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?13)",
     [ST_JOB_UPDATE] =
         "UPDATE jobs SET state = ?2, pos = ?3, priority = ?4, attempt = ?5, retries = ?6, "
         "lease_ms = ?7, run_at = ?8, lease_until = ?9, updated_at = ?10, last_error = ?11, "
@@ -133,10 +134,31 @@ static const char *const journal_sql[ST_COUNT] = {
         "SELECT " JOB_COLUMNS ", coalesce(length(j.body), p.len, length(p.body))" PAYLOG_COLUMNS JOB_ORDER,
 };
 
+/* The INSERT of a job row: INS_COLS parameters per row, prepared for
+ * ins_rows[k] rows (journal_flush() uses the largest that fits). */
+#define INS_COLS 20
+#define INS_SIZES 4
+static const int ins_rows[INS_SIZES] = { JOURNAL_BATCH_MAX, 16, 4, 1 };
+
+/* A row held back by journal_job_insert(): its integer columns by
+ * parameter number, its blob and text columns as ranges of j->pbuf. */
+enum pend_blob { PB_QUEUE, PB_BODY, PB_ERROR, PB_UNIQ, PB_GROUP, PB_HOLDER, PB_HISTORY, PB_COUNT };
+struct pend_row {
+    int64_t v[INS_COLS + 1];
+    size_t off[PB_COUNT];
+    int64_t len[PB_COUNT]; /* -1: NULL */
+};
+
 struct journal {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *st[ST_COUNT];
+    sqlite3_stmt *ins[INS_SIZES]; /* INSERT of ins_rows[k] job rows */
+    struct pend_row *pend;        /* the turn's rows not inserted yet (at most JOURNAL_BATCH_MAX) */
+    size_t npend;
+    char *pbuf;                   /* their blobs and texts */
+    size_t plen, pcap;
+    int flush_err;                /* an insert of held rows failed: the commit fails with it */
     bool dirty;               /* written since the last checkpoint */
     int fsync_mode;           /* FSYNC_ALWAYS (0), BATCH (1), OFF (2) */
     bool unsynced;            /* batch: committed since the WAL was last synced */
@@ -277,6 +299,7 @@ const char *journal_path(const struct journal *j)
 
 void *journal_sqlite(struct journal *j)
 {
+    journal_flush(j); /* a failure fails the commit */
     return j->db;
 }
 
@@ -333,10 +356,8 @@ static void journal_done(sqlite3_stmt *st)
 /* Steps a statement that returns no row, then resets it. bound is the OR
  * of the statement's sqlite3_bind_*() results: a failed bind (a value too
  * big) must not run the statement with a NULL in its place. */
-static int journal_run_bound(struct journal *j, enum journal_stmt which, int bound,
-                             const char *op)
+static int journal_step_bound(struct journal *j, sqlite3_stmt *st, int bound, const char *op)
 {
-    sqlite3_stmt *st = j->st[which];
     int rc = bound ? sqlite3_extended_errcode(j->db) : sqlite3_step(st);
     int err = 0;
 
@@ -346,6 +367,12 @@ static int journal_run_bound(struct journal *j, enum journal_stmt which, int bou
         j->dirty = true;
     journal_done(st);
     return err;
+}
+
+static int journal_run_bound(struct journal *j, enum journal_stmt which, int bound,
+                             const char *op)
+{
+    return journal_step_bound(j, j->st[which], bound, op);
 }
 
 static int journal_run(struct journal *j, enum journal_stmt which, const char *op)
@@ -406,15 +433,52 @@ static int journal_pragma_int(struct journal *j, const char *sql, int64_t *out)
     return 0;
 }
 
+/* The INSERT of rows job rows (malloc'd): row r binds parameters
+ * r * INS_COLS + 1 .. (r + 1) * INS_COLS, numbered as pend_bind() binds. */
+static char *ins_sql(int rows)
+{
+    /* columns in the order of the VALUES below: the body (13) last */
+    static const int order[INS_COLS] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 13 };
+    static const char head[] =
+        "INSERT INTO jobs (id, queue, state, pos, priority, attempt, retries, lease_ms, "
+        "run_at, lease_until, created_at, updated_at, last_error, uniq, expires_at, grp, "
+        "holder, history, token, body) VALUES ";
+    size_t cap = sizeof head + (size_t)rows * (INS_COLS * 8 + 4), n = sizeof head - 1;
+    char *sql = malloc(cap);
+    if (!sql)
+        return NULL;
+    memcpy(sql, head, n);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < INS_COLS; c++)
+            n += (size_t)snprintf(sql + n, cap - n, "%s?%d%s", c ? "" : r ? ",(" : "(",
+                                  r * INS_COLS + order[c], c == INS_COLS - 1 ? ")" : ",");
+    return sql;
+}
+
 static int journal_prepare_all(struct journal *j)
 {
-    for (int i = 0; i < ST_COUNT; i++) {
-        int rc = sqlite3_prepare_v3(j->db, journal_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &j->st[i], NULL);
+    for (int i = 0; i < ST_COUNT + INS_SIZES; i++) {
+        char *sql = i < ST_COUNT ? (char *)journal_sql[i] : ins_sql(ins_rows[i - ST_COUNT]);
+        sqlite3_stmt **st = i < ST_COUNT ? &j->st[i] : &j->ins[i - ST_COUNT];
+        int rc = sql ? sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) : SQLITE_NOMEM;
+        if (i >= ST_COUNT)
+            free(sql);
         if (rc != SQLITE_OK)
             return journal_sqlite_error(j, rc, "preparing statements");
     }
     return 0;
+}
+
+static void journal_finalize_all(struct journal *j)
+{
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(j->st[i]);
+        j->st[i] = NULL;
+    }
+    for (int k = 0; k < INS_SIZES; k++) {
+        sqlite3_finalize(j->ins[k]);
+        j->ins[k] = NULL;
+    }
 }
 
 /* ------------------------------------------------------------ migrations */
@@ -532,9 +596,21 @@ static int journal_configure(struct journal *j, int fsync_mode)
     return journal_exec(j, sql, "setting checkpoints");
 }
 
+/* Process-wide SQLite settings, before SQLite initializes (a call after
+ * that, e.g. when another module opened a database first, changes nothing
+ * and is harmless). Memory statistics off: with them every allocation
+ * SQLite makes takes a global mutex, and no part of spoold reads them. */
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+
+static void journal_global_config(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int journal_connect(struct journal *j)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    pthread_once(&journal_once, journal_global_config);
     int rc = sqlite3_open_v2(j->path, &j->db, flags, syncvfs_name()); /* counts syncs */
 
     if (rc != SQLITE_OK)
@@ -606,10 +682,7 @@ int journal_open(struct journal **out, const char *path, int fsync_mode)
 fail:
     /* Like sqlite3_open(): the caller still gets the journal, holding only
      * the message for journal_error(), and closes it. */
-    for (int i = 0; i < ST_COUNT; i++) {
-        sqlite3_finalize(j->st[i]);
-        j->st[i] = NULL;
-    }
+    journal_finalize_all(j);
     sqlite3_close(j->db);
     j->db = NULL;
     *out = j;
@@ -622,8 +695,9 @@ void journal_close(struct journal *j)
         return;
     if (j->db && journal_in_txn(j))
         journal_rollback(j);
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(j->st[i]);
+    journal_finalize_all(j);
+    free(j->pend);
+    free(j->pbuf);
     free(j->drop);
     /* The last connection to close checkpoints the WAL and removes it. */
     sqlite3_close(j->db);
@@ -655,7 +729,7 @@ int journal_commit(struct journal *j)
         return 0;
     if (j->failed)
         err = journal_fence(j, j->failed, "");
-    else if (!journal_injected(j, "commit", &err)) {
+    else if (!journal_injected(j, "commit", &err) && !(err = journal_flush(j))) {
         err = journal_run(j, ST_COUNT_COMMIT, "commit");
         if (!err && (err = journal_run(j, ST_COMMIT, "commit")) < 0)
             journal_fence_if_sync(j, "fsync (commit)"); /* synchronous=FULL */
@@ -752,6 +826,8 @@ int journal_synced(struct journal *j, int rc)
 
 void journal_rollback(struct journal *j)
 {
+    j->npend = j->plen = 0; /* the held rows go with the transaction */
+    j->flush_err = 0;
     if (!journal_in_txn(j))
         return;
     for (int i = 0; i < ST_COUNT; i++)
@@ -768,6 +844,7 @@ void journal_rollback(struct journal *j)
 
 int journal_prepare(struct journal *j, const char *sql, sqlite3_stmt **out)
 {
+    journal_flush(j);
     int rc = sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
     return rc == SQLITE_OK ? 0 : journal_sqlite_error(j, rc, "preparing statements");
 }
@@ -775,7 +852,7 @@ int journal_prepare(struct journal *j, const char *sql, sqlite3_stmt **out)
 int journal_write(struct journal *j, sqlite3_stmt *st, int bound, const char *op)
 {
     int err;
-    if (journal_injected(j, op, &err)) {
+    if (journal_injected(j, op, &err) || (!bound && (err = journal_flush(j)) < 0)) {
         journal_done(st);
         return err;
     }
@@ -887,37 +964,126 @@ static int journal_paylog_read(struct journal *j, const struct paylog_ref *ref, 
     return err;
 }
 
+/* ------------------------------------------------------- batched inserts */
+
+/* Appends n bytes to j->pbuf for blob b of row r; p NULL: the column is NULL. */
+static int pend_blob(struct journal *j, struct pend_row *r, enum pend_blob b, const void *p, size_t n)
+{
+    r->len[b] = p ? (int64_t)n : -1;
+    r->off[b] = j->plen;
+    if (!p || !n)
+        return 0;
+    if (j->plen + n > j->pcap) {
+        size_t cap = j->pcap ? j->pcap : 16384;
+        while (cap < j->plen + n)
+            cap *= 2;
+        char *nb = realloc(j->pbuf, cap);
+        if (!nb)
+            return -ENOMEM;
+        j->pbuf = nb;
+        j->pcap = cap;
+    }
+    memcpy(j->pbuf + j->plen, p, n);
+    j->plen += n;
+    return 0;
+}
+
+static int pend_str(struct journal *j, struct pend_row *r, enum pend_blob b, const char *s)
+{
+    return pend_blob(j, r, b, s, s ? strlen(s) : 0);
+}
+
+/* Copies the job's row into the next free slot of j->pend. */
+static int pend_add(struct journal *j, const struct job *job, bool in_row)
+{
+    if (!j->pend && !(j->pend = malloc(JOURNAL_BATCH_MAX * sizeof *j->pend)))
+        return -ENOMEM;
+    struct pend_row *r = &j->pend[j->npend];
+    int64_t *v = r->v;
+    v[1] = (int64_t)job->id, v[3] = job->state, v[4] = job->pos, v[5] = job->priority;
+    v[6] = job->attempt, v[7] = job->retries, v[8] = job->lease_ms, v[9] = job->run_at;
+    v[10] = job->lease_until, v[11] = job->created_at, v[12] = job->updated_at;
+    v[16] = job->expires_at, v[20] = job->token;
+    int err = pend_blob(j, r, PB_QUEUE, job->q->name, job->q->namelen);
+    err |= pend_blob(j, r, PB_BODY, in_row ? (job->payload ? job->payload : "") : NULL, job->len);
+    err |= pend_str(j, r, PB_ERROR, job->last_error);
+    err |= pend_str(j, r, PB_UNIQ, job->unique);
+    err |= pend_blob(j, r, PB_GROUP, job->group, job->grouplen);
+    err |= pend_str(j, r, PB_HOLDER, job->holder);
+    err |= pend_str(j, r, PB_HISTORY, job->history);
+    if (err)
+        return -ENOMEM;
+    j->npend++;
+    return 0;
+}
+
+/* Binds row r as parameters base+1 .. base+INS_COLS of st. */
+static int pend_bind(sqlite3_stmt *st, int base, const struct pend_row *r, const char *pbuf)
+{
+    static const struct { int col; bool text; } blobs[PB_COUNT] = {
+        [PB_QUEUE] = { 2, false }, [PB_BODY] = { 13, false }, [PB_ERROR] = { 14, true },
+        [PB_UNIQ] = { 15, false }, [PB_GROUP] = { 17, false }, [PB_HOLDER] = { 18, true },
+        [PB_HISTORY] = { 19, true },
+    };
+    static const int ints[] = { 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 20 };
+    int b = SQLITE_OK;
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        b |= sqlite3_bind_int64(st, base + ints[i], r->v[ints[i]]);
+    for (int k = 0; k < PB_COUNT; k++) {
+        int col = base + blobs[k].col;
+        const char *p = pbuf ? pbuf + r->off[k] : "";
+        if (r->len[k] < 0)
+            b |= sqlite3_bind_null(st, col);
+        else if (blobs[k].text)
+            b |= sqlite3_bind_text64(st, col, p, (sqlite3_uint64)r->len[k], SQLITE_STATIC, SQLITE_UTF8);
+        else
+            b |= journal_bind_blob(st, col, p, (size_t)r->len[k]);
+    }
+    return b;
+}
+
+int journal_flush(struct journal *j)
+{
+    size_t done = 0;
+    int err = j->flush_err;
+    while (!err && done < j->npend) {
+        int k = 0;
+        while ((size_t)ins_rows[k] > j->npend - done)
+            k++; /* ins_rows[INS_SIZES - 1] is 1 */
+        sqlite3_stmt *st = j->ins[k];
+        int b = SQLITE_OK;
+        for (int r = 0; r < ins_rows[k]; r++)
+            b |= pend_bind(st, r * INS_COLS, &j->pend[done + (size_t)r], j->pbuf);
+        err = journal_step_bound(j, st, b, "insert");
+        done += (size_t)ins_rows[k];
+    }
+    j->npend = j->plen = 0;
+    j->flush_err = err;
+    return err;
+}
+
+size_t journal_held(const struct journal *j)
+{
+    return j->npend;
+}
+
 int journal_job_insert(struct journal *j, const struct job *job)
 {
-    sqlite3_stmt *st = j->st[ST_JOB_INSERT];
-    int err, b = SQLITE_OK;
+    int err;
 
     if (!job->q || (!job->payload && job->len))
         return -EINVAL;
     if (journal_injected(j, "insert", &err))
         return err;
-    b |= sqlite3_bind_int64(st, 1, (sqlite3_int64)job->id);
-    b |= journal_bind_blob(st, 2, job->q->name, job->q->namelen);
-    b |= sqlite3_bind_int(st, 3, job->state);
-    b |= sqlite3_bind_int64(st, 4, job->pos);
-    b |= sqlite3_bind_int(st, 5, job->priority);
-    b |= sqlite3_bind_int64(st, 6, job->attempt);
-    b |= sqlite3_bind_int64(st, 7, job->retries);
-    b |= sqlite3_bind_int64(st, 8, job->lease_ms);
-    b |= sqlite3_bind_int64(st, 9, job->run_at);
-    b |= sqlite3_bind_int64(st, 10, job->lease_until);
-    b |= sqlite3_bind_int64(st, 11, job->created_at);
-    b |= sqlite3_bind_int64(st, 12, job->updated_at);
-    b |= journal_bind_opt(st, 14, job->last_error, false);
-    b |= journal_bind_opt(st, 15, job->unique, true);
-    b |= sqlite3_bind_int64(st, 16, job->expires_at);
-    b |= job->group ? journal_bind_blob(st, 17, job->group, job->grouplen) : sqlite3_bind_null(st, 17);
-    b |= journal_bind_opt(st, 18, job->holder, false);
-    b |= journal_bind_opt(st, 19, job->history, false);
-    b |= sqlite3_bind_int64(st, 20, job->token);
     bool in_row = journal_inline(j, job);
-    b |= in_row ? journal_bind_blob(st, 13, job->payload, job->len) : sqlite3_bind_null(st, 13);
-    if ((err = journal_run_bound(j, ST_JOB_INSERT, b, "insert")) < 0 || in_row)
+    if ((err = pend_add(j, job, in_row)) < 0) {
+        snprintf(j->err, sizeof j->err, "journal %s: out of memory while holding job %016" PRIx64
+                 " for its insert", j->path, job->id);
+        return err;
+    }
+    if (in_row && j->npend < JOURNAL_BATCH_MAX)
+        return 0;
+    if ((err = journal_flush(j)) < 0 || in_row)
         return err;
     return journal_payload_insert(j, job);
 }
@@ -927,7 +1093,7 @@ int journal_job_update(struct journal *j, const struct job *job)
     sqlite3_stmt *st = j->st[ST_JOB_UPDATE];
     int err, b = SQLITE_OK;
 
-    if (journal_injected(j, "update", &err))
+    if (journal_injected(j, "update", &err) || (err = journal_flush(j)) < 0)
         return err;
     b |= sqlite3_bind_int64(st, 1, (sqlite3_int64)job->id);
     b |= sqlite3_bind_int(st, 2, job->state);
@@ -983,8 +1149,8 @@ int journal_job_remove(struct journal *j, uint64_t id, int body)
     bool in_payloads = body != JOURNAL_BODY_IN_ROW;
     int err;
 
-    if (journal_injected(j, "delete", &err))
-        return err;
+    if (journal_injected(j, "delete", &err) || (err = journal_flush(j)) < 0)
+        return err; /* held inserts go in first: the row deleted may be one of them */
     if (body == JOURNAL_BODY_ASK) {
         err = journal_delete_asking(j, id, &in_payloads);
     } else {
@@ -1009,6 +1175,8 @@ int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len)
 
     *out = NULL;
     *len = 0;
+    if ((err = journal_flush(j)) < 0)
+        return err;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
     rc = sqlite3_step(st);
     struct paylog_ref ref;
@@ -1048,7 +1216,7 @@ int journal_queue_put(struct journal *j, const struct queue *q)
     char conf[JOURNAL_CONF_MAX];
     int err, b = SQLITE_OK;
 
-    if (journal_injected(j, "queue_put", &err))
+    if (journal_injected(j, "queue_put", &err) || (err = journal_flush(j)) < 0)
         return err;
     conf[0] = '\0';
     qconf_format(&q->conf, conf, sizeof conf);
@@ -1062,7 +1230,7 @@ int journal_queue_delete(struct journal *j, const char *name, size_t len)
 {
     int err;
 
-    if (journal_injected(j, "queue_delete", &err))
+    if (journal_injected(j, "queue_delete", &err) || (err = journal_flush(j)) < 0)
         return err;
     return journal_run_bound(j, ST_QUEUE_DELETE,
                              journal_bind_blob(j->st[ST_QUEUE_DELETE], 1, name, len),
@@ -1074,8 +1242,10 @@ int journal_queue_delete(struct journal *j, const char *name, size_t len)
 int journal_meta_get(struct journal *j, const char *key, char *buf, size_t cap)
 {
     sqlite3_stmt *st = j->st[ST_META_GET];
-    int rc, err = 0;
+    int rc, err = journal_flush(j);
 
+    if (err < 0)
+        return err;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -1101,7 +1271,7 @@ int journal_meta_put(struct journal *j, const char *key, const char *value)
     sqlite3_stmt *st = j->st[ST_META_PUT];
     int err, b = SQLITE_OK;
 
-    if (journal_injected(j, "meta_put", &err))
+    if (journal_injected(j, "meta_put", &err) || (err = journal_flush(j)) < 0)
         return err;
     b |= sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     b |= sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
@@ -1344,8 +1514,10 @@ int journal_load(struct journal *j, bool with_payload,
                  int (*job_fn)(void *arg, struct job *job, const char *queue, size_t queue_len),
                  void *arg)
 {
-    int err = journal_load_queues(j, queue_fn, arg);
+    int err = journal_flush(j);
 
+    if (!err)
+        err = journal_load_queues(j, queue_fn, arg);
     if (err)
         return err;
     if (j->pl)
@@ -1397,6 +1569,9 @@ int journal_compact_step(struct journal *j, size_t budget)
     struct paylog_ref from, to;
     if (!j->pl || j->failed)
         return 0;
+    int ferr = journal_flush(j);
+    if (ferr < 0)
+        return ferr;
     if (paylog_compact_ready(j->pl, 0, &id, &from, &to)) {
         int err = journal_repoint(j);
         return err < 0 ? err : 1;

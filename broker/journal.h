@@ -80,7 +80,22 @@ bool journal_in_txn(const struct journal *j);
 /* Changes the inline bound of this journal (tests; 0 keeps only empty
  * payloads in the row). */
 void journal_set_inline_max(struct journal *j, uint32_t max);
+/* insert copies the job's row and holds it back: the rows of a turn go in
+ * together, with one INSERT of up to JOURNAL_BATCH_MAX rows (prepared for
+ * JOURNAL_BATCH_MAX, 16, 4 and 1 rows), when JOURNAL_BATCH_MAX are held or
+ * at the next other use of the journal, whichever is first; a payload
+ * outside the row goes in at once, with its row and the rows before it. */
+#define JOURNAL_BATCH_MAX 64
 int journal_job_insert(struct journal *j, const struct job *job);
+/* Inserts the rows insert held back. Every function of this file that runs
+ * a statement calls it first, and so do journal_sqlite(), journal_prepare()
+ * and journal_write(); a module that steps a statement of its own without
+ * them calls it (store_jr_begin() and store_txn() do). 0 or the negative
+ * errno; a failure is also kept until the transaction ends, so that
+ * journal_commit() fails with it (nothing of the turn is stored). */
+int journal_flush(struct journal *j);
+/* The rows held back now (tests). */
+size_t journal_held(const struct journal *j);
 int journal_job_update(struct journal *j, const struct job *job);
 int journal_job_delete(struct journal *j, uint64_t id);
 /* Where journal_job_insert() puts job's payload: true in the job's row,

@@ -690,6 +690,10 @@ static int submit(struct replica *r, int k, const void *cs, int n)
 int replica_propose(struct replica *r, int k, struct journal *jr, char *why, size_t cap)
 {
     struct shard_slot *sl = &r->slots[k];
+    if (journal_flush(jr) < 0) { /* the turn's held job rows are changes of this entry too */
+        snprintf(why, cap, "ERR journal: %s; nothing of this command was stored, retry it", journal_error(jr));
+        return -EIO;
+    }
     if (sl->sess && sqlite3session_isempty(sl->sess))
         return 1;
     void *cs = NULL;

@@ -162,9 +162,13 @@ static bool jr_ready(struct store *s)
     return s->turn_err == 0;
 }
 
+/* For another module's statements: the turn's held job rows go in first
+ * (journal_flush()), so that its statement sees them. */
 bool store_jr_begin(struct store *s)
 {
-    return jr_ready(s);
+    if (jr_ready(s))
+        jr_result(s, journal_flush(s->jr));
+    return s->turn_err == 0 && s->jr;
 }
 
 void store_jr_result(struct store *s, int rc)
@@ -174,7 +178,7 @@ void store_jr_result(struct store *s, int rc)
 
 struct journal *store_txn(struct store *s)
 {
-    return jr_ready(s) ? s->jr : NULL;
+    return store_jr_begin(s) ? s->jr : NULL;
 }
 
 void store_txn_result(struct store *s, int rc)
@@ -228,9 +232,10 @@ static int id_mark_load(struct store *s)
     return 0;
 }
 
-uint64_t store_new_id(struct store *s)
+/* The next id, issued at now_ms (a clock_now_ms() reading). */
+static uint64_t new_id_at(struct store *s, int64_t now_ms)
 {
-    int64_t ms = clock_now_ms() - ID_EPOCH_MS;
+    int64_t ms = now_ms - ID_EPOCH_MS;
     int origin = job_id_origin(); /* cluster mode: the group, in the sequence's top 6 bits */
     uint32_t last = origin >= 0 ? 0x3f : 0xfff;
     if (ms < 0)
@@ -245,6 +250,11 @@ uint64_t store_new_id(struct store *s)
     id_mark_advance(s);
     uint64_t seq = origin >= 0 ? ((uint64_t)origin << 6) | s->id_seq : s->id_seq;
     return ((uint64_t)s->id_ms << 22) | (seq << 10) | (uint64_t)s->id;
+}
+
+uint64_t store_new_id(struct store *s)
+{
+    return new_id_at(s, clock_now_ms());
 }
 
 /* The finished hook (results, waits, batches hang on it). */
@@ -618,9 +628,9 @@ static void finish(struct store *s, struct job *j)
 struct job *store_job_push(struct store *s, struct queue *q, char *payload, size_t len,
                            const struct push_opts *o)
 {
-    int64_t now = clock_now_ms(); /* one read: a DELAY's run_at and created_at agree */
+    int64_t now = clock_now_ms(); /* one read: the id's time, a DELAY's run_at and created_at agree */
     int64_t run_at = o->delay_ms > 0 ? now + o->delay_ms : o->run_at;
-    struct job *j = job_new_owned(store_new_id(s), payload, len);
+    struct job *j = job_new_owned(new_id_at(s, now), payload, len);
     j->q = q;
     j->priority = o->priority;
     j->retries = (uint32_t)(o->retries >= 0 ? o->retries : q->conf.retries);

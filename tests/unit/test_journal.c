@@ -300,14 +300,66 @@ Test(journal, upgrades_a_database_at_an_older_version)
                  "the upgrade applied 0007: the payload moved to its own table");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload'"), 0,
                  "the upgrade applied 0007: jobs has no payload column");
-    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_lease'"), 1);
-    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs_run_at'"), 1);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('jobs_lease', 'jobs_run_at')"), 0,
+                 "the upgrade applied 0011: the deadline indexes are gone");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'kv_log'"), 1,
                  "the upgrade applied 0004 (the key log)");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM jobs WHERE id = 7 AND result IS NULL AND batch = 0"), 1,
                  "0006 added the result and batch columns");
     cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('schedules', 'batches', "
                              "'batch_outbox', 'batch_inbox')"), 4, "0006 added its tables");
+    sqlite3_close(db);
+}
+
+/* The plan of a query, its EXPLAIN QUERY PLAN details joined by '|'. */
+static void raw_plan(sqlite3 *db, const char *sql, char *out, size_t cap)
+{
+    char q[1024];
+    sqlite3_stmt *st = NULL;
+    snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
+    cr_assert_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK, "%s: %s", q, sqlite3_errmsg(db));
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "%s|", (const char *)sqlite3_column_text(st, 3));
+    }
+    sqlite3_finalize(st);
+}
+
+/* 0011 drops jobs_lease and jobs_run_at: a database at 0010 (with both, and
+ * a reserved and a delayed job in them) opens, loses them, keeps its jobs,
+ * and the reads that recovery and the result scan run keep their plans. */
+Test(journal, upgrade_to_0011_drops_the_deadline_indexes_and_keeps_the_plans)
+{
+    sqlite3 *db = raw_at_version(10);
+    raw_exec(db, "INSERT INTO jobs (id, queue, state, lease_until, created_at, updated_at, body) "
+                 "VALUES (7, CAST('q' AS BLOB), 1, 1234, 1, 1, CAST('{}' AS BLOB)), "
+                 "(8, CAST('q' AS BLOB), 2, 0, 1, 1, CAST('[]' AS BLOB))");
+    raw_exec(db, "UPDATE jobs SET run_at = 99 WHERE id = 8");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('jobs_lease', 'jobs_run_at')"), 2);
+    sqlite3_close(db);
+
+    struct journal *j = jopen(0);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 2);
+    cr_assert_eq(l.jobs[0]->lease_until, 1234);
+    cr_assert_eq(l.jobs[1]->run_at, 99);
+    loaded_free(&l);
+    journal_close(j);
+
+    char plan[1024];
+    db = raw_open();
+    cr_assert_eq(raw_int(db, "PRAGMA user_version"), journal_schema_version());
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('jobs_lease', 'jobs_run_at')"), 0,
+                 "0011 dropped both deadline indexes");
+    raw_plan(db, "SELECT j.id, coalesce(j.body, p.body) FROM jobs j LEFT JOIN payloads p ON p.id = j.id "
+                 "ORDER BY j.id", plan, sizeof plan);
+    cr_assert(strstr(plan, "SCAN j") && strstr(plan, "INTEGER PRIMARY KEY") && !strstr(plan, "TEMP B-TREE"),
+              "recovery's load is a rowid scan with a rowid lookup: %s", plan);
+    raw_plan(db, "SELECT id FROM jobs WHERE result IS NOT NULL OR progress IS NOT NULL OR batch != 0", plan,
+             sizeof plan);
+    cr_assert(strstr(plan, "jobs_extra"), "the result scan keeps its partial index: %s", plan);
     sqlite3_close(db);
 }
 
@@ -680,13 +732,176 @@ Test(journal, a_duplicate_id_is_refused)
     struct job *job = mkjob(q, 1, "{}");
     struct journal *j = jopen(0);
     insert_commit(j, job);
+    /* the row is held for the turn's INSERT: the commit runs it and fails */
     cr_assert_eq(journal_begin(j), 0);
-    cr_assert_eq(journal_job_insert(j, job), -EEXIST);
-    journal_rollback(j);
+    cr_assert_eq(journal_job_insert(j, job), 0);
+    cr_assert_eq(journal_held(j), 1);
+    cr_assert_eq(journal_commit(j), -EEXIST, "%s", journal_error(j));
+    cr_assert_not(journal_in_txn(j));
+    cr_assert_eq(journal_held(j), 0);
+    cr_assert_eq(count_jobs(j), 1);
+    /* the same when another use of the connection ran the INSERT first:
+     * its failure is kept and fails the commit */
+    struct job *other = mkjob(q, 2, "[]");
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, other), 0);
+    cr_assert_eq(journal_job_insert(j, job), 0);
+    cr_assert_not_null(journal_sqlite(j));
+    cr_assert_eq(journal_held(j), 0);
+    cr_assert_eq(journal_commit(j), -EEXIST, "%s", journal_error(j));
+    cr_assert_eq(count_jobs(j), 1, "nothing of the failed turn is stored");
+    job_free(other);
     job->q = NULL;
     cr_assert_eq(journal_job_insert(j, job), -EINVAL);
     job_free(job);
     journal_close(j);
+    freequeue(q);
+}
+
+/* ------------------------------------------------------- batched inserts */
+
+/* A job whose every column differs from the next job's, with the optional
+ * texts set on some (NULL on others) and payloads in the row or not. */
+static struct job *mkjob_full(struct queue *q, uint64_t id)
+{
+    char body[64];
+    snprintf(body, sizeof body, "{\"n\":%llu}", (unsigned long long)id);
+    struct job *job = mkjob(q, id, body);
+    job->priority = (int16_t)(id % 7) - 3;
+    job->attempt = (uint32_t)(id % 5);
+    job->run_at = 1700000000000 + (int64_t)id * 3;
+    job->lease_until = (int64_t)id * 11;
+    job->expires_at = id % 4 ? 0 : 1800000000000 + (int64_t)id;
+    job->token = (uint32_t)id * 2654435761u;
+    if (id % 3 == 0) {
+        char t[32];
+        snprintf(t, sizeof t, "u%llu", (unsigned long long)id);
+        job_set_str(&job->unique, t, strlen(t));
+        job_set_str(&job->last_error, "boom", 4);
+        job_set_str(&job->holder, "name=w addr=1 id=2", 18);
+        job_set_str(&job->history, "1\t5\tw\tboom\n", 12);
+        job->group = malloc(3);
+        memcpy(job->group, "g\0x", 3); /* binary-safe */
+        job->grouplen = 3;
+    }
+    return job;
+}
+
+static void check_full(const struct job *got, const struct job *want)
+{
+    cr_assert_eq(got->id, want->id);
+    cr_assert_eq(got->len, want->len, "job %llu", (unsigned long long)want->id);
+    cr_assert_eq(memcmp(got->payload, want->payload, want->len), 0, "job %llu", (unsigned long long)want->id);
+    cr_assert_eq(got->pos, want->pos);
+    cr_assert_eq(got->priority, want->priority);
+    cr_assert_eq(got->attempt, want->attempt);
+    cr_assert_eq(got->run_at, want->run_at);
+    cr_assert_eq(got->lease_until, want->lease_until);
+    cr_assert_eq(got->expires_at, want->expires_at);
+    cr_assert_eq(got->token, want->token);
+    cr_assert_eq(got->created_at, want->created_at);
+    cr_assert_eq(!got->unique, !want->unique, "job %llu", (unsigned long long)want->id);
+    if (want->unique) {
+        cr_assert_str_eq(got->unique, want->unique);
+        cr_assert_str_eq(got->last_error, want->last_error);
+        cr_assert_str_eq(got->holder, want->holder);
+        cr_assert_str_eq(got->history, want->history);
+        cr_assert_eq(got->grouplen, 3);
+        cr_assert_eq(memcmp(got->group, "g\0x", 3), 0);
+    } else {
+        cr_assert_null(got->last_error);
+        cr_assert_null(got->group);
+        cr_assert_null(got->holder);
+    }
+}
+
+/* n jobs in one transaction, every count around the batch sizes (64, 16,
+ * 4, 1): each row arrives whole, none twice, none missing (a batch that
+ * drops its last row or binds a row at the wrong offset shows here). */
+Test(journal, a_turn_of_n_pushes_inserts_every_row_whole)
+{
+    static const int counts[] = { 1, 3, 4, 5, 15, 16, 17, 21, 63, 64, 65, 85, 129, 200 };
+    struct queue *q = mkqueue("batch", 5);
+    uint64_t next = 1;
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        struct journal *j = jopen(0);
+        struct job *jobs[200];
+        int n = counts[c];
+        cr_assert_eq(journal_begin(j), 0);
+        for (int i = 0; i < n; i++) {
+            jobs[i] = mkjob_full(q, next++);
+            cr_assert_eq(journal_job_insert(j, jobs[i]), 0, "%s", journal_error(j));
+            cr_assert_eq(journal_held(j), (size_t)(i + 1) % JOURNAL_BATCH_MAX, "held after %d", i + 1);
+        }
+        cr_assert_eq(journal_commit(j), 0, "%s", journal_error(j));
+        j = jreopen(j);
+        struct loaded l;
+        memset(&l, 0, sizeof l);
+        journal_load(j, true, on_queue, on_job, &l);
+        cr_assert_eq(l.n, n, "after a turn of %d: %d rows", n, l.n);
+        cr_assert_eq(journal_begin(j), 0);
+        for (int i = 0; i < n; i++) {
+            check_full(l.jobs[i], jobs[i]);
+            cr_assert_eq(l.qlens[i], 5);
+            cr_assert_eq(journal_job_delete(j, jobs[i]->id), 0); /* the next count starts empty */
+            job_free(jobs[i]);
+        }
+        cr_assert_eq(journal_commit(j), 0, "%s", journal_error(j));
+        loaded_free(&l);
+        journal_close(j);
+    }
+    freequeue(q);
+}
+
+/* Held rows go in before anything else touches the connection: an update
+ * of one of them in the same turn finds its row, a read finds it, another
+ * module's statement (the raw handle) sees it; a rollback drops them. */
+Test(journal, held_rows_go_in_before_any_other_statement)
+{
+    struct queue *q = mkqueue("held", 4);
+    struct journal *j = jopen(0);
+    struct job *a = mkjob_full(q, 1), *b = mkjob_full(q, 2), *c = mkjob_full(q, 3);
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, a), 0);
+    cr_assert_eq(journal_job_insert(j, b), 0);
+    cr_assert_eq(journal_held(j), 2);
+    a->state = JOB_RESERVED;
+    cr_assert_eq(journal_job_update(j, a), 0, "the update finds the held row: %s", journal_error(j));
+    cr_assert_eq(journal_held(j), 0);
+
+    cr_assert_eq(journal_job_insert(j, c), 0);
+    char *p = NULL;
+    size_t len = 0;
+    cr_assert_eq(journal_payload(j, 3, &p, &len), 0, "%s", journal_error(j));
+    cr_assert_eq(len, c->len);
+    free(p);
+
+    struct job *d = mkjob_full(q, 4);
+    cr_assert_eq(journal_job_insert(j, d), 0);
+    sqlite3 *db = journal_sqlite(j);
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM jobs"), 4, "the raw handle sees the held row");
+    cr_assert_eq(journal_job_delete(j, 4), 0);
+    cr_assert_eq(journal_commit(j), 0, "%s", journal_error(j));
+
+    struct job *e = mkjob_full(q, 5);
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, e), 0);
+    journal_rollback(j);
+    cr_assert_eq(journal_held(j), 0);
+    cr_assert_eq(journal_commit(j), 0, "nothing left to insert after the rollback");
+
+    j = jreopen(j);
+    struct loaded l;
+    load(j, true, &l);
+    cr_assert_eq(l.n, 3);
+    cr_assert_eq(l.jobs[0]->state, JOB_RESERVED);
+    check_full(l.jobs[1], b);
+    check_full(l.jobs[2], c);
+    loaded_free(&l);
+    journal_close(j);
+    struct job *all[] = { a, b, c, d, e };
+    for (int i = 0; i < 5; i++)
+        job_free(all[i]);
     freequeue(q);
 }
 
