@@ -17,17 +17,6 @@
 #include <unistd.h>
 
 /* A port that was free a moment ago. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* GET path; returns the status code (0 when nothing answers) and the body
  * in *body (caller frees). */
 static int http_get(int port, const char *path, char **body)
@@ -63,33 +52,41 @@ static int http_get(int port, const char *path, char **body)
     return code;
 }
 
-static spoold *start_with_http(int *http_port)
+/* A spoold with HTTP on any free port (--http-port -1, learnt from
+ * --http-port-file: a port picked here could be taken by another test's
+ * server before spoold binds it), once /healthz answers 200; a1, a2: extra
+ * arguments (NULL for none). */
+static spoold *start_with_http_args(int *http_port, const char *a1, const char *a2, const char *a3,
+                                    const char *a4, const char *a5, const char *a6)
 {
-    char port[16];
-    *http_port = free_port();
-    snprintf(port, sizeof port, "%d", *http_port);
-    spoold *s = spoold_start("--http-port", port, NULL);
+    char pf[64];
+    strcpy(pf, "/tmp/spool-http-port-XXXXXX");
+    int fd = mkstemp(pf);
+    cr_assert(fd >= 0);
+    close(fd);
+    unlink(pf);
+    spoold *s = spoold_start("--http-port", "-1", "--http-port-file", pf, a1, a2, a3, a4, a5, a6, NULL);
+    *http_port = http_port_from_file(pf);
     char *body = NULL;
     bool up = wait_until((free(body), http_get(*http_port, "/healthz", &body) == 200), 5000);
-    cr_assert(up, "GET /healthz never answered 200");
+    cr_assert(up, "GET /healthz on port %d never answered 200 (last: %s)", *http_port, body ? body : "nothing");
     cr_assert_str_eq(body, "ok\n");
     free(body);
     return s;
+}
+
+static spoold *start_with_http(int *http_port)
+{
+    return start_with_http_args(http_port, NULL, NULL, NULL, NULL, NULL, NULL);
 }
 
 /* A shard whose WAL sync failed refuses writes until a restart: /healthz
  * answers 503 and names the shard, the file and the OS error. */
 Test(http, healthz_reports_a_shard_whose_wal_sync_failed)
 {
-    char port[16];
-    int hp = free_port();
-    snprintf(port, sizeof port, "%d", hp);
-    spoold *s = spoold_start("--http-port", port, "--shards", "1", "--fsync", "always", "--enable-debug-command",
-                             "yes", NULL);
+    int hp;
+    spoold *s = start_with_http_args(&hp, "--shards", "1", "--fsync", "always", "--enable-debug-command", "yes");
     char *body = NULL;
-    bool up = wait_until((free(body), http_get(hp, "/healthz", &body) == 200), 5000);
-    cr_assert(up, "GET /healthz never answered 200");
-    free(body);
     cli *c = cli_connect(s->port);
     expect_ok(CMD(c, "DEBUG", "SYNC-FAIL", "hz", "1"));
     expect_error(CMD(c, "JOB.PUSH", "hz", "{}"), "ERR journal");
