@@ -320,12 +320,17 @@ static void info_persistence(resp_buf *t, struct server *srv)
                     atomic_load(&srv->disk_free), (long long)srv->cfg.disk_reserve,
                     (int)atomic_load(&srv->disk_low), atomic_load(&srv->journal_failed_shards),
                     ctx_journal_failed(srv));
-    unsigned long long disk = 0, live = 0, comp = 0;
+    unsigned long long disk = 0, live = 0, comp = 0, unsaved = 0, late = 0, skipped = 0;
     for (int i = 0; i < srv->nshards; i++) {
         disk += atomic_load_explicit(&srv->shards[i].pl_disk, memory_order_relaxed);
         live += atomic_load_explicit(&srv->shards[i].pl_live, memory_order_relaxed);
         comp += atomic_load_explicit(&srv->shards[i].pl_compactions, memory_order_relaxed);
+        unsaved += atomic_load_explicit(&srv->shards[i].res_unsaved, memory_order_relaxed);
+        late += atomic_load_explicit(&srv->shards[i].res_late, memory_order_relaxed);
+        skipped += atomic_load_explicit(&srv->shards[i].res_skipped, memory_order_relaxed);
     }
+    resp_buf_printf(t, "reservations_unsaved:%llu\r\nreservations_written_late:%llu\r\n"
+                    "reservations_never_written:%llu\r\n", unsaved, late, skipped);
     resp_buf_printf(t, "payload_file_bytes:%llu\r\npayload_file_live_bytes:%llu\r\npayload_file_compactions:%llu\r\n",
                     disk, live, comp);
     for (int i = 0; i < srv->nshards; i++) {

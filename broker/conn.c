@@ -370,7 +370,8 @@ static void bpop_try(struct conn *c, struct slot *sl, struct msg *m, int from)
 static void bpop_park(struct conn *c, struct slot *sl, struct msg *m)
 {
     int nshards = c->io->srv->nshards;
-    int *seen = xcalloc((size_t)nshards, sizeof *seen);
+    uint8_t seen_here[256] = { 0 }; /* a shard count that fits: no allocation per pop */
+    uint8_t *seen = nshards <= 256 ? seen_here : xcalloc((size_t)nshards, 1);
     sl->park_shards = xcalloc((size_t)nshards, sizeof *sl->park_shards);
     sl->npark = 0;
     for (int i = m->key_first; i < m->key_last; i++) {
@@ -380,7 +381,8 @@ static void bpop_park(struct conn *c, struct slot *sl, struct msg *m)
             sl->park_shards[sl->npark++] = k;
         }
     }
-    free(seen);
+    if (seen != seen_here)
+        free(seen);
     sl->claim = claim_new(nshards, 1 + sl->npark);
     sl->pending = 1;
     for (int i = 0; i < sl->npark; i++) {

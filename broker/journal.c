@@ -67,6 +67,7 @@ enum journal_stmt {
     ST_ROLLBACK,
     ST_JOB_UPDATE,
     ST_JOB_DELETE,
+    ST_JOB_REMOVE,
     ST_PAYLOAD_INSERT,
     ST_PAYLOAD_DELETE,
     ST_PAYLOAD,
@@ -105,6 +106,9 @@ static const char *const journal_sql[ST_COUNT] = {
         "uniq = ?12, expires_at = ?13, grp = ?14, holder = ?15, history = ?16, token = ?17 WHERE id = ?1",
     /* a job without its body in the row has a payloads row to delete */
     [ST_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1 RETURNING body IS NULL",
+    /* the caller knows where the body is: no RETURNING (which opens a
+     * temporary table on every step) */
+    [ST_JOB_REMOVE] = "DELETE FROM jobs WHERE id = ?1",
     [ST_PAYLOAD_INSERT] = "INSERT INTO payloads (id, body, seg, off, len, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     /* the segment tells the payload log which count goes down */
     [ST_PAYLOAD_DELETE] = "DELETE FROM payloads WHERE id = ?1 RETURNING seg, len",
@@ -1117,27 +1121,51 @@ int journal_job_update(struct journal *j, const struct job *job)
     return err;
 }
 
-/* One statement for a job whose payload is in its row; a second for its
- * payloads row otherwise (and when the job has no row: nothing to keep). */
-int journal_job_delete(struct journal *j, uint64_t id)
+bool journal_body_in_row(const struct journal *j, const struct job *job)
+{
+    return journal_inline(j, job);
+}
+
+/* RETURNING tells whether the payload is in the row or has a payloads row
+ * to delete too (and when the job has no row: nothing to keep). */
+static int journal_delete_asking(struct journal *j, uint64_t id, bool *in_payloads)
 {
     sqlite3_stmt *st = j->st[ST_JOB_DELETE];
-    bool in_payloads = true;
     int rc, err;
-
-    if (journal_injected(j, "delete", &err) || (err = journal_flush(j)) < 0)
-        return err;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
     if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        in_payloads = sqlite3_column_int(st, 0) != 0;
+        *in_payloads = sqlite3_column_int(st, 0) != 0;
         rc = sqlite3_step(st);
     }
     err = rc == SQLITE_DONE ? 0 : journal_sqlite_error(j, rc, "delete");
     journal_done(st);
+    return err;
+}
+
+/* One statement for a job whose payload is in its row; a second for its
+ * payloads row otherwise. */
+int journal_job_remove(struct journal *j, uint64_t id, int body)
+{
+    bool in_payloads = body != JOURNAL_BODY_IN_ROW;
+    int err;
+
+    if (journal_injected(j, "delete", &err) || (err = journal_flush(j)) < 0)
+        return err; /* held inserts go in first: the row deleted may be one of them */
+    if (body == JOURNAL_BODY_ASK) {
+        err = journal_delete_asking(j, id, &in_payloads);
+    } else {
+        sqlite3_bind_int64(j->st[ST_JOB_REMOVE], 1, (sqlite3_int64)id);
+        err = journal_run(j, ST_JOB_REMOVE, "delete");
+    }
     if (err < 0)
         return err;
     j->dirty = true;
     return in_payloads ? journal_payload_delete(j, id) : 0;
+}
+
+int journal_job_delete(struct journal *j, uint64_t id)
+{
+    return journal_job_remove(j, id, JOURNAL_BODY_ASK);
 }
 
 int journal_payload(struct journal *j, uint64_t id, char **out, size_t *len)

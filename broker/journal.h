@@ -98,6 +98,16 @@ int journal_flush(struct journal *j);
 size_t journal_held(const struct journal *j);
 int journal_job_update(struct journal *j, const struct job *job);
 int journal_job_delete(struct journal *j, uint64_t id);
+/* Where journal_job_insert() puts job's payload: true in the job's row,
+ * false in a payloads row of its own (or the payload log). */
+bool journal_body_in_row(const struct journal *j, const struct job *job);
+/* journal_job_delete() of a job whose payload placement is known (from
+ * journal_body_in_row() at its insert): one plain DELETE when the body is
+ * in the row, which is cheaper than asking the row where it is (RETURNING
+ * opens a temporary table on every step). JOURNAL_BODY_ASK is
+ * journal_job_delete(). */
+enum { JOURNAL_BODY_ASK = -1, JOURNAL_BODY_APART = 0, JOURNAL_BODY_IN_ROW = 1 };
+int journal_job_remove(struct journal *j, uint64_t id, int body);
 
 /* The payload log (paylog.h; not owned, closed after the journal): a
  * payload of at least min bytes that journal_job_insert() writes is

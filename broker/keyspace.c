@@ -455,7 +455,7 @@ static struct kv *sample(struct keyspace *ks, bool volatile_only)
     if (volatile_only) {
         if (!ks->expires.n)
             return NULL;
-        return (struct kv *)ks->expires.a[next_rand(ks) % ks->expires.n];
+        return (struct kv *)ks->expires.a[next_rand(ks) % ks->expires.n].t;
     }
     struct dict_entry *e = dict_random(&ks->keys, next_rand(ks));
     return e ? e->val : NULL;

@@ -70,6 +70,7 @@ struct job {
     uint32_t len;              /* payload length */
     int16_t priority;
     uint8_t state;             /* enum job_state */
+    uint8_t jflags;            /* JOB_F_*: what the journal holds of it (store.c) */
     uint32_t token;            /* names the current delivery in its receipt: random, never 0
                                 * (0: delivered before receipts carried one) */
     char *payload;             /* owned; NULL while it lives only in the journal */
@@ -85,6 +86,14 @@ struct job {
     char *history;             /* owned: failed attempts, lines "attempt\tms\tholder\terror" */
     uint16_t grouplen;
 };
+
+/* jflags. Where the journal row keeps the payload, known for a job
+ * inserted by this process (a loaded job has neither: its delete asks the
+ * row); and a reservation not journaled yet (store.c, "Reservations
+ * written late"). */
+#define JOB_F_BODY_ROW 0x1   /* in the job's row: deleted with one statement */
+#define JOB_F_BODY_APART 0x2 /* in a payloads row of its own, or the payload log */
+#define JOB_F_UNSAVED 0x4    /* reserved, and the journal row does not say so yet */
 
 /* Makes a READY-to-be-placed job owning a copy of p[0..n). */
 struct job *job_new(uint64_t id, const void *p, size_t n);

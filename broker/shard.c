@@ -499,6 +499,9 @@ static void rearm_timer(struct shard *s)
     int64_t when = t ? t->when : 0, kv = s->fenced ? 0 : keyspace_next_expiry(&s->ks);
     if (kv && (!when || kv < when))
         when = kv;
+    int64_t late = s->fenced ? 0 : s->st.unsaved_due;
+    if (late && (!when || late < when))
+        when = late;
     if (!when) {
         if (s->timer_at)
             event_del(s->timer_ev);
@@ -702,6 +705,8 @@ void shard_tick(struct shard *s)
     }
     if (!s->fenced)
         keyspace_expire_due(&s->ks, now, EXPIRE_BATCH);
+    if (!s->fenced && s->st.unsaved_due && s->st.unsaved_due <= now)
+        store_unsaved_write(&s->st); /* no commit came for a while: the reservations go on their own */
     shard_end_turn(s);
 }
 
@@ -758,6 +763,8 @@ static void fail_turn(struct shard *s, int rc, const char *replica_why)
 static void commit_turn(struct shard *s)
 {
     bool txn = s->st.jr && journal_in_txn(s->st.jr);
+    if (txn && !s->st.turn_err && !s->fenced)
+        store_commit_begins(&s->st); /* older reservations ride along */
     if (!txn && !s->st.turn_err) {
         EXT_EACH(end_turn, s, true);
         return;
@@ -771,6 +778,7 @@ static void commit_turn(struct shard *s)
         EXT_EACH(end_turn, s, false);
         fail_turn(s, rc, "");
     } else {
+        store_committed(&s->st);
         if (s->pl)
             paylog_committed(s->pl); /* segments this commit emptied go at the next durable point */
         if (s->pl && s->srv->cfg.fsync == FSYNC_OFF)
@@ -1055,6 +1063,9 @@ static void shard_end_turn(struct shard *s)
     } /* else: the transaction stays open; committed when the sync returns, or when the window closes */
     s->st.turn++;
     rearm_timer(s);
+    atomic_store_explicit(&s->res_unsaved, store_unsaved(&s->st), memory_order_relaxed);
+    atomic_store_explicit(&s->res_late, s->st.reserves_late, memory_order_relaxed);
+    atomic_store_explicit(&s->res_skipped, s->st.reserves_skipped, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------ replication
@@ -1565,6 +1576,7 @@ static int serve_mode(struct shard *s)
      * journal that lost its last commits gets them back from the log. */
     bool always = s->srv->cfg.fsync == FSYNC_ALWAYS;
     s->pipelined = always && !s->srv->cfg.replica_id;
+    s->st.late_reserves = !s->srv->cfg.replica_id; /* store.c: a group gets every turn's rows as they are */
     if ((rc = journal_set_fsync(s->st.jr, always ? FSYNC_BATCH : s->srv->cfg.fsync)) < 0) {
         log_error("shard %d: %s", s->id, journal_error(s->st.jr));
         return rc;
@@ -1698,6 +1710,7 @@ static void shard_reload(struct shard *s)
     if (store_load(&s->st, NULL) < 0 || journal_drop_torn(s->st.jr) < 0)
         log_error("shard %d: reloading the journal failed too: %s; this shard now serves only what it could read",
                   s->id, journal_error(s->st.jr));
+    store_unsaved_restore(&s->st); /* reservations of the turns before the failed commit stand */
     qtable_each(&s->st.queues, gc_queue, s);
     EXT_EACH(reload, s);
     if (keyspace_reload(&s->ks, clock_now_ms()) < 0)
@@ -1717,6 +1730,8 @@ static void finish_pipeline(struct shard *s)
 {
     syncer_stop(&s->sync);
     s->sync_busy = false;
+    if (!shard_fenced(s))
+        store_unsaved_write(&s->st);
     commit_turn(s);
     if (s->pl && paylog_sync(s->pl) < 0)
         log_error("shard %d: %s", s->id, paylog_error(s->pl));
@@ -1773,10 +1788,15 @@ static void *shard_main(void *arg)
     rearm_timer(s);
     compact_arm(s); /* a segment left worth compacting by the last run starts now */
     event_base_dispatch(s->base);
-    if (s->pipelined)
+    if (s->pipelined) {
         finish_pipeline(s);
-    else if (s->srv->replica)
+    } else if (s->srv->replica) {
         replica_finish(s);
+    } else if (!shard_fenced(s) && store_unsaved(&s->st)) {
+        store_unsaved_write(&s->st); /* nobody waits for a reply: written before the journal closes */
+        commit_turn(s);
+        free_pending(s);
+    }
     return NULL;
 }
 

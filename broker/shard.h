@@ -80,6 +80,9 @@ struct shard {
     struct event *compact_ev;    /* its compaction's next step */
     /* the payload file's figures for INFO, as of the last step or second */
     atomic_uint_least64_t pl_disk, pl_live, pl_segments, pl_compactions;
+    /* INFO persistence: reservations not journaled yet, written late,
+     * never written (store.c); stored by the shard at the end of a turn */
+    atomic_uint_least64_t res_unsaved, res_late, res_skipped;
     struct msg_batch *fl_replies; /* the replies and events of the commit being synced */
     struct msg_batch *fl_events;
     /* messages to other shards that may leave only once the commit they

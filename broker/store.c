@@ -56,18 +56,26 @@ void store_free(struct store *s)
         qtable_free(&s->queues);
     jtable_free(&s->jobs);
     theap_free(&s->timers);
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < s->unsaved[k].n; i++)
+            free(s->unsaved[k].v[i].holder);
+        free(s->unsaved[k].v);
+    }
     journal_close(s->jr);
     s->jr = NULL;
 }
+
+static void unsaved_keep_holders(struct store *s);
 
 /* Memory forgets every job and queue setting (the journal is then loaded
  * again, see store_load); queues, and the waiters they hold, stay. */
 void store_reset(struct store *s)
 {
     for (size_t i = 0; i < s->timers.n; i++)
-        s->timers.a[i]->idx = TNODE_NONE;
+        s->timers.a[i].t->idx = TNODE_NONE;
     s->timers.n = 0;
     s->ready_head = NULL;
+    unsaved_keep_holders(s);
     qtable_each(&s->queues, reset_queue, s);
     jtable_free(&s->jobs);
     jtable_init(&s->jobs);
@@ -262,25 +270,206 @@ static void touched(struct store *s, const struct job *j)
         s->touch(s->emit_arg, j->q);
 }
 
-static void jr_insert(struct store *s, const struct job *j)
+/* JOB_F_UNSAVED ("Reservations written late" below) */
+static void unsaved_mark(struct store *s, struct job *j)
 {
-    touched(s, j);
-    if (jr_ready(s))
-        jr_result(s, journal_job_insert(s->jr, j));
+    j->jflags |= JOB_F_UNSAVED;
+    s->nunsaved++;
 }
 
-static void jr_update(struct store *s, const struct job *j)
+/* Clears the mark: true if it was set. */
+static bool unsaved_clear(struct store *s, struct job *j)
+{
+    if (!(j->jflags & JOB_F_UNSAVED))
+        return false;
+    j->jflags &= (uint8_t)~JOB_F_UNSAVED;
+    s->nunsaved--;
+    return true;
+}
+
+static void jr_insert(struct store *s, struct job *j)
 {
     touched(s, j);
+    if (!jr_ready(s))
+        return;
+    int rc = journal_job_insert(s->jr, j);
+    jr_result(s, rc);
+    if (rc == 0)
+        j->jflags = journal_body_in_row(s->jr, j) ? JOB_F_BODY_ROW : JOB_F_BODY_APART;
+}
+
+static void jr_update(struct store *s, struct job *j)
+{
+    touched(s, j);
+    if (unsaved_clear(s, j)) /* the whole row: the reservation too */
+        s->reserves_skipped++;
     if (jr_ready(s))
         jr_result(s, journal_job_update(s->jr, j));
 }
 
-static void jr_delete(struct store *s, const struct job *j)
+static void jr_delete(struct store *s, struct job *j)
 {
     touched(s, j);
-    if (jr_ready(s))
-        jr_result(s, journal_job_delete(s->jr, j->id));
+    if (unsaved_clear(s, j))
+        s->reserves_skipped++;
+    if (!jr_ready(s))
+        return;
+    int body = j->jflags & JOB_F_BODY_ROW ? JOURNAL_BODY_IN_ROW
+               : j->jflags & JOB_F_BODY_APART ? JOURNAL_BODY_APART : JOURNAL_BODY_ASK;
+    jr_result(s, journal_job_remove(s->jr, j->id, body));
+}
+
+/* ------------------------------------------- reservations written late
+ *
+ * A reservation promises nothing durable: JOB.RESERVE is answered before
+ * its commit, and one lost in a crash is delivered again (at-least-once;
+ * its receipt's token makes the lost delivery's receipt -STALE). So its
+ * row is not written in the turn that reserved the job: the job is marked
+ * JOB_F_UNSAVED and its id kept, and the row is written at the second
+ * commit that begins after the reserve (store_commit_begins), or once
+ * STORE_UNSAVED_MAX_MS passed without a commit (the shard's timer,
+ * store_unsaved_write), or at the stop. Any other write of the job's row
+ * in the meantime (the ack's, a nack's, a touch's, the lease's expiry)
+ * writes the whole row and clears the mark, so the reservation's own
+ * UPDATE is never made: under load a worker's ack comes back within the
+ * commit after the one that released its reservation, and the job's row
+ * goes from pushed to done (or deleted) without the write in between.
+ *
+ * What this changes on disk: a job reserved in the last commit or two
+ * before a crash (or within STORE_UNSAVED_MAX_MS on an idle shard) is ready
+ * after the restart, as a reservation answered but lost always was. An
+ * ack, a nack and every other write still reach the disk before their
+ * reply: their own row write carries the state.
+ *
+ * Not with replication (late_reserves false): every turn's rows go to the
+ * group as they are. */
+
+static void arm(struct store *s, struct job *j, int64_t when);
+static void detach(struct store *s, struct job *j);
+
+static void unsaved_add(struct store *s, struct unsaved *u, const struct job *j)
+{
+    if (u->n == u->cap) {
+        u->cap = u->cap ? u->cap * 2 : 64;
+        u->v = xrealloc(u->v, u->cap * sizeof *u->v);
+    }
+    u->v[u->n++] = (struct unsaved_rec){ .id = j->id, .lease_until = j->lease_until, .updated_at = j->updated_at,
+                                         .attempt = j->attempt, .token = j->token, .lease_ms = j->lease_ms,
+                                         .in_txn = journal_in_txn(s->jr), .gen = s->commits };
+}
+
+static void jr_reserve(struct store *s, struct job *j)
+{
+    if (!s->late_reserves || !s->jr) {
+        jr_update(s, j);
+        return;
+    }
+    touched(s, j);
+    if (j->jflags & JOB_F_UNSAVED)
+        return; /* reserved again before it was written: the newer one is kept the same way */
+    unsaved_mark(s, j);
+    unsaved_add(s, &s->unsaved[0], j);
+    if (!s->unsaved_due)
+        s->unsaved_due = clock_now_ms() + STORE_UNSAVED_MAX_MS;
+}
+
+/* Writes the rows of u's jobs that are still unsaved (u keeps its records:
+ * store_unsaved_restore needs them until the commit succeeded). */
+static void unsaved_flush(struct store *s, struct unsaved *u)
+{
+    for (size_t i = 0; i < u->n; i++) {
+        struct job *j = jtable_find(&s->jobs, u->v[i].id);
+        if (!j || !unsaved_clear(s, j))
+            continue;
+        s->reserves_late++;
+        if (jr_ready(s))
+            jr_result(s, journal_job_update(s->jr, j));
+    }
+}
+
+void store_commit_begins(struct store *s)
+{
+    unsaved_flush(s, &s->unsaved[1]);
+}
+
+void store_committed(struct store *s)
+{
+    s->commits++;
+    struct unsaved u = s->unsaved[1];
+    s->unsaved[1] = s->unsaved[0];
+    u.n = 0;
+    s->unsaved[0] = u;
+    s->unsaved_due = s->nunsaved ? clock_now_ms() + STORE_UNSAVED_MAX_MS : 0;
+}
+
+void store_unsaved_write(struct store *s)
+{
+    unsaved_flush(s, &s->unsaved[1]);
+    unsaved_flush(s, &s->unsaved[0]);
+    s->unsaved_due = 0;
+}
+
+size_t store_unsaved(const struct store *s)
+{
+    return s->nunsaved;
+}
+
+/* store_reset: the holders of the reservations to make again. */
+static void unsaved_keep_holders(struct store *s)
+{
+    for (int k = 0; k < 2; k++) {
+        struct unsaved *u = &s->unsaved[k];
+        for (size_t i = 0; i < u->n; i++) {
+            struct job *j = jtable_find(&s->jobs, u->v[i].id);
+            if (j && j->attempt == u->v[i].attempt && !u->v[i].holder) {
+                u->v[i].holder = j->holder;
+                j->holder = NULL;
+            }
+        }
+    }
+    s->nunsaved = 0;
+    s->unsaved_due = 0;
+}
+
+/* The reservation r again, on the job as the journal had it before it. */
+static bool unsaved_redo(struct store *s, struct unsaved_rec *r)
+{
+    struct job *j = jtable_find(&s->jobs, r->id);
+    if (!j || j->state != JOB_READY || j->attempt + 1 != r->attempt || (j->jflags & JOB_F_UNSAVED))
+        return false; /* a later commit changed it, or it is made again already */
+    if (r->in_txn && r->gen == s->commits)
+        return false; /* made in the failed transaction */
+    detach(s, j);
+    flow_hold(j->q, j);
+    j->state = JOB_RESERVED;
+    j->attempt = r->attempt;
+    j->token = r->token;
+    j->lease_ms = r->lease_ms;
+    j->lease_until = r->lease_until;
+    j->updated_at = r->updated_at;
+    free(j->holder);
+    j->holder = r->holder;
+    r->holder = NULL;
+    jlist_push_right(&j->q->reserved, j);
+    arm(s, j, j->lease_until);
+    unsaved_mark(s, j);
+    return true;
+}
+
+void store_unsaved_restore(struct store *s)
+{
+    for (int k = 0; k < 2; k++) {
+        struct unsaved *u = &s->unsaved[k];
+        size_t kept = 0;
+        for (size_t i = 0; i < u->n; i++) {
+            if (unsaved_redo(s, &u->v[i]))
+                u->v[kept++] = u->v[i];
+            free(u->v[i].holder);
+            u->v[i].holder = NULL;
+        }
+        u->n = kept;
+    }
+    s->unsaved_due = s->nunsaved ? clock_now_ms() + STORE_UNSAVED_MAX_MS : 0;
 }
 
 void store_queue_saved(struct store *s, struct queue *q)
@@ -498,7 +687,7 @@ void store_job_reserve(struct store *s, struct job *j, int64_t lease_ms)
     j->updated_at = now;
     jlist_push_right(&q->reserved, j);
     arm(s, j, j->lease_until);
-    jr_update(s, j);
+    jr_reserve(s, j);
     emit(s, j, "reserved");
 }
 

@@ -49,6 +49,16 @@ struct msg;
 enum { TK_WAITER = 1, TK_JOB = 2, TK_QUEUE = 3 };   /* kinds of the heap's nodes (TK_QUEUE: a
                                                        queue's flow_timer, see flow.h) */
 
+/* A reservation not journaled yet, as it was made (store.c). */
+struct unsaved_rec {
+    uint64_t id;
+    int64_t lease_until, updated_at;
+    uint32_t attempt, token, lease_ms;
+    bool in_txn;  /* made while a transaction was open, */
+    uint64_t gen; /* the one after this many commits */
+    char *holder; /* only from store_reset to store_unsaved_restore */
+};
+
 struct store {
     int id;                      /* the shard's number (ids carry it) */
     struct qtable queues;
@@ -67,6 +77,15 @@ struct store {
     uint64_t rng;
     uint64_t token_key, token_ctr; /* delivery tokens (receipts): a keyed counter */
     bool stopping;               /* no queue is collected while stopping */
+    /* Reservations written late (store.c): set by the runtime when no
+     * replication group needs every turn's rows. unsaved[0] holds those
+     * made since the last commit, unsaved[1] those made before it. */
+    bool late_reserves;
+    struct unsaved { struct unsaved_rec *v; size_t n, cap; } unsaved[2];
+    size_t nunsaved;             /* jobs marked JOB_F_UNSAVED */
+    uint64_t commits;            /* store_committed() calls */
+    int64_t unsaved_due;         /* unix ms by which they are written; 0: none waits */
+    uint64_t reserves_late, reserves_skipped; /* written late; never written (a later write covered them) */
     /* Job events (pushed, reserved, acked, retried, lease-expired, expired,
      * dead); err may be NULL. Set by the runtime; NULL: none. */
     void (*emit)(void *arg, const struct job *j, const char *event, const char *err, size_t errlen);
@@ -104,6 +123,26 @@ struct journal *store_txn(struct store *s);
 /* Records the result of a write made through store_txn (the first error
  * fails the turn). */
 void store_txn_result(struct store *s, int rc);
+
+/* ---- reservations written late (see store.c) ---- */
+
+/* A commit is about to begin, its transaction open: the reservations made
+ * before the previous commit and still unsaved are written into it. */
+void store_commit_begins(struct store *s);
+/* The commit succeeded: the reservations made since the previous one wait
+ * for the next. */
+void store_committed(struct store *s);
+/* Writes every unsaved reservation into the turn's transaction (when
+ * unsaved_due has passed, and at the stop). */
+void store_unsaved_write(struct store *s);
+/* After store_reset and store_load (a failed commit): the unsaved
+ * reservations are made again as they were (same delivery, token and
+ * lease), except those made while the failed transaction was open: they
+ * are lost with it, as a reservation journaled in it would be. */
+void store_unsaved_restore(struct store *s);
+/* How many reservations are not in the journal yet. */
+size_t store_unsaved(const struct store *s);
+#define STORE_UNSAVED_MAX_MS 50 /* unsaved_due: at most this after a commit, or after the first reserve */
 
 /* ---- queues ---- */
 

@@ -18,50 +18,50 @@ void theap_free(struct theap *h)
     theap_init(h);
 }
 
-static void place(struct theap *h, size_t i, struct tnode *t)
+static void place(struct theap *h, size_t i, struct theap_slot e)
 {
-    h->a[i] = t;
-    t->idx = i;
+    h->a[i] = e;
+    e.t->idx = i;
 }
 
 static void sift_up(struct theap *h, size_t i)
 {
-    struct tnode *t = h->a[i];
+    struct theap_slot e = h->a[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (h->a[p]->when <= t->when)
+        if (h->a[p].when <= e.when)
             break;
         place(h, i, h->a[p]);
         i = p;
     }
-    place(h, i, t);
+    place(h, i, e);
 }
 
 static void sift_down(struct theap *h, size_t i)
 {
-    struct tnode *t = h->a[i];
+    struct theap_slot e = h->a[i];
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        int64_t mw = t->when;
-        if (l < h->n && h->a[l]->when < mw) {
+        int64_t mw = e.when;
+        if (l < h->n && h->a[l].when < mw) {
             m = l;
-            mw = h->a[l]->when;
+            mw = h->a[l].when;
         }
-        if (r < h->n && h->a[r]->when < mw)
+        if (r < h->n && h->a[r].when < mw)
             m = r;
         if (m == i)
             break;
         place(h, i, h->a[m]);
         i = m;
     }
-    place(h, i, t);
+    place(h, i, e);
 }
 
 void theap_add(struct theap *h, struct tnode *t)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 64;
-        struct tnode **a = realloc(h->a, cap * sizeof *a);
+        struct theap_slot *a = realloc(h->a, cap * sizeof *a);
         if (!a) {
             fputs("spoold: out of memory growing the deadline heap\n", stderr);
             abort();
@@ -69,7 +69,7 @@ void theap_add(struct theap *h, struct tnode *t)
         h->a = a;
         h->cap = cap;
     }
-    place(h, h->n++, t);
+    place(h, h->n++, (struct theap_slot){ t->when, t });
     sift_up(h, t->idx);
 }
 
@@ -79,11 +79,11 @@ void theap_remove(struct theap *h, struct tnode *t)
     if (i == TNODE_NONE)
         return;
     t->idx = TNODE_NONE;
-    struct tnode *last = h->a[--h->n];
+    struct theap_slot last = h->a[--h->n];
     if (i == h->n)
         return;
     place(h, i, last);
-    if (i > 0 && h->a[(i - 1) / 2]->when > last->when)
+    if (i > 0 && h->a[(i - 1) / 2].when > last.when)
         sift_up(h, i);
     else
         sift_down(h, i);

@@ -4,6 +4,9 @@
  * Every deadline a shard keeps (blocking-pop timeouts now; leases and delays
  * in the reliable queues) is a struct tnode embedded in the object it times
  * out. Nodes know their heap index, so removal is O(log n) with no search.
+ * Each slot of the array keeps its node's deadline next to the pointer, so
+ * sifting compares without reading the nodes (spread over the heap of the
+ * process: a cache miss each); only a node that moves is written.
  * One libevent timer per shard is armed for the earliest node. Owned by one
  * shard thread; no locking.
  */
@@ -21,8 +24,13 @@ struct tnode {
     int kind;     /* what the embedding object is (owner's enum) */
 };
 
+struct theap_slot {
+    int64_t when; /* == t->when */
+    struct tnode *t;
+};
+
 struct theap {
-    struct tnode **a;
+    struct theap_slot *a;
     size_t n, cap;
 };
 
@@ -32,6 +40,6 @@ static inline void tnode_init(struct tnode *t, int kind) { t->when = 0; t->idx =
 static inline int tnode_armed(const struct tnode *t) { return t->idx != TNODE_NONE; }
 void theap_add(struct theap *h, struct tnode *t);      /* t->when must be set */
 void theap_remove(struct theap *h, struct tnode *t);   /* no-op when not armed */
-static inline struct tnode *theap_min(const struct theap *h) { return h->n ? h->a[0] : NULL; }
+static inline struct tnode *theap_min(const struct theap *h) { return h->n ? h->a[0].t : NULL; }
 
 #endif

@@ -572,9 +572,11 @@ Test(flow, limits_groups_and_expiries_survive_kill_9)
     long long a_exp = get_int(c, a.s, "expires_at");
     fjob held[1];
     cr_assert_eq(reserve_nowait(c, "s", "1", held, 1), 1);
-    /* A JOB.RESERVE is answered before its commit (docs/operations.md); a
-     * push on the same shard ({s}: the slot of s), answered once on disk,
-     * commits after it, so the lease is on disk too before the kill. */
+    /* A JOB.RESERVE is answered before its commit, and its row is written
+     * late (docs/operations.md): once none waits, a push on the same shard
+     * ({s}: the slot of s), answered once on disk, commits after it, so the
+     * lease is on disk too before the kill. */
+    wait_reservations_saved(c, 5000);
     PUSH(c, "{s}barrier", "{}");
     cli_close(c);
     c = NULL;

@@ -843,6 +843,14 @@ void wait_blocked_clients(cli *c, long long n, int timeout_ms)
               timeout_ms, last, last < 0 ? " (field missing)" : "");
 }
 
+void wait_reservations_saved(cli *c, int timeout_ms)
+{
+    long long last = -1;
+    bool ok = wait_until((last = info_field(c, "persistence", "reservations_unsaved")) == 0, timeout_ms);
+    cr_assert(ok, "INFO persistence reservations_unsaved: expected 0 within %d ms, last seen %lld%s", timeout_ms,
+              last, last < 0 ? " (field missing)" : "");
+}
+
 long long llen(cli *c, const char *key)
 {
     resp_val *v = CMD(c, "LLEN", key);

@@ -141,6 +141,10 @@ long long info_field(cli *c, const char *section, const char *field);
 /* Polls INFO clients until blocked_clients == n or the deadline passes;
  * fails the test on timeout. */
 void wait_blocked_clients(cli *c, long long n, int timeout_ms);
+/* Polls INFO persistence until no reservation waits to be journaled
+ * (reservations_unsaved:0, docs/operations.md); fails the test on timeout.
+ * A write on the shard answered after it is on disk with them. */
+void wait_reservations_saved(cli *c, int timeout_ms);
 /* LLEN as a number. */
 long long llen(cli *c, const char *key);
 

@@ -15,6 +15,9 @@
 #include "queue.h"
 #include "store.h"
 
+#include <sqlite3.h>
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,4 +416,172 @@ Test(store, purge_takes_one_state_or_all_but_reserved)
     cr_assert_eq(store_purge(&store, q, -1), 1, "the reserved job stays");
     cr_assert_eq(q->reserved.n, 1);
     end_turn();
+}
+
+/* ============================================ reservations written late */
+
+/* The shard's commit with late reservations (shard.c commit_turn). */
+static void commit_late(void)
+{
+    cr_assert_eq(store.turn_err, 0, "journal error in the turn: %s", journal_error(store.jr));
+    if (!journal_in_txn(store.jr))
+        return;
+    store_commit_begins(&store);
+    cr_assert_eq(store.turn_err, 0, "journal error writing late: %s", journal_error(store.jr));
+    cr_assert_eq(journal_commit(store.jr), 0, "commit: %s", journal_error(store.jr));
+    store_committed(&store);
+    store.turn++;
+}
+
+/* The job's row as the journal holds it: "state attempt token", or "none". */
+static const char *row_of(uint64_t id)
+{
+    static char buf[96];
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(journal_sqlite(store.jr), "SELECT state, attempt, token FROM jobs WHERE id = ?1",
+                                    -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        snprintf(buf, sizeof buf, "%d %lld %lld", sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
+                 sqlite3_column_int64(st, 2));
+    else
+        snprintf(buf, sizeof buf, "none");
+    sqlite3_finalize(st);
+    return buf;
+}
+
+static long long payload_rows(void)
+{
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(journal_sqlite(store.jr), "SELECT count(*) FROM payloads", -1, &st, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    long long n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static const char *reserved_row(const struct job *j)
+{
+    static char want[96];
+    snprintf(want, sizeof want, "%d %u %u", JOB_RESERVED, j->attempt, j->token);
+    return want;
+}
+
+/* A job pushed and committed, then reserved in a turn of its own. */
+static struct job *reserve_late(struct queue *q)
+{
+    store.late_reserves = true;
+    struct job *j = push(q, 0, -1, NULL);
+    commit_late();
+    store_job_reserve(&store, j, 0);
+    return j;
+}
+
+Test(store, a_late_reservation_is_written_at_the_second_commit_after_it)
+{
+    struct queue *q = queue("q");
+    struct job *j = reserve_late(q);
+    cr_assert_eq(store_unsaved(&store), 1);
+    cr_assert_eq(store.unsaved_due, fake_now + STORE_UNSAVED_MAX_MS);
+    cr_assert_not(journal_in_txn(store.jr), "the reserve wrote nothing");
+    push(q, 0, -1, NULL);
+    commit_late();
+    cr_assert_str_eq(row_of(j->id), "0 0 0", "written at the first commit after it");
+    push(q, 0, -1, NULL);
+    commit_late();
+    cr_assert_str_eq(row_of(j->id), reserved_row(j), "not written at the second commit after it");
+    cr_assert_eq(store_unsaved(&store), 0);
+    cr_assert_eq(store.reserves_late, 1);
+    cr_assert_eq(store.unsaved_due, 0);
+}
+
+Test(store, an_idle_shard_writes_its_late_reservations_when_due)
+{
+    struct job *j = reserve_late(queue("q"));
+    store_unsaved_write(&store); /* what the shard's timer does at unsaved_due */
+    commit_late();
+    cr_assert_str_eq(row_of(j->id), reserved_row(j));
+    cr_assert_eq(store_unsaved(&store), 0);
+    cr_assert_eq(store.unsaved_due, 0);
+}
+
+/* The ack comes before the late write: the row goes from pushed to done
+ * (or away) in one write, and the ack's write is there. */
+Test(store, an_ack_before_the_late_write_is_the_only_write)
+{
+    store.late_reserves = true;
+    struct queue *kept = queue("kept"), *gone = queue("gone");
+    gone->conf.retention = 0;
+    char big[1000];
+    memset(big, 'x', sizeof big);
+    struct push_opts o = { .left = true, .retries = -1 };
+    struct job *a = push(kept, 0, -1, NULL);
+    struct job *b = store_job_push(&store, gone, strndup(big, sizeof big), sizeof big, &o);
+    uint64_t bid = b->id;
+    commit_late();
+    cr_assert_eq(payload_rows(), 1, "a payload above the inline bound has a row of its own");
+    store_job_reserve(&store, a, 0);
+    store_job_reserve(&store, b, 0);
+    commit_late();
+    store_job_ack(&store, a);
+    store_job_ack(&store, b);
+    commit_late();
+    cr_assert_eq(store.reserves_skipped, 2);
+    cr_assert_eq(store.reserves_late, 0);
+    cr_assert_eq(store_unsaved(&store), 0);
+    char want[32];
+    snprintf(want, sizeof want, "%d 1 ", JOB_DONE);
+    cr_assert(strncmp(row_of(a->id), want, strlen(want)) == 0, "the ack's row: %s", row_of(a->id));
+    cr_assert_str_eq(row_of(bid), "none", "the ack of a job kept for no time deletes its row");
+    cr_assert_eq(payload_rows(), 0, "and its payload's row");
+}
+
+/* Memory rebuilt after a failed commit, as the shard does it. */
+static void reload(void)
+{
+    journal_rollback(store.jr);
+    store.turn_err = 0;
+    store_reset(&store);
+    cr_assert_eq(store_load(&store, NULL), 0);
+    store_unsaved_restore(&store);
+}
+
+/* A failed commit loses the reservations made while its transaction was
+ * open (as it would have lost their rows), not the earlier ones: those
+ * are made again with their delivery number, token, lease and holder. */
+Test(store, a_failed_commit_keeps_the_reservations_made_before_it)
+{
+    store.late_reserves = true;
+    struct queue *q = queue("q");
+    struct job *a = push(q, 0, -1, NULL), *b = push(q, 0, -1, NULL);
+    commit_late();
+    job_set_str(&a->holder, "name=w addr=x id=1", 18);
+    store_job_reserve(&store, a, 5000);
+    uint64_t aid = a->id, bid = b->id;
+    uint32_t token = a->token;
+    int64_t until = a->lease_until;
+    fake_now += 10;
+    push(q, 0, -1, NULL); /* a transaction is open: b's reservation is made in it */
+    store_job_reserve(&store, b, 0);
+    journal_fail_next(store.jr, 1, -ENOSPC);
+    store_job_ack(&store, a); /* its write fails, and with it the turn */
+    cr_assert_neq(store.turn_err, 0);
+    reload();
+    a = jtable_find(&store.jobs, aid);
+    b = jtable_find(&store.jobs, bid);
+    cr_assert_eq(a->state, JOB_RESERVED, "the reservation before the failed transaction was lost");
+    cr_assert_eq(a->attempt, 1);
+    cr_assert_eq(a->token, token);
+    cr_assert_eq(a->lease_until, until);
+    cr_assert_str_eq(a->holder, "name=w addr=x id=1");
+    cr_assert_eq(q->reserved.n, 1);
+    cr_assert_eq(b->state, JOB_READY, "a reservation made in the failed transaction was kept");
+    cr_assert_eq(b->attempt, 0);
+    cr_assert_eq(store_unsaved(&store), 1);
+    push(q, 0, -1, NULL);
+    commit_late();
+    push(q, 0, -1, NULL);
+    commit_late();
+    cr_assert_str_eq(row_of(aid), reserved_row(a), "the reservation made again is written late too");
 }
