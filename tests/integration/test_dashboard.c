@@ -108,25 +108,9 @@ static cJSON *json_of(const struct http_res *r)
 static spoold *start(int *hp, const char *a1, const char *a2)
 {
     char pf[64];
-    strcpy(pf, "/tmp/spool-dash-port-XXXXXX");
-    int fd = mkstemp(pf);
-    cr_assert(fd >= 0);
-    close(fd);
-    unlink(pf);
+    http_port_path(pf);
     spoold *s = spoold_start("--http-port", "-1", "--http-port-file", pf, a1, a2, NULL);
-    int port = 0;
-    bool ok = wait_until(({
-        FILE *f = fopen(pf, "r");
-        if (f) {
-            if (fscanf(f, "%d", &port) != 1)
-                port = 0;
-            fclose(f);
-        }
-        port > 0;
-    }), 5000);
-    unlink(pf);
-    cr_assert(ok, "spoold never wrote its HTTP port to %s", pf);
-    *hp = port;
+    *hp = http_port_from_file(pf);
     return s;
 }
 

@@ -234,18 +234,26 @@ Test(durability, receipt_of_a_reserve_lost_in_kill_9_is_stale_after_restart)
     spoold_stop(s);
 }
 
+/* Pushes {"a":1} to "kept" and reserves it (lease 60 s): its id, and its
+ * receipt in receipt. */
+static jid push_and_reserve_kept(cli *c, char receipt[64])
+{
+    jid a = PUSH(c, "kept", "{\"a\":1}");
+    resp_val *r = CMD(c, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "kept");
+    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
+    snprintf(receipt, 64, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
+    resp_val_free(r);
+    return a;
+}
+
 /* A reservation whose commit is on disk survives kill -9 with its receipt:
  * the worker that holds it acks it after the restart. */
 Test(durability, receipt_of_a_committed_reserve_works_after_kill_9)
 {
     spoold *s = spoold_start("--shards", "1", NULL);
     cli *c = cli_connect(s->port);
-    jid a = PUSH(c, "kept", "{\"a\":1}");
-    resp_val *r = CMD(c, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "kept");
-    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
     char receipt[64];
-    snprintf(receipt, sizeof receipt, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
-    resp_val_free(r);
+    jid a = push_and_reserve_kept(c, receipt);
     /* its row is written late (docs/operations.md): once none waits, a push
      * on the same shard is answered after its commit, which follows the
      * reserve's write: the lease is on disk now */
@@ -317,12 +325,8 @@ Test(durability, a_reservation_survives_a_clean_restart)
 {
     spoold *s = spoold_start("--shards", "1", NULL);
     cli *c = cli_connect(s->port);
-    jid a = PUSH(c, "kept", "{\"a\":1}");
-    resp_val *r = CMD(c, "JOB.RESERVE", "NOWAIT", "LEASE", "60000", "FROM", "kept");
-    cr_assert(r->type == RESP_T_ARRAY && r->n == 1, "%s", resp_describe(r));
     char receipt[64];
-    snprintf(receipt, sizeof receipt, "%s", field_str_at(__FILE__, __LINE__, r->elem[0], "receipt"));
-    resp_val_free(r);
+    jid a = push_and_reserve_kept(c, receipt);
     cli_close(c);
     spoold_term(s);
 

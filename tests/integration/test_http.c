@@ -60,11 +60,7 @@ static spoold *start_with_http_args(int *http_port, const char *a1, const char *
                                     const char *a4, const char *a5, const char *a6)
 {
     char pf[64];
-    strcpy(pf, "/tmp/spool-http-port-XXXXXX");
-    int fd = mkstemp(pf);
-    cr_assert(fd >= 0);
-    close(fd);
-    unlink(pf);
+    http_port_path(pf);
     spoold *s = spoold_start("--http-port", "-1", "--http-port-file", pf, a1, a2, a3, a4, a5, a6, NULL);
     *http_port = http_port_from_file(pf);
     char *body = NULL;

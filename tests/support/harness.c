@@ -61,6 +61,15 @@ void sleep_ms(int ms)
     }
 }
 
+void http_port_path(char path[64])
+{
+    strcpy(path, "/tmp/spool-http-port-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
+    close(fd);
+    unlink(path);
+}
+
 int http_port_from_file(const char *path)
 {
     int port = 0;

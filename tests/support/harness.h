@@ -151,6 +151,8 @@ long long llen(cli *c, const char *key);
 /* ---------------------------------------------------------------- time */
 
 long long now_ms(void);
+/* A fresh path for --http-port-file (the file itself is not there). */
+void http_port_path(char path[64]);
 /* The port spoold wrote into an --http-port-file (polled with a deadline;
  * the file is removed); fails the test when none comes. */
 int http_port_from_file(const char *path);
