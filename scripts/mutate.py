@@ -60,6 +60,9 @@ def parse_list(path):
                 sys.exit(f"{path}:{m['line']}: mutant {m.get('id', '?')} has no '{k}:'")
         if m["id"] in seen:
             sys.exit(f"{path}:{m['line']}: mutant id {m['id']} is used twice")
+        if "," in m["tests"]:
+            sys.exit(f"{path}:{m['line']}: mutant {m['id']}: separate its tests with spaces, not commas "
+                     f"(a comma becomes part of the filter, which then matches no test): {m['tests']}")
         seen.add(m["id"])
     return mutants
 

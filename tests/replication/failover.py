@@ -11,6 +11,7 @@ pause at each failover and its p50/p99/max. Ends with "N passed, N failed".
   /usr/bin/python3 failover.py --spoold PATH [--kills N] [--seconds S] [--rounds R]
 """
 import argparse
+import atexit
 import contextlib
 import io
 import json
@@ -29,6 +30,22 @@ import redis
 
 ELECTION_MS = 400
 LEASE_MS = 3000
+
+GROUPS = []  # every Group made by this process: its nodes are stopped when the process ends
+
+
+@atexit.register
+def _kill_nodes():
+    """A script that ends early (an exception, or SIGTERM from a timeout)
+    leaves no spoold running: each node still running is killed."""
+    for g in GROUPS:
+        for p in g.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+
+
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout's SIGTERM runs the atexit above
 
 
 def free_port():
@@ -86,6 +103,7 @@ class Group:
         self.procs = {}
         self.extra = []      # more spoold flags for every node
         self.joined = set()  # nodes added to the running group (--replica-join yes): members.py
+        GROUPS.append(self)
 
     def new_node(self, i):
         """A node id i on a fresh port and data dir, to join the running group."""
