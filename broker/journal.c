@@ -281,6 +281,13 @@ static bool journal_injected(struct journal *j, const char *op, int *err)
     return true;
 }
 
+/* Before a write: the fault seam, then the held rows go in first (a write
+ * may touch one of them). True (with *err set) when the write must not run. */
+static bool journal_refused(struct journal *j, const char *op, int *err)
+{
+    return journal_injected(j, op, err) || (*err = journal_flush(j)) < 0;
+}
+
 void journal_fail_next(struct journal *j, int n, int err)
 {
     j->fail_n = n;
@@ -729,7 +736,7 @@ int journal_commit(struct journal *j)
         return 0;
     if (j->failed)
         err = journal_fence(j, j->failed, "");
-    else if (!journal_injected(j, "commit", &err) && !(err = journal_flush(j))) {
+    else if (!journal_refused(j, "commit", &err)) {
         err = journal_run(j, ST_COUNT_COMMIT, "commit");
         if (!err && (err = journal_run(j, ST_COMMIT, "commit")) < 0)
             journal_fence_if_sync(j, "fsync (commit)"); /* synchronous=FULL */
@@ -1093,7 +1100,7 @@ int journal_job_update(struct journal *j, const struct job *job)
     sqlite3_stmt *st = j->st[ST_JOB_UPDATE];
     int err, b = SQLITE_OK;
 
-    if (journal_injected(j, "update", &err) || (err = journal_flush(j)) < 0)
+    if (journal_refused(j, "update", &err))
         return err;
     b |= sqlite3_bind_int64(st, 1, (sqlite3_int64)job->id);
     b |= sqlite3_bind_int(st, 2, job->state);
@@ -1149,7 +1156,7 @@ int journal_job_remove(struct journal *j, uint64_t id, int body)
     bool in_payloads = body != JOURNAL_BODY_IN_ROW;
     int err;
 
-    if (journal_injected(j, "delete", &err) || (err = journal_flush(j)) < 0)
+    if (journal_refused(j, "delete", &err))
         return err; /* held inserts go in first: the row deleted may be one of them */
     if (body == JOURNAL_BODY_ASK) {
         err = journal_delete_asking(j, id, &in_payloads);
@@ -1216,7 +1223,7 @@ int journal_queue_put(struct journal *j, const struct queue *q)
     char conf[JOURNAL_CONF_MAX];
     int err, b = SQLITE_OK;
 
-    if (journal_injected(j, "queue_put", &err) || (err = journal_flush(j)) < 0)
+    if (journal_refused(j, "queue_put", &err))
         return err;
     conf[0] = '\0';
     qconf_format(&q->conf, conf, sizeof conf);
@@ -1230,7 +1237,7 @@ int journal_queue_delete(struct journal *j, const char *name, size_t len)
 {
     int err;
 
-    if (journal_injected(j, "queue_delete", &err) || (err = journal_flush(j)) < 0)
+    if (journal_refused(j, "queue_delete", &err))
         return err;
     return journal_run_bound(j, ST_QUEUE_DELETE,
                              journal_bind_blob(j->st[ST_QUEUE_DELETE], 1, name, len),
@@ -1271,7 +1278,7 @@ int journal_meta_put(struct journal *j, const char *key, const char *value)
     sqlite3_stmt *st = j->st[ST_META_PUT];
     int err, b = SQLITE_OK;
 
-    if (journal_injected(j, "meta_put", &err) || (err = journal_flush(j)) < 0)
+    if (journal_refused(j, "meta_put", &err))
         return err;
     b |= sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     b |= sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
