@@ -714,9 +714,15 @@ void journal_close(struct journal *j)
 
 /* ---------------------------------------------------------- transactions */
 
+/* A held insert that failed keeps the transaction "open" until commit or
+ * rollback reports it, even when SQLite ended it (it may roll back on
+ * SQLITE_FULL or an I/O error): a turn whose rows were lost so, in a flush
+ * whose caller could not return the error (journal_sqlite()), must still
+ * reach journal_commit() and fail there, not pass as a turn that wrote
+ * nothing. */
 bool journal_in_txn(const struct journal *j)
 {
-    return !sqlite3_get_autocommit(j->db);
+    return j->flush_err || !sqlite3_get_autocommit(j->db);
 }
 
 int journal_begin(struct journal *j)

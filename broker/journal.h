@@ -61,6 +61,8 @@ int journal_schema_version(void);
 int journal_begin(struct journal *j);
 int journal_commit(struct journal *j);
 void journal_rollback(struct journal *j);
+/* Also true while a held insert's failure waits to be reported by
+ * journal_commit() (which then fails) or journal_rollback(). */
 bool journal_in_txn(const struct journal *j);
 
 /* Jobs. insert writes every field, and the payload: a payload of at most

@@ -750,6 +750,22 @@ Test(journal, a_duplicate_id_is_refused)
     cr_assert_eq(journal_held(j), 0);
     cr_assert_eq(journal_commit(j), -EEXIST, "%s", journal_error(j));
     cr_assert_eq(count_jobs(j), 1, "nothing of the failed turn is stored");
+    /* and when SQLite ended the transaction itself after the failed INSERT
+     * (it may, on SQLITE_FULL or an I/O error; a ROLLBACK through the raw
+     * handle stands for it here): the turn still counts as open and its
+     * commit fails, rather than passing as a turn that wrote nothing */
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, other), 0);
+    cr_assert_eq(journal_job_insert(j, job), 0);
+    sqlite3 *db = journal_sqlite(j);
+    cr_assert_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    cr_assert(journal_in_txn(j), "a held insert's failure is not reported yet");
+    cr_assert_eq(journal_commit(j), -EEXIST, "%s", journal_error(j));
+    cr_assert_not(journal_in_txn(j));
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, other), 0);
+    cr_assert_eq(journal_commit(j), 0, "the next turn is not failed by the old error: %s", journal_error(j));
+    cr_assert_eq(count_jobs(j), 2);
     job_free(other);
     job->q = NULL;
     cr_assert_eq(journal_job_insert(j, job), -EINVAL);
