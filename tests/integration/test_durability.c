@@ -246,6 +246,19 @@ static jid push_and_reserve_kept(cli *c, char receipt[64])
     return a;
 }
 
+/* After spoold (stopped) starts again: job a is still reserved, and its
+ * worker acks it with the receipt it had. */
+static void reservation_stood(spoold *s, jid a, const char *receipt)
+{
+    spoold_restart(s, "--shards", "1", NULL);
+    cli *c = cli_connect(s->port);
+    cr_assert_str_eq(state_of(c, a.s), "reserved");
+    expect_int(CMD(c, "JOB.ACK", receipt), 1);
+    cr_assert_str_eq(state_of(c, a.s), "done");
+    cli_close(c);
+    spoold_stop(s);
+}
+
 /* A reservation whose commit is on disk survives kill -9 with its receipt:
  * the worker that holds it acks it after the restart. */
 Test(durability, receipt_of_a_committed_reserve_works_after_kill_9)
@@ -261,14 +274,7 @@ Test(durability, receipt_of_a_committed_reserve_works_after_kill_9)
     PUSH(c, "kept", "{\"b\":2}");
     cli_close(c);
     spoold_kill9(s);
-
-    spoold_restart(s, "--shards", "1", NULL);
-    c = cli_connect(s->port);
-    cr_assert_str_eq(state_of(c, a.s), "reserved");
-    expect_int(CMD(c, "JOB.ACK", receipt), 1);
-    cr_assert_str_eq(state_of(c, a.s), "done");
-    cli_close(c);
-    spoold_stop(s);
+    reservation_stood(s, a, receipt);
 }
 
 /* A reservation's row is written late, and not at all when its ack comes
@@ -329,13 +335,7 @@ Test(durability, a_reservation_survives_a_clean_restart)
     jid a = push_and_reserve_kept(c, receipt);
     cli_close(c);
     spoold_term(s);
-
-    spoold_restart(s, "--shards", "1", NULL);
-    c = cli_connect(s->port);
-    cr_assert_str_eq(state_of(c, a.s), "reserved");
-    expect_int(CMD(c, "JOB.ACK", receipt), 1);
-    cli_close(c);
-    spoold_stop(s);
+    reservation_stood(s, a, receipt);
 }
 
 /* JOB.WAIT reads, but tells that a job finished: with a slow disk its
