@@ -319,6 +319,27 @@ static void jr_delete(struct store *s, struct job *j)
     jr_result(s, journal_job_remove(s->jr, j->id, body));
 }
 
+static void arm(struct store *s, struct job *j, int64_t when);
+static void detach(struct store *s, struct job *j);
+
+/* Job j becomes reserved: this delivery's attempt and token, a lease of
+ * lease_ms from now (a reservation made again after a reload keeps its own
+ * times: now is the moment it was made). */
+static void hold_reserved(struct store *s, struct job *j, uint32_t attempt, uint32_t token, uint32_t lease_ms,
+                          int64_t now)
+{
+    detach(s, j);
+    flow_hold(j->q, j);
+    j->state = JOB_RESERVED;
+    j->attempt = attempt;
+    j->token = token;
+    j->lease_ms = lease_ms;
+    j->lease_until = now + lease_ms;
+    j->updated_at = now;
+    jlist_push_right(&j->q->reserved, j);
+    arm(s, j, j->lease_until);
+}
+
 /* ------------------------------------------- reservations written late
  *
  * A reservation promises nothing durable: JOB.RESERVE is answered before
@@ -344,16 +365,13 @@ static void jr_delete(struct store *s, struct job *j)
  * Not with replication (late_reserves false): every turn's rows go to the
  * group as they are. */
 
-static void arm(struct store *s, struct job *j, int64_t when);
-static void detach(struct store *s, struct job *j);
-
 static void unsaved_add(struct store *s, struct unsaved *u, const struct job *j)
 {
     if (u->n == u->cap) {
         u->cap = u->cap ? u->cap * 2 : 64;
         u->v = xrealloc(u->v, u->cap * sizeof *u->v);
     }
-    u->v[u->n++] = (struct unsaved_rec){ .id = j->id, .lease_until = j->lease_until, .updated_at = j->updated_at,
+    u->v[u->n++] = (struct unsaved_rec){ .id = j->id, .updated_at = j->updated_at,
                                          .attempt = j->attempt, .token = j->token, .lease_ms = j->lease_ms,
                                          .in_txn = journal_in_txn(s->jr), .gen = s->commits };
 }
@@ -439,19 +457,10 @@ static bool unsaved_redo(struct store *s, struct unsaved_rec *r)
         return false; /* a later commit changed it, or it is made again already */
     if (r->in_txn && r->gen == s->commits)
         return false; /* made in the failed transaction */
-    detach(s, j);
-    flow_hold(j->q, j);
-    j->state = JOB_RESERVED;
-    j->attempt = r->attempt;
-    j->token = r->token;
-    j->lease_ms = r->lease_ms;
-    j->lease_until = r->lease_until;
-    j->updated_at = r->updated_at;
+    hold_reserved(s, j, r->attempt, r->token, r->lease_ms, r->updated_at);
     free(j->holder);
     j->holder = r->holder;
     r->holder = NULL;
-    jlist_push_right(&j->q->reserved, j);
-    arm(s, j, j->lease_until);
     unsaved_mark(s, j);
     return true;
 }
@@ -675,18 +684,9 @@ void store_job_reserve(struct store *s, struct job *j, int64_t lease_ms)
     struct queue *q = j->q;
     int64_t now = clock_now_ms();
     flow_took(q, j, now);
-    detach(s, j);
-    flow_hold(q, j);
     if (lease_ms <= 0)
         lease_ms = j->lease_ms ? j->lease_ms : q->conf.lease;
-    j->state = JOB_RESERVED;
-    j->attempt++;
-    j->token = store_token(s);
-    j->lease_ms = (uint32_t)lease_ms;
-    j->lease_until = now + lease_ms;
-    j->updated_at = now;
-    jlist_push_right(&q->reserved, j);
-    arm(s, j, j->lease_until);
+    hold_reserved(s, j, j->attempt + 1, store_token(s), (uint32_t)lease_ms, now);
     jr_reserve(s, j);
     emit(s, j, "reserved");
 }

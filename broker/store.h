@@ -52,7 +52,7 @@ enum { TK_WAITER = 1, TK_JOB = 2, TK_QUEUE = 3 };   /* kinds of the heap's nodes
 /* A reservation not journaled yet, as it was made (store.c). */
 struct unsaved_rec {
     uint64_t id;
-    int64_t lease_until, updated_at;
+    int64_t updated_at;  /* when it was made: its lease runs lease_ms from there */
     uint32_t attempt, token, lease_ms;
     bool in_txn;  /* made while a transaction was open, */
     uint64_t gen; /* the one after this many commits */
