@@ -46,6 +46,7 @@ static const struct opt opts[] = {
     { "replica-id", OPT_INT, OFF(replica_id), "0", 0, 255, NULL, "this node's id in --replica-peers (0 = no replication; docs/cluster.md)" },
     { "replica-peers", OPT_STR, OFF(replica_peers), "", 0, 0, NULL, "the replication group: ID=RAFTHOST:PORT/HOST:PORT,… for each member (3 or 5)" },
     { "replica-election-ms", OPT_INT, OFF(replica_election_ms), "400", 50, 60000, NULL, "Raft election timeout of the replication group, ms (failover takes about 2-3 times this)" },
+    { "replica-catch-up-round-ms", OPT_INT, OFF(replica_catch_up_round_ms), "5000", 10, 600000, NULL, "a node being added catches up in rounds: one lasting longer than this ends, and the next starts while the node answers, ms" },
     { "replica-join", OPT_ENUM, OFF(replica_join), "no", 0, 0, yesno_choices, "a new member of a running group: start with an empty log and wait for the leader to add it (spool cluster add-replica), instead of bootstrapping --replica-peers: no|yes" },
     { "replica-snapshot-entries", OPT_INT, OFF(replica_snapshot_entries), "8192", 8, 1000000000, NULL, "log compaction: snapshot the shard journals every this many Raft entries, then drop the log before them (docs/replication.md)" },
     { "replica-snapshot-trailing", OPT_INT, OFF(replica_snapshot_trailing), "1024", 0, 1000000000, NULL, "log compaction: entries kept in the Raft log before a snapshot (a follower that far behind gets them, not the snapshot)" },

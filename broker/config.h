@@ -31,6 +31,7 @@ struct config {
     int replica_id;       /* 0 = not replicated (replica.h) */
     char *replica_peers;
     int replica_election_ms;
+    int replica_catch_up_round_ms; /* REPLICA.ADD: one catch-up round at most this long (replica.c) */
     int replica_join;              /* 1: joins a running group (replica.h) */
     int replica_snapshot_entries;  /* log compaction (replica_snap.h) */
     int replica_snapshot_trailing;

@@ -148,6 +148,7 @@ struct replica {
     bool change_busy;
     unsigned change_id;
     int change_op;
+    int64_t change_catch_up_us;   /* mono_us when the node being added began to catch up (add_goes_on) */
     _Atomic uint64_t role_epoch; /* role in the low 2 bits, the count of role changes above: read as one */
     _Atomic unsigned leader_id;
     _Atomic uint64_t applied_count, proposed_count, proposed_bytes, applied_index, queued_count;
@@ -1048,9 +1049,41 @@ static void set_status(struct replica *r, const char *fmt, ...)
     log_info("replica %d: membership: %s", r->cfg.id, r->change_status);
 }
 
+static void change_done(struct raft_change *req, int status);
+
+/* libraft ends a promotion with RAFT_NOCONNECTION when one catch-up round
+ * (the log up to the leader's last entry when the round began) outlasts
+ * its max_catch_up_round_duration, catch_up_round_ms: a snapshot of a
+ * large journal does, on a slow disk or a busy machine, while the node
+ * answers all along. A node heard from within ADD_SILENT_MAX_MS gets
+ * another round (it goes on from what it holds; the one up to date at its
+ * start is promoted at once), for up to ADD_CATCH_UP_MAX_S in all; one not
+ * heard fails the addition as before. The silence allowed is long: a node
+ * busy taking in a snapshot of tens of MB answers no heartbeat for seconds
+ * under load. Raft thread. */
+#define ADD_CATCH_UP_MAX_S 120
+#define ADD_SILENT_MAX_MS 30000
+
+static bool add_goes_on(struct replica *r, int status)
+{
+    if (status != RAFT_NOCONNECTION || r->change_op != REPLICA_ADD ||
+        mono_us() - r->change_catch_up_us > (int64_t)ADD_CATCH_UP_MAX_S * 1000000)
+        return false;
+    int64_t ago = heard_ago_ms(r, r->change_id);
+    if (ago < 0 || ago > ADD_SILENT_MAX_MS)
+        return false;
+    if (raft_assign(&r->raft, &r->change, r->change_id, RAFT_VOTER, change_done) != 0)
+        return false;
+    set_status(r, "in progress: node %u catching up to vote (a round outlasted %d ms; it answers: another round)",
+               r->change_id, r->cfg.catch_up_round_ms);
+    return true;
+}
+
 static void change_done(struct raft_change *req, int status)
 {
     struct replica *r = req->data;
+    if (add_goes_on(r, status))
+        return;
     r->change_busy = false;
     if (status == 0)
         set_status(r, "done: node %u %s", r->change_id, r->change_op == REPLICA_ADD ? "is a voter" : "was removed");
@@ -1065,6 +1098,7 @@ static void change_added(struct raft_change *req, int status)
 {
     struct replica *r = req->data;
     int rc = status;
+    r->change_catch_up_us = mono_us();
     if (rc == 0 && (rc = raft_assign(&r->raft, &r->change, r->change_id, RAFT_VOTER, change_done)) == 0) {
         set_status(r, "in progress: node %u %s", r->change_id, "added as a spare, catching up to vote");
         return;
@@ -1102,6 +1136,7 @@ static int resume_add(struct replica *r, struct change_req *q)
     r->change.data = r;
     r->change_id = q->id;
     r->change_op = REPLICA_ADD;
+    r->change_catch_up_us = mono_us();
     int rc = raft_assign(&r->raft, &r->change, q->id, RAFT_VOTER, change_done);
     if (rc != 0)
         return snprintf(q->base.msg, sizeof q->base.msg, "ERR node %u: %s", q->id, raft_strerror(rc)), -EINVAL;
@@ -1912,6 +1947,8 @@ static int init_raft(struct replica *r, char *err, size_t cap)
         return -EIO;
     raft_set_election_timeout(&r->raft, (unsigned)r->cfg.election_ms);
     raft_set_heartbeat_timeout(&r->raft, (unsigned)(r->cfg.election_ms / 10));
+    if (r->cfg.catch_up_round_ms > 0) /* else libraft's own (5 s) */
+        raft_set_max_catch_up_round_duration(&r->raft, (unsigned)r->cfg.catch_up_round_ms);
     raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_entries);
     raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
     /* Pre-vote (Raft thesis 9.6): a node that misses heartbeats while it

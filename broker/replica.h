@@ -48,6 +48,7 @@ struct replica_cfg {
     const char *data_dir;   /* shard-<k>.db live here; the Raft log under <data_dir>/raft */
     int nshards;
     int election_ms;        /* Raft election timeout (heartbeat: a tenth of it) */
+    int catch_up_round_ms;  /* longest catch-up round of a joining node before the leader starts another */
     unsigned snapshot_entries;  /* a snapshot every this many applied entries (log compaction) */
     unsigned snapshot_trailing; /* entries kept in the log before a snapshot's index */
     size_t snapshot_max_bytes;  /* no snapshot larger than this (it is held in memory) */

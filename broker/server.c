@@ -507,7 +507,8 @@ static int start_replica(struct server *srv)
         return 0;
     struct replica_cfg rc = { .id = srv->cfg.replica_id, .peers = srv->cfg.replica_peers,
                               .data_dir = srv->cfg.data_dir, .nshards = srv->nshards,
-                              .election_ms = srv->cfg.replica_election_ms, .wake = wake_shards, .apply = wake_shard_k,
+                              .election_ms = srv->cfg.replica_election_ms,
+                              .catch_up_round_ms = srv->cfg.replica_catch_up_round_ms, .wake = wake_shards, .apply = wake_shard_k,
                               .wake_arg = srv, .snapshot_entries = (unsigned)srv->cfg.replica_snapshot_entries,
                               .snapshot_trailing = (unsigned)srv->cfg.replica_snapshot_trailing,
                               .snapshot_max_bytes = (size_t)srv->cfg.replica_snapshot_max_mb << 20,

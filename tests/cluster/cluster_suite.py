@@ -26,7 +26,7 @@ from redis.crc import key_slot
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "replication"))
-from failover import map_epochs, wait_map  # noqa: E402  (the wait for a map, shared with slotmap.py)
+from failover import free_port, map_epochs, wait_map  # noqa: E402  (shared with the replication suites)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARGS: argparse.Namespace
@@ -136,23 +136,6 @@ def shape(v: Tuple[str, Any]) -> Any:
 # -------------------------------------------------------------- servers
 
 
-def free_port(also_bus: bool = False) -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 10000 > 65535:
-            continue
-        if not also_bus:
-            return port
-        try:
-            with socket.socket() as b:
-                b.bind(("127.0.0.1", port + 10000))
-            return port
-        except OSError:
-            continue
-
-
 class RedisClusterServers:
     """Three redis-server nodes in cluster mode, made a cluster by
     redis-cli --cluster create."""
@@ -162,7 +145,7 @@ class RedisClusterServers:
         self.procs: List[subprocess.Popen] = []
         self.ports: List[int] = []
         for i in range(3):
-            port = free_port(also_bus=True)
+            port = free_port()  # and port + 10000, its cluster bus
             d = os.path.join(self.dir, str(i))
             os.mkdir(d)
             self.procs.append(subprocess.Popen(
@@ -864,6 +847,8 @@ def extra_node(sp: SpoolCluster, name: str) -> int:
     """Starts one more spoold --cluster yes (not in the map yet) beside sp's
     nodes; returns its port. Stopped with sp."""
     d, pf = os.path.join(sp.dir, name), os.path.join(sp.dir, name + ".port")
+    # a port by number, not 0: a node started again from its command line
+    # (test_map_survives_g1_leader_killed_...) keeps its address in the map
     p = subprocess.Popen([ARGS.spoold, "--cluster", "yes", "--port", str(free_port()), "--port-file", pf,
                           "--http-port", "0",
                           "--data-dir", d, "--shards", "2", "--logfile", os.path.join(sp.dir, name + ".log")])

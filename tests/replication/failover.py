@@ -13,9 +13,11 @@ pause at each failover and its p50/p99/max. Ends with "N passed, N failed".
 import argparse
 import atexit
 import contextlib
+import fcntl
 import io
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -48,20 +50,56 @@ def _kill_nodes():
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout's SIGTERM runs the atexit above
 
 
+PORT_LOCKS = os.path.join(tempfile.gettempdir(), "spool-test-ports")
+_held_ports = {}  # port -> open lock file, kept (and so locked) until this process ends
+
+
+def _ephemeral_low():
+    """The first port of the kernel's range for ephemeral ports (bind to 0,
+    the local end of an outgoing connection)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bind_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def free_port():
-    """A port free for the client and, 10000 above it, for Raft."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p + 10000 > 65535:
+    """A port for the client and, 10000 above it, for Raft, both given to
+    spoold by number (--port, --replica-peers), so spoold cannot pick them
+    itself. Both lie below the kernel's ephemeral range: no outgoing
+    connection and no bind to port 0 can take one between this pick and
+    spoold's bind, or while a node is down between two starts. Both were
+    free when picked, and the pair stays locked (flock on a file under
+    PORT_LOCKS) until this process ends, so two suites running at once
+    never pick the same pair."""
+    os.makedirs(PORT_LOCKS, exist_ok=True)
+    top = _ephemeral_low() - 10000 - 1
+    if top < 11024:
+        raise RuntimeError("the ephemeral port range starts too low for a client/Raft port pair")
+    for _ in range(2000):
+        p = random.randint(10000, top)
+        if p in _held_ports:
             continue
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", p + 10000))
-            except OSError:
-                continue
-        return p
+        f = open(os.path.join(PORT_LOCKS, str(p)), "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        if _bind_free(p) and _bind_free(p + 10000):
+            _held_ports[p] = f
+            return p
+        f.close()
     raise RuntimeError("no free port pair")
 
 

@@ -27,6 +27,12 @@ from failover import Group, Load, Suite, check_load, ended, journals_equal, rese
 
 SNAP_ENTRIES = 64
 SNAP_TRAILING = 32
+# A catch-up round of a node being added ends after this (libraft's 5 s by
+# default): the snapshot a new node gets here (tens of MB) takes longer, so
+# add-replica passes only when the leader starts another round while the
+# node answers (broker/replica.c, add_goes_on), as a large snapshot needs
+# on any busy machine.
+CATCH_UP_ROUND_MS = 200
 
 
 def info(g, i):
@@ -288,7 +294,8 @@ def main():
     suite = Suite()
     root = tempfile.mkdtemp(prefix="spool-members-")
     g = Group(a.spoold, root, a.spool if a.cluster else None)
-    g.extra = ["--replica-snapshot-entries", str(SNAP_ENTRIES), "--replica-snapshot-trailing", str(SNAP_TRAILING)]
+    g.extra = ["--replica-snapshot-entries", str(SNAP_ENTRIES), "--replica-snapshot-trailing", str(SNAP_TRAILING),
+               "--replica-catch-up-round-ms", str(CATCH_UP_ROUND_MS)]
     error = None
     try:
         g.start_group()

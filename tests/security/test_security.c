@@ -331,17 +331,9 @@ static long status_kb(pid_t pid, const char *field)
  * quarantine, and one built with ThreadSanitizer or ASan maps shadow
  * memory, so their bounds are three times as large (the unbounded
  * behaviour these tests catch is far above either). */
-static long bound_for(pid_t pid, long mb)
+static long bound_for(long mb)
 {
-    char path[64], line[512];
-    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-    FILE *f = fopen(path, "r");
-    bool asan = false;
-    while (f && !asan && fgets(line, sizeof line, f))
-        asan = strstr(line, "libasan") || strstr(line, "libtsan");
-    if (f)
-        fclose(f);
-    return asan ? mb * 3 : mb;
+    return spoold_sanitized() ? mb * 3 : mb;
 }
 
 /* The highest VmHWM seen while polling for ms milliseconds (an observation
@@ -395,7 +387,7 @@ Test(limits, pipelined_big_replies_do_not_grow_memory)
     }
     cli_send_raw(greedy, b.data, b.len);
     resp_buf_free(&b);
-    long bound = bound_for(s->pid, HWM_BOUND_MB);
+    long bound = bound_for(HWM_BOUND_MB);
     long peak = watch_hwm_mb(s->pid, 3000, bound);
     cr_log_info("VmHWM: %ld MB after the pushes, %ld MB while 150 LRANGEs wait unread", base, peak);
     cr_assert_lt(peak, bound, "spoold grew to %ld MB VmHWM (bound %ld MB)", peak, bound);
@@ -510,7 +502,7 @@ Test(limits, a_request_over_proto_max_request_is_refused)
     cli_close(c);
     long hwm = status_kb(s->pid, "VmHWM") / 1024;
     cr_log_info("VmHWM %ld MB after a refused 80 MB request", hwm);
-    cr_assert_lt(hwm, bound_for(s->pid, 200), "spoold grew to %ld MB VmHWM refusing one request", hwm);
+    cr_assert_lt(hwm, bound_for(200), "spoold grew to %ld MB VmHWM refusing one request", hwm);
     c = cli_connect(s->port);
     cr_assert_eq(llen(c, "q"), 0);
     cli_close(c);
@@ -708,7 +700,7 @@ Test(limits, pipelined_pops_of_big_jobs_are_bounded_too)
     }
     cli_send_raw(greedy, b.data, b.len);
     resp_buf_free(&b);
-    long bound = base + bound_for(s->pid, 110);
+    long bound = base + bound_for(110);
     long peak = watch_hwm_mb(s->pid, 3000, bound);
     cr_log_info("VmHWM: %ld MB after the pushes, %ld MB while %d LPOPs of 1 MiB wait unread", base, peak, N);
     cr_assert_lt(peak, bound, "spoold grew from %ld to %ld MB VmHWM", base, peak);

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -168,6 +169,28 @@ const char *spoold_path(void)
 {
     const char *p = getenv("SPOOLD");
     return p && p[0] ? p : SPOOLD_PATH;
+}
+
+bool spoold_sanitized(void)
+{
+    static int known = -1;
+    if (known >= 0)
+        return known;
+    known = 0;
+    int fd = open(spoold_path(), O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return false;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m != MAP_FAILED) {
+            known = memmem(m, (size_t)st.st_size, "__asan_init", 11) ||
+                    memmem(m, (size_t)st.st_size, "__tsan_init", 11);
+            munmap(m, (size_t)st.st_size);
+        }
+    }
+    close(fd);
+    return known;
 }
 
 char *spoold_log(const spoold *s)

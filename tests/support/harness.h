@@ -68,6 +68,10 @@ void spoold_destroy(spoold *s);
 char *spoold_log(const spoold *s);
 /* Path of the spoold binary under test. */
 const char *spoold_path(void);
+/* True when that binary is built with AddressSanitizer or ThreadSanitizer
+ * (it calls the sanitizer's start-up): it runs several times slower and
+ * its allocator keeps freed memory. */
+bool spoold_sanitized(void);
 
 /* ---------------------------------------------------------------- client */
 
