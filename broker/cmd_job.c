@@ -199,7 +199,9 @@ void io_job_reserve(struct conn *c, struct msg *m)
         return;
     }
     int64_t deadline = nowait ? -1 : timeout ? clock_now_ms() + timeout : 0;
-    m->who = job_holder_format(c->name, c->addr, c->id);
+    if (!c->who) /* made once per connection (and name): not at every reserve */
+        c->who = job_holder_format(c->name, c->addr, c->id);
+    m->who = xstrdup(c->who);
     conn_bpop(c, m, i + 1, m->req.argc, deadline);
 }
 

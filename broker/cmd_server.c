@@ -149,6 +149,8 @@ static int set_name(struct conn *c, const char *s, size_t n)
         return -1;
     free(c->name);
     c->name = NULL;
+    free(c->who); /* the holder text names the connection */
+    c->who = NULL;
     if (n) {
         c->name = strndup(s, n);
         if (!c->name)

@@ -1181,6 +1181,7 @@ void conn_drop_moved(struct conn *c, int fd)
     resp_req_free(c->parser);
     resp_cmd_free(&c->held);
     free(c->name);
+    free(c->who);
     free(c);
 }
 
@@ -1263,6 +1264,7 @@ static void conn_free(struct conn *c)
     resp_req_free(c->parser);
     resp_cmd_free(&c->held);
     free(c->name);
+    free(c->who);
     free(c);
     conn_stop_when_idle(io);
 }

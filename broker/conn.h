@@ -87,6 +87,7 @@ struct conn {
     char addr[64];
     char laddr[64];
     char *name;
+    char *who;                       /* JOB.RESERVE's holder text of this connection, made at its first; NULL: not made */
     char lastcmd[24];
     char lib_name[32], lib_ver[32];
     int64_t created_ms, last_ms;     /* monotonic */

@@ -28,7 +28,10 @@
  * - rows that journal_job_insert() holds back are inserted before any
  *   other statement runs on the connection (every entry point that runs
  *   one, or hands the connection out, calls journal_flush() first), so
- *   nothing ever reads or changes the jobs table without them;
+ *   nothing ever reads or changes the jobs table without them; the
+ *   exceptions, journal_job_update() and journal_job_remove(), change one
+ *   row by its id and read no other, and flush them first when that row is
+ *   one of them;
  * - the schema is exactly migrations 1..journal_user_version(): open applies
  *   the missing ones, each in its own transaction with its user_version, and
  *   refuses a database newer than the binary before changing anything in it;
@@ -1101,12 +1104,33 @@ int journal_job_insert(struct journal *j, const struct job *job)
     return journal_payload_insert(j, job);
 }
 
+/* True when the row of job id is one of the held rows. */
+static bool journal_holds(const struct journal *j, uint64_t id)
+{
+    for (size_t i = 0; i < j->npend; i++)
+        if (j->pend[i].v[1] == (int64_t)id)
+            return true;
+    return false;
+}
+
+/* An update or a delete changes one row by its id and reads no other: the
+ * held rows go in first only when that row is one of them. The turn's other
+ * pushes stay held, so a turn of pushes, acks and retention deletes still
+ * inserts its rows together. */
+static bool journal_refused_row(struct journal *j, uint64_t id, const char *op, int *err)
+{
+    if (journal_injected(j, op, err))
+        return true;
+    *err = journal_holds(j, id) ? journal_flush(j) : j->flush_err;
+    return *err < 0;
+}
+
 int journal_job_update(struct journal *j, const struct job *job)
 {
     sqlite3_stmt *st = j->st[ST_JOB_UPDATE];
     int err, b = SQLITE_OK;
 
-    if (journal_refused(j, "update", &err))
+    if (journal_refused_row(j, job->id, "update", &err))
         return err;
     b |= sqlite3_bind_int64(st, 1, (sqlite3_int64)job->id);
     b |= sqlite3_bind_int(st, 2, job->state);
@@ -1162,8 +1186,8 @@ int journal_job_remove(struct journal *j, uint64_t id, int body)
     bool in_payloads = body != JOURNAL_BODY_IN_ROW;
     int err;
 
-    if (journal_refused(j, "delete", &err))
-        return err; /* held inserts go in first: the row deleted may be one of them */
+    if (journal_refused_row(j, id, "delete", &err))
+        return err; /* held inserts go in first when the row deleted is one of them */
     if (body == JOURNAL_BODY_ASK) {
         err = journal_delete_asking(j, id, &in_payloads);
     } else {

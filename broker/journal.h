@@ -85,12 +85,14 @@ void journal_set_inline_max(struct journal *j, uint32_t max);
 /* insert copies the job's row and holds it back: the rows of a turn go in
  * together, with one INSERT of up to JOURNAL_BATCH_MAX rows (prepared for
  * JOURNAL_BATCH_MAX, 16, 4 and 1 rows), when JOURNAL_BATCH_MAX are held or
- * at the next other use of the journal, whichever is first; a payload
+ * at the next other use of the journal, whichever is first (an update or
+ * a delete of a row not held is no such use: it leaves them held); a payload
  * outside the row goes in at once, with its row and the rows before it. */
 #define JOURNAL_BATCH_MAX 64
 int journal_job_insert(struct journal *j, const struct job *job);
 /* Inserts the rows insert held back. Every function of this file that runs
- * a statement calls it first, and so do journal_sqlite(), journal_prepare()
+ * a statement calls it first (journal_job_update() and journal_job_remove()
+ * only when the row they change is held), and so do journal_sqlite(), journal_prepare()
  * and journal_write(); a module that steps a statement of its own without
  * them calls it (store_jr_begin() and store_txn() do). 0 or the negative
  * errno; a failure is also kept until the transaction ends, so that

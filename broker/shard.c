@@ -245,8 +245,13 @@ static int take_reserve(struct shard *s, struct msg *m, struct queue *q, int wan
             store_job_delete(&s->st, j);
             continue;
         }
-        if (m->who)
+        if (m->who && n + 1 == want) { /* the last job it takes gets the text itself */
+            free(j->holder);
+            j->holder = m->who;
+            m->who = NULL;
+        } else if (m->who) {
             job_set_str(&j->holder, m->who, strlen(m->who));
+        }
         store_job_reserve(&s->st, j, m->lease);
         encode_reserved(m, j);
         note_job(m, j->id);

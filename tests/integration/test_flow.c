@@ -691,6 +691,26 @@ Test(flow, a_reservation_records_its_worker_and_queue_workers_lists_them)
     cli_close(w);
 }
 
+/* The holder text is made once per connection; a new name makes it anew. */
+Test(flow, a_reservation_after_setname_records_the_new_name)
+{
+    cli *w = cli_connect(srv->port);
+    expect_ok(CMD(w, "CLIENT", "SETNAME", "before-1"));
+    jid a = PUSH(c, "hn", "{}");
+    jid b = PUSH(c, "hn", "{}");
+    fjob j[1];
+    cr_assert_eq(JOBS_OF(CMD(w, "JOB.RESERVE", "LEASE", "60000", "FROM", "hn"), j, 1), 1);
+    expect_ok(CMD(w, "CLIENT", "SETNAME", "after-2"));
+    cr_assert_eq(JOBS_OF(CMD(w, "JOB.RESERVE", "LEASE", "60000", "FROM", "hn"), j, 1), 1);
+    resp_val *g = CMD(c, "JOB.GET", a.s);
+    cr_assert(strstr(field_str(g, "holder"), "name=before-1 "), "first holder: %s", field_str(g, "holder"));
+    resp_val_free(g);
+    g = CMD(c, "JOB.GET", b.s);
+    cr_assert(strstr(field_str(g, "holder"), "name=after-2 "), "holder after SETNAME: %s", field_str(g, "holder"));
+    resp_val_free(g);
+    cli_close(w);
+}
+
 Test(flow, failed_attempts_keep_their_error_time_and_worker)
 {
     config(c, "h", "backoff", "0");

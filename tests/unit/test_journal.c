@@ -869,6 +869,65 @@ Test(journal, a_turn_of_n_pushes_inserts_every_row_whole)
     freequeue(q);
 }
 
+/* An update or a delete of a row that is not held runs with the turn's
+ * held rows still held (they go in together later); one of a held row
+ * inserts them first. A held insert's failure still fails an update of
+ * another row. */
+Test(journal, a_change_of_a_row_not_held_leaves_the_held_rows_held)
+{
+    struct queue *q = mkqueue("keep", 3);
+    struct journal *j = jopen(0);
+    struct job *a = mkjob_full(q, 1), *z = mkjob_full(q, 2);
+    struct job *b = mkjob_full(q, 3), *c = mkjob_full(q, 4), *d = mkjob_full(q, 5), *e = mkjob_full(q, 6);
+    insert_commit(j, a);
+    insert_commit(j, z);
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, b), 0);
+    cr_assert_eq(journal_job_insert(j, c), 0);
+    a->state = JOB_DONE;
+    a->attempt = 7;
+    cr_assert_eq(journal_job_update(j, a), 0, "%s", journal_error(j));
+    cr_assert_eq(journal_held(j), 2, "the update of a committed row inserted the held rows");
+    cr_assert_eq(journal_job_remove(j, 2, JOURNAL_BODY_IN_ROW), 0, "%s", journal_error(j));
+    cr_assert_eq(journal_held(j), 2, "the delete of a committed row inserted the held rows");
+    c->state = JOB_RESERVED;
+    c->attempt = 2;
+    cr_assert_eq(journal_job_update(j, c), 0, "the update finds the second held row: %s", journal_error(j));
+    cr_assert_eq(journal_held(j), 0);
+    cr_assert_eq(journal_job_insert(j, d), 0);
+    cr_assert_eq(journal_job_insert(j, e), 0);
+    cr_assert_eq(journal_job_remove(j, 5, JOURNAL_BODY_IN_ROW), 0, "%s", journal_error(j));
+    cr_assert_eq(journal_held(j), 0, "the delete of a held row left it held");
+    cr_assert_eq(journal_commit(j), 0, "%s", journal_error(j));
+
+    j = jreopen(j);
+    struct loaded l;
+    memset(&l, 0, sizeof l);
+    journal_load(j, true, on_queue, on_job, &l);
+    cr_assert_eq(l.n, 4, "rows 1, 3, 4 and 6: %d", l.n);
+    check_full(l.jobs[0], a);
+    check_full(l.jobs[1], b);
+    check_full(l.jobs[2], c);
+    check_full(l.jobs[3], e);
+    cr_assert_eq(l.jobs[0]->state, JOB_DONE);
+    cr_assert_eq(l.jobs[2]->state, JOB_RESERVED);
+    loaded_free(&l);
+
+    /* a held insert that failed (a duplicate id) fails the next update too */
+    struct job *dup = mkjob_full(q, 3);
+    cr_assert_eq(journal_begin(j), 0);
+    cr_assert_eq(journal_job_insert(j, dup), 0);
+    cr_assert_lt(journal_flush(j), 0);
+    a->state = JOB_READY;
+    cr_assert_lt(journal_job_update(j, a), 0, "an update after a failed held insert succeeded");
+    cr_assert_lt(journal_commit(j), 0);
+    struct job *all[] = { dup, a, z, b, c, d, e };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        job_free(all[i]);
+    journal_close(j);
+    freequeue(q);
+}
+
 /* Held rows go in before anything else touches the connection: an update
  * of one of them in the same turn finds its row, a read finds it, another
  * module's statement (the raw handle) sees it; a rollback drops them. */
