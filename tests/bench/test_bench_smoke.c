@@ -294,11 +294,22 @@ Test(bench_write_bytes, a_payload_is_written_once, .timeout = 120)
     /* The payload goes once to the payload file (issue 12: <= 1.3x over
      * push, reserve, ack and the checkpoint after them); a reserve or an
      * ack writes a small row (a page or two of the WAL per commit). */
-    cr_assert(push > 0.9 && push < 1.2, "push wrote %.2fx the payload:\n%s", push, out);
+    /* Pushes that share a commit share its WAL pages (the row's page, the
+     * commit's): 1.10x here in a normal build, where the 10 pipelined
+     * pushes of a batch mostly go in one commit. A sanitizer's spoold is
+     * slow enough that more commits carry a single push (1.25-1.30x seen
+     * in the ASan pass); there the bounds only tell a payload written once
+     * (about 1x) from one written twice (2x and over). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    const double push_max = 1.5, total_max = 1.6;
+#else
+    const double push_max = 1.2, total_max = 1.3;
+#endif
+    cr_assert(push > 0.9 && push < push_max, "push wrote %.2fx the payload:\n%s", push, out);
     cr_assert(reserve < 0.5, "a reserve wrote %.2fx the payload (the payload again?):\n%s", reserve, out);
     cr_assert(ack < 0.5, "an ack wrote %.2fx the payload (the payload again?):\n%s", ack, out);
-    cr_assert(total <= 1.3, "push + reserve + ack + checkpoint wrote %.2fx the payload (target 1.3x):\n%s", total,
-              out);
+    cr_assert(total <= total_max, "push + reserve + ack + checkpoint wrote %.2fx the payload (target %.1fx):\n%s",
+              total, total_max, out);
     free(out);
     /* the same with the payload file off: the WAL and the checkpoint write
      * the payload twice (what the file saves) */
