@@ -167,6 +167,15 @@ Test(scripts, a_script_that_wrote_is_unkillable_and_kill9_keeps_none_of_it)
     long long deadline = now_ms() + 5000;
     while (!unkillable && now_ms() < deadline) {
         resp_val *v = CMD(c, "SCRIPT", "KILL");
+        if (v->type == RESP_T_SIMPLE && strcmp(v->str, "OK") == 0) {
+            /* it came between the script's start and its first write (a
+             * slow, sanitizer-built spoold): that script had written
+             * nothing and may be killed; run it again */
+            resp_val_free(v);
+            resp_val_free(cli_read(looper));
+            SEND(looper, "EVAL", "redis.call('set', KEYS[1], 'during') while true do end", "1", "a");
+            continue;
+        }
         cr_assert(v->type == RESP_T_ERROR, "SCRIPT KILL must not end a script that wrote: %s", resp_describe(v));
         unkillable = strncmp(v->str, "UNKILLABLE", 10) == 0;
         resp_val_free(v);

@@ -97,7 +97,9 @@ def bounded_log(suite, g, mb):
     took = time.monotonic() - t0
 
     def bounded(sizes):
-        return all(s < mb * 1e6 * 0.6 and f is not None and f > 1 for s, _, f in sizes.values())
+        # a log never cut holds all mb MB; one cut at its snapshots holds
+        # about the entries since the last one (36-41 MB seen for 64 MB)
+        return all(s < mb * 1e6 * 0.75 and f is not None and f > 1 for s, _, f in sizes.values())
     end = time.monotonic() + 30  # a snapshot being written (tens of MB on a busy disk) drops segments when done
     sizes = {i: raft_dir(g, i) for i in g.procs}
     while not bounded(sizes) and time.monotonic() < end:
