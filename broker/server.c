@@ -206,8 +206,11 @@ static int listen_tls(struct server *srv)
         return -EINVAL;
     }
     struct sockaddr_storage ss;
-    int sslen, port = srv->cfg.tls_port < 0 ? 0 : srv->cfg.tls_port;
-    bind_address(srv, port, &ss, &sslen);
+    int sslen = 0, port = srv->cfg.tls_port < 0 ? 0 : srv->cfg.tls_port;
+    if (bind_address(srv, port, &ss, &sslen) < 0) {
+        log_error("cannot serve TLS: '%s' is not an IP address (set --bind to e.g. 127.0.0.1 or 0.0.0.0)", srv->cfg.bind);
+        return -EINVAL;
+    }
     srv->tls_listener = evconnlistener_new_bind(srv->base, accept_tls_cb, srv,
                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
                                                 511, (struct sockaddr *)&ss, sslen);
