@@ -258,11 +258,8 @@ static struct msg *msg_copy(const struct msg *src)
     m->count = src->count;
     m->lease = src->lease;
     m->bmode = src->bmode;
-    if (src->who) {
-        size_t n = strlen(src->who);
-        m->who = xmalloc(n + 1);
-        memcpy(m->who, src->who, n + 1);
-    }
+    if (src->who)
+        m->who = xstrdup(src->who);
     if (src->user)
         m->user = xstrdup(src->user);
     return m;
