@@ -958,6 +958,7 @@ Test(req, a_big_request_in_small_reads_is_moved_a_few_times)
 {
     enum { ARGS = 64, LEN = 1 << 20, READ = 32 * 1024 };
     char *one = malloc(LEN + 32);
+    cr_assert(one);
     int h = sprintf(one, "$%d\r\n", LEN);
     memset(one + h, 'x', LEN);
     memcpy(one + h + LEN, "\r\n", 2);
