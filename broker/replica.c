@@ -129,7 +129,7 @@ struct replica {
     raft_uv_transport_close_cb close_cb;
     struct raft_fsm fsm;
     struct raft_barrier barrier;
-    bool barrier_pending, closed, running;
+    bool barrier_pending, closed, running, handles; /* handles: async and tick set up (replica_run) */
     _Atomic bool stopping;
     pthread_mutex_t mu;
     struct submission *subs; /* waiting for the Raft thread */
@@ -1965,12 +1965,19 @@ int replica_run(struct replica *r, char *err, size_t cap)
 {
     int rc = raft_start(&r->raft);
     if (rc != 0) {
-        snprintf(err, cap, "replica: cannot start Raft (data %s): %s", r->raft_dir, raft_errmsg(&r->raft));
+        /* libraft's errmsg says why the log did not load; it stays empty when the
+         * transport cannot listen on the Raft address (another process holds it) */
+        if (raft_errmsg(&r->raft)[0])
+            snprintf(err, cap, "replica: cannot start Raft (data %s): %s", r->raft_dir, raft_errmsg(&r->raft));
+        else
+            snprintf(err, cap, "replica: cannot start Raft (data %s): %s (is its Raft address %s taken by another "
+                     "process?)", r->raft_dir, raft_strerror(rc), peer_by_id(r, (unsigned)r->cfg.id)->raft_addr);
         return -EIO;
     }
     uv_async_init(&r->loop, &r->async, on_async);
     uv_timer_init(&r->loop, &r->tick);
     r->async.data = r->tick.data = r;
+    r->handles = true;
     uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
     if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
         snprintf(err, cap, "replica: cannot start its thread");
@@ -2025,16 +2032,23 @@ void replica_stop(struct replica *r)
 {
     if (!r)
         return;
-    if (!r->running) {
-        log_warn("replica %d: its Raft thread never ran; left as it is (the process is stopping)", r->cfg.id);
-        return;
+    if (r->running) {
+        snap_cancel(r->snap); /* a snapshot waiting for the shards (stopped by now) gives up */
+        pthread_mutex_lock(&r->mu);
+        r->stopping = true;
+        pthread_mutex_unlock(&r->mu);
+        uv_async_send(&r->async);
+        pthread_join(r->thread, NULL);
+    } else { /* start-up failed after replica_start (raft_start, say): Raft closes on this thread */
+        log_info("replica %d: its Raft thread never ran; closing Raft", r->cfg.id);
+        r->stopping = true;
+        r->closed = true;
+        if (r->handles) {
+            uv_close((uv_handle_t *)&r->tick, NULL);
+            uv_close((uv_handle_t *)&r->async, NULL);
+        }
+        raft_close(&r->raft, raft_closed);
     }
-    snap_cancel(r->snap); /* a snapshot waiting for the shards (stopped by now) gives up */
-    pthread_mutex_lock(&r->mu);
-    r->stopping = true;
-    pthread_mutex_unlock(&r->mu);
-    uv_async_send(&r->async);
-    pthread_join(r->thread, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     uint64_t n = atomic_load(&r->proposed_count), bytes = atomic_load(&r->proposed_bytes);
     log_info("replica %d: stopped; it proposed %" PRIu64 " turn(s) (%" PRIu64 " bytes, %.0f per entry) and applied %"

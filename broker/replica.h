@@ -69,7 +69,8 @@ int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err
 /* After replica_attach of every shard: loads the log and starts the Raft
  * thread (a snapshot in the log is queued for the shards at once). */
 int replica_run(struct replica *r, char *err, size_t cap);
-/* Stops the thread (after the shards stopped). */
+/* Stops the thread and frees r (after the shards stopped); also when a
+ * start-up step after replica_start failed (the Raft thread never ran). */
 void replica_stop(struct replica *r);
 
 int replica_role(const struct replica *r);
