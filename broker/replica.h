@@ -73,6 +73,13 @@ int replica_run(struct replica *r, char *err, size_t cap);
  * start-up step after replica_start failed (the Raft thread never ran). */
 void replica_stop(struct replica *r);
 
+struct raft;
+struct raft_message;
+/* Raft thread: is m an answer libraft addresses from the wrong member of
+ * its state union (a snapshot install stored after this node stopped
+ * following, replica.c)? Such an answer is dropped, not sent. */
+bool replica_answer_misaddressed(const struct raft *raft, const struct raft_message *m);
+
 int replica_role(const struct replica *r);
 /* The role and the count of role changes, read together; a shard that
  * sees the count move rebuilds (leader) or goes passive. */
