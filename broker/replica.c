@@ -124,12 +124,13 @@ struct replica {
     struct raft_uv_transport tcp;   /* libraft's TCP transport, wrapped by tr */
     int (*uv_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb); /* raft_uv's, wrapped by heard_start */
     raft_io_recv_cb raft_recv;      /* libraft's, wrapped by heard_recv */
+    int (*uv_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *, raft_io_send_cb); /* raft_uv's, wrapped by guarded_send */
     int64_t heard_us[256];          /* Raft thread: mono_us of the last message from each node id (0: never) */
     raft_uv_accept_cb accept_cb;
     raft_uv_transport_close_cb close_cb;
     struct raft_fsm fsm;
     struct raft_barrier barrier;
-    bool barrier_pending, closed, running;
+    bool barrier_pending, closed, running, handles; /* handles: async and tick set up (replica_run) */
     _Atomic bool stopping;
     pthread_mutex_t mu;
     struct submission *subs; /* waiting for the Raft thread */
@@ -1907,6 +1908,41 @@ static int bootstrap(struct replica *r, char *err, size_t cap)
     return -EIO;
 }
 
+/* libraft 0.15 answers an InstallSnapshot once the snapshot is stored
+ * (installSnapshotCb) whatever this node became in the meantime, to
+ * follower_state.current_leader, a member of a union. A voter that takes
+ * in a large snapshot under load can miss the leader's heartbeats and turn
+ * candidate before it is stored: the answer's address is then the
+ * candidate's fields (0x100 with in_pre_vote set, NULL without), the
+ * leader's (promotee_id), or NULL for a follower that knows no leader, and
+ * raft_uv's strlen of it kills the Raft thread. Such an answer goes
+ * nowhere anyway: it is dropped (libraft frees it; the leader learns the
+ * node's log from its next answer to a heartbeat). An answer of a
+ * candidate or leader to a stale leader carries that leader's real address
+ * and passes. */
+bool replica_answer_misaddressed(const struct raft *raft, const struct raft_message *m)
+{
+    if (m->type != RAFT_IO_APPEND_ENTRIES_RESULT)
+        return false;
+    if (!m->server_address)
+        return true;
+    return raft->state != RAFT_FOLLOWER && m->server_id == raft->follower_state.current_leader.id &&
+           m->server_address == raft->follower_state.current_leader.address;
+}
+
+static int guarded_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m, raft_io_send_cb cb)
+{
+    struct replica *r = (struct replica *)((char *)io - offsetof(struct replica, io));
+    if (replica_answer_misaddressed(&r->raft, m)) {
+        int st = raft_state(&r->raft);
+        log_info("replica %d: an answer to a snapshot install stored after this node stopped following (now %s) "
+                 "is dropped", r->cfg.id, st == RAFT_CANDIDATE ? "a candidate" : st == RAFT_LEADER ? "the leader"
+                 : st == RAFT_FOLLOWER ? "a follower of no known leader" : "stopping");
+        return RAFT_NOCONNECTION;
+    }
+    return r->uv_send(io, req, m, cb);
+}
+
 /* Every message libraft receives passes here first: when each node was
  * last heard from (heard_ago_ms), on the Raft thread. */
 static void heard_recv(struct raft_io *io, struct raft_message *msg)
@@ -1935,6 +1971,8 @@ static int init_raft(struct replica *r, char *err, size_t cap)
     r->io.version = 2; /* raft_uv 0.15 has async_work, which snapshot_async needs, but calls itself version 1 */
     r->uv_start = r->io.start;
     r->io.start = heard_start;
+    r->uv_send = r->io.send;
+    r->io.send = guarded_send;
     char addr[140];
     member_addr(me, addr, sizeof addr);
     if (rc || raft_uv_tcp_set_bind_address(&r->tcp, me->raft_addr) != 0 ||
@@ -1965,12 +2003,19 @@ int replica_run(struct replica *r, char *err, size_t cap)
 {
     int rc = raft_start(&r->raft);
     if (rc != 0) {
-        snprintf(err, cap, "replica: cannot start Raft (data %s): %s", r->raft_dir, raft_errmsg(&r->raft));
+        /* libraft's errmsg says why the log did not load; it stays empty when the
+         * transport cannot listen on the Raft address (another process holds it) */
+        if (raft_errmsg(&r->raft)[0])
+            snprintf(err, cap, "replica: cannot start Raft (data %s): %s", r->raft_dir, raft_errmsg(&r->raft));
+        else
+            snprintf(err, cap, "replica: cannot start Raft (data %s): %s (is its Raft address %s taken by another "
+                     "process?)", r->raft_dir, raft_strerror(rc), peer_by_id(r, (unsigned)r->cfg.id)->raft_addr);
         return -EIO;
     }
     uv_async_init(&r->loop, &r->async, on_async);
     uv_timer_init(&r->loop, &r->tick);
     r->async.data = r->tick.data = r;
+    r->handles = true;
     uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
     if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
         snprintf(err, cap, "replica: cannot start its thread");
@@ -2025,16 +2070,23 @@ void replica_stop(struct replica *r)
 {
     if (!r)
         return;
-    if (!r->running) {
-        log_warn("replica %d: its Raft thread never ran; left as it is (the process is stopping)", r->cfg.id);
-        return;
+    if (r->running) {
+        snap_cancel(r->snap); /* a snapshot waiting for the shards (stopped by now) gives up */
+        pthread_mutex_lock(&r->mu);
+        r->stopping = true;
+        pthread_mutex_unlock(&r->mu);
+        uv_async_send(&r->async);
+        pthread_join(r->thread, NULL);
+    } else { /* start-up failed after replica_start (raft_start, say): Raft closes on this thread */
+        log_info("replica %d: its Raft thread never ran; closing Raft", r->cfg.id);
+        r->stopping = true;
+        r->closed = true;
+        if (r->handles) {
+            uv_close((uv_handle_t *)&r->tick, NULL);
+            uv_close((uv_handle_t *)&r->async, NULL);
+        }
+        raft_close(&r->raft, raft_closed);
     }
-    snap_cancel(r->snap); /* a snapshot waiting for the shards (stopped by now) gives up */
-    pthread_mutex_lock(&r->mu);
-    r->stopping = true;
-    pthread_mutex_unlock(&r->mu);
-    uv_async_send(&r->async);
-    pthread_join(r->thread, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     uint64_t n = atomic_load(&r->proposed_count), bytes = atomic_load(&r->proposed_bytes);
     log_info("replica %d: stopped; it proposed %" PRIu64 " turn(s) (%" PRIu64 " bytes, %.0f per entry) and applied %"

@@ -69,8 +69,16 @@ int replica_start(struct replica **out, const struct replica_cfg *cfg, char *err
 /* After replica_attach of every shard: loads the log and starts the Raft
  * thread (a snapshot in the log is queued for the shards at once). */
 int replica_run(struct replica *r, char *err, size_t cap);
-/* Stops the thread (after the shards stopped). */
+/* Stops the thread and frees r (after the shards stopped); also when a
+ * start-up step after replica_start failed (the Raft thread never ran). */
 void replica_stop(struct replica *r);
+
+struct raft;
+struct raft_message;
+/* Raft thread: is m an answer libraft addresses from the wrong member of
+ * its state union (a snapshot install stored after this node stopped
+ * following, replica.c)? Such an answer is dropped, not sent. */
+bool replica_answer_misaddressed(const struct raft *raft, const struct raft_message *m);
 
 int replica_role(const struct replica *r);
 /* The role and the count of role changes, read together; a shard that

@@ -666,8 +666,10 @@ static int set_up(struct server *srv)
 int server_run(struct server *srv)
 {
     int rc = set_up(srv);
-    if (rc < 0)
+    if (rc < 0) {
+        stop_replica(srv); /* set up before what failed (the Raft port taken, say): closed and freed */
         return rc;
+    }
     srv->accept_retry = evtimer_new(srv->base, accept_retry_cb, srv);
     srv->disk_ev = event_new(srv->base, -1, EV_PERSIST, disk_cb, srv);
     struct timeval second = { 1, 0 };

@@ -79,27 +79,32 @@ def free_port():
     itself. Both lie below the kernel's ephemeral range: no outgoing
     connection and no bind to port 0 can take one between this pick and
     spoold's bind, or while a node is down between two starts. Both were
-    free when picked, and the pair stays locked (flock on a file under
-    PORT_LOCKS) until this process ends, so two suites running at once
-    never pick the same pair."""
+    free when picked, and both stay locked (flock on a file under
+    PORT_LOCKS per port) until this process ends, so two suites running at
+    once never share a port: one's client port is never the other's Raft
+    port, taken while that node was down (its restart could not listen)."""
     os.makedirs(PORT_LOCKS, exist_ok=True)
     top = _ephemeral_low() - 10000 - 1
     if top < 11024:
         raise RuntimeError("the ephemeral port range starts too low for a client/Raft port pair")
     for _ in range(2000):
         p = random.randint(10000, top)
-        if p in _held_ports:
+        if p in _held_ports or p + 10000 in _held_ports:
             continue
-        f = open(os.path.join(PORT_LOCKS, str(p)), "a")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            continue
-        if _bind_free(p) and _bind_free(p + 10000):
-            _held_ports[p] = f
+        locks = []
+        for q in (p, p + 10000):
+            f = open(os.path.join(PORT_LOCKS, str(q)), "a")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locks.append(f)
+            except OSError:
+                f.close()
+                break
+        if len(locks) == 2 and _bind_free(p) and _bind_free(p + 10000):
+            _held_ports[p], _held_ports[p + 10000] = locks
             return p
-        f.close()
+        for f in locks:
+            f.close()
     raise RuntimeError("no free port pair")
 
 

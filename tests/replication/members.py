@@ -16,6 +16,7 @@ same. Prints snapshot time and size, rejoin and catch-up times. Ends with
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import time
 
 import redis
 
-from failover import Group, Load, Suite, check_load, ended, journals_equal, reserved, settle
+from failover import ELECTION_MS, Group, Load, Suite, check_load, ended, journals_equal, reserved, settle
 
 SNAP_ENTRIES = 64
 SNAP_TRAILING = 32
@@ -116,16 +117,20 @@ def bounded_log(suite, g, mb):
                 "snapshot are dropped)", bounded(sizes), str(sizes))
 
 
-def wiped_rejoins(suite, g, load, seconds):
-    """A wiped follower rejoins through a snapshot (its entries were compacted away)."""
-    lead = g.leader()
-    f = next(i for i in g.procs if i != lead)
-    g.kill(f)
+def wipe(g, f):
     d = os.path.join(g.root, f"node-{f}")
     for name in os.listdir(d):
         if name != "cluster.json":
             p = os.path.join(d, name)
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+
+
+def wiped_rejoins(suite, g, load, seconds):
+    """A wiped follower rejoins through a snapshot (its entries were compacted away)."""
+    lead = g.leader()
+    f = next(i for i in g.procs if i != lead)
+    g.kill(f)
+    wipe(g, f)
     load_for(load, seconds)
     t0 = time.monotonic()
     g.start(f)
@@ -135,6 +140,63 @@ def wiped_rejoins(suite, g, load, seconds):
     suite.check("a wiped follower rejoins through a snapshot install", ok and st["replica_snapshots_restored"] >= 1,
                 str(st))
     journals_equal(suite, g, f"node {f} wiped, rejoined through a snapshot")
+
+
+def stored_as_candidate(suite, g):
+    """A wiped follower stores the snapshot it is sent after it turned
+    candidate: once it writes the snapshot, the other two and then it are
+    stopped past an election timeout; it goes on alone, so its next tick
+    makes it a candidate while the write ends. libraft then answers the
+    install to the leader of its follower state, a union member that holds
+    the candidate's fields now (address 0x100: the Raft thread died in
+    strlen); the node drops that answer (broker/replica.c), lives on and
+    catches up once the others are back."""
+    lead = g.leader()
+    f = next(i for i in g.procs if i != lead)
+    others = [i for i in g.procs if i != f]
+    g.kill(f)
+    wipe(g, f)
+    logf = os.path.join(g.root, f"node-{f}.log")
+    since = os.path.getsize(logf)
+    g.start(f)
+    rd = os.path.join(g.root, f"node-{f}", "raft")
+    end, storing = time.monotonic() + 60, False
+    while not storing and time.monotonic() < end and g.procs[f].poll() is None:
+        try:
+            storing = any(n.startswith("tmp-snapshot") for n in os.listdir(rd))
+        except FileNotFoundError:
+            pass
+        if not storing:
+            time.sleep(0.002)
+
+    def tail():
+        with open(logf, errors="replace") as fh:
+            fh.seek(since)
+            return fh.read()
+    if storing:
+        for i in others + [f]:
+            g.procs[i].send_signal(signal.SIGSTOP)
+    try:
+        if storing:
+            time.sleep(2.5 * ELECTION_MS / 1000)  # stopped past its randomized election timeout (at most 2x)
+            g.procs[f].send_signal(signal.SIGCONT)
+            end = time.monotonic() + 60  # until the snapshot is stored and answered (or the node died)
+            while time.monotonic() < end and g.procs[f].poll() is None and "queued for the shards" not in tail():
+                time.sleep(0.02)
+            end = time.monotonic() + 2  # the answer goes out (or is dropped) in the same callback
+            while time.monotonic() < end and g.procs[f].poll() is None and "is dropped" not in tail():
+                time.sleep(0.02)
+    finally:
+        for i in others:
+            g.procs[i].send_signal(signal.SIGCONT)
+    alive = g.procs[f].poll() is None
+    settled = alive and settle(g)
+    text = tail()
+    print(f"# node {f} stored its snapshot as a {'candidate: its answer dropped' if 'is dropped' in text else 'follower'}")
+    suite.check(f"a follower that stores a snapshot after it turned candidate lives on and catches up (node {f})",
+                storing and alive and settled,
+                f"storing seen {storing}, alive {alive}, settled {settled}: " + " | ".join(
+                    line[:200] for line in text.splitlines() if "ERROR" in line or "#" in line[:8])[:1500])
 
 
 def spool(a, *args):
@@ -314,6 +376,7 @@ def main():
             if not g.cluster:
                 bounded_log(suite, g, a.mb)
             wiped_rejoins(suite, g, load, 2.0)
+            stored_as_candidate(suite, g)
             replace_and_grow(suite, a, g, load)
     except Exception as e:  # a failed step fails the suite, with its reason
         error = e
