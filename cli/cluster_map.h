@@ -1,7 +1,7 @@
 /*
- * cluster_map.h - what cmd_cluster.c shares with cmd_replicas.c: one
- * command to a node, and reading, copying and sending the slot map
- * (docs/cluster.md).
+ * cluster_map.h - what cmd_cluster.c shares with cmd_replicas.c
+ * (cluster_map.c): one command to a node, and reading, copying and
+ * sending the slot map (docs/cluster.md).
  */
 #ifndef SPOOL_CLI_CLUSTER_MAP_H
 #define SPOOL_CLI_CLUSTER_MAP_H
@@ -10,6 +10,8 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+
+#define NODE_TIMEOUT_S 10 /* seconds a node has to answer one command */
 
 /* One command to the node at addr ("host:port"): 0 with *text (free it),
  * or -1 after printing why. */
@@ -37,6 +39,10 @@ int commit_map(cli_ctx *x, const cJSON *map, const int *first, int nfirst);
 cJSON *newest_map(cli_ctx *x, cJSON *map);
 /* A copy of map with the next epoch. */
 cJSON *next_epoch(const cJSON *map);
+/* Waits (at most 3 s, quietly) until every node of map's first group
+ * that answers has installed it: its followers apply the committed entry
+ * a heartbeat later. */
+void first_group_catches_up(cli_ctx *x, const cJSON *map);
 
 /* spool cluster add-replica|remove-replica|replicas (cmd_replicas.c). */
 int cluster_replicas(cli_ctx *x, const char *sub);

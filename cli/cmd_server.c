@@ -15,21 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 int cmd_ping(cli_ctx *x)
 {
     int rc = cli_connect(x);
     if (rc != CLI_OK)
         return rc;
-    double t0 = mono_ms();
+    double t0 = fmt_mono_ms();
     int r = spool_ping(x->c);
-    double ms = mono_ms() - t0;
+    double ms = fmt_mono_ms() - t0;
     if (r < 0)
         return cli_sdk_fail(x, r, "ping");
     if (x->json) {

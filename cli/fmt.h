@@ -18,6 +18,8 @@
 
 /* Wall-clock Unix milliseconds. */
 long long fmt_now_ms(void);
+/* Milliseconds on the monotonic clock (for intervals). */
+double fmt_mono_ms(void);
 /* "0s", "850ms", "12s", "3m12s", "2h05m", "3d04h". */
 char *fmt_duration(char *buf, size_t cap, long long ms);
 /* "3m12s ago (2026-11-27 00:22:07)", "in 5s (…)", "-" for 0. */

@@ -12,13 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int snap_take(cli_ctx *x, snap *s)
 {
     memset(s, 0, sizeof *s);
@@ -31,7 +24,7 @@ int snap_take(cli_ctx *x, snap *s)
         spool_strv_free(names);
         return cli_fail(CLI_REFUSED, "out of memory");
     }
-    s->mono_ms = mono_ms();
+    s->mono_ms = (long long)fmt_mono_ms();
     for (int i = 0; i < n; i++) {
         int rc = spool_queue_stats_get(x->c, names[i], &s->q[i].st);
         if (rc < 0) {
