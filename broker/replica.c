@@ -1908,6 +1908,12 @@ static int bootstrap(struct replica *r, char *err, size_t cap)
     return -EIO;
 }
 
+/* The replica whose raft_io io is (its transport callbacks get only io). */
+static struct replica *replica_of_io(struct raft_io *io)
+{
+    return (struct replica *)((char *)io - offsetof(struct replica, io));
+}
+
 /* libraft 0.15 answers an InstallSnapshot once the snapshot is stored
  * (installSnapshotCb) whatever this node became in the meantime, to
  * follower_state.current_leader, a member of a union. A voter that takes
@@ -1932,7 +1938,7 @@ bool replica_answer_misaddressed(const struct raft *raft, const struct raft_mess
 
 static int guarded_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m, raft_io_send_cb cb)
 {
-    struct replica *r = (struct replica *)((char *)io - offsetof(struct replica, io));
+    struct replica *r = replica_of_io(io);
     if (replica_answer_misaddressed(&r->raft, m)) {
         int st = raft_state(&r->raft);
         log_info("replica %d: an answer to a snapshot install stored after this node stopped following (now %s) "
@@ -1947,7 +1953,7 @@ static int guarded_send(struct raft_io *io, struct raft_io_send *req, const stru
  * last heard from (heard_ago_ms), on the Raft thread. */
 static void heard_recv(struct raft_io *io, struct raft_message *msg)
 {
-    struct replica *r = (struct replica *)((char *)io - offsetof(struct replica, io));
+    struct replica *r = replica_of_io(io);
     if (msg->server_id < sizeof r->heard_us / sizeof r->heard_us[0])
         r->heard_us[msg->server_id] = mono_us();
     r->raft_recv(io, msg);
@@ -1955,7 +1961,7 @@ static void heard_recv(struct raft_io *io, struct raft_message *msg)
 
 static int heard_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
 {
-    struct replica *r = (struct replica *)((char *)io - offsetof(struct replica, io));
+    struct replica *r = replica_of_io(io);
     r->raft_recv = recv;
     return r->uv_start(io, msecs, tick, heard_recv);
 }

@@ -52,13 +52,17 @@ static const char *cli_path(void)
     return cli && cli[0] ? cli : SPOOL_CLI_PATH;
 }
 
+static const char *spoold_path(void)
+{
+    const char *spoold = getenv("SPOOLD");
+    return spoold && spoold[0] ? spoold : SPOOLD_PATH;
+}
+
 /* Runs a script of this directory with extra arguments; every "not ok"
  * line fails the test. */
 static void run_py(const char *script, const char *extra)
 {
-    const char *spoold = getenv("SPOOLD");
-    if (!spoold || !spoold[0])
-        spoold = SPOOLD_PATH;
+    const char *spoold = spoold_path();
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "timeout 360 /usr/bin/python3 '%s' --spoold '%s' %s 2>&1", script, spoold, extra);
     FILE *p = popen(cmd, "r");
@@ -161,9 +165,7 @@ Test(replication, slot_map_through_raft, .timeout = 300)
  * onto a port another suite took left its whole replica behind). */
 Test(replication, raft_port_taken_refused_and_closed, .timeout = 60)
 {
-    const char *spoold = getenv("SPOOLD");
-    if (!spoold || !spoold[0])
-        spoold = SPOOLD_PATH;
+    const char *spoold = spoold_path();
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t len = sizeof sa;
